@@ -1,0 +1,160 @@
+from node.pb import envelope_pb2 as _envelope_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SendRequest(_message.Message):
+    __slots__ = ("document", "recipients", "priority", "lifetime_seconds")
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    document: _envelope_pb2.Document
+    recipients: _containers.RepeatedScalarFieldContainer[str]
+    priority: int
+    lifetime_seconds: int
+    def __init__(self, document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., recipients: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., lifetime_seconds: _Optional[int] = ...) -> None: ...
+
+class SentEnvelope(_message.Message):
+    __slots__ = ("recipient", "message_id")
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    recipient: str
+    message_id: str
+    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
+
+class SendResponse(_message.Message):
+    __slots__ = ("envelopes",)
+    ENVELOPES_FIELD_NUMBER: _ClassVar[int]
+    envelopes: _containers.RepeatedCompositeFieldContainer[SentEnvelope]
+    def __init__(self, envelopes: _Optional[_Iterable[_Union[SentEnvelope, _Mapping]]] = ...) -> None: ...
+
+class ListInboxRequest(_message.Message):
+    __slots__ = ("only_new", "limit", "after_seq")
+    ONLY_NEW_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    only_new: bool
+    limit: int
+    after_seq: int
+    def __init__(self, only_new: _Optional[bool] = ..., limit: _Optional[int] = ..., after_seq: _Optional[int] = ...) -> None: ...
+
+class InboxEntry(_message.Message):
+    __slots__ = ("seq", "message_id", "sender", "kind", "subject", "received_ms", "acked", "priority")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
+    ACKED_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    message_id: str
+    sender: str
+    kind: _envelope_pb2.Kind
+    subject: str
+    received_ms: int
+    acked: bool
+    priority: int
+    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., sender: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., subject: _Optional[str] = ..., received_ms: _Optional[int] = ..., acked: _Optional[bool] = ..., priority: _Optional[int] = ...) -> None: ...
+
+class ListInboxResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[InboxEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[InboxEntry, _Mapping]]] = ...) -> None: ...
+
+class FetchRequest(_message.Message):
+    __slots__ = ("message_id",)
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    def __init__(self, message_id: _Optional[str] = ...) -> None: ...
+
+class HopView(_message.Message):
+    __slots__ = ("code", "time_ms", "verified")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    time_ms: int
+    verified: bool
+    def __init__(self, code: _Optional[str] = ..., time_ms: _Optional[int] = ..., verified: _Optional[bool] = ...) -> None: ...
+
+class FetchResponse(_message.Message):
+    __slots__ = ("entry", "payload", "signature_verified", "signer_subject", "path", "envelope", "receipt")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    entry: InboxEntry
+    payload: _envelope_pb2.Payload
+    signature_verified: bool
+    signer_subject: str
+    path: _containers.RepeatedCompositeFieldContainer[HopView]
+    envelope: bytes
+    receipt: _envelope_pb2.Receipt
+    def __init__(self, entry: _Optional[_Union[InboxEntry, _Mapping]] = ..., payload: _Optional[_Union[_envelope_pb2.Payload, _Mapping]] = ..., signature_verified: _Optional[bool] = ..., signer_subject: _Optional[str] = ..., path: _Optional[_Iterable[_Union[HopView, _Mapping]]] = ..., envelope: _Optional[bytes] = ..., receipt: _Optional[_Union[_envelope_pb2.Receipt, _Mapping]] = ...) -> None: ...
+
+class AckRequest(_message.Message):
+    __slots__ = ("message_id",)
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    def __init__(self, message_id: _Optional[str] = ...) -> None: ...
+
+class AckResponse(_message.Message):
+    __slots__ = ("was_new",)
+    WAS_NEW_FIELD_NUMBER: _ClassVar[int]
+    was_new: bool
+    def __init__(self, was_new: _Optional[bool] = ...) -> None: ...
+
+class ListSentRequest(_message.Message):
+    __slots__ = ("limit", "after_seq", "state")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    after_seq: int
+    state: str
+    def __init__(self, limit: _Optional[int] = ..., after_seq: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
+
+class SentEntry(_message.Message):
+    __slots__ = ("seq", "message_id", "recipient", "next_hop", "kind", "state", "attempts", "created_ms", "delivered_ms", "reason", "receipt", "subject")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HOP_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    message_id: str
+    recipient: str
+    next_hop: str
+    kind: _envelope_pb2.Kind
+    state: str
+    attempts: int
+    created_ms: int
+    delivered_ms: int
+    reason: str
+    receipt: _envelope_pb2.Receipt
+    subject: str
+    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., created_ms: _Optional[int] = ..., delivered_ms: _Optional[int] = ..., reason: _Optional[str] = ..., receipt: _Optional[_Union[_envelope_pb2.Receipt, _Mapping]] = ..., subject: _Optional[str] = ...) -> None: ...
+
+class ListSentResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[SentEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[SentEntry, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The local API that agencies' document-management software calls."""

@@ -1,0 +1,94 @@
+"""The Mailbox servicer: send, inbox, fetch, ack, sent — the ground the national SDK covers."""
+from __future__ import annotations
+
+import grpc
+
+from .. import envelope as env_mod
+from ..errors import Reason, Rejected, abort
+from ..identity.trust import TrustStore
+from ..pb import envelope_pb2 as pb
+from ..pb import mailbox_pb2 as mpb
+from ..pb import mailbox_pb2_grpc as mgrpc
+from ..store import custody, inbox, outbox
+from ..store.database import Database
+from ..clock import Clock
+from ..exchange.outgoing import Outgoing
+
+
+def _limit(n: int) -> int:
+    return 100 if n <= 0 else min(n, 1000)
+
+
+def _entry(row: dict) -> mpb.InboxEntry:
+    return mpb.InboxEntry(seq=row["seq"], message_id=row["message_id"], sender=row["sender"], kind=row["kind"],
+                          subject=row["subject"], received_ms=row["received_ms"], acked=row["acked_ms"] is not None,
+                          priority=row["priority"])
+
+
+def guarded(method):
+    """Turn Rejected into its gRPC status; the single translator for this servicer."""
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except Rejected as r:
+            abort(context, r)
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+class MailboxService(mgrpc.MailboxServicer):
+    def __init__(self, db: Database, outgoing: Outgoing, trust: TrustStore, clock: Clock, max_size: int) -> None:
+        self.db, self.outgoing, self.trust, self.clock, self.max_size = db, outgoing, trust, clock, max_size
+
+    @guarded
+    def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
+        doc = request.document
+        if not doc.subject and not doc.document_id:
+            raise Rejected(Reason.INVALID_REQUEST, "document needs a subject or a document_id")
+        priority = request.priority or doc.other_info.priority
+        sent = self.outgoing.post(pb.Payload(document=doc), list(request.recipients), priority=priority,
+                                  lifetime_s=request.lifetime_seconds or None)
+        return mpb.SendResponse(envelopes=[mpb.SentEnvelope(recipient=r, message_id=m) for r, m in sent])
+
+    @guarded
+    def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:
+        rows = inbox.list_entries(self.db, only_new=request.only_new, after_seq=request.after_seq, limit=_limit(request.limit))
+        return mpb.ListInboxResponse(entries=[_entry(r) for r in rows])
+
+    @guarded
+    def Fetch(self, request: mpb.FetchRequest, context) -> mpb.FetchResponse:
+        row = inbox.get(self.db, request.message_id)
+        if row is None:
+            raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox")
+        raw = row["envelope"]
+        # re-verify from the stored bytes: what we show is what was signed
+        verified = env_mod.verify(raw, self.trust, max_size=max(self.max_size, len(raw)), clock=self.clock, check_expiry=False)
+        receipt = custody.stored_receipt(self.db, request.message_id)
+        return mpb.FetchResponse(
+            entry=_entry(row), payload=verified.payload(), signature_verified=True,
+            signer_subject=verified.sender.subject,
+            path=[mpb.HopView(code=c, time_ms=t, verified=True) for c, t in verified.path],
+            envelope=raw, receipt=receipt,
+        )
+
+    @guarded
+    def Ack(self, request: mpb.AckRequest, context) -> mpb.AckResponse:
+        was_new = inbox.ack(self.db, request.message_id, self.clock.now_ms())
+        if was_new is None:
+            raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox")
+        return mpb.AckResponse(was_new=was_new)
+
+    @guarded
+    def ListSent(self, request: mpb.ListSentRequest, context) -> mpb.ListSentResponse:
+        if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
+            raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}")
+        rows = outbox.list_sent(self.db, after_seq=request.after_seq, limit=_limit(request.limit), state=request.state)
+        entries = []
+        for r in rows:
+            e = mpb.SentEntry(seq=r["seq"], message_id=r["message_id"], recipient=r["recipient"], next_hop=r["next_hop"],
+                              kind=r["kind"], state=r["state"], attempts=r["attempts"], created_ms=r["created_ms"],
+                              delivered_ms=r["delivered_ms"] or 0, reason=r["reason"] or "", subject=r["subject"])
+            if r["receipt"]:
+                e.receipt.ParseFromString(r["receipt"])
+            entries.append(e)
+        return mpb.ListSentResponse(entries=entries)

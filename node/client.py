@@ -1,0 +1,91 @@
+"""A thin client for a node's local API, shared by the CLI, the harness, tests and benchmarks."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .api.auth import call_metadata
+from .config import Settings
+from .pb import envelope_pb2 as pb
+from .pb import mailbox_pb2 as mpb
+from .pb import mailbox_pb2_grpc as mgrpc
+
+RUNTIME_FILE = "runtime.json"  # written by a running node into its data_dir: pid and bound ports
+
+
+def api_address(settings: Settings) -> str:
+    """The configured local API address, or the bound one when the config asked for port 0."""
+    addr = settings.api.listen
+    if addr.endswith(":0"):
+        info = Path(settings.node.data_dir) / RUNTIME_FILE
+        if info.exists():
+            return json.loads(info.read_text())["api"]
+    return addr
+
+
+class MailboxClient:
+    def __init__(self, address: str, token: str, timeout: float = 30.0) -> None:
+        self.address = address
+        self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                               ("grpc.max_send_message_length", 64 << 20)])
+        self.stub = mgrpc.MailboxStub(self.channel)
+        self.metadata = call_metadata(token)
+        self.timeout = timeout
+
+    @classmethod
+    def for_settings(cls, settings: Settings, timeout: float = 30.0) -> "MailboxClient":
+        return cls(api_address(settings), settings.api.token, timeout)
+
+    def _call(self, method, request):
+        return method(request, metadata=self.metadata, timeout=self.timeout)
+
+    def send(self, document: pb.Document, recipients: list[str], priority: int = 0, lifetime_seconds: int = 0) -> mpb.SendResponse:
+        return self._call(self.stub.Send, mpb.SendRequest(document=document, recipients=recipients,
+                                                          priority=priority, lifetime_seconds=lifetime_seconds))
+
+    def inbox(self, only_new: bool = False, after_seq: int = 0, limit: int = 0) -> list[mpb.InboxEntry]:
+        return list(self._call(self.stub.ListInbox, mpb.ListInboxRequest(only_new=only_new, after_seq=after_seq, limit=limit)).entries)
+
+    def inbox_all(self, only_new: bool = False) -> list[mpb.InboxEntry]:
+        out, after = [], 0
+        while True:
+            page = self.inbox(only_new=only_new, after_seq=after, limit=1000)
+            out.extend(page)
+            if len(page) < 1000:
+                return out
+            after = page[-1].seq
+
+    def fetch(self, message_id: str) -> mpb.FetchResponse:
+        return self._call(self.stub.Fetch, mpb.FetchRequest(message_id=message_id))
+
+    def ack(self, message_id: str) -> mpb.AckResponse:
+        return self._call(self.stub.Ack, mpb.AckRequest(message_id=message_id))
+
+    def sent(self, state: str = "", after_seq: int = 0, limit: int = 0) -> list[mpb.SentEntry]:
+        return list(self._call(self.stub.ListSent, mpb.ListSentRequest(state=state, after_seq=after_seq, limit=limit)).entries)
+
+    def sent_all(self, state: str = "") -> list[mpb.SentEntry]:
+        out, after = [], 0
+        while True:
+            page = self.sent(state=state, after_seq=after, limit=1000)
+            out.extend(page)
+            if len(page) < 1000:
+                return out
+            after = page[-1].seq
+
+    def healthy(self, timeout: float = 2.0) -> bool:
+        return probe_health(self.channel, timeout)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def probe_health(channel: grpc.Channel, timeout: float = 2.0) -> bool:
+    try:
+        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+    except grpc.RpcError:
+        return False
+    return resp.status == health_pb2.HealthCheckResponse.SERVING

@@ -1,0 +1,230 @@
+"""Build, sign, trace and verify envelopes and receipts.
+
+Everything signed is carried as the exact bytes that were signed (protobuf is not
+canonical), and every check runs over received bytes before any parsed field is
+trusted. A relay verifies exactly what the final recipient does, except the payload's
+inner structure, so a forged or damaged envelope stops at the first hop.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from google.protobuf.message import DecodeError
+
+from .clock import SYSTEM, Clock
+from .errors import Reason, Rejected
+from .identity import certs, keys
+from .identity.trust import Identity, TrustStore
+from .pb import envelope_pb2 as pb
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A node's own identity: what it signs envelopes, trace entries and receipts with."""
+
+    code: str
+    key: ec.EllipticCurvePrivateKey
+    cert_der: bytes
+
+    @classmethod
+    def from_files(cls, key_path: Path, cert_path: Path) -> "Signer":
+        key = keys.load_private_key(key_path)
+        cert = certs.load_cert(cert_path)
+        code = certs.agency_code(cert)
+        if code is None:
+            raise ValueError(f"{cert_path}: certificate binds no agency code")
+        if cert.public_key().public_numbers() != key.public_key().public_numbers():
+            raise ValueError(f"{key_path}: key does not match certificate {cert_path}")
+        return cls(code, key, certs.der(cert))
+
+    def sign(self, data: bytes) -> bytes:
+        return keys.sign(self.key, data)
+
+
+KIND_OF_PAYLOAD = {"document": pb.DOCUMENT, "status": pb.STATUS, "notice": pb.NOTICE}
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+def seal(
+    signer: Signer,
+    recipient: str,
+    payload: pb.Payload,
+    *,
+    clock: Clock = SYSTEM,
+    lifetime_s: float,
+    priority: int = 0,
+    ref_message_id: str = "",
+    message_id: str | None = None,
+) -> tuple[pb.Header, bytes]:
+    """A signed envelope from `signer` to `recipient`, with the sender's own first trace entry."""
+    payload_bytes = payload.SerializeToString()
+    now = clock.now_ms()
+    header = pb.Header(
+        message_id=message_id or new_message_id(),
+        sender=signer.code,
+        recipient=recipient,
+        kind=KIND_OF_PAYLOAD[payload.WhichOneof("body")],
+        created_ms=now,
+        expires_ms=now + int(lifetime_s * 1000),
+        priority=priority,
+        payload_sha256=sha256(payload_bytes),
+        payload_size=len(payload_bytes),
+        ref_message_id=ref_message_id,
+    )
+    header_bytes = header.SerializeToString()
+    env = pb.Envelope(
+        header=header_bytes,
+        signature=signer.sign(header_bytes),
+        sender_cert=signer.cert_der,
+        payload=payload_bytes,
+    )
+    return header, add_trace(env, signer, clock).SerializeToString()
+
+
+def add_trace(env: pb.Envelope, signer: Signer, clock: Clock = SYSTEM) -> pb.Envelope:
+    """Append this node's signed hop mark, chained to the previous one."""
+    prev = sha256(env.trace[-1].signature) if env.trace else b""
+    body = pb.TraceBody(
+        code=signer.code, time_ms=clock.now_ms(), header_sha256=sha256(env.header), prev_sha256=prev
+    ).SerializeToString()
+    env.trace.append(pb.TraceEntry(body=body, signature=signer.sign(body), cert_der=signer.cert_der))
+    return env
+
+
+@dataclass
+class Verified:
+    """An envelope whose bytes passed every check."""
+
+    raw: bytes
+    envelope: pb.Envelope
+    header: pb.Header
+    sender: Identity
+    path: list[tuple[str, int]] = field(default_factory=list)  # (code, time_ms) per trace entry
+
+    @property
+    def digest(self) -> bytes:
+        return sha256(self.raw)
+
+    def payload(self) -> pb.Payload:
+        p = pb.Payload()
+        try:
+            p.ParseFromString(self.envelope.payload)
+        except DecodeError:
+            raise Rejected(Reason.MALFORMED, "payload does not parse") from None
+        which = p.WhichOneof("body")
+        if which is None or KIND_OF_PAYLOAD[which] != self.header.kind:
+            raise Rejected(Reason.MISSING_FIELD, "payload body does not match header kind")
+        return p
+
+
+REQUIRED_HEADER_FIELDS = ("message_id", "sender", "recipient", "kind", "created_ms", "expires_ms", "payload_sha256")
+
+
+def verify(
+    raw: bytes,
+    trust: TrustStore,
+    *,
+    max_size: int,
+    clock: Clock = SYSTEM,
+    check_expiry: bool = True,
+) -> Verified:
+    """Check an envelope's bytes: size, structure, sender certificate and signature, digest, trace."""
+    if len(raw) > max_size:
+        raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {max_size}")
+    env = pb.Envelope()
+    header = pb.Header()
+    try:
+        env.ParseFromString(raw)
+        header.ParseFromString(env.header)
+    except DecodeError:
+        raise Rejected(Reason.MALFORMED, "envelope does not parse") from None
+    for name in REQUIRED_HEADER_FIELDS:
+        if not getattr(header, name):
+            raise Rejected(Reason.MISSING_FIELD, f"header.{name} is missing")
+    if header.priority > 4:
+        raise Rejected(Reason.INVALID_REQUEST, "header.priority must be 0..4")
+    if not env.signature:
+        raise Rejected(Reason.BAD_SIGNATURE, "envelope is not signed")
+    if not env.sender_cert:
+        raise Rejected(Reason.UNKNOWN_SENDER, f"no certificate for sender {header.sender}")
+    sender = trust.identify(env.sender_cert)
+    if sender.code != header.sender:
+        raise Rejected(Reason.SENDER_MISMATCH, f"header says {header.sender}, certificate says {sender.code}")
+    if not keys.verify(sender.public_key, env.signature, env.header):
+        raise Rejected(Reason.BAD_SIGNATURE)
+    if sha256(env.payload) != header.payload_sha256 or len(env.payload) != header.payload_size:
+        raise Rejected(Reason.DIGEST_MISMATCH)
+    if check_expiry and header.expires_ms < clock.now_ms():
+        raise Rejected(Reason.EXPIRED, f"expired at {header.expires_ms}")
+    path = verify_trace(env, trust)
+    if path[0][0] != header.sender:
+        raise Rejected(Reason.BAD_TRACE, "first trace entry is not the sender's")
+    return Verified(raw, env, header, sender, path)
+
+
+def verify_trace(env: pb.Envelope, trust: TrustStore) -> list[tuple[str, int]]:
+    if not env.trace:
+        raise Rejected(Reason.BAD_TRACE, "envelope has no trace")
+    header_digest = sha256(env.header)
+    prev = b""
+    path = []
+    for i, entry in enumerate(env.trace):
+        body = pb.TraceBody()
+        try:
+            body.ParseFromString(entry.body)
+        except DecodeError:
+            raise Rejected(Reason.MALFORMED, f"trace[{i}] does not parse") from None
+        ident = trust.identify(entry.cert_der)
+        if ident.code != body.code:
+            raise Rejected(Reason.BAD_TRACE, f"trace[{i}] code {body.code} is not its certificate's")
+        if body.header_sha256 != header_digest or body.prev_sha256 != prev:
+            raise Rejected(Reason.BAD_TRACE, f"trace[{i}] is not chained to this envelope")
+        if not keys.verify(ident.public_key, entry.signature, entry.body):
+            raise Rejected(Reason.BAD_TRACE, f"trace[{i}] signature does not verify")
+        prev = sha256(entry.signature)
+        path.append((body.code, body.time_ms))
+    return path
+
+
+def last_hop(raw: bytes) -> str:
+    """Code of the last trace entry, read without verification (for peer checks after verify)."""
+    env = pb.Envelope.FromString(raw)
+    return pb.TraceBody.FromString(env.trace[-1].body).code
+
+
+# ---- receipts ---------------------------------------------------------------
+
+
+def make_receipt(signer: Signer, message_id: str, envelope_digest: bytes, clock: Clock = SYSTEM) -> pb.Receipt:
+    body = pb.ReceiptBody(
+        receiver=signer.code, message_id=message_id, envelope_sha256=envelope_digest, received_ms=clock.now_ms()
+    ).SerializeToString()
+    return pb.Receipt(body=body, signature=signer.sign(body), receiver_cert=signer.cert_der)
+
+
+def verify_receipt(
+    receipt: pb.Receipt, trust: TrustStore, *, expect_receiver: str, message_id: str, envelope_digest: bytes
+) -> pb.ReceiptBody:
+    """A receipt counts only if the expected next hop signed it for exactly the bytes sent."""
+    ident = trust.identify(receipt.receiver_cert)
+    if ident.code != expect_receiver:
+        raise Rejected(Reason.BAD_RECEIPT, f"receipt signed by {ident.code}, expected {expect_receiver}")
+    if not keys.verify(ident.public_key, receipt.signature, receipt.body):
+        raise Rejected(Reason.BAD_RECEIPT, "receipt signature does not verify")
+    body = pb.ReceiptBody.FromString(receipt.body)
+    if body.receiver != expect_receiver or body.message_id != message_id:
+        raise Rejected(Reason.BAD_RECEIPT, "receipt is for another message or receiver")
+    if body.envelope_sha256 != envelope_digest:
+        raise Rejected(Reason.BAD_RECEIPT, "receipt digest is not that of the envelope sent")
+    return body

@@ -1,0 +1,213 @@
+"""Hand our envelopes to next hops: one queue per hop, one batch in flight, persisted backoff.
+
+As in Synapse's federation sender: each next hop has its own worker and at most one
+batch on the wire; a failure pushes that hop's next attempt out by
+first_delay × multiplier^(n-1), capped, times a random jitter factor, and the state
+is written to the database so a restart keeps it. A hop that answers again is
+drained at full speed. Retry timing reads the injected clock; APScheduler only
+wakes workers, so tests drive `attempt()` directly with a fake clock.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import envelope as env_mod
+from ..clock import Clock
+from ..envelope import Signer
+from ..errors import Reason, Rejected
+from ..identity.trust import TrustStore
+from ..pb import envelope_pb2 as pb
+from ..store import inbox, outbox, peers
+from ..store.database import Database
+from .routing import Router
+from .transport import TransportError
+
+log = logging.getLogger(__name__)
+
+IDLE, DELIVERED, BACKOFF, NOT_DUE = "idle", "delivered", "backoff", "not_due"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    first_delay: float = 1.0
+    multiplier: float = 2.0
+    max_delay: float = 600.0
+    jitter: tuple[float, float] = (0.8, 1.4)
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        base = min(self.max_delay, self.first_delay * self.multiplier ** max(0, failures - 1))
+        return base * rng.uniform(*self.jitter)
+
+
+class Dispatcher:
+    def __init__(self, db: Database, signer: Signer, trust: TrustStore, router: Router, clock: Clock,
+                 deliver: Callable[[str, str, list[bytes]], list], policy: RetryPolicy, *,
+                 batch_size: int = 64, max_batch_bytes: int = 4 << 20, notice_lifetime_s: float = 7 * 86400,
+                 schedule_wake: Callable[[str, float], None] | None = None, rng: random.Random | None = None) -> None:
+        self.db, self.signer, self.trust, self.router, self.clock = db, signer, trust, router, clock
+        self.deliver = deliver
+        self.policy = policy
+        self.batch_size, self.max_batch_bytes = batch_size, max_batch_bytes
+        self.notice_lifetime_s = notice_lifetime_s
+        self.schedule_wake = schedule_wake
+        self.rng = rng or random.Random()
+        self._events: dict[str, threading.Event] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._wake_after_commit: set[str] = set()
+
+    # ---- workers ---------------------------------------------------------------
+
+    def wake(self, hop: str) -> None:
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            event = self._events.get(hop)
+            if event is None:
+                event = self._events[hop] = threading.Event()
+                t = threading.Thread(target=self._worker, args=(hop, event), name=f"send-{hop}", daemon=True)
+                self._threads[hop] = t
+                t.start()
+        event.set()
+
+    def wake_all_due(self) -> None:
+        """Safety net and restart path: wake every hop with pending mail whose backoff is over."""
+        now = self.clock.now_ms()
+        for hop in outbox.hops_with_pending(self.db):
+            if peers.get(self.db, hop).next_attempt_ms <= now:
+                self.wake(hop)
+
+    def _worker(self, hop: str, event: threading.Event) -> None:
+        while not self._stopping.is_set():
+            event.wait()
+            event.clear()
+            while not self._stopping.is_set():
+                try:
+                    result = self.attempt(hop)
+                except Exception:
+                    log.exception("delivery to %s failed unexpectedly", hop)
+                    result = BACKOFF
+                if result != DELIVERED:
+                    break
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Let batches in flight finish (their outcome is committed), then stop the workers."""
+        self._stopping.set()
+        with self._lock:
+            for e in self._events.values():
+                e.set()
+            threads = list(self._threads.values())
+        for t in threads:
+            t.join(timeout)
+
+    # ---- one attempt ----------------------------------------------------------
+
+    def attempt(self, hop: str) -> str:
+        now = self.clock.now_ms()
+        state = peers.get(self.db, hop)
+        if state.next_attempt_ms > now:
+            return NOT_DUE
+        batch = outbox.next_batch(self.db, hop, self.batch_size, self.max_batch_bytes)
+        live = [p for p in batch if p.expires_ms >= now]
+        if len(live) < len(batch):
+            with self.db.transaction() as conn:
+                for p in batch:
+                    if p.expires_ms < now:
+                        self._finish(conn, p, hop, outbox.EXPIRED, Reason.EXPIRED.name, "lifetime ended before delivery")
+            self._flush_wakes()
+            if not live:
+                return DELIVERED  # made progress; look again
+        address = self.router.address(hop)
+        try:
+            if address is None:
+                raise TransportError(f"no address known for {hop}")
+            outcomes = self.deliver(hop, address, [p.envelope for p in live])
+        except TransportError as e:
+            self._backoff(hop, state.failures + 1, [p.message_id for p in live], str(e))
+            return BACKOFF
+        bad_receipts = []
+        with self.db.transaction() as conn:
+            for p, outcome in zip(live, outcomes):
+                which = outcome.WhichOneof("result")
+                if which == "receipt":
+                    try:
+                        env_mod.verify_receipt(outcome.receipt, self.trust, expect_receiver=hop,
+                                               message_id=p.message_id, envelope_digest=env_mod.sha256(p.envelope))
+                    except Rejected as r:
+                        bad_receipts.append((p.message_id, r.public_text))
+                        continue
+                    outbox.mark_delivered(conn, p.message_id, hop, outcome.receipt, now)
+                else:
+                    rej = outcome.rejection
+                    self._finish(conn, p, hop, outbox.REJECTED, rej.reason, rej.message)
+            if bad_receipts:
+                outbox.note_attempt(conn, [m for m, _ in bad_receipts], bad_receipts[0][1])
+            else:
+                peers.record_success(conn, hop, now)
+        self._flush_wakes()
+        if bad_receipts:
+            log.warning("bad receipts from %s: %s", hop, bad_receipts[0][1])
+            self._backoff(hop, state.failures + 1, [], bad_receipts[0][1])
+            return BACKOFF
+        return DELIVERED
+
+    def _backoff(self, hop: str, failures: int, message_ids: list[str], error: str) -> None:
+        delay = self.policy.delay(failures, self.rng)
+        with self.db.transaction() as conn:
+            peers.record_failure(conn, hop, failures, self.clock.now_ms() + int(delay * 1000), error)
+            outbox.note_attempt(conn, message_ids, error)
+        log.info("hop %s unavailable (%s); retry %d in %.1fs", hop, error, failures, delay)
+        if self.schedule_wake:
+            self.schedule_wake(hop, delay)
+
+    # ---- giving up ------------------------------------------------------------
+
+    def expire_due(self) -> int:
+        rows = outbox.expired_pending(self.db, self.clock.now_ms())
+        if rows:
+            with self.db.transaction() as conn:
+                for r in rows:
+                    p = outbox.Pending(0, r["message_id"], r["sender"], r["recipient"], r["kind"], r["priority"], 0, r["envelope"])
+                    self._finish(conn, p, r["next_hop"], outbox.EXPIRED, Reason.EXPIRED.name, "lifetime ended before delivery")
+            self._flush_wakes()
+        return len(rows)
+
+    def _flush_wakes(self) -> None:
+        with self._lock:
+            hops, self._wake_after_commit = self._wake_after_commit, set()
+        for hop in hops:
+            self.wake(hop)
+
+    def _finish(self, conn, p: outbox.Pending, hop: str, state: str, reason: str, detail: str) -> None:
+        """Final failure of one envelope: record it, and tell the original sender (never for a notice)."""
+        outbox.mark_final(conn, p.message_id, hop, state, f"{reason}: {detail}", self.clock.now_ms())
+        if p.kind == pb.NOTICE:
+            return
+        notice = pb.Payload(notice=pb.Notice(ref_message_id=p.message_id, recipient=p.recipient, reason=reason, detail=detail))
+        header, raw = env_mod.seal(self.signer, p.sender, notice, clock=self.clock,
+                                   lifetime_s=self.notice_lifetime_s, priority=p.priority, ref_message_id=p.message_id)
+        subject = f"not delivered: {reason}"
+        if p.sender == self.signer.code:
+            inbox.add_local(conn, header, subject=subject, now_ms=self.clock.now_ms(), envelope=raw)
+            return
+        try:
+            back = self.router.next_hop(p.sender)
+        except LookupError:
+            log.warning("cannot route non-delivery notice for %s back to %s", p.message_id, p.sender)
+            return
+        outbox.enqueue_in(conn, header, raw, back, subject, self.clock.now_ms(), origin="relay")
+        with self._lock:
+            self._wake_after_commit.add(back)
+
+
+def apscheduler_wake(scheduler, wake: Callable[[str], None]) -> Callable[[str, float], None]:
+    def schedule(hop: str, delay: float) -> None:
+        scheduler.add_job(wake, "date", run_date=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=delay),
+                          args=[hop], id=f"retry:{hop}", replace_existing=True, misfire_grace_time=None)
+    return schedule

@@ -1,0 +1,92 @@
+"""Accept envelopes from a peer: verify every byte, take custody durably, answer with signed receipts."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from .. import envelope as env_mod
+from ..clock import Clock
+from ..envelope import Signer, Verified
+from ..errors import Reason, Rejected
+from ..identity.trust import TrustStore
+from ..pb import envelope_pb2 as pb
+from ..store import custody
+from ..store.database import Database
+from .routing import Router
+
+log = logging.getLogger(__name__)
+
+
+def subject_of(payload: pb.Payload) -> str:
+    """A one-line summary for mailbox listings."""
+    which = payload.WhichOneof("body")
+    if which == "document":
+        return payload.document.subject
+    if which == "status":
+        return f"status {payload.status.status_code}"
+    return f"not delivered: {payload.notice.reason}"
+
+
+class Intake:
+    def __init__(self, db: Database, signer: Signer, trust: TrustStore, router: Router, clock: Clock,
+                 max_size: int, wake: Callable[[str], None]) -> None:
+        self.db, self.signer, self.trust, self.router = db, signer, trust, router
+        self.clock, self.max_size, self.wake = clock, max_size, wake
+        self.on_arrival: list[Callable[[Verified], None]] = []  # called after commit, for our own mail
+
+    def receive(self, raws: list[bytes], peer: str | None) -> list[pb.Receipt | Rejected]:
+        """One outcome per envelope, in order; all accepted ones committed together."""
+        results: list[pb.Receipt | Rejected | None] = [None] * len(raws)
+        accepted: list[tuple[int, custody.Incoming, Verified]] = []
+        for i, raw in enumerate(raws):
+            try:
+                v, item = self._check(raw, peer)
+                accepted.append((i, item, v))
+            except Rejected as r:
+                results[i] = r
+                log.info("refused envelope from %s: %s", peer, r.public_text)
+                custody.record_rejection(self.db, self.clock.now_ms(), _message_id(raw), peer or "", r)
+        if accepted:
+            stored = custody.accept(
+                self.db, [item for _, item, _ in accepted],
+                lambda it: env_mod.make_receipt(self.signer, it.message_id, it.digest, self.clock),
+                self.clock.now_ms(),
+            )
+            hops = set()
+            for (i, item, v), outcome in zip(accepted, stored):
+                results[i] = outcome
+                if item.next_hop is not None:
+                    hops.add(item.next_hop)
+                elif isinstance(outcome, pb.Receipt):
+                    for hook in self.on_arrival:
+                        hook(v)
+            for hop in hops:
+                self.wake(hop)
+        return results  # type: ignore[return-value]
+
+    def _check(self, raw: bytes, peer: str | None) -> tuple[Verified, custody.Incoming]:
+        v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock)
+        h = v.header
+        if peer is not None and v.path[-1][0] != peer:
+            raise Rejected(Reason.PEER_MISMATCH, f"connection is from {peer}, last trace entry is {v.path[-1][0]}")
+        if not self.router.serves(h.recipient, h.sender):
+            raise Rejected(Reason.NOT_FOR_THIS_NODE, f"{self.signer.code} does not serve {h.recipient}")
+        try:
+            next_hop = self.router.next_hop(h.recipient)
+        except LookupError as e:
+            raise Rejected(Reason.NOT_FOR_THIS_NODE, str(e)) from None
+        if next_hop is None:
+            subject = subject_of(v.payload())
+        else:
+            # relays hand on a copy with their own trace entry appended
+            raw = env_mod.add_trace(v.envelope, self.signer, self.clock).SerializeToString()
+            subject = ""
+        item = custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop)
+        return v, item
+
+
+def _message_id(raw: bytes) -> str:
+    try:
+        return pb.Header.FromString(pb.Envelope.FromString(raw).header).message_id
+    except Exception:
+        return ""

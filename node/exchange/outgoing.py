@@ -1,0 +1,55 @@
+"""Posting new envelopes from this node: one sealed envelope per recipient, queued durably."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .. import envelope as env_mod
+from ..clock import Clock
+from ..envelope import Signer
+from ..errors import Reason, Rejected
+from ..pb import envelope_pb2 as pb
+from ..store import outbox
+from ..store.database import Database
+from .intake import subject_of
+from .routing import Router
+
+
+class Outgoing:
+    def __init__(self, db: Database, signer: Signer, router: Router, clock: Clock, *,
+                 lifetime_s: float, max_size: int, wake: Callable[[str], None]) -> None:
+        self.db, self.signer, self.router, self.clock = db, signer, router, clock
+        self.lifetime_s, self.max_size, self.wake = lifetime_s, max_size, wake
+
+    def post(self, payload: pb.Payload, recipients: list[str], *, priority: int = 0,
+             lifetime_s: float | None = None, ref_message_id: str = "") -> list[tuple[str, str]]:
+        """Queue one envelope per recipient in a single commit; (recipient, message_id) each."""
+        if not recipients:
+            raise Rejected(Reason.INVALID_REQUEST, "at least one recipient is needed")
+        if len(set(recipients)) != len(recipients):
+            raise Rejected(Reason.INVALID_REQUEST, "a recipient is listed twice")
+        if not 0 <= priority <= 4:
+            raise Rejected(Reason.INVALID_REQUEST, f"priority must be 0..4, got {priority}")
+        routes = []
+        for r in recipients:
+            if r == self.signer.code:
+                raise Rejected(Reason.INVALID_REQUEST, "a node does not send to itself")
+            try:
+                hop = self.router.next_hop(r)
+            except LookupError as e:
+                raise Rejected(Reason.NOT_FOUND, str(e)) from None
+            routes.append((r, hop))
+        subject = subject_of(payload)
+        sealed = []
+        for r, hop in routes:
+            header, raw = env_mod.seal(self.signer, r, payload, clock=self.clock, priority=priority,
+                                       lifetime_s=lifetime_s or self.lifetime_s, ref_message_id=ref_message_id)
+            if len(raw) > self.max_size:
+                raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {self.max_size}")
+            sealed.append((header, raw, hop))
+        now = self.clock.now_ms()
+        with self.db.transaction() as conn:
+            for header, raw, hop in sealed:
+                outbox.enqueue_in(conn, header, raw, hop, subject, now)
+        for hop in {hop for _, _, hop in sealed}:
+            self.wake(hop)
+        return [(h.recipient, h.message_id) for h, _, _ in sealed]

@@ -1,0 +1,62 @@
+"""The Exchange gRPC servicer: identifies the connecting peer from its TLS certificate."""
+from __future__ import annotations
+
+import threading
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ..errors import Reason, Rejected, abort
+from ..identity.trust import TrustStore
+from ..pb import envelope_pb2 as pb
+from ..pb import exchange_pb2 as xpb
+from ..pb import exchange_pb2_grpc as xgrpc
+from .intake import Intake
+
+
+class ExchangeService(xgrpc.ExchangeServicer):
+    def __init__(self, intake: Intake, trust: TrustStore, insecure: bool) -> None:
+        self.intake = intake
+        self.trust = trust
+        self.insecure = insecure
+        self._peer_cache: dict[bytes, str] = {}
+        self._lock = threading.Lock()
+
+    def _peer(self, context: grpc.ServicerContext) -> str | None:
+        """The agency code proven by the client's certificate (None in plain-text mode)."""
+        if self.insecure:
+            return None
+        pems = context.auth_context().get("x509_pem_cert")
+        if not pems:
+            raise Rejected(Reason.UNTRUSTED_CERT, "no client certificate")
+        with self._lock:
+            code = self._peer_cache.get(pems[0])
+        if code is None:
+            der = x509.load_pem_x509_certificate(pems[0]).public_bytes(serialization.Encoding.DER)
+            code = self.trust.identify(der).code
+            with self._lock:
+                self._peer_cache[pems[0]] = code
+        return code
+
+    def Deliver(self, request: xpb.DeliverRequest, context: grpc.ServicerContext) -> pb.Receipt:
+        try:
+            result = self.intake.receive([request.envelope], self._peer(context))[0]
+        except Rejected as r:
+            abort(context, r)
+        if isinstance(result, Rejected):
+            abort(context, result)
+        return result
+
+    def DeliverBatch(self, request: xpb.DeliverBatchRequest, context: grpc.ServicerContext) -> xpb.DeliverBatchResponse:
+        try:
+            results = self.intake.receive(list(request.envelopes), self._peer(context))
+        except Rejected as r:
+            abort(context, r)
+        outcomes = []
+        for r in results:
+            if isinstance(r, Rejected):
+                outcomes.append(xpb.Outcome(rejection=xpb.Rejection(reason=r.reason.name, message=r.public_text)))
+            else:
+                outcomes.append(xpb.Outcome(receipt=r))
+        return xpb.DeliverBatchResponse(outcomes=outcomes)

@@ -1,0 +1,169 @@
+"""Prepare node directories (keys, certificates, YAML) and run each node as its own OS process.
+
+Ports are allocated here, not by the nodes, so a node restarted after kill -9 comes back
+on the address its peers already know. Readiness is a gRPC health check, never a sleep.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import yaml
+
+from ..client import RUNTIME_FILE, MailboxClient, probe_health
+from ..identity import certs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class NodeSpec:
+    code: str
+    name: str
+    peers: dict[str, str] = field(default_factory=dict)  # code -> name of another NodeSpec or an address
+    parent: str | None = None
+    extra: dict = field(default_factory=dict)           # merged into the YAML (e.g. retry, messages)
+
+
+@dataclass
+class NodeHandle:
+    code: str
+    dir: Path
+    config: Path
+    listen: str
+    api: str
+    token: str
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    def client(self, timeout: float = 30.0) -> MailboxClient:
+        return MailboxClient(self.api, self.token, timeout)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+
+def make_ca(root: Path) -> Path:
+    ca_dir = root / "ca"
+    if not (ca_dir / "ca.pem").exists():
+        certs.init_ca(ca_dir)
+    return ca_dir
+
+
+def prepare_node(root: Path, ca_dir: Path, spec: NodeSpec, addresses: dict[str, str], *,
+                 insecure: bool = False) -> NodeHandle:
+    """Keys, certificate from the CA, and a YAML config in root/<code>/."""
+    d = root / spec.code
+    keys_dir = d / "keys"
+    if not (keys_dir / "node.pem").exists():
+        certs.init_node(keys_dir, spec.code, spec.name, ca_dir)
+    token = secrets.token_urlsafe(24)
+    api = f"127.0.0.1:{free_port()}"
+    listen = addresses[spec.code]
+    config = {
+        "node": {"code": spec.code, "name": spec.name, "data_dir": "data"},
+        "listen": listen,
+        "tls": {"key": "keys/node.key", "cert": "keys/node.pem", "trust_anchors": ["keys/ca.pem"],
+                "insecure_plaintext": insecure},
+        "api": {"listen": api, "token": token},
+        "peers": [{"code": c, "address": addresses.get(a, a)} for c, a in spec.peers.items()],
+        "log_level": "INFO",
+    }
+    if spec.parent:
+        config["node"]["parent"] = spec.parent
+    for k, v in spec.extra.items():
+        config[k] = {**config.get(k, {}), **v} if isinstance(v, dict) and isinstance(config.get(k), dict) else v
+    (d / "node.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    return NodeHandle(spec.code, d, d / "node.yaml", listen, api, token)
+
+
+def start(handle: NodeHandle, python: str = sys.executable) -> None:
+    handle.log_path = handle.dir / "node.log"
+    log = open(handle.log_path, "ab")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    handle.process = subprocess.Popen(
+        [python, "-m", "node", "run", "--config", str(handle.config)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        cwd=str(Path(__file__).resolve().parents[2]), start_new_session=True,
+    )
+    log.close()
+
+
+def wait_healthy(handles: list[NodeHandle], timeout: float = 60.0) -> None:
+    """Block until every node's local API reports SERVING (gRPC health), or fail naming the laggards."""
+    deadline = time.monotonic() + timeout
+    pending = list(handles)
+    channels = {h.code: grpc.insecure_channel(h.api) for h in handles}
+    try:
+        while pending:
+            for h in list(pending):
+                if h.process is not None and h.process.poll() is not None:
+                    raise RuntimeError(f"node {h.code} exited with {h.process.returncode}; log: {tail(h)}")
+                ch = channels[h.code]
+                try:
+                    grpc.channel_ready_future(ch).result(timeout=max(0.05, min(1.0, deadline - time.monotonic())))
+                except grpc.FutureTimeoutError:
+                    pass
+                else:
+                    if probe_health(ch, timeout=2.0):
+                        pending.remove(h)
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"nodes not healthy after {timeout}s: {[h.code for h in pending]}")
+    finally:
+        for ch in channels.values():
+            ch.close()
+
+
+def kill9(handle: NodeHandle) -> None:
+    if handle.process and handle.process.poll() is None:
+        handle.process.send_signal(signal.SIGKILL)
+        handle.process.wait()
+
+
+def terminate(handle: NodeHandle, timeout: float = 20.0) -> int | None:
+    """SIGTERM and wait; returns the exit status."""
+    p = handle.process
+    if p is None:
+        return None
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+def runtime_info(handle: NodeHandle) -> dict:
+    return json.loads((handle.dir / "data" / RUNTIME_FILE).read_text())
+
+
+def tail(handle: NodeHandle, lines: int = 20) -> str:
+    try:
+        return "\n".join(handle.log_path.read_text(errors="replace").splitlines()[-lines:])
+    except (OSError, AttributeError):
+        return "(no log)"
+
+
+def pair(root: Path, a: NodeSpec, b: NodeSpec, **kw) -> tuple[NodeHandle, NodeHandle]:
+    """Two nodes that know each other's address from their configs."""
+    ca = make_ca(root)
+    addresses = {a.code: f"127.0.0.1:{free_port()}", b.code: f"127.0.0.1:{free_port()}"}
+    a.peers.setdefault(b.code, b.code)
+    b.peers.setdefault(a.code, a.code)
+    return prepare_node(root, ca, a, addresses, **kw), prepare_node(root, ca, b, addresses, **kw)

@@ -1,0 +1,89 @@
+"""Deciding whether a certificate speaks for an agency: chains to an anchor, is in its validity period.
+
+Checks are cached per certificate (by DER digest) because every envelope carries its
+sender's certificate; only the validity window is re-checked against the clock.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ..clock import SYSTEM, Clock
+from ..errors import Reason, Rejected
+from . import certs
+
+
+@dataclass(frozen=True)
+class Identity:
+    code: str
+    subject: str
+    public_key: ec.EllipticCurvePublicKey
+    not_before_ms: int
+    not_after_ms: int
+    cert_der: bytes
+
+
+class TrustStore:
+    def __init__(self, anchors: list[x509.Certificate], clock: Clock = SYSTEM) -> None:
+        if not anchors:
+            raise ValueError("at least one trust anchor is needed")
+        self._anchors = anchors
+        self._clock = clock
+        self._cache: dict[bytes, Identity] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_files(cls, paths: list[Path], clock: Clock = SYSTEM) -> "TrustStore":
+        anchors = [c for p in paths for c in certs.load_certs(p)]
+        return cls(anchors, clock)
+
+    @property
+    def anchors_pem(self) -> bytes:
+        return b"".join(certs.pem(a) for a in self._anchors)
+
+    def identify(self, cert_der: bytes) -> Identity:
+        """The identity a DER certificate proves now, or Rejected(UNTRUSTED_CERT / CERT_EXPIRED)."""
+        digest = hashlib.sha256(cert_der).digest()
+        with self._lock:
+            ident = self._cache.get(digest)
+        if ident is None:
+            ident = self._check_chain(cert_der)
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = ident
+        now = self._clock.now_ms()
+        if not (ident.not_before_ms <= now <= ident.not_after_ms):
+            raise Rejected(Reason.CERT_EXPIRED, f"certificate of {ident.code} is not valid at this time")
+        return ident
+
+    def _check_chain(self, cert_der: bytes) -> Identity:
+        try:
+            cert = x509.load_der_x509_certificate(cert_der)
+        except ValueError:
+            raise Rejected(Reason.UNTRUSTED_CERT, "certificate does not parse") from None
+        for anchor in self._anchors:
+            if cert.issuer != anchor.subject:
+                continue
+            try:
+                cert.verify_directly_issued_by(anchor)
+            except Exception:
+                continue
+            code = certs.agency_code(cert)
+            key = cert.public_key()
+            if code is None or not isinstance(key, ec.EllipticCurvePublicKey):
+                raise Rejected(Reason.UNTRUSTED_CERT, "certificate binds no agency code")
+            return Identity(
+                code=code,
+                subject=cert.subject.rfc4514_string(),
+                public_key=key,
+                not_before_ms=int(cert.not_valid_before_utc.timestamp() * 1000),
+                not_after_ms=int(cert.not_valid_after_utc.timestamp() * 1000),
+                cert_der=cert_der,
+            )
+        raise Rejected(Reason.UNTRUSTED_CERT, "certificate is not issued by a trust anchor")

@@ -1,0 +1,163 @@
+"""One running node: its stores, exchange, local API, scheduler and two gRPC servers.
+
+The peer server (mutual TLS) and the local API server (loopback, token) are separate
+ports, so the node-to-node surface never exposes mailbox calls and vice versa.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from apscheduler.schedulers.background import BackgroundScheduler
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .api.auth import TokenInterceptor
+from .api.mailbox import MailboxService
+from .client import RUNTIME_FILE
+from .clock import SYSTEM, Clock
+from .codes import Hierarchy
+from .config import ConfigError, Settings
+from .envelope import Signer
+from .exchange.dispatcher import Dispatcher, RetryPolicy, apscheduler_wake
+from .exchange.intake import Intake
+from .exchange.outgoing import Outgoing
+from .exchange.routing import Router
+from .exchange.service import ExchangeService
+from .exchange.transport import PeerConnector, TlsMaterial, grpc_options, server_credentials
+from .health import HealthMonitor
+from .identity import keys
+from .identity.trust import TrustStore
+from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
+from .store.database import Database
+
+log = logging.getLogger("lienthong")
+
+SWEEP_SECONDS = 1.0
+HEALTH_SECONDS = 10.0
+
+
+def _source(s: Settings) -> str | None:
+    return str(s.source) if s.source else None
+
+
+class Node:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM) -> None:
+        self.settings = s = settings
+        self.clock = clock
+        try:
+            self.signer = Signer.from_files(s.tls.key, s.tls.cert)
+        except ValueError as e:
+            raise ConfigError(str(e), path="tls.cert", file=_source(s)) from None
+        if self.signer.code != s.node.code:
+            raise ConfigError(f"certificate is for {self.signer.code}, but node.code is {s.node.code}",
+                              path="tls.cert", expected=f"a certificate for {s.node.code}", file=_source(s))
+        self.trust = TrustStore.from_files(list(s.tls.trust_anchors), clock)
+        self.db = Database(Path(s.node.data_dir) / "mailbox.sqlite3")
+        parents = dict(s.parents_of)
+        self.hierarchy = Hierarchy(parents)
+        self.router = Router(s.node.code, {p.code: p.address for p in s.peers}, self.hierarchy)
+        self.tls = TlsMaterial(
+            key_pem=keys.key_pem(self.signer.key), cert_pem=Path(s.tls.cert).read_bytes(),
+            anchors_pem=self.trust.anchors_pem, insecure=s.tls.insecure_plaintext,
+        )
+        self.connector = PeerConnector(self.tls, s.messages.max_size)
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        r = s.retry
+        self.dispatcher = Dispatcher(
+            self.db, self.signer, self.trust, self.router, clock, self.connector.deliver,
+            RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
+            batch_size=s.messages.batch_size, max_batch_bytes=min(s.messages.max_size, 4 << 20),
+            notice_lifetime_s=s.messages.lifetime,
+        )
+        self.dispatcher.schedule_wake = apscheduler_wake(self.scheduler, self.dispatcher.wake)
+        self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size, self.dispatcher.wake)
+        self.outgoing = Outgoing(self.db, self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
+                                 max_size=s.messages.max_size, wake=self.dispatcher.wake)
+        self.health = HealthMonitor(self.db, self.signer, self.trust)
+        self.peer_server: grpc.Server | None = None
+        self.api_server: grpc.Server | None = None
+        self.peer_port = 0
+        self.api_port = 0
+
+    # ---- lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        s = self.settings
+        opts = grpc_options(s.messages.max_size)
+        self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="peer"), options=opts)
+        exchange_pb2_grpc.add_ExchangeServicer_to_server(
+            ExchangeService(self.intake, self.trust, s.tls.insecure_plaintext), self.peer_server)
+        self._add_common(self.peer_server, exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name)
+        if s.tls.insecure_plaintext:
+            log.warning("PLAIN-TEXT node-to-node transport (tls.insecure_plaintext): for tests only, never in service")
+            self.peer_port = self.peer_server.add_insecure_port(s.listen)
+        else:
+            self.peer_port = self.peer_server.add_secure_port(s.listen, server_credentials(self.tls))
+
+        self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="api"),
+                                      interceptors=[TokenInterceptor(s.api.token)], options=opts)
+        mailbox_pb2_grpc.add_MailboxServicer_to_server(
+            MailboxService(self.db, self.outgoing, self.trust, self.clock, s.messages.max_size), self.api_server)
+        self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name)
+        self.api_port = self.api_server.add_insecure_port(s.api.listen)
+
+        self.health.check()
+        self.peer_server.start()
+        self.api_server.start()
+        self.scheduler.add_job(self._sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.health.check, "interval", seconds=HEALTH_SECONDS, id="health", coalesce=True)
+        self.scheduler.start()
+        self.dispatcher.wake_all_due()
+        self._write_runtime()
+        log.info("node %s serving peers on port %d, local API on port %d", s.node.code, self.peer_port, self.api_port)
+
+    def _add_common(self, server: grpc.Server, service_name: str) -> None:
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+        reflection.enable_server_reflection((service_name, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+
+    def _sweep(self) -> None:
+        self.dispatcher.expire_due()
+        self.dispatcher.wake_all_due()
+
+    def _write_runtime(self) -> None:
+        host = lambda addr: addr.rsplit(":", 1)[0]  # noqa: E731
+        info = {
+            "pid": os.getpid(), "code": self.settings.node.code,
+            "listen": f"{host(self.settings.listen)}:{self.peer_port}",
+            "api": f"{host(self.settings.api.listen)}:{self.api_port}",
+        }
+        path = Path(self.settings.node.data_dir) / RUNTIME_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, path)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let calls in flight finish their commits, then close the database."""
+        self.health.shutdown()
+        events = [srv.stop(grace) for srv in (self.peer_server, self.api_server) if srv is not None]
+        for e in events:
+            e.wait(grace + 1)
+        self.scheduler.shutdown(wait=False)
+        self.dispatcher.stop()
+        self.connector.close()
+        self.db.close()
+
+
+def run(settings: Settings) -> int:
+    """`lienthong run`: serve until SIGTERM or SIGINT, then stop gracefully and return 0."""
+    node = Node(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    node.start()
+    stop.wait()
+    log.info("stopping node %s", settings.node.code)
+    node.stop()
+    return 0

@@ -1,0 +1,28 @@
+"""The append-only audit log (the database refuses updates and deletes)."""
+from __future__ import annotations
+
+import sqlite3
+
+from .database import Database
+
+SENT = "sent"
+DELIVERED = "delivered"
+RECEIVED = "received"
+DUPLICATE = "duplicate"
+REJECTED_IN = "rejected_in"      # we refused an envelope
+REJECTED_OUT = "rejected_out"    # a peer refused ours (permanent)
+EXPIRED = "expired"
+RETRY = "retry"
+
+
+def append(conn: sqlite3.Connection, time_ms: int, event: str, message_id: str = "", peer: str = "", detail: str = "") -> None:
+    conn.execute(
+        "INSERT INTO audit (time_ms, event, message_id, peer, detail) VALUES (?,?,?,?,?)",
+        (time_ms, event, message_id, peer, detail),
+    )
+
+
+def recent(db: Database, limit: int = 100, event: str | None = None) -> list[dict]:
+    if event:
+        return db.query("SELECT * FROM audit WHERE event = ? ORDER BY seq DESC LIMIT ?", (event, limit))
+    return db.query("SELECT * FROM audit ORDER BY seq DESC LIMIT ?", (limit,))

@@ -1,0 +1,81 @@
+"""Taking custody: record an accepted envelope and its receipt in one durable transaction.
+
+A node answers "received" only after this commit returns. The `received` table is the
+dedup key at every hop: a message id seen before gets the stored receipt back and is
+stored nowhere a second time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import Reason, Rejected
+from ..pb import envelope_pb2 as pb
+from . import audit
+from .database import Database
+
+
+@dataclass
+class Incoming:
+    message_id: str
+    digest: bytes
+    raw: bytes
+    header: pb.Header
+    from_peer: str
+    subject: str
+    next_hop: str | None  # None: for this node's own mailbox; else relay onwards
+
+
+def accept(
+    db: Database,
+    items: list[Incoming],
+    make_receipt: Callable[[Incoming], pb.Receipt],
+    now_ms: int,
+) -> list[pb.Receipt | Rejected]:
+    """Store every new item, answer duplicates with their stored receipt; one commit for all."""
+    results: list[pb.Receipt | Rejected] = []
+    with db.transaction() as conn:
+        for item in items:
+            row = conn.execute(
+                "SELECT envelope_sha256, receipt FROM received WHERE message_id = ?", (item.message_id,)
+            ).fetchone()
+            if row is not None:
+                if row[0] != item.digest:
+                    audit.append(conn, now_ms, audit.REJECTED_IN, item.message_id, item.from_peer, Reason.DUPLICATE_CONFLICT.name)
+                    results.append(Rejected(Reason.DUPLICATE_CONFLICT, f"message {item.message_id} was received with other content"))
+                    continue
+                audit.append(conn, now_ms, audit.DUPLICATE, item.message_id, item.from_peer)
+                results.append(pb.Receipt.FromString(row[1]))
+                continue
+            receipt = make_receipt(item)
+            conn.execute(
+                "INSERT INTO received (message_id, envelope_sha256, receipt, from_peer, received_ms) VALUES (?,?,?,?,?)",
+                (item.message_id, item.digest, receipt.SerializeToString(), item.from_peer, now_ms),
+            )
+            h = item.header
+            if item.next_hop is None:
+                conn.execute(
+                    "INSERT INTO inbox (message_id, sender, kind, priority, subject, received_ms, envelope)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (h.message_id, h.sender, h.kind, h.priority, item.subject, now_ms, item.raw),
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
+                    " created_ms, expires_ms, envelope) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (h.message_id, h.sender, h.recipient, item.next_hop, h.kind, h.priority, item.subject,
+                     "relay", h.created_ms, h.expires_ms, item.raw),
+                )
+            audit.append(conn, now_ms, audit.RECEIVED, item.message_id, item.from_peer, f"from {h.sender}")
+            results.append(receipt)
+    return results
+
+
+def record_rejection(db: Database, now_ms: int, message_id: str, peer: str, reason: Rejected) -> None:
+    with db.transaction() as conn:
+        audit.append(conn, now_ms, audit.REJECTED_IN, message_id, peer, reason.public_text)
+
+
+def stored_receipt(db: Database, message_id: str) -> pb.Receipt | None:
+    row = db.query_one("SELECT receipt FROM received WHERE message_id = ?", (message_id,))
+    return pb.Receipt.FromString(row["receipt"]) if row else None

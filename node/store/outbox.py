@@ -1,0 +1,113 @@
+"""Envelopes waiting for (or past) hand-over to a next hop.
+
+States: pending → delivered (on a valid receipt) | rejected (permanent refusal) |
+expired (past its lifetime). Rows are never deleted: they are the sent register.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..pb import envelope_pb2 as pb
+from . import audit
+from .database import Database
+
+PENDING, DELIVERED, REJECTED, EXPIRED = "pending", "delivered", "rejected", "expired"
+
+
+@dataclass(frozen=True)
+class Pending:
+    seq: int
+    message_id: str
+    sender: str
+    recipient: str
+    kind: int
+    priority: int
+    expires_ms: int
+    envelope: bytes
+
+
+def enqueue(db: Database, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
+            origin: str = "local") -> None:
+    with db.transaction() as conn:
+        enqueue_in(conn, header, envelope, next_hop, subject, now_ms, origin)
+
+
+def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
+               origin: str = "local") -> None:
+    conn.execute(
+        "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
+        " created_ms, expires_ms, envelope) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (header.message_id, header.sender, header.recipient, next_hop, header.kind, header.priority,
+         subject, origin, header.created_ms, header.expires_ms, envelope),
+    )
+    audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop, f"to {header.recipient}")
+
+
+def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int) -> list[Pending]:
+    """Most urgent first, then oldest; at least one envelope, at most `max_bytes` together."""
+    rows = db.query(
+        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, envelope FROM outbox"
+        " WHERE next_hop = ? AND state = 'pending' ORDER BY priority DESC, seq LIMIT ?",
+        (next_hop, limit),
+    )
+    batch, size = [], 0
+    for r in rows:
+        size += len(r["envelope"])
+        if batch and size > max_bytes:
+            break
+        batch.append(Pending(**r))
+    return batch
+
+
+def mark_delivered(conn, message_id: str, peer: str, receipt: pb.Receipt, now_ms: int) -> None:
+    conn.execute(
+        "UPDATE outbox SET state = 'delivered', delivered_ms = ?, receipt = ?, attempts = attempts + 1,"
+        " reason = NULL WHERE message_id = ? AND state = 'pending'",
+        (now_ms, receipt.SerializeToString(), message_id),
+    )
+    audit.append(conn, now_ms, audit.DELIVERED, message_id, peer)
+
+
+def mark_final(conn, message_id: str, peer: str, state: str, reason: str, now_ms: int) -> None:
+    conn.execute(
+        "UPDATE outbox SET state = ?, reason = ?, attempts = attempts + 1 WHERE message_id = ? AND state = 'pending'",
+        (state, reason, message_id),
+    )
+    audit.append(conn, now_ms, audit.REJECTED_OUT if state == REJECTED else audit.EXPIRED, message_id, peer, reason)
+
+
+def note_attempt(conn, message_ids: list[str], error: str) -> None:
+    conn.executemany(
+        "UPDATE outbox SET attempts = attempts + 1, reason = ? WHERE message_id = ? AND state = 'pending'",
+        [(error, m) for m in message_ids],
+    )
+
+
+def expired_pending(db: Database, now_ms: int, limit: int = 500) -> list[dict]:
+    return db.query(
+        "SELECT message_id, sender, recipient, next_hop, kind, priority, envelope FROM outbox"
+        " WHERE state = 'pending' AND expires_ms < ? LIMIT ?",
+        (now_ms, limit),
+    )
+
+
+def hops_with_pending(db: Database) -> list[str]:
+    return [r["next_hop"] for r in db.query("SELECT DISTINCT next_hop FROM outbox WHERE state = 'pending'")]
+
+
+def list_sent(db: Database, *, after_seq: int = 0, limit: int = 100, state: str = "", origin: str = "local") -> list[dict]:
+    sql = ("SELECT seq, message_id, recipient, next_hop, kind, state, attempts, created_ms, delivered_ms, reason,"
+           " receipt, subject FROM outbox WHERE seq > ? AND origin = ?")
+    params: list = [after_seq, origin]
+    if state:
+        sql += " AND state = ?"
+        params.append(state)
+    return db.query(sql + " ORDER BY seq LIMIT ?", (*params, limit))
+
+
+def get(db: Database, message_id: str) -> dict | None:
+    return db.query_one("SELECT * FROM outbox WHERE message_id = ?", (message_id,))
+
+
+def counts(db: Database) -> dict[str, int]:
+    return {r["state"]: r["n"] for r in db.query("SELECT state, count(*) AS n FROM outbox GROUP BY state")}

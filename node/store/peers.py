@@ -1,0 +1,42 @@
+"""Per-next-hop retry state, persisted so backoff survives a restart."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .database import Database
+
+
+@dataclass(frozen=True)
+class PeerState:
+    code: str
+    failures: int = 0
+    next_attempt_ms: int = 0
+    last_error: str | None = None
+    last_success_ms: int | None = None
+
+
+def get(db: Database, code: str) -> PeerState:
+    row = db.query_one("SELECT * FROM peer_state WHERE code = ?", (code,))
+    return PeerState(**row) if row else PeerState(code)
+
+
+def record_failure(conn, code: str, failures: int, next_attempt_ms: int, error: str) -> None:
+    conn.execute(
+        "INSERT INTO peer_state (code, failures, next_attempt_ms, last_error) VALUES (?,?,?,?)"
+        " ON CONFLICT(code) DO UPDATE SET failures = excluded.failures,"
+        " next_attempt_ms = excluded.next_attempt_ms, last_error = excluded.last_error",
+        (code, failures, next_attempt_ms, error),
+    )
+
+
+def record_success(conn, code: str, now_ms: int) -> None:
+    conn.execute(
+        "INSERT INTO peer_state (code, failures, next_attempt_ms, last_success_ms) VALUES (?,0,0,?)"
+        " ON CONFLICT(code) DO UPDATE SET failures = 0, next_attempt_ms = 0, last_error = NULL,"
+        " last_success_ms = excluded.last_success_ms",
+        (code, now_ms),
+    )
+
+
+def all_states(db: Database) -> list[PeerState]:
+    return [PeerState(**r) for r in db.query("SELECT * FROM peer_state ORDER BY code")]

@@ -1,0 +1,72 @@
+"""Numbered schema migrations. Append new ones; never edit an applied one."""
+from __future__ import annotations
+
+from sqlite_utils import Migrations
+
+MIGRATIONS = Migrations("lienthong")
+
+
+@MIGRATIONS(name="0001_mailbox")
+def m0001_mailbox(db) -> None:
+    for sql in (
+        # Custody record: one row per message id this node ever accepted, with the
+        # receipt it returned, so a duplicate gets the same receipt back.
+        """CREATE TABLE received (
+            message_id TEXT PRIMARY KEY,
+            envelope_sha256 BLOB NOT NULL,
+            receipt BLOB NOT NULL,
+            from_peer TEXT,
+            received_ms INTEGER NOT NULL)""",
+        # Envelopes addressed to this node's agency.
+        """CREATE TABLE inbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT NOT NULL UNIQUE,
+            sender TEXT NOT NULL,
+            kind INTEGER NOT NULL,
+            priority INTEGER NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            received_ms INTEGER NOT NULL,
+            acked_ms INTEGER,
+            envelope BLOB NOT NULL)""",
+        # Envelopes this node must hand to a next hop: its own, and relayed ones.
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT NOT NULL UNIQUE,
+            sender TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            next_hop TEXT NOT NULL,
+            kind INTEGER NOT NULL,
+            priority INTEGER NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            origin TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL,
+            delivered_ms INTEGER,
+            reason TEXT,
+            receipt BLOB,
+            envelope BLOB NOT NULL)""",
+        "CREATE INDEX outbox_pending ON outbox(next_hop, priority DESC, seq) WHERE state = 'pending'",
+        "CREATE INDEX outbox_expiry ON outbox(expires_ms) WHERE state = 'pending'",
+        # Retry state per next hop lives here, not in memory, so it survives restarts.
+        """CREATE TABLE peer_state (
+            code TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            last_success_ms INTEGER)""",
+        # What was sent, received and rejected; rows can be added, never changed.
+        """CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            time_ms INTEGER NOT NULL,
+            event TEXT NOT NULL,
+            message_id TEXT,
+            peer TEXT,
+            detail TEXT NOT NULL DEFAULT '')""",
+        """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+           BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END""",
+        """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+           BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END""",
+    ):
+        db.execute(sql)

@@ -49,7 +49,10 @@ def cmd_init(args) -> int:
         Hierarchy({args.code: args.parent} if args.parent else None).validate(args.code)
     except CodeError as e:
         raise CliError(str(e), 2) from None
-    files = certs.init_node(Path(args.dir), args.code, args.name, Path(args.ca) if args.ca else None)
+    try:
+        files = certs.init_node(Path(args.dir), args.code, args.name, Path(args.ca) if args.ca else None)
+    except FileNotFoundError as e:
+        raise CliError(str(e), 2) from None
     print(f"key  {files.key} (mode 0600)\ncsr  {files.csr}")
     if files.cert:
         print(f"cert {files.cert}\nca   {files.ca}")

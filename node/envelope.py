@@ -222,7 +222,10 @@ def verify_receipt(
         raise Rejected(Reason.BAD_RECEIPT, f"receipt signed by {ident.code}, expected {expect_receiver}")
     if not keys.verify(ident.public_key, receipt.signature, receipt.body):
         raise Rejected(Reason.BAD_RECEIPT, "receipt signature does not verify")
-    body = pb.ReceiptBody.FromString(receipt.body)
+    try:
+        body = pb.ReceiptBody.FromString(receipt.body)
+    except DecodeError:
+        raise Rejected(Reason.BAD_RECEIPT, "receipt body does not parse") from None
     if body.receiver != expect_receiver or body.message_id != message_id:
         raise Rejected(Reason.BAD_RECEIPT, "receipt is for another message or receiver")
     if body.envelope_sha256 != envelope_digest:

@@ -114,6 +114,8 @@ class Dispatcher:
         if state.next_attempt_ms > now:
             return NOT_DUE
         batch = outbox.next_batch(self.db, hop, self.batch_size, self.max_batch_bytes)
+        if not batch:
+            return IDLE
         live = [p for p in batch if p.expires_ms >= now]
         if len(live) < len(batch):
             with self.db.transaction() as conn:

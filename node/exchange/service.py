@@ -53,10 +53,13 @@ class ExchangeService(xgrpc.ExchangeServicer):
             results = self.intake.receive(list(request.envelopes), self._peer(context))
         except Rejected as r:
             abort(context, r)
-        outcomes = []
-        for r in results:
-            if isinstance(r, Rejected):
-                outcomes.append(xpb.Outcome(rejection=xpb.Rejection(reason=r.reason.name, message=r.public_text)))
-            else:
-                outcomes.append(xpb.Outcome(receipt=r))
-        return xpb.DeliverBatchResponse(outcomes=outcomes)
+        return xpb.DeliverBatchResponse(outcomes=to_outcomes(results))
+
+
+def to_outcomes(results: list[pb.Receipt | Rejected]) -> list[xpb.Outcome]:
+    """Per-envelope results as they travel back in a batch answer."""
+    return [
+        xpb.Outcome(rejection=xpb.Rejection(reason=r.reason.name, message=r.public_text))
+        if isinstance(r, Rejected) else xpb.Outcome(receipt=r)
+        for r in results
+    ]

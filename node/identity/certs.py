@@ -159,8 +159,13 @@ def init_ca(directory: Path, name: str = "lienthong test CA") -> tuple[Path, Pat
     return directory / "ca.key", directory / "ca.pem"
 
 
-def init_node(directory: Path, code: str, name: str, ca_dir: Path | None = None, days: int = 825) -> IssuedFiles:
+def init_node(directory: Path, code: str, name: str, ca_dir: Path | None = None, days: int = 825,
+              not_before: dt.datetime | None = None) -> IssuedFiles:
     """`lienthong init`: node.key (0600) and node.csr; with a CA, node.pem and a copy of ca.pem."""
+    if ca_dir is not None:
+        for f in ("ca.key", "ca.pem"):
+            if not (ca_dir / f).is_file():
+                raise FileNotFoundError(f"{ca_dir / f}: no such file (is --ca a directory made by `lienthong ca init`?)")
     directory.mkdir(parents=True, exist_ok=True)
     key = keys.generate_key()
     keys.write_private_key(directory / "node.key", key)
@@ -170,7 +175,7 @@ def init_node(directory: Path, code: str, name: str, ca_dir: Path | None = None,
         return IssuedFiles(directory / "node.key", directory / "node.csr", None, None)
     ca_key = keys.load_private_key(ca_dir / "ca.key")
     ca_cert = load_cert(ca_dir / "ca.pem")
-    cert = sign_csr(csr, ca_key, ca_cert, days=days)
+    cert = sign_csr(csr, ca_key, ca_cert, days=days, not_before=not_before)
     (directory / "node.pem").write_bytes(pem(cert))
     (directory / "ca.pem").write_bytes(pem(ca_cert))
     return IssuedFiles(directory / "node.key", directory / "node.csr", directory / "node.pem", directory / "ca.pem")

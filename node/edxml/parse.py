@@ -1,0 +1,343 @@
+"""edXML (QCVN 102:2016) packet → protobuf `Document` or `Status`.
+
+The mapping is field by field (see docs/edxml.md); nothing a sample carries is dropped.
+Elements the node does not know are ignored but reported as warnings, so a vendor's
+extension is visible to operators instead of vanishing silently.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Iterable
+
+from node.pb import envelope_pb2 as pb
+
+from . import safexml
+from .common import DSIG_NS, EXPORT_PREFIX, NS, EdxmlError
+
+_log = logging.getLogger(__name__)
+
+# Bindings in force where export.py writes the Signature back (root default + `edXML:`).
+EXPORT_CONTEXT = {"": NS, EXPORT_PREFIX: NS}
+
+_ORG = {
+    "OrganId": "organ_id",
+    "OrganizationInCharge": "organization_in_charge",
+    "OrganName": "organ_name",
+    "OrganAdd": "organ_add",
+    "Email": "email",
+    "Telephone": "telephone",
+    "Fax": "fax",
+    "Website": "website",
+}
+_CODE = {"CodeNumber": "code_number", "CodeNotation": "code_notation"}
+_PROMULGATION = {"Place": "place", "PromulgationDate": "promulgation_date"}
+_DOCTYPE = {"Type": "type", "TypeDetail": "type_detail", "TypeName": "type_name"}
+_SIGNER = {"Competence": "competence", "Position": "position", "FullName": "full_name"}
+_OTHER = {
+    "SphereOfPromulgation": "sphere_of_promulgation",
+    "TyperNotation": "typer_notation",
+    "PromulgationAmount": "promulgation_amount",
+    "PageAmount": "page_amount",
+    "Direction": "direction",
+}
+_RESPONSE_FOR = {"OrganId": "organ_id", "Code": "code", "PromulgationDate": "promulgation_date",
+                 "DocumentId": "document_id"}
+_STAFF = {"Department": "department", "Staff": "staff", "Email": "email", "Mobile": "mobile"}
+_TRACE = {"OrganId": "organ_id", "Timestamp": "timestamp"}
+_RECEIVER = {"OrganId": "organ_id", "ReceiverType": "receiver_type"}
+_ATTACHMENT = {"ContentId": "content_id", "AttachmentName": "name", "Description": "description",
+               "ContentType": "content_type"}
+
+_DOC_HEADER = {"From", "To", "DocumentId", "Code", "PromulgationInfo", "DocumentType", "Subject", "Content",
+               "SignerInfo", "DueDate", "ToPlaces", "OtherInfo", "ResponseFor", "SteeringType"}
+_STATUS_HEADER = {"From", "ResponseFor", "StaffInfo", "StatusCode", "Description", "Timestamp"}
+_BUSINESS = {"DocumentId", "BussinessDocType", "BussinessDocReason", "Paper", "BussinessDocumentInfo",
+             "ReplacementInfoList", "StaffInfo"}
+_UINT32_MAX = 2**32 - 1
+
+
+class _Reader:
+    """Per-packet state: the parse result and where warnings go."""
+
+    def __init__(self, parsed: safexml.Parsed, warn: Callable[[str], None]) -> None:
+        self.parsed = parsed
+        self.warn = warn
+        self._bare_reported = False
+
+    def ours(self, el: safexml.Element, path: str) -> bool:
+        """QCVN namespace under any prefix; no namespace is tolerated (some senders omit it)."""
+        if el.ns == NS:
+            return True
+        if el.ns is None:
+            if not self._bare_reported:
+                self._bare_reported = True
+                self.warn(f"{path}: element without the QCVN 102 namespace accepted as edXML")
+            return True
+        return False
+
+
+class _N:
+    """An element with its path, children grouped by local name; unknown children are warned about."""
+
+    __slots__ = ("r", "el", "path", "groups")
+
+    def __init__(self, r: _Reader, el: safexml.Element, path: str, known: Iterable[str] = ()) -> None:
+        self.r, self.el, self.path = r, el, path
+        known = set(known)
+        attrs = dict(el.attrs)
+        if el.local == "edXMLManifest" and attrs.pop("version", "1.0") != "1.0":
+            r.warn(f"{path}: manifest version {el.attrs['version']!r} read as 1.0")
+        if attrs:
+            r.warn(f"{path}: attribute(s) {', '.join(sorted(attrs))} ignored")
+        self.groups: dict[str, list[safexml.Element]] = {}
+        for c in el.children:
+            cpath = f"{path}/{c.local}"
+            if c.local in known and (
+                    (c.local == "Signature" and c.ns == DSIG_NS) or r.ours(c, cpath)):
+                self.groups.setdefault(c.local, []).append(c)
+            else:
+                ns = f" (namespace {c.ns})" if c.ns not in (NS, None) else ""
+                r.warn(f"{cpath}{ns}: unknown element ignored (line {c.line})")
+
+    def has(self, name: str) -> bool:
+        return name in self.groups
+
+    def many(self, name: str, known: Iterable[str] = ()) -> list[_N]:
+        els = self.groups.get(name, [])
+        if len(els) == 1:
+            return [_N(self.r, els[0], f"{self.path}/{name}", known)]
+        return [_N(self.r, e, f"{self.path}/{name}[{i}]", known) for i, e in enumerate(els, 1)]
+
+    def one(self, name: str, known: Iterable[str] = ()) -> _N | None:
+        els = self.groups.get(name)
+        if not els:
+            return None
+        if len(els) > 1:
+            self.r.warn(f"{self.path}/{name}: {len(els)} occurrences, only the first is kept")
+        return _N(self.r, els[0], f"{self.path}/{name}", known)
+
+    def require(self, name: str, known: Iterable[str] = ()) -> _N:
+        n = self.one(name, known)
+        if n is None:
+            raise EdxmlError(f"missing element {self.path}/{name} ({self.el.local} starts at line {self.el.line})",
+                             path=f"{self.path}/{name}", line=self.el.line)
+        return n
+
+    def text(self, name: str) -> str:
+        """Leaf text exactly as sent (no stripping: names and subjects are kept verbatim)."""
+        n = self.one(name)
+        return n.el.text if n is not None else ""
+
+    def uint(self, name: str) -> int:
+        n = self.one(name)
+        if n is None:
+            return 0
+        s = n.el.text.strip()
+        if not s:
+            return 0
+        if not (s.isascii() and s.isdigit()) or int(s) > _UINT32_MAX:
+            raise EdxmlError(f"{n.path} (line {n.el.line}): {s!r} is not a non-negative integer",
+                             path=n.path, line=n.el.line)
+        return int(s)
+
+    def fill(self, msg, fields: dict[str, str]) -> None:  # noqa: ANN001
+        for tag, attr in fields.items():
+            if self.has(tag):
+                setattr(msg, attr, self.text(tag))
+
+
+def _organization(n: _N, msg: pb.Organization) -> None:
+    msg.SetInParent()
+    n.fill(msg, _ORG)
+
+
+def _staff(n: _N | None, msg: pb.StaffInfo) -> None:
+    if n is not None:
+        msg.SetInParent()
+        n.fill(msg, _STAFF)
+
+
+def _sub(parent: _N, name: str, msg, fields: dict[str, str]) -> None:  # noqa: ANN001
+    """Fill a flat sub-message; presence follows the element's presence (round-trips HasField)."""
+    n = parent.one(name, fields)
+    if n is not None:
+        msg.SetInParent()
+        n.fill(msg, fields)
+
+
+def _traces(tl: _N, out) -> None:  # noqa: ANN001
+    for th in tl.many("TraceHeader", _TRACE):
+        t = out.add()
+        th.fill(t, _TRACE)
+
+
+def _business(tl: _N, b: pb.Business) -> None:
+    n = tl.one("Bussiness", _BUSINESS)
+    if n is None:
+        return
+    b.SetInParent()
+    b.document_id = n.text("DocumentId")
+    b.business_doc_type = n.uint("BussinessDocType")
+    b.business_doc_reason = n.text("BussinessDocReason")
+    b.paper = n.text("Paper")
+    info = n.one("BussinessDocumentInfo", {"DocumentInfo", "DocumentReceiver", "ReceiverList"})
+    if info is not None:
+        b.document_info = info.text("DocumentInfo")
+        b.document_receiver = info.text("DocumentReceiver")
+        rl = info.one("ReceiverList", {"Receiver"})
+        if rl is not None:
+            for rn in rl.many("Receiver", _RECEIVER):
+                rn.fill(b.receivers.add(), _RECEIVER)
+    rep = n.one("ReplacementInfoList", {"ReplacementInfo"})
+    if rep is not None:
+        for ri in rep.many("ReplacementInfo", {"DocumentId", "OrganIdList"}):
+            r = b.replacements.add()
+            r.document_id = ri.text("DocumentId")
+            ol = ri.one("OrganIdList", {"OrganId"})
+            if ol is not None:
+                r.organ_ids.extend(o.el.text for o in ol.many("OrganId"))
+    _staff(n.one("StaffInfo", _STAFF), b.staff_info)
+
+
+def _attachments(r: _Reader, root: _N, env: _N, doc: pb.Document) -> None:
+    """Attachments from AttachmentEncoded, checked against the manifest.
+
+    The manifest repeats each attachment's four descriptive fields; export rebuilds it
+    from the attachments, so a Reference with no attachment (an incomplete packet) is an
+    error and disagreements are warned about (the Attachment's values are kept).
+    """
+    atts: list[tuple[_N, pb.Attachment]] = []
+    enc = root.one("AttachmentEncoded", {"Attachment"})
+    if enc is not None:
+        for an in enc.many("Attachment", [*_ATTACHMENT, "ContentTransferEncoded"]):
+            a = doc.attachments.add()
+            an.fill(a, _ATTACHMENT)
+            b64 = an.one("ContentTransferEncoded")
+            if b64 is None:
+                r.warn(f"{an.path}: no ContentTransferEncoded, attachment {a.content_id!r} is empty")
+            else:
+                try:
+                    a.data = base64.b64decode("".join(b64.el.text.split()), validate=True)
+                except (binascii.Error, ValueError) as e:
+                    raise EdxmlError(f"{b64.path} (line {b64.el.line}): invalid base64 ({e})",
+                                     path=b64.path, line=b64.el.line) from None
+            atts.append((an, a))
+    refs: list[_N] = []
+    body = env.one("edXMLBody", {"edXMLManifest"})
+    if body is not None:
+        man = body.one("edXMLManifest", {"Reference"})
+        if man is not None:
+            refs = man.many("Reference", _ATTACHMENT)
+    used = [False] * len(atts)
+    for ref in refs:
+        cid = ref.text("ContentId")
+        idx = next((i for i, (_, a) in enumerate(atts) if not used[i] and a.content_id == cid), None)
+        if idx is None:
+            raise EdxmlError(f"{ref.path} (line {ref.el.line}): manifest lists {cid!r} but no Attachment "
+                             "carries it", path=ref.path, line=ref.el.line)
+        used[idx] = True
+        an, a = atts[idx]
+        for tag, attr in _ATTACHMENT.items():
+            if tag == "ContentId" or not ref.has(tag):
+                continue
+            said, carried = ref.text(tag), getattr(a, attr)
+            if said != carried:
+                r.warn(f"{ref.path}/{tag}: {said!r} differs from {an.path}/{tag} {carried!r}; "
+                       "the attachment's value is kept")
+    for (an, a), u in zip(atts, used):
+        if not u:
+            r.warn(f"{an.path}: attachment {a.content_id!r} is not listed in edXMLManifest")
+
+
+def _document(r: _Reader, root: _N, env: _N, hdr: _N, mh_el: safexml.Element, mh_path: str) -> pb.Document:
+    mh = _N(r, mh_el, mh_path, _DOC_HEADER)
+    d = pb.Document()
+    _organization(mh.require("From", _ORG), d.from_organ)
+    for t in mh.many("To", _ORG):
+        _organization(t, d.to.add())
+    d.document_id = mh.text("DocumentId")
+    _sub(mh, "Code", d.code, _CODE)
+    _sub(mh, "PromulgationInfo", d.promulgation_info, _PROMULGATION)
+    _sub(mh, "DocumentType", d.document_type, _DOCTYPE)
+    d.subject = mh.text("Subject")
+    d.content = mh.text("Content")
+    _sub(mh, "SignerInfo", d.signer_info, _SIGNER)
+    d.due_date = mh.text("DueDate")
+    places = mh.one("ToPlaces", {"Place"})
+    if places is not None:
+        d.to_places.extend(p.el.text for p in places.many("Place"))
+    other = mh.one("OtherInfo", {"Priority", *_OTHER, "Appendixes"})
+    if other is not None:
+        d.other_info.SetInParent()
+        d.other_info.priority = other.uint("Priority")
+        other.fill(d.other_info, _OTHER)
+        apps = other.one("Appendixes", {"Appendix"})
+        if apps is not None:
+            d.other_info.appendixes.extend(a.el.text for a in apps.many("Appendix"))
+    for rf in mh.many("ResponseFor", _RESPONSE_FOR):
+        rf.fill(d.response_for.add(), _RESPONSE_FOR)
+    d.steering_type = mh.uint("SteeringType")
+    tl = hdr.one("TraceHeaderList", {"TraceHeader", "Bussiness"})
+    if tl is not None:
+        _traces(tl, d.edxml_trace)
+        _business(tl, d.business)
+    _attachments(r, root, env, d)
+    return d
+
+
+def _status(r: _Reader, root: _N, env: _N, hdr: _N, mh_el: safexml.Element, mh_path: str) -> pb.Status:
+    if env.has("edXMLBody") or (root.has("AttachmentEncoded") and any(
+            c.local == "Attachment" for c in root.groups["AttachmentEncoded"][0].children)):
+        raise EdxmlError(f"{mh_path}/StatusCode is present (a status packet) but the packet also carries "
+                         "edXMLBody or attachments", path=f"{mh_path}/StatusCode", line=mh_el.line)
+    mh = _N(r, mh_el, mh_path, _STATUS_HEADER)
+    s = pb.Status()
+    _organization(mh.require("From", _ORG), s.from_organ)
+    _sub(mh, "ResponseFor", s.response_for, _RESPONSE_FOR)
+    _staff(mh.one("StaffInfo", _STAFF), s.staff_info)
+    s.status_code = mh.text("StatusCode")
+    s.description = mh.text("Description")
+    s.timestamp = mh.text("Timestamp")
+    tl = hdr.one("TraceHeaderList", {"TraceHeader"})
+    if tl is not None:
+        _traces(tl, s.edxml_trace)
+    return s
+
+
+def import_edxml(data: bytes, *, warnings: list[str] | None = None) -> pb.Document | pb.Status:
+    """Parse one edXML packet into a `pb.Document` or `pb.Status`.
+
+    The kind is decided by the packet: a MessageHeader with StatusCode is a status.
+    Anything recoverable but irregular (stray leading bytes, unknown elements, manifest
+    disagreements) is appended to `warnings` when a list is given, else logged at
+    WARNING on "node.edxml.parse" — callers that store packets should pass a list and
+    keep it with the message. Raises EdxmlError for unsafe, malformed or incomplete packets.
+    """
+    warn: Callable[[str], None] = warnings.append if warnings is not None else _log.warning
+    parsed = safexml.parse(data, warn)
+    r = _Reader(parsed, warn)
+    rel = parsed.root
+    if rel.local != "edXML" or rel.ns not in (NS, None):
+        raise EdxmlError(f"root element is {rel.local!r} (namespace {rel.ns!r}), expected edXML in {NS}",
+                         path=rel.local, line=rel.line, column=rel.column)
+    r.ours(rel, "edXML")
+    root = _N(r, rel, "edXML", {"edXMLEnvelope", "AttachmentEncoded", "Signature"})
+    env = root.require("edXMLEnvelope", {"edXMLHeader", "edXMLBody", "Signature"})
+    hdr = env.require("edXMLHeader", {"MessageHeader", "TraceHeaderList", "Signature"})
+    mh_els = hdr.groups.get("MessageHeader")
+    if not mh_els:
+        raise EdxmlError(f"missing element {hdr.path}/MessageHeader (edXMLHeader starts at line {hdr.el.line})",
+                         path=f"{hdr.path}/MessageHeader", line=hdr.el.line)
+    if len(mh_els) > 1:
+        raise EdxmlError(f"{hdr.path}/MessageHeader occurs {len(mh_els)} times (second at line "
+                         f"{mh_els[1].line})", path=f"{hdr.path}/MessageHeader", line=mh_els[1].line)
+    mh_el, mh_path = mh_els[0], f"{hdr.path}/MessageHeader"
+    is_status = any(c.local == "StatusCode" and c.ns in (NS, None) for c in mh_el.children)
+    msg = (_status if is_status else _document)(r, root, env, hdr, mh_el, mh_path)
+    sigs = [e for n in (root, env, hdr) for e in n.groups.get("Signature", [])]
+    sigs.sort(key=lambda e: e.start)
+    if sigs:
+        msg.edxml_signature = "\n".join(safexml.verbatim(parsed, e, EXPORT_CONTEXT) for e in sigs)
+    return msg

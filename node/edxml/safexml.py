@@ -1,0 +1,250 @@
+"""A hardened expat front end that builds a small element tree.
+
+Why not `xml.etree.ElementTree.fromstring`: packets come from other agencies' software,
+so the parser must refuse DTDs outright (external entities, entity expansion bombs),
+report syntax errors by line and column, tolerate the few stray bytes real senders put
+before the XML declaration, and remember byte offsets so the XML-DSig `Signature`
+element can be kept exactly as it was sent.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from xml.parsers import expat
+
+from .common import EdxmlError
+
+MAX_JUNK = 16
+"""At most this many stray bytes before the first `<` are skipped (see docs/edxml.md)."""
+
+_SEP = "\x1f"  # never legal in XML names or namespace URIs, so splitting is unambiguous
+_UTF8_BOM = b"\xef\xbb\xbf"
+_WIDE_BOMS = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\xfe\xff", b"\xff\xfe")
+_UTF8_NAMES = {"utf-8", "utf8", "us-ascii", "ascii"}
+_XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+
+@dataclass(slots=True, eq=False)
+class Element:
+    """One parsed element: resolved name, text, children and where it sat in the bytes."""
+
+    ns: str | None                 # namespace URI, None when the element has none
+    local: str
+    prefix: str                    # "" when unprefixed
+    attrs: dict[str, str]          # "{uri}local" for namespaced attributes
+    attr_prefixes: tuple[str, ...]
+    line: int                      # 1-based, in the caller's original bytes
+    column: int                    # 1-based
+    depth: int
+    scope: dict[str, tuple[str, int]]  # prefix -> (uri, depth of the declaring element)
+    start: int                     # byte offset of "<" in Parsed.data
+    end_tag: int = -1              # byte offset expat reported at the end event
+    children: list[Element] = field(default_factory=list)
+    _parts: list[str] = field(default_factory=list)
+    text: str = ""
+
+    def iter(self) -> Iterator[Element]:
+        """This element and all descendants, document order, without recursion."""
+        stack = [self]
+        while stack:
+            el = stack.pop()
+            yield el
+            stack.extend(reversed(el.children))
+
+
+@dataclass(slots=True)
+class Parsed:
+    root: Element
+    data: bytes                    # the XML after any skipped leading bytes
+    skipped: bytes                 # stray bytes skipped (BOM not included)
+
+
+def _strip_leading(data: bytes, warn: Callable[[str], None]) -> tuple[bytes, bytes]:
+    """Apply the leading-junk policy; return (xml bytes, skipped junk)."""
+    if data.startswith(_WIDE_BOMS):
+        raise EdxmlError("packet is UTF-16/UTF-32 (byte order mark found); edXML is read as UTF-8 only",
+                         line=1, column=1)
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM):]
+    first = data.find(b"<")
+    if first < 0:
+        raise EdxmlError("no XML found: the packet contains no '<'", line=1, column=1)
+    junk = data[:first]
+    if not junk:
+        return data, b""
+    if len(junk) > MAX_JUNK:
+        raise EdxmlError(
+            f"{len(junk)} bytes before the first '<' (at most {MAX_JUNK} stray bytes are skipped): "
+            f"{junk[:32]!r}", line=1, column=1)
+    warn(f"skipped {len(junk)} stray byte(s) before the XML: {junk!r}")
+    return data[first:], junk
+
+
+def parse(data: bytes, warn: Callable[[str], None]) -> Parsed:
+    """Parse a packet into an Element tree, refusing DTDs and non-UTF-8 encodings.
+
+    Raises EdxmlError with the position in the caller's original bytes.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"edXML must be bytes, not {type(data).__name__}")
+    data = bytes(data)
+    xml, junk = _strip_leading(data, warn)
+    # Positions expat reports are relative to `xml`; shift them back onto the original.
+    junk_lines = junk.count(b"\n")
+    junk_cols = len(junk) - (junk.rfind(b"\n") + 1)
+
+    def pos(line: int, col0: int) -> tuple[int, int]:
+        if line == 1:
+            col0 += junk_cols
+        return line + junk_lines, col0 + 1
+
+    p = expat.ParserCreate(namespace_separator=_SEP)
+    p.namespace_prefixes = True
+    p.buffer_text = True
+    p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+
+    def refuse(what: str) -> EdxmlError:
+        line, col = pos(p.CurrentLineNumber, p.CurrentColumnNumber)
+        return EdxmlError(f"line {line}, column {col}: {what} refused "
+                          "(DTDs and entity declarations are not allowed in edXML)", line=line, column=col)
+
+    def on_doctype(name, sysid, pubid, has_internal):  # noqa: ANN001
+        raise refuse(f"DOCTYPE declaration <!DOCTYPE {name}>")
+
+    def on_entity(name, *rest):  # noqa: ANN001
+        raise refuse(f"ENTITY declaration {name!r}")
+
+    def on_external(context, base, sysid, pubid):  # noqa: ANN001
+        raise refuse(f"external entity reference {sysid!r}")
+
+    def on_xmldecl(version, encoding, standalone):  # noqa: ANN001
+        if encoding is not None and encoding.lower() not in _UTF8_NAMES:
+            line, col = pos(p.CurrentLineNumber, p.CurrentColumnNumber)
+            raise EdxmlError(f"line {line}, column {col}: encoding {encoding!r} not supported; "
+                             "edXML is read as UTF-8 only", line=line, column=col)
+
+    stack: list[Element] = []
+    pending: dict[str, str] = {}
+    root_holder: list[Element] = []
+    empty_scope: dict[str, tuple[str, int]] = {}
+
+    def on_ns(prefix, uri):  # noqa: ANN001
+        pending[prefix or ""] = uri or ""
+
+    def on_start(name: str, attrs: dict[str, str]) -> None:
+        parts = name.split(_SEP)
+        if len(parts) == 1:
+            ns, local, prefix = None, parts[0], ""
+        elif len(parts) == 2:
+            ns, local, prefix = parts[0], parts[1], ""
+        else:
+            ns, local, prefix = parts[0], parts[1], parts[2]
+        depth = len(stack)
+        scope = stack[-1].scope if stack else empty_scope
+        if pending:
+            scope = dict(scope)
+            for pre, uri in pending.items():
+                scope[pre] = (uri, depth)
+            pending.clear()
+        out_attrs: dict[str, str] = {}
+        attr_prefixes: list[str] = []
+        for aname, value in attrs.items():
+            aparts = aname.split(_SEP)
+            if len(aparts) == 1:
+                out_attrs[aparts[0]] = value
+            else:
+                out_attrs["{%s}%s" % (aparts[0], aparts[1])] = value
+                if len(aparts) == 3 and aparts[0] != _XML_NS:
+                    attr_prefixes.append(aparts[2])
+        line, col = pos(p.CurrentLineNumber, p.CurrentColumnNumber)
+        el = Element(ns=ns, local=local, prefix=prefix, attrs=out_attrs, attr_prefixes=tuple(attr_prefixes),
+                     line=line, column=col, depth=depth, scope=scope, start=p.CurrentByteIndex)
+        if stack:
+            stack[-1].children.append(el)
+        else:
+            root_holder.append(el)
+        stack.append(el)
+
+    def on_end(name: str) -> None:
+        el = stack.pop()
+        el.end_tag = p.CurrentByteIndex
+        el.text = "".join(el._parts)
+        el._parts = []
+
+    def on_text(text: str) -> None:
+        if stack:
+            stack[-1]._parts.append(text)
+
+    p.StartDoctypeDeclHandler = on_doctype
+    p.EntityDeclHandler = on_entity
+    p.UnparsedEntityDeclHandler = on_entity
+    p.ExternalEntityRefHandler = on_external
+    p.XmlDeclHandler = on_xmldecl
+    p.StartNamespaceDeclHandler = on_ns
+    p.StartElementHandler = on_start
+    p.EndElementHandler = on_end
+    p.CharacterDataHandler = on_text
+    try:
+        p.Parse(xml, True)
+    except expat.ExpatError as e:
+        line, col = pos(e.lineno, e.offset)
+        raise EdxmlError(f"malformed XML at line {line}, column {col}: {expat.errors.messages[e.code]}",
+                         line=line, column=col) from None
+    return Parsed(root=root_holder[0], data=xml, skipped=junk)
+
+
+def _start_tag_end(data: bytes, start: int) -> int:
+    """Offset just past the start tag at `start`; quote-aware because '>' may sit in attribute values."""
+    quote = 0
+    i = start
+    n = len(data)
+    while i < n:
+        c = data[i]
+        if quote:
+            if c == quote:
+                quote = 0
+        elif c in (0x22, 0x27):
+            quote = c
+        elif c == 0x3E:
+            return i + 1
+        i += 1
+    raise EdxmlError("unterminated start tag")  # unreachable after a successful parse
+
+
+def source_bytes(parsed: Parsed, el: Element) -> bytes:
+    """The exact bytes of `el` as sent, from its '<' to the end of its end tag."""
+    data = parsed.data
+    head_end = _start_tag_end(data, el.start)
+    if data[head_end - 2:head_end] == b"/>":
+        return data[el.start:head_end]
+    close = data.index(b">", el.end_tag)  # an end tag has no attributes, so the first '>' ends it
+    return data[el.start:close + 1]
+
+
+def _attr_quote(uri: str) -> str:
+    return uri.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+
+
+def verbatim(parsed: Parsed, el: Element, context: dict[str, str]) -> str:
+    """`el` as sent, decoded; namespace declarations it inherited from its ancestors are
+    added to its start tag only where `context` (the bindings in force where the writer
+    will put it back) would resolve a prefix differently, so its meaning never changes."""
+    needed: dict[str, str] = {}
+    for sub in el.iter():
+        for pre in (sub.prefix, *sub.attr_prefixes):
+            binding = sub.scope.get(pre)
+            if binding is not None and binding[1] >= el.depth:
+                continue  # declared inside the element itself
+            needed[pre] = binding[0] if binding is not None else ""
+    decls = []
+    for pre, uri in sorted(needed.items()):
+        if context.get(pre, "" if pre == "" else None) == uri:
+            continue
+        attr = "xmlns" if pre == "" else f"xmlns:{pre}"
+        decls.append(f' {attr}="{_attr_quote(uri)}"')
+    text = source_bytes(parsed, el).decode("utf-8")
+    if decls:
+        qname = f"{el.prefix}:{el.local}" if el.prefix else el.local
+        cut = 1 + len(qname)
+        text = text[:cut] + "".join(decls) + text[cut:]
+    return text

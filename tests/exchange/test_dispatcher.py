@@ -1,0 +1,190 @@
+"""The sender side: receipts, persisted backoff with jitter, priorities, expiry and permanent refusals.
+
+The receiving side is a real Intake over its own SQLite file; only the wire is replaced
+by a function call, and time is a FakeClock.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from node import envelope
+from node.exchange.dispatcher import BACKOFF, DELIVERED, IDLE, NOT_DUE, Dispatcher, RetryPolicy
+from node.exchange.intake import Intake
+from node.exchange.outgoing import Outgoing
+from node.exchange.routing import Router
+from node.exchange.service import to_outcomes
+from node.exchange.transport import TransportError
+from node.pb import envelope_pb2 as pb
+from node.store import inbox, outbox, peers
+from node.store.database import Database
+
+A, B, C = "000.00.01.H53", "000.00.02.H53", "000.00.03.H53"
+POLICY = RetryPolicy(first_delay=2.0, multiplier=3.0, max_delay=60.0, jitter=(0.8, 1.4))
+
+
+class Wire:
+    """Stands for the network between A and B: up or down, and counts batches."""
+
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+        self.up = True
+        self.batches: list[int] = []
+
+    def __call__(self, hop, address, envelopes):
+        if not self.up:
+            raise TransportError("UNAVAILABLE: connection refused")
+        self.batches.append(len(envelopes))
+        return to_outcomes(self.intake.receive(envelopes, A))
+
+
+@pytest.fixture
+def side(tmp_path, pki, clock):
+    trust = pki.trust(clock)
+    db_a, db_b = Database(tmp_path / "a.sqlite3"), Database(tmp_path / "b.sqlite3")
+    router_a = Router(A, {B: "127.0.0.1:1"})
+    intake_b = Intake(db_b, pki.signer(B), trust, Router(B, {A: "127.0.0.1:2"}), clock, 1 << 20, wake=lambda h: None)
+    wire = Wire(intake_b)
+    disp = Dispatcher(db_a, pki.signer(A), trust, router_a, clock, wire, POLICY, batch_size=10, rng=random.Random(7))
+    out = Outgoing(db_a, pki.signer(A), router_a, clock, lifetime_s=3600, max_size=1 << 20, wake=lambda h: None)
+
+    class Side:
+        pass
+
+    s = Side()
+    s.db_a, s.db_b, s.disp, s.out, s.wire, s.trust = db_a, db_b, disp, out, wire, trust
+    yield s
+    db_a.close()
+    db_b.close()
+
+
+def send(side, subject="doc", priority=0, lifetime_s=None, to=B):
+    [(_, mid)] = side.out.post(pb.Payload(document=pb.Document(subject=subject)), [to], priority=priority,
+                               lifetime_s=lifetime_s)
+    return mid
+
+
+def state_of(side, mid):
+    return outbox.get(side.db_a, mid)
+
+
+def test_delivery_is_marked_only_with_a_valid_receipt(side, pki):
+    mid = send(side)
+    assert side.disp.attempt(B) == DELIVERED
+    row = state_of(side, mid)
+    assert row["state"] == "delivered"
+    body = envelope.verify_receipt(pb.Receipt.FromString(row["receipt"]), side.trust, expect_receiver=B,
+                                   message_id=mid, envelope_digest=envelope.sha256(row["envelope"]))
+    assert body.receiver == B
+    assert inbox.get(side.db_b, mid) is not None
+    assert side.disp.attempt(B) == IDLE
+
+
+def test_failure_backs_off_with_jitter_and_persists(side, clock, tmp_path, pki):
+    mid = send(side)
+    side.wire.up = False
+    t0 = clock.now_ms()
+    assert side.disp.attempt(B) == BACKOFF
+    st = peers.get(side.db_a, B)
+    assert st.failures == 1 and "UNAVAILABLE" in st.last_error
+    assert 0.8 * 2000 <= st.next_attempt_ms - t0 <= 1.4 * 2000
+    assert state_of(side, mid)["state"] == "pending" and state_of(side, mid)["attempts"] == 1
+    # not due yet: no call is made, even though the wire is back
+    side.wire.up = True
+    assert side.disp.attempt(B) == NOT_DUE
+    assert side.wire.batches == []
+    # a fresh dispatcher over the same file (a restart) sees the same state
+    again = Dispatcher(side.db_a, pki.signer(A), side.trust, Router(A, {B: "x:1"}), clock, side.wire, POLICY)
+    assert again.attempt(B) == NOT_DUE
+    clock.advance(3.0)
+    assert side.disp.attempt(B) == DELIVERED
+    assert peers.get(side.db_a, B).failures == 0
+    assert state_of(side, mid)["state"] == "delivered"
+
+
+def test_backoff_grows_by_multiplier_and_is_capped():
+    rng = random.Random(1)
+    for failures, base in [(1, 2.0), (2, 6.0), (3, 18.0), (4, 54.0), (5, 60.0), (9, 60.0)]:
+        d = POLICY.delay(failures, rng)
+        assert 0.8 * base <= d <= 1.4 * base
+
+
+def test_hop_that_comes_back_is_drained_at_full_speed(side, clock):
+    ids = [send(side, f"d{i}") for i in range(25)]
+    side.wire.up = False
+    side.disp.attempt(B)
+    side.wire.up = True
+    clock.advance(10)
+    results = []
+    while (r := side.disp.attempt(B)) == DELIVERED:
+        results.append(r)
+    assert side.wire.batches == [10, 10, 5]
+    assert all(state_of(side, m)["state"] == "delivered" for m in ids)
+    assert inbox.count(side.db_b) == 25
+
+
+def test_urgent_goes_ahead_of_normal(side):
+    normal = [send(side, f"n{i}", priority=0) for i in range(12)]
+    urgent = send(side, "urgent", priority=2)
+    express = send(side, "express", priority=3)
+    side.disp.attempt(B)
+    first_batch = [e["message_id"] for e in inbox.list_entries(side.db_b)]
+    assert first_batch[:2] == [express, urgent]
+    assert len(first_batch) == 10 and normal[-1] not in first_batch
+
+
+def test_expired_message_stops_retrying_and_notifies_sender(side, clock):
+    mid = send(side, lifetime_s=30)
+    side.wire.up = False
+    side.disp.attempt(B)
+    clock.advance(31)
+    side.wire.up = True
+    assert side.disp.expire_due() == 1
+    row = state_of(side, mid)
+    assert row["state"] == "expired" and row["reason"].startswith("EXPIRED")
+    [notice] = inbox.list_entries(side.db_a)
+    assert notice["kind"] == pb.NOTICE and notice["sender"] == A
+    payload = envelope.verify(inbox.get(side.db_a, notice["message_id"])["envelope"], side.trust,
+                              max_size=1 << 20, clock=clock).payload()
+    assert payload.notice.ref_message_id == mid and payload.notice.reason == "EXPIRED"
+    assert side.disp.attempt(B) == IDLE and side.wire.batches == []
+
+
+def test_permanent_refusal_is_recorded_without_retry(side, clock, pki):
+    # B refuses: the envelope is for C, whom B does not serve
+    side.disp.router.peers[C] = "127.0.0.1:1"
+    side.disp.router.peers.pop(B)
+    [(_, mid)] = side.out.post(pb.Payload(document=pb.Document(subject="x")), [C])
+    outbox_row = state_of(side, mid)
+    with side.db_a.transaction() as conn:  # misroute it to B on purpose
+        conn.execute("UPDATE outbox SET next_hop = ? WHERE message_id = ?", (B, mid))
+    side.disp.router.peers[B] = "127.0.0.1:1"
+    assert side.disp.attempt(B) == DELIVERED  # the hop answered: no backoff
+    row = state_of(side, mid)
+    assert outbox_row["state"] == "pending"
+    assert row["state"] == "rejected" and row["reason"].startswith("NOT_FOR_THIS_NODE")
+    assert peers.get(side.db_a, B).failures == 0
+    assert [e["kind"] for e in inbox.list_entries(side.db_a)] == [pb.NOTICE]
+    assert side.disp.attempt(B) == IDLE
+
+
+def test_receipt_from_the_wrong_node_is_not_accepted(side, clock, pki):
+    mid = send(side)
+
+    def forged(hop, address, envelopes):
+        raw = envelopes[0]
+        return to_outcomes([envelope.make_receipt(pki.signer(C), mid, envelope.sha256(raw), clock)])
+
+    side.disp.deliver = forged
+    assert side.disp.attempt(B) == BACKOFF
+    assert state_of(side, mid)["state"] == "pending"
+    assert "receipt signed by" in peers.get(side.db_a, B).last_error
+
+
+def test_send_to_unroutable_code_is_refused_at_once(side):
+    from node.errors import Rejected, Reason
+    with pytest.raises(Rejected) as e:
+        side.out.post(pb.Payload(document=pb.Document(subject="x")), ["not a code"])
+    assert e.value.reason is Reason.NOT_FOUND
+    assert outbox.counts(side.db_a) == {}

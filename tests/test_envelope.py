@@ -1,0 +1,467 @@
+"""Envelopes and receipts: sealing, tracing, and a precise rejection reason for every bad input."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from google.protobuf.message import DecodeError
+
+from node import envelope
+from node.errors import Reason, Rejected
+from node.identity.trust import TrustStore
+from node.pb import envelope_pb2 as pb
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/ is not a package (pytest runs in importlib mode)
+from identity_fixtures import (  # noqa: E402
+    DAY,
+    RECEIVER,
+    RELAY,
+    SENDER,
+    T0,
+    T0_MS,
+    ca,
+    clock,
+    receiver,
+    relay,
+    rogue_ca,
+    sender,
+    trust,
+)
+
+SUBJECT = "V/v triển khai Trục liên thông văn bản quốc gia"
+MAX = 1 << 20
+LIFETIME_S = 3600
+
+
+def document(subject: str = SUBJECT) -> pb.Payload:
+    return pb.Payload(document=pb.Document(subject=subject))
+
+
+def seal(signer, clock, payload=None, **kw) -> tuple[pb.Header, bytes]:
+    return envelope.seal(signer, RECEIVER, payload or document(), clock=clock, lifetime_s=LIFETIME_S, **kw)
+
+
+def rejection(raw: bytes, trust: TrustStore, clock, max_size: int = MAX) -> Reason:
+    with pytest.raises(Rejected) as exc:
+        envelope.verify(raw, trust, max_size=max_size, clock=clock)
+    return exc.value.reason
+
+
+def rebuild(raw: bytes, signer, clock, *, payload: bytes | None = None, **fields) -> bytes:
+    """Change header fields (None clears one) or the payload, then re-sign the header and redo the
+    sender's trace entry with `signer`, so that only the intended change is wrong."""
+    env = pb.Envelope.FromString(raw)
+    header = pb.Header.FromString(env.header)
+    if payload is not None:
+        env.payload = payload
+        header.payload_sha256 = envelope.sha256(payload)
+        header.payload_size = len(payload)
+    for name, value in fields.items():
+        if value is None:
+            header.ClearField(name)
+        else:
+            setattr(header, name, value)
+    env.header = header.SerializeToString()
+    env.signature = signer.sign(env.header)
+    del env.trace[:]
+    return envelope.add_trace(env, signer, clock).SerializeToString()
+
+
+def entry(env: pb.Envelope, *, code: str, key_of, cert_of, prev: bytes, header: bytes | None = None,
+          time_ms: int = T0_MS) -> pb.TraceEntry:
+    """A hand-made trace entry: claims `code`, signed with `key_of`'s key, carrying `cert_of`'s certificate."""
+    body = pb.TraceBody(code=code, time_ms=time_ms, header_sha256=envelope.sha256(header or env.header),
+                        prev_sha256=prev).SerializeToString()
+    return pb.TraceEntry(body=body, signature=key_of.sign(body), cert_der=cert_of.cert_der)
+
+
+@pytest.fixture
+def sealed(sender, clock) -> tuple[pb.Header, bytes]:
+    return seal(sender, clock, priority=2)
+
+
+@pytest.fixture
+def relayed(sealed, relay, clock) -> bytes:
+    clock.advance(10)
+    return envelope.add_trace(pb.Envelope.FromString(sealed[1]), relay, clock).SerializeToString()
+
+
+# ---- the good path ---------------------------------------------------------------------
+
+
+def test_sealed_envelope_verifies(sealed, sender, trust, clock):
+    header, raw = sealed
+    v = envelope.verify(raw, trust, max_size=MAX, clock=clock)
+    h = v.header
+    assert h == header
+    assert len(h.message_id) == 32
+    assert (h.sender, h.recipient, h.kind, h.priority) == (SENDER, RECEIVER, pb.DOCUMENT, 2)
+    assert (h.created_ms, h.expires_ms) == (T0_MS, T0_MS + LIFETIME_S * 1000)
+    assert h.payload_size == len(v.envelope.payload)
+    assert v.sender.code == SENDER and v.sender.cert_der == sender.cert_der
+    assert v.path == [(SENDER, T0_MS)]
+    assert v.digest == envelope.sha256(raw)
+    assert v.payload() == document()
+    assert v.payload().document.subject == SUBJECT
+
+
+def test_message_ids_are_unique(sender, clock):
+    assert seal(sender, clock)[0].message_id != seal(sender, clock)[0].message_id
+
+
+def test_given_message_id_and_reference_are_carried(sender, trust, clock):
+    _, raw = seal(sender, clock, message_id="m-1", ref_message_id="m-0")
+    h = envelope.verify(raw, trust, max_size=MAX, clock=clock).header
+    assert (h.message_id, h.ref_message_id) == ("m-1", "m-0")
+
+
+@pytest.mark.parametrize(
+    "payload, kind",
+    [(document(), pb.DOCUMENT),
+     (pb.Payload(status=pb.Status(status_code="03")), pb.STATUS),
+     (pb.Payload(notice=pb.Notice(reason="EXPIRED")), pb.NOTICE)],
+    ids=["document", "status", "notice"],
+)
+def test_header_kind_follows_payload(sender, trust, clock, payload, kind):
+    _, raw = seal(sender, clock, payload)
+    v = envelope.verify(raw, trust, max_size=MAX, clock=clock)
+    assert v.header.kind == kind
+    assert v.payload() == payload
+
+
+def test_rebuild_without_changes_still_verifies(sealed, sender, trust, clock):
+    """Control for the forgeries below: `rebuild` itself produces a valid envelope."""
+    envelope.verify(rebuild(sealed[1], sender, clock), trust, max_size=MAX, clock=clock)
+
+
+def test_relay_trace_extends_path_in_order(sealed, relayed, trust, clock):
+    v = envelope.verify(relayed, trust, max_size=MAX, clock=clock)
+    assert v.path == [(SENDER, T0_MS), (RELAY, T0_MS + 10_000)]
+    assert v.header.sender == SENDER
+    assert envelope.last_hop(relayed) == RELAY
+    assert envelope.last_hop(sealed[1]) == SENDER
+
+
+# ---- size and structure ------------------------------------------------------------------
+
+
+def test_size_limit(sealed, trust, clock):
+    raw = sealed[1]
+    envelope.verify(raw, trust, max_size=len(raw), clock=clock)
+    assert rejection(raw, trust, clock, max_size=len(raw) - 1) is Reason.TOO_LARGE
+
+
+def _bad_header(raw: bytes) -> bytes:
+    env = pb.Envelope.FromString(raw)
+    env.header = b"\xff\xff\xff"
+    return env.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda raw: b"\xff", lambda raw: b"not an envelope", lambda raw: raw[:-7], _bad_header],
+    ids=["byte", "text", "truncated", "header"],
+)
+def test_malformed_bytes(sealed, trust, clock, make):
+    assert rejection(make(sealed[1]), trust, clock) is Reason.MALFORMED
+
+
+@pytest.mark.parametrize("field", envelope.REQUIRED_HEADER_FIELDS)
+def test_missing_required_header_field(sealed, sender, trust, clock, field):
+    assert rejection(rebuild(sealed[1], sender, clock, **{field: None}), trust, clock) is Reason.MISSING_FIELD
+
+
+def test_priority_out_of_range(sealed, sender, trust, clock):
+    assert rejection(rebuild(sealed[1], sender, clock, priority=5), trust, clock) is Reason.INVALID_REQUEST
+
+
+# ---- sender signature and certificate --------------------------------------------------------
+
+
+def _with(raw: bytes, **fields) -> bytes:
+    env = pb.Envelope.FromString(raw)
+    for name, value in fields.items():
+        setattr(env, name, value)
+    return env.SerializeToString()
+
+
+def test_missing_signature(sealed, trust, clock):
+    assert rejection(_with(sealed[1], signature=b""), trust, clock) is Reason.BAD_SIGNATURE
+
+
+def test_flipped_signature_byte(sealed, trust, clock):
+    sig = bytearray(pb.Envelope.FromString(sealed[1]).signature)
+    sig[-1] ^= 0x01
+    assert rejection(_with(sealed[1], signature=bytes(sig)), trust, clock) is Reason.BAD_SIGNATURE
+
+
+def test_signature_by_another_trusted_key(sealed, relay, trust, clock):
+    env = pb.Envelope.FromString(sealed[1])
+    assert rejection(_with(sealed[1], signature=relay.sign(env.header)), trust, clock) is Reason.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("recipient", RELAY), ("expires_ms", T0_MS + 365 * 86_400_000), ("priority", 4)],
+)
+def test_header_changed_after_signing(sealed, trust, clock, field, value):
+    env = pb.Envelope.FromString(sealed[1])
+    header = pb.Header.FromString(env.header)
+    setattr(header, field, value)
+    assert rejection(_with(sealed[1], header=header.SerializeToString()), trust, clock) is Reason.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [document("V/v khác").SerializeToString(), document().SerializeToString() + b"\x00", b""],
+    ids=["other-document", "appended", "emptied"],
+)
+def test_payload_changed(sealed, trust, clock, payload):
+    assert rejection(_with(sealed[1], payload=payload), trust, clock) is Reason.DIGEST_MISMATCH
+
+
+def test_payload_size_lie(sealed, sender, trust, clock):
+    raw = rebuild(sealed[1], sender, clock, payload_size=pb.Header.FromString(
+        pb.Envelope.FromString(sealed[1]).header).payload_size + 1)
+    assert rejection(raw, trust, clock) is Reason.DIGEST_MISMATCH
+
+
+def test_missing_sender_certificate(sealed, trust, clock):
+    assert rejection(_with(sealed[1], sender_cert=b""), trust, clock) is Reason.UNKNOWN_SENDER
+
+
+def test_header_sender_not_the_certificates_code(sealed, sender, trust, clock):
+    assert rejection(rebuild(sealed[1], sender, clock, sender=RELAY), trust, clock) is Reason.SENDER_MISMATCH
+
+
+def test_certificate_swapped_for_another_agency(sealed, relay, trust, clock):
+    assert rejection(_with(sealed[1], sender_cert=relay.cert_der), trust, clock) is Reason.SENDER_MISMATCH
+
+
+def test_sender_certificate_from_another_ca(rogue_ca, trust, clock):
+    impostor = rogue_ca.signer(SENDER)
+    assert rejection(seal(impostor, clock)[1], trust, clock) is Reason.UNTRUSTED_CERT
+
+
+@pytest.mark.parametrize(
+    "validity",
+    [dict(not_before=T0 - 400 * DAY, days=365), dict(not_before=T0 + DAY)],
+    ids=["expired", "not-yet-valid"],
+)
+def test_sender_certificate_outside_validity(ca, trust, clock, validity):
+    assert rejection(seal(ca.signer(SENDER, **validity), clock)[1], trust, clock) is Reason.CERT_EXPIRED
+
+
+def test_envelope_lifetime(sealed, trust, clock):
+    raw = sealed[1]
+    clock.advance(LIFETIME_S)
+    envelope.verify(raw, trust, max_size=MAX, clock=clock)  # expires_ms itself is still in time
+    clock.advance(0.001)
+    assert rejection(raw, trust, clock) is Reason.EXPIRED
+    envelope.verify(raw, trust, max_size=MAX, clock=clock, check_expiry=False)
+
+
+# ---- trace ---------------------------------------------------------------------------------------
+
+
+def bad_trace(raw: bytes, trust: TrustStore, clock) -> str:
+    """Assert BAD_TRACE and return the detail, so each test can show which trace check caught it."""
+    with pytest.raises(Rejected) as exc:
+        envelope.verify(raw, trust, max_size=MAX, clock=clock)
+    assert exc.value.reason is Reason.BAD_TRACE
+    return exc.value.detail
+
+
+def _trace(raw: bytes, *entries: pb.TraceEntry) -> bytes:
+    env = pb.Envelope.FromString(raw)
+    del env.trace[:]
+    env.trace.extend(entries)
+    return env.SerializeToString()
+
+
+def test_trace_entry_body_tampered(sealed, trust, clock):
+    env = pb.Envelope.FromString(sealed[1])
+    body = pb.TraceBody.FromString(env.trace[0].body)
+    body.time_ms += 1
+    env.trace[0].body = body.SerializeToString()
+    assert "signature does not verify" in bad_trace(env.SerializeToString(), trust, clock)
+
+
+def test_trace_entry_signature_tampered(relayed, trust, clock):
+    env = pb.Envelope.FromString(relayed)
+    sig = bytearray(env.trace[1].signature)
+    sig[-1] ^= 0x01
+    env.trace[1].signature = bytes(sig)
+    assert "trace[1] signature does not verify" in bad_trace(env.SerializeToString(), trust, clock)
+
+
+def test_trace_removed(sealed, trust, clock):
+    assert "no trace" in bad_trace(_trace(sealed[1]), trust, clock)
+
+
+def test_first_of_two_trace_entries_removed(relayed, trust, clock):
+    env = pb.Envelope.FromString(relayed)
+    assert "not chained" in bad_trace(_trace(relayed, env.trace[1]), trust, clock)
+
+
+def test_trace_entries_reordered(relayed, trust, clock):
+    env = pb.Envelope.FromString(relayed)
+    assert "trace[0] is not chained" in bad_trace(_trace(relayed, env.trace[1], env.trace[0]), trust, clock)
+
+
+def test_trace_entry_signed_by_someone_else_with_the_claimed_cert(sealed, sender, relay, trust, clock):
+    env = pb.Envelope.FromString(sealed[1])
+    forged = entry(env, code=SENDER, key_of=relay, cert_of=sender, prev=b"")
+    assert "signature does not verify" in bad_trace(_trace(sealed[1], forged), trust, clock)
+
+
+def test_trace_entry_claiming_another_code_than_its_cert(sealed, relay, trust, clock):
+    env = pb.Envelope.FromString(sealed[1])
+    forged = entry(env, code=SENDER, key_of=relay, cert_of=relay, prev=b"")
+    assert "is not its certificate's" in bad_trace(_trace(sealed[1], forged), trust, clock)
+
+
+def test_relay_entry_not_chained_to_previous(sealed, relay, trust, clock):
+    env = pb.Envelope.FromString(sealed[1])
+    unchained = entry(env, code=RELAY, key_of=relay, cert_of=relay, prev=b"")
+    assert "trace[1] is not chained" in bad_trace(_trace(sealed[1], env.trace[0], unchained), trust, clock)
+
+
+def test_relay_entry_chained_correctly_by_hand_verifies(sealed, relay, trust, clock):
+    """Control for the chaining tests: the same hand-made entry with the right links passes."""
+    env = pb.Envelope.FromString(sealed[1])
+    good = entry(env, code=RELAY, key_of=relay, cert_of=relay, prev=envelope.sha256(env.trace[0].signature))
+    v = envelope.verify(_trace(sealed[1], env.trace[0], good), trust, max_size=MAX, clock=clock)
+    assert [c for c, _ in v.path] == [SENDER, RELAY]
+
+
+def test_trace_entry_bound_to_another_envelope(sealed, sender, trust, clock):
+    env = pb.Envelope.FromString(sealed[1])
+    other = pb.Envelope.FromString(seal(sender, clock)[1])
+    assert "not chained" in bad_trace(_trace(sealed[1], other.trace[0]), trust, clock)
+    forged = entry(env, code=SENDER, key_of=sender, cert_of=sender, prev=b"", header=other.header)
+    assert "not chained" in bad_trace(_trace(sealed[1], forged), trust, clock)
+
+
+def test_first_trace_entry_not_the_senders(sealed, relay, trust, clock):
+    env = pb.Envelope.FromString(sealed[1])
+    del env.trace[:]
+    raw = envelope.add_trace(env, relay, clock).SerializeToString()  # well signed and chained, wrong hop
+    assert "not the sender's" in bad_trace(raw, trust, clock)
+
+
+def test_trace_entry_body_unparseable(sealed, trust, clock):
+    env = pb.Envelope.FromString(sealed[1])
+    env.trace[0].body = b"\xff\xff"
+    assert rejection(env.SerializeToString(), trust, clock) is Reason.MALFORMED
+
+
+def test_trace_entry_from_untrusted_relay(sealed, rogue_ca, trust, clock):
+    env = envelope.add_trace(pb.Envelope.FromString(sealed[1]), rogue_ca.signer(RELAY), clock)
+    assert rejection(env.SerializeToString(), trust, clock) is Reason.UNTRUSTED_CERT
+
+
+# ---- payload body ---------------------------------------------------------------------------------
+
+
+def test_payload_body_not_matching_header_kind(sealed, sender, trust, clock):
+    v = envelope.verify(rebuild(sealed[1], sender, clock, kind=pb.STATUS), trust, max_size=MAX, clock=clock)
+    with pytest.raises(Rejected) as exc:
+        v.payload()
+    assert exc.value.reason is Reason.MISSING_FIELD
+
+
+def test_payload_without_body(sealed, sender, trust, clock):
+    v = envelope.verify(rebuild(sealed[1], sender, clock, payload=pb.Payload().SerializeToString()),
+                        trust, max_size=MAX, clock=clock)
+    with pytest.raises(Rejected) as exc:
+        v.payload()
+    assert exc.value.reason is Reason.MISSING_FIELD
+
+
+def test_payload_not_parsing(sealed, sender, trust, clock):
+    v = envelope.verify(rebuild(sealed[1], sender, clock, payload=b"\xff\xff"), trust, max_size=MAX, clock=clock)
+    with pytest.raises(Rejected) as exc:
+        v.payload()
+    assert exc.value.reason is Reason.MALFORMED
+
+
+# ---- receipts -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receipt_case(sealed, receiver, clock):
+    header, raw = sealed
+    clock.advance(5)
+    digest = envelope.sha256(raw)
+    return envelope.make_receipt(receiver, header.message_id, digest, clock), header.message_id, digest
+
+
+def receipt_rejection(receipt, trust, *, expect=RECEIVER, message_id, digest) -> Reason:
+    with pytest.raises(Rejected) as exc:
+        envelope.verify_receipt(receipt, trust, expect_receiver=expect, message_id=message_id, envelope_digest=digest)
+    return exc.value.reason
+
+
+def test_receipt_verifies(receipt_case, trust):
+    receipt, mid, digest = receipt_case
+    body = envelope.verify_receipt(receipt, trust, expect_receiver=RECEIVER, message_id=mid, envelope_digest=digest)
+    assert (body.receiver, body.message_id, body.envelope_sha256, body.received_ms) == (
+        RECEIVER, mid, digest, T0_MS + 5000)
+
+
+def test_receipt_from_unexpected_receiver(receipt_case, trust):
+    receipt, mid, digest = receipt_case
+    assert receipt_rejection(receipt, trust, expect=RELAY, message_id=mid, digest=digest) is Reason.BAD_RECEIPT
+
+
+def test_receipt_for_another_message(receipt_case, trust):
+    receipt, _, digest = receipt_case
+    assert receipt_rejection(receipt, trust, message_id="other", digest=digest) is Reason.BAD_RECEIPT
+
+
+def test_receipt_for_other_bytes(receipt_case, trust):
+    receipt, mid, digest = receipt_case
+    assert receipt_rejection(receipt, trust, message_id=mid, digest=envelope.sha256(digest)) is Reason.BAD_RECEIPT
+
+
+def test_receipt_signature_tampered(receipt_case, trust):
+    receipt, mid, digest = receipt_case
+    sig = bytearray(receipt.signature)
+    sig[-1] ^= 0x01
+    receipt.signature = bytes(sig)
+    assert receipt_rejection(receipt, trust, message_id=mid, digest=digest) is Reason.BAD_RECEIPT
+
+
+def test_receipt_body_swapped_under_signature(receipt_case, trust):
+    receipt, mid, digest = receipt_case
+    receipt.body = pb.ReceiptBody(receiver=RECEIVER, message_id=mid, envelope_sha256=digest,
+                                  received_ms=1).SerializeToString()
+    assert receipt_rejection(receipt, trust, message_id=mid, digest=digest) is Reason.BAD_RECEIPT
+
+
+def test_receipt_body_naming_another_receiver_than_its_cert(receiver, trust, clock):
+    # Signed with the receiver's own key and certificate, but the body claims the relay took custody.
+    liar = envelope.Signer(RELAY, receiver.key, receiver.cert_der)
+    receipt = envelope.make_receipt(liar, "m", b"d" * 32, clock)
+    assert receipt_rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.BAD_RECEIPT
+
+
+def test_receipt_from_untrusted_certificate(rogue_ca, trust, clock):
+    # verify_receipt lets the trust store's own reason through rather than BAD_RECEIPT.
+    receipt = envelope.make_receipt(rogue_ca.signer(RECEIVER), "m", b"d" * 32, clock)
+    assert receipt_rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.UNTRUSTED_CERT
+    receipt.receiver_cert = b""
+    assert receipt_rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.UNTRUSTED_CERT
+
+
+def test_receipt_from_expired_certificate(ca, trust, clock):
+    receipt = envelope.make_receipt(ca.signer(RECEIVER, not_before=T0 - 400 * DAY, days=365), "m", b"d" * 32, clock)
+    assert receipt_rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.CERT_EXPIRED
+
+
+def test_signed_but_unparseable_receipt_body(receiver, trust):
+    body = b"\xff\xff"
+    receipt = pb.Receipt(body=body, signature=receiver.sign(body), receiver_cert=receiver.cert_der)
+    assert receipt_rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.BAD_RECEIPT

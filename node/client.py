@@ -76,6 +76,10 @@ class MailboxClient:
                 return out
             after = page[-1].seq
 
+    def watch(self, inbox: bool = True, sent: bool = True, timeout: float | None = None):
+        """A stream of events; call .cancel() on it when done."""
+        return self.stub.Watch(mpb.WatchRequest(inbox=inbox, sent=sent), metadata=self.metadata, timeout=timeout)
+
     def healthy(self, timeout: float = 2.0) -> bool:
         return probe_health(self.channel, timeout)
 

@@ -31,10 +31,13 @@ from .exchange.outgoing import Outgoing
 from .exchange.routing import Router
 from .exchange.service import ExchangeService
 from .exchange.transport import PeerConnector, TlsMaterial, grpc_options, server_credentials
+from . import events
+from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys
 from .identity.trust import TrustStore
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
+from .pb import mailbox_pb2 as mpb
 from .store.database import Database
 
 log = logging.getLogger("lienthong")
@@ -80,6 +83,11 @@ class Node:
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size, self.dispatcher.wake)
         self.outgoing = Outgoing(self.db, self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
                                  max_size=s.messages.max_size, wake=self.dispatcher.wake)
+        self.bus = EventBus()
+        self.dispatcher.publish = self.bus.publish
+        self.intake.on_arrival.append(lambda v: self.bus.publish(mpb.Event(
+            type=events.ARRIVED, message_id=v.header.message_id, peer=v.header.sender,
+            recipient=v.header.recipient, kind=v.header.kind, time_ms=clock.now_ms())))
         self.health = HealthMonitor(self.db, self.signer, self.trust)
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None
@@ -101,10 +109,10 @@ class Node:
         else:
             self.peer_port = self.peer_server.add_secure_port(s.listen, server_credentials(self.tls))
 
-        self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="api"),
+        self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="api"),
                                       interceptors=[TokenInterceptor(s.api.token)], options=opts)
         mailbox_pb2_grpc.add_MailboxServicer_to_server(
-            MailboxService(self.db, self.outgoing, self.trust, self.clock, s.messages.max_size), self.api_server)
+            MailboxService(self.db, self.outgoing, self.trust, self.clock, s.messages.max_size, self.bus), self.api_server)
         self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name)
         self.api_port = self.api_server.add_insecure_port(s.api.listen)
 

@@ -12,6 +12,7 @@ from ..pb import mailbox_pb2_grpc as mgrpc
 from ..store import custody, inbox, outbox
 from ..store.database import Database
 from ..clock import Clock
+from ..events import ARRIVED, DELIVERED, EXPIRED, REJECTED, WATCHING, EventBus
 from ..exchange.outgoing import Outgoing
 
 
@@ -37,8 +38,10 @@ def guarded(method):
 
 
 class MailboxService(mgrpc.MailboxServicer):
-    def __init__(self, db: Database, outgoing: Outgoing, trust: TrustStore, clock: Clock, max_size: int) -> None:
+    def __init__(self, db: Database, outgoing: Outgoing, trust: TrustStore, clock: Clock, max_size: int,
+                 bus: EventBus) -> None:
         self.db, self.outgoing, self.trust, self.clock, self.max_size = db, outgoing, trust, clock, max_size
+        self.bus = bus
 
     @guarded
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
@@ -92,3 +95,18 @@ class MailboxService(mgrpc.MailboxServicer):
                 e.receipt.ParseFromString(r["receipt"])
             entries.append(e)
         return mpb.ListSentResponse(entries=entries)
+
+    def Watch(self, request: mpb.WatchRequest, context):
+        types = ({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
+        if not types:
+            abort(context, Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, or both"))
+        sub = self.bus.subscribe(types)
+        context.add_callback(sub.close)
+        try:
+            yield mpb.Event(type=WATCHING, time_ms=self.clock.now_ms())  # subscribed: nothing after this is missed
+            while context.is_active():
+                event = sub.get(timeout=0.5)
+                if event is not None:
+                    yield event
+        finally:
+            sub.close()

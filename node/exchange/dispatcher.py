@@ -21,7 +21,9 @@ from ..clock import Clock
 from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..identity.trust import TrustStore
+from .. import events
 from ..pb import envelope_pb2 as pb
+from ..pb import mailbox_pb2 as mpb
 from ..store import inbox, outbox, peers
 from ..store.database import Database
 from .routing import Router
@@ -60,7 +62,8 @@ class Dispatcher:
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._wake_after_commit: set[str] = set()
+        self._after_commit = threading.local()  # per thread: actions wait for *their* transaction
+        self.publish: Callable[[mpb.Event], None] = lambda event: None
 
     # ---- workers ---------------------------------------------------------------
 
@@ -122,7 +125,7 @@ class Dispatcher:
                 for p in batch:
                     if p.expires_ms < now:
                         self._finish(conn, p, hop, outbox.EXPIRED, Reason.EXPIRED.name, "lifetime ended before delivery")
-            self._flush_wakes()
+            self._run_after_commit()
             if not live:
                 return DELIVERED  # made progress; look again
         address = self.router.address(hop)
@@ -134,6 +137,7 @@ class Dispatcher:
             self._backoff(hop, state.failures + 1, [p.message_id for p in live], str(e))
             return BACKOFF
         bad_receipts = []
+        delivered = []
         with self.db.transaction() as conn:
             for p, outcome in zip(live, outcomes):
                 which = outcome.WhichOneof("result")
@@ -145,6 +149,7 @@ class Dispatcher:
                         bad_receipts.append((p.message_id, r.public_text))
                         continue
                     outbox.mark_delivered(conn, p.message_id, hop, outcome.receipt, now)
+                    delivered.append(p)
                 else:
                     rej = outcome.rejection
                     self._finish(conn, p, hop, outbox.REJECTED, rej.reason, rej.message)
@@ -152,7 +157,10 @@ class Dispatcher:
                 outbox.note_attempt(conn, [m for m, _ in bad_receipts], bad_receipts[0][1])
             else:
                 peers.record_success(conn, hop, now)
-        self._flush_wakes()
+        self._run_after_commit()
+        for p in delivered:
+            self.publish(mpb.Event(type=events.DELIVERED, message_id=p.message_id, peer=hop, recipient=p.recipient,
+                                   kind=p.kind, time_ms=now))
         if bad_receipts:
             log.warning("bad receipts from %s: %s", hop, bad_receipts[0][1])
             self._backoff(hop, state.failures + 1, [], bad_receipts[0][1])
@@ -177,18 +185,27 @@ class Dispatcher:
                 for r in rows:
                     p = outbox.Pending(0, r["message_id"], r["sender"], r["recipient"], r["kind"], r["priority"], 0, r["envelope"])
                     self._finish(conn, p, r["next_hop"], outbox.EXPIRED, Reason.EXPIRED.name, "lifetime ended before delivery")
-            self._flush_wakes()
+            self._run_after_commit()
         return len(rows)
 
-    def _flush_wakes(self) -> None:
-        with self._lock:
-            hops, self._wake_after_commit = self._wake_after_commit, set()
-        for hop in hops:
-            self.wake(hop)
+    def _later(self, action: Callable[[], None]) -> None:
+        if not hasattr(self._after_commit, "actions"):
+            self._after_commit.actions = []
+        self._after_commit.actions.append(action)
+
+    def _run_after_commit(self) -> None:
+        actions = getattr(self._after_commit, "actions", [])
+        self._after_commit.actions = []
+        for action in actions:
+            action()
 
     def _finish(self, conn, p: outbox.Pending, hop: str, state: str, reason: str, detail: str) -> None:
         """Final failure of one envelope: record it, and tell the original sender (never for a notice)."""
-        outbox.mark_final(conn, p.message_id, hop, state, f"{reason}: {detail}", self.clock.now_ms())
+        now = self.clock.now_ms()
+        outbox.mark_final(conn, p.message_id, hop, state, f"{reason}: {detail}", now)
+        self._later(lambda: self.publish(mpb.Event(
+            type=events.REJECTED if state == outbox.REJECTED else events.EXPIRED, message_id=p.message_id,
+            peer=hop, recipient=p.recipient, kind=p.kind, time_ms=now, reason=reason)))
         if p.kind == pb.NOTICE:
             return
         notice = pb.Payload(notice=pb.Notice(ref_message_id=p.message_id, recipient=p.recipient, reason=reason, detail=detail))
@@ -196,7 +213,10 @@ class Dispatcher:
                                    lifetime_s=self.notice_lifetime_s, priority=p.priority, ref_message_id=p.message_id)
         subject = f"not delivered: {reason}"
         if p.sender == self.signer.code:
-            inbox.add_local(conn, header, subject=subject, now_ms=self.clock.now_ms(), envelope=raw)
+            inbox.add_local(conn, header, subject=subject, now_ms=now, envelope=raw)
+            self._later(lambda: self.publish(mpb.Event(
+                type=events.ARRIVED, message_id=header.message_id, peer=header.sender, recipient=header.recipient,
+                kind=header.kind, time_ms=now, reason=reason)))
             return
         try:
             back = self.router.next_hop(p.sender)
@@ -204,8 +224,7 @@ class Dispatcher:
             log.warning("cannot route non-delivery notice for %s back to %s", p.message_id, p.sender)
             return
         outbox.enqueue_in(conn, header, raw, back, subject, self.clock.now_ms(), origin="relay")
-        with self._lock:
-            self._wake_after_commit.add(back)
+        self._later(lambda: self.wake(back))
 
 
 def apscheduler_wake(scheduler, wake: Callable[[str], None]) -> Callable[[str, float], None]:

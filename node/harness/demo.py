@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from ..pb import envelope_pb2 as pb
 from . import nodes
+from .waiting import EventWaiter
 
 A = nodes.NodeSpec("000.00.01.H53", "Văn phòng UBND tỉnh Tây Ninh")
 B = nodes.NodeSpec("000.00.35.H53", "UBND huyện Hòa Thành")
@@ -31,9 +31,11 @@ def main() -> int:
                                            data=b"%PDF-1.4 demo attachment\n")],
             )
             doc.code.code_number, doc.code.code_notation = "123", "UBND-VP"
-            sent = a.client().send(doc, [b.code]).envelopes[0]
-            print(f"\nsent {sent.message_id} from {a.code} to {b.code}")
-            entry = _wait_delivered(a, sent.message_id)
+            with EventWaiter(a.client(), inbox=False) as waiter:
+                sent = a.client().send(doc, [b.code]).envelopes[0]
+                print(f"\nsent {sent.message_id} from {a.code} to {b.code}")
+                waiter.wait(lambda evs: sent.message_id in {e.message_id for e in evs}, timeout=30)
+            [entry] = [e for e in a.client().sent_all() if e.message_id == sent.message_id]
             inbox = b.client()
             got = inbox.fetch(sent.message_id)
             d = got.payload.document
@@ -50,17 +52,6 @@ def main() -> int:
                 status = nodes.terminate(h)
                 print(f"stopped {h.code} (exit {status})")
     return 0
-
-
-def _wait_delivered(handle, message_id: str, timeout: float = 30.0):
-    client = handle.client()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for e in client.sent_all():
-            if e.message_id == message_id and e.state != "pending":
-                return e
-        time.sleep(0.05)  # polling a live demo, not a test
-    raise TimeoutError(f"{message_id} not delivered in {timeout}s")
 
 
 if __name__ == "__main__":

@@ -158,3 +158,29 @@ class ListSentResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[SentEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[SentEntry, _Mapping]]] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("inbox", "sent")
+    INBOX_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    inbox: bool
+    sent: bool
+    def __init__(self, inbox: _Optional[bool] = ..., sent: _Optional[bool] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    message_id: str
+    peer: str
+    recipient: str
+    kind: _envelope_pb2.Kind
+    time_ms: int
+    reason: str
+    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...

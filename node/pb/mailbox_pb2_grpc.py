@@ -59,6 +59,11 @@ class MailboxStub:
                 request_serializer=node_dot_pb_dot_mailbox__pb2.ListSentRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_mailbox__pb2.ListSentResponse.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/lienthong.v1.Mailbox/Watch',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.WatchRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.Event.FromString,
+                _registered_method=True)
 
 
 class MailboxServicer:
@@ -94,6 +99,14 @@ class MailboxServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Events as they are committed: arrivals in the inbox, outcomes of sent envelopes.
+        Subscribe first, then list, to miss nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MailboxServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +134,11 @@ def add_MailboxServicer_to_server(servicer, server):
                     servicer.ListSent,
                     request_deserializer=node_dot_pb_dot_mailbox__pb2.ListSentRequest.FromString,
                     response_serializer=node_dot_pb_dot_mailbox__pb2.ListSentResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.WatchRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.Event.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +276,33 @@ class Mailbox:
             '/lienthong.v1.Mailbox/ListSent',
             node_dot_pb_dot_mailbox__pb2.ListSentRequest.SerializeToString,
             node_dot_pb_dot_mailbox__pb2.ListSentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/Watch',
+            node_dot_pb_dot_mailbox__pb2.WatchRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,58 @@
+"""In-process fan-out of committed changes to local API watchers.
+
+Publishers call after their transaction commits, so a watcher never sees an event
+for something a crash could still undo. A slow watcher loses events beyond its
+queue bound rather than slowing the node; it can always re-list.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+
+from .pb import mailbox_pb2 as mpb
+
+ARRIVED, DELIVERED, REJECTED, EXPIRED = "arrived", "delivered", "rejected", "expired"
+WATCHING = "watching"  # first event of every stream: the subscription is in place
+QUEUE_BOUND = 10_000
+
+
+class Subscription:
+    def __init__(self, bus: "EventBus", types: set[str]) -> None:
+        self.bus, self.types = bus, types
+        self.queue: queue.Queue[mpb.Event] = queue.Queue(QUEUE_BOUND)
+
+    def get(self, timeout: float) -> mpb.Event | None:
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self.bus._remove(self)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subs: list[Subscription] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, types: set[str]) -> Subscription:
+        sub = Subscription(self, types)
+        with self._lock:
+            self._subs.append(sub)
+        return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        with self._lock:
+            if sub in self._subs:
+                self._subs.remove(sub)
+
+    def publish(self, event: mpb.Event) -> None:
+        with self._lock:
+            subs = list(self._subs)
+        for s in subs:
+            if event.type in s.types:
+                try:
+                    s.queue.put_nowait(event)
+                except queue.Full:
+                    pass

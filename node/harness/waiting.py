@@ -1,0 +1,68 @@
+"""Waiting on what a node reports, not on the clock: events from its Watch stream."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import grpc
+
+from ..client import MailboxClient
+from ..events import WATCHING
+from ..pb import mailbox_pb2 as mpb
+
+
+class EventWaiter:
+    """Subscribe first, then act, then wait for the events that prove it happened."""
+
+    def __init__(self, client: MailboxClient, inbox: bool = True, sent: bool = True, ready_timeout: float = 10.0) -> None:
+        self.events: list[mpb.Event] = []
+        self._cond = threading.Condition()
+        self._ready = threading.Event()
+        self._stream = client.watch(inbox=inbox, sent=sent)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(ready_timeout):
+            self.close()
+            raise TimeoutError(f"watch on {client.address} did not start")
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                if event.type == WATCHING:
+                    self._ready.set()
+                    continue
+                with self._cond:
+                    self.events.append(event)
+                    self._cond.notify_all()
+        except grpc.RpcError:
+            pass
+        finally:
+            self._ready.set()
+            with self._cond:
+                self._cond.notify_all()
+
+    def wait(self, done: Callable[[list[mpb.Event]], bool], timeout: float) -> list[mpb.Event]:
+        """Block until `done(events)` holds; raise TimeoutError with what was seen otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not done(self.events):
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    raise TimeoutError(f"condition not met in {timeout}s; {len(self.events)} events seen")
+                self._cond.wait(left)
+            return list(self.events)
+
+    def ids(self, type_: str) -> set[str]:
+        with self._cond:
+            return {e.message_id for e in self.events if e.type == type_}
+
+    def close(self) -> None:
+        self._stream.cancel()
+        self._thread.join(5)
+
+    def __enter__(self) -> "EventWaiter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -112,15 +112,31 @@ def cmd_fetch(args) -> int:
         print(f"subject   {d.subject}\ndoc id    {d.document_id}")
         if d.content:
             print(f"content   {d.content}")
-        for a in d.attachments:
+        used: set[str] = set()
+        for i, a in enumerate(d.attachments):
             print(f"attached  {a.name} ({a.content_type}, {len(a.data)} bytes)")
             if args.save_dir:
-                out = Path(args.save_dir) / Path(a.name).name
+                out = Path(args.save_dir) / safe_file_name(a.name, i, used)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(a.data)
+                print(f"saved     {out}")
     else:
         print(json_format.MessageToJson(r.payload, ensure_ascii=False))
     return 0
+
+
+def safe_file_name(name: str, index: int, used: set[str]) -> str:
+    """A sender chooses attachment names: keep only a plain base name, never a path, and never overwrite."""
+    base = Path(name.replace("\\", "/")).name
+    if base in ("", ".", ".."):
+        base = f"attachment-{index + 1}"
+    candidate, n = base, 1
+    while candidate in used:
+        n += 1
+        stem, dot, ext = base.partition(".")
+        candidate = f"{stem}-{n}{dot}{ext}"
+    used.add(candidate)
+    return candidate
 
 
 def cmd_ack(args) -> int:
@@ -207,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         print(f"lienthong: {e}", file=sys.stderr)
         return e.status
+    except OSError as e:
+        print(f"lienthong: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
     except grpc.RpcError as e:
         if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             target = getattr(args, "_address", None) or _address_hint(args)

@@ -1,5 +1,10 @@
 """Build, sign, trace and verify envelopes and receipts.
 
+The path an envelope took (edXML's TraceHeaderList) starts with the sender: its
+signature over the header, which carries its code and creation time, is its hop mark.
+Every relay then appends a signed trace entry chained to the previous mark (the
+header signature for the first relay), so one signature per hop proves the path.
+
 Everything signed is carried as the exact bytes that were signed (protobuf is not
 canonical), and every check runs over received bytes before any parsed field is
 trusted. A relay verifies exactly what the final recipient does, except the payload's
@@ -67,7 +72,7 @@ def seal(
     ref_message_id: str = "",
     message_id: str | None = None,
 ) -> tuple[pb.Header, bytes]:
-    """A signed envelope from `signer` to `recipient`, with the sender's own first trace entry."""
+    """A signed envelope from `signer` to `recipient`; its header signature is the first hop mark."""
     payload_bytes = payload.SerializeToString()
     now = clock.now_ms()
     header = pb.Header(
@@ -89,12 +94,12 @@ def seal(
         sender_cert=signer.cert_der,
         payload=payload_bytes,
     )
-    return header, add_trace(env, signer, clock).SerializeToString()
+    return header, env.SerializeToString()
 
 
 def add_trace(env: pb.Envelope, signer: Signer, clock: Clock = SYSTEM) -> pb.Envelope:
-    """Append this node's signed hop mark, chained to the previous one."""
-    prev = sha256(env.trace[-1].signature) if env.trace else b""
+    """Append this relay's signed hop mark, chained to the previous one."""
+    prev = sha256(env.trace[-1].signature if env.trace else env.signature)
     body = pb.TraceBody(
         code=signer.code, time_ms=clock.now_ms(), header_sha256=sha256(env.header), prev_sha256=prev
     ).SerializeToString()
@@ -110,7 +115,7 @@ class Verified:
     envelope: pb.Envelope
     header: pb.Header
     sender: Identity
-    path: list[tuple[str, int]] = field(default_factory=list)  # (code, time_ms) per trace entry
+    path: list[tuple[str, int]] = field(default_factory=list)  # (code, time_ms): sender, then each relay
 
     @property
     def digest(self) -> bytes:
@@ -167,17 +172,14 @@ def verify(
         raise Rejected(Reason.DIGEST_MISMATCH)
     if check_expiry and header.expires_ms < clock.now_ms():
         raise Rejected(Reason.EXPIRED, f"expired at {header.expires_ms}")
-    path = verify_trace(env, trust)
-    if path[0][0] != header.sender:
-        raise Rejected(Reason.BAD_TRACE, "first trace entry is not the sender's")
+    path = [(header.sender, header.created_ms)] + verify_trace(env, trust)
     return Verified(raw, env, header, sender, path)
 
 
 def verify_trace(env: pb.Envelope, trust: TrustStore) -> list[tuple[str, int]]:
-    if not env.trace:
-        raise Rejected(Reason.BAD_TRACE, "envelope has no trace")
+    """The relays' hop marks, each checked and chained back to the sender's signature."""
     header_digest = sha256(env.header)
-    prev = b""
+    prev = sha256(env.signature)
     path = []
     for i, entry in enumerate(env.trace):
         body = pb.TraceBody()
@@ -198,9 +200,11 @@ def verify_trace(env: pb.Envelope, trust: TrustStore) -> list[tuple[str, int]]:
 
 
 def last_hop(raw: bytes) -> str:
-    """Code of the last trace entry, read without verification (for peer checks after verify)."""
+    """Code of the last hop mark (last relay, else the sender), read without verification."""
     env = pb.Envelope.FromString(raw)
-    return pb.TraceBody.FromString(env.trace[-1].body).code
+    if env.trace:
+        return pb.TraceBody.FromString(env.trace[-1].body).code
+    return pb.Header.FromString(env.header).sender
 
 
 # ---- receipts ---------------------------------------------------------------

@@ -39,6 +39,7 @@ from .identity.trust import TrustStore
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import mailbox_pb2 as mpb
 from .store.database import Database
+from .store.group_commit import GroupCommit
 
 log = logging.getLogger("lienthong")
 
@@ -57,7 +58,7 @@ class Node:
         try:
             self.signer = Signer.from_files(s.tls.key, s.tls.cert)
         except ValueError as e:
-            raise ConfigError(str(e), path="tls.cert", file=_source(s)) from None
+            raise ConfigError(str(e), path="tls.key" if "does not match" in str(e) else "tls.cert", file=_source(s)) from None
         if self.signer.code != s.node.code:
             raise ConfigError(f"certificate is for {self.signer.code}, but node.code is {s.node.code}",
                               path="tls.cert", expected=f"a certificate for {s.node.code}", file=_source(s))
@@ -81,8 +82,9 @@ class Node:
         )
         self.dispatcher.schedule_wake = apscheduler_wake(self.scheduler, self.dispatcher.wake)
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size, self.dispatcher.wake)
+        self.committer = GroupCommit(self.db)
         self.outgoing = Outgoing(self.db, self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
-                                 max_size=s.messages.max_size, wake=self.dispatcher.wake)
+                                 max_size=s.messages.max_size, wake=self.dispatcher.wake, committer=self.committer)
         self.bus = EventBus()
         self.dispatcher.publish = self.bus.publish
         self.intake.on_arrival.append(lambda v: self.bus.publish(mpb.Event(
@@ -105,16 +107,17 @@ class Node:
         self._add_common(self.peer_server, exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name)
         if s.tls.insecure_plaintext:
             log.warning("PLAIN-TEXT node-to-node transport (tls.insecure_plaintext): for tests only, never in service")
-            self.peer_port = self.peer_server.add_insecure_port(s.listen)
+            self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_insecure_port(s.listen))
         else:
-            self.peer_port = self.peer_server.add_secure_port(s.listen, server_credentials(self.tls))
+            self.peer_port = self._bind("listen", s.listen,
+                                        lambda: self.peer_server.add_secure_port(s.listen, server_credentials(self.tls)))
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="api"),
                                       interceptors=[TokenInterceptor(s.api.token)], options=opts)
         mailbox_pb2_grpc.add_MailboxServicer_to_server(
             MailboxService(self.db, self.outgoing, self.trust, self.clock, s.messages.max_size, self.bus), self.api_server)
         self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name)
-        self.api_port = self.api_server.add_insecure_port(s.api.listen)
+        self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
 
         self.health.check()
         self.peer_server.start()
@@ -125,6 +128,14 @@ class Node:
         self.dispatcher.wake_all_due()
         self._write_runtime()
         log.info("node %s serving peers on port %d, local API on port %d", s.node.code, self.peer_port, self.api_port)
+
+    def _bind(self, key: str, address: str, bind) -> int:
+        """Bind or stop start-up with an error naming the config key (gRPC raises RuntimeError)."""
+        try:
+            return bind()
+        except RuntimeError:
+            raise ConfigError(f"cannot listen on {address} (address in use or not available)", path=key,
+                              expected="a free host:port on this machine", file=_source(self.settings)) from None
 
     def _add_common(self, server: grpc.Server, service_name: str) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
@@ -155,6 +166,7 @@ class Node:
         self.scheduler.shutdown(wait=False)
         self.dispatcher.stop()
         self.connector.close()
+        self.committer.close()
         self.db.close()
 
 

@@ -50,7 +50,7 @@ def rejection(raw: bytes, trust: TrustStore, clock, max_size: int = MAX) -> Reas
 
 def rebuild(raw: bytes, signer, clock, *, payload: bytes | None = None, **fields) -> bytes:
     """Change header fields (None clears one) or the payload, then re-sign the header and redo the
-    sender's trace entry with `signer`, so that only the intended change is wrong."""
+    sender's signature with `signer`, so that only the intended change is wrong."""
     env = pb.Envelope.FromString(raw)
     header = pb.Header.FromString(env.header)
     if payload is not None:
@@ -65,7 +65,7 @@ def rebuild(raw: bytes, signer, clock, *, payload: bytes | None = None, **fields
     env.header = header.SerializeToString()
     env.signature = signer.sign(env.header)
     del env.trace[:]
-    return envelope.add_trace(env, signer, clock).SerializeToString()
+    return env.SerializeToString()
 
 
 def entry(env: pb.Envelope, *, code: str, key_of, cert_of, prev: bytes, header: bytes | None = None,
@@ -280,79 +280,98 @@ def _trace(raw: bytes, *entries: pb.TraceEntry) -> bytes:
     return env.SerializeToString()
 
 
-def test_trace_entry_body_tampered(sealed, trust, clock):
-    env = pb.Envelope.FromString(sealed[1])
+@pytest.fixture
+def two_relays(relayed, receiver, clock) -> bytes:
+    """Sender, then RELAY, then RECEIVER acting as a second relay."""
+    clock.advance(10)
+    return envelope.add_trace(pb.Envelope.FromString(relayed), receiver, clock).SerializeToString()
+
+
+def test_sealed_envelope_carries_no_trace_entry_of_its_own(sealed, trust, clock):
+    """The sender's hop mark is its header signature; trace entries are relays' marks."""
+    assert len(pb.Envelope.FromString(sealed[1]).trace) == 0
+    assert envelope.verify(sealed[1], trust, max_size=MAX, clock=clock).path == [(SENDER, T0_MS)]
+
+
+def test_trace_entry_body_tampered(relayed, trust, clock):
+    env = pb.Envelope.FromString(relayed)
     body = pb.TraceBody.FromString(env.trace[0].body)
     body.time_ms += 1
     env.trace[0].body = body.SerializeToString()
     assert "signature does not verify" in bad_trace(env.SerializeToString(), trust, clock)
 
 
-def test_trace_entry_signature_tampered(relayed, trust, clock):
-    env = pb.Envelope.FromString(relayed)
+def test_trace_entry_signature_tampered(two_relays, trust, clock):
+    env = pb.Envelope.FromString(two_relays)
     sig = bytearray(env.trace[1].signature)
     sig[-1] ^= 0x01
     env.trace[1].signature = bytes(sig)
     assert "trace[1] signature does not verify" in bad_trace(env.SerializeToString(), trust, clock)
 
 
-def test_trace_removed(sealed, trust, clock):
-    assert "no trace" in bad_trace(_trace(sealed[1]), trust, clock)
+def test_first_of_two_trace_entries_removed(two_relays, trust, clock):
+    env = pb.Envelope.FromString(two_relays)
+    assert "trace[0] is not chained" in bad_trace(_trace(two_relays, env.trace[1]), trust, clock)
 
 
-def test_first_of_two_trace_entries_removed(relayed, trust, clock):
-    env = pb.Envelope.FromString(relayed)
-    assert "not chained" in bad_trace(_trace(relayed, env.trace[1]), trust, clock)
+def test_trace_entries_reordered(two_relays, trust, clock):
+    env = pb.Envelope.FromString(two_relays)
+    assert "trace[0] is not chained" in bad_trace(_trace(two_relays, env.trace[1], env.trace[0]), trust, clock)
 
 
-def test_trace_entries_reordered(relayed, trust, clock):
-    env = pb.Envelope.FromString(relayed)
-    assert "trace[0] is not chained" in bad_trace(_trace(relayed, env.trace[1], env.trace[0]), trust, clock)
-
-
-def test_trace_entry_signed_by_someone_else_with_the_claimed_cert(sealed, sender, relay, trust, clock):
+def test_trace_entry_signed_by_someone_else_with_the_claimed_cert(sealed, receiver, relay, trust, clock):
     env = pb.Envelope.FromString(sealed[1])
-    forged = entry(env, code=SENDER, key_of=relay, cert_of=sender, prev=b"")
+    forged = entry(env, code=RELAY, key_of=receiver, cert_of=relay, prev=envelope.sha256(env.signature))
     assert "signature does not verify" in bad_trace(_trace(sealed[1], forged), trust, clock)
 
 
 def test_trace_entry_claiming_another_code_than_its_cert(sealed, relay, trust, clock):
     env = pb.Envelope.FromString(sealed[1])
-    forged = entry(env, code=SENDER, key_of=relay, cert_of=relay, prev=b"")
+    forged = entry(env, code=SENDER, key_of=relay, cert_of=relay, prev=envelope.sha256(env.signature))
     assert "is not its certificate's" in bad_trace(_trace(sealed[1], forged), trust, clock)
 
 
-def test_relay_entry_not_chained_to_previous(sealed, relay, trust, clock):
+def test_relay_entry_not_chained_to_previous(relayed, receiver, trust, clock):
+    env = pb.Envelope.FromString(relayed)
+    unchained = entry(env, code=RECEIVER, key_of=receiver, cert_of=receiver, prev=envelope.sha256(env.signature))
+    assert "trace[1] is not chained" in bad_trace(_trace(relayed, env.trace[0], unchained), trust, clock)
+
+
+def test_first_relay_entry_not_chained_to_the_sender_signature(sealed, relay, trust, clock):
     env = pb.Envelope.FromString(sealed[1])
     unchained = entry(env, code=RELAY, key_of=relay, cert_of=relay, prev=b"")
-    assert "trace[1] is not chained" in bad_trace(_trace(sealed[1], env.trace[0], unchained), trust, clock)
+    assert "trace[0] is not chained" in bad_trace(_trace(sealed[1], unchained), trust, clock)
 
 
-def test_relay_entry_chained_correctly_by_hand_verifies(sealed, relay, trust, clock):
+def test_relay_entry_chained_correctly_by_hand_verifies(relayed, receiver, trust, clock):
     """Control for the chaining tests: the same hand-made entry with the right links passes."""
-    env = pb.Envelope.FromString(sealed[1])
-    good = entry(env, code=RELAY, key_of=relay, cert_of=relay, prev=envelope.sha256(env.trace[0].signature))
-    v = envelope.verify(_trace(sealed[1], env.trace[0], good), trust, max_size=MAX, clock=clock)
-    assert [c for c, _ in v.path] == [SENDER, RELAY]
+    env = pb.Envelope.FromString(relayed)
+    good = entry(env, code=RECEIVER, key_of=receiver, cert_of=receiver, prev=envelope.sha256(env.trace[0].signature))
+    v = envelope.verify(_trace(relayed, env.trace[0], good), trust, max_size=MAX, clock=clock)
+    assert [c for c, _ in v.path] == [SENDER, RELAY, RECEIVER]
 
 
-def test_trace_entry_bound_to_another_envelope(sealed, sender, trust, clock):
-    env = pb.Envelope.FromString(sealed[1])
-    other = pb.Envelope.FromString(seal(sender, clock)[1])
+def test_trace_entry_bound_to_another_envelope(sealed, sender, relay, trust, clock):
+    other_raw = seal(sender, clock)[1]
+    other = envelope.add_trace(pb.Envelope.FromString(other_raw), relay, clock)
     assert "not chained" in bad_trace(_trace(sealed[1], other.trace[0]), trust, clock)
-    forged = entry(env, code=SENDER, key_of=sender, cert_of=sender, prev=b"", header=other.header)
+    env = pb.Envelope.FromString(sealed[1])
+    forged = entry(env, code=RELAY, key_of=relay, cert_of=relay, prev=envelope.sha256(env.signature), header=other.header)
     assert "not chained" in bad_trace(_trace(sealed[1], forged), trust, clock)
 
 
-def test_first_trace_entry_not_the_senders(sealed, relay, trust, clock):
-    env = pb.Envelope.FromString(sealed[1])
-    del env.trace[:]
-    raw = envelope.add_trace(env, relay, clock).SerializeToString()  # well signed and chained, wrong hop
-    assert "not the sender's" in bad_trace(raw, trust, clock)
+def test_relay_marks_cannot_be_moved_to_a_resigned_header(relayed, sender, trust, clock):
+    """Re-signing the header (even by the true sender) breaks every relay mark chained to the old signature."""
+    env = pb.Envelope.FromString(relayed)
+    header = pb.Header.FromString(env.header)
+    header.priority = 4
+    env.header = header.SerializeToString()
+    env.signature = sender.sign(env.header)
+    assert "not chained" in bad_trace(env.SerializeToString(), trust, clock)
 
 
-def test_trace_entry_body_unparseable(sealed, trust, clock):
-    env = pb.Envelope.FromString(sealed[1])
+def test_trace_entry_body_unparseable(relayed, trust, clock):
+    env = pb.Envelope.FromString(relayed)
     env.trace[0].body = b"\xff\xff"
     assert rejection(env.SerializeToString(), trust, clock) is Reason.MALFORMED
 

@@ -1,6 +1,8 @@
 """The Mailbox servicer: send, inbox, fetch, ack, sent — the ground the national SDK covers."""
 from __future__ import annotations
 
+import logging
+
 import grpc
 
 from .. import envelope as env_mod
@@ -16,6 +18,9 @@ from ..events import ARRIVED, DELIVERED, EXPIRED, REJECTED, WATCHING, EventBus
 from ..exchange.outgoing import Outgoing
 
 
+log = logging.getLogger(__name__)
+
+
 def _limit(n: int) -> int:
     return 100 if n <= 0 else min(n, 1000)
 
@@ -27,12 +32,17 @@ def _entry(row: dict) -> mpb.InboxEntry:
 
 
 def guarded(method):
-    """Turn Rejected into its gRPC status; the single translator for this servicer."""
+    """Turn Rejected into its gRPC status; the single translator for this servicer.
+
+    Anything unexpected is logged here and answered INTERNAL without its text."""
     def wrapper(self, request, context):
         try:
             return method(self, request, context)
         except Rejected as r:
             abort(context, r)
+        except Exception:
+            log.exception("%s failed", method.__name__)
+            abort(context, Rejected(Reason.INTERNAL))
     wrapper.__name__ = method.__name__
     return wrapper
 

@@ -183,7 +183,7 @@ class Dispatcher:
         if rows:
             with self.db.transaction() as conn:
                 for r in rows:
-                    p = outbox.Pending(0, r["message_id"], r["sender"], r["recipient"], r["kind"], r["priority"], 0, r["envelope"])
+                    p = outbox.Pending(0, r["message_id"], r["sender"], r["recipient"], r["kind"], r["priority"], 0, b"")
                     self._finish(conn, p, r["next_hop"], outbox.EXPIRED, Reason.EXPIRED.name, "lifetime ended before delivery")
             self._run_after_commit()
         return len(rows)
@@ -213,7 +213,7 @@ class Dispatcher:
                                    lifetime_s=self.notice_lifetime_s, priority=p.priority, ref_message_id=p.message_id)
         subject = f"not delivered: {reason}"
         if p.sender == self.signer.code:
-            inbox.add_local(conn, header, subject=subject, now_ms=now, envelope=raw)
+            inbox.add_in(conn, header, subject=subject, now_ms=now, envelope=raw)
             self._later(lambda: self.publish(mpb.Event(
                 type=events.ARRIVED, message_id=header.message_id, peer=header.sender, recipient=header.recipient,
                 kind=header.kind, time_ms=now, reason=reason)))

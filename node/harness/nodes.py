@@ -114,10 +114,11 @@ def wait_healthy(handles: list[NodeHandle], timeout: float = 60.0) -> None:
                 if h.process is not None and h.process.poll() is not None:
                     raise RuntimeError(f"node {h.code} exited with {h.process.returncode}; log: {tail(h)}")
                 ch = channels[h.code]
+                ready = grpc.channel_ready_future(ch)
                 try:
-                    grpc.channel_ready_future(ch).result(timeout=max(0.05, min(1.0, deadline - time.monotonic())))
+                    ready.result(timeout=max(0.05, min(1.0, deadline - time.monotonic())))
                 except grpc.FutureTimeoutError:
-                    pass
+                    ready.cancel()  # stop its polling thread before the channel is closed
                 else:
                     if probe_health(ch, timeout=2.0):
                         pending.remove(h)

@@ -11,7 +11,7 @@ from typing import Callable
 
 from ..errors import Reason, Rejected
 from ..pb import envelope_pb2 as pb
-from . import audit
+from . import audit, inbox, outbox
 from .database import Database
 
 
@@ -54,18 +54,9 @@ def accept(
             )
             h = item.header
             if item.next_hop is None:
-                conn.execute(
-                    "INSERT INTO inbox (message_id, sender, kind, priority, subject, received_ms, envelope)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    (h.message_id, h.sender, h.kind, h.priority, item.subject, now_ms, item.raw),
-                )
+                inbox.add_in(conn, h, subject=item.subject, now_ms=now_ms, envelope=item.raw)
             else:
-                conn.execute(
-                    "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
-                    " created_ms, expires_ms, envelope) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (h.message_id, h.sender, h.recipient, item.next_hop, h.kind, h.priority, item.subject,
-                     "relay", h.created_ms, h.expires_ms, item.raw),
-                )
+                outbox.enqueue_in(conn, h, item.raw, item.next_hop, item.subject, now_ms, origin="relay")
             audit.append(conn, now_ms, audit.RECEIVED, item.message_id, item.from_peer, f"from {h.sender}")
             results.append(receipt)
     return results

@@ -6,13 +6,13 @@ from .database import Database
 COLUMNS = "seq, message_id, sender, kind, priority, subject, received_ms, acked_ms"
 
 
-def add_local(conn, header, *, subject: str, now_ms: int, envelope: bytes) -> None:
-    """Put an envelope the node made for itself (a non-delivery notice) into its own mailbox."""
+def add_in(conn, header, *, subject: str, now_ms: int, envelope: bytes) -> None:
+    """Put an envelope into the mailbox: one received, or one the node made for itself (a notice)."""
     conn.execute(
-        "INSERT OR IGNORE INTO inbox (message_id, sender, kind, priority, subject, received_ms, envelope)"
-        " VALUES (?,?,?,?,?,?,?)",
-        (header.message_id, header.sender, header.kind, header.priority, subject, now_ms, envelope),
+        "INSERT INTO inbox (message_id, sender, kind, priority, subject, received_ms) VALUES (?,?,?,?,?,?)",
+        (header.message_id, header.sender, header.kind, header.priority, subject, now_ms),
     )
+    conn.execute("INSERT INTO inbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
 
 
 def list_entries(db: Database, *, only_new: bool = False, after_seq: int = 0, limit: int = 100) -> list[dict]:
@@ -21,7 +21,8 @@ def list_entries(db: Database, *, only_new: bool = False, after_seq: int = 0, li
 
 
 def get(db: Database, message_id: str) -> dict | None:
-    return db.query_one(f"SELECT {COLUMNS}, envelope FROM inbox WHERE message_id = ?", (message_id,))
+    return db.query_one(f"SELECT {COLUMNS}, raw AS envelope FROM inbox JOIN inbox_envelope USING (message_id)"
+                        " WHERE message_id = ?", (message_id,))
 
 
 def ack(db: Database, message_id: str, now_ms: int) -> bool | None:

@@ -36,17 +36,19 @@ def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject:
                origin: str = "local") -> None:
     conn.execute(
         "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
-        " created_ms, expires_ms, envelope) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        " created_ms, expires_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (header.message_id, header.sender, header.recipient, next_hop, header.kind, header.priority,
-         subject, origin, header.created_ms, header.expires_ms, envelope),
+         subject, origin, header.created_ms, header.expires_ms),
     )
+    conn.execute("INSERT INTO outbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
     audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop, f"to {header.recipient}")
 
 
 def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int) -> list[Pending]:
     """Most urgent first, then oldest; at least one envelope, at most `max_bytes` together."""
     rows = db.query(
-        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, envelope FROM outbox"
+        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope"
+        " FROM outbox JOIN outbox_envelope USING (message_id)"
         " WHERE next_hop = ? AND state = 'pending' ORDER BY priority DESC, seq LIMIT ?",
         (next_hop, limit),
     )
@@ -85,7 +87,7 @@ def note_attempt(conn, message_ids: list[str], error: str) -> None:
 
 def expired_pending(db: Database, now_ms: int, limit: int = 500) -> list[dict]:
     return db.query(
-        "SELECT message_id, sender, recipient, next_hop, kind, priority, envelope FROM outbox"
+        "SELECT message_id, sender, recipient, next_hop, kind, priority FROM outbox"
         " WHERE state = 'pending' AND expires_ms < ? LIMIT ?",
         (now_ms, limit),
     )
@@ -106,7 +108,8 @@ def list_sent(db: Database, *, after_seq: int = 0, limit: int = 100, state: str 
 
 
 def get(db: Database, message_id: str) -> dict | None:
-    return db.query_one("SELECT * FROM outbox WHERE message_id = ?", (message_id,))
+    return db.query_one("SELECT outbox.*, raw AS envelope FROM outbox JOIN outbox_envelope USING (message_id)"
+                        " WHERE message_id = ?", (message_id,))
 
 
 def counts(db: Database) -> dict[str, int]:

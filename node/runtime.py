@@ -39,7 +39,6 @@ from .identity.trust import TrustStore
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import mailbox_pb2 as mpb
 from .store.database import Database
-from .store.group_commit import GroupCommit
 
 log = logging.getLogger("lienthong")
 
@@ -82,9 +81,8 @@ class Node:
         )
         self.dispatcher.schedule_wake = apscheduler_wake(self.scheduler, self.dispatcher.wake)
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size, self.dispatcher.wake)
-        self.committer = GroupCommit(self.db)
         self.outgoing = Outgoing(self.db, self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
-                                 max_size=s.messages.max_size, wake=self.dispatcher.wake, committer=self.committer)
+                                 max_size=s.messages.max_size, wake=self.dispatcher.wake)
         self.bus = EventBus()
         self.dispatcher.publish = self.bus.publish
         self.intake.on_arrival.append(lambda v: self.bus.publish(mpb.Event(
@@ -166,7 +164,6 @@ class Node:
         self.scheduler.shutdown(wait=False)
         self.dispatcher.stop()
         self.connector.close()
-        self.committer.close()
         self.db.close()
 
 

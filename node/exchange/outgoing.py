@@ -10,7 +10,6 @@ from ..errors import Reason, Rejected
 from ..pb import envelope_pb2 as pb
 from ..store import outbox
 from ..store.database import Database
-from ..store.group_commit import GroupCommit
 from .intake import subject_of
 from .routing import Router
 
@@ -20,11 +19,9 @@ MAX_LIFETIME_S = 3650 * 86400
 
 class Outgoing:
     def __init__(self, db: Database, signer: Signer, router: Router, clock: Clock, *,
-                 lifetime_s: float, max_size: int, wake: Callable[[str], None],
-                 committer: GroupCommit | None = None) -> None:
+                 lifetime_s: float, max_size: int, wake: Callable[[str], None]) -> None:
         self.db, self.signer, self.router, self.clock = db, signer, router, clock
         self.lifetime_s, self.max_size, self.wake = lifetime_s, max_size, wake
-        self.committer = committer
 
     def post(self, payload: pb.Payload, recipients: list[str], *, priority: int = 0,
              lifetime_s: float | None = None, ref_message_id: str = "") -> list[tuple[str, str]]:
@@ -55,16 +52,9 @@ class Outgoing:
                 raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {self.max_size}")
             sealed.append((header, raw, hop))
         now = self.clock.now_ms()
-
-        def store(conn) -> None:
+        with self.db.transaction() as conn:
             for header, raw, hop in sealed:
                 outbox.enqueue_in(conn, header, raw, hop, subject, now)
-
-        if self.committer is not None:
-            self.committer.run(store)  # shares its fsync with concurrent posts
-        else:
-            with self.db.transaction() as conn:
-                store(conn)
         for hop in {hop for _, _, hop in sealed}:
             self.wake(hop)
         return [(h.recipient, h.message_id) for h, _, _ in sealed]

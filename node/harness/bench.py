@@ -1,8 +1,10 @@
 """`scripts/bench`: A → B over mutual TLS with durable, signed receipts; prints JSON.
 
-throughput: documents of 10 KB posted by several client threads into A's local API;
-measured from the first post to the last signed receipt A holds (end to end: post,
-seal, queue, deliver, verify, fsync at B, receipt back, fsync at A).
+exchange: node-to-node throughput. A's queue is filled while B is down; B is started
+and the drain is timed from the first to the last signed receipt A holds (deliver,
+verify, fsync at B, receipt back, receipt verified, fsync at A).
+end_to_end: documents of 10 KB posted by several client threads into A's local API
+while B is up; timed from the first post to the last receipt (adds the local API).
 latency: documents posted at a fixed offered rate; time from the post call to the
 arrival event streamed from B's mailbox.
 memory: resident set of each node process, idle and after the run.
@@ -45,6 +47,38 @@ def document(i: int, size: int) -> pb.Document:
 
 
 def throughput(a, b, n: int, size: int, threads: int) -> dict:
+    with EventWaiter(a.client(), inbox=False) as ev:
+        cpu0 = (cpu_s(a.pid), cpu_s(b.pid), time.process_time())
+        t0 = time.perf_counter()
+        _post(a, n, size, threads)
+        t_posted = time.perf_counter() - t0
+        ev.wait(lambda evs: sum(e.type == "delivered" for e in evs) >= n, timeout=600)
+        elapsed = time.perf_counter() - t0
+        cpu1 = (cpu_s(a.pid), cpu_s(b.pid), time.process_time())
+    cpu = {k: round((y - x) / elapsed, 2) for k, x, y in zip(("node_a", "node_b", "client"), cpu0, cpu1)}
+    return {"cpu_cores_busy": cpu, "documents": n, "doc_bytes": size, "client_threads": threads, "seconds": round(elapsed, 3),
+            "docs_per_s": round(n / elapsed, 1), "post_docs_per_s": round(n / t_posted, 1)}
+
+
+def exchange(a, b, n: int, size: int, threads: int) -> dict:
+    """Node-to-node only: fill A's queue while B is down, start B, time the drain."""
+    nodes.terminate(b)
+    _post(a, n, size, threads)
+    with EventWaiter(a.client(), inbox=False) as ev:
+        nodes.start(b)
+        nodes.wait_healthy([b])
+        ev.wait(lambda evs: len(evs) >= 1, timeout=60)
+        t0, cpu0 = time.perf_counter(), (cpu_s(a.pid), cpu_s(b.pid))
+        first = len(ev.events)
+        ev.wait(lambda evs: sum(e.type == "delivered" for e in evs) >= n, timeout=600)
+        elapsed = time.perf_counter() - t0
+        cpu1 = (cpu_s(a.pid), cpu_s(b.pid))
+    cpu = {k: round((y - x) / elapsed, 2) for k, x, y in zip(("node_a", "node_b"), cpu0, cpu1)}
+    return {"documents": n - first, "doc_bytes": size, "seconds": round(elapsed, 3),
+            "docs_per_s": round((n - first) / elapsed, 1), "cpu_cores_busy": cpu}
+
+
+def _post(a, n: int, size: int, threads: int) -> list[str]:
     ids: list[str] = []
     lock = threading.Lock()
 
@@ -55,26 +89,19 @@ def throughput(a, b, n: int, size: int, threads: int) -> dict:
             with lock:
                 ids.append(mid)
 
-    with EventWaiter(a.client(), inbox=False) as ev:
-        cpu0 = (cpu_s(a.pid), cpu_s(b.pid), time.process_time())
-        t0 = time.perf_counter()
-        workers = [threading.Thread(target=post, args=(k,)) for k in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        t_posted = time.perf_counter() - t0
-        ev.wait(lambda evs: sum(e.type == "delivered" for e in evs) >= n, timeout=600)
-        elapsed = time.perf_counter() - t0
-        cpu1 = (cpu_s(a.pid), cpu_s(b.pid), time.process_time())
-    cpu = {k: round((y - x) / elapsed, 2) for k, x, y in zip(("node_a", "node_b", "client"), cpu0, cpu1)}
-    return {"cpu_cores_busy": cpu, "documents": n, "doc_bytes": size, "client_threads": threads, "seconds": round(elapsed, 3),
-            "docs_per_s": round(n / elapsed, 1), "post_docs_per_s": round(n / t_posted, 1)}
+    workers = [threading.Thread(target=post, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return ids
 
 
 def latency(a, b, n: int, size: int, rate: float) -> dict:
     sent_at: dict[str, float] = {}
     arrived_at: dict[str, float] = {}
+    committed_at: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}
     cond = threading.Condition()
     stream = b.client().watch(inbox=True, sent=False)
     ready = threading.Event()
@@ -86,6 +113,7 @@ def latency(a, b, n: int, size: int, rate: float) -> dict:
             elif e.type == "arrived":
                 with cond:
                     arrived_at[e.message_id] = time.perf_counter()
+                    committed_at[e.message_id] = e.time_us / 1e6
                     cond.notify_all()
 
     threading.Thread(target=read, daemon=True).start()
@@ -97,16 +125,24 @@ def latency(a, b, n: int, size: int, rate: float) -> dict:
         now = time.perf_counter()
         if due > now:
             time.sleep(due - now)  # pacing the offered load, not waiting for a result
-        start = time.perf_counter()
+        start, wall = time.perf_counter(), time.time()
         mid = c.send(document(i, size), [B]).envelopes[0].message_id
         sent_at[mid] = start
+        sent_wall[mid] = wall
     with cond:
         cond.wait_for(lambda: len(arrived_at) >= n, timeout=60)
     stream.cancel()
-    lat = sorted((arrived_at[m] - sent_at[m]) * 1000 for m in sent_at if m in arrived_at)
-    q = statistics.quantiles(lat, n=100)
-    return {"offered_docs_per_s": rate, "documents": n, "delivered": len(lat), "p50_ms": round(q[49], 2),
-            "p90_ms": round(q[89], 2), "p99_ms": round(q[98], 2), "max_ms": round(lat[-1], 2)}
+    def summary(values: list[float]) -> dict:
+        values = sorted(values)
+        q = statistics.quantiles(values, n=100)
+        return {"p50_ms": round(q[49], 2), "p90_ms": round(q[89], 2), "p99_ms": round(q[98], 2), "max_ms": round(values[-1], 2)}
+
+    done = [m for m in sent_at if m in arrived_at]
+    return {"offered_docs_per_s": rate, "documents": n, "delivered": len(done),
+            # post call → committed in B's mailbox (B's commit timestamp, same machine clock)
+            "to_commit_at_b": summary([(committed_at[m] - sent_wall[m]) * 1000 for m in done]),
+            # post call → the arrival event has streamed back to this client (adds the watch stream)
+            "to_event_at_client": summary([(arrived_at[m] - sent_at[m]) * 1000 for m in done])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                 "durability": "SQLite WAL synchronous=FULL at both ends; signed receipts verified",
                 "idle_memory": idle,
                 "latency": latency(a, b, args.latency_documents, args.size, args.rate),
-                "throughput": throughput(a, b, args.documents, args.size, args.threads),
+                "end_to_end": throughput(a, b, args.documents, args.size, args.threads),
+                "exchange": exchange(a, b, args.documents, args.size, args.threads),
                 "memory_after": {"a_rss_mb": rss_mb(a.pid), "b_rss_mb": rss_mb(b.pid)},
             }
         finally:

@@ -168,7 +168,7 @@ class WatchRequest(_message.Message):
     def __init__(self, inbox: _Optional[bool] = ..., sent: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason")
+    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,7 @@ class Event(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    TIME_US_FIELD_NUMBER: _ClassVar[int]
     type: str
     message_id: str
     peer: str
@@ -183,4 +184,5 @@ class Event(_message.Message):
     kind: _envelope_pb2.Kind
     time_ms: int
     reason: str
-    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    time_us: int
+    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ...) -> None: ...

@@ -186,3 +186,45 @@ class Event(_message.Message):
     reason: str
     time_us: int
     def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ...) -> None: ...
+
+class DirectoryRequest(_message.Message):
+    __slots__ = ("parent", "recursive", "level", "name_contains")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    NAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    recursive: bool
+    level: int
+    name_contains: str
+    def __init__(self, parent: _Optional[str] = ..., recursive: _Optional[bool] = ..., level: _Optional[int] = ..., name_contains: _Optional[str] = ...) -> None: ...
+
+class Agency(_message.Message):
+    __slots__ = ("code", "name", "level", "parent", "endpoint", "reachable", "last_seen_ms")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_MS_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    level: int
+    parent: str
+    endpoint: str
+    reachable: bool
+    last_seen_ms: int
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., endpoint: _Optional[str] = ..., reachable: _Optional[bool] = ..., last_seen_ms: _Optional[int] = ...) -> None: ...
+
+class DirectoryResponse(_message.Message):
+    __slots__ = ("agencies",)
+    AGENCIES_FIELD_NUMBER: _ClassVar[int]
+    agencies: _containers.RepeatedCompositeFieldContainer[Agency]
+    def __init__(self, agencies: _Optional[_Iterable[_Union[Agency, _Mapping]]] = ...) -> None: ...
+
+class AgencyLookupRequest(_message.Message):
+    __slots__ = ("code",)
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    def __init__(self, code: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,16 @@ class MailboxStub:
                 request_serializer=node_dot_pb_dot_mailbox__pb2.WatchRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_mailbox__pb2.Event.FromString,
                 _registered_method=True)
+        self.Directory = channel.unary_unary(
+                '/lienthong.v1.Mailbox/Directory',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.DirectoryRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.DirectoryResponse.FromString,
+                _registered_method=True)
+        self.Lookup = channel.unary_unary(
+                '/lienthong.v1.Mailbox/Lookup',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.AgencyLookupRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.Agency.FromString,
+                _registered_method=True)
 
 
 class MailboxServicer:
@@ -107,6 +117,20 @@ class MailboxServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Directory(self, request, context):
+        """The directory agencies' software picks recipients from (resolved through the tree).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Lookup(self, request, context):
+        """One agency's record, wherever it is in the tree.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MailboxServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +163,16 @@ def add_MailboxServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=node_dot_pb_dot_mailbox__pb2.WatchRequest.FromString,
                     response_serializer=node_dot_pb_dot_mailbox__pb2.Event.SerializeToString,
+            ),
+            'Directory': grpc.unary_unary_rpc_method_handler(
+                    servicer.Directory,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.DirectoryRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.DirectoryResponse.SerializeToString,
+            ),
+            'Lookup': grpc.unary_unary_rpc_method_handler(
+                    servicer.Lookup,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.AgencyLookupRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.Agency.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -303,6 +337,60 @@ class Mailbox:
             '/lienthong.v1.Mailbox/Watch',
             node_dot_pb_dot_mailbox__pb2.WatchRequest.SerializeToString,
             node_dot_pb_dot_mailbox__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Directory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/Directory',
+            node_dot_pb_dot_mailbox__pb2.DirectoryRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.DirectoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Lookup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/Lookup',
+            node_dot_pb_dot_mailbox__pb2.AgencyLookupRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.Agency.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,100 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AgencyRecord(_message.Message):
+    __slots__ = ("code", "name", "level", "parent", "endpoint", "cert_der", "issued_ms")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    CERT_DER_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_MS_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    level: int
+    parent: str
+    endpoint: str
+    cert_der: bytes
+    issued_ms: int
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., endpoint: _Optional[str] = ..., cert_der: _Optional[bytes] = ..., issued_ms: _Optional[int] = ...) -> None: ...
+
+class SignedRecord(_message.Message):
+    __slots__ = ("record", "signature")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    record: bytes
+    signature: bytes
+    def __init__(self, record: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class RegisterResponse(_message.Message):
+    __slots__ = ("heartbeat_ms",)
+    HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_ms: int
+    def __init__(self, heartbeat_ms: _Optional[int] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("code", "time_ms", "odd_codes")
+    class OddCodesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    ODD_CODES_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    time_ms: int
+    odd_codes: _containers.ScalarMap[str, str]
+    def __init__(self, code: _Optional[str] = ..., time_ms: _Optional[int] = ..., odd_codes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DirectoryEntry(_message.Message):
+    __slots__ = ("record", "reachable", "last_seen_ms")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_MS_FIELD_NUMBER: _ClassVar[int]
+    record: SignedRecord
+    reachable: bool
+    last_seen_ms: int
+    def __init__(self, record: _Optional[_Union[SignedRecord, _Mapping]] = ..., reachable: _Optional[bool] = ..., last_seen_ms: _Optional[int] = ...) -> None: ...
+
+class LookupRequest(_message.Message):
+    __slots__ = ("code", "from_below")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    FROM_BELOW_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    from_below: bool
+    def __init__(self, code: _Optional[str] = ..., from_below: _Optional[bool] = ...) -> None: ...
+
+class LookupResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: DirectoryEntry
+    def __init__(self, entry: _Optional[_Union[DirectoryEntry, _Mapping]] = ...) -> None: ...
+
+class ChildrenRequest(_message.Message):
+    __slots__ = ("code", "recursive", "from_below")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    FROM_BELOW_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    recursive: bool
+    from_below: bool
+    def __init__(self, code: _Optional[str] = ..., recursive: _Optional[bool] = ..., from_below: _Optional[bool] = ...) -> None: ...
+
+class ChildrenResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[DirectoryEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[DirectoryEntry, _Mapping]]] = ...) -> None: ...

@@ -76,9 +76,17 @@ class MailboxClient:
                 return out
             after = page[-1].seq
 
-    def watch(self, inbox: bool = True, sent: bool = True, timeout: float | None = None):
+    def watch(self, inbox: bool = True, sent: bool = True, registry: bool = False, timeout: float | None = None):
         """A stream of events; call .cancel() on it when done."""
-        return self.stub.Watch(mpb.WatchRequest(inbox=inbox, sent=sent), metadata=self.metadata, timeout=timeout)
+        return self.stub.Watch(mpb.WatchRequest(inbox=inbox, sent=sent, registry=registry), metadata=self.metadata,
+                               timeout=timeout)
+
+    def directory(self, parent: str = "", recursive: bool = False, level: int = 0, name_contains: str = "") -> list[mpb.Agency]:
+        return list(self._call(self.stub.Directory, mpb.DirectoryRequest(
+            parent=parent, recursive=recursive, level=level, name_contains=name_contains)).agencies)
+
+    def lookup(self, code: str) -> mpb.Agency:
+        return self._call(self.stub.Lookup, mpb.AgencyLookupRequest(code=code))
 
     def healthy(self, timeout: float = 2.0) -> bool:
         return probe_health(self.channel, timeout)

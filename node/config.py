@@ -694,6 +694,27 @@ class MessageSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RegistrySettings:
+    """The tiered registry: registering with the parent, heartbeats, lookup caching."""
+
+    heartbeat: float = _setting(_Duration(positive=True), default=10.0)
+    stale_after: float = _setting(_Duration(positive=True), default=30.0)
+    cache_ttl: float = _setting(_Duration(positive=True), default=300.0)
+    advertise: str | None = _setting(_HostPort(), default=None)
+
+    @classmethod
+    def _after_parse(cls, values: dict, raw: Mapping, at: _At) -> dict:
+        beat = values.get("heartbeat", cls.heartbeat)
+        if values.get("stale_after", cls.stale_after) < beat:
+            sub = at.key("stale_after")
+            expected = f"a duration >= {at.key('heartbeat').path} ({_fmt_num(beat)}s)"
+            if "stale_after" in values:
+                sub.fail(expected, raw["stale_after"])
+            sub.fail(expected, _Duration().dump(cls.stale_after), "the default")
+        return values
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything a node needs, validated. ``source`` is the config file (None
     when built from a dict) and does not take part in equality."""
@@ -705,6 +726,7 @@ class Settings:
     peers: tuple[Peer, ...] = _setting(_ListOf(_Section(Peer), unique="code", expected="a list of {code, address}"), default=())
     retry: RetrySettings = _setting(_Section(RetrySettings), default=RetrySettings())
     messages: MessageSettings = _setting(_Section(MessageSettings), default=MessageSettings())
+    registry: RegistrySettings = _setting(_Section(RegistrySettings), default=RegistrySettings())
     parents_of: Mapping[str, str] = _setting(
         _MapOf(_Code(), _Code(), expected="a mapping of agency code to parent agency code"), default=FrozenMap()
     )

@@ -26,6 +26,8 @@ class Reason(enum.Enum):
     NOT_FOR_THIS_NODE = (grpc.StatusCode.FAILED_PRECONDITION, True, "recipient is not served by this node")
     EXPIRED = (grpc.StatusCode.FAILED_PRECONDITION, True, "message is past its lifetime")
     DUPLICATE_CONFLICT = (grpc.StatusCode.ALREADY_EXISTS, True, "message id already used for other content")
+    UNKNOWN_RECIPIENT = (grpc.StatusCode.NOT_FOUND, True, "no agency with that code is registered")
+    WRONG_PARENT = (grpc.StatusCode.PERMISSION_DENIED, True, "this node is not the parent of that code")
     UNAUTHENTICATED = (grpc.StatusCode.UNAUTHENTICATED, True, "missing or wrong API token")
     NOT_FOUND = (grpc.StatusCode.NOT_FOUND, True, "no such message")
     INVALID_REQUEST = (grpc.StatusCode.INVALID_ARGUMENT, True, "request is not valid")

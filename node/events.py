@@ -13,6 +13,7 @@ import threading
 from .pb import mailbox_pb2 as mpb
 
 ARRIVED, DELIVERED, REJECTED, EXPIRED = "arrived", "delivered", "rejected", "expired"
+REGISTERED = "registered"  # peer: the child's code
 WATCHING = "watching"  # first event of every stream: the subscription is in place
 QUEUE_BOUND = 10_000
 

@@ -5,6 +5,7 @@ ports, so the node-to-node surface never exposes mailbox calls and vice versa.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -22,14 +23,14 @@ from .api.auth import TokenInterceptor
 from .api.mailbox import MailboxService
 from .client import RUNTIME_FILE
 from .clock import SYSTEM, Clock
-from .codes import Hierarchy
+from .codes import CodeError, Hierarchy
 from .config import ConfigError, Settings
 from .envelope import Signer
 from .exchange.dispatcher import Dispatcher, RetryPolicy, apscheduler_wake
 from .exchange.intake import Intake
 from .exchange.outgoing import Outgoing
 from .exchange.routing import Router
-from .exchange.service import ExchangeService
+from .exchange.service import ExchangeService, PeerIdentity
 from .exchange.transport import PeerConnector, TlsMaterial, grpc_options, server_credentials
 from . import events
 from .events import EventBus
@@ -38,11 +39,15 @@ from .identity import keys
 from .identity.trust import TrustStore
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import mailbox_pb2 as mpb
+from .pb import registry_pb2, registry_pb2_grpc
+from .registry.directory import Directory
+from .registry.service import RegistryService
 from .store.database import Database
 
 log = logging.getLogger("lienthong")
 
 SWEEP_SECONDS = 1.0
+REGISTRY_TICK_SECONDS = 1.0  # registration is retried this often until the parent accepts
 HEALTH_SECONDS = 10.0
 
 
@@ -63,14 +68,22 @@ class Node:
                               path="tls.cert", expected=f"a certificate for {s.node.code}", file=_source(s))
         self.trust = TrustStore.from_files(list(s.tls.trust_anchors), clock)
         self.db = Database(Path(s.node.data_dir) / "mailbox.sqlite3")
-        parents = dict(s.parents_of)
-        self.hierarchy = Hierarchy(parents)
-        self.router = Router(s.node.code, {p.code: p.address for p in s.peers}, self.hierarchy)
         self.tls = TlsMaterial(
             key_pem=keys.key_pem(self.signer.key), cert_pem=Path(s.tls.cert).read_bytes(),
             anchors_pem=self.trust.anchors_pem, insecure=s.tls.insecure_plaintext,
         )
         self.connector = PeerConnector(self.tls, s.messages.max_size)
+        parent = self._parent_code(s)
+        reg = s.registry
+        self.directory = Directory(
+            self.db, self.signer, self.trust, clock, name=s.node.name, configured_parents=dict(s.parents_of),
+            parent=parent, parent_address=s.peer_address(parent) if parent else None,
+            channel=self.connector.channel, heartbeat_s=reg.heartbeat, stale_after_s=reg.stale_after,
+            cache_ttl_s=reg.cache_ttl)
+        self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
+                             parent=parent if parent and s.peer_address(parent) else None,
+                             child_endpoint=self.directory.child_endpoint,
+                             hierarchy_of=lambda: self.directory.hierarchy)
         self.scheduler = BackgroundScheduler(timezone="UTC")
         r = s.retry
         self.dispatcher = Dispatcher(
@@ -82,17 +95,31 @@ class Node:
         self.dispatcher.schedule_wake = apscheduler_wake(self.scheduler, self.dispatcher.wake)
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size, self.dispatcher.wake)
         self.outgoing = Outgoing(self.db, self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
-                                 max_size=s.messages.max_size, wake=self.dispatcher.wake)
+                                 max_size=s.messages.max_size, wake=self.dispatcher.wake,
+                                 lookup=self.directory.lookup, refuser=self.dispatcher)
         self.bus = EventBus()
         self.dispatcher.publish = self.bus.publish
         self.intake.on_arrival.append(lambda v: self.bus.publish(mpb.Event(
             type=events.ARRIVED, message_id=v.header.message_id, peer=v.header.sender,
             recipient=v.header.recipient, kind=v.header.kind, time_ms=clock.now_ms())))
+        self.directory.on_registered = lambda code: self.bus.publish(mpb.Event(
+            type=events.REGISTERED, peer=code, time_ms=clock.now_ms()))
         self.health = HealthMonitor(self.db, self.signer, self.trust)
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None
         self.peer_port = 0
         self.api_port = 0
+
+    @staticmethod
+    def _parent_code(s: Settings) -> str | None:
+        """node.parent if configured; else the code rule's parent, if we know its address."""
+        if s.node.parent:
+            return s.node.parent
+        try:
+            parent = Hierarchy(dict(s.parents_of)).parent(s.node.code)
+        except CodeError:
+            return None
+        return parent if parent and s.peer_address(parent) else None
 
     # ---- lifecycle --------------------------------------------------------------
 
@@ -100,9 +127,11 @@ class Node:
         s = self.settings
         opts = grpc_options(s.messages.max_size)
         self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="peer"), options=opts)
-        exchange_pb2_grpc.add_ExchangeServicer_to_server(
-            ExchangeService(self.intake, self.trust, s.tls.insecure_plaintext), self.peer_server)
-        self._add_common(self.peer_server, exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name)
+        peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
+        exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(self.intake, peers), self.peer_server)
+        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(self.directory, peers), self.peer_server)
+        self._add_common(self.peer_server, exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name,
+                         registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name)
         if s.tls.insecure_plaintext:
             log.warning("PLAIN-TEXT node-to-node transport (tls.insecure_plaintext): for tests only, never in service")
             self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_insecure_port(s.listen))
@@ -113,15 +142,20 @@ class Node:
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="api"),
                                       interceptors=[TokenInterceptor(s.api.token)], options=opts)
         mailbox_pb2_grpc.add_MailboxServicer_to_server(
-            MailboxService(self.db, self.outgoing, self.trust, self.clock, s.messages.max_size, self.bus), self.api_server)
+            MailboxService(self.db, self.outgoing, self.trust, self.clock, s.messages.max_size, self.bus,
+                           self.directory), self.api_server)
         self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
 
+        self.directory.endpoint = self._advertised_endpoint()
         self.health.check()
         self.peer_server.start()
         self.api_server.start()
         self.scheduler.add_job(self._sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.health.check, "interval", seconds=HEALTH_SECONDS, id="health", coalesce=True)
+        self.scheduler.add_job(self.directory.keepalive, "interval", seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat),
+                               id="registry", max_instances=1, coalesce=True,
+                               next_run_time=dt.datetime.now(dt.timezone.utc))
         self.scheduler.start()
         self.dispatcher.wake_all_due()
         self._write_runtime()
@@ -135,9 +169,18 @@ class Node:
             raise ConfigError(f"cannot listen on {address} (address in use or not available)", path=key,
                               expected="a free host:port on this machine", file=_source(self.settings)) from None
 
-    def _add_common(self, server: grpc.Server, service_name: str) -> None:
+    def _add_common(self, server: grpc.Server, *service_names: str) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
-        reflection.enable_server_reflection((service_name, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+        reflection.enable_server_reflection((*service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+
+    def _advertised_endpoint(self) -> str:
+        if self.settings.registry.advertise:
+            return self.settings.registry.advertise
+        host = self.settings.listen.rsplit(":", 1)[0]
+        if host in ("0.0.0.0", "[::]", "::"):
+            log.warning("listening on all interfaces; registering 127.0.0.1 (set registry.advertise)")
+            host = "127.0.0.1"
+        return f"{host}:{self.peer_port}"
 
     def _sweep(self) -> None:
         self.dispatcher.expire_due()

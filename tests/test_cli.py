@@ -194,11 +194,11 @@ def test_wrong_token_is_one_line_unauthenticated(capsys, running):
     assert "UNAUTHENTICATED" in one_line_error(err)
 
 
-def test_send_to_unroutable_code_is_refused(capsys, running):
+def test_send_to_malformed_code_is_refused(capsys, running):
     ha, _ = running
     status, out, err = run(capsys, "send", "--config", str(ha.config), "--to", "not-a-code", "--subject", "s")
     assert status == 1 and out == ""
-    assert "NOT_FOUND" in one_line_error(err)
+    assert "INVALID_ARGUMENT" in one_line_error(err) and "not an agency code" in err
 
 
 def test_send_missing_attachment_exits_2(capsys, running, tmp_path):

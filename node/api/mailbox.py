@@ -14,8 +14,10 @@ from ..pb import mailbox_pb2_grpc as mgrpc
 from ..store import custody, inbox, outbox
 from ..store.database import Database
 from ..clock import Clock
-from ..events import ARRIVED, DELIVERED, EXPIRED, REJECTED, WATCHING, EventBus
+from ..events import ARRIVED, DELIVERED, EXPIRED, REGISTERED, REJECTED, WATCHING, EventBus
 from ..exchange.outgoing import Outgoing
+from ..pb import registry_pb2 as rpb
+from ..registry.directory import Directory
 
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,10 @@ def guarded(method):
 
 class MailboxService(mgrpc.MailboxServicer):
     def __init__(self, db: Database, outgoing: Outgoing, trust: TrustStore, clock: Clock, max_size: int,
-                 bus: EventBus) -> None:
+                 bus: EventBus, directory: Directory | None = None) -> None:
         self.db, self.outgoing, self.trust, self.clock, self.max_size = db, outgoing, trust, clock, max_size
         self.bus = bus
+        self.directory = directory
 
     @guarded
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
@@ -80,7 +83,9 @@ class MailboxService(mgrpc.MailboxServicer):
         return mpb.FetchResponse(
             entry=_entry(row), payload=verified.payload(), signature_verified=True,
             signer_subject=verified.sender.subject,
-            path=[mpb.HopView(code=c, time_ms=t, verified=True) for c, t in verified.path],
+            path=[mpb.HopView(code=c, time_ms=t, verified=True) for c, t in verified.path]
+            + [mpb.HopView(code=self.directory.code if self.directory else verified.header.recipient,
+                           time_ms=row["received_ms"], verified=True)],
             envelope=raw, receipt=receipt,
         )
 
@@ -107,9 +112,10 @@ class MailboxService(mgrpc.MailboxServicer):
         return mpb.ListSentResponse(entries=entries)
 
     def Watch(self, request: mpb.WatchRequest, context):
-        types = ({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
+        types = (({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
+                 | ({REGISTERED} if request.registry else set()))
         if not types:
-            abort(context, Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, or both"))
+            abort(context, Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix"))
         sub = self.bus.subscribe(types)
         context.add_callback(sub.close)
         try:
@@ -120,3 +126,26 @@ class MailboxService(mgrpc.MailboxServicer):
                     yield event
         finally:
             sub.close()
+
+    @guarded
+    def Directory(self, request: mpb.DirectoryRequest, context) -> mpb.DirectoryResponse:
+        target = request.parent or self.directory.code
+        entries = self.directory.children(target, request.recursive)
+        needle = request.name_contains.casefold()
+        agencies = [_agency(e) for e in entries]
+        return mpb.DirectoryResponse(agencies=[
+            a for a in agencies
+            if (not request.level or a.level == request.level) and (not needle or needle in a.name.casefold())
+        ])
+
+    @guarded
+    def Lookup(self, request: mpb.AgencyLookupRequest, context) -> mpb.Agency:
+        if not request.code:
+            raise Rejected(Reason.INVALID_REQUEST, "code is required")
+        return _agency(self.directory.lookup(request.code))
+
+
+def _agency(entry: rpb.DirectoryEntry) -> mpb.Agency:
+    r = rpb.AgencyRecord.FromString(entry.record.record)
+    return mpb.Agency(code=r.code, name=r.name, level=r.level, parent=r.parent, endpoint=r.endpoint,
+                      reachable=entry.reachable, last_seen_ms=entry.last_seen_ms)

@@ -188,6 +188,18 @@ class Dispatcher:
             self._run_after_commit()
         return len(rows)
 
+    def refuse(self, conn, header: pb.Header, raw: bytes, hop: str, subject: str, why: Rejected) -> None:
+        """Record a new envelope that cannot be delivered at all (inside the caller's transaction)."""
+        now = self.clock.now_ms()
+        outbox.enqueue_in(conn, header, raw, hop or "-", subject, now)
+        p = outbox.Pending(0, header.message_id, header.sender, header.recipient, header.kind, header.priority,
+                           header.expires_ms, raw)
+        self._finish(conn, p, hop or "-", outbox.REJECTED, why.reason.name, why.detail or why.reason.public_message)
+
+    def run_after_commit(self) -> None:
+        """Publish what refuse() recorded, once the caller's transaction has committed."""
+        self._run_after_commit()
+
     def _later(self, action: Callable[[], None]) -> None:
         if not hasattr(self._after_commit, "actions"):
             self._after_commit.actions = []

@@ -72,9 +72,10 @@ class Intake:
         if not self.router.serves(h.recipient, h.sender):
             raise Rejected(Reason.NOT_FOR_THIS_NODE, f"{self.signer.code} does not serve {h.recipient}")
         try:
-            next_hop = self.router.next_hop(h.recipient)
+            route = self.router.route(h.recipient)
         except LookupError as e:
-            raise Rejected(Reason.NOT_FOR_THIS_NODE, str(e)) from None
+            raise Rejected(Reason.UNKNOWN_RECIPIENT, str(e)) from None
+        next_hop = route[0] if route else None
         if next_hop is None:
             subject = subject_of(v.payload())
         else:

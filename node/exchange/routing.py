@@ -1,8 +1,9 @@
 """Where an envelope goes next, derived from agency codes and the tree.
 
-Static peers from the config are direct routes; everything else follows the tree
-(up to the lowest common ancestor, then down). Address lookup for hops that are not
-static peers belongs to the registry, which plugs in through `resolver`.
+Static peers from the config are direct routes. Everything else follows the tree: up
+to the lowest common ancestor, then down through registered children. A code this
+node cannot place (outside the QCVN form and unknown here) goes up, where an ancestor
+that knows it can take it down.
 """
 from __future__ import annotations
 
@@ -12,36 +13,57 @@ from ..codes import CodeError, Hierarchy
 
 
 class Router:
-    def __init__(self, code: str, peers: dict[str, str], hierarchy: Hierarchy | None = None,
-                 resolver: Callable[[str], str | None] | None = None) -> None:
+    def __init__(self, code: str, peers: dict[str, str], hierarchy: Hierarchy | None = None, *,
+                 parent: str | None = None, child_endpoint: Callable[[str], str | None] | None = None,
+                 hierarchy_of: Callable[[], Hierarchy] | None = None) -> None:
         self.code = code
         self.peers = dict(peers)
-        self.hierarchy = hierarchy or Hierarchy()
-        self.resolver = resolver
+        self._hierarchy = hierarchy or Hierarchy()
+        self._hierarchy_of = hierarchy_of
+        self.parent = parent
+        self.child_endpoint = child_endpoint or (lambda code: None)
+
+    @property
+    def hierarchy(self) -> Hierarchy:
+        return self._hierarchy_of() if self._hierarchy_of else self._hierarchy
 
     def next_hop(self, recipient: str) -> str | None:
         """None: it is for us. Raises LookupError when no route exists."""
         if recipient == self.code:
             return None
-        if recipient in self.peers:
+        if recipient in self.peers or self.child_endpoint(recipient):
             return recipient
         try:
             return self.hierarchy.next_hop(self.code, recipient)
         except (CodeError, ValueError) as e:
+            if self.parent:
+                return self.parent
             raise LookupError(f"no route to {recipient}: {e}") from None
 
     def serves(self, recipient: str, sender: str) -> bool:
         """Whether an envelope for `recipient` may be handed to this node at all."""
-        if recipient == self.code or recipient in self.peers:
+        if recipient == self.code or recipient in self.peers or self.child_endpoint(recipient):
             return True
-        try:
-            h = self.hierarchy
-            # down into our subtree, or up out of it on behalf of someone below us
-            return h.is_under(recipient, self.code) or h.is_under(sender, self.code)
-        except (CodeError, ValueError):
-            return False
+        h = self.hierarchy
+        for code, ancestor in ((recipient, self.code), (sender, self.code)):
+            try:
+                if h.is_under(code, ancestor):  # down into our subtree, or up out of it for someone below
+                    return True
+            except (CodeError, ValueError):
+                continue
+        return False
 
     def address(self, code: str) -> str | None:
         if code in self.peers:
             return self.peers[code]
-        return self.resolver(code) if self.resolver else None
+        return self.child_endpoint(code)
+
+    def route(self, recipient: str) -> tuple[str, str] | None:
+        """(next hop, its address), None for ourselves; LookupError if the hop is unknown here."""
+        hop = self.next_hop(recipient)
+        if hop is None:
+            return None
+        address = self.address(hop)
+        if address is None:
+            raise LookupError(f"no route to {recipient}: next hop {hop} is neither registered here nor a configured peer")
+        return hop, address

@@ -15,29 +15,38 @@ from ..pb import exchange_pb2_grpc as xgrpc
 from .intake import Intake
 
 
-class ExchangeService(xgrpc.ExchangeServicer):
-    def __init__(self, intake: Intake, trust: TrustStore, insecure: bool) -> None:
-        self.intake = intake
+class PeerIdentity:
+    """The agency code proven by a caller's TLS client certificate (None in plain-text mode)."""
+
+    def __init__(self, trust: TrustStore, insecure: bool) -> None:
         self.trust = trust
         self.insecure = insecure
-        self._peer_cache: dict[bytes, str] = {}
+        self._cache: dict[bytes, str] = {}
         self._lock = threading.Lock()
 
-    def _peer(self, context: grpc.ServicerContext) -> str | None:
-        """The agency code proven by the client's certificate (None in plain-text mode)."""
+    def of(self, context: grpc.ServicerContext) -> str | None:
         if self.insecure:
             return None
         pems = context.auth_context().get("x509_pem_cert")
         if not pems:
             raise Rejected(Reason.UNTRUSTED_CERT, "no client certificate")
         with self._lock:
-            code = self._peer_cache.get(pems[0])
+            code = self._cache.get(pems[0])
         if code is None:
             der = x509.load_pem_x509_certificate(pems[0]).public_bytes(serialization.Encoding.DER)
             code = self.trust.identify(der).code
             with self._lock:
-                self._peer_cache[pems[0]] = code
+                self._cache[pems[0]] = code
         return code
+
+
+class ExchangeService(xgrpc.ExchangeServicer):
+    def __init__(self, intake: Intake, peers: PeerIdentity) -> None:
+        self.intake = intake
+        self.peers = peers
+
+    def _peer(self, context: grpc.ServicerContext) -> str | None:
+        return self.peers.of(context)
 
     def Deliver(self, request: xpb.DeliverRequest, context: grpc.ServicerContext) -> pb.Receipt:
         try:

@@ -59,17 +59,25 @@ class PeerConnector:
         self._tls = tls
         self._max = max_message
         self._stubs: dict[tuple[str, str], xgrpc.ExchangeStub] = {}
-        self._channels: list[grpc.Channel] = []
+        self._channels: dict[tuple[str, str], grpc.Channel] = {}
         self._lock = threading.Lock()
+
+    def channel(self, code: str, address: str) -> grpc.Channel:
+        """One channel per (peer code, address), shared by every service we call there."""
+        with self._lock:
+            ch = self._channels.get((code, address))
+            if ch is None:
+                ch = self._channels[(code, address)] = open_channel(self._tls, code, address, self._max)
+            return ch
 
     def _stub(self, code: str, address: str) -> xgrpc.ExchangeStub:
         with self._lock:
             stub = self._stubs.get((code, address))
-            if stub is None:
-                channel = open_channel(self._tls, code, address, self._max)
-                self._channels.append(channel)
-                stub = self._stubs[(code, address)] = xgrpc.ExchangeStub(channel)
-            return stub
+        if stub is None:
+            stub = xgrpc.ExchangeStub(self.channel(code, address))
+            with self._lock:
+                self._stubs[(code, address)] = stub
+        return stub
 
     def deliver(self, code: str, address: str, envelopes: list[bytes]) -> list[xpb.Outcome]:
         try:
@@ -84,7 +92,7 @@ class PeerConnector:
 
     def close(self) -> None:
         with self._lock:
-            for c in self._channels:
+            for c in self._channels.values():
                 c.close()
             self._channels.clear()
             self._stubs.clear()

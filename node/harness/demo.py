@@ -1,57 +1,77 @@
-"""`scripts/demo`: two real nodes over mutual TLS; one document from A to B, shown verified with its receipt."""
+"""`scripts/demo`: a 15-node tree of real processes; one document from a commune in Tây Ninh
+to a commune in Hòa Bình, relayed hop by hop, shown as the recipient verified it."""
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import tempfile
-from pathlib import Path
+import time
 
+from .. import codes
 from ..pb import envelope_pb2 as pb
-from . import nodes
+from . import topology
+from .cluster import Cluster
 from .waiting import EventWaiter
 
-A = nodes.NodeSpec("000.00.01.H53", "Văn phòng UBND tỉnh Tây Ninh")
-B = nodes.NodeSpec("000.00.35.H53", "UBND huyện Hòa Thành")
+SENDER = "000.23.38.H53"      # UBND xã Bình Thạnh, Tây Ninh
+RECIPIENT = "000.21.31.H29"   # UBND xã Hòa Sơn, Hòa Bình
+
+
+def _time(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S.%f")[:-3]
 
 
 def main() -> int:
+    topo = topology.load("small")
     with tempfile.TemporaryDirectory(prefix="lienthong-demo-") as tmp:
-        a, b = nodes.pair(Path(tmp), A, B)
-        print(f"CA, keys and configs in {tmp}")
-        for h in (a, b):
-            nodes.start(h)
+        cluster = Cluster(tmp)
+        t0 = time.monotonic()
+        print(f"starting '{topo.name}': {len(topo)} nodes (national axis, 2 provinces, 4 districts, 8 communes),"
+              " each its own process with its own key, certificate and SQLite mailbox")
         try:
-            nodes.wait_healthy([a, b])
-            print(f"node {a.code} up: peers {a.listen} (mTLS), local API {a.api}")
-            print(f"node {b.code} up: peers {b.listen} (mTLS), local API {b.api}")
+            cluster.up(topo, quiet=True)
+            print(f"all {len(topo)} nodes healthy and registered with their parents in {time.monotonic() - t0:.1f}s"
+                  f" (CA, keys and configs in {tmp})")
+            sender, recipient = cluster.nodes[SENDER], cluster.nodes[RECIPIENT]
             doc = pb.Document(
-                document_id="000.00.01.H53,2026/11/21,123/UBND-VP",
-                subject="V/v triển khai trục liên thông văn bản",
-                content="Đề nghị các đơn vị triển khai gửi nhận văn bản điện tử qua trục liên thông.",
-                attachments=[pb.Attachment(name="cong-van-123.pdf", content_type="application/pdf",
-                                           data=b"%PDF-1.4 demo attachment\n")],
+                document_id=f"{SENDER},2026/11/21,45/UBND-VP",
+                subject="V/v phối hợp tổ chức giao lưu văn hóa giữa hai xã",
+                content="UBND xã Bình Thạnh đề nghị UBND xã Hòa Sơn phối hợp tổ chức chương trình giao lưu.",
+                attachments=[pb.Attachment(name="ke-hoach-45.pdf", content_type="application/pdf",
+                                           data=b"%PDF-1.4 demo attachment\n" * 40)],
             )
-            doc.code.code_number, doc.code.code_notation = "123", "UBND-VP"
-            with EventWaiter(a.client(), inbox=False) as waiter:
-                sent = a.client().send(doc, [b.code]).envelopes[0]
-                print(f"\nsent {sent.message_id} from {a.code} to {b.code}")
-                waiter.wait(lambda evs: sent.message_id in {e.message_id for e in evs}, timeout=30)
-            [entry] = [e for e in a.client().sent_all() if e.message_id == sent.message_id]
-            inbox = b.client()
-            got = inbox.fetch(sent.message_id)
+            doc.code.code_number, doc.code.code_notation = "45", "UBND-VP"
+            with EventWaiter(cluster.client(SENDER), inbox=False) as at_sender, \
+                    EventWaiter(cluster.client(RECIPIENT), sent=False) as at_recipient:
+                sent = cluster.client(SENDER).send(doc, [RECIPIENT]).envelopes[0]
+                mid = sent.message_id
+                print(f"\n{sender.name} ({SENDER}) sent {mid}\n  to {recipient.name} ({RECIPIENT})")
+                at_sender.wait(lambda evs: any(e.message_id == mid and e.type == "delivered" for e in evs), 60)
+                at_recipient.wait(lambda evs: any(e.message_id == mid and e.type == "arrived" for e in evs), 60)
+
+            got = cluster.client(RECIPIENT).fetch(mid)
             d = got.payload.document
-            print(f"\n{b.code} received: \"{d.subject}\" ({d.document_id})")
-            print(f"  signature verified: {got.signature_verified}  signer: {got.signer_subject}")
-            print("  path: " + " -> ".join(h.code for h in got.path))
-            print(f"  attachment: {d.attachments[0].name}, {len(d.attachments[0].data)} bytes")
+            print(f"\n{RECIPIENT} received \"{d.subject}\" ({d.document_id})")
+            print(f"  attachment {d.attachments[0].name}, {len(d.attachments[0].data)} bytes")
+            print(f"  sender signature verified: {got.signature_verified}  ({got.signer_subject})")
+            print("  path as the recipient verified it (sender's signature, each relay's signed trace entry):")
+            for hop in got.path:
+                name = cluster.nodes[hop.code].name if hop.code in cluster.nodes else ""
+                print(f"    {_time(hop.time_ms)}  {hop.code:<14} {'verified' if hop.verified else 'NOT VERIFIED'}  {name}")
+            hops = [h.code for h in got.path]
+            print(f"  = the route the codes imply (up to {codes.lca(SENDER, RECIPIENT)}, then down):"
+                  f" {hops == codes.route(SENDER, RECIPIENT)}")
+
+            [entry] = [e for e in cluster.client(SENDER).sent_all() if e.message_id == mid]
             r = pb.ReceiptBody.FromString(entry.receipt.body)
-            print(f"\n{a.code} holds a signed receipt: receiver {r.receiver}, message {r.message_id},"
-                  f" envelope sha256 {r.envelope_sha256.hex()[:16]}…, state {entry.state}")
-            inbox.ack(sent.message_id)
+            print(f"\n{SENDER} holds a signed receipt from its first hop: receiver {r.receiver},"
+                  f" message {r.message_id},\n  envelope sha256 {r.envelope_sha256.hex()[:16]}…, state {entry.state}")
+            cluster.client(RECIPIENT).ack(mid)
         finally:
-            for h in (a, b):
-                status = nodes.terminate(h)
-                print(f"stopped {h.code} (exit {status})")
-    return 0
+            statuses = cluster.close()
+        codes_ = set(statuses.values())
+        print(f"\nstopped {len(statuses)} nodes: exit status {', '.join(map(str, sorted(codes_, key=str)))}")
+    return 0 if codes_ == {0} else 1
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ from ..pb import mailbox_pb2 as mpb
 class EventWaiter:
     """Subscribe first, then act, then wait for the events that prove it happened."""
 
-    def __init__(self, client: MailboxClient, inbox: bool = True, sent: bool = True, ready_timeout: float = 10.0) -> None:
+    def __init__(self, client: MailboxClient, inbox: bool = True, sent: bool = True, registry: bool = False,
+                 ready_timeout: float = 10.0) -> None:
         self.events: list[mpb.Event] = []
         self._cond = threading.Condition()
         self._ready = threading.Event()
-        self._stream = client.watch(inbox=inbox, sent=sent)
+        self._stream = client.watch(inbox=inbox, sent=sent, registry=registry)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
         if not self._ready.wait(ready_timeout):

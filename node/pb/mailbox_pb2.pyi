@@ -160,12 +160,14 @@ class ListSentResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[SentEntry, _Mapping]]] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("inbox", "sent")
+    __slots__ = ("inbox", "sent", "registry")
     INBOX_FIELD_NUMBER: _ClassVar[int]
     SENT_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
     inbox: bool
     sent: bool
-    def __init__(self, inbox: _Optional[bool] = ..., sent: _Optional[bool] = ...) -> None: ...
+    registry: bool
+    def __init__(self, inbox: _Optional[bool] = ..., sent: _Optional[bool] = ..., registry: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us")

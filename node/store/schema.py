@@ -72,3 +72,26 @@ def m0001_mailbox(db) -> None:
            BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END""",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0002_registry")
+def m0002_registry(db) -> None:
+    for sql in (
+        # Children registered with this node: their own signed record, and liveness.
+        """CREATE TABLE registry (
+            code TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            level INTEGER NOT NULL,
+            endpoint TEXT NOT NULL,
+            record BLOB NOT NULL,
+            signature BLOB NOT NULL,
+            registered_ms INTEGER NOT NULL,
+            last_seen_ms INTEGER NOT NULL)""",
+        # Codes outside the QCVN 102 form somewhere in our subtree, and their parents,
+        # reported up on heartbeats so every ancestor can route to them.
+        """CREATE TABLE odd_codes (
+            code TEXT PRIMARY KEY,
+            parent TEXT NOT NULL,
+            via TEXT NOT NULL)""",
+    ):
+        db.execute(sql)

@@ -161,7 +161,7 @@ def test_send_deliver_fetch_ack_round_trip(pair):
     assert got.signature_verified
     assert got.payload.document == doc
     assert got.payload.document.attachments[0].data == ATTACHMENT
-    assert [h.code for h in got.path] == [A] and all(h.verified for h in got.path)
+    assert [h.code for h in got.path] == [A, B] and all(h.verified for h in got.path)
     assert A in got.signer_subject
     assert got.receipt.SerializeToString() == sent.receipt.SerializeToString()
     envelope.verify_receipt(sent.receipt, pair.trust, expect_receiver=B, message_id=mid,
@@ -202,8 +202,8 @@ SEND_ERRORS = {
     "priority 7": (lambda doc: ([B], 7), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
     "to itself": (lambda doc: ([A], 0), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
     "listed twice": (lambda doc: ([B, B], 0), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
-    "unroutable code": (lambda doc: (["not-a-code"], 0), grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
-    "one bad of two": (lambda doc: ([B, "not-a-code"], 0), grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
+    "malformed code": (lambda doc: (["not-a-code"], 0), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
+    "one bad of two": (lambda doc: ([B, "not-a-code"], 0), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
 }
 
 

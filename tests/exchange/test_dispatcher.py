@@ -16,6 +16,7 @@ from node.exchange.outgoing import Outgoing
 from node.exchange.routing import Router
 from node.exchange.service import to_outcomes
 from node.exchange.transport import TransportError
+from node.errors import Reason, Rejected
 from node.pb import envelope_pb2 as pb
 from node.store import inbox, outbox, peers
 from node.store.database import Database
@@ -182,9 +183,34 @@ def test_receipt_from_the_wrong_node_is_not_accepted(side, clock, pki):
     assert "receipt signed by" in peers.get(side.db_a, B).last_error
 
 
-def test_send_to_unroutable_code_is_refused_at_once(side):
-    from node.errors import Rejected, Reason
+def test_send_to_malformed_code_is_refused_and_queues_nothing(side):
     with pytest.raises(Rejected) as e:
         side.out.post(pb.Payload(document=pb.Document(subject="x")), ["not a code"])
-    assert e.value.reason is Reason.NOT_FOUND
+    assert e.value.reason is Reason.INVALID_REQUEST
     assert outbox.counts(side.db_a) == {}
+
+
+def test_recipient_nobody_registered_gets_a_notice_without_any_attempt(side, clock):
+    """The tree says the code does not exist: recorded refused at once, the sender is told, nothing is retried."""
+    def lookup(code):
+        raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
+
+    side.out.lookup, side.out.refuser = lookup, side.disp
+    [(_, mid)] = side.out.post(pb.Payload(document=pb.Document(subject="x")), ["000.99.38.H53"])
+    row = state_of(side, mid)
+    assert row["state"] == "rejected" and row["reason"].startswith("UNKNOWN_RECIPIENT")
+    [notice] = inbox.list_entries(side.db_a)
+    payload = envelope.verify(inbox.get(side.db_a, notice["message_id"])["envelope"], side.trust,
+                              max_size=1 << 20, clock=clock).payload()
+    assert payload.notice.ref_message_id == mid and payload.notice.reason == "UNKNOWN_RECIPIENT"
+    assert side.wire.batches == []
+
+
+def test_unreachable_lookup_still_queues_by_the_tree(side):
+    """A lookup that could not finish is not a verdict: the envelope goes to the next hop as usual."""
+    def lookup(code):
+        raise Rejected(Reason.UNREACHABLE, "parent did not answer")
+
+    side.out.lookup, side.out.refuser = lookup, side.disp
+    mid = send(side)
+    assert state_of(side, mid)["state"] == "pending"

@@ -275,7 +275,7 @@ def test_good_envelope_gets_a_verifiable_receipt_and_lands_in_the_mailbox(world,
     assert fetched.entry.sender == A
     assert fetched.payload.document.subject == "Công văn"
     assert fetched.signature_verified
-    assert [h.code for h in fetched.path] == [A]
+    assert [h.code for h in fetched.path] == [A, B]
     assert fetched.receipt == receipt
 
 
@@ -348,7 +348,7 @@ def test_envelope_relayed_by_the_connecting_peer_is_accepted(world, pki):
     check_receipt(world, receipt, header, relayed)
     got = world.api.fetch(header.message_id)
     assert got.entry.sender == C
-    assert [h.code for h in got.path] == [C, A]
+    assert [h.code for h in got.path] == [C, A, B]
 
 
 # ---- DeliverBatch -------------------------------------------------------------------

@@ -1,0 +1,651 @@
+"""A tree of real node processes on this machine: `scripts/cluster up small`, then talk to any node.
+
+`Cluster(directory).up(topology)` issues a test CA and every node's key and certificate,
+writes each node's YAML (its parent's code as ``node.parent`` and the parent's address as
+its only peer: the registry does the rest), starts every node as its own OS process, and
+returns when every node answers gRPC health and every parent lists all its children as
+registered and reachable. The map of the running cluster (code → addresses, API token,
+pid, config) is written to ``cluster.json`` in the directory, so separate invocations
+(`scripts/cluster status`, `kill`, `restart`, `down`) work on the same cluster.
+
+Each node runs under a one-line ``sh`` supervisor that records the node's pid before the
+node starts and its exit status when it ends; the node is the process that gets
+signalled (SIGTERM to stop, SIGKILL to crash it), and the supervisor is what anyone, the
+starting process or a later one, waits on (a pidfd), so `down` can report exit statuses
+even for nodes another process started.
+
+Start-up is paced for small machines: nodes start in tree order (a parent is healthy
+before its children start, so they register on their first try), with a bounded number
+of processes starting at once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import grpc
+
+from ..client import MailboxClient
+from ..pb import mailbox_pb2 as mpb
+from . import nodes, topology as topo_mod
+from .topology import Topology
+
+REPO = Path(__file__).resolve().parents[2]
+STATE_FILE = "cluster.json"
+MARKER = ".lienthong-cluster"      # a directory `up` may wipe carries this file
+PID_FILE = "node.pid"                # written by the supervisor's child just before it execs the node
+EXIT_FILE = "exit_status"            # written by the supervisor when the node has ended
+POLL_PACE_S = 0.05                   # between rounds of a registration poll (paces gRPC calls)
+
+# $1: node dir; the rest: the node's command line. The inner sh writes its own pid and
+# execs the node, so the pid file exists before the node can be healthy.
+SUPERVISOR = r'''
+dir=$1; shift
+/bin/sh -c 'echo $$ > "$0/node.pid.tmp" && mv "$0/node.pid.tmp" "$0/node.pid" && exec "$@"' "$dir" "$@" &
+wait $!
+status=$?
+echo $status > "$dir/exit_status.tmp" && mv "$dir/exit_status.tmp" "$dir/exit_status"
+exit $status
+'''
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+@dataclass
+class NodeInfo:
+    code: str
+    name: str
+    parent: str | None
+    listen: str
+    api: str
+    token: str
+    config: str
+    dir: str
+    pid: int | None = None          # the node process
+    supervisor: int | None = None   # its sh supervisor (what exit is waited on)
+
+    def client(self, timeout: float = 30.0) -> MailboxClient:
+        return MailboxClient(self.api, self.token, timeout)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------- processes
+
+
+def _proc_state(pid: int) -> str | None:
+    """Process state letter from /proc (R, S, Z, ...), or None if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _is_node_process(pid: int | None, config: str) -> bool:
+    """The pid is alive (not a zombie) and is running this config (guards against pid reuse)."""
+    if not pid or _proc_state(pid) in (None, "Z", "X"):
+        return False
+    try:
+        return config.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _is_supervisor(pid: int | None, node_dir: str) -> bool:
+    if not pid or _proc_state(pid) in (None, "Z", "X"):
+        return False
+    try:
+        return node_dir.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _wait_pid_exit(pid: int, timeout: float) -> bool:
+    """Block until `pid` (any process, not only our child) has exited; False on timeout."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        return bool(p.poll(max(0, int(timeout * 1000))))
+    finally:
+        os.close(fd)
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# ------------------------------------------------------------------------------- the cluster
+
+
+class Cluster:
+    def __init__(self, directory: str | os.PathLike, python: str = sys.executable) -> None:
+        self.dir = Path(directory).resolve()
+        self.python = python
+        self.nodes: dict[str, NodeInfo] = {}
+        self._procs: dict[str, subprocess.Popen] = {}   # supervisors this process started
+        self._lock = threading.Lock()
+        self._clients: dict[str, MailboxClient] = {}
+        state = self.dir / STATE_FILE
+        if state.exists():
+            for code, info in json.loads(state.read_text()).items():
+                self.nodes[code] = NodeInfo(code=code, **{k: info.get(k) for k in (
+                    "name", "parent", "listen", "api", "token", "config", "dir", "pid", "supervisor")})
+
+    # ---- state ----------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Take pids from cluster.json: another invocation may have killed or restarted nodes."""
+        state = self.dir / STATE_FILE
+        if not state.exists():
+            return
+        for code, info in json.loads(state.read_text()).items():
+            n = self.nodes.get(code)
+            if n is None:
+                continue
+            n.pid, n.supervisor = info.get("pid"), info.get("supervisor")
+            p = self._procs.get(code)
+            if p is not None and p.pid != n.supervisor:
+                p.poll()  # ours, superseded: reap it if it has ended
+                if p.returncode is not None:
+                    del self._procs[code]
+
+    def _save(self) -> None:
+        with self._lock:
+            data = {c: {k: v for k, v in asdict(n).items() if k != "code"} for c, n in self.nodes.items()}
+            tmp = self.dir / (STATE_FILE + ".tmp")
+            tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+            os.replace(tmp, self.dir / STATE_FILE)
+
+    def map(self) -> dict[str, dict]:
+        """code → {listen, api, token, pid, config, dir, parent} (what cluster.json holds)."""
+        return {c: {k: v for k, v in asdict(n).items() if k != "code"} for c, n in self.nodes.items()}
+
+    def children(self, code: str) -> list[str]:
+        return [c for c, n in self.nodes.items() if n.parent == code]
+
+    def client(self, code: str) -> MailboxClient:
+        """A cached local-API client for `code` (closed by down/close)."""
+        with self._lock:
+            c = self._clients.get(code)
+            if c is None:
+                n = self.nodes[code]
+                c = self._clients[code] = MailboxClient(n.api, n.token)
+            return c
+
+    def handle(self, code: str) -> nodes.NodeHandle:
+        n = self.nodes[code]
+        return nodes.NodeHandle(code, Path(n.dir), Path(n.config), n.listen, n.api, n.token,
+                                self._procs.get(code), Path(n.dir) / "node.log")
+
+    def alive(self, code: str) -> bool:
+        n = self.nodes[code]
+        return _is_node_process(n.pid, n.config)
+
+    # ---- set-up ---------------------------------------------------------------------
+
+    def _prepare_dir(self) -> None:
+        if self.dir.exists() and any(self.dir.iterdir()):
+            if not (self.dir / MARKER).exists():
+                raise ClusterError(f"{self.dir} is not empty and was not made by the cluster harness; "
+                                   "choose another --dir")
+            running = [c for c in self.nodes if self.alive(c)]
+            if running:
+                raise ClusterError(f"a cluster is still running in {self.dir} ({len(running)} nodes); "
+                                   "stop it first (scripts/cluster down)")
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / MARKER).write_text("made by node.harness.cluster; `up` may wipe this directory\n")
+        self.nodes.clear()
+
+    def prepare(self, topology: Topology, extra: dict | None = None,
+                node_extra: dict[str, dict] | None = None) -> None:
+        """CA, keys, certificates and YAML for every node; ports allocated here and unique."""
+        self._prepare_dir()
+        ca = nodes.make_ca(self.dir)
+        used: set[int] = set()
+
+        def port() -> int:
+            while (p := nodes.free_port()) in used:
+                pass
+            used.add(p)
+            return p
+
+        addresses = {n.code: f"127.0.0.1:{port()}" for n in topology}
+        for n in topology:
+            spec = nodes.NodeSpec(n.code, n.name, peers={n.parent: n.parent} if n.parent else {},
+                                  parent=n.parent, extra=_merge(extra or {}, (node_extra or {}).get(n.code, {})))
+            h = nodes.prepare_node(self.dir, ca, spec, addresses)
+            while int(h.api.rsplit(":", 1)[1]) in used:  # prepare_node picks the API port itself
+                h = nodes.prepare_node(self.dir, ca, spec, addresses)
+            used.add(int(h.api.rsplit(":", 1)[1]))
+            self.nodes[n.code] = NodeInfo(n.code, n.name, n.parent, h.listen, h.api, h.token,
+                                          str(h.config), str(h.dir))
+        self._save()
+
+    # ---- processes ------------------------------------------------------------------
+
+    def _spawn(self, code: str) -> None:
+        n = self.nodes[code]
+        d = Path(n.dir)
+        for f in (PID_FILE, EXIT_FILE):
+            (d / f).unlink(missing_ok=True)
+        with open(d / "node.log", "ab") as log:
+            p = subprocess.Popen(
+                ["/bin/sh", "-c", SUPERVISOR, "lienthong-node", str(d),
+                 self.python, "-m", "node", "run", "--config", n.config],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=str(REPO), start_new_session=True)
+        self._procs[code] = p
+        n.supervisor, n.pid = p.pid, None
+        self._save()  # cluster.json always names every process we started
+
+    def _wait_healthy(self, code: str, timeout: float) -> None:
+        n = self.nodes[code]
+        handle = self.handle(code)
+        try:
+            nodes.wait_healthy([handle], timeout)
+        except (RuntimeError, TimeoutError) as e:
+            raise ClusterError(f"{code}: {e}\n--- {n.dir}/node.log ---\n{nodes.tail(handle)}") from None
+        # The pid file was written before the node started, so it is there now.
+        n.pid = int((Path(n.dir) / PID_FILE).read_text())
+        self._save()
+
+    def start_all(self, order: list[str], parallel: int, timeout: float) -> None:
+        """Start nodes in `order` (parents first), at most `parallel` starting at once;
+        a node starts only once its parent (if any in the cluster) is healthy."""
+        done = {c: threading.Event() for c in order}
+        failed: list[str] = []
+        deadline = time.monotonic() + timeout
+
+        def launch(code: str) -> None:
+            try:
+                parent = self.nodes[code].parent
+                if parent in done:
+                    if not done[parent].wait(max(0.0, deadline - time.monotonic())):
+                        raise ClusterError(f"{code}: parent {parent} not healthy in time")
+                if failed:
+                    return
+                self._spawn(code)
+                self._wait_healthy(code, max(1.0, deadline - time.monotonic()))
+            except BaseException:
+                failed.append(code)
+                raise
+            finally:
+                done[code].set()
+
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="start") as ex:
+            futures = [ex.submit(launch, c) for c in order]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+        self._save()
+        if errors:
+            raise errors[0]
+
+    def up(self, topology: Topology | str, extra: dict | None = None, node_extra: dict[str, dict] | None = None,
+           parallel: int | None = None, timeout: float = 600.0, quiet: bool = False,
+           registered: bool = True) -> dict[str, dict]:
+        """Prepare, start every node, wait until all are healthy and registered; returns the map.
+
+        `extra` is merged into every node's YAML (e.g. {"retry": {...}}), `node_extra` per code.
+        On any failure every node started so far is killed before the error propagates.
+        """
+        topo = topo_mod.load(topology) if isinstance(topology, (str, os.PathLike)) else topology
+        say = (lambda m: None) if quiet else _log
+        t0 = time.monotonic()
+        self.prepare(topo, extra, node_extra)
+        say(f"prepared {len(topo)} nodes of '{topo.name}' in {self.dir} ({time.monotonic() - t0:.1f}s)")
+        parallel = parallel or max(2, 3 * (os.cpu_count() or 1))
+        order = [n.code for n in sorted(topo.nodes, key=lambda n: n.depth)]  # stable: tree order per level
+        try:
+            self.start_all(order, parallel, timeout)
+            say(f"{len(order)} nodes healthy ({time.monotonic() - t0:.1f}s)")
+            if registered:
+                self.wait_registered(timeout=max(10.0, timeout - (time.monotonic() - t0)))
+        except BaseException:
+            self.kill_all()
+            raise
+        self.started_in_s = round(time.monotonic() - t0, 2)
+        if registered:
+            say(f"every parent lists its children as reachable ({self.started_in_s}s)")
+        self._save()
+        return self.map()
+
+    # ---- registration ---------------------------------------------------------------
+
+    def directory(self, code: str, parent: str = "", recursive: bool = False, timeout: float = 5.0) -> list[mpb.Agency]:
+        c = self.client(code)
+        resp = c.stub.Directory(mpb.DirectoryRequest(parent=parent, recursive=recursive),
+                                metadata=c.metadata, timeout=timeout)
+        return list(resp.agencies)
+
+    def lookup(self, code: str, target: str, timeout: float = 5.0) -> mpb.Agency:
+        c = self.client(code)
+        return c.stub.Lookup(mpb.AgencyLookupRequest(code=target), metadata=c.metadata, timeout=timeout)
+
+    def _registered(self, parent: str, since_ms: dict[str, int] | None = None) -> set[str]:
+        """Children `parent` lists as reachable (and, for codes in since_ms, seen since then)."""
+        try:
+            agencies = self.directory(parent)
+        except grpc.RpcError:
+            return set()
+        since_ms = since_ms or {}
+        return {a.code for a in agencies if a.reachable and a.last_seen_ms >= since_ms.get(a.code, 0)}
+
+    def wait_registered(self, parents: list[str] | None = None, timeout: float = 120.0,
+                        since_ms: dict[str, int] | None = None) -> None:
+        """Until each parent's Directory lists all its expected children as reachable.
+
+        Polls the parents' local APIs (a gRPC round trip each) until the deadline, asking
+        again only the parents still missing children; rounds are paced so a large tree is
+        not hammered while its nodes are still busy starting.
+        """
+        pending = {p: set(self.children(p)) for p in (parents if parents is not None else list(self.nodes))}
+        pending = {p: kids for p, kids in pending.items() if kids}
+        deadline = time.monotonic() + timeout
+        pace = threading.Event()
+        while pending:
+            for p in list(pending):
+                if not self.alive(p) and p in self._procs and self._procs[p].poll() is not None:
+                    raise ClusterError(f"{p} exited while waiting for registrations")
+                pending[p] -= self._registered(p, since_ms)
+                if not pending[p]:
+                    del pending[p]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                missing = {p: sorted(k) for p, k in pending.items()}
+                raise ClusterError(f"children not registered after {timeout}s: {missing}")
+            pace.wait(POLL_PACE_S)  # pacing the next round of calls, not waiting for a result
+
+    # ---- operations -----------------------------------------------------------------
+
+    def kill(self, code: str, timeout: float = 10.0) -> int | None:
+        """kill -9 the node; returns its exit status as the supervisor saw it (137)."""
+        self.reload()
+        n = self.nodes[code]
+        if self.alive(code):
+            os.kill(n.pid, signal.SIGKILL)
+        status = self._wait_stopped(code, timeout)
+        n.pid = None
+        self._save()
+        return status
+
+    def start(self, code: str) -> None:
+        if self.alive(code):
+            raise ClusterError(f"{code} is already running (pid {self.nodes[code].pid})")
+        self._spawn(code)
+        self._save()
+
+    def restart(self, code: str, timeout: float = 60.0) -> None:
+        """Start a stopped node again with the same config and ports; wait until it is healthy,
+        its parent has seen it register again, and its own children are listed as reachable."""
+        self.reload()
+        n = self.nodes[code]
+        if self.alive(code):
+            raise ClusterError(f"{code} is running (pid {n.pid}); kill or stop it first")
+        self._reap(code)
+        t_ms = int(time.time() * 1000)
+        self._spawn(code)
+        self._wait_healthy(code, timeout)
+        self._save()
+        if n.parent in self.nodes:
+            self.wait_registered([n.parent], timeout, since_ms={code: t_ms})
+        self.wait_registered([code], timeout)
+
+    def _reap(self, code: str) -> None:
+        p = self._procs.pop(code, None)
+        if p is not None:
+            p.wait()
+
+    def _wait_stopped(self, code: str, timeout: float) -> int | None:
+        """Wait for the node's supervisor to finish; its recorded exit status, or None if it did not."""
+        n = self.nodes[code]
+        p = self._procs.get(code)
+        if p is not None:
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return None
+            self._procs.pop(code, None)
+        elif _is_supervisor(n.supervisor, n.dir):
+            if not _wait_pid_exit(n.supervisor, timeout):
+                return None
+        elif _is_node_process(n.pid, n.config):  # supervisor gone (should not happen): wait on the node
+            if not _wait_pid_exit(n.pid, timeout):
+                return None
+        try:
+            return int((Path(n.dir) / EXIT_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def down(self, timeout: float = 30.0) -> dict[str, Any]:
+        """SIGTERM every running node, wait for each to stop; {code: exit status}.
+
+        A node still running after `timeout` is killed (status "killed"); one that was not
+        running is reported as "not running" (or its last recorded status).
+        """
+        self.reload()
+        statuses: dict[str, Any] = {}
+        stopping = []
+        for code, n in self.nodes.items():
+            if self.alive(code):
+                os.kill(n.pid, signal.SIGTERM)
+                stopping.append(code)
+            else:
+                try:
+                    statuses[code] = f"not running (last exit {int((Path(n.dir) / EXIT_FILE).read_text())})"
+                except (OSError, ValueError):
+                    statuses[code] = "not running"
+                self._reap(code)
+        deadline = time.monotonic() + timeout
+        for code in stopping:
+            st = self._wait_stopped(code, max(0.0, deadline - time.monotonic()))
+            if st is None:
+                self._killpg(code)
+                st = "killed"
+            statuses[code] = st
+            self.nodes[code].pid = None
+        self._close_clients()
+        self._save()
+        return statuses
+
+    def _killpg(self, code: str) -> None:
+        n = self.nodes[code]
+        for pid in (n.supervisor, n.pid):
+            if pid and (_is_supervisor(pid, n.dir) or _is_node_process(pid, n.config)):
+                try:
+                    os.killpg(pid, signal.SIGKILL)  # the supervisor leads the session and group
+                except (ProcessLookupError, PermissionError):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        p = self._procs.pop(code, None)
+        if p is not None:
+            p.kill()
+            p.wait()
+
+    def kill_all(self) -> None:
+        """Crash-stop everything this cluster runs (cleanup on failure)."""
+        self.reload()
+        for code in list(self.nodes):
+            self._killpg(code)
+            n = self.nodes[code]
+            if n.pid and _is_node_process(n.pid, n.config):
+                _wait_pid_exit(n.pid, 10)
+            n.pid = None
+        self._close_clients()
+        if (self.dir / STATE_FILE).exists():
+            self._save()
+
+    def _close_clients(self) -> None:
+        with self._lock:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
+
+    def close(self) -> dict[str, Any]:
+        """down(), and kill anything that did not stop (for fixtures' teardown)."""
+        try:
+            return self.down()
+        finally:
+            self.kill_all()
+
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- status ---------------------------------------------------------------------
+
+    def status(self, timeout: float = 2.0) -> list[dict]:
+        """Per node: pid, alive, healthy, and for parents how many children are registered / reachable."""
+        self.reload()
+        out = []
+        for code, n in self.nodes.items():
+            row: dict[str, Any] = {"code": code, "name": n.name, "pid": n.pid, "alive": self.alive(code),
+                                   "healthy": False}
+            kids = self.children(code)
+            if row["alive"]:
+                c = self.client(code)
+                row["healthy"] = c.healthy(timeout)
+                if kids:
+                    try:
+                        agencies = self.directory(code, timeout=timeout)
+                        row["children"] = len(kids)
+                        row["registered"] = sum(a.code in kids for a in agencies)
+                        row["reachable"] = sum(a.code in kids and a.reachable for a in agencies)
+                    except grpc.RpcError as e:
+                        row["children"], row["error"] = len(kids), e.code().name
+            elif kids:
+                row["children"] = len(kids)
+            out.append(row)
+        return out
+
+    def rss_mb(self) -> dict[str, float]:
+        return {c: round(rss_kb(n.pid) / 1024, 1) for c, n in self.nodes.items() if self.alive(c)}
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+# ------------------------------------------------------------------------------- CLI
+
+
+def default_dir(name: str) -> Path:
+    return REPO / "var" / f"cluster-{name}"
+
+
+def _find_dir(args) -> Path:
+    if args.dir:
+        return Path(args.dir)
+    if getattr(args, "topology", None):
+        return default_dir(Path(args.topology).stem)
+    found = sorted(p.parent for p in (REPO / "var").glob(f"cluster-*/{STATE_FILE}"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ClusterError("no cluster found under var/; start one with `scripts/cluster up small` or pass --dir")
+    raise ClusterError("several clusters under var/ (" + ", ".join(p.name for p in found) + "); pass --dir or --topology")
+
+
+def _print_status(rows: list[dict]) -> None:
+    w = max(len(r["code"]) for r in rows)
+    for r in rows:
+        kids = ""
+        if "children" in r:
+            kids = (f"  children {r.get('reachable', '?')}/{r['children']} reachable"
+                    + (f" ({r['error']})" if "error" in r else ""))
+        state = "healthy" if r["healthy"] else ("running, NOT healthy" if r["alive"] else "stopped")
+        print(f"{r['code']:<{w}}  pid {str(r['pid'] or '-'):>7}  {state}{kids}  {r['name']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/cluster", description="Run a tree of lienthong nodes on this machine.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="start every node of a topology; prints the cluster map as JSON")
+    up.add_argument("topology", help="a name in configs/topologies (small, binh-phuoc) or a YAML path")
+    up.add_argument("--parallel", type=int, default=None, help="processes starting at once (default 3 x CPUs)")
+    up.add_argument("--timeout", type=float, default=600.0)
+    for name, text in (("down", "stop every node (SIGTERM) and report exit statuses"),
+                       ("status", "pid, health and registered children of every node"),
+                       ("kill", "kill -9 one node"), ("restart", "start a stopped node again and wait until it is back")):
+        sp = sub.add_parser(name, help=text)
+        if name in ("kill", "restart"):
+            sp.add_argument("code")
+        if name == "status":
+            sp.add_argument("--json", action="store_true")
+        sp.add_argument("--topology", help="find the cluster in var/cluster-<name>")
+    for sp in sub.choices.values():
+        sp.add_argument("--dir", help="cluster directory (default var/cluster-<topology name>)")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "up":
+            topo = topo_mod.load(args.topology)
+            d = Path(args.dir) if args.dir else default_dir(topo.name)
+            cluster = Cluster(d)
+            print(json.dumps(cluster.up(topo, parallel=args.parallel, timeout=args.timeout), indent=2, ensure_ascii=False))
+            _log(f"cluster map: {d / STATE_FILE}; stop with: scripts/cluster down --dir {d}")
+            return 0
+        cluster = Cluster(_find_dir(args))
+        if not cluster.nodes:
+            raise ClusterError(f"no {STATE_FILE} in {cluster.dir}")
+        if args.cmd == "down":
+            statuses = cluster.down()
+            print(json.dumps(statuses, indent=2))
+            return 0 if all(s == 0 or str(s).startswith("not running") for s in statuses.values()) else 1
+        if args.cmd == "status":
+            rows = cluster.status()
+            if args.json:
+                print(json.dumps(rows, indent=2, ensure_ascii=False))
+            else:
+                _print_status(rows)
+            return 0 if all(r["healthy"] for r in rows) else 1
+        if args.code not in cluster.nodes:
+            raise ClusterError(f"{args.code} is not in this cluster")
+        if args.cmd == "kill":
+            status = cluster.kill(args.code)
+            print(json.dumps({args.code: status}))
+            return 0
+        if args.cmd == "restart":
+            t0 = time.monotonic()
+            cluster.restart(args.code)
+            n = cluster.nodes[args.code]
+            print(json.dumps({args.code: {"pid": n.pid, "api": n.api, "listen": n.listen,
+                                          "seconds": round(time.monotonic() - t0, 2)}}))
+            return 0
+    except (ClusterError, topo_mod.TopologyError) as e:
+        _log(f"scripts/cluster {args.cmd}: {e}")
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

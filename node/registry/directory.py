@@ -1,0 +1,239 @@
+"""This node's place in the tree: its registered children, its parent, and lookups through both.
+
+A lookup for a code climbs from the asker towards the root until it reaches an ancestor
+of the code, then descends through registered children to the node that holds the
+record. Requests coming down never go back up, so a lookup ends after at most one
+climb and one descent. Answers are records signed by the agency itself; each node
+checks them before it caches or passes them on.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import grpc
+
+from ..clock import Clock
+from ..codes import CodeError, Hierarchy, is_qcvn
+from ..envelope import Signer
+from ..errors import Reason, Rejected, reason_of
+from ..identity.trust import TrustStore
+from ..pb import registry_pb2 as rpb
+from ..pb import registry_pb2_grpc as rgrpc
+from ..store import registry as store
+from ..store.database import Database
+from . import records
+
+log = logging.getLogger(__name__)
+
+CALL_TIMEOUT_S = 5.0
+NEGATIVE_TTL_MS = 5_000
+
+
+class Directory:
+    def __init__(self, db: Database, signer: Signer, trust: TrustStore, clock: Clock, *, name: str,
+                 configured_parents: dict[str, str], parent: str | None, parent_address: str | None,
+                 channel: Callable[[str, str], grpc.Channel], heartbeat_s: float, stale_after_s: float,
+                 cache_ttl_s: float) -> None:
+        self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
+        self.code, self.name = signer.code, name
+        self.configured_parents = dict(configured_parents)
+        self.configured = Hierarchy(self.configured_parents)  # what our YAML and the code rule say
+        self.hierarchy = self.configured                        # plus odd codes learned from below
+        self.parent, self.parent_address = parent, parent_address
+        self.channel = channel
+        self.heartbeat_ms = int(heartbeat_s * 1000)
+        self.stale_after_ms = int(stale_after_s * 1000)
+        self.cache_ttl_ms = int(cache_ttl_s * 1000)
+        self.endpoint = ""
+        self.registered = False
+        self.on_registered: Callable[[str], None] = lambda code: None
+        self._last_beat_ms = 0
+        self._cache: dict[str, tuple[rpb.DirectoryEntry | None, int]] = {}
+        self._lock = threading.Lock()
+        self._refresh_hierarchy()
+
+    # ---- our own record -----------------------------------------------------------
+
+    def level(self, code: str | None = None) -> int:
+        try:
+            return self.hierarchy.level(code or self.code)
+        except CodeError:
+            return 0
+
+    def own_entry(self) -> rpb.DirectoryEntry:
+        signed = records.make(self.signer, name=self.name, level=self.level(), parent=self.parent or "",
+                              endpoint=self.endpoint, now_ms=self.clock.now_ms())
+        return rpb.DirectoryEntry(record=signed, reachable=True, last_seen_ms=self.clock.now_ms())
+
+    # ---- serving children -------------------------------------------------------
+
+    def register(self, signed: rpb.SignedRecord, peer: str | None) -> int:
+        record = records.verify(signed, self.trust)
+        if peer is not None and peer != record.code:
+            raise Rejected(Reason.SENDER_MISMATCH, f"connection is from {peer}, record is for {record.code}")
+        try:
+            rule_parent = self.configured.parent(record.code)
+        except CodeError:
+            rule_parent = None
+        if record.parent != self.code or rule_parent != self.code:
+            raise Rejected(Reason.WRONG_PARENT, f"{self.code} is not the parent of {record.code}")
+        now = self.clock.now_ms()
+        store.upsert(self.db, store.Child(record.code, record.name, self.configured.level(record.code),
+                                          record.endpoint, signed.record, signed.signature, now, now))
+        with self._lock:
+            self._cache.pop(record.code, None)
+        self._refresh_hierarchy()
+        log.info("registered %s (%s) at %s", record.code, record.name, record.endpoint)
+        self.on_registered(record.code)
+        return self.heartbeat_ms
+
+    def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str]) -> None:
+        if peer is not None and peer != code:
+            raise Rejected(Reason.SENDER_MISMATCH, f"connection is from {peer}, heartbeat is for {code}")
+        accepted = {c: p for c, p in odd_codes.items() if self._vouched(code, c, p, odd_codes)}
+        if not store.touch(self.db, code, self.clock.now_ms(), accepted):
+            raise Rejected(Reason.UNKNOWN_RECIPIENT, f"{code} is not registered with {self.code}")
+        if accepted:
+            self._refresh_hierarchy()
+
+    def _vouched(self, child: str, code: str, parent: str, reported: dict[str, str]) -> bool:
+        """A child may only place odd codes inside its own subtree."""
+        seen = set()
+        while parent not in seen:
+            if parent == child:
+                return True
+            seen.add(parent)
+            if parent in reported:
+                parent = reported[parent]
+                continue
+            try:
+                return self.configured.is_under(parent, child)
+            except CodeError:
+                return False
+        return False
+
+    def _refresh_hierarchy(self) -> None:
+        extra = dict(store.odd_codes(self.db))
+        extra.update({c.code: self.code for c in store.children(self.db) if not is_qcvn(c.code)})
+        extra.update(self.configured_parents)
+        try:
+            self.hierarchy = Hierarchy(extra)
+        except CodeError as e:
+            log.warning("ignoring learned odd codes: %s", e)
+
+    def odd_codes_below(self) -> dict[str, str]:
+        """What we report up: odd codes in our subtree (our odd children and theirs)."""
+        out = dict(store.odd_codes(self.db))
+        out.update({c.code: self.code for c in store.children(self.db) if not is_qcvn(c.code)})
+        if not is_qcvn(self.code) and self.parent:
+            out[self.code] = self.parent
+        return out
+
+    def entry_of(self, child: store.Child) -> rpb.DirectoryEntry:
+        return rpb.DirectoryEntry(
+            record=rpb.SignedRecord(record=child.record, signature=child.signature),
+            reachable=self.clock.now_ms() - child.last_seen_ms <= self.stale_after_ms,
+            last_seen_ms=child.last_seen_ms)
+
+    def child_endpoint(self, code: str) -> str | None:
+        child = store.get(self.db, code)
+        return child.endpoint if child else None
+
+    # ---- lookups -------------------------------------------------------------------
+
+    def lookup(self, code: str, from_below: bool = True) -> rpb.DirectoryEntry:
+        if code == self.code:
+            return self.own_entry()
+        child = store.get(self.db, code)
+        if child is not None:
+            return self.entry_of(child)
+        now = self.clock.now_ms()
+        with self._lock:
+            cached = self._cache.get(code)
+        if cached and cached[1] > now:
+            if cached[0] is None:
+                raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
+            return cached[0]
+        try:
+            entry = self._ask(code, from_below, lambda stub, up: stub.Lookup(
+                rpb.LookupRequest(code=code, from_below=up), timeout=CALL_TIMEOUT_S)).entry
+            record = records.verify(entry.record, self.trust)
+            if record.code != code:
+                raise Rejected(Reason.BAD_SIGNATURE, f"lookup for {code} answered with {record.code}")
+        except Rejected as r:
+            if r.reason is Reason.UNKNOWN_RECIPIENT:
+                with self._lock:
+                    self._cache[code] = (None, now + NEGATIVE_TTL_MS)
+            raise
+        with self._lock:
+            self._cache[code] = (entry, now + self.cache_ttl_ms)
+        return entry
+
+    def children(self, code: str, recursive: bool, from_below: bool = True) -> list[rpb.DirectoryEntry]:
+        if code != self.code:
+            return list(self._ask(code, from_below, lambda stub, up: stub.Children(
+                rpb.ChildrenRequest(code=code, recursive=recursive, from_below=up), timeout=CALL_TIMEOUT_S)).entries)
+        entries = [self.entry_of(c) for c in store.children(self.db)]
+        if recursive:
+            for c in store.children(self.db):
+                try:
+                    entries.extend(self._call_down(c.code, lambda stub: stub.Children(
+                        rpb.ChildrenRequest(code=c.code, recursive=True), timeout=CALL_TIMEOUT_S)).entries)
+                except Rejected as r:
+                    log.info("subtree of %s not listed: %s", c.code, r.public_text)
+        return entries
+
+    def _ask(self, code: str, from_below: bool, call):
+        """Send a request one step towards `code`: down if it is below us, else up if allowed."""
+        try:
+            below = self.hierarchy.is_under(code, self.code)
+        except CodeError:
+            below = False
+        if below:
+            hop = self.hierarchy.next_hop(self.code, code)
+            return self._call_down(hop, lambda stub: call(stub, False))
+        if from_below and self.parent and self.parent_address:
+            return self._call(self.parent, self.parent_address, lambda stub: call(stub, True))
+        raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
+
+    def _call_down(self, child_code: str, call):
+        child = store.get(self.db, child_code)
+        if child is None:
+            raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {child_code} is registered with {self.code}")
+        return self._call(child_code, child.endpoint, call)
+
+    def _call(self, code: str, address: str, call):
+        try:
+            return call(rgrpc.RegistryStub(self.channel(code, address)))
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                raise Rejected(Reason.UNKNOWN_RECIPIENT, e.details() or "not found") from None
+            reason = reason_of(e)
+            if reason and reason in Reason.__members__ and Reason[reason].permanent:
+                raise Rejected(Reason[reason], e.details() or "") from None
+            raise Rejected(Reason.UNREACHABLE, f"{code} at {address}: {e.code().name}") from None
+
+    # ---- towards our parent ----------------------------------------------------------
+
+    def keepalive(self) -> None:
+        """Register with the parent until it accepts us, then heartbeat; runs on a short tick."""
+        if not self.parent or not self.parent_address or not self.endpoint:
+            return
+        now = self.clock.now_ms()
+        try:
+            if not self.registered:
+                own = self.own_entry().record
+                resp = self._call(self.parent, self.parent_address, lambda s: s.Register(own, timeout=CALL_TIMEOUT_S))
+                self.registered, self._last_beat_ms = True, now
+                log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
+            elif now - self._last_beat_ms >= self.heartbeat_ms:
+                odd = self.odd_codes_below()
+                self._call(self.parent, self.parent_address, lambda s: s.Heartbeat(
+                    rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd), timeout=CALL_TIMEOUT_S))
+                self._last_beat_ms = now
+        except Rejected as r:
+            if r.reason is Reason.UNKNOWN_RECIPIENT:
+                self.registered = False  # the parent forgot us: register again on the next tick
+            log.log(logging.WARNING if r.reason.permanent else logging.INFO, "registry: %s", r.public_text)

@@ -1,0 +1,56 @@
+"""Children registered with this node, and odd codes learned from their heartbeats."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .database import Database
+
+
+@dataclass(frozen=True)
+class Child:
+    code: str
+    name: str
+    level: int
+    endpoint: str
+    record: bytes
+    signature: bytes
+    registered_ms: int
+    last_seen_ms: int
+
+
+def upsert(db: Database, child: Child) -> None:
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO registry (code, name, level, endpoint, record, signature, registered_ms, last_seen_ms)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(code) DO UPDATE SET name = excluded.name,"
+            " level = excluded.level, endpoint = excluded.endpoint, record = excluded.record,"
+            " signature = excluded.signature, registered_ms = excluded.registered_ms,"
+            " last_seen_ms = excluded.last_seen_ms",
+            (child.code, child.name, child.level, child.endpoint, child.record, child.signature,
+             child.registered_ms, child.last_seen_ms),
+        )
+
+
+def touch(db: Database, code: str, now_ms: int, odd_codes: dict[str, str]) -> bool:
+    """Record a heartbeat; False if the code is not registered here."""
+    with db.transaction() as conn:
+        cur = conn.execute("UPDATE registry SET last_seen_ms = ? WHERE code = ?", (now_ms, code))
+        if cur.rowcount == 0:
+            return False
+        conn.execute("DELETE FROM odd_codes WHERE via = ?", (code,))
+        conn.executemany("INSERT OR REPLACE INTO odd_codes (code, parent, via) VALUES (?,?,?)",
+                         [(c, p, code) for c, p in odd_codes.items()])
+        return True
+
+
+def get(db: Database, code: str) -> Child | None:
+    row = db.query_one("SELECT * FROM registry WHERE code = ?", (code,))
+    return Child(**row) if row else None
+
+
+def children(db: Database) -> list[Child]:
+    return [Child(**r) for r in db.query("SELECT * FROM registry ORDER BY code")]
+
+
+def odd_codes(db: Database) -> dict[str, str]:
+    return {r["code"]: r["parent"] for r in db.query("SELECT code, parent FROM odd_codes")}

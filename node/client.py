@@ -88,6 +88,19 @@ class MailboxClient:
     def lookup(self, code: str) -> mpb.Agency:
         return self._call(self.stub.Lookup, mpb.AgencyLookupRequest(code=code))
 
+    def set_status(self, message_id: str, code: str, description: str = "", staff: pb.StaffInfo | None = None) -> str:
+        return self._call(self.stub.SetStatus, mpb.SetStatusRequest(
+            message_id=message_id, status_code=code, description=description, staff_info=staff)).message_id
+
+    def change(self, doc_id: str, business_doc_type: int = 0, *, take_back: bool = False, reason: str = "",
+               document: pb.Document | None = None, staff: pb.StaffInfo | None = None) -> mpb.SendResponse:
+        return self._call(self.stub.Change, mpb.ChangeRequest(
+            doc_id=doc_id, business_doc_type=business_doc_type, take_back=take_back, reason=reason,
+            document=document, staff_info=staff))
+
+    def track(self, doc_id: str) -> mpb.TrackResponse:
+        return self._call(self.stub.Track, mpb.TrackRequest(doc_id=doc_id))
+
     def healthy(self, timeout: float = 2.0) -> bool:
         return probe_health(self.channel, timeout)
 

@@ -40,6 +40,7 @@ from .identity.trust import TrustStore
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import mailbox_pb2 as mpb
 from .pb import registry_pb2, registry_pb2_grpc
+from .documents.lifecycle import Lifecycle
 from .registry.directory import Directory
 from .registry.service import RegistryService
 from .store.database import Database
@@ -97,6 +98,9 @@ class Node:
         self.outgoing = Outgoing(self.db, self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
                                  max_size=s.messages.max_size, wake=self.dispatcher.wake,
                                  lookup=self.directory.lookup, refuser=self.dispatcher)
+        self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.dispatcher.wake)
+        self.intake.validate = self.lifecycle.validate
+        self.intake.on_store = self.lifecycle.on_store
         self.bus = EventBus()
         self.dispatcher.publish = self.bus.publish
         self.intake.on_arrival.append(lambda v: self.bus.publish(mpb.Event(
@@ -143,7 +147,7 @@ class Node:
                                       interceptors=[TokenInterceptor(s.api.token)], options=opts)
         mailbox_pb2_grpc.add_MailboxServicer_to_server(
             MailboxService(self.db, self.outgoing, self.trust, self.clock, s.messages.max_size, self.bus,
-                           self.directory), self.api_server)
+                           self.directory, self.lifecycle), self.api_server)
         self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
 

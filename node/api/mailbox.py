@@ -16,6 +16,7 @@ from ..store.database import Database
 from ..clock import Clock
 from ..events import ARRIVED, DELIVERED, EXPIRED, REGISTERED, REJECTED, WATCHING, EventBus
 from ..exchange.outgoing import Outgoing
+from ..documents.lifecycle import Lifecycle
 from ..pb import registry_pb2 as rpb
 from ..registry.directory import Directory
 
@@ -30,7 +31,9 @@ def _limit(n: int) -> int:
 def _entry(row: dict) -> mpb.InboxEntry:
     return mpb.InboxEntry(seq=row["seq"], message_id=row["message_id"], sender=row["sender"], kind=row["kind"],
                           subject=row["subject"], received_ms=row["received_ms"], acked=row["acked_ms"] is not None,
-                          priority=row["priority"])
+                          priority=row["priority"], state=row["state"], changed_by=row["changed_by"],
+                          status=row["status"], ref_message_id=row["ref_message_id"],
+                          business_doc_type=row["business_doc_type"])
 
 
 def guarded(method):
@@ -51,10 +54,11 @@ def guarded(method):
 
 class MailboxService(mgrpc.MailboxServicer):
     def __init__(self, db: Database, outgoing: Outgoing, trust: TrustStore, clock: Clock, max_size: int,
-                 bus: EventBus, directory: Directory | None = None) -> None:
+                 bus: EventBus, directory: Directory | None = None, lifecycle: Lifecycle | None = None) -> None:
         self.db, self.outgoing, self.trust, self.clock, self.max_size = db, outgoing, trust, clock, max_size
         self.bus = bus
         self.directory = directory
+        self.lifecycle = lifecycle
 
     @guarded
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
@@ -62,9 +66,9 @@ class MailboxService(mgrpc.MailboxServicer):
         if not doc.subject and not doc.document_id:
             raise Rejected(Reason.INVALID_REQUEST, "document needs a subject or a document_id")
         priority = request.priority or doc.other_info.priority
-        sent = self.outgoing.post(pb.Payload(document=doc), list(request.recipients), priority=priority,
-                                  lifetime_s=request.lifetime_seconds or None)
-        return mpb.SendResponse(envelopes=[mpb.SentEnvelope(recipient=r, message_id=m) for r, m in sent])
+        posted = self.outgoing.post(pb.Payload(document=doc), list(request.recipients), priority=priority,
+                                    lifetime_s=request.lifetime_seconds or None)
+        return _sent(posted)
 
     @guarded
     def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:
@@ -139,10 +143,30 @@ class MailboxService(mgrpc.MailboxServicer):
         ])
 
     @guarded
+    def SetStatus(self, request: mpb.SetStatusRequest, context) -> mpb.SetStatusResponse:
+        mid = self.lifecycle.set_status(request.message_id, request.status_code, request.staff_info, request.description)
+        return mpb.SetStatusResponse(message_id=mid)
+
+    @guarded
+    def Change(self, request: mpb.ChangeRequest, context) -> mpb.SendResponse:
+        return _sent(self.lifecycle.change(
+            request.doc_id, request.business_doc_type, request.take_back, request.reason,
+            request.document if request.HasField("document") else None, request.staff_info))
+
+    @guarded
+    def Track(self, request: mpb.TrackRequest, context) -> mpb.TrackResponse:
+        return self.lifecycle.track(request.doc_id)
+
+    @guarded
     def Lookup(self, request: mpb.AgencyLookupRequest, context) -> mpb.Agency:
         if not request.code:
             raise Rejected(Reason.INVALID_REQUEST, "code is required")
         return _agency(self.directory.lookup(request.code))
+
+
+def _sent(posted) -> mpb.SendResponse:
+    return mpb.SendResponse(doc_id=posted.doc_id,
+                            envelopes=[mpb.SentEnvelope(recipient=r, message_id=m) for r, m in posted.envelopes])
 
 
 def _agency(entry: rpb.DirectoryEntry) -> mpb.Agency:

@@ -188,10 +188,11 @@ class Dispatcher:
             self._run_after_commit()
         return len(rows)
 
-    def refuse(self, conn, header: pb.Header, raw: bytes, hop: str, subject: str, why: Rejected) -> None:
+    def refuse(self, conn, header: pb.Header, raw: bytes, hop: str, subject: str, why: Rejected,
+               doc_id: str | None = None) -> None:
         """Record a new envelope that cannot be delivered at all (inside the caller's transaction)."""
         now = self.clock.now_ms()
-        outbox.enqueue_in(conn, header, raw, hop or "-", subject, now)
+        outbox.enqueue_in(conn, header, raw, hop or "-", subject, now, doc_id=doc_id)
         p = outbox.Pending(0, header.message_id, header.sender, header.recipient, header.kind, header.priority,
                            header.expires_ms, raw)
         self._finish(conn, p, hop or "-", outbox.REJECTED, why.reason.name, why.detail or why.reason.public_message)

@@ -33,6 +33,8 @@ class Intake:
         self.db, self.signer, self.trust, self.router = db, signer, trust, router
         self.clock, self.max_size, self.wake = clock, max_size, wake
         self.on_arrival: list[Callable[[Verified], None]] = []  # called after commit, for our own mail
+        self.validate: Callable[[Verified, pb.Payload], None] = lambda v, p: None  # may refuse our own mail
+        self.on_store: Callable[[object, custody.Incoming], set[str]] = lambda conn, item: set()
 
     def receive(self, raws: list[bytes], peer: str | None) -> list[pb.Receipt | Rejected]:
         """One outcome per envelope, in order; all accepted ones committed together."""
@@ -47,12 +49,13 @@ class Intake:
                 log.info("refused envelope from %s: %s", peer, r.public_text)
                 custody.record_rejection(self.db, self.clock.now_ms(), _message_id(raw), peer or "", r)
         if accepted:
+            hops: set[str] = set()
             stored = custody.accept(
                 self.db, [item for _, item, _ in accepted],
                 lambda it: env_mod.make_receipt(self.signer, it.message_id, it.digest, self.clock),
                 self.clock.now_ms(),
+                on_store=lambda conn, it: hops.update(self.on_store(conn, it)),
             )
-            hops = set()
             for (i, item, v), outcome in zip(accepted, stored):
                 results[i] = outcome
                 if item.next_hop is not None:
@@ -76,13 +79,17 @@ class Intake:
         except LookupError as e:
             raise Rejected(Reason.UNKNOWN_RECIPIENT, str(e)) from None
         next_hop = route[0] if route else None
+        payload = None
         if next_hop is None:
-            subject = subject_of(v.payload())
+            payload = v.payload()
+            self.validate(v, payload)
+            subject = subject_of(payload)
         else:
             # relays hand on a copy with their own trace entry appended
             raw = env_mod.add_trace(v.envelope, self.signer, self.clock).SerializeToString()
             subject = ""
-        item = custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop)
+        item = custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
+                                payload=payload, path=v.path)
         return v, item
 
 

@@ -1,11 +1,18 @@
-"""Posting new envelopes from this node: one sealed envelope per recipient, queued durably."""
+"""Posting new envelopes from this node: one sealed envelope per recipient, queued durably.
+
+A post is one commit: the `docs` row that groups it (for tracking and later changes)
+and an outbox row per recipient. `post_in` does the same inside a caller's
+transaction, so an automatic reply (status 01) commits together with what caused it.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from .. import envelope as env_mod
-from ..codes import is_identifier
 from ..clock import Clock
+from ..codes import is_identifier
 from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..pb import envelope_pb2 as pb
@@ -21,6 +28,13 @@ if TYPE_CHECKING:
 MAX_LIFETIME_S = 3650 * 86400
 
 
+@dataclass
+class Posted:
+    doc_id: str
+    envelopes: list[tuple[str, str]]            # (recipient, message id)
+    hops: set[str] = field(default_factory=set)  # next hops to wake once committed
+
+
 class Outgoing:
     def __init__(self, db: Database, signer: Signer, router: Router, clock: Clock, *,
                  lifetime_s: float, max_size: int, wake: Callable[[str], None],
@@ -32,8 +46,33 @@ class Outgoing:
         self.refuser = refuser    # records an envelope as undeliverable, with a notice to us
 
     def post(self, payload: pb.Payload, recipients: list[str], *, priority: int = 0,
-             lifetime_s: float | None = None, ref_message_id: str = "") -> list[tuple[str, str]]:
-        """Queue one envelope per recipient in a single commit; (recipient, message_id) each."""
+             lifetime_s: float | None = None, ref_message_id: str | Mapping[str, str] = "",
+             ref_doc_id: str | None = None) -> Posted:
+        """Queue one envelope per recipient in a single commit."""
+        self._check(recipients, priority, lifetime_s)
+        routes = [(r, *self._route(r, lookup=True)) for r in recipients]
+        sealed = self._seal(payload, routes, priority, lifetime_s, ref_message_id)
+        with self.db.transaction() as conn:
+            posted = self._store(conn, payload, sealed, ref_doc_id)
+        if self.refuser is not None:
+            self.refuser.run_after_commit()
+        for hop in posted.hops:
+            self.wake(hop)
+        return posted
+
+    def post_in(self, conn, payload: pb.Payload, recipient: str, *, priority: int = 0,
+                ref_message_id: str = "") -> Posted:
+        """Queue one envelope inside the caller's transaction; the caller wakes `hops` after commit.
+
+        No directory lookup here (it would hold the transaction across the network): the
+        recipient is someone who just wrote to us, so the tree has a route back."""
+        self._check([recipient], priority, None)
+        sealed = self._seal(payload, [(recipient, *self._route(recipient, lookup=False))], priority, None, ref_message_id)
+        return self._store(conn, payload, sealed, None)
+
+    # ---- steps ----------------------------------------------------------------------
+
+    def _check(self, recipients: list[str], priority: int, lifetime_s: float | None) -> None:
         if not recipients:
             raise Rejected(Reason.INVALID_REQUEST, "at least one recipient is needed")
         if len(set(recipients)) != len(recipients):
@@ -42,37 +81,45 @@ class Outgoing:
             raise Rejected(Reason.INVALID_REQUEST, f"priority must be 0..4, got {priority}")
         if lifetime_s is not None and not 0 < lifetime_s <= MAX_LIFETIME_S:
             raise Rejected(Reason.INVALID_REQUEST, f"lifetime must be 1 s .. {MAX_LIFETIME_S // 86400} days, got {lifetime_s} s")
-        routes = []
         for r in recipients:
             if r == self.signer.code:
                 raise Rejected(Reason.INVALID_REQUEST, "a node does not send to itself")
             if not is_identifier(r):
                 raise Rejected(Reason.INVALID_REQUEST, f"recipient {r!r} is not an agency code")
-            routes.append((r, *self._route(r)))
-        subject = subject_of(payload)
+
+    def _seal(self, payload, routes, priority, lifetime_s, ref_message_id):
         sealed = []
         for r, hop, unknown in routes:
+            ref = ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping) else ref_message_id
             header, raw = env_mod.seal(self.signer, r, payload, clock=self.clock, priority=priority,
-                                       lifetime_s=lifetime_s or self.lifetime_s, ref_message_id=ref_message_id)
+                                       lifetime_s=lifetime_s or self.lifetime_s, ref_message_id=ref)
             if len(raw) > self.max_size:
                 raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {self.max_size}")
             sealed.append((header, raw, hop, unknown))
-        now = self.clock.now_ms()
-        with self.db.transaction() as conn:
-            for header, raw, hop, unknown in sealed:
-                if unknown is None:
-                    outbox.enqueue_in(conn, header, raw, hop, subject, now)
-                else:  # nobody in the tree has this code: recorded as refused, with a notice to us
-                    self.refuser.refuse(conn, header, raw, hop, subject, unknown)
-        if self.refuser is not None:
-            self.refuser.run_after_commit()
-        for hop in {hop for _, _, hop, unknown in sealed if unknown is None}:
-            self.wake(hop)
-        return [(h.recipient, h.message_id) for h, _, _, _ in sealed]
+        return sealed
 
-    def _route(self, recipient: str) -> tuple[str, Rejected | None]:
+    def _store(self, conn, payload: pb.Payload, sealed, ref_doc_id: str | None) -> Posted:
+        now = self.clock.now_ms()
+        subject = subject_of(payload)
+        doc = payload.document if payload.WhichOneof("body") == "document" else None
+        posted = Posted(uuid.uuid4().hex, [(h.recipient, h.message_id) for h, _, _, _ in sealed])
+        conn.execute(
+            "INSERT INTO docs (doc_id, created_ms, kind, subject, document_id, business_doc_type, ref_doc_id)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (posted.doc_id, now, sealed[0][0].kind, subject, doc.document_id if doc else "",
+             doc.business.business_doc_type if doc else 0, ref_doc_id),
+        )
+        for header, raw, hop, unknown in sealed:
+            if unknown is None:
+                outbox.enqueue_in(conn, header, raw, hop, subject, now, doc_id=posted.doc_id)
+                posted.hops.add(hop)
+            else:  # nobody in the tree has this code: recorded as refused, with a notice to us
+                self.refuser.refuse(conn, header, raw, hop, subject, unknown, doc_id=posted.doc_id)
+        return posted
+
+    def _route(self, recipient: str, lookup: bool) -> tuple[str, Rejected | None]:
         """(next hop, None), or (hop or "", why) when the tree says the recipient does not exist."""
-        if self.lookup is not None and self.refuser is not None and recipient not in self.router.peers:
+        if lookup and self.lookup is not None and self.refuser is not None and recipient not in self.router.peers:
             try:
                 self.lookup(recipient)
             except Rejected as r:

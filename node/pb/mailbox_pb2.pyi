@@ -28,10 +28,12 @@ class SentEnvelope(_message.Message):
     def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
 
 class SendResponse(_message.Message):
-    __slots__ = ("envelopes",)
+    __slots__ = ("envelopes", "doc_id")
     ENVELOPES_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
     envelopes: _containers.RepeatedCompositeFieldContainer[SentEnvelope]
-    def __init__(self, envelopes: _Optional[_Iterable[_Union[SentEnvelope, _Mapping]]] = ...) -> None: ...
+    doc_id: str
+    def __init__(self, envelopes: _Optional[_Iterable[_Union[SentEnvelope, _Mapping]]] = ..., doc_id: _Optional[str] = ...) -> None: ...
 
 class ListInboxRequest(_message.Message):
     __slots__ = ("only_new", "limit", "after_seq")
@@ -44,7 +46,7 @@ class ListInboxRequest(_message.Message):
     def __init__(self, only_new: _Optional[bool] = ..., limit: _Optional[int] = ..., after_seq: _Optional[int] = ...) -> None: ...
 
 class InboxEntry(_message.Message):
-    __slots__ = ("seq", "message_id", "sender", "kind", "subject", "received_ms", "acked", "priority")
+    __slots__ = ("seq", "message_id", "sender", "kind", "subject", "received_ms", "acked", "priority", "state", "changed_by", "status", "ref_message_id", "business_doc_type")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +55,11 @@ class InboxEntry(_message.Message):
     RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
     ACKED_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_BY_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REF_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    BUSINESS_DOC_TYPE_FIELD_NUMBER: _ClassVar[int]
     seq: int
     message_id: str
     sender: str
@@ -61,7 +68,12 @@ class InboxEntry(_message.Message):
     received_ms: int
     acked: bool
     priority: int
-    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., sender: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., subject: _Optional[str] = ..., received_ms: _Optional[int] = ..., acked: _Optional[bool] = ..., priority: _Optional[int] = ...) -> None: ...
+    state: str
+    changed_by: str
+    status: str
+    ref_message_id: str
+    business_doc_type: int
+    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., sender: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., subject: _Optional[str] = ..., received_ms: _Optional[int] = ..., acked: _Optional[bool] = ..., priority: _Optional[int] = ..., state: _Optional[str] = ..., changed_by: _Optional[str] = ..., status: _Optional[str] = ..., ref_message_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ...) -> None: ...
 
 class ListInboxResponse(_message.Message):
     __slots__ = ("entries",)
@@ -230,3 +242,97 @@ class AgencyLookupRequest(_message.Message):
     CODE_FIELD_NUMBER: _ClassVar[int]
     code: str
     def __init__(self, code: _Optional[str] = ...) -> None: ...
+
+class SetStatusRequest(_message.Message):
+    __slots__ = ("message_id", "status_code", "staff_info", "description")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    STAFF_INFO_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    status_code: str
+    staff_info: _envelope_pb2.StaffInfo
+    description: str
+    def __init__(self, message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class SetStatusResponse(_message.Message):
+    __slots__ = ("message_id",)
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    def __init__(self, message_id: _Optional[str] = ...) -> None: ...
+
+class ChangeRequest(_message.Message):
+    __slots__ = ("doc_id", "business_doc_type", "take_back", "reason", "document", "staff_info")
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    BUSINESS_DOC_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TAKE_BACK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    STAFF_INFO_FIELD_NUMBER: _ClassVar[int]
+    doc_id: str
+    business_doc_type: int
+    take_back: bool
+    reason: str
+    document: _envelope_pb2.Document
+    staff_info: _envelope_pb2.StaffInfo
+    def __init__(self, doc_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., take_back: _Optional[bool] = ..., reason: _Optional[str] = ..., document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ...) -> None: ...
+
+class StatusView(_message.Message):
+    __slots__ = ("status_code", "time_ms", "staff_info", "description", "message_id", "received_ms")
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    STAFF_INFO_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
+    status_code: str
+    time_ms: int
+    staff_info: _envelope_pb2.StaffInfo
+    description: str
+    message_id: str
+    received_ms: int
+    def __init__(self, status_code: _Optional[str] = ..., time_ms: _Optional[int] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., message_id: _Optional[str] = ..., received_ms: _Optional[int] = ...) -> None: ...
+
+class RecipientTrack(_message.Message):
+    __slots__ = ("recipient", "message_id", "state", "delivered_ms", "arrived_ms", "path", "statuses", "reason", "latest_status")
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_MS_FIELD_NUMBER: _ClassVar[int]
+    ARRIVED_MS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LATEST_STATUS_FIELD_NUMBER: _ClassVar[int]
+    recipient: str
+    message_id: str
+    state: str
+    delivered_ms: int
+    arrived_ms: int
+    path: _containers.RepeatedCompositeFieldContainer[HopView]
+    statuses: _containers.RepeatedCompositeFieldContainer[StatusView]
+    reason: str
+    latest_status: str
+    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ..., state: _Optional[str] = ..., delivered_ms: _Optional[int] = ..., arrived_ms: _Optional[int] = ..., path: _Optional[_Iterable[_Union[HopView, _Mapping]]] = ..., statuses: _Optional[_Iterable[_Union[StatusView, _Mapping]]] = ..., reason: _Optional[str] = ..., latest_status: _Optional[str] = ...) -> None: ...
+
+class TrackRequest(_message.Message):
+    __slots__ = ("doc_id",)
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    doc_id: str
+    def __init__(self, doc_id: _Optional[str] = ...) -> None: ...
+
+class TrackResponse(_message.Message):
+    __slots__ = ("doc_id", "subject", "document_id", "created_ms", "recipients", "changes")
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    doc_id: str
+    subject: str
+    document_id: str
+    created_ms: int
+    recipients: _containers.RepeatedCompositeFieldContainer[RecipientTrack]
+    changes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, doc_id: _Optional[str] = ..., subject: _Optional[str] = ..., document_id: _Optional[str] = ..., created_ms: _Optional[int] = ..., recipients: _Optional[_Iterable[_Union[RecipientTrack, _Mapping]]] = ..., changes: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -74,6 +74,21 @@ class MailboxStub:
                 request_serializer=node_dot_pb_dot_mailbox__pb2.AgencyLookupRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_mailbox__pb2.Agency.FromString,
                 _registered_method=True)
+        self.SetStatus = channel.unary_unary(
+                '/lienthong.v1.Mailbox/SetStatus',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.SetStatusRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.SetStatusResponse.FromString,
+                _registered_method=True)
+        self.Change = channel.unary_unary(
+                '/lienthong.v1.Mailbox/Change',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.ChangeRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.SendResponse.FromString,
+                _registered_method=True)
+        self.Track = channel.unary_unary(
+                '/lienthong.v1.Mailbox/Track',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.TrackRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.TrackResponse.FromString,
+                _registered_method=True)
 
 
 class MailboxServicer:
@@ -131,6 +146,28 @@ class MailboxServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetStatus(self, request, context):
+        """The recipient's side of a document's life: report a status (01 is automatic).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Change(self, request, context):
+        """The sender's side: revoke (1), update (2) or replace (3) a document sent earlier,
+        or ask to take it back (status 13); each goes to every original recipient.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Track(self, request, context):
+        """Per recipient: delivered when, the path, every status in its true order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MailboxServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +210,21 @@ def add_MailboxServicer_to_server(servicer, server):
                     servicer.Lookup,
                     request_deserializer=node_dot_pb_dot_mailbox__pb2.AgencyLookupRequest.FromString,
                     response_serializer=node_dot_pb_dot_mailbox__pb2.Agency.SerializeToString,
+            ),
+            'SetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStatus,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.SetStatusRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.SetStatusResponse.SerializeToString,
+            ),
+            'Change': grpc.unary_unary_rpc_method_handler(
+                    servicer.Change,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.ChangeRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.SendResponse.SerializeToString,
+            ),
+            'Track': grpc.unary_unary_rpc_method_handler(
+                    servicer.Track,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.TrackRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.TrackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -391,6 +443,87 @@ class Mailbox:
             '/lienthong.v1.Mailbox/Lookup',
             node_dot_pb_dot_mailbox__pb2.AgencyLookupRequest.SerializeToString,
             node_dot_pb_dot_mailbox__pb2.Agency.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/SetStatus',
+            node_dot_pb_dot_mailbox__pb2.SetStatusRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.SetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Change(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/Change',
+            node_dot_pb_dot_mailbox__pb2.ChangeRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.SendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Track(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/Track',
+            node_dot_pb_dot_mailbox__pb2.TrackRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.TrackResponse.FromString,
             options,
             channel_credentials,
             insecure,

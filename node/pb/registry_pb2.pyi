@@ -1,3 +1,4 @@
+from node.pb import stats_pb2 as _stats_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -39,7 +40,7 @@ class RegisterResponse(_message.Message):
     def __init__(self, heartbeat_ms: _Optional[int] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("code", "time_ms", "odd_codes")
+    __slots__ = ("code", "time_ms", "odd_codes", "subtree_stats")
     class OddCodesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,10 +51,12 @@ class HeartbeatRequest(_message.Message):
     CODE_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     ODD_CODES_FIELD_NUMBER: _ClassVar[int]
+    SUBTREE_STATS_FIELD_NUMBER: _ClassVar[int]
     code: str
     time_ms: int
     odd_codes: _containers.ScalarMap[str, str]
-    def __init__(self, code: _Optional[str] = ..., time_ms: _Optional[int] = ..., odd_codes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    subtree_stats: _containers.RepeatedCompositeFieldContainer[_stats_pb2.AgencyStats]
+    def __init__(self, code: _Optional[str] = ..., time_ms: _Optional[int] = ..., odd_codes: _Optional[_Mapping[str, str]] = ..., subtree_stats: _Optional[_Iterable[_Union[_stats_pb2.AgencyStats, _Mapping]]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ()

@@ -24,6 +24,8 @@ class Incoming:
     from_peer: str
     subject: str
     next_hop: str | None  # None: for this node's own mailbox; else relay onwards
+    payload: pb.Payload | None = None  # parsed, for our own mail
+    path: list | None = None           # verified (code, time_ms) hops, for our own mail
 
 
 def accept(
@@ -31,8 +33,12 @@ def accept(
     items: list[Incoming],
     make_receipt: Callable[[Incoming], pb.Receipt],
     now_ms: int,
+    on_store: Callable[[object, Incoming], None] | None = None,
 ) -> list[pb.Receipt | Rejected]:
-    """Store every new item, answer duplicates with their stored receipt; one commit for all."""
+    """Store every new item, answer duplicates with their stored receipt; one commit for all.
+
+    `on_store(conn, item)` runs in the same transaction for each new item of our own
+    mail, so what it records (and any automatic reply it queues) commits with it."""
     results: list[pb.Receipt | Rejected] = []
     with db.transaction() as conn:
         for item in items:
@@ -54,7 +60,11 @@ def accept(
             )
             h = item.header
             if item.next_hop is None:
-                inbox.add_in(conn, h, subject=item.subject, now_ms=now_ms, envelope=item.raw)
+                business = item.payload.document.business.business_doc_type if item.payload is not None \
+                    and item.payload.WhichOneof("body") == "document" else 0
+                inbox.add_in(conn, h, subject=item.subject, now_ms=now_ms, envelope=item.raw, business_doc_type=business)
+                if on_store is not None:
+                    on_store(conn, item)
             else:
                 outbox.enqueue_in(conn, h, item.raw, item.next_hop, item.subject, now_ms, origin="relay")
             audit.append(conn, now_ms, audit.RECEIVED, item.message_id, item.from_peer, f"from {h.sender}")

@@ -3,26 +3,31 @@ from __future__ import annotations
 
 from .database import Database
 
-COLUMNS = "seq, message_id, sender, kind, priority, subject, received_ms, acked_ms"
+COLUMNS = ("inbox.seq, inbox.message_id, inbox.sender, kind, priority, subject, received_ms, acked_ms, ref_message_id,"
+           " business_doc_type, coalesce(p.state, '') AS state, coalesce(p.changed_by, '') AS changed_by,"
+           " coalesce(p.status, '') AS status")
+FROM = "inbox LEFT JOIN doc_progress p ON p.message_id = inbox.message_id"
 
 
-def add_in(conn, header, *, subject: str, now_ms: int, envelope: bytes) -> None:
+def add_in(conn, header, *, subject: str, now_ms: int, envelope: bytes, business_doc_type: int = 0) -> None:
     """Put an envelope into the mailbox: one received, or one the node made for itself (a notice)."""
     conn.execute(
-        "INSERT INTO inbox (message_id, sender, kind, priority, subject, received_ms) VALUES (?,?,?,?,?,?)",
-        (header.message_id, header.sender, header.kind, header.priority, subject, now_ms),
+        "INSERT INTO inbox (message_id, sender, kind, priority, subject, received_ms, ref_message_id, business_doc_type)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        (header.message_id, header.sender, header.kind, header.priority, subject, now_ms, header.ref_message_id,
+         business_doc_type),
     )
     conn.execute("INSERT INTO inbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
 
 
 def list_entries(db: Database, *, only_new: bool = False, after_seq: int = 0, limit: int = 100) -> list[dict]:
-    where = "seq > ?" + (" AND acked_ms IS NULL" if only_new else "")
-    return db.query(f"SELECT {COLUMNS} FROM inbox WHERE {where} ORDER BY seq LIMIT ?", (after_seq, limit))
+    where = "inbox.seq > ?" + (" AND acked_ms IS NULL" if only_new else "")
+    return db.query(f"SELECT {COLUMNS} FROM {FROM} WHERE {where} ORDER BY inbox.seq LIMIT ?", (after_seq, limit))
 
 
 def get(db: Database, message_id: str) -> dict | None:
-    return db.query_one(f"SELECT {COLUMNS}, raw AS envelope FROM inbox JOIN inbox_envelope USING (message_id)"
-                        " WHERE message_id = ?", (message_id,))
+    return db.query_one(f"SELECT {COLUMNS}, e.raw AS envelope FROM {FROM} JOIN inbox_envelope e"
+                        " ON e.message_id = inbox.message_id WHERE inbox.message_id = ?", (message_id,))
 
 
 def ack(db: Database, message_id: str, now_ms: int) -> bool | None:

@@ -26,19 +26,13 @@ class Pending:
     envelope: bytes
 
 
-def enqueue(db: Database, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
-            origin: str = "local") -> None:
-    with db.transaction() as conn:
-        enqueue_in(conn, header, envelope, next_hop, subject, now_ms, origin)
-
-
 def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
-               origin: str = "local") -> None:
+               origin: str = "local", doc_id: str | None = None) -> None:
     conn.execute(
         "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
-        " created_ms, expires_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        " created_ms, expires_ms, doc_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (header.message_id, header.sender, header.recipient, next_hop, header.kind, header.priority,
-         subject, origin, header.created_ms, header.expires_ms),
+         subject, origin, header.created_ms, header.expires_ms, doc_id),
     )
     conn.execute("INSERT INTO outbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
     audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop, f"to {header.recipient}")

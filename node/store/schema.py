@@ -95,3 +95,71 @@ def m0002_registry(db) -> None:
             via TEXT NOT NULL)""",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0003_documents")
+def m0003_documents(db) -> None:
+    for sql in (
+        # One row per send: groups its envelopes (one per recipient) for tracking and changes.
+        """CREATE TABLE docs (
+            doc_id TEXT PRIMARY KEY,
+            created_ms INTEGER NOT NULL,
+            kind INTEGER NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            document_id TEXT NOT NULL DEFAULT '',
+            business_doc_type INTEGER NOT NULL DEFAULT 0,
+            ref_doc_id TEXT)""",
+        "ALTER TABLE outbox ADD COLUMN doc_id TEXT",
+        "ALTER TABLE inbox ADD COLUMN ref_message_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE inbox ADD COLUMN business_doc_type INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX outbox_doc ON outbox(doc_id)",
+        # Sender's side: statuses recipients returned on our documents.
+        """CREATE TABLE status_in (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            status_message_id TEXT NOT NULL UNIQUE,
+            doc_message_id TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            status_code TEXT NOT NULL,
+            issued_ms INTEGER NOT NULL,
+            status BLOB NOT NULL,
+            received_ms INTEGER NOT NULL)""",
+        "CREATE INDEX status_in_doc ON status_in(doc_message_id, issued_ms)",
+        # Recipient's side: where each received document stands.
+        """CREATE TABLE doc_progress (
+            message_id TEXT PRIMARY KEY,
+            sender TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT '',
+            pending_request TEXT,
+            state TEXT NOT NULL DEFAULT 'active',
+            changed_by TEXT)""",
+        """CREATE TABLE status_out (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            doc_message_id TEXT NOT NULL,
+            status_code TEXT NOT NULL,
+            status_message_id TEXT NOT NULL UNIQUE,
+            issued_ms INTEGER NOT NULL)""",
+        "CREATE INDEX status_out_doc ON status_out(doc_message_id)",
+    ):
+        db.execute(sql)
+
+
+@MIGRATIONS(name="0004_stats")
+def m0004_stats(db) -> None:
+    for sql in (
+        # Counters children reported on their heartbeats: one row per agency in each child's
+        # subtree (the child included), replaced as a whole on every heartbeat from that child.
+        """CREATE TABLE subtree_stats (
+            via_child TEXT NOT NULL,
+            code TEXT NOT NULL,
+            as_of_ms INTEGER NOT NULL,
+            stats BLOB NOT NULL,
+            received_ms INTEGER NOT NULL,
+            PRIMARY KEY (via_child, code))""",
+        # Indexes that keep the own-counter queries (node/store/stats.py) off full table scans.
+        "CREATE INDEX outbox_local_kind ON outbox(kind, origin) WHERE origin = 'local'",
+        "CREATE INDEX inbox_kind ON inbox(kind)",
+        "CREATE INDEX docs_kind ON docs(kind)",
+        "CREATE INDEX status_out_doc_code ON status_out(doc_message_id, status_code)",
+        "CREATE INDEX status_out_code ON status_out(status_code)",
+    ):
+        db.execute(sql)

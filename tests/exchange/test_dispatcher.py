@@ -62,7 +62,7 @@ def side(tmp_path, pki, clock):
 
 def send(side, subject="doc", priority=0, lifetime_s=None, to=B):
     [(_, mid)] = side.out.post(pb.Payload(document=pb.Document(subject=subject)), [to], priority=priority,
-                               lifetime_s=lifetime_s)
+                               lifetime_s=lifetime_s).envelopes
     return mid
 
 
@@ -156,7 +156,7 @@ def test_permanent_refusal_is_recorded_without_retry(side, clock, pki):
     # B refuses: the envelope is for C, whom B does not serve
     side.disp.router.peers[C] = "127.0.0.1:1"
     side.disp.router.peers.pop(B)
-    [(_, mid)] = side.out.post(pb.Payload(document=pb.Document(subject="x")), [C])
+    [(_, mid)] = side.out.post(pb.Payload(document=pb.Document(subject="x")), [C]).envelopes
     outbox_row = state_of(side, mid)
     with side.db_a.transaction() as conn:  # misroute it to B on purpose
         conn.execute("UPDATE outbox SET next_hop = ? WHERE message_id = ?", (B, mid))
@@ -196,7 +196,7 @@ def test_recipient_nobody_registered_gets_a_notice_without_any_attempt(side, clo
         raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
 
     side.out.lookup, side.out.refuser = lookup, side.disp
-    [(_, mid)] = side.out.post(pb.Payload(document=pb.Document(subject="x")), ["000.99.38.H53"])
+    [(_, mid)] = side.out.post(pb.Payload(document=pb.Document(subject="x")), ["000.99.38.H53"]).envelopes
     row = state_of(side, mid)
     assert row["state"] == "rejected" and row["reason"].startswith("UNKNOWN_RECIPIENT")
     [notice] = inbox.list_entries(side.db_a)

@@ -12,7 +12,6 @@ import pytest
 from node import envelope
 from node.clock import SYSTEM
 from node.codes import Hierarchy
-from node.config import load_config
 from node.errors import reason_of
 from node.exchange.transport import TlsMaterial, open_channel
 from node.harness import nodes
@@ -21,37 +20,17 @@ from node.identity import keys
 from node.pb import envelope_pb2 as pb
 from node.pb import registry_pb2_grpc as rgrpc
 from node.registry import records
-from node.runtime import Node
+from node.harness.inproc import start_tree
 
 P, D1, D2, C1, C2 = "000.00.00.H53", "000.00.35.H53", "000.00.38.H53", "000.23.35.H53", "000.11.38.H53"
 PARENT = {D1: P, D2: P, C1: D1, C2: D2}
-FAST = {"registry": {"heartbeat": "200ms", "stale_after": "1s"}}
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tree")
-    ca = nodes.make_ca(root)
-    addresses = {c: f"127.0.0.1:{nodes.free_port()}" for c in (P, D1, D2, C1, C2)}
-    running, watchers = {}, {}
-    try:
-        for code in (P, D1, D2, C1, C2):  # parents first; watch each for its children's registration
-            parent = PARENT.get(code)
-            spec = nodes.NodeSpec(code, f"agency {code}", peers={parent: parent} if parent else {}, parent=parent, extra=FAST)
-            handle = nodes.prepare_node(root, ca, spec, addresses)
-            node = Node(load_config(handle.config))
-            node.start()
-            running[code] = (node, handle)
-            if code in PARENT.values():
-                watchers[code] = EventWaiter(handle.client(), inbox=False, sent=False, registry=True)
-        for parent, waiter in watchers.items():
-            expected = {c for c, p in PARENT.items() if p == parent}
-            waiter.wait(lambda evs: {e.peer for e in evs} >= expected, timeout=30)
-            waiter.close()
-        yield running
-    finally:
-        for node, _ in running.values():
-            node.stop(grace=1)
+    t = start_tree(tmp_path_factory.mktemp("tree"), {P: None, **PARENT})
+    yield t
+    t.stop()
 
 
 def test_children_register_and_the_directory_lists_them(tree):

@@ -1,0 +1,1 @@
+"""A document's life after delivery: statuses back to the sender, revoke / update / replace, tracking."""

@@ -1,0 +1,221 @@
+"""Statuses, take-back requests and changes, on both sides of a document.
+
+Recipient side: a document that lands gets a `doc_progress` row and an automatic 01
+(queued in the same transaction, so it is sent exactly once); the agency's software
+then reports 02–06, 15, 16 through SetStatus, checked against rules.py.
+Sender side: statuses that come back are stored with the time the recipient's node
+signed them, so Track shows them in their true order whatever order they arrived in.
+
+Who may say what is decided by the signed header, never by a payload field: a status
+is accepted only from the agency the document was sent to, and a revoke / update /
+replace / take-back only from the agency that sent it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Callable
+
+from ..clock import Clock
+from ..envelope import Signer, Verified
+from ..errors import Reason, Rejected
+from ..exchange.outgoing import Outgoing, Posted
+from ..pb import envelope_pb2 as pb
+from ..pb import mailbox_pb2 as mpb
+from ..store.database import Database
+from . import rules
+
+log = logging.getLogger(__name__)
+
+VN_TIME = dt.timezone(dt.timedelta(hours=7))  # edXML timestamps are local (Indochina Time)
+CHANGE_STATE = {1: "revoked", 2: "updated", 3: "replaced"}
+
+
+def edxml_time(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, VN_TIME).strftime("%Y/%m/%d %H:%M:%S")
+
+
+def parse_edxml_time(text: str) -> int:
+    try:
+        return int(dt.datetime.strptime(text, "%Y/%m/%d %H:%M:%S").replace(tzinfo=VN_TIME).timestamp() * 1000)
+    except ValueError:
+        return 0
+
+
+def payload_of(raw: bytes) -> pb.Payload:
+    return pb.Payload.FromString(pb.Envelope.FromString(raw).payload)
+
+
+class Lifecycle:
+    def __init__(self, db: Database, signer: Signer, name: str, outgoing: Outgoing, clock: Clock,
+                 wake: Callable[[str], None]) -> None:
+        self.db, self.signer, self.name, self.outgoing, self.clock, self.wake = db, signer, name, outgoing, clock, wake
+
+    # ---- intake: our own mail ------------------------------------------------------
+
+    def validate(self, v: Verified, payload: pb.Payload) -> None:
+        """Refuse statuses and changes from anyone but the document's counterpart."""
+        h = v.header
+        body = payload.WhichOneof("body")
+        if body == "status":
+            code = payload.status.status_code
+            if code not in rules.ALL_CODES:
+                raise Rejected(Reason.INVALID_REQUEST, f"unknown status code {code!r}")
+            if not h.ref_message_id:
+                raise Rejected(Reason.MISSING_FIELD, "a status must refer to a document (header.ref_message_id)")
+            if code == rules.TAKE_BACK:
+                self._require_sender_of_received(h.ref_message_id, h.sender)
+            else:
+                row = self.db.query_one("SELECT recipient FROM outbox WHERE message_id = ? AND origin = 'local'"
+                                        " AND kind = ?", (h.ref_message_id, pb.DOCUMENT))
+                if row is None or row["recipient"] != h.sender:
+                    raise Rejected(Reason.NOT_RECIPIENT, f"{h.sender} did not receive document {h.ref_message_id} from us")
+        elif body == "document" and payload.document.business.business_doc_type in CHANGE_STATE:
+            if not h.ref_message_id:
+                raise Rejected(Reason.MISSING_FIELD, "a revoke/update/replace must refer to the document (header.ref_message_id)")
+            self._require_sender_of_received(h.ref_message_id, h.sender)
+
+    def _require_sender_of_received(self, message_id: str, sender: str) -> None:
+        row = self.db.query_one("SELECT sender FROM doc_progress WHERE message_id = ?", (message_id,))
+        if row is None or row["sender"] != sender:
+            raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
+
+    def on_store(self, conn, item) -> set[str]:
+        """Inside the custody transaction: record what arrived; queue the automatic 01."""
+        h, payload, now = item.header, item.payload, self.clock.now_ms()
+        body = payload.WhichOneof("body")
+        if body == "document":
+            conn.execute("INSERT OR IGNORE INTO doc_progress (message_id, sender) VALUES (?,?)", (h.message_id, h.sender))
+            btype = payload.document.business.business_doc_type
+            if btype in CHANGE_STATE:
+                conn.execute("UPDATE doc_progress SET state = ?, changed_by = ?, pending_request = ? WHERE message_id = ?",
+                             (CHANGE_STATE[btype], h.message_id, str(btype), h.ref_message_id))
+            trace = [pb.EdxmlTrace(organ_id=c, timestamp=edxml_time(t)) for c, t in (item.path or [])]
+            trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
+            return self._post_status(conn, h.message_id, h.sender, payload.document, rules.ARRIVED, pb.StaffInfo(), "",
+                                     trace).hops
+        if body == "status":
+            status = payload.status
+            if status.status_code == rules.TAKE_BACK:
+                conn.execute("UPDATE doc_progress SET pending_request = ? WHERE message_id = ?",
+                             (rules.TAKE_BACK, h.ref_message_id))
+            else:
+                conn.execute(
+                    "INSERT OR IGNORE INTO status_in (status_message_id, doc_message_id, recipient, status_code,"
+                    " issued_ms, status, received_ms) VALUES (?,?,?,?,?,?,?)",
+                    (h.message_id, h.ref_message_id, h.sender, status.status_code, h.created_ms,
+                     status.SerializeToString(), now))
+        return set()
+
+    # ---- recipient: reporting -----------------------------------------------------------
+
+    def set_status(self, message_id: str, code: str, staff: pb.StaffInfo, description: str) -> str:
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT sender, status, pending_request, state FROM doc_progress WHERE message_id = ?",
+                               (message_id,)).fetchone()
+            if row is None:
+                raise Rejected(Reason.NOT_FOUND, f"no received document {message_id}")
+            sender, current, pending, state = row
+            rules.check_step(current, pending, state, code)
+            raw = conn.execute("SELECT raw FROM inbox_envelope WHERE message_id = ?", (message_id,)).fetchone()[0]
+            posted = self._post_status(conn, message_id, sender, payload_of(raw).document, code, staff, description, [])
+        for hop in posted.hops:
+            self.wake(hop)
+        return posted.envelopes[0][1]
+
+    def _post_status(self, conn, doc_message_id: str, to: str, doc: pb.Document, code: str, staff: pb.StaffInfo,
+                     description: str, trace: list[pb.EdxmlTrace]) -> Posted:
+        now = self.clock.now_ms()
+        status = pb.Status(
+            from_organ=pb.Organization(organ_id=self.signer.code, organ_name=self.name),
+            response_for=pb.ResponseFor(organ_id=doc.from_organ.organ_id or to, document_id=doc.document_id,
+                                        code="/".join(p for p in (doc.code.code_number, doc.code.code_notation) if p),
+                                        promulgation_date=doc.promulgation_info.promulgation_date),
+            staff_info=staff, status_code=code, description=description, timestamp=edxml_time(now), edxml_trace=trace)
+        posted = self.outgoing.post_in(conn, pb.Payload(status=status), to, ref_message_id=doc_message_id,
+                                       priority=doc.other_info.priority)
+        conn.execute("INSERT INTO status_out (doc_message_id, status_code, status_message_id, issued_ms) VALUES (?,?,?,?)",
+                     (doc_message_id, code, posted.envelopes[0][1], now))
+        if code in (rules.AGREE, rules.REFUSE):
+            state = None
+            if code == rules.AGREE:
+                pending = conn.execute("SELECT pending_request FROM doc_progress WHERE message_id = ?",
+                                       (doc_message_id,)).fetchone()[0]
+                state = "taken_back" if pending == rules.TAKE_BACK else None
+            conn.execute("UPDATE doc_progress SET pending_request = NULL, state = coalesce(?, state) WHERE message_id = ?",
+                         (state, doc_message_id))
+        else:
+            conn.execute("UPDATE doc_progress SET status = ? WHERE message_id = ?", (code, doc_message_id))
+        return posted
+
+    # ---- sender: changing what was sent ----------------------------------------------------
+
+    def change(self, ref: str, business_doc_type: int, take_back: bool, reason: str,
+               document: pb.Document | None, staff: pb.StaffInfo) -> Posted:
+        doc = self._doc(ref)
+        if doc["kind"] != pb.DOCUMENT or doc["business_doc_type"] != 0:
+            raise Rejected(Reason.INVALID_REQUEST, f"{doc['doc_id']} is not an original document")
+        sent = self.db.query("SELECT message_id, recipient, o.raw FROM outbox JOIN outbox_envelope o USING (message_id)"
+                             " WHERE doc_id = ? AND origin = 'local' ORDER BY seq", (doc["doc_id"],))
+        original = payload_of(sent[0]["raw"]).document
+        refs = {r["recipient"]: r["message_id"] for r in sent}
+        if take_back:
+            payload = pb.Payload(status=pb.Status(
+                from_organ=pb.Organization(organ_id=self.signer.code, organ_name=self.name),
+                response_for=pb.ResponseFor(organ_id=self.signer.code, document_id=original.document_id),
+                staff_info=staff, status_code=rules.TAKE_BACK, description=reason,
+                timestamp=edxml_time(self.clock.now_ms())))
+        elif business_doc_type in CHANGE_STATE:
+            if business_doc_type == 1:
+                new = pb.Document()
+                new.CopyFrom(original)
+                del new.attachments[:]
+            elif document is None or not (document.subject or document.document_id):
+                raise Rejected(Reason.INVALID_REQUEST, "update and replace need the new document")
+            else:
+                new = document
+            new.business.business_doc_type = business_doc_type
+            new.business.business_doc_reason = reason
+            new.business.document_id = original.document_id
+            new.business.staff_info.CopyFrom(staff)
+            if business_doc_type == 3:
+                new.business.replacements.add(document_id=original.document_id, organ_ids=list(refs))
+            payload = pb.Payload(document=new)
+        else:
+            raise Rejected(Reason.INVALID_REQUEST, "business_doc_type must be 1 (revoke), 2 (update) or 3 (replace), or take_back")
+        return self.outgoing.post(payload, list(refs), priority=original.other_info.priority,
+                                  ref_message_id=refs, ref_doc_id=doc["doc_id"])
+
+    def _doc(self, ref: str) -> dict:
+        doc = self.db.query_one("SELECT * FROM docs WHERE doc_id = ?", (ref,))
+        if doc is None:
+            doc = self.db.query_one("SELECT docs.* FROM docs JOIN outbox USING (doc_id) WHERE outbox.message_id = ?", (ref,))
+        if doc is None:
+            raise Rejected(Reason.NOT_FOUND, f"no document {ref} was sent from here")
+        return doc
+
+    # ---- sender: tracking -------------------------------------------------------------------
+
+    def track(self, ref: str) -> mpb.TrackResponse:
+        doc = self._doc(ref)
+        resp = mpb.TrackResponse(doc_id=doc["doc_id"], subject=doc["subject"], document_id=doc["document_id"],
+                                 created_ms=doc["created_ms"])
+        resp.changes.extend(r["doc_id"] for r in self.db.query(
+            "SELECT doc_id FROM docs WHERE ref_doc_id = ? ORDER BY created_ms", (doc["doc_id"],)))
+        for env in self.db.query("SELECT message_id, recipient, state, delivered_ms, reason FROM outbox"
+                                 " WHERE doc_id = ? AND origin = 'local' ORDER BY seq", (doc["doc_id"],)):
+            t = resp.recipients.add(recipient=env["recipient"], message_id=env["message_id"], state=env["state"],
+                                    delivered_ms=env["delivered_ms"] or 0, reason=env["reason"] or "")
+            for s in self.db.query("SELECT * FROM status_in WHERE doc_message_id = ? ORDER BY issued_ms, status_code, seq",
+                                   (env["message_id"],)):
+                status = pb.Status.FromString(s["status"])
+                t.statuses.add(status_code=s["status_code"], time_ms=s["issued_ms"], staff_info=status.staff_info,
+                               description=status.description, message_id=s["status_message_id"],
+                               received_ms=s["received_ms"])
+                if s["status_code"] == rules.ARRIVED and not t.arrived_ms:
+                    t.arrived_ms = s["issued_ms"]
+                    t.path.extend(mpb.HopView(code=h.organ_id, time_ms=parse_edxml_time(h.timestamp), verified=True)
+                                  for h in status.edxml_trace)
+            if t.statuses:
+                t.latest_status = t.statuses[-1].status_code
+        return resp

@@ -1,0 +1,48 @@
+"""Which status may follow which (recipient side), per QCVN 102 status codes.
+
+    01 arrived (automatic) → 02 rejected | 03 accepted
+    03 accepted            → 02 | 04 assigned | 05 processing | 06 done
+    04 assigned            → 04 (re-assigned) | 05 | 06
+    05 processing          → 05 (progress) | 06
+    02 rejected, 06 done   → nothing further
+    15 / 16 answer a pending request (a 13 take-back, or a revoke / update / replace) at any
+    point; after 15 to a take-back or revocation the document is gone from the receiver's
+    hands and takes no further status.
+"""
+from __future__ import annotations
+
+from ..errors import Reason, Rejected
+
+ARRIVED, REJECTED, ACCEPTED, ASSIGNED, PROCESSING, DONE = "01", "02", "03", "04", "05", "06"
+TAKE_BACK, AGREE, REFUSE = "13", "15", "16"
+RECIPIENT_CODES = {ARRIVED, REJECTED, ACCEPTED, ASSIGNED, PROCESSING, DONE, AGREE, REFUSE}
+ALL_CODES = RECIPIENT_CODES | {TAKE_BACK}
+
+NEXT = {
+    "": {ARRIVED},
+    ARRIVED: {REJECTED, ACCEPTED},
+    ACCEPTED: {REJECTED, ASSIGNED, PROCESSING, DONE},
+    ASSIGNED: {ASSIGNED, PROCESSING, DONE},
+    PROCESSING: {PROCESSING, DONE},
+    REJECTED: set(),
+    DONE: set(),
+}
+NAMES = {ARRIVED: "arrived", REJECTED: "rejected", ACCEPTED: "accepted", ASSIGNED: "assigned",
+         PROCESSING: "processing", DONE: "done", TAKE_BACK: "take-back requested",
+         AGREE: "agreed to request", REFUSE: "refused request"}
+
+
+def check_step(current: str, pending_request: str | None, state: str, code: str) -> None:
+    """Raise FAILED_PRECONDITION (naming the current status) unless `code` may follow now."""
+    if code not in RECIPIENT_CODES or code == ARRIVED:
+        raise Rejected(Reason.INVALID_REQUEST, f"status {code!r} cannot be set by the recipient (02-06, 15, 16)")
+    if state in ("taken_back", "revoked") and not (code in (AGREE, REFUSE) and pending_request):
+        raise Rejected(Reason.BAD_STEP, f"document is {state}; current status {current} ({NAMES.get(current, '?')})")
+    if code in (AGREE, REFUSE):
+        if not pending_request:
+            raise Rejected(Reason.BAD_STEP, f"no take-back or change request is pending; current status {current}")
+        return
+    if code not in NEXT.get(current, set()):
+        allowed = ", ".join(sorted(NEXT.get(current, set()))) or "none"
+        raise Rejected(Reason.BAD_STEP,
+                       f"status {code} cannot follow current status {current} ({NAMES.get(current, '?')}); allowed: {allowed}")

@@ -1,0 +1,176 @@
+"""`scripts/bench-cluster`: relayed exchange through a tree of real node processes; prints JSON.
+
+small (15 nodes): commune → commune across provinces (7 nodes on the route, 6 hops) and
+across districts of one province (5 nodes, 4 hops).
+  throughput: documents of --size bytes posted by --threads client threads into the
+    sender's local API; timed from the first post to the last arrival event streamed from
+    the recipient's mailbox (end to end, every relay verifying, storing with fsync and
+    receipting). `first_hop_s` is when the sender held receipts for all of them (its
+    "delivered" only means its first hop took custody).
+  latency: documents posted at --rate per second; from the wall-clock time just before
+    the post call to the recipient's arrival event time (`Event.time_us`, stamped after
+    its commit; same machine clock).
+binh-phuoc (123 nodes, --topology binh-phuoc): time to start every node and have every
+  parent list all its children as registered, and the total resident memory (VmRSS).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+from .. import codes
+from ..pb import envelope_pb2 as pb
+from . import topology
+from .cluster import Cluster, rss_kb
+from .waiting import EventWaiter
+
+CROSS_PROVINCE = ("000.23.38.H53", "000.21.31.H29")
+CROSS_DISTRICT = ("000.23.38.H53", "000.21.35.H53")
+
+
+def document(sender: str, i: int, size: int) -> pb.Document:
+    return pb.Document(subject=f"Bench {i}", document_id=f"{sender},2026/11/21,{i}/BENCH",
+                       attachments=[pb.Attachment(name="a.bin", content_type="application/octet-stream",
+                                                  data=bytes(size))])
+
+
+def summary(values: list[float]) -> dict:
+    values = sorted(values)
+    q = statistics.quantiles(values, n=100)
+    return {"p50_ms": round(q[49], 1), "p90_ms": round(q[89], 1), "p99_ms": round(q[98], 1),
+            "max_ms": round(values[-1], 1)}
+
+
+def throughput(cluster: Cluster, sender: str, recipient: str, n: int, size: int, threads: int) -> dict:
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def post(k: int) -> None:
+        c = cluster.client(sender)
+        for i in range(k, n, threads):
+            mid = c.send(document(sender, i, size), [recipient]).envelopes[0].message_id
+            with lock:
+                ids.append(mid)
+
+    with EventWaiter(cluster.client(recipient), sent=False) as arrivals, \
+            EventWaiter(cluster.client(sender), inbox=False) as receipts:
+        t0 = time.perf_counter()
+        workers = [threading.Thread(target=post, args=(k,)) for k in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        posted = time.perf_counter() - t0
+        receipts.wait(lambda evs: sum(e.type == "delivered" for e in evs) >= n, timeout=900)
+        first_hop = time.perf_counter() - t0
+        arrivals.wait(lambda evs: sum(e.type == "arrived" for e in evs) >= n, timeout=900)
+        elapsed = time.perf_counter() - t0
+        got = {e.message_id for e in arrivals.events if e.type == "arrived"}
+    assert got == set(ids), "arrivals differ from what was sent"
+    return {"documents": n, "doc_bytes": size, "client_threads": threads, "seconds": round(elapsed, 2),
+            "docs_per_s": round(n / elapsed, 1), "mb_per_s": round(n * size / elapsed / 1e6, 2),
+            "posted_s": round(posted, 2), "first_hop_s": round(first_hop, 2)}
+
+
+def latency(cluster: Cluster, sender: str, recipient: str, n: int, size: int, rate: float) -> dict:
+    posted_us: dict[str, float] = {}
+    c = cluster.client(sender)
+    with EventWaiter(cluster.client(recipient), sent=False) as arrivals:
+        t0 = time.perf_counter()
+        for i in range(n):
+            due = t0 + i / rate
+            now = time.perf_counter()
+            if due > now:
+                time.sleep(due - now)  # pacing the offered load, not waiting for a result
+            wall_us = time.time() * 1e6
+            posted_us[c.send(document(sender, i, size), [recipient]).envelopes[0].message_id] = wall_us
+        evs = arrivals.wait(lambda evs: sum(e.type == "arrived" for e in evs) >= n, timeout=300)
+    arrived_us = {e.message_id: e.time_us for e in evs if e.type == "arrived"}
+    return {"offered_docs_per_s": rate, "documents": n, "doc_bytes": size,
+            "post_to_arrival": summary([(arrived_us[m] - t) / 1000 for m, t in posted_us.items()])}
+
+
+def path_report(sender: str, recipient: str) -> dict:
+    route = codes.route(sender, recipient)
+    return {"from": sender, "to": recipient, "route": route, "hops": len(route) - 1}
+
+
+def bench_small(args) -> dict:
+    topo = topology.load(args.topology)
+    with tempfile.TemporaryDirectory(prefix="lienthong-bench-cluster-") as tmp:
+        cluster = Cluster(tmp)
+        try:
+            t0 = time.perf_counter()
+            cluster.up(topo, quiet=True)
+            started = time.perf_counter() - t0
+            rss = cluster.rss_mb()
+            result: dict = {"topology": topo.name, "nodes": len(topo), "start_and_register_s": round(started, 2),
+                            "idle_rss_mb_total": round(sum(rss.values()), 1),
+                            "transport": "grpc mutual TLS between every pair of hops, ECDSA P-256",
+                            "durability": "every hop: verify, SQLite WAL synchronous=FULL, signed receipt"}
+            for label, (s, r) in (("across_provinces", CROSS_PROVINCE), ("across_districts", CROSS_DISTRICT)):
+                result[label] = {
+                    **path_report(s, r),
+                    "latency": latency(cluster, s, r, args.latency_documents, args.size, args.rate),
+                    "throughput": throughput(cluster, s, r, args.documents, args.size, args.threads),
+                }
+            result["rss_mb_total_after"] = round(sum(cluster.rss_mb().values()), 1)
+        finally:
+            statuses = cluster.close()
+        result["stopped"] = sorted({str(s) for s in statuses.values()})
+    return result
+
+
+def bench_startup(args) -> dict:
+    topo = topology.load(args.topology)
+    with tempfile.TemporaryDirectory(prefix="lienthong-bench-cluster-") as tmp:
+        cluster = Cluster(tmp)
+        try:
+            t0 = time.perf_counter()
+            cluster.up(topo, parallel=args.parallel, quiet=not args.verbose)
+            started = time.perf_counter() - t0
+            rss_kb_total = sum(rss_kb(n.pid) for n in cluster.nodes.values())
+            leaves = topo.leaves()
+            a, b = leaves[0], leaves[-1]
+            with EventWaiter(cluster.client(b), sent=False) as arrivals:
+                t1 = time.time() * 1e6
+                mid = cluster.client(a).send(document(a, 0, args.size), [b]).envelopes[0].message_id
+                [ev] = [e for e in arrivals.wait(lambda evs: any(e.message_id == mid for e in evs), 60)
+                        if e.message_id == mid]
+            result = {"topology": topo.name, "nodes": len(topo), "parallel_starts": args.parallel or "default",
+                      "start_and_register_s": round(started, 2),
+                      "rss_mb_total": round(rss_kb_total / 1024, 1),
+                      "rss_mb_per_node": round(rss_kb_total / 1024 / len(topo), 1),
+                      "one_document": {**path_report(a, b), "post_to_arrival_ms": round((ev.time_us - t1) / 1000, 1)}}
+        finally:
+            statuses = cluster.close()
+        result["stopped"] = sorted({str(s) for s in statuses.values()})
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/bench-cluster", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--topology", default="small", help="small (relayed exchange) or binh-phuoc (start-up and memory)")
+    p.add_argument("--documents", type=int, default=1000, help="documents per throughput run")
+    p.add_argument("--size", type=int, default=10_000, help="attachment bytes per document")
+    p.add_argument("--threads", type=int, default=8, help="client threads posting")
+    p.add_argument("--latency-documents", type=int, default=500)
+    p.add_argument("--rate", type=float, default=50.0, help="offered documents per second for latency")
+    p.add_argument("--parallel", type=int, default=None, help="binh-phuoc: node processes starting at once")
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args(argv)
+    topo = topology.load(args.topology)
+    has_pairs = all(c in topo for pair in (CROSS_PROVINCE, CROSS_DISTRICT) for c in pair)
+    result = bench_small(args) if has_pairs else bench_startup(args)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

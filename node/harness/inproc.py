@@ -1,0 +1,56 @@
+"""A tree of nodes inside one process (real gRPC, mutual TLS, SQLite files), for fast tests.
+
+Each node is a full `Node`; only the OS process is shared. Nodes start parents first,
+and the call returns once every parent has seen each of its children register.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import load_config
+from ..runtime import Node
+from . import nodes
+from .waiting import EventWaiter
+
+FAST_REGISTRY = {"registry": {"heartbeat": "200ms", "stale_after": "1s"}}
+
+
+class Tree(dict):
+    """code -> (Node, NodeHandle)."""
+
+    def node(self, code: str) -> Node:
+        return self[code][0]
+
+    def client(self, code: str):
+        return self[code][1].client()
+
+    def stop(self) -> None:
+        for node, _ in self.values():
+            node.stop(grace=1)
+
+
+def start_tree(root: Path, parents: dict[str, str | None], extra: dict | None = None, timeout: float = 30) -> Tree:
+    """`parents`: code -> parent code (None for the top), in an order where parents come first."""
+    ca = nodes.make_ca(root)
+    addresses = {c: f"127.0.0.1:{nodes.free_port()}" for c in parents}
+    tree, watchers = Tree(), {}
+    try:
+        for code, parent in parents.items():
+            spec = nodes.NodeSpec(code, f"agency {code}", peers={parent: parent} if parent else {}, parent=parent,
+                                  extra={**FAST_REGISTRY, **(extra or {})})
+            handle = nodes.prepare_node(root, ca, spec, addresses)
+            node = Node(load_config(handle.config))
+            node.start()
+            tree[code] = (node, handle)
+            if code in parents.values():
+                watchers[code] = EventWaiter(handle.client(), inbox=False, sent=False, registry=True)
+        for parent, waiter in watchers.items():
+            expected = {c for c, p in parents.items() if p == parent}
+            waiter.wait(lambda evs: {e.peer for e in evs} >= expected, timeout=timeout)
+            waiter.close()
+    except BaseException:
+        for w in watchers.values():
+            w.close()
+        tree.stop()
+        raise
+    return tree

@@ -1,0 +1,104 @@
+"""Delivery counters: this agency's own, computed from the mailbox tables, and those its
+children reported for their subtrees on their heartbeats (table `subtree_stats`).
+
+Own counters are aggregate queries over the tables the exchange fills (see
+`node.stats` for what each counter means); nothing is counted in Python row by row.
+"""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from typing import Iterator
+
+from ..pb import envelope_pb2 as pb
+from ..pb import stats_pb2 as spb
+from .database import Database
+
+DOCUMENT = pb.DOCUMENT
+
+_TOTALS = """
+SELECT
+  (SELECT count(*) FROM docs WHERE kind = :doc)                          AS docs_sent,
+  (SELECT count(*) FROM outbox WHERE origin = 'local' AND kind = :doc)   AS envelopes_sent,
+  (SELECT count(*) FROM inbox WHERE kind = :doc)                         AS docs_received,
+  (SELECT count(*) FROM status_out)                                      AS statuses_sent,
+  (SELECT count(*) FROM status_in)                                       AS statuses_received
+"""
+
+# Distinct codes by skipping through the status_code index: one probe per distinct code.
+_DISTINCT_CODES = """
+WITH RECURSIVE c(code) AS (
+  SELECT min(status_code) FROM status_out
+  UNION ALL
+  SELECT (SELECT min(status_code) FROM status_out WHERE status_code > c.code) FROM c WHERE c.code IS NOT NULL)
+SELECT count(code) AS distinct_codes_returned FROM c
+"""
+
+# Received documents by the number of distinct status codes returned on each: group over the
+# (doc_message_id, status_code) index, keep documents with 3 or more, then check they are
+# received documents.
+_ANSWERED = """
+SELECT coalesce(sum(g.n >= 3), 0) AS docs_answered_3, coalesce(sum(g.n >= 5), 0) AS docs_answered_5
+FROM (SELECT doc_message_id, count(DISTINCT status_code) AS n FROM status_out INDEXED BY status_out_doc_code
+      GROUP BY doc_message_id HAVING n >= 3) AS g
+JOIN inbox AS i ON i.message_id = g.doc_message_id AND i.kind = :doc
+"""
+
+
+@contextlib.contextmanager
+def _reader(db: Database) -> Iterator[sqlite3.Connection]:
+    """A read-only connection of its own, in one read transaction (a consistent snapshot).
+
+    WAL lets it read while the node writes, so counting a large mailbox never holds the
+    database lock that delivery, intake and the API share.
+    """
+    conn = sqlite3.connect(f"{db.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+                           isolation_level=None, check_same_thread=False)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def own_counters(db: Database, code: str, name: str, now_ms: int) -> spb.AgencyStats:
+    """This agency's counters as of now_ms: a few aggregate queries over one snapshot."""
+    params = {"doc": DOCUMENT}
+    with _reader(db) as conn:
+        values = dict(conn.execute(_TOTALS, params).fetchone())
+        values.update(conn.execute(_DISTINCT_CODES).fetchone())
+        values.update(conn.execute(_ANSWERED, params).fetchone())
+    return spb.AgencyStats(code=code, name=name, as_of_ms=now_ms, **values)
+
+
+def store_child_subtree(db: Database, child_code: str, stats: list[spb.AgencyStats], now_ms: int) -> None:
+    """Replace everything `child_code` reported before with this report (one transaction).
+
+    A code listed twice in one report keeps its newest `as_of_ms`.
+    """
+    newest: dict[str, spb.AgencyStats] = {}
+    for s in stats:
+        if s.code and (s.code not in newest or s.as_of_ms > newest[s.code].as_of_ms):
+            newest[s.code] = s
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM subtree_stats WHERE via_child = ?", (child_code,))
+        conn.executemany(
+            "INSERT INTO subtree_stats (via_child, code, as_of_ms, stats, received_ms) VALUES (?,?,?,?,?)",
+            [(child_code, s.code, s.as_of_ms, s.SerializeToString(deterministic=True), now_ms)
+             for s in newest.values()])
+
+
+def forget_child(db: Database, child_code: str) -> None:
+    """Drop what a child reported (for when it leaves this node)."""
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM subtree_stats WHERE via_child = ?", (child_code,))
+
+
+def subtree(db: Database) -> list[spb.AgencyStats]:
+    """Every stored row from every child, ordered by code then as_of (duplicates possible across children)."""
+    rows = db.query("SELECT stats FROM subtree_stats ORDER BY code, as_of_ms, via_child")
+    return [spb.AgencyStats.FromString(r["stats"]) for r in rows]

@@ -1,0 +1,163 @@
+"""A document's whole life on a tree of real nodes (in one process; real gRPC, mTLS, SQLite).
+
+    000.00.00.H53 ── 000.00.35.H53 ── 000.23.35.H53 (sender S)
+                 └── 000.00.38.H53 ── 000.11.38.H53 (R1)
+    recipients: R1 (another district), R2 = 000.00.38.H53 (a district), R3 = 000.00.00.H53 (the province)
+"""
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from node.codes import Hierarchy
+from node.errors import reason_of
+from node.harness.inproc import start_tree
+from node.harness.waiting import EventWaiter
+from node.pb import envelope_pb2 as pb
+
+P, D1, D2, S, R1 = "000.00.00.H53", "000.00.35.H53", "000.00.38.H53", "000.23.35.H53", "000.11.38.H53"
+R2, R3 = D2, P
+RECIPIENTS = [R1, R2, R3]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    t = start_tree(tmp_path_factory.mktemp("life"), {P: None, D1: P, D2: P, S: D1, R1: D2})
+    yield t
+    t.stop()
+
+
+def statuses_at_sender(tree, doc_id, want: dict[str, list[str]], timeout=30):
+    """Wait (on the sender's arrival events) until Track shows `want` (recipient -> codes, in order)."""
+    sender = tree.client(S)
+    with EventWaiter(sender, sent=False) as ev:
+        def done(_):
+            t = sender.track(doc_id)
+            return all([s.status_code for s in r.statuses] == want[r.recipient] for r in t.recipients if r.recipient in want)
+        ev.wait(done, timeout=timeout)
+    return sender.track(doc_id)
+
+
+@pytest.fixture(scope="module")
+def sent(tree):
+    doc = pb.Document(subject="Về việc tổng kết năm", document_id=f"{S},2026/11/21,12/UBND")
+    doc.code.code_number, doc.code.code_notation = "12", "UBND"
+    resp = tree.client(S).send(doc, RECIPIENTS)
+    return resp.doc_id, {e.recipient: e.message_id for e in resp.envelopes}
+
+
+def test_arrival_status_01_comes_back_automatically_with_the_path(tree, sent):
+    doc_id, mids = sent
+    track = statuses_at_sender(tree, doc_id, {r: ["01"] for r in RECIPIENTS})
+    for r in track.recipients:
+        assert r.arrived_ms > 0 and r.latest_status == "01"
+        assert [h.code for h in r.path] == Hierarchy().route(S, r.recipient)
+        assert r.statuses[0].message_id  # the status envelope's id
+    # the recipient's inbox shows the document at 01, with nothing done by its software
+    [entry] = [e for e in tree.client(R1).inbox_all() if e.message_id == mids[R1]]
+    assert (entry.status, entry.state) == ("01", "active")
+
+
+def test_processing_statuses_arrive_in_order_and_a_wrong_step_is_refused(tree, sent):
+    doc_id, mids = sent
+    r1, r2 = tree.client(R1), tree.client(R2)
+    with pytest.raises(grpc.RpcError) as e:
+        r1.set_status(mids[R1], "06", "done before accepting")
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and reason_of(e.value) == "BAD_STEP"
+    assert "current status 01" in e.value.details()
+    staff = pb.StaffInfo(department="Văn phòng", staff="Nguyễn Văn A", email="a@example.vn")
+    for code in ("03", "04", "05", "06"):
+        r1.set_status(mids[R1], code, f"bước {code}", staff)
+    r2.set_status(mids[R2], "02", "gửi nhầm đơn vị")
+    with pytest.raises(grpc.RpcError) as e:
+        r2.set_status(mids[R2], "03")
+    assert "current status 02" in e.value.details()
+    track = statuses_at_sender(tree, doc_id, {R1: ["01", "03", "04", "05", "06"], R2: ["01", "02"], R3: ["01"]})
+    [t1] = [r for r in track.recipients if r.recipient == R1]
+    assert [s.description for s in t1.statuses[1:]] == ["bước 03", "bước 04", "bước 05", "bước 06"]
+    assert t1.statuses[1].staff_info.staff == "Nguyễn Văn A"
+    times = [s.time_ms for s in t1.statuses]
+    assert times == sorted(times)
+
+
+def test_status_from_a_non_recipient_is_rejected(tree, sent):
+    doc_id, mids = sent
+    forger = tree.node(D1)  # D1 relayed the document but was never a recipient
+    status = pb.Status(status_code="06", description="forged", from_organ=pb.Organization(organ_id=D1))
+    with EventWaiter(tree.client(D1), sent=False) as ev:
+        posted = forger.outgoing.post(pb.Payload(status=status), [S], ref_message_id=mids[R1])
+        ev.wait(lambda evs: any(e.kind == pb.NOTICE for e in evs), timeout=30)
+    [entry] = [e for e in tree.client(D1).sent_all() if e.message_id == posted.envelopes[0][1]]
+    assert entry.state == "rejected" and "NOT_RECIPIENT" in entry.reason
+    track = tree.client(S).track(doc_id)
+    assert all(s.description != "forged" for r in track.recipients for s in r.statuses)
+
+
+def test_revoke_reaches_every_recipient_and_is_marked_not_deleted(tree, sent):
+    doc_id, mids = sent
+    sender = tree.client(S)
+    waiters = {r: EventWaiter(tree.client(r), sent=False) for r in RECIPIENTS}
+    try:
+        change = sender.change(doc_id, 1, reason="ban hành nhầm")
+        for r, w in waiters.items():
+            w.wait(lambda evs: len(evs) >= 1, timeout=30)
+    finally:
+        for w in waiters.values():
+            w.close()
+    assert {e.recipient for e in change.envelopes} == set(RECIPIENTS)
+    for r in RECIPIENTS:
+        entries = {e.message_id: e for e in tree.client(r).inbox_all()}
+        original = entries[mids[r]]
+        assert original.state == "revoked"
+        revocation = entries[original.changed_by]
+        assert revocation.business_doc_type == 1 and revocation.ref_message_id == mids[r]
+        fetched = tree.client(r).fetch(revocation.message_id).payload.document
+        assert fetched.business.business_doc_reason == "ban hành nhầm"
+    assert change.doc_id in sender.track(doc_id).changes
+
+
+def test_only_the_original_sender_may_revoke(tree, sent):
+    doc_id, mids = sent
+    imposter = tree.node(D2)
+    doc = pb.Document(subject="thu hồi giả", business=pb.Business(business_doc_type=1))
+    with EventWaiter(tree.client(D2), sent=False) as ev:
+        posted = imposter.outgoing.post(pb.Payload(document=doc), [R1], ref_message_id=mids[R1])
+        ev.wait(lambda evs: any(e.kind == pb.NOTICE for e in evs), timeout=30)
+    [entry] = [e for e in tree.client(D2).sent_all() if e.message_id == posted.envelopes[0][1]]
+    assert entry.state == "rejected" and "NOT_ORIGINAL_SENDER" in entry.reason
+
+
+def test_take_back_request_is_answered(tree):
+    sender, r1 = tree.client(S), tree.client(R1)
+    with EventWaiter(r1, sent=False) as ev:
+        resp = sender.send(pb.Document(subject="Gửi nhầm"), [R1])
+        mid = resp.envelopes[0].message_id
+        ev.wait(lambda evs: mid in {e.message_id for e in evs}, timeout=30)
+        with pytest.raises(grpc.RpcError) as e:
+            r1.set_status(mid, "15")  # nothing to agree to yet
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        sender.change(resp.doc_id, take_back=True, reason="gửi nhầm")
+        ev.wait(lambda evs: any(e.kind == pb.STATUS for e in evs), timeout=30)
+    r1.set_status(mid, "15", "đồng ý")
+    [entry] = [e for e in r1.inbox_all() if e.message_id == mid]
+    assert entry.state == "taken_back"
+    with pytest.raises(grpc.RpcError) as e:
+        r1.set_status(mid, "03")
+    assert "taken_back" in e.value.details()
+    track = statuses_at_sender(tree, resp.doc_id, {R1: ["01", "15"]})
+    assert track.recipients[0].latest_status == "15"
+
+
+def test_statuses_that_arrive_out_of_order_show_in_their_true_order(tree, sent):
+    """Retries can deliver a later status first; Track orders by the time the recipient's node signed each."""
+    doc_id, mids = sent
+    node = tree.node(S)
+    base = node.clock.now_ms()
+    with node.db.transaction() as conn:  # arrival order: 05 then 04 (as after a retry)
+        for i, (code, issued) in enumerate((("05", base + 2000), ("04", base + 1000))):
+            conn.execute("INSERT INTO status_in (status_message_id, doc_message_id, recipient, status_code, issued_ms,"
+                         " status, received_ms) VALUES (?,?,?,?,?,?,?)",
+                         (f"late-{i}", mids[R3], R3, code, issued, pb.Status(status_code=code).SerializeToString(), base + 3000 + i))
+    [r3] = [r for r in node.lifecycle.track(doc_id).recipients if r.recipient == R3]
+    assert [s.status_code for s in r3.statuses][-2:] == ["04", "05"]
+    assert [s.received_ms for s in r3.statuses][-2:] == [base + 3001, base + 3000]

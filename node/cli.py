@@ -81,6 +81,7 @@ def cmd_send(args) -> int:
         doc.attachments.add(name=p.name, content_type=mimetypes.guess_type(p.name)[0] or "application/octet-stream",
                             data=p.read_bytes())
     resp = _client(args).send(doc, args.to, priority=args.priority)
+    print(f"document {resp.doc_id}")
     for e in resp.envelopes:
         print(f"{e.message_id}  -> {e.recipient}")
     return 0
@@ -156,6 +157,96 @@ def cmd_sent(args) -> int:
     return 0
 
 
+def cmd_directory(args) -> int:
+    agencies = _client(args).directory(parent=args.parent or "", recursive=args.recursive, level=args.level or 0,
+                                       name_contains=args.name or "")
+    if args.json:
+        print(json.dumps([json_format.MessageToDict(a) for a in agencies], ensure_ascii=False, indent=1))
+        return 0
+    print(f"{'CODE':15}  {'LEVEL':5}  {'PARENT':15}  {'REACHABLE':9}  NAME")
+    for a in agencies:
+        print(f"{a.code:15}  {a.level:5}  {a.parent:15}  {'yes' if a.reachable else 'NO':9}  {a.name}")
+    return 0
+
+
+def cmd_lookup(args) -> int:
+    a = _client(args).lookup(args.code)
+    print(f"{a.code}  {a.name}\nlevel {a.level}, parent {a.parent}, endpoint {a.endpoint}, "
+          f"{'reachable' if a.reachable else 'NOT reachable'}")
+    return 0
+
+
+def _staff(args) -> pb.StaffInfo:
+    return pb.StaffInfo(department=args.department or "", staff=args.staff or "", email=args.email or "",
+                        mobile=args.mobile or "")
+
+
+def cmd_status(args) -> int:
+    mid = _client(args).set_status(args.message_id, args.code, args.description or "", _staff(args))
+    print(f"status {args.code} sent ({mid})")
+    return 0
+
+
+def cmd_change(args) -> int:
+    btype = {"revoke": 1, "update": 2, "replace": 3, "takeback": 0}[args.command]
+    document = None
+    if args.command in ("update", "replace"):
+        document = pb.Document(subject=args.subject, content=args.content or "", document_id=args.document_id or "")
+        for path in args.attach or []:
+            p = Path(path)
+            document.attachments.add(name=p.name, data=p.read_bytes(),
+                                     content_type=mimetypes.guess_type(p.name)[0] or "application/octet-stream")
+    resp = _client(args).change(args.doc, btype, take_back=args.command == "takeback", reason=args.reason or "",
+                                document=document, staff=_staff(args))
+    print(f"{args.command} {resp.doc_id}")
+    for e in resp.envelopes:
+        print(f"{e.message_id}  -> {e.recipient}")
+    return 0
+
+
+def cmd_track(args) -> int:
+    t = _client(args).track(args.doc)
+    if args.json:
+        print(json_format.MessageToJson(t, ensure_ascii=False))
+        return 0
+    print(f"document {t.doc_id}: {t.subject} {t.document_id} (sent {_when(t.created_ms)} UTC)")
+    for r in t.recipients:
+        print(f"\n  {r.recipient}: {r.state}, handed over {_when(r.delivered_ms)}, arrived {_when(r.arrived_ms)}"
+              + (f" — {r.reason}" if r.reason else ""))
+        if r.path:
+            print("    path  " + " -> ".join(h.code for h in r.path))
+        for st in r.statuses:
+            who = " ".join(x for x in (st.staff_info.staff, st.staff_info.department) if x)
+            print(f"    {st.status_code}  {_when(st.time_ms)}  {who}  {st.description}".rstrip())
+    if t.changes:
+        print("\n  changed by: " + ", ".join(t.changes))
+    return 0
+
+
+def cmd_import(args) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"{args.file}: no such file", 2)
+    resp = _client(args).import_edxml(path.read_bytes(), args.to or [])
+    for w in resp.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if resp.kind == "status":
+        print(f"status sent ({resp.status_message_id or ', '.join(e.message_id for e in resp.sent.envelopes)})")
+    else:
+        print(f"document {resp.sent.doc_id}")
+        for e in resp.sent.envelopes:
+            print(f"{e.message_id}  -> {e.recipient}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    resp = _client(args).export_edxml(args.message_id)
+    out = Path(args.out) if args.out else Path(resp.file_name)
+    out.write_bytes(resp.packet)
+    print(f"wrote {out} ({len(resp.packet)} bytes)")
+    return 0
+
+
 # ---- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,6 +301,53 @@ def build_parser() -> argparse.ArgumentParser:
     sent = api_cmd("sent", "list sent envelopes with their delivery state", cmd_sent)
     sent.add_argument("--state", choices=["pending", "delivered", "rejected", "expired"])
     sent.add_argument("--json", action="store_true")
+
+    directory = api_cmd("directory", "list agencies registered below a code (through the tree)", cmd_directory)
+    directory.add_argument("--parent", help="whose children (default: this node's)")
+    directory.add_argument("--recursive", action="store_true", help="the whole subtree")
+    directory.add_argument("--level", type=int, help="only this level (1 province/ministry .. 4)")
+    directory.add_argument("--name", help="name contains (case-insensitive)")
+    directory.add_argument("--json", action="store_true")
+
+    lookup = api_cmd("lookup", "resolve one agency code through the tree", cmd_lookup)
+    lookup.add_argument("code")
+
+    def with_staff(sp):
+        sp.add_argument("--staff", help="staff name")
+        sp.add_argument("--department")
+        sp.add_argument("--email")
+        sp.add_argument("--mobile")
+        return sp
+
+    status = with_staff(api_cmd("status", "report a status on a received document (02-06, 15, 16)", cmd_status))
+    status.add_argument("message_id")
+    status.add_argument("code", choices=sorted(["01", "02", "03", "04", "05", "06", "15", "16"]))
+    status.add_argument("--description")
+
+    for name, help in (("revoke", "revoke a document sent earlier (business type 1)"),
+                       ("update", "send an update of a document (business type 2)"),
+                       ("replace", "replace a document (business type 3)"),
+                       ("takeback", "ask the recipients to return a document (status 13)")):
+        sp = with_staff(api_cmd(name, help, cmd_change))
+        sp.add_argument("doc", help="doc id from send (or one of its message ids)")
+        sp.add_argument("--reason")
+        if name in ("update", "replace"):
+            sp.add_argument("--subject", required=True)
+            sp.add_argument("--content")
+            sp.add_argument("--document-id")
+            sp.add_argument("--attach", action="append")
+
+    track = api_cmd("track", "per recipient: delivery, path and every status", cmd_track)
+    track.add_argument("doc", help="doc id from send (or one of its message ids)")
+    track.add_argument("--json", action="store_true")
+
+    imp = api_cmd("import", "send an edXML packet (document or status) through the node", cmd_import)
+    imp.add_argument("file")
+    imp.add_argument("--to", action="append", help="recipient (default: the packet's To)")
+
+    exp = api_cmd("export", "write a received document or status as an edXML packet", cmd_export)
+    exp.add_argument("message_id")
+    exp.add_argument("--out", help="file to write (default: <kind>_<id>.edxml)")
     return p
 
 

@@ -101,6 +101,12 @@ class MailboxClient:
     def track(self, doc_id: str) -> mpb.TrackResponse:
         return self._call(self.stub.Track, mpb.TrackRequest(doc_id=doc_id))
 
+    def import_edxml(self, packet: bytes, recipients: list[str] | None = None) -> mpb.ImportEdxmlResponse:
+        return self._call(self.stub.ImportEdxml, mpb.ImportEdxmlRequest(packet=packet, recipients=recipients or []))
+
+    def export_edxml(self, message_id: str) -> mpb.ExportEdxmlResponse:
+        return self._call(self.stub.ExportEdxml, mpb.ExportEdxmlRequest(message_id=message_id))
+
     def healthy(self, timeout: float = 2.0) -> bool:
         return probe_health(self.channel, timeout)
 

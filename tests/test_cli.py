@@ -132,7 +132,8 @@ def test_send_inbox_fetch_ack_sent(capsys, running, tmp_path):
             status, out, err = run(capsys, "send", "--config", str(ha.config), "--to", B, "--subject", "Quyết định số 5",
                                    "--content", "Nội dung", "--priority", "2", "--attach", str(attachment))
             assert (status, err) == (0, "")
-            [line] = out.splitlines()
+            doc_line, line = out.splitlines()
+            assert doc_line.startswith("document ")
             mid, arrow, to = line.split()
             assert (len(mid), arrow, to) == (32, "->", B)
             events.wait(lambda evs: any(e.type == DELIVERED and e.message_id == mid for e in evs), TIMEOUT)

@@ -16,6 +16,7 @@ from ..store.database import Database
 from ..clock import Clock
 from ..events import ARRIVED, DELIVERED, EXPIRED, REGISTERED, REJECTED, WATCHING, EventBus
 from ..exchange.outgoing import Outgoing
+from ..documents.edxml_bridge import EdxmlBridge, sent_response
 from ..documents.lifecycle import Lifecycle
 from ..pb import registry_pb2 as rpb
 from ..registry.directory import Directory
@@ -59,6 +60,7 @@ class MailboxService(mgrpc.MailboxServicer):
         self.bus = bus
         self.directory = directory
         self.lifecycle = lifecycle
+        self.bridge = EdxmlBridge(db, outgoing, lifecycle, self._verify_stored) if lifecycle else None
 
     @guarded
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
@@ -68,12 +70,15 @@ class MailboxService(mgrpc.MailboxServicer):
         priority = request.priority or doc.other_info.priority
         posted = self.outgoing.post(pb.Payload(document=doc), list(request.recipients), priority=priority,
                                     lifetime_s=request.lifetime_seconds or None)
-        return _sent(posted)
+        return sent_response(posted)
 
     @guarded
     def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:
         rows = inbox.list_entries(self.db, only_new=request.only_new, after_seq=request.after_seq, limit=_limit(request.limit))
         return mpb.ListInboxResponse(entries=[_entry(r) for r in rows])
+
+    def _verify_stored(self, raw: bytes):
+        return env_mod.verify(raw, self.trust, max_size=max(self.max_size, len(raw)), clock=self.clock, check_expiry=False)
 
     @guarded
     def Fetch(self, request: mpb.FetchRequest, context) -> mpb.FetchResponse:
@@ -149,9 +154,17 @@ class MailboxService(mgrpc.MailboxServicer):
 
     @guarded
     def Change(self, request: mpb.ChangeRequest, context) -> mpb.SendResponse:
-        return _sent(self.lifecycle.change(
+        return sent_response(self.lifecycle.change(
             request.doc_id, request.business_doc_type, request.take_back, request.reason,
             request.document if request.HasField("document") else None, request.staff_info))
+
+    @guarded
+    def ImportEdxml(self, request: mpb.ImportEdxmlRequest, context) -> mpb.ImportEdxmlResponse:
+        return self.bridge.import_packet(request.packet, list(request.recipients))
+
+    @guarded
+    def ExportEdxml(self, request: mpb.ExportEdxmlRequest, context) -> mpb.ExportEdxmlResponse:
+        return self.bridge.export_packet(request.message_id)
 
     @guarded
     def Track(self, request: mpb.TrackRequest, context) -> mpb.TrackResponse:
@@ -162,11 +175,6 @@ class MailboxService(mgrpc.MailboxServicer):
         if not request.code:
             raise Rejected(Reason.INVALID_REQUEST, "code is required")
         return _agency(self.directory.lookup(request.code))
-
-
-def _sent(posted) -> mpb.SendResponse:
-    return mpb.SendResponse(doc_id=posted.doc_id,
-                            envelopes=[mpb.SentEnvelope(recipient=r, message_id=m) for r, m in posted.envelopes])
 
 
 def _agency(entry: rpb.DirectoryEntry) -> mpb.Agency:

@@ -109,7 +109,9 @@ class Lifecycle:
 
     # ---- recipient: reporting -----------------------------------------------------------
 
-    def set_status(self, message_id: str, code: str, staff: pb.StaffInfo, description: str) -> str:
+    def set_status(self, message_id: str, code: str, staff: pb.StaffInfo, description: str,
+                   status: pb.Status | None = None) -> str:
+        """Report a status; `status` (an imported edXML packet) is sent with its own fields."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT sender, status, pending_request, state FROM doc_progress WHERE message_id = ?",
                                (message_id,)).fetchone()
@@ -118,15 +120,16 @@ class Lifecycle:
             sender, current, pending, state = row
             rules.check_step(current, pending, state, code)
             raw = conn.execute("SELECT raw FROM inbox_envelope WHERE message_id = ?", (message_id,)).fetchone()[0]
-            posted = self._post_status(conn, message_id, sender, payload_of(raw).document, code, staff, description, [])
+            posted = self._post_status(conn, message_id, sender, payload_of(raw).document, code, staff, description, [],
+                                       given=status)
         for hop in posted.hops:
             self.wake(hop)
         return posted.envelopes[0][1]
 
     def _post_status(self, conn, doc_message_id: str, to: str, doc: pb.Document, code: str, staff: pb.StaffInfo,
-                     description: str, trace: list[pb.EdxmlTrace]) -> Posted:
+                     description: str, trace: list[pb.EdxmlTrace], given: pb.Status | None = None) -> Posted:
         now = self.clock.now_ms()
-        status = pb.Status(
+        status = given or pb.Status(
             from_organ=pb.Organization(organ_id=self.signer.code, organ_name=self.name),
             response_for=pb.ResponseFor(organ_id=doc.from_organ.organ_id or to, document_id=doc.document_id,
                                         code="/".join(p for p in (doc.code.code_number, doc.code.code_notation) if p),
@@ -151,7 +154,10 @@ class Lifecycle:
     # ---- sender: changing what was sent ----------------------------------------------------
 
     def change(self, ref: str, business_doc_type: int, take_back: bool, reason: str,
-               document: pb.Document | None, staff: pb.StaffInfo) -> Posted:
+               document: pb.Document | None, staff: pb.StaffInfo, status: pb.Status | None = None) -> Posted:
+        """Revoke / update / replace, or request a take-back (13), for every original recipient.
+
+        Fields the caller gave (an imported edXML packet) are kept; only what is missing is filled in."""
         doc = self._doc(ref)
         if doc["kind"] != pb.DOCUMENT or doc["business_doc_type"] != 0:
             raise Rejected(Reason.INVALID_REQUEST, f"{doc['doc_id']} is not an original document")
@@ -159,26 +165,29 @@ class Lifecycle:
                              " WHERE doc_id = ? AND origin = 'local' ORDER BY seq", (doc["doc_id"],))
         original = payload_of(sent[0]["raw"]).document
         refs = {r["recipient"]: r["message_id"] for r in sent}
-        if take_back:
+        if take_back and status is not None:
+            payload = pb.Payload(status=status)
+        elif take_back:
             payload = pb.Payload(status=pb.Status(
                 from_organ=pb.Organization(organ_id=self.signer.code, organ_name=self.name),
                 response_for=pb.ResponseFor(organ_id=self.signer.code, document_id=original.document_id),
                 staff_info=staff, status_code=rules.TAKE_BACK, description=reason,
                 timestamp=edxml_time(self.clock.now_ms())))
         elif business_doc_type in CHANGE_STATE:
-            if business_doc_type == 1:
+            if document is not None and (document.subject or document.document_id):
+                new = document  # the caller's document, kept as given
+                new.business.business_doc_type = business_doc_type
+                if reason and not new.business.business_doc_reason:
+                    new.business.business_doc_reason = reason
+            elif business_doc_type == 1:  # a revocation we write: the original's header, no attachments
                 new = pb.Document()
                 new.CopyFrom(original)
                 del new.attachments[:]
-            elif document is None or not (document.subject or document.document_id):
-                raise Rejected(Reason.INVALID_REQUEST, "update and replace need the new document")
+                new.business.CopyFrom(pb.Business(business_doc_type=1, business_doc_reason=reason,
+                                                  document_id=original.document_id, staff_info=staff))
             else:
-                new = document
-            new.business.business_doc_type = business_doc_type
-            new.business.business_doc_reason = reason
-            new.business.document_id = original.document_id
-            new.business.staff_info.CopyFrom(staff)
-            if business_doc_type == 3:
+                raise Rejected(Reason.INVALID_REQUEST, "update and replace need the new document")
+            if business_doc_type == 3 and not new.business.replacements:
                 new.business.replacements.add(document_id=original.document_id, organ_ids=list(refs))
             payload = pb.Payload(document=new)
         else:

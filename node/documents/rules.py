@@ -1,6 +1,6 @@
 """Which status may follow which (recipient side), per QCVN 102 status codes.
 
-    01 arrived (automatic) → 02 rejected | 03 accepted
+    01 arrived (automatic) → 01 (confirmed by the agency's software) | 02 rejected | 03 accepted
     03 accepted            → 02 | 04 assigned | 05 processing | 06 done
     04 assigned            → 04 (re-assigned) | 05 | 06
     05 processing          → 05 (progress) | 06
@@ -20,7 +20,7 @@ ALL_CODES = RECIPIENT_CODES | {TAKE_BACK}
 
 NEXT = {
     "": {ARRIVED},
-    ARRIVED: {REJECTED, ACCEPTED},
+    ARRIVED: {ARRIVED, REJECTED, ACCEPTED},  # 01 again: the agency's own software confirming arrival
     ACCEPTED: {REJECTED, ASSIGNED, PROCESSING, DONE},
     ASSIGNED: {ASSIGNED, PROCESSING, DONE},
     PROCESSING: {PROCESSING, DONE},
@@ -34,8 +34,8 @@ NAMES = {ARRIVED: "arrived", REJECTED: "rejected", ACCEPTED: "accepted", ASSIGNE
 
 def check_step(current: str, pending_request: str | None, state: str, code: str) -> None:
     """Raise FAILED_PRECONDITION (naming the current status) unless `code` may follow now."""
-    if code not in RECIPIENT_CODES or code == ARRIVED:
-        raise Rejected(Reason.INVALID_REQUEST, f"status {code!r} cannot be set by the recipient (02-06, 15, 16)")
+    if code not in RECIPIENT_CODES:
+        raise Rejected(Reason.INVALID_REQUEST, f"status {code!r} cannot be set by the recipient (01-06, 15, 16)")
     if state in ("taken_back", "revoked") and not (code in (AGREE, REFUSE) and pending_request):
         raise Rejected(Reason.BAD_STEP, f"document is {state}; current status {current} ({NAMES.get(current, '?')})")
     if code in (AGREE, REFUSE):

@@ -336,3 +336,37 @@ class TrackResponse(_message.Message):
     recipients: _containers.RepeatedCompositeFieldContainer[RecipientTrack]
     changes: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, doc_id: _Optional[str] = ..., subject: _Optional[str] = ..., document_id: _Optional[str] = ..., created_ms: _Optional[int] = ..., recipients: _Optional[_Iterable[_Union[RecipientTrack, _Mapping]]] = ..., changes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImportEdxmlRequest(_message.Message):
+    __slots__ = ("packet", "recipients")
+    PACKET_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    packet: bytes
+    recipients: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, packet: _Optional[bytes] = ..., recipients: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImportEdxmlResponse(_message.Message):
+    __slots__ = ("kind", "sent", "status_message_id", "warnings")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    sent: SendResponse
+    status_message_id: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[str] = ..., sent: _Optional[_Union[SendResponse, _Mapping]] = ..., status_message_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExportEdxmlRequest(_message.Message):
+    __slots__ = ("message_id",)
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    def __init__(self, message_id: _Optional[str] = ...) -> None: ...
+
+class ExportEdxmlResponse(_message.Message):
+    __slots__ = ("packet", "file_name")
+    PACKET_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    packet: bytes
+    file_name: str
+    def __init__(self, packet: _Optional[bytes] = ..., file_name: _Optional[str] = ...) -> None: ...

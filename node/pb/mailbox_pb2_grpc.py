@@ -89,6 +89,16 @@ class MailboxStub:
                 request_serializer=node_dot_pb_dot_mailbox__pb2.TrackRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_mailbox__pb2.TrackResponse.FromString,
                 _registered_method=True)
+        self.ImportEdxml = channel.unary_unary(
+                '/lienthong.v1.Mailbox/ImportEdxml',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.ImportEdxmlRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.ImportEdxmlResponse.FromString,
+                _registered_method=True)
+        self.ExportEdxml = channel.unary_unary(
+                '/lienthong.v1.Mailbox/ExportEdxml',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.ExportEdxmlRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.ExportEdxmlResponse.FromString,
+                _registered_method=True)
 
 
 class MailboxServicer:
@@ -168,6 +178,20 @@ class MailboxServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportEdxml(self, request, context):
+        """The edXML bridge (QCVN 102:2016): send any document or status packet through the
+        node, and export any received one as a packet a QCVN 102 consumer can read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportEdxml(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MailboxServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -225,6 +249,16 @@ def add_MailboxServicer_to_server(servicer, server):
                     servicer.Track,
                     request_deserializer=node_dot_pb_dot_mailbox__pb2.TrackRequest.FromString,
                     response_serializer=node_dot_pb_dot_mailbox__pb2.TrackResponse.SerializeToString,
+            ),
+            'ImportEdxml': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportEdxml,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.ImportEdxmlRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.ImportEdxmlResponse.SerializeToString,
+            ),
+            'ExportEdxml': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportEdxml,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.ExportEdxmlRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.ExportEdxmlResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -524,6 +558,60 @@ class Mailbox:
             '/lienthong.v1.Mailbox/Track',
             node_dot_pb_dot_mailbox__pb2.TrackRequest.SerializeToString,
             node_dot_pb_dot_mailbox__pb2.TrackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportEdxml(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/ImportEdxml',
+            node_dot_pb_dot_mailbox__pb2.ImportEdxmlRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.ImportEdxmlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportEdxml(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/ExportEdxml',
+            node_dot_pb_dot_mailbox__pb2.ExportEdxmlRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.ExportEdxmlResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,101 @@
+"""edXML packets in and out of the node.
+
+Import sends a packet through the same paths the local API uses, keeping the packet's
+own fields: a new document goes to its recipients (default: its To organ ids); a
+revoke / update / replace or a take-back request (13) goes to the recipients of the
+original, found by its DocumentId among the documents this node sent; any other status
+is reported on the received document its ResponseFor/DocumentId names, under the same
+ordering rules as SetStatus.
+
+Export writes a received document or status as a QCVN 102 packet; its TraceHeaderList
+is the packet's own trace followed by the path this node verified.
+"""
+from __future__ import annotations
+
+from ..edxml import EdxmlError, export_edxml, import_edxml
+from ..errors import Reason, Rejected
+from ..exchange.outgoing import Outgoing
+from ..pb import envelope_pb2 as pb
+from ..pb import mailbox_pb2 as mpb
+from ..store.database import Database
+from . import rules
+from .lifecycle import CHANGE_STATE, Lifecycle, edxml_time, payload_of
+
+
+class EdxmlBridge:
+    def __init__(self, db: Database, outgoing: Outgoing, lifecycle: Lifecycle, verify_stored) -> None:
+        self.db, self.outgoing, self.lifecycle = db, outgoing, lifecycle
+        self.verify_stored = verify_stored  # raw envelope bytes -> Verified (re-checked at export)
+
+    def import_packet(self, packet: bytes, recipients: list[str]) -> mpb.ImportEdxmlResponse:
+        warnings: list[str] = []
+        try:
+            msg = import_edxml(packet, warnings=warnings)
+        except EdxmlError as e:
+            raise Rejected(Reason.MALFORMED, f"edXML: {e}") from None
+        resp = mpb.ImportEdxmlResponse(warnings=warnings)
+        if isinstance(msg, pb.Document):
+            resp.kind = "document"
+            resp.sent.CopyFrom(self._document(msg, recipients))
+        else:
+            resp.kind = "status"
+            if msg.status_code == rules.TAKE_BACK:
+                original = self._sent_doc(msg.response_for.document_id)
+                posted = self.lifecycle.change(original, 0, True, "", None, pb.StaffInfo(), status=msg)
+                resp.sent.CopyFrom(sent_response(posted))
+            else:
+                received = self._received_doc(msg.response_for.document_id)
+                resp.status_message_id = self.lifecycle.set_status(
+                    received, msg.status_code, msg.staff_info, msg.description, status=msg)
+        return resp
+
+    def _document(self, doc: pb.Document, recipients: list[str]) -> mpb.SendResponse:
+        btype = doc.business.business_doc_type
+        if btype in CHANGE_STATE:
+            original = self._sent_doc(doc.document_id, doc.business.document_id)
+            return sent_response(self.lifecycle.change(original, btype, False, "", doc, pb.StaffInfo()))
+        targets = recipients or [t.organ_id for t in doc.to if t.organ_id]
+        if not targets:
+            raise Rejected(Reason.INVALID_REQUEST, "the packet names no recipient (To) and none was given")
+        return sent_response(self.outgoing.post(pb.Payload(document=doc), targets, priority=min(doc.other_info.priority, 4)))
+
+    def _sent_doc(self, *document_ids: str) -> str:
+        for document_id in filter(None, document_ids):
+            row = self.db.query_one("SELECT doc_id FROM docs WHERE document_id = ? AND kind = ? AND business_doc_type = 0"
+                                    " ORDER BY created_ms DESC LIMIT 1", (document_id, pb.DOCUMENT))
+            if row:
+                return row["doc_id"]
+        raise Rejected(Reason.NOT_FOUND, f"no document {' / '.join(filter(None, document_ids))} was sent from this node")
+
+    def _received_doc(self, document_id: str) -> str:
+        for row in self.db.query("SELECT message_id FROM inbox WHERE kind = ? AND business_doc_type = 0"
+                                 " ORDER BY seq DESC", (pb.DOCUMENT,)):
+            raw = self.db.query_one("SELECT raw FROM inbox_envelope WHERE message_id = ?", (row["message_id"],))["raw"]
+            if payload_of(raw).document.document_id == document_id:
+                return row["message_id"]
+        raise Rejected(Reason.NOT_FOUND, f"no received document {document_id!r} to report on")
+
+    def export_packet(self, message_id: str) -> mpb.ExportEdxmlResponse:
+        row = self.db.query_one("SELECT raw, received_ms FROM inbox_envelope JOIN inbox USING (message_id)"
+                                " WHERE message_id = ?", (message_id,))
+        if row is None:
+            raise Rejected(Reason.NOT_FOUND, f"no message {message_id} in this mailbox")
+        verified = self.verify_stored(row["raw"])
+        payload = verified.payload()
+        body = payload.WhichOneof("body")
+        if body == "notice":
+            raise Rejected(Reason.INVALID_REQUEST, "a non-delivery notice has no edXML form")
+        msg = getattr(payload, body)
+        trace = [(t.organ_id, t.timestamp) for t in msg.edxml_trace]
+        trace += [(code, edxml_time(t)) for code, t in verified.path]
+        trace.append((self.lifecycle.signer.code, edxml_time(row["received_ms"])))
+        try:
+            packet = export_edxml(msg, trace=trace)
+        except EdxmlError as e:
+            raise Rejected(Reason.INVALID_REQUEST, f"cannot be written as edXML: {e}") from None
+        return mpb.ExportEdxmlResponse(packet=packet, file_name=f"{body}_{message_id}.edxml")
+
+
+def sent_response(posted) -> mpb.SendResponse:
+    return mpb.SendResponse(doc_id=posted.doc_id,
+                            envelopes=[mpb.SentEnvelope(recipient=r, message_id=m) for r, m in posted.envelopes])

@@ -296,12 +296,17 @@ class Cluster:
             finally:
                 done[code].set()
 
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="start") as ex:
+        ex = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="start")
+        try:
             futures = [ex.submit(launch, c) for c in order]
-            errors = [f.exception() for f in futures if f.exception() is not None]
-        self._save()
-        if errors:
-            raise errors[0]
+            for f in futures:
+                f.result()  # the first failure (or Ctrl-C) stops the rest from starting
+        except BaseException:
+            failed.append("stop")
+            raise
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+            self._save()
 
     def up(self, topology: Topology | str, extra: dict | None = None, node_extra: dict[str, dict] | None = None,
            parallel: int | None = None, timeout: float = 600.0, quiet: bool = False,

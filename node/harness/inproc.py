@@ -29,15 +29,17 @@ class Tree(dict):
             node.stop(grace=1)
 
 
-def start_tree(root: Path, parents: dict[str, str | None], extra: dict | None = None, timeout: float = 30) -> Tree:
-    """`parents`: code -> parent code (None for the top), in an order where parents come first."""
+def start_tree(root: Path, parents: dict[str, str | None], extra: dict | None = None, timeout: float = 30,
+               per_node: dict[str, dict] | None = None) -> Tree:
+    """`parents`: code -> parent code (None for the top), in an order where parents come first;
+    `per_node`: extra config sections for particular nodes (e.g. parents_of)."""
     ca = nodes.make_ca(root)
     addresses = {c: f"127.0.0.1:{nodes.free_port()}" for c in parents}
     tree, watchers = Tree(), {}
     try:
         for code, parent in parents.items():
             spec = nodes.NodeSpec(code, f"agency {code}", peers={parent: parent} if parent else {}, parent=parent,
-                                  extra={**FAST_REGISTRY, **(extra or {})})
+                                  extra={**FAST_REGISTRY, **(extra or {}), **(per_node or {}).get(code, {})})
             handle = nodes.prepare_node(root, ca, spec, addresses)
             node = Node(load_config(handle.config))
             node.start()

@@ -1,0 +1,77 @@
+"""The cluster harness itself on a three-node tree: `up` and `down` from the command line as
+separate invocations, and a node that cannot start stops `up` with its log and leaves
+nothing running."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from node.harness import topology
+from node.harness.cluster import Cluster, ClusterError
+
+TREE = {"name": "tiny", "nodes": [{"code": "000.00.00.H53", "name": "UBND tỉnh Tây Ninh", "children": [
+    {"code": "000.00.35.H53", "name": "UBND thị xã Hòa Thành", "children": [
+        {"code": "000.21.35.H53", "name": "UBND xã Trường Hòa"}]}]}]}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "node.harness.cluster", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_up_and_down_as_separate_invocations(tmp_path):
+    topo_file = tmp_path / "tiny.yaml"
+    topo_file.write_text(yaml.safe_dump(TREE, allow_unicode=True))
+    d = tmp_path / "cluster"
+    up = cli("up", str(topo_file), "--dir", str(d))
+    try:
+        assert up.returncode == 0, up.stderr
+        mapping = json.loads(up.stdout)
+        assert mapping == json.loads((d / "cluster.json").read_text())
+        assert list(mapping) == ["000.00.00.H53", "000.00.35.H53", "000.21.35.H53"]
+        commune = mapping["000.21.35.H53"]
+        assert commune["parent"] == "000.00.35.H53" and commune["listen"] != commune["api"]
+        config = yaml.safe_load(Path(commune["config"]).read_text())
+        assert config["node"]["parent"] == "000.00.35.H53"
+        assert config["peers"] == [{"code": "000.00.35.H53", "address": mapping["000.00.35.H53"]["listen"]}]
+        assert all(pid_alive(n["pid"]) for n in mapping.values())  # `up` has exited; the nodes run on
+
+        again = cli("up", str(topo_file), "--dir", str(d))
+        assert again.returncode == 1 and "still running" in again.stderr
+    finally:
+        down = cli("down", "--dir", str(d))
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout) == {code: 0 for code in mapping}
+    assert not any(pid_alive(n["pid"]) for n in mapping.values())
+    second = cli("down", "--dir", str(d))
+    assert second.returncode == 0 and set(json.loads(second.stdout).values()) == {"not running (last exit 0)"}
+
+
+def test_a_node_that_cannot_start_stops_up_and_nothing_is_left_running(tmp_path):
+    cluster = Cluster(tmp_path / "cluster")
+    with pytest.raises(ClusterError) as e:
+        # a config the node refuses (exit status 2, naming the key)
+        cluster.up(topology.parse(TREE), node_extra={"000.00.35.H53": {"messages": {"batch_size": 0}}},
+                   quiet=True, timeout=60)
+    assert "000.00.35.H53" in str(e.value) and "messages.batch_size" in str(e.value)
+    state = json.loads((tmp_path / "cluster" / "cluster.json").read_text())
+    assert "000.21.35.H53" in state and state["000.21.35.H53"]["pid"] is None  # never started: its parent failed
+    for n in cluster.nodes.values():
+        assert n.pid is None and not cluster.alive(n.code)
+        if n.supervisor:
+            assert not pid_alive(n.supervisor)
+    assert os.listdir(tmp_path / "cluster" / "000.00.00.H53" / "data")  # the province had started

@@ -1,0 +1,98 @@
+"""A document's life on the `small` topology, every node its own process.
+
+Sender: a commune in Tây Ninh. Recipients in three other districts across two provinces.
+"""
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from node import envelope
+from node.codes import Hierarchy
+from node.envelope import Signer
+from node.errors import reason_of
+from node.exchange.transport import TlsMaterial, open_channel
+from node.harness.waiting import EventWaiter
+from node.pb import envelope_pb2 as pb
+from node.pb import exchange_pb2 as xpb
+from node.pb import exchange_pb2_grpc as xgrpc
+
+SENDER = "000.21.35.H53"
+R_COMMUNE, R_OTHER_PROVINCE, R_DISTRICT = "000.23.38.H53", "000.21.31.H29", "000.00.32.H29"
+RECIPIENTS = [R_COMMUNE, R_OTHER_PROVINCE, R_DISTRICT]
+FORGER = "000.22.35.H53"  # a neighbour of the sender that received nothing
+
+
+def wait_track(cluster, doc_id, want, timeout=60):
+    sender = cluster.client(SENDER)
+    with EventWaiter(sender, sent=False) as ev:
+        def done(_):
+            t = sender.track(doc_id)
+            return all([s.status_code for s in r.statuses] == want[r.recipient] for r in t.recipients if r.recipient in want)
+        ev.wait(done, timeout=timeout)
+    return sender.track(doc_id)
+
+
+@pytest.fixture(scope="module")
+def sent(cluster):
+    doc = pb.Document(subject="Triển khai liên thông văn bản", document_id=f"{SENDER},2026/11/21,3/UBND")
+    resp = cluster.client(SENDER).send(doc, RECIPIENTS)
+    return resp.doc_id, {e.recipient: e.message_id for e in resp.envelopes}
+
+
+def test_01_arrives_from_every_recipient_without_any_action(cluster, sent):
+    doc_id, _ = sent
+    track = wait_track(cluster, doc_id, {r: ["01"] for r in RECIPIENTS})
+    for r in track.recipients:
+        assert [h.code for h in r.path] == Hierarchy().route(SENDER, r.recipient)
+
+
+def test_statuses_show_in_order_and_a_wrong_step_is_refused(cluster, sent):
+    doc_id, mids = sent
+    a, b = cluster.client(R_COMMUNE), cluster.client(R_OTHER_PROVINCE)
+    with pytest.raises(grpc.RpcError) as e:
+        a.set_status(mids[R_COMMUNE], "05")
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "current status 01" in e.value.details()
+    for code in ("03", "04", "05", "06"):
+        a.set_status(mids[R_COMMUNE], code, f"bước {code}", pb.StaffInfo(staff="Lê C"))
+    b.set_status(mids[R_OTHER_PROVINCE], "02", "không thuộc thẩm quyền")
+    track = wait_track(cluster, doc_id, {R_COMMUNE: ["01", "03", "04", "05", "06"], R_OTHER_PROVINCE: ["01", "02"],
+                                         R_DISTRICT: ["01"]})
+    [t] = [r for r in track.recipients if r.recipient == R_COMMUNE]
+    assert [s.staff_info.staff for s in t.statuses[1:]] == ["Lê C"] * 4
+
+
+def test_revoke_reaches_all_three_and_each_shows_it(cluster, sent):
+    doc_id, mids = sent
+    waiters = [EventWaiter(cluster.client(r), sent=False) for r in RECIPIENTS]
+    try:
+        cluster.client(SENDER).change(doc_id, 1, reason="thu hồi")
+        for w in waiters:
+            w.wait(lambda evs: any(e.kind == pb.DOCUMENT for e in evs), timeout=60)
+    finally:
+        for w in waiters:
+            w.close()
+    for r in RECIPIENTS:
+        [entry] = [e for e in cluster.client(r).inbox_all() if e.message_id == mids[r]]
+        assert entry.state == "revoked" and entry.changed_by
+
+
+def test_a_status_forged_by_a_non_recipient_is_rejected(cluster, sent):
+    """FORGER signs a 06 for the document sent to R_COMMUNE and hands it to its district as itself."""
+    doc_id, mids = sent
+    keys = cluster.handle(FORGER).dir / "keys"
+    forger = Signer.from_files(keys / "node.key", keys / "node.pem")
+    status = pb.Payload(status=pb.Status(status_code="06", description="giả mạo"))
+    _, raw = envelope.seal(forger, SENDER, status, lifetime_s=600, ref_message_id=mids[R_COMMUNE])
+    district = "000.00.35.H53"
+    channel = open_channel(TlsMaterial((keys / "node.key").read_bytes(), (keys / "node.pem").read_bytes(),
+                                       (keys / "ca.pem").read_bytes()), district, cluster.handle(district).listen, 1 << 20)
+    with EventWaiter(cluster.client(FORGER), sent=False) as ev:
+        xgrpc.ExchangeStub(channel).Deliver(xpb.DeliverRequest(envelope=raw), timeout=10)  # the relay takes custody
+        ev.wait(lambda evs: any(e.kind == pb.NOTICE for e in evs), timeout=60)  # ...the sender refuses it
+    channel.close()
+    notice = [e for e in cluster.client(FORGER).inbox_all() if e.kind == pb.NOTICE][-1]
+    payload = cluster.client(FORGER).fetch(notice.message_id).payload.notice
+    assert payload.reason == "NOT_RECIPIENT"
+    track = cluster.client(SENDER).track(doc_id)
+    assert all(s.description != "giả mạo" for r in track.recipients for s in r.statuses)

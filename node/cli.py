@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import json_format
 
+from . import cli_stats
 from .config import ConfigError, load_config
 from .pb import envelope_pb2 as pb
 
@@ -348,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp = api_cmd("export", "write a received document or status as an edXML packet", cmd_export)
     exp.add_argument("message_id")
     exp.add_argument("--out", help="file to write (default: <kind>_<id>.edxml)")
+
+    cli_stats.add_parser(sub)
     return p
 
 

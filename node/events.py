@@ -14,6 +14,7 @@ from .pb import mailbox_pb2 as mpb
 
 ARRIVED, DELIVERED, REJECTED, EXPIRED = "arrived", "delivered", "rejected", "expired"
 REGISTERED = "registered"  # peer: the child's code
+HEARTBEAT = "heartbeat"    # peer: the child's code (its subtree's counters were just stored)
 WATCHING = "watching"  # first event of every stream: the subscription is in place
 QUEUE_BOUND = 10_000
 

@@ -32,7 +32,7 @@ from .exchange.outgoing import Outgoing
 from .exchange.routing import Router
 from .exchange.service import ExchangeService, PeerIdentity
 from .exchange.transport import PeerConnector, TlsMaterial, grpc_options, server_credentials
-from . import events
+from . import events, stats
 from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys
@@ -108,6 +108,8 @@ class Node:
             recipient=v.header.recipient, kind=v.header.kind, time_ms=clock.now_ms())))
         self.directory.on_registered = lambda code: self.bus.publish(mpb.Event(
             type=events.REGISTERED, peer=code, time_ms=clock.now_ms()))
+        self.directory.on_heartbeat = lambda code: self.bus.publish(mpb.Event(
+            type=events.HEARTBEAT, peer=code, time_ms=clock.now_ms()))
         self.health = HealthMonitor(self.db, self.signer, self.trust)
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None
@@ -148,7 +150,8 @@ class Node:
         mailbox_pb2_grpc.add_MailboxServicer_to_server(
             MailboxService(self.db, self.outgoing, self.trust, self.clock, s.messages.max_size, self.bus,
                            self.directory, self.lifecycle), self.api_server)
-        self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name)
+        stats_service = stats.add_to_server(self.api_server, self.db, s.node.code, s.node.name, self.clock)
+        self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name, stats_service)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
 
         self.directory.endpoint = self._advertised_endpoint()

@@ -14,7 +14,7 @@ from ..pb import mailbox_pb2_grpc as mgrpc
 from ..store import custody, inbox, outbox
 from ..store.database import Database
 from ..clock import Clock
-from ..events import ARRIVED, DELIVERED, EXPIRED, REGISTERED, REJECTED, WATCHING, EventBus
+from ..events import ARRIVED, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED, REJECTED, WATCHING, EventBus
 from ..exchange.outgoing import Outgoing
 from ..documents.edxml_bridge import EdxmlBridge, sent_response
 from ..documents.lifecycle import Lifecycle
@@ -122,7 +122,7 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def Watch(self, request: mpb.WatchRequest, context):
         types = (({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
-                 | ({REGISTERED} if request.registry else set()))
+                 | ({REGISTERED, HEARTBEAT} if request.registry else set()))
         if not types:
             abort(context, Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix"))
         sub = self.bus.subscribe(types)

@@ -48,7 +48,7 @@ def start_tree(root: Path, parents: dict[str, str | None], extra: dict | None = 
                 watchers[code] = EventWaiter(handle.client(), inbox=False, sent=False, registry=True)
         for parent, waiter in watchers.items():
             expected = {c for c, p in parents.items() if p == parent}
-            waiter.wait(lambda evs: {e.peer for e in evs} >= expected, timeout=timeout)
+            waiter.wait(lambda evs: {e.peer for e in evs if e.type == "registered"} >= expected, timeout=timeout)
             waiter.close()
     except BaseException:
         for w in watchers.values():

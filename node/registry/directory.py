@@ -14,6 +14,7 @@ from typing import Callable
 
 import grpc
 
+from .. import stats
 from ..clock import Clock
 from ..codes import CodeError, Hierarchy, is_qcvn
 from ..envelope import Signer
@@ -49,6 +50,7 @@ class Directory:
         self.endpoint = ""
         self.registered = False
         self.on_registered: Callable[[str], None] = lambda code: None
+        self.on_heartbeat: Callable[[str], None] = lambda code: None
         self._last_beat_ms = 0
         self._cache: dict[str, tuple[rpb.DirectoryEntry | None, int]] = {}
         self._lock = threading.Lock()
@@ -89,7 +91,7 @@ class Directory:
         self.on_registered(record.code)
         return self.heartbeat_ms
 
-    def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str]) -> None:
+    def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], subtree_stats=()) -> None:
         if peer is not None and peer != code:
             raise Rejected(Reason.SENDER_MISMATCH, f"connection is from {peer}, heartbeat is for {code}")
         accepted = {c: p for c, p in odd_codes.items() if self._vouched(code, c, p, odd_codes)}
@@ -97,6 +99,8 @@ class Directory:
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"{code} is not registered with {self.code}")
         if accepted:
             self._refresh_hierarchy()
+        stats.record_heartbeat(self.db, code, subtree_stats, self.hierarchy, self.clock.now_ms())
+        self.on_heartbeat(code)
 
     def _vouched(self, child: str, code: str, parent: str, reported: dict[str, str]) -> bool:
         """A child may only place odd codes inside its own subtree."""
@@ -230,8 +234,10 @@ class Directory:
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
             elif now - self._last_beat_ms >= self.heartbeat_ms:
                 odd = self.odd_codes_below()
+                counters = stats.heartbeat_payload(self.db, self.code, self.name, self.clock)
                 self._call(self.parent, self.parent_address, lambda s: s.Heartbeat(
-                    rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd), timeout=CALL_TIMEOUT_S))
+                    rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, subtree_stats=counters),
+                    timeout=CALL_TIMEOUT_S))
                 self._last_beat_ms = now
         except Rejected as r:
             if r.reason is Reason.UNKNOWN_RECIPIENT:

@@ -23,7 +23,8 @@ class RegistryService(rgrpc.RegistryServicer):
 
     def Heartbeat(self, request: rpb.HeartbeatRequest, context: grpc.ServicerContext) -> rpb.HeartbeatResponse:
         try:
-            self.directory.heartbeat(request.code, self.peers.of(context), dict(request.odd_codes))
+            self.directory.heartbeat(request.code, self.peers.of(context), dict(request.odd_codes),
+                                     request.subtree_stats)
             return rpb.HeartbeatResponse()
         except Rejected as r:
             abort(context, r)

@@ -45,7 +45,7 @@ def test_kill_9_of_a_province_with_500_documents_in_flight_loses_and_duplicates_
         finally:
             sender.join(120)
         assert not send_error and len(sent_ids) == N
-        assert arrived_at_kill < N and posted_at_kill < N, "the kill came too late to interrupt anything"
+        assert 30 <= arrived_at_kill < N, f"killed after {arrived_at_kill} arrivals ({posted_at_kill} posted)"
 
         cluster.restart(RELAY)  # same config and ports; back when healthy and registered again
         arrivals.wait(lambda evs: {e.message_id for e in evs if e.type == "arrived"} >= set(sent_ids), timeout=120)

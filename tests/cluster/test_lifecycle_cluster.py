@@ -96,3 +96,37 @@ def test_a_status_forged_by_a_non_recipient_is_rejected(cluster, sent):
     assert payload.reason == "NOT_RECIPIENT"
     track = cluster.client(SENDER).track(doc_id)
     assert all(s.description != "giả mạo" for r in track.recipients for s in r.statuses)
+
+
+def stats_of(cluster, code: str, subtree: bool):
+    from node.pb import stats_pb2, stats_pb2_grpc
+    client = cluster.client(code)
+    return stats_pb2_grpc.StatsStub(client.channel).Get(stats_pb2.StatsRequest(subtree=subtree),
+                                                        metadata=client.metadata, timeout=10)
+
+
+def counters(a) -> tuple:
+    return (a.docs_sent, a.envelopes_sent, a.docs_received, a.statuses_sent, a.statuses_received,
+            a.docs_answered_3, a.docs_answered_5, a.distinct_codes_returned)
+
+
+def test_province_statistics_match_what_its_subtree_exchanged(cluster, sent):
+    """Counters travel up on heartbeats; the province's view must equal what each node counts itself."""
+    province = "000.00.00.H53"
+    h = Hierarchy()
+    subtree = sorted(c for c in cluster.nodes if c == province or h.is_under(c, province))
+
+    def matches(_=None) -> bool:
+        view = {a.code: counters(a) for a in stats_of(cluster, province, subtree=True).agencies}
+        own = {c: counters(stats_of(cluster, c, subtree=False).agencies[0]) for c in subtree}
+        return view == own
+
+    with EventWaiter(cluster.client(province), inbox=False, sent=False, registry=True) as ev:
+        ev.wait(matches, timeout=120)
+    view = {a.code: a for a in stats_of(cluster, province, subtree=True).agencies}
+    assert set(view) == set(subtree)
+    assert (view[SENDER].docs_sent, view[SENDER].envelopes_sent) == (2, 6)  # the document and its revocation, 3 recipients each
+    r = view[R_COMMUNE]  # 01 03 04 05 06 on the document, 01 on the revocation
+    assert (r.docs_received, r.statuses_sent, r.docs_answered_3, r.docs_answered_5, r.distinct_codes_returned) == (2, 6, 1, 1, 5)
+    summary = stats_of(cluster, province, subtree=True).summary
+    assert summary.agencies == len(subtree) and summary.meeting_5 >= 1

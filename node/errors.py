@@ -64,13 +64,26 @@ class Rejected(Exception):
 
     @property
     def public_text(self) -> str:
-        return f"{self.reason.name}: {self.detail or self.reason.public_message}"
+        return f"{self.reason.name}: {self.public_detail}"
+
+    @property
+    def public_detail(self) -> str:
+        return self.detail or self.reason.public_message
 
 
 def abort(context: grpc.ServicerContext, err: Rejected) -> None:
     """Translate a rejection into a gRPC status; the one place servicers turn errors into statuses."""
     context.set_trailing_metadata(((REASON_METADATA_KEY, err.reason.name),))
     context.abort(err.reason.grpc_code, err.public_text)
+
+
+def detail_of(rpc_error: grpc.RpcError) -> str:
+    """A peer's status text without the reason prefix abort() put there (so it is not repeated hop after hop)."""
+    text = rpc_error.details() or ""
+    reason = reason_of(rpc_error)
+    if reason and text.startswith(reason + ": "):
+        return text[len(reason) + 2:]
+    return text
 
 
 def reason_of(rpc_error: grpc.RpcError) -> str | None:

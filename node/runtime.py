@@ -47,7 +47,7 @@ from .store.database import Database
 
 log = logging.getLogger("lienthong")
 
-SWEEP_SECONDS = 1.0
+SWEEP_SECONDS = 5.0  # expiry and the restart safety net; retries have their own scheduled wake-ups
 REGISTRY_TICK_SECONDS = 1.0  # registration is retried this often until the parent accepts
 HEALTH_SECONDS = 10.0
 
@@ -163,6 +163,7 @@ class Node:
         self.scheduler.add_job(self.directory.keepalive, "interval", seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat),
                                id="registry", max_instances=1, coalesce=True,
                                next_run_time=dt.datetime.now(dt.timezone.utc))
+        self.directory.on_registration_change = self._registry_tick
         self.scheduler.start()
         self.dispatcher.wake_all_due()
         self._write_runtime()
@@ -179,6 +180,11 @@ class Node:
     def _add_common(self, server: grpc.Server, *service_names: str) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         reflection.enable_server_reflection((*service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+
+    def _registry_tick(self, registered: bool) -> None:
+        """Retry registration every second; once registered, wake only to send heartbeats."""
+        seconds = self.settings.registry.heartbeat if registered else min(REGISTRY_TICK_SECONDS, self.settings.registry.heartbeat)
+        self.scheduler.reschedule_job("registry", trigger="interval", seconds=seconds)
 
     def _advertised_endpoint(self) -> str:
         if self.settings.registry.advertise:

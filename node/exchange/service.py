@@ -68,7 +68,7 @@ class ExchangeService(xgrpc.ExchangeServicer):
 def to_outcomes(results: list[pb.Receipt | Rejected]) -> list[xpb.Outcome]:
     """Per-envelope results as they travel back in a batch answer."""
     return [
-        xpb.Outcome(rejection=xpb.Rejection(reason=r.reason.name, message=r.public_text))
+        xpb.Outcome(rejection=xpb.Rejection(reason=r.reason.name, message=r.public_detail))
         if isinstance(r, Rejected) else xpb.Outcome(receipt=r)
         for r in results
     ]

@@ -41,6 +41,7 @@ from ..client import MailboxClient
 from ..pb import mailbox_pb2 as mpb
 from . import nodes, topology as topo_mod
 from .topology import Topology
+from .waiting import EventWaiter
 
 REPO = Path(__file__).resolve().parents[2]
 STATE_FILE = "cluster.json"
@@ -146,6 +147,7 @@ class Cluster:
         self.python = python
         self.nodes: dict[str, NodeInfo] = {}
         self._procs: dict[str, subprocess.Popen] = {}   # supervisors this process started
+        self._registrations: dict[str, EventWaiter] = {}  # parent -> its registry events, from up()
         self._lock = threading.Lock()
         self._clients: dict[str, MailboxClient] = {}
         state = self.dir / STATE_FILE
@@ -290,6 +292,8 @@ class Cluster:
                     return
                 self._spawn(code)
                 self._wait_healthy(code, max(1.0, deadline - time.monotonic()))
+                if self.children(code):  # subscribe before any child starts: no registration is missed
+                    self._registrations[code] = EventWaiter(self.client(code), inbox=False, sent=False, registry=True)
             except BaseException:
                 failed.append(code)
                 raise
@@ -369,6 +373,17 @@ class Cluster:
         pending = {p: set(self.children(p)) for p in (parents if parents is not None else list(self.nodes))}
         pending = {p: kids for p, kids in pending.items() if kids}
         deadline = time.monotonic() + timeout
+        if since_ms is None:  # after up(): wait on each parent's registration events
+            for p in [p for p in pending if p in self._registrations]:
+                waiter, kids = self._registrations.pop(p), pending.pop(p)
+                try:
+                    waiter.wait(lambda evs: {e.peer for e in evs if e.type == "registered"} >= kids,
+                                timeout=max(0.1, deadline - time.monotonic()))
+                except TimeoutError:
+                    raise ClusterError(f"children of {p} not registered after {timeout}s: "
+                                       f"{sorted(kids - {e.peer for e in waiter.events})}") from None
+                finally:
+                    waiter.close()
         pace = threading.Event()
         while pending:
             for p in list(pending):
@@ -506,6 +521,9 @@ class Cluster:
             self._save()
 
     def _close_clients(self) -> None:
+        for waiter in self._registrations.values():
+            waiter.close()
+        self._registrations.clear()
         with self._lock:
             for c in self._clients.values():
                 c.close()

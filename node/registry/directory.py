@@ -18,7 +18,7 @@ from .. import stats
 from ..clock import Clock
 from ..codes import CodeError, Hierarchy, is_qcvn
 from ..envelope import Signer
-from ..errors import Reason, Rejected, reason_of
+from ..errors import Reason, Rejected, detail_of, reason_of
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
 from ..pb import registry_pb2_grpc as rgrpc
@@ -51,6 +51,7 @@ class Directory:
         self.registered = False
         self.on_registered: Callable[[str], None] = lambda code: None
         self.on_heartbeat: Callable[[str], None] = lambda code: None
+        self.on_registration_change: Callable[[bool], None] = lambda registered: None
         self._last_beat_ms = 0
         self._cache: dict[str, tuple[rpb.DirectoryEntry | None, int]] = {}
         self._lock = threading.Lock()
@@ -213,16 +214,19 @@ class Directory:
             return call(rgrpc.RegistryStub(self.channel(code, address)))
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
-                raise Rejected(Reason.UNKNOWN_RECIPIENT, e.details() or "not found") from None
+                raise Rejected(Reason.UNKNOWN_RECIPIENT, detail_of(e) or "not found") from None
             reason = reason_of(e)
             if reason and reason in Reason.__members__ and Reason[reason].permanent:
-                raise Rejected(Reason[reason], e.details() or "") from None
+                raise Rejected(Reason[reason], detail_of(e)) from None
             raise Rejected(Reason.UNREACHABLE, f"{code} at {address}: {e.code().name}") from None
 
     # ---- towards our parent ----------------------------------------------------------
 
     def keepalive(self) -> None:
-        """Register with the parent until it accepts us, then heartbeat; runs on a short tick."""
+        """Register with the parent until it accepts us, then heartbeat.
+
+        The scheduler calls this on a short tick until registration succeeds and at the
+        heartbeat interval after (`on_registration_change` lets it switch)."""
         if not self.parent or not self.parent_address or not self.endpoint:
             return
         now = self.clock.now_ms()
@@ -231,6 +235,7 @@ class Directory:
                 own = self.own_entry().record
                 resp = self._call(self.parent, self.parent_address, lambda s: s.Register(own, timeout=CALL_TIMEOUT_S))
                 self.registered, self._last_beat_ms = True, now
+                self.on_registration_change(True)
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
             elif now - self._last_beat_ms >= self.heartbeat_ms:
                 odd = self.odd_codes_below()
@@ -240,6 +245,7 @@ class Directory:
                     timeout=CALL_TIMEOUT_S))
                 self._last_beat_ms = now
         except Rejected as r:
-            if r.reason is Reason.UNKNOWN_RECIPIENT:
+            if r.reason is Reason.UNKNOWN_RECIPIENT and self.registered:
                 self.registered = False  # the parent forgot us: register again on the next tick
+                self.on_registration_change(False)
             log.log(logging.WARNING if r.reason.permanent else logging.INFO, "registry: %s", r.public_text)

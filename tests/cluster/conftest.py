@@ -7,7 +7,8 @@ from node.harness import topology
 from node.harness.cluster import Cluster
 
 # fast retries so a crashed hop is retried within a second of coming back
-FAST_RETRY = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"}}
+FAST_RETRY = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"},
+              "registry": {"heartbeat": "1s", "stale_after": "5s"}}  # and heartbeats that carry statistics up quickly
 
 
 @pytest.fixture(scope="module")

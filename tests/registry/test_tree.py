@@ -76,6 +76,7 @@ def test_unknown_recipient_gets_a_notice_not_a_retry_storm(tree):
         events.wait(lambda evs: any(e.type == "arrived" for e in evs), timeout=30)
     [entry] = [e for e in sender.sent_all() if e.message_id == sent.message_id]
     assert entry.state == "rejected" and entry.reason.startswith("UNKNOWN_RECIPIENT") and entry.attempts <= 1
+    assert entry.reason.count("UNKNOWN_RECIPIENT") == 1  # not repeated by each hop that passed the refusal on
     notice = [e for e in sender.inbox_all() if e.kind == pb.NOTICE][-1]
     payload = sender.fetch(notice.message_id).payload
     assert payload.notice.ref_message_id == sent.message_id and payload.notice.reason == "UNKNOWN_RECIPIENT"

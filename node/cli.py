@@ -29,6 +29,11 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
 
 
+def _print_json_list(messages) -> int:
+    print(json.dumps([json_format.MessageToDict(m) for m in messages], ensure_ascii=False, indent=1))
+    return 0
+
+
 def _client(args):
     from .client import MailboxClient
     return MailboxClient.for_settings(load_config(args.config))
@@ -91,8 +96,7 @@ def cmd_send(args) -> int:
 def cmd_inbox(args) -> int:
     entries = _client(args).inbox_all(only_new=args.new)
     if args.json:
-        print(json.dumps([json_format.MessageToDict(e) for e in entries], ensure_ascii=False, indent=1))
-        return 0
+        return _print_json_list(entries)
     print(f"{'MESSAGE ID':32}  {'KIND':8}  {'FROM':15}  {'RECEIVED (UTC)':19}  ACK  SUBJECT")
     for e in entries:
         print(f"{e.message_id:32}  {KIND_NAMES.get(e.kind, '?'):8}  {e.sender:15}  {_when(e.received_ms):19}  "
@@ -150,8 +154,7 @@ def cmd_ack(args) -> int:
 def cmd_sent(args) -> int:
     entries = _client(args).sent_all(state=args.state or "")
     if args.json:
-        print(json.dumps([json_format.MessageToDict(e) for e in entries], ensure_ascii=False, indent=1))
-        return 0
+        return _print_json_list(entries)
     print(f"{'MESSAGE ID':32}  {'TO':15}  {'STATE':9}  {'TRIES':5}  {'DELIVERED (UTC)':19}  REASON")
     for e in entries:
         print(f"{e.message_id:32}  {e.recipient:15}  {e.state:9}  {e.attempts:5}  {_when(e.delivered_ms):19}  {e.reason}")
@@ -162,8 +165,7 @@ def cmd_directory(args) -> int:
     agencies = _client(args).directory(parent=args.parent or "", recursive=args.recursive, level=args.level or 0,
                                        name_contains=args.name or "")
     if args.json:
-        print(json.dumps([json_format.MessageToDict(a) for a in agencies], ensure_ascii=False, indent=1))
-        return 0
+        return _print_json_list(agencies)
     print(f"{'CODE':15}  {'LEVEL':5}  {'PARENT':15}  {'REACHABLE':9}  NAME")
     for a in agencies:
         print(f"{a.code:15}  {a.level:5}  {a.parent:15}  {'yes' if a.reachable else 'NO':9}  {a.name}")

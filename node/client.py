@@ -50,13 +50,7 @@ class MailboxClient:
         return list(self._call(self.stub.ListInbox, mpb.ListInboxRequest(only_new=only_new, after_seq=after_seq, limit=limit)).entries)
 
     def inbox_all(self, only_new: bool = False) -> list[mpb.InboxEntry]:
-        out, after = [], 0
-        while True:
-            page = self.inbox(only_new=only_new, after_seq=after, limit=1000)
-            out.extend(page)
-            if len(page) < 1000:
-                return out
-            after = page[-1].seq
+        return _all_pages(lambda after: self.inbox(only_new=only_new, after_seq=after, limit=PAGE))
 
     def fetch(self, message_id: str) -> mpb.FetchResponse:
         return self._call(self.stub.Fetch, mpb.FetchRequest(message_id=message_id))
@@ -68,13 +62,7 @@ class MailboxClient:
         return list(self._call(self.stub.ListSent, mpb.ListSentRequest(state=state, after_seq=after_seq, limit=limit)).entries)
 
     def sent_all(self, state: str = "") -> list[mpb.SentEntry]:
-        out, after = [], 0
-        while True:
-            page = self.sent(state=state, after_seq=after, limit=1000)
-            out.extend(page)
-            if len(page) < 1000:
-                return out
-            after = page[-1].seq
+        return _all_pages(lambda after: self.sent(state=state, after_seq=after, limit=PAGE))
 
     def watch(self, inbox: bool = True, sent: bool = True, registry: bool = False, timeout: float | None = None):
         """A stream of events; call .cancel() on it when done."""
@@ -112,6 +100,20 @@ class MailboxClient:
 
     def close(self) -> None:
         self.channel.close()
+
+
+PAGE = 1000
+
+
+def _all_pages(page_after):
+    """Follow `seq` paging until a short page."""
+    out, after = [], 0
+    while True:
+        page = page_after(after)
+        out.extend(page)
+        if len(page) < PAGE:
+            return out
+        after = page[-1].seq
 
 
 def probe_health(channel: grpc.Channel, timeout: float = 2.0) -> bool:

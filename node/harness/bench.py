@@ -40,6 +40,16 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def paced(n: int, rate: float):
+    """Yield 0..n-1 at `rate` per second: an open-loop offered load that never waits for results."""
+    t0 = time.perf_counter()
+    for i in range(n):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)  # pacing the offered load, not waiting for a result
+        yield i
+
+
 def document(i: int, size: int) -> pb.Document:
     return pb.Document(subject=f"Bench {i}", document_id=f"{A},2026/11/21,{i}/BENCH",
                        attachments=[pb.Attachment(name="a.bin", content_type="application/octet-stream",
@@ -119,12 +129,7 @@ def latency(a, b, n: int, size: int, rate: float) -> dict:
     threading.Thread(target=read, daemon=True).start()
     ready.wait(10)
     c = a.client()
-    t0 = time.perf_counter()
-    for i in range(n):
-        due = t0 + i / rate
-        now = time.perf_counter()
-        if due > now:
-            time.sleep(due - now)  # pacing the offered load, not waiting for a result
+    for i in paced(n, rate):
         start, wall = time.perf_counter(), time.time()
         mid = c.send(document(i, size), [B]).envelopes[0].message_id
         sent_at[mid] = start

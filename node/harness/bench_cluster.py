@@ -25,6 +25,7 @@ import time
 
 from .. import codes
 from ..pb import envelope_pb2 as pb
+from .bench import paced
 from . import topology
 from .cluster import Cluster, rss_kb
 from .waiting import EventWaiter
@@ -81,12 +82,7 @@ def latency(cluster: Cluster, sender: str, recipient: str, n: int, size: int, ra
     posted_us: dict[str, float] = {}
     c = cluster.client(sender)
     with EventWaiter(cluster.client(recipient), sent=False) as arrivals:
-        t0 = time.perf_counter()
-        for i in range(n):
-            due = t0 + i / rate
-            now = time.perf_counter()
-            if due > now:
-                time.sleep(due - now)  # pacing the offered load, not waiting for a result
+        for i in paced(n, rate):
             wall_us = time.time() * 1e6
             posted_us[c.send(document(sender, i, size), [recipient]).envelopes[0].message_id] = wall_us
         evs = arrivals.wait(lambda evs: sum(e.type == "arrived" for e in evs) >= n, timeout=300)

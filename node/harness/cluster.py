@@ -460,11 +460,12 @@ class Cluster:
         except (OSError, ValueError):
             return None
 
-    def down(self, timeout: float = 30.0) -> dict[str, Any]:
+    def down(self, timeout: float | None = None) -> dict[str, Any]:
         """SIGTERM every running node, wait for each to stop; {code: exit status}.
 
         A node still running after `timeout` is killed (status "killed"); one that was not
-        running is reported as "not running" (or its last recorded status).
+        running is reported as "not running" (or its last recorded status). The default
+        timeout grows with the cluster: a hundred nodes stopping at once share two cores.
         """
         self.reload()
         statuses: dict[str, Any] = {}
@@ -479,6 +480,7 @@ class Cluster:
                 except (OSError, ValueError):
                     statuses[code] = "not running"
                 self._reap(code)
+        timeout = timeout if timeout is not None else max(30.0, 1.0 * len(stopping))
         deadline = time.monotonic() + timeout
         for code in stopping:
             st = self._wait_stopped(code, max(0.0, deadline - time.monotonic()))

@@ -67,3 +67,15 @@ class EventWaiter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def wait_for_statuses(client: MailboxClient, doc_id: str, want: dict[str, list[str]], timeout: float = 60):
+    """Until the sender's Track shows exactly `want` (recipient -> status codes in order); re-checked on
+    every arrival at the sender, after a first check (statuses may have come before we subscribed)."""
+    with EventWaiter(client, sent=False) as ev:
+        def done(_):
+            track = client.track(doc_id)
+            return all([s.status_code for s in r.statuses] == want[r.recipient]
+                       for r in track.recipients if r.recipient in want)
+        ev.wait(done, timeout=timeout)
+    return client.track(doc_id)

@@ -12,7 +12,7 @@ from node.codes import Hierarchy
 from node.envelope import Signer
 from node.errors import reason_of
 from node.exchange.transport import TlsMaterial, open_channel
-from node.harness.waiting import EventWaiter
+from node.harness.waiting import EventWaiter, wait_for_statuses
 from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
 from node.pb import exchange_pb2_grpc as xgrpc
@@ -21,16 +21,6 @@ SENDER = "000.21.35.H53"
 R_COMMUNE, R_OTHER_PROVINCE, R_DISTRICT = "000.23.38.H53", "000.21.31.H29", "000.00.32.H29"
 RECIPIENTS = [R_COMMUNE, R_OTHER_PROVINCE, R_DISTRICT]
 FORGER = "000.22.35.H53"  # a neighbour of the sender that received nothing
-
-
-def wait_track(cluster, doc_id, want, timeout=60):
-    sender = cluster.client(SENDER)
-    with EventWaiter(sender, sent=False) as ev:
-        def done(_):
-            t = sender.track(doc_id)
-            return all([s.status_code for s in r.statuses] == want[r.recipient] for r in t.recipients if r.recipient in want)
-        ev.wait(done, timeout=timeout)
-    return sender.track(doc_id)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +32,7 @@ def sent(cluster):
 
 def test_01_arrives_from_every_recipient_without_any_action(cluster, sent):
     doc_id, _ = sent
-    track = wait_track(cluster, doc_id, {r: ["01"] for r in RECIPIENTS})
+    track = wait_for_statuses(cluster.client(SENDER), doc_id, {r: ["01"] for r in RECIPIENTS})
     for r in track.recipients:
         assert [h.code for h in r.path] == Hierarchy().route(SENDER, r.recipient)
 
@@ -56,7 +46,7 @@ def test_statuses_show_in_order_and_a_wrong_step_is_refused(cluster, sent):
     for code in ("03", "04", "05", "06"):
         a.set_status(mids[R_COMMUNE], code, f"bước {code}", pb.StaffInfo(staff="Lê C"))
     b.set_status(mids[R_OTHER_PROVINCE], "02", "không thuộc thẩm quyền")
-    track = wait_track(cluster, doc_id, {R_COMMUNE: ["01", "03", "04", "05", "06"], R_OTHER_PROVINCE: ["01", "02"],
+    track = wait_for_statuses(cluster.client(SENDER), doc_id, {R_COMMUNE: ["01", "03", "04", "05", "06"], R_OTHER_PROVINCE: ["01", "02"],
                                          R_DISTRICT: ["01"]})
     [t] = [r for r in track.recipients if r.recipient == R_COMMUNE]
     assert [s.staff_info.staff for s in t.statuses[1:]] == ["Lê C"] * 4

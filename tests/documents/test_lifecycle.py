@@ -12,7 +12,7 @@ import pytest
 from node.codes import Hierarchy
 from node.errors import reason_of
 from node.harness.inproc import start_tree
-from node.harness.waiting import EventWaiter
+from node.harness.waiting import EventWaiter, wait_for_statuses
 from node.pb import envelope_pb2 as pb
 
 P, D1, D2, S, R1 = "000.00.00.H53", "000.00.35.H53", "000.00.38.H53", "000.23.35.H53", "000.11.38.H53"
@@ -27,17 +27,6 @@ def tree(tmp_path_factory):
     t.stop()
 
 
-def statuses_at_sender(tree, doc_id, want: dict[str, list[str]], timeout=30):
-    """Wait (on the sender's arrival events) until Track shows `want` (recipient -> codes, in order)."""
-    sender = tree.client(S)
-    with EventWaiter(sender, sent=False) as ev:
-        def done(_):
-            t = sender.track(doc_id)
-            return all([s.status_code for s in r.statuses] == want[r.recipient] for r in t.recipients if r.recipient in want)
-        ev.wait(done, timeout=timeout)
-    return sender.track(doc_id)
-
-
 @pytest.fixture(scope="module")
 def sent(tree):
     doc = pb.Document(subject="Về việc tổng kết năm", document_id=f"{S},2026/11/21,12/UBND")
@@ -48,7 +37,7 @@ def sent(tree):
 
 def test_arrival_status_01_comes_back_automatically_with_the_path(tree, sent):
     doc_id, mids = sent
-    track = statuses_at_sender(tree, doc_id, {r: ["01"] for r in RECIPIENTS})
+    track = wait_for_statuses(tree.client(S), doc_id, {r: ["01"] for r in RECIPIENTS})
     for r in track.recipients:
         assert r.arrived_ms > 0 and r.latest_status == "01"
         assert [h.code for h in r.path] == Hierarchy().route(S, r.recipient)
@@ -72,7 +61,7 @@ def test_processing_statuses_arrive_in_order_and_a_wrong_step_is_refused(tree, s
     with pytest.raises(grpc.RpcError) as e:
         r2.set_status(mids[R2], "03")
     assert "current status 02" in e.value.details()
-    track = statuses_at_sender(tree, doc_id, {R1: ["01", "03", "04", "05", "06"], R2: ["01", "02"], R3: ["01"]})
+    track = wait_for_statuses(tree.client(S), doc_id, {R1: ["01", "03", "04", "05", "06"], R2: ["01", "02"], R3: ["01"]})
     [t1] = [r for r in track.recipients if r.recipient == R1]
     assert [s.description for s in t1.statuses[1:]] == ["bước 03", "bước 04", "bước 05", "bước 06"]
     assert t1.statuses[1].staff_info.staff == "Nguyễn Văn A"
@@ -144,7 +133,7 @@ def test_take_back_request_is_answered(tree):
     with pytest.raises(grpc.RpcError) as e:
         r1.set_status(mid, "03")
     assert "taken_back" in e.value.details()
-    track = statuses_at_sender(tree, resp.doc_id, {R1: ["01", "15"]})
+    track = wait_for_statuses(tree.client(S), resp.doc_id, {R1: ["01", "15"]})
     assert track.recipients[0].latest_status == "15"
 
 

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from google.protobuf.message import DecodeError
 
 from node import envelope
 from node.errors import Reason, Rejected

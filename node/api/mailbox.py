@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-import grpc
 
 from .. import envelope as env_mod
 from ..errors import Reason, Rejected, abort

@@ -11,7 +11,6 @@ import pytest
 from node import codes
 from node.errors import reason_of
 from node.exchange.transport import TlsMaterial, open_channel
-from node.harness import nodes
 from node.harness.waiting import EventWaiter
 from node.identity import certs
 from node.envelope import Signer

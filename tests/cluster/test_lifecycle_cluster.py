@@ -10,7 +10,6 @@ import pytest
 from node import envelope
 from node.codes import Hierarchy
 from node.envelope import Signer
-from node.errors import reason_of
 from node.exchange.transport import TlsMaterial, open_channel
 from node.harness.waiting import EventWaiter, wait_for_statuses
 from node.pb import envelope_pb2 as pb

@@ -15,7 +15,6 @@ from node.edxml import import_edxml
 from node.errors import reason_of
 from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter
-from node.pb import envelope_pb2 as pb
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "edxml-samples"
 G22, H41 = "000.00.00.G22", "000.00.00.H41"

@@ -9,14 +9,11 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from node import envelope
 from node.clock import SYSTEM
 from node.codes import Hierarchy
 from node.errors import reason_of
 from node.exchange.transport import TlsMaterial, open_channel
-from node.harness import nodes
 from node.harness.waiting import EventWaiter
-from node.identity import keys
 from node.pb import envelope_pb2 as pb
 from node.pb import registry_pb2_grpc as rgrpc
 from node.registry import records

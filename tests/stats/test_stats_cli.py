@@ -15,7 +15,6 @@ from node.clock import FakeClock
 from node.harness import nodes
 from node.harness.nodes import NodeSpec
 from node.pb import stats_pb2 as spb
-from node.pb import stats_pb2_grpc as sgrpc
 from node.store import stats as store
 from node.store.database import Database
 

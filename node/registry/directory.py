@@ -120,8 +120,11 @@ class Directory:
         return False
 
     def _refresh_hierarchy(self) -> None:
+        """Rebuild what routing reads on every envelope: the tree (with odd codes) and child endpoints."""
+        children = store.children(self.db)
+        self._endpoints = {c.code: c.endpoint for c in children}
         extra = dict(store.odd_codes(self.db))
-        extra.update({c.code: self.code for c in store.children(self.db) if not is_qcvn(c.code)})
+        extra.update({c.code: self.code for c in children if not is_qcvn(c.code)})
         extra.update(self.configured_parents)
         try:
             self.hierarchy = Hierarchy(extra)
@@ -143,8 +146,7 @@ class Directory:
             last_seen_ms=child.last_seen_ms)
 
     def child_endpoint(self, code: str) -> str | None:
-        child = store.get(self.db, code)
-        return child.endpoint if child else None
+        return self._endpoints.get(code)  # kept current by register(); read on every routed envelope
 
     # ---- lookups -------------------------------------------------------------------
 

@@ -37,6 +37,3 @@ def record_success(conn, code: str, now_ms: int) -> None:
         (code, now_ms),
     )
 
-
-def all_states(db: Database) -> list[PeerState]:
-    return [PeerState(**r) for r in db.query("SELECT * FROM peer_state ORDER BY code")]

@@ -160,10 +160,12 @@ class Node:
         self.api_server.start()
         self.scheduler.add_job(self._sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.health.check, "interval", seconds=HEALTH_SECONDS, id="health", coalesce=True)
-        self.scheduler.add_job(self.directory.keepalive, "interval", seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat),
-                               id="registry", max_instances=1, coalesce=True,
-                               next_run_time=dt.datetime.now(dt.timezone.utc))
-        self.directory.on_registration_change = self._registry_tick
+        if self.directory.parent and self.directory.parent_address:  # the top of a tree registers nowhere
+            self.scheduler.add_job(self.directory.keepalive, "interval",
+                                   seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat),
+                                   id="registry", max_instances=1, coalesce=True,
+                                   next_run_time=dt.datetime.now(dt.timezone.utc))
+            self.directory.on_registration_change = self._registry_tick
         self.scheduler.start()
         self.dispatcher.wake_all_due()
         self._write_runtime()

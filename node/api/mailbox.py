@@ -86,7 +86,7 @@ class MailboxService(mgrpc.MailboxServicer):
             raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox")
         raw = row["envelope"]
         # re-verify from the stored bytes: what we show is what was signed
-        verified = env_mod.verify(raw, self.trust, max_size=max(self.max_size, len(raw)), clock=self.clock, check_expiry=False)
+        verified = self._verify_stored(raw)
         receipt = custody.stored_receipt(self.db, request.message_id)
         return mpb.FetchResponse(
             entry=_entry(row), payload=verified.payload(), signature_verified=True,

@@ -19,7 +19,7 @@ from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
 from ..store.database import Database
 from . import rules
-from .lifecycle import CHANGE_STATE, Lifecycle, edxml_time, payload_of
+from .lifecycle import CHANGE_STATE, Lifecycle, edxml_time
 
 
 class EdxmlBridge:
@@ -68,12 +68,13 @@ class EdxmlBridge:
         raise Rejected(Reason.NOT_FOUND, f"no document {' / '.join(filter(None, document_ids))} was sent from this node")
 
     def _received_doc(self, document_id: str) -> str:
-        for row in self.db.query("SELECT message_id FROM inbox WHERE kind = ? AND business_doc_type = 0"
-                                 " ORDER BY seq DESC", (pb.DOCUMENT,)):
-            raw = self.db.query_one("SELECT raw FROM inbox_envelope WHERE message_id = ?", (row["message_id"],))["raw"]
-            if payload_of(raw).document.document_id == document_id:
-                return row["message_id"]
-        raise Rejected(Reason.NOT_FOUND, f"no received document {document_id!r} to report on")
+        """The newest original document received with this DocumentId (revocations etc. are changes, not targets)."""
+        row = self.db.query_one(
+            "SELECT p.message_id FROM doc_progress p JOIN inbox USING (message_id)"
+            " WHERE p.document_id = ? AND inbox.business_doc_type = 0 ORDER BY inbox.seq DESC LIMIT 1", (document_id,))
+        if row is None:
+            raise Rejected(Reason.NOT_FOUND, f"no received document {document_id!r} to report on")
+        return row["message_id"]
 
     def export_packet(self, message_id: str) -> mpb.ExportEdxmlResponse:
         row = self.db.query_one("SELECT raw, received_ms FROM inbox_envelope JOIN inbox USING (message_id)"

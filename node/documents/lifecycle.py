@@ -85,7 +85,8 @@ class Lifecycle:
         h, payload, now = item.header, item.payload, self.clock.now_ms()
         body = payload.WhichOneof("body")
         if body == "document":
-            conn.execute("INSERT OR IGNORE INTO doc_progress (message_id, sender) VALUES (?,?)", (h.message_id, h.sender))
+            conn.execute("INSERT OR IGNORE INTO doc_progress (message_id, sender, document_id) VALUES (?,?,?)",
+                         (h.message_id, h.sender, payload.document.document_id))
             btype = payload.document.business.business_doc_type
             if btype in CHANGE_STATE:
                 conn.execute("UPDATE doc_progress SET state = ?, changed_by = ?, pending_request = ? WHERE message_id = ?",

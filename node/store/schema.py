@@ -163,3 +163,10 @@ def m0004_stats(db) -> None:
         "CREATE INDEX status_out_code ON status_out(status_code)",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0005_received_document_id")
+def m0005_received_document_id(db) -> None:
+    # edXML statuses name the document by DocumentId: find it without parsing the mailbox
+    db.execute("ALTER TABLE doc_progress ADD COLUMN document_id TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX doc_progress_document_id ON doc_progress(document_id)")

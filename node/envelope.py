@@ -205,33 +205,3 @@ def last_hop(raw: bytes) -> str:
     if env.trace:
         return pb.TraceBody.FromString(env.trace[-1].body).code
     return pb.Header.FromString(env.header).sender
-
-
-# ---- receipts ---------------------------------------------------------------
-
-
-def make_receipt(signer: Signer, message_id: str, envelope_digest: bytes, clock: Clock = SYSTEM) -> pb.Receipt:
-    body = pb.ReceiptBody(
-        receiver=signer.code, message_id=message_id, envelope_sha256=envelope_digest, received_ms=clock.now_ms()
-    ).SerializeToString()
-    return pb.Receipt(body=body, signature=signer.sign(body), receiver_cert=signer.cert_der)
-
-
-def verify_receipt(
-    receipt: pb.Receipt, trust: TrustStore, *, expect_receiver: str, message_id: str, envelope_digest: bytes
-) -> pb.ReceiptBody:
-    """A receipt counts only if the expected next hop signed it for exactly the bytes sent."""
-    ident = trust.identify(receipt.receiver_cert)
-    if ident.code != expect_receiver:
-        raise Rejected(Reason.BAD_RECEIPT, f"receipt signed by {ident.code}, expected {expect_receiver}")
-    if not keys.verify(ident.public_key, receipt.signature, receipt.body):
-        raise Rejected(Reason.BAD_RECEIPT, "receipt signature does not verify")
-    try:
-        body = pb.ReceiptBody.FromString(receipt.body)
-    except DecodeError:
-        raise Rejected(Reason.BAD_RECEIPT, "receipt body does not parse") from None
-    if body.receiver != expect_receiver or body.message_id != message_id:
-        raise Rejected(Reason.BAD_RECEIPT, "receipt is for another message or receiver")
-    if body.envelope_sha256 != envelope_digest:
-        raise Rejected(Reason.BAD_RECEIPT, "receipt digest is not that of the envelope sent")
-    return body

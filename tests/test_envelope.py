@@ -1,4 +1,4 @@
-"""Envelopes and receipts: sealing, tracing, and a precise rejection reason for every bad input."""
+"""Envelopes: sealing, tracing, and a precise rejection reason for every bad input."""
 from __future__ import annotations
 
 import sys
@@ -403,83 +403,3 @@ def test_payload_not_parsing(sealed, sender, trust, clock):
     with pytest.raises(Rejected) as exc:
         v.payload()
     assert exc.value.reason is Reason.MALFORMED
-
-
-# ---- receipts -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def receipt_case(sealed, receiver, clock):
-    header, raw = sealed
-    clock.advance(5)
-    digest = envelope.sha256(raw)
-    return envelope.make_receipt(receiver, header.message_id, digest, clock), header.message_id, digest
-
-
-def receipt_rejection(receipt, trust, *, expect=RECEIVER, message_id, digest) -> Reason:
-    with pytest.raises(Rejected) as exc:
-        envelope.verify_receipt(receipt, trust, expect_receiver=expect, message_id=message_id, envelope_digest=digest)
-    return exc.value.reason
-
-
-def test_receipt_verifies(receipt_case, trust):
-    receipt, mid, digest = receipt_case
-    body = envelope.verify_receipt(receipt, trust, expect_receiver=RECEIVER, message_id=mid, envelope_digest=digest)
-    assert (body.receiver, body.message_id, body.envelope_sha256, body.received_ms) == (
-        RECEIVER, mid, digest, T0_MS + 5000)
-
-
-def test_receipt_from_unexpected_receiver(receipt_case, trust):
-    receipt, mid, digest = receipt_case
-    assert receipt_rejection(receipt, trust, expect=RELAY, message_id=mid, digest=digest) is Reason.BAD_RECEIPT
-
-
-def test_receipt_for_another_message(receipt_case, trust):
-    receipt, _, digest = receipt_case
-    assert receipt_rejection(receipt, trust, message_id="other", digest=digest) is Reason.BAD_RECEIPT
-
-
-def test_receipt_for_other_bytes(receipt_case, trust):
-    receipt, mid, digest = receipt_case
-    assert receipt_rejection(receipt, trust, message_id=mid, digest=envelope.sha256(digest)) is Reason.BAD_RECEIPT
-
-
-def test_receipt_signature_tampered(receipt_case, trust):
-    receipt, mid, digest = receipt_case
-    sig = bytearray(receipt.signature)
-    sig[-1] ^= 0x01
-    receipt.signature = bytes(sig)
-    assert receipt_rejection(receipt, trust, message_id=mid, digest=digest) is Reason.BAD_RECEIPT
-
-
-def test_receipt_body_swapped_under_signature(receipt_case, trust):
-    receipt, mid, digest = receipt_case
-    receipt.body = pb.ReceiptBody(receiver=RECEIVER, message_id=mid, envelope_sha256=digest,
-                                  received_ms=1).SerializeToString()
-    assert receipt_rejection(receipt, trust, message_id=mid, digest=digest) is Reason.BAD_RECEIPT
-
-
-def test_receipt_body_naming_another_receiver_than_its_cert(receiver, trust, clock):
-    # Signed with the receiver's own key and certificate, but the body claims the relay took custody.
-    liar = envelope.Signer(RELAY, receiver.key, receiver.cert_der)
-    receipt = envelope.make_receipt(liar, "m", b"d" * 32, clock)
-    assert receipt_rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.BAD_RECEIPT
-
-
-def test_receipt_from_untrusted_certificate(rogue_ca, trust, clock):
-    # verify_receipt lets the trust store's own reason through rather than BAD_RECEIPT.
-    receipt = envelope.make_receipt(rogue_ca.signer(RECEIVER), "m", b"d" * 32, clock)
-    assert receipt_rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.UNTRUSTED_CERT
-    receipt.receiver_cert = b""
-    assert receipt_rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.UNTRUSTED_CERT
-
-
-def test_receipt_from_expired_certificate(ca, trust, clock):
-    receipt = envelope.make_receipt(ca.signer(RECEIVER, not_before=T0 - 400 * DAY, days=365), "m", b"d" * 32, clock)
-    assert receipt_rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.CERT_EXPIRED
-
-
-def test_signed_but_unparseable_receipt_body(receiver, trust):
-    body = b"\xff\xff"
-    receipt = pb.Receipt(body=body, signature=receiver.sign(body), receiver_cert=receiver.cert_der)
-    assert receipt_rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.BAD_RECEIPT

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import envelope as env_mod
+from .. import receipts
 from ..clock import Clock
 from ..envelope import Signer
 from ..errors import Reason, Rejected
@@ -137,28 +138,29 @@ class Dispatcher:
             self._backoff(hop, state.failures + 1, [p.message_id for p in live], str(e))
             return BACKOFF
         bad_receipts = []
-        delivered = []
+        delivered: list[tuple[outbox.Pending, pb.Receipt]] = []
+        verifier = receipts.Verifier(self.trust)
         with self.db.transaction() as conn:
             for p, outcome in zip(live, outcomes):
                 which = outcome.WhichOneof("result")
                 if which == "receipt":
                     try:
-                        env_mod.verify_receipt(outcome.receipt, self.trust, expect_receiver=hop,
-                                               message_id=p.message_id, envelope_digest=env_mod.sha256(p.envelope))
+                        verifier.verify(outcome.receipt, expect_receiver=hop, message_id=p.message_id,
+                                        envelope_digest=env_mod.sha256(p.envelope))
                     except Rejected as r:
                         bad_receipts.append((p.message_id, r.public_text))
                         continue
-                    outbox.mark_delivered(conn, p.message_id, hop, outcome.receipt, now)
-                    delivered.append(p)
+                    delivered.append((p, outcome.receipt))
                 else:
                     rej = outcome.rejection
                     self._finish(conn, p, hop, outbox.REJECTED, rej.reason, rej.message)
+            outbox.mark_delivered(conn, [(p.message_id, r) for p, r in delivered], hop, now)
             if bad_receipts:
                 outbox.note_attempt(conn, [m for m, _ in bad_receipts], bad_receipts[0][1])
             else:
                 peers.record_success(conn, hop, now)
         self._run_after_commit()
-        for p in delivered:
+        for p, _ in delivered:
             self.publish(mpb.Event(type=events.DELIVERED, message_id=p.message_id, peer=hop, recipient=p.recipient,
                                    kind=p.kind, time_ms=now))
         if bad_receipts:

@@ -5,6 +5,7 @@ import logging
 from typing import Callable
 
 from .. import envelope as env_mod
+from .. import receipts
 from ..clock import Clock
 from ..envelope import Signer, Verified
 from ..errors import Reason, Rejected
@@ -52,7 +53,7 @@ class Intake:
             hops: set[str] = set()
             stored = custody.accept(
                 self.db, [item for _, item, _ in accepted],
-                lambda it: env_mod.make_receipt(self.signer, it.message_id, it.digest, self.clock),
+                lambda pairs: receipts.issue(self.signer, pairs, self.clock),
                 self.clock.now_ms(),
                 on_store=lambda conn, it: hops.update(self.on_store(conn, it)),
             )

@@ -65,7 +65,8 @@ def main() -> int:
             [entry] = [e for e in cluster.client(SENDER).sent_all() if e.message_id == mid]
             r = pb.ReceiptBody.FromString(entry.receipt.body)
             print(f"\n{SENDER} holds a signed receipt from its first hop: receiver {r.receiver},"
-                  f" message {r.message_id},\n  envelope sha256 {r.envelope_sha256.hex()[:16]}…, state {entry.state}")
+                  f" message {entry.receipt.message_id},\n  envelope sha256 {entry.receipt.envelope_sha256.hex()[:16]}…,"
+                  f" state {entry.state}")
             cluster.client(RECIPIENT).ack(mid)
         finally:
             statuses = cluster.close()

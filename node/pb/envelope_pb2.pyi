@@ -79,26 +79,38 @@ class Envelope(_message.Message):
     def __init__(self, header: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., sender_cert: _Optional[bytes] = ..., payload: _Optional[bytes] = ..., trace: _Optional[_Iterable[_Union[TraceEntry, _Mapping]]] = ...) -> None: ...
 
 class ReceiptBody(_message.Message):
-    __slots__ = ("receiver", "message_id", "envelope_sha256", "received_ms")
+    __slots__ = ("receiver", "received_ms", "root")
     RECEIVER_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
-    ENVELOPE_SHA256_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
     receiver: str
-    message_id: str
-    envelope_sha256: bytes
     received_ms: int
-    def __init__(self, receiver: _Optional[str] = ..., message_id: _Optional[str] = ..., envelope_sha256: _Optional[bytes] = ..., received_ms: _Optional[int] = ...) -> None: ...
+    root: bytes
+    def __init__(self, receiver: _Optional[str] = ..., received_ms: _Optional[int] = ..., root: _Optional[bytes] = ...) -> None: ...
+
+class ProofStep(_message.Message):
+    __slots__ = ("sibling", "sibling_left")
+    SIBLING_FIELD_NUMBER: _ClassVar[int]
+    SIBLING_LEFT_FIELD_NUMBER: _ClassVar[int]
+    sibling: bytes
+    sibling_left: bool
+    def __init__(self, sibling: _Optional[bytes] = ..., sibling_left: _Optional[bool] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("body", "signature", "receiver_cert")
+    __slots__ = ("body", "signature", "receiver_cert", "message_id", "envelope_sha256", "proof")
     BODY_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     RECEIVER_CERT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     body: bytes
     signature: bytes
     receiver_cert: bytes
-    def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., receiver_cert: _Optional[bytes] = ...) -> None: ...
+    message_id: str
+    envelope_sha256: bytes
+    proof: _containers.RepeatedCompositeFieldContainer[ProofStep]
+    def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., receiver_cert: _Optional[bytes] = ..., message_id: _Optional[str] = ..., envelope_sha256: _Optional[bytes] = ..., proof: _Optional[_Iterable[_Union[ProofStep, _Mapping]]] = ...) -> None: ...
 
 class Payload(_message.Message):
     __slots__ = ("document", "status", "notice")

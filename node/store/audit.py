@@ -22,6 +22,11 @@ def append(conn: sqlite3.Connection, time_ms: int, event: str, message_id: str =
     )
 
 
+def append_many(conn: sqlite3.Connection, rows: list[tuple[int, str, str, str, str]]) -> None:
+    """(time_ms, event, message_id, peer, detail) rows in one statement: a batch writes its log at once."""
+    conn.executemany("INSERT INTO audit (time_ms, event, message_id, peer, detail) VALUES (?,?,?,?,?)", rows)
+
+
 def recent(db: Database, limit: int = 100, event: str | None = None) -> list[dict]:
     if event:
         return db.query("SELECT * FROM audit WHERE event = ? ORDER BY seq DESC LIMIT ?", (event, limit))

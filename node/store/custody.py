@@ -31,34 +31,43 @@ class Incoming:
 def accept(
     db: Database,
     items: list[Incoming],
-    make_receipt: Callable[[Incoming], pb.Receipt],
+    make_receipts: Callable[[list[tuple[str, bytes]]], list[pb.Receipt]],
     now_ms: int,
     on_store: Callable[[object, Incoming], None] | None = None,
 ) -> list[pb.Receipt | Rejected]:
     """Store every new item, answer duplicates with their stored receipt; one commit for all.
 
+    `make_receipts` signs once for every new item of the batch (see node.receipts).
     `on_store(conn, item)` runs in the same transaction for each new item of our own
     mail, so what it records (and any automatic reply it queues) commits with it."""
-    results: list[pb.Receipt | Rejected] = []
+    results: list[pb.Receipt | Rejected | None] = [None] * len(items)
+    fresh: dict[str, int] = {}  # message id -> index of its first new occurrence in this batch
+    audit_rows: list[tuple] = []
     with db.transaction() as conn:
-        for item in items:
+        for i, item in enumerate(items):
+            first = fresh.get(item.message_id)
             row = conn.execute(
                 "SELECT envelope_sha256, receipt FROM received WHERE message_id = ?", (item.message_id,)
-            ).fetchone()
-            if row is not None:
-                if row[0] != item.digest:
-                    audit.append(conn, now_ms, audit.REJECTED_IN, item.message_id, item.from_peer, Reason.DUPLICATE_CONFLICT.name)
-                    results.append(Rejected(Reason.DUPLICATE_CONFLICT, f"message {item.message_id} was received with other content"))
-                    continue
-                audit.append(conn, now_ms, audit.DUPLICATE, item.message_id, item.from_peer)
-                results.append(pb.Receipt.FromString(row[1]))
+            ).fetchone() if first is None else (items[first].digest, None)
+            if row is None:
+                fresh[item.message_id] = i
                 continue
-            receipt = make_receipt(item)
-            conn.execute(
-                "INSERT INTO received (message_id, envelope_sha256, receipt, from_peer, received_ms) VALUES (?,?,?,?,?)",
-                (item.message_id, item.digest, receipt.SerializeToString(), item.from_peer, now_ms),
-            )
-            h = item.header
+            if row[0] != item.digest:
+                audit_rows.append((now_ms, audit.REJECTED_IN, item.message_id, item.from_peer, Reason.DUPLICATE_CONFLICT.name))
+                results[i] = Rejected(Reason.DUPLICATE_CONFLICT, f"message {item.message_id} was received with other content")
+                continue
+            audit_rows.append((now_ms, audit.DUPLICATE, item.message_id, item.from_peer, ""))
+            results[i] = pb.Receipt.FromString(row[1]) if row[1] is not None else first  # type: ignore[assignment]
+        new = list(fresh.values())
+        receipts = make_receipts([(items[i].message_id, items[i].digest) for i in new])
+        conn.executemany(
+            "INSERT INTO received (message_id, envelope_sha256, receipt, from_peer, received_ms) VALUES (?,?,?,?,?)",
+            [(items[i].message_id, items[i].digest, r.SerializeToString(), items[i].from_peer, now_ms)
+             for i, r in zip(new, receipts)],
+        )
+        for i, receipt in zip(new, receipts):
+            item, h = items[i], items[i].header
+            results[i] = receipt
             if item.next_hop is None:
                 business = item.payload.document.business.business_doc_type if item.payload is not None \
                     and item.payload.WhichOneof("body") == "document" else 0
@@ -67,9 +76,10 @@ def accept(
                     on_store(conn, item)
             else:
                 outbox.enqueue_in(conn, h, item.raw, item.next_hop, item.subject, now_ms, origin="relay")
-            audit.append(conn, now_ms, audit.RECEIVED, item.message_id, item.from_peer, f"from {h.sender}")
-            results.append(receipt)
-    return results
+            audit_rows.append((now_ms, audit.RECEIVED, item.message_id, item.from_peer, f"from {h.sender}"))
+        audit.append_many(conn, audit_rows)
+    # a repeat inside the batch gets the receipt of its first occurrence
+    return [results[r] if isinstance(r, int) else r for r in results]  # type: ignore[misc]
 
 
 def record_rejection(db: Database, now_ms: int, message_id: str, peer: str, reason: Rejected) -> None:

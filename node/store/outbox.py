@@ -55,13 +55,14 @@ def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int) -> list[
     return batch
 
 
-def mark_delivered(conn, message_id: str, peer: str, receipt: pb.Receipt, now_ms: int) -> None:
-    conn.execute(
+def mark_delivered(conn, delivered: list[tuple[str, pb.Receipt]], peer: str, now_ms: int) -> None:
+    """(message id, receipt) pairs the next hop took custody of, in one statement each."""
+    conn.executemany(
         "UPDATE outbox SET state = 'delivered', delivered_ms = ?, receipt = ?, attempts = attempts + 1,"
         " reason = NULL WHERE message_id = ? AND state = 'pending'",
-        (now_ms, receipt.SerializeToString(), message_id),
+        [(now_ms, r.SerializeToString(), m) for m, r in delivered],
     )
-    audit.append(conn, now_ms, audit.DELIVERED, message_id, peer)
+    audit.append_many(conn, [(now_ms, audit.DELIVERED, m, peer, "") for m, _ in delivered])
 
 
 def mark_final(conn, message_id: str, peer: str, state: str, reason: str, now_ms: int) -> None:

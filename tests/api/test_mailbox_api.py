@@ -8,7 +8,7 @@ from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from node import envelope
+from node import envelope, receipts
 from node.client import MailboxClient
 from node.config import load_config
 from node.errors import reason_of
@@ -164,7 +164,7 @@ def test_send_deliver_fetch_ack_round_trip(pair):
     assert [h.code for h in got.path] == [A, B] and all(h.verified for h in got.path)
     assert A in got.signer_subject
     assert got.receipt.SerializeToString() == sent.receipt.SerializeToString()
-    envelope.verify_receipt(sent.receipt, pair.trust, expect_receiver=B, message_id=mid,
+    receipts.verify(sent.receipt, pair.trust, expect_receiver=B, message_id=mid,
                             envelope_digest=envelope.sha256(got.envelope))
 
     assert pair.cb.ack(mid).was_new is True

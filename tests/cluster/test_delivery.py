@@ -70,7 +70,7 @@ def test_every_commune_reaches_every_commune_a_district_and_a_province_once_with
         assert {s.state for s in sent if s.kind == pb.DOCUMENT} == {"delivered"}
         for s in sent:  # custody passed to the first hop, under its signed receipt
             body = pb.ReceiptBody.FromString(s.receipt.body)
-            assert body.receiver == codes.next_hop(c, s.recipient) and body.message_id == s.message_id
+            assert body.receiver == codes.next_hop(c, s.recipient) and s.receipt.message_id == s.message_id
 
 
 @pytest.mark.parametrize("unknown", [

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from node import envelope
+from node import envelope, receipts
 from node.exchange.dispatcher import BACKOFF, DELIVERED, IDLE, NOT_DUE, Dispatcher, RetryPolicy
 from node.exchange.intake import Intake
 from node.exchange.outgoing import Outgoing
@@ -75,7 +75,7 @@ def test_delivery_is_marked_only_with_a_valid_receipt(side, pki):
     assert side.disp.attempt(B) == DELIVERED
     row = state_of(side, mid)
     assert row["state"] == "delivered"
-    body = envelope.verify_receipt(pb.Receipt.FromString(row["receipt"]), side.trust, expect_receiver=B,
+    body = receipts.verify(pb.Receipt.FromString(row["receipt"]), side.trust, expect_receiver=B,
                                    message_id=mid, envelope_digest=envelope.sha256(row["envelope"]))
     assert body.receiver == B
     assert inbox.get(side.db_b, mid) is not None
@@ -175,7 +175,7 @@ def test_receipt_from_the_wrong_node_is_not_accepted(side, clock, pki):
 
     def forged(hop, address, envelopes):
         raw = envelopes[0]
-        return to_outcomes([envelope.make_receipt(pki.signer(C), mid, envelope.sha256(raw), clock)])
+        return to_outcomes([receipts.issue_one(pki.signer(C), mid, envelope.sha256(raw), clock)])
 
     side.disp.deliver = forged
     assert side.disp.attempt(B) == BACKOFF

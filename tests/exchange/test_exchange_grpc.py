@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from node import envelope
+from node import envelope, receipts
 from node.client import MailboxClient
 from node.config import load_config
 from node.envelope import Signer
@@ -105,7 +105,7 @@ def seal(signer: Signer, recipient: str = B, subject: str = "Công văn", attach
 
 
 def check_receipt(w: World, receipt: pb.Receipt, header: pb.Header, raw: bytes) -> pb.ReceiptBody:
-    return envelope.verify_receipt(receipt, w.trust, expect_receiver=B, message_id=header.message_id,
+    return receipts.verify(receipt, w.trust, expect_receiver=B, message_id=header.message_id,
                                    envelope_digest=envelope.sha256(raw))
 
 
@@ -268,7 +268,7 @@ def test_good_envelope_gets_a_verifiable_receipt_and_lands_in_the_mailbox(world,
     receipt = world.deliver(raw)
 
     body = check_receipt(world, receipt, header, raw)
-    assert (body.receiver, body.message_id) == (B, header.message_id)
+    assert (body.receiver, receipt.message_id) == (B, header.message_id)
     assert world.inbox_ids().count(header.message_id) == 1
     fetched = world.api.fetch(header.message_id)
     assert fetched.envelope == raw
@@ -465,7 +465,7 @@ def test_plain_text_node_warns_at_start_and_accepts_an_insecure_channel(pki, tmp
         header, raw = seal(pki.signer(A))
         receipt = xgrpc.ExchangeStub(channel).Deliver(xpb.DeliverRequest(envelope=raw), timeout=TIMEOUT)
 
-        body = envelope.verify_receipt(receipt, TrustStore.from_files([pki.ca / "ca.pem"]), expect_receiver=B,
+        body = receipts.verify(receipt, TrustStore.from_files([pki.ca / "ca.pem"]), expect_receiver=B,
                                        message_id=header.message_id, envelope_digest=envelope.sha256(raw))
         assert body.receiver == B
         assert [e.message_id for e in api.inbox_all()] == [header.message_id]

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from node import envelope
+from node import envelope, receipts
 from node.clock import SYSTEM
 from node.harness import nodes
 from node.harness.waiting import EventWaiter
@@ -82,7 +82,7 @@ def test_kill_9_receiver_mid_stream_loses_and_duplicates_nothing(pair, tmp_path)
     assert len(sent) == N and {s.state for s in sent} == {"delivered"}
     for s in sent:
         body = pb.ReceiptBody.FromString(s.receipt.body)
-        assert body.receiver == B and body.message_id == s.message_id
-        envelope.verify_receipt(s.receipt, trust, expect_receiver=B, message_id=s.message_id,
+        assert body.receiver == B and s.receipt.message_id == s.message_id
+        receipts.verify(s.receipt, trust, expect_receiver=B, message_id=s.message_id,
                                 envelope_digest=digests[s.message_id])
     assert sum(s.attempts for s in sent) >= N

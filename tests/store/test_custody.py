@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from node import envelope
+from node import envelope, receipts
 from node.errors import Reason, Rejected
 from node.pb import envelope_pb2 as pb
 from node.store import audit, custody, inbox
@@ -28,7 +28,7 @@ def incoming(pki, clock, subject="x", message_id=None):
 
 
 def receipt_maker(pki, clock):
-    return lambda it: envelope.make_receipt(pki.signer(B), it.message_id, it.digest, clock)
+    return lambda pairs: receipts.issue(pki.signer(B), pairs, clock)
 
 
 def test_new_envelope_lands_in_inbox_with_receipt(db, pki, clock):
@@ -54,6 +54,21 @@ def test_duplicate_within_one_batch_is_stored_once(db, pki, clock):
     r1, r2 = custody.accept(db, [item, item], receipt_maker(pki, clock), clock.now_ms())
     assert r1.SerializeToString() == r2.SerializeToString()
     assert inbox.count(db) == 1
+
+
+def test_a_batch_is_receipted_under_one_signature_and_a_repeat_gets_its_own_proof_back(db, pki, clock):
+    batch = [incoming(pki, clock, subject=f"s{i}") for i in range(5)]
+    first = custody.accept(db, batch, receipt_maker(pki, clock), clock.now_ms())
+    assert len({r.signature for r in first}) == 1
+    for item, r in zip(batch, first):
+        receipts.verify(r, pki.trust(clock), expect_receiver=B, message_id=item.message_id, envelope_digest=item.digest)
+    # a retried batch with one new envelope: the old ones get their stored receipts, the new one a new signature
+    extra = incoming(pki, clock, subject="new")
+    again = custody.accept(db, [batch[3], extra, batch[0]], receipt_maker(pki, clock), clock.now_ms())
+    assert again[0].SerializeToString() == first[3].SerializeToString()
+    assert again[2].SerializeToString() == first[0].SerializeToString()
+    assert again[1].signature != first[0].signature
+    assert inbox.count(db) == 6
 
 
 def test_same_id_other_content_is_refused(db, pki, clock):

@@ -403,3 +403,31 @@ def test_payload_not_parsing(sealed, sender, trust, clock):
     with pytest.raises(Rejected) as exc:
         v.payload()
     assert exc.value.reason is Reason.MALFORMED
+
+
+def test_a_relay_checks_the_last_mark_and_the_final_recipient_checks_them_all(relayed, receiver, trust, clock):
+    """A forged earlier mark, chained on by a later relay, passes a relay's check but not the recipient's."""
+    env = pb.Envelope.FromString(relayed)
+    forged = pb.TraceEntry()
+    forged.CopyFrom(env.trace[0])
+    sig = bytearray(forged.signature)
+    sig[-1] ^= 0x01
+    forged.signature = bytes(sig)
+    chained = entry(env, code=RECEIVER, key_of=receiver, cert_of=receiver, prev=envelope.sha256(forged.signature))
+    raw = _trace(relayed, forged, chained)
+    v = envelope.verify(raw, trust, max_size=MAX, clock=clock, is_final=lambda h: False)
+    assert [c for c, _ in v.path] == [SENDER, RELAY, RECEIVER]
+    assert "trace[0] signature does not verify" in bad_trace(raw, trust, clock)
+    with pytest.raises(Rejected) as exc:  # the recipient's own decision, through the same hook
+        envelope.verify(raw, trust, max_size=MAX, clock=clock, is_final=lambda h: h.recipient == RECEIVER)
+    assert exc.value.reason is Reason.BAD_TRACE
+
+
+def test_a_relay_still_verifies_the_mark_of_the_neighbour_handing_over(two_relays, trust, clock):
+    env = pb.Envelope.FromString(two_relays)
+    sig = bytearray(env.trace[1].signature)
+    sig[-1] ^= 0x01
+    env.trace[1].signature = bytes(sig)
+    with pytest.raises(Rejected) as exc:
+        envelope.verify(env.SerializeToString(), trust, max_size=MAX, clock=clock, is_final=lambda h: False)
+    assert exc.value.reason is Reason.BAD_TRACE and "trace[1] signature" in exc.value.detail

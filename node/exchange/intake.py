@@ -68,8 +68,15 @@ class Intake:
                 self.wake(hop)
         return results  # type: ignore[return-value]
 
+    def _is_final(self, header: pb.Header) -> bool:
+        """Whether the envelope ends here (then every relay's mark is verified)."""
+        try:
+            return self.router.next_hop(header.recipient) is None
+        except LookupError:
+            return True
+
     def _check(self, raw: bytes, peer: str | None) -> tuple[Verified, custody.Incoming]:
-        v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock)
+        v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock, is_final=self._is_final)
         h = v.header
         if peer is not None and v.path[-1][0] != peer:
             raise Rejected(Reason.PEER_MISMATCH, f"connection is from {peer}, last trace entry is {v.path[-1][0]}")

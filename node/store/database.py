@@ -34,10 +34,24 @@ class Database:
             MIGRATIONS.apply(self.db)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic, durable unit of work; nested calls join the outer transaction."""
-        with self.lock, self.db.atomic():
-            yield self.db.conn
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work; nested calls join the outer transaction.
+
+        durable=False skips the commit's fsync (synchronous=NORMAL for this commit only):
+        for bookkeeping whose loss a restart repairs, such as marking an envelope
+        delivered (it is re-sent, and the peer's dedup answers with the stored receipt).
+        The next durable commit, or a checkpoint, makes it durable too. Every custody
+        promise (a receipt, an API answer) stays behind a durable commit."""
+        with self.lock:
+            lazy = not durable and not self.db.conn.in_transaction
+            if lazy:
+                self.db.conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self.db.atomic():
+                    yield self.db.conn
+            finally:
+                if lazy:
+                    self.db.conn.execute("PRAGMA synchronous=FULL")
 
     def query(self, sql: str, params: Any = ()) -> list[dict]:
         with self.lock:

@@ -38,13 +38,16 @@ def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject:
     audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop, f"to {header.recipient}")
 
 
-def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int) -> list[Pending]:
-    """Most urgent first, then oldest; at least one envelope, at most `max_bytes` together."""
+def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: set[str] = frozenset()) -> list[Pending]:
+    """Most urgent first, then oldest; at least one envelope, at most `max_bytes` together.
+
+    `skip`: ids already on the wire (another worker's batch)."""
+    skipping = f" AND message_id NOT IN ({','.join('?' * len(skip))})" if skip else ""
     rows = db.query(
         "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope"
         " FROM outbox JOIN outbox_envelope USING (message_id)"
-        " WHERE next_hop = ? AND state = 'pending' ORDER BY priority DESC, seq LIMIT ?",
-        (next_hop, limit),
+        f" WHERE next_hop = ? AND state = 'pending'{skipping} ORDER BY priority DESC, seq LIMIT ?",
+        (next_hop, *skip, limit),
     )
     batch, size = [], 0
     for r in rows:
@@ -53,6 +56,10 @@ def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int) -> list[
             break
         batch.append(Pending(**r))
     return batch
+
+
+def pending_count(db: Database, next_hop: str) -> int:
+    return db.query_one("SELECT count(*) AS n FROM outbox WHERE next_hop = ? AND state = 'pending'", (next_hop,))["n"]
 
 
 def mark_delivered(conn, delivered: list[tuple[str, pb.Receipt]], peer: str, now_ms: int) -> None:

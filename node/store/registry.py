@@ -19,7 +19,7 @@ class Child:
 
 
 def upsert(db: Database, child: Child) -> None:
-    with db.transaction() as conn:
+    with db.transaction(durable=False) as conn:  # a lost write: the child re-registers on its next heartbeat
         conn.execute(
             "INSERT INTO registry (code, name, level, endpoint, record, signature, registered_ms, last_seen_ms)"
             " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(code) DO UPDATE SET name = excluded.name,"
@@ -33,7 +33,7 @@ def upsert(db: Database, child: Child) -> None:
 
 def touch(db: Database, code: str, now_ms: int, odd_codes: dict[str, str]) -> bool:
     """Record a heartbeat; False if the code is not registered here."""
-    with db.transaction() as conn:
+    with db.transaction(durable=False) as conn:  # repaired by the next heartbeat
         cur = conn.execute("UPDATE registry SET last_seen_ms = ? WHERE code = ?", (now_ms, code))
         if cur.rowcount == 0:
             return False

@@ -84,7 +84,7 @@ def store_child_subtree(db: Database, child_code: str, stats: list[spb.AgencySta
     for s in stats:
         if s.code and (s.code not in newest or s.as_of_ms > newest[s.code].as_of_ms):
             newest[s.code] = s
-    with db.transaction() as conn:
+    with db.transaction(durable=False) as conn:  # repaired by the next heartbeat
         conn.execute("DELETE FROM subtree_stats WHERE via_child = ?", (child_code,))
         conn.executemany(
             "INSERT INTO subtree_stats (via_child, code, as_of_ms, stats, received_ms) VALUES (?,?,?,?,?)",

@@ -13,6 +13,8 @@ them case-sensitively, so nothing here normalises case or whitespace.
 """
 from __future__ import annotations
 
+import functools
+
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -177,7 +179,16 @@ def _identifier_problem(code: object) -> str | None:
 
 def is_identifier(code: object) -> bool:
     """True if `code` is a valid identifier of the newer scheme (1..35 digits, letters, dots)."""
+    return _is_identifier_str(code) if isinstance(code, str) else False
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_identifier_str(code: str) -> bool:
+    """Cached: the same few codes are checked for every envelope a node sends or relays."""
     return _identifier_problem(code) is None
+
+
+MEMO_LIMIT = 100_000  # codes remembered per Hierarchy (the country has about 20,000 agencies)
 
 
 class Hierarchy:
@@ -207,6 +218,7 @@ class Hierarchy:
                 raise CodeError(child, "is registered as its own parent")
             parents[child] = par
         self._parents = parents
+        self._ancestors: dict[str, tuple[str, ...]] = {}  # memo: a relay asks for the same few codes per envelope
         self._check_chains()
 
     def _check_chains(self) -> None:
@@ -247,7 +259,7 @@ class Hierarchy:
     def validate(self, code: str) -> str:
         """Return `code` unchanged if this hierarchy can place it (ROOT included), else raise CodeError."""
         if code != ROOT:
-            self._parent(code)
+            self.ancestors(code)  # memoized; raises for the first code on the chain that cannot be placed
         return code
 
     def parent(self, code: str) -> str | None:
@@ -258,9 +270,15 @@ class Hierarchy:
 
     def ancestors(self, code: str) -> list[str]:
         """`code`, its parent, ... up to and including ROOT."""
+        known = self._ancestors.get(code) if isinstance(code, str) else None
+        if known is not None:
+            return list(known)
         chain = [code]
         while chain[-1] != ROOT:
             chain.append(self._parent(chain[-1]))
+        if len(self._ancestors) >= MEMO_LIMIT:
+            self._ancestors.clear()
+        self._ancestors[code] = tuple(chain)
         return chain
 
     def level(self, code: str) -> int:

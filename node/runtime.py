@@ -38,7 +38,6 @@ from .health import HealthMonitor
 from .identity import keys
 from .identity.trust import TrustStore
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
-from .pb import mailbox_pb2 as mpb
 from .pb import registry_pb2, registry_pb2_grpc
 from .documents.lifecycle import Lifecycle
 from .registry.directory import Directory
@@ -102,14 +101,12 @@ class Node:
         self.intake.validate = self.lifecycle.validate
         self.intake.on_store = self.lifecycle.on_store
         self.bus = EventBus()
-        self.dispatcher.publish = self.bus.publish
-        self.intake.on_arrival.append(lambda v: self.bus.publish(mpb.Event(
-            type=events.ARRIVED, message_id=v.header.message_id, peer=v.header.sender,
-            recipient=v.header.recipient, kind=v.header.kind, time_ms=clock.now_ms())))
-        self.directory.on_registered = lambda code: self.bus.publish(mpb.Event(
-            type=events.REGISTERED, peer=code, time_ms=clock.now_ms()))
-        self.directory.on_heartbeat = lambda code: self.bus.publish(mpb.Event(
-            type=events.HEARTBEAT, peer=code, time_ms=clock.now_ms()))
+        self.dispatcher.emit = self.bus.emit
+        self.intake.on_arrival.append(lambda v: self.bus.emit(
+            events.ARRIVED, message_id=v.header.message_id, peer=v.header.sender, recipient=v.header.recipient,
+            kind=v.header.kind, time_ms=clock.now_ms()))
+        self.directory.on_registered = lambda code: self.bus.emit(events.REGISTERED, peer=code, time_ms=clock.now_ms())
+        self.directory.on_heartbeat = lambda code: self.bus.emit(events.HEARTBEAT, peer=code, time_ms=clock.now_ms())
         self.health = HealthMonitor(self.db, self.signer, self.trust)
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None

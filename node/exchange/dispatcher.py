@@ -28,7 +28,6 @@ from ..errors import Reason, Rejected
 from ..identity.trust import TrustStore
 from .. import events
 from ..pb import envelope_pb2 as pb
-from ..pb import mailbox_pb2 as mpb
 from ..store import inbox, outbox, peers
 from ..store.database import Database
 from .routing import Router
@@ -71,7 +70,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._after_commit = threading.local()  # per thread: actions wait for *their* transaction
-        self.publish: Callable[[mpb.Event], None] = lambda event: None
+        self.emit: Callable[..., None] = lambda type_, **fields: None  # an EventBus.emit
 
     # ---- workers ---------------------------------------------------------------
 
@@ -186,8 +185,8 @@ class Dispatcher:
                 peers.record_success(conn, hop, now)
         self._run_after_commit()
         for p, _ in delivered:
-            self.publish(mpb.Event(type=events.DELIVERED, message_id=p.message_id, peer=hop, recipient=p.recipient,
-                                   kind=p.kind, time_ms=now))
+            self.emit(events.DELIVERED, message_id=p.message_id, peer=hop, recipient=p.recipient, kind=p.kind,
+                      time_ms=now)
         if bad_receipts:
             log.warning("bad receipts from %s: %s", hop, bad_receipts[0][1])
             self._backoff(hop, state.failures + 1, [], bad_receipts[0][1])
@@ -243,9 +242,9 @@ class Dispatcher:
         """Final failure of one envelope: record it, and tell the original sender (never for a notice)."""
         now = self.clock.now_ms()
         outbox.mark_final(conn, p.message_id, hop, state, f"{reason}: {detail}", now)
-        self._later(lambda: self.publish(mpb.Event(
-            type=events.REJECTED if state == outbox.REJECTED else events.EXPIRED, message_id=p.message_id,
-            peer=hop, recipient=p.recipient, kind=p.kind, time_ms=now, reason=reason)))
+        self._later(lambda: self.emit(
+            events.REJECTED if state == outbox.REJECTED else events.EXPIRED, message_id=p.message_id,
+            peer=hop, recipient=p.recipient, kind=p.kind, time_ms=now, reason=reason))
         if p.kind == pb.NOTICE:
             return
         notice = pb.Payload(notice=pb.Notice(ref_message_id=p.message_id, recipient=p.recipient, reason=reason, detail=detail))
@@ -254,9 +253,9 @@ class Dispatcher:
         subject = f"not delivered: {reason}"
         if p.sender == self.signer.code:
             inbox.add_in(conn, header, subject=subject, now_ms=now, envelope=raw)
-            self._later(lambda: self.publish(mpb.Event(
-                type=events.ARRIVED, message_id=header.message_id, peer=header.sender, recipient=header.recipient,
-                kind=header.kind, time_ms=now, reason=reason)))
+            self._later(lambda: self.emit(
+                events.ARRIVED, message_id=header.message_id, peer=header.sender, recipient=header.recipient,
+                kind=header.kind, time_ms=now, reason=reason))
             return
         try:
             back = self.router.next_hop(p.sender)

@@ -46,6 +46,12 @@ class MailboxClient:
         return self._call(self.stub.Send, mpb.SendRequest(document=document, recipients=recipients,
                                                           priority=priority, lifetime_seconds=lifetime_seconds))
 
+    def send_batch(self, documents: list[tuple[pb.Document, list[str]]], priority: int = 0) -> list[mpb.SendResponse]:
+        """Several documents, one call, one commit; all or nothing."""
+        request = mpb.SendBatchRequest(documents=[mpb.SendRequest(document=d, recipients=r, priority=priority)
+                                                  for d, r in documents])
+        return list(self._call(self.stub.SendBatch, request).results)
+
     def inbox(self, only_new: bool = False, after_seq: int = 0, limit: int = 0) -> list[mpb.InboxEntry]:
         return list(self._call(self.stub.ListInbox, mpb.ListInboxRequest(only_new=only_new, after_seq=after_seq, limit=limit)).entries)
 

@@ -36,6 +36,18 @@ def _entry(row: dict) -> mpb.InboxEntry:
                           business_doc_type=row["business_doc_type"])
 
 
+MAX_BATCH = 1000  # documents per SendBatch call
+
+
+def _to_post(request: mpb.SendRequest) -> tuple[pb.Payload, list[str], int, float | None]:
+    """A Send request as Outgoing takes it: (payload, recipients, priority, lifetime)."""
+    doc = request.document
+    if not doc.subject and not doc.document_id:
+        raise Rejected(Reason.INVALID_REQUEST, "document needs a subject or a document_id")
+    return (pb.Payload(document=doc), list(request.recipients), request.priority or doc.other_info.priority,
+            request.lifetime_seconds or None)
+
+
 def guarded(method):
     """Turn Rejected into its gRPC status; the single translator for this servicer.
 
@@ -63,13 +75,23 @@ class MailboxService(mgrpc.MailboxServicer):
 
     @guarded
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
-        doc = request.document
-        if not doc.subject and not doc.document_id:
-            raise Rejected(Reason.INVALID_REQUEST, "document needs a subject or a document_id")
-        priority = request.priority or doc.other_info.priority
-        posted = self.outgoing.post(pb.Payload(document=doc), list(request.recipients), priority=priority,
-                                    lifetime_s=request.lifetime_seconds or None)
+        payload, recipients, priority, lifetime_s = _to_post(request)
+        posted = self.outgoing.post(payload, recipients, priority=priority, lifetime_s=lifetime_s)
         return sent_response(posted)
+
+    @guarded
+    def SendBatch(self, request: mpb.SendBatchRequest, context) -> mpb.SendBatchResponse:
+        if not request.documents:
+            raise Rejected(Reason.INVALID_REQUEST, "documents: at least one is needed")
+        if len(request.documents) > MAX_BATCH:
+            raise Rejected(Reason.INVALID_REQUEST, f"documents: at most {MAX_BATCH} per call, got {len(request.documents)}")
+        items = []
+        for i, one in enumerate(request.documents):
+            try:
+                items.append(_to_post(one))
+            except Rejected as r:
+                raise Rejected(r.reason, f"documents[{i}]: {r.public_detail}") from None
+        return mpb.SendBatchResponse(results=[sent_response(p) for p in self.outgoing.post_many(items)])
 
     @guarded
     def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:

@@ -60,6 +60,26 @@ class Outgoing:
             self.wake(hop)
         return posted
 
+    def post_many(self, items: list[tuple[pb.Payload, list[str], int, float | None]]) -> list[Posted]:
+        """(payload, recipients, priority, lifetime) each; every item checked and sealed, then one commit.
+
+        A refusal names the item (`documents[i]: ...`) and nothing is stored."""
+        sealed_items = []
+        for i, (payload, recipients, priority, lifetime_s) in enumerate(items):
+            try:
+                self._check(recipients, priority, lifetime_s)
+                routes = [(r, *self._route(r, lookup=True)) for r in recipients]
+                sealed_items.append((payload, self._seal(payload, routes, priority, lifetime_s, "")))
+            except Rejected as r:
+                raise Rejected(r.reason, f"documents[{i}]: {r.public_detail}") from None
+        with self.db.transaction() as conn:
+            posted = [self._store(conn, payload, sealed, None) for payload, sealed in sealed_items]
+        if self.refuser is not None:
+            self.refuser.run_after_commit()
+        for hop in {h for p in posted for h in p.hops}:
+            self.wake(hop)
+        return posted
+
     def post_in(self, conn, payload: pb.Payload, recipient: str, *, priority: int = 0,
                 ref_message_id: str = "") -> Posted:
         """Queue one envelope inside the caller's transaction; the caller wakes `hops` after commit.

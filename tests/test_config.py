@@ -120,7 +120,7 @@ def test_defaults_fill_in(tmp_path):
     assert s.api.token == "s3cret" and s.api.token_file is None
     assert s.peers == ()
     assert (s.retry.first_delay, s.retry.multiplier, s.retry.max_delay, s.retry.jitter) == (1.0, 2.0, 600.0, (0.8, 1.4))
-    assert (s.messages.lifetime, s.messages.max_size, s.messages.batch_size) == (7 * 86400.0, 16 * 1024 * 1024, 128)
+    assert (s.messages.lifetime, s.messages.max_size, s.messages.batch_size) == (7 * 86400.0, 16 * 1024 * 1024, 256)
     assert s.parents_of == {}
     assert s.log_level == "INFO"
 
@@ -506,7 +506,7 @@ def test_dump_round_trip(tmp_path):
     s2 = parse_config(minimal(tmp_path), tmp_path)
     d2 = dump_config(s2)
     assert d2["api"]["token"] == "s3cret"
-    assert d2["messages"] == {"lifetime": "7d", "max_size": "16MiB", "batch_size": 128}
+    assert d2["messages"] == {"lifetime": "7d", "max_size": "16MiB", "batch_size": 256}
     assert parse_config(copy.deepcopy(d2), tmp_path) == s2
 
 

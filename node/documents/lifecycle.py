@@ -92,8 +92,9 @@ class Lifecycle:
         h, payload, now = item.header, item.payload, self.clock.now_ms()
         body = payload.WhichOneof("body")
         if body == "document":
-            conn.execute("INSERT OR IGNORE INTO doc_progress (message_id, sender, document_id) VALUES (?,?,?)",
-                         (h.message_id, h.sender, payload.document.document_id))
+            # stored with its automatic 01 already: one statement instead of an insert and an update
+            conn.execute("INSERT OR IGNORE INTO doc_progress (message_id, sender, document_id, status) VALUES (?,?,?,?)",
+                         (h.message_id, h.sender, payload.document.document_id, rules.ARRIVED))
             btype = payload.document.business.business_doc_type
             if btype in CHANGE_STATE:
                 conn.execute("UPDATE doc_progress SET state = ?, changed_by = ?, pending_request = ? WHERE message_id = ?",
@@ -101,7 +102,7 @@ class Lifecycle:
             trace = [pb.EdxmlTrace(organ_id=c, timestamp=edxml_time(t)) for c, t in (item.path or [])]
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
             return self._post_status(conn, h.message_id, h.sender, payload.document, rules.ARRIVED, pb.StaffInfo(), "",
-                                     trace).hops
+                                     trace, recorded=True).hops
         if body == "status":
             status = payload.status
             if status.status_code == rules.TAKE_BACK:
@@ -135,7 +136,9 @@ class Lifecycle:
         return posted.envelopes[0][1]
 
     def _post_status(self, conn, doc_message_id: str, to: str, doc: pb.Document, code: str, staff: pb.StaffInfo,
-                     description: str, trace: list[pb.EdxmlTrace], given: pb.Status | None = None) -> Posted:
+                     description: str, trace: list[pb.EdxmlTrace], given: pb.Status | None = None,
+                     recorded: bool = False) -> Posted:
+        """Seal and queue a status; `recorded`: doc_progress already shows it (the automatic 01)."""
         now = self.clock.now_ms()
         status = given or pb.Status(
             from_organ=pb.Organization(organ_id=self.signer.code, organ_name=self.name),
@@ -155,7 +158,7 @@ class Lifecycle:
                 state = "taken_back" if pending == rules.TAKE_BACK else None
             conn.execute("UPDATE doc_progress SET pending_request = NULL, state = coalesce(?, state) WHERE message_id = ?",
                          (state, doc_message_id))
-        else:
+        elif not recorded:
             conn.execute("UPDATE doc_progress SET status = ? WHERE message_id = ?", (code, doc_message_id))
         return posted
 

@@ -44,11 +44,10 @@ def accept(
     fresh: dict[str, int] = {}  # message id -> index of its first new occurrence in this batch
     audit_rows: list[tuple] = []
     with db.transaction() as conn:
+        seen = _already_received(conn, {item.message_id for item in items})
         for i, item in enumerate(items):
             first = fresh.get(item.message_id)
-            row = conn.execute(
-                "SELECT envelope_sha256, receipt FROM received WHERE message_id = ?", (item.message_id,)
-            ).fetchone() if first is None else (items[first].digest, None)
+            row = seen.get(item.message_id) if first is None else (items[first].digest, None)
             if row is None:
                 fresh[item.message_id] = i
                 continue
@@ -80,6 +79,18 @@ def accept(
         audit.append_many(conn, audit_rows)
     # a repeat inside the batch gets the receipt of its first occurrence
     return [results[r] if isinstance(r, int) else r for r in results]  # type: ignore[misc]
+
+
+def _already_received(conn, message_ids: set[str]) -> dict[str, tuple[bytes, bytes]]:
+    """message id -> (envelope digest, stored receipt) for the ids taken into custody before."""
+    ids = list(message_ids)
+    found: dict[str, tuple[bytes, bytes]] = {}
+    for start in range(0, len(ids), 500):  # well under SQLite's limit on bound parameters
+        chunk = ids[start:start + 500]
+        found.update((m, (d, r)) for m, d, r in conn.execute(
+            f"SELECT message_id, envelope_sha256, receipt FROM received WHERE message_id IN ({','.join('?' * len(chunk))})",
+            chunk))
+    return found
 
 
 def record_rejection(db: Database, now_ms: int, message_id: str, peer: str, reason: Rejected) -> None:

@@ -152,7 +152,9 @@ def latency(a, b, n: int, size: int, rate: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--documents", type=int, default=3000)
+    p.add_argument("--documents", type=int, default=3000, help="end to end run")
+    p.add_argument("--exchange-documents", type=int, default=10_000,
+                   help="queued for the exchange run: long enough to measure the steady drain, not B's start")
     p.add_argument("--size", type=int, default=10_000)
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--latency-documents", type=int, default=500)
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 "idle_memory": idle,
                 "latency": latency(a, b, args.latency_documents, args.size, args.rate),
                 "end_to_end": throughput(a, b, args.documents, args.size, args.threads),
-                "exchange": exchange(a, b, args.documents, args.size, args.threads),
+                "exchange": exchange(a, b, args.exchange_documents, args.size, args.threads),
                 "memory_after": {"a_rss_mb": rss_mb(a.pid), "b_rss_mb": rss_mb(b.pid)},
             }
         finally:

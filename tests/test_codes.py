@@ -300,3 +300,22 @@ def test_next_hop_walks_the_whole_route():
 def test_next_hop_at_destination():
     with pytest.raises(ValueError, match="already at destination"):
         codes.next_hop(COMMUNE, COMMUNE)
+
+
+def test_remembered_ancestry_belongs_to_its_hierarchy():
+    """Relays memoize ancestry per Hierarchy; a new one (odd codes learned) must not see the old answers."""
+    before = Hierarchy({"vxp.saas.03": "000.00.35.H53"})
+    after = Hierarchy({"vxp.saas.03": "000.00.38.H53"})
+    assert before.ancestors("vxp.saas.03")[1] == "000.00.35.H53"
+    assert after.ancestors("vxp.saas.03")[1] == "000.00.38.H53"
+    assert before.ancestors("vxp.saas.03")[1] == "000.00.35.H53"
+    chain = before.ancestors("000.21.35.H53")
+    chain.append("mutated by a caller")
+    assert before.ancestors("000.21.35.H53") == ["000.21.35.H53", "000.00.35.H53", "000.00.00.H53", ROOT]
+
+
+def test_an_unplaceable_code_is_refused_every_time_not_remembered():
+    h = Hierarchy()
+    for _ in range(2):
+        with pytest.raises(CodeError):
+            h.ancestors("vxp.saas.03")

@@ -214,3 +214,33 @@ def test_unreachable_lookup_still_queues_by_the_tree(side):
     side.out.lookup, side.out.refuser = lookup, side.disp
     mid = send(side)
     assert state_of(side, mid)["state"] == "pending"
+
+
+# ---- two batches in flight -------------------------------------------------------------------
+
+def test_a_second_batch_in_flight_takes_other_envelopes_only_while_the_queue_is_deep(side):
+    """Workers of one hop claim disjoint batches; a short second batch is not split off."""
+    mids = [send(side, subject=f"d{i}") for i in range(25)]
+    first = side.disp._claim(B)
+    second = side.disp._claim(B)  # 15 left beyond the first: at least half a batch (5)
+    third = side.disp._claim(B)   # 5 left: still half a batch
+    claimed = [p.message_id for p in first + second + third]
+    assert [len(first), len(second), len(third)] == [10, 10, 5]
+    assert sorted(claimed) == sorted(mids) and len(set(claimed)) == 25
+
+
+def test_a_short_queue_waits_behind_the_batch_in_flight(side):
+    for i in range(12):
+        send(side, subject=f"d{i}")
+    first = side.disp._claim(B)
+    assert len(first) == 10
+    assert side.disp._claim(B) == []  # 2 waiting: they travel with the next full attempt instead
+
+
+def test_claims_are_released_when_the_attempt_ends(side):
+    mid = send(side)
+    side.wire.up = False
+    assert side.disp.attempt(B) == BACKOFF
+    side.wire.up = True
+    # the failed attempt left nothing claimed: the envelope is offered again
+    assert [p.message_id for p in side.disp._claim(B)] == [mid]

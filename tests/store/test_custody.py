@@ -111,3 +111,20 @@ def test_ack_marks_once(db, pki, clock):
     assert inbox.ack(db, item.message_id, clock.now_ms()) is False
     assert inbox.ack(db, "nope", clock.now_ms()) is None
     assert inbox.count(db, only_new=True) == 0
+
+
+def test_bookkeeping_commits_skip_the_fsync_and_custody_commits_keep_it(db):
+    synchronous = lambda: db.db.conn.execute("PRAGMA synchronous").fetchone()[0]  # noqa: E731  2 = FULL, 1 = NORMAL
+    assert synchronous() == 2
+    with db.transaction(durable=False):
+        assert synchronous() == 1
+    assert synchronous() == 2
+    # joined to a durable transaction, a bookkeeping write commits with its fsync
+    with db.transaction():
+        with db.transaction(durable=False):
+            assert synchronous() == 2
+    # and a failed bookkeeping transaction still restores FULL
+    with pytest.raises(RuntimeError):
+        with db.transaction(durable=False):
+            raise RuntimeError("boom")
+    assert synchronous() == 2

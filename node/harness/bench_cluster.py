@@ -7,7 +7,9 @@ across districts of one province (5 nodes, 4 hops).
     SendBatch call (throughput_send_batch); timed from the first post to the last arrival event streamed from
     the recipient's mailbox (end to end, every relay verifying, storing with fsync and
     receipting). `first_hop_s` is when the sender held receipts for all of them (its
-    "delivered" only means its first hop took custody).
+    "delivered" only means its first hop took custody); `statuses_back_s`, when every
+    automatic 01 status had come back to it. Each run (latency too) waits for those, so
+    the next one starts on a quiet tree.
   latency: documents posted at --rate per second; from the wall-clock time just before
     the post call to the recipient's arrival event time (`Event.time_us`, stamped after
     its commit; same machine clock).
@@ -68,7 +70,7 @@ def throughput(cluster: Cluster, sender: str, recipient: str, n: int, size: int,
                 ids.extend(got)
 
     with EventWaiter(cluster.client(recipient), sent=False) as arrivals, \
-            EventWaiter(cluster.client(sender), inbox=False) as receipts:
+            EventWaiter(cluster.client(sender)) as receipts:
         t0 = time.perf_counter()
         workers = [threading.Thread(target=post, args=(k,)) for k in range(threads)]
         for w in workers:
@@ -80,22 +82,31 @@ def throughput(cluster: Cluster, sender: str, recipient: str, n: int, size: int,
         first_hop = time.perf_counter() - t0
         arrivals.wait(lambda evs: sum(e.type == "arrived" for e in evs) >= n, timeout=900)
         elapsed = time.perf_counter() - t0
+        receipts.wait(lambda evs: statuses_back(evs) >= n, timeout=900)  # the next run starts on a quiet tree
+        back = time.perf_counter() - t0
         got = {e.message_id for e in arrivals.events if e.type == "arrived"}
     assert got == set(ids), "arrivals differ from what was sent"
     return {"documents": n, "doc_bytes": size, "client_threads": threads, "documents_per_call": per_call,
             "seconds": round(elapsed, 2),
             "docs_per_s": round(n / elapsed, 1), "mb_per_s": round(n * size / elapsed / 1e6, 2),
-            "posted_s": round(posted, 2), "first_hop_s": round(first_hop, 2)}
+            "posted_s": round(posted, 2), "first_hop_s": round(first_hop, 2), "statuses_back_s": round(back, 2)}
+
+
+def statuses_back(events) -> int:
+    """Automatic 01 statuses that reached the sender (the return traffic of the documents)."""
+    return sum(e.type == "arrived" and e.kind == pb.STATUS for e in events)
 
 
 def latency(cluster: Cluster, sender: str, recipient: str, n: int, size: int, rate: float) -> dict:
     posted_us: dict[str, float] = {}
     c = cluster.client(sender)
-    with EventWaiter(cluster.client(recipient), sent=False) as arrivals:
+    with EventWaiter(cluster.client(recipient), sent=False) as arrivals, \
+            EventWaiter(cluster.client(sender), sent=False) as back:
         for i in paced(n, rate):
             wall_us = time.time() * 1e6
             posted_us[c.send(document(sender, i, size), [recipient]).envelopes[0].message_id] = wall_us
         evs = arrivals.wait(lambda evs: sum(e.type == "arrived" for e in evs) >= n, timeout=300)
+        back.wait(lambda evs: statuses_back(evs) >= n, timeout=300)
     arrived_us = {e.message_id: e.time_us for e in evs if e.type == "arrived"}
     return {"offered_docs_per_s": rate, "documents": n, "doc_bytes": size,
             "post_to_arrival": summary([(arrived_us[m] - t) / 1000 for m, t in posted_us.items()])}

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -212,14 +213,18 @@ class Node:
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish their commits, then close the database."""
+        t0 = time.monotonic()
         self.health.shutdown()
         events = [srv.stop(grace) for srv in (self.peer_server, self.api_server) if srv is not None]
         for e in events:
             e.wait(grace + 1)
         self.scheduler.shutdown(wait=False)
-        self.dispatcher.stop()
+        busy = self.dispatcher.stop(timeout=grace * 2)
+        if busy:  # their batches are simply sent again after a restart (the peer dedups)
+            log.warning("stopping with deliveries still in flight: %s", ", ".join(busy))
         self.connector.close()
         self.db.close()
+        log.info("stopped in %.1fs", time.monotonic() - t0)
 
 
 def run(settings: Settings) -> int:

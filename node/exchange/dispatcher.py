@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -107,15 +108,19 @@ class Dispatcher:
                 if result != DELIVERED:
                     break
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Let batches in flight finish (their outcome is committed), then stop the workers."""
+    def stop(self, timeout: float = 10.0) -> list[str]:
+        """Let batches in flight finish (their outcome is committed), then stop the workers.
+
+        `timeout` bounds the whole wait, not each worker's; returns the workers still busy."""
         self._stopping.set()
         with self._lock:
             for e in self._events.values():
                 e.set()
             threads = [t for ts in self._threads.values() for t in ts]
+        deadline = time.monotonic() + timeout
         for t in threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
+        return [t.name for t in threads if t.is_alive()]
 
     # ---- one attempt ----------------------------------------------------------
 

@@ -6,6 +6,7 @@ by a function call, and time is a FakeClock.
 from __future__ import annotations
 
 import random
+import threading
 
 import pytest
 
@@ -244,3 +245,22 @@ def test_claims_are_released_when_the_attempt_ends(side):
     side.wire.up = True
     # the failed attempt left nothing claimed: the envelope is offered again
     assert [p.message_id for p in side.disp._claim(B)] == [mid]
+
+
+def test_stop_waits_a_bounded_time_and_names_deliveries_still_in_flight(side):
+    entered, release = threading.Event(), threading.Event()
+    real = side.disp.deliver
+
+    def stuck(hop, address, envelopes):
+        entered.set()
+        release.wait(30)  # a peer that does not answer until the test lets it
+        return real(hop, address, envelopes)
+
+    side.disp.deliver = stuck
+    send(side)
+    side.disp.wake(B)
+    assert entered.wait(10)
+    busy = side.disp.stop(timeout=0.2)
+    assert busy and all(name.startswith(f"send-{B}") for name in busy)
+    release.set()
+    assert side.disp.stop(timeout=10) == []

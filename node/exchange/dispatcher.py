@@ -142,7 +142,7 @@ class Dispatcher:
         """The next batch for `hop` that no other worker has on the wire."""
         with self._claims:
             taken = self._in_flight.setdefault(hop, set())
-            if taken and outbox.pending_count(self.db, hop) - len(taken) < self.batch_size // 2:
+            if taken and not outbox.pending_at_least(self.db, hop, len(taken) + max(1, self.batch_size // 2)):
                 return []  # a short second batch would only split what the first worker sends next
             rows = outbox.next_batch(self.db, hop, self.batch_size, self.max_batch_bytes, skip=taken)
             taken.update(p.message_id for p in rows)

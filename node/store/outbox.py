@@ -58,8 +58,10 @@ def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: se
     return batch
 
 
-def pending_count(db: Database, next_hop: str) -> int:
-    return db.query_one("SELECT count(*) AS n FROM outbox WHERE next_hop = ? AND state = 'pending'", (next_hop,))["n"]
+def pending_at_least(db: Database, next_hop: str, n: int) -> bool:
+    """Whether `next_hop` has `n` or more envelopes waiting (counts no further: backlogs can be long)."""
+    return db.query_one("SELECT count(*) AS n FROM (SELECT 1 FROM outbox WHERE next_hop = ? AND state = 'pending'"
+                        " LIMIT ?)", (next_hop, n))["n"] >= n
 
 
 def mark_delivered(conn, delivered: list[tuple[str, pb.Receipt]], peer: str, now_ms: int) -> None:

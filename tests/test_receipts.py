@@ -75,43 +75,45 @@ def test_a_batch_costs_one_signature_check(receiver, trust, clock, monkeypatch):
     assert len(calls) == 1
 
 
+def copy_of(receipt: pb.Receipt) -> pb.Receipt:
+    c = pb.Receipt()
+    c.CopyFrom(receipt)
+    return c
+
+
 def test_a_receipt_does_not_vouch_for_its_neighbour(receiver, trust, clock):
     batch = items(4)
     issued = receipts.issue(receiver, batch, clock)
     m1, d1 = batch[1]
     # the neighbour's ids with this receipt's proof: the leaf changes, so the path misses the root
-    forged = pb.Receipt()
-    forged.CopyFrom(issued[0])
+    forged = copy_of(issued[0])
     forged.message_id, forged.envelope_sha256 = m1, d1
     assert rejection(forged, trust, message_id=m1, digest=d1) is Reason.BAD_RECEIPT
     assert rejection(issued[0], trust, message_id=m1, digest=d1) is Reason.BAD_RECEIPT
 
 
-def test_tampered_proof_or_foreign_proof(receiver, trust, clock):
+def test_tampered_or_grafted_proofs_are_refused(receiver, trust, clock):
     batch = items(5)
     issued = receipts.issue(receiver, batch, clock)
     mid, digest = batch[2]
-    r = pb.Receipt()
-    r.CopyFrom(issued[2])
-    r.proof[0].sibling = envelope.sha256(b"other")
-    assert rejection(r, trust, message_id=mid, digest=digest) is Reason.BAD_RECEIPT
-    r.CopyFrom(issued[2])
-    r.proof[0].sibling_left = not r.proof[0].sibling_left
-    assert rejection(r, trust, message_id=mid, digest=digest) is Reason.BAD_RECEIPT
-    # a proof from another batch leads to that batch's root, not this signed one
-    other = receipts.issue(receiver, items(5)[:2] + [(mid, digest)] + items(8)[6:8], clock)[2]
-    r.CopyFrom(issued[2])
-    del r.proof[:]
-    r.proof.extend(other.proof[:1])
-    assert rejection(r, trust, message_id=mid, digest=digest) is Reason.BAD_RECEIPT
+    sibling_changed = copy_of(issued[2])
+    sibling_changed.proof[0].sibling = envelope.sha256(b"other")
+    side_flipped = copy_of(issued[2])
+    side_flipped.proof[0].sibling_left = not side_flipped.proof[0].sibling_left
+    # the same envelope receipted in another batch: a valid path, but to that batch's root
+    elsewhere = receipts.issue(receiver, [batch[2], *items(9)[6:]], clock)[0]
+    grafted = copy_of(issued[2])
+    del grafted.proof[:]
+    grafted.proof.extend(elsewhere.proof)
+    for bad in (sibling_changed, side_flipped, grafted):
+        assert rejection(bad, trust, message_id=mid, digest=digest) is Reason.BAD_RECEIPT
 
 
 def test_inner_node_cannot_pass_for_a_leaf(receiver, trust, clock):
     # RFC 6962 prefixes: the hash of two leaves, presented as a one-leaf receipt, is not the root
     batch = items(2)
     issued = receipts.issue(receiver, batch, clock)
-    r = pb.Receipt()
-    r.CopyFrom(issued[0])
+    r = copy_of(issued[0])
     del r.proof[:]
     assert rejection(r, trust, message_id=batch[0][0], digest=batch[0][1]) is Reason.BAD_RECEIPT
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..clock import Clock
 from ..envelope import Signer, Verified
@@ -60,8 +60,10 @@ class Lifecycle:
 
     # ---- intake: our own mail ------------------------------------------------------
 
-    def validate(self, v: Verified, payload: pb.Payload) -> None:
-        """Refuse statuses and changes from anyone but the document's counterpart."""
+    def validate(self, v: Verified, payload: pb.Payload, earlier: Mapping[str, str] | None = None) -> None:
+        """Refuse statuses and changes from anyone but the document's counterpart.
+
+        `earlier`: documents (id -> sender) ahead in the same batch, not yet stored."""
         h = v.header
         body = payload.WhichOneof("body")
         if body == "status":
@@ -71,7 +73,7 @@ class Lifecycle:
             if not h.ref_message_id:
                 raise Rejected(Reason.MISSING_FIELD, "a status must refer to a document (header.ref_message_id)")
             if code == rules.TAKE_BACK:
-                self._require_sender_of_received(h.ref_message_id, h.sender)
+                self._require_sender_of_received(h.ref_message_id, h.sender, earlier)
             else:
                 row = self.db.query_one("SELECT recipient FROM outbox WHERE message_id = ? AND origin = 'local'"
                                         " AND kind = ?", (h.ref_message_id, pb.DOCUMENT))
@@ -80,9 +82,14 @@ class Lifecycle:
         elif body == "document" and payload.document.business.business_doc_type in CHANGE_STATE:
             if not h.ref_message_id:
                 raise Rejected(Reason.MISSING_FIELD, "a revoke/update/replace must refer to the document (header.ref_message_id)")
-            self._require_sender_of_received(h.ref_message_id, h.sender)
+            self._require_sender_of_received(h.ref_message_id, h.sender, earlier)
 
-    def _require_sender_of_received(self, message_id: str, sender: str) -> None:
+    def _require_sender_of_received(self, message_id: str, sender: str,
+                                    earlier: Mapping[str, str] | None = None) -> None:
+        if earlier and message_id in earlier:
+            if earlier[message_id] != sender:
+                raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
+            return
         row = self.db.query_one("SELECT sender FROM doc_progress WHERE message_id = ?", (message_id,))
         if row is None or row["sender"] != sender:
             raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")

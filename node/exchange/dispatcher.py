@@ -2,7 +2,9 @@
 
 As in Synapse's federation sender, each next hop has its own queue; unlike it, each
 hop has WINDOW workers taking disjoint batches, so the receiver verifies and commits
-one batch while the next is on the wire (per-id dedup makes any overlap harmless). A
+one batch while the next is on the wire (per-id dedup makes any overlap harmless). The
+peer may commit the two in either order, so an envelope that refers to one in flight (a
+revoke to its document) waits for the next batch. A
 second batch goes out only while at least half a batch is waiting: at moderate load,
 envelopes gather behind the one in flight instead of travelling in tiny batches, whose
 per-call gRPC cost (~1 ms of CPU here) would dominate. A failure pushes that hop's next attempt out by
@@ -145,6 +147,9 @@ class Dispatcher:
             if taken and not outbox.pending_at_least(self.db, hop, len(taken) + max(1, self.batch_size // 2)):
                 return []  # a short second batch would only split what the first worker sends next
             rows = outbox.next_batch(self.db, hop, self.batch_size, self.max_batch_bytes, skip=taken)
+            if taken:  # the peer may commit this batch first: nothing may overtake what it refers to
+                cut = next((i for i, p in enumerate(rows) if p.ref_message_id in taken), len(rows))
+                rows = rows[:cut]
             taken.update(p.message_id for p in rows)
         return rows
 

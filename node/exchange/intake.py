@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Mapping
 
 from .. import envelope as env_mod
 from .. import receipts
@@ -34,17 +34,21 @@ class Intake:
         self.db, self.signer, self.trust, self.router = db, signer, trust, router
         self.clock, self.max_size, self.wake = clock, max_size, wake
         self.on_arrival: list[Callable[[Verified], None]] = []  # called after commit, for our own mail
-        self.validate: Callable[[Verified, pb.Payload], None] = lambda v, p: None  # may refuse our own mail
+        # may refuse our own mail; the mapping holds the documents (id -> sender) earlier in the same batch
+        self.validate: Callable[[Verified, pb.Payload, Mapping[str, str]], None] = lambda v, p, earlier: None
         self.on_store: Callable[[object, custody.Incoming], set[str]] = lambda conn, item: set()
 
     def receive(self, raws: list[bytes], peer: str | None) -> list[pb.Receipt | Rejected]:
         """One outcome per envelope, in order; all accepted ones committed together."""
         results: list[pb.Receipt | Rejected | None] = [None] * len(raws)
         accepted: list[tuple[int, custody.Incoming, Verified]] = []
+        earlier: dict[str, str] = {}  # our own documents before this point of the batch: a revoke may follow its document
         for i, raw in enumerate(raws):
             try:
-                v, item = self._check(raw, peer)
+                v, item = self._check(raw, peer, earlier)
                 accepted.append((i, item, v))
+                if item.next_hop is None and v.header.kind == pb.DOCUMENT:
+                    earlier[v.header.message_id] = v.header.sender
             except Rejected as r:
                 results[i] = r
                 log.info("refused envelope from %s: %s", peer, r.public_text)
@@ -75,7 +79,7 @@ class Intake:
         except LookupError:
             return True
 
-    def _check(self, raw: bytes, peer: str | None) -> tuple[Verified, custody.Incoming]:
+    def _check(self, raw: bytes, peer: str | None, earlier: Mapping[str, str]) -> tuple[Verified, custody.Incoming]:
         v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock, is_final=self._is_final)
         h = v.header
         if peer is not None and v.path[-1][0] != peer:
@@ -90,7 +94,7 @@ class Intake:
         payload = None
         if next_hop is None:
             payload = v.payload()
-            self.validate(v, payload)
+            self.validate(v, payload, earlier)
             subject = subject_of(payload)
         else:
             # relays hand on a copy with their own trace entry appended

@@ -24,15 +24,16 @@ class Pending:
     priority: int
     expires_ms: int
     envelope: bytes
+    ref_message_id: str = ""
 
 
 def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
                origin: str = "local", doc_id: str | None = None) -> None:
     conn.execute(
         "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
-        " created_ms, expires_ms, doc_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        " created_ms, expires_ms, doc_id, ref_message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (header.message_id, header.sender, header.recipient, next_hop, header.kind, header.priority,
-         subject, origin, header.created_ms, header.expires_ms, doc_id),
+         subject, origin, header.created_ms, header.expires_ms, doc_id, header.ref_message_id),
     )
     conn.execute("INSERT INTO outbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
     audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop, f"to {header.recipient}")
@@ -44,7 +45,7 @@ def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: se
     `skip`: ids already on the wire (another worker's batch)."""
     skipping = f" AND message_id NOT IN ({','.join('?' * len(skip))})" if skip else ""
     rows = db.query(
-        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope"
+        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id"
         " FROM outbox JOIN outbox_envelope USING (message_id)"
         f" WHERE next_hop = ? AND state = 'pending'{skipping} ORDER BY priority DESC, seq LIMIT ?",
         (next_hop, *skip, limit),

@@ -170,3 +170,10 @@ def m0005_received_document_id(db) -> None:
     # edXML statuses name the document by DocumentId: find it without parsing the mailbox
     db.execute("ALTER TABLE doc_progress ADD COLUMN document_id TEXT NOT NULL DEFAULT ''")
     db.execute("CREATE INDEX doc_progress_document_id ON doc_progress(document_id)")
+
+
+@MIGRATIONS(name="0006_outbox_ref")
+def m0006_outbox_ref(db) -> None:
+    # what an envelope refers to (a revoke its document, a status the document): a hop with two
+    # batches in flight keeps such an envelope out of the second while its reference is in the first
+    db.execute("ALTER TABLE outbox ADD COLUMN ref_message_id TEXT NOT NULL DEFAULT ''")

@@ -264,3 +264,23 @@ def test_stop_waits_a_bounded_time_and_names_deliveries_still_in_flight(side):
     assert busy and all(name.startswith(f"send-{B}") for name in busy)
     release.set()
     assert side.disp.stop(timeout=10) == []
+
+
+def test_an_envelope_never_travels_beside_the_one_it_refers_to(side):
+    """The peer may commit two batches in either order: a revoke must not overtake its document."""
+    doc = send(side, subject="document")
+    fillers = [send(side, subject=f"f{i}") for i in range(14)]
+    [(_, revoke)] = side.out.post(pb.Payload(document=pb.Document(subject="revoke")), [B],
+                                  ref_message_id=doc).envelopes
+    for i in range(10):
+        send(side, subject=f"g{i}")
+    first = side.disp._claim(B)
+    assert [p.message_id for p in first] == [doc, *fillers[:9]]
+    second = side.disp._claim(B)
+    assert [p.message_id for p in second] == fillers[9:]  # stops before the revoke
+    assert side.disp._claim(B) == []                      # the revoke heads the queue: it waits
+    # the document's batch comes back delivered: the revoke may go, even beside the other batch
+    with side.db_a.transaction() as conn:
+        outbox.mark_delivered(conn, [(p.message_id, pb.Receipt()) for p in first], B, 0)
+    side.disp._in_flight[B].difference_update(p.message_id for p in first)
+    assert side.disp._claim(B)[0].message_id == revoke

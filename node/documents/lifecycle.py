@@ -210,8 +210,9 @@ class Lifecycle:
             payload = pb.Payload(document=new)
         else:
             raise Rejected(Reason.INVALID_REQUEST, "business_doc_type must be 1 (revoke), 2 (update) or 3 (replace), or take_back")
-        return self.outgoing.post(payload, list(refs), priority=original.other_info.priority,
-                                  ref_message_id=refs, ref_doc_id=doc["doc_id"])
+        # the original envelope's priority, so the change queues behind its document, never ahead of it
+        priority = pb.Header.FromString(pb.Envelope.FromString(sent[0]["raw"]).header).priority
+        return self.outgoing.post(payload, list(refs), priority=priority, ref_message_id=refs, ref_doc_id=doc["doc_id"])
 
     def _doc(self, ref: str) -> dict:
         doc = self.db.query_one("SELECT * FROM docs WHERE doc_id = ?", (ref,))

@@ -66,3 +66,15 @@ def test_a_revoke_in_the_same_batch_from_someone_else_is_still_refused(pair, tmp
 
     assert isinstance(doc_result, pb.Receipt)
     assert revoke_result.reason.name == "NOT_ORIGINAL_SENDER"
+
+
+def test_a_change_queues_behind_its_document_whatever_the_document_says_of_its_priority(pair):
+    a, _ = pair
+    doc = pb.Document(subject="Công văn", document_id=f"{A},3/UBND")
+    doc.other_info.priority = 3  # the document's own field says urgent, the send asked for 1
+    posted = a.outgoing.post(pb.Payload(document=doc), [B], priority=1)
+    a.lifecycle.change(posted.doc_id, 1, False, "ban hành nhầm", None, pb.StaffInfo())
+    a.lifecycle.change(posted.doc_id, 0, True, "xin rút lại", None, pb.StaffInfo())  # a take-back (13)
+    order = [pb.Header.FromString(pb.Envelope.FromString(raw).header) for raw in queued(a)]
+    assert [h.message_id for h in order][0] == posted.envelopes[0][1]
+    assert {h.priority for h in order} == {1}

@@ -14,7 +14,6 @@ them case-sensitively, so nothing here normalises case or whitespace.
 from __future__ import annotations
 
 import functools
-
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass

@@ -5,7 +5,9 @@ Peers and clients see the stable reason code (in the status details and the
 """
 from __future__ import annotations
 
+import contextlib
 import enum
+from typing import Iterator
 
 import grpc
 
@@ -69,6 +71,15 @@ class Rejected(Exception):
     @property
     def public_detail(self) -> str:
         return self.detail or self.reason.public_message
+
+
+@contextlib.contextmanager
+def naming(where: str) -> Iterator[None]:
+    """Refusals inside get `where` in front of their detail (`documents[3]: ...`)."""
+    try:
+        yield
+    except Rejected as r:
+        raise Rejected(r.reason, f"{where}: {r.public_detail}") from None
 
 
 def abort(context: grpc.ServicerContext, err: Rejected) -> None:

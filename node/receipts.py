@@ -63,10 +63,6 @@ def issue(signer: Signer, items: list[tuple[str, bytes]], clock: Clock = SYSTEM)
             for (m, d), proof in zip(items, proofs)]
 
 
-def issue_one(signer: Signer, message_id: str, envelope_digest: bytes, clock: Clock = SYSTEM) -> pb.Receipt:
-    return issue(signer, [(message_id, envelope_digest)], clock)[0]
-
-
 class Verifier:
     """Checks receipts, verifying each distinct signed body once (a batch shares one)."""
 

@@ -40,7 +40,7 @@ def rejection(receipt, trust, *, expect=RECEIVER, message_id, digest) -> Reason:
 def one(receiver, clock):
     clock.advance(5)
     [(mid, digest)] = items(1)
-    return receipts.issue_one(receiver, mid, digest, clock), mid, digest
+    return receipts.issue(receiver, [(mid, digest)], clock)[0], mid, digest
 
 
 def test_single_receipt_verifies(one, trust):
@@ -151,20 +151,20 @@ def test_receipt_body_swapped_under_signature(one, trust):
 def test_receipt_body_naming_another_receiver_than_its_cert(receiver, trust, clock):
     # Signed with the receiver's own key and certificate, but the body claims the relay took custody.
     liar = envelope.Signer(RELAY, receiver.key, receiver.cert_der)
-    receipt = receipts.issue_one(liar, "m", b"d" * 32, clock)
+    receipt = receipts.issue(liar, [("m", b"d" * 32)], clock)[0]
     assert rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.BAD_RECEIPT
 
 
 def test_receipt_from_untrusted_certificate(rogue_ca, trust, clock):
     # verify lets the trust store's own reason through rather than BAD_RECEIPT.
-    receipt = receipts.issue_one(rogue_ca.signer(RECEIVER), "m", b"d" * 32, clock)
+    receipt = receipts.issue(rogue_ca.signer(RECEIVER), [("m", b"d" * 32)], clock)[0]
     assert rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.UNTRUSTED_CERT
     receipt.receiver_cert = b""
     assert rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.UNTRUSTED_CERT
 
 
 def test_receipt_from_expired_certificate(ca, trust, clock):
-    receipt = receipts.issue_one(ca.signer(RECEIVER, not_before=T0 - 400 * DAY, days=365), "m", b"d" * 32, clock)
+    receipt = receipts.issue(ca.signer(RECEIVER, not_before=T0 - 400 * DAY, days=365), [("m", b"d" * 32)], clock)[0]
     assert rejection(receipt, trust, message_id="m", digest=b"d" * 32) is Reason.CERT_EXPIRED
 
 

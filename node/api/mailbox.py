@@ -5,7 +5,7 @@ import logging
 
 
 from .. import envelope as env_mod
-from ..errors import Reason, Rejected, abort
+from ..errors import Reason, Rejected, abort, naming
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
@@ -87,10 +87,8 @@ class MailboxService(mgrpc.MailboxServicer):
             raise Rejected(Reason.INVALID_REQUEST, f"documents: at most {MAX_BATCH} per call, got {len(request.documents)}")
         items = []
         for i, one in enumerate(request.documents):
-            try:
+            with naming(f"documents[{i}]"):
                 items.append(_to_post(one))
-            except Rejected as r:
-                raise Rejected(r.reason, f"documents[{i}]: {r.public_detail}") from None
         return mpb.SendBatchResponse(results=[sent_response(p) for p in self.outgoing.post_many(items)])
 
     @guarded

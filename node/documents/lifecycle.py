@@ -99,9 +99,8 @@ class Lifecycle:
         h, payload, now = item.header, item.payload, self.clock.now_ms()
         body = payload.WhichOneof("body")
         if body == "document":
-            # stored with its automatic 01 already: one statement instead of an insert and an update
-            conn.execute("INSERT OR IGNORE INTO doc_progress (message_id, sender, document_id, status) VALUES (?,?,?,?)",
-                         (h.message_id, h.sender, payload.document.document_id, rules.ARRIVED))
+            conn.execute("INSERT OR IGNORE INTO doc_progress (message_id, sender, document_id) VALUES (?,?,?)",
+                         (h.message_id, h.sender, payload.document.document_id))
             btype = payload.document.business.business_doc_type
             if btype in CHANGE_STATE:
                 conn.execute("UPDATE doc_progress SET state = ?, changed_by = ?, pending_request = ? WHERE message_id = ?",
@@ -109,7 +108,7 @@ class Lifecycle:
             trace = [pb.EdxmlTrace(organ_id=c, timestamp=edxml_time(t)) for c, t in (item.path or [])]
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
             return self._post_status(conn, h.message_id, h.sender, payload.document, rules.ARRIVED, pb.StaffInfo(), "",
-                                     trace, recorded=True).hops
+                                     trace).hops
         if body == "status":
             status = payload.status
             if status.status_code == rules.TAKE_BACK:
@@ -143,9 +142,7 @@ class Lifecycle:
         return posted.envelopes[0][1]
 
     def _post_status(self, conn, doc_message_id: str, to: str, doc: pb.Document, code: str, staff: pb.StaffInfo,
-                     description: str, trace: list[pb.EdxmlTrace], given: pb.Status | None = None,
-                     recorded: bool = False) -> Posted:
-        """Seal and queue a status; `recorded`: doc_progress already shows it (the automatic 01)."""
+                     description: str, trace: list[pb.EdxmlTrace], given: pb.Status | None = None) -> Posted:
         now = self.clock.now_ms()
         status = given or pb.Status(
             from_organ=pb.Organization(organ_id=self.signer.code, organ_name=self.name),
@@ -165,7 +162,7 @@ class Lifecycle:
                 state = "taken_back" if pending == rules.TAKE_BACK else None
             conn.execute("UPDATE doc_progress SET pending_request = NULL, state = coalesce(?, state) WHERE message_id = ?",
                          (state, doc_message_id))
-        elif not recorded:
+        else:
             conn.execute("UPDATE doc_progress SET status = ? WHERE message_id = ?", (code, doc_message_id))
         return posted
 
@@ -181,7 +178,8 @@ class Lifecycle:
             raise Rejected(Reason.INVALID_REQUEST, f"{doc['doc_id']} is not an original document")
         sent = self.db.query("SELECT message_id, recipient, o.raw FROM outbox JOIN outbox_envelope o USING (message_id)"
                              " WHERE doc_id = ? AND origin = 'local' ORDER BY seq", (doc["doc_id"],))
-        original = payload_of(sent[0]["raw"]).document
+        first = pb.Envelope.FromString(sent[0]["raw"])
+        original = pb.Payload.FromString(first.payload).document
         refs = {r["recipient"]: r["message_id"] for r in sent}
         if take_back and status is not None:
             payload = pb.Payload(status=status)
@@ -211,7 +209,7 @@ class Lifecycle:
         else:
             raise Rejected(Reason.INVALID_REQUEST, "business_doc_type must be 1 (revoke), 2 (update) or 3 (replace), or take_back")
         # the original envelope's priority, so the change queues behind its document, never ahead of it
-        priority = pb.Header.FromString(pb.Envelope.FromString(sent[0]["raw"]).header).priority
+        priority = pb.Header.FromString(first.header).priority
         return self.outgoing.post(payload, list(refs), priority=priority, ref_message_id=refs, ref_doc_id=doc["doc_id"])
 
     def _doc(self, ref: str) -> dict:

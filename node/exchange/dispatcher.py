@@ -2,12 +2,14 @@
 
 As in Synapse's federation sender, each next hop has its own queue; unlike it, each
 hop has WINDOW workers taking disjoint batches, so the receiver verifies and commits
-one batch while the next is on the wire (per-id dedup makes any overlap harmless). The
-peer may commit the two in either order, so an envelope that refers to one in flight (a
-revoke to its document) waits for the next batch. A
-second batch goes out only while at least half a batch is waiting: at moderate load,
+one batch while the next is on the wire (per-id dedup makes any overlap harmless).
+A second batch goes out only while at least half a batch is waiting: at moderate load,
 envelopes gather behind the one in flight instead of travelling in tiny batches, whose
-per-call gRPC cost (~1 ms of CPU here) would dominate. A failure pushes that hop's next attempt out by
+per-call gRPC cost (~1 ms of CPU here) would dominate. The peer may commit the two in
+either order, so an envelope that refers to one in flight (a revoke to its document)
+waits for the next batch.
+
+A failure pushes that hop's next attempt out by
 first_delay × multiplier^(n-1), capped, times a random jitter factor, and the state
 is written to the database so a restart keeps it. A hop that answers again is
 drained at full speed. Retry timing reads the injected clock; APScheduler only

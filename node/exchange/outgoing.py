@@ -14,7 +14,7 @@ from .. import envelope as env_mod
 from ..clock import Clock
 from ..codes import is_identifier
 from ..envelope import Signer
-from ..errors import Reason, Rejected
+from ..errors import Reason, Rejected, naming
 from ..pb import envelope_pb2 as pb
 from ..store import outbox
 from ..store.database import Database
@@ -49,31 +49,28 @@ class Outgoing:
              lifetime_s: float | None = None, ref_message_id: str | Mapping[str, str] = "",
              ref_doc_id: str | None = None) -> Posted:
         """Queue one envelope per recipient in a single commit."""
-        self._check(recipients, priority, lifetime_s)
-        routes = [(r, *self._route(r, lookup=True)) for r in recipients]
-        sealed = self._seal(payload, routes, priority, lifetime_s, ref_message_id)
-        with self.db.transaction() as conn:
-            posted = self._store(conn, payload, sealed, ref_doc_id)
-        if self.refuser is not None:
-            self.refuser.run_after_commit()
-        for hop in posted.hops:
-            self.wake(hop)
-        return posted
+        return self._commit([(payload, self._prepare(payload, recipients, priority, lifetime_s, ref_message_id))],
+                            ref_doc_id)[0]
 
     def post_many(self, items: list[tuple[pb.Payload, list[str], int, float | None]]) -> list[Posted]:
         """(payload, recipients, priority, lifetime) each; every item checked and sealed, then one commit.
 
         A refusal names the item (`documents[i]: ...`) and nothing is stored."""
-        sealed_items = []
+        sealed = []
         for i, (payload, recipients, priority, lifetime_s) in enumerate(items):
-            try:
-                self._check(recipients, priority, lifetime_s)
-                routes = [(r, *self._route(r, lookup=True)) for r in recipients]
-                sealed_items.append((payload, self._seal(payload, routes, priority, lifetime_s, "")))
-            except Rejected as r:
-                raise Rejected(r.reason, f"documents[{i}]: {r.public_detail}") from None
+            with naming(f"documents[{i}]"):
+                sealed.append((payload, self._prepare(payload, recipients, priority, lifetime_s, "")))
+        return self._commit(sealed, None)
+
+    def _prepare(self, payload, recipients, priority, lifetime_s, ref_message_id):
+        """Checked, routed and sealed: everything that may refuse happens before the transaction."""
+        self._check(recipients, priority, lifetime_s)
+        routes = [(r, *self._route(r, lookup=True)) for r in recipients]
+        return self._seal(payload, routes, priority, lifetime_s, ref_message_id)
+
+    def _commit(self, sealed_items, ref_doc_id: str | None) -> list[Posted]:
         with self.db.transaction() as conn:
-            posted = [self._store(conn, payload, sealed, None) for payload, sealed in sealed_items]
+            posted = [self._store(conn, payload, sealed, ref_doc_id) for payload, sealed in sealed_items]
         if self.refuser is not None:
             self.refuser.run_after_commit()
         for hop in {h for p in posted for h in p.hops}:

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Callable
 
 from .. import codes
 from ..pb import envelope_pb2 as pb
@@ -117,59 +118,62 @@ def path_report(sender: str, recipient: str) -> dict:
     return {"from": sender, "to": recipient, "route": route, "hops": len(route) - 1}
 
 
-def bench_small(args) -> dict:
-    topo = topology.load(args.topology)
+def on_a_fresh_cluster(topo, measure: Callable[[Cluster, float], dict], **up) -> dict:
+    """Start `topo` in a scratch directory, measure it (given the start-up seconds), stop it."""
     with tempfile.TemporaryDirectory(prefix="lienthong-bench-cluster-") as tmp:
         cluster = Cluster(tmp)
         try:
             t0 = time.perf_counter()
-            cluster.up(topo, quiet=True)
-            started = time.perf_counter() - t0
-            rss = cluster.rss_mb()
-            result: dict = {"topology": topo.name, "nodes": len(topo), "start_and_register_s": round(started, 2),
-                            "idle_rss_mb_total": round(sum(rss.values()), 1),
-                            "transport": "grpc mutual TLS between every pair of hops, ECDSA P-256",
-                            "durability": "every hop: verify, SQLite WAL synchronous=FULL, signed receipt"}
-            for label, (s, r) in (("across_provinces", CROSS_PROVINCE), ("across_districts", CROSS_DISTRICT)):
-                result[label] = {
-                    **path_report(s, r),
-                    "latency": latency(cluster, s, r, args.latency_documents, args.size, args.rate),
-                    "throughput": throughput(cluster, s, r, args.documents, args.size, args.threads),
-                    "throughput_send_batch": throughput(cluster, s, r, args.documents, args.size, args.threads,
-                                                        per_call=args.per_call),
-                }
-            result["rss_mb_total_after"] = round(sum(cluster.rss_mb().values()), 1)
+            cluster.up(topo, **up)
+            result = measure(cluster, time.perf_counter() - t0)
         finally:
             statuses = cluster.close()
-        result["stopped"] = sorted({str(s) for s in statuses.values()})
+    result["stopped"] = sorted({str(s) for s in statuses.values()})
     return result
+
+
+def bench_small(args) -> dict:
+    topo = topology.load(args.topology)
+
+    def measure(cluster: Cluster, started: float) -> dict:
+        rss = cluster.rss_mb()
+        result: dict = {"topology": topo.name, "nodes": len(topo), "start_and_register_s": round(started, 2),
+                        "idle_rss_mb_total": round(sum(rss.values()), 1),
+                        "transport": "grpc mutual TLS between every pair of hops, ECDSA P-256",
+                        "durability": "every hop: verify, SQLite WAL synchronous=FULL, signed receipt"}
+        for label, (s, r) in (("across_provinces", CROSS_PROVINCE), ("across_districts", CROSS_DISTRICT)):
+            result[label] = {
+                **path_report(s, r),
+                "latency": latency(cluster, s, r, args.latency_documents, args.size, args.rate),
+                "throughput": throughput(cluster, s, r, args.documents, args.size, args.threads),
+                "throughput_send_batch": throughput(cluster, s, r, args.documents, args.size, args.threads,
+                                                    per_call=args.per_call),
+            }
+        result["rss_mb_total_after"] = round(sum(cluster.rss_mb().values()), 1)
+        return result
+
+    return on_a_fresh_cluster(topo, measure, quiet=True)
 
 
 def bench_startup(args) -> dict:
     topo = topology.load(args.topology)
-    with tempfile.TemporaryDirectory(prefix="lienthong-bench-cluster-") as tmp:
-        cluster = Cluster(tmp)
-        try:
-            t0 = time.perf_counter()
-            cluster.up(topo, parallel=args.parallel, quiet=not args.verbose)
-            started = time.perf_counter() - t0
-            rss_kb_total = sum(rss_kb(n.pid) for n in cluster.nodes.values())
-            leaves = topo.leaves()
-            a, b = leaves[0], leaves[-1]
-            with EventWaiter(cluster.client(b), sent=False) as arrivals:
-                t1 = time.time() * 1e6
-                mid = cluster.client(a).send(document(a, 0, args.size), [b]).envelopes[0].message_id
-                [ev] = [e for e in arrivals.wait(lambda evs: any(e.message_id == mid for e in evs), 60)
-                        if e.message_id == mid]
-            result = {"topology": topo.name, "nodes": len(topo), "parallel_starts": args.parallel or "default",
-                      "start_and_register_s": round(started, 2),
-                      "rss_mb_total": round(rss_kb_total / 1024, 1),
-                      "rss_mb_per_node": round(rss_kb_total / 1024 / len(topo), 1),
-                      "one_document": {**path_report(a, b), "post_to_arrival_ms": round((ev.time_us - t1) / 1000, 1)}}
-        finally:
-            statuses = cluster.close()
-        result["stopped"] = sorted({str(s) for s in statuses.values()})
-    return result
+
+    def measure(cluster: Cluster, started: float) -> dict:
+        rss_kb_total = sum(rss_kb(n.pid) for n in cluster.nodes.values())
+        leaves = topo.leaves()
+        a, b = leaves[0], leaves[-1]
+        with EventWaiter(cluster.client(b), sent=False) as arrivals:
+            t1 = time.time() * 1e6
+            mid = cluster.client(a).send(document(a, 0, args.size), [b]).envelopes[0].message_id
+            [ev] = [e for e in arrivals.wait(lambda evs: any(e.message_id == mid for e in evs), 60)
+                    if e.message_id == mid]
+        return {"topology": topo.name, "nodes": len(topo), "parallel_starts": args.parallel or "default",
+                "start_and_register_s": round(started, 2),
+                "rss_mb_total": round(rss_kb_total / 1024, 1),
+                "rss_mb_per_node": round(rss_kb_total / 1024 / len(topo), 1),
+                "one_document": {**path_report(a, b), "post_to_arrival_ms": round((ev.time_us - t1) / 1000, 1)}}
+
+    return on_a_fresh_cluster(topo, measure, parallel=args.parallel, quiet=not args.verbose)
 
 
 def main(argv: list[str] | None = None) -> int:

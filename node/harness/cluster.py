@@ -98,23 +98,22 @@ def _proc_state(pid: int) -> str | None:
         return None
 
 
-def _is_node_process(pid: int | None, config: str) -> bool:
-    """The pid is alive (not a zombie) and is running this config (guards against pid reuse)."""
+def _runs_with(pid: int | None, marker: str) -> bool:
+    """The pid is alive (not a zombie) and its command line holds `marker` (guards against pid reuse)."""
     if not pid or _proc_state(pid) in (None, "Z", "X"):
         return False
     try:
-        return config.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def _is_node_process(pid: int | None, config: str) -> bool:
+    return _runs_with(pid, config)  # the node runs with --config <its file>
 
 
 def _is_supervisor(pid: int | None, node_dir: str) -> bool:
-    if not pid or _proc_state(pid) in (None, "Z", "X"):
-        return False
-    try:
-        return node_dir.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    return _runs_with(pid, node_dir)  # the sh supervisor's script names the node's directory
 
 
 def _wait_pid_exit(pid: int, timeout: float) -> bool:

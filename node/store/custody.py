@@ -42,6 +42,7 @@ def accept(
     mail, so what it records (and any automatic reply it queues) commits with it."""
     results: list[pb.Receipt | Rejected | None] = [None] * len(items)
     fresh: dict[str, int] = {}  # message id -> index of its first new occurrence in this batch
+    repeats: list[tuple[int, int]] = []  # (index, index of the first occurrence) within this batch
     audit_rows: list[tuple] = []
     with db.transaction() as conn:
         seen = _already_received(conn, {item.message_id for item in items})
@@ -56,7 +57,10 @@ def accept(
                 results[i] = Rejected(Reason.DUPLICATE_CONFLICT, f"message {item.message_id} was received with other content")
                 continue
             audit_rows.append((now_ms, audit.DUPLICATE, item.message_id, item.from_peer, ""))
-            results[i] = pb.Receipt.FromString(row[1]) if row[1] is not None else first  # type: ignore[assignment]
+            if first is None:
+                results[i] = pb.Receipt.FromString(row[1])
+            else:
+                repeats.append((i, first))
         new = list(fresh.values())
         receipts = make_receipts([(items[i].message_id, items[i].digest) for i in new])
         conn.executemany(
@@ -77,8 +81,9 @@ def accept(
                 outbox.enqueue_in(conn, h, item.raw, item.next_hop, item.subject, now_ms, origin="relay")
             audit_rows.append((now_ms, audit.RECEIVED, item.message_id, item.from_peer, f"from {h.sender}"))
         audit.append_many(conn, audit_rows)
-    # a repeat inside the batch gets the receipt of its first occurrence
-    return [results[r] if isinstance(r, int) else r for r in results]  # type: ignore[misc]
+    for i, first in repeats:  # a repeat inside the batch gets the receipt of its first occurrence
+        results[i] = results[first]
+    return results  # type: ignore[return-value]
 
 
 def _already_received(conn, message_ids: set[str]) -> dict[str, tuple[bytes, bytes]]:

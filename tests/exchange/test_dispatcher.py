@@ -176,7 +176,7 @@ def test_receipt_from_the_wrong_node_is_not_accepted(side, clock, pki):
 
     def forged(hop, address, envelopes):
         raw = envelopes[0]
-        return to_outcomes([receipts.issue_one(pki.signer(C), mid, envelope.sha256(raw), clock)])
+        return to_outcomes([receipts.issue(pki.signer(C), [(mid, envelope.sha256(raw))], clock)[0]])
 
     side.disp.deliver = forged
     assert side.disp.attempt(B) == BACKOFF

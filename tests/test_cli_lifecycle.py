@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter
 
 P, D, S, R = "000.00.00.H53", "000.00.35.H53", "000.23.35.H53", "000.11.35.H53"
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "edxml-samples"
+sys.path.insert(0, str(Path(__file__).parent))  # tests/ is not a package (importlib mode)
+from edxml_samples import DIR as SAMPLES  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ which reports its statuses; G22 revokes, updates and replaces it and asks to tak
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import grpc
@@ -16,7 +17,8 @@ from node.errors import reason_of
 from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "edxml-samples"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ is not a package (importlib mode)
+from edxml_samples import DIR as SAMPLES  # noqa: E402
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
 
 

@@ -1,6 +1,7 @@
 """Hostile, broken and irregular packets: DTDs, syntax errors, stray bytes, missing structure."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -9,16 +10,11 @@ import pytest
 from node.edxml import EdxmlError, export_edxml, import_edxml
 from node.pb import envelope_pb2 as pb
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ is not a package (importlib mode)
+from edxml_samples import raw  # noqa: E402
+
 NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
-
-
-def samples_dir() -> Path:
-    return Path(__file__).resolve().parents[2].parent / "shared" / "edxml-samples"
-
-
-def raw(name: str) -> bytes:
-    return (samples_dir() / name).read_bytes()
 
 
 STATUS = raw("status_inbox_01.edxml")

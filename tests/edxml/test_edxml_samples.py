@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,19 +11,13 @@ import pytest
 from node.edxml import export_edxml, import_edxml
 from node.pb import envelope_pb2 as pb
 
-
-def samples_dir() -> Path:
-    """/work/shared/edxml-samples beside the checkout (CI keeps shared/ next to the repo too)."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "edxml-samples"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ is not a package (importlib mode)
+from edxml_samples import NAMES, SHARED, raw  # noqa: E402
 
 
-SAMPLES = sorted(p.name for p in samples_dir().glob("*.edxml"))
+SAMPLES = NAMES
 DOCS = [n for n in SAMPLES if n.startswith("edoc_")]
 STATUSES = [n for n in SAMPLES if n.startswith("status_")]
-
-
-def raw(name: str) -> bytes:
-    return (samples_dir() / name).read_bytes()
 
 
 def load(name: str, warnings: list[str] | None = None) -> pb.Document | pb.Status:
@@ -31,6 +26,13 @@ def load(name: str, warnings: list[str] | None = None) -> pb.Document | pb.Statu
 
 def test_all_thirteen_samples_are_present():
     assert len(SAMPLES) == 13 and len(DOCS) == 4 and len(STATUSES) == 9
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no shared/ beside this checkout")
+def test_the_vendored_samples_are_those_of_shared():
+    assert sorted(p.name for p in SHARED.glob("*.edxml")) == SAMPLES
+    for name in SAMPLES:
+        assert raw(name) == (SHARED / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("name", SAMPLES)

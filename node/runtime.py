@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-import threading
 import time
 from concurrent import futures
 from pathlib import Path
@@ -228,13 +227,17 @@ class Node:
 
 
 def run(settings: Settings) -> int:
-    """`lienthong run`: serve until SIGTERM or SIGINT, then stop gracefully and return 0."""
+    """`lienthong run`: serve until SIGTERM or SIGINT, then stop gracefully and return 0.
+
+    The signals are blocked in every thread (the servers' and workers' threads inherit the
+    mask) and taken here with sigwait. A Python handler only runs in the main thread; when
+    the kernel handed SIGTERM to one of gRPC's threads, a main thread asleep in
+    Event.wait() never woke, and the node ignored SIGTERM (seen in CI: killed after 30 s)."""
+    signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     node = Node(settings)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     node.start()
-    stop.wait()
-    log.info("stopping node %s", settings.node.code)
+    received = signal.sigwait(signals)
+    log.info("stopping node %s (%s)", settings.node.code, signal.Signals(received).name)
     node.stop()
     return 0

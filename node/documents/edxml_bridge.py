@@ -17,6 +17,7 @@ from ..errors import Reason, Rejected
 from ..exchange.outgoing import Outgoing
 from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
+from ..store import documents, inbox, progress
 from ..store.database import Database
 from . import rules
 from .lifecycle import CHANGE_STATE, Lifecycle, edxml_time
@@ -61,27 +62,23 @@ class EdxmlBridge:
 
     def _sent_doc(self, *document_ids: str) -> str:
         for document_id in filter(None, document_ids):
-            row = self.db.query_one("SELECT doc_id FROM docs WHERE document_id = ? AND kind = ? AND business_doc_type = 0"
-                                    " ORDER BY created_ms DESC LIMIT 1", (document_id, pb.DOCUMENT))
-            if row:
-                return row["doc_id"]
+            doc_id = documents.newest_original(self.db, document_id)
+            if doc_id:
+                return doc_id
         raise Rejected(Reason.NOT_FOUND, f"no document {' / '.join(filter(None, document_ids))} was sent from this node")
 
     def _received_doc(self, document_id: str) -> str:
         """The newest original document received with this DocumentId (revocations etc. are changes, not targets)."""
-        row = self.db.query_one(
-            "SELECT p.message_id FROM doc_progress p JOIN inbox USING (message_id)"
-            " WHERE p.document_id = ? AND inbox.business_doc_type = 0 ORDER BY inbox.seq DESC LIMIT 1", (document_id,))
-        if row is None:
+        message_id = progress.newest_original(self.db, document_id)
+        if message_id is None:
             raise Rejected(Reason.NOT_FOUND, f"no received document {document_id!r} to report on")
-        return row["message_id"]
+        return message_id
 
     def export_packet(self, message_id: str) -> mpb.ExportEdxmlResponse:
-        row = self.db.query_one("SELECT raw, received_ms FROM inbox_envelope JOIN inbox USING (message_id)"
-                                " WHERE message_id = ?", (message_id,))
+        row = inbox.get(self.db, message_id)
         if row is None:
             raise Rejected(Reason.NOT_FOUND, f"no message {message_id} in this mailbox")
-        verified = self.verify_stored(row["raw"])
+        verified = self.verify_stored(row["envelope"])
         payload = verified.payload()
         body = payload.WhichOneof("body")
         if body == "notice":

@@ -23,6 +23,7 @@ from ..errors import Reason, Rejected
 from ..exchange.outgoing import Outgoing, Posted
 from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
+from ..store import documents, inbox, outbox, progress, statuses
 from ..store.database import Database
 from . import rules
 
@@ -75,9 +76,7 @@ class Lifecycle:
             if code == rules.TAKE_BACK:
                 self._require_sender_of_received(h.ref_message_id, h.sender, earlier)
             else:
-                row = self.db.query_one("SELECT recipient FROM outbox WHERE message_id = ? AND origin = 'local'"
-                                        " AND kind = ?", (h.ref_message_id, pb.DOCUMENT))
-                if row is None or row["recipient"] != h.sender:
+                if outbox.recipient_of_document(self.db, h.ref_message_id) != h.sender:
                     raise Rejected(Reason.NOT_RECIPIENT, f"{h.sender} did not receive document {h.ref_message_id} from us")
         elif body == "document" and payload.document.business.business_doc_type in CHANGE_STATE:
             if not h.ref_message_id:
@@ -90,8 +89,8 @@ class Lifecycle:
             if earlier[message_id] != sender:
                 raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
             return
-        row = self.db.query_one("SELECT sender FROM doc_progress WHERE message_id = ?", (message_id,))
-        if row is None or row["sender"] != sender:
+        received = progress.get(self.db, message_id)
+        if received is None or received.sender != sender:
             raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
 
     def on_store(self, conn, item) -> set[str]:
@@ -99,12 +98,10 @@ class Lifecycle:
         h, payload, now = item.header, item.payload, self.clock.now_ms()
         body = payload.WhichOneof("body")
         if body == "document":
-            conn.execute("INSERT OR IGNORE INTO doc_progress (message_id, sender, document_id) VALUES (?,?,?)",
-                         (h.message_id, h.sender, payload.document.document_id))
+            progress.record_arrival(conn, h.message_id, h.sender, payload.document.document_id)
             btype = payload.document.business.business_doc_type
             if btype in CHANGE_STATE:
-                conn.execute("UPDATE doc_progress SET state = ?, changed_by = ?, pending_request = ? WHERE message_id = ?",
-                             (CHANGE_STATE[btype], h.message_id, str(btype), h.ref_message_id))
+                progress.record_change(conn, h.ref_message_id, CHANGE_STATE[btype], h.message_id, str(btype))
             trace = [pb.EdxmlTrace(organ_id=c, timestamp=edxml_time(t)) for c, t in (item.path or [])]
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
             return self._post_status(conn, h.message_id, h.sender, payload.document, rules.ARRIVED, pb.StaffInfo(), "",
@@ -112,14 +109,10 @@ class Lifecycle:
         if body == "status":
             status = payload.status
             if status.status_code == rules.TAKE_BACK:
-                conn.execute("UPDATE doc_progress SET pending_request = ? WHERE message_id = ?",
-                             (rules.TAKE_BACK, h.ref_message_id))
+                progress.record_request(conn, h.ref_message_id, rules.TAKE_BACK)
             else:
-                conn.execute(
-                    "INSERT OR IGNORE INTO status_in (status_message_id, doc_message_id, recipient, status_code,"
-                    " issued_ms, status, received_ms) VALUES (?,?,?,?,?,?,?)",
-                    (h.message_id, h.ref_message_id, h.sender, status.status_code, h.created_ms,
-                     status.SerializeToString(), now))
+                statuses.record_returned(conn, h.message_id, h.ref_message_id, h.sender, status.status_code,
+                                         h.created_ms, status.SerializeToString(), now)
         return set()
 
     # ---- recipient: reporting -----------------------------------------------------------
@@ -128,15 +121,13 @@ class Lifecycle:
                    status: pb.Status | None = None) -> str:
         """Report a status; `status` (an imported edXML packet) is sent with its own fields."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT sender, status, pending_request, state FROM doc_progress WHERE message_id = ?",
-                               (message_id,)).fetchone()
-            if row is None:
+            received = progress.get(self.db, message_id)
+            if received is None:
                 raise Rejected(Reason.NOT_FOUND, f"no received document {message_id}")
-            sender, current, pending, state = row
-            rules.check_step(current, pending, state, code)
-            raw = conn.execute("SELECT raw FROM inbox_envelope WHERE message_id = ?", (message_id,)).fetchone()[0]
-            posted = self._post_status(conn, message_id, sender, payload_of(raw).document, code, staff, description, [],
-                                       given=status)
+            rules.check_step(received.status, received.pending_request, received.state, code)
+            raw = inbox.envelope(self.db, message_id)
+            posted = self._post_status(conn, message_id, received.sender, payload_of(raw).document, code, staff,
+                                       description, [], given=status)
         for hop in posted.hops:
             self.wake(hop)
         return posted.envelopes[0][1]
@@ -152,18 +143,15 @@ class Lifecycle:
             staff_info=staff, status_code=code, description=description, timestamp=edxml_time(now), edxml_trace=trace)
         posted = self.outgoing.post_in(conn, pb.Payload(status=status), to, ref_message_id=doc_message_id,
                                        priority=doc.other_info.priority)
-        conn.execute("INSERT INTO status_out (doc_message_id, status_code, status_message_id, issued_ms) VALUES (?,?,?,?)",
-                     (doc_message_id, code, posted.envelopes[0][1], now))
+        statuses.record_reported(conn, doc_message_id, code, posted.envelopes[0][1], now)
         if code in (rules.AGREE, rules.REFUSE):
             state = None
             if code == rules.AGREE:
-                pending = conn.execute("SELECT pending_request FROM doc_progress WHERE message_id = ?",
-                                       (doc_message_id,)).fetchone()[0]
-                state = "taken_back" if pending == rules.TAKE_BACK else None
-            conn.execute("UPDATE doc_progress SET pending_request = NULL, state = coalesce(?, state) WHERE message_id = ?",
-                         (state, doc_message_id))
+                received = progress.get(self.db, doc_message_id)
+                state = "taken_back" if received is not None and received.pending_request == rules.TAKE_BACK else None
+            progress.settle_request(conn, doc_message_id, state)
         else:
-            conn.execute("UPDATE doc_progress SET status = ? WHERE message_id = ?", (code, doc_message_id))
+            progress.record_status(conn, doc_message_id, code)
         return posted
 
     # ---- sender: changing what was sent ----------------------------------------------------
@@ -174,13 +162,12 @@ class Lifecycle:
 
         Fields the caller gave (an imported edXML packet) are kept; only what is missing is filled in."""
         doc = self._doc(ref)
-        if doc["kind"] != pb.DOCUMENT or doc["business_doc_type"] != 0:
-            raise Rejected(Reason.INVALID_REQUEST, f"{doc['doc_id']} is not an original document")
-        sent = self.db.query("SELECT message_id, recipient, o.raw FROM outbox JOIN outbox_envelope o USING (message_id)"
-                             " WHERE doc_id = ? AND origin = 'local' ORDER BY seq", (doc["doc_id"],))
-        first = pb.Envelope.FromString(sent[0]["raw"])
+        if not doc.is_original_document:
+            raise Rejected(Reason.INVALID_REQUEST, f"{doc.doc_id} is not an original document")
+        sent = outbox.of_doc(self.db, doc.doc_id)
+        first = pb.Envelope.FromString(outbox.envelope(self.db, sent[0].message_id))
         original = pb.Payload.FromString(first.payload).document
-        refs = {r["recipient"]: r["message_id"] for r in sent}
+        refs = {e.recipient: e.message_id for e in sent}
         if take_back and status is not None:
             payload = pb.Payload(status=status)
         elif take_back:
@@ -210,12 +197,10 @@ class Lifecycle:
             raise Rejected(Reason.INVALID_REQUEST, "business_doc_type must be 1 (revoke), 2 (update) or 3 (replace), or take_back")
         # the original envelope's priority, so the change queues behind its document, never ahead of it
         priority = pb.Header.FromString(first.header).priority
-        return self.outgoing.post(payload, list(refs), priority=priority, ref_message_id=refs, ref_doc_id=doc["doc_id"])
+        return self.outgoing.post(payload, list(refs), priority=priority, ref_message_id=refs, ref_doc_id=doc.doc_id)
 
-    def _doc(self, ref: str) -> dict:
-        doc = self.db.query_one("SELECT * FROM docs WHERE doc_id = ?", (ref,))
-        if doc is None:
-            doc = self.db.query_one("SELECT docs.* FROM docs JOIN outbox USING (doc_id) WHERE outbox.message_id = ?", (ref,))
+    def _doc(self, ref: str) -> documents.SentDocument:
+        doc = documents.find(self.db, ref)
         if doc is None:
             raise Rejected(Reason.NOT_FOUND, f"no document {ref} was sent from here")
         return doc
@@ -224,22 +209,19 @@ class Lifecycle:
 
     def track(self, ref: str) -> mpb.TrackResponse:
         doc = self._doc(ref)
-        resp = mpb.TrackResponse(doc_id=doc["doc_id"], subject=doc["subject"], document_id=doc["document_id"],
-                                 created_ms=doc["created_ms"])
-        resp.changes.extend(r["doc_id"] for r in self.db.query(
-            "SELECT doc_id FROM docs WHERE ref_doc_id = ? ORDER BY created_ms", (doc["doc_id"],)))
-        for env in self.db.query("SELECT message_id, recipient, state, delivered_ms, reason FROM outbox"
-                                 " WHERE doc_id = ? AND origin = 'local' ORDER BY seq", (doc["doc_id"],)):
-            t = resp.recipients.add(recipient=env["recipient"], message_id=env["message_id"], state=env["state"],
-                                    delivered_ms=env["delivered_ms"] or 0, reason=env["reason"] or "")
-            for s in self.db.query("SELECT * FROM status_in WHERE doc_message_id = ? ORDER BY issued_ms, status_code, seq",
-                                   (env["message_id"],)):
-                status = pb.Status.FromString(s["status"])
-                t.statuses.add(status_code=s["status_code"], time_ms=s["issued_ms"], staff_info=status.staff_info,
-                               description=status.description, message_id=s["status_message_id"],
-                               received_ms=s["received_ms"])
-                if s["status_code"] == rules.ARRIVED and not t.arrived_ms:
-                    t.arrived_ms = s["issued_ms"]
+        resp = mpb.TrackResponse(doc_id=doc.doc_id, subject=doc.subject, document_id=doc.document_id,
+                                 created_ms=doc.created_ms)
+        resp.changes.extend(documents.changes_of(self.db, doc.doc_id))
+        for env in outbox.of_doc(self.db, doc.doc_id):
+            t = resp.recipients.add(recipient=env.recipient, message_id=env.message_id, state=env.state,
+                                    delivered_ms=env.delivered_ms or 0, reason=env.reason or "")
+            for s in statuses.returned_on(self.db, env.message_id):
+                status = pb.Status.FromString(s.status)
+                t.statuses.add(status_code=s.status_code, time_ms=s.issued_ms, staff_info=status.staff_info,
+                               description=status.description, message_id=s.status_message_id,
+                               received_ms=s.received_ms)
+                if s.status_code == rules.ARRIVED and not t.arrived_ms:
+                    t.arrived_ms = s.issued_ms
                     t.path.extend(mpb.HopView(code=h.organ_id, time_ms=parse_edxml_time(h.timestamp), verified=True)
                                   for h in status.edxml_trace)
             if t.statuses:

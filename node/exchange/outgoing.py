@@ -16,7 +16,7 @@ from ..codes import is_identifier
 from ..envelope import Signer
 from ..errors import Reason, Rejected, naming
 from ..pb import envelope_pb2 as pb
-from ..store import outbox
+from ..store import documents, outbox
 from ..store.database import Database
 from .intake import subject_of
 from .routing import Router
@@ -120,12 +120,9 @@ class Outgoing:
         subject = subject_of(payload)
         doc = payload.document if payload.WhichOneof("body") == "document" else None
         posted = Posted(uuid.uuid4().hex, [(h.recipient, h.message_id) for h, _, _, _ in sealed])
-        conn.execute(
-            "INSERT INTO docs (doc_id, created_ms, kind, subject, document_id, business_doc_type, ref_doc_id)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (posted.doc_id, now, sealed[0][0].kind, subject, doc.document_id if doc else "",
-             doc.business.business_doc_type if doc else 0, ref_doc_id),
-        )
+        documents.add_in(conn, documents.SentDocument(
+            posted.doc_id, now, sealed[0][0].kind, subject, doc.document_id if doc else "",
+            doc.business.business_doc_type if doc else 0, ref_doc_id))
         for header, raw, hop, unknown in sealed:
             if unknown is None:
                 outbox.enqueue_in(conn, header, raw, hop, subject, now, doc_id=posted.doc_id)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Iterable
 
 from ..clock import Clock
 from ..codes import CodeError, Hierarchy
 from ..pb import stats_pb2 as spb
 from ..store import stats as store
+from ..store import StoreError
 from ..store.database import Database
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def heartbeat_payload(db: Database, code: str, name: str, clock: Clock) -> list[
     """
     try:
         return _with_own(store.own_counters(db, code, name, clock.now_ms()), store.subtree(db))
-    except sqlite3.Error as e:
+    except StoreError as e:
         log.warning("statistics left out of this heartbeat: %s", e)
         return []
 

@@ -1,4 +1,22 @@
-"""The node's SQLite mailbox: one database wrapper, one small module per concern."""
-from .database import Database
+"""The node's SQLite mailbox: one database wrapper, one small module per concern.
 
-__all__ = ["Database"]
+All SQL of the node lives in this package (a test enforces it); the layers above call
+these functions and get typed rows back. Writes take the transaction they join
+(`Database.transaction`), reads take the `Database`.
+
+- `database`  the connection, its lock, transactions and their commit hooks
+- `schema`    numbered migrations
+- `custody`   `received`: what this node took custody of, and the receipt it gave
+- `inbox`     `inbox`, `inbox_envelope`: mail addressed to this agency
+- `outbox`    `outbox`, `outbox_envelope`: mail waiting for (or past) hand-over to a next hop
+- `peers`     `peer_state`: retry state per next hop
+- `documents` `docs`: this node's sends, grouping their envelopes (sender side)
+- `progress`  `doc_progress`: where each received document stands (recipient side)
+- `statuses`  `status_in`, `status_out`: statuses returned to us, and reported by us
+- `registry`  `registry`, `odd_codes`: registered children
+- `stats`     counters, own and reported by children (`subtree_stats`)
+- `audit`     the append-only log
+"""
+from .database import Database, StoreError
+
+__all__ = ["Database", "StoreError"]

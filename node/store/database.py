@@ -17,6 +17,8 @@ import sqlite_utils
 
 from .schema import MIGRATIONS
 
+StoreError = sqlite3.Error  # what a failing read or write raises, for callers that must not import sqlite3
+
 
 class Database:
     def __init__(self, path: Path | str) -> None:

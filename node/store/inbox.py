@@ -30,6 +30,11 @@ def get(db: Database, message_id: str) -> dict | None:
                         " ON e.message_id = inbox.message_id WHERE inbox.message_id = ?", (message_id,))
 
 
+def envelope(db: Database, message_id: str) -> bytes | None:
+    row = db.query_one("SELECT raw FROM inbox_envelope WHERE message_id = ?", (message_id,))
+    return row["raw"] if row else None
+
+
 def ack(db: Database, message_id: str, now_ms: int) -> bool | None:
     """Mark downloaded. True if it was new, False if already acked, None if unknown."""
     with db.transaction() as conn:

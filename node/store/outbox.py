@@ -117,5 +117,34 @@ def get(db: Database, message_id: str) -> dict | None:
                         " WHERE message_id = ?", (message_id,))
 
 
+@dataclass(frozen=True)
+class DocEnvelope:
+    """One recipient's envelope of a send, as Track shows it."""
+    message_id: str
+    recipient: str
+    state: str
+    delivered_ms: int | None
+    reason: str | None
+
+
+def of_doc(db: Database, doc_id: str) -> list[DocEnvelope]:
+    """The envelopes of one of our sends, in the order they were queued."""
+    return [DocEnvelope(**r) for r in db.query(
+        "SELECT message_id, recipient, state, delivered_ms, reason FROM outbox WHERE doc_id = ? AND origin = 'local'"
+        " ORDER BY seq", (doc_id,))]
+
+
+def envelope(db: Database, message_id: str) -> bytes | None:
+    row = db.query_one("SELECT raw FROM outbox_envelope WHERE message_id = ?", (message_id,))
+    return row["raw"] if row else None
+
+
+def recipient_of_document(db: Database, message_id: str) -> str | None:
+    """Who a document envelope of ours was addressed to (None: not one of our documents)."""
+    row = db.query_one("SELECT recipient FROM outbox WHERE message_id = ? AND origin = 'local' AND kind = ?",
+                       (message_id, pb.DOCUMENT))
+    return row["recipient"] if row else None
+
+
 def counts(db: Database) -> dict[str, int]:
     return {r["state"]: r["n"] for r in db.query("SELECT state, count(*) AS n FROM outbox GROUP BY state")}

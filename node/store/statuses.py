@@ -1,0 +1,42 @@
+"""Statuses on both sides of a document.
+
+`status_in` (sender side): statuses recipients returned on our documents, with the time
+the recipient's node signed them, so they list in their true order whatever order they
+arrived in. `status_out` (recipient side): the statuses this agency reported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .database import Database
+
+
+@dataclass(frozen=True)
+class ReturnedStatus:
+    seq: int
+    status_message_id: str
+    doc_message_id: str
+    recipient: str
+    status_code: str
+    issued_ms: int
+    status: bytes     # the serialized pb.Status
+    received_ms: int
+
+
+def record_returned(conn, status_message_id: str, doc_message_id: str, recipient: str, code: str, issued_ms: int,
+                    status: bytes, received_ms: int) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO status_in (status_message_id, doc_message_id, recipient, status_code, issued_ms, status,"
+        " received_ms) VALUES (?,?,?,?,?,?,?)",
+        (status_message_id, doc_message_id, recipient, code, issued_ms, status, received_ms))
+
+
+def returned_on(db: Database, doc_message_id: str) -> list[ReturnedStatus]:
+    """In the order the recipient's node signed them."""
+    return [ReturnedStatus(**r) for r in db.query(
+        "SELECT * FROM status_in WHERE doc_message_id = ? ORDER BY issued_ms, status_code, seq", (doc_message_id,))]
+
+
+def record_reported(conn, doc_message_id: str, code: str, status_message_id: str, issued_ms: int) -> None:
+    conn.execute("INSERT INTO status_out (doc_message_id, status_code, status_message_id, issued_ms) VALUES (?,?,?,?)",
+                 (doc_message_id, code, status_message_id, issued_ms))

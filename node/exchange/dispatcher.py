@@ -60,7 +60,8 @@ class Dispatcher:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, router: Router, clock: Clock,
                  deliver: Callable[[str, str, list[bytes]], list], policy: RetryPolicy, *,
                  batch_size: int = 64, max_batch_bytes: int = 4 << 20, notice_lifetime_s: float = 7 * 86400,
-                 schedule_wake: Callable[[str, float], None] | None = None, rng: random.Random | None = None) -> None:
+                 schedule_wake: Callable[[str, float], None] | None = None, rng: random.Random | None = None,
+                 emit: Callable[..., None] | None = None) -> None:
         self.db, self.signer, self.trust, self.router, self.clock = db, signer, trust, router, clock
         self.deliver = deliver
         self.policy = policy
@@ -74,8 +75,7 @@ class Dispatcher:
         self._claims = threading.Lock()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._after_commit = threading.local()  # per thread: actions wait for *their* transaction
-        self.emit: Callable[..., None] = lambda type_, **fields: None  # an EventBus.emit
+        self.emit: Callable[..., None] = emit or (lambda type_, **fields: None)  # an EventBus.emit
 
     # ---- workers ---------------------------------------------------------------
 
@@ -162,7 +162,6 @@ class Dispatcher:
                 for p in batch:
                     if p.expires_ms < now:
                         self._finish(conn, p, hop, outbox.EXPIRED, Reason.EXPIRED.name, "lifetime ended before delivery")
-            self._run_after_commit()
             if not live:
                 return DELIVERED  # made progress; look again
         address = self.router.address(hop)
@@ -195,7 +194,6 @@ class Dispatcher:
                 outbox.note_attempt(conn, [m for m, _ in bad_receipts], bad_receipts[0][1])
             else:
                 peers.record_success(conn, hop, now)
-        self._run_after_commit()
         for p, _ in delivered:
             self.emit(events.DELIVERED, message_id=p.message_id, peer=hop, recipient=p.recipient, kind=p.kind,
                       time_ms=now)
@@ -223,7 +221,6 @@ class Dispatcher:
                 for r in rows:
                     p = outbox.Pending(0, r["message_id"], r["sender"], r["recipient"], r["kind"], r["priority"], 0, b"")
                     self._finish(conn, p, r["next_hop"], outbox.EXPIRED, Reason.EXPIRED.name, "lifetime ended before delivery")
-            self._run_after_commit()
         return len(rows)
 
     def refuse(self, conn, header: pb.Header, raw: bytes, hop: str, subject: str, why: Rejected,
@@ -235,26 +232,11 @@ class Dispatcher:
                            header.expires_ms, raw)
         self._finish(conn, p, hop or "-", outbox.REJECTED, why.reason.name, why.detail or why.reason.public_message)
 
-    def run_after_commit(self) -> None:
-        """Publish what refuse() recorded, once the caller's transaction has committed."""
-        self._run_after_commit()
-
-    def _later(self, action: Callable[[], None]) -> None:
-        if not hasattr(self._after_commit, "actions"):
-            self._after_commit.actions = []
-        self._after_commit.actions.append(action)
-
-    def _run_after_commit(self) -> None:
-        actions = getattr(self._after_commit, "actions", [])
-        self._after_commit.actions = []
-        for action in actions:
-            action()
-
     def _finish(self, conn, p: outbox.Pending, hop: str, state: str, reason: str, detail: str) -> None:
         """Final failure of one envelope: record it, and tell the original sender (never for a notice)."""
         now = self.clock.now_ms()
         outbox.mark_final(conn, p.message_id, hop, state, f"{reason}: {detail}", now)
-        self._later(lambda: self.emit(
+        conn.on_commit(lambda: self.emit(
             events.REJECTED if state == outbox.REJECTED else events.EXPIRED, message_id=p.message_id,
             peer=hop, recipient=p.recipient, kind=p.kind, time_ms=now, reason=reason))
         if p.kind == pb.NOTICE:
@@ -265,7 +247,7 @@ class Dispatcher:
         subject = f"not delivered: {reason}"
         if p.sender == self.signer.code:
             inbox.add_in(conn, header, subject=subject, now_ms=now, envelope=raw)
-            self._later(lambda: self.emit(
+            conn.on_commit(lambda: self.emit(
                 events.ARRIVED, message_id=header.message_id, peer=header.sender, recipient=header.recipient,
                 kind=header.kind, time_ms=now, reason=reason))
             return
@@ -275,7 +257,7 @@ class Dispatcher:
             log.warning("cannot route non-delivery notice for %s back to %s", p.message_id, p.sender)
             return
         outbox.enqueue_in(conn, header, raw, back, subject, self.clock.now_ms(), origin="relay")
-        self._later(lambda: self.wake(back))
+        conn.on_commit(lambda: self.wake(back))
 
 
 def apscheduler_wake(scheduler, wake: Callable[[str], None]) -> Callable[[str, float], None]:

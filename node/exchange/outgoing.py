@@ -71,8 +71,6 @@ class Outgoing:
     def _commit(self, sealed_items, ref_doc_id: str | None) -> list[Posted]:
         with self.db.transaction() as conn:
             posted = [self._store(conn, payload, sealed, ref_doc_id) for payload, sealed in sealed_items]
-        if self.refuser is not None:
-            self.refuser.run_after_commit()
         for hop in {h for p in posted for h in p.hops}:
             self.wake(hop)
         return posted

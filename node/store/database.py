@@ -11,11 +11,14 @@ import contextlib
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+import logging
+from typing import Any, Callable, Iterable, Iterator
 
 import sqlite_utils
 
 from .schema import MIGRATIONS
+
+log = logging.getLogger(__name__)
 
 StoreError = sqlite3.Error  # what a failing read or write raises, for callers that must not import sqlite3
 
@@ -32,12 +35,17 @@ class Database:
         conn.execute("PRAGMA wal_autocheckpoint=8000")
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
+        self._current: Transaction | None = None  # the open transaction; only the lock's holder touches it
         with self.lock:
             MIGRATIONS.apply(self.db)
 
     @contextlib.contextmanager
-    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self, durable: bool = True) -> Iterator["Transaction"]:
         """One atomic unit of work; nested calls join the outer transaction.
+
+        Actions given to `tx.on_commit` run once, after the outermost transaction has
+        committed and the lock is released; a rollback drops them (as Django's
+        `transaction.on_commit`), so nobody hears of a row that was never stored.
 
         durable=False skips the commit's fsync (synchronous=NORMAL for this commit only):
         for bookkeeping whose loss a restart repairs, such as marking an envelope
@@ -45,15 +53,28 @@ class Database:
         The next durable commit, or a checkpoint, makes it durable too. Every custody
         promise (a receipt, an API answer) stays behind a durable commit."""
         with self.lock:
-            lazy = not durable and not self.db.conn.in_transaction
+            outer = self._current
+            if outer is not None:
+                mark = len(outer._hooks)
+                try:
+                    with self.db.atomic():  # a savepoint: an error inside rolls back this part only
+                        yield outer
+                except BaseException:
+                    del outer._hooks[mark:]  # what the rolled-back part queued goes with it
+                    raise
+                return
+            tx = self._current = Transaction(self.db.conn)
+            lazy = not durable
             if lazy:
                 self.db.conn.execute("PRAGMA synchronous=NORMAL")
             try:
                 with self.db.atomic():
-                    yield self.db.conn
+                    yield tx
             finally:
+                self._current = None
                 if lazy:
                     self.db.conn.execute("PRAGMA synchronous=FULL")
+        tx.run_hooks()  # reached only after a commit: an exception above skips it
 
     def query(self, sql: str, params: Any = ()) -> list[dict]:
         with self.lock:
@@ -76,3 +97,31 @@ class Database:
     def close(self) -> None:
         with self.lock:
             self.db.conn.close()
+
+
+class Transaction:
+    """An open transaction: run statements on it, and queue what must wait for its commit."""
+
+    __slots__ = ("conn", "_hooks")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._hooks: list[Callable[[], None]] = []
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Any]) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, rows)
+
+    def on_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once this transaction has committed; never if it rolls back."""
+        self._hooks.append(action)
+
+    def run_hooks(self) -> None:
+        hooks, self._hooks = self._hooks, []
+        for action in hooks:
+            try:
+                action()
+            except Exception:  # the commit stands; one failing listener must not stop the others
+                log.exception("after-commit action failed")

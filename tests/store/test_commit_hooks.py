@@ -1,0 +1,103 @@
+"""`tx.on_commit`: actions run once after a commit, never after a rollback.
+
+Before, the dispatcher kept such actions in a per-thread list: a transaction that rolled
+back left its actions there, and the next commit on that thread ran them, publishing
+events for rows that were never stored.
+"""
+from __future__ import annotations
+
+import pytest
+
+from node.errors import Rejected
+from node.events import EventBus, REJECTED
+from node.exchange.dispatcher import Dispatcher, RetryPolicy
+from node.exchange.routing import Router
+from node.pb import envelope_pb2 as pb
+from node.store import outbox
+from node.store.database import Database
+from node.errors import Reason
+from node import envelope
+
+A, B = "000.00.01.H53", "000.00.02.H53"
+
+
+@pytest.fixture
+def db(tmp_path):
+    d = Database(tmp_path / "m.sqlite3")
+    yield d
+    d.close()
+
+
+def test_actions_run_once_after_the_commit_and_see_the_committed_rows(db):
+    seen = []
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO peer_state (code) VALUES ('x')")
+        tx.on_commit(lambda: seen.append(db.query_one("SELECT count(*) AS n FROM peer_state")["n"]))
+        assert seen == []  # not before the commit
+    assert seen == [1]
+    with db.transaction():
+        pass
+    assert seen == [1]  # and never again
+
+
+def test_a_rolled_back_transactions_actions_never_run(db):
+    seen = []
+    with pytest.raises(RuntimeError):
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO peer_state (code) VALUES ('x')")
+            tx.on_commit(lambda: seen.append("rolled back"))
+            raise RuntimeError("boom")
+    with db.transaction() as tx:  # the next commit on the same thread runs only its own actions
+        tx.on_commit(lambda: seen.append("committed"))
+    assert seen == ["committed"]
+    assert db.query_one("SELECT count(*) AS n FROM peer_state")["n"] == 0
+
+
+def test_a_nested_part_that_rolls_back_drops_its_actions_and_keeps_the_outer_ones(db):
+    seen = []
+    with db.transaction() as tx:
+        tx.on_commit(lambda: seen.append("outer"))
+        with pytest.raises(RuntimeError):
+            with db.transaction() as inner:
+                assert inner is tx  # nested calls join the outer transaction
+                inner.execute("INSERT INTO peer_state (code) VALUES ('inner')")
+                inner.on_commit(lambda: seen.append("inner"))
+                raise RuntimeError("inner fails")
+        tx.execute("INSERT INTO peer_state (code) VALUES ('outer')")
+    assert seen == ["outer"]
+    assert [r["code"] for r in db.query("SELECT code FROM peer_state")] == ["outer"]
+
+
+def test_actions_run_in_order_and_one_failing_does_not_stop_the_rest(db):
+    seen = []
+    with db.transaction() as tx:
+        tx.on_commit(lambda: seen.append(1))
+        tx.on_commit(lambda: 1 / 0)
+        tx.on_commit(lambda: seen.append(3))
+    assert seen == [1, 3]
+
+
+def test_a_refusal_in_a_rolled_back_send_publishes_no_event(db, pki, clock):
+    """The bug this replaces: refuse() queued a REJECTED event that the thread's next commit published."""
+    bus = EventBus()
+    sub = bus.subscribe({REJECTED})
+    disp = Dispatcher(db, pki.signer(A), pki.trust(clock), Router(A, {B: "x:1"}), clock, lambda *a: [],
+                      RetryPolicy(), emit=bus.emit)
+
+    def sealed():
+        return envelope.seal(pki.signer(A), B, pb.Payload(document=pb.Document(subject="x")), clock=clock,
+                             lifetime_s=60)
+
+    (lost, lost_raw), (kept, kept_raw) = sealed(), sealed()
+    nobody = Rejected(Reason.UNKNOWN_RECIPIENT, "nobody")
+    with pytest.raises(RuntimeError):
+        with db.transaction() as tx:
+            disp.refuse(tx, lost, lost_raw, "", "x", nobody)
+            raise RuntimeError("the send fails after the refusal was recorded")
+    with db.transaction() as tx:
+        disp.refuse(tx, kept, kept_raw, "", "x", nobody)
+    published = []
+    while (e := sub.get(timeout=0)) is not None:
+        published.append(e.message_id)
+    assert published == [kept.message_id]
+    assert outbox.get(db, lost.message_id) is None

@@ -186,6 +186,12 @@ def verify(
     return Verified(raw, env, header, sender, path)
 
 
+def stored_verifier(trust: TrustStore, clock: Clock = SYSTEM) -> Callable[[bytes], Verified]:
+    """Re-verify envelopes from our own mailbox before showing or exporting them: every check but
+    size and expiry, which held when the envelope arrived (what we show is what was signed)."""
+    return lambda raw: verify(raw, trust, max_size=len(raw), clock=clock, check_expiry=False)
+
+
 def verify_trace(env: pb.Envelope, trust: TrustStore, *, all_signatures: bool = True) -> list[tuple[str, int]]:
     """The relays' hop marks, each checked and chained back to the sender's signature."""
     last = len(env.trace) - 1

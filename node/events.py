@@ -7,8 +7,9 @@ queue bound rather than slowing the node; it can always re-list.
 from __future__ import annotations
 
 import queue
-import time
 import threading
+import time
+from typing import Protocol
 
 from .pb import mailbox_pb2 as mpb
 
@@ -17,6 +18,19 @@ REGISTERED = "registered"  # peer: the child's code
 HEARTBEAT = "heartbeat"    # peer: the child's code (its subtree's counters were just stored)
 WATCHING = "watching"  # first event of every stream: the subscription is in place
 QUEUE_BOUND = 10_000
+
+
+class EventSink(Protocol):
+    """What publishers are given (an EventBus in a node)."""
+
+    def emit(self, type_: str, **fields) -> None: ...
+
+
+class NoEvents:
+    """An EventSink for pieces run without a local API (unit tests, tools)."""
+
+    def emit(self, type_: str, **fields) -> None:
+        pass
 
 
 class Subscription:

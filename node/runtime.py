@@ -26,13 +26,16 @@ from .clock import SYSTEM, Clock
 from .codes import CodeError, Hierarchy
 from .config import ConfigError, Settings
 from .envelope import Signer
-from .exchange.dispatcher import Dispatcher, RetryPolicy, apscheduler_wake
+from .documents.edxml_bridge import EdxmlBridge
+from .envelope import stored_verifier
+from .exchange.dispatcher import Dispatcher
+from .exchange.hop import RetryPolicy, SendLimits
 from .exchange.intake import Intake
-from .exchange.outgoing import Outgoing
+from .exchange.outgoing import EnvelopeMaker, Outgoing
 from .exchange.routing import Router
 from .exchange.service import ExchangeService, PeerIdentity
 from .exchange.transport import PeerConnector, TlsMaterial, grpc_options, server_credentials
-from . import events, stats
+from . import stats
 from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys
@@ -42,6 +45,7 @@ from .pb import registry_pb2, registry_pb2_grpc
 from .documents.lifecycle import Lifecycle
 from .registry.directory import Directory
 from .registry.service import RegistryService
+from .timers import SchedulerTimer
 from .store.database import Database
 
 log = logging.getLogger("lienthong")
@@ -73,40 +77,35 @@ class Node:
             anchors_pem=self.trust.anchors_pem, insecure=s.tls.insecure_plaintext,
         )
         self.connector = PeerConnector(self.tls, s.messages.max_size)
+        self.bus = EventBus()
+        self.scheduler = BackgroundScheduler(timezone="UTC")
         parent = self._parent_code(s)
         reg = s.registry
         self.directory = Directory(
             self.db, self.signer, self.trust, clock, name=s.node.name, configured_parents=dict(s.parents_of),
             parent=parent, parent_address=s.peer_address(parent) if parent else None,
             channel=self.connector.channel, heartbeat_s=reg.heartbeat, stale_after_s=reg.stale_after,
-            cache_ttl_s=reg.cache_ttl)
+            cache_ttl_s=reg.cache_ttl, events_=self.bus)
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
                              parent=parent if parent and s.peer_address(parent) else None,
                              child_endpoint=self.directory.child_endpoint,
                              hierarchy_of=lambda: self.directory.hierarchy)
-        self.scheduler = BackgroundScheduler(timezone="UTC")
+        # sending: one way to make an envelope; per-hop senders; the agency's sends on top of both
+        self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
+                                   max_size=s.messages.max_size)
         r = s.retry
         self.dispatcher = Dispatcher(
-            self.db, self.signer, self.trust, self.router, clock, self.connector.deliver,
+            self.db, self.maker, self.trust, self.router, clock, self.connector.deliver,
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
-            batch_size=s.messages.batch_size, max_batch_bytes=min(s.messages.max_size, 4 << 20),
-            notice_lifetime_s=s.messages.lifetime,
-        )
-        self.dispatcher.schedule_wake = apscheduler_wake(self.scheduler, self.dispatcher.wake)
-        self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size, self.dispatcher.wake)
-        self.outgoing = Outgoing(self.db, self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
-                                 max_size=s.messages.max_size, wake=self.dispatcher.wake,
-                                 lookup=self.directory.lookup, refuser=self.dispatcher)
-        self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.dispatcher.wake)
-        self.intake.validate = self.lifecycle.validate
-        self.intake.on_store = self.lifecycle.on_store
-        self.bus = EventBus()
-        self.dispatcher.emit = self.bus.emit
-        self.intake.on_arrival.append(lambda v: self.bus.emit(
-            events.ARRIVED, message_id=v.header.message_id, peer=v.header.sender, recipient=v.header.recipient,
-            kind=v.header.kind, time_ms=clock.now_ms()))
-        self.directory.on_registered = lambda code: self.bus.emit(events.REGISTERED, peer=code, time_ms=clock.now_ms())
-        self.directory.on_heartbeat = lambda code: self.bus.emit(events.HEARTBEAT, peer=code, time_ms=clock.now_ms())
+            limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
+            notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus)
+        self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup)
+        # receiving: the documents layer decides what our own mail may say and records it
+        self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock)
+        self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
+                             queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus)
+        self.verify_stored = stored_verifier(self.trust, clock)
+        self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored)
         self.health = HealthMonitor(self.db, self.signer, self.trust)
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None
@@ -144,9 +143,9 @@ class Node:
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="api"),
                                       interceptors=[TokenInterceptor(s.api.token)], options=opts)
-        mailbox_pb2_grpc.add_MailboxServicer_to_server(
-            MailboxService(self.db, self.outgoing, self.trust, self.clock, s.messages.max_size, self.bus,
-                           self.directory, self.lifecycle), self.api_server)
+        mailbox_pb2_grpc.add_MailboxServicer_to_server(MailboxService(
+            self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
+            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored), self.api_server)
         stats_service = stats.add_to_server(self.api_server, self.db, s.node.code, s.node.name, self.clock)
         self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name, stats_service)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
@@ -158,11 +157,10 @@ class Node:
         self.scheduler.add_job(self._sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.health.check, "interval", seconds=HEALTH_SECONDS, id="health", coalesce=True)
         if self.directory.parent and self.directory.parent_address:  # the top of a tree registers nowhere
-            self.scheduler.add_job(self.directory.keepalive, "interval",
+            self.scheduler.add_job(self._keepalive, "interval",
                                    seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat),
                                    id="registry", max_instances=1, coalesce=True,
                                    next_run_time=dt.datetime.now(dt.timezone.utc))
-            self.directory.on_registration_change = self._registry_tick
         self.scheduler.start()
         self.dispatcher.wake_all_due()
         self._write_runtime()
@@ -180,10 +178,14 @@ class Node:
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         reflection.enable_server_reflection((*service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
 
-    def _registry_tick(self, registered: bool) -> None:
+    def _keepalive(self) -> None:
         """Retry registration every second; once registered, wake only to send heartbeats."""
-        seconds = self.settings.registry.heartbeat if registered else min(REGISTRY_TICK_SECONDS, self.settings.registry.heartbeat)
-        self.scheduler.reschedule_job("registry", trigger="interval", seconds=seconds)
+        was = self.directory.registered
+        self.directory.keepalive()
+        if self.directory.registered != was:
+            beat = self.settings.registry.heartbeat
+            seconds = beat if self.directory.registered else min(REGISTRY_TICK_SECONDS, beat)
+            self.scheduler.reschedule_job("registry", trigger="interval", seconds=seconds)
 
     def _advertised_endpoint(self) -> str:
         if self.settings.registry.advertise:

@@ -4,21 +4,22 @@ from __future__ import annotations
 import logging
 
 
-from .. import envelope as env_mod
+from typing import Callable
+
+from ..clock import Clock
+from ..documents.edxml_bridge import EdxmlBridge
+from ..documents.lifecycle import Lifecycle
+from ..envelope import Verified
 from ..errors import Reason, Rejected, abort, naming
-from ..identity.trust import TrustStore
+from ..events import ARRIVED, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED, REJECTED, WATCHING, EventBus
+from ..exchange.outgoing import Outgoing
 from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
 from ..pb import mailbox_pb2_grpc as mgrpc
+from ..registry.directory import Directory
 from ..store import custody, inbox, outbox
 from ..store.database import Database
-from ..clock import Clock
-from ..events import ARRIVED, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED, REJECTED, WATCHING, EventBus
-from ..exchange.outgoing import Outgoing
-from ..documents.edxml_bridge import EdxmlBridge, sent_response
-from ..documents.lifecycle import Lifecycle
-from ..pb import registry_pb2 as rpb
-from ..registry.directory import Directory
+from . import replies
 
 
 log = logging.getLogger(__name__)
@@ -26,14 +27,6 @@ log = logging.getLogger(__name__)
 
 def _limit(n: int) -> int:
     return 100 if n <= 0 else min(n, 1000)
-
-
-def _entry(row: dict) -> mpb.InboxEntry:
-    return mpb.InboxEntry(seq=row["seq"], message_id=row["message_id"], sender=row["sender"], kind=row["kind"],
-                          subject=row["subject"], received_ms=row["received_ms"], acked=row["acked_ms"] is not None,
-                          priority=row["priority"], state=row["state"], changed_by=row["changed_by"],
-                          status=row["status"], ref_message_id=row["ref_message_id"],
-                          business_doc_type=row["business_doc_type"])
 
 
 MAX_BATCH = 1000  # documents per SendBatch call
@@ -65,19 +58,16 @@ def guarded(method):
 
 
 class MailboxService(mgrpc.MailboxServicer):
-    def __init__(self, db: Database, outgoing: Outgoing, trust: TrustStore, clock: Clock, max_size: int,
-                 bus: EventBus, directory: Directory | None = None, lifecycle: Lifecycle | None = None) -> None:
-        self.db, self.outgoing, self.trust, self.clock, self.max_size = db, outgoing, trust, clock, max_size
-        self.bus = bus
-        self.directory = directory
-        self.lifecycle = lifecycle
-        self.bridge = EdxmlBridge(db, outgoing, lifecycle, self._verify_stored) if lifecycle else None
+    def __init__(self, db: Database, clock: Clock, *, outgoing: Outgoing, lifecycle: Lifecycle, bridge: EdxmlBridge,
+                 directory: Directory, bus: EventBus, verify_stored: Callable[[bytes], Verified]) -> None:
+        self.db, self.clock = db, clock
+        self.outgoing, self.lifecycle, self.bridge, self.directory = outgoing, lifecycle, bridge, directory
+        self.bus, self.verify_stored = bus, verify_stored
 
     @guarded
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
         payload, recipients, priority, lifetime_s = _to_post(request)
-        posted = self.outgoing.post(payload, recipients, priority=priority, lifetime_s=lifetime_s)
-        return sent_response(posted)
+        return replies.sent_response(self.outgoing.post(payload, recipients, priority=priority, lifetime_s=lifetime_s))
 
     @guarded
     def SendBatch(self, request: mpb.SendBatchRequest, context) -> mpb.SendBatchResponse:
@@ -89,15 +79,12 @@ class MailboxService(mgrpc.MailboxServicer):
         for i, one in enumerate(request.documents):
             with naming(f"documents[{i}]"):
                 items.append(_to_post(one))
-        return mpb.SendBatchResponse(results=[sent_response(p) for p in self.outgoing.post_many(items)])
+        return mpb.SendBatchResponse(results=[replies.sent_response(p) for p in self.outgoing.post_many(items)])
 
     @guarded
     def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:
         rows = inbox.list_entries(self.db, only_new=request.only_new, after_seq=request.after_seq, limit=_limit(request.limit))
-        return mpb.ListInboxResponse(entries=[_entry(r) for r in rows])
-
-    def _verify_stored(self, raw: bytes):
-        return env_mod.verify(raw, self.trust, max_size=max(self.max_size, len(raw)), clock=self.clock, check_expiry=False)
+        return mpb.ListInboxResponse(entries=[replies.inbox_entry(r) for r in rows])
 
     @guarded
     def Fetch(self, request: mpb.FetchRequest, context) -> mpb.FetchResponse:
@@ -106,14 +93,13 @@ class MailboxService(mgrpc.MailboxServicer):
             raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox")
         raw = row["envelope"]
         # re-verify from the stored bytes: what we show is what was signed
-        verified = self._verify_stored(raw)
+        verified = self.verify_stored(raw)
         receipt = custody.stored_receipt(self.db, request.message_id)
         return mpb.FetchResponse(
-            entry=_entry(row), payload=verified.payload(), signature_verified=True,
+            entry=replies.inbox_entry(row), payload=verified.payload(), signature_verified=True,
             signer_subject=verified.sender.subject,
             path=[mpb.HopView(code=c, time_ms=t, verified=True) for c, t in verified.path]
-            + [mpb.HopView(code=self.directory.code if self.directory else verified.header.recipient,
-                           time_ms=row["received_ms"], verified=True)],
+            + [mpb.HopView(code=self.directory.code, time_ms=row["received_ms"], verified=True)],
             envelope=raw, receipt=receipt,
         )
 
@@ -129,15 +115,7 @@ class MailboxService(mgrpc.MailboxServicer):
         if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
             raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}")
         rows = outbox.list_sent(self.db, after_seq=request.after_seq, limit=_limit(request.limit), state=request.state)
-        entries = []
-        for r in rows:
-            e = mpb.SentEntry(seq=r["seq"], message_id=r["message_id"], recipient=r["recipient"], next_hop=r["next_hop"],
-                              kind=r["kind"], state=r["state"], attempts=r["attempts"], created_ms=r["created_ms"],
-                              delivered_ms=r["delivered_ms"] or 0, reason=r["reason"] or "", subject=r["subject"])
-            if r["receipt"]:
-                e.receipt.ParseFromString(r["receipt"])
-            entries.append(e)
-        return mpb.ListSentResponse(entries=entries)
+        return mpb.ListSentResponse(entries=[replies.sent_entry(r) for r in rows])
 
     def Watch(self, request: mpb.WatchRequest, context):
         types = (({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
@@ -160,7 +138,7 @@ class MailboxService(mgrpc.MailboxServicer):
         target = request.parent or self.directory.code
         entries = self.directory.children(target, request.recursive)
         needle = request.name_contains.casefold()
-        agencies = [_agency(e) for e in entries]
+        agencies = [replies.agency(e) for e in entries]
         return mpb.DirectoryResponse(agencies=[
             a for a in agencies
             if (not request.level or a.level == request.level) and (not needle or needle in a.name.casefold())
@@ -173,30 +151,31 @@ class MailboxService(mgrpc.MailboxServicer):
 
     @guarded
     def Change(self, request: mpb.ChangeRequest, context) -> mpb.SendResponse:
-        return sent_response(self.lifecycle.change(
+        return replies.sent_response(self.lifecycle.change(
             request.doc_id, request.business_doc_type, request.take_back, request.reason,
             request.document if request.HasField("document") else None, request.staff_info))
 
     @guarded
     def ImportEdxml(self, request: mpb.ImportEdxmlRequest, context) -> mpb.ImportEdxmlResponse:
-        return self.bridge.import_packet(request.packet, list(request.recipients))
+        imported = self.bridge.import_packet(request.packet, list(request.recipients))
+        resp = mpb.ImportEdxmlResponse(kind=imported.kind, warnings=imported.warnings,
+                                       status_message_id=imported.status_message_id)
+        if imported.sent is not None:
+            resp.sent.CopyFrom(replies.sent_response(imported.sent))
+        return resp
 
     @guarded
     def ExportEdxml(self, request: mpb.ExportEdxmlRequest, context) -> mpb.ExportEdxmlResponse:
-        return self.bridge.export_packet(request.message_id)
+        packet, file_name = self.bridge.export_packet(request.message_id)
+        return mpb.ExportEdxmlResponse(packet=packet, file_name=file_name)
 
     @guarded
     def Track(self, request: mpb.TrackRequest, context) -> mpb.TrackResponse:
-        return self.lifecycle.track(request.doc_id)
+        return replies.track_response(self.db, self.lifecycle.sent_document(request.doc_id))
 
     @guarded
     def Lookup(self, request: mpb.AgencyLookupRequest, context) -> mpb.Agency:
         if not request.code:
             raise Rejected(Reason.INVALID_REQUEST, "code is required")
-        return _agency(self.directory.lookup(request.code))
+        return replies.agency(self.directory.lookup(request.code))
 
-
-def _agency(entry: rpb.DirectoryEntry) -> mpb.Agency:
-    r = rpb.AgencyRecord.FromString(entry.record.record)
-    return mpb.Agency(code=r.code, name=r.name, level=r.level, parent=r.parent, endpoint=r.endpoint,
-                      reachable=entry.reachable, last_seen_ms=entry.last_seen_ms)

@@ -12,53 +12,59 @@ is the packet's own trace followed by the path this node verified.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from ..edxml import EdxmlError, export_edxml, import_edxml
 from ..errors import Reason, Rejected
-from ..exchange.outgoing import Outgoing
+from ..envelope import Verified
+from ..exchange.outgoing import Outgoing, Posted
 from ..pb import envelope_pb2 as pb
-from ..pb import mailbox_pb2 as mpb
 from ..store import documents, inbox, progress
 from ..store.database import Database
 from . import rules
 from .lifecycle import CHANGE_STATE, Lifecycle, edxml_time
 
 
+@dataclass(frozen=True)
+class Imported:
+    kind: str                         # "document" or "status"
+    warnings: list[str]
+    sent: Posted | None = None        # a document, a change or a take-back request, sent on
+    status_message_id: str = ""       # a status reported on a received document
+
+
 class EdxmlBridge:
-    def __init__(self, db: Database, outgoing: Outgoing, lifecycle: Lifecycle, verify_stored) -> None:
+    def __init__(self, db: Database, outgoing: Outgoing, lifecycle: Lifecycle,
+                 verify_stored: Callable[[bytes], Verified]) -> None:
         self.db, self.outgoing, self.lifecycle = db, outgoing, lifecycle
         self.verify_stored = verify_stored  # raw envelope bytes -> Verified (re-checked at export)
 
-    def import_packet(self, packet: bytes, recipients: list[str]) -> mpb.ImportEdxmlResponse:
+    def import_packet(self, packet: bytes, recipients: list[str]) -> Imported:
         warnings: list[str] = []
         try:
             msg = import_edxml(packet, warnings=warnings)
         except EdxmlError as e:
             raise Rejected(Reason.MALFORMED, f"edXML: {e}") from None
-        resp = mpb.ImportEdxmlResponse(warnings=warnings)
         if isinstance(msg, pb.Document):
-            resp.kind = "document"
-            resp.sent.CopyFrom(self._document(msg, recipients))
-        else:
-            resp.kind = "status"
-            if msg.status_code == rules.TAKE_BACK:
-                original = self._sent_doc(msg.response_for.document_id)
-                posted = self.lifecycle.change(original, 0, True, "", None, pb.StaffInfo(), status=msg)
-                resp.sent.CopyFrom(sent_response(posted))
-            else:
-                received = self._received_doc(msg.response_for.document_id)
-                resp.status_message_id = self.lifecycle.set_status(
-                    received, msg.status_code, msg.staff_info, msg.description, status=msg)
-        return resp
+            return Imported("document", warnings, sent=self._document(msg, recipients))
+        if msg.status_code == rules.TAKE_BACK:
+            original = self._sent_doc(msg.response_for.document_id)
+            return Imported("status", warnings,
+                            sent=self.lifecycle.change(original, 0, True, "", None, pb.StaffInfo(), status=msg))
+        received = self._received_doc(msg.response_for.document_id)
+        return Imported("status", warnings, status_message_id=self.lifecycle.set_status(
+            received, msg.status_code, msg.staff_info, msg.description, status=msg))
 
-    def _document(self, doc: pb.Document, recipients: list[str]) -> mpb.SendResponse:
+    def _document(self, doc: pb.Document, recipients: list[str]) -> Posted:
         btype = doc.business.business_doc_type
         if btype in CHANGE_STATE:
             original = self._sent_doc(doc.document_id, doc.business.document_id)
-            return sent_response(self.lifecycle.change(original, btype, False, "", doc, pb.StaffInfo()))
+            return self.lifecycle.change(original, btype, False, "", doc, pb.StaffInfo())
         targets = recipients or [t.organ_id for t in doc.to if t.organ_id]
         if not targets:
             raise Rejected(Reason.INVALID_REQUEST, "the packet names no recipient (To) and none was given")
-        return sent_response(self.outgoing.post(pb.Payload(document=doc), targets, priority=min(doc.other_info.priority, 4)))
+        return self.outgoing.post(pb.Payload(document=doc), targets, priority=min(doc.other_info.priority, 4))
 
     def _sent_doc(self, *document_ids: str) -> str:
         for document_id in filter(None, document_ids):
@@ -74,7 +80,8 @@ class EdxmlBridge:
             raise Rejected(Reason.NOT_FOUND, f"no received document {document_id!r} to report on")
         return message_id
 
-    def export_packet(self, message_id: str) -> mpb.ExportEdxmlResponse:
+    def export_packet(self, message_id: str) -> tuple[bytes, str]:
+        """(packet, file name) of a received document or status."""
         row = inbox.get(self.db, message_id)
         if row is None:
             raise Rejected(Reason.NOT_FOUND, f"no message {message_id} in this mailbox")
@@ -91,9 +98,4 @@ class EdxmlBridge:
             packet = export_edxml(msg, trace=trace)
         except EdxmlError as e:
             raise Rejected(Reason.INVALID_REQUEST, f"cannot be written as edXML: {e}") from None
-        return mpb.ExportEdxmlResponse(packet=packet, file_name=f"{body}_{message_id}.edxml")
-
-
-def sent_response(posted) -> mpb.SendResponse:
-    return mpb.SendResponse(doc_id=posted.doc_id,
-                            envelopes=[mpb.SentEnvelope(recipient=r, message_id=m) for r, m in posted.envelopes])
+        return packet, f"{body}_{message_id}.edxml"

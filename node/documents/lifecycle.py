@@ -15,16 +15,16 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from typing import Callable, Mapping
+from typing import Mapping
 
 from ..clock import Clock
 from ..envelope import Signer, Verified
 from ..errors import Reason, Rejected
 from ..exchange.outgoing import Outgoing, Posted
 from ..pb import envelope_pb2 as pb
-from ..pb import mailbox_pb2 as mpb
 from ..store import documents, inbox, outbox, progress, statuses
-from ..store.database import Database
+from ..store.custody import Incoming
+from ..store.database import Database, Transaction
 from . import rules
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,11 @@ def payload_of(raw: bytes) -> pb.Payload:
 
 
 class Lifecycle:
-    def __init__(self, db: Database, signer: Signer, name: str, outgoing: Outgoing, clock: Clock,
-                 wake: Callable[[str], None]) -> None:
-        self.db, self.signer, self.name, self.outgoing, self.clock, self.wake = db, signer, name, outgoing, clock, wake
+    """The documents layer: intake's LocalMail (node.exchange.protocols) for mail addressed to us, and the
+    sender's and recipient's operations on documents for the local API."""
+
+    def __init__(self, db: Database, signer: Signer, name: str, outgoing: Outgoing, clock: Clock) -> None:
+        self.db, self.signer, self.name, self.outgoing, self.clock = db, signer, name, outgoing, clock
 
     # ---- intake: our own mail ------------------------------------------------------
 
@@ -93,46 +95,43 @@ class Lifecycle:
         if received is None or received.sender != sender:
             raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
 
-    def on_store(self, conn, item) -> set[str]:
+    def on_store(self, tx: Transaction, item: Incoming) -> None:
         """Inside the custody transaction: record what arrived; queue the automatic 01."""
         h, payload, now = item.header, item.payload, self.clock.now_ms()
         body = payload.WhichOneof("body")
         if body == "document":
-            progress.record_arrival(conn, h.message_id, h.sender, payload.document.document_id)
+            progress.record_arrival(tx, h.message_id, h.sender, payload.document.document_id)
             btype = payload.document.business.business_doc_type
             if btype in CHANGE_STATE:
-                progress.record_change(conn, h.ref_message_id, CHANGE_STATE[btype], h.message_id, str(btype))
+                progress.record_change(tx, h.ref_message_id, CHANGE_STATE[btype], h.message_id, str(btype))
             trace = [pb.EdxmlTrace(organ_id=c, timestamp=edxml_time(t)) for c, t in (item.path or [])]
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
-            return self._post_status(conn, h.message_id, h.sender, payload.document, rules.ARRIVED, pb.StaffInfo(), "",
-                                     trace).hops
+            self._post_status(tx, h.message_id, h.sender, payload.document, rules.ARRIVED, pb.StaffInfo(), "", trace)
+            return
         if body == "status":
             status = payload.status
             if status.status_code == rules.TAKE_BACK:
-                progress.record_request(conn, h.ref_message_id, rules.TAKE_BACK)
+                progress.record_request(tx, h.ref_message_id, rules.TAKE_BACK)
             else:
-                statuses.record_returned(conn, h.message_id, h.ref_message_id, h.sender, status.status_code,
+                statuses.record_returned(tx, h.message_id, h.ref_message_id, h.sender, status.status_code,
                                          h.created_ms, status.SerializeToString(), now)
-        return set()
 
     # ---- recipient: reporting -----------------------------------------------------------
 
     def set_status(self, message_id: str, code: str, staff: pb.StaffInfo, description: str,
                    status: pb.Status | None = None) -> str:
         """Report a status; `status` (an imported edXML packet) is sent with its own fields."""
-        with self.db.transaction() as conn:
+        with self.db.transaction() as tx:
             received = progress.get(self.db, message_id)
             if received is None:
                 raise Rejected(Reason.NOT_FOUND, f"no received document {message_id}")
             rules.check_step(received.status, received.pending_request, received.state, code)
             raw = inbox.envelope(self.db, message_id)
-            posted = self._post_status(conn, message_id, received.sender, payload_of(raw).document, code, staff,
+            posted = self._post_status(tx, message_id, received.sender, payload_of(raw).document, code, staff,
                                        description, [], given=status)
-        for hop in posted.hops:
-            self.wake(hop)
         return posted.envelopes[0][1]
 
-    def _post_status(self, conn, doc_message_id: str, to: str, doc: pb.Document, code: str, staff: pb.StaffInfo,
+    def _post_status(self, tx: Transaction, doc_message_id: str, to: str, doc: pb.Document, code: str, staff: pb.StaffInfo,
                      description: str, trace: list[pb.EdxmlTrace], given: pb.Status | None = None) -> Posted:
         now = self.clock.now_ms()
         status = given or pb.Status(
@@ -141,17 +140,17 @@ class Lifecycle:
                                         code="/".join(p for p in (doc.code.code_number, doc.code.code_notation) if p),
                                         promulgation_date=doc.promulgation_info.promulgation_date),
             staff_info=staff, status_code=code, description=description, timestamp=edxml_time(now), edxml_trace=trace)
-        posted = self.outgoing.post_in(conn, pb.Payload(status=status), to, ref_message_id=doc_message_id,
+        posted = self.outgoing.post_in(tx, pb.Payload(status=status), to, ref_message_id=doc_message_id,
                                        priority=doc.other_info.priority)
-        statuses.record_reported(conn, doc_message_id, code, posted.envelopes[0][1], now)
+        statuses.record_reported(tx, doc_message_id, code, posted.envelopes[0][1], now)
         if code in (rules.AGREE, rules.REFUSE):
             state = None
             if code == rules.AGREE:
                 received = progress.get(self.db, doc_message_id)
                 state = "taken_back" if received is not None and received.pending_request == rules.TAKE_BACK else None
-            progress.settle_request(conn, doc_message_id, state)
+            progress.settle_request(tx, doc_message_id, state)
         else:
-            progress.record_status(conn, doc_message_id, code)
+            progress.record_status(tx, doc_message_id, code)
         return posted
 
     # ---- sender: changing what was sent ----------------------------------------------------
@@ -161,7 +160,7 @@ class Lifecycle:
         """Revoke / update / replace, or request a take-back (13), for every original recipient.
 
         Fields the caller gave (an imported edXML packet) are kept; only what is missing is filled in."""
-        doc = self._doc(ref)
+        doc = self.sent_document(ref)
         if not doc.is_original_document:
             raise Rejected(Reason.INVALID_REQUEST, f"{doc.doc_id} is not an original document")
         sent = outbox.of_doc(self.db, doc.doc_id)
@@ -199,31 +198,9 @@ class Lifecycle:
         priority = pb.Header.FromString(first.header).priority
         return self.outgoing.post(payload, list(refs), priority=priority, ref_message_id=refs, ref_doc_id=doc.doc_id)
 
-    def _doc(self, ref: str) -> documents.SentDocument:
+    def sent_document(self, ref: str) -> documents.SentDocument:
+        """The send `ref` names (its doc id or one of its message ids); NOT_FOUND otherwise."""
         doc = documents.find(self.db, ref)
         if doc is None:
             raise Rejected(Reason.NOT_FOUND, f"no document {ref} was sent from here")
         return doc
-
-    # ---- sender: tracking -------------------------------------------------------------------
-
-    def track(self, ref: str) -> mpb.TrackResponse:
-        doc = self._doc(ref)
-        resp = mpb.TrackResponse(doc_id=doc.doc_id, subject=doc.subject, document_id=doc.document_id,
-                                 created_ms=doc.created_ms)
-        resp.changes.extend(documents.changes_of(self.db, doc.doc_id))
-        for env in outbox.of_doc(self.db, doc.doc_id):
-            t = resp.recipients.add(recipient=env.recipient, message_id=env.message_id, state=env.state,
-                                    delivered_ms=env.delivered_ms or 0, reason=env.reason or "")
-            for s in statuses.returned_on(self.db, env.message_id):
-                status = pb.Status.FromString(s.status)
-                t.statuses.add(status_code=s.status_code, time_ms=s.issued_ms, staff_info=status.staff_info,
-                               description=status.description, message_id=s.status_message_id,
-                               received_ms=s.received_ms)
-                if s.status_code == rules.ARRIVED and not t.arrived_ms:
-                    t.arrived_ms = s.issued_ms
-                    t.path.extend(mpb.HopView(code=h.organ_id, time_ms=parse_edxml_time(h.timestamp), verified=True)
-                                  for h in status.edxml_trace)
-            if t.statuses:
-                t.latest_status = t.statuses[-1].status_code
-        return resp

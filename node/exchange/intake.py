@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping
+from typing import Mapping
 
 from .. import envelope as env_mod
+from .. import events
 from .. import receipts
 from ..clock import Clock
 from ..envelope import Signer, Verified
@@ -13,30 +14,21 @@ from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
 from ..store import custody
 from ..store.database import Database
+from .outgoing import subject_of
+from ..events import EventSink, NoEvents
+from .protocols import PLAIN_MAIL, LocalMail, Waker
 from .routing import Router
 
 log = logging.getLogger(__name__)
 
 
-def subject_of(payload: pb.Payload) -> str:
-    """A one-line summary for mailbox listings."""
-    which = payload.WhichOneof("body")
-    if which == "document":
-        return payload.document.subject
-    if which == "status":
-        return f"status {payload.status.status_code}"
-    return f"not delivered: {payload.notice.reason}"
-
-
 class Intake:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, router: Router, clock: Clock,
-                 max_size: int, wake: Callable[[str], None]) -> None:
+                 max_size: int, *, queues: Waker, local_mail: LocalMail = PLAIN_MAIL,
+                 events_: EventSink = NoEvents()) -> None:
         self.db, self.signer, self.trust, self.router = db, signer, trust, router
-        self.clock, self.max_size, self.wake = clock, max_size, wake
-        self.on_arrival: list[Callable[[Verified], None]] = []  # called after commit, for our own mail
-        # may refuse our own mail; the mapping holds the documents (id -> sender) earlier in the same batch
-        self.validate: Callable[[Verified, pb.Payload, Mapping[str, str]], None] = lambda v, p, earlier: None
-        self.on_store: Callable[[object, custody.Incoming], set[str]] = lambda conn, item: set()
+        self.clock, self.max_size = clock, max_size
+        self.queues, self.local_mail, self.events = queues, local_mail, events_
 
     def receive(self, raws: list[bytes], peer: str | None) -> list[pb.Receipt | Rejected]:
         """One outcome per envelope, in order; all accepted ones committed together."""
@@ -54,22 +46,24 @@ class Intake:
                 log.info("refused envelope from %s: %s", peer, r.public_text)
                 custody.record_rejection(self.db, self.clock.now_ms(), _message_id(raw), peer or "", r)
         if accepted:
-            hops: set[str] = set()
             stored = custody.accept(
                 self.db, [item for _, item, _ in accepted],
                 lambda pairs: receipts.issue(self.signer, pairs, self.clock),
                 self.clock.now_ms(),
-                on_store=lambda conn, it: hops.update(self.on_store(conn, it)),
+                on_store=self.local_mail.on_store,
             )
+            hops: set[str] = set()
+            now = self.clock.now_ms()
             for (i, item, v), outcome in zip(accepted, stored):
                 results[i] = outcome
                 if item.next_hop is not None:
                     hops.add(item.next_hop)
                 elif isinstance(outcome, pb.Receipt):
-                    for hook in self.on_arrival:
-                        hook(v)
+                    h = v.header
+                    self.events.emit(events.ARRIVED, message_id=h.message_id, peer=h.sender, recipient=h.recipient,
+                                     kind=h.kind, time_ms=now)
             for hop in hops:
-                self.wake(hop)
+                self.queues.wake(hop)
         return results  # type: ignore[return-value]
 
     def _is_final(self, header: pb.Header) -> bool:
@@ -94,7 +88,7 @@ class Intake:
         payload = None
         if next_hop is None:
             payload = v.payload()
-            self.validate(v, payload, earlier)
+            self.local_mail.validate(v, payload, earlier)
             subject = subject_of(payload)
         else:
             # relays hand on a copy with their own trace entry appended

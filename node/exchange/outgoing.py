@@ -1,14 +1,19 @@
-"""Posting new envelopes from this node: one sealed envelope per recipient, queued durably.
+"""Envelopes this node originates: documents, statuses, changes and non-delivery notices.
 
-A post is one commit: the `docs` row that groups it (for tracking and later changes)
-and an outbox row per recipient. `post_in` does the same inside a caller's
-transaction, so an automatic reply (status 01) commits together with what caused it.
+`EnvelopeMaker` is the one way an envelope is made: checked, sealed with this node's
+key, size-limited, and queued inside a transaction, on the outbox of its next hop or,
+for a notice to ourselves, in our own mailbox. `Outgoing` sends on behalf of the
+agency: it looks recipients up in the tree first (outside any transaction), records one
+that nobody has as refused with a notice, commits a whole send at once (a `docs` row
+grouping one envelope per recipient, for tracking and later changes) and wakes the next
+hops once the commit is done. `post_in` does the same inside a caller's transaction,
+so an automatic reply (status 01) commits together with what caused it.
 """
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import Callable, Mapping, Protocol
 
 from .. import envelope as env_mod
 from ..clock import Clock
@@ -16,34 +21,100 @@ from ..codes import is_identifier
 from ..envelope import Signer
 from ..errors import Reason, Rejected, naming
 from ..pb import envelope_pb2 as pb
-from ..store import documents, outbox
-from ..store.database import Database
-from .intake import subject_of
+from ..store import documents, inbox, outbox
+from ..store.database import Database, Transaction
+from .protocols import Waker
 from .routing import Router
 
-if TYPE_CHECKING:
-    from .dispatcher import Dispatcher
-
-
 MAX_LIFETIME_S = 3650 * 86400
+
+
+def subject_of(payload: pb.Payload) -> str:
+    """A one-line summary for mailbox listings."""
+    which = payload.WhichOneof("body")
+    if which == "document":
+        return payload.document.subject
+    if which == "status":
+        return f"status {payload.status.status_code}"
+    return f"not delivered: {payload.notice.reason}"
+
+
+@dataclass(frozen=True)
+class Sealed:
+    header: pb.Header
+    raw: bytes
+    hop: str                       # next hop; "" when there is none
+    refused: Rejected | None = None  # the tree says the recipient does not exist
 
 
 @dataclass
 class Posted:
     doc_id: str
     envelopes: list[tuple[str, str]]            # (recipient, message id)
-    hops: set[str] = field(default_factory=set)  # next hops to wake once committed
+    hops: set[str] = field(default_factory=set)  # next hops woken once committed
+
+
+class EnvelopeMaker:
+    def __init__(self, signer: Signer, router: Router, clock: Clock, *, lifetime_s: float, max_size: int) -> None:
+        self.signer, self.router, self.clock = signer, router, clock
+        self.lifetime_s, self.max_size = lifetime_s, max_size
+
+    @property
+    def code(self) -> str:
+        return self.signer.code
+
+    def check(self, recipients: list[str], priority: int, lifetime_s: float | None) -> None:
+        """What a client may ask for: real, distinct agency codes other than ours; priority and lifetime in range."""
+        if not recipients:
+            raise Rejected(Reason.INVALID_REQUEST, "at least one recipient is needed")
+        if len(set(recipients)) != len(recipients):
+            raise Rejected(Reason.INVALID_REQUEST, "a recipient is listed twice")
+        if not 0 <= priority <= 4:
+            raise Rejected(Reason.INVALID_REQUEST, f"priority must be 0..4, got {priority}")
+        if lifetime_s is not None and not 0 < lifetime_s <= MAX_LIFETIME_S:
+            raise Rejected(Reason.INVALID_REQUEST, f"lifetime must be 1 s .. {MAX_LIFETIME_S // 86400} days, got {lifetime_s} s")
+        for r in recipients:
+            if r == self.signer.code:
+                raise Rejected(Reason.INVALID_REQUEST, "a node does not send to itself")
+            if not is_identifier(r):
+                raise Rejected(Reason.INVALID_REQUEST, f"recipient {r!r} is not an agency code")
+
+    def seal(self, payload: pb.Payload, recipient: str, hop: str, *, priority: int = 0,
+             lifetime_s: float | None = None, ref_message_id: str = "", refused: Rejected | None = None) -> Sealed:
+        header, raw = env_mod.seal(self.signer, recipient, payload, clock=self.clock, priority=priority,
+                                   lifetime_s=lifetime_s or self.lifetime_s, ref_message_id=ref_message_id)
+        if len(raw) > self.max_size:
+            raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {self.max_size}")
+        return Sealed(header, raw, hop, refused)
+
+    def next_hop(self, recipient: str) -> str:
+        """Raises LookupError when the tree has no route."""
+        hop = self.router.next_hop(recipient)
+        if hop is None:
+            raise LookupError(f"{recipient} is this node")
+        return hop
+
+    def queue_in(self, tx: Transaction, sealed: Sealed, subject: str, *, origin: str = "local",
+                 doc_id: str | None = None) -> None:
+        """Queue for the next hop, or put in our own mailbox when it is for us (a notice to ourselves)."""
+        now = self.clock.now_ms()
+        if sealed.header.recipient == self.signer.code:
+            inbox.add_in(tx, sealed.header, subject=subject, now_ms=now, envelope=sealed.raw)
+        else:
+            outbox.enqueue_in(tx, sealed.header, sealed.raw, sealed.hop or "-", subject, now, origin=origin,
+                              doc_id=doc_id)
+
+
+class Refuser(Protocol):
+    def refuse(self, tx: Transaction, sealed: Sealed, subject: str, doc_id: str | None) -> None:
+        """Record a new envelope that cannot be delivered at all, with a notice to us."""
 
 
 class Outgoing:
-    def __init__(self, db: Database, signer: Signer, router: Router, clock: Clock, *,
-                 lifetime_s: float, max_size: int, wake: Callable[[str], None],
-                 lookup: Callable[[str], object] | None = None,
-                 refuser: "Dispatcher | None" = None) -> None:
-        self.db, self.signer, self.router, self.clock = db, signer, router, clock
-        self.lifetime_s, self.max_size, self.wake = lifetime_s, max_size, wake
-        self.lookup = lookup      # raises Rejected(UNKNOWN_RECIPIENT) when nobody in the tree has the code
-        self.refuser = refuser    # records an envelope as undeliverable, with a notice to us
+    def __init__(self, db: Database, maker: EnvelopeMaker, queues: Waker, refuser: Refuser, *,
+                 lookup: Callable[[str], object] | None = None) -> None:
+        self.db, self.maker, self.queues, self.refuser = db, maker, queues, refuser
+        self.lookup = lookup  # raises Rejected(UNKNOWN_RECIPIENT) when nobody in the tree has the code
 
     def post(self, payload: pb.Payload, recipients: list[str], *, priority: int = 0,
              lifetime_s: float | None = None, ref_message_id: str | Mapping[str, str] = "",
@@ -62,76 +133,56 @@ class Outgoing:
                 sealed.append((payload, self._prepare(payload, recipients, priority, lifetime_s, "")))
         return self._commit(sealed, None)
 
-    def _prepare(self, payload, recipients, priority, lifetime_s, ref_message_id):
-        """Checked, routed and sealed: everything that may refuse happens before the transaction."""
-        self._check(recipients, priority, lifetime_s)
-        routes = [(r, *self._route(r, lookup=True)) for r in recipients]
-        return self._seal(payload, routes, priority, lifetime_s, ref_message_id)
-
-    def _commit(self, sealed_items, ref_doc_id: str | None) -> list[Posted]:
-        with self.db.transaction() as conn:
-            posted = [self._store(conn, payload, sealed, ref_doc_id) for payload, sealed in sealed_items]
-        for hop in {h for p in posted for h in p.hops}:
-            self.wake(hop)
-        return posted
-
-    def post_in(self, conn, payload: pb.Payload, recipient: str, *, priority: int = 0,
+    def post_in(self, tx: Transaction, payload: pb.Payload, recipient: str, *, priority: int = 0,
                 ref_message_id: str = "") -> Posted:
-        """Queue one envelope inside the caller's transaction; the caller wakes `hops` after commit.
+        """Queue one envelope inside the caller's transaction; its hop is woken after that commit.
 
         No directory lookup here (it would hold the transaction across the network): the
         recipient is someone who just wrote to us, so the tree has a route back."""
-        self._check([recipient], priority, None)
-        sealed = self._seal(payload, [(recipient, *self._route(recipient, lookup=False))], priority, None, ref_message_id)
-        return self._store(conn, payload, sealed, None)
+        self.maker.check([recipient], priority, None)
+        sealed = [self._seal(payload, recipient, self._route(recipient, lookup=False), priority, None, ref_message_id)]
+        return self._store(tx, payload, sealed, None)
 
     # ---- steps ----------------------------------------------------------------------
 
-    def _check(self, recipients: list[str], priority: int, lifetime_s: float | None) -> None:
-        if not recipients:
-            raise Rejected(Reason.INVALID_REQUEST, "at least one recipient is needed")
-        if len(set(recipients)) != len(recipients):
-            raise Rejected(Reason.INVALID_REQUEST, "a recipient is listed twice")
-        if not 0 <= priority <= 4:
-            raise Rejected(Reason.INVALID_REQUEST, f"priority must be 0..4, got {priority}")
-        if lifetime_s is not None and not 0 < lifetime_s <= MAX_LIFETIME_S:
-            raise Rejected(Reason.INVALID_REQUEST, f"lifetime must be 1 s .. {MAX_LIFETIME_S // 86400} days, got {lifetime_s} s")
-        for r in recipients:
-            if r == self.signer.code:
-                raise Rejected(Reason.INVALID_REQUEST, "a node does not send to itself")
-            if not is_identifier(r):
-                raise Rejected(Reason.INVALID_REQUEST, f"recipient {r!r} is not an agency code")
+    def _prepare(self, payload, recipients, priority, lifetime_s, ref_message_id) -> list[Sealed]:
+        """Checked, routed and sealed: everything that may refuse happens before the transaction."""
+        self.maker.check(recipients, priority, lifetime_s)
+        routes = [(r, self._route(r, lookup=True)) for r in recipients]
+        return [self._seal(payload, r, route, priority, lifetime_s,
+                           ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping) else ref_message_id)
+                for r, route in routes]
 
-    def _seal(self, payload, routes, priority, lifetime_s, ref_message_id):
-        sealed = []
-        for r, hop, unknown in routes:
-            ref = ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping) else ref_message_id
-            header, raw = env_mod.seal(self.signer, r, payload, clock=self.clock, priority=priority,
-                                       lifetime_s=lifetime_s or self.lifetime_s, ref_message_id=ref)
-            if len(raw) > self.max_size:
-                raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {self.max_size}")
-            sealed.append((header, raw, hop, unknown))
-        return sealed
+    def _seal(self, payload, recipient, route, priority, lifetime_s, ref) -> Sealed:
+        hop, refused = route
+        return self.maker.seal(payload, recipient, hop, priority=priority, lifetime_s=lifetime_s, ref_message_id=ref,
+                               refused=refused)
 
-    def _store(self, conn, payload: pb.Payload, sealed, ref_doc_id: str | None) -> Posted:
-        now = self.clock.now_ms()
+    def _commit(self, sealed_items, ref_doc_id: str | None) -> list[Posted]:
+        with self.db.transaction() as tx:
+            return [self._store(tx, payload, sealed, ref_doc_id) for payload, sealed in sealed_items]
+
+    def _store(self, tx: Transaction, payload: pb.Payload, sealed: list[Sealed], ref_doc_id: str | None) -> Posted:
+        now = self.maker.clock.now_ms()
         subject = subject_of(payload)
         doc = payload.document if payload.WhichOneof("body") == "document" else None
-        posted = Posted(uuid.uuid4().hex, [(h.recipient, h.message_id) for h, _, _, _ in sealed])
-        documents.add_in(conn, documents.SentDocument(
-            posted.doc_id, now, sealed[0][0].kind, subject, doc.document_id if doc else "",
+        posted = Posted(uuid.uuid4().hex, [(s.header.recipient, s.header.message_id) for s in sealed])
+        documents.add_in(tx, documents.SentDocument(
+            posted.doc_id, now, sealed[0].header.kind, subject, doc.document_id if doc else "",
             doc.business.business_doc_type if doc else 0, ref_doc_id))
-        for header, raw, hop, unknown in sealed:
-            if unknown is None:
-                outbox.enqueue_in(conn, header, raw, hop, subject, now, doc_id=posted.doc_id)
-                posted.hops.add(hop)
+        for s in sealed:
+            if s.refused is None:
+                self.maker.queue_in(tx, s, subject, doc_id=posted.doc_id)
+                posted.hops.add(s.hop)
             else:  # nobody in the tree has this code: recorded as refused, with a notice to us
-                self.refuser.refuse(conn, header, raw, hop, subject, unknown, doc_id=posted.doc_id)
+                self.refuser.refuse(tx, s, subject, posted.doc_id)
+        for hop in posted.hops:
+            tx.on_commit(lambda hop=hop: self.queues.wake(hop))
         return posted
 
     def _route(self, recipient: str, lookup: bool) -> tuple[str, Rejected | None]:
         """(next hop, None), or (hop or "", why) when the tree says the recipient does not exist."""
-        if lookup and self.lookup is not None and self.refuser is not None and recipient not in self.router.peers:
+        if lookup and self.lookup is not None and recipient not in self.maker.router.peers:
             try:
                 self.lookup(recipient)
             except Rejected as r:
@@ -139,9 +190,6 @@ class Outgoing:
                     return "", r
                 # lookup could not finish (a hop is down): route by the tree and let relays decide
         try:
-            hop = self.router.next_hop(recipient)
+            return self.maker.next_hop(recipient), None
         except LookupError as e:
-            if self.refuser is None:
-                raise Rejected(Reason.NOT_FOUND, str(e)) from None
             return "", Rejected(Reason.UNKNOWN_RECIPIENT, str(e))
-        return hop, None

@@ -14,7 +14,7 @@ from typing import Callable
 
 import grpc
 
-from .. import stats
+from .. import events, stats
 from ..clock import Clock
 from ..codes import CodeError, Hierarchy, is_qcvn
 from ..envelope import Signer
@@ -24,6 +24,7 @@ from ..pb import registry_pb2 as rpb
 from ..pb import registry_pb2_grpc as rgrpc
 from ..store import registry as store
 from ..store.database import Database
+from ..events import EventSink, NoEvents
 from . import records
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Directory:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, clock: Clock, *, name: str,
                  configured_parents: dict[str, str], parent: str | None, parent_address: str | None,
                  channel: Callable[[str, str], grpc.Channel], heartbeat_s: float, stale_after_s: float,
-                 cache_ttl_s: float) -> None:
+                 cache_ttl_s: float, events_: EventSink = NoEvents()) -> None:
         self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
         self.code, self.name = signer.code, name
         self.configured_parents = dict(configured_parents)
@@ -49,9 +50,7 @@ class Directory:
         self.cache_ttl_ms = int(cache_ttl_s * 1000)
         self.endpoint = ""
         self.registered = False
-        self.on_registered: Callable[[str], None] = lambda code: None
-        self.on_heartbeat: Callable[[str], None] = lambda code: None
-        self.on_registration_change: Callable[[bool], None] = lambda registered: None
+        self.events = events_
         self._last_beat_ms = 0
         self._cache: dict[str, tuple[rpb.DirectoryEntry | None, int]] = {}
         self._lock = threading.Lock()
@@ -89,7 +88,7 @@ class Directory:
             self._cache.pop(record.code, None)
         self._refresh_hierarchy()
         log.info("registered %s (%s) at %s", record.code, record.name, record.endpoint)
-        self.on_registered(record.code)
+        self.events.emit(events.REGISTERED, peer=record.code, time_ms=now)
         return self.heartbeat_ms
 
     def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], subtree_stats=()) -> None:
@@ -101,7 +100,7 @@ class Directory:
         if accepted:
             self._refresh_hierarchy()
         stats.record_heartbeat(self.db, code, subtree_stats, self.hierarchy, self.clock.now_ms())
-        self.on_heartbeat(code)
+        self.events.emit(events.HEARTBEAT, peer=code, time_ms=self.clock.now_ms())
 
     def _vouched(self, child: str, code: str, parent: str, reported: dict[str, str]) -> bool:
         """A child may only place odd codes inside its own subtree."""
@@ -228,7 +227,7 @@ class Directory:
         """Register with the parent until it accepts us, then heartbeat.
 
         The scheduler calls this on a short tick until registration succeeds and at the
-        heartbeat interval after (`on_registration_change` lets it switch)."""
+        heartbeat interval after (the caller reads `registered` to switch)."""
         if not self.parent or not self.parent_address or not self.endpoint:
             return
         now = self.clock.now_ms()
@@ -237,7 +236,6 @@ class Directory:
                 own = self.own_entry().record
                 resp = self._call(self.parent, self.parent_address, lambda s: s.Register(own, timeout=CALL_TIMEOUT_S))
                 self.registered, self._last_beat_ms = True, now
-                self.on_registration_change(True)
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
             elif now - self._last_beat_ms >= self.heartbeat_ms:
                 odd = self.odd_codes_below()
@@ -249,5 +247,4 @@ class Directory:
         except Rejected as r:
             if r.reason is Reason.UNKNOWN_RECIPIENT and self.registered:
                 self.registered = False  # the parent forgot us: register again on the next tick
-                self.on_registration_change(False)
             log.log(logging.WARNING if r.reason.permanent else logging.INFO, "registry: %s", r.public_text)

@@ -13,7 +13,9 @@ from node.codes import Hierarchy
 from node.errors import reason_of
 from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter, wait_for_statuses
+from node.api import replies
 from node.pb import envelope_pb2 as pb
+from node.store import statuses
 
 P, D1, D2, S, R1 = "000.00.00.H53", "000.00.35.H53", "000.00.38.H53", "000.23.35.H53", "000.11.38.H53"
 R2, R3 = D2, P
@@ -144,9 +146,9 @@ def test_statuses_that_arrive_out_of_order_show_in_their_true_order(tree, sent):
     base = node.clock.now_ms()
     with node.db.transaction() as conn:  # arrival order: 05 then 04 (as after a retry)
         for i, (code, issued) in enumerate((("05", base + 2000), ("04", base + 1000))):
-            conn.execute("INSERT INTO status_in (status_message_id, doc_message_id, recipient, status_code, issued_ms,"
-                         " status, received_ms) VALUES (?,?,?,?,?,?,?)",
-                         (f"late-{i}", mids[R3], R3, code, issued, pb.Status(status_code=code).SerializeToString(), base + 3000 + i))
-    [r3] = [r for r in node.lifecycle.track(doc_id).recipients if r.recipient == R3]
+            statuses.record_returned(conn, f"late-{i}", mids[R3], R3, code, issued,
+                                     pb.Status(status_code=code).SerializeToString(), base + 3000 + i)
+    [r3] = [r for r in replies.track_response(node.db, node.lifecycle.sent_document(doc_id)).recipients
+          if r.recipient == R3]
     assert [s.status_code for s in r3.statuses][-2:] == ["04", "05"]
     assert [s.received_ms for s in r3.statuses][-2:] == [base + 3001, base + 3000]

@@ -11,9 +11,10 @@ import threading
 import pytest
 
 from node import envelope, receipts
-from node.exchange.dispatcher import BACKOFF, DELIVERED, IDLE, NOT_DUE, Dispatcher, RetryPolicy
+from node.exchange.dispatcher import Dispatcher
+from node.exchange.hop import Outcome, RetryPolicy, SendLimits
 from node.exchange.intake import Intake
-from node.exchange.outgoing import Outgoing
+from node.exchange.outgoing import EnvelopeMaker, Outgoing
 from node.exchange.routing import Router
 from node.exchange.service import to_outcomes
 from node.exchange.transport import TransportError
@@ -26,19 +27,38 @@ A, B, C = "000.00.01.H53", "000.00.02.H53", "000.00.03.H53"
 POLICY = RetryPolicy(first_delay=2.0, multiplier=3.0, max_delay=60.0, jitter=(0.8, 1.4))
 
 
+DELIVERED, IDLE, BACKOFF, NOT_DUE = Outcome.DELIVERED, Outcome.IDLE, Outcome.BACKOFF, Outcome.NOT_DUE
+
+
 class Wire:
-    """Stands for the network between A and B: up or down, and counts batches."""
+    """Stands for the network between A and B: up or down, and counts batches.
+
+    `answer`, when set, replaces B's answer (a forged receipt, a peer that hangs)."""
 
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
         self.up = True
         self.batches: list[int] = []
+        self.answer = None
 
     def __call__(self, hop, address, envelopes):
         if not self.up:
             raise TransportError("UNAVAILABLE: connection refused")
+        if self.answer is not None:
+            return self.answer(hop, address, envelopes)
+        return self.receive(hop, address, envelopes)
+
+    def receive(self, hop, address, envelopes):
         self.batches.append(len(envelopes))
         return to_outcomes(self.intake.receive(envelopes, A))
+
+
+class Wakes:
+    def __init__(self) -> None:
+        self.hops: list[str] = []
+
+    def wake(self, hop: str) -> None:
+        self.hops.append(hop)
 
 
 @pytest.fixture
@@ -46,10 +66,12 @@ def side(tmp_path, pki, clock):
     trust = pki.trust(clock)
     db_a, db_b = Database(tmp_path / "a.sqlite3"), Database(tmp_path / "b.sqlite3")
     router_a = Router(A, {B: "127.0.0.1:1"})
-    intake_b = Intake(db_b, pki.signer(B), trust, Router(B, {A: "127.0.0.1:2"}), clock, 1 << 20, wake=lambda h: None)
+    intake_b = Intake(db_b, pki.signer(B), trust, Router(B, {A: "127.0.0.1:2"}), clock, 1 << 20, queues=Wakes())
     wire = Wire(intake_b)
-    disp = Dispatcher(db_a, pki.signer(A), trust, router_a, clock, wire, POLICY, batch_size=10, rng=random.Random(7))
-    out = Outgoing(db_a, pki.signer(A), router_a, clock, lifetime_s=3600, max_size=1 << 20, wake=lambda h: None)
+    maker = EnvelopeMaker(pki.signer(A), router_a, clock, lifetime_s=3600, max_size=1 << 20)
+    disp = Dispatcher(db_a, maker, trust, router_a, clock, wire, POLICY, limits=SendLimits(batch_size=10),
+                      rng=random.Random(7))
+    out = Outgoing(db_a, maker, Wakes(), disp)
 
     class Side:
         pass
@@ -97,7 +119,7 @@ def test_failure_backs_off_with_jitter_and_persists(side, clock, tmp_path, pki):
     assert side.disp.attempt(B) == NOT_DUE
     assert side.wire.batches == []
     # a fresh dispatcher over the same file (a restart) sees the same state
-    again = Dispatcher(side.db_a, pki.signer(A), side.trust, Router(A, {B: "x:1"}), clock, side.wire, POLICY)
+    again = Dispatcher(side.db_a, side.disp.maker, side.trust, Router(A, {B: "x:1"}), clock, side.wire, POLICY)
     assert again.attempt(B) == NOT_DUE
     clock.advance(3.0)
     assert side.disp.attempt(B) == DELIVERED
@@ -178,7 +200,7 @@ def test_receipt_from_the_wrong_node_is_not_accepted(side, clock, pki):
         raw = envelopes[0]
         return to_outcomes([receipts.issue(pki.signer(C), [(mid, envelope.sha256(raw))], clock)[0]])
 
-    side.disp.deliver = forged
+    side.wire.answer = forged
     assert side.disp.attempt(B) == BACKOFF
     assert state_of(side, mid)["state"] == "pending"
     assert "receipt signed by" in peers.get(side.db_a, B).last_error
@@ -196,7 +218,7 @@ def test_recipient_nobody_registered_gets_a_notice_without_any_attempt(side, clo
     def lookup(code):
         raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
 
-    side.out.lookup, side.out.refuser = lookup, side.disp
+    side.out.lookup = lookup
     [(_, mid)] = side.out.post(pb.Payload(document=pb.Document(subject="x")), ["000.99.38.H53"]).envelopes
     row = state_of(side, mid)
     assert row["state"] == "rejected" and row["reason"].startswith("UNKNOWN_RECIPIENT")
@@ -212,7 +234,7 @@ def test_unreachable_lookup_still_queues_by_the_tree(side):
     def lookup(code):
         raise Rejected(Reason.UNREACHABLE, "parent did not answer")
 
-    side.out.lookup, side.out.refuser = lookup, side.disp
+    side.out.lookup = lookup
     mid = send(side)
     assert state_of(side, mid)["state"] == "pending"
 
@@ -222,9 +244,10 @@ def test_unreachable_lookup_still_queues_by_the_tree(side):
 def test_a_second_batch_in_flight_takes_other_envelopes_only_while_the_queue_is_deep(side):
     """Workers of one hop claim disjoint batches; a short second batch is not split off."""
     mids = [send(side, subject=f"d{i}") for i in range(25)]
-    first = side.disp._claim(B)
-    second = side.disp._claim(B)  # 15 left beyond the first: at least half a batch (5)
-    third = side.disp._claim(B)   # 5 left: still half a batch
+    hop = side.disp.hop(B)
+    first = hop.claim()
+    second = hop.claim()  # 15 left beyond the first: at least half a batch (5)
+    third = hop.claim()   # 5 left: still half a batch
     claimed = [p.message_id for p in first + second + third]
     assert [len(first), len(second), len(third)] == [10, 10, 5]
     assert sorted(claimed) == sorted(mids) and len(set(claimed)) == 25
@@ -233,9 +256,9 @@ def test_a_second_batch_in_flight_takes_other_envelopes_only_while_the_queue_is_
 def test_a_short_queue_waits_behind_the_batch_in_flight(side):
     for i in range(12):
         send(side, subject=f"d{i}")
-    first = side.disp._claim(B)
+    first = side.disp.hop(B).claim()
     assert len(first) == 10
-    assert side.disp._claim(B) == []  # 2 waiting: they travel with the next full attempt instead
+    assert side.disp.hop(B).claim() == []  # 2 waiting: they travel with the next full attempt instead
 
 
 def test_claims_are_released_when_the_attempt_ends(side):
@@ -244,19 +267,17 @@ def test_claims_are_released_when_the_attempt_ends(side):
     assert side.disp.attempt(B) == BACKOFF
     side.wire.up = True
     # the failed attempt left nothing claimed: the envelope is offered again
-    assert [p.message_id for p in side.disp._claim(B)] == [mid]
+    assert [p.message_id for p in side.disp.hop(B).claim()] == [mid]
 
 
 def test_stop_waits_a_bounded_time_and_names_deliveries_still_in_flight(side):
     entered, release = threading.Event(), threading.Event()
-    real = side.disp.deliver
-
     def stuck(hop, address, envelopes):
         entered.set()
         release.wait(30)  # a peer that does not answer until the test lets it
-        return real(hop, address, envelopes)
+        return side.wire.receive(hop, address, envelopes)
 
-    side.disp.deliver = stuck
+    side.wire.answer = stuck
     send(side)
     side.disp.wake(B)
     assert entered.wait(10)
@@ -274,13 +295,14 @@ def test_an_envelope_never_travels_beside_the_one_it_refers_to(side):
                                   ref_message_id=doc).envelopes
     for i in range(10):
         send(side, subject=f"g{i}")
-    first = side.disp._claim(B)
+    hop = side.disp.hop(B)
+    first = hop.claim()
     assert [p.message_id for p in first] == [doc, *fillers[:9]]
-    second = side.disp._claim(B)
+    second = hop.claim()
     assert [p.message_id for p in second] == fillers[9:]  # stops before the revoke
-    assert side.disp._claim(B) == []                      # the revoke heads the queue: it waits
+    assert hop.claim() == []                              # the revoke heads the queue: it waits
     # the document's batch comes back delivered: the revoke may go, even beside the other batch
     with side.db_a.transaction() as conn:
         outbox.mark_delivered(conn, [(p.message_id, pb.Receipt()) for p in first], B, 0)
-    side.disp._in_flight[B].difference_update(p.message_id for p in first)
-    assert side.disp._claim(B)[0].message_id == revoke
+    first.release()
+    assert hop.claim()[0].message_id == revoke

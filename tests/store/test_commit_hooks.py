@@ -10,13 +10,14 @@ import pytest
 
 from node.errors import Rejected
 from node.events import EventBus, REJECTED
-from node.exchange.dispatcher import Dispatcher, RetryPolicy
+from node.exchange.dispatcher import Dispatcher
+from node.exchange.hop import RetryPolicy
+from node.exchange.outgoing import EnvelopeMaker, Sealed
 from node.exchange.routing import Router
 from node.pb import envelope_pb2 as pb
 from node.store import outbox
 from node.store.database import Database
 from node.errors import Reason
-from node import envelope
 
 A, B = "000.00.01.H53", "000.00.02.H53"
 
@@ -81,23 +82,23 @@ def test_a_refusal_in_a_rolled_back_send_publishes_no_event(db, pki, clock):
     """The bug this replaces: refuse() queued a REJECTED event that the thread's next commit published."""
     bus = EventBus()
     sub = bus.subscribe({REJECTED})
-    disp = Dispatcher(db, pki.signer(A), pki.trust(clock), Router(A, {B: "x:1"}), clock, lambda *a: [],
-                      RetryPolicy(), emit=bus.emit)
-
-    def sealed():
-        return envelope.seal(pki.signer(A), B, pb.Payload(document=pb.Document(subject="x")), clock=clock,
-                             lifetime_s=60)
-
-    (lost, lost_raw), (kept, kept_raw) = sealed(), sealed()
+    router = Router(A, {B: "x:1"})
+    maker = EnvelopeMaker(pki.signer(A), router, clock, lifetime_s=60, max_size=1 << 20)
+    disp = Dispatcher(db, maker, pki.trust(clock), router, clock, lambda *a: [], RetryPolicy(), events_=bus)
     nobody = Rejected(Reason.UNKNOWN_RECIPIENT, "nobody")
+
+    def sealed() -> Sealed:
+        return maker.seal(pb.Payload(document=pb.Document(subject="x")), B, "", refused=nobody)
+
+    lost, kept = sealed(), sealed()
     with pytest.raises(RuntimeError):
         with db.transaction() as tx:
-            disp.refuse(tx, lost, lost_raw, "", "x", nobody)
+            disp.refuse(tx, lost, "x", None)
             raise RuntimeError("the send fails after the refusal was recorded")
     with db.transaction() as tx:
-        disp.refuse(tx, kept, kept_raw, "", "x", nobody)
+        disp.refuse(tx, kept, "x", None)
     published = []
     while (e := sub.get(timeout=0)) is not None:
         published.append(e.message_id)
-    assert published == [kept.message_id]
-    assert outbox.get(db, lost.message_id) is None
+    assert published == [kept.header.message_id]
+    assert outbox.get(db, lost.header.message_id) is None

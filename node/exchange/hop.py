@@ -1,0 +1,216 @@
+"""One next hop's queue: its claims, its attempts, its backoff and its sender threads.
+
+As in Synapse's per-destination queue, each next hop is sent to on its own; unlike it,
+each hop has WINDOW workers taking disjoint batches, so the receiver verifies and commits
+one batch while the next is on the wire (per-id dedup makes any overlap harmless).
+A second batch goes out only while at least half a batch is waiting: at moderate load,
+envelopes gather behind the one in flight instead of travelling in tiny batches, whose
+per-call gRPC cost (~1 ms of CPU here) would dominate. The peer may commit the two in
+either order, so an envelope that refers to one in flight (a revoke to its document)
+waits for the next batch.
+
+A failure pushes the hop's next attempt out by first_delay × multiplier^(n-1), capped,
+times a random jitter factor; the state is written to the database so a restart keeps
+it. A hop that answers again is drained at full speed. Retry timing reads the injected
+clock; the Timer only wakes workers, so tests drive `attempt()` with a fake clock.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from .. import envelope as env_mod
+from .. import events, receipts
+from ..clock import Clock
+from ..errors import Reason, Rejected
+from ..identity.trust import TrustStore
+from ..pb import envelope_pb2 as pb
+from ..store import outbox, peers
+from ..store.database import Database, Transaction
+from ..events import EventSink
+from .protocols import Timer
+from .routing import Router
+from .transport import TransportError
+
+log = logging.getLogger(__name__)
+
+WINDOW = 2  # batches in flight per next hop, the second only when the queue is deep
+
+
+class Outcome(enum.Enum):
+    """What one attempt did; a worker keeps going only after DELIVERED."""
+    DELIVERED = "delivered"  # progress was made (a batch handed over, or expired ones settled): look again
+    IDLE = "idle"            # nothing to send (or nothing this worker may take now)
+    BACKOFF = "backoff"      # the hop failed; its next attempt is scheduled
+    NOT_DUE = "not_due"      # the hop is still backing off
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    first_delay: float = 1.0
+    multiplier: float = 2.0
+    max_delay: float = 600.0
+    jitter: tuple[float, float] = (0.8, 1.4)
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        base = min(self.max_delay, self.first_delay * self.multiplier ** max(0, failures - 1))
+        return base * rng.uniform(*self.jitter)
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    batch_size: int = 64
+    max_batch_bytes: int = 4 << 20
+
+
+Deliver = Callable[[str, str, list[bytes]], list]  # (hop, address, envelopes) -> one outcome each
+
+
+class GiveUp(Protocol):
+    def __call__(self, tx: Transaction, p: outbox.Pending, hop: str, state: str, reason: str, detail: str) -> None:
+        """Final failure of one envelope: record it and tell its sender (see Dispatcher.give_up)."""
+
+
+class Claim(list):
+    """A batch this hop's worker holds: no other worker sends it until `release()`."""
+
+    def __init__(self, items: list[outbox.Pending], release: Callable[[], None]) -> None:
+        super().__init__(items)
+        self.release = release
+
+
+class HopSender:
+    def __init__(self, hop: str, db: Database, trust: TrustStore, router: Router, clock: Clock, deliver: Deliver,
+                 policy: RetryPolicy, limits: SendLimits, *, give_up: GiveUp, events_: EventSink,
+                 timer: Timer | None, rng: random.Random) -> None:
+        self.hop, self.db, self.trust, self.router, self.clock = hop, db, trust, router, clock
+        self.deliver, self.policy, self.limits = deliver, policy, limits
+        self.give_up, self.events, self.timer, self.rng = give_up, events_, timer, rng
+        self._in_flight: set[str] = set()  # message ids on the wire
+        self._claims = threading.Lock()
+        self._doorbell = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ---- threads ---------------------------------------------------------------
+
+    def wake(self) -> None:
+        if self._stopping.is_set():
+            return
+        if not self._threads:
+            self._threads = [threading.Thread(target=self._work, name=f"send-{self.hop}-{i}", daemon=True)
+                             for i in range(WINDOW)]
+            for t in self._threads:
+                t.start()
+        self._doorbell.set()
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            self._doorbell.wait()
+            self._doorbell.clear()
+            while not self._stopping.is_set():
+                try:
+                    outcome = self.attempt()
+                except Exception:
+                    log.exception("delivery to %s failed unexpectedly", self.hop)
+                    outcome = Outcome.BACKOFF
+                if outcome is not Outcome.DELIVERED:
+                    break
+
+    def begin_stop(self) -> list[threading.Thread]:
+        self._stopping.set()
+        self._doorbell.set()
+        return list(self._threads)
+
+    # ---- one attempt ------------------------------------------------------------
+
+    def claim(self) -> Claim:
+        """The next batch that no other worker has on the wire (empty: nothing this worker may take)."""
+        with self._claims:
+            taken = self._in_flight
+            if taken and not outbox.pending_at_least(self.db, self.hop, len(taken) + max(1, self.limits.batch_size // 2)):
+                return Claim([], lambda: None)  # a short second batch would only split what the first worker sends next
+            rows = outbox.next_batch(self.db, self.hop, self.limits.batch_size, self.limits.max_batch_bytes, skip=taken)
+            if taken:  # the peer may commit this batch first: nothing may overtake what it refers to
+                cut = next((i for i, p in enumerate(rows) if p.ref_message_id in taken), len(rows))
+                rows = rows[:cut]
+            ids = [p.message_id for p in rows]
+            taken.update(ids)
+
+        def release() -> None:
+            with self._claims:
+                self._in_flight.difference_update(ids)
+        return Claim(rows, release)
+
+    def attempt(self) -> Outcome:
+        now = self.clock.now_ms()
+        state = peers.get(self.db, self.hop)
+        if state.next_attempt_ms > now:
+            return Outcome.NOT_DUE
+        batch = self.claim()
+        if not batch:
+            return Outcome.IDLE
+        try:
+            return self._send(state, now, batch)
+        finally:
+            batch.release()
+
+    def _send(self, state: peers.PeerState, now: int, batch: list[outbox.Pending]) -> Outcome:
+        live = [p for p in batch if p.expires_ms >= now]
+        if len(live) < len(batch):
+            with self.db.transaction() as tx:
+                for p in batch:
+                    if p.expires_ms < now:
+                        self.give_up(tx, p, self.hop, outbox.EXPIRED, Reason.EXPIRED.name, "lifetime ended before delivery")
+            if not live:
+                return Outcome.DELIVERED  # made progress; look again
+        address = self.router.address(self.hop)
+        try:
+            if address is None:
+                raise TransportError(f"no address known for {self.hop}")
+            outcomes = self.deliver(self.hop, address, [p.envelope for p in live])
+        except TransportError as e:
+            self._back_off(state.failures + 1, [p.message_id for p in live], str(e))
+            return Outcome.BACKOFF
+        bad_receipts: list[tuple[str, str]] = []
+        delivered: list[tuple[outbox.Pending, pb.Receipt]] = []
+        verifier = receipts.Verifier(self.trust)
+        with self.db.transaction(durable=False) as tx:
+            for p, outcome in zip(live, outcomes):
+                if outcome.WhichOneof("result") == "receipt":
+                    try:
+                        verifier.verify(outcome.receipt, expect_receiver=self.hop, message_id=p.message_id,
+                                        envelope_digest=env_mod.sha256(p.envelope))
+                    except Rejected as r:
+                        bad_receipts.append((p.message_id, r.public_text))
+                        continue
+                    delivered.append((p, outcome.receipt))
+                else:
+                    rej = outcome.rejection
+                    self.give_up(tx, p, self.hop, outbox.REJECTED, rej.reason, rej.message)
+            outbox.mark_delivered(tx, [(p.message_id, r) for p, r in delivered], self.hop, now)
+            if bad_receipts:
+                outbox.note_attempt(tx, [m for m, _ in bad_receipts], bad_receipts[0][1])
+            else:
+                peers.record_success(tx, self.hop, now)
+            for p, _ in delivered:
+                tx.on_commit(lambda p=p: self.events.emit(events.DELIVERED, message_id=p.message_id, peer=self.hop,
+                                                          recipient=p.recipient, kind=p.kind, time_ms=now))
+        if bad_receipts:
+            log.warning("bad receipts from %s: %s", self.hop, bad_receipts[0][1])
+            self._back_off(state.failures + 1, [], bad_receipts[0][1])
+            return Outcome.BACKOFF
+        return Outcome.DELIVERED
+
+    def _back_off(self, failures: int, message_ids: list[str], error: str) -> None:
+        delay = self.policy.delay(failures, self.rng)
+        with self.db.transaction(durable=False) as tx:
+            peers.record_failure(tx, self.hop, failures, self.clock.now_ms() + int(delay * 1000), error)
+            outbox.note_attempt(tx, message_ids, error)
+        log.info("hop %s unavailable (%s); retry %d in %.1fs", self.hop, error, failures, delay)
+        if self.timer is not None:
+            self.timer.call_later(f"retry:{self.hop}", delay, self.wake)

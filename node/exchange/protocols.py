@@ -1,0 +1,56 @@
+"""What the exchange asks of the pieces around it, as small Protocols.
+
+Each collaborator is passed to a constructor (see `node.runtime.Node`), so a reader
+follows a call without knowing how the node was assembled:
+
+- `Waker`: the dispatcher's per-hop queues. Whoever commits an envelope for a next hop
+  wakes that hop's sender once the commit is done.
+- `node.events.EventSink`: the local API's event bus (`node.events.EventBus`). Events are
+  published only after the commit that makes them true.
+- `Timer`: wakes a hop later, when its backoff ends (APScheduler in a node; nothing in
+  unit tests, which drive attempts with a fake clock).
+- `LocalMail`: the documents layer (`node.documents.lifecycle.Lifecycle`), called by
+  intake for mail addressed to this node: it may refuse a status or change that its
+  sender has no right to send, and records what arrived in the custody transaction.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol
+
+from ..pb import envelope_pb2 as pb
+
+if TYPE_CHECKING:
+    from ..envelope import Verified
+    from ..store.custody import Incoming
+    from ..store.database import Transaction
+
+
+class Waker(Protocol):
+    def wake(self, hop: str) -> None: ...
+
+
+class Timer(Protocol):
+    def call_later(self, key: str, delay_s: float, action: Callable[[], None]) -> None:
+        """Run `action` after `delay_s`; a later call with the same key replaces a pending one."""
+
+
+class LocalMail(Protocol):
+    def validate(self, v: "Verified", payload: pb.Payload, earlier: Mapping[str, str]) -> None:
+        """Raise Rejected to refuse; `earlier`: documents (id -> sender) ahead in the same batch."""
+
+    def on_store(self, tx: "Transaction", item: "Incoming") -> None:
+        """Inside the custody transaction: record what arrived (and queue any automatic reply)."""
+
+
+class PlainMail:
+    """LocalMail for a node without the documents layer (unit tests of the exchange): refuses nothing,
+    records nothing beyond the mailbox."""
+
+    def validate(self, v, payload, earlier) -> None:
+        pass
+
+    def on_store(self, tx, item) -> None:
+        pass
+
+
+PLAIN_MAIL = PlainMail()

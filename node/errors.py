@@ -36,6 +36,7 @@ class Reason(enum.Enum):
     UNAUTHENTICATED = (grpc.StatusCode.UNAUTHENTICATED, True, "missing or wrong API token")
     NOT_FOUND = (grpc.StatusCode.NOT_FOUND, True, "no such message")
     INVALID_REQUEST = (grpc.StatusCode.INVALID_ARGUMENT, True, "request is not valid")
+    TOO_MANY_STREAMS = (grpc.StatusCode.RESOURCE_EXHAUSTED, False, "too many streams are open")
     UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, False, "peer did not answer")
     BAD_RECEIPT = (grpc.StatusCode.DATA_LOSS, False, "receipt does not verify")
     INTERNAL = (grpc.StatusCode.INTERNAL, False, "internal error")

@@ -2,6 +2,36 @@
 
 The peer server (mutual TLS) and the local API server (loopback, token) are separate
 ports, so the node-to-node surface never exposes mailbox calls and vice versa.
+
+Threading model (what runs where):
+
+- **Main thread**: builds the node, starts it, then waits in `sigwait` for SIGTERM or
+  SIGINT (blocked in every other thread, see `run`) and stops it.
+- **Peer server** (`peer-*`, PEER_WORKERS threads): Exchange.Deliver/DeliverBatch
+  (intake verifies signatures outside the database lock, then commits custody under
+  it) and Registry calls. A lookup or a recursive listing may call a parent or child
+  over the network from this thread, holding a worker but never the database lock.
+- **Local API server** (`api-*`, API_WORKERS threads): Mailbox and Stats calls. A Watch
+  stream holds its worker for as long as the client listens, so at most MAX_WATCHERS
+  streams are served at once (the next gets RESOURCE_EXHAUSTED); the rest of the pool
+  stays free for Send, Fetch and the others.
+- **Per-hop senders** (`send-<hop>-<i>`, exchange/hop.py): WINDOW threads per next hop,
+  started when the hop is first woken and stopped with the node. They claim disjoint
+  batches under the hop's own lock, deliver over the network with no lock held, and
+  commit the outcome under the database lock.
+- **Scheduler** (APScheduler's BackgroundScheduler: one timing thread, a pool of 10
+  for jobs): the sweep (expiry, and waking hops whose backoff is over), health checks,
+  the registry keepalive (registration, heartbeats), and retry timers (`timers.py`),
+  which only wake a hop's senders.
+- **SQLite**: one connection behind one re-entrant lock (`store.database.Database`).
+  Every read and write takes it; a transaction holds it from BEGIN to COMMIT, fsync
+  included. Nothing holds it across a network call (a send looks recipients up before
+  its transaction; a reply queued inside one does no lookup). Commit hooks
+  (`tx.on_commit`: events, wake-ups) run after it is released.
+- **gRPC's own threads** (C core) carry the channels to peers (`exchange/transport.py`,
+  one channel per peer, shared by every thread) and the servers' I/O.
+- **Event bus** (`events.py`): publishers (any thread, after their commit) put events on
+  each watcher's bounded queue; a slow watcher loses events rather than blocking them.
 """
 from __future__ import annotations
 
@@ -50,6 +80,9 @@ from .store.database import Database
 
 log = logging.getLogger("lienthong")
 
+PEER_WORKERS = 16
+API_WORKERS = 16
+MAX_WATCHERS = API_WORKERS // 2  # Watch streams each hold an API worker for their whole life
 SWEEP_SECONDS = 5.0  # expiry and the restart safety net; retries have their own scheduled wake-ups
 REGISTRY_TICK_SECONDS = 1.0  # registration is retried this often until the parent accepts
 HEALTH_SECONDS = 10.0
@@ -128,7 +161,7 @@ class Node:
     def start(self) -> None:
         s = self.settings
         opts = grpc_options(s.messages.max_size)
-        self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="peer"), options=opts)
+        self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"), options=opts)
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(self.intake, peers), self.peer_server)
         registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(self.directory, peers), self.peer_server)
@@ -141,11 +174,12 @@ class Node:
             self.peer_port = self._bind("listen", s.listen,
                                         lambda: self.peer_server.add_secure_port(s.listen, server_credentials(self.tls)))
 
-        self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="api"),
+        self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
                                       interceptors=[TokenInterceptor(s.api.token)], options=opts)
         mailbox_pb2_grpc.add_MailboxServicer_to_server(MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
-            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored), self.api_server)
+            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS),
+            self.api_server)
         stats_service = stats.add_to_server(self.api_server, self.db, s.node.code, s.node.name, self.clock)
         self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name, stats_service)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 
 from typing import Callable
@@ -57,12 +58,28 @@ def guarded(method):
     return wrapper
 
 
+class _Slot:
+    """One Watch stream's place under the cap, given back once however the stream ends."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+        self._semaphore, self._held, self._lock = semaphore, True, threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._held:
+                self._held = False
+                self._semaphore.release()
+
+
 class MailboxService(mgrpc.MailboxServicer):
     def __init__(self, db: Database, clock: Clock, *, outgoing: Outgoing, lifecycle: Lifecycle, bridge: EdxmlBridge,
-                 directory: Directory, bus: EventBus, verify_stored: Callable[[bytes], Verified]) -> None:
+                 directory: Directory, bus: EventBus, verify_stored: Callable[[bytes], Verified],
+                 max_watchers: int) -> None:
         self.db, self.clock = db, clock
         self.outgoing, self.lifecycle, self.bridge, self.directory = outgoing, lifecycle, bridge, directory
         self.bus, self.verify_stored = bus, verify_stored
+        self.max_watchers = max_watchers
+        self._watchers = threading.BoundedSemaphore(max_watchers)  # each stream holds an API worker
 
     @guarded
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
@@ -122,16 +139,24 @@ class MailboxService(mgrpc.MailboxServicer):
                  | ({REGISTERED, HEARTBEAT} if request.registry else set()))
         if not types:
             abort(context, Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix"))
-        sub = self.bus.subscribe(types)
-        context.add_callback(sub.close)
+        if not self._watchers.acquire(blocking=False):
+            abort(context, Rejected(Reason.TOO_MANY_STREAMS,
+                                    f"{self.max_watchers} Watch streams are open already; close one or retry later"))
+        slot = _Slot(self._watchers)
+        context.add_callback(slot.release)  # freed as soon as the client goes, not at the loop's next turn
         try:
-            yield mpb.Event(type=WATCHING, time_ms=self.clock.now_ms())  # subscribed: nothing after this is missed
-            while context.is_active():
-                event = sub.get(timeout=0.5)
-                if event is not None:
-                    yield event
+            sub = self.bus.subscribe(types)
+            context.add_callback(sub.close)
+            try:
+                yield mpb.Event(type=WATCHING, time_ms=self.clock.now_ms())  # subscribed: nothing after this is missed
+                while context.is_active():
+                    event = sub.get(timeout=0.5)
+                    if event is not None:
+                        yield event
+            finally:
+                sub.close()
         finally:
-            sub.close()
+            slot.release()
 
     @guarded
     def Directory(self, request: mpb.DirectoryRequest, context) -> mpb.DirectoryResponse:

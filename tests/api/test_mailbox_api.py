@@ -2,6 +2,8 @@
 reflection, and the send → deliver → inbox → fetch → ack round trip."""
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from google.protobuf import message_factory
@@ -11,7 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from node import envelope, receipts
 from node.client import MailboxClient
 from node.config import load_config
-from node.errors import reason_of
+from node.errors import Reason, reason_of
 from node.events import DELIVERED
 from node.harness import nodes
 from node.harness.nodes import NodeSpec
@@ -19,7 +21,7 @@ from node.harness.waiting import EventWaiter
 from node.identity.trust import TrustStore
 from node.pb import envelope_pb2 as pb
 from node.pb import mailbox_pb2 as mpb
-from node.runtime import Node
+from node.runtime import MAX_WATCHERS, Node
 
 A, B = "000.00.01.H53", "000.00.02.H53"
 TIMEOUT = 10.0
@@ -318,3 +320,42 @@ def test_a_bad_batch_is_refused_whole_naming_the_document(pair, case):
     assert (err.code(), reason_of(err)) == (code, reason), err.details()
     assert named in err.details()
     assert pair.ca.sent_all() == before
+
+
+# ---- Watch streams are capped ---------------------------------------------------------------
+
+def test_watchers_over_the_cap_are_refused_and_a_closed_stream_frees_its_place(tmp_path):
+    """Each Watch holds an API worker for its life: past MAX_WATCHERS the next is refused, so
+    watchers can never take every worker from Send, Fetch and the rest."""
+    handle = nodes.prepare_node(tmp_path, nodes.make_ca(tmp_path), NodeSpec(A, "Sở A"),
+                                {A: f"127.0.0.1:{nodes.free_port()}"})
+    node = Node(load_config(handle.config))
+    node.start()
+    client = handle.client(TIMEOUT)
+    streams = []
+    try:
+        for _ in range(MAX_WATCHERS):
+            stream = client.watch(timeout=60)
+            assert next(stream).type == "watching"  # the stream holds its place
+            streams.append(stream)
+        over = client.watch(timeout=TIMEOUT)
+        err = rpc_error(next, over)
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert reason_of(err) == Reason.TOO_MANY_STREAMS.name
+        assert client.inbox() == []  # the other calls are still served
+        streams.pop().cancel()
+        # the server hears of the cancel asynchronously: ask again until the place is back (bounded)
+        until = time.monotonic() + TIMEOUT
+        while True:
+            again = client.watch(timeout=TIMEOUT)
+            try:
+                assert next(again).type == "watching"
+                streams.append(again)
+                break
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < until
+    finally:
+        for s in streams:
+            s.cancel()
+        client.close()
+        node.stop(grace=1.0)

@@ -16,7 +16,7 @@ import grpc
 
 from .. import events, stats
 from ..clock import Clock
-from ..codes import CodeError, Hierarchy, is_qcvn
+from ..codes import CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
 from ..errors import Reason, Rejected, detail_of, reason_of
 from ..identity.trust import TrustStore
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S = 5.0
 NEGATIVE_TTL_MS = 5_000
+CACHE_LIMIT = 10_000
 
 
 class Directory:
@@ -52,7 +53,8 @@ class Directory:
         self.registered = False
         self.events = events_
         self._last_beat_ms = 0
-        self._cache: dict[str, tuple[rpb.DirectoryEntry | None, int]] = {}
+        self._cache: dict[str, tuple[rpb.DirectoryEntry, int]] = {}  # code -> (entry, until)
+        self._unknown: dict[tuple[str, bool], int] = {}  # (code, asked from below) -> NOT_FOUND until
         self._lock = threading.Lock()
         self._refresh_hierarchy()
 
@@ -86,6 +88,8 @@ class Directory:
                                           record.endpoint, signed.record, signed.signature, now, now))
         with self._lock:
             self._cache.pop(record.code, None)
+            self._unknown.pop((record.code, True), None)
+            self._unknown.pop((record.code, False), None)
         self._refresh_hierarchy()
         log.info("registered %s (%s) at %s", record.code, record.name, record.endpoint)
         self.events.emit(events.REGISTERED, peer=record.code, time_ms=now)
@@ -94,16 +98,44 @@ class Directory:
     def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], subtree_stats=()) -> None:
         if peer is not None and peer != code:
             raise Rejected(Reason.SENDER_MISMATCH, f"connection is from {peer}, heartbeat is for {code}")
-        accepted = {c: p for c, p in odd_codes.items() if self._vouched(code, c, p, odd_codes)}
-        if not store.touch(self.db, code, self.clock.now_ms(), accepted):
+        holders = store.odd_code_holders(self.db)
+        for odd, parent in odd_codes.items():
+            problem = self._claim_problem(code, odd, parent, odd_codes, holders)
+            if problem:
+                log.warning("refused heartbeat from %s: %s", code, problem)
+                raise Rejected(Reason.WRONG_PARENT, problem)
+        changed = store.touch(self.db, code, self.clock.now_ms(), dict(odd_codes))
+        if changed is None:
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"{code} is not registered with {self.code}")
-        if accepted:
+        if changed:  # a claim added or withdrawn routes (or stops routing) at once
             self._refresh_hierarchy()
         stats.record_heartbeat(self.db, code, subtree_stats, self.hierarchy, self.clock.now_ms())
         self.events.emit(events.HEARTBEAT, peer=code, time_ms=self.clock.now_ms())
 
+    def _claim_problem(self, child: str, code: str, parent: str, reported: dict[str, str],
+                       holders: dict[str, str]) -> str:
+        """Why `child` may not place `code` under `parent` ("" if it may).
+
+        A QCVN code's place is fixed by the code rule; an odd code is placed by the YAML of
+        the node it hangs under, which only its own subtree can vouch for. So a child may
+        claim only odd codes whose reported chain of parents ends at itself, that this
+        node's configuration does not place elsewhere, and that no other child holds."""
+        if not is_identifier(code) or not is_identifier(parent):
+            return f"{code!r} under {parent!r} is not an agency code"
+        if is_qcvn(code):
+            return f"{code} is a QCVN 102 code: its place in the tree is fixed by the code rule"
+        if code in (self.code, child) or store.get(self.db, code) is not None:
+            return f"{code} is registered here in its own right"
+        if self.configured_parents.get(code, parent) != parent:
+            return f"{code} is configured under {self.configured_parents[code]}, not {parent}"
+        if holders.get(code, child) != child:
+            return f"{code} is already vouched for by {holders[code]}"
+        if not self._vouched(child, code, parent, reported):
+            return f"{code} under {parent} is not in {child}'s subtree"
+        return ""
+
     def _vouched(self, child: str, code: str, parent: str, reported: dict[str, str]) -> bool:
-        """A child may only place odd codes inside its own subtree."""
+        """Whether the reported chain of parents from `code` reaches `child` (by claims, then the code rule)."""
         seen = set()
         while parent not in seen:
             if parent == child:
@@ -150,18 +182,28 @@ class Directory:
     # ---- lookups -------------------------------------------------------------------
 
     def lookup(self, code: str, from_below: bool = True) -> rpb.DirectoryEntry:
+        """The agency's signed record, from here, the cache, or one step towards it.
+
+        Positive answers are signed by the agency itself, so anyone's may be cached and
+        shared. A negative answer is cached only where it is authoritative (the registered
+        child on the code's route, or our parent, said NOT_FOUND), for a few seconds and per
+        asking side: a query from above that we may not pass up must not teach the senders
+        below us that a code does not exist (the poisoned-cache attack)."""
         if code == self.code:
             return self.own_entry()
         child = store.get(self.db, code)
         if child is not None:
             return self.entry_of(child)
         now = self.clock.now_ms()
+        side = (code, from_below)
         with self._lock:
             cached = self._cache.get(code)
+            unknown_until = self._unknown.get(side, 0)
         if cached and cached[1] > now:
-            if cached[0] is None:
-                raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
             return cached[0]
+        if unknown_until > now:
+            raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
+        authoritative = self._authoritative(code, from_below)
         try:
             entry = self._ask(code, from_below, lambda stub, up: stub.Lookup(
                 rpb.LookupRequest(code=code, from_below=up), timeout=CALL_TIMEOUT_S)).entry
@@ -169,13 +211,34 @@ class Directory:
             if record.code != code:
                 raise Rejected(Reason.BAD_SIGNATURE, f"lookup for {code} answered with {record.code}")
         except Rejected as r:
-            if r.reason is Reason.UNKNOWN_RECIPIENT:
+            if r.reason is Reason.UNKNOWN_RECIPIENT and authoritative:
                 with self._lock:
-                    self._cache[code] = (None, now + NEGATIVE_TTL_MS)
+                    self._trim(now)
+                    self._unknown[side] = now + NEGATIVE_TTL_MS
             raise
         with self._lock:
+            self._trim(now)
             self._cache[code] = (entry, now + self.cache_ttl_ms)
         return entry
+
+    def _authoritative(self, code: str, from_below: bool) -> bool:
+        """Whether a NOT_FOUND for `code` would come from the node that must know: the registered
+        child on its route, or (for a code outside our subtree, asked from below) our parent."""
+        try:
+            if self.hierarchy.is_under(code, self.code):
+                return store.get(self.db, self.hierarchy.next_hop(self.code, code)) is not None
+        except (CodeError, ValueError):
+            pass
+        return from_below and bool(self.parent and self.parent_address)
+
+    def _trim(self, now: int) -> None:
+        """Bound both caches (a peer can ask for any number of codes): drop what expired, then all."""
+        for cache in (self._cache, self._unknown):
+            if len(cache) >= CACHE_LIMIT:
+                for key in [k for k, v in cache.items() if (v[1] if isinstance(v, tuple) else v) <= now]:
+                    del cache[key]
+                if len(cache) >= CACHE_LIMIT:
+                    cache.clear()
 
     def children(self, code: str, recursive: bool, from_below: bool = True) -> list[rpb.DirectoryEntry]:
         if code != self.code:

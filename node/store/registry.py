@@ -31,16 +31,27 @@ def upsert(db: Database, child: Child) -> None:
         )
 
 
-def touch(db: Database, code: str, now_ms: int, odd_codes: dict[str, str]) -> bool:
-    """Record a heartbeat; False if the code is not registered here."""
+def touch(db: Database, code: str, now_ms: int, odd_codes: dict[str, str]) -> bool | None:
+    """Record a heartbeat and the odd codes it vouches for (replacing what it vouched for before).
+
+    None if the code is not registered here; else whether its odd codes changed (a claim
+    withdrawn or added), so routing can be rebuilt at once."""
     with db.transaction(durable=False) as conn:  # repaired by the next heartbeat
         cur = conn.execute("UPDATE registry SET last_seen_ms = ? WHERE code = ?", (now_ms, code))
         if cur.rowcount == 0:
+            return None
+        before = dict(conn.execute("SELECT code, parent FROM odd_codes WHERE via = ?", (code,)).fetchall())
+        if before == odd_codes:
             return False
         conn.execute("DELETE FROM odd_codes WHERE via = ?", (code,))
-        conn.executemany("INSERT OR REPLACE INTO odd_codes (code, parent, via) VALUES (?,?,?)",
+        conn.executemany("INSERT INTO odd_codes (code, parent, via) VALUES (?,?,?)",
                          [(c, p, code) for c, p in odd_codes.items()])
         return True
+
+
+def odd_code_holders(db: Database) -> dict[str, str]:
+    """odd code -> the child whose heartbeat vouches for it."""
+    return {r["code"]: r["via"] for r in db.query("SELECT code, via FROM odd_codes")}
 
 
 def get(db: Database, code: str) -> Child | None:

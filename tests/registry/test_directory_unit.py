@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from node.codes import CodeError
 from node.errors import Reason, Rejected
 from node.pb import registry_pb2 as rpb
 from node.registry import records
@@ -56,10 +57,64 @@ def test_heartbeat_for_someone_else_is_refused(directory, pki, clock):
 
 def test_a_child_may_only_place_odd_codes_in_its_own_subtree(directory, pki, clock):
     register(directory, pki, clock, C1)
-    directory.heartbeat(C1, C1, {"vxp.saas.03": C1, "evil.code": C2})  # C2 is not under C1
+    with pytest.raises(Rejected) as e:
+        directory.heartbeat(C1, C1, {"vxp.saas.03": C1, "evil.code": C2})  # C2 is not under C1
+    assert e.value.reason is Reason.WRONG_PARENT and "evil.code" in e.value.detail
+    with pytest.raises(CodeError):  # nothing of a refused heartbeat is kept
+        directory.hierarchy.parent("vxp.saas.03")
+    directory.heartbeat(C1, C1, {"vxp.saas.03": C1})
     assert directory.hierarchy.parent("vxp.saas.03") == C1
-    with pytest.raises(Exception):
-        directory.hierarchy.parent("evil.code")
+
+
+@pytest.mark.parametrize("claim", [
+    {"000.11.38.H53": C1},              # a QCVN commune of another province: the code rule places it
+    {C2: C1},                           # a sibling
+    {D: C1},                            # the parent itself
+    {"000.00.38.H53": C1},              # a district elsewhere
+])
+def test_a_heartbeat_cannot_move_a_qcvn_code(directory, pki, clock, claim):
+    """The routing hijack: a claimed QCVN code would have routed that agency's mail to the claimant."""
+    register(directory, pki, clock, C1)
+    [(code, _)] = claim.items()
+    before = directory.hierarchy.ancestors(code)
+    with pytest.raises(Rejected) as e:
+        directory.heartbeat(C1, C1, claim)
+    assert e.value.reason is Reason.WRONG_PARENT
+    assert directory.hierarchy.ancestors(code) == before
+
+
+def test_an_odd_code_held_by_one_child_cannot_be_taken_by_another(directory, pki, clock):
+    register(directory, pki, clock, C1)
+    register(directory, pki, clock, C2)
+    directory.heartbeat(C1, C1, {"vxp.saas.03": C1})
+    with pytest.raises(Rejected) as e:
+        directory.heartbeat(C2, C2, {"vxp.saas.03": C2})
+    assert e.value.reason is Reason.WRONG_PARENT and C1 in e.value.detail
+    assert directory.hierarchy.parent("vxp.saas.03") == C1
+
+
+def test_a_withdrawn_claim_stops_routing_at_once(directory, pki, clock):
+    register(directory, pki, clock, C1)
+    directory.heartbeat(C1, C1, {"vxp.saas.03": C1})
+    assert directory.hierarchy.next_hop(D, "vxp.saas.03") == C1
+    directory.heartbeat(C1, C1, {})
+    with pytest.raises(CodeError):
+        directory.hierarchy.next_hop(D, "vxp.saas.03")
+
+
+def test_a_claim_against_this_nodes_configuration_is_refused(tmp_path, pki, clock):
+    db = Database(tmp_path / "c.sqlite3")
+    d = Directory(db, pki.signer(D), pki.trust(clock), clock, name="district",
+                  configured_parents={"vxp.saas.03": C2}, parent=None, parent_address=None,
+                  channel=lambda code, addr: None, heartbeat_s=10, stale_after_s=30, cache_ttl_s=300)
+    try:
+        register(d, pki, clock, C1)
+        with pytest.raises(Rejected) as e:
+            d.heartbeat(C1, C1, {"vxp.saas.03": C1})
+        assert e.value.reason is Reason.WRONG_PARENT and "configured" in e.value.detail
+        assert d.hierarchy.parent("vxp.saas.03") == C2
+    finally:
+        db.close()
 
 
 def test_lookup_answers_are_cached_for_the_ttl_then_asked_again(directory, pki, clock):
@@ -85,3 +140,68 @@ def test_a_forged_lookup_answer_is_not_believed(directory, pki, clock):
     directory._ask = lambda code, from_below, call: forged
     with pytest.raises(Rejected):
         directory.lookup(far)
+
+
+@pytest.fixture
+def district(tmp_path, pki, clock):
+    """D with a parent it can ask (the province); `asked` records every question sent out."""
+    db = Database(tmp_path / "p.sqlite3")
+    d = Directory(db, pki.signer(D), pki.trust(clock), clock, name="district", configured_parents={},
+                  parent="000.00.00.H53", parent_address="127.0.0.1:9", channel=lambda code, addr: None,
+                  heartbeat_s=10, stale_after_s=30, cache_ttl_s=300)
+    d.asked = []
+    yield d
+    db.close()
+
+
+def test_a_query_from_above_cannot_poison_the_answers_for_senders_below(district, pki, clock):
+    """An outsider asks D (from above) for a code D may not pass up: D says NOT_FOUND, but a sender
+    below D asking a second later is still answered by D's parent, not by that cached refusal."""
+    far = "000.11.38.H53"
+    answer = rpb.LookupResponse(entry=rpb.DirectoryEntry(
+        record=records.make(pki.signer(far), name="xã xa", level=3, parent="000.00.38.H53",
+                            endpoint="127.0.0.1:9", now_ms=clock.now_ms()), reachable=True))
+
+    def ask(code, from_below, call):
+        if not from_below:
+            raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
+        district.asked.append(code)
+        return answer
+
+    district._ask = ask
+    for _ in range(3):
+        with pytest.raises(Rejected):
+            district.lookup(far, from_below=False)
+    assert rpb.AgencyRecord.FromString(district.lookup(far).record.record).code == far
+    assert district.asked == [far]
+
+
+def test_an_authoritative_not_found_is_cached_briefly(district, pki, clock):
+    """Our parent said NOT_FOUND: asked again only after the short negative TTL."""
+    far = "000.12.38.H53"
+
+    def ask(code, from_below, call):
+        district.asked.append(code)
+        raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
+
+    district._ask = ask
+    for _ in range(3):
+        with pytest.raises(Rejected):
+            district.lookup(far)
+    assert district.asked == [far]
+    clock.advance(6)
+    with pytest.raises(Rejected):
+        district.lookup(far)
+    assert district.asked == [far, far]
+
+
+def test_a_not_found_for_a_child_nobody_registered_yet_is_not_cached(directory, pki, clock):
+    """Below us by the code rule but not registered (yet): refused now, asked afresh next time."""
+    asked = []
+    real = directory._ask
+    directory._ask = lambda code, from_below, call: asked.append(code) or real(code, from_below, call)
+    for _ in range(2):
+        with pytest.raises(Rejected) as e:
+            directory.lookup(C1)
+        assert e.value.reason is Reason.UNKNOWN_RECIPIENT
+    assert asked == [C1, C1]

@@ -138,6 +138,11 @@ class Verified:
         return p
 
 
+EARLIEST_MS = 946_684_800_000        # 2000-01-01: no envelope is older
+LATEST_MS = 253_402_300_799_000      # 9999-12-31T23:59:59Z: the last instant a timestamp can show
+MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000  # a sender's clock may run this far ahead of ours
+MAX_LIFETIME_MS = 3650 * 86400 * 1000  # the longest lifetime a sender may ask for (ten years)
+
 REQUIRED_HEADER_FIELDS = ("message_id", "sender", "recipient", "kind", "created_ms", "expires_ms", "payload_sha256")
 
 
@@ -179,6 +184,7 @@ def verify(
         raise Rejected(Reason.BAD_SIGNATURE)
     if sha256(env.payload) != header.payload_sha256 or len(env.payload) != header.payload_size:
         raise Rejected(Reason.DIGEST_MISMATCH)
+    _check_times(header, clock)
     if check_expiry and header.expires_ms < clock.now_ms():
         raise Rejected(Reason.EXPIRED, f"expired at {header.expires_ms}")
     all_marks = is_final is None or is_final(header)
@@ -190,6 +196,17 @@ def stored_verifier(trust: TrustStore, clock: Clock = SYSTEM) -> Callable[[bytes
     """Re-verify envelopes from our own mailbox before showing or exporting them: every check but
     size and expiry, which held when the envelope arrived (what we show is what was signed)."""
     return lambda raw: verify(raw, trust, max_size=len(raw), clock=clock, check_expiry=False)
+
+
+def _check_times(header: pb.Header, clock: Clock) -> None:
+    """Times a handler will format or compare: within years a calendar can show, lifetimes a sender may ask.
+
+    A creation time beyond year 9999 once raised inside the custody transaction and failed
+    the whole batch; refused here, it fails only its own envelope."""
+    if not EARLIEST_MS <= header.created_ms <= clock.now_ms() + MAX_CLOCK_SKEW_MS:
+        raise Rejected(Reason.BAD_TIME, f"header.created_ms {header.created_ms} is out of range")
+    if not header.created_ms < header.expires_ms <= header.created_ms + MAX_LIFETIME_MS:
+        raise Rejected(Reason.BAD_TIME, f"header.expires_ms {header.expires_ms} is out of range")
 
 
 def verify_trace(env: pb.Envelope, trust: TrustStore, *, all_signatures: bool = True) -> list[tuple[str, int]]:
@@ -211,6 +228,8 @@ def verify_trace(env: pb.Envelope, trust: TrustStore, *, all_signatures: bool = 
             raise Rejected(Reason.BAD_TRACE, f"trace[{i}] is not chained to this envelope")
         if (all_signatures or i == last) and not keys.verify(ident.public_key, entry.signature, entry.body):
             raise Rejected(Reason.BAD_TRACE, f"trace[{i}] signature does not verify")
+        if not EARLIEST_MS <= body.time_ms <= LATEST_MS:
+            raise Rejected(Reason.BAD_TIME, f"trace[{i}].time_ms {body.time_ms} is out of range")
         prev = sha256(entry.signature)
         path.append((body.code, body.time_ms))
     return path

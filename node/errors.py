@@ -27,6 +27,7 @@ class Reason(enum.Enum):
     PEER_MISMATCH = (grpc.StatusCode.PERMISSION_DENIED, True, "last trace entry is not the connecting peer")
     NOT_FOR_THIS_NODE = (grpc.StatusCode.FAILED_PRECONDITION, True, "recipient is not served by this node")
     EXPIRED = (grpc.StatusCode.FAILED_PRECONDITION, True, "message is past its lifetime")
+    BAD_TIME = (grpc.StatusCode.INVALID_ARGUMENT, True, "a time in the envelope is out of range")
     DUPLICATE_CONFLICT = (grpc.StatusCode.ALREADY_EXISTS, True, "message id already used for other content")
     UNKNOWN_RECIPIENT = (grpc.StatusCode.NOT_FOUND, True, "no agency with that code is registered")
     WRONG_PARENT = (grpc.StatusCode.PERMISSION_DENIED, True, "this node is not the parent of that code")

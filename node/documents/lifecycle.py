@@ -18,7 +18,7 @@ import logging
 from typing import Mapping
 
 from ..clock import Clock
-from ..envelope import Signer, Verified
+from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..exchange.outgoing import Outgoing, Posted
 from ..pb import envelope_pb2 as pb
@@ -50,10 +50,6 @@ def parse_edxml_time(text: str) -> int:
         return 0
 
 
-def payload_of(raw: bytes) -> pb.Payload:
-    return pb.Payload.FromString(pb.Envelope.FromString(raw).payload)
-
-
 class Lifecycle:
     """The documents layer: intake's LocalMail (node.exchange.protocols) for mail addressed to us, and the
     sender's and recipient's operations on documents for the local API."""
@@ -63,26 +59,35 @@ class Lifecycle:
 
     # ---- intake: our own mail ------------------------------------------------------
 
-    def validate(self, v: Verified, payload: pb.Payload, earlier: Mapping[str, str] | None = None) -> None:
-        """Refuse statuses and changes from anyone but the document's counterpart.
-
-        `earlier`: documents (id -> sender) ahead in the same batch, not yet stored."""
-        h = v.header
+    def check(self, h: pb.Header, payload: pb.Payload) -> None:
+        """What the handlers below will read, checked before the custody transaction (no database)."""
         body = payload.WhichOneof("body")
         if body == "status":
-            code = payload.status.status_code
-            if code not in rules.ALL_CODES:
-                raise Rejected(Reason.INVALID_REQUEST, f"unknown status code {code!r}")
+            if payload.status.status_code not in rules.ALL_CODES:
+                raise Rejected(Reason.INVALID_REQUEST, f"unknown status code {payload.status.status_code[:8]!r}")
             if not h.ref_message_id:
                 raise Rejected(Reason.MISSING_FIELD, "a status must refer to a document (header.ref_message_id)")
-            if code == rules.TAKE_BACK:
+        elif body == "document":
+            btype = payload.document.business.business_doc_type
+            if btype not in (0, *CHANGE_STATE):
+                raise Rejected(Reason.INVALID_REQUEST, f"business_doc_type must be 0..3, got {btype}")
+            if btype and not h.ref_message_id:
+                raise Rejected(Reason.MISSING_FIELD,
+                               "a revoke/update/replace must refer to the document (header.ref_message_id)")
+
+    def authorize(self, item: Incoming, earlier: Mapping[str, str]) -> None:
+        """Refuse statuses and changes from anyone but the document's counterpart, by what is stored.
+
+        Runs in the custody transaction once the batch's duplicates are settled; `earlier`:
+        the new documents (id -> sender) ahead in the same batch, which will be stored."""
+        h, payload = item.header, item.payload
+        body = payload.WhichOneof("body")
+        if body == "status":
+            if payload.status.status_code == rules.TAKE_BACK:
                 self._require_sender_of_received(h.ref_message_id, h.sender, earlier)
-            else:
-                if outbox.recipient_of_document(self.db, h.ref_message_id) != h.sender:
-                    raise Rejected(Reason.NOT_RECIPIENT, f"{h.sender} did not receive document {h.ref_message_id} from us")
+            elif outbox.recipient_of_document(self.db, h.ref_message_id) != h.sender:
+                raise Rejected(Reason.NOT_RECIPIENT, f"{h.sender} did not receive document {h.ref_message_id} from us")
         elif body == "document" and payload.document.business.business_doc_type in CHANGE_STATE:
-            if not h.ref_message_id:
-                raise Rejected(Reason.MISSING_FIELD, "a revoke/update/replace must refer to the document (header.ref_message_id)")
             self._require_sender_of_received(h.ref_message_id, h.sender, earlier)
 
     def _require_sender_of_received(self, message_id: str, sender: str,
@@ -106,7 +111,8 @@ class Lifecycle:
                 progress.record_change(tx, h.ref_message_id, CHANGE_STATE[btype], h.message_id, str(btype))
             trace = [pb.EdxmlTrace(organ_id=c, timestamp=edxml_time(t)) for c, t in (item.path or [])]
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
-            self._post_status(tx, h.message_id, h.sender, payload.document, rules.ARRIVED, pb.StaffInfo(), "", trace)
+            self._post_status(tx, h.message_id, h.sender, payload.document, h.priority, rules.ARRIVED, pb.StaffInfo(),
+                              "", trace)
             return
         if body == "status":
             status = payload.status
@@ -127,12 +133,15 @@ class Lifecycle:
                 raise Rejected(Reason.NOT_FOUND, f"no received document {message_id}")
             rules.check_step(received.status, received.pending_request, received.state, code)
             raw = inbox.envelope(self.db, message_id)
-            posted = self._post_status(tx, message_id, received.sender, payload_of(raw).document, code, staff,
-                                       description, [], given=status)
+            env = pb.Envelope.FromString(raw)
+            posted = self._post_status(tx, message_id, received.sender, pb.Payload.FromString(env.payload).document,
+                                       pb.Header.FromString(env.header).priority, code, staff, description, [],
+                                       given=status)
         return posted.envelopes[0][1]
 
-    def _post_status(self, tx: Transaction, doc_message_id: str, to: str, doc: pb.Document, code: str, staff: pb.StaffInfo,
-                     description: str, trace: list[pb.EdxmlTrace], given: pb.Status | None = None) -> Posted:
+    def _post_status(self, tx: Transaction, doc_message_id: str, to: str, doc: pb.Document, priority: int, code: str,
+                     staff: pb.StaffInfo, description: str, trace: list[pb.EdxmlTrace],
+                     given: pb.Status | None = None) -> Posted:
         now = self.clock.now_ms()
         status = given or pb.Status(
             from_organ=pb.Organization(organ_id=self.signer.code, organ_name=self.name),
@@ -141,7 +150,7 @@ class Lifecycle:
                                         promulgation_date=doc.promulgation_info.promulgation_date),
             staff_info=staff, status_code=code, description=description, timestamp=edxml_time(now), edxml_trace=trace)
         posted = self.outgoing.post_in(tx, pb.Payload(status=status), to, ref_message_id=doc_message_id,
-                                       priority=doc.other_info.priority)
+                                       priority=priority)
         statuses.record_reported(tx, doc_message_id, code, posted.envelopes[0][1], now)
         if code in (rules.AGREE, rules.REFUSE):
             state = None

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Mapping
 
 from .. import envelope as env_mod
 from .. import events
 from .. import receipts
 from ..clock import Clock
-from ..envelope import Signer, Verified
+from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
 from ..store import custody
+from ..incidents import log_incident
 from ..store.database import Database
 from .outgoing import subject_of
 from ..events import EventSink, NoEvents
@@ -31,35 +31,46 @@ class Intake:
         self.queues, self.local_mail, self.events = queues, local_mail, events_
 
     def receive(self, raws: list[bytes], peer: str | None) -> list[pb.Receipt | Rejected]:
-        """One outcome per envelope, in order; all accepted ones committed together."""
+        """One outcome per envelope, in order; all accepted ones committed together.
+
+        Each envelope is checked alone, everything its handlers will read included, before
+        the custody transaction; one that fails is refused with its reason and the rest of
+        the batch is stored. Nothing a peer sends escapes as an exception."""
         results: list[pb.Receipt | Rejected | None] = [None] * len(raws)
-        accepted: list[tuple[int, custody.Incoming, Verified]] = []
-        earlier: dict[str, str] = {}  # our own documents before this point of the batch: a revoke may follow its document
+        accepted: list[tuple[int, custody.Incoming]] = []
+        refused: list[tuple[str, Rejected]] = []
         for i, raw in enumerate(raws):
             try:
-                v, item = self._check(raw, peer, earlier)
-                accepted.append((i, item, v))
-                if item.next_hop is None and v.header.kind == pb.DOCUMENT:
-                    earlier[v.header.message_id] = v.header.sender
+                accepted.append((i, self._check(raw, peer)))
             except Rejected as r:
                 results[i] = r
-                log.info("refused envelope from %s: %s", peer, r.public_text)
-                custody.record_rejection(self.db, self.clock.now_ms(), _message_id(raw), peer or "", r)
+                refused.append((_message_id(raw), r))
+            except Exception:
+                incident = log_incident(f"checking an envelope from {peer}")
+                results[i] = r = Rejected(Reason.INTERNAL, f"could not be checked (incident {incident})")
+                refused.append((_message_id(raw), r))
+        if refused:
+            log.info("refused %d of %d envelopes from %s, first: %s", len(refused), len(raws), peer,
+                     refused[0][1].public_text)
+            custody.record_rejections(self.db, self.clock.now_ms(), peer or "", refused)
         if accepted:
             stored = custody.accept(
-                self.db, [item for _, item, _ in accepted],
+                self.db, [item for _, item in accepted],
                 lambda pairs: receipts.issue(self.signer, pairs, self.clock),
                 self.clock.now_ms(),
+                authorize=self.local_mail.authorize,
                 on_store=self.local_mail.on_store,
             )
             hops: set[str] = set()
             now = self.clock.now_ms()
-            for (i, item, v), outcome in zip(accepted, stored):
+            for (i, item), outcome in zip(accepted, stored):
                 results[i] = outcome
+                if not isinstance(outcome, pb.Receipt):
+                    continue
                 if item.next_hop is not None:
                     hops.add(item.next_hop)
-                elif isinstance(outcome, pb.Receipt):
-                    h = v.header
+                else:
+                    h = item.header
                     self.events.emit(events.ARRIVED, message_id=h.message_id, peer=h.sender, recipient=h.recipient,
                                      kind=h.kind, time_ms=now)
             for hop in hops:
@@ -73,7 +84,7 @@ class Intake:
         except LookupError:
             return True
 
-    def _check(self, raw: bytes, peer: str | None, earlier: Mapping[str, str]) -> tuple[Verified, custody.Incoming]:
+    def _check(self, raw: bytes, peer: str | None) -> custody.Incoming:
         v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock, is_final=self._is_final)
         h = v.header
         if peer is not None and v.path[-1][0] != peer:
@@ -88,15 +99,14 @@ class Intake:
         payload = None
         if next_hop is None:
             payload = v.payload()
-            self.local_mail.validate(v, payload, earlier)
+            self.local_mail.check(h, payload)
             subject = subject_of(payload)
         else:
             # relays hand on a copy with their own trace entry appended
             raw = env_mod.add_trace(v.envelope, self.signer, self.clock).SerializeToString()
             subject = ""
-        item = custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
+        return custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
                                 payload=payload, path=v.path)
-        return v, item
 
 
 def _message_id(raw: bytes) -> str:

@@ -26,7 +26,7 @@ from ..store.database import Database, Transaction
 from .protocols import Waker
 from .routing import Router
 
-MAX_LIFETIME_S = 3650 * 86400
+MAX_LIFETIME_S = env_mod.MAX_LIFETIME_MS // 1000
 
 
 def subject_of(payload: pb.Payload) -> str:

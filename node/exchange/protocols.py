@@ -10,8 +10,10 @@ follows a call without knowing how the node was assembled:
 - `Timer`: wakes a hop later, when its backoff ends (APScheduler in a node; nothing in
   unit tests, which drive attempts with a fake clock).
 - `LocalMail`: the documents layer (`node.documents.lifecycle.Lifecycle`), called by
-  intake for mail addressed to this node: it may refuse a status or change that its
-  sender has no right to send, and records what arrived in the custody transaction.
+  intake for mail addressed to this node: it checks what its handlers will read before
+  the custody transaction, refuses a status or change that its signer has no right to
+  send (by what is stored, once the batch's duplicates are settled), and records what
+  arrived in the custody transaction.
 """
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 from ..pb import envelope_pb2 as pb
 
 if TYPE_CHECKING:
-    from ..envelope import Verified
     from ..store.custody import Incoming
     from ..store.database import Transaction
 
@@ -35,8 +36,12 @@ class Timer(Protocol):
 
 
 class LocalMail(Protocol):
-    def validate(self, v: "Verified", payload: pb.Payload, earlier: Mapping[str, str]) -> None:
-        """Raise Rejected to refuse; `earlier`: documents (id -> sender) ahead in the same batch."""
+    def check(self, header: pb.Header, payload: pb.Payload) -> None:
+        """Before the custody transaction: raise Rejected if a handler could not take this payload."""
+
+    def authorize(self, item: "Incoming", earlier: Mapping[str, str]) -> None:
+        """In the custody transaction, duplicates settled: raise Rejected if the signer may not say this
+        (`earlier`: new documents, id -> sender, ahead in the same batch)."""
 
     def on_store(self, tx: "Transaction", item: "Incoming") -> None:
         """Inside the custody transaction: record what arrived (and queue any automatic reply)."""
@@ -46,7 +51,10 @@ class PlainMail:
     """LocalMail for a node without the documents layer (unit tests of the exchange): refuses nothing,
     records nothing beyond the mailbox."""
 
-    def validate(self, v, payload, earlier) -> None:
+    def check(self, header, payload) -> None:
+        pass
+
+    def authorize(self, item, earlier) -> None:
         pass
 
     def on_store(self, tx, item) -> None:

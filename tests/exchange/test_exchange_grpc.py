@@ -12,6 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from node.clock import SYSTEM, FakeClock
 from node import envelope, receipts
 from node.client import MailboxClient
 from node.config import load_config
@@ -185,6 +186,17 @@ def _forged(raw: bytes, header_signer: Signer, edit=lambda h: None, payload: byt
 
 
 def bad_expired_envelope(pki, tmp):
+    an_hour_ago = FakeClock(SYSTEM.now_ms() - 3600_000)
+    return envelope.seal(pki.signer(A), B, pb.Payload(document=pb.Document(subject="late")), clock=an_hour_ago,
+                         lifetime_s=60)[1]
+
+
+def bad_created_beyond_year_9999(pki, tmp):
+    signer = pki.signer(A)
+    return _forged(seal(signer)[1], signer, lambda h: setattr(h, "created_ms", 10**15))
+
+
+def bad_lifetime_backwards(pki, tmp):
     return envelope.seal(pki.signer(A), B, pb.Payload(document=pb.Document(subject="late")), lifetime_s=-60)[1]
 
 
@@ -244,6 +256,8 @@ BAD = {
     "missing-field": (bad_missing_message_id, grpc.StatusCode.INVALID_ARGUMENT, "MISSING_FIELD"),
     "peer-mismatch": (bad_peer_mismatch, grpc.StatusCode.PERMISSION_DENIED, "PEER_MISMATCH"),
     "expired-envelope": (bad_expired_envelope, grpc.StatusCode.FAILED_PRECONDITION, "EXPIRED"),
+    "created-beyond-9999": (bad_created_beyond_year_9999, grpc.StatusCode.INVALID_ARGUMENT, "BAD_TIME"),
+    "lifetime-backwards": (bad_lifetime_backwards, grpc.StatusCode.INVALID_ARGUMENT, "BAD_TIME"),
     "sender-mismatch": (bad_sender_mismatch, grpc.StatusCode.PERMISSION_DENIED, "SENDER_MISMATCH"),
     "relay-mark-stripped": (bad_relay_mark_stripped, grpc.StatusCode.PERMISSION_DENIED, "PEER_MISMATCH"),
     "relay-mark-not-chained": (bad_relay_mark_not_chained, grpc.StatusCode.PERMISSION_DENIED, "BAD_TRACE"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from node import envelope
 from node.config import load_config
 from node.harness import nodes
 from node.harness.nodes import NodeSpec
@@ -78,3 +79,57 @@ def test_a_change_queues_behind_its_document_whatever_the_document_says_of_its_p
     order = [pb.Header.FromString(pb.Envelope.FromString(raw).header) for raw in queued(a)]
     assert [h.message_id for h in order][0] == posted.envelopes[0][1]
     assert {h.priority for h in order} == {1}
+
+
+@pytest.fixture
+def c_node(tmp_path):
+    """C: a trusted agency with a certificate from the same CA, here as the attacker."""
+    hc = nodes.prepare_node(tmp_path, nodes.make_ca(tmp_path), NodeSpec(C, "Sở C", peers={B: "127.0.0.1:1"}),
+                            {C: "127.0.0.1:2"})
+    c = Node(load_config(hc.config))
+    c.dispatcher.wake = lambda hop: None
+    yield c
+    c.db.close()
+
+
+def test_a_decoy_reusing_a_stored_message_id_cannot_vouch_for_a_forged_revoke(pair, c_node):
+    """The lifecycle forgery: C sends a decoy document under the id of A's stored document, then a
+    revoke of it. The decoy is a duplicate (refused), so the revoke is checked against the stored
+    original, whose signed sender is A: refused too, and the document stays active."""
+    a, b = pair
+    posted = a.outgoing.post(pb.Payload(document=pb.Document(subject="Công văn", document_id=f"{A},4/UBND")), [B])
+    [doc_id] = [m for _, m in posted.envelopes]
+    assert all(isinstance(r, pb.Receipt) for r in b.intake.receive(queued(a), None))
+
+    decoy_header, decoy = envelope.seal(c_node.signer, B, pb.Payload(document=pb.Document(subject="mồi")),
+                                        lifetime_s=600, message_id=doc_id)
+    _, revoke = envelope.seal(c_node.signer, B, pb.Payload(document=pb.Document(
+        subject="thu hồi", business=pb.Business(business_doc_type=1))), lifetime_s=600, ref_message_id=doc_id)
+
+    decoy_result, revoke_result = b.intake.receive([decoy, revoke], None)
+
+    assert decoy_result.reason.name == "DUPLICATE_CONFLICT"
+    assert revoke_result.reason.name == "NOT_ORIGINAL_SENDER"
+    [entry] = [e for e in inbox.list_entries(b.db) if e["message_id"] == doc_id]
+    assert entry["state"] == "active"
+
+
+def test_one_bad_envelope_is_refused_alone_and_the_rest_of_its_batch_is_stored(pair, c_node):
+    """A message id that names one of the receiver's own sent messages once failed the whole batch
+    (SQLite UNIQUE), and its sender retried it until its lifetime ended while the link waited."""
+    a, b = pair
+    [(_, own_id)] = b.outgoing.post(pb.Payload(document=pb.Document(subject="của B")), [A]).envelopes
+    good1 = envelope.seal(c_node.signer, B, pb.Payload(document=pb.Document(subject="1")), lifetime_s=600)[1]
+    clash = envelope.seal(c_node.signer, B, pb.Payload(document=pb.Document(subject="trùng")), lifetime_s=600,
+                          message_id=own_id)[1]
+    odd = pb.Document(subject="ưu tiên lạ")
+    odd.other_info.priority = 99  # an honest edXML client can write this; only the header priority is checked
+    good2 = envelope.seal(c_node.signer, B, pb.Payload(document=odd), lifetime_s=600)[1]
+
+    results = b.intake.receive([good1, clash, good2], None)
+
+    assert isinstance(results[0], pb.Receipt) and isinstance(results[2], pb.Receipt)
+    assert results[1].reason.name == "DUPLICATE_CONFLICT"
+    subjects = {e["subject"] for e in inbox.list_entries(b.db)}
+    assert {"1", "ưu tiên lạ"} <= subjects and "trùng" not in subjects
+    assert outbox.get(b.db, own_id)["subject"] == "của B"  # B's own message untouched

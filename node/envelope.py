@@ -7,12 +7,10 @@ header signature for the first relay), so one signature per hop proves the path.
 
 Everything signed is carried as the exact bytes that were signed (protobuf is not
 canonical), and every check runs over received bytes before any parsed field is
-trusted. A relay verifies what the final recipient does, except the payload's inner
-structure and the signatures of earlier relays' marks: it checks the sender's signature,
-the payload digest, every mark's certificate and chaining, and the signature of the
-last mark (the neighbour handing the envelope over). Earlier marks were each checked by
-the hop after them, and the final recipient checks them all again, so a forged mark is
-still refused; skipping them keeps a relay's cost flat instead of growing with the path.
+trusted. Every hop, relays included, checks every mark: a relay takes custody and signs
+a receipt, so a relay that chained its mark onto a forged earlier one would vouch for a
+path nobody took (an insider's forged mark passed relays when they checked only the
+last one). A trace is at most MAX_TRACE entries long, so the cost stays bounded.
 """
 from __future__ import annotations
 
@@ -142,6 +140,7 @@ EARLIEST_MS = 946_684_800_000        # 2000-01-01: no envelope is older
 LATEST_MS = 253_402_300_799_000      # 9999-12-31T23:59:59Z: the last instant a timestamp can show
 MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000  # a sender's clock may run this far ahead of ours
 MAX_LIFETIME_MS = 3650 * 86400 * 1000  # the longest lifetime a sender may ask for (ten years)
+MAX_TRACE = 16  # relay marks: the deepest route (commune → root → commune) has 7 hops
 
 REQUIRED_HEADER_FIELDS = ("message_id", "sender", "recipient", "kind", "created_ms", "expires_ms", "payload_sha256")
 
@@ -153,12 +152,8 @@ def verify(
     max_size: int,
     clock: Clock = SYSTEM,
     check_expiry: bool = True,
-    is_final: Callable[[pb.Header], bool] | None = None,
 ) -> Verified:
-    """Check an envelope's bytes: size, structure, sender certificate and signature, digest, trace.
-
-    `is_final(header)` False: this node relays the envelope, so only the last mark's
-    signature is checked (see the module note); by default every mark is."""
+    """Check an envelope's bytes: size, structure, sender certificate and signature, digest, every trace mark."""
     if len(raw) > max_size:
         raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {max_size}")
     env = pb.Envelope()
@@ -187,8 +182,7 @@ def verify(
     _check_times(header, clock)
     if check_expiry and header.expires_ms < clock.now_ms():
         raise Rejected(Reason.EXPIRED, f"expired at {header.expires_ms}")
-    all_marks = is_final is None or is_final(header)
-    path = [(header.sender, header.created_ms)] + verify_trace(env, trust, all_signatures=all_marks)
+    path = [(header.sender, header.created_ms)] + verify_trace(env, trust)
     return Verified(raw, env, header, sender, path)
 
 
@@ -209,9 +203,10 @@ def _check_times(header: pb.Header, clock: Clock) -> None:
         raise Rejected(Reason.BAD_TIME, f"header.expires_ms {header.expires_ms} is out of range")
 
 
-def verify_trace(env: pb.Envelope, trust: TrustStore, *, all_signatures: bool = True) -> list[tuple[str, int]]:
+def verify_trace(env: pb.Envelope, trust: TrustStore) -> list[tuple[str, int]]:
     """The relays' hop marks, each checked and chained back to the sender's signature."""
-    last = len(env.trace) - 1
+    if len(env.trace) > MAX_TRACE:
+        raise Rejected(Reason.BAD_TRACE, f"trace has {len(env.trace)} entries, limit {MAX_TRACE}")
     header_digest = sha256(env.header)
     prev = sha256(env.signature)
     path = []
@@ -226,7 +221,7 @@ def verify_trace(env: pb.Envelope, trust: TrustStore, *, all_signatures: bool = 
             raise Rejected(Reason.BAD_TRACE, f"trace[{i}] code {body.code} is not its certificate's")
         if body.header_sha256 != header_digest or body.prev_sha256 != prev:
             raise Rejected(Reason.BAD_TRACE, f"trace[{i}] is not chained to this envelope")
-        if (all_signatures or i == last) and not keys.verify(ident.public_key, entry.signature, entry.body):
+        if not keys.verify(ident.public_key, entry.signature, entry.body):
             raise Rejected(Reason.BAD_TRACE, f"trace[{i}] signature does not verify")
         if not EARLIEST_MS <= body.time_ms <= LATEST_MS:
             raise Rejected(Reason.BAD_TIME, f"trace[{i}].time_ms {body.time_ms} is out of range")

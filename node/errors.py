@@ -26,6 +26,8 @@ class Reason(enum.Enum):
     BAD_TRACE = (grpc.StatusCode.PERMISSION_DENIED, True, "trace entry does not verify")
     PEER_MISMATCH = (grpc.StatusCode.PERMISSION_DENIED, True, "last trace entry is not the connecting peer")
     NOT_FOR_THIS_NODE = (grpc.StatusCode.FAILED_PRECONDITION, True, "recipient is not served by this node")
+    NOT_A_NEIGHBOUR = (grpc.StatusCode.PERMISSION_DENIED, True, "only a parent, child or configured peer may hand over")
+    OFF_ROUTE = (grpc.StatusCode.PERMISSION_DENIED, True, "the envelope's route does not pass from that peer to this node")
     EXPIRED = (grpc.StatusCode.FAILED_PRECONDITION, True, "message is past its lifetime")
     BAD_TIME = (grpc.StatusCode.INVALID_ARGUMENT, True, "a time in the envelope is out of range")
     DUPLICATE_CONFLICT = (grpc.StatusCode.ALREADY_EXISTS, True, "message id already used for other content")

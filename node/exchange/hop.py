@@ -75,6 +75,22 @@ class GiveUp(Protocol):
         """Final failure of one envelope: record it and tell its sender (see Dispatcher.give_up)."""
 
 
+def is_permanent(reason: str) -> bool:
+    """A peer's refusal ends an envelope's journey only for a catalogue reason that is permanent;
+    anything else (a transient reason, or one we do not know) is retried."""
+    known = Reason.__members__.get(reason)
+    return known is not None and known.permanent
+
+
+def _bounded(text: str, limit: int = 300) -> str:
+    """A peer's words, bounded and printable, for our log, database and notices."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+
+
+def _peer_text(rejection) -> str:
+    return _bounded(f"{rejection.reason}: {rejection.message}")
+
+
 class Claim(list):
     """A batch this hop's worker holds: no other worker sends it until `release()`."""
 
@@ -177,6 +193,7 @@ class HopSender:
             self._back_off(state.failures + 1, [p.message_id for p in live], str(e))
             return Outcome.BACKOFF
         bad_receipts: list[tuple[str, str]] = []
+        retry_later: list[tuple[str, str]] = []
         delivered: list[tuple[outbox.Pending, pb.Receipt]] = []
         verifier = receipts.Verifier(self.trust)
         with self.db.transaction(durable=False) as tx:
@@ -189,12 +206,15 @@ class HopSender:
                         bad_receipts.append((p.message_id, r.public_text))
                         continue
                     delivered.append((p, outcome.receipt))
-                else:
+                elif is_permanent(outcome.rejection.reason):
                     rej = outcome.rejection
-                    self.give_up(tx, p, self.hop, outbox.REJECTED, rej.reason, rej.message)
+                    self.give_up(tx, p, self.hop, outbox.REJECTED, rej.reason, _bounded(rej.message))
+                else:  # a refusal that may pass (or a reason we do not know): kept, and the hop backs off
+                    retry_later.append((p.message_id, _peer_text(outcome.rejection)))
             outbox.mark_delivered(tx, [(p.message_id, r) for p, r in delivered], self.hop, now)
-            if bad_receipts:
-                outbox.note_attempt(tx, [m for m, _ in bad_receipts], bad_receipts[0][1])
+            failed = bad_receipts + retry_later
+            if failed:
+                outbox.note_attempt(tx, [m for m, _ in failed], failed[0][1])
             else:
                 peers.record_success(tx, self.hop, now)
             for p, _ in delivered:
@@ -202,7 +222,11 @@ class HopSender:
                                                           recipient=p.recipient, kind=p.kind, time_ms=now))
         if bad_receipts:
             log.warning("bad receipts from %s: %s", self.hop, bad_receipts[0][1])
-            self._back_off(state.failures + 1, [], bad_receipts[0][1])
+        if retry_later:
+            log.warning("%s refused %d envelopes for now (kept for a retry): %s", self.hop, len(retry_later),
+                        retry_later[0][1])
+        if failed:
+            self._back_off(state.failures + 1, [], failed[0][1])
             return Outcome.BACKOFF
         return Outcome.DELIVERED
 

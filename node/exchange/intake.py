@@ -35,7 +35,11 @@ class Intake:
 
         Each envelope is checked alone, everything its handlers will read included, before
         the custody transaction; one that fails is refused with its reason and the rest of
-        the batch is stored. Nothing a peer sends escapes as an exception."""
+        the batch is stored. Nothing a peer sends escapes as an exception. A node that is not
+        our parent, a registered child or a configured peer is refused as a whole
+        (NOT_A_NEIGHBOUR) before anything is read."""
+        if peer is not None and not self.router.is_neighbour(peer):
+            raise Rejected(Reason.NOT_A_NEIGHBOUR, f"{peer} is not a parent, child or configured peer of this node")
         results: list[pb.Receipt | Rejected | None] = [None] * len(raws)
         accepted: list[tuple[int, custody.Incoming]] = []
         refused: list[tuple[str, Rejected]] = []
@@ -77,20 +81,15 @@ class Intake:
                 self.queues.wake(hop)
         return results  # type: ignore[return-value]
 
-    def _is_final(self, header: pb.Header) -> bool:
-        """Whether the envelope ends here (then every relay's mark is verified)."""
-        try:
-            return self.router.next_hop(header.recipient) is None
-        except LookupError:
-            return True
-
     def _check(self, raw: bytes, peer: str | None) -> custody.Incoming:
-        v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock, is_final=self._is_final)
+        v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock)
         h = v.header
         if peer is not None and v.path[-1][0] != peer:
             raise Rejected(Reason.PEER_MISMATCH, f"connection is from {peer}, last trace entry is {v.path[-1][0]}")
         if not self.router.serves(h.recipient, h.sender):
             raise Rejected(Reason.NOT_FOR_THIS_NODE, f"{self.signer.code} does not serve {h.recipient}")
+        if peer is not None and not self.router.passes_from(peer, h.sender, h.recipient):
+            raise Rejected(Reason.OFF_ROUTE, f"{h.sender} → {h.recipient} does not pass from {peer} to this node")
         try:
             route = self.router.route(h.recipient)
         except LookupError as e:

@@ -53,6 +53,30 @@ class Router:
                 continue
         return False
 
+    def is_neighbour(self, peer: str) -> bool:
+        """Our parent, a registered child or a configured peer: the only nodes that may hand us envelopes."""
+        return peer in self.peers or peer == self.parent or self.child_endpoint(peer) is not None
+
+    def passes_from(self, peer: str, sender: str, recipient: str) -> bool:
+        """Whether the route by the tree goes from `peer` to us (a configured peer may also hand over
+        its own mail, which it sends us directly). Deny by default: a valid certificate proves who a
+        node is, not that it may use us as a way round the tree."""
+        if sender == peer and peer in self.peers:
+            return True
+        h = self.hierarchy
+        try:
+            route = h.route(sender, recipient)
+        except (CodeError, ValueError):
+            # mail for us from our parent comes down; a recipient we cannot place goes up: only
+            # from a child, for a sender in its subtree
+            if recipient == self.code and peer == self.parent:
+                return True
+            try:
+                return self.child_endpoint(peer) is not None and (sender == peer or h.is_under(sender, peer))
+            except (CodeError, ValueError):
+                return False
+        return self.code in route[1:] and route[route.index(self.code) - 1] == peer
+
     def address(self, code: str) -> str | None:
         if code in self.peers:
             return self.peers[code]

@@ -124,7 +124,9 @@ class Directory:
             return f"{code!r} under {parent!r} is not an agency code"
         if is_qcvn(code):
             return f"{code} is a QCVN 102 code: its place in the tree is fixed by the code rule"
-        if code in (self.code, child) or store.get(self.db, code) is not None:
+        if code == child:  # an odd child names its own place: under us, where it registered
+            return "" if parent == self.code else f"{code} is registered here, under {self.code}, not {parent}"
+        if code == self.code or store.get(self.db, code) is not None:
             return f"{code} is registered here in its own right"
         if self.configured_parents.get(code, parent) != parent:
             return f"{code} is configured under {self.configured_parents[code]}, not {parent}"
@@ -156,6 +158,8 @@ class Directory:
         self._endpoints = {c.code: c.endpoint for c in children}
         extra = dict(store.odd_codes(self.db))
         extra.update({c.code: self.code for c in children if not is_qcvn(c.code)})
+        if not is_qcvn(self.code) and self.parent:  # an odd node knows its own place: under its parent
+            extra[self.code] = self.parent
         extra.update(self.configured_parents)
         try:
             self.hierarchy = Hierarchy(extra)

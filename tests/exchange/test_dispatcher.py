@@ -20,6 +20,7 @@ from node.exchange.service import to_outcomes
 from node.exchange.transport import TransportError
 from node.errors import Reason, Rejected
 from node.pb import envelope_pb2 as pb
+from node.pb import exchange_pb2 as xpb
 from node.store import inbox, outbox, peers
 from node.store.database import Database
 
@@ -306,3 +307,16 @@ def test_an_envelope_never_travels_beside_the_one_it_refers_to(side):
         outbox.mark_delivered(conn, [(p.message_id, pb.Receipt()) for p in first], B, 0)
     first.release()
     assert hop.claim()[0].message_id == revoke
+
+
+@pytest.mark.parametrize("reason, final", [("BAD_SIGNATURE", True), ("INTERNAL", False), ("MADE_UP_REASON", False)])
+def test_a_peers_refusal_is_final_only_for_a_permanent_catalogue_reason(side, reason, final):
+    """An unknown or transient reason keeps the envelope for a retry (the hop backs off); only a
+    permanent reason from the catalogue ends its journey with a notice."""
+    mid = send(side)
+    side.wire.answer = lambda hop, address, envelopes: [
+        xpb.Outcome(rejection=xpb.Rejection(reason=reason, message="nein\x00" + "x" * 1000)) for _ in envelopes]
+    assert side.disp.attempt(B) == (DELIVERED if final else BACKOFF)
+    row = state_of(side, mid)
+    assert row["state"] == ("rejected" if final else "pending")
+    assert len(row["reason"]) < 400 and "\x00" not in row["reason"]

@@ -29,6 +29,7 @@ from node.runtime import Node
 from node.store import custody
 
 A, B, C = "000.00.01.H53", "000.00.02.H53", "000.00.03.H53"
+X, Y = "000.01.02.H53", "001.01.02.H53"  # B's child, and X's child: Y's mail to B comes through X
 NOT_SERVED = "000.00.09.H53"  # a sibling of B: neither B nor an agency below it
 MAX_SIZE = 20_000
 TIMEOUT = 10.0
@@ -81,21 +82,38 @@ def world(pki, tmp_path_factory):
     """Node B (mTLS, max_size 20 kB) and an Exchange client holding A's real identity."""
     w = World()
     w.root = tmp_path_factory.mktemp("exchange")
-    w.node, w.handle = start_node(w.root, pki.ca, NodeSpec(B, "agency B", extra={"messages": {"max_size": MAX_SIZE}}))
+    w.node, w.handle = start_node(w.root, pki.ca, NodeSpec(B, "agency B", peers={A: "127.0.0.1:1", X: "127.0.0.1:1"},
+                                                          extra={"messages": {"max_size": MAX_SIZE}}))
     w.api = MailboxClient(f"127.0.0.1:{w.node.api_port}", w.handle.token, TIMEOUT)
     a_dir = pki.node_dir(A)
     w.a_key, w.a_cert = (a_dir / "node.key").read_bytes(), (a_dir / "node.pem").read_bytes()
     w.ca_pem = (pki.ca / "ca.pem").read_bytes()
     w.channel = tls_channel(w.node.peer_port, w.a_key, w.a_cert, w.ca_pem)
     w.stub = xgrpc.ExchangeStub(w.channel)
+    w.extra_channels = []
     w.trust = TrustStore.from_files([pki.ca / "ca.pem"])  # real clock, as B's own certificate is issued now
     try:
         wait_serving(w.channel)
         yield w
     finally:
-        w.channel.close()
+        for c in [w.channel, *w.extra_channels]:
+            c.close()
         w.api.close()
         w.node.stop(grace=1.0)
+
+
+def rpc_error(call, *args, **kw) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call(*args, **kw)
+    return info.value
+
+
+def as_peer(w: World, pki, code: str) -> xgrpc.ExchangeStub:
+    """An Exchange client holding `code`'s real identity (its channel closes with the module)."""
+    d = pki.node_dir(code)
+    channel = tls_channel(w.node.peer_port, (d / "node.key").read_bytes(), (d / "node.pem").read_bytes(), w.ca_pem)
+    w.extra_channels.append(channel)
+    return xgrpc.ExchangeStub(channel)
 
 
 def seal(signer: Signer, recipient: str = B, subject: str = "Công văn", attachment: bytes = b"") -> tuple[pb.Header, bytes]:
@@ -353,16 +371,35 @@ def test_same_message_id_with_other_content_is_a_conflict(world, pki):
 
 
 def test_envelope_relayed_by_the_connecting_peer_is_accepted(world, pki):
-    """C's envelope handed on by A: the last trace entry is the peer, the path shows both hops."""
-    header, raw = seal(pki.signer(C), subject="via A")
-    relayed = envelope.add_trace(pb.Envelope.FromString(raw), pki.signer(A)).SerializeToString()
+    """Y's envelope handed on by X (B's child, Y's parent): the last trace entry is the peer, the path shows both."""
+    header, raw = seal(pki.signer(Y), subject="via X")
+    relayed = envelope.add_trace(pb.Envelope.FromString(raw), pki.signer(X)).SerializeToString()
 
-    receipt = world.deliver(relayed)
+    receipt = as_peer(world, pki, X).Deliver(xpb.DeliverRequest(envelope=relayed), timeout=TIMEOUT)
 
     check_receipt(world, receipt, header, relayed)
     got = world.api.fetch(header.message_id)
-    assert got.entry.sender == C
-    assert [h.code for h in got.path] == [C, A, B]
+    assert got.entry.sender == Y
+    assert [h.code for h in got.path] == [Y, X, B]
+
+
+def test_a_trusted_node_that_is_no_neighbour_may_hand_over_nothing(world, pki):
+    """Deny by default: C holds a valid certificate but is not B's parent, child or configured peer."""
+    _, raw = seal(pki.signer(C))
+    before = world.inbox_ids()
+    err = rpc_error(as_peer(world, pki, C).DeliverBatch, xpb.DeliverBatchRequest(envelopes=[raw]), timeout=TIMEOUT)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED and reason_of(err) == "NOT_A_NEIGHBOUR"
+    assert world.inbox_ids() == before
+
+
+def test_a_neighbour_may_not_hand_over_what_the_tree_routes_elsewhere(world, pki):
+    """A (a configured peer) relaying C's envelope: the tree routes C → B through their province, not A."""
+    header, raw = seal(pki.signer(C), subject="off route")
+    relayed = envelope.add_trace(pb.Envelope.FromString(raw), pki.signer(A)).SerializeToString()
+    before = world.inbox_ids()
+    err = rpc_error(world.deliver, relayed)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED and reason_of(err) == "OFF_ROUTE"
+    assert world.inbox_ids() == before
 
 
 # ---- DeliverBatch -------------------------------------------------------------------

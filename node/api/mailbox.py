@@ -1,11 +1,8 @@
 """The Mailbox servicer: send, inbox, fetch, ack, sent — the ground the national SDK covers."""
 from __future__ import annotations
 
-import logging
-
-
 from .. import envelope as env_mod
-from ..errors import Reason, Rejected, abort, naming
+from ..errors import Reason, Rejected, naming
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
@@ -19,9 +16,6 @@ from ..documents.edxml_bridge import EdxmlBridge, sent_response
 from ..documents.lifecycle import Lifecycle
 from ..pb import registry_pb2 as rpb
 from ..registry.directory import Directory
-
-
-log = logging.getLogger(__name__)
 
 
 def _limit(n: int) -> int:
@@ -48,22 +42,6 @@ def _to_post(request: mpb.SendRequest) -> tuple[pb.Payload, list[str], int, floa
             request.lifetime_seconds or None)
 
 
-def guarded(method):
-    """Turn Rejected into its gRPC status; the single translator for this servicer.
-
-    Anything unexpected is logged here and answered INTERNAL without its text."""
-    def wrapper(self, request, context):
-        try:
-            return method(self, request, context)
-        except Rejected as r:
-            abort(context, r)
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            abort(context, Rejected(Reason.INTERNAL))
-    wrapper.__name__ = method.__name__
-    return wrapper
-
-
 class MailboxService(mgrpc.MailboxServicer):
     def __init__(self, db: Database, outgoing: Outgoing, trust: TrustStore, clock: Clock, max_size: int,
                  bus: EventBus, directory: Directory | None = None, lifecycle: Lifecycle | None = None) -> None:
@@ -73,13 +51,11 @@ class MailboxService(mgrpc.MailboxServicer):
         self.lifecycle = lifecycle
         self.bridge = EdxmlBridge(db, outgoing, lifecycle, self._verify_stored) if lifecycle else None
 
-    @guarded
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
         payload, recipients, priority, lifetime_s = _to_post(request)
         posted = self.outgoing.post(payload, recipients, priority=priority, lifetime_s=lifetime_s)
         return sent_response(posted)
 
-    @guarded
     def SendBatch(self, request: mpb.SendBatchRequest, context) -> mpb.SendBatchResponse:
         if not request.documents:
             raise Rejected(Reason.INVALID_REQUEST, "documents: at least one is needed")
@@ -91,7 +67,6 @@ class MailboxService(mgrpc.MailboxServicer):
                 items.append(_to_post(one))
         return mpb.SendBatchResponse(results=[sent_response(p) for p in self.outgoing.post_many(items)])
 
-    @guarded
     def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:
         rows = inbox.list_entries(self.db, only_new=request.only_new, after_seq=request.after_seq, limit=_limit(request.limit))
         return mpb.ListInboxResponse(entries=[_entry(r) for r in rows])
@@ -99,7 +74,6 @@ class MailboxService(mgrpc.MailboxServicer):
     def _verify_stored(self, raw: bytes):
         return env_mod.verify(raw, self.trust, max_size=max(self.max_size, len(raw)), clock=self.clock, check_expiry=False)
 
-    @guarded
     def Fetch(self, request: mpb.FetchRequest, context) -> mpb.FetchResponse:
         row = inbox.get(self.db, request.message_id)
         if row is None:
@@ -117,14 +91,12 @@ class MailboxService(mgrpc.MailboxServicer):
             envelope=raw, receipt=receipt,
         )
 
-    @guarded
     def Ack(self, request: mpb.AckRequest, context) -> mpb.AckResponse:
         was_new = inbox.ack(self.db, request.message_id, self.clock.now_ms())
         if was_new is None:
             raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox")
         return mpb.AckResponse(was_new=was_new)
 
-    @guarded
     def ListSent(self, request: mpb.ListSentRequest, context) -> mpb.ListSentResponse:
         if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
             raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}")
@@ -143,7 +115,7 @@ class MailboxService(mgrpc.MailboxServicer):
         types = (({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
                  | ({REGISTERED, HEARTBEAT} if request.registry else set()))
         if not types:
-            abort(context, Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix"))
+            raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix")
         sub = self.bus.subscribe(types)
         context.add_callback(sub.close)
         try:
@@ -155,7 +127,6 @@ class MailboxService(mgrpc.MailboxServicer):
         finally:
             sub.close()
 
-    @guarded
     def Directory(self, request: mpb.DirectoryRequest, context) -> mpb.DirectoryResponse:
         target = request.parent or self.directory.code
         entries = self.directory.children(target, request.recursive)
@@ -166,30 +137,24 @@ class MailboxService(mgrpc.MailboxServicer):
             if (not request.level or a.level == request.level) and (not needle or needle in a.name.casefold())
         ])
 
-    @guarded
     def SetStatus(self, request: mpb.SetStatusRequest, context) -> mpb.SetStatusResponse:
         mid = self.lifecycle.set_status(request.message_id, request.status_code, request.staff_info, request.description)
         return mpb.SetStatusResponse(message_id=mid)
 
-    @guarded
     def Change(self, request: mpb.ChangeRequest, context) -> mpb.SendResponse:
         return sent_response(self.lifecycle.change(
             request.doc_id, request.business_doc_type, request.take_back, request.reason,
             request.document if request.HasField("document") else None, request.staff_info))
 
-    @guarded
     def ImportEdxml(self, request: mpb.ImportEdxmlRequest, context) -> mpb.ImportEdxmlResponse:
         return self.bridge.import_packet(request.packet, list(request.recipients))
 
-    @guarded
     def ExportEdxml(self, request: mpb.ExportEdxmlRequest, context) -> mpb.ExportEdxmlResponse:
         return self.bridge.export_packet(request.message_id)
 
-    @guarded
     def Track(self, request: mpb.TrackRequest, context) -> mpb.TrackResponse:
         return self.lifecycle.track(request.doc_id)
 
-    @guarded
     def Lookup(self, request: mpb.AgencyLookupRequest, context) -> mpb.Agency:
         if not request.code:
             raise Rejected(Reason.INVALID_REQUEST, "code is required")

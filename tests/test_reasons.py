@@ -7,6 +7,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from node.documents import rules
 from node.errors import Reason, Rejected, naming
 from node.pb import errors_pb2
 
@@ -64,3 +65,24 @@ def test_naming_puts_the_place_in_front_of_the_detail_and_the_field():
             raise Rejected(Reason.INVALID_REQUEST, "a node does not send to itself", field="recipients[0]",
                            metadata={"k": "v"})
     assert (nested.value.field, nested.value.metadata) == ("documents[1].recipients[0]", {"k": "v"})
+
+
+STEPS = {
+    # current, pending request, state, code -> metadata
+    "06 after 01": (rules.ARRIVED, None, "active", rules.DONE, {"current_status": "01", "allowed": "01,02,03"}),
+    "after done": (rules.DONE, None, "active", rules.PROCESSING, {"current_status": "06", "allowed": ""}),
+    "a pending request can be answered too": (rules.ACCEPTED, rules.TAKE_BACK, "active", rules.ARRIVED,
+                                              {"current_status": "03", "allowed": "02,04,05,06,15,16"}),
+    "nothing to answer": (rules.ACCEPTED, None, "active", rules.AGREE, {"current_status": "03", "allowed": "02,04,05,06"}),
+    "taken back": (rules.ACCEPTED, None, "taken_back", rules.PROCESSING,
+                   {"current_status": "03", "allowed": "", "document_state": "taken_back"}),
+}
+
+
+@pytest.mark.parametrize("case", list(STEPS))
+def test_a_bad_step_says_the_current_status_and_what_is_allowed(case):
+    current, pending, state, code, metadata = STEPS[case]
+    with pytest.raises(Rejected) as refused:
+        rules.check_step(current, pending, state, code)
+    assert (refused.value.reason, refused.value.metadata) == (Reason.BAD_STEP, metadata)
+    assert f"current status {current}" in refused.value.detail

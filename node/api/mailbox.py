@@ -37,7 +37,7 @@ def _to_post(request: mpb.SendRequest) -> tuple[pb.Payload, list[str], int, floa
     """A Send request as Outgoing takes it: (payload, recipients, priority, lifetime)."""
     doc = request.document
     if not doc.subject and not doc.document_id:
-        raise Rejected(Reason.INVALID_REQUEST, "document needs a subject or a document_id")
+        raise Rejected(Reason.INVALID_REQUEST, "document needs a subject or a document_id", field="document.subject")
     return (pb.Payload(document=doc), list(request.recipients), request.priority or doc.other_info.priority,
             request.lifetime_seconds or None)
 
@@ -58,9 +58,10 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def SendBatch(self, request: mpb.SendBatchRequest, context) -> mpb.SendBatchResponse:
         if not request.documents:
-            raise Rejected(Reason.INVALID_REQUEST, "documents: at least one is needed")
+            raise Rejected(Reason.INVALID_REQUEST, "documents: at least one is needed", field="documents")
         if len(request.documents) > MAX_BATCH:
-            raise Rejected(Reason.INVALID_REQUEST, f"documents: at most {MAX_BATCH} per call, got {len(request.documents)}")
+            raise Rejected(Reason.INVALID_REQUEST, f"documents: at most {MAX_BATCH} per call, got {len(request.documents)}",
+                           field="documents")
         items = []
         for i, one in enumerate(request.documents):
             with naming(f"documents[{i}]"):
@@ -99,7 +100,8 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def ListSent(self, request: mpb.ListSentRequest, context) -> mpb.ListSentResponse:
         if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
-            raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}")
+            raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}",
+                           field="state")
         rows = outbox.list_sent(self.db, after_seq=request.after_seq, limit=_limit(request.limit), state=request.state)
         entries = []
         for r in rows:
@@ -157,7 +159,7 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def Lookup(self, request: mpb.AgencyLookupRequest, context) -> mpb.Agency:
         if not request.code:
-            raise Rejected(Reason.INVALID_REQUEST, "code is required")
+            raise Rejected(Reason.INVALID_REQUEST, "code is required", field="code")
         return _agency(self.directory.lookup(request.code))
 
 

@@ -374,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             target = getattr(args, "_address", None) or _address_hint(args)
             print(f"lienthong: no node answers at {target} ({e.code().name})", file=sys.stderr)
         else:
-            print(f"lienthong: {e.code().name}: {e.details()}", file=sys.stderr)
+            from .grpc_errors import describe
+            print(f"lienthong: {describe(e)}", file=sys.stderr)
         return 1
 
 

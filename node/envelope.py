@@ -165,9 +165,9 @@ def verify(
         raise Rejected(Reason.MALFORMED, "envelope does not parse") from None
     for name in REQUIRED_HEADER_FIELDS:
         if not getattr(header, name):
-            raise Rejected(Reason.MISSING_FIELD, f"header.{name} is missing")
+            raise Rejected(Reason.MISSING_FIELD, f"header.{name} is missing", field=f"header.{name}")
     if header.priority > 4:
-        raise Rejected(Reason.INVALID_REQUEST, "header.priority must be 0..4")
+        raise Rejected(Reason.INVALID_REQUEST, "header.priority must be 0..4", field="header.priority")
     if not env.signature:
         raise Rejected(Reason.BAD_SIGNATURE, "envelope is not signed")
     if not env.sender_cert:

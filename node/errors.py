@@ -1,76 +1,102 @@
-"""The error catalogue: one internal reason per failure, mapped to a gRPC status and a public message.
+"""The error catalogue: one stable reason per failure, and `Rejected`, the one exception that carries it.
 
-Peers and clients see the stable reason code (in the status details and the
-`lienthong-reason` trailing metadata), never internal exception text.
+Servicers and lower layers only raise `Rejected`; `node.interceptor` turns it into a gRPC
+status (how: `node.grpc_errors`). Peers and clients see the reason's wire string and the
+public detail, never internal exception text. Every reason is also in
+`proto/node/pb/errors.proto` and `docs/reasons.md` (tests keep the three in step).
 """
 from __future__ import annotations
 
 import contextlib
 import enum
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import grpc
 
+_C = grpc.StatusCode
 
+
+@enum.unique
 class Reason(enum.Enum):
-    # (gRPC code, permanent?, public message)
-    MALFORMED = (grpc.StatusCode.INVALID_ARGUMENT, True, "envelope bytes do not parse")
-    MISSING_FIELD = (grpc.StatusCode.INVALID_ARGUMENT, True, "a required field is missing")
-    TOO_LARGE = (grpc.StatusCode.RESOURCE_EXHAUSTED, True, "message exceeds the size limit")
-    BAD_SIGNATURE = (grpc.StatusCode.PERMISSION_DENIED, True, "sender signature does not verify")
-    DIGEST_MISMATCH = (grpc.StatusCode.INVALID_ARGUMENT, True, "payload does not match its digest")
-    UNKNOWN_SENDER = (grpc.StatusCode.PERMISSION_DENIED, True, "sender is not known to this node")
-    SENDER_MISMATCH = (grpc.StatusCode.PERMISSION_DENIED, True, "sender code is not the certificate's code")
-    UNTRUSTED_CERT = (grpc.StatusCode.PERMISSION_DENIED, True, "certificate does not chain to a trust anchor")
-    CERT_EXPIRED = (grpc.StatusCode.PERMISSION_DENIED, True, "certificate is outside its validity period")
-    BAD_TRACE = (grpc.StatusCode.PERMISSION_DENIED, True, "trace entry does not verify")
-    PEER_MISMATCH = (grpc.StatusCode.PERMISSION_DENIED, True, "last trace entry is not the connecting peer")
-    NOT_FOR_THIS_NODE = (grpc.StatusCode.FAILED_PRECONDITION, True, "recipient is not served by this node")
-    NOT_A_NEIGHBOUR = (grpc.StatusCode.PERMISSION_DENIED, True, "only a parent, child or configured peer may hand over")
-    OFF_ROUTE = (grpc.StatusCode.PERMISSION_DENIED, True, "the envelope's route does not pass from that peer to this node")
-    EXPIRED = (grpc.StatusCode.FAILED_PRECONDITION, True, "message is past its lifetime")
-    BAD_TIME = (grpc.StatusCode.INVALID_ARGUMENT, True, "a time in the envelope is out of range")
-    DUPLICATE_CONFLICT = (grpc.StatusCode.ALREADY_EXISTS, True, "message id already used for other content")
-    UNKNOWN_RECIPIENT = (grpc.StatusCode.NOT_FOUND, True, "no agency with that code is registered")
-    WRONG_PARENT = (grpc.StatusCode.PERMISSION_DENIED, True, "this node is not the parent of that code")
-    BAD_STEP = (grpc.StatusCode.FAILED_PRECONDITION, True, "that status may not follow the current one")
-    NOT_RECIPIENT = (grpc.StatusCode.PERMISSION_DENIED, True, "only the document's recipient may report its status")
-    NOT_ORIGINAL_SENDER = (grpc.StatusCode.PERMISSION_DENIED, True, "only the document's sender may change it")
-    UNAUTHENTICATED = (grpc.StatusCode.UNAUTHENTICATED, True, "missing or wrong API token")
-    NOT_FOUND = (grpc.StatusCode.NOT_FOUND, True, "no such message")
-    INVALID_REQUEST = (grpc.StatusCode.INVALID_ARGUMENT, True, "request is not valid")
-    TOO_MANY_STREAMS = (grpc.StatusCode.RESOURCE_EXHAUSTED, False, "too many streams are open")
-    UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, False, "peer did not answer")
-    BAD_RECEIPT = (grpc.StatusCode.DATA_LOSS, False, "receipt does not verify")
-    INTERNAL = (grpc.StatusCode.INTERNAL, False, "internal error")
+    """A member's value is its wire string: stored in the outbox, sent in per-envelope
+    rejections and in ErrorInfo.reason. Never change or reuse one; add new ones at the end
+    (and to errors.proto and docs/reasons.md)."""
+
+    # (wire string, gRPC code, permanent?, public message)
+    MALFORMED = ("MALFORMED", _C.INVALID_ARGUMENT, True, "envelope bytes do not parse")
+    MISSING_FIELD = ("MISSING_FIELD", _C.INVALID_ARGUMENT, True, "a required field is missing")
+    TOO_LARGE = ("TOO_LARGE", _C.RESOURCE_EXHAUSTED, True, "message exceeds the size limit")
+    BAD_SIGNATURE = ("BAD_SIGNATURE", _C.PERMISSION_DENIED, True, "sender signature does not verify")
+    DIGEST_MISMATCH = ("DIGEST_MISMATCH", _C.INVALID_ARGUMENT, True, "payload does not match its digest")
+    UNKNOWN_SENDER = ("UNKNOWN_SENDER", _C.PERMISSION_DENIED, True, "sender is not known to this node")
+    SENDER_MISMATCH = ("SENDER_MISMATCH", _C.PERMISSION_DENIED, True, "sender code is not the certificate's code")
+    UNTRUSTED_CERT = ("UNTRUSTED_CERT", _C.PERMISSION_DENIED, True, "certificate does not chain to a trust anchor")
+    CERT_EXPIRED = ("CERT_EXPIRED", _C.PERMISSION_DENIED, True, "certificate is outside its validity period")
+    BAD_TRACE = ("BAD_TRACE", _C.PERMISSION_DENIED, True, "trace entry does not verify")
+    PEER_MISMATCH = ("PEER_MISMATCH", _C.PERMISSION_DENIED, True, "last trace entry is not the connecting peer")
+    NOT_FOR_THIS_NODE = ("NOT_FOR_THIS_NODE", _C.FAILED_PRECONDITION, True, "recipient is not served by this node")
+    EXPIRED = ("EXPIRED", _C.FAILED_PRECONDITION, True, "message is past its lifetime")
+    DUPLICATE_CONFLICT = ("DUPLICATE_CONFLICT", _C.ALREADY_EXISTS, True, "message id already used for other content")
+    UNKNOWN_RECIPIENT = ("UNKNOWN_RECIPIENT", _C.NOT_FOUND, True, "no agency with that code is registered")
+    WRONG_PARENT = ("WRONG_PARENT", _C.PERMISSION_DENIED, True, "this node is not the parent of that code")
+    BAD_STEP = ("BAD_STEP", _C.FAILED_PRECONDITION, True, "that status may not follow the current one")
+    NOT_RECIPIENT = ("NOT_RECIPIENT", _C.PERMISSION_DENIED, True, "only the document's recipient may report its status")
+    NOT_ORIGINAL_SENDER = ("NOT_ORIGINAL_SENDER", _C.PERMISSION_DENIED, True, "only the document's sender may change it")
+    UNAUTHENTICATED = ("UNAUTHENTICATED", _C.UNAUTHENTICATED, True, "missing or wrong API token")
+    NOT_FOUND = ("NOT_FOUND", _C.NOT_FOUND, True, "no such message")
+    INVALID_REQUEST = ("INVALID_REQUEST", _C.INVALID_ARGUMENT, True, "request is not valid")
+    UNREACHABLE = ("UNREACHABLE", _C.UNAVAILABLE, False, "peer did not answer")
+    BAD_RECEIPT = ("BAD_RECEIPT", _C.DATA_LOSS, False, "receipt does not verify")
+    INTERNAL = ("INTERNAL", _C.INTERNAL, False, "internal error")
+    TOO_MANY_STREAMS = ("TOO_MANY_STREAMS", _C.RESOURCE_EXHAUSTED, False, "too many streams are open")
+    BAD_TIME = ("BAD_TIME", _C.INVALID_ARGUMENT, True, "a time in the envelope is out of range")
+    NOT_A_NEIGHBOUR = ("NOT_A_NEIGHBOUR", _C.PERMISSION_DENIED, True,
+                       "only a parent, child or configured peer may hand over")
+    OFF_ROUTE = ("OFF_ROUTE", _C.PERMISSION_DENIED, True, "the envelope's route does not pass from that peer to this node")
+
+    def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
+        member = object.__new__(cls)
+        member._value_ = wire
+        member.grpc_code = code
+        member.permanent = permanent  # a peer that gets it gives up on the envelope instead of retrying
+        member.public_message = public_message
+        return member
 
     @property
-    def grpc_code(self) -> grpc.StatusCode:
-        return self.value[0]
+    def wire(self) -> str:
+        return self.value
 
-    @property
-    def permanent(self) -> bool:
-        return self.value[1]
+    @classmethod
+    def from_wire(cls, wire: str | None) -> "Reason | None":
+        """The member for a wire string a peer sent, or None (an unknown or newer reason)."""
+        try:
+            return cls(wire)
+        except ValueError:
+            return None
 
-    @property
-    def public_message(self) -> str:
-        return self.value[2]
 
-
-REASON_METADATA_KEY = "lienthong-reason"
+REASON_METADATA_KEY = "lienthong-reason"  # trailing metadata with the wire string, for clients without ErrorInfo
 
 
 class Rejected(Exception):
-    """A request or envelope refused for a stable reason; `detail` is safe to show the caller."""
+    """A request or envelope refused for a stable reason; `detail` is safe to show the caller.
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    `field` names the request field at fault (a BadRequest field violation on the wire);
+    `metadata` is more machine-readable context (ErrorInfo metadata: `current_status`,
+    `allowed`, ...), so a client never has to read it out of the text."""
+
+    def __init__(self, reason: Reason, detail: str = "", *, field: str | None = None,
+                 metadata: Mapping[str, str] | None = None) -> None:
         self.reason = reason
         self.detail = detail
-        super().__init__(f"{reason.name}: {detail or reason.public_message}")
+        self.field = field
+        self.metadata = dict(metadata or {})
+        super().__init__(f"{reason.wire}: {detail or reason.public_message}")
 
     @property
     def public_text(self) -> str:
-        return f"{self.reason.name}: {self.public_detail}"
+        """Reason and detail in one line, for logs and the audit trail (not for a gRPC status)."""
+        return f"{self.reason.wire}: {self.public_detail}"
 
     @property
     def public_detail(self) -> str:
@@ -79,31 +105,9 @@ class Rejected(Exception):
 
 @contextlib.contextmanager
 def naming(where: str) -> Iterator[None]:
-    """Refusals inside get `where` in front of their detail (`documents[3]: ...`)."""
+    """Refusals inside get `where` in front of their detail (`documents[3]: ...`) and their field."""
     try:
         yield
     except Rejected as r:
-        raise Rejected(r.reason, f"{where}: {r.public_detail}") from None
-
-
-def abort(context: grpc.ServicerContext, err: Rejected) -> None:
-    """Translate a rejection into a gRPC status; the one place servicers turn errors into statuses."""
-    context.set_trailing_metadata(((REASON_METADATA_KEY, err.reason.name),))
-    context.abort(err.reason.grpc_code, err.public_text)
-
-
-def detail_of(rpc_error: grpc.RpcError) -> str:
-    """A peer's status text without the reason prefix abort() put there (so it is not repeated hop after hop)."""
-    text = rpc_error.details() or ""
-    reason = reason_of(rpc_error)
-    if reason and text.startswith(reason + ": "):
-        return text[len(reason) + 2:]
-    return text
-
-
-def reason_of(rpc_error: grpc.RpcError) -> str | None:
-    """The stable reason a peer attached to a failed call, if any."""
-    for key, value in (rpc_error.trailing_metadata() or ()):
-        if key == REASON_METADATA_KEY:
-            return value
-    return None
+        raise Rejected(r.reason, f"{where}: {r.public_detail}", field=f"{where}.{r.field}" if r.field else where,
+                       metadata=r.metadata) from None

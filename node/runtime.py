@@ -49,7 +49,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from .api.auth import TokenInterceptor
+from .api.auth import api_interceptors
 from .api.mailbox import MailboxService
 from .client import RUNTIME_FILE
 from .clock import SYSTEM, Clock
@@ -70,6 +70,7 @@ from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys
 from .identity.trust import TrustStore
+from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import registry_pb2, registry_pb2_grpc
 from .documents.lifecycle import Lifecycle
@@ -161,7 +162,8 @@ class Node:
     def start(self) -> None:
         s = self.settings
         opts = grpc_options(s.messages.max_size)
-        self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"), options=opts)
+        self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"),
+                                       interceptors=[ErrorInterceptor()], options=opts)
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(self.intake, peers), self.peer_server)
         registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(self.directory, peers), self.peer_server)
@@ -175,7 +177,7 @@ class Node:
                                         lambda: self.peer_server.add_secure_port(s.listen, server_credentials(self.tls)))
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
-                                      interceptors=[TokenInterceptor(s.api.token)], options=opts)
+                                      interceptors=api_interceptors(s.api.token), options=opts)
         mailbox_pb2_grpc.add_MailboxServicer_to_server(MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
             directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS),

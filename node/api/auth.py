@@ -5,30 +5,38 @@ import hmac
 
 import grpc
 
-from ..errors import REASON_METADATA_KEY, Reason
-
-PROTECTED_PREFIX = "/lienthong.v1."
+from ..errors import Reason, Rejected
+from ..interceptor import SERVICE_PREFIX, ErrorInterceptor, with_behavior
 
 
 class TokenInterceptor(grpc.ServerInterceptor):
-    """Guards every lienthong service; health and reflection stay open for generic tools."""
+    """Guards every lienthong service; health and reflection stay open for generic tools.
+
+    A call without the token runs a stand-in that raises Rejected(UNAUTHENTICATED), so the
+    ErrorInterceptor ahead of this one answers it like any other refusal."""
 
     def __init__(self, token: str) -> None:
         self._expected = f"Bearer {token}".encode()
 
-        def deny(request, context):
-            context.set_trailing_metadata(((REASON_METADATA_KEY, Reason.UNAUTHENTICATED.name),))
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED: missing or wrong API token")
-
-        self._deny = grpc.unary_unary_rpc_method_handler(deny)
-
     def intercept_service(self, continuation, handler_call_details):
-        if not handler_call_details.method.startswith(PROTECTED_PREFIX):
+        if not handler_call_details.method.startswith(SERVICE_PREFIX):
             return continuation(handler_call_details)
         for key, value in handler_call_details.invocation_metadata or ():
             if key == "authorization" and hmac.compare_digest(value.encode(), self._expected):
                 return continuation(handler_call_details)
-        return self._deny
+        handler = continuation(handler_call_details)  # for its kind: a stream is refused as a stream
+        if handler is None:
+            return grpc.unary_unary_rpc_method_handler(_deny)
+        return with_behavior(handler, lambda behavior, streaming: _deny)
+
+
+def _deny(request, context):
+    raise Rejected(Reason.UNAUTHENTICATED)
+
+
+def api_interceptors(token: str) -> list[grpc.ServerInterceptor]:
+    """The local API's interceptors, in the order that matters (errors first, then the token)."""
+    return [ErrorInterceptor(), TokenInterceptor(token)]
 
 
 def call_metadata(token: str) -> tuple[tuple[str, str], ...]:

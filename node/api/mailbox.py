@@ -1,17 +1,14 @@
 """The Mailbox servicer: send, inbox, fetch, ack, sent — the ground the national SDK covers."""
 from __future__ import annotations
 
-import logging
 import threading
-
-
 from typing import Callable
 
 from ..clock import Clock
 from ..documents.edxml_bridge import EdxmlBridge
 from ..documents.lifecycle import Lifecycle
 from ..envelope import Verified
-from ..errors import Reason, Rejected, abort, naming
+from ..errors import Reason, Rejected, naming
 from ..events import ARRIVED, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED, REJECTED, WATCHING, EventBus
 from ..exchange.outgoing import Outgoing
 from ..pb import envelope_pb2 as pb
@@ -21,9 +18,6 @@ from ..registry.directory import Directory
 from ..store import custody, inbox, outbox
 from ..store.database import Database
 from . import replies
-
-
-log = logging.getLogger(__name__)
 
 
 def _limit(n: int) -> int:
@@ -37,25 +31,9 @@ def _to_post(request: mpb.SendRequest) -> tuple[pb.Payload, list[str], int, floa
     """A Send request as Outgoing takes it: (payload, recipients, priority, lifetime)."""
     doc = request.document
     if not doc.subject and not doc.document_id:
-        raise Rejected(Reason.INVALID_REQUEST, "document needs a subject or a document_id")
+        raise Rejected(Reason.INVALID_REQUEST, "document needs a subject or a document_id", field="document.subject")
     return (pb.Payload(document=doc), list(request.recipients), request.priority or doc.other_info.priority,
             request.lifetime_seconds or None)
-
-
-def guarded(method):
-    """Turn Rejected into its gRPC status; the single translator for this servicer.
-
-    Anything unexpected is logged here and answered INTERNAL without its text."""
-    def wrapper(self, request, context):
-        try:
-            return method(self, request, context)
-        except Rejected as r:
-            abort(context, r)
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            abort(context, Rejected(Reason.INTERNAL))
-    wrapper.__name__ = method.__name__
-    return wrapper
 
 
 class _Slot:
@@ -81,29 +59,26 @@ class MailboxService(mgrpc.MailboxServicer):
         self.max_watchers = max_watchers
         self._watchers = threading.BoundedSemaphore(max_watchers)  # each stream holds an API worker
 
-    @guarded
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
         payload, recipients, priority, lifetime_s = _to_post(request)
         return replies.sent_response(self.outgoing.post(payload, recipients, priority=priority, lifetime_s=lifetime_s))
 
-    @guarded
     def SendBatch(self, request: mpb.SendBatchRequest, context) -> mpb.SendBatchResponse:
         if not request.documents:
-            raise Rejected(Reason.INVALID_REQUEST, "documents: at least one is needed")
+            raise Rejected(Reason.INVALID_REQUEST, "documents: at least one is needed", field="documents")
         if len(request.documents) > MAX_BATCH:
-            raise Rejected(Reason.INVALID_REQUEST, f"documents: at most {MAX_BATCH} per call, got {len(request.documents)}")
+            raise Rejected(Reason.INVALID_REQUEST, f"documents: at most {MAX_BATCH} per call, got {len(request.documents)}",
+                           field="documents")
         items = []
         for i, one in enumerate(request.documents):
             with naming(f"documents[{i}]"):
                 items.append(_to_post(one))
         return mpb.SendBatchResponse(results=[replies.sent_response(p) for p in self.outgoing.post_many(items)])
 
-    @guarded
     def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:
         rows = inbox.list_entries(self.db, only_new=request.only_new, after_seq=request.after_seq, limit=_limit(request.limit))
         return mpb.ListInboxResponse(entries=[replies.inbox_entry(r) for r in rows])
 
-    @guarded
     def Fetch(self, request: mpb.FetchRequest, context) -> mpb.FetchResponse:
         row = inbox.get(self.db, request.message_id)
         if row is None:
@@ -120,17 +95,16 @@ class MailboxService(mgrpc.MailboxServicer):
             envelope=raw, receipt=receipt,
         )
 
-    @guarded
     def Ack(self, request: mpb.AckRequest, context) -> mpb.AckResponse:
         was_new = inbox.ack(self.db, request.message_id, self.clock.now_ms())
         if was_new is None:
             raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox")
         return mpb.AckResponse(was_new=was_new)
 
-    @guarded
     def ListSent(self, request: mpb.ListSentRequest, context) -> mpb.ListSentResponse:
         if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
-            raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}")
+            raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}",
+                           field="state")
         rows = outbox.list_sent(self.db, after_seq=request.after_seq, limit=_limit(request.limit), state=request.state)
         return mpb.ListSentResponse(entries=[replies.sent_entry(r) for r in rows])
 
@@ -138,10 +112,10 @@ class MailboxService(mgrpc.MailboxServicer):
         types = (({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
                  | ({REGISTERED, HEARTBEAT} if request.registry else set()))
         if not types:
-            abort(context, Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix"))
+            raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix")
         if not self._watchers.acquire(blocking=False):
-            abort(context, Rejected(Reason.TOO_MANY_STREAMS,
-                                    f"{self.max_watchers} Watch streams are open already; close one or retry later"))
+            raise Rejected(Reason.TOO_MANY_STREAMS,
+                           f"{self.max_watchers} Watch streams are open already; close one or retry later")
         slot = _Slot(self._watchers)
         context.add_callback(slot.release)  # freed as soon as the client goes, not at the loop's next turn
         try:
@@ -158,7 +132,6 @@ class MailboxService(mgrpc.MailboxServicer):
         finally:
             slot.release()
 
-    @guarded
     def Directory(self, request: mpb.DirectoryRequest, context) -> mpb.DirectoryResponse:
         target = request.parent or self.directory.code
         entries = self.directory.children(target, request.recursive)
@@ -169,18 +142,15 @@ class MailboxService(mgrpc.MailboxServicer):
             if (not request.level or a.level == request.level) and (not needle or needle in a.name.casefold())
         ])
 
-    @guarded
     def SetStatus(self, request: mpb.SetStatusRequest, context) -> mpb.SetStatusResponse:
         mid = self.lifecycle.set_status(request.message_id, request.status_code, request.staff_info, request.description)
         return mpb.SetStatusResponse(message_id=mid)
 
-    @guarded
     def Change(self, request: mpb.ChangeRequest, context) -> mpb.SendResponse:
         return replies.sent_response(self.lifecycle.change(
             request.doc_id, request.business_doc_type, request.take_back, request.reason,
             request.document if request.HasField("document") else None, request.staff_info))
 
-    @guarded
     def ImportEdxml(self, request: mpb.ImportEdxmlRequest, context) -> mpb.ImportEdxmlResponse:
         imported = self.bridge.import_packet(request.packet, list(request.recipients))
         resp = mpb.ImportEdxmlResponse(kind=imported.kind, warnings=imported.warnings,
@@ -189,18 +159,15 @@ class MailboxService(mgrpc.MailboxServicer):
             resp.sent.CopyFrom(replies.sent_response(imported.sent))
         return resp
 
-    @guarded
     def ExportEdxml(self, request: mpb.ExportEdxmlRequest, context) -> mpb.ExportEdxmlResponse:
         packet, file_name = self.bridge.export_packet(request.message_id)
         return mpb.ExportEdxmlResponse(packet=packet, file_name=file_name)
 
-    @guarded
     def Track(self, request: mpb.TrackRequest, context) -> mpb.TrackResponse:
         return replies.track_response(self.db, self.lifecycle.sent_document(request.doc_id))
 
-    @guarded
     def Lookup(self, request: mpb.AgencyLookupRequest, context) -> mpb.Agency:
         if not request.code:
-            raise Rejected(Reason.INVALID_REQUEST, "code is required")
+            raise Rejected(Reason.INVALID_REQUEST, "code is required", field="code")
         return replies.agency(self.directory.lookup(request.code))
 

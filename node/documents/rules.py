@@ -33,16 +33,28 @@ NAMES = {ARRIVED: "arrived", REJECTED: "rejected", ACCEPTED: "accepted", ASSIGNE
 
 
 def check_step(current: str, pending_request: str | None, state: str, code: str) -> None:
-    """Raise FAILED_PRECONDITION (naming the current status) unless `code` may follow now."""
+    """Raise FAILED_PRECONDITION (naming the current status) unless `code` may follow now.
+
+    The refusal carries `current_status` and `allowed` (comma-separated codes) as metadata,
+    so a client can offer the right next step without reading the text."""
     if code not in RECIPIENT_CODES:
-        raise Rejected(Reason.INVALID_REQUEST, f"status {code!r} cannot be set by the recipient (01-06, 15, 16)")
+        raise Rejected(Reason.INVALID_REQUEST, f"status {code!r} cannot be set by the recipient (01-06, 15, 16)",
+                       metadata={"allowed": ",".join(sorted(RECIPIENT_CODES))})
+    answers = {AGREE, REFUSE} if pending_request else set()
     if state in ("taken_back", "revoked") and not (code in (AGREE, REFUSE) and pending_request):
-        raise Rejected(Reason.BAD_STEP, f"document is {state}; current status {current} ({NAMES.get(current, '?')})")
+        raise Rejected(Reason.BAD_STEP, f"document is {state}; current status {current} ({NAMES.get(current, '?')})",
+                       metadata=_step(current, answers, document_state=state))
     if code in (AGREE, REFUSE):
         if not pending_request:
-            raise Rejected(Reason.BAD_STEP, f"no take-back or change request is pending; current status {current}")
+            raise Rejected(Reason.BAD_STEP, f"no take-back or change request is pending; current status {current}",
+                           metadata=_step(current, NEXT.get(current, set())))
         return
     if code not in NEXT.get(current, set()):
         allowed = ", ".join(sorted(NEXT.get(current, set()))) or "none"
         raise Rejected(Reason.BAD_STEP,
-                       f"status {code} cannot follow current status {current} ({NAMES.get(current, '?')}); allowed: {allowed}")
+                       f"status {code} cannot follow current status {current} ({NAMES.get(current, '?')}); allowed: {allowed}",
+                       metadata=_step(current, NEXT.get(current, set()) | answers))
+
+
+def _step(current: str, allowed: set[str], **more: str) -> dict[str, str]:
+    return {"current_status": current, "allowed": ",".join(sorted(allowed)), **more}

@@ -50,8 +50,8 @@ class Intake:
                 results[i] = r
                 refused.append((_message_id(raw), r))
             except Exception:
-                incident = log_incident(f"checking an envelope from {peer}")
-                results[i] = r = Rejected(Reason.INTERNAL, f"could not be checked (incident {incident})")
+                correlation_id = log_incident(f"checking an envelope from {peer}")
+                results[i] = r = Rejected(Reason.INTERNAL, f"could not be checked (correlation id {correlation_id})")
                 refused.append((_message_id(raw), r))
         if refused:
             log.info("refused %d of %d envelopes from %s, first: %s", len(refused), len(raws), peer,

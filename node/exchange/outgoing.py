@@ -66,18 +66,20 @@ class EnvelopeMaker:
     def check(self, recipients: list[str], priority: int, lifetime_s: float | None) -> None:
         """What a client may ask for: real, distinct agency codes other than ours; priority and lifetime in range."""
         if not recipients:
-            raise Rejected(Reason.INVALID_REQUEST, "at least one recipient is needed")
+            raise Rejected(Reason.INVALID_REQUEST, "at least one recipient is needed", field="recipients")
         if len(set(recipients)) != len(recipients):
-            raise Rejected(Reason.INVALID_REQUEST, "a recipient is listed twice")
+            raise Rejected(Reason.INVALID_REQUEST, "a recipient is listed twice", field="recipients")
         if not 0 <= priority <= 4:
-            raise Rejected(Reason.INVALID_REQUEST, f"priority must be 0..4, got {priority}")
+            raise Rejected(Reason.INVALID_REQUEST, f"priority must be 0..4, got {priority}", field="priority")
         if lifetime_s is not None and not 0 < lifetime_s <= MAX_LIFETIME_S:
-            raise Rejected(Reason.INVALID_REQUEST, f"lifetime must be 1 s .. {MAX_LIFETIME_S // 86400} days, got {lifetime_s} s")
-        for r in recipients:
+            raise Rejected(Reason.INVALID_REQUEST,
+                           f"lifetime must be 1 s .. {MAX_LIFETIME_S // 86400} days, got {lifetime_s} s",
+                           field="lifetime_seconds")
+        for i, r in enumerate(recipients):
             if r == self.signer.code:
-                raise Rejected(Reason.INVALID_REQUEST, "a node does not send to itself")
+                raise Rejected(Reason.INVALID_REQUEST, "a node does not send to itself", field=f"recipients[{i}]")
             if not is_identifier(r):
-                raise Rejected(Reason.INVALID_REQUEST, f"recipient {r!r} is not an agency code")
+                raise Rejected(Reason.INVALID_REQUEST, f"recipient {r!r} is not an agency code", field=f"recipients[{i}]")
 
     def seal(self, payload: pb.Payload, recipient: str, hop: str, *, priority: int = 0,
              lifetime_s: float | None = None, ref_message_id: str = "", refused: Rejected | None = None) -> Sealed:

@@ -1,4 +1,6 @@
-"""The Exchange gRPC servicer: identifies the connecting peer from its TLS certificate."""
+"""The Exchange gRPC servicer: identifies the connecting peer from its TLS certificate.
+
+Refusals are raised as Rejected; node.interceptor turns them into statuses."""
 from __future__ import annotations
 
 import threading
@@ -7,7 +9,7 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ..errors import Reason, Rejected, abort
+from ..errors import Reason, Rejected
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
 from ..pb import exchange_pb2 as xpb
@@ -49,26 +51,20 @@ class ExchangeService(xgrpc.ExchangeServicer):
         return self.peers.of(context)
 
     def Deliver(self, request: xpb.DeliverRequest, context: grpc.ServicerContext) -> pb.Receipt:
-        try:
-            result = self.intake.receive([request.envelope], self._peer(context))[0]
-        except Rejected as r:
-            abort(context, r)
+        result = self.intake.receive([request.envelope], self._peer(context))[0]
         if isinstance(result, Rejected):
-            abort(context, result)
+            raise result
         return result
 
     def DeliverBatch(self, request: xpb.DeliverBatchRequest, context: grpc.ServicerContext) -> xpb.DeliverBatchResponse:
-        try:
-            results = self.intake.receive(list(request.envelopes), self._peer(context))
-        except Rejected as r:
-            abort(context, r)
+        results = self.intake.receive(list(request.envelopes), self._peer(context))
         return xpb.DeliverBatchResponse(outcomes=to_outcomes(results))
 
 
 def to_outcomes(results: list[pb.Receipt | Rejected]) -> list[xpb.Outcome]:
-    """Per-envelope results as they travel back in a batch answer."""
+    """Per-envelope results as they travel back in a batch answer: data, not a status, but the same catalogue."""
     return [
-        xpb.Outcome(rejection=xpb.Rejection(reason=r.reason.name, message=r.public_detail))
+        xpb.Outcome(rejection=xpb.Rejection(reason=r.reason.wire, message=r.public_detail))
         if isinstance(r, Rejected) else xpb.Outcome(receipt=r)
         for r in results
     ]

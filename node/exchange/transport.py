@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from ..grpc_errors import describe
 from ..identity import certs
 from ..pb import exchange_pb2 as xpb
 from ..pb import exchange_pb2_grpc as xgrpc
@@ -85,7 +86,7 @@ class PeerConnector:
                 xpb.DeliverBatchRequest(envelopes=envelopes), timeout=DELIVER_TIMEOUT_S
             )
         except grpc.RpcError as e:
-            raise TransportError(f"{e.code().name}: {e.details()}") from None
+            raise TransportError(describe(e)) from None
         if len(resp.outcomes) != len(envelopes):
             raise TransportError(f"peer answered {len(resp.outcomes)} outcomes for {len(envelopes)} envelopes")
         return list(resp.outcomes)

@@ -18,7 +18,8 @@ from .. import events, stats
 from ..clock import Clock
 from ..codes import CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
-from ..errors import Reason, Rejected, detail_of, reason_of
+from ..errors import Reason, Rejected
+from ..grpc_errors import detail_of, rejected_of
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
 from ..pb import registry_pb2_grpc as rgrpc
@@ -283,9 +284,9 @@ class Directory:
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 raise Rejected(Reason.UNKNOWN_RECIPIENT, detail_of(e) or "not found") from None
-            reason = reason_of(e)
-            if reason and reason in Reason.__members__ and Reason[reason].permanent:
-                raise Rejected(Reason[reason], detail_of(e)) from None
+            refused = rejected_of(e)
+            if refused is not None and refused.reason.permanent:
+                raise refused from None
             raise Rejected(Reason.UNREACHABLE, f"{code} at {address}: {e.code().name}") from None
 
     # ---- towards our parent ----------------------------------------------------------

@@ -96,8 +96,8 @@ def accept(
                 with db.transaction():  # a savepoint: this item alone is undone if it fails
                     _store(tx, item, receipt, now_ms, on_store)
             except Exception:
-                incident = log_incident(f"storing {item.message_id} from {item.from_peer}")
-                refuse(i, Rejected(Reason.INTERNAL, f"could not be stored (incident {incident})"))
+                correlation_id = log_incident(f"storing {item.message_id} from {item.from_peer}")
+                refuse(i, Rejected(Reason.INTERNAL, f"could not be stored (correlation id {correlation_id})"))
                 continue
             results[i] = receipt
             audit_rows.append((now_ms, audit.RECEIVED, item.message_id, item.from_peer, f"from {item.header.sender}"))

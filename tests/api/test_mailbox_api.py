@@ -13,7 +13,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from node import envelope, receipts
 from node.client import MailboxClient
 from node.config import load_config
-from node.errors import Reason, reason_of
+from node.errors import Reason
+from node.grpc_errors import reason_of
 from node.events import DELIVERED
 from node.harness import nodes
 from node.harness.nodes import NodeSpec

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from node import codes
-from node.errors import reason_of
+from node.grpc_errors import reason_of
 from node.exchange.transport import TlsMaterial, open_channel
 from node.harness.waiting import EventWaiter
 from node.identity import certs

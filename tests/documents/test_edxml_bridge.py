@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from node.edxml import import_edxml
-from node.errors import reason_of
+from node.grpc_errors import reason_of
 from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from node.codes import Hierarchy
-from node.errors import reason_of
+from node.grpc_errors import reason_of
 from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter, wait_for_statuses
 from node.api import replies

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from node.errors import reason_of
+from node.grpc_errors import reason_of
 from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb

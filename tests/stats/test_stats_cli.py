@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from node import cli, cli_stats, stats
-from node.api.auth import TokenInterceptor
+from node.api.auth import api_interceptors
 from node.clock import FakeClock
 from node.harness import nodes
 from node.harness.nodes import NodeSpec
@@ -60,7 +60,7 @@ def served(handle, tmp_path):
                       " VALUES (?,?,?,1)", [("m1", code, f"s{code}") for code in ("01", "03", "04", "05", "06")])
     store.store_child_subtree(db, C1, [spb.AgencyStats(code=C1, name="UBND xã Trường Hòa", docs_received=4,
                                                        docs_answered_3=1, distinct_codes_returned=3, as_of_ms=5)], 5)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[TokenInterceptor(handle.token)])
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=api_interceptors(handle.token))
     assert stats.add_to_server(server, db, ME, ME_NAME, FakeClock()) == "lienthong.v1.Stats"
     server.add_insecure_port(handle.api)
     server.start()

@@ -1,30 +1,63 @@
-"""A real cluster of node processes (configs/topologies/small.yaml) for the tests of one module."""
+"""Real clusters of node processes (configs/topologies/small.yaml) for the tests in this directory.
+
+Starting the 15 nodes takes about ten seconds, so there are two fixtures:
+
+- `cluster`: one cluster shared by every module here that only sends its own documents between
+  nodes and checks what became of them (test_delivery, test_lifecycle_cluster). It starts with
+  the first test that asks for it and stops after the last test of this package. A module that
+  uses it must leave every node running with its configuration, wait for what it sent to arrive,
+  and assert only on its own messages: its own message ids, or the rows a node added while the
+  test ran, and counters as differences from before it sent anything.
+- `own_cluster`: a cluster of the module's own, for a module that kills, restarts or reconfigures
+  nodes (test_crash), so what it breaks never reaches the shared one.
+
+Either way every node is stopped at the end and must exit 0.
+"""
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from node.harness import topology
 from node.harness.cluster import Cluster
+from node.harness.topology import Topology
 
 # fast retries so a crashed hop is retried within a second of coming back
 FAST_RETRY = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"},
               "registry": {"heartbeat": "1s", "stale_after": "5s"}}  # and heartbeats that carry statistics up quickly
 
 
-@pytest.fixture(scope="module")
-def small():
-    return topology.load("small")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory, small):
-    """All 15 nodes of `small` up, healthy and registered; every node stopped at the end (exit 0)."""
-    c = Cluster(tmp_path_factory.mktemp("cluster"))
+@contextlib.contextmanager
+def running(directory: Path, topo: Topology) -> Iterator[Cluster]:
+    """All nodes of `topo` up, healthy and registered; every node stopped at the end (exit 0)."""
+    c = Cluster(directory)
     try:
-        c.up(small, extra=FAST_RETRY, quiet=True)
+        c.up(topo, extra=FAST_RETRY, quiet=True)
     except BaseException:
         c.kill_all()
         raise
     yield c
     statuses = c.close()
     assert statuses == {code: 0 for code in c.nodes}, f"nodes did not stop cleanly: {statuses}"
+
+
+@pytest.fixture(scope="session")
+def small() -> Topology:
+    return topology.load("small")
+
+
+@pytest.fixture(scope="package")
+def cluster(tmp_path_factory, small) -> Iterator[Cluster]:
+    """The cluster the read-only modules of this package share (see the module docstring)."""
+    with running(tmp_path_factory.mktemp("shared-cluster"), small) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def own_cluster(tmp_path_factory, small) -> Iterator[Cluster]:
+    """A cluster for one module that kills, restarts or reconfigures its nodes."""
+    with running(tmp_path_factory.mktemp("own-cluster"), small) as c:
+        yield c

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from node import codes
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
@@ -15,6 +17,12 @@ SENDER = "000.23.38.H53"      # a commune of Tây Ninh ...
 RECIPIENT = "000.21.31.H29"   # ... to a commune of Hòa Bình: 6 relays
 RELAY = "000.00.00.H29"       # the recipient's province, killed part-way
 N = 500
+
+
+@pytest.fixture(scope="module")
+def cluster(own_cluster):
+    """This module kills -9 and restarts nodes: it runs on a cluster of its own, not the shared one."""
+    return own_cluster
 
 
 def test_kill_9_of_a_province_with_500_documents_in_flight_loses_and_duplicates_nothing(cluster):

@@ -1,6 +1,9 @@
 """Fifteen real node processes (configs/topologies/small.yaml): documents relayed through the tree
 arrive exactly once with their whole path verified; unknown recipients get a notice, not
-retries; the registry refuses children that are not who or where they claim to be."""
+retries; the registry refuses children that are not who or where they claim to be.
+
+The cluster is shared with other modules (see conftest.py): a test looks only at the inbox and
+outbox rows a node added after the test started (`seq` above a mark taken before it sent)."""
 from __future__ import annotations
 
 import time
@@ -22,6 +25,11 @@ DISTRICT = "000.00.32.H29"   # every commune also sends to this district ...
 PROVINCE = "000.00.00.H53"   # ... and to this province
 
 
+def last_seq(entries) -> int:
+    """The mark to take before acting: rows added afterwards have a greater `seq`."""
+    return max((e.seq for e in entries), default=0)
+
+
 def document(sender: str, n: int) -> pb.Document:
     return pb.Document(subject=f"Công văn {n} của {sender}", document_id=f"{sender},2026/11/21,{n}/UBND",
                        attachments=[pb.Attachment(name=f"{n}.txt", content_type="text/plain",
@@ -35,6 +43,8 @@ def test_every_commune_reaches_every_commune_a_district_and_a_province_once_with
     recipients = set(communes) | {DISTRICT, PROVINCE}
     expected: dict[str, dict[str, str]] = {r: {} for r in recipients}   # recipient -> {message id: sender}
 
+    inbox_mark = {r: last_seq(cluster.client(r).inbox_all()) for r in recipients}
+    sent_mark = {c: last_seq(cluster.client(c).sent_all()) for c in communes}
     watchers = {r: EventWaiter(cluster.client(r), sent=False) for r in recipients}
     senders = {c: EventWaiter(cluster.client(c), inbox=False) for c in communes}
     try:
@@ -43,9 +53,13 @@ def test_every_commune_reaches_every_commune_a_district_and_a_province_once_with
                 expected[sent.recipient][sent.message_id] = c
         for r, w in watchers.items():
             w.wait(lambda evs, r=r: {e.message_id for e in evs if e.type == "arrived"} >= set(expected[r]), 60)
+        # every arrival committed its automatic 01 with it: each commune's outbox now holds all this
+        # test put there (its documents and those 01s); wait until all of it has passed to a first hop
         for c, w in senders.items():
             mine = {m for r in recipients for m, s in expected[r].items() if s == c}
-            w.wait(lambda evs, mine=mine: {e.message_id for e in evs if e.type == "delivered"} >= mine, 60)
+            ours = {s.message_id for s in cluster.client(c).sent_all() if s.seq > sent_mark[c]}
+            assert mine <= ours
+            w.wait(lambda evs, ours=ours: {e.message_id for e in evs if e.type == "delivered"} >= ours, 60)
     finally:
         for w in [*watchers.values(), *senders.values()]:
             w.close()
@@ -53,7 +67,7 @@ def test_every_commune_reaches_every_commune_a_district_and_a_province_once_with
     assert sum(map(len, expected.values())) == 8 * 7 + 8 * 2
     for r in recipients:
         client = cluster.client(r)
-        docs = [e for e in client.inbox_all() if e.kind == pb.DOCUMENT]
+        docs = [e for e in client.inbox_all() if e.kind == pb.DOCUMENT and e.seq > inbox_mark[r]]
         ids = [e.message_id for e in docs]
         assert sorted(ids) == sorted(expected[r]), f"{r}: inbox differs from what was sent to it"
         for e in docs:
@@ -66,7 +80,7 @@ def test_every_commune_reaches_every_commune_a_district_and_a_province_once_with
             times = [h.time_ms for h in got.path]
             assert times == sorted(times)
     for c in communes:
-        sent = cluster.client(c).sent_all()
+        sent = [s for s in cluster.client(c).sent_all() if s.seq > sent_mark[c]]
         assert {s.state for s in sent if s.kind == pb.DOCUMENT} == {"delivered"}
         for s in sent:  # custody passed to the first hop, under its signed receipt
             body = pb.ReceiptBody.FromString(s.receipt.body)
@@ -80,6 +94,7 @@ def test_every_commune_reaches_every_commune_a_district_and_a_province_once_with
 def test_an_unknown_recipient_gets_a_notice_back_and_no_retries(cluster, unknown):
     sender = "000.21.35.H53"
     client = cluster.client(sender)
+    mark = last_seq(client.sent_all())
     with EventWaiter(client) as events:
         [sent] = client.send(document(sender, 99), [unknown]).envelopes
         mid = sent.message_id
@@ -94,7 +109,7 @@ def test_an_unknown_recipient_gets_a_notice_back_and_no_retries(cluster, unknown
     assert entry.state == "rejected" and entry.attempts <= 1
     assert "UNKNOWN_RECIPIENT" in entry.reason
     # nothing was left queued for retry anywhere on the way
-    assert not [s for s in client.sent_all(state="pending")]
+    assert not [s for s in client.sent_all(state="pending") if s.seq > mark]
 
 
 # ---- the registry refuses children that are not who or where they say ----------------------

@@ -1,6 +1,8 @@
 """A document's life on the `small` topology, every node its own process.
 
 Sender: a commune in Tây Ninh. Recipients in three other districts across two provinces.
+The cluster is shared with other modules (see conftest.py): tests follow this module's own
+message ids, and its statistics are checked as differences from before it sent anything.
 """
 from __future__ import annotations
 
@@ -23,7 +25,19 @@ FORGER = "000.22.35.H53"  # a neighbour of the sender that received nothing
 
 
 @pytest.fixture(scope="module")
-def sent(cluster):
+def before(cluster):
+    """SENDER's and R_COMMUNE's own counters before this module sends anything."""
+    counted = {code: stats_of(cluster, code, subtree=False).agencies[0] for code in (SENDER, R_COMMUNE)}
+    r = counted[R_COMMUNE]
+    # distinct_codes_returned is a count of a set, not a sum: the figure below is exact only if
+    # R_COMMUNE has returned nothing but the automatic 01 (which every document it received got)
+    assert r.distinct_codes_returned == (1 if r.docs_received else 0), (
+        f"{R_COMMUNE} already returned other statuses on the shared cluster; give this module its own recipient")
+    return counted
+
+
+@pytest.fixture(scope="module")
+def sent(cluster, before):
     doc = pb.Document(subject="Triển khai liên thông văn bản", document_id=f"{SENDER},2026/11/21,3/UBND")
     resp = cluster.client(SENDER).send(doc, RECIPIENTS)
     return resp.doc_id, {e.recipient: e.message_id for e in resp.envelopes}
@@ -53,13 +67,15 @@ def test_statuses_show_in_order_and_a_wrong_step_is_refused(cluster, sent):
 
 def test_revoke_reaches_all_three_and_each_shows_it(cluster, sent):
     doc_id, mids = sent
-    waiters = [EventWaiter(cluster.client(r), sent=False) for r in RECIPIENTS]
+    waiters = {r: EventWaiter(cluster.client(r), sent=False) for r in RECIPIENTS}
     try:
-        cluster.client(SENDER).change(doc_id, 1, reason="thu hồi")
-        for w in waiters:
-            w.wait(lambda evs: any(e.kind == pb.DOCUMENT for e in evs), timeout=60)
+        revocations = {e.recipient: e.message_id
+                       for e in cluster.client(SENDER).change(doc_id, 1, reason="thu hồi").envelopes}
+        for r, w in waiters.items():
+            w.wait(lambda evs, r=r: any(e.kind == pb.DOCUMENT and e.message_id == revocations[r] for e in evs),
+                   timeout=60)
     finally:
-        for w in waiters:
+        for w in waiters.values():
             w.close()
     for r in RECIPIENTS:
         [entry] = [e for e in cluster.client(r).inbox_all() if e.message_id == mids[r]]
@@ -72,16 +88,22 @@ def test_a_status_forged_by_a_non_recipient_is_rejected(cluster, sent):
     keys = cluster.handle(FORGER).dir / "keys"
     forger = Signer.from_files(keys / "node.key", keys / "node.pem")
     status = pb.Payload(status=pb.Status(status_code="06", description="giả mạo"))
-    _, raw = envelope.seal(forger, SENDER, status, lifetime_s=600, ref_message_id=mids[R_COMMUNE])
+    forged, raw = envelope.seal(forger, SENDER, status, lifetime_s=600, ref_message_id=mids[R_COMMUNE])
     district = "000.00.35.H53"
     channel = open_channel(TlsMaterial((keys / "node.key").read_bytes(), (keys / "node.pem").read_bytes(),
                                        (keys / "ca.pem").read_bytes()), district, cluster.handle(district).listen, 1 << 20)
-    with EventWaiter(cluster.client(FORGER), sent=False) as ev:
+    client = cluster.client(FORGER)
+
+    def notice_on_forged(evs) -> bool:
+        return any(e.kind == pb.NOTICE
+                   and client.fetch(e.message_id).payload.notice.ref_message_id == forged.message_id for e in evs)
+
+    with EventWaiter(client, sent=False) as ev:
         xgrpc.ExchangeStub(channel).Deliver(xpb.DeliverRequest(envelope=raw), timeout=10)  # the relay takes custody
-        ev.wait(lambda evs: any(e.kind == pb.NOTICE for e in evs), timeout=60)  # ...the sender refuses it
+        ev.wait(notice_on_forged, timeout=60)  # ...the sender refuses it
     channel.close()
-    notice = [e for e in cluster.client(FORGER).inbox_all() if e.kind == pb.NOTICE][-1]
-    payload = cluster.client(FORGER).fetch(notice.message_id).payload.notice
+    [notice] = [e for e in client.inbox_all() if e.kind == pb.NOTICE and e.ref_message_id == forged.message_id]
+    payload = client.fetch(notice.message_id).payload.notice
     assert payload.reason == "NOT_RECIPIENT"
     track = cluster.client(SENDER).track(doc_id)
     assert all(s.description != "giả mạo" for r in track.recipients for s in r.statuses)
@@ -99,7 +121,7 @@ def counters(a) -> tuple:
             a.docs_answered_3, a.docs_answered_5, a.distinct_codes_returned)
 
 
-def test_province_statistics_match_what_its_subtree_exchanged(cluster, sent):
+def test_province_statistics_match_what_its_subtree_exchanged(cluster, sent, before):
     """Counters travel up on heartbeats; the province's view must equal what each node counts itself."""
     province = "000.00.00.H53"
     h = Hierarchy()
@@ -114,8 +136,11 @@ def test_province_statistics_match_what_its_subtree_exchanged(cluster, sent):
         ev.wait(matches, timeout=120)
     view = {a.code: a for a in stats_of(cluster, province, subtree=True).agencies}
     assert set(view) == set(subtree)
-    assert (view[SENDER].docs_sent, view[SENDER].envelopes_sent) == (2, 6)  # the document and its revocation, 3 recipients each
-    r = view[R_COMMUNE]  # 01 03 04 05 06 on the document, 01 on the revocation
-    assert (r.docs_received, r.statuses_sent, r.docs_answered_3, r.docs_answered_5, r.distinct_codes_returned) == (2, 6, 1, 1, 5)
+    s, s0 = view[SENDER], before[SENDER]  # what this module added: the document and its revocation, 3 recipients each
+    assert (s.docs_sent - s0.docs_sent, s.envelopes_sent - s0.envelopes_sent) == (2, 6)
+    r, r0 = view[R_COMMUNE], before[R_COMMUNE]  # 01 03 04 05 06 on the document, 01 on the revocation
+    assert (r.docs_received - r0.docs_received, r.statuses_sent - r0.statuses_sent,
+            r.docs_answered_3 - r0.docs_answered_3, r.docs_answered_5 - r0.docs_answered_5,
+            r.distinct_codes_returned) == (2, 6, 1, 1, 5)
     summary = stats_of(cluster, province, subtree=True).summary
     assert summary.agencies == len(subtree) and summary.meeting_5 >= 1

@@ -52,6 +52,8 @@ def format_table(resp: spb.StatsResponse) -> str:
             f"{_pct(a.docs_answered_5, a.docs_received):>6}  {a.distinct_codes_returned:>5}  "
             f"{_yes(a.distinct_codes_returned >= 3)}/{_yes(a.distinct_codes_returned >= 5)}")
     lines.append(format_summary(resp.summary))
+    if resp.not_reported:
+        lines.append(f"not reported ({len(resp.not_reported)}): {', '.join(resp.not_reported)}")
     return "\n".join(lines)
 
 

@@ -53,6 +53,8 @@ class Reason(enum.Enum):
     NOT_A_NEIGHBOUR = ("NOT_A_NEIGHBOUR", _C.PERMISSION_DENIED, True,
                        "only a parent, child or configured peer may hand over")
     OFF_ROUTE = ("OFF_ROUTE", _C.PERMISSION_DENIED, True, "the envelope's route does not pass from that peer to this node")
+    CERT_IN_USE = ("CERT_IN_USE", _C.PERMISSION_DENIED, True,
+                   "another certificate is registered for this code; a renewal must be signed by its key")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -36,6 +36,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BAD_TIME: _ClassVar[Reason]
     NOT_A_NEIGHBOUR: _ClassVar[Reason]
     OFF_ROUTE: _ClassVar[Reason]
+    CERT_IN_USE: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -66,3 +67,4 @@ TOO_MANY_STREAMS: Reason
 BAD_TIME: Reason
 NOT_A_NEIGHBOUR: Reason
 OFF_ROUTE: Reason
+CERT_IN_USE: Reason

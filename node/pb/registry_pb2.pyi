@@ -26,12 +26,14 @@ class AgencyRecord(_message.Message):
     def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., endpoint: _Optional[str] = ..., cert_der: _Optional[bytes] = ..., issued_ms: _Optional[int] = ...) -> None: ...
 
 class SignedRecord(_message.Message):
-    __slots__ = ("record", "signature")
+    __slots__ = ("record", "signature", "renewal_signature")
     RECORD_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    RENEWAL_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     record: bytes
     signature: bytes
-    def __init__(self, record: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    renewal_signature: bytes
+    def __init__(self, record: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., renewal_signature: _Optional[bytes] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("heartbeat_ms",)
@@ -40,7 +42,7 @@ class RegisterResponse(_message.Message):
     def __init__(self, heartbeat_ms: _Optional[int] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("code", "time_ms", "odd_codes", "subtree_stats")
+    __slots__ = ("code", "time_ms", "odd_codes", "subtree_stats", "signed_stats")
     class OddCodesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -52,11 +54,13 @@ class HeartbeatRequest(_message.Message):
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     ODD_CODES_FIELD_NUMBER: _ClassVar[int]
     SUBTREE_STATS_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_STATS_FIELD_NUMBER: _ClassVar[int]
     code: str
     time_ms: int
     odd_codes: _containers.ScalarMap[str, str]
     subtree_stats: _containers.RepeatedCompositeFieldContainer[_stats_pb2.AgencyStats]
-    def __init__(self, code: _Optional[str] = ..., time_ms: _Optional[int] = ..., odd_codes: _Optional[_Mapping[str, str]] = ..., subtree_stats: _Optional[_Iterable[_Union[_stats_pb2.AgencyStats, _Mapping]]] = ...) -> None: ...
+    signed_stats: _containers.RepeatedCompositeFieldContainer[_stats_pb2.SignedStats]
+    def __init__(self, code: _Optional[str] = ..., time_ms: _Optional[int] = ..., odd_codes: _Optional[_Mapping[str, str]] = ..., subtree_stats: _Optional[_Iterable[_Union[_stats_pb2.AgencyStats, _Mapping]]] = ..., signed_stats: _Optional[_Iterable[_Union[_stats_pb2.SignedStats, _Mapping]]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13node/pb/stats.proto\x12\x0clienthong.v1\"\x82\x02\n\x0b\x41gencyStats\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tdocs_sent\x18\x03 \x01(\x04\x12\x16\n\x0e\x65nvelopes_sent\x18\x04 \x01(\x04\x12\x15\n\rdocs_received\x18\x05 \x01(\x04\x12\x15\n\rstatuses_sent\x18\x06 \x01(\x04\x12\x19\n\x11statuses_received\x18\x07 \x01(\x04\x12\x17\n\x0f\x64ocs_answered_3\x18\x08 \x01(\x04\x12\x17\n\x0f\x64ocs_answered_5\x18\t \x01(\x04\x12\x1f\n\x17\x64istinct_codes_returned\x18\n \x01(\r\x12\x10\n\x08\x61s_of_ms\x18\x0b \x01(\x03\"\xbb\x01\n\x0cStatsSummary\x12\x10\n\x08\x61gencies\x18\x01 \x01(\r\x12\x11\n\tmeeting_3\x18\x02 \x01(\r\x12\x11\n\tmeeting_5\x18\x03 \x01(\r\x12\x15\n\rdocs_received\x18\x04 \x01(\x04\x12\x18\n\x10share_answered_3\x18\x05 \x01(\x01\x12\x18\n\x10share_answered_5\x18\x06 \x01(\x01\x12\x11\n\tdocs_sent\x18\x07 \x01(\x04\x12\x15\n\rstatuses_sent\x18\x08 \x01(\x04\"\x1f\n\x0cStatsRequest\x12\x0f\n\x07subtree\x18\x01 \x01(\x08\"i\n\rStatsResponse\x12+\n\x08\x61gencies\x18\x01 \x03(\x0b\x32\x19.lienthong.v1.AgencyStats\x12+\n\x07summary\x18\x02 \x01(\x0b\x32\x1a.lienthong.v1.StatsSummary2G\n\x05Stats\x12>\n\x03Get\x12\x1a.lienthong.v1.StatsRequest\x1a\x1b.lienthong.v1.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13node/pb/stats.proto\x12\x0clienthong.v1\"\x94\x02\n\x0b\x41gencyStats\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tdocs_sent\x18\x03 \x01(\x04\x12\x16\n\x0e\x65nvelopes_sent\x18\x04 \x01(\x04\x12\x15\n\rdocs_received\x18\x05 \x01(\x04\x12\x15\n\rstatuses_sent\x18\x06 \x01(\x04\x12\x19\n\x11statuses_received\x18\x07 \x01(\x04\x12\x17\n\x0f\x64ocs_answered_3\x18\x08 \x01(\x04\x12\x17\n\x0f\x64ocs_answered_5\x18\t \x01(\x04\x12\x1f\n\x17\x64istinct_codes_returned\x18\n \x01(\r\x12\x10\n\x08\x61s_of_ms\x18\x0b \x01(\x03\x12\x10\n\x08\x63hildren\x18\x0c \x03(\t\"A\n\x0bSignedStats\x12\r\n\x05stats\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x10\n\x08\x63\x65rt_der\x18\x03 \x01(\x0c\"\xbb\x01\n\x0cStatsSummary\x12\x10\n\x08\x61gencies\x18\x01 \x01(\r\x12\x11\n\tmeeting_3\x18\x02 \x01(\r\x12\x11\n\tmeeting_5\x18\x03 \x01(\r\x12\x15\n\rdocs_received\x18\x04 \x01(\x04\x12\x18\n\x10share_answered_3\x18\x05 \x01(\x01\x12\x18\n\x10share_answered_5\x18\x06 \x01(\x01\x12\x11\n\tdocs_sent\x18\x07 \x01(\x04\x12\x15\n\rstatuses_sent\x18\x08 \x01(\x04\"\x1f\n\x0cStatsRequest\x12\x0f\n\x07subtree\x18\x01 \x01(\x08\"\x7f\n\rStatsResponse\x12+\n\x08\x61gencies\x18\x01 \x03(\x0b\x32\x19.lienthong.v1.AgencyStats\x12+\n\x07summary\x18\x02 \x01(\x0b\x32\x1a.lienthong.v1.StatsSummary\x12\x14\n\x0cnot_reported\x18\x03 \x03(\t2G\n\x05Stats\x12>\n\x03Get\x12\x1a.lienthong.v1.StatsRequest\x1a\x1b.lienthong.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,13 +32,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'node.pb.stats_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENCYSTATS']._serialized_start=38
-  _globals['_AGENCYSTATS']._serialized_end=296
-  _globals['_STATSSUMMARY']._serialized_start=299
-  _globals['_STATSSUMMARY']._serialized_end=486
-  _globals['_STATSREQUEST']._serialized_start=488
-  _globals['_STATSREQUEST']._serialized_end=519
-  _globals['_STATSRESPONSE']._serialized_start=521
-  _globals['_STATSRESPONSE']._serialized_end=626
-  _globals['_STATS']._serialized_start=628
-  _globals['_STATS']._serialized_end=699
+  _globals['_AGENCYSTATS']._serialized_end=314
+  _globals['_SIGNEDSTATS']._serialized_start=316
+  _globals['_SIGNEDSTATS']._serialized_end=381
+  _globals['_STATSSUMMARY']._serialized_start=384
+  _globals['_STATSSUMMARY']._serialized_end=571
+  _globals['_STATSREQUEST']._serialized_start=573
+  _globals['_STATSREQUEST']._serialized_end=604
+  _globals['_STATSRESPONSE']._serialized_start=606
+  _globals['_STATSRESPONSE']._serialized_end=733
+  _globals['_STATS']._serialized_start=735
+  _globals['_STATS']._serialized_end=806
 # @@protoc_insertion_point(module_scope)

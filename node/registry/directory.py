@@ -84,6 +84,9 @@ class Directory:
             rule_parent = None
         if record.parent != self.code or rule_parent != self.code:
             raise Rejected(Reason.WRONG_PARENT, f"{self.code} is not the parent of {record.code}")
+        registered = store.get(self.db, record.code)
+        if registered is not None:
+            records.check_renewal(signed, record, rpb.AgencyRecord.FromString(registered.record).cert_der, self.trust)
         now = self.clock.now_ms()
         store.upsert(self.db, store.Child(record.code, record.name, self.configured.level(record.code),
                                           record.endpoint, signed.record, signed.signature, now, now))
@@ -96,7 +99,7 @@ class Directory:
         self.events.emit(events.REGISTERED, peer=record.code, time_ms=now)
         return self.heartbeat_ms
 
-    def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], subtree_stats=()) -> None:
+    def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], signed_stats=()) -> None:
         if peer is not None and peer != code:
             raise Rejected(Reason.SENDER_MISMATCH, f"connection is from {peer}, heartbeat is for {code}")
         holders = store.odd_code_holders(self.db)
@@ -110,7 +113,7 @@ class Directory:
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"{code} is not registered with {self.code}")
         if changed:  # a claim added or withdrawn routes (or stops routing) at once
             self._refresh_hierarchy()
-        stats.record_heartbeat(self.db, code, subtree_stats, self.hierarchy, self.clock.now_ms())
+        stats.record_heartbeat(self.db, code, signed_stats, self.hierarchy, self.trust, self.clock.now_ms())
         self.events.emit(events.HEARTBEAT, peer=code, time_ms=self.clock.now_ms())
 
     def _claim_problem(self, child: str, code: str, parent: str, reported: dict[str, str],
@@ -307,9 +310,9 @@ class Directory:
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
             elif now - self._last_beat_ms >= self.heartbeat_ms:
                 odd = self.odd_codes_below()
-                counters = stats.heartbeat_payload(self.db, self.code, self.name, self.clock)
+                counters = stats.heartbeat_payload(self.db, self.signer, self.name, self.clock)
                 self._call(self.parent, self.parent_address, lambda s: s.Heartbeat(
-                    rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, subtree_stats=counters),
+                    rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, signed_stats=counters),
                     timeout=CALL_TIMEOUT_S))
                 self._last_beat_ms = now
         except Rejected as r:

@@ -10,10 +10,30 @@ from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
 
 
-def make(signer: Signer, *, name: str, level: int, parent: str, endpoint: str, now_ms: int) -> rpb.SignedRecord:
+def make(signer: Signer, *, name: str, level: int, parent: str, endpoint: str, now_ms: int,
+         previous: Signer | None = None) -> rpb.SignedRecord:
+    """`previous`: the identity being renewed, whose key also signs the record (see `renewal_signature`)."""
     record = rpb.AgencyRecord(code=signer.code, name=name, level=level, parent=parent, endpoint=endpoint,
                               cert_der=signer.cert_der, issued_ms=now_ms).SerializeToString()
-    return rpb.SignedRecord(record=record, signature=signer.sign(record))
+    return rpb.SignedRecord(record=record, signature=signer.sign(record),
+                            renewal_signature=previous.sign(record) if previous is not None else b"")
+
+
+def check_renewal(signed: rpb.SignedRecord, record: rpb.AgencyRecord, registered_cert_der: bytes,
+                  trust: TrustStore) -> None:
+    """One certificate per code at a time: a record with another certificate than the registered one
+    is a renewal only if the registered certificate's key signed it too."""
+    if record.cert_der == registered_cert_der:
+        return
+    if signed.renewal_signature:
+        try:
+            old = trust.identify(registered_cert_der, check_validity=False)
+        except Rejected:
+            old = None
+        if old is not None and old.code == record.code and keys.verify(old.public_key, signed.renewal_signature,
+                                                                        signed.record):
+            return
+    raise Rejected(Reason.CERT_IN_USE, f"{record.code} is registered with another certificate")
 
 
 def verify(signed: rpb.SignedRecord, trust: TrustStore) -> rpb.AgencyRecord:

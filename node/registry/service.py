@@ -20,7 +20,8 @@ class RegistryService(rgrpc.RegistryServicer):
         return rpb.RegisterResponse(heartbeat_ms=self.directory.register(request, self.peers.of(context)))
 
     def Heartbeat(self, request: rpb.HeartbeatRequest, context: grpc.ServicerContext) -> rpb.HeartbeatResponse:
-        self.directory.heartbeat(request.code, self.peers.of(context), dict(request.odd_codes), request.subtree_stats)
+        self.directory.heartbeat(request.code, self.peers.of(context), dict(request.odd_codes),
+                                  request.signed_stats)
         return rpb.HeartbeatResponse()
 
     def Lookup(self, request: rpb.LookupRequest, context: grpc.ServicerContext) -> rpb.LookupResponse:

@@ -27,11 +27,19 @@ sum(docs_received)`` over the agencies listed (0 when they received nothing).
 A node's view of its subtree is its own counters plus the rows its children reported on
 their last heartbeats (each child reports itself and everything below it); a code seen
 more than once keeps its newest ``as_of_ms``, and the node's own row always wins.
+
+Counters are signed where they are counted (``SignedStats``): each node signs its own,
+and ancestors forward the signed rows unchanged, keeping only those whose signature and
+certificate prove the agency and whose code lies in the reporting child's subtree. A
+child can therefore neither invent agencies nor inflate anyone's figures but its own.
+Each row lists the agency's registered children, so a subtree view names the agencies
+that have not reported (``not_reported``).
 """
 from __future__ import annotations
 
-from .core import BARS, collect, heartbeat_payload, meets, newest_by_code, record_heartbeat, summarize, vouched
+from .core import (BARS, collect, heartbeat_payload, meets, newest_by_code, record_heartbeat, sign, summarize, verify,
+                   vouched)
 from .service import SERVICE_NAME, StatsService, add_to_server
 
 __all__ = ["BARS", "SERVICE_NAME", "StatsService", "add_to_server", "collect", "heartbeat_payload", "meets",
-           "newest_by_code", "record_heartbeat", "summarize", "vouched"]
+           "newest_by_code", "record_heartbeat", "sign", "summarize", "verify", "vouched"]

@@ -4,9 +4,16 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
+from google.protobuf.message import DecodeError
+
 from ..clock import Clock
 from ..codes import CodeError, Hierarchy
+from ..envelope import Signer
+from ..errors import Reason, Rejected
+from ..identity import keys
+from ..identity.trust import TrustStore
 from ..pb import stats_pb2 as spb
+from ..store import registry
 from ..store import stats as store
 from ..store import StoreError
 from ..store.database import Database
@@ -35,29 +42,70 @@ def _with_own(own: spb.AgencyStats, reported: Iterable[spb.AgencyStats]) -> list
     return [own, *(r for r in newest_by_code(reported) if r.code != own.code)]
 
 
-def heartbeat_payload(db: Database, code: str, name: str, clock: Clock) -> list[spb.AgencyStats]:
-    """What a child sends up on its heartbeat: its own counters and every row of its subtree.
+def sign(signer: Signer, stats: spb.AgencyStats) -> spb.SignedStats:
+    """Counters signed where they are counted: no ancestor can invent or inflate them."""
+    body = stats.SerializeToString(deterministic=True)
+    return spb.SignedStats(stats=body, signature=signer.sign(body), cert_der=signer.cert_der)
+
+
+def verify(signed: spb.SignedStats, trust: TrustStore) -> spb.AgencyStats:
+    """The counters, if the certificate is trusted, binds their code, and signed them; else Rejected."""
+    try:
+        stats = spb.AgencyStats.FromString(signed.stats)
+    except DecodeError:
+        raise Rejected(Reason.MALFORMED, "counters do not parse") from None
+    ident = trust.identify(signed.cert_der)
+    if ident.code != stats.code:
+        raise Rejected(Reason.SENDER_MISMATCH, f"counters are for {stats.code!r}, certificate for {ident.code}")
+    if not keys.verify(ident.public_key, signed.signature, signed.stats):
+        raise Rejected(Reason.BAD_SIGNATURE, f"counters of {stats.code} are not signed by it")
+    return stats
+
+
+def heartbeat_payload(db: Database, signer: Signer, name: str, clock: Clock) -> list[spb.SignedStats]:
+    """What a child sends up on its heartbeat: its own counters, signed now, and the signed rows of its
+    subtree as they came (the newest per code).
 
     Never stops a heartbeat: if the database cannot be read, it logs and returns an empty
     list, which the parent takes as "nothing new" (see `record_heartbeat`).
     """
     try:
-        return _with_own(store.own_counters(db, code, name, clock.now_ms()), store.subtree(db))
+        own = store.own_counters(db, signer.code, name, clock.now_ms(), children=registry.child_codes(db))
+        reported = {}
+        for signed in store.subtree_signed(db):
+            stats = spb.AgencyStats.FromString(signed.stats)
+            if stats.code != signer.code and (stats.code not in reported or stats.as_of_ms > reported[stats.code][0]):
+                reported[stats.code] = (stats.as_of_ms, signed)
+        return [sign(signer, own), *(signed for _, signed in (reported[c] for c in sorted(reported)))]
     except StoreError as e:
         log.warning("statistics left out of this heartbeat: %s", e)
         return []
 
 
-def record_heartbeat(db: Database, child: str, rows: Iterable[spb.AgencyStats], hierarchy: Hierarchy,
-                     now_ms: int) -> None:
+def record_heartbeat(db: Database, child: str, rows: Iterable[spb.SignedStats], hierarchy: Hierarchy,
+                     trust: TrustStore, now_ms: int) -> None:
     """On the parent: keep what a child reported for its subtree, replacing its previous report.
 
-    Rows for codes outside the child's subtree are dropped. An empty report (a child that
-    could not count, or one that predates statistics) leaves the previous report in place.
+    Each row must be signed by the agency it counts and belong to the child's subtree;
+    others are dropped (and logged), so the parent passes on nothing it cannot prove. An
+    empty report (a child that could not count) leaves the previous report in place.
     """
-    rows = list(rows)
-    if rows:
-        store.store_child_subtree(db, child, vouched(child, rows, hierarchy), now_ms)
+    kept: list[tuple[spb.AgencyStats, spb.SignedStats]] = []
+    dropped: list[str] = []
+    for signed in rows:
+        try:
+            stats = verify(signed, trust)
+        except Rejected as r:
+            dropped.append(r.public_text)
+            continue
+        if vouched(child, [stats], hierarchy):
+            kept.append((stats, signed))
+        else:
+            dropped.append(f"{stats.code} is not in {child}'s subtree")
+    if dropped:
+        log.warning("counters from %s dropped (%d): %s", child, len(dropped), dropped[0])
+    if kept:
+        store.store_child_subtree(db, child, kept, now_ms)
 
 
 def vouched(child: str, rows: Iterable[spb.AgencyStats], hierarchy: Hierarchy) -> list[spb.AgencyStats]:
@@ -89,8 +137,14 @@ def summarize(agencies: Iterable[spb.AgencyStats]) -> spb.StatsSummary:
 
 
 def collect(db: Database, code: str, name: str, clock: Clock, subtree: bool) -> spb.StatsResponse:
-    """This agency's counters, and with `subtree` everyone below it as last reported; with a summary."""
-    own = store.own_counters(db, code, name, clock.now_ms())
-    agencies = _with_own(own, store.subtree(db)) if subtree else [own]
-    return spb.StatsResponse(agencies=agencies, summary=summarize(agencies))
+    """This agency's counters, and with `subtree` everyone below it as last reported; with a summary.
 
+    With `subtree`, `not_reported` names the agencies that some counted record (ours or a
+    child's) lists as a registered child but that sent no counters of their own."""
+    own = store.own_counters(db, code, name, clock.now_ms(), children=registry.child_codes(db))
+    if not subtree:
+        return spb.StatsResponse(agencies=[own], summary=summarize([own]))
+    agencies = _with_own(own, store.subtree(db))
+    seen = {a.code for a in agencies}
+    missing = sorted({c for a in agencies for c in a.children} - seen)
+    return spb.StatsResponse(agencies=agencies, summary=summarize(agencies), not_reported=missing)

@@ -63,5 +63,9 @@ def children(db: Database) -> list[Child]:
     return [Child(**r) for r in db.query("SELECT * FROM registry ORDER BY code")]
 
 
+def child_codes(db: Database) -> list[str]:
+    return [r["code"] for r in db.query("SELECT code FROM registry ORDER BY code")]
+
+
 def odd_codes(db: Database) -> dict[str, str]:
     return {r["code"]: r["parent"] for r in db.query("SELECT code, parent FROM odd_codes")}

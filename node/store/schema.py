@@ -177,3 +177,10 @@ def m0006_outbox_ref(db) -> None:
     # what an envelope refers to (a revoke its document, a status the document): a hop with two
     # batches in flight keeps such an envelope out of the second while its reference is in the first
     db.execute("ALTER TABLE outbox ADD COLUMN ref_message_id TEXT NOT NULL DEFAULT ''")
+
+
+@MIGRATIONS(name="0007_signed_subtree_stats")
+def m0007_signed_subtree_stats(db) -> None:
+    # subtree_stats.stats now holds each agency's signed counters (SignedStats), not bare AgencyStats:
+    # unsigned rows are dropped; children send signed ones on their next heartbeat
+    db.execute("DELETE FROM subtree_stats")

@@ -65,31 +65,32 @@ def _reader(db: Database) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def own_counters(db: Database, code: str, name: str, now_ms: int) -> spb.AgencyStats:
+def own_counters(db: Database, code: str, name: str, now_ms: int, children: list[str] = ()) -> spb.AgencyStats:
     """This agency's counters as of now_ms: a few aggregate queries over one snapshot."""
     params = {"doc": DOCUMENT}
     with _reader(db) as conn:
         values = dict(conn.execute(_TOTALS, params).fetchone())
         values.update(conn.execute(_DISTINCT_CODES).fetchone())
         values.update(conn.execute(_ANSWERED, params).fetchone())
-    return spb.AgencyStats(code=code, name=name, as_of_ms=now_ms, **values)
+    return spb.AgencyStats(code=code, name=name, as_of_ms=now_ms, children=children, **values)
 
 
-def store_child_subtree(db: Database, child_code: str, stats: list[spb.AgencyStats], now_ms: int) -> None:
+def store_child_subtree(db: Database, child_code: str, rows: list[tuple[spb.AgencyStats, spb.SignedStats]],
+                        now_ms: int) -> None:
     """Replace everything `child_code` reported before with this report (one transaction).
 
-    A code listed twice in one report keeps its newest `as_of_ms`.
-    """
-    newest: dict[str, spb.AgencyStats] = {}
-    for s in stats:
-        if s.code and (s.code not in newest or s.as_of_ms > newest[s.code].as_of_ms):
-            newest[s.code] = s
+    Rows are (the counters, as signed by their agency); the signed bytes are what is kept
+    and passed on. A code listed twice in one report keeps its newest `as_of_ms`."""
+    newest: dict[str, tuple[spb.AgencyStats, spb.SignedStats]] = {}
+    for stats, signed in rows:
+        if stats.code and (stats.code not in newest or stats.as_of_ms > newest[stats.code][0].as_of_ms):
+            newest[stats.code] = (stats, signed)
     with db.transaction(durable=False) as conn:  # repaired by the next heartbeat
         conn.execute("DELETE FROM subtree_stats WHERE via_child = ?", (child_code,))
         conn.executemany(
             "INSERT INTO subtree_stats (via_child, code, as_of_ms, stats, received_ms) VALUES (?,?,?,?,?)",
-            [(child_code, s.code, s.as_of_ms, s.SerializeToString(deterministic=True), now_ms)
-             for s in newest.values()])
+            [(child_code, st.code, st.as_of_ms, signed.SerializeToString(deterministic=True), now_ms)
+             for st, signed in newest.values()])
 
 
 def forget_child(db: Database, child_code: str) -> None:
@@ -98,7 +99,12 @@ def forget_child(db: Database, child_code: str) -> None:
         conn.execute("DELETE FROM subtree_stats WHERE via_child = ?", (child_code,))
 
 
+def subtree_signed(db: Database) -> list[spb.SignedStats]:
+    """Every stored report row as its agency signed it, ordered by code then as_of."""
+    rows = db.query("SELECT stats FROM subtree_stats ORDER BY code, as_of_ms, via_child")
+    return [spb.SignedStats.FromString(r["stats"]) for r in rows]
+
+
 def subtree(db: Database) -> list[spb.AgencyStats]:
     """Every stored row from every child, ordered by code then as_of (duplicates possible across children)."""
-    rows = db.query("SELECT stats FROM subtree_stats ORDER BY code, as_of_ms, via_child")
-    return [spb.AgencyStats.FromString(r["stats"]) for r in rows]
+    return [spb.AgencyStats.FromString(s.stats) for s in subtree_signed(db)]

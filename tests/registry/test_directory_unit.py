@@ -1,10 +1,14 @@
 """Registry state on one node, with a clock the test moves: liveness and what children may claim."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from node.codes import CodeError
+from node.envelope import Signer
 from node.errors import Reason, Rejected
+from node.identity import certs
 from node.pb import registry_pb2 as rpb
 from node.registry import records
 from node.registry.directory import Directory
@@ -205,3 +209,24 @@ def test_a_not_found_for_a_child_nobody_registered_yet_is_not_cached(directory, 
             directory.lookup(C1)
         assert e.value.reason is Reason.UNKNOWN_RECIPIENT
     assert asked == [C1, C1]
+
+
+def test_a_second_certificate_for_a_registered_code_is_refused_unless_the_first_signs_the_renewal(
+        directory, pki, clock, tmp_path):
+    """One certificate per code at a time: the CA may issue a second certificate for C1 (or an
+    attacker may obtain one); it takes C1's place only with the registered key's signature."""
+    register(directory, pki, clock, C1)
+    d = tmp_path / "second"
+    certs.init_node(d, C1, "xã C1 (bis)", pki.ca,
+                    not_before=dt.datetime.fromtimestamp(clock.now_ms() / 1000, dt.timezone.utc) - dt.timedelta(days=1))
+    second = Signer.from_files(d / "node.key", d / "node.pem")
+    hijack = records.make(second, name="giả", level=3, parent=D, endpoint="10.0.0.66:9", now_ms=clock.now_ms())
+    with pytest.raises(Rejected) as e:
+        directory.register(hijack, peer=C1)
+    assert e.value.reason is Reason.CERT_IN_USE
+    assert rpb.AgencyRecord.FromString(directory.lookup(C1).record.record).endpoint == "127.0.0.1:9"
+    renewal = records.make(second, name="xã C1", level=3, parent=D, endpoint="127.0.0.1:10", now_ms=clock.now_ms(),
+                           previous=pki.signer(C1))
+    directory.register(renewal, peer=C1)
+    record = rpb.AgencyRecord.FromString(directory.lookup(C1).record.record)
+    assert (record.endpoint, record.cert_der) == ("127.0.0.1:10", second.cert_der)

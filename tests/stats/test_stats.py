@@ -75,6 +75,16 @@ def agency(code: str, as_of: int = 1, *, name: str = "", received: int = 0, a3: 
                            docs_sent=sent, statuses_sent=statuses)
 
 
+def unsigned(*rows: spb.AgencyStats) -> list[tuple[spb.AgencyStats, spb.SignedStats]]:
+    """Rows as the store keeps them, for tests of the store alone (it does not check signatures)."""
+    return [(a, spb.SignedStats(stats=a.SerializeToString())) for a in rows]
+
+
+def signed(pki, *rows: spb.AgencyStats) -> list[spb.SignedStats]:
+    """Rows as each agency signs its own."""
+    return [stats.sign(pki.signer(a.code), a) for a in rows]
+
+
 def counters(a: spb.AgencyStats) -> dict:
     return {f: getattr(a, f) for f in ("docs_sent", "envelopes_sent", "docs_received", "statuses_sent",
                                        "statuses_received", "docs_answered_3", "docs_answered_5",
@@ -191,30 +201,30 @@ def test_summarize_shares_are_over_all_documents_received():
 # ---- child reports -------------------------------------------------------------------------------
 
 def test_a_new_heartbeat_replaces_what_that_child_reported(db):
-    store.store_child_subtree(db, C1, [agency(C1, 10), agency("000.01.35.H53", 10)], now_ms=10)
-    store.store_child_subtree(db, C2, [agency(C2, 10)], now_ms=10)
-    store.store_child_subtree(db, C1, [agency(C1, 20, received=7)], now_ms=20)
+    store.store_child_subtree(db, C1, unsigned(agency(C1, 10), agency("000.01.35.H53", 10)), now_ms=10)
+    store.store_child_subtree(db, C2, unsigned(agency(C2, 10)), now_ms=10)
+    store.store_child_subtree(db, C1, unsigned(agency(C1, 20, received=7)), now_ms=20)
     rows = store.subtree(db)
     assert [(r.code, r.as_of_ms) for r in rows] == [(C1, 20), (C2, 10)]
     assert rows[0].docs_received == 7
 
 
 def test_a_code_twice_in_one_report_keeps_the_newest(db):
-    store.store_child_subtree(db, C1, [agency(C1, 30, received=3), agency(C1, 50, received=5), agency(C1, 40)], 1)
+    store.store_child_subtree(db, C1, unsigned(agency(C1, 30, received=3), agency(C1, 50, received=5), agency(C1, 40)), 1)
     [row] = store.subtree(db)
     assert (row.as_of_ms, row.docs_received) == (50, 5)
 
 
 def test_forget_child_drops_its_rows(db):
-    store.store_child_subtree(db, C1, [agency(C1)], 1)
-    store.store_child_subtree(db, C2, [agency(C2)], 1)
+    store.store_child_subtree(db, C1, unsigned(agency(C1)), 1)
+    store.store_child_subtree(db, C2, unsigned(agency(C2)), 1)
     store.forget_child(db, C1)
     assert [r.code for r in store.subtree(db)] == [C2]
 
 
 def test_collect_own_only_or_with_subtree(db, clock):
     answer(db, add_inbox(db), "01", "03", "04")
-    store.store_child_subtree(db, C1, [agency(C1, received=10, a3=5, codes=4)], 1)
+    store.store_child_subtree(db, C1, unsigned(agency(C1, received=10, a3=5, codes=4)), 1)
 
     mine = stats.collect(db, ME, ME_NAME, clock, subtree=False)
     assert [a.code for a in mine.agencies] == [ME]
@@ -230,10 +240,10 @@ def test_collect_own_only_or_with_subtree(db, clock):
 def test_collect_deduplicates_by_code_keeping_the_newest(db, clock):
     grandchild = "000.01.35.H53"
     # a commune moved between two children: both still have a report for it
-    store.store_child_subtree(db, C1, [agency(C1, 100), agency(grandchild, 100, received=1)], 100)
-    store.store_child_subtree(db, C2, [agency(C2, 100), agency(grandchild, 200, received=2)], 200)
+    store.store_child_subtree(db, C1, unsigned(agency(C1, 100), agency(grandchild, 100, received=1)), 100)
+    store.store_child_subtree(db, C2, unsigned(agency(C2, 100), agency(grandchild, 200, received=2)), 200)
     # a child claiming our own code never overrides our own counters
-    store.store_child_subtree(db, "000.25.35.H53", [agency(ME, clock.now_ms() + 10**6, received=99)], 1)
+    store.store_child_subtree(db, "000.25.35.H53", unsigned(agency(ME, clock.now_ms() + 10**6, received=99)), 1)
     resp = stats.collect(db, ME, ME_NAME, clock, subtree=True)
     assert [a.code for a in resp.agencies] == [ME, grandchild, C1, C2]
     assert resp.agencies[0].docs_received == 0 and resp.agencies[0].name == ME_NAME
@@ -241,29 +251,35 @@ def test_collect_deduplicates_by_code_keeping_the_newest(db, clock):
     assert resp.summary.agencies == 4
 
 
-def test_heartbeat_payload_is_own_counters_and_stored_subtree(db, clock):
+def test_heartbeat_payload_is_own_counters_signed_and_the_stored_subtree_as_signed(db, clock, pki):
     add_doc(db)
-    store.store_child_subtree(db, C1, [agency(C1, 5)], 5)
-    payload = stats.heartbeat_payload(db, ME, ME_NAME, clock)
-    assert [(a.code, a.docs_sent) for a in payload] == [(ME, 1), (C1, 0)]
-    assert payload[0].as_of_ms == clock.now_ms()
+    [c1] = signed(pki, agency(C1, 5))
+    store.store_child_subtree(db, C1, [(agency(C1, 5), c1)], 5)
+    payload = stats.heartbeat_payload(db, pki.signer(ME), ME_NAME, clock)
+    rows = [stats.verify(p, pki.trust(clock)) for p in payload]
+    assert [(a.code, a.docs_sent) for a in rows] == [(ME, 1), (C1, 0)]
+    assert rows[0].as_of_ms == clock.now_ms()
+    assert payload[1] == c1  # forwarded exactly as C1 signed it
 
 
-def test_heartbeat_payload_never_raises(db, clock, monkeypatch):
+def test_heartbeat_payload_never_raises(db, clock, monkeypatch, pki):
     def broken(*a, **k):
         raise sqlite3.OperationalError("disk I/O error")
     monkeypatch.setattr(store, "own_counters", broken)
-    assert stats.heartbeat_payload(db, ME, ME_NAME, clock) == []
+    assert stats.heartbeat_payload(db, pki.signer(ME), ME_NAME, clock) == []
 
 
-def test_reports_travel_up_two_levels(tmp_path, clock):
+def test_reports_travel_up_two_levels(tmp_path, clock, pki):
     """commune → district → province, each storing what its child sent."""
     province, district, commune = (Database(tmp_path / f"{n}.sqlite3") for n in ("p", "d", "c"))
+    trust = pki.trust(clock)
     try:
         answer(commune, add_inbox(commune), "01", "03", "04", "05", "06")
         hierarchy = Hierarchy()
-        stats.record_heartbeat(district, C1, stats.heartbeat_payload(commune, C1, "xã", clock), hierarchy, 1)
-        stats.record_heartbeat(province, ME, stats.heartbeat_payload(district, ME, ME_NAME, clock), hierarchy, 2)
+        stats.record_heartbeat(district, C1, stats.heartbeat_payload(commune, pki.signer(C1), "xã", clock),
+                               hierarchy, trust, 1)
+        stats.record_heartbeat(province, ME, stats.heartbeat_payload(district, pki.signer(ME), ME_NAME, clock),
+                               hierarchy, trust, 2)
         resp = stats.collect(province, "000.00.00.H53", "UBND tỉnh", clock, subtree=True)
         assert [a.code for a in resp.agencies] == ["000.00.00.H53", ME, C1]
         assert (resp.agencies[2].name, resp.agencies[2].docs_answered_5) == ("xã", 1)
@@ -273,19 +289,47 @@ def test_reports_travel_up_two_levels(tmp_path, clock):
             d.close()
 
 
-def test_record_heartbeat_keeps_only_the_childs_subtree(db):
-    rows = [agency(C1), agency("000.01.23.H53"), agency("000.00.00.H53"), agency(OTHER), agency("not a code!")]
+def test_record_heartbeat_keeps_only_the_childs_subtree(db, pki, clock):
+    trust = pki.trust(clock)
+    rows = signed(pki, agency(C1), agency("000.01.23.H53"), agency("000.00.00.H53"), agency(OTHER))
     # C1 is a commune of ME; "000.01.23.H53" is not below it
-    stats.record_heartbeat(db, C1, rows, Hierarchy(), 1)
+    stats.record_heartbeat(db, C1, rows, Hierarchy(), trust, 1)
     assert [r.code for r in store.subtree(db)] == [C1]
-    stats.record_heartbeat(db, ME, [agency(ME), agency(C1), agency(C2), agency(OTHER)], Hierarchy(), 2)
+    stats.record_heartbeat(db, ME, signed(pki, agency(ME), agency(C1), agency(C2), agency(OTHER)), Hierarchy(),
+                           trust, 2)
     assert [r.code for r in store.subtree(db)] == [ME, C1, C1, C2]
 
 
-def test_record_heartbeat_with_an_empty_report_keeps_the_previous_one(db):
-    stats.record_heartbeat(db, C1, [agency(C1, 5)], Hierarchy(), 5)
-    stats.record_heartbeat(db, C1, [], Hierarchy(), 6)
+def test_record_heartbeat_with_an_empty_report_keeps_the_previous_one(db, pki, clock):
+    stats.record_heartbeat(db, C1, signed(pki, agency(C1, 5)), Hierarchy(), pki.trust(clock), 5)
+    stats.record_heartbeat(db, C1, [], Hierarchy(), pki.trust(clock), 6)
     assert [(r.code, r.as_of_ms) for r in store.subtree(db)] == [(C1, 5)]
+
+
+def test_a_child_can_neither_invent_agencies_nor_inflate_another_agencys_counters(db, pki, clock):
+    """Invented statistics: C1 reports counters for agencies under it that it signed itself (one
+    invented, one real but inflated), and a row with no signature at all. Only its own stand."""
+    trust = pki.trust(clock)
+    grandchild = "001.23.35.H53"  # under C1 by the code rule
+    own = stats.sign(pki.signer(C1), agency(C1, received=3))
+    forged = [stats.sign(pki.signer(C1), agency(f"{n:03d}.23.35.H53", received=10**6)) for n in range(2, 300)]
+    inflated = stats.sign(pki.signer(C1), agency(grandchild, received=10**6))
+    bare = spb.SignedStats(stats=agency(grandchild, received=10**6).SerializeToString())
+    stats.record_heartbeat(db, C1, [own, *forged, inflated, bare], Hierarchy(), trust, 1)
+    assert [(r.code, r.docs_received) for r in store.subtree(db)] == [(C1, 3)]
+    # the grandchild's own signed counters, forwarded by C1, are kept
+    real = stats.sign(pki.signer(grandchild), agency(grandchild, received=4))
+    stats.record_heartbeat(db, C1, [own, real], Hierarchy(), trust, 2)
+    assert [(r.code, r.docs_received) for r in store.subtree(db)] == [(C1, 3), (grandchild, 4)]
+
+
+def test_a_subtree_view_names_the_registered_agencies_that_did_not_report(db, pki, clock):
+    c1 = agency(C1)
+    c1.children.extend(["001.23.35.H53", "002.23.35.H53"])
+    store.store_child_subtree(db, C1, [(c1, stats.sign(pki.signer(C1), c1))], 1)
+    store.store_child_subtree(db, "001.23.35.H53", unsigned(agency("001.23.35.H53")), 1)
+    resp = stats.collect(db, ME, ME_NAME, clock, subtree=True)
+    assert list(resp.not_reported) == ["002.23.35.H53"]
 
 
 def test_odd_codes_are_vouched_through_the_hierarchy():

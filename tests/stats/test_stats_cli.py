@@ -58,8 +58,9 @@ def served(handle, tmp_path):
                       [("m1", C1), ("m2", C1)])
         c.executemany("INSERT INTO status_out (doc_message_id, status_code, status_message_id, issued_ms)"
                       " VALUES (?,?,?,1)", [("m1", code, f"s{code}") for code in ("01", "03", "04", "05", "06")])
-    store.store_child_subtree(db, C1, [spb.AgencyStats(code=C1, name="UBND xã Trường Hòa", docs_received=4,
-                                                       docs_answered_3=1, distinct_codes_returned=3, as_of_ms=5)], 5)
+    c1 = spb.AgencyStats(code=C1, name="UBND xã Trường Hòa", docs_received=4, docs_answered_3=1,
+                         distinct_codes_returned=3, as_of_ms=5, children=["001.23.35.H53"])  # silent so far
+    store.store_child_subtree(db, C1, [(c1, spb.SignedStats(stats=c1.SerializeToString()))], 5)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=api_interceptors(handle.token))
     assert stats.add_to_server(server, db, ME, ME_NAME, FakeClock()) == "lienthong.v1.Stats"
     server.add_insecure_port(handle.api)
@@ -92,12 +93,13 @@ def test_table_of_own_counters(lienthong, capsys, served):
 def test_table_of_the_subtree(lienthong, capsys, served):
     status, out, _ = lienthong(capsys, "stats", "--config", str(served.config), "--subtree")
     assert status == 0
-    _, mine, child, summary = out.splitlines()
+    _, mine, child, summary, silent = out.splitlines()
     assert mine.startswith(ME)
     assert child.startswith(C1) and "UBND xã Trường Hòa" in child
     assert child.split()[-7:] == ["0", "4", "0", "25.0", "0.0", "3", "yes/no"]
     assert summary.startswith("2 agencies: 2/2 return ≥3 status codes, 1/2 return ≥5; 6 documents received, "
                               "33.3% answered with ≥3 statuses, 16.7% with ≥5")
+    assert silent == "not reported (1): 001.23.35.H53"
 
 
 def test_json(lienthong, capsys, served):
@@ -109,6 +111,7 @@ def test_json(lienthong, capsys, served):
     assert (mine["name"], mine["docsSent"], mine["docsReceived"], mine["statusesSent"], mine["docsAnswered5"],
             mine["statusesReceived"]) == (ME_NAME, 1, 2, 5, 1, 0)
     assert data["summary"]["agencies"] == 2 and data["summary"]["shareAnswered3"] == pytest.approx(2 / 6)
+    assert data["notReported"] == ["001.23.35.H53"]
 
 
 def test_wrong_token_is_one_line_unauthenticated(lienthong, capsys, served):

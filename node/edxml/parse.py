@@ -306,6 +306,22 @@ def _status(r: _Reader, root: _N, env: _N, hdr: _N, mh_el: safexml.Element, mh_p
     return s
 
 
+MAX_WARNINGS = 50
+"""Warnings kept per packet: a packet of 100,000 unknown elements must not answer with 100,000 lines."""
+
+
+def _capped(append: Callable[[str], None]) -> Callable[[str], None]:
+    count = [0]
+
+    def warn(text: str) -> None:
+        count[0] += 1
+        if count[0] <= MAX_WARNINGS:
+            append(text[:500])
+        elif count[0] == MAX_WARNINGS + 1:
+            append(f"more than {MAX_WARNINGS} warnings; the rest are not listed")
+    return warn
+
+
 def import_edxml(data: bytes, *, warnings: list[str] | None = None) -> pb.Document | pb.Status:
     """Parse one edXML packet into a `pb.Document` or `pb.Status`.
 
@@ -315,7 +331,7 @@ def import_edxml(data: bytes, *, warnings: list[str] | None = None) -> pb.Docume
     WARNING on "node.edxml.parse" — callers that store packets should pass a list and
     keep it with the message. Raises EdxmlError for unsafe, malformed or incomplete packets.
     """
-    warn: Callable[[str], None] = warnings.append if warnings is not None else _log.warning
+    warn: Callable[[str], None] = _capped(warnings.append) if warnings is not None else _log.warning
     parsed = safexml.parse(data, warn)
     r = _Reader(parsed, warn)
     rel = parsed.root

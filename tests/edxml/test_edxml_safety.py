@@ -313,3 +313,48 @@ def test_export_refuses_what_import_would_refuse():
         export_edxml(import_edxml(STATUS), trace=[("", "2024/01/02 03:04:05")])
     with pytest.raises(TypeError):
         export_edxml(pb.Notice())  # type: ignore[arg-type]
+
+
+# ---- size of the work a packet can ask for ---------------------------------------------------
+
+
+def _nested(levels: int, declare: bool) -> bytes:
+    opens = "".join(f'<x{i}:e xmlns:x{i}="urn:{i}">' if declare else "<e>" for i in range(levels))
+    closes = "".join(f"</x{i}:e>" if declare else "</e>" for i in reversed(range(levels)))
+    return f'<edXML xmlns="{NS}"><edXMLEnvelope>{opens}{closes}</edXMLEnvelope></edXML>'.encode()
+
+
+def test_deep_nesting_with_a_namespace_at_every_level_is_refused_in_little_memory():
+    """4,000 levels each declaring a prefix once cost ~220 MiB (the scope copied at every level)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(EdxmlError, match="nested more than 64 deep"):
+            import_edxml(_nested(4000, declare=True))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+def test_namespace_scopes_cost_memory_in_proportion_to_the_declarations():
+    """Within the depth limit, a declaration at every level is kept once, not copied to every descendant."""
+    from node.edxml import safexml
+    parsed = safexml.parse(_nested(60, declare=True), lambda w: None)
+    deepest = list(parsed.root.iter())[-1]
+    assert deepest.scope.get("x0") == ("urn:0", 2) and deepest.scope.get("x59") == ("urn:59", 61)
+    assert all(len(el.scope._own) <= 1 for el in parsed.root.iter())
+
+
+def test_too_many_namespace_declarations_are_refused():
+    decls = " ".join(f'xmlns:p{i}="urn:{i}"' for i in range(1001))
+    with pytest.raises(EdxmlError, match="more than 1000 namespace declarations"):
+        import_edxml(f'<edXML xmlns="{NS}" {decls}/>'.encode())
+
+
+def test_warnings_are_capped():
+    unknown = "".join(f"<Unknown{i}>x</Unknown{i}>" for i in range(500))
+    warnings: list[str] = []
+    with pytest.raises(EdxmlError):
+        import_edxml(f'<edXML xmlns="{NS}"><edXMLEnvelope>{unknown}</edXMLEnvelope></edXML>'.encode(),
+                     warnings=warnings)
+    assert len(warnings) == 51 and warnings[-1] == "more than 50 warnings; the rest are not listed"

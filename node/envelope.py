@@ -152,6 +152,7 @@ def verify(
     max_size: int,
     clock: Clock = SYSTEM,
     check_expiry: bool = True,
+    max_trace: int = MAX_TRACE,
 ) -> Verified:
     """Check an envelope's bytes: size, structure, sender certificate and signature, digest, every trace mark."""
     if len(raw) > max_size:
@@ -182,7 +183,7 @@ def verify(
     _check_times(header, clock)
     if check_expiry and header.expires_ms < clock.now_ms():
         raise Rejected(Reason.EXPIRED, f"expired at {header.expires_ms}")
-    path = [(header.sender, header.created_ms)] + verify_trace(env, trust)
+    path = [(header.sender, header.created_ms)] + verify_trace(env, trust, max_trace)
     return Verified(raw, env, header, sender, path)
 
 
@@ -203,10 +204,11 @@ def _check_times(header: pb.Header, clock: Clock) -> None:
         raise Rejected(Reason.BAD_TIME, f"header.expires_ms {header.expires_ms} is out of range")
 
 
-def verify_trace(env: pb.Envelope, trust: TrustStore) -> list[tuple[str, int]]:
+def verify_trace(env: pb.Envelope, trust: TrustStore, max_trace: int = MAX_TRACE) -> list[tuple[str, int]]:
     """The relays' hop marks, each checked and chained back to the sender's signature."""
-    if len(env.trace) > MAX_TRACE:
-        raise Rejected(Reason.BAD_TRACE, f"trace has {len(env.trace)} entries, limit {MAX_TRACE}")
+    if len(env.trace) > max_trace:
+        raise Rejected(Reason.OVER_LIMIT, f"trace entries: {len(env.trace)}, limit {max_trace}",
+                       metadata={"limit": str(max_trace)})
     header_digest = sha256(env.header)
     prev = sha256(env.signature)
     path = []

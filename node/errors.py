@@ -55,6 +55,8 @@ class Reason(enum.Enum):
     OFF_ROUTE = ("OFF_ROUTE", _C.PERMISSION_DENIED, True, "the envelope's route does not pass from that peer to this node")
     CERT_IN_USE = ("CERT_IN_USE", _C.PERMISSION_DENIED, True,
                    "another certificate is registered for this code; a renewal must be signed by its key")
+    OVER_LIMIT = ("OVER_LIMIT", _C.INVALID_ARGUMENT, True, "a count or length is over this node's limit")
+    RATE_LIMITED = ("RATE_LIMITED", _C.RESOURCE_EXHAUSTED, False, "too many requests from this peer")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

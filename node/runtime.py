@@ -69,6 +69,7 @@ from . import stats
 from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys
+from .limits import Limits
 from .identity.trust import TrustStore
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
@@ -125,8 +126,9 @@ class Node:
                              child_endpoint=self.directory.child_endpoint,
                              hierarchy_of=lambda: self.directory.hierarchy)
         # sending: one way to make an envelope; per-hop senders; the agency's sends on top of both
+        self.limits = Limits()
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
-                                   max_size=s.messages.max_size)
+                                   max_size=s.messages.max_size, limits=self.limits)
         r = s.retry
         self.dispatcher = Dispatcher(
             self.db, self.maker, self.trust, self.router, clock, self.connector.deliver,
@@ -135,11 +137,11 @@ class Node:
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus)
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup)
         # receiving: the documents layer decides what our own mail may say and records it
-        self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock)
+        self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits)
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
-                             queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus)
+                             queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits)
         self.verify_stored = stored_verifier(self.trust, clock)
-        self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored)
+        self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored, self.limits)
         self.health = HealthMonitor(self.db, self.signer, self.trust)
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None
@@ -166,7 +168,7 @@ class Node:
                                        interceptors=[ErrorInterceptor()], options=opts)
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(self.intake, peers), self.peer_server)
-        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(self.directory, peers), self.peer_server)
+        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(self.directory, peers, self.limits), self.peer_server)
         self._add_common(self.peer_server, exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name,
                          registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name)
         if s.tls.insecure_plaintext:

@@ -421,9 +421,13 @@ def test_every_hop_checks_every_mark(relayed, receiver, trust, clock):
 
 def test_a_trace_longer_than_the_limit_is_refused(relayed, receiver, trust, clock):
     env = pb.Envelope.FromString(relayed)
-    for _ in range(envelope.MAX_TRACE):
+    for _ in range(3):
         envelope.add_trace(env, receiver, clock)
-    assert f"limit {envelope.MAX_TRACE}" in bad_trace(env.SerializeToString(), trust, clock)
+    raw = env.SerializeToString()
+    envelope.verify(raw, trust, max_size=MAX, clock=clock, max_trace=4)
+    with pytest.raises(Rejected) as exc:
+        envelope.verify(raw, trust, max_size=MAX, clock=clock, max_trace=3)
+    assert exc.value.reason is Reason.OVER_LIMIT and exc.value.metadata == {"limit": "3"}
 
 
 def test_a_relay_still_verifies_the_mark_of_the_neighbour_handing_over(two_relays, trust, clock):

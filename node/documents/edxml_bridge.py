@@ -19,6 +19,7 @@ from ..edxml import EdxmlError, export_edxml, import_edxml
 from ..errors import Reason, Rejected
 from ..envelope import Verified
 from ..exchange.outgoing import Outgoing, Posted
+from ..limits import Limits
 from ..pb import envelope_pb2 as pb
 from ..store import documents, inbox, progress
 from ..store.database import Database
@@ -36,14 +37,15 @@ class Imported:
 
 class EdxmlBridge:
     def __init__(self, db: Database, outgoing: Outgoing, lifecycle: Lifecycle,
-                 verify_stored: Callable[[bytes], Verified]) -> None:
-        self.db, self.outgoing, self.lifecycle = db, outgoing, lifecycle
+                 verify_stored: Callable[[bytes], Verified], limits: Limits = Limits()) -> None:
+        self.db, self.outgoing, self.lifecycle, self.limits = db, outgoing, lifecycle, limits
         self.verify_stored = verify_stored  # raw envelope bytes -> Verified (re-checked at export)
 
     def import_packet(self, packet: bytes, recipients: list[str]) -> Imported:
         warnings: list[str] = []
         try:
-            msg = import_edxml(packet, warnings=warnings)
+            msg = import_edxml(packet, warnings=warnings, max_warnings=self.limits.import_warnings,
+                               max_depth=self.limits.xml_depth, max_ns_decls=self.limits.xml_namespace_declarations)
         except EdxmlError as e:
             raise Rejected(Reason.MALFORMED, f"edXML: {e}") from None
         if isinstance(msg, pb.Document):

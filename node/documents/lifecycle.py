@@ -20,6 +20,7 @@ from typing import Mapping
 from ..clock import Clock
 from ..envelope import Signer
 from ..errors import Reason, Rejected
+from ..limits import Limits, check_document
 from ..exchange.outgoing import Outgoing, Posted
 from ..pb import envelope_pb2 as pb
 from ..store import documents, inbox, outbox, progress, statuses
@@ -54,8 +55,10 @@ class Lifecycle:
     """The documents layer: intake's LocalMail (node.exchange.protocols) for mail addressed to us, and the
     sender's and recipient's operations on documents for the local API."""
 
-    def __init__(self, db: Database, signer: Signer, name: str, outgoing: Outgoing, clock: Clock) -> None:
+    def __init__(self, db: Database, signer: Signer, name: str, outgoing: Outgoing, clock: Clock,
+                 limits: Limits = Limits()) -> None:
         self.db, self.signer, self.name, self.outgoing, self.clock = db, signer, name, outgoing, clock
+        self.limits = limits
 
     # ---- intake: our own mail ------------------------------------------------------
 
@@ -68,6 +71,7 @@ class Lifecycle:
             if not h.ref_message_id:
                 raise Rejected(Reason.MISSING_FIELD, "a status must refer to a document (header.ref_message_id)")
         elif body == "document":
+            check_document(payload.document, self.limits)
             btype = payload.document.business.business_doc_type
             if btype not in (0, *CHANGE_STATE):
                 raise Rejected(Reason.INVALID_REQUEST, f"business_doc_type must be 0..3, got {btype}")

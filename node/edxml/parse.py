@@ -310,19 +310,21 @@ MAX_WARNINGS = 50
 """Warnings kept per packet: a packet of 100,000 unknown elements must not answer with 100,000 lines."""
 
 
-def _capped(append: Callable[[str], None]) -> Callable[[str], None]:
+def _capped(append: Callable[[str], None], limit: int) -> Callable[[str], None]:
     count = [0]
 
     def warn(text: str) -> None:
         count[0] += 1
-        if count[0] <= MAX_WARNINGS:
+        if count[0] <= limit:
             append(text[:500])
-        elif count[0] == MAX_WARNINGS + 1:
-            append(f"more than {MAX_WARNINGS} warnings; the rest are not listed")
+        elif count[0] == limit + 1:
+            append(f"more than {limit} warnings; the rest are not listed")
     return warn
 
 
-def import_edxml(data: bytes, *, warnings: list[str] | None = None) -> pb.Document | pb.Status:
+def import_edxml(data: bytes, *, warnings: list[str] | None = None, max_warnings: int = MAX_WARNINGS,
+                 max_depth: int = safexml.MAX_DEPTH,
+                 max_ns_decls: int = safexml.MAX_NS_DECLS) -> pb.Document | pb.Status:
     """Parse one edXML packet into a `pb.Document` or `pb.Status`.
 
     The kind is decided by the packet: a MessageHeader with StatusCode is a status.
@@ -331,8 +333,8 @@ def import_edxml(data: bytes, *, warnings: list[str] | None = None) -> pb.Docume
     WARNING on "node.edxml.parse" — callers that store packets should pass a list and
     keep it with the message. Raises EdxmlError for unsafe, malformed or incomplete packets.
     """
-    warn: Callable[[str], None] = _capped(warnings.append) if warnings is not None else _log.warning
-    parsed = safexml.parse(data, warn)
+    warn: Callable[[str], None] = _capped(warnings.append, max_warnings) if warnings is not None else _log.warning
+    parsed = safexml.parse(data, warn, max_depth=max_depth, max_ns_decls=max_ns_decls)
     r = _Reader(parsed, warn)
     rel = parsed.root
     if rel.local != "edXML" or rel.ns not in (NS, None):

@@ -13,6 +13,7 @@ from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
 from ..store import custody
 from ..incidents import log_incident
+from ..limits import Limits, over
 from ..store.database import Database
 from .outgoing import subject_of
 from ..events import EventSink, NoEvents
@@ -25,9 +26,9 @@ log = logging.getLogger(__name__)
 class Intake:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, router: Router, clock: Clock,
                  max_size: int, *, queues: Waker, local_mail: LocalMail = PLAIN_MAIL,
-                 events_: EventSink = NoEvents()) -> None:
+                 events_: EventSink = NoEvents(), limits: Limits = Limits()) -> None:
         self.db, self.signer, self.trust, self.router = db, signer, trust, router
-        self.clock, self.max_size = clock, max_size
+        self.clock, self.max_size, self.limits = clock, max_size, limits
         self.queues, self.local_mail, self.events = queues, local_mail, events_
 
     def receive(self, raws: list[bytes], peer: str | None) -> list[pb.Receipt | Rejected]:
@@ -40,6 +41,8 @@ class Intake:
         (NOT_A_NEIGHBOUR) before anything is read."""
         if peer is not None and not self.router.is_neighbour(peer):
             raise Rejected(Reason.NOT_A_NEIGHBOUR, f"{peer} is not a parent, child or configured peer of this node")
+        if len(raws) > self.limits.envelopes_per_batch:
+            raise over("envelopes in one batch", len(raws), self.limits.envelopes_per_batch, "envelopes")
         results: list[pb.Receipt | Rejected | None] = [None] * len(raws)
         accepted: list[tuple[int, custody.Incoming]] = []
         refused: list[tuple[str, Rejected]] = []
@@ -82,7 +85,8 @@ class Intake:
         return results  # type: ignore[return-value]
 
     def _check(self, raw: bytes, peer: str | None) -> custody.Incoming:
-        v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock)
+        v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock,
+                           max_trace=self.limits.trace_length)
         h = v.header
         if peer is not None and v.path[-1][0] != peer:
             raise Rejected(Reason.PEER_MISMATCH, f"connection is from {peer}, last trace entry is {v.path[-1][0]}")

@@ -20,6 +20,7 @@ from ..clock import Clock
 from ..codes import is_identifier
 from ..envelope import Signer
 from ..errors import Reason, Rejected, naming
+from ..limits import Limits, check_document, over
 from ..pb import envelope_pb2 as pb
 from ..store import documents, inbox, outbox
 from ..store.database import Database, Transaction
@@ -55,9 +56,10 @@ class Posted:
 
 
 class EnvelopeMaker:
-    def __init__(self, signer: Signer, router: Router, clock: Clock, *, lifetime_s: float, max_size: int) -> None:
+    def __init__(self, signer: Signer, router: Router, clock: Clock, *, lifetime_s: float, max_size: int,
+                 limits: Limits = Limits()) -> None:
         self.signer, self.router, self.clock = signer, router, clock
-        self.lifetime_s, self.max_size = lifetime_s, max_size
+        self.lifetime_s, self.max_size, self.limits = lifetime_s, max_size, limits
 
     @property
     def code(self) -> str:
@@ -67,6 +69,8 @@ class EnvelopeMaker:
         """What a client may ask for: real, distinct agency codes other than ours; priority and lifetime in range."""
         if not recipients:
             raise Rejected(Reason.INVALID_REQUEST, "at least one recipient is needed", field="recipients")
+        if len(recipients) > self.limits.recipients_per_send:
+            raise over("recipients", len(recipients), self.limits.recipients_per_send, "recipients")
         if len(set(recipients)) != len(recipients):
             raise Rejected(Reason.INVALID_REQUEST, "a recipient is listed twice", field="recipients")
         if not 0 <= priority <= 4:
@@ -150,6 +154,8 @@ class Outgoing:
     def _prepare(self, payload, recipients, priority, lifetime_s, ref_message_id) -> list[Sealed]:
         """Checked, routed and sealed: everything that may refuse happens before the transaction."""
         self.maker.check(recipients, priority, lifetime_s)
+        if payload.WhichOneof("body") == "document":
+            check_document(payload.document, self.maker.limits)
         routes = [(r, self._route(r, lookup=True)) for r in recipients]
         return [self._seal(payload, r, route, priority, lifetime_s,
                            ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping) else ref_message_id)

@@ -37,6 +37,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOT_A_NEIGHBOUR: _ClassVar[Reason]
     OFF_ROUTE: _ClassVar[Reason]
     CERT_IN_USE: _ClassVar[Reason]
+    OVER_LIMIT: _ClassVar[Reason]
+    RATE_LIMITED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -68,3 +70,5 @@ BAD_TIME: Reason
 NOT_A_NEIGHBOUR: Reason
 OFF_ROUTE: Reason
 CERT_IN_USE: Reason
+OVER_LIMIT: Reason
+RATE_LIMITED: Reason

@@ -184,6 +184,9 @@ class Directory:
             reachable=self.clock.now_ms() - child.last_seen_ms <= self.stale_after_ms,
             last_seen_ms=child.last_seen_ms)
 
+    def is_child(self, code: str) -> bool:
+        return code in self._endpoints
+
     def child_endpoint(self, code: str) -> str | None:
         return self._endpoints.get(code)  # kept current by register(); read on every routed envelope
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import grpc
 
+from ..codes import is_identifier
+from ..errors import Reason, Rejected
 from ..exchange.service import PeerIdentity
+from ..limits import Limits, RateLimiter
 from ..pb import registry_pb2 as rpb
 from ..pb import registry_pb2_grpc as rgrpc
 from .directory import Directory
 
 
 class RegistryService(rgrpc.RegistryServicer):
-    def __init__(self, directory: Directory, peers: PeerIdentity) -> None:
+    def __init__(self, directory: Directory, peers: PeerIdentity, limits: Limits = Limits()) -> None:
         self.directory = directory
         self.peers = peers
+        self.lookups = RateLimiter(limits.lookups_per_second, limits.lookup_burst)  # per asking peer
 
     def Register(self, request: rpb.SignedRecord, context: grpc.ServicerContext) -> rpb.RegisterResponse:
         return rpb.RegisterResponse(heartbeat_ms=self.directory.register(request, self.peers.of(context)))
@@ -25,9 +29,20 @@ class RegistryService(rgrpc.RegistryServicer):
         return rpb.HeartbeatResponse()
 
     def Lookup(self, request: rpb.LookupRequest, context: grpc.ServicerContext) -> rpb.LookupResponse:
-        self.peers.of(context)
-        return rpb.LookupResponse(entry=self.directory.lookup(request.code, request.from_below))
+        from_below = self._asker(context, request.code, request.from_below)
+        return rpb.LookupResponse(entry=self.directory.lookup(request.code, from_below))
 
     def Children(self, request: rpb.ChildrenRequest, context: grpc.ServicerContext) -> rpb.ChildrenResponse:
-        self.peers.of(context)
-        return rpb.ChildrenResponse(entries=self.directory.children(request.code, request.recursive, request.from_below))
+        from_below = self._asker(context, request.code, request.from_below)
+        return rpb.ChildrenResponse(entries=self.directory.children(request.code, request.recursive, from_below))
+
+    def _asker(self, context: grpc.ServicerContext, code: str, from_below: bool) -> bool:
+        """Check who asks and how often; return whether we may pass the question up for them.
+
+        Only a registered child's question travels up (a lookup climbs from below): anyone
+        else's `from_below` is ignored, so no node can make us query the tree on its behalf."""
+        peer = self.peers.of(context)
+        self.lookups.check(peer or "plain-text peer", "registry lookups")
+        if not is_identifier(code):
+            raise Rejected(Reason.INVALID_REQUEST, f"{code[:40]!r} is not an agency code", field="code")
+        return from_below and (peer is None or self.directory.is_child(peer))

@@ -1,0 +1,86 @@
+"""Limits on what a peer or a client controls: each refusal names the limit, and nothing is done."""
+from __future__ import annotations
+
+import pytest
+
+from node.errors import Reason, Rejected
+from node.exchange.intake import Intake
+from node.exchange.outgoing import EnvelopeMaker, Outgoing
+from node.exchange.routing import Router
+from node.limits import Limits, RateLimiter
+from node.pb import envelope_pb2 as pb
+from node.store import outbox
+from node.store.database import Database
+
+A, B = "000.00.01.H53", "000.00.02.H53"
+SMALL = Limits(recipients_per_send=3, attachments_per_document=2, attachment_name_length=10, envelopes_per_batch=4)
+
+
+class Nobody:
+    def wake(self, hop: str) -> None:
+        pass
+
+    def refuse(self, *a) -> None:
+        raise AssertionError("nothing may be refused here")
+
+
+@pytest.fixture
+def db(tmp_path):
+    d = Database(tmp_path / "a.sqlite3")
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def outgoing(db, pki, clock):
+    router = Router(A, {f"000.00.{n:02d}.H53": "127.0.0.1:1" for n in range(2, 12)})
+    maker = EnvelopeMaker(pki.signer(A), router, clock, lifetime_s=60, max_size=1 << 20, limits=SMALL)
+    return Outgoing(db, maker, Nobody(), Nobody())
+
+
+def refusal(call, *args, **kw) -> Rejected:
+    with pytest.raises(Rejected) as e:
+        call(*args, **kw)
+    return e.value
+
+
+def test_too_many_recipients_are_refused_before_any_lookup_and_nothing_is_queued(outgoing, db):
+    asked = []
+    outgoing.lookup = asked.append
+    recipients = [f"000.00.{n:02d}.H53" for n in range(2, 6)]
+    r = refusal(outgoing.post, pb.Payload(document=pb.Document(subject="x")), recipients)
+    assert (r.reason, r.field, r.metadata) == (Reason.OVER_LIMIT, "recipients", {"limit": "3"})
+    assert asked == [] and outbox.counts(db) == {}
+
+
+@pytest.mark.parametrize("doc, field", [
+    (pb.Document(subject="x", attachments=[pb.Attachment(name=f"{i}.pdf") for i in range(3)]), "document.attachments"),
+    (pb.Document(subject="x", attachments=[pb.Attachment(name="a" * 11)]), "document.attachments[0].name"),
+])
+def test_attachments_over_the_limit_are_refused(outgoing, db, doc, field):
+    r = refusal(outgoing.post, pb.Payload(document=doc), [B])
+    assert (r.reason, r.field) == (Reason.OVER_LIMIT, field)
+    assert outbox.counts(db) == {}
+
+
+def test_a_batch_over_the_limit_is_refused_whole_before_anything_is_read(tmp_path, pki, clock):
+    d = Database(tmp_path / "b.sqlite3")
+    try:
+        intake = Intake(d, pki.signer(B), pki.trust(clock), Router(B, {A: "127.0.0.1:1"}), clock, 1 << 20,
+                        queues=Nobody(), limits=SMALL)
+        r = refusal(intake.receive, [b"not even an envelope"] * 5, A)
+        assert (r.reason, r.metadata) == (Reason.OVER_LIMIT, {"limit": "4"})
+        assert len(intake.receive([b"junk"] * 4, A)) == 4  # at the limit: each one gets its own outcome
+    finally:
+        d.close()
+
+
+def test_lookups_are_rate_limited_per_peer():
+    now = [0.0]
+    limiter = RateLimiter(rate=2, burst=3, now=lambda: now[0])
+    assert [limiter.take("x") for _ in range(4)] == [True, True, True, False]
+    assert limiter.take("y")           # another peer has its own bucket
+    now[0] += 0.5                      # one token back after half a second at 2/s
+    assert [limiter.take("x") for _ in range(2)] == [True, False]
+    r = refusal(limiter.check, "x", "registry lookups")
+    assert r.reason is Reason.RATE_LIMITED and not r.reason.permanent

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 
 from . import cli_stats
 from .config import ConfigError, load_config
+from .envelope import is_message_id
 from .pb import envelope_pb2 as pb
 
 KIND_NAMES = {pb.DOCUMENT: "document", pb.STATUS: "status", pb.NOTICE: "notice"}
@@ -122,25 +123,36 @@ def cmd_fetch(args) -> int:
         for i, a in enumerate(d.attachments):
             print(f"attached  {a.name} ({a.content_type}, {len(a.data)} bytes)")
             if args.save_dir:
-                out = Path(args.save_dir) / safe_file_name(a.name, i, used)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(a.data)
+                directory = Path(args.save_dir)
+                directory.mkdir(parents=True, exist_ok=True)
+                out = directory / safe_file_name(a.name, i, used, directory)
+                with open(out, "xb") as f:  # never overwrite, even if a file appeared meanwhile
+                    f.write(a.data)
                 print(f"saved     {out}")
     else:
         print(json_format.MessageToJson(r.payload, ensure_ascii=False))
     return 0
 
 
-def safe_file_name(name: str, index: int, used: set[str]) -> str:
-    """A sender chooses attachment names: keep only a plain base name, never a path, and never overwrite."""
-    base = Path(name.replace("\\", "/")).name
-    if base in ("", ".", ".."):
+MAX_FILE_NAME = 120
+
+
+def safe_file_name(name: str, index: int, used: set[str], directory: Path | None = None) -> str:
+    """A sender chooses attachment names: keep a plain base name (no path, separator, NUL or
+    control character, no leading dot), at most MAX_FILE_NAME characters with its extension
+    kept, and never one already used in this run or present in `directory` (nothing is overwritten)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*').strip().lstrip(".")
+    if not base:
         base = f"attachment-{index + 1}"
-    candidate, n = base, 1
-    while candidate in used:
+    stem, dot, ext = base.rpartition(".") if "." in base else (base, "", "")
+    if len(ext) > 16:
+        stem, dot, ext = base, "", ""
+    stem = stem[:MAX_FILE_NAME - len(dot) - len(ext)]
+    candidate, n = f"{stem}{dot}{ext}", 1
+    while candidate in used or (directory is not None and (directory / candidate).exists()):
         n += 1
-        stem, dot, ext = base.partition(".")
-        candidate = f"{stem}-{n}{dot}{ext}"
+        candidate = f"{stem[:MAX_FILE_NAME - len(dot) - len(ext) - 8]}-{n}{dot}{ext}"
     used.add(candidate)
     return candidate
 
@@ -243,8 +255,10 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if not is_message_id(args.message_id):
+        raise SystemExit(f"lienthong export: {args.message_id!r} is not a message id")
     resp = _client(args).export_edxml(args.message_id)
-    out = Path(args.out) if args.out else Path(resp.file_name)
+    out = Path(args.out) if args.out else Path(safe_file_name(resp.file_name, 0, set(), Path(".")))
     out.write_bytes(resp.packet)
     print(f"wrote {out} ({len(resp.packet)} bytes)")
     return 0

@@ -15,6 +15,7 @@ last one). A trace is at most MAX_TRACE entries long, so the cost stays bounded.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,14 @@ class Signer:
 
 
 KIND_OF_PAYLOAD = {"document": pb.DOCUMENT, "status": pb.STATUS, "notice": pb.NOTICE}
+
+
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def is_message_id(value: str) -> bool:
+    """Message ids name files (export, saved attachments) and rows: no separators, dots or controls."""
+    return isinstance(value, str) and _MESSAGE_ID.fullmatch(value) is not None
 
 
 def new_message_id() -> str:
@@ -169,6 +178,11 @@ def verify(
             raise Rejected(Reason.MISSING_FIELD, f"header.{name} is missing", field=f"header.{name}")
     if header.priority > 4:
         raise Rejected(Reason.INVALID_REQUEST, "header.priority must be 0..4", field="header.priority")
+    for name in ("message_id", "ref_message_id"):
+        value = getattr(header, name)
+        if value and not is_message_id(value):
+            raise Rejected(Reason.MALFORMED, f"header.{name} is not a message id (1-128 of A-Z a-z 0-9 _ -)",
+                           field=f"header.{name}")
     if not env.signature:
         raise Rejected(Reason.BAD_SIGNATURE, "envelope is not signed")
     if not env.sender_cert:

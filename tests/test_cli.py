@@ -238,3 +238,39 @@ def test_fetch_save_dir_survives_hostile_attachment_names(capsys, running, tmp_p
     assert "Traceback" not in err
     assert status in (0, 1)
     assert [p.name for p in (tmp_path / "outer").iterdir()] == ["save"]  # nothing written outside --save-dir
+
+
+# ---- file names a sender chooses ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name, expected", [
+    ("../../etc/passwd", "passwd"),
+    ("..\\..\\boot.ini", "boot.ini"),
+    ("bad\x00name.pdf", "badname.pdf"),
+    ("line\nbreak\x1b[31m.pdf", "linebreak[31m.pdf"),
+    ("..", "attachment-1"),
+    (".bashrc", "bashrc"),
+    ("a" * 500 + ".pdf", "a" * 116 + ".pdf"),
+])
+def test_attachment_names_are_made_safe(name, expected):
+    from node.cli import safe_file_name
+    assert safe_file_name(name, 0, set()) == expected
+
+
+def test_a_second_file_of_the_same_name_does_not_overwrite_the_first(tmp_path):
+    from node.cli import safe_file_name
+    (tmp_path / "scan.pdf").write_bytes(b"already here")
+    used: set[str] = set()
+    first = safe_file_name("scan.pdf", 0, used, tmp_path)
+    second = safe_file_name("scan.pdf", 1, used, tmp_path)
+    assert len({first, second, "scan.pdf"}) == 3 and first.endswith(".pdf") and second.endswith(".pdf")
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", ".hidden", "", "x" * 129, "id\x00"])
+def test_a_message_id_that_could_name_a_path_is_refused_in_an_envelope(bad, pki, clock):
+    from node import envelope
+    from node.errors import Reason, Rejected
+    with pytest.raises(Rejected) as e:
+        _, raw = envelope.seal(pki.signer("000.00.01.H53"), "000.00.02.H53", pb.Payload(document=pb.Document(subject="x")),
+                               clock=clock, lifetime_s=60, message_id=bad or "-")
+        envelope.verify(raw, pki.trust(clock), max_size=1 << 20, clock=clock)
+    assert e.value.reason is Reason.MALFORMED and e.value.field == "header.message_id"

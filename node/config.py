@@ -1,12 +1,15 @@
 """Node configuration: one YAML file -> typed, frozen ``Settings``.
 
 Why this shape: a node must refuse to start on a bad config, and the operator
-must be told *which key* is wrong and *what it should be*. So every setting is
-declared once, as a dataclass field carrying a "kind" (parser + dumper +
-expectation text) in its metadata; one generic walker (``_parse_section``)
-does unknown-key, required-key and type checking for every section, and
-``dump_config`` is its inverse. Adding a section = adding a dataclass whose
-fields use ``_setting(...)`` and referencing it from ``Settings``.
+must be told *which key* is wrong and *what it should be*. The schema is
+declared once, as frozen pydantic dataclasses whose fields use the ``Annotated``
+types below (host:port, durations, sizes, paths, agency codes); pydantic does
+the unknown-key, required-key and type checking and the dumping, and
+``_config_error`` turns its errors into the one ``ConfigError`` to fix first.
+
+Pydantic *dataclasses* rather than ``BaseModel``: ``Settings`` stays a real
+frozen dataclass, so assigning raises ``AttributeError``, ``dataclasses.replace``
+works (and re-validates) and ``source`` stays out of equality and hashing.
 
 Conventions (documented in docs/config.md):
 - A key set to ``null`` counts as absent (its default applies; error if required).
@@ -19,36 +22,28 @@ Conventions (documented in docs/config.md):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import json
 import math
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn, get_args, get_origin
 
 import yaml
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PlainSerializer, TypeAdapter
+from pydantic import ValidationError, ValidationInfo, model_serializer, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import ArgsKwargs, PydanticCustomError
 
 __all__ = [
-    "ConfigError",
-    "Settings",
-    "NodeSettings",
-    "TlsSettings",
-    "ApiSettings",
-    "Peer",
-    "RetrySettings",
-    "MessageSettings",
-    "FrozenMap",
-    "load_config",
-    "parse_config",
-    "dump_config",
-    "schema_keys",
-    "KeyInfo",
-    "is_agency_code",
-    "LOG_LEVELS",
+    "ConfigError", "Settings", "NodeSettings", "TlsSettings", "ApiSettings", "Peer", "RetrySettings",
+    "MessageSettings", "RegistrySettings", "FrozenMap", "load_config", "parse_config", "dump_config",
+    "schema_keys", "KeyInfo", "is_agency_code", "LOG_LEVELS",
 ]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -65,14 +60,8 @@ class ConfigError(Exception):
     file name when known and ``line`` the 1-based line for YAML syntax errors.
     """
 
-    def __init__(
-        self,
-        message: str,
-        path: str = "",
-        expected: str = "",
-        file: str | None = None,
-        line: int | None = None,
-    ) -> None:
+    def __init__(self, message: str, path: str = "", expected: str = "", file: str | None = None,
+                 line: int | None = None) -> None:
         # All args go to Exception so the error pickles/copies intact.
         super().__init__(message, path, expected, file, line)
         self.message = message
@@ -109,51 +98,17 @@ def _show(value: Any) -> str:
     return f"{type(value).__name__} {value}"
 
 
-class _At:
-    """Where in the document we are: key path + resolution context."""
+def _fail(expected: str, got: Any, hint: str = "", *, key: tuple = (), message: str = "") -> NoReturn:
+    """Reject a value from inside a validator; ``_config_error`` makes it a ConfigError.
 
-    __slots__ = ("path", "base_dir", "source")
-
-    def __init__(self, path: str, base_dir: Path, source: str | None) -> None:
-        self.path = path
-        self.base_dir = base_dir
-        self.source = source
-
-    def key(self, name: str) -> _At:
-        return _At(f"{self.path}.{name}" if self.path else name, self.base_dir, self.source)
-
-    def index(self, i: int) -> _At:
-        return _At(f"{self.path}[{i}]", self.base_dir, self.source)
-
-    def entry(self, k: Any) -> _At:
-        # Map keys may contain dots (agency codes), so quote them.
-        return _At(f"{self.path}[{_show(k)}]", self.base_dir, self.source)
-
-    def error(self, message: str, expected: str = "") -> NoReturn:
-        raise ConfigError(message, self.path, expected, self.source)
-
-    def fail(self, expected: str, got: Any, hint: str = "") -> NoReturn:
-        msg = f"expected {expected}, got {_show(got)}"
-        self.error(f"{msg} ({hint})" if hint else msg, expected)
-
-    def resolve(self, value: str | os.PathLike) -> Path:
-        p = Path(value).expanduser()
-        return Path(os.path.abspath(self.base_dir / p))
+    ``key``: a sub-path below where the validator runs (a model rule blaming
+    one of its keys); ``{at}`` in ``expected``/``message`` becomes that place.
+    """
+    message = message or f"expected {expected}, got {_show(got)}" + (f" ({hint})" if hint else "")
+    raise PydanticCustomError("config", "{message}", {"message": message, "expected": expected, "key": key})
 
 
-# --------------------------------------------------------------------------- kinds
-# A kind turns a raw YAML value into a typed value (or raises via ``at``) and
-# back. ``expected`` is the text used for "required" errors and docs.
-
-
-class _Kind:
-    expected = "a value"
-
-    def parse(self, value: Any, at: _At) -> Any:
-        raise NotImplementedError
-
-    def dump(self, value: Any) -> Any:
-        return value
+# --------------------------------------------------------------------------- leaf types
 
 
 def _is_number(v: Any) -> bool:
@@ -164,16 +119,11 @@ def _fmt_num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)
 
 
-class _Str(_Kind):
-    expected = "a non-empty string"
-
-    def parse(self, value, at):
-        if not isinstance(value, str) or not value.strip():
-            at.fail(self.expected, value)
-        return value
-
+Text = Annotated[str, Field(strict=True, pattern=r"\S", description="a non-empty string")]
+Bool = Annotated[bool, Field(strict=True, description="true or false")]
 
 _CODE_RE = re.compile(r"[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*")
+_CODE = 'an agency code like "000.00.01.H53" (1-35 characters of 0-9, A-Z, a-z, ".", no empty dot groups)'
 
 
 def is_agency_code(code: str) -> bool:
@@ -183,93 +133,52 @@ def is_agency_code(code: str) -> bool:
     return isinstance(code, str) and 1 <= len(code) <= 35 and _CODE_RE.fullmatch(code) is not None
 
 
-class _Code(_Kind):
-    expected = 'an agency code like "000.00.01.H53" (1-35 characters of 0-9, A-Z, a-z, ".", no empty dot groups)'
+def _code(v: Any) -> str:
+    if not is_agency_code(v):
+        _fail(_CODE, v)
+    return v
 
-    def parse(self, value, at):
-        if not is_agency_code(value):
-            at.fail(self.expected, value)
-        return value
 
+AgencyCode = Annotated[str, BeforeValidator(_code), Field(description=_CODE)]
 
 _HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME_RE = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
+_HOST_PORT_RE = re.compile(r"\[([^\]]*)\]:([0-9]+)|([^:\[\]]*):([0-9]+)")
 
 
-class _HostPort(_Kind):
+def _host_port(v: Any) -> str:
     """"host:port" where host is IPv4, a hostname or [IPv6]; port 0..65535 (0 = any free port)."""
-
-    expected = "host:port"
-
-    def parse(self, value, at):
-        if not isinstance(value, str):
-            at.fail(self.expected, value)
-        m = re.fullmatch(r"\[([^\]]*)\]:([0-9]+)|([^:\[\]]*):([0-9]+)", value)
-        if not m:
-            at.fail(self.expected, value)
-        host, port = (m.group(1), m.group(2)) if m.group(2) is not None else (m.group(3), m.group(4))
-        if not host:
-            at.fail(self.expected, value, "empty host")
-        if m.group(1) is not None:
-            try:
-                ipaddress.IPv6Address(host)
-            except ValueError:
-                at.fail(self.expected, value, f"bad IPv6 address {host!r}")
-        elif re.fullmatch(r"[0-9.]+", host):
-            try:
-                ipaddress.IPv4Address(host)
-            except ValueError:
-                at.fail(self.expected, value, f"bad IPv4 address {host!r}")
-        elif len(host) > 253 or not _HOSTNAME_RE.fullmatch(host):
-            at.fail(self.expected, value, f"bad host {host!r}")
-        if int(port) > 65535:
-            at.fail(self.expected, value, "port must be 0..65535")
-        return value
+    m = _HOST_PORT_RE.fullmatch(v) if isinstance(v, str) else None
+    if not m:
+        _fail("host:port", v)
+    bracketed = m.group(1) is not None
+    host, port = m.group(1, 2) if bracketed else m.group(3, 4)
+    if not host:
+        _fail("host:port", v, "empty host")
+    if bracketed or re.fullmatch(r"[0-9.]+", host):
+        ip = ipaddress.IPv6Address if bracketed else ipaddress.IPv4Address
+        try:
+            ip(host)
+        except ValueError:
+            _fail("host:port", v, f"bad {ip.__name__[:4]} address {host!r}")
+    elif len(host) > 253 or not _HOSTNAME_RE.fullmatch(host):
+        _fail("host:port", v, f"bad host {host!r}")
+    if int(port) > 65535:
+        _fail("host:port", v, "port must be 0..65535")
+    return v
 
 
-class _Bool(_Kind):
-    expected = "true or false"
-
-    def parse(self, value, at):
-        if not isinstance(value, bool):
-            at.fail(self.expected, value)
-        return value
+HostPort = Annotated[str, BeforeValidator(_host_port), Field(description="host:port")]
 
 
-class _Int(_Kind):
-    def __init__(self, lo: int, hi: int) -> None:
-        self.lo, self.hi = lo, hi
-        self.expected = f"an integer {lo}..{hi}"
-
-    def parse(self, value, at):
-        if not isinstance(value, int) or isinstance(value, bool):
-            at.fail("an integer", value)
-        if not self.lo <= value <= self.hi:
-            at.fail(self.expected, value)
-        return value
-
-
-class _Number(_Kind):
-    """Any finite int/float, stored as float. ``min`` inclusive, ``gt`` exclusive."""
-
-    def __init__(self, *, min: float | None = None, gt: float | None = None) -> None:
-        self.min, self.gt = min, gt
-        self.expected = (
-            f"a number >= {_fmt_num(min)}" if min is not None
-            else f"a number > {_fmt_num(gt)}" if gt is not None
-            else "a number"
-        )
-
-    def parse(self, value, at):
-        if not _is_number(value) or not math.isfinite(value):
-            at.fail("a number", value)
-        if (self.min is not None and value < self.min) or (self.gt is not None and value <= self.gt):
-            at.fail(self.expected, value)
-        return float(value)
-
+# Plain numbers: pydantic's own checks; _config_error words its type errors.
+BatchSize = Annotated[int, Field(strict=True, ge=1, le=1000, description="an integer 1..1000")]
+Multiplier = Annotated[float, Field(strict=True, ge=1, allow_inf_nan=False, description="a number >= 1")]
+Factor = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False, description="a number > 0")]
 
 _DURATION_UNITS = {"d": Decimal(86400), "h": Decimal(3600), "m": Decimal(60), "s": Decimal(1), "ms": Decimal("0.001")}
 _DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h|d)")
+_DURATION = 'a duration such as "250ms", "1.5s", "10m", "7d" or a number of seconds'
 
 
 def _duration_from_text(text: str) -> float | None:
@@ -279,170 +188,130 @@ def _duration_from_text(text: str) -> float | None:
     return float(Decimal(m.group(1)) * _DURATION_UNITS[m.group(2)])
 
 
-class _Duration(_Kind):
+def _duration_text(value: float) -> str | float:
+    """Readable text ("10m", "250ms", "1.5s") when it parses back exactly; else plain seconds."""
+    exact = Decimal(repr(float(value)))
+    whole = [u for u in ("d", "h", "m", "s") if exact and exact % _DURATION_UNITS[u] == 0]
+    candidates = [f"{int(exact / _DURATION_UNITS[u])}{u}" for u in whole[:1]] if exact else ["0s"]
+    if 0 < exact < 1 and exact % _DURATION_UNITS["ms"] == 0:
+        candidates.append(f"{int(exact * 1000)}ms")
+    candidates.append(f"{exact}s")
+    for text in candidates:
+        if _duration_from_text(text) == value:
+            return text
+    return float(value)
+
+
+def _duration(*, positive: bool) -> Any:
     """Seconds as a number, or "<number><unit>" with unit ms/s/m/h/d; stored as float seconds."""
 
-    TYPE = 'a duration such as "250ms", "1.5s", "10m", "7d" or a number of seconds'
-
-    def __init__(self, *, positive: bool = False) -> None:
-        self.positive = positive
-        self.expected = self.TYPE + (" (> 0)" if positive else "")
-
-    def parse(self, value, at):
-        if _is_number(value) and math.isfinite(value):
-            seconds = float(value)
-        elif isinstance(value, str) and (parsed := _duration_from_text(value)) is not None:
-            seconds = parsed
-        else:
-            at.fail(self.TYPE, value)
-        if seconds < 0 or (self.positive and seconds == 0):
-            at.fail("a duration > 0" if self.positive else "a duration >= 0", value)
+    def check(v: Any) -> float:
+        if _is_number(v) and math.isfinite(v):
+            seconds = float(v)
+        elif (seconds := _duration_from_text(v) if isinstance(v, str) else None) is None:
+            _fail(_DURATION, v)
+        if seconds < 0 or (positive and seconds == 0):
+            _fail("a duration > 0" if positive else "a duration >= 0", v)
         return seconds
 
-    def dump(self, value):
-        # Readable text ("10m", "250ms", "1.5s") when it parses back exactly; else plain seconds.
-        exact = Decimal(repr(float(value)))
-        whole = [u for u in ("d", "h", "m", "s") if exact and exact % _DURATION_UNITS[u] == 0]
-        candidates = [f"{int(exact / _DURATION_UNITS[u])}{u}" for u in whole[:1]] if exact else ["0s"]
-        if 0 < exact < 1 and exact % _DURATION_UNITS["ms"] == 0:
-            candidates.append(f"{int(exact * 1000)}ms")
-        candidates.append(f"{exact}s")
-        for text in candidates:
-            if _duration_from_text(text) == value:
-                return text
-        return float(value)
+    expected = _DURATION + (" (> 0)" if positive else "")
+    return Annotated[float, BeforeValidator(check), PlainSerializer(_duration_text), Field(description=expected)]
 
+
+Duration = _duration(positive=False)
+PositiveDuration = _duration(positive=True)
 
 _SIZE_UNITS = {"GiB": 1 << 30, "GB": 10**9, "MiB": 1 << 20, "MB": 10**6, "KiB": 1 << 10, "KB": 10**3, "B": 1}
 _SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(B|KB|KiB|MB|MiB|GB|GiB)")
+_SIZE = 'a size such as "512KiB", "16MiB", "1GB" or a number of bytes'
 
 
-class _Size(_Kind):
-    """Bytes as an int, or "<number><unit>" (B, KB=1000, KiB=1024, MB, MiB, GB, GiB); stored as int bytes."""
-
-    TYPE = 'a size such as "512KiB", "16MiB", "1GB" or a number of bytes'
-
-    def __init__(self, *, positive: bool = False) -> None:
-        self.positive = positive
-        self.expected = self.TYPE + (" (> 0)" if positive else "")
-
-    def parse(self, value, at):
-        size: int | None = None
-        if isinstance(value, int) and not isinstance(value, bool):
-            size = value
-        elif isinstance(value, str) and (m := _SIZE_RE.fullmatch(value.strip())):
-            try:
-                exact = Decimal(m.group(1)) * _SIZE_UNITS[m.group(2)]
-            except InvalidOperation:  # pragma: no cover - regex guarantees digits
-                exact = Decimal("NaN")
-            if exact == exact.to_integral_value():
-                size = int(exact)
-            else:
-                at.fail(self.TYPE, value, "not a whole number of bytes")
-        if size is None:
-            at.fail(self.TYPE, value)
-        if size < 0 or (self.positive and size == 0):
-            at.fail("a size > 0" if self.positive else "a size >= 0", value)
-        return size
-
-    def dump(self, value):
-        for unit, factor in _SIZE_UNITS.items():
-            if value and factor > 1 and value % factor == 0:
-                return f"{value // factor}{unit}"
-        return value
+def _size(v: Any) -> int:
+    """Bytes as an int, or "<number><unit>" (B, KB=1000, KiB=1024, MB, MiB, GB, GiB); > 0."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        size = v
+    elif isinstance(v, str) and (m := _SIZE_RE.fullmatch(v.strip())):
+        exact = Decimal(m.group(1)) * _SIZE_UNITS[m.group(2)]
+        if exact != exact.to_integral_value():
+            _fail(_SIZE, v, "not a whole number of bytes")
+        size = int(exact)
+    else:
+        _fail(_SIZE, v)
+    if size <= 0:
+        _fail("a size > 0", v)
+    return size
 
 
-class _Choice(_Kind):
-    """One of fixed words; matched case-insensitively and stored upper-case."""
-
-    def __init__(self, choices: tuple[str, ...]) -> None:
-        self.choices = choices
-        self.expected = "one of " + ", ".join(choices)
-
-    def parse(self, value, at):
-        if not isinstance(value, str) or value.upper() not in self.choices:
-            at.fail(self.expected, value)
-        return value.upper()
+def _size_text(value: int) -> str | int:
+    for unit, factor in _SIZE_UNITS.items():
+        if value and factor > 1 and value % factor == 0:
+            return f"{value // factor}{unit}"
+    return value
 
 
-class _FilePath(_Kind):
+PositiveSize = Annotated[int, BeforeValidator(_size), PlainSerializer(_size_text), Field(description=_SIZE + " (> 0)")]
+
+
+def _level(v: Any) -> str:
+    """One of LOG_LEVELS, matched case-insensitively and stored upper-case."""
+    if not isinstance(v, str) or v.upper() not in LOG_LEVELS:
+        _fail("one of " + ", ".join(LOG_LEVELS), v)
+    return v.upper()
+
+
+LogLevel = Annotated[str, BeforeValidator(_level), Field(description="one of " + ", ".join(LOG_LEVELS))]
+
+
+def _resolve(value: str | os.PathLike, info: ValidationInfo) -> Path:
+    """Relative to the config file's directory (``base_dir`` in the validation context)."""
+    base = (info.context or {}).get("base_dir") or os.getcwd()
+    return Path(os.path.abspath(Path(base) / Path(value).expanduser()))
+
+
+def _file(v: Any, info: ValidationInfo) -> Path:
     """A file that must exist now (keys, certificates, token files): failing
     at start-up beats failing on the first TLS handshake."""
-
-    expected = "an existing file"
-
-    def parse(self, value, at):
-        if not isinstance(value, (str, os.PathLike)) or not str(value):
-            at.fail("a file path", value)
-        p = at.resolve(value)
-        if not p.exists():
-            at.fail(self.expected, str(value), f"not found: {p}")
-        if not p.is_file():
-            at.fail(self.expected, str(value), f"not a regular file: {p}")
-        if not os.access(p, os.R_OK):
-            at.fail("a readable file", str(value), f"permission denied: {p}")
-        return p
-
-    def dump(self, value):
-        return str(value)
+    if not isinstance(v, (str, os.PathLike)) or not str(v):
+        _fail("a file path", v)
+    p = _resolve(v, info)
+    if not p.exists():
+        _fail("an existing file", str(v), f"not found: {p}")
+    if not p.is_file():
+        _fail("an existing file", str(v), f"not a regular file: {p}")
+    if not os.access(p, os.R_OK):
+        _fail("a readable file", str(v), f"permission denied: {p}")
+    return p
 
 
-class _DirPath(_Kind):
+def _dir(v: Any, info: ValidationInfo) -> Path:
     """A directory path; need not exist yet (the node creates it), but must not be a file."""
-
-    expected = "a directory path"
-
-    def parse(self, value, at):
-        if not isinstance(value, (str, os.PathLike)) or not str(value):
-            at.fail(self.expected, value)
-        p = at.resolve(value)
-        if p.exists() and not p.is_dir():
-            at.fail(self.expected, str(value), f"exists and is not a directory: {p}")
-        return p
-
-    def dump(self, value):
-        return str(value)
+    if not isinstance(v, (str, os.PathLike)) or not str(v):
+        _fail("a directory path", v)
+    p = _resolve(v, info)
+    if p.exists() and not p.is_dir():
+        _fail("a directory path", str(v), f"exists and is not a directory: {p}")
+    return p
 
 
-class _ListOf(_Kind):
-    """A YAML list -> tuple. ``single_ok``: a lone scalar means a one-item list.
-    ``unique``: attribute of items that must not repeat (reported on the later item)."""
+FilePath = Annotated[Path, BeforeValidator(_file), Field(description="an existing file")]
+DirPath = Annotated[Path, BeforeValidator(_dir), Field(description="a directory path")]
 
-    def __init__(
-        self,
-        item: _Kind,
-        *,
-        min_len: int = 0,
-        length: int | None = None,
-        single_ok: bool = False,
-        unique: str | None = None,
-        expected: str | None = None,
-    ) -> None:
-        self.item, self.min_len, self.length = item, min_len, length
-        self.single_ok, self.unique = single_ok, unique
-        self.expected = expected or f"a {'non-empty ' if min_len else ''}list"
 
-    def parse(self, value, at):
-        if self.single_ok and isinstance(value, (str, os.PathLike)):
-            return (self.item.parse(value, at),)
-        if not isinstance(value, (list, tuple)):
-            at.fail(self.expected, value)
-        if len(value) < self.min_len or (self.length is not None and len(value) != self.length):
-            at.fail(self.expected, value)
-        items = tuple(self.item.parse(v, at.index(i)) for i, v in enumerate(value))
-        if self.unique:
-            seen: dict[Any, int] = {}
-            for i, it in enumerate(items):
-                k = getattr(it, self.unique)
-                if k in seen:
-                    at.index(i).key(self.unique).error(
-                        f"duplicate of {at.index(seen[k]).path}", f"a {self.unique} not already listed"
-                    )
-                seen[k] = i
-        return items
+def _yaml_list(v: Any, length: int | None = None) -> Any:
+    """Only a list: pydantic would also turn a set into a tuple, in no set order,
+    and would check the items of a list of the wrong length first."""
+    if not isinstance(v, (list, tuple)) or length not in (None, len(v)):
+        raise PydanticCustomError("list_type", "Input should be a valid list")
+    return v
 
-    def dump(self, value):
-        return [self.item.dump(v) for v in value]
+
+def _pair(v: Any) -> Any:
+    return _yaml_list(v, 2)
+
+
+def _one_or_more(v: Any, info: ValidationInfo) -> Any:
+    """A lone path means a one-item list (checked here, so its error names the key, not [0])."""
+    return (_file(v, info),) if isinstance(v, (str, os.PathLike)) else _yaml_list(v)
 
 
 class FrozenMap(Mapping):
@@ -469,105 +338,306 @@ class FrozenMap(Mapping):
         return f"FrozenMap({self._d!r})"
 
 
-class _MapOf(_Kind):
-    def __init__(self, key: _Kind, value: _Kind, expected: str = "a mapping") -> None:
-        self.key, self.value, self.expected = key, value, expected
-
-    def parse(self, value, at):
-        if not isinstance(value, Mapping):
-            at.fail(self.expected, value)
-        out = {}
-        for k, v in value.items():
-            sub = at.entry(k)
-            out[self.key.parse(k, sub)] = self.value.parse(v, sub)
-        return FrozenMap(out)
-
-    def dump(self, value):
-        return {self.key.dump(k): self.value.dump(v) for k, v in value.items()}
+# --------------------------------------------------------------------------- settings
 
 
-class _Section(_Kind):
-    """A nested settings dataclass (a YAML mapping with fixed keys)."""
+@dataclass(frozen=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class _Section:
+    """Base of every settings class (a YAML mapping with fixed keys)."""
 
-    def __init__(self, cls: type) -> None:
-        self.cls = cls
-        self.expected = "a mapping with keys " + ", ".join(_specs(cls))
-
-    def parse(self, value, at):
-        return _parse_section(self.cls, value, at)
-
-    def dump(self, value):
-        return _dump_section(value)
-
-
-# --------------------------------------------------------------------------- declarative core
-
-_META = "lienthong.config"
-_REQUIRED = object()
-
-
-@dataclass(frozen=True)
-class _Spec:
-    kind: _Kind
-    required: bool
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        """``key: null`` counts as absent; an absent section is validated as ``{}``
+        so the first required key inside it gets named."""
+        if not isinstance(data, Mapping):
+            return data  # keyword arguments from code, or not a mapping: pydantic's turn
+        data = {k: v for k, v in data.items() if v is not None or k not in _keys(cls)}
+        for name, field in _keys(cls).items():
+            sub, listed = _section(field)
+            if sub is not None and not listed:
+                data.setdefault(name, {})
+        return data
 
 
-def _setting(kind: _Kind, default: Any = _REQUIRED, **field_kw: Any) -> Any:
-    """Declare a config key: its kind and default (omit default = required)."""
-    meta = {_META: _Spec(kind, default is _REQUIRED)}
-    if default is _REQUIRED:
-        return field(metadata=meta, **field_kw)
-    return field(default=default, metadata=meta, **field_kw)
+def _given(data: Any) -> Mapping:
+    """The keys a model validator was handed (a document mapping or keyword arguments)."""
+    if isinstance(data, ArgsKwargs):
+        return data.kwargs or {}
+    return data if isinstance(data, Mapping) else {}
 
 
-def _specs(cls: type) -> dict[str, _Spec]:
-    """Config keys of a settings dataclass, in declaration order."""
-    return {f.name: f.metadata[_META] for f in dataclasses.fields(cls) if _META in f.metadata}
+def _not_below(self: Any, data: Any, key: str, floor_key: str) -> None:
+    """``key`` must be >= ``floor_key`` (both durations); blames ``key``, or its default."""
+    floor = getattr(self, floor_key)
+    if getattr(self, key) < floor:
+        expected = f"a duration >= {{at}}.{floor_key} ({_fmt_num(floor)}s)"
+        if _given(data).get(key) is not None:
+            _fail(expected, _given(data)[key], key=(key,))
+        _fail(expected, _duration_text(getattr(self, key)), "the default", key=(key,))
 
 
-def _parse_section(cls: type, value: Any, at: _At) -> Any:
-    """Generic validation of one mapping against a settings dataclass.
+@dataclass(frozen=True, kw_only=True)
+class NodeSettings(_Section):
+    """Who this node is and where it keeps its state."""
 
-    Unknown keys are checked first so a typo is reported as a typo rather than
-    as the "required" key it was meant to be.
-    """
-    if value is None:
-        value = {}
-    specs = _specs(cls)
-    if not isinstance(value, Mapping):
-        at.fail("a mapping with keys " + ", ".join(specs), value)
-    for k in value:
-        if not isinstance(k, str) or k not in specs:
-            choices = ", ".join(specs)
-            at.key(str(k)).error(f"unknown key; expected one of: {choices}", f"one of: {choices}")
-    values: dict[str, Any] = {}
-    for name, spec in specs.items():
-        sub = at.key(name)
-        raw = value.get(name)
-        if raw is None and isinstance(spec.kind, _Section):
-            raw = {}  # absent section: descend so the missing leaf gets named
-        if raw is None:
-            if spec.required:
-                sub.error("required", spec.kind.expected)
-            continue  # dataclass default applies
-        values[name] = spec.kind.parse(raw, sub)
-    hook = getattr(cls, "_after_parse", None)
-    if hook is not None:
-        values = hook(values, value, at)
-    return cls(**values)
+    code: AgencyCode
+    name: Text
+    data_dir: DirPath
+    parent: AgencyCode | None = None
 
 
-def _dump_section(obj: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, spec in _specs(type(obj)).items():
-        v = getattr(obj, name)
-        if v is not None:
-            out[name] = spec.kind.dump(v)
-    hook = getattr(obj, "_before_dump", None)
-    return hook(out) if hook is not None else out
+@dataclass(frozen=True, kw_only=True)
+class TlsSettings(_Section):
+    """mTLS material for the node-to-node server and client."""
+
+    cert: FilePath
+    key: FilePath
+    trust_anchors: Annotated[
+        tuple[FilePath, ...],
+        BeforeValidator(_one_or_more),
+        Field(min_length=1, description="a non-empty list of existing files"),
+    ]
+    insecure_plaintext: Bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class ApiSettings(_Section):
+    """Local API for the agency's own software. ``token`` is always the
+    resolved secret (read from ``token_file`` when that is used)."""
+
+    listen: HostPort
+    token: Text | None = Field(default=None, repr=False)
+    token_file: FilePath | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_token(cls, data: Any, handler: Any) -> ApiSettings:
+        self = handler(data)
+        token, token_file = _given(data).get("token"), _given(data).get("token_file")
+        if isinstance(data, cls) or (isinstance(data, ArgsKwargs) and None not in (token, token_file)):
+            return self  # checked before, or dataclasses.replace() of loaded settings: the file was read then
+        if (token is None) == (token_file is None):
+            _fail("exactly one of token, token_file", None,
+                  message=f"expected exactly one of token, token_file, got {'neither' if token is None else 'both'}")
+        if self.token_file is not None:
+            try:
+                text = self.token_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as e:
+                _fail("a UTF-8 file containing the token", str(token_file), str(e), key=("token_file",))
+            if not text:
+                hint = f"file is empty: {self.token_file}"
+                _fail("a file containing the token", str(token_file), hint, key=("token_file",))
+            object.__setattr__(self, "token", text)  # still being validated: nobody holds it yet
+        return self
+
+    @model_serializer(mode="wrap")
+    def _secret_stays_in_its_file(self, handler: Any) -> dict:
+        out = handler(self)
+        if self.token_file is not None:
+            out.pop("token", None)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Peer(_Section):
+    """A directly reachable node."""
+
+    code: AgencyCode
+    address: HostPort
+
+
+def _unique_codes(peers: tuple[Peer, ...]) -> tuple[Peer, ...]:
+    seen: dict[str, int] = {}
+    for i, p in enumerate(peers):
+        if p.code in seen:
+            _fail("a code not already listed", p.code, key=(i, "code"), message=f"duplicate of {{at}}[{seen[p.code]}]")
+        seen[p.code] = i
+    return peers
+
+
+_JITTER = "two numbers [low, high] with 0 < low <= high"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrySettings(_Section):
+    """Exponential back-off for failed deliveries."""
+
+    first_delay: Duration = 1.0
+    multiplier: Multiplier = 2.0
+    max_delay: Duration = 600.0
+    jitter: Annotated[tuple[Factor, Factor], BeforeValidator(_pair), Field(description=_JITTER)] = (0.8, 1.4)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _ordered(cls, data: Any, handler: Any) -> RetrySettings:
+        self = handler(data)
+        _not_below(self, data, "max_delay", "first_delay")
+        if self.jitter[0] > self.jitter[1]:
+            _fail(_JITTER, _given(data).get("jitter", self.jitter), key=("jitter",))
+        return self
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageSettings(_Section):
+    """Limits on envelopes this node accepts and forwards."""
+
+    lifetime: PositiveDuration = 7 * 86400.0
+    max_size: PositiveSize = 16 << 20
+    batch_size: BatchSize = 256  # measured: 64 → ~1,350, 128 → ~1,420, 256 → ~1,590 docs/s A→B
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistrySettings(_Section):
+    """The tiered registry: registering with the parent, heartbeats, lookup caching."""
+
+    heartbeat: PositiveDuration = 10.0
+    stale_after: PositiveDuration = 30.0
+    cache_ttl: PositiveDuration = 300.0
+    advertise: HostPort | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _ordered(cls, data: Any, handler: Any) -> RegistrySettings:
+        self = handler(data)
+        _not_below(self, data, "stale_after", "heartbeat")
+        return self
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(_Section):
+    """Everything a node needs, validated. ``source`` is the config file (None
+    when built from a dict) and does not take part in equality."""
+
+    node: NodeSettings
+    listen: HostPort
+    tls: TlsSettings
+    api: ApiSettings
+    peers: Annotated[
+        tuple[Peer, ...],
+        BeforeValidator(_yaml_list),
+        AfterValidator(_unique_codes),
+        Field(description="a list of {code, address}"),
+    ] = ()
+    retry: RetrySettings = RetrySettings()
+    messages: MessageSettings = MessageSettings()
+    registry: RegistrySettings = RegistrySettings()
+    parents_of: Annotated[
+        Mapping[AgencyCode, AgencyCode],
+        AfterValidator(FrozenMap),
+        PlainSerializer(dict),
+        Field(description="a mapping of agency code to parent agency code"),
+    ] = FrozenMap()
+    log_level: LogLevel = "INFO"
+    # Not a key: set by load_config.
+    source: Path | None = dataclasses.field(default=None, init=False, compare=False)
+
+    def peer_address(self, code: str) -> str | None:
+        """host:port of a directly configured peer, or None."""
+        for p in self.peers:
+            if p.code == code:
+                return p.address
+        return None
+
+
+_SETTINGS = TypeAdapter(Settings)
+
+
+# --------------------------------------------------------------------------- schema walking
+
+
+@functools.cache
+def _keys(cls: type) -> dict[str, FieldInfo]:
+    """Config keys of a settings class, in declaration order."""
+    return {name: f for name, f in cls.__pydantic_fields__.items() if f.init is not False}
+
+
+def _section(field: FieldInfo) -> tuple[type | None, bool]:
+    """The settings class a key holds, and whether as a list of them."""
+    t = field.annotation
+    listed = get_origin(t) is tuple
+    if listed:
+        t = get_args(t)[0]
+    if isinstance(t, type) and issubclass(t, _Section):
+        return t, listed
+    return None, False
+
+
+def _expected(field: FieldInfo) -> str:
+    """What a key accepts, in words."""
+    sub, listed = _section(field)
+    if sub is not None and not listed:
+        return _mapping(sub)
+    # The words are on the key, or on X for a key of type X | None.
+    return field.description or next(filter(None, map(_described, get_args(field.annotation))), "a value")
+
+
+def _described(tp: Any) -> str | None:
+    """The description of an Annotated type, if it has one."""
+    return next((m.description for m in getattr(tp, "__metadata__", ()) if getattr(m, "description", None)), None)
+
+
+def _mapping(cls: type) -> str:
+    return "a mapping with keys " + ", ".join(_keys(cls))
+
+
+def _locate(loc: tuple) -> tuple[str, tuple, str, type | None]:
+    """Walk a pydantic error location through the schema. Returns the key path
+    ("peers[2].address", 'parents_of["vxp.saas.03"]'); a rank that sorts errors
+    the way the operator should meet them (an unknown key before the rest of
+    its mapping, then keys in declaration order); what is expected there; and,
+    for an unknown key, the section it is not part of."""
+    path, rank, expected, field = "", [], "a value", None
+    cls: type | None = Settings  # a section, expecting a key
+    items: type | None = None  # a list of sections, expecting an index
+    for part in loc:
+        if cls is not None:
+            keys = _keys(cls)
+            path += f".{part}" if path else str(part)
+            if part not in keys:
+                return path, (*rank, -1), expected, cls
+            field = keys[part]
+            rank.append(list(keys).index(part))
+            expected = _expected(field)
+            sub, listed = _section(field)
+            cls, items = (None, sub) if listed else (sub, None)
+        elif isinstance(part, int) and items is not None:  # a list of sections
+            path += f"[{part}]"
+            rank.append(part)
+            cls, items = items, None
+            expected = _mapping(cls)
+        elif isinstance(part, int):  # item of a list of values (pydantic lists them in order)
+            path += f"[{part}]"
+            expected = _described(get_args(field.annotation)[0]) or expected
+        elif part != "[key]":  # entry of a free-form map
+            path += f"[{_show(part)}]"
+    return path, tuple(rank), expected, None
+
+
+_TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "finite_number": "a number"}
+
+
+def _config_error(exc: ValidationError, source: str) -> ConfigError:
+    """The one error of pydantic's list that the operator should fix first, as a ConfigError."""
+    located = []
+    for e in exc.errors():
+        key = (e.get("ctx") or {}).get("key", ()) if e["type"] == "config" else ()
+        located.append((_locate(e["loc"] + tuple(key)), e))
+    (path, _, expected, unknown_in), e = min(located, key=lambda t: t[0][1])
+    if unknown_in is not None:
+        choices = ", ".join(_keys(unknown_in))
+        return ConfigError(f"unknown key; expected one of: {choices}", path, f"one of: {choices}", source)
+    if e["type"] == "config":  # ours: message and expected made by _fail
+        at = _locate(e["loc"])[0]
+        ctx = e["ctx"]
+        return ConfigError(ctx["message"].replace("{at}", at), path, ctx["expected"].replace("{at}", at), source)
+    if e["type"] == "missing":
+        return ConfigError("required", path, expected, source)
+    expected = _TYPE_WORDS.get(e["type"], expected)  # "a number", not "a number >= 1", for "fast"
+    return ConfigError(f"expected {expected}, got {_show(e['input'])}", path, expected, source)
+
+
+@dataclasses.dataclass(frozen=True)
 class KeyInfo:
     """One leaf key of the schema, for docs and tooling."""
 
@@ -579,166 +649,13 @@ class KeyInfo:
 def schema_keys(cls: type | None = None, prefix: str = "") -> list[KeyInfo]:
     """All leaf key paths of the config schema (sections are descended into)."""
     out: list[KeyInfo] = []
-    for name, spec in _specs(cls or Settings).items():
-        kind = spec.kind
-        if isinstance(kind, _Section):
-            out += schema_keys(kind.cls, f"{prefix}{name}.")
-        elif isinstance(kind, _ListOf) and isinstance(kind.item, _Section):
-            out += schema_keys(kind.item.cls, f"{prefix}{name}[].")
+    for name, field in _keys(cls or Settings).items():
+        sub, listed = _section(field)
+        if sub is not None:
+            out += schema_keys(sub, f"{prefix}{name}{'[]' if listed else ''}.")
         else:
-            out.append(KeyInfo(prefix + name, spec.required, kind.expected))
+            out.append(KeyInfo(prefix + name, field.is_required(), _expected(field)))
     return out
-
-
-# --------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True, kw_only=True)
-class NodeSettings:
-    """Who this node is and where it keeps its state."""
-
-    code: str = _setting(_Code())
-    name: str = _setting(_Str())
-    data_dir: Path = _setting(_DirPath())
-    parent: str | None = _setting(_Code(), default=None)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TlsSettings:
-    """mTLS material for the node-to-node server and client."""
-
-    cert: Path = _setting(_FilePath())
-    key: Path = _setting(_FilePath())
-    trust_anchors: tuple[Path, ...] = _setting(
-        _ListOf(_FilePath(), min_len=1, single_ok=True, expected="a non-empty list of existing files")
-    )
-    insecure_plaintext: bool = _setting(_Bool(), default=False)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ApiSettings:
-    """Local API for the agency's own software. ``token`` is always the
-    resolved secret (read from ``token_file`` when that is used)."""
-
-    listen: str = _setting(_HostPort())
-    token: str | None = _setting(_Str(), default=None, repr=False)
-    token_file: Path | None = _setting(_FilePath(), default=None)
-
-    @classmethod
-    def _after_parse(cls, values: dict, raw: Mapping, at: _At) -> dict:
-        token, token_file = values.get("token"), values.get("token_file")
-        if (token is None) == (token_file is None):
-            at.error(
-                f"expected exactly one of token, token_file, got {'both' if token else 'neither'}",
-                "exactly one of token, token_file",
-            )
-        if token_file is not None:
-            sub = at.key("token_file")
-            try:
-                text = token_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as e:
-                sub.fail("a UTF-8 file containing the token", str(raw.get("token_file")), str(e))
-            if not text:
-                sub.fail("a file containing the token", str(raw.get("token_file")), f"file is empty: {token_file}")
-            values["token"] = text
-        return values
-
-    def _before_dump(self, out: dict) -> dict:
-        if self.token_file is not None:
-            out.pop("token", None)  # keep the secret in its file
-        return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class Peer:
-    """A directly reachable node."""
-
-    code: str = _setting(_Code())
-    address: str = _setting(_HostPort())
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetrySettings:
-    """Exponential back-off for failed deliveries."""
-
-    first_delay: float = _setting(_Duration(), default=1.0)
-    multiplier: float = _setting(_Number(min=1), default=2.0)
-    max_delay: float = _setting(_Duration(), default=600.0)
-    jitter: tuple[float, float] = _setting(
-        _ListOf(_Number(gt=0), length=2, expected="two numbers [low, high] with 0 < low <= high"),
-        default=(0.8, 1.4),
-    )
-
-    @classmethod
-    def _after_parse(cls, values: dict, raw: Mapping, at: _At) -> dict:
-        first = values.get("first_delay", cls.first_delay)
-        if values.get("max_delay", cls.max_delay) < first:
-            sub = at.key("max_delay")
-            expected = f"a duration >= {at.key('first_delay').path} ({_fmt_num(first)}s)"
-            if "max_delay" in values:
-                sub.fail(expected, raw["max_delay"])
-            sub.fail(expected, _Duration().dump(cls.max_delay), "the default")
-        low, high = values.get("jitter", cls.jitter)
-        if low > high:
-            at.key("jitter").fail("two numbers [low, high] with 0 < low <= high", raw.get("jitter"))
-        return values
-
-
-@dataclass(frozen=True, kw_only=True)
-class MessageSettings:
-    """Limits on envelopes this node accepts and forwards."""
-
-    lifetime: float = _setting(_Duration(positive=True), default=7 * 86400.0)
-    max_size: int = _setting(_Size(positive=True), default=16 << 20)
-    batch_size: int = _setting(_Int(1, 1000), default=256)  # measured: 64 → ~1,350, 128 → ~1,420, 256 → ~1,590 docs/s A→B
-
-
-@dataclass(frozen=True, kw_only=True)
-class RegistrySettings:
-    """The tiered registry: registering with the parent, heartbeats, lookup caching."""
-
-    heartbeat: float = _setting(_Duration(positive=True), default=10.0)
-    stale_after: float = _setting(_Duration(positive=True), default=30.0)
-    cache_ttl: float = _setting(_Duration(positive=True), default=300.0)
-    advertise: str | None = _setting(_HostPort(), default=None)
-
-    @classmethod
-    def _after_parse(cls, values: dict, raw: Mapping, at: _At) -> dict:
-        beat = values.get("heartbeat", cls.heartbeat)
-        if values.get("stale_after", cls.stale_after) < beat:
-            sub = at.key("stale_after")
-            expected = f"a duration >= {at.key('heartbeat').path} ({_fmt_num(beat)}s)"
-            if "stale_after" in values:
-                sub.fail(expected, raw["stale_after"])
-            sub.fail(expected, _Duration().dump(cls.stale_after), "the default")
-        return values
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Everything a node needs, validated. ``source`` is the config file (None
-    when built from a dict) and does not take part in equality."""
-
-    node: NodeSettings = _setting(_Section(NodeSettings))
-    listen: str = _setting(_HostPort())
-    tls: TlsSettings = _setting(_Section(TlsSettings))
-    api: ApiSettings = _setting(_Section(ApiSettings))
-    peers: tuple[Peer, ...] = _setting(_ListOf(_Section(Peer), unique="code", expected="a list of {code, address}"), default=())
-    retry: RetrySettings = _setting(_Section(RetrySettings), default=RetrySettings())
-    messages: MessageSettings = _setting(_Section(MessageSettings), default=MessageSettings())
-    registry: RegistrySettings = _setting(_Section(RegistrySettings), default=RegistrySettings())
-    parents_of: Mapping[str, str] = _setting(
-        _MapOf(_Code(), _Code(), expected="a mapping of agency code to parent agency code"), default=FrozenMap()
-    )
-    log_level: str = _setting(_Choice(LOG_LEVELS), default="INFO")
-    source: Path | None = field(default=None, compare=False)
-
-    def peer_address(self, code: str) -> str | None:
-        """host:port of a directly configured peer, or None."""
-        for p in self.peers:
-            if p.code == code:
-                return p.address
-        return None
 
 
 # --------------------------------------------------------------------------- entry points
@@ -799,20 +716,24 @@ def load_config(path: str | os.PathLike) -> Settings:
         raise _yaml_error(e, name) from None
     abs_path = Path(os.path.abspath(p))
     settings = parse_config(data, abs_path.parent, source=name)
-    return dataclasses.replace(settings, source=abs_path)
+    object.__setattr__(settings, "source", abs_path)  # fresh object, not a key: outside validation
+    return settings
 
 
 def parse_config(data: Any, base_dir: str | os.PathLike, source: str = "<config>") -> Settings:
     """Validate an already-parsed document; relative paths resolve against base_dir."""
-    at = _At("", Path(os.path.abspath(base_dir)), source)
     if not isinstance(data, Mapping):
         got = "an empty document" if data is None else _show(data)
-        at.error(f"expected a mapping of settings at the top level, got {got}", "a mapping of settings")
-    return _parse_section(Settings, data, at)
+        message = f"expected a mapping of settings at the top level, got {got}"
+        raise ConfigError(message, "", "a mapping of settings", source)
+    try:
+        return _SETTINGS.validate_python(data, context={"base_dir": os.path.abspath(base_dir)})
+    except ValidationError as e:
+        raise _config_error(e, source) from None
 
 
 def dump_config(settings: Settings) -> dict[str, Any]:
     """Plain, YAML-safe dict with absolute paths; ``parse_config`` of it gives
     back equal Settings. Omits null keys; keeps the API token in token_file
     when one is used."""
-    return _dump_section(settings)
+    return _SETTINGS.dump_python(settings, mode="json", exclude_none=True, exclude={"source"})

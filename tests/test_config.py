@@ -615,3 +615,58 @@ def test_docs_defaults_are_real(tmp_path):
         assert parse_config(data, tmp_path) == base, f"docs default of {info.path} is not the real default"
         checked += 1
     assert checked >= 10
+
+
+# --------------------------------------------------------------------------- kept from the hand-written walker
+
+
+def test_unknown_key_set_to_null_is_still_unknown(tmp_path):
+    data = minimal(tmp_path)
+    data["tls"]["cert_fle"] = None
+    assert error_of(data, tmp_path).path == "tls.cert_fle"
+    data = minimal(tmp_path)
+    data["source"] = "elsewhere.yaml"  # Settings.source is set by load_config, never a key
+    err = error_of(data, tmp_path)
+    assert err.path == "source" and err.message.startswith("unknown key")
+
+
+def test_list_item_of_wrong_type_names_the_item(tmp_path):
+    data = minimal(tmp_path)
+    data["peers"] = [{"code": "000.00.02.H53", "address": "h:1"}, "000.00.03.H53"]
+    err = error_of(data, tmp_path)
+    assert str(err) == '<config>: peers[1]: expected a mapping with keys code, address, got "000.00.03.H53"'
+    data["peers"] = {"code": "000.00.02.H53", "address": "h:1"}
+    assert error_of(data, tmp_path).message.startswith("expected a list of {code, address}, got")
+
+
+def test_rule_against_a_default_says_so(tmp_path):
+    data = minimal(tmp_path)
+    data["registry"] = {"heartbeat": "1m"}  # default stale_after 30s is now too small
+    err = error_of(data, tmp_path)
+    assert str(err) == '<config>: registry.stale_after: expected a duration >= registry.heartbeat (60s), got "30s" (the default)'
+
+
+def test_unknown_key_first_then_declaration_order(tmp_path):
+    data = minimal(tmp_path)
+    data["retry"] = {"multiplier": "fast", "first_delay": "soon"}
+    assert error_of(data, tmp_path).path == "retry.first_delay"
+    data["retry"]["bogus"] = 1
+    assert error_of(data, tmp_path).path == "retry.bogus"
+    data["node"]["name"] = ""  # an earlier section still comes first
+    assert error_of(data, tmp_path).path == "node.name"
+
+
+def test_replace_revalidates_and_keeps_a_read_token(tmp_path):
+    import dataclasses
+
+    import pydantic
+
+    data = minimal(tmp_path)
+    touch(tmp_path / "api.token", "from-file\n")
+    del data["api"]["token"]
+    data["api"]["token_file"] = "api.token"
+    s = parse_config(data, tmp_path)
+    api = dataclasses.replace(s.api, listen="127.0.0.1:7999")
+    assert (api.token, api.token_file) == ("from-file", tmp_path / "api.token")
+    with pytest.raises(pydantic.ValidationError):
+        dataclasses.replace(s, listen="abc")

@@ -42,7 +42,7 @@ from pydantic_core import ArgsKwargs, PydanticCustomError
 
 __all__ = [
     "ConfigError", "Settings", "NodeSettings", "TlsSettings", "ApiSettings", "Peer", "RetrySettings",
-    "MessageSettings", "RegistrySettings", "FrozenMap", "load_config", "parse_config", "dump_config",
+    "MessageSettings", "RegistrySettings", "LimitsSettings", "FrozenMap", "load_config", "parse_config", "dump_config",
     "schema_keys", "KeyInfo", "is_agency_code", "LOG_LEVELS",
 ]
 
@@ -169,6 +169,36 @@ def _host_port(v: Any) -> str:
 
 
 HostPort = Annotated[str, BeforeValidator(_host_port), Field(description="host:port")]
+
+_LOOPBACK = "a loopback host:port (127.x.x.x, [::1] or localhost): the local API has no TLS"
+
+
+def _loopback(v: str) -> str:
+    """The local API speaks plain HTTP/2 with a bearer token: off this machine, anyone on the path reads it."""
+    host = v.rsplit(":", 1)[0].strip("[]")
+    if host.lower() != "localhost":
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            _fail(_LOOPBACK, v)
+    return v
+
+
+LoopbackHostPort = Annotated[str, BeforeValidator(_host_port), AfterValidator(_loopback), Field(description=_LOOPBACK)]
+
+TOKEN_BITS = 256  # 32 bytes of entropy, e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`
+
+
+def token_bits(token: str) -> float:
+    """A generous estimate of a token's entropy: its length times log2 of the alphabet it draws on
+    (digits, lower, upper, others), or 0 for a token of fewer than 10 distinct characters."""
+    if len(set(token)) < 10:
+        return 0.0
+    pool = (10 * any(c.isdigit() for c in token) + 26 * any(c.islower() for c in token)
+            + 26 * any(c.isupper() for c in token) + 32 * any(not c.isalnum() for c in token))
+    return len(token) * math.log2(pool)
 
 
 # Plain numbers: pydantic's own checks; _config_error words its type errors.
@@ -406,7 +436,7 @@ class ApiSettings(_Section):
     """Local API for the agency's own software. ``token`` is always the
     resolved secret (read from ``token_file`` when that is used)."""
 
-    listen: HostPort
+    listen: LoopbackHostPort
     token: Text | None = Field(default=None, repr=False)
     token_file: FilePath | None = None
 
@@ -429,6 +459,11 @@ class ApiSettings(_Section):
                 hint = f"file is empty: {self.token_file}"
                 _fail("a file containing the token", str(token_file), hint, key=("token_file",))
             object.__setattr__(self, "token", text)  # still being validated: nobody holds it yet
+        if token_bits(self.token) < TOKEN_BITS:
+            where = "token_file" if self.token_file is not None else "token"
+            _fail("a token of 32 random bytes or more", None, key=(where,),  # never echo the secret
+                  message=f"the token is too weak (about {token_bits(self.token):.0f} bits, need {TOKEN_BITS}):"
+                          ' make one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`')
         return self
 
     @model_serializer(mode="wrap")
@@ -504,6 +539,27 @@ class RegistrySettings(_Section):
         return self
 
 
+Count = Annotated[int, Field(strict=True, ge=1, le=1_000_000, description="an integer 1..1000000")]
+Rate = Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False, description="a number > 0")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitsSettings(_Section):
+    """Every size a peer or a client controls (node.limits): over a limit, a request is refused
+    with OVER_LIMIT (or RATE_LIMITED) naming it. The defaults are safe; raise one only for a need."""
+
+    recipients_per_send: Count = 500
+    attachments_per_document: Count = 100
+    attachment_name_length: Count = 255
+    envelopes_per_batch: Count = 1000
+    trace_length: Count = 16
+    xml_depth: Count = 64
+    xml_namespace_declarations: Count = 1000
+    import_warnings: Count = 50
+    lookups_per_second: Rate = 20.0
+    lookup_burst: Count = 100
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings(_Section):
     """Everything a node needs, validated. ``source`` is the config file (None
@@ -522,6 +578,7 @@ class Settings(_Section):
     retry: RetrySettings = RetrySettings()
     messages: MessageSettings = MessageSettings()
     registry: RegistrySettings = RegistrySettings()
+    limits: LimitsSettings = LimitsSettings()
     parents_of: Annotated[
         Mapping[AgencyCode, AgencyCode],
         AfterValidator(FrozenMap),

@@ -35,6 +35,7 @@ Threading model (what runs where):
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -126,7 +127,7 @@ class Node:
                              child_endpoint=self.directory.child_endpoint,
                              hierarchy_of=lambda: self.directory.hierarchy)
         # sending: one way to make an envelope; per-hop senders; the agency's sends on top of both
-        self.limits = Limits()
+        self.limits = Limits(**dataclasses.asdict(s.limits))
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
                                    max_size=s.messages.max_size, limits=self.limits)
         r = s.retry

@@ -3,6 +3,7 @@ readable line (never a traceback) when there is no node or the config is wrong."
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -189,7 +190,7 @@ def test_fetch_unknown_id_is_one_line_not_found(capsys, running):
 
 def test_wrong_token_is_one_line_unauthenticated(capsys, running):
     ha, _ = running
-    path = edited_config(ha, lambda d: d["api"].update(token="not-the-token"))
+    path = edited_config(ha, lambda d: d["api"].update(token=secrets.token_urlsafe(32)))
     status, _, err = run(capsys, "sent", "--config", str(path))
     assert status == 1
     assert "UNAUTHENTICATED" in one_line_error(err)

@@ -22,6 +22,8 @@ from node.config import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "Vq3xZ8-rT2pLkW9_hN4cYb7Ud1eFs6Gj0mQaHt5iOoRw"      # 44 URL-safe characters: ~262 bits
+FILE_TOKEN = "fL7_kQ2xWz9-Rt4YpN8hC3vBm6Ua1SdGe5JoXiZq0HcT"
 EXAMPLE = ROOT / "configs" / "node.example.yaml"
 DOCS = ROOT / "docs" / "config.md"
 
@@ -40,7 +42,7 @@ def minimal(base: Path) -> dict:
         "node": {"code": "000.00.01.H53", "name": "Sở Nội vụ", "data_dir": "data"},
         "listen": "127.0.0.1:7001",
         "tls": {"key": "keys/node.key", "cert": "keys/node.pem", "trust_anchors": ["keys/ca.pem"]},
-        "api": {"listen": "127.0.0.1:7101", "token": "s3cret"},
+        "api": {"listen": "127.0.0.1:7101", "token": TOKEN},
     }
 
 
@@ -60,7 +62,7 @@ def write_yaml(path: Path, data) -> Path:
 
 def test_full_config_loads_typed_values(tmp_path):
     data = minimal(tmp_path)
-    touch(tmp_path / "secrets/api.token", "  tok-from-file \n")
+    touch(tmp_path / "secrets/api.token", f"  {FILE_TOKEN} \n")
     del data["api"]["token"]
     data["api"]["token_file"] = "secrets/api.token"
     data["node"]["parent"] = "000.00.00.H53"
@@ -89,7 +91,7 @@ def test_full_config_loads_typed_values(tmp_path):
     assert s.tls.trust_anchors == (tmp_path / "keys/ca.pem",)
     assert s.tls.insecure_plaintext is True
     assert s.api.listen == "127.0.0.1:7101"
-    assert s.api.token == "tok-from-file"
+    assert s.api.token == FILE_TOKEN
     assert s.api.token_file == tmp_path / "secrets/api.token"
     assert s.peers[1] == Peer(code="000.00.03.H53", address="[::1]:7003")
     assert s.peer_address("vxp.saas.03") == "node-3.example.vn:0"
@@ -109,7 +111,7 @@ def test_full_config_loads_typed_values(tmp_path):
     with pytest.raises(TypeError):
         s.parents_of["x"] = "y"  # type: ignore[index]
     hash(s)
-    assert "tok-from-file" not in repr(s)
+    assert FILE_TOKEN not in repr(s)
 
 
 def test_defaults_fill_in(tmp_path):
@@ -117,7 +119,7 @@ def test_defaults_fill_in(tmp_path):
     assert s.source is None
     assert s.node.parent is None
     assert s.tls.insecure_plaintext is False
-    assert s.api.token == "s3cret" and s.api.token_file is None
+    assert s.api.token == TOKEN and s.api.token_file is None
     assert s.peers == ()
     assert (s.retry.first_delay, s.retry.multiplier, s.retry.max_delay, s.retry.jitter) == (1.0, 2.0, 600.0, (0.8, 1.4))
     assert (s.messages.lifetime, s.messages.max_size, s.messages.batch_size) == (7 * 86400.0, 16 * 1024 * 1024, 256)
@@ -480,7 +482,7 @@ def test_config_error_pickles():
 
 def test_dump_round_trip(tmp_path):
     data = minimal(tmp_path)
-    touch(tmp_path / "secrets/api.token", "file-token\n")
+    touch(tmp_path / "secrets/api.token", FILE_TOKEN + "\n")
     del data["api"]["token"]
     data["api"]["token_file"] = "secrets/api.token"
     data["node"]["parent"] = "000.00.00.H53"
@@ -493,7 +495,7 @@ def test_dump_round_trip(tmp_path):
     dumped = dump_config(s)
     # Plain YAML: survives safe_dump/safe_load, and only plain types inside.
     text = yaml.safe_dump(dumped, allow_unicode=True)
-    assert "file-token" not in text  # secret stays in its file
+    assert FILE_TOKEN not in text  # secret stays in its file
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     assert parse_config(yaml.safe_load(text), elsewhere) == s  # absolute paths: base_dir irrelevant
@@ -505,7 +507,7 @@ def test_dump_round_trip(tmp_path):
     # Defaults and an inline token round-trip too.
     s2 = parse_config(minimal(tmp_path), tmp_path)
     d2 = dump_config(s2)
-    assert d2["api"]["token"] == "s3cret"
+    assert d2["api"]["token"] == TOKEN
     assert d2["messages"] == {"lifetime": "7d", "max_size": "16MiB", "batch_size": 256}
     assert parse_config(copy.deepcopy(d2), tmp_path) == s2
 
@@ -543,7 +545,7 @@ def _example_in(tmp_path: Path) -> Path:
     anchors = data["tls"]["trust_anchors"]
     refs += [anchors] if isinstance(anchors, str) else anchors
     for ref in filter(None, refs):
-        touch(tmp_path / ref, "dummy-token\n")
+        touch(tmp_path / ref, FILE_TOKEN + "\n")
     return dst
 
 
@@ -573,7 +575,7 @@ def test_example_has_every_key_and_loads(tmp_path):
     assert not missing, f"keys missing from {EXAMPLE.name}: {missing}"
     s = load_config(_example_in(tmp_path))
     assert s.node.code == "000.00.01.H53"
-    assert s.api.token == "dummy-token"
+    assert s.api.token == FILE_TOKEN
     assert s.peer_address("000.00.02.H53") == "127.0.0.1:7002"
 
 
@@ -662,11 +664,52 @@ def test_replace_revalidates_and_keeps_a_read_token(tmp_path):
     import pydantic
 
     data = minimal(tmp_path)
-    touch(tmp_path / "api.token", "from-file\n")
+    touch(tmp_path / "api.token", FILE_TOKEN + "\n")
     del data["api"]["token"]
     data["api"]["token_file"] = "api.token"
     s = parse_config(data, tmp_path)
     api = dataclasses.replace(s.api, listen="127.0.0.1:7999")
-    assert (api.token, api.token_file) == ("from-file", tmp_path / "api.token")
+    assert (api.token, api.token_file) == (FILE_TOKEN, tmp_path / "api.token")
     with pytest.raises(pydantic.ValidationError):
         dataclasses.replace(s, listen="abc")
+
+
+# ---- the local API is not exposed ---------------------------------------------------------------
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:7101", "10.1.2.3:7101", "[::]:7101", "node.example.vn:7101"])
+def test_the_local_api_refuses_to_listen_beyond_loopback(tmp_path, listen):
+    data = minimal(tmp_path)
+    data["api"]["listen"] = listen
+    err = error_of(data, tmp_path)
+    assert err.path == "api.listen" and "loopback" in str(err)
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:7101", "127.8.9.10:0", "[::1]:7101", "localhost:7101"])
+def test_the_local_api_may_listen_on_any_loopback_address(tmp_path, listen):
+    data = minimal(tmp_path)
+    data["api"]["listen"] = listen
+    assert parse_config(data, tmp_path).api.listen == listen
+
+
+@pytest.mark.parametrize("weak", ["s3cret", "a" * 100, "0123456789abcdef", "Vq3xZ8-rT2pLkW9_hN4cYb7Ud1eF"])
+def test_a_weak_token_is_refused_without_being_shown(tmp_path, weak):
+    data = minimal(tmp_path)
+    data["api"]["token"] = weak
+    err = error_of(data, tmp_path)
+    assert err.path == "api.token" and "too weak" in str(err) and weak not in str(err)
+    del data["api"]["token"]
+    touch(tmp_path / "weak.token", weak + "\n")
+    data["api"]["token_file"] = "weak.token"
+    err = error_of(data, tmp_path)
+    assert err.path == "api.token_file" and weak not in str(err)
+
+
+def test_limits_are_typed_and_bounded(tmp_path):
+    data = minimal(tmp_path)
+    data["limits"] = {"recipients_per_send": 20, "lookups_per_second": 2.5}
+    s = parse_config(data, tmp_path)
+    assert (s.limits.recipients_per_send, s.limits.lookups_per_second, s.limits.trace_length) == (20, 2.5, 16)
+    data["limits"] = {"recipients_per_send": 0}
+    assert error_of(data, tmp_path).path == "limits.recipients_per_send"
+    data["limits"] = {"recipient_per_send": 5}
+    assert "unknown key" in str(error_of(data, tmp_path))

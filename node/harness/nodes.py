@@ -71,7 +71,7 @@ def prepare_node(root: Path, ca_dir: Path, spec: NodeSpec, addresses: dict[str, 
     keys_dir = d / "keys"
     if not (keys_dir / "node.pem").exists():
         certs.init_node(keys_dir, spec.code, spec.name, ca_dir)
-    token = secrets.token_urlsafe(24)
+    token = secrets.token_urlsafe(32)
     api = f"127.0.0.1:{free_port()}"
     listen = addresses[spec.code]
     config = {

@@ -8,6 +8,7 @@ from concurrent import futures
 
 import grpc
 import pytest
+import secrets
 
 from node import cli, cli_stats, stats
 from node.api.auth import api_interceptors
@@ -115,7 +116,7 @@ def test_json(lienthong, capsys, served):
 
 
 def test_wrong_token_is_one_line_unauthenticated(lienthong, capsys, served):
-    served.config.write_text(served.config.read_text().replace(served.token, "not-the-token"))
+    served.config.write_text(served.config.read_text().replace(served.token, secrets.token_urlsafe(32)))
     status, out, err = lienthong(capsys, "stats", "--config", str(served.config))
     assert status == 1 and out == ""
     assert "UNAUTHENTICATED" in one_line_error(err)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 from concurrent import futures
 
 import grpc
 import pytest
-import secrets
 
 from node import cli, cli_stats, stats
 from node.api.auth import api_interceptors

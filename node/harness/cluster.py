@@ -374,13 +374,17 @@ class Cluster:
         deadline = time.monotonic() + timeout
         if since_ms is None:  # after up(): wait on each parent's registration events
             for p in [p for p in pending if p in self._registrations]:
-                waiter, kids = self._registrations.pop(p), pending.pop(p)
+                waiter, kids = self._registrations.pop(p), pending[p]
                 try:
                     waiter.wait(lambda evs: {e.peer for e in evs if e.type == "registered"} >= kids,
                                 timeout=max(0.1, deadline - time.monotonic()))
-                except TimeoutError:
-                    raise ClusterError(f"children of {p} not registered after {timeout}s: "
-                                       f"{sorted(kids - {e.peer for e in waiter.events})}") from None
+                    del pending[p]
+                except TimeoutError as e:
+                    if waiter.ended is None and time.monotonic() >= deadline:
+                        raise ClusterError(f"children of {p} not registered after {timeout}s: "
+                                           f"{sorted(kids - {e.peer for e in waiter.events})}") from None
+                    # the watch stream ended early: ask the parent's Directory below instead
+                    print(f"cluster: {e}; polling {p}'s directory instead", file=sys.stderr)
                 finally:
                     waiter.close()
         pace = threading.Event()

@@ -18,6 +18,8 @@ class EventWaiter:
     def __init__(self, client: MailboxClient, inbox: bool = True, sent: bool = True, registry: bool = False,
                  ready_timeout: float = 10.0) -> None:
         self.events: list[mpb.Event] = []
+        self.ended: grpc.RpcError | None = None  # why the stream stopped, if it did
+        self._address = client.address
         self._cond = threading.Condition()
         self._ready = threading.Event()
         self._stream = client.watch(inbox=inbox, sent=sent, registry=registry)
@@ -36,8 +38,8 @@ class EventWaiter:
                 with self._cond:
                     self.events.append(event)
                     self._cond.notify_all()
-        except grpc.RpcError:
-            pass
+        except grpc.RpcError as e:
+            self.ended = e
         finally:
             self._ready.set()
             with self._cond:
@@ -45,11 +47,17 @@ class EventWaiter:
 
     def wait(self, done: Callable[[list[mpb.Event]], bool], timeout: float) -> list[mpb.Event]:
         """Block until `done(events)` holds; raise TimeoutError with what was seen otherwise."""
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         with self._cond:
             while not done(self.events):
                 left = deadline - time.monotonic()
-                if left <= 0 or not self._thread.is_alive():
+                if not self._thread.is_alive():  # the stream ended: say why, not "timed out"
+                    why = (f"{self.ended.code().name}: {self.ended.details()}" if self.ended is not None
+                           else "closed by the node")
+                    raise TimeoutError(f"watch on {self._address} ended after {time.monotonic() - start:.1f}s "
+                                       f"({why}); condition not met, {len(self.events)} events seen")
+                if left <= 0:
                     raise TimeoutError(f"condition not met in {timeout}s; {len(self.events)} events seen")
                 self._cond.wait(left)
             return list(self.events)

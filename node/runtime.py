@@ -56,7 +56,6 @@ from .client import RUNTIME_FILE
 from .clock import SYSTEM, Clock
 from .codes import CodeError, Hierarchy
 from .config import ConfigError, Settings
-from .envelope import Signer
 from .documents.edxml_bridge import EdxmlBridge
 from .envelope import stored_verifier
 from .exchange.dispatcher import Dispatcher
@@ -79,7 +78,8 @@ from .documents.lifecycle import Lifecycle
 from .registry.directory import Directory
 from .registry.service import RegistryService
 from .timers import SchedulerTimer
-from .store.database import Database
+from .store.database import Database, StoreError
+from . import preflight
 
 log = logging.getLogger("lienthong")
 
@@ -99,15 +99,17 @@ class Node:
     def __init__(self, settings: Settings, clock: Clock = SYSTEM) -> None:
         self.settings = s = settings
         self.clock = clock
-        try:
-            self.signer = Signer.from_files(s.tls.key, s.tls.cert)
-        except ValueError as e:
-            raise ConfigError(str(e), path="tls.key" if "does not match" in str(e) else "tls.cert", file=_source(s)) from None
-        if self.signer.code != s.node.code:
-            raise ConfigError(f"certificate is for {self.signer.code}, but node.code is {s.node.code}",
-                              path="tls.cert", expected=f"a certificate for {s.node.code}", file=_source(s))
+        # everything that can refuse start-up does so here, before anything is created or bound
         self.trust = TrustStore.from_files(list(s.tls.trust_anchors), clock)
-        self.db = Database(Path(s.node.data_dir) / "mailbox.sqlite3")
+        self.signer = preflight.load_identity(s, self.trust, clock)
+        preflight.check_parent(s)
+        self.data_dir = preflight.DataDir.open(s)  # one node per data directory, until stop()
+        try:
+            self.db = Database(self.data_dir.mailbox)
+        except StoreError as e:
+            self.data_dir.release()
+            raise ConfigError(f"cannot open {self.data_dir.path / preflight.MAILBOX_FILE}: {e}", path="node.data_dir",
+                              expected="a writable mailbox", file=_source(s)) from None
         self.tls = TlsMaterial(
             key_pem=keys.key_pem(self.signer.key), cert_pem=Path(s.tls.cert).read_bytes(),
             anchors_pem=self.trust.anchors_pem, insecure=s.tls.insecure_plaintext,
@@ -116,6 +118,10 @@ class Node:
         self.bus = EventBus()
         self.scheduler = BackgroundScheduler(timezone="UTC")
         parent = self._parent_code(s)
+        if (unplaced := preflight.unplaced_parent(s)) is not None:
+            log.warning("the code rule places %s under %s, which is not in peers: this node will not register "
+                        "anywhere (add %s to peers, or ignore this if %s is the top of its tree)",
+                        s.node.code, unplaced, unplaced, s.node.code)
         reg = s.registry
         self.directory = Directory(
             self.db, self.signer, self.trust, clock, name=s.node.name, configured_parents=dict(s.parents_of),
@@ -247,9 +253,7 @@ class Node:
             "api": f"{host(self.settings.api.listen)}:{self.api_port}",
         }
         path = Path(self.settings.node.data_dir) / RUNTIME_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, path)
+        preflight.write_private(path, json.dumps(info).encode())
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish their commits, then close the database."""
@@ -264,6 +268,7 @@ class Node:
             log.warning("stopping with deliveries still in flight: %s", ", ".join(busy))
         self.connector.close()
         self.db.close()
+        self.data_dir.release()
         log.info("stopped in %.1fs", time.monotonic() - t0)
 
 
@@ -277,6 +282,7 @@ def run(settings: Settings) -> int:
     signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     node = Node(settings)
+    os.umask(0o077)  # whatever the node creates from now on (backups, ...) is its own; Node made its files 0600
     node.start()
     received = signal.sigwait(signals)
     log.info("stopping node %s (%s)", settings.node.code, signal.Signals(received).name)

@@ -44,8 +44,44 @@ def _client(args):
 
 def cmd_ca_init(args) -> int:
     from .identity import certs
-    key, cert = certs.init_ca(Path(args.dir), args.name)
+    try:
+        key, cert = certs.init_ca(Path(args.dir), args.name, force=args.force)
+    except FileExistsError as e:
+        raise CliError(str(e), 2) from None
     print(f"CA key  {key} (mode 0600)\nCA cert {cert}")
+    return 0
+
+
+def cmd_ca_sign(args) -> int:
+    from .identity import certs
+    csr = Path(args.csr)
+    out = Path(args.out) if args.out else csr.with_suffix(".pem")
+    try:
+        code = certs.sign_request_file(csr, Path(args.ca), out, days=args.days, force=args.force)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
+        raise CliError(str(e), 2) from None
+    print(f"cert {out} (for {code}, {args.days} days)")
+    return 0
+
+
+def cmd_renew(args) -> int:
+    from .identity import certs, renewal
+    settings = load_config(args.config)
+    try:
+        if not args.install:
+            p = renewal.start(settings, force=args.force)
+            print(f"key  {p.key} (mode 0600)\ncsr  {p.csr}")
+            if not args.ca:
+                print(f"next: have the CA sign it into {p.cert} (`lienthong ca sign --ca CA {p.csr}`), "
+                      f"then `lienthong renew --config {args.config} --install`")
+                return 0
+            certs.sign_request_file(p.csr, Path(args.ca), p.cert, force=True)
+        key, cert = renewal.install(settings)
+    except (renewal.RenewalError, FileNotFoundError, ValueError) as e:
+        raise CliError(str(e), 2) from None
+    prev_key, _ = renewal.previous_paths(settings)
+    print(f"installed {key} and {cert}; the previous pair is kept as *.previous\n"
+          f"restart the node (or send it SIGHUP): it registers the new certificate, co-signed by {prev_key}")
     return 0
 
 
@@ -57,8 +93,9 @@ def cmd_init(args) -> int:
     except CodeError as e:
         raise CliError(str(e), 2) from None
     try:
-        files = certs.init_node(Path(args.dir), args.code, args.name, Path(args.ca) if args.ca else None)
-    except FileNotFoundError as e:
+        files = certs.init_node(Path(args.dir), args.code, args.name, Path(args.ca) if args.ca else None,
+                                force=args.force)
+    except (FileNotFoundError, FileExistsError) as e:
         raise CliError(str(e), 2) from None
     print(f"key  {files.key} (mode 0600)\ncsr  {files.csr}")
     if files.cert:
@@ -275,7 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
     ca_init = ca_sub.add_parser("init", help="make a CA key and self-signed certificate")
     ca_init.add_argument("--dir", required=True, help="directory for ca.key and ca.pem")
     ca_init.add_argument("--name", default="lienthong test CA", help="CA common name")
+    ca_init.add_argument("--force", action="store_true", help="replace an existing CA key and certificate")
     ca_init.set_defaults(func=cmd_ca_init)
+    ca_sign = ca_sub.add_parser("sign", help="issue a node certificate for a certificate request")
+    ca_sign.add_argument("csr", help="the request (node.csr from `lienthong init` or `lienthong renew`)")
+    ca_sign.add_argument("--ca", required=True, help="CA directory (with ca.key, ca.pem)")
+    ca_sign.add_argument("--out", help="certificate file to write (default: the request's name with .pem)")
+    ca_sign.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
+    ca_sign.add_argument("--force", action="store_true", help="replace an existing certificate file")
+    ca_sign.set_defaults(func=cmd_ca_sign)
 
     init = sub.add_parser("init", help="make a node's signing key and certificate request (and certificate, with --ca)")
     init.add_argument("--code", required=True, help="agency code, e.g. 000.00.35.H53")
@@ -283,7 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--dir", required=True, help="directory for node.key, node.csr (and node.pem, ca.pem)")
     init.add_argument("--ca", help="CA directory (with ca.key, ca.pem) to sign the certificate")
     init.add_argument("--parent", help="parent code, for codes outside the QCVN 102 form")
+    init.add_argument("--force", action="store_true", help="replace an existing node key and certificate")
     init.set_defaults(func=cmd_init)
+
+    renew = sub.add_parser("renew", help="renew the node's certificate: a new key and request for the same code")
+    renew.add_argument("--config", required=True, help="node YAML config (tls.key, tls.cert, node.code)")
+    renew.add_argument("--install", action="store_true", help="put the issued renew/node.pem and its key in place")
+    renew.add_argument("--ca", help="CA directory: sign and install at once (test CA)")
+    renew.add_argument("--force", action="store_true", help="start over, replacing a renewal under way")
+    renew.set_defaults(func=cmd_renew)
 
     run = sub.add_parser("run", help="run a node in the foreground until SIGTERM")
     run.add_argument("--config", required=True, help="node YAML config")

@@ -68,7 +68,7 @@ from .exchange.transport import PeerConnector, TlsMaterial, grpc_options, server
 from . import stats
 from .events import EventBus
 from .health import HealthMonitor
-from .identity import keys
+from .identity import keys, renewal
 from .limits import Limits
 from .identity.trust import TrustStore
 from .interceptor import ErrorInterceptor
@@ -127,7 +127,9 @@ class Node:
             self.db, self.signer, self.trust, clock, name=s.node.name, configured_parents=dict(s.parents_of),
             parent=parent, parent_address=s.peer_address(parent) if parent else None,
             channel=self.connector.channel, heartbeat_s=reg.heartbeat, stale_after_s=reg.stale_after,
-            cache_ttl_s=reg.cache_ttl, events_=self.bus)
+            cache_ttl_s=reg.cache_ttl, events_=self.bus, previous=renewal.previous_signer(s, self.signer))
+        if self.directory.previous is not None:
+            log.info("renewed certificate: registrations are co-signed by the previous key (%s.previous)", s.tls.key)
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
                              parent=parent if parent and s.peer_address(parent) else None,
                              child_endpoint=self.directory.child_endpoint,

@@ -39,8 +39,9 @@ class Directory:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, clock: Clock, *, name: str,
                  configured_parents: dict[str, str], parent: str | None, parent_address: str | None,
                  channel: Callable[[str, str], grpc.Channel], heartbeat_s: float, stale_after_s: float,
-                 cache_ttl_s: float, events_: EventSink = NoEvents()) -> None:
+                 cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None) -> None:
         self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
+        self.previous = previous  # a renewed node's retired identity: it co-signs our record (renewal_signature)
         self.code, self.name = signer.code, name
         self.configured_parents = dict(configured_parents)
         self.configured = Hierarchy(self.configured_parents)  # what our YAML and the code rule say
@@ -69,7 +70,7 @@ class Directory:
 
     def own_entry(self) -> rpb.DirectoryEntry:
         signed = records.make(self.signer, name=self.name, level=self.level(), parent=self.parent or "",
-                              endpoint=self.endpoint, now_ms=self.clock.now_ms())
+                              endpoint=self.endpoint, now_ms=self.clock.now_ms(), previous=self.previous)
         return rpb.DirectoryEntry(record=signed, reachable=True, last_seen_ms=self.clock.now_ms())
 
     # ---- serving children -------------------------------------------------------

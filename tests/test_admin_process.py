@@ -1,0 +1,71 @@
+"""What an admin does to a running tree, on real node processes: a province P and a district D under it.
+
+The processes are shared by the module's tests (each leaves them running and registered)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.cli import main
+from node.harness import nodes
+from node.harness.inproc import FAST_REGISTRY
+from node.harness.nodes import NodeSpec
+from node.harness.waiting import EventWaiter
+
+P, D = "000.00.00.H53", "000.00.35.H53"
+TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("admin")
+    ca = nodes.make_ca(root)
+    addresses = {P: f"127.0.0.1:{nodes.free_port()}", D: f"127.0.0.1:{nodes.free_port()}"}
+    # P retries slowly: a delivery that happens soon after D comes back proves the backoff was reset
+    hp = nodes.prepare_node(root, ca, NodeSpec(P, "Tỉnh P", extra={**FAST_REGISTRY,
+                                                                 "retry": {"first_delay": "60s", "max_delay": "10m"}}),
+                            addresses)
+    hd = nodes.prepare_node(root, ca, NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra=FAST_REGISTRY), addresses)
+    handles = {P: hp, D: hd}
+    try:
+        nodes.start(hp)
+        nodes.wait_healthy([hp], TIMEOUT)
+        with EventWaiter(hp.client(), inbox=False, sent=False, registry=True) as reg:
+            nodes.start(hd)
+            nodes.wait_healthy([hd], TIMEOUT)
+            reg.wait(lambda evs: any(e.type == "registered" and e.peer == D for e in evs), TIMEOUT)
+        yield root, ca, handles
+    finally:
+        for h in handles.values():
+            nodes.terminate(h)
+
+
+def restart_and_wait_registered(p, d, between=lambda: None) -> None:
+    """Stop D, run `between`, start D again; return once P has seen it register."""
+    assert nodes.terminate(d) == 0, nodes.tail(d)
+    between()
+    with EventWaiter(p.client(), inbox=False, sent=False, registry=True) as reg:
+        nodes.start(d)
+        reg.wait(lambda evs: any(e.type == "registered" and e.peer == D for e in evs), TIMEOUT)
+
+
+def test_a_renewed_certificate_is_accepted_by_the_parent_on_the_old_keys_word(tree, capsys):
+    _, ca, h = tree
+    keys = h[D].dir / "keys"
+    old_key, old_cert = (keys / "node.key").read_bytes(), (keys / "node.pem").read_bytes()
+
+    def renew():
+        assert main(["renew", "--config", str(h[D].config)]) == 0
+        assert (keys / "renew" / "node.csr").exists() and (keys / "node.key").read_bytes() == old_key
+        assert main(["ca", "sign", "--ca", str(ca), str(keys / "renew" / "node.csr")]) == 0
+        assert main(["renew", "--config", str(h[D].config), "--install"]) == 0
+
+    restart_and_wait_registered(h[P], h[D], renew)  # P refuses a second certificate unless the old key signs it
+
+    assert (keys / "node.key.previous").read_bytes() == old_key
+    assert (keys / "node.pem.previous").read_bytes() == old_cert
+    assert (keys / "node.pem").read_bytes() != old_cert
+    assert "co-signed by the previous key" in h[D].log_path.read_text()
+    assert "CERT_IN_USE" not in h[P].log_path.read_text()
+    capsys.readouterr()

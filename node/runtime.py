@@ -47,7 +47,7 @@ from pathlib import Path
 
 import grpc
 from apscheduler.schedulers.background import BackgroundScheduler
-from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .api.auth import api_interceptors
@@ -79,6 +79,7 @@ from .registry.directory import Directory
 from .registry.service import RegistryService
 from .timers import SchedulerTimer
 from .store.database import Database, StoreError
+from .store import peers as peers_store
 from . import preflight
 
 log = logging.getLogger("lienthong")
@@ -89,6 +90,9 @@ MAX_WATCHERS = API_WORKERS // 2  # Watch streams each hold an API worker for the
 SWEEP_SECONDS = 5.0  # expiry and the restart safety net; retries have their own scheduled wake-ups
 REGISTRY_TICK_SECONDS = 1.0  # registration is retried this often until the parent accepts
 HEALTH_SECONDS = 10.0
+PROBE_SECONDS = 5.0  # how often next hops that are backing off are asked whether they are back
+PROBE_LIMIT = 50
+PROBE_TIMEOUT_S = 2.0
 
 
 def _source(s: Settings) -> str | None:
@@ -144,6 +148,8 @@ class Node:
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus)
+        self.directory.on_alive = self.dispatcher.peer_returned
+        self.dispatcher.on_return = self.connector.expect
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup)
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits)
@@ -203,6 +209,8 @@ class Node:
         self.api_server.start()
         self.scheduler.add_job(self._sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.health.check, "interval", seconds=HEALTH_SECONDS, id="health", coalesce=True)
+        self.scheduler.add_job(self._probe_backing_off, "interval", seconds=PROBE_SECONDS, id="probe",
+                               max_instances=1, coalesce=True)
         if self.directory.parent and self.directory.parent_address:  # the top of a tree registers nowhere
             self.scheduler.add_job(self._keepalive, "interval",
                                    seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat),
@@ -242,6 +250,24 @@ class Node:
             log.warning("listening on all interfaces; registering 127.0.0.1 (set registry.advertise)")
             host = "127.0.0.1"
         return f"{host}:{self.peer_port}"
+
+    def _probe_backing_off(self) -> None:
+        """Ask every next hop that is backing off with mail waiting whether it is back (gRPC health over
+        mutual TLS, so the answer comes from the agency we meant): one that answers SERVING is sent to now."""
+        calls = []
+        for state in peers_store.backing_off(self.db)[:PROBE_LIMIT]:
+            address = self.router.address(state.code)
+            if address is None or state.next_attempt_ms <= self.clock.now_ms():
+                continue
+            stub = health_pb2_grpc.HealthStub(self.connector.channel(state.code, address))
+            calls.append((state.code, stub.Check.future(health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_S)))
+        for code, call in calls:
+            try:
+                serving = call.result().status == health_pb2.HealthCheckResponse.SERVING
+            except grpc.RpcError:
+                continue
+            if serving:
+                self.dispatcher.peer_returned(code, "answers health checks")
 
     def _sweep(self) -> None:
         self.dispatcher.expire_due()

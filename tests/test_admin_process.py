@@ -69,3 +69,41 @@ def test_a_renewed_certificate_is_accepted_by_the_parent_on_the_old_keys_word(tr
     assert "co-signed by the previous key" in h[D].log_path.read_text()
     assert "CERT_IN_USE" not in h[P].log_path.read_text()
     capsys.readouterr()
+
+
+def bounded_poll(client, check, what: str, timeout: float = TIMEOUT):
+    """Ask an RPC again until `check()` gives something truthy; between tries, wait on the node's events
+    (at most a second), never on a sleep."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        with EventWaiter(client, inbox=False, sent=True, registry=True) as ev:
+            try:
+                ev.wait(lambda evs: bool(evs), min(1.0, max(0.05, deadline - time.monotonic())))
+            except TimeoutError:
+                pass
+    raise TimeoutError(f"{what} not seen in {timeout}s")
+
+
+def test_queued_documents_leave_as_soon_as_the_peer_registers_again(tree):
+    """P backs off 60 s or more after D fails; D's registration resets that, so its queue leaves at once."""
+    from node.pb import envelope_pb2 as pb
+    _, _, h = tree
+    p = h[P].client()
+    assert nodes.terminate(h[D]) == 0
+    [sent] = p.send(pb.Document(subject="Công văn chờ"), [D]).envelopes
+    # P tried once, failed, and now waits its first_delay (60 s x jitter)
+    bounded_poll(p, lambda: [e for e in p.sent_all(state="pending") if e.message_id == sent.message_id and e.attempts],
+                 "a failed attempt")
+
+    with EventWaiter(p, inbox=False, sent=True, registry=True) as ev:
+        nodes.start(h[D])
+        evs = ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == sent.message_id for e in evs), 15)
+    registered = [e for e in evs if e.type == "registered" and e.peer == D]
+    delivered = [e for e in evs if e.type == "delivered" and e.message_id == sent.message_id]
+    assert registered and delivered
+    print(f"\nqueue drained {delivered[0].time_ms - registered[0].time_ms} ms after {D} registered")
+    assert f"link to {D} is back (registered)" in h[P].log_path.read_text()

@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 import time
+from typing import Callable
 
 from .. import events
 from ..clock import Clock
@@ -41,6 +42,7 @@ class Dispatcher:
         self.timer, self.events = timer, events_
         self.rng = rng or random.Random()
         self._hops: dict[str, HopSender] = {}
+        self.on_return: Callable[[str], None] = lambda code: None  # before a returned hop is woken (transport)
         self._lock = threading.Lock()
         self._stopping = False
 
@@ -74,6 +76,21 @@ class Dispatcher:
         for hop in outbox.hops_with_pending(self.db):
             if peers.get(self.db, hop).next_attempt_ms <= now:
                 self.wake(hop)
+
+    def peer_returned(self, code: str, how: str) -> bool:
+        """`code` answered us (it registered, sent a heartbeat, took our registration or answered a health
+        probe): forget its backoff and send its queue now, not when the backoff would have ended."""
+        state = peers.get(self.db, code)
+        if not state.failures and not state.next_attempt_ms:
+            return False
+        with self.db.transaction(durable=False) as tx:
+            if not peers.reset(tx, code):
+                return False
+        log.info("link to %s is back (%s) after %d failed attempts: backoff reset, its queue is sent now",
+                 code, how, state.failures)
+        self.on_return(code)
+        self.wake(code)
+        return True
 
     def stop(self, timeout: float = 10.0) -> list[str]:
         """Let batches in flight finish (their outcome is committed), then stop the workers.

@@ -42,6 +42,7 @@ class Directory:
                  cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None) -> None:
         self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
         self.previous = previous  # a renewed node's retired identity: it co-signs our record (renewal_signature)
+        self.on_alive: Callable[[str, str], None] = lambda code, how: None  # a neighbour answered: (code, how)
         self.code, self.name = signer.code, name
         self.configured_parents = dict(configured_parents)
         self.configured = Hierarchy(self.configured_parents)  # what our YAML and the code rule say
@@ -98,6 +99,7 @@ class Directory:
         self._refresh_hierarchy()
         log.info("registered %s (%s) at %s", record.code, record.name, record.endpoint)
         self.events.emit(events.REGISTERED, peer=record.code, time_ms=now)
+        self.on_alive(record.code, "registered")
         return self.heartbeat_ms
 
     def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], signed_stats=()) -> None:
@@ -116,6 +118,7 @@ class Directory:
             self._refresh_hierarchy()
         stats.record_heartbeat(self.db, code, signed_stats, self.hierarchy, self.trust, self.clock.now_ms())
         self.events.emit(events.HEARTBEAT, peer=code, time_ms=self.clock.now_ms())
+        self.on_alive(code, "heartbeat")
 
     def _claim_problem(self, child: str, code: str, parent: str, reported: dict[str, str],
                        holders: dict[str, str]) -> str:
@@ -312,6 +315,7 @@ class Directory:
                 resp = self._call(self.parent, self.parent_address, lambda s: s.Register(own, timeout=CALL_TIMEOUT_S))
                 self.registered, self._last_beat_ms = True, now
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
+                self.on_alive(self.parent, "accepted our registration")
             elif now - self._last_beat_ms >= self.heartbeat_ms:
                 odd = self.odd_codes_below()
                 counters = stats.heartbeat_payload(self.db, self.signer, self.name, self.clock)
@@ -319,6 +323,7 @@ class Directory:
                     rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, signed_stats=counters),
                     timeout=CALL_TIMEOUT_S))
                 self._last_beat_ms = now
+                self.on_alive(self.parent, "took our heartbeat")
         except Rejected as r:
             if r.reason is Reason.UNKNOWN_RECIPIENT and self.registered:
                 self.registered = False  # the parent forgot us: register again on the next tick

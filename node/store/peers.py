@@ -37,3 +37,20 @@ def record_success(conn, code: str, now_ms: int) -> None:
         (code, now_ms),
     )
 
+
+
+def reset(conn, code: str) -> bool:
+    """The peer is back: no failures, due now (True if it was backing off)."""
+    return conn.execute(
+        "UPDATE peer_state SET failures = 0, next_attempt_ms = 0 WHERE code = ? AND (failures > 0 OR next_attempt_ms > 0)",
+        (code,)).rowcount > 0
+
+
+def backing_off(db: Database) -> list[PeerState]:
+    """Next hops that failed and still have mail waiting."""
+    return [PeerState(**r) for r in db.query(
+        "SELECT * FROM peer_state WHERE failures > 0 AND code IN (SELECT DISTINCT next_hop FROM outbox WHERE state = 'pending')")]
+
+
+def all_states(db: Database) -> list[PeerState]:
+    return [PeerState(**r) for r in db.query("SELECT * FROM peer_state ORDER BY code")]

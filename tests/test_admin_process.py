@@ -13,7 +13,7 @@ from node.harness.inproc import FAST_REGISTRY
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
 
-P, D = "000.00.00.H53", "000.00.35.H53"
+P, D, C = "000.00.00.H53", "000.00.35.H53", "000.23.35.H53"  # C, a commune under D, starts late
 TIMEOUT = 30.0
 
 
@@ -21,13 +21,14 @@ TIMEOUT = 30.0
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("admin")
     ca = nodes.make_ca(root)
-    addresses = {P: f"127.0.0.1:{nodes.free_port()}", D: f"127.0.0.1:{nodes.free_port()}"}
+    addresses = {code: f"127.0.0.1:{nodes.free_port()}" for code in (P, D, C)}
     # P retries slowly: a delivery that happens soon after D comes back proves the backoff was reset
     hp = nodes.prepare_node(root, ca, NodeSpec(P, "Tỉnh P", extra={**FAST_REGISTRY,
                                                                  "retry": {"first_delay": "60s", "max_delay": "10m"}}),
                             addresses)
     hd = nodes.prepare_node(root, ca, NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra=FAST_REGISTRY), addresses)
-    handles = {P: hp, D: hd}
+    hc = nodes.prepare_node(root, ca, NodeSpec(C, "Xã C", peers={D: D}, parent=D, extra=FAST_REGISTRY), addresses)
+    handles = {P: hp, D: hd, C: hc}
     try:
         nodes.start(hp)
         nodes.wait_healthy([hp], TIMEOUT)
@@ -107,3 +108,23 @@ def test_queued_documents_leave_as_soon_as_the_peer_registers_again(tree):
     assert registered and delivered
     print(f"\nqueue drained {delivered[0].time_ms - registered[0].time_ms} ms after {D} registered")
     assert f"link to {D} is back (registered)" in h[P].log_path.read_text()
+
+
+def test_a_relay_nobody_has_registered_with_yet_keeps_mail_for_its_children_until_they_do(tree):
+    """D has no child yet: mail for C, below D by the code rule, is "not yet", not "no such agency"."""
+    from node.pb import envelope_pb2 as pb
+    _, _, h = tree
+    p, d = h[P].client(), h[D].client()
+    with EventWaiter(p, inbox=False) as ev:
+        [sent] = p.send(pb.Document(subject="Gửi xã chưa đăng ký"), [C]).envelopes
+        ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == sent.message_id for e in evs), TIMEOUT)
+    [entry] = [e for e in p.sent_all() if e.message_id == sent.message_id]
+    assert entry.state == "delivered"  # D took custody: no refusal, no non-delivery notice
+    assert not [e for e in p.inbox_all() if e.kind == pb.NOTICE]
+
+    with EventWaiter(d, inbox=False) as ev:
+        nodes.start(h[C])
+        ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == sent.message_id and e.peer == C
+                                for e in evs), TIMEOUT)
+    nodes.wait_healthy([h[C]], TIMEOUT)
+    assert [e.message_id for e in h[C].client().inbox_all()] == [sent.message_id]

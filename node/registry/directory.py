@@ -282,9 +282,16 @@ class Directory:
             return self._call(self.parent, self.parent_address, lambda stub: call(stub, True))
         raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
 
+    def awaiting_children(self) -> bool:
+        """No child has registered here yet: a code placed under us by the code rule may just not be set up."""
+        return not self._endpoints
+
     def _call_down(self, child_code: str, call):
         child = store.get(self.db, child_code)
         if child is None:
+            if self.awaiting_children():
+                raise Rejected(Reason.NOT_REGISTERED_YET,
+                               f"{child_code} has not registered with {self.code} (no child has yet)")
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {child_code} is registered with {self.code}")
         return self._call(child_code, child.endpoint, call)
 

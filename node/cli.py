@@ -301,6 +301,52 @@ def cmd_export(args) -> int:
     return 0
 
 
+# ---- admin ----------------------------------------------------------------------
+
+def _ago(ms: int, now_ms: int) -> str:
+    if not ms:
+        return "-"
+    s = (now_ms - ms) / 1000
+    return f"{s:.0f}s" if abs(s) < 120 else f"{s / 60:.0f}m" if abs(s) < 7200 else f"{s / 3600:.1f}h"
+
+
+def cmd_queues(args) -> int:
+    r = _client(args).admin.queues()
+    if args.json:
+        print(json_format.MessageToJson(r, ensure_ascii=False))
+        return 0
+    print(f"{'NEXT HOP':15}  {'DEPTH':>6}  {'OLDEST':>6}  {'FAILS':>5}  {'NEXT TRY':>8}  {'HELD':4}  LAST ERROR")
+    for h in r.hops:
+        due = "now" if h.next_attempt_ms <= r.now_ms else f"in {_ago(r.now_ms, h.next_attempt_ms)}"
+        print(f"{h.hop:15}  {h.depth:6}  {_ago(h.oldest_ms, r.now_ms):>6}  {h.failures:5}  {due:>8}  "
+              f"{'yes' if h.held else 'no':4}  {h.last_error}")
+    if not r.hops:
+        print("(no queued mail)")
+    return 0
+
+
+def cmd_retry(args) -> int:
+    r = _client(args).admin.retry(args.hop or "")
+    print("retrying now: " + (", ".join(r.retried) or "nothing queued"))
+    if r.held:
+        print(f"held (release first): {', '.join(r.held)}")
+    return 0
+
+
+def cmd_hold(args) -> int:
+    admin = _client(args).admin
+    r = admin.hold(args.hop) if args.command == "hold" else admin.release(args.hop)
+    print(f"{r.hop} {'held' if r.held else 'released'} ({r.depth} queued)")
+    return 0
+
+
+def cmd_purge(args) -> int:
+    r = _client(args).admin.purge(args.message_id, args.reason)
+    print(f"purged {r.message_id} (from {r.sender} to {r.recipient}, queued for {r.next_hop}); "
+          f"{r.sender} gets a non-delivery notice")
+    return 0
+
+
 # ---- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -418,6 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
     exp = api_cmd("export", "write a received document or status as an edXML packet", cmd_export)
     exp.add_argument("message_id")
     exp.add_argument("--out", help="file to write (default: <kind>_<id>.edxml)")
+
+    queues = api_cmd("queues", "per next hop: depth, oldest, failures, next attempt, held, last error", cmd_queues)
+    queues.add_argument("--json", action="store_true")
+    retry = api_cmd("retry", "forget the backoff and send now (one hop, or every hop)", cmd_retry)
+    retry.add_argument("hop", nargs="?", help="next hop code (default: every hop with mail queued)")
+    for name, help in (("hold", "stop sending to a next hop until released (kept across restarts)"),
+                       ("release", "send to a held next hop again")):
+        api_cmd(name, help, cmd_hold).add_argument("hop", help="next hop code")
+    purge = api_cmd("purge", "remove a queued envelope for good; its sender gets a non-delivery notice", cmd_purge)
+    purge.add_argument("message_id")
+    purge.add_argument("--reason", required=True, help="why (audited, and sent to the sender in the notice)")
 
     cli_stats.add_parser(sub)
     return p

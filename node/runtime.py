@@ -52,6 +52,7 @@ from grpc_reflection.v1alpha import reflection
 
 from .api.auth import api_interceptors
 from .api.mailbox import MailboxService
+from .api.admin import AdminService
 from .client import RUNTIME_FILE
 from .clock import SYSTEM, Clock
 from .codes import CodeError, Hierarchy
@@ -74,6 +75,7 @@ from .identity.trust import TrustStore
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import registry_pb2, registry_pb2_grpc
+from .pb import admin_pb2, admin_pb2_grpc
 from .documents.lifecycle import Lifecycle
 from .registry.directory import Directory
 from .registry.service import RegistryService
@@ -201,7 +203,9 @@ class Node:
             directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS),
             self.api_server)
         stats_service = stats.add_to_server(self.api_server, self.db, s.node.code, s.node.name, self.clock)
-        self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name, stats_service)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.db, self.dispatcher, self.clock), self.api_server)
+        self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name, stats_service,
+                         admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
 
         self.directory.endpoint = self._advertised_endpoint()

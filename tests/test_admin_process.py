@@ -128,3 +128,42 @@ def test_a_relay_nobody_has_registered_with_yet_keeps_mail_for_its_children_unti
                                 for e in evs), TIMEOUT)
     nodes.wait_healthy([h[C]], TIMEOUT)
     assert [e.message_id for e in h[C].client().inbox_all()] == [sent.message_id]
+
+
+def test_an_admin_sees_holds_releases_retries_and_purges_a_queue(tree, capsys):
+    from node.pb import envelope_pb2 as pb
+    from node.store import audit
+    from node.store.database import Database
+    _, _, h = tree
+    p, cfg = h[P].client(), str(h[P].config)
+    assert main(["hold", "--config", cfg, D]) == 0
+    keep, drop = (p.send(pb.Document(subject=s), [D]).envelopes[0] for s in ("giữ lại", "huỷ"))
+
+    [row] = [q for q in p.admin.queues().hops if q.hop == D]
+    assert (row.depth, row.held) == (2, True) and row.oldest_ms > 0
+    capsys.readouterr()
+    assert main(["queues", "--config", cfg]) == 0
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(D)]
+    assert line.split()[1] == "2" and " yes " in line
+    assert main(["retry", "--config", cfg, D]) == 0
+    assert f"held (release first): {D}" in capsys.readouterr().out
+
+    with EventWaiter(p) as ev:
+        assert main(["purge", "--config", cfg, drop.message_id, "--reason", "gửi nhầm nơi nhận"]) == 0
+        ev.wait(lambda evs: any(e.type == "arrived" and e.kind == pb.NOTICE for e in evs), TIMEOUT)
+        assert main(["release", "--config", cfg, D]) == 0
+        ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == keep.message_id for e in evs), TIMEOUT)
+    [notice] = [p.fetch(e.message_id).payload.notice for e in p.inbox_all() if e.kind == pb.NOTICE
+                if p.fetch(e.message_id).payload.notice.ref_message_id == drop.message_id]
+    assert (notice.reason, notice.detail) == ("PURGED", "gửi nhầm nơi nhận")
+    [entry] = [e for e in p.sent_all() if e.message_id == drop.message_id]
+    assert entry.state == "rejected" and entry.reason.startswith("PURGED")
+    db = Database(h[P].dir / "data" / "mailbox.sqlite3")
+    try:
+        [purged] = audit.recent(db, event=audit.PURGED)
+        assert (purged["message_id"], purged["detail"]) == (drop.message_id, "gửi nhầm nơi nhận")
+    finally:
+        db.close()
+    assert not [q for q in p.admin.queues().hops if q.hop == D and (q.depth or q.held)]
+    assert main(["purge", "--config", cfg, drop.message_id, "--reason", "again"]) == 1
+    assert "not queued" in capsys.readouterr().err

@@ -165,7 +165,7 @@ class HopSender:
     def attempt(self) -> Outcome:
         now = self.clock.now_ms()
         state = peers.get(self.db, self.hop)
-        if state.next_attempt_ms > now:
+        if state.next_attempt_ms > now or state.held:
             return Outcome.NOT_DUE
         batch = self.claim()
         if not batch:

@@ -13,6 +13,7 @@ class PeerState:
     next_attempt_ms: int = 0
     last_error: str | None = None
     last_success_ms: int | None = None
+    held: int = 0
 
 
 def get(db: Database, code: str) -> PeerState:
@@ -54,3 +55,12 @@ def backing_off(db: Database) -> list[PeerState]:
 
 def all_states(db: Database) -> list[PeerState]:
     return [PeerState(**r) for r in db.query("SELECT * FROM peer_state ORDER BY code")]
+
+
+def set_held(conn, code: str, held: bool) -> None:
+    conn.execute("INSERT INTO peer_state (code, held) VALUES (?,?) ON CONFLICT(code) DO UPDATE SET held = excluded.held",
+                 (code, int(held)))
+
+
+def held_codes(db: Database) -> set[str]:
+    return {r["code"] for r in db.query("SELECT code FROM peer_state WHERE held = 1")}

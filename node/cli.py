@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import mimetypes
 import sys
 from datetime import datetime, timezone
@@ -106,11 +105,42 @@ def cmd_init(args) -> int:
 # ---- node -----------------------------------------------------------------------
 
 def cmd_run(args) -> int:
+    from .logs import configure
     from .runtime import run
     settings = load_config(args.config)
-    logging.basicConfig(level=settings.log_level, format=f"%(asctime)s {settings.node.code} %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure(settings.node.code, settings.log_level, args.log_format)
     return run(settings)
+
+
+def cmd_check_config(args) -> int:
+    """Everything `run` checks before it binds, without binding or taking the data directory."""
+    import os
+    from . import preflight
+    from .identity.trust import TrustStore
+    from .clock import SYSTEM
+    s = load_config(args.config)
+    trust = TrustStore.from_files(list(s.tls.trust_anchors))
+    signer = preflight.load_identity(s, trust, SYSTEM)
+    preflight.check_parent(s)
+    data = Path(s.node.data_dir)
+    probe = data if data.exists() else next(p for p in data.parents if p.exists())
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot {'write in' if probe == data else 'create'} {data} (permission denied)",
+                          path="node.data_dir", expected="a directory this user can create and write",
+                          file=str(s.source))
+    print(f"{args.config}: OK — node {signer.code} ({s.node.name}), data in {data}")
+    if (parent := preflight.unplaced_parent(s)) is not None:
+        print(f"warning: the code rule places {s.node.code} under {parent}, which is not in peers: "
+              "the node will register nowhere")
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("lienthong")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 # ---- local API ------------------------------------------------------------------
@@ -351,6 +381,7 @@ def cmd_purge(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.")
+    p.add_argument("--version", action="version", version=f"lienthong {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     ca = sub.add_parser("ca", help="certificate authority (test stand-in for the national CA)")
@@ -386,7 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a node in the foreground until SIGTERM")
     run.add_argument("--config", required=True, help="node YAML config")
+    run.add_argument("--log-format", choices=["text", "json"], default="text",
+                     help="text lines, or one JSON object a line (time is ISO 8601 with its zone either way)")
     run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="check a config and the files it names, as run would, without running")
+    check.add_argument("--config", required=True, help="node YAML config")
+    check.set_defaults(func=cmd_check_config)
 
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)

@@ -310,3 +310,17 @@ def test_ca_sign_refuses_what_is_not_a_request(capsys, tmp_path):
     (tmp_path / "x.csr").write_text("nonsense")
     status, _, err = run(capsys, "ca", "sign", "--ca", str(ca), str(tmp_path / "x.csr"))
     assert status == 2 and "not a PEM certificate request" in one_line_error(err)
+
+
+def test_version_and_check_config(capsys, idle_config, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("lienthong ")
+
+    status, out, _ = run(capsys, "check-config", "--config", str(idle_config.config))
+    assert status == 0 and f"OK — node {A}" in out
+    assert not (idle_config.dir / "data").exists()  # checks, creates nothing
+
+    (idle_config.dir / "keys" / "node.key").chmod(0o644)
+    status, _, err = run(capsys, "check-config", "--config", str(idle_config.config))
+    assert status == 2 and "tls.key" in one_line_error(err) and "chmod 600" in err

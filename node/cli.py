@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import mimetypes
 import sys
 from datetime import datetime, timezone
@@ -44,8 +43,44 @@ def _client(args):
 
 def cmd_ca_init(args) -> int:
     from .identity import certs
-    key, cert = certs.init_ca(Path(args.dir), args.name)
+    try:
+        key, cert = certs.init_ca(Path(args.dir), args.name, force=args.force)
+    except FileExistsError as e:
+        raise CliError(str(e), 2) from None
     print(f"CA key  {key} (mode 0600)\nCA cert {cert}")
+    return 0
+
+
+def cmd_ca_sign(args) -> int:
+    from .identity import certs
+    csr = Path(args.csr)
+    out = Path(args.out) if args.out else csr.with_suffix(".pem")
+    try:
+        code = certs.sign_request_file(csr, Path(args.ca), out, days=args.days, force=args.force)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
+        raise CliError(str(e), 2) from None
+    print(f"cert {out} (for {code}, {args.days} days)")
+    return 0
+
+
+def cmd_renew(args) -> int:
+    from .identity import certs, renewal
+    settings = load_config(args.config)
+    try:
+        if not args.install:
+            p = renewal.start(settings, force=args.force)
+            print(f"key  {p.key} (mode 0600)\ncsr  {p.csr}")
+            if not args.ca:
+                print(f"next: have the CA sign it into {p.cert} (`lienthong ca sign --ca CA {p.csr}`), "
+                      f"then `lienthong renew --config {args.config} --install`")
+                return 0
+            certs.sign_request_file(p.csr, Path(args.ca), p.cert, force=True)
+        key, cert = renewal.install(settings)
+    except (renewal.RenewalError, FileNotFoundError, ValueError) as e:
+        raise CliError(str(e), 2) from None
+    prev_key, _ = renewal.previous_paths(settings)
+    print(f"installed {key} and {cert}; the previous pair is kept as *.previous\n"
+          f"restart the node (or send it SIGHUP): it registers the new certificate, co-signed by {prev_key}")
     return 0
 
 
@@ -57,8 +92,9 @@ def cmd_init(args) -> int:
     except CodeError as e:
         raise CliError(str(e), 2) from None
     try:
-        files = certs.init_node(Path(args.dir), args.code, args.name, Path(args.ca) if args.ca else None)
-    except FileNotFoundError as e:
+        files = certs.init_node(Path(args.dir), args.code, args.name, Path(args.ca) if args.ca else None,
+                                force=args.force)
+    except (FileNotFoundError, FileExistsError) as e:
         raise CliError(str(e), 2) from None
     print(f"key  {files.key} (mode 0600)\ncsr  {files.csr}")
     if files.cert:
@@ -69,11 +105,42 @@ def cmd_init(args) -> int:
 # ---- node -----------------------------------------------------------------------
 
 def cmd_run(args) -> int:
+    from .logs import configure
     from .runtime import run
     settings = load_config(args.config)
-    logging.basicConfig(level=settings.log_level, format=f"%(asctime)s {settings.node.code} %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure(settings.node.code, settings.log_level, args.log_format)
     return run(settings)
+
+
+def cmd_check_config(args) -> int:
+    """Everything `run` checks before it binds, without binding or taking the data directory."""
+    import os
+    from . import preflight
+    from .identity.trust import TrustStore
+    from .clock import SYSTEM
+    s = load_config(args.config)
+    trust = TrustStore.from_files(list(s.tls.trust_anchors))
+    signer = preflight.load_identity(s, trust, SYSTEM)
+    preflight.check_parent(s)
+    data = Path(s.node.data_dir)
+    probe = data if data.exists() else next(p for p in data.parents if p.exists())
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot {'write in' if probe == data else 'create'} {data} (permission denied)",
+                          path="node.data_dir", expected="a directory this user can create and write",
+                          file=str(s.source))
+    print(f"{args.config}: OK — node {signer.code} ({s.node.name}), data in {data}")
+    if (parent := preflight.unplaced_parent(s)) is not None:
+        print(f"warning: the code rule places {s.node.code} under {parent}, which is not in peers: "
+              "the node will register nowhere")
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("lienthong")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 # ---- local API ------------------------------------------------------------------
@@ -264,10 +331,57 @@ def cmd_export(args) -> int:
     return 0
 
 
+# ---- admin ----------------------------------------------------------------------
+
+def _ago(ms: int, now_ms: int) -> str:
+    if not ms:
+        return "-"
+    s = (now_ms - ms) / 1000
+    return f"{s:.0f}s" if abs(s) < 120 else f"{s / 60:.0f}m" if abs(s) < 7200 else f"{s / 3600:.1f}h"
+
+
+def cmd_queues(args) -> int:
+    r = _client(args).admin.queues()
+    if args.json:
+        print(json_format.MessageToJson(r, ensure_ascii=False))
+        return 0
+    print(f"{'NEXT HOP':15}  {'DEPTH':>6}  {'OLDEST':>6}  {'FAILS':>5}  {'NEXT TRY':>8}  {'HELD':4}  LAST ERROR")
+    for h in r.hops:
+        due = "now" if h.next_attempt_ms <= r.now_ms else f"in {_ago(r.now_ms, h.next_attempt_ms)}"
+        print(f"{h.hop:15}  {h.depth:6}  {_ago(h.oldest_ms, r.now_ms):>6}  {h.failures:5}  {due:>8}  "
+              f"{'yes' if h.held else 'no':4}  {h.last_error}")
+    if not r.hops:
+        print("(no queued mail)")
+    return 0
+
+
+def cmd_retry(args) -> int:
+    r = _client(args).admin.retry(args.hop or "")
+    print("retrying now: " + (", ".join(r.retried) or "nothing queued"))
+    if r.held:
+        print(f"held (release first): {', '.join(r.held)}")
+    return 0
+
+
+def cmd_hold(args) -> int:
+    admin = _client(args).admin
+    r = admin.hold(args.hop) if args.command == "hold" else admin.release(args.hop)
+    print(f"{r.hop} {'held' if r.held else 'released'} ({r.depth} queued)")
+    return 0
+
+
+def cmd_purge(args) -> int:
+    r = _client(args).admin.purge(args.message_id, args.reason)
+    print(f"purged {r.message_id} (from {r.sender} to {r.recipient}, queued for {r.next_hop}); "
+          f"{r.sender} gets a non-delivery notice")
+    return 0
+
+
 # ---- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.")
+    p.add_argument("--version", action="version", version=f"lienthong {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     ca = sub.add_parser("ca", help="certificate authority (test stand-in for the national CA)")
@@ -275,7 +389,15 @@ def build_parser() -> argparse.ArgumentParser:
     ca_init = ca_sub.add_parser("init", help="make a CA key and self-signed certificate")
     ca_init.add_argument("--dir", required=True, help="directory for ca.key and ca.pem")
     ca_init.add_argument("--name", default="lienthong test CA", help="CA common name")
+    ca_init.add_argument("--force", action="store_true", help="replace an existing CA key and certificate")
     ca_init.set_defaults(func=cmd_ca_init)
+    ca_sign = ca_sub.add_parser("sign", help="issue a node certificate for a certificate request")
+    ca_sign.add_argument("csr", help="the request (node.csr from `lienthong init` or `lienthong renew`)")
+    ca_sign.add_argument("--ca", required=True, help="CA directory (with ca.key, ca.pem)")
+    ca_sign.add_argument("--out", help="certificate file to write (default: the request's name with .pem)")
+    ca_sign.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
+    ca_sign.add_argument("--force", action="store_true", help="replace an existing certificate file")
+    ca_sign.set_defaults(func=cmd_ca_sign)
 
     init = sub.add_parser("init", help="make a node's signing key and certificate request (and certificate, with --ca)")
     init.add_argument("--code", required=True, help="agency code, e.g. 000.00.35.H53")
@@ -283,11 +405,25 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--dir", required=True, help="directory for node.key, node.csr (and node.pem, ca.pem)")
     init.add_argument("--ca", help="CA directory (with ca.key, ca.pem) to sign the certificate")
     init.add_argument("--parent", help="parent code, for codes outside the QCVN 102 form")
+    init.add_argument("--force", action="store_true", help="replace an existing node key and certificate")
     init.set_defaults(func=cmd_init)
+
+    renew = sub.add_parser("renew", help="renew the node's certificate: a new key and request for the same code")
+    renew.add_argument("--config", required=True, help="node YAML config (tls.key, tls.cert, node.code)")
+    renew.add_argument("--install", action="store_true", help="put the issued renew/node.pem and its key in place")
+    renew.add_argument("--ca", help="CA directory: sign and install at once (test CA)")
+    renew.add_argument("--force", action="store_true", help="start over, replacing a renewal under way")
+    renew.set_defaults(func=cmd_renew)
 
     run = sub.add_parser("run", help="run a node in the foreground until SIGTERM")
     run.add_argument("--config", required=True, help="node YAML config")
+    run.add_argument("--log-format", choices=["text", "json"], default="text",
+                     help="text lines, or one JSON object a line (time is ISO 8601 with its zone either way)")
     run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="check a config and the files it names, as run would, without running")
+    check.add_argument("--config", required=True, help="node YAML config")
+    check.set_defaults(func=cmd_check_config)
 
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)
@@ -365,6 +501,17 @@ def build_parser() -> argparse.ArgumentParser:
     exp = api_cmd("export", "write a received document or status as an edXML packet", cmd_export)
     exp.add_argument("message_id")
     exp.add_argument("--out", help="file to write (default: <kind>_<id>.edxml)")
+
+    queues = api_cmd("queues", "per next hop: depth, oldest, failures, next attempt, held, last error", cmd_queues)
+    queues.add_argument("--json", action="store_true")
+    retry = api_cmd("retry", "forget the backoff and send now (one hop, or every hop)", cmd_retry)
+    retry.add_argument("hop", nargs="?", help="next hop code (default: every hop with mail queued)")
+    for name, help in (("hold", "stop sending to a next hop until released (kept across restarts)"),
+                       ("release", "send to a held next hop again")):
+        api_cmd(name, help, cmd_hold).add_argument("hop", help="next hop code")
+    purge = api_cmd("purge", "remove a queued envelope for good; its sender gets a non-delivery notice", cmd_purge)
+    purge.add_argument("message_id")
+    purge.add_argument("--reason", required=True, help="why (audited, and sent to the sender in the notice)")
 
     cli_stats.add_parser(sub)
     return p

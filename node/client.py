@@ -12,6 +12,8 @@ from .config import Settings
 from .pb import envelope_pb2 as pb
 from .pb import mailbox_pb2 as mpb
 from .pb import mailbox_pb2_grpc as mgrpc
+from .pb import admin_pb2 as apb
+from .pb import admin_pb2_grpc as agrpc
 
 RUNTIME_FILE = "runtime.json"  # written by a running node into its data_dir: pid and bound ports
 
@@ -32,6 +34,7 @@ class MailboxClient:
         self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
                                                                ("grpc.max_send_message_length", 64 << 20)])
         self.stub = mgrpc.MailboxStub(self.channel)
+        self.admin = AdminCalls(self)
         self.metadata = call_metadata(token)
         self.timeout = timeout
 
@@ -128,3 +131,26 @@ def probe_health(channel: grpc.Channel, timeout: float = 2.0) -> bool:
     except grpc.RpcError:
         return False
     return resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+class AdminCalls:
+    """The Admin service on the same channel and token (`client.admin.queues()`, ...)."""
+
+    def __init__(self, client: MailboxClient) -> None:
+        self._client = client
+        self.stub = agrpc.AdminStub(client.channel)
+
+    def queues(self) -> apb.QueuesResponse:
+        return self._client._call(self.stub.Queues, apb.QueuesRequest())
+
+    def retry(self, hop: str = "") -> apb.RetryResponse:
+        return self._client._call(self.stub.Retry, apb.RetryRequest(hop=hop))
+
+    def hold(self, hop: str) -> apb.HoldResponse:
+        return self._client._call(self.stub.Hold, apb.HoldRequest(hop=hop))
+
+    def release(self, hop: str) -> apb.HoldResponse:
+        return self._client._call(self.stub.Release, apb.HoldRequest(hop=hop))
+
+    def purge(self, message_id: str, reason: str) -> apb.PurgeResponse:
+        return self._client._call(self.stub.Purge, apb.PurgeRequest(message_id=message_id, reason=reason))

@@ -57,6 +57,9 @@ class Reason(enum.Enum):
                    "another certificate is registered for this code; a renewal must be signed by its key")
     OVER_LIMIT = ("OVER_LIMIT", _C.INVALID_ARGUMENT, True, "a count or length is over this node's limit")
     RATE_LIMITED = ("RATE_LIMITED", _C.RESOURCE_EXHAUSTED, False, "too many requests from this peer")
+    NOT_REGISTERED_YET = ("NOT_REGISTERED_YET", _C.UNAVAILABLE, False,
+                          "the code rule places the agency under a node it has not registered with yet")
+    PURGED = ("PURGED", _C.ABORTED, True, "an administrator removed the message from a queue")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -47,16 +47,16 @@ from pathlib import Path
 
 import grpc
 from apscheduler.schedulers.background import BackgroundScheduler
-from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .api.auth import api_interceptors
 from .api.mailbox import MailboxService
+from .api.admin import AdminService
 from .client import RUNTIME_FILE
 from .clock import SYSTEM, Clock
 from .codes import CodeError, Hierarchy
 from .config import ConfigError, Settings
-from .envelope import Signer
 from .documents.edxml_bridge import EdxmlBridge
 from .envelope import stored_verifier
 from .exchange.dispatcher import Dispatcher
@@ -69,17 +69,20 @@ from .exchange.transport import PeerConnector, TlsMaterial, grpc_options, server
 from . import stats
 from .events import EventBus
 from .health import HealthMonitor
-from .identity import keys
+from .identity import keys, renewal
 from .limits import Limits
 from .identity.trust import TrustStore
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import registry_pb2, registry_pb2_grpc
+from .pb import admin_pb2, admin_pb2_grpc
 from .documents.lifecycle import Lifecycle
 from .registry.directory import Directory
 from .registry.service import RegistryService
 from .timers import SchedulerTimer
-from .store.database import Database
+from .store.database import Database, StoreError
+from .store import peers as peers_store
+from . import preflight
 
 log = logging.getLogger("lienthong")
 
@@ -89,6 +92,9 @@ MAX_WATCHERS = API_WORKERS // 2  # Watch streams each hold an API worker for the
 SWEEP_SECONDS = 5.0  # expiry and the restart safety net; retries have their own scheduled wake-ups
 REGISTRY_TICK_SECONDS = 1.0  # registration is retried this often until the parent accepts
 HEALTH_SECONDS = 10.0
+PROBE_SECONDS = 5.0  # how often next hops that are backing off are asked whether they are back
+PROBE_LIMIT = 50
+PROBE_TIMEOUT_S = 2.0
 
 
 def _source(s: Settings) -> str | None:
@@ -99,15 +105,17 @@ class Node:
     def __init__(self, settings: Settings, clock: Clock = SYSTEM) -> None:
         self.settings = s = settings
         self.clock = clock
-        try:
-            self.signer = Signer.from_files(s.tls.key, s.tls.cert)
-        except ValueError as e:
-            raise ConfigError(str(e), path="tls.key" if "does not match" in str(e) else "tls.cert", file=_source(s)) from None
-        if self.signer.code != s.node.code:
-            raise ConfigError(f"certificate is for {self.signer.code}, but node.code is {s.node.code}",
-                              path="tls.cert", expected=f"a certificate for {s.node.code}", file=_source(s))
+        # everything that can refuse start-up does so here, before anything is created or bound
         self.trust = TrustStore.from_files(list(s.tls.trust_anchors), clock)
-        self.db = Database(Path(s.node.data_dir) / "mailbox.sqlite3")
+        self.signer = preflight.load_identity(s, self.trust, clock)
+        preflight.check_parent(s)
+        self.data_dir = preflight.DataDir.open(s)  # one node per data directory, until stop()
+        try:
+            self.db = Database(self.data_dir.mailbox)
+        except StoreError as e:
+            self.data_dir.release()
+            raise ConfigError(f"cannot open {self.data_dir.path / preflight.MAILBOX_FILE}: {e}", path="node.data_dir",
+                              expected="a writable mailbox", file=_source(s)) from None
         self.tls = TlsMaterial(
             key_pem=keys.key_pem(self.signer.key), cert_pem=Path(s.tls.cert).read_bytes(),
             anchors_pem=self.trust.anchors_pem, insecure=s.tls.insecure_plaintext,
@@ -116,16 +124,23 @@ class Node:
         self.bus = EventBus()
         self.scheduler = BackgroundScheduler(timezone="UTC")
         parent = self._parent_code(s)
+        if (unplaced := preflight.unplaced_parent(s)) is not None:
+            log.warning("the code rule places %s under %s, which is not in peers: this node will not register "
+                        "anywhere (add %s to peers, or ignore this if %s is the top of its tree)",
+                        s.node.code, unplaced, unplaced, s.node.code)
         reg = s.registry
         self.directory = Directory(
             self.db, self.signer, self.trust, clock, name=s.node.name, configured_parents=dict(s.parents_of),
             parent=parent, parent_address=s.peer_address(parent) if parent else None,
             channel=self.connector.channel, heartbeat_s=reg.heartbeat, stale_after_s=reg.stale_after,
-            cache_ttl_s=reg.cache_ttl, events_=self.bus)
+            cache_ttl_s=reg.cache_ttl, events_=self.bus, previous=renewal.previous_signer(s, self.signer))
+        if self.directory.previous is not None:
+            log.info("renewed certificate: registrations are co-signed by the previous key (%s.previous)", s.tls.key)
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
                              parent=parent if parent and s.peer_address(parent) else None,
                              child_endpoint=self.directory.child_endpoint,
-                             hierarchy_of=lambda: self.directory.hierarchy)
+                             hierarchy_of=lambda: self.directory.hierarchy,
+                             awaiting_children=self.directory.awaiting_children)
         # sending: one way to make an envelope; per-hop senders; the agency's sends on top of both
         self.limits = Limits(**dataclasses.asdict(s.limits))
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
@@ -136,6 +151,8 @@ class Node:
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus)
+        self.directory.on_alive = self.dispatcher.peer_returned
+        self.dispatcher.on_return = self.connector.expect
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup)
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits)
@@ -186,7 +203,9 @@ class Node:
             directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS),
             self.api_server)
         stats_service = stats.add_to_server(self.api_server, self.db, s.node.code, s.node.name, self.clock)
-        self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name, stats_service)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.db, self.dispatcher, self.clock), self.api_server)
+        self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name, stats_service,
+                         admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
 
         self.directory.endpoint = self._advertised_endpoint()
@@ -195,6 +214,8 @@ class Node:
         self.api_server.start()
         self.scheduler.add_job(self._sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.health.check, "interval", seconds=HEALTH_SECONDS, id="health", coalesce=True)
+        self.scheduler.add_job(self._probe_backing_off, "interval", seconds=PROBE_SECONDS, id="probe",
+                               max_instances=1, coalesce=True)
         if self.directory.parent and self.directory.parent_address:  # the top of a tree registers nowhere
             self.scheduler.add_job(self._keepalive, "interval",
                                    seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat),
@@ -235,6 +256,24 @@ class Node:
             host = "127.0.0.1"
         return f"{host}:{self.peer_port}"
 
+    def _probe_backing_off(self) -> None:
+        """Ask every next hop that is backing off with mail waiting whether it is back (gRPC health over
+        mutual TLS, so the answer comes from the agency we meant): one that answers SERVING is sent to now."""
+        calls = []
+        for state in peers_store.backing_off(self.db)[:PROBE_LIMIT]:
+            address = self.router.address(state.code)
+            if address is None or state.next_attempt_ms <= self.clock.now_ms():
+                continue
+            stub = health_pb2_grpc.HealthStub(self.connector.channel(state.code, address))
+            calls.append((state.code, stub.Check.future(health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_S)))
+        for code, call in calls:
+            try:
+                serving = call.result().status == health_pb2.HealthCheckResponse.SERVING
+            except grpc.RpcError:
+                continue
+            if serving:
+                self.dispatcher.peer_returned(code, "answers health checks")
+
     def _sweep(self) -> None:
         self.dispatcher.expire_due()
         self.dispatcher.wake_all_due()
@@ -247,9 +286,7 @@ class Node:
             "api": f"{host(self.settings.api.listen)}:{self.api_port}",
         }
         path = Path(self.settings.node.data_dir) / RUNTIME_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, path)
+        preflight.write_private(path, json.dumps(info).encode())
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish their commits, then close the database."""
@@ -264,6 +301,7 @@ class Node:
             log.warning("stopping with deliveries still in flight: %s", ", ".join(busy))
         self.connector.close()
         self.db.close()
+        self.data_dir.release()
         log.info("stopped in %.1fs", time.monotonic() - t0)
 
 
@@ -277,6 +315,7 @@ def run(settings: Settings) -> int:
     signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     node = Node(settings)
+    os.umask(0o077)  # whatever the node creates from now on (backups, ...) is its own; Node made its files 0600
     node.start()
     received = signal.sigwait(signals)
     log.info("stopping node %s (%s)", settings.node.code, signal.Signals(received).name)

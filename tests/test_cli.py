@@ -275,3 +275,52 @@ def test_a_message_id_that_could_name_a_path_is_refused_in_an_envelope(bad, pki,
                                clock=clock, lifetime_s=60, message_id=bad or "-")
         envelope.verify(raw, pki.trust(clock), max_size=1 << 20, clock=clock)
     assert e.value.reason is Reason.MALFORMED and e.value.field == "header.message_id"
+
+
+# ---- identities ------------------------------------------------------------------------------
+
+def test_keys_are_never_overwritten_without_force(capsys, tmp_path):
+    ca, keys = tmp_path / "ca", tmp_path / "keys"
+    assert run(capsys, "ca", "init", "--dir", str(ca))[0] == 0
+    ca_key = (ca / "ca.key").read_bytes()
+    status, _, err = run(capsys, "ca", "init", "--dir", str(ca))
+    assert status == 2 and "ca.key already exists" in one_line_error(err) and "--force" in err
+    assert (ca / "ca.key").read_bytes() == ca_key
+
+    assert run(capsys, "init", "--code", A, "--name", "Sở A", "--dir", str(keys))[0] == 0
+    node_key = (keys / "node.key").read_bytes()
+    status, _, err = run(capsys, "init", "--code", A, "--name", "Sở A", "--dir", str(keys), "--ca", str(ca))
+    assert status == 2 and "node.key already exists" in one_line_error(err)
+    assert (keys / "node.key").read_bytes() == node_key and not (keys / "node.pem").exists()
+
+    status, out, _ = run(capsys, "ca", "sign", "--ca", str(ca), str(keys / "node.csr"))
+    assert status == 0 and f"for {A}" in out
+    status, _, err = run(capsys, "ca", "sign", "--ca", str(ca), str(keys / "node.csr"))
+    assert status == 2 and "node.pem already exists" in one_line_error(err)
+
+    assert run(capsys, "init", "--code", A, "--name", "Sở A", "--dir", str(keys), "--force")[0] == 0
+    assert (keys / "node.key").read_bytes() != node_key
+    assert run(capsys, "ca", "init", "--dir", str(ca), "--force")[0] == 0
+    assert (ca / "ca.key").read_bytes() != ca_key
+
+
+def test_ca_sign_refuses_what_is_not_a_request(capsys, tmp_path):
+    ca = tmp_path / "ca"
+    run(capsys, "ca", "init", "--dir", str(ca))
+    (tmp_path / "x.csr").write_text("nonsense")
+    status, _, err = run(capsys, "ca", "sign", "--ca", str(ca), str(tmp_path / "x.csr"))
+    assert status == 2 and "not a PEM certificate request" in one_line_error(err)
+
+
+def test_version_and_check_config(capsys, idle_config, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("lienthong ")
+
+    status, out, _ = run(capsys, "check-config", "--config", str(idle_config.config))
+    assert status == 0 and f"OK — node {A}" in out
+    assert not (idle_config.dir / "data").exists()  # checks, creates nothing
+
+    (idle_config.dir / "keys" / "node.key").chmod(0o644)
+    status, _, err = run(capsys, "check-config", "--config", str(idle_config.config))
+    assert status == 2 and "tls.key" in one_line_error(err) and "chmod 600" in err

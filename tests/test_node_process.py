@@ -64,6 +64,8 @@ def test_run_serves_reports_ports_and_stops_cleanly(handle, sig):
     assert status == 0, nodes.tail(handle)
     log = handle.log_path.read_text()
     assert f"node {A} serving peers on port {port}" in log
+    first = log.splitlines()[0].split()[0]  # ISO 8601 with its zone: 2026-01-01T07:00:00.123+07:00
+    assert first[10] == "T" and (first.endswith("Z") or first[-6] in "+-"), first
     assert f"stopping node {A}" in log
     assert "Traceback" not in log
     assert not healthy(handle.api)

@@ -13,13 +13,14 @@ import logging
 import random
 import threading
 import time
+from typing import Callable
 
 from .. import events
 from ..clock import Clock
 from ..errors import Reason, Rejected
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
-from ..store import outbox, peers
+from ..store import audit, outbox, peers
 from ..store.database import Database, Transaction
 from .hop import Deliver, HopSender, Outcome, RetryPolicy, SendLimits
 from .outgoing import EnvelopeMaker, Sealed
@@ -41,6 +42,7 @@ class Dispatcher:
         self.timer, self.events = timer, events_
         self.rng = rng or random.Random()
         self._hops: dict[str, HopSender] = {}
+        self.on_return: Callable[[str], None] = lambda code: None  # before a returned hop is woken (transport)
         self._lock = threading.Lock()
         self._stopping = False
 
@@ -72,8 +74,66 @@ class Dispatcher:
         """Safety net and restart path: wake every hop with pending mail whose backoff is over."""
         now = self.clock.now_ms()
         for hop in outbox.hops_with_pending(self.db):
-            if peers.get(self.db, hop).next_attempt_ms <= now:
+            state = peers.get(self.db, hop)
+            if state.next_attempt_ms <= now and not state.held:
                 self.wake(hop)
+
+    def peer_returned(self, code: str, how: str) -> bool:
+        """`code` answered us (it registered, sent a heartbeat, took our registration or answered a health
+        probe): forget its backoff and send its queue now, not when the backoff would have ended."""
+        state = peers.get(self.db, code)
+        if not state.failures and not state.next_attempt_ms:
+            return False
+        with self.db.transaction(durable=False) as tx:
+            if not peers.reset(tx, code):
+                return False
+        log.info("link to %s is back (%s) after %d failed attempts: backoff reset, its queue is sent now",
+                 code, how, state.failures)
+        self.on_return(code)
+        if not state.held:
+            self.wake(code)
+        return True
+
+    # ---- what an operator does (the Admin API) ---------------------------------------
+
+    def retry_now(self, hop: str | None) -> tuple[list[str], list[str]]:
+        """Forget the backoff of `hop` (None: every hop with mail waiting) and send now; (retried, held)."""
+        hops = [hop] if hop else outbox.hops_with_pending(self.db)
+        held = peers.held_codes(self.db)
+        retried = [h for h in hops if h not in held]
+        with self.db.transaction(durable=False) as tx:
+            for h in retried:
+                peers.reset(tx, h)
+        for h in retried:
+            self.on_return(h)
+            self.wake(h)
+        if retried:
+            log.info("operator: retry now %s", ", ".join(retried))
+        return retried, [h for h in hops if h in held]
+
+    def hold(self, hop: str, held: bool) -> None:
+        """Stop (or resume) sending to `hop`; kept in the database, so it outlives a restart."""
+        with self.db.transaction() as tx:
+            peers.set_held(tx, hop, held)
+            audit.append(tx, self.clock.now_ms(), audit.HELD if held else audit.RELEASED, "", hop, "by the operator")
+        log.warning("operator: %s next hop %s", "holding" if held else "released", hop)
+        if not held:
+            self.wake(hop)
+
+    def purge(self, message_id: str, reason: str) -> dict:
+        """Remove one queued envelope for good: audited, and its sender gets a non-delivery notice."""
+        row = outbox.get(self.db, message_id)
+        if row is None:
+            raise Rejected(Reason.NOT_FOUND, f"no envelope {message_id} in the outbox", field="message_id")
+        if row["state"] != outbox.PENDING:
+            raise Rejected(Reason.INVALID_REQUEST, f"{message_id} is {row['state']}, not queued", field="message_id")
+        p = outbox.Pending(row["seq"], message_id, row["sender"], row["recipient"], row["kind"], row["priority"],
+                           row["expires_ms"], row["envelope"], row["ref_message_id"])
+        with self.db.transaction() as tx:
+            audit.append(tx, self.clock.now_ms(), audit.PURGED, message_id, row["next_hop"], reason)
+            self.give_up(tx, p, row["next_hop"], outbox.REJECTED, Reason.PURGED.name, reason)
+        log.warning("operator: purged %s (to %s via %s): %s", message_id, row["recipient"], row["next_hop"], reason)
+        return row
 
     def stop(self, timeout: float = 10.0) -> list[str]:
         """Let batches in flight finish (their outcome is committed), then stop the workers.

@@ -165,7 +165,7 @@ class HopSender:
     def attempt(self) -> Outcome:
         now = self.clock.now_ms()
         state = peers.get(self.db, self.hop)
-        if state.next_attempt_ms > now:
+        if state.next_attempt_ms > now or state.held:
             return Outcome.NOT_DUE
         batch = self.claim()
         if not batch:
@@ -217,6 +217,8 @@ class HopSender:
                 outbox.note_attempt(tx, [m for m, _ in failed], failed[0][1])
             else:
                 peers.record_success(tx, self.hop, now)
+                if state.failures:
+                    log.info("link to %s is back: delivered after %d failed attempts", self.hop, state.failures)
             for p, _ in delivered:
                 tx.on_commit(lambda p=p: self.events.emit(events.DELIVERED, message_id=p.message_id, peer=self.hop,
                                                           recipient=p.recipient, kind=p.kind, time_ms=now))

@@ -97,7 +97,10 @@ class Intake:
         try:
             route = self.router.route(h.recipient)
         except LookupError as e:
-            raise Rejected(Reason.UNKNOWN_RECIPIENT, str(e)) from None
+            awaited = self.router.awaited_child(h.recipient)
+            if awaited is None:
+                raise Rejected(Reason.UNKNOWN_RECIPIENT, str(e)) from None
+            route = (awaited, None)  # custody now; queued until the child registers (transient, retried)
         next_hop = route[0] if route else None
         payload = None
         if next_hop is None:

@@ -41,8 +41,15 @@ def server_credentials(tls: TlsMaterial) -> grpc.ServerCredentials:
     )
 
 
+# The dispatcher keeps its own, persisted backoff per hop; gRPC's reconnect backoff (up to 120 s) would
+# only hide a peer that came back, so a peer channel retries its connection at most 2 s apart.
+RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reconnect_backoff_ms", 250),
+                     ("grpc.max_reconnect_backoff_ms", 2000)]
+RETURN_WAIT_S = 5.0  # how long the first delivery to a peer that just answered waits for the connection
+
+
 def open_channel(tls: TlsMaterial, code: str, address: str, max_message: int) -> grpc.Channel:
-    options = grpc_options(max_message)
+    options = grpc_options(max_message) + RECONNECT_OPTIONS
     if tls.insecure:
         return grpc.insecure_channel(address, options=options)
     creds = grpc.ssl_channel_credentials(
@@ -62,6 +69,13 @@ class PeerConnector:
         self._stubs: dict[tuple[str, str], xgrpc.ExchangeStub] = {}
         self._channels: dict[tuple[str, str], grpc.Channel] = {}
         self._lock = threading.Lock()
+        self._returned: set[str] = set()
+
+    def expect(self, code: str) -> None:
+        """`code` just answered us: the next delivery waits for the connection (its channel may still be
+        in its reconnect backoff) instead of failing at once."""
+        with self._lock:
+            self._returned.add(code)
 
     def channel(self, code: str, address: str) -> grpc.Channel:
         """One channel per (peer code, address), shared by every service we call there."""
@@ -81,10 +95,16 @@ class PeerConnector:
         return stub
 
     def deliver(self, code: str, address: str, envelopes: list[bytes]) -> list[xpb.Outcome]:
+        with self._lock:
+            returned = code in self._returned
+            self._returned.discard(code)
         try:
-            resp = self._stub(code, address).DeliverBatch(
-                xpb.DeliverBatchRequest(envelopes=envelopes), timeout=DELIVER_TIMEOUT_S
-            )
+            stub = self._stub(code, address)
+            if returned:  # wait (briefly) for the connection to come up, then the call has its usual deadline
+                grpc.channel_ready_future(self.channel(code, address)).result(timeout=RETURN_WAIT_S)
+            resp = stub.DeliverBatch(xpb.DeliverBatchRequest(envelopes=envelopes), timeout=DELIVER_TIMEOUT_S)
+        except grpc.FutureTimeoutError:
+            raise TransportError(f"no connection to {code} at {address} within {RETURN_WAIT_S:.0f}s") from None
         except grpc.RpcError as e:
             raise TransportError(describe(e)) from None
         if len(resp.outcomes) != len(envelopes):

@@ -150,9 +150,19 @@ class IssuedFiles:
     ca: Path | None
 
 
-def init_ca(directory: Path, name: str = "lienthong test CA") -> tuple[Path, Path]:
+def refuse_overwrite(*paths: Path) -> None:
+    """A key (or the certificate that goes with it) is never replaced unless the operator says --force."""
+    for p in paths:
+        if p.exists():
+            raise FileExistsError(f"{p} already exists: keep it, or pass --force to replace it "
+                                  "(whatever it signed or certified then no longer matches)")
+
+
+def init_ca(directory: Path, name: str = "lienthong test CA", force: bool = False) -> tuple[Path, Path]:
     """`lienthong ca init`: ca.key (0600) and self-signed ca.pem in `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
+    if not force:
+        refuse_overwrite(directory / "ca.key", directory / "ca.pem")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key, cert = make_ca(name)
     keys.write_private_key(directory / "ca.key", key)
     (directory / "ca.pem").write_bytes(pem(cert))
@@ -160,13 +170,15 @@ def init_ca(directory: Path, name: str = "lienthong test CA") -> tuple[Path, Pat
 
 
 def init_node(directory: Path, code: str, name: str, ca_dir: Path | None = None, days: int = 825,
-              not_before: dt.datetime | None = None) -> IssuedFiles:
+              not_before: dt.datetime | None = None, force: bool = False) -> IssuedFiles:
     """`lienthong init`: node.key (0600) and node.csr; with a CA, node.pem and a copy of ca.pem."""
     if ca_dir is not None:
         for f in ("ca.key", "ca.pem"):
             if not (ca_dir / f).is_file():
                 raise FileNotFoundError(f"{ca_dir / f}: no such file (is --ca a directory made by `lienthong ca init`?)")
-    directory.mkdir(parents=True, exist_ok=True)
+    if not force:
+        refuse_overwrite(directory / "node.key", directory / "node.pem")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = keys.generate_key()
     keys.write_private_key(directory / "node.key", key)
     csr = make_csr(key, code, name)
@@ -179,3 +191,30 @@ def init_node(directory: Path, code: str, name: str, ca_dir: Path | None = None,
     (directory / "node.pem").write_bytes(pem(cert))
     (directory / "ca.pem").write_bytes(pem(ca_cert))
     return IssuedFiles(directory / "node.key", directory / "node.csr", directory / "node.pem", directory / "ca.pem")
+
+
+def sign_request_file(csr_path: Path, ca_dir: Path, out: Path, days: int = 825, force: bool = False) -> str:
+    """`lienthong ca sign`: issue a certificate for a request file; returns the code it binds."""
+    from ..codes import CodeError, validate
+    for f in ("ca.key", "ca.pem"):
+        if not (ca_dir / f).is_file():
+            raise FileNotFoundError(f"{ca_dir / f}: no such file (is --ca a directory made by `lienthong ca init`?)")
+    try:
+        csr = x509.load_pem_x509_csr(Path(csr_path).read_bytes())
+    except ValueError:
+        raise ValueError(f"{csr_path} is not a PEM certificate request") from None
+    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cns:
+        raise ValueError(f"{csr_path}: the request names no agency code (no CN)")
+    code = str(cns[0].value)
+    try:
+        validate(code)
+    except CodeError:
+        if not code or not all(ch.isalnum() or ch == "." for ch in code):
+            raise ValueError(f"{csr_path}: {code!r} is not an agency code") from None
+    if not force:
+        refuse_overwrite(out)
+    cert = sign_csr(csr, keys.load_private_key(ca_dir / "ca.key"), load_cert(ca_dir / "ca.pem"), days=days)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(pem(cert))
+    return code

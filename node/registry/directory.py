@@ -39,8 +39,10 @@ class Directory:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, clock: Clock, *, name: str,
                  configured_parents: dict[str, str], parent: str | None, parent_address: str | None,
                  channel: Callable[[str, str], grpc.Channel], heartbeat_s: float, stale_after_s: float,
-                 cache_ttl_s: float, events_: EventSink = NoEvents()) -> None:
+                 cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None) -> None:
         self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
+        self.previous = previous  # a renewed node's retired identity: it co-signs our record (renewal_signature)
+        self.on_alive: Callable[[str, str], None] = lambda code, how: None  # a neighbour answered: (code, how)
         self.code, self.name = signer.code, name
         self.configured_parents = dict(configured_parents)
         self.configured = Hierarchy(self.configured_parents)  # what our YAML and the code rule say
@@ -69,7 +71,7 @@ class Directory:
 
     def own_entry(self) -> rpb.DirectoryEntry:
         signed = records.make(self.signer, name=self.name, level=self.level(), parent=self.parent or "",
-                              endpoint=self.endpoint, now_ms=self.clock.now_ms())
+                              endpoint=self.endpoint, now_ms=self.clock.now_ms(), previous=self.previous)
         return rpb.DirectoryEntry(record=signed, reachable=True, last_seen_ms=self.clock.now_ms())
 
     # ---- serving children -------------------------------------------------------
@@ -97,6 +99,7 @@ class Directory:
         self._refresh_hierarchy()
         log.info("registered %s (%s) at %s", record.code, record.name, record.endpoint)
         self.events.emit(events.REGISTERED, peer=record.code, time_ms=now)
+        self.on_alive(record.code, "registered")
         return self.heartbeat_ms
 
     def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], signed_stats=()) -> None:
@@ -115,6 +118,7 @@ class Directory:
             self._refresh_hierarchy()
         stats.record_heartbeat(self.db, code, signed_stats, self.hierarchy, self.trust, self.clock.now_ms())
         self.events.emit(events.HEARTBEAT, peer=code, time_ms=self.clock.now_ms())
+        self.on_alive(code, "heartbeat")
 
     def _claim_problem(self, child: str, code: str, parent: str, reported: dict[str, str],
                        holders: dict[str, str]) -> str:
@@ -278,9 +282,16 @@ class Directory:
             return self._call(self.parent, self.parent_address, lambda stub: call(stub, True))
         raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
 
+    def awaiting_children(self) -> bool:
+        """No child has registered here yet: a code placed under us by the code rule may just not be set up."""
+        return not self._endpoints
+
     def _call_down(self, child_code: str, call):
         child = store.get(self.db, child_code)
         if child is None:
+            if self.awaiting_children():
+                raise Rejected(Reason.NOT_REGISTERED_YET,
+                               f"{child_code} has not registered with {self.code} (no child has yet)")
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {child_code} is registered with {self.code}")
         return self._call(child_code, child.endpoint, call)
 
@@ -311,6 +322,7 @@ class Directory:
                 resp = self._call(self.parent, self.parent_address, lambda s: s.Register(own, timeout=CALL_TIMEOUT_S))
                 self.registered, self._last_beat_ms = True, now
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
+                self.on_alive(self.parent, "accepted our registration")
             elif now - self._last_beat_ms >= self.heartbeat_ms:
                 odd = self.odd_codes_below()
                 counters = stats.heartbeat_payload(self.db, self.signer, self.name, self.clock)
@@ -318,6 +330,7 @@ class Directory:
                     rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, signed_stats=counters),
                     timeout=CALL_TIMEOUT_S))
                 self._last_beat_ms = now
+                self.on_alive(self.parent, "took our heartbeat")
         except Rejected as r:
             if r.reason is Reason.UNKNOWN_RECIPIENT and self.registered:
                 self.registered = False  # the parent forgot us: register again on the next tick

@@ -13,6 +13,9 @@ REJECTED_IN = "rejected_in"      # we refused an envelope
 REJECTED_OUT = "rejected_out"    # a peer refused ours (permanent)
 EXPIRED = "expired"
 RETRY = "retry"
+PURGED = "purged"                # an operator removed a queued envelope (detail: their reason)
+HELD = "held"                    # an operator held a next hop (peer), or released it ("released")
+RELEASED = "released"
 
 
 def append(conn: sqlite3.Connection, time_ms: int, event: str, message_id: str = "", peer: str = "", detail: str = "") -> None:

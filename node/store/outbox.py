@@ -148,3 +148,18 @@ def recipient_of_document(db: Database, message_id: str) -> str | None:
 
 def counts(db: Database) -> dict[str, int]:
     return {r["state"]: r["n"] for r in db.query("SELECT state, count(*) AS n FROM outbox GROUP BY state")}
+
+
+def queue_summary(db: Database) -> dict[str, dict]:
+    """Per next hop with mail waiting: its depth and when the oldest envelope was made."""
+    return {r["next_hop"]: r for r in db.query(
+        "SELECT next_hop, count(*) AS depth, min(created_ms) AS oldest_ms FROM outbox WHERE state = 'pending'"
+        " GROUP BY next_hop ORDER BY next_hop")}
+
+
+def pending_one(db: Database, message_id: str) -> Pending | None:
+    r = db.query_one(
+        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id"
+        " FROM outbox JOIN outbox_envelope USING (message_id) WHERE message_id = ? AND state = 'pending'",
+        (message_id,))
+    return Pending(**r) if r else None

@@ -13,6 +13,7 @@ class PeerState:
     next_attempt_ms: int = 0
     last_error: str | None = None
     last_success_ms: int | None = None
+    held: int = 0
 
 
 def get(db: Database, code: str) -> PeerState:
@@ -37,3 +38,29 @@ def record_success(conn, code: str, now_ms: int) -> None:
         (code, now_ms),
     )
 
+
+
+def reset(conn, code: str) -> bool:
+    """The peer is back: no failures, due now (True if it was backing off)."""
+    return conn.execute(
+        "UPDATE peer_state SET failures = 0, next_attempt_ms = 0 WHERE code = ? AND (failures > 0 OR next_attempt_ms > 0)",
+        (code,)).rowcount > 0
+
+
+def backing_off(db: Database) -> list[PeerState]:
+    """Next hops that failed and still have mail waiting."""
+    return [PeerState(**r) for r in db.query(
+        "SELECT * FROM peer_state WHERE failures > 0 AND code IN (SELECT DISTINCT next_hop FROM outbox WHERE state = 'pending')")]
+
+
+def all_states(db: Database) -> list[PeerState]:
+    return [PeerState(**r) for r in db.query("SELECT * FROM peer_state ORDER BY code")]
+
+
+def set_held(conn, code: str, held: bool) -> None:
+    conn.execute("INSERT INTO peer_state (code, held) VALUES (?,?) ON CONFLICT(code) DO UPDATE SET held = excluded.held",
+                 (code, int(held)))
+
+
+def held_codes(db: Database) -> set[str]:
+    return {r["code"] for r in db.query("SELECT code FROM peer_state WHERE held = 1")}

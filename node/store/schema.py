@@ -184,3 +184,9 @@ def m0007_signed_subtree_stats(db) -> None:
     # subtree_stats.stats now holds each agency's signed counters (SignedStats), not bare AgencyStats:
     # unsigned rows are dropped; children send signed ones on their next heartbeat
     db.execute("DELETE FROM subtree_stats")
+
+
+@MIGRATIONS(name="0008_held_hops")
+def m0008_held_hops(db) -> None:
+    # an operator may hold a next hop (lienthong hold): nothing is sent to it until released, across restarts
+    db.execute("ALTER TABLE peer_state ADD COLUMN held INTEGER NOT NULL DEFAULT 0")

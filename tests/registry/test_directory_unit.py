@@ -200,14 +200,15 @@ def test_an_authoritative_not_found_is_cached_briefly(district, pki, clock):
 
 
 def test_a_not_found_for_a_child_nobody_registered_yet_is_not_cached(directory, pki, clock):
-    """Below us by the code rule but not registered (yet): refused now, asked afresh next time."""
+    """Below us by the code rule but not registered (yet), and no child has registered here at all:
+    "not yet" (transient, NOT_REGISTERED_YET), asked afresh next time."""
     asked = []
     real = directory._ask
     directory._ask = lambda code, from_below, call: asked.append(code) or real(code, from_below, call)
     for _ in range(2):
         with pytest.raises(Rejected) as e:
             directory.lookup(C1)
-        assert e.value.reason is Reason.UNKNOWN_RECIPIENT
+        assert e.value.reason is Reason.NOT_REGISTERED_YET and not e.value.reason.permanent
     assert asked == [C1, C1]
 
 

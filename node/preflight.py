@@ -1,0 +1,185 @@
+"""What start-up refuses, before anything binds: each refusal is a ConfigError naming the key to fix.
+
+- the node's own identity (`load_identity`): a key file that is not a private key (tls.key),
+  a private key readable by others (tls.key), a certificate that does not parse, binds no or
+  another code, does not chain to the trust anchors, is expired or not yet valid (tls.cert),
+  a key that does not match the certificate (tls.key);
+- the data directory (`DataDir.open`): one it cannot create or write, a mailbox it cannot
+  write, and one another node is using: an exclusive `fcntl.flock` on `lienthong.lock`, held
+  for the node's life, with the holder's pid written in it (the kernel drops the lock when the
+  process dies, so a kill -9 leaves nothing to clean up);
+- a parent the node is told to register with (node.parent) but has no address for in `peers`.
+
+Files the node creates are 0600 and directories 0700.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import os
+import stat
+from pathlib import Path
+
+from cryptography import x509
+
+from .clock import Clock
+from .config import ConfigError, Settings
+from .envelope import Signer
+from .errors import Reason, Rejected
+from .identity import certs, keys
+from .identity.trust import TrustStore
+
+LOCK_FILE = "lienthong.lock"
+MAILBOX_FILE = "mailbox.sqlite3"
+KEY_MODE_MASK = 0o037  # group write/exec and anything for others: a key must be 0600, 0400, 0640 or 0440
+
+
+def _source(s: Settings) -> str | None:
+    return str(s.source) if s.source else None
+
+
+def _when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def key_mode_problem(path: Path) -> str | None:
+    """Why a private key file's mode is unsafe, or None."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & KEY_MODE_MASK:
+        return f"{path} is readable or writable by others (mode {mode:04o}): run `chmod 600 {path}`"
+    return None
+
+
+def load_identity(s: Settings, trust: TrustStore, clock: Clock) -> Signer:
+    """The node's signer, or a ConfigError naming tls.key or tls.cert and what is wrong."""
+    src = _source(s)
+    key_path, cert_path = Path(s.tls.key), Path(s.tls.cert)
+    problem = key_mode_problem(key_path)
+    if problem:
+        raise ConfigError(problem, path="tls.key", expected="a private key readable by its owner only", file=src)
+    try:
+        key = keys.load_private_key(key_path)
+    except (ValueError, TypeError) as e:
+        why = str(e) if str(e).startswith(str(key_path)) else f"{key_path} is not a PEM private key without a password"
+        raise ConfigError(why, path="tls.key", expected="the node's PEM private key (from `lienthong init`)",
+                          file=src) from None
+    try:
+        cert = certs.load_cert(cert_path)
+    except ValueError:
+        raise ConfigError(f"{cert_path} is not a PEM certificate", path="tls.cert",
+                          expected="the node's PEM certificate", file=src) from None
+    code = certs.agency_code(cert)
+    if code is None:
+        raise ConfigError(f"{cert_path}: certificate binds no agency code", path="tls.cert",
+                          expected="a certificate issued for this node's code", file=src)
+    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+        raise ConfigError(f"{key_path}: key does not match certificate {cert_path}", path="tls.key",
+                          expected="the key the certificate was issued for", file=src)
+    if code != s.node.code:
+        raise ConfigError(f"certificate is for {code}, but node.code is {s.node.code}", path="tls.cert",
+                          expected=f"a certificate for {s.node.code}", file=src)
+    signer = Signer(code, key, certs.der(cert))
+    check_certificate(s, trust, signer.cert_der, clock)
+    return signer
+
+
+def check_certificate(s: Settings, trust: TrustStore, cert_der: bytes, clock: Clock) -> None:
+    """The node's own certificate chains to the anchors and is valid now (by the trust store's clock)."""
+    try:
+        trust.identify(cert_der)
+    except Rejected as r:
+        cert = x509.load_der_x509_certificate(cert_der)
+        now = clock.now_ms()
+        if r.reason is Reason.CERT_EXPIRED:
+            start, end = (int(cert.not_valid_before_utc.timestamp() * 1000),
+                          int(cert.not_valid_after_utc.timestamp() * 1000))
+            why = (f"{s.tls.cert} expired on {_when(end)}: renew it (`lienthong renew`)" if now > end
+                   else f"{s.tls.cert} is not valid until {_when(start)}: check this machine's clock")
+        else:
+            why = (f"{s.tls.cert} does not chain to tls.trust_anchors ({r.public_detail}): "
+                   "use the certificate your CA issued, or add its CA to tls.trust_anchors")
+        raise ConfigError(why, path="tls.cert", expected="a certificate valid now, issued by a trust anchor",
+                          file=_source(s)) from None
+
+
+def check_parent(s: Settings) -> None:
+    if s.node.parent and not s.peer_address(s.node.parent):
+        raise ConfigError(f"parent {s.node.parent} has no address: add it to peers (code and host:port)",
+                          path="node.parent", expected="a parent listed in peers", file=_source(s))
+
+
+class DataDir:
+    """The node's data directory, created 0700 and held with an exclusive lock while the node runs."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self._fd = path, fd
+
+    @classmethod
+    def open(cls, s: Settings) -> "DataDir":
+        path = Path(s.node.data_dir)
+        src = _source(s)
+
+        def refuse(why: str, expected: str = "a directory this user can create and write") -> ConfigError:
+            return ConfigError(why, path="node.data_dir", expected=expected, file=src)
+
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as e:
+            raise refuse(f"cannot create {path}: {e.strerror}") from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise refuse(f"cannot write in {path} (permission denied; owner uid {path.stat().st_uid})")
+        mailbox = path / MAILBOX_FILE
+        for f in (mailbox, mailbox.with_name(MAILBOX_FILE + "-wal")):
+            if f.exists() and not os.access(f, os.R_OK | os.W_OK):
+                raise refuse(f"cannot write {f} (read-only): fix its owner or mode", "a writable mailbox")
+        try:
+            fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise refuse(f"cannot create {path / LOCK_FILE}: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise refuse(f"{path} is in use by another lienthong node (pid {holder}): stop it first, "
+                             "or give this node its own data_dir", "a data directory no running node uses") from None
+            raise refuse(f"cannot lock {path / LOCK_FILE}: {e.strerror}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(path, fd)
+
+    @property
+    def mailbox(self) -> Path:
+        """The mailbox file, created 0600 before SQLite opens it (its -wal and -shm files take that mode)."""
+        p = self.path / MAILBOX_FILE
+        if not p.exists():
+            os.close(os.open(p, os.O_RDWR | os.O_CREAT, 0o600))
+        return p
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = -1
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only, atomically (a temporary file renamed over it)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def unplaced_parent(s: Settings) -> str | None:
+    """The parent the code rule gives this node when it has no address for it (the node will not register)."""
+    from .codes import ROOT, CodeError, Hierarchy
+    if s.node.parent:
+        return None
+    try:
+        parent = Hierarchy(dict(s.parents_of)).parent(s.node.code)
+    except CodeError:
+        return None
+    return parent if parent and parent != ROOT and not s.peer_address(parent) else None

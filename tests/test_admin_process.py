@@ -1,0 +1,169 @@
+"""What an admin does to a running tree, on real node processes: a province P and a district D under it.
+
+The processes are shared by the module's tests (each leaves them running and registered)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.cli import main
+from node.harness import nodes
+from node.harness.inproc import FAST_REGISTRY
+from node.harness.nodes import NodeSpec
+from node.harness.waiting import EventWaiter
+
+P, D, C = "000.00.00.H53", "000.00.35.H53", "000.23.35.H53"  # C, a commune under D, starts late
+TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("admin")
+    ca = nodes.make_ca(root)
+    addresses = {code: f"127.0.0.1:{nodes.free_port()}" for code in (P, D, C)}
+    # P retries slowly: a delivery that happens soon after D comes back proves the backoff was reset
+    hp = nodes.prepare_node(root, ca, NodeSpec(P, "Tỉnh P", extra={**FAST_REGISTRY,
+                                                                 "retry": {"first_delay": "60s", "max_delay": "10m"}}),
+                            addresses)
+    hd = nodes.prepare_node(root, ca, NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra=FAST_REGISTRY), addresses)
+    hc = nodes.prepare_node(root, ca, NodeSpec(C, "Xã C", peers={D: D}, parent=D, extra=FAST_REGISTRY), addresses)
+    handles = {P: hp, D: hd, C: hc}
+    try:
+        nodes.start(hp)
+        nodes.wait_healthy([hp], TIMEOUT)
+        with EventWaiter(hp.client(), inbox=False, sent=False, registry=True) as reg:
+            nodes.start(hd)
+            nodes.wait_healthy([hd], TIMEOUT)
+            reg.wait(lambda evs: any(e.type == "registered" and e.peer == D for e in evs), TIMEOUT)
+        yield root, ca, handles
+    finally:
+        for h in handles.values():
+            nodes.terminate(h)
+
+
+def restart_and_wait_registered(p, d, between=lambda: None) -> None:
+    """Stop D, run `between`, start D again; return once P has seen it register."""
+    assert nodes.terminate(d) == 0, nodes.tail(d)
+    between()
+    with EventWaiter(p.client(), inbox=False, sent=False, registry=True) as reg:
+        nodes.start(d)
+        reg.wait(lambda evs: any(e.type == "registered" and e.peer == D for e in evs), TIMEOUT)
+
+
+def test_a_renewed_certificate_is_accepted_by_the_parent_on_the_old_keys_word(tree, capsys):
+    _, ca, h = tree
+    keys = h[D].dir / "keys"
+    old_key, old_cert = (keys / "node.key").read_bytes(), (keys / "node.pem").read_bytes()
+
+    def renew():
+        assert main(["renew", "--config", str(h[D].config)]) == 0
+        assert (keys / "renew" / "node.csr").exists() and (keys / "node.key").read_bytes() == old_key
+        assert main(["ca", "sign", "--ca", str(ca), str(keys / "renew" / "node.csr")]) == 0
+        assert main(["renew", "--config", str(h[D].config), "--install"]) == 0
+
+    restart_and_wait_registered(h[P], h[D], renew)  # P refuses a second certificate unless the old key signs it
+
+    assert (keys / "node.key.previous").read_bytes() == old_key
+    assert (keys / "node.pem.previous").read_bytes() == old_cert
+    assert (keys / "node.pem").read_bytes() != old_cert
+    assert "co-signed by the previous key" in h[D].log_path.read_text()
+    assert "CERT_IN_USE" not in h[P].log_path.read_text()
+    capsys.readouterr()
+
+
+def bounded_poll(client, check, what: str, timeout: float = TIMEOUT):
+    """Ask an RPC again until `check()` gives something truthy; between tries, wait on the node's events
+    (at most a second), never on a sleep."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        with EventWaiter(client, inbox=False, sent=True, registry=True) as ev:
+            try:
+                ev.wait(lambda evs: bool(evs), min(1.0, max(0.05, deadline - time.monotonic())))
+            except TimeoutError:
+                pass
+    raise TimeoutError(f"{what} not seen in {timeout}s")
+
+
+def test_queued_documents_leave_as_soon_as_the_peer_registers_again(tree):
+    """P backs off 60 s or more after D fails; D's registration resets that, so its queue leaves at once."""
+    from node.pb import envelope_pb2 as pb
+    _, _, h = tree
+    p = h[P].client()
+    assert nodes.terminate(h[D]) == 0
+    [sent] = p.send(pb.Document(subject="Công văn chờ"), [D]).envelopes
+    # P tried once, failed, and now waits its first_delay (60 s x jitter)
+    bounded_poll(p, lambda: [e for e in p.sent_all(state="pending") if e.message_id == sent.message_id and e.attempts],
+                 "a failed attempt")
+
+    with EventWaiter(p, inbox=False, sent=True, registry=True) as ev:
+        nodes.start(h[D])
+        evs = ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == sent.message_id for e in evs), 15)
+    registered = [e for e in evs if e.type == "registered" and e.peer == D]
+    delivered = [e for e in evs if e.type == "delivered" and e.message_id == sent.message_id]
+    assert registered and delivered
+    print(f"\nqueue drained {delivered[0].time_ms - registered[0].time_ms} ms after {D} registered")
+    assert f"link to {D} is back (registered)" in h[P].log_path.read_text()
+
+
+def test_a_relay_nobody_has_registered_with_yet_keeps_mail_for_its_children_until_they_do(tree):
+    """D has no child yet: mail for C, below D by the code rule, is "not yet", not "no such agency"."""
+    from node.pb import envelope_pb2 as pb
+    _, _, h = tree
+    p, d = h[P].client(), h[D].client()
+    with EventWaiter(p, inbox=False) as ev:
+        [sent] = p.send(pb.Document(subject="Gửi xã chưa đăng ký"), [C]).envelopes
+        ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == sent.message_id for e in evs), TIMEOUT)
+    [entry] = [e for e in p.sent_all() if e.message_id == sent.message_id]
+    assert entry.state == "delivered"  # D took custody: no refusal, no non-delivery notice
+    assert not [e for e in p.inbox_all() if e.kind == pb.NOTICE]
+
+    with EventWaiter(d, inbox=False) as ev:
+        nodes.start(h[C])
+        ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == sent.message_id and e.peer == C
+                                for e in evs), TIMEOUT)
+    nodes.wait_healthy([h[C]], TIMEOUT)
+    assert [e.message_id for e in h[C].client().inbox_all()] == [sent.message_id]
+
+
+def test_an_admin_sees_holds_releases_retries_and_purges_a_queue(tree, capsys):
+    from node.pb import envelope_pb2 as pb
+    from node.store import audit
+    from node.store.database import Database
+    _, _, h = tree
+    p, cfg = h[P].client(), str(h[P].config)
+    assert main(["hold", "--config", cfg, D]) == 0
+    keep, drop = (p.send(pb.Document(subject=s), [D]).envelopes[0] for s in ("giữ lại", "huỷ"))
+
+    [row] = [q for q in p.admin.queues().hops if q.hop == D]
+    assert (row.depth, row.held) == (2, True) and row.oldest_ms > 0
+    capsys.readouterr()
+    assert main(["queues", "--config", cfg]) == 0
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(D)]
+    assert line.split()[1] == "2" and " yes " in line
+    assert main(["retry", "--config", cfg, D]) == 0
+    assert f"held (release first): {D}" in capsys.readouterr().out
+
+    with EventWaiter(p) as ev:
+        assert main(["purge", "--config", cfg, drop.message_id, "--reason", "gửi nhầm nơi nhận"]) == 0
+        ev.wait(lambda evs: any(e.type == "arrived" and e.kind == pb.NOTICE for e in evs), TIMEOUT)
+        assert main(["release", "--config", cfg, D]) == 0
+        ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == keep.message_id for e in evs), TIMEOUT)
+    [notice] = [p.fetch(e.message_id).payload.notice for e in p.inbox_all() if e.kind == pb.NOTICE
+                if p.fetch(e.message_id).payload.notice.ref_message_id == drop.message_id]
+    assert (notice.reason, notice.detail) == ("PURGED", "gửi nhầm nơi nhận")
+    [entry] = [e for e in p.sent_all() if e.message_id == drop.message_id]
+    assert entry.state == "rejected" and entry.reason.startswith("PURGED")
+    db = Database(h[P].dir / "data" / "mailbox.sqlite3")
+    try:
+        [purged] = audit.recent(db, event=audit.PURGED)
+        assert (purged["message_id"], purged["detail"]) == (drop.message_id, "gửi nhầm nơi nhận")
+    finally:
+        db.close()
+    assert not [q for q in p.admin.queues().hops if q.hop == D and (q.depth or q.held)]
+    assert main(["purge", "--config", cfg, drop.message_id, "--reason", "again"]) == 1
+    assert "not queued" in capsys.readouterr().err

@@ -57,6 +57,10 @@ class Reason(enum.Enum):
                    "another certificate is registered for this code; a renewal must be signed by its key")
     OVER_LIMIT = ("OVER_LIMIT", _C.INVALID_ARGUMENT, True, "a count or length is over this node's limit")
     RATE_LIMITED = ("RATE_LIMITED", _C.RESOURCE_EXHAUSTED, False, "too many requests from this peer")
+    FROM_NOT_ALLOWED = ("FROM_NOT_ALLOWED", _C.PERMISSION_DENIED, True,
+                        "this node may not send for the agency the document's From names")
+    AMBIGUOUS_DOCUMENT = ("AMBIGUOUS_DOCUMENT", _C.FAILED_PRECONDITION, True,
+                          "several documents carry that DocumentId; name the message")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -39,6 +39,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CERT_IN_USE: _ClassVar[Reason]
     OVER_LIMIT: _ClassVar[Reason]
     RATE_LIMITED: _ClassVar[Reason]
+    FROM_NOT_ALLOWED: _ClassVar[Reason]
+    AMBIGUOUS_DOCUMENT: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -72,3 +74,5 @@ OFF_ROUTE: Reason
 CERT_IN_USE: Reason
 OVER_LIMIT: Reason
 RATE_LIMITED: Reason
+FROM_NOT_ALLOWED: Reason
+AMBIGUOUS_DOCUMENT: Reason

@@ -19,7 +19,7 @@ from datetime import datetime
 from node.pb import envelope_pb2 as pb
 
 from . import safexml
-from .common import EXPORT_PREFIX, NS, EdxmlError
+from .common import EXPORT_PREFIX, NS, EdxmlError, bare_cid
 
 _P = EXPORT_PREFIX + ":"
 _ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -232,8 +232,10 @@ def _document(w: _W, d: pb.Document, pairs: list[Entry]) -> None:
     for a in d.attachments:
         w.open(_P + "Reference")
         m = a.manifest if a.HasField("manifest") else None  # the Reference as it came, where it differed
-        for tag, attr in (("ContentId", "content_id"), ("ContentType", "content_type"),
-                          ("Description", "description"), ("AttachmentName", "name")):
+        # its ContentId only if it still names this Attachment (import matches without a `cid:` prefix)
+        cid = m.content_id if m is not None and bare_cid(m.content_id) == bare_cid(a.content_id) else a.content_id
+        w.leaf(_P + "ContentId", cid)
+        for tag, attr in (("ContentType", "content_type"), ("Description", "description"), ("AttachmentName", "name")):
             if m is None:
                 w.leaf(_P + tag, getattr(a, attr))
             elif m.HasField(attr):

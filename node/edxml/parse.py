@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from node.pb import envelope_pb2 as pb
 
 from . import safexml, wrapping
-from .common import DSIG_NS, EXPORT_PREFIX, NS, EdxmlError
+from .common import DSIG_NS, EXPORT_PREFIX, NS, EdxmlError, bare_cid
 
 _log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def _attr_name(name: str) -> str:
 
 def _refuse_base64(el: safexml.Element, path: str, what: str) -> None:
     """An element the reader is about to leave aside must not be a file: refuse the packet if
-    any element of its subtree holds base64 (signatures excepted: they are not files).
+    any element of its subtree holds base64 (signatures excepted, e.g. a builder's
+    `DigitalSignature`: a signature value or certificate is not a file).
 
     Base64 here: the alphabet, a length that is a multiple of 4, and a sign that it is data
     rather than a word ("true" and "2025" are valid base64 too): padding, a name such as
@@ -103,7 +104,7 @@ def _refuse_base64(el: safexml.Element, path: str, what: str) -> None:
     stack = [(el, path)]
     while stack:
         e, where = stack.pop()
-        if e.local == "Signature":
+        if e.local.lower().endswith("signature"):
             continue
         s = "".join(e.text.split())
         if len(s) >= 4 and len(s) % 4 == 0 and _B64.fullmatch(s) and (
@@ -241,12 +242,6 @@ def _business(tl: _N, b: pb.Business) -> None:
     _staff(n.one("StaffInfo", _STAFF), b.staff_info)
 
 
-def _cid(content_id: str) -> str:
-    """A ContentId as compared: without surrounding space and a `cid:` prefix (RFC 2392 URL form)."""
-    s = content_id.strip()
-    return s[4:] if s[:4].lower() == "cid:" else s
-
-
 def _data(r: _Reader, n: _N | None, a: pb.Attachment, what: str, tag: str = "ContentTransferEncoded") -> None:
     """Decode base64 into `a.data`; text that is not base64 (a template's `${...}`, as a field
     packet carries) is kept as sent in `encoded_text`, with a warning, rather than refused or guessed at."""
@@ -323,7 +318,8 @@ def _attachments(r: _Reader, root: _N, env: _N, doc: pb.Document) -> None:
         cid = ref.text("ContentId")
         idx = next((i for i, (_, a) in enumerate(atts) if not used[i] and a.content_id == cid), None)
         if idx is None:
-            idx = next((i for i, (_, a) in enumerate(atts) if not used[i] and _cid(a.content_id) == _cid(cid)), None)
+            idx = next((i for i, (_, a) in enumerate(atts)
+                        if not used[i] and bare_cid(a.content_id) == bare_cid(cid)), None)
         if idx is None:
             raise EdxmlError(f"{ref.path} (line {ref.el.line}): manifest lists {cid!r} but no Attachment "
                              "carries it", path=ref.path, line=ref.el.line)

@@ -56,5 +56,6 @@ def originals(db: Database, document_id: str, limit: int = 2) -> list[str]:
     """Message ids of the original documents received with this DocumentId, newest first (changes are not targets)."""
     rows = db.query(
         "SELECT p.message_id FROM doc_progress p JOIN inbox USING (message_id)"
-        " WHERE p.document_id = ? AND inbox.business_doc_type = 0 ORDER BY inbox.seq DESC LIMIT ?", (document_id, limit))
+        " WHERE p.document_id = ? AND inbox.business_doc_type = 0 ORDER BY inbox.seq DESC LIMIT ?",
+        (document_id, limit))
     return [r["message_id"] for r in rows]

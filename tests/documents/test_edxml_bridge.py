@@ -31,8 +31,9 @@ def tree(tmp_path_factory):
 
 def sample(name: str) -> bytes:
     data = (SAMPLES / name).read_bytes()
-    if name == "edoc_new.edxml":  # its From is 002.00.20.H13; in this story G22 sends it (a node signs only its own From)
-        data = data.replace(b"<edXML:OrganId>002.00.20.H13</edXML:OrganId>", f"<edXML:OrganId>{G22}</edXML:OrganId>".encode(), 1)
+    if name == "edoc_new.edxml":  # its From is 002.00.20.H13; in this story G22 sends it (a node signs only its From)
+        data = data.replace(b"<edXML:OrganId>002.00.20.H13</edXML:OrganId>",
+                            f"<edXML:OrganId>{G22}</edXML:OrganId>".encode(), 1)
     return data
 
 

@@ -309,7 +309,7 @@ def cmd_import(args) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"{args.file}: no such file", 2)
-    resp = _client(args).import_edxml(path.read_bytes(), args.to or [])
+    resp = _client(args).import_edxml(path.read_bytes(), args.to or [], args.ref or "")
     for w in resp.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if resp.kind == "status":
@@ -324,7 +324,9 @@ def cmd_import(args) -> int:
 def cmd_export(args) -> int:
     if not is_message_id(args.message_id):
         raise SystemExit(f"lienthong export: {args.message_id!r} is not a message id")
-    resp = _client(args).export_edxml(args.message_id)
+    resp = _client(args).export_edxml(args.message_id, args.unwrap)
+    for w in resp.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(safe_file_name(resp.file_name, 0, set(), Path(".")))
     out.write_bytes(resp.packet)
     print(f"wrote {out} ({len(resp.packet)} bytes)")
@@ -497,10 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp = api_cmd("import", "send an edXML packet (document or status) through the node", cmd_import)
     imp.add_argument("file")
     imp.add_argument("--to", action="append", help="recipient (default: the packet's To)")
+    imp.add_argument("--ref", help="a status: the received document's message id (default: by its DocumentId)")
 
     exp = api_cmd("export", "write a received document or status as an edXML packet", cmd_export)
     exp.add_argument("message_id")
     exp.add_argument("--out", help="file to write (default: <kind>_<id>.edxml)")
+    exp.add_argument("--unwrap", action="store_true", help="write zip-wrapped attachments as their inner file")
 
     queues = api_cmd("queues", "per next hop: depth, oldest, failures, next attempt, held, last error", cmd_queues)
     queues.add_argument("--json", action="store_true")

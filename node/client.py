@@ -61,8 +61,8 @@ class MailboxClient:
     def inbox_all(self, only_new: bool = False) -> list[mpb.InboxEntry]:
         return _all_pages(lambda after: self.inbox(only_new=only_new, after_seq=after, limit=PAGE))
 
-    def fetch(self, message_id: str) -> mpb.FetchResponse:
-        return self._call(self.stub.Fetch, mpb.FetchRequest(message_id=message_id))
+    def fetch(self, message_id: str, keep_wrapped: bool = False) -> mpb.FetchResponse:
+        return self._call(self.stub.Fetch, mpb.FetchRequest(message_id=message_id, keep_wrapped=keep_wrapped))
 
     def ack(self, message_id: str) -> mpb.AckResponse:
         return self._call(self.stub.Ack, mpb.AckRequest(message_id=message_id))
@@ -98,11 +98,14 @@ class MailboxClient:
     def track(self, doc_id: str) -> mpb.TrackResponse:
         return self._call(self.stub.Track, mpb.TrackRequest(doc_id=doc_id))
 
-    def import_edxml(self, packet: bytes, recipients: list[str] | None = None) -> mpb.ImportEdxmlResponse:
-        return self._call(self.stub.ImportEdxml, mpb.ImportEdxmlRequest(packet=packet, recipients=recipients or []))
+    def import_edxml(self, packet: bytes, recipients: list[str] | None = None,
+                     ref_message_id: str = "") -> mpb.ImportEdxmlResponse:
+        return self._call(self.stub.ImportEdxml, mpb.ImportEdxmlRequest(packet=packet, recipients=recipients or [],
+                                                                        ref_message_id=ref_message_id))
 
-    def export_edxml(self, message_id: str) -> mpb.ExportEdxmlResponse:
-        return self._call(self.stub.ExportEdxml, mpb.ExportEdxmlRequest(message_id=message_id))
+    def export_edxml(self, message_id: str, unwrap_attachments: bool = False) -> mpb.ExportEdxmlResponse:
+        return self._call(self.stub.ExportEdxml, mpb.ExportEdxmlRequest(message_id=message_id,
+                                                                        unwrap_attachments=unwrap_attachments))
 
     def healthy(self, timeout: float = 2.0) -> bool:
         return probe_health(self.channel, timeout)

@@ -415,6 +415,9 @@ class NodeSettings(_Section):
     name: Text
     data_dir: DirPath
     parent: AgencyCode | None = None
+    address: Text | None = None    # edXML From/OrganAdd, Email, Telephone of what this node sends
+    email: Text | None = None
+    phone: Text | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -60,6 +60,10 @@ class Reason(enum.Enum):
     NOT_REGISTERED_YET = ("NOT_REGISTERED_YET", _C.UNAVAILABLE, False,
                           "the code rule places the agency under a node it has not registered with yet")
     PURGED = ("PURGED", _C.ABORTED, True, "an administrator removed the message from a queue")
+    FROM_NOT_ALLOWED = ("FROM_NOT_ALLOWED", _C.PERMISSION_DENIED, True,
+                        "this node may not send for the agency the document's From names")
+    AMBIGUOUS_DOCUMENT = ("AMBIGUOUS_DOCUMENT", _C.FAILED_PRECONDITION, True,
+                          "several documents carry that DocumentId; name the message")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -77,6 +77,7 @@ from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import registry_pb2, registry_pb2_grpc
 from .pb import admin_pb2, admin_pb2_grpc
 from .documents.lifecycle import Lifecycle
+from .documents.origin import Origin
 from .registry.directory import Directory
 from .registry.service import RegistryService
 from .timers import SchedulerTimer
@@ -155,11 +156,14 @@ class Node:
         self.dispatcher.on_return = self.connector.expect
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup)
         # receiving: the documents layer decides what our own mail may say and records it
-        self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits)
+        self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits,
+                                   Origin(s.node.code, s.node.name, s.node.address or "", s.node.email or "",
+                                          s.node.phone or ""))
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits)
         self.verify_stored = stored_verifier(self.trust, clock)
-        self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored, self.limits)
+        self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored, self.limits,
+                                  s.messages.max_size)
         self.health = HealthMonitor(self.db, self.signer, self.trust)
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None

@@ -70,8 +70,12 @@ def test_send_status_track_revoke(tree, capsys):
 
 
 def test_import_and_export(tree, capsys, tmp_path):
+    packet = tmp_path / "edoc_new.edxml"  # the sample's From is 002.00.20.H13; S may only send as S
+    packet.write_bytes((SAMPLES / "edoc_new.edxml").read_bytes().replace(b"002.00.20.H13", S.encode(), 1))
+    status, _, err = run(capsys, "import", "--config", cfg(tree, D), str(packet), "--to", R)
+    assert status != 0 and "FROM_NOT_ALLOWED" in err
     with EventWaiter(tree.client(R), sent=False) as ev:
-        status, out, err = run(capsys, "import", "--config", cfg(tree, S), str(SAMPLES / "edoc_new.edxml"), "--to", R)
+        status, out, err = run(capsys, "import", "--config", cfg(tree, S), str(packet), "--to", R)
         assert status == 0 and "stray" in err
         mid = re.search(r"(\w{32})\s+-> ", out).group(1)
         ev.wait(lambda evs: mid in {e.message_id for e in evs}, timeout=30)

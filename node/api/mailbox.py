@@ -7,6 +7,7 @@ from typing import Callable
 from ..clock import Clock
 from ..documents.edxml_bridge import EdxmlBridge
 from ..documents.lifecycle import Lifecycle
+from ..documents.origin import Origin
 from ..envelope import Verified
 from ..errors import Reason, Rejected, naming
 from ..events import ARRIVED, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED, REJECTED, WATCHING, EventBus
@@ -27,11 +28,16 @@ def _limit(n: int) -> int:
 MAX_BATCH = 1000  # documents per SendBatch call
 
 
-def _to_post(request: mpb.SendRequest) -> tuple[pb.Payload, list[str], int, float | None]:
-    """A Send request as Outgoing takes it: (payload, recipients, priority, lifetime)."""
-    doc = request.document
+def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.Payload, list[str], int, float | None]:
+    """A Send request as Outgoing takes it: (payload, recipients, priority, lifetime).
+
+    The node fills the From and DocumentId the caller left empty, and refuses a From it may not send for."""
+    doc = pb.Document()
+    doc.CopyFrom(request.document)
     if not doc.subject and not doc.document_id:
         raise Rejected(Reason.INVALID_REQUEST, "document needs a subject or a document_id", field="document.subject")
+    origin.complete(doc, now_ms)
+    origin.check(doc.from_organ, "document.from_organ.organ_id")
     return (pb.Payload(document=doc), list(request.recipients), request.priority or doc.other_info.priority,
             request.lifetime_seconds or None)
 
@@ -60,7 +66,7 @@ class MailboxService(mgrpc.MailboxServicer):
         self._watchers = threading.BoundedSemaphore(max_watchers)  # each stream holds an API worker
 
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
-        payload, recipients, priority, lifetime_s = _to_post(request)
+        payload, recipients, priority, lifetime_s = _to_post(request, self.lifecycle.origin, self.clock.now_ms())
         return replies.sent_response(self.outgoing.post(payload, recipients, priority=priority, lifetime_s=lifetime_s))
 
     def SendBatch(self, request: mpb.SendBatchRequest, context) -> mpb.SendBatchResponse:
@@ -72,7 +78,7 @@ class MailboxService(mgrpc.MailboxServicer):
         items = []
         for i, one in enumerate(request.documents):
             with naming(f"documents[{i}]"):
-                items.append(_to_post(one))
+                items.append(_to_post(one, self.lifecycle.origin, self.clock.now_ms()))
         return mpb.SendBatchResponse(results=[replies.sent_response(p) for p in self.outgoing.post_many(items)])
 
     def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:
@@ -87,8 +93,11 @@ class MailboxService(mgrpc.MailboxServicer):
         # re-verify from the stored bytes: what we show is what was signed
         verified = self.verify_stored(raw)
         receipt = custody.stored_receipt(self.db, request.message_id)
+        payload = verified.payload()
+        if not request.keep_wrapped:  # the national library's zip wrapping: the agency gets the inner file
+            payload = self.bridge.unwrapped_payload(payload, len(raw))
         return mpb.FetchResponse(
-            entry=replies.inbox_entry(row), payload=verified.payload(), signature_verified=True,
+            entry=replies.inbox_entry(row), payload=payload, signature_verified=True,
             signer_subject=verified.sender.subject,
             path=[mpb.HopView(code=c, time_ms=t, verified=True) for c, t in verified.path]
             + [mpb.HopView(code=self.directory.code, time_ms=row["received_ms"], verified=True)],
@@ -147,12 +156,18 @@ class MailboxService(mgrpc.MailboxServicer):
         return mpb.SetStatusResponse(message_id=mid)
 
     def Change(self, request: mpb.ChangeRequest, context) -> mpb.SendResponse:
+        document = None
+        if request.HasField("document"):
+            document = pb.Document()
+            document.CopyFrom(request.document)
+            if document.subject or document.document_id:  # an update or replacement: From and DocumentId as on Send
+                self.lifecycle.origin.complete(document, self.clock.now_ms())
         return replies.sent_response(self.lifecycle.change(
-            request.doc_id, request.business_doc_type, request.take_back, request.reason,
-            request.document if request.HasField("document") else None, request.staff_info))
+            request.doc_id, request.business_doc_type, request.take_back, request.reason, document,
+            request.staff_info))
 
     def ImportEdxml(self, request: mpb.ImportEdxmlRequest, context) -> mpb.ImportEdxmlResponse:
-        imported = self.bridge.import_packet(request.packet, list(request.recipients))
+        imported = self.bridge.import_packet(request.packet, list(request.recipients), request.ref_message_id)
         resp = mpb.ImportEdxmlResponse(kind=imported.kind, warnings=imported.warnings,
                                        status_message_id=imported.status_message_id)
         if imported.sent is not None:
@@ -160,8 +175,8 @@ class MailboxService(mgrpc.MailboxServicer):
         return resp
 
     def ExportEdxml(self, request: mpb.ExportEdxmlRequest, context) -> mpb.ExportEdxmlResponse:
-        packet, file_name = self.bridge.export_packet(request.message_id)
-        return mpb.ExportEdxmlResponse(packet=packet, file_name=file_name)
+        out = self.bridge.export_packet(request.message_id, unwrap=request.unwrap_attachments)
+        return mpb.ExportEdxmlResponse(packet=out.packet, file_name=out.file_name, warnings=out.warnings)
 
     def Track(self, request: mpb.TrackRequest, context) -> mpb.TrackResponse:
         return replies.track_response(self.db, self.lifecycle.sent_document(request.doc_id))

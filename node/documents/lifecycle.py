@@ -27,6 +27,7 @@ from ..store import documents, inbox, outbox, progress, statuses
 from ..store.custody import Incoming
 from ..store.database import Database, Transaction
 from . import rules
+from .origin import Origin
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,10 @@ class Lifecycle:
     sender's and recipient's operations on documents for the local API."""
 
     def __init__(self, db: Database, signer: Signer, name: str, outgoing: Outgoing, clock: Clock,
-                 limits: Limits = Limits()) -> None:
+                 limits: Limits = Limits(), origin: Origin | None = None) -> None:
         self.db, self.signer, self.name, self.outgoing, self.clock = db, signer, name, outgoing, clock
         self.limits = limits
+        self.origin = origin or Origin(signer.code, name)  # the From of what we send, and which From we may sign
 
     # ---- intake: our own mail ------------------------------------------------------
 
@@ -131,6 +133,8 @@ class Lifecycle:
     def set_status(self, message_id: str, code: str, staff: pb.StaffInfo, description: str,
                    status: pb.Status | None = None) -> str:
         """Report a status; `status` (an imported edXML packet) is sent with its own fields."""
+        if status is not None:
+            self.origin.check(status.from_organ, "packet")
         with self.db.transaction() as tx:
             received = progress.get(self.db, message_id)
             if received is None:
@@ -148,7 +152,7 @@ class Lifecycle:
                      given: pb.Status | None = None) -> Posted:
         now = self.clock.now_ms()
         status = given or pb.Status(
-            from_organ=pb.Organization(organ_id=self.signer.code, organ_name=self.name),
+            from_organ=self.origin.organization(),
             response_for=pb.ResponseFor(organ_id=doc.from_organ.organ_id or to, document_id=doc.document_id,
                                         code="/".join(p for p in (doc.code.code_number, doc.code.code_notation) if p),
                                         promulgation_date=doc.promulgation_info.promulgation_date),
@@ -172,7 +176,12 @@ class Lifecycle:
                document: pb.Document | None, staff: pb.StaffInfo, status: pb.Status | None = None) -> Posted:
         """Revoke / update / replace, or request a take-back (13), for every original recipient.
 
-        Fields the caller gave (an imported edXML packet) are kept; only what is missing is filled in."""
+        Fields the caller gave (an imported edXML packet) are kept; only what is missing is filled in.
+        A document or status given must have a `From` this node may send for (FROM_NOT_ALLOWED)."""
+        if document is not None and (document.subject or document.document_id):
+            self.origin.check(document.from_organ, "document.from_organ.organ_id")
+        if take_back and status is not None:
+            self.origin.check(status.from_organ, "packet")
         doc = self.sent_document(ref)
         if not doc.is_original_document:
             raise Rejected(Reason.INVALID_REQUEST, f"{doc.doc_id} is not an original document")
@@ -184,7 +193,7 @@ class Lifecycle:
             payload = pb.Payload(status=status)
         elif take_back:
             payload = pb.Payload(status=pb.Status(
-                from_organ=pb.Organization(organ_id=self.signer.code, organ_name=self.name),
+                from_organ=self.origin.organization(),
                 response_for=pb.ResponseFor(organ_id=self.signer.code, document_id=original.document_id),
                 staff_info=staff, status_code=rules.TAKE_BACK, description=reason,
                 timestamp=edxml_time(self.clock.now_ms())))

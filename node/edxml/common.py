@@ -12,6 +12,13 @@ EXPORT_PREFIX = "edXML"
 """Prefix the writer binds to NS (besides the default namespace), as the samples do."""
 
 
+def bare_cid(content_id: str) -> str:
+    """A ContentId as compared: without surrounding space and a `cid:` prefix (RFC 2392 URL form),
+    as the national library compares a manifest Reference with its Attachment."""
+    s = content_id.strip()
+    return s[4:] if s[:4].lower() == "cid:" else s
+
+
 class EdxmlError(ValueError):
     """A packet that cannot be imported (or a message that cannot be exported).
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from node.pb import envelope_pb2 as pb
 
 from . import safexml
-from .common import EXPORT_PREFIX, NS, EdxmlError
+from .common import EXPORT_PREFIX, NS, EdxmlError, bare_cid
 
 _P = EXPORT_PREFIX + ":"
 _ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -93,20 +93,36 @@ class _W:
         return "".join(self.out).encode("utf-8")
 
 
-def _trace_pairs(msg: pb.Document | pb.Status, trace: list[tuple[str, str]] | None) -> list[tuple[str, str]]:
-    if trace is None:
-        return [(t.organ_id, t.timestamp) for t in msg.edxml_trace]
-    pairs = []
+Entry = tuple[str | None, str | None]
+"""A TraceHeader to write: (OrganId, Timestamp), None for an element that is not written."""
+
+
+def _strict(trace: list[tuple[str, str]], what: str) -> list[Entry]:
+    """Entries this node adds: a non-empty organ id and a 'yyyy/MM/dd HH:mm:ss' timestamp each."""
+    pairs: list[Entry] = []
     for item in trace:
-        organ_id, ts = item
+        try:
+            organ_id, ts = item
+        except (TypeError, ValueError):
+            raise EdxmlError(f"{what} {item!r}: expected an (organ id, timestamp) pair") from None
         if not isinstance(organ_id, str) or not organ_id:
-            raise EdxmlError(f"trace entry {item!r}: organ id must be a non-empty string")
+            raise EdxmlError(f"{what} {item!r}: organ id must be a non-empty string")
         try:
             datetime.strptime(ts, "%Y/%m/%d %H:%M:%S")
         except (TypeError, ValueError):
-            raise EdxmlError(f"trace entry {item!r}: timestamp must be 'yyyy/MM/dd HH:mm:ss'") from None
+            raise EdxmlError(f"{what} {item!r}: timestamp must be 'yyyy/MM/dd HH:mm:ss'") from None
         pairs.append((organ_id, ts))
     return pairs
+
+
+def _trace_entries(msg: pb.Document | pb.Status, trace: list[tuple[str, str]] | None,
+                   hops: list[tuple[str, str]]) -> list[Entry]:
+    if trace is not None:
+        entries = _strict(trace, "trace entry")
+    else:  # as imported: an element that was absent stays absent, text is written as it came
+        entries = [(t.organ_id if t.HasField("organ_id") else None, t.timestamp if t.HasField("timestamp") else None)
+                   for t in msg.edxml_trace]
+    return entries + _strict(hops, "hop")
 
 
 def _check_signature(sig: str) -> None:
@@ -121,14 +137,16 @@ def _check_signature(sig: str) -> None:
         raise EdxmlError("edxml_signature must hold Signature element(s) only")
 
 
-def _header_tail(w: _W, msg: pb.Document | pb.Status, pairs: list[tuple[str, str]],
+def _header_tail(w: _W, msg: pb.Document | pb.Status, pairs: list[Entry],
                  business: pb.Business | None) -> None:
     if pairs or business is not None:
         w.open(_P + "TraceHeaderList")
         for organ_id, ts in pairs:
             w.open(_P + "TraceHeader")
-            w.leaf(_P + "OrganId", organ_id)
-            w.leaf(_P + "Timestamp", ts)
+            if organ_id is not None:
+                w.leaf(_P + "OrganId", organ_id)
+            if ts is not None:
+                w.leaf(_P + "Timestamp", ts)
             w.close()
         if business is not None:
             _business(w, business)
@@ -171,7 +189,7 @@ def _business(w: _W, b: pb.Business) -> None:
     w.close()
 
 
-def _document(w: _W, d: pb.Document, pairs: list[tuple[str, str]]) -> None:
+def _document(w: _W, d: pb.Document, pairs: list[Entry]) -> None:
     if not d.HasField("from_organ"):
         raise EdxmlError("Document.from_organ is required (edXML MessageHeader/From)")
     w.open(_P + "MessageHeader")
@@ -213,9 +231,15 @@ def _document(w: _W, d: pb.Document, pairs: list[tuple[str, str]]) -> None:
     w.open(_P + "edXMLManifest", ' version="1.0"')
     for a in d.attachments:
         w.open(_P + "Reference")
-        for tag, value in (("ContentId", a.content_id), ("ContentType", a.content_type),
-                           ("Description", a.description), ("AttachmentName", a.name)):
-            w.leaf(_P + tag, value)
+        m = a.manifest if a.HasField("manifest") else None  # the Reference as it came, where it differed
+        # its ContentId only if it still names this Attachment (import matches without a `cid:` prefix)
+        cid = m.content_id if m is not None and bare_cid(m.content_id) == bare_cid(a.content_id) else a.content_id
+        w.leaf(_P + "ContentId", cid)
+        for tag, attr in (("ContentType", "content_type"), ("Description", "description"), ("AttachmentName", "name")):
+            if m is None:
+                w.leaf(_P + tag, getattr(a, attr))
+            elif m.HasField(attr):
+                w.leaf(_P + tag, getattr(m, attr))
         w.close()
     w.close()
     w.close()  # edXMLBody
@@ -226,17 +250,15 @@ def _document(w: _W, d: pb.Document, pairs: list[tuple[str, str]]) -> None:
         for tag, value in (("ContentId", a.content_id), ("AttachmentName", a.name),
                            ("Description", a.description), ("ContentType", a.content_type)):
             w.leaf(tag, value)
-        w.leaf(_P + "ContentTransferEncoded", base64.b64encode(a.data).decode("ascii"),
-               f' xmlns:{EXPORT_PREFIX}="{NS}"')
+        encoded = a.encoded_text if a.encoded_text and not a.data else base64.b64encode(a.data).decode("ascii")
+        w.leaf(_P + "ContentTransferEncoded", encoded, f' xmlns:{EXPORT_PREFIX}="{NS}"')
         w.close()
     w.close()
 
 
-def _status(w: _W, s: pb.Status, pairs: list[tuple[str, str]]) -> None:
+def _status(w: _W, s: pb.Status, pairs: list[Entry]) -> None:
     if not s.HasField("from_organ"):
         raise EdxmlError("Status.from_organ is required (edXML MessageHeader/From)")
-    if not s.status_code:
-        raise EdxmlError("Status.status_code is required (edXML MessageHeader/StatusCode)")
     w.open(_P + "MessageHeader")
     w.group(_P + "From", s.from_organ, _ORG_STATUS)
     if s.HasField("response_for"):
@@ -251,18 +273,23 @@ def _status(w: _W, s: pb.Status, pairs: list[tuple[str, str]]) -> None:
     w.close()  # edXMLEnvelope
 
 
-def export_edxml(msg: pb.Document | pb.Status, trace: list[tuple[str, str]] | None = None) -> bytes:
+def export_edxml(msg: pb.Document | pb.Status, trace: list[tuple[str, str]] | None = None, *,
+                 hops: list[tuple[str, str]] = ()) -> bytes:
     """Write `msg` as a UTF-8 edXML packet laid out like the QCVN 102:2016 samples.
 
-    `trace`, when given, is the complete TraceHeader list to write — (organ id,
-    "yyyy/MM/dd HH:mm:ss") pairs, e.g. the imported `edxml_trace` plus the node's own
-    hops — and replaces `msg.edxml_trace`; None writes `msg.edxml_trace` as imported.
+    What was imported is written back as it came: `msg.edxml_trace` entry by entry (an
+    absent OrganId stays absent, timestamps keep their text), the manifest's References
+    where they differed from their Attachments, attachment text that was not base64.
+    `hops` — (organ id, "yyyy/MM/dd HH:mm:ss") pairs this node adds, e.g. the path it
+    verified — are appended after it, and must be well-formed (EdxmlError otherwise).
+    `trace`, when given, is instead the complete TraceHeader list (pairs, checked the same
+    way) and replaces `msg.edxml_trace`.
     The Signature block is written back verbatim: it is carried for the record, and
     will only verify if the signer's canonical form is unchanged by this re-serialisation.
     """
     if not isinstance(msg, (pb.Document, pb.Status)):
         raise TypeError(f"expected Document or Status, not {type(msg).__name__}")
-    pairs = _trace_pairs(msg, trace)
+    pairs = _trace_entries(msg, trace, list(hops))
     w = _W()
     w.open("edXML", f' xmlns="{NS}"')
     w.open(_P + "edXMLEnvelope", f' xmlns:{EXPORT_PREFIX}="{NS}"')

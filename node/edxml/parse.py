@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Callable, Iterable
 
 from node.pb import envelope_pb2 as pb
 
-from . import safexml
-from .common import DSIG_NS, EXPORT_PREFIX, NS, EdxmlError
+from . import safexml, wrapping
+from .common import DSIG_NS, EXPORT_PREFIX, NS, EdxmlError, bare_cid
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ _TRACE = {"OrganId": "organ_id", "Timestamp": "timestamp"}
 _RECEIVER = {"OrganId": "organ_id", "ReceiverType": "receiver_type"}
 _ATTACHMENT = {"ContentId": "content_id", "AttachmentName": "name", "Description": "description",
                "ContentType": "content_type"}
+_MANIFEST = {"ContentId": "content_id", "ContentType": "content_type", "Description": "description",
+             "AttachmentName": "name"}  # Reference -> ManifestReference
 
 _DOC_HEADER = {"From", "To", "DocumentId", "Code", "PromulgationInfo", "DocumentType", "Subject", "Content",
                "SignerInfo", "DueDate", "ToPlaces", "OtherInfo", "ResponseFor", "SteeringType"}
@@ -67,8 +70,9 @@ class _Reader:
         self._bare_reported = False
 
     def ours(self, el: safexml.Element, path: str) -> bool:
-        """QCVN namespace under any prefix; no namespace is tolerated (some senders omit it)."""
-        if el.ns == NS:
+        """QCVN namespace under any prefix; no namespace is tolerated (some senders omit it), and
+        so is a prefix the packet never declared (safexml recovered it and warned, naming it)."""
+        if el.ns == NS or (el.ns is not None and el.ns.startswith(safexml.UNDECLARED_NS)):
             return True
         if el.ns is None:
             if not self._bare_reported:
@@ -76,6 +80,40 @@ class _Reader:
                 self.warn(f"{path}: element without the QCVN 102 namespace accepted as edXML")
             return True
         return False
+
+
+_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+_BINARY_NAME = re.compile(r"data|encoded|base64|binary|bytes", re.I)
+
+
+def _attr_name(name: str) -> str:
+    """`{uri}local` as the packet wrote it when the prefix was an undeclared one (`xlink:href`)."""
+    head = "{" + safexml.UNDECLARED_NS
+    return name[len(head):].replace("}", ":", 1) if name.startswith(head) else name
+
+
+def _refuse_base64(el: safexml.Element, path: str, what: str) -> None:
+    """An element the reader is about to leave aside must not be a file: refuse the packet if
+    any element of its subtree holds base64 (signatures excepted, e.g. a builder's
+    `DigitalSignature`: a signature value or certificate is not a file).
+
+    Base64 here: the alphabet, a length that is a multiple of 4, and a sign that it is data
+    rather than a word ("true" and "2025" are valid base64 too): padding, a name such as
+    `AttachmentData`, or 64 characters or more that are not a hex digest."""
+    stack = [(el, path)]
+    while stack:
+        e, where = stack.pop()
+        if e.local.lower().endswith("signature"):
+            continue
+        s = "".join(e.text.split())
+        if len(s) >= 4 and len(s) % 4 == 0 and _B64.fullmatch(s) and (
+                s.endswith("=") or _BINARY_NAME.search(e.local) or (len(s) >= 64 and not _HEX.fullmatch(s))):
+            raise EdxmlError(
+                f"{where} (line {e.line}): {what} carries base64 data ({len(s)} characters); refused rather than "
+                "dropped, since it may be a file (attachments are read from AttachmentEncoded/Attachment and from "
+                "a gateway's edXMLEnvelope/edXMLAttachments/Attachment)", path=where, line=e.line)
+        stack.extend((c, f"{where}/{c.local}") for c in e.children)
 
 
 class _N:
@@ -90,7 +128,7 @@ class _N:
         if el.local == "edXMLManifest" and attrs.pop("version", "1.0") != "1.0":
             r.warn(f"{path}: manifest version {el.attrs['version']!r} read as 1.0")
         if attrs:
-            r.warn(f"{path}: attribute(s) {', '.join(sorted(attrs))} ignored")
+            r.warn(f"{path}: attribute(s) {', '.join(sorted(map(_attr_name, attrs)))} ignored")
         self.groups: dict[str, list[safexml.Element]] = {}
         for c in el.children:
             cpath = f"{path}/{c.local}"
@@ -98,6 +136,7 @@ class _N:
                     (c.local == "Signature" and c.ns == DSIG_NS) or r.ours(c, cpath)):
                 self.groups.setdefault(c.local, []).append(c)
             else:
+                _refuse_base64(c, cpath, "unknown element")
                 ns = f" (namespace {c.ns})" if c.ns not in (NS, None) else ""
                 r.warn(f"{cpath}{ns}: unknown element ignored (line {c.line})")
 
@@ -115,6 +154,8 @@ class _N:
         if not els:
             return None
         if len(els) > 1:
+            for i, extra in enumerate(els[1:], 2):
+                _refuse_base64(extra, f"{self.path}/{name}[{i}]", f"occurrence {i} of a single element")
             self.r.warn(f"{self.path}/{name}: {len(els)} occurrences, only the first is kept")
         return _N(self.r, els[0], f"{self.path}/{name}", known)
 
@@ -201,29 +242,71 @@ def _business(tl: _N, b: pb.Business) -> None:
     _staff(n.one("StaffInfo", _STAFF), b.staff_info)
 
 
-def _attachments(r: _Reader, root: _N, env: _N, doc: pb.Document) -> None:
-    """Attachments from AttachmentEncoded, checked against the manifest.
+def _data(r: _Reader, n: _N | None, a: pb.Attachment, what: str, tag: str = "ContentTransferEncoded") -> None:
+    """Decode base64 into `a.data`; text that is not base64 (a template's `${...}`, as a field
+    packet carries) is kept as sent in `encoded_text`, with a warning, rather than refused or guessed at."""
+    if n is None:
+        r.warn(f"{what}: no {tag}, attachment {a.content_id!r} is empty")
+        return
+    try:
+        a.data = base64.b64decode("".join(n.el.text.split()), validate=True)
+    except (binascii.Error, ValueError) as e:
+        a.encoded_text = n.el.text
+        r.warn(f"{n.path} (line {n.el.line}): not base64 ({e}): {n.el.text[:60]!r}; kept as sent, "
+               f"attachment {a.content_id!r} has no content")
 
-    The manifest repeats each attachment's four descriptive fields; export rebuilds it
-    from the attachments, so a Reference with no attachment (an incomplete packet) is an
-    error and disagreements are warned about (the Attachment's values are kept).
-    """
-    atts: list[tuple[_N, pb.Attachment]] = []
-    enc = root.one("AttachmentEncoded", {"Attachment"})
-    if enc is not None:
+
+def _encoded(r: _Reader, root: _N, doc: pb.Document) -> list[tuple[_N, pb.Attachment]]:
+    """AttachmentEncoded/Attachment, the QCVN layout (every AttachmentEncoded block, in order)."""
+    atts = []
+    for enc in root.many("AttachmentEncoded", {"Attachment"}):
         for an in enc.many("Attachment", [*_ATTACHMENT, "ContentTransferEncoded"]):
             a = doc.attachments.add()
             an.fill(a, _ATTACHMENT)
-            b64 = an.one("ContentTransferEncoded")
-            if b64 is None:
-                r.warn(f"{an.path}: no ContentTransferEncoded, attachment {a.content_id!r} is empty")
-            else:
-                try:
-                    a.data = base64.b64decode("".join(b64.el.text.split()), validate=True)
-                except (binascii.Error, ValueError) as e:
-                    raise EdxmlError(f"{b64.path} (line {b64.el.line}): invalid base64 ({e})",
-                                     path=b64.path, line=b64.el.line) from None
+            _data(r, an.one("ContentTransferEncoded"), a, an.path)
             atts.append((an, a))
+    return atts
+
+
+_GATEWAY = {"AttachmentName", "AttachmentType", "AttachmentSize", "AttachmentData", *_ATTACHMENT}
+
+
+def _gateway(r: _Reader, env: _N, doc: pb.Document, first: int) -> list[tuple[_N, pb.Attachment]]:
+    """edXMLEnvelope/edXMLAttachments/Attachment, a gateway's own layout, mapped onto attachments:
+    AttachmentName -> name, AttachmentType ("TXT" or a MIME type) -> content_type, AttachmentData
+    (base64) -> data; a ContentId is made up when there is none. Export writes the QCVN layout."""
+    atts = []
+    for block in env.many("edXMLAttachments", {"Attachment"}):
+        for an in block.many("Attachment", _GATEWAY):
+            a = doc.attachments.add()
+            an.fill(a, _ATTACHMENT)
+            if not an.has("ContentType"):
+                a.content_type = wrapping.type_of_label(an.text("AttachmentType"), a.name)
+            if not a.content_id:
+                a.content_id = f"cid:edXMLAttachments-{first + len(atts) + 1}"
+            _data(r, an.one("AttachmentData"), a, an.path, "AttachmentData")
+            size = an.text("AttachmentSize").strip()
+            if size and size != str(len(a.data)):
+                r.warn(f"{an.path}/AttachmentSize: {size} but AttachmentData holds {len(a.data)} bytes")
+            r.warn(f"{an.path} (line {an.el.line}): a gateway's layout (edXMLAttachments/AttachmentData), read as "
+                   f"attachment {a.content_id!r} ({a.name!r}, {a.content_type}, {len(a.data)} bytes); export "
+                   "writes it as AttachmentEncoded/Attachment")
+            atts.append((an, a))
+    return atts
+
+
+def _attachments(r: _Reader, root: _N, env: _N, doc: pb.Document) -> None:
+    """Attachments from AttachmentEncoded (and a gateway's edXMLAttachments), checked against the manifest.
+
+    A Reference is matched to its Attachment by ContentId, compared without a `cid:` prefix
+    (the national library strips it). A Reference with no attachment (an incomplete packet)
+    is an error. Where a Reference says something else than its Attachment (another type or
+    name, the prefix), both are kept: the Attachment describes the bytes carried, the
+    Reference is written back as it came (`Attachment.manifest`); a disagreement of type,
+    name or description is warned about.
+    """
+    atts = _encoded(r, root, doc)
+    atts += _gateway(r, env, doc, len(atts))
     refs: list[_N] = []
     body = env.one("edXMLBody", {"edXMLManifest"})
     if body is not None:
@@ -235,17 +318,23 @@ def _attachments(r: _Reader, root: _N, env: _N, doc: pb.Document) -> None:
         cid = ref.text("ContentId")
         idx = next((i for i, (_, a) in enumerate(atts) if not used[i] and a.content_id == cid), None)
         if idx is None:
+            idx = next((i for i, (_, a) in enumerate(atts)
+                        if not used[i] and bare_cid(a.content_id) == bare_cid(cid)), None)
+        if idx is None:
             raise EdxmlError(f"{ref.path} (line {ref.el.line}): manifest lists {cid!r} but no Attachment "
                              "carries it", path=ref.path, line=ref.el.line)
         used[idx] = True
         an, a = atts[idx]
+        said = {attr: ref.text(tag) for tag, attr in _MANIFEST.items() if ref.has(tag)}
+        if any(value != getattr(a, attr) for attr, value in said.items()):
+            a.manifest.CopyFrom(pb.ManifestReference(**said))
         for tag, attr in _ATTACHMENT.items():
-            if tag == "ContentId" or not ref.has(tag):
+            if tag == "ContentId" or attr not in said or said[attr] == getattr(a, attr):
                 continue
-            said, carried = ref.text(tag), getattr(a, attr)
-            if said != carried:
-                r.warn(f"{ref.path}/{tag}: {said!r} differs from {an.path}/{tag} {carried!r}; "
-                       "the attachment's value is kept")
+            wrapped = " (the attachment is a zip wrapping, as the national library writes)" \
+                if tag == "ContentType" and wrapping.is_wrapped(a) else ""
+            r.warn(f"{ref.path}/{tag}: {said[attr]!r} differs from {an.path}/{tag} {getattr(a, attr)!r}{wrapped}; "
+                   "both are kept (the attachment's describes the bytes carried)")
     for (an, a), u in zip(atts, used):
         if not u:
             r.warn(f"{an.path}: attachment {a.content_id!r} is not listed in edXMLManifest")
@@ -288,8 +377,8 @@ def _document(r: _Reader, root: _N, env: _N, hdr: _N, mh_el: safexml.Element, mh
 
 
 def _status(r: _Reader, root: _N, env: _N, hdr: _N, mh_el: safexml.Element, mh_path: str) -> pb.Status:
-    if env.has("edXMLBody") or (root.has("AttachmentEncoded") and any(
-            c.local == "Attachment" for c in root.groups["AttachmentEncoded"][0].children)):
+    blocks = root.groups.get("AttachmentEncoded", []) + env.groups.get("edXMLAttachments", [])
+    if env.has("edXMLBody") or any(c.local == "Attachment" for b in blocks for c in b.children):
         raise EdxmlError(f"{mh_path}/StatusCode is present (a status packet) but the packet also carries "
                          "edXMLBody or attachments", path=f"{mh_path}/StatusCode", line=mh_el.line)
     mh = _N(r, mh_el, mh_path, _STATUS_HEADER)
@@ -342,7 +431,7 @@ def import_edxml(data: bytes, *, warnings: list[str] | None = None, max_warnings
                          path=rel.local, line=rel.line, column=rel.column)
     r.ours(rel, "edXML")
     root = _N(r, rel, "edXML", {"edXMLEnvelope", "AttachmentEncoded", "Signature"})
-    env = root.require("edXMLEnvelope", {"edXMLHeader", "edXMLBody", "Signature"})
+    env = root.require("edXMLEnvelope", {"edXMLHeader", "edXMLBody", "edXMLAttachments", "Signature"})
     hdr = env.require("edXMLHeader", {"MessageHeader", "TraceHeaderList", "Signature"})
     mh_els = hdr.groups.get("MessageHeader")
     if not mh_els:

@@ -8,6 +8,7 @@ element can be kept exactly as it was sent.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from xml.parsers import expat
@@ -108,22 +109,88 @@ def _strip_leading(data: bytes, warn: Callable[[str], None]) -> tuple[bytes, byt
     return data[first:], junk
 
 
+UNDECLARED_NS = "urn:lienthong:undeclared-prefix:"
+"""Namespace given to a prefix a packet uses without declaring it (UNDECLARED_NS + prefix)."""
+MAX_UNDECLARED = 8
+"""Undeclared prefixes recovered per packet (each costs one more parse); more is an error."""
+
+_QNAME = re.compile(rb"<([^\s/>]+)")
+_NCNAME = re.compile(r"[^\W\d][\w.\-]*")
+_ATTR = re.compile(rb"""\s([^\s=/>]+)\s*=\s*(?:"[^"]*"|'[^']*')""")
+
+
+class _Unbound(Exception):
+    """A start tag uses prefixes nothing declares (the parse stops there)."""
+
+    def __init__(self, prefixes: list[str], line: int, column: int, root_start: int) -> None:
+        super().__init__(prefixes)
+        self.prefixes, self.line, self.column, self.root_start = prefixes, line, column, root_start
+
+
 def parse(data: bytes, warn: Callable[[str], None], *, max_depth: int = MAX_DEPTH,
-          max_ns_decls: int = MAX_NS_DECLS) -> Parsed:
+          max_ns_decls: int = MAX_NS_DECLS, recover_prefixes: bool = True) -> Parsed:
     """Parse a packet into an Element tree, refusing DTDs, non-UTF-8 encodings and nesting or
     namespace declarations beyond the limits (memory stays linear in the packet's size).
 
-    Raises EdxmlError with the position in the caller's original bytes.
+    A prefix used but never declared (the national library is not namespace-aware, so
+    packets in the field do this) is recovered when `recover_prefixes`: the packet is read
+    as if the root declared it, in the namespace UNDECLARED_NS + prefix, and a warning names
+    the prefix and where it is first used. Raises EdxmlError with the position in the
+    caller's original bytes.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"edXML must be bytes, not {type(data).__name__}")
     data = bytes(data)
     xml, junk = _strip_leading(data, warn)
-    # Positions expat reports are relative to `xml`; shift them back onto the original.
+    undeclared: dict[str, tuple[int, int]] = {}  # prefix -> where first used (line, column), in order
+    root_start = -1
+    while True:
+        if undeclared:
+            cut = _after_name(xml, root_start)
+            decls = "".join(f' xmlns:{pre}="{UNDECLARED_NS}{pre}"' for pre in undeclared).encode("ascii")
+            text = xml[:cut] + decls + xml[cut:]
+            line_start = xml.rfind(b"\n", 0, cut) + 1
+            shift = (xml.count(b"\n", 0, cut) + 1, len(xml[line_start:cut].decode("utf-8", "replace")), len(decls))
+        else:
+            text, shift = xml, None
+        try:
+            parsed = _parse_once(text, junk, shift, max_depth=max_depth, max_ns_decls=max_ns_decls)
+        except _Unbound as u:
+            new = [pre for pre in u.prefixes if pre not in undeclared]
+            if not recover_prefixes or not new or len(undeclared) + len(new) > MAX_UNDECLARED:
+                what = "".join(f" {pre!r}" for pre in u.prefixes)
+                more = f" (more than {MAX_UNDECLARED} undeclared prefixes)" if recover_prefixes and new else ""
+                raise EdxmlError(f"malformed XML at line {u.line}, column {u.column}: unbound prefix{what}{more}",
+                                 line=u.line, column=u.column) from None
+            for pre in new:
+                undeclared[pre] = (u.line, u.column)
+            if root_start < 0:
+                root_start = u.root_start
+            continue
+        for pre, (line, col) in undeclared.items():
+            warn(f"line {line}, column {col}: prefix {pre!r} is used but never declared; read as if declared "
+                 "(its elements are taken as edXML, its attributes ignored)")
+        return parsed
+
+
+def _after_name(xml: bytes, start: int) -> int:
+    """Offset just past the element name of the start tag at `start`."""
+    i = start + 1
+    while i < len(xml) and xml[i:i + 1] not in (b" ", b"\t", b"\r", b"\n", b"/", b">"):
+        i += 1
+    return i
+
+
+def _parse_once(xml: bytes, junk: bytes, shift: tuple[int, int, int] | None, *, max_depth: int,
+                max_ns_decls: int) -> Parsed:
+    # Positions expat reports are relative to `xml`; shift them back onto the original:
+    # past the stray bytes, and before the declarations inserted for undeclared prefixes.
     junk_lines = junk.count(b"\n")
     junk_cols = len(junk) - (junk.rfind(b"\n") + 1)
 
     def pos(line: int, col0: int) -> tuple[int, int]:
+        if shift is not None and line == shift[0] and col0 >= shift[1] + shift[2]:
+            col0 -= shift[2]
         if line == 1:
             col0 += junk_cols
         return line + junk_lines, col0 + 1
@@ -225,9 +292,55 @@ def parse(data: bytes, warn: Callable[[str], None], *, max_depth: int = MAX_DEPT
         p.Parse(xml, True)
     except expat.ExpatError as e:
         line, col = pos(e.lineno, e.offset)
-        raise EdxmlError(f"malformed XML at line {line}, column {col}: {expat.errors.messages[e.code]}",
-                         line=line, column=col) from None
+        if e.code == _UNBOUND_PREFIX:
+            raise _Unbound(_unbound_in(xml, p.ErrorByteIndex, stack[-1].scope if stack else _EMPTY_SCOPE),
+                           line, col, root_holder[0].start if root_holder else p.ErrorByteIndex) from None
+        raise EdxmlError(f"malformed XML at line {line}, column {col}: {expat.errors.messages[e.code]}"
+                         f"{_what_is_open(xml, p.ErrorByteIndex, e.code, stack)}", line=line, column=col) from None
     return Parsed(root=root_holder[0], data=xml, skipped=junk)
+
+
+_UNBOUND_PREFIX = expat.errors.codes[expat.errors.XML_ERROR_UNBOUND_PREFIX]
+_TAG_MISMATCH = expat.errors.codes[expat.errors.XML_ERROR_TAG_MISMATCH]
+_NO_ELEMENTS = expat.errors.codes[expat.errors.XML_ERROR_NO_ELEMENTS]
+
+
+def _qname(el: Element) -> str:
+    return f"{el.prefix}:{el.local}" if el.prefix else el.local
+
+
+def _what_is_open(xml: bytes, at: int, code: int, stack: list[Element]) -> str:
+    """For a mismatched or missing end tag: which element is still open, and where it started."""
+    if not stack or code not in (_TAG_MISMATCH, _NO_ELEMENTS):
+        return ""
+    top = stack[-1]
+    opened = f"<{_qname(top)}> opened at line {top.line}, column {top.column}"
+    if code == _TAG_MISMATCH:
+        m = re.match(rb"</([^\s>]+)", xml[max(at - 2, 0):at + 300]) or re.match(rb"</([^\s>]+)", xml[at:at + 300])
+        found = f"</{m.group(1).decode('utf-8', 'replace')}>" if m else "an end tag"
+        return f": {found} where {opened} should be closed"
+    return f": the packet ends while {opened} is not closed"
+
+
+def _unbound_in(xml: bytes, at: int, scope: Scope) -> list[str]:
+    """The prefixes of the start tag at `at` that neither it nor an ancestor declares."""
+    tag = xml[at:_start_tag_end(xml, at)]
+    m = _QNAME.match(tag)
+    names = ([m.group(1)] if m else []) + _ATTR.findall(tag)
+    declared = {n[6:] for n in names if n.startswith(b"xmlns:")}
+    out: list[str] = []
+    for n in names:
+        if b":" not in n or n.startswith(b"xmlns:"):
+            continue
+        pre = n.split(b":", 1)[0]
+        text = pre.decode("utf-8", "replace")
+        if pre in declared or text in ("xml", "xmlns") or scope.get(text) is not None or text in out:
+            continue
+        if not _NCNAME.fullmatch(text):
+            return []  # not a name a declaration could bind: left to the error as expat reports it
+        out.append(text)
+    return out
+
 
 
 def _start_tag_end(data: bytes, start: int) -> int:

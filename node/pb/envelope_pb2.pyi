@@ -266,19 +266,49 @@ class EdxmlTrace(_message.Message):
     timestamp: str
     def __init__(self, organ_id: _Optional[str] = ..., timestamp: _Optional[str] = ...) -> None: ...
 
+class ManifestReference(_message.Message):
+    __slots__ = ("content_id", "content_type", "description", "name")
+    CONTENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    content_id: str
+    content_type: str
+    description: str
+    name: str
+    def __init__(self, content_id: _Optional[str] = ..., content_type: _Optional[str] = ..., description: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ZipWrapper(_message.Message):
+    __slots__ = ("content_type", "entry_name", "size", "sha256")
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    content_type: str
+    entry_name: str
+    size: int
+    sha256: bytes
+    def __init__(self, content_type: _Optional[str] = ..., entry_name: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[bytes] = ...) -> None: ...
+
 class Attachment(_message.Message):
-    __slots__ = ("content_id", "name", "description", "content_type", "data")
+    __slots__ = ("content_id", "name", "description", "content_type", "data", "manifest", "encoded_text", "unwrapped_from")
     CONTENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    ENCODED_TEXT_FIELD_NUMBER: _ClassVar[int]
+    UNWRAPPED_FROM_FIELD_NUMBER: _ClassVar[int]
     content_id: str
     name: str
     description: str
     content_type: str
     data: bytes
-    def __init__(self, content_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., content_type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+    manifest: ManifestReference
+    encoded_text: str
+    unwrapped_from: ZipWrapper
+    def __init__(self, content_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., content_type: _Optional[str] = ..., data: _Optional[bytes] = ..., manifest: _Optional[_Union[ManifestReference, _Mapping]] = ..., encoded_text: _Optional[str] = ..., unwrapped_from: _Optional[_Union[ZipWrapper, _Mapping]] = ...) -> None: ...
 
 class Document(_message.Message):
     __slots__ = ("from_organ", "to", "document_id", "code", "promulgation_info", "document_type", "subject", "content", "signer_info", "due_date", "to_places", "other_info", "response_for", "steering_type", "business", "attachments", "edxml_trace", "edxml_signature")

@@ -41,6 +41,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RATE_LIMITED: _ClassVar[Reason]
     NOT_REGISTERED_YET: _ClassVar[Reason]
     PURGED: _ClassVar[Reason]
+    FROM_NOT_ALLOWED: _ClassVar[Reason]
+    AMBIGUOUS_DOCUMENT: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -76,3 +78,5 @@ OVER_LIMIT: Reason
 RATE_LIMITED: Reason
 NOT_REGISTERED_YET: Reason
 PURGED: Reason
+FROM_NOT_ALLOWED: Reason
+AMBIGUOUS_DOCUMENT: Reason

@@ -94,10 +94,12 @@ class ListInboxResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[InboxEntry, _Mapping]]] = ...) -> None: ...
 
 class FetchRequest(_message.Message):
-    __slots__ = ("message_id",)
+    __slots__ = ("message_id", "keep_wrapped")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    KEEP_WRAPPED_FIELD_NUMBER: _ClassVar[int]
     message_id: str
-    def __init__(self, message_id: _Optional[str] = ...) -> None: ...
+    keep_wrapped: bool
+    def __init__(self, message_id: _Optional[str] = ..., keep_wrapped: _Optional[bool] = ...) -> None: ...
 
 class HopView(_message.Message):
     __slots__ = ("code", "time_ms", "verified")
@@ -350,12 +352,14 @@ class TrackResponse(_message.Message):
     def __init__(self, doc_id: _Optional[str] = ..., subject: _Optional[str] = ..., document_id: _Optional[str] = ..., created_ms: _Optional[int] = ..., recipients: _Optional[_Iterable[_Union[RecipientTrack, _Mapping]]] = ..., changes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ImportEdxmlRequest(_message.Message):
-    __slots__ = ("packet", "recipients")
+    __slots__ = ("packet", "recipients", "ref_message_id")
     PACKET_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    REF_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     packet: bytes
     recipients: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, packet: _Optional[bytes] = ..., recipients: _Optional[_Iterable[str]] = ...) -> None: ...
+    ref_message_id: str
+    def __init__(self, packet: _Optional[bytes] = ..., recipients: _Optional[_Iterable[str]] = ..., ref_message_id: _Optional[str] = ...) -> None: ...
 
 class ImportEdxmlResponse(_message.Message):
     __slots__ = ("kind", "sent", "status_message_id", "warnings")
@@ -370,15 +374,19 @@ class ImportEdxmlResponse(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., sent: _Optional[_Union[SendResponse, _Mapping]] = ..., status_message_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExportEdxmlRequest(_message.Message):
-    __slots__ = ("message_id",)
+    __slots__ = ("message_id", "unwrap_attachments")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    UNWRAP_ATTACHMENTS_FIELD_NUMBER: _ClassVar[int]
     message_id: str
-    def __init__(self, message_id: _Optional[str] = ...) -> None: ...
+    unwrap_attachments: bool
+    def __init__(self, message_id: _Optional[str] = ..., unwrap_attachments: _Optional[bool] = ...) -> None: ...
 
 class ExportEdxmlResponse(_message.Message):
-    __slots__ = ("packet", "file_name")
+    __slots__ = ("packet", "file_name", "warnings")
     PACKET_FIELD_NUMBER: _ClassVar[int]
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     packet: bytes
     file_name: str
-    def __init__(self, packet: _Optional[bytes] = ..., file_name: _Optional[str] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, packet: _Optional[bytes] = ..., file_name: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...

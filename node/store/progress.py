@@ -52,9 +52,10 @@ def get(db: Database, message_id: str) -> Progress | None:
     return Progress(**row) if row else None
 
 
-def newest_original(db: Database, document_id: str) -> str | None:
-    """Message id of the newest original document received with this DocumentId (changes are not targets)."""
-    row = db.query_one(
+def originals(db: Database, document_id: str, limit: int = 2) -> list[str]:
+    """Message ids of the original documents received with this DocumentId, newest first (changes are not targets)."""
+    rows = db.query(
         "SELECT p.message_id FROM doc_progress p JOIN inbox USING (message_id)"
-        " WHERE p.document_id = ? AND inbox.business_doc_type = 0 ORDER BY inbox.seq DESC LIMIT 1", (document_id,))
-    return row["message_id"] if row else None
+        " WHERE p.document_id = ? AND inbox.business_doc_type = 0 ORDER BY inbox.seq DESC LIMIT ?",
+        (document_id, limit))
+    return [r["message_id"] for r in rows]

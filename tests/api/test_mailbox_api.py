@@ -162,7 +162,10 @@ def test_send_deliver_fetch_ack_round_trip(pair):
 
     got = pair.cb.fetch(mid)
     assert got.signature_verified
-    assert got.payload.document == doc
+    expected = pb.Document()
+    expected.CopyFrom(doc)
+    expected.from_organ.CopyFrom(pb.Organization(organ_id=A, organ_name="Sở A"))  # left empty: A's node filled it
+    assert got.payload.document == expected
     assert got.payload.document.attachments[0].data == ATTACHMENT
     assert [h.code for h in got.path] == [A, B] and all(h.verified for h in got.path)
     assert A in got.signer_subject

@@ -30,7 +30,11 @@ def tree(tmp_path_factory):
 
 
 def sample(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
+    data = (SAMPLES / name).read_bytes()
+    if name == "edoc_new.edxml":  # its From is 002.00.20.H13; in this story G22 sends it (a node signs only its From)
+        data = data.replace(b"<edXML:OrganId>002.00.20.H13</edXML:OrganId>",
+                            f"<edXML:OrganId>{G22}</edXML:OrganId>".encode(), 1)
+    return data
 
 
 def same_fields(original: bytes, exported: bytes) -> None:
@@ -44,17 +48,17 @@ def same_fields(original: bytes, exported: bytes) -> None:
     assert a == b
 
 
-def deliver(tree, at: str, to: str, name: str, recipients=()) -> str:
+def deliver(tree, at: str, to: str, name: str, recipients=(), ref: str = "") -> str:
     """Import a packet at `at`; wait until it arrives at `to`; return its message id there."""
     with EventWaiter(tree.client(to), sent=False) as ev:
-        resp = tree.client(at).import_edxml(sample(name), list(recipients))
+        resp = tree.client(at).import_edxml(sample(name), list(recipients), ref)
         mid = resp.status_message_id or resp.sent.envelopes[0].message_id
         ev.wait(lambda evs: mid in {e.message_id for e in evs}, timeout=30)
     return mid
 
 
-def round_trip(tree, at: str, to: str, name: str, recipients=()) -> str:
-    mid = deliver(tree, at, to, name, recipients)
+def round_trip(tree, at: str, to: str, name: str, recipients=(), ref: str = "") -> str:
+    mid = deliver(tree, at, to, name, recipients, ref)
     exported = tree.client(to).export_edxml(mid)
     same_fields(sample(name), exported.packet)
     return mid
@@ -67,23 +71,27 @@ def test_every_sample_survives_the_trip(tree):
     for name in ("status_inbox_01.edxml", "status_acceptance_03.edxml", "status_assignment_04.edxml",
                  "status_processing_05.edxml", "status_finish_06.edxml"):
         round_trip(tree, H41, G22, name)
-    # a second copy of the document, returned (02), then revoked, updated, replaced and asked back
-    round_trip(tree, G22, H41, "edoc_new.edxml", [H41])
-    round_trip(tree, H41, G22, "status_rejection_02.edxml")
+    # a second copy of the document (H41 now holds two with one DocumentId: a status must name which), returned (02),
+    # then revoked, updated, replaced and asked back
+    second = round_trip(tree, G22, H41, "edoc_new.edxml", [H41])
+    with pytest.raises(grpc.RpcError) as e:
+        tree.client(H41).import_edxml(sample("status_rejection_02.edxml"))
+    assert reason_of(e.value) == "AMBIGUOUS_DOCUMENT" and second in e.value.details()
+    round_trip(tree, H41, G22, "status_rejection_02.edxml", ref=second)
     for name in ("edoc_revocation.edxml", "edoc_update.edxml", "edoc_replacement.edxml", "status_cancellation_13.edxml"):
         round_trip(tree, G22, H41, name)
-    round_trip(tree, H41, G22, "status_change-acceptance_15.edxml")
+    round_trip(tree, H41, G22, "status_change-acceptance_15.edxml", ref=second)
     round_trip(tree, G22, H41, "status_cancellation_13.edxml")
-    round_trip(tree, H41, G22, "status_change-rejection_16.edxml")
+    round_trip(tree, H41, G22, "status_change-rejection_16.edxml", ref=second)
     # the sender's Track shows the whole story in order
     track = tree.client(G22).track(tree.client(G22).sent_all()[0].message_id)
     assert [s.status_code for s in track.recipients[0].statuses] == ["01", "01", "03", "04", "05", "06"]
 
 
 def test_a_status_out_of_order_is_refused_on_import(tree):
-    deliver(tree, G22, H41, "edoc_new.edxml", [H41])
+    mid = deliver(tree, G22, H41, "edoc_new.edxml", [H41])
     with pytest.raises(grpc.RpcError) as e:
-        tree.client(H41).import_edxml(sample("status_finish_06.edxml"))
+        tree.client(H41).import_edxml(sample("status_finish_06.edxml"), ref_message_id=mid)
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "current status 01" in e.value.details()
 
 

@@ -69,9 +69,9 @@ def test_naming_puts_the_place_in_front_of_the_detail_and_the_field():
 
 STEPS = {
     # current, pending request, state, code -> metadata
-    "06 after 01": (rules.ARRIVED, None, "active", rules.DONE, {"current_status": "01", "allowed": "01,02,03"}),
+    "06 after 01": (rules.ARRIVED, None, "active", rules.DONE, {"current_status": "01", "allowed": "02,03"}),
     "after done": (rules.DONE, None, "active", rules.PROCESSING, {"current_status": "06", "allowed": ""}),
-    "a pending request can be answered too": (rules.ACCEPTED, rules.TAKE_BACK, "active", rules.ARRIVED,
+    "a pending request can be answered too": (rules.ACCEPTED, rules.TAKE_BACK, "active", rules.ACCEPTED,
                                               {"current_status": "03", "allowed": "02,04,05,06,15,16"}),
     "nothing to answer": (rules.ACCEPTED, None, "active", rules.AGREE, {"current_status": "03", "allowed": "02,04,05,06"}),
     "taken back": (rules.ACCEPTED, None, "taken_back", rules.PROCESSING,
@@ -86,3 +86,12 @@ def test_a_bad_step_says_the_current_status_and_what_is_allowed(case):
         rules.check_step(current, pending, state, code)
     assert (refused.value.reason, refused.value.metadata) == (Reason.BAD_STEP, metadata)
     assert f"current status {current}" in refused.value.detail
+
+
+def test_01_is_never_accepted_from_software():
+    """01 (arrived) is the node's own, sent once when the document is stored: SetStatus "01" is refused."""
+    for current in ("", rules.ARRIVED, rules.ACCEPTED):
+        with pytest.raises(Rejected) as e:
+            rules.check_step(current, None, "active", rules.ARRIVED)
+        assert (e.value.reason, e.value.field) == (Reason.INVALID_REQUEST, "status_code")
+        assert "01" not in e.value.metadata["allowed"].split(",")

@@ -25,7 +25,7 @@ from ..envelope import Verified
 from ..exchange.outgoing import Outgoing, Posted
 from ..limits import Limits
 from ..pb import envelope_pb2 as pb
-from ..store import documents, inbox, progress
+from ..store import documents, inbox, progress, statuses
 from ..store.database import Database
 from . import rules
 from .lifecycle import CHANGE_STATE, Lifecycle, edxml_time
@@ -75,6 +75,11 @@ class EdxmlBridge:
         if named is not None and named.document_id != msg.response_for.document_id:
             warnings.append(f"ResponseFor/DocumentId is {msg.response_for.document_id!r}, but {ref} (named by "
                             f"ref_message_id) has DocumentId {named.document_id!r}; the status is reported on {ref}")
+        if msg.status_code == rules.ARRIVED:  # the SDK's software sends one; ours went when the document was stored
+            sent = statuses.reported(self.db, received, rules.ARRIVED)
+            if sent is not None:
+                warnings.append("01 (arrived) was sent by this node when the document was stored; not sent again")
+                return Imported("status", warnings, status_message_id=sent)
         return Imported("status", warnings, status_message_id=self.lifecycle.set_status(
             received, msg.status_code, msg.staff_info, msg.description, status=msg))
 

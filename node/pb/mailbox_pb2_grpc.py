@@ -171,7 +171,8 @@ class MailboxServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetStatus(self, request, context):
-        """The recipient's side of a document's life: report a status (01 is automatic).
+        """The recipient's side of a document's life: report a status 02-06, 15 or 16. 01 is the
+        node's own, sent once when the document is stored: SetStatus "01" is refused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -37,6 +37,13 @@ def returned_on(db: Database, doc_message_id: str) -> list[ReturnedStatus]:
         "SELECT * FROM status_in WHERE doc_message_id = ? ORDER BY issued_ms, status_code, seq", (doc_message_id,))]
 
 
+def reported(db: Database, doc_message_id: str, code: str) -> str | None:
+    """Message id of the first status `code` this agency reported on a received document."""
+    row = db.query_one("SELECT status_message_id FROM status_out WHERE doc_message_id = ? AND status_code = ?"
+                       " ORDER BY seq LIMIT 1", (doc_message_id, code))
+    return row["status_message_id"] if row else None
+
+
 def record_reported(conn, doc_message_id: str, code: str, status_message_id: str, issued_ms: int) -> None:
     conn.execute("INSERT INTO status_out (doc_message_id, status_code, status_message_id, issued_ms) VALUES (?,?,?,?)",
                  (doc_message_id, code, status_message_id, issued_ms))

@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from node.errors import Rejected
-from node.events import EventBus, REJECTED
+from node.errors import Reason, Rejected
+from node.events import REJECTED, EventBus
 from node.exchange.dispatcher import Dispatcher
 from node.exchange.hop import RetryPolicy
 from node.exchange.outgoing import EnvelopeMaker, Sealed
 from node.exchange.routing import Router
 from node.pb import envelope_pb2 as pb
 from node.store import outbox
-from node.store.database import Database
-from node.errors import Reason
 
 A, B = "000.00.01.H53", "000.00.02.H53"
-
-
-@pytest.fixture
-def db(tmp_path):
-    d = Database(tmp_path / "m.sqlite3")
-    yield d
-    d.close()
 
 
 def test_actions_run_once_after_the_commit_and_see_the_committed_rows(db):

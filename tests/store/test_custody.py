@@ -14,13 +14,6 @@ from node.store.database import Database
 A, B = "000.00.01.H53", "000.00.02.H53"
 
 
-@pytest.fixture
-def db(tmp_path):
-    d = Database(tmp_path / "m.sqlite3")
-    yield d
-    d.close()
-
-
 def incoming(pki, clock, subject="x", message_id=None):
     header, raw = envelope.seal(pki.signer(A), B, pb.Payload(document=pb.Document(subject=subject)),
                                 clock=clock, lifetime_s=60, message_id=message_id)

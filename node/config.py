@@ -42,7 +42,7 @@ from pydantic_core import ArgsKwargs, PydanticCustomError
 
 __all__ = [
     "ConfigError", "Settings", "NodeSettings", "TlsSettings", "ApiSettings", "Peer", "RetrySettings",
-    "MessageSettings", "RegistrySettings", "LimitsSettings", "FrozenMap", "load_config", "parse_config", "dump_config",
+    "MessageSettings", "RegistrySettings", "LimitsSettings", "MetricsSettings", "FrozenMap", "load_config", "parse_config", "dump_config",
     "schema_keys", "KeyInfo", "is_agency_code", "LOG_LEVELS",
 ]
 
@@ -539,6 +539,32 @@ class RegistrySettings(_Section):
         return self
 
 
+@dataclass(frozen=True, kw_only=True)
+class MetricsSettings(_Section):
+    """A Prometheus endpoint (HTTP, no TLS, no token): off unless ``listen`` is set; loopback unless
+    ``allow_remote`` says otherwise, as metrics name agencies and the sizes of their queues."""
+
+    listen: HostPort | None = None
+    allow_remote: Bool = False
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _loopback_unless_allowed(cls, data: Any, handler: Any) -> MetricsSettings:
+        self = handler(data)
+        if self.listen is not None and not self.allow_remote:
+            host = self.listen.rsplit(":", 1)[0].strip("[]")
+            try:
+                loopback = host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                _fail("a loopback host:port, or metrics.allow_remote: true", self.listen, key=("listen",),
+                      message=f"expected a loopback host:port (127.x.x.x, [::1], localhost), got {_show(self.listen)}:"
+                              " metrics have no TLS and no token; set metrics.allow_remote: true to serve them"
+                              " beyond this machine on purpose")
+        return self
+
+
 Count = Annotated[int, Field(strict=True, ge=1, le=1_000_000, description="an integer 1..1000000")]
 Rate = Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False, description="a number > 0")]
 
@@ -579,6 +605,7 @@ class Settings(_Section):
     messages: MessageSettings = MessageSettings()
     registry: RegistrySettings = RegistrySettings()
     limits: LimitsSettings = LimitsSettings()
+    metrics: MetricsSettings = MetricsSettings()
     parents_of: Annotated[
         Mapping[AgencyCode, AgencyCode],
         AfterValidator(FrozenMap),

@@ -82,6 +82,10 @@ from .registry.service import RegistryService
 from .timers import SchedulerTimer
 from .store.database import Database, StoreError
 from .store import peers as peers_store
+from .store import outbox
+from .store import registry as registry_store
+from .store import statuses as statuses_store
+from .metrics import NO_METRICS, MailboxCollector, NodeMetrics
 from . import preflight
 
 log = logging.getLogger("lienthong")
@@ -146,21 +150,28 @@ class Node:
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
                                    max_size=s.messages.max_size, limits=self.limits)
         r = s.retry
+        self.metrics = NodeMetrics() if s.metrics.listen else None  # metrics.listen null: no endpoint, nothing counted
+        recorder = self.metrics or NO_METRICS
+        self.metrics_server = None
+        self.metrics_port = 0
         self.dispatcher = Dispatcher(
             self.db, self.maker, self.trust, self.router, clock, self.connector.deliver,
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
-            notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus)
+            notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus,
+            metrics=recorder)
         self.directory.on_alive = self.dispatcher.peer_returned
         self.dispatcher.on_return = self.connector.expect
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup)
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits)
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
-                             queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits)
+                             queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
+                             metrics=recorder)
         self.verify_stored = stored_verifier(self.trust, clock)
         self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored, self.limits)
         self.health = HealthMonitor(self.db, self.signer, self.trust)
+        self.cert_not_after_ms = _not_after_ms(self.signer.cert_der)
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None
         self.peer_port = 0
@@ -208,6 +219,8 @@ class Node:
                          admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
 
+        if self.metrics is not None:
+            self._start_metrics()
         self.directory.endpoint = self._advertised_endpoint()
         self.health.check()
         self.peer_server.start()
@@ -233,6 +246,42 @@ class Node:
         except RuntimeError:
             raise ConfigError(f"cannot listen on {address} (address in use or not available)", path=key,
                               expected="a free host:port on this machine", file=_source(self.settings)) from None
+
+    def _start_metrics(self) -> None:
+        """The Prometheus endpoint (metrics.listen), on a thread of its own; gauges are read when scraped."""
+        from prometheus_client import start_http_server
+        listen = self.settings.metrics.listen
+        host, port = listen.rsplit(":", 1)
+        self.metrics.collect_from(MailboxCollector(self.metrics_state))
+        try:
+            self.metrics_server, _ = start_http_server(int(port), host.strip("[]"), registry=self.metrics.registry)
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {listen} ({e.strerror or e})", path="metrics.listen",
+                              expected="a free host:port on this machine", file=_source(self.settings)) from None
+        self.metrics_port = self.metrics_server.server_port
+        log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
+
+    def metrics_state(self) -> dict:
+        """What the metrics endpoint reads from the node when scraped (see node/metrics.py)."""
+        now = self.clock.now_ms()
+        states = {p.code: p for p in peers_store.all_states(self.db)}
+        summary = outbox.queue_summary(self.db)
+        queues = {}
+        for hop in sorted(set(states) | set(summary)):
+            q, st = summary.get(hop), states.get(hop)
+            queues[hop] = {"depth": q["depth"] if q else 0,
+                           "oldest_age_s": max(0, now - q["oldest_ms"]) / 1000 if q else 0.0,
+                           "failures": st.failures if st else 0, "held": bool(st.held) if st else False}
+        stale = self.directory.stale_after_ms
+        return {
+            "queues": queues,
+            "cert_days_left": (self.cert_not_after_ms - now) / 86_400_000,
+            "children": {c.code: now - c.last_seen_ms <= stale for c in registry_store.children(self.db)},
+            "parent": self.directory.parent if self.directory.parent_address else None,
+            "registered": self.directory.registered,
+            "statuses": statuses_store.counts_by_code(self.db),
+            "serving": self.health.problem is None,
+        }
 
     def _add_common(self, server: grpc.Server, *service_names: str) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
@@ -285,6 +334,8 @@ class Node:
             "listen": f"{host(self.settings.listen)}:{self.peer_port}",
             "api": f"{host(self.settings.api.listen)}:{self.api_port}",
         }
+        if self.metrics_server is not None:
+            info["metrics"] = f"{host(self.settings.metrics.listen)}:{self.metrics_port}"
         path = Path(self.settings.node.data_dir) / RUNTIME_FILE
         preflight.write_private(path, json.dumps(info).encode())
 
@@ -296,6 +347,9 @@ class Node:
         for e in events:
             e.wait(grace + 1)
         self.scheduler.shutdown(wait=False)
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
         busy = self.dispatcher.stop(timeout=grace * 2)
         if busy:  # their batches are simply sent again after a restart (the peer dedups)
             log.warning("stopping with deliveries still in flight: %s", ", ".join(busy))
@@ -303,6 +357,11 @@ class Node:
         self.db.close()
         self.data_dir.release()
         log.info("stopped in %.1fs", time.monotonic() - t0)
+
+
+def _not_after_ms(cert_der: bytes) -> int:
+    from cryptography import x509
+    return int(x509.load_der_x509_certificate(cert_der).not_valid_after_utc.timestamp() * 1000)
 
 
 def run(settings: Settings) -> int:

@@ -163,6 +163,13 @@ def cmd_restore(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from .doctor import diagnose
+    report = diagnose(args.config)
+    print(report.render())
+    return 1 if report.problems else 0
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
     try:
@@ -452,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="check a config and the files it names, as run would, without running")
     check.add_argument("--config", required=True, help="node YAML config")
     check.set_defaults(func=cmd_check_config)
+
+    doctor = sub.add_parser("doctor", help="check config, files, certificate, the running node and every peer "
+                                           "(reachable, and the agency we expect); print what to fix")
+    doctor.add_argument("--config", required=True, help="node YAML config")
+    doctor.set_defaults(func=cmd_doctor)
 
     bk = sub.add_parser("backup", help="back up a node's mailbox while it runs (consistent, with a manifest and SHA-256)")
     bk.add_argument("--config", required=True, help="node YAML config (node.data_dir)")

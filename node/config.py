@@ -530,12 +530,14 @@ class RegistrySettings(_Section):
     stale_after: PositiveDuration = 30.0
     cache_ttl: PositiveDuration = 300.0
     advertise: HostPort | None = None
+    unhealthy_after: PositiveDuration = 300.0
 
     @model_validator(mode="wrap")
     @classmethod
     def _ordered(cls, data: Any, handler: Any) -> RegistrySettings:
         self = handler(data)
         _not_below(self, data, "stale_after", "heartbeat")
+        _not_below(self, data, "unhealthy_after", "heartbeat")
         return self
 
 

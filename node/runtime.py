@@ -95,7 +95,7 @@ API_WORKERS = 16
 MAX_WATCHERS = API_WORKERS // 2  # Watch streams each hold an API worker for their whole life
 SWEEP_SECONDS = 5.0  # expiry and the restart safety net; retries have their own scheduled wake-ups
 REGISTRY_TICK_SECONDS = 1.0  # registration is retried this often until the parent accepts
-HEALTH_SECONDS = 10.0
+HEALTH_SECONDS = 5.0  # cheap: a query, and reading the key and certificate files
 PROBE_SECONDS = 5.0  # how often next hops that are backing off are asked whether they are back
 PROBE_LIMIT = 50
 PROBE_TIMEOUT_S = 2.0
@@ -170,7 +170,10 @@ class Node:
                              metrics=recorder)
         self.verify_stored = stored_verifier(self.trust, clock)
         self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored, self.limits)
-        self.health = HealthMonitor(self.db, self.signer, self.trust)
+        self.health = HealthMonitor(self.db, self.signer, self.trust, checks=[
+            self._identity_files_problem,
+            self._parent_problem])
+        self._parent_broken = False
         self.cert_not_after_ms = _not_after_ms(self.signer.cert_der)
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None
@@ -247,6 +250,19 @@ class Node:
             raise ConfigError(f"cannot listen on {address} (address in use or not available)", path=key,
                               expected="a free host:port on this machine", file=_source(self.settings)) from None
 
+    def _parent_problem(self) -> str | None:
+        return self.directory.parent_problem(int(self.settings.registry.unhealthy_after * 1000))
+
+    def _identity_files_problem(self) -> str | None:
+        """The key and certificate files are what a restart would load (mode, match, code, chain, dates)."""
+        try:
+            preflight.load_identity(self.settings, self.trust, self.clock)
+        except ConfigError as e:
+            return f"{e.path}: {e.message}"
+        except OSError as e:
+            return f"tls files: {e.strerror or e}: {e.filename or ''}"
+        return None
+
     def _start_metrics(self) -> None:
         """The Prometheus endpoint (metrics.listen), on a thread of its own; gauges are read when scraped."""
         from prometheus_client import start_http_server
@@ -291,6 +307,10 @@ class Node:
         """Retry registration every second; once registered, wake only to send heartbeats."""
         was = self.directory.registered
         self.directory.keepalive()
+        broken = self._parent_problem() is not None
+        if broken != self._parent_broken:  # health follows the parent link at once, not at the next check
+            self._parent_broken = broken
+            self.health.check()
         if self.directory.registered != was:
             beat = self.settings.registry.heartbeat
             seconds = beat if self.directory.registered else min(REGISTRY_TICK_SECONDS, beat)

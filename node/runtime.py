@@ -6,7 +6,8 @@ ports, so the node-to-node surface never exposes mailbox calls and vice versa.
 Threading model (what runs where):
 
 - **Main thread**: builds the node, starts it, then waits in `sigwait` for SIGTERM or
-  SIGINT (blocked in every other thread, see `run`) and stops it.
+  SIGINT (blocked in every other thread, see `run`) and stops it; SIGHUP reloads the key,
+  certificate and trust anchors (`Node.reload`) in this thread.
 - **Peer server** (`peer-*`, PEER_WORKERS threads): Exchange.Deliver/DeliverBatch
   (intake verifies signatures outside the database lock, then commits custody under
   it) and Registry calls. A lookup or a recursive listing may call a parent or child
@@ -58,7 +59,7 @@ from .clock import SYSTEM, Clock
 from .codes import CodeError, Hierarchy
 from .config import ConfigError, Settings
 from .documents.edxml_bridge import EdxmlBridge
-from .envelope import stored_verifier
+from .envelope import Signer, stored_verifier
 from .exchange.dispatcher import Dispatcher
 from .exchange.hop import RetryPolicy, SendLimits
 from .exchange.intake import Intake
@@ -208,7 +209,7 @@ class Node:
             self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_insecure_port(s.listen))
         else:
             self.peer_port = self._bind("listen", s.listen,
-                                        lambda: self.peer_server.add_secure_port(s.listen, server_credentials(self.tls)))
+                                        lambda: self.peer_server.add_secure_port(s.listen, server_credentials(lambda: self.tls)))
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
                                       interceptors=api_interceptors(s.api.token), options=opts)
@@ -359,6 +360,51 @@ class Node:
         path = Path(self.settings.node.data_dir) / RUNTIME_FILE
         preflight.write_private(path, json.dumps(info).encode())
 
+    def reload(self) -> bool:
+        """SIGHUP: read the key, certificate and trust anchors again and use them from now on.
+
+        Everything is checked first, as at start-up (preflight.load_identity); anything wrong and the
+        node keeps what it has, saying why. Calls in flight finish on what they started with: the peer
+        server hands the new material to new handshakes only, and channels to peers made before are
+        kept until their calls' deadlines have passed while new calls get new channels. A new
+        certificate is registered with the parent again (co-signed by the previous key, when kept)."""
+        s = self.settings
+        try:
+            trust = TrustStore.from_files(list(s.tls.trust_anchors), self.clock)
+            signer = preflight.load_identity(s, trust, self.clock)
+        except (ConfigError, ValueError, OSError) as e:
+            what = f"{e.path}: {e.message}" if isinstance(e, ConfigError) else str(e)
+            log.error("reload refused, keeping the key, certificate and trust anchors in use: %s", what)
+            return False
+        old_signer, old_anchors = self.signer, self.trust.anchors
+        changes = _identity_changes(old_signer, signer, old_anchors, trust.anchors)
+        if not changes:
+            log.info("reload (SIGHUP): key, certificate and trust anchors unchanged")
+            self.health.check()
+            return True
+        self.trust.replace_anchors(trust)
+        self.tls = TlsMaterial(key_pem=keys.key_pem(signer.key), cert_pem=Path(s.tls.cert).read_bytes(),
+                               anchors_pem=self.trust.anchors_pem, insecure=s.tls.insecure_plaintext)
+        self.connector.reload(self.tls)
+        self.signer = signer
+        for holder in (self.directory, self.maker, self.lifecycle, self.intake, self.health):
+            holder.signer = signer  # one reference each: a signature never mixes old and new
+        self.cert_not_after_ms = _not_after_ms(signer.cert_der)
+        for line in changes:
+            log.info("reload (SIGHUP): %s", line)
+        if signer.cert_der != old_signer.cert_der and self.directory.parent and self.directory.parent_address:
+            self.directory.previous = renewal.previous_signer(s, signer)
+            self.directory.registered = False  # register the new certificate with the parent now
+            try:
+                self.scheduler.reschedule_job("registry", trigger="interval",
+                                              seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat))
+            except Exception:  # noqa: BLE001 - no registry job (top of a tree): nothing to hurry
+                pass
+            log.info("reload (SIGHUP): registering the new certificate with %s%s", self.directory.parent,
+                     " (co-signed by the previous key)" if self.directory.previous else "")
+        self.health.check()
+        return True
+
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish their commits, then close the database."""
         t0 = time.monotonic()
@@ -384,6 +430,26 @@ def _not_after_ms(cert_der: bytes) -> int:
     return int(x509.load_der_x509_certificate(cert_der).not_valid_after_utc.timestamp() * 1000)
 
 
+def _identity_changes(old: "Signer", new: "Signer", old_anchors: list, new_anchors: list) -> list[str]:
+    """What a reload changes, in words for the log."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    out = []
+    if old.cert_der != new.cert_der:
+        a, b = (x509.load_der_x509_certificate(d) for d in (old.cert_der, new.cert_der))
+        out.append(f"certificate: serial {a.serial_number:x} -> {b.serial_number:x}, valid until "
+                   f"{a.not_valid_after_utc:%Y-%m-%d} -> {b.not_valid_after_utc:%Y-%m-%d}")
+    if keys.key_pem(old.key) != keys.key_pem(new.key):
+        out.append("key: replaced")
+    fp = lambda c: c.fingerprint(hashes.SHA256())  # noqa: E731
+    before, after = {fp(c): c for c in old_anchors}, {fp(c): c for c in new_anchors}
+    added = [after[f].subject.rfc4514_string() for f in after if f not in before]
+    removed = [before[f].subject.rfc4514_string() for f in before if f not in after]
+    if added or removed:
+        out.append("trust anchors: " + ", ".join([f"+ {n}" for n in added] + [f"- {n}" for n in removed]))
+    return out
+
+
 def run(settings: Settings) -> int:
     """`lienthong run`: serve until SIGTERM or SIGINT, then stop gracefully and return 0.
 
@@ -391,12 +457,13 @@ def run(settings: Settings) -> int:
     mask) and taken here with sigwait. A Python handler only runs in the main thread; when
     the kernel handed SIGTERM to one of gRPC's threads, a main thread asleep in
     Event.wait() never woke, and the node ignored SIGTERM (seen in CI: killed after 30 s)."""
-    signals = {signal.SIGTERM, signal.SIGINT}
+    signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     node = Node(settings)
     os.umask(0o077)  # whatever the node creates from now on (backups, ...) is its own; Node made its files 0600
     node.start()
-    received = signal.sigwait(signals)
+    while (received := signal.sigwait(signals)) == signal.SIGHUP:
+        node.reload()
     log.info("stopping node %s (%s)", settings.node.code, signal.Signals(received).name)
     node.stop()
     return 0

@@ -38,6 +38,7 @@ class HealthMonitor:
         self.checks = list(checks)
         self.servicer = health.HealthServicer()
         self.problem: str | None = "not started"
+        self.on_change: Callable[[str | None], None] = lambda problem: None  # after the status changed
 
     def _problem(self) -> str | None:
         if not self.db.healthy():
@@ -62,10 +63,12 @@ class HealthMonitor:
                 log.warning("health: NOT_SERVING: %s", problem)
             else:
                 log.info("health: SERVING" + (f" (was: {self.problem})" if self.problem != "not started" else ""))
-        self.problem = problem
+        changed, self.problem = problem != self.problem, problem
         status = health_pb2.HealthCheckResponse.NOT_SERVING if problem else health_pb2.HealthCheckResponse.SERVING
         for name in SERVICES:
             self.servicer.set(name, status)
+        if changed:
+            self.on_change(problem)
         return problem is None
 
     def shutdown(self) -> None:

@@ -87,7 +87,7 @@ from .store import outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
 from .metrics import NO_METRICS, MailboxCollector, NodeMetrics
-from . import preflight
+from . import preflight, sdnotify
 
 log = logging.getLogger("lienthong")
 
@@ -450,6 +450,14 @@ def _identity_changes(old: "Signer", new: "Signer", old_anchors: list, new_ancho
     return out
 
 
+def _tell_systemd(problem: str | None) -> None:
+    """Type=notify: READY=1 once healthy (systemd ignores it after the first), and the health as STATUS."""
+    if problem is None:
+        sdnotify.notify("READY=1", "STATUS=serving")
+    else:
+        sdnotify.notify(f"STATUS=NOT_SERVING: {problem}"[:1000])
+
+
 def run(settings: Settings) -> int:
     """`lienthong run`: serve until SIGTERM or SIGINT, then stop gracefully and return 0.
 
@@ -462,8 +470,11 @@ def run(settings: Settings) -> int:
     node = Node(settings)
     os.umask(0o077)  # whatever the node creates from now on (backups, ...) is its own; Node made its files 0600
     node.start()
+    node.health.on_change = _tell_systemd  # from now on: the servers are up, READY=1 means it
+    _tell_systemd(node.health.problem)
     while (received := signal.sigwait(signals)) == signal.SIGHUP:
         node.reload()
     log.info("stopping node %s (%s)", settings.node.code, signal.Signals(received).name)
+    sdnotify.notify("STOPPING=1", "STATUS=stopping")
     node.stop()
     return 0

@@ -135,6 +135,41 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def cmd_backup(args) -> int:
+    from . import backup
+    settings = load_config(args.config)
+    try:
+        out, m, removed = backup.backup(settings, Path(args.to), keep=args.keep)
+    except backup.BackupError as e:
+        raise CliError(str(e)) from None
+    rows = ", ".join(f"{t} {n}" for t, n in m.rows.items() if not t.startswith("_"))
+    print(f"backup {out} of {m.node} at {m.created}: schema {m.schema_version}, {m.size} bytes, sha256 {m.sha256}\n"
+          f"rows: {rows}")
+    for p in removed:
+        print(f"removed old backup {p}")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from . import backup
+    settings = load_config(args.config)
+    try:
+        m = backup.restore(settings, Path(args.source))
+    except backup.BackupError as e:
+        raise CliError(str(e)) from None
+    print(f"restored {args.source} ({m.node}, {m.created}, schema {m.schema_version}, sha256 verified) into "
+          f"{settings.node.data_dir}\nstart the node: envelopes the backup shows pending are sent again "
+          "(a next hop that already has one answers with its stored receipt)")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import diagnose
+    report = diagnose(args.config)
+    print(report.render())
+    return 1 if report.problems else 0
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
     try:
@@ -426,6 +461,22 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="check a config and the files it names, as run would, without running")
     check.add_argument("--config", required=True, help="node YAML config")
     check.set_defaults(func=cmd_check_config)
+
+    doctor = sub.add_parser("doctor", help="check config, files, certificate, the running node and every peer "
+                                           "(reachable, and the agency we expect); print what to fix")
+    doctor.add_argument("--config", required=True, help="node YAML config")
+    doctor.set_defaults(func=cmd_doctor)
+
+    bk = sub.add_parser("backup", help="back up a node's mailbox while it runs (consistent, with a manifest and SHA-256)")
+    bk.add_argument("--config", required=True, help="node YAML config (node.data_dir)")
+    bk.add_argument("--to", required=True,
+                    help="file to write (never overwritten), or a directory for lienthong-<code>-<UTC time>.tar")
+    bk.add_argument("--keep", type=int, help="with a directory: keep this many newest backups of the node, remove older")
+    bk.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (digest checked)")
+    rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
+    rs.add_argument("--config", required=True, help="node YAML config (node.code, node.data_dir: empty or missing)")
+    rs.set_defaults(func=cmd_restore)
 
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)

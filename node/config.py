@@ -42,7 +42,7 @@ from pydantic_core import ArgsKwargs, PydanticCustomError
 
 __all__ = [
     "ConfigError", "Settings", "NodeSettings", "TlsSettings", "ApiSettings", "Peer", "RetrySettings",
-    "MessageSettings", "RegistrySettings", "LimitsSettings", "FrozenMap", "load_config", "parse_config", "dump_config",
+    "MessageSettings", "RegistrySettings", "LimitsSettings", "MetricsSettings", "FrozenMap", "load_config", "parse_config", "dump_config",
     "schema_keys", "KeyInfo", "is_agency_code", "LOG_LEVELS",
 ]
 
@@ -533,12 +533,40 @@ class RegistrySettings(_Section):
     stale_after: PositiveDuration = 30.0
     cache_ttl: PositiveDuration = 300.0
     advertise: HostPort | None = None
+    unhealthy_after: PositiveDuration = 300.0
 
     @model_validator(mode="wrap")
     @classmethod
     def _ordered(cls, data: Any, handler: Any) -> RegistrySettings:
         self = handler(data)
         _not_below(self, data, "stale_after", "heartbeat")
+        _not_below(self, data, "unhealthy_after", "heartbeat")
+        return self
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsSettings(_Section):
+    """A Prometheus endpoint (HTTP, no TLS, no token): off unless ``listen`` is set; loopback unless
+    ``allow_remote`` says otherwise, as metrics name agencies and the sizes of their queues."""
+
+    listen: HostPort | None = None
+    allow_remote: Bool = False
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _loopback_unless_allowed(cls, data: Any, handler: Any) -> MetricsSettings:
+        self = handler(data)
+        if self.listen is not None and not self.allow_remote:
+            host = self.listen.rsplit(":", 1)[0].strip("[]")
+            try:
+                loopback = host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                _fail("a loopback host:port, or metrics.allow_remote: true", self.listen, key=("listen",),
+                      message=f"expected a loopback host:port (127.x.x.x, [::1], localhost), got {_show(self.listen)}:"
+                              " metrics have no TLS and no token; set metrics.allow_remote: true to serve them"
+                              " beyond this machine on purpose")
         return self
 
 
@@ -582,6 +610,7 @@ class Settings(_Section):
     messages: MessageSettings = MessageSettings()
     registry: RegistrySettings = RegistrySettings()
     limits: LimitsSettings = LimitsSettings()
+    metrics: MetricsSettings = MetricsSettings()
     parents_of: Annotated[
         Mapping[AgencyCode, AgencyCode],
         AfterValidator(FrozenMap),

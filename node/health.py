@@ -1,9 +1,22 @@
-"""grpc.health.v1 status that means something: SERVING only while the database answers
-and the node's certificate is still trusted and in its validity period (as X-Road's
-health check reports OK only when keys, certificate status and database are all fine)."""
+"""grpc.health.v1 status that means something, and says why.
+
+SERVING only while every check passes (as X-Road's health check reports OK only when keys,
+certificate status and database are all fine):
+
+- the database answers;
+- the node's certificate in use is still trusted and in its validity period;
+- extra checks the node adds (runtime.Node): the key and certificate files on disk are what a
+  restart would load (mode, key matching the certificate, chain, dates: preflight.load_identity),
+  and the parent link works (registration or heartbeats not failing for longer than
+  registry.unhealthy_after).
+
+The first failing check's reason is logged once when the status changes (a warning naming
+what to fix), and once more when it is SERVING again; never on every check.
+"""
 from __future__ import annotations
 
 import logging
+from typing import Callable, Iterable
 
 from grpc_health.v1 import health, health_pb2
 
@@ -16,28 +29,46 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("", "lienthong.v1.Exchange", "lienthong.v1.Mailbox")
 
+Check = Callable[[], "str | None"]  # a problem, or None
+
 
 class HealthMonitor:
-    def __init__(self, db: Database, signer: Signer, trust: TrustStore) -> None:
+    def __init__(self, db: Database, signer: Signer, trust: TrustStore, checks: Iterable[Check] = ()) -> None:
         self.db, self.signer, self.trust = db, signer, trust
+        self.checks = list(checks)
         self.servicer = health.HealthServicer()
         self.problem: str | None = "not started"
+        self.on_change: Callable[[str | None], None] = lambda problem: None  # after the status changed
+
+    def _problem(self) -> str | None:
+        if not self.db.healthy():
+            return f"database {self.db.path} does not answer (disk full, removed, or damaged?): check it, then restart"
+        try:
+            self.trust.identify(self.signer.cert_der)
+        except Rejected as r:
+            return f"certificate in use: {r.public_text} (renew it: `lienthong renew`, then SIGHUP)"
+        for check in self.checks:
+            try:
+                problem = check()
+            except Exception as e:  # a check that breaks is itself a problem, named
+                problem = f"health check failed: {e.__class__.__name__}: {e}"
+            if problem:
+                return problem
+        return None
 
     def check(self) -> bool:
-        problem = None
-        if not self.db.healthy():
-            problem = "database does not answer"
-        else:
-            try:
-                self.trust.identify(self.signer.cert_der)
-            except Rejected as r:
-                problem = f"own certificate: {r.public_text}"
+        problem = self._problem()
         if problem != self.problem:
-            (log.warning if problem else log.info)("health: %s", problem or "SERVING")
-        self.problem = problem
+            if problem:
+                log.warning("health: NOT_SERVING: %s", problem)
+            else:
+                log.info("health: SERVING" + (f" (was: {self.problem})" if self.problem != "not started" else ""))
+        changed, self.problem = problem != self.problem, problem
         status = health_pb2.HealthCheckResponse.NOT_SERVING if problem else health_pb2.HealthCheckResponse.SERVING
         for name in SERVICES:
             self.servicer.set(name, status)
+        if changed:
+            self.on_change(problem)
         return problem is None
 
     def shutdown(self) -> None:

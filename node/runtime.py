@@ -6,7 +6,8 @@ ports, so the node-to-node surface never exposes mailbox calls and vice versa.
 Threading model (what runs where):
 
 - **Main thread**: builds the node, starts it, then waits in `sigwait` for SIGTERM or
-  SIGINT (blocked in every other thread, see `run`) and stops it.
+  SIGINT (blocked in every other thread, see `run`) and stops it; SIGHUP reloads the key,
+  certificate and trust anchors (`Node.reload`) in this thread.
 - **Peer server** (`peer-*`, PEER_WORKERS threads): Exchange.Deliver/DeliverBatch
   (intake verifies signatures outside the database lock, then commits custody under
   it) and Registry calls. A lookup or a recursive listing may call a parent or child
@@ -58,7 +59,7 @@ from .clock import SYSTEM, Clock
 from .codes import CodeError, Hierarchy
 from .config import ConfigError, Settings
 from .documents.edxml_bridge import EdxmlBridge
-from .envelope import stored_verifier
+from .envelope import Signer, stored_verifier
 from .exchange.dispatcher import Dispatcher
 from .exchange.hop import RetryPolicy, SendLimits
 from .exchange.intake import Intake
@@ -83,7 +84,11 @@ from .registry.service import RegistryService
 from .timers import SchedulerTimer
 from .store.database import Database, StoreError
 from .store import peers as peers_store
-from . import preflight
+from .store import outbox
+from .store import registry as registry_store
+from .store import statuses as statuses_store
+from .metrics import NO_METRICS, MailboxCollector, NodeMetrics
+from . import preflight, sdnotify
 
 log = logging.getLogger("lienthong")
 
@@ -92,7 +97,7 @@ API_WORKERS = 16
 MAX_WATCHERS = API_WORKERS // 2  # Watch streams each hold an API worker for their whole life
 SWEEP_SECONDS = 5.0  # expiry and the restart safety net; retries have their own scheduled wake-ups
 REGISTRY_TICK_SECONDS = 1.0  # registration is retried this often until the parent accepts
-HEALTH_SECONDS = 10.0
+HEALTH_SECONDS = 5.0  # cheap: a query, and reading the key and certificate files
 PROBE_SECONDS = 5.0  # how often next hops that are backing off are asked whether they are back
 PROBE_LIMIT = 50
 PROBE_TIMEOUT_S = 2.0
@@ -147,11 +152,16 @@ class Node:
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
                                    max_size=s.messages.max_size, limits=self.limits)
         r = s.retry
+        self.metrics = NodeMetrics() if s.metrics.listen else None  # metrics.listen null: no endpoint, nothing counted
+        recorder = self.metrics or NO_METRICS
+        self.metrics_server = None
+        self.metrics_port = 0
         self.dispatcher = Dispatcher(
             self.db, self.maker, self.trust, self.router, clock, self.connector.deliver,
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
-            notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus)
+            notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus,
+            metrics=recorder)
         self.directory.on_alive = self.dispatcher.peer_returned
         self.dispatcher.on_return = self.connector.expect
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup)
@@ -160,11 +170,16 @@ class Node:
                                    Origin(s.node.code, s.node.name, s.node.address or "", s.node.email or "",
                                           s.node.phone or ""))
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
-                             queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits)
+                             queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
+                             metrics=recorder)
         self.verify_stored = stored_verifier(self.trust, clock)
         self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored, self.limits,
                                   s.messages.max_size)
-        self.health = HealthMonitor(self.db, self.signer, self.trust)
+        self.health = HealthMonitor(self.db, self.signer, self.trust, checks=[
+            self._identity_files_problem,
+            self._parent_problem])
+        self._parent_broken = False
+        self.cert_not_after_ms = _not_after_ms(self.signer.cert_der)
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None
         self.peer_port = 0
@@ -198,7 +213,7 @@ class Node:
             self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_insecure_port(s.listen))
         else:
             self.peer_port = self._bind("listen", s.listen,
-                                        lambda: self.peer_server.add_secure_port(s.listen, server_credentials(self.tls)))
+                                        lambda: self.peer_server.add_secure_port(s.listen, server_credentials(lambda: self.tls)))
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
                                       interceptors=api_interceptors(s.api.token), options=opts)
@@ -212,6 +227,8 @@ class Node:
                          admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
 
+        if self.metrics is not None:
+            self._start_metrics()
         self.directory.endpoint = self._advertised_endpoint()
         self.health.check()
         self.peer_server.start()
@@ -238,6 +255,55 @@ class Node:
             raise ConfigError(f"cannot listen on {address} (address in use or not available)", path=key,
                               expected="a free host:port on this machine", file=_source(self.settings)) from None
 
+    def _parent_problem(self) -> str | None:
+        return self.directory.parent_problem(int(self.settings.registry.unhealthy_after * 1000))
+
+    def _identity_files_problem(self) -> str | None:
+        """The key and certificate files are what a restart would load (mode, match, code, chain, dates)."""
+        try:
+            preflight.load_identity(self.settings, self.trust, self.clock)
+        except ConfigError as e:
+            return f"{e.path}: {e.message}"
+        except OSError as e:
+            return f"tls files: {e.strerror or e}: {e.filename or ''}"
+        return None
+
+    def _start_metrics(self) -> None:
+        """The Prometheus endpoint (metrics.listen), on a thread of its own; gauges are read when scraped."""
+        from prometheus_client import start_http_server
+        listen = self.settings.metrics.listen
+        host, port = listen.rsplit(":", 1)
+        self.metrics.collect_from(MailboxCollector(self.metrics_state))
+        try:
+            self.metrics_server, _ = start_http_server(int(port), host.strip("[]"), registry=self.metrics.registry)
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {listen} ({e.strerror or e})", path="metrics.listen",
+                              expected="a free host:port on this machine", file=_source(self.settings)) from None
+        self.metrics_port = self.metrics_server.server_port
+        log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
+
+    def metrics_state(self) -> dict:
+        """What the metrics endpoint reads from the node when scraped (see node/metrics.py)."""
+        now = self.clock.now_ms()
+        states = {p.code: p for p in peers_store.all_states(self.db)}
+        summary = outbox.queue_summary(self.db)
+        queues = {}
+        for hop in sorted(set(states) | set(summary)):
+            q, st = summary.get(hop), states.get(hop)
+            queues[hop] = {"depth": q["depth"] if q else 0,
+                           "oldest_age_s": max(0, now - q["oldest_ms"]) / 1000 if q else 0.0,
+                           "failures": st.failures if st else 0, "held": bool(st.held) if st else False}
+        stale = self.directory.stale_after_ms
+        return {
+            "queues": queues,
+            "cert_days_left": (self.cert_not_after_ms - now) / 86_400_000,
+            "children": {c.code: now - c.last_seen_ms <= stale for c in registry_store.children(self.db)},
+            "parent": self.directory.parent if self.directory.parent_address else None,
+            "registered": self.directory.registered,
+            "statuses": statuses_store.counts_by_code(self.db),
+            "serving": self.health.problem is None,
+        }
+
     def _add_common(self, server: grpc.Server, *service_names: str) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         reflection.enable_server_reflection((*service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
@@ -246,6 +312,10 @@ class Node:
         """Retry registration every second; once registered, wake only to send heartbeats."""
         was = self.directory.registered
         self.directory.keepalive()
+        broken = self._parent_problem() is not None
+        if broken != self._parent_broken:  # health follows the parent link at once, not at the next check
+            self._parent_broken = broken
+            self.health.check()
         if self.directory.registered != was:
             beat = self.settings.registry.heartbeat
             seconds = beat if self.directory.registered else min(REGISTRY_TICK_SECONDS, beat)
@@ -289,8 +359,55 @@ class Node:
             "listen": f"{host(self.settings.listen)}:{self.peer_port}",
             "api": f"{host(self.settings.api.listen)}:{self.api_port}",
         }
+        if self.metrics_server is not None:
+            info["metrics"] = f"{host(self.settings.metrics.listen)}:{self.metrics_port}"
         path = Path(self.settings.node.data_dir) / RUNTIME_FILE
         preflight.write_private(path, json.dumps(info).encode())
+
+    def reload(self) -> bool:
+        """SIGHUP: read the key, certificate and trust anchors again and use them from now on.
+
+        Everything is checked first, as at start-up (preflight.load_identity); anything wrong and the
+        node keeps what it has, saying why. Calls in flight finish on what they started with: the peer
+        server hands the new material to new handshakes only, and channels to peers made before are
+        kept until their calls' deadlines have passed while new calls get new channels. A new
+        certificate is registered with the parent again (co-signed by the previous key, when kept)."""
+        s = self.settings
+        try:
+            trust = TrustStore.from_files(list(s.tls.trust_anchors), self.clock)
+            signer = preflight.load_identity(s, trust, self.clock)
+        except (ConfigError, ValueError, OSError) as e:
+            what = f"{e.path}: {e.message}" if isinstance(e, ConfigError) else str(e)
+            log.error("reload refused, keeping the key, certificate and trust anchors in use: %s", what)
+            return False
+        old_signer, old_anchors = self.signer, self.trust.anchors
+        changes = _identity_changes(old_signer, signer, old_anchors, trust.anchors)
+        if not changes:
+            log.info("reload (SIGHUP): key, certificate and trust anchors unchanged")
+            self.health.check()
+            return True
+        self.trust.replace_anchors(trust)
+        self.tls = TlsMaterial(key_pem=keys.key_pem(signer.key), cert_pem=Path(s.tls.cert).read_bytes(),
+                               anchors_pem=self.trust.anchors_pem, insecure=s.tls.insecure_plaintext)
+        self.connector.reload(self.tls)
+        self.signer = signer
+        for holder in (self.directory, self.maker, self.lifecycle, self.intake, self.health):
+            holder.signer = signer  # one reference each: a signature never mixes old and new
+        self.cert_not_after_ms = _not_after_ms(signer.cert_der)
+        for line in changes:
+            log.info("reload (SIGHUP): %s", line)
+        if signer.cert_der != old_signer.cert_der and self.directory.parent and self.directory.parent_address:
+            self.directory.previous = renewal.previous_signer(s, signer)
+            self.directory.registered = False  # register the new certificate with the parent now
+            try:
+                self.scheduler.reschedule_job("registry", trigger="interval",
+                                              seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat))
+            except Exception:  # noqa: BLE001 - no registry job (top of a tree): nothing to hurry
+                pass
+            log.info("reload (SIGHUP): registering the new certificate with %s%s", self.directory.parent,
+                     " (co-signed by the previous key)" if self.directory.previous else "")
+        self.health.check()
+        return True
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish their commits, then close the database."""
@@ -300,6 +417,9 @@ class Node:
         for e in events:
             e.wait(grace + 1)
         self.scheduler.shutdown(wait=False)
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
         busy = self.dispatcher.stop(timeout=grace * 2)
         if busy:  # their batches are simply sent again after a restart (the peer dedups)
             log.warning("stopping with deliveries still in flight: %s", ", ".join(busy))
@@ -309,6 +429,39 @@ class Node:
         log.info("stopped in %.1fs", time.monotonic() - t0)
 
 
+def _not_after_ms(cert_der: bytes) -> int:
+    from cryptography import x509
+    return int(x509.load_der_x509_certificate(cert_der).not_valid_after_utc.timestamp() * 1000)
+
+
+def _identity_changes(old: "Signer", new: "Signer", old_anchors: list, new_anchors: list) -> list[str]:
+    """What a reload changes, in words for the log."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    out = []
+    if old.cert_der != new.cert_der:
+        a, b = (x509.load_der_x509_certificate(d) for d in (old.cert_der, new.cert_der))
+        out.append(f"certificate: serial {a.serial_number:x} -> {b.serial_number:x}, valid until "
+                   f"{a.not_valid_after_utc:%Y-%m-%d} -> {b.not_valid_after_utc:%Y-%m-%d}")
+    if keys.key_pem(old.key) != keys.key_pem(new.key):
+        out.append("key: replaced")
+    fp = lambda c: c.fingerprint(hashes.SHA256())  # noqa: E731
+    before, after = {fp(c): c for c in old_anchors}, {fp(c): c for c in new_anchors}
+    added = [after[f].subject.rfc4514_string() for f in after if f not in before]
+    removed = [before[f].subject.rfc4514_string() for f in before if f not in after]
+    if added or removed:
+        out.append("trust anchors: " + ", ".join([f"+ {n}" for n in added] + [f"- {n}" for n in removed]))
+    return out
+
+
+def _tell_systemd(problem: str | None) -> None:
+    """Type=notify: READY=1 once healthy (systemd ignores it after the first), and the health as STATUS."""
+    if problem is None:
+        sdnotify.notify("READY=1", "STATUS=serving")
+    else:
+        sdnotify.notify(f"STATUS=NOT_SERVING: {problem}"[:1000])
+
+
 def run(settings: Settings) -> int:
     """`lienthong run`: serve until SIGTERM or SIGINT, then stop gracefully and return 0.
 
@@ -316,12 +469,16 @@ def run(settings: Settings) -> int:
     mask) and taken here with sigwait. A Python handler only runs in the main thread; when
     the kernel handed SIGTERM to one of gRPC's threads, a main thread asleep in
     Event.wait() never woke, and the node ignored SIGTERM (seen in CI: killed after 30 s)."""
-    signals = {signal.SIGTERM, signal.SIGINT}
+    signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     node = Node(settings)
     os.umask(0o077)  # whatever the node creates from now on (backups, ...) is its own; Node made its files 0600
     node.start()
-    received = signal.sigwait(signals)
+    node.health.on_change = _tell_systemd  # from now on: the servers are up, READY=1 means it
+    _tell_systemd(node.health.problem)
+    while (received := signal.sigwait(signals)) == signal.SIGHUP:
+        node.reload()
     log.info("stopping node %s (%s)", settings.node.code, signal.Signals(received).name)
+    sdnotify.notify("STOPPING=1", "STATUS=stopping")
     node.stop()
     return 0

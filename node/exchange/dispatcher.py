@@ -25,6 +25,7 @@ from ..store.database import Database, Transaction
 from .hop import Deliver, HopSender, Outcome, RetryPolicy, SendLimits
 from .outgoing import EnvelopeMaker, Sealed
 from ..events import EventSink, NoEvents
+from ..metrics import NO_METRICS, Recorder
 from .protocols import Timer
 from .routing import Router
 
@@ -35,7 +36,8 @@ class Dispatcher:
     def __init__(self, db: Database, maker: EnvelopeMaker, trust: TrustStore, router: Router, clock: Clock,
                  deliver: Deliver, policy: RetryPolicy, *, limits: SendLimits = SendLimits(),
                  notice_lifetime_s: float = 7 * 86400, timer: Timer | None = None, events_: EventSink = NoEvents(),
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, metrics: Recorder = NO_METRICS) -> None:
+        self.metrics = metrics
         self.db, self.maker, self.trust, self.router, self.clock = db, maker, trust, router, clock
         self.deliver, self.policy, self.limits = deliver, policy, limits
         self.notice_lifetime_s = notice_lifetime_s
@@ -55,7 +57,8 @@ class Dispatcher:
             if sender is None:
                 sender = self._hops[code] = HopSender(
                     code, self.db, self.trust, self.router, self.clock, self.deliver, self.policy, self.limits,
-                    give_up=self.give_up, events_=self.events, timer=self.timer, rng=self.rng)
+                    give_up=self.give_up, events_=self.events, timer=self.timer, rng=self.rng,
+                    metrics=self.metrics)
             return sender
 
     def wake(self, hop: str) -> None:
@@ -170,6 +173,7 @@ class Dispatcher:
         """Final failure of one envelope: record it, and tell the original sender (never for a notice)."""
         now = self.clock.now_ms()
         outbox.mark_final(tx, p.message_id, hop, state, f"{reason}: {detail}", now)
+        tx.on_commit(lambda: self.metrics.gave_up(reason))
         tx.on_commit(lambda: self.events.emit(
             events.REJECTED if state == outbox.REJECTED else events.EXPIRED, message_id=p.message_id,
             peer=hop, recipient=p.recipient, kind=p.kind, time_ms=now, reason=reason))

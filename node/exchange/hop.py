@@ -32,6 +32,7 @@ from ..pb import envelope_pb2 as pb
 from ..store import outbox, peers
 from ..store.database import Database, Transaction
 from ..events import EventSink
+from ..metrics import NO_METRICS, Recorder
 from .protocols import Timer
 from .routing import Router
 from .transport import TransportError
@@ -102,7 +103,8 @@ class Claim(list):
 class HopSender:
     def __init__(self, hop: str, db: Database, trust: TrustStore, router: Router, clock: Clock, deliver: Deliver,
                  policy: RetryPolicy, limits: SendLimits, *, give_up: GiveUp, events_: EventSink,
-                 timer: Timer | None, rng: random.Random) -> None:
+                 timer: Timer | None, rng: random.Random, metrics: Recorder = NO_METRICS) -> None:
+        self.metrics = metrics
         self.hop, self.db, self.trust, self.router, self.clock = hop, db, trust, router, clock
         self.deliver, self.policy, self.limits = deliver, policy, limits
         self.give_up, self.events, self.timer, self.rng = give_up, events_, timer, rng
@@ -188,6 +190,7 @@ class HopSender:
         try:
             if address is None:
                 raise TransportError(f"no address known for {self.hop}")
+            self.metrics.sent_batch(self.hop, len(live))
             outcomes = self.deliver(self.hop, address, [p.envelope for p in live])
         except TransportError as e:
             self._back_off(state.failures + 1, [p.message_id for p in live], str(e))
@@ -219,6 +222,8 @@ class HopSender:
                 peers.record_success(tx, self.hop, now)
                 if state.failures:
                     log.info("link to %s is back: delivered after %d failed attempts", self.hop, state.failures)
+            if delivered:
+                tx.on_commit(lambda: self._count_delivered([p for p, _ in delivered]))
             for p, _ in delivered:
                 tx.on_commit(lambda p=p: self.events.emit(events.DELIVERED, message_id=p.message_id, peer=self.hop,
                                                           recipient=p.recipient, kind=p.kind, time_ms=now))
@@ -231,6 +236,10 @@ class HopSender:
             self._back_off(state.failures + 1, [], failed[0][1])
             return Outcome.BACKOFF
         return Outcome.DELIVERED
+
+    def _count_delivered(self, delivered: list[outbox.Pending]) -> None:
+        done = self.clock.now_ms()  # the receipt is verified and committed: the latency ends here
+        self.metrics.delivered(self.hop, [(done - p.created_ms) / 1000 for p in delivered])
 
     def _back_off(self, failures: int, message_ids: list[str], error: str) -> None:
         delay = self.policy.delay(failures, self.rng)

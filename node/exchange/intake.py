@@ -17,6 +17,7 @@ from ..limits import Limits, over
 from ..store.database import Database
 from .outgoing import subject_of
 from ..events import EventSink, NoEvents
+from ..metrics import NO_METRICS, Recorder
 from .protocols import PLAIN_MAIL, LocalMail, Waker
 from .routing import Router
 
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 class Intake:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, router: Router, clock: Clock,
                  max_size: int, *, queues: Waker, local_mail: LocalMail = PLAIN_MAIL,
-                 events_: EventSink = NoEvents(), limits: Limits = Limits()) -> None:
+                 events_: EventSink = NoEvents(), limits: Limits = Limits(), metrics: Recorder = NO_METRICS) -> None:
+        self.metrics = metrics
         self.db, self.signer, self.trust, self.router = db, signer, trust, router
         self.clock, self.max_size, self.limits = clock, max_size, limits
         self.queues, self.local_mail, self.events = queues, local_mail, events_
@@ -70,8 +72,10 @@ class Intake:
             )
             hops: set[str] = set()
             now = self.clock.now_ms()
-            for (i, item), outcome in zip(accepted, stored):
+            for (i, _), outcome in zip(accepted, stored):
                 results[i] = outcome
+            self._count(results)  # before the events: a watcher that saw one reads metrics that count it
+            for (i, item), outcome in zip(accepted, stored):
                 if not isinstance(outcome, pb.Receipt):
                     continue
                 if item.next_hop is not None:
@@ -82,7 +86,12 @@ class Intake:
                                      kind=h.kind, time_ms=now)
             for hop in hops:
                 self.queues.wake(hop)
+        else:
+            self._count(results)
         return results  # type: ignore[return-value]
+
+    def _count(self, results: list) -> None:
+        self.metrics.received(len(results), [r.reason.name for r in results if isinstance(r, Rejected)])
 
     def _check(self, raw: bytes, peer: str | None) -> custody.Incoming:
         v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock,

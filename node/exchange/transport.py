@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import grpc
 
@@ -35,10 +36,29 @@ def grpc_options(max_message: int) -> list[tuple[str, int]]:
     return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
 
 
-def server_credentials(tls: TlsMaterial) -> grpc.ServerCredentials:
-    return grpc.ssl_server_credentials(
-        [(tls.key_pem, tls.cert_pem)], root_certificates=tls.anchors_pem, require_client_auth=True
-    )
+def server_credentials(tls: TlsMaterial | Callable[[], TlsMaterial]) -> grpc.ServerCredentials:
+    """Mutual TLS for the peer server. Given a function, every new handshake asks it for the current
+    material (SIGHUP reload): connections already up keep theirs, new ones get the new key, certificate
+    and anchors."""
+    if not callable(tls):
+        return grpc.ssl_server_credentials(
+            [(tls.key_pem, tls.cert_pem)], root_certificates=tls.anchors_pem, require_client_auth=True
+        )
+    current = tls
+
+    def config(m: TlsMaterial):
+        return grpc.ssl_server_certificate_configuration([(m.key_pem, m.cert_pem)], root_certificates=m.anchors_pem)
+
+    served = [current()]
+
+    def fetch():
+        m = current()
+        if m is served[0]:
+            return None  # unchanged
+        served[0] = m
+        return config(m)
+
+    return grpc.dynamic_ssl_server_credentials(config(served[0]), fetch, require_client_authentication=True)
 
 
 # The dispatcher keeps its own, persisted backoff per hop; gRPC's reconnect backoff (up to 120 s) would
@@ -70,6 +90,7 @@ class PeerConnector:
         self._channels: dict[tuple[str, str], grpc.Channel] = {}
         self._lock = threading.Lock()
         self._returned: set[str] = set()
+        self._retired: list[grpc.Channel] = []  # replaced by a reload, closed once their calls are done
 
     def expect(self, code: str) -> None:
         """`code` just answered us: the next delivery waits for the connection (its channel may still be
@@ -111,9 +132,31 @@ class PeerConnector:
             raise TransportError(f"peer answered {len(resp.outcomes)} outcomes for {len(envelopes)} envelopes")
         return list(resp.outcomes)
 
+    def reload(self, tls: TlsMaterial) -> None:
+        """New connections use `tls`; channels made before keep serving the calls already on them and
+        are closed once those calls' deadlines have passed."""
+        with self._lock:
+            old = list(self._channels.values())
+            self._tls = tls
+            self._channels.clear()
+            self._stubs.clear()
+            self._retired.extend(old)
+        if old:
+            t = threading.Timer(DELIVER_TIMEOUT_S + 5, self._close_retired, args=(old,))
+            t.daemon = True
+            t.start()
+
+    def _close_retired(self, channels: list[grpc.Channel]) -> None:
+        with self._lock:
+            channels = [c for c in channels if c in self._retired]
+            self._retired = [c for c in self._retired if c not in channels]
+        for c in channels:
+            c.close()
+
     def close(self) -> None:
         with self._lock:
-            for c in self._channels.values():
+            for c in [*self._channels.values(), *self._retired]:
                 c.close()
             self._channels.clear()
             self._stubs.clear()
+            self._retired.clear()

@@ -42,6 +42,16 @@ class TrustStore:
         anchors = [c for p in paths for c in certs.load_certs(p)]
         return cls(anchors, clock)
 
+    def replace_anchors(self, other: "TrustStore") -> None:
+        """Take `other`'s anchors (SIGHUP reload); what was learned about certificates is forgotten."""
+        with self._lock:
+            self._anchors = list(other._anchors)
+            self._cache.clear()
+
+    @property
+    def anchors(self) -> list[x509.Certificate]:
+        return list(self._anchors)
+
     @property
     def anchors_pem(self) -> bytes:
         return b"".join(certs.pem(a) for a in self._anchors)

@@ -56,6 +56,8 @@ class Directory:
         self.registered = False
         self.events = events_
         self._last_beat_ms = 0
+        self.parent_ok_ms = clock.now_ms()  # last time the parent took our registration or heartbeat (or start)
+        self.parent_error = ""               # why the last call to the parent failed ("" after a success)
         self._cache: dict[str, tuple[rpb.DirectoryEntry, int]] = {}  # code -> (entry, until)
         self._unknown: dict[tuple[str, bool], int] = {}  # (code, asked from below) -> NOT_FOUND until
         self._lock = threading.Lock()
@@ -308,6 +310,17 @@ class Directory:
 
     # ---- towards our parent ----------------------------------------------------------
 
+    def parent_problem(self, unhealthy_after_ms: int) -> str | None:
+        """Why the link to our parent counts as broken: no registration or heartbeat taken for that long."""
+        if not self.parent or not self.parent_address:
+            return None
+        if self.clock.now_ms() - self.parent_ok_ms <= unhealthy_after_ms or not self.parent_error:
+            return None
+        what = "heartbeats to" if self.registered else "registration with"
+        return (f"parent link: {what} {self.parent} at {self.parent_address} failing for more than "
+                f"{unhealthy_after_ms // 1000}s (registry.unhealthy_after): {self.parent_error}; "
+                f"run `lienthong doctor` to check that peer")
+
     def keepalive(self) -> None:
         """Register with the parent until it accepts us, then heartbeat.
 
@@ -321,6 +334,7 @@ class Directory:
                 own = self.own_entry().record
                 resp = self._call(self.parent, self.parent_address, lambda s: s.Register(own, timeout=CALL_TIMEOUT_S))
                 self.registered, self._last_beat_ms = True, now
+                self.parent_ok_ms, self.parent_error = now, ""
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
                 self.on_alive(self.parent, "accepted our registration")
             elif now - self._last_beat_ms >= self.heartbeat_ms:
@@ -330,8 +344,10 @@ class Directory:
                     rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, signed_stats=counters),
                     timeout=CALL_TIMEOUT_S))
                 self._last_beat_ms = now
+                self.parent_ok_ms, self.parent_error = now, ""
                 self.on_alive(self.parent, "took our heartbeat")
         except Rejected as r:
+            self.parent_error = r.public_text
             if r.reason is Reason.UNKNOWN_RECIPIENT and self.registered:
                 self.registered = False  # the parent forgot us: register again on the next tick
             log.log(logging.WARNING if r.reason.permanent else logging.INFO, "registry: %s", r.public_text)

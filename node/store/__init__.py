@@ -16,6 +16,7 @@ these functions and get typed rows back. Writes take the transaction they join
 - `registry`  `registry`, `odd_codes`: registered children
 - `stats`     counters, own and reported by children (`subtree_stats`)
 - `audit`     the append-only log
+- `backup`    a consistent copy of a live mailbox (SQLite online backup), and what a copy holds
 """
 from .database import Database, StoreError
 

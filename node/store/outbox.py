@@ -25,6 +25,7 @@ class Pending:
     expires_ms: int
     envelope: bytes
     ref_message_id: str = ""
+    created_ms: int = 0
 
 
 def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
@@ -45,7 +46,8 @@ def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: se
     `skip`: ids already on the wire (another worker's batch)."""
     skipping = f" AND message_id NOT IN ({','.join('?' * len(skip))})" if skip else ""
     rows = db.query(
-        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id"
+        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id,"
+        " created_ms"
         " FROM outbox JOIN outbox_envelope USING (message_id)"
         f" WHERE next_hop = ? AND state = 'pending'{skipping} ORDER BY priority DESC, seq LIMIT ?",
         (next_hop, *skip, limit),
@@ -159,7 +161,8 @@ def queue_summary(db: Database) -> dict[str, dict]:
 
 def pending_one(db: Database, message_id: str) -> Pending | None:
     r = db.query_one(
-        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id"
+        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id,"
+        " created_ms"
         " FROM outbox JOIN outbox_envelope USING (message_id) WHERE message_id = ? AND state = 'pending'",
         (message_id,))
     return Pending(**r) if r else None

@@ -47,3 +47,13 @@ def reported(db: Database, doc_message_id: str, code: str) -> str | None:
 def record_reported(conn, doc_message_id: str, code: str, status_message_id: str, issued_ms: int) -> None:
     conn.execute("INSERT INTO status_out (doc_message_id, status_code, status_message_id, issued_ms) VALUES (?,?,?,?)",
                  (doc_message_id, code, status_message_id, issued_ms))
+
+
+def counts_by_code(db: Database) -> dict[str, dict[str, int]]:
+    """Statuses per code: "returned" by this agency (status_out), "received" on its documents (status_in)."""
+    return {
+        "returned": {r["status_code"]: r["n"] for r in db.query(
+            "SELECT status_code, count(*) AS n FROM status_out GROUP BY status_code")},
+        "received": {r["status_code"]: r["n"] for r in db.query(
+            "SELECT status_code, count(*) AS n FROM status_in GROUP BY status_code")},
+    }

@@ -1,0 +1,230 @@
+"""`lienthong backup` and `lienthong restore`: a node's mailbox as one file, taken while the node runs.
+
+A backup is a plain tar file (readable with `tar -xf`) of two members:
+
+- `manifest.json`: format, node code and name, when (UTC), the lienthong version, the schema
+  version (the last migration applied, and the whole list), rows per table, and the SHA-256
+  and size of the database member;
+- `mailbox.sqlite3`: a consistent copy of the mailbox, taken with SQLite's online backup API
+  from a read-only connection of its own (node/store/backup.py): the running node is not
+  stopped, paused or locked out, and the copy holds every transaction committed before it
+  began, none after.
+
+Restore goes only into an empty data directory (it never merges into or replaces a mailbox),
+for the node the backup was made of, from a backup whose schema this version knows; it checks
+the digest, SQLite's integrity check and the row counts before the mailbox is put in place.
+
+What a restored node does with what the backup holds: envelopes it shows delivered are not
+sent again; envelopes it shows pending are sent again, and a next hop that already took them
+(after the backup) answers with the receipt it stored, storing nothing twice (dedup by message
+id). What happened after the backup is not in it: keep backups frequent (docs/deploy.md).
+Keys and the config are not in a backup: back them up apart (the key never leaves its machine
+in a mailbox backup).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .config import ConfigError, Settings
+from .preflight import LOCK_FILE, MAILBOX_FILE, DataDir
+from .store import backup as store
+
+FORMAT = "lienthong-backup/1"
+MANIFEST = "manifest.json"
+DATABASE = "mailbox.sqlite3"
+SUFFIX = ".tar"
+CHUNK = 1 << 20
+
+
+class BackupError(Exception):
+    """The backup or restore cannot be done; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format: str
+    node: str
+    name: str
+    created: str          # ISO 8601, UTC
+    lienthong: str        # version that made it
+    schema_version: str   # the last migration applied
+    migrations: list[str]
+    rows: dict[str, int]  # per table
+    sha256: str           # of the database member
+    size: int
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> "Manifest":
+        try:
+            raw = json.loads(data)
+            if raw.get("format") != FORMAT:
+                raise BackupError(f"{where}: not a {FORMAT} backup (format {raw.get('format')!r})")
+            return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise BackupError(f"{where}: {MANIFEST} is damaged ({e.__class__.__name__}: {e})") from None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("lienthong")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def target_file(settings: Settings, to: Path, now: dt.datetime) -> Path:
+    """`to` itself, or a file named after the node and the time in `to` when that is a directory."""
+    if to.is_dir():
+        stamp = now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d}Z"  # names sort by time
+        return to / f"lienthong-{settings.node.code}-{stamp}{SUFFIX}"
+    return to
+
+
+def backup(settings: Settings, to: Path, keep: int | None = None) -> tuple[Path, Manifest, list[Path]]:
+    """Back up the node's mailbox (running or not) into `to` (a new file, or a directory to put one in).
+    With `keep`, the oldest backups of this node in that directory beyond the `keep` newest are removed.
+    Returns the file written, its manifest and the files removed."""
+    mailbox = Path(settings.node.data_dir) / MAILBOX_FILE
+    if not mailbox.is_file():
+        raise BackupError(f"no mailbox at {mailbox} (node.data_dir): has this node run yet?")
+    now = dt.datetime.now(dt.timezone.utc)
+    out = target_file(settings, to, now)
+    if out.exists():
+        raise BackupError(f"{out} exists: a backup never overwrites one (give another file, or a directory)")
+    if not out.parent.is_dir():
+        raise BackupError(f"{out.parent} is not a directory: create it first (mode 0700)")
+    work = Path(tempfile.mkdtemp(prefix=".lienthong-backup-", dir=out.parent))  # same disk: one rename at the end
+    try:
+        copy = work / DATABASE
+        contents = store.snapshot(mailbox, copy)
+        manifest = Manifest(FORMAT, settings.node.code, settings.node.name, now.isoformat(timespec="seconds"),
+                            _version(), contents.schema_version, contents.migrations, contents.rows,
+                            _digest(copy), copy.stat().st_size)
+        partial = work / (out.name + ".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                data = manifest.to_json()
+                info = tarfile.TarInfo(MANIFEST)
+                info.size, info.mode, info.mtime = len(data), 0o600, int(now.timestamp())
+                tar.addfile(info, io.BytesIO(data))
+                info = tarfile.TarInfo(DATABASE)
+                info.size, info.mode, info.mtime = manifest.size, 0o600, int(now.timestamp())
+                with open(copy, "rb") as db:
+                    tar.addfile(info, db)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(partial, out)  # fails rather than replace a file that appeared meanwhile
+        _fsync_dir(out.parent)
+    except FileExistsError:
+        raise BackupError(f"{out} exists: a backup never overwrites one") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    removed = prune(settings, out.parent, keep) if keep else []
+    return out, manifest, removed
+
+
+def prune(settings: Settings, directory: Path, keep: int) -> list[Path]:
+    """Remove the oldest `lienthong-<code>-*.tar` in `directory` beyond the `keep` newest (names sort by time)."""
+    mine = sorted(directory.glob(f"lienthong-{settings.node.code}-*{SUFFIX}"))
+    old = mine[:-keep] if keep > 0 else []
+    for p in old:
+        p.unlink(missing_ok=True)
+    return old
+
+
+def read_manifest(path: Path) -> Manifest:
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            member = tar.getmember(MANIFEST)
+            f = tar.extractfile(member)
+            if f is None:
+                raise KeyError(MANIFEST)
+            return Manifest.from_json(f.read(), str(path))
+    except FileNotFoundError:
+        raise BackupError(f"{path}: no such file") from None
+    except (tarfile.TarError, KeyError):
+        raise BackupError(f"{path}: not a lienthong backup (no {MANIFEST} in a tar file)") from None
+
+
+def restore(settings: Settings, source: Path) -> Manifest:
+    """Put the mailbox from backup `source` into the node's empty data directory, after every check."""
+    manifest = read_manifest(source)
+    src = str(settings.source) if settings.source else None
+    if manifest.node != settings.node.code:
+        raise ConfigError(f"{source} is a backup of {manifest.node}, but this config is for {settings.node.code}",
+                          path="node.code", expected=f"the config of {manifest.node}", file=src)
+    known = store.known_migrations()
+    if manifest.migrations != known[:len(manifest.migrations)]:
+        unknown = [m for m in manifest.migrations if m not in known] or manifest.migrations
+        raise BackupError(f"{source} was made by lienthong {manifest.lienthong} with a schema this version does not "
+                          f"know ({unknown[-1]}): restore it with that version or a newer one")
+    data = Path(settings.node.data_dir)
+    if data.exists() and any(p.name != LOCK_FILE for p in data.iterdir()):  # a failed restore leaves the lock only
+        raise ConfigError(f"{data} is not empty: restore only into an empty data directory (move this one aside, "
+                          "or point node.data_dir at a new one)", path="node.data_dir",
+                          expected="an empty or missing directory", file=src)
+    lock = DataDir.open(settings)  # made 0700, and no node can start on it while we work
+    try:
+        partial = data / (MAILBOX_FILE + ".restoring")
+        h = hashlib.sha256()
+        with tarfile.open(source, mode="r:") as tar:
+            try:
+                member = tar.getmember(DATABASE)
+            except KeyError:
+                raise BackupError(f"{source}: no {DATABASE} in it") from None
+            f = tar.extractfile(member)
+            if f is None:
+                raise BackupError(f"{source}: {DATABASE} is not a file")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        try:
+            if h.hexdigest() != manifest.sha256:
+                raise BackupError(f"{source} is damaged: the database's SHA-256 is {h.hexdigest()}, the manifest "
+                                  f"says {manifest.sha256}; use another backup")
+            contents, check = store.inspect(partial)
+            if check != "ok":
+                raise BackupError(f"{source}: the database fails SQLite's integrity check ({check}); use another backup")
+            if contents.rows != manifest.rows:
+                raise BackupError(f"{source}: row counts differ from the manifest ({contents.rows} != "
+                                  f"{manifest.rows}); use another backup")
+            os.replace(partial, data / MAILBOX_FILE)
+            _fsync_dir(data)
+        finally:
+            partial.unlink(missing_ok=True)
+    finally:
+        lock.release()
+    return manifest

@@ -1,0 +1,229 @@
+"""`lienthong doctor`: check a node's config, files, certificate, the running node and every peer,
+and print what to fix. Exit 0 when nothing is wrong (warnings allowed), 1 when something is.
+
+Each peer is checked for reachability *and identity*: a TLS handshake with this node's own
+certificate shows which certificate the peer answers with (a peer address that reaches
+another agency is named as such), then the gRPC health check runs over mutual TLS pinned to
+the code we expect, exactly as deliveries connect.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import ssl
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .clock import SYSTEM
+from .config import ConfigError, Settings, load_config
+from .errors import Rejected
+from .identity import certs, keys
+from .identity.trust import TrustStore
+from . import preflight
+
+EXPIRY_WARNING_DAYS = 30
+CONNECT_TIMEOUT_S = 3.0
+
+OK, WARN, PROBLEM = "ok", "warning", "PROBLEM"
+
+
+@dataclass
+class Report:
+    lines: list[tuple[str, str, str]] = field(default_factory=list)  # (level, what, detail / what to fix)
+
+    def add(self, level: str, what: str, detail: str) -> None:
+        self.lines.append((level, what, detail))
+
+    @property
+    def problems(self) -> int:
+        return sum(1 for lv, _, _ in self.lines if lv == PROBLEM)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for lv, _, _ in self.lines if lv == WARN)
+
+    def render(self) -> str:
+        out = [f"{lv:8} {what}: {detail}" for lv, what, detail in self.lines]
+        if self.problems:
+            out.append(f"{self.problems} problem(s) to fix, {self.warnings} warning(s)")
+        else:
+            out.append("healthy" + (f", {self.warnings} warning(s)" if self.warnings else ": nothing to fix"))
+        return "\n".join(out)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _days_left(cert: x509.Certificate) -> float:
+    return (cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).total_seconds() / 86400
+
+
+def diagnose(config: str) -> Report:
+    r = Report()
+    try:
+        s = load_config(config)
+    except ConfigError as e:
+        r.add(PROBLEM, "config", f"{e} (expected {e.expected})" if e.expected else str(e))
+        return r
+    r.add(OK, "config", f"{config} loads: node {s.node.code} ({s.node.name})")
+    _files(s, r)
+    trust = _identity(s, r)
+    _running(s, r)
+    if trust is not None:
+        for i, peer in enumerate(s.peers):
+            _peer(s, r, i, peer.code, peer.address)
+    return r
+
+
+def _files(s: Settings, r: Report) -> None:
+    src = Path(s.source) if s.source else None
+    if src is not None and s.api.token_file is None and _mode(src) & 0o077:
+        r.add(WARN, "config", f"{src} holds api.token and others may read it (mode {_mode(src):04o}): "
+                              f"`chmod 600 {src}`, or move the token to api.token_file")
+    if s.api.token_file is not None and _mode(s.api.token_file) & 0o077:
+        r.add(PROBLEM, "api.token_file", f"{s.api.token_file} is readable by others (mode "
+                                         f"{_mode(s.api.token_file):04o}): `chmod 600 {s.api.token_file}`")
+    data = Path(s.node.data_dir)
+    if not data.exists():
+        r.add(WARN, "node.data_dir", f"{data} does not exist yet (the node makes it on its first start)")
+    else:
+        if _mode(data) & 0o077:
+            r.add(PROBLEM, "node.data_dir", f"{data} is open to others (mode {_mode(data):04o}): `chmod 700 {data}`")
+        if not os.access(data, os.W_OK | os.X_OK):
+            r.add(PROBLEM, "node.data_dir", f"cannot write in {data}: fix its owner (the node's user)")
+        mailbox = data / preflight.MAILBOX_FILE
+        if mailbox.exists() and _mode(mailbox) & 0o077:
+            r.add(PROBLEM, "node.data_dir", f"{mailbox} is readable by others (mode {_mode(mailbox):04o}): "
+                                            f"`chmod 600 {mailbox}`")
+        if not any(lv == PROBLEM and what == "node.data_dir" for lv, what, _ in r.lines):
+            r.add(OK, "node.data_dir", f"{data} (mode {_mode(data):04o})")
+
+
+def _identity(s: Settings, r: Report) -> TrustStore | None:
+    try:
+        trust = TrustStore.from_files(list(s.tls.trust_anchors))
+    except (ValueError, OSError) as e:
+        r.add(PROBLEM, "tls.trust_anchors", f"{e}: give the CA certificates (PEM) peers' certificates chain to")
+        return None
+    for anchor in s.tls.trust_anchors:
+        try:
+            ca = x509.load_pem_x509_certificate(Path(anchor).read_bytes())
+        except ValueError:
+            continue
+        left = _days_left(ca)
+        if left < EXPIRY_WARNING_DAYS:
+            r.add(WARN if left > 0 else PROBLEM, "tls.trust_anchors",
+                  f"{anchor} {'expires in %.0f days' % left if left > 0 else 'has expired'}: get the CA's new certificate")
+    try:
+        signer = preflight.load_identity(s, trust, SYSTEM)
+    except ConfigError as e:
+        r.add(PROBLEM, e.path, e.message)
+        try:  # peers can still be checked if the pair loads at all (e.g. a key that is only too open)
+            keys.load_private_key(Path(s.tls.key))
+            certs.load_cert(Path(s.tls.cert))
+        except (ValueError, TypeError, OSError):
+            return None
+        return trust
+    cert = x509.load_der_x509_certificate(signer.cert_der)
+    left = _days_left(cert)
+    until = cert.not_valid_after_utc.strftime("%Y-%m-%d")
+    if left < EXPIRY_WARNING_DAYS:
+        r.add(WARN, "tls.cert", f"{s.tls.cert} expires on {until}, in {left:.0f} days: renew it now "
+                                f"(`lienthong renew --config ...`, then SIGHUP the node)")
+    else:
+        r.add(OK, "tls.cert", f"{s.tls.cert} for {signer.code}, valid until {until} ({left:.0f} days left)")
+    r.add(OK, "tls.key", f"{s.tls.key} (mode {_mode(Path(s.tls.key)):04o}) matches the certificate")
+    return trust
+
+
+def _running(s: Settings, r: Report) -> None:
+    from .client import MailboxClient, api_address
+    address = api_address(s)
+    info = Path(s.node.data_dir) / "runtime.json"
+    pid = json.loads(info.read_text()).get("pid") if info.exists() else None
+    client = MailboxClient(address, s.api.token, timeout=CONNECT_TIMEOUT_S)
+    try:
+        resp = health_pb2_grpc.HealthStub(client.channel).Check(health_pb2.HealthCheckRequest(),
+                                                                timeout=CONNECT_TIMEOUT_S)
+    except grpc.RpcError as e:
+        r.add(PROBLEM, "node", f"no node answers on its local API at {address} ({e.code().name}): start it "
+                               "(`systemctl start lienthong`, or `lienthong run`), and see its log if it stops")
+        return
+    finally:
+        client.close()
+    if resp.status == health_pb2.HealthCheckResponse.SERVING:
+        r.add(OK, "node", f"running (pid {pid}), health SERVING")
+    else:
+        r.add(PROBLEM, "node", f"running (pid {pid}) but NOT_SERVING: its log says why "
+                               "(`journalctl -u lienthong | grep health`)")
+
+
+def peer_certificate(s: Settings, address: str) -> bytes:
+    """The certificate a peer answers with, from a TLS handshake presenting our own (DER)."""
+    host, port = address.rsplit(":", 1)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # we check the chain and the code ourselves, to say what is wrong
+    ctx.load_cert_chain(str(s.tls.cert), str(s.tls.key))
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as sock:
+        with ctx.wrap_socket(sock, server_hostname=None) as tls:
+            der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise ssl.SSLError("the peer sent no certificate")
+    return der
+
+
+def _peer(s: Settings, r: Report, i: int, code: str, address: str) -> None:
+    what = f"peers[{i}] {code}"
+    if s.tls.insecure_plaintext:
+        channel = grpc.insecure_channel(address)
+    else:
+        try:
+            der = peer_certificate(s, address)
+        except (ConnectionRefusedError, socket.timeout, TimeoutError, socket.gaierror, OSError) as e:
+            if isinstance(e, ssl.SSLError):
+                r.add(PROBLEM, what, f"{address} refused the TLS handshake ({e.reason or e}): does its "
+                                     "tls.trust_anchors hold our CA?")
+            else:
+                r.add(PROBLEM, what, f"nothing answers at {address} ({e.strerror or e}): is the node running, "
+                                     "is the address right (peers[].address), does a firewall let it through?")
+            return
+        cert = x509.load_der_x509_certificate(der)
+        got = certs.agency_code(cert)
+        try:
+            TrustStore.from_files(list(s.tls.trust_anchors)).identify(der)
+        except Rejected as e:
+            r.add(PROBLEM, what, f"{address} answers with a certificate for {got or 'no agency code'} that is not "
+                                 f"trusted here ({e.public_detail}): check its CA against tls.trust_anchors")
+            return
+        if got != code:
+            name = cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+            who = f"{got} ({name[0].value})" if name else str(got)
+            r.add(PROBLEM, what, f"{address} answers with the certificate of another agency, {who}, not {code}: "
+                                 f"fix peers[{i}].address (or that machine's config)")
+            return
+        from .exchange.transport import TlsMaterial, open_channel
+        tls = TlsMaterial(keys.key_pem(keys.load_private_key(Path(s.tls.key))), Path(s.tls.cert).read_bytes(),
+                          b"".join(Path(a).read_bytes() for a in s.tls.trust_anchors))
+        channel = open_channel(tls, code, address, s.messages.max_size)
+    try:
+        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=CONNECT_TIMEOUT_S)
+    except grpc.RpcError as e:
+        r.add(PROBLEM, what, f"{address} is {code} but its health check fails over mutual TLS ({e.code().name}): "
+                             "does it trust our certificate (its tls.trust_anchors)?")
+        return
+    finally:
+        channel.close()
+    if resp.status != health_pb2.HealthCheckResponse.SERVING:
+        r.add(PROBLEM, what, f"{address} is {code} but NOT_SERVING: its log says why")
+    else:
+        r.add(OK, what, f"{address} is {code}, reachable over mutual TLS, SERVING")

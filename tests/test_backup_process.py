@@ -1,0 +1,185 @@
+"""Backup of a running node under load, restore, and exactly-once delivery afterwards (real processes).
+
+A sends to B. A is backed up while a thread keeps sending; A is then stopped, its data directory
+moved aside, the backup restored into an empty one, and A started again. Whatever A committed
+before the backup began is in it; what it shows delivered is not sent again; what it shows
+pending is sent again and B, which took it after the backup, stores it nowhere twice."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from node.cli import main
+from node.harness import nodes
+from node.harness.nodes import NodeSpec
+from node.harness.waiting import EventWaiter
+from node.pb import envelope_pb2 as pb
+from node.store import audit, outbox
+from node.store.database import Database
+
+A, B = "000.00.01.H53", "000.00.02.H53"
+TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    root = tmp_path_factory.mktemp("backup")
+    ha, hb = nodes.pair(root, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"))
+    handles = [ha, hb]
+    try:
+        for h in handles:
+            nodes.start(h)
+        nodes.wait_healthy(handles, TIMEOUT)
+        yield root, ha, hb
+    finally:
+        for h in handles:
+            nodes.terminate(h)
+
+
+def drained(client, timeout: float = TIMEOUT) -> None:
+    """Until the node's own sends are all delivered: checked on every delivery event, after a first check."""
+    with EventWaiter(client, inbox=False) as ev:
+        ev.wait(lambda _: not client.sent_all(state="pending"), timeout)
+
+
+def rows_of(mailbox: Path) -> dict[str, str]:
+    db = Database(mailbox)
+    try:
+        return {r["message_id"]: r["state"] for r in outbox.list_sent(db, limit=1_000_000)}
+    finally:
+        db.close()
+
+
+def audit_events(mailbox: Path, event: str) -> list[str]:
+    db = Database(mailbox)
+    try:
+        return [r["message_id"] for r in audit.recent(db, limit=1_000_000, event=event)]
+    finally:
+        db.close()
+
+
+def test_a_backup_under_load_restores_to_a_node_that_delivers_exactly_once(pair, capsys):
+    root, ha, hb = pair
+    a, cfg = ha.client(), str(ha.config)
+    with EventWaiter(a, inbox=False) as ev:  # some delivered before the backup ...
+        first = [e.message_id for r in a.send_batch([(pb.Document(subject=f"trước {i}"), [B]) for i in range(20)])
+                 for e in r.envelopes]
+        ev.wait(lambda _: set(first) <= ev.ids("delivered"), TIMEOUT)
+    assert main(["hold", "--config", cfg, B]) == 0  # ... and some pending in it, for certain
+
+    committed: list[str] = []
+    lock, stop = threading.Lock(), threading.Event()
+
+    def load() -> None:  # a client sending all along; an id counts once Send has answered (committed)
+        i = 0
+        while not stop.is_set():
+            resp = a.send_batch([(pb.Document(subject=f"tải {i}-{k}"), [B]) for k in range(5)])
+            with lock:
+                committed.extend(e.message_id for r in resp for e in r.envelopes)
+            i += 1
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        while True:  # the backup starts with the load well under way (a bounded wait on the load itself)
+            with lock:
+                if len(committed) >= 50:
+                    break
+            assert loader.is_alive()
+        with lock:
+            before = list(committed)
+        backups = root / "backups"
+        backups.mkdir(mode=0o700)
+        capsys.readouterr()
+        assert main(["backup", "--config", cfg, "--to", str(backups)]) == 0
+        with lock:
+            during = len(committed)
+    finally:
+        stop.set()
+        loader.join(TIMEOUT)
+    out = capsys.readouterr().out
+    [file] = backups.glob(f"lienthong-{A}-*.tar")
+    assert str(file) in out and (file.stat().st_mode & 0o077) == 0
+    with tarfile.open(file) as tar:
+        assert tar.getnames() == ["manifest.json", "mailbox.sqlite3"]
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    assert manifest["node"] == A and manifest["schema_version"] == manifest["migrations"][-1]
+    assert manifest["sha256"] in out and manifest["rows"]["outbox"] >= len(first) + len(before)
+    assert during >= len(before)
+
+    assert main(["release", "--config", cfg, B]) == 0
+    drained(a)
+    everything = set(first) | set(committed)
+    assert nodes.terminate(ha) == 0
+
+    data = ha.dir / "data"
+    data.rename(ha.dir / "data-before-restore")
+    capsys.readouterr()
+    assert main(["restore", "--from", str(file), "--config", cfg]) == 0
+    assert "sha256 verified" in capsys.readouterr().out
+    assert (data.stat().st_mode & 0o777) == 0o700 and (data / "mailbox.sqlite3").stat().st_mode & 0o077 == 0
+    in_backup = rows_of(data / "mailbox.sqlite3")
+    assert set(first) | set(before) <= set(in_backup)  # nothing committed before the backup is lost
+    delivered_then = {m for m, s in in_backup.items() if s == outbox.DELIVERED}
+    pending_then = {m for m, s in in_backup.items() if s == outbox.PENDING}
+    assert set(first) <= delivered_then and pending_then, (len(delivered_then), len(pending_then))
+    assert len(in_backup) == manifest["rows"]["outbox"]
+
+    nodes.start(ha)
+    nodes.wait_healthy([ha], TIMEOUT)
+    a = ha.client()
+    assert main(["release", "--config", cfg, B]) == 0  # the hold was in the backup too
+    drained(a)
+
+    b_mailbox = hb.dir / "data" / "mailbox.sqlite3"
+    received, duplicates = audit_events(b_mailbox, audit.RECEIVED), audit_events(b_mailbox, audit.DUPLICATE)
+    assert sorted(received) == sorted(everything)  # each stored exactly once, none lost
+    assert not set(duplicates) & delivered_then     # what the backup shows delivered was not sent again
+    assert set(duplicates) == pending_then          # what it shows pending was, and B answered from its store
+    inbox = [e.message_id for e in hb.client().inbox_all()]
+    assert len(inbox) == len(set(inbox)) and set(inbox) == everything
+
+
+def test_restore_refuses_a_used_directory_another_node_and_a_damaged_file(pair, tmp_path, capsys):
+    root, ha, hb = pair
+    cfg_b = str(hb.config)
+    out = tmp_path / "b"
+    out.mkdir()
+    for _ in range(3):
+        assert main(["backup", "--config", cfg_b, "--to", str(out), "--keep", "2"]) == 0
+    kept = sorted(out.glob(f"lienthong-{B}-*.tar"))
+    assert len(kept) == 2
+    file = kept[-1]
+    capsys.readouterr()
+    assert main(["backup", "--config", cfg_b, "--to", str(file)]) == 1  # never overwrites
+    assert "exists" in capsys.readouterr().err
+
+    assert main(["restore", "--from", str(file), "--config", cfg_b]) == 2  # B's data directory is in use
+    err = capsys.readouterr().err
+    assert "node.data_dir" in err and "not empty" in err
+
+    assert main(["restore", "--from", str(file), "--config", str(ha.config)]) == 2  # a backup of B is not A's
+    err = capsys.readouterr().err
+    assert "node.code" in err and f"backup of {B}" in err
+
+    # the database member with one byte changed: the digest says so, and nothing is left in the directory
+    damaged = tmp_path / "damaged.tar"
+    with tarfile.open(file) as src, tarfile.open(damaged, "w") as dst:
+        for m in src.getmembers():
+            data = bytearray(src.extractfile(m).read())
+            if m.name == "mailbox.sqlite3":
+                data[len(data) // 2] ^= 0xFF
+            dst.addfile(m, io.BytesIO(bytes(data)))
+    fresh = hb.dir / "fresh.yaml"  # beside the keys its paths name
+    fresh.write_text(hb.config.read_text().replace("data_dir: data", f"data_dir: {tmp_path / 'restored'}"))
+    assert main(["restore", "--from", str(damaged), "--config", str(fresh)]) == 1
+    err = capsys.readouterr().err
+    assert "damaged" in err and "SHA-256" in err
+    assert not (tmp_path / "restored" / "mailbox.sqlite3").exists()
+    assert main(["restore", "--from", str(file), "--config", str(fresh)]) == 0  # a failed restore can be retried
+    assert "sha256 verified" in capsys.readouterr().out

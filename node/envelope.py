@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
 
 from .clock import SYSTEM, Clock
+from .codes import is_identifier
 from .errors import Reason, Rejected
 from .identity import certs, keys
 from .identity.trust import Identity, TrustStore
@@ -183,6 +184,9 @@ def verify(
         if value and not is_message_id(value):
             raise Rejected(Reason.MALFORMED, f"header.{name} is not a message id (1-128 of A-Z a-z 0-9 _ -)",
                            field=f"header.{name}")
+    for name in ("sender", "recipient"):  # else a recipient no agency can have is relayed up to the root
+        if not is_identifier(getattr(header, name)):
+            raise Rejected(Reason.MALFORMED, f"header.{name} is not an agency code", field=f"header.{name}")
     if not env.signature:
         raise Rejected(Reason.BAD_SIGNATURE, "envelope is not signed")
     if not env.sender_cert:

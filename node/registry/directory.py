@@ -106,8 +106,9 @@ class Directory:
         for odd, parent in odd_codes.items():
             problem = self._claim_problem(code, odd, parent, odd_codes, holders)
             if problem:
-                log.warning("refused heartbeat from %s: %s", code, problem)
-                raise Rejected(Reason.WRONG_PARENT, problem)
+                refused = Rejected(Reason.WRONG_PARENT, problem)  # bounded: the claim's codes are the child's words
+                log.warning("refused heartbeat from %s: %s", code, refused.detail)
+                raise refused
         changed = store.touch(self.db, code, self.clock.now_ms(), dict(odd_codes))
         if changed is None:
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"{code} is not registered with {self.code}")

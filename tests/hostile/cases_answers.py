@@ -17,7 +17,7 @@ from node.pb import registry_pb2 as rpb
 
 from .cases_registry import hand_made
 from .core import Observed, call, case, refused
-from .world import C1, C2, D, D2, G, M, P, R, TIMEOUT, X, message_id_of, poll
+from .world import C1, C2, D, D2, G, M, P, R, TIMEOUT, X, message_id_of, poll, unknown_version
 
 LOOKUP = "Mailbox.Lookup at D, answered by M"
 SECRET = "Traceback (most recent call last): /srv/m/secret.py line 7"
@@ -87,6 +87,14 @@ def _(s):
     return answered(s, lambda req, ctx: entry(hand_made(s.w.signer(G), G, endpoint="")))
 
 
+@case("internal text", "lookup answered with a certificate of an unknown X.509 version", "PERMISSION_DENIED",
+      "UNTRUSTED_CERT", via=LOOKUP)
+def _(s):
+    g = s.w.ids[G]
+    return answered(s, lambda req, ctx: entry(hand_made(g.signer, G, cert_der=unknown_version(g.cert_der),
+                                                        endpoint=s.w.fake.address)))
+
+
 @case("internal text", "lookup failed by M with internal text", "UNAVAILABLE", "UNREACHABLE", via=LOOKUP)
 def _(s):
     def fail(req, ctx):
@@ -101,6 +109,18 @@ def _(s):
         ctx.set_trailing_metadata([("lienthong-reason", "NO_SUCH_REASON")])
         ctx.abort(grpc.StatusCode.PERMISSION_DENIED, SECRET)
     return answered(s, fail)
+
+
+@case("internal text", "lookup refused by M for good, with 6 kB of text and escapes", "PERMISSION_DENIED",
+      "WRONG_PARENT", via=LOOKUP)
+def _(s):
+    """A permanent refusal from the registry on the way is passed on as it is, but its words bounded."""
+    def fail(req, ctx):
+        ctx.set_trailing_metadata([("lienthong-reason", "WRONG_PARENT")])
+        ctx.abort(grpc.StatusCode.PERMISSION_DENIED, "\x1b]0;pwned\x07\x1b[2J" + "M nói: " * 1000)
+    o = answered(s, fail)
+    assert len(o.detail) <= 400 and o.detail.isprintable(), o.detail
+    return o
 
 
 # ---- poisoned negative answers, rate limits --------------------------------------------------------
@@ -215,6 +235,13 @@ def receipts_edited(s, edit):
       via=HOP, prepares=True)
 def _(s):
     return kept(s, receipts_edited(s, lambda r: setattr(r, "receiver_cert", b"\x30\x03\x02\x01\x00")),
+                "UNTRUSTED_CERT")
+
+
+@case("internal text", "M's receipt with a certificate of an unknown X.509 version", "OK",
+      "UNTRUSTED_CERT (kept, retried)", via=HOP, prepares=True)
+def _(s):
+    return kept(s, receipts_edited(s, lambda r: setattr(r, "receiver_cert", unknown_version(r.receiver_cert))),
                 "UNTRUSTED_CERT")
 
 

@@ -13,8 +13,8 @@ from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
 
 from .core import Observed, Scene, call, case, outcome
-from .world import (C1, C2, D, G, M, P, R, TIMEOUT, X, document, edited, expired_identity, foreign_identity, forged,
-                    relayed, seal, status)
+from .world import (C1, C2, D, G, M, MAX_SIZE, P, R, TIMEOUT, X, document, edited, expired_identity, foreign_identity, forged,
+                    relayed, seal, status, unknown_version)
 
 DELIVER = "Exchange.Deliver, M → D"
 YEAR_MS = 365 * 86400 * 1000
@@ -85,6 +85,21 @@ def _(s):
     return o
 
 
+@case("internal text", "sender certificate of an X.509 version that does not exist", "PERMISSION_DENIED",
+      "UNTRUSTED_CERT", via=DELIVER)
+def _(s):
+    return deliver(s, edited(mine(s), lambda env: setattr(env, "sender_cert", unknown_version(env.sender_cert))))
+
+
+@case("internal text", "relay mark whose certificate has an unknown X.509 version", "PERMISSION_DENIED",
+      "UNTRUSTED_CERT", via=DELIVER)
+def _(s):
+    m = s.w.signer(M)
+    env = from_g(s)
+    mark(env, M, unknown_version(m.cert_der), m.sign)
+    return deliver(s, env.SerializeToString())
+
+
 @case("envelope", "expired sender certificate", "PERMISSION_DENIED", "CERT_EXPIRED", via=DELIVER)
 def _(s):
     return deliver(s, seal(expired_identity(s.w, M).signer, D)[1])
@@ -125,6 +140,25 @@ def _(s):
 
 
 # ---- header fields ----------------------------------------------------------------------------
+
+for name in ("recipient", "sender"):
+    @case("limits", f"header {name} of 100 kB", "INVALID_ARGUMENT", "MALFORMED", via=DELIVER)
+    def _(s, name=name):
+        """Such a recipient was relayed up to the root; an unbounded field echoed in a refusal was written
+        whole into the audit log and the node's log, and its status went over gRPC's trailer limit."""
+        o = header_edit(s, lambda h: setattr(h, name, "000.00.09.H53" + "9" * 100_000))
+        assert len(o.detail) <= 400
+        return o
+
+
+@case("limits", "relay mark naming a code of 100 kB", "PERMISSION_DENIED", "BAD_TRACE", via=DELIVER)
+def _(s):
+    env, m = from_g(s), s.w.signer(M)
+    mark(env, "X" * 100_000, m.cert_der, m.sign)
+    o = deliver(s, env.SerializeToString())
+    assert len(o.detail) <= 400
+    return o
+
 
 @case("envelope", "no message id", "INVALID_ARGUMENT", "MISSING_FIELD", via=DELIVER)
 def _(s):
@@ -369,6 +403,25 @@ def _(s):
     [(priority,)] = s.w.rows(D, f"SELECT priority FROM inbox WHERE message_id = '{h.message_id}'")
     assert priority == 0  # only the signed header's priority is used
     return o.allowing(h.message_id)
+
+
+@case("jam", "document at the size limit whose automatic 01 would not fit", "RESOURCE_EXHAUSTED", "TOO_LARGE",
+      via=DELIVER)
+def _(s):
+    """The automatic 01 copies the document's ids and adds the path, so it is a little larger than a
+    document filled up to the receiver's limit. It once failed inside the custody transaction: INTERNAL,
+    which the sender retries, and its whole hop backs off for as long as the envelope lives."""
+    m, target, n = s.w.signer(M), MAX_SIZE - 16, MAX_SIZE - 4096
+    for _ in range(10):
+        raw = seal(m, D, pb.Payload(document=pb.Document(document_id="x" * n,
+                                                         from_organ=pb.Organization(organ_id=M))))[1]
+        if target <= len(raw) <= MAX_SIZE:
+            break
+        n += target - len(raw)
+    assert target <= len(raw) <= MAX_SIZE, len(raw)
+    o = deliver(s, raw)
+    assert "01" in o.detail, o.detail
+    return o
 
 
 @case("jam", "a batch of 1001 envelopes", "INVALID_ARGUMENT", "OVER_LIMIT", via="Exchange.DeliverBatch, M → D")

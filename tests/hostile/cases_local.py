@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from pathlib import Path
 
 from node.cli import main as cli
@@ -71,6 +72,19 @@ def _(s):
         f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9)) + "]>"
     o, _ = import_packet(s, f'{lol}<edXML xmlns="{NS_EDXML}">&j;</edXML>'.encode())
     assert "DOCTYPE" in o.detail, o.detail
+    return o
+
+
+@case("limits", "edXML with a number of 1 MB", "INVALID_ARGUMENT", "MALFORMED", via=IMPORT)
+def _(s):
+    """The refusal quotes the element's text: bounded, else the status went over gRPC's trailer limit and
+    the client got RESOURCE_EXHAUSTED without the reason."""
+    sample = (SAMPLES / "edoc_new.edxml").read_text(encoding="utf-8")
+    packet = re.sub(r"<edXML:Priority>\d*</edXML:Priority>", "<edXML:Priority>" + "9x" * 500_000 + "</edXML:Priority>",
+                    sample, count=1)
+    assert packet != sample
+    o, _ = import_packet(s, packet.encode())
+    assert len(o.detail) <= 400 and "Priority" in o.detail, o.detail
     return o
 
 

@@ -12,8 +12,8 @@ from node.pb import mailbox_pb2 as mpb
 from node.pb import registry_pb2 as rpb
 
 from .core import Observed, call, case, refused
-from .world import (C1, C2, CONFIGURED, D, D2, HELD, M, P, X, expired_identity, foreign_identity,
-                    poll, second_identity)
+from .world import (C1, C2, CONFIGURED, D, D2, HELD, M, M2, P, X, expired_identity, foreign_identity,
+                    poll, second_identity, unknown_version)
 
 HEARTBEAT = "Registry.Heartbeat, M → D"
 REGISTER = "Registry.Register → D"
@@ -41,6 +41,11 @@ for label, odd in (
     @case("hijack", f"heartbeat claiming {label}", "PERMISSION_DENIED", "WRONG_PARENT", via=HEARTBEAT)
     def _(s, odd=odd):
         return claim(s, odd)
+
+
+@case("limits", "heartbeat claiming an odd code of 100 kB", "PERMISSION_DENIED", "WRONG_PARENT", via=HEARTBEAT)
+def _(s):
+    return claim(s, {"vxp." + "x" * 100_000: M})
 
 
 @case("hijack", "heartbeat for another child's code", "PERMISSION_DENIED", "SENDER_MISMATCH", via=HEARTBEAT)
@@ -123,6 +128,17 @@ def _(s):
     return register(s, bis, s.w.record(bis, previous=bis.signer))
 
 
+@case("hijack", "renewal signed by the registered key (accepted)", "OK", "", via=REGISTER)
+def _(s):
+    """The one way to a second certificate: the key registered so far signs the new record too."""
+    bis = second_identity(s.w, M2)
+    o = register(s, bis, s.w.record(bis, endpoint="127.0.0.1:9", previous=s.w.signer(M2)))
+    s.w.ids[M2] = bis  # M2's registered certificate from now on (its old one still connects)
+    [(cert,)] = s.w.rows(D, f"SELECT hex(record) FROM registry WHERE code = '{M2}'")
+    assert bis.cert_der.hex().upper() in cert
+    return o.allowing(M2)
+
+
 @case("hijack", "agency record that does not parse", "INVALID_ARGUMENT", "MALFORMED", via=REGISTER)
 def _(s):
     return register(s, M, rpb.SignedRecord(record=b"\x0a\xff\xff", signature=s.w.signer(M).sign(b"\x0a\xff\xff")))
@@ -143,6 +159,13 @@ def _(s):
       via=REGISTER)
 def _(s):
     return register(s, M, hand_made(s.w.signer(M), M, cert_der=b"\x30\x03\x02\x01\x00"))
+
+
+@case("internal text", "agency record whose certificate has an unknown X.509 version", "PERMISSION_DENIED",
+      "UNTRUSTED_CERT", via=REGISTER)
+def _(s):
+    m = s.w.signer(M)
+    return register(s, M, hand_made(m, M, cert_der=unknown_version(m.cert_der)))
 
 
 @case("hijack", "agency record with a certificate from a foreign CA", "PERMISSION_DENIED", "UNTRUSTED_CERT",

@@ -15,7 +15,7 @@ from node.pb import stats_pb2_grpc as sgrpc
 from node.stats import sign
 
 from .core import LogTail, Observed, case
-from .world import C1, C2, D, M, M2, P, TABLES
+from .world import C1, C2, D, M, M2, P, TABLES, unknown_version
 
 HEARTBEAT = "Registry.Heartbeat, M → D (signed_stats)"
 HONEST = {(C1, C1), (C2, C2), (M, M)}
@@ -80,6 +80,14 @@ def _(s):
 def _(s):
     good = s.w.own_stats(M)
     return report(s, spb.SignedStats(stats=good.stats, signature=good.signature, cert_der=b"\x30\x03\x02\x01\x00"))
+
+
+@case("internal text", "counters whose certificate has an unknown X.509 version", "OK", "(dropped: UNTRUSTED_CERT)",
+      via=HEARTBEAT)
+def _(s):
+    good = s.w.own_stats(M)
+    return report(s, spb.SignedStats(stats=good.stats, signature=good.signature,
+                                     cert_der=unknown_version(good.cert_der)))
 
 
 @case("invented stats", "counters that do not parse", "OK", "(dropped: MALFORMED)", via=HEARTBEAT)

@@ -24,6 +24,7 @@ def test_attack_is_refused_and_nothing_is_stored(world, case):
     assert scene.before is not None, "the case never took its before-snapshot"
     assert (observed.status, observed.reason) == (case.status, case.reason), observed.detail
     problems = unchanged(scene.before, world.snapshot(), observed.allow_ids, observed.allow_paths)
+    problems += world.recorded_bounds(scene.before)
     assert not problems, "\n".join(problems)
 
 

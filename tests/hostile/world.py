@@ -266,6 +266,12 @@ NODE_SKIP = (*SQLITE_FILES, "node.log", "node.pid", "exit_status")
 class Snapshot:
     rows: dict[str, frozenset[tuple]]   # "node/table" -> rows
     files: dict[str, str]               # path -> sha256
+    audit: dict[str, int] = field(default_factory=dict)  # node -> last audit seq
+    logs: dict[str, int] = field(default_factory=dict)   # node -> size of its node.log
+
+
+AUDIT_BOUND = "SELECT max(length(message_id)), max(length(peer)), max(length(detail)) FROM audit WHERE seq > ?"
+LOG_GROWTH = 64 << 10  # what one case may make a node log: refusals are logged, in a line each
 
 
 def read_rows(db_path: Path, sql: str) -> frozenset[tuple]:
@@ -345,13 +351,28 @@ class World:
         return Path(self.cluster.nodes[code].dir) / "data" / "mailbox.sqlite3"
 
     def snapshot(self, codes: Iterable[str] = NODES) -> Snapshot:
-        rows, files = {}, {}
+        rows, files, audit, logs = {}, {}, {}, {}
         for code in codes:
             for table, sql in TABLES.items():
                 rows[f"{code}/{table}"] = read_rows(self.db_path(code), sql)
-            files.update(file_hashes(Path(self.cluster.nodes[code].dir), NODE_SKIP))
+            node_dir = Path(self.cluster.nodes[code].dir)
+            files.update(file_hashes(node_dir, NODE_SKIP))
+            [(audit[code],)] = read_rows(self.db_path(code), "SELECT coalesce(max(seq), 0) FROM audit")
+            logs[code] = (node_dir / "node.log").stat().st_size
         files.update(file_hashes(self.cli_root))
-        return Snapshot(rows, files)
+        return Snapshot(rows, files, audit, logs)
+
+    def recorded_bounds(self, before: Snapshot) -> list[str]:
+        """Refusals are recorded (audit, log) by design, but in bounded size whatever the attacker sent."""
+        problems = []
+        for code, seq in before.audit.items():
+            [lengths] = read_rows(self.db_path(code), AUDIT_BOUND.replace("?", str(seq)))
+            if any(n is not None and n > limit for n, limit in zip(lengths, (128, 128, 1000))):
+                problems.append(f"{code}: audit rows of lengths {lengths} (id, peer, detail)")
+            grown = (Path(self.cluster.nodes[code].dir) / "node.log").stat().st_size - before.logs[code]
+            if grown > LOG_GROWTH:
+                problems.append(f"{code}: node.log grew by {grown} bytes")
+        return problems
 
     def rows(self, code: str, sql: str) -> frozenset[tuple]:
         return read_rows(self.db_path(code), sql)
@@ -366,8 +387,8 @@ def unchanged(before: Snapshot, after: Snapshot, allow_ids: Iterable[str] = (),
               allow_paths: Iterable[Path] = ()) -> list[str]:
     """What changed between two snapshots that the case did not allow (empty: nothing was stored).
 
-    A row may be added only if it names an allowed message id (or a status about one); nothing may
-    be removed; a file may be added only under an allowed path, and none may change or vanish."""
+    A row may be added (or replaced) only if it names an allowed id (or a status about one); a file
+    may be added only under an allowed path, and none may change or vanish."""
     allowed = set(allow_ids)
     # what an allowed message brings with it is allowed too: the automatic 01 about an allowed document
     # (its status row, its envelope and the `docs` row of its send) or a notice about an allowed envelope
@@ -380,7 +401,7 @@ def unchanged(before: Snapshot, after: Snapshot, allow_ids: Iterable[str] = (),
     problems = []
     for name, rows in after.rows.items():
         old = before.rows.get(name, frozenset())
-        problems += [f"{name}: row gone {r}" for r in old - rows]
+        problems += [f"{name}: row gone {r}" for r in old - rows if not allowed.intersection(map(str, r))]
         problems += [f"{name}: row added {r}" for r in rows - old if not allowed.intersection(map(str, r))]
     paths = [str(p) for p in allow_paths]
     for path, digest in before.files.items():
@@ -462,6 +483,16 @@ def _set_up(w: World) -> None:
     poll("P holds the district's report", lambda: {(D, D), (D, C1), (D, C2), (D, M), (D2, D2)}
          <= w.rows(P, TABLES["subtree_stats"]))
     poll("P knows M2's odd code", lambda: (HELD, M2, D) in w.rows(P, TABLES["odd_codes"]))
+
+
+V3 = b"\xa0\x03\x02\x01\x02"  # TBSCertificate.version [0] EXPLICIT INTEGER 2 (X.509 v3)
+
+
+def unknown_version(cert_der: bytes) -> bytes:
+    """The certificate's bytes with its version field set to 4, which no X.509 parser knows: a certificate
+    that does not parse, though everything else about it is right (one byte flipped on the way)."""
+    assert cert_der.count(V3) == 1
+    return cert_der.replace(V3, b"\xa0\x03\x02\x01\x03")
 
 
 def expired_identity(w: World, code: str) -> Identity:

@@ -254,17 +254,39 @@ class Directory:
 
     def children(self, code: str, recursive: bool, from_below: bool = True) -> list[rpb.DirectoryEntry]:
         if code != self.code:
-            return list(self._ask(code, from_below, lambda stub, up: stub.Children(
+            return self._proven(code, self._ask(code, from_below, lambda stub, up: stub.Children(
                 rpb.ChildrenRequest(code=code, recursive=recursive, from_below=up), timeout=CALL_TIMEOUT_S)).entries)
         entries = [self.entry_of(c) for c in store.children(self.db)]
         if recursive:
             for c in store.children(self.db):
                 try:
-                    entries.extend(self._call_down(c.code, lambda stub: stub.Children(
-                        rpb.ChildrenRequest(code=c.code, recursive=True), timeout=CALL_TIMEOUT_S)).entries)
+                    entries.extend(self._proven(c.code, self._call_down(c.code, lambda stub: stub.Children(
+                        rpb.ChildrenRequest(code=c.code, recursive=True), timeout=CALL_TIMEOUT_S)).entries))
                 except Rejected as r:
                     log.info("subtree of %s not listed: %s", c.code, r.public_text)
         return entries
+
+    def _proven(self, under: str, entries) -> list[rpb.DirectoryEntry]:
+        """What another node listed below `under`, but only agencies' own signed records, each below `under`
+        where this node can place it: a child answering for its subtree may not make agencies up, nor
+        move one into it (a record that did not parse once failed the whole listing)."""
+        kept, dropped = [], []
+        for entry in entries:
+            try:
+                record = records.verify(entry.record, self.trust)
+                try:
+                    inside = self.hierarchy.is_under(record.code, under)
+                except CodeError:
+                    inside = True  # an odd code we have not learned: its own signature is the proof
+                if not inside:
+                    raise Rejected(Reason.WRONG_PARENT, f"{record.code} is not below {under}")
+            except Rejected as r:
+                dropped.append(r.public_text)
+                continue
+            kept.append(entry)
+        if dropped:
+            log.warning("listing below %s: %d entries dropped, first: %s", under, len(dropped), dropped[0])
+        return kept
 
     def _ask(self, code: str, from_below: bool, call):
         """Send a request one step towards `code`: down if it is below us, else up if allowed."""

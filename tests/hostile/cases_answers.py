@@ -14,10 +14,11 @@ from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
 from node.pb import mailbox_pb2 as mpb
 from node.pb import registry_pb2 as rpb
+from node.registry import records
 
 from .cases_registry import hand_made
 from .core import Observed, call, case, refused
-from .world import C1, C2, D, D2, G, M, P, R, TIMEOUT, X, message_id_of, poll, unknown_version
+from .world import C1, C2, D, D2, G, M, M2, P, R, TIMEOUT, X, message_id_of, poll, unknown_version
 
 LOOKUP = "Mailbox.Lookup at D, answered by M"
 SECRET = "Traceback (most recent call last): /srv/m/secret.py line 7"
@@ -121,6 +122,71 @@ def _(s):
     o = answered(s, fail)
     assert len(o.detail) <= 400 and o.detail.isprintable(), o.detail
     return o
+
+
+# ---- listings: M answers for its subtree --------------------------------------------------------------
+
+LISTING = "Mailbox.Directory (recursive) at D, M lists its subtree"
+REGISTERED = {C1, C2, M, M2}
+
+
+def listed(s, entries: list[rpb.DirectoryEntry], *, at: str = D, parent: str = "", recursive: bool = True) -> set:
+    """What `at`'s local API lists when M answers its Children call with `entries`."""
+    w = s.w
+    w.fake.on_children = lambda req, ctx: rpb.ChildrenResponse(entries=entries)
+    try:
+        return {a.code for a in w.api(at).directory(parent=parent, recursive=recursive)}
+    finally:
+        w.fake.reset()
+
+
+def listing(s, entries, expected: set, **kw) -> Observed:
+    try:
+        codes = listed(s, entries, **kw)
+    except grpc.RpcError as e:
+        return refused(e)
+    assert codes == expected, codes
+    return Observed("OK", "(listed)" if codes - REGISTERED else "(dropped)")
+
+
+def public_record(s, code: str, at: str = P) -> rpb.SignedRecord:
+    """An agency's own signed record, as any lookup returns it."""
+    return s.w.registry(M, at).Lookup(rpb.LookupRequest(code=code), timeout=TIMEOUT).entry.record
+
+
+@case("poisoned answers", "subtree listing with a record that does not parse", "OK", "(dropped)", via=LISTING)
+def _(s):
+    return listing(s, [rpb.DirectoryEntry(record=rpb.SignedRecord(record=b"\x0a\xff\xff"))], REGISTERED)
+
+
+@case("poisoned answers", "subtree listing with an agency below M made up by M", "OK", "(dropped)", via=LISTING)
+def _(s):
+    return listing(s, [entry(hand_made(s.w.signer(M), "002.23.35.H53")).entry], REGISTERED)
+
+
+@case("poisoned answers", "subtree listing with another district's genuine record", "OK", "(dropped)",
+      via=LISTING)
+def _(s):
+    return listing(s, [entry(public_record(s, D2)).entry], REGISTERED)
+
+
+@case("poisoned answers", "subtree listing with its own agency's genuine record (accepted)", "OK", "(listed)",
+      via=LISTING)
+def _(s):
+    g = records_make(s, G)
+    return listing(s, [entry(g).entry], REGISTERED | {G})
+
+
+@case("poisoned answers", "M's children listed to a commune through D, one made up", "OK", "(dropped)",
+      via="Mailbox.Directory (parent M) at C1, through D")
+def _(s):
+    return listing(s, [entry(hand_made(s.w.signer(M), "002.23.35.H53")).entry], set(), at=C1, parent=M,
+                   recursive=False)
+
+
+def records_make(s, code: str) -> rpb.SignedRecord:
+    return records.make(s.w.signer(code), name=f"agency {code}", level=4, parent=M, endpoint="127.0.0.1:9",
+                        now_ms=1)
 
 
 # ---- poisoned negative answers, rate limits --------------------------------------------------------

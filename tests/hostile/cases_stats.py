@@ -8,6 +8,7 @@ Stats subtree view afterwards shows only proven rows, and names the silent regis
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from node.pb import stats_pb2 as spb
@@ -15,7 +16,7 @@ from node.pb import stats_pb2_grpc as sgrpc
 from node.stats import sign
 
 from .core import LogTail, Observed, case
-from .world import C1, C2, D, M, M2, P, TABLES, unknown_version
+from .world import C1, C2, D, D2, M, M2, P, TABLES, unknown_version
 
 HEARTBEAT = "Registry.Heartbeat, M → D (signed_stats)"
 HONEST = {(C1, C1), (C2, C2), (M, M)}
@@ -27,9 +28,13 @@ def counters(code: str, **values) -> spb.AgencyStats:
 
 def report(s, *rows: spb.SignedStats, unsigned=()) -> Observed:
     """M's heartbeat with its own signed counters and `rows`; what D logged about dropping the rest."""
+    return report_rows(s, [s.w.own_stats(M), *rows], unsigned)
+
+
+def report_rows(s, rows: list[spb.SignedStats], unsigned=()) -> Observed:
     w = s.w
     log = LogTail(Path(w.cluster.nodes[D].dir) / "node.log")
-    w.heartbeat(M, rows=[w.own_stats(M), *rows], unsigned=unsigned)
+    w.heartbeat(M, rows=rows, unsigned=unsigned)
     assert w.rows(D, TABLES["subtree_stats"]) == HONEST
     view = sgrpc.StatsStub(w.api(D).channel).Get(spb.StatsRequest(subtree=True), metadata=w.api(D).metadata,
                                                  timeout=10)
@@ -93,6 +98,21 @@ def _(s):
 @case("invented stats", "counters that do not parse", "OK", "(dropped: MALFORMED)", via=HEARTBEAT)
 def _(s):
     return report(s, spb.SignedStats(stats=b"\x0a\xff\xff", signature=b"x", cert_der=s.w.ids[M].cert_der))
+
+
+@case("invented stats", "own counters naming other districts' agencies as its silent children", "OK",
+      "(dropped: WRONG_PARENT)", via=HEARTBEAT)
+def _(s):
+    """Each row lists its agency's registered children, so a subtree view can name who has not reported:
+    M may not make its parent list agencies elsewhere in the tree as silent."""
+    w = s.w
+    row = spb.AgencyStats(code=M, name=f"agency {M}", as_of_ms=int(time.time() * 1000),
+                          children=[C1, D2, "000.00.00.H29"])
+    o = report_rows(s, [sign(w.signer(M), row)])
+    view = sgrpc.StatsStub(w.api(D).channel).Get(spb.StatsRequest(subtree=True), metadata=w.api(D).metadata,
+                                                 timeout=10)
+    assert not {C1, D2, "000.00.00.H29"} & set(view.not_reported), view.not_reported
+    return o
 
 
 @case("invented stats", "unsigned counters (the old field)", "OK", "(ignored)", via=HEARTBEAT)

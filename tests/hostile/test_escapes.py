@@ -17,19 +17,27 @@ Intake.receive; the real-process cases are "... unknown X.509 version" in the ca
 text, a peer's own refusal) were unbounded: one refused envelope wrote its size into the audit log
 and the node's log, and a refusal over gRPC's trailer limit reached its caller without its reason
 (found by the catalogue's "... of 100 kB" cases).
+
+4. and 5. (below): what a child answers for its subtree, in listings and in counters.
 """
 from __future__ import annotations
 
 import pytest
 
-from node import envelope
+from node import envelope, stats
+from node.codes import Hierarchy
 from node.config import load_config
 from node.errors import MAX_DETAIL, Reason, Rejected
 from node.harness import nodes
 from node.harness.nodes import NodeSpec
 from node.pb import envelope_pb2 as pb
+from node.pb import registry_pb2 as rpb
+from node.pb import stats_pb2 as spb
+from node.registry import records
+from node.registry.directory import Directory
 from node.runtime import Node
 from node.store import audit, inbox, outbox
+from node.store import stats as stats_store
 from node.store.database import Database
 
 A, B = "000.00.01.H53", "000.00.02.H53"
@@ -111,5 +119,46 @@ def test_the_audit_log_keeps_a_bounded_row_of_whatever_a_peer_sent(tmp_path):
             audit.append(tx, 2, audit.REJECTED_IN, "y" * 100_000, "", "e" * 100_000)
         rows = db.query("SELECT length(message_id) AS m, length(peer) AS p, length(detail) AS d FROM audit")
         assert all(r["m"] <= 128 and r["p"] <= 128 and r["d"] <= 1000 for r in rows)
+    finally:
+        db.close()
+
+
+# 4. A child answering for its subtree was believed as it was: a record that did not parse failed the
+#    whole listing (INTERNAL), and made-up or moved agencies were listed (catalogue: "subtree listing ...").
+
+def test_a_childs_listing_of_its_subtree_keeps_only_the_agencies_own_records_below_it(tmp_path, pki, clock):
+    d_code, child, below, elsewhere = "000.00.35.H53", "000.21.35.H53", "001.21.35.H53", "000.00.38.H53"
+    db = Database(tmp_path / "d.sqlite3")
+    try:
+        d = Directory(db, pki.signer(d_code), pki.trust(clock), clock, name="huyện", configured_parents={},
+                      parent=None, parent_address=None, channel=lambda code, addr: None, heartbeat_s=10,
+                      stale_after_s=30, cache_ttl_s=300)
+        make = lambda code, parent: records.make(pki.signer(code), name=code, level=3, parent=parent,  # noqa: E731
+                                                 endpoint="127.0.0.1:9", now_ms=clock.now_ms())
+        d.register(make(child, d_code), peer=child)
+        made_up = rpb.AgencyRecord(code="002.21.35.H53", endpoint="127.0.0.1:9",
+                                   cert_der=pki.signer(child).cert_der).SerializeToString()
+        answer = [rpb.SignedRecord(record=b"\x0a\xff\xff"), make(below, child), make(elsewhere, "000.00.00.H53"),
+                  rpb.SignedRecord(record=made_up, signature=pki.signer(child).sign(made_up))]
+        d._call_down = lambda code, call: rpb.ChildrenResponse(entries=[rpb.DirectoryEntry(record=r) for r in answer])
+        listed = {rpb.AgencyRecord.FromString(e.record.record).code for e in d.children(d_code, recursive=True)}
+        assert listed == {child, below}
+    finally:
+        db.close()
+
+
+# 5. A row of counters lists its agency's registered children (for not_reported): a child could name
+#    agencies anywhere in the tree, and its parent's subtree view listed them as silent.
+
+def test_counters_naming_children_outside_their_agency_are_dropped(tmp_path, pki, clock):
+    child = "000.21.35.H53"
+    db = Database(tmp_path / "s.sqlite3")
+    try:
+        row = spb.AgencyStats(code=child, as_of_ms=1, children=["001.21.35.H53", "000.00.00.H29"])
+        stats.record_heartbeat(db, child, [stats.sign(pki.signer(child), row)], Hierarchy(), pki.trust(clock), 1)
+        assert stats_store.subtree(db) == []
+        row = spb.AgencyStats(code=child, as_of_ms=2, children=["001.21.35.H53"])
+        stats.record_heartbeat(db, child, [stats.sign(pki.signer(child), row)], Hierarchy(), pki.trust(clock), 2)
+        assert [r.code for r in stats_store.subtree(db)] == [child]
     finally:
         db.close()

@@ -111,6 +111,8 @@ class FakePeer:
         self.lookups: list[str] = []        # every code M was asked to look up
         self.on_deliver: Callable[[list[bytes]], xpb.DeliverBatchResponse] = self.receipts
         self.on_lookup: Callable[[rpb.LookupRequest, grpc.ServicerContext], rpb.LookupResponse] = self.unavailable
+        self.on_children: Callable[[rpb.ChildrenRequest, grpc.ServicerContext], rpb.ChildrenResponse] = \
+            lambda request, context: rpb.ChildrenResponse()
         self._cond = threading.Condition()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fake-m"))
         xgrpc.add_ExchangeServicer_to_server(_FakeExchange(self), self.server)
@@ -159,6 +161,7 @@ class FakePeer:
 
     def reset(self) -> None:
         self.on_deliver, self.on_lookup = self.receipts, self.unavailable
+        self.on_children = lambda request, context: rpb.ChildrenResponse()
 
     def stop(self) -> None:
         self.server.stop(0.5).wait(2)
@@ -184,7 +187,7 @@ class _FakeRegistry(rgrpc.RegistryServicer):
         return self.fake._looked_up(request, context)
 
     def Children(self, request, context):
-        return rpb.ChildrenResponse()
+        return self.fake.on_children(request, context)
 
 
 # ---- envelopes -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import grpc
 
 from .. import events, stats
 from ..clock import Clock
-from ..codes import CodeError, Hierarchy, is_identifier, is_qcvn
+from ..codes import ROOT, CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..grpc_errors import detail_of, rejected_of
@@ -133,6 +133,8 @@ class Directory:
             return "" if parent == self.code else f"{code} is registered here, under {self.code}, not {parent}"
         if code == self.code or store.get(self.db, code) is not None:
             return f"{code} is registered here in its own right"
+        if code == ROOT or code in self._ancestors():  # such a claim made every node above fail to build its tree
+            return f"{code} is above {self.code} in the tree"
         if self.configured_parents.get(code, parent) != parent:
             return f"{code} is configured under {self.configured_parents[code]}, not {parent}"
         if holders.get(code, child) != child:
@@ -140,6 +142,12 @@ class Directory:
         if not self._vouched(child, code, parent, reported):
             return f"{code} under {parent} is not in {child}'s subtree"
         return ""
+
+    def _ancestors(self) -> list[str]:
+        try:
+            return self.hierarchy.ancestors(self.code)
+        except CodeError:
+            return [ROOT]
 
     def _vouched(self, child: str, code: str, parent: str, reported: dict[str, str]) -> bool:
         """Whether the reported chain of parents from `code` reaches `child` (by claims, then the code rule)."""

@@ -37,6 +37,7 @@ for label, odd in (
         ("an odd code the victim's YAML places elsewhere", {CONFIGURED: M}),
         ("something that is no agency code", {"../../x": M}),
         ("odd codes that vouch for each other in a loop", {"vxp.a.01": "vxp.b.01", "vxp.b.01": "vxp.a.01"}),
+        ("the national root's code", {"VN": M}),
 ):
     @case("hijack", f"heartbeat claiming {label}", "PERMISSION_DENIED", "WRONG_PARENT", via=HEARTBEAT)
     def _(s, odd=odd):

@@ -162,3 +162,24 @@ def test_counters_naming_children_outside_their_agency_are_dropped(tmp_path, pki
         assert [r.code for r in stats_store.subtree(db)] == [child]
     finally:
         db.close()
+
+
+# 6. A heartbeat claiming the national root's code "VN" as an odd code below the child was accepted: no
+#    node above could then build its tree (every learned odd code ignored from then on, up to the root).
+
+def test_a_heartbeat_may_not_claim_the_root(tmp_path, pki, clock):
+    d_code, child = "000.00.35.H53", "000.21.35.H53"
+    db = Database(tmp_path / "d.sqlite3")
+    try:
+        d = Directory(db, pki.signer(d_code), pki.trust(clock), clock, name="huyện", configured_parents={},
+                      parent=None, parent_address=None, channel=lambda code, addr: None, heartbeat_s=10,
+                      stale_after_s=30, cache_ttl_s=300)
+        d.register(records.make(pki.signer(child), name="xã", level=3, parent=d_code, endpoint="127.0.0.1:9",
+                                now_ms=clock.now_ms()), peer=child)
+        with pytest.raises(Rejected) as e:
+            d.heartbeat(child, child, {"VN": child, "vxp.saas.03": child})
+        assert e.value.reason is Reason.WRONG_PARENT
+        d.heartbeat(child, child, {"vxp.saas.03": child})
+        assert d.hierarchy.parent("vxp.saas.03") == child  # the tree still builds with what may be claimed
+    finally:
+        db.close()

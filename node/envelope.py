@@ -147,7 +147,9 @@ class Verified:
 
 
 EARLIEST_MS = 946_684_800_000        # 2000-01-01: no envelope is older
-LATEST_MS = 253_402_300_799_000      # 9999-12-31T23:59:59Z: the last instant a timestamp can show
+# 9999-12-31T00:00:00Z: the last day a timestamp shows in every time zone (edXML writes Vietnam's time, UTC+7:
+# a relay mark dated later in that day was year 10000 there, and failed the automatic 01 inside custody)
+LATEST_MS = 253_402_214_400_000
 MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000  # a sender's clock may run this far ahead of ours
 MAX_LIFETIME_MS = 3650 * 86400 * 1000  # the longest lifetime a sender may ask for (ten years)
 MAX_TRACE = 16  # relay marks: the deepest route (commune → root → commune) has 7 hops

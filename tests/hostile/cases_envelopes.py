@@ -339,6 +339,15 @@ def _(s):
     return deliver(s, env.SerializeToString())
 
 
+@case("jam", "relay mark dated in the last hours of year 9999 (UTC)", "INVALID_ARGUMENT", "BAD_TIME", via=DELIVER)
+def _(s):
+    """Valid UTC, but year 10000 in Vietnam's time, in which the automatic 01 writes the path: it failed
+    inside the custody transaction (INTERNAL, retried by the sender while its hop backed off)."""
+    env, m = from_g(s, to=D), s.w.signer(M)
+    mark(env, M, m.cert_der, m.sign, time_ms=253_402_300_799_000 - 3600_000)  # 9999-12-31T22:59:59Z
+    return deliver(s, env.SerializeToString())
+
+
 @case("relay", "relay mark that does not parse", "INVALID_ARGUMENT", "MALFORMED", via=DELIVER)
 def _(s):
     env, m = from_g(s), s.w.signer(M)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import pytest
 
 from node import envelope, stats
+from node.clock import FakeClock
 from node.codes import Hierarchy
 from node.config import load_config
 from node.errors import MAX_DETAIL, Reason, Rejected
@@ -183,3 +184,16 @@ def test_a_heartbeat_may_not_claim_the_root(tmp_path, pki, clock):
         assert d.hierarchy.parent("vxp.saas.03") == child  # the tree still builds with what may be claimed
     finally:
         db.close()
+
+
+# 7. A relay mark dated in the last hours of 9999 (UTC) passed, but it is year 10000 in Vietnam's time,
+#    in which the automatic 01 writes the path: OverflowError inside the custody transaction (INTERNAL).
+
+def test_a_relay_mark_too_late_for_vietnams_calendar_is_bad_time(b_node):
+    a, b = b_node
+    env = pb.Envelope.FromString(envelope.seal(a.signer, B, pb.Payload(document=pb.Document(subject="x")),
+                                               lifetime_s=600)[1])
+    env = envelope.add_trace(env, a.signer, clock=FakeClock(253_402_300_799_000 - 3600_000))
+    with pytest.raises(Rejected) as e:
+        envelope.verify(env.SerializeToString(), b.trust, max_size=LIMIT)
+    assert e.value.reason is Reason.BAD_TIME

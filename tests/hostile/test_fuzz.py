@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node import envelope, receipts, stats
-from node.clock import SYSTEM
+from node.clock import SYSTEM, FakeClock
 from node.config import load_config
 from node.edxml import EdxmlError, export_edxml, import_edxml
 from node.envelope import Signer
@@ -119,6 +119,9 @@ def fx(tmp_path_factory):
 
 text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 small_bytes = st.binary(max_size=64)
+EDGE_TIMES = st.sampled_from([envelope.EARLIEST_MS, envelope.EARLIEST_MS - 1, envelope.LATEST_MS,
+                              envelope.LATEST_MS + 1, 253_402_300_799_000, 253_402_300_799_000 - 3600_000,
+                              2**63 - 1, -2**63, 0])
 big_int = st.one_of(st.integers(-2**63, 2**63 - 1), st.sampled_from([0, 1, -1, 10**15, 2**63 - 1, -2**63]))
 WEIRD_IDS = ["../etc", "a/b", "", "x" * 129, "id\x00", ".hidden", "é"]
 
@@ -166,7 +169,8 @@ def payloads(draw) -> pb.Payload:
     return pb.Payload()
 
 
-FIELDS = ("signer", "created", "id", "sender", "recipient", "kind", "expires", "priority", "ref", "trace", "bytes")
+FIELDS = ("signer", "created", "id", "sender", "recipient", "kind", "expires", "priority", "ref", "trace", "late",
+          "bytes")
 
 
 @st.composite
@@ -180,7 +184,8 @@ def signed_envelopes(draw, f: "Fixture", peer: str | None = A) -> bytes:
     payload = draw(payloads())
     body = payload.SerializeToString()
     now = SYSTEM.now_ms()
-    created = draw(big_int | st.integers(-10**9, 10**9).map(lambda d: now + d)) if broken == "created" else now
+    created = draw(big_int | EDGE_TIMES | st.integers(-10**9, 10**9).map(lambda d: now + d)) \
+        if broken == "created" else now
     which = payload.WhichOneof("body")
     refs = st.sampled_from(["stored-in", f.sent_id, "m1"]) | st.just(fresh_id(draw))
     if broken == "ref":
@@ -208,13 +213,15 @@ def signed_envelopes(draw, f: "Fixture", peer: str | None = A) -> bytes:
         mutate_trace(draw, env, f)
     elif signer is f.a_child:  # its mail comes up through A
         envelope.add_trace(env, f.a)
+    if broken == "late":  # the last relay's clock at the edges of what a mark may say
+        envelope.add_trace(env, f.c if peer == C else f.a, clock=FakeClock(draw(EDGE_TIMES)))
     raw = env.SerializeToString()
     return mutate(draw, raw) if broken == "bytes" else raw
 
 
 def mutate_trace(draw, env: pb.Envelope, f: Fixture) -> None:
     """A hand-made relay mark with any fields, signed by a real key (or not)."""
-    tb = pb.TraceBody(code=draw(st.sampled_from([A, C, B, "", "x"])), time_ms=draw(big_int),
+    tb = pb.TraceBody(code=draw(st.sampled_from([A, C, B, "", "x"])), time_ms=draw(big_int | EDGE_TIMES),
                       header_sha256=draw(st.sampled_from([envelope.sha256(env.header), b"", b"\0" * 32])),
                       prev_sha256=draw(st.sampled_from([envelope.sha256(env.trace[-1].signature if env.trace
                                                                         else env.signature), b""])))

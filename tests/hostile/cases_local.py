@@ -151,7 +151,11 @@ def fetched(s, names: list[str], *, existing: list[str] = ()) -> Observed:
     assert sorted(p.name for p in home.iterdir()) == ["outside.txt", "save"]
     saved = sorted(p.name for p in save.iterdir() if p.name not in existing)
     assert all(p.is_file() and p.parent == save for p in save.iterdir())
-    return Observed("OK", "saved as " + ", ".join(saved)).allowing(h.message_id, paths=[save])
+    return Observed("OK", "saved as " + ", ".join(map(shown, saved))).allowing(h.message_id, paths=[save])
+
+
+def shown(name: str) -> str:
+    return name if len(name) <= 40 else f"{name[:3]}…{name[-7:]} ({len(name)} characters)"
 
 
 for label, names, saved in (("'..' and '.'", ["..", "."], "attachment-1, attachment-2"),
@@ -160,7 +164,7 @@ for label, names, saved in (("'..' and '.'", ["..", "."], "attachment-1, attachm
                            ("an absolute path", ["/abs/dir/scan.pdf"], "scan.pdf"),
                            ("a NUL", ["bad\x00name.pdf"], "badname.pdf"),
                            ("escapes and control characters", ["\x1b[31mred\x07\r\n.pdf"], "[31mred.pdf"),
-                           ("254 characters", ["a" * 250 + ".pdf"], "a" * 116 + ".pdf")):
+                           ("254 characters", ["a" * 250 + ".pdf"], "aaa…aaa.pdf (120 characters)")):
     @case("cli files", f"attachment named with {label}", "OK", f"saved as {saved}", via=FETCH, prepares=True)
     def _(s, names=names):
         return fetched(s, names)

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
 
 from .clock import SYSTEM, Clock
+from .codes import is_identifier
 from .errors import Reason, Rejected
 from .identity import certs, keys
 from .identity.trust import Identity, TrustStore
@@ -146,7 +147,9 @@ class Verified:
 
 
 EARLIEST_MS = 946_684_800_000        # 2000-01-01: no envelope is older
-LATEST_MS = 253_402_300_799_000      # 9999-12-31T23:59:59Z: the last instant a timestamp can show
+# 9999-12-31T00:00:00Z: the last day a timestamp shows in every time zone (edXML writes Vietnam's time, UTC+7:
+# a relay mark dated later in that day was year 10000 there, and failed the automatic 01 inside custody)
+LATEST_MS = 253_402_214_400_000
 MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000  # a sender's clock may run this far ahead of ours
 MAX_LIFETIME_MS = 3650 * 86400 * 1000  # the longest lifetime a sender may ask for (ten years)
 MAX_TRACE = 16  # relay marks: the deepest route (commune → root → commune) has 7 hops
@@ -183,6 +186,9 @@ def verify(
         if value and not is_message_id(value):
             raise Rejected(Reason.MALFORMED, f"header.{name} is not a message id (1-128 of A-Z a-z 0-9 _ -)",
                            field=f"header.{name}")
+    for name in ("sender", "recipient"):  # else a recipient no agency can have is relayed up to the root
+        if not is_identifier(getattr(header, name)):
+            raise Rejected(Reason.MALFORMED, f"header.{name} is not an agency code", field=f"header.{name}")
     if not env.signature:
         raise Rejected(Reason.BAD_SIGNATURE, "envelope is not signed")
     if not env.sender_cert:

@@ -87,6 +87,7 @@ class Reason(enum.Enum):
 
 
 REASON_METADATA_KEY = "lienthong-reason"  # trailing metadata with the wire string, for clients without ErrorInfo
+MAX_DETAIL = 400  # characters of a public detail (see Rejected)
 
 
 class Rejected(Exception):
@@ -99,7 +100,7 @@ class Rejected(Exception):
     def __init__(self, reason: Reason, detail: str = "", *, field: str | None = None,
                  metadata: Mapping[str, str] | None = None) -> None:
         self.reason = reason
-        self.detail = detail
+        self.detail = detail = bounded(detail)
         self.field = field
         self.metadata = dict(metadata or {})
         super().__init__(f"{reason.wire}: {detail or reason.public_message}")
@@ -112,6 +113,18 @@ class Rejected(Exception):
     @property
     def public_detail(self) -> str:
         return self.detail or self.reason.public_message
+
+
+def bounded(text: str, limit: int = MAX_DETAIL) -> str:
+    """A detail as it may travel and be stored: printable, at most `limit` characters.
+
+    Details echo what a peer or a packet sent (a header field, an element's text, a peer's own
+    refusal); unbounded, one refused envelope wrote its size into the audit log and the node's
+    log, and a refusal over gRPC's trailer limit reached its caller without its reason."""
+    if len(text) <= limit and text.isprintable():
+        return text
+    text = "".join(ch if ch.isprintable() else "?" for ch in text[:limit + 1])
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 @contextlib.contextmanager

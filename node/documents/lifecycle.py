@@ -117,8 +117,11 @@ class Lifecycle:
                 progress.record_change(tx, h.ref_message_id, CHANGE_STATE[btype], h.message_id, str(btype))
             trace = [pb.EdxmlTrace(organ_id=c, timestamp=edxml_time(t)) for c, t in (item.path or [])]
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
-            self._post_status(tx, h.message_id, h.sender, payload.document, h.priority, rules.ARRIVED, pb.StaffInfo(),
-                              "", trace)
+            try:
+                self._post_status(tx, h.message_id, h.sender, payload.document, h.priority, rules.ARRIVED,
+                                  pb.StaffInfo(), "", trace)
+            except Rejected as r:  # e.g. a document filled up to the size limit: its 01 (which copies its ids) is over it
+                raise Rejected(r.reason, f"its automatic status 01 cannot be sent: {r.public_detail}") from None
             return
         if body == "status":
             status = payload.status

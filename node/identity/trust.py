@@ -77,10 +77,11 @@ class TrustStore:
     def _check_chain(self, cert_der: bytes) -> Identity:
         try:
             cert = x509.load_der_x509_certificate(cert_der)
-        except ValueError:
+            issuer = cert.issuer  # parsed lazily: may fail too
+        except Exception:  # ValueError, and cryptography's InvalidVersion (not a ValueError) for a version byte flipped
             raise Rejected(Reason.UNTRUSTED_CERT, "certificate does not parse") from None
         for anchor in self._anchors:
-            if cert.issuer != anchor.subject:
+            if issuer != anchor.subject:
                 continue
             try:
                 cert.verify_directly_issued_by(anchor)

@@ -16,7 +16,7 @@ import grpc
 
 from .. import events, stats
 from ..clock import Clock
-from ..codes import CodeError, Hierarchy, is_identifier, is_qcvn
+from ..codes import ROOT, CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..grpc_errors import detail_of, rejected_of
@@ -111,8 +111,9 @@ class Directory:
         for odd, parent in odd_codes.items():
             problem = self._claim_problem(code, odd, parent, odd_codes, holders)
             if problem:
-                log.warning("refused heartbeat from %s: %s", code, problem)
-                raise Rejected(Reason.WRONG_PARENT, problem)
+                refused = Rejected(Reason.WRONG_PARENT, problem)  # bounded: the claim's codes are the child's words
+                log.warning("refused heartbeat from %s: %s", code, refused.detail)
+                raise refused
         changed = store.touch(self.db, code, self.clock.now_ms(), dict(odd_codes))
         if changed is None:
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"{code} is not registered with {self.code}")
@@ -138,6 +139,8 @@ class Directory:
             return "" if parent == self.code else f"{code} is registered here, under {self.code}, not {parent}"
         if code == self.code or store.get(self.db, code) is not None:
             return f"{code} is registered here in its own right"
+        if code == ROOT or code in self._ancestors():  # such a claim made every node above fail to build its tree
+            return f"{code} is above {self.code} in the tree"
         if self.configured_parents.get(code, parent) != parent:
             return f"{code} is configured under {self.configured_parents[code]}, not {parent}"
         if holders.get(code, child) != child:
@@ -145,6 +148,12 @@ class Directory:
         if not self._vouched(child, code, parent, reported):
             return f"{code} under {parent} is not in {child}'s subtree"
         return ""
+
+    def _ancestors(self) -> list[str]:
+        try:
+            return self.hierarchy.ancestors(self.code)
+        except CodeError:
+            return [ROOT]
 
     def _vouched(self, child: str, code: str, parent: str, reported: dict[str, str]) -> bool:
         """Whether the reported chain of parents from `code` reaches `child` (by claims, then the code rule)."""
@@ -259,17 +268,39 @@ class Directory:
 
     def children(self, code: str, recursive: bool, from_below: bool = True) -> list[rpb.DirectoryEntry]:
         if code != self.code:
-            return list(self._ask(code, from_below, lambda stub, up: stub.Children(
+            return self._proven(code, self._ask(code, from_below, lambda stub, up: stub.Children(
                 rpb.ChildrenRequest(code=code, recursive=recursive, from_below=up), timeout=CALL_TIMEOUT_S)).entries)
         entries = [self.entry_of(c) for c in store.children(self.db)]
         if recursive:
             for c in store.children(self.db):
                 try:
-                    entries.extend(self._call_down(c.code, lambda stub: stub.Children(
-                        rpb.ChildrenRequest(code=c.code, recursive=True), timeout=CALL_TIMEOUT_S)).entries)
+                    entries.extend(self._proven(c.code, self._call_down(c.code, lambda stub: stub.Children(
+                        rpb.ChildrenRequest(code=c.code, recursive=True), timeout=CALL_TIMEOUT_S)).entries))
                 except Rejected as r:
                     log.info("subtree of %s not listed: %s", c.code, r.public_text)
         return entries
+
+    def _proven(self, under: str, entries) -> list[rpb.DirectoryEntry]:
+        """What another node listed below `under`, but only agencies' own signed records, each below `under`
+        where this node can place it: a child answering for its subtree may not make agencies up, nor
+        move one into it (a record that did not parse once failed the whole listing)."""
+        kept, dropped = [], []
+        for entry in entries:
+            try:
+                record = records.verify(entry.record, self.trust)
+                try:
+                    inside = self.hierarchy.is_under(record.code, under)
+                except CodeError:
+                    inside = True  # an odd code we have not learned: its own signature is the proof
+                if not inside:
+                    raise Rejected(Reason.WRONG_PARENT, f"{record.code} is not below {under}")
+            except Rejected as r:
+                dropped.append(r.public_text)
+                continue
+            kept.append(entry)
+        if dropped:
+            log.warning("listing below %s: %d entries dropped, first: %s", under, len(dropped), dropped[0])
+        return kept
 
     def _ask(self, code: str, from_below: bool, call):
         """Send a request one step towards `code`: down if it is below us, else up if allowed."""

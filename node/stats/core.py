@@ -86,9 +86,10 @@ def record_heartbeat(db: Database, child: str, rows: Iterable[spb.SignedStats], 
                      trust: TrustStore, now_ms: int) -> None:
     """On the parent: keep what a child reported for its subtree, replacing its previous report.
 
-    Each row must be signed by the agency it counts and belong to the child's subtree;
-    others are dropped (and logged), so the parent passes on nothing it cannot prove. An
-    empty report (a child that could not count) leaves the previous report in place.
+    Each row must be signed by the agency it counts and belong to the child's subtree, and
+    the children it lists must be below its agency; others are dropped (and logged), so the
+    parent passes on nothing it cannot prove. An empty report (a child that could not count)
+    leaves the previous report in place.
     """
     kept: list[tuple[spb.AgencyStats, spb.SignedStats]] = []
     dropped: list[str] = []
@@ -98,14 +99,25 @@ def record_heartbeat(db: Database, child: str, rows: Iterable[spb.SignedStats], 
         except Rejected as r:
             dropped.append(r.public_text)
             continue
-        if vouched(child, [stats], hierarchy):
-            kept.append((stats, signed))
-        else:
+        if not vouched(child, [stats], hierarchy):
             dropped.append(f"{stats.code} is not in {child}'s subtree")
+            continue
+        stray = next((c for c in stats.children if not _parent_is(hierarchy, c, stats.code)), None)
+        if stray is not None:  # else a subtree view lists agencies elsewhere in the tree as silent (not_reported)
+            dropped.append(Rejected(Reason.WRONG_PARENT, f"{stats.code} lists {stray} as its child").public_text)
+            continue
+        kept.append((stats, signed))
     if dropped:
         log.warning("counters from %s dropped (%d): %s", child, len(dropped), dropped[0])
     if kept:
         store.store_child_subtree(db, child, kept, now_ms)
+
+
+def _parent_is(hierarchy: Hierarchy, code: str, parent: str) -> bool:
+    try:
+        return hierarchy.parent(code) == parent
+    except CodeError:
+        return False
 
 
 def vouched(child: str, rows: Iterable[spb.AgencyStats], hierarchy: Hierarchy) -> list[spb.AgencyStats]:

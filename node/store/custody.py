@@ -45,7 +45,8 @@ def accept(
     a stored message id cannot vouch for a forged revoke. `make_receipts` signs once for
     every item still standing (see node.receipts). Each item is stored in a savepoint
     with `on_store(tx, item)` (what it records, and any automatic reply it queues, commit
-    with it); an item that fails there is rolled back and refused alone."""
+    with it); an item that fails there is rolled back and refused alone: with the reason
+    `on_store` raised (a Rejected), else INTERNAL."""
     results: list[pb.Receipt | Rejected | None] = [None] * len(items)
     fresh: dict[str, int] = {}  # message id -> index of its first new occurrence in this batch
     repeats: list[tuple[int, int]] = []  # (index, index of the first occurrence) within this batch
@@ -95,6 +96,9 @@ def accept(
             try:
                 with db.transaction():  # a savepoint: this item alone is undone if it fails
                     _store(tx, item, receipt, now_ms, on_store)
+            except Rejected as r:  # refused while stored (its automatic reply cannot be made): a refusal, not a bug
+                refuse(i, r)
+                continue
             except Exception:
                 correlation_id = log_incident(f"storing {item.message_id} from {item.from_peer}")
                 refuse(i, Rejected(Reason.INTERNAL, f"could not be stored (correlation id {correlation_id})"))

@@ -1,0 +1,505 @@
+"""Fuzzing what a peer or a packet controls: any exception outside the catalogue is a failure.
+
+Hypothesis drives, in-process and bounded in examples (derandomized, so CI runs the same inputs
+every time): envelope verification (random bytes, and validly signed envelopes with random
+headers, payloads and relay marks, then mutated), a node's intake over a real SQLite file
+(batches of all of these; an INTERNAL outcome is an unexpected exception caught inside),
+receipts, agency records and registrations and heartbeats, signed statistics, and edXML import
+(random XML-ish input, mutations of the real samples) with export of whatever import accepted.
+The property everywhere: the code under test returns, or raises `node.errors.Rejected`
+(`node.edxml.EdxmlError` for edXML). The number of inputs each target tried is printed at the
+end of the run (conftest.py) and kept in `hostile.fuzzing.TRIED`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from node import envelope, receipts, stats
+from node.clock import SYSTEM, FakeClock
+from node.config import load_config
+from node.edxml import EdxmlError, export_edxml, import_edxml
+from node.envelope import Signer
+from node.errors import Reason, Rejected
+from node.harness import nodes
+from node.harness.nodes import NodeSpec
+from node.identity import certs
+from node.pb import envelope_pb2 as pb
+from node.pb import registry_pb2 as rpb
+from node.pb import stats_pb2 as spb
+from node.registry import records
+from node.registry.directory import Directory
+from node.runtime import Node
+from node.store.database import Database
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ is not a package (importlib mode)
+from hostile.fuzzing import REACHED, TRIED  # noqa: E402
+from hostile.world import SAMPLES  # noqa: E402
+
+# B is the node under fuzz (a province); A, a district below it, and C, another district, are its
+# configured peers; A_CHILD is below A (its mail comes up through A); A is also what Directory serves.
+B, A, C = "000.00.00.H53", "000.00.01.H53", "000.00.02.H53"
+A_CHILD = "000.01.01.H53"
+# LIENTHONG_FUZZ_SCALE=N runs N times the examples, with fresh random inputs (a longer hunt); by default
+# every run tries the same inputs (derandomized), so CI is reproducible and bounded in time.
+SCALE = int(os.environ.get("LIENTHONG_FUZZ_SCALE", "1"))
+FUZZ = settings(max_examples=300 * SCALE, deadline=None, derandomize=SCALE == 1, database=None, print_blob=True,
+                suppress_health_check=list(HealthCheck))
+
+
+def examples(n: int) -> settings:
+    return settings(FUZZ, max_examples=n * SCALE)
+
+
+def tried(target: str) -> None:
+    TRIED[target] = TRIED.get(target, 0) + 1
+
+
+def reached(target: str, result) -> None:
+    """Which outcome an input reached (a reason, or "accepted"), to show the fuzzer gets past the first checks."""
+    what = result.reason.wire if isinstance(result, Rejected) else "accepted"
+    REACHED.setdefault(target, {})
+    REACHED[target][what] = REACHED[target].get(what, 0) + 1
+
+
+def only_rejected(call, *args, **kw):
+    """Run `call`; a Rejected is a refusal (fine), anything else an escape (the test fails)."""
+    try:
+        return call(*args, **kw)
+    except Rejected as r:
+        assert r.reason is not Reason.INTERNAL, r
+        return r
+
+
+# ---- the world the fuzzer attacks: B, its peer A, and C (trusted, elsewhere), one CA ------------------
+
+class Fixture:
+    def __init__(self, root: Path) -> None:
+        ha, hb = nodes.pair(root, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B", peers={C: "127.0.0.1:1"}))
+        self.ca = root / "ca"
+        self.node = Node(load_config(hb.config))
+        for hook in (self.node.dispatcher, self.node.intake, self.node.outgoing):
+            hook.wake = lambda hop: None
+        self.a = Signer.from_files(ha.dir / "keys" / "node.key", ha.dir / "keys" / "node.pem")
+        self.b = self.node.signer
+        files = certs.init_node(root / "c", C, "Sở C", self.ca)
+        self.c = Signer.from_files(files.key, files.cert)
+        files = certs.init_node(root / "a-child", A_CHILD, "xã dưới A", self.ca)
+        self.a_child = Signer.from_files(files.key, files.cert)
+        other_ca = nodes.make_ca(root / "other")
+        files = certs.init_node(root / "foreign", A, "giả A", other_ca)
+        self.foreign = Signer.from_files(files.key, files.cert)
+        self.trust = self.node.trust
+        # something stored to refer to: a document B received from A, and one B sent to A
+        _, raw = envelope.seal(self.a, B, pb.Payload(document=pb.Document(subject="gốc")), lifetime_s=3600,
+                               message_id="stored-in")
+        assert isinstance(self.node.intake.receive([raw], A)[0], pb.Receipt)
+        posted = self.node.outgoing.post(pb.Payload(document=pb.Document(subject="đi")), [A])
+        self.sent_id = posted.envelopes[0][1]
+
+    def close(self) -> None:
+        self.node.db.close()
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory):
+    f = Fixture(tmp_path_factory.mktemp("fuzz"))
+    yield f
+    f.close()
+
+
+# ---- strategies -----------------------------------------------------------------------------------
+
+text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+small_bytes = st.binary(max_size=64)
+EDGE_TIMES = st.sampled_from([envelope.EARLIEST_MS, envelope.EARLIEST_MS - 1, envelope.LATEST_MS,
+                              envelope.LATEST_MS + 1, 253_402_300_799_000, 253_402_300_799_000 - 3600_000,
+                              2**63 - 1, -2**63, 0])
+big_int = st.one_of(st.integers(-2**63, 2**63 - 1), st.sampled_from([0, 1, -1, 10**15, 2**63 - 1, -2**63]))
+WEIRD_IDS = ["../etc", "a/b", "", "x" * 129, "id\x00", ".hidden", "é"]
+
+
+def usually(draw, good, weird, odds: int = 8):
+    """`good` `odds` times in ten (so inputs get past the first checks), else something `weird`."""
+    return draw(weird) if draw(st.integers(0, 9)) >= odds else draw(good)
+
+
+def fresh_id(draw) -> str:
+    """A new message id (not drawn: drawn ids repeat, and the duplicate paths have their own inputs)."""
+    return uuid.uuid4().hex
+
+
+def message_id(draw, f: "Fixture") -> str:
+    """Mostly fresh; sometimes one already stored or sent (duplicates, conflicts); sometimes not an id."""
+    return usually(draw, st.just(fresh_id(draw)),
+                   st.sampled_from(["stored-in", f.sent_id, "m1"]) | st.sampled_from(WEIRD_IDS) | text, odds=7)
+
+
+def documents(draw) -> pb.Document:
+    doc = pb.Document(subject=draw(text), document_id=draw(text), content=draw(text))
+    doc.business.business_doc_type = usually(draw, st.sampled_from([0, 0, 0, 1, 2, 3]), st.sampled_from([4, 2**32 - 1]))
+    doc.other_info.priority = usually(draw, st.integers(0, 4), st.integers(0, 2**32 - 1))
+    for _ in range(draw(st.integers(0, 3))):
+        doc.attachments.add(name=usually(draw, text, st.sampled_from(["..", "a" * 256, "x\x00y", "/etc/passwd"])),
+                            data=draw(small_bytes))
+    for _ in range(draw(st.integers(0, 2))):
+        doc.to.add(organ_id=draw(text))
+    return doc
+
+
+@st.composite
+def payloads(draw) -> pb.Payload:
+    kind = usually(draw, st.sampled_from(["document", "status"]), st.sampled_from(["notice", "empty"]))
+    if kind == "document":
+        return pb.Payload(document=documents(draw))
+    if kind == "status":
+        return pb.Payload(status=pb.Status(
+            status_code=usually(draw, st.sampled_from(["01", "02", "03", "04", "05", "06", "13", "15", "16"]),
+                                st.sampled_from(["99", "", "1"]) | text),
+            description=draw(text), timestamp=draw(text)))
+    if kind == "notice":
+        return pb.Payload(notice=pb.Notice(ref_message_id=draw(text), reason=draw(text)))
+    return pb.Payload()
+
+
+FIELDS = ("signer", "created", "id", "sender", "recipient", "kind", "expires", "priority", "ref", "trace", "late",
+          "bytes")
+
+
+@st.composite
+def signed_envelopes(draw, f: "Fixture", peer: str | None = A) -> bytes:
+    """A validly signed envelope with a payload of any kind, such as `peer` may hand over, in which at
+    most one thing is wrong (half of them are all right, so inputs get past the first checks): a
+    header field, the signer, a relay mark, or the bytes after signing."""
+    broken = draw(st.sampled_from((None,) * len(FIELDS) + FIELDS))
+    honest = {A: [f.a, f.a_child], C: [f.c], None: [f.a, f.a_child, f.c]}[peer]
+    signer = draw(st.sampled_from([f.foreign, f.b, f.c if peer == A else f.a] if broken == "signer" else honest))
+    payload = draw(payloads())
+    body = payload.SerializeToString()
+    now = SYSTEM.now_ms()
+    created = draw(big_int | EDGE_TIMES | st.integers(-10**9, 10**9).map(lambda d: now + d)) \
+        if broken == "created" else now
+    which = payload.WhichOneof("body")
+    refs = st.sampled_from(["stored-in", f.sent_id, "m1"]) | st.just(fresh_id(draw))
+    if broken == "ref":
+        ref = draw(st.sampled_from(WEIRD_IDS) | refs | text)
+    elif which == "status" or payload.document.business.business_doc_type:
+        ref = draw(refs)
+    else:
+        ref = ""
+    header = pb.Header(
+        message_id=message_id(draw, f) if broken == "id" else fresh_id(draw),
+        sender=draw(st.sampled_from([A, C, B, ""])) if broken == "sender" else signer.code,
+        recipient=draw(st.sampled_from(["VN", "000.00.09.H53", "vxp.saas.03", "", "x" * 40, C, A_CHILD, A]))
+        if broken == "recipient" else usually(draw, st.just(B), st.sampled_from([A, C, A_CHILD])),
+        kind=draw(st.sampled_from([0, 1, 2, 3, 7])) if broken == "kind"
+        else envelope.KIND_OF_PAYLOAD.get(which, pb.DOCUMENT),
+        created_ms=created,
+        expires_ms=draw(big_int) if broken == "expires" else min(created + 3600_000, 2**63 - 1),
+        priority=draw(st.integers(0, 2**32 - 1)) if broken == "priority" else draw(st.integers(0, 4)),
+        payload_sha256=envelope.sha256(body), payload_size=len(body), ref_message_id=ref)
+    raw_header = header.SerializeToString()
+    env = pb.Envelope(header=raw_header, signature=signer.sign(raw_header), sender_cert=signer.cert_der, payload=body)
+    if broken == "trace":
+        for hop in draw(st.lists(st.sampled_from([f.a, f.c, f.b]), max_size=3)):
+            envelope.add_trace(env, hop)
+        mutate_trace(draw, env, f)
+    elif signer is f.a_child:  # its mail comes up through A
+        envelope.add_trace(env, f.a)
+    if broken == "late":  # the last relay's clock at the edges of what a mark may say
+        envelope.add_trace(env, f.c if peer == C else f.a, clock=FakeClock(draw(EDGE_TIMES)))
+    raw = env.SerializeToString()
+    return mutate(draw, raw) if broken == "bytes" else raw
+
+
+def mutate_trace(draw, env: pb.Envelope, f: Fixture) -> None:
+    """A hand-made relay mark with any fields, signed by a real key (or not)."""
+    tb = pb.TraceBody(code=draw(st.sampled_from([A, C, B, "", "x"])), time_ms=draw(big_int | EDGE_TIMES),
+                      header_sha256=draw(st.sampled_from([envelope.sha256(env.header), b"", b"\0" * 32])),
+                      prev_sha256=draw(st.sampled_from([envelope.sha256(env.trace[-1].signature if env.trace
+                                                                        else env.signature), b""])))
+    body = draw(st.one_of(st.just(tb.SerializeToString()), small_bytes))
+    signer = draw(st.sampled_from([f.a, f.c]))
+    env.trace.append(pb.TraceEntry(body=body, signature=draw(st.one_of(st.just(signer.sign(body)), small_bytes)),
+                                   cert_der=draw(st.sampled_from([signer.cert_der, f.b.cert_der, b"", b"\x30\x03\x02\x01\x00"]))))
+
+
+MUTATIONS = st.lists(st.tuples(st.sampled_from(["flip", "cut", "repeat", "insert", "truncate"]),
+                               st.integers(0, 2**20), st.integers(1, 255), small_bytes), min_size=1, max_size=4)
+
+
+def mutate(draw, raw: bytes) -> bytes:
+    """Flip, cut, repeat or insert bytes. Every draw comes first, whatever the length of `raw` (signatures
+    vary in length, and a strategy must draw the same things when Hypothesis replays an input)."""
+    data = bytearray(raw)
+    for op, where, n, insert in draw(MUTATIONS):
+        if not data:
+            break
+        i = where % len(data)
+        if op == "flip":
+            data[i] ^= n
+        elif op == "cut":
+            del data[i:i + n % 17]
+        elif op == "repeat":
+            data[i:i] = data[i:i + n % 17]
+        elif op == "insert":
+            data[i:i] = insert
+        else:
+            del data[i:]
+    return bytes(data)
+
+
+# ---- envelope verification -------------------------------------------------------------------------
+
+@FUZZ
+@given(raw=st.binary(max_size=512))
+def test_verify_random_bytes(fx, raw):
+    tried("envelope.verify (random bytes)")
+    only_rejected(envelope.verify, raw, fx.trust, max_size=1 << 20)
+
+
+@FUZZ
+@given(data=st.data())
+def test_verify_signed_and_mutated_envelopes(fx, data):
+    tried("envelope.verify (signed, random fields, mutated)")
+    raw = data.draw(signed_envelopes(fx, data.draw(st.sampled_from([A, C, None]))))
+    v = only_rejected(envelope.verify, raw, fx.trust, max_size=1 << 20)
+    if not isinstance(v, Rejected):
+        v = only_rejected(v.payload)
+    reached("envelope.verify", v)
+
+
+# ---- intake over a real SQLite file -------------------------------------------------------------------
+
+@examples(150)
+@given(data=st.data())
+def test_intake_gives_every_envelope_its_own_outcome(fx, data):
+    tried("Intake.receive (batches)")
+    peer = data.draw(st.sampled_from([A, A, A, C, A_CHILD, None]))
+    honest = signed_envelopes(fx, peer if peer != A_CHILD else A)
+    batch = [data.draw(st.binary(max_size=64)) if data.draw(st.integers(0, 4)) == 4 else data.draw(honest)
+             for _ in range(data.draw(st.integers(1, 4)))]
+    results = only_rejected(fx.node.intake.receive, batch, peer)
+    if isinstance(results, Rejected):
+        assert results.reason in (Reason.NOT_A_NEIGHBOUR, Reason.OVER_LIMIT)
+        return
+    assert len(results) == len(batch)
+    for r in results:
+        assert isinstance(r, (pb.Receipt, Rejected)), r
+        assert not (isinstance(r, Rejected) and r.reason is Reason.INTERNAL), r.detail
+        reached("Intake.receive", r)
+
+
+# ---- receipts -------------------------------------------------------------------------------------
+
+@FUZZ
+@given(data=st.data())
+def test_receipts_verify(fx, data):
+    tried("receipts.Verifier.verify")
+    items = [(uuid.uuid4().hex, envelope.sha256(data.draw(small_bytes))) for _ in range(data.draw(st.integers(1, 5)))]
+    signer = data.draw(st.sampled_from([fx.b, fx.a, fx.foreign]))
+    issued = receipts.issue(signer, items)
+    i = data.draw(st.integers(0, len(items) - 1))
+    r = issued[i]
+    field = data.draw(st.sampled_from(["none", "body", "signature", "receiver_cert", "message_id", "envelope_sha256",
+                                       "proof", "all"]))
+    if field in ("body", "signature", "receiver_cert", "all"):
+        for name in ("body", "signature", "receiver_cert") if field == "all" else (field,):
+            value = getattr(r, name)
+            setattr(r, name, mutate(data.draw, value) if data.draw(st.booleans()) else data.draw(small_bytes))
+    elif field == "message_id":
+        r.message_id = data.draw(text)
+    elif field == "envelope_sha256":
+        r.envelope_sha256 = data.draw(small_bytes)
+    elif field == "proof":
+        del r.proof[data.draw(st.integers(0, len(r.proof))):]
+        for _ in range(data.draw(st.integers(0, 3))):
+            r.proof.add(sibling=data.draw(small_bytes), sibling_left=data.draw(st.booleans()))
+    expect = data.draw(st.sampled_from([B, A, "", "x" * 40]))
+    verifier = receipts.Verifier(fx.trust)
+    for _ in range(2):  # the second time through the verifier's cache
+        only_rejected(verifier.verify, r, expect_receiver=expect, message_id=items[i][0], envelope_digest=items[i][1])
+    only_rejected(receipts.verify, pb.Receipt.FromString(r.SerializeToString()), fx.trust, expect_receiver=expect,
+                  message_id=data.draw(text), envelope_digest=data.draw(small_bytes))
+
+
+# ---- agency records, registrations, heartbeats, signed statistics --------------------------------
+
+@st.composite
+def signed_records(draw, f: Fixture) -> rpb.SignedRecord:
+    signer = draw(st.sampled_from([f.a_child, f.a, f.c, f.foreign]))
+    record = rpb.AgencyRecord(code=draw(st.sampled_from([signer.code, A_CHILD, A, "", "vxp.x"]) | text),
+                              name=draw(text), level=draw(st.integers(0, 2**32 - 1)),
+                              parent=draw(st.sampled_from([A, B, "", "VN"]) | text),
+                              endpoint=draw(st.sampled_from(["127.0.0.1:9", ""]) | text),
+                              cert_der=draw(st.sampled_from([signer.cert_der, f.a.cert_der, b"", b"\x30\x00"])),
+                              issued_ms=draw(big_int))
+    raw = draw(st.one_of(st.just(record.SerializeToString()), small_bytes))
+    return rpb.SignedRecord(record=raw, signature=draw(st.one_of(st.just(signer.sign(raw)), small_bytes)),
+                            renewal_signature=draw(st.one_of(st.just(b""), st.just(signer.sign(raw)), small_bytes)))
+
+
+@st.composite
+def signed_stats(draw, f: Fixture) -> spb.SignedStats:
+    signer = draw(st.sampled_from([f.a_child, f.a, f.c, f.foreign]))
+    counters = spb.AgencyStats(code=draw(st.sampled_from([signer.code, A_CHILD, A, ""]) | text),
+                               docs_received=draw(st.integers(0, 2**64 - 1)), as_of_ms=draw(big_int),
+                               children=draw(st.lists(text, max_size=3)))
+    raw = draw(st.one_of(st.just(counters.SerializeToString()), small_bytes))
+    return spb.SignedStats(stats=raw, signature=draw(st.one_of(st.just(signer.sign(raw)), small_bytes)),
+                           cert_der=draw(st.sampled_from([signer.cert_der, b"", b"\x30\x00"])))
+
+
+@pytest.fixture(scope="module")
+def directory(fx, tmp_path_factory):
+    db = Database(tmp_path_factory.mktemp("fuzz-dir") / "d.sqlite3")
+    d = Directory(db, fx.a, fx.trust, SYSTEM, name="Sở A", configured_parents={"vxp.conf.01": A_CHILD}, parent=None,
+                  parent_address=None, channel=lambda code, addr: None, heartbeat_s=10, stale_after_s=30,
+                  cache_ttl_s=300)
+    d.register(records.make(fx.a_child, name="xã", level=3, parent=A, endpoint="127.0.0.1:9",
+                            now_ms=SYSTEM.now_ms()), peer=A_CHILD)
+    yield d
+    db.close()
+
+
+@FUZZ
+@given(data=st.data())
+def test_records_and_registrations(fx, directory, data):
+    tried("records.verify + Directory.register")
+    signed = data.draw(signed_records(fx))
+    only_rejected(records.verify, signed, fx.trust)
+    only_rejected(directory.register, signed, data.draw(st.sampled_from([A_CHILD, C, None])))
+
+
+@FUZZ
+@given(data=st.data())
+def test_heartbeats_with_claims_and_statistics(fx, directory, data):
+    tried("Directory.heartbeat (odd codes, signed stats) + stats.verify")
+    codes = st.sampled_from([A, A_CHILD, B, C, "VN", "vxp.a.01", "vxp.b.01", "vxp.conf.01", "", "../x"]) | text
+    odd = data.draw(st.dictionaries(codes, codes, max_size=4))
+    rows = data.draw(st.lists(signed_stats(fx), max_size=4))
+    for row in rows:
+        only_rejected(stats.verify, row, fx.trust)
+    only_rejected(directory.heartbeat, data.draw(st.sampled_from([A_CHILD, A_CHILD, C])),
+                  data.draw(st.sampled_from([A_CHILD, None])), odd, rows)
+    directory.heartbeat(A_CHILD, A_CHILD, {})  # withdraw whatever was accepted, for the next example
+
+
+# ---- edXML -------------------------------------------------------------------------------------------
+
+SAMPLE_BYTES = [p.read_bytes() for p in sorted(SAMPLES.glob("*.edxml"))]
+NAMES = sorted({m for b in SAMPLE_BYTES for m in re.findall(rb"<(?:edXML:)?([A-Za-z]+)", b)} - {b"xml"})
+PREFIXES = ["", "edXML:", "x:", "ds:"]
+NS_URIS = ["http://www.mic.gov.vn/TBT/QCVN_102_2016", "http://www.w3.org/2000/09/xmldsig#", "urn:other", ""]
+
+
+@st.composite
+def xml_elements(draw, depth: int = 0) -> str:
+    name = draw(st.sampled_from(PREFIXES)) + draw(st.sampled_from(NAMES)).decode()
+    attrs = ""
+    for _ in range(draw(st.integers(0, 2))):
+        prefix = draw(st.sampled_from(["xmlns", "xmlns:edXML", "xmlns:x", "xmlns:ds", "version", "Id"]))
+        attrs += f' {prefix}="{draw(st.sampled_from(NS_URIS + ["1.0", "2.0"]))}"'
+    if depth >= 4 or draw(st.integers(0, 2)) == 0:
+        body = draw(st.one_of(text, st.sampled_from(["2015/09/30", "01", "4294967296", "-1", "&amp;", "&bogus;",
+                                                      "<![CDATA[x]]>", "QUJD", "!!", " 3 "])))
+        body = body.replace("<", "&lt;") if "CDATA" not in body and "&" not in body else body
+    else:
+        body = "".join(draw(st.lists(xml_elements(depth + 1), max_size=4)))
+    return f"<{name}{attrs}>{body}</{name}>"
+
+
+@st.composite
+def xml_packets(draw) -> bytes:
+    head = draw(st.sampled_from(["", '<?xml version="1.0" encoding="UTF-8"?>', '<?xml version="1.0" encoding="latin-1"?>',
+                                 "\ufeff", "junk", "x" * 17]))
+    root = draw(st.sampled_from(['<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016">', "<edXML>", "<other>"]))
+    inner = "".join(draw(st.lists(xml_elements(1), max_size=3)))
+    return (head + root + inner + ("</edXML>" if root.startswith("<edXML") else "</other>")).encode()
+
+
+def import_then_export(data: bytes, target: str = "edXML") -> None:
+    """Import; export what was accepted; import the export again. Only EdxmlError may be raised."""
+    def step(what: str) -> None:
+        REACHED.setdefault(target, {})
+        REACHED[target][what] = REACHED[target].get(what, 0) + 1
+
+    try:
+        msg = import_edxml(data, warnings=[])
+    except EdxmlError:
+        return step("refused")
+    try:
+        packet = export_edxml(msg)
+    except EdxmlError:
+        return step("imported, export refused")
+    try:
+        import_edxml(packet, warnings=[])
+    except EdxmlError:
+        return step("imported, exported, re-import refused")
+    step("round trip")
+
+
+@examples(200)
+@given(data=xml_packets())
+def test_edxml_random_packets(data):
+    tried("import_edxml/export_edxml (random XML)")
+    import_then_export(data, "edXML random")
+
+
+@examples(500)
+@given(data=st.data())
+def test_edxml_mutated_samples(data):
+    tried("import_edxml/export_edxml (mutated samples)")
+    sample = data.draw(st.sampled_from(SAMPLE_BYTES))
+    how = data.draw(st.sampled_from(["values", "bytes", "element", "drop"]))
+    if how == "values":  # the structure kept, some leaves' text replaced (numbers, dates, codes, base64, ...)
+        leaves = list(re.finditer(rb">([^<>]*)</", sample))
+        chosen = data.draw(st.lists(st.integers(0, len(leaves) - 1), min_size=1, max_size=4, unique=True))
+        for i in sorted(chosen, reverse=True):
+            value = data.draw(st.sampled_from(["", "0", "4294967296", "-1", "2015/02/30", "x" * 300, "&amp;&lt;",
+                                               "QUJD", "!!!", "000.00.00.H53", "\u00a0 1 "]) | text)
+            value = value.replace("&", "&amp;").replace("<", "&lt;") if "&" not in value[:1] else value
+            sample = sample[:leaves[i].start(1)] + value.encode() + sample[leaves[i].end(1):]
+    elif how == "bytes":
+        sample = mutate(data.draw, sample)
+    elif how == "element":  # an element of its own inserted anywhere between tags
+        cuts = [m.end() for m in re.finditer(rb">", sample)]
+        at = data.draw(st.sampled_from(cuts))
+        sample = sample[:at] + data.draw(xml_elements(3)).encode() + sample[at:]
+    else:  # an element and what it holds left out, or given twice
+        elements = list(re.finditer(rb"<(edXML:\w+)[^>]*>.*?</\1>", sample, re.S))
+        m = elements[data.draw(st.integers(0, len(elements) - 1))]
+        twice = data.draw(st.booleans())
+        sample = sample[:m.start()] + (m.group(0) * 2 if twice else b"") + sample[m.end():]
+    import_then_export(sample, "edXML samples")
+
+
+@examples(200)
+@given(data=st.data())
+def test_edxml_export_of_any_message(data):
+    tried("export_edxml (random messages and traces)")
+    if data.draw(st.booleans()):
+        msg = documents(data.draw)
+    else:
+        msg = pb.Status(status_code=data.draw(st.sampled_from(["01", "13", "", "x"]) | text),
+                        description=data.draw(text), timestamp=data.draw(text))
+        msg.response_for.document_id = data.draw(text)
+    msg.from_organ.organ_id = data.draw(text)
+    msg.edxml_signature = data.draw(st.sampled_from(["", "<Signature/>", "<x>", "]]>"]) | text)
+    trace = data.draw(st.one_of(st.none(), st.lists(st.tuples(text, st.sampled_from(["2024/01/02 03:04:05", ""]) | text),
+                                                    max_size=3)))
+    try:
+        packet = export_edxml(msg, trace=trace)
+    except EdxmlError:
+        REACHED.setdefault("edXML export", {})
+        REACHED["edXML export"]["export refused"] = REACHED["edXML export"].get("export refused", 0) + 1
+        return
+    import_then_export(packet, "edXML export")
+

@@ -90,7 +90,8 @@ def _(s):
 
 @case("limits", "edXML with 500 unknown elements: warnings capped at 50", "OK", "", via=IMPORT)
 def _(s):
-    sample = (SAMPLES / "edoc_new.edxml").read_text(encoding="utf-8")
+    sample = (SAMPLES / "edoc_new.edxml").read_text(encoding="utf-8")  # From is 002.00.20.H13: D signs it here
+    sample = sample.replace("<edXML:OrganId>002.00.20.H13</edXML:OrganId>", f"<edXML:OrganId>{D}</edXML:OrganId>", 1)
     unknown = "".join(f"<edXML:Vendor{i}>x</edXML:Vendor{i}>" for i in range(500))
     packet = sample.replace("<edXML:MessageHeader>", "<edXML:MessageHeader>" + unknown, 1).encode()
     o, resp = import_packet(s, packet)

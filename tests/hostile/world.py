@@ -93,7 +93,7 @@ class Identity:
 
 
 def issue(ca_dir: Path, where: Path, code: str, **validity) -> Identity:
-    files = certs.init_node(where, code, f"agency {code}", ca_dir, **validity)
+    files = certs.init_node(where, code, f"agency {code}", ca_dir, force=True, **validity)
     return Identity(code, Signer.from_files(files.key, files.cert), files.key.read_bytes(), files.cert.read_bytes())
 
 

@@ -141,3 +141,19 @@ def test_a_read_only_mailbox_is_refused(handle):
     (data / "mailbox.sqlite3").chmod(0o400)
     e = build(handle.config)
     assert e.path == "node.data_dir" and "read-only" in str(e)
+
+
+@pytest.mark.parametrize("break_it, key", [
+    (lambda h: (h.dir / "keys" / "node.key").chmod(0o644), "tls.key"),
+    (lambda h: h.config.write_text(h.config.read_text().replace("data_dir:", "data_dir: plain-file/data #")), "node.data_dir"),
+])
+def test_lienthong_run_itself_exits_2_naming_the_key_and_binds_nothing(handle, break_it, key):
+    """The refusals above, through the command an admin (or systemd) runs: one line, exit 2, no port taken."""
+    (handle.dir / "plain-file").write_text("")
+    break_it(handle)
+    proc = subprocess.run([sys.executable, "-m", "node", "run", "--config", str(handle.config)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert f"{key}:" in line, line
+    assert not (handle.dir / "data" / "runtime.json").exists()

@@ -139,7 +139,10 @@ class Node:
             self.db, self.signer, self.trust, clock, name=s.node.name, configured_parents=dict(s.parents_of),
             parent=parent, parent_address=s.peer_address(parent) if parent else None,
             channel=self.connector.channel, heartbeat_s=reg.heartbeat, stale_after_s=reg.stale_after,
-            cache_ttl_s=reg.cache_ttl, events_=self.bus, previous=renewal.previous_signer(s, self.signer))
+            cache_ttl_s=reg.cache_ttl, events_=self.bus, previous=renewal.previous_signer(s, self.signer),
+            # a neighbour that registers, beats or answers resets its backoff (the dispatcher is built below:
+            # it routes through this directory)
+            on_alive=lambda code, how: self.dispatcher.peer_returned(code, how))
         if self.directory.previous is not None:
             log.info("renewed certificate: registrations are co-signed by the previous key (%s.previous)", s.tls.key)
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
@@ -161,9 +164,7 @@ class Node:
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus,
-            metrics=recorder)
-        self.directory.on_alive = self.dispatcher.peer_returned
-        self.dispatcher.on_return = self.connector.expect
+            metrics=recorder, on_return=self.connector.expect)
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup)
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits,

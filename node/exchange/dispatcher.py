@@ -36,7 +36,8 @@ class Dispatcher:
     def __init__(self, db: Database, maker: EnvelopeMaker, trust: TrustStore, router: Router, clock: Clock,
                  deliver: Deliver, policy: RetryPolicy, *, limits: SendLimits = SendLimits(),
                  notice_lifetime_s: float = 7 * 86400, timer: Timer | None = None, events_: EventSink = NoEvents(),
-                 rng: random.Random | None = None, metrics: Recorder = NO_METRICS) -> None:
+                 rng: random.Random | None = None, metrics: Recorder = NO_METRICS,
+                 on_return: Callable[[str], None] = lambda code: None) -> None:
         self.metrics = metrics
         self.db, self.maker, self.trust, self.router, self.clock = db, maker, trust, router, clock
         self.deliver, self.policy, self.limits = deliver, policy, limits
@@ -44,7 +45,7 @@ class Dispatcher:
         self.timer, self.events = timer, events_
         self.rng = rng or random.Random()
         self._hops: dict[str, HopSender] = {}
-        self.on_return: Callable[[str], None] = lambda code: None  # before a returned hop is woken (transport)
+        self.on_return = on_return  # before a returned hop is woken (the transport's reconnect)
         self._lock = threading.Lock()
         self._stopping = False
 

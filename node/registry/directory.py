@@ -39,10 +39,11 @@ class Directory:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, clock: Clock, *, name: str,
                  configured_parents: dict[str, str], parent: str | None, parent_address: str | None,
                  channel: Callable[[str, str], grpc.Channel], heartbeat_s: float, stale_after_s: float,
-                 cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None) -> None:
+                 cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None,
+                 on_alive: Callable[[str, str], None] = lambda code, how: None) -> None:
         self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
         self.previous = previous  # a renewed node's retired identity: it co-signs our record (renewal_signature)
-        self.on_alive: Callable[[str, str], None] = lambda code, how: None  # a neighbour answered: (code, how)
+        self.on_alive = on_alive  # a neighbour answered: (code, how); its queue may go now
         self.code, self.name = signer.code, name
         self.configured_parents = dict(configured_parents)
         self.configured = Hierarchy(self.configured_parents)  # what our YAML and the code rule say

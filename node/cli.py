@@ -63,6 +63,29 @@ def cmd_ca_sign(args) -> int:
     return 0
 
 
+REVOCATION_REASONS = ("unspecified", "key_compromise", "affiliation_changed", "superseded", "cessation_of_operation")
+
+
+def cmd_ca_revoke(args) -> int:
+    from .identity import revocation
+    try:
+        serial = revocation.revoke(Path(args.ca), Path(args.cert), args.reason)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e), 2) from None
+    print(f"revoked serial {serial:x} ({args.reason}); publish it with `lienthong ca crl --ca {args.ca}`")
+    return 0
+
+
+def cmd_ca_crl(args) -> int:
+    from .identity import revocation
+    try:
+        path = revocation.make_crl(Path(args.ca), days=args.days)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e), 2) from None
+    print(f"CRL {path} (valid {args.days} days)")
+    return 0
+
+
 def cmd_renew(args) -> int:
     from .identity import certs, renewal
     settings = load_config(args.config)
@@ -435,6 +458,16 @@ def build_parser() -> argparse.ArgumentParser:
     ca_sign.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
     ca_sign.add_argument("--force", action="store_true", help="replace an existing certificate file")
     ca_sign.set_defaults(func=cmd_ca_sign)
+    ca_revoke = ca_sub.add_parser("revoke", help="revoke a certificate the CA issued (then publish a CRL)")
+    ca_revoke.add_argument("cert", help="the certificate to revoke (PEM)")
+    ca_revoke.add_argument("--ca", required=True, help="CA directory (with ca.key, ca.pem)")
+    ca_revoke.add_argument("--reason", required=True, choices=sorted(REVOCATION_REASONS),
+                           help="why (X.509 CRL reason)")
+    ca_revoke.set_defaults(func=cmd_ca_revoke)
+    ca_crl = ca_sub.add_parser("crl", help="write ca.crl: every revoked certificate, signed by the CA (X.509 CRL)")
+    ca_crl.add_argument("--ca", required=True, help="CA directory (with ca.key, ca.pem)")
+    ca_crl.add_argument("--days", type=int, default=7, help="until the next update, in days (default 7)")
+    ca_crl.set_defaults(func=cmd_ca_crl)
 
     init = sub.add_parser("init", help="make a node's signing key and certificate request (and certificate, with --ca)")
     init.add_argument("--code", required=True, help="agency code, e.g. 000.00.35.H53")

@@ -431,6 +431,7 @@ class TlsSettings(_Section):
         BeforeValidator(_one_or_more),
         Field(min_length=1, description="a non-empty list of existing files"),
     ]
+    crl: FilePath | None = None
     insecure_plaintext: Bool = False
 
 

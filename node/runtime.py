@@ -112,7 +112,11 @@ class Node:
         self.settings = s = settings
         self.clock = clock
         # everything that can refuse start-up does so here, before anything is created or bound
-        self.trust = TrustStore.from_files(list(s.tls.trust_anchors), clock)
+        try:
+            self.trust = TrustStore.from_files(list(s.tls.trust_anchors), clock, crl=s.tls.crl)
+        except ValueError as e:
+            raise ConfigError(f"{s.tls.crl}: {e}", path="tls.crl", expected="a CRL signed by a trust anchor",
+                              file=_source(s)) from None
         self.signer = preflight.load_identity(s, self.trust, clock)
         preflight.check_parent(s)
         self.data_dir = preflight.DataDir.open(s)  # one node per data directory, until stop()
@@ -375,7 +379,7 @@ class Node:
         certificate is registered with the parent again (co-signed by the previous key, when kept)."""
         s = self.settings
         try:
-            trust = TrustStore.from_files(list(s.tls.trust_anchors), self.clock)
+            trust = TrustStore.from_files(list(s.tls.trust_anchors), self.clock, crl=s.tls.crl)
             signer = preflight.load_identity(s, trust, self.clock)
         except (ConfigError, ValueError, OSError) as e:
             what = f"{e.path}: {e.message}" if isinstance(e, ConfigError) else str(e)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..clock import SYSTEM, Clock
 from ..errors import Reason, Rejected
-from . import certs
+from . import certs, revocation
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class Identity:
     not_before_ms: int
     not_after_ms: int
     cert_der: bytes
+    serial: int = 0
+    issuer: x509.Name | None = None
 
 
 class TrustStore:
@@ -36,16 +38,31 @@ class TrustStore:
         self._clock = clock
         self._cache: dict[bytes, Identity] = {}
         self._lock = threading.Lock()
+        self.revoked: revocation.Revoked | None = None
 
     @classmethod
-    def from_files(cls, paths: list[Path], clock: Clock = SYSTEM) -> "TrustStore":
+    def from_files(cls, paths: list[Path], clock: Clock = SYSTEM, crl: Path | None = None) -> "TrustStore":
         anchors = [c for p in paths for c in certs.load_certs(p)]
-        return cls(anchors, clock)
+        store = cls(anchors, clock)
+        if crl is not None:
+            store.use_crl(crl.read_bytes())
+        return store
+
+    def use_crl(self, data: bytes) -> revocation.Revoked:
+        """Refuse the certificates this CRL revokes (ValueError if no anchor signed it). A CRL with a lower
+        number than the one in use is ignored: an old list must not bring a revoked certificate back."""
+        crl = revocation.load(data, self._anchors)
+        with self._lock:
+            if self.revoked is None or crl.number >= self.revoked.number:
+                self.revoked = crl
+            return self.revoked
 
     def replace_anchors(self, other: "TrustStore") -> None:
         """Take `other`'s anchors (SIGHUP reload); what was learned about certificates is forgotten."""
         with self._lock:
             self._anchors = list(other._anchors)
+            if other.revoked is not None and (self.revoked is None or other.revoked.number >= self.revoked.number):
+                self.revoked = other.revoked
             self._cache.clear()
 
     @property
@@ -69,6 +86,9 @@ class TrustStore:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
                 self._cache[digest] = ident
+        revoked = self.revoked
+        if revoked is not None and ident.serial in revoked.serials and ident.issuer == revoked.issuer:
+            raise Rejected(Reason.CERT_REVOKED, f"certificate of {ident.code} (serial {ident.serial:x}) is revoked")
         now = self._clock.now_ms()
         if check_validity and not (ident.not_before_ms <= now <= ident.not_after_ms):
             raise Rejected(Reason.CERT_EXPIRED, f"certificate of {ident.code} is not valid at this time")
@@ -98,5 +118,7 @@ class TrustStore:
                 not_before_ms=int(cert.not_valid_before_utc.timestamp() * 1000),
                 not_after_ms=int(cert.not_valid_after_utc.timestamp() * 1000),
                 cert_der=cert_der,
+                serial=cert.serial_number,
+                issuer=issuer,
             )
         raise Rejected(Reason.UNTRUSTED_CERT, "certificate is not issued by a trust anchor")

@@ -64,6 +64,7 @@ class Reason(enum.Enum):
                         "this node may not send for the agency the document's From names")
     AMBIGUOUS_DOCUMENT = ("AMBIGUOUS_DOCUMENT", _C.FAILED_PRECONDITION, True,
                           "several documents carry that DocumentId; name the message")
+    KEY_REUSED = ("KEY_REUSED", _C.ALREADY_EXISTS, True, "that client key was used for another request")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -84,7 +84,7 @@ from .registry.service import RegistryService
 from .timers import SchedulerTimer
 from .store.database import Database, StoreError
 from .store import peers as peers_store
-from .store import outbox
+from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
 from .metrics import NO_METRICS, MailboxCollector, NodeMetrics
@@ -351,6 +351,7 @@ class Node:
     def _sweep(self) -> None:
         self.dispatcher.expire_due()
         self.dispatcher.wake_all_due()
+        client_keys.prune(self.db, self.clock.now_ms())  # idempotency keys past their time (>= messages.lifetime)
 
     def _write_runtime(self) -> None:
         host = lambda addr: addr.rsplit(":", 1)[0]  # noqa: E731

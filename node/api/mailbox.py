@@ -19,6 +19,7 @@ from ..registry.directory import Directory
 from ..store import custody, inbox, outbox
 from ..store.database import Database
 from . import replies
+from .idempotency import Keys
 
 
 def _limit(n: int) -> int:
@@ -42,6 +43,14 @@ def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.
             request.lifetime_seconds or None)
 
 
+def _imported_response(imported) -> mpb.ImportEdxmlResponse:
+    resp = mpb.ImportEdxmlResponse(kind=imported.kind, warnings=imported.warnings,
+                                   status_message_id=imported.status_message_id)
+    if imported.sent is not None:
+        resp.sent.CopyFrom(replies.sent_response(imported.sent))
+    return resp
+
+
 class _Slot:
     """One Watch stream's place under the cap, given back once however the stream ends."""
 
@@ -58,16 +67,21 @@ class _Slot:
 class MailboxService(mgrpc.MailboxServicer):
     def __init__(self, db: Database, clock: Clock, *, outgoing: Outgoing, lifecycle: Lifecycle, bridge: EdxmlBridge,
                  directory: Directory, bus: EventBus, verify_stored: Callable[[bytes], Verified],
-                 max_watchers: int) -> None:
+                 max_watchers: int, keys: Keys | None = None) -> None:
         self.db, self.clock = db, clock
+        self.keys = keys or Keys(db, clock, keep_ms=int(outgoing.maker.lifetime_s * 1000))  # messages.lifetime
         self.outgoing, self.lifecycle, self.bridge, self.directory = outgoing, lifecycle, bridge, directory
         self.bus, self.verify_stored = bus, verify_stored
         self.max_watchers = max_watchers
         self._watchers = threading.BoundedSemaphore(max_watchers)  # each stream holds an API worker
 
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
-        payload, recipients, priority, lifetime_s = _to_post(request, self.lifecycle.origin, self.clock.now_ms())
-        return replies.sent_response(self.outgoing.post(payload, recipients, priority=priority, lifetime_s=lifetime_s))
+        def run(within):
+            payload, recipients, priority, lifetime_s = _to_post(request, self.lifecycle.origin, self.clock.now_ms())
+            return replies.sent_response(self.outgoing.post(
+                payload, recipients, priority=priority, lifetime_s=lifetime_s,
+                within=within and (lambda tx, posted: within(tx, replies.sent_response(posted)))))
+        return self.keys.once("Send", request, mpb.SendResponse, run, keep_ms=request.lifetime_seconds * 1000)
 
     def SendBatch(self, request: mpb.SendBatchRequest, context) -> mpb.SendBatchResponse:
         if not request.documents:
@@ -75,11 +89,23 @@ class MailboxService(mgrpc.MailboxServicer):
         if len(request.documents) > MAX_BATCH:
             raise Rejected(Reason.INVALID_REQUEST, f"documents: at most {MAX_BATCH} per call, got {len(request.documents)}",
                            field="documents")
-        items = []
         for i, one in enumerate(request.documents):
-            with naming(f"documents[{i}]"):
-                items.append(_to_post(one, self.lifecycle.origin, self.clock.now_ms()))
-        return mpb.SendBatchResponse(results=[replies.sent_response(p) for p in self.outgoing.post_many(items)])
+            if one.client_key:
+                raise Rejected(Reason.INVALID_REQUEST, "a document in a batch has no client_key of its own; "
+                               "give the batch one (SendBatchRequest.client_key)", field=f"documents[{i}].client_key")
+
+        def response(posted) -> mpb.SendBatchResponse:
+            return mpb.SendBatchResponse(results=[replies.sent_response(p) for p in posted])
+
+        def run(within):
+            items = []
+            for i, one in enumerate(request.documents):
+                with naming(f"documents[{i}]"):
+                    items.append(_to_post(one, self.lifecycle.origin, self.clock.now_ms()))
+            return response(self.outgoing.post_many(
+                items, within=within and (lambda tx, posted: within(tx, response(posted)))))
+        keep_ms = max(d.lifetime_seconds for d in request.documents) * 1000
+        return self.keys.once("SendBatch", request, mpb.SendBatchResponse, run, keep_ms=keep_ms)
 
     def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:
         rows = inbox.list_entries(self.db, only_new=request.only_new, after_seq=request.after_seq, limit=_limit(request.limit))
@@ -152,10 +178,17 @@ class MailboxService(mgrpc.MailboxServicer):
         ])
 
     def SetStatus(self, request: mpb.SetStatusRequest, context) -> mpb.SetStatusResponse:
-        mid = self.lifecycle.set_status(request.message_id, request.status_code, request.staff_info, request.description)
-        return mpb.SetStatusResponse(message_id=mid)
+        def run(within):
+            mid = self.lifecycle.set_status(
+                request.message_id, request.status_code, request.staff_info, request.description,
+                within=within and (lambda tx, mid: within(tx, mpb.SetStatusResponse(message_id=mid))))
+            return mpb.SetStatusResponse(message_id=mid)
+        return self.keys.once("SetStatus", request, mpb.SetStatusResponse, run)
 
     def Change(self, request: mpb.ChangeRequest, context) -> mpb.SendResponse:
+        return self.keys.once("Change", request, mpb.SendResponse, lambda within: self._change(request, within))
+
+    def _change(self, request: mpb.ChangeRequest, within) -> mpb.SendResponse:
         document = None
         if request.HasField("document"):
             document = pb.Document()
@@ -164,15 +197,14 @@ class MailboxService(mgrpc.MailboxServicer):
                 self.lifecycle.origin.complete(document, self.clock.now_ms())
         return replies.sent_response(self.lifecycle.change(
             request.doc_id, request.business_doc_type, request.take_back, request.reason, document,
-            request.staff_info))
+            request.staff_info, within=within and (lambda tx, posted: within(tx, replies.sent_response(posted)))))
 
     def ImportEdxml(self, request: mpb.ImportEdxmlRequest, context) -> mpb.ImportEdxmlResponse:
-        imported = self.bridge.import_packet(request.packet, list(request.recipients), request.ref_message_id)
-        resp = mpb.ImportEdxmlResponse(kind=imported.kind, warnings=imported.warnings,
-                                       status_message_id=imported.status_message_id)
-        if imported.sent is not None:
-            resp.sent.CopyFrom(replies.sent_response(imported.sent))
-        return resp
+        def run(within):
+            return _imported_response(self.bridge.import_packet(
+                request.packet, list(request.recipients), request.ref_message_id,
+                within=within and (lambda tx, imported: within(tx, _imported_response(imported)))))
+        return self.keys.once("ImportEdxml", request, mpb.ImportEdxmlResponse, run)
 
     def ExportEdxml(self, request: mpb.ExportEdxmlRequest, context) -> mpb.ExportEdxmlResponse:
         out = self.bridge.export_packet(request.message_id, unwrap=request.unwrap_attachments)

@@ -43,6 +43,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PURGED: _ClassVar[Reason]
     FROM_NOT_ALLOWED: _ClassVar[Reason]
     AMBIGUOUS_DOCUMENT: _ClassVar[Reason]
+    KEY_REUSED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -80,3 +81,4 @@ NOT_REGISTERED_YET: Reason
 PURGED: Reason
 FROM_NOT_ALLOWED: Reason
 AMBIGUOUS_DOCUMENT: Reason
+KEY_REUSED: Reason

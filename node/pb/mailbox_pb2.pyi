@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SendRequest(_message.Message):
-    __slots__ = ("document", "recipients", "priority", "lifetime_seconds")
+    __slots__ = ("document", "recipients", "priority", "lifetime_seconds", "client_key")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     document: _envelope_pb2.Document
     recipients: _containers.RepeatedScalarFieldContainer[str]
     priority: int
     lifetime_seconds: int
-    def __init__(self, document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., recipients: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., lifetime_seconds: _Optional[int] = ...) -> None: ...
+    client_key: str
+    def __init__(self, document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., recipients: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., lifetime_seconds: _Optional[int] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class SentEnvelope(_message.Message):
     __slots__ = ("recipient", "message_id")
@@ -36,10 +38,12 @@ class SendResponse(_message.Message):
     def __init__(self, envelopes: _Optional[_Iterable[_Union[SentEnvelope, _Mapping]]] = ..., doc_id: _Optional[str] = ...) -> None: ...
 
 class SendBatchRequest(_message.Message):
-    __slots__ = ("documents",)
+    __slots__ = ("documents", "client_key")
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     documents: _containers.RepeatedCompositeFieldContainer[SendRequest]
-    def __init__(self, documents: _Optional[_Iterable[_Union[SendRequest, _Mapping]]] = ...) -> None: ...
+    client_key: str
+    def __init__(self, documents: _Optional[_Iterable[_Union[SendRequest, _Mapping]]] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class SendBatchResponse(_message.Message):
     __slots__ = ("results",)
@@ -258,16 +262,18 @@ class AgencyLookupRequest(_message.Message):
     def __init__(self, code: _Optional[str] = ...) -> None: ...
 
 class SetStatusRequest(_message.Message):
-    __slots__ = ("message_id", "status_code", "staff_info", "description")
+    __slots__ = ("message_id", "status_code", "staff_info", "description", "client_key")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     STAFF_INFO_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     status_code: str
     staff_info: _envelope_pb2.StaffInfo
     description: str
-    def __init__(self, message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+    client_key: str
+    def __init__(self, message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class SetStatusResponse(_message.Message):
     __slots__ = ("message_id",)
@@ -276,20 +282,22 @@ class SetStatusResponse(_message.Message):
     def __init__(self, message_id: _Optional[str] = ...) -> None: ...
 
 class ChangeRequest(_message.Message):
-    __slots__ = ("doc_id", "business_doc_type", "take_back", "reason", "document", "staff_info")
+    __slots__ = ("doc_id", "business_doc_type", "take_back", "reason", "document", "staff_info", "client_key")
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     BUSINESS_DOC_TYPE_FIELD_NUMBER: _ClassVar[int]
     TAKE_BACK_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     STAFF_INFO_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     doc_id: str
     business_doc_type: int
     take_back: bool
     reason: str
     document: _envelope_pb2.Document
     staff_info: _envelope_pb2.StaffInfo
-    def __init__(self, doc_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., take_back: _Optional[bool] = ..., reason: _Optional[str] = ..., document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ...) -> None: ...
+    client_key: str
+    def __init__(self, doc_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., take_back: _Optional[bool] = ..., reason: _Optional[str] = ..., document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class StatusView(_message.Message):
     __slots__ = ("status_code", "time_ms", "staff_info", "description", "message_id", "received_ms")
@@ -352,14 +360,16 @@ class TrackResponse(_message.Message):
     def __init__(self, doc_id: _Optional[str] = ..., subject: _Optional[str] = ..., document_id: _Optional[str] = ..., created_ms: _Optional[int] = ..., recipients: _Optional[_Iterable[_Union[RecipientTrack, _Mapping]]] = ..., changes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ImportEdxmlRequest(_message.Message):
-    __slots__ = ("packet", "recipients", "ref_message_id")
+    __slots__ = ("packet", "recipients", "ref_message_id", "client_key")
     PACKET_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     REF_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     packet: bytes
     recipients: _containers.RepeatedScalarFieldContainer[str]
     ref_message_id: str
-    def __init__(self, packet: _Optional[bytes] = ..., recipients: _Optional[_Iterable[str]] = ..., ref_message_id: _Optional[str] = ...) -> None: ...
+    client_key: str
+    def __init__(self, packet: _Optional[bytes] = ..., recipients: _Optional[_Iterable[str]] = ..., ref_message_id: _Optional[str] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class ImportEdxmlResponse(_message.Message):
     __slots__ = ("kind", "sent", "status_message_id", "warnings")

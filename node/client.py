@@ -59,8 +59,21 @@ class MailboxClient:
                                                   for d, r in documents], client_key=client_key)
         return list(self._call(self.stub.SendBatch, request).results)
 
-    def inbox(self, only_new: bool = False, after_seq: int = 0, limit: int = 0) -> list[mpb.InboxEntry]:
-        return list(self._call(self.stub.ListInbox, mpb.ListInboxRequest(only_new=only_new, after_seq=after_seq, limit=limit)).entries)
+    def inbox(self, only_new: bool = False, after_seq: int = 0, limit: int = 0,
+              kinds: list[int] | None = None) -> list[mpb.InboxEntry]:
+        return list(self.inbox_page(only_new, after_seq, limit, kinds).entries)
+
+    def inbox_page(self, only_new: bool = False, after_seq: int = 0, limit: int = 0,
+                   kinds: list[int] | None = None) -> mpb.ListInboxResponse:
+        """One page, with `has_more`."""
+        return self._call(self.stub.ListInbox, mpb.ListInboxRequest(only_new=only_new, after_seq=after_seq, limit=limit,
+                                                                    kinds=kinds or []))
+
+    def count_pending(self) -> mpb.CountPendingResponse:
+        return self._call(self.stub.CountPending, mpb.CountPendingRequest())
+
+    def whoami(self) -> mpb.WhoAmIResponse:
+        return self._call(self.stub.WhoAmI, mpb.WhoAmIRequest())
 
     def inbox_all(self, only_new: bool = False) -> list[mpb.InboxEntry]:
         return _all_pages(lambda after: self.inbox(only_new=only_new, after_seq=after, limit=PAGE))

@@ -12,6 +12,7 @@ from ..envelope import Verified
 from ..errors import Reason, Rejected, naming
 from ..events import ARRIVED, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED, REJECTED, WATCHING, EventBus
 from ..exchange.outgoing import Outgoing
+from ..exchange.transport import grpc_options
 from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
 from ..pb import mailbox_pb2_grpc as mgrpc
@@ -22,8 +23,16 @@ from . import replies
 from .idempotency import Keys
 
 
+MAX_PAGE = 1000  # entries per list call at most
+
+
 def _limit(n: int) -> int:
-    return 100 if n <= 0 else min(n, 1000)
+    return 100 if n <= 0 else min(n, MAX_PAGE)
+
+
+def _page(rows: list, limit: int) -> tuple[list, bool]:
+    """Rows asked for with limit + 1: (the page, whether there is more)."""
+    return rows[:limit], len(rows) > limit
 
 
 MAX_BATCH = 1000  # documents per SendBatch call
@@ -49,6 +58,14 @@ def _imported_response(imported) -> mpb.ImportEdxmlResponse:
     if imported.sent is not None:
         resp.sent.CopyFrom(replies.sent_response(imported.sent))
     return resp
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("lienthong")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class _Slot:
@@ -108,8 +125,31 @@ class MailboxService(mgrpc.MailboxServicer):
         return self.keys.once("SendBatch", request, mpb.SendBatchResponse, run, keep_ms=keep_ms)
 
     def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:
-        rows = inbox.list_entries(self.db, only_new=request.only_new, after_seq=request.after_seq, limit=_limit(request.limit))
-        return mpb.ListInboxResponse(entries=[replies.inbox_entry(r) for r in rows])
+        for i, kind in enumerate(request.kinds):
+            if kind not in (pb.DOCUMENT, pb.STATUS, pb.NOTICE):
+                raise Rejected(Reason.INVALID_REQUEST, f"kinds: DOCUMENT, STATUS or NOTICE, got {kind}",
+                               field=f"kinds[{i}]")
+        limit = _limit(request.limit)
+        rows, more = _page(inbox.list_entries(self.db, only_new=request.only_new, after_seq=request.after_seq,
+                                              limit=limit + 1, kinds=tuple(request.kinds)), limit)
+        return mpb.ListInboxResponse(entries=[replies.inbox_entry(r) for r in rows], has_more=more)
+
+    def CountPending(self, request: mpb.CountPendingRequest, context) -> mpb.CountPendingResponse:
+        n = inbox.count_new_by_kind(self.db)
+        return mpb.CountPendingResponse(total=sum(n.values()), documents=n.get(pb.DOCUMENT, 0),
+                                        statuses=n.get(pb.STATUS, 0), notices=n.get(pb.NOTICE, 0))
+
+    def WhoAmI(self, request: mpb.WhoAmIRequest, context) -> mpb.WhoAmIResponse:
+        d, maker = self.directory, self.outgoing.maker
+        return mpb.WhoAmIResponse(
+            code=d.code, name=d.name, level=d.level(), parent=d.parent or "", version=_version(),
+            schema_version=self.db.schema_version(),
+            limits=mpb.ApiLimits(
+                max_envelope_bytes=maker.max_size, max_api_message_bytes=dict(grpc_options(maker.max_size))["grpc.max_receive_message_length"],
+                
+                recipients_per_send=maker.limits.recipients_per_send,
+                attachments_per_document=maker.limits.attachments_per_document, documents_per_batch=MAX_BATCH,
+                max_page=MAX_PAGE, message_lifetime_seconds=int(maker.lifetime_s)))
 
     def Fetch(self, request: mpb.FetchRequest, context) -> mpb.FetchResponse:
         row = inbox.get(self.db, request.message_id)
@@ -140,8 +180,10 @@ class MailboxService(mgrpc.MailboxServicer):
         if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
             raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}",
                            field="state")
-        rows = outbox.list_sent(self.db, after_seq=request.after_seq, limit=_limit(request.limit), state=request.state)
-        return mpb.ListSentResponse(entries=[replies.sent_entry(r) for r in rows])
+        limit = _limit(request.limit)
+        rows, more = _page(outbox.list_sent(self.db, after_seq=request.after_seq, limit=limit + 1, state=request.state),
+                           limit)
+        return mpb.ListSentResponse(entries=[replies.sent_entry(r) for r in rows], has_more=more)
 
     def Watch(self, request: mpb.WatchRequest, context):
         types = (({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())

@@ -3,7 +3,8 @@
 Servicers and lower layers only raise `Rejected`; `node.interceptor` turns it into a gRPC
 status (how: `node.grpc_errors`). Peers and clients see the reason's wire string and the
 public detail, never internal exception text. Every reason is also in
-`proto/node/pb/errors.proto` and `docs/reasons.md` (tests keep the three in step).
+`proto/node/pb/errors.proto` and `docs/reasons.md` (tests keep the three in step), and in the
+API contract `docs/api.md` with what a client should do.
 """
 from __future__ import annotations
 

@@ -49,7 +49,6 @@ from pathlib import Path
 import grpc
 from apscheduler.schedulers.background import BackgroundScheduler
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from .api.auth import api_interceptors
 from .api.mailbox import MailboxService
@@ -88,7 +87,7 @@ from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
 from .metrics import NO_METRICS, MailboxCollector, NodeMetrics
-from . import preflight, sdnotify
+from . import preflight, reflection_v1, sdnotify
 
 log = logging.getLogger("lienthong")
 
@@ -306,7 +305,7 @@ class Node:
 
     def _add_common(self, server: grpc.Server, *service_names: str) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
-        reflection.enable_server_reflection((*service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+        reflection_v1.enable((*service_names, "grpc.health.v1.Health"), server)  # v1 and v1alpha
 
     def _keepalive(self) -> None:
         """Retry registration every second; once registered, wake only to send heartbeats."""

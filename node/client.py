@@ -45,18 +45,35 @@ class MailboxClient:
     def _call(self, method, request):
         return method(request, metadata=self.metadata, timeout=self.timeout)
 
-    def send(self, document: pb.Document, recipients: list[str], priority: int = 0, lifetime_seconds: int = 0) -> mpb.SendResponse:
+    def send(self, document: pb.Document, recipients: list[str], priority: int = 0, lifetime_seconds: int = 0,
+             client_key: str = "") -> mpb.SendResponse:
+        """`client_key`: an idempotency key; the same key and request again returns the first answer."""
         return self._call(self.stub.Send, mpb.SendRequest(document=document, recipients=recipients,
-                                                          priority=priority, lifetime_seconds=lifetime_seconds))
+                                                          priority=priority, lifetime_seconds=lifetime_seconds,
+                                                          client_key=client_key))
 
-    def send_batch(self, documents: list[tuple[pb.Document, list[str]]], priority: int = 0) -> list[mpb.SendResponse]:
+    def send_batch(self, documents: list[tuple[pb.Document, list[str]]], priority: int = 0,
+                   client_key: str = "") -> list[mpb.SendResponse]:
         """Several documents, one call, one commit; all or nothing."""
         request = mpb.SendBatchRequest(documents=[mpb.SendRequest(document=d, recipients=r, priority=priority)
-                                                  for d, r in documents])
+                                                  for d, r in documents], client_key=client_key)
         return list(self._call(self.stub.SendBatch, request).results)
 
-    def inbox(self, only_new: bool = False, after_seq: int = 0, limit: int = 0) -> list[mpb.InboxEntry]:
-        return list(self._call(self.stub.ListInbox, mpb.ListInboxRequest(only_new=only_new, after_seq=after_seq, limit=limit)).entries)
+    def inbox(self, only_new: bool = False, after_seq: int = 0, limit: int = 0,
+              kinds: list[int] | None = None) -> list[mpb.InboxEntry]:
+        return list(self.inbox_page(only_new, after_seq, limit, kinds).entries)
+
+    def inbox_page(self, only_new: bool = False, after_seq: int = 0, limit: int = 0,
+                   kinds: list[int] | None = None) -> mpb.ListInboxResponse:
+        """One page, with `has_more`."""
+        return self._call(self.stub.ListInbox, mpb.ListInboxRequest(only_new=only_new, after_seq=after_seq, limit=limit,
+                                                                    kinds=kinds or []))
+
+    def count_pending(self) -> mpb.CountPendingResponse:
+        return self._call(self.stub.CountPending, mpb.CountPendingRequest())
+
+    def whoami(self) -> mpb.WhoAmIResponse:
+        return self._call(self.stub.WhoAmI, mpb.WhoAmIRequest())
 
     def inbox_all(self, only_new: bool = False) -> list[mpb.InboxEntry]:
         return _all_pages(lambda after: self.inbox(only_new=only_new, after_seq=after, limit=PAGE))
@@ -85,23 +102,27 @@ class MailboxClient:
     def lookup(self, code: str) -> mpb.Agency:
         return self._call(self.stub.Lookup, mpb.AgencyLookupRequest(code=code))
 
-    def set_status(self, message_id: str, code: str, description: str = "", staff: pb.StaffInfo | None = None) -> str:
+    def set_status(self, message_id: str, code: str, description: str = "", staff: pb.StaffInfo | None = None,
+                   client_key: str = "") -> str:
         return self._call(self.stub.SetStatus, mpb.SetStatusRequest(
-            message_id=message_id, status_code=code, description=description, staff_info=staff)).message_id
+            message_id=message_id, status_code=code, description=description, staff_info=staff,
+            client_key=client_key)).message_id
 
     def change(self, doc_id: str, business_doc_type: int = 0, *, take_back: bool = False, reason: str = "",
-               document: pb.Document | None = None, staff: pb.StaffInfo | None = None) -> mpb.SendResponse:
+               document: pb.Document | None = None, staff: pb.StaffInfo | None = None,
+               client_key: str = "") -> mpb.SendResponse:
         return self._call(self.stub.Change, mpb.ChangeRequest(
             doc_id=doc_id, business_doc_type=business_doc_type, take_back=take_back, reason=reason,
-            document=document, staff_info=staff))
+            document=document, staff_info=staff, client_key=client_key))
 
     def track(self, doc_id: str) -> mpb.TrackResponse:
         return self._call(self.stub.Track, mpb.TrackRequest(doc_id=doc_id))
 
     def import_edxml(self, packet: bytes, recipients: list[str] | None = None,
-                     ref_message_id: str = "") -> mpb.ImportEdxmlResponse:
+                     ref_message_id: str = "", client_key: str = "") -> mpb.ImportEdxmlResponse:
         return self._call(self.stub.ImportEdxml, mpb.ImportEdxmlRequest(packet=packet, recipients=recipients or [],
-                                                                        ref_message_id=ref_message_id))
+                                                                        ref_message_id=ref_message_id,
+                                                                        client_key=client_key))
 
     def export_edxml(self, message_id: str, unwrap_attachments: bool = False) -> mpb.ExportEdxmlResponse:
         return self._call(self.stub.ExportEdxml, mpb.ExportEdxmlRequest(message_id=message_id,

@@ -3,7 +3,8 @@
 Servicers and lower layers only raise `Rejected`; `node.interceptor` turns it into a gRPC
 status (how: `node.grpc_errors`). Peers and clients see the reason's wire string and the
 public detail, never internal exception text. Every reason is also in
-`proto/node/pb/errors.proto` and `docs/reasons.md` (tests keep the three in step).
+`proto/node/pb/errors.proto` and `docs/reasons.md` (tests keep the three in step), and in the
+API contract `docs/api.md` with what a client should do.
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ class Reason(enum.Enum):
     AMBIGUOUS_DOCUMENT = ("AMBIGUOUS_DOCUMENT", _C.FAILED_PRECONDITION, True,
                           "several documents carry that DocumentId; name the message")
     CERT_REVOKED = ("CERT_REVOKED", _C.PERMISSION_DENIED, True, "the certificate is on the CA's revocation list")
+    KEY_REUSED = ("KEY_REUSED", _C.ALREADY_EXISTS, True, "that client key was used for another request")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -49,7 +49,6 @@ from pathlib import Path
 import grpc
 from apscheduler.schedulers.background import BackgroundScheduler
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from .api.auth import api_interceptors
 from .api.mailbox import MailboxService
@@ -84,11 +83,11 @@ from .registry.service import RegistryService
 from .timers import SchedulerTimer
 from .store.database import Database, StoreError
 from .store import peers as peers_store
-from .store import outbox
+from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
 from .metrics import NO_METRICS, MailboxCollector, NodeMetrics
-from . import preflight, sdnotify
+from . import preflight, reflection_v1, sdnotify
 
 log = logging.getLogger("lienthong")
 
@@ -311,7 +310,7 @@ class Node:
 
     def _add_common(self, server: grpc.Server, *service_names: str) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
-        reflection.enable_server_reflection((*service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
+        reflection_v1.enable((*service_names, "grpc.health.v1.Health"), server)  # v1 and v1alpha
 
     def _keepalive(self) -> None:
         """Retry registration every second; once registered, wake only to send heartbeats."""
@@ -356,6 +355,7 @@ class Node:
     def _sweep(self) -> None:
         self.dispatcher.expire_due()
         self.dispatcher.wake_all_due()
+        client_keys.prune(self.db, self.clock.now_ms())  # idempotency keys past their time (>= messages.lifetime)
 
     def _write_runtime(self) -> None:
         host = lambda addr: addr.rsplit(":", 1)[0]  # noqa: E731

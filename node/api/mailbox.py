@@ -12,6 +12,7 @@ from ..envelope import Verified
 from ..errors import Reason, Rejected, naming
 from ..events import ARRIVED, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED, REJECTED, WATCHING, EventBus
 from ..exchange.outgoing import Outgoing
+from ..exchange.transport import grpc_options
 from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
 from ..pb import mailbox_pb2_grpc as mgrpc
@@ -19,10 +20,19 @@ from ..registry.directory import Directory
 from ..store import custody, inbox, outbox
 from ..store.database import Database
 from . import replies
+from .idempotency import Keys
+
+
+MAX_PAGE = 1000  # entries per list call at most
 
 
 def _limit(n: int) -> int:
-    return 100 if n <= 0 else min(n, 1000)
+    return 100 if n <= 0 else min(n, MAX_PAGE)
+
+
+def _page(rows: list, limit: int) -> tuple[list, bool]:
+    """Rows asked for with limit + 1: (the page, whether there is more)."""
+    return rows[:limit], len(rows) > limit
 
 
 MAX_BATCH = 1000  # documents per SendBatch call
@@ -42,6 +52,22 @@ def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.
             request.lifetime_seconds or None)
 
 
+def _imported_response(imported) -> mpb.ImportEdxmlResponse:
+    resp = mpb.ImportEdxmlResponse(kind=imported.kind, warnings=imported.warnings,
+                                   status_message_id=imported.status_message_id)
+    if imported.sent is not None:
+        resp.sent.CopyFrom(replies.sent_response(imported.sent))
+    return resp
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("lienthong")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class _Slot:
     """One Watch stream's place under the cap, given back once however the stream ends."""
 
@@ -58,16 +84,21 @@ class _Slot:
 class MailboxService(mgrpc.MailboxServicer):
     def __init__(self, db: Database, clock: Clock, *, outgoing: Outgoing, lifecycle: Lifecycle, bridge: EdxmlBridge,
                  directory: Directory, bus: EventBus, verify_stored: Callable[[bytes], Verified],
-                 max_watchers: int) -> None:
+                 max_watchers: int, keys: Keys | None = None) -> None:
         self.db, self.clock = db, clock
+        self.keys = keys or Keys(db, clock, keep_ms=int(outgoing.maker.lifetime_s * 1000))  # messages.lifetime
         self.outgoing, self.lifecycle, self.bridge, self.directory = outgoing, lifecycle, bridge, directory
         self.bus, self.verify_stored = bus, verify_stored
         self.max_watchers = max_watchers
         self._watchers = threading.BoundedSemaphore(max_watchers)  # each stream holds an API worker
 
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
-        payload, recipients, priority, lifetime_s = _to_post(request, self.lifecycle.origin, self.clock.now_ms())
-        return replies.sent_response(self.outgoing.post(payload, recipients, priority=priority, lifetime_s=lifetime_s))
+        def run(within):
+            payload, recipients, priority, lifetime_s = _to_post(request, self.lifecycle.origin, self.clock.now_ms())
+            return replies.sent_response(self.outgoing.post(
+                payload, recipients, priority=priority, lifetime_s=lifetime_s,
+                within=within and (lambda tx, posted: within(tx, replies.sent_response(posted)))))
+        return self.keys.once("Send", request, mpb.SendResponse, run, keep_ms=request.lifetime_seconds * 1000)
 
     def SendBatch(self, request: mpb.SendBatchRequest, context) -> mpb.SendBatchResponse:
         if not request.documents:
@@ -75,15 +106,50 @@ class MailboxService(mgrpc.MailboxServicer):
         if len(request.documents) > MAX_BATCH:
             raise Rejected(Reason.INVALID_REQUEST, f"documents: at most {MAX_BATCH} per call, got {len(request.documents)}",
                            field="documents")
-        items = []
         for i, one in enumerate(request.documents):
-            with naming(f"documents[{i}]"):
-                items.append(_to_post(one, self.lifecycle.origin, self.clock.now_ms()))
-        return mpb.SendBatchResponse(results=[replies.sent_response(p) for p in self.outgoing.post_many(items)])
+            if one.client_key:
+                raise Rejected(Reason.INVALID_REQUEST, "a document in a batch has no client_key of its own; "
+                               "give the batch one (SendBatchRequest.client_key)", field=f"documents[{i}].client_key")
+
+        def response(posted) -> mpb.SendBatchResponse:
+            return mpb.SendBatchResponse(results=[replies.sent_response(p) for p in posted])
+
+        def run(within):
+            items = []
+            for i, one in enumerate(request.documents):
+                with naming(f"documents[{i}]"):
+                    items.append(_to_post(one, self.lifecycle.origin, self.clock.now_ms()))
+            return response(self.outgoing.post_many(
+                items, within=within and (lambda tx, posted: within(tx, response(posted)))))
+        keep_ms = max(d.lifetime_seconds for d in request.documents) * 1000
+        return self.keys.once("SendBatch", request, mpb.SendBatchResponse, run, keep_ms=keep_ms)
 
     def ListInbox(self, request: mpb.ListInboxRequest, context) -> mpb.ListInboxResponse:
-        rows = inbox.list_entries(self.db, only_new=request.only_new, after_seq=request.after_seq, limit=_limit(request.limit))
-        return mpb.ListInboxResponse(entries=[replies.inbox_entry(r) for r in rows])
+        for i, kind in enumerate(request.kinds):
+            if kind not in (pb.DOCUMENT, pb.STATUS, pb.NOTICE):
+                raise Rejected(Reason.INVALID_REQUEST, f"kinds: DOCUMENT, STATUS or NOTICE, got {kind}",
+                               field=f"kinds[{i}]")
+        limit = _limit(request.limit)
+        rows, more = _page(inbox.list_entries(self.db, only_new=request.only_new, after_seq=request.after_seq,
+                                              limit=limit + 1, kinds=tuple(request.kinds)), limit)
+        return mpb.ListInboxResponse(entries=[replies.inbox_entry(r) for r in rows], has_more=more)
+
+    def CountPending(self, request: mpb.CountPendingRequest, context) -> mpb.CountPendingResponse:
+        n = inbox.count_new_by_kind(self.db)
+        return mpb.CountPendingResponse(total=sum(n.values()), documents=n.get(pb.DOCUMENT, 0),
+                                        statuses=n.get(pb.STATUS, 0), notices=n.get(pb.NOTICE, 0))
+
+    def WhoAmI(self, request: mpb.WhoAmIRequest, context) -> mpb.WhoAmIResponse:
+        d, maker = self.directory, self.outgoing.maker
+        return mpb.WhoAmIResponse(
+            code=d.code, name=d.name, level=d.level(), parent=d.parent or "", version=_version(),
+            schema_version=self.db.schema_version(),
+            limits=mpb.ApiLimits(
+                max_envelope_bytes=maker.max_size, max_api_message_bytes=dict(grpc_options(maker.max_size))["grpc.max_receive_message_length"],
+                
+                recipients_per_send=maker.limits.recipients_per_send,
+                attachments_per_document=maker.limits.attachments_per_document, documents_per_batch=MAX_BATCH,
+                max_page=MAX_PAGE, message_lifetime_seconds=int(maker.lifetime_s)))
 
     def Fetch(self, request: mpb.FetchRequest, context) -> mpb.FetchResponse:
         row = inbox.get(self.db, request.message_id)
@@ -114,8 +180,10 @@ class MailboxService(mgrpc.MailboxServicer):
         if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
             raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}",
                            field="state")
-        rows = outbox.list_sent(self.db, after_seq=request.after_seq, limit=_limit(request.limit), state=request.state)
-        return mpb.ListSentResponse(entries=[replies.sent_entry(r) for r in rows])
+        limit = _limit(request.limit)
+        rows, more = _page(outbox.list_sent(self.db, after_seq=request.after_seq, limit=limit + 1, state=request.state),
+                           limit)
+        return mpb.ListSentResponse(entries=[replies.sent_entry(r) for r in rows], has_more=more)
 
     def Watch(self, request: mpb.WatchRequest, context):
         types = (({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
@@ -152,10 +220,17 @@ class MailboxService(mgrpc.MailboxServicer):
         ])
 
     def SetStatus(self, request: mpb.SetStatusRequest, context) -> mpb.SetStatusResponse:
-        mid = self.lifecycle.set_status(request.message_id, request.status_code, request.staff_info, request.description)
-        return mpb.SetStatusResponse(message_id=mid)
+        def run(within):
+            mid = self.lifecycle.set_status(
+                request.message_id, request.status_code, request.staff_info, request.description,
+                within=within and (lambda tx, mid: within(tx, mpb.SetStatusResponse(message_id=mid))))
+            return mpb.SetStatusResponse(message_id=mid)
+        return self.keys.once("SetStatus", request, mpb.SetStatusResponse, run)
 
     def Change(self, request: mpb.ChangeRequest, context) -> mpb.SendResponse:
+        return self.keys.once("Change", request, mpb.SendResponse, lambda within: self._change(request, within))
+
+    def _change(self, request: mpb.ChangeRequest, within) -> mpb.SendResponse:
         document = None
         if request.HasField("document"):
             document = pb.Document()
@@ -164,15 +239,14 @@ class MailboxService(mgrpc.MailboxServicer):
                 self.lifecycle.origin.complete(document, self.clock.now_ms())
         return replies.sent_response(self.lifecycle.change(
             request.doc_id, request.business_doc_type, request.take_back, request.reason, document,
-            request.staff_info))
+            request.staff_info, within=within and (lambda tx, posted: within(tx, replies.sent_response(posted)))))
 
     def ImportEdxml(self, request: mpb.ImportEdxmlRequest, context) -> mpb.ImportEdxmlResponse:
-        imported = self.bridge.import_packet(request.packet, list(request.recipients), request.ref_message_id)
-        resp = mpb.ImportEdxmlResponse(kind=imported.kind, warnings=imported.warnings,
-                                       status_message_id=imported.status_message_id)
-        if imported.sent is not None:
-            resp.sent.CopyFrom(replies.sent_response(imported.sent))
-        return resp
+        def run(within):
+            return _imported_response(self.bridge.import_packet(
+                request.packet, list(request.recipients), request.ref_message_id,
+                within=within and (lambda tx, imported: within(tx, _imported_response(imported)))))
+        return self.keys.once("ImportEdxml", request, mpb.ImportEdxmlResponse, run)
 
     def ExportEdxml(self, request: mpb.ExportEdxmlRequest, context) -> mpb.ExportEdxmlResponse:
         out = self.bridge.export_packet(request.message_id, unwrap=request.unwrap_attachments)

@@ -25,14 +25,15 @@ def inbox_entry(row: dict) -> mpb.InboxEntry:
                           subject=row["subject"], received_ms=row["received_ms"], acked=row["acked_ms"] is not None,
                           priority=row["priority"], state=row["state"], changed_by=row["changed_by"],
                           status=row["status"], ref_message_id=row["ref_message_id"],
-                          business_doc_type=row["business_doc_type"])
+                          business_doc_type=row["business_doc_type"], pending_request=row["pending_request"])
 
 
 def sent_entry(row: dict) -> mpb.SentEntry:
     e = mpb.SentEntry(seq=row["seq"], message_id=row["message_id"], recipient=row["recipient"],
                       next_hop=row["next_hop"], kind=row["kind"], state=row["state"], attempts=row["attempts"],
                       created_ms=row["created_ms"], delivered_ms=row["delivered_ms"] or 0, reason=row["reason"] or "",
-                      subject=row["subject"])
+                      subject=row["subject"], latest_status=row.get("latest_status") or "",
+                      latest_status_ms=row.get("latest_status_ms") or 0)
     if row["receipt"]:
         e.receipt.ParseFromString(row["receipt"])
     return e

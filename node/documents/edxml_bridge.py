@@ -16,7 +16,7 @@ verified, and its From bound to the verified sender.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from ..edxml import EdxmlError, export_edxml, import_edxml
 from ..edxml.wrapping import unwrapped
@@ -26,7 +26,7 @@ from ..exchange.outgoing import Outgoing, Posted
 from ..limits import Limits
 from ..pb import envelope_pb2 as pb
 from ..store import documents, inbox, progress, statuses
-from ..store.database import Database
+from ..store.database import Database, Transaction
 from . import rules
 from .lifecycle import CHANGE_STATE, Lifecycle, edxml_time
 
@@ -56,7 +56,10 @@ class EdxmlBridge:
         self.verify_stored = verify_stored  # raw envelope bytes -> Verified (re-checked at export)
         self.max_message = max_message      # an unwrapped export stays within this (the API's replies must fit)
 
-    def import_packet(self, packet: bytes, recipients: list[str], ref: str = "") -> Imported:
+    def import_packet(self, packet: bytes, recipients: list[str], ref: str = "",
+                      within: Callable[[Transaction, Imported], Any] | None = None) -> Imported:
+        """`within(tx, imported)` runs inside the commit that sends what the packet asks for (not at all when
+        nothing is committed: a 01 this node sent already)."""
         warnings: list[str] = []
         try:
             msg = import_edxml(packet, warnings=warnings, max_warnings=self.limits.import_warnings,
@@ -64,12 +67,15 @@ class EdxmlBridge:
         except EdxmlError as e:
             raise Rejected(Reason.MALFORMED, f"edXML: {e}") from None
         self.lifecycle.origin.check(msg.from_organ, "packet")  # before anything is looked up or queued
+        sent_hook = within and (lambda kind: lambda tx, posted: within(tx, Imported(kind, warnings, sent=posted)))
         if isinstance(msg, pb.Document):
-            return Imported("document", warnings, sent=self._document(msg, recipients, ref))
+            return Imported("document", warnings, sent=self._document(msg, recipients, ref,
+                                                                      sent_hook and sent_hook("document")))
         if msg.status_code == rules.TAKE_BACK:
             original = ref or self._sent_doc(msg.response_for.document_id)
             return Imported("status", warnings,
-                            sent=self.lifecycle.change(original, 0, True, "", None, pb.StaffInfo(), status=msg))
+                            sent=self.lifecycle.change(original, 0, True, "", None, pb.StaffInfo(), status=msg,
+                                                       within=sent_hook and sent_hook("status")))
         received = ref or self._received_doc(msg.response_for.document_id)
         named = progress.get(self.db, received) if ref else None
         if named is not None and named.document_id != msg.response_for.document_id:
@@ -80,18 +86,20 @@ class EdxmlBridge:
             if sent is not None:
                 warnings.append("01 (arrived) was sent by this node when the document was stored; not sent again")
                 return Imported("status", warnings, status_message_id=sent)
+        status_hook = within and (lambda tx, mid: within(tx, Imported("status", warnings, status_message_id=mid)))
         return Imported("status", warnings, status_message_id=self.lifecycle.set_status(
-            received, msg.status_code, msg.staff_info, msg.description, status=msg))
+            received, msg.status_code, msg.staff_info, msg.description, status=msg, within=status_hook))
 
-    def _document(self, doc: pb.Document, recipients: list[str], ref: str) -> Posted:
+    def _document(self, doc: pb.Document, recipients: list[str], ref: str, within=None) -> Posted:
         btype = doc.business.business_doc_type
         if btype in CHANGE_STATE:
             original = ref or self._sent_doc(doc.document_id, doc.business.document_id)
-            return self.lifecycle.change(original, btype, False, "", doc, pb.StaffInfo())
+            return self.lifecycle.change(original, btype, False, "", doc, pb.StaffInfo(), within=within)
         targets = recipients or [t.organ_id for t in doc.to if t.organ_id]
         if not targets:
             raise Rejected(Reason.INVALID_REQUEST, "the packet names no recipient (To) and none was given")
-        return self.outgoing.post(pb.Payload(document=doc), targets, priority=min(doc.other_info.priority, 4))
+        return self.outgoing.post(pb.Payload(document=doc), targets, priority=min(doc.other_info.priority, 4),
+                                  within=within)
 
     def _sent_doc(self, *document_ids: str) -> str:
         for document_id in filter(None, document_ids):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from ..clock import Clock
 from ..envelope import Signer
@@ -134,8 +134,11 @@ class Lifecycle:
     # ---- recipient: reporting -----------------------------------------------------------
 
     def set_status(self, message_id: str, code: str, staff: pb.StaffInfo, description: str,
-                   status: pb.Status | None = None) -> str:
-        """Report a status; `status` (an imported edXML packet) is sent with its own fields."""
+                   status: pb.Status | None = None,
+                   within: Callable[[Transaction, str], Any] | None = None) -> str:
+        """Report a status; `status` (an imported edXML packet) is sent with its own fields.
+
+        `within(tx, status message id)` runs inside the commit that queues it."""
         if status is not None:
             self.origin.check(status.from_organ, "packet")
         with self.db.transaction() as tx:
@@ -148,6 +151,8 @@ class Lifecycle:
             posted = self._post_status(tx, message_id, received.sender, pb.Payload.FromString(env.payload).document,
                                        pb.Header.FromString(env.header).priority, code, staff, description, [],
                                        given=status)
+            if within is not None:
+                within(tx, posted.envelopes[0][1])
         return posted.envelopes[0][1]
 
     def _post_status(self, tx: Transaction, doc_message_id: str, to: str, doc: pb.Document, priority: int, code: str,
@@ -176,7 +181,8 @@ class Lifecycle:
     # ---- sender: changing what was sent ----------------------------------------------------
 
     def change(self, ref: str, business_doc_type: int, take_back: bool, reason: str,
-               document: pb.Document | None, staff: pb.StaffInfo, status: pb.Status | None = None) -> Posted:
+               document: pb.Document | None, staff: pb.StaffInfo, status: pb.Status | None = None,
+               within: Callable[[Transaction, Posted], Any] | None = None) -> Posted:
         """Revoke / update / replace, or request a take-back (13), for every original recipient.
 
         Fields the caller gave (an imported edXML packet) are kept; only what is missing is filled in.
@@ -221,7 +227,8 @@ class Lifecycle:
             raise Rejected(Reason.INVALID_REQUEST, "business_doc_type must be 1 (revoke), 2 (update) or 3 (replace), or take_back")
         # the original envelope's priority, so the change queues behind its document, never ahead of it
         priority = pb.Header.FromString(first.header).priority
-        return self.outgoing.post(payload, list(refs), priority=priority, ref_message_id=refs, ref_doc_id=doc.doc_id)
+        return self.outgoing.post(payload, list(refs), priority=priority, ref_message_id=refs, ref_doc_id=doc.doc_id,
+                                  within=within)
 
     def sent_document(self, ref: str) -> documents.SentDocument:
         """The send `ref` names (its doc id or one of its message ids); NOT_FOUND otherwise."""

@@ -199,6 +199,6 @@ class Dispatcher:
         if to_us:
             tx.on_commit(lambda: self.events.emit(
                 events.ARRIVED, message_id=h.message_id, peer=h.sender, recipient=h.recipient, kind=h.kind,
-                time_ms=now, reason=reason))
+                time_ms=now, reason=reason, ref_message_id=h.ref_message_id))
         else:
             tx.on_commit(lambda: self.wake(back))

@@ -82,8 +82,9 @@ class Intake:
                     hops.add(item.next_hop)
                 else:
                     h = item.header
+                    code = item.payload.status.status_code if item.payload.WhichOneof("body") == "status" else ""
                     self.events.emit(events.ARRIVED, message_id=h.message_id, peer=h.sender, recipient=h.recipient,
-                                     kind=h.kind, time_ms=now)
+                                     kind=h.kind, time_ms=now, ref_message_id=h.ref_message_id, status_code=code)
             for hop in hops:
                 self.queues.wake(hop)
         else:

@@ -7,13 +7,15 @@ agency: it looks recipients up in the tree first (outside any transaction), reco
 that nobody has as refused with a notice, commits a whole send at once (a `docs` row
 grouping one envelope per recipient, for tracking and later changes) and wakes the next
 hops once the commit is done. `post_in` does the same inside a caller's transaction,
-so an automatic reply (status 01) commits together with what caused it.
+so an automatic reply (status 01) commits together with what caused it. `within`, on
+`post` and `post_many`, runs inside that one commit with what was posted (the local API
+records an idempotency key's answer there), never around the lookups before it.
 """
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from .. import envelope as env_mod
 from ..clock import Clock
@@ -124,12 +126,16 @@ class Outgoing:
 
     def post(self, payload: pb.Payload, recipients: list[str], *, priority: int = 0,
              lifetime_s: float | None = None, ref_message_id: str | Mapping[str, str] = "",
-             ref_doc_id: str | None = None) -> Posted:
-        """Queue one envelope per recipient in a single commit."""
-        return self._commit([(payload, self._prepare(payload, recipients, priority, lifetime_s, ref_message_id))],
-                            ref_doc_id)[0]
+             ref_doc_id: str | None = None, within: Callable[[Transaction, Posted], Any] | None = None) -> Posted:
+        """Queue one envelope per recipient in a single commit.
 
-    def post_many(self, items: list[tuple[pb.Payload, list[str], int, float | None]]) -> list[Posted]:
+        `within(tx, posted)` runs inside that commit, after the envelopes are stored; what it raises
+        rolls the whole send back."""
+        sealed = [(payload, self._prepare(payload, recipients, priority, lifetime_s, ref_message_id))]
+        return self._commit(sealed, ref_doc_id, within and (lambda tx, posted: within(tx, posted[0])))[0]
+
+    def post_many(self, items: list[tuple[pb.Payload, list[str], int, float | None]], *,
+                  within: Callable[[Transaction, list[Posted]], Any] | None = None) -> list[Posted]:
         """(payload, recipients, priority, lifetime) each; every item checked and sealed, then one commit.
 
         A refusal names the item (`documents[i]: ...`) and nothing is stored."""
@@ -137,7 +143,7 @@ class Outgoing:
         for i, (payload, recipients, priority, lifetime_s) in enumerate(items):
             with naming(f"documents[{i}]"):
                 sealed.append((payload, self._prepare(payload, recipients, priority, lifetime_s, "")))
-        return self._commit(sealed, None)
+        return self._commit(sealed, None, within)
 
     def post_in(self, tx: Transaction, payload: pb.Payload, recipient: str, *, priority: int = 0,
                 ref_message_id: str = "") -> Posted:
@@ -166,9 +172,12 @@ class Outgoing:
         return self.maker.seal(payload, recipient, hop, priority=priority, lifetime_s=lifetime_s, ref_message_id=ref,
                                refused=refused)
 
-    def _commit(self, sealed_items, ref_doc_id: str | None) -> list[Posted]:
+    def _commit(self, sealed_items, ref_doc_id: str | None, within=None) -> list[Posted]:
         with self.db.transaction() as tx:
-            return [self._store(tx, payload, sealed, ref_doc_id) for payload, sealed in sealed_items]
+            posted = [self._store(tx, payload, sealed, ref_doc_id) for payload, sealed in sealed_items]
+            if within is not None:
+                within(tx, posted)
+            return posted
 
     def _store(self, tx: Transaction, payload: pb.Payload, sealed: list[Sealed], ref_doc_id: str | None) -> Posted:
         now = self.maker.clock.now_ms()

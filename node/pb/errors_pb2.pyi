@@ -44,6 +44,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FROM_NOT_ALLOWED: _ClassVar[Reason]
     AMBIGUOUS_DOCUMENT: _ClassVar[Reason]
     CERT_REVOKED: _ClassVar[Reason]
+    KEY_REUSED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -82,3 +83,4 @@ PURGED: Reason
 FROM_NOT_ALLOWED: Reason
 AMBIGUOUS_DOCUMENT: Reason
 CERT_REVOKED: Reason
+KEY_REUSED: Reason

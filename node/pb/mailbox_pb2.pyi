@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SendRequest(_message.Message):
-    __slots__ = ("document", "recipients", "priority", "lifetime_seconds")
+    __slots__ = ("document", "recipients", "priority", "lifetime_seconds", "client_key")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     document: _envelope_pb2.Document
     recipients: _containers.RepeatedScalarFieldContainer[str]
     priority: int
     lifetime_seconds: int
-    def __init__(self, document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., recipients: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., lifetime_seconds: _Optional[int] = ...) -> None: ...
+    client_key: str
+    def __init__(self, document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., recipients: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., lifetime_seconds: _Optional[int] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class SentEnvelope(_message.Message):
     __slots__ = ("recipient", "message_id")
@@ -36,10 +38,12 @@ class SendResponse(_message.Message):
     def __init__(self, envelopes: _Optional[_Iterable[_Union[SentEnvelope, _Mapping]]] = ..., doc_id: _Optional[str] = ...) -> None: ...
 
 class SendBatchRequest(_message.Message):
-    __slots__ = ("documents",)
+    __slots__ = ("documents", "client_key")
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     documents: _containers.RepeatedCompositeFieldContainer[SendRequest]
-    def __init__(self, documents: _Optional[_Iterable[_Union[SendRequest, _Mapping]]] = ...) -> None: ...
+    client_key: str
+    def __init__(self, documents: _Optional[_Iterable[_Union[SendRequest, _Mapping]]] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class SendBatchResponse(_message.Message):
     __slots__ = ("results",)
@@ -48,17 +52,19 @@ class SendBatchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[SendResponse, _Mapping]]] = ...) -> None: ...
 
 class ListInboxRequest(_message.Message):
-    __slots__ = ("only_new", "limit", "after_seq")
+    __slots__ = ("only_new", "limit", "after_seq", "kinds")
     ONLY_NEW_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
     only_new: bool
     limit: int
     after_seq: int
-    def __init__(self, only_new: _Optional[bool] = ..., limit: _Optional[int] = ..., after_seq: _Optional[int] = ...) -> None: ...
+    kinds: _containers.RepeatedScalarFieldContainer[_envelope_pb2.Kind]
+    def __init__(self, only_new: _Optional[bool] = ..., limit: _Optional[int] = ..., after_seq: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[_envelope_pb2.Kind, str]]] = ...) -> None: ...
 
 class InboxEntry(_message.Message):
-    __slots__ = ("seq", "message_id", "sender", "kind", "subject", "received_ms", "acked", "priority", "state", "changed_by", "status", "ref_message_id", "business_doc_type")
+    __slots__ = ("seq", "message_id", "sender", "kind", "subject", "received_ms", "acked", "priority", "state", "changed_by", "status", "ref_message_id", "business_doc_type", "pending_request")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +78,7 @@ class InboxEntry(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REF_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     BUSINESS_DOC_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_REQUEST_FIELD_NUMBER: _ClassVar[int]
     seq: int
     message_id: str
     sender: str
@@ -85,13 +92,16 @@ class InboxEntry(_message.Message):
     status: str
     ref_message_id: str
     business_doc_type: int
-    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., sender: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., subject: _Optional[str] = ..., received_ms: _Optional[int] = ..., acked: _Optional[bool] = ..., priority: _Optional[int] = ..., state: _Optional[str] = ..., changed_by: _Optional[str] = ..., status: _Optional[str] = ..., ref_message_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ...) -> None: ...
+    pending_request: str
+    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., sender: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., subject: _Optional[str] = ..., received_ms: _Optional[int] = ..., acked: _Optional[bool] = ..., priority: _Optional[int] = ..., state: _Optional[str] = ..., changed_by: _Optional[str] = ..., status: _Optional[str] = ..., ref_message_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., pending_request: _Optional[str] = ...) -> None: ...
 
 class ListInboxResponse(_message.Message):
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "has_more")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[InboxEntry]
-    def __init__(self, entries: _Optional[_Iterable[_Union[InboxEntry, _Mapping]]] = ...) -> None: ...
+    has_more: bool
+    def __init__(self, entries: _Optional[_Iterable[_Union[InboxEntry, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
 
 class FetchRequest(_message.Message):
     __slots__ = ("message_id", "keep_wrapped")
@@ -152,7 +162,7 @@ class ListSentRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., after_seq: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
 
 class SentEntry(_message.Message):
-    __slots__ = ("seq", "message_id", "recipient", "next_hop", "kind", "state", "attempts", "created_ms", "delivered_ms", "reason", "receipt", "subject")
+    __slots__ = ("seq", "message_id", "recipient", "next_hop", "kind", "state", "attempts", "created_ms", "delivered_ms", "reason", "receipt", "subject", "latest_status", "latest_status_ms")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +175,8 @@ class SentEntry(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    LATEST_STATUS_FIELD_NUMBER: _ClassVar[int]
+    LATEST_STATUS_MS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     message_id: str
     recipient: str
@@ -177,13 +189,17 @@ class SentEntry(_message.Message):
     reason: str
     receipt: _envelope_pb2.Receipt
     subject: str
-    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., created_ms: _Optional[int] = ..., delivered_ms: _Optional[int] = ..., reason: _Optional[str] = ..., receipt: _Optional[_Union[_envelope_pb2.Receipt, _Mapping]] = ..., subject: _Optional[str] = ...) -> None: ...
+    latest_status: str
+    latest_status_ms: int
+    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., created_ms: _Optional[int] = ..., delivered_ms: _Optional[int] = ..., reason: _Optional[str] = ..., receipt: _Optional[_Union[_envelope_pb2.Receipt, _Mapping]] = ..., subject: _Optional[str] = ..., latest_status: _Optional[str] = ..., latest_status_ms: _Optional[int] = ...) -> None: ...
 
 class ListSentResponse(_message.Message):
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "has_more")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[SentEntry]
-    def __init__(self, entries: _Optional[_Iterable[_Union[SentEntry, _Mapping]]] = ...) -> None: ...
+    has_more: bool
+    def __init__(self, entries: _Optional[_Iterable[_Union[SentEntry, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
     __slots__ = ("inbox", "sent", "registry")
@@ -196,7 +212,7 @@ class WatchRequest(_message.Message):
     def __init__(self, inbox: _Optional[bool] = ..., sent: _Optional[bool] = ..., registry: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us")
+    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +221,8 @@ class Event(_message.Message):
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     TIME_US_FIELD_NUMBER: _ClassVar[int]
+    REF_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     type: str
     message_id: str
     peer: str
@@ -213,7 +231,9 @@ class Event(_message.Message):
     time_ms: int
     reason: str
     time_us: int
-    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ...) -> None: ...
+    ref_message_id: str
+    status_code: str
+    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ...) -> None: ...
 
 class DirectoryRequest(_message.Message):
     __slots__ = ("parent", "recursive", "level", "name_contains")
@@ -258,16 +278,18 @@ class AgencyLookupRequest(_message.Message):
     def __init__(self, code: _Optional[str] = ...) -> None: ...
 
 class SetStatusRequest(_message.Message):
-    __slots__ = ("message_id", "status_code", "staff_info", "description")
+    __slots__ = ("message_id", "status_code", "staff_info", "description", "client_key")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     STAFF_INFO_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     status_code: str
     staff_info: _envelope_pb2.StaffInfo
     description: str
-    def __init__(self, message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+    client_key: str
+    def __init__(self, message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class SetStatusResponse(_message.Message):
     __slots__ = ("message_id",)
@@ -276,20 +298,22 @@ class SetStatusResponse(_message.Message):
     def __init__(self, message_id: _Optional[str] = ...) -> None: ...
 
 class ChangeRequest(_message.Message):
-    __slots__ = ("doc_id", "business_doc_type", "take_back", "reason", "document", "staff_info")
+    __slots__ = ("doc_id", "business_doc_type", "take_back", "reason", "document", "staff_info", "client_key")
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     BUSINESS_DOC_TYPE_FIELD_NUMBER: _ClassVar[int]
     TAKE_BACK_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     STAFF_INFO_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     doc_id: str
     business_doc_type: int
     take_back: bool
     reason: str
     document: _envelope_pb2.Document
     staff_info: _envelope_pb2.StaffInfo
-    def __init__(self, doc_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., take_back: _Optional[bool] = ..., reason: _Optional[str] = ..., document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ...) -> None: ...
+    client_key: str
+    def __init__(self, doc_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., take_back: _Optional[bool] = ..., reason: _Optional[str] = ..., document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class StatusView(_message.Message):
     __slots__ = ("status_code", "time_ms", "staff_info", "description", "message_id", "received_ms")
@@ -352,14 +376,16 @@ class TrackResponse(_message.Message):
     def __init__(self, doc_id: _Optional[str] = ..., subject: _Optional[str] = ..., document_id: _Optional[str] = ..., created_ms: _Optional[int] = ..., recipients: _Optional[_Iterable[_Union[RecipientTrack, _Mapping]]] = ..., changes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ImportEdxmlRequest(_message.Message):
-    __slots__ = ("packet", "recipients", "ref_message_id")
+    __slots__ = ("packet", "recipients", "ref_message_id", "client_key")
     PACKET_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     REF_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     packet: bytes
     recipients: _containers.RepeatedScalarFieldContainer[str]
     ref_message_id: str
-    def __init__(self, packet: _Optional[bytes] = ..., recipients: _Optional[_Iterable[str]] = ..., ref_message_id: _Optional[str] = ...) -> None: ...
+    client_key: str
+    def __init__(self, packet: _Optional[bytes] = ..., recipients: _Optional[_Iterable[str]] = ..., ref_message_id: _Optional[str] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class ImportEdxmlResponse(_message.Message):
     __slots__ = ("kind", "sent", "status_message_id", "warnings")
@@ -390,3 +416,59 @@ class ExportEdxmlResponse(_message.Message):
     file_name: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, packet: _Optional[bytes] = ..., file_name: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CountPendingRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CountPendingResponse(_message.Message):
+    __slots__ = ("total", "documents", "statuses", "notices")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    NOTICES_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    documents: int
+    statuses: int
+    notices: int
+    def __init__(self, total: _Optional[int] = ..., documents: _Optional[int] = ..., statuses: _Optional[int] = ..., notices: _Optional[int] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ApiLimits(_message.Message):
+    __slots__ = ("max_envelope_bytes", "max_api_message_bytes", "recipients_per_send", "attachments_per_document", "documents_per_batch", "max_page", "message_lifetime_seconds")
+    MAX_ENVELOPE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_API_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_PER_SEND_FIELD_NUMBER: _ClassVar[int]
+    ATTACHMENTS_PER_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_PER_BATCH_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAGE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    max_envelope_bytes: int
+    max_api_message_bytes: int
+    recipients_per_send: int
+    attachments_per_document: int
+    documents_per_batch: int
+    max_page: int
+    message_lifetime_seconds: int
+    def __init__(self, max_envelope_bytes: _Optional[int] = ..., max_api_message_bytes: _Optional[int] = ..., recipients_per_send: _Optional[int] = ..., attachments_per_document: _Optional[int] = ..., documents_per_batch: _Optional[int] = ..., max_page: _Optional[int] = ..., message_lifetime_seconds: _Optional[int] = ...) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("code", "name", "level", "parent", "limits", "version", "schema_version")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    level: int
+    parent: str
+    limits: ApiLimits
+    version: str
+    schema_version: int
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., limits: _Optional[_Union[ApiLimits, _Mapping]] = ..., version: _Optional[str] = ..., schema_version: _Optional[int] = ...) -> None: ...

@@ -104,6 +104,16 @@ class MailboxStub:
                 request_serializer=node_dot_pb_dot_mailbox__pb2.ExportEdxmlRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_mailbox__pb2.ExportEdxmlResponse.FromString,
                 _registered_method=True)
+        self.CountPending = channel.unary_unary(
+                '/lienthong.v1.Mailbox/CountPending',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.CountPendingRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.CountPendingResponse.FromString,
+                _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/lienthong.v1.Mailbox/WhoAmI',
+                request_serializer=node_dot_pb_dot_mailbox__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_mailbox__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class MailboxServicer:
@@ -207,6 +217,20 @@ class MailboxServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountPending(self, request, context):
+        """How many inbox entries are new (not yet acknowledged), by kind: what a badge shows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """This node: its agency code, name, level and parent, its limits and its versions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MailboxServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -279,6 +303,16 @@ def add_MailboxServicer_to_server(servicer, server):
                     servicer.ExportEdxml,
                     request_deserializer=node_dot_pb_dot_mailbox__pb2.ExportEdxmlRequest.FromString,
                     response_serializer=node_dot_pb_dot_mailbox__pb2.ExportEdxmlResponse.SerializeToString,
+            ),
+            'CountPending': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountPending,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.CountPendingRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.CountPendingResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=node_dot_pb_dot_mailbox__pb2.WhoAmIRequest.FromString,
+                    response_serializer=node_dot_pb_dot_mailbox__pb2.WhoAmIResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -659,6 +693,60 @@ class Mailbox:
             '/lienthong.v1.Mailbox/ExportEdxml',
             node_dot_pb_dot_mailbox__pb2.ExportEdxmlRequest.SerializeToString,
             node_dot_pb_dot_mailbox__pb2.ExportEdxmlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountPending(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/CountPending',
+            node_dot_pb_dot_mailbox__pb2.CountPendingRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.CountPendingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Mailbox/WhoAmI',
+            node_dot_pb_dot_mailbox__pb2.WhoAmIRequest.SerializeToString,
+            node_dot_pb_dot_mailbox__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -86,6 +86,11 @@ class Database:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
+    def schema_version(self) -> int:
+        """How many migrations the mailbox has had applied."""
+        with self.lock:
+            return self.db.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
+
     def healthy(self) -> bool:
         try:
             with self.lock:

@@ -5,7 +5,7 @@ from .database import Database
 
 COLUMNS = ("inbox.seq, inbox.message_id, inbox.sender, kind, priority, subject, received_ms, acked_ms, ref_message_id,"
            " business_doc_type, coalesce(p.state, '') AS state, coalesce(p.changed_by, '') AS changed_by,"
-           " coalesce(p.status, '') AS status")
+           " coalesce(p.status, '') AS status, coalesce(p.pending_request, '') AS pending_request")
 FROM = "inbox LEFT JOIN doc_progress p ON p.message_id = inbox.message_id"
 
 
@@ -20,9 +20,20 @@ def add_in(conn, header, *, subject: str, now_ms: int, envelope: bytes, business
     conn.execute("INSERT INTO inbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
 
 
-def list_entries(db: Database, *, only_new: bool = False, after_seq: int = 0, limit: int = 100) -> list[dict]:
+def list_entries(db: Database, *, only_new: bool = False, after_seq: int = 0, limit: int = 100,
+                 kinds: tuple[int, ...] = ()) -> list[dict]:
+    """Entries after `after_seq`, oldest first; `kinds`: only those (empty: all)."""
     where = "inbox.seq > ?" + (" AND acked_ms IS NULL" if only_new else "")
-    return db.query(f"SELECT {COLUMNS} FROM {FROM} WHERE {where} ORDER BY inbox.seq LIMIT ?", (after_seq, limit))
+    params: list = [after_seq]
+    if kinds:
+        where += f" AND kind IN ({','.join('?' * len(kinds))})"
+        params += kinds
+    return db.query(f"SELECT {COLUMNS} FROM {FROM} WHERE {where} ORDER BY inbox.seq LIMIT ?", (*params, limit))
+
+
+def count_new_by_kind(db: Database) -> dict[int, int]:
+    """Entries not yet acknowledged, per kind."""
+    return {r["kind"]: r["n"] for r in db.query("SELECT kind, count(*) AS n FROM inbox WHERE acked_ms IS NULL GROUP BY kind")}
 
 
 def get(db: Database, message_id: str) -> dict | None:

@@ -105,8 +105,11 @@ def hops_with_pending(db: Database) -> list[str]:
 
 
 def list_sent(db: Database, *, after_seq: int = 0, limit: int = 100, state: str = "", origin: str = "local") -> list[dict]:
+    latest = ("(SELECT {} FROM status_in s WHERE s.doc_message_id = outbox.message_id"
+              " ORDER BY s.issued_ms DESC, s.status_code DESC, s.seq DESC LIMIT 1)")
     sql = ("SELECT seq, message_id, recipient, next_hop, kind, state, attempts, created_ms, delivered_ms, reason,"
-           " receipt, subject FROM outbox WHERE seq > ? AND origin = ?")
+           f" receipt, subject, {latest.format('status_code')} AS latest_status,"
+           f" {latest.format('issued_ms')} AS latest_status_ms FROM outbox WHERE seq > ? AND origin = ?")
     params: list = [after_seq, origin]
     if state:
         sql += " AND state = ?"

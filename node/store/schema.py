@@ -190,3 +190,20 @@ def m0007_signed_subtree_stats(db) -> None:
 def m0008_held_hops(db) -> None:
     # an operator may hold a next hop (lienthong hold): nothing is sent to it until released, across restarts
     db.execute("ALTER TABLE peer_state ADD COLUMN held INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS(name="0009_client_keys")
+def m0009_client_keys(db) -> None:
+    # idempotency keys of the local API (node/store/client_keys.py): the first answer to a request, written
+    # in the transaction that committed what it did, so a retry after a lost answer gets it back
+    for sql in (
+        """CREATE TABLE client_keys (
+            client_key TEXT PRIMARY KEY,
+            method TEXT NOT NULL,
+            request_sha256 BLOB NOT NULL,
+            response BLOB NOT NULL,
+            created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL)""",
+        "CREATE INDEX client_keys_expires ON client_keys(expires_ms)",
+    ):
+        db.execute(sql)

@@ -363,3 +363,23 @@ def test_watchers_over_the_cap_are_refused_and_a_closed_stream_frees_its_place(t
             s.cancel()
         client.close()
         node.stop(grace=1.0)
+
+
+def test_reflection_v1_lists_the_services_and_describes_the_mailbox(pair):
+    from google.protobuf import descriptor_pb2
+    from node.pb import reflection_v1_pb2 as v1
+    from node.pb import reflection_v1_pb2_grpc as v1_grpc
+
+    with grpc.insecure_channel(pair.ha.api) as channel:
+        stub = v1_grpc.ServerReflectionStub(channel)
+        listed, described = stub.ServerReflectionInfo(iter([
+            v1.ServerReflectionRequest(list_services=""),
+            v1.ServerReflectionRequest(file_containing_symbol=MAILBOX.full_name),
+        ]), timeout=TIMEOUT)
+    names = {s.name for s in listed.list_services_response.service}
+    assert {"lienthong.v1.Mailbox", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection"} <= names
+    assert "lienthong.v1.Exchange" not in names
+    files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+             for b in described.file_descriptor_response.file_descriptor_proto]
+    assert any(s.name == "Mailbox" for f in files for s in f.service)

@@ -1,0 +1,55 @@
+"""Idempotency keys of the local API: the first answer to a request made under a client key.
+
+A row is written in the same transaction as what the call committed (an envelope queued, a
+status reported), so either both are stored or neither: a retry after a lost answer finds the
+row and gets the same answer back, and a call that failed left no row to find. Rows live until
+`expires_ms` (at least the message lifetime); the sweep prunes them after that.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .database import Database, Transaction
+
+PRUNE_BATCH = 500  # rows removed per sweep, so a sweep never holds the database long
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    method: str
+    request_sha256: bytes
+    response: bytes
+
+
+def _answer(row) -> StoredAnswer | None:
+    return None if row is None else StoredAnswer(row[0], bytes(row[1]), bytes(row[2]))
+
+
+def get(db: Database, key: str, now_ms: int) -> StoredAnswer | None:
+    row = db.query_one("SELECT method, request_sha256, response FROM client_keys WHERE client_key = ? AND expires_ms > ?",
+                       (key, now_ms))
+    return None if row is None else _answer((row["method"], row["request_sha256"], row["response"]))
+
+
+def get_in(tx: Transaction, key: str, now_ms: int) -> StoredAnswer | None:
+    """The answer stored under `key`, unless it has expired (an expired key is free again)."""
+    return _answer(tx.execute(
+        "SELECT method, request_sha256, response FROM client_keys WHERE client_key = ? AND expires_ms > ?",
+        (key, now_ms)).fetchone())
+
+
+def put_in(tx: Transaction, key: str, method: str, request_sha256: bytes, response: bytes, now_ms: int,
+           expires_ms: int) -> None:
+    """Record the answer (replacing an expired row the sweep has not removed yet)."""
+    tx.execute(
+        "INSERT OR REPLACE INTO client_keys (client_key, method, request_sha256, response, created_ms, expires_ms)"
+        " VALUES (?,?,?,?,?,?)", (key, method, request_sha256, response, now_ms, expires_ms))
+
+
+def prune(db: Database, now_ms: int, limit: int = PRUNE_BATCH) -> int:
+    """Remove up to `limit` expired keys; how many went."""
+    with db.transaction(durable=False) as tx:
+        return tx.execute(
+            "DELETE FROM client_keys WHERE rowid IN"
+            " (SELECT rowid FROM client_keys WHERE expires_ms <= ? ORDER BY expires_ms LIMIT ?)",
+            (now_ms, limit)).rowcount

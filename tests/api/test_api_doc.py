@@ -1,0 +1,42 @@
+"""docs/api.md, the local API's contract, keeps up with the proto: every Mailbox RPC, every field of every
+message in mailbox.proto (in that message's section), and every reason is documented there."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from node.errors import Reason
+from node.pb import mailbox_pb2 as mpb
+
+API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+
+
+def sections(text: str) -> dict[str, str]:
+    """`### Name` heading -> the text up to the next heading."""
+    parts = re.split(r"^#{2,3} (.+)$", text, flags=re.M)
+    return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def test_every_mailbox_rpc_is_documented():
+    calls = sections(API_MD.read_text())["Calls"]
+    service = mpb.DESCRIPTOR.services_by_name["Mailbox"]
+    missing = [m.name for m in service.methods if f"| `{m.name}` |" not in calls]
+    assert not missing, f"docs/api.md, Calls: no row for {missing}"
+
+
+def test_every_message_and_field_of_the_api_is_documented():
+    docs = sections(API_MD.read_text())
+    missing = []
+    for name, message in mpb.DESCRIPTOR.message_types_by_name.items():
+        if name not in docs:
+            missing.append(name)
+            continue
+        missing += [f"{name}.{f.name}" for f in message.fields if f"`{f.name}`" not in docs[name]]
+    assert not missing, f"docs/api.md does not document: {missing}"
+
+
+def test_every_reason_is_in_the_api_contract():
+    reasons = sections(API_MD.read_text())["Reasons"]
+    missing = [r.wire for r in Reason if f"| `{r.wire}` |" not in reasons]
+    assert not missing, f"docs/api.md, Reasons: no row for {missing}"
+    assert "(reasons.md)" in reasons

@@ -3,7 +3,6 @@
 The processes are shared by the module's tests (each leaves them running and registered)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -32,10 +31,7 @@ def tree(tmp_path_factory):
     try:
         nodes.start(hp)
         nodes.wait_healthy([hp], TIMEOUT)
-        with EventWaiter(hp.client(), inbox=False, sent=False, registry=True) as reg:
-            nodes.start(hd)
-            nodes.wait_healthy([hd], TIMEOUT)
-            reg.wait(lambda evs: any(e.type == "registered" and e.peer == D for e in evs), TIMEOUT)
+        nodes.start_registered(hp, hd, TIMEOUT)
         yield root, ca, handles
     finally:
         for h in handles.values():
@@ -46,9 +42,7 @@ def restart_and_wait_registered(p, d, between=lambda: None) -> None:
     """Stop D, run `between`, start D again; return once P has seen it register."""
     assert nodes.terminate(d) == 0, nodes.tail(d)
     between()
-    with EventWaiter(p.client(), inbox=False, sent=False, registry=True) as reg:
-        nodes.start(d)
-        reg.wait(lambda evs: any(e.type == "registered" and e.peer == D for e in evs), TIMEOUT)
+    nodes.start_registered(p, d, TIMEOUT)
 
 
 def test_a_renewed_certificate_is_accepted_by_the_parent_on_the_old_keys_word(tree, capsys):

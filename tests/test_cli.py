@@ -12,13 +12,12 @@ import pytest
 import yaml
 
 from node.cli import main
-from node.config import load_config
 from node.events import DELIVERED
 from node.harness import nodes
+from node.harness.inproc import running_pair
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
-from node.runtime import Node
 
 A, B = "000.00.01.H53", "000.00.02.H53"
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,18 +107,8 @@ def test_subprocess_against_nothing_prints_no_traceback(idle_config):
 def running(tmp_path_factory):
     """In-process nodes A and B that know each other; the CLI talks to their local APIs."""
     root = tmp_path_factory.mktemp("cli")
-    ha, hb = nodes.pair(root, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"))
-    started: list[Node] = []
-    try:
-        for h in (hb, ha):
-            node = Node(load_config(h.config))
-            node.start()
-            started.append(node)
-        nodes.wait_healthy([ha, hb], timeout=TIMEOUT)
+    with running_pair(root, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as (_, _, ha, hb):
         yield ha, hb
-    finally:
-        for node in reversed(started):
-            node.stop(grace=1.0)
 
 
 def test_send_inbox_fetch_ack_sent(capsys, running, tmp_path):

@@ -31,10 +31,7 @@ def tree(tmp_path_factory):
     try:
         nodes.start(hp)
         nodes.wait_healthy([hp], TIMEOUT)
-        with EventWaiter(hp.client(), inbox=False, sent=False, registry=True) as reg:
-            nodes.start(hd)
-            nodes.wait_healthy([hd], TIMEOUT)
-            reg.wait(lambda evs: any(e.type == "registered" and e.peer == D for e in evs), TIMEOUT)
+        nodes.start_registered(hp, hd, TIMEOUT)
         yield hp, hd
     finally:
         for h in (hp, hd):

@@ -5,11 +5,14 @@ and the call returns once every parent has seen each of its children register.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 from ..config import load_config
 from ..runtime import Node
 from . import nodes
+from .nodes import NodeSpec
 from .waiting import EventWaiter
 
 FAST_REGISTRY = {"registry": {"heartbeat": "200ms", "stale_after": "1s"}}
@@ -56,3 +59,22 @@ def start_tree(root: Path, parents: dict[str, str | None], extra: dict | None = 
         tree.stop()
         raise
     return tree
+
+
+@contextlib.contextmanager
+def running_pair(root: Path, a: NodeSpec, b: NodeSpec, timeout: float = 10.0
+                 ) -> Iterator[tuple[Node, Node, nodes.NodeHandle, nodes.NodeHandle]]:
+    """Two in-process nodes that know each other, B started first so A's first delivery finds it up;
+    both stopped on exit. Yields (node A, node B, handle A, handle B)."""
+    ha, hb = nodes.pair(root, a, b)
+    started: list[Node] = []
+    try:
+        for h in (hb, ha):
+            node = Node(load_config(h.config))
+            node.start()
+            started.append(node)
+        nodes.wait_healthy([ha, hb], timeout=timeout)
+        yield started[1], started[0], ha, hb
+    finally:
+        for node in reversed(started):
+            node.stop(grace=1.0)

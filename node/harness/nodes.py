@@ -168,3 +168,12 @@ def pair(root: Path, a: NodeSpec, b: NodeSpec, **kw) -> tuple[NodeHandle, NodeHa
     a.peers.setdefault(b.code, b.code)
     b.peers.setdefault(a.code, a.code)
     return prepare_node(root, ca, a, addresses, **kw), prepare_node(root, ca, b, addresses, **kw)
+
+
+def start_registered(parent: NodeHandle, child: NodeHandle, timeout: float = 30.0) -> None:
+    """Start `child` as its own process and return once `parent` has seen it register (by the
+    parent's Watch events, subscribed before the start, so the event cannot be missed)."""
+    from .waiting import EventWaiter  # waiting imports the client, as this module does: no cycle at import
+    with EventWaiter(parent.client(), inbox=False, sent=False, registry=True) as reg:
+        start(child)
+        reg.wait(lambda evs: any(e.type == "registered" and e.peer == child.code for e in evs), timeout)

@@ -7,14 +7,13 @@ import threading
 import grpc
 import pytest
 
-from node.config import load_config
 from node.grpc_errors import fields_of, metadata_of, reason_of
 from node.harness import nodes
+from node.harness.inproc import running_pair
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
 from node.events import ARRIVED
 from node.pb import envelope_pb2 as pb
-from node.runtime import Node
 from node.store import client_keys
 from node.store.database import Database
 
@@ -24,21 +23,14 @@ TIMEOUT = 10.0
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    ha, hb = nodes.pair(tmp_path_factory.mktemp("keys"), NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"))
-    started, clients = [], []
-    try:
-        for h in (hb, ha):
-            node = Node(load_config(h.config))
-            node.start()
-            started.append(node)
-        nodes.wait_healthy([ha, hb], timeout=TIMEOUT)
-        clients += [ha.client(TIMEOUT), hb.client(TIMEOUT)]
-        yield clients
-    finally:
-        for c in clients:
-            c.close()
-        for node in reversed(started):
-            node.stop(grace=1.0)
+    with running_pair(tmp_path_factory.mktemp("keys"), NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as (
+            _, _, ha, hb):
+        clients = [ha.client(TIMEOUT), hb.client(TIMEOUT)]
+        try:
+            yield clients
+        finally:
+            for c in clients:
+                c.close()
 
 
 def doc(subject: str) -> pb.Document:

@@ -7,15 +7,13 @@ import grpc
 import pytest
 
 from node import codes
-from node.config import load_config
 from node.events import ARRIVED
 from node.grpc_errors import fields_of, reason_of
-from node.harness import nodes
+from node.harness.inproc import running_pair
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
 from node.pb import mailbox_pb2 as mpb
-from node.runtime import Node
 
 A, B = "000.00.01.H53", "000.00.02.H53"
 TIMEOUT = 10.0
@@ -25,22 +23,14 @@ MAX_SIZE = 64 * 1024
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     extra = {"messages": {"max_size": MAX_SIZE}}
-    ha, hb = nodes.pair(tmp_path_factory.mktemp("reads"), NodeSpec(A, "Sở A", extra=extra),
-                        NodeSpec(B, "Sở B", extra=extra))
-    started, clients = [], []
-    try:
-        for h in (hb, ha):
-            node = Node(load_config(h.config))
-            node.start()
-            started.append(node)
-        nodes.wait_healthy([ha, hb], timeout=TIMEOUT)
-        clients += [ha.client(TIMEOUT), hb.client(TIMEOUT)]
-        yield clients
-    finally:
-        for c in clients:
-            c.close()
-        for node in reversed(started):
-            node.stop(grace=1.0)
+    with running_pair(tmp_path_factory.mktemp("reads"), NodeSpec(A, "Sở A", extra=extra),
+                      NodeSpec(B, "Sở B", extra=extra), TIMEOUT) as (_, _, ha, hb):
+        clients = [ha.client(TIMEOUT), hb.client(TIMEOUT)]
+        try:
+            yield clients
+        finally:
+            for c in clients:
+                c.close()
 
 
 def doc(subject: str) -> pb.Document:

@@ -4,9 +4,11 @@ The processes are shared by the module's tests (each leaves them running and reg
 from __future__ import annotations
 
 
+import grpc
 import pytest
 
 from node.cli import main
+from node.grpc_errors import fields_of, reason_of
 from node.harness import nodes
 from node.harness.inproc import FAST_REGISTRY
 from node.harness.nodes import NodeSpec
@@ -161,3 +163,21 @@ def test_an_admin_sees_holds_releases_retries_and_purges_a_queue(tree, capsys):
     assert not [q for q in p.admin.queues().hops if q.hop == D and (q.depth or q.held)]
     assert main(["purge", "--config", cfg, drop.message_id, "--reason", "again"]) == 1
     assert "not queued" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda a: a.hold("../etc"), "hop"),
+    (lambda a: a.release(""), "hop"),
+    (lambda a: a.retry("x" * 100), "hop"),
+    (lambda a: a.purge("0" * 32, ""), "reason"),
+    (lambda a: a.purge("0" * 32, "x" * 501), "reason"),
+])
+def test_admin_refuses_what_is_not_a_hop_or_a_reason_and_changes_nothing(tree, call, field):
+    _, _, h = tree
+    admin = h[P].client().admin
+    before = admin.queues().hops
+    with pytest.raises(grpc.RpcError) as e:
+        call(admin)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (reason_of(e.value), fields_of(e.value)) == ("INVALID_REQUEST", [field])
+    assert admin.queues().hops == before

@@ -84,7 +84,7 @@ def test_doctor_names_a_peer_that_answers_as_another_agency_and_what_else_to_fix
         assert main(["doctor", "--config", cfg]) == 1
         out = capsys.readouterr().out
         assert f"answers with the certificate of another agency, {X} (Huyện X), not {P}" in out
-        assert f"fix peers[0].address" in out
+        assert "fix peers[0].address" in out
         assert f"nothing answers at {closed}" in out
         assert "PROBLEM  tls.key:" in out and f"chmod 600 {key}" in out
         # the running node sees the same key problem: NOT_SERVING, and its log says why, once
@@ -107,7 +107,7 @@ def test_a_parent_link_failing_too_long_makes_the_node_not_serving_saying_why(tr
     wait_health(h[D], SERVING)
     log = h[D].log_path.read_text()
     assert log.count("health: NOT_SERVING: parent link:") == 1
-    assert f"failing for more than 1s (registry.unhealthy_after)" in log
+    assert "failing for more than 1s (registry.unhealthy_after)" in log
 
 
 def test_doctor_warns_30_days_before_the_certificate_expires(tree, tmp_path, capsys):

@@ -1,11 +1,13 @@
-"""docs/api.md, the local API's contract, keeps up with the proto: every Mailbox RPC, every field of every
-message in mailbox.proto (in that message's section), and every reason is documented there."""
+"""docs/api.md, the local API's contract, keeps up with the proto: every Mailbox, Admin and Stats RPC, every
+field of every message in mailbox.proto, admin.proto and stats.proto (in that message's section), and every
+reason is documented there."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 from node.errors import Reason
+from node.pb import admin_pb2, stats_pb2
 from node.pb import mailbox_pb2 as mpb
 
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -24,10 +26,20 @@ def test_every_mailbox_rpc_is_documented():
     assert not missing, f"docs/api.md, Calls: no row for {missing}"
 
 
+def test_every_admin_and_stats_rpc_is_documented():
+    calls = sections(API_MD.read_text())["Admin and Stats"]
+    missing = [f"{svc.name}.{m.name}" for module, svc_name in ((admin_pb2, "Admin"), (stats_pb2, "Stats"))
+               for svc in [module.DESCRIPTOR.services_by_name[svc_name]] for m in svc.methods
+               if f"| `{svc.name}.{m.name}` |" not in calls]
+    assert not missing, f"docs/api.md, Admin and Stats: no row for {missing}"
+
+
 def test_every_message_and_field_of_the_api_is_documented():
     docs = sections(API_MD.read_text())
     missing = []
-    for name, message in mpb.DESCRIPTOR.message_types_by_name.items():
+    messages = {**mpb.DESCRIPTOR.message_types_by_name, **admin_pb2.DESCRIPTOR.message_types_by_name,
+                **stats_pb2.DESCRIPTOR.message_types_by_name}
+    for name, message in messages.items():
         if name not in docs:
             missing.append(name)
             continue

@@ -17,7 +17,7 @@ from node.edxml.wrapping import inner_file, is_wrapped, type_of_label, unwrapped
 from node.pb import envelope_pb2 as pb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ is not a package (importlib mode)
-from edxml_field import DIR, MALFORMED, NAMES, READABLE, SHARED, WRAPPED, raw  # noqa: E402
+from edxml_field import MALFORMED, NAMES, READABLE, SHARED, WRAPPED, raw  # noqa: E402
 
 HOP = ("000.00.00.H41", "2025/01/02 03:04:05")
 

@@ -86,7 +86,7 @@ from .store import peers as peers_store
 from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
-from .metrics import NO_METRICS, MailboxCollector, NodeMetrics
+from .metrics import NO_METRICS
 from . import preflight, reflection_v1, sdnotify
 
 log = logging.getLogger("lienthong")
@@ -158,7 +158,10 @@ class Node:
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
                                    max_size=s.messages.max_size, limits=self.limits)
         r = s.retry
-        self.metrics = NodeMetrics() if s.metrics.listen else None  # metrics.listen null: no endpoint, nothing counted
+        self.metrics = None  # metrics.listen null: no endpoint, nothing counted, prometheus_client never loaded
+        if s.metrics.listen:
+            from .metrics_prometheus import NodeMetrics
+            self.metrics = NodeMetrics()
         recorder = self.metrics or NO_METRICS
         self.metrics_server = None
         self.metrics_port = 0
@@ -277,6 +280,7 @@ class Node:
         from prometheus_client import start_http_server
         listen = self.settings.metrics.listen
         host, port = listen.rsplit(":", 1)
+        from .metrics_prometheus import MailboxCollector
         self.metrics.collect_from(MailboxCollector(self.metrics_state))
         try:
             self.metrics_server, _ = start_http_server(int(port), host.strip("[]"), registry=self.metrics.registry)

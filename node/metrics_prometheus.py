@@ -1,0 +1,119 @@
+"""The Prometheus side of node.metrics: the node's own registry, its counters, and the collector
+that reads the mailbox when scraped. Imported only when `metrics.listen` is set."""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+class NodeMetrics:
+    """The node's registry and its counters (a Recorder)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.deliveries = Counter("lienthong_deliveries", "Envelopes handed over to a next hop with a verified receipt",
+                                  ["hop"], registry=r)
+        self.rejections = Counter("lienthong_rejections",
+                                  "Envelopes refused or given up, by reason: direction=out ours (refused by a next hop,"
+                                  " expired, purged), direction=in those we refused", ["direction", "reason"], registry=r)
+        self.accepted = Counter("lienthong_accepted", "Envelopes this node took custody of from peers", registry=r)
+        self.latency = Histogram("lienthong_delivery_latency_seconds",
+                                 "From an envelope's creation to its next hop's receipt (queueing and retries included)",
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.batches = Histogram("lienthong_batch_size", "Envelopes per batch: direction=out sent, direction=in received",
+                                 ["direction"], buckets=BATCH_BUCKETS, registry=r)
+
+    # ---- Recorder ----------------------------------------------------------------
+
+    def delivered(self, hop: str, latencies_s: list[float]) -> None:
+        if latencies_s:
+            self.deliveries.labels(hop).inc(len(latencies_s))
+            for s in latencies_s:
+                self.latency.observe(max(0.0, s))
+
+    def sent_batch(self, hop: str, size: int) -> None:
+        self.batches.labels("out").observe(size)
+
+    def gave_up(self, reason: str) -> None:
+        self.rejections.labels("out", reason).inc()
+
+    def received(self, size: int, refused_reasons: list[str]) -> None:
+        self.batches.labels("in").observe(size)
+        if size > len(refused_reasons):
+            self.accepted.inc(size - len(refused_reasons))
+        for reason in refused_reasons:
+            self.rejections.labels("in", reason).inc()
+
+    def collect_from(self, collector: "MailboxCollector") -> None:
+        self.registry.register(collector)
+
+
+class MailboxCollector:
+    """Gauges read when Prometheus scrapes: `read()` gives the node's state (see runtime.Node.metrics_state)."""
+
+    def __init__(self, read: Callable[[], dict]) -> None:
+        self.read = read
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # described by collecting; nothing is read at registration
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            st = self.read()
+        except Exception:  # a scrape must not fail the node, nor hide the counters: say it here
+            log.exception("metrics: reading the node's state failed")
+            err = GaugeMetricFamily("lienthong_state_readable", "1 when the node's state could be read for this scrape")
+            err.add_metric([], 0)
+            yield err
+            return
+        ok = GaugeMetricFamily("lienthong_state_readable", "1 when the node's state could be read for this scrape")
+        ok.add_metric([], 1)
+        yield ok
+        depth = GaugeMetricFamily("lienthong_queue_depth", "Envelopes waiting for a next hop", labels=["hop"])
+        oldest = GaugeMetricFamily("lienthong_queue_oldest_age_seconds",
+                                   "Age of the oldest envelope waiting for a next hop", labels=["hop"])
+        failures = GaugeMetricFamily("lienthong_hop_failures", "Failed attempts in a row on a next hop", labels=["hop"])
+        held = GaugeMetricFamily("lienthong_hop_held", "1 when an operator holds a next hop", labels=["hop"])
+        for hop, q in sorted(st["queues"].items()):
+            depth.add_metric([hop], q["depth"])
+            oldest.add_metric([hop], q["oldest_age_s"])
+            failures.add_metric([hop], q["failures"])
+            held.add_metric([hop], 1 if q["held"] else 0)
+        yield from (depth, oldest, failures, held)
+        cert = GaugeMetricFamily("lienthong_certificate_expiry_days", "Days left before the node's certificate expires")
+        cert.add_metric([], st["cert_days_left"])
+        yield cert
+        children = GaugeMetricFamily("lienthong_registry_children", "Children registered with this node, by state",
+                                     labels=["state"])
+        reach = GaugeMetricFamily("lienthong_child_reachable", "1 when a registered child was heard from within"
+                                  " registry.stale_after", labels=["child"])
+        up = sum(1 for v in st["children"].values() if v)
+        children.add_metric(["reachable"], up)
+        children.add_metric(["unreachable"], len(st["children"]) - up)
+        for child, ok_ in sorted(st["children"].items()):
+            reach.add_metric([child], 1 if ok_ else 0)
+        yield from (children, reach)
+        if st["parent"]:
+            parent = GaugeMetricFamily("lienthong_parent_registered", "1 while the parent has this node registered",
+                                       labels=["parent"])
+            parent.add_metric([st["parent"]], 1 if st["registered"] else 0)
+            yield parent
+        statuses = CounterMetricFamily("lienthong_statuses", "Document statuses, by code: direction=returned by this"
+                                       " agency on documents it received, direction=received on documents it sent",
+                                       labels=["direction", "code"])
+        for direction in ("returned", "received"):
+            for code, n in sorted(st["statuses"][direction].items()):
+                statuses.add_metric([direction, code], n)
+        yield statuses
+        health = GaugeMetricFamily("lienthong_health_serving", "1 while the node reports SERVING (health check)")
+        health.add_metric([], 1 if st["serving"] else 0)
+        yield health

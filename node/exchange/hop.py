@@ -26,7 +26,7 @@ from typing import Callable, Protocol
 from .. import envelope as env_mod
 from .. import events, receipts
 from ..clock import Clock
-from ..errors import Reason, Rejected
+from ..errors import Reason, Rejected, bounded
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
 from ..store import outbox, peers
@@ -83,13 +83,12 @@ def is_permanent(reason: str) -> bool:
     return known is not None and known.permanent
 
 
-def _bounded(text: str, limit: int = 300) -> str:
-    """A peer's words, bounded and printable, for our log, database and notices."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+PEER_TEXT = 300  # characters of a peer's refusal kept in our outbox row, log and notice
 
 
 def _peer_text(rejection) -> str:
-    return _bounded(f"{rejection.reason}: {rejection.message}")
+    """A peer's words, bounded and printable, for our log and database (never shown as ours)."""
+    return bounded(f"{rejection.reason}: {rejection.message}", PEER_TEXT)
 
 
 class Claim(list):
@@ -211,7 +210,7 @@ class HopSender:
                     delivered.append((p, outcome.receipt))
                 elif is_permanent(outcome.rejection.reason):
                     rej = outcome.rejection
-                    self.give_up(tx, p, self.hop, outbox.REJECTED, rej.reason, _bounded(rej.message))
+                    self.give_up(tx, p, self.hop, outbox.REJECTED, bounded(rej.reason, 64), bounded(rej.message, PEER_TEXT))
                 else:  # a refusal that may pass (or a reason we do not know): kept, and the hop backs off
                     retry_later.append((p.message_id, _peer_text(outcome.rejection)))
             outbox.mark_delivered(tx, [(p.message_id, r) for p, r in delivered], self.hop, now)

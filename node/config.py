@@ -577,8 +577,9 @@ Rate = Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False, descripti
 
 @dataclass(frozen=True, kw_only=True)
 class LimitsSettings(_Section):
-    """Every size a peer or a client controls (node.limits): over a limit, a request is refused
-    with OVER_LIMIT (or RATE_LIMITED) naming it. The defaults are safe; raise one only for a need."""
+    """Every size a peer or a client controls (node.limits, where it is known as `Limits`): over a
+    limit, a request is refused with OVER_LIMIT (or RATE_LIMITED) naming it. The defaults are safe;
+    raise one only for a need."""
 
     recipients_per_send: Count = 500
     attachments_per_document: Count = 100

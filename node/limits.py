@@ -8,23 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-
+from .config import LimitsSettings
 from .errors import Reason, Rejected
 
 
-@dataclass(frozen=True)
-class Limits:
-    recipients_per_send: int = 500
-    attachments_per_document: int = 100
-    attachment_name_length: int = 255
-    envelopes_per_batch: int = 1000       # a peer's DeliverBatch
-    trace_length: int = 16                # relay marks on one envelope
-    xml_depth: int = 64
-    xml_namespace_declarations: int = 1000
-    import_warnings: int = 50
-    lookups_per_second: float = 20.0      # registry Lookup/Children calls per peer
-    lookup_burst: int = 100
+Limits = LimitsSettings  # one definition, defaults and bounds: the config's `limits` section
 
 
 def over(what: str, count: int, limit: int, field: str = "") -> Rejected:

@@ -36,7 +36,6 @@ Threading model (what runs where):
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -70,7 +69,6 @@ from . import stats
 from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys, renewal
-from .limits import Limits
 from .identity.trust import TrustStore
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
@@ -154,7 +152,7 @@ class Node:
                              hierarchy_of=lambda: self.directory.hierarchy,
                              awaiting_children=self.directory.awaiting_children)
         # sending: one way to make an envelope; per-hop senders; the agency's sends on top of both
-        self.limits = Limits(**dataclasses.asdict(s.limits))
+        self.limits = s.limits
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
                                    max_size=s.messages.max_size, limits=self.limits)
         r = s.retry

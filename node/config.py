@@ -443,6 +443,7 @@ class ApiSettings(_Section):
     listen: LoopbackHostPort
     token: Text | None = Field(default=None, repr=False)
     token_file: FilePath | None = None
+    http_listen: LoopbackHostPort | None = None  # the HTTP/JSON face of the same API; off unless set
 
     @model_validator(mode="wrap")
     @classmethod

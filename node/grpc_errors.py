@@ -34,8 +34,9 @@ def internal(correlation_id: str) -> Rejected:
                     metadata={CORRELATION_KEY: correlation_id})
 
 
-def status_for(err: Rejected) -> grpc.Status:
-    """The status a servicer answers for `err` (for `context.abort_with_status`)."""
+def status_proto(err: Rejected) -> status_pb2.Status:
+    """`err` as a google.rpc.Status with its ErrorInfo (and BadRequest when a field is named): what the
+    gRPC status carries, and what the HTTP/JSON face answers in its JSON mapping (node/api/http_json.py)."""
     meta = dict(err.metadata)
     if err.field:
         meta["field"] = err.field
@@ -43,8 +44,12 @@ def status_for(err: Rejected) -> grpc.Status:
     if err.field:
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.public_detail)])))
-    rich = rpc_status.to_status(status_pb2.Status(code=err.reason.grpc_code.value[0], message=err.public_detail,
-                                                  details=details))
+    return status_pb2.Status(code=err.reason.grpc_code.value[0], message=err.public_detail, details=details)
+
+
+def status_for(err: Rejected) -> grpc.Status:
+    """The status a servicer answers for `err` (for `context.abort_with_status`)."""
+    rich = rpc_status.to_status(status_proto(err))
     return _Status(rich.code, rich.details, (*rich.trailing_metadata, (REASON_METADATA_KEY, err.reason.wire)))
 
 

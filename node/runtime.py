@@ -16,6 +16,9 @@ Threading model (what runs where):
   stream holds its worker for as long as the client listens, so at most MAX_WATCHERS
   streams are served at once (the next gets RESOURCE_EXHAUSTED); the rest of the pool
   stays free for Send, Fetch and the others.
+- **HTTP/JSON face** (only with `api.http_listen`; node/api/http_server.py): `http-loop` runs
+  aiohttp's event loop, and `http-*` workers (HTTP_WORKERS) call the same Mailbox and Stats
+  servicer objects as the gRPC API; its Watch streams count against the same MAX_WATCHERS.
 - **Per-hop senders** (`send-<hop>-<i>`, exchange/hop.py): WINDOW threads per next hop,
   started when the hop is first woken and stopped with the node. They claim disjoint
   batches under the hop's own lock, deliver over the network with no lock held, and
@@ -73,7 +76,7 @@ from .identity.trust import TrustStore
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import registry_pb2, registry_pb2_grpc
-from .pb import admin_pb2, admin_pb2_grpc
+from .pb import admin_pb2, admin_pb2_grpc, stats_pb2_grpc
 from .documents.lifecycle import Lifecycle
 from .documents.origin import Origin
 from .registry.directory import Directory
@@ -189,6 +192,8 @@ class Node:
         self.api_server: grpc.Server | None = None
         self.peer_port = 0
         self.api_port = 0
+        self.http_face = None  # api.http_listen: node.api.http_server.HttpFace, started with the API
+        self.http_port = 0
 
     @staticmethod
     def _parent_code(s: Settings) -> str | None:
@@ -222,15 +227,19 @@ class Node:
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
                                       interceptors=api_interceptors(s.api.token), options=opts)
-        mailbox_pb2_grpc.add_MailboxServicer_to_server(MailboxService(
+        mailbox = MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
-            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS),
-            self.api_server)
-        stats_service = stats.add_to_server(self.api_server, self.db, s.node.code, s.node.name, self.clock)
+            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS)
+        mailbox_pb2_grpc.add_MailboxServicer_to_server(mailbox, self.api_server)
+        stats_servicer = stats.StatsService(self.db, s.node.code, s.node.name, self.clock)
+        stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, self.api_server)
         admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.db, self.dispatcher, self.clock), self.api_server)
-        self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name, stats_service,
-                         admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name)
+        self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name,
+                         stats.SERVICE_NAME, admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
+        if s.api.http_listen:  # the same servicer objects: one Watch cap, one set of client keys
+            self._start_http({mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name: mailbox,
+                              stats.SERVICE_NAME: stats_servicer})
 
         if self.metrics is not None:
             self._start_metrics()
@@ -272,6 +281,21 @@ class Node:
         except OSError as e:
             return f"tls files: {e.strerror or e}: {e.filename or ''}"
         return None
+
+    def _start_http(self, services: dict) -> None:
+        """The HTTP/JSON face (api.http_listen) on its own thread; aiohttp is loaded only here."""
+        from .api.http_server import HttpFace
+        from .api.openapi import document
+        s = self.settings
+        self.http_face = HttpFace(s.api.http_listen, s.api.token, services, max_message_bytes=s.messages.max_size,
+                                  health_problem=lambda: self.health.problem, openapi=document)
+        try:
+            self.http_port = self.http_face.start()
+        except OSError as e:
+            self.http_face = None
+            raise ConfigError(f"cannot listen on {s.api.http_listen} ({e.strerror or e})", path="api.http_listen",
+                              expected="a free host:port on this machine", file=_source(s)) from None
+        log.info("HTTP/JSON API on http://%s:%d/v1/", s.api.http_listen.rsplit(":", 1)[0], self.http_port)
 
     def _start_metrics(self) -> None:
         """The Prometheus endpoint (metrics.listen), on a thread of its own; gauges are read when scraped."""
@@ -366,6 +390,8 @@ class Node:
             "listen": f"{host(self.settings.listen)}:{self.peer_port}",
             "api": f"{host(self.settings.api.listen)}:{self.api_port}",
         }
+        if self.http_face is not None:
+            info["http"] = f"{host(self.settings.api.http_listen)}:{self.http_port}"
         if self.metrics_server is not None:
             info["metrics"] = f"{host(self.settings.metrics.listen)}:{self.metrics_port}"
         path = Path(self.settings.node.data_dir) / RUNTIME_FILE
@@ -421,6 +447,8 @@ class Node:
         t0 = time.monotonic()
         self.health.shutdown()
         events = [srv.stop(grace) for srv in (self.peer_server, self.api_server) if srv is not None]
+        if self.http_face is not None:  # meanwhile: stops accepting, ends its event streams, finishes its calls
+            self.http_face.stop(grace)
         for e in events:
             e.wait(grace + 1)
         self.scheduler.shutdown(wait=False)

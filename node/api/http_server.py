@@ -119,7 +119,8 @@ class HttpFace:
 
     async def _serve(self) -> int:
         host, port = self.listen.rsplit(":", 1)
-        self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None)
+        # handler_cancellation: a client that goes away cancels its handler at once, so a Watch frees its place
+        self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host.strip("[]"), int(port))
         try:

@@ -691,6 +691,21 @@ def test_the_local_api_may_listen_on_any_loopback_address(tmp_path, listen):
     assert parse_config(data, tmp_path).api.listen == listen
 
 
+@pytest.mark.parametrize("listen", ["0.0.0.0:7102", "10.1.2.3:7102", "[::]:7102", "node.example.vn:7102", "nope"])
+def test_the_http_face_refuses_to_listen_beyond_loopback(tmp_path, listen):
+    data = minimal(tmp_path)
+    data["api"]["http_listen"] = listen
+    err = error_of(data, tmp_path)
+    assert err.path == "api.http_listen", err
+
+
+def test_the_http_face_is_off_unless_set_and_may_take_any_loopback_port(tmp_path):
+    data = minimal(tmp_path)
+    assert parse_config(data, tmp_path).api.http_listen is None
+    data["api"]["http_listen"] = "127.0.0.1:0"
+    assert parse_config(data, tmp_path).api.http_listen == "127.0.0.1:0"
+
+
 @pytest.mark.parametrize("weak", ["s3cret", "a" * 100, "0123456789abcdef", "Vq3xZ8-rT2pLkW9_hN4cYb7Ud1eF"])
 def test_a_weak_token_is_refused_without_being_shown(tmp_path, weak):
     data = minimal(tmp_path)

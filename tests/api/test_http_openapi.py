@@ -1,0 +1,84 @@
+"""docs/openapi.json is what the proto descriptors generate today (scripts/gen-openapi), every RPC of
+Mailbox and Stats has its route and operation, and every reference in it resolves."""
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+import pytest
+
+from node.api import openapi
+from node.api.http_routes import SERVICES, path_for, routes
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "openapi.json"
+HINT = "docs/openapi.json is stale: run scripts/gen-openapi (scripts/gen-proto runs it too) and commit the result"
+
+
+def test_the_checked_in_document_is_what_the_descriptors_generate():
+    new, old = openapi.render(), DOC.read_text(encoding="utf-8")
+    if new != old:
+        diff = "".join(list(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                                 "docs/openapi.json (committed)", "generated"))[:40])
+        pytest.fail(f"{HINT}\n{diff}")
+
+
+def test_the_scripts_generate_it():
+    assert "-m node.api.openapi docs/openapi.json" in (ROOT / "scripts" / "gen-openapi").read_text()
+    assert "scripts/gen-openapi" in (ROOT / "scripts" / "gen-proto").read_text()
+
+
+def test_every_rpc_has_a_route_and_an_operation():
+    doc = json.loads(DOC.read_text())
+    for service in SERVICES:
+        for method in service.methods:
+            op = doc["paths"][path_for(service, method)]["post"]
+            assert op["operationId"] == f"{service.name}_{method.name}"
+            assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(method.input_type.full_name)
+            content = op["responses"]["200"]["content"]
+            assert list(content) == (["text/event-stream"] if method.server_streaming else ["application/json"])
+    assert {r.path for r in routes()} <= set(doc["paths"])
+
+
+def test_every_reference_resolves_and_messages_refuse_unknown_properties():
+    doc = json.loads(DOC.read_text())
+    schemas = doc["components"]["schemas"]
+
+    def refs(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "$ref":
+                    yield v
+                else:
+                    yield from refs(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from refs(v)
+
+    for ref in refs(doc):
+        kind, _, name = ref.removeprefix("#/components/").partition("/")
+        assert name in doc["components"][kind], ref
+    for route in routes():
+        schema = schemas[route.method.input_type.full_name]
+        assert schema["additionalProperties"] is False
+        assert set(schema["properties"]) == {f.json_name for f in route.method.input_type.fields}
+
+
+def test_the_status_table_in_api_md_is_the_one_the_face_uses():
+    from node.api.http_json import HTTP_STATUS, http_status
+    from node.errors import Reason
+    text = (ROOT / "docs" / "api.md").read_text()
+    section = text[text.index("### Errors"):text.index("### Watch as server-sent events")]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names, status = line.strip("|").split("|")[:2]
+            for name in names.replace("`", "").split(","):
+                rows[name.strip()] = status.strip()
+    for code, status in HTTP_STATUS.items():
+        if code.name in rows:  # CANCELLED, UNIMPLEMENTED, DEADLINE_EXCEEDED: never a servicer's reason
+            assert rows[code.name].startswith(str(status)), code.name
+    for reason in Reason:
+        assert reason.grpc_code.name in rows or http_status(reason) == 500, reason
+    assert http_status(Reason.TOO_LARGE) == 413 and "413 for `TOO_LARGE`" in rows["RESOURCE_EXHAUSTED"]

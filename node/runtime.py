@@ -295,6 +295,7 @@ class Node:
             self.http_face = None
             raise ConfigError(f"cannot listen on {s.api.http_listen} ({e.strerror or e})", path="api.http_listen",
                               expected="a free host:port on this machine", file=_source(s)) from None
+        self.health.checks.append(self.http_face.problem)  # a dead event loop turns the node NOT_SERVING
         log.info("HTTP/JSON API on http://%s:%d/v1/", s.api.http_listen.rsplit(":", 1)[0], self.http_port)
 
     def _start_metrics(self) -> None:

@@ -130,18 +130,25 @@ class HttpFace:
             raise
         return self._runner.addresses[0][1]  # port 0: the one the kernel gave
 
+    def problem(self) -> str | None:
+        """A health check (node/health.py): the face's event loop has not died under a running node."""
+        if self._stopping or (self._thread is not None and self._thread.is_alive()):
+            return None
+        return f"the HTTP/JSON API on {self.listen} (api.http_listen) is not running: restart the node"
+
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, end the event streams, let calls in flight finish (up to `grace`)."""
         loop, self._stopping = self._loop, True
         if loop is None or self._thread is None:
             return
-        self._runner._shutdown_timeout = grace  # noqa: SLF001 - the runner takes it at creation only
-        try:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(grace + 2)
-        except Exception:  # noqa: BLE001 - stopping anyway
-            log.exception("HTTP face did not stop cleanly")
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(grace + 2)
+        if self._thread.is_alive():  # else its loop died (the health check said so): nothing left to stop there
+            self._runner._shutdown_timeout = grace  # noqa: SLF001 - the runner takes it at creation only
+            try:
+                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(grace + 2)
+                loop.call_soon_threadsafe(loop.stop)
+            except Exception:  # noqa: BLE001 - stopping anyway
+                log.exception("HTTP face did not stop cleanly")
+            self._thread.join(grace + 2)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _app(self) -> web.Application:

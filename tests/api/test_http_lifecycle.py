@@ -70,3 +70,19 @@ def test_an_address_in_use_stops_start_up_naming_the_key(tmp_path):
                               text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2, proc.stderr
     assert "api.http_listen" in proc.stderr and "cannot listen" in proc.stderr
+
+
+def test_a_dead_http_face_makes_the_node_not_serving(tmp_path):
+    from node.config import load_config
+    from node.runtime import Node
+    node = Node(load_config(solo(tmp_path, "127.0.0.1:0").config))
+    node.start()
+    try:
+        assert node.health.check() and node.http_port > 0
+        face = node.http_face
+        face._loop.call_soon_threadsafe(face._loop.stop)  # what a crash of its event loop would leave
+        face._thread.join(TIMEOUT)
+        assert not node.health.check()
+        assert "api.http_listen" in node.health.problem
+    finally:
+        node.stop(grace=1.0)

@@ -11,7 +11,6 @@ Also: the idle resident memory of A (HTTP face on) and B (off).
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import statistics
 import sys

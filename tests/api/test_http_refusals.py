@@ -5,7 +5,6 @@ queued; refusals of the servicers themselves come through with their own reasons
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import time
 

@@ -71,6 +71,12 @@ class HttpApi:
             self._conn = None
 
 
+def is_a(value, name: str) -> bool:
+    """An event type or state string as JSON shows it: "arrived", or the name of an enum value that
+    ends in it ("ARRIVED", "EVENT_TYPE_ARRIVED"), should the proto make it an enum."""
+    return isinstance(value, str) and value.lower().endswith(name.lower())
+
+
 def sse_events(resp: http.client.HTTPResponse) -> Iterator[tuple[str, Any]]:
     """(event name, JSON data) per server-sent event; comments (keep-alives) skipped."""
     name, data = "message", []
@@ -118,7 +124,7 @@ class SseWatch:
             for name, data in sse_events(self.response):
                 if name == "error":
                     self.errors.append(data)
-                elif data.get("type") == WATCHING:
+                elif is_a(data.get("type"), WATCHING):
                     self._ready.set()
                     continue
                 with self._cond:

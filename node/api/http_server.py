@@ -274,6 +274,8 @@ class HttpFace:
                 raise
             await _write_quietly(response, b"event: error\ndata: " + dumps(error_body(err)) + b"\n\n")
             return response
+        except ConnectionError:  # the client left while we wrote: nobody to answer, nothing to log
+            return response if response is not None else web.Response(status=499)
         finally:
             ctx.cancel()  # its callbacks free the stream's slot and subscription now; the generator ends within 0.5 s
             self._streams.discard(ctx)

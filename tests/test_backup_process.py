@@ -12,6 +12,7 @@ import tarfile
 import threading
 from pathlib import Path
 
+import grpc
 import pytest
 
 from node.cli import main
@@ -73,35 +74,43 @@ def test_a_backup_under_load_restores_to_a_node_that_delivers_exactly_once(pair,
     assert main(["hold", "--config", cfg, B]) == 0  # ... and some pending in it, for certain
 
     committed: list[str] = []
-    lock, stop = threading.Lock(), threading.Event()
+    progress, stop = threading.Condition(), threading.Event()
 
-    def load() -> None:  # a client sending all along; an id counts once Send has answered (committed)
+    def load() -> None:
+        """A client sending all along, as a vendor would: each batch under its own client key, retried
+        until answered, so a call that committed but timed out (a loaded machine) is not lost to the
+        count; an id counts once Send has answered (committed)."""
         i = 0
         while not stop.is_set():
-            resp = a.send_batch([(pb.Document(subject=f"tải {i}-{k}"), [B]) for k in range(5)])
-            with lock:
+            batch = [(pb.Document(subject=f"tải {i}-{k}"), [B]) for k in range(5)]
+            while True:
+                try:
+                    resp = a.send_batch(batch, client_key=f"load-{i}")
+                    break
+                except grpc.RpcError as e:
+                    assert e.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE), e
+            with progress:
                 committed.extend(e.message_id for r in resp for e in r.envelopes)
+                progress.notify_all()
             i += 1
 
     loader = threading.Thread(target=load, daemon=True)
     loader.start()
     try:
-        while True:  # the backup starts with the load well under way (a bounded wait on the load itself)
-            with lock:
-                if len(committed) >= 50:
-                    break
+        with progress:  # the backup starts with the load well under way
+            assert progress.wait_for(lambda: len(committed) >= 50 or not loader.is_alive(), TIMEOUT)
             assert loader.is_alive()
-        with lock:
             before = list(committed)
         backups = root / "backups"
         backups.mkdir(mode=0o700)
         capsys.readouterr()
         assert main(["backup", "--config", cfg, "--to", str(backups)]) == 0
-        with lock:
+        with progress:
             during = len(committed)
     finally:
         stop.set()
         loader.join(TIMEOUT)
+    assert not loader.is_alive()
     out = capsys.readouterr().out
     [file] = backups.glob(f"lienthong-{A}-*.tar")
     assert str(file) in out and (file.stat().st_mode & 0o077) == 0

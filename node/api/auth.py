@@ -7,6 +7,7 @@ import grpc
 
 from ..errors import Reason, Rejected
 from ..interceptor import SERVICE_PREFIX, ErrorInterceptor, with_behavior
+from .strict import StrictRequestInterceptor
 
 
 class TokenInterceptor(grpc.ServerInterceptor):
@@ -35,8 +36,9 @@ def _deny(request, context):
 
 
 def api_interceptors(token: str) -> list[grpc.ServerInterceptor]:
-    """The local API's interceptors, in the order that matters (errors first, then the token)."""
-    return [ErrorInterceptor(), TokenInterceptor(token)]
+    """The local API's interceptors, in the order that matters (errors first, then the token, then
+    the request's shape: an unauthenticated caller learns nothing about what the node knows)."""
+    return [ErrorInterceptor(), TokenInterceptor(token), StrictRequestInterceptor()]
 
 
 def call_metadata(token: str) -> tuple[tuple[str, str], ...]:

@@ -14,7 +14,7 @@ from node import envelope, receipts
 from node.client import MailboxClient
 from node.config import load_config
 from node.errors import Reason
-from node.grpc_errors import reason_of
+from node.grpc_errors import fields_of, reason_of
 from node.events import DELIVERED
 from node.harness import nodes
 from node.harness.nodes import NodeSpec
@@ -383,3 +383,41 @@ def test_reflection_v1_lists_the_services_and_describes_the_mailbox(pair):
     files = [descriptor_pb2.FileDescriptorProto.FromString(b)
              for b in described.file_descriptor_response.file_descriptor_proto]
     assert any(s.name == "Mailbox" for f in files for s in f.service)
+
+
+def _with_unknown(request: bytes, number: int) -> bytes:
+    """`request` plus a varint field `number` that no lienthong proto has (a newer or mistyped client)."""
+    key, out = (number << 3) | 0, bytearray()
+    while True:
+        byte, key = key & 0x7F, key >> 7
+        out.append(byte | (0x80 if key else 0))
+        if not key:
+            return request + bytes(out) + b"\x01"
+
+
+@pytest.mark.parametrize("where", ["top", "nested", "repeated"])
+def test_an_unknown_field_is_refused_over_grpc_naming_it_and_nothing_is_queued(pair, where):
+    """As the HTTP face refuses an unknown JSON name: protobuf would keep the field silently and the
+    client would believe it took effect."""
+    before = len(pair.ca.sent_all())
+    if where == "top":
+        raw, field = _with_unknown(mpb.SendRequest(document=pb.Document(subject="x"), recipients=[B])
+                                   .SerializeToString(), 1007), "#1007"
+    else:
+        doc = pb.Document(subject="x")
+        if where == "nested":
+            doc_bytes, field = _with_unknown(doc.SerializeToString(), 999), "document.#999"
+        else:
+            att = _with_unknown(pb.Attachment(name="a.txt", data=b"a").SerializeToString(), 998)
+            doc.attachments.add().ParseFromString(att)
+            doc_bytes, field = doc.SerializeToString(), "document.attachments[0].#998"
+        raw = mpb.SendRequest(recipients=[B]).SerializeToString() + b"\x0a" + bytes([len(doc_bytes)]) + doc_bytes
+    with grpc.insecure_channel(pair.ha.api) as channel:
+        call = channel.unary_unary(f"/{MAILBOX.full_name}/Send", request_serializer=None,
+                                   response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as info:
+            call(raw, metadata=(("authorization", f"Bearer {pair.ha.token}"),), timeout=TIMEOUT)
+    err = info.value
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and reason_of(err) == "INVALID_REQUEST"
+    assert fields_of(err) == [field], err.details()
+    assert len(pair.ca.sent_all()) == before

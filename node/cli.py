@@ -201,6 +201,46 @@ def _version() -> str:
         return "unknown"
 
 
+# ---- audit and evidence ---------------------------------------------------------------
+
+EXIT_BROKEN = 3  # audit verify: the log was tampered with; verify-evidence: the bundle proves nothing
+
+
+def cmd_audit_verify(args) -> int:
+    from .audit import verify
+    from .exchange.transport import PeerConnector, TlsMaterial
+    from .identity import keys
+    from .identity.trust import TrustStore
+    from . import preflight
+    from .runtime import Node
+    s = load_config(args.config)
+    mailbox = Path(s.node.data_dir) / preflight.MAILBOX_FILE
+    if not mailbox.is_file():
+        raise CliError(f"no mailbox at {mailbox}: nothing to verify")
+    trust = TrustStore.from_files(list(s.tls.trust_anchors), crl=s.tls.crl)
+    parent_code = Node._parent_code(s)
+    parent = (parent_code, s.peer_address(parent_code)) if parent_code and s.peer_address(parent_code) else None
+    connector = None
+    if parent is not None and not args.offline:
+        tls = TlsMaterial(key_pem=keys.key_pem(keys.load_private_key(Path(s.tls.key))),
+                          cert_pem=Path(s.tls.cert).read_bytes(), anchors_pem=trust.anchors_pem,
+                          insecure=s.tls.insecure_plaintext)
+        connector = PeerConnector(tls, s.messages.max_size)
+    try:
+        result = verify.verify(s, mailbox, trust, None if args.offline else parent,
+                               connector.channel if connector else None)
+    except verify.NotChained as e:
+        raise CliError(str(e)) from None
+    finally:
+        if connector is not None:
+            connector.close()
+    if args.offline and parent is not None:
+        result.notes.insert(0, f"OFFLINE (--offline): parent {parent[0]}'s copy not asked for")
+        result.offline = True
+    print(result.render())
+    return 0 if result.intact else EXIT_BROKEN
+
+
 # ---- local API ------------------------------------------------------------------
 
 def cmd_send(args) -> int:
@@ -510,6 +550,15 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
     rs.add_argument("--config", required=True, help="node YAML config (node.code, node.data_dir: empty or missing)")
     rs.set_defaults(func=cmd_restore)
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    av = audit_sub.add_parser("verify", help="prove the audit hash chain intact against the node's last signed "
+                                             "checkpoint and its parent's copy; name every edited, deleted or "
+                                             "reordered row (exit 0 intact, 3 broken)")
+    av.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls, the parent's address)")
+    av.add_argument("--offline", action="store_true", help="do not ask the parent (its copy is not checked)")
+    av.set_defaults(func=cmd_audit_verify)
 
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)

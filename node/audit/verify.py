@@ -123,7 +123,8 @@ def _own_anchor(rows: list[dict], trust: TrustStore, code: str, res: Result) -> 
             continue
         good = Anchor("own checkpoint", body.seq, body.head, body.time_ms)
     if good is None:
-        res.notes.append("no checkpoint of its own yet (audit.checkpoint_every after the first event)")
+        res.notes.append("no valid checkpoint of its own (none yet: one is signed audit.checkpoint_every after the first "
+                         "event; or they were removed)")
     return good
 
 

@@ -8,6 +8,7 @@ An evidence bundle of the document is verified offline with only the CA's certif
 refused after any one byte of it is changed."""
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import sqlite3
 from pathlib import Path
@@ -24,7 +25,7 @@ from node.harness import nodes
 from node.harness.inproc import FAST_REGISTRY
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
-from node.identity import certs
+from node.identity import certs, revocation
 from node.pb import envelope_pb2 as pb
 from node.store import audit
 
@@ -268,3 +269,29 @@ def test_any_one_byte_changed_is_refused(bundle, data):
     changed[at] ^= flip
     with pytest.raises(check.Refused):
         check.check(bytes(changed), anchors)
+
+
+@pytest.mark.parametrize("revoked_at, refused", [(None, False), (dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc), True)])
+def test_the_crl_travels_in_the_bundle_and_judges_each_signature_at_its_time(tree, tmp_path, capsys, revoked_at,
+                                                                              refused):
+    """C's certificate revoked after it signed: the bundle still proves what it signed, and says so. Revoked
+    before (a compromised key): what it signed proves nothing."""
+    root, ca, hp, hd, hc, mid = tree
+    ca_copy = tmp_path / "ca"
+    shutil.copytree(ca, ca_copy)
+    revocation.revoke(ca_copy, hc.dir / "keys" / "node.pem", "key_compromise", now=revoked_at)
+    crl = revocation.make_crl(ca_copy)
+    cfg = yaml.safe_load(hp.config.read_text())
+    cfg["tls"]["crl"] = str(crl)
+    config = hp.dir / f"node-crl-{refused}.yaml"  # beside P's own: the same data directory
+    config.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    out = tmp_path / "with-crl.bin"
+    assert main(["evidence", mid, "--config", str(config), "--out", str(out)]) == 0
+    capsys.readouterr()
+    status = main(["verify-evidence", str(out), "--ca", str(ca / "ca.pem")])
+    text = capsys.readouterr().out
+    if refused:
+        assert status == 3 and f"the certificate of {C}" in text and "revoked at 2020-01-01" in text, text
+    else:
+        assert status == 0, text
+        assert "crl:      number 1 from" in text and f"note:     the certificate of {C} was revoked at" in text, text

@@ -122,6 +122,18 @@ def test_an_untouched_log_is_intact_against_its_own_checkpoint_and_the_parents_c
     assert "OFFLINE" not in out
 
 
+def test_the_chain_records_each_custody_event_with_what_it_rests_on(tree):
+    """C's log: the document queued, handed over on a receipt (named by its digest), each status taken in
+    (named by its envelope's digest)."""
+    hc, mid = tree[4], tree[5]
+    rows = _chain(hc.dir)
+    assert [(r.event, r.message_id == mid) for r in rows[:2]] == [(audit.SENT, True), (audit.DELIVERED, True)]
+    assert rows[0].detail == f"to {P}" and rows[0].peer == D
+    assert rows[1].detail.startswith("receipt sha256 ") and len(rows[1].detail) == len("receipt sha256 ") + 64
+    assert [r.event for r in rows[2:]] == [audit.RECEIVED, audit.RECEIVED]
+    assert all(r.detail.startswith(f"status from {P} sha256 ") for r in rows[2:])
+
+
 def test_the_parent_keeps_the_childs_latest_checkpoint(tree):
     hd, hc = tree[3], tree[4]
     conn = sqlite3.connect(f"{_mailbox(hd.dir).as_uri()}?mode=ro", uri=True)

@@ -68,10 +68,6 @@ def recent(db: Database, limit: int = 100, event: str | None = None) -> list[dic
     return db.query("SELECT * FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
 
 
-def of_message(db: Database, message_id: str) -> list[dict]:
-    return db.query("SELECT * FROM audit WHERE message_id = ? ORDER BY seq", (message_id,))
-
-
 # ---- this node's own signed checkpoints ------------------------------------------------
 
 def add_checkpoint(db: Database, seq: int, head_hash: bytes, time_ms: int, signed: bytes) -> None:

@@ -238,8 +238,6 @@ def m0010_audit_chain(db) -> None:
     for sql in (
         "DROP TABLE audit",  # its triggers go with it
         "ALTER TABLE audit_chain RENAME TO audit",
-        "CREATE INDEX audit_message ON audit(message_id)",
-        "CREATE INDEX audit_event ON audit(event, seq)",
         """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
            BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END""",
         """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit

@@ -3,8 +3,9 @@
 A node signs {code, seq, head hash, time} with its agency key on a schedule
 (`audit.checkpoint_every`), keeps it, and hands it to its parent (registry `Checkpoint`).
 The parent checks the signature against the certificate the child registered with and
-keeps every checkpoint of each child, one per seq, never replaced: a second one at a
-seq it holds with another head is refused (CHECKPOINT_CONFLICT) and logged. Whoever
+keeps each child's checkpoints, one per seq, never replaced (the newest 10,000; one below
+the latest is not stored): a second one at a seq it holds with another head is refused
+(CHECKPOINT_CONFLICT) and logged. Whoever
 holds a node's file can rewrite its chain and its own checkpoints, but not the copy at
 its parent, nor sign for a head it never had without the node's key: `lienthong audit
 verify` compares the chain with both (as X-Road's signed message log, anchored in the

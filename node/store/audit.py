@@ -94,16 +94,25 @@ def child_checkpoint(db: Database, code: str, seq: int | None = None) -> dict | 
     return db.query_one("SELECT * FROM child_checkpoint WHERE code = ? AND seq = ?", (code, seq))
 
 
+MAX_KEPT_PER_CHILD = 10_000  # a child that sends checkpoints in a loop fills no disk: the oldest go first
+
+
 def keep_child_checkpoint(db: Database, code: str, seq: int, head_hash: bytes, time_ms: int, signed: bytes,
                           now_ms: int) -> dict | None:
-    """Store a child's checkpoint unless one at the same seq is stored; return the one stored before at that
-    seq (the caller compares them), or None when this one was new."""
+    """Store a child's checkpoint if its seq is above the latest kept; return the one kept before at that seq
+    (the caller compares them), or None. A lower seq never kept is not stored: the latest stays the latest."""
     with db.transaction() as tx:
         row = tx.execute("SELECT head, signed FROM child_checkpoint WHERE code = ? AND seq = ?", (code, seq)).fetchone()
         if row is not None:
             return {"head": row[0], "signed": row[1]}
+        latest = tx.execute("SELECT max(seq) FROM child_checkpoint WHERE code = ?", (code,)).fetchone()[0]
+        if latest is not None and seq < latest:
+            return None
         tx.execute("INSERT INTO child_checkpoint (code, seq, head, time_ms, signed, received_ms) VALUES (?,?,?,?,?,?)",
                    (code, seq, head_hash, time_ms, signed, now_ms))
+        tx.execute("DELETE FROM child_checkpoint WHERE code = ? AND seq NOT IN"
+                   " (SELECT seq FROM child_checkpoint WHERE code = ? ORDER BY seq DESC LIMIT ?)",
+                   (code, code, MAX_KEPT_PER_CHILD))
         return None
 
 

@@ -251,7 +251,7 @@ def m0010_audit_chain(db) -> None:
             signed BLOB NOT NULL,
             parent_ms INTEGER)""",
         # children's signed checkpoints, kept by their parent: one row per (child, seq), never replaced, so a
-        # second checkpoint at a seq that says another head is caught
+        # second checkpoint at a seq that says another head is caught (the newest 10,000 per child are kept)
         """CREATE TABLE child_checkpoint (
             code TEXT NOT NULL,
             seq INTEGER NOT NULL,

@@ -37,8 +37,9 @@ def test_the_latest_is_kept_and_a_lower_seq_does_not_replace_it(keeper, clock): 
     assert _seq(resp.latest) == 7
     again = k.take(checkpoints.make(child, 7, b"\x07" * 32, clock.now_ms() + 5), CHILD)  # same head: fine
     assert _seq(again.latest) == 7
-    asked = k.latest_for(CHILD, CHILD, 3)
-    assert _seq(asked.latest) == 7 and _seq(asked.at_seq) == 3
+    asked = k.latest_for(CHILD, CHILD, 7)
+    assert _seq(asked.latest) == 7 and _seq(asked.at_seq) == 7
+    assert not k.latest_for(CHILD, CHILD, 3).HasField("at_seq")  # below the latest: compared if kept, never stored
 
 
 def test_another_head_at_a_kept_seq_is_refused_and_the_first_stays(keeper, clock, caplog):  # noqa: F811
@@ -97,3 +98,12 @@ def test_the_node_checkpoints_only_a_moved_head_and_resends_until_taken(tmp_path
     assert cp.tick() == 2 and sent == [2]
     assert cp.tick() == 2 and sent == [2]  # taken: not sent again
     assert audit.latest_checkpoint(db)["parent_ms"] is not None
+
+
+def test_a_child_sending_checkpoints_in_a_loop_fills_no_disk(keeper, clock, monkeypatch):  # noqa: F811
+    k, child, db = keeper
+    monkeypatch.setattr(audit, "MAX_KEPT_PER_CHILD", 3)
+    for seq in range(1, 8):
+        k.take(checkpoints.make(child, seq, bytes([seq]) * 32, clock.now_ms()), CHILD)
+    kept = [s for s in range(1, 8) if audit.child_checkpoint(db, CHILD, s) is not None]
+    assert kept == [5, 6, 7]

@@ -62,7 +62,8 @@ def tree(tmp_path_factory):
         nodes.start_registered(hd, hc, TIMEOUT)
         c, p = hc.client(), hp.client()
         with EventWaiter(c, registry=True) as ev:
-            mid = c.send(pb.Document(subject="Công văn về kiểm toán"), [P]).envelopes[0].message_id
+            sent = c.send(pb.Document(subject="Công văn về kiểm toán"), [P])
+            mid = sent.envelopes[0].message_id
             statuses = lambda code: [e for e in ev.events if e.type == "arrived" and e.ref_message_id == mid  # noqa: E731
                                      and e.status_code == code]
             ev.wait(lambda _: mid in ev.ids("delivered") and statuses("01"), TIMEOUT)
@@ -71,7 +72,7 @@ def tree(tmp_path_factory):
             head = _chain(hc.dir)[-1].seq  # C is quiet now: the last checkpoint D takes covers it
             ev.wait(lambda evs: any(e.type == "checkpoint" and e.peer == D and e.seq >= head for e in evs), TIMEOUT)
         assert nodes.terminate(hc) == 0  # the file stands still from here; D keeps serving its copy
-        yield root, ca, hp, hd, hc, mid
+        yield root, ca, hp, hd, hc, mid, sent.doc_id
     finally:
         for h in reversed(handles):
             nodes.terminate(h)
@@ -218,7 +219,7 @@ def test_an_unreachable_parent_means_an_offline_check_that_says_so(tree, tmp_pat
 
 @pytest.fixture(scope="module")
 def bundle(tree, tmp_path_factory):
-    root, ca, hp, hd, hc, mid = tree
+    root, ca, hp, hd, hc, mid, _ = tree
     out = tmp_path_factory.mktemp("evidence") / "evidence.bin"
     assert main(["evidence", mid, "--config", str(hc.config), "--out", str(out)]) == 0
     return out, ca / "ca.pem", mid
@@ -239,7 +240,7 @@ def test_a_bundle_of_a_sent_delivered_answered_document_is_verified_offline(bund
 
 
 def test_the_recipients_bundle_proves_its_custody_and_the_path(tree, tmp_path, capsys):
-    root, ca, hp, hd, hc, mid = tree
+    root, ca, hp, hd, hc, mid, _ = tree
     out = tmp_path / "at-p.bin"
     assert main(["evidence", mid, "--config", str(hp.config), "--out", str(out)]) == 0
     capsys.readouterr()
@@ -248,6 +249,17 @@ def test_the_recipients_bundle_proves_its_custody_and_the_path(tree, tmp_path, c
     assert f"path:     {C} at" in text and f"-> {D} at" in text
     assert f"custody:  taken over by {P} at" in text
     assert f"status:   status 03 by {P}" in text
+
+
+def test_the_send_names_its_one_message_and_an_unknown_name_exits_2(tree, tmp_path, capsys):
+    hc, mid, doc_id = tree[4], tree[5], tree[6]
+    out = tmp_path / "by-doc.bin"
+    capsys.readouterr()
+    assert main(["evidence", doc_id, "--config", str(hc.config), "--out", str(out)]) == 0
+    assert f"sent message {mid}" in capsys.readouterr().out
+    assert main(["evidence", "khong-co", "--config", str(hc.config), "--out", str(tmp_path / "none.bin")]) == 2
+    assert "khong-co: no message" in capsys.readouterr().err
+    assert main(["evidence", mid, "--config", str(hc.config), "--out", str(out)]) == 2  # never overwritten
 
 
 def test_a_bundle_with_one_byte_changed_is_refused_by_the_command(bundle, tmp_path, capsys):
@@ -288,7 +300,7 @@ def test_the_crl_travels_in_the_bundle_and_judges_each_signature_at_its_time(tre
                                                                               refused):
     """C's certificate revoked after it signed: the bundle still proves what it signed, and says so. Revoked
     before (a compromised key): what it signed proves nothing."""
-    root, ca, hp, hd, hc, mid = tree
+    root, ca, hp, hd, hc, mid, _ = tree
     ca_copy = tmp_path / "ca"
     shutil.copytree(ca, ca_copy)
     revocation.revoke(ca_copy, hc.dir / "keys" / "node.pem", "key_compromise", now=revoked_at)

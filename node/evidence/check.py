@@ -3,8 +3,9 @@
 Only the CA's certificate is trusted. Every certificate must chain to it and have been
 valid, and not revoked by a CRL in the bundle, at the time it signed what it signed (not
 today: evidence is read years later, after certificates expired). The bundle's own
-signature covers every byte of its body and the bundle is re-encoded to check its framing,
-so one changed byte anywhere is refused, naming what failed. What is proved comes from
+signature covers every byte of its body, the signer's certificate included (one outside it
+could be re-encoded, a byte its parser ignores changed, and pass), and the bundle is
+re-encoded to check its framing, so one changed byte anywhere is refused, naming what failed. What is proved comes from
 signed headers, payload digests, relay marks and receipts; a payload is read only to show a
 status's code when it is not sealed, and never counts as proof.
 """
@@ -120,19 +121,21 @@ def check(data: bytes, ca_certs: list[x509.Certificate], clock: Clock = SYSTEM) 
         bundle.ParseFromString(data)
     except DecodeError:
         raise Refused("the bundle does not parse") from None
-    canonical = epb.EvidenceBundle(body=bundle.body, signature=bundle.signature,
-                                   signer_cert=bundle.signer_cert).SerializeToString()
-    if canonical != data:
+    if epb.EvidenceBundle(body=bundle.body, signature=bundle.signature).SerializeToString() != data:
         raise Refused("the bundle's framing is not what was written (bytes added, removed or changed)")
+    body = epb.EvidenceBody()
+    try:
+        body.ParseFromString(bundle.body)  # read before its signature is checked only to find the signer's certificate
+    except DecodeError:
+        raise Refused("the bundle's body does not parse") from None
     trust = _ChainOnly(ca_certs, clock)
     claims: list[Claim] = []
     try:
-        maker = trust.identify(bundle.signer_cert)
+        maker = trust.identify(body.made_by_cert)
     except Rejected as r:
         raise Refused(f"the bundle's signer certificate: {r.public_text}") from None
     if not keys.verify(maker.public_key, bundle.signature, bundle.body):
         raise Refused(f"the bundle's signature by {maker.code} does not verify: the bundle was changed after it was made")
-    body = epb.EvidenceBody.FromString(bundle.body)
     if body.version != VERSION:
         raise Refused(f"bundle version {body.version}, this program reads {VERSION}")
     if body.made_by != maker.code:

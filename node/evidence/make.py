@@ -60,5 +60,5 @@ def make(found: Found, signer: Signer, clock: Clock, crls: list[bytes]) -> bytes
                 certs.append(der)
     body = epb.EvidenceBody(version=VERSION, message_id=found.document.message_id, made_by=signer.code,
                             made_ms=clock.now_ms(), document=doc, statuses=statuses, certificates=certs,
-                            crls=crls).SerializeToString()
-    return epb.EvidenceBundle(body=body, signature=signer.sign(body), signer_cert=signer.cert_der).SerializeToString()
+                            crls=crls, made_by_cert=signer.cert_der).SerializeToString()
+    return epb.EvidenceBundle(body=body, signature=signer.sign(body)).SerializeToString()

@@ -116,15 +116,16 @@ def _own_anchor(rows: list[dict], trust: TrustStore, code: str, res: Result) -> 
                                       check_validity=False)
         except Exception as e:  # noqa: BLE001 - Rejected, or a row that does not even parse: named the same way
             why = e.public_text if isinstance(e, Rejected) else "does not parse"
-            res.problems.append(Problem(row["seq"], "edited", f"the node's checkpoint at this seq is not valid ({why})"))
+            res.problems.append(Problem(row["seq"], "edited",
+                                        f"the node's checkpoint at this seq is not valid ({why})"))
             continue
         if body.seq != row["seq"] or body.head != row["head"]:
             res.problems.append(Problem(row["seq"], "edited", "the node's checkpoint row does not say what it signed"))
             continue
         good = Anchor("own checkpoint", body.seq, body.head, body.time_ms)
     if good is None:
-        res.notes.append("no valid checkpoint of its own (none yet: one is signed audit.checkpoint_every after the first "
-                         "event; or they were removed)")
+        res.notes.append("no valid checkpoint of its own (none yet: one is signed audit.checkpoint_every after "
+                         "the first event; or they were removed)")
     return good
 
 

@@ -135,7 +135,8 @@ def check(data: bytes, ca_certs: list[x509.Certificate], clock: Clock = SYSTEM) 
     except Rejected as r:
         raise Refused(f"the bundle's signer certificate: {r.public_text}") from None
     if not keys.verify(maker.public_key, bundle.signature, bundle.body):
-        raise Refused(f"the bundle's signature by {maker.code} does not verify: the bundle was changed after it was made")
+        raise Refused(f"the bundle's signature by {maker.code} does not verify: the bundle was changed after it "
+                      "was made")
     if body.version != VERSION:
         raise Refused(f"bundle version {body.version}, this program reads {VERSION}")
     if body.made_by != maker.code:

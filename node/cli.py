@@ -201,6 +201,89 @@ def _version() -> str:
         return "unknown"
 
 
+# ---- audit and evidence ---------------------------------------------------------------
+
+EXIT_BROKEN = 3  # audit verify: the log was tampered with; verify-evidence: the bundle proves nothing
+
+
+def cmd_audit_verify(args) -> int:
+    from .audit import verify
+    from .exchange.transport import PeerConnector, TlsMaterial
+    from .identity import keys
+    from .identity.trust import TrustStore
+    from . import preflight
+    from .runtime import Node
+    s = load_config(args.config)
+    mailbox = Path(s.node.data_dir) / preflight.MAILBOX_FILE
+    if not mailbox.is_file():
+        raise CliError(f"no mailbox at {mailbox}: nothing to verify")
+    trust = TrustStore.from_files(list(s.tls.trust_anchors), crl=s.tls.crl)
+    parent_code = Node._parent_code(s)
+    parent = (parent_code, s.peer_address(parent_code)) if parent_code and s.peer_address(parent_code) else None
+    connector = None
+    if parent is not None and not args.offline:
+        tls = TlsMaterial(key_pem=keys.key_pem(keys.load_private_key(Path(s.tls.key))),
+                          cert_pem=Path(s.tls.cert).read_bytes(), anchors_pem=trust.anchors_pem,
+                          insecure=s.tls.insecure_plaintext)
+        connector = PeerConnector(tls, s.messages.max_size)
+    try:
+        result = verify.verify(s, mailbox, trust, None if args.offline else parent,
+                               connector.channel if connector else None)
+    except verify.NotChained as e:
+        raise CliError(str(e)) from None
+    finally:
+        if connector is not None:
+            connector.close()
+    if args.offline and parent is not None:
+        result.notes.insert(0, f"OFFLINE (--offline): parent {parent[0]}'s copy not asked for")
+        result.offline = True
+    print(result.render())
+    return 0 if result.intact else EXIT_BROKEN
+
+
+def cmd_evidence(args) -> int:
+    from . import preflight
+    from .clock import SYSTEM
+    from .evidence import make
+    from .identity.trust import TrustStore
+    s = load_config(args.config)
+    mailbox = Path(s.node.data_dir) / preflight.MAILBOX_FILE
+    if not mailbox.is_file():
+        raise CliError(f"no mailbox at {mailbox}")
+    out = Path(args.out)
+    if out.exists():
+        raise CliError(f"--out {out}: exists (never overwritten)", 2)
+    trust = TrustStore.from_files(list(s.tls.trust_anchors), crl=s.tls.crl)
+    signer = preflight.load_identity(s, trust, SYSTEM)
+    try:
+        found = make.find(mailbox, args.doc)
+    except make.EvidenceError as e:
+        raise CliError(str(e), e.status) from None
+    data = make.make(found, signer, SYSTEM, [Path(s.tls.crl).read_bytes()] if s.tls.crl else [])
+    with open(out, "xb") as f:
+        f.write(data)
+    print(f"wrote {out} ({len(data)} bytes): {found.role} message {found.document.message_id}, "
+          f"{sum(len(h.receipts) for h in [found.document, *found.statuses])} receipt(s), "
+          f"{len(found.statuses)} status envelope(s); check it with `lienthong verify-evidence {out} --ca CA_CERT`")
+    return 0
+
+
+def cmd_verify_evidence(args) -> int:
+    from .evidence import check
+    from .identity import certs
+    try:
+        ca = certs.load_certs(Path(args.ca))
+    except ValueError as e:
+        raise CliError(f"--ca {args.ca}: {e}", 2) from None
+    try:
+        proof = check.check(Path(args.file).read_bytes(), ca)
+    except check.Refused as e:
+        print(f"REFUSED: {e}")
+        return EXIT_BROKEN
+    print(proof.render())
+    return 0
+
+
 # ---- local API ------------------------------------------------------------------
 
 def cmd_send(args) -> int:
@@ -510,6 +593,27 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
     rs.add_argument("--config", required=True, help="node YAML config (node.code, node.data_dir: empty or missing)")
     rs.set_defaults(func=cmd_restore)
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    av = audit_sub.add_parser("verify", help="prove the audit hash chain intact against the node's last signed "
+                                             "checkpoint and its parent's copy; name every edited, deleted or "
+                                             "reordered row (exit 0 intact, 3 broken)")
+    av.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls, the parent's address)")
+    av.add_argument("--offline", action="store_true", help="do not ask the parent (its copy is not checked)")
+    av.set_defaults(func=cmd_audit_verify)
+
+    ev = sub.add_parser("evidence", help="write a self-contained, signed bundle proving one message's custody "
+                                         "(envelope, receipts, trace, statuses, certificates, CRL)")
+    ev.add_argument("doc", help="message id (or a doc id / DocumentId naming exactly one message)")
+    ev.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls.key to sign the bundle)")
+    ev.add_argument("--out", required=True, help="file to write (never overwritten)")
+    ev.set_defaults(func=cmd_evidence)
+    ve = sub.add_parser("verify-evidence", help="check an evidence bundle offline with only the CA's certificate and "
+                                                "say what it proves (exit 0), or refuse it naming what failed (exit 3)")
+    ve.add_argument("file", help="bundle from `lienthong evidence`")
+    ve.add_argument("--ca", required=True, help="the CA's certificate (PEM)")
+    ve.set_defaults(func=cmd_verify_evidence)
 
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)

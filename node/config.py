@@ -572,6 +572,13 @@ class MetricsSettings(_Section):
         return self
 
 
+@dataclass(frozen=True, kw_only=True)
+class AuditSettings(_Section):
+    """The tamper-evident audit log (docs/audit.md): how often the chain head is signed and handed to the parent."""
+
+    checkpoint_every: PositiveDuration = 300.0
+
+
 Count = Annotated[int, Field(strict=True, ge=1, le=1_000_000, description="an integer 1..1000000")]
 Rate = Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False, description="a number > 0")]
 
@@ -614,6 +621,7 @@ class Settings(_Section):
     registry: RegistrySettings = RegistrySettings()
     limits: LimitsSettings = LimitsSettings()
     metrics: MetricsSettings = MetricsSettings()
+    audit: AuditSettings = AuditSettings()
     parents_of: Annotated[
         Mapping[AgencyCode, AgencyCode],
         AfterValidator(FrozenMap),

@@ -67,6 +67,8 @@ class Reason(enum.Enum):
                           "several documents carry that DocumentId; name the message")
     CERT_REVOKED = ("CERT_REVOKED", _C.PERMISSION_DENIED, True, "the certificate is on the CA's revocation list")
     KEY_REUSED = ("KEY_REUSED", _C.ALREADY_EXISTS, True, "that client key was used for another request")
+    CHECKPOINT_CONFLICT = ("CHECKPOINT_CONFLICT", _C.ALREADY_EXISTS, True,
+                           "a checkpoint at that seq with another head was taken before")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

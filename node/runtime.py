@@ -25,7 +25,8 @@ Threading model (what runs where):
   commit the outcome under the database lock.
 - **Scheduler** (APScheduler's BackgroundScheduler: one timing thread, a pool of 10
   for jobs): the sweep (expiry, and waking hops whose backoff is over), health checks,
-  the registry keepalive (registration, heartbeats), and retry timers (`timers.py`),
+  the registry keepalive (registration, heartbeats), the audit checkpoint (sign the chain head, hand it to
+  the parent), and retry timers (`timers.py`),
   which only wake a hop's senders.
 - **SQLite**: one connection behind one re-entrant lock (`store.database.Database`).
   Every read and write takes it; a transaction holds it from BEGIN to COMMIT, fsync
@@ -53,6 +54,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .api.auth import api_interceptors
+from .audit.checkpoints import Checkpointer, Keeper
 from .api.mailbox import MailboxService
 from .api.admin import AdminService
 from .client import RUNTIME_FILE
@@ -181,6 +183,12 @@ class Node:
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
                              metrics=recorder)
         self.verify_stored = stored_verifier(self.trust, clock)
+        # the audit chain's signed checkpoints: ours, handed to our parent; our children's, kept here
+        self.checkpoint_keeper = Keeper(self.db, self.trust, clock, self.bus)
+        has_parent = bool(self.directory.parent and self.directory.parent_address)
+        self.checkpointer = Checkpointer(self.db, self.signer, clock,
+                                         send=self.directory.send_checkpoint if has_parent else None,
+                                         events_=self.bus, parent=self.directory.parent or "")
         self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored, self.limits,
                                   s.messages.max_size)
         self.health = HealthMonitor(self.db, self.signer, self.trust, checks=[
@@ -215,7 +223,8 @@ class Node:
                                        interceptors=[ErrorInterceptor()], options=opts)
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(self.intake, peers), self.peer_server)
-        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(self.directory, peers, self.limits), self.peer_server)
+        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper),
+                                                     self.peer_server)
         self._add_common(self.peer_server, exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name,
                          registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name)
         if s.tls.insecure_plaintext:
@@ -250,6 +259,8 @@ class Node:
         self.scheduler.add_job(self._sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.health.check, "interval", seconds=HEALTH_SECONDS, id="health", coalesce=True)
         self.scheduler.add_job(self._probe_backing_off, "interval", seconds=PROBE_SECONDS, id="probe",
+                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.checkpointer.tick, "interval", seconds=s.audit.checkpoint_every, id="checkpoint",
                                max_instances=1, coalesce=True)
         if self.directory.parent and self.directory.parent_address:  # the top of a tree registers nowhere
             self.scheduler.add_job(self._keepalive, "interval",
@@ -425,7 +436,7 @@ class Node:
                                anchors_pem=self.trust.anchors_pem, insecure=s.tls.insecure_plaintext)
         self.connector.reload(self.tls)
         self.signer = signer
-        for holder in (self.directory, self.maker, self.lifecycle, self.intake, self.health):
+        for holder in (self.directory, self.maker, self.lifecycle, self.intake, self.health, self.checkpointer):
             holder.signer = signer  # one reference each: a signature never mixes old and new
         self.cert_not_after_ms = _not_after_ms(signer.cert_der)
         for line in changes:

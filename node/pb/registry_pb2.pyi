@@ -105,3 +105,41 @@ class ChildrenResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[DirectoryEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[DirectoryEntry, _Mapping]]] = ...) -> None: ...
+
+class CheckpointBody(_message.Message):
+    __slots__ = ("code", "seq", "head", "time_ms")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    seq: int
+    head: bytes
+    time_ms: int
+    def __init__(self, code: _Optional[str] = ..., seq: _Optional[int] = ..., head: _Optional[bytes] = ..., time_ms: _Optional[int] = ...) -> None: ...
+
+class SignedCheckpoint(_message.Message):
+    __slots__ = ("body", "signature", "cert_der")
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CERT_DER_FIELD_NUMBER: _ClassVar[int]
+    body: bytes
+    signature: bytes
+    cert_der: bytes
+    def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., cert_der: _Optional[bytes] = ...) -> None: ...
+
+class CheckpointRequest(_message.Message):
+    __slots__ = ("code", "seq")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    seq: int
+    def __init__(self, code: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class CheckpointResponse(_message.Message):
+    __slots__ = ("latest", "at_seq")
+    LATEST_FIELD_NUMBER: _ClassVar[int]
+    AT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    latest: SignedCheckpoint
+    at_seq: SignedCheckpoint
+    def __init__(self, latest: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., at_seq: _Optional[_Union[SignedCheckpoint, _Mapping]] = ...) -> None: ...

@@ -54,6 +54,16 @@ class RegistryStub:
                 request_serializer=node_dot_pb_dot_registry__pb2.ChildrenRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_registry__pb2.ChildrenResponse.FromString,
                 _registered_method=True)
+        self.Checkpoint = channel.unary_unary(
+                '/lienthong.v1.Registry/Checkpoint',
+                request_serializer=node_dot_pb_dot_registry__pb2.SignedCheckpoint.SerializeToString,
+                response_deserializer=node_dot_pb_dot_registry__pb2.CheckpointResponse.FromString,
+                _registered_method=True)
+        self.LatestCheckpoint = channel.unary_unary(
+                '/lienthong.v1.Registry/LatestCheckpoint',
+                request_serializer=node_dot_pb_dot_registry__pb2.CheckpointRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_registry__pb2.CheckpointResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -87,6 +97,23 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Checkpoint(self, request, context):
+        """A child hands its parent a signed checkpoint of its audit chain head (docs/audit.md). The parent
+        keeps every one, never replaces one, and refuses (CHECKPOINT_CONFLICT) a second at the same seq
+        with another head.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LatestCheckpoint(self, request, context):
+        """What the parent keeps for the asking child (its own code only): its latest checkpoint, and
+        the one at `seq` (lienthong audit verify compares the chain with both).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +136,16 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.Children,
                     request_deserializer=node_dot_pb_dot_registry__pb2.ChildrenRequest.FromString,
                     response_serializer=node_dot_pb_dot_registry__pb2.ChildrenResponse.SerializeToString,
+            ),
+            'Checkpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.Checkpoint,
+                    request_deserializer=node_dot_pb_dot_registry__pb2.SignedCheckpoint.FromString,
+                    response_serializer=node_dot_pb_dot_registry__pb2.CheckpointResponse.SerializeToString,
+            ),
+            'LatestCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.LatestCheckpoint,
+                    request_deserializer=node_dot_pb_dot_registry__pb2.CheckpointRequest.FromString,
+                    response_serializer=node_dot_pb_dot_registry__pb2.CheckpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +256,60 @@ class Registry:
             '/lienthong.v1.Registry/Children',
             node_dot_pb_dot_registry__pb2.ChildrenRequest.SerializeToString,
             node_dot_pb_dot_registry__pb2.ChildrenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Checkpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Registry/Checkpoint',
+            node_dot_pb_dot_registry__pb2.SignedCheckpoint.SerializeToString,
+            node_dot_pb_dot_registry__pb2.CheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LatestCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Registry/LatestCheckpoint',
+            node_dot_pb_dot_registry__pb2.CheckpointRequest.SerializeToString,
+            node_dot_pb_dot_registry__pb2.CheckpointResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -342,6 +342,12 @@ class Directory:
 
     # ---- towards our parent ----------------------------------------------------------
 
+    def send_checkpoint(self, signed: rpb.SignedCheckpoint) -> rpb.CheckpointResponse:
+        """Hand our signed audit checkpoint to the parent (Rejected if there is none or it refuses)."""
+        if not self.parent or not self.parent_address:
+            raise Rejected(Reason.UNREACHABLE, "no parent to hand audit checkpoints to")
+        return self._call(self.parent, self.parent_address, lambda s: s.Checkpoint(signed, timeout=CALL_TIMEOUT_S))
+
     def parent_problem(self, unhealthy_after_ms: int) -> str | None:
         """Why the link to our parent counts as broken: no registration or heartbeat taken for that long."""
         if not self.parent or not self.parent_address:

@@ -3,6 +3,8 @@
 Refusals are raised as Rejected; node.interceptor turns them into statuses."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 
 from ..codes import is_identifier
@@ -13,10 +15,15 @@ from ..pb import registry_pb2 as rpb
 from ..pb import registry_pb2_grpc as rgrpc
 from .directory import Directory
 
+if TYPE_CHECKING:
+    from ..audit.checkpoints import Keeper
+
 
 class RegistryService(rgrpc.RegistryServicer):
-    def __init__(self, directory: Directory, peers: PeerIdentity, limits: Limits = Limits()) -> None:
+    def __init__(self, directory: Directory, peers: PeerIdentity, limits: Limits = Limits(),
+                 checkpoints: "Keeper | None" = None) -> None:
         self.directory = directory
+        self.checkpoints = checkpoints
         self.peers = peers
         self.lookups = RateLimiter(limits.lookups_per_second, limits.lookup_burst)  # per asking peer
 
@@ -27,6 +34,17 @@ class RegistryService(rgrpc.RegistryServicer):
         self.directory.heartbeat(request.code, self.peers.of(context), dict(request.odd_codes),
                                   request.signed_stats)
         return rpb.HeartbeatResponse()
+
+    def Checkpoint(self, request: rpb.SignedCheckpoint, context: grpc.ServicerContext) -> rpb.CheckpointResponse:
+        return self._keeper().take(request, self.peers.of(context))
+
+    def LatestCheckpoint(self, request: rpb.CheckpointRequest, context: grpc.ServicerContext) -> rpb.CheckpointResponse:
+        return self._keeper().latest_for(request.code, self.peers.of(context), request.seq)
+
+    def _keeper(self) -> "Keeper":
+        if self.checkpoints is None:
+            raise Rejected(Reason.NOT_FOUND, "this node keeps no audit checkpoints")
+        return self.checkpoints
 
     def Lookup(self, request: rpb.LookupRequest, context: grpc.ServicerContext) -> rpb.LookupResponse:
         from_below = self._asker(context, request.code, request.from_below)

@@ -104,7 +104,9 @@ def accept(
                 refuse(i, Rejected(Reason.INTERNAL, f"could not be stored (correlation id {correlation_id})"))
                 continue
             results[i] = receipt
-            audit_rows.append((now_ms, audit.RECEIVED, item.message_id, item.from_peer, f"from {item.header.sender}"))
+            kind = "" if item.header.kind == pb.DOCUMENT else f"{outbox.KIND_WORDS.get(item.header.kind, 'envelope')} "
+            audit_rows.append((now_ms, audit.RECEIVED, item.message_id, item.from_peer,
+                               f"{kind}from {item.header.sender} sha256 {item.digest.hex()}"))
         audit.append_many(tx, audit_rows)
     for i, first in repeats:  # a repeat inside the batch gets the outcome of its first occurrence
         results[i] = results[first]

@@ -6,12 +6,14 @@ expired (past its lifetime). Rows are never deleted: they are the sent register.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from hashlib import sha256
 
 from ..pb import envelope_pb2 as pb
 from . import audit
 from .database import Database
 
 PENDING, DELIVERED, REJECTED, EXPIRED = "pending", "delivered", "rejected", "expired"
+KIND_WORDS = {pb.STATUS: "status", pb.NOTICE: "notice"}  # an audit row says what it is about when not a document
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject:
          subject, origin, header.created_ms, header.expires_ms, doc_id, header.ref_message_id),
     )
     conn.execute("INSERT INTO outbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
-    audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop, f"to {header.recipient}")
+    kind = "" if header.kind == pb.DOCUMENT else f"{KIND_WORDS.get(header.kind, 'envelope')} "
+    audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop, f"{kind}to {header.recipient}")
 
 
 def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: set[str] = frozenset()) -> list[Pending]:
@@ -74,7 +77,9 @@ def mark_delivered(conn, delivered: list[tuple[str, pb.Receipt]], peer: str, now
         " reason = NULL WHERE message_id = ? AND state = 'pending'",
         [(now_ms, r.SerializeToString(), m) for m, r in delivered],
     )
-    audit.append_many(conn, [(now_ms, audit.DELIVERED, m, peer, "") for m, _ in delivered])
+    # the row names the receipt it was handed over on (its SHA-256): the chain then vouches for that receipt
+    audit.append_many(conn, [(now_ms, audit.DELIVERED, m, peer,
+                              f"receipt sha256 {sha256(r.SerializeToString()).hexdigest()}") for m, r in delivered])
 
 
 def mark_final(conn, message_id: str, peer: str, state: str, reason: str, now_ms: int) -> None:

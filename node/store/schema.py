@@ -207,3 +207,58 @@ def m0009_client_keys(db) -> None:
         "CREATE INDEX client_keys_expires ON client_keys(expires_ms)",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0010_audit_chain")
+def m0010_audit_chain(db) -> None:
+    """The audit log becomes a hash chain (node/audit/chain.py); rows written before are chained here, in
+    their seq order, so the whole log is covered from now on (a genesis row at the migration would leave
+    them outside it: editable without a trace). What they said before this migration rests on the
+    append-only triggers they were written under; from here on an edit shows."""
+    from ..audit.chain import GENESIS, chain
+    for sql in (
+        """CREATE TABLE audit_chain (
+            seq INTEGER PRIMARY KEY,
+            time_ms INTEGER NOT NULL,
+            event TEXT NOT NULL,
+            message_id TEXT NOT NULL DEFAULT '',
+            peer TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '',
+            prev_hash BLOB NOT NULL,
+            hash BLOB NOT NULL)""",
+    ):
+        db.execute(sql)
+    conn = db.conn
+    old = conn.execute("SELECT time_ms, event, coalesce(message_id, ''), coalesce(peer, ''), coalesce(detail, '')"
+                       " FROM audit ORDER BY seq")
+    # renumbered from 1 in their order: seqs AUTOINCREMENT gave are gapless anyway, and the chain's check of
+    # continuity then holds from its first row
+    conn.executemany("INSERT INTO audit_chain (seq, time_ms, event, message_id, peer, detail, prev_hash, hash)"
+                     " VALUES (?,?,?,?,?,?,?,?)", chain(old, 0, GENESIS))  # streamed: a long log is not held in memory
+    for sql in (
+        "DROP TABLE audit",  # its triggers go with it
+        "ALTER TABLE audit_chain RENAME TO audit",
+        """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+           BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END""",
+        """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+           BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END""",
+        # this node's signed checkpoints of the chain head (node/audit/checkpoints.py); parent_ms: when its
+        # parent took it
+        """CREATE TABLE audit_checkpoint (
+            seq INTEGER PRIMARY KEY,
+            head BLOB NOT NULL,
+            time_ms INTEGER NOT NULL,
+            signed BLOB NOT NULL,
+            parent_ms INTEGER)""",
+        # children's signed checkpoints, kept by their parent: one row per (child, seq), never replaced, so a
+        # second checkpoint at a seq that says another head is caught (the newest 10,000 per child are kept)
+        """CREATE TABLE child_checkpoint (
+            code TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            head BLOB NOT NULL,
+            time_ms INTEGER NOT NULL,
+            signed BLOB NOT NULL,
+            received_ms INTEGER NOT NULL,
+            PRIMARY KEY (code, seq))""",
+    ):
+        db.execute(sql)

@@ -1,0 +1,156 @@
+"""Signed checkpoints of the audit chain head, anchored at the parent.
+
+A node signs {code, seq, head hash, time} with its agency key on a schedule
+(`audit.checkpoint_every`), keeps it, and hands it to its parent (registry `Checkpoint`).
+The parent checks the signature against the certificate the child registered with and
+keeps each child's checkpoints, one per seq, never replaced (the newest 10,000; one below
+the latest is not stored): a second one at a seq it holds with another head is refused
+(CHECKPOINT_CONFLICT) and logged. Whoever
+holds a node's file can rewrite its chain and its own checkpoints, but not the copy at
+its parent, nor sign for a head it never had without the node's key: `lienthong audit
+verify` compares the chain with both (as X-Road's signed message log, anchored in the
+tree instead of a timestamping authority).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from google.protobuf.message import DecodeError
+
+from .. import events
+from ..clock import Clock
+from ..codes import is_identifier
+from ..envelope import MAX_CLOCK_SKEW_MS, Signer
+from ..errors import Reason, Rejected
+from ..events import EventSink, NoEvents
+from ..identity import keys
+from ..identity.trust import TrustStore
+from ..pb import registry_pb2 as rpb
+from ..store import audit as store
+from ..store import registry as registry_store
+from ..store.database import Database
+
+log = logging.getLogger(__name__)
+
+HASH_SIZE = 32
+MAX_SIGNED = 8192  # a signed checkpoint is ~0.8 KB with its certificate; a peer's bigger one is refused unread
+
+
+def make(signer: Signer, seq: int, head: bytes, now_ms: int) -> rpb.SignedCheckpoint:
+    body = rpb.CheckpointBody(code=signer.code, seq=seq, head=head, time_ms=now_ms).SerializeToString()
+    return rpb.SignedCheckpoint(body=body, signature=signer.sign(body), cert_der=signer.cert_der)
+
+
+def verify(signed: rpb.SignedCheckpoint, trust: TrustStore, *, code: str, check_validity: bool = True,
+           cert_der: bytes | None = None) -> rpb.CheckpointBody:
+    """The body of a checkpoint `code` signed (with `cert_der`, when given: the certificate it registered)."""
+    if signed.ByteSize() > MAX_SIGNED:
+        raise Rejected(Reason.TOO_LARGE, f"checkpoint is {signed.ByteSize()} bytes, limit {MAX_SIGNED}")
+    if cert_der is not None and signed.cert_der != cert_der:
+        raise Rejected(Reason.BAD_SIGNATURE, f"checkpoint is not signed with the certificate {code} registered")
+    ident = trust.identify(signed.cert_der, check_validity=check_validity)
+    if ident.code != code:
+        raise Rejected(Reason.SENDER_MISMATCH, f"checkpoint for {code} signed by {ident.code}")
+    if not keys.verify(ident.public_key, signed.signature, signed.body):
+        raise Rejected(Reason.BAD_SIGNATURE, "checkpoint signature does not verify")
+    try:
+        body = rpb.CheckpointBody.FromString(signed.body)
+    except DecodeError:
+        raise Rejected(Reason.MALFORMED, "checkpoint body does not parse") from None
+    if body.code != code:
+        raise Rejected(Reason.SENDER_MISMATCH, f"checkpoint body is for {body.code[:40]!r}, not {code}")
+    if body.seq < 1 or len(body.head) != HASH_SIZE:
+        raise Rejected(Reason.INVALID_REQUEST, "checkpoint needs a seq >= 1 and a 32-byte head")
+    return body
+
+
+class Checkpointer:
+    """This node's side: sign the head when it moved, keep it, hand the latest to the parent until it took it."""
+
+    def __init__(self, db: Database, signer: Signer, clock: Clock,
+                 send: Callable[[rpb.SignedCheckpoint], None] | None = None, events_: EventSink = NoEvents(),
+                 parent: str = "") -> None:
+        self.db, self.signer, self.clock, self.send, self.events, self.parent = db, signer, clock, send, events_, parent
+
+    def tick(self) -> int:
+        """Checkpoint the head if it moved since the last one; return the seq of the latest checkpoint (0: none)."""
+        seq, head = store.head(self.db)
+        latest = store.latest_checkpoint(self.db)
+        if seq and (latest is None or latest["seq"] < seq):
+            now = self.clock.now_ms()
+            signed = make(self.signer, seq, head, now)
+            store.add_checkpoint(self.db, seq, head, now, signed.SerializeToString())
+            latest = store.latest_checkpoint(self.db)
+        if latest is None:
+            return 0
+        if self.send is not None and latest["parent_ms"] is None:
+            try:
+                self.send(rpb.SignedCheckpoint.FromString(latest["signed"]))
+            except Rejected as r:
+                log.log(logging.WARNING if r.reason.permanent else logging.INFO,
+                        "audit checkpoint at seq %d not taken by the parent: %s", latest["seq"], r.public_text)
+                return latest["seq"]
+            store.mark_checkpoint_sent(self.db, latest["seq"], self.clock.now_ms())
+            self.events.emit(events.CHECKPOINT, peer=self.parent, seq=latest["seq"], time_ms=self.clock.now_ms())
+        return latest["seq"]
+
+
+class Keeper:
+    """The parent's side: children's checkpoints, checked against their registered certificates."""
+
+    def __init__(self, db: Database, trust: TrustStore, clock: Clock, events_: EventSink = NoEvents()) -> None:
+        self.db, self.trust, self.clock, self.events = db, trust, clock, events_
+
+    def take(self, signed: rpb.SignedCheckpoint, peer: str | None) -> rpb.CheckpointResponse:
+        code = _claimed_code(signed)
+        if peer is not None and peer != code:
+            raise Rejected(Reason.SENDER_MISMATCH, f"connection is from {peer}, checkpoint is for {code}")
+        child = registry_store.get(self.db, code)
+        if child is None:
+            raise Rejected(Reason.UNKNOWN_RECIPIENT, f"{code} is not registered here")
+        registered_cert = rpb.AgencyRecord.FromString(child.record).cert_der
+        body = verify(signed, self.trust, code=code, cert_der=registered_cert)
+        if body.time_ms > self.clock.now_ms() + MAX_CLOCK_SKEW_MS:
+            raise Rejected(Reason.BAD_TIME, f"checkpoint time {body.time_ms} is ahead of this node's clock")
+        earlier = store.keep_child_checkpoint(self.db, code, body.seq, body.head, body.time_ms,
+                                              signed.SerializeToString(), self.clock.now_ms())
+        if earlier is not None and earlier["head"] != body.head:
+            log.warning("audit checkpoint of %s at seq %d refused: another head was checkpointed at that seq "
+                        "before (%s, now %s)", code, body.seq, earlier["head"].hex()[:16], body.head.hex()[:16])
+            raise Rejected(Reason.CHECKPOINT_CONFLICT,
+                           f"{code} checkpointed seq {body.seq} before with another head")
+        if earlier is None:
+            self.events.emit(events.CHECKPOINT_KEPT, peer=code, seq=body.seq, time_ms=self.clock.now_ms())
+        return self._response(code, 0)
+
+    def latest_for(self, code: str, peer: str | None, seq: int) -> rpb.CheckpointResponse:
+        """Only the child itself may ask (over mutual TLS, or plain text in tests)."""
+        if not is_identifier(code):
+            raise Rejected(Reason.INVALID_REQUEST, f"{code[:40]!r} is not an agency code", field="code")
+        if peer is not None and peer != code:
+            raise Rejected(Reason.SENDER_MISMATCH, f"connection is from {peer}, asking for {code}'s checkpoints")
+        return self._response(code, seq)
+
+    def _response(self, code: str, seq: int) -> rpb.CheckpointResponse:
+        out = rpb.CheckpointResponse()
+        latest = store.child_checkpoint(self.db, code)
+        if latest is not None:
+            out.latest.ParseFromString(latest["signed"])
+        if seq:
+            at = store.child_checkpoint(self.db, code, seq)
+            if at is not None:
+                out.at_seq.ParseFromString(at["signed"])
+        return out
+
+
+def _claimed_code(signed: rpb.SignedCheckpoint) -> str:
+    if signed.ByteSize() > MAX_SIGNED:
+        raise Rejected(Reason.TOO_LARGE, f"checkpoint is {signed.ByteSize()} bytes, limit {MAX_SIGNED}")
+    try:
+        code = rpb.CheckpointBody.FromString(signed.body).code
+    except DecodeError:
+        raise Rejected(Reason.MALFORMED, "checkpoint body does not parse") from None
+    if not is_identifier(code):
+        raise Rejected(Reason.MALFORMED, "checkpoint body names no agency code", field="body.code")
+    return code

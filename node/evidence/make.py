@@ -1,0 +1,64 @@
+"""`lienthong evidence DOC --out FILE`: one message's custody as a single signed protobuf file.
+
+The bundle holds the envelope bytes as this node keeps them (header, sender's signature,
+relay marks), the receipts over exactly those bytes, every status envelope about the
+message with its receipts, every certificate those signatures use, and the CRL the node
+checks certificates against (tls.crl). The node signs the whole with its agency key, so a
+changed byte anywhere is refused; every signature inside stays checkable on its own.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..clock import Clock
+from ..envelope import Signer
+from ..pb import envelope_pb2 as pb
+from ..pb import evidence_pb2 as epb
+from ..store.evidence import Found, Mailbox
+
+VERSION = 1
+
+
+class EvidenceError(Exception):
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def find(mailbox: Path, ref: str) -> Found:
+    box = Mailbox(mailbox)
+    try:
+        ids = box.candidates(ref)
+        if not ids:
+            raise EvidenceError(f"{ref}: no message this node sent or received has that message id, doc id or "
+                                "DocumentId", 2)
+        if len(ids) > 1:
+            raise EvidenceError(f"{ref} names {len(ids)} messages; give one message id: {', '.join(sorted(ids)[:10])}",
+                                2)
+        found = box.find(ids[0])
+        assert found is not None
+        return found
+    finally:
+        box.close()
+
+
+def _certs_of(raw: bytes, receipts: list[pb.Receipt]) -> list[bytes]:
+    env = pb.Envelope.FromString(raw)
+    return [env.sender_cert, *(t.cert_der for t in env.trace), *(r.receiver_cert for r in receipts)]
+
+
+def make(found: Found, signer: Signer, clock: Clock, crls: list[bytes]) -> bytes:
+    def item(held) -> epb.EvidenceItem:
+        return epb.EvidenceItem(envelope=held.envelope, receipts=[pb.Receipt.FromString(r) for r in held.receipts])
+
+    doc = item(found.document)
+    statuses = [item(s) for s in found.statuses]
+    certs: list[bytes] = []
+    for it in (doc, *statuses):
+        for der in _certs_of(it.envelope, list(it.receipts)):
+            if der and der not in certs:
+                certs.append(der)
+    body = epb.EvidenceBody(version=VERSION, message_id=found.document.message_id, made_by=signer.code,
+                            made_ms=clock.now_ms(), document=doc, statuses=statuses, certificates=certs,
+                            crls=crls, made_by_cert=signer.cert_der).SerializeToString()
+    return epb.EvidenceBundle(body=body, signature=signer.sign(body)).SerializeToString()

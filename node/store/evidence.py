@@ -1,0 +1,79 @@
+"""What an evidence bundle is made of, read from a mailbox a node may be running on (read-only connection).
+
+Envelope bytes and receipts are kept for good: outbox rows are the sent register (never deleted,
+`outbox_envelope` and `outbox.receipt` with them), received envelopes stay in `inbox_envelope`
+with the receipt this node signed in `received`. So a bundle can be made for any message this
+node ever sent or received, however long ago it was delivered.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..pb import envelope_pb2 as pb
+
+SENT, RECEIVED = "sent", "received"
+
+
+@dataclass
+class Held:
+    """One envelope as this node holds it, with its receipts (serialised Receipt)."""
+    message_id: str
+    envelope: bytes
+    receipts: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class Found:
+    role: str                 # sent (our own document) | received (addressed to us)
+    document: Held
+    statuses: list[Held]
+
+
+class Mailbox:
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        self.conn.execute("BEGIN")  # one read transaction: the bundle is the mailbox as of one commit
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _all(self, sql: str, params=()) -> list[tuple]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def candidates(self, ref: str) -> list[str]:
+        """Message ids `ref` may name: itself, the envelopes of a send (doc id), or messages with that DocumentId."""
+        found = [m for (m,) in self._all(
+            "SELECT message_id FROM outbox WHERE message_id = ? AND origin = 'local'"
+            " UNION SELECT message_id FROM inbox WHERE message_id = ?", (ref, ref))]
+        if found:
+            return found
+        return [m for (m,) in self._all(
+            "SELECT message_id FROM outbox WHERE origin = 'local' AND kind = ? AND doc_id IN"
+            " (SELECT doc_id FROM docs WHERE doc_id = ? OR document_id = ?)"
+            " UNION SELECT message_id FROM doc_progress WHERE document_id = ?",
+            (pb.DOCUMENT, ref, ref, ref))]
+
+    def _received(self, message_id: str) -> list[bytes]:
+        return [r for (r,) in self._all("SELECT receipt FROM received WHERE message_id = ?", (message_id,))]
+
+    def find(self, message_id: str) -> Found | None:
+        sent = self._all("SELECT e.raw, o.receipt FROM outbox o JOIN outbox_envelope e USING (message_id)"
+                         " WHERE o.message_id = ? AND o.origin = 'local'", (message_id,))
+        if sent:
+            raw, receipt = sent[0]
+            doc = Held(message_id, raw, [receipt] if receipt else [])
+            statuses = [Held(m, r, self._received(m)) for m, r in self._all(
+                "SELECT i.message_id, e.raw FROM inbox i JOIN inbox_envelope e USING (message_id)"
+                " WHERE i.ref_message_id = ? AND i.kind = ? ORDER BY i.seq", (message_id, pb.STATUS))]
+            return Found(SENT, doc, statuses)
+        got = self._all("SELECT raw FROM inbox_envelope WHERE message_id = ?", (message_id,))
+        if got:
+            doc = Held(message_id, got[0][0], self._received(message_id))
+            statuses = [Held(m, r, [rc] if rc else []) for m, r, rc in self._all(
+                "SELECT o.message_id, e.raw, o.receipt FROM outbox o JOIN outbox_envelope e USING (message_id)"
+                " WHERE o.ref_message_id = ? AND o.kind = ? AND o.origin = 'local' ORDER BY o.seq",
+                (message_id, pb.STATUS))]
+            return Found(RECEIVED, doc, statuses)
+        return None

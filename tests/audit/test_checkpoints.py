@@ -1,0 +1,109 @@
+"""The parent's side of checkpoints: checked against the child's registered certificate, kept per seq,
+never replaced by a lower one, and a second head at a seq refused (CHECKPOINT_CONFLICT)."""
+from __future__ import annotations
+
+import pytest
+
+from node.audit import checkpoints
+from node.errors import Reason, Rejected
+from node.registry import records
+from node.store import audit
+from node.store import registry as registry_store
+from node.store.database import Database
+from tests.identity_fixtures import ca, clock, trust  # noqa: F401 - fixtures
+
+CHILD, OTHER = "000.21.35.H53", "000.22.35.H53"
+
+
+@pytest.fixture
+def keeper(tmp_path, ca, trust, clock):  # noqa: F811
+    db = Database(tmp_path / "parent.sqlite3")
+    child = ca.signer(CHILD)
+    signed = records.make(child, name="Xã", level=4, parent="000.00.35.H53", endpoint="127.0.0.1:1", now_ms=clock.now_ms())
+    registry_store.upsert(db, registry_store.Child(CHILD, "Xã", 4, "127.0.0.1:1", signed.record, signed.signature,
+                                                   clock.now_ms(), clock.now_ms()))
+    return checkpoints.Keeper(db, trust, clock), child, db
+
+
+def _seq(signed) -> int:
+    from node.pb import registry_pb2 as rpb
+    return rpb.CheckpointBody.FromString(signed.body).seq
+
+
+def test_the_latest_is_kept_and_a_lower_seq_does_not_replace_it(keeper, clock):  # noqa: F811
+    k, child, db = keeper
+    k.take(checkpoints.make(child, 7, b"\x07" * 32, clock.now_ms()), CHILD)
+    resp = k.take(checkpoints.make(child, 3, b"\x03" * 32, clock.now_ms()), CHILD)
+    assert _seq(resp.latest) == 7
+    again = k.take(checkpoints.make(child, 7, b"\x07" * 32, clock.now_ms() + 5), CHILD)  # same head: fine
+    assert _seq(again.latest) == 7
+    asked = k.latest_for(CHILD, CHILD, 7)
+    assert _seq(asked.latest) == 7 and _seq(asked.at_seq) == 7
+    assert not k.latest_for(CHILD, CHILD, 3).HasField("at_seq")  # below the latest: compared if kept, never stored
+
+
+def test_another_head_at_a_kept_seq_is_refused_and_the_first_stays(keeper, clock, caplog):  # noqa: F811
+    k, child, db = keeper
+    k.take(checkpoints.make(child, 5, b"\x05" * 32, clock.now_ms()), CHILD)
+    with pytest.raises(Rejected) as e:
+        k.take(checkpoints.make(child, 5, b"\x55" * 32, clock.now_ms()), CHILD)
+    assert e.value.reason is Reason.CHECKPOINT_CONFLICT
+    assert "seq 5" in caplog.text
+    assert audit.child_checkpoint(db, CHILD, 5)["head"] == b"\x05" * 32
+
+
+def test_a_checkpoint_not_signed_with_the_registered_certificate_is_refused(keeper, ca, clock):  # noqa: F811
+    k, child, db = keeper
+    impostor = ca.signer(CHILD)  # same code, another key: not what the child registered
+    with pytest.raises(Rejected) as e:
+        k.take(checkpoints.make(impostor, 9, b"\x09" * 32, clock.now_ms()), CHILD)
+    assert e.value.reason is Reason.BAD_SIGNATURE
+    forged = checkpoints.make(child, 9, b"\x09" * 32, clock.now_ms())
+    forged.body = forged.body[:-1] + b"\x00"
+    with pytest.raises(Rejected) as e:
+        k.take(forged, CHILD)
+    assert e.value.reason is Reason.BAD_SIGNATURE
+    assert audit.child_checkpoint(db, CHILD) is None
+
+
+def test_only_the_child_itself_sends_or_reads_its_checkpoints(keeper, ca, clock):  # noqa: F811
+    k, child, db = keeper
+    with pytest.raises(Rejected) as e:
+        k.take(checkpoints.make(child, 2, b"\x02" * 32, clock.now_ms()), OTHER)
+    assert e.value.reason is Reason.SENDER_MISMATCH
+    with pytest.raises(Rejected) as e:
+        k.latest_for(CHILD, OTHER, 0)
+    assert e.value.reason is Reason.SENDER_MISMATCH
+    with pytest.raises(Rejected) as e:  # not registered here
+        k.take(checkpoints.make(ca.signer(OTHER), 2, b"\x02" * 32, clock.now_ms()), OTHER)
+    assert e.value.reason is Reason.UNKNOWN_RECIPIENT
+
+
+def test_the_node_checkpoints_only_a_moved_head_and_resends_until_taken(tmp_path, ca, clock):  # noqa: F811
+    db = Database(tmp_path / "child.sqlite3")
+    child = ca.signer(CHILD)
+    sent, fail = [], [True]
+
+    def send(signed):
+        if fail[0]:
+            raise Rejected(Reason.UNREACHABLE, "parent down")
+        sent.append(_seq(signed))
+
+    cp = checkpoints.Checkpointer(db, child, clock, send=send)
+    assert cp.tick() == 0  # empty log: nothing to sign
+    with db.transaction() as tx:
+        audit.append_many(tx, [(1, audit.SENT, "m1", "p", ""), (2, audit.DELIVERED, "m1", "p", "")])
+    assert cp.tick() == 2 and sent == []  # signed and kept, not taken yet
+    fail[0] = False
+    assert cp.tick() == 2 and sent == [2]
+    assert cp.tick() == 2 and sent == [2]  # taken: not sent again
+    assert audit.latest_checkpoint(db)["parent_ms"] is not None
+
+
+def test_a_child_sending_checkpoints_in_a_loop_fills_no_disk(keeper, clock, monkeypatch):  # noqa: F811
+    k, child, db = keeper
+    monkeypatch.setattr(audit, "MAX_KEPT_PER_CHILD", 3)
+    for seq in range(1, 8):
+        k.take(checkpoints.make(child, seq, bytes([seq]) * 32, clock.now_ms()), CHILD)
+    kept = [s for s in range(1, 8) if audit.child_checkpoint(db, CHILD, s) is not None]
+    assert kept == [5, 6, 7]

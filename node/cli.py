@@ -119,7 +119,7 @@ def cmd_init(args) -> int:
                                 force=args.force)
     except (FileNotFoundError, FileExistsError) as e:
         raise CliError(str(e), 2) from None
-    print(f"key  {files.key} (mode 0600)\ncsr  {files.csr}")
+    print(f"key  {files.key} (mode 0600)\nseal {files.seal_key} (mode 0600)\ncsr  {files.csr}")
     if files.cert:
         print(f"cert {files.cert}\nca   {files.ca}")
     return 0

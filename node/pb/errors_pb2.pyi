@@ -45,6 +45,9 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AMBIGUOUS_DOCUMENT: _ClassVar[Reason]
     CERT_REVOKED: _ClassVar[Reason]
     KEY_REUSED: _ClassVar[Reason]
+    BAD_SEAL: _ClassVar[Reason]
+    NOT_SEALED_FOR_ME: _ClassVar[Reason]
+    SEAL_KEY_MISSING: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -84,3 +87,6 @@ FROM_NOT_ALLOWED: Reason
 AMBIGUOUS_DOCUMENT: Reason
 CERT_REVOKED: Reason
 KEY_REUSED: Reason
+BAD_SEAL: Reason
+NOT_SEALED_FOR_ME: Reason
+SEAL_KEY_MISSING: Reason

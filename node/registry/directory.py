@@ -40,7 +40,8 @@ class Directory:
                  configured_parents: dict[str, str], parent: str | None, parent_address: str | None,
                  channel: Callable[[str, str], grpc.Channel], heartbeat_s: float, stale_after_s: float,
                  cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None,
-                 on_alive: Callable[[str, str], None] = lambda code, how: None) -> None:
+                 on_alive: Callable[[str, str], None] = lambda code, how: None, seal_key: bytes = b"") -> None:
+        self.seal_key = seal_key  # our seal key's public half (SPKI DER), published in our record
         self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
         self.previous = previous  # a renewed node's retired identity: it co-signs our record (renewal_signature)
         self.on_alive = on_alive  # a neighbour answered: (code, how); its queue may go now
@@ -74,7 +75,8 @@ class Directory:
 
     def own_entry(self) -> rpb.DirectoryEntry:
         signed = records.make(self.signer, name=self.name, level=self.level(), parent=self.parent or "",
-                              endpoint=self.endpoint, now_ms=self.clock.now_ms(), previous=self.previous)
+                              endpoint=self.endpoint, now_ms=self.clock.now_ms(), previous=self.previous,
+                              seal_key=self.seal_key)
         return rpb.DirectoryEntry(record=signed, reachable=True, last_seen_ms=self.clock.now_ms())
 
     # ---- serving children -------------------------------------------------------
@@ -247,6 +249,11 @@ class Directory:
             self._trim(now)
             self._cache[code] = (entry, now + self.cache_ttl_ms)
         return entry
+
+    def seal_key_of(self, code: str) -> bytes:
+        """The seal key `code`'s signed record publishes (b"" for a node older than sealing); as `lookup`,
+        Rejected when it cannot be had. Records are checked (seal key included) before they are kept."""
+        return rpb.AgencyRecord.FromString(self.lookup(code).record.record).seal_key
 
     def _authoritative(self, code: str, from_below: bool) -> bool:
         """Whether a NOT_FOUND for `code` would come from the node that must know: the registered

@@ -144,7 +144,8 @@ class Node:
             cache_ttl_s=reg.cache_ttl, events_=self.bus, previous=renewal.previous_signer(s, self.signer),
             # a neighbour that registers, beats or answers resets its backoff (the dispatcher is built below:
             # it routes through this directory)
-            on_alive=lambda code, how: self.dispatcher.peer_returned(code, how), seal_key=self.seal_key.public_der)
+            on_alive=lambda code, how: self.dispatcher.peer_returned(code, how), seal_key=self.seal_key.public_der,
+            peer_addresses={p.code: p.address for p in s.peers})
         if self.directory.previous is not None:
             log.info("renewed certificate: registrations are co-signed by the previous key (%s.previous)", s.tls.key)
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},

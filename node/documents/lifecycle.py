@@ -120,7 +120,8 @@ class Lifecycle:
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
             try:
                 self._post_status(tx, h.message_id, h.sender, payload.document, h.priority, rules.ARRIVED,
-                                  pb.StaffInfo(), "", trace, seal_to=sealing.sender_key_of(item.raw))
+                                  pb.StaffInfo(), "", trace, seal_to=sealing.sender_key_of(item.raw),
+                                  clear_ok=item.header.seal == pb.PLAIN)
             except Rejected as r:  # e.g. a document filled up to the size limit: its 01 (which copies its ids) is over it
                 raise Rejected(r.reason, f"its automatic status 01 cannot be sent: {r.public_detail}") from None
             return
@@ -158,7 +159,11 @@ class Lifecycle:
 
     def _post_status(self, tx: Transaction, doc_message_id: str, to: str, doc: pb.Document, priority: int, code: str,
                      staff: pb.StaffInfo, description: str, trace: list[pb.EdxmlTrace],
-                     given: pb.Status | None = None, seal_to: bytes = b"") -> Posted:
+                     given: pb.Status | None = None, seal_to: bytes = b"", clear_ok: bool = False) -> Posted:
+        """`clear_ok`: the automatic 01 to a document that came in clear (from a node older than sealing)
+        goes in clear even under `sealing.mode: required`: it says nothing the relays did not see, and
+        refusing it would refuse the document. Statuses the agency reports are refused instead
+        (SEAL_KEY_MISSING), so its software knows."""
         now = self.clock.now_ms()
         status = given or pb.Status(
             from_organ=self.origin.organization(),
@@ -168,7 +173,7 @@ class Lifecycle:
             staff_info=staff, status_code=code, description=description, timestamp=edxml_time(now), edxml_trace=trace)
         # sealed back to the key the document's sender signed into its envelope (no lookup in a transaction)
         posted = self.outgoing.post_in(tx, pb.Payload(status=status), to, ref_message_id=doc_message_id,
-                                       priority=priority, seal_to=seal_to)
+                                       priority=priority, seal_to=seal_to, clear_ok=clear_ok)
         statuses.record_reported(tx, doc_message_id, code, posted.envelopes[0][1], now)
         if code in (rules.AGREE, rules.REFUSE):
             state = None

@@ -97,8 +97,9 @@ class EnvelopeMaker:
             if self.seal_mode == "required" and not clear_ok:
                 raise Rejected(Reason.SEAL_KEY_MISSING, f"{recipient} publishes no seal key (sealing.mode: required)",
                                metadata={"recipient": recipient})
-            log.warning("sending to %s in clear: no seal key is known for it (sealing.mode: %s)", recipient,
-                        self.seal_mode)
+            if not clear_ok:  # a notice or reply about mail that went in clear, or a send refused here: expected
+                log.warning("sending to %s in clear: no seal key is known for it (sealing.mode: %s)", recipient,
+                            self.seal_mode)
             return None
         shared = content or sealing.Content.encrypt(payload.SerializeToString(), self.code)
         own = self.seal_key
@@ -193,7 +194,7 @@ class Outgoing:
         return self._commit(sealed, None, within)
 
     def post_in(self, tx: Transaction, payload: pb.Payload, recipient: str, *, priority: int = 0,
-                ref_message_id: str = "", seal_to: bytes = b"") -> Posted:
+                ref_message_id: str = "", seal_to: bytes = b"", clear_ok: bool = False) -> Posted:
         """Queue one envelope inside the caller's transaction; its hop is woken after that commit.
 
         No directory lookup here (it would hold the transaction across the network): the
@@ -202,7 +203,7 @@ class Outgoing:
         self.maker.check([recipient], priority, None)
         hop, refused = self._route(recipient, lookup=False)
         sealed = [self.maker.seal(payload, recipient, hop, priority=priority, ref_message_id=ref_message_id,
-                                  refused=refused, seal_to=seal_to)]
+                                  refused=refused, seal_to=seal_to, clear_ok=clear_ok)]
         return self._store(tx, payload, sealed, None)
 
     # ---- steps ----------------------------------------------------------------------

@@ -149,6 +149,26 @@ def test_tampering_is_refused_as_bad_seal(sender, clock, keys_of, trust, what, c
     assert MARKER not in e.value.public_text
 
 
+def test_the_senders_own_wrap_needs_no_key_agreement_and_is_checked_too(sender, clock, keys_of, trust):
+    s = sealed_to(sender, clock, keys_of)
+    own = sealing.parse(pb.Envelope.FromString(s.raw).payload).wraps[1]
+    assert own.key_id == keys_of[SENDER].key_id and not own.ephemeral and len(own.salt) == 16
+    raw = _tampered(sender, clock, keys_of, lambda b, h: setattr(b.wraps[1], "salt", _flip(b.wraps[1].salt)))
+    v = envelope.verify(raw, trust, max_size=MAX, clock=clock, opener=opener(keys_of[SENDER]))
+    with pytest.raises(Rejected) as e:
+        v.payload()
+    assert e.value.reason is Reason.BAD_SEAL
+    # a self-wrap carried to someone else's key opens nothing: it is keyed by the sender's private key
+    def relabel(b, h):
+        b.wraps[1].key_id = keys_of[RECEIVER].key_id
+        del b.wraps[0]
+    raw = _tampered(sender, clock, keys_of, relabel)
+    v = envelope.verify(raw, trust, max_size=MAX, clock=clock, opener=opener(keys_of[RECEIVER]))
+    with pytest.raises(Rejected) as e:
+        v.payload()
+    assert e.value.reason is Reason.BAD_SEAL
+
+
 def test_a_sealed_payload_moved_under_another_senders_header_does_not_open(sender, relay, clock, keys_of, trust):
     """An insider (a relay with a valid certificate) re-signs someone else's sealed payload as its own."""
     s = sealed_to(sender, clock, keys_of)

@@ -24,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 
+import grpc
+
 from ..pb import envelope_pb2 as pb
 from . import nodes
 from .waiting import EventWaiter
@@ -120,6 +122,12 @@ def latency(a, b, n: int, size: int, rate: float) -> dict:
     ready = threading.Event()
 
     def read():
+        try:
+            _read()
+        except grpc.RpcError:  # cancelled below once every arrival is in
+            pass
+
+    def _read():
         for e in stream:
             if e.type == "watching":
                 ready.set()

@@ -5,12 +5,14 @@ The construction (docs/sealing.md), all from `cryptography`'s long-stable primit
 - **Content, encrypted once.** The serialised Payload is encrypted with AES-256-GCM under a
   random 256-bit content key. One document to many recipients is encrypted once: every
   envelope of the send carries the same ciphertext.
-- **The content key, wrapped per holder.** For each holder of a seal key (the recipient, and
-  the sender itself so that its node can read its own sent copies back, e.g. to copy the
-  original into a revocation): a fresh ephemeral P-256 key, ECDH with the holder's key,
-  HKDF-SHA256 over the shared secret (info: a label, the ephemeral and the holder's key id)
-  giving a one-time key-encryption key and nonce, and AES-256-GCM over the content key. This
-  is ECIES with an AEAD, the shape of HPKE's DHKEM(P-256)/HKDF-SHA256/AES-256-GCM base mode.
+- **The content key, wrapped per holder.** For the recipient: a fresh ephemeral P-256 key, ECDH
+  with the recipient's key, HKDF-SHA256 over the shared secret (info: a label, the ephemeral and
+  the holder's key id) giving a one-time key-encryption key and nonce, and AES-256-GCM over the
+  content key. This is ECIES with an AEAD, the shape of HPKE's DHKEM(P-256)/HKDF-SHA256/AES-256-GCM
+  base mode. For the sender itself (so that its node can read its own sent copies back, e.g. to
+  copy the original into a revocation) no key agreement is needed, as it holds the private key:
+  the KEK and nonce come from HKDF over a secret derived from its private key and a random
+  16-byte salt. That saves one ECDH per envelope, the larger part of the cost of sealing.
   Why not HPKE itself: `cryptography` gained it only in its newest releases (P-256 later than
   X25519, and its `aad` argument came and went between them); this node supports
   `cryptography>=43`, and the primitives used here are the ones every version has.
@@ -33,6 +35,7 @@ TLS key (node.identity.keys).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -70,8 +73,10 @@ def public_der(key: ec.EllipticCurvePublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+@functools.lru_cache(maxsize=1024)
 def load_public(der: bytes) -> ec.EllipticCurvePublicKey:
-    """A published seal key: a P-256 SubjectPublicKeyInfo, else ValueError."""
+    """A published seal key: a P-256 SubjectPublicKeyInfo, else ValueError (cached: keys are immutable and
+    a node seals to the same few recipients again and again)."""
     if not der or len(der) > MAX_SPKI_BYTES:
         raise ValueError("a seal key is a P-256 SubjectPublicKeyInfo")
     key = serialization.load_der_public_key(der)
@@ -86,10 +91,13 @@ class SealKey:
 
     private: ec.EllipticCurvePrivateKey
     public_der: bytes
+    self_secret: bytes  # for the wraps it makes for itself (see module docstring); never leaves memory
 
     @classmethod
     def of(cls, private: ec.EllipticCurvePrivateKey) -> "SealKey":
-        return cls(private, public_der(private.public_key()))
+        scalar = private.private_numbers().private_value.to_bytes(32, "big")
+        secret = HKDF(hashes.SHA256(), KEY_BYTES, salt=None, info=LABEL + b" self-wrap secret").derive(scalar)
+        return cls(private, public_der(private.public_key()), secret)
 
     @property
     def key_id(self) -> bytes:
@@ -168,11 +176,27 @@ def wrap(content: Content, header: pb.Header, holder_der: bytes) -> pb.KeyWrap:
                       wrapped_key=AESGCM(kek).encrypt(nonce, content.key, _wrap_aad(header, content.digest)))
 
 
+SALT_BYTES = 16
+
+
+def _self_kek(own: SealKey, salt: bytes) -> tuple[bytes, bytes]:
+    okm = HKDF(hashes.SHA256(), KEY_BYTES + NONCE_BYTES, salt=salt,
+               info=LABEL + b" self wrap " + own.key_id).derive(own.self_secret)
+    return okm[:KEY_BYTES], okm[KEY_BYTES:]
+
+
+def self_wrap(content: Content, header: pb.Header, own: SealKey) -> pb.KeyWrap:
+    """The content key for ourselves: a fresh salt makes a one-time KEK and nonce, no key agreement."""
+    salt = os.urandom(SALT_BYTES)
+    kek, nonce = _self_kek(own, salt)
+    return pb.KeyWrap(key_id=own.key_id, salt=salt,
+                      wrapped_key=AESGCM(kek).encrypt(nonce, content.key, _wrap_aad(header, content.digest)))
+
+
 def seal(content: Content, header: pb.Header, recipient_der: bytes, own: SealKey) -> bytes:
     """The sealed payload bytes for the envelope with `header` (its digest and size not yet set)."""
-    wraps = [wrap(content, header, recipient_der)]
-    if own.public_der != recipient_der:
-        wraps.append(wrap(content, header, own.public_der))
+    wraps = [self_wrap(content, header, own)] if own.public_der == recipient_der else [
+        wrap(content, header, recipient_der), self_wrap(content, header, own)]
     return pb.SealedPayload(nonce=content.nonce, ciphertext=content.ciphertext, wraps=wraps,
                             sender_key=own.public_der).SerializeToString()
 
@@ -203,13 +227,18 @@ def open_payload(data: bytes, header: pb.Header, own: SealKey) -> bytes:
     if not mine:
         raise Rejected(Reason.NOT_SEALED_FOR_ME, "no key wrap for this node's seal key")
     w = mine[0]
-    if len(w.ephemeral) != POINT_BYTES or len(w.wrapped_key) != WRAPPED_BYTES:
+    if len(w.wrapped_key) != WRAPPED_BYTES:
         raise Rejected(Reason.BAD_SEAL, "key wrap is malformed")
-    try:
-        eph = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), w.ephemeral)
-        kek, nonce = _kek(own.private.exchange(ec.ECDH(), eph), w.ephemeral, own.key_id)
-    except ValueError:
-        raise Rejected(Reason.BAD_SEAL, "key wrap's ephemeral key is not a P-256 point") from None
+    if not w.ephemeral and len(w.salt) == SALT_BYTES:  # one we made for ourselves
+        kek, nonce = _self_kek(own, w.salt)
+    elif len(w.ephemeral) == POINT_BYTES and not w.salt:
+        try:
+            eph = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), w.ephemeral)
+            kek, nonce = _kek(own.private.exchange(ec.ECDH(), eph), w.ephemeral, own.key_id)
+        except ValueError:
+            raise Rejected(Reason.BAD_SEAL, "key wrap's ephemeral key is not a P-256 point") from None
+    else:
+        raise Rejected(Reason.BAD_SEAL, "key wrap is malformed")
     content_digest = hashlib.sha256(sealed.nonce + sealed.ciphertext).digest()
     try:
         content_key = AESGCM(kek).decrypt(nonce, w.wrapped_key, _wrap_aad(header, content_digest))

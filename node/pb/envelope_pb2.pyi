@@ -122,14 +122,16 @@ class Receipt(_message.Message):
     def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., receiver_cert: _Optional[bytes] = ..., message_id: _Optional[str] = ..., envelope_sha256: _Optional[bytes] = ..., proof: _Optional[_Iterable[_Union[ProofStep, _Mapping]]] = ...) -> None: ...
 
 class KeyWrap(_message.Message):
-    __slots__ = ("key_id", "ephemeral", "wrapped_key")
+    __slots__ = ("key_id", "ephemeral", "wrapped_key", "salt")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     EPHEMERAL_FIELD_NUMBER: _ClassVar[int]
     WRAPPED_KEY_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
     key_id: bytes
     ephemeral: bytes
     wrapped_key: bytes
-    def __init__(self, key_id: _Optional[bytes] = ..., ephemeral: _Optional[bytes] = ..., wrapped_key: _Optional[bytes] = ...) -> None: ...
+    salt: bytes
+    def __init__(self, key_id: _Optional[bytes] = ..., ephemeral: _Optional[bytes] = ..., wrapped_key: _Optional[bytes] = ..., salt: _Optional[bytes] = ...) -> None: ...
 
 class SealedPayload(_message.Message):
     __slots__ = ("nonce", "ciphertext", "wraps", "sender_key")

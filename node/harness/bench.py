@@ -192,7 +192,15 @@ def cost_of_sealing(off: dict, on: dict) -> dict:
         "end_to_end_docs_per_s": ratio(on["end_to_end"]["docs_per_s"], off["end_to_end"]["docs_per_s"]),
         "latency_p50": ratio(lat_on["p50_ms"], lat_off["p50_ms"]),
         "latency_p99": ratio(lat_on["p99_ms"], lat_off["p99_ms"]),
+        # CPU per document in the exchange drain: steadier than rates on a machine shared with other work
+        "cpu_ms_per_doc": {side: {"off": cpu_ms(off, side), "on": cpu_ms(on, side),
+                                  "ratio": ratio(cpu_ms(on, side), cpu_ms(off, side))} for side in ("node_a", "node_b")},
     }
+
+
+def cpu_ms(run: dict, side: str) -> float:
+    x = run["exchange"]
+    return round(x["cpu_cores_busy"][side] * 1000 / x["docs_per_s"], 3) if x["docs_per_s"] else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -119,7 +119,7 @@ def cmd_init(args) -> int:
                                 force=args.force)
     except (FileNotFoundError, FileExistsError) as e:
         raise CliError(str(e), 2) from None
-    print(f"key  {files.key} (mode 0600)\ncsr  {files.csr}")
+    print(f"key  {files.key} (mode 0600)\nseal {files.seal_key} (mode 0600)\ncsr  {files.csr}")
     if files.cert:
         print(f"cert {files.cert}\nca   {files.ca}")
     return 0
@@ -144,6 +144,8 @@ def cmd_check_config(args) -> int:
     s = load_config(args.config)
     trust = TrustStore.from_files(list(s.tls.trust_anchors))
     signer = preflight.load_identity(s, trust, SYSTEM)
+    if s.seal_key_path.exists():  # a missing one is made by `run`; check-config writes nothing
+        preflight.load_seal_key(s, create=False)
     preflight.check_parent(s)
     data = Path(s.node.data_dir)
     probe = data if data.exists() else next(p for p in data.parents if p.exists())

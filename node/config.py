@@ -323,7 +323,28 @@ def _dir(v: Any, info: ValidationInfo) -> Path:
     return p
 
 
+def _maybe_file(v: Any, info: ValidationInfo) -> Path:
+    """A file the node may create (sealing.key): need not exist yet, but must not be a directory."""
+    if not isinstance(v, (str, os.PathLike)) or not str(v):
+        _fail("a file path", v)
+    p = _resolve(v, info)
+    if p.exists() and not p.is_file():
+        _fail("a file path", str(v), f"exists and is not a regular file: {p}")
+    return p
+
+
+SEAL_MODES = ("required", "preferred", "off")
+
+
+def _seal_mode(v: Any) -> str:
+    if not isinstance(v, str) or v.lower() not in SEAL_MODES:
+        _fail("one of " + ", ".join(SEAL_MODES), v)
+    return v.lower()
+
+
 FilePath = Annotated[Path, BeforeValidator(_file), Field(description="an existing file")]
+MaybeFilePath = Annotated[Path, BeforeValidator(_maybe_file), Field(description="a file path")]
+SealMode = Annotated[str, BeforeValidator(_seal_mode), Field(description="one of " + ", ".join(SEAL_MODES))]
 DirPath = Annotated[Path, BeforeValidator(_dir), Field(description="a directory path")]
 
 
@@ -577,6 +598,17 @@ class AuditSettings(_Section):
     """The tamper-evident audit log (docs/audit.md): how often the chain head is signed and handed to the parent."""
 
     checkpoint_every: PositiveDuration = 300.0
+class SealingSettings(_Section):
+    """Payloads sealed for their recipient (docs/sealing.md, node/identity/sealing.py).
+
+    ``preferred`` by default: seal whenever the recipient's signed record publishes a seal key, and
+    send in clear only to a node older than sealing, so a tree upgraded node by node keeps
+    delivering. ``required`` refuses to send anything in clear (SEAL_KEY_MISSING) once every node is
+    upgraded; ``off`` seals nothing (the benchmark's baseline). Received payloads are opened
+    whatever the mode."""
+
+    mode: SealMode = "preferred"
+    key: MaybeFilePath | None = None  # None: seal.key next to tls.key
 
 
 Count = Annotated[int, Field(strict=True, ge=1, le=1_000_000, description="an integer 1..1000000")]
@@ -622,6 +654,7 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     metrics: MetricsSettings = MetricsSettings()
     audit: AuditSettings = AuditSettings()
+    sealing: SealingSettings = SealingSettings()
     parents_of: Annotated[
         Mapping[AgencyCode, AgencyCode],
         AfterValidator(FrozenMap),
@@ -631,6 +664,11 @@ class Settings(_Section):
     log_level: LogLevel = "INFO"
     # Not a key: set by load_config.
     source: Path | None = dataclasses.field(default=None, init=False, compare=False)
+
+    @property
+    def seal_key_path(self) -> Path:
+        """sealing.key, or seal.key next to tls.key (where `lienthong init` writes it)."""
+        return Path(self.sealing.key) if self.sealing.key else Path(self.tls.key).parent / "seal.key"
 
     def peer_address(self, code: str) -> str | None:
         """host:port of a directly configured peer, or None."""

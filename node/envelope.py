@@ -59,6 +59,9 @@ class Signer:
         return keys.sign(self.key, data)
 
 
+Opener = Callable[[bytes, pb.Header], bytes]  # (sealed payload bytes, header) -> serialised Payload
+
+
 KIND_OF_PAYLOAD = {"document": pb.DOCUMENT, "status": pb.STATUS, "notice": pb.NOTICE}
 
 
@@ -84,9 +87,12 @@ def seal(
     priority: int = 0,
     ref_message_id: str = "",
     message_id: str | None = None,
+    sealer: Callable[[pb.Header], bytes] | None = None,
 ) -> tuple[pb.Header, bytes]:
-    """A signed envelope from `signer` to `recipient`; its header signature is the first hop mark."""
-    payload_bytes = payload.SerializeToString()
+    """A signed envelope from `signer` to `recipient`; its header signature is the first hop mark.
+
+    `sealer(header)`: the sealed payload bytes for this header (node.identity.sealing), given every
+    field but the digest and size, which then digest the sealed bytes; None: the payload in clear."""
     now = clock.now_ms()
     header = pb.Header(
         message_id=message_id or new_message_id(),
@@ -96,10 +102,15 @@ def seal(
         created_ms=now,
         expires_ms=now + int(lifetime_s * 1000),
         priority=priority,
-        payload_sha256=sha256(payload_bytes),
-        payload_size=len(payload_bytes),
         ref_message_id=ref_message_id,
     )
+    if sealer is not None:
+        header.seal = pb.SEALED_P256_AES256GCM
+        payload_bytes = sealer(header)
+    else:
+        payload_bytes = payload.SerializeToString()
+    header.payload_sha256 = sha256(payload_bytes)
+    header.payload_size = len(payload_bytes)
     header_bytes = header.SerializeToString()
     env = pb.Envelope(
         header=header_bytes,
@@ -129,15 +140,28 @@ class Verified:
     header: pb.Header
     sender: Identity
     path: list[tuple[str, int]] = field(default_factory=list)  # (code, time_ms): sender, then each relay
+    opener: Opener | None = None  # this node's seal key, for payloads sealed to it
 
     @property
     def digest(self) -> bytes:
         return sha256(self.raw)
 
+    @property
+    def sealed(self) -> bool:
+        return self.header.seal != pb.PLAIN
+
     def payload(self) -> pb.Payload:
+        """The payload, opened with our seal key when sealed (BAD_SEAL / NOT_SEALED_FOR_ME when it does not)."""
+        data = self.envelope.payload
+        if self.header.seal == pb.SEALED_P256_AES256GCM:
+            if self.opener is None:
+                raise Rejected(Reason.NOT_SEALED_FOR_ME, "this node has no seal key")
+            data = self.opener(data, self.header)
+        elif self.header.seal != pb.PLAIN:
+            raise Rejected(Reason.BAD_SEAL, f"unknown seal {self.header.seal}")
         p = pb.Payload()
         try:
-            p.ParseFromString(self.envelope.payload)
+            p.ParseFromString(data)
         except DecodeError:
             raise Rejected(Reason.MALFORMED, "payload does not parse") from None
         which = p.WhichOneof("body")
@@ -165,6 +189,7 @@ def verify(
     clock: Clock = SYSTEM,
     check_expiry: bool = True,
     max_trace: int = MAX_TRACE,
+    opener: Opener | None = None,
 ) -> Verified:
     """Check an envelope's bytes: size, structure, sender certificate and signature, digest, every trace mark."""
     if len(raw) > max_size:
@@ -204,13 +229,15 @@ def verify(
     if check_expiry and header.expires_ms < clock.now_ms():
         raise Rejected(Reason.EXPIRED, f"expired at {header.expires_ms}")
     path = [(header.sender, header.created_ms)] + verify_trace(env, trust, max_trace)
-    return Verified(raw, env, header, sender, path)
+    return Verified(raw, env, header, sender, path, opener)
 
 
-def stored_verifier(trust: TrustStore, clock: Clock = SYSTEM) -> Callable[[bytes], Verified]:
+def stored_verifier(trust: TrustStore, clock: Clock = SYSTEM,
+                    opener: Opener | None = None) -> Callable[[bytes], Verified]:
     """Re-verify envelopes from our own mailbox before showing or exporting them: every check but
-    size and expiry, which held when the envelope arrived (what we show is what was signed)."""
-    return lambda raw: verify(raw, trust, max_size=len(raw), clock=clock, check_expiry=False)
+    size and expiry, which held when the envelope arrived (what we show is what was signed; a sealed
+    payload stays sealed in the mailbox and is opened when read)."""
+    return lambda raw: verify(raw, trust, max_size=len(raw), clock=clock, check_expiry=False, opener=opener)
 
 
 def _check_times(header: pb.Header, clock: Clock) -> None:

@@ -69,6 +69,11 @@ class Reason(enum.Enum):
     KEY_REUSED = ("KEY_REUSED", _C.ALREADY_EXISTS, True, "that client key was used for another request")
     CHECKPOINT_CONFLICT = ("CHECKPOINT_CONFLICT", _C.ALREADY_EXISTS, True,
                            "a checkpoint at that seq with another head was taken before")
+    BAD_SEAL = ("BAD_SEAL", _C.INVALID_ARGUMENT, True, "the sealed payload does not open")
+    NOT_SEALED_FOR_ME = ("NOT_SEALED_FOR_ME", _C.FAILED_PRECONDITION, True,
+                         "the payload is sealed to another key than this node's seal key")
+    SEAL_KEY_MISSING = ("SEAL_KEY_MISSING", _C.FAILED_PRECONDITION, True,
+                        "the recipient publishes no seal key and sealing.mode is required")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

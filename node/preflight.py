@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import fcntl
+import logging
 import os
 import stat
 from pathlib import Path
@@ -27,8 +28,10 @@ from .clock import Clock
 from .config import ConfigError, Settings
 from .envelope import Signer
 from .errors import Reason, Rejected
-from .identity import certs, keys
+from .identity import certs, keys, sealing
 from .identity.trust import TrustStore
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE = "lienthong.lock"
 MAILBOX_FILE = "mailbox.sqlite3"
@@ -82,6 +85,31 @@ def load_identity(s: Settings, trust: TrustStore, clock: Clock) -> Signer:
     signer = Signer(code, key, certs.der(cert))
     check_certificate(s, trust, signer.cert_der, clock)
     return signer
+
+
+def load_seal_key(s: Settings, *, create: bool = True) -> sealing.SealKey:
+    """The node's seal key (sealing.key), made (0600) when missing, or a ConfigError naming sealing.key.
+
+    Made at start-up when missing so that a node set up before sealing needs no manual step to
+    publish a key; an existing file is never replaced (mail already sealed to it would be lost)."""
+    src, path = _source(s), s.seal_key_path
+    if path.exists():
+        problem = key_mode_problem(path)
+        if problem:
+            raise ConfigError(problem, path="sealing.key", expected="a private key readable by its owner only",
+                              file=src)
+    try:
+        key, made = sealing.load_or_create(path, create=create)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{path} is not a PEM P-256 private key without a password", path="sealing.key",
+                          expected="the node's seal key (from `lienthong init`)", file=src) from None
+    except OSError as e:
+        raise ConfigError(f"cannot make {path}: {e.strerror or e}", path="sealing.key",
+                          expected="a file path this user can write", file=src) from None
+    if made:
+        log.warning("made a seal key at %s (0600): back it up with tls.key; it is published in this node's "
+                    "registry record", path)
+    return key
 
 
 def check_certificate(s: Settings, trust: TrustStore, cert_der: bytes, clock: Clock) -> None:

@@ -120,6 +120,7 @@ class Node:
             raise ConfigError(f"{s.tls.crl}: {e}", path="tls.crl", expected="a CRL signed by a trust anchor",
                               file=_source(s)) from None
         self.signer = preflight.load_identity(s, self.trust, clock)
+        self.seal_key = preflight.load_seal_key(s)
         preflight.check_parent(s)
         self.data_dir = preflight.DataDir.open(s)  # one node per data directory, until stop()
         try:
@@ -148,7 +149,8 @@ class Node:
             cache_ttl_s=reg.cache_ttl, events_=self.bus, previous=renewal.previous_signer(s, self.signer),
             # a neighbour that registers, beats or answers resets its backoff (the dispatcher is built below:
             # it routes through this directory)
-            on_alive=lambda code, how: self.dispatcher.peer_returned(code, how))
+            on_alive=lambda code, how: self.dispatcher.peer_returned(code, how), seal_key=self.seal_key.public_der,
+            peer_addresses={p.code: p.address for p in s.peers})
         if self.directory.previous is not None:
             log.info("renewed certificate: registrations are co-signed by the previous key (%s.previous)", s.tls.key)
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
@@ -159,7 +161,8 @@ class Node:
         # sending: one way to make an envelope; per-hop senders; the agency's sends on top of both
         self.limits = s.limits
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
-                                   max_size=s.messages.max_size, limits=self.limits)
+                                   max_size=s.messages.max_size, limits=self.limits, seal_key=self.seal_key,
+                                   seal_mode=s.sealing.mode)
         r = s.retry
         self.metrics = None  # metrics.listen null: no endpoint, nothing counted, prometheus_client never loaded
         if s.metrics.listen:
@@ -174,15 +177,16 @@ class Node:
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus,
             metrics=recorder, on_return=self.connector.expect)
-        self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup)
+        self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
+                                 seal_key_of=self.directory.seal_key_of)
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits,
                                    Origin(s.node.code, s.node.name, s.node.address or "", s.node.email or "",
                                           s.node.phone or ""))
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
-                             metrics=recorder)
-        self.verify_stored = stored_verifier(self.trust, clock)
+                             metrics=recorder, opener=self.maker.opener)
+        self.verify_stored = stored_verifier(self.trust, clock, opener=self.maker.opener)
         # the audit chain's signed checkpoints: ours, handed to our parent; our children's, kept here
         self.checkpoint_keeper = Keeper(self.db, self.trust, clock, self.bus)
         has_parent = bool(self.directory.parent and self.directory.parent_address)

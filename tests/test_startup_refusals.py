@@ -82,6 +82,36 @@ def test_a_garbage_key_is_reported_under_tls_key(handle):
     assert e.path == "tls.key" and "not a PEM private key" in str(e)
 
 
+def test_a_seal_key_readable_by_others_or_not_a_key_is_refused_under_sealing_key(handle):
+    key = handle.dir / "keys" / "seal.key"
+    key.chmod(0o644)
+    e = build(handle.config)
+    assert e.path == "sealing.key" and "0644" in str(e)
+    key.chmod(0o600)
+    key.write_bytes(b"not a key at all")
+    e = build(handle.config)
+    assert e.path == "sealing.key" and "not a PEM P-256 private key" in str(e)
+
+
+def test_a_missing_seal_key_is_made_private_at_start_and_then_kept(handle):
+    key = handle.dir / "keys" / "seal.key"
+    key.unlink()
+    node = Node(load_config(handle.config))
+    try:
+        assert mode(key) == 0o600
+        assert node.seal_key.public_der in node.directory.own_entry().record.record  # published
+    finally:
+        node.db.close()
+        node.data_dir.release()
+    made = key.read_bytes()
+    node = Node(load_config(handle.config))
+    try:
+        assert key.read_bytes() == made  # never replaced
+    finally:
+        node.db.close()
+        node.data_dir.release()
+
+
 def test_a_garbage_certificate_is_reported_under_tls_cert(handle):
     (handle.dir / "keys" / "node.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nxx\n")
     assert build(handle.config).path == "tls.cert"
@@ -90,7 +120,7 @@ def test_a_garbage_certificate_is_reported_under_tls_cert(handle):
 def reissue(handle, ca_dir: Path, **kw) -> None:
     """Replace the node's key and certificate (the old ones are moved aside)."""
     keys = handle.dir / "keys"
-    for f in ("node.key", "node.pem", "node.csr"):
+    for f in ("node.key", "node.pem", "node.csr", "seal.key"):  # init never replaces a key, the seal key included
         (keys / f).unlink()
     certs.init_node(keys, A, "Sở A", ca_dir, **kw)
 

@@ -22,6 +22,7 @@ from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..limits import Limits, check_document
 from ..exchange.outgoing import Outgoing, Posted
+from ..identity import sealing
 from ..pb import envelope_pb2 as pb
 from ..store import documents, inbox, outbox, progress, statuses
 from ..store.custody import Incoming
@@ -119,7 +120,8 @@ class Lifecycle:
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
             try:
                 self._post_status(tx, h.message_id, h.sender, payload.document, h.priority, rules.ARRIVED,
-                                  pb.StaffInfo(), "", trace)
+                                  pb.StaffInfo(), "", trace, seal_to=sealing.sender_key_of(item.raw),
+                                  clear_ok=item.header.seal == pb.PLAIN)
             except Rejected as r:  # e.g. a document filled up to the size limit: its 01 (which copies its ids) is over it
                 raise Rejected(r.reason, f"its automatic status 01 cannot be sent: {r.public_detail}") from None
             return
@@ -148,16 +150,20 @@ class Lifecycle:
             rules.check_step(received.status, received.pending_request, received.state, code)
             raw = inbox.envelope(self.db, message_id)
             env = pb.Envelope.FromString(raw)
-            posted = self._post_status(tx, message_id, received.sender, pb.Payload.FromString(env.payload).document,
+            posted = self._post_status(tx, message_id, received.sender, self._payload_of(env).document,
                                        pb.Header.FromString(env.header).priority, code, staff, description, [],
-                                       given=status)
+                                       given=status, seal_to=sealing.sender_key_of(raw))
             if within is not None:
                 within(tx, posted.envelopes[0][1])
         return posted.envelopes[0][1]
 
     def _post_status(self, tx: Transaction, doc_message_id: str, to: str, doc: pb.Document, priority: int, code: str,
                      staff: pb.StaffInfo, description: str, trace: list[pb.EdxmlTrace],
-                     given: pb.Status | None = None) -> Posted:
+                     given: pb.Status | None = None, seal_to: bytes = b"", clear_ok: bool = False) -> Posted:
+        """`clear_ok`: the automatic 01 to a document that came in clear (from a node older than sealing)
+        goes in clear even under `sealing.mode: required`: it says nothing the relays did not see, and
+        refusing it would refuse the document. Statuses the agency reports are refused instead
+        (SEAL_KEY_MISSING), so its software knows."""
         now = self.clock.now_ms()
         status = given or pb.Status(
             from_organ=self.origin.organization(),
@@ -165,8 +171,9 @@ class Lifecycle:
                                         code="/".join(p for p in (doc.code.code_number, doc.code.code_notation) if p),
                                         promulgation_date=doc.promulgation_info.promulgation_date),
             staff_info=staff, status_code=code, description=description, timestamp=edxml_time(now), edxml_trace=trace)
+        # sealed back to the key the document's sender signed into its envelope (no lookup in a transaction)
         posted = self.outgoing.post_in(tx, pb.Payload(status=status), to, ref_message_id=doc_message_id,
-                                       priority=priority)
+                                       priority=priority, seal_to=seal_to, clear_ok=clear_ok)
         statuses.record_reported(tx, doc_message_id, code, posted.envelopes[0][1], now)
         if code in (rules.AGREE, rules.REFUSE):
             state = None
@@ -196,7 +203,7 @@ class Lifecycle:
             raise Rejected(Reason.INVALID_REQUEST, f"{doc.doc_id} is not an original document")
         sent = outbox.of_doc(self.db, doc.doc_id)
         first = pb.Envelope.FromString(outbox.envelope(self.db, sent[0].message_id))
-        original = pb.Payload.FromString(first.payload).document
+        original = self._payload_of(first).document  # our own sent copy: sealed, it also has a wrap for us
         refs = {e.recipient: e.message_id for e in sent}
         if take_back and status is not None:
             payload = pb.Payload(status=status)
@@ -229,6 +236,14 @@ class Lifecycle:
         priority = pb.Header.FromString(first.header).priority
         return self.outgoing.post(payload, list(refs), priority=priority, ref_message_id=refs, ref_doc_id=doc.doc_id,
                                   within=within)
+
+    def _payload_of(self, env: pb.Envelope) -> pb.Payload:
+        """The payload of an envelope in our own mailbox or outbox, opened with our seal key when sealed."""
+        header = pb.Header.FromString(env.header)
+        data = env.payload
+        if header.seal != pb.PLAIN:
+            data = self.outgoing.maker.opener(data, header)
+        return pb.Payload.FromString(data)
 
     def sent_document(self, ref: str) -> documents.SentDocument:
         """The send `ref` names (its doc id or one of its message ids); NOT_FOUND otherwise."""

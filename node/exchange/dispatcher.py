@@ -18,6 +18,7 @@ from typing import Callable
 from .. import events
 from ..clock import Clock
 from ..errors import Reason, Rejected
+from ..identity import sealing
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
 from ..store import audit, outbox, peers
@@ -170,6 +171,17 @@ class Dispatcher:
         p = outbox.Pending(0, h.message_id, h.sender, h.recipient, h.kind, h.priority, h.expires_ms, sealed.raw)
         self.give_up(tx, p, sealed.hop or "-", outbox.REJECTED, why.reason.name, why.detail or why.reason.public_message)
 
+    def _notice_key(self, p: outbox.Pending, to_us: bool) -> bytes:
+        """Whom a notice is sealed to: ourselves, or the seal key the sender signed into the envelope that
+        failed (read from its sealed structure, no key needed). A notice about an envelope that went in
+        clear goes in clear: it tells the sender nothing a relay did not see (clear_ok)."""
+        if not self.maker.sealing:
+            return b""
+        if to_us:
+            return self.maker.seal_key.public_der
+        raw = p.envelope or outbox.envelope(self.db, p.message_id) or b""  # expiry passes no bytes
+        return sealing.sender_key_of(raw)
+
     def give_up(self, tx: Transaction, p: outbox.Pending, hop: str, state: str, reason: str, detail: str) -> None:
         """Final failure of one envelope: record it, and tell the original sender (never for a notice)."""
         now = self.clock.now_ms()
@@ -192,7 +204,7 @@ class Dispatcher:
                 log.warning("cannot route non-delivery notice for %s back to %s", p.message_id, p.sender)
                 return
         sealed = self.maker.seal(notice, p.sender, back, priority=p.priority, lifetime_s=self.notice_lifetime_s,
-                                 ref_message_id=p.message_id)
+                                 ref_message_id=p.message_id, seal_to=self._notice_key(p, to_us), clear_ok=True)
         # a relay's notice about someone else's envelope is relayed mail, not part of its agency's sent register
         self.maker.queue_in(tx, sealed, f"not delivered: {reason}", origin="relay")
         h = sealed.header

@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 class Intake:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, router: Router, clock: Clock,
                  max_size: int, *, queues: Waker, local_mail: LocalMail = PLAIN_MAIL,
-                 events_: EventSink = NoEvents(), limits: Limits = Limits(), metrics: Recorder = NO_METRICS) -> None:
+                 events_: EventSink = NoEvents(), limits: Limits = Limits(), metrics: Recorder = NO_METRICS,
+                 opener: env_mod.Opener | None = None) -> None:
         self.metrics = metrics
+        self.opener = opener  # our seal key: payloads sealed to us are opened here, before the lifecycle checks
         self.db, self.signer, self.trust, self.router = db, signer, trust, router
         self.clock, self.max_size, self.limits = clock, max_size, limits
         self.queues, self.local_mail, self.events = queues, local_mail, events_
@@ -96,7 +98,7 @@ class Intake:
 
     def _check(self, raw: bytes, peer: str | None) -> custody.Incoming:
         v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock,
-                           max_trace=self.limits.trace_length)
+                           max_trace=self.limits.trace_length, opener=self.opener)
         h = v.header
         if peer is not None and v.path[-1][0] != peer:
             raise Rejected(Reason.PEER_MISMATCH, f"connection is from {peer}, last trace entry is {v.path[-1][0]}")
@@ -114,15 +116,31 @@ class Intake:
         next_hop = route[0] if route else None
         payload = None
         if next_hop is None:
-            payload = v.payload()
-            self.local_mail.check(h, payload)
+            try:
+                payload = v.payload()  # opened here when sealed to us: BAD_SEAL / NOT_SEALED_FOR_ME if not
+                self.local_mail.check(h, payload)
+            except Rejected as r:
+                raise _without_content(r) if v.sealed else r from None
             subject = subject_of(payload)
         else:
-            # relays hand on a copy with their own trace entry appended
+            # relays never open a payload (they have no key for it): they check the signature and the
+            # digest of the sealed bytes (env_mod.verify) and hand on a copy with their own trace entry.
+            # They do not judge Header.seal either: a scheme newer than this relay must still pass it,
+            # and whatever does not open is refused by the recipient (BAD_SEAL) on the sender's signature
             raw = env_mod.add_trace(v.envelope, self.signer, self.clock).SerializeToString()
             subject = ""
         return custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
                                 payload=payload, path=v.path)
+
+
+def _without_content(r: Rejected) -> Rejected:
+    """A refusal of a sealed payload, as it may travel: the previous hop is a relay, which stores the
+    refusal and puts it in the sender's non-delivery notice, so a detail that might quote the opened
+    content (a status code, a name over a limit) is replaced by the reason's public message. Our own
+    seal refusals name no content and keep their detail."""
+    if r.reason in (Reason.BAD_SEAL, Reason.NOT_SEALED_FOR_ME):
+        return r
+    return Rejected(r.reason, r.reason.public_message, field=r.field, metadata=r.metadata)
 
 
 def _message_id(raw: bytes) -> str:

@@ -13,6 +13,7 @@ records an idempotency key's answer there), never around the lookups before it.
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
@@ -22,6 +23,7 @@ from ..clock import Clock
 from ..codes import is_identifier
 from ..envelope import Signer
 from ..errors import Reason, Rejected, naming
+from ..identity import sealing
 from ..limits import Limits, check_document, over
 from ..pb import envelope_pb2 as pb
 from ..store import documents, inbox, outbox
@@ -30,6 +32,8 @@ from .protocols import Waker
 from .routing import Router
 
 MAX_LIFETIME_S = env_mod.MAX_LIFETIME_MS // 1000
+
+log = logging.getLogger(__name__)
 
 
 def subject_of(payload: pb.Payload) -> str:
@@ -59,9 +63,47 @@ class Posted:
 
 class EnvelopeMaker:
     def __init__(self, signer: Signer, router: Router, clock: Clock, *, lifetime_s: float, max_size: int,
-                 limits: Limits = Limits()) -> None:
+                 limits: Limits = Limits(), seal_key: sealing.SealKey | None = None,
+                 seal_mode: str = "preferred") -> None:
         self.signer, self.router, self.clock = signer, router, clock
         self.lifetime_s, self.max_size, self.limits = lifetime_s, max_size, limits
+        self.seal_key = seal_key    # ours: each sealed envelope also wraps its content key for us
+        self.seal_mode = seal_mode  # sealing.mode (node.config.SealingSettings)
+
+    @property
+    def sealing(self) -> bool:
+        return self.seal_key is not None and self.seal_mode != "off"
+
+    def content(self, payload: pb.Payload) -> sealing.Content | None:
+        """The payload encrypted once, for every envelope of one send (None when we do not seal)."""
+        return sealing.Content.encrypt(payload.SerializeToString(), self.code) if self.sealing else None
+
+    def opener(self, data: bytes, header: pb.Header) -> bytes:
+        """Open a payload sealed to us (intake, and our own mailbox and sent copies when read)."""
+        if self.seal_key is None:
+            raise Rejected(Reason.NOT_SEALED_FOR_ME, "this node has no seal key")
+        return sealing.open_payload(data, header, self.seal_key)
+
+    def sealer(self, payload: pb.Payload, recipient: str, seal_to: bytes, content: sealing.Content | None,
+               *, clear_ok: bool = False):
+        """How the payload for `recipient` is written: a sealer (node.envelope.seal), or None for clear.
+
+        `seal_to`: the recipient's published seal key (b"": none known). In clear only when sealing is
+        off, or the mode is `preferred` (or `clear_ok`: a notice about an envelope that went in clear)
+        and no key is known; `required` refuses that send (SEAL_KEY_MISSING) rather than leak it."""
+        if not self.sealing:
+            return None
+        if not seal_to:
+            if self.seal_mode == "required" and not clear_ok:
+                raise Rejected(Reason.SEAL_KEY_MISSING, f"{recipient} publishes no seal key (sealing.mode: required)",
+                               metadata={"recipient": recipient})
+            if not clear_ok:  # a notice or reply about mail that went in clear, or a send refused here: expected
+                log.warning("sending to %s in clear: no seal key is known for it (sealing.mode: %s)", recipient,
+                            self.seal_mode)
+            return None
+        shared = content or sealing.Content.encrypt(payload.SerializeToString(), self.code)
+        own = self.seal_key
+        return lambda header: sealing.seal(shared, header, seal_to, own)
 
     @property
     def code(self) -> str:
@@ -88,9 +130,13 @@ class EnvelopeMaker:
                 raise Rejected(Reason.INVALID_REQUEST, f"recipient {r!r} is not an agency code", field=f"recipients[{i}]")
 
     def seal(self, payload: pb.Payload, recipient: str, hop: str, *, priority: int = 0,
-             lifetime_s: float | None = None, ref_message_id: str = "", refused: Rejected | None = None) -> Sealed:
+             lifetime_s: float | None = None, ref_message_id: str = "", refused: Rejected | None = None,
+             seal_to: bytes = b"", content: sealing.Content | None = None, clear_ok: bool = False) -> Sealed:
+        """Sign (and, with a seal key for the recipient, seal) one envelope; see `sealer` for when in clear."""
+        sealer = self.sealer(payload, recipient, seal_to, content, clear_ok=clear_ok or refused is not None)
         header, raw = env_mod.seal(self.signer, recipient, payload, clock=self.clock, priority=priority,
-                                   lifetime_s=lifetime_s or self.lifetime_s, ref_message_id=ref_message_id)
+                                   lifetime_s=lifetime_s or self.lifetime_s, ref_message_id=ref_message_id,
+                                   sealer=sealer)
         if len(raw) > self.max_size:
             raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {self.max_size}")
         return Sealed(header, raw, hop, refused)
@@ -120,9 +166,11 @@ class Refuser(Protocol):
 
 class Outgoing:
     def __init__(self, db: Database, maker: EnvelopeMaker, queues: Waker, refuser: Refuser, *,
-                 lookup: Callable[[str], object] | None = None) -> None:
+                 lookup: Callable[[str], object] | None = None,
+                 seal_key_of: Callable[[str], bytes] | None = None) -> None:
         self.db, self.maker, self.queues, self.refuser = db, maker, queues, refuser
         self.lookup = lookup  # raises Rejected(UNKNOWN_RECIPIENT) when nobody in the tree has the code
+        self.seal_key_of = seal_key_of  # a recipient's published seal key, from its signed record (a lookup)
 
     def post(self, payload: pb.Payload, recipients: list[str], *, priority: int = 0,
              lifetime_s: float | None = None, ref_message_id: str | Mapping[str, str] = "",
@@ -146,13 +194,16 @@ class Outgoing:
         return self._commit(sealed, None, within)
 
     def post_in(self, tx: Transaction, payload: pb.Payload, recipient: str, *, priority: int = 0,
-                ref_message_id: str = "") -> Posted:
+                ref_message_id: str = "", seal_to: bytes = b"", clear_ok: bool = False) -> Posted:
         """Queue one envelope inside the caller's transaction; its hop is woken after that commit.
 
         No directory lookup here (it would hold the transaction across the network): the
-        recipient is someone who just wrote to us, so the tree has a route back."""
+        recipient is someone who just wrote to us, so the tree has a route back, and `seal_to`
+        is the seal key its envelope carried (signed by it), if it was sealed."""
         self.maker.check([recipient], priority, None)
-        sealed = [self._seal(payload, recipient, self._route(recipient, lookup=False), priority, None, ref_message_id)]
+        hop, refused = self._route(recipient, lookup=False)
+        sealed = [self.maker.seal(payload, recipient, hop, priority=priority, ref_message_id=ref_message_id,
+                                  refused=refused, seal_to=seal_to, clear_ok=clear_ok)]
         return self._store(tx, payload, sealed, None)
 
     # ---- steps ----------------------------------------------------------------------
@@ -163,14 +214,25 @@ class Outgoing:
         if payload.WhichOneof("body") == "document":
             check_document(payload.document, self.maker.limits)
         routes = [(r, self._route(r, lookup=True)) for r in recipients]
-        return [self._seal(payload, r, route, priority, lifetime_s,
-                           ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping) else ref_message_id)
-                for r, route in routes]
+        content = self.maker.content(payload)  # encrypted once; each envelope wraps its key for its recipient
+        return [self.maker.seal(payload, r, hop, priority=priority, lifetime_s=lifetime_s, refused=refused,
+                                ref_message_id=ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping)
+                                else ref_message_id,
+                                seal_to=self._seal_to(r) if refused is None else b"", content=content)
+                for r, (hop, refused) in routes]
 
-    def _seal(self, payload, recipient, route, priority, lifetime_s, ref) -> Sealed:
-        hop, refused = route
-        return self.maker.seal(payload, recipient, hop, priority=priority, lifetime_s=lifetime_s, ref_message_id=ref,
-                               refused=refused)
+    def _seal_to(self, recipient: str) -> bytes:
+        """The recipient's seal key by its signed record (b"" if it publishes none). A lookup that cannot
+        finish now is b"" under `preferred` (sent in clear, logged) and a transient refusal under `required`."""
+        if not self.maker.sealing or self.seal_key_of is None:
+            return b""
+        try:
+            return self.seal_key_of(recipient)
+        except Rejected as r:
+            if self.maker.seal_mode == "required":
+                raise Rejected(Reason.UNREACHABLE, f"the seal key of {recipient} cannot be looked up now: "
+                                                   f"{r.public_text}") from None
+            return b""
 
     def _commit(self, sealed_items, ref_doc_id: str | None, within=None) -> list[Posted]:
         with self.db.transaction() as tx:

@@ -8,6 +8,9 @@ while B is up; timed from the first post to the last receipt (adds the local API
 latency: documents posted at a fixed offered rate; time from the post call to the
 arrival event streamed from B's mailbox.
 memory: resident set of each node process, idle and after the run.
+sealing: all of it twice in one run, a pair with `sealing.mode: off` and a pair with `required`
+(every payload sealed for B, so nothing falls back to clear unnoticed), and the ratio sealed/clear
+of throughput and latency: the cost of confidentiality. `--sealing on|off` runs one of them.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import grpc
 
 from ..pb import envelope_pb2 as pb
 from . import nodes
@@ -117,6 +122,12 @@ def latency(a, b, n: int, size: int, rate: float) -> dict:
     ready = threading.Event()
 
     def read():
+        try:
+            _read()
+        except grpc.RpcError:  # cancelled below once every arrival is in
+            pass
+
+    def _read():
         for e in stream:
             if e.type == "watching":
                 ready.set()
@@ -150,6 +161,48 @@ def latency(a, b, n: int, size: int, rate: float) -> dict:
             "to_event_at_client": summary([(arrived_at[m] - sent_at[m]) * 1000 for m in done])}
 
 
+def run_pair(root: Path, mode: str, args) -> dict:
+    """One pair of nodes with `sealing.mode: mode`, measured in full."""
+    spec = lambda code, name: nodes.NodeSpec(code, name, extra={"sealing": {"mode": mode}})  # noqa: E731
+    a, b = nodes.pair(root, spec(A, "Sở A"), spec(B, "Huyện B"))
+    for h in (a, b):
+        nodes.start(h)
+    try:
+        nodes.wait_healthy([a, b])
+        idle = {"a_rss_mb": rss_mb(a.pid), "b_rss_mb": rss_mb(b.pid)}
+        return {
+            "sealing_mode": mode,
+            "idle_memory": idle,
+            "latency": latency(a, b, args.latency_documents, args.size, args.rate),
+            "end_to_end": throughput(a, b, args.documents, args.size, args.threads),
+            "exchange": exchange(a, b, args.exchange_documents, args.size, args.threads),
+            "memory_after": {"a_rss_mb": rss_mb(a.pid), "b_rss_mb": rss_mb(b.pid)},
+        }
+    finally:
+        for h in (a, b):
+            nodes.terminate(h)
+
+
+def cost_of_sealing(off: dict, on: dict) -> dict:
+    """Sealed over clear, same run: below 1 for throughput, above 1 for latency, means sealing costs."""
+    ratio = lambda x, y: round(x / y, 3) if y else None  # noqa: E731
+    lat_on, lat_off = on["latency"]["to_commit_at_b"], off["latency"]["to_commit_at_b"]
+    return {
+        "exchange_docs_per_s": ratio(on["exchange"]["docs_per_s"], off["exchange"]["docs_per_s"]),
+        "end_to_end_docs_per_s": ratio(on["end_to_end"]["docs_per_s"], off["end_to_end"]["docs_per_s"]),
+        "latency_p50": ratio(lat_on["p50_ms"], lat_off["p50_ms"]),
+        "latency_p99": ratio(lat_on["p99_ms"], lat_off["p99_ms"]),
+        # CPU per document in the exchange drain: steadier than rates on a machine shared with other work
+        "cpu_ms_per_doc": {side: {"off": cpu_ms(off, side), "on": cpu_ms(on, side),
+                                  "ratio": ratio(cpu_ms(on, side), cpu_ms(off, side))} for side in ("node_a", "node_b")},
+    }
+
+
+def cpu_ms(run: dict, side: str) -> float:
+    x = run["exchange"]
+    return round(x["cpu_cores_busy"][side] * 1000 / x["docs_per_s"], 3) if x["docs_per_s"] else 0.0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--documents", type=int, default=3000, help="end to end run")
@@ -159,26 +212,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--latency-documents", type=int, default=500)
     p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--sealing", choices=("both", "on", "off"), default="both",
+                   help="both (default): a sealed pair and a clear pair in the same run, and their ratio")
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="lienthong-bench-") as tmp:
-        a, b = nodes.pair(Path(tmp), nodes.NodeSpec(A, "Sở A"), nodes.NodeSpec(B, "Huyện B"))
-        for h in (a, b):
-            nodes.start(h)
-        try:
-            nodes.wait_healthy([a, b])
-            idle = {"a_rss_mb": rss_mb(a.pid), "b_rss_mb": rss_mb(b.pid)}
-            result = {
-                "transport": "grpc mutual TLS, ECDSA P-256",
-                "durability": "SQLite WAL synchronous=FULL at both ends; signed receipts verified",
-                "idle_memory": idle,
-                "latency": latency(a, b, args.latency_documents, args.size, args.rate),
-                "end_to_end": throughput(a, b, args.documents, args.size, args.threads),
-                "exchange": exchange(a, b, args.exchange_documents, args.size, args.threads),
-                "memory_after": {"a_rss_mb": rss_mb(a.pid), "b_rss_mb": rss_mb(b.pid)},
-            }
-        finally:
-            for h in (a, b):
-                nodes.terminate(h)
+    modes = {"both": ("off", "required"), "on": ("required",), "off": ("off",)}[args.sealing]
+    result: dict = {
+        "transport": "grpc mutual TLS, ECDSA P-256",
+        "durability": "SQLite WAL synchronous=FULL at both ends; signed receipts verified",
+        "sealing": "payloads sealed for B: ECDH P-256 + HKDF-SHA256 + AES-256-GCM (docs/sealing.md)",
+    }
+    runs = {}
+    for mode in modes:
+        with tempfile.TemporaryDirectory(prefix=f"lienthong-bench-{mode}-") as tmp:
+            runs[mode] = run_pair(Path(tmp), mode, args)
+    if "off" in runs:
+        result["sealing_off"] = runs["off"]
+    if "required" in runs:
+        result["sealing_on"] = runs["required"]
+    if len(runs) == 2:
+        result["sealed_over_clear"] = cost_of_sealing(runs["off"], runs["required"])
     print(json.dumps(result, indent=2))
     return 0
 

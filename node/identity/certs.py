@@ -148,6 +148,7 @@ class IssuedFiles:
     csr: Path
     cert: Path | None
     ca: Path | None
+    seal_key: Path | None = None
 
 
 def refuse_overwrite(*paths: Path) -> None:
@@ -171,26 +172,31 @@ def init_ca(directory: Path, name: str = "lienthong test CA", force: bool = Fals
 
 def init_node(directory: Path, code: str, name: str, ca_dir: Path | None = None, days: int = 825,
               not_before: dt.datetime | None = None, force: bool = False) -> IssuedFiles:
-    """`lienthong init`: node.key (0600) and node.csr; with a CA, node.pem and a copy of ca.pem."""
+    """`lienthong init`: node.key and seal.key (0600) and node.csr; with a CA, node.pem and a copy of ca.pem.
+
+    seal.key is the P-256 key-agreement key payloads are sealed to (node.identity.sealing): a key of
+    its own, published in the node's signed registry record, never the signing/TLS key."""
     if ca_dir is not None:
         for f in ("ca.key", "ca.pem"):
             if not (ca_dir / f).is_file():
                 raise FileNotFoundError(f"{ca_dir / f}: no such file (is --ca a directory made by `lienthong ca init`?)")
     if not force:
-        refuse_overwrite(directory / "node.key", directory / "node.pem")
+        refuse_overwrite(directory / "node.key", directory / "node.pem", directory / "seal.key")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = keys.generate_key()
     keys.write_private_key(directory / "node.key", key)
+    keys.write_private_key(directory / "seal.key", keys.generate_key())
     csr = make_csr(key, code, name)
     (directory / "node.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
     if ca_dir is None:
-        return IssuedFiles(directory / "node.key", directory / "node.csr", None, None)
+        return IssuedFiles(directory / "node.key", directory / "node.csr", None, None, directory / "seal.key")
     ca_key = keys.load_private_key(ca_dir / "ca.key")
     ca_cert = load_cert(ca_dir / "ca.pem")
     cert = sign_csr(csr, ca_key, ca_cert, days=days, not_before=not_before)
     (directory / "node.pem").write_bytes(pem(cert))
     (directory / "ca.pem").write_bytes(pem(ca_cert))
-    return IssuedFiles(directory / "node.key", directory / "node.csr", directory / "node.pem", directory / "ca.pem")
+    return IssuedFiles(directory / "node.key", directory / "node.csr", directory / "node.pem", directory / "ca.pem",
+                       directory / "seal.key")
 
 
 def sign_request_file(csr_path: Path, ca_dir: Path, out: Path, days: int = 825, force: bool = False) -> str:

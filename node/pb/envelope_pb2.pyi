@@ -7,19 +7,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Seal(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PLAIN: _ClassVar[Seal]
+    SEALED_P256_AES256GCM: _ClassVar[Seal]
+
 class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     KIND_UNSPECIFIED: _ClassVar[Kind]
     DOCUMENT: _ClassVar[Kind]
     STATUS: _ClassVar[Kind]
     NOTICE: _ClassVar[Kind]
+PLAIN: Seal
+SEALED_P256_AES256GCM: Seal
 KIND_UNSPECIFIED: Kind
 DOCUMENT: Kind
 STATUS: Kind
 NOTICE: Kind
 
 class Header(_message.Message):
-    __slots__ = ("message_id", "sender", "recipient", "kind", "created_ms", "expires_ms", "priority", "payload_sha256", "payload_size", "ref_message_id")
+    __slots__ = ("message_id", "sender", "recipient", "kind", "created_ms", "expires_ms", "priority", "payload_sha256", "payload_size", "ref_message_id", "seal")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +37,7 @@ class Header(_message.Message):
     PAYLOAD_SHA256_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_SIZE_FIELD_NUMBER: _ClassVar[int]
     REF_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     sender: str
     recipient: str
@@ -40,7 +48,8 @@ class Header(_message.Message):
     payload_sha256: bytes
     payload_size: int
     ref_message_id: str
-    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[Kind, str]] = ..., created_ms: _Optional[int] = ..., expires_ms: _Optional[int] = ..., priority: _Optional[int] = ..., payload_sha256: _Optional[bytes] = ..., payload_size: _Optional[int] = ..., ref_message_id: _Optional[str] = ...) -> None: ...
+    seal: Seal
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[Kind, str]] = ..., created_ms: _Optional[int] = ..., expires_ms: _Optional[int] = ..., priority: _Optional[int] = ..., payload_sha256: _Optional[bytes] = ..., payload_size: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., seal: _Optional[_Union[Seal, str]] = ...) -> None: ...
 
 class TraceBody(_message.Message):
     __slots__ = ("code", "time_ms", "header_sha256", "prev_sha256")
@@ -111,6 +120,30 @@ class Receipt(_message.Message):
     envelope_sha256: bytes
     proof: _containers.RepeatedCompositeFieldContainer[ProofStep]
     def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., receiver_cert: _Optional[bytes] = ..., message_id: _Optional[str] = ..., envelope_sha256: _Optional[bytes] = ..., proof: _Optional[_Iterable[_Union[ProofStep, _Mapping]]] = ...) -> None: ...
+
+class KeyWrap(_message.Message):
+    __slots__ = ("key_id", "ephemeral", "wrapped_key", "salt")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    EPHEMERAL_FIELD_NUMBER: _ClassVar[int]
+    WRAPPED_KEY_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    key_id: bytes
+    ephemeral: bytes
+    wrapped_key: bytes
+    salt: bytes
+    def __init__(self, key_id: _Optional[bytes] = ..., ephemeral: _Optional[bytes] = ..., wrapped_key: _Optional[bytes] = ..., salt: _Optional[bytes] = ...) -> None: ...
+
+class SealedPayload(_message.Message):
+    __slots__ = ("nonce", "ciphertext", "wraps", "sender_key")
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    WRAPS_FIELD_NUMBER: _ClassVar[int]
+    SENDER_KEY_FIELD_NUMBER: _ClassVar[int]
+    nonce: bytes
+    ciphertext: bytes
+    wraps: _containers.RepeatedCompositeFieldContainer[KeyWrap]
+    sender_key: bytes
+    def __init__(self, nonce: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ..., wraps: _Optional[_Iterable[_Union[KeyWrap, _Mapping]]] = ..., sender_key: _Optional[bytes] = ...) -> None: ...
 
 class Payload(_message.Message):
     __slots__ = ("document", "status", "notice")

@@ -46,6 +46,9 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CERT_REVOKED: _ClassVar[Reason]
     KEY_REUSED: _ClassVar[Reason]
     CHECKPOINT_CONFLICT: _ClassVar[Reason]
+    BAD_SEAL: _ClassVar[Reason]
+    NOT_SEALED_FOR_ME: _ClassVar[Reason]
+    SEAL_KEY_MISSING: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -86,3 +89,6 @@ AMBIGUOUS_DOCUMENT: Reason
 CERT_REVOKED: Reason
 KEY_REUSED: Reason
 CHECKPOINT_CONFLICT: Reason
+BAD_SEAL: Reason
+NOT_SEALED_FOR_ME: Reason
+SEAL_KEY_MISSING: Reason

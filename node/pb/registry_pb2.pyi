@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AgencyRecord(_message.Message):
-    __slots__ = ("code", "name", "level", "parent", "endpoint", "cert_der", "issued_ms")
+    __slots__ = ("code", "name", "level", "parent", "endpoint", "cert_der", "issued_ms", "seal_key")
     CODE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class AgencyRecord(_message.Message):
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     CERT_DER_FIELD_NUMBER: _ClassVar[int]
     ISSUED_MS_FIELD_NUMBER: _ClassVar[int]
+    SEAL_KEY_FIELD_NUMBER: _ClassVar[int]
     code: str
     name: str
     level: int
@@ -23,7 +24,8 @@ class AgencyRecord(_message.Message):
     endpoint: str
     cert_der: bytes
     issued_ms: int
-    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., endpoint: _Optional[str] = ..., cert_der: _Optional[bytes] = ..., issued_ms: _Optional[int] = ...) -> None: ...
+    seal_key: bytes
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., endpoint: _Optional[str] = ..., cert_der: _Optional[bytes] = ..., issued_ms: _Optional[int] = ..., seal_key: _Optional[bytes] = ...) -> None: ...
 
 class SignedRecord(_message.Message):
     __slots__ = ("record", "signature", "renewal_signature")

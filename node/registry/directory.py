@@ -40,7 +40,10 @@ class Directory:
                  configured_parents: dict[str, str], parent: str | None, parent_address: str | None,
                  channel: Callable[[str, str], grpc.Channel], heartbeat_s: float, stale_after_s: float,
                  cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None,
-                 on_alive: Callable[[str, str], None] = lambda code, how: None) -> None:
+                 on_alive: Callable[[str, str], None] = lambda code, how: None, seal_key: bytes = b"",
+                 peer_addresses: dict[str, str] | None = None) -> None:
+        self.seal_key = seal_key  # our seal key's public half (SPKI DER), published in our record
+        self.peer_addresses = dict(peer_addresses or {})  # configured peers: asked for their own record
         self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
         self.previous = previous  # a renewed node's retired identity: it co-signs our record (renewal_signature)
         self.on_alive = on_alive  # a neighbour answered: (code, how); its queue may go now
@@ -74,7 +77,8 @@ class Directory:
 
     def own_entry(self) -> rpb.DirectoryEntry:
         signed = records.make(self.signer, name=self.name, level=self.level(), parent=self.parent or "",
-                              endpoint=self.endpoint, now_ms=self.clock.now_ms(), previous=self.previous)
+                              endpoint=self.endpoint, now_ms=self.clock.now_ms(), previous=self.previous,
+                              seal_key=self.seal_key)
         return rpb.DirectoryEntry(record=signed, reachable=True, last_seen_ms=self.clock.now_ms())
 
     # ---- serving children -------------------------------------------------------
@@ -243,6 +247,32 @@ class Directory:
                     self._trim(now)
                     self._unknown[side] = now + NEGATIVE_TTL_MS
             raise
+        with self._lock:
+            self._trim(now)
+            self._cache[code] = (entry, now + self.cache_ttl_ms)
+        return entry
+
+    def seal_key_of(self, code: str) -> bytes:
+        """The seal key `code`'s signed record publishes (b"" for a node older than sealing); as `lookup`,
+        Rejected when it cannot be had. Records are checked (seal key included) before they are kept."""
+        try:
+            entry = self.lookup(code)
+        except Rejected:
+            address = self.peer_addresses.get(code)
+            if address is None:
+                raise
+            entry = self._own_record_of_peer(code, address)
+        return rpb.AgencyRecord.FromString(entry.record.record).seal_key
+
+    def _own_record_of_peer(self, code: str, address: str) -> rpb.DirectoryEntry:
+        """A configured peer outside our branch of the tree (a lookup through the tree cannot reach it) is
+        asked for its own signed record, checked and cached like any other answer."""
+        entry = self._call(code, address, lambda stub: stub.Lookup(rpb.LookupRequest(code=code),
+                                                                   timeout=CALL_TIMEOUT_S)).entry
+        record = records.verify(entry.record, self.trust)
+        if record.code != code:
+            raise Rejected(Reason.BAD_SIGNATURE, f"lookup for {code} answered with {record.code}")
+        now = self.clock.now_ms()
         with self._lock:
             self._trim(now)
             self._cache[code] = (entry, now + self.cache_ttl_ms)

@@ -5,16 +5,20 @@ from google.protobuf.message import DecodeError
 
 from ..envelope import Signer
 from ..errors import Reason, Rejected
-from ..identity import keys
+from ..identity import keys, sealing
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
 
 
 def make(signer: Signer, *, name: str, level: int, parent: str, endpoint: str, now_ms: int,
-         previous: Signer | None = None) -> rpb.SignedRecord:
-    """`previous`: the identity being renewed, whose key also signs the record (see `renewal_signature`)."""
+         previous: Signer | None = None, seal_key: bytes = b"") -> rpb.SignedRecord:
+    """`previous`: the identity being renewed, whose key also signs the record (see `renewal_signature`).
+
+    `seal_key`: the public key payloads are sealed to (node.identity.sealing). Published here, signed by
+    the agency's CA-certified key, rather than in a certificate of its own: Lookup already returns this
+    record and senders already cache it, and a new seal key needs a re-registration, not the CA."""
     record = rpb.AgencyRecord(code=signer.code, name=name, level=level, parent=parent, endpoint=endpoint,
-                              cert_der=signer.cert_der, issued_ms=now_ms).SerializeToString()
+                              cert_der=signer.cert_der, issued_ms=now_ms, seal_key=seal_key).SerializeToString()
     return rpb.SignedRecord(record=record, signature=signer.sign(record),
                             renewal_signature=previous.sign(record) if previous is not None else b"")
 
@@ -49,4 +53,9 @@ def verify(signed: rpb.SignedRecord, trust: TrustStore) -> rpb.AgencyRecord:
         raise Rejected(Reason.SENDER_MISMATCH, f"record is for {record.code}, certificate for {ident.code}")
     if not keys.verify(ident.public_key, signed.signature, signed.record):
         raise Rejected(Reason.BAD_SIGNATURE, "agency record signature does not verify")
+    if record.seal_key:
+        try:
+            sealing.load_public(record.seal_key)
+        except ValueError:
+            raise Rejected(Reason.MALFORMED, "agency record's seal key is not a P-256 public key") from None
     return record

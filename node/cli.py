@@ -247,6 +247,7 @@ def cmd_evidence(args) -> int:
     from . import preflight
     from .clock import SYSTEM
     from .evidence import make
+    from .identity import sealing
     from .identity.trust import TrustStore
     s = load_config(args.config)
     mailbox = Path(s.node.data_dir) / preflight.MAILBOX_FILE
@@ -261,7 +262,11 @@ def cmd_evidence(args) -> int:
         found = make.find(mailbox, args.doc)
     except make.EvidenceError as e:
         raise CliError(str(e), e.status) from None
-    data = make.make(found, signer, SYSTEM, [Path(s.tls.crl).read_bytes()] if s.tls.crl else [])
+    seal_key = None
+    if s.seal_key_path.exists():  # statuses sealed to us: their content keys go in the bundle
+        seal_key, _ = sealing.load_or_create(s.seal_key_path, create=False)
+    data = make.make(found, signer, SYSTEM, [Path(s.tls.crl).read_bytes()] if s.tls.crl else [],
+                     seal_key=seal_key, disclose_document=args.disclose)
     with open(out, "xb") as f:
         f.write(data)
     print(f"wrote {out} ({len(data)} bytes): {found.role} message {found.document.message_id}, "
@@ -610,6 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("doc", help="message id (or a doc id / DocumentId naming exactly one message)")
     ev.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls.key to sign the bundle)")
     ev.add_argument("--out", required=True, help="file to write (never overwritten)")
+    ev.add_argument("--disclose", action="store_true",
+                    help="also disclose the document's content key (a reader of the bundle sees the document); "
+                         "statuses' keys are always disclosed")
     ev.set_defaults(func=cmd_evidence)
     ve = sub.add_parser("verify-evidence", help="check an evidence bundle offline with only the CA's certificate and "
                                                 "say what it proves (exit 0), or refuse it naming what failed (exit 3)")

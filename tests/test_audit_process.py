@@ -20,7 +20,12 @@ from hypothesis import strategies as st
 
 from node.audit.chain import entry_hash
 from node.cli import main
-from node.evidence import check
+from node import preflight
+from node.clock import SYSTEM
+from node.config import load_config
+from node.evidence import check, make
+from node.identity.trust import TrustStore
+from node.pb import evidence_pb2 as epb
 from node.harness import nodes
 from node.harness.inproc import FAST_REGISTRY
 from node.harness.nodes import NodeSpec
@@ -260,6 +265,42 @@ def test_the_send_names_its_one_message_and_an_unknown_name_exits_2(tree, tmp_pa
     assert main(["evidence", "khong-co", "--config", str(hc.config), "--out", str(tmp_path / "none.bin")]) == 2
     assert "khong-co: no message" in capsys.readouterr().err
     assert main(["evidence", mid, "--config", str(hc.config), "--out", str(out)]) == 2  # never overwritten
+
+
+def test_payloads_are_sealed_so_statuses_are_read_through_disclosed_keys_and_the_document_only_on_request(
+        tree, bundle, tmp_path, capsys):
+    """The statuses and the document travelled sealed: the bundle shows a status's code because its maker
+    disclosed the status's content key; the document's content only with --disclose."""
+    root, ca, hp, hd, hc, mid, _ = tree
+    body = epb.EvidenceBody.FromString(epb.EvidenceBundle.FromString(bundle[0].read_bytes()).body)
+    assert all(pb.Header.FromString(pb.Envelope.FromString(i.envelope).header).seal == pb.SEALED_P256_AES256GCM
+               for i in (body.document, *body.statuses))
+    assert not body.document.content_key and all(len(i.content_key) == 32 for i in body.statuses)
+    capsys.readouterr()
+    assert main(["verify-evidence", str(bundle[0]), "--ca", str(bundle[1])]) == 0
+    assert "content:  subject" not in capsys.readouterr().out
+    out = tmp_path / "disclosed.bin"
+    assert main(["evidence", mid, "--config", str(hc.config), "--out", str(out), "--disclose"]) == 0
+    capsys.readouterr()
+    assert main(["verify-evidence", str(out), "--ca", str(ca / "ca.pem")]) == 0
+    assert 'content:  subject "Công văn về kiểm toán"' in capsys.readouterr().out
+
+
+def test_a_disclosed_key_that_does_not_open_its_payload_is_refused_even_when_the_maker_signs_it(
+        tree, tmp_path, capsys):
+    """A maker who lies about a status's content (another key) signs a bundle that proves nothing."""
+    root, ca, hp, hd, hc, mid, _ = tree
+    s = load_config(hc.config)
+    signer = preflight.load_identity(s, TrustStore.from_files(list(s.tls.trust_anchors)), SYSTEM)
+    raw = make.make(make.find(_mailbox(hc.dir), mid), signer, SYSTEM, [])
+    body = epb.EvidenceBody.FromString(epb.EvidenceBundle.FromString(raw).body)
+    body.statuses[0].content_key = bytes(32)
+    data = body.SerializeToString()
+    lie = tmp_path / "lie.bin"
+    lie.write_bytes(epb.EvidenceBundle(body=data, signature=signer.sign(data)).SerializeToString())
+    capsys.readouterr()
+    assert main(["verify-evidence", str(lie), "--ca", str(ca / "ca.pem")]) == 3
+    assert "status[0]: the disclosed content key does not open its sealed payload" in capsys.readouterr().out
 
 
 def test_a_bundle_with_one_byte_changed_is_refused_by_the_command(bundle, tmp_path, capsys):

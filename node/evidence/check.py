@@ -21,7 +21,7 @@ from .. import envelope as env_mod
 from .. import receipts as receipts_mod
 from ..clock import SYSTEM, Clock
 from ..errors import Rejected
-from ..identity import keys, revocation
+from ..identity import keys, revocation, sealing
 from ..identity.trust import Identity, TrustStore
 from ..pb import envelope_pb2 as pb
 from ..pb import evidence_pb2 as epb
@@ -72,8 +72,9 @@ class Message:
     size: int
     path: list[tuple[str, int]]
     custody: list[Custody]
-    status_code: str = ""       # statuses with a readable (unsealed) payload
+    status_code: str = ""       # statuses with a readable payload (plain, or its content key disclosed)
     description: str = ""
+    subject: str = ""           # the document's, when its content key is disclosed (evidence --disclose)
 
 
 @dataclass
@@ -92,6 +93,8 @@ class Proof:
                f"bundle made by {self.made_by} at {when(self.made_ms)}",
                f"sent:     by {d.sender} ({d.sender_subject}) at {when(d.created_ms)} to {d.recipient}; "
                f"payload {d.size} bytes, SHA-256 {d.digest.hex()} (signed in the header)"]
+        if d.subject:
+            out.append(f"content:  subject \"{d.subject}\" (content key disclosed; opens the signed ciphertext)")
         out.append("path:     " + " -> ".join(f"{c} at {when(t)}" for c, t in d.path) + " (signed marks)")
         for c in d.custody:
             out.append(f"custody:  taken over by {c.receiver} at {when(c.time_ms)} (signed receipt, Merkle proof)")
@@ -167,6 +170,25 @@ def check(data: bytes, ca_certs: list[x509.Certificate], clock: Clock = SYSTEM) 
     return proof
 
 
+def _readable(item: epb.EvidenceItem, v: env_mod.Verified, name: str) -> pb.Payload | None:
+    """The payload when plain or opened by the disclosed content key; None when sealed and not disclosed.
+    A disclosed key that does not open the signed ciphertext refuses the bundle: it would be a lie."""
+    if v.header.seal == pb.PLAIN:
+        try:
+            return v.payload()
+        except Rejected:
+            return None
+    if not item.content_key:
+        return None
+    try:
+        p = pb.Payload.FromString(sealing.open_with_key(v.envelope.payload, v.header, item.content_key))
+    except (Rejected, DecodeError):
+        raise Refused(f"{name}: the disclosed content key does not open its sealed payload") from None
+    if p.WhichOneof("body") is None or env_mod.KIND_OF_PAYLOAD[p.WhichOneof("body")] != v.header.kind:
+        raise Refused(f"{name}: the disclosed content is not a {KIND_NAMES.get(v.header.kind, '?')}")
+    return p
+
+
 def _message(item: epb.EvidenceItem, name: str, trust: TrustStore, clock: Clock, claims: list[Claim]) -> Message:
     raw = item.envelope
     try:
@@ -191,13 +213,11 @@ def _message(item: epb.EvidenceItem, name: str, trust: TrustStore, clock: Clock,
         custody.append(Custody(receiver.code, rb.received_ms))
     m = Message(h.message_id, KIND_NAMES.get(h.kind, "?"), h.sender, v.sender.subject, h.recipient, h.created_ms,
                 h.payload_sha256, h.payload_size, v.path, custody)
-    if h.kind == pb.STATUS:  # shown only when readable; the proof is the signed header and digest
-        try:
-            payload = v.payload()
-            if payload.WhichOneof("body") == "status":
-                m.status_code, m.description = payload.status.status_code[:8], payload.status.description[:200]
-        except Rejected:
-            pass
+    payload = _readable(item, v, name)  # the proof is the signed header and digest; content only shown
+    if payload is not None and payload.WhichOneof("body") == "status":
+        m.status_code, m.description = payload.status.status_code[:8], payload.status.description[:200]
+    elif payload is not None and payload.WhichOneof("body") == "document":
+        m.subject = payload.document.subject[:200]
     return m
 
 

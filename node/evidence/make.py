@@ -12,6 +12,9 @@ from pathlib import Path
 
 from ..clock import Clock
 from ..envelope import Signer
+from ..errors import Rejected
+from ..identity import sealing
+from ..identity.sealing import SealKey
 from ..pb import envelope_pb2 as pb
 from ..pb import evidence_pb2 as epb
 from ..store.evidence import Found, Mailbox
@@ -47,12 +50,31 @@ def _certs_of(raw: bytes, receipts: list[pb.Receipt]) -> list[bytes]:
     return [env.sender_cert, *(t.cert_der for t in env.trace), *(r.receiver_cert for r in receipts)]
 
 
-def make(found: Found, signer: Signer, clock: Clock, crls: list[bytes]) -> bytes:
-    def item(held) -> epb.EvidenceItem:
-        return epb.EvidenceItem(envelope=held.envelope, receipts=[pb.Receipt.FromString(r) for r in held.receipts])
+def disclosed_key(raw: bytes, own: SealKey | None) -> bytes:
+    """The content key of an envelope sealed to this node, to put in the bundle; b"" when plain, not ours
+    or not opening (the bundle then proves custody without showing content)."""
+    if own is None:
+        return b""
+    env = pb.Envelope.FromString(raw)
+    header = pb.Header.FromString(env.header)
+    if header.seal != pb.SEALED_P256_AES256GCM:
+        return b""
+    try:
+        return sealing.content_key(env.payload, header, own)
+    except Rejected:
+        return b""
 
-    doc = item(found.document)
-    statuses = [item(s) for s in found.statuses]
+
+def make(found: Found, signer: Signer, clock: Clock, crls: list[bytes], seal_key: SealKey | None = None,
+         disclose_document: bool = False) -> bytes:
+    """Statuses' content keys are disclosed (so a verifier reads which status was given); the document's
+    only with `disclose_document`, as its content may be confidential to the third party."""
+    def item(held, disclose: bool) -> epb.EvidenceItem:
+        return epb.EvidenceItem(envelope=held.envelope, receipts=[pb.Receipt.FromString(r) for r in held.receipts],
+                                content_key=disclosed_key(held.envelope, seal_key) if disclose else b"")
+
+    doc = item(found.document, disclose_document)
+    statuses = [item(s, True) for s in found.statuses]
     certs: list[bytes] = []
     for it in (doc, *statuses):
         for der in _certs_of(it.envelope, list(it.receipts)):

@@ -222,6 +222,11 @@ def parse(data: bytes) -> pb.SealedPayload:
 def open_payload(data: bytes, header: pb.Header, own: SealKey) -> bytes:
     """The serialised Payload inside; BAD_SEAL if anything fails to authenticate, NOT_SEALED_FOR_ME if no
     wrap is for our key. The details name no content (there is none to name: nothing opened)."""
+    return open_with_key(data, header, content_key(data, header, own))
+
+
+def content_key(data: bytes, header: pb.Header, own: SealKey) -> bytes:
+    """The content key of a payload sealed to `own` (its wrap opened for this header), else as open_payload."""
     sealed = parse(data)
     mine = [w for w in sealed.wraps if w.key_id == own.key_id]
     if not mine:
@@ -241,11 +246,21 @@ def open_payload(data: bytes, header: pb.Header, own: SealKey) -> bytes:
         raise Rejected(Reason.BAD_SEAL, "key wrap is malformed")
     content_digest = hashlib.sha256(sealed.nonce + sealed.ciphertext).digest()
     try:
-        content_key = AESGCM(kek).decrypt(nonce, w.wrapped_key, _wrap_aad(header, content_digest))
+        return AESGCM(kek).decrypt(nonce, w.wrapped_key, _wrap_aad(header, content_digest))
     except InvalidTag:
         raise Rejected(Reason.BAD_SEAL, "key wrap does not open for this header") from None
+
+
+def open_with_key(data: bytes, header: pb.Header, key: bytes) -> bytes:
+    """The content of a sealed payload under a content key, from our own wrap or disclosed in an evidence
+    bundle (node.evidence). A disclosed key is checked by the content's AES-GCM tag over ciphertext the
+    sender signed (Header.payload_sha256): the discloser did not choose that ciphertext, so it cannot
+    find another key under which it opens to other content."""
+    sealed = parse(data)
+    if len(key) != KEY_BYTES:
+        raise Rejected(Reason.BAD_SEAL, "content key is malformed")
     try:
-        return AESGCM(content_key).decrypt(sealed.nonce, sealed.ciphertext, _content_aad(header.sender))
+        return AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, _content_aad(header.sender))
     except InvalidTag:
         raise Rejected(Reason.BAD_SEAL, "content does not open") from None
 

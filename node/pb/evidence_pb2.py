@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from node.pb import envelope_pb2 as node_dot_pb_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16node/pb/evidence.proto\x12\x0clienthong.v1\x1a\x16node/pb/envelope.proto\"1\n\x0e\x45videnceBundle\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"I\n\x0c\x45videnceItem\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\x12\'\n\x08receipts\x18\x02 \x03(\x0b\x32\x15.lienthong.v1.Receipt\"\xeb\x01\n\x0c\x45videnceBody\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0f\n\x07made_by\x18\x03 \x01(\t\x12\x0f\n\x07made_ms\x18\x04 \x01(\x03\x12,\n\x08\x64ocument\x18\x05 \x01(\x0b\x32\x1a.lienthong.v1.EvidenceItem\x12,\n\x08statuses\x18\x06 \x03(\x0b\x32\x1a.lienthong.v1.EvidenceItem\x12\x14\n\x0c\x63\x65rtificates\x18\x07 \x03(\x0c\x12\x0c\n\x04\x63rls\x18\x08 \x03(\x0c\x12\x14\n\x0cmade_by_cert\x18\t \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16node/pb/evidence.proto\x12\x0clienthong.v1\x1a\x16node/pb/envelope.proto\"1\n\x0e\x45videnceBundle\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"^\n\x0c\x45videnceItem\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\x12\'\n\x08receipts\x18\x02 \x03(\x0b\x32\x15.lienthong.v1.Receipt\x12\x13\n\x0b\x63ontent_key\x18\x03 \x01(\x0c\"\xeb\x01\n\x0c\x45videnceBody\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0f\n\x07made_by\x18\x03 \x01(\t\x12\x0f\n\x07made_ms\x18\x04 \x01(\x03\x12,\n\x08\x64ocument\x18\x05 \x01(\x0b\x32\x1a.lienthong.v1.EvidenceItem\x12,\n\x08statuses\x18\x06 \x03(\x0b\x32\x1a.lienthong.v1.EvidenceItem\x12\x14\n\x0c\x63\x65rtificates\x18\x07 \x03(\x0c\x12\x0c\n\x04\x63rls\x18\x08 \x03(\x0c\x12\x14\n\x0cmade_by_cert\x18\t \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,7 +35,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVIDENCEBUNDLE']._serialized_start=64
   _globals['_EVIDENCEBUNDLE']._serialized_end=113
   _globals['_EVIDENCEITEM']._serialized_start=115
-  _globals['_EVIDENCEITEM']._serialized_end=188
-  _globals['_EVIDENCEBODY']._serialized_start=191
-  _globals['_EVIDENCEBODY']._serialized_end=426
+  _globals['_EVIDENCEITEM']._serialized_end=209
+  _globals['_EVIDENCEBODY']._serialized_start=212
+  _globals['_EVIDENCEBODY']._serialized_end=447
 # @@protoc_insertion_point(module_scope)

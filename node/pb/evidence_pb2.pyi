@@ -16,12 +16,14 @@ class EvidenceBundle(_message.Message):
     def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class EvidenceItem(_message.Message):
-    __slots__ = ("envelope", "receipts")
+    __slots__ = ("envelope", "receipts", "content_key")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_KEY_FIELD_NUMBER: _ClassVar[int]
     envelope: bytes
     receipts: _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Receipt]
-    def __init__(self, envelope: _Optional[bytes] = ..., receipts: _Optional[_Iterable[_Union[_envelope_pb2.Receipt, _Mapping]]] = ...) -> None: ...
+    content_key: bytes
+    def __init__(self, envelope: _Optional[bytes] = ..., receipts: _Optional[_Iterable[_Union[_envelope_pb2.Receipt, _Mapping]]] = ..., content_key: _Optional[bytes] = ...) -> None: ...
 
 class EvidenceBody(_message.Message):
     __slots__ = ("version", "message_id", "made_by", "made_ms", "document", "statuses", "certificates", "crls", "made_by_cert")

@@ -432,6 +432,7 @@ class TlsSettings(_Section):
         Field(min_length=1, description="a non-empty list of existing files"),
     ]
     crl: FilePath | None = None
+    crl_grace: Duration = 86400.0
     insecure_plaintext: Bool = False
 
 

@@ -67,6 +67,10 @@ class Reason(enum.Enum):
                           "several documents carry that DocumentId; name the message")
     CERT_REVOKED = ("CERT_REVOKED", _C.PERMISSION_DENIED, True, "the certificate is on the CA's revocation list")
     KEY_REUSED = ("KEY_REUSED", _C.ALREADY_EXISTS, True, "that client key was used for another request")
+    CRL_OUTDATED = ("CRL_OUTDATED", _C.FAILED_PRECONDITION, True,
+                    "the CRL is not newer than the one this node holds")
+    CRL_STALE = ("CRL_STALE", _C.UNAVAILABLE, False,
+                 "this node's CRL is past its next update; it takes no mail until it has a fresh one")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -16,6 +16,7 @@ from .pb import mailbox_pb2 as mpb
 ARRIVED, DELIVERED, REJECTED, EXPIRED = "arrived", "delivered", "rejected", "expired"
 REGISTERED = "registered"  # peer: the child's code
 HEARTBEAT = "heartbeat"    # peer: the child's code (its subtree's counters were just stored)
+CRL = "crl"                # peer: where it came from (tls.crl or the parent); crl_number: the list now held
 WATCHING = "watching"  # first event of every stream: the subscription is in place
 QUEUE_BOUND = 10_000
 

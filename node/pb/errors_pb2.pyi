@@ -45,6 +45,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AMBIGUOUS_DOCUMENT: _ClassVar[Reason]
     CERT_REVOKED: _ClassVar[Reason]
     KEY_REUSED: _ClassVar[Reason]
+    CRL_OUTDATED: _ClassVar[Reason]
+    CRL_STALE: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -84,3 +86,5 @@ FROM_NOT_ALLOWED: Reason
 AMBIGUOUS_DOCUMENT: Reason
 CERT_REVOKED: Reason
 KEY_REUSED: Reason
+CRL_OUTDATED: Reason
+CRL_STALE: Reason

@@ -212,7 +212,7 @@ class WatchRequest(_message.Message):
     def __init__(self, inbox: _Optional[bool] = ..., sent: _Optional[bool] = ..., registry: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code")
+    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code", "crl_number")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +223,7 @@ class Event(_message.Message):
     TIME_US_FIELD_NUMBER: _ClassVar[int]
     REF_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    CRL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     type: str
     message_id: str
     peer: str
@@ -233,7 +234,8 @@ class Event(_message.Message):
     time_us: int
     ref_message_id: str
     status_code: str
-    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ...) -> None: ...
+    crl_number: int
+    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., crl_number: _Optional[int] = ...) -> None: ...
 
 class DirectoryRequest(_message.Message):
     __slots__ = ("parent", "recursive", "level", "name_contains")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from node.pb import stats_pb2 as node_dot_pb_dot_stats__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16node/pb/registry.proto\x12\x0clienthong.v1\x1a\x13node/pb/stats.proto\"\x80\x01\n\x0c\x41gencyRecord\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05level\x18\x03 \x01(\r\x12\x0e\n\x06parent\x18\x04 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\x10\n\x08\x63\x65rt_der\x18\x06 \x01(\x0c\x12\x11\n\tissued_ms\x18\x07 \x01(\x03\"L\n\x0cSignedRecord\x12\x0e\n\x06record\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x19\n\x11renewal_signature\x18\x03 \x01(\x0c\"(\n\x10RegisterResponse\x12\x14\n\x0cheartbeat_ms\x18\x01 \x01(\x03\"\x86\x02\n\x10HeartbeatRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07time_ms\x18\x02 \x01(\x03\x12?\n\todd_codes\x18\x03 \x03(\x0b\x32,.lienthong.v1.HeartbeatRequest.OddCodesEntry\x12\x30\n\rsubtree_stats\x18\x04 \x03(\x0b\x32\x19.lienthong.v1.AgencyStats\x12/\n\x0csigned_stats\x18\x05 \x03(\x0b\x32\x19.lienthong.v1.SignedStats\x1a/\n\rOddCodesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11HeartbeatResponse\"e\n\x0e\x44irectoryEntry\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.lienthong.v1.SignedRecord\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x14\n\x0clast_seen_ms\x18\x03 \x01(\x03\"1\n\rLookupRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x12\n\nfrom_below\x18\x02 \x01(\x08\"=\n\x0eLookupResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.lienthong.v1.DirectoryEntry\"F\n\x0f\x43hildrenRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x11\n\trecursive\x18\x02 \x01(\x08\x12\x12\n\nfrom_below\x18\x03 \x01(\x08\"A\n\x10\x43hildrenResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.lienthong.v1.DirectoryEntry2\xb0\x02\n\x08Registry\x12\x46\n\x08Register\x12\x1a.lienthong.v1.SignedRecord\x1a\x1e.lienthong.v1.RegisterResponse\x12L\n\tHeartbeat\x12\x1e.lienthong.v1.HeartbeatRequest\x1a\x1f.lienthong.v1.HeartbeatResponse\x12\x43\n\x06Lookup\x12\x1b.lienthong.v1.LookupRequest\x1a\x1c.lienthong.v1.LookupResponse\x12I\n\x08\x43hildren\x12\x1d.lienthong.v1.ChildrenRequest\x1a\x1e.lienthong.v1.ChildrenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16node/pb/registry.proto\x12\x0clienthong.v1\x1a\x13node/pb/stats.proto\"\x80\x01\n\x0c\x41gencyRecord\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05level\x18\x03 \x01(\r\x12\x0e\n\x06parent\x18\x04 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\x10\n\x08\x63\x65rt_der\x18\x06 \x01(\x0c\x12\x11\n\tissued_ms\x18\x07 \x01(\x03\"L\n\x0cSignedRecord\x12\x0e\n\x06record\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x19\n\x11renewal_signature\x18\x03 \x01(\x0c\"9\n\x10RegisterResponse\x12\x14\n\x0cheartbeat_ms\x18\x01 \x01(\x03\x12\x0f\n\x07\x63rl_der\x18\x02 \x01(\x0c\"\x9a\x02\n\x10HeartbeatRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07time_ms\x18\x02 \x01(\x03\x12?\n\todd_codes\x18\x03 \x03(\x0b\x32,.lienthong.v1.HeartbeatRequest.OddCodesEntry\x12\x30\n\rsubtree_stats\x18\x04 \x03(\x0b\x32\x19.lienthong.v1.AgencyStats\x12/\n\x0csigned_stats\x18\x05 \x03(\x0b\x32\x19.lienthong.v1.SignedStats\x12\x12\n\ncrl_number\x18\x06 \x01(\x03\x1a/\n\rOddCodesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"$\n\x11HeartbeatResponse\x12\x0f\n\x07\x63rl_der\x18\x01 \x01(\x0c\"\x1a\n\x07\x43rlPush\x12\x0f\n\x07\x63rl_der\x18\x01 \x01(\x0c\"%\n\x0f\x43rlPushResponse\x12\x12\n\ncrl_number\x18\x01 \x01(\x03\"e\n\x0e\x44irectoryEntry\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.lienthong.v1.SignedRecord\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x14\n\x0clast_seen_ms\x18\x03 \x01(\x03\"1\n\rLookupRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x12\n\nfrom_below\x18\x02 \x01(\x08\"=\n\x0eLookupResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.lienthong.v1.DirectoryEntry\"F\n\x0f\x43hildrenRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x11\n\trecursive\x18\x02 \x01(\x08\x12\x12\n\nfrom_below\x18\x03 \x01(\x08\"A\n\x10\x43hildrenResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.lienthong.v1.DirectoryEntry2\xf1\x02\n\x08Registry\x12\x46\n\x08Register\x12\x1a.lienthong.v1.SignedRecord\x1a\x1e.lienthong.v1.RegisterResponse\x12L\n\tHeartbeat\x12\x1e.lienthong.v1.HeartbeatRequest\x1a\x1f.lienthong.v1.HeartbeatResponse\x12\x43\n\x06Lookup\x12\x1b.lienthong.v1.LookupRequest\x1a\x1c.lienthong.v1.LookupResponse\x12I\n\x08\x43hildren\x12\x1d.lienthong.v1.ChildrenRequest\x1a\x1e.lienthong.v1.ChildrenResponse\x12?\n\x07PushCrl\x12\x15.lienthong.v1.CrlPush\x1a\x1d.lienthong.v1.CrlPushResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,23 +39,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNEDRECORD']._serialized_start=192
   _globals['_SIGNEDRECORD']._serialized_end=268
   _globals['_REGISTERRESPONSE']._serialized_start=270
-  _globals['_REGISTERRESPONSE']._serialized_end=310
-  _globals['_HEARTBEATREQUEST']._serialized_start=313
-  _globals['_HEARTBEATREQUEST']._serialized_end=575
-  _globals['_HEARTBEATREQUEST_ODDCODESENTRY']._serialized_start=528
-  _globals['_HEARTBEATREQUEST_ODDCODESENTRY']._serialized_end=575
-  _globals['_HEARTBEATRESPONSE']._serialized_start=577
-  _globals['_HEARTBEATRESPONSE']._serialized_end=596
-  _globals['_DIRECTORYENTRY']._serialized_start=598
-  _globals['_DIRECTORYENTRY']._serialized_end=699
-  _globals['_LOOKUPREQUEST']._serialized_start=701
-  _globals['_LOOKUPREQUEST']._serialized_end=750
-  _globals['_LOOKUPRESPONSE']._serialized_start=752
-  _globals['_LOOKUPRESPONSE']._serialized_end=813
-  _globals['_CHILDRENREQUEST']._serialized_start=815
-  _globals['_CHILDRENREQUEST']._serialized_end=885
-  _globals['_CHILDRENRESPONSE']._serialized_start=887
-  _globals['_CHILDRENRESPONSE']._serialized_end=952
-  _globals['_REGISTRY']._serialized_start=955
-  _globals['_REGISTRY']._serialized_end=1259
+  _globals['_REGISTERRESPONSE']._serialized_end=327
+  _globals['_HEARTBEATREQUEST']._serialized_start=330
+  _globals['_HEARTBEATREQUEST']._serialized_end=612
+  _globals['_HEARTBEATREQUEST_ODDCODESENTRY']._serialized_start=565
+  _globals['_HEARTBEATREQUEST_ODDCODESENTRY']._serialized_end=612
+  _globals['_HEARTBEATRESPONSE']._serialized_start=614
+  _globals['_HEARTBEATRESPONSE']._serialized_end=650
+  _globals['_CRLPUSH']._serialized_start=652
+  _globals['_CRLPUSH']._serialized_end=678
+  _globals['_CRLPUSHRESPONSE']._serialized_start=680
+  _globals['_CRLPUSHRESPONSE']._serialized_end=717
+  _globals['_DIRECTORYENTRY']._serialized_start=719
+  _globals['_DIRECTORYENTRY']._serialized_end=820
+  _globals['_LOOKUPREQUEST']._serialized_start=822
+  _globals['_LOOKUPREQUEST']._serialized_end=871
+  _globals['_LOOKUPRESPONSE']._serialized_start=873
+  _globals['_LOOKUPRESPONSE']._serialized_end=934
+  _globals['_CHILDRENREQUEST']._serialized_start=936
+  _globals['_CHILDRENREQUEST']._serialized_end=1006
+  _globals['_CHILDRENRESPONSE']._serialized_start=1008
+  _globals['_CHILDRENRESPONSE']._serialized_end=1073
+  _globals['_REGISTRY']._serialized_start=1076
+  _globals['_REGISTRY']._serialized_end=1445
 # @@protoc_insertion_point(module_scope)

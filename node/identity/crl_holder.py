@@ -76,6 +76,8 @@ class CrlHolder:
             except revocation.NotACrl as e:
                 raise Rejected(Reason.MALFORMED, str(e)) from None
             held = self.trust.revoked
+            if held is not None and crl.der == held.der:
+                return False  # the same list (it came as PEM)
             if held is not None and crl.number <= held.number:
                 raise Rejected(Reason.CRL_OUTDATED, f"CRL number {crl.number} is not newer than {held.number}",
                                metadata={"held": str(held.number)})

@@ -31,6 +31,9 @@ Threading model (what runs where):
   (`tx.on_commit`: events, wake-ups) run after it is released.
 - **gRPC's own threads** (C core) carry the channels to peers (`exchange/transport.py`,
   one channel per peer, shared by every thread) and the servers' I/O.
+- **CRL push** (`crl-push`, registry/directory.py): one short-lived thread per newer CRL taken,
+  passing it to every registered child at once (futures), so the call or reload that brought it
+  returns at once; a child it misses catches up on its next heartbeat.
 - **Event bus** (`events.py`): publishers (any thread, after their commit) put events on
   each watcher's bounded queue; a slow watcher loses events rather than blocking them.
 """

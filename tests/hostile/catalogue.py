@@ -14,7 +14,7 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "hostile"
 
-from . import cases_answers, cases_envelopes, cases_lifecycle, cases_local, cases_registry, cases_stats  # noqa: F401,E402
+from . import cases_answers, cases_envelopes, cases_lifecycle, cases_local, cases_registry, cases_revocation, cases_stats  # noqa: F401,E402,E501
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -29,6 +29,7 @@ GROUPS = {
     "relay": "Forged relay marks",
     "cli files": "CLI file handling",
     "envelope": "Envelope checks the suite already had",
+    "revocation": "Forged, older and misrouted revocation lists",
 }
 
 CATALOGUE: list[Case] = sorted(_DEFINED, key=lambda c: list(GROUPS).index(c.group))  # stable within a group

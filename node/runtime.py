@@ -403,14 +403,17 @@ class Node:
         s = self.settings
         try:
             trust = TrustStore.from_files(list(s.tls.trust_anchors), self.clock, crl=s.tls.crl)
+            file_crl = trust.revoked
+            if self.trust.revoked is not None:  # the list we hold (from the parent) checks the new pair too
+                trust.adopt(self.trust.revoked)
             signer = preflight.load_identity(s, trust, self.clock)
         except (ConfigError, ValueError, OSError) as e:
             what = f"{e.path}: {e.message}" if isinstance(e, ConfigError) else str(e)
             log.error("reload refused, keeping the key, certificate and trust anchors in use: %s", what)
             return False
-        if trust.revoked is not None:  # tls.crl: taken (and passed down) if newer than the one we hold
+        if file_crl is not None:  # tls.crl: taken (and passed down) if newer than the one we hold
             try:
-                self.crl.offer(trust.revoked.der, "tls.crl")
+                self.crl.offer(file_crl.der, "tls.crl")
             except Rejected as r:
                 log.info("reload (SIGHUP): tls.crl not taken: %s", r.public_text)
         old_signer, old_anchors = self.signer, self.trust.anchors

@@ -151,6 +151,15 @@ def test_a_revoked_commune_is_refused_everywhere_within_one_push(tree):
     assert not c.client(C1).healthy()
     assert "CERT_REVOKED" in (Path(c.nodes[D].dir) / "node.log").read_text()
 
+    # the agency gets a new key and certificate: D takes its registration without the revoked key's word,
+    # and sends what waited for it
+    with EventWaiter(c.client(D), inbox=False, sent=True, registry=True) as ev:
+        assert main(["renew", "--config", c.nodes[C1].config, "--ca", str(ca)]) == 0
+        os.kill(c.nodes[C1].pid, signal.SIGHUP)
+        ev.wait(lambda evs: any(e.type == "registered" and e.peer == C1 for e in evs), TIMEOUT)
+        ev.wait(lambda _: later in ev.ids("delivered"), TIMEOUT)
+    assert c.client(C1).healthy()
+
 
 def test_a_stale_crl_turns_the_peer_surface_not_serving_until_a_fresh_one(tree):
     c = tree

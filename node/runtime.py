@@ -370,8 +370,8 @@ class Node:
 
     def _crl_taken(self, crl) -> None:
         """A newer CRL is in use: pass it down, say so in health, and send what waited for a fresh one."""
+        self.health.check()  # before the push: a child never says it took a list its parent does not follow yet
         self.directory.push_crl(crl.der)
-        self.health.check()
         self.dispatcher.wake_all_due()
 
     def _sweep(self) -> None:

@@ -453,6 +453,7 @@ class TlsSettings(_Section):
         Field(min_length=1, description="a non-empty list of existing files"),
     ]
     crl: FilePath | None = None
+    crl_grace: Duration = 86400.0
     insecure_plaintext: Bool = False
 
 
@@ -598,6 +599,9 @@ class AuditSettings(_Section):
     """The tamper-evident audit log (docs/audit.md): how often the chain head is signed and handed to the parent."""
 
     checkpoint_every: PositiveDuration = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class SealingSettings(_Section):
     """Payloads sealed for their recipient (docs/sealing.md, node/identity/sealing.py).
 

@@ -76,6 +76,8 @@ def diagnose(config: str) -> Report:
     r.add(OK, "config", f"{config} loads: node {s.node.code} ({s.node.name})")
     _files(s, r)
     trust = _identity(s, r)
+    if trust is not None:
+        _crl(s, r, trust)
     _running(s, r)
     if trust is not None:
         for i, peer in enumerate(s.peers):
@@ -144,6 +146,38 @@ def _identity(s: Settings, r: Report) -> TrustStore | None:
     return trust
 
 
+def _crl(s: Settings, r: Report, trust: TrustStore) -> None:
+    """The CRL the node would hold (the newer of tls.crl and the one it kept from its parent), and whether
+    it is past its next update plus tls.crl_grace: then the node refuses peers and holds its queue."""
+    from .identity import crl_holder, revocation
+    held, source = None, ""
+    for path in [p for p in (s.tls.crl, Path(s.node.data_dir) / crl_holder.FILE) if p is not None]:
+        try:
+            crl = revocation.load(Path(path).read_bytes(), trust.anchors)
+        except FileNotFoundError:
+            continue
+        except (ValueError, OSError) as e:
+            r.add(PROBLEM if path == s.tls.crl else WARN, "tls.crl", f"{path}: {e}")
+            continue
+        if held is None or crl.number > held.number:
+            held, source = crl, str(path)
+    if held is None:
+        return
+    now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    until = dt.datetime.fromtimestamp(held.next_update_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    what = f"CRL number {held.number} ({len(held.serials)} revoked, from {source})"
+    if held.next_update_ms and now_ms > held.next_update_ms + s.tls.crl_grace * 1000:
+        r.add(PROBLEM, "tls.crl", f"{what} is past its next update ({until}) plus tls.crl_grace: the node refuses "
+                                  "peers' envelopes (CRL_STALE) and holds its queue. At the root: `lienthong ca crl`, "
+                                  "copy ca.crl to tls.crl, SIGHUP; elsewhere: the parent passes it down (is the "
+                                  "parent link up, does the parent hold a fresh one?)")
+    elif held.next_update_ms and now_ms > held.next_update_ms:
+        r.add(WARN, "tls.crl", f"{what} is past its next update ({until}), within tls.crl_grace: publish a fresh "
+                               "one at the root now")
+    else:
+        r.add(OK, "tls.crl", f"{what}, next update {until}")
+
+
 def _running(s: Settings, r: Report) -> None:
     from .client import MailboxClient, api_address
     address = api_address(s)
@@ -168,18 +202,8 @@ def _running(s: Settings, r: Report) -> None:
 
 def peer_certificate(s: Settings, address: str) -> bytes:
     """The certificate a peer answers with, from a TLS handshake presenting our own (DER)."""
-    host, port = address.rsplit(":", 1)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # we check the chain and the code ourselves, to say what is wrong
-    ctx.load_cert_chain(str(s.tls.cert), str(s.tls.key))
-    ctx.set_alpn_protocols(["h2"])
-    with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as sock:
-        with ctx.wrap_socket(sock, server_hostname=None) as tls:
-            der = tls.getpeercert(binary_form=True)
-    if not der:
-        raise ssl.SSLError("the peer sent no certificate")
-    return der
+    from .exchange.peer_check import peer_certificate as answered
+    return answered(Path(s.tls.cert), Path(s.tls.key), address, CONNECT_TIMEOUT_S)
 
 
 def _peer(s: Settings, r: Report, i: int, code: str, address: str) -> None:

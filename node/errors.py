@@ -74,6 +74,10 @@ class Reason(enum.Enum):
                          "the payload is sealed to another key than this node's seal key")
     SEAL_KEY_MISSING = ("SEAL_KEY_MISSING", _C.FAILED_PRECONDITION, True,
                         "the recipient publishes no seal key and sealing.mode is required")
+    CRL_OUTDATED = ("CRL_OUTDATED", _C.FAILED_PRECONDITION, True,
+                    "the CRL is not newer than the one this node holds")
+    CRL_STALE = ("CRL_STALE", _C.UNAVAILABLE, False,
+                 "this node's CRL is past its next update; it takes no mail until it has a fresh one")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

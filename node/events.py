@@ -18,6 +18,7 @@ REGISTERED = "registered"  # peer: the child's code
 HEARTBEAT = "heartbeat"    # peer: the child's code (its subtree's counters were just stored)
 CHECKPOINT = "checkpoint"            # peer: the parent, which took this node's audit checkpoint at `seq`
 CHECKPOINT_KEPT = "checkpoint_kept"  # peer: the child whose audit checkpoint at `seq` was kept here
+CRL = "crl"                # peer: where it came from (tls.crl or the parent); crl_number: the list now held
 WATCHING = "watching"  # first event of every stream: the subscription is in place
 QUEUE_BOUND = 10_000
 

@@ -24,7 +24,8 @@ Behavior = Callable  # (request or request iterator, context) -> response or res
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Put it first in the server's list, so it also answers for the interceptors after it."""
+    """Put it first in the server's list, so it also answers for the interceptors after it (on the peer
+    server only node.peer_gate.PeerGate comes before it: it answers its own refusals)."""
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)

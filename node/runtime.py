@@ -35,6 +35,9 @@ Threading model (what runs where):
   (`tx.on_commit`: events, wake-ups) run after it is released.
 - **gRPC's own threads** (C core) carry the channels to peers (`exchange/transport.py`,
   one channel per peer, shared by every thread) and the servers' I/O.
+- **CRL push** (`crl-push`, registry/directory.py): one short-lived thread per newer CRL taken,
+  passing it to every registered child at once (futures), so the call or reload that brought it
+  returns at once; a child it misses catches up on its next heartbeat.
 - **Event bus** (`events.py`): publishers (any thread, after their commit) put events on
   each watcher's bounded queue; a slow watcher loses events rather than blocking them.
 """
@@ -74,7 +77,11 @@ from . import stats
 from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys, renewal
+from .identity.crl_holder import CrlHolder
 from .identity.trust import TrustStore
+from .errors import Rejected
+from .exchange.peer_check import PeerCheck
+from .peer_gate import PeerGate
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import registry_pb2, registry_pb2_grpc
@@ -133,8 +140,13 @@ class Node:
             key_pem=keys.key_pem(self.signer.key), cert_pem=Path(s.tls.cert).read_bytes(),
             anchors_pem=self.trust.anchors_pem, insecure=s.tls.insecure_plaintext,
         )
-        self.connector = PeerConnector(self.tls, s.messages.max_size)
         self.bus = EventBus()
+        # the CRL: tls.crl (read above), or the newer one kept from the parent; passed down to our children
+        self.crl = CrlHolder(self.trust, self.data_dir.path, clock, s.tls.crl_grace, events_=self.bus)
+        self.crl.load_stored()
+        self.crl.on_new.append(self._crl_taken)
+        self.connector = PeerConnector(self.tls, s.messages.max_size,
+                                       check_peer=PeerCheck(self.trust, s.tls.cert, s.tls.key, lambda: self.crl.number))
         self.scheduler = BackgroundScheduler(timezone="UTC")
         parent = self._parent_code(s)
         if (unplaced := preflight.unplaced_parent(s)) is not None:
@@ -150,7 +162,7 @@ class Node:
             # a neighbour that registers, beats or answers resets its backoff (the dispatcher is built below:
             # it routes through this directory)
             on_alive=lambda code, how: self.dispatcher.peer_returned(code, how), seal_key=self.seal_key.public_der,
-            peer_addresses={p.code: p.address for p in s.peers})
+            peer_addresses={p.code: p.address for p in s.peers}, crl=self.crl)
         if self.directory.previous is not None:
             log.info("renewed certificate: registrations are co-signed by the previous key (%s.previous)", s.tls.key)
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
@@ -176,7 +188,7 @@ class Node:
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus,
-            metrics=recorder, on_return=self.connector.expect)
+            metrics=recorder, on_return=self.connector.expect, paused=lambda: self.crl.stale)
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
                                  seal_key_of=self.directory.seal_key_of)
         # receiving: the documents layer decides what our own mail may say and records it
@@ -197,7 +209,7 @@ class Node:
                                   s.messages.max_size)
         self.health = HealthMonitor(self.db, self.signer, self.trust, checks=[
             self._identity_files_problem,
-            self._parent_problem])
+            self._parent_problem], peer_checks=[self.crl.stale_problem])
         self._parent_broken = False
         self.cert_not_after_ms = _not_after_ms(self.signer.cert_der)
         self.peer_server: grpc.Server | None = None
@@ -223,9 +235,11 @@ class Node:
     def start(self) -> None:
         s = self.settings
         opts = grpc_options(s.messages.max_size)
-        self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"),
-                                       interceptors=[ErrorInterceptor()], options=opts)
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
+        # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
+        self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"),
+                                       interceptors=[PeerGate(peers, self.crl.stale_problem), ErrorInterceptor()],
+                                       options=opts)
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(self.intake, peers), self.peer_server)
         registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper),
                                                      self.peer_server)
@@ -394,8 +408,15 @@ class Node:
             if serving:
                 self.dispatcher.peer_returned(code, "answers health checks")
 
+    def _crl_taken(self, crl) -> None:
+        """A newer CRL is in use: pass it down, say so in health, and send what waited for a fresh one."""
+        self.health.check()  # before the push: a child never says it took a list its parent does not follow yet
+        self.directory.push_crl(crl.der)
+        self.dispatcher.wake_all_due()
+
     def _sweep(self) -> None:
-        self.dispatcher.expire_due()
+        if not self.crl.stale:  # a stale CRL holds the queue: nothing is sent, nothing expired or dropped
+            self.dispatcher.expire_due()
         self.dispatcher.wake_all_due()
         client_keys.prune(self.db, self.clock.now_ms())  # idempotency keys past their time (>= messages.lifetime)
 
@@ -424,11 +445,19 @@ class Node:
         s = self.settings
         try:
             trust = TrustStore.from_files(list(s.tls.trust_anchors), self.clock, crl=s.tls.crl)
+            file_crl = trust.revoked
+            if self.trust.revoked is not None:  # the list we hold (from the parent) checks the new pair too
+                trust.adopt(self.trust.revoked)
             signer = preflight.load_identity(s, trust, self.clock)
         except (ConfigError, ValueError, OSError) as e:
             what = f"{e.path}: {e.message}" if isinstance(e, ConfigError) else str(e)
             log.error("reload refused, keeping the key, certificate and trust anchors in use: %s", what)
             return False
+        if file_crl is not None:  # tls.crl: taken (and passed down) if newer than the one we hold
+            try:
+                self.crl.offer(file_crl.der, "tls.crl")
+            except Rejected as r:
+                log.info("reload (SIGHUP): tls.crl not taken: %s", r.public_text)
         old_signer, old_anchors = self.signer, self.trust.anchors
         changes = _identity_changes(old_signer, signer, old_anchors, trust.anchors)
         if not changes:

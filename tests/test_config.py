@@ -198,7 +198,7 @@ def test_unknown_key_nested(tmp_path):
     data["tls"]["cert_fle"] = data["tls"].pop("cert")
     err = error_of(data, tmp_path)
     assert err.path == "tls.cert_fle"
-    assert str(err) == "<config>: tls.cert_fle: unknown key; expected one of: cert, key, trust_anchors, crl, insecure_plaintext"
+    assert str(err) == "<config>: tls.cert_fle: unknown key; expected one of: cert, key, trust_anchors, crl, crl_grace, insecure_plaintext"
 
 
 def test_unknown_key_top_level(tmp_path):

@@ -10,8 +10,8 @@ from ..documents.lifecycle import Lifecycle
 from ..documents.origin import Origin
 from ..envelope import Verified
 from ..errors import Reason, Rejected, naming
-from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED, REJECTED,
-                      WATCHING, EventBus)
+from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, CRL, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED,
+                      REJECTED, WATCHING, EventBus)
 from ..exchange.outgoing import Outgoing
 from ..exchange.transport import grpc_options
 from ..pb import envelope_pb2 as pb
@@ -188,7 +188,7 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def Watch(self, request: mpb.WatchRequest, context):
         types = (({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
-                 | ({REGISTERED, HEARTBEAT, CHECKPOINT, CHECKPOINT_KEPT} if request.registry else set()))
+                 | ({REGISTERED, HEARTBEAT, CHECKPOINT, CHECKPOINT_KEPT, CRL} if request.registry else set()))
         if not types:
             raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix")
         if not self._watchers.acquire(blocking=False):

@@ -38,8 +38,10 @@ class Dispatcher:
                  deliver: Deliver, policy: RetryPolicy, *, limits: SendLimits = SendLimits(),
                  notice_lifetime_s: float = 7 * 86400, timer: Timer | None = None, events_: EventSink = NoEvents(),
                  rng: random.Random | None = None, metrics: Recorder = NO_METRICS,
-                 on_return: Callable[[str], None] = lambda code: None) -> None:
+                 on_return: Callable[[str], None] = lambda code: None,
+                 paused: Callable[[], bool] = lambda: False) -> None:
         self.metrics = metrics
+        self.paused = paused  # no hop sends while it holds (a stale CRL); nothing is failed or dropped for it
         self.db, self.maker, self.trust, self.router, self.clock = db, maker, trust, router, clock
         self.deliver, self.policy, self.limits = deliver, policy, limits
         self.notice_lifetime_s = notice_lifetime_s
@@ -60,7 +62,7 @@ class Dispatcher:
                 sender = self._hops[code] = HopSender(
                     code, self.db, self.trust, self.router, self.clock, self.deliver, self.policy, self.limits,
                     give_up=self.give_up, events_=self.events, timer=self.timer, rng=self.rng,
-                    metrics=self.metrics)
+                    metrics=self.metrics, paused=self.paused)
             return sender
 
     def wake(self, hop: str) -> None:

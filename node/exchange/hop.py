@@ -102,8 +102,10 @@ class Claim(list):
 class HopSender:
     def __init__(self, hop: str, db: Database, trust: TrustStore, router: Router, clock: Clock, deliver: Deliver,
                  policy: RetryPolicy, limits: SendLimits, *, give_up: GiveUp, events_: EventSink,
-                 timer: Timer | None, rng: random.Random, metrics: Recorder = NO_METRICS) -> None:
+                 timer: Timer | None, rng: random.Random, metrics: Recorder = NO_METRICS,
+                 paused: Callable[[], bool] = lambda: False) -> None:
         self.metrics = metrics
+        self.paused = paused  # true while this node may not hand anything over (a stale CRL): the queue waits
         self.hop, self.db, self.trust, self.router, self.clock = hop, db, trust, router, clock
         self.deliver, self.policy, self.limits = deliver, policy, limits
         self.give_up, self.events, self.timer, self.rng = give_up, events_, timer, rng
@@ -166,7 +168,7 @@ class HopSender:
     def attempt(self) -> Outcome:
         now = self.clock.now_ms()
         state = peers.get(self.db, self.hop)
-        if state.next_attempt_ms > now or state.held:
+        if state.next_attempt_ms > now or state.held or self.paused():
             return Outcome.NOT_DUE
         batch = self.claim()
         if not batch:

@@ -18,12 +18,18 @@ from .intake import Intake
 
 
 class PeerIdentity:
-    """The agency code proven by a caller's TLS client certificate (None in plain-text mode)."""
+    """The agency code proven by a caller's TLS client certificate (None in plain-text mode).
+
+    The certificate is checked against the trust store on every call (its chain once, from the
+    store's cache; revocation and validity each time), so a CRL taken while a connection is up
+    refuses that connection's next call."""
+
+    CACHE_LIMIT = 10_000
 
     def __init__(self, trust: TrustStore, insecure: bool) -> None:
         self.trust = trust
         self.insecure = insecure
-        self._cache: dict[bytes, str] = {}
+        self._der: dict[bytes, bytes] = {}  # PEM as the handshake gave it -> DER
         self._lock = threading.Lock()
 
     def of(self, context: grpc.ServicerContext) -> str | None:
@@ -33,13 +39,17 @@ class PeerIdentity:
         if not pems:
             raise Rejected(Reason.UNTRUSTED_CERT, "no client certificate")
         with self._lock:
-            code = self._cache.get(pems[0])
-        if code is None:
-            der = x509.load_pem_x509_certificate(pems[0]).public_bytes(serialization.Encoding.DER)
-            code = self.trust.identify(der).code
+            der = self._der.get(pems[0])
+        if der is None:
+            try:
+                der = x509.load_pem_x509_certificate(pems[0]).public_bytes(serialization.Encoding.DER)
+            except Exception:  # noqa: BLE001 - the TLS layer took it, but we cannot read it: trust nothing
+                raise Rejected(Reason.UNTRUSTED_CERT, "client certificate does not parse") from None
             with self._lock:
-                self._cache[pems[0]] = code
-        return code
+                if len(self._der) >= self.CACHE_LIMIT:
+                    self._der.clear()
+                self._der[pems[0]] = der
+        return self.trust.identify(der).code
 
 
 class ExchangeService(xgrpc.ExchangeServicer):

@@ -83,9 +83,11 @@ class TransportError(Exception):
 
 
 class PeerConnector:
-    def __init__(self, tls: TlsMaterial, max_message: int) -> None:
+    def __init__(self, tls: TlsMaterial, max_message: int,
+                 check_peer: Callable[[str, str], None] | None = None) -> None:
         self._tls = tls
         self._max = max_message
+        self.check_peer = check_peer  # (code, address): TransportError if its certificate is not to be trusted
         self._stubs: dict[tuple[str, str], xgrpc.ExchangeStub] = {}
         self._channels: dict[tuple[str, str], grpc.Channel] = {}
         self._lock = threading.Lock()
@@ -119,6 +121,8 @@ class PeerConnector:
         with self._lock:
             returned = code in self._returned
             self._returned.discard(code)
+        if self.check_peer is not None and not self._tls.insecure:
+            self.check_peer(code, address)  # before anything is handed over (see exchange/peer_check.py)
         try:
             stub = self._stub(code, address)
             if returned:  # wait (briefly) for the connection to come up, then the call has its usual deadline

@@ -313,16 +313,20 @@ class Cluster:
 
     def up(self, topology: Topology | str, extra: dict | None = None, node_extra: dict[str, dict] | None = None,
            parallel: int | None = None, timeout: float = 600.0, quiet: bool = False,
-           registered: bool = True) -> dict[str, dict]:
+           registered: bool = True, prepared=None) -> dict[str, dict]:
         """Prepare, start every node, wait until all are healthy and registered; returns the map.
 
-        `extra` is merged into every node's YAML (e.g. {"retry": {...}}), `node_extra` per code.
+        `extra` is merged into every node's YAML (e.g. {"retry": {...}}), `node_extra` per code;
+        `prepared(cluster)`, if given, runs after the CA, keys and configs exist and before any node
+        starts (e.g. to write a CRL a config names).
         On any failure every node started so far is killed before the error propagates.
         """
         topo = topo_mod.load(topology) if isinstance(topology, (str, os.PathLike)) else topology
         say = (lambda m: None) if quiet else _log
         t0 = time.monotonic()
         self.prepare(topo, extra, node_extra)
+        if prepared is not None:
+            prepared(self)
         say(f"prepared {len(topo)} nodes of '{topo.name}' in {self.dir} ({time.monotonic() - t0:.1f}s)")
         parallel = parallel or max(2, 3 * (os.cpu_count() or 1))
         order = [n.code for n in sorted(topo.nodes, key=lambda n: n.depth)]  # stable: tree order per level

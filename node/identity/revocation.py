@@ -27,6 +27,15 @@ REASONS = {
     "cessation_of_operation": x509.ReasonFlags.cessation_of_operation,
 }
 LIST_FILE, CRL_FILE = "revoked.json", "ca.crl"
+MAX_CRL_BYTES = 1 << 20  # ~25 000 revoked serials; a peer's push or a file bigger than this is refused unread
+
+
+class NotACrl(ValueError):
+    """The bytes are not an X.509 CRL (or are over MAX_CRL_BYTES)."""
+
+
+class UntrustedCrl(ValueError):
+    """A CRL no trust anchor signed."""
 
 
 def _revoked(ca_dir: Path) -> dict:
@@ -77,24 +86,35 @@ class Revoked:
     serials: frozenset[int]
     next_update_ms: int
     number: int
+    der: bytes = b""  # the CRL as signed, what a node stores and passes on to its children
 
 
 def load(data: bytes, anchors: list[x509.Certificate]) -> Revoked:
-    """A CRL, if one of `anchors` signed it; ValueError otherwise (a CRL anyone could write is worth nothing)."""
+    """A CRL, if one of `anchors` signed it; NotACrl or UntrustedCrl (both ValueError) otherwise: a CRL anyone
+    could write is worth nothing."""
+    if len(data) > MAX_CRL_BYTES:
+        raise NotACrl(f"CRL is {len(data)} bytes, over the limit of {MAX_CRL_BYTES}")
     try:
         crl = x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_crl(data)
     except Exception:  # noqa: BLE001 - any parse failure means: not a CRL
-        raise ValueError("not an X.509 CRL") from None
-    signer = next((a for a in anchors if a.subject == crl.issuer and crl.is_signature_valid(a.public_key())), None)
+        raise NotACrl("not an X.509 CRL") from None
+    try:
+        signer = next((a for a in anchors if a.subject == crl.issuer and crl.is_signature_valid(a.public_key())),
+                      None)
+    except Exception:  # noqa: BLE001 - a signature or issuer that does not parse signs nothing
+        signer = None
     if signer is None:
-        raise ValueError("CRL is not signed by any trust anchor")
+        raise UntrustedCrl("CRL is not signed by any trust anchor")
     try:
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        next_update = crl.next_update_utc
+        serials = frozenset(r.serial_number for r in crl)
+        der = crl.public_bytes(serialization.Encoding.DER)
     except x509.ExtensionNotFound:
-        number = 0
-    next_update = crl.next_update_utc
-    return Revoked(crl.issuer, frozenset(r.serial_number for r in crl),
-                   int(next_update.timestamp() * 1000) if next_update else 0, number)
+        raise NotACrl("CRL carries no CRL number (nodes order CRLs by it)") from None
+    except Exception:  # noqa: BLE001 - signed by the CA yet not readable: refuse rather than half-use it
+        raise NotACrl("CRL entries do not parse") from None
+    return Revoked(crl.issuer, serials, int(next_update.timestamp() * 1000) if next_update else 0, number, der)
 
 
 def _write(path: Path, data: bytes) -> None:

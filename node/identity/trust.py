@@ -51,11 +51,16 @@ class TrustStore:
     def use_crl(self, data: bytes) -> revocation.Revoked:
         """Refuse the certificates this CRL revokes (ValueError if no anchor signed it). A CRL with a lower
         number than the one in use is ignored: an old list must not bring a revoked certificate back."""
-        crl = revocation.load(data, self._anchors)
+        self.adopt(revocation.load(data, self._anchors))
+        return self.revoked
+
+    def adopt(self, crl: revocation.Revoked) -> bool:
+        """Use a CRL already verified against our anchors, unless the one in use is newer; True if taken."""
         with self._lock:
             if self.revoked is None or crl.number >= self.revoked.number:
                 self.revoked = crl
-            return self.revoked
+                return True
+            return False
 
     def replace_anchors(self, other: "TrustStore") -> None:
         """Take `other`'s anchors (SIGHUP reload); what was learned about certificates is forgotten."""

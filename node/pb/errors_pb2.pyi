@@ -49,6 +49,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BAD_SEAL: _ClassVar[Reason]
     NOT_SEALED_FOR_ME: _ClassVar[Reason]
     SEAL_KEY_MISSING: _ClassVar[Reason]
+    CRL_OUTDATED: _ClassVar[Reason]
+    CRL_STALE: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -92,3 +94,5 @@ CHECKPOINT_CONFLICT: Reason
 BAD_SEAL: Reason
 NOT_SEALED_FOR_ME: Reason
 SEAL_KEY_MISSING: Reason
+CRL_OUTDATED: Reason
+CRL_STALE: Reason

@@ -212,7 +212,7 @@ class WatchRequest(_message.Message):
     def __init__(self, inbox: _Optional[bool] = ..., sent: _Optional[bool] = ..., registry: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code", "seq")
+    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code", "seq", "crl_number")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +224,7 @@ class Event(_message.Message):
     REF_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    CRL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     type: str
     message_id: str
     peer: str
@@ -235,7 +236,8 @@ class Event(_message.Message):
     ref_message_id: str
     status_code: str
     seq: int
-    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+    crl_number: int
+    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., seq: _Optional[int] = ..., crl_number: _Optional[int] = ...) -> None: ...
 
 class DirectoryRequest(_message.Message):
     __slots__ = ("parent", "recursive", "level", "name_contains")

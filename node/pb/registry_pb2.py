@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from node.pb import stats_pb2 as node_dot_pb_dot_stats__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16node/pb/registry.proto\x12\x0clienthong.v1\x1a\x13node/pb/stats.proto\"\x92\x01\n\x0c\x41gencyRecord\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05level\x18\x03 \x01(\r\x12\x0e\n\x06parent\x18\x04 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\x10\n\x08\x63\x65rt_der\x18\x06 \x01(\x0c\x12\x11\n\tissued_ms\x18\x07 \x01(\x03\x12\x10\n\x08seal_key\x18\x08 \x01(\x0c\"L\n\x0cSignedRecord\x12\x0e\n\x06record\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x19\n\x11renewal_signature\x18\x03 \x01(\x0c\"(\n\x10RegisterResponse\x12\x14\n\x0cheartbeat_ms\x18\x01 \x01(\x03\"\x86\x02\n\x10HeartbeatRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07time_ms\x18\x02 \x01(\x03\x12?\n\todd_codes\x18\x03 \x03(\x0b\x32,.lienthong.v1.HeartbeatRequest.OddCodesEntry\x12\x30\n\rsubtree_stats\x18\x04 \x03(\x0b\x32\x19.lienthong.v1.AgencyStats\x12/\n\x0csigned_stats\x18\x05 \x03(\x0b\x32\x19.lienthong.v1.SignedStats\x1a/\n\rOddCodesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11HeartbeatResponse\"e\n\x0e\x44irectoryEntry\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.lienthong.v1.SignedRecord\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x14\n\x0clast_seen_ms\x18\x03 \x01(\x03\"1\n\rLookupRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x12\n\nfrom_below\x18\x02 \x01(\x08\"=\n\x0eLookupResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.lienthong.v1.DirectoryEntry\"F\n\x0f\x43hildrenRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x11\n\trecursive\x18\x02 \x01(\x08\x12\x12\n\nfrom_below\x18\x03 \x01(\x08\"A\n\x10\x43hildrenResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.lienthong.v1.DirectoryEntry\"J\n\x0e\x43heckpointBody\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x0c\n\x04head\x18\x03 \x01(\x0c\x12\x0f\n\x07time_ms\x18\x04 \x01(\x03\"E\n\x10SignedCheckpoint\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x10\n\x08\x63\x65rt_der\x18\x03 \x01(\x0c\".\n\x11\x43heckpointRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"t\n\x12\x43heckpointResponse\x12.\n\x06latest\x18\x01 \x01(\x0b\x32\x1e.lienthong.v1.SignedCheckpoint\x12.\n\x06\x61t_seq\x18\x02 \x01(\x0b\x32\x1e.lienthong.v1.SignedCheckpoint2\xd7\x03\n\x08Registry\x12\x46\n\x08Register\x12\x1a.lienthong.v1.SignedRecord\x1a\x1e.lienthong.v1.RegisterResponse\x12L\n\tHeartbeat\x12\x1e.lienthong.v1.HeartbeatRequest\x1a\x1f.lienthong.v1.HeartbeatResponse\x12\x43\n\x06Lookup\x12\x1b.lienthong.v1.LookupRequest\x1a\x1c.lienthong.v1.LookupResponse\x12I\n\x08\x43hildren\x12\x1d.lienthong.v1.ChildrenRequest\x1a\x1e.lienthong.v1.ChildrenResponse\x12N\n\nCheckpoint\x12\x1e.lienthong.v1.SignedCheckpoint\x1a .lienthong.v1.CheckpointResponse\x12U\n\x10LatestCheckpoint\x12\x1f.lienthong.v1.CheckpointRequest\x1a .lienthong.v1.CheckpointResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16node/pb/registry.proto\x12\x0clienthong.v1\x1a\x13node/pb/stats.proto\"\x92\x01\n\x0c\x41gencyRecord\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05level\x18\x03 \x01(\r\x12\x0e\n\x06parent\x18\x04 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\x10\n\x08\x63\x65rt_der\x18\x06 \x01(\x0c\x12\x11\n\tissued_ms\x18\x07 \x01(\x03\x12\x10\n\x08seal_key\x18\x08 \x01(\x0c\"L\n\x0cSignedRecord\x12\x0e\n\x06record\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x19\n\x11renewal_signature\x18\x03 \x01(\x0c\"9\n\x10RegisterResponse\x12\x14\n\x0cheartbeat_ms\x18\x01 \x01(\x03\x12\x0f\n\x07\x63rl_der\x18\x02 \x01(\x0c\"\x9a\x02\n\x10HeartbeatRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07time_ms\x18\x02 \x01(\x03\x12?\n\todd_codes\x18\x03 \x03(\x0b\x32,.lienthong.v1.HeartbeatRequest.OddCodesEntry\x12\x30\n\rsubtree_stats\x18\x04 \x03(\x0b\x32\x19.lienthong.v1.AgencyStats\x12/\n\x0csigned_stats\x18\x05 \x03(\x0b\x32\x19.lienthong.v1.SignedStats\x12\x12\n\ncrl_number\x18\x06 \x01(\x03\x1a/\n\rOddCodesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"$\n\x11HeartbeatResponse\x12\x0f\n\x07\x63rl_der\x18\x01 \x01(\x0c\"\x1a\n\x07\x43rlPush\x12\x0f\n\x07\x63rl_der\x18\x01 \x01(\x0c\"%\n\x0f\x43rlPushResponse\x12\x12\n\ncrl_number\x18\x01 \x01(\x03\"e\n\x0e\x44irectoryEntry\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.lienthong.v1.SignedRecord\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x14\n\x0clast_seen_ms\x18\x03 \x01(\x03\"1\n\rLookupRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x12\n\nfrom_below\x18\x02 \x01(\x08\"=\n\x0eLookupResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.lienthong.v1.DirectoryEntry\"F\n\x0f\x43hildrenRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x11\n\trecursive\x18\x02 \x01(\x08\x12\x12\n\nfrom_below\x18\x03 \x01(\x08\"A\n\x10\x43hildrenResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.lienthong.v1.DirectoryEntry\"J\n\x0e\x43heckpointBody\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x0c\n\x04head\x18\x03 \x01(\x0c\x12\x0f\n\x07time_ms\x18\x04 \x01(\x03\"E\n\x10SignedCheckpoint\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x10\n\x08\x63\x65rt_der\x18\x03 \x01(\x0c\".\n\x11\x43heckpointRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"t\n\x12\x43heckpointResponse\x12.\n\x06latest\x18\x01 \x01(\x0b\x32\x1e.lienthong.v1.SignedCheckpoint\x12.\n\x06\x61t_seq\x18\x02 \x01(\x0b\x32\x1e.lienthong.v1.SignedCheckpoint2\x98\x04\n\x08Registry\x12\x46\n\x08Register\x12\x1a.lienthong.v1.SignedRecord\x1a\x1e.lienthong.v1.RegisterResponse\x12L\n\tHeartbeat\x12\x1e.lienthong.v1.HeartbeatRequest\x1a\x1f.lienthong.v1.HeartbeatResponse\x12\x43\n\x06Lookup\x12\x1b.lienthong.v1.LookupRequest\x1a\x1c.lienthong.v1.LookupResponse\x12I\n\x08\x43hildren\x12\x1d.lienthong.v1.ChildrenRequest\x1a\x1e.lienthong.v1.ChildrenResponse\x12N\n\nCheckpoint\x12\x1e.lienthong.v1.SignedCheckpoint\x1a .lienthong.v1.CheckpointResponse\x12U\n\x10LatestCheckpoint\x12\x1f.lienthong.v1.CheckpointRequest\x1a .lienthong.v1.CheckpointResponse\x12?\n\x07PushCrl\x12\x15.lienthong.v1.CrlPush\x1a\x1d.lienthong.v1.CrlPushResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,31 +39,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNEDRECORD']._serialized_start=210
   _globals['_SIGNEDRECORD']._serialized_end=286
   _globals['_REGISTERRESPONSE']._serialized_start=288
-  _globals['_REGISTERRESPONSE']._serialized_end=328
-  _globals['_HEARTBEATREQUEST']._serialized_start=331
-  _globals['_HEARTBEATREQUEST']._serialized_end=593
-  _globals['_HEARTBEATREQUEST_ODDCODESENTRY']._serialized_start=546
-  _globals['_HEARTBEATREQUEST_ODDCODESENTRY']._serialized_end=593
-  _globals['_HEARTBEATRESPONSE']._serialized_start=595
-  _globals['_HEARTBEATRESPONSE']._serialized_end=614
-  _globals['_DIRECTORYENTRY']._serialized_start=616
-  _globals['_DIRECTORYENTRY']._serialized_end=717
-  _globals['_LOOKUPREQUEST']._serialized_start=719
-  _globals['_LOOKUPREQUEST']._serialized_end=768
-  _globals['_LOOKUPRESPONSE']._serialized_start=770
-  _globals['_LOOKUPRESPONSE']._serialized_end=831
-  _globals['_CHILDRENREQUEST']._serialized_start=833
-  _globals['_CHILDRENREQUEST']._serialized_end=903
-  _globals['_CHILDRENRESPONSE']._serialized_start=905
-  _globals['_CHILDRENRESPONSE']._serialized_end=970
-  _globals['_CHECKPOINTBODY']._serialized_start=972
-  _globals['_CHECKPOINTBODY']._serialized_end=1046
-  _globals['_SIGNEDCHECKPOINT']._serialized_start=1048
-  _globals['_SIGNEDCHECKPOINT']._serialized_end=1117
-  _globals['_CHECKPOINTREQUEST']._serialized_start=1119
-  _globals['_CHECKPOINTREQUEST']._serialized_end=1165
-  _globals['_CHECKPOINTRESPONSE']._serialized_start=1167
-  _globals['_CHECKPOINTRESPONSE']._serialized_end=1283
-  _globals['_REGISTRY']._serialized_start=1286
-  _globals['_REGISTRY']._serialized_end=1757
+  _globals['_REGISTERRESPONSE']._serialized_end=345
+  _globals['_HEARTBEATREQUEST']._serialized_start=348
+  _globals['_HEARTBEATREQUEST']._serialized_end=630
+  _globals['_HEARTBEATREQUEST_ODDCODESENTRY']._serialized_start=583
+  _globals['_HEARTBEATREQUEST_ODDCODESENTRY']._serialized_end=630
+  _globals['_HEARTBEATRESPONSE']._serialized_start=632
+  _globals['_HEARTBEATRESPONSE']._serialized_end=668
+  _globals['_CRLPUSH']._serialized_start=670
+  _globals['_CRLPUSH']._serialized_end=696
+  _globals['_CRLPUSHRESPONSE']._serialized_start=698
+  _globals['_CRLPUSHRESPONSE']._serialized_end=735
+  _globals['_DIRECTORYENTRY']._serialized_start=737
+  _globals['_DIRECTORYENTRY']._serialized_end=838
+  _globals['_LOOKUPREQUEST']._serialized_start=840
+  _globals['_LOOKUPREQUEST']._serialized_end=889
+  _globals['_LOOKUPRESPONSE']._serialized_start=891
+  _globals['_LOOKUPRESPONSE']._serialized_end=952
+  _globals['_CHILDRENREQUEST']._serialized_start=954
+  _globals['_CHILDRENREQUEST']._serialized_end=1024
+  _globals['_CHILDRENRESPONSE']._serialized_start=1026
+  _globals['_CHILDRENRESPONSE']._serialized_end=1091
+  _globals['_CHECKPOINTBODY']._serialized_start=1093
+  _globals['_CHECKPOINTBODY']._serialized_end=1167
+  _globals['_SIGNEDCHECKPOINT']._serialized_start=1169
+  _globals['_SIGNEDCHECKPOINT']._serialized_end=1238
+  _globals['_CHECKPOINTREQUEST']._serialized_start=1240
+  _globals['_CHECKPOINTREQUEST']._serialized_end=1286
+  _globals['_CHECKPOINTRESPONSE']._serialized_start=1288
+  _globals['_CHECKPOINTRESPONSE']._serialized_end=1404
+  _globals['_REGISTRY']._serialized_start=1407
+  _globals['_REGISTRY']._serialized_end=1943
 # @@protoc_insertion_point(module_scope)

@@ -38,13 +38,15 @@ class SignedRecord(_message.Message):
     def __init__(self, record: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., renewal_signature: _Optional[bytes] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("heartbeat_ms",)
+    __slots__ = ("heartbeat_ms", "crl_der")
     HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
+    CRL_DER_FIELD_NUMBER: _ClassVar[int]
     heartbeat_ms: int
-    def __init__(self, heartbeat_ms: _Optional[int] = ...) -> None: ...
+    crl_der: bytes
+    def __init__(self, heartbeat_ms: _Optional[int] = ..., crl_der: _Optional[bytes] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("code", "time_ms", "odd_codes", "subtree_stats", "signed_stats")
+    __slots__ = ("code", "time_ms", "odd_codes", "subtree_stats", "signed_stats", "crl_number")
     class OddCodesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,16 +59,32 @@ class HeartbeatRequest(_message.Message):
     ODD_CODES_FIELD_NUMBER: _ClassVar[int]
     SUBTREE_STATS_FIELD_NUMBER: _ClassVar[int]
     SIGNED_STATS_FIELD_NUMBER: _ClassVar[int]
+    CRL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     code: str
     time_ms: int
     odd_codes: _containers.ScalarMap[str, str]
     subtree_stats: _containers.RepeatedCompositeFieldContainer[_stats_pb2.AgencyStats]
     signed_stats: _containers.RepeatedCompositeFieldContainer[_stats_pb2.SignedStats]
-    def __init__(self, code: _Optional[str] = ..., time_ms: _Optional[int] = ..., odd_codes: _Optional[_Mapping[str, str]] = ..., subtree_stats: _Optional[_Iterable[_Union[_stats_pb2.AgencyStats, _Mapping]]] = ..., signed_stats: _Optional[_Iterable[_Union[_stats_pb2.SignedStats, _Mapping]]] = ...) -> None: ...
+    crl_number: int
+    def __init__(self, code: _Optional[str] = ..., time_ms: _Optional[int] = ..., odd_codes: _Optional[_Mapping[str, str]] = ..., subtree_stats: _Optional[_Iterable[_Union[_stats_pb2.AgencyStats, _Mapping]]] = ..., signed_stats: _Optional[_Iterable[_Union[_stats_pb2.SignedStats, _Mapping]]] = ..., crl_number: _Optional[int] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("crl_der",)
+    CRL_DER_FIELD_NUMBER: _ClassVar[int]
+    crl_der: bytes
+    def __init__(self, crl_der: _Optional[bytes] = ...) -> None: ...
+
+class CrlPush(_message.Message):
+    __slots__ = ("crl_der",)
+    CRL_DER_FIELD_NUMBER: _ClassVar[int]
+    crl_der: bytes
+    def __init__(self, crl_der: _Optional[bytes] = ...) -> None: ...
+
+class CrlPushResponse(_message.Message):
+    __slots__ = ("crl_number",)
+    CRL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    crl_number: int
+    def __init__(self, crl_number: _Optional[int] = ...) -> None: ...
 
 class DirectoryEntry(_message.Message):
     __slots__ = ("record", "reachable", "last_seen_ms")

@@ -64,6 +64,11 @@ class RegistryStub:
                 request_serializer=node_dot_pb_dot_registry__pb2.CheckpointRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_registry__pb2.CheckpointResponse.FromString,
                 _registered_method=True)
+        self.PushCrl = channel.unary_unary(
+                '/lienthong.v1.Registry/PushCrl',
+                request_serializer=node_dot_pb_dot_registry__pb2.CrlPush.SerializeToString,
+                response_deserializer=node_dot_pb_dot_registry__pb2.CrlPushResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -114,6 +119,15 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PushCrl(self, request, context):
+        """A parent passes a newer CRL down (the CA signed it, so any node may relay it); the child
+        checks it against its trust anchors and its CRL number, keeps it and passes it to its own
+        children. Only the caller's parent may push.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +160,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.LatestCheckpoint,
                     request_deserializer=node_dot_pb_dot_registry__pb2.CheckpointRequest.FromString,
                     response_serializer=node_dot_pb_dot_registry__pb2.CheckpointResponse.SerializeToString,
+            ),
+            'PushCrl': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushCrl,
+                    request_deserializer=node_dot_pb_dot_registry__pb2.CrlPush.FromString,
+                    response_serializer=node_dot_pb_dot_registry__pb2.CrlPushResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +329,33 @@ class Registry:
             '/lienthong.v1.Registry/LatestCheckpoint',
             node_dot_pb_dot_registry__pb2.CheckpointRequest.SerializeToString,
             node_dot_pb_dot_registry__pb2.CheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushCrl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Registry/PushCrl',
+            node_dot_pb_dot_registry__pb2.CrlPush.SerializeToString,
+            node_dot_pb_dot_registry__pb2.CrlPushResponse.FromString,
             options,
             channel_credentials,
             insecure,

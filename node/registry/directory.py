@@ -20,6 +20,7 @@ from ..codes import ROOT, CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..grpc_errors import detail_of, rejected_of
+from ..identity.crl_holder import CrlHolder
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
 from ..pb import registry_pb2_grpc as rgrpc
@@ -41,10 +42,11 @@ class Directory:
                  channel: Callable[[str, str], grpc.Channel], heartbeat_s: float, stale_after_s: float,
                  cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None,
                  on_alive: Callable[[str, str], None] = lambda code, how: None, seal_key: bytes = b"",
-                 peer_addresses: dict[str, str] | None = None) -> None:
+                 peer_addresses: dict[str, str] | None = None, crl: CrlHolder | None = None) -> None:
         self.seal_key = seal_key  # our seal key's public half (SPKI DER), published in our record
         self.peer_addresses = dict(peer_addresses or {})  # configured peers: asked for their own record
         self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
+        self.crl = crl  # the CRL we hold: passed down to children, caught up from the parent
         self.previous = previous  # a renewed node's retired identity: it co-signs our record (renewal_signature)
         self.on_alive = on_alive  # a neighbour answered: (code, how); its queue may go now
         self.code, self.name = signer.code, name
@@ -109,7 +111,9 @@ class Directory:
         self.on_alive(record.code, "registered")
         return self.heartbeat_ms
 
-    def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], signed_stats=()) -> None:
+    def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], signed_stats=(),
+                  crl_number: int = 0) -> bytes:
+        """Take a child's heartbeat; returns our CRL when it holds an older one (b"" otherwise)."""
         if peer is not None and peer != code:
             raise Rejected(Reason.SENDER_MISMATCH, f"connection is from {peer}, heartbeat is for {code}")
         holders = store.odd_code_holders(self.db)
@@ -127,6 +131,56 @@ class Directory:
         stats.record_heartbeat(self.db, code, signed_stats, self.hierarchy, self.trust, self.clock.now_ms())
         self.events.emit(events.HEARTBEAT, peer=code, time_ms=self.clock.now_ms())
         self.on_alive(code, "heartbeat")
+        return self.crl_der() if self.crl is not None and crl_number < self.crl.number else b""
+
+    # ---- certificate revocation lists, down the tree ----------------------------------
+
+    def crl_der(self) -> bytes:
+        held = self.crl.current if self.crl is not None else None
+        return held.der if held is not None else b""
+
+    def take_pushed_crl(self, der: bytes, peer: str | None) -> int:
+        """A CRL pushed to us: only our parent passes lists down (anyone else: WRONG_PARENT, nothing read)."""
+        if self.crl is None:
+            raise Rejected(Reason.INVALID_REQUEST, "this node keeps no CRL")
+        if peer is not None and (peer != self.parent or not self.parent_address):
+            raise Rejected(Reason.WRONG_PARENT, f"{peer} is not the parent of {self.code}: only it passes CRLs down")
+        self.crl.offer(der, self.parent or "parent")
+        return self.crl.number
+
+    def _caught_up(self, der: bytes) -> None:
+        """The parent's CRL, from its answer to a registration or a heartbeat."""
+        if not der or self.crl is None:
+            return
+        try:
+            self.crl.offer(der, self.parent or "parent")
+        except Rejected as r:
+            log.warning("CRL from parent %s refused: %s", self.parent, r.public_text)
+
+    def push_crl(self, der: bytes) -> None:
+        """Pass a CRL we just took to every registered child, all at once, in the background; a child that
+        misses it gets it with its next heartbeat's answer."""
+        children = store.children(self.db)
+        if not children or not der:
+            return
+
+        def push() -> None:
+            calls = []
+            for c in children:
+                try:
+                    stub = rgrpc.RegistryStub(self.channel(c.code, c.endpoint))
+                    calls.append((c.code, stub.PushCrl.future(rpb.CrlPush(crl_der=der), timeout=CALL_TIMEOUT_S)))
+                except Exception as e:  # noqa: BLE001 - one bad endpoint must not stop the others
+                    log.info("CRL not pushed to %s: %s", c.code, e)
+            for code, call in calls:
+                try:
+                    call.result()
+                except grpc.RpcError as e:
+                    refused = rejected_of(e)
+                    if refused is None or refused.reason is not Reason.CRL_OUTDATED:
+                        log.info("CRL not pushed to %s (%s): it catches up with its next heartbeat",
+                                 code, refused.public_text if refused is not None else e.code().name)
+        threading.Thread(target=push, name="crl-push", daemon=True).start()
 
     def _claim_problem(self, child: str, code: str, parent: str, reported: dict[str, str],
                        holders: dict[str, str]) -> str:
@@ -405,15 +459,18 @@ class Directory:
                 self.parent_ok_ms, self.parent_error = now, ""
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
                 self.on_alive(self.parent, "accepted our registration")
+                self._caught_up(resp.crl_der)
             elif now - self._last_beat_ms >= self.heartbeat_ms:
                 odd = self.odd_codes_below()
                 counters = stats.heartbeat_payload(self.db, self.signer, self.name, self.clock)
-                self._call(self.parent, self.parent_address, lambda s: s.Heartbeat(
-                    rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, signed_stats=counters),
-                    timeout=CALL_TIMEOUT_S))
+                held = self.crl.number if self.crl is not None else 0
+                resp = self._call(self.parent, self.parent_address, lambda s: s.Heartbeat(
+                    rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, signed_stats=counters,
+                                         crl_number=held), timeout=CALL_TIMEOUT_S))
                 self._last_beat_ms = now
                 self.parent_ok_ms, self.parent_error = now, ""
                 self.on_alive(self.parent, "took our heartbeat")
+                self._caught_up(resp.crl_der)
         except Rejected as r:
             self.parent_error = r.public_text
             if r.reason is Reason.UNKNOWN_RECIPIENT and self.registered:

@@ -26,14 +26,19 @@ def make(signer: Signer, *, name: str, level: int, parent: str, endpoint: str, n
 def check_renewal(signed: rpb.SignedRecord, record: rpb.AgencyRecord, registered_cert_der: bytes,
                   trust: TrustStore) -> None:
     """One certificate per code at a time: a record with another certificate than the registered one
-    is a renewal only if the registered certificate's key signed it too."""
+    is a renewal only if the registered certificate's key signed it too, or that certificate is revoked.
+    (`record` itself is verified already: its certificate is trusted and not revoked.)"""
     if record.cert_der == registered_cert_der:
         return
+    try:
+        old = trust.identify(registered_cert_der, check_validity=False)
+    except Rejected as r:
+        if r.reason is Reason.CERT_REVOKED:
+            # the registered certificate speaks for nobody any more: the CA's new one for the code takes its
+            # place without its key (after a key compromise, whoever holds that key must not be needed)
+            return
+        old = None
     if signed.renewal_signature:
-        try:
-            old = trust.identify(registered_cert_der, check_validity=False)
-        except Rejected:
-            old = None
         if old is not None and old.code == record.code and keys.verify(old.public_key, signed.renewal_signature,
                                                                         signed.record):
             return

@@ -28,12 +28,17 @@ class RegistryService(rgrpc.RegistryServicer):
         self.lookups = RateLimiter(limits.lookups_per_second, limits.lookup_burst)  # per asking peer
 
     def Register(self, request: rpb.SignedRecord, context: grpc.ServicerContext) -> rpb.RegisterResponse:
-        return rpb.RegisterResponse(heartbeat_ms=self.directory.register(request, self.peers.of(context)))
+        heartbeat_ms = self.directory.register(request, self.peers.of(context))
+        return rpb.RegisterResponse(heartbeat_ms=heartbeat_ms, crl_der=self.directory.crl_der())
 
     def Heartbeat(self, request: rpb.HeartbeatRequest, context: grpc.ServicerContext) -> rpb.HeartbeatResponse:
-        self.directory.heartbeat(request.code, self.peers.of(context), dict(request.odd_codes),
-                                  request.signed_stats)
-        return rpb.HeartbeatResponse()
+        crl = self.directory.heartbeat(request.code, self.peers.of(context), dict(request.odd_codes),
+                                       request.signed_stats, request.crl_number)
+        return rpb.HeartbeatResponse(crl_der=crl)
+
+    def PushCrl(self, request: rpb.CrlPush, context: grpc.ServicerContext) -> rpb.CrlPushResponse:
+        return rpb.CrlPushResponse(crl_number=self.directory.take_pushed_crl(request.crl_der,
+                                                                              self.peers.of(context)))
 
     def Checkpoint(self, request: rpb.SignedCheckpoint, context: grpc.ServicerContext) -> rpb.CheckpointResponse:
         return self._keeper().take(request, self.peers.of(context))

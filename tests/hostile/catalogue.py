@@ -14,7 +14,8 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "hostile"
 
-from . import cases_answers, cases_envelopes, cases_lifecycle, cases_local, cases_registry, cases_sealing, cases_stats  # noqa: F401,E402,E501
+from . import (cases_answers, cases_envelopes, cases_lifecycle, cases_local, cases_registry,  # noqa: F401,E402
+               cases_revocation, cases_sealing, cases_stats)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -30,6 +31,7 @@ GROUPS = {
     "cli files": "CLI file handling",
     "envelope": "Envelope checks the suite already had",
     "sealing": "Sealed payloads tampered with or moved",
+    "revocation": "Forged, older and misrouted revocation lists",
 }
 
 CATALOGUE: list[Case] = sorted(_DEFINED, key=lambda c: list(GROUPS).index(c.group))  # stable within a group

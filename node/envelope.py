@@ -88,6 +88,8 @@ def seal(
     ref_message_id: str = "",
     message_id: str | None = None,
     sealer: Callable[[pb.Header], bytes] | None = None,
+    created_ms: int | None = None,
+    expires_ms: int | None = None,
 ) -> tuple[pb.Header, bytes]:
     """A signed envelope from `signer` to `recipient`; its header signature is the first hop mark.
 
@@ -100,7 +102,7 @@ def seal(
         recipient=recipient,
         kind=KIND_OF_PAYLOAD[payload.WhichOneof("body")],
         created_ms=now,
-        expires_ms=now + int(lifetime_s * 1000),
+        expires_ms=now + int(lifetime_s * 1000) if expires_ms is None else expires_ms,
         priority=priority,
         ref_message_id=ref_message_id,
     )

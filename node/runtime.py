@@ -69,6 +69,7 @@ from .envelope import Signer, stored_verifier
 from .exchange.dispatcher import Dispatcher
 from .exchange.hop import RetryPolicy, SendLimits
 from .exchange.intake import Intake
+from .exchange.late_seal import LateSealer
 from .exchange.outgoing import EnvelopeMaker, Outgoing
 from .exchange.routing import Router
 from .exchange.service import ExchangeService, PeerIdentity
@@ -188,7 +189,8 @@ class Node:
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus,
-            metrics=recorder, on_return=self.connector.expect, paused=lambda: self.crl.stale)
+            metrics=recorder, on_return=self.connector.expect, paused=lambda: self.crl.stale,
+            prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of))
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
                                  seal_key_of=self.directory.seal_key_of)
         # receiving: the documents layer decides what our own mail may say and records it

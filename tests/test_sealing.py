@@ -11,13 +11,14 @@ import pytest
 from node import envelope
 from node.errors import Reason, Rejected
 from node.exchange.intake import Intake
+from node.exchange.late_seal import LateSealer
 from node.exchange.outgoing import EnvelopeMaker
 from node.exchange.routing import Router
 from node.identity import keys, sealing
 from node.pb import envelope_pb2 as pb
 from node.pb import registry_pb2 as rpb
 from node.registry import records
-from node.store import inbox
+from node.store import inbox, outbox
 from node.store.database import Database
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/ is not a package (pytest runs in importlib mode)
@@ -274,3 +275,61 @@ def test_load_or_create_makes_a_private_key_once(tmp_path):
     assert fresh and oct(path.stat().st_mode & 0o777) == "0o600"
     again, fresh = sealing.load_or_create(path, create=True)
     assert not fresh and again.public_der == made.public_der
+
+
+# ---- sealing at hand-over (node.exchange.late_seal) ----------------------------------------------
+
+def _pending(s) -> outbox.Pending:
+    h = s.header
+    return outbox.Pending(1, h.message_id, h.sender, h.recipient, h.kind, h.priority, h.expires_ms, s.raw,
+                          h.ref_message_id, h.created_ms)
+
+
+@pytest.mark.parametrize("mode", ["preferred", "required"])
+def test_an_envelope_kept_in_clear_is_sealed_at_hand_over_with_its_first_id_and_times(tmp_path, sender, clock,
+                                                                                       keys_of, trust, mode):
+    m = maker(sender, clock, keys_of[SENDER], mode)
+    s = m.seal(document(), RECEIVER, RELAY, clear_ok=True)
+    db = Database(tmp_path / "a.sqlite3")
+    with db.transaction() as tx:
+        outbox.enqueue_in(tx, s.header, s.raw, RELAY, "x", clock.now_ms())
+    out = LateSealer(db, m, lambda code: keys_of[code].public_der)([_pending(s)])
+    [p] = out.ready
+    assert not out.waiting and not out.refused
+    v = envelope.verify(p.envelope, trust, max_size=MAX, clock=clock, opener=opener(keys_of[RECEIVER]))
+    assert v.header.seal == pb.SEALED_P256_AES256GCM
+    assert (v.header.message_id, v.header.created_ms, v.header.expires_ms) == (
+        s.header.message_id, s.header.created_ms, s.header.expires_ms)
+    assert v.payload().document.subject == MARKER
+    assert outbox.envelope(db, s.header.message_id) == p.envelope  # what is handed over is what is kept
+
+
+def test_an_envelope_whose_key_still_cannot_be_looked_up_stays_home(tmp_path, sender, clock, keys_of):
+    m = maker(sender, clock, keys_of[SENDER])
+    s = m.seal(document(), RECEIVER, RELAY, clear_ok=True)
+
+    def down(code):
+        raise Rejected(Reason.UNREACHABLE, "parent did not answer")
+    out = LateSealer(Database(tmp_path / "a.sqlite3"), m, down)([_pending(s)])
+    assert not out.ready and not out.refused
+    assert out.waiting[0][0] == s.header.message_id and "seal key" in out.waiting[0][1]
+
+
+@pytest.mark.parametrize("mode, goes", [("preferred", True), ("required", False)])
+def test_a_recipient_publishing_no_key_gets_clear_only_when_preferred(tmp_path, sender, clock, keys_of, mode, goes):
+    m = maker(sender, clock, keys_of[SENDER], mode)
+    s = m.seal(document(), RECEIVER, RELAY, clear_ok=True)
+    out = LateSealer(Database(tmp_path / "a.sqlite3"), m, lambda code: b"")([_pending(s)])
+    assert [p.envelope for p in out.ready] == ([s.raw] if goes else [])
+    assert [r.reason for _, r in out.refused] == ([] if goes else [Reason.SEAL_KEY_MISSING])
+
+
+def test_relayed_and_already_sealed_envelopes_are_not_touched(tmp_path, sender, relay, clock, keys_of):
+    ours = maker(relay, clock, keys_of[RELAY])
+    theirs = maker(sender, clock, keys_of[SENDER]).seal(document(), RECEIVER, RELAY, clear_ok=True)
+    sealed = ours.seal(document(), RECEIVER, RELAY, seal_to=keys_of[RECEIVER].public_der)
+
+    def never(code):
+        raise AssertionError("no lookup for envelopes that are not ours to seal")
+    out = LateSealer(Database(tmp_path / "r.sqlite3"), ours, never)([_pending(theirs), _pending(sealed)])
+    assert [p.envelope for p in out.ready] == [theirs.raw, sealed.raw]

@@ -23,7 +23,7 @@ from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
 from ..store import audit, outbox, peers
 from ..store.database import Database, Transaction
-from .hop import Deliver, HopSender, Outcome, RetryPolicy, SendLimits
+from .hop import Deliver, HopSender, Outcome, Prepared, RetryPolicy, SendLimits
 from .outgoing import EnvelopeMaker, Sealed
 from ..events import EventSink, NoEvents
 from ..metrics import NO_METRICS, Recorder
@@ -39,8 +39,10 @@ class Dispatcher:
                  notice_lifetime_s: float = 7 * 86400, timer: Timer | None = None, events_: EventSink = NoEvents(),
                  rng: random.Random | None = None, metrics: Recorder = NO_METRICS,
                  on_return: Callable[[str], None] = lambda code: None,
-                 paused: Callable[[], bool] = lambda: False) -> None:
+                 paused: Callable[[], bool] = lambda: False,
+                 prepare: Callable[[list[outbox.Pending]], Prepared] | None = None) -> None:
         self.metrics = metrics
+        self.prepare = prepare  # each hop's last step before the wire (node.exchange.late_seal)
         self.paused = paused  # no hop sends while it holds (a stale CRL); nothing is failed or dropped for it
         self.db, self.maker, self.trust, self.router, self.clock = db, maker, trust, router, clock
         self.deliver, self.policy, self.limits = deliver, policy, limits
@@ -62,7 +64,7 @@ class Dispatcher:
                 sender = self._hops[code] = HopSender(
                     code, self.db, self.trust, self.router, self.clock, self.deliver, self.policy, self.limits,
                     give_up=self.give_up, events_=self.events, timer=self.timer, rng=self.rng,
-                    metrics=self.metrics, paused=self.paused)
+                    metrics=self.metrics, paused=self.paused, prepare=self.prepare)
             return sender
 
     def wake(self, hop: str) -> None:

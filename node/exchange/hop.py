@@ -20,7 +20,7 @@ import enum
 import logging
 import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from .. import envelope as env_mod
@@ -99,12 +99,27 @@ class Claim(list):
         self.release = release
 
 
+@dataclass
+class Prepared:
+    """What goes out of a claimed batch (HopSender.prepare; node.exchange.late_seal)."""
+
+    ready: list[outbox.Pending]                       # to hand over now (resealed where needed)
+    waiting: list[tuple[str, str]] = field(default_factory=list)    # (message id, why): kept
+    refused: list[tuple[outbox.Pending, Rejected]] = field(default_factory=list)  # given up
+
+
+def ready_as_is(batch: list[outbox.Pending]) -> Prepared:
+    return Prepared(list(batch))
+
+
 class HopSender:
     def __init__(self, hop: str, db: Database, trust: TrustStore, router: Router, clock: Clock, deliver: Deliver,
                  policy: RetryPolicy, limits: SendLimits, *, give_up: GiveUp, events_: EventSink,
                  timer: Timer | None, rng: random.Random, metrics: Recorder = NO_METRICS,
-                 paused: Callable[[], bool] = lambda: False) -> None:
+                 paused: Callable[[], bool] = lambda: False,
+                 prepare: Callable[[list[outbox.Pending]], Prepared] | None = None) -> None:
         self.metrics = metrics
+        self.prepare = prepare or ready_as_is  # what is sent as is, made again, kept or given up (late_seal)
         self.paused = paused  # true while this node may not hand anything over (a stale CRL): the queue waits
         self.hop, self.db, self.trust, self.router, self.clock = hop, db, trust, router, clock
         self.deliver, self.policy, self.limits = deliver, policy, limits
@@ -187,6 +202,21 @@ class HopSender:
                         self.give_up(tx, p, self.hop, outbox.EXPIRED, Reason.EXPIRED.name, "lifetime ended before delivery")
             if not live:
                 return Outcome.DELIVERED  # made progress; look again
+        prepared = self.prepare(live)
+        if prepared.waiting or prepared.refused:
+            with self.db.transaction() as tx:
+                for p, why in prepared.refused:
+                    self.give_up(tx, p, self.hop, outbox.REJECTED, why.reason.name, why.public_text)
+                if prepared.waiting:
+                    outbox.note_attempt(tx, [m for m, _ in prepared.waiting], prepared.waiting[0][1])
+            live = prepared.ready
+            if not live:
+                if prepared.waiting:
+                    self._back_off(state.failures + 1, [], prepared.waiting[0][1])
+                    return Outcome.BACKOFF
+                return Outcome.DELIVERED
+        else:
+            live = prepared.ready
         address = self.router.address(self.hop)
         try:
             if address is None:

@@ -105,6 +105,18 @@ class EnvelopeMaker:
         own = self.seal_key
         return lambda header: sealing.seal(shared, header, seal_to, own)
 
+    def reseal(self, env: pb.Envelope, header: pb.Header, seal_to: bytes) -> bytes:
+        """The envelope made again, sealed to `seal_to`, with its first message id, times and fields: one we
+        made in clear because the recipient's key could not be looked up when it was sent (late_seal)."""
+        payload = pb.Payload.FromString(env.payload)
+        content = sealing.Content.encrypt(env.payload, self.code)
+        own = self.seal_key
+        _, raw = env_mod.seal(self.signer, header.recipient, payload, clock=self.clock, priority=header.priority,
+                              lifetime_s=self.lifetime_s, ref_message_id=header.ref_message_id,
+                              message_id=header.message_id, created_ms=header.created_ms,
+                              expires_ms=header.expires_ms, sealer=lambda h: sealing.seal(content, h, seal_to, own))
+        return raw
+
     @property
     def code(self) -> str:
         return self.signer.code
@@ -215,24 +227,27 @@ class Outgoing:
             check_document(payload.document, self.maker.limits)
         routes = [(r, self._route(r, lookup=True)) for r in recipients]
         content = self.maker.content(payload)  # encrypted once; each envelope wraps its key for its recipient
-        return [self.maker.seal(payload, r, hop, priority=priority, lifetime_s=lifetime_s, refused=refused,
-                                ref_message_id=ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping)
-                                else ref_message_id,
-                                seal_to=self._seal_to(r) if refused is None else b"", content=content)
-                for r, (hop, refused) in routes]
+        made = []
+        for r, (hop, refused) in routes:
+            seal_to = self._seal_to(r) if refused is None else b""
+            made.append(self.maker.seal(payload, r, hop, priority=priority, lifetime_s=lifetime_s, refused=refused,
+                                        ref_message_id=ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping)
+                                        else ref_message_id,
+                                        seal_to=seal_to or b"", content=content, clear_ok=seal_to is None))
+        return made
 
-    def _seal_to(self, recipient: str) -> bytes:
-        """The recipient's seal key by its signed record (b"" if it publishes none). A lookup that cannot
-        finish now is b"" under `preferred` (sent in clear, logged) and a transient refusal under `required`."""
+    def _seal_to(self, recipient: str) -> bytes | None:
+        """The recipient's seal key by its signed record (b"" if it publishes none); None when the lookup
+        cannot finish now: the envelope is then made in clear but kept here, and sealed before it leaves
+        (node.exchange.late_seal), so a send while the tree is unreachable is taken and never leaks."""
         if not self.maker.sealing or self.seal_key_of is None:
             return b""
         try:
             return self.seal_key_of(recipient)
         except Rejected as r:
-            if self.maker.seal_mode == "required":
-                raise Rejected(Reason.UNREACHABLE, f"the seal key of {recipient} cannot be looked up now: "
-                                                   f"{r.public_text}") from None
-            return b""
+            log.info("the seal key of %s cannot be looked up now (%s): sealed at hand-over", recipient,
+                     r.public_text)
+            return None
 
     def _commit(self, sealed_items, ref_doc_id: str | None, within=None) -> list[Posted]:
         with self.db.transaction() as tx:

@@ -90,6 +90,11 @@ def mark_final(conn, message_id: str, peer: str, state: str, reason: str, now_ms
     audit.append(conn, now_ms, audit.REJECTED_OUT if state == REJECTED else audit.EXPIRED, message_id, peer, reason)
 
 
+def replace_envelopes(conn, envelopes: list[tuple[str, bytes]]) -> None:
+    """A pending envelope of ours made again (sealed at hand-over: node.exchange.late_seal); same message id."""
+    conn.executemany("UPDATE outbox_envelope SET raw = ? WHERE message_id = ?", [(raw, m) for m, raw in envelopes])
+
+
 def note_attempt(conn, message_ids: list[str], error: str) -> None:
     conn.executemany(
         "UPDATE outbox SET attempts = attempts + 1, reason = ? WHERE message_id = ? AND state = 'pending'",

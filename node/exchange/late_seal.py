@@ -1,0 +1,61 @@
+"""Sealing at hand-over: nothing this node made leaves in clear while its recipient has a seal key.
+
+A Send is taken even when the recipient's signed record cannot be looked up at that moment (the
+parent is down: the common case of a district link), so the envelope is made in clear and kept in
+this node's own outbox (node.exchange.outgoing._seal_to). Before any envelope this node signed is
+handed over, this looks the key up again: found, the envelope is made again sealed, with its first
+message id and times, and replaces the stored bytes; the record publishing no key (a node older
+than sealing) lets it go in clear under `preferred` and refuses a document under `required`; the
+lookup still failing keeps it here for a later attempt. Relays' envelopes are not ours to touch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Callable
+
+from ..errors import Reason, Rejected
+from ..pb import envelope_pb2 as pb
+from ..store import outbox
+from ..store.database import Database
+from .hop import Prepared, ready_as_is
+from .outgoing import EnvelopeMaker
+
+log = logging.getLogger(__name__)
+
+
+class LateSealer:
+    def __init__(self, db: Database, maker: EnvelopeMaker, seal_key_of: Callable[[str], bytes]) -> None:
+        self.db, self.maker, self.seal_key_of = db, maker, seal_key_of
+
+    def __call__(self, batch: list[outbox.Pending]) -> Prepared:
+        if not self.maker.sealing:
+            return ready_as_is(batch)
+        out, resealed = Prepared([]), []
+        for p in batch:
+            env = pb.Envelope.FromString(p.envelope)
+            header = pb.Header.FromString(env.header)
+            if p.sender != self.maker.code or header.seal != pb.PLAIN:
+                out.ready.append(p)
+                continue
+            try:
+                key = self.seal_key_of(p.recipient)
+            except Rejected as r:
+                out.waiting.append((p.message_id, f"kept until the seal key of {p.recipient} is known: "
+                                                  f"{r.public_text}"))
+                continue
+            if not key:
+                if self.maker.seal_mode == "required" and header.kind == pb.DOCUMENT:
+                    out.refused.append((p, Rejected(Reason.SEAL_KEY_MISSING, f"{p.recipient} publishes no seal key "
+                                                                            "(sealing.mode: required)")))
+                else:
+                    out.ready.append(p)  # an older node (preferred), or a reply about mail that came in clear
+                continue
+            raw = self.maker.reseal(env, header, key)
+            resealed.append((p.message_id, raw))
+            out.ready.append(dataclasses.replace(p, envelope=raw))
+        if resealed:
+            with self.db.transaction() as tx:
+                outbox.replace_envelopes(tx, resealed)
+            log.info("sealed %d envelope(s) at hand-over, their recipients' keys now known", len(resealed))
+        return out

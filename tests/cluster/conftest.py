@@ -31,11 +31,12 @@ FAST_RETRY = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": 
 
 
 @contextlib.contextmanager
-def running(directory: Path, topo: Topology) -> Iterator[Cluster]:
-    """All nodes of `topo` up, healthy and registered; every node stopped at the end (exit 0)."""
+def running(directory: Path, topo: Topology, **up) -> Iterator[Cluster]:
+    """All nodes of `topo` up, healthy and registered; every node stopped at the end (exit 0). `up`: more
+    arguments of Cluster.up (extra defaults to FAST_RETRY)."""
     c = Cluster(directory)
     try:
-        c.up(topo, extra=FAST_RETRY, quiet=True)
+        c.up(topo, **{"extra": FAST_RETRY, "quiet": True, **up})
     except BaseException:
         c.kill_all()
         raise

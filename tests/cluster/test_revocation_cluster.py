@@ -30,6 +30,7 @@ from node import envelope, receipts
 from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
 from node.pb import exchange_pb2_grpc as xgrpc
+from tests.cluster.conftest import running
 
 ROOT, P, D = "VN", "000.00.00.H53", "000.00.35.H53"
 C1, C2 = "000.21.35.H53", "000.22.35.H53"     # communes under D: C1 is revoked, C2 renewed
@@ -44,20 +45,12 @@ SLOW_BEATS = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("crl-cluster"))
-
     def first_crl(cluster: Cluster) -> None:  # the root starts with CRL number 1 (nothing revoked)
         shutil.copy(revocation.make_crl(cluster.dir / "ca"), Path(cluster.nodes[ROOT].dir) / ROOT_CRL)
 
-    try:
-        c.up(topology.load("small"), extra=SLOW_BEATS, node_extra={ROOT: {"tls": {"crl": ROOT_CRL}}},
-             quiet=True, prepared=first_crl)
-    except BaseException:
-        c.kill_all()
-        raise
-    yield c
-    statuses = c.close()
-    assert statuses == {code: 0 for code in c.nodes}, f"nodes did not stop cleanly: {statuses}"
+    with running(tmp_path_factory.mktemp("crl-cluster"), topology.load("small"), extra=SLOW_BEATS,
+                 node_extra={ROOT: {"tls": {"crl": ROOT_CRL}}}, prepared=first_crl) as c:
+        yield c
 
 
 def publish(c: Cluster, *, watch: tuple[str, ...], days: int = 7, now: dt.datetime | None = None) -> int:

@@ -17,6 +17,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 
 from .http_json import HTTP_STATUS
 from .http_routes import HEALTH_PATH, OPENAPI_PATH, PREFIX, routes
+from .proto_comments import COMMENTS
 
 _T = FieldDescriptor
 _SCALARS = {
@@ -58,6 +59,7 @@ def document() -> dict:
             "operationId": f"{service.name}_{method.name}",
             "tags": [service.name],
             "summary": f"{service.full_name}.{method.name}" + (" (server-sent events)" if route.streaming else ""),
+            **_described(method.full_name),
             "requestBody": {"required": False, "content": {
                 "application/json": {"schema": {"$ref": _REF + method.input_type.full_name}}}},
             "responses": {
@@ -101,10 +103,19 @@ def _status_content() -> dict:
 def _message(desc: Descriptor, schemas: dict) -> None:
     if desc.full_name in schemas:
         return
-    schema: dict = {"type": "object", "additionalProperties": False, "properties": {}}
+    schema: dict = {"type": "object", **_described(desc.full_name), "additionalProperties": False, "properties": {}}
     schemas[desc.full_name] = schema  # before the fields: a message that contains itself ends here
     for field in desc.fields:
-        schema["properties"][field.json_name] = _field(field, schemas)
+        prop = _field(field, schemas)
+        if "$ref" not in prop:  # OpenAPI 3.0 ignores what stands beside a $ref: the type says it there
+            prop.update(_described(field.full_name))
+        schema["properties"][field.json_name] = prop
+
+
+def _described(full_name: str) -> dict:
+    """The proto's comment on `full_name` (node/api/proto_comments.py), as an OpenAPI description."""
+    text = COMMENTS.get(full_name)
+    return {"description": text} if text else {}
 
 
 def _field(field: FieldDescriptor, schemas: dict) -> dict:
@@ -126,7 +137,11 @@ def _single(field: FieldDescriptor, schemas: dict) -> dict:
 
 
 def _enum(desc: EnumDescriptor, schemas: dict) -> None:
-    schemas.setdefault(desc.full_name, {"type": "string", "enum": [v.name for v in desc.values]})
+    values = "; ".join(f"{v.name}: {COMMENTS[f'{desc.full_name}.{v.name}']}" for v in desc.values
+                       if f"{desc.full_name}.{v.name}" in COMMENTS)
+    text = " ".join(t for t in (COMMENTS.get(desc.full_name, ""), values) if t)
+    schemas.setdefault(desc.full_name, {"type": "string", **({"description": text} if text else {}),
+                                        "enum": [v.name for v in desc.values]})
 
 
 def _error_schema() -> dict:

@@ -82,3 +82,32 @@ def test_the_status_table_in_api_md_is_the_one_the_face_uses():
     for reason in Reason:
         assert reason.grpc_code.name in rows or http_status(reason) == 500, reason
     assert http_status(Reason.TOO_LARGE) == 413 and "413 for `TOO_LARGE`" in rows["RESOURCE_EXHAUSTED"]
+
+
+def test_the_proto_comments_module_is_what_proto_generates(tmp_path):
+    """The OpenAPI descriptions come from proto/'s comments through node/api/proto_comments.py, which
+    scripts/gen-proto writes: a comment changed in proto/ without regenerating fails here."""
+    import subprocess
+    import sys
+
+    from google.protobuf import descriptor_pb2
+
+    from node.api import proto_comments_gen
+    protos = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "proto" / "node" / "pb").glob("*.proto"))
+    out = tmp_path / "set.binpb"
+    proc = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-Iproto", "--include_source_info",
+                           f"--descriptor_set_out={out}", *protos], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    new = proto_comments_gen.render(descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()))
+    assert new == (ROOT / "node" / "api" / "proto_comments.py").read_text(encoding="utf-8"), \
+        "node/api/proto_comments.py is stale: run scripts/gen-proto and commit the result"
+    assert "--include_source_info" in (ROOT / "scripts" / "gen-proto").read_text()
+
+
+def test_fields_and_enums_carry_the_protos_comments():
+    doc = json.loads(DOC.read_text())
+    send = doc["components"]["schemas"]["lienthong.v1.SendRequest"]["properties"]
+    assert "one envelope each" in send["recipients"]["description"]
+    assert "idempotency key" in send["clientKey"]["description"]
+    assert "non-delivery notice" in doc["components"]["schemas"]["lienthong.v1.Kind"]["description"]

@@ -591,6 +591,9 @@ class LimitsSettings(_Section):
     import_warnings: Count = 50
     lookups_per_second: Rate = 20.0
     lookup_burst: Count = 100
+    parked_per_peer: Count = 1000
+    parked_bytes_per_peer: PositiveSize = 256 << 20
+    park_for: PositiveDuration = 3 * 86400.0
 
 
 @dataclass(frozen=True, kw_only=True)

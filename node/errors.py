@@ -67,6 +67,8 @@ class Reason(enum.Enum):
                           "several documents carry that DocumentId; name the message")
     CERT_REVOKED = ("CERT_REVOKED", _C.PERMISSION_DENIED, True, "the certificate is on the CA's revocation list")
     KEY_REUSED = ("KEY_REUSED", _C.ALREADY_EXISTS, True, "that client key was used for another request")
+    PARK_FULL = ("PARK_FULL", _C.RESOURCE_EXHAUSTED, False,
+                 "this peer has too much mail waiting here for agencies that have not registered yet")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -415,11 +415,13 @@ class Cluster:
         self._save()
         return status
 
-    def start(self, code: str) -> None:
+    def start(self, code: str, timeout: float = 60.0) -> None:
+        """Start a stopped node and wait until it is healthy (its pid recorded: down() stops it)."""
         if self.alive(code):
             raise ClusterError(f"{code} is already running (pid {self.nodes[code].pid})")
+        self._reap(code)
         self._spawn(code)
-        self._save()
+        self._wait_healthy(code, timeout)
 
     def restart(self, code: str, timeout: float = 60.0) -> None:
         """Start a stopped node again with the same config and ports; wait until it is healthy,

@@ -45,6 +45,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AMBIGUOUS_DOCUMENT: _ClassVar[Reason]
     CERT_REVOKED: _ClassVar[Reason]
     KEY_REUSED: _ClassVar[Reason]
+    PARK_FULL: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -84,3 +85,4 @@ FROM_NOT_ALLOWED: Reason
 AMBIGUOUS_DOCUMENT: Reason
 CERT_REVOKED: Reason
 KEY_REUSED: Reason
+PARK_FULL: Reason

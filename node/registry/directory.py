@@ -316,17 +316,10 @@ class Directory:
             return self._call(self.parent, self.parent_address, lambda stub: call(stub, True))
         raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
 
-    def awaiting_children(self) -> bool:
-        """No child has registered here yet: a code placed under us by the code rule may just not be set up."""
-        return not self._endpoints
-
     def _call_down(self, child_code: str, call):
         child = store.get(self.db, child_code)
-        if child is None:
-            if self.awaiting_children():
-                raise Rejected(Reason.NOT_REGISTERED_YET,
-                               f"{child_code} has not registered with {self.code} (no child has yet)")
-            raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {child_code} is registered with {self.code}")
+        if child is None:  # placed under us by the code rule, not registered: "not yet" (a restore, a new commune)
+            raise Rejected(Reason.NOT_REGISTERED_YET, f"{child_code} has not registered with {self.code} (yet)")
         return self._call(child_code, child.endpoint, call)
 
     def _call(self, code: str, address: str, call):
@@ -336,8 +329,8 @@ class Directory:
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 raise Rejected(Reason.UNKNOWN_RECIPIENT, detail_of(e) or "not found") from None
             refused = rejected_of(e)
-            if refused is not None and refused.reason.permanent:
-                raise refused from None
+            if refused is not None and (refused.reason.permanent or refused.reason is Reason.NOT_REGISTERED_YET):
+                raise refused from None  # the node that knows said so ("not yet" is its answer, not a failure)
             raise Rejected(Reason.UNREACHABLE, f"{code} at {address}: {e.code().name}") from None
 
     # ---- towards our parent ----------------------------------------------------------

@@ -207,3 +207,16 @@ def m0009_client_keys(db) -> None:
         "CREATE INDEX client_keys_expires ON client_keys(expires_ms)",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0013_parked")
+def m0013_parked(db) -> None:
+    # relayed mail for a code below us by the code rule whose node has not registered yet ("parked"): who
+    # handed it over (a per-peer quota counts it) and until when it may wait for a registration before
+    # its sender is told (limits.park_for)
+    for sql in (
+        "ALTER TABLE outbox ADD COLUMN parked_by TEXT",
+        "ALTER TABLE outbox ADD COLUMN park_until_ms INTEGER",
+        "CREATE INDEX outbox_parked ON outbox(parked_by) WHERE parked_by IS NOT NULL AND state = 'pending'",
+    ):
+        db.execute(sql)

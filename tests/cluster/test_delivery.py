@@ -88,7 +88,7 @@ def test_every_commune_reaches_every_commune_a_district_and_a_province_once_with
 
 
 @pytest.mark.parametrize("unknown", [
-    "000.99.38.H53",   # well-formed, under a real district, but nobody registered it
+    "vxp.nobody.99",   # outside the QCVN form and placed nowhere: nobody in the tree has it
     "000.21.35.H61",   # in a province that is not in the tree at all
 ])
 def test_an_unknown_recipient_gets_a_notice_back_and_no_retries(cluster, unknown):

@@ -415,6 +415,7 @@ class NodeSettings(_Section):
     name: Text
     data_dir: DirPath
     parent: AgencyCode | None = None
+    root: Bool = False             # the top of its tree: registers nowhere, whatever the code rule says
     address: Text | None = None    # edXML From/OrganAdd, Email, Telephone of what this node sends
     email: Text | None = None
     phone: Text | None = None

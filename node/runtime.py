@@ -131,10 +131,6 @@ class Node:
         self.bus = EventBus()
         self.scheduler = BackgroundScheduler(timezone="UTC")
         parent = self._parent_code(s)
-        if (unplaced := preflight.unplaced_parent(s)) is not None:
-            log.warning("the code rule places %s under %s, which is not in peers: this node will not register "
-                        "anywhere (add %s to peers, or ignore this if %s is the top of its tree)",
-                        s.node.code, unplaced, unplaced, s.node.code)
         reg = s.registry
         self.directory = Directory(
             self.db, self.signer, self.trust, clock, name=s.node.name, configured_parents=dict(s.parents_of),
@@ -194,6 +190,8 @@ class Node:
         """node.parent if configured; else the code rule's parent, if we know its address."""
         if s.node.parent:
             return s.node.parent
+        if s.node.root:
+            return None
         try:
             parent = Hierarchy(dict(s.parents_of)).parent(s.node.code)
         except CodeError:

@@ -538,8 +538,10 @@ def build_parser() -> argparse.ArgumentParser:
     sent.add_argument("--state", choices=["pending", "delivered", "rejected", "expired"])
     sent.add_argument("--json", action="store_true")
 
-    directory = api_cmd("directory", "list agencies registered below a code (through the tree)", cmd_directory)
-    directory.add_argument("--parent", help="whose children (default: this node's)")
+    directory = api_cmd("directory", "list agencies: the whole tree, or those below a code (through the tree)",
+                        cmd_directory)
+    directory.add_argument("--parent", help="whose children (default: the whole tree reachable from this node; "
+                                            "with --recursive, this node's subtree)")
     directory.add_argument("--recursive", action="store_true", help="the whole subtree")
     directory.add_argument("--level", type=int, help="only this level (1 province/ministry .. 4)")
     directory.add_argument("--name", help="name contains (case-insensitive)")

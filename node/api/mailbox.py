@@ -36,6 +36,7 @@ def _page(rows: list, limit: int) -> tuple[list, bool]:
 
 
 MAX_BATCH = 1000  # documents per SendBatch call
+LISTING_KEPT_MS = 60_000  # a Directory listing serves the pages after its first for this long
 
 
 def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.Payload, list[str], int, float | None]:
@@ -91,6 +92,8 @@ class MailboxService(mgrpc.MailboxServicer):
         self.bus, self.verify_stored = bus, verify_stored
         self.max_watchers = max_watchers
         self._watchers = threading.BoundedSemaphore(max_watchers)  # each stream holds an API worker
+        self._listings: dict[tuple[str, bool], tuple[int, list[mpb.Agency]]] = {}  # Directory pages after the first
+        self._listings_lock = threading.Lock()
 
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
         def run(within):
@@ -210,14 +213,35 @@ class MailboxService(mgrpc.MailboxServicer):
             slot.release()
 
     def Directory(self, request: mpb.DirectoryRequest, context) -> mpb.DirectoryResponse:
-        target = request.parent or self.directory.code
-        entries = self.directory.children(target, request.recursive)
+        """No arguments: the whole tree reachable from here; else children (or the subtree) of a code. Paged by
+        code (the token is the last code of the page before); a listing is kept a few seconds for the pages
+        after the first, so paging a large tree does not walk the tree again for every page."""
+        if len(request.page_token) > 64:
+            raise Rejected(Reason.INVALID_REQUEST, "page_token is not one this node gave", field="page_token")
+        whole = not request.parent and not request.recursive
+        key = ("", False) if whole else (request.parent or self.directory.code, request.recursive)
+        agencies = self._listing(key, request.page_token == "", lambda: (
+            self.directory.whole_tree() if whole else self.directory.children(key[0], key[1])))
         needle = request.name_contains.casefold()
-        agencies = [replies.agency(e) for e in entries]
-        return mpb.DirectoryResponse(agencies=[
-            a for a in agencies
-            if (not request.level or a.level == request.level) and (not needle or needle in a.name.casefold())
-        ])
+        matching = [a for a in agencies if a.code > request.page_token
+                    and (not request.level or a.level == request.level) and (not needle or needle in a.name.casefold())]
+        size = _limit(request.page_size)
+        page, more = _page(matching, size)
+        return mpb.DirectoryResponse(agencies=page, has_more=more, next_page_token=page[-1].code if more else "")
+
+    def _listing(self, key: tuple[str, bool], fresh: bool, fetch) -> list[mpb.Agency]:
+        """Agencies of one listing, ordered by code; a first page always fetches anew."""
+        now = self.clock.now_ms()
+        with self._listings_lock:
+            held = self._listings.get(key)
+        if held is not None and not fresh and now - held[0] <= LISTING_KEPT_MS:
+            return held[1]
+        agencies = sorted({a.code: a for a in map(replies.agency, fetch())}.values(), key=lambda a: a.code)
+        with self._listings_lock:
+            if len(self._listings) >= 16:
+                self._listings.clear()
+            self._listings[key] = (now, agencies)
+        return agencies
 
     def SetStatus(self, request: mpb.SetStatusRequest, context) -> mpb.SetStatusResponse:
         def run(within):

@@ -343,10 +343,16 @@ class Cluster:
     # ---- registration ---------------------------------------------------------------
 
     def directory(self, code: str, parent: str = "", recursive: bool = False, timeout: float = 5.0) -> list[mpb.Agency]:
+        """What `code` lists below `parent` (empty: its own children; with recursive, its subtree), every page."""
         c = self.client(code)
-        resp = c.stub.Directory(mpb.DirectoryRequest(parent=parent, recursive=recursive),
-                                metadata=c.metadata, timeout=timeout)
-        return list(resp.agencies)
+        out, token = [], ""
+        while True:
+            resp = c.stub.Directory(mpb.DirectoryRequest(parent=parent or code, recursive=recursive, page_size=1000,
+                                                         page_token=token), metadata=c.metadata, timeout=timeout)
+            out.extend(resp.agencies)
+            if not resp.has_more:
+                return out
+            token = resp.next_page_token
 
     def lookup(self, code: str, target: str, timeout: float = 5.0) -> mpb.Agency:
         c = self.client(code)

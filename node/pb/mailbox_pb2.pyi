@@ -236,16 +236,20 @@ class Event(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ...) -> None: ...
 
 class DirectoryRequest(_message.Message):
-    __slots__ = ("parent", "recursive", "level", "name_contains")
+    __slots__ = ("parent", "recursive", "level", "name_contains", "page_size", "page_token")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     NAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     parent: str
     recursive: bool
     level: int
     name_contains: str
-    def __init__(self, parent: _Optional[str] = ..., recursive: _Optional[bool] = ..., level: _Optional[int] = ..., name_contains: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., recursive: _Optional[bool] = ..., level: _Optional[int] = ..., name_contains: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Agency(_message.Message):
     __slots__ = ("code", "name", "level", "parent", "endpoint", "reachable", "last_seen_ms")
@@ -266,10 +270,14 @@ class Agency(_message.Message):
     def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., endpoint: _Optional[str] = ..., reachable: _Optional[bool] = ..., last_seen_ms: _Optional[int] = ...) -> None: ...
 
 class DirectoryResponse(_message.Message):
-    __slots__ = ("agencies",)
+    __slots__ = ("agencies", "has_more", "next_page_token")
     AGENCIES_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     agencies: _containers.RepeatedCompositeFieldContainer[Agency]
-    def __init__(self, agencies: _Optional[_Iterable[_Union[Agency, _Mapping]]] = ...) -> None: ...
+    has_more: bool
+    next_page_token: str
+    def __init__(self, agencies: _Optional[_Iterable[_Union[Agency, _Mapping]]] = ..., has_more: _Optional[bool] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AgencyLookupRequest(_message.Message):
     __slots__ = ("code",)

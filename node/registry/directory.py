@@ -281,6 +281,29 @@ class Directory:
                     log.info("subtree of %s not listed: %s", c.code, r.public_text)
         return entries
 
+    MAX_CLIMB = 8  # national → province → district → commune is 4; odd codes may add a few
+
+    def top(self) -> str:
+        """The highest node this one reaches through its parents (itself without one): the agencies' own
+        signed records name each one's parent. A parent that does not answer ends the climb there."""
+        code, parent = self.code, (self.parent if self.parent_address else None)
+        for _ in range(self.MAX_CLIMB):
+            if not parent:
+                break
+            try:
+                record = records.verify(self.lookup(parent).record, self.trust)
+            except Rejected as r:
+                log.info("directory: the tree above %s not reached: %s", code, r.public_text)
+                break
+            code, parent = parent, record.parent
+        return code
+
+    def whole_tree(self) -> list[rpb.DirectoryEntry]:
+        """Every agency reachable from this node: the top of its tree and everything registered below it."""
+        top = self.top()
+        head = self.own_entry() if top == self.code else self.lookup(top)
+        return [head, *self.children(top, recursive=True)]
+
     def _proven(self, under: str, entries) -> list[rpb.DirectoryEntry]:
         """What another node listed below `under`, but only agencies' own signed records, each below `under`
         where this node can place it: a child answering for its subtree may not make agencies up, nor

@@ -19,7 +19,7 @@ from ..pb import mailbox_pb2_grpc as mgrpc
 from ..registry.directory import Directory
 from ..store import custody, inbox, outbox
 from ..store.database import Database
-from . import replies
+from . import enums, replies
 from .idempotency import Keys
 
 
@@ -54,7 +54,8 @@ def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.
 
 
 def _imported_response(imported) -> mpb.ImportEdxmlResponse:
-    resp = mpb.ImportEdxmlResponse(kind=imported.kind, warnings=imported.warnings,
+    resp = mpb.ImportEdxmlResponse(kind=imported.kind, payload_kind=enums.imported_kind(imported.kind),
+                                   warnings=imported.warnings,
                                    status_message_id=imported.status_message_id)
     if imported.sent is not None:
         resp.sent.CopyFrom(replies.sent_response(imported.sent))
@@ -183,8 +184,16 @@ class MailboxService(mgrpc.MailboxServicer):
         if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
             raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}",
                            field="state")
+        state = request.state
+        if request.send_state:
+            named = enums.SEND_STATE_NAME.get(request.send_state)
+            if named is None or (state and state != named):
+                raise Rejected(Reason.INVALID_REQUEST, f"send_state {request.send_state} is not a state"
+                               if named is None else f"send_state {named} and state {state!r} disagree",
+                               field="send_state")
+            state = named
         limit = _limit(request.limit)
-        rows, more = _page(outbox.list_sent(self.db, after_seq=request.after_seq, limit=limit + 1, state=request.state),
+        rows, more = _page(outbox.list_sent(self.db, after_seq=request.after_seq, limit=limit + 1, state=state),
                            limit)
         return mpb.ListSentResponse(entries=[replies.sent_entry(r) for r in rows], has_more=more)
 
@@ -202,7 +211,7 @@ class MailboxService(mgrpc.MailboxServicer):
             sub = self.bus.subscribe(types)
             context.add_callback(sub.close)
             try:
-                yield mpb.Event(type=WATCHING, time_ms=self.clock.now_ms())  # subscribed: nothing after this is missed
+                yield mpb.Event(type=WATCHING, event_type=enums.event_type(WATCHING), time_ms=self.clock.now_ms())  # subscribed: nothing after this is missed
                 while context.is_active():
                     event = sub.get(timeout=0.5)
                     if event is not None:

@@ -108,3 +108,19 @@ def test_a_park_that_ends_without_a_registration_becomes_a_non_delivery_notice(r
     assert (kept["state"], kept["parked_by"], kept["park_until_ms"]) == ("pending", None, None)  # queued as usual
     assert outbox.parked_usage(relay.db, C1) == (0, 0)
     assert relay.disp.expire_due() == 0  # nothing twice
+
+
+def test_the_bytes_quota_refuses_too(tmp_path, pki, clock):
+    """limits.parked_bytes_per_peer bounds the parked bytes as parked_per_peer bounds their number."""
+    db = Database(tmp_path / "d.sqlite3")
+    try:
+        router = Router(D, {}, child_endpoint={C1: "127.0.0.1:1"}.get)
+        one = mail(pki, clock, C1, NOBODY)[1]
+        intake = Intake(db, pki.signer(D), pki.trust(clock), router, clock, 1 << 20, queues=Wakes(),
+                        limits=Limits(parked_per_peer=100, parked_bytes_per_peer=len(one) * 3))
+        out = intake.receive([mail(pki, clock, C1, NOBODY)[1] for _ in range(4)], C1)
+        taken = [o for o in out if isinstance(o, pb.Receipt)]
+        assert 1 <= len(taken) < 4 and out[-1].reason is Reason.PARK_FULL  # the relay's copy is a little larger
+        assert outbox.parked_usage(db, C1)[1] <= len(one) * 3
+    finally:
+        db.close()

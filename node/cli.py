@@ -154,9 +154,6 @@ def cmd_check_config(args) -> int:
                           path="node.data_dir", expected="a directory this user can create and write",
                           file=str(s.source))
     print(f"{args.config}: OK — node {signer.code} ({s.node.name}), data in {data}")
-    if (parent := preflight.unplaced_parent(s)) is not None:
-        print(f"warning: the code rule places {s.node.code} under {parent}, which is not in peers: "
-              "the node will register nowhere")
     return 0
 
 
@@ -655,8 +652,10 @@ def build_parser() -> argparse.ArgumentParser:
     sent.add_argument("--state", choices=["pending", "delivered", "rejected", "expired"])
     sent.add_argument("--json", action="store_true")
 
-    directory = api_cmd("directory", "list agencies registered below a code (through the tree)", cmd_directory)
-    directory.add_argument("--parent", help="whose children (default: this node's)")
+    directory = api_cmd("directory", "list agencies: the whole tree, or those below a code (through the tree)",
+                        cmd_directory)
+    directory.add_argument("--parent", help="whose children (default: the whole tree reachable from this node; "
+                                            "with --recursive, this node's subtree)")
     directory.add_argument("--recursive", action="store_true", help="the whole subtree")
     directory.add_argument("--level", type=int, help="only this level (1 province/ministry .. 4)")
     directory.add_argument("--name", help="name contains (case-insensitive)")

@@ -95,9 +95,18 @@ class MailboxClient:
         return self.stub.Watch(mpb.WatchRequest(inbox=inbox, sent=sent, registry=registry), metadata=self.metadata,
                                timeout=timeout)
 
-    def directory(self, parent: str = "", recursive: bool = False, level: int = 0, name_contains: str = "") -> list[mpb.Agency]:
-        return list(self._call(self.stub.Directory, mpb.DirectoryRequest(
-            parent=parent, recursive=recursive, level=level, name_contains=name_contains)).agencies)
+    def directory(self, parent: str = "", recursive: bool = False, level: int = 0, name_contains: str = "",
+                  page_size: int = 0) -> list[mpb.Agency]:
+        """Every page of a listing (no arguments: the whole tree reachable from the node)."""
+        out, token = [], ""
+        while True:
+            resp = self._call(self.stub.Directory, mpb.DirectoryRequest(
+                parent=parent, recursive=recursive, level=level, name_contains=name_contains, page_size=page_size,
+                page_token=token))
+            out.extend(resp.agencies)
+            if not resp.has_more:
+                return out
+            token = resp.next_page_token
 
     def lookup(self, code: str) -> mpb.Agency:
         return self._call(self.stub.Lookup, mpb.AgencyLookupRequest(code=code))

@@ -436,6 +436,7 @@ class NodeSettings(_Section):
     name: Text
     data_dir: DirPath
     parent: AgencyCode | None = None
+    root: Bool = False             # the top of its tree: registers nowhere, whatever the code rule says
     address: Text | None = None    # edXML From/OrganAdd, Email, Telephone of what this node sends
     email: Text | None = None
     phone: Text | None = None
@@ -635,6 +636,9 @@ class LimitsSettings(_Section):
     import_warnings: Count = 50
     lookups_per_second: Rate = 20.0
     lookup_burst: Count = 100
+    parked_per_peer: Count = 1000
+    parked_bytes_per_peer: PositiveSize = 256 << 20
+    park_for: PositiveDuration = 3 * 86400.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -78,6 +78,8 @@ class Reason(enum.Enum):
                     "the CRL is not newer than the one this node holds")
     CRL_STALE = ("CRL_STALE", _C.UNAVAILABLE, False,
                  "this node's CRL is past its next update; it takes no mail until it has a fresh one")
+    PARK_FULL = ("PARK_FULL", _C.RESOURCE_EXHAUSTED, False,
+                 "this peer has too much mail waiting here for agencies that have not registered yet")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -21,6 +21,11 @@ CHECKPOINT_KEPT = "checkpoint_kept"  # peer: the child whose audit checkpoint at
 CRL = "crl"                # peer: where it came from (tls.crl or the parent); crl_number: the list now held
 WATCHING = "watching"  # first event of every stream: the subscription is in place
 QUEUE_BOUND = 10_000
+# the same, as the proto enum clients compare (Event.event_type; the string `type` is kept, deprecated)
+EVENT_TYPES = {WATCHING: mpb.EVENT_TYPE_WATCHING, ARRIVED: mpb.EVENT_TYPE_ARRIVED, DELIVERED: mpb.EVENT_TYPE_DELIVERED,
+               REJECTED: mpb.EVENT_TYPE_REJECTED, EXPIRED: mpb.EVENT_TYPE_EXPIRED,
+               REGISTERED: mpb.EVENT_TYPE_REGISTERED, HEARTBEAT: mpb.EVENT_TYPE_HEARTBEAT,
+               CHECKPOINT: mpb.EVENT_TYPE_CHECKPOINT, CHECKPOINT_KEPT: mpb.EVENT_TYPE_CHECKPOINT_KEPT, CRL: mpb.EVENT_TYPE_CRL}
 
 
 class EventSink(Protocol):
@@ -71,7 +76,7 @@ class EventBus:
         """Publish an event built only if someone watches its type (the hot path has nobody)."""
         subs = self._subs
         if any(type_ in s.types for s in subs):
-            self.publish(mpb.Event(type=type_, **fields))
+            self.publish(mpb.Event(type=type_, event_type=EVENT_TYPES.get(type_, 0), **fields))
 
     def publish(self, event: mpb.Event) -> None:
         event.time_us = time.time_ns() // 1000

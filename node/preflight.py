@@ -8,7 +8,8 @@
   write, and one another node is using: an exclusive `fcntl.flock` on `lienthong.lock`, held
   for the node's life, with the holder's pid written in it (the kernel drops the lock when the
   process dies, so a kill -9 leaves nothing to clean up);
-- a parent the node is told to register with (node.parent) but has no address for in `peers`.
+- a parent the node needs but has no address for in `peers`: node.parent, or, without it, the
+  parent the code rule gives its code (unless `node.root` says the node is the top of its tree).
 
 Files the node creates are 0600 and directories 0700.
 """
@@ -132,9 +133,19 @@ def check_certificate(s: Settings, trust: TrustStore, cert_der: bytes, clock: Cl
 
 
 def check_parent(s: Settings) -> None:
+    """A node that must register (it is not the top of its tree) needs its parent's address: without it,
+    it would serve, never registered and unreachable from the tree, saying nothing."""
+    if s.node.root and s.node.parent:
+        raise ConfigError(f"node.root says {s.node.code} is the top of its tree, node.parent names {s.node.parent}",
+                          path="node.root", expected="either node.root: true or a node.parent", file=_source(s))
     if s.node.parent and not s.peer_address(s.node.parent):
         raise ConfigError(f"parent {s.node.parent} has no address: add it to peers (code and host:port)",
                           path="node.parent", expected="a parent listed in peers", file=_source(s))
+    if (parent := unplaced_parent(s)) is not None:
+        raise ConfigError(f"the code rule places {s.node.code} under {parent}, which has no address here: add "
+                          f"{parent} to peers (code and host:port), or set node.root: true if {s.node.code} is the "
+                          "top of its tree", path="peers",
+                          expected=f"the parent {parent} listed in peers, or node.root: true", file=_source(s))
 
 
 class DataDir:
@@ -202,9 +213,10 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def unplaced_parent(s: Settings) -> str | None:
-    """The parent the code rule gives this node when it has no address for it (the node will not register)."""
+    """The parent the code rule gives this node when it has no address for it (None: it has one, node.parent
+    names one, or node.root says there is none)."""
     from .codes import ROOT, CodeError, Hierarchy
-    if s.node.parent:
+    if s.node.parent or s.node.root:
         return None
     try:
         parent = Hierarchy(dict(s.parents_of)).parent(s.node.code)

@@ -150,10 +150,6 @@ class Node:
                                        check_peer=PeerCheck(self.trust, s.tls.cert, s.tls.key, lambda: self.crl.number))
         self.scheduler = BackgroundScheduler(timezone="UTC")
         parent = self._parent_code(s)
-        if (unplaced := preflight.unplaced_parent(s)) is not None:
-            log.warning("the code rule places %s under %s, which is not in peers: this node will not register "
-                        "anywhere (add %s to peers, or ignore this if %s is the top of its tree)",
-                        s.node.code, unplaced, unplaced, s.node.code)
         reg = s.registry
         self.directory = Directory(
             self.db, self.signer, self.trust, clock, name=s.node.name, configured_parents=dict(s.parents_of),
@@ -169,8 +165,7 @@ class Node:
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
                              parent=parent if parent and s.peer_address(parent) else None,
                              child_endpoint=self.directory.child_endpoint,
-                             hierarchy_of=lambda: self.directory.hierarchy,
-                             awaiting_children=self.directory.awaiting_children)
+                             hierarchy_of=lambda: self.directory.hierarchy)
         # sending: one way to make an envelope; per-hop senders; the agency's sends on top of both
         self.limits = s.limits
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
@@ -226,6 +221,8 @@ class Node:
         """node.parent if configured; else the code rule's parent, if we know its address."""
         if s.node.parent:
             return s.node.parent
+        if s.node.root:
+            return None
         try:
             parent = Hierarchy(dict(s.parents_of)).parent(s.node.code)
         except CodeError:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,6 @@ from node.runtime import Node
 
 A, P = "000.00.01.H53", "000.00.00.H53"
 ROOT = Path(__file__).resolve().parents[1]
-root_only = pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the modes say")
 
 
 @pytest.fixture
@@ -145,8 +146,23 @@ def test_an_own_certificate_from_another_ca_is_refused(handle, pki, tmp_path):
 
 
 def test_a_parent_without_an_address_is_refused(handle):
-    e = build(edited(handle, lambda d: d["node"].update(parent=P)))
+    e = build(edited(handle, lambda d: d["node"].pop("root") and d["node"].update(parent=P)))
     assert e.path == "node.parent" and P in str(e) and "peers" in str(e)
+
+
+def test_a_parent_by_the_code_rule_without_an_address_is_refused_unless_the_node_is_a_root(handle):
+    """No node.parent: the code rule's parent (P for A) is the one it must register with; without its address
+    it would serve, never registered. node.root: true says it is the top of its tree (the harness's tops)."""
+    assert yaml.safe_load(handle.config.read_text())["node"]["root"] is True
+    e = build(edited(handle, lambda d: d["node"].pop("root")))
+    assert e.path == "peers" and P in str(e) and "node.root: true" in str(e)
+    e = build(edited(handle, lambda d: d["node"].update(parent=P)))
+    assert e.path == "node.root" and P in str(e)
+    # with P's address, no node.root is needed: A registers with P
+    fine = edited(handle, lambda d: d["node"].pop("root") and d.update(peers=[{"code": P, "address": "127.0.0.1:9"}]))
+    proc = subprocess.run([sys.executable, "-m", "node", "check-config", "--config", str(fine)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr
 
 
 def test_a_data_dir_that_cannot_be_created_is_refused(handle):
@@ -155,26 +171,69 @@ def test_a_data_dir_that_cannot_be_created_is_refused(handle):
     assert e.path == "node.data_dir" and "cannot create" in str(e)
 
 
-@root_only
-def test_a_data_dir_that_cannot_be_written_is_refused(handle):
-    data = handle.dir / "data"
+NOBODY = 65534  # the unprivileged user a root test run drops to (root reads and writes whatever the modes say)
+SETPRIV = shutil.which("setpriv")
+
+
+@pytest.fixture
+def unprivileged(pki):
+    """A node directory that an unprivileged user owns, and a way to run `lienthong run` as that user.
+
+    As root (CI), the files are chowned to nobody and the node runs under `setpriv` as nobody, so a mode
+    really keeps it out; as anyone else, the node runs as that user. The directory is outside pytest's
+    private tmp (whose 0700 parents nobody may traverse)."""
+    if os.geteuid() == 0 and SETPRIV is None:
+        pytest.skip("running as root without setpriv: the node cannot run unprivileged")
+    top = Path(tempfile.mkdtemp(prefix="lienthong-refusal-"))
+    top.chmod(0o755)
+    h = nodes.prepare_node(top, pki.ca, NodeSpec(A, "Sở A"), {A: "127.0.0.1:0"})
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] if os.geteuid() == 0 else []
+
+    def give(*paths: Path) -> None:
+        if drop:
+            for p in paths:
+                os.chown(p, NOBODY, NOBODY)
+
+    def run() -> subprocess.CompletedProcess:
+        give(h.dir, *h.dir.rglob("*"))
+        return subprocess.run([*drop, sys.executable, "-m", "node", "run", "--config", str(h.config)],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
+    h.run = run
+    yield h
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def refused_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    return line
+
+
+def test_a_data_dir_that_cannot_be_written_is_refused(unprivileged):
+    data = unprivileged.dir / "data"
     data.mkdir(mode=0o500)
-    e = build(handle.config)
-    assert e.path == "node.data_dir" and "cannot write" in str(e)
+    line = refused_line(unprivileged.run())
+    assert "node.data_dir:" in line and "cannot write" in line, line
+    assert list(data.iterdir()) == []
 
 
-@root_only
-def test_a_read_only_mailbox_is_refused(handle):
-    data = handle.dir / "data"
+def test_a_read_only_mailbox_is_refused(unprivileged):
+    data = unprivileged.dir / "data"
     data.mkdir(mode=0o700)
     (data / "mailbox.sqlite3").write_bytes(b"")
     (data / "mailbox.sqlite3").chmod(0o400)
-    e = build(handle.config)
-    assert e.path == "node.data_dir" and "read-only" in str(e)
+    line = refused_line(unprivileged.run())
+    assert "node.data_dir:" in line and "read-only" in line, line
+    assert not (data / "runtime.json").exists()
+
+
+def _drop_root(h) -> None:
+    h.config.write_text(h.config.read_text().replace("root: true", "root: false"))
 
 
 @pytest.mark.parametrize("break_it, key", [
     (lambda h: (h.dir / "keys" / "node.key").chmod(0o644), "tls.key"),
+    (_drop_root, "peers"),
     (lambda h: h.config.write_text(h.config.read_text().replace("data_dir:", "data_dir: plain-file/data #")), "node.data_dir"),
 ])
 def test_lienthong_run_itself_exits_2_naming_the_key_and_binds_nothing(handle, break_it, key):

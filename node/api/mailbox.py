@@ -20,7 +20,7 @@ from ..pb import mailbox_pb2_grpc as mgrpc
 from ..registry.directory import Directory
 from ..store import custody, inbox, outbox
 from ..store.database import Database
-from . import replies
+from . import enums, replies
 from .idempotency import Keys
 
 
@@ -37,6 +37,7 @@ def _page(rows: list, limit: int) -> tuple[list, bool]:
 
 
 MAX_BATCH = 1000  # documents per SendBatch call
+LISTING_KEPT_MS = 60_000  # a Directory listing serves the pages after its first for this long
 
 
 def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.Payload, list[str], int, float | None]:
@@ -54,7 +55,8 @@ def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.
 
 
 def _imported_response(imported) -> mpb.ImportEdxmlResponse:
-    resp = mpb.ImportEdxmlResponse(kind=imported.kind, warnings=imported.warnings,
+    resp = mpb.ImportEdxmlResponse(kind=imported.kind, payload_kind=enums.imported_kind(imported.kind),
+                                   warnings=imported.warnings,
                                    status_message_id=imported.status_message_id)
     if imported.sent is not None:
         resp.sent.CopyFrom(replies.sent_response(imported.sent))
@@ -92,6 +94,8 @@ class MailboxService(mgrpc.MailboxServicer):
         self.bus, self.verify_stored = bus, verify_stored
         self.max_watchers = max_watchers
         self._watchers = threading.BoundedSemaphore(max_watchers)  # each stream holds an API worker
+        self._listings: dict[tuple[str, bool], tuple[int, list[mpb.Agency]]] = {}  # Directory pages after the first
+        self._listings_lock = threading.Lock()
 
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
         def run(within):
@@ -181,8 +185,16 @@ class MailboxService(mgrpc.MailboxServicer):
         if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
             raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}",
                            field="state")
+        state = request.state
+        if request.send_state:
+            named = enums.SEND_STATE_NAME.get(request.send_state)
+            if named is None or (state and state != named):
+                raise Rejected(Reason.INVALID_REQUEST, f"send_state {request.send_state} is not a state"
+                               if named is None else f"send_state {named} and state {state!r} disagree",
+                               field="send_state")
+            state = named
         limit = _limit(request.limit)
-        rows, more = _page(outbox.list_sent(self.db, after_seq=request.after_seq, limit=limit + 1, state=request.state),
+        rows, more = _page(outbox.list_sent(self.db, after_seq=request.after_seq, limit=limit + 1, state=state),
                            limit)
         return mpb.ListSentResponse(entries=[replies.sent_entry(r) for r in rows], has_more=more)
 
@@ -200,7 +212,7 @@ class MailboxService(mgrpc.MailboxServicer):
             sub = self.bus.subscribe(types)
             context.add_callback(sub.close)
             try:
-                yield mpb.Event(type=WATCHING, time_ms=self.clock.now_ms())  # subscribed: nothing after this is missed
+                yield mpb.Event(type=WATCHING, event_type=enums.event_type(WATCHING), time_ms=self.clock.now_ms())  # subscribed: nothing after this is missed
                 while context.is_active():
                     event = sub.get(timeout=0.5)
                     if event is not None:
@@ -211,14 +223,35 @@ class MailboxService(mgrpc.MailboxServicer):
             slot.release()
 
     def Directory(self, request: mpb.DirectoryRequest, context) -> mpb.DirectoryResponse:
-        target = request.parent or self.directory.code
-        entries = self.directory.children(target, request.recursive)
+        """No arguments: the whole tree reachable from here; else children (or the subtree) of a code. Paged by
+        code (the token is the last code of the page before); a listing is kept a few seconds for the pages
+        after the first, so paging a large tree does not walk the tree again for every page."""
+        if len(request.page_token) > 64:
+            raise Rejected(Reason.INVALID_REQUEST, "page_token is not one this node gave", field="page_token")
+        whole = not request.parent and not request.recursive
+        key = ("", False) if whole else (request.parent or self.directory.code, request.recursive)
+        agencies = self._listing(key, request.page_token == "", lambda: (
+            self.directory.whole_tree() if whole else self.directory.children(key[0], key[1])))
         needle = request.name_contains.casefold()
-        agencies = [replies.agency(e) for e in entries]
-        return mpb.DirectoryResponse(agencies=[
-            a for a in agencies
-            if (not request.level or a.level == request.level) and (not needle or needle in a.name.casefold())
-        ])
+        matching = [a for a in agencies if a.code > request.page_token
+                    and (not request.level or a.level == request.level) and (not needle or needle in a.name.casefold())]
+        size = _limit(request.page_size)
+        page, more = _page(matching, size)
+        return mpb.DirectoryResponse(agencies=page, has_more=more, next_page_token=page[-1].code if more else "")
+
+    def _listing(self, key: tuple[str, bool], fresh: bool, fetch) -> list[mpb.Agency]:
+        """Agencies of one listing, ordered by code; a first page always fetches anew."""
+        now = self.clock.now_ms()
+        with self._listings_lock:
+            held = self._listings.get(key)
+        if held is not None and not fresh and now - held[0] <= LISTING_KEPT_MS:
+            return held[1]
+        agencies = sorted({a.code: a for a in map(replies.agency, fetch())}.values(), key=lambda a: a.code)
+        with self._listings_lock:
+            if len(self._listings) >= 16:
+                self._listings.clear()
+            self._listings[key] = (now, agencies)
+        return agencies
 
     def SetStatus(self, request: mpb.SetStatusRequest, context) -> mpb.SetStatusResponse:
         def run(within):

@@ -13,6 +13,7 @@ from ..pb import mailbox_pb2 as mpb
 from ..pb import registry_pb2 as rpb
 from ..store import documents, outbox, statuses
 from ..store.database import Database
+from . import enums
 
 
 def sent_response(posted: Posted) -> mpb.SendResponse:
@@ -25,7 +26,8 @@ def inbox_entry(row: dict) -> mpb.InboxEntry:
                           subject=row["subject"], received_ms=row["received_ms"], acked=row["acked_ms"] is not None,
                           priority=row["priority"], state=row["state"], changed_by=row["changed_by"],
                           status=row["status"], ref_message_id=row["ref_message_id"],
-                          business_doc_type=row["business_doc_type"], pending_request=row["pending_request"])
+                          business_doc_type=row["business_doc_type"], pending_request=row["pending_request"],
+                          doc_state=enums.doc_state(row["state"]), pending=enums.pending(row["pending_request"]))
 
 
 def sent_entry(row: dict) -> mpb.SentEntry:
@@ -33,7 +35,7 @@ def sent_entry(row: dict) -> mpb.SentEntry:
                       next_hop=row["next_hop"], kind=row["kind"], state=row["state"], attempts=row["attempts"],
                       created_ms=row["created_ms"], delivered_ms=row["delivered_ms"] or 0, reason=row["reason"] or "",
                       subject=row["subject"], latest_status=row.get("latest_status") or "",
-                      latest_status_ms=row.get("latest_status_ms") or 0)
+                      latest_status_ms=row.get("latest_status_ms") or 0, send_state=enums.send_state(row["state"]))
     if row["receipt"]:
         e.receipt.ParseFromString(row["receipt"])
     return e
@@ -53,6 +55,7 @@ def track_response(db: Database, doc: documents.SentDocument) -> mpb.TrackRespon
     resp.changes.extend(documents.changes_of(db, doc.doc_id))
     for env in outbox.of_doc(db, doc.doc_id):
         t = resp.recipients.add(recipient=env.recipient, message_id=env.message_id, state=env.state,
+                                send_state=enums.send_state(env.state),
                                 delivered_ms=env.delivered_ms or 0, reason=env.reason or "")
         for s in statuses.returned_on(db, env.message_id):
             status = pb.Status.FromString(s.status)

@@ -68,7 +68,10 @@ class Dispatcher:
             return sender
 
     def wake(self, hop: str) -> None:
-        if self._stopping:
+        """Let `hop`'s sender look at its queue. A hop with no address (a child that has not registered yet:
+        parked mail) is not woken: it would only back off, and a sender per invented code costs threads;
+        its registration wakes it (peer_returned)."""
+        if self._stopping or self.router.address(hop) is None:
             return
         sender = self.hop(hop)
         with self._lock:
@@ -92,6 +95,8 @@ class Dispatcher:
         probe): forget its backoff and send its queue now, not when the backoff would have ended."""
         state = peers.get(self.db, code)
         if not state.failures and not state.next_attempt_ms:
+            if not state.held and outbox.pending_at_least(self.db, code, 1):
+                self.wake(code)  # mail parked for it while it had no address: it may go now
             return False
         with self.db.transaction(durable=False) as tx:
             if not peers.reset(tx, code):
@@ -166,7 +171,27 @@ class Dispatcher:
                     p = outbox.Pending(0, r["message_id"], r["sender"], r["recipient"], r["kind"], r["priority"], 0, b"")
                     self.give_up(tx, p, r["next_hop"], outbox.EXPIRED, Reason.EXPIRED.name,
                                  "lifetime ended before delivery")
-        return len(rows)
+        return len(rows) + self.unpark_due()
+
+    def unpark_due(self) -> int:
+        """Parked mail whose wait (limits.park_for) is over: its sender is told the agency does not exist
+        (UNKNOWN_RECIPIENT, a non-delivery notice); mail whose child registered meanwhile is queued as usual."""
+        rows = outbox.park_ended(self.db, self.clock.now_ms())
+        if not rows:
+            return 0
+        given_up = [r for r in rows if not r["registered"] and self.router.address(r["next_hop"]) is None]
+        with self.db.transaction() as tx:
+            outbox.unpark(tx, [r["message_id"] for r in rows if r not in given_up])
+            for r in given_up:
+                p = outbox.Pending(r["seq"], r["message_id"], r["sender"], r["recipient"], r["kind"], r["priority"],
+                                   r["expires_ms"], b"", r["ref_message_id"], r["created_ms"])
+                self.give_up(tx, p, r["next_hop"], outbox.REJECTED, Reason.UNKNOWN_RECIPIENT.name,
+                             f"no agency {r['recipient']} registered below {self.maker.code} while the envelope "
+                             f"waited there (limits.park_for)")
+        if given_up:
+            log.info("%d parked envelopes ended with a non-delivery notice: no agency registered for them "
+                     "(first: %s to %s)", len(given_up), given_up[0]["message_id"], given_up[0]["recipient"])
+        return len(given_up)
 
     def refuse(self, tx: Transaction, sealed: Sealed, subject: str, doc_id: str | None) -> None:
         """Record a new envelope of ours that cannot be delivered at all (inside the caller's transaction)."""

@@ -1,7 +1,17 @@
-"""Accept envelopes from a peer: verify every byte, take custody durably, answer with signed receipts."""
+"""Accept envelopes from a peer: verify every byte, take custody durably, answer with signed receipts.
+
+Mail for a code the code rule places below us, whose child on the route has not registered (a
+relay restored into an empty registry, a commune not set up yet, or a made-up code), is taken
+and "parked": queued for that child, sent when it registers. A node cannot tell these cases
+apart, so parking is bounded: per handing peer (`limits.parked_per_peer`, `parked_bytes_per_peer`;
+beyond it PARK_FULL, transient, so the peer keeps the envelope) and in time (`limits.park_for`,
+then a non-delivery notice, node.exchange.dispatcher). An insider parking mail for invented codes
+fills only its own quota."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 
 from .. import envelope as env_mod
 from .. import events
@@ -11,7 +21,7 @@ from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
-from ..store import custody
+from ..store import custody, outbox
 from ..incidents import log_incident
 from ..limits import Limits, over
 from ..store.database import Database
@@ -34,6 +44,7 @@ class Intake:
         self.db, self.signer, self.trust, self.router = db, signer, trust, router
         self.clock, self.max_size, self.limits = clock, max_size, limits
         self.queues, self.local_mail, self.events = queues, local_mail, events_
+        self._parking = threading.Lock()  # quota counted and custody committed as one step for parked mail
 
     def receive(self, raws: list[bytes], peer: str | None) -> list[pb.Receipt | Rejected]:
         """One outcome per envelope, in order; all accepted ones committed together.
@@ -60,18 +71,22 @@ class Intake:
                 correlation_id = log_incident(f"checking an envelope from {peer}")
                 results[i] = r = Rejected(Reason.INTERNAL, f"could not be checked (correlation id {correlation_id})")
                 refused.append((_message_id(raw), r))
-        if refused:
-            log.info("refused %d of %d envelopes from %s, first: %s", len(refused), len(raws), peer,
-                     refused[0][1].public_text)
-            custody.record_rejections(self.db, self.clock.now_ms(), peer or "", refused)
-        if accepted:
+        parking = any(item.parked for _, item in accepted)
+        with self._parking if parking else _NO_LOCK:
+            if parking:
+                accepted = self._within_quota(accepted, results, refused)
+            if refused:
+                log.info("refused %d of %d envelopes from %s, first: %s", len(refused), len(raws), peer,
+                         refused[0][1].public_text)
+                custody.record_rejections(self.db, self.clock.now_ms(), peer or "", refused)
             stored = custody.accept(
                 self.db, [item for _, item in accepted],
                 lambda pairs: receipts.issue(self.signer, pairs, self.clock),
                 self.clock.now_ms(),
                 authorize=self.local_mail.authorize,
                 on_store=self.local_mail.on_store,
-            )
+            ) if accepted else []
+        if accepted:
             hops: set[str] = set()
             now = self.clock.now_ms()
             for (i, _), outcome in zip(accepted, stored):
@@ -93,6 +108,34 @@ class Intake:
             self._count(results)
         return results  # type: ignore[return-value]
 
+    def _within_quota(self, accepted: list[tuple[int, custody.Incoming]], results: list,
+                      refused: list[tuple[str, Rejected]]) -> list[tuple[int, custody.Incoming]]:
+        """The accepted items, less the parked ones over their peer's quota (refused PARK_FULL, kept by the peer).
+        A retry of an envelope parked before is answered with its receipt, not counted again."""
+        lim = self.limits
+        seen = custody.received_ids(self.db, [item.message_id for _, item in accepted if item.parked])
+        usage: dict[str, list[int]] = {}
+        kept = []
+        for i, item in accepted:
+            if item.parked is None or item.message_id in seen:
+                kept.append((i, item))
+                continue
+            peer = item.parked.peer
+            used = usage.setdefault(peer, list(outbox.parked_usage(self.db, peer)))
+            if used[0] + 1 > lim.parked_per_peer or used[1] + len(item.raw) > lim.parked_bytes_per_peer:
+                results[i] = r = Rejected(
+                    Reason.PARK_FULL, f"{peer} already has {used[0]} envelopes ({used[1]} bytes) waiting at "
+                    f"{self.signer.code} for agencies not registered yet (limits.parked_per_peer "
+                    f"{lim.parked_per_peer}, parked_bytes_per_peer {lim.parked_bytes_per_peer})",
+                    metadata={"limit": str(lim.parked_per_peer)})
+                refused.append((item.message_id, r))
+                continue
+            used[0] += 1
+            used[1] += len(item.raw)
+            seen.add(item.message_id)  # a second copy in this batch is a repeat, answered like the first
+            kept.append((i, item))
+        return kept
+
     def _count(self, results: list) -> None:
         self.metrics.received(len(results), [r.reason.name for r in results if isinstance(r, Rejected)])
 
@@ -106,13 +149,16 @@ class Intake:
             raise Rejected(Reason.NOT_FOR_THIS_NODE, f"{self.signer.code} does not serve {h.recipient}")
         if peer is not None and not self.router.passes_from(peer, h.sender, h.recipient):
             raise Rejected(Reason.OFF_ROUTE, f"{h.sender} → {h.recipient} does not pass from {peer} to this node")
+        parked = None
         try:
             route = self.router.route(h.recipient)
         except LookupError as e:
             awaited = self.router.awaited_child(h.recipient)
             if awaited is None:
                 raise Rejected(Reason.UNKNOWN_RECIPIENT, str(e)) from None
-            route = (awaited, None)  # custody now; queued until the child registers (transient, retried)
+            route = (awaited, None)  # custody now; queued until the child registers (within a quota and park_for)
+            parked = outbox.Park(peer or v.path[-1][0],
+                                 min(self.clock.now_ms() + int(self.limits.park_for * 1000), h.expires_ms))
         next_hop = route[0] if route else None
         payload = None
         if next_hop is None:
@@ -130,7 +176,10 @@ class Intake:
             raw = env_mod.add_trace(v.envelope, self.signer, self.clock).SerializeToString()
             subject = ""
         return custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
-                                payload=payload, path=v.path)
+                                payload=payload, path=v.path, parked=parked)
+
+
+_NO_LOCK = contextlib.nullcontext()
 
 
 def _without_content(r: Rejected) -> Rejected:

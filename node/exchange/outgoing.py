@@ -167,8 +167,11 @@ class EnvelopeMaker:
         if sealed.header.recipient == self.signer.code:
             inbox.add_in(tx, sealed.header, subject=subject, now_ms=now, envelope=sealed.raw)
         else:
-            outbox.enqueue_in(tx, sealed.header, sealed.raw, sealed.hop or "-", subject, now, origin=origin,
-                              doc_id=doc_id)
+            h, parked = sealed.header, None
+            if sealed.hop and self.router.awaited_child(h.recipient) == sealed.hop:  # a child not registered (yet)
+                parked = outbox.Park(self.code, min(now + int(self.limits.park_for * 1000), h.expires_ms))
+            outbox.enqueue_in(tx, h, sealed.raw, sealed.hop or "-", subject, now, origin=origin,
+                              doc_id=doc_id, parked=parked)
 
 
 class Refuser(Protocol):

@@ -15,15 +15,13 @@ from ..codes import CodeError, Hierarchy
 class Router:
     def __init__(self, code: str, peers: dict[str, str], hierarchy: Hierarchy | None = None, *,
                  parent: str | None = None, child_endpoint: Callable[[str], str | None] | None = None,
-                 hierarchy_of: Callable[[], Hierarchy] | None = None,
-                 awaiting_children: Callable[[], bool] | None = None) -> None:
+                 hierarchy_of: Callable[[], Hierarchy] | None = None) -> None:
         self.code = code
         self.peers = dict(peers)
         self._hierarchy = hierarchy or Hierarchy()
         self._hierarchy_of = hierarchy_of
         self.parent = parent
         self.child_endpoint = child_endpoint or (lambda code: None)
-        self.awaiting_children = awaiting_children or (lambda: False)  # no child has registered here yet
 
     @property
     def hierarchy(self) -> Hierarchy:
@@ -80,13 +78,13 @@ class Router:
         return self.code in route[1:] and route[route.index(self.code) - 1] == peer
 
     def awaited_child(self, recipient: str) -> str | None:
-        """The child of ours the code rule routes `recipient` through, when it has no endpoint yet only because
-        nobody has registered here yet (then it is "not yet", not "no such agency"); else None."""
-        if not self.awaiting_children():
-            return None
+        """The child of ours the code rule routes `recipient` through, when that child has no endpoint (yet);
+        else None. A node cannot tell a child not set up (or not re-registered after a restore) from a code
+        nobody will ever register: it is "not yet" (parked within a quota, node.exchange.intake), never
+        "no such agency" at once."""
         try:
             hop = self.hierarchy.next_hop(self.code, recipient)
-            return hop if self.hierarchy.parent(hop) == self.code else None
+            return hop if self.hierarchy.parent(hop) == self.code and self.address(hop) is None else None
         except (CodeError, ValueError):
             return None
 

@@ -347,10 +347,16 @@ class Cluster:
     # ---- registration ---------------------------------------------------------------
 
     def directory(self, code: str, parent: str = "", recursive: bool = False, timeout: float = 5.0) -> list[mpb.Agency]:
+        """What `code` lists below `parent` (empty: its own children; with recursive, its subtree), every page."""
         c = self.client(code)
-        resp = c.stub.Directory(mpb.DirectoryRequest(parent=parent, recursive=recursive),
-                                metadata=c.metadata, timeout=timeout)
-        return list(resp.agencies)
+        out, token = [], ""
+        while True:
+            resp = c.stub.Directory(mpb.DirectoryRequest(parent=parent or code, recursive=recursive, page_size=1000,
+                                                         page_token=token), metadata=c.metadata, timeout=timeout)
+            out.extend(resp.agencies)
+            if not resp.has_more:
+                return out
+            token = resp.next_page_token
 
     def lookup(self, code: str, target: str, timeout: float = 5.0) -> mpb.Agency:
         c = self.client(code)
@@ -419,11 +425,13 @@ class Cluster:
         self._save()
         return status
 
-    def start(self, code: str) -> None:
+    def start(self, code: str, timeout: float = 60.0) -> None:
+        """Start a stopped node and wait until it is healthy (its pid recorded: down() stops it)."""
         if self.alive(code):
             raise ClusterError(f"{code} is already running (pid {self.nodes[code].pid})")
+        self._reap(code)
         self._spawn(code)
-        self._save()
+        self._wait_healthy(code, timeout)
 
     def restart(self, code: str, timeout: float = 60.0) -> None:
         """Start a stopped node again with the same config and ports; wait until it is healthy,

@@ -85,10 +85,22 @@ def prepare_node(root: Path, ca_dir: Path, spec: NodeSpec, addresses: dict[str, 
     }
     if spec.parent:
         config["node"]["parent"] = spec.parent
+    elif _needs_root(spec):
+        config["node"]["root"] = True  # the top of this test tree, though the code rule places it under another
     for k, v in spec.extra.items():
         config[k] = {**config.get(k, {}), **v} if isinstance(v, dict) and isinstance(config.get(k), dict) else v
     (d / "node.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
     return NodeHandle(spec.code, d, d / "node.yaml", listen, api, token)
+
+
+def _needs_root(spec: NodeSpec) -> bool:
+    """A node without a parent whose code-rule parent is not among its peers: the top of its (test) tree."""
+    from ..codes import ROOT, CodeError, Hierarchy
+    try:
+        parent = Hierarchy(dict(spec.extra.get("parents_of") or {})).parent(spec.code)
+    except CodeError:
+        return False
+    return bool(parent) and parent != ROOT and parent not in spec.peers
 
 
 def start(handle: NodeHandle, python: str = sys.executable) -> None:

@@ -1,11 +1,78 @@
 from node.pb import envelope_pb2 as _envelope_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class DocState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DOC_STATE_UNSPECIFIED: _ClassVar[DocState]
+    DOC_STATE_ACTIVE: _ClassVar[DocState]
+    DOC_STATE_REVOKED: _ClassVar[DocState]
+    DOC_STATE_UPDATED: _ClassVar[DocState]
+    DOC_STATE_REPLACED: _ClassVar[DocState]
+    DOC_STATE_TAKEN_BACK: _ClassVar[DocState]
+
+class PendingRequest(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PENDING_REQUEST_NONE: _ClassVar[PendingRequest]
+    PENDING_REQUEST_TAKE_BACK: _ClassVar[PendingRequest]
+    PENDING_REQUEST_REVOKE: _ClassVar[PendingRequest]
+    PENDING_REQUEST_UPDATE: _ClassVar[PendingRequest]
+    PENDING_REQUEST_REPLACE: _ClassVar[PendingRequest]
+
+class SendState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEND_STATE_UNSPECIFIED: _ClassVar[SendState]
+    SEND_STATE_PENDING: _ClassVar[SendState]
+    SEND_STATE_DELIVERED: _ClassVar[SendState]
+    SEND_STATE_REJECTED: _ClassVar[SendState]
+    SEND_STATE_EXPIRED: _ClassVar[SendState]
+
+class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_TYPE_UNSPECIFIED: _ClassVar[EventType]
+    EVENT_TYPE_WATCHING: _ClassVar[EventType]
+    EVENT_TYPE_ARRIVED: _ClassVar[EventType]
+    EVENT_TYPE_DELIVERED: _ClassVar[EventType]
+    EVENT_TYPE_REJECTED: _ClassVar[EventType]
+    EVENT_TYPE_EXPIRED: _ClassVar[EventType]
+    EVENT_TYPE_REGISTERED: _ClassVar[EventType]
+    EVENT_TYPE_HEARTBEAT: _ClassVar[EventType]
+    EVENT_TYPE_CHECKPOINT: _ClassVar[EventType]
+    EVENT_TYPE_CHECKPOINT_KEPT: _ClassVar[EventType]
+    EVENT_TYPE_CRL: _ClassVar[EventType]
+DOC_STATE_UNSPECIFIED: DocState
+DOC_STATE_ACTIVE: DocState
+DOC_STATE_REVOKED: DocState
+DOC_STATE_UPDATED: DocState
+DOC_STATE_REPLACED: DocState
+DOC_STATE_TAKEN_BACK: DocState
+PENDING_REQUEST_NONE: PendingRequest
+PENDING_REQUEST_TAKE_BACK: PendingRequest
+PENDING_REQUEST_REVOKE: PendingRequest
+PENDING_REQUEST_UPDATE: PendingRequest
+PENDING_REQUEST_REPLACE: PendingRequest
+SEND_STATE_UNSPECIFIED: SendState
+SEND_STATE_PENDING: SendState
+SEND_STATE_DELIVERED: SendState
+SEND_STATE_REJECTED: SendState
+SEND_STATE_EXPIRED: SendState
+EVENT_TYPE_UNSPECIFIED: EventType
+EVENT_TYPE_WATCHING: EventType
+EVENT_TYPE_ARRIVED: EventType
+EVENT_TYPE_DELIVERED: EventType
+EVENT_TYPE_REJECTED: EventType
+EVENT_TYPE_EXPIRED: EventType
+EVENT_TYPE_REGISTERED: EventType
+EVENT_TYPE_HEARTBEAT: EventType
+EVENT_TYPE_CHECKPOINT: EventType
+EVENT_TYPE_CHECKPOINT_KEPT: EventType
+EVENT_TYPE_CRL: EventType
 
 class SendRequest(_message.Message):
     __slots__ = ("document", "recipients", "priority", "lifetime_seconds", "client_key")
@@ -64,7 +131,7 @@ class ListInboxRequest(_message.Message):
     def __init__(self, only_new: _Optional[bool] = ..., limit: _Optional[int] = ..., after_seq: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[_envelope_pb2.Kind, str]]] = ...) -> None: ...
 
 class InboxEntry(_message.Message):
-    __slots__ = ("seq", "message_id", "sender", "kind", "subject", "received_ms", "acked", "priority", "state", "changed_by", "status", "ref_message_id", "business_doc_type", "pending_request")
+    __slots__ = ("seq", "message_id", "sender", "kind", "subject", "received_ms", "acked", "priority", "state", "changed_by", "status", "ref_message_id", "business_doc_type", "pending_request", "doc_state", "pending")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +146,8 @@ class InboxEntry(_message.Message):
     REF_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     BUSINESS_DOC_TYPE_FIELD_NUMBER: _ClassVar[int]
     PENDING_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    DOC_STATE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     seq: int
     message_id: str
     sender: str
@@ -93,7 +162,9 @@ class InboxEntry(_message.Message):
     ref_message_id: str
     business_doc_type: int
     pending_request: str
-    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., sender: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., subject: _Optional[str] = ..., received_ms: _Optional[int] = ..., acked: _Optional[bool] = ..., priority: _Optional[int] = ..., state: _Optional[str] = ..., changed_by: _Optional[str] = ..., status: _Optional[str] = ..., ref_message_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., pending_request: _Optional[str] = ...) -> None: ...
+    doc_state: DocState
+    pending: PendingRequest
+    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., sender: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., subject: _Optional[str] = ..., received_ms: _Optional[int] = ..., acked: _Optional[bool] = ..., priority: _Optional[int] = ..., state: _Optional[str] = ..., changed_by: _Optional[str] = ..., status: _Optional[str] = ..., ref_message_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., pending_request: _Optional[str] = ..., doc_state: _Optional[_Union[DocState, str]] = ..., pending: _Optional[_Union[PendingRequest, str]] = ...) -> None: ...
 
 class ListInboxResponse(_message.Message):
     __slots__ = ("entries", "has_more")
@@ -152,17 +223,19 @@ class AckResponse(_message.Message):
     def __init__(self, was_new: _Optional[bool] = ...) -> None: ...
 
 class ListSentRequest(_message.Message):
-    __slots__ = ("limit", "after_seq", "state")
+    __slots__ = ("limit", "after_seq", "state", "send_state")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    SEND_STATE_FIELD_NUMBER: _ClassVar[int]
     limit: int
     after_seq: int
     state: str
-    def __init__(self, limit: _Optional[int] = ..., after_seq: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
+    send_state: SendState
+    def __init__(self, limit: _Optional[int] = ..., after_seq: _Optional[int] = ..., state: _Optional[str] = ..., send_state: _Optional[_Union[SendState, str]] = ...) -> None: ...
 
 class SentEntry(_message.Message):
-    __slots__ = ("seq", "message_id", "recipient", "next_hop", "kind", "state", "attempts", "created_ms", "delivered_ms", "reason", "receipt", "subject", "latest_status", "latest_status_ms")
+    __slots__ = ("seq", "message_id", "recipient", "next_hop", "kind", "state", "attempts", "created_ms", "delivered_ms", "reason", "receipt", "subject", "latest_status", "latest_status_ms", "send_state")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
@@ -177,6 +250,7 @@ class SentEntry(_message.Message):
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     LATEST_STATUS_FIELD_NUMBER: _ClassVar[int]
     LATEST_STATUS_MS_FIELD_NUMBER: _ClassVar[int]
+    SEND_STATE_FIELD_NUMBER: _ClassVar[int]
     seq: int
     message_id: str
     recipient: str
@@ -191,7 +265,8 @@ class SentEntry(_message.Message):
     subject: str
     latest_status: str
     latest_status_ms: int
-    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., created_ms: _Optional[int] = ..., delivered_ms: _Optional[int] = ..., reason: _Optional[str] = ..., receipt: _Optional[_Union[_envelope_pb2.Receipt, _Mapping]] = ..., subject: _Optional[str] = ..., latest_status: _Optional[str] = ..., latest_status_ms: _Optional[int] = ...) -> None: ...
+    send_state: SendState
+    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., created_ms: _Optional[int] = ..., delivered_ms: _Optional[int] = ..., reason: _Optional[str] = ..., receipt: _Optional[_Union[_envelope_pb2.Receipt, _Mapping]] = ..., subject: _Optional[str] = ..., latest_status: _Optional[str] = ..., latest_status_ms: _Optional[int] = ..., send_state: _Optional[_Union[SendState, str]] = ...) -> None: ...
 
 class ListSentResponse(_message.Message):
     __slots__ = ("entries", "has_more")
@@ -212,7 +287,7 @@ class WatchRequest(_message.Message):
     def __init__(self, inbox: _Optional[bool] = ..., sent: _Optional[bool] = ..., registry: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code", "seq", "crl_number")
+    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code", "seq", "crl_number", "event_type")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
@@ -225,6 +300,7 @@ class Event(_message.Message):
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CRL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     type: str
     message_id: str
     peer: str
@@ -237,19 +313,24 @@ class Event(_message.Message):
     status_code: str
     seq: int
     crl_number: int
-    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., seq: _Optional[int] = ..., crl_number: _Optional[int] = ...) -> None: ...
+    event_type: EventType
+    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., seq: _Optional[int] = ..., crl_number: _Optional[int] = ..., event_type: _Optional[_Union[EventType, str]] = ...) -> None: ...
 
 class DirectoryRequest(_message.Message):
-    __slots__ = ("parent", "recursive", "level", "name_contains")
+    __slots__ = ("parent", "recursive", "level", "name_contains", "page_size", "page_token")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     NAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     parent: str
     recursive: bool
     level: int
     name_contains: str
-    def __init__(self, parent: _Optional[str] = ..., recursive: _Optional[bool] = ..., level: _Optional[int] = ..., name_contains: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., recursive: _Optional[bool] = ..., level: _Optional[int] = ..., name_contains: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Agency(_message.Message):
     __slots__ = ("code", "name", "level", "parent", "endpoint", "reachable", "last_seen_ms")
@@ -270,10 +351,14 @@ class Agency(_message.Message):
     def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., endpoint: _Optional[str] = ..., reachable: _Optional[bool] = ..., last_seen_ms: _Optional[int] = ...) -> None: ...
 
 class DirectoryResponse(_message.Message):
-    __slots__ = ("agencies",)
+    __slots__ = ("agencies", "has_more", "next_page_token")
     AGENCIES_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     agencies: _containers.RepeatedCompositeFieldContainer[Agency]
-    def __init__(self, agencies: _Optional[_Iterable[_Union[Agency, _Mapping]]] = ...) -> None: ...
+    has_more: bool
+    next_page_token: str
+    def __init__(self, agencies: _Optional[_Iterable[_Union[Agency, _Mapping]]] = ..., has_more: _Optional[bool] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AgencyLookupRequest(_message.Message):
     __slots__ = ("code",)
@@ -336,7 +421,7 @@ class StatusView(_message.Message):
     def __init__(self, status_code: _Optional[str] = ..., time_ms: _Optional[int] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., message_id: _Optional[str] = ..., received_ms: _Optional[int] = ...) -> None: ...
 
 class RecipientTrack(_message.Message):
-    __slots__ = ("recipient", "message_id", "state", "delivered_ms", "arrived_ms", "path", "statuses", "reason", "latest_status")
+    __slots__ = ("recipient", "message_id", "state", "delivered_ms", "arrived_ms", "path", "statuses", "reason", "latest_status", "send_state")
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -346,6 +431,7 @@ class RecipientTrack(_message.Message):
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     LATEST_STATUS_FIELD_NUMBER: _ClassVar[int]
+    SEND_STATE_FIELD_NUMBER: _ClassVar[int]
     recipient: str
     message_id: str
     state: str
@@ -355,7 +441,8 @@ class RecipientTrack(_message.Message):
     statuses: _containers.RepeatedCompositeFieldContainer[StatusView]
     reason: str
     latest_status: str
-    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ..., state: _Optional[str] = ..., delivered_ms: _Optional[int] = ..., arrived_ms: _Optional[int] = ..., path: _Optional[_Iterable[_Union[HopView, _Mapping]]] = ..., statuses: _Optional[_Iterable[_Union[StatusView, _Mapping]]] = ..., reason: _Optional[str] = ..., latest_status: _Optional[str] = ...) -> None: ...
+    send_state: SendState
+    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ..., state: _Optional[str] = ..., delivered_ms: _Optional[int] = ..., arrived_ms: _Optional[int] = ..., path: _Optional[_Iterable[_Union[HopView, _Mapping]]] = ..., statuses: _Optional[_Iterable[_Union[StatusView, _Mapping]]] = ..., reason: _Optional[str] = ..., latest_status: _Optional[str] = ..., send_state: _Optional[_Union[SendState, str]] = ...) -> None: ...
 
 class TrackRequest(_message.Message):
     __slots__ = ("doc_id",)
@@ -392,16 +479,18 @@ class ImportEdxmlRequest(_message.Message):
     def __init__(self, packet: _Optional[bytes] = ..., recipients: _Optional[_Iterable[str]] = ..., ref_message_id: _Optional[str] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class ImportEdxmlResponse(_message.Message):
-    __slots__ = ("kind", "sent", "status_message_id", "warnings")
+    __slots__ = ("kind", "sent", "status_message_id", "warnings", "payload_kind")
     KIND_FIELD_NUMBER: _ClassVar[int]
     SENT_FIELD_NUMBER: _ClassVar[int]
     STATUS_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_KIND_FIELD_NUMBER: _ClassVar[int]
     kind: str
     sent: SendResponse
     status_message_id: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, kind: _Optional[str] = ..., sent: _Optional[_Union[SendResponse, _Mapping]] = ..., status_message_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    payload_kind: _envelope_pb2.Kind
+    def __init__(self, kind: _Optional[str] = ..., sent: _Optional[_Union[SendResponse, _Mapping]] = ..., status_message_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., payload_kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ...) -> None: ...
 
 class ExportEdxmlRequest(_message.Message):
     __slots__ = ("message_id", "unwrap_attachments")

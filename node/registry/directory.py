@@ -365,6 +365,29 @@ class Directory:
                     log.info("subtree of %s not listed: %s", c.code, r.public_text)
         return entries
 
+    MAX_CLIMB = 8  # national → province → district → commune is 4; odd codes may add a few
+
+    def top(self) -> str:
+        """The highest node this one reaches through its parents (itself without one): the agencies' own
+        signed records name each one's parent. A parent that does not answer ends the climb there."""
+        code, parent = self.code, (self.parent if self.parent_address else None)
+        for _ in range(self.MAX_CLIMB):
+            if not parent:
+                break
+            try:
+                record = records.verify(self.lookup(parent).record, self.trust)
+            except Rejected as r:
+                log.info("directory: the tree above %s not reached: %s", code, r.public_text)
+                break
+            code, parent = parent, record.parent
+        return code
+
+    def whole_tree(self) -> list[rpb.DirectoryEntry]:
+        """Every agency reachable from this node: the top of its tree and everything registered below it."""
+        top = self.top()
+        head = self.own_entry() if top == self.code else self.lookup(top)
+        return [head, *self.children(top, recursive=True)]
+
     def _proven(self, under: str, entries) -> list[rpb.DirectoryEntry]:
         """What another node listed below `under`, but only agencies' own signed records, each below `under`
         where this node can place it: a child answering for its subtree may not make agencies up, nor
@@ -400,17 +423,10 @@ class Directory:
             return self._call(self.parent, self.parent_address, lambda stub: call(stub, True))
         raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
 
-    def awaiting_children(self) -> bool:
-        """No child has registered here yet: a code placed under us by the code rule may just not be set up."""
-        return not self._endpoints
-
     def _call_down(self, child_code: str, call):
         child = store.get(self.db, child_code)
-        if child is None:
-            if self.awaiting_children():
-                raise Rejected(Reason.NOT_REGISTERED_YET,
-                               f"{child_code} has not registered with {self.code} (no child has yet)")
-            raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {child_code} is registered with {self.code}")
+        if child is None:  # placed under us by the code rule, not registered: "not yet" (a restore, a new commune)
+            raise Rejected(Reason.NOT_REGISTERED_YET, f"{child_code} has not registered with {self.code} (yet)")
         return self._call(child_code, child.endpoint, call)
 
     def _call(self, code: str, address: str, call):
@@ -420,8 +436,8 @@ class Directory:
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 raise Rejected(Reason.UNKNOWN_RECIPIENT, detail_of(e) or "not found") from None
             refused = rejected_of(e)
-            if refused is not None and refused.reason.permanent:
-                raise refused from None
+            if refused is not None and (refused.reason.permanent or refused.reason is Reason.NOT_REGISTERED_YET):
+                raise refused from None  # the node that knows said so ("not yet" is its answer, not a failure)
             raise Rejected(Reason.UNREACHABLE, f"{code} at {address}: {e.code().name}") from None
 
     # ---- towards our parent ----------------------------------------------------------

@@ -27,6 +27,7 @@ class Incoming:
     next_hop: str | None  # None: for this node's own mailbox; else relay onwards
     payload: pb.Payload | None = None  # parsed, for our own mail
     path: list | None = None           # verified (code, time_ms) hops, for our own mail
+    parked: outbox.Park | None = None  # relayed to a child that has not registered yet (node.exchange.intake)
 
 
 def accept(
@@ -125,7 +126,7 @@ def _store(tx: Transaction, item: Incoming, receipt: pb.Receipt, now_ms: int,
         if on_store is not None:
             on_store(tx, item)
     else:
-        outbox.enqueue_in(tx, h, item.raw, item.next_hop, item.subject, now_ms, origin="relay")
+        outbox.enqueue_in(tx, h, item.raw, item.next_hop, item.subject, now_ms, origin="relay", parked=item.parked)
 
 
 def _used_elsewhere(tx: Transaction, message_ids: set[str]) -> set[str]:
@@ -158,6 +159,16 @@ def record_rejections(db: Database, now_ms: int, peer: str, refused: list[tuple[
     """Envelopes refused before custody, in one bookkeeping commit (a batch of bad envelopes costs one write)."""
     with db.transaction(durable=False) as tx:
         audit.append_many(tx, [(now_ms, audit.REJECTED_IN, m, peer, r.public_text) for m, r in refused])
+
+
+def received_ids(db: Database, message_ids: list[str]) -> set[str]:
+    """Which of these ids were taken into custody before (a retry of one is answered, not counted again)."""
+    found: set[str] = set()
+    for start in range(0, len(message_ids), 500):
+        chunk = message_ids[start:start + 500]
+        found.update(r["message_id"] for r in db.query(
+            f"SELECT message_id FROM received WHERE message_id IN ({','.join('?' * len(chunk))})", chunk))
+    return found
 
 
 def stored_receipt(db: Database, message_id: str) -> pb.Receipt | None:

@@ -31,16 +31,51 @@ class Pending:
 
 
 def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
-               origin: str = "local", doc_id: str | None = None) -> None:
+               origin: str = "local", doc_id: str | None = None, parked: "Park | None" = None) -> None:
     conn.execute(
         "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
-        " created_ms, expires_ms, doc_id, ref_message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        " created_ms, expires_ms, doc_id, ref_message_id, parked_by, park_until_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (header.message_id, header.sender, header.recipient, next_hop, header.kind, header.priority,
-         subject, origin, header.created_ms, header.expires_ms, doc_id, header.ref_message_id),
+         subject, origin, header.created_ms, header.expires_ms, doc_id, header.ref_message_id,
+         parked.peer if parked else None, parked.until_ms if parked else None),
     )
     conn.execute("INSERT INTO outbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
     kind = "" if header.kind == pb.DOCUMENT else f"{KIND_WORDS.get(header.kind, 'envelope')} "
     audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop, f"{kind}to {header.recipient}")
+
+
+@dataclass(frozen=True)
+class Park:
+    """Relayed mail for a node that has not registered yet: who handed it over, and how long it may wait."""
+    peer: str
+    until_ms: int
+
+
+# parked rows still waiting for a node that has no endpoint here (one that registered no longer counts)
+_STILL_PARKED = ("parked_by = ? AND state = 'pending' AND next_hop NOT IN"
+                 " (SELECT code FROM registry WHERE endpoint != '')")
+
+
+def parked_usage(db: Database, peer: str) -> tuple[int, int]:
+    """(envelopes, bytes) that `peer` handed us and that still wait for a node to register (its quota)."""
+    r = db.query_one("SELECT count(*) AS n, coalesce(sum(length(raw)), 0) AS size"
+                     " FROM outbox JOIN outbox_envelope USING (message_id) WHERE " + _STILL_PARKED, (peer,))
+    return r["n"], r["size"]
+
+
+def park_ended(db: Database, now_ms: int, limit: int = 500) -> list[dict]:
+    """Parked envelopes whose wait is over, each with whether its next hop has registered since."""
+    return db.query(
+        "SELECT seq, message_id, sender, recipient, next_hop, kind, priority, expires_ms, ref_message_id,"
+        " park_until_ms, created_ms, EXISTS (SELECT 1 FROM registry r WHERE r.code = outbox.next_hop"
+        " AND r.endpoint != '') AS registered FROM outbox"
+        " WHERE parked_by IS NOT NULL AND state = 'pending' AND park_until_ms < ? LIMIT ?", (now_ms, limit))
+
+
+def unpark(conn, message_ids: list[str]) -> None:
+    """Its node registered: an ordinary queued envelope from now on (kept until its own expiry)."""
+    conn.executemany("UPDATE outbox SET parked_by = NULL, park_until_ms = NULL WHERE message_id = ?",
+                     [(m,) for m in message_ids])
 
 
 def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: set[str] = frozenset()) -> list[Pending]:

@@ -262,3 +262,16 @@ def m0010_audit_chain(db) -> None:
             PRIMARY KEY (code, seq))""",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0011_parked")
+def m0011_parked(db) -> None:
+    # relayed mail for a code below us by the code rule whose node has not registered yet ("parked"): who
+    # handed it over (a per-peer quota counts it) and until when it may wait for a registration before
+    # its sender is told (limits.park_for)
+    for sql in (
+        "ALTER TABLE outbox ADD COLUMN parked_by TEXT",
+        "ALTER TABLE outbox ADD COLUMN park_until_ms INTEGER",
+        "CREATE INDEX outbox_parked ON outbox(parked_by) WHERE parked_by IS NOT NULL AND state = 'pending'",
+    ):
+        db.execute(sql)

@@ -40,7 +40,11 @@ def running(directory: Path, topo: Topology, **up) -> Iterator[Cluster]:
     except BaseException:
         c.kill_all()
         raise
-    yield c
+    try:
+        yield c
+    except BaseException:
+        c.kill_all()  # a failed test must not leave its nodes running
+        raise
     statuses = c.close()
     assert statuses == {code: 0 for code in c.nodes}, f"nodes did not stop cleanly: {statuses}"
 

@@ -88,8 +88,7 @@ def test_every_commune_reaches_every_commune_a_district_and_a_province_once_with
 
 
 @pytest.mark.parametrize("unknown", [
-    "000.99.38.H53",   # well-formed, under a real district, but nobody registered it
-    "000.21.35.H61",   # in a province that is not in the tree at all
+    "vxp.nobody.99",   # outside the QCVN form and placed nowhere: nobody in the tree has it
 ])
 def test_an_unknown_recipient_gets_a_notice_back_and_no_retries(cluster, unknown):
     sender = "000.21.35.H53"
@@ -110,6 +109,24 @@ def test_an_unknown_recipient_gets_a_notice_back_and_no_retries(cluster, unknown
     assert "UNKNOWN_RECIPIENT" in entry.reason
     # nothing was left queued for retry anywhere on the way
     assert not [s for s in client.sent_all(state="pending") if s.seq > mark]
+
+
+def test_a_recipient_in_a_province_not_registered_yet_is_parked_not_refused(cluster):
+    """The code rule places 000.21.35.H61 under a province that never registered with the root: "not yet"
+    (NOT_REGISTERED_YET), so the relays take custody and the root keeps it for that province, within the
+    sender's quota, instead of refusing it for good (issue 12)."""
+    sender, unknown = "000.21.35.H53", "000.21.35.H61"
+    client = cluster.client(sender)
+    with pytest.raises(grpc.RpcError) as e:
+        client.lookup(unknown)
+    assert reason_of(e.value) == "NOT_REGISTERED_YET"
+    with EventWaiter(client) as events:
+        [sent] = client.send(document(sender, 98), [unknown]).envelopes
+        mid = sent.message_id
+        events.wait(lambda evs: any(e.type == "delivered" and e.message_id == mid for e in evs), 30)
+    [entry] = [s for s in client.sent_all() if s.message_id == mid]
+    assert entry.state == "delivered"  # custody passed to the first hop; nothing refused on the way
+    assert not [e for e in events.events if e.message_id == mid and e.type in ("rejected", "expired")]
 
 
 # ---- the registry refuses children that are not who or where they say ----------------------
@@ -207,6 +224,9 @@ def test_the_tree_is_the_directory(cluster, small):
     assert sub == set(small.subtree("000.00.00.H29"))
     found = cluster.lookup("000.23.38.H53", "000.22.32.H29")
     assert (found.code, found.parent, found.endpoint) == ("000.22.32.H29", "000.00.32.H29", cluster.nodes["000.22.32.H29"].listen)
-    with pytest.raises(grpc.RpcError) as e:
+    with pytest.raises(grpc.RpcError) as e:  # placed under 000.00.38.H53 by the code rule, never registered
         cluster.lookup("000.23.38.H53", "000.99.38.H53")
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE and reason_of(e.value) == "NOT_REGISTERED_YET"
+    with pytest.raises(grpc.RpcError) as e:  # no place in the tree at all
+        cluster.lookup("000.23.38.H53", "vxp.nobody.99")
     assert e.value.code() == grpc.StatusCode.NOT_FOUND

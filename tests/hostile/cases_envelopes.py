@@ -13,7 +13,7 @@ from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
 
 from .core import Observed, Scene, call, case, outcome
-from .world import (C1, C2, D, G, M, MAX_SIZE, P, R, TIMEOUT, X, document, edited, expired_identity, foreign_identity, forged,
+from .world import (C1, C2, D, G, M, MAX_SIZE, P, PARKED_PER_PEER, R, TIMEOUT, X, poll, document, edited, expired_identity, foreign_identity, forged,
                     relayed, seal, status, unknown_version)
 
 DELIVER = "Exchange.Deliver, M → D"
@@ -128,9 +128,23 @@ def _(s):
     return deliver(s, relayed(seal(s.w.signer(X), R)[1], s.w.signer(M)))
 
 
-@case("envelope", "mail for an unregistered code below the victim", "NOT_FOUND", "UNKNOWN_RECIPIENT", via=DELIVER)
+@case("limits", "mail for made-up codes below the victim, past the insider's parking quota", "RESOURCE_EXHAUSTED",
+      "PARK_FULL", via=DELIVER)
 def _(s):
-    return deliver(s, seal(s.w.signer(M), "000.29.35.H53")[1])
+    """Below D by the code rule but never registered: D cannot tell them from communes not set up yet, so it
+    parks them (transient, not refused), but only PARKED_PER_PEER of M's; the next is refused for now (M
+    keeps it). A retry of one parked is answered with its receipt, and the quota is M's alone: an honest
+    commune's mail for a code not registered yet is still parked."""
+    m = s.w.signer(M)
+    parked = [seal(m, f"000.{29 + i}.35.H53", lifetime_s=10 * YEAR_MS / 1000) for i in range(PARKED_PER_PEER)]
+    for header, raw in parked:
+        assert deliver(s, raw).status == "OK"
+    refused = deliver(s, seal(m, "000.39.35.H53", lifetime_s=10 * YEAR_MS / 1000)[1])
+    assert deliver(s, parked[0][1]).status == "OK"  # the same envelope again: its stored receipt
+    sent = s.w.api(C1).send(pb.Document(subject="Gửi xã mới"), ["000.40.35.H53"]).envelopes[0].message_id
+    poll("D parks C1's mail", lambda: s.w.rows(D, f"SELECT 1 FROM outbox WHERE message_id = '{sent}' "
+                                                  f"AND parked_by = '{C1}' AND state = 'pending'"))
+    return refused.allowing(sent, *(h.message_id for h, _ in parked))
 
 
 @case("envelope", "envelope over the victim's size limit", "RESOURCE_EXHAUSTED", "TOO_LARGE", via=DELIVER)

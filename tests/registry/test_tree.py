@@ -32,7 +32,7 @@ def tree(tmp_path_factory):
 
 def test_children_register_and_the_directory_lists_them(tree):
     province = tree[P][1].client()
-    assert {a.code for a in province.directory()} == {D1, D2}
+    assert {a.code for a in province.directory(parent=P)} == {D1, D2}
     everyone = province.directory(recursive=True)
     assert {a.code for a in everyone} == {D1, D2, C1, C2}
     assert all(a.reachable for a in everyone)
@@ -49,7 +49,10 @@ def test_lookup_walks_up_then_down(tree):
     assert (found.code, found.parent, found.level) == (C2, D2, 3)
     assert found.endpoint == tree[C2][1].listen
     with pytest.raises(grpc.RpcError) as e:
-        tree[C1][1].client().lookup("000.99.38.H53")
+        tree[C1][1].client().lookup("000.99.38.H53")  # placed under D2 by the code rule, not registered: not yet
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE and reason_of(e.value) == "NOT_REGISTERED_YET"
+    with pytest.raises(grpc.RpcError) as e:
+        tree[C1][1].client().lookup("vxp.nobody.99")  # no place in the tree at all: nobody has it
     assert e.value.code() == grpc.StatusCode.NOT_FOUND and reason_of(e.value) == "UNKNOWN_RECIPIENT"
 
 
@@ -69,7 +72,7 @@ def test_commune_to_commune_is_relayed_with_its_full_verified_path(tree):
 def test_unknown_recipient_gets_a_notice_not_a_retry_storm(tree):
     sender = tree[C1][1].client()
     with EventWaiter(sender) as events:
-        [sent] = sender.send(pb.Document(subject="Không ai nhận"), ["000.99.38.H53"]).envelopes
+        [sent] = sender.send(pb.Document(subject="Không ai nhận"), ["vxp.nobody.99"]).envelopes
         events.wait(lambda evs: any(e.type == "arrived" for e in evs), timeout=30)
     [entry] = [e for e in sender.sent_all() if e.message_id == sent.message_id]
     assert entry.state == "rejected" and entry.reason.startswith("UNKNOWN_RECIPIENT") and entry.attempts <= 1
@@ -103,4 +106,4 @@ def test_registering_another_agencys_code_is_refused(tree):
     with pytest.raises(grpc.RpcError) as e:
         register_as(tree, C1, tree[C2][0].signer, at=D2)  # C1's connection, C2's record
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED and reason_of(e.value) == "SENDER_MISMATCH"
-    assert {a.endpoint for a in tree[D2][1].client().directory()} == {tree[C2][1].listen}
+    assert {a.endpoint for a in tree[D2][1].client().directory(parent=D2)} == {tree[C2][1].listen}

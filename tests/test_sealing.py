@@ -333,3 +333,17 @@ def test_relayed_and_already_sealed_envelopes_are_not_touched(tmp_path, sender, 
         raise AssertionError("no lookup for envelopes that are not ours to seal")
     out = LateSealer(Database(tmp_path / "r.sqlite3"), ours, never)([_pending(theirs), _pending(sealed)])
     assert [p.envelope for p in out.ready] == [theirs.raw, sealed.raw]
+
+
+@pytest.mark.parametrize("mode, goes", [("preferred", True), ("required", False)])
+def test_a_recipient_the_tree_has_no_record_of_yet_is_handed_over_to_be_parked_only_when_preferred(
+        tmp_path, sender, clock, keys_of, mode, goes):
+    """No key exists to wait for: `preferred` lets a relay park it (issue 12); `required` keeps it home."""
+    m = maker(sender, clock, keys_of[SENDER], mode)
+    s = m.seal(document(), RECEIVER, RELAY, clear_ok=True)
+
+    def not_yet(code):
+        raise Rejected(Reason.NOT_REGISTERED_YET, f"{code} has not registered (yet)")
+    out = LateSealer(Database(tmp_path / "a.sqlite3"), m, not_yet)([_pending(s)])
+    assert [p.envelope for p in out.ready] == ([s.raw] if goes else [])
+    assert len(out.waiting) == (0 if goes else 1) and not out.refused

@@ -6,7 +6,9 @@ this node's own outbox (node.exchange.outgoing._seal_to). Before any envelope th
 handed over, this looks the key up again: found, the envelope is made again sealed, with its first
 message id and times, and replaces the stored bytes; the record publishing no key (a node older
 than sealing) lets it go in clear under `preferred` and refuses a document under `required`; the
-lookup still failing keeps it here for a later attempt. Relays' envelopes are not ours to touch.
+tree not reachable keeps it here for a later attempt (the hop backs off: it is the same way up);
+the tree answering that the agency has not registered (yet) lets it go as made under `preferred`,
+for a relay to park, and keeps it here under `required`. Relays' envelopes are not ours to touch.
 """
 from __future__ import annotations
 
@@ -22,6 +24,11 @@ from .hop import Prepared, ready_as_is
 from .outgoing import EnvelopeMaker
 
 log = logging.getLogger(__name__)
+
+# the tree answered, and has no record of the recipient (yet): there is no key to wait for on this side.
+# `preferred` hands it over as made (a relay parks it until the agency registers: issue 12), `required`
+# keeps it here until the agency registers and its key can be had.
+NO_RECORD = (Reason.NOT_REGISTERED_YET, Reason.UNKNOWN_RECIPIENT)
 
 
 class LateSealer:
@@ -41,6 +48,9 @@ class LateSealer:
             try:
                 key = self.seal_key_of(p.recipient)
             except Rejected as r:
+                if r.reason in NO_RECORD and self.maker.seal_mode == "preferred":
+                    out.ready.append(p)  # no key anywhere yet: goes as made, to be parked where it belongs
+                    continue
                 out.waiting.append((p.message_id, f"kept until the seal key of {p.recipient} is known: "
                                                   f"{r.public_text}"))
                 continue

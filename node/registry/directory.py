@@ -488,7 +488,10 @@ class Directory:
                 self.on_alive(self.parent, "took our heartbeat")
                 self._caught_up(resp.crl_der)
         except Rejected as r:
+            # said once per change, not once per tick: a parent down for a day is one line, not 86,400
+            repeated = r.public_text == self.parent_error
             self.parent_error = r.public_text
             if r.reason is Reason.UNKNOWN_RECIPIENT and self.registered:
                 self.registered = False  # the parent forgot us: register again on the next tick
-            log.log(logging.WARNING if r.reason.permanent else logging.INFO, "registry: %s", r.public_text)
+            level = logging.DEBUG if repeated else logging.WARNING if r.reason.permanent else logging.INFO
+            log.log(level, "registry: %s", r.public_text)

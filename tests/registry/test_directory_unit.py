@@ -231,3 +231,31 @@ def test_a_second_certificate_for_a_registered_code_is_refused_unless_the_first_
     directory.register(renewal, peer=C1)
     record = rpb.AgencyRecord.FromString(directory.lookup(C1).record.record)
     assert (record.endpoint, record.cert_der) == ("127.0.0.1:10", second.cert_der)
+
+
+def test_a_parent_that_stays_down_is_logged_once_per_change_not_once_per_tick(tmp_path, pki, clock, caplog):
+    """Seen under systemd: a parent down for a minute gave 57 identical INFO lines (86,400 a day)."""
+    import grpc
+
+    from node.harness.nodes import free_port
+    db = Database(tmp_path / "c.sqlite3")
+    channels: list[grpc.Channel] = []
+
+    def channel(code, address):
+        channels.append(grpc.insecure_channel(address))
+        return channels[-1]
+    d = Directory(db, pki.signer(C1), pki.trust(clock), clock, name="xã", configured_parents={}, parent=D,
+                  parent_address=f"127.0.0.1:{free_port()}", channel=channel, heartbeat_s=10, stale_after_s=30,
+                  cache_ttl_s=300)
+    d.endpoint = "127.0.0.1:9"
+    try:
+        with caplog.at_level("DEBUG", logger="node.registry.directory"):
+            for _ in range(5):
+                d.keepalive()
+        said = [r for r in caplog.records if r.getMessage().startswith("registry:")]
+        assert len(said) == 5 and d.parent_error and not d.registered
+        assert [r.levelname for r in said] == ["INFO", "DEBUG", "DEBUG", "DEBUG", "DEBUG"]
+    finally:
+        for c in channels:
+            c.close()
+        db.close()

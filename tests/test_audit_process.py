@@ -33,6 +33,7 @@ from node.harness.waiting import EventWaiter
 from node.identity import certs, revocation
 from node.pb import envelope_pb2 as pb
 from node.store import audit
+from node.store.database import Database
 
 P, D, C = "000.00.00.H53", "000.00.35.H53", "000.21.35.H53"
 TIMEOUT = 60.0
@@ -360,3 +361,32 @@ def test_the_crl_travels_in_the_bundle_and_judges_each_signature_at_its_time(tre
     else:
         assert status == 0, text
         assert "crl:      number 1 from" in text and f"note:     the certificate of {C} was revoked at" in text, text
+
+
+def test_a_clean_stop_signs_a_last_checkpoint_and_hands_it_to_the_parent(tmp_path):
+    """With checkpoints an hour apart, what a node did since its last one is still covered once it stops."""
+    ca = nodes.make_ca(tmp_path)
+    slow = {**FAST_REGISTRY, "audit": {"checkpoint_every": "1h"}}
+    addresses = {code: f"127.0.0.1:{nodes.free_port()}" for code in (P, D)}
+    hp = nodes.prepare_node(tmp_path, ca, NodeSpec(P, "Tỉnh P", extra=slow), addresses)
+    hd = nodes.prepare_node(tmp_path, ca, NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra=slow), addresses)
+    try:
+        nodes.start(hp)
+        nodes.wait_healthy([hp], TIMEOUT)
+        nodes.start_registered(hp, hd, TIMEOUT)
+        d = hd.client()
+        with EventWaiter(d, inbox=False) as ev:
+            mid = d.send(pb.Document(subject="trước khi dừng"), [P]).envelopes[0].message_id
+            ev.wait(lambda _: mid in ev.ids("delivered"), TIMEOUT)
+        assert nodes.terminate(hd) == 0
+        db = Database(_mailbox(hd.dir))
+        try:
+            seq, head = audit.head(db)
+            latest = audit.latest_checkpoint(db)
+        finally:
+            db.close()
+        assert latest is not None and (latest["seq"], latest["head"]) == (seq, head)
+        assert latest["parent_ms"] is not None  # the parent took it before the node went
+    finally:
+        for h in (hd, hp):
+            nodes.terminate(h)

@@ -9,6 +9,7 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
+from ..client import MailboxClient
 from ..config import load_config
 from ..runtime import Node
 from . import nodes
@@ -78,3 +79,15 @@ def running_pair(root: Path, a: NodeSpec, b: NodeSpec, timeout: float = 10.0
     finally:
         for node in reversed(started):
             node.stop(grace=1.0)
+
+
+@contextlib.contextmanager
+def pair_clients(root: Path, a: NodeSpec, b: NodeSpec, timeout: float = 10.0) -> Iterator[list[MailboxClient]]:
+    """`running_pair`, for tests that only talk to the two local APIs: yields [client of A, client of B]."""
+    with running_pair(root, a, b, timeout) as (_, _, ha, hb):
+        clients = [ha.client(timeout), hb.client(timeout)]
+        try:
+            yield clients
+        finally:
+            for c in clients:
+                c.close()

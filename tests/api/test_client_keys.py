@@ -9,7 +9,7 @@ import pytest
 
 from node.grpc_errors import fields_of, metadata_of, reason_of
 from node.harness import nodes
-from node.harness.inproc import running_pair
+from node.harness.inproc import pair_clients
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
 from node.events import ARRIVED
@@ -23,14 +23,8 @@ TIMEOUT = 10.0
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    with running_pair(tmp_path_factory.mktemp("keys"), NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as (
-            _, _, ha, hb):
-        clients = [ha.client(TIMEOUT), hb.client(TIMEOUT)]
-        try:
-            yield clients
-        finally:
-            for c in clients:
-                c.close()
+    with pair_clients(tmp_path_factory.mktemp("keys"), NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as clients:
+        yield clients
 
 
 def doc(subject: str) -> pb.Document:

@@ -12,7 +12,7 @@ from node import events
 from node.api import enums
 from node.documents.lifecycle import CHANGE_STATE
 from node.grpc_errors import fields_of, reason_of
-from node.harness.inproc import running_pair
+from node.harness.inproc import pair_clients
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
@@ -44,14 +44,8 @@ def test_every_stored_string_has_its_enum_value_and_every_value_its_string():
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    with running_pair(tmp_path_factory.mktemp("enums"), NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as (
-            _, _, ha, hb):
-        clients = [ha.client(TIMEOUT), hb.client(TIMEOUT)]
-        try:
-            yield clients
-        finally:
-            for c in clients:
-                c.close()
+    with pair_clients(tmp_path_factory.mktemp("enums"), NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as clients:
+        yield clients
 
 
 def test_states_and_event_types_arrive_as_enums_beside_their_strings(pair):

@@ -9,7 +9,7 @@ import pytest
 from node import codes
 from node.events import ARRIVED
 from node.grpc_errors import fields_of, reason_of
-from node.harness.inproc import running_pair
+from node.harness.inproc import pair_clients
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
@@ -23,14 +23,9 @@ MAX_SIZE = 64 * 1024
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     extra = {"messages": {"max_size": MAX_SIZE}}
-    with running_pair(tmp_path_factory.mktemp("reads"), NodeSpec(A, "Sở A", extra=extra),
-                      NodeSpec(B, "Sở B", extra=extra), TIMEOUT) as (_, _, ha, hb):
-        clients = [ha.client(TIMEOUT), hb.client(TIMEOUT)]
-        try:
-            yield clients
-        finally:
-            for c in clients:
-                c.close()
+    with pair_clients(tmp_path_factory.mktemp("reads"), NodeSpec(A, "Sở A", extra=extra),
+                      NodeSpec(B, "Sở B", extra=extra), TIMEOUT) as clients:
+        yield clients
 
 
 def doc(subject: str) -> pb.Document:

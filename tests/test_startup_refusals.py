@@ -10,7 +10,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -171,36 +170,28 @@ def test_a_data_dir_that_cannot_be_created_is_refused(handle):
     assert e.path == "node.data_dir" and "cannot create" in str(e)
 
 
-NOBODY = 65534  # the unprivileged user a root test run drops to (root reads and writes whatever the modes say)
-SETPRIV = shutil.which("setpriv")
+UNSHARE = shutil.which("unshare")
 
 
 @pytest.fixture
-def unprivileged(pki):
-    """A node directory that an unprivileged user owns, and a way to run `lienthong run` as that user.
+def unwritable(pki, tmp_path):
+    """A node directory, and `run(path)`: `lienthong run` with `path` unwritable to it.
 
-    As root (CI), the files are chowned to nobody and the node runs under `setpriv` as nobody, so a mode
-    really keeps it out; as anyone else, the node runs as that user. The directory is outside pytest's
-    private tmp (whose 0700 parents nobody may traverse)."""
-    if os.geteuid() == 0 and SETPRIV is None:
-        pytest.skip("running as root without setpriv: the node cannot run unprivileged")
-    top = Path(tempfile.mkdtemp(prefix="lienthong-refusal-"))
-    top.chmod(0o755)
-    h = nodes.prepare_node(top, pki.ca, NodeSpec(A, "Sở A"), {A: "127.0.0.1:0"})
-    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] if os.geteuid() == 0 else []
+    The tests set the modes that make it so. Root (CI) writes whatever the modes say, so as root the
+    node runs in a mount namespace of its own (`unshare --mount`) where `path` is bind-mounted read-only:
+    the kernel refuses its writes as it refuses an unprivileged user's (no user switch, so the test
+    runs wherever the checkout lies, even under a directory only root may enter)."""
+    if os.geteuid() == 0 and UNSHARE is None:
+        pytest.skip("running as root without unshare: nothing can keep root from writing")
+    h = nodes.prepare_node(tmp_path, pki.ca, NodeSpec(A, "Sở A"), {A: "127.0.0.1:0"})
 
-    def give(*paths: Path) -> None:
-        if drop:
-            for p in paths:
-                os.chown(p, NOBODY, NOBODY)
-
-    def run() -> subprocess.CompletedProcess:
-        give(h.dir, *h.dir.rglob("*"))
-        return subprocess.run([*drop, sys.executable, "-m", "node", "run", "--config", str(h.config)],
-                              capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
+    def run(path: Path) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "node", "run", "--config", str(h.config)]
+        if os.geteuid() == 0:
+            cmd = [UNSHARE, "--mount", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(path), *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
     h.run = run
-    yield h
-    shutil.rmtree(top, ignore_errors=True)
+    return h
 
 
 def refused_line(proc: subprocess.CompletedProcess) -> str:
@@ -209,20 +200,20 @@ def refused_line(proc: subprocess.CompletedProcess) -> str:
     return line
 
 
-def test_a_data_dir_that_cannot_be_written_is_refused(unprivileged):
-    data = unprivileged.dir / "data"
+def test_a_data_dir_that_cannot_be_written_is_refused(unwritable):
+    data = unwritable.dir / "data"
     data.mkdir(mode=0o500)
-    line = refused_line(unprivileged.run())
+    line = refused_line(unwritable.run(data))
     assert "node.data_dir:" in line and "cannot write" in line, line
     assert list(data.iterdir()) == []
 
 
-def test_a_read_only_mailbox_is_refused(unprivileged):
-    data = unprivileged.dir / "data"
+def test_a_read_only_mailbox_is_refused(unwritable):
+    data = unwritable.dir / "data"
     data.mkdir(mode=0o700)
     (data / "mailbox.sqlite3").write_bytes(b"")
     (data / "mailbox.sqlite3").chmod(0o400)
-    line = refused_line(unprivileged.run())
+    line = refused_line(unwritable.run(data / "mailbox.sqlite3"))
     assert "node.data_dir:" in line and "read-only" in line, line
     assert not (data / "runtime.json").exists()
 

@@ -54,6 +54,9 @@ def main() -> int:
             print(f"\n{RECIPIENT} received \"{d.subject}\" ({d.document_id})")
             print(f"  attachment {d.attachments[0].name}, {len(d.attachments[0].data)} bytes")
             print(f"  sender signature verified: {got.signature_verified}  ({got.signer_subject})")
+            sealed = pb.Header.FromString(pb.Envelope.FromString(got.envelope).header).seal == pb.SEALED_P256_AES256GCM
+            print(f"  sealed for {RECIPIENT} (ECDH P-256 + AES-256-GCM): {sealed}; the relays below held only "
+                  "ciphertext (docs/sealing.md)")
             print("  path as the recipient verified it (sender's signature, each relay's signed trace entry):")
             for hop in got.path:
                 name = cluster.nodes[hop.code].name if hop.code in cluster.nodes else ""

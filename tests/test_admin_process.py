@@ -117,6 +117,8 @@ def test_a_relay_nobody_has_registered_with_yet_keeps_mail_for_its_children_unti
     [entry] = [e for e in p.sent_all() if e.message_id == sent.message_id]
     assert entry.state == "delivered"  # D took custody: no refusal, no non-delivery notice
     assert not [e for e in p.inbox_all() if e.kind == pb.NOTICE]
+    [row] = [q for q in d.admin.queues().hops if q.hop == C]
+    assert (row.depth, row.parked) == (1, 1)  # the admin sees it waits for C's registration, not a link
 
     with EventWaiter(d, inbox=False) as ev:
         nodes.start(h[C])
@@ -136,7 +138,7 @@ def test_an_admin_sees_holds_releases_retries_and_purges_a_queue(tree, capsys):
     keep, drop = (p.send(pb.Document(subject=s), [D]).envelopes[0] for s in ("giữ lại", "huỷ"))
 
     [row] = [q for q in p.admin.queues().hops if q.hop == D]
-    assert (row.depth, row.held) == (2, True) and row.oldest_ms > 0
+    assert (row.depth, row.held, row.parked) == (2, True, 0) and row.oldest_ms > 0
     capsys.readouterr()
     assert main(["queues", "--config", cfg]) == 0
     [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(D)]

@@ -159,6 +159,7 @@ COMMENTS = {
     'lienthong.v1.HopQueue.failures': 'failed attempts in a row',
     'lienthong.v1.HopQueue.next_attempt_ms': '0 or in the past: due now',
     'lienthong.v1.HopQueue.oldest_ms': 'when the oldest of them was made (0: none)',
+    'lienthong.v1.HopQueue.parked': 'of `depth`, mail parked for an agency not registered here yet (limits.park_for)',
     'lienthong.v1.ImportEdxmlRequest.client_key': 'Optional idempotency key (1-128 characters: letters, digits, "-", "_", ".", ":"). The same key with the same request returns the first answer and does nothing more; with another request it is refused (KEY_REUSED). Kept at least as long as the message lifetime (docs/reasons.md, KEY_REUSED).',
     'lienthong.v1.ImportEdxmlRequest.recipients': "documents: default the packet's To organ ids",
     'lienthong.v1.ImportEdxmlRequest.ref_message_id': 'What the packet answers or changes, when its DocumentId is not enough: for a status, the message id of the received document; for a take-back request (13) or a revoke / update / replace, the doc id or a message id of the send. Empty: found by DocumentId, and a DocumentId that several received documents carry is refused (AMBIGUOUS_DOCUMENT).',

@@ -11,7 +11,7 @@ class QueuesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HopQueue(_message.Message):
-    __slots__ = ("hop", "depth", "oldest_ms", "failures", "next_attempt_ms", "last_error", "held", "last_success_ms")
+    __slots__ = ("hop", "depth", "oldest_ms", "failures", "next_attempt_ms", "last_error", "held", "last_success_ms", "parked")
     HOP_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
     OLDEST_MS_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class HopQueue(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
     LAST_SUCCESS_MS_FIELD_NUMBER: _ClassVar[int]
+    PARKED_FIELD_NUMBER: _ClassVar[int]
     hop: str
     depth: int
     oldest_ms: int
@@ -28,7 +29,8 @@ class HopQueue(_message.Message):
     last_error: str
     held: bool
     last_success_ms: int
-    def __init__(self, hop: _Optional[str] = ..., depth: _Optional[int] = ..., oldest_ms: _Optional[int] = ..., failures: _Optional[int] = ..., next_attempt_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., held: _Optional[bool] = ..., last_success_ms: _Optional[int] = ...) -> None: ...
+    parked: int
+    def __init__(self, hop: _Optional[str] = ..., depth: _Optional[int] = ..., oldest_ms: _Optional[int] = ..., failures: _Optional[int] = ..., next_attempt_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., held: _Optional[bool] = ..., last_success_ms: _Optional[int] = ..., parked: _Optional[int] = ...) -> None: ...
 
 class QueuesResponse(_message.Message):
     __slots__ = ("hops", "now_ms")

@@ -201,10 +201,11 @@ def counts(db: Database) -> dict[str, int]:
 
 
 def queue_summary(db: Database) -> dict[str, dict]:
-    """Per next hop with mail waiting: its depth and when the oldest envelope was made."""
+    """Per next hop with mail waiting: its depth, how many of them are parked (for an agency not registered
+    here yet), and when the oldest envelope was made."""
     return {r["next_hop"]: r for r in db.query(
-        "SELECT next_hop, count(*) AS depth, min(created_ms) AS oldest_ms FROM outbox WHERE state = 'pending'"
-        " GROUP BY next_hop ORDER BY next_hop")}
+        "SELECT next_hop, count(*) AS depth, count(parked_by) AS parked, min(created_ms) AS oldest_ms FROM outbox"
+        " WHERE state = 'pending' GROUP BY next_hop ORDER BY next_hop")}
 
 
 def pending_one(db: Database, message_id: str) -> Pending | None:

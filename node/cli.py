@@ -299,7 +299,7 @@ def cmd_send(args) -> int:
             raise CliError(f"--attach {path}: no such file", 2)
         doc.attachments.add(name=p.name, content_type=mimetypes.guess_type(p.name)[0] or "application/octet-stream",
                             data=p.read_bytes())
-    resp = _client(args).send(doc, args.to, priority=args.priority)
+    resp = _client(args).send(doc, args.to, priority=args.priority, client_key=args.client_key or "")
     print(f"document {resp.doc_id}")
     for e in resp.envelopes:
         print(f"{e.message_id}  -> {e.recipient}")
@@ -409,7 +409,8 @@ def _staff(args) -> pb.StaffInfo:
 
 
 def cmd_status(args) -> int:
-    mid = _client(args).set_status(args.message_id, args.code, args.description or "", _staff(args))
+    mid = _client(args).set_status(args.message_id, args.code, args.description or "", _staff(args),
+                                   client_key=args.client_key or "")
     print(f"status {args.code} sent ({mid})")
     return 0
 
@@ -424,7 +425,7 @@ def cmd_change(args) -> int:
             document.attachments.add(name=p.name, data=p.read_bytes(),
                                      content_type=mimetypes.guess_type(p.name)[0] or "application/octet-stream")
     resp = _client(args).change(args.doc, btype, take_back=args.command == "takeback", reason=args.reason or "",
-                                document=document, staff=_staff(args))
+                                document=document, staff=_staff(args), client_key=args.client_key or "")
     print(f"{args.command} {resp.doc_id}")
     for e in resp.envelopes:
         print(f"{e.message_id}  -> {e.recipient}")
@@ -454,7 +455,7 @@ def cmd_import(args) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"{args.file}: no such file", 2)
-    resp = _client(args).import_edxml(path.read_bytes(), args.to or [], args.ref or "")
+    resp = _client(args).import_edxml(path.read_bytes(), args.to or [], args.ref or "", client_key=args.client_key or "")
     for w in resp.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if resp.kind == "status":
@@ -665,6 +666,13 @@ def build_parser() -> argparse.ArgumentParser:
     lookup = api_cmd("lookup", "resolve one agency code through the tree", cmd_lookup)
     lookup.add_argument("code")
 
+    def with_key(sp):
+        sp.add_argument("--client-key", help="idempotency key (docs/api.md): run the command again with the same key "
+                                             "after a failure, and it is done once, answered as the first time")
+        return sp
+
+    with_key(send)
+
     def with_staff(sp):
         sp.add_argument("--staff", help="staff name")
         sp.add_argument("--department")
@@ -672,16 +680,18 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--mobile")
         return sp
 
-    status = with_staff(api_cmd("status", "report a status on a received document (02-06, 15, 16)", cmd_status))
+    status = with_key(with_staff(api_cmd("status", "report a status on a received document (02-06, 15, 16)",
+                                         cmd_status)))
     status.add_argument("message_id")
-    status.add_argument("code", choices=sorted(["01", "02", "03", "04", "05", "06", "15", "16"]))
+    status.add_argument("code", choices=sorted(["02", "03", "04", "05", "06", "15", "16"]),
+                        help="01 is the node's own, sent once on arrival (refused from software)")
     status.add_argument("--description")
 
     for name, help in (("revoke", "revoke a document sent earlier (business type 1)"),
                        ("update", "send an update of a document (business type 2)"),
                        ("replace", "replace a document (business type 3)"),
                        ("takeback", "ask the recipients to return a document (status 13)")):
-        sp = with_staff(api_cmd(name, help, cmd_change))
+        sp = with_key(with_staff(api_cmd(name, help, cmd_change)))
         sp.add_argument("doc", help="doc id from send (or one of its message ids)")
         sp.add_argument("--reason")
         if name in ("update", "replace"):
@@ -694,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("doc", help="doc id from send (or one of its message ids)")
     track.add_argument("--json", action="store_true")
 
-    imp = api_cmd("import", "send an edXML packet (document or status) through the node", cmd_import)
+    imp = with_key(api_cmd("import", "send an edXML packet (document or status) through the node", cmd_import))
     imp.add_argument("file")
     imp.add_argument("--to", action="append", help="recipient (default: the packet's To)")
     imp.add_argument("--ref", help="a status: the received document's message id (default: by its DocumentId)")

@@ -200,6 +200,24 @@ def test_send_missing_attachment_exits_2(capsys, running, tmp_path):
     assert "missing.pdf" in one_line_error(err)
 
 
+def test_a_send_repeated_with_its_client_key_is_done_once_and_answered_alike(capsys, running):
+    """What an admin's script does after a failure it cannot read: run the same command again."""
+    ha, _ = running
+    cmd = ["send", "--config", str(ha.config), "--to", B, "--subject", "một lần", "--client-key", "cli-key-1"]
+    first, second = run(capsys, *cmd), run(capsys, *cmd)
+    assert first[0] == second[0] == 0 and first[1] == second[1] and first[1].startswith("document ")
+    [mid] = [ln.split()[0] for ln in first[1].splitlines()[1:]]
+    assert [e.message_id for e in ha.client().sent_all() if e.subject == "một lần"] == [mid]
+    status, out, err = run(capsys, *cmd[:-3], "khác", "--client-key", "cli-key-1")  # same key, other request
+    assert status == 1 and "KEY_REUSED" in one_line_error(err)
+
+
+def test_status_01_is_not_offered_to_software(capsys, running):
+    with pytest.raises(SystemExit) as info:
+        main(["status", "--config", str(running[0].config), "some-message", "01"])
+    assert info.value.code == 2 and "invalid choice: '01'" in capsys.readouterr().err
+
+
 def test_priority_out_of_range_is_a_usage_error(capsys, running):
     ha, _ = running
     with pytest.raises(SystemExit) as info:

@@ -146,6 +146,7 @@ def cmd_check_config(args) -> int:
     signer = preflight.load_identity(s, trust, SYSTEM)
     if s.seal_key_path.exists():  # a missing one is made by `run`; check-config writes nothing
         preflight.load_seal_key(s, create=False)
+    preflight.load_previous_seal_keys(s)
     preflight.check_parent(s)
     data = Path(s.node.data_dir)
     probe = data if data.exists() else next(p for p in data.parents if p.exists())

@@ -614,6 +614,8 @@ class SealingSettings(_Section):
 
     mode: SealMode = "preferred"
     key: MaybeFilePath | None = None  # None: seal.key next to tls.key
+    # retired seal keys, kept to open what was sealed to them (mail in flight, our own sent copies), never published
+    previous_keys: tuple[FilePath, ...] = ()
 
 
 Count = Annotated[int, Field(strict=True, ge=1, le=1_000_000, description="an integer 1..1000000")]

@@ -88,6 +88,22 @@ def load_identity(s: Settings, trust: TrustStore, clock: Clock) -> Signer:
     return signer
 
 
+def load_previous_seal_keys(s: Settings) -> list[sealing.SealKey]:
+    """sealing.previous_keys: retired seal keys, each held like the current one (0600, P-256)."""
+    src, out = _source(s), []
+    for i, path in enumerate(s.sealing.previous_keys):
+        where = f"sealing.previous_keys[{i}]"
+        problem = key_mode_problem(path)
+        if problem:
+            raise ConfigError(problem, path=where, expected="a private key readable by its owner only", file=src)
+        try:
+            out.append(sealing.load_or_create(path, create=False)[0])
+        except (ValueError, TypeError):
+            raise ConfigError(f"{path} is not a PEM P-256 private key without a password", path=where,
+                              expected="a retired seal key", file=src) from None
+    return out
+
+
 def load_seal_key(s: Settings, *, create: bool = True) -> sealing.SealKey:
     """The node's seal key (sealing.key), made (0600) when missing, or a ConfigError naming sealing.key.
 

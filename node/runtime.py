@@ -129,6 +129,7 @@ class Node:
                               file=_source(s)) from None
         self.signer = preflight.load_identity(s, self.trust, clock)
         self.seal_key = preflight.load_seal_key(s)
+        previous_seal_keys = preflight.load_previous_seal_keys(s)
         preflight.check_parent(s)
         self.data_dir = preflight.DataDir.open(s)  # one node per data directory, until stop()
         try:
@@ -170,7 +171,7 @@ class Node:
         self.limits = s.limits
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
                                    max_size=s.messages.max_size, limits=self.limits, seal_key=self.seal_key,
-                                   seal_mode=s.sealing.mode)
+                                   seal_mode=s.sealing.mode, previous_seal_keys=previous_seal_keys)
         r = s.retry
         self.metrics = None  # metrics.listen null: no endpoint, nothing counted, prometheus_client never loaded
         if s.metrics.listen:

@@ -93,6 +93,19 @@ def test_a_seal_key_readable_by_others_or_not_a_key_is_refused_under_sealing_key
     assert e.path == "sealing.key" and "not a PEM P-256 private key" in str(e)
 
 
+def test_a_retired_seal_key_readable_by_others_or_not_a_key_is_refused_naming_its_place(handle):
+    old = handle.dir / "keys" / "seal-old.key"
+    old.write_bytes((handle.dir / "keys" / "seal.key").read_bytes())
+    old.chmod(0o644)
+    with_old = edited(handle, lambda d: d.setdefault("sealing", {}).update(previous_keys=["keys/seal-old.key"]))
+    e = build(with_old)
+    assert e.path == "sealing.previous_keys[0]" and "0644" in str(e)
+    old.chmod(0o600)
+    old.write_bytes(b"not a key at all")
+    e = build(with_old)
+    assert e.path == "sealing.previous_keys[0]" and "not a PEM P-256 private key" in str(e)
+
+
 def test_a_missing_seal_key_is_made_private_at_start_and_then_kept(handle):
     key = handle.dir / "keys" / "seal.key"
     key.unlink()

@@ -64,11 +64,13 @@ class Posted:
 class EnvelopeMaker:
     def __init__(self, signer: Signer, router: Router, clock: Clock, *, lifetime_s: float, max_size: int,
                  limits: Limits = Limits(), seal_key: sealing.SealKey | None = None,
-                 seal_mode: str = "preferred") -> None:
+                 seal_mode: str = "preferred", previous_seal_keys: list[sealing.SealKey] | None = None) -> None:
         self.signer, self.router, self.clock = signer, router, clock
         self.lifetime_s, self.max_size, self.limits = lifetime_s, max_size, limits
         self.seal_key = seal_key    # ours: each sealed envelope also wraps its content key for us
         self.seal_mode = seal_mode  # sealing.mode (node.config.SealingSettings)
+        # retired keys (sealing.previous_keys): they still open what was sealed to them, and seal nothing
+        self.opening_keys = [k for k in (seal_key, *(previous_seal_keys or ())) if k is not None]
 
     @property
     def sealing(self) -> bool:
@@ -79,10 +81,11 @@ class EnvelopeMaker:
         return sealing.Content.encrypt(payload.SerializeToString(), self.code) if self.sealing else None
 
     def opener(self, data: bytes, header: pb.Header) -> bytes:
-        """Open a payload sealed to us (intake, and our own mailbox and sent copies when read)."""
-        if self.seal_key is None:
+        """Open a payload sealed to us (intake, and our own mailbox and sent copies when read), with the key it
+        was sealed to: the current one, or a retired one (a rotation leaves mail in flight and sent copies)."""
+        if not self.opening_keys:
             raise Rejected(Reason.NOT_SEALED_FOR_ME, "this node has no seal key")
-        return sealing.open_payload(data, header, self.seal_key)
+        return sealing.open_payload(data, header, sealing.key_for(data, self.opening_keys))
 
     def sealer(self, payload: pb.Payload, recipient: str, seal_to: bytes, content: sealing.Content | None,
                *, clear_ok: bool = False):

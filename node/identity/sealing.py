@@ -219,6 +219,13 @@ def parse(data: bytes) -> pb.SealedPayload:
     return sealed
 
 
+def key_for(data: bytes, keys: list[SealKey]) -> SealKey:
+    """Of `keys`, the one a wrap of this sealed payload names (the first when none does: it then refuses
+    with NOT_SEALED_FOR_ME as usual)."""
+    wrapped = {w.key_id for w in parse(data).wraps}
+    return next((k for k in keys if k.key_id in wrapped), keys[0])
+
+
 def open_payload(data: bytes, header: pb.Header, own: SealKey) -> bytes:
     """The serialised Payload inside; BAD_SEAL if anything fails to authenticate, NOT_SEALED_FOR_ME if no
     wrap is for our key. The details name no content (there is none to name: nothing opened)."""

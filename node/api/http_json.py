@@ -53,12 +53,12 @@ def body_limit(max_message_bytes: int) -> int:
 
 # ---- errors --------------------------------------------------------------------------
 
-def error_body(err: Rejected) -> dict:
+def error_body(err: Rejected, status_code: int | None = None) -> dict:
     """{"error": {...}}: Google's HTTP mapping of a google.rpc.Status (code = HTTP status, status = the
     gRPC code's name, details = the same ErrorInfo and BadRequest as gRPC), plus reason, field and
     metadata flat, so a client reads the reason without walking `details`."""
     status = status_proto(err)
-    out: dict[str, Any] = {"code": http_status(err.reason), "status": err.reason.grpc_code.name,
+    out: dict[str, Any] = {"code": status_code or http_status(err.reason), "status": err.reason.grpc_code.name,
                            "message": status.message, "reason": err.reason.wire}
     if err.field:
         out["field"] = err.field

@@ -185,8 +185,11 @@ class HttpFace:
         except web.HTTPNotFound:
             return _error(Rejected(Reason.NOT_FOUND, f"no route {request.path}; the routes are in {OPENAPI_PATH}"))
         except web.HTTPMethodNotAllowed as e:
-            return _error(Rejected(Reason.INVALID_REQUEST, f"{request.method} {request.path}: use "
-                                   f"{' or '.join(sorted(e.allowed_methods))}"), status=405)
+            allowed = sorted(e.allowed_methods)
+            response = _error(Rejected(Reason.INVALID_REQUEST, f"{request.method} {request.path}: use "
+                                       f"{' or '.join(allowed)}"), status=405)
+            response.headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 lists what the resource takes
+            return response
 
     # ---- the API ------------------------------------------------------------------------
 
@@ -301,7 +304,8 @@ def _too_large(what: str, limit: int) -> Rejected:
 
 
 def _error(err: Rejected, status: int | None = None) -> web.Response:
-    response = web.Response(body=dumps(error_body(err)), status=status or http_status(err.reason),
+    status = status or http_status(err.reason)
+    response = web.Response(body=dumps(error_body(err, status)), status=status,  # `code` says the status sent
                             content_type="application/json", charset="utf-8")
     if err.reason is Reason.UNAUTHENTICATED:
         response.headers["WWW-Authenticate"] = 'Bearer realm="lienthong"'

@@ -32,11 +32,12 @@ _SCALARS = {
     _T.TYPE_UINT32: {"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295},
     _T.TYPE_FIXED32: {"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295},
     # the JSON mapping writes 64-bit integers as decimal strings (it also reads plain numbers)
-    _T.TYPE_INT64: {"type": "string", "format": "int64"},
-    _T.TYPE_SINT64: {"type": "string", "format": "int64"},
-    _T.TYPE_SFIXED64: {"type": "string", "format": "int64"},
-    _T.TYPE_UINT64: {"type": "string", "format": "uint64"},
-    _T.TYPE_FIXED64: {"type": "string", "format": "uint64"},
+    # (a plain JSON number is read too, as the mapping allows: the schema gives the form clients should send)
+    _T.TYPE_INT64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
+    _T.TYPE_SINT64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
+    _T.TYPE_SFIXED64: {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},
+    _T.TYPE_UINT64: {"type": "string", "format": "uint64", "pattern": "^[0-9]+$"},
+    _T.TYPE_FIXED64: {"type": "string", "format": "uint64", "pattern": "^[0-9]+$"},
 }
 ERROR = "Error"
 _REF = "#/components/schemas/"
@@ -109,6 +110,7 @@ def _message(desc: Descriptor, schemas: dict) -> None:
         prop = _field(field, schemas)
         if "$ref" not in prop:  # OpenAPI 3.0 ignores what stands beside a $ref: the type says it there
             prop.update(_described(field.full_name))
+            prop["nullable"] = True  # the JSON mapping reads null as the field's default (docs/api.md)
         schema["properties"][field.json_name] = prop
 
 

@@ -109,5 +109,6 @@ def test_fields_and_enums_carry_the_protos_comments():
     doc = json.loads(DOC.read_text())
     send = doc["components"]["schemas"]["lienthong.v1.SendRequest"]["properties"]
     assert "one envelope each" in send["recipients"]["description"]
+    assert send["recipients"]["nullable"] is True  # null reads as the default (schemathesis sent it)
     assert "idempotency key" in send["clientKey"]["description"]
     assert "non-delivery notice" in doc["components"]["schemas"]["lienthong.v1.Kind"]["description"]

@@ -346,4 +346,4 @@ def test_a_recipient_the_tree_has_no_record_of_yet_is_handed_over_to_be_parked_o
         raise Rejected(Reason.NOT_REGISTERED_YET, f"{code} has not registered (yet)")
     out = LateSealer(Database(tmp_path / "a.sqlite3"), m, not_yet)([_pending(s)])
     assert [p.envelope for p in out.ready] == ([s.raw] if goes else [])
-    assert len(out.waiting) == (0 if goes else 1) and not out.refused
+    assert len(out.deferred) == (0 if goes else 1) and not out.waiting and not out.refused

@@ -101,6 +101,7 @@ class Dispatcher:
         with self.db.transaction(durable=False) as tx:
             if not peers.reset(tx, code):
                 return False
+            outbox.undefer(tx, code)  # what waited for a lookup through this link may find it now
         log.info("link to %s is back (%s) after %d failed attempts: backoff reset, its queue is sent now",
                  code, how, state.failures)
         self.on_return(code)
@@ -118,6 +119,7 @@ class Dispatcher:
         with self.db.transaction(durable=False) as tx:
             for h in retried:
                 peers.reset(tx, h)
+                outbox.undefer(tx, h)
         for h in retried:
             self.on_return(h)
             self.wake(h)

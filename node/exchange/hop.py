@@ -104,7 +104,8 @@ class Prepared:
     """What goes out of a claimed batch (HopSender.prepare; node.exchange.late_seal)."""
 
     ready: list[outbox.Pending]                       # to hand over now (resealed where needed)
-    waiting: list[tuple[str, str]] = field(default_factory=list)    # (message id, why): kept
+    waiting: list[tuple[str, str]] = field(default_factory=list)    # (message id, why): kept; the link's fault
+    deferred: list[tuple[str, str]] = field(default_factory=list)   # (message id, why): kept; the recipient's
     refused: list[tuple[outbox.Pending, Rejected]] = field(default_factory=list)  # given up
 
 
@@ -168,7 +169,8 @@ class HopSender:
             taken = self._in_flight
             if taken and not outbox.pending_at_least(self.db, self.hop, len(taken) + max(1, self.limits.batch_size // 2)):
                 return Claim([], lambda: None)  # a short second batch would only split what the first worker sends next
-            rows = outbox.next_batch(self.db, self.hop, self.limits.batch_size, self.limits.max_batch_bytes, skip=taken)
+            rows = outbox.next_batch(self.db, self.hop, self.limits.batch_size, self.limits.max_batch_bytes, skip=taken,
+                                     now_ms=self.clock.now_ms())
             if taken:  # the peer may commit this batch first: nothing may overtake what it refers to
                 cut = next((i for i, p in enumerate(rows) if p.ref_message_id in taken), len(rows))
                 rows = rows[:cut]
@@ -203,20 +205,20 @@ class HopSender:
             if not live:
                 return Outcome.DELIVERED  # made progress; look again
         prepared = self.prepare(live)
-        if prepared.waiting or prepared.refused:
+        live = prepared.ready
+        if prepared.waiting or prepared.deferred or prepared.refused:
             with self.db.transaction() as tx:
                 for p, why in prepared.refused:
                     self.give_up(tx, p, self.hop, outbox.REJECTED, why.reason.name, why.public_text)
+                if prepared.deferred:
+                    self._defer(tx, prepared.deferred, now)
                 if prepared.waiting:
                     outbox.note_attempt(tx, [m for m, _ in prepared.waiting], prepared.waiting[0][1])
-            live = prepared.ready
             if not live:
-                if prepared.waiting:
+                if prepared.waiting:  # the tree cannot be asked through this link: it backs off like a failure
                     self._back_off(state.failures + 1, [], prepared.waiting[0][1])
                     return Outcome.BACKOFF
-                return Outcome.DELIVERED
-        else:
-            live = prepared.ready
+                return Outcome.DELIVERED  # made progress (the rest of the queue is claimable): look again
         address = self.router.address(self.hop)
         try:
             if address is None:
@@ -271,6 +273,17 @@ class HopSender:
     def _count_delivered(self, delivered: list[outbox.Pending]) -> None:
         done = self.clock.now_ms()  # the receipt is verified and committed: the latency ends here
         self.metrics.delivered(self.hop, [(done - p.created_ms) / 1000 for p in delivered])
+
+    def _defer(self, tx: Transaction, waiting: list[tuple[str, str]], now: int) -> None:
+        """Envelopes that may not go yet (their recipient has no record anywhere yet) wait on their own, for
+        the longest retry delay (or an admin's retry), not holding back the hop's other mail, and are not
+        claimed again meanwhile."""
+        delay = self.policy.max_delay
+        outbox.defer(tx, [m for m, _ in waiting], now + int(delay * 1000), waiting[0][1])
+        log.info("hop %s: %d envelope(s) kept home until their recipients' seal keys can be had (%s); again in "
+                 "%.0fs", self.hop, len(waiting), waiting[0][1], delay)
+        if self.timer is not None:
+            tx.on_commit(lambda: self.timer.call_later(f"deferred:{self.hop}", delay, self.wake))
 
     def _back_off(self, failures: int, message_ids: list[str], error: str) -> None:
         delay = self.policy.delay(failures, self.rng)

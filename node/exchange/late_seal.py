@@ -48,11 +48,13 @@ class LateSealer:
             try:
                 key = self.seal_key_of(p.recipient)
             except Rejected as r:
-                if r.reason in NO_RECORD and self.maker.seal_mode == "preferred":
+                why = f"kept until the seal key of {p.recipient} is known: {r.public_text}"
+                if r.reason not in NO_RECORD:
+                    out.waiting.append((p.message_id, why))  # the tree cannot be asked: the link's trouble
+                elif self.maker.seal_mode == "preferred":
                     out.ready.append(p)  # no key anywhere yet: goes as made, to be parked where it belongs
-                    continue
-                out.waiting.append((p.message_id, f"kept until the seal key of {p.recipient} is known: "
-                                                  f"{r.public_text}"))
+                else:
+                    out.deferred.append((p.message_id, why))  # required: waits on its own for a registration
                 continue
             if not key:
                 if self.maker.seal_mode == "required" and header.kind == pb.DOCUMENT:

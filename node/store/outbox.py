@@ -78,17 +78,19 @@ def unpark(conn, message_ids: list[str]) -> None:
                      [(m,) for m in message_ids])
 
 
-def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: set[str] = frozenset()) -> list[Pending]:
+def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: set[str] = frozenset(),
+               now_ms: int | None = None) -> list[Pending]:
     """Most urgent first, then oldest; at least one envelope, at most `max_bytes` together.
 
-    `skip`: ids already on the wire (another worker's batch)."""
+    `skip`: ids already on the wire (another worker's batch); `now_ms`: leave out those deferred past it."""
     skipping = f" AND message_id NOT IN ({','.join('?' * len(skip))})" if skip else ""
     rows = db.query(
         "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id,"
         " created_ms"
         " FROM outbox JOIN outbox_envelope USING (message_id)"
-        f" WHERE next_hop = ? AND state = 'pending'{skipping} ORDER BY priority DESC, seq LIMIT ?",
-        (next_hop, *skip, limit),
+        f" WHERE next_hop = ? AND state = 'pending'{skipping}"
+        " AND (not_before_ms IS NULL OR not_before_ms <= ?) ORDER BY priority DESC, seq LIMIT ?",
+        (next_hop, *skip, now_ms if now_ms is not None else 2**62, limit),
     )
     batch, size = [], 0
     for r in rows:
@@ -128,6 +130,19 @@ def mark_final(conn, message_id: str, peer: str, state: str, reason: str, now_ms
 def replace_envelopes(conn, envelopes: list[tuple[str, bytes]]) -> None:
     """A pending envelope of ours made again (sealed at hand-over: node.exchange.late_seal); same message id."""
     conn.executemany("UPDATE outbox_envelope SET raw = ? WHERE message_id = ?", [(raw, m) for m, raw in envelopes])
+
+
+def defer(conn, message_ids: list[str], until_ms: int, error: str) -> None:
+    """Not claimed before `until_ms` (an envelope waiting for its recipient's seal key: late_seal)."""
+    conn.executemany(
+        "UPDATE outbox SET attempts = attempts + 1, reason = ?, not_before_ms = ? WHERE message_id = ?"
+        " AND state = 'pending'", [(error, until_ms, m) for m in message_ids])
+
+
+def undefer(conn, next_hop: str) -> int:
+    """Deferred envelopes for `next_hop` may go at once (the link came back: their lookups may pass now)."""
+    return conn.execute("UPDATE outbox SET not_before_ms = NULL WHERE next_hop = ? AND state = 'pending'"
+                        " AND not_before_ms IS NOT NULL", (next_hop,)).rowcount
 
 
 def note_attempt(conn, message_ids: list[str], error: str) -> None:

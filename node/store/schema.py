@@ -275,3 +275,10 @@ def m0011_parked(db) -> None:
         "CREATE INDEX outbox_parked ON outbox(parked_by) WHERE parked_by IS NOT NULL AND state = 'pending'",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0012_not_before")
+def m0012_not_before(db) -> None:
+    # an envelope of ours kept home until its recipient's seal key can be had (node.exchange.late_seal): not
+    # claimed before this time, so it never holds its hop back nor is asked for again at every attempt
+    db.execute("ALTER TABLE outbox ADD COLUMN not_before_ms INTEGER")

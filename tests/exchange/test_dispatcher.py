@@ -12,7 +12,7 @@ import pytest
 
 from node import envelope, receipts
 from node.exchange.dispatcher import Dispatcher
-from node.exchange.hop import Outcome, RetryPolicy, SendLimits
+from node.exchange.hop import Outcome, Prepared, RetryPolicy, SendLimits
 from node.exchange.intake import Intake
 from node.exchange.outgoing import EnvelopeMaker, Outgoing
 from node.exchange.routing import Router
@@ -320,3 +320,24 @@ def test_a_peers_refusal_is_final_only_for_a_permanent_catalogue_reason(side, re
     row = state_of(side, mid)
     assert row["state"] == ("rejected" if final else "pending")
     assert len(row["reason"]) < 400 and "\x00" not in row["reason"]
+
+
+def test_an_envelope_deferred_before_the_wire_holds_back_neither_its_hop_nor_the_mail_behind_it(side, clock):
+    """late_seal defers an envelope whose recipient has no record anywhere yet (sealing.mode required): it
+    must not count as the hop failing, nor be claimed again at every attempt ahead of younger mail."""
+    held_back: set[str] = set()
+
+    def prepare(batch):
+        return Prepared([p for p in batch if p.message_id not in held_back],
+                        deferred=[(p.message_id, "no record of it yet") for p in batch if p.message_id in held_back])
+    disp = Dispatcher(side.db_a, side.disp.maker, side.trust, Router(A, {B: "127.0.0.1:1"}), clock, side.wire,
+                      POLICY, limits=SendLimits(batch_size=1), rng=random.Random(7), prepare=prepare)
+    x, y = send(side, "older, deferred"), send(side, "younger")
+    held_back.add(x)
+    assert disp.attempt(B) == DELIVERED  # x set aside: progress, not a failure
+    assert peers.get(side.db_a, B).failures == 0 and state_of(side, x)["attempts"] == 1
+    assert disp.attempt(B) == DELIVERED and state_of(side, y)["state"] == "delivered"
+    assert disp.attempt(B) == IDLE       # x is not claimed again before its time
+    clock.advance(POLICY.max_delay)
+    held_back.clear()
+    assert disp.attempt(B) == DELIVERED and state_of(side, x)["state"] == "delivered"

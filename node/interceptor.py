@@ -8,7 +8,7 @@ id, so no internal text reaches a caller and an operator can still find the trac
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, NoReturn
 
 import grpc
 
@@ -73,4 +73,11 @@ def _abort(context: grpc.ServicerContext, method: str, e: Exception) -> None:
         err = e
     else:
         err = internal(log_incident(method, e))
+    refuse(context, err)
+
+
+def refuse(context: grpc.ServicerContext, err: Rejected) -> NoReturn:
+    """Answer `err` as the call's status: the one place a refusal becomes a gRPC status (node.peer_gate also
+    comes here, for the calls this interceptor does not wrap: grpcio's health and reflection)."""
     context.abort_with_status(status_for(err))
+    raise AssertionError("abort_with_status returns only by raising")  # pragma: no cover

@@ -20,8 +20,7 @@ import grpc
 
 from .errors import Reason, Rejected
 from .exchange.service import PeerIdentity
-from .grpc_errors import status_for
-from .interceptor import Behavior, with_behavior
+from .interceptor import Behavior, refuse, with_behavior
 
 EXCHANGE_PREFIX = "/lienthong.v1.Exchange/"
 
@@ -52,12 +51,12 @@ class PeerGate(grpc.ServerInterceptor):
         if streaming:
             def gated_stream(request, context):
                 if (refused := self._refusal(context, exchange)) is not None:
-                    context.abort_with_status(status_for(refused))
+                    refuse(context, refused)
                 yield from behavior(request, context)
             return gated_stream
 
         def gated(request, context):
             if (refused := self._refusal(context, exchange)) is not None:
-                context.abort_with_status(status_for(refused))
+                refuse(context, refused)
             return behavior(request, context)
         return gated

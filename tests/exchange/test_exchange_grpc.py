@@ -27,6 +27,7 @@ from node.pb import exchange_pb2 as xpb
 from node.pb import exchange_pb2_grpc as xgrpc
 from node.runtime import Node
 from node.store import custody
+from tests.hostile.world import forged
 
 A, B, C = "000.00.01.H53", "000.00.02.H53", "000.00.03.H53"
 X, Y = "000.01.02.H53", "001.01.02.H53"  # B's child, and X's child: Y's mail to B comes through X
@@ -179,28 +180,11 @@ def bad_too_large(pki, tmp):
 
 def bad_missing_message_id(pki, tmp):
     signer = pki.signer(A)
-    return _forged(seal(signer)[1], signer, lambda h: h.ClearField("message_id"))
+    return forged(seal(signer)[1], signer, lambda h: h.ClearField("message_id"))
 
 
 def bad_peer_mismatch(pki, tmp):
     return seal(pki.signer(C))[1]  # A connects, but the last trace entry is C's
-
-
-def _forged(raw: bytes, header_signer: Signer, edit=lambda h: None, payload: bytes | None = None,
-            trace: tuple[Signer, ...] = ()) -> bytes:
-    """Rebuild an envelope around an edited header, signed with a real key, with fresh relay marks."""
-    env = pb.Envelope.FromString(raw)
-    header = pb.Header.FromString(env.header)
-    if payload is not None:
-        env.payload = payload
-        header.payload_sha256, header.payload_size = envelope.sha256(payload), len(payload)
-    edit(header)
-    env.header = header.SerializeToString()
-    env.signature = header_signer.sign(env.header)
-    del env.trace[:]
-    for hop in trace:
-        envelope.add_trace(env, hop)
-    return env.SerializeToString()
 
 
 def bad_expired_envelope(pki, tmp):
@@ -211,7 +195,7 @@ def bad_expired_envelope(pki, tmp):
 
 def bad_created_beyond_year_9999(pki, tmp):
     signer = pki.signer(A)
-    return _forged(seal(signer)[1], signer, lambda h: setattr(h, "created_ms", 10**15))
+    return forged(seal(signer)[1], signer, lambda h: setattr(h, "created_ms", 10**15))
 
 
 def bad_lifetime_backwards(pki, tmp):
@@ -220,7 +204,7 @@ def bad_lifetime_backwards(pki, tmp):
 
 def bad_sender_mismatch(pki, tmp):
     signer = pki.signer(A)
-    return _forged(seal(signer)[1], signer, lambda h: setattr(h, "sender", C))
+    return forged(seal(signer)[1], signer, lambda h: setattr(h, "sender", C))
 
 
 def bad_relay_mark_stripped(pki, tmp):
@@ -249,17 +233,17 @@ def bad_trace_from_other_envelope(pki, tmp):
 
 def bad_priority(pki, tmp):
     signer = pki.signer(A)
-    return _forged(seal(signer)[1], signer, lambda h: setattr(h, "priority", 7))
+    return forged(seal(signer)[1], signer, lambda h: setattr(h, "priority", 7))
 
 
 def bad_kind_mismatch(pki, tmp):
     signer = pki.signer(A)
-    return _forged(seal(signer)[1], signer, lambda h: setattr(h, "kind", pb.STATUS))
+    return forged(seal(signer)[1], signer, lambda h: setattr(h, "kind", pb.STATUS))
 
 
 def bad_payload_bytes(pki, tmp):
     signer = pki.signer(A)
-    return _forged(seal(signer)[1], signer, payload=b"\xff\xff\xff\xff")
+    return forged(seal(signer)[1], signer, payload=b"\xff\xff\xff\xff")
 
 
 BAD = {

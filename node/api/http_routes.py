@@ -42,10 +42,6 @@ class Route:
     def request_class(self) -> type:
         return message_factory.GetMessageClass(self.method.input_type)
 
-    @property
-    def response_class(self) -> type:
-        return message_factory.GetMessageClass(self.method.output_type)
-
 
 def path_for(service: ServiceDescriptor, method: MethodDescriptor) -> str:
     return f"{PREFIX}/{service.name.lower()}/{method.name}"

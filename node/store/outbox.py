@@ -223,10 +223,3 @@ def queue_summary(db: Database) -> dict[str, dict]:
         " WHERE state = 'pending' GROUP BY next_hop ORDER BY next_hop")}
 
 
-def pending_one(db: Database, message_id: str) -> Pending | None:
-    r = db.query_one(
-        "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id,"
-        " created_ms"
-        " FROM outbox JOIN outbox_envelope USING (message_id) WHERE message_id = ? AND state = 'pending'",
-        (message_id,))
-    return Pending(**r) if r else None

@@ -31,6 +31,7 @@ from .envelope import Signer
 from .errors import Reason, Rejected
 from .identity import certs, keys, sealing
 from .identity.trust import TrustStore
+from .files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -221,11 +222,7 @@ class DataDir:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a file readable by its owner only, atomically (a temporary file renamed over it)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    write_atomically(path, data, 0o600)
 
 
 def unplaced_parent(s: Settings) -> str | None:

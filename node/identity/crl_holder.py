@@ -23,6 +23,7 @@ from .. import events
 from ..clock import Clock
 from ..errors import Reason, Rejected
 from ..events import EventSink, NoEvents
+from ..files import write_atomically
 from . import revocation
 from .trust import TrustStore
 
@@ -81,7 +82,7 @@ class CrlHolder:
             if held is not None and crl.number <= held.number:
                 raise Rejected(Reason.CRL_OUTDATED, f"CRL number {crl.number} is not newer than {held.number}",
                                metadata={"held": str(held.number)})
-            write_private(self.path, crl.der)  # on disk first: a restart never goes back to an older list
+            write_atomically(self.path, crl.der, 0o600)  # on disk first: a restart never goes back to an older list
             self.trust.adopt(crl)
         log.info("CRL number %d from %s in use (%d revoked, next update %s)", crl.number, source,
                  len(crl.serials), _when(crl.next_update_ms))
@@ -115,8 +116,3 @@ def _when(ms: int) -> str:
     if not ms:
         return "none"
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def write_private(path: Path, data: bytes) -> None:
-    from ..preflight import write_private as write  # preflight loads identities: imported when first needed
-    write(path, data)

@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from ..files import write_atomically
 from . import certs, keys
 
 REASONS = {
@@ -55,7 +56,7 @@ def revoke(ca_dir: Path, cert_path: Path, reason: str, now: dt.datetime | None =
     when = (now or dt.datetime.now(dt.timezone.utc)).isoformat()
     state["revoked"].setdefault(format(cert.serial_number, "x"), {"time": when, "reason": reason,
                                                                    "subject": cert.subject.rfc4514_string()})
-    _write(ca_dir / LIST_FILE, json.dumps(state, indent=2).encode())
+    write_atomically(ca_dir / LIST_FILE, json.dumps(state, indent=2).encode(), 0o644)
     return cert.serial_number
 
 
@@ -74,8 +75,8 @@ def make_crl(ca_dir: Path, days: int = 7, now: dt.datetime | None = None) -> Pat
             .revocation_date(dt.datetime.fromisoformat(entry["time"]))
             .add_extension(x509.CRLReason(REASONS[entry["reason"]]), critical=False).build())
     crl = builder.sign(key, hashes.SHA256())
-    _write(ca_dir / CRL_FILE, crl.public_bytes(serialization.Encoding.PEM))
-    _write(ca_dir / LIST_FILE, json.dumps(state, indent=2).encode())
+    write_atomically(ca_dir / CRL_FILE, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(ca_dir / LIST_FILE, json.dumps(state, indent=2).encode(), 0o644)
     return ca_dir / CRL_FILE
 
 
@@ -115,10 +116,3 @@ def load(data: bytes, anchors: list[x509.Certificate]) -> Revoked:
     except Exception:  # noqa: BLE001 - signed by the CA yet not readable: refuse rather than half-use it
         raise NotACrl("CRL entries do not parse") from None
     return Revoked(crl.issuer, serials, int(next_update.timestamp() * 1000) if next_update else 0, number, der)
-
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(0o644)
-    tmp.replace(path)

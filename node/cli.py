@@ -13,6 +13,7 @@ from google.protobuf import json_format
 
 from . import cli_stats
 from .config import ConfigError, load_config
+from .config_location import CONFIG_ENV, DEFAULT_CONFIG, HELP as CONFIG_HELP, NoConfig, find_config
 from .envelope import is_message_id
 from .pb import envelope_pb2 as pb
 
@@ -530,7 +531,9 @@ def cmd_purge(args) -> int:
 # ---- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.")
+    p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.",
+                                epilog=f"Commands that read a node's config take --config FILE; without it, "
+                                       f"${CONFIG_ENV}, then {DEFAULT_CONFIG}.")
     p.add_argument("--version", action="version", version=f"lienthong {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -569,36 +572,36 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
 
     renew = sub.add_parser("renew", help="renew the node's certificate: a new key and request for the same code")
-    renew.add_argument("--config", required=True, help="node YAML config (tls.key, tls.cert, node.code)")
+    renew.add_argument("--config", help=f"node YAML config (tls.key, tls.cert, node.code) {CONFIG_HELP}")
     renew.add_argument("--install", action="store_true", help="put the issued renew/node.pem and its key in place")
     renew.add_argument("--ca", help="CA directory: sign and install at once (test CA)")
     renew.add_argument("--force", action="store_true", help="start over, replacing a renewal under way")
     renew.set_defaults(func=cmd_renew)
 
     run = sub.add_parser("run", help="run a node in the foreground until SIGTERM")
-    run.add_argument("--config", required=True, help="node YAML config")
+    run.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
     run.add_argument("--log-format", choices=["text", "json"], default="text",
                      help="text lines, or one JSON object a line (time is ISO 8601 with its zone either way)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="check a config and the files it names, as run would, without running")
-    check.add_argument("--config", required=True, help="node YAML config")
+    check.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
     check.set_defaults(func=cmd_check_config)
 
     doctor = sub.add_parser("doctor", help="check config, files, certificate, the running node and every peer "
                                            "(reachable, and the agency we expect); print what to fix")
-    doctor.add_argument("--config", required=True, help="node YAML config")
+    doctor.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
     doctor.set_defaults(func=cmd_doctor)
 
     bk = sub.add_parser("backup", help="back up a node's mailbox while it runs (consistent, with a manifest and SHA-256)")
-    bk.add_argument("--config", required=True, help="node YAML config (node.data_dir)")
+    bk.add_argument("--config", help=f"node YAML config (node.data_dir) {CONFIG_HELP}")
     bk.add_argument("--to", required=True,
                     help="file to write (never overwritten), or a directory for lienthong-<code>-<UTC time>.tar")
     bk.add_argument("--keep", type=int, help="with a directory: keep this many newest backups of the node, remove older")
     bk.set_defaults(func=cmd_backup)
     rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (digest checked)")
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
-    rs.add_argument("--config", required=True, help="node YAML config (node.code, node.data_dir: empty or missing)")
+    rs.add_argument("--config", help=f"node YAML config (node.code, node.data_dir: empty or missing) {CONFIG_HELP}")
     rs.set_defaults(func=cmd_restore)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
@@ -606,14 +609,14 @@ def build_parser() -> argparse.ArgumentParser:
     av = audit_sub.add_parser("verify", help="prove the audit hash chain intact against the node's last signed "
                                              "checkpoint and its parent's copy; name every edited, deleted or "
                                              "reordered row (exit 0 intact, 3 broken)")
-    av.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls, the parent's address)")
+    av.add_argument("--config", help=f"node YAML config (node.data_dir, tls, the parent's address) {CONFIG_HELP}")
     av.add_argument("--offline", action="store_true", help="do not ask the parent (its copy is not checked)")
     av.set_defaults(func=cmd_audit_verify)
 
     ev = sub.add_parser("evidence", help="write a self-contained, signed bundle proving one message's custody "
                                          "(envelope, receipts, trace, statuses, certificates, CRL)")
     ev.add_argument("doc", help="message id (or a doc id / DocumentId naming exactly one message)")
-    ev.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls.key to sign the bundle)")
+    ev.add_argument("--config", help=f"node YAML config (node.data_dir, tls.key to sign the bundle) {CONFIG_HELP}")
     ev.add_argument("--out", required=True, help="file to write (never overwritten)")
     ev.add_argument("--disclose", action="store_true",
                     help="also disclose the document's content key (a reader of the bundle sees the document); "
@@ -627,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)
-        sp.add_argument("--config", required=True, help="node YAML config (local API address and token)")
+        sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
         sp.set_defaults(func=func)
         return sp
 
@@ -733,7 +736,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "config"):  # not given: $LIENTHONG_CONFIG, then /etc/lienthong/node.yaml
+            args.config = find_config(args.config)
         return args.func(args)
+    except NoConfig as e:
+        print(f"lienthong: {e}", file=sys.stderr)
+        return 2
     except ConfigError as e:
         print(f"lienthong: config error: {e}", file=sys.stderr)
         return 2

@@ -137,26 +137,27 @@ def cmd_run(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    """Everything `run` checks before it binds, without binding or taking the data directory."""
-    import os
-    from . import preflight
-    from .identity.trust import TrustStore
-    from .clock import SYSTEM
-    s = load_config(args.config)
-    trust = TrustStore.from_files(list(s.tls.trust_anchors))
-    signer = preflight.load_identity(s, trust, SYSTEM)
-    if s.seal_key_path.exists():  # a missing one is made by `run`; check-config writes nothing
-        preflight.load_seal_key(s, create=False)
-    preflight.load_previous_seal_keys(s)
-    preflight.check_parent(s)
-    data = Path(s.node.data_dir)
-    probe = data if data.exists() else next(p for p in data.parents if p.exists())
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot {'write in' if probe == data else 'create'} {data} (permission denied)",
-                          path="node.data_dir", expected="a directory this user can create and write",
-                          file=str(s.source))
-    print(f"{args.config}: OK — node {signer.code} ({s.node.name}), data in {data}")
-    return 0
+    """Everything `run` checks before it binds, without binding or taking the data directory; every error
+    at once (exit 2). The parent's reachability only with --reach (exit 1 when it does not answer)."""
+    from .check_config import check, parent_of, reach_parent
+    checked = check(args.config)
+    for e in checked.errors:
+        print(f"lienthong: config error: {e}", file=sys.stderr)
+    if checked.errors:
+        if len(checked.errors) > 1:
+            print(f"lienthong: {len(checked.errors)} errors in {args.config}", file=sys.stderr)
+        return 2
+    s = checked.settings
+    print(f"{args.config}: OK — node {checked.code} ({s.node.name}), data in {s.node.data_dir}")
+    parent = parent_of(s)
+    if not args.reach:
+        if parent is not None:
+            print(f"not checked: whether the parent {parent[0]} answers at {parent[1]} (--reach dials it; "
+                  "`lienthong doctor` checks every peer of the running node)")
+        return 0
+    answers, said = reach_parent(s)
+    print(said)
+    return 0 if answers else 1
 
 
 def cmd_backup(args) -> int:
@@ -586,6 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="check a config and the files it names, as run would, without running")
     check.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
+    check.add_argument("--reach", action="store_true",
+                       help="also dial the parent as the node would (mutual TLS, then health; a few seconds at "
+                            "most): exit 1 if it does not answer SERVING")
     check.set_defaults(func=cmd_check_config)
 
     doctor = sub.add_parser("doctor", help="check config, files, certificate, the running node and every peer "

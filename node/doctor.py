@@ -200,26 +200,32 @@ def _running(s: Settings, r: Report) -> None:
                                "(`journalctl -u lienthong | grep health`)")
 
 
-def peer_certificate(s: Settings, address: str) -> bytes:
+def peer_certificate(s: Settings, address: str, timeout: float = CONNECT_TIMEOUT_S) -> bytes:
     """The certificate a peer answers with, from a TLS handshake presenting our own (DER)."""
     from .exchange.peer_check import peer_certificate as answered
-    return answered(Path(s.tls.cert), Path(s.tls.key), address, CONNECT_TIMEOUT_S)
+    return answered(Path(s.tls.cert), Path(s.tls.key), address, timeout)
 
 
 def _peer(s: Settings, r: Report, i: int, code: str, address: str) -> None:
-    what = f"peers[{i}] {code}"
+    check_peer(s, r, f"peers[{i}] {code}", code, address, fix=f"peers[{i}].address")
+
+
+def check_peer(s: Settings, r: Report, what: str, code: str, address: str, *, fix: str = "its address in peers",
+               timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Reach `code` at `address` as deliveries do, and say on one line of `r` what answers (each step
+    bounded by `timeout`)."""
     if s.tls.insecure_plaintext:
         channel = grpc.insecure_channel(address)
     else:
         try:
-            der = peer_certificate(s, address)
+            der = peer_certificate(s, address, timeout)
         except (ConnectionRefusedError, socket.timeout, TimeoutError, socket.gaierror, OSError) as e:
             if isinstance(e, ssl.SSLError):
                 r.add(PROBLEM, what, f"{address} refused the TLS handshake ({e.reason or e}): does its "
                                      "tls.trust_anchors hold our CA?")
             else:
                 r.add(PROBLEM, what, f"nothing answers at {address} ({e.strerror or e}): is the node running, "
-                                     "is the address right (peers[].address), does a firewall let it through?")
+                                     f"is the address right ({fix}), does a firewall let it through?")
             return
         cert = x509.load_der_x509_certificate(der)
         got = certs.agency_code(cert)
@@ -233,17 +239,23 @@ def _peer(s: Settings, r: Report, i: int, code: str, address: str) -> None:
             name = cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
             who = f"{got} ({name[0].value})" if name else str(got)
             r.add(PROBLEM, what, f"{address} answers with the certificate of another agency, {who}, not {code}: "
-                                 f"fix peers[{i}].address (or that machine's config)")
+                                 f"fix {fix} (or that machine's config)")
             return
         from .exchange.transport import TlsMaterial, open_channel
         tls = TlsMaterial(keys.key_pem(keys.load_private_key(Path(s.tls.key))), Path(s.tls.cert).read_bytes(),
                           b"".join(Path(a).read_bytes() for a in s.tls.trust_anchors))
         channel = open_channel(tls, code, address, s.messages.max_size)
     try:
-        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=CONNECT_TIMEOUT_S)
+        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
     except grpc.RpcError as e:
-        r.add(PROBLEM, what, f"{address} is {code} but its health check fails over mutual TLS ({e.code().name}): "
-                             "does it trust our certificate (its tls.trust_anchors)?")
+        from .grpc_errors import reason_of
+        if reason_of(e) == "CERT_REVOKED":
+            r.add(PROBLEM, what, f"{address} is {code} and refuses us: our certificate ({s.tls.cert}) is REVOKED "
+                                 "on the CA's list it holds (CERT_REVOKED): get a new one (`lienthong renew`), "
+                                 "then SIGHUP the node")
+        else:
+            r.add(PROBLEM, what, f"{address} is {code} but its health check fails over mutual TLS "
+                                 f"({e.code().name}): does it trust our certificate (its tls.trust_anchors)?")
         return
     finally:
         channel.close()

@@ -59,5 +59,6 @@ def merged(running: Settings, new: Settings) -> Settings:
     tls.update({k: v for k, v in take["tls"].items() if is_live(f"tls.{k}")})
     out["tls"] = tls
     settings = parse_config(out, "/", source=str(new.source or running.source or "<config>"))
+    object.__setattr__(settings, "api", running.api)  # the token in use, even if its token_file was rewritten
     object.__setattr__(settings, "source", new.source or running.source)
     return settings

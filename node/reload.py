@@ -100,10 +100,6 @@ def _check(node: "Node") -> Checked:
         s = config_changes.merged(running, new)
     except ConfigError as e:
         raise Refused(f"{e.path}: {e.message}") from None
-    if "peers" in live and _parent(node, s) != _parent(node, running):
-        live.remove("peers")
-        fixed.append("peers")  # the parent it registers with is fixed at start-up
-        s = _keep_peers(s, running)
     try:
         trust = TrustStore.from_files(list(s.tls.trust_anchors), node.clock)
     except (ValueError, OSError) as e:
@@ -120,7 +116,7 @@ def _check(node: "Node") -> Checked:
         signer = preflight.load_identity(s, trust, node.clock)
         seal_key = preflight.load_seal_key(s)
         previous = preflight.load_previous_seal_keys(s)
-        preflight.check_parent(s)
+        preflight.check_parent(s)  # peers that lose the parent's address are refused; node.parent is fixed
     except ConfigError as e:
         raise Refused(f"{e.path}: {e.message}") from None
     except OSError as e:
@@ -133,18 +129,6 @@ def _check(node: "Node") -> Checked:
         except OSError as e:
             raise Refused(f"metrics.listen: cannot listen on {listen} ({e.strerror or e})") from None
     return checked
-
-
-def _keep_peers(s: Settings, running: Settings) -> Settings:
-    import dataclasses
-    out = dataclasses.replace(s, peers=running.peers)
-    object.__setattr__(out, "source", s.source)
-    return out
-
-
-def _parent(node: "Node", s: Settings) -> tuple[str | None, bool]:
-    code = node._parent_code(s)
-    return code, bool(code and s.peer_address(code))
 
 
 def _apply(node: "Node", c: Checked) -> None:

@@ -66,7 +66,7 @@ from .clock import SYSTEM, Clock
 from .codes import CodeError, Hierarchy
 from .config import ConfigError, Settings
 from .documents.edxml_bridge import EdxmlBridge
-from .envelope import Signer, stored_verifier
+from .envelope import stored_verifier
 from .exchange.dispatcher import Dispatcher
 from .exchange.hop import RetryPolicy, SendLimits
 from .exchange.intake import Intake
@@ -81,7 +81,6 @@ from .health import HealthMonitor
 from .identity import keys, renewal
 from .identity.crl_holder import CrlHolder
 from .identity.trust import TrustStore
-from .errors import Rejected
 from .exchange.peer_check import PeerCheck
 from .peer_gate import PeerGate
 from .interceptor import ErrorInterceptor

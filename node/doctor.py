@@ -179,7 +179,7 @@ def _crl(s: Settings, r: Report, trust: TrustStore):
                                    "certificate (`lienthong renew`), then SIGHUP the node")
     now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
     until = dt.datetime.fromtimestamp(held.next_update_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    what = f"CRL number {held.number} ({len(held.serials)} revoked, from {source})"
+    what = f"on disk: CRL number {held.number} ({len(held.serials)} revoked, from {source})"
     if held.next_update_ms and now_ms > held.next_update_ms + s.tls.crl_grace * 1000:
         r.add(PROBLEM, "tls.crl", f"{what} is past its next update ({until}) plus tls.crl_grace: the node refuses "
                                   "peers' envelopes (CRL_STALE) and holds its queue. At the root: `lienthong ca crl`, "

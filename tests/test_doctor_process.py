@@ -158,6 +158,11 @@ def test_doctor_names_a_revoked_certificate_in_use_and_a_peer_refusing_us_as_rev
     data["tls"]["crl"] = str(ca / "ca.crl")
     h[P].config.write_text(yaml.safe_dump(data, allow_unicode=True))
     capsys.readouterr()
+    main(["doctor", "--config", str(h[P].config)])  # tls.crl added, no SIGHUP yet: the node does not use it
+    out = capsys.readouterr().out
+    assert f"warning  node config: {h[P].config} differs from what the node runs on in tls.crl: SIGHUP applies" in out
+    assert "ok       node crl: none in use" in out
+    assert "warning  node crl: a newer CRL is on disk (number 1) than the node uses: SIGHUP" in out
     with EventWaiter(h[X].client(), inbox=False, sent=False, registry=True) as ev:
         h[P].process.send_signal(signal.SIGHUP)  # P takes tls.crl and passes it down to X
         ev.wait(lambda evs: any(e.type == "crl" and e.crl_number == 1 for e in evs), TIMEOUT)
@@ -170,3 +175,4 @@ def test_doctor_names_a_revoked_certificate_in_use_and_a_peer_refusing_us_as_rev
             f"({h[X].dir / 'keys' / 'node.pem'}) is REVOKED") in out
     assert "does it trust our certificate" not in out
     assert f"ok       node crl: in use: CRL number 1 (1 revoked, from {P})" in out
+    assert "ok       tls.crl: on disk: CRL number 1 (1 revoked, from " in out

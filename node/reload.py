@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from . import config_changes, preflight, sdnotify
 from .api.running import LastReload
 from .config import ConfigError, Settings, load_config
-from .errors import Rejected
+from .errors import Rejected, bounded
 from .exchange.hop import RetryPolicy
 from .exchange.transport import TlsMaterial
 from .identity import keys, renewal
@@ -62,8 +62,9 @@ def reload(node: "Node") -> bool:
     try:
         checked = _check(node)
     except Refused as e:
-        log.error("reload refused, keeping the config, key, certificate and trust anchors in use: %s", e)
-        _done(node, f"refused: {e}")
+        why = bounded(str(e), 2000)  # it may quote the file: one printable line, bounded
+        log.error("reload refused, keeping the config, key, certificate and trust anchors in use: %s", why)
+        _done(node, f"refused: {why}")
         return False
     for key in checked.fixed:
         log.warning("reload (SIGHUP): %s changed in %s: restart to apply (running on the old value until then)",

@@ -93,3 +93,13 @@ def test_a_bad_config_changes_nothing(tmp_path, caplog):
         assert "reload refused, keeping the config, key, certificate and trust anchors in use: " \
                "sealing.previous_keys[0]: expected an existing file" in caplog.text
         assert na.last_reload.outcome.startswith("refused: sealing.previous_keys[0]")
+
+
+def test_a_refusal_quoting_the_file_is_logged_on_one_printable_line(tmp_path, caplog):
+    with running_pair(tmp_path, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as (na, _, ha, _):
+        rewrite(ha, lambda d: d.update({"retry": {"first\n\x1b[31mdelay": "1s"}}))
+        with caplog.at_level(logging.INFO, logger="lienthong"):
+            assert not na.reload()
+        [line] = [r.getMessage() for r in caplog.records if "reload refused" in r.getMessage()]
+        assert line.isprintable() and "\x1b" not in line and "retry.first?" in line
+        assert na.last_reload.outcome.isprintable()

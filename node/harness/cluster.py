@@ -2,7 +2,8 @@
 
 `Cluster(directory).up(topology)` issues a test CA and every node's key and certificate,
 writes each node's YAML (its parent's code as ``node.parent`` and the parent's address as
-its only peer: the registry does the rest), starts every node as its own OS process, and
+its only peer: the registry does the rest; a parent of codes the topology places by an explicit
+``parent`` lists them in ``parents_of``, as it must to let them register), starts every node as its own OS process, and
 returns when every node answers gRPC health and every parent lists all its children as
 registered and reachable. The map of the running cluster (code → addresses, API token,
 pid, config) is written to ``cluster.json`` in the directory, so separate invocations
@@ -237,7 +238,8 @@ class Cluster:
         addresses = {n.code: f"127.0.0.1:{port()}" for n in topology}
         for n in topology:
             spec = nodes.NodeSpec(n.code, n.name, peers={n.parent: n.parent} if n.parent else {},
-                                  parent=n.parent, extra=_merge(extra or {}, (node_extra or {}).get(n.code, {})))
+                                  parent=n.parent, extra=_merge(_merge(hosts(topology, n.code), extra or {}),
+                                                                (node_extra or {}).get(n.code, {})))
             h = nodes.prepare_node(self.dir, ca, spec, addresses)
             while int(h.api.rsplit(":", 1)[1]) in used:  # prepare_node picks the API port itself
                 h = nodes.prepare_node(self.dir, ca, spec, addresses)
@@ -587,6 +589,13 @@ class Cluster:
 
     def rss_mb(self) -> dict[str, float]:
         return {c: round(rss_kb(n.pid) / 1024, 1) for c, n in self.nodes.items() if self.alive(c)}
+
+
+def hosts(topology: Topology, code: str) -> dict:
+    """`parents_of` for the children of `code` that the topology places by an explicit parent: a parent
+    registers a code outside the QCVN form only where its own configuration puts it (node.registry)."""
+    odd = {n.code: code for n in topology if n.parent == code and n.explicit_parent}
+    return {"parents_of": odd} if odd else {}
 
 
 def _merge(a: dict, b: dict) -> dict:

@@ -640,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/cluster", description="Run a tree of lienthong nodes on this machine.")
     sub = p.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start every node of a topology; prints the cluster map as JSON")
-    up.add_argument("topology", help="a name in configs/topologies (small, binh-phuoc) or a YAML path")
+    up.add_argument("topology", help="a name in configs/topologies (small, dong-nai, binh-phuoc) or a YAML path")
     up.add_argument("--parallel", type=int, default=None, help="processes starting at once (default 3 x CPUs)")
     up.add_argument("--timeout", type=float, default=600.0)
     for name, text in (("down", "stop every node (SIGTERM) and report exit statuses"),

@@ -15,8 +15,8 @@ How agencies are coded (docs/topologies.md says why, with the evidence):
   keeps the code of the pre-2025 unit whose name it kept (Đồng Nai, which took in Bình
   Phước H10, stays H19); a ministry with a new name keeps the code of the one it was built on.
 - Level 2 under a province (the third group, 01-99). Slots 01-20 are the departments', in
-  a fixed table (01 the People's Committee's office, 12 Home Affairs, as a field packet
-  has them); 21-99 (79 slots) the communes, in ascending NSO ward code.
+  a fixed table (01 the People's Committee's office, 12 Home Affairs, as the Lạng Sơn
+  packet in our samples has them); 21-99 (79 slots) the communes, in ascending NSO ward code.
 - Communes past the 79th get a Decision 20/2020 identifier: the province's level-1 group,
   a dot, the 5-digit NSO ward code (``H79.27004``), with the province as explicit parent.
 
@@ -99,7 +99,7 @@ MINISTRIES = (
 )
 
 # A province's departments: (level-2 group, name before "tỉnh X" / "thành phố X"), in the order
-# `--departments N` takes them. 01 and 12 as a field packet has them (Lạng Sơn); the rest of
+# `--departments N` takes them. 01 and 12 as the Lạng Sơn packet in our samples; the rest of
 # the groups are illustrative. 14-20 are kept free for departments some provinces add.
 DEPARTMENTS = (
     (1, "Văn phòng UBND"), (12, "Sở Nội vụ"), (2, "Sở Tài chính"), (3, "Sở Tư pháp"),

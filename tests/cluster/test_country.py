@@ -216,3 +216,10 @@ def test_generated_codes_route_on_real_nodes(tmp_path, official):
     finally:
         statuses = cluster.close()
     assert set(statuses.values()) == {0}
+
+
+def test_every_option_of_scripts_topology_is_documented():
+    doc = (REPO / "docs" / "topologies.md").read_text(encoding="utf-8")
+    options = [s for a in country.parser()._actions for s in a.option_strings if s not in ("-h", "--help")]
+    assert options and not [o for o in options if f"`{o}" not in doc]
+    assert "`scripts/topology`" in (REPO / "README.md").read_text(encoding="utf-8")

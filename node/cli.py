@@ -175,13 +175,23 @@ def cmd_backup(args) -> int:
 
 def cmd_restore(args) -> int:
     from . import backup
+    from .clock import SYSTEM
+    from .identity.trust import TrustStore
+    from .preflight import load_identity
     settings = load_config(args.config)
+    # the node's key signs the restore into the audit chain: a missing or wrong key stops it before anything
+    signer = load_identity(settings, TrustStore.from_files(list(settings.tls.trust_anchors)), SYSTEM)
     try:
-        m = backup.restore(settings, Path(args.source))
+        r = backup.restore(settings, Path(args.source), signer, SYSTEM.now_ms())
     except backup.BackupError as e:
         raise CliError(str(e)) from None
+    m = r.manifest
     print(f"restored {args.source} ({m.node}, {m.created}, schema {m.schema_version}, sha256 verified) into "
-          f"{settings.node.data_dir}\nstart the node: envelopes the backup shows pending are sent again "
+          f"{settings.node.data_dir}\n"
+          f"audit: the backup holds the chain up to seq {r.backup_seq}; the restore is recorded at seq "
+          f"{r.restore_seq}, signed by the node's key, and handed to the parent when the node starts "
+          "(`lienthong audit verify` reports rows written after the backup as lost with the restore)\n"
+          "start the node: envelopes the backup shows pending are sent again "
           "(a next hop that already has one answers with its stored receipt)")
     return 0
 

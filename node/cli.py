@@ -550,11 +550,16 @@ def _flags(m) -> str:
 
 def cmd_queue_list(args) -> int:
     admin = _client(args).admin
-    messages = admin.list_queue_all(args.hop or "", args.parked)
+    messages, after = [], 0
+    while True:
+        page = admin.list_queue(args.hop or "", args.parked, after, 1000)
+        messages.extend(page.messages)
+        now, after = page.now_ms, page.next_after_seq
+        if not after:
+            break
     if args.json:
         print(json.dumps([json_format.MessageToDict(m) for m in messages], ensure_ascii=False, indent=1))
         return 0
-    now = admin.queues().now_ms
     print(f"{'MESSAGE ID':32}  {'KIND':8}  {'SENDER':15}  {'RECIPIENT':15}  {'NEXT HOP':15}  {'SIZE':>7}  {'AGE':>6}  "
           f"{'TRIES':>5}  {'FLAGS':15}  LAST ERROR")
     for m in messages:

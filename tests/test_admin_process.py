@@ -219,6 +219,13 @@ def test_one_message_is_held_listed_retried_only_once_released_and_sent(tree, ca
     p, cfg = h[P].client(), str(h[P].config)
     assert main(["hold", "--config", cfg, D]) == 0
     kept, other = (p.send(pb.Document(subject=s), [D]).envelopes[0].message_id for s in ("giữ một", "đi trước"))
+    first = p.admin.list_queue(D, limit=1)  # a page at a time, in queue order
+    second = p.admin.list_queue(D, after_seq=first.next_after_seq, limit=1)
+    assert [m.message_id for m in (*first.messages, *second.messages)] == [kept, other]
+    assert first.next_after_seq and not second.next_after_seq
+    with pytest.raises(grpc.RpcError) as e:
+        p.admin.list_queue(D, limit=1001)
+    assert (reason_of(e.value), fields_of(e.value)) == ("INVALID_REQUEST", ["limit"])
     capsys.readouterr()
     assert main(["queue", "hold", "--config", cfg, kept]) == 0
     assert f"{kept} held" in capsys.readouterr().out

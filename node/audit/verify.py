@@ -130,7 +130,12 @@ def _held_against_restores(restores: list[Restore], w, res: Result, anchors: lis
     """The declared restores whose signed row is in the chain (each one named, with the latest checkpoint of
     the history it gave up, from the parent's record or from the anchors); one that is not is a problem."""
     out: dict[tuple[int, bytes], Restore] = {}
-    for r in restores:
+    for r in sorted(restores, key=lambda r: -r.time_ms):  # the latest first: it may have given up an earlier one
+        later = [k for k in out.values() if k.time_ms > r.time_ms and k.backup_seq < r.seq]
+        if later:
+            res.notes.append(f"the restore at seq {r.seq} (signed {_when(r.time_ms)}, {r.source}) is of the history "
+                             f"the restore at seq {later[0].seq} gave up")
+            continue
         if r.superseded is None:
             older = [a for a in anchors if a.seq > r.backup_seq and a.time_ms < r.time_ms]
             r = dataclasses.replace(r, superseded=max(older, key=lambda a: a.seq)) if older else r

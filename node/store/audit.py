@@ -157,8 +157,12 @@ def keep_child_restore(db: Database, code: str, seq: int, head_hash: bytes, from
                           (code, branch, seq, head_hash)).fetchone()
         if same is not None:
             return "again", None
+        # the branch whose rows the backup's head is among: the latest that started at or before it (rows
+        # before a branch's restore row are its parent branch's)
+        owner = tx.execute("SELECT coalesce(max(branch), 0) FROM child_restore WHERE code = ? AND seq <= ?",
+                           (code, from_seq)).fetchone()[0]
         at = tx.execute("SELECT seq, head, time_ms FROM child_checkpoint WHERE code = ? AND branch = ? AND seq = ?",
-                        (code, branch, from_seq)).fetchone()
+                        (code, owner, from_seq)).fetchone()
         if at is not None and at[1] != from_head:
             return "conflict", {"seq": at[0], "head": at[1], "time_ms": at[2]}
         if branch >= MAX_RESTORES_PER_CHILD:

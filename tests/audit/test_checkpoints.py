@@ -173,3 +173,17 @@ def test_an_untaken_restore_checkpoint_is_handed_over_before_later_ones(tmp_path
     cp = checkpoints.Checkpointer(db, child, clock, send=lambda signed: sent.append(_seq(signed)))
     assert cp.tick() == 3 and sent == [2, 3]
     assert cp.tick() == 3 and sent == [2, 3]
+
+
+def test_a_second_restore_is_held_against_the_branch_its_backup_head_is_in(keeper, clock):  # noqa: F811
+    """Restored at 7 (from a backup up to 6); later restored again from an older backup up to 4: its head is
+    compared with the checkpoint the parent kept at 4 in the first history, not ignored."""
+    k, child, db = keeper
+    k.take(checkpoints.make(child, 4, b"\x04" * 32, clock.now_ms()), CHILD)
+    k.take(checkpoints.make(child, 9, b"\x09" * 32, clock.now_ms()), CHILD)
+    k.take(_restore(child, 7, b"\x77" * 32, b"\x06" * 32, clock.now_ms() + 1), CHILD)
+    with pytest.raises(Rejected) as e:
+        k.take(_restore(child, 5, b"\x55" * 32, b"\x44" * 32, clock.now_ms() + 2), CHILD)
+    assert e.value.reason is Reason.CHECKPOINT_CONFLICT
+    resp = k.take(_restore(child, 5, b"\x55" * 32, b"\x04" * 32, clock.now_ms() + 2), CHILD)
+    assert [_seq(r.restore) for r in resp.restores] == [7, 5] and _seq(resp.latest) == 5

@@ -115,7 +115,8 @@ class AdminServicer:
 
     def Purge(self, request, context):
         """Remove one queued envelope for good: audited with the reason, and its sender gets a
-        non-delivery notice (reason PURGED, the given reason as its detail).
+        non-delivery notice (reason PURGED, the given reason as its detail). The reason is one line
+        (UNPRINTABLE otherwise) of at most 500 characters; an envelope no longer queued: NOT_QUEUED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

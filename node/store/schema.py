@@ -287,8 +287,12 @@ def m0012_not_before(db) -> None:
 @MIGRATIONS(name="0014_outbox_held")
 def m0014_outbox_held(db) -> None:
     # an operator may hold one message (lienthong queue hold): not sent until released, across restarts;
-    # it still expires
-    db.execute("ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0")
+    # it still expires. The queue is listed in seq order (Admin.ListQueue) without reading the sent register
+    for sql in (
+        "ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX outbox_queued ON outbox(seq) WHERE state = 'pending'",
+    ):
+        db.execute(sql)
 
 
 @MIGRATIONS(name="0015_audit_restore")

@@ -34,6 +34,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import version as _version
 from .config import ConfigError, Settings
 from .preflight import LOCK_FILE, MAILBOX_FILE, DataDir
 from .store import backup as store
@@ -74,14 +75,6 @@ class Manifest:
             return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise BackupError(f"{where}: {MANIFEST} is damaged ({e.__class__.__name__}: {e})") from None
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("lienthong")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _digest(path: Path) -> str:

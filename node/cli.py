@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import json_format
 
 from . import cli_stats
+from . import version as _version
 from .config import ConfigError, load_config
 from .envelope import is_message_id
 from .pb import envelope_pb2 as pb
@@ -191,14 +192,6 @@ def cmd_doctor(args) -> int:
     report = diagnose(args.config)
     print(report.render())
     return 1 if report.problems else 0
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("lienthong")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # ---- audit and evidence ---------------------------------------------------------------
@@ -735,7 +728,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as e:
-        print(f"lienthong: config error: {e}", file=sys.stderr)
+        if getattr(args, "log_format", "text") == "json":  # `run --log-format json`: a log shipper reads stderr
+            from .logs import error_line
+            error_line(f"config error: {e}", "json", logger="lienthong.config", key=e.path)
+        else:
+            print(f"lienthong: config error: {e}", file=sys.stderr)
         return 2
     except CliError as e:
         print(f"lienthong: {e}", file=sys.stderr)

@@ -98,7 +98,7 @@ from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
 from .metrics import NO_METRICS
-from . import preflight, reflection_v1, sdnotify
+from . import preflight, reflection_v1, sdnotify, version
 
 log = logging.getLogger("lienthong")
 
@@ -289,6 +289,7 @@ class Node:
         self.dispatcher.wake_all_due()
         self._write_runtime()
         log.info("node %s serving peers on port %d, local API on port %d", s.node.code, self.peer_port, self.api_port)
+        log.info("lienthong %s; %s", version(), self.crl.describe())
 
     def _bind(self, key: str, address: str, bind) -> int:
         """Bind or stop start-up with an error naming the config key (gRPC raises RuntimeError)."""

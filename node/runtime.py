@@ -93,6 +93,7 @@ from .registry.directory import Directory
 from .registry.service import RegistryService
 from .timers import SchedulerTimer
 from .store.database import Database, StoreError
+from .store import audit as audit_store
 from .store import peers as peers_store
 from .store import client_keys, outbox
 from .store import registry as registry_store
@@ -353,8 +354,12 @@ class Node:
             q, st = summary.get(hop), states.get(hop)
             queues[hop] = {"depth": q["depth"] if q else 0,
                            "oldest_age_s": max(0, now - q["oldest_ms"]) / 1000 if q else 0.0,
-                           "failures": st.failures if st else 0, "held": bool(st.held) if st else False}
+                           "failures": st.failures if st else 0, "held": bool(st.held) if st else False,
+                           "parked": q["parked"] if q else 0}
         stale = self.directory.stale_after_ms
+        crl = self.crl.current
+        head_seq, _ = audit_store.head(self.db)
+        checkpoint = audit_store.latest_checkpoint(self.db)
         return {
             "queues": queues,
             "cert_days_left": (self.cert_not_after_ms - now) / 86_400_000,
@@ -363,6 +368,11 @@ class Node:
             "registered": self.directory.registered,
             "statuses": statuses_store.counts_by_code(self.db),
             "serving": self.health.problem is None,
+            "version": version(),
+            "crl": None if crl is None else {"number": crl.number, "next_update_s": crl.next_update_ms / 1000,
+                                             "age_s": max(0, now - crl.this_update_ms) / 1000},
+            "checkpoint": None if checkpoint is None else {
+                "age_s": max(0, now - checkpoint["time_ms"]) / 1000, "rows_after": max(0, head_seq - checkpoint["seq"])},
         }
 
     def _add_common(self, server: grpc.Server, *service_names: str) -> None:

@@ -138,6 +138,9 @@ class ReadOnly:
         for r in self.conn.execute(f"SELECT {COLUMNS} FROM audit ORDER BY seq"):
             yield Row(*r)
 
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM audit").fetchone()[0]
+
     def checkpoints(self) -> list[dict]:
         cur = self.conn.execute("SELECT seq, head, time_ms, signed, parent_ms FROM audit_checkpoint ORDER BY seq")
         return [dict(zip(("seq", "head", "time_ms", "signed", "parent_ms"), r)) for r in cur]

@@ -157,7 +157,8 @@ class Directory:
         try:
             self.crl.offer(der, self.parent or "parent")
         except Rejected as r:
-            log.warning("CRL from parent %s refused: %s", self.parent, r.public_text)
+            log.warning("CRL from parent %s refused: %s", self.parent, r.public_text,
+                        extra=logs.fields(agency=self.parent, reason=r.reason))
 
     def push_crl(self, der: bytes) -> None:
         """Pass a CRL we just took to every registered child, all at once, in the background; a child that

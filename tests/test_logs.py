@@ -107,3 +107,12 @@ def test_a_parent_outage_is_a_warning_once_per_change_of_error(tmp_path, pki, cl
         assert caplog.records[0].agency == parent and caplog.records[0].reason == "UNREACHABLE"
     finally:
         db.close()
+
+
+def test_listing_subjects_a_sender_or_relay_chose_are_escaped():
+    """`lienthong inbox` prints the stored subject on a terminal: a sender's ESC sequence must not drive it."""
+    from node.exchange.outgoing import subject_of
+    from node.pb import envelope_pb2 as pb
+    assert subject_of(pb.Payload(document=pb.Document(subject="Công văn\n\x1b[2J"))) == "Công văn\\n\\x1b[2J"
+    assert subject_of(pb.Payload(notice=pb.Notice(reason="PURGED\x1b]0;x\x07"))) == "not delivered: PURGED\\x1b]0;x\\x07"
+    assert subject_of(pb.Payload(document=pb.Document(subject="Quyết định số 12/QĐ-UBND"))) == "Quyết định số 12/QĐ-UBND"

@@ -257,7 +257,10 @@ def test_fetch_save_dir_survives_hostile_attachment_names(capsys, running, tmp_p
     ("line\nbreak\x1b[31m.pdf", "linebreak[31m.pdf"),
     ("..", "attachment-1"),
     (".bashrc", "bashrc"),
-    ("a" * 500 + ".pdf", "a" * 116 + ".pdf"),
+    ("a" * 500 + ".pdf", "a" * 251 + ".pdf"),           # 255 bytes: the file system's limit
+    ("ữ" * 200 + ".pdf", "ữ" * 83 + ".pdf"),             # 3 bytes a character: 253 bytes, cut between two
+    ("u\u031b\u0303" * 100 + ".pdf", "ữ" * 83 + ".pdf"),  # decomposed (as macOS writes it): composed first
+    ("bảng kê." + "x" * 20, "bảng kê." + "x" * 20),      # a long "extension" is part of the name
 ])
 def test_attachment_names_are_made_safe(name, expected):
     from node.cli import safe_file_name

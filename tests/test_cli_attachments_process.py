@@ -89,6 +89,11 @@ def test_three_attachments_all_saved_names_cut_by_bytes_and_printed_safely(pair,
     as_json = lienthong("fetch", "--config", str(hb.config), sent.message_id, "--json")
     assert as_json.returncode == 0 and "\u202e" not in as_json.stdout and "\\u202e" in as_json.stdout
 
+    for argv, config in ((["inbox"], hb.config), (["track", sent.message_id], ha.config)):  # the subject elsewhere
+        listed = lienthong(argv[0], "--config", str(config), *argv[1:])
+        assert listed.returncode == 0, listed.stderr
+        assert shown(doc.subject) in listed.stdout and not any(c in listed.stdout for c in "\x1b\r")
+
 
 # ---- the pieces, without a node ---------------------------------------------------------------
 

@@ -13,23 +13,13 @@ lossy ("?") and cut to a length.
 """
 from __future__ import annotations
 
-
-def _escape(ch: str) -> str:
-    n = ord(ch)
-    if ch == "\\":
-        return "\\\\"
-    if n < 0x100:
-        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{n:02x}")
-    return f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+from .escaping import escape
 
 
 def shown(text: str, *, keep_newlines: bool = False) -> str:
     """`text` with every non-printable character (and the backslash) escaped; with `keep_newlines`,
     LF is kept (a multi-line document content), everything else escaped all the same."""
-    if text.isprintable() and "\\" not in text:
-        return text
-    return "".join(ch if (ch.isprintable() and ch != "\\") or (keep_newlines and ch == "\n") else _escape(ch)
-                   for ch in text)
+    return escape(text, keep_newlines=keep_newlines, backslash=True)
 
 
 def shown_json(text: str) -> str:

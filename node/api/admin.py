@@ -9,6 +9,8 @@ nor leave a hold, a peer_state row and a metric series for a code nobody routes 
 must be in the outbox (NOT_FOUND) and still queued (NOT_QUEUED)."""
 from __future__ import annotations
 
+from typing import Callable
+
 from ..clock import Clock
 from ..codes import is_identifier
 from ..errors import Reason, Rejected
@@ -62,8 +64,13 @@ def _queued(row: dict) -> apb.QueuedMessage:
 
 
 class AdminService(agrpc.AdminServicer):
-    def __init__(self, db: Database, dispatcher: Dispatcher, clock: Clock) -> None:
+    def __init__(self, db: Database, dispatcher: Dispatcher, clock: Clock,
+                 running: Callable[[], apb.RunningResponse] = apb.RunningResponse) -> None:
         self.db, self.dispatcher, self.clock = db, dispatcher, clock
+        self.running = running  # what the node holds now (node/api/running.py)
+
+    def Running(self, request, context):
+        return self.running()
 
     def _hop(self, code: str) -> str:
         """A next hop of this node: its parent, a registered child, a configured peer, or a code it has mail,

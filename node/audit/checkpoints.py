@@ -19,7 +19,7 @@ from typing import Callable
 
 from google.protobuf.message import DecodeError
 
-from .. import events
+from .. import events, logs
 from ..clock import Clock
 from ..codes import is_identifier
 from ..envelope import MAX_CLOCK_SKEW_MS, Signer
@@ -122,7 +122,8 @@ class Checkpointer:
             self.send(rpb.SignedCheckpoint.FromString(row["signed"]))
         except Rejected as r:
             log.log(logging.WARNING if r.reason.permanent else logging.INFO,
-                    "audit checkpoint at seq %d not taken by the parent: %s", row["seq"], r.public_text)
+                    "audit checkpoint at seq %d not taken by the parent: %s", row["seq"], r.public_text,
+                    extra=logs.fields(agency=self.parent, reason=r.reason))
             return False
         store.mark_checkpoint_sent(self.db, row["seq"], self.clock.now_ms())
         self.events.emit(events.CHECKPOINT, peer=self.parent, seq=row["seq"], time_ms=self.clock.now_ms())
@@ -152,7 +153,8 @@ class Keeper:
                                               signed.SerializeToString(), self.clock.now_ms())
         if earlier is not None and earlier["head"] != body.head:
             log.warning("audit checkpoint of %s at seq %d refused: another head was checkpointed at that seq "
-                        "before (%s, now %s)", code, body.seq, earlier["head"].hex()[:16], body.head.hex()[:16])
+                        "before (%s, now %s)", code, body.seq, earlier["head"].hex()[:16], body.head.hex()[:16],
+                        extra=logs.fields(agency=code, reason=Reason.CHECKPOINT_CONFLICT))
             raise Rejected(Reason.CHECKPOINT_CONFLICT,
                            f"{code} checkpointed seq {body.seq} before with another head")
         if earlier is None:
@@ -170,7 +172,7 @@ class Keeper:
         if outcome == "conflict":
             log.warning("audit restore of %s refused: it names seq %d with head %s, the checkpoint kept at that seq "
                         "says %s", code, body.restored_from_seq, body.restored_from_head.hex()[:16],
-                        row["head"].hex()[:16])
+                        row["head"].hex()[:16], extra=logs.fields(agency=code, reason=Reason.CHECKPOINT_CONFLICT))
             raise Rejected(Reason.CHECKPOINT_CONFLICT, f"{code}'s restore names seq {body.restored_from_seq} with "
                                                        "another head than the checkpoint kept at that seq")
         if outcome == "over":
@@ -180,7 +182,8 @@ class Keeper:
                     f"{body.restored_from_seq + 1}..{row['seq']} that the restore gave up"
                     if row and row["seq"] > body.restored_from_seq else "no checkpoint kept here is past the backup")
             log.warning("audit: %s was restored from a backup (%s): its chain goes on from seq %d; %s", code,
-                        bounded(body.backup, MAX_BACKUP_NAME), body.restored_from_seq, lost)
+                        bounded(body.backup, MAX_BACKUP_NAME), body.restored_from_seq, lost,
+                        extra=logs.fields(agency=code))
             self.events.emit(events.CHECKPOINT_KEPT, peer=code, seq=body.seq, time_ms=self.clock.now_ms())
         return self._response(code, 0)
 

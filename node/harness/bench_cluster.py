@@ -116,8 +116,9 @@ def latency(cluster: Cluster, sender: str, recipient: str, n: int, size: int, ra
             "post_to_arrival": summary([(arrived_us[m] - t) / 1000 for m, t in posted_us.items()])}
 
 
-def path_report(sender: str, recipient: str) -> dict:
-    route = codes.route(sender, recipient)
+def path_report(sender: str, recipient: str, hierarchy: codes.Hierarchy = codes.DEFAULT) -> dict:
+    """The route by the tree; `hierarchy` places codes a topology gives an explicit parent (dong-nai's identifiers)."""
+    route = hierarchy.route(sender, recipient)
     return {"from": sender, "to": recipient, "route": route, "hops": len(route) - 1}
 
 
@@ -174,7 +175,7 @@ def bench_startup(args) -> dict:
                 "start_and_register_s": round(started, 2),
                 "rss_mb_total": round(rss_kb_total / 1024, 1),
                 "rss_mb_per_node": round(rss_kb_total / 1024 / len(topo), 1),
-                "one_document": {**path_report(a, b), "post_to_arrival_ms": round((ev.time_us - t1) / 1000, 1)}}
+                "one_document": {**path_report(a, b, topo.hierarchy()), "post_to_arrival_ms": round((ev.time_us - t1) / 1000, 1)}}
 
     return on_a_fresh_cluster(topo, measure, parallel=args.parallel, quiet=not args.verbose)
 

@@ -223,3 +223,11 @@ def test_every_option_of_scripts_topology_is_documented():
     options = [s for a in country.parser()._actions for s in a.option_strings if s not in ("-h", "--help")]
     assert options and not [o for o in options if f"`{o}" not in doc]
     assert "`scripts/topology`" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_bench_cluster_reports_the_route_to_an_identifier_of_dong_nai():
+    from node.harness import bench_cluster
+    t = topology.load("dong-nai")
+    first, last = t.leaves()[0], t.leaves()[-1]
+    assert bench_cluster.path_report(first, last, t.hierarchy()) == {
+        "from": "000.00.01.H19", "to": last, "route": ["000.00.01.H19", "000.00.00.H19", last], "hops": 2}

@@ -80,6 +80,14 @@ class Reason(enum.Enum):
                  "this node's CRL is past its next update; it takes no mail until it has a fresh one")
     PARK_FULL = ("PARK_FULL", _C.RESOURCE_EXHAUSTED, False,
                  "this peer has too much mail waiting here for agencies that have not registered yet")
+    PEER_BUSY = ("PEER_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                 "this peer already has as many registry calls in progress here as it may")
+    REGISTRY_BUSY = ("REGISTRY_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                     "this node is answering as many registry calls as it gives them; delivery is served apart")
+    CHILD_BUSY = ("CHILD_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                  "the child on the way to that code has as many questions outstanding as it may")
+    SIGNATURE_BUDGET = ("SIGNATURE_BUDGET", _C.RESOURCE_EXHAUSTED, False,
+                        "this peer has had as many signatures checked as it may for now")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

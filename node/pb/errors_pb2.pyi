@@ -52,6 +52,10 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CRL_OUTDATED: _ClassVar[Reason]
     CRL_STALE: _ClassVar[Reason]
     PARK_FULL: _ClassVar[Reason]
+    PEER_BUSY: _ClassVar[Reason]
+    REGISTRY_BUSY: _ClassVar[Reason]
+    CHILD_BUSY: _ClassVar[Reason]
+    SIGNATURE_BUDGET: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -98,3 +102,7 @@ SEAL_KEY_MISSING: Reason
 CRL_OUTDATED: Reason
 CRL_STALE: Reason
 PARK_FULL: Reason
+PEER_BUSY: Reason
+REGISTRY_BUSY: Reason
+CHILD_BUSY: Reason
+SIGNATURE_BUDGET: Reason

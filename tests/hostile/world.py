@@ -73,8 +73,10 @@ EXTRA = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"}
 PARKED_PER_ORIGIN = 2  # D's limits.parked_per_origin: mail for codes below D that nobody registered
 NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED: C1},
                   "limits": {"parked_per_origin": PARKED_PER_ORIGIN,
-                             # a slow refill, so the budget case runs out whatever the machine's speed
-                             "signatures_per_second": 1000,
+                             # a slow refill, so the budget case runs out whatever the machine's speed; rows
+                             # per heartbeat well under D's message size (a row carries its certificate)
+                             "signatures_per_second": 100, "signature_burst": 4000,
+                             "stats_rows_per_heartbeat": 1000,
                              # the catalogue's heartbeat cases come fast; the flood cases still pass it
                              "registry_updates_per_second": 20, "registry_update_burst": 40}}}
 

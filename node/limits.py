@@ -2,7 +2,8 @@
 
 A valid certificate or API token proves who is asking, not that the request is
 reasonable: each bound here turns an exhausting request into a refusal that names the
-limit (reason OVER_LIMIT, or RATE_LIMITED for lookups), before any work is done.
+limit (reason OVER_LIMIT; RATE_LIMITED for a rate; SIGNATURE_BUDGET for what a peer may make us
+verify; PEER_BUSY and the like for calls in flight), before any work is done.
 """
 from __future__ import annotations
 

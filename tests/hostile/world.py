@@ -77,8 +77,9 @@ NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED:
                              # per heartbeat well under D's message size (a row carries its certificate)
                              "signatures_per_second": 100, "signature_burst": 4000,
                              "stats_rows_per_heartbeat": 1000,
-                             # the catalogue's heartbeat cases come fast; the flood cases still pass it
-                             "registry_updates_per_second": 20, "registry_update_burst": 40}}}
+                             # room for the catalogue's heartbeat cases (a burst of 40, honest children beat
+                             # every second); 200 calls in a row pass it unless they take over 80 s
+                             "registry_updates_per_second": 2, "registry_update_burst": 40}}}
 
 
 # ---- identities ------------------------------------------------------------------------------

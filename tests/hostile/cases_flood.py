@@ -213,7 +213,12 @@ def _(s):
             xpb.Outcome(rejection=xpb.Rejection(reason="PARK_FULL", message="full"))
             if message_id_of(r) in junk else o for r, o in zip(raws, receipts.outcomes)])
     w.fake.on_deliver = lambda raws: answer(raws)
-    junk.update(m.message_id for m in w.api(D).send(pb.Document(subject="bị từ chối"), [M]).envelopes)
+    admin = w.api(D).admin
+    admin.hold(M)  # so that M sees the envelope only once it is named as the one to refuse
+    try:
+        junk.update(m.message_id for m in w.api(D).send(pb.Document(subject="bị từ chối"), [M]).envelopes)
+    finally:
+        admin.release(M)
     [held] = junk
     s.begin()
     try:

@@ -644,7 +644,7 @@ class LimitsSettings(_Section):
     registry_updates_per_second: Rate = 1.0
     registry_update_burst: Count = 10
     registry_calls_per_peer: Count = 2
-    registry_share: RegistryShare = 4
+    registry_share: RegistryShare = 6
     lookups_down_per_child: Count = 2
     stats_rows_per_heartbeat: Count = 5000
     entries_per_listing: Count = 5000

@@ -18,7 +18,8 @@ from node.pb import exchange_pb2 as xpb
 from node.pb import registry_pb2 as rpb
 
 from .core import Observed, call, case, refused
-from .world import (C1, D, G, HELD, M, M2, R, TIMEOUT, X, issue, message_id_of, poll, relayed, seal)
+from .world import (C1, D, G, HELD, M, M2, P, R, TABLES, TIMEOUT, X, issue, message_id_of, poll, relayed,
+                    seal)
 
 LOOKUP = "Registry.Lookup → D, for codes below M (M answers slowly)"
 BUSY = {"PEER_BUSY", "REGISTRY_BUSY", "CHILD_BUSY"}
@@ -114,7 +115,9 @@ def _(s):
         try:
             s.w.heartbeat(M2, odd={HELD: M2}, rows=rows)
         except grpc.RpcError as e:
-            return refused(e).allowing(M2)  # the heartbeats within the budget report M2's own counters
+            # the heartbeats within the budget report M2's own counters, which D carries up to P on its next
+            poll("P holds M2's counters", lambda: (D, M2) in s.w.rows(P, TABLES["subtree_stats"]))
+            return refused(e).allowing(M2)
     return Observed("OK")
 
 

@@ -52,6 +52,12 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CRL_OUTDATED: _ClassVar[Reason]
     CRL_STALE: _ClassVar[Reason]
     PARK_FULL: _ClassVar[Reason]
+    CERT_NOT_REGISTERED: _ClassVar[Reason]
+    UNSIGNED_FIELDS: _ClassVar[Reason]
+    NOT_A_HOP: _ClassVar[Reason]
+    HELD: _ClassVar[Reason]
+    UNPRINTABLE: _ClassVar[Reason]
+    NOT_QUEUED: _ClassVar[Reason]
     PEER_BUSY: _ClassVar[Reason]
     REGISTRY_BUSY: _ClassVar[Reason]
     CHILD_BUSY: _ClassVar[Reason]
@@ -102,6 +108,12 @@ SEAL_KEY_MISSING: Reason
 CRL_OUTDATED: Reason
 CRL_STALE: Reason
 PARK_FULL: Reason
+CERT_NOT_REGISTERED: Reason
+UNSIGNED_FIELDS: Reason
+NOT_A_HOP: Reason
+HELD: Reason
+UNPRINTABLE: Reason
+NOT_QUEUED: Reason
 PEER_BUSY: Reason
 REGISTRY_BUSY: Reason
 CHILD_BUSY: Reason

@@ -357,8 +357,11 @@ def test_a_refusal_about_one_envelope_holds_back_that_envelope_not_the_hop(side,
     other = send(side, "honest")
     assert side.disp.attempt(B) == DELIVERED and state_of(side, other)["state"] == "delivered"
     assert side.disp.attempt(B) == IDLE  # junk is not claimed again before its own time
-    side.disp.peer_returned(B, "heartbeat")
-    assert side.disp.attempt(B) == IDLE  # the link coming back is not the quota freeing up
+    side.disp.wake = lambda hop: None  # no sender threads: this test drives every attempt
+    with side.db_a.transaction() as tx:  # the link failed meanwhile (a timeout), then B beats again:
+        peers.record_failure(tx, B, 1, clock.now_ms() + 1, "timeout")
+    assert side.disp.peer_returned(B, "heartbeat")  # its backoff and deferrals are forgotten ...
+    assert side.disp.attempt(B) == IDLE  # ... but not this: the link coming back is not the quota freeing up
     clock.advance(POLICY.max_delay * 1.4)
     assert side.disp.attempt(B) == DELIVERED and state_of(side, junk)["attempts"] == 2  # refused again, later
     assert peers.get(side.db_a, B).failures == 0

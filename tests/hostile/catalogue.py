@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     __package__ = "hostile"
 
 from . import (cases_answers, cases_audit, cases_envelopes, cases_flood, cases_lifecycle,  # noqa: F401,E402
-               cases_local, cases_registry, cases_revocation, cases_sealing, cases_stats)
+               cases_local, cases_logs, cases_registry, cases_revocation, cases_sealing, cases_stats)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -32,7 +32,8 @@ GROUPS = {
     "envelope": "Envelope checks the suite already had",
     "sealing": "Sealed payloads tampered with or moved",
     "revocation": "Forged, older and misrouted revocation lists",
-    "audit": "Audit checkpoints forged, borrowed or rewritten",
+    "audit": "Audit checkpoints forged, borrowed, rewritten or restored from a history never held",
+    "log injection": "Outside text forging log lines or driving a terminal",
     "flood": "Stalls, floods and amplification",
 }
 

@@ -282,3 +282,10 @@ def m0012_not_before(db) -> None:
     # an envelope of ours kept home until its recipient's seal key can be had (node.exchange.late_seal): not
     # claimed before this time, so it never holds its hop back nor is asked for again at every attempt
     db.execute("ALTER TABLE outbox ADD COLUMN not_before_ms INTEGER")
+
+
+@MIGRATIONS(name="0013_registry_previous_cert")
+def m0013_registry_previous_cert(db) -> None:
+    # the certificate a child's registration renewed (node.registry.pins): its queued mail, signed and marked
+    # before the renewal, still passes; NULL after a first registration or when the old one was revoked
+    db.execute("ALTER TABLE registry ADD COLUMN previous_cert BLOB")

@@ -103,6 +103,7 @@ def scenario(root, network: LocalNetwork | None) -> dict:
         names: dict[str, str] = {}
         out["audit"] = {c: _audit(tree, c, names) for c in (C1, P, C2)}  # C1 first: its document is m0
         out["refusals"] = refusals(tree, got.envelope)
+        out["revoked"] = revoked(tree, ca)  # last: C2 is revoked
         return out
     finally:
         tree.stop()
@@ -124,6 +125,24 @@ def refusals(tree, relayed: bytes) -> dict:
     with pytest.raises(TransportError) as e:
         transport.heartbeat(province, rpb.HeartbeatRequest(code=C2, time_ms=1))
     out["heartbeat"] = (e.value.status, e.value.refused.reason.wire, e.value.detail)
+    return out
+
+
+def revoked(tree, ca) -> dict:
+    """C2's certificate revoked, and the list held by the province and C1: the province refuses C2's very next
+    call (node.peer_gate, in front of the servicers either way), and C1 hands C2 nothing."""
+    revocation.revoke(ca, tree[C2][1].dir / "keys" / "node.pem", "key_compromise")
+    der = revocation.make_crl(ca).read_bytes()
+    assert tree.node(P).crl.offer(der, "tls.crl")
+    tree.node(C1).crl.offer(der, "tls.crl")  # False when the province's push got there first: the same list
+    assert tree.node(C1).crl.number == tree.node(P).crl.number
+    with pytest.raises(TransportError) as e:
+        tree.node(C2).transport.heartbeat(Peer(P, tree[P][1].listen), rpb.HeartbeatRequest(code=C2, time_ms=1))
+    out = {"caller": (e.value.status, e.value.refused.reason.wire)}
+    with pytest.raises(TransportError) as e:
+        tree.node(C1).transport.deliver(Peer(C2, tree[C2][1].listen), [b"anything"])
+    out["answerer"] = (e.value.status, e.value.refused, "CERT_REVOKED" in str(e.value),
+                       str(e.value).endswith("nothing handed over"))
     return out
 
 
@@ -158,3 +177,10 @@ def test_a_refusal_comes_back_with_the_same_reason_in_process_as_over_grpc(both)
     assert local["refusals"]["register"][:2] == (grpc.StatusCode.PERMISSION_DENIED, "SENDER_MISMATCH")
     assert local["refusals"]["heartbeat"][:2] == (grpc.StatusCode.PERMISSION_DENIED, "SENDER_MISMATCH")
     assert local["refusals"] == over_grpc["refusals"]
+
+
+def test_a_revoked_certificate_is_refused_in_process_as_over_grpc(both):
+    over_grpc, local = both
+    assert local["revoked"] == {"caller": (grpc.StatusCode.PERMISSION_DENIED, "CERT_REVOKED"),
+                                "answerer": (None, None, True, True)}
+    assert local["revoked"] == over_grpc["revoked"]

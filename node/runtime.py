@@ -256,34 +256,7 @@ class Node:
     def start(self) -> None:
         s = self.settings
         opts = grpc_options(s.messages.max_size)
-        peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
-        # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
-        interceptors = [PeerGate(peers, self.crl.stale_problem), ErrorInterceptor()]
-        exchange = ExchangeService(self.intake, peers)
-        self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper)
-
-        def add_peer_services(server) -> None:  # the same servicer objects, whichever way peers reach them
-            exchange_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)
-            registry_pb2_grpc.add_RegistryServicer_to_server(self.registry_service, server)
-            health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
-
-        if self.network is not None:
-            self.local_peer = LocalServer(interceptors, lambda: self.tls, self.trust, s.messages.max_size)
-            add_peer_services(self.local_peer)
-        else:
-            self.peer_server = grpc.server(
-                futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"),
-                interceptors=interceptors, options=opts)
-            add_peer_services(self.peer_server)
-            reflection_v1.enable((exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name,
-                                  registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name,
-                                  "grpc.health.v1.Health"), self.peer_server)
-            if s.tls.insecure_plaintext:
-                log.warning("PLAIN-TEXT node-to-node transport (tls.insecure_plaintext): for tests only, never in service")
-                self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_insecure_port(s.listen))
-            else:
-                self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_secure_port(
-                    s.listen, server_credentials(lambda: self.tls)))
+        self._serve_peers(opts)
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
                                       interceptors=api_interceptors(s.api.token), options=opts)
@@ -328,6 +301,39 @@ class Node:
         self._write_runtime()
         log.info("node %s serving peers on port %d, local API on port %d", s.node.code, self.peer_port, self.api_port)
         log.info("lienthong %s; %s", version(), self.crl.describe())
+
+    def _serve_peers(self, opts) -> None:
+        """The peer surface (Exchange, Registry, health behind PeerGate and the error interceptor): on the
+        peer port over mutual TLS, or, on a LocalNetwork, to the nodes of this process only (no port)."""
+        s = self.settings
+        peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
+        # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
+        interceptors = [PeerGate(peers, self.crl.stale_problem), ErrorInterceptor()]
+        exchange = ExchangeService(self.intake, peers)
+        self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper)
+
+        def add_peer_services(server) -> None:  # the same servicer objects, whichever way peers reach them
+            exchange_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)
+            registry_pb2_grpc.add_RegistryServicer_to_server(self.registry_service, server)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+
+        if self.network is not None:
+            self.local_peer = LocalServer(interceptors, lambda: self.tls, self.trust, s.messages.max_size)
+            add_peer_services(self.local_peer)
+        else:
+            self.peer_server = grpc.server(
+                futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"),
+                interceptors=interceptors, options=opts)
+            add_peer_services(self.peer_server)
+            reflection_v1.enable((exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name,
+                                  registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name,
+                                  "grpc.health.v1.Health"), self.peer_server)
+            if s.tls.insecure_plaintext:
+                log.warning("PLAIN-TEXT node-to-node transport (tls.insecure_plaintext): for tests only, never in service")
+                self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_insecure_port(s.listen))
+            else:
+                self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_secure_port(
+                    s.listen, server_credentials(lambda: self.tls)))
 
     def _bind(self, key: str, address: str, bind) -> int:
         """Bind or stop start-up with an error naming the config key (gRPC raises RuntimeError)."""

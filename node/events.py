@@ -33,12 +33,18 @@ class EventSink(Protocol):
 
     def emit(self, type_: str, **fields) -> None: ...
 
+    def wants(self, type_: str) -> bool:
+        """Someone watches this type: worth a query for a field (an inbox entry's seq)."""
+
 
 class NoEvents:
     """An EventSink for pieces run without a local API (unit tests, tools)."""
 
     def emit(self, type_: str, **fields) -> None:
         pass
+
+    def wants(self, type_: str) -> bool:
+        return False
 
 
 class Subscription:
@@ -72,10 +78,12 @@ class EventBus:
             if sub in self._subs:
                 self._subs.remove(sub)
 
+    def wants(self, type_: str) -> bool:
+        return any(type_ in s.types for s in self._subs)
+
     def emit(self, type_: str, **fields) -> None:
         """Publish an event built only if someone watches its type (the hot path has nobody)."""
-        subs = self._subs
-        if any(type_ in s.types for s in subs):
+        if self.wants(type_):
             self.publish(mpb.Event(type=type_, event_type=EVENT_TYPES.get(type_, 0), **fields))
 
     def publish(self, event: mpb.Event) -> None:

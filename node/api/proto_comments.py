@@ -100,7 +100,7 @@ COMMENTS = {
     'lienthong.v1.Event.crl_number': 'crl: the number of the CRL the node took and holds from now on',
     'lienthong.v1.Event.peer': 'arrived: sender; others: next hop',
     'lienthong.v1.Event.ref_message_id': 'arrived statuses, changes and notices: the message they refer to',
-    'lienthong.v1.Event.seq': 'checkpoint, checkpoint_kept: the audit chain seq checkpointed',
+    'lienthong.v1.Event.seq': "arrived: the entry's seq in ListInbox; delivered, rejected, expired: in ListSent (resume with after_seq); checkpoint, checkpoint_kept: the audit chain seq checkpointed",
     'lienthong.v1.Event.status_code': 'arrived statuses: their code ("01".."06", "13", "15", "16")',
     'lienthong.v1.Event.time_us': 'wall-clock microseconds when published (after the commit)',
     'lienthong.v1.Event.type': 'deprecated: event_type as a string (watching | arrived | delivered | rejected | expired | registered | heartbeat | checkpoint | checkpoint_kept | crl)',

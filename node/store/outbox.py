@@ -177,6 +177,12 @@ def list_sent(db: Database, *, after_seq: int = 0, limit: int = 100, state: str 
     return db.query(sql + " ORDER BY seq LIMIT ?", (*params, limit))
 
 
+def seq_in(conn, message_id: str) -> int:
+    """The entry's seq (what ListSent pages by), inside a transaction; 0 if there is none."""
+    row = conn.execute("SELECT seq FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
+    return row[0] if row else 0
+
+
 def get(db: Database, message_id: str) -> dict | None:
     return db.query_one("SELECT outbox.*, raw AS envelope FROM outbox JOIN outbox_envelope USING (message_id)"
                         " WHERE message_id = ?", (message_id,))

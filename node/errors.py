@@ -80,6 +80,8 @@ class Reason(enum.Enum):
                  "this node's CRL is past its next update; it takes no mail until it has a fresh one")
     PARK_FULL = ("PARK_FULL", _C.RESOURCE_EXHAUSTED, False,
                  "this peer has too much mail waiting here for agencies that have not registered yet")
+    METHOD_NOT_ALLOWED = ("METHOD_NOT_ALLOWED", _C.UNIMPLEMENTED, True,
+                          "the HTTP/JSON face takes another HTTP method on that path")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)
@@ -129,6 +131,12 @@ class Rejected(Exception):
     @property
     def public_detail(self) -> str:
         return self.detail or self.reason.public_message
+
+
+def too_large(what: str, size: int, limit: int) -> Rejected:
+    """TOO_LARGE with the limit (and the size) as metadata, so a client reads them, not the text."""
+    return Rejected(Reason.TOO_LARGE, f"{what} is {size} bytes, limit {limit}",
+                    metadata={"limit": str(limit), "size": str(size)})
 
 
 def bounded(text: str, limit: int = MAX_DETAIL) -> str:

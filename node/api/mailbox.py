@@ -21,6 +21,8 @@ from ..registry.directory import Directory
 from ..store import custody, inbox, outbox
 from ..store.database import Database
 from . import enums, replies
+from .folding import fold
+from .page_tokens import PageTokens
 from .idempotency import Keys
 
 
@@ -96,6 +98,7 @@ class MailboxService(mgrpc.MailboxServicer):
         self._watchers = threading.BoundedSemaphore(max_watchers)  # each stream holds an API worker
         self._listings: dict[tuple[str, bool], tuple[int, list[mpb.Agency]]] = {}  # Directory pages after the first
         self._listings_lock = threading.Lock()
+        self._page_tokens = PageTokens()  # Directory's next_page_token: opaque, this process's own only
 
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
         def run(within):
@@ -224,20 +227,20 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def Directory(self, request: mpb.DirectoryRequest, context) -> mpb.DirectoryResponse:
         """No arguments: the whole tree reachable from here; else children (or the subtree) of a code. Paged by
-        code (the token is the last code of the page before); a listing is kept a few seconds for the pages
+        code (the token names the last code of the page before, node/api/page_tokens.py); a listing is kept a few seconds for the pages
         after the first, so paging a large tree does not walk the tree again for every page."""
-        if len(request.page_token) > 64:
-            raise Rejected(Reason.INVALID_REQUEST, "page_token is not one this node gave", field="page_token")
         whole = not request.parent and not request.recursive
         key = ("", False) if whole else (request.parent or self.directory.code, request.recursive)
+        after = self._page_tokens.read(key, request.page_token)
         agencies = self._listing(key, request.page_token == "", lambda: (
             self.directory.whole_tree() if whole else self.directory.children(key[0], key[1])))
-        needle = request.name_contains.casefold()
-        matching = [a for a in agencies if a.code > request.page_token
-                    and (not request.level or a.level == request.level) and (not needle or needle in a.name.casefold())]
+        needle = fold(request.name_contains)
+        matching = [a for a in agencies if a.code > after
+                    and (not request.level or a.level == request.level) and (not needle or needle in fold(a.name))]
         size = _limit(request.page_size)
         page, more = _page(matching, size)
-        return mpb.DirectoryResponse(agencies=page, has_more=more, next_page_token=page[-1].code if more else "")
+        return mpb.DirectoryResponse(agencies=page, has_more=more,
+                                     next_page_token=self._page_tokens.issue(key, page[-1].code) if more else "")
 
     def _listing(self, key: tuple[str, bool], fresh: bool, fetch) -> list[mpb.Agency]:
         """Agencies of one listing, ordered by code; a first page always fetches anew."""

@@ -22,7 +22,7 @@ from .. import envelope as env_mod
 from ..clock import Clock
 from ..codes import is_identifier
 from ..envelope import Signer
-from ..errors import Reason, Rejected, naming
+from ..errors import Reason, Rejected, naming, too_large
 from ..identity import sealing
 from ..limits import Limits, check_document, over
 from ..pb import envelope_pb2 as pb
@@ -153,7 +153,7 @@ class EnvelopeMaker:
                                    lifetime_s=lifetime_s or self.lifetime_s, ref_message_id=ref_message_id,
                                    sealer=sealer)
         if len(raw) > self.max_size:
-            raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {self.max_size}")
+            raise too_large("envelope", len(raw), self.max_size)
         return Sealed(header, raw, hop, refused)
 
     def next_hop(self, recipient: str) -> str:

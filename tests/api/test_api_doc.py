@@ -52,3 +52,11 @@ def test_every_reason_is_in_the_api_contract():
     missing = [r.wire for r in Reason if f"| `{r.wire}` |" not in reasons]
     assert not missing, f"docs/api.md, Reasons: no row for {missing}"
     assert "(reasons.md)" in reasons
+
+
+def test_status_03_is_labelled_as_qcvn_102_has_it():
+    """03 is "accepted and entered in the incoming register" (tiếp nhận), not assigned (04) nor processing."""
+    text = API_MD.read_text()
+    assert "`03` accepted and\n  entered in the incoming register" in text
+    for example in re.findall(r'"statusCode": "03", "description": "([^"]*)"', text):
+        assert "tiếp nhận" in example and "phân công" not in example, example

@@ -19,13 +19,15 @@ HEARTBEAT = "heartbeat"    # peer: the child's code (its subtree's counters were
 CHECKPOINT = "checkpoint"            # peer: the parent, which took this node's audit checkpoint at `seq`
 CHECKPOINT_KEPT = "checkpoint_kept"  # peer: the child whose audit checkpoint at `seq` was kept here
 CRL = "crl"                # peer: where it came from (tls.crl or the parent); crl_number: the list now held
+NOT_REGISTERED_YET = "not_registered_yet"  # peer: the node where a sent envelope waits; waits_until_ms: until when
 WATCHING = "watching"  # first event of every stream: the subscription is in place
 QUEUE_BOUND = 10_000
 # the same, as the proto enum clients compare (Event.event_type; the string `type` is kept, deprecated)
 EVENT_TYPES = {WATCHING: mpb.EVENT_TYPE_WATCHING, ARRIVED: mpb.EVENT_TYPE_ARRIVED, DELIVERED: mpb.EVENT_TYPE_DELIVERED,
                REJECTED: mpb.EVENT_TYPE_REJECTED, EXPIRED: mpb.EVENT_TYPE_EXPIRED,
                REGISTERED: mpb.EVENT_TYPE_REGISTERED, HEARTBEAT: mpb.EVENT_TYPE_HEARTBEAT,
-               CHECKPOINT: mpb.EVENT_TYPE_CHECKPOINT, CHECKPOINT_KEPT: mpb.EVENT_TYPE_CHECKPOINT_KEPT, CRL: mpb.EVENT_TYPE_CRL}
+               CHECKPOINT: mpb.EVENT_TYPE_CHECKPOINT, CHECKPOINT_KEPT: mpb.EVENT_TYPE_CHECKPOINT_KEPT, CRL: mpb.EVENT_TYPE_CRL,
+               NOT_REGISTERED_YET: mpb.EVENT_TYPE_NOT_REGISTERED_YET}
 
 
 class EventSink(Protocol):

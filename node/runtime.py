@@ -160,7 +160,7 @@ class Node:
             # a neighbour that registers, beats or answers resets its backoff (the dispatcher is built below:
             # it routes through this directory)
             on_alive=lambda code, how: self.dispatcher.peer_returned(code, how), seal_key=self.seal_key.public_der,
-            peer_addresses={p.code: p.address for p in s.peers}, crl=self.crl)
+            peer_addresses={p.code: p.address for p in s.peers}, crl=self.crl, park_for_s=s.limits.park_for)
         if self.directory.previous is not None:
             log.info("renewed certificate: registrations are co-signed by the previous key (%s.previous)", s.tls.key)
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
@@ -188,7 +188,7 @@ class Node:
             metrics=recorder, on_return=self.connector.expect, paused=lambda: self.crl.stale,
             prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of))
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
-                                 seal_key_of=self.directory.seal_key_of)
+                                 seal_key_of=self.directory.seal_key_of, events_=self.bus)
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits,
                                    Origin(s.node.code, s.node.name, s.node.address or "", s.node.email or "",

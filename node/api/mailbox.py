@@ -5,13 +5,14 @@ import threading
 from typing import Callable
 
 from ..clock import Clock
+from ..codes import is_identifier
 from ..documents.edxml_bridge import EdxmlBridge
 from ..documents.lifecycle import Lifecycle
 from ..documents.origin import Origin
 from ..envelope import Verified
 from ..errors import Reason, Rejected, naming
-from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, CRL, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED,
-                      REJECTED, WATCHING, EventBus)
+from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, CRL, DELIVERED, EXPIRED, HEARTBEAT, NOT_REGISTERED_YET,
+                      REGISTERED, REJECTED, WATCHING, EventBus)
 from ..exchange.outgoing import Outgoing
 from ..exchange.transport import grpc_options
 from ..pb import envelope_pb2 as pb
@@ -42,8 +43,9 @@ MAX_BATCH = 1000  # documents per SendBatch call
 LISTING_KEPT_MS = 60_000  # a Directory listing serves the pages after its first for this long
 
 
-def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.Payload, list[str], int, float | None]:
-    """A Send request as Outgoing takes it: (payload, recipients, priority, lifetime).
+def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int
+             ) -> tuple[pb.Payload, list[str], int, float | None, bool]:
+    """A Send request as Outgoing takes it: (payload, recipients, priority, lifetime, require_registered).
 
     The node fills the From and DocumentId the caller left empty, and refuses a From it may not send for."""
     doc = pb.Document()
@@ -53,7 +55,7 @@ def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.
     origin.complete(doc, now_ms)
     origin.check(doc.from_organ, "document.from_organ.organ_id")
     return (pb.Payload(document=doc), list(request.recipients), request.priority or doc.other_info.priority,
-            request.lifetime_seconds or None)
+            request.lifetime_seconds or None, request.require_registered)
 
 
 def _imported_response(imported) -> mpb.ImportEdxmlResponse:
@@ -102,9 +104,10 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
         def run(within):
-            payload, recipients, priority, lifetime_s = _to_post(request, self.lifecycle.origin, self.clock.now_ms())
+            payload, recipients, priority, lifetime_s, required = _to_post(request, self.lifecycle.origin,
+                                                                           self.clock.now_ms())
             return replies.sent_response(self.outgoing.post(
-                payload, recipients, priority=priority, lifetime_s=lifetime_s,
+                payload, recipients, priority=priority, lifetime_s=lifetime_s, require_registered=required,
                 within=within and (lambda tx, posted: within(tx, replies.sent_response(posted)))))
         return self.keys.once("Send", request, mpb.SendResponse, run, keep_ms=request.lifetime_seconds * 1000)
 
@@ -185,9 +188,9 @@ class MailboxService(mgrpc.MailboxServicer):
         return mpb.AckResponse(was_new=was_new)
 
     def ListSent(self, request: mpb.ListSentRequest, context) -> mpb.ListSentResponse:
-        if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
-            raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}",
-                           field="state")
+        if request.state and request.state not in enums.SEND_STATE:
+            raise Rejected(Reason.INVALID_REQUEST, "state must be pending, delivered, rejected, expired or "
+                           f"not_registered_yet, got {request.state!r}", field="state")
         state = request.state
         if request.send_state:
             named = enums.SEND_STATE_NAME.get(request.send_state)
@@ -202,7 +205,8 @@ class MailboxService(mgrpc.MailboxServicer):
         return mpb.ListSentResponse(entries=[replies.sent_entry(r) for r in rows], has_more=more)
 
     def Watch(self, request: mpb.WatchRequest, context):
-        types = (({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
+        types = (({ARRIVED} if request.inbox else set())
+                 | ({DELIVERED, REJECTED, EXPIRED, NOT_REGISTERED_YET} if request.sent else set())
                  | ({REGISTERED, HEARTBEAT, CHECKPOINT, CHECKPOINT_KEPT, CRL} if request.registry else set()))
         if not types:
             raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix")
@@ -295,5 +299,15 @@ class MailboxService(mgrpc.MailboxServicer):
     def Lookup(self, request: mpb.AgencyLookupRequest, context) -> mpb.Agency:
         if not request.code:
             raise Rejected(Reason.INVALID_REQUEST, "code is required", field="code")
-        return replies.agency(self.directory.lookup(request.code))
+        try:
+            return replies.agency(self.directory.lookup(request.code))
+        except Rejected as r:
+            if r.reason is not Reason.NOT_REGISTERED_YET:
+                raise
+            # the tree knows nobody holds the code today: NOT_FOUND, not a 503 a client would retry for ever
+            at = r.metadata.get("waits_at", "")
+            at = at if is_identifier(at) else ""  # a peer's words: kept only if it is a code
+            raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {request.code} is registered; the code rule "
+                           f"places it below {at or 'a node'}, where mail for it waits for a registration",
+                           metadata={"waits_at": at} if at else None) from None
 

@@ -42,7 +42,9 @@ class Directory:
                  channel: Callable[[str, str], grpc.Channel], heartbeat_s: float, stale_after_s: float,
                  cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None,
                  on_alive: Callable[[str, str], None] = lambda code, how: None, seal_key: bytes = b"",
-                 peer_addresses: dict[str, str] | None = None, crl: CrlHolder | None = None) -> None:
+                 peer_addresses: dict[str, str] | None = None, crl: CrlHolder | None = None,
+                 park_for_s: float = 0.0) -> None:
+        self.park_for_s = park_for_s  # limits.park_for: how long mail for a child not registered waits here
         self.seal_key = seal_key  # our seal key's public half (SPKI DER), published in our record
         self.peer_addresses = dict(peer_addresses or {})  # configured peers: asked for their own record
         self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
@@ -426,7 +428,9 @@ class Directory:
     def _call_down(self, child_code: str, call):
         child = store.get(self.db, child_code)
         if child is None:  # placed under us by the code rule, not registered: "not yet" (a restore, a new commune)
-            raise Rejected(Reason.NOT_REGISTERED_YET, f"{child_code} has not registered with {self.code} (yet)")
+            # where mail for it waits (here: parked) and for how long at most, for the sender to show (issue 17)
+            raise Rejected(Reason.NOT_REGISTERED_YET, f"{child_code} has not registered with {self.code} (yet)",
+                           metadata={"waits_at": self.code, "park_for_s": str(int(self.park_for_s))})
         return self._call(child_code, child.endpoint, call)
 
     def _call(self, code: str, address: str, call):

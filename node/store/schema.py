@@ -282,3 +282,16 @@ def m0012_not_before(db) -> None:
     # an envelope of ours kept home until its recipient's seal key can be had (node.exchange.late_seal): not
     # claimed before this time, so it never holds its hop back nor is asked for again at every attempt
     db.execute("ALTER TABLE outbox ADD COLUMN not_before_ms INTEGER")
+
+
+@MIGRATIONS(name="0016_waits_for_registration")
+def m0016_waits_for_registration(db) -> None:
+    # an envelope of ours whose recipient the tree places under a node it has not registered with (yet): where
+    # it waits (that node, which parks it) and until when at most, so the sender sees it at once (issue 17);
+    # the index finds a non-delivery notice about one of them without a scan of the mailbox
+    for sql in (
+        "ALTER TABLE outbox ADD COLUMN waits_at TEXT",
+        "ALTER TABLE outbox ADD COLUMN waits_until_ms INTEGER",
+        "CREATE INDEX inbox_ref ON inbox(ref_message_id) WHERE ref_message_id != ''",
+    ):
+        db.execute(sql)

@@ -205,7 +205,7 @@ def test_a_send_without_subject_names_the_field(node):
 
 
 @pytest.mark.parametrize("recipients, field", [([], "recipients"), ([A], "recipients[0]"), ([B, B], "recipients"),
-                                               ([B, "not-a-code"], "recipients[1]")])
+                                               ([B, "not-a-code"], "recipients[1]"), (["abc"], "recipients[0]")])
 def test_a_send_to_bad_recipients_queues_nothing(node, recipients, field):
     refused(node, SEND, good_send(recipients=recipients), 400, "INVALID_REQUEST", field)
 

@@ -302,6 +302,7 @@ COMMENTS = {
     'lienthong.v1.Status.status_code': '"01".."06", "13", "15", "16"',
     'lienthong.v1.Status.timestamp': 'yyyy/MM/dd HH:mm:ss as in edXML',
     'lienthong.v1.StatusView.time_ms': "when the recipient's node issued it (signed)",
+    'lienthong.v1.StatusView.timestamp': "the status's own edXML Timestamp as it says it (yyyy/MM/dd HH:mm:ss, Vietnam time)",
     'lienthong.v1.TraceBody': "A relay's signed hop mark, chained to the previous one (edXML TraceHeaderList). The sender's mark is its header signature (the header holds its code and time).",
     'lienthong.v1.TraceBody.code': 'agency code of the relay that handed the envelope on',
     'lienthong.v1.TraceBody.header_sha256': 'binds the entry to this envelope',

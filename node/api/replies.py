@@ -65,7 +65,8 @@ def track_response(db: Database, doc: documents.SentDocument) -> mpb.TrackRespon
         for s in statuses.returned_on(db, env.message_id):
             status = pb.Status.FromString(s.status)
             t.statuses.add(status_code=s.status_code, time_ms=s.issued_ms, staff_info=status.staff_info,
-                           description=status.description, message_id=s.status_message_id, received_ms=s.received_ms)
+                           description=status.description, message_id=s.status_message_id, received_ms=s.received_ms,
+                           timestamp=status.timestamp)
             if s.status_code == rules.ARRIVED and not t.arrived_ms:
                 t.arrived_ms = s.issued_ms
                 t.path.extend(mpb.HopView(code=h.organ_id, time_ms=parse_edxml_time(h.timestamp), verified=True)

@@ -157,6 +157,31 @@ class Lifecycle:
                 within(tx, posted.envelopes[0][1])
         return posted.envelopes[0][1]
 
+    def confirm_arrival(self, message_id: str, status: pb.Status,
+                        within: Callable[[Transaction, str], Any] | None = None) -> tuple[str, str]:
+        """The agency's own 01 (its software imports one when its register takes the document), after the node's
+        automatic one: sent on with its description, staff and Timestamp, once, while the document is still at
+        01. (message id, "") when sent; (the earlier 01's id, why) when not."""
+        self.origin.check(status.from_organ, "packet")
+        with self.db.transaction() as tx:
+            received = progress.get(self.db, message_id)
+            if received is None:
+                raise Rejected(Reason.NOT_FOUND, f"no received document {message_id}")
+            earlier = statuses.reported(self.db, message_id, rules.ARRIVED, last=True) or ""
+            if statuses.count_reported(self.db, message_id, rules.ARRIVED) >= 2:
+                return earlier, "01 (arrived) from the agency was sent once already; not sent again"
+            if received.status != rules.ARRIVED or received.state != "active":
+                return earlier, (f"01 (arrived) not sent: the document is at status {received.status} "
+                                 f"({received.state}); the node's automatic 01 went when it was stored")
+            raw = inbox.envelope(self.db, message_id)
+            env = pb.Envelope.FromString(raw)
+            posted = self._post_status(tx, message_id, received.sender, self._payload_of(env).document,
+                                       pb.Header.FromString(env.header).priority, rules.ARRIVED, status.staff_info,
+                                       status.description, [], given=status, seal_to=sealing.sender_key_of(raw))
+            if within is not None:
+                within(tx, posted.envelopes[0][1])
+        return posted.envelopes[0][1], ""
+
     def _post_status(self, tx: Transaction, doc_message_id: str, to: str, doc: pb.Document, priority: int, code: str,
                      staff: pb.StaffInfo, description: str, trace: list[pb.EdxmlTrace],
                      given: pb.Status | None = None, seal_to: bytes = b"", clear_ok: bool = False) -> Posted:

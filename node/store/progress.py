@@ -52,10 +52,12 @@ def get(db: Database, message_id: str) -> Progress | None:
     return Progress(**row) if row else None
 
 
-def originals(db: Database, document_id: str, limit: int = 2) -> list[str]:
-    """Message ids of the original documents received with this DocumentId, newest first (changes are not targets)."""
+def originals(db: Database, document_id: str, limit: int = 2, sender: str = "") -> list[str]:
+    """Message ids of the original documents received with this DocumentId, newest first (changes are not targets);
+    `sender`: only those from that agency."""
     rows = db.query(
         "SELECT p.message_id FROM doc_progress p JOIN inbox USING (message_id)"
-        " WHERE p.document_id = ? AND inbox.business_doc_type = 0 ORDER BY inbox.seq DESC LIMIT ?",
-        (document_id, limit))
+        " WHERE p.document_id = ? AND inbox.business_doc_type = 0 AND (? = '' OR inbox.sender = ?)"
+        " ORDER BY inbox.seq DESC LIMIT ?",
+        (document_id, sender, sender, limit))
     return [r["message_id"] for r in rows]

@@ -34,7 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 
@@ -279,10 +279,12 @@ class Cluster:
         n.pid = int((Path(n.dir) / PID_FILE).read_text())
         self._save()
 
-    def start_all(self, order: list[str], parallel: int, timeout: float) -> None:
+    def start_all(self, order: list[str], parallel: int, timeout: float,
+                  healthy: Callable[[int], None] = lambda n: None) -> None:
         """Start nodes in `order` (parents first), at most `parallel` starting at once;
-        a node starts only once its parent (if any in the cluster) is healthy."""
+        a node starts only once its parent (if any in the cluster) is healthy. `healthy(n)`: n are."""
         done = {c: threading.Event() for c in order}
+        count, counting = [0], threading.Lock()
         failed: list[str] = []
         deadline = time.monotonic() + timeout
 
@@ -296,6 +298,9 @@ class Cluster:
                     return
                 self._spawn(code)
                 self._wait_healthy(code, max(1.0, deadline - time.monotonic()))
+                with counting:
+                    count[0] += 1
+                    healthy(count[0])
                 if self.children(code):  # subscribe before any child starts: no registration is missed
                     self._registrations[code] = EventWaiter(self.client(code), inbox=False, sent=False, registry=True)
             except BaseException:
@@ -318,27 +323,33 @@ class Cluster:
 
     def up(self, topology: Topology | str, extra: dict | None = None, node_extra: dict[str, dict] | None = None,
            parallel: int | None = None, timeout: float = 600.0, quiet: bool = False,
-           registered: bool = True, prepared=None, http: bool = False) -> dict[str, dict]:
+           registered: bool = True, prepared=None, http: bool = False,
+           progress: Callable[[str], None] | None = None) -> dict[str, dict]:
         """Prepare, start every node, wait until all are healthy and registered; returns the map.
 
         `extra` is merged into every node's YAML (e.g. {"retry": {...}}), `node_extra` per code;
         `prepared(cluster)`, if given, runs after the CA, keys and configs exist and before any node
-        starts (e.g. to write a CRL a config names).
+        starts (e.g. to write a CRL a config names). `progress(line)`: told each step and each node healthy
+        (scripts/demo shows them while it waits).
         On any failure every node started so far is killed before the error propagates.
         """
         topo = topo_mod.load(topology) if isinstance(topology, (str, os.PathLike)) else topology
         say = (lambda m: None) if quiet else _log
+        tell = progress or (lambda m: None)
         t0 = time.monotonic()
         self.prepare(topo, extra, node_extra, http=http)
+        tell(f"CA, {len(topo)} keys, certificates and configs made ({time.monotonic() - t0:.1f}s)")
         if prepared is not None:
             prepared(self)
         say(f"prepared {len(topo)} nodes of '{topo.name}' in {self.dir} ({time.monotonic() - t0:.1f}s)")
         parallel = parallel or max(2, 3 * (os.cpu_count() or 1))
         order = [n.code for n in sorted(topo.nodes, key=lambda n: n.depth)]  # stable: tree order per level
         try:
-            self.start_all(order, parallel, timeout)
+            self.start_all(order, parallel, timeout, lambda n: tell(f"{n}/{len(order)} nodes started and healthy "
+                                                                    f"({time.monotonic() - t0:.1f}s)"))
             say(f"{len(order)} nodes healthy ({time.monotonic() - t0:.1f}s)")
             if registered:
+                tell("waiting until every parent lists its children as reachable")
                 self.wait_registered(timeout=max(10.0, timeout - (time.monotonic() - t0)))
         except BaseException:
             self.kill_all()

@@ -12,7 +12,10 @@ import grpc
 from google.protobuf import json_format
 
 from . import cli_stats
+from . import version as _version
 from .config import ConfigError, load_config
+from .config_location import CONFIG_ENV, DEFAULT_CONFIG, HELP as CONFIG_HELP, NoConfig, find_config
+from .progress import Progress
 from .envelope import is_message_id
 from .pb import envelope_pb2 as pb
 
@@ -136,40 +139,56 @@ def cmd_run(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    """Everything `run` checks before it binds, without binding or taking the data directory."""
-    import os
-    from . import preflight
-    from .identity.trust import TrustStore
-    from .clock import SYSTEM
-    s = load_config(args.config)
-    trust = TrustStore.from_files(list(s.tls.trust_anchors))
-    signer = preflight.load_identity(s, trust, SYSTEM)
-    if s.seal_key_path.exists():  # a missing one is made by `run`; check-config writes nothing
-        preflight.load_seal_key(s, create=False)
-    preflight.load_previous_seal_keys(s)
-    preflight.check_parent(s)
-    data = Path(s.node.data_dir)
-    probe = data if data.exists() else next(p for p in data.parents if p.exists())
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot {'write in' if probe == data else 'create'} {data} (permission denied)",
-                          path="node.data_dir", expected="a directory this user can create and write",
-                          file=str(s.source))
-    print(f"{args.config}: OK — node {signer.code} ({s.node.name}), data in {data}")
-    return 0
+    """Everything `run` checks before it binds, without binding or taking the data directory; every error
+    at once (exit 2). The parent's reachability only with --reach (exit 1 when it does not answer)."""
+    from .check_config import check, parent_of, reach_parent
+    checked = check(args.config)
+    for e in checked.errors:
+        print(f"lienthong: config error: {e}", file=sys.stderr)
+    if checked.errors:
+        if len(checked.errors) > 1:
+            print(f"lienthong: {len(checked.errors)} errors in {args.config}", file=sys.stderr)
+        return 2
+    s = checked.settings
+    print(f"{args.config}: OK — node {checked.code} ({s.node.name}), data in {s.node.data_dir}")
+    parent = parent_of(s)
+    if not args.reach:
+        if parent is not None:
+            print(f"not checked: whether the parent {parent[0]} answers at {parent[1]} (--reach dials it; "
+                  "`lienthong doctor` checks every peer of the running node)")
+        return 0
+    answers, said = reach_parent(s)
+    print(said)
+    return 0 if answers else 1
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of backups, 1 or more, got {text!r}")
+    return n
 
 
 def cmd_backup(args) -> int:
     from . import backup
     settings = load_config(args.config)
     try:
-        out, m, removed = backup.backup(settings, Path(args.to), keep=args.keep)
+        with Progress("backup") as progress:
+            out, m, removed = backup.backup(settings, Path(args.to), keep=args.keep, progress=progress)
     except backup.BackupError as e:
         raise CliError(str(e)) from None
     rows = ", ".join(f"{t} {n}" for t, n in m.rows.items() if not t.startswith("_"))
     print(f"backup {out} of {m.node} at {m.created}: schema {m.schema_version}, {m.size} bytes, sha256 {m.sha256}\n"
           f"rows: {rows}")
-    for p in removed:
-        print(f"removed old backup {p}")
+    if args.keep and not removed:
+        print(f"--keep {args.keep}: nothing removed ({args.keep} or fewer backups of {m.node} in {out.parent})")
+    elif args.keep:
+        print(f"--keep {args.keep}: removed {len(removed)} older backup{'' if len(removed) == 1 else 's'} of {m.node}:")
+        for p in removed:
+            print(f"removed {p}")
     return 0
 
 
@@ -177,7 +196,8 @@ def cmd_restore(args) -> int:
     from . import backup
     settings = load_config(args.config)
     try:
-        m = backup.restore(settings, Path(args.source))
+        with Progress("restore") as progress:
+            m = backup.restore(settings, Path(args.source), progress=progress)
     except backup.BackupError as e:
         raise CliError(str(e)) from None
     print(f"restored {args.source} ({m.node}, {m.created}, schema {m.schema_version}, sha256 verified) into "
@@ -191,14 +211,6 @@ def cmd_doctor(args) -> int:
     report = diagnose(args.config)
     print(report.render())
     return 1 if report.problems else 0
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("lienthong")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # ---- audit and evidence ---------------------------------------------------------------
@@ -227,8 +239,9 @@ def cmd_audit_verify(args) -> int:
                           insecure=s.tls.insecure_plaintext)
         connector = PeerConnector(tls, s.messages.max_size)
     try:
-        result = verify.verify(s, mailbox, trust, None if args.offline else parent,
-                               connector.channel if connector else None)
+        with Progress("audit verify") as progress:
+            result = verify.verify(s, mailbox, trust, None if args.offline else parent,
+                                   connector.channel if connector else None, progress=progress)
     except verify.NotChained as e:
         raise CliError(str(e)) from None
     finally:
@@ -535,7 +548,9 @@ def cmd_purge(args) -> int:
 # ---- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.")
+    p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.",
+                                epilog=f"Commands that read a node's config take --config FILE; without it, "
+                                       f"${CONFIG_ENV}, then {DEFAULT_CONFIG}.")
     p.add_argument("--version", action="version", version=f"lienthong {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -574,36 +589,40 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
 
     renew = sub.add_parser("renew", help="renew the node's certificate: a new key and request for the same code")
-    renew.add_argument("--config", required=True, help="node YAML config (tls.key, tls.cert, node.code)")
+    renew.add_argument("--config", help=f"node YAML config (tls.key, tls.cert, node.code) {CONFIG_HELP}")
     renew.add_argument("--install", action="store_true", help="put the issued renew/node.pem and its key in place")
     renew.add_argument("--ca", help="CA directory: sign and install at once (test CA)")
     renew.add_argument("--force", action="store_true", help="start over, replacing a renewal under way")
     renew.set_defaults(func=cmd_renew)
 
     run = sub.add_parser("run", help="run a node in the foreground until SIGTERM")
-    run.add_argument("--config", required=True, help="node YAML config")
+    run.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
     run.add_argument("--log-format", choices=["text", "json"], default="text",
                      help="text lines, or one JSON object a line (time is ISO 8601 with its zone either way)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="check a config and the files it names, as run would, without running")
-    check.add_argument("--config", required=True, help="node YAML config")
+    check.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
+    check.add_argument("--reach", action="store_true",
+                       help="also dial the parent as the node would (mutual TLS, then health; a few seconds at "
+                            "most): exit 1 if it does not answer SERVING")
     check.set_defaults(func=cmd_check_config)
 
     doctor = sub.add_parser("doctor", help="check config, files, certificate, the running node and every peer "
                                            "(reachable, and the agency we expect); print what to fix")
-    doctor.add_argument("--config", required=True, help="node YAML config")
+    doctor.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
     doctor.set_defaults(func=cmd_doctor)
 
     bk = sub.add_parser("backup", help="back up a node's mailbox while it runs (consistent, with a manifest and SHA-256)")
-    bk.add_argument("--config", required=True, help="node YAML config (node.data_dir)")
+    bk.add_argument("--config", help=f"node YAML config (node.data_dir) {CONFIG_HELP}")
     bk.add_argument("--to", required=True,
                     help="file to write (never overwritten), or a directory for lienthong-<code>-<UTC time>.tar")
-    bk.add_argument("--keep", type=int, help="with a directory: keep this many newest backups of the node, remove older")
+    bk.add_argument("--keep", type=_at_least_one, metavar="N",
+                    help="keep the N newest backups of the node in that directory, remove older ones (each named)")
     bk.set_defaults(func=cmd_backup)
     rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (digest checked)")
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
-    rs.add_argument("--config", required=True, help="node YAML config (node.code, node.data_dir: empty or missing)")
+    rs.add_argument("--config", help=f"node YAML config (node.code, node.data_dir: empty or missing) {CONFIG_HELP}")
     rs.set_defaults(func=cmd_restore)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
@@ -611,14 +630,14 @@ def build_parser() -> argparse.ArgumentParser:
     av = audit_sub.add_parser("verify", help="prove the audit hash chain intact against the node's last signed "
                                              "checkpoint and its parent's copy; name every edited, deleted or "
                                              "reordered row (exit 0 intact, 3 broken)")
-    av.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls, the parent's address)")
+    av.add_argument("--config", help=f"node YAML config (node.data_dir, tls, the parent's address) {CONFIG_HELP}")
     av.add_argument("--offline", action="store_true", help="do not ask the parent (its copy is not checked)")
     av.set_defaults(func=cmd_audit_verify)
 
     ev = sub.add_parser("evidence", help="write a self-contained, signed bundle proving one message's custody "
                                          "(envelope, receipts, trace, statuses, certificates, CRL)")
     ev.add_argument("doc", help="message id (or a doc id / DocumentId naming exactly one message)")
-    ev.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls.key to sign the bundle)")
+    ev.add_argument("--config", help=f"node YAML config (node.data_dir, tls.key to sign the bundle) {CONFIG_HELP}")
     ev.add_argument("--out", required=True, help="file to write (never overwritten)")
     ev.add_argument("--disclose", action="store_true",
                     help="also disclose the document's content key (a reader of the bundle sees the document); "
@@ -632,14 +651,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)
-        sp.add_argument("--config", required=True, help="node YAML config (local API address and token)")
+        sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
         sp.set_defaults(func=func)
         return sp
 
     send = api_cmd("send", "send a document to one or more agencies", cmd_send)
     send.add_argument("--to", action="append", required=True, help="recipient agency code (repeatable)")
-    send.add_argument("--subject", required=True)
-    send.add_argument("--content")
+    send.add_argument("--subject", required=True, help="the document's subject (TrichYeu)")
+    send.add_argument("--content", help="the document's text (optional; attach files with --attach)")
     send.add_argument("--document-id", help="edXML DocumentId (OrganId,yyyy/MM/dd,Number/Notation)")
     send.add_argument("--priority", type=int, default=0, choices=range(5), help="0 normal .. 4 express-scheduled")
     send.add_argument("--attach", action="append", help="file to attach (repeatable)")
@@ -649,19 +668,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     inbox = api_cmd("inbox", "list received envelopes", cmd_inbox)
     inbox.add_argument("--new", action="store_true", help="only those not yet acknowledged")
-    inbox.add_argument("--json", action="store_true")
+    inbox.add_argument("--json", action="store_true", help="JSON, one object per entry, as the API answers")
 
     fetch = api_cmd("fetch", "show one received envelope, re-verified", cmd_fetch)
-    fetch.add_argument("message_id")
+    fetch.add_argument("message_id", help="message id, from `inbox`")
     fetch.add_argument("--save-dir", help="write attachments here")
-    fetch.add_argument("--json", action="store_true")
+    fetch.add_argument("--json", action="store_true", help="the whole answer as JSON")
 
     ack = api_cmd("ack", "mark a received envelope downloaded", cmd_ack)
-    ack.add_argument("message_id")
+    ack.add_argument("message_id", help="message id, from `inbox`")
 
     sent = api_cmd("sent", "list sent envelopes with their delivery state", cmd_sent)
-    sent.add_argument("--state", choices=["pending", "delivered", "rejected", "expired", "not_registered_yet"])
-    sent.add_argument("--json", action="store_true")
+    sent.add_argument("--state", choices=["pending", "delivered", "rejected", "expired", "not_registered_yet"],
+                      help="only envelopes in this delivery state")
+    sent.add_argument("--json", action="store_true", help="JSON, one object per entry, as the API answers")
 
     directory = api_cmd("directory", "list agencies: the whole tree, or those below a code (through the tree)",
                         cmd_directory)
@@ -670,10 +690,10 @@ def build_parser() -> argparse.ArgumentParser:
     directory.add_argument("--recursive", action="store_true", help="the whole subtree")
     directory.add_argument("--level", type=int, help="only this level (1 province/ministry .. 4)")
     directory.add_argument("--name", help="name contains (case-insensitive)")
-    directory.add_argument("--json", action="store_true")
+    directory.add_argument("--json", action="store_true", help="JSON, one object per agency")
 
     lookup = api_cmd("lookup", "resolve one agency code through the tree", cmd_lookup)
-    lookup.add_argument("code")
+    lookup.add_argument("code", help="agency code (QCVN 102, e.g. 000.00.35.H53)")
 
     def with_key(sp):
         sp.add_argument("--client-key", help="idempotency key (docs/api.md): run the command again with the same key "
@@ -684,17 +704,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_staff(sp):
         sp.add_argument("--staff", help="staff name")
-        sp.add_argument("--department")
-        sp.add_argument("--email")
-        sp.add_argument("--mobile")
+        sp.add_argument("--department", help="staff's department")
+        sp.add_argument("--email", help="staff's e-mail")
+        sp.add_argument("--mobile", help="staff's mobile number")
         return sp
 
     status = with_key(with_staff(api_cmd("status", "report a status on a received document (02-06, 15, 16)",
                                          cmd_status)))
-    status.add_argument("message_id")
+    status.add_argument("message_id", help="the received document's message id, from `inbox`")
     status.add_argument("code", choices=sorted(["02", "03", "04", "05", "06", "15", "16"]),
                         help="01 is the node's own, sent once on arrival (refused from software)")
-    status.add_argument("--description")
+    status.add_argument("--description", help="what was done (sent to the document's sender)")
 
     for name, help in (("revoke", "revoke a document sent earlier (business type 1)"),
                        ("update", "send an update of a document (business type 2)"),
@@ -702,36 +722,36 @@ def build_parser() -> argparse.ArgumentParser:
                        ("takeback", "ask the recipients to return a document (status 13)")):
         sp = with_key(with_staff(api_cmd(name, help, cmd_change)))
         sp.add_argument("doc", help="doc id from send (or one of its message ids)")
-        sp.add_argument("--reason")
+        sp.add_argument("--reason", help="why (sent to the recipients)")
         if name in ("update", "replace"):
-            sp.add_argument("--subject", required=True)
-            sp.add_argument("--content")
-            sp.add_argument("--document-id")
-            sp.add_argument("--attach", action="append")
+            sp.add_argument("--subject", required=True, help="the new version's subject")
+            sp.add_argument("--content", help="the new version's text")
+            sp.add_argument("--document-id", help="edXML DocumentId of the new version")
+            sp.add_argument("--attach", action="append", help="file to attach (repeatable)")
 
     track = api_cmd("track", "per recipient: delivery, path and every status", cmd_track)
     track.add_argument("doc", help="doc id from send (or one of its message ids)")
-    track.add_argument("--json", action="store_true")
+    track.add_argument("--json", action="store_true", help="the whole answer as JSON")
 
     imp = with_key(api_cmd("import", "send an edXML packet (document or status) through the node", cmd_import))
-    imp.add_argument("file")
+    imp.add_argument("file", help="edXML packet (QCVN 102:2016) to send")
     imp.add_argument("--to", action="append", help="recipient (default: the packet's To)")
     imp.add_argument("--ref", help="a status: the received document's message id (default: by its DocumentId)")
 
     exp = api_cmd("export", "write a received document or status as an edXML packet", cmd_export)
-    exp.add_argument("message_id")
+    exp.add_argument("message_id", help="message id of a received document or status, from `inbox`")
     exp.add_argument("--out", help="file to write (default: <kind>_<id>.edxml)")
     exp.add_argument("--unwrap", action="store_true", help="write zip-wrapped attachments as their inner file")
 
     queues = api_cmd("queues", "per next hop: depth, oldest, failures, next attempt, held, last error", cmd_queues)
-    queues.add_argument("--json", action="store_true")
+    queues.add_argument("--json", action="store_true", help="JSON, one object per next hop")
     retry = api_cmd("retry", "forget the backoff and send now (one hop, or every hop)", cmd_retry)
     retry.add_argument("hop", nargs="?", help="next hop code (default: every hop with mail queued)")
     for name, help in (("hold", "stop sending to a next hop until released (kept across restarts)"),
                        ("release", "send to a held next hop again")):
         api_cmd(name, help, cmd_hold).add_argument("hop", help="next hop code")
     purge = api_cmd("purge", "remove a queued envelope for good; its sender gets a non-delivery notice", cmd_purge)
-    purge.add_argument("message_id")
+    purge.add_argument("message_id", help="id of the queued envelope (`sent`, or the node's log)")
     purge.add_argument("--reason", required=True, help="why (audited, and sent to the sender in the notice)")
 
     cli_stats.add_parser(sub)
@@ -741,9 +761,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "config"):  # not given: $LIENTHONG_CONFIG, then /etc/lienthong/node.yaml
+            args.config = find_config(args.config)
         return args.func(args)
+    except NoConfig as e:
+        print(f"lienthong: {e}", file=sys.stderr)
+        return 2
     except ConfigError as e:
-        print(f"lienthong: config error: {e}", file=sys.stderr)
+        if getattr(args, "log_format", "text") == "json":  # `run --log-format json`: a log shipper reads stderr
+            from .logs import error_line
+            error_line(f"config error: {e}", "json", logger="lienthong.config", key=e.path)
+        else:
+            print(f"lienthong: config error: {e}", file=sys.stderr)
         return 2
     except CliError as e:
         print(f"lienthong: {e}", file=sys.stderr)

@@ -4,9 +4,12 @@ Served on the local API port next to Mailbox, so the same interceptors answer fo
 ErrorInterceptor (Rejected -> status) and the TokenInterceptor (bearer token)."""
 from __future__ import annotations
 
+from typing import Callable
+
 from ..clock import Clock
 from ..codes import is_identifier
 from ..errors import Reason, Rejected
+from ..escaping import escape
 from ..exchange.dispatcher import Dispatcher
 from ..pb import admin_pb2 as apb
 from ..pb import admin_pb2_grpc as agrpc
@@ -23,8 +26,13 @@ def _hop(code: str) -> str:
 
 
 class AdminService(agrpc.AdminServicer):
-    def __init__(self, db: Database, dispatcher: Dispatcher, clock: Clock) -> None:
+    def __init__(self, db: Database, dispatcher: Dispatcher, clock: Clock,
+                 running: Callable[[], apb.RunningResponse] = apb.RunningResponse) -> None:
         self.db, self.dispatcher, self.clock = db, dispatcher, clock
+        self.running = running  # what the node holds now (node/api/running.py)
+
+    def Running(self, request, context):
+        return self.running()
 
     def Queues(self, request, context):
         queued = outbox.queue_summary(self.db)
@@ -55,12 +63,14 @@ class AdminService(agrpc.AdminServicer):
         return apb.HoldResponse(hop=hop, held=held, depth=depth)
 
     def Purge(self, request, context):
-        reason = " ".join(request.reason.split())
+        # an admin's words go to the log, the audit table and another agency's notice: one line, escaped
+        reason = escape(" ".join(request.reason.split()))
         if not reason:
             raise Rejected(Reason.INVALID_REQUEST, "say why (the reason is audited and sent to the sender)",
                            field="reason")
         if len(reason) > MAX_REASON:
-            raise Rejected(Reason.INVALID_REQUEST, f"reason is over {MAX_REASON} characters", field="reason")
+            raise Rejected(Reason.INVALID_REQUEST, f"reason is over {MAX_REASON} characters (a control character "
+                           f"counts as its escape)", field="reason")
         row = self.dispatcher.purge(request.message_id, reason)
         return apb.PurgeResponse(message_id=row["message_id"], sender=row["sender"], recipient=row["recipient"],
                                  next_hop=row["next_hop"])

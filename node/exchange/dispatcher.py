@@ -15,9 +15,10 @@ import threading
 import time
 from typing import Callable
 
-from .. import events
+from .. import events, logs
 from ..clock import Clock
 from ..errors import Reason, Rejected
+from ..escaping import escape
 from ..identity import sealing
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
@@ -67,6 +68,20 @@ class Dispatcher:
                     metrics=self.metrics, paused=self.paused, prepare=self.prepare)
             return sender
 
+    def use(self, *, policy: RetryPolicy | None = None, metrics: Recorder | None = None) -> None:
+        """A reload (SIGHUP): the next backoff of every hop follows `policy`; counts go to `metrics`."""
+        with self._lock:
+            senders = list(self._hops.values())
+            if policy is not None:
+                self.policy = policy
+            if metrics is not None:
+                self.metrics = metrics
+        for sender in senders:
+            if policy is not None:
+                sender.policy = policy
+            if metrics is not None:
+                sender.metrics = metrics
+
     def wake(self, hop: str) -> None:
         """Let `hop`'s sender look at its queue. A hop with no address (a child that has not registered yet:
         parked mail) is not woken: it would only back off, and a sender per invented code costs threads;
@@ -103,7 +118,7 @@ class Dispatcher:
                 return False
             outbox.undefer(tx, code)  # what waited for a lookup through this link may find it now
         log.info("link to %s is back (%s) after %d failed attempts: backoff reset, its queue is sent now",
-                 code, how, state.failures)
+                 code, how, state.failures, extra=logs.fields(hop=code))
         self.on_return(code)
         if not state.held:
             self.wake(code)
@@ -132,7 +147,7 @@ class Dispatcher:
         with self.db.transaction() as tx:
             peers.set_held(tx, hop, held)
             audit.append(tx, self.clock.now_ms(), audit.HELD if held else audit.RELEASED, "", hop, "by the operator")
-        log.warning("operator: %s next hop %s", "holding" if held else "released", hop)
+        log.warning("operator: %s next hop %s", "holding" if held else "released", hop, extra=logs.fields(hop=hop))
         if not held:
             self.wake(hop)
 
@@ -148,7 +163,9 @@ class Dispatcher:
         with self.db.transaction() as tx:
             audit.append(tx, self.clock.now_ms(), audit.PURGED, message_id, row["next_hop"], reason)
             self.give_up(tx, p, row["next_hop"], outbox.REJECTED, Reason.PURGED.name, reason)
-        log.warning("operator: purged %s (to %s via %s): %s", message_id, row["recipient"], row["next_hop"], reason)
+        log.warning("operator: purged %s (to %s via %s): %s", message_id, row["recipient"], row["next_hop"], reason,
+                    extra=logs.fields(agency=row["sender"], hop=row["next_hop"], message_id=message_id,
+                                      reason=Reason.PURGED))
         return row
 
     def stop(self, timeout: float = 10.0) -> list[str]:
@@ -225,7 +242,7 @@ class Dispatcher:
         if p.kind == pb.NOTICE:
             return
         notice = pb.Payload(notice=pb.Notice(ref_message_id=p.message_id, recipient=p.recipient, reason=reason,
-                                             detail=detail))
+                                             detail=escape(detail)))  # another agency reads it
         to_us = p.sender == self.maker.code
         if to_us:
             back = ""
@@ -233,7 +250,8 @@ class Dispatcher:
             try:
                 back = self.maker.next_hop(p.sender)
             except LookupError:
-                log.warning("cannot route non-delivery notice for %s back to %s", p.message_id, p.sender)
+                log.warning("cannot route non-delivery notice for %s back to %s", p.message_id, p.sender,
+                            extra=logs.fields(agency=p.sender, message_id=p.message_id, reason=reason))
                 return
         sealed = self.maker.seal(notice, p.sender, back, priority=p.priority, lifetime_s=self.notice_lifetime_s,
                                  ref_message_id=p.message_id, seal_to=self._notice_key(p, to_us), clear_ok=True)

@@ -14,7 +14,7 @@ import logging
 import threading
 
 from .. import envelope as env_mod
-from .. import events
+from .. import events, logs
 from .. import receipts
 from ..clock import Clock
 from ..envelope import Signer
@@ -77,7 +77,8 @@ class Intake:
                 accepted = self._within_quota(accepted, results, refused)
             if refused:
                 log.info("refused %d of %d envelopes from %s, first: %s", len(refused), len(raws), peer,
-                         refused[0][1].public_text)
+                         refused[0][1].public_text, extra=logs.fields(agency=peer, message_id=refused[0][0],
+                                                                      reason=refused[0][1].reason))
                 custody.record_rejections(self.db, self.clock.now_ms(), peer or "", refused)
             stored = custody.accept(
                 self.db, [item for _, item in accepted],

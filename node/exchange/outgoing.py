@@ -25,6 +25,7 @@ from ..codes import is_identifier, is_qcvn
 from ..envelope import Signer
 from ..events import EventSink, NoEvents
 from ..errors import Reason, Rejected, naming, too_large
+from ..escaping import escape
 from ..identity import sealing
 from ..limits import Limits, check_document, over
 from ..pb import envelope_pb2 as pb
@@ -39,13 +40,13 @@ log = logging.getLogger(__name__)
 
 
 def subject_of(payload: pb.Payload) -> str:
-    """A one-line summary for mailbox listings."""
+    """A one-line summary for mailbox listings (escaped: a sender or a relay chose it, a terminal shows it)."""
     which = payload.WhichOneof("body")
     if which == "document":
-        return payload.document.subject
+        return escape(payload.document.subject)
     if which == "status":
-        return f"status {payload.status.status_code}"
-    return f"not delivered: {payload.notice.reason}"
+        return f"status {escape(payload.status.status_code)}"
+    return f"not delivered: {escape(payload.notice.reason)}"
 
 
 @dataclass(frozen=True)

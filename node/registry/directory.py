@@ -14,7 +14,7 @@ from typing import Callable
 
 import grpc
 
-from .. import events, stats
+from .. import events, logs, stats
 from ..clock import Clock
 from ..codes import ROOT, CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
@@ -108,7 +108,8 @@ class Directory:
             self._unknown.pop((record.code, True), None)
             self._unknown.pop((record.code, False), None)
         self._refresh_hierarchy()
-        log.info("registered %s (%s) at %s", record.code, record.name, record.endpoint)
+        log.info("registered %s (%s) at %s", record.code, record.name, record.endpoint,
+                 extra=logs.fields(agency=record.code))
         self.events.emit(events.REGISTERED, peer=record.code, time_ms=now)
         self.on_alive(record.code, "registered")
         return self.heartbeat_ms
@@ -123,7 +124,8 @@ class Directory:
             problem = self._claim_problem(code, odd, parent, odd_codes, holders)
             if problem:
                 refused = Rejected(Reason.WRONG_PARENT, problem)  # bounded: the claim's codes are the child's words
-                log.warning("refused heartbeat from %s: %s", code, refused.detail)
+                log.warning("refused heartbeat from %s: %s", code, refused.detail,
+                            extra=logs.fields(agency=code, reason=refused.reason))
                 raise refused
         changed = store.touch(self.db, code, self.clock.now_ms(), dict(odd_codes))
         if changed is None:
@@ -157,7 +159,8 @@ class Directory:
         try:
             self.crl.offer(der, self.parent or "parent")
         except Rejected as r:
-            log.warning("CRL from parent %s refused: %s", self.parent, r.public_text)
+            log.warning("CRL from parent %s refused: %s", self.parent, r.public_text,
+                        extra=logs.fields(agency=self.parent, reason=r.reason))
 
     def push_crl(self, der: bytes) -> None:
         """Pass a CRL we just took to every registered child, all at once, in the background; a child that
@@ -497,5 +500,6 @@ class Directory:
             self.parent_error = r.public_text
             if r.reason is Reason.UNKNOWN_RECIPIENT and self.registered:
                 self.registered = False  # the parent forgot us: register again on the next tick
-            level = logging.DEBUG if repeated else logging.WARNING if r.reason.permanent else logging.INFO
-            log.log(level, "registry: %s", r.public_text)
+            # an outage is a WARNING when it starts or its error changes (a parent down means no mail up the tree)
+            log.log(logging.DEBUG if repeated else logging.WARNING, "registry: %s", r.public_text,
+                    extra=logs.fields(agency=self.parent, reason=r.reason))

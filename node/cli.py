@@ -18,6 +18,7 @@ from .config_location import CONFIG_ENV, DEFAULT_CONFIG, HELP as CONFIG_HELP, No
 from .progress import Progress
 from .envelope import is_message_id
 from .pb import envelope_pb2 as pb
+from .terminal import shown, shown_json
 
 KIND_NAMES = {pb.DOCUMENT: "document", pb.STATUS: "status", pb.NOTICE: "notice"}
 
@@ -33,7 +34,7 @@ def _when(ms: int) -> str:
 
 
 def _print_json_list(messages) -> int:
-    print(json.dumps([json_format.MessageToDict(m) for m in messages], ensure_ascii=False, indent=1))
+    print(shown_json(json.dumps([json_format.MessageToDict(m) for m in messages], ensure_ascii=False, indent=1)))
     return 0
 
 
@@ -296,7 +297,7 @@ def cmd_verify_evidence(args) -> int:
     try:
         proof = check.check(Path(args.file).read_bytes(), ca)
     except check.Refused as e:
-        print(f"REFUSED: {e}")
+        print(f"REFUSED: {shown(str(e))}")
         return EXIT_BROKEN
     print(proof.render())
     return 0
@@ -315,11 +316,11 @@ def cmd_send(args) -> int:
                             data=p.read_bytes())
     resp = _client(args).send(doc, args.to, priority=args.priority, client_key=args.client_key or "",
                               require_registered=args.require_registered)
-    print(f"document {resp.doc_id}")
+    print(f"document {shown(resp.doc_id)}")
     for e in resp.envelopes:
-        waits = (f"  (not registered yet: waits at {e.waits_at or 'a relay'} until {_when(e.waits_until_ms)} UTC)"
+        waits = (f"  (not registered yet: waits at {shown(e.waits_at) or 'a relay'} until {_when(e.waits_until_ms)} UTC)"
                  if e.waits_until_ms else "")
-        print(f"{e.message_id}  -> {e.recipient}{waits}")
+        print(f"{shown(e.message_id)}  -> {shown(e.recipient)}{waits}")
     return 0
 
 
@@ -329,59 +330,110 @@ def cmd_inbox(args) -> int:
         return _print_json_list(entries)
     print(f"{'MESSAGE ID':32}  {'KIND':8}  {'FROM':15}  {'RECEIVED (UTC)':19}  ACK  SUBJECT")
     for e in entries:
-        print(f"{e.message_id:32}  {KIND_NAMES.get(e.kind, '?'):8}  {e.sender:15}  {_when(e.received_ms):19}  "
-              f"{'yes' if e.acked else 'no ':3}  {e.subject}")
+        print(f"{shown(e.message_id):32}  {KIND_NAMES.get(e.kind, '?'):8}  {shown(e.sender):15}  "
+              f"{_when(e.received_ms):19}  {'yes' if e.acked else 'no ':3}  {shown(e.subject)}")
     return 0
 
 
 def cmd_fetch(args) -> int:
     r = _client(args).fetch(args.message_id)
     if args.json:
-        print(json_format.MessageToJson(r, ensure_ascii=False))
+        print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
         return 0
-    print(f"message   {r.entry.message_id} ({KIND_NAMES.get(r.entry.kind, '?')})")
-    print(f"from      {r.entry.sender}  signature {'verified' if r.signature_verified else 'NOT VERIFIED'} ({r.signer_subject})")
-    print("path      " + " -> ".join(f"{h.code}@{_when(h.time_ms)}" for h in r.path))
+    print(f"message   {shown(r.entry.message_id)} ({KIND_NAMES.get(r.entry.kind, '?')})")
+    print(f"from      {shown(r.entry.sender)}  signature {'verified' if r.signature_verified else 'NOT VERIFIED'} "
+          f"({shown(r.signer_subject)})")
+    print("path      " + " -> ".join(f"{shown(h.code)}@{_when(h.time_ms)}" for h in r.path))
     body = r.payload.WhichOneof("body")
-    if body == "document":
-        d = r.payload.document
-        print(f"subject   {d.subject}\ndoc id    {d.document_id}")
-        if d.content:
-            print(f"content   {d.content}")
-        used: set[str] = set()
-        for i, a in enumerate(d.attachments):
-            print(f"attached  {a.name} ({a.content_type}, {len(a.data)} bytes)")
-            if args.save_dir:
-                directory = Path(args.save_dir)
-                directory.mkdir(parents=True, exist_ok=True)
-                out = directory / safe_file_name(a.name, i, used, directory)
-                with open(out, "xb") as f:  # never overwrite, even if a file appeared meanwhile
-                    f.write(a.data)
-                print(f"saved     {out}")
-    else:
-        print(json_format.MessageToJson(r.payload, ensure_ascii=False))
+    if body != "document":
+        print(shown_json(json_format.MessageToJson(r.payload, ensure_ascii=False)))
+        return 0
+    d = r.payload.document
+    print(f"subject   {shown(d.subject)}\ndoc id    {shown(d.document_id)}")
+    if d.content:
+        print(f"content   {shown(d.content, keep_newlines=True)}")
+    directory = Path(args.save_dir) if args.save_dir else None
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    failed = 0
+    for i, a in enumerate(d.attachments):
+        print(f"attached  {shown(a.name)} ({shown(a.content_type)}, {len(a.data)} bytes)")
+        if directory is None:
+            continue
+        try:
+            out = save_attachment(directory, a.name, a.data, i, used)
+        except OSError as e:  # this one is not saved; the others still are
+            failed += 1
+            print(f"NOT SAVED {shown(a.name)}: {e.strerror or e}", file=sys.stderr)
+            continue
+        print(f"saved     {shown(str(out))}" + ("" if out.name == a.name else f" (renamed from {shown(a.name)})"))
+    if failed:
+        raise CliError(f"{failed} of {len(d.attachments)} attachment(s) not saved (see above)")
     return 0
 
 
-MAX_FILE_NAME = 120
+MAX_NAME_BYTES = 255  # a file name's limit on Linux file systems (NAME_MAX), counted in bytes
+MAX_EXTENSION = 16    # characters after the last dot kept as the extension
+
+
+def save_attachment(directory: Path, name: str, data: bytes, index: int, used: set[str]) -> Path:
+    """Write one attachment under a safe name in `directory`, never over an existing file.
+
+    A file system with a shorter limit than MAX_NAME_BYTES (ENAMETOOLONG) gets `attachment-N` with the
+    extension; a file that appears meanwhile gets the next free name. A write that fails leaves no file."""
+    import errno
+    candidate = safe_file_name(name, index, used, directory)
+    for _ in range(3):
+        out = directory / candidate
+        try:
+            f = open(out, "xb")  # never overwrite, even if a file appeared meanwhile
+        except FileExistsError:
+            candidate = safe_file_name(candidate, index, used, directory)
+            continue
+        except OSError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            candidate = safe_file_name(f"attachment-{index + 1}{_extension(candidate)}", index, used, directory)
+            continue
+        try:
+            with f:
+                f.write(data)
+        except OSError:
+            out.unlink(missing_ok=True)
+            raise
+        return out
+    raise OSError(errno.EEXIST, f"no free name for it in {directory}")
+
+
+def _extension(base: str) -> str:
+    stem, dot, ext = base.rpartition(".")
+    return f".{ext}" if dot and stem and 0 < len(ext) <= MAX_EXTENSION else ""
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """At most `max_bytes` of UTF-8, cut on a character boundary."""
+    return text.encode()[:max(max_bytes, 0)].decode(errors="ignore")
 
 
 def safe_file_name(name: str, index: int, used: set[str], directory: Path | None = None) -> str:
     """A sender chooses attachment names: keep a plain base name (no path, separator, NUL or
-    control character, no leading dot), at most MAX_FILE_NAME characters with its extension
-    kept, and never one already used in this run or present in `directory` (nothing is overwritten)."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    control character, no leading dot), NFC, at most MAX_NAME_BYTES bytes of UTF-8 with its
+    extension kept (a Vietnamese character is 2 to 4 bytes: 120 characters could be 350), and
+    never one already used in this run or present in `directory` (nothing is overwritten)."""
+    import unicodedata
+    base = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*').strip().lstrip(".")
     if not base:
         base = f"attachment-{index + 1}"
-    stem, dot, ext = base.rpartition(".") if "." in base else (base, "", "")
-    if len(ext) > 16:
-        stem, dot, ext = base, "", ""
-    stem = stem[:MAX_FILE_NAME - len(dot) - len(ext)]
-    candidate, n = f"{stem}{dot}{ext}", 1
+    ext = _extension(base)
+    stem = base[:len(base) - len(ext)] if ext else base
+    budget = MAX_NAME_BYTES - len(ext.encode())
+    candidate, n = _cut(stem, budget) + ext, 1
     while candidate in used or (directory is not None and (directory / candidate).exists()):
         n += 1
-        candidate = f"{stem[:MAX_FILE_NAME - len(dot) - len(ext) - 8]}-{n}{dot}{ext}"
+        suffix = f"-{n}"
+        candidate = _cut(stem, budget - len(suffix)) + suffix + ext
     used.add(candidate)
     return candidate
 
@@ -400,7 +452,8 @@ def cmd_sent(args) -> int:
     for e in entries:
         reason = (f"waits at {e.waits_at or 'a relay'} until {_when(e.waits_until_ms)} UTC"
                   if e.state == "not_registered_yet" else e.reason)
-        print(f"{e.message_id:32}  {e.recipient:15}  {e.state:9}  {e.attempts:5}  {_when(e.delivered_ms):19}  {reason}")
+        print(f"{shown(e.message_id):32}  {shown(e.recipient):15}  {shown(e.state):9}  {e.attempts:5}  "
+              f"{_when(e.delivered_ms):19}  {shown(reason)}")
     return 0
 
 
@@ -411,13 +464,14 @@ def cmd_directory(args) -> int:
         return _print_json_list(agencies)
     print(f"{'CODE':15}  {'LEVEL':5}  {'PARENT':15}  {'REACHABLE':9}  NAME")
     for a in agencies:
-        print(f"{a.code:15}  {a.level:5}  {a.parent:15}  {'yes' if a.reachable else 'NO':9}  {a.name}")
+        print(f"{shown(a.code):15}  {a.level:5}  {shown(a.parent):15}  {'yes' if a.reachable else 'NO':9}  "
+              f"{shown(a.name)}")
     return 0
 
 
 def cmd_lookup(args) -> int:
     a = _client(args).lookup(args.code)
-    print(f"{a.code}  {a.name}\nlevel {a.level}, parent {a.parent}, endpoint {a.endpoint}, "
+    print(f"{shown(a.code)}  {shown(a.name)}\nlevel {a.level}, parent {shown(a.parent)}, endpoint {shown(a.endpoint)}, "
           f"{'reachable' if a.reachable else 'NOT reachable'}")
     return 0
 
@@ -430,7 +484,7 @@ def _staff(args) -> pb.StaffInfo:
 def cmd_status(args) -> int:
     mid = _client(args).set_status(args.message_id, args.code, args.description or "", _staff(args),
                                    client_key=args.client_key or "")
-    print(f"status {args.code} sent ({mid})")
+    print(f"status {args.code} sent ({shown(mid)})")
     return 0
 
 
@@ -445,28 +499,28 @@ def cmd_change(args) -> int:
                                      content_type=mimetypes.guess_type(p.name)[0] or "application/octet-stream")
     resp = _client(args).change(args.doc, btype, take_back=args.command == "takeback", reason=args.reason or "",
                                 document=document, staff=_staff(args), client_key=args.client_key or "")
-    print(f"{args.command} {resp.doc_id}")
+    print(f"{args.command} {shown(resp.doc_id)}")
     for e in resp.envelopes:
-        print(f"{e.message_id}  -> {e.recipient}")
+        print(f"{shown(e.message_id)}  -> {shown(e.recipient)}")
     return 0
 
 
 def cmd_track(args) -> int:
     t = _client(args).track(args.doc)
     if args.json:
-        print(json_format.MessageToJson(t, ensure_ascii=False))
+        print(shown_json(json_format.MessageToJson(t, ensure_ascii=False)))
         return 0
-    print(f"document {t.doc_id}: {t.subject} {t.document_id} (sent {_when(t.created_ms)} UTC)")
+    print(f"document {shown(t.doc_id)}: {shown(t.subject)} {shown(t.document_id)} (sent {_when(t.created_ms)} UTC)")
     for r in t.recipients:
-        print(f"\n  {r.recipient}: {r.state}, handed over {_when(r.delivered_ms)}, arrived {_when(r.arrived_ms)}"
-              + (f" — {r.reason}" if r.reason else ""))
+        print(f"\n  {shown(r.recipient)}: {shown(r.state)}, handed over {_when(r.delivered_ms)}, "
+              f"arrived {_when(r.arrived_ms)}" + (f" — {shown(r.reason)}" if r.reason else ""))
         if r.path:
-            print("    path  " + " -> ".join(h.code for h in r.path))
+            print("    path  " + " -> ".join(shown(h.code) for h in r.path))
         for st in r.statuses:
-            who = " ".join(x for x in (st.staff_info.staff, st.staff_info.department) if x)
-            print(f"    {st.status_code}  {_when(st.time_ms)}  {who}  {st.description}".rstrip())
+            who = " ".join(shown(x) for x in (st.staff_info.staff, st.staff_info.department) if x)
+            print(f"    {shown(st.status_code)}  {_when(st.time_ms)}  {who}  {shown(st.description)}".rstrip())
     if t.changes:
-        print("\n  changed by: " + ", ".join(t.changes))
+        print("\n  changed by: " + ", ".join(map(shown, t.changes)))
     return 0
 
 
@@ -476,13 +530,13 @@ def cmd_import(args) -> int:
         raise CliError(f"{args.file}: no such file", 2)
     resp = _client(args).import_edxml(path.read_bytes(), args.to or [], args.ref or "", client_key=args.client_key or "")
     for w in resp.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {shown(w)}", file=sys.stderr)
     if resp.kind == "status":
-        print(f"status sent ({resp.status_message_id or ', '.join(e.message_id for e in resp.sent.envelopes)})")
+        print(f"status sent ({shown(resp.status_message_id or ', '.join(e.message_id for e in resp.sent.envelopes))})")
     else:
-        print(f"document {resp.sent.doc_id}")
+        print(f"document {shown(resp.sent.doc_id)}")
         for e in resp.sent.envelopes:
-            print(f"{e.message_id}  -> {e.recipient}")
+            print(f"{shown(e.message_id)}  -> {shown(e.recipient)}")
     return 0
 
 
@@ -491,10 +545,10 @@ def cmd_export(args) -> int:
         raise SystemExit(f"lienthong export: {args.message_id!r} is not a message id")
     resp = _client(args).export_edxml(args.message_id, args.unwrap)
     for w in resp.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {shown(w)}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(safe_file_name(resp.file_name, 0, set(), Path(".")))
     out.write_bytes(resp.packet)
-    print(f"wrote {out} ({len(resp.packet)} bytes)")
+    print(f"wrote {shown(str(out))} ({len(resp.packet)} bytes)")
     return 0
 
 
@@ -510,14 +564,14 @@ def _ago(ms: int, now_ms: int) -> str:
 def cmd_queues(args) -> int:
     r = _client(args).admin.queues()
     if args.json:
-        print(json_format.MessageToJson(r, ensure_ascii=False))
+        print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
         return 0
     print(f"{'NEXT HOP':15}  {'DEPTH':>6}  {'PARKED':>6}  {'OLDEST':>6}  {'FAILS':>5}  {'NEXT TRY':>8}  {'HELD':4}  "
           "LAST ERROR")
     for h in r.hops:
         due = "now" if h.next_attempt_ms <= r.now_ms else f"in {_ago(r.now_ms, h.next_attempt_ms)}"
-        print(f"{h.hop:15}  {h.depth:6}  {h.parked:6}  {_ago(h.oldest_ms, r.now_ms):>6}  {h.failures:5}  {due:>8}  "
-              f"{'yes' if h.held else 'no':4}  {h.last_error}")
+        print(f"{shown(h.hop):15}  {h.depth:6}  {h.parked:6}  {_ago(h.oldest_ms, r.now_ms):>6}  {h.failures:5}  {due:>8}  "
+              f"{'yes' if h.held else 'no':4}  {shown(h.last_error)}")
     if not r.hops:
         print("(no queued mail)")
     return 0
@@ -525,23 +579,23 @@ def cmd_queues(args) -> int:
 
 def cmd_retry(args) -> int:
     r = _client(args).admin.retry(args.hop or "")
-    print("retrying now: " + (", ".join(r.retried) or "nothing queued"))
+    print("retrying now: " + (", ".join(map(shown, r.retried)) or "nothing queued"))
     if r.held:
-        print(f"held (release first): {', '.join(r.held)}")
+        print(f"held (release first): {', '.join(map(shown, r.held))}")
     return 0
 
 
 def cmd_hold(args) -> int:
     admin = _client(args).admin
     r = admin.hold(args.hop) if args.command == "hold" else admin.release(args.hop)
-    print(f"{r.hop} {'held' if r.held else 'released'} ({r.depth} queued)")
+    print(f"{shown(r.hop)} {'held' if r.held else 'released'} ({r.depth} queued)")
     return 0
 
 
 def cmd_purge(args) -> int:
     r = _client(args).admin.purge(args.message_id, args.reason)
-    print(f"purged {r.message_id} (from {r.sender} to {r.recipient}, queued for {r.next_hop}); "
-          f"{r.sender} gets a non-delivery notice")
+    print(f"purged {shown(r.message_id)} (from {shown(r.sender)} to {shown(r.recipient)}, queued for "
+          f"{shown(r.next_hop)}); {shown(r.sender)} gets a non-delivery notice")
     return 0
 
 
@@ -786,7 +840,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lienthong: no node answers at {target} ({e.code().name})", file=sys.stderr)
         else:
             from .grpc_errors import describe
-            print(f"lienthong: {describe(e)}", file=sys.stderr)
+            print(f"lienthong: {shown(describe(e))}", file=sys.stderr)
         return 1
 
 

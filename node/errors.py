@@ -80,6 +80,10 @@ class Reason(enum.Enum):
                  "this node's CRL is past its next update; it takes no mail until it has a fresh one")
     PARK_FULL = ("PARK_FULL", _C.RESOURCE_EXHAUSTED, False,
                  "this peer has too much mail waiting here for agencies that have not registered yet")
+    CERT_NOT_REGISTERED = ("CERT_NOT_REGISTERED", _C.PERMISSION_DENIED, False,
+                           "the agency registered here with another certificate than the one presented")
+    UNSIGNED_FIELDS = ("UNSIGNED_FIELDS", _C.INVALID_ARGUMENT, True,
+                       "the envelope carries fields outside its signed bytes that this node does not know")
     METHOD_NOT_ALLOWED = ("METHOD_NOT_ALLOWED", _C.UNIMPLEMENTED, True,
                           "the HTTP/JSON face takes another HTTP method on that path")
 

@@ -10,7 +10,7 @@ paragraph separators, bidirectional overrides) is written as its Python escape (
 """
 from __future__ import annotations
 
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
 def _escaped(ch: str) -> str:
@@ -20,9 +20,13 @@ def _escaped(ch: str) -> str:
     return f"\\x{n:02x}" if n <= 0xFF else f"\\u{n:04x}" if n <= 0xFFFF else f"\\U{n:08x}"
 
 
-def escape(text: object) -> str:
-    """`text` (str() of anything else) on one line, every non-printable character escaped."""
+def escape(text: object, *, keep_newlines: bool = False, backslash: bool = False) -> str:
+    """`text` (str() of anything else) on one line, every non-printable character escaped.
+
+    `backslash`: the backslash is escaped too, so what is shown cannot be mistaken for an escape
+    (node.terminal, for what an operator reads); `keep_newlines`: LF kept (a document's content)."""
     text = text if isinstance(text, str) else str(text)
-    if text.isprintable():
+    if text.isprintable() and not (backslash and "\\" in text):
         return text
-    return "".join(ch if ch.isprintable() else _escaped(ch) for ch in text)
+    return "".join(ch if (ch.isprintable() and not (backslash and ch == "\\")) or (keep_newlines and ch == "\n")
+                   else _escaped(ch) for ch in text)

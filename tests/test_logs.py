@@ -109,10 +109,11 @@ def test_a_parent_outage_is_a_warning_once_per_change_of_error(tmp_path, pki, cl
         db.close()
 
 
-def test_listing_subjects_a_sender_or_relay_chose_are_escaped():
-    """`lienthong inbox` prints the stored subject on a terminal: a sender's ESC sequence must not drive it."""
+def test_listing_subjects_are_kept_as_sent_and_escaped_where_shown():
+    """The listing hands the sender's subject over unchanged (escaping it there once made the CLI show
+    it escaped twice); the log line and the terminal escape it (tests/test_cli_attachments_process.py)."""
+    from node.escaping import escape
     from node.exchange.outgoing import subject_of
     from node.pb import envelope_pb2 as pb
-    assert subject_of(pb.Payload(document=pb.Document(subject="Công văn\n\x1b[2J"))) == "Công văn\\n\\x1b[2J"
-    assert subject_of(pb.Payload(notice=pb.Notice(reason="PURGED\x1b]0;x\x07"))) == "not delivered: PURGED\\x1b]0;x\\x07"
-    assert subject_of(pb.Payload(document=pb.Document(subject="Quyết định số 12/QĐ-UBND"))) == "Quyết định số 12/QĐ-UBND"
+    assert subject_of(pb.Payload(document=pb.Document(subject="Công văn\n\x1b[2J"))) == "Công văn\n\x1b[2J"
+    assert escape(subject_of(pb.Payload(notice=pb.Notice(reason="PURGED\x1b]0;x\x07")))) == "not delivered: PURGED\\x1b]0;x\\x07"

@@ -24,6 +24,7 @@ from ..pb import registry_pb2 as rpb
 from ..pb import registry_pb2_grpc as rgrpc
 from ..progress import SILENT, Progress
 from ..store import audit as store
+from ..terminal import shown
 from . import checkpoints
 from .chain import Problem, walk
 
@@ -56,8 +57,8 @@ class Result:
         return not self.problems
 
     def render(self) -> str:
-        lines = [f"note: {n}" for n in self.notes]
-        lines += [f"BROKEN {p}" for p in self.problems]
+        lines = [f"note: {shown(str(n))}" for n in self.notes]  # rows' details quote what peers sent
+        lines += [f"BROKEN {shown(str(p))}" for p in self.problems]
         anchored = "; ".join(f"{a.source} at seq {a.seq} (signed {_when(a.time_ms)})" for a in self.anchors)
         if self.intact:
             lines.append(f"intact: {self.rows} rows, head at seq {self.head_seq}"

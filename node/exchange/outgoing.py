@@ -25,7 +25,6 @@ from ..codes import is_identifier, is_qcvn
 from ..envelope import Signer
 from ..events import EventSink, NoEvents
 from ..errors import Reason, Rejected, naming, too_large
-from ..escaping import escape
 from ..identity import sealing
 from ..limits import Limits, check_document, over
 from ..pb import envelope_pb2 as pb
@@ -40,13 +39,14 @@ log = logging.getLogger(__name__)
 
 
 def subject_of(payload: pb.Payload) -> str:
-    """A one-line summary for mailbox listings (escaped: a sender or a relay chose it, a terminal shows it)."""
+    """A summary for mailbox listings, kept as the sender wrote it (the API hands data over unchanged);
+    whatever shows it escapes it there: the log formatter, the CLI (node.terminal)."""
     which = payload.WhichOneof("body")
     if which == "document":
-        return escape(payload.document.subject)
+        return payload.document.subject
     if which == "status":
-        return f"status {escape(payload.status.status_code)}"
-    return f"not delivered: {escape(payload.notice.reason)}"
+        return f"status {payload.status.status_code}"
+    return f"not delivered: {payload.notice.reason}"
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CRL_OUTDATED: _ClassVar[Reason]
     CRL_STALE: _ClassVar[Reason]
     PARK_FULL: _ClassVar[Reason]
+    CERT_NOT_REGISTERED: _ClassVar[Reason]
+    UNSIGNED_FIELDS: _ClassVar[Reason]
     METHOD_NOT_ALLOWED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
@@ -99,4 +101,6 @@ SEAL_KEY_MISSING: Reason
 CRL_OUTDATED: Reason
 CRL_STALE: Reason
 PARK_FULL: Reason
+CERT_NOT_REGISTERED: Reason
+UNSIGNED_FIELDS: Reason
 METHOD_NOT_ALLOWED: Reason

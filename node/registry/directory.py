@@ -28,6 +28,7 @@ from ..store import registry as store
 from ..store.database import Database
 from ..events import EventSink, NoEvents
 from . import records
+from .pins import Pins
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Directory:
         self._cache: dict[str, tuple[rpb.DirectoryEntry, int]] = {}  # code -> (entry, until)
         self._unknown: dict[tuple[str, bool], int] = {}  # (code, asked from below) -> NOT_FOUND until
         self._lock = threading.Lock()
+        self.pins = Pins(trust)  # the certificate each child registered: its hand-overs and marks are held to it
         self._refresh_hierarchy()
 
     # ---- our own record -----------------------------------------------------------
@@ -98,11 +100,16 @@ class Directory:
         if record.parent != self.code or rule_parent != self.code:
             raise Rejected(Reason.WRONG_PARENT, f"{self.code} is not the parent of {record.code}")
         registered = store.get(self.db, record.code)
+        previous, moved = None, False
         if registered is not None:
-            records.check_renewal(signed, record, rpb.AgencyRecord.FromString(registered.record).cert_der, self.trust)
+            registered_cert = rpb.AgencyRecord.FromString(registered.record).cert_der
+            records.check_renewal(signed, record, registered_cert, self.trust)
+            moved = registered_cert != record.cert_der
+            previous = self._still_trusted(registered_cert) if moved else registered.previous_cert
         now = self.clock.now_ms()
         store.upsert(self.db, store.Child(record.code, record.name, self.configured.level(record.code),
-                                          record.endpoint, signed.record, signed.signature, now, now))
+                                          record.endpoint, signed.record, signed.signature, now, now, previous),
+                     durable=moved)  # a pin that moved must not move back in a crash
         with self._lock:
             self._cache.pop(record.code, None)
             self._unknown.pop((record.code, True), None)
@@ -113,6 +120,14 @@ class Directory:
         self.events.emit(events.REGISTERED, peer=record.code, time_ms=now)
         self.on_alive(record.code, "registered")
         return self.heartbeat_ms
+
+    def _still_trusted(self, cert_der: bytes) -> bytes | None:
+        """A renewed registration's old certificate, kept so mail marked with it still passes; None if revoked."""
+        try:
+            self.trust.identify(cert_der, check_validity=False)
+        except Rejected:
+            return None
+        return cert_der
 
     def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], signed_stats=(),
                   crl_number: int = 0) -> bytes:
@@ -239,6 +254,7 @@ class Directory:
         """Rebuild what routing reads on every envelope: the tree (with odd codes) and child endpoints."""
         children = store.children(self.db)
         self._endpoints = {c.code: c.endpoint for c in children}
+        self.pins.load((c.code, c.record, c.previous_cert) for c in children)
         extra = dict(store.odd_codes(self.db))
         extra.update({c.code: self.code for c in children if not is_qcvn(c.code)})
         if not is_qcvn(self.code) and self.parent:  # an odd node knows its own place: under its parent

@@ -494,11 +494,11 @@ def cmd_queues(args) -> int:
     if args.json:
         print(json_format.MessageToJson(r, ensure_ascii=False))
         return 0
-    print(f"{'NEXT HOP':15}  {'DEPTH':>6}  {'PARKED':>6}  {'OLDEST':>6}  {'FAILS':>5}  {'NEXT TRY':>8}  {'HELD':4}  "
-          "LAST ERROR")
+    print(f"{'NEXT HOP':15}  {'DEPTH':>6}  {'PARKED':>6}  {'KEPT':>6}  {'OLDEST':>6}  {'FAILS':>5}  {'NEXT TRY':>8}  "
+          f"{'HELD':4}  LAST ERROR")
     for h in r.hops:
         due = "now" if h.next_attempt_ms <= r.now_ms else f"in {_ago(r.now_ms, h.next_attempt_ms)}"
-        print(f"{h.hop:15}  {h.depth:6}  {h.parked:6}  {_ago(h.oldest_ms, r.now_ms):>6}  {h.failures:5}  {due:>8}  "
+        print(f"{h.hop:15}  {h.depth:6}  {h.parked:6}  {h.kept_home:6}  {_ago(h.oldest_ms, r.now_ms):>6}  {h.failures:5}  {due:>8}  "
               f"{'yes' if h.held else 'no':4}  {h.last_error}")
     if not r.hops:
         print("(no queued mail)")

@@ -606,13 +606,13 @@ class AuditSettings(_Section):
 class SealingSettings(_Section):
     """Payloads sealed for their recipient (docs/sealing.md, node/identity/sealing.py).
 
-    ``preferred`` by default: seal whenever the recipient's signed record publishes a seal key, and
-    send in clear only to a node older than sealing, so a tree upgraded node by node keeps
-    delivering. ``required`` refuses to send anything in clear (SEAL_KEY_MISSING) once every node is
-    upgraded; ``off`` seals nothing (the benchmark's baseline). Received payloads are opened
-    whatever the mode."""
+    ``required`` by default: nothing in clear (SEAL_KEY_MISSING for a recipient publishing no seal key).
+    ``preferred`` seals whenever the recipient's signed record publishes a seal key and sends in clear
+    only to a node whose signed record publishes none (older than sealing), never on a relay's word
+    that there is no record (issue 18); ``off`` seals nothing (the benchmark's baseline). Received
+    payloads are opened whatever the mode."""
 
-    mode: SealMode = "preferred"
+    mode: SealMode = "required"
     key: MaybeFilePath | None = None  # None: seal.key next to tls.key
     # retired seal keys, kept to open what was sealed to them (mail in flight, our own sent copies), never published
     previous_keys: tuple[FilePath, ...] = ()

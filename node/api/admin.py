@@ -35,7 +35,8 @@ class AdminService(agrpc.AdminServicer):
             q, s = queued.get(hop, {}), states.get(hop, peers.PeerState(hop))
             out.hops.add(hop=hop, depth=q.get("depth", 0), oldest_ms=q.get("oldest_ms") or 0, failures=s.failures,
                          next_attempt_ms=s.next_attempt_ms, last_error=s.last_error or "", held=bool(s.held),
-                         last_success_ms=s.last_success_ms or 0, parked=q.get("parked", 0))
+                         last_success_ms=s.last_success_ms or 0, parked=q.get("parked", 0),
+                         kept_home=q.get("kept_home", 0))
         return out
 
     def Retry(self, request, context):

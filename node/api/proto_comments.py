@@ -157,6 +157,7 @@ COMMENTS = {
     'lienthong.v1.HeartbeatResponse.crl_der': "the parent's CRL (DER), when its number is higher than the child's",
     'lienthong.v1.HopQueue.depth': 'envelopes waiting',
     'lienthong.v1.HopQueue.failures': 'failed attempts in a row',
+    'lienthong.v1.HopQueue.kept_home': 'of `depth`, our own mail kept here until its recipient publishes a seal key',
     'lienthong.v1.HopQueue.next_attempt_ms': '0 or in the past: due now',
     'lienthong.v1.HopQueue.oldest_ms': 'when the oldest of them was made (0: none)',
     'lienthong.v1.HopQueue.parked': 'of `depth`, mail parked for an agency not registered here yet (limits.park_for)',

@@ -64,7 +64,7 @@ class Posted:
 class EnvelopeMaker:
     def __init__(self, signer: Signer, router: Router, clock: Clock, *, lifetime_s: float, max_size: int,
                  limits: Limits = Limits(), seal_key: sealing.SealKey | None = None,
-                 seal_mode: str = "preferred", previous_seal_keys: list[sealing.SealKey] | None = None) -> None:
+                 seal_mode: str = "required", previous_seal_keys: list[sealing.SealKey] | None = None) -> None:
         self.signer, self.router, self.clock = signer, router, clock
         self.lifetime_s, self.max_size, self.limits = lifetime_s, max_size, limits
         self.seal_key = seal_key    # ours: each sealed envelope also wraps its content key for us

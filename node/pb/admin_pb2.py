@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13node/pb/admin.proto\x12\x0clienthong.v1\"\x0f\n\rQueuesRequest\"\xaf\x01\n\x08HopQueue\x12\x0b\n\x03hop\x18\x01 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\x03\x12\x11\n\toldest_ms\x18\x03 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x04 \x01(\x05\x12\x17\n\x0fnext_attempt_ms\x18\x05 \x01(\x03\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x0c\n\x04held\x18\x07 \x01(\x08\x12\x17\n\x0flast_success_ms\x18\x08 \x01(\x03\x12\x0e\n\x06parked\x18\t \x01(\x03\"F\n\x0eQueuesResponse\x12$\n\x04hops\x18\x01 \x03(\x0b\x32\x16.lienthong.v1.HopQueue\x12\x0e\n\x06now_ms\x18\x02 \x01(\x03\"\x1b\n\x0cRetryRequest\x12\x0b\n\x03hop\x18\x01 \x01(\t\".\n\rRetryResponse\x12\x0f\n\x07retried\x18\x01 \x03(\t\x12\x0c\n\x04held\x18\x02 \x03(\t\"\x1a\n\x0bHoldRequest\x12\x0b\n\x03hop\x18\x01 \x01(\t\"8\n\x0cHoldResponse\x12\x0b\n\x03hop\x18\x01 \x01(\t\x12\x0c\n\x04held\x18\x02 \x01(\x08\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\x03\"2\n\x0cPurgeRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"X\n\rPurgeResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x10\n\x08next_hop\x18\x04 \x01(\t2\xd1\x02\n\x05\x41\x64min\x12\x43\n\x06Queues\x12\x1b.lienthong.v1.QueuesRequest\x1a\x1c.lienthong.v1.QueuesResponse\x12@\n\x05Retry\x12\x1a.lienthong.v1.RetryRequest\x1a\x1b.lienthong.v1.RetryResponse\x12=\n\x04Hold\x12\x19.lienthong.v1.HoldRequest\x1a\x1a.lienthong.v1.HoldResponse\x12@\n\x07Release\x12\x19.lienthong.v1.HoldRequest\x1a\x1a.lienthong.v1.HoldResponse\x12@\n\x05Purge\x12\x1a.lienthong.v1.PurgeRequest\x1a\x1b.lienthong.v1.PurgeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13node/pb/admin.proto\x12\x0clienthong.v1\"\x0f\n\rQueuesRequest\"\xc2\x01\n\x08HopQueue\x12\x0b\n\x03hop\x18\x01 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\x03\x12\x11\n\toldest_ms\x18\x03 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x04 \x01(\x05\x12\x17\n\x0fnext_attempt_ms\x18\x05 \x01(\x03\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x0c\n\x04held\x18\x07 \x01(\x08\x12\x17\n\x0flast_success_ms\x18\x08 \x01(\x03\x12\x0e\n\x06parked\x18\t \x01(\x03\x12\x11\n\tkept_home\x18n \x01(\x03\"F\n\x0eQueuesResponse\x12$\n\x04hops\x18\x01 \x03(\x0b\x32\x16.lienthong.v1.HopQueue\x12\x0e\n\x06now_ms\x18\x02 \x01(\x03\"\x1b\n\x0cRetryRequest\x12\x0b\n\x03hop\x18\x01 \x01(\t\".\n\rRetryResponse\x12\x0f\n\x07retried\x18\x01 \x03(\t\x12\x0c\n\x04held\x18\x02 \x03(\t\"\x1a\n\x0bHoldRequest\x12\x0b\n\x03hop\x18\x01 \x01(\t\"8\n\x0cHoldResponse\x12\x0b\n\x03hop\x18\x01 \x01(\t\x12\x0c\n\x04held\x18\x02 \x01(\x08\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\x03\"2\n\x0cPurgeRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"X\n\rPurgeResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x10\n\x08next_hop\x18\x04 \x01(\t2\xd1\x02\n\x05\x41\x64min\x12\x43\n\x06Queues\x12\x1b.lienthong.v1.QueuesRequest\x1a\x1c.lienthong.v1.QueuesResponse\x12@\n\x05Retry\x12\x1a.lienthong.v1.RetryRequest\x1a\x1b.lienthong.v1.RetryResponse\x12=\n\x04Hold\x12\x19.lienthong.v1.HoldRequest\x1a\x1a.lienthong.v1.HoldResponse\x12@\n\x07Release\x12\x19.lienthong.v1.HoldRequest\x1a\x1a.lienthong.v1.HoldResponse\x12@\n\x05Purge\x12\x1a.lienthong.v1.PurgeRequest\x1a\x1b.lienthong.v1.PurgeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,21 +34,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUEUESREQUEST']._serialized_start=37
   _globals['_QUEUESREQUEST']._serialized_end=52
   _globals['_HOPQUEUE']._serialized_start=55
-  _globals['_HOPQUEUE']._serialized_end=230
-  _globals['_QUEUESRESPONSE']._serialized_start=232
-  _globals['_QUEUESRESPONSE']._serialized_end=302
-  _globals['_RETRYREQUEST']._serialized_start=304
-  _globals['_RETRYREQUEST']._serialized_end=331
-  _globals['_RETRYRESPONSE']._serialized_start=333
-  _globals['_RETRYRESPONSE']._serialized_end=379
-  _globals['_HOLDREQUEST']._serialized_start=381
-  _globals['_HOLDREQUEST']._serialized_end=407
-  _globals['_HOLDRESPONSE']._serialized_start=409
-  _globals['_HOLDRESPONSE']._serialized_end=465
-  _globals['_PURGEREQUEST']._serialized_start=467
-  _globals['_PURGEREQUEST']._serialized_end=517
-  _globals['_PURGERESPONSE']._serialized_start=519
-  _globals['_PURGERESPONSE']._serialized_end=607
-  _globals['_ADMIN']._serialized_start=610
-  _globals['_ADMIN']._serialized_end=947
+  _globals['_HOPQUEUE']._serialized_end=249
+  _globals['_QUEUESRESPONSE']._serialized_start=251
+  _globals['_QUEUESRESPONSE']._serialized_end=321
+  _globals['_RETRYREQUEST']._serialized_start=323
+  _globals['_RETRYREQUEST']._serialized_end=350
+  _globals['_RETRYRESPONSE']._serialized_start=352
+  _globals['_RETRYRESPONSE']._serialized_end=398
+  _globals['_HOLDREQUEST']._serialized_start=400
+  _globals['_HOLDREQUEST']._serialized_end=426
+  _globals['_HOLDRESPONSE']._serialized_start=428
+  _globals['_HOLDRESPONSE']._serialized_end=484
+  _globals['_PURGEREQUEST']._serialized_start=486
+  _globals['_PURGEREQUEST']._serialized_end=536
+  _globals['_PURGERESPONSE']._serialized_start=538
+  _globals['_PURGERESPONSE']._serialized_end=626
+  _globals['_ADMIN']._serialized_start=629
+  _globals['_ADMIN']._serialized_end=966
 # @@protoc_insertion_point(module_scope)

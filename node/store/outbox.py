@@ -217,9 +217,11 @@ def counts(db: Database) -> dict[str, int]:
 
 def queue_summary(db: Database) -> dict[str, dict]:
     """Per next hop with mail waiting: its depth, how many of them are parked (for an agency not registered
-    here yet), and when the oldest envelope was made."""
+    here yet), how many of ours are kept home (until their recipient's seal key can be had: node.exchange.
+    late_seal), and when the oldest envelope was made."""
     return {r["next_hop"]: r for r in db.query(
-        "SELECT next_hop, count(*) AS depth, count(parked_by) AS parked, min(created_ms) AS oldest_ms FROM outbox"
+        "SELECT next_hop, count(*) AS depth, count(parked_by) AS parked, count(not_before_ms) AS kept_home,"
+        " min(created_ms) AS oldest_ms FROM outbox"
         " WHERE state = 'pending' GROUP BY next_hop ORDER BY next_hop")}
 
 

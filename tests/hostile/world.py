@@ -38,7 +38,7 @@ from node.envelope import Signer
 from node.exchange.transport import TlsMaterial, open_channel
 from node.harness import topology
 from node.harness.cluster import Cluster
-from node.identity import certs
+from node.identity import certs, keys, sealing
 from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
 from node.pb import exchange_pb2_grpc as xgrpc
@@ -85,6 +85,9 @@ class Identity:
     signer: Signer
     key_pem: bytes
     cert_pem: bytes
+    # the seal key its registry record publishes: honest senders default to sealing.mode required, and
+    # hand nothing to an agency that publishes none (SEAL_KEY_MISSING)
+    seal_key: sealing.SealKey | None = None
 
     @property
     def cert_der(self) -> bytes:
@@ -96,7 +99,8 @@ class Identity:
 
 def issue(ca_dir: Path, where: Path, code: str, **validity) -> Identity:
     files = certs.init_node(where, code, f"agency {code}", ca_dir, force=True, **validity)
-    return Identity(code, Signer.from_files(files.key, files.cert), files.key.read_bytes(), files.cert.read_bytes())
+    return Identity(code, Signer.from_files(files.key, files.cert), files.key.read_bytes(), files.cert.read_bytes(),
+                    sealing.SealKey.of(keys.generate_key()))
 
 
 # ---- the fake node M serves --------------------------------------------------------------------
@@ -350,7 +354,8 @@ class World:
         ident = who if isinstance(who, Identity) else self.ids[who]
         return records.make(ident.signer, name=f"agency {ident.code}", level=3, parent=parent,
                             endpoint=self.fake.address if endpoint is None else endpoint,
-                            now_ms=int(time.time() * 1000), previous=previous)
+                            now_ms=int(time.time() * 1000), previous=previous,
+                            seal_key=ident.seal_key.public_der if ident.seal_key else b"")
 
     # ---- nothing stored ----------------------------------------------------------------------
 
@@ -451,7 +456,8 @@ def hostile_world(root: Path):
         for code in NODES:
             kd = Path(cluster.nodes[code].dir) / "keys"
             ids[code] = Identity(code, Signer.from_files(kd / "node.key", kd / "node.pem"),
-                                 (kd / "node.key").read_bytes(), (kd / "node.pem").read_bytes())
+                                 (kd / "node.key").read_bytes(), (kd / "node.pem").read_bytes(),
+                                 sealing.load_or_create(kd / "seal.key", create=False)[0])
         fake = FakePeer(ids[M], anchors)
         cli_root = root / "cli"
         cli_root.mkdir()

@@ -71,8 +71,10 @@ TOPOLOGY = topology.parse({"name": "hostile", "nodes": [
 EXTRA = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"},
          "registry": {"heartbeat": "1s", "stale_after": "30s"}}
 PARKED_PER_PEER = 2  # D's limits.parked_per_peer: mail for codes below D that nobody registered
+# D seals `preferred` (every other node: the default, `required`): the mode that still sends in clear to a
+# recipient whose signed record publishes no seal key, so the cases show that nothing less makes it do so
 NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED: C1},
-                  "limits": {"parked_per_peer": PARKED_PER_PEER}}}
+                  "limits": {"parked_per_peer": PARKED_PER_PEER}, "sealing": {"mode": "preferred"}}}
 
 
 # ---- identities ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from . import cli_stats
 from .config import ConfigError, load_config
 from .envelope import is_message_id
+from .errors import Rejected
 from .pb import envelope_pb2 as pb
 
 KIND_NAMES = {pb.DOCUMENT: "document", pb.STATUS: "status", pb.NOTICE: "notice"}
@@ -180,7 +181,10 @@ def cmd_restore(args) -> int:
         m = backup.restore(settings, Path(args.source))
     except backup.BackupError as e:
         raise CliError(str(e)) from None
-    print(f"restored {args.source} ({m.node}, {m.created}, schema {m.schema_version}, sha256 verified) into "
+    except Rejected as r:  # BACKUP_*: the reason first, so a script can tell them apart
+        raise CliError(r.public_text) from None
+    print(f"restored {args.source} ({m.node}, {m.created}, schema {m.schema_version}, signature and sha256 "
+          "verified) into "
           f"{settings.node.data_dir}\nstart the node: envelopes the backup shows pending are sent again "
           "(a next hop that already has one answers with its stored receipt)")
     return 0
@@ -596,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="file to write (never overwritten), or a directory for lienthong-<code>-<UTC time>.tar")
     bk.add_argument("--keep", type=int, help="with a directory: keep this many newest backups of the node, remove older")
     bk.set_defaults(func=cmd_backup)
-    rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (digest checked)")
+    rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (signature and digest checked)")
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
     rs.add_argument("--config", required=True, help="node YAML config (node.code, node.data_dir: empty or missing)")
     rs.set_defaults(func=cmd_restore)

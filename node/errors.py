@@ -80,6 +80,12 @@ class Reason(enum.Enum):
                  "this node's CRL is past its next update; it takes no mail until it has a fresh one")
     PARK_FULL = ("PARK_FULL", _C.RESOURCE_EXHAUSTED, False,
                  "this peer has too much mail waiting here for agencies that have not registered yet")
+    BACKUP_UNSIGNED = ("BACKUP_UNSIGNED", _C.FAILED_PRECONDITION, True,
+                       "the backup carries no signature of the node that made it")
+    BACKUP_BAD_SIGNATURE = ("BACKUP_BAD_SIGNATURE", _C.DATA_LOSS, True,
+                            "the backup's manifest signature does not verify: it was changed after it was made")
+    BACKUP_FOREIGN_KEY = ("BACKUP_FOREIGN_KEY", _C.PERMISSION_DENIED, True,
+                          "the backup was signed by another key than this node's")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -52,6 +52,9 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CRL_OUTDATED: _ClassVar[Reason]
     CRL_STALE: _ClassVar[Reason]
     PARK_FULL: _ClassVar[Reason]
+    BACKUP_UNSIGNED: _ClassVar[Reason]
+    BACKUP_BAD_SIGNATURE: _ClassVar[Reason]
+    BACKUP_FOREIGN_KEY: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -98,3 +101,6 @@ SEAL_KEY_MISSING: Reason
 CRL_OUTDATED: Reason
 CRL_STALE: Reason
 PARK_FULL: Reason
+BACKUP_UNSIGNED: Reason
+BACKUP_BAD_SIGNATURE: Reason
+BACKUP_FOREIGN_KEY: Reason

@@ -13,6 +13,7 @@ from google.protobuf import json_format
 
 from . import cli_stats
 from .config import ConfigError, load_config
+from .config_location import CONFIG_ENV, DEFAULT_CONFIG, HELP as CONFIG_HELP, NoConfig, find_config
 from .envelope import is_message_id
 from .errors import Rejected
 from .pb import envelope_pb2 as pb
@@ -137,26 +138,27 @@ def cmd_run(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    """Everything `run` checks before it binds, without binding or taking the data directory."""
-    import os
-    from . import preflight
-    from .identity.trust import TrustStore
-    from .clock import SYSTEM
-    s = load_config(args.config)
-    trust = TrustStore.from_files(list(s.tls.trust_anchors))
-    signer = preflight.load_identity(s, trust, SYSTEM)
-    if s.seal_key_path.exists():  # a missing one is made by `run`; check-config writes nothing
-        preflight.load_seal_key(s, create=False)
-    preflight.load_previous_seal_keys(s)
-    preflight.check_parent(s)
-    data = Path(s.node.data_dir)
-    probe = data if data.exists() else next(p for p in data.parents if p.exists())
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot {'write in' if probe == data else 'create'} {data} (permission denied)",
-                          path="node.data_dir", expected="a directory this user can create and write",
-                          file=str(s.source))
-    print(f"{args.config}: OK — node {signer.code} ({s.node.name}), data in {data}")
-    return 0
+    """Everything `run` checks before it binds, without binding or taking the data directory; every error
+    at once (exit 2). The parent's reachability only with --reach (exit 1 when it does not answer)."""
+    from .check_config import check, parent_of, reach_parent
+    checked = check(args.config)
+    for e in checked.errors:
+        print(f"lienthong: config error: {e}", file=sys.stderr)
+    if checked.errors:
+        if len(checked.errors) > 1:
+            print(f"lienthong: {len(checked.errors)} errors in {args.config}", file=sys.stderr)
+        return 2
+    s = checked.settings
+    print(f"{args.config}: OK — node {checked.code} ({s.node.name}), data in {s.node.data_dir}")
+    parent = parent_of(s)
+    if not args.reach:
+        if parent is not None:
+            print(f"not checked: whether the parent {parent[0]} answers at {parent[1]} (--reach dials it; "
+                  "`lienthong doctor` checks every peer of the running node)")
+        return 0
+    answers, said = reach_parent(s)
+    print(said)
+    return 0 if answers else 1
 
 
 def cmd_backup(args) -> int:
@@ -534,7 +536,9 @@ def cmd_purge(args) -> int:
 # ---- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.")
+    p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.",
+                                epilog=f"Commands that read a node's config take --config FILE; without it, "
+                                       f"${CONFIG_ENV}, then {DEFAULT_CONFIG}.")
     p.add_argument("--version", action="version", version=f"lienthong {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -573,36 +577,39 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
 
     renew = sub.add_parser("renew", help="renew the node's certificate: a new key and request for the same code")
-    renew.add_argument("--config", required=True, help="node YAML config (tls.key, tls.cert, node.code)")
+    renew.add_argument("--config", help=f"node YAML config (tls.key, tls.cert, node.code) {CONFIG_HELP}")
     renew.add_argument("--install", action="store_true", help="put the issued renew/node.pem and its key in place")
     renew.add_argument("--ca", help="CA directory: sign and install at once (test CA)")
     renew.add_argument("--force", action="store_true", help="start over, replacing a renewal under way")
     renew.set_defaults(func=cmd_renew)
 
     run = sub.add_parser("run", help="run a node in the foreground until SIGTERM")
-    run.add_argument("--config", required=True, help="node YAML config")
+    run.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
     run.add_argument("--log-format", choices=["text", "json"], default="text",
                      help="text lines, or one JSON object a line (time is ISO 8601 with its zone either way)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="check a config and the files it names, as run would, without running")
-    check.add_argument("--config", required=True, help="node YAML config")
+    check.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
+    check.add_argument("--reach", action="store_true",
+                       help="also dial the parent as the node would (mutual TLS, then health; a few seconds at "
+                            "most): exit 1 if it does not answer SERVING")
     check.set_defaults(func=cmd_check_config)
 
     doctor = sub.add_parser("doctor", help="check config, files, certificate, the running node and every peer "
                                            "(reachable, and the agency we expect); print what to fix")
-    doctor.add_argument("--config", required=True, help="node YAML config")
+    doctor.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
     doctor.set_defaults(func=cmd_doctor)
 
     bk = sub.add_parser("backup", help="back up a node's mailbox while it runs (consistent, with a manifest and SHA-256)")
-    bk.add_argument("--config", required=True, help="node YAML config (node.data_dir)")
+    bk.add_argument("--config", help=f"node YAML config (node.data_dir) {CONFIG_HELP}")
     bk.add_argument("--to", required=True,
                     help="file to write (never overwritten), or a directory for lienthong-<code>-<UTC time>.tar")
     bk.add_argument("--keep", type=int, help="with a directory: keep this many newest backups of the node, remove older")
     bk.set_defaults(func=cmd_backup)
     rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (signature and digest checked)")
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
-    rs.add_argument("--config", required=True, help="node YAML config (node.code, node.data_dir: empty or missing)")
+    rs.add_argument("--config", help=f"node YAML config (node.code, node.data_dir: empty or missing) {CONFIG_HELP}")
     rs.set_defaults(func=cmd_restore)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
@@ -610,14 +617,14 @@ def build_parser() -> argparse.ArgumentParser:
     av = audit_sub.add_parser("verify", help="prove the audit hash chain intact against the node's last signed "
                                              "checkpoint and its parent's copy; name every edited, deleted or "
                                              "reordered row (exit 0 intact, 3 broken)")
-    av.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls, the parent's address)")
+    av.add_argument("--config", help=f"node YAML config (node.data_dir, tls, the parent's address) {CONFIG_HELP}")
     av.add_argument("--offline", action="store_true", help="do not ask the parent (its copy is not checked)")
     av.set_defaults(func=cmd_audit_verify)
 
     ev = sub.add_parser("evidence", help="write a self-contained, signed bundle proving one message's custody "
                                          "(envelope, receipts, trace, statuses, certificates, CRL)")
     ev.add_argument("doc", help="message id (or a doc id / DocumentId naming exactly one message)")
-    ev.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls.key to sign the bundle)")
+    ev.add_argument("--config", help=f"node YAML config (node.data_dir, tls.key to sign the bundle) {CONFIG_HELP}")
     ev.add_argument("--out", required=True, help="file to write (never overwritten)")
     ev.add_argument("--disclose", action="store_true",
                     help="also disclose the document's content key (a reader of the bundle sees the document); "
@@ -631,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)
-        sp.add_argument("--config", required=True, help="node YAML config (local API address and token)")
+        sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
         sp.set_defaults(func=func)
         return sp
 
@@ -737,7 +744,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "config"):  # not given: $LIENTHONG_CONFIG, then /etc/lienthong/node.yaml
+            args.config = find_config(args.config)
         return args.func(args)
+    except NoConfig as e:
+        print(f"lienthong: {e}", file=sys.stderr)
+        return 2
     except ConfigError as e:
         print(f"lienthong: config error: {e}", file=sys.stderr)
         return 2

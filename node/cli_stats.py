@@ -10,6 +10,7 @@ import argparse
 
 from google.protobuf import json_format
 
+from .config_location import HELP as CONFIG_HELP
 from .pb import stats_pb2 as spb
 
 NAME_WIDTH = 32
@@ -78,7 +79,7 @@ def cmd_stats(args) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sp = subparsers.add_parser("stats", help="documents sent and received, and statuses returned (with --subtree: every agency below)")
-    sp.add_argument("--config", required=True, help="node YAML config (local API address and token)")
+    sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
     sp.add_argument("--subtree", action="store_true", help="this agency and every agency below it, as last reported")
     sp.add_argument("--json", action="store_true", help="print the StatsResponse as JSON")
     sp.set_defaults(func=cmd_stats)

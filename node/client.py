@@ -187,3 +187,7 @@ class AdminCalls:
 
     def purge(self, message_id: str, reason: str) -> apb.PurgeResponse:
         return self._client._call(self.stub.Purge, apb.PurgeRequest(message_id=message_id, reason=reason))
+
+    def running(self) -> apb.RunningResponse:
+        """What the node holds now: the config it runs on, the CRL in use, its certificate, the last SIGHUP."""
+        return self._client._call(self.stub.Running, apb.RunningRequest())

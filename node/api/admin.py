@@ -4,6 +4,8 @@ Served on the local API port next to Mailbox, so the same interceptors answer fo
 ErrorInterceptor (Rejected -> status) and the TokenInterceptor (bearer token)."""
 from __future__ import annotations
 
+from typing import Callable
+
 from ..clock import Clock
 from ..codes import is_identifier
 from ..errors import Reason, Rejected
@@ -23,8 +25,13 @@ def _hop(code: str) -> str:
 
 
 class AdminService(agrpc.AdminServicer):
-    def __init__(self, db: Database, dispatcher: Dispatcher, clock: Clock) -> None:
+    def __init__(self, db: Database, dispatcher: Dispatcher, clock: Clock,
+                 running: Callable[[], apb.RunningResponse] = apb.RunningResponse) -> None:
         self.db, self.dispatcher, self.clock = db, dispatcher, clock
+        self.running = running  # what the node holds now (node/api/running.py)
+
+    def Running(self, request, context):
+        return self.running()
 
     def Queues(self, request, context):
         queued = outbox.queue_summary(self.db)

@@ -67,6 +67,20 @@ class Dispatcher:
                     metrics=self.metrics, paused=self.paused, prepare=self.prepare)
             return sender
 
+    def use(self, *, policy: RetryPolicy | None = None, metrics: Recorder | None = None) -> None:
+        """A reload (SIGHUP): the next backoff of every hop follows `policy`; counts go to `metrics`."""
+        with self._lock:
+            senders = list(self._hops.values())
+            if policy is not None:
+                self.policy = policy
+            if metrics is not None:
+                self.metrics = metrics
+        for sender in senders:
+            if policy is not None:
+                sender.policy = policy
+            if metrics is not None:
+                sender.metrics = metrics
+
     def wake(self, hop: str) -> None:
         """Let `hop`'s sender look at its queue. A hop with no address (a child that has not registered yet:
         parked mail) is not woken: it would only back off, and a sender per invented code costs threads;

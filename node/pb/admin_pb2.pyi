@@ -91,3 +91,62 @@ class PurgeResponse(_message.Message):
     recipient: str
     next_hop: str
     def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ...) -> None: ...
+
+class RunningRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CrlInUse(_message.Message):
+    __slots__ = ("held", "number", "next_update_ms", "revoked", "source", "stale")
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NEXT_UPDATE_MS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    held: bool
+    number: int
+    next_update_ms: int
+    revoked: int
+    source: str
+    stale: bool
+    def __init__(self, held: _Optional[bool] = ..., number: _Optional[int] = ..., next_update_ms: _Optional[int] = ..., revoked: _Optional[int] = ..., source: _Optional[str] = ..., stale: _Optional[bool] = ...) -> None: ...
+
+class OwnCertificate(_message.Message):
+    __slots__ = ("code", "serial", "not_after_ms", "revoked")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    serial: str
+    not_after_ms: int
+    revoked: bool
+    def __init__(self, code: _Optional[str] = ..., serial: _Optional[str] = ..., not_after_ms: _Optional[int] = ..., revoked: _Optional[bool] = ...) -> None: ...
+
+class RunningResponse(_message.Message):
+    __slots__ = ("config_file", "config", "crl", "certificate", "version", "started_ms", "last_reload_ms", "last_reload")
+    class ConfigEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CONFIG_FILE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CRL_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STARTED_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_RELOAD_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_RELOAD_FIELD_NUMBER: _ClassVar[int]
+    config_file: str
+    config: _containers.ScalarMap[str, str]
+    crl: CrlInUse
+    certificate: OwnCertificate
+    version: str
+    started_ms: int
+    last_reload_ms: int
+    last_reload: str
+    def __init__(self, config_file: _Optional[str] = ..., config: _Optional[_Mapping[str, str]] = ..., crl: _Optional[_Union[CrlInUse, _Mapping]] = ..., certificate: _Optional[_Union[OwnCertificate, _Mapping]] = ..., version: _Optional[str] = ..., started_ms: _Optional[int] = ..., last_reload_ms: _Optional[int] = ..., last_reload: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,11 @@ class AdminStub:
                 request_serializer=node_dot_pb_dot_admin__pb2.PurgeRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_admin__pb2.PurgeResponse.FromString,
                 _registered_method=True)
+        self.Running = channel.unary_unary(
+                '/lienthong.v1.Admin/Running',
+                request_serializer=node_dot_pb_dot_admin__pb2.RunningRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.RunningResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -99,6 +104,15 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Running(self, request, context):
+        """What the running node holds (`lienthong doctor`): the config it runs on, against which the file
+        on disk is compared; the CRL in use; its own certificate and whether that CRL revokes it; how
+        the last SIGHUP went.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +140,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Purge,
                     request_deserializer=node_dot_pb_dot_admin__pb2.PurgeRequest.FromString,
                     response_serializer=node_dot_pb_dot_admin__pb2.PurgeResponse.SerializeToString,
+            ),
+            'Running': grpc.unary_unary_rpc_method_handler(
+                    servicer.Running,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.RunningRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.RunningResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +282,33 @@ class Admin:
             '/lienthong.v1.Admin/Purge',
             node_dot_pb_dot_admin__pb2.PurgeRequest.SerializeToString,
             node_dot_pb_dot_admin__pb2.PurgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Running(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/Running',
+            node_dot_pb_dot_admin__pb2.RunningRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.RunningResponse.FromString,
             options,
             channel_credentials,
             insecure,

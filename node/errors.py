@@ -86,6 +86,7 @@ class Reason(enum.Enum):
                             "the backup's manifest signature does not verify: it was changed after it was made")
     BACKUP_FOREIGN_KEY = ("BACKUP_FOREIGN_KEY", _C.PERMISSION_DENIED, True,
                           "the backup was signed by another key than this node's")
+    NOT_PERMITTED = ("NOT_PERMITTED", _C.PERMISSION_DENIED, True, "this client's token does not allow that call")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -14,6 +14,7 @@ from ..pb import admin_pb2 as apb
 from ..pb import admin_pb2_grpc as agrpc
 from ..store import outbox, peers
 from ..store.database import Database
+from . import clients
 
 MAX_REASON = 500
 
@@ -58,7 +59,7 @@ class AdminService(agrpc.AdminServicer):
 
     def _hold(self, request, held: bool):
         hop = _hop(request.hop)
-        self.dispatcher.hold(hop, held)
+        self.dispatcher.hold(hop, held, by=clients.current())
         depth = outbox.queue_summary(self.db).get(hop, {}).get("depth", 0)
         return apb.HoldResponse(hop=hop, held=held, depth=depth)
 
@@ -69,6 +70,6 @@ class AdminService(agrpc.AdminServicer):
                            field="reason")
         if len(reason) > MAX_REASON:
             raise Rejected(Reason.INVALID_REQUEST, f"reason is over {MAX_REASON} characters", field="reason")
-        row = self.dispatcher.purge(request.message_id, reason)
+        row = self.dispatcher.purge(request.message_id, reason, by=clients.current())
         return apb.PurgeResponse(message_id=row["message_id"], sender=row["sender"], recipient=row["recipient"],
                                  next_hop=row["next_hop"])

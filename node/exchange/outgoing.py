@@ -27,6 +27,7 @@ from ..identity import sealing
 from ..limits import Limits, check_document, over
 from ..pb import envelope_pb2 as pb
 from ..store import documents, inbox, outbox
+from ..api import clients
 from ..store.database import Database, Transaction
 from .protocols import Waker
 from .routing import Router
@@ -174,7 +175,7 @@ class EnvelopeMaker:
             if sealed.hop and self.router.awaited_child(h.recipient) == sealed.hop:  # a child not registered (yet)
                 parked = outbox.Park(self.code, min(now + int(self.limits.park_for * 1000), h.expires_ms))
             outbox.enqueue_in(tx, h, sealed.raw, sealed.hop or "-", subject, now, origin=origin,
-                              doc_id=doc_id, parked=parked)
+                              doc_id=doc_id, parked=parked, by=clients.current() if origin == "local" else None)
 
 
 class Refuser(Protocol):

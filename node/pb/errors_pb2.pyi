@@ -55,6 +55,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BACKUP_UNSIGNED: _ClassVar[Reason]
     BACKUP_BAD_SIGNATURE: _ClassVar[Reason]
     BACKUP_FOREIGN_KEY: _ClassVar[Reason]
+    NOT_PERMITTED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -104,3 +105,4 @@ PARK_FULL: Reason
 BACKUP_UNSIGNED: Reason
 BACKUP_BAD_SIGNATURE: Reason
 BACKUP_FOREIGN_KEY: Reason
+NOT_PERMITTED: Reason

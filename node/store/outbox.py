@@ -31,7 +31,9 @@ class Pending:
 
 
 def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
-               origin: str = "local", doc_id: str | None = None, parked: "Park | None" = None) -> None:
+               origin: str = "local", doc_id: str | None = None, parked: "Park | None" = None,
+               by: str | None = None) -> None:
+    """`by`: the local API client that asked for it, named in the audit row."""
     conn.execute(
         "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
         " created_ms, expires_ms, doc_id, ref_message_id, parked_by, park_until_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -41,7 +43,8 @@ def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject:
     )
     conn.execute("INSERT INTO outbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
     kind = "" if header.kind == pb.DOCUMENT else f"{KIND_WORDS.get(header.kind, 'envelope')} "
-    audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop, f"{kind}to {header.recipient}")
+    audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop,
+                 f"{kind}to {header.recipient}" + (f" by client {by}" if by else ""))
 
 
 @dataclass(frozen=True)

@@ -282,3 +282,27 @@ def m0012_not_before(db) -> None:
     # an envelope of ours kept home until its recipient's seal key can be had (node.exchange.late_seal): not
     # claimed before this time, so it never holds its hop back nor is asked for again at every attempt
     db.execute("ALTER TABLE outbox ADD COLUMN not_before_ms INTEGER")
+
+
+@MIGRATIONS(name="0020_client_keys_per_client")
+def m0020_client_keys_per_client(db) -> None:
+    # one key space per client program of the local API (api.tokens): the same client_key from two programs
+    # names two requests, so one program can neither replay nor block another's. Keys stored before belong
+    # to the one client there was, "default" (api.token)
+    for sql in (
+        """CREATE TABLE client_keys_by_client (
+            client TEXT NOT NULL,
+            client_key TEXT NOT NULL,
+            method TEXT NOT NULL,
+            request_sha256 BLOB NOT NULL,
+            response BLOB NOT NULL,
+            created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL,
+            PRIMARY KEY (client, client_key))""",
+        "INSERT INTO client_keys_by_client SELECT 'default', client_key, method, request_sha256, response, created_ms,"
+        " expires_ms FROM client_keys",
+        "DROP TABLE client_keys",
+        "ALTER TABLE client_keys_by_client RENAME TO client_keys",
+        "CREATE INDEX client_keys_expires ON client_keys(expires_ms)",
+    ):
+        db.execute(sql)

@@ -14,8 +14,8 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "hostile"
 
-from . import (cases_answers, cases_audit, cases_backup, cases_envelopes, cases_lifecycle,  # noqa: F401,E402
-               cases_local, cases_registry, cases_revocation, cases_sealing, cases_stats)
+from . import (cases_answers, cases_audit, cases_backup, cases_clients, cases_envelopes,  # noqa: F401,E402
+               cases_lifecycle, cases_local, cases_registry, cases_revocation, cases_sealing, cases_stats)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -34,6 +34,7 @@ GROUPS = {
     "revocation": "Forged, older and misrouted revocation lists",
     "audit": "Audit checkpoints forged, borrowed or rewritten",
     "backup": "Backups edited where they are kept",
+    "clients": "Another program on the node's machine, with a token of its own",
 }
 
 CATALOGUE: list[Case] = sorted(_DEFINED, key=lambda c: list(GROUPS).index(c.group))  # stable within a group

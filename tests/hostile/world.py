@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import secrets
 import sqlite3
 import threading
 import time
@@ -34,6 +35,7 @@ import grpc
 
 from node import envelope, receipts
 from node.edxml.common import NS as NS_EDXML  # noqa: F401 (for the cases)
+from node.client import MailboxClient
 from node.envelope import Signer
 from node.exchange.transport import TlsMaterial, open_channel
 from node.harness import topology
@@ -73,8 +75,13 @@ EXTRA = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"}
 PARKED_PER_PEER = 2  # D's limits.parked_per_peer: mail for codes below D that nobody registered
 # D seals `preferred` (every other node: the default, `required`): the mode that still sends in clear to a
 # recipient whose signed record publishes no seal key, so the cases show that nothing less makes it do so
+# D's local API serves two more client programs than "default" (api.tokens), each with its own token
+CLIENTS = {"qlvb": ["read", "send"], "portal": ["read", "send"], "monitor": ["read"]}
+CLIENT_TOKENS = {name: secrets.token_urlsafe(32) for name in CLIENTS}
 NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED: C1},
-                  "limits": {"parked_per_peer": PARKED_PER_PEER}, "sealing": {"mode": "preferred"}}}
+                  "limits": {"parked_per_peer": PARKED_PER_PEER}, "sealing": {"mode": "preferred"},
+                  "api": {"tokens": [{"name": n, "token": CLIENT_TOKENS[n], "scopes": scopes}
+                                     for n, scopes in CLIENTS.items()]}}}
 
 
 # ---- identities ------------------------------------------------------------------------------
@@ -315,6 +322,7 @@ class World:
     cli_root: Path
     docs: dict[str, str] = field(default_factory=dict)  # names of the honest documents set up for the cases
     _channels: dict[tuple[str, str], grpc.Channel] = field(default_factory=dict)
+    _programs: dict[str, MailboxClient] = field(default_factory=dict)
 
     # ---- talking to nodes as an attacker -----------------------------------------------------
 
@@ -335,6 +343,13 @@ class World:
 
     def api(self, code: str):
         return self.cluster.client(code)
+
+    def program(self, name: str) -> MailboxClient:
+        """D's local API as client program `name` of api.tokens (its own token)."""
+        client = self._programs.get(name)
+        if client is None:
+            client = self._programs[name] = MailboxClient(self.cluster.nodes[D].api, CLIENT_TOKENS[name], TIMEOUT)
+        return client
 
     def signer(self, code: str) -> Signer:
         return self.ids[code].signer
@@ -395,6 +410,9 @@ class World:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
+        for client in self._programs.values():
+            client.close()
+        self._programs.clear()
 
 
 def unchanged(before: Snapshot, after: Snapshot, allow_ids: Iterable[str] = (),

@@ -44,11 +44,13 @@ from pathlib import Path
 
 from cryptography import x509
 
+from . import version as _version
 from .config import ConfigError, Settings
 from .envelope import Signer
 from .errors import Reason, Rejected
 from .identity import certs, keys
 from .preflight import LOCK_FILE, MAILBOX_FILE, DataDir
+from .progress import MB, SILENT, Progress
 from .store import backup as store
 
 FORMAT = "lienthong-backup/2"
@@ -97,19 +99,13 @@ class Manifest:
             raise BackupError(f"{where}: {MANIFEST} is damaged ({e.__class__.__name__}: {e})") from None
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("lienthong")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
+def _digest(path: Path, progress: Progress = SILENT) -> str:
+    h, total, done = hashlib.sha256(), path.stat().st_size, 0
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
+            done += len(chunk)
+            progress.amount("SHA-256 of the copy", done, total, unit="MB")
     return h.hexdigest()
 
 
@@ -149,6 +145,19 @@ def _signer_of(manifest: Manifest) -> x509.Certificate | None:
         return None
 
 
+class _Reading:
+    """A file read by tarfile, its progress shown as it goes."""
+
+    def __init__(self, f, total: int, progress: Progress, text: str) -> None:
+        self.f, self.total, self.progress, self.text, self.done = f, total, progress, text, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.done += len(data)
+        self.progress.amount(self.text, self.done, self.total, unit="MB")
+        return data
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -165,7 +174,8 @@ def target_file(settings: Settings, to: Path, now: dt.datetime) -> Path:
     return to
 
 
-def backup(settings: Settings, to: Path, keep: int | None = None) -> tuple[Path, Manifest, list[Path]]:
+def backup(settings: Settings, to: Path, keep: int | None = None,
+           progress: Progress = SILENT) -> tuple[Path, Manifest, list[Path]]:
     """Back up the node's mailbox (running or not) into `to` (a new file, or a directory to put one in).
     With `keep`, the oldest backups of this node in that directory beyond the `keep` newest are removed.
     Returns the file written, its manifest and the files removed."""
@@ -182,10 +192,12 @@ def backup(settings: Settings, to: Path, keep: int | None = None) -> tuple[Path,
     work = Path(tempfile.mkdtemp(prefix=".lienthong-backup-", dir=out.parent))  # same disk: one rename at the end
     try:
         copy = work / DATABASE
+        # one step (one read transaction: a consistent copy), so this stage has no figures of its own
+        progress.stage(f"copying the mailbox ({mailbox.stat().st_size / MB:.1f} MB)")
         contents = store.snapshot(mailbox, copy)
         manifest = Manifest(FORMAT, settings.node.code, settings.node.name, now.isoformat(timespec="seconds"),
                             _version(), contents.schema_version, contents.migrations, contents.rows,
-                            _digest(copy), copy.stat().st_size, base64.b64encode(signer.cert_der).decode())
+                            _digest(copy, progress), copy.stat().st_size, base64.b64encode(signer.cert_der).decode())
         partial = work / (out.name + ".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -198,7 +210,7 @@ def backup(settings: Settings, to: Path, keep: int | None = None) -> tuple[Path,
                 info = tarfile.TarInfo(DATABASE)
                 info.size, info.mode, info.mtime = manifest.size, 0o600, int(now.timestamp())
                 with open(copy, "rb") as db:
-                    tar.addfile(info, db)
+                    tar.addfile(info, _Reading(db, manifest.size, progress, f"writing {out.name}"))
             f.flush()
             os.fsync(f.fileno())
         os.link(partial, out)  # fails rather than replace a file that appeared meanwhile
@@ -246,7 +258,7 @@ def _member(tar: tarfile.TarFile, name: str) -> bytes | None:
     return f.read() if f is not None else None
 
 
-def restore(settings: Settings, source: Path) -> Manifest:
+def restore(settings: Settings, source: Path, progress: Progress = SILENT) -> Manifest:
     """Put the mailbox from backup `source` into the node's empty data directory, after every check.
     Raises Rejected (BACKUP_*) for a backup this node did not sign as it is, BackupError or ConfigError
     for the rest; in every case nothing is left in the data directory."""
@@ -283,12 +295,14 @@ def restore(settings: Settings, source: Path) -> Manifest:
                 while chunk := f.read(CHUNK):
                     h.update(chunk)
                     out.write(chunk)
+                    progress.amount("reading the mailbox", out.tell(), member.size, unit="MB")
                 out.flush()
                 os.fsync(out.fileno())
         try:
             if h.hexdigest() != manifest.sha256:
                 raise BackupError(f"{source} is damaged: the database's SHA-256 is {h.hexdigest()}, the manifest "
                                   f"says {manifest.sha256}; use another backup")
+            progress.stage("SQLite's integrity check and row counts")
             contents, check = store.inspect(partial)
             if check != "ok":
                 raise BackupError(f"{source}: the database fails SQLite's integrity check ({check}); use another backup")

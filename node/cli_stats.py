@@ -12,6 +12,7 @@ from google.protobuf import json_format
 
 from .config_location import HELP as CONFIG_HELP
 from .pb import stats_pb2 as spb
+from .terminal import shown, shown_json
 
 NAME_WIDTH = 32
 
@@ -48,13 +49,14 @@ def format_table(resp: spb.StatsResponse) -> str:
              f"{'≥3 %':>6}  {'≥5 %':>6}  {'CODES':>5}  MEETS 3/5"]
     for a in resp.agencies:
         lines.append(
-            f"{a.code:15}  {_clip(a.name, NAME_WIDTH):{NAME_WIDTH}}  {a.docs_sent:>7}  {a.docs_received:>8}  "
+            f"{shown(a.code):15}  {_clip(shown(a.name), NAME_WIDTH):{NAME_WIDTH}}  {a.docs_sent:>7}  "
+            f"{a.docs_received:>8}  "
             f"{a.statuses_sent:>8}  {_pct(a.docs_answered_3, a.docs_received):>6}  "
             f"{_pct(a.docs_answered_5, a.docs_received):>6}  {a.distinct_codes_returned:>5}  "
             f"{_yes(a.distinct_codes_returned >= 3)}/{_yes(a.distinct_codes_returned >= 5)}")
     lines.append(format_summary(resp.summary))
     if resp.not_reported:
-        lines.append(f"not reported ({len(resp.not_reported)}): {', '.join(resp.not_reported)}")
+        lines.append(f"not reported ({len(resp.not_reported)}): {', '.join(map(shown, resp.not_reported))}")
     return "\n".join(lines)
 
 
@@ -67,8 +69,8 @@ def format_summary(s: spb.StatsSummary) -> str:
 
 
 def format_json(resp: spb.StatsResponse) -> str:
-    return json_format.MessageToJson(resp, ensure_ascii=False, always_print_fields_with_no_presence=True,
-                                     unquote_int64_if_possible=True)
+    return shown_json(json_format.MessageToJson(resp, ensure_ascii=False, always_print_fields_with_no_presence=True,
+                                                unquote_int64_if_possible=True))
 
 
 def cmd_stats(args) -> int:

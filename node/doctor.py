@@ -32,6 +32,7 @@ from .config import ConfigError, Settings, load_config
 from .errors import Rejected
 from .identity import certs, keys
 from .identity.trust import TrustStore
+from .terminal import shown
 from . import preflight
 
 EXPIRY_WARNING_DAYS = 30
@@ -56,7 +57,7 @@ class Report:
         return sum(1 for lv, _, _ in self.lines if lv == WARN)
 
     def render(self) -> str:
-        out = [f"{lv:8} {what}: {detail}" for lv, what, detail in self.lines]
+        out = [f"{lv:8} {shown(what)}: {shown(detail)}" for lv, what, detail in self.lines]  # peers' words too
         if self.problems:
             out.append(f"{self.problems} problem(s) to fix, {self.warnings} warning(s)")
         else:

@@ -80,6 +80,10 @@ class Reason(enum.Enum):
                  "this node's CRL is past its next update; it takes no mail until it has a fresh one")
     PARK_FULL = ("PARK_FULL", _C.RESOURCE_EXHAUSTED, False,
                  "this peer has too much mail waiting here for agencies that have not registered yet")
+    CERT_NOT_REGISTERED = ("CERT_NOT_REGISTERED", _C.PERMISSION_DENIED, False,
+                           "the agency registered here with another certificate than the one presented")
+    UNSIGNED_FIELDS = ("UNSIGNED_FIELDS", _C.INVALID_ARGUMENT, True,
+                       "the envelope carries fields outside its signed bytes that this node does not know")
     BACKUP_UNSIGNED = ("BACKUP_UNSIGNED", _C.FAILED_PRECONDITION, True,
                        "the backup carries no signature of the node that made it")
     BACKUP_BAD_SIGNATURE = ("BACKUP_BAD_SIGNATURE", _C.DATA_LOSS, True,

@@ -94,13 +94,14 @@ from .registry.directory import Directory
 from .registry.service import RegistryService
 from .timers import SchedulerTimer
 from .store.database import Database, StoreError
+from .store import audit as audit_store
 from .store import peers as peers_store
 from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
 from .metrics import NO_METRICS
 from .reload import not_after_ms as _not_after_ms, reload as reload_config
-from . import preflight, reflection_v1, sdnotify
+from . import preflight, reflection_v1, sdnotify, version
 
 log = logging.getLogger("lienthong")
 
@@ -198,7 +199,7 @@ class Node:
                                           s.node.phone or ""))
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
-                             metrics=recorder, opener=self.maker.opener)
+                             metrics=recorder, opener=self.maker.opener, pins=self.directory.pins)
         self.verify_stored = stored_verifier(self.trust, clock, opener=self.maker.opener)
         # the audit chain's signed checkpoints: ours, handed to our parent; our children's, kept here
         self.checkpoint_keeper = Keeper(self.db, self.trust, clock, self.bus)
@@ -296,6 +297,7 @@ class Node:
         self.dispatcher.wake_all_due()
         self._write_runtime()
         log.info("node %s serving peers on port %d, local API on port %d", s.node.code, self.peer_port, self.api_port)
+        log.info("lienthong %s; %s", version(), self.crl.describe())
 
     def _bind(self, key: str, address: str, bind) -> int:
         """Bind or stop start-up with an error naming the config key (gRPC raises RuntimeError)."""
@@ -384,8 +386,12 @@ class Node:
             q, st = summary.get(hop), states.get(hop)
             queues[hop] = {"depth": q["depth"] if q else 0,
                            "oldest_age_s": max(0, now - q["oldest_ms"]) / 1000 if q else 0.0,
-                           "failures": st.failures if st else 0, "held": bool(st.held) if st else False}
+                           "failures": st.failures if st else 0, "held": bool(st.held) if st else False,
+                           "parked": q["parked"] if q else 0}
         stale = self.directory.stale_after_ms
+        crl = self.crl.current
+        head_seq, _ = audit_store.head(self.db)
+        checkpoint = audit_store.latest_checkpoint(self.db)
         return {
             "queues": queues,
             "cert_days_left": (self.cert_not_after_ms - now) / 86_400_000,
@@ -394,6 +400,11 @@ class Node:
             "registered": self.directory.registered,
             "statuses": statuses_store.counts_by_code(self.db),
             "serving": self.health.problem is None,
+            "version": version(),
+            "crl": None if crl is None else {"number": crl.number, "next_update_s": crl.next_update_ms / 1000,
+                                             "age_s": max(0, now - crl.this_update_ms) / 1000},
+            "checkpoint": None if checkpoint is None else {
+                "age_s": max(0, now - checkpoint["time_ms"]) / 1000, "rows_after": max(0, head_seq - checkpoint["seq"])},
         }
 
     def _add_common(self, server: grpc.Server, *service_names: str) -> None:

@@ -9,6 +9,7 @@ from typing import Callable
 from ..clock import Clock
 from ..codes import is_identifier
 from ..errors import Reason, Rejected
+from ..escaping import escape
 from ..exchange.dispatcher import Dispatcher
 from ..pb import admin_pb2 as apb
 from ..pb import admin_pb2_grpc as agrpc
@@ -64,12 +65,14 @@ class AdminService(agrpc.AdminServicer):
         return apb.HoldResponse(hop=hop, held=held, depth=depth)
 
     def Purge(self, request, context):
-        reason = " ".join(request.reason.split())
+        # an admin's words go to the log, the audit table and another agency's notice: one line, escaped
+        reason = escape(" ".join(request.reason.split()))
         if not reason:
             raise Rejected(Reason.INVALID_REQUEST, "say why (the reason is audited and sent to the sender)",
                            field="reason")
         if len(reason) > MAX_REASON:
-            raise Rejected(Reason.INVALID_REQUEST, f"reason is over {MAX_REASON} characters", field="reason")
+            raise Rejected(Reason.INVALID_REQUEST, f"reason is over {MAX_REASON} characters (a control character "
+                           f"counts as its escape)", field="reason")
         row = self.dispatcher.purge(request.message_id, reason, by=clients.current())
         return apb.PurgeResponse(message_id=row["message_id"], sender=row["sender"], recipient=row["recipient"],
                                  next_hop=row["next_hop"])

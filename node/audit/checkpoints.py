@@ -18,7 +18,7 @@ from typing import Callable
 
 from google.protobuf.message import DecodeError
 
-from .. import events
+from .. import events, logs
 from ..clock import Clock
 from ..codes import is_identifier
 from ..envelope import MAX_CLOCK_SKEW_MS, Signer
@@ -89,7 +89,8 @@ class Checkpointer:
                 self.send(rpb.SignedCheckpoint.FromString(latest["signed"]))
             except Rejected as r:
                 log.log(logging.WARNING if r.reason.permanent else logging.INFO,
-                        "audit checkpoint at seq %d not taken by the parent: %s", latest["seq"], r.public_text)
+                        "audit checkpoint at seq %d not taken by the parent: %s", latest["seq"], r.public_text,
+                        extra=logs.fields(agency=self.parent, reason=r.reason))
                 return latest["seq"]
             store.mark_checkpoint_sent(self.db, latest["seq"], self.clock.now_ms())
             self.events.emit(events.CHECKPOINT, peer=self.parent, seq=latest["seq"], time_ms=self.clock.now_ms())
@@ -117,7 +118,8 @@ class Keeper:
                                               signed.SerializeToString(), self.clock.now_ms())
         if earlier is not None and earlier["head"] != body.head:
             log.warning("audit checkpoint of %s at seq %d refused: another head was checkpointed at that seq "
-                        "before (%s, now %s)", code, body.seq, earlier["head"].hex()[:16], body.head.hex()[:16])
+                        "before (%s, now %s)", code, body.seq, earlier["head"].hex()[:16], body.head.hex()[:16],
+                        extra=logs.fields(agency=code, reason=Reason.CHECKPOINT_CONFLICT))
             raise Rejected(Reason.CHECKPOINT_CONFLICT,
                            f"{code} checkpointed seq {body.seq} before with another head")
         if earlier is None:

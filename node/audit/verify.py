@@ -22,7 +22,9 @@ from ..grpc_errors import rejected_of
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
 from ..pb import registry_pb2_grpc as rgrpc
+from ..progress import SILENT, Progress
 from ..store import audit as store
+from ..terminal import shown
 from . import checkpoints
 from .chain import Problem, walk
 
@@ -55,8 +57,8 @@ class Result:
         return not self.problems
 
     def render(self) -> str:
-        lines = [f"note: {n}" for n in self.notes]
-        lines += [f"BROKEN {p}" for p in self.problems]
+        lines = [f"note: {shown(str(n))}" for n in self.notes]  # rows' details quote what peers sent
+        lines += [f"BROKEN {shown(str(p))}" for p in self.problems]
         anchored = "; ".join(f"{a.source} at seq {a.seq} (signed {_when(a.time_ms)})" for a in self.anchors)
         if self.intact:
             lines.append(f"intact: {self.rows} rows, head at seq {self.head_seq}"
@@ -72,7 +74,7 @@ def _when(ms: int) -> str:
 
 
 def verify(settings: Settings, mailbox: Path, trust: TrustStore, parent: tuple[str, str] | None,
-           channel=None) -> Result:
+           channel=None, progress: Progress = SILENT) -> Result:
     """`parent`: (code, address) to ask for its copy, or None (top of a tree); `channel(code, address)`."""
     res = Result()
     code = settings.node.code
@@ -88,7 +90,8 @@ def verify(settings: Settings, mailbox: Path, trust: TrustStore, parent: tuple[s
         own = _own_anchor(ro.checkpoints(), trust, code, res)
         theirs = _parent_anchors(parent, code, own, trust, channel, res)
         anchors = [a for a in (own, *theirs) if a is not None]
-        w = walk(ro.rows(), keep={a.seq for a in anchors})
+        w = walk(progress.counting("walking the chain", ro.rows(), ro.count(), unit="rows"),
+                 keep={a.seq for a in anchors})
     finally:
         ro.close()
     res.rows, res.head_seq, res.anchors = w.count, w.head_seq, anchors

@@ -15,9 +15,10 @@ import threading
 import time
 from typing import Callable
 
-from .. import events
+from .. import events, logs
 from ..clock import Clock
 from ..errors import Reason, Rejected
+from ..escaping import escape
 from ..identity import sealing
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
@@ -117,7 +118,7 @@ class Dispatcher:
                 return False
             outbox.undefer(tx, code)  # what waited for a lookup through this link may find it now
         log.info("link to %s is back (%s) after %d failed attempts: backoff reset, its queue is sent now",
-                 code, how, state.failures)
+                 code, how, state.failures, extra=logs.fields(hop=code))
         self.on_return(code)
         if not state.held:
             self.wake(code)
@@ -148,7 +149,7 @@ class Dispatcher:
             peers.set_held(tx, hop, held)
             audit.append(tx, self.clock.now_ms(), audit.HELD if held else audit.RELEASED, "", hop,
                          f"by client {by}" if by else "by the operator")
-        log.warning("operator: %s next hop %s", "holding" if held else "released", hop)
+        log.warning("operator: %s next hop %s", "holding" if held else "released", hop, extra=logs.fields(hop=hop))
         if not held:
             self.wake(hop)
 
@@ -166,7 +167,9 @@ class Dispatcher:
             audit.append(tx, self.clock.now_ms(), audit.PURGED, message_id, row["next_hop"],
                          f"{reason} (by client {by})" if by else reason)
             self.give_up(tx, p, row["next_hop"], outbox.REJECTED, Reason.PURGED.name, reason)
-        log.warning("operator: purged %s (to %s via %s): %s", message_id, row["recipient"], row["next_hop"], reason)
+        log.warning("operator: purged %s (to %s via %s): %s", message_id, row["recipient"], row["next_hop"], reason,
+                    extra=logs.fields(agency=row["sender"], hop=row["next_hop"], message_id=message_id,
+                                      reason=Reason.PURGED))
         return row
 
     def stop(self, timeout: float = 10.0) -> list[str]:
@@ -242,7 +245,7 @@ class Dispatcher:
         if p.kind == pb.NOTICE:
             return
         notice = pb.Payload(notice=pb.Notice(ref_message_id=p.message_id, recipient=p.recipient, reason=reason,
-                                             detail=detail))
+                                             detail=escape(detail)))  # another agency reads it
         to_us = p.sender == self.maker.code
         if to_us:
             back = ""
@@ -250,7 +253,8 @@ class Dispatcher:
             try:
                 back = self.maker.next_hop(p.sender)
             except LookupError:
-                log.warning("cannot route non-delivery notice for %s back to %s", p.message_id, p.sender)
+                log.warning("cannot route non-delivery notice for %s back to %s", p.message_id, p.sender,
+                            extra=logs.fields(agency=p.sender, message_id=p.message_id, reason=reason))
                 return
         sealed = self.maker.seal(notice, p.sender, back, priority=p.priority, lifetime_s=self.notice_lifetime_s,
                                  ref_message_id=p.message_id, seal_to=self._notice_key(p, to_us), clear_ok=True)

@@ -111,6 +111,14 @@ class CrlHolder:
                 f"one arrives (at the root: `lienthong ca crl`, copy it to tls.crl, SIGHUP; elsewhere it comes "
                 f"from the parent)")
 
+    def describe(self) -> str:
+        """The CRL in use, in words for the log (start-up names it, so an admin sees which list a node holds)."""
+        crl = self.trust.revoked
+        if crl is None:
+            return "no CRL in use (tls.crl unset and none taken from the parent yet)"
+        return (f"CRL number {crl.number} in use ({len(crl.serials)} revoked, next update {_when(crl.next_update_ms)}"
+                f"{', STALE' if self.stale else ''})")
+
     @property
     def stale(self) -> bool:
         return self.stale_problem() is not None

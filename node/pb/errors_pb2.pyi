@@ -52,6 +52,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CRL_OUTDATED: _ClassVar[Reason]
     CRL_STALE: _ClassVar[Reason]
     PARK_FULL: _ClassVar[Reason]
+    CERT_NOT_REGISTERED: _ClassVar[Reason]
+    UNSIGNED_FIELDS: _ClassVar[Reason]
     BACKUP_UNSIGNED: _ClassVar[Reason]
     BACKUP_BAD_SIGNATURE: _ClassVar[Reason]
     BACKUP_FOREIGN_KEY: _ClassVar[Reason]
@@ -102,6 +104,8 @@ SEAL_KEY_MISSING: Reason
 CRL_OUTDATED: Reason
 CRL_STALE: Reason
 PARK_FULL: Reason
+CERT_NOT_REGISTERED: Reason
+UNSIGNED_FIELDS: Reason
 BACKUP_UNSIGNED: Reason
 BACKUP_BAD_SIGNATURE: Reason
 BACKUP_FOREIGN_KEY: Reason

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..audit.chain import GENESIS, Row, chain
+from ..escaping import escape
 from .database import Database, StoreError  # noqa: F401 - StoreError: what ReadOnly raises, for callers
 
 SENT = "sent"
@@ -34,7 +35,9 @@ COLUMNS = "seq, time_ms, event, message_id, peer, detail, prev_hash, hash"
 
 
 def _row(time_ms: int, event: str, message_id: str, peer: str, detail: str) -> tuple[int, str, str, str, str]:
-    return time_ms, event, (message_id or "")[:MAX_ID], (peer or "")[:MAX_ID], (detail or "")[:MAX_DETAIL]
+    """Bounded, and escaped (node.escaping): whoever reads the audit table reads no one's control characters."""
+    return (time_ms, event, escape((message_id or "")[:MAX_ID])[:MAX_ID], escape((peer or "")[:MAX_ID])[:MAX_ID],
+            escape((detail or "")[:MAX_DETAIL])[:MAX_DETAIL])
 
 
 def _head(conn) -> tuple[int, bytes]:
@@ -134,6 +137,9 @@ class ReadOnly:
     def rows(self) -> Iterator[Row]:
         for r in self.conn.execute(f"SELECT {COLUMNS} FROM audit ORDER BY seq"):
             yield Row(*r)
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM audit").fetchone()[0]
 
     def checkpoints(self) -> list[dict]:
         cur = self.conn.execute("SELECT seq, head, time_ms, signed, parent_ms FROM audit_checkpoint ORDER BY seq")

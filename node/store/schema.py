@@ -284,6 +284,13 @@ def m0012_not_before(db) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN not_before_ms INTEGER")
 
 
+@MIGRATIONS(name="0013_registry_previous_cert")
+def m0013_registry_previous_cert(db) -> None:
+    # the certificate a child's registration renewed (node.registry.pins): its queued mail, signed and marked
+    # before the renewal, still passes; NULL after a first registration or when the old one was revoked
+    db.execute("ALTER TABLE registry ADD COLUMN previous_cert BLOB")
+
+
 @MIGRATIONS(name="0020_client_keys_per_client")
 def m0020_client_keys_per_client(db) -> None:
     # one key space per client program of the local API (api.tokens): the same client_key from two programs

@@ -15,7 +15,8 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     __package__ = "hostile"
 
 from . import (cases_answers, cases_audit, cases_backup, cases_clients, cases_envelopes,  # noqa: F401,E402
-               cases_lifecycle, cases_local, cases_registry, cases_revocation, cases_sealing, cases_stats)
+               cases_lifecycle, cases_local, cases_logs, cases_registry, cases_revocation, cases_sealing,
+               cases_stats)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -33,6 +34,7 @@ GROUPS = {
     "sealing": "Sealed payloads tampered with or moved",
     "revocation": "Forged, older and misrouted revocation lists",
     "audit": "Audit checkpoints forged, borrowed or rewritten",
+    "log injection": "Outside text forging log lines or driving a terminal",
     "backup": "Backups edited where they are kept",
     "clients": "Another program on the node's machine, with a token of its own",
 }

@@ -100,6 +100,12 @@ def current() -> str | None:
     return client.name if client is not None else None
 
 
+def current_scopes() -> list[str]:
+    """The scopes of the client whose call this thread runs, in SCOPES order (every scope outside a call)."""
+    client = _CURRENT.get()
+    return [s for s in SCOPES if client is None or s in client.scopes]
+
+
 @contextlib.contextmanager
 def acting(client: Client) -> Iterator[None]:
     """Run the block as `client`'s call. Set and put back rather than reset: a streamed call's generator may be

@@ -112,7 +112,9 @@ def test_a_call_outside_the_clients_scopes_is_refused_and_does_nothing(node, who
 def test_scopes_allow_what_they_name(node):
     _, c = node
     assert c["monitor"].inbox_all() == c["default"].inbox_all()
-    assert c["monitor"].whoami().code == A
+    me = c["monitor"].whoami()
+    assert (me.code, me.client, list(me.scopes)) == (A, "monitor", ["read"])
+    assert (c["default"].whoami().client, list(c["default"].whoami().scopes)) == ("default", ["read", "send", "admin"])
     assert c["ops"].admin.queues().now_ms > 0
 
 

@@ -17,7 +17,9 @@ Restore goes only into an empty data directory (it never merges into or replaces
 for the node the backup was made of, from a backup whose schema this version knows; it checks
 the manifest's signature with this node's key first (unsigned: BACKUP_UNSIGNED; signed by
 another key: BACKUP_FOREIGN_KEY; changed since: BACKUP_BAD_SIGNATURE), then the digest,
-SQLite's integrity check and the row counts, before the mailbox is put in place. A backup
+SQLite's integrity check and the row counts, before the mailbox is put in place,
+and declares the restore in the audit chain under the node's key (node/audit/restore.py), so
+that the rows written after the backup read as lost with a restore, not as tampering. A backup
 made under another key (another node's, or this node's before a new key) is refused: taking
 over a predecessor's mailbox is not supported yet.
 
@@ -45,6 +47,7 @@ from pathlib import Path
 from cryptography import x509
 
 from . import version as _version
+from .audit import restore as audit_restore
 from .config import ConfigError, Settings
 from .envelope import Signer
 from .errors import Reason, Rejected
@@ -258,12 +261,22 @@ def _member(tar: tarfile.TarFile, name: str) -> bytes | None:
     return f.read() if f is not None else None
 
 
-def restore(settings: Settings, source: Path, progress: Progress = SILENT) -> Manifest:
-    """Put the mailbox from backup `source` into the node's empty data directory, after every check.
-    Raises Rejected (BACKUP_*) for a backup this node did not sign as it is, BackupError or ConfigError
-    for the rest; in every case nothing is left in the data directory."""
+@dataclass(frozen=True)
+class Restored:
+    manifest: Manifest
+    backup_seq: int   # the last audit row the backup holds
+    restore_seq: int  # the `restored` row appended after it
+
+
+def restore(settings: Settings, source: Path, signer: Signer, now_ms: int,
+            progress: Progress = SILENT) -> Restored:
+    """Put the mailbox from backup `source` into the node's empty data directory, after every check, with the
+    restore declared in its audit chain (a `restored` row and its restore checkpoint, signed by `signer`,
+    the node's key: node/audit/restore.py) before it is put in place. Raises Rejected (BACKUP_*) for a backup
+    `signer` did not sign as it is, BackupError or ConfigError for the rest; in every case nothing is left in
+    the data directory."""
     manifest, signed, signature = read_manifest(source)
-    check_signature(node_signer(settings), manifest, signed, signature, str(source))
+    check_signature(signer, manifest, signed, signature, str(source))
     src = str(settings.source) if settings.source else None
     if manifest.node != settings.node.code:
         raise ConfigError(f"{source} is a backup of {manifest.node}, but this config is for {settings.node.code}",
@@ -309,10 +322,13 @@ def restore(settings: Settings, source: Path, progress: Progress = SILENT) -> Ma
             if contents.rows != manifest.rows:
                 raise BackupError(f"{source}: row counts differ from the manifest ({contents.rows} != "
                                   f"{manifest.rows}); use another backup")
+            recorded = audit_restore.record(partial, signer, now_ms, f"{source.name} sha256 {manifest.sha256} made "
+                                                                     f"{manifest.created}")
             os.replace(partial, data / MAILBOX_FILE)
             _fsync_dir(data)
         finally:
-            partial.unlink(missing_ok=True)
+            for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+                leftover.unlink(missing_ok=True)
     finally:
         lock.release()
-    return manifest
+    return Restored(manifest, recorded.backup_seq, recorded.seq)

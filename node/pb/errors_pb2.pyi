@@ -54,6 +54,10 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PARK_FULL: _ClassVar[Reason]
     CERT_NOT_REGISTERED: _ClassVar[Reason]
     UNSIGNED_FIELDS: _ClassVar[Reason]
+    NOT_A_HOP: _ClassVar[Reason]
+    HELD: _ClassVar[Reason]
+    UNPRINTABLE: _ClassVar[Reason]
+    NOT_QUEUED: _ClassVar[Reason]
     BACKUP_UNSIGNED: _ClassVar[Reason]
     BACKUP_BAD_SIGNATURE: _ClassVar[Reason]
     BACKUP_FOREIGN_KEY: _ClassVar[Reason]
@@ -106,6 +110,10 @@ CRL_STALE: Reason
 PARK_FULL: Reason
 CERT_NOT_REGISTERED: Reason
 UNSIGNED_FIELDS: Reason
+NOT_A_HOP: Reason
+HELD: Reason
+UNPRINTABLE: Reason
+NOT_QUEUED: Reason
 BACKUP_UNSIGNED: Reason
 BACKUP_BAD_SIGNATURE: Reason
 BACKUP_FOREIGN_KEY: Reason

@@ -15,8 +15,8 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     __package__ = "hostile"
 
 from . import (cases_answers, cases_audit, cases_backup, cases_clients, cases_envelopes,  # noqa: F401,E402
-               cases_lifecycle, cases_local, cases_logs, cases_registry, cases_revocation, cases_sealing,
-               cases_stats)
+               cases_flood, cases_lifecycle, cases_local, cases_logs, cases_registry, cases_revocation,
+               cases_sealing, cases_stats)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -35,6 +35,7 @@ GROUPS = {
     "revocation": "Forged, older and misrouted revocation lists",
     "audit": "Audit checkpoints forged, borrowed, rewritten or restored from a history never held",
     "log injection": "Outside text forging log lines or driving a terminal",
+    "flood": "Stalls, floods and amplification",
     "backup": "Backups edited where they are kept",
     "clients": "Another program on the node's machine, with a token of its own",
 }

@@ -37,7 +37,7 @@ from node import envelope, receipts
 from node.edxml.common import NS as NS_EDXML  # noqa: F401 (for the cases)
 from node.client import MailboxClient
 from node.envelope import Signer
-from node.exchange.transport import TlsMaterial, open_channel
+from node.transport.grpc_peers import TlsMaterial, open_channel
 from node.harness import topology
 from node.harness.cluster import Cluster
 from node.identity import certs, keys, sealing
@@ -72,16 +72,24 @@ TOPOLOGY = topology.parse({"name": "hostile", "nodes": [
 
 EXTRA = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"},
          "registry": {"heartbeat": "1s", "stale_after": "30s"}}
-PARKED_PER_PEER = 2  # D's limits.parked_per_peer: mail for codes below D that nobody registered
+PARKED_PER_ORIGIN = 2  # D's limits.parked_per_origin: mail for codes below D that nobody registered
 # D seals `preferred` (every other node: the default, `required`): the mode that still sends in clear to a
 # recipient whose signed record publishes no seal key, so the cases show that nothing less makes it do so
 # D's local API serves two more client programs than "default" (api.tokens), each with its own token
 CLIENTS = {"qlvb": ["read", "send"], "portal": ["read", "send"], "monitor": ["read"]}
 CLIENT_TOKENS = {name: secrets.token_urlsafe(32) for name in CLIENTS}
 NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED: C1},
-                  "limits": {"parked_per_peer": PARKED_PER_PEER}, "sealing": {"mode": "preferred"},
+                  "sealing": {"mode": "preferred"},
                   "api": {"tokens": [{"name": n, "token": CLIENT_TOKENS[n], "scopes": scopes}
-                                     for n, scopes in CLIENTS.items()]}}}
+                                     for n, scopes in CLIENTS.items()]},
+                  "limits": {"parked_per_origin": PARKED_PER_ORIGIN,
+                             # a slow refill, so the budget case runs out whatever the machine's speed; rows
+                             # per heartbeat well under D's message size (a row carries its certificate)
+                             "signatures_per_second": 100, "signature_burst": 4000,
+                             "stats_rows_per_heartbeat": 1000,
+                             # room for the catalogue's heartbeat cases (a burst of 40, honest children beat
+                             # every second); 200 calls in a row pass it unless they take over 80 s
+                             "registry_updates_per_second": 2, "registry_update_burst": 40}}}
 
 
 # ---- identities ------------------------------------------------------------------------------

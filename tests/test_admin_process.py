@@ -281,7 +281,7 @@ def handed_over_in_clear(sender, relay, recipient: str, payload) -> str:
     """An envelope `sender`'s key signs, unsealed, handed to `relay` over mutual TLS as `sender`; its id."""
     from node import envelope
     from node.envelope import Signer
-    from node.exchange.transport import TlsMaterial, open_channel
+    from node.transport.grpc_peers import TlsMaterial, open_channel
     from node.pb import exchange_pb2 as xpb
     from node.pb import exchange_pb2_grpc as xgrpc
     keys = sender.dir / "keys"

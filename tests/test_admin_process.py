@@ -133,7 +133,8 @@ def test_mail_for_a_commune_not_registered_yet_waits_at_its_sender_and_goes_seal
     row = kept_home_row(p, D)
     assert (row.depth, row.kept_home, row.parked) == (1, 1, 0)  # waits for C's registration, not for a link
     [entry] = [e for e in p.sent_all() if e.message_id == sent.message_id]
-    assert entry.state == "pending" and "NOT_REGISTERED_YET" in entry.reason
+    # it waits for C's registration at P itself, handed to no relay (not delivered)
+    assert (entry.state, entry.delivered_ms) == ("not_registered_yet", 0) and "NOT_REGISTERED_YET" in entry.reason
     assert not [e for e in p.inbox_all() if e.kind == pb.NOTICE]
     assert not [q for q in d.admin.queues().hops if q.hop == C]  # no relay holds it
     capsys.readouterr()

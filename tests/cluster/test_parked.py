@@ -63,7 +63,8 @@ def test_a_restored_relay_parks_mail_for_a_child_not_registered_again_and_delive
             events.wait(lambda evs: any(e.type == "delivered" and e.message_id == mid for e in evs), 30)
             # D took custody (a receipt, not a refusal): the envelope waits there for C2
             [entry] = [s for s in sender.sent_all() if s.message_id == mid]
-            assert entry.state == "delivered" and pb.ReceiptBody.FromString(entry.receipt.body).receiver == D
+            assert pb.ReceiptBody.FromString(entry.receipt.body).receiver == D
+            assert (entry.state, entry.waits_at) == ("not_registered_yet", D)  # and the sender is told so
             c.restart(C2)
             # C2 registered again: D sends what it parked, and C2's automatic 01 comes back to C1
             events.wait(lambda evs: any(e.type == "arrived" and e.kind == pb.STATUS and e.ref_message_id == mid
@@ -81,7 +82,7 @@ def test_a_sealing_sender_keeps_mail_home_while_the_tree_has_no_record_and_seals
             [sent] = sender.send(pb.Document(subject="Mật: gửi xã chưa đăng ký lại"), [C2]).envelopes
             mid = sent.message_id
             entry = sent_entry(sender, mid, lambda e: "NOT_REGISTERED_YET" in e.reason)
-            assert entry.state == "pending" and "seal key" in entry.reason
+            assert (entry.state, entry.delivered_ms) == ("not_registered_yet", 0) and "seal key" in entry.reason
             c.restart(C2)
             registered(c, D, {C1, C2})
             sender.admin.retry()  # as the operator would; else it is asked again every retry.max_delay

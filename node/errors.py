@@ -80,6 +80,15 @@ class Reason(enum.Enum):
                  "this node's CRL is past its next update; it takes no mail until it has a fresh one")
     PARK_FULL = ("PARK_FULL", _C.RESOURCE_EXHAUSTED, False,
                  "this peer has too much mail waiting here for agencies that have not registered yet")
+    CONTROL_CHARACTER = ("CONTROL_CHARACTER", _C.INVALID_ARGUMENT, True,
+                         "a text field holds a control or other unprintable character")
+    BAD_ENDPOINT = ("BAD_ENDPOINT", _C.INVALID_ARGUMENT, True,
+                    "an endpoint must be host:port (a DNS name or IP address, port 1-65535)")
+    CASE_TWIN = ("CASE_TWIN", _C.INVALID_ARGUMENT, True,
+                 "the code differs from a QCVN 102 code only by letter case")
+    NOTICE_OFF_ROUTE = ("NOTICE_OFF_ROUTE", _C.PERMISSION_DENIED, True,
+                        "a non-delivery notice from a node the message did not pass, or about a message "
+                        "that did not go that way")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

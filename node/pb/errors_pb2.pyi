@@ -52,6 +52,10 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CRL_OUTDATED: _ClassVar[Reason]
     CRL_STALE: _ClassVar[Reason]
     PARK_FULL: _ClassVar[Reason]
+    CONTROL_CHARACTER: _ClassVar[Reason]
+    BAD_ENDPOINT: _ClassVar[Reason]
+    CASE_TWIN: _ClassVar[Reason]
+    NOTICE_OFF_ROUTE: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -98,3 +102,7 @@ SEAL_KEY_MISSING: Reason
 CRL_OUTDATED: Reason
 CRL_STALE: Reason
 PARK_FULL: Reason
+CONTROL_CHARACTER: Reason
+BAD_ENDPOINT: Reason
+CASE_TWIN: Reason
+NOTICE_OFF_ROUTE: Reason

@@ -177,6 +177,20 @@ def list_sent(db: Database, *, after_seq: int = 0, limit: int = 100, state: str 
     return db.query(sql + " ORDER BY seq LIMIT ?", (*params, limit))
 
 
+@dataclass(frozen=True)
+class HandedOver:
+    """Where one envelope of ours went: who sent it, to whom, and the hop it was queued for."""
+    sender: str
+    recipient: str
+    next_hop: str
+    kind: int
+
+
+def handed_over(db: Database, message_id: str) -> HandedOver | None:
+    row = db.query_one("SELECT sender, recipient, next_hop, kind FROM outbox WHERE message_id = ?", (message_id,))
+    return HandedOver(row["sender"], row["recipient"], row["next_hop"], row["kind"]) if row else None
+
+
 def get(db: Database, message_id: str) -> dict | None:
     return db.query_one("SELECT outbox.*, raw AS envelope FROM outbox JOIN outbox_envelope USING (message_id)"
                         " WHERE message_id = ?", (message_id,))

@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     __package__ = "hostile"
 
 from . import (cases_answers, cases_audit, cases_envelopes, cases_lifecycle, cases_local,  # noqa: F401,E402
-               cases_registry, cases_revocation, cases_sealing, cases_stats)
+               cases_notices, cases_records, cases_registry, cases_revocation, cases_sealing, cases_stats)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -33,6 +33,8 @@ GROUPS = {
     "sealing": "Sealed payloads tampered with or moved",
     "revocation": "Forged, older and misrouted revocation lists",
     "audit": "Audit checkpoints forged, borrowed or rewritten",
+    "notices": "Non-delivery notices forged by nodes the mail never passed",
+    "records": "Agency records and codes: fields out of bounds, control characters, endpoints, case twins",
 }
 
 CATALOGUE: list[Case] = sorted(_DEFINED, key=lambda c: list(GROUPS).index(c.group))  # stable within a group

@@ -1,5 +1,6 @@
-# Sourced by scripts/*: make or reuse .venv and install the project into it.
-# Needs only Python >= 3.11 and pip. Re-installs when pyproject.toml changes.
+# Sourced by scripts/*: make or reuse .venv and install exactly requirements.lock into it, then
+# the project itself (editable, no dependencies, no build isolation: the build backend is in the
+# lock too). Needs only Python >= 3.11 and pip. Re-installs when the lock or pyproject.toml changes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -12,10 +13,16 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON_BIN" -m venv .venv
 fi
 VENV_PY="$ROOT/.venv/bin/python"
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+stamp=".venv/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  "$VENV_PY" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-  "$VENV_PY" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  [ -t 2 ] && echo "setting up .venv from requirements.lock (once; a minute or two)..." >&2
+  log=$(mktemp)
+  pip_install() {  # pip's chatter only when it fails
+    "$VENV_PY" -m pip install --quiet --disable-pip-version-check "$@" >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; exit 1; }
+  }
+  pip_install --require-hashes --no-deps -r requirements.lock
+  pip_install --no-deps --no-build-isolation -e .
+  rm -f "$log"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

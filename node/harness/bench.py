@@ -8,6 +8,9 @@ while B is up; timed from the first post to the last receipt (adds the local API
 latency: documents posted at a fixed offered rate; time from the post call to the
 arrival event streamed from B's mailbox.
 memory: resident set of each node process, idle and after the run.
+bare_hop: run first, the floor (node.harness.bare_hop: signed 10 KB envelopes in batches, one
+ECDSA verify each, one fsync and one signed receipt per batch); every run's figures are also given
+as ratios to it (`over_bare_hop`), so what the node adds is measured in the same sitting.
 sealing: all of it twice in one run, a pair with `sealing.mode: off` and a pair with `required`
 (every payload sealed for B, so nothing falls back to clear unnoticed), and the ratio sealed/clear
 of throughput and latency: the cost of confidentiality. `--sealing on|off` runs one of them.
@@ -27,7 +30,7 @@ from pathlib import Path
 import grpc
 
 from ..pb import envelope_pb2 as pb
-from . import nodes
+from . import bare_hop, nodes
 from .waiting import EventWaiter
 
 A, B = "000.00.01.H53", "000.00.35.H53"
@@ -203,6 +206,17 @@ def cpu_ms(run: dict, side: str) -> float:
     return round(x["cpu_cores_busy"][side] * 1000 / x["docs_per_s"], 3) if x["docs_per_s"] else 0.0
 
 
+def over_bare_hop(run: dict, bare: dict) -> dict:
+    """A run's throughput as a fraction of the bare hop's (a document and its 01 are two envelopes:
+    0.5 is the ceiling for the exchange) and its CPU per document as a multiple of the bare hop's."""
+    ratio = lambda x, y: round(x / y, 3) if y else None  # noqa: E731
+    return {
+        "exchange_docs_per_s": ratio(run["exchange"]["docs_per_s"], bare["docs_per_s"]),
+        "end_to_end_docs_per_s": ratio(run["end_to_end"]["docs_per_s"], bare["docs_per_s"]),
+        "cpu_ms_per_doc": {side: ratio(cpu_ms(run, side), bare["cpu_ms_per_doc"][side]) for side in ("node_a", "node_b")},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--documents", type=int, default=3000, help="end to end run")
@@ -221,10 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         "durability": "SQLite WAL synchronous=FULL at both ends; signed receipts verified",
         "sealing": "payloads sealed for B: ECDH P-256 + HKDF-SHA256 + AES-256-GCM (docs/sealing.md)",
     }
+    with tempfile.TemporaryDirectory(prefix="lienthong-bench-bare-") as tmp:
+        bare = bare_hop.run(Path(tmp), args.exchange_documents, args.size)
+    result["bare_hop"] = bare
     runs = {}
     for mode in modes:
         with tempfile.TemporaryDirectory(prefix=f"lienthong-bench-{mode}-") as tmp:
             runs[mode] = run_pair(Path(tmp), mode, args)
+        runs[mode]["over_bare_hop"] = over_bare_hop(runs[mode], bare)
     if "off" in runs:
         result["sealing_off"] = runs["off"]
     if "required" in runs:

@@ -5,7 +5,7 @@ import warnings
 
 from node.pb import reflection_v1_pb2 as node_dot_pb_dot_reflection__v1__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

@@ -136,7 +136,7 @@ def _agency_name(v: str) -> str:
     return v
 
 
-AgencyName = Annotated[str, Field(strict=True, pattern=r"\S", description="a non-empty printable name"),
+AgencyName = Annotated[str, Field(strict=True, pattern=r"\S", description="a non-empty string"),
                        AfterValidator(_agency_name)]
 Bool = Annotated[bool, Field(strict=True, description="true or false")]
 

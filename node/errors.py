@@ -89,6 +89,8 @@ class Reason(enum.Enum):
     NOTICE_OFF_ROUTE = ("NOTICE_OFF_ROUTE", _C.PERMISSION_DENIED, True,
                         "a non-delivery notice from a node the message did not pass, or about a message "
                         "that did not go that way")
+    TOO_MANY_CONNECTIONS = ("TOO_MANY_CONNECTIONS", _C.RESOURCE_EXHAUSTED, False,
+                            "too many connections are open to this server")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

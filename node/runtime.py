@@ -43,6 +43,7 @@ Threading model (what runs where):
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -74,7 +75,7 @@ from .exchange.outgoing import EnvelopeMaker, Outgoing
 from .exchange.routing import Router
 from .exchange.service import ExchangeService, PeerIdentity
 from .exchange.transport import PeerConnector, TlsMaterial, grpc_options, server_credentials
-from . import stats
+from . import descriptors, stats
 from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys, renewal
@@ -235,11 +236,14 @@ class Node:
     def start(self) -> None:
         s = self.settings
         opts = grpc_options(s.messages.max_size)
+        self.descriptors = descriptors.budget(descriptors.raise_limit())  # before anything binds or connects
+        log.info("open-files limit %d: connections taken at once: %d peers, %d local API, %d HTTP",
+                 *dataclasses.astuple(self.descriptors))
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
         self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"),
                                        interceptors=[PeerGate(peers, self.crl.stale_problem), ErrorInterceptor()],
-                                       options=opts)
+                                       options=opts + descriptors.server_options(self.descriptors.peer))
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(self.intake, peers), self.peer_server)
         registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper),
                                                      self.peer_server)
@@ -253,7 +257,8 @@ class Node:
                                         lambda: self.peer_server.add_secure_port(s.listen, server_credentials(lambda: self.tls)))
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
-                                      interceptors=api_interceptors(s.api.token), options=opts)
+                                      interceptors=api_interceptors(s.api.token),
+                                      options=opts + descriptors.server_options(self.descriptors.api))
         mailbox = MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
             directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS)
@@ -317,7 +322,8 @@ class Node:
         from .api.openapi import document
         s = self.settings
         self.http_face = HttpFace(s.api.http_listen, s.api.token, services, max_message_bytes=s.messages.max_size,
-                                  health_problem=lambda: self.health.problem, openapi=document)
+                                  health_problem=lambda: self.health.problem, openapi=document,
+                                  max_connections=self.descriptors.http)
         try:
             self.http_port = self.http_face.start()
         except OSError as e:
@@ -328,18 +334,20 @@ class Node:
         log.info("HTTP/JSON API on http://%s:%d/v1/", s.api.http_listen.rsplit(":", 1)[0], self.http_port)
 
     def _start_metrics(self) -> None:
-        """The Prometheus endpoint (metrics.listen), on a thread of its own; gauges are read when scraped."""
-        from prometheus_client import start_http_server
+        """The Prometheus endpoint (metrics.listen), on a bounded server of its own (node/metrics_server.py);
+        gauges are read when scraped."""
+        from .metrics_server import MetricsServer
         listen = self.settings.metrics.listen
         host, port = listen.rsplit(":", 1)
         from .metrics_prometheus import MailboxCollector
         self.metrics.collect_from(MailboxCollector(self.metrics_state))
         try:
-            self.metrics_server, _ = start_http_server(int(port), host.strip("[]"), registry=self.metrics.registry)
+            self.metrics_server = MetricsServer(host.strip("[]"), int(port), self.metrics.registry)
         except OSError as e:
             raise ConfigError(f"cannot listen on {listen} ({e.strerror or e})", path="metrics.listen",
                               expected="a free host:port on this machine", file=_source(self.settings)) from None
-        self.metrics_port = self.metrics_server.server_port
+        self.metrics_server.start()
+        self.metrics_port = self.metrics_server.port
         log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
 
     def metrics_state(self) -> dict:
@@ -498,8 +506,7 @@ class Node:
             e.wait(grace + 1)
         self.scheduler.shutdown(wait=False)
         if self.metrics_server is not None:
-            self.metrics_server.shutdown()
-            self.metrics_server.server_close()
+            self.metrics_server.stop()
         busy = self.dispatcher.stop(timeout=grace * 2)
         if busy:  # their batches are simply sent again after a restart (the peer dedups)
             log.warning("stopping with deliveries still in flight: %s", ", ".join(busy))

@@ -56,6 +56,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BAD_ENDPOINT: _ClassVar[Reason]
     CASE_TWIN: _ClassVar[Reason]
     NOTICE_OFF_ROUTE: _ClassVar[Reason]
+    TOO_MANY_CONNECTIONS: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -106,3 +107,4 @@ CONTROL_CHARACTER: Reason
 BAD_ENDPOINT: Reason
 CASE_TWIN: Reason
 NOTICE_OFF_ROUTE: Reason
+TOO_MANY_CONNECTIONS: Reason

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 HTTP_WORKERS = 16
 MAX_CONNECTIONS = 256   # at most; node/descriptors.py gives fewer under a low open-files limit
 IDLE_TIMEOUT_S = 10.0   # to send a whole request line and headers, on a new or a kept-alive connection
+REFUSED_LINGER_S = 2.0  # a connection past the cap: time to read its 503 before it is closed
 TICK_S = 1.0            # how often an idle event stream looks whether its client is still there
 KEEPALIVE_TICKS = 15    # an SSE comment every 15 s of silence: proxies and clients see the stream alive
 READ_CHUNK = 64 * 1024
@@ -313,22 +314,44 @@ class HttpFace:
 
 
 def _cap_connections(server: web.Server, limit: int) -> None:
-    """Past `limit` open connections, a new one is answered 503 TOO_MANY_CONNECTIONS and closed before
-    anything of it is read (the web.Server counts its connections; it is told of each new one here)."""
+    """Past `limit` open connections, a new one is answered 503 TOO_MANY_CONNECTIONS and closed, its request
+    never read (the web.Server counts its connections; it is told of each new one here)."""
     admit = server.connection_made
     refusal = Rejected(Reason.TOO_MANY_CONNECTIONS, f"{limit} connections are open to this node's HTTP API; "
                        "close idle ones or retry shortly")
     body = dumps(error_body(refusal, 503))
+    answer = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
 
     def connection_made(handler, transport) -> None:
         if len(server.connections) >= limit:
-            transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
-                            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
-            transport.close()
+            _Refused(transport, answer)
             return
         admit(handler, transport)
 
     server.connection_made = connection_made
+
+
+class _Refused(asyncio.Protocol):
+    """A connection past the cap, taken from its request handler: answered once, what it sends is discarded
+    (closing on unread bytes would reset the connection and lose the answer), closed when the client closes
+    or after REFUSED_LINGER_S."""
+
+    def __init__(self, transport: asyncio.Transport, answer: bytes) -> None:
+        self.transport = transport
+        transport.set_protocol(self)
+        transport.write(answer)
+        self._timer = asyncio.get_running_loop().call_later(REFUSED_LINGER_S, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        self.transport.close()
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._timer.cancel()
 
 
 def _too_large(what: str, limit: int) -> Rejected:

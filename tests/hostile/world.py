@@ -72,7 +72,9 @@ EXTRA = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"}
          "registry": {"heartbeat": "1s", "stale_after": "30s"}}
 PARKED_PER_PEER = 2  # D's limits.parked_per_peer: mail for codes below D that nobody registered
 NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED: C1},
-                  "limits": {"parked_per_peer": PARKED_PER_PEER}}}
+                  "limits": {"parked_per_peer": PARKED_PER_PEER},
+                  # its HTTP servers, for the connection cases (tests/hostile/cases_connections.py)
+                  "metrics": {"listen": "127.0.0.1:0"}, "api": {"http_listen": "127.0.0.1:0"}}}
 
 
 # ---- identities ------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ A backup is a plain tar file (readable with `tar -xf`) of two members:
 
 Restore goes only into an empty data directory (it never merges into or replaces a mailbox),
 for the node the backup was made of, from a backup whose schema this version knows; it checks
-the digest, SQLite's integrity check and the row counts before the mailbox is put in place.
+the digest, SQLite's integrity check and the row counts before the mailbox is put in place,
+and declares the restore in the audit chain under the node's key (node/audit/restore.py), so
+that the rows written after the backup read as lost with a restore, not as tampering.
 
 What a restored node does with what the backup holds: envelopes it shows delivered are not
 sent again; envelopes it shows pending are sent again, and a next hop that already took them
@@ -34,8 +36,12 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .audit import restore as audit_restore
+from . import version as _version
 from .config import ConfigError, Settings
+from .envelope import Signer
 from .preflight import LOCK_FILE, MAILBOX_FILE, DataDir
+from .progress import MB, SILENT, Progress
 from .store import backup as store
 
 FORMAT = "lienthong-backup/1"
@@ -76,20 +82,27 @@ class Manifest:
             raise BackupError(f"{where}: {MANIFEST} is damaged ({e.__class__.__name__}: {e})") from None
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("lienthong")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
+def _digest(path: Path, progress: Progress = SILENT) -> str:
+    h, total, done = hashlib.sha256(), path.stat().st_size, 0
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
+            done += len(chunk)
+            progress.amount("SHA-256 of the copy", done, total, unit="MB")
     return h.hexdigest()
+
+
+class _Reading:
+    """A file read by tarfile, its progress shown as it goes."""
+
+    def __init__(self, f, total: int, progress: Progress, text: str) -> None:
+        self.f, self.total, self.progress, self.text, self.done = f, total, progress, text, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.done += len(data)
+        self.progress.amount(self.text, self.done, self.total, unit="MB")
+        return data
 
 
 def _fsync_dir(path: Path) -> None:
@@ -108,7 +121,8 @@ def target_file(settings: Settings, to: Path, now: dt.datetime) -> Path:
     return to
 
 
-def backup(settings: Settings, to: Path, keep: int | None = None) -> tuple[Path, Manifest, list[Path]]:
+def backup(settings: Settings, to: Path, keep: int | None = None,
+           progress: Progress = SILENT) -> tuple[Path, Manifest, list[Path]]:
     """Back up the node's mailbox (running or not) into `to` (a new file, or a directory to put one in).
     With `keep`, the oldest backups of this node in that directory beyond the `keep` newest are removed.
     Returns the file written, its manifest and the files removed."""
@@ -124,10 +138,12 @@ def backup(settings: Settings, to: Path, keep: int | None = None) -> tuple[Path,
     work = Path(tempfile.mkdtemp(prefix=".lienthong-backup-", dir=out.parent))  # same disk: one rename at the end
     try:
         copy = work / DATABASE
+        # one step (one read transaction: a consistent copy), so this stage has no figures of its own
+        progress.stage(f"copying the mailbox ({mailbox.stat().st_size / MB:.1f} MB)")
         contents = store.snapshot(mailbox, copy)
         manifest = Manifest(FORMAT, settings.node.code, settings.node.name, now.isoformat(timespec="seconds"),
                             _version(), contents.schema_version, contents.migrations, contents.rows,
-                            _digest(copy), copy.stat().st_size)
+                            _digest(copy, progress), copy.stat().st_size)
         partial = work / (out.name + ".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -139,7 +155,7 @@ def backup(settings: Settings, to: Path, keep: int | None = None) -> tuple[Path,
                 info = tarfile.TarInfo(DATABASE)
                 info.size, info.mode, info.mtime = manifest.size, 0o600, int(now.timestamp())
                 with open(copy, "rb") as db:
-                    tar.addfile(info, db)
+                    tar.addfile(info, _Reading(db, manifest.size, progress, f"writing {out.name}"))
             f.flush()
             os.fsync(f.fileno())
         os.link(partial, out)  # fails rather than replace a file that appeared meanwhile
@@ -175,8 +191,18 @@ def read_manifest(path: Path) -> Manifest:
         raise BackupError(f"{path}: not a lienthong backup (no {MANIFEST} in a tar file)") from None
 
 
-def restore(settings: Settings, source: Path) -> Manifest:
-    """Put the mailbox from backup `source` into the node's empty data directory, after every check."""
+@dataclass(frozen=True)
+class Restored:
+    manifest: Manifest
+    backup_seq: int   # the last audit row the backup holds
+    restore_seq: int  # the `restored` row appended after it
+
+
+def restore(settings: Settings, source: Path, signer: Signer, now_ms: int,
+            progress: Progress = SILENT) -> Restored:
+    """Put the mailbox from backup `source` into the node's empty data directory, after every check, with the
+    restore declared in its audit chain (a `restored` row and its restore checkpoint, signed by `signer`,
+    the node's key: node/audit/restore.py) before it is put in place."""
     manifest = read_manifest(source)
     src = str(settings.source) if settings.source else None
     if manifest.node != settings.node.code:
@@ -209,22 +235,27 @@ def restore(settings: Settings, source: Path) -> Manifest:
                 while chunk := f.read(CHUNK):
                     h.update(chunk)
                     out.write(chunk)
+                    progress.amount("reading the mailbox", out.tell(), member.size, unit="MB")
                 out.flush()
                 os.fsync(out.fileno())
         try:
             if h.hexdigest() != manifest.sha256:
                 raise BackupError(f"{source} is damaged: the database's SHA-256 is {h.hexdigest()}, the manifest "
                                   f"says {manifest.sha256}; use another backup")
+            progress.stage("SQLite's integrity check and row counts")
             contents, check = store.inspect(partial)
             if check != "ok":
                 raise BackupError(f"{source}: the database fails SQLite's integrity check ({check}); use another backup")
             if contents.rows != manifest.rows:
                 raise BackupError(f"{source}: row counts differ from the manifest ({contents.rows} != "
                                   f"{manifest.rows}); use another backup")
+            recorded = audit_restore.record(partial, signer, now_ms, f"{source.name} sha256 {manifest.sha256} made "
+                                                                     f"{manifest.created}")
             os.replace(partial, data / MAILBOX_FILE)
             _fsync_dir(data)
         finally:
-            partial.unlink(missing_ok=True)
+            for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+                leftover.unlink(missing_ok=True)
     finally:
         lock.release()
-    return manifest
+    return Restored(manifest, recorded.backup_seq, recorded.seq)

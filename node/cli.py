@@ -12,9 +12,13 @@ import grpc
 from google.protobuf import json_format
 
 from . import cli_stats
+from . import version as _version
 from .config import ConfigError, load_config
+from .config_location import CONFIG_ENV, DEFAULT_CONFIG, HELP as CONFIG_HELP, NoConfig, find_config
+from .progress import Progress
 from .envelope import is_message_id
 from .pb import envelope_pb2 as pb
+from .terminal import shown, shown_json
 
 KIND_NAMES = {pb.DOCUMENT: "document", pb.STATUS: "status", pb.NOTICE: "notice"}
 
@@ -30,7 +34,7 @@ def _when(ms: int) -> str:
 
 
 def _print_json_list(messages) -> int:
-    print(json.dumps([json_format.MessageToDict(m) for m in messages], ensure_ascii=False, indent=1))
+    print(shown_json(json.dumps([json_format.MessageToDict(m) for m in messages], ensure_ascii=False, indent=1)))
     return 0
 
 
@@ -136,52 +140,79 @@ def cmd_run(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    """Everything `run` checks before it binds, without binding or taking the data directory."""
-    import os
-    from . import preflight
-    from .identity.trust import TrustStore
-    from .clock import SYSTEM
-    s = load_config(args.config)
-    trust = TrustStore.from_files(list(s.tls.trust_anchors))
-    signer = preflight.load_identity(s, trust, SYSTEM)
-    if s.seal_key_path.exists():  # a missing one is made by `run`; check-config writes nothing
-        preflight.load_seal_key(s, create=False)
-    preflight.load_previous_seal_keys(s)
-    preflight.check_parent(s)
-    data = Path(s.node.data_dir)
-    probe = data if data.exists() else next(p for p in data.parents if p.exists())
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot {'write in' if probe == data else 'create'} {data} (permission denied)",
-                          path="node.data_dir", expected="a directory this user can create and write",
-                          file=str(s.source))
-    print(f"{args.config}: OK — node {signer.code} ({s.node.name}), data in {data}")
-    return 0
+    """Everything `run` checks before it binds, without binding or taking the data directory; every error
+    at once (exit 2). The parent's reachability only with --reach (exit 1 when it does not answer)."""
+    from .check_config import check, parent_of, reach_parent
+    checked = check(args.config)
+    for e in checked.errors:
+        print(f"lienthong: config error: {e}", file=sys.stderr)
+    if checked.errors:
+        if len(checked.errors) > 1:
+            print(f"lienthong: {len(checked.errors)} errors in {args.config}", file=sys.stderr)
+        return 2
+    s = checked.settings
+    print(f"{args.config}: OK — node {checked.code} ({s.node.name}), data in {s.node.data_dir}")
+    parent = parent_of(s)
+    if not args.reach:
+        if parent is not None:
+            print(f"not checked: whether the parent {parent[0]} answers at {parent[1]} (--reach dials it; "
+                  "`lienthong doctor` checks every peer of the running node)")
+        return 0
+    answers, said = reach_parent(s)
+    print(said)
+    return 0 if answers else 1
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of backups, 1 or more, got {text!r}")
+    return n
 
 
 def cmd_backup(args) -> int:
     from . import backup
     settings = load_config(args.config)
     try:
-        out, m, removed = backup.backup(settings, Path(args.to), keep=args.keep)
+        with Progress("backup") as progress:
+            out, m, removed = backup.backup(settings, Path(args.to), keep=args.keep, progress=progress)
     except backup.BackupError as e:
         raise CliError(str(e)) from None
     rows = ", ".join(f"{t} {n}" for t, n in m.rows.items() if not t.startswith("_"))
     print(f"backup {out} of {m.node} at {m.created}: schema {m.schema_version}, {m.size} bytes, sha256 {m.sha256}\n"
           f"rows: {rows}")
-    for p in removed:
-        print(f"removed old backup {p}")
+    if args.keep and not removed:
+        print(f"--keep {args.keep}: nothing removed ({args.keep} or fewer backups of {m.node} in {out.parent})")
+    elif args.keep:
+        print(f"--keep {args.keep}: removed {len(removed)} older backup{'' if len(removed) == 1 else 's'} of {m.node}:")
+        for p in removed:
+            print(f"removed {p}")
     return 0
 
 
 def cmd_restore(args) -> int:
     from . import backup
+    from .clock import SYSTEM
+    from .identity.trust import TrustStore
+    from .preflight import load_identity
     settings = load_config(args.config)
+    # the node's key signs the restore into the audit chain: a missing or wrong key stops it before anything
+    signer = load_identity(settings, TrustStore.from_files(list(settings.tls.trust_anchors)), SYSTEM)
     try:
-        m = backup.restore(settings, Path(args.source))
+        with Progress("restore") as progress:
+            r = backup.restore(settings, Path(args.source), signer, SYSTEM.now_ms(), progress=progress)
     except backup.BackupError as e:
         raise CliError(str(e)) from None
+    m = r.manifest
     print(f"restored {args.source} ({m.node}, {m.created}, schema {m.schema_version}, sha256 verified) into "
-          f"{settings.node.data_dir}\nstart the node: envelopes the backup shows pending are sent again "
+          f"{settings.node.data_dir}\n"
+          f"audit: the backup holds the chain up to seq {r.backup_seq}; the restore is recorded at seq "
+          f"{r.restore_seq}, signed by the node's key, and handed to the parent when the node starts "
+          "(`lienthong audit verify` reports rows written after the backup as lost with the restore)\n"
+          "start the node: envelopes the backup shows pending are sent again "
           "(a next hop that already has one answers with its stored receipt)")
     return 0
 
@@ -191,14 +222,6 @@ def cmd_doctor(args) -> int:
     report = diagnose(args.config)
     print(report.render())
     return 1 if report.problems else 0
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("lienthong")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # ---- audit and evidence ---------------------------------------------------------------
@@ -227,8 +250,9 @@ def cmd_audit_verify(args) -> int:
                           insecure=s.tls.insecure_plaintext)
         connector = PeerConnector(tls, s.messages.max_size)
     try:
-        result = verify.verify(s, mailbox, trust, None if args.offline else parent,
-                               connector.channel if connector else None)
+        with Progress("audit verify") as progress:
+            result = verify.verify(s, mailbox, trust, None if args.offline else parent,
+                                   connector.channel if connector else None, progress=progress)
     except verify.NotChained as e:
         raise CliError(str(e)) from None
     finally:
@@ -283,7 +307,7 @@ def cmd_verify_evidence(args) -> int:
     try:
         proof = check.check(Path(args.file).read_bytes(), ca)
     except check.Refused as e:
-        print(f"REFUSED: {e}")
+        print(f"REFUSED: {shown(str(e))}")
         return EXIT_BROKEN
     print(proof.render())
     return 0
@@ -301,9 +325,9 @@ def cmd_send(args) -> int:
         doc.attachments.add(name=p.name, content_type=mimetypes.guess_type(p.name)[0] or "application/octet-stream",
                             data=p.read_bytes())
     resp = _client(args).send(doc, args.to, priority=args.priority, client_key=args.client_key or "")
-    print(f"document {resp.doc_id}")
+    print(f"document {shown(resp.doc_id)}")
     for e in resp.envelopes:
-        print(f"{e.message_id}  -> {e.recipient}")
+        print(f"{shown(e.message_id)}  -> {shown(e.recipient)}")
     return 0
 
 
@@ -313,59 +337,110 @@ def cmd_inbox(args) -> int:
         return _print_json_list(entries)
     print(f"{'MESSAGE ID':32}  {'KIND':8}  {'FROM':15}  {'RECEIVED (UTC)':19}  ACK  SUBJECT")
     for e in entries:
-        print(f"{e.message_id:32}  {KIND_NAMES.get(e.kind, '?'):8}  {e.sender:15}  {_when(e.received_ms):19}  "
-              f"{'yes' if e.acked else 'no ':3}  {e.subject}")
+        print(f"{shown(e.message_id):32}  {KIND_NAMES.get(e.kind, '?'):8}  {shown(e.sender):15}  "
+              f"{_when(e.received_ms):19}  {'yes' if e.acked else 'no ':3}  {shown(e.subject)}")
     return 0
 
 
 def cmd_fetch(args) -> int:
     r = _client(args).fetch(args.message_id)
     if args.json:
-        print(json_format.MessageToJson(r, ensure_ascii=False))
+        print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
         return 0
-    print(f"message   {r.entry.message_id} ({KIND_NAMES.get(r.entry.kind, '?')})")
-    print(f"from      {r.entry.sender}  signature {'verified' if r.signature_verified else 'NOT VERIFIED'} ({r.signer_subject})")
-    print("path      " + " -> ".join(f"{h.code}@{_when(h.time_ms)}" for h in r.path))
+    print(f"message   {shown(r.entry.message_id)} ({KIND_NAMES.get(r.entry.kind, '?')})")
+    print(f"from      {shown(r.entry.sender)}  signature {'verified' if r.signature_verified else 'NOT VERIFIED'} "
+          f"({shown(r.signer_subject)})")
+    print("path      " + " -> ".join(f"{shown(h.code)}@{_when(h.time_ms)}" for h in r.path))
     body = r.payload.WhichOneof("body")
-    if body == "document":
-        d = r.payload.document
-        print(f"subject   {d.subject}\ndoc id    {d.document_id}")
-        if d.content:
-            print(f"content   {d.content}")
-        used: set[str] = set()
-        for i, a in enumerate(d.attachments):
-            print(f"attached  {a.name} ({a.content_type}, {len(a.data)} bytes)")
-            if args.save_dir:
-                directory = Path(args.save_dir)
-                directory.mkdir(parents=True, exist_ok=True)
-                out = directory / safe_file_name(a.name, i, used, directory)
-                with open(out, "xb") as f:  # never overwrite, even if a file appeared meanwhile
-                    f.write(a.data)
-                print(f"saved     {out}")
-    else:
-        print(json_format.MessageToJson(r.payload, ensure_ascii=False))
+    if body != "document":
+        print(shown_json(json_format.MessageToJson(r.payload, ensure_ascii=False)))
+        return 0
+    d = r.payload.document
+    print(f"subject   {shown(d.subject)}\ndoc id    {shown(d.document_id)}")
+    if d.content:
+        print(f"content   {shown(d.content, keep_newlines=True)}")
+    directory = Path(args.save_dir) if args.save_dir else None
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    failed = 0
+    for i, a in enumerate(d.attachments):
+        print(f"attached  {shown(a.name)} ({shown(a.content_type)}, {len(a.data)} bytes)")
+        if directory is None:
+            continue
+        try:
+            out = save_attachment(directory, a.name, a.data, i, used)
+        except OSError as e:  # this one is not saved; the others still are
+            failed += 1
+            print(f"NOT SAVED {shown(a.name)}: {e.strerror or e}", file=sys.stderr)
+            continue
+        print(f"saved     {shown(str(out))}" + ("" if out.name == a.name else f" (renamed from {shown(a.name)})"))
+    if failed:
+        raise CliError(f"{failed} of {len(d.attachments)} attachment(s) not saved (see above)")
     return 0
 
 
-MAX_FILE_NAME = 120
+MAX_NAME_BYTES = 255  # a file name's limit on Linux file systems (NAME_MAX), counted in bytes
+MAX_EXTENSION = 16    # characters after the last dot kept as the extension
+
+
+def save_attachment(directory: Path, name: str, data: bytes, index: int, used: set[str]) -> Path:
+    """Write one attachment under a safe name in `directory`, never over an existing file.
+
+    A file system with a shorter limit than MAX_NAME_BYTES (ENAMETOOLONG) gets `attachment-N` with the
+    extension; a file that appears meanwhile gets the next free name. A write that fails leaves no file."""
+    import errno
+    candidate = safe_file_name(name, index, used, directory)
+    for _ in range(3):
+        out = directory / candidate
+        try:
+            f = open(out, "xb")  # never overwrite, even if a file appeared meanwhile
+        except FileExistsError:
+            candidate = safe_file_name(candidate, index, used, directory)
+            continue
+        except OSError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            candidate = safe_file_name(f"attachment-{index + 1}{_extension(candidate)}", index, used, directory)
+            continue
+        try:
+            with f:
+                f.write(data)
+        except OSError:
+            out.unlink(missing_ok=True)
+            raise
+        return out
+    raise OSError(errno.EEXIST, f"no free name for it in {directory}")
+
+
+def _extension(base: str) -> str:
+    stem, dot, ext = base.rpartition(".")
+    return f".{ext}" if dot and stem and 0 < len(ext) <= MAX_EXTENSION else ""
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """At most `max_bytes` of UTF-8, cut on a character boundary."""
+    return text.encode()[:max(max_bytes, 0)].decode(errors="ignore")
 
 
 def safe_file_name(name: str, index: int, used: set[str], directory: Path | None = None) -> str:
     """A sender chooses attachment names: keep a plain base name (no path, separator, NUL or
-    control character, no leading dot), at most MAX_FILE_NAME characters with its extension
-    kept, and never one already used in this run or present in `directory` (nothing is overwritten)."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    control character, no leading dot), NFC, at most MAX_NAME_BYTES bytes of UTF-8 with its
+    extension kept (a Vietnamese character is 2 to 4 bytes: 120 characters could be 350), and
+    never one already used in this run or present in `directory` (nothing is overwritten)."""
+    import unicodedata
+    base = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*').strip().lstrip(".")
     if not base:
         base = f"attachment-{index + 1}"
-    stem, dot, ext = base.rpartition(".") if "." in base else (base, "", "")
-    if len(ext) > 16:
-        stem, dot, ext = base, "", ""
-    stem = stem[:MAX_FILE_NAME - len(dot) - len(ext)]
-    candidate, n = f"{stem}{dot}{ext}", 1
+    ext = _extension(base)
+    stem = base[:len(base) - len(ext)] if ext else base
+    budget = MAX_NAME_BYTES - len(ext.encode())
+    candidate, n = _cut(stem, budget) + ext, 1
     while candidate in used or (directory is not None and (directory / candidate).exists()):
         n += 1
-        candidate = f"{stem[:MAX_FILE_NAME - len(dot) - len(ext) - 8]}-{n}{dot}{ext}"
+        suffix = f"-{n}"
+        candidate = _cut(stem, budget - len(suffix)) + suffix + ext
     used.add(candidate)
     return candidate
 
@@ -382,7 +457,8 @@ def cmd_sent(args) -> int:
         return _print_json_list(entries)
     print(f"{'MESSAGE ID':32}  {'TO':15}  {'STATE':9}  {'TRIES':5}  {'DELIVERED (UTC)':19}  REASON")
     for e in entries:
-        print(f"{e.message_id:32}  {e.recipient:15}  {e.state:9}  {e.attempts:5}  {_when(e.delivered_ms):19}  {e.reason}")
+        print(f"{shown(e.message_id):32}  {shown(e.recipient):15}  {shown(e.state):9}  {e.attempts:5}  "
+              f"{_when(e.delivered_ms):19}  {shown(e.reason)}")
     return 0
 
 
@@ -393,13 +469,14 @@ def cmd_directory(args) -> int:
         return _print_json_list(agencies)
     print(f"{'CODE':15}  {'LEVEL':5}  {'PARENT':15}  {'REACHABLE':9}  NAME")
     for a in agencies:
-        print(f"{a.code:15}  {a.level:5}  {a.parent:15}  {'yes' if a.reachable else 'NO':9}  {a.name}")
+        print(f"{shown(a.code):15}  {a.level:5}  {shown(a.parent):15}  {'yes' if a.reachable else 'NO':9}  "
+              f"{shown(a.name)}")
     return 0
 
 
 def cmd_lookup(args) -> int:
     a = _client(args).lookup(args.code)
-    print(f"{a.code}  {a.name}\nlevel {a.level}, parent {a.parent}, endpoint {a.endpoint}, "
+    print(f"{shown(a.code)}  {shown(a.name)}\nlevel {a.level}, parent {shown(a.parent)}, endpoint {shown(a.endpoint)}, "
           f"{'reachable' if a.reachable else 'NOT reachable'}")
     return 0
 
@@ -412,7 +489,7 @@ def _staff(args) -> pb.StaffInfo:
 def cmd_status(args) -> int:
     mid = _client(args).set_status(args.message_id, args.code, args.description or "", _staff(args),
                                    client_key=args.client_key or "")
-    print(f"status {args.code} sent ({mid})")
+    print(f"status {args.code} sent ({shown(mid)})")
     return 0
 
 
@@ -427,28 +504,28 @@ def cmd_change(args) -> int:
                                      content_type=mimetypes.guess_type(p.name)[0] or "application/octet-stream")
     resp = _client(args).change(args.doc, btype, take_back=args.command == "takeback", reason=args.reason or "",
                                 document=document, staff=_staff(args), client_key=args.client_key or "")
-    print(f"{args.command} {resp.doc_id}")
+    print(f"{args.command} {shown(resp.doc_id)}")
     for e in resp.envelopes:
-        print(f"{e.message_id}  -> {e.recipient}")
+        print(f"{shown(e.message_id)}  -> {shown(e.recipient)}")
     return 0
 
 
 def cmd_track(args) -> int:
     t = _client(args).track(args.doc)
     if args.json:
-        print(json_format.MessageToJson(t, ensure_ascii=False))
+        print(shown_json(json_format.MessageToJson(t, ensure_ascii=False)))
         return 0
-    print(f"document {t.doc_id}: {t.subject} {t.document_id} (sent {_when(t.created_ms)} UTC)")
+    print(f"document {shown(t.doc_id)}: {shown(t.subject)} {shown(t.document_id)} (sent {_when(t.created_ms)} UTC)")
     for r in t.recipients:
-        print(f"\n  {r.recipient}: {r.state}, handed over {_when(r.delivered_ms)}, arrived {_when(r.arrived_ms)}"
-              + (f" — {r.reason}" if r.reason else ""))
+        print(f"\n  {shown(r.recipient)}: {shown(r.state)}, handed over {_when(r.delivered_ms)}, "
+              f"arrived {_when(r.arrived_ms)}" + (f" — {shown(r.reason)}" if r.reason else ""))
         if r.path:
-            print("    path  " + " -> ".join(h.code for h in r.path))
+            print("    path  " + " -> ".join(shown(h.code) for h in r.path))
         for st in r.statuses:
-            who = " ".join(x for x in (st.staff_info.staff, st.staff_info.department) if x)
-            print(f"    {st.status_code}  {_when(st.time_ms)}  {who}  {st.description}".rstrip())
+            who = " ".join(shown(x) for x in (st.staff_info.staff, st.staff_info.department) if x)
+            print(f"    {shown(st.status_code)}  {_when(st.time_ms)}  {who}  {shown(st.description)}".rstrip())
     if t.changes:
-        print("\n  changed by: " + ", ".join(t.changes))
+        print("\n  changed by: " + ", ".join(map(shown, t.changes)))
     return 0
 
 
@@ -458,13 +535,13 @@ def cmd_import(args) -> int:
         raise CliError(f"{args.file}: no such file", 2)
     resp = _client(args).import_edxml(path.read_bytes(), args.to or [], args.ref or "", client_key=args.client_key or "")
     for w in resp.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {shown(w)}", file=sys.stderr)
     if resp.kind == "status":
-        print(f"status sent ({resp.status_message_id or ', '.join(e.message_id for e in resp.sent.envelopes)})")
+        print(f"status sent ({shown(resp.status_message_id or ', '.join(e.message_id for e in resp.sent.envelopes))})")
     else:
-        print(f"document {resp.sent.doc_id}")
+        print(f"document {shown(resp.sent.doc_id)}")
         for e in resp.sent.envelopes:
-            print(f"{e.message_id}  -> {e.recipient}")
+            print(f"{shown(e.message_id)}  -> {shown(e.recipient)}")
     return 0
 
 
@@ -473,10 +550,10 @@ def cmd_export(args) -> int:
         raise SystemExit(f"lienthong export: {args.message_id!r} is not a message id")
     resp = _client(args).export_edxml(args.message_id, args.unwrap)
     for w in resp.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {shown(w)}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(safe_file_name(resp.file_name, 0, set(), Path(".")))
     out.write_bytes(resp.packet)
-    print(f"wrote {out} ({len(resp.packet)} bytes)")
+    print(f"wrote {shown(str(out))} ({len(resp.packet)} bytes)")
     return 0
 
 
@@ -492,14 +569,14 @@ def _ago(ms: int, now_ms: int) -> str:
 def cmd_queues(args) -> int:
     r = _client(args).admin.queues()
     if args.json:
-        print(json_format.MessageToJson(r, ensure_ascii=False))
+        print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
         return 0
     print(f"{'NEXT HOP':15}  {'DEPTH':>6}  {'PARKED':>6}  {'OLDEST':>6}  {'FAILS':>5}  {'NEXT TRY':>8}  {'HELD':4}  "
           "LAST ERROR")
     for h in r.hops:
         due = "now" if h.next_attempt_ms <= r.now_ms else f"in {_ago(r.now_ms, h.next_attempt_ms)}"
-        print(f"{h.hop:15}  {h.depth:6}  {h.parked:6}  {_ago(h.oldest_ms, r.now_ms):>6}  {h.failures:5}  {due:>8}  "
-              f"{'yes' if h.held else 'no':4}  {h.last_error}")
+        print(f"{shown(h.hop):15}  {h.depth:6}  {h.parked:6}  {_ago(h.oldest_ms, r.now_ms):>6}  {h.failures:5}  {due:>8}  "
+              f"{'yes' if h.held else 'no':4}  {shown(h.last_error)}")
     if not r.hops:
         print("(no queued mail)")
     return 0
@@ -507,30 +584,75 @@ def cmd_queues(args) -> int:
 
 def cmd_retry(args) -> int:
     r = _client(args).admin.retry(args.hop or "")
-    print("retrying now: " + (", ".join(r.retried) or "nothing queued"))
+    print("retrying now: " + (", ".join(map(shown, r.retried)) or "nothing queued"))
     if r.held:
-        print(f"held (release first): {', '.join(r.held)}")
+        print(f"held (release first): {', '.join(map(shown, r.held))}")
     return 0
 
 
 def cmd_hold(args) -> int:
     admin = _client(args).admin
     r = admin.hold(args.hop) if args.command == "hold" else admin.release(args.hop)
-    print(f"{r.hop} {'held' if r.held else 'released'} ({r.depth} queued)")
+    print(f"{shown(r.hop)} {'held' if r.held else 'released'} ({r.depth} queued)")
     return 0
 
 
 def cmd_purge(args) -> int:
     r = _client(args).admin.purge(args.message_id, args.reason)
-    print(f"purged {r.message_id} (from {r.sender} to {r.recipient}, queued for {r.next_hop}); "
-          f"{r.sender} gets a non-delivery notice")
+    print(f"purged {shown(r.message_id)} (from {shown(r.sender)} to {shown(r.recipient)}, queued for "
+          f"{shown(r.next_hop)}); {shown(r.sender)} gets a non-delivery notice")
+    return 0
+
+
+EXIT_REFUSED = 4  # queues, retry, hold, release, purge, queue: the node refused the request (its reason printed)
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 10_000 else f"{n / 1000:.0f} KB" if n < 10_000_000 else f"{n / 1_000_000:.0f} MB"
+
+
+def _flags(m) -> str:
+    return ",".join(f for f, on in (("held", m.held), ("hop-held", m.hop_held), ("parked", m.parked)) if on) or "-"
+
+
+def cmd_queue_list(args) -> int:
+    admin = _client(args).admin
+    messages, after = [], 0
+    while True:
+        page = admin.list_queue(args.hop or "", args.parked, after, 1000)
+        messages.extend(page.messages)
+        now, after = page.now_ms, page.next_after_seq
+        if not after:
+            break
+    if args.json:
+        return _print_json_list(messages)
+    print(f"{'MESSAGE ID':32}  {'KIND':8}  {'SENDER':15}  {'RECIPIENT':15}  {'NEXT HOP':15}  {'SIZE':>7}  {'AGE':>6}  "
+          f"{'TRIES':>5}  {'FLAGS':15}  LAST ERROR")
+    for m in messages:
+        print(f"{shown(m.message_id):32}  {m.kind:8}  {shown(m.sender):15}  {shown(m.recipient):15}  "
+              f"{shown(m.next_hop):15}  {_size(m.size):>7}  {_ago(m.created_ms, now):>6}  {m.attempts:5}  "
+              f"{_flags(m):15}  {shown(m.last_error)}")
+    if not messages:
+        print("(no queued mail)")
+    return 0
+
+
+def cmd_queue_message(args) -> int:
+    admin = _client(args).admin
+    call = {"hold": admin.hold_message, "release": admin.release_message, "retry": admin.retry_message}
+    m = call[args.queue_command](args.message_id)
+    done = {"hold": "held", "release": "released", "retry": "sent now"}[args.queue_command]
+    print(f"{shown(m.message_id)} {done} (from {shown(m.sender)} to {shown(m.recipient)}, queued for "
+          f"{shown(m.next_hop)})")
     return 0
 
 
 # ---- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.")
+    p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.",
+                                epilog=f"Commands that read a node's config take --config FILE; without it, "
+                                       f"${CONFIG_ENV}, then {DEFAULT_CONFIG}.")
     p.add_argument("--version", action="version", version=f"lienthong {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -569,36 +691,40 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
 
     renew = sub.add_parser("renew", help="renew the node's certificate: a new key and request for the same code")
-    renew.add_argument("--config", required=True, help="node YAML config (tls.key, tls.cert, node.code)")
+    renew.add_argument("--config", help=f"node YAML config (tls.key, tls.cert, node.code) {CONFIG_HELP}")
     renew.add_argument("--install", action="store_true", help="put the issued renew/node.pem and its key in place")
     renew.add_argument("--ca", help="CA directory: sign and install at once (test CA)")
     renew.add_argument("--force", action="store_true", help="start over, replacing a renewal under way")
     renew.set_defaults(func=cmd_renew)
 
     run = sub.add_parser("run", help="run a node in the foreground until SIGTERM")
-    run.add_argument("--config", required=True, help="node YAML config")
+    run.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
     run.add_argument("--log-format", choices=["text", "json"], default="text",
                      help="text lines, or one JSON object a line (time is ISO 8601 with its zone either way)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="check a config and the files it names, as run would, without running")
-    check.add_argument("--config", required=True, help="node YAML config")
+    check.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
+    check.add_argument("--reach", action="store_true",
+                       help="also dial the parent as the node would (mutual TLS, then health; a few seconds at "
+                            "most): exit 1 if it does not answer SERVING")
     check.set_defaults(func=cmd_check_config)
 
     doctor = sub.add_parser("doctor", help="check config, files, certificate, the running node and every peer "
                                            "(reachable, and the agency we expect); print what to fix")
-    doctor.add_argument("--config", required=True, help="node YAML config")
+    doctor.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
     doctor.set_defaults(func=cmd_doctor)
 
     bk = sub.add_parser("backup", help="back up a node's mailbox while it runs (consistent, with a manifest and SHA-256)")
-    bk.add_argument("--config", required=True, help="node YAML config (node.data_dir)")
+    bk.add_argument("--config", help=f"node YAML config (node.data_dir) {CONFIG_HELP}")
     bk.add_argument("--to", required=True,
                     help="file to write (never overwritten), or a directory for lienthong-<code>-<UTC time>.tar")
-    bk.add_argument("--keep", type=int, help="with a directory: keep this many newest backups of the node, remove older")
+    bk.add_argument("--keep", type=_at_least_one, metavar="N",
+                    help="keep the N newest backups of the node in that directory, remove older ones (each named)")
     bk.set_defaults(func=cmd_backup)
     rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (digest checked)")
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
-    rs.add_argument("--config", required=True, help="node YAML config (node.code, node.data_dir: empty or missing)")
+    rs.add_argument("--config", help=f"node YAML config (node.code, node.data_dir: empty or missing) {CONFIG_HELP}")
     rs.set_defaults(func=cmd_restore)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
@@ -606,14 +732,14 @@ def build_parser() -> argparse.ArgumentParser:
     av = audit_sub.add_parser("verify", help="prove the audit hash chain intact against the node's last signed "
                                              "checkpoint and its parent's copy; name every edited, deleted or "
                                              "reordered row (exit 0 intact, 3 broken)")
-    av.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls, the parent's address)")
+    av.add_argument("--config", help=f"node YAML config (node.data_dir, tls, the parent's address) {CONFIG_HELP}")
     av.add_argument("--offline", action="store_true", help="do not ask the parent (its copy is not checked)")
     av.set_defaults(func=cmd_audit_verify)
 
     ev = sub.add_parser("evidence", help="write a self-contained, signed bundle proving one message's custody "
                                          "(envelope, receipts, trace, statuses, certificates, CRL)")
     ev.add_argument("doc", help="message id (or a doc id / DocumentId naming exactly one message)")
-    ev.add_argument("--config", required=True, help="node YAML config (node.data_dir, tls.key to sign the bundle)")
+    ev.add_argument("--config", help=f"node YAML config (node.data_dir, tls.key to sign the bundle) {CONFIG_HELP}")
     ev.add_argument("--out", required=True, help="file to write (never overwritten)")
     ev.add_argument("--disclose", action="store_true",
                     help="also disclose the document's content key (a reader of the bundle sees the document); "
@@ -627,33 +753,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)
-        sp.add_argument("--config", required=True, help="node YAML config (local API address and token)")
+        sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
         sp.set_defaults(func=func)
         return sp
 
     send = api_cmd("send", "send a document to one or more agencies", cmd_send)
     send.add_argument("--to", action="append", required=True, help="recipient agency code (repeatable)")
-    send.add_argument("--subject", required=True)
-    send.add_argument("--content")
+    send.add_argument("--subject", required=True, help="the document's subject (TrichYeu)")
+    send.add_argument("--content", help="the document's text (optional; attach files with --attach)")
     send.add_argument("--document-id", help="edXML DocumentId (OrganId,yyyy/MM/dd,Number/Notation)")
     send.add_argument("--priority", type=int, default=0, choices=range(5), help="0 normal .. 4 express-scheduled")
     send.add_argument("--attach", action="append", help="file to attach (repeatable)")
 
     inbox = api_cmd("inbox", "list received envelopes", cmd_inbox)
     inbox.add_argument("--new", action="store_true", help="only those not yet acknowledged")
-    inbox.add_argument("--json", action="store_true")
+    inbox.add_argument("--json", action="store_true", help="JSON, one object per entry, as the API answers")
 
     fetch = api_cmd("fetch", "show one received envelope, re-verified", cmd_fetch)
-    fetch.add_argument("message_id")
+    fetch.add_argument("message_id", help="message id, from `inbox`")
     fetch.add_argument("--save-dir", help="write attachments here")
-    fetch.add_argument("--json", action="store_true")
+    fetch.add_argument("--json", action="store_true", help="the whole answer as JSON")
 
     ack = api_cmd("ack", "mark a received envelope downloaded", cmd_ack)
-    ack.add_argument("message_id")
+    ack.add_argument("message_id", help="message id, from `inbox`")
 
     sent = api_cmd("sent", "list sent envelopes with their delivery state", cmd_sent)
-    sent.add_argument("--state", choices=["pending", "delivered", "rejected", "expired"])
-    sent.add_argument("--json", action="store_true")
+    sent.add_argument("--state", choices=["pending", "delivered", "rejected", "expired"],
+                      help="only envelopes in this delivery state")
+    sent.add_argument("--json", action="store_true", help="JSON, one object per entry, as the API answers")
 
     directory = api_cmd("directory", "list agencies: the whole tree, or those below a code (through the tree)",
                         cmd_directory)
@@ -662,10 +789,10 @@ def build_parser() -> argparse.ArgumentParser:
     directory.add_argument("--recursive", action="store_true", help="the whole subtree")
     directory.add_argument("--level", type=int, help="only this level (1 province/ministry .. 4)")
     directory.add_argument("--name", help="name contains (case-insensitive)")
-    directory.add_argument("--json", action="store_true")
+    directory.add_argument("--json", action="store_true", help="JSON, one object per agency")
 
     lookup = api_cmd("lookup", "resolve one agency code through the tree", cmd_lookup)
-    lookup.add_argument("code")
+    lookup.add_argument("code", help="agency code (QCVN 102, e.g. 000.00.35.H53)")
 
     def with_key(sp):
         sp.add_argument("--client-key", help="idempotency key (docs/api.md): run the command again with the same key "
@@ -676,17 +803,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_staff(sp):
         sp.add_argument("--staff", help="staff name")
-        sp.add_argument("--department")
-        sp.add_argument("--email")
-        sp.add_argument("--mobile")
+        sp.add_argument("--department", help="staff's department")
+        sp.add_argument("--email", help="staff's e-mail")
+        sp.add_argument("--mobile", help="staff's mobile number")
         return sp
 
     status = with_key(with_staff(api_cmd("status", "report a status on a received document (02-06, 15, 16)",
                                          cmd_status)))
-    status.add_argument("message_id")
+    status.add_argument("message_id", help="the received document's message id, from `inbox`")
     status.add_argument("code", choices=sorted(["02", "03", "04", "05", "06", "15", "16"]),
                         help="01 is the node's own, sent once on arrival (refused from software)")
-    status.add_argument("--description")
+    status.add_argument("--description", help="what was done (sent to the document's sender)")
 
     for name, help in (("revoke", "revoke a document sent earlier (business type 1)"),
                        ("update", "send an update of a document (business type 2)"),
@@ -694,37 +821,63 @@ def build_parser() -> argparse.ArgumentParser:
                        ("takeback", "ask the recipients to return a document (status 13)")):
         sp = with_key(with_staff(api_cmd(name, help, cmd_change)))
         sp.add_argument("doc", help="doc id from send (or one of its message ids)")
-        sp.add_argument("--reason")
+        sp.add_argument("--reason", help="why (sent to the recipients)")
         if name in ("update", "replace"):
-            sp.add_argument("--subject", required=True)
-            sp.add_argument("--content")
-            sp.add_argument("--document-id")
-            sp.add_argument("--attach", action="append")
+            sp.add_argument("--subject", required=True, help="the new version's subject")
+            sp.add_argument("--content", help="the new version's text")
+            sp.add_argument("--document-id", help="edXML DocumentId of the new version")
+            sp.add_argument("--attach", action="append", help="file to attach (repeatable)")
 
     track = api_cmd("track", "per recipient: delivery, path and every status", cmd_track)
     track.add_argument("doc", help="doc id from send (or one of its message ids)")
-    track.add_argument("--json", action="store_true")
+    track.add_argument("--json", action="store_true", help="the whole answer as JSON")
 
     imp = with_key(api_cmd("import", "send an edXML packet (document or status) through the node", cmd_import))
-    imp.add_argument("file")
+    imp.add_argument("file", help="edXML packet (QCVN 102:2016) to send")
     imp.add_argument("--to", action="append", help="recipient (default: the packet's To)")
     imp.add_argument("--ref", help="a status: the received document's message id (default: by its DocumentId)")
 
     exp = api_cmd("export", "write a received document or status as an edXML packet", cmd_export)
-    exp.add_argument("message_id")
+    exp.add_argument("message_id", help="message id of a received document or status, from `inbox`")
     exp.add_argument("--out", help="file to write (default: <kind>_<id>.edxml)")
     exp.add_argument("--unwrap", action="store_true", help="write zip-wrapped attachments as their inner file")
 
     queues = api_cmd("queues", "per next hop: depth, oldest, failures, next attempt, held, last error", cmd_queues)
-    queues.add_argument("--json", action="store_true")
+    queues.add_argument("--json", action="store_true", help="JSON, one object per next hop")
     retry = api_cmd("retry", "forget the backoff and send now (one hop, or every hop)", cmd_retry)
     retry.add_argument("hop", nargs="?", help="next hop code (default: every hop with mail queued)")
     for name, help in (("hold", "stop sending to a next hop until released (kept across restarts)"),
                        ("release", "send to a held next hop again")):
         api_cmd(name, help, cmd_hold).add_argument("hop", help="next hop code")
     purge = api_cmd("purge", "remove a queued envelope for good; its sender gets a non-delivery notice", cmd_purge)
-    purge.add_argument("message_id")
-    purge.add_argument("--reason", required=True, help="why (audited, and sent to the sender in the notice)")
+    purge.add_argument("message_id", help="the envelope's message id (lienthong queue list)")
+    purge.add_argument("--reason", required=True, help="why, on one line, at most 500 characters (audited, and sent "
+                                                       "to the sender in the notice)")
+    for admin_cmd in (queues, retry, purge, sub.choices["hold"], sub.choices["release"]):
+        admin_cmd.set_defaults(refused_exit=EXIT_REFUSED)
+
+    queue = sub.add_parser("queue", help="one message at a time: list what waits here, hold, release, retry, purge")
+    queue_sub = queue.add_subparsers(dest="queue_command", required=True)
+
+    def queue_cmd(name: str, help: str, func):
+        sp = queue_sub.add_parser(name, help=help)
+        sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
+        sp.set_defaults(func=func, refused_exit=EXIT_REFUSED)
+        return sp
+
+    ql = queue_cmd("list", "every envelope waiting here (own, relayed, parked): id, sender, recipient, size, age, "
+                           "attempts, last error", cmd_queue_list)
+    ql.add_argument("--hop", help="only those for this next hop")
+    ql.add_argument("--parked", action="store_true", help="only mail parked for an agency not registered here yet")
+    ql.add_argument("--json", action="store_true", help="one JSON array")
+    for name, help in (("hold", "keep one message from being sent until released (kept across restarts)"),
+                       ("release", "let a held message go again"),
+                       ("retry", "send one message now (its wait and its hop's backoff forgotten)")):
+        queue_cmd(name, help, cmd_queue_message).add_argument("message_id", help="the message id (queue list)")
+    qp = queue_cmd("purge", "remove one queued message for good; its sender gets a non-delivery notice", cmd_purge)
+    qp.add_argument("message_id", help="the message id (queue list)")
+    qp.add_argument("--reason", required=True, help="why, on one line, at most 500 characters (audited, and sent to "
+                                                    "the sender in the notice)")
 
     cli_stats.add_parser(sub)
     return p
@@ -733,9 +886,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "config"):  # not given: $LIENTHONG_CONFIG, then /etc/lienthong/node.yaml
+            args.config = find_config(args.config)
         return args.func(args)
+    except NoConfig as e:
+        print(f"lienthong: {e}", file=sys.stderr)
+        return 2
     except ConfigError as e:
-        print(f"lienthong: config error: {e}", file=sys.stderr)
+        if getattr(args, "log_format", "text") == "json":  # `run --log-format json`: a log shipper reads stderr
+            from .logs import error_line
+            error_line(f"config error: {e}", "json", logger="lienthong.config", key=e.path)
+        else:
+            print(f"lienthong: config error: {e}", file=sys.stderr)
         return 2
     except CliError as e:
         print(f"lienthong: {e}", file=sys.stderr)
@@ -748,8 +910,10 @@ def main(argv: list[str] | None = None) -> int:
             target = getattr(args, "_address", None) or _address_hint(args)
             print(f"lienthong: no node answers at {target} ({e.code().name})", file=sys.stderr)
         else:
-            from .grpc_errors import describe
-            print(f"lienthong: {describe(e)}", file=sys.stderr)
+            from .grpc_errors import describe, reason_of
+            print(f"lienthong: {shown(describe(e))}", file=sys.stderr)
+            if reason_of(e) and getattr(args, "refused_exit", None):
+                return args.refused_exit
         return 1
 
 

@@ -10,7 +10,9 @@ import argparse
 
 from google.protobuf import json_format
 
+from .config_location import HELP as CONFIG_HELP
 from .pb import stats_pb2 as spb
+from .terminal import shown, shown_json
 
 NAME_WIDTH = 32
 
@@ -47,13 +49,14 @@ def format_table(resp: spb.StatsResponse) -> str:
              f"{'≥3 %':>6}  {'≥5 %':>6}  {'CODES':>5}  MEETS 3/5"]
     for a in resp.agencies:
         lines.append(
-            f"{a.code:15}  {_clip(a.name, NAME_WIDTH):{NAME_WIDTH}}  {a.docs_sent:>7}  {a.docs_received:>8}  "
+            f"{shown(a.code):15}  {_clip(shown(a.name), NAME_WIDTH):{NAME_WIDTH}}  {a.docs_sent:>7}  "
+            f"{a.docs_received:>8}  "
             f"{a.statuses_sent:>8}  {_pct(a.docs_answered_3, a.docs_received):>6}  "
             f"{_pct(a.docs_answered_5, a.docs_received):>6}  {a.distinct_codes_returned:>5}  "
             f"{_yes(a.distinct_codes_returned >= 3)}/{_yes(a.distinct_codes_returned >= 5)}")
     lines.append(format_summary(resp.summary))
     if resp.not_reported:
-        lines.append(f"not reported ({len(resp.not_reported)}): {', '.join(resp.not_reported)}")
+        lines.append(f"not reported ({len(resp.not_reported)}): {', '.join(map(shown, resp.not_reported))}")
     return "\n".join(lines)
 
 
@@ -66,8 +69,8 @@ def format_summary(s: spb.StatsSummary) -> str:
 
 
 def format_json(resp: spb.StatsResponse) -> str:
-    return json_format.MessageToJson(resp, ensure_ascii=False, always_print_fields_with_no_presence=True,
-                                     unquote_int64_if_possible=True)
+    return shown_json(json_format.MessageToJson(resp, ensure_ascii=False, always_print_fields_with_no_presence=True,
+                                                unquote_int64_if_possible=True))
 
 
 def cmd_stats(args) -> int:
@@ -78,7 +81,7 @@ def cmd_stats(args) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sp = subparsers.add_parser("stats", help="documents sent and received, and statuses returned (with --subtree: every agency below)")
-    sp.add_argument("--config", required=True, help="node YAML config (local API address and token)")
+    sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
     sp.add_argument("--subtree", action="store_true", help="this agency and every agency below it, as last reported")
     sp.add_argument("--json", action="store_true", help="print the StatsResponse as JSON")
     sp.set_defaults(func=cmd_stats)

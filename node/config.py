@@ -71,6 +71,7 @@ class ConfigError(Exception):
         self.expected = expected
         self.file = file
         self.line = line
+        self.more: tuple[ConfigError, ...] = ()  # further errors of the same file (pydantic finds them all)
 
     def __str__(self) -> str:
         return ": ".join(p for p in (self.file, self.path, self.message) if p)
@@ -787,12 +788,25 @@ _TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "finite_numbe
 
 
 def _config_error(exc: ValidationError, source: str) -> ConfigError:
-    """The one error of pydantic's list that the operator should fix first, as a ConfigError."""
+    """The error of pydantic's list that the operator should fix first, as a ConfigError; the others, in
+    the order to meet them, in its ``more`` (check-config reports them all in one run)."""
     located = []
     for e in exc.errors():
         key = (e.get("ctx") or {}).get("key", ()) if e["type"] == "config" else ()
         located.append((_locate(e["loc"] + tuple(key)), e))
-    (path, _, expected, unknown_in), e = min(located, key=lambda t: t[0][1])
+    located.sort(key=lambda t: t[0][1])
+    errors: list[ConfigError] = []
+    for (path, _, expected, unknown_in), e in located:
+        err = _one_error(path, expected, unknown_in, e, source)
+        if all((err.path, err.message) != (x.path, x.message) for x in errors):
+            errors.append(err)
+    first, *rest = errors
+    first.more = tuple(rest)
+    return first
+
+
+def _one_error(path: str, expected: str, unknown_in: type | None, e: Any, source: str) -> ConfigError:
+    """One of pydantic's errors, located, as a ConfigError."""
     if unknown_in is not None:
         choices = ", ".join(_keys(unknown_in))
         return ConfigError(f"unknown key; expected one of: {choices}", path, f"one of: {choices}", source)

@@ -1,10 +1,16 @@
 """`lienthong doctor`: check a node's config, files, certificate, the running node and every peer,
 and print what to fix. Exit 0 when nothing is wrong (warnings allowed), 1 when something is.
 
+With the node running, it also asks it what it holds (Admin.Running) and holds that against the
+files: the config it runs on against node.yaml on disk (the keys that differ, and whether SIGHUP or
+only a restart applies them), the CRL in use (and a newer one on disk not yet taken), its own
+certificate (revoked? the one on disk not yet in use?).
+
 Each peer is checked for reachability *and identity*: a TLS handshake with this node's own
 certificate shows which certificate the peer answers with (a peer address that reaches
 another agency is named as such), then the gRPC health check runs over mutual TLS pinned to
-the code we expect, exactly as deliveries connect.
+the code we expect, exactly as deliveries connect; a peer refusing us with CERT_REVOKED is named as
+refusing our revoked certificate.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from .config import ConfigError, Settings, load_config
 from .errors import Rejected
 from .identity import certs, keys
 from .identity.trust import TrustStore
+from .terminal import shown
 from . import preflight
 
 EXPIRY_WARNING_DAYS = 30
@@ -50,7 +57,7 @@ class Report:
         return sum(1 for lv, _, _ in self.lines if lv == WARN)
 
     def render(self) -> str:
-        out = [f"{lv:8} {what}: {detail}" for lv, what, detail in self.lines]
+        out = [f"{lv:8} {shown(what)}: {shown(detail)}" for lv, what, detail in self.lines]  # peers' words too
         if self.problems:
             out.append(f"{self.problems} problem(s) to fix, {self.warnings} warning(s)")
         else:
@@ -76,9 +83,8 @@ def diagnose(config: str) -> Report:
     r.add(OK, "config", f"{config} loads: node {s.node.code} ({s.node.name})")
     _files(s, r)
     trust = _identity(s, r)
-    if trust is not None:
-        _crl(s, r, trust)
-    _running(s, r)
+    on_disk = _crl(s, r, trust) if trust is not None else None
+    _running(s, r, on_disk)
     if trust is not None:
         for i, peer in enumerate(s.peers):
             _peer(s, r, i, peer.code, peer.address)
@@ -146,9 +152,10 @@ def _identity(s: Settings, r: Report) -> TrustStore | None:
     return trust
 
 
-def _crl(s: Settings, r: Report, trust: TrustStore) -> None:
+def _crl(s: Settings, r: Report, trust: TrustStore):
     """The CRL the node would hold (the newer of tls.crl and the one it kept from its parent), and whether
-    it is past its next update plus tls.crl_grace: then the node refuses peers and holds its queue."""
+    it is past its next update plus tls.crl_grace: then the node refuses peers and holds its queue; and
+    whether it revokes our own certificate. Returns it (None: no CRL on disk)."""
     from .identity import crl_holder, revocation
     held, source = None, ""
     for path in [p for p in (s.tls.crl, Path(s.node.data_dir) / crl_holder.FILE) if p is not None]:
@@ -162,10 +169,18 @@ def _crl(s: Settings, r: Report, trust: TrustStore) -> None:
         if held is None or crl.number > held.number:
             held, source = crl, str(path)
     if held is None:
-        return
+        return None
+    try:
+        own = certs.load_cert(Path(s.tls.cert)).serial_number
+    except (ValueError, OSError):
+        own = None
+    if own in held.serials:
+        r.add(PROBLEM, "tls.cert", f"{s.tls.cert} (serial {own:x}) is REVOKED on CRL number {held.number} "
+                                   f"(from {source}): every peer refuses this node (CERT_REVOKED). Get a new "
+                                   "certificate (`lienthong renew`), then SIGHUP the node")
     now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
     until = dt.datetime.fromtimestamp(held.next_update_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    what = f"CRL number {held.number} ({len(held.serials)} revoked, from {source})"
+    what = f"on disk: CRL number {held.number} ({len(held.serials)} revoked, from {source})"
     if held.next_update_ms and now_ms > held.next_update_ms + s.tls.crl_grace * 1000:
         r.add(PROBLEM, "tls.crl", f"{what} is past its next update ({until}) plus tls.crl_grace: the node refuses "
                                   "peers' envelopes (CRL_STALE) and holds its queue. At the root: `lienthong ca crl`, "
@@ -176,50 +191,115 @@ def _crl(s: Settings, r: Report, trust: TrustStore) -> None:
                                "one at the root now")
     else:
         r.add(OK, "tls.crl", f"{what}, next update {until}")
+    return held
 
 
-def _running(s: Settings, r: Report) -> None:
+def _running(s: Settings, r: Report, on_disk=None) -> None:
     from .client import MailboxClient, api_address
     address = api_address(s)
     info = Path(s.node.data_dir) / "runtime.json"
     pid = json.loads(info.read_text()).get("pid") if info.exists() else None
     client = MailboxClient(address, s.api.token, timeout=CONNECT_TIMEOUT_S)
     try:
-        resp = health_pb2_grpc.HealthStub(client.channel).Check(health_pb2.HealthCheckRequest(),
-                                                                timeout=CONNECT_TIMEOUT_S)
-    except grpc.RpcError as e:
-        r.add(PROBLEM, "node", f"no node answers on its local API at {address} ({e.code().name}): start it "
-                               "(`systemctl start lienthong`, or `lienthong run`), and see its log if it stops")
-        return
+        try:
+            resp = health_pb2_grpc.HealthStub(client.channel).Check(health_pb2.HealthCheckRequest(),
+                                                                    timeout=CONNECT_TIMEOUT_S)
+        except grpc.RpcError as e:
+            r.add(PROBLEM, "node", f"no node answers on its local API at {address} ({e.code().name}): start it "
+                                   "(`systemctl start lienthong`, or `lienthong run`), and see its log if it stops")
+            return
+        if resp.status == health_pb2.HealthCheckResponse.SERVING:
+            r.add(OK, "node", f"running (pid {pid}), health SERVING")
+        else:
+            r.add(PROBLEM, "node", f"running (pid {pid}) but NOT_SERVING: its log says why "
+                                   "(`journalctl -u lienthong | grep health`)")
+        try:
+            held = client.admin.running()
+        except grpc.RpcError as e:
+            r.add(WARN, "node", f"cannot ask it what it holds (Admin.Running: {e.code().name}): an older version, "
+                                "or another token")
+            return
     finally:
         client.close()
-    if resp.status == health_pb2.HealthCheckResponse.SERVING:
-        r.add(OK, "node", f"running (pid {pid}), health SERVING")
+    _held(s, r, held, on_disk)
+
+
+def _held(s: Settings, r: Report, held, on_disk) -> None:
+    """What the running node holds (Admin.Running) against the files: the config, the CRL, the certificate."""
+    from .config_changes import changed, flat, is_live
+    source = Path(s.source) if s.source else None
+    if held.config_file and source is not None and Path(held.config_file) != source.resolve():
+        r.add(WARN, "node config", f"the node runs on {held.config_file}, not {source}: compared with {source} below")
+    diff = changed(dict(held.config), flat(s))
+    live = [k for k in diff if is_live(k)]
+    fixed = [k for k in diff if not is_live(k)]
+    if live:
+        r.add(WARN, "node config", f"{source} differs from what the node runs on in {', '.join(live)}: "
+                                   "SIGHUP applies them (`systemctl reload lienthong`)")
+    if fixed:
+        r.add(WARN, "node config", f"{source} differs from what the node runs on in {', '.join(fixed)}: only a "
+                                   "restart applies them (`systemctl restart lienthong`)")
+    if not diff:
+        r.add(OK, "node config", f"the node runs on {source} as it is on disk")
+    if held.last_reload.startswith(("refused", "failed")):
+        r.add(WARN, "node config", f"the last SIGHUP was {held.last_reload} (the node kept what it had; its log "
+                                   "says more)")
+    crl = held.crl
+    if crl.held:
+        until = dt.datetime.fromtimestamp(crl.next_update_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        what = f"CRL number {crl.number} ({crl.revoked} revoked, from {crl.source}), next update {until}"
+        if crl.stale:
+            r.add(PROBLEM, "node crl", f"in use: {what}, past it plus tls.crl_grace: the node refuses peers and "
+                                       "holds its queue until a fresh one arrives")
+        else:
+            r.add(OK, "node crl", f"in use: {what}")
     else:
-        r.add(PROBLEM, "node", f"running (pid {pid}) but NOT_SERVING: its log says why "
-                               "(`journalctl -u lienthong | grep health`)")
+        r.add(OK, "node crl", "none in use (no tls.crl, none passed down by the parent)")
+    if on_disk is not None and on_disk.number > (crl.number if crl.held else -1):
+        r.add(WARN, "node crl", f"a newer CRL is on disk (number {on_disk.number}) than the node uses: SIGHUP "
+                                "puts it in use (`systemctl reload lienthong`)")
+    cert = held.certificate
+    if cert.revoked:
+        r.add(PROBLEM, "node certificate", f"serial {cert.serial} ({cert.code}) is REVOKED on the CRL the node "
+                                           "holds: every peer refuses it (CERT_REVOKED). Get a new certificate "
+                                           "(`lienthong renew`), then SIGHUP the node")
+    try:
+        on_file = f"{certs.load_cert(Path(s.tls.cert)).serial_number:x}"
+    except (ValueError, OSError):
+        on_file = None
+    if on_file is not None and on_file != cert.serial:
+        r.add(WARN, "node certificate", f"in use: serial {cert.serial}; {s.tls.cert} holds serial {on_file}: SIGHUP "
+                                        "puts it in use (`systemctl reload lienthong`)")
+    elif not cert.revoked:
+        r.add(OK, "node certificate", f"in use: serial {cert.serial} ({cert.code}), not revoked")
 
 
-def peer_certificate(s: Settings, address: str) -> bytes:
+def peer_certificate(s: Settings, address: str, timeout: float = CONNECT_TIMEOUT_S) -> bytes:
     """The certificate a peer answers with, from a TLS handshake presenting our own (DER)."""
     from .exchange.peer_check import peer_certificate as answered
-    return answered(Path(s.tls.cert), Path(s.tls.key), address, CONNECT_TIMEOUT_S)
+    return answered(Path(s.tls.cert), Path(s.tls.key), address, timeout)
 
 
 def _peer(s: Settings, r: Report, i: int, code: str, address: str) -> None:
-    what = f"peers[{i}] {code}"
+    check_peer(s, r, f"peers[{i}] {code}", code, address, fix=f"peers[{i}].address")
+
+
+def check_peer(s: Settings, r: Report, what: str, code: str, address: str, *, fix: str = "its address in peers",
+               timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Reach `code` at `address` as deliveries do, and say on one line of `r` what answers (each step
+    bounded by `timeout`)."""
     if s.tls.insecure_plaintext:
         channel = grpc.insecure_channel(address)
     else:
         try:
-            der = peer_certificate(s, address)
+            der = peer_certificate(s, address, timeout)
         except (ConnectionRefusedError, socket.timeout, TimeoutError, socket.gaierror, OSError) as e:
             if isinstance(e, ssl.SSLError):
                 r.add(PROBLEM, what, f"{address} refused the TLS handshake ({e.reason or e}): does its "
                                      "tls.trust_anchors hold our CA?")
             else:
                 r.add(PROBLEM, what, f"nothing answers at {address} ({e.strerror or e}): is the node running, "
-                                     "is the address right (peers[].address), does a firewall let it through?")
+                                     f"is the address right ({fix}), does a firewall let it through?")
             return
         cert = x509.load_der_x509_certificate(der)
         got = certs.agency_code(cert)
@@ -233,17 +313,23 @@ def _peer(s: Settings, r: Report, i: int, code: str, address: str) -> None:
             name = cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
             who = f"{got} ({name[0].value})" if name else str(got)
             r.add(PROBLEM, what, f"{address} answers with the certificate of another agency, {who}, not {code}: "
-                                 f"fix peers[{i}].address (or that machine's config)")
+                                 f"fix {fix} (or that machine's config)")
             return
         from .exchange.transport import TlsMaterial, open_channel
         tls = TlsMaterial(keys.key_pem(keys.load_private_key(Path(s.tls.key))), Path(s.tls.cert).read_bytes(),
                           b"".join(Path(a).read_bytes() for a in s.tls.trust_anchors))
         channel = open_channel(tls, code, address, s.messages.max_size)
     try:
-        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=CONNECT_TIMEOUT_S)
+        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
     except grpc.RpcError as e:
-        r.add(PROBLEM, what, f"{address} is {code} but its health check fails over mutual TLS ({e.code().name}): "
-                             "does it trust our certificate (its tls.trust_anchors)?")
+        from .grpc_errors import reason_of
+        if reason_of(e) == "CERT_REVOKED":
+            r.add(PROBLEM, what, f"{address} is {code} and refuses us: our certificate ({s.tls.cert}) is REVOKED "
+                                 "on the CA's list it holds (CERT_REVOKED): get a new one (`lienthong renew`), "
+                                 "then SIGHUP the node")
+        else:
+            r.add(PROBLEM, what, f"{address} is {code} but its health check fails over mutual TLS "
+                                 f"({e.code().name}): does it trust our certificate (its tls.trust_anchors)?")
         return
     finally:
         channel.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
 
 from .clock import SYSTEM, Clock
@@ -204,6 +205,7 @@ def verify(
         header.ParseFromString(env.header)
     except DecodeError:
         raise Rejected(Reason.MALFORMED, "envelope does not parse") from None
+    _no_unsigned_fields(env, "envelope")
     for name in REQUIRED_HEADER_FIELDS:
         if not getattr(header, name):
             raise Rejected(Reason.MISSING_FIELD, f"header.{name} is missing", field=f"header.{name}")
@@ -244,6 +246,17 @@ def stored_verifier(trust: TrustStore, clock: Clock = SYSTEM,
     return lambda raw: verify(raw, trust, max_size=len(raw), clock=clock, check_expiry=False, opener=opener)
 
 
+def _no_unsigned_fields(msg: pb.Envelope | pb.TraceEntry, where: str) -> None:
+    """Fields this node does not know, outside every signed byte (Envelope and TraceEntry carry the
+    signed header, payload and trace bodies as bytes): nobody vouches for them, yet a node would store
+    and relay them, so an insider could make every hop keep a megabyte nobody signed. Refused rather
+    than dropped: a receipt covers the exact bytes received, and they must be the bytes stored."""
+    found = unknown_fields.UnknownFieldSet(msg)
+    if len(found):
+        raise Rejected(Reason.UNSIGNED_FIELDS, f"{where} carries unknown field #{found[0].field_number} "
+                       f"outside its signed bytes", field=where)
+
+
 def _check_times(header: pb.Header, clock: Clock) -> None:
     """Times a handler will format or compare: within years a calendar can show, lifetimes a sender may ask.
 
@@ -264,6 +277,7 @@ def verify_trace(env: pb.Envelope, trust: TrustStore, max_trace: int = MAX_TRACE
     prev = sha256(env.signature)
     path = []
     for i, entry in enumerate(env.trace):
+        _no_unsigned_fields(entry, f"trace[{i}]")
         body = pb.TraceBody()
         try:
             body.ParseFromString(entry.body)

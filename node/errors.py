@@ -80,8 +80,17 @@ class Reason(enum.Enum):
                  "this node's CRL is past its next update; it takes no mail until it has a fresh one")
     PARK_FULL = ("PARK_FULL", _C.RESOURCE_EXHAUSTED, False,
                  "this peer has too much mail waiting here for agencies that have not registered yet")
-    CONTROL_CHARACTER = ("CONTROL_CHARACTER", _C.INVALID_ARGUMENT, True,
-                         "a text field holds a control or other unprintable character")
+    CERT_NOT_REGISTERED = ("CERT_NOT_REGISTERED", _C.PERMISSION_DENIED, False,
+                           "the agency registered here with another certificate than the one presented")
+    UNSIGNED_FIELDS = ("UNSIGNED_FIELDS", _C.INVALID_ARGUMENT, True,
+                       "the envelope carries fields outside its signed bytes that this node does not know")
+    NOT_A_HOP = ("NOT_A_HOP", _C.NOT_FOUND, True,
+                 "that code is not a next hop of this node: no parent, child or peer by it, nothing queued for it")
+    HELD = ("HELD", _C.FAILED_PRECONDITION, True, "the operator holds that next hop or message: release it first")
+    UNPRINTABLE = ("UNPRINTABLE", _C.INVALID_ARGUMENT, True,
+                   "the text holds control characters (a newline, a tab, a terminal escape)")
+    NOT_QUEUED = ("NOT_QUEUED", _C.FAILED_PRECONDITION, True,
+                  "the message no longer waits in this node's queue (delivered, refused, expired or purged)")
     BAD_ENDPOINT = ("BAD_ENDPOINT", _C.INVALID_ARGUMENT, True,
                     "an endpoint must be host:port (a DNS name or IP address, port 1-65535)")
     CASE_TWIN = ("CASE_TWIN", _C.INVALID_ARGUMENT, True,

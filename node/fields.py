@@ -3,7 +3,7 @@
 An agency record travels: its parent stores it, logs it, and hands it to anyone who looks the
 agency up. Unbounded, one registered name of 3 MiB grew every log and answer by as much; a name
 with a newline or a terminal escape forged log lines. So every field of a record has a bound
-(OVER_LIMIT), text holds no control character (CONTROL_CHARACTER), an endpoint is a host and a
+(OVER_LIMIT), text holds no control character (UNPRINTABLE), an endpoint is a host and a
 port and nothing a dialler reads otherwise (`unix:…`, `dns:///…`: BAD_ENDPOINT), and no code may
 differ from a QCVN 102 code only by letter case (CASE_TWIN), since whoever held such a twin
 received mail meant for the real agency by one mistyped letter.
@@ -38,7 +38,7 @@ def check_text(value: str, field: str, limit: int) -> None:
         raise over(f"{field} length", len(value), limit, field)
     for i, ch in enumerate(value):
         if not ch.isprintable():
-            raise Rejected(Reason.CONTROL_CHARACTER, f"{field} has U+{ord(ch):04X} at position {i + 1}; "
+            raise Rejected(Reason.UNPRINTABLE, f"{field} has U+{ord(ch):04X} at position {i + 1}; "
                            "control and other unprintable characters are not allowed", field=field)
 
 

@@ -1,23 +1,54 @@
-"""Log lines an operator can trust years later: ISO 8601 time with its zone, as text or one JSON object a line."""
+"""Log lines an operator can trust years later: ISO 8601 time with its zone, as text or one JSON object a line.
+
+Whatever a line quotes may come from outside (a peer's name or refusal, a client's field, an
+admin's purge reason): the formatters escape the whole message, every structured field and every
+line of a traceback (node.escaping), so no outside text can start a line of its own or reach a
+terminal as a control sequence. A call site names what the line is about with `extra=fields(...)`
+(agency, hop, message id, reason, config key); JSON lines carry them as keys of their own, for log shippers.
+"""
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import logging
+import sys
+from typing import TextIO
+
+from .escaping import escape
 
 FORMATS = ("text", "json")
+FIELDS = ("agency", "hop", "message_id", "reason", "key")  # what a line is about (key: a config key), as JSON keys
+
+
+def fields(**named: object) -> dict[str, str]:
+    """`extra=` for a log call: the agency, next hop, message id and reason the line is about (empty ones left out)."""
+    unknown = set(named) - set(FIELDS)
+    if unknown:
+        raise TypeError(f"not a log field: {', '.join(sorted(unknown))} (fields: {', '.join(FIELDS)})")
+    return {k: v.name if isinstance(v, enum.Enum) else str(v) for k, v in named.items() if v}
 
 
 def _time(record: logging.LogRecord) -> str:
     return dt.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
 
 
+def _traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    """The traceback, each line escaped and indented: an exception's message cannot start a log line."""
+    text = formatter.formatException(record.exc_info)
+    return "\n".join("    " + escape(line) for line in text.splitlines())
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self, code: str) -> None:
-        super().__init__(f"%(asctime)s {code} %(levelname)s %(name)s: %(message)s")
+        super().__init__()
+        self.code = code
 
-    def formatTime(self, record, datefmt=None) -> str:  # noqa: N802 - logging's name
-        return _time(record)
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_time(record)} {self.code} {record.levelname} {record.name}: {escape(record.getMessage())}"
+        if record.exc_info:
+            line += "\n" + _traceback(self, record)
+        return line
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,16 +58,32 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out = {"time": _time(record), "node": self.code, "level": record.levelname, "logger": record.name,
-               "message": record.getMessage()}
+               "message": escape(record.getMessage())}
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value:
+                out[name] = escape(value)
         if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
+            out["exception"] = _traceback(self, record)
         return json.dumps(out, ensure_ascii=False)
+
+
+def formatter(code: str, fmt: str) -> logging.Formatter:
+    return JsonFormatter(code) if fmt == "json" else TextFormatter(code)
 
 
 def configure(code: str, level: str, fmt: str = "text") -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter(code) if fmt == "json" else TextFormatter(code))
+    handler.setFormatter(formatter(code, fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def error_line(message: str, fmt: str, *, logger: str = "lienthong", code: str = "-", stream: TextIO | None = None,
+               **named: object) -> None:
+    """One error before logging is set up (a config error of `run`), in the format asked for."""
+    record = logging.LogRecord(logger, logging.ERROR, "", 0, "%s", (message,), None)
+    record.__dict__.update(named)
+    print(formatter(code, fmt).format(record), file=stream or sys.stderr)

@@ -8,11 +8,13 @@ Two kinds, in one registry of the node's own (never the process-global one):
   refused by a next hop, expired or purged; `direction="in"`: envelopes we refused), the
   delivery latency (an envelope's creation to its next hop's receipt) and batch sizes;
 - **what the mailbox says when scraped** (`MailboxCollector`): queue depth, age of the oldest
-  envelope, failures in a row and hold per next hop, days left on the node's certificate,
+  envelope, parked envelopes, failures in a row and hold per next hop, days left on the node's
+  certificate, the CRL in use, the latest audit checkpoint, the version (`lienthong_build_info`),
   registered children and whether each is reachable, whether the parent has us registered,
   statuses returned by this agency and to it, per status code, and the health status.
 
-Every name is listed, with its labels, in docs/metrics.md. The counters start at zero with
+Every name is listed, with its labels, in docs/metrics.md (tests/test_metrics_process.py holds the
+two to each other). The counters start at zero with
 each process (Prometheus's `rate()` and `increase()` handle the reset); the status counts come
 from the mailbox, so they carry over restarts.
 

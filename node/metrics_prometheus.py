@@ -78,20 +78,29 @@ class MailboxCollector:
         ok = GaugeMetricFamily("lienthong_state_readable", "1 when the node's state could be read for this scrape")
         ok.add_metric([], 1)
         yield ok
+        build = GaugeMetricFamily("lienthong_build_info", "Always 1; the version of lienthong this node runs",
+                                  labels=["version"])
+        build.add_metric([st["version"]], 1)
+        yield build
         depth = GaugeMetricFamily("lienthong_queue_depth", "Envelopes waiting for a next hop", labels=["hop"])
         oldest = GaugeMetricFamily("lienthong_queue_oldest_age_seconds",
                                    "Age of the oldest envelope waiting for a next hop", labels=["hop"])
         failures = GaugeMetricFamily("lienthong_hop_failures", "Failed attempts in a row on a next hop", labels=["hop"])
         held = GaugeMetricFamily("lienthong_hop_held", "1 when an operator holds a next hop", labels=["hop"])
+        parked = GaugeMetricFamily("lienthong_queue_parked", "Envelopes of the queue parked for an agency not"
+                                   " registered yet (limits.park_for)", labels=["hop"])
         for hop, q in sorted(st["queues"].items()):
             depth.add_metric([hop], q["depth"])
+            parked.add_metric([hop], q["parked"])
             oldest.add_metric([hop], q["oldest_age_s"])
             failures.add_metric([hop], q["failures"])
             held.add_metric([hop], 1 if q["held"] else 0)
-        yield from (depth, oldest, failures, held)
+        yield from (depth, oldest, failures, held, parked)
         cert = GaugeMetricFamily("lienthong_certificate_expiry_days", "Days left before the node's certificate expires")
         cert.add_metric([], st["cert_days_left"])
         yield cert
+        yield from _crl(st["crl"])
+        yield from _checkpoint(st["checkpoint"])
         children = GaugeMetricFamily("lienthong_registry_children", "Children registered with this node, by state",
                                      labels=["state"])
         reach = GaugeMetricFamily("lienthong_child_reachable", "1 when a registered child was heard from within"
@@ -117,3 +126,29 @@ class MailboxCollector:
         health = GaugeMetricFamily("lienthong_health_serving", "1 while the node reports SERVING (health check)")
         health.add_metric([], 1 if st["serving"] else 0)
         yield health
+
+
+def _crl(crl: dict | None) -> Iterable[Metric]:
+    """The CRL in use (nothing when the node holds none)."""
+    if crl is None:
+        return
+    for name, doc, value in (
+            ("lienthong_crl_number", "Number of the CRL in use", crl["number"]),
+            ("lienthong_crl_next_update_timestamp_seconds", "When the CRL in use is due to be replaced (Unix time);"
+             " past it plus tls.crl_grace the node takes no mail", crl["next_update_s"]),
+            ("lienthong_crl_age_seconds", "Time since the CA issued the CRL in use", crl["age_s"])):
+        g = GaugeMetricFamily(name, doc)
+        g.add_metric([], value)
+        yield g
+
+
+def _checkpoint(checkpoint: dict | None) -> Iterable[Metric]:
+    """This node's latest signed audit checkpoint (nothing before the first)."""
+    if checkpoint is None:
+        return
+    age = GaugeMetricFamily("lienthong_audit_checkpoint_age_seconds", "Time since the latest signed audit checkpoint")
+    age.add_metric([], checkpoint["age_s"])
+    after = GaugeMetricFamily("lienthong_audit_rows_since_checkpoint", "Audit rows appended after the latest signed"
+                              " checkpoint (not yet covered by a signature)")
+    after.add_metric([], checkpoint["rows_after"])
+    yield from (age, after)

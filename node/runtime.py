@@ -61,12 +61,13 @@ from .api.auth import api_interceptors
 from .audit.checkpoints import Checkpointer, Keeper
 from .api.mailbox import MailboxService
 from .api.admin import AdminService
+from .api.running import LastReload, running
 from .client import RUNTIME_FILE
 from .clock import SYSTEM, Clock
 from .codes import CodeError, Hierarchy
 from .config import ConfigError, Settings
 from .documents.edxml_bridge import EdxmlBridge
-from .envelope import Signer, stored_verifier
+from .envelope import stored_verifier
 from .exchange.dispatcher import Dispatcher
 from .exchange.hop import RetryPolicy, SendLimits
 from .exchange.intake import Intake
@@ -81,7 +82,6 @@ from .health import HealthMonitor
 from .identity import keys, renewal
 from .identity.crl_holder import CrlHolder
 from .identity.trust import TrustStore
-from .errors import Rejected
 from .exchange.peer_check import PeerCheck
 from .peer_gate import PeerGate
 from .interceptor import ErrorInterceptor
@@ -94,12 +94,14 @@ from .registry.directory import Directory
 from .registry.service import RegistryService
 from .timers import SchedulerTimer
 from .store.database import Database, StoreError
+from .store import audit as audit_store
 from .store import peers as peers_store
 from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
 from .metrics import NO_METRICS
-from . import preflight, reflection_v1, sdnotify
+from .reload import not_after_ms as _not_after_ms, reload as reload_config
+from . import preflight, reflection_v1, sdnotify, version
 
 log = logging.getLogger("lienthong")
 
@@ -176,8 +178,9 @@ class Node:
         r = s.retry
         self.metrics = None  # metrics.listen null: no endpoint, nothing counted, prometheus_client never loaded
         if s.metrics.listen:
-            from .metrics_prometheus import NodeMetrics
+            from .metrics_prometheus import MailboxCollector, NodeMetrics
             self.metrics = NodeMetrics()
+            self.metrics.collect_from(MailboxCollector(self.metrics_state))  # gauges read when scraped
         recorder = self.metrics or NO_METRICS
         self.metrics_server = None
         self.metrics_port = 0
@@ -196,7 +199,7 @@ class Node:
                                           s.node.phone or ""))
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
-                             metrics=recorder, opener=self.maker.opener)
+                             metrics=recorder, opener=self.maker.opener, pins=self.directory.pins)
         self.verify_stored = stored_verifier(self.trust, clock, opener=self.maker.opener)
         # the audit chain's signed checkpoints: ours, handed to our parent; our children's, kept here
         self.checkpoint_keeper = Keeper(self.db, self.trust, clock, self.bus)
@@ -216,6 +219,9 @@ class Node:
         self.peer_port = 0
         self.api_port = 0
         self.http_face = None  # api.http_listen: node.api.http_server.HttpFace, started with the API
+        self.registry_service: RegistryService | None = None  # made by start()
+        self.started_ms = clock.now_ms()
+        self.last_reload = LastReload()  # the outcome of the last SIGHUP (Admin.Running, doctor)
         self.http_port = 0
 
     @staticmethod
@@ -245,8 +251,8 @@ class Node:
                                        interceptors=[PeerGate(peers, self.crl.stale_problem), ErrorInterceptor()],
                                        options=opts + descriptors.server_options(self.descriptors.peer))
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(self.intake, peers), self.peer_server)
-        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper),
-                                                     self.peer_server)
+        self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper)
+        registry_pb2_grpc.add_RegistryServicer_to_server(self.registry_service, self.peer_server)
         self._add_common(self.peer_server, exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name,
                          registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name)
         if s.tls.insecure_plaintext:
@@ -265,7 +271,8 @@ class Node:
         mailbox_pb2_grpc.add_MailboxServicer_to_server(mailbox, self.api_server)
         stats_servicer = stats.StatsService(self.db, s.node.code, s.node.name, self.clock)
         stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, self.api_server)
-        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self.db, self.dispatcher, self.clock), self.api_server)
+        admin_pb2_grpc.add_AdminServicer_to_server(
+            AdminService(self.db, self.dispatcher, self.clock, lambda: running(self)), self.api_server)
         self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name,
                          stats.SERVICE_NAME, admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
@@ -294,6 +301,7 @@ class Node:
         self.dispatcher.wake_all_due()
         self._write_runtime()
         log.info("node %s serving peers on port %d, local API on port %d", s.node.code, self.peer_port, self.api_port)
+        log.info("lienthong %s; %s", version(), self.crl.describe())
 
     def _bind(self, key: str, address: str, bind) -> int:
         """Bind or stop start-up with an error naming the config key (gRPC raises RuntimeError)."""
@@ -336,19 +344,43 @@ class Node:
     def _start_metrics(self) -> None:
         """The Prometheus endpoint (metrics.listen), on a bounded server of its own (node/metrics_server.py);
         gauges are read when scraped."""
-        from .metrics_server import MetricsServer
         listen = self.settings.metrics.listen
-        host, port = listen.rsplit(":", 1)
-        from .metrics_prometheus import MailboxCollector
-        self.metrics.collect_from(MailboxCollector(self.metrics_state))
         try:
-            self.metrics_server = MetricsServer(host.strip("[]"), int(port), self.metrics.registry)
+            server = self.serve_metrics(listen)
         except OSError as e:
             raise ConfigError(f"cannot listen on {listen} ({e.strerror or e})", path="metrics.listen",
                               expected="a free host:port on this machine", file=_source(self.settings)) from None
-        self.metrics_server.start()
-        self.metrics_port = self.metrics_server.port
-        log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
+        self.use_metrics(self.settings.metrics, server)
+
+    def serve_metrics(self, listen: str):
+        """Bind and serve the node's metrics at `listen` (at start, or a reload moving or turning them on);
+        OSError if it cannot. The counters live as long as the node, wherever they are served."""
+        from .metrics_prometheus import MailboxCollector, NodeMetrics
+        from .metrics_server import MetricsServer
+        if self.metrics is None:
+            self.metrics = NodeMetrics()
+            self.metrics.collect_from(MailboxCollector(self.metrics_state))
+        host, port = listen.rsplit(":", 1)
+        server = MetricsServer(host.strip("[]"), int(port), self.metrics.registry)
+        server.start()
+        return server
+
+    def use_metrics(self, settings, server) -> None:
+        """Count into the metrics and serve them from `server` (None: keep the one serving, or none when
+        metrics.listen is unset); a server replaced is shut down."""
+        if server is not None or not settings.listen:
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
+            self.metrics_server = server
+            self.metrics_port = server.port if server is not None else 0
+        recorder = self.metrics if settings.listen and self.metrics is not None else NO_METRICS
+        self.dispatcher.use(metrics=recorder)
+        self.intake.metrics = recorder
+        if self.metrics_server is not None:
+            host = settings.listen.rsplit(":", 1)[0]
+            log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
+        if self.api_port:  # running: runtime.json names where the metrics are served now
+            self._write_runtime()
 
     def metrics_state(self) -> dict:
         """What the metrics endpoint reads from the node when scraped (see node/metrics.py)."""
@@ -360,8 +392,12 @@ class Node:
             q, st = summary.get(hop), states.get(hop)
             queues[hop] = {"depth": q["depth"] if q else 0,
                            "oldest_age_s": max(0, now - q["oldest_ms"]) / 1000 if q else 0.0,
-                           "failures": st.failures if st else 0, "held": bool(st.held) if st else False}
+                           "failures": st.failures if st else 0, "held": bool(st.held) if st else False,
+                           "parked": q["parked"] if q else 0}
         stale = self.directory.stale_after_ms
+        crl = self.crl.current
+        head_seq, _ = audit_store.head(self.db)
+        checkpoint = audit_store.latest_checkpoint(self.db)
         return {
             "queues": queues,
             "cert_days_left": (self.cert_not_after_ms - now) / 86_400_000,
@@ -370,6 +406,11 @@ class Node:
             "registered": self.directory.registered,
             "statuses": statuses_store.counts_by_code(self.db),
             "serving": self.health.problem is None,
+            "version": version(),
+            "crl": None if crl is None else {"number": crl.number, "next_update_s": crl.next_update_ms / 1000,
+                                             "age_s": max(0, now - crl.this_update_ms) / 1000},
+            "checkpoint": None if checkpoint is None else {
+                "age_s": max(0, now - checkpoint["time_ms"]) / 1000, "rows_after": max(0, head_seq - checkpoint["seq"])},
         }
 
     def _add_common(self, server: grpc.Server, *service_names: str) -> None:
@@ -443,57 +484,31 @@ class Node:
         preflight.write_private(path, json.dumps(info).encode())
 
     def reload(self) -> bool:
-        """SIGHUP: read the key, certificate and trust anchors again and use them from now on.
+        """SIGHUP: read node.yaml and the files it names again; take what can change live (node/reload.py)."""
+        return reload_config(self)
 
-        Everything is checked first, as at start-up (preflight.load_identity); anything wrong and the
-        node keeps what it has, saying why. Calls in flight finish on what they started with: the peer
-        server hands the new material to new handshakes only, and channels to peers made before are
-        kept until their calls' deadlines have passed while new calls get new channels. A new
-        certificate is registered with the parent again (co-signed by the previous key, when kept)."""
-        s = self.settings
+    def use_limits(self, limits) -> None:
+        """limits.* from a reload: every holder reads the new ones from its next request on."""
+        self.limits = limits
+        for holder in (self.maker, self.lifecycle, self.intake, self.bridge, self.registry_service):
+            if holder is not None:
+                holder.limits = limits
+        if self.registry_service is not None:
+            self.registry_service.lookups.rate = limits.lookups_per_second
+            self.registry_service.lookups.burst = limits.lookup_burst
+
+    def register_again(self, what: str) -> None:
+        """Give the parent our record again now (a new certificate or seal key after a reload)."""
+        if not (self.directory.parent and self.directory.parent_address):
+            return
+        self.directory.registered = False
         try:
-            trust = TrustStore.from_files(list(s.tls.trust_anchors), self.clock, crl=s.tls.crl)
-            file_crl = trust.revoked
-            if self.trust.revoked is not None:  # the list we hold (from the parent) checks the new pair too
-                trust.adopt(self.trust.revoked)
-            signer = preflight.load_identity(s, trust, self.clock)
-        except (ConfigError, ValueError, OSError) as e:
-            what = f"{e.path}: {e.message}" if isinstance(e, ConfigError) else str(e)
-            log.error("reload refused, keeping the key, certificate and trust anchors in use: %s", what)
-            return False
-        if file_crl is not None:  # tls.crl: taken (and passed down) if newer than the one we hold
-            try:
-                self.crl.offer(file_crl.der, "tls.crl")
-            except Rejected as r:
-                log.info("reload (SIGHUP): tls.crl not taken: %s", r.public_text)
-        old_signer, old_anchors = self.signer, self.trust.anchors
-        changes = _identity_changes(old_signer, signer, old_anchors, trust.anchors)
-        if not changes:
-            log.info("reload (SIGHUP): key, certificate and trust anchors unchanged")
-            self.health.check()
-            return True
-        self.trust.replace_anchors(trust)
-        self.tls = TlsMaterial(key_pem=keys.key_pem(signer.key), cert_pem=Path(s.tls.cert).read_bytes(),
-                               anchors_pem=self.trust.anchors_pem, insecure=s.tls.insecure_plaintext)
-        self.connector.reload(self.tls)
-        self.signer = signer
-        for holder in (self.directory, self.maker, self.lifecycle, self.intake, self.health, self.checkpointer):
-            holder.signer = signer  # one reference each: a signature never mixes old and new
-        self.cert_not_after_ms = _not_after_ms(signer.cert_der)
-        for line in changes:
-            log.info("reload (SIGHUP): %s", line)
-        if signer.cert_der != old_signer.cert_der and self.directory.parent and self.directory.parent_address:
-            self.directory.previous = renewal.previous_signer(s, signer)
-            self.directory.registered = False  # register the new certificate with the parent now
-            try:
-                self.scheduler.reschedule_job("registry", trigger="interval",
-                                              seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat))
-            except Exception:  # noqa: BLE001 - no registry job (top of a tree): nothing to hurry
-                pass
-            log.info("reload (SIGHUP): registering the new certificate with %s%s", self.directory.parent,
-                     " (co-signed by the previous key)" if self.directory.previous else "")
-        self.health.check()
-        return True
+            self.scheduler.reschedule_job("registry", trigger="interval",
+                                          seconds=min(REGISTRY_TICK_SECONDS, self.settings.registry.heartbeat))
+        except Exception:  # noqa: BLE001 - no registry job (top of a tree): nothing to hurry
+            pass
+        log.info("reload (SIGHUP): registering %s with %s%s", what, self.directory.parent,
+                 " (co-signed by the previous key)" if self.directory.previous else "")
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let calls in flight finish their commits, then close the database."""
@@ -518,31 +533,6 @@ class Node:
         self.db.close()
         self.data_dir.release()
         log.info("stopped in %.1fs", time.monotonic() - t0)
-
-
-def _not_after_ms(cert_der: bytes) -> int:
-    from cryptography import x509
-    return int(x509.load_der_x509_certificate(cert_der).not_valid_after_utc.timestamp() * 1000)
-
-
-def _identity_changes(old: "Signer", new: "Signer", old_anchors: list, new_anchors: list) -> list[str]:
-    """What a reload changes, in words for the log."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    out = []
-    if old.cert_der != new.cert_der:
-        a, b = (x509.load_der_x509_certificate(d) for d in (old.cert_der, new.cert_der))
-        out.append(f"certificate: serial {a.serial_number:x} -> {b.serial_number:x}, valid until "
-                   f"{a.not_valid_after_utc:%Y-%m-%d} -> {b.not_valid_after_utc:%Y-%m-%d}")
-    if keys.key_pem(old.key) != keys.key_pem(new.key):
-        out.append("key: replaced")
-    fp = lambda c: c.fingerprint(hashes.SHA256())  # noqa: E731
-    before, after = {fp(c): c for c in old_anchors}, {fp(c): c for c in new_anchors}
-    added = [after[f].subject.rfc4514_string() for f in after if f not in before]
-    removed = [before[f].subject.rfc4514_string() for f in before if f not in after]
-    if added or removed:
-        out.append("trust anchors: " + ", ".join([f"+ {n}" for n in added] + [f"- {n}" for n in removed]))
-    return out
 
 
 def _tell_systemd(problem: str | None) -> None:

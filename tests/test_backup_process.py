@@ -159,10 +159,19 @@ def test_restore_refuses_a_used_directory_another_node_and_a_damaged_file(pair, 
     cfg_b = str(hb.config)
     out = tmp_path / "b"
     out.mkdir()
+    made = []
     for _ in range(3):
         assert main(["backup", "--config", cfg_b, "--to", str(out), "--keep", "2"]) == 0
+        made += [p for p in sorted(out.glob(f"lienthong-{B}-*.tar")) if p not in made]
     kept = sorted(out.glob(f"lienthong-{B}-*.tar"))
-    assert len(kept) == 2
+    assert len(kept) == 2 and kept == made[1:]
+    said = capsys.readouterr().out  # --keep says what it removed, by name, and when it removed nothing
+    assert said.count(f"--keep 2: nothing removed (2 or fewer backups of {B} in {out})") == 2
+    assert f"--keep 2: removed 1 older backup of {B}:\nremoved {made[0]}\n" in said
+    with pytest.raises(SystemExit) as refused:  # argparse's usage error: nothing is backed up or removed
+        main(["backup", "--config", cfg_b, "--to", str(out), "--keep", "0"])
+    assert refused.value.code == 2 and "--keep: expected a whole number of backups, 1 or more" in capsys.readouterr().err
+    assert sorted(out.glob(f"lienthong-{B}-*.tar")) == kept
     file = kept[-1]
     capsys.readouterr()
     assert main(["backup", "--config", cfg_b, "--to", str(file)]) == 1  # never overwrites

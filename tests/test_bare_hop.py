@@ -2,17 +2,14 @@
 stored at B (a separate process), every batch's receipt signed by B and verified at A."""
 from __future__ import annotations
 
-import sqlite3
-
 from node.harness import bare_hop
+from node.store.bare_inbox import BareInbox
 
 
 def test_bare_hop_stores_every_envelope_and_verifies_receipts(tmp_path):
     result = bare_hop.run(tmp_path, n=600, size=1000)  # raises if a receipt does not verify
     assert result["documents"] == 600 and result["batch"] == bare_hop.BATCH
-    db = sqlite3.connect(tmp_path / bare_hop.B / "bare.sqlite3")
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT count(*), count(DISTINCT message_id) FROM inbox").fetchone() == (600, 600)
+    assert BareInbox(tmp_path / bare_hop.B / "bare.sqlite3").counts() == (600, 600, "wal")
 
 
 def test_a_forged_envelope_is_refused(tmp_path):

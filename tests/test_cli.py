@@ -257,7 +257,10 @@ def test_fetch_save_dir_survives_hostile_attachment_names(capsys, running, tmp_p
     ("line\nbreak\x1b[31m.pdf", "linebreak[31m.pdf"),
     ("..", "attachment-1"),
     (".bashrc", "bashrc"),
-    ("a" * 500 + ".pdf", "a" * 116 + ".pdf"),
+    ("a" * 500 + ".pdf", "a" * 251 + ".pdf"),           # 255 bytes: the file system's limit
+    ("ữ" * 200 + ".pdf", "ữ" * 83 + ".pdf"),             # 3 bytes a character: 253 bytes, cut between two
+    ("u\u031b\u0303" * 100 + ".pdf", "ữ" * 83 + ".pdf"),  # decomposed (as macOS writes it): composed first
+    ("bảng kê." + "x" * 20, "bảng kê." + "x" * 20),      # a long "extension" is part of the name
 ])
 def test_attachment_names_are_made_safe(name, expected):
     from node.cli import safe_file_name
@@ -331,3 +334,24 @@ def test_version_and_check_config(capsys, idle_config, tmp_path):
     (idle_config.dir / "keys" / "node.key").chmod(0o644)
     status, _, err = run(capsys, "check-config", "--config", str(idle_config.config))
     assert status == 2 and "tls.key" in one_line_error(err) and "chmod 600" in err
+
+
+def test_a_file_system_with_a_shorter_name_limit_still_gets_the_attachment(tmp_path, monkeypatch):
+    """eCryptfs allows 143 bytes, not 255: ENAMETOOLONG there saves the attachment as attachment-N (extension
+    kept) instead of stopping the fetch; any other failure is raised for this attachment alone."""
+    import builtins
+    import errno
+
+    from node import cli
+    real_open = builtins.open
+
+    def short_names(path, *a, **kw):
+        if len(Path(path).name.encode()) > 143:
+            raise OSError(errno.ENAMETOOLONG, "File name too long", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(cli, "open", short_names, raising=False)
+    used: set[str] = set()
+    out = cli.save_attachment(tmp_path, "ữ" * 80 + ".pdf", b"long", 2, used)
+    assert out == tmp_path / "attachment-3.pdf" and out.read_bytes() == b"long"
+    assert cli.save_attachment(tmp_path, "ngắn.pdf", b"short", 3, used).read_bytes() == b"short"

@@ -3,6 +3,8 @@
 Province P; districts D and X under it. D's parent link counts as broken after 1 s of failures."""
 from __future__ import annotations
 
+import signal
+
 import yaml
 import grpc
 import pytest
@@ -12,6 +14,7 @@ from node.cli import main
 from node.harness import nodes
 from node.harness.inproc import FAST_REGISTRY
 from node.harness.nodes import NodeSpec
+from node.harness.waiting import EventWaiter
 from node.identity import certs
 
 P, D, X = "000.00.00.H53", "000.00.35.H53", "000.00.36.H53"
@@ -119,3 +122,57 @@ def test_doctor_warns_30_days_before_the_certificate_expires(tree, tmp_path, cap
     main(["doctor", "--config", cfg])
     out = capsys.readouterr().out
     assert "warning  tls.cert:" in out and "renew it now" in out
+
+
+# ---- what the running node holds (Admin.Running) ----------------------------------------------
+
+def test_doctor_holds_the_config_on_disk_against_the_one_the_node_runs_on(tree, capsys):
+    _, _, h = tree
+    cfg = h[D].config
+    assert main(["doctor", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert f"ok       node config: the node runs on {cfg} as it is on disk" in out
+    assert "ok       node crl: none in use" in out and "ok       node certificate: in use: serial" in out
+
+    original = cfg.read_text()
+    data = yaml.safe_load(original)
+    data["retry"] = {"first_delay": "2s"}
+    data["listen"] = f"127.0.0.1:{nodes.free_port()}"
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True))
+    try:
+        assert main(["doctor", "--config", str(cfg)]) == 0  # warnings, not problems: the node runs fine
+        out = capsys.readouterr().out
+    finally:
+        cfg.write_text(original)
+    assert f"warning  node config: {cfg} differs from what the node runs on in retry.first_delay: SIGHUP applies" in out
+    assert f"warning  node config: {cfg} differs from what the node runs on in listen: only a restart applies" in out
+    assert "as it is on disk" not in out
+
+
+def test_doctor_names_a_revoked_certificate_in_use_and_a_peer_refusing_us_as_revoked(tree, capsys):
+    """Last in this module: X's certificate is revoked for good."""
+    _, ca, h = tree
+    assert main(["ca", "revoke", str(h[X].dir / "keys" / "node.pem"), "--ca", str(ca), "--reason", "superseded"]) == 0
+    assert main(["ca", "crl", "--ca", str(ca)]) == 0
+    data = yaml.safe_load(h[P].config.read_text())
+    data["tls"]["crl"] = str(ca / "ca.crl")
+    h[P].config.write_text(yaml.safe_dump(data, allow_unicode=True))
+    capsys.readouterr()
+    main(["doctor", "--config", str(h[P].config)])  # tls.crl added, no SIGHUP yet: the node does not use it
+    out = capsys.readouterr().out
+    assert f"warning  node config: {h[P].config} differs from what the node runs on in tls.crl: SIGHUP applies" in out
+    assert "ok       node crl: none in use" in out
+    assert "warning  node crl: a newer CRL is on disk (number 1) than the node uses: SIGHUP" in out
+    with EventWaiter(h[X].client(), inbox=False, sent=False, registry=True) as ev:
+        h[P].process.send_signal(signal.SIGHUP)  # P takes tls.crl and passes it down to X
+        ev.wait(lambda evs: any(e.type == "crl" and e.crl_number == 1 for e in evs), TIMEOUT)
+
+    assert main(["doctor", "--config", str(h[X].config)]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM  node certificate: serial" in out and f"({X}) is REVOKED on the CRL the node holds" in out
+    assert f"PROBLEM  tls.cert: {h[X].dir / 'keys' / 'node.pem'} (serial" in out  # from the CRL it kept on disk
+    assert (f"PROBLEM  peers[0] {P}: {h[P].listen} is {P} and refuses us: our certificate "
+            f"({h[X].dir / 'keys' / 'node.pem'}) is REVOKED") in out
+    assert "does it trust our certificate" not in out
+    assert f"ok       node crl: in use: CRL number 1 (1 revoked, from {P})" in out
+    assert "ok       tls.crl: on disk: CRL number 1 (1 revoked, from " in out

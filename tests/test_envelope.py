@@ -438,3 +438,18 @@ def test_a_relay_still_verifies_the_mark_of_the_neighbour_handing_over(two_relay
     with pytest.raises(Rejected) as exc:
         envelope.verify(env.SerializeToString(), trust, max_size=MAX, clock=clock)
     assert exc.value.reason is Reason.BAD_TRACE and "trace[1] signature" in exc.value.detail
+
+
+# ---- what no signature covers ------------------------------------------------------------------
+
+def test_unknown_fields_outside_the_signed_bytes_are_refused(sealed, relayed, sender, trust, clock):
+    """Field 15 of Envelope, or of a TraceEntry, is nobody's word: refused, never stored and relayed."""
+    extra = b"\x7a\x03abc"  # field 15, length-delimited, "abc"
+    assert rejection(sealed[1] + extra, trust, clock) is Reason.UNSIGNED_FIELDS
+    env = pb.Envelope.FromString(relayed)
+    env.trace[0].MergeFromString(extra)
+    assert rejection(env.SerializeToString(), trust, clock) is Reason.UNSIGNED_FIELDS
+    signed = pb.Envelope.FromString(sealed[1])  # inside the signed header, a newer sender's field is vouched for
+    signed.header += extra
+    signed.signature = sender.sign(signed.header)
+    assert envelope.verify(signed.SerializeToString(), trust, max_size=MAX, clock=clock).header.message_id

@@ -40,3 +40,80 @@ def test_text_lines_start_with_a_zoned_iso_time(restore_root_logging, capsys):
     stamp, code, level, rest = line.split(" ", 3)
     assert dt.datetime.fromisoformat(stamp).utcoffset() is not None
     assert (code, level, rest) == ("000.00.01.H53", "WARNING", "lienthong: hello")
+
+
+FORGED = "gửi nhầm\n2026-01-01T00:00:00.000+07:00 000.00.00.H53 ERROR lienthong: AUDIT CHAIN BROKEN\x1b[2J\u202e"
+
+
+def test_outside_text_cannot_start_a_line_or_reach_a_terminal(restore_root_logging, capsys):
+    """A peer's name, a client's field or an admin's reason with a newline forged a log line of its own."""
+    for fmt in logs.FORMATS:
+        logs.configure("000.00.01.H53", "INFO", fmt)
+        logging.getLogger("lienthong").warning("operator: purged %s: %s", "m1", FORGED,
+                                               extra=logs.fields(reason=FORGED, message_id="m1"))
+        try:
+            raise ValueError(FORGED)
+        except ValueError:
+            logging.getLogger("lienthong.incident").exception("failed")
+        err = capsys.readouterr().err
+        assert "\x1b" not in err and "\u202e" not in err, fmt
+        lines = err.splitlines()
+        assert lines[0].endswith("lienthong: operator: purged m1: gửi nhầm\\n2026-01-01T00:00:00.000+07:00 "
+                                 "000.00.00.H53 ERROR lienthong: AUDIT CHAIN BROKEN\\x1b[2J\\u202e") or fmt == "json"
+        if fmt == "text":  # the traceback is indented under its line: nothing in it starts a line
+            assert len(lines) > 3 and all(line.startswith("    ") for line in lines[2:]), lines
+            assert not any("AUDIT CHAIN BROKEN" in line and not line.startswith("    ") for line in lines[1:])
+        else:
+            first, second = (json.loads(line) for line in lines)
+            assert first["message"].endswith("AUDIT CHAIN BROKEN\\x1b[2J\\u202e") and "\n" not in first["message"]
+            assert first["message"].endswith(": " + first["reason"]) and first["message_id"] == "m1"
+            assert "\n" not in second["exception"].split("Traceback")[-1].splitlines()[-1]
+
+
+def test_json_lines_carry_what_the_line_is_about(restore_root_logging, capsys):
+    from node.errors import Reason
+    logs.configure("000.00.01.H53", "INFO", "json")
+    logging.getLogger("lienthong").info("hop %s unavailable", "000.00.00.H53",
+                                        extra=logs.fields(agency="000.00.02.H53", hop="000.00.00.H53",
+                                                          message_id="abc", reason=Reason.UNREACHABLE, key=""))
+    line = json.loads(capsys.readouterr().err)
+    assert {k: line.get(k) for k in logs.FIELDS} == {"agency": "000.00.02.H53", "hop": "000.00.00.H53",
+                                                      "message_id": "abc", "reason": "UNREACHABLE", "key": None}
+    with pytest.raises(TypeError):
+        logs.fields(peer="x")  # one vocabulary: a misspelt field is a bug, not a silent drop
+
+
+def test_a_parent_outage_is_a_warning_once_per_change_of_error(tmp_path, pki, clock, caplog):
+    from node.errors import Reason, Rejected
+    from node.registry.directory import Directory
+    from node.store.database import Database
+    parent, code = "000.00.00.H53", "000.00.35.H53"
+    db = Database(tmp_path / "d.sqlite3")
+    try:
+        d = Directory(db, pki.signer(code), pki.trust(clock), clock, name="huyện", configured_parents={},
+                      parent=parent, parent_address="127.0.0.1:9", channel=lambda c, a: None, heartbeat_s=10,
+                      stale_after_s=30, cache_ttl_s=300)
+        d.endpoint = "127.0.0.1:8"
+        errors = iter([Rejected(Reason.UNREACHABLE, "UNAVAILABLE")] * 3 + [Rejected(Reason.UNTRUSTED_CERT, "x")])
+
+        def failing(*_a, **_kw):
+            raise next(errors)
+        d._call = failing
+        caplog.set_level(logging.DEBUG, logger="node.registry.directory")
+        for _ in range(4):
+            d.keepalive()
+        said = [(r.levelno, r.getMessage()) for r in caplog.records if r.getMessage().startswith("registry:")]
+        assert [level for level, _ in said] == [logging.WARNING, logging.DEBUG, logging.DEBUG, logging.WARNING], said
+        assert caplog.records[0].agency == parent and caplog.records[0].reason == "UNREACHABLE"
+    finally:
+        db.close()
+
+
+def test_listing_subjects_are_kept_as_sent_and_escaped_where_shown():
+    """The listing hands the sender's subject over unchanged (escaping it there once made the CLI show
+    it escaped twice); the log line and the terminal escape it (tests/test_cli_attachments_process.py)."""
+    from node.escaping import escape
+    from node.exchange.outgoing import subject_of
+    from node.pb import envelope_pb2 as pb
+    assert subject_of(pb.Payload(document=pb.Document(subject="Công văn\n\x1b[2J"))) == "Công văn\n\x1b[2J"
+    assert escape(subject_of(pb.Payload(notice=pb.Notice(reason="PURGED\x1b]0;x\x07")))) == "not delivered: PURGED\\x1b]0;x\\x07"

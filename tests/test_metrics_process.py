@@ -1,21 +1,28 @@
 """The Prometheus endpoint after a known exchange, read as Prometheus reads it (HTTP GET, text format).
 
-Province P and district D under it, real processes, both with `metrics.listen: 127.0.0.1:0`."""
+Province P and district D under it, real processes, both with `metrics.listen: 127.0.0.1:0`; P reads
+the CA's CRL from `tls.crl` and passes it down, D signs an audit checkpoint every second."""
 from __future__ import annotations
 
+import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from node import version
 from node.cli import main
 from node.harness import nodes
 from node.harness.inproc import FAST_REGISTRY
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter, wait_for_statuses
+from node.identity import revocation
 from node.pb import envelope_pb2 as pb
 
 P, D = "000.00.00.H53", "000.00.35.H53"
+UNREGISTERED = "000.21.35.H53"  # a commune the code rule places under D, never set up: D parks its mail
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 TIMEOUT = 30.0
 METRICS = {"metrics": {"listen": "127.0.0.1:0"}}
 
@@ -25,9 +32,11 @@ def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("metrics")
     ca = nodes.make_ca(root)
     addresses = {code: f"127.0.0.1:{nodes.free_port()}" for code in (P, D)}
-    hp = nodes.prepare_node(root, ca, NodeSpec(P, "Tỉnh P", extra={**FAST_REGISTRY, **METRICS}), addresses)
-    hd = nodes.prepare_node(root, ca, NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra={**FAST_REGISTRY, **METRICS}),
-                            addresses)
+    crl = revocation.make_crl(ca)
+    hp = nodes.prepare_node(root, ca, NodeSpec(P, "Tỉnh P", extra={**FAST_REGISTRY, **METRICS,
+                                                                   "tls": {"crl": str(crl)}}), addresses)
+    hd = nodes.prepare_node(root, ca, NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra={
+        **FAST_REGISTRY, **METRICS, "audit": {"checkpoint_every": "1s"}}), addresses)
     try:
         nodes.start(hp)
         nodes.wait_healthy([hp], TIMEOUT)
@@ -38,14 +47,18 @@ def tree(tmp_path_factory):
             nodes.terminate(h)
 
 
-def scrape(handle) -> dict[tuple[str, tuple], float]:
-    """sample name and sorted labels -> value, from GET /metrics."""
+def families(handle) -> list:
+    """The metric families of GET /metrics."""
     address = nodes.runtime_info(handle)["metrics"]
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as resp:
         assert resp.status == 200
         text = resp.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return list(text_string_to_metric_families(text))
+
+
+def scrape(handle) -> dict[tuple[str, tuple], float]:
+    """sample name and sorted labels -> value, from GET /metrics."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in families(handle) for s in family.samples}
 
 
 def test_the_endpoint_counts_a_known_exchange(tree):
@@ -102,6 +115,45 @@ def test_the_endpoint_counts_a_known_exchange(tree):
     m = scrape(hp)
     assert m[("lienthong_queue_depth", (("hop", D),))] == 0 and m[("lienthong_hop_held", (("hop", D),))] == 0
     assert m[("lienthong_deliveries_total", (("hop", D),))] == 4
+    assert m[("lienthong_build_info", (("version", version()),))] == 1
+
+    # mail for a commune nobody set up yet waits parked at D, on its queue for that commune
+    with EventWaiter(p, inbox=False) as ev:
+        parked = p.send(pb.Document(subject="chờ xã"), [UNREGISTERED]).envelopes[0].message_id
+        ev.wait(lambda _: parked in ev.ids("delivered"), TIMEOUT)
+    md = scrape(hd)
+    assert md[("lienthong_queue_parked", (("hop", UNREGISTERED),))] == 1
+    assert md[("lienthong_queue_depth", (("hop", UNREGISTERED),))] == 1
+
+
+def test_the_crl_in_use_and_the_audit_checkpoint_are_served(tree):
+    hp, hd = tree
+    with EventWaiter(hd.client(), inbox=False, sent=False, registry=True) as ev:
+        hp.client().send(pb.Document(subject="để có dòng nhật ký"), [D])  # rows in D's audit chain
+        ev.wait(lambda evs: any(e.type == "checkpoint" for e in evs), TIMEOUT)
+    for m in (scrape(hp), scrape(hd)):  # P read it from tls.crl, D got it from P
+        assert m[("lienthong_crl_number", ())] == 1
+        assert m[("lienthong_crl_next_update_timestamp_seconds", ())] > m[("lienthong_crl_age_seconds", ())] >= 0
+    md = scrape(hd)
+    assert 0 <= md[("lienthong_audit_checkpoint_age_seconds", ())] < 300
+    assert md[("lienthong_audit_rows_since_checkpoint", ())] >= 0
+
+
+def documented() -> set[str]:
+    return set(re.findall(r"^\| `(lienthong_[a-z_]+)`", DOCS.read_text(), re.M))
+
+
+def test_every_metric_served_is_documented_and_every_documented_one_is_served(tree):
+    """docs/metrics.md is kept by this test as the other docs are by theirs."""
+    hp, hd = tree
+    with EventWaiter(hd.client(), inbox=False, sent=False, registry=True) as ev:
+        hp.client().send(pb.Document(subject="cho điểm kiểm"), [D])
+        ev.wait(lambda evs: any(e.type == "checkpoint" for e in evs), TIMEOUT)
+    served = {f.name + ("_total" if f.type == "counter" else "") for h in (hp, hd) for f in families(h)}
+    # prometheus_client adds a `<counter>_created` series (when it began) beside every counter and histogram
+    served = {n for n in served if n.startswith("lienthong_") and not n.endswith("_created")}
+    assert served - documented() == set(), "served but not in docs/metrics.md"
+    assert documented() - served == set(), "in docs/metrics.md but not served"
 
 
 def test_metrics_are_off_unless_configured_and_loopback_unless_allowed(tmp_path, pki):

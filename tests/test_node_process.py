@@ -2,6 +2,8 @@
 stops cleanly on SIGTERM, and refuses to start (status 2, naming the key) on a bad config."""
 from __future__ import annotations
 
+import datetime as dt
+import json
 import signal
 import socket
 import subprocess
@@ -12,6 +14,7 @@ import grpc
 import pytest
 import yaml
 
+from node import version
 from node.client import probe_health
 from node.harness import nodes
 from node.harness.nodes import NodeSpec
@@ -64,6 +67,7 @@ def test_run_serves_reports_ports_and_stops_cleanly(handle, sig):
     assert status == 0, nodes.tail(handle)
     log = handle.log_path.read_text()
     assert f"node {A} serving peers on port {port}" in log
+    assert f"lienthong {version()}; no CRL in use" in log  # what runs, and which revocation list it holds
     first = log.splitlines()[0].split()[0]  # ISO 8601 with its zone: 2026-01-01T07:00:00.123+07:00
     assert first[10] == "T" and (first.endswith("Z") or first[-6] in "+-"), first
     assert f"stopping node {A}" in log
@@ -72,8 +76,8 @@ def test_run_serves_reports_ports_and_stops_cleanly(handle, sig):
     assert refuses_connections(handle.api) and refuses_connections(info["listen"])
 
 
-def run_config(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "node", "run", "--config", str(path)],
+def run_config(path: Path, *more: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "node", "run", "--config", str(path), *more],
                           capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
 
 
@@ -101,6 +105,20 @@ def test_bad_value_exits_2_naming_the_key(handle):
 
     assert_refused(proc, str(path), "retry.first_delay")
     assert not (handle.dir / "data" / "runtime.json").exists()
+
+
+def test_a_config_error_obeys_log_format_json(handle):
+    """A log shipper reading stderr gets the refusal as one JSON object naming the key, like every other line."""
+    path = edited(handle, lambda d: d.update(retry={"first_delay": "soon\x1b[2J"}))
+
+    proc = run_config(path, "--log-format", "json")
+
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    got = json.loads(line)
+    assert (got["level"], got["logger"], got["key"]) == ("ERROR", "lienthong.config", "retry.first_delay")
+    assert got["message"].startswith(f"config error: {path}: retry.first_delay") and "\x1b" not in line
+    assert dt.datetime.fromisoformat(got["time"]).utcoffset() is not None
 
 
 def test_certificate_for_another_code_exits_2_naming_tls_cert(handle, pki):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+from .. import version as _version
 from ..clock import Clock
 from ..documents.edxml_bridge import EdxmlBridge
 from ..documents.lifecycle import Lifecycle
@@ -61,14 +62,6 @@ def _imported_response(imported) -> mpb.ImportEdxmlResponse:
     if imported.sent is not None:
         resp.sent.CopyFrom(replies.sent_response(imported.sent))
     return resp
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("lienthong")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 class _Slot:

@@ -25,6 +25,7 @@ from ..identity import keys, revocation, sealing
 from ..identity.trust import Identity, TrustStore
 from ..pb import envelope_pb2 as pb
 from ..pb import evidence_pb2 as epb
+from ..terminal import shown
 from .make import VERSION
 
 MAX_BUNDLE = 1 << 30
@@ -91,26 +92,26 @@ class Proof:
         d = self.document
         out = [f"evidence for {d.kind} {d.message_id}: every signature checks against the CA {self.ca}",
                f"bundle made by {self.made_by} at {when(self.made_ms)}",
-               f"sent:     by {d.sender} ({d.sender_subject}) at {when(d.created_ms)} to {d.recipient}; "
+               f"sent:     by {d.sender} ({shown(d.sender_subject)}) at {when(d.created_ms)} to {d.recipient}; "
                f"payload {d.size} bytes, SHA-256 {d.digest.hex()} (signed in the header)"]
         if d.subject:
-            out.append(f"content:  subject \"{d.subject}\" (content key disclosed; opens the signed ciphertext)")
+            out.append(f"content:  subject \"{shown(d.subject)}\" (content key disclosed; opens the signed ciphertext)")
         out.append("path:     " + " -> ".join(f"{c} at {when(t)}" for c, t in d.path) + " (signed marks)")
         for c in d.custody:
             out.append(f"custody:  taken over by {c.receiver} at {when(c.time_ms)} (signed receipt, Merkle proof)")
         if not d.custody:
             out.append("custody:  no receipt in the bundle")
         for s in self.statuses:
-            code = f"status {s.status_code}" if s.status_code else "a status (payload sealed: code not shown)"
+            code = f"status {shown(s.status_code)}" if s.status_code else "a status (payload sealed: code not shown)"
             out.append(f"status:   {code} by {s.sender} at {when(s.created_ms)} (message {s.message_id})"
-                       + (f": {s.description}" if s.description else ""))
+                       + (f": {shown(s.description)}" if s.description else ""))
             out.append("          path " + " -> ".join(f"{c} at {when(t)}" for c, t in s.path))
             for c in s.custody:
                 out.append(f"          taken over by {c.receiver} at {when(c.time_ms)} (signed receipt)")
         if self.statuses:
             first = min(self.statuses, key=lambda s: s.created_ms)
             out.append(f"received: {d.recipient} held the {d.kind} by {when(first.created_ms)} "
-                       f"(its signed status {first.status_code or ''} about it)".replace("  ", " "))
+                       f"(its signed status {shown(first.status_code)} about it)".replace("  ", " "))
         out += [f"crl:      {c}" for c in self.crls] or ["crl:      none in the bundle (revocation not checked)"]
         out += [f"note:     {n}" for n in self.notes]
         return "\n".join(out)

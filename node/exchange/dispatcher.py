@@ -15,9 +15,10 @@ import threading
 import time
 from typing import Callable
 
-from .. import events
+from .. import events, logs
 from ..clock import Clock
 from ..errors import Reason, Rejected
+from ..escaping import escape
 from ..identity import sealing
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
@@ -67,6 +68,20 @@ class Dispatcher:
                     metrics=self.metrics, paused=self.paused, prepare=self.prepare)
             return sender
 
+    def use(self, *, policy: RetryPolicy | None = None, metrics: Recorder | None = None) -> None:
+        """A reload (SIGHUP): the next backoff of every hop follows `policy`; counts go to `metrics`."""
+        with self._lock:
+            senders = list(self._hops.values())
+            if policy is not None:
+                self.policy = policy
+            if metrics is not None:
+                self.metrics = metrics
+        for sender in senders:
+            if policy is not None:
+                sender.policy = policy
+            if metrics is not None:
+                sender.metrics = metrics
+
     def wake(self, hop: str) -> None:
         """Let `hop`'s sender look at its queue. A hop with no address (a child that has not registered yet:
         parked mail) is not woken: it would only back off, and a sender per invented code costs threads;
@@ -103,7 +118,7 @@ class Dispatcher:
                 return False
             outbox.undefer(tx, code)  # what waited for a lookup through this link may find it now
         log.info("link to %s is back (%s) after %d failed attempts: backoff reset, its queue is sent now",
-                 code, how, state.failures)
+                 code, how, state.failures, extra=logs.fields(hop=code))
         self.on_return(code)
         if not state.held:
             self.wake(code)
@@ -132,9 +147,30 @@ class Dispatcher:
         with self.db.transaction() as tx:
             peers.set_held(tx, hop, held)
             audit.append(tx, self.clock.now_ms(), audit.HELD if held else audit.RELEASED, "", hop, "by the operator")
-        log.warning("operator: %s next hop %s", "holding" if held else "released", hop)
+        log.warning("operator: %s next hop %s", "holding" if held else "released", hop, extra=logs.fields(hop=hop))
         if not held:
             self.wake(hop)
+
+    def hold_message(self, message_id: str, held: bool, next_hop: str) -> bool:
+        """Stop (or resume) sending one pending envelope; kept in the database. False: it is not pending."""
+        with self.db.transaction() as tx:
+            if not outbox.set_held(tx, message_id, held):
+                return False
+            audit.append(tx, self.clock.now_ms(), audit.HELD if held else audit.RELEASED, message_id, next_hop,
+                         "the message, by the operator")
+        log.warning("operator: %s message %s (next hop %s)", "holding" if held else "released", message_id, next_hop)
+        if not held:
+            self.wake(next_hop)
+        return True
+
+    def retry_message(self, message_id: str, next_hop: str) -> None:
+        """Send one envelope at the next attempt, which is now: its own wait and its hop's backoff forgotten."""
+        with self.db.transaction(durable=False) as tx:
+            outbox.due_now(tx, message_id)
+            peers.reset(tx, next_hop)
+        log.info("operator: retry now message %s (next hop %s)", message_id, next_hop)
+        self.on_return(next_hop)
+        self.wake(next_hop)
 
     def purge(self, message_id: str, reason: str) -> dict:
         """Remove one queued envelope for good: audited, and its sender gets a non-delivery notice."""
@@ -142,13 +178,16 @@ class Dispatcher:
         if row is None:
             raise Rejected(Reason.NOT_FOUND, f"no envelope {message_id} in the outbox", field="message_id")
         if row["state"] != outbox.PENDING:
-            raise Rejected(Reason.INVALID_REQUEST, f"{message_id} is {row['state']}, not queued", field="message_id")
+            raise Rejected(Reason.NOT_QUEUED, f"{message_id} is {row['state']}, not queued", field="message_id",
+                           metadata={"state": row["state"]})
         p = outbox.Pending(row["seq"], message_id, row["sender"], row["recipient"], row["kind"], row["priority"],
                            row["expires_ms"], row["envelope"], row["ref_message_id"])
         with self.db.transaction() as tx:
             audit.append(tx, self.clock.now_ms(), audit.PURGED, message_id, row["next_hop"], reason)
             self.give_up(tx, p, row["next_hop"], outbox.REJECTED, Reason.PURGED.name, reason)
-        log.warning("operator: purged %s (to %s via %s): %s", message_id, row["recipient"], row["next_hop"], reason)
+        log.warning("operator: purged %s (to %s via %s): %s", message_id, row["recipient"], row["next_hop"], reason,
+                    extra=logs.fields(agency=row["sender"], hop=row["next_hop"], message_id=message_id,
+                                      reason=Reason.PURGED))
         return row
 
     def stop(self, timeout: float = 10.0) -> list[str]:
@@ -224,7 +263,7 @@ class Dispatcher:
         if p.kind == pb.NOTICE:
             return
         notice = pb.Payload(notice=pb.Notice(ref_message_id=p.message_id, recipient=p.recipient, reason=reason,
-                                             detail=detail))
+                                             detail=escape(detail)))  # another agency reads it
         to_us = p.sender == self.maker.code
         if to_us:
             back = ""
@@ -232,7 +271,8 @@ class Dispatcher:
             try:
                 back = self.maker.next_hop(p.sender)
             except LookupError:
-                log.warning("cannot route non-delivery notice for %s back to %s", p.message_id, p.sender)
+                log.warning("cannot route non-delivery notice for %s back to %s", p.message_id, p.sender,
+                            extra=logs.fields(agency=p.sender, message_id=p.message_id, reason=reason))
                 return
         sealed = self.maker.seal(notice, p.sender, back, priority=p.priority, lifetime_s=self.notice_lifetime_s,
                                  ref_message_id=p.message_id, seal_to=self._notice_key(p, to_us), clear_ok=True)

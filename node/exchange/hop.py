@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from .. import envelope as env_mod
-from .. import events, receipts
+from .. import events, logs, receipts
 from ..clock import Clock
 from ..errors import Reason, Rejected, bounded
 from ..identity.trust import TrustStore
@@ -151,7 +151,7 @@ class HopSender:
                 try:
                     outcome = self.attempt()
                 except Exception:
-                    log.exception("delivery to %s failed unexpectedly", self.hop)
+                    log.exception("delivery to %s failed unexpectedly", self.hop, extra=logs.fields(hop=self.hop))
                     outcome = Outcome.BACKOFF
                 if outcome is not Outcome.DELIVERED:
                     break
@@ -254,17 +254,19 @@ class HopSender:
             else:
                 peers.record_success(tx, self.hop, now)
                 if state.failures:
-                    log.info("link to %s is back: delivered after %d failed attempts", self.hop, state.failures)
+                    log.info("link to %s is back: delivered after %d failed attempts", self.hop, state.failures,
+                             extra=logs.fields(hop=self.hop))
             if delivered:
                 tx.on_commit(lambda: self._count_delivered([p for p, _ in delivered]))
             for p, _ in delivered:
                 tx.on_commit(lambda p=p: self.events.emit(events.DELIVERED, message_id=p.message_id, peer=self.hop,
                                                           recipient=p.recipient, kind=p.kind, time_ms=now))
         if bad_receipts:
-            log.warning("bad receipts from %s: %s", self.hop, bad_receipts[0][1])
+            log.warning("bad receipts from %s: %s", self.hop, bad_receipts[0][1],
+                        extra=logs.fields(hop=self.hop, message_id=bad_receipts[0][0], reason=Reason.BAD_RECEIPT))
         if retry_later:
             log.warning("%s refused %d envelopes for now (kept for a retry): %s", self.hop, len(retry_later),
-                        retry_later[0][1])
+                        retry_later[0][1], extra=logs.fields(hop=self.hop, message_id=retry_later[0][0]))
         if failed:
             self._back_off(state.failures + 1, [], failed[0][1])
             return Outcome.BACKOFF
@@ -290,6 +292,7 @@ class HopSender:
         with self.db.transaction(durable=False) as tx:
             peers.record_failure(tx, self.hop, failures, self.clock.now_ms() + int(delay * 1000), error)
             outbox.note_attempt(tx, message_ids, error)
-        log.info("hop %s unavailable (%s); retry %d in %.1fs", self.hop, error, failures, delay)
+        log.info("hop %s unavailable (%s); retry %d in %.1fs", self.hop, error, failures, delay,
+                 extra=logs.fields(hop=self.hop))
         if self.timer is not None:
             self.timer.call_later(f"retry:{self.hop}", delay, self.wake)

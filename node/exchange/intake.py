@@ -14,7 +14,7 @@ import logging
 import threading
 
 from .. import envelope as env_mod
-from .. import events
+from .. import events, logs
 from .. import receipts
 from ..clock import Clock
 from ..envelope import Signer
@@ -28,7 +28,7 @@ from ..store.database import Database
 from .outgoing import subject_of
 from ..events import EventSink, NoEvents
 from ..metrics import NO_METRICS, Recorder
-from .protocols import PLAIN_MAIL, LocalMail, Waker
+from .protocols import NO_PINS, PLAIN_MAIL, CertificatePins, LocalMail, Waker
 from .routing import Router
 
 log = logging.getLogger(__name__)
@@ -38,24 +38,29 @@ class Intake:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, router: Router, clock: Clock,
                  max_size: int, *, queues: Waker, local_mail: LocalMail = PLAIN_MAIL,
                  events_: EventSink = NoEvents(), limits: Limits = Limits(), metrics: Recorder = NO_METRICS,
-                 opener: env_mod.Opener | None = None) -> None:
+                 opener: env_mod.Opener | None = None, pins: CertificatePins = NO_PINS) -> None:
         self.metrics = metrics
+        self.pins = pins  # a registered child hands over and marks only with the certificate it registered
         self.opener = opener  # our seal key: payloads sealed to us are opened here, before the lifecycle checks
         self.db, self.signer, self.trust, self.router = db, signer, trust, router
         self.clock, self.max_size, self.limits = clock, max_size, limits
         self.queues, self.local_mail, self.events = queues, local_mail, events_
         self._parking = threading.Lock()  # quota counted and custody committed as one step for parked mail
 
-    def receive(self, raws: list[bytes], peer: str | None) -> list[pb.Receipt | Rejected]:
+    def receive(self, raws: list[bytes], peer: str | None,
+                peer_cert: bytes | None = None) -> list[pb.Receipt | Rejected]:
         """One outcome per envelope, in order; all accepted ones committed together.
 
         Each envelope is checked alone, everything its handlers will read included, before
         the custody transaction; one that fails is refused with its reason and the rest of
         the batch is stored. Nothing a peer sends escapes as an exception. A node that is not
         our parent, a registered child or a configured peer is refused as a whole
-        (NOT_A_NEIGHBOUR) before anything is read."""
+        (NOT_A_NEIGHBOUR) before anything is read; so is a registered child connecting with another
+        certificate than the one it registered (`peer_cert`, CERT_NOT_REGISTERED)."""
         if peer is not None and not self.router.is_neighbour(peer):
             raise Rejected(Reason.NOT_A_NEIGHBOUR, f"{peer} is not a parent, child or configured peer of this node")
+        if peer is not None and peer_cert is not None:
+            self.pins.check(peer, peer_cert, "the hand-over")
         if len(raws) > self.limits.envelopes_per_batch:
             raise over("envelopes in one batch", len(raws), self.limits.envelopes_per_batch, "envelopes")
         results: list[pb.Receipt | Rejected | None] = [None] * len(raws)
@@ -77,7 +82,8 @@ class Intake:
                 accepted = self._within_quota(accepted, results, refused)
             if refused:
                 log.info("refused %d of %d envelopes from %s, first: %s", len(refused), len(raws), peer,
-                         refused[0][1].public_text)
+                         refused[0][1].public_text, extra=logs.fields(agency=peer, message_id=refused[0][0],
+                                                                      reason=refused[0][1].reason))
                 custody.record_rejections(self.db, self.clock.now_ms(), peer or "", refused)
             stored = custody.accept(
                 self.db, [item for _, item in accepted],
@@ -139,10 +145,18 @@ class Intake:
     def _count(self, results: list) -> None:
         self.metrics.received(len(results), [r.reason.name for r in results if isinstance(r, Rejected)])
 
+    def _pinned_marks(self, v: env_mod.Verified) -> None:
+        """Every mark by a child registered here (its signature as sender, its relay mark) is made with
+        the certificate it registered: another one the CA issued for its code is not the agency."""
+        self.pins.check(v.header.sender, v.envelope.sender_cert, "the sender's signature")
+        for i, entry in enumerate(v.envelope.trace):
+            self.pins.check(v.path[i + 1][0], entry.cert_der, f"relay mark trace[{i}]")
+
     def _check(self, raw: bytes, peer: str | None) -> custody.Incoming:
         v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock,
                            max_trace=self.limits.trace_length, opener=self.opener)
         h = v.header
+        self._pinned_marks(v)
         if peer is not None and v.path[-1][0] != peer:
             raise Rejected(Reason.PEER_MISMATCH, f"connection is from {peer}, last trace entry is {v.path[-1][0]}")
         if not self.router.serves(h.recipient, h.sender):

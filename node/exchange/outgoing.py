@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 
 def subject_of(payload: pb.Payload) -> str:
-    """A one-line summary for mailbox listings."""
+    """A summary for mailbox listings, kept as the sender wrote it (the API hands data over unchanged);
+    whatever shows it escapes it there: the log formatter, the CLI (node.terminal)."""
     which = payload.WhichOneof("body")
     if which == "document":
         return payload.document.subject

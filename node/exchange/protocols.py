@@ -14,6 +14,8 @@ follows a call without knowing how the node was assembled:
   the custody transaction, refuses a status or change that its signer has no right to
   send (by what is stored, once the batch's duplicates are settled), and records what
   arrived in the custody transaction.
+- `CertificatePins`: the registry's pins (`node.registry.pins.Pins`): a registered child hands
+  over and marks envelopes only with the certificate it registered.
 """
 from __future__ import annotations
 
@@ -62,3 +64,18 @@ class PlainMail:
 
 
 PLAIN_MAIL = PlainMail()
+
+
+class CertificatePins(Protocol):
+    def check(self, code: str, cert_der: bytes, what: str) -> None:
+        """Raise Rejected(CERT_NOT_REGISTERED) if `code` is registered here with other certificates."""
+
+
+class NoPins:
+    """For a node without the registry (unit tests of the exchange): nothing is pinned."""
+
+    def check(self, code: str, cert_der: bytes, what: str) -> None:
+        pass
+
+
+NO_PINS = NoPins()

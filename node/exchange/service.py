@@ -33,8 +33,12 @@ class PeerIdentity:
         self._lock = threading.Lock()
 
     def of(self, context: grpc.ServicerContext) -> str | None:
+        return self.with_cert(context)[0]
+
+    def with_cert(self, context: grpc.ServicerContext) -> tuple[str | None, bytes | None]:
+        """The caller's code and its certificate (DER), (None, None) in plain-text mode."""
         if self.insecure:
-            return None
+            return None, None
         pems = context.auth_context().get("x509_pem_cert")
         if not pems:
             raise Rejected(Reason.UNTRUSTED_CERT, "no client certificate")
@@ -49,7 +53,7 @@ class PeerIdentity:
                 if len(self._der) >= self.CACHE_LIMIT:
                     self._der.clear()
                 self._der[pems[0]] = der
-        return self.trust.identify(der).code
+        return self.trust.identify(der).code, der
 
 
 class ExchangeService(xgrpc.ExchangeServicer):
@@ -57,17 +61,14 @@ class ExchangeService(xgrpc.ExchangeServicer):
         self.intake = intake
         self.peers = peers
 
-    def _peer(self, context: grpc.ServicerContext) -> str | None:
-        return self.peers.of(context)
-
     def Deliver(self, request: xpb.DeliverRequest, context: grpc.ServicerContext) -> pb.Receipt:
-        result = self.intake.receive([request.envelope], self._peer(context))[0]
+        result = self.intake.receive([request.envelope], *self.peers.with_cert(context))[0]
         if isinstance(result, Rejected):
             raise result
         return result
 
     def DeliverBatch(self, request: xpb.DeliverBatchRequest, context: grpc.ServicerContext) -> xpb.DeliverBatchResponse:
-        results = self.intake.receive(list(request.envelopes), self._peer(context))
+        results = self.intake.receive(list(request.envelopes), *self.peers.with_cert(context))
         return xpb.DeliverBatchResponse(outcomes=to_outcomes(results))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from ..exchange.hop import WINDOW
 from ..identity import certs, keys
 from ..pb import envelope_pb2 as pb
 from ..pb import exchange_pb2 as xpb
+from ..store.bare_inbox import BareInbox
 
 A, B = "000.00.01.H53", "000.00.35.H53"
 METHOD = "/lienthong.bench.BareHop/Deliver"
@@ -52,12 +52,7 @@ class Receiver:
 
     def __init__(self, directory: Path) -> None:
         self.signer = envelope.Signer.from_files(directory / "node.key", directory / "node.pem")
-        self.db = sqlite3.connect(str(directory / "bare.sqlite3"), check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS inbox (message_id TEXT PRIMARY KEY, sender TEXT, header BLOB,"
-                        " payload BLOB, received_ms INTEGER)")
-        self.lock = threading.Lock()
+        self.inbox = BareInbox(directory / "bare.sqlite3")
 
     def deliver(self, request_bytes: bytes, context) -> bytes:
         request = xpb.DeliverBatchRequest.FromString(request_bytes)
@@ -72,10 +67,7 @@ class Receiver:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, "signature")
             rows.append((header.message_id, header.sender, env.header, env.payload, int(time.time() * 1000)))
             digests.append(hashlib.sha256(env.header).digest())
-        with self.lock:  # one writer, as SQLite has
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT OR IGNORE INTO inbox VALUES (?, ?, ?, ?, ?)", rows)
-            self.db.execute("COMMIT")
+        self.inbox.store_batch(rows)
         return self.signer.sign(hashlib.sha256(b"".join(digests)).digest())
 
 

@@ -40,6 +40,7 @@ class CrlHolder:
         self.events = events_
         self.on_new: list[Callable[[revocation.Revoked], None]] = []  # after a newer CRL is in use and on disk
         self._lock = threading.Lock()  # one offer at a time: check, write, adopt
+        self.source = "tls.crl" if trust.revoked is not None else ""  # where the list in use came from
 
     @property
     def current(self) -> revocation.Revoked | None:
@@ -59,7 +60,9 @@ class CrlHolder:
         except (ValueError, OSError) as e:
             log.warning("ignoring the CRL kept in %s: %s", self.path, e)
             return
-        self.trust.adopt(crl)
+        held = self.trust.revoked
+        if self.trust.adopt(crl) and (held is None or crl.number > held.number):
+            self.source = f"kept ({FILE})"
 
     def offer(self, data: bytes, source: str) -> bool:
         """Take `data` if it is a CRL an anchor signed with a higher number than ours: True if taken,
@@ -84,6 +87,7 @@ class CrlHolder:
                                metadata={"held": str(held.number)})
             write_atomically(self.path, crl.der, 0o600)  # on disk first: a restart never goes back to an older list
             self.trust.adopt(crl)
+            self.source = source
         log.info("CRL number %d from %s in use (%d revoked, next update %s)", crl.number, source,
                  len(crl.serials), _when(crl.next_update_ms))
         for fn in self.on_new:
@@ -106,6 +110,14 @@ class CrlHolder:
                 f"tls.crl_grace ({self.grace_ms // 1000}s): peers are refused and the queues wait until a fresh "
                 f"one arrives (at the root: `lienthong ca crl`, copy it to tls.crl, SIGHUP; elsewhere it comes "
                 f"from the parent)")
+
+    def describe(self) -> str:
+        """The CRL in use, in words for the log (start-up names it, so an admin sees which list a node holds)."""
+        crl = self.trust.revoked
+        if crl is None:
+            return "no CRL in use (tls.crl unset and none taken from the parent yet)"
+        return (f"CRL number {crl.number} in use ({len(crl.serials)} revoked, next update {_when(crl.next_update_ms)}"
+                f"{', STALE' if self.stale else ''})")
 
     @property
     def stale(self) -> bool:

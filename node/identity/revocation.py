@@ -88,6 +88,7 @@ class Revoked:
     next_update_ms: int
     number: int
     der: bytes = b""  # the CRL as signed, what a node stores and passes on to its children
+    this_update_ms: int = 0  # when the CA issued it (the metrics show its age)
 
 
 def load(data: bytes, anchors: list[x509.Certificate]) -> Revoked:
@@ -111,8 +112,10 @@ def load(data: bytes, anchors: list[x509.Certificate]) -> Revoked:
         next_update = crl.next_update_utc
         serials = frozenset(r.serial_number for r in crl)
         der = crl.public_bytes(serialization.Encoding.DER)
+        this_update = crl.last_update_utc
     except x509.ExtensionNotFound:
         raise NotACrl("CRL carries no CRL number (nodes order CRLs by it)") from None
     except Exception:  # noqa: BLE001 - signed by the CA yet not readable: refuse rather than half-use it
         raise NotACrl("CRL entries do not parse") from None
-    return Revoked(crl.issuer, serials, int(next_update.timestamp() * 1000) if next_update else 0, number, der)
+    return Revoked(crl.issuer, serials, int(next_update.timestamp() * 1000) if next_update else 0, number, der,
+                   int(this_update.timestamp() * 1000))

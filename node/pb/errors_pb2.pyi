@@ -52,7 +52,12 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CRL_OUTDATED: _ClassVar[Reason]
     CRL_STALE: _ClassVar[Reason]
     PARK_FULL: _ClassVar[Reason]
-    CONTROL_CHARACTER: _ClassVar[Reason]
+    CERT_NOT_REGISTERED: _ClassVar[Reason]
+    UNSIGNED_FIELDS: _ClassVar[Reason]
+    NOT_A_HOP: _ClassVar[Reason]
+    HELD: _ClassVar[Reason]
+    UNPRINTABLE: _ClassVar[Reason]
+    NOT_QUEUED: _ClassVar[Reason]
     BAD_ENDPOINT: _ClassVar[Reason]
     CASE_TWIN: _ClassVar[Reason]
     NOTICE_OFF_ROUTE: _ClassVar[Reason]
@@ -103,7 +108,12 @@ SEAL_KEY_MISSING: Reason
 CRL_OUTDATED: Reason
 CRL_STALE: Reason
 PARK_FULL: Reason
-CONTROL_CHARACTER: Reason
+CERT_NOT_REGISTERED: Reason
+UNSIGNED_FIELDS: Reason
+NOT_A_HOP: Reason
+HELD: Reason
+UNPRINTABLE: Reason
+NOT_QUEUED: Reason
 BAD_ENDPOINT: Reason
 CASE_TWIN: Reason
 NOTICE_OFF_ROUTE: Reason

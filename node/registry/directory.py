@@ -14,7 +14,7 @@ from typing import Callable
 
 import grpc
 
-from .. import events, fields, stats
+from .. import events, fields, logs, stats
 from ..clock import Clock
 from ..codes import ROOT, CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
@@ -28,6 +28,7 @@ from ..store import registry as store
 from ..store.database import Database
 from ..events import EventSink, NoEvents
 from . import records
+from .pins import Pins
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Directory:
         self._cache: dict[str, tuple[rpb.DirectoryEntry, int]] = {}  # code -> (entry, until)
         self._unknown: dict[tuple[str, bool], int] = {}  # (code, asked from below) -> NOT_FOUND until
         self._lock = threading.Lock()
+        self.pins = Pins(trust)  # the certificate each child registered: its hand-overs and marks are held to it
         self._refresh_hierarchy()
 
     # ---- our own record -----------------------------------------------------------
@@ -96,20 +98,34 @@ class Directory:
         if record.parent != self.code or rule_parent != self.code:
             raise Rejected(Reason.WRONG_PARENT, f"{self.code} is not the parent of {record.code}")
         registered = store.get(self.db, record.code)
+        previous, moved = None, False
         if registered is not None:
-            records.check_renewal(signed, record, rpb.AgencyRecord.FromString(registered.record).cert_der, self.trust)
+            registered_cert = rpb.AgencyRecord.FromString(registered.record).cert_der
+            records.check_renewal(signed, record, registered_cert, self.trust)
+            moved = registered_cert != record.cert_der
+            previous = self._still_trusted(registered_cert) if moved else registered.previous_cert
         now = self.clock.now_ms()
         store.upsert(self.db, store.Child(record.code, record.name, self.configured.level(record.code),
-                                          record.endpoint, signed.record, signed.signature, now, now))
+                                          record.endpoint, signed.record, signed.signature, now, now, previous),
+                     durable=moved)  # a pin that moved must not move back in a crash
         with self._lock:
             self._cache.pop(record.code, None)
             self._unknown.pop((record.code, True), None)
             self._unknown.pop((record.code, False), None)
         self._refresh_hierarchy()
-        log.info("registered %s (%s) at %s", record.code, record.name, record.endpoint)
+        log.info("registered %s (%s) at %s", record.code, record.name, record.endpoint,
+                 extra=logs.fields(agency=record.code))
         self.events.emit(events.REGISTERED, peer=record.code, time_ms=now)
         self.on_alive(record.code, "registered")
         return self.heartbeat_ms
+
+    def _still_trusted(self, cert_der: bytes) -> bytes | None:
+        """A renewed registration's old certificate, kept so mail marked with it still passes; None if revoked."""
+        try:
+            self.trust.identify(cert_der, check_validity=False)
+        except Rejected:
+            return None
+        return cert_der
 
     def heartbeat(self, code: str, peer: str | None, odd_codes: dict[str, str], signed_stats=(),
                   crl_number: int = 0) -> bytes:
@@ -124,7 +140,8 @@ class Directory:
             problem = self._claim_problem(code, odd, parent, odd_codes, holders)
             if problem:
                 refused = Rejected(Reason.WRONG_PARENT, problem)  # bounded: the claim's codes are the child's words
-                log.warning("refused heartbeat from %s: %s", code, refused.detail)
+                log.warning("refused heartbeat from %s: %s", code, refused.detail,
+                            extra=logs.fields(agency=code, reason=refused.reason))
                 raise refused
         changed = store.touch(self.db, code, self.clock.now_ms(), dict(odd_codes))
         if changed is None:
@@ -158,7 +175,8 @@ class Directory:
         try:
             self.crl.offer(der, self.parent or "parent")
         except Rejected as r:
-            log.warning("CRL from parent %s refused: %s", self.parent, r.public_text)
+            log.warning("CRL from parent %s refused: %s", self.parent, r.public_text,
+                        extra=logs.fields(agency=self.parent, reason=r.reason))
 
     def push_crl(self, der: bytes) -> None:
         """Pass a CRL we just took to every registered child, all at once, in the background; a child that
@@ -237,6 +255,7 @@ class Directory:
         """Rebuild what routing reads on every envelope: the tree (with odd codes) and child endpoints."""
         children = store.children(self.db)
         self._endpoints = {c.code: c.endpoint for c in children}
+        self.pins.load((c.code, c.record, c.previous_cert) for c in children)
         extra = dict(store.odd_codes(self.db))
         extra.update({c.code: self.code for c in children if not is_qcvn(c.code)})
         if not is_qcvn(self.code) and self.parent:  # an odd node knows its own place: under its parent
@@ -497,5 +516,6 @@ class Directory:
             self.parent_error = r.public_text
             if r.reason is Reason.UNKNOWN_RECIPIENT and self.registered:
                 self.registered = False  # the parent forgot us: register again on the next tick
-            level = logging.DEBUG if repeated else logging.WARNING if r.reason.permanent else logging.INFO
-            log.log(level, "registry: %s", r.public_text)
+            # an outage is a WARNING when it starts or its error changes (a parent down means no mail up the tree)
+            log.log(logging.DEBUG if repeated else logging.WARNING, "registry: %s", r.public_text,
+                    extra=logs.fields(agency=self.parent, reason=r.reason))

@@ -16,18 +16,21 @@ class Child:
     signature: bytes
     registered_ms: int
     last_seen_ms: int
+    previous_cert: bytes | None = None  # the certificate this registration renewed (node.registry.pins)
 
 
-def upsert(db: Database, child: Child) -> None:
-    with db.transaction(durable=False) as conn:  # a lost write: the child re-registers on its next heartbeat
+def upsert(db: Database, child: Child, *, durable: bool = False) -> None:
+    """durable=False: a lost write is repaired by the child's next registration (a certificate that
+    changed is written durably: node.registry.pins holds the child's mail to it)."""
+    with db.transaction(durable=durable) as conn:
         conn.execute(
-            "INSERT INTO registry (code, name, level, endpoint, record, signature, registered_ms, last_seen_ms)"
-            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(code) DO UPDATE SET name = excluded.name,"
+            "INSERT INTO registry (code, name, level, endpoint, record, signature, registered_ms, last_seen_ms,"
+            " previous_cert) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(code) DO UPDATE SET name = excluded.name,"
             " level = excluded.level, endpoint = excluded.endpoint, record = excluded.record,"
             " signature = excluded.signature, registered_ms = excluded.registered_ms,"
-            " last_seen_ms = excluded.last_seen_ms",
+            " last_seen_ms = excluded.last_seen_ms, previous_cert = excluded.previous_cert",
             (child.code, child.name, child.level, child.endpoint, child.record, child.signature,
-             child.registered_ms, child.last_seen_ms),
+             child.registered_ms, child.last_seen_ms, child.previous_cert),
         )
 
 

@@ -21,12 +21,14 @@ from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
 from node.identity.trust import TrustStore
 from node.pb import envelope_pb2 as pb
+from node.pb import admin_pb2 as apb
 from node.pb import mailbox_pb2 as mpb
 from node.runtime import MAX_WATCHERS, Node
 
 A, B = "000.00.01.H53", "000.00.02.H53"
 TIMEOUT = 10.0
 MAILBOX = mpb.DESCRIPTOR.services_by_name["Mailbox"]
+ADMIN = apb.DESCRIPTOR.services_by_name["Admin"]
 ATTACHMENT = bytes(range(256)) * 40 + "tệp đính kèm".encode()
 MAX_SIZE = 64 * 1024
 
@@ -93,7 +95,7 @@ def rpc_error(call, *args, **kw) -> grpc.RpcError:
 
 def _call_raw(channel: grpc.Channel, method, metadata) -> None:
     """Call any Mailbox method with an empty request, whatever its streaming shape."""
-    path = f"/{MAILBOX.full_name}/{method.name}"
+    path = f"/{method.containing_service.full_name}/{method.name}"
     request = message_factory.GetMessageClass(method.input_type)()
     output = message_factory.GetMessageClass(method.output_type)
     kw = dict(request_serializer=type(request).SerializeToString, response_deserializer=output.FromString)
@@ -120,6 +122,15 @@ def test_every_mailbox_method_needs_the_token(pair, method, token):
         err = rpc_error(_call_raw, channel, MAILBOX.methods_by_name[method], metadata)
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED, err.details()
     assert reason_of(err) == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize("method", [m.name for m in ADMIN.methods])
+def test_every_admin_method_needs_the_token(pair, method):
+    """Admin.Running shows the node's config and peers; Purge removes mail: none of it without the token."""
+    for token in TOKENS:
+        with grpc.insecure_channel(pair.ha.api) as channel:
+            err = rpc_error(_call_raw, channel, ADMIN.methods_by_name[method], TOKENS[token](pair.ha.token))
+        assert err.code() == grpc.StatusCode.UNAUTHENTICATED, (token, err.details())
 
 
 def test_a_token_opens_the_mailbox(pair):

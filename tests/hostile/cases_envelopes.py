@@ -153,6 +153,35 @@ def _(s):
     return deliver(s, mine(s, pb.Payload(document=doc)))
 
 
+def unsigned_field(number: int, data: bytes) -> bytes:
+    """A length-delimited protobuf field no message of ours has: appended to a message's bytes, it parses."""
+    n, length = len(data), b""
+    while True:
+        length += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+        n >>= 7
+        if not n:
+            break
+    return bytes([(number << 3) | 2]) + length + data
+
+
+@case("envelope", "a megabyte of unknown fields outside the signature", "INVALID_ARGUMENT", "UNSIGNED_FIELDS",
+      via=DELIVER)
+def _(s):
+    """Everything signed is carried as bytes (header, payload, trace bodies): fields around them are
+    nobody's word. Stored, every relay would keep and pass on the megabyte (under D's 1 MiB limit)."""
+    raw = mine(s) + unsigned_field(15, b"\0" * (MAX_SIZE - 8192))
+    assert len(raw) < MAX_SIZE and pb.Envelope.FromString(raw).signature
+    return deliver(s, raw)
+
+
+@case("envelope", "an unknown field in a relay mark, outside its signed body", "INVALID_ARGUMENT", "UNSIGNED_FIELDS",
+      via=DELIVER)
+def _(s):
+    env = pb.Envelope.FromString(relayed(from_g(s).SerializeToString(), s.w.signer(M)))
+    env.trace[-1].MergeFromString(unsigned_field(9, b"x" * 1000))
+    return deliver(s, env.SerializeToString())
+
+
 # ---- header fields ----------------------------------------------------------------------------
 
 for name in ("recipient", "sender"):

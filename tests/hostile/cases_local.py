@@ -165,7 +165,8 @@ for label, names, saved in (("'..' and '.'", ["..", "."], "attachment-1, attachm
                            ("an absolute path", ["/abs/dir/scan.pdf"], "scan.pdf"),
                            ("a NUL", ["bad\x00name.pdf"], "badname.pdf"),
                            ("escapes and control characters", ["\x1b[31mred\x07\r\n.pdf"], "[31mred.pdf"),
-                           ("254 characters", ["a" * 250 + ".pdf"], "aaa…aaa.pdf (120 characters)")):
+                           ("254 characters", ["a" * 250 + ".pdf"], "aaa…aaa.pdf (254 characters)"),
+                           ("250 Vietnamese characters", ["ữ" * 250 + ".pdf"], "ữữữ…ữữữ.pdf (87 characters)")):
     @case("cli files", f"attachment named with {label}", "OK", f"saved as {saved}", via=FETCH, prepares=True)
     def _(s, names=names):
         return fetched(s, names)

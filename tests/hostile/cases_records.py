@@ -44,8 +44,8 @@ for label, fields, reason in (
         ("a certificate field of 12 kB", {"cert_der": b"c" * 12_000}, "OVER_LIMIT"),
         ("level 1000", {"level": 1000}, "OVER_LIMIT"),
         ("an endpoint of 10 kB", {"endpoint": "a" * 10_000 + ":1"}, "OVER_LIMIT"),
-        ("a name with a bidirectional override", {"name": "UBND xã \u202egnàrT"}, "CONTROL_CHARACTER"),
-        ("a name with a NUL", {"name": "UBND\x00"}, "CONTROL_CHARACTER"),
+        ("a name with a bidirectional override", {"name": "UBND xã \u202egnàrT"}, "UNPRINTABLE"),
+        ("a name with a NUL", {"name": "UBND\x00"}, "UNPRINTABLE"),
         ("the endpoint unix:/tmp/x.sock (a local socket)", {"endpoint": "unix:/tmp/x.sock"}, "BAD_ENDPOINT"),
         ("the endpoint unix:1234 (a socket named like a port)", {"endpoint": "unix:1234"}, "BAD_ENDPOINT"),
         ("the endpoint dns:///127.0.0.1:1", {"endpoint": "dns:///127.0.0.1:1"}, "BAD_ENDPOINT"),
@@ -61,7 +61,7 @@ for label, fields, reason in (
 
 
 @case("records", "registration with a name that forges a log line with terminal escapes", "INVALID_ARGUMENT",
-      "CONTROL_CHARACTER", via=REGISTER)
+      "UNPRINTABLE", via=REGISTER)
 def _(s):
     log = LogTail(Path(s.w.cluster.nodes[D].dir) / "node.log")
     o = register(s, name=FORGED_LINE)
@@ -71,7 +71,7 @@ def _(s):
 
 
 @case("records", "lookup answered with a record whose name carries terminal escapes", "INVALID_ARGUMENT",
-      "CONTROL_CHARACTER", via="Mailbox.Lookup at D, answered by M")
+      "UNPRINTABLE", via="Mailbox.Lookup at D, answered by M")
 def _(s):
     g = s.w.signer(G)
     return answered(s, lambda req, ctx: entry(record_of(g, name=FORGED_LINE, parent=M)))

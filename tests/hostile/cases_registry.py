@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 
+from node.pb import exchange_pb2 as xpb
 from node.pb import mailbox_pb2 as mpb
 from node.pb import registry_pb2 as rpb
 
 from .core import Observed, call, case, refused
-from .world import (C1, C2, CONFIGURED, D, D2, HELD, M, M2, P, X, expired_identity, foreign_identity,
-                    poll, second_identity, unknown_version)
+from .world import (C1, C2, CONFIGURED, D, D2, G, HELD, M, M2, P, X, expired_identity, foreign_identity,
+                    poll, relayed, seal, second_identity, unknown_version)
 
 HEARTBEAT = "Registry.Heartbeat, M → D"
 REGISTER = "Registry.Register → D"
@@ -183,3 +184,35 @@ def _(s):
 @case("hijack", "client certificate from a foreign CA", "UNAVAILABLE", "", via="TLS handshake → D")
 def _(s):
     return register(s, foreign_identity(s.w, C2), s.w.record(M))
+
+
+# ---- the certificate a child registered (node.registry.pins) -------------------------------------
+
+PINNED = "Exchange.Deliver → D, C1 registered with its own certificate"
+
+
+def handed(s, who, raw: bytes) -> Observed:
+    return call(s.w.exchange(who).Deliver, xpb.DeliverRequest(envelope=raw))
+
+
+@case("hijack", "second certificate for a registered code hands over as that agency", "PERMISSION_DENIED",
+      "CERT_NOT_REGISTERED", via=PINNED)
+def _(s):
+    """The CA issued C1 a second certificate (by mistake, or to whoever stole its request): valid, and
+    C1's code, but not the one C1 registered. It once connected to D as C1 and had its document delivered."""
+    bis = second_identity(s.w, C1)
+    return handed(s, bis, seal(bis.signer, D)[1])
+
+
+@case("hijack", "document signed by a second certificate, handed over on the registered one", "PERMISSION_DENIED",
+      "CERT_NOT_REGISTERED", via=PINNED)
+def _(s):
+    bis = second_identity(s.w, C1)
+    return handed(s, C1, seal(bis.signer, D)[1])
+
+
+@case("hijack", "relay mark made with a second certificate of the registered relay", "PERMISSION_DENIED",
+      "CERT_NOT_REGISTERED", via="Exchange.Deliver, M → D, G's mail marked by M's second certificate")
+def _(s):
+    bis = second_identity(s.w, M)
+    return handed(s, M, relayed(seal(s.w.signer(G), C1)[1], bis.signer))

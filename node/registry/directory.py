@@ -375,6 +375,7 @@ class Directory:
                     cache.clear()
 
     def children(self, code: str, recursive: bool, from_below: bool = True) -> list[rpb.DirectoryEntry]:
+        fields.check_code(code)
         if code != self.code:
             return self._proven(code, self._ask(code, from_below, lambda stub, up: stub.Children(
                 rpb.ChildrenRequest(code=code, recursive=recursive, from_below=up), timeout=CALL_TIMEOUT_S)).entries)

@@ -205,6 +205,9 @@ def verify(
         header.ParseFromString(env.header)
     except DecodeError:
         raise Rejected(Reason.MALFORMED, "envelope does not parse") from None
+    if len(env.trace) > max_trace:  # before any signature is checked: too many marks cost nothing to refuse
+        raise Rejected(Reason.OVER_LIMIT, f"trace entries: {len(env.trace)}, limit {max_trace}",
+                       metadata={"limit": str(max_trace)})
     _no_unsigned_fields(env, "envelope")
     for name in REQUIRED_HEADER_FIELDS:
         if not getattr(header, name):

@@ -91,6 +91,14 @@ class Reason(enum.Enum):
                    "the text holds control characters (a newline, a tab, a terminal escape)")
     NOT_QUEUED = ("NOT_QUEUED", _C.FAILED_PRECONDITION, True,
                   "the message no longer waits in this node's queue (delivered, refused, expired or purged)")
+    PEER_BUSY = ("PEER_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                 "this peer already has as many registry calls in progress here as it may")
+    REGISTRY_BUSY = ("REGISTRY_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                     "this node is answering as many registry calls as it gives them; delivery is served apart")
+    CHILD_BUSY = ("CHILD_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                  "the child on the way to that code has as many questions outstanding as it may")
+    SIGNATURE_BUDGET = ("SIGNATURE_BUDGET", _C.RESOURCE_EXHAUSTED, False,
+                        "this peer has had as many signatures checked as it may for now")
     BAD_ENDPOINT = ("BAD_ENDPOINT", _C.INVALID_ARGUMENT, True,
                     "an endpoint must be host:port (a DNS name or IP address, port 1-65535)")
     CASE_TWIN = ("CASE_TWIN", _C.INVALID_ARGUMENT, True,

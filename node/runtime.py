@@ -88,6 +88,7 @@ from .identity import keys, renewal
 from .identity.crl_holder import CrlHolder
 from .identity.trust import TrustStore
 from .transport.peer_check import PeerCheck
+from .limits import SignatureBudget
 from .peer_gate import PeerGate
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
@@ -177,7 +178,9 @@ class Node:
             # a neighbour that registers, beats or answers resets its backoff (the dispatcher is built below:
             # it routes through this directory)
             on_alive=lambda code, how: self.dispatcher.peer_returned(code, how), seal_key=self.seal_key.public_der,
-            peer_addresses={p.code: p.address for p in s.peers}, crl=self.crl)
+            peer_addresses={p.code: p.address for p in s.peers}, crl=self.crl, limits=s.limits)
+        # what each peer may make us verify, over all its calls (envelopes, heartbeats, listings)
+        self.signatures = SignatureBudget(s.limits, clock.now)
         if self.directory.previous is not None:
             log.info("renewed certificate: registrations are co-signed by the previous key (%s.previous)", s.tls.key)
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
@@ -214,6 +217,7 @@ class Node:
                                           s.node.phone or ""))
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
+                             signatures=self.signatures,
                              metrics=recorder, opener=self.maker.opener, pins=self.directory.pins)
         self.verify_stored = stored_verifier(self.trust, clock, opener=self.maker.opener)
         # the audit chain's signed checkpoints: ours, handed to our parent; our children's, kept here
@@ -313,9 +317,10 @@ class Node:
         s = self.settings
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
-        interceptors = [PeerGate(peers, self.crl.stale_problem), ErrorInterceptor()]
+        interceptors = [PeerGate(peers, self.crl.stale_problem, self.limits), ErrorInterceptor()]
         exchange = ExchangeService(self.intake, peers)
-        self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper)
+        self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper,
+                                                self.clock, self.signatures)
 
         def add_peer_services(server) -> None:  # the same servicer objects, whichever way peers reach them
             exchange_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)

@@ -135,6 +135,7 @@ class Dispatcher:
             for h in retried:
                 peers.reset(tx, h)
                 outbox.undefer(tx, h)
+                outbox.release_held_back(tx, h)  # the operator's word; a neighbour's heartbeat does not do this
         for h in retried:
             self.on_return(h)
             self.wake(h)

@@ -58,6 +58,10 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HELD: _ClassVar[Reason]
     UNPRINTABLE: _ClassVar[Reason]
     NOT_QUEUED: _ClassVar[Reason]
+    PEER_BUSY: _ClassVar[Reason]
+    REGISTRY_BUSY: _ClassVar[Reason]
+    CHILD_BUSY: _ClassVar[Reason]
+    SIGNATURE_BUDGET: _ClassVar[Reason]
     BAD_ENDPOINT: _ClassVar[Reason]
     CASE_TWIN: _ClassVar[Reason]
     NOTICE_OFF_ROUTE: _ClassVar[Reason]
@@ -114,6 +118,10 @@ NOT_A_HOP: Reason
 HELD: Reason
 UNPRINTABLE: Reason
 NOT_QUEUED: Reason
+PEER_BUSY: Reason
+REGISTRY_BUSY: Reason
+CHILD_BUSY: Reason
+SIGNATURE_BUDGET: Reason
 BAD_ENDPOINT: Reason
 CASE_TWIN: Reason
 NOTICE_OFF_ROUTE: Reason

@@ -28,6 +28,7 @@ class Pending:
     envelope: bytes
     ref_message_id: str = ""
     created_ms: int = 0
+    attempts: int = 0
 
 
 def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
@@ -46,7 +47,8 @@ def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject:
 
 @dataclass(frozen=True)
 class Park:
-    """Relayed mail for a node that has not registered yet: who handed it over, and how long it may wait."""
+    """Relayed mail for a node that has not registered yet: whose quota it counts against (its origin, the
+    envelope's signed sender; stored as `parked_by`), and how long it may wait."""
     peer: str
     until_ms: int
 
@@ -57,7 +59,7 @@ _STILL_PARKED = ("parked_by = ? AND state = 'pending' AND next_hop NOT IN"
 
 
 def parked_usage(db: Database, peer: str) -> tuple[int, int]:
-    """(envelopes, bytes) that `peer` handed us and that still wait for a node to register (its quota)."""
+    """(envelopes, bytes) parked for `peer` (an origin) that still wait for a node to register (its quota)."""
     r = db.query_one("SELECT count(*) AS n, coalesce(sum(length(raw)), 0) AS size"
                      " FROM outbox JOIN outbox_envelope USING (message_id) WHERE " + _STILL_PARKED, (peer,))
     return r["n"], r["size"]
@@ -86,11 +88,12 @@ def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: se
     skipping = f" AND message_id NOT IN ({','.join('?' * len(skip))})" if skip else ""
     rows = db.query(
         "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id,"
-        " created_ms"
+        " created_ms, attempts"
         " FROM outbox JOIN outbox_envelope USING (message_id)"
         f" WHERE next_hop = ? AND state = 'pending' AND held = 0{skipping}"
-        " AND (not_before_ms IS NULL OR not_before_ms <= ?) ORDER BY priority DESC, seq LIMIT ?",
-        (next_hop, *skip, now_ms if now_ms is not None else 2**62, limit),
+        " AND (not_before_ms IS NULL OR not_before_ms <= ?) AND (retry_after_ms IS NULL OR retry_after_ms <= ?)"
+        " ORDER BY priority DESC, seq LIMIT ?",
+        (next_hop, *skip, *[now_ms if now_ms is not None else 2**62] * 2, limit),
     )
     batch, size = [], 0
     for r in rows:
@@ -143,6 +146,20 @@ def undefer(conn, next_hop: str) -> int:
     """Deferred envelopes for `next_hop` may go at once (the link came back: their lookups may pass now)."""
     return conn.execute("UPDATE outbox SET not_before_ms = NULL WHERE next_hop = ? AND state = 'pending'"
                         " AND not_before_ms IS NOT NULL", (next_hop,)).rowcount
+
+
+def hold_back(conn, until: list[tuple[str, int]], error: str) -> None:
+    """Envelopes a next hop refused for now on their own account (PARK_FULL): not claimed before their time.
+    Kept apart from `defer`: `undefer` (the link came back) does not touch them."""
+    conn.executemany(
+        "UPDATE outbox SET attempts = attempts + 1, reason = ?, retry_after_ms = ? WHERE message_id = ?"
+        " AND state = 'pending'", [(error, when, m) for m, when in until])
+
+
+def release_held_back(conn, next_hop: str) -> int:
+    """Envelopes held back for `next_hop` (`hold_back`) may go at once: an operator's retry."""
+    return conn.execute("UPDATE outbox SET retry_after_ms = NULL WHERE next_hop = ? AND state = 'pending'"
+                        " AND retry_after_ms IS NOT NULL", (next_hop,)).rowcount
 
 
 def note_attempt(conn, message_ids: list[str], error: str) -> None:
@@ -276,5 +293,6 @@ def set_held(conn, message_id: str, held: bool) -> bool:
 
 
 def due_now(conn, message_id: str) -> None:
-    """One pending envelope may go at the next attempt (its own wait forgotten)."""
-    conn.execute("UPDATE outbox SET not_before_ms = NULL WHERE message_id = ? AND state = 'pending'", (message_id,))
+    """One pending envelope may go at the next attempt (its own wait forgotten, a held-back one's too)."""
+    conn.execute("UPDATE outbox SET not_before_ms = NULL, retry_after_ms = NULL WHERE message_id = ?"
+                 " AND state = 'pending'", (message_id,))

@@ -333,3 +333,11 @@ def m0015_audit_restore(db) -> None:
             PRIMARY KEY (code, branch))""",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0017_envelope_retry")
+def m0017_envelope_retry(db) -> None:
+    # an envelope a next hop refused for now on its own account (PARK_FULL: its origin's quota there is full):
+    # not claimed before this time, on a backoff of its own, while the hop's other mail goes. Apart from
+    # not_before_ms because a neighbour coming back (a heartbeat) must not undo it: the refusal was not the link's
+    db.execute("ALTER TABLE outbox ADD COLUMN retry_after_ms INTEGER")

@@ -28,7 +28,7 @@ from google.protobuf.message import DecodeError
 from .clock import SYSTEM, Clock
 from . import fields
 from .codes import is_identifier
-from .errors import Reason, Rejected
+from .errors import Reason, Rejected, too_large
 from .identity import certs, keys
 from .identity.trust import Identity, TrustStore
 from .pb import envelope_pb2 as pb
@@ -197,7 +197,7 @@ def verify(
 ) -> Verified:
     """Check an envelope's bytes: size, structure, sender certificate and signature, digest, every trace mark."""
     if len(raw) > max_size:
-        raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {max_size}")
+        raise too_large("envelope", len(raw), max_size)
     env = pb.Envelope()
     header = pb.Header()
     try:

@@ -210,7 +210,7 @@ class Node:
             metrics=recorder, on_return=self.transport.expect, paused=lambda: self.crl.stale,
             prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of))
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
-                                 seal_key_of=self.directory.seal_key_of)
+                                 seal_key_of=self.directory.seal_key_of, events_=self.bus)
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits,
                                    Origin(s.node.code, s.node.name, s.node.address or "", s.node.email or "",

@@ -271,7 +271,8 @@ class HopSender:
                 tx.on_commit(lambda: self._count_delivered([p for p, _ in delivered]))
             for p, _ in delivered:
                 tx.on_commit(lambda p=p: self.events.emit(events.DELIVERED, message_id=p.message_id, peer=self.hop,
-                                                          recipient=p.recipient, kind=p.kind, time_ms=now))
+                                                          recipient=p.recipient, kind=p.kind, time_ms=now,
+                                                          seq=p.seq))
         if bad_receipts:
             log.warning("bad receipts from %s: %s", self.hop, bad_receipts[0][1],
                         extra=logs.fields(hop=self.hop, message_id=bad_receipts[0][0], reason=Reason.BAD_RECEIPT))

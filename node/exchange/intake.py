@@ -25,7 +25,7 @@ from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
-from ..store import custody, outbox
+from ..store import custody, inbox, outbox
 from ..incidents import log_incident
 from ..limits import Limits, SignatureBudget, over
 from ..store.database import Database
@@ -108,6 +108,10 @@ class Intake:
             for (i, _), outcome in zip(accepted, stored):
                 results[i] = outcome
             self._count(results)  # before the events: a watcher that saw one reads metrics that count it
+            arrived = [item for item, outcome in zip((it for _, it in accepted), stored)
+                       if isinstance(outcome, pb.Receipt) and item.next_hop is None]
+            seqs = inbox.seqs_of(self.db, [it.header.message_id for it in arrived]) \
+                if arrived and self.events.wants(events.ARRIVED) else {}  # ListInbox's seq: resume after it
             for (i, item), outcome in zip(accepted, stored):
                 if not isinstance(outcome, pb.Receipt):
                     continue
@@ -117,7 +121,8 @@ class Intake:
                     h = item.header
                     code = item.payload.status.status_code if item.payload.WhichOneof("body") == "status" else ""
                     self.events.emit(events.ARRIVED, message_id=h.message_id, peer=h.sender, recipient=h.recipient,
-                                     kind=h.kind, time_ms=now, ref_message_id=h.ref_message_id, status_code=code)
+                                     kind=h.kind, time_ms=now, ref_message_id=h.ref_message_id, status_code=code,
+                                     seq=seqs.get(h.message_id, 0))
             for hop in hops:
                 self.queues.wake(hop)
         else:

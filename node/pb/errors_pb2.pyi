@@ -58,6 +58,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HELD: _ClassVar[Reason]
     UNPRINTABLE: _ClassVar[Reason]
     NOT_QUEUED: _ClassVar[Reason]
+    METHOD_NOT_ALLOWED: _ClassVar[Reason]
     PEER_BUSY: _ClassVar[Reason]
     REGISTRY_BUSY: _ClassVar[Reason]
     CHILD_BUSY: _ClassVar[Reason]
@@ -118,6 +119,7 @@ NOT_A_HOP: Reason
 HELD: Reason
 UNPRINTABLE: Reason
 NOT_QUEUED: Reason
+METHOD_NOT_ALLOWED: Reason
 PEER_BUSY: Reason
 REGISTRY_BUSY: Reason
 CHILD_BUSY: Reason

@@ -45,6 +45,7 @@ class Directory:
                  peer_addresses: dict[str, str] | None = None, crl: CrlHolder | None = None,
                  limits: Limits = Limits()) -> None:
         self.limits = limits
+        self.park_for_s = limits.park_for  # how long mail for a child not registered waits here
         # questions passed down to each child and not answered yet: a child that answers slowly (or an insider
         # that never does) holds at most this many of our threads, whoever asks (CHILD_BUSY past it)
         self._down = InFlight(limits.lookups_down_per_child)
@@ -451,7 +452,9 @@ class Directory:
     def _call_down(self, child_code: str, call):
         child = store.get(self.db, child_code)
         if child is None:  # placed under us by the code rule, not registered: "not yet" (a restore, a new commune)
-            raise Rejected(Reason.NOT_REGISTERED_YET, f"{child_code} has not registered with {self.code} (yet)")
+            # where mail for it waits (here: parked) and for how long at most, for the sender to show (issue 17)
+            raise Rejected(Reason.NOT_REGISTERED_YET, f"{child_code} has not registered with {self.code} (yet)",
+                           metadata={"waits_at": self.code, "park_for_s": str(int(self.park_for_s))})
         with self._down.holding(child_code, lambda: Rejected(
                 Reason.CHILD_BUSY, f"{child_code} has {self._down.limit} questions from {self.code} outstanding "
                 f"(limits.lookups_down_per_child)", metadata={"child": child_code})):

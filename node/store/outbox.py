@@ -13,6 +13,16 @@ from . import audit
 from .database import Database
 
 PENDING, DELIVERED, REJECTED, EXPIRED = "pending", "delivered", "rejected", "expired"
+# not stored: how a pending or delivered envelope of ours reads while its recipient has not registered (Waits)
+NOT_REGISTERED_YET = "not_registered_yet"
+_NOTICE = int(pb.NOTICE)
+# the state a client sees: NOT_REGISTERED_YET until the recipient's node answers (a status) or a relay gives up
+# (a non-delivery notice about it in our mailbox)
+SEND_STATE_SQL = (
+    "(CASE WHEN outbox.waits_at IS NOT NULL AND outbox.state IN ('pending', 'delivered')"
+    " AND NOT EXISTS (SELECT 1 FROM status_in s0 WHERE s0.doc_message_id = outbox.message_id)"
+    f" AND NOT EXISTS (SELECT 1 FROM inbox n0 WHERE n0.ref_message_id = outbox.message_id AND n0.kind = {_NOTICE})"
+    f" THEN '{NOT_REGISTERED_YET}' ELSE outbox.state END)")
 KIND_WORDS = {pb.STATUS: "status", pb.NOTICE: "notice"}  # an audit row says what it is about when not a document
 
 
@@ -31,14 +41,24 @@ class Pending:
     attempts: int = 0
 
 
+@dataclass(frozen=True)
+class Waits:
+    """An envelope of ours for an agency not registered yet: the node that keeps it meanwhile, and until when."""
+    at: str
+    until_ms: int
+
+
 def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
-               origin: str = "local", doc_id: str | None = None, parked: "Park | None" = None) -> None:
+               origin: str = "local", doc_id: str | None = None, parked: "Park | None" = None,
+               waits: Waits | None = None) -> None:
     conn.execute(
         "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
-        " created_ms, expires_ms, doc_id, ref_message_id, parked_by, park_until_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " created_ms, expires_ms, doc_id, ref_message_id, parked_by, park_until_ms, waits_at, waits_until_ms)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (header.message_id, header.sender, header.recipient, next_hop, header.kind, header.priority,
          subject, origin, header.created_ms, header.expires_ms, doc_id, header.ref_message_id,
-         parked.peer if parked else None, parked.until_ms if parked else None),
+         parked.peer if parked else None, parked.until_ms if parked else None,
+         waits.at if waits else None, waits.until_ms if waits else None),
     )
     conn.execute("INSERT INTO outbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
     kind = "" if header.kind == pb.DOCUMENT else f"{KIND_WORDS.get(header.kind, 'envelope')} "
@@ -184,12 +204,13 @@ def hops_with_pending(db: Database) -> list[str]:
 def list_sent(db: Database, *, after_seq: int = 0, limit: int = 100, state: str = "", origin: str = "local") -> list[dict]:
     latest = ("(SELECT {} FROM status_in s WHERE s.doc_message_id = outbox.message_id"
               " ORDER BY s.issued_ms DESC, s.status_code DESC, s.seq DESC LIMIT 1)")
-    sql = ("SELECT seq, message_id, recipient, next_hop, kind, state, attempts, created_ms, delivered_ms, reason,"
-           f" receipt, subject, {latest.format('status_code')} AS latest_status,"
-           f" {latest.format('issued_ms')} AS latest_status_ms FROM outbox WHERE seq > ? AND origin = ?")
+    sql = (f"SELECT seq, message_id, recipient, next_hop, kind, {SEND_STATE_SQL} AS state, attempts, created_ms,"
+           f" delivered_ms, reason, receipt, subject, {latest.format('status_code')} AS latest_status,"
+           f" {latest.format('issued_ms')} AS latest_status_ms, waits_at, waits_until_ms"
+           " FROM outbox WHERE seq > ? AND origin = ?")
     params: list = [after_seq, origin]
     if state:
-        sql += " AND state = ?"
+        sql += f" AND {SEND_STATE_SQL} = ?"
         params.append(state)
     return db.query(sql + " ORDER BY seq LIMIT ?", (*params, limit))
 
@@ -208,6 +229,12 @@ def handed_over(db: Database, message_id: str) -> HandedOver | None:
     return HandedOver(row["sender"], row["recipient"], row["next_hop"], row["kind"]) if row else None
 
 
+def seq_in(conn, message_id: str) -> int:
+    """The entry's seq (what ListSent pages by), inside a transaction; 0 if there is none."""
+    row = conn.execute("SELECT seq FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
+    return row[0] if row else 0
+
+
 def get(db: Database, message_id: str) -> dict | None:
     return db.query_one("SELECT outbox.*, raw AS envelope FROM outbox JOIN outbox_envelope USING (message_id)"
                         " WHERE message_id = ?", (message_id,))
@@ -221,13 +248,15 @@ class DocEnvelope:
     state: str
     delivered_ms: int | None
     reason: str | None
+    waits_at: str | None = None
+    waits_until_ms: int | None = None
 
 
 def of_doc(db: Database, doc_id: str) -> list[DocEnvelope]:
     """The envelopes of one of our sends, in the order they were queued."""
     return [DocEnvelope(**r) for r in db.query(
-        "SELECT message_id, recipient, state, delivered_ms, reason FROM outbox WHERE doc_id = ? AND origin = 'local'"
-        " ORDER BY seq", (doc_id,))]
+        f"SELECT message_id, recipient, {SEND_STATE_SQL} AS state, delivered_ms, reason, waits_at, waits_until_ms"
+        " FROM outbox WHERE doc_id = ? AND origin = 'local' ORDER BY seq", (doc_id,))]
 
 
 def envelope(db: Database, message_id: str) -> bytes | None:

@@ -61,6 +61,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from grpc_health.v1 import health_pb2_grpc
 
 from .api.auth import api_interceptors
+from .api.clients import Clients
 from .audit.checkpoints import Checkpointer, Keeper
 from .api.mailbox import MailboxService
 from .api.admin import AdminService
@@ -267,7 +268,7 @@ class Node:
         self._serve_peers(opts + descriptors.server_options(self.descriptors.peer))
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
-                                      interceptors=api_interceptors(s.api.token),
+                                      interceptors=api_interceptors(Clients.of(s.api)),
                                       options=opts + descriptors.server_options(self.descriptors.api))
         mailbox = MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
@@ -371,7 +372,7 @@ class Node:
         from .api.http_server import HttpFace
         from .api.openapi import document
         s = self.settings
-        self.http_face = HttpFace(s.api.http_listen, s.api.token, services, max_message_bytes=s.messages.max_size,
+        self.http_face = HttpFace(s.api.http_listen, Clients.of(s.api), services, max_message_bytes=s.messages.max_size,
                                   health_problem=lambda: self.health.problem, openapi=document,
                                   max_connections=self.descriptors.http)
         try:

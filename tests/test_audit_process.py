@@ -124,7 +124,7 @@ def test_the_chain_records_each_custody_event_with_what_it_rests_on(tree):
     hc, mid = tree[4], tree[5]
     rows = _chain(hc.dir)
     assert [(r.event, r.message_id == mid) for r in rows[:2]] == [(audit.SENT, True), (audit.DELIVERED, True)]
-    assert rows[0].detail == f"to {P}" and rows[0].peer == D
+    assert rows[0].detail == f"to {P} by client default" and rows[0].peer == D  # sent through the API, by its client
     assert rows[1].detail.startswith("receipt sha256 ") and len(rows[1].detail) == len("receipt sha256 ") + 64
     assert [r.event for r in rows[2:]] == [audit.RECEIVED, audit.RECEIVED]
     assert all(r.detail.startswith(f"status from {P} sha256 ") for r in rows[2:])

@@ -63,6 +63,10 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REGISTRY_BUSY: _ClassVar[Reason]
     CHILD_BUSY: _ClassVar[Reason]
     SIGNATURE_BUDGET: _ClassVar[Reason]
+    BACKUP_UNSIGNED: _ClassVar[Reason]
+    BACKUP_BAD_SIGNATURE: _ClassVar[Reason]
+    BACKUP_FOREIGN_KEY: _ClassVar[Reason]
+    NOT_PERMITTED: _ClassVar[Reason]
     BAD_ENDPOINT: _ClassVar[Reason]
     CASE_TWIN: _ClassVar[Reason]
     NOTICE_OFF_ROUTE: _ClassVar[Reason]
@@ -124,6 +128,10 @@ PEER_BUSY: Reason
 REGISTRY_BUSY: Reason
 CHILD_BUSY: Reason
 SIGNATURE_BUDGET: Reason
+BACKUP_UNSIGNED: Reason
+BACKUP_BAD_SIGNATURE: Reason
+BACKUP_FOREIGN_KEY: Reason
+NOT_PERMITTED: Reason
 BAD_ENDPOINT: Reason
 CASE_TWIN: Reason
 NOTICE_OFF_ROUTE: Reason

@@ -14,9 +14,9 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "hostile"
 
-from . import (cases_answers, cases_audit, cases_connections, cases_envelopes, cases_flood,  # noqa: F401,E402
-               cases_lifecycle, cases_local, cases_logs, cases_notices, cases_records, cases_registry,
-               cases_revocation, cases_sealing, cases_stats)
+from . import (cases_answers, cases_audit, cases_backup, cases_clients, cases_connections,  # noqa: F401,E402
+               cases_envelopes, cases_flood, cases_lifecycle, cases_local, cases_logs, cases_notices, cases_records,
+               cases_registry, cases_revocation, cases_sealing, cases_stats)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -36,6 +36,8 @@ GROUPS = {
     "audit": "Audit checkpoints forged, borrowed, rewritten or restored from a history never held",
     "log injection": "Outside text forging log lines or driving a terminal",
     "flood": "Stalls, floods and amplification",
+    "backup": "Backups edited where they are kept",
+    "clients": "Another program on the node's machine, with a token of its own",
     "connections": "Connections held open against the node's HTTP servers",
     "notices": "Non-delivery notices forged by nodes the mail never passed",
     "records": "Agency records and codes: fields out of bounds, control characters, endpoints, case twins",

@@ -81,7 +81,8 @@ CLIENT_TOKENS = {name: secrets.token_urlsafe(32) for name in CLIENTS}
 NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED: C1},
                   "sealing": {"mode": "preferred"},
                   "api": {"tokens": [{"name": n, "token": CLIENT_TOKENS[n], "scopes": scopes}
-                                     for n, scopes in CLIENTS.items()]},
+                                     for n, scopes in CLIENTS.items()],
+                          "http_listen": "127.0.0.1:0"},  # for the connection cases (cases_connections.py)
                   "limits": {"parked_per_origin": PARKED_PER_ORIGIN,
                              # a slow refill, so the budget case runs out whatever the machine's speed; rows
                              # per heartbeat well under D's message size (a row carries its certificate)
@@ -90,8 +91,7 @@ NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED:
                              # room for the catalogue's heartbeat cases (a burst of 40, honest children beat
                              # every second); 200 calls in a row pass it unless they take over 80 s
                              "registry_updates_per_second": 2, "registry_update_burst": 40},
-                  # its HTTP servers, for the connection cases (tests/hostile/cases_connections.py)
-                  "metrics": {"listen": "127.0.0.1:0"}, "api": {"http_listen": "127.0.0.1:0"}}}
+                  "metrics": {"listen": "127.0.0.1:0"}}}  # for the connection cases too
 
 
 # ---- identities ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from .. import envelope as env_mod
 from ..clock import Clock
-from .. import events
+from .. import events, fields
 from ..codes import is_identifier, is_qcvn
 from ..envelope import Signer
 from ..events import EventSink, NoEvents
@@ -147,6 +147,7 @@ class EnvelopeMaker:
         for i, r in enumerate(recipients):
             if r == self.signer.code:
                 raise Rejected(Reason.INVALID_REQUEST, "a node does not send to itself", field=f"recipients[{i}]")
+            fields.check_code(r, f"recipients[{i}]")
             if not is_identifier(r):
                 raise Rejected(Reason.INVALID_REQUEST, f"recipient {r!r} is not an agency code", field=f"recipients[{i}]")
 

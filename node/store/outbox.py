@@ -217,6 +217,20 @@ def list_sent(db: Database, *, after_seq: int = 0, limit: int = 100, state: str 
     return db.query(sql + " ORDER BY seq LIMIT ?", (*params, limit))
 
 
+@dataclass(frozen=True)
+class HandedOver:
+    """Where one envelope of ours went: who sent it, to whom, and the hop it was queued for."""
+    sender: str
+    recipient: str
+    next_hop: str
+    kind: int
+
+
+def handed_over(db: Database, message_id: str) -> HandedOver | None:
+    row = db.query_one("SELECT sender, recipient, next_hop, kind FROM outbox WHERE message_id = ?", (message_id,))
+    return HandedOver(row["sender"], row["recipient"], row["next_hop"], row["kind"]) if row else None
+
+
 def seq_in(conn, message_id: str) -> int:
     """The entry's seq (what ListSent pages by), inside a transaction; 0 if there is none."""
     row = conn.execute("SELECT seq FROM outbox WHERE message_id = ?", (message_id,)).fetchone()

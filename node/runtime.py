@@ -28,11 +28,14 @@ Threading model (what runs where):
   the registry keepalive (registration, heartbeats), the audit checkpoint (sign the chain head, hand it to
   the parent), and retry timers (`timers.py`),
   which only wake a hop's senders.
-- **SQLite**: one connection behind one re-entrant lock (`store.database.Database`).
-  Every read and write takes it; a transaction holds it from BEGIN to COMMIT, fsync
-  included. Nothing holds it across a network call (a send looks recipients up before
-  its transaction; a reply queued inside one does no lookup). Commit hooks
-  (`tx.on_commit`: events, wake-ups) run after it is released.
+- **SQLite**: one writer connection behind one re-entrant lock (`store.database.Database`).
+  Every transaction takes it, from BEGIN to COMMIT, fsync included. Reads outside a
+  transaction go to a pool of at most `store.database.READERS` read-only connections
+  (`store.readers`) and never wait for it: WAL shows them every commit finished before
+  they began; a read by the transaction's own thread stays on the writer (its own rows,
+  atomic with its writes). Nothing holds the lock across a network call (a send looks
+  recipients up before its transaction; a reply queued inside one does no lookup). Commit
+  hooks (`tx.on_commit`: events, wake-ups) run after it is released.
 - **gRPC's own threads** (C core) carry the channels to peers (`exchange/transport.py`,
   one channel per peer, shared by every thread) and the servers' I/O.
 - **CRL push** (`crl-push`, registry/directory.py): one short-lived thread per newer CRL taken,

@@ -1,9 +1,13 @@
 """One SQLite file per node, in WAL mode with synchronous=FULL: a commit is on disk when it returns.
 
-A single connection guarded by a lock serves every thread. Writes are short and
+One writer connection, behind a lock, serves every transaction. Writes are short and
 grouped (a whole delivery batch is one transaction, so one fsync), which is what keeps
-the write path fast; readers share the lock, which keeps the code simple and is cheap
-next to an fsync.
+the write path fast. Reads outside a transaction go to a small pool of read-only
+connections (node.store.readers) and never wait for the writer's commit and fsync: they
+see every transaction committed before they began. A read made by the thread that holds
+the open transaction stays on the writer's connection, so it sees that transaction's own
+rows and is atomic with its writes: a read-modify-write that must not interleave with
+another writer reads inside `transaction()`.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import sqlite_utils
 
+from .readers import Readers
 from .schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -23,8 +28,11 @@ log = logging.getLogger(__name__)
 StoreError = sqlite3.Error  # what a failing read or write raises, for callers that must not import sqlite3
 
 
+READERS = 4  # read-only connections at most: each holds three descriptors (the file, its -wal, its -shm)
+
+
 class Database:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, readers: int = READERS) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
@@ -36,8 +44,10 @@ class Database:
         self.db = sqlite_utils.Database(conn)
         self.lock = threading.RLock()
         self._current: Transaction | None = None  # the open transaction; only the lock's holder touches it
+        self._owner: int | None = None  # the thread holding the open transaction (its reads stay on the writer)
         with self.lock:
             MIGRATIONS.apply(self.db)
+        self.readers = Readers(self.path, readers)  # opened after the migrations: they see the whole schema
 
     @contextlib.contextmanager
     def transaction(self, durable: bool = True) -> Iterator["Transaction"]:
@@ -64,6 +74,7 @@ class Database:
                     raise
                 return
             tx = self._current = Transaction(self.db.conn)
+            self._owner = threading.get_ident()
             lazy = not durable
             if lazy:
                 self.db.conn.execute("PRAGMA synchronous=NORMAL")
@@ -72,15 +83,19 @@ class Database:
                     yield tx
             finally:
                 self._current = None
+                self._owner = None
                 if lazy:
                     self.db.conn.execute("PRAGMA synchronous=FULL")
         tx.run_hooks()  # reached only after a commit: an exception above skips it
 
     def query(self, sql: str, params: Any = ()) -> list[dict]:
-        with self.lock:
-            cur = self.db.conn.execute(sql, params)
-            cols = [c[0] for c in cur.description]
-            return [dict(zip(cols, row)) for row in cur.fetchall()]
+        """Rows as dicts: on the writer inside this thread's transaction, else on a reader (no waiting
+        for a commit in progress; what it sees is every transaction committed before it began)."""
+        if self._owner == threading.get_ident():  # only this thread sets it to its own id
+            with self.lock:
+                return _rows(self.db.conn.execute(sql, params))
+        with self.readers.connection() as conn:
+            return _rows(conn.execute(sql, params))
 
     def query_one(self, sql: str, params: Any = ()) -> dict | None:
         rows = self.query(sql, params)
@@ -88,20 +103,25 @@ class Database:
 
     def schema_version(self) -> int:
         """How many migrations the mailbox has had applied."""
-        with self.lock:
-            return self.db.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
+        return self.query_one("SELECT count(*) AS n FROM _sqlite_migrations")["n"]
 
     def healthy(self) -> bool:
         try:
-            with self.lock:
-                self.db.conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()
+            self.query_one("SELECT count(*) AS n FROM _sqlite_migrations")
             return True
         except sqlite3.Error:
             return False
 
     def close(self) -> None:
+        self.readers.close()
         with self.lock:
             self.db.conn.close()
+
+
+def _rows(cur: sqlite3.Cursor) -> list[dict]:
+    """Every row fetched (which also ends a reader's read transaction)."""
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
 class Transaction:

@@ -29,7 +29,10 @@ Threading model (what runs where):
   the parent), and retry timers (`timers.py`),
   which only wake a hop's senders.
 - **SQLite**: one writer connection behind one re-entrant lock (`store.database.Database`).
-  Every transaction takes it, from BEGIN to COMMIT, fsync included. Reads outside a
+  Every transaction takes it for its own part; transactions queued for it meanwhile join
+  the open SQLite transaction, each in a savepoint, and the last of them commits for all
+  with one fsync (group commit, at most `store.database.MAX_GROUP`); each caller returns
+  after that commit. Reads outside a
   transaction go to a pool of at most `store.database.READERS` read-only connections
   (`store.readers`) and never wait for it: WAL shows them every commit finished before
   they began; a read by the transaction's own thread stays on the writer (its own rows,

@@ -29,6 +29,20 @@ StoreError = sqlite3.Error  # what a failing read or write raises, for callers t
 
 
 READERS = 4  # read-only connections at most: each holds three descriptors (the file, its -wal, its -shm)
+MAX_GROUP = 32  # callers' transactions committed together at most: bounds how long a finished one waits
+
+
+class _Group:
+    """The callers' transactions sharing one SQLite transaction, and so one commit and one fsync."""
+
+    __slots__ = ("durable", "members", "broken", "error", "done")
+
+    def __init__(self, durable: bool) -> None:
+        self.durable = durable
+        self.members = 0
+        self.broken: BaseException | None = None  # a part could not be undone alone: the group is lost
+        self.error: BaseException | None = None   # why the commit failed (None: committed)
+        self.done = threading.Event()             # set once committed or rolled back
 
 
 class Database:
@@ -45,6 +59,9 @@ class Database:
         self.lock = threading.RLock()
         self._current: Transaction | None = None  # the open transaction; only the lock's holder touches it
         self._owner: int | None = None  # the thread holding the open transaction (its reads stay on the writer)
+        self._group: _Group | None = None  # the SQLite transaction open for callers' parts; the lock's holder's
+        self._gate = threading.Lock()  # guards _waiting
+        self._waiting = 0  # callers queued for the writer: while any, a finished part hands over, not commits
         with self.lock:
             MIGRATIONS.apply(self.db)
         self.readers = Readers(self.path, readers)  # opened after the migrations: they see the whole schema
@@ -53,40 +70,128 @@ class Database:
     def transaction(self, durable: bool = True) -> Iterator["Transaction"]:
         """One atomic unit of work; nested calls join the outer transaction.
 
-        Actions given to `tx.on_commit` run once, after the outermost transaction has
-        committed and the lock is released; a rollback drops them (as Django's
-        `transaction.on_commit`), so nobody hears of a row that was never stored.
+        Group commit: the transactions of callers that queue for the writer while one runs are
+        run one after another inside one SQLite transaction, each in a savepoint of its own (one
+        that fails is rolled back alone), and committed together, with one fsync. A caller
+        returns only after the commit that holds its rows, so nothing is promised (a receipt,
+        an API answer) before it is on disk; a crash before that commit loses the whole group
+        and answers nobody. A group commits as soon as nobody is queued, or at MAX_GROUP.
+        A transaction's body must never wait for another thread's transaction.
 
-        durable=False skips the commit's fsync (synchronous=NORMAL for this commit only):
-        for bookkeeping whose loss a restart repairs, such as marking an envelope
-        delivered (it is re-sent, and the peer's dedup answers with the stored receipt).
-        The next durable commit, or a checkpoint, makes it durable too. Every custody
-        promise (a receipt, an API answer) stays behind a durable commit."""
-        with self.lock:
+        Actions given to `tx.on_commit` run once, after the commit that holds this
+        transaction, in the caller's thread, with the lock released; a rollback drops them
+        (as Django's `transaction.on_commit`), so nobody hears of a row that was never stored.
+
+        durable=False skips the commit's fsync (synchronous=NORMAL): for bookkeeping whose
+        loss a restart repairs, such as marking an envelope delivered (it is re-sent, and the
+        peer's dedup answers with the stored receipt). It may ride in a durable group (then it
+        is durable too); a durable caller never rides in a group without fsync. The next
+        durable commit, or a checkpoint, makes it durable too. Every custody promise (a
+        receipt, an API answer) stays behind a durable commit."""
+        if self._owner == threading.get_ident():  # nested: this thread holds the writer
             outer = self._current
-            if outer is not None:
-                mark = len(outer._hooks)
-                try:
-                    with self.db.atomic():  # a savepoint: an error inside rolls back this part only
-                        yield outer
-                except BaseException:
-                    del outer._hooks[mark:]  # what the rolled-back part queued goes with it
-                    raise
-                return
-            tx = self._current = Transaction(self.db.conn)
-            self._owner = threading.get_ident()
-            lazy = not durable
-            if lazy:
-                self.db.conn.execute("PRAGMA synchronous=NORMAL")
+            assert outer is not None
+            mark = len(outer._hooks)
             try:
-                with self.db.atomic():
-                    yield tx
-            finally:
-                self._current = None
-                self._owner = None
-                if lazy:
-                    self.db.conn.execute("PRAGMA synchronous=FULL")
-        tx.run_hooks()  # reached only after a commit: an exception above skips it
+                with self.db.atomic():  # a savepoint: an error inside rolls back this part only
+                    yield outer
+            except BaseException:
+                del outer._hooks[mark:]  # what the rolled-back part queued goes with it
+                raise
+            return
+        group, tx, savepoint = self._join(durable)
+        try:
+            yield tx
+        except BaseException:
+            self._leave(group, savepoint, ok=False)
+            raise
+        self._leave(group, savepoint, ok=True)
+        tx.run_hooks()  # reached only after the commit: an exception above skips it
+
+    def _join(self, durable: bool) -> tuple["_Group", "Transaction", str]:
+        """Take the writer and open this caller's part of the current group (a new group if none)."""
+        with self._gate:
+            self._waiting += 1
+        self.lock.acquire()
+        with self._gate:
+            self._waiting -= 1
+        conn = self.db.conn
+        try:
+            group = self._group
+            if group is not None and durable and not group.durable:
+                self._commit(group)  # its members wait for it: a durable caller needs a commit with an fsync
+                group = None
+            if group is None:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=NORMAL")  # may not change inside a transaction
+                try:
+                    conn.execute("BEGIN")
+                except BaseException:
+                    if not durable:
+                        conn.execute("PRAGMA synchronous=FULL")
+                    raise
+                group = self._group = _Group(durable)
+            group.members += 1
+            savepoint = f"member{group.members}"
+            conn.execute(f"SAVEPOINT {savepoint}")
+        except BaseException:
+            if self._group is not None and not self._waiting:
+                self._commit(self._group)  # whoever handed over to us must not wait for ever
+            self.lock.release()
+            raise
+        tx = self._current = Transaction(conn)
+        self._owner = threading.get_ident()
+        return group, tx, savepoint
+
+    def _leave(self, group: "_Group", savepoint: str, ok: bool) -> None:
+        """End this caller's part; commit the group if nobody is queued to join it, else hand the writer
+        over and wait for the commit. Raises if the commit that was to hold a successful part failed."""
+        conn = self.db.conn
+        try:
+            self._current = None
+            self._owner = None
+            if group.broken is None:
+                try:
+                    if ok:
+                        conn.execute(f"RELEASE {savepoint}")
+                    elif conn.in_transaction:
+                        conn.execute(f"ROLLBACK TO {savepoint}")
+                        conn.execute(f"RELEASE {savepoint}")
+                    else:  # the error took the whole transaction with it: the group is lost
+                        group.broken = sqlite3.OperationalError("the transaction was rolled back")
+                except BaseException as e:
+                    group.broken = e
+            if self._group is group and (group.broken is not None or group.members >= MAX_GROUP or not self._waiting):
+                self._commit(group)
+        finally:
+            self.lock.release()
+        if not ok:
+            return  # the caller raises its own error; its part is undone whatever the group does
+        group.done.wait()
+        if group.error is not None:
+            raise sqlite3.OperationalError(f"the commit failed: {group.error}") from group.error
+
+    def _commit(self, group: "_Group") -> None:
+        """Commit (or, when broken, roll back) the open group and release its members. Lock held."""
+        conn = self.db.conn
+        self._group = None
+        try:
+            if group.broken is not None:
+                raise group.broken
+            conn.execute("COMMIT")
+        except BaseException as e:
+            group.error = e
+            try:
+                conn.rollback()  # a no-op if the error already ended the transaction
+            except sqlite3.Error:
+                log.exception("rolling back a failed group commit")
+        finally:
+            if not group.durable:
+                try:
+                    conn.execute("PRAGMA synchronous=FULL")
+                except sqlite3.Error:
+                    log.exception("restoring synchronous=FULL")
+            group.done.set()
 
     def query(self, sql: str, params: Any = ()) -> list[dict]:
         """Rows as dicts: on the writer inside this thread's transaction, else on a reader (no waiting
@@ -115,6 +220,8 @@ class Database:
     def close(self) -> None:
         self.readers.close()
         with self.lock:
+            if self._group is not None:  # parts handed over and waiting: committed, not lost
+                self._commit(self._group)
             self.db.conn.close()
 
 

@@ -12,7 +12,9 @@ A backup is a plain tar file (readable with `tar -xf`) of two members:
 
 Restore goes only into an empty data directory (it never merges into or replaces a mailbox),
 for the node the backup was made of, from a backup whose schema this version knows; it checks
-the digest, SQLite's integrity check and the row counts before the mailbox is put in place.
+the digest, SQLite's integrity check and the row counts before the mailbox is put in place,
+and declares the restore in the audit chain under the node's key (node/audit/restore.py), so
+that the rows written after the backup read as lost with a restore, not as tampering.
 
 What a restored node does with what the backup holds: envelopes it shows delivered are not
 sent again; envelopes it shows pending are sent again, and a next hop that already took them
@@ -34,8 +36,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .audit import restore as audit_restore
 from . import version as _version
 from .config import ConfigError, Settings
+from .envelope import Signer
 from .preflight import LOCK_FILE, MAILBOX_FILE, DataDir
 from .progress import MB, SILENT, Progress
 from .store import backup as store
@@ -187,8 +191,18 @@ def read_manifest(path: Path) -> Manifest:
         raise BackupError(f"{path}: not a lienthong backup (no {MANIFEST} in a tar file)") from None
 
 
-def restore(settings: Settings, source: Path, progress: Progress = SILENT) -> Manifest:
-    """Put the mailbox from backup `source` into the node's empty data directory, after every check."""
+@dataclass(frozen=True)
+class Restored:
+    manifest: Manifest
+    backup_seq: int   # the last audit row the backup holds
+    restore_seq: int  # the `restored` row appended after it
+
+
+def restore(settings: Settings, source: Path, signer: Signer, now_ms: int,
+            progress: Progress = SILENT) -> Restored:
+    """Put the mailbox from backup `source` into the node's empty data directory, after every check, with the
+    restore declared in its audit chain (a `restored` row and its restore checkpoint, signed by `signer`,
+    the node's key: node/audit/restore.py) before it is put in place."""
     manifest = read_manifest(source)
     src = str(settings.source) if settings.source else None
     if manifest.node != settings.node.code:
@@ -235,10 +249,13 @@ def restore(settings: Settings, source: Path, progress: Progress = SILENT) -> Ma
             if contents.rows != manifest.rows:
                 raise BackupError(f"{source}: row counts differ from the manifest ({contents.rows} != "
                                   f"{manifest.rows}); use another backup")
+            recorded = audit_restore.record(partial, signer, now_ms, f"{source.name} sha256 {manifest.sha256} made "
+                                                                     f"{manifest.created}")
             os.replace(partial, data / MAILBOX_FILE)
             _fsync_dir(data)
         finally:
-            partial.unlink(missing_ok=True)
+            for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+                leftover.unlink(missing_ok=True)
     finally:
         lock.release()
-    return manifest
+    return Restored(manifest, recorded.backup_seq, recorded.seq)

@@ -195,14 +195,24 @@ def cmd_backup(args) -> int:
 
 def cmd_restore(args) -> int:
     from . import backup
+    from .clock import SYSTEM
+    from .identity.trust import TrustStore
+    from .preflight import load_identity
     settings = load_config(args.config)
+    # the node's key signs the restore into the audit chain: a missing or wrong key stops it before anything
+    signer = load_identity(settings, TrustStore.from_files(list(settings.tls.trust_anchors)), SYSTEM)
     try:
         with Progress("restore") as progress:
-            m = backup.restore(settings, Path(args.source), progress=progress)
+            r = backup.restore(settings, Path(args.source), signer, SYSTEM.now_ms(), progress=progress)
     except backup.BackupError as e:
         raise CliError(str(e)) from None
+    m = r.manifest
     print(f"restored {args.source} ({m.node}, {m.created}, schema {m.schema_version}, sha256 verified) into "
-          f"{settings.node.data_dir}\nstart the node: envelopes the backup shows pending are sent again "
+          f"{settings.node.data_dir}\n"
+          f"audit: the backup holds the chain up to seq {r.backup_seq}; the restore is recorded at seq "
+          f"{r.restore_seq}, signed by the node's key, and handed to the parent when the node starts "
+          "(`lienthong audit verify` reports rows written after the backup as lost with the restore)\n"
+          "start the node: envelopes the backup shows pending are sent again "
           "(a next hop that already has one answers with its stored receipt)")
     return 0
 
@@ -594,6 +604,49 @@ def cmd_purge(args) -> int:
     return 0
 
 
+EXIT_REFUSED = 4  # queues, retry, hold, release, purge, queue: the node refused the request (its reason printed)
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 10_000 else f"{n / 1000:.0f} KB" if n < 10_000_000 else f"{n / 1_000_000:.0f} MB"
+
+
+def _flags(m) -> str:
+    return ",".join(f for f, on in (("held", m.held), ("hop-held", m.hop_held), ("parked", m.parked)) if on) or "-"
+
+
+def cmd_queue_list(args) -> int:
+    admin = _client(args).admin
+    messages, after = [], 0
+    while True:
+        page = admin.list_queue(args.hop or "", args.parked, after, 1000)
+        messages.extend(page.messages)
+        now, after = page.now_ms, page.next_after_seq
+        if not after:
+            break
+    if args.json:
+        return _print_json_list(messages)
+    print(f"{'MESSAGE ID':32}  {'KIND':8}  {'SENDER':15}  {'RECIPIENT':15}  {'NEXT HOP':15}  {'SIZE':>7}  {'AGE':>6}  "
+          f"{'TRIES':>5}  {'FLAGS':15}  LAST ERROR")
+    for m in messages:
+        print(f"{shown(m.message_id):32}  {m.kind:8}  {shown(m.sender):15}  {shown(m.recipient):15}  "
+              f"{shown(m.next_hop):15}  {_size(m.size):>7}  {_ago(m.created_ms, now):>6}  {m.attempts:5}  "
+              f"{_flags(m):15}  {shown(m.last_error)}")
+    if not messages:
+        print("(no queued mail)")
+    return 0
+
+
+def cmd_queue_message(args) -> int:
+    admin = _client(args).admin
+    call = {"hold": admin.hold_message, "release": admin.release_message, "retry": admin.retry_message}
+    m = call[args.queue_command](args.message_id)
+    done = {"hold": "held", "release": "released", "retry": "sent now"}[args.queue_command]
+    print(f"{shown(m.message_id)} {done} (from {shown(m.sender)} to {shown(m.recipient)}, queued for "
+          f"{shown(m.next_hop)})")
+    return 0
+
+
 # ---- wiring ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -797,8 +850,34 @@ def build_parser() -> argparse.ArgumentParser:
                        ("release", "send to a held next hop again")):
         api_cmd(name, help, cmd_hold).add_argument("hop", help="next hop code")
     purge = api_cmd("purge", "remove a queued envelope for good; its sender gets a non-delivery notice", cmd_purge)
-    purge.add_argument("message_id", help="id of the queued envelope (`sent`, or the node's log)")
-    purge.add_argument("--reason", required=True, help="why (audited, and sent to the sender in the notice)")
+    purge.add_argument("message_id", help="the envelope's message id (lienthong queue list)")
+    purge.add_argument("--reason", required=True, help="why, on one line, at most 500 characters (audited, and sent "
+                                                       "to the sender in the notice)")
+    for admin_cmd in (queues, retry, purge, sub.choices["hold"], sub.choices["release"]):
+        admin_cmd.set_defaults(refused_exit=EXIT_REFUSED)
+
+    queue = sub.add_parser("queue", help="one message at a time: list what waits here, hold, release, retry, purge")
+    queue_sub = queue.add_subparsers(dest="queue_command", required=True)
+
+    def queue_cmd(name: str, help: str, func):
+        sp = queue_sub.add_parser(name, help=help)
+        sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
+        sp.set_defaults(func=func, refused_exit=EXIT_REFUSED)
+        return sp
+
+    ql = queue_cmd("list", "every envelope waiting here (own, relayed, parked): id, sender, recipient, size, age, "
+                           "attempts, last error", cmd_queue_list)
+    ql.add_argument("--hop", help="only those for this next hop")
+    ql.add_argument("--parked", action="store_true", help="only mail parked for an agency not registered here yet")
+    ql.add_argument("--json", action="store_true", help="one JSON array")
+    for name, help in (("hold", "keep one message from being sent until released (kept across restarts)"),
+                       ("release", "let a held message go again"),
+                       ("retry", "send one message now (its wait and its hop's backoff forgotten)")):
+        queue_cmd(name, help, cmd_queue_message).add_argument("message_id", help="the message id (queue list)")
+    qp = queue_cmd("purge", "remove one queued message for good; its sender gets a non-delivery notice", cmd_purge)
+    qp.add_argument("message_id", help="the message id (queue list)")
+    qp.add_argument("--reason", required=True, help="why, on one line, at most 500 characters (audited, and sent to "
+                                                    "the sender in the notice)")
 
     cli_stats.add_parser(sub)
     return p
@@ -831,8 +910,10 @@ def main(argv: list[str] | None = None) -> int:
             target = getattr(args, "_address", None) or _address_hint(args)
             print(f"lienthong: no node answers at {target} ({e.code().name})", file=sys.stderr)
         else:
-            from .grpc_errors import describe
+            from .grpc_errors import describe, reason_of
             print(f"lienthong: {shown(describe(e))}", file=sys.stderr)
+            if reason_of(e) and getattr(args, "refused_exit", None):
+                return args.refused_exit
         return 1
 
 

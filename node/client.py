@@ -191,3 +191,26 @@ class AdminCalls:
     def running(self) -> apb.RunningResponse:
         """What the node holds now: the config it runs on, the CRL in use, its certificate, the last SIGHUP."""
         return self._client._call(self.stub.Running, apb.RunningRequest())
+    def list_queue(self, hop: str = "", parked: bool = False, after_seq: int = 0,
+                   limit: int = 0) -> apb.ListQueueResponse:
+        return self._client._call(self.stub.ListQueue, apb.ListQueueRequest(hop=hop, parked=parked,
+                                                                             after_seq=after_seq, limit=limit))
+
+    def list_queue_all(self, hop: str = "", parked: bool = False) -> list[apb.QueuedMessage]:
+        """Every page of ListQueue."""
+        out, after = [], 0
+        while True:
+            page = self.list_queue(hop, parked, after, 1000)
+            out.extend(page.messages)
+            if not page.next_after_seq:
+                return out
+            after = page.next_after_seq
+
+    def hold_message(self, message_id: str) -> apb.QueuedMessage:
+        return self._client._call(self.stub.HoldMessage, apb.MessageRequest(message_id=message_id))
+
+    def release_message(self, message_id: str) -> apb.QueuedMessage:
+        return self._client._call(self.stub.ReleaseMessage, apb.MessageRequest(message_id=message_id))
+
+    def retry_message(self, message_id: str) -> apb.QueuedMessage:
+        return self._client._call(self.stub.RetryMessage, apb.MessageRequest(message_id=message_id))

@@ -84,6 +84,13 @@ class Reason(enum.Enum):
                            "the agency registered here with another certificate than the one presented")
     UNSIGNED_FIELDS = ("UNSIGNED_FIELDS", _C.INVALID_ARGUMENT, True,
                        "the envelope carries fields outside its signed bytes that this node does not know")
+    NOT_A_HOP = ("NOT_A_HOP", _C.NOT_FOUND, True,
+                 "that code is not a next hop of this node: no parent, child or peer by it, nothing queued for it")
+    HELD = ("HELD", _C.FAILED_PRECONDITION, True, "the operator holds that next hop or message: release it first")
+    UNPRINTABLE = ("UNPRINTABLE", _C.INVALID_ARGUMENT, True,
+                   "the text holds control characters (a newline, a tab, a terminal escape)")
+    NOT_QUEUED = ("NOT_QUEUED", _C.FAILED_PRECONDITION, True,
+                  "the message no longer waits in this node's queue (delivered, refused, expired or purged)")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -143,7 +143,9 @@ def test_an_admin_sees_holds_releases_retries_and_purges_a_queue(tree, capsys):
     assert main(["queues", "--config", cfg]) == 0
     [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(D)]
     assert line.split()[1] == "2" and " yes " in line
-    assert main(["retry", "--config", cfg, D]) == 0
+    assert main(["retry", "--config", cfg, D]) == 4  # a held hop is not retried: it says so, and fails
+    assert f"(HELD): {D} is held: release it first" in capsys.readouterr().err
+    assert main(["retry", "--config", cfg]) == 0  # every hop: the held ones are named
     assert f"held (release first): {D}" in capsys.readouterr().out
 
     with EventWaiter(p) as ev:
@@ -163,8 +165,8 @@ def test_an_admin_sees_holds_releases_retries_and_purges_a_queue(tree, capsys):
     finally:
         db.close()
     assert not [q for q in p.admin.queues().hops if q.hop == D and (q.depth or q.held)]
-    assert main(["purge", "--config", cfg, drop.message_id, "--reason", "again"]) == 1
-    assert "not queued" in capsys.readouterr().err
+    assert main(["purge", "--config", cfg, drop.message_id, "--reason", "again"]) == 4
+    assert "(NOT_QUEUED)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("call, field", [
@@ -183,3 +185,98 @@ def test_admin_refuses_what_is_not_a_hop_or_a_reason_and_changes_nothing(tree, c
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (reason_of(e.value), fields_of(e.value)) == ("INVALID_REQUEST", [field])
     assert admin.queues().hops == before
+
+
+NOBODY = "000.00.99.H53"  # a well-formed code that is nobody's next hop here
+
+
+@pytest.mark.parametrize("command", [["retry", NOBODY], ["hold", NOBODY], ["release", NOBODY], ["retry", "garbage"],
+                                     ["queue", "list", "--hop", NOBODY]])
+def test_a_hop_that_is_not_a_neighbour_is_refused_with_its_reason_and_exit_4(tree, capsys, command):
+    """`retry garbage` printed "retrying now" and exited 0; `release` of a code nobody routes to left a
+    peer_state row and a metric series for it forever."""
+    from node.store import peers
+    from node.store.database import Database
+    _, _, h = tree
+    cfg = str(h[P].config)
+    capsys.readouterr()
+    assert main([*command, "--config", cfg]) == 4
+    err = capsys.readouterr().err
+    assert "(NOT_A_HOP)" in err and f"{command[-1]} is not a next hop" in err, err
+    assert "retrying now" not in err
+    assert not [q for q in h[P].client().admin.queues().hops if q.hop == command[-1]]
+    db = Database(h[P].dir / "data" / "mailbox.sqlite3")
+    try:
+        assert command[-1] not in {s.code for s in peers.all_states(db)}
+    finally:
+        db.close()
+
+
+def test_one_message_is_held_listed_retried_only_once_released_and_sent(tree, capsys):
+    """Postfix's postsuper -h / -H for one message: the rest of its hop's queue goes, it stays."""
+    from node.pb import envelope_pb2 as pb
+    _, _, h = tree
+    p, cfg = h[P].client(), str(h[P].config)
+    assert main(["hold", "--config", cfg, D]) == 0
+    kept, other = (p.send(pb.Document(subject=s), [D]).envelopes[0].message_id for s in ("giữ một", "đi trước"))
+    first = p.admin.list_queue(D, limit=1)  # a page at a time, in queue order
+    second = p.admin.list_queue(D, after_seq=first.next_after_seq, limit=1)
+    assert [m.message_id for m in (*first.messages, *second.messages)] == [kept, other]
+    assert first.next_after_seq and not second.next_after_seq
+    with pytest.raises(grpc.RpcError) as e:
+        p.admin.list_queue(D, limit=1001)
+    assert (reason_of(e.value), fields_of(e.value)) == ("INVALID_REQUEST", ["limit"])
+    capsys.readouterr()
+    assert main(["queue", "hold", "--config", cfg, kept]) == 0
+    assert f"{kept} held" in capsys.readouterr().out
+    with EventWaiter(p, inbox=False) as ev:
+        assert main(["release", "--config", cfg, D]) == 0
+        ev.wait(lambda _: other in ev.ids("delivered"), TIMEOUT)
+    assert main(["queue", "list", "--config", cfg, "--hop", D]) == 0
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if kept in ln]
+    assert f" {P} " in line and f" {D} " in line and " held " in line and "document" in line
+    [m] = [m for m in p.admin.list_queue_all(D) if m.message_id == kept]
+    assert (m.held, m.sender, m.recipient, m.origin) == (True, P, D, "local") and m.size > 0
+
+    assert main(["queue", "retry", "--config", cfg, kept]) == 4  # held: says so, sends nothing
+    assert f"(HELD): {kept} is held" in capsys.readouterr().err
+    with EventWaiter(p, inbox=False) as ev:
+        assert main(["queue", "release", "--config", cfg, kept]) == 0
+        ev.wait(lambda _: kept in ev.ids("delivered"), TIMEOUT)
+    assert not p.admin.list_queue_all(D)
+    capsys.readouterr()
+    assert main(["queue", "hold", "--config", cfg, kept]) == 4
+    assert "(NOT_QUEUED)" in capsys.readouterr().err
+    assert main(["queue", "retry", "--config", cfg, "0" * 32]) == 4
+    assert "NOT_FOUND: no envelope" in capsys.readouterr().err
+
+
+def test_a_relay_lists_parked_mail_and_purges_it_by_id_with_a_notice_to_its_sender(tree, capsys):
+    """D parks P's mail for a commune that never registers; its operator finds the id and purges it,
+    and P hears at once (PURGED), not after limits.park_for. A reason with a terminal escape is refused."""
+    from node.pb import envelope_pb2 as pb
+    _, _, h = tree
+    nobody_yet = "000.24.35.H53"  # a commune under D by the code rule, never set up
+    p, d, cfg = h[P].client(), h[D].client(), str(h[D].config)
+    with EventWaiter(p, inbox=False) as ev:
+        mid = p.send(pb.Document(subject="chờ xã"), [nobody_yet]).envelopes[0].message_id
+        ev.wait(lambda _: mid in ev.ids("delivered"), TIMEOUT)
+    capsys.readouterr()
+    assert main(["queue", "list", "--config", cfg, "--parked"]) == 0
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if mid in ln]
+    assert f" {P} " in line and f" {nobody_yet} " in line and "parked" in line
+    [m] = d.admin.list_queue_all(parked=True)
+    assert (m.message_id, m.origin, m.parked, m.park_until_ms > m.created_ms) == (mid, "relay", True, True)
+
+    assert main(["queue", "purge", "--config", cfg, mid, "--reason", "sai mã\x1b[2J\nxã"]) == 4
+    assert "(UNPRINTABLE)" in capsys.readouterr().err
+    assert main(["queue", "purge", "--config", cfg, mid, "--reason", "sai mã\x1b[2Jxã"]) == 4
+    assert [m.message_id for m in d.admin.list_queue_all(parked=True)] == [mid]  # refused: nothing changed
+
+    with EventWaiter(p) as ev:
+        assert main(["queue", "purge", "--config", cfg, mid, "--reason", "mã xã chưa có"]) == 0
+        ev.wait(lambda evs: any(e.type == "arrived" and e.ref_message_id == mid for e in evs), TIMEOUT)
+    [notice] = [n for n in (p.fetch(e.message_id).payload.notice for e in p.inbox_all() if e.kind == pb.NOTICE)
+                if n.ref_message_id == mid]
+    assert (notice.reason, notice.detail) == ("PURGED", "mã xã chưa có")
+    assert not d.admin.list_queue_all(parked=True)

@@ -1,7 +1,12 @@
 """The local Admin API: the operator's view of the queues, and the few levers they need.
 
 Served on the local API port next to Mailbox, so the same interceptors answer for it: the
-ErrorInterceptor (Rejected -> status) and the TokenInterceptor (bearer token)."""
+ErrorInterceptor (Rejected -> status) and the TokenInterceptor (bearer token).
+
+Every lever names what it acts on, and a name that is nothing here is refused before anything
+changes: a hop must be a next hop of this node (NOT_A_HOP: a typo must not print "retrying now",
+nor leave a hold, a peer_state row and a metric series for a code nobody routes to), a message
+must be in the outbox (NOT_FOUND) and still queued (NOT_QUEUED)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -9,20 +14,53 @@ from typing import Callable
 from ..clock import Clock
 from ..codes import is_identifier
 from ..errors import Reason, Rejected
-from ..escaping import escape
 from ..exchange.dispatcher import Dispatcher
 from ..pb import admin_pb2 as apb
 from ..pb import admin_pb2_grpc as agrpc
+from ..pb import envelope_pb2 as pb
 from ..store import outbox, peers
 from ..store.database import Database
 
 MAX_REASON = 500
+MAX_MESSAGE_ID = 128
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+KIND_NAMES = {pb.DOCUMENT: "document", pb.STATUS: "status", pb.NOTICE: "notice"}
 
 
-def _hop(code: str) -> str:
+def _code(code: str) -> str:
     if not is_identifier(code):
         raise Rejected(Reason.INVALID_REQUEST, f"{code!r} is not an agency code", field="hop")
     return code
+
+
+def _message_id(message_id: str) -> str:
+    if not message_id or len(message_id) > MAX_MESSAGE_ID or not message_id.isprintable():
+        raise Rejected(Reason.INVALID_REQUEST, f"a message id is 1-{MAX_MESSAGE_ID} printable characters",
+                       field="message_id")
+    return message_id
+
+
+def purge_reason(text: str) -> str:
+    """The operator's reason as it is audited and sent to another agency: one line, bounded."""
+    if not text.isprintable():
+        raise Rejected(Reason.UNPRINTABLE, "the reason holds control characters (a newline, a tab, a terminal "
+                                           "escape): give it on one line", field="reason")
+    reason = " ".join(text.split())
+    if not reason:
+        raise Rejected(Reason.INVALID_REQUEST, "say why (the reason is audited and sent to the sender)",
+                       field="reason")
+    if len(reason) > MAX_REASON:
+        raise Rejected(Reason.INVALID_REQUEST, f"reason is over {MAX_REASON} characters", field="reason")
+    return reason
+
+
+def _queued(row: dict) -> apb.QueuedMessage:
+    return apb.QueuedMessage(
+        message_id=row["message_id"], sender=row["sender"], recipient=row["recipient"], next_hop=row["next_hop"],
+        kind=KIND_NAMES.get(row["kind"], "envelope"), size=row["size"], created_ms=row["created_ms"],
+        attempts=row["attempts"], last_error=row["last_error"], held=bool(row["held"]), hop_held=bool(row["hop_held"]),
+        parked=bool(row["parked"]), park_until_ms=row["park_until_ms"], origin=row["origin"],
+        expires_ms=row["expires_ms"], not_before_ms=row["not_before_ms"], seq=row["seq"])
 
 
 class AdminService(agrpc.AdminServicer):
@@ -33,6 +71,17 @@ class AdminService(agrpc.AdminServicer):
 
     def Running(self, request, context):
         return self.running()
+
+    def _hop(self, code: str) -> str:
+        """A next hop of this node: its parent, a registered child, a configured peer, or a code it has mail,
+        a hold or a backoff for (a child not registered yet, parked mail; a peer removed from the config)."""
+        code = _code(code)
+        if (self.dispatcher.router.is_neighbour(code) or outbox.has_pending(self.db, code)
+                or peers.recorded(self.db, code)):
+            return code
+        raise Rejected(Reason.NOT_A_HOP, f"{code} is not a next hop of this node: not its parent, a registered "
+                                         "child or a configured peer, and nothing is queued for it (see `lienthong "
+                                         "queues`)", field="hop")
 
     def Queues(self, request, context):
         queued = outbox.queue_summary(self.db)
@@ -47,7 +96,11 @@ class AdminService(agrpc.AdminServicer):
         return out
 
     def Retry(self, request, context):
-        retried, held = self.dispatcher.retry_now(_hop(request.hop) if request.hop else None)
+        hop = self._hop(request.hop) if request.hop else None
+        retried, held = self.dispatcher.retry_now(hop)
+        if hop is not None and held:
+            raise Rejected(Reason.HELD, f"{hop} is held: release it first (lienthong release {hop})", field="hop",
+                           metadata={"held": hop})
         return apb.RetryResponse(retried=retried, held=held)
 
     def Hold(self, request, context):
@@ -57,20 +110,59 @@ class AdminService(agrpc.AdminServicer):
         return self._hold(request, False)
 
     def _hold(self, request, held: bool):
-        hop = _hop(request.hop)
+        hop = self._hop(request.hop)
         self.dispatcher.hold(hop, held)
         depth = outbox.queue_summary(self.db).get(hop, {}).get("depth", 0)
         return apb.HoldResponse(hop=hop, held=held, depth=depth)
 
     def Purge(self, request, context):
-        # an admin's words go to the log, the audit table and another agency's notice: one line, escaped
-        reason = escape(" ".join(request.reason.split()))
-        if not reason:
-            raise Rejected(Reason.INVALID_REQUEST, "say why (the reason is audited and sent to the sender)",
-                           field="reason")
-        if len(reason) > MAX_REASON:
-            raise Rejected(Reason.INVALID_REQUEST, f"reason is over {MAX_REASON} characters (a control character "
-                           f"counts as its escape)", field="reason")
-        row = self.dispatcher.purge(request.message_id, reason)
+        reason = purge_reason(request.reason)
+        row = self.dispatcher.purge(_message_id(request.message_id), reason)
         return apb.PurgeResponse(message_id=row["message_id"], sender=row["sender"], recipient=row["recipient"],
                                  next_hop=row["next_hop"])
+
+    # ---- one message at a time -------------------------------------------------------
+
+    def ListQueue(self, request, context):
+        if request.limit < 0 or request.limit > MAX_PAGE:
+            raise Rejected(Reason.INVALID_REQUEST, f"limit is 1-{MAX_PAGE} (0: {DEFAULT_PAGE})", field="limit")
+        if request.after_seq < 0:
+            raise Rejected(Reason.INVALID_REQUEST, "after_seq is a seq from a page before, or 0", field="after_seq")
+        limit = request.limit or DEFAULT_PAGE
+        hop = self._hop(request.hop) if request.hop else ""
+        rows = outbox.queued(self.db, hop=hop, parked=request.parked, after_seq=request.after_seq, limit=limit + 1)
+        out = apb.ListQueueResponse(now_ms=self.clock.now_ms(), messages=[_queued(r) for r in rows[:limit]])
+        if len(rows) > limit:
+            out.next_after_seq = rows[limit - 1]["seq"]
+        return out
+
+    def _pending(self, message_id: str) -> dict:
+        row = outbox.queued_one(self.db, _message_id(message_id))
+        if row is None:
+            raise Rejected(Reason.NOT_FOUND, f"no envelope {message_id} in the outbox", field="message_id")
+        if row["state"] != outbox.PENDING:
+            raise Rejected(Reason.NOT_QUEUED, f"{message_id} is {row['state']}, not queued", field="message_id",
+                           metadata={"state": row["state"]})
+        return row
+
+    def HoldMessage(self, request, context):
+        return self._hold_message(request.message_id, True)
+
+    def ReleaseMessage(self, request, context):
+        return self._hold_message(request.message_id, False)
+
+    def _hold_message(self, message_id: str, held: bool):
+        row = self._pending(message_id)
+        if not self.dispatcher.hold_message(row["message_id"], held, row["next_hop"]):
+            raise Rejected(Reason.NOT_QUEUED, f"{message_id} left the queue meanwhile", field="message_id")
+        return _queued(outbox.queued_one(self.db, row["message_id"]))
+
+    def RetryMessage(self, request, context):
+        row = self._pending(request.message_id)
+        for what, held in ((row["message_id"], row["held"]), (row["next_hop"], row["hop_held"])):
+            if held:
+                how = "queue release" if what == row["message_id"] else "release"
+                raise Rejected(Reason.HELD, f"{what} is held: release it first (lienthong {how} {what})",
+                               field="message_id", metadata={"held": what})
+        self.dispatcher.retry_message(row["message_id"], row["next_hop"])
+        return _queued(outbox.queued_one(self.db, row["message_id"]))

@@ -10,6 +10,7 @@ parent does not answer, the check runs offline and says so.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,18 @@ class Anchor:
     time_ms: int
 
 
+@dataclass(frozen=True)
+class Restore:
+    """A restore the node declared under its key (its own restore checkpoint, or the parent's record of it)."""
+    seq: int          # the `restored` row
+    head: bytes       # its hash, as signed
+    backup_seq: int   # the last row the backup held
+    time_ms: int
+    backup: str
+    source: str       # "own checkpoint" | "parent's record at P"
+    superseded: Anchor | None = None  # the parent's latest checkpoint of the history given up
+
+
 @dataclass
 class Result:
     rows: int = 0
@@ -50,6 +63,7 @@ class Result:
     problems: list[Problem] = field(default_factory=list)
     anchors: list[Anchor] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
     offline: bool = False
 
     @property
@@ -58,6 +72,7 @@ class Result:
 
     def render(self) -> str:
         lines = [f"note: {shown(str(n))}" for n in self.notes]  # rows' details quote what peers sent
+        lines += [f"RESTORED {shown(r)}" for r in self.restored]
         lines += [f"BROKEN {shown(str(p))}" for p in self.problems]
         anchored = "; ".join(f"{a.source} at seq {a.seq} (signed {_when(a.time_ms)})" for a in self.anchors)
         if self.intact:
@@ -86,16 +101,20 @@ def verify(settings: Settings, mailbox: Path, trust: TrustStore, parent: tuple[s
     if not has_chain:
         ro.close()
         raise NotChained(f"{mailbox} has no audit chain yet: start the node once (migration 0010) and try again")
+    restores: list[Restore] = []
     try:
-        own = _own_anchor(ro.checkpoints(), trust, code, res)
-        theirs = _parent_anchors(parent, code, own, trust, channel, res)
+        own = _own_anchor(ro.checkpoints(), trust, code, res, restores)
+        theirs = _parent_anchors(parent, code, own, trust, channel, res, restores)
         anchors = [a for a in (own, *theirs) if a is not None]
         w = walk(progress.counting("walking the chain", ro.rows(), ro.count(), unit="rows"),
-                 keep={a.seq for a in anchors})
+                 keep={a.seq for a in anchors} | {r.seq for r in restores})
     finally:
         ro.close()
-    res.rows, res.head_seq, res.anchors = w.count, w.head_seq, anchors
+    res.rows, res.head_seq = w.count, w.head_seq
     res.problems.extend(w.problems)
+    declared = _held_against_restores(restores, w, res, anchors)
+    anchors = [a for a in anchors if not _given_up(a, declared, res)]
+    res.anchors = anchors
     for a in anchors:
         if a.seq > w.head_seq:
             res.problems.append(Problem(a.seq, "truncated", f"the {a.source} (signed {_when(a.time_ms)}) covers seq "
@@ -110,8 +129,61 @@ def verify(settings: Settings, mailbox: Path, trust: TrustStore, parent: tuple[s
     return res
 
 
-def _own_anchor(rows: list[dict], trust: TrustStore, code: str, res: Result) -> Anchor | None:
-    """The latest of the node's own checkpoints whose signature holds (a bad one is itself a problem)."""
+def _held_against_restores(restores: list[Restore], w, res: Result, anchors: list[Anchor]) -> list[Restore]:
+    """The declared restores whose signed row is in the chain (each one named, with the latest checkpoint of
+    the history it gave up, from the parent's record or from the anchors); one that is not is a problem."""
+    out: dict[tuple[int, bytes], Restore] = {}
+    for r in sorted(restores, key=lambda r: -r.time_ms):  # the latest first: it may have given up an earlier one
+        later = [k for k in out.values() if k.time_ms > r.time_ms and k.backup_seq < r.seq]
+        if later:
+            res.notes.append(f"the restore at seq {r.seq} (signed {_when(r.time_ms)}, {r.source}) is of the history "
+                             f"the restore at seq {later[0].seq} gave up")
+            continue
+        if r.superseded is None:
+            older = [a for a in anchors if a.seq > r.backup_seq and a.time_ms < r.time_ms]
+            r = dataclasses.replace(r, superseded=max(older, key=lambda a: a.seq)) if older else r
+        if r.seq not in w.at:
+            res.problems.append(Problem(r.seq, "deleted", f"the restore the {r.source} declares (signed "
+                                                          f"{_when(r.time_ms)}) is at this seq, which is gone"))
+        elif w.at[r.seq] != r.head:
+            res.problems.append(Problem(r.seq, "rewritten", f"its hash is not the restore row the {r.source} "
+                                                            f"declares (signed {_when(r.time_ms)})"))
+        else:
+            known = out.get((r.seq, r.head))
+            if known is None or (known.superseded is None and r.superseded is not None):
+                out[(r.seq, r.head)] = r
+    for r in sorted(out.values(), key=lambda r: r.seq):
+        lost = (f"rows {r.backup_seq + 1}..{r.superseded.seq} of the history before it were lost with the restore "
+                f"(the {r.superseded.source} at seq {r.superseded.seq}, signed {_when(r.superseded.time_ms)}, "
+                "covers them and is kept)" if r.superseded is not None and r.superseded.seq > r.backup_seq
+                else "rows written after the backup, if any, were lost with it")
+        res.restored.append(f"seq {r.seq}: restored {_when(r.time_ms)} from backup {r.backup}, which holds the chain "
+                            f"up to seq {r.backup_seq}; {lost}")
+    if out and not any(r.source.startswith("parent") for r in restores) and not res.offline and \
+            not any("no parent" in n for n in res.notes):
+        res.notes.append("the parent has not taken the restore record yet (it is handed over when the node runs)")
+    return list(out.values())
+
+
+def _given_up(a: Anchor, restores: list[Restore], res: Result) -> bool:
+    """A checkpoint signed before a declared restore, past the backup's last row: of the history the restore
+    gave up, not of this chain (said, not held against it)."""
+    for r in restores:
+        if a.seq > r.backup_seq and a.time_ms < r.time_ms:
+            res.notes.append(f"the {a.source} at seq {a.seq} (signed {_when(a.time_ms)}) is of the history before the "
+                             f"restore at seq {r.seq}: not held against this chain")
+            return True
+    return False
+
+
+def _restore_of(body: rpb.CheckpointBody, source: str, superseded: Anchor | None = None) -> Restore:
+    return Restore(body.seq, body.head, body.restored_from_seq, body.time_ms, body.backup, source, superseded)
+
+
+def _own_anchor(rows: list[dict], trust: TrustStore, code: str, res: Result,
+                restores: list[Restore]) -> Anchor | None:
+    """The latest of the node's own checkpoints whose signature holds (a bad one is itself a problem); the
+    restores among them go to `restores`."""
     good = None
     for row in rows:
         try:
@@ -126,13 +198,16 @@ def _own_anchor(rows: list[dict], trust: TrustStore, code: str, res: Result) -> 
             res.problems.append(Problem(row["seq"], "edited", "the node's checkpoint row does not say what it signed"))
             continue
         good = Anchor("own checkpoint", body.seq, body.head, body.time_ms)
+        if checkpoints.is_restore(body):
+            restores.append(_restore_of(body, "own restore checkpoint"))
     if good is None:
         res.notes.append("no valid checkpoint of its own (none yet: one is signed audit.checkpoint_every after "
                          "the first event; or they were removed)")
     return good
 
 
-def _parent_anchors(parent, code: str, own: Anchor | None, trust: TrustStore, channel, res: Result) -> list[Anchor]:
+def _parent_anchors(parent, code: str, own: Anchor | None, trust: TrustStore, channel, res: Result,
+                    restores: list[Restore]) -> list[Anchor]:
     if parent is None:
         res.notes.append("no parent: the chain is held against the node's own checkpoints only")
         return []
@@ -157,9 +232,23 @@ def _parent_anchors(parent, code: str, own: Anchor | None, trust: TrustStore, ch
             res.problems.append(Problem(0, "broken", f"the {name} at {pcode} does not verify ({r.public_text})"))
             continue
         out.append(Anchor(f"{name} at {pcode}", body.seq, body.head, body.time_ms))
+    for record in resp.restores:
+        try:
+            body = checkpoints.verify(record.restore, trust, code=code, check_validity=False)
+            superseded = None
+            if record.superseded.ByteSize():
+                old = checkpoints.verify(record.superseded, trust, code=code, check_validity=False)
+                superseded = Anchor(f"parent's copy at {pcode}", old.seq, old.head, old.time_ms)
+        except Rejected as r:
+            res.problems.append(Problem(0, "broken", f"a restore record at {pcode} does not verify ({r.public_text})"))
+            continue
+        if checkpoints.is_restore(body):
+            restores.append(_restore_of(body, f"parent's record at {pcode}", superseded))
     if not out:
         res.notes.append(f"parent {pcode} holds no checkpoint of {code} yet")
     latest = out[0] if out and out[0].source.startswith("parent's copy at") else None
+    if latest is not None and any(latest.seq > r.backup_seq and latest.time_ms < r.time_ms for r in restores):
+        latest = None  # of the history a restore gave up: its seqs say nothing of this chain's checkpoints
     if own is not None and latest is not None and latest.seq > own.seq:
         res.problems.append(Problem(latest.seq, "deleted", f"the parent holds a checkpoint at seq {latest.seq} but the "
                                                            f"node's own end at seq {own.seq}: its later checkpoints "

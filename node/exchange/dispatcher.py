@@ -151,6 +151,27 @@ class Dispatcher:
         if not held:
             self.wake(hop)
 
+    def hold_message(self, message_id: str, held: bool, next_hop: str) -> bool:
+        """Stop (or resume) sending one pending envelope; kept in the database. False: it is not pending."""
+        with self.db.transaction() as tx:
+            if not outbox.set_held(tx, message_id, held):
+                return False
+            audit.append(tx, self.clock.now_ms(), audit.HELD if held else audit.RELEASED, message_id, next_hop,
+                         "the message, by the operator")
+        log.warning("operator: %s message %s (next hop %s)", "holding" if held else "released", message_id, next_hop)
+        if not held:
+            self.wake(next_hop)
+        return True
+
+    def retry_message(self, message_id: str, next_hop: str) -> None:
+        """Send one envelope at the next attempt, which is now: its own wait and its hop's backoff forgotten."""
+        with self.db.transaction(durable=False) as tx:
+            outbox.due_now(tx, message_id)
+            peers.reset(tx, next_hop)
+        log.info("operator: retry now message %s (next hop %s)", message_id, next_hop)
+        self.on_return(next_hop)
+        self.wake(next_hop)
+
     def purge(self, message_id: str, reason: str) -> dict:
         """Remove one queued envelope for good: audited, and its sender gets a non-delivery notice."""
         with self.db.transaction() as tx:  # read in it: a delivery committing meanwhile is seen, not purged
@@ -158,7 +179,8 @@ class Dispatcher:
             if row is None:
                 raise Rejected(Reason.NOT_FOUND, f"no envelope {message_id} in the outbox", field="message_id")
             if row["state"] != outbox.PENDING:
-                raise Rejected(Reason.INVALID_REQUEST, f"{message_id} is {row['state']}, not queued", field="message_id")
+                raise Rejected(Reason.NOT_QUEUED, f"{message_id} is {row['state']}, not queued", field="message_id",
+                               metadata={"state": row["state"]})
             p = outbox.Pending(row["seq"], message_id, row["sender"], row["recipient"], row["kind"], row["priority"],
                                row["expires_ms"], row["envelope"], row["ref_message_id"])
             audit.append(tx, self.clock.now_ms(), audit.PURGED, message_id, row["next_hop"], reason)

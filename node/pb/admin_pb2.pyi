@@ -148,3 +148,69 @@ class RunningResponse(_message.Message):
     last_reload_ms: int
     last_reload: str
     def __init__(self, config_file: _Optional[str] = ..., config: _Optional[_Mapping[str, str]] = ..., crl: _Optional[_Union[CrlInUse, _Mapping]] = ..., certificate: _Optional[_Union[OwnCertificate, _Mapping]] = ..., version: _Optional[str] = ..., started_ms: _Optional[int] = ..., last_reload_ms: _Optional[int] = ..., last_reload: _Optional[str] = ...) -> None: ...
+
+class ListQueueRequest(_message.Message):
+    __slots__ = ("hop", "parked", "after_seq", "limit")
+    HOP_FIELD_NUMBER: _ClassVar[int]
+    PARKED_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    hop: str
+    parked: bool
+    after_seq: int
+    limit: int
+    def __init__(self, hop: _Optional[str] = ..., parked: _Optional[bool] = ..., after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class QueuedMessage(_message.Message):
+    __slots__ = ("message_id", "sender", "recipient", "next_hop", "kind", "size", "created_ms", "attempts", "last_error", "held", "hop_held", "parked", "park_until_ms", "origin", "expires_ms", "not_before_ms", "seq")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HOP_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    HOP_HELD_FIELD_NUMBER: _ClassVar[int]
+    PARKED_FIELD_NUMBER: _ClassVar[int]
+    PARK_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_MS_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    sender: str
+    recipient: str
+    next_hop: str
+    kind: str
+    size: int
+    created_ms: int
+    attempts: int
+    last_error: str
+    held: bool
+    hop_held: bool
+    parked: bool
+    park_until_ms: int
+    origin: str
+    expires_ms: int
+    not_before_ms: int
+    seq: int
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ..., kind: _Optional[str] = ..., size: _Optional[int] = ..., created_ms: _Optional[int] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., held: _Optional[bool] = ..., hop_held: _Optional[bool] = ..., parked: _Optional[bool] = ..., park_until_ms: _Optional[int] = ..., origin: _Optional[str] = ..., expires_ms: _Optional[int] = ..., not_before_ms: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class ListQueueResponse(_message.Message):
+    __slots__ = ("messages", "now_ms", "next_after_seq")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    NOW_MS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[QueuedMessage]
+    now_ms: int
+    next_after_seq: int
+    def __init__(self, messages: _Optional[_Iterable[_Union[QueuedMessage, _Mapping]]] = ..., now_ms: _Optional[int] = ..., next_after_seq: _Optional[int] = ...) -> None: ...
+
+class MessageRequest(_message.Message):
+    __slots__ = ("message_id",)
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    def __init__(self, message_id: _Optional[str] = ...) -> None: ...

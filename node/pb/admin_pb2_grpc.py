@@ -64,6 +64,26 @@ class AdminStub:
                 request_serializer=node_dot_pb_dot_admin__pb2.RunningRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_admin__pb2.RunningResponse.FromString,
                 _registered_method=True)
+        self.ListQueue = channel.unary_unary(
+                '/lienthong.v1.Admin/ListQueue',
+                request_serializer=node_dot_pb_dot_admin__pb2.ListQueueRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.ListQueueResponse.FromString,
+                _registered_method=True)
+        self.HoldMessage = channel.unary_unary(
+                '/lienthong.v1.Admin/HoldMessage',
+                request_serializer=node_dot_pb_dot_admin__pb2.MessageRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.QueuedMessage.FromString,
+                _registered_method=True)
+        self.ReleaseMessage = channel.unary_unary(
+                '/lienthong.v1.Admin/ReleaseMessage',
+                request_serializer=node_dot_pb_dot_admin__pb2.MessageRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.QueuedMessage.FromString,
+                _registered_method=True)
+        self.RetryMessage = channel.unary_unary(
+                '/lienthong.v1.Admin/RetryMessage',
+                request_serializer=node_dot_pb_dot_admin__pb2.MessageRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.QueuedMessage.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -77,14 +97,16 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Retry(self, request, context):
-        """Forget the backoff of one hop (or of every hop, when `hop` is empty) and send now.
+        """Forget the backoff of one hop (or of every hop, when `hop` is empty) and send now. A hop that is
+        not a next hop here is refused (NOT_A_HOP), a held one too (HELD).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Hold(self, request, context):
-        """Stop sending to a hop (kept across restarts) until Release; envelopes still expire.
+        """Stop sending to a hop (kept across restarts) until Release; envelopes still expire. A code that is
+        not a next hop here is refused (NOT_A_HOP).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,7 +120,8 @@ class AdminServicer:
 
     def Purge(self, request, context):
         """Remove one queued envelope for good: audited with the reason, and its sender gets a
-        non-delivery notice (reason PURGED, the given reason as its detail).
+        non-delivery notice (reason PURGED, the given reason as its detail). The reason is one line
+        (UNPRINTABLE otherwise) of at most 500 characters; an envelope no longer queued: NOT_QUEUED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,6 +131,33 @@ class AdminServicer:
         """What the running node holds (`lienthong doctor`): the config it runs on, against which the file
         on disk is compared; the CRL in use; its own certificate and whether that CRL revokes it; how
         the last SIGHUP went.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQueue(self, request, context):
+        """Every envelope waiting here (our own, relayed, parked), oldest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HoldMessage(self, request, context):
+        """Keep one message from being sent until ReleaseMessage (kept across restarts; it still expires).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseMessage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryMessage(self, request, context):
+        """Send one message now: its own wait and its hop's backoff forgotten (HELD if it or its hop is held).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,6 +195,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Running,
                     request_deserializer=node_dot_pb_dot_admin__pb2.RunningRequest.FromString,
                     response_serializer=node_dot_pb_dot_admin__pb2.RunningResponse.SerializeToString,
+            ),
+            'ListQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQueue,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.ListQueueRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.ListQueueResponse.SerializeToString,
+            ),
+            'HoldMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.HoldMessage,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.MessageRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.QueuedMessage.SerializeToString,
+            ),
+            'ReleaseMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseMessage,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.MessageRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.QueuedMessage.SerializeToString,
+            ),
+            'RetryMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryMessage,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.MessageRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.QueuedMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,6 +379,114 @@ class Admin:
             '/lienthong.v1.Admin/Running',
             node_dot_pb_dot_admin__pb2.RunningRequest.SerializeToString,
             node_dot_pb_dot_admin__pb2.RunningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/ListQueue',
+            node_dot_pb_dot_admin__pb2.ListQueueRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.ListQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HoldMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/HoldMessage',
+            node_dot_pb_dot_admin__pb2.MessageRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.QueuedMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/ReleaseMessage',
+            node_dot_pb_dot_admin__pb2.MessageRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.QueuedMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/RetryMessage',
+            node_dot_pb_dot_admin__pb2.MessageRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.QueuedMessage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,10 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PARK_FULL: _ClassVar[Reason]
     CERT_NOT_REGISTERED: _ClassVar[Reason]
     UNSIGNED_FIELDS: _ClassVar[Reason]
+    NOT_A_HOP: _ClassVar[Reason]
+    HELD: _ClassVar[Reason]
+    UNPRINTABLE: _ClassVar[Reason]
+    NOT_QUEUED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -102,3 +106,7 @@ CRL_STALE: Reason
 PARK_FULL: Reason
 CERT_NOT_REGISTERED: Reason
 UNSIGNED_FIELDS: Reason
+NOT_A_HOP: Reason
+HELD: Reason
+UNPRINTABLE: Reason
+NOT_QUEUED: Reason

@@ -127,16 +127,22 @@ class ChildrenResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[DirectoryEntry, _Mapping]]] = ...) -> None: ...
 
 class CheckpointBody(_message.Message):
-    __slots__ = ("code", "seq", "head", "time_ms")
+    __slots__ = ("code", "seq", "head", "time_ms", "restored_from_seq", "restored_from_head", "backup")
     CODE_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     HEAD_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_FROM_HEAD_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_FIELD_NUMBER: _ClassVar[int]
     code: str
     seq: int
     head: bytes
     time_ms: int
-    def __init__(self, code: _Optional[str] = ..., seq: _Optional[int] = ..., head: _Optional[bytes] = ..., time_ms: _Optional[int] = ...) -> None: ...
+    restored_from_seq: int
+    restored_from_head: bytes
+    backup: str
+    def __init__(self, code: _Optional[str] = ..., seq: _Optional[int] = ..., head: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., restored_from_seq: _Optional[int] = ..., restored_from_head: _Optional[bytes] = ..., backup: _Optional[str] = ...) -> None: ...
 
 class SignedCheckpoint(_message.Message):
     __slots__ = ("body", "signature", "cert_der")
@@ -157,9 +163,21 @@ class CheckpointRequest(_message.Message):
     def __init__(self, code: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class CheckpointResponse(_message.Message):
-    __slots__ = ("latest", "at_seq")
+    __slots__ = ("latest", "at_seq", "restores")
     LATEST_FIELD_NUMBER: _ClassVar[int]
     AT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RESTORES_FIELD_NUMBER: _ClassVar[int]
     latest: SignedCheckpoint
     at_seq: SignedCheckpoint
-    def __init__(self, latest: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., at_seq: _Optional[_Union[SignedCheckpoint, _Mapping]] = ...) -> None: ...
+    restores: _containers.RepeatedCompositeFieldContainer[RestoreRecord]
+    def __init__(self, latest: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., at_seq: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., restores: _Optional[_Iterable[_Union[RestoreRecord, _Mapping]]] = ...) -> None: ...
+
+class RestoreRecord(_message.Message):
+    __slots__ = ("restore", "superseded", "received_ms")
+    RESTORE_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
+    restore: SignedCheckpoint
+    superseded: SignedCheckpoint
+    received_ms: int
+    def __init__(self, restore: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., superseded: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., received_ms: _Optional[int] = ...) -> None: ...

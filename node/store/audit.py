@@ -26,6 +26,8 @@ RETRY = "retry"
 PURGED = "purged"                # an operator removed a queued envelope (detail: their reason)
 HELD = "held"                    # an operator held a next hop (peer), or released it ("released")
 RELEASED = "released"
+RESTORED = "restored"            # the mailbox was restored from a backup (detail: which, and the last row it
+                                 # holds); a signed restore checkpoint at this row declares it (node/audit/restore.py)
 
 
 MAX_ID, MAX_DETAIL = 128, 1000  # what a row keeps of a message id and a detail a peer chose (a refused
@@ -88,35 +90,100 @@ def latest_checkpoint(db: Database) -> dict | None:
     return db.query_one("SELECT * FROM audit_checkpoint ORDER BY seq DESC LIMIT 1")
 
 
+def add_restore_checkpoint(conn, seq: int, head_hash: bytes, time_ms: int, signed: bytes, restored_from: int) -> None:
+    """The signed checkpoint of a restore row, in the transaction that appended it."""
+    conn.execute("INSERT INTO audit_checkpoint (seq, head, time_ms, signed, restored_from) VALUES (?,?,?,?,?)",
+                 (seq, head_hash, time_ms, signed, restored_from))
+
+
+def unsent_restores(db: Database) -> list[dict]:
+    """Restore checkpoints the parent has not taken yet, oldest first: they go before any later checkpoint."""
+    return db.query("SELECT * FROM audit_checkpoint WHERE restored_from IS NOT NULL AND parent_ms IS NULL"
+                    " ORDER BY seq")
+
+
 # ---- children's checkpoints, kept by their parent ----------------------------------------
 
+# A child's checkpoints are kept per branch: 0 until its first restore, then one more per restore it declared
+# (child_restore); the latest branch is the child's chain as it stands, the earlier ones what it gave up.
+_BRANCH = "coalesce((SELECT max(branch) FROM child_restore WHERE code = ?), 0)"
+
+
 def child_checkpoint(db: Database, code: str, seq: int | None = None) -> dict | None:
-    """The child's checkpoint at `seq`, or its latest (highest seq)."""
+    """The child's checkpoint at `seq`, or its latest (highest seq), in its current branch."""
     if seq is None:
-        return db.query_one("SELECT * FROM child_checkpoint WHERE code = ? ORDER BY seq DESC LIMIT 1", (code,))
-    return db.query_one("SELECT * FROM child_checkpoint WHERE code = ? AND seq = ?", (code, seq))
+        return db.query_one(f"SELECT * FROM child_checkpoint WHERE code = ? AND branch = {_BRANCH}"
+                            " ORDER BY seq DESC LIMIT 1", (code, code))
+    return db.query_one(f"SELECT * FROM child_checkpoint WHERE code = ? AND branch = {_BRANCH} AND seq = ?",
+                        (code, code, seq))
 
 
 MAX_KEPT_PER_CHILD = 10_000  # a child that sends checkpoints in a loop fills no disk: the oldest go first
+MAX_RESTORES_PER_CHILD = 1000  # nor one that declares restores in a loop
+
+
+def _prune(tx, code: str) -> None:
+    tx.execute("DELETE FROM child_checkpoint WHERE code = ? AND (branch, seq) NOT IN"
+               " (SELECT branch, seq FROM child_checkpoint WHERE code = ? ORDER BY branch DESC, seq DESC LIMIT ?)",
+               (code, code, MAX_KEPT_PER_CHILD))
 
 
 def keep_child_checkpoint(db: Database, code: str, seq: int, head_hash: bytes, time_ms: int, signed: bytes,
                           now_ms: int) -> dict | None:
-    """Store a child's checkpoint if its seq is above the latest kept; return the one kept before at that seq
-    (the caller compares them), or None. A lower seq never kept is not stored: the latest stays the latest."""
+    """Store a child's checkpoint if its seq is above the latest kept (in its current branch); return the one
+    kept before at that seq (the caller compares them), or None. A lower seq never kept is not stored: the
+    latest stays the latest."""
     with db.transaction() as tx:
-        row = tx.execute("SELECT head, signed FROM child_checkpoint WHERE code = ? AND seq = ?", (code, seq)).fetchone()
+        branch = tx.execute(f"SELECT {_BRANCH}", (code,)).fetchone()[0]
+        row = tx.execute("SELECT head, signed FROM child_checkpoint WHERE code = ? AND branch = ? AND seq = ?",
+                         (code, branch, seq)).fetchone()
         if row is not None:
             return {"head": row[0], "signed": row[1]}
-        latest = tx.execute("SELECT max(seq) FROM child_checkpoint WHERE code = ?", (code,)).fetchone()[0]
+        latest = tx.execute("SELECT max(seq) FROM child_checkpoint WHERE code = ? AND branch = ?",
+                            (code, branch)).fetchone()[0]
         if latest is not None and seq < latest:
             return None
-        tx.execute("INSERT INTO child_checkpoint (code, seq, head, time_ms, signed, received_ms) VALUES (?,?,?,?,?,?)",
-                   (code, seq, head_hash, time_ms, signed, now_ms))
-        tx.execute("DELETE FROM child_checkpoint WHERE code = ? AND seq NOT IN"
-                   " (SELECT seq FROM child_checkpoint WHERE code = ? ORDER BY seq DESC LIMIT ?)",
-                   (code, code, MAX_KEPT_PER_CHILD))
+        tx.execute("INSERT INTO child_checkpoint (code, branch, seq, head, time_ms, signed, received_ms)"
+                   " VALUES (?,?,?,?,?,?,?)", (code, branch, seq, head_hash, time_ms, signed, now_ms))
+        _prune(tx, code)
         return None
+
+
+def keep_child_restore(db: Database, code: str, seq: int, head_hash: bytes, from_seq: int, from_head: bytes,
+                       time_ms: int, signed: bytes, now_ms: int) -> tuple[str, dict | None]:
+    """A child's restore checkpoint: a new branch from it, the current one kept as it is. Returns
+    ("taken", the latest checkpoint of the branch given up or None), ("again", None) for the restore already
+    taken, ("conflict", the kept checkpoint at `from_seq` whose head the restore contradicts) or ("over", None)."""
+    with db.transaction() as tx:
+        branch = tx.execute(f"SELECT {_BRANCH}", (code,)).fetchone()[0]
+        same = tx.execute("SELECT 1 FROM child_restore WHERE code = ? AND branch = ? AND seq = ? AND head = ?",
+                          (code, branch, seq, head_hash)).fetchone()
+        if same is not None:
+            return "again", None
+        # the branch whose rows the backup's head is among: the latest that started at or before it (rows
+        # before a branch's restore row are its parent branch's)
+        owner = tx.execute("SELECT coalesce(max(branch), 0) FROM child_restore WHERE code = ? AND seq <= ?",
+                           (code, from_seq)).fetchone()[0]
+        at = tx.execute("SELECT seq, head, time_ms FROM child_checkpoint WHERE code = ? AND branch = ? AND seq = ?",
+                        (code, owner, from_seq)).fetchone()
+        if at is not None and at[1] != from_head:
+            return "conflict", {"seq": at[0], "head": at[1], "time_ms": at[2]}
+        if branch >= MAX_RESTORES_PER_CHILD:
+            return "over", None
+        latest = tx.execute("SELECT seq, time_ms, signed FROM child_checkpoint WHERE code = ? AND branch = ?"
+                            " ORDER BY seq DESC LIMIT 1", (code, branch)).fetchone()
+        tx.execute("INSERT INTO child_restore (code, branch, seq, head, signed, superseded, received_ms)"
+                   " VALUES (?,?,?,?,?,?,?)", (code, branch + 1, seq, head_hash, signed, latest[2] if latest else None,
+                                               now_ms))
+        tx.execute("INSERT INTO child_checkpoint (code, branch, seq, head, time_ms, signed, received_ms)"
+                   " VALUES (?,?,?,?,?,?,?)", (code, branch + 1, seq, head_hash, time_ms, signed, now_ms))
+        _prune(tx, code)
+        return "taken", ({"seq": latest[0], "time_ms": latest[1]} if latest else None)
+
+
+def child_restores(db: Database, code: str) -> list[dict]:
+    """The restores a child declared here, oldest first (with the latest checkpoint each gave up)."""
+    return db.query("SELECT * FROM child_restore WHERE code = ? ORDER BY branch", (code,))
 
 
 # ---- reading a mailbox file from outside the node (lienthong audit verify) ----------------

@@ -88,7 +88,7 @@ def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: se
         "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id,"
         " created_ms"
         " FROM outbox JOIN outbox_envelope USING (message_id)"
-        f" WHERE next_hop = ? AND state = 'pending'{skipping}"
+        f" WHERE next_hop = ? AND state = 'pending' AND held = 0{skipping}"
         " AND (not_before_ms IS NULL OR not_before_ms <= ?) ORDER BY priority DESC, seq LIMIT ?",
         (next_hop, *skip, now_ms if now_ms is not None else 2**62, limit),
     )
@@ -227,3 +227,44 @@ def queue_summary(db: Database) -> dict[str, dict]:
         " WHERE state = 'pending' GROUP BY next_hop ORDER BY next_hop")}
 
 
+
+
+# ---- one message at a time (the Admin API's queue tools) ------------------------------------
+
+def has_pending(db: Database, next_hop: str) -> bool:
+    return pending_at_least(db, next_hop, 1)
+
+
+_QUEUED = ("SELECT o.seq, o.message_id, o.sender, o.recipient, o.next_hop, o.kind, length(e.raw) AS size,"
+           " o.created_ms, o.attempts, coalesce(o.reason, '') AS last_error, o.held,"
+           " coalesce(p.held, 0) AS hop_held, o.parked_by IS NOT NULL AS parked,"
+           " coalesce(o.park_until_ms, 0) AS park_until_ms, o.origin, o.expires_ms,"
+           " coalesce(o.not_before_ms, 0) AS not_before_ms, o.state"
+           " FROM outbox o JOIN outbox_envelope e USING (message_id) LEFT JOIN peer_state p ON p.code = o.next_hop")
+
+
+def queued(db: Database, *, hop: str = "", parked: bool = False, after_seq: int = 0, limit: int = 100) -> list[dict]:
+    """Envelopes waiting here (own, relayed, parked), in queue order, from after `after_seq`."""
+    sql, params = _QUEUED + " WHERE o.state = 'pending' AND o.seq > ?", [after_seq]
+    if hop:
+        sql += " AND o.next_hop = ?"
+        params.append(hop)
+    if parked:
+        sql += " AND o.parked_by IS NOT NULL"
+    return db.query(sql + " ORDER BY o.seq LIMIT ?", (*params, limit))
+
+
+def queued_one(db: Database, message_id: str) -> dict | None:
+    """One envelope of the outbox as the queue tools show it (whatever its state), or None."""
+    return db.query_one(_QUEUED + " WHERE o.message_id = ?", (message_id,))
+
+
+def set_held(conn, message_id: str, held: bool) -> bool:
+    """Hold or release one pending envelope; False when it is not pending."""
+    return conn.execute("UPDATE outbox SET held = ? WHERE message_id = ? AND state = 'pending'",
+                        (int(held), message_id)).rowcount > 0
+
+
+def due_now(conn, message_id: str) -> None:
+    """One pending envelope may go at the next attempt (its own wait forgotten)."""
+    conn.execute("UPDATE outbox SET not_before_ms = NULL WHERE message_id = ? AND state = 'pending'", (message_id,))

@@ -64,3 +64,8 @@ def set_held(conn, code: str, held: bool) -> None:
 
 def held_codes(db: Database) -> set[str]:
     return {r["code"] for r in db.query("SELECT code FROM peer_state WHERE held = 1")}
+
+
+def recorded(db: Database, code: str) -> bool:
+    """Whether `code` has retry state worth showing: held, or failing."""
+    return db.query_one("SELECT 1 AS x FROM peer_state WHERE code = ? AND (held = 1 OR failures > 0)", (code,)) is not None

@@ -289,3 +289,47 @@ def m0013_registry_previous_cert(db) -> None:
     # the certificate a child's registration renewed (node.registry.pins): its queued mail, signed and marked
     # before the renewal, still passes; NULL after a first registration or when the old one was revoked
     db.execute("ALTER TABLE registry ADD COLUMN previous_cert BLOB")
+@MIGRATIONS(name="0014_outbox_held")
+def m0014_outbox_held(db) -> None:
+    # an operator may hold one message (lienthong queue hold): not sent until released, across restarts;
+    # it still expires. The queue is listed in seq order (Admin.ListQueue) without reading the sent register
+    for sql in (
+        "ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX outbox_queued ON outbox(seq) WHERE state = 'pending'",
+    ):
+        db.execute(sql)
+
+
+@MIGRATIONS(name="0015_audit_restore")
+def m0015_audit_restore(db) -> None:
+    """A restore from a backup is declared, not hidden (docs/audit.md). The node's own checkpoints say
+    which of them is a restore checkpoint (restored_from: the backup's last seq). A parent keeps its
+    children's checkpoints per branch: a restore starts a new one (the seqs after the backup's head are
+    written again), the history given up stays in its own branch, and child_restore records each restore
+    with the latest checkpoint the parent held of what it gave up."""
+    for sql in (
+        "ALTER TABLE audit_checkpoint ADD COLUMN restored_from INTEGER",
+        """CREATE TABLE child_checkpoint_branched (
+            code TEXT NOT NULL,
+            branch INTEGER NOT NULL DEFAULT 0,
+            seq INTEGER NOT NULL,
+            head BLOB NOT NULL,
+            time_ms INTEGER NOT NULL,
+            signed BLOB NOT NULL,
+            received_ms INTEGER NOT NULL,
+            PRIMARY KEY (code, branch, seq))""",
+        "INSERT INTO child_checkpoint_branched (code, branch, seq, head, time_ms, signed, received_ms)"
+        " SELECT code, 0, seq, head, time_ms, signed, received_ms FROM child_checkpoint",
+        "DROP TABLE child_checkpoint",
+        "ALTER TABLE child_checkpoint_branched RENAME TO child_checkpoint",
+        """CREATE TABLE child_restore (
+            code TEXT NOT NULL,
+            branch INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            head BLOB NOT NULL,
+            signed BLOB NOT NULL,
+            superseded BLOB,
+            received_ms INTEGER NOT NULL,
+            PRIMARY KEY (code, branch))""",
+    ):
+        db.execute(sql)

@@ -107,3 +107,83 @@ def test_a_child_sending_checkpoints_in_a_loop_fills_no_disk(keeper, clock, monk
         k.take(checkpoints.make(child, seq, bytes([seq]) * 32, clock.now_ms()), CHILD)
     kept = [s for s in range(1, 8) if audit.child_checkpoint(db, CHILD, s) is not None]
     assert kept == [5, 6, 7]
+
+
+def _restore(child, seq, head, from_head, now):
+    return checkpoints.make(child, seq, head, now, restored_from=(seq - 1, from_head), backup="b.tar sha256 ab")
+
+
+def test_a_restore_starts_a_new_branch_and_the_history_it_gave_up_is_kept(keeper, clock, caplog):  # noqa: F811
+    """The child checkpointed 5 and 9; restored from a backup holding 1..6, its chain goes 7 (restored), 8, 9 ...
+    with other heads: the parent takes them (no CHECKPOINT_CONFLICT at 9), keeps the old 9, and says so."""
+    k, child, db = keeper
+    k.take(checkpoints.make(child, 5, b"\x05" * 32, clock.now_ms()), CHILD)
+    k.take(checkpoints.make(child, 9, b"\x09" * 32, clock.now_ms()), CHILD)
+    resp = k.take(_restore(child, 7, b"\x77" * 32, b"\x06" * 32, clock.now_ms() + 1), CHILD)
+    assert _seq(resp.latest) == 7 and len(resp.restores) == 1
+    assert _seq(resp.restores[0].superseded) == 9  # the history given up, as the parent held it
+    assert "restored from a backup" in caplog.text and "rows 7..9" in caplog.text
+    k.take(checkpoints.make(child, 9, b"\x99" * 32, clock.now_ms() + 2), CHILD)  # the restored chain's 9
+    assert audit.child_checkpoint(db, CHILD)["head"] == b"\x99" * 32
+    again = k.take(_restore(child, 7, b"\x77" * 32, b"\x06" * 32, clock.now_ms() + 1), CHILD)  # resent: same answer
+    assert len(again.restores) == 1 and _seq(again.latest) == 9
+    with pytest.raises(Rejected) as e:  # within the new branch, another head at a kept seq is still a conflict
+        k.take(checkpoints.make(child, 9, b"\x09" * 32, clock.now_ms() + 3), CHILD)
+    assert e.value.reason is Reason.CHECKPOINT_CONFLICT
+    old = db.query("SELECT head FROM child_checkpoint WHERE code = ? AND seq = 9 ORDER BY branch", (CHILD,))
+    assert [r["head"] for r in old] == [b"\x09" * 32, b"\x99" * 32]
+
+
+def test_a_restore_that_contradicts_a_kept_checkpoint_is_refused_and_changes_nothing(keeper, clock):  # noqa: F811
+    """A "backup" whose last row is not the one the parent holds at that seq is not of this child's history."""
+    k, child, db = keeper
+    k.take(checkpoints.make(child, 6, b"\x06" * 32, clock.now_ms()), CHILD)
+    with pytest.raises(Rejected) as e:
+        k.take(_restore(child, 7, b"\x77" * 32, b"\x66" * 32, clock.now_ms()), CHILD)
+    assert e.value.reason is Reason.CHECKPOINT_CONFLICT
+    assert not audit.child_restores(db, CHILD) and _seq(k.latest_for(CHILD, CHILD, 0).latest) == 6
+
+
+@pytest.mark.parametrize("make_bad", [
+    lambda c, now: checkpoints.make(c, 9, b"\x09" * 32, now, restored_from=(3, b"\x03" * 32)),  # not the next row
+    lambda c, now: checkpoints.make(c, 4, b"\x04" * 32, now, restored_from=(3, b"\x03" * 5)),   # not a hash
+    lambda c, now: checkpoints.make(c, 4, b"\x04" * 32, now, restored_from=(3, b"\x03" * 32), backup="a\x1b[2Jb"),
+])
+def test_a_malformed_restore_is_refused(keeper, clock, make_bad):  # noqa: F811
+    k, child, db = keeper
+    with pytest.raises(Rejected) as e:
+        k.take(make_bad(child, clock.now_ms()), CHILD)
+    assert e.value.reason is Reason.INVALID_REQUEST
+    assert not audit.child_restores(db, CHILD)
+
+
+def test_an_untaken_restore_checkpoint_is_handed_over_before_later_ones(tmp_path, ca, clock):  # noqa: F811
+    from node.audit import restore
+    path = tmp_path / "child.sqlite3"
+    child = ca.signer(CHILD)
+    db = Database(path)
+    with db.transaction() as tx:
+        audit.append_many(tx, [(1, audit.SENT, "m1", "p", "")])
+    db.close()
+    assert restore.record(path, child, clock.now_ms(), "b.tar") == restore.Recorded(1, 2)
+    db = Database(path)
+    with db.transaction() as tx:
+        audit.append_many(tx, [(3, audit.SENT, "m2", "p", "")])
+    sent = []
+    cp = checkpoints.Checkpointer(db, child, clock, send=lambda signed: sent.append(_seq(signed)))
+    assert cp.tick() == 3 and sent == [2, 3]
+    assert cp.tick() == 3 and sent == [2, 3]
+
+
+def test_a_second_restore_is_held_against_the_branch_its_backup_head_is_in(keeper, clock):  # noqa: F811
+    """Restored at 7 (from a backup up to 6); later restored again from an older backup up to 4: its head is
+    compared with the checkpoint the parent kept at 4 in the first history, not ignored."""
+    k, child, db = keeper
+    k.take(checkpoints.make(child, 4, b"\x04" * 32, clock.now_ms()), CHILD)
+    k.take(checkpoints.make(child, 9, b"\x09" * 32, clock.now_ms()), CHILD)
+    k.take(_restore(child, 7, b"\x77" * 32, b"\x06" * 32, clock.now_ms() + 1), CHILD)
+    with pytest.raises(Rejected) as e:
+        k.take(_restore(child, 5, b"\x55" * 32, b"\x44" * 32, clock.now_ms() + 2), CHILD)
+    assert e.value.reason is Reason.CHECKPOINT_CONFLICT
+    resp = k.take(_restore(child, 5, b"\x55" * 32, b"\x04" * 32, clock.now_ms() + 2), CHILD)
+    assert [_seq(r.restore) for r in resp.restores] == [7, 5] and _seq(resp.latest) == 5

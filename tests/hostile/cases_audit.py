@@ -59,3 +59,27 @@ def _(s):
     signed = make(s.w.signer(M), 3_000, os.urandom(32), now_ms())
     signed.cert_der += b"\x00" * MAX_SIGNED
     return call(s.w.registry(M).Checkpoint, signed)
+
+
+@case("audit", "a child declaring a restore from a backup its parent's checkpoint contradicts", "ALREADY_EXISTS",
+      "CHECKPOINT_CONFLICT", via=f"{CHECKPOINT}, M → D", prepares=True)
+def _(s):
+    seq = 4_000  # the parent keeps this head at 4000; the "backup" claims another there, to rewrite from it
+    s.w.registry(M).Checkpoint(make(s.w.signer(M), seq, os.urandom(32), now_ms()), timeout=10)
+    s.begin()
+    return call(s.w.registry(M).Checkpoint, make(s.w.signer(M), seq + 1, os.urandom(32), now_ms(),
+                                                 restored_from=(seq, os.urandom(32)), backup="b.tar"))
+
+
+@case("audit", "a restore checkpoint that does not start right after the backup's head", "INVALID_ARGUMENT",
+      "INVALID_REQUEST", via=f"{CHECKPOINT}, M → D")
+def _(s):
+    return call(s.w.registry(M).Checkpoint, make(s.w.signer(M), 5_010, os.urandom(32), now_ms(),
+                                                 restored_from=(5_000, os.urandom(32)), backup="b.tar"))
+
+
+@case("audit", "a restore checkpoint naming its backup with a terminal escape", "INVALID_ARGUMENT",
+      "INVALID_REQUEST", via=f"{CHECKPOINT}, M → D")
+def _(s):
+    return call(s.w.registry(M).Checkpoint, make(s.w.signer(M), 6_001, os.urandom(32), now_ms(),
+                                                 restored_from=(6_000, os.urandom(32)), backup="b.tar\x1b[2J\n"))

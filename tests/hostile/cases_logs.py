@@ -1,19 +1,21 @@
 """Outside text that would forge a log line or drive the reader's terminal.
 
-A child's name, an admin's purge reason: whatever came from a peer, a client or an admin reaches
-the log, the audit table and another agency's notice escaped (node/escaping.py), so a newline
-cannot start a line of its own ("... AUDIT CHAIN BROKEN") and an ESC sequence clears nobody's
-screen. Each case reads the victim's real node.log, and the purge case the notice the sender reads.
+A child's name: whatever came from a peer or a client reaches the log escaped (node/escaping.py), so
+a newline cannot start a line of its own ("... AUDIT CHAIN BROKEN") and an ESC sequence clears
+nobody's screen. An admin's purge reason, which goes into the audit table and another agency's
+notice, is refused whole when it holds a control character (UNPRINTABLE). Each case reads the
+victim's real node.log, and the purge case the notice the sender reads.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from node.pb import admin_pb2 as apb
 from node.pb import envelope_pb2 as pb
 from node.registry import records
 
-from .core import LogTail, Observed, case
+from .core import LogTail, Observed, call, case
 from .world import C1, D, D2, M, P, TIMEOUT, poll
 
 FORGED_LINE = "2026-01-01T00:00:00.000+07:00 000.00.35.H53 ERROR lienthong.audit: AUDIT CHAIN BROKEN"
@@ -48,10 +50,11 @@ def _(s):
     return Observed("OK", "registered; its name escaped in the log").allowing(M)
 
 
-@case("log injection", "purge reason that forges a log line and clears the screen", "OK",
-      "purged; the reason escaped in the log, the audit table and the sender's notice", via="Admin.Purge at D",
-      prepares=True)
+@case("log injection", "purge reason that forges a log line and clears the screen", "INVALID_ARGUMENT",
+      "UNPRINTABLE", via="Admin.Purge at D", prepares=True)
 def _(s):
+    """Refused whole, not escaped: the reason would go into the audit table and another agency's notice. The
+    envelope stays queued; purged with a plain reason afterwards, the sender's notice carries that one."""
     d, c1 = s.w.api(D), s.w.api(C1)
     d.admin.hold(P)  # C1's document to D2 waits at D, on its way up
     try:
@@ -61,17 +64,17 @@ def _(s):
         message_id = sent.envelopes[0].message_id
         poll("the document waits at D", lambda: s.w.rows(D, f"SELECT 1 FROM outbox WHERE message_id = '{message_id}'"
                                                             " AND state = 'pending'"))
-        d.admin.purge(message_id, f"gửi nhầm\n{FORGED_LINE}{CONTROLS}")
+        refused = call(d.admin.stub.Purge, apb.PurgeRequest(message_id=message_id,
+                                                            reason=f"gửi nhầm\n{FORGED_LINE}{CONTROLS}"),
+                       metadata=d.metadata)
+        assert s.w.rows(D, f"SELECT 1 FROM outbox WHERE message_id = '{message_id}' AND state = 'pending'")
+        assert not s.w.rows(D, f"SELECT 1 FROM audit WHERE event = 'purged' AND message_id = '{message_id}'")
+        d.admin.purge(message_id, "gửi nhầm")  # the operator says it plainly
     finally:
         d.admin.release(P)
     notice_id = poll("the notice reaches C1", lambda: next(iter(s.w.rows(
         C1, f"SELECT message_id FROM inbox WHERE ref_message_id = '{message_id}'")), None))[0]
     notice = c1.fetch(notice_id).payload.notice
-    assert notice.reason == "PURGED" and notice.detail.endswith(f"{FORGED_LINE}{ESCAPED_CONTROLS}"), notice
-    assert_nothing_forged(notice.detail, "the notice C1 reads")
-    [(detail,)] = s.w.rows(D, f"SELECT detail FROM audit WHERE event = 'purged' AND message_id = '{message_id}'")
-    assert_nothing_forged(detail, f"{D}'s audit table")
+    assert (notice.reason, notice.detail) == ("PURGED", "gửi nhầm"), notice
     assert_nothing_forged(tail.text(), f"{D}'s node.log")
-    assert any("operator: purged" in line and line.endswith(ESCAPED_CONTROLS) for line in tail.text().splitlines())
-    return Observed("OK", "purged; the reason escaped in the log, the audit table and the sender's notice").allowing(
-        message_id, notice_id, sent.doc_id)
+    return refused.allowing(message_id, notice_id, sent.doc_id)

@@ -32,7 +32,7 @@ GROUPS = {
     "envelope": "Envelope checks the suite already had",
     "sealing": "Sealed payloads tampered with or moved",
     "revocation": "Forged, older and misrouted revocation lists",
-    "audit": "Audit checkpoints forged, borrowed or rewritten",
+    "audit": "Audit checkpoints forged, borrowed, rewritten or restored from a history never held",
     "log injection": "Outside text forging log lines or driving a terminal",
 }
 

@@ -263,6 +263,7 @@ TABLES = {
     "subtree_stats": "SELECT via_child, code FROM subtree_stats",
     # the attackers' own: honest children hand theirs over on a schedule, in the background
     "child_checkpoint": f"SELECT code, seq, hex(head) FROM child_checkpoint WHERE code NOT IN {tuple(NODES)}",
+    "child_restore": f"SELECT code, branch, seq, hex(head) FROM child_restore WHERE code NOT IN {tuple(NODES)}",
 }
 SQLITE_FILES = ("mailbox.sqlite3", "mailbox.sqlite3-wal", "mailbox.sqlite3-shm", "mailbox.sqlite3-journal")
 # every file of a node's directory is hashed (data dir, keys, config) but these, which a running node writes

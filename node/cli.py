@@ -231,7 +231,7 @@ EXIT_BROKEN = 3  # audit verify: the log was tampered with; verify-evidence: the
 
 def cmd_audit_verify(args) -> int:
     from .audit import verify
-    from .exchange.transport import PeerConnector, TlsMaterial
+    from .transport.grpc_peers import GrpcTransport, TlsMaterial
     from .identity import keys
     from .identity.trust import TrustStore
     from . import preflight
@@ -243,21 +243,20 @@ def cmd_audit_verify(args) -> int:
     trust = TrustStore.from_files(list(s.tls.trust_anchors), crl=s.tls.crl)
     parent_code = Node._parent_code(s)
     parent = (parent_code, s.peer_address(parent_code)) if parent_code and s.peer_address(parent_code) else None
-    connector = None
+    transport = None
     if parent is not None and not args.offline:
         tls = TlsMaterial(key_pem=keys.key_pem(keys.load_private_key(Path(s.tls.key))),
                           cert_pem=Path(s.tls.cert).read_bytes(), anchors_pem=trust.anchors_pem,
                           insecure=s.tls.insecure_plaintext)
-        connector = PeerConnector(tls, s.messages.max_size)
+        transport = GrpcTransport(tls, s.messages.max_size)
     try:
         with Progress("audit verify") as progress:
-            result = verify.verify(s, mailbox, trust, None if args.offline else parent,
-                                   connector.channel if connector else None, progress=progress)
+            result = verify.verify(s, mailbox, trust, None if args.offline else parent, transport, progress=progress)
     except verify.NotChained as e:
         raise CliError(str(e)) from None
     finally:
-        if connector is not None:
-            connector.close()
+        if transport is not None:
+            transport.close()
     if args.offline and parent is not None:
         result.notes.insert(0, f"OFFLINE (--offline): parent {parent[0]}'s copy not asked for")
         result.offline = True

@@ -29,7 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .clock import SYSTEM
 from .config import ConfigError, Settings, load_config
-from .errors import Rejected
+from .errors import Reason, Rejected
 from .identity import certs, keys
 from .identity.trust import TrustStore
 from .terminal import shown
@@ -276,7 +276,7 @@ def _held(s: Settings, r: Report, held, on_disk) -> None:
 
 def peer_certificate(s: Settings, address: str, timeout: float = CONNECT_TIMEOUT_S) -> bytes:
     """The certificate a peer answers with, from a TLS handshake presenting our own (DER)."""
-    from .exchange.peer_check import peer_certificate as answered
+    from .transport.peer_check import peer_certificate as answered
     return answered(Path(s.tls.cert), Path(s.tls.key), address, timeout)
 
 
@@ -288,8 +288,10 @@ def check_peer(s: Settings, r: Report, what: str, code: str, address: str, *, fi
                timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Reach `code` at `address` as deliveries do, and say on one line of `r` what answers (each step
     bounded by `timeout`)."""
+    from .transport.grpc_peers import GrpcTransport, TlsMaterial
+    from .transport.interface import Peer
     if s.tls.insecure_plaintext:
-        channel = grpc.insecure_channel(address)
+        tls = TlsMaterial(b"", b"", b"", insecure=True)
     else:
         try:
             der = peer_certificate(s, address, timeout)
@@ -315,25 +317,23 @@ def check_peer(s: Settings, r: Report, what: str, code: str, address: str, *, fi
             r.add(PROBLEM, what, f"{address} answers with the certificate of another agency, {who}, not {code}: "
                                  f"fix {fix} (or that machine's config)")
             return
-        from .exchange.transport import TlsMaterial, open_channel
         tls = TlsMaterial(keys.key_pem(keys.load_private_key(Path(s.tls.key))), Path(s.tls.cert).read_bytes(),
                           b"".join(Path(a).read_bytes() for a in s.tls.trust_anchors))
-        channel = open_channel(tls, code, address, s.messages.max_size)
+    transport = GrpcTransport(tls, s.messages.max_size)
     try:
-        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
-    except grpc.RpcError as e:
-        from .grpc_errors import reason_of
-        if reason_of(e) == "CERT_REVOKED":
+        serving = transport.probe([Peer(code, address)], timeout)[code]
+    finally:
+        transport.close()
+    if not isinstance(serving, bool):
+        if serving.refused is not None and serving.refused.reason is Reason.CERT_REVOKED:
             r.add(PROBLEM, what, f"{address} is {code} and refuses us: our certificate ({s.tls.cert}) is REVOKED "
                                  "on the CA's list it holds (CERT_REVOKED): get a new one (`lienthong renew`), "
                                  "then SIGHUP the node")
         else:
             r.add(PROBLEM, what, f"{address} is {code} but its health check fails over mutual TLS "
-                                 f"({e.code().name}): does it trust our certificate (its tls.trust_anchors)?")
+                                 f"({serving.what}): does it trust our certificate (its tls.trust_anchors)?")
         return
-    finally:
-        channel.close()
-    if resp.status != health_pb2.HealthCheckResponse.SERVING:
+    if not serving:
         r.add(PROBLEM, what, f"{address} is {code} but NOT_SERVING: its log says why")
     else:
         r.add(OK, what, f"{address} is {code}, reachable over mutual TLS, SERVING")

@@ -27,7 +27,7 @@ from .api.running import LastReload
 from .config import ConfigError, Settings, load_config
 from .errors import Rejected, bounded
 from .exchange.hop import RetryPolicy
-from .exchange.transport import TlsMaterial
+from .transport.grpc_peers import TlsMaterial
 from .identity import keys, renewal
 from .identity.trust import TrustStore
 
@@ -181,7 +181,7 @@ def _identity(node: "Node", c: Checked) -> bool:
     node.trust.replace_anchors(trust)
     node.tls = TlsMaterial(key_pem=keys.key_pem(signer.key), cert_pem=Path(s.tls.cert).read_bytes(),
                            anchors_pem=node.trust.anchors_pem, insecure=s.tls.insecure_plaintext)
-    node.connector.reload(node.tls)
+    node.transport.reload(node.tls)
     node.signer = signer
     for holder in (node.directory, node.maker, node.lifecycle, node.intake, node.health, node.checkpointer):
         holder.signer = signer  # one reference each: a signature never mixes old and new

@@ -39,8 +39,11 @@ Threading model (what runs where):
   atomic with its writes). Nothing holds the lock across a network call (a send looks
   recipients up before its transaction; a reply queued inside one does no lookup). Commit
   hooks (`tx.on_commit`: events, wake-ups) run after it is released.
-- **gRPC's own threads** (C core) carry the channels to peers (`exchange/transport.py`,
-  one channel per peer, shared by every thread) and the servers' I/O.
+- **gRPC's own threads** (C core) carry the channels to peers (`transport/grpc_peers.py`,
+  one channel per peer, shared by every thread) and the servers' I/O. Every peer call goes
+  through `self.transport` (node/transport/interface.py); a node on a `LocalNetwork`
+  (node/transport/in_process.py) serves its peers there instead of on a port, and its calls
+  run the peer's servicers in the calling thread.
 - **CRL push** (`crl-push`, registry/directory.py): one short-lived thread per newer CRL taken,
   passing it to every registered child at once (futures), so the call or reload that brought it
   returns at once; a child it misses catches up on its next heartbeat.
@@ -60,7 +63,7 @@ from pathlib import Path
 
 import grpc
 from apscheduler.schedulers.background import BackgroundScheduler
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from .api.auth import api_interceptors
 from .audit.checkpoints import Checkpointer, Keeper
@@ -80,14 +83,16 @@ from .exchange.late_seal import LateSealer
 from .exchange.outgoing import EnvelopeMaker, Outgoing
 from .exchange.routing import Router
 from .exchange.service import ExchangeService, PeerIdentity
-from .exchange.transport import PeerConnector, TlsMaterial, grpc_options, server_credentials
+from .transport.grpc_peers import GrpcTransport, TlsMaterial, grpc_options, server_credentials
+from .transport.in_process import InProcessTransport, LocalNetwork, LocalServer
+from .transport.interface import Peer, PeerTransport
 from . import stats
 from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys, renewal
 from .identity.crl_holder import CrlHolder
 from .identity.trust import TrustStore
-from .exchange.peer_check import PeerCheck
+from .transport.peer_check import PeerCheck
 from .peer_gate import PeerGate
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
@@ -126,7 +131,10 @@ def _source(s: Settings) -> str | None:
 
 
 class Node:
-    def __init__(self, settings: Settings, clock: Clock = SYSTEM) -> None:
+    """`network`: serve peers and call them in this process (tests; later, agencies of one host), not over
+    the network."""
+
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM, network: LocalNetwork | None = None) -> None:
         self.settings = s = settings
         self.clock = clock
         # everything that can refuse start-up does so here, before anything is created or bound
@@ -155,15 +163,21 @@ class Node:
         self.crl = CrlHolder(self.trust, self.data_dir.path, clock, s.tls.crl_grace, events_=self.bus)
         self.crl.load_stored()
         self.crl.on_new.append(self._crl_taken)
-        self.connector = PeerConnector(self.tls, s.messages.max_size,
-                                       check_peer=PeerCheck(self.trust, s.tls.cert, s.tls.key, lambda: self.crl.number))
+        self.network = network
+        self.transport: PeerTransport
+        if network is None:
+            self.transport = GrpcTransport(self.tls, s.messages.max_size, check_peer=PeerCheck(
+                self.trust, s.tls.cert, s.tls.key, lambda: self.crl.number))
+        else:
+            self.transport = InProcessTransport(network, self.tls, self.trust, s.messages.max_size, s.node.code)
+        self.local_peer: LocalServer | None = None  # our peer surface on `network`, made by start()
         self.scheduler = BackgroundScheduler(timezone="UTC")
         parent = self._parent_code(s)
         reg = s.registry
         self.directory = Directory(
             self.db, self.signer, self.trust, clock, name=s.node.name, configured_parents=dict(s.parents_of),
             parent=parent, parent_address=s.peer_address(parent) if parent else None,
-            channel=self.connector.channel, heartbeat_s=reg.heartbeat, stale_after_s=reg.stale_after,
+            transport=self.transport, heartbeat_s=reg.heartbeat, stale_after_s=reg.stale_after,
             cache_ttl_s=reg.cache_ttl, events_=self.bus, previous=renewal.previous_signer(s, self.signer),
             # a neighbour that registers, beats or answers resets its backoff (the dispatcher is built below:
             # it routes through this directory)
@@ -190,11 +204,12 @@ class Node:
         self.metrics_server = None
         self.metrics_port = 0
         self.dispatcher = Dispatcher(
-            self.db, self.maker, self.trust, self.router, clock, self.connector.deliver,
+            self.db, self.maker, self.trust, self.router, clock,
+            lambda code, address, envelopes: self.transport.deliver(Peer(code, address), envelopes),
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus,
-            metrics=recorder, on_return=self.connector.expect, paused=lambda: self.crl.stale,
+            metrics=recorder, on_return=self.transport.expect, paused=lambda: self.crl.stale,
             prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of))
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
                                  seal_key_of=self.directory.seal_key_of)
@@ -247,22 +262,7 @@ class Node:
     def start(self) -> None:
         s = self.settings
         opts = grpc_options(s.messages.max_size)
-        peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
-        # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
-        self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"),
-                                       interceptors=[PeerGate(peers, self.crl.stale_problem), ErrorInterceptor()],
-                                       options=opts)
-        exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(self.intake, peers), self.peer_server)
-        self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper)
-        registry_pb2_grpc.add_RegistryServicer_to_server(self.registry_service, self.peer_server)
-        self._add_common(self.peer_server, exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name,
-                         registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name)
-        if s.tls.insecure_plaintext:
-            log.warning("PLAIN-TEXT node-to-node transport (tls.insecure_plaintext): for tests only, never in service")
-            self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_insecure_port(s.listen))
-        else:
-            self.peer_port = self._bind("listen", s.listen,
-                                        lambda: self.peer_server.add_secure_port(s.listen, server_credentials(lambda: self.tls)))
+        self._serve_peers(opts)
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
                                       interceptors=api_interceptors(s.api.token), options=opts)
@@ -285,7 +285,11 @@ class Node:
             self._start_metrics()
         self.directory.endpoint = self._advertised_endpoint()
         self.health.check()
-        self.peer_server.start()
+        if self.local_peer is not None:
+            for address in {self.directory.endpoint, s.listen}:
+                self.network.attach(address, self.local_peer)
+        else:
+            self.peer_server.start()
         self.api_server.start()
         self.scheduler.add_job(self._sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.health.check, "interval", seconds=HEALTH_SECONDS, id="health", coalesce=True)
@@ -303,6 +307,39 @@ class Node:
         self._write_runtime()
         log.info("node %s serving peers on port %d, local API on port %d", s.node.code, self.peer_port, self.api_port)
         log.info("lienthong %s; %s", version(), self.crl.describe())
+
+    def _serve_peers(self, opts) -> None:
+        """The peer surface (Exchange, Registry, health behind PeerGate and the error interceptor): on the
+        peer port over mutual TLS, or, on a LocalNetwork, to the nodes of this process only (no port)."""
+        s = self.settings
+        peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
+        # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
+        interceptors = [PeerGate(peers, self.crl.stale_problem), ErrorInterceptor()]
+        exchange = ExchangeService(self.intake, peers)
+        self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper)
+
+        def add_peer_services(server) -> None:  # the same servicer objects, whichever way peers reach them
+            exchange_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)
+            registry_pb2_grpc.add_RegistryServicer_to_server(self.registry_service, server)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+
+        if self.network is not None:
+            self.local_peer = LocalServer(interceptors, lambda: self.tls, self.trust, s.messages.max_size)
+            add_peer_services(self.local_peer)
+        else:
+            self.peer_server = grpc.server(
+                futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"),
+                interceptors=interceptors, options=opts)
+            add_peer_services(self.peer_server)
+            reflection_v1.enable((exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name,
+                                  registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name,
+                                  "grpc.health.v1.Health"), self.peer_server)
+            if s.tls.insecure_plaintext:
+                log.warning("PLAIN-TEXT node-to-node transport (tls.insecure_plaintext): for tests only, never in service")
+                self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_insecure_port(s.listen))
+            else:
+                self.peer_port = self._bind("listen", s.listen, lambda: self.peer_server.add_secure_port(
+                    s.listen, server_credentials(lambda: self.tls)))
 
     def _bind(self, key: str, address: str, bind) -> int:
         """Bind or stop start-up with an error naming the config key (gRPC raises RuntimeError)."""
@@ -432,6 +469,8 @@ class Node:
     def _advertised_endpoint(self) -> str:
         if self.settings.registry.advertise:
             return self.settings.registry.advertise
+        if self.network is not None:
+            return self.settings.listen  # the address our peers find us at in this process
         host = self.settings.listen.rsplit(":", 1)[0]
         if host in ("0.0.0.0", "[::]", "::"):
             log.warning("listening on all interfaces; registering 127.0.0.1 (set registry.advertise)")
@@ -441,19 +480,14 @@ class Node:
     def _probe_backing_off(self) -> None:
         """Ask every next hop that is backing off with mail waiting whether it is back (gRPC health over
         mutual TLS, so the answer comes from the agency we meant): one that answers SERVING is sent to now."""
-        calls = []
+        asked = []
         for state in peers_store.backing_off(self.db)[:PROBE_LIMIT]:
             address = self.router.address(state.code)
             if address is None or state.next_attempt_ms <= self.clock.now_ms():
                 continue
-            stub = health_pb2_grpc.HealthStub(self.connector.channel(state.code, address))
-            calls.append((state.code, stub.Check.future(health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_S)))
-        for code, call in calls:
-            try:
-                serving = call.result().status == health_pb2.HealthCheckResponse.SERVING
-            except grpc.RpcError:
-                continue
-            if serving:
+            asked.append(Peer(state.code, address))
+        for code, serving in self.transport.probe(asked, PROBE_TIMEOUT_S).items():
+            if serving is True:
                 self.dispatcher.peer_returned(code, "answers health checks")
 
     def _crl_taken(self, crl) -> None:
@@ -513,6 +547,8 @@ class Node:
         """Stop accepting, let calls in flight finish their commits, then close the database."""
         t0 = time.monotonic()
         self.health.shutdown()
+        if self.local_peer is not None:  # peers in this process no longer find us
+            self.network.detach(self.local_peer)
         events = [srv.stop(grace) for srv in (self.peer_server, self.api_server) if srv is not None]
         if self.http_face is not None:  # meanwhile: stops accepting, ends its event streams, finishes its calls
             self.http_face.stop(grace)
@@ -529,7 +565,7 @@ class Node:
             self.checkpointer.tick()
         except Exception as e:  # noqa: BLE001 - stopping must finish; the chain itself is intact on disk
             log.warning("no final audit checkpoint: %s", e)
-        self.connector.close()
+        self.transport.close()
         self.db.close()
         self.data_dir.release()
         log.info("stopped in %.1fs", time.monotonic() - t0)

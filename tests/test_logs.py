@@ -91,7 +91,7 @@ def test_a_parent_outage_is_a_warning_once_per_change_of_error(tmp_path, pki, cl
     db = Database(tmp_path / "d.sqlite3")
     try:
         d = Directory(db, pki.signer(code), pki.trust(clock), clock, name="huyện", configured_parents={},
-                      parent=parent, parent_address="127.0.0.1:9", channel=lambda c, a: None, heartbeat_s=10,
+                      parent=parent, parent_address="127.0.0.1:9", transport=None, heartbeat_s=10,
                       stale_after_s=30, cache_ttl_s=300)
         d.endpoint = "127.0.0.1:8"
         errors = iter([Rejected(Reason.UNREACHABLE, "UNAVAILABLE")] * 3 + [Rejected(Reason.UNTRUSTED_CERT, "x")])

@@ -21,7 +21,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from ..errors import Reason, Rejected
-from ..exchange.transport import grpc_options
+from ..transport.grpc_peers import grpc_options
 from ..grpc_errors import status_proto
 
 _C = grpc.StatusCode

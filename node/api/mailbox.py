@@ -14,7 +14,7 @@ from ..errors import Reason, Rejected, naming
 from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, CRL, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED,
                       REJECTED, WATCHING, EventBus)
 from ..exchange.outgoing import Outgoing
-from ..exchange.transport import grpc_options
+from ..transport.grpc_peers import grpc_options
 from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
 from ..pb import mailbox_pb2_grpc as mgrpc

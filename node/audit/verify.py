@@ -15,18 +15,15 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-
 from ..config import Settings
 from ..errors import Rejected
-from ..grpc_errors import rejected_of
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
-from ..pb import registry_pb2_grpc as rgrpc
 from ..progress import SILENT, Progress
 from ..store import audit as store
 from ..terminal import shown
 from . import checkpoints
+from ..transport.interface import Peer, PeerTransport, TransportError
 from .chain import Problem, walk
 
 PARENT_TIMEOUT_S = 5.0
@@ -89,8 +86,8 @@ def _when(ms: int) -> str:
 
 
 def verify(settings: Settings, mailbox: Path, trust: TrustStore, parent: tuple[str, str] | None,
-           channel=None, progress: Progress = SILENT) -> Result:
-    """`parent`: (code, address) to ask for its copy, or None (top of a tree); `channel(code, address)`."""
+           transport: PeerTransport | None = None, progress: Progress = SILENT) -> Result:
+    """`parent`: (code, address) to ask for its copy through `transport`, or None (top of a tree)."""
     res = Result()
     code = settings.node.code
     try:
@@ -104,7 +101,7 @@ def verify(settings: Settings, mailbox: Path, trust: TrustStore, parent: tuple[s
     restores: list[Restore] = []
     try:
         own = _own_anchor(ro.checkpoints(), trust, code, res, restores)
-        theirs = _parent_anchors(parent, code, own, trust, channel, res, restores)
+        theirs = _parent_anchors(parent, code, own, trust, transport, res, restores)
         anchors = [a for a in (own, *theirs) if a is not None]
         w = walk(progress.counting("walking the chain", ro.rows(), ro.count(), unit="rows"),
                  keep={a.seq for a in anchors} | {r.seq for r in restores})
@@ -206,18 +203,18 @@ def _own_anchor(rows: list[dict], trust: TrustStore, code: str, res: Result,
     return good
 
 
-def _parent_anchors(parent, code: str, own: Anchor | None, trust: TrustStore, channel, res: Result,
-                    restores: list[Restore]) -> list[Anchor]:
+def _parent_anchors(parent, code: str, own: Anchor | None, trust: TrustStore, transport: PeerTransport,
+                    res: Result, restores: list[Restore]) -> list[Anchor]:
     if parent is None:
         res.notes.append("no parent: the chain is held against the node's own checkpoints only")
         return []
     pcode, address = parent
     try:
-        resp = rgrpc.RegistryStub(channel(pcode, address)).LatestCheckpoint(
-            rpb.CheckpointRequest(code=code, seq=own.seq if own else 0), timeout=PARENT_TIMEOUT_S)
-    except grpc.RpcError as e:
-        refused = rejected_of(e)
-        why = refused.public_text if refused is not None else e.code().name
+        resp = transport.latest_checkpoint(Peer(pcode, address), rpb.CheckpointRequest(
+            code=code, seq=own.seq if own else 0), timeout=PARENT_TIMEOUT_S)
+    except TransportError as e:
+        refused = e.refused
+        why = refused.public_text if refused is not None else e.what
         res.offline = True
         res.notes.append(f"OFFLINE: parent {pcode} at {address} did not answer ({why}): checked against the "
                          "node's own checkpoint only")

@@ -35,7 +35,7 @@ from ..events import EventSink
 from ..metrics import NO_METRICS, Recorder
 from .protocols import Timer
 from .routing import Router
-from .transport import TransportError
+from ..transport.interface import TransportError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,9 @@
 """A tree of nodes inside one process (real gRPC, mutual TLS, SQLite files), for fast tests.
 
 Each node is a full `Node`; only the OS process is shared. Nodes start parents first,
-and the call returns once every parent has seen each of its children register.
+and the call returns once every parent has seen each of its children register. Given a
+`LocalNetwork`, the nodes call each other in process (node/transport/in_process.py) and
+bind no peer port; their local APIs are still served over gRPC.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Iterator
 from ..client import MailboxClient
 from ..config import load_config
 from ..runtime import Node
+from ..transport.in_process import LocalNetwork
 from . import nodes
 from .nodes import NodeSpec
 from .waiting import EventWaiter
@@ -34,9 +37,10 @@ class Tree(dict):
 
 
 def start_tree(root: Path, parents: dict[str, str | None], extra: dict | None = None, timeout: float = 30,
-               per_node: dict[str, dict] | None = None) -> Tree:
+               per_node: dict[str, dict] | None = None, network: LocalNetwork | None = None) -> Tree:
     """`parents`: code -> parent code (None for the top), in an order where parents come first;
-    `per_node`: extra config sections for particular nodes (e.g. parents_of)."""
+    `per_node`: extra config sections for particular nodes (e.g. parents_of); `network`: peers reach each
+    other through it, in process, instead of over gRPC."""
     ca = nodes.make_ca(root)
     addresses = {c: f"127.0.0.1:{nodes.free_port()}" for c in parents}
     tree, watchers = Tree(), {}
@@ -45,7 +49,7 @@ def start_tree(root: Path, parents: dict[str, str | None], extra: dict | None = 
             spec = nodes.NodeSpec(code, f"agency {code}", peers={parent: parent} if parent else {}, parent=parent,
                                   extra={**FAST_REGISTRY, **(extra or {}), **(per_node or {}).get(code, {})})
             handle = nodes.prepare_node(root, ca, spec, addresses)
-            node = Node(load_config(handle.config))
+            node = Node(load_config(handle.config), network=network)
             node.start()
             tree[code] = (node, handle)
             if code in parents.values():

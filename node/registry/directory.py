@@ -19,20 +19,18 @@ from ..clock import Clock
 from ..codes import ROOT, CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
 from ..errors import Reason, Rejected
-from ..grpc_errors import detail_of, rejected_of
 from ..identity.crl_holder import CrlHolder
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
-from ..pb import registry_pb2_grpc as rgrpc
 from ..store import registry as store
 from ..store.database import Database
+from ..transport.interface import CALL_TIMEOUT_S, Peer, PeerTransport, TransportError
 from ..events import EventSink, NoEvents
 from . import records
 from .pins import Pins
 
 log = logging.getLogger(__name__)
 
-CALL_TIMEOUT_S = 5.0
 NEGATIVE_TTL_MS = 5_000
 CACHE_LIMIT = 10_000
 
@@ -40,7 +38,7 @@ CACHE_LIMIT = 10_000
 class Directory:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, clock: Clock, *, name: str,
                  configured_parents: dict[str, str], parent: str | None, parent_address: str | None,
-                 channel: Callable[[str, str], grpc.Channel], heartbeat_s: float, stale_after_s: float,
+                 transport: PeerTransport, heartbeat_s: float, stale_after_s: float,
                  cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None,
                  on_alive: Callable[[str, str], None] = lambda code, how: None, seal_key: bytes = b"",
                  peer_addresses: dict[str, str] | None = None, crl: CrlHolder | None = None) -> None:
@@ -55,7 +53,7 @@ class Directory:
         self.configured = Hierarchy(self.configured_parents)  # what our YAML and the code rule say
         self.hierarchy = self.configured                        # plus odd codes learned from below
         self.parent, self.parent_address = parent, parent_address
-        self.channel = channel
+        self.transport = transport  # every call to a parent, child or peer goes through it
         self.heartbeat_ms = int(heartbeat_s * 1000)
         self.stale_after_ms = int(stale_after_s * 1000)
         self.cache_ttl_ms = int(cache_ttl_s * 1000)
@@ -183,21 +181,14 @@ class Directory:
             return
 
         def push() -> None:
-            calls = []
-            for c in children:
-                try:
-                    stub = rgrpc.RegistryStub(self.channel(c.code, c.endpoint))
-                    calls.append((c.code, stub.PushCrl.future(rpb.CrlPush(crl_der=der), timeout=CALL_TIMEOUT_S)))
-                except Exception as e:  # noqa: BLE001 - one bad endpoint must not stop the others
-                    log.info("CRL not pushed to %s: %s", c.code, e)
-            for code, call in calls:
-                try:
-                    call.result()
-                except grpc.RpcError as e:
-                    refused = rejected_of(e)
-                    if refused is None or refused.reason is not Reason.CRL_OUTDATED:
-                        log.info("CRL not pushed to %s (%s): it catches up with its next heartbeat",
-                                 code, refused.public_text if refused is not None else e.code().name)
+            answers = self.transport.push_crl([Peer(c.code, c.endpoint) for c in children], der, CALL_TIMEOUT_S)
+            for code, answer in answers.items():
+                if not isinstance(answer, TransportError):
+                    continue
+                refused = answer.refused
+                if refused is None or refused.reason is not Reason.CRL_OUTDATED:
+                    log.info("CRL not pushed to %s (%s): it catches up with its next heartbeat",
+                             code, refused.public_text if refused is not None else answer.what)
         threading.Thread(target=push, name="crl-push", daemon=True).start()
 
     def _claim_problem(self, child: str, code: str, parent: str, reported: dict[str, str],
@@ -309,8 +300,8 @@ class Directory:
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
         authoritative = self._authoritative(code, from_below)
         try:
-            entry = self._ask(code, from_below, lambda stub, up: stub.Lookup(
-                rpb.LookupRequest(code=code, from_below=up), timeout=CALL_TIMEOUT_S)).entry
+            entry = self._ask(code, from_below, lambda peer, up: self.transport.lookup(
+                peer, rpb.LookupRequest(code=code, from_below=up))).entry
             record = records.verify(entry.record, self.trust)
             if record.code != code:
                 raise Rejected(Reason.BAD_SIGNATURE, f"lookup for {code} answered with {record.code}")
@@ -340,8 +331,7 @@ class Directory:
     def _own_record_of_peer(self, code: str, address: str) -> rpb.DirectoryEntry:
         """A configured peer outside our branch of the tree (a lookup through the tree cannot reach it) is
         asked for its own signed record, checked and cached like any other answer."""
-        entry = self._call(code, address, lambda stub: stub.Lookup(rpb.LookupRequest(code=code),
-                                                                   timeout=CALL_TIMEOUT_S)).entry
+        entry = self._call(code, address, lambda peer: self.transport.lookup(peer, rpb.LookupRequest(code=code))).entry
         record = records.verify(entry.record, self.trust)
         if record.code != code:
             raise Rejected(Reason.BAD_SIGNATURE, f"lookup for {code} answered with {record.code}")
@@ -372,14 +362,14 @@ class Directory:
 
     def children(self, code: str, recursive: bool, from_below: bool = True) -> list[rpb.DirectoryEntry]:
         if code != self.code:
-            return self._proven(code, self._ask(code, from_below, lambda stub, up: stub.Children(
-                rpb.ChildrenRequest(code=code, recursive=recursive, from_below=up), timeout=CALL_TIMEOUT_S)).entries)
+            return self._proven(code, self._ask(code, from_below, lambda peer, up: self.transport.children(
+                peer, rpb.ChildrenRequest(code=code, recursive=recursive, from_below=up))).entries)
         entries = [self.entry_of(c) for c in store.children(self.db)]
         if recursive:
             for c in store.children(self.db):
                 try:
-                    entries.extend(self._proven(c.code, self._call_down(c.code, lambda stub: stub.Children(
-                        rpb.ChildrenRequest(code=c.code, recursive=True), timeout=CALL_TIMEOUT_S)).entries))
+                    entries.extend(self._proven(c.code, self._call_down(c.code, lambda peer: self.transport.children(
+                        peer, rpb.ChildrenRequest(code=c.code, recursive=True))).entries))
                 except Rejected as r:
                     log.info("subtree of %s not listed: %s", c.code, r.public_text)
         return entries
@@ -437,9 +427,9 @@ class Directory:
             below = False
         if below:
             hop = self.hierarchy.next_hop(self.code, code)
-            return self._call_down(hop, lambda stub: call(stub, False))
+            return self._call_down(hop, lambda peer: call(peer, False))
         if from_below and self.parent and self.parent_address:
-            return self._call(self.parent, self.parent_address, lambda stub: call(stub, True))
+            return self._call(self.parent, self.parent_address, lambda peer: call(peer, True))
         raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
 
     def _call_down(self, child_code: str, call):
@@ -449,15 +439,16 @@ class Directory:
         return self._call(child_code, child.endpoint, call)
 
     def _call(self, code: str, address: str, call):
+        """`call(Peer(code, address))` through the transport; what goes wrong as our own Rejected."""
         try:
-            return call(rgrpc.RegistryStub(self.channel(code, address)))
-        except grpc.RpcError as e:
-            if e.code() == grpc.StatusCode.NOT_FOUND:
-                raise Rejected(Reason.UNKNOWN_RECIPIENT, detail_of(e) or "not found") from None
-            refused = rejected_of(e)
+            return call(Peer(code, address))
+        except TransportError as e:
+            if e.status == grpc.StatusCode.NOT_FOUND:
+                raise Rejected(Reason.UNKNOWN_RECIPIENT, e.detail or "not found") from None
+            refused = e.refused
             if refused is not None and (refused.reason.permanent or refused.reason is Reason.NOT_REGISTERED_YET):
                 raise refused from None  # the node that knows said so ("not yet" is its answer, not a failure)
-            raise Rejected(Reason.UNREACHABLE, f"{code} at {address}: {e.code().name}") from None
+            raise Rejected(Reason.UNREACHABLE, f"{code} at {address}: {e.what}") from None
 
     # ---- towards our parent ----------------------------------------------------------
 
@@ -465,7 +456,7 @@ class Directory:
         """Hand our signed audit checkpoint to the parent (Rejected if there is none or it refuses)."""
         if not self.parent or not self.parent_address:
             raise Rejected(Reason.UNREACHABLE, "no parent to hand audit checkpoints to")
-        return self._call(self.parent, self.parent_address, lambda s: s.Checkpoint(signed, timeout=CALL_TIMEOUT_S))
+        return self._call(self.parent, self.parent_address, lambda peer: self.transport.checkpoint(peer, signed))
 
     def parent_problem(self, unhealthy_after_ms: int) -> str | None:
         """Why the link to our parent counts as broken: no registration or heartbeat taken for that long."""
@@ -489,7 +480,7 @@ class Directory:
         try:
             if not self.registered:
                 own = self.own_entry().record
-                resp = self._call(self.parent, self.parent_address, lambda s: s.Register(own, timeout=CALL_TIMEOUT_S))
+                resp = self._call(self.parent, self.parent_address, lambda peer: self.transport.register(peer, own))
                 self.registered, self._last_beat_ms = True, now
                 self.parent_ok_ms, self.parent_error = now, ""
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
@@ -499,9 +490,9 @@ class Directory:
                 odd = self.odd_codes_below()
                 counters = stats.heartbeat_payload(self.db, self.signer, self.name, self.clock)
                 held = self.crl.number if self.crl is not None else 0
-                resp = self._call(self.parent, self.parent_address, lambda s: s.Heartbeat(
-                    rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, signed_stats=counters,
-                                         crl_number=held), timeout=CALL_TIMEOUT_S))
+                resp = self._call(self.parent, self.parent_address, lambda peer: self.transport.heartbeat(
+                    peer, rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, signed_stats=counters,
+                                               crl_number=held)))
                 self._last_beat_ms = now
                 self.parent_ok_ms, self.parent_error = now, ""
                 self.on_alive(self.parent, "took our heartbeat")

@@ -13,7 +13,7 @@ import pytest
 
 from node import codes
 from node.grpc_errors import reason_of
-from node.exchange.transport import TlsMaterial, open_channel
+from node.transport.grpc_peers import TlsMaterial, open_channel
 from node.harness.waiting import EventWaiter
 from node.identity import certs
 from node.envelope import Signer

@@ -12,7 +12,7 @@ import pytest
 from node import envelope
 from node.codes import Hierarchy
 from node.envelope import Signer
-from node.exchange.transport import TlsMaterial, open_channel
+from node.transport.grpc_peers import TlsMaterial, open_channel
 from node.harness.waiting import EventWaiter, wait_for_statuses
 from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from node.cli import main
 from node.errors import Reason, Rejected
-from node.exchange.transport import TlsMaterial, open_channel
+from node.transport.grpc_peers import TlsMaterial, open_channel
 from node.grpc_errors import reason_of
 from node.harness import topology
 from node.harness.cluster import Cluster

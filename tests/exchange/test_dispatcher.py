@@ -17,7 +17,7 @@ from node.exchange.intake import Intake
 from node.exchange.outgoing import EnvelopeMaker, Outgoing
 from node.exchange.routing import Router
 from node.exchange.service import to_outcomes
-from node.exchange.transport import TransportError
+from node.transport.interface import TransportError
 from node.errors import Reason, Rejected
 from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb

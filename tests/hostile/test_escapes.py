@@ -132,7 +132,7 @@ def test_a_childs_listing_of_its_subtree_keeps_only_the_agencies_own_records_bel
     db = Database(tmp_path / "d.sqlite3")
     try:
         d = Directory(db, pki.signer(d_code), pki.trust(clock), clock, name="huyện", configured_parents={},
-                      parent=None, parent_address=None, channel=lambda code, addr: None, heartbeat_s=10,
+                      parent=None, parent_address=None, transport=None, heartbeat_s=10,
                       stale_after_s=30, cache_ttl_s=300)
         make = lambda code, parent: records.make(pki.signer(code), name=code, level=3, parent=parent,  # noqa: E731
                                                  endpoint="127.0.0.1:9", now_ms=clock.now_ms())
@@ -173,7 +173,7 @@ def test_a_heartbeat_may_not_claim_the_root(tmp_path, pki, clock):
     db = Database(tmp_path / "d.sqlite3")
     try:
         d = Directory(db, pki.signer(d_code), pki.trust(clock), clock, name="huyện", configured_parents={},
-                      parent=None, parent_address=None, channel=lambda code, addr: None, heartbeat_s=10,
+                      parent=None, parent_address=None, transport=None, heartbeat_s=10,
                       stale_after_s=30, cache_ttl_s=300)
         d.register(records.make(pki.signer(child), name="xã", level=3, parent=d_code, endpoint="127.0.0.1:9",
                                 now_ms=clock.now_ms()), peer=child)

@@ -361,7 +361,7 @@ def signed_stats(draw, f: Fixture) -> spb.SignedStats:
 def directory(fx, tmp_path_factory):
     db = Database(tmp_path_factory.mktemp("fuzz-dir") / "d.sqlite3")
     d = Directory(db, fx.a, fx.trust, SYSTEM, name="Sở A", configured_parents={"vxp.conf.01": A_CHILD}, parent=None,
-                  parent_address=None, channel=lambda code, addr: None, heartbeat_s=10, stale_after_s=30,
+                  parent_address=None, transport=None, heartbeat_s=10, stale_after_s=30,
                   cache_ttl_s=300)
     d.register(records.make(fx.a_child, name="xã", level=3, parent=A, endpoint="127.0.0.1:9",
                             now_ms=SYSTEM.now_ms()), peer=A_CHILD)

@@ -35,7 +35,7 @@ import grpc
 from node import envelope, receipts
 from node.edxml.common import NS as NS_EDXML  # noqa: F401 (for the cases)
 from node.envelope import Signer
-from node.exchange.transport import TlsMaterial, open_channel
+from node.transport.grpc_peers import TlsMaterial, open_channel
 from node.harness import topology
 from node.harness.cluster import Cluster
 from node.identity import certs

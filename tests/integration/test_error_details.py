@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from node.api.auth import call_metadata
-from node.exchange.transport import TlsMaterial, open_channel
+from node.transport.grpc_peers import TlsMaterial, open_channel
 from node.grpc_errors import DOMAIN
 from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter

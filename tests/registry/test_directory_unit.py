@@ -21,7 +21,7 @@ D, C1, C2 = "000.00.35.H53", "000.23.35.H53", "000.24.35.H53"
 def directory(tmp_path, pki, clock):
     db = Database(tmp_path / "d.sqlite3")
     d = Directory(db, pki.signer(D), pki.trust(clock), clock, name="district", configured_parents={},
-                  parent=None, parent_address=None, channel=lambda code, addr: None,
+                  parent=None, parent_address=None, transport=None,
                   heartbeat_s=10, stale_after_s=30, cache_ttl_s=300)
     yield d
     db.close()
@@ -110,7 +110,7 @@ def test_a_claim_against_this_nodes_configuration_is_refused(tmp_path, pki, cloc
     db = Database(tmp_path / "c.sqlite3")
     d = Directory(db, pki.signer(D), pki.trust(clock), clock, name="district",
                   configured_parents={"vxp.saas.03": C2}, parent=None, parent_address=None,
-                  channel=lambda code, addr: None, heartbeat_s=10, stale_after_s=30, cache_ttl_s=300)
+                  transport=None, heartbeat_s=10, stale_after_s=30, cache_ttl_s=300)
     try:
         register(d, pki, clock, C1)
         with pytest.raises(Rejected) as e:
@@ -151,7 +151,7 @@ def district(tmp_path, pki, clock):
     """D with a parent it can ask (the province); `asked` records every question sent out."""
     db = Database(tmp_path / "p.sqlite3")
     d = Directory(db, pki.signer(D), pki.trust(clock), clock, name="district", configured_parents={},
-                  parent="000.00.00.H53", parent_address="127.0.0.1:9", channel=lambda code, addr: None,
+                  parent="000.00.00.H53", parent_address="127.0.0.1:9", transport=None,
                   heartbeat_s=10, stale_after_s=30, cache_ttl_s=300)
     d.asked = []
     yield d
@@ -236,17 +236,12 @@ def test_a_second_certificate_for_a_registered_code_is_refused_unless_the_first_
 def test_a_parent_that_stays_down_is_logged_once_per_change_not_once_per_tick(tmp_path, pki, clock, caplog):
     """Seen under systemd: a parent down for a minute gave 57 identical INFO lines (86,400 a day). One
     WARNING when it starts (a change of error warns again: tests/test_logs.py), the repeats at DEBUG."""
-    import grpc
-
     from node.harness.nodes import free_port
+    from node.transport.grpc_peers import GrpcTransport, TlsMaterial
     db = Database(tmp_path / "c.sqlite3")
-    channels: list[grpc.Channel] = []
-
-    def channel(code, address):
-        channels.append(grpc.insecure_channel(address))
-        return channels[-1]
+    transport = GrpcTransport(TlsMaterial(b"", b"", b"", insecure=True), 1 << 20)
     d = Directory(db, pki.signer(C1), pki.trust(clock), clock, name="xã", configured_parents={}, parent=D,
-                  parent_address=f"127.0.0.1:{free_port()}", channel=channel, heartbeat_s=10, stale_after_s=30,
+                  parent_address=f"127.0.0.1:{free_port()}", transport=transport, heartbeat_s=10, stale_after_s=30,
                   cache_ttl_s=300)
     d.endpoint = "127.0.0.1:9"
     try:
@@ -258,6 +253,5 @@ def test_a_parent_that_stays_down_is_logged_once_per_change_not_once_per_tick(tm
         assert [r.levelname for r in said] == ["WARNING", "DEBUG", "DEBUG", "DEBUG", "DEBUG"]  # an outage warns
         assert (said[0].agency, said[0].reason) == (D, "UNREACHABLE")
     finally:
-        for c in channels:
-            c.close()
+        transport.close()
         db.close()

@@ -43,7 +43,7 @@ def test_an_odd_code_resolves_and_receives_from_another_branch(tree):
 
 def test_a_node_without_the_yaml_entry_refuses_the_odd_code(tree):
     """D2's YAML does not list ODD, so ODD cannot register under D2 (or anywhere but D1)."""
-    from node.exchange.transport import TlsMaterial, open_channel
+    from node.transport.grpc_peers import TlsMaterial, open_channel
     from node.pb import registry_pb2_grpc as rgrpc
     from node.registry import records
     handle = tree[ODD][1]

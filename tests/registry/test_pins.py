@@ -36,7 +36,7 @@ def world(tmp_path, clock):
 
     def directory() -> Directory:
         return Directory(db, district, trust, clock, name="district", configured_parents={}, parent=None,
-                         parent_address=None, channel=lambda code, addr: None, heartbeat_s=10, stale_after_s=30,
+                         parent_address=None, transport=None, heartbeat_s=10, stale_after_s=30,
                          cache_ttl_s=300)
 
     def revoke(name: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from node.clock import SYSTEM
 from node.codes import Hierarchy
 from node.grpc_errors import reason_of
-from node.exchange.transport import TlsMaterial, open_channel
+from node.transport.grpc_peers import TlsMaterial, open_channel
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
 from node.pb import registry_pb2_grpc as rgrpc

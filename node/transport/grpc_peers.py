@@ -1,26 +1,27 @@
-"""gRPC plumbing between nodes: mutual TLS with node certificates, one channel per peer.
+"""The gRPC transport between nodes: mutual TLS with node certificates, one channel per peer.
 
 The client pins the peer's agency code through the certificate's DNS SAN
 (ssl_target_name_override), so reaching an address proves nothing by itself: the
-peer must hold a certificate for the code we meant to reach.
+peer must hold a certificate for the code we meant to reach. Before a delivery, the
+certificate the peer answers with is also checked against our CRL (peer_check.py).
+The peer server's side (its credentials) is here too: `server_credentials`.
 """
 from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import grpc
+from google.protobuf.message import Message
 
-from ..grpc_errors import describe
 from ..identity import certs
-from ..pb import exchange_pb2 as xpb
-from ..pb import exchange_pb2_grpc as xgrpc
+from .interface import DELIVER_TIMEOUT_S, Method, Peer, PeerTransport, TransportError, failure_of
 
 log = logging.getLogger(__name__)
 
-DELIVER_TIMEOUT_S = 30.0
+RETIRE_AFTER_S = DELIVER_TIMEOUT_S + 5  # a channel replaced by a reload is closed once every call on it is past its deadline
 
 
 @dataclass(frozen=True)
@@ -78,17 +79,15 @@ def open_channel(tls: TlsMaterial, code: str, address: str, max_message: int) ->
     return grpc.secure_channel(address, creds, options=options + [("grpc.ssl_target_name_override", certs.tls_name(code))])
 
 
-class TransportError(Exception):
-    """The hop did not answer usefully this time; retry later."""
+class GrpcTransport(PeerTransport):
+    """PeerTransport over gRPC: one channel per (peer code, address), shared by every call there."""
 
-
-class PeerConnector:
     def __init__(self, tls: TlsMaterial, max_message: int,
                  check_peer: Callable[[str, str], None] | None = None) -> None:
         self._tls = tls
         self._max = max_message
         self.check_peer = check_peer  # (code, address): TransportError if its certificate is not to be trusted
-        self._stubs: dict[tuple[str, str], xgrpc.ExchangeStub] = {}
+        self._calls: dict[tuple[str, str, str], grpc.UnaryUnaryMultiCallable] = {}
         self._channels: dict[tuple[str, str], grpc.Channel] = {}
         self._lock = threading.Lock()
         self._returned: set[str] = set()
@@ -100,41 +99,60 @@ class PeerConnector:
         with self._lock:
             self._returned.add(code)
 
-    def channel(self, code: str, address: str) -> grpc.Channel:
-        """One channel per (peer code, address), shared by every service we call there."""
+    def _channel(self, code: str, address: str) -> grpc.Channel:
         with self._lock:
             ch = self._channels.get((code, address))
             if ch is None:
                 ch = self._channels[(code, address)] = open_channel(self._tls, code, address, self._max)
             return ch
 
-    def _stub(self, code: str, address: str) -> xgrpc.ExchangeStub:
+    def _callable(self, peer: Peer, method: Method) -> grpc.UnaryUnaryMultiCallable:
+        key = (peer.code, peer.address, method.path)
         with self._lock:
-            stub = self._stubs.get((code, address))
-        if stub is None:
-            stub = xgrpc.ExchangeStub(self.channel(code, address))
+            call = self._calls.get(key)
+        if call is None:
+            call = self._channel(peer.code, peer.address).unary_unary(
+                method.path, request_serializer=_serialize,
+                response_deserializer=method.response.FromString)
             with self._lock:
-                self._stubs[(code, address)] = stub
-        return stub
+                self._calls[key] = call
+        return call
 
-    def deliver(self, code: str, address: str, envelopes: list[bytes]) -> list[xpb.Outcome]:
-        with self._lock:
-            returned = code in self._returned
-            self._returned.discard(code)
-        if self.check_peer is not None and not self._tls.insecure:
-            self.check_peer(code, address)  # before anything is handed over (see exchange/peer_check.py)
+    def call(self, peer: Peer, method: Method, request: Message, timeout: float) -> Message:
         try:
-            stub = self._stub(code, address)
-            if returned:  # wait (briefly) for the connection to come up, then the call has its usual deadline
-                grpc.channel_ready_future(self.channel(code, address)).result(timeout=RETURN_WAIT_S)
-            resp = stub.DeliverBatch(xpb.DeliverBatchRequest(envelopes=envelopes), timeout=DELIVER_TIMEOUT_S)
-        except grpc.FutureTimeoutError:
-            raise TransportError(f"no connection to {code} at {address} within {RETURN_WAIT_S:.0f}s") from None
+            return self._callable(peer, method)(request, timeout=timeout)
         except grpc.RpcError as e:
-            raise TransportError(describe(e)) from None
-        if len(resp.outcomes) != len(envelopes):
-            raise TransportError(f"peer answered {len(resp.outcomes)} outcomes for {len(envelopes)} envelopes")
-        return list(resp.outcomes)
+            raise failure_of(e) from None
+
+    def call_each(self, peers: Sequence[Peer], method: Method, request: Message,
+                  timeout: float) -> dict[str, Message | TransportError]:
+        answers: dict[str, Message | TransportError] = {}
+        calls = []
+        for peer in peers:
+            try:
+                calls.append((peer.code, self._callable(peer, method).future(request, timeout=timeout)))
+            except Exception as e:  # noqa: BLE001 - one bad endpoint must not stop the others
+                answers[peer.code] = TransportError(f"{peer.code} at {peer.address}: {e}")
+        for code, call in calls:
+            try:
+                answers[code] = call.result()
+            except grpc.RpcError as e:
+                answers[code] = failure_of(e)
+        return answers
+
+    def deliver(self, peer: Peer, envelopes: list[bytes]):
+        with self._lock:
+            returned = peer.code in self._returned
+            self._returned.discard(peer.code)
+        if self.check_peer is not None and not self._tls.insecure:
+            self.check_peer(peer.code, peer.address)  # before anything is handed over (see peer_check.py)
+        if returned:  # wait (briefly) for the connection to come up, then the call has its usual deadline
+            try:
+                grpc.channel_ready_future(self._channel(peer.code, peer.address)).result(timeout=RETURN_WAIT_S)
+            except grpc.FutureTimeoutError:
+                raise TransportError(f"no connection to {peer.code} at {peer.address} within "
+                                     f"{RETURN_WAIT_S:.0f}s") from None
+        return super().deliver(peer, envelopes)
 
     def reload(self, tls: TlsMaterial) -> None:
         """New connections use `tls`; channels made before keep serving the calls already on them and
@@ -143,10 +161,10 @@ class PeerConnector:
             old = list(self._channels.values())
             self._tls = tls
             self._channels.clear()
-            self._stubs.clear()
+            self._calls.clear()
             self._retired.extend(old)
         if old:
-            t = threading.Timer(DELIVER_TIMEOUT_S + 5, self._close_retired, args=(old,))
+            t = threading.Timer(RETIRE_AFTER_S, self._close_retired, args=(old,))
             t.daemon = True
             t.start()
 
@@ -162,5 +180,9 @@ class PeerConnector:
             for c in [*self._channels.values(), *self._retired]:
                 c.close()
             self._channels.clear()
-            self._stubs.clear()
+            self._calls.clear()
             self._retired.clear()
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()

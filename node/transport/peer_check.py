@@ -23,7 +23,7 @@ from typing import Callable
 
 from ..errors import Rejected
 from ..identity.trust import TrustStore
-from .transport import TransportError
+from .interface import TransportError
 
 CONNECT_TIMEOUT_S = 3.0
 

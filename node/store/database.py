@@ -145,7 +145,8 @@ class Database:
 
     def _leave(self, group: "_Group", savepoint: str, ok: bool) -> None:
         """End this caller's part; commit the group if nobody is queued to join it, else hand the writer
-        over and wait for the commit. Raises if the commit that was to hold a successful part failed."""
+        over; either way return after the group's commit. Raises if the commit that was to hold a
+        successful part failed (a failed part's caller raises its own error)."""
         conn = self.db.conn
         try:
             self._current = None
@@ -165,10 +166,10 @@ class Database:
                 self._commit(group)
         finally:
             self.lock.release()
-        if not ok:
-            return  # the caller raises its own error; its part is undone whatever the group does
+        # a part that failed waits too: it may have failed on rows an earlier part of the group wrote
+        # (a client key taken, an envelope received), and its caller reads them next, off the writer
         group.done.wait()
-        if group.error is not None:
+        if ok and group.error is not None:
             raise sqlite3.OperationalError(f"the commit failed: {group.error}") from group.error
 
     def _commit(self, group: "_Group") -> None:

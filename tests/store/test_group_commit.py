@@ -121,6 +121,67 @@ def test_a_part_that_fails_is_undone_alone_and_hears_of_no_commit(db):
     assert codes(db) == {"first", "c"} and heard == ["c"]
 
 
+class WatchedDone:
+    """A group's `done` event that tells the test each time a part starts waiting on it."""
+
+    def __init__(self) -> None:
+        self.inner, self.waiting = threading.Event(), threading.Semaphore(0)
+
+    def wait(self, timeout=None):
+        self.waiting.release()
+        return self.inner.wait(timeout)
+
+    def set(self) -> None:
+        self.inner.set()
+
+    def is_set(self) -> bool:
+        return self.inner.is_set()
+
+
+def test_a_part_that_fails_on_an_earlier_parts_row_returns_after_the_commit_that_holds_that_row(db):
+    """A call racing another with one client key fails on the other's row, seen inside the group, then reads
+    it off the writer to answer as a retry would: it must not return before that row is committed."""
+    watch = db.lock = QueueWatch(db.lock)
+    inside, b_inside = threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def first():
+        with db.transaction() as tx:
+            watch.queued.acquire(timeout=WAIT)  # its own acquire
+            tx.execute("INSERT INTO peer_state (code) VALUES ('key')")
+            db._group.done = WatchedDone()
+            inside.set()
+            assert watch.queued.acquire(timeout=WAIT)  # b is queued
+
+    def b():
+        try:
+            with db.transaction() as tx:
+                b_inside.set()
+                assert tx.execute("SELECT 1 FROM peer_state WHERE code = 'key'").fetchone()
+                assert watch.queued.acquire(timeout=WAIT)  # c is queued
+                raise LookupError("the key is taken")
+        except LookupError:
+            seen["b read after its failure"] = codes(db)
+
+    def c():
+        with db.transaction():
+            done = db._group.done  # c holds the writer: the group open is the one b and first wait for
+            seen["both earlier parts waiting while c runs"] = all(done.waiting.acquire(timeout=WAIT) for _ in range(2))
+
+    t1 = threading.Thread(target=first)
+    t1.start()
+    assert inside.wait(WAIT)
+    t2 = threading.Thread(target=b)
+    t2.start()
+    assert b_inside.wait(WAIT)
+    t3 = threading.Thread(target=c)
+    t3.start()
+    for t in (t1, t2, t3):
+        t.join(3 * WAIT)
+    db.lock = watch.inner
+    assert seen == {"both earlier parts waiting while c runs": True, "b read after its failure": {"key"}}
+
+
 def test_a_durable_transaction_never_rides_in_a_commit_without_fsync(db):
     synchronous: dict[str, int] = {}
 

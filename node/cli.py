@@ -323,10 +323,13 @@ def cmd_send(args) -> int:
             raise CliError(f"--attach {path}: no such file", 2)
         doc.attachments.add(name=p.name, content_type=mimetypes.guess_type(p.name)[0] or "application/octet-stream",
                             data=p.read_bytes())
-    resp = _client(args).send(doc, args.to, priority=args.priority, client_key=args.client_key or "")
+    resp = _client(args).send(doc, args.to, priority=args.priority, client_key=args.client_key or "",
+                              require_registered=args.require_registered)
     print(f"document {shown(resp.doc_id)}")
     for e in resp.envelopes:
-        print(f"{shown(e.message_id)}  -> {shown(e.recipient)}")
+        waits = (f"  (not registered yet: waits at {shown(e.waits_at) or 'a relay'} until {_when(e.waits_until_ms)} UTC)"
+                 if e.waits_until_ms else "")
+        print(f"{shown(e.message_id)}  -> {shown(e.recipient)}{waits}")
     return 0
 
 
@@ -456,8 +459,10 @@ def cmd_sent(args) -> int:
         return _print_json_list(entries)
     print(f"{'MESSAGE ID':32}  {'TO':15}  {'STATE':9}  {'TRIES':5}  {'DELIVERED (UTC)':19}  REASON")
     for e in entries:
+        reason = (f"waits at {e.waits_at or 'a relay'} until {_when(e.waits_until_ms)} UTC"
+                  if e.state == "not_registered_yet" else e.reason)
         print(f"{shown(e.message_id):32}  {shown(e.recipient):15}  {shown(e.state):9}  {e.attempts:5}  "
-              f"{_when(e.delivered_ms):19}  {shown(e.reason)}")
+              f"{_when(e.delivered_ms):19}  {shown(reason)}")
     return 0
 
 
@@ -763,6 +768,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--document-id", help="edXML DocumentId (OrganId,yyyy/MM/dd,Number/Notation)")
     send.add_argument("--priority", type=int, default=0, choices=range(5), help="0 normal .. 4 express-scheduled")
     send.add_argument("--attach", action="append", help="file to attach (repeatable)")
+    send.add_argument("--require-registered", action="store_true",
+                      help="refuse at once unless every recipient is registered (else mail for a code not registered "
+                           "yet waits for its registration, limits.park_for)")
 
     inbox = api_cmd("inbox", "list received envelopes", cmd_inbox)
     inbox.add_argument("--new", action="store_true", help="only those not yet acknowledged")
@@ -777,7 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("message_id", help="message id, from `inbox`")
 
     sent = api_cmd("sent", "list sent envelopes with their delivery state", cmd_sent)
-    sent.add_argument("--state", choices=["pending", "delivered", "rejected", "expired"],
+    sent.add_argument("--state", choices=["pending", "delivered", "rejected", "expired", "not_registered_yet"],
                       help="only envelopes in this delivery state")
     sent.add_argument("--json", action="store_true", help="JSON, one object per entry, as the API answers")
 

@@ -46,11 +46,13 @@ class MailboxClient:
         return method(request, metadata=self.metadata, timeout=self.timeout)
 
     def send(self, document: pb.Document, recipients: list[str], priority: int = 0, lifetime_seconds: int = 0,
-             client_key: str = "") -> mpb.SendResponse:
-        """`client_key`: an idempotency key; the same key and request again returns the first answer."""
+             client_key: str = "", require_registered: bool = False) -> mpb.SendResponse:
+        """`client_key`: an idempotency key; the same key and request again returns the first answer.
+        `require_registered`: refused at once unless every recipient is registered (else it may wait)."""
         return self._call(self.stub.Send, mpb.SendRequest(document=document, recipients=recipients,
                                                           priority=priority, lifetime_seconds=lifetime_seconds,
-                                                          client_key=client_key))
+                                                          client_key=client_key,
+                                                          require_registered=require_registered))
 
     def send_batch(self, documents: list[tuple[pb.Document, list[str]]], priority: int = 0,
                    client_key: str = "") -> list[mpb.SendResponse]:

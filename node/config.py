@@ -621,6 +621,9 @@ class SealingSettings(_Section):
 
 Count = Annotated[int, Field(strict=True, ge=1, le=1_000_000, description="an integer 1..1000000")]
 Rate = Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False, description="a number > 0")]
+# registry calls answered at once, of the peer server's 16 workers (node.runtime.PEER_WORKERS): the rest
+# are kept for delivery whatever the registry is doing
+RegistryShare = Annotated[int, Field(strict=True, ge=1, le=12, description="an integer 1..12")]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -639,8 +642,18 @@ class LimitsSettings(_Section):
     import_warnings: Count = 50
     lookups_per_second: Rate = 20.0
     lookup_burst: Count = 100
-    parked_per_peer: Count = 1000
-    parked_bytes_per_peer: PositiveSize = 256 << 20
+    registry_updates_per_second: Rate = 1.0
+    registry_update_burst: Count = 10
+    registry_calls_per_peer: Count = 2
+    registry_share: RegistryShare = 6
+    lookups_down_per_child: Count = 2
+    stats_rows_per_heartbeat: Count = 5000
+    entries_per_listing: Count = 5000
+    marks_per_batch: Count = 4096
+    signatures_per_second: Rate = 5000.0
+    signature_burst: Count = 20000
+    parked_per_origin: Count = 1000
+    parked_bytes_per_origin: PositiveSize = 256 << 20
     park_for: PositiveDuration = 3 * 86400.0
 
 

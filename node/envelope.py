@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 
 from .clock import SYSTEM, Clock
 from .codes import is_identifier
-from .errors import Reason, Rejected
+from .errors import Reason, Rejected, too_large
 from .identity import certs, keys
 from .identity.trust import Identity, TrustStore
 from .pb import envelope_pb2 as pb
@@ -196,7 +196,7 @@ def verify(
 ) -> Verified:
     """Check an envelope's bytes: size, structure, sender certificate and signature, digest, every trace mark."""
     if len(raw) > max_size:
-        raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {max_size}")
+        raise too_large("envelope", len(raw), max_size)
     env = pb.Envelope()
     header = pb.Header()
     try:
@@ -204,6 +204,9 @@ def verify(
         header.ParseFromString(env.header)
     except DecodeError:
         raise Rejected(Reason.MALFORMED, "envelope does not parse") from None
+    if len(env.trace) > max_trace:  # before any signature is checked: too many marks cost nothing to refuse
+        raise Rejected(Reason.OVER_LIMIT, f"trace entries: {len(env.trace)}, limit {max_trace}",
+                       metadata={"limit": str(max_trace)})
     _no_unsigned_fields(env, "envelope")
     for name in REQUIRED_HEADER_FIELDS:
         if not getattr(header, name):

@@ -91,6 +91,16 @@ class Reason(enum.Enum):
                    "the text holds control characters (a newline, a tab, a terminal escape)")
     NOT_QUEUED = ("NOT_QUEUED", _C.FAILED_PRECONDITION, True,
                   "the message no longer waits in this node's queue (delivered, refused, expired or purged)")
+    METHOD_NOT_ALLOWED = ("METHOD_NOT_ALLOWED", _C.UNIMPLEMENTED, True,
+                          "the HTTP/JSON face takes another HTTP method on that path")
+    PEER_BUSY = ("PEER_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                 "this peer already has as many registry calls in progress here as it may")
+    REGISTRY_BUSY = ("REGISTRY_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                     "this node is answering as many registry calls as it gives them; delivery is served apart")
+    CHILD_BUSY = ("CHILD_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                  "the child on the way to that code has as many questions outstanding as it may")
+    SIGNATURE_BUDGET = ("SIGNATURE_BUDGET", _C.RESOURCE_EXHAUSTED, False,
+                        "this peer has had as many signatures checked as it may for now")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)
@@ -140,6 +150,12 @@ class Rejected(Exception):
     @property
     def public_detail(self) -> str:
         return self.detail or self.reason.public_message
+
+
+def too_large(what: str, size: int, limit: int) -> Rejected:
+    """TOO_LARGE with the limit (and the size) as metadata, so a client reads them, not the text."""
+    return Rejected(Reason.TOO_LARGE, f"{what} is {size} bytes, limit {limit}",
+                    metadata={"limit": str(limit), "size": str(size)})
 
 
 def bounded(text: str, limit: int = MAX_DETAIL) -> str:

@@ -19,13 +19,15 @@ HEARTBEAT = "heartbeat"    # peer: the child's code (its subtree's counters were
 CHECKPOINT = "checkpoint"            # peer: the parent, which took this node's audit checkpoint at `seq`
 CHECKPOINT_KEPT = "checkpoint_kept"  # peer: the child whose audit checkpoint at `seq` was kept here
 CRL = "crl"                # peer: where it came from (tls.crl or the parent); crl_number: the list now held
+NOT_REGISTERED_YET = "not_registered_yet"  # peer: the node where a sent envelope waits; waits_until_ms: until when
 WATCHING = "watching"  # first event of every stream: the subscription is in place
 QUEUE_BOUND = 10_000
 # the same, as the proto enum clients compare (Event.event_type; the string `type` is kept, deprecated)
 EVENT_TYPES = {WATCHING: mpb.EVENT_TYPE_WATCHING, ARRIVED: mpb.EVENT_TYPE_ARRIVED, DELIVERED: mpb.EVENT_TYPE_DELIVERED,
                REJECTED: mpb.EVENT_TYPE_REJECTED, EXPIRED: mpb.EVENT_TYPE_EXPIRED,
                REGISTERED: mpb.EVENT_TYPE_REGISTERED, HEARTBEAT: mpb.EVENT_TYPE_HEARTBEAT,
-               CHECKPOINT: mpb.EVENT_TYPE_CHECKPOINT, CHECKPOINT_KEPT: mpb.EVENT_TYPE_CHECKPOINT_KEPT, CRL: mpb.EVENT_TYPE_CRL}
+               CHECKPOINT: mpb.EVENT_TYPE_CHECKPOINT, CHECKPOINT_KEPT: mpb.EVENT_TYPE_CHECKPOINT_KEPT, CRL: mpb.EVENT_TYPE_CRL,
+               NOT_REGISTERED_YET: mpb.EVENT_TYPE_NOT_REGISTERED_YET}
 
 
 class EventSink(Protocol):
@@ -33,12 +35,18 @@ class EventSink(Protocol):
 
     def emit(self, type_: str, **fields) -> None: ...
 
+    def wants(self, type_: str) -> bool:
+        """Someone watches this type: worth a query for a field (an inbox entry's seq)."""
+
 
 class NoEvents:
     """An EventSink for pieces run without a local API (unit tests, tools)."""
 
     def emit(self, type_: str, **fields) -> None:
         pass
+
+    def wants(self, type_: str) -> bool:
+        return False
 
 
 class Subscription:
@@ -72,10 +80,12 @@ class EventBus:
             if sub in self._subs:
                 self._subs.remove(sub)
 
+    def wants(self, type_: str) -> bool:
+        return any(type_ in s.types for s in self._subs)
+
     def emit(self, type_: str, **fields) -> None:
         """Publish an event built only if someone watches its type (the hot path has nobody)."""
-        subs = self._subs
-        if any(type_ in s.types for s in subs):
+        if self.wants(type_):
             self.publish(mpb.Event(type=type_, event_type=EVENT_TYPES.get(type_, 0), **fields))
 
     def publish(self, event: mpb.Event) -> None:

@@ -2,12 +2,16 @@
 
 A valid certificate or API token proves who is asking, not that the request is
 reasonable: each bound here turns an exhausting request into a refusal that names the
-limit (reason OVER_LIMIT, or RATE_LIMITED for lookups), before any work is done.
+limit (reason OVER_LIMIT; RATE_LIMITED for a rate; SIGNATURE_BUDGET for what a peer may make us
+verify; PEER_BUSY and the like for calls in flight), before any work is done.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from typing import Callable, Iterator
+
 from .config import LimitsSettings
 from .errors import Reason, Rejected
 
@@ -38,20 +42,74 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when)
         self._lock = threading.Lock()
 
-    def take(self, key: str) -> bool:
+    def take(self, key: str, n: int = 1) -> bool:
+        """Take `n` tokens from `key`'s bucket, all or none."""
         now = self._now()
         with self._lock:
             tokens, when = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - when) * self.rate)
-            if tokens < 1:
+            tokens = min(float(self.burst), tokens + max(0.0, now - when) * self.rate)
+            if tokens < n:
                 self._buckets[key] = (tokens, now)
                 return False
             if len(self._buckets) >= self._max_keys and key not in self._buckets:
                 self._buckets.clear()
-            self._buckets[key] = (tokens - 1, now)
+            self._buckets[key] = (tokens - n, now)
             return True
 
     def check(self, key: str, what: str) -> None:
         if not self.take(key):
             raise Rejected(Reason.RATE_LIMITED, f"{what}: more than {self.rate:g} per second from {key}",
                            metadata={"limit": f"{self.rate:g}/s"})
+
+
+class SignatureBudget:
+    """What one peer may make this node verify: a token bucket of signatures per peer (`limits.signatures_per_second`,
+    `signature_burst`), charged with a call's whole count before any is checked, so that no peer buys seconds of
+    our CPU with one call or a stream of them. `now` reads the node's clock (seconds)."""
+
+    def __init__(self, limits: LimitsSettings, now=time.monotonic) -> None:
+        self.bucket = RateLimiter(limits.signatures_per_second, limits.signature_burst, now)
+
+    def charge(self, peer: str | None, count: int, what: str) -> None:
+        if peer is None or count <= 0:  # plain-text test mode has no peer to charge
+            return
+        if not self.bucket.take(peer, count):
+            raise Rejected(Reason.SIGNATURE_BUDGET, f"{what}: {count} signatures to check, over what {peer} may "
+                           f"have checked now (limits.signatures_per_second {self.bucket.rate:g}, "
+                           f"signature_burst {self.bucket.burst})",
+                           metadata={"limit": f"{self.bucket.rate:g}/s"})
+
+
+class InFlight:
+    """How many calls each key (a peer, a child, or "*" for all) has in progress, each bounded: a call over
+    its key's bound is refused at once, so a slow or hostile party holds at most that many of our workers."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._count: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, key: str) -> bool:
+        with self._lock:
+            n = self._count.get(key, 0)
+            if n >= self.limit:
+                return False
+            self._count[key] = n + 1
+            return True
+
+    def leave(self, key: str) -> None:
+        with self._lock:
+            n = self._count.get(key, 0) - 1
+            if n > 0:
+                self._count[key] = n
+            else:
+                self._count.pop(key, None)  # idle keys take no room: the map holds only calls in progress
+
+    @contextlib.contextmanager
+    def holding(self, key: str, refusal: Callable[[], Rejected]) -> Iterator[None]:
+        if not self.enter(key):
+            raise refusal()
+        try:
+            yield
+        finally:
+            self.leave(key)

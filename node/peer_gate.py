@@ -11,6 +11,13 @@ so a CRL taken while a connection is up refuses that connection's very next call
 While this node's own CRL is stale it cannot tell whose certificate was revoked since, so it also
 refuses Exchange calls (CRL_STALE, which a sender retries); Registry calls still pass, so that a
 fresh CRL can reach it (pushed by its parent, or in the answer to its heartbeat).
+
+It also keeps delivery served whatever the registry is doing. A Registry call may wait on other
+nodes (a lookup passed down to a child that answers slowly held a worker for the whole call
+deadline: 100 of them took honest delivery from 0.06 s to 26 s), so Registry calls get a share of
+the peer workers (`limits.registry_share`, REGISTRY_BUSY past it) and each peer only a few of that
+share (`limits.registry_calls_per_peer`, PEER_BUSY past it); a refusal is answered at once, holding
+nothing. Exchange calls are not counted: the other workers are theirs.
 """
 from __future__ import annotations
 
@@ -18,45 +25,87 @@ from typing import Callable
 
 import grpc
 
+from .config import LimitsSettings
 from .errors import Reason, Rejected
 from .exchange.service import PeerIdentity
 from .interceptor import Behavior, refuse, with_behavior
+from .limits import InFlight
 
 EXCHANGE_PREFIX = "/lienthong.v1.Exchange/"
+REGISTRY_PREFIX = "/lienthong.v1.Registry/"
+ALL = "*"  # the registry's share, counted over every peer
 
 
 class PeerGate(grpc.ServerInterceptor):
     """Put it first in the peer server's interceptors: it answers its refusals itself."""
 
-    def __init__(self, peers: PeerIdentity, stale: Callable[[], str | None] = lambda: None) -> None:
+    def __init__(self, peers: PeerIdentity, stale: Callable[[], str | None] = lambda: None,
+                 limits: LimitsSettings = LimitsSettings()) -> None:
         self.peers, self.stale = peers, stale
+        self.per_peer = InFlight(limits.registry_calls_per_peer)
+        self.share = InFlight(limits.registry_share)
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
-        if handler is None or self.peers.insecure:
+        if handler is None:
             return handler
-        exchange = handler_call_details.method.startswith(EXCHANGE_PREFIX)
-        return with_behavior(handler, lambda behavior, streaming: self._gated(behavior, streaming, exchange))
+        method = handler_call_details.method
+        exchange, registry = method.startswith(EXCHANGE_PREFIX), method.startswith(REGISTRY_PREFIX)
+        if self.peers.insecure and not registry:
+            return handler
+        return with_behavior(handler, lambda behavior, streaming: self._gated(behavior, streaming, exchange, registry))
 
-    def _refusal(self, context: grpc.ServicerContext, exchange: bool) -> Rejected | None:
+    def _refusal(self, context: grpc.ServicerContext, exchange: bool) -> tuple[Rejected | None, str]:
+        if self.peers.insecure:
+            return None, "plain-text peer"
         try:
-            self.peers.of(context)
+            peer = self.peers.of(context) or "plain-text peer"
         except Rejected as r:
-            return r
+            return r, ""
         if exchange and self.stale():
-            return Rejected(Reason.CRL_STALE)  # the why stays in our log and health: peers get the reason
+            return Rejected(Reason.CRL_STALE), peer  # the why stays in our log and health: peers get the reason
+        return None, peer
+
+    def _enter(self, peer: str) -> Rejected | None:
+        """Take a place for a Registry call of `peer`'s (None), or the refusal; `_leave` gives it back."""
+        if not self.per_peer.enter(peer):
+            return Rejected(Reason.PEER_BUSY, f"{peer} already has {self.per_peer.limit} registry calls in "
+                            f"progress here (limits.registry_calls_per_peer)",
+                            metadata={"limit": str(self.per_peer.limit)})
+        if not self.share.enter(ALL):
+            self.per_peer.leave(peer)
+            return Rejected(Reason.REGISTRY_BUSY, f"{self.share.limit} registry calls in progress here "
+                            f"(limits.registry_share)", metadata={"limit": str(self.share.limit)})
         return None
 
-    def _gated(self, behavior: Behavior, streaming: bool, exchange: bool) -> Behavior:
+    def _leave(self, peer: str) -> None:
+        self.share.leave(ALL)
+        self.per_peer.leave(peer)
+
+    def _gated(self, behavior: Behavior, streaming: bool, exchange: bool, registry: bool) -> Behavior:
+        def admitted(context) -> str:
+            refused, peer = self._refusal(context, exchange)
+            if refused is None and registry:
+                refused = self._enter(peer)
+            if refused is not None:
+                refuse(context, refused)
+            return peer
+
         if streaming:
             def gated_stream(request, context):
-                if (refused := self._refusal(context, exchange)) is not None:
-                    refuse(context, refused)
-                yield from behavior(request, context)
+                peer = admitted(context)
+                try:
+                    yield from behavior(request, context)
+                finally:
+                    if registry:
+                        self._leave(peer)
             return gated_stream
 
         def gated(request, context):
-            if (refused := self._refusal(context, exchange)) is not None:
-                refuse(context, refused)
-            return behavior(request, context)
+            peer = admitted(context)
+            try:
+                return behavior(request, context)
+            finally:
+                if registry:
+                    self._leave(peer)
         return gated

@@ -93,6 +93,7 @@ from .identity import keys, renewal
 from .identity.crl_holder import CrlHolder
 from .identity.trust import TrustStore
 from .transport.peer_check import PeerCheck
+from .limits import SignatureBudget
 from .peer_gate import PeerGate
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
@@ -182,7 +183,9 @@ class Node:
             # a neighbour that registers, beats or answers resets its backoff (the dispatcher is built below:
             # it routes through this directory)
             on_alive=lambda code, how: self.dispatcher.peer_returned(code, how), seal_key=self.seal_key.public_der,
-            peer_addresses={p.code: p.address for p in s.peers}, crl=self.crl)
+            peer_addresses={p.code: p.address for p in s.peers}, crl=self.crl, limits=s.limits)
+        # what each peer may make us verify, over all its calls (envelopes, heartbeats, listings)
+        self.signatures = SignatureBudget(s.limits, clock.now)
         if self.directory.previous is not None:
             log.info("renewed certificate: registrations are co-signed by the previous key (%s.previous)", s.tls.key)
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
@@ -212,13 +215,14 @@ class Node:
             metrics=recorder, on_return=self.transport.expect, paused=lambda: self.crl.stale,
             prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of))
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
-                                 seal_key_of=self.directory.seal_key_of)
+                                 seal_key_of=self.directory.seal_key_of, events_=self.bus)
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits,
                                    Origin(s.node.code, s.node.name, s.node.address or "", s.node.email or "",
                                           s.node.phone or ""))
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
+                             signatures=self.signatures,
                              metrics=recorder, opener=self.maker.opener, pins=self.directory.pins)
         self.verify_stored = stored_verifier(self.trust, clock, opener=self.maker.opener)
         # the audit chain's signed checkpoints: ours, handed to our parent; our children's, kept here
@@ -314,9 +318,10 @@ class Node:
         s = self.settings
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
-        interceptors = [PeerGate(peers, self.crl.stale_problem), ErrorInterceptor()]
+        interceptors = [PeerGate(peers, self.crl.stale_problem, self.limits), ErrorInterceptor()]
         exchange = ExchangeService(self.intake, peers)
-        self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper)
+        self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper,
+                                                self.clock, self.signatures)
 
         def add_peer_services(server) -> None:  # the same servicer objects, whichever way peers reach them
             exchange_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)

@@ -115,7 +115,8 @@ def test_a_relay_nobody_has_registered_with_yet_keeps_mail_for_its_children_unti
         [sent] = p.send(pb.Document(subject="Gửi xã chưa đăng ký"), [C]).envelopes
         ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == sent.message_id for e in evs), TIMEOUT)
     [entry] = [e for e in p.sent_all() if e.message_id == sent.message_id]
-    assert entry.state == "delivered"  # D took custody: no refusal, no non-delivery notice
+    # D took custody (a receipt: no refusal, no non-delivery notice); the sender sees it waits there for C
+    assert (entry.state, entry.waits_at) == ("not_registered_yet", D) and entry.delivered_ms
     assert not [e for e in p.inbox_all() if e.kind == pb.NOTICE]
     [row] = [q for q in d.admin.queues().hops if q.hop == C]
     assert (row.depth, row.parked) == (1, 1)  # the admin sees it waits for C's registration, not a link

@@ -192,6 +192,16 @@ def test_send_to_malformed_code_is_refused(capsys, running):
     assert "INVALID_ARGUMENT" in one_line_error(err) and "not an agency code" in err
 
 
+def test_send_with_require_registered_to_a_code_nobody_holds_is_refused_and_sends_nothing(capsys, running):
+    ha, _ = running
+    before = run(capsys, "sent", "--config", str(ha.config))[1]
+    status, out, err = run(capsys, "send", "--config", str(ha.config), "--to", "000.00.09.H53", "--subject", "s",
+                           "--require-registered")
+    assert status == 1 and out == ""
+    assert "NOT_FOUND" in one_line_error(err) and "require_registered" in err
+    assert run(capsys, "sent", "--config", str(ha.config))[1] == before
+
+
 def test_send_missing_attachment_exits_2(capsys, running, tmp_path):
     ha, _ = running
     status, out, err = run(capsys, "send", "--config", str(ha.config), "--to", B, "--subject", "s",

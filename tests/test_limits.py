@@ -84,3 +84,66 @@ def test_lookups_are_rate_limited_per_peer():
     assert [limiter.take("x") for _ in range(2)] == [True, False]
     r = refusal(limiter.check, "x", "registry lookups")
     assert r.reason is Reason.RATE_LIMITED and not r.reason.permanent
+
+
+def test_a_peers_signature_budget_is_charged_whole_before_any_check():
+    from node.limits import SignatureBudget
+    now = [0.0]
+    budget = SignatureBudget(Limits(signatures_per_second=100, signature_burst=1000), now=lambda: now[0])
+    budget.charge("x", 900, "heartbeat counters")
+    r = refusal(budget.charge, "x", 200, "heartbeat counters")  # all or nothing: 100 left, 200 asked
+    assert r.reason is Reason.SIGNATURE_BUDGET and not r.reason.permanent and "signatures_per_second" in r.detail
+    budget.charge("y", 1000, "envelopes")  # another peer has its own budget
+    now[0] += 1.0                          # 100 back after a second
+    budget.charge("x", 200, "heartbeat counters")
+    budget.charge(None, 10**9, "plain text")  # no certificate, no peer to charge (tests' plain-text mode)
+
+
+def test_calls_in_flight_are_bounded_per_key_and_given_back():
+    from node.limits import InFlight
+    slots = InFlight(2)
+    busy = lambda: Rejected(Reason.PEER_BUSY, "busy")  # noqa: E731
+    with slots.holding("x", busy), slots.holding("x", busy):
+        assert refusal(lambda: slots.holding("x", busy).__enter__()).reason is Reason.PEER_BUSY
+        with slots.holding("y", busy):  # another key is counted apart
+            pass
+    with slots.holding("x", busy), slots.holding("x", busy):  # both given back, also after a refusal
+        pass
+    assert not slots._count  # idle keys take no room
+
+
+def test_identical_signed_bytes_are_verified_once_and_a_bad_signature_never_counts(pki):
+    from node.identity import keys
+    signer = pki.signer(A)
+    data = b"counters"
+    sig = signer.sign(data)
+    checked = []
+
+    class Counting:  # the signer's public key, counting the real checks
+        def __init__(self, inner):
+            self.inner = inner
+
+        def verify(self, *a):
+            checked.append(1)
+            return self.inner.verify(*a)
+
+        def public_bytes(self, *a):
+            return self.inner.public_bytes(*a)
+    public = Counting(signer.key.public_key())
+    assert keys.verify(public, sig, data) and keys.verify(public, sig, data)
+    assert len(checked) == 1  # the second time from what was verified
+    assert not keys.verify(public, sig, data + b"!") and not keys.verify(public, sig, data + b"!")
+    assert len(checked) == 3  # a failure is never remembered as good
+
+
+def test_relay_marks_are_bounded_per_batch_before_any_signature_is_checked(tmp_path, pki, clock):
+    d = Database(tmp_path / "b.sqlite3")
+    try:
+        intake = Intake(d, pki.signer(B), pki.trust(clock), Router(B, {A: "127.0.0.1:1"}), clock, 1 << 20,
+                        queues=Nobody(), limits=Limits(marks_per_batch=10))
+        env = pb.Envelope(trace=[pb.TraceEntry(body=b"x", signature=b"x", cert_der=b"x")] * 4)
+        r = refusal(intake.receive, [env.SerializeToString()] * 3, A)  # 12 marks, none checked
+        assert (r.reason, r.metadata) == (Reason.OVER_LIMIT, {"limit": "10"}) and "relay marks" in r.detail
+        assert len(intake.receive([env.SerializeToString()] * 2, A)) == 2  # 8: each its own outcome
+    finally:
+        d.close()

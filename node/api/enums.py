@@ -16,7 +16,8 @@ DOC_STATE = {"active": mpb.DOC_STATE_ACTIVE, "revoked": mpb.DOC_STATE_REVOKED, "
 PENDING = {"": mpb.PENDING_REQUEST_NONE, "13": mpb.PENDING_REQUEST_TAKE_BACK, "1": mpb.PENDING_REQUEST_REVOKE,
            "2": mpb.PENDING_REQUEST_UPDATE, "3": mpb.PENDING_REQUEST_REPLACE}
 SEND_STATE = {outbox.PENDING: mpb.SEND_STATE_PENDING, outbox.DELIVERED: mpb.SEND_STATE_DELIVERED,
-              outbox.REJECTED: mpb.SEND_STATE_REJECTED, outbox.EXPIRED: mpb.SEND_STATE_EXPIRED}
+              outbox.REJECTED: mpb.SEND_STATE_REJECTED, outbox.EXPIRED: mpb.SEND_STATE_EXPIRED,
+              outbox.NOT_REGISTERED_YET: mpb.SEND_STATE_NOT_REGISTERED_YET}  # the last one derived, not stored
 SEND_STATE_NAME = {v: k for k, v in SEND_STATE.items()}
 EVENT_TYPE = events.EVENT_TYPES  # kept with the events (the bus builds every Event)
 IMPORTED_KIND = {"document": pb.DOCUMENT, "status": pb.STATUS}

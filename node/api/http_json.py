@@ -37,7 +37,8 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {  # the status line of a refusal, fro
     _C.UNAVAILABLE: 503,
     _C.DEADLINE_EXCEEDED: 504,
 }
-BY_REASON: dict[Reason, int] = {Reason.TOO_LARGE: 413}  # RESOURCE_EXHAUSTED, but a body too big is 413, not 429
+BY_REASON: dict[Reason, int] = {Reason.TOO_LARGE: 413,  # RESOURCE_EXHAUSTED, but a body too big is 413, not 429
+                                 Reason.METHOD_NOT_ALLOWED: 405}  # UNIMPLEMENTED, as grpc-gateway answers a 405
 BODY_MARGIN = 64 * 1024  # JSON punctuation and field names around the base64 of the largest message
 
 

@@ -159,6 +159,7 @@ class HttpFace:
         app.router.add_get(OPENAPI_PATH, self._openapi_doc)
         app.router.add_get(HEALTH_PATH, self._health)
         app.on_shutdown.append(self._end_streams)
+        app.on_response_prepare.append(_plain_server_header)
         return app
 
     async def _end_streams(self, app: web.Application) -> None:
@@ -186,8 +187,8 @@ class HttpFace:
             return _error(Rejected(Reason.NOT_FOUND, f"no route {request.path}; the routes are in {OPENAPI_PATH}"))
         except web.HTTPMethodNotAllowed as e:
             allowed = sorted(e.allowed_methods)
-            response = _error(Rejected(Reason.INVALID_REQUEST, f"{request.method} {request.path}: use "
-                                       f"{' or '.join(allowed)}"), status=405)
+            response = _error(Rejected(Reason.METHOD_NOT_ALLOWED, f"{request.method} {request.path}: use "
+                                       f"{' or '.join(allowed)}", metadata={"allowed": ",".join(allowed)}))
             response.headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 lists what the resource takes
             return response
 
@@ -297,6 +298,11 @@ class HttpFace:
             ticks += 1
             if ticks % KEEPALIVE_TICKS == 0:
                 await response.write(b": keepalive\n\n")
+
+
+async def _plain_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp would say `Server: Python/3.x aiohttp/3.y`: versions an attacker reads to pick an exploit."""
+    response.headers["Server"] = "lienthong"
 
 
 def _too_large(what: str, limit: int) -> Rejected:

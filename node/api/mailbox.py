@@ -6,13 +6,14 @@ from typing import Callable
 
 from .. import version as _version
 from ..clock import Clock
+from ..codes import is_identifier
 from ..documents.edxml_bridge import EdxmlBridge
 from ..documents.lifecycle import Lifecycle
 from ..documents.origin import Origin
 from ..envelope import Verified
 from ..errors import Reason, Rejected, naming
-from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, CRL, DELIVERED, EXPIRED, HEARTBEAT, REGISTERED,
-                      REJECTED, WATCHING, EventBus)
+from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, CRL, DELIVERED, EXPIRED, HEARTBEAT, NOT_REGISTERED_YET,
+                      REGISTERED, REJECTED, WATCHING, EventBus)
 from ..exchange.outgoing import Outgoing
 from ..transport.grpc_peers import grpc_options
 from ..pb import envelope_pb2 as pb
@@ -22,6 +23,8 @@ from ..registry.directory import Directory
 from ..store import custody, inbox, outbox
 from ..store.database import Database
 from . import enums, replies
+from .folding import fold
+from .page_tokens import PageTokens
 from .idempotency import Keys
 
 
@@ -41,8 +44,9 @@ MAX_BATCH = 1000  # documents per SendBatch call
 LISTING_KEPT_MS = 60_000  # a Directory listing serves the pages after its first for this long
 
 
-def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.Payload, list[str], int, float | None]:
-    """A Send request as Outgoing takes it: (payload, recipients, priority, lifetime).
+def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int
+             ) -> tuple[pb.Payload, list[str], int, float | None, bool]:
+    """A Send request as Outgoing takes it: (payload, recipients, priority, lifetime, require_registered).
 
     The node fills the From and DocumentId the caller left empty, and refuses a From it may not send for."""
     doc = pb.Document()
@@ -52,7 +56,7 @@ def _to_post(request: mpb.SendRequest, origin: Origin, now_ms: int) -> tuple[pb.
     origin.complete(doc, now_ms)
     origin.check(doc.from_organ, "document.from_organ.organ_id")
     return (pb.Payload(document=doc), list(request.recipients), request.priority or doc.other_info.priority,
-            request.lifetime_seconds or None)
+            request.lifetime_seconds or None, request.require_registered)
 
 
 def _imported_response(imported) -> mpb.ImportEdxmlResponse:
@@ -89,12 +93,14 @@ class MailboxService(mgrpc.MailboxServicer):
         self._watchers = threading.BoundedSemaphore(max_watchers)  # each stream holds an API worker
         self._listings: dict[tuple[str, bool], tuple[int, list[mpb.Agency]]] = {}  # Directory pages after the first
         self._listings_lock = threading.Lock()
+        self._page_tokens = PageTokens()  # Directory's next_page_token: opaque, this process's own only
 
     def Send(self, request: mpb.SendRequest, context) -> mpb.SendResponse:
         def run(within):
-            payload, recipients, priority, lifetime_s = _to_post(request, self.lifecycle.origin, self.clock.now_ms())
+            payload, recipients, priority, lifetime_s, required = _to_post(request, self.lifecycle.origin,
+                                                                           self.clock.now_ms())
             return replies.sent_response(self.outgoing.post(
-                payload, recipients, priority=priority, lifetime_s=lifetime_s,
+                payload, recipients, priority=priority, lifetime_s=lifetime_s, require_registered=required,
                 within=within and (lambda tx, posted: within(tx, replies.sent_response(posted)))))
         return self.keys.once("Send", request, mpb.SendResponse, run, keep_ms=request.lifetime_seconds * 1000)
 
@@ -175,9 +181,9 @@ class MailboxService(mgrpc.MailboxServicer):
         return mpb.AckResponse(was_new=was_new)
 
     def ListSent(self, request: mpb.ListSentRequest, context) -> mpb.ListSentResponse:
-        if request.state and request.state not in (outbox.PENDING, outbox.DELIVERED, outbox.REJECTED, outbox.EXPIRED):
-            raise Rejected(Reason.INVALID_REQUEST, f"state must be pending, delivered, rejected or expired, got {request.state!r}",
-                           field="state")
+        if request.state and request.state not in enums.SEND_STATE:
+            raise Rejected(Reason.INVALID_REQUEST, "state must be pending, delivered, rejected, expired or "
+                           f"not_registered_yet, got {request.state!r}", field="state")
         state = request.state
         if request.send_state:
             named = enums.SEND_STATE_NAME.get(request.send_state)
@@ -192,7 +198,8 @@ class MailboxService(mgrpc.MailboxServicer):
         return mpb.ListSentResponse(entries=[replies.sent_entry(r) for r in rows], has_more=more)
 
     def Watch(self, request: mpb.WatchRequest, context):
-        types = (({ARRIVED} if request.inbox else set()) | ({DELIVERED, REJECTED, EXPIRED} if request.sent else set())
+        types = (({ARRIVED} if request.inbox else set())
+                 | ({DELIVERED, REJECTED, EXPIRED, NOT_REGISTERED_YET} if request.sent else set())
                  | ({REGISTERED, HEARTBEAT, CHECKPOINT, CHECKPOINT_KEPT, CRL} if request.registry else set()))
         if not types:
             raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix")
@@ -217,20 +224,20 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def Directory(self, request: mpb.DirectoryRequest, context) -> mpb.DirectoryResponse:
         """No arguments: the whole tree reachable from here; else children (or the subtree) of a code. Paged by
-        code (the token is the last code of the page before); a listing is kept a few seconds for the pages
+        code (the token names the last code of the page before, node/api/page_tokens.py); a listing is kept a few seconds for the pages
         after the first, so paging a large tree does not walk the tree again for every page."""
-        if len(request.page_token) > 64:
-            raise Rejected(Reason.INVALID_REQUEST, "page_token is not one this node gave", field="page_token")
         whole = not request.parent and not request.recursive
         key = ("", False) if whole else (request.parent or self.directory.code, request.recursive)
+        after = self._page_tokens.read(key, request.page_token)
         agencies = self._listing(key, request.page_token == "", lambda: (
             self.directory.whole_tree() if whole else self.directory.children(key[0], key[1])))
-        needle = request.name_contains.casefold()
-        matching = [a for a in agencies if a.code > request.page_token
-                    and (not request.level or a.level == request.level) and (not needle or needle in a.name.casefold())]
+        needle = fold(request.name_contains)
+        matching = [a for a in agencies if a.code > after
+                    and (not request.level or a.level == request.level) and (not needle or needle in fold(a.name))]
         size = _limit(request.page_size)
         page, more = _page(matching, size)
-        return mpb.DirectoryResponse(agencies=page, has_more=more, next_page_token=page[-1].code if more else "")
+        return mpb.DirectoryResponse(agencies=page, has_more=more,
+                                     next_page_token=self._page_tokens.issue(key, page[-1].code) if more else "")
 
     def _listing(self, key: tuple[str, bool], fresh: bool, fetch) -> list[mpb.Agency]:
         """Agencies of one listing, ordered by code; a first page always fetches anew."""
@@ -285,5 +292,15 @@ class MailboxService(mgrpc.MailboxServicer):
     def Lookup(self, request: mpb.AgencyLookupRequest, context) -> mpb.Agency:
         if not request.code:
             raise Rejected(Reason.INVALID_REQUEST, "code is required", field="code")
-        return replies.agency(self.directory.lookup(request.code))
+        try:
+            return replies.agency(self.directory.lookup(request.code))
+        except Rejected as r:
+            if r.reason is not Reason.NOT_REGISTERED_YET:
+                raise
+            # the tree knows nobody holds the code today: NOT_FOUND, not a 503 a client would retry for ever
+            at = r.metadata.get("waits_at", "")
+            at = at if is_identifier(at) else ""  # a peer's words: kept only if it is a code
+            raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {request.code} is registered; the code rule "
+                           f"places it below {at or 'a node'}, where mail for it waits for a registration",
+                           metadata={"waits_at": at} if at else None) from None
 

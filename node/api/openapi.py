@@ -89,7 +89,7 @@ def document() -> dict:
                                            "description": "the node's api.token: Authorization: Bearer <token>"}},
             "responses": {"Error": {"description": "a refusal: HTTP status from its gRPC code ("
                                     + ", ".join(f"{c.name} {s}" for c, s in HTTP_STATUS.items())
-                                    + ", TOO_LARGE 413, anything else 500)",
+                                    + ", TOO_LARGE 413, METHOD_NOT_ALLOWED 405, anything else 500)",
                                     "content": {"application/json": {"schema": {"$ref": _REF + ERROR}}}}},
             "schemas": dict(sorted(schemas.items())),
         },

@@ -17,8 +17,11 @@ from . import enums
 
 
 def sent_response(posted: Posted) -> mpb.SendResponse:
-    return mpb.SendResponse(doc_id=posted.doc_id,
-                            envelopes=[mpb.SentEnvelope(recipient=r, message_id=m) for r, m in posted.envelopes])
+    def envelope(r: str, m: str) -> mpb.SentEnvelope:
+        waits = posted.waits.get(m)
+        return mpb.SentEnvelope(recipient=r, message_id=m, waits_at=waits.at if waits else "",
+                                waits_until_ms=waits.until_ms if waits else 0)
+    return mpb.SendResponse(doc_id=posted.doc_id, envelopes=[envelope(r, m) for r, m in posted.envelopes])
 
 
 def inbox_entry(row: dict) -> mpb.InboxEntry:
@@ -35,7 +38,8 @@ def sent_entry(row: dict) -> mpb.SentEntry:
                       next_hop=row["next_hop"], kind=row["kind"], state=row["state"], attempts=row["attempts"],
                       created_ms=row["created_ms"], delivered_ms=row["delivered_ms"] or 0, reason=row["reason"] or "",
                       subject=row["subject"], latest_status=row.get("latest_status") or "",
-                      latest_status_ms=row.get("latest_status_ms") or 0, send_state=enums.send_state(row["state"]))
+                      latest_status_ms=row.get("latest_status_ms") or 0, send_state=enums.send_state(row["state"]),
+                      waits_at=row.get("waits_at") or "", waits_until_ms=row.get("waits_until_ms") or 0)
     if row["receipt"]:
         e.receipt.ParseFromString(row["receipt"])
     return e
@@ -56,11 +60,13 @@ def track_response(db: Database, doc: documents.SentDocument) -> mpb.TrackRespon
     for env in outbox.of_doc(db, doc.doc_id):
         t = resp.recipients.add(recipient=env.recipient, message_id=env.message_id, state=env.state,
                                 send_state=enums.send_state(env.state),
-                                delivered_ms=env.delivered_ms or 0, reason=env.reason or "")
+                                delivered_ms=env.delivered_ms or 0, reason=env.reason or "",
+                                waits_at=env.waits_at or "", waits_until_ms=env.waits_until_ms or 0)
         for s in statuses.returned_on(db, env.message_id):
             status = pb.Status.FromString(s.status)
             t.statuses.add(status_code=s.status_code, time_ms=s.issued_ms, staff_info=status.staff_info,
-                           description=status.description, message_id=s.status_message_id, received_ms=s.received_ms)
+                           description=status.description, message_id=s.status_message_id, received_ms=s.received_ms,
+                           timestamp=status.timestamp)
             if s.status_code == rules.ARRIVED and not t.arrived_ms:
                 t.arrived_ms = s.issued_ms
                 t.path.extend(mpb.HopView(code=h.organ_id, time_ms=parse_edxml_time(h.timestamp), verified=True)

@@ -23,7 +23,7 @@ from .. import events, logs
 from ..clock import Clock
 from ..codes import is_identifier
 from ..envelope import MAX_CLOCK_SKEW_MS, Signer
-from ..errors import Reason, Rejected, bounded
+from ..errors import Reason, Rejected, bounded, too_large
 from ..events import EventSink, NoEvents
 from ..identity import keys
 from ..identity.trust import TrustStore
@@ -63,7 +63,7 @@ def verify(signed: rpb.SignedCheckpoint, trust: TrustStore, *, code: str, check_
            cert_der: bytes | None = None) -> rpb.CheckpointBody:
     """The body of a checkpoint `code` signed (with `cert_der`, when given: the certificate it registered)."""
     if signed.ByteSize() > MAX_SIGNED:
-        raise Rejected(Reason.TOO_LARGE, f"checkpoint is {signed.ByteSize()} bytes, limit {MAX_SIGNED}")
+        raise too_large("checkpoint", signed.ByteSize(), MAX_SIGNED)
     if cert_der is not None and signed.cert_der != cert_der:
         raise Rejected(Reason.BAD_SIGNATURE, f"checkpoint is not signed with the certificate {code} registered")
     ident = trust.identify(signed.cert_der, check_validity=check_validity)
@@ -214,7 +214,7 @@ class Keeper:
 
 def _claimed_code(signed: rpb.SignedCheckpoint) -> str:
     if signed.ByteSize() > MAX_SIGNED:
-        raise Rejected(Reason.TOO_LARGE, f"checkpoint is {signed.ByteSize()} bytes, limit {MAX_SIGNED}")
+        raise too_large("checkpoint", signed.ByteSize(), MAX_SIGNED)
     try:
         code = rpb.CheckpointBody.FromString(signed.body).code
     except DecodeError:

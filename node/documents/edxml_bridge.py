@@ -5,8 +5,9 @@ own fields: a new document goes to its recipients (default: its To organ ids); a
 revoke / update / replace or a take-back request (13) goes to the recipients of the
 original, found by its DocumentId among the documents this node sent (or named by the
 caller); any other status is reported on the received document the caller names, or
-else the one its ResponseFor/DocumentId names (refused as ambiguous when several
-received documents carry it), under the same ordering rules as SetStatus. A packet
+else the one its ResponseFor/DocumentId names (of several received documents carrying it, those its
+ResponseFor/OrganId sent; refused as ambiguous when still several), under the same ordering rules as
+SetStatus; a 01 the agency's software sends after the node's own is sent on once with its fields. A packet
 whose From is an agency this node may not send for is refused before anything is queued.
 
 Export writes a received document or status as a QCVN 102 packet: what the packet
@@ -76,17 +77,17 @@ class EdxmlBridge:
             return Imported("status", warnings,
                             sent=self.lifecycle.change(original, 0, True, "", None, pb.StaffInfo(), status=msg,
                                                        within=sent_hook and sent_hook("status")))
-        received = ref or self._received_doc(msg.response_for.document_id)
+        received = ref or self._received_doc(msg.response_for.document_id, msg.response_for.organ_id.strip())
         named = progress.get(self.db, received) if ref else None
         if named is not None and named.document_id != msg.response_for.document_id:
             warnings.append(f"ResponseFor/DocumentId is {msg.response_for.document_id!r}, but {ref} (named by "
                             f"ref_message_id) has DocumentId {named.document_id!r}; the status is reported on {ref}")
-        if msg.status_code == rules.ARRIVED:  # the SDK's software sends one; ours went when the document was stored
-            sent = statuses.reported(self.db, received, rules.ARRIVED)
-            if sent is not None:
-                warnings.append("01 (arrived) was sent by this node when the document was stored; not sent again")
-                return Imported("status", warnings, status_message_id=sent)
         status_hook = within and (lambda tx, mid: within(tx, Imported("status", warnings, status_message_id=mid)))
+        if msg.status_code == rules.ARRIVED:  # the agency's software sends one after ours (sent when it was stored)
+            mid, why = self.lifecycle.confirm_arrival(received, msg, within=status_hook)
+            if why:
+                warnings.append(why)
+            return Imported("status", warnings, status_message_id=mid)
         return Imported("status", warnings, status_message_id=self.lifecycle.set_status(
             received, msg.status_code, msg.staff_info, msg.description, status=msg, within=status_hook))
 
@@ -108,13 +109,17 @@ class EdxmlBridge:
                 return doc_id
         raise Rejected(Reason.NOT_FOUND, f"no document {' / '.join(filter(None, document_ids))} was sent from this node")
 
-    def _received_doc(self, document_id: str) -> str:
+    def _received_doc(self, document_id: str, organ_id: str = "") -> str:
         """The one original document received with this DocumentId (revocations etc. are changes, not targets).
 
-        Several: AMBIGUOUS_DOCUMENT, never a guess; the caller names the message (ref_message_id)."""
+        Several: narrowed to those its ResponseFor/OrganId sent (a DocumentId is unique only per sender: two
+        agencies may both number a document 12/UBND-VP on one day); still several: AMBIGUOUS_DOCUMENT, never
+        a guess; the caller names the message (ref_message_id)."""
         found = progress.originals(self.db, document_id, limit=MAX_CANDIDATES + 1)
         if not found:
             raise Rejected(Reason.NOT_FOUND, f"no received document {document_id!r} to report on")
+        if len(found) > 1 and organ_id:
+            found = progress.originals(self.db, document_id, limit=MAX_CANDIDATES + 1, sender=organ_id) or found
         if len(found) > 1:
             shown = found[:MAX_CANDIDATES]
             raise Rejected(Reason.AMBIGUOUS_DOCUMENT,

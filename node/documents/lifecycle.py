@@ -115,7 +115,8 @@ class Lifecycle:
             progress.record_arrival(tx, h.message_id, h.sender, payload.document.document_id)
             btype = payload.document.business.business_doc_type
             if btype in CHANGE_STATE:
-                progress.record_change(tx, h.ref_message_id, CHANGE_STATE[btype], h.message_id, str(btype))
+                progress.record_change(tx, h.ref_message_id, CHANGE_STATE[btype], h.message_id, str(btype),
+                                       with_updates=btype == 1)
             trace = [pb.EdxmlTrace(organ_id=c, timestamp=edxml_time(t)) for c, t in (item.path or [])]
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
             try:
@@ -157,6 +158,31 @@ class Lifecycle:
                 within(tx, posted.envelopes[0][1])
         return posted.envelopes[0][1]
 
+    def confirm_arrival(self, message_id: str, status: pb.Status,
+                        within: Callable[[Transaction, str], Any] | None = None) -> tuple[str, str]:
+        """The agency's own 01 (its software imports one when its register takes the document), after the node's
+        automatic one: sent on with its description, staff and Timestamp, once, while the document is still at
+        01. (message id, "") when sent; (the earlier 01's id, why) when not."""
+        self.origin.check(status.from_organ, "packet")
+        with self.db.transaction() as tx:
+            received = progress.get(self.db, message_id)
+            if received is None:
+                raise Rejected(Reason.NOT_FOUND, f"no received document {message_id}")
+            earlier = statuses.reported(self.db, message_id, rules.ARRIVED, last=True) or ""
+            if statuses.count_reported(self.db, message_id, rules.ARRIVED) >= 2:
+                return earlier, "01 (arrived) from the agency was sent once already; not sent again"
+            if received.status != rules.ARRIVED or received.state != "active":
+                return earlier, (f"01 (arrived) not sent: the document is at status {received.status} "
+                                 f"({received.state}); the node's automatic 01 went when it was stored")
+            raw = inbox.envelope(self.db, message_id)
+            env = pb.Envelope.FromString(raw)
+            posted = self._post_status(tx, message_id, received.sender, self._payload_of(env).document,
+                                       pb.Header.FromString(env.header).priority, rules.ARRIVED, status.staff_info,
+                                       status.description, [], given=status, seal_to=sealing.sender_key_of(raw))
+            if within is not None:
+                within(tx, posted.envelopes[0][1])
+        return posted.envelopes[0][1], ""
+
     def _post_status(self, tx: Transaction, doc_message_id: str, to: str, doc: pb.Document, priority: int, code: str,
                      staff: pb.StaffInfo, description: str, trace: list[pb.EdxmlTrace],
                      given: pb.Status | None = None, seal_to: bytes = b"", clear_ok: bool = False) -> Posted:
@@ -180,7 +206,7 @@ class Lifecycle:
             if code == rules.AGREE:
                 received = progress.get(self.db, doc_message_id)
                 state = "taken_back" if received is not None and received.pending_request == rules.TAKE_BACK else None
-            progress.settle_request(tx, doc_message_id, state)
+            progress.settle_request(tx, doc_message_id, state, refused=code == rules.REFUSE)
         else:
             progress.record_status(tx, doc_message_id, code)
         return posted
@@ -198,9 +224,13 @@ class Lifecycle:
             self.origin.check(document.from_organ, "document.from_organ.organ_id")
         if take_back and status is not None:
             self.origin.check(status.from_organ, "packet")
+        if take_back and business_doc_type:
+            raise Rejected(Reason.INVALID_REQUEST, "a take-back (13) has no business_doc_type: give one or the other",
+                           field="business_doc_type")
         doc = self.sent_document(ref)
         if not doc.is_original_document:
-            raise Rejected(Reason.INVALID_REQUEST, f"{doc.doc_id} is not an original document")
+            raise Rejected(Reason.INVALID_REQUEST, f"{doc.doc_id} is not an original document: a revoke, update, "
+                           "replace or take-back names the document first sent", field="doc_id")
         sent = outbox.of_doc(self.db, doc.doc_id)
         first = pb.Envelope.FromString(outbox.envelope(self.db, sent[0].message_id))
         original = self._payload_of(first).document  # our own sent copy: sealed, it also has a wrap for us
@@ -226,12 +256,13 @@ class Lifecycle:
                 new.business.CopyFrom(pb.Business(business_doc_type=1, business_doc_reason=reason,
                                                   document_id=original.document_id, staff_info=staff))
             else:
-                raise Rejected(Reason.INVALID_REQUEST, "update and replace need the new document")
+                raise Rejected(Reason.INVALID_REQUEST, "update and replace need the new document", field="document")
             if business_doc_type == 3 and not new.business.replacements:
                 new.business.replacements.add(document_id=original.document_id, organ_ids=list(refs))
             payload = pb.Payload(document=new)
         else:
-            raise Rejected(Reason.INVALID_REQUEST, "business_doc_type must be 1 (revoke), 2 (update) or 3 (replace), or take_back")
+            raise Rejected(Reason.INVALID_REQUEST, "business_doc_type must be 1 (revoke), 2 (update) or 3 (replace), "
+                           "or take_back", field="business_doc_type")
         # the original envelope's priority, so the change queues behind its document, never ahead of it
         priority = pb.Header.FromString(first.header).priority
         return self.outgoing.post(payload, list(refs), priority=priority, ref_message_id=refs, ref_doc_id=doc.doc_id,
@@ -247,7 +278,10 @@ class Lifecycle:
 
     def sent_document(self, ref: str) -> documents.SentDocument:
         """The send `ref` names (its doc id or one of its message ids); NOT_FOUND otherwise."""
+        if not ref:
+            raise Rejected(Reason.INVALID_REQUEST, "doc_id is required: a doc id or a message id of the send",
+                           field="doc_id")
         doc = documents.find(self.db, ref)
         if doc is None:
-            raise Rejected(Reason.NOT_FOUND, f"no document {ref} was sent from here")
+            raise Rejected(Reason.NOT_FOUND, f"no document {ref} was sent from here", field="doc_id")
         return doc

@@ -13,7 +13,9 @@
 
 The repeats allowed, and why: 04 after 04, because a document is re-assigned to another
 officer; 05 after 05, because processing reports progress more than once. Nothing else
-repeats: a second 01 would tell the sender the document arrived twice.
+repeats through SetStatus: a second 01 would tell the sender the document arrived twice. (An imported
+edXML 01 from the agency's own software is the one exception, sent once beside the node's while the
+document is still at 01: node/documents/lifecycle.py, confirm_arrival.)
 """
 from __future__ import annotations
 

@@ -59,6 +59,9 @@ _STATUS_HEADER = {"From", "ResponseFor", "StaffInfo", "StatusCode", "Description
 _BUSINESS = {"DocumentId", "BussinessDocType", "BussinessDocReason", "Paper", "BussinessDocumentInfo",
              "ReplacementInfoList", "StaffInfo"}
 _UINT32_MAX = 2**32 - 1
+# codes, not prose: whitespace around them is layout (a code on its own indented line, `<StatusCode> 03
+# </StatusCode>`), which the national EdXML102 library trims when it reads them; names and subjects are kept
+_TRIMMED = {"OrganId", "StatusCode"}
 
 
 class _Reader:
@@ -167,9 +170,12 @@ class _N:
         return n
 
     def text(self, name: str) -> str:
-        """Leaf text exactly as sent (no stripping: names and subjects are kept verbatim)."""
+        """Leaf text exactly as sent (no stripping: names and subjects are kept verbatim), but for a code
+        (_TRIMMED), whose surrounding whitespace is trimmed with a warning."""
         n = self.one(name)
-        return n.el.text if n is not None else ""
+        if n is None:
+            return ""
+        return _code_text(self.r, n.el, n.path) if name in _TRIMMED else n.el.text
 
     def uint(self, name: str) -> int:
         n = self.one(name)
@@ -187,6 +193,13 @@ class _N:
         for tag, attr in fields.items():
             if self.has(tag):
                 setattr(msg, attr, self.text(tag))
+
+
+def _code_text(r: _Reader, el: safexml.Element, path: str) -> str:
+    trimmed = el.text.strip()
+    if trimmed != el.text:
+        r.warn(f"{path} (line {el.line}): whitespace around {trimmed!r} trimmed")
+    return trimmed
 
 
 def _organization(n: _N, msg: pb.Organization) -> None:
@@ -238,7 +251,7 @@ def _business(tl: _N, b: pb.Business) -> None:
             r.document_id = ri.text("DocumentId")
             ol = ri.one("OrganIdList", {"OrganId"})
             if ol is not None:
-                r.organ_ids.extend(o.el.text for o in ol.many("OrganId"))
+                r.organ_ids.extend(_code_text(n.r, o.el, o.path) for o in ol.many("OrganId"))
     _staff(n.one("StaffInfo", _STAFF), b.staff_info)
 
 

@@ -24,7 +24,9 @@ MAX_NS_DECLS = 1000
 
 _SEP = "\x1f"  # never legal in XML names or namespace URIs, so splitting is unambiguous
 _UTF8_BOM = b"\xef\xbb\xbf"
-_WIDE_BOMS = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\xfe\xff", b"\xff\xfe")
+_UTF32_BOMS = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")
+_UTF16_BOMS = (b"\xfe\xff", b"\xff\xfe")  # after the UTF-32 ones: \xff\xfe starts both
+_UTF16_NAMES = {"utf-16", "utf16", "utf-16le", "utf-16be", "ucs-2", "iso-10646-ucs-2"}
 _UTF8_NAMES = {"utf-8", "utf8", "us-ascii", "ascii"}
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
 
@@ -88,11 +90,26 @@ class Parsed:
     skipped: bytes                 # stray bytes skipped (BOM not included)
 
 
+def _utf16_as_utf8(data: bytes, warn: Callable[[str], None]) -> bytes | None:
+    """A UTF-16 packet with its byte order mark (Windows software saves XML so; the national library reads
+    it) as UTF-8, the one encoding the rest reads; None when it is not one. Its encoding declaration may
+    then say UTF-16 (the parser is told the bytes are UTF-8)."""
+    if data.startswith(_UTF32_BOMS):
+        raise EdxmlError("packet is UTF-32 (byte order mark found); edXML is read as UTF-8 or UTF-16",
+                         line=1, column=1)
+    if not data.startswith(_UTF16_BOMS):
+        return None
+    try:
+        text = data.decode("utf-16")  # the BOM says which byte order, and is dropped
+    except UnicodeDecodeError as e:
+        raise EdxmlError(f"packet starts with a UTF-16 byte order mark but is not UTF-16: {e.reason} at byte "
+                         f"{e.start}", line=1, column=1) from None
+    warn("packet is UTF-16 (byte order mark): read as such")
+    return text.encode("utf-8")
+
+
 def _strip_leading(data: bytes, warn: Callable[[str], None]) -> tuple[bytes, bytes]:
     """Apply the leading-junk policy; return (xml bytes, skipped junk)."""
-    if data.startswith(_WIDE_BOMS):
-        raise EdxmlError("packet is UTF-16/UTF-32 (byte order mark found); edXML is read as UTF-8 only",
-                         line=1, column=1)
     if data.startswith(_UTF8_BOM):
         data = data[len(_UTF8_BOM):]
     first = data.find(b"<")
@@ -141,7 +158,8 @@ def parse(data: bytes, warn: Callable[[str], None], *, max_depth: int = MAX_DEPT
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"edXML must be bytes, not {type(data).__name__}")
     data = bytes(data)
-    xml, junk = _strip_leading(data, warn)
+    wide = _utf16_as_utf8(data, warn)
+    xml, junk = _strip_leading(wide if wide is not None else data, warn)
     undeclared: dict[str, tuple[int, int]] = {}  # prefix -> where first used (line, column), in order
     root_start = -1
     while True:
@@ -154,7 +172,8 @@ def parse(data: bytes, warn: Callable[[str], None], *, max_depth: int = MAX_DEPT
         else:
             text, shift = xml, None
         try:
-            parsed = _parse_once(text, junk, shift, max_depth=max_depth, max_ns_decls=max_ns_decls)
+            parsed = _parse_once(text, junk, shift, max_depth=max_depth, max_ns_decls=max_ns_decls,
+                                 from_utf16=wide is not None)
         except _Unbound as u:
             new = [pre for pre in u.prefixes if pre not in undeclared]
             if not recover_prefixes or not new or len(undeclared) + len(new) > MAX_UNDECLARED:
@@ -182,7 +201,7 @@ def _after_name(xml: bytes, start: int) -> int:
 
 
 def _parse_once(xml: bytes, junk: bytes, shift: tuple[int, int, int] | None, *, max_depth: int,
-                max_ns_decls: int) -> Parsed:
+                max_ns_decls: int, from_utf16: bool = False) -> Parsed:
     # Positions expat reports are relative to `xml`; shift them back onto the original:
     # past the stray bytes, and before the declarations inserted for undeclared prefixes.
     junk_lines = junk.count(b"\n")
@@ -195,7 +214,8 @@ def _parse_once(xml: bytes, junk: bytes, shift: tuple[int, int, int] | None, *, 
             col0 += junk_cols
         return line + junk_lines, col0 + 1
 
-    p = expat.ParserCreate(namespace_separator=_SEP)
+    # bytes transcoded from UTF-16 are UTF-8 whatever their declaration says
+    p = expat.ParserCreate("UTF-8" if from_utf16 else None, namespace_separator=_SEP)
     p.namespace_prefixes = True
     p.buffer_text = True
     p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
@@ -215,7 +235,7 @@ def _parse_once(xml: bytes, junk: bytes, shift: tuple[int, int, int] | None, *, 
         raise refuse(f"external entity reference {sysid!r}")
 
     def on_xmldecl(version, encoding, standalone):  # noqa: ANN001
-        if encoding is not None and encoding.lower() not in _UTF8_NAMES:
+        if encoding is not None and encoding.lower() not in _UTF8_NAMES | (_UTF16_NAMES if from_utf16 else set()):
             line, col = pos(p.CurrentLineNumber, p.CurrentColumnNumber)
             raise EdxmlError(f"line {line}, column {col}: encoding {encoding!r} not supported; "
                              "edXML is read as UTF-8 only", line=line, column=col)

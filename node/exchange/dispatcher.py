@@ -22,7 +22,7 @@ from ..escaping import escape
 from ..identity import sealing
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
-from ..store import audit, outbox, peers
+from ..store import audit, inbox, outbox, peers
 from ..store.database import Database, Transaction
 from .hop import Deliver, HopSender, Outcome, Prepared, RetryPolicy, SendLimits
 from .outgoing import EnvelopeMaker, Sealed
@@ -135,6 +135,7 @@ class Dispatcher:
             for h in retried:
                 peers.reset(tx, h)
                 outbox.undefer(tx, h)
+                outbox.release_held_back(tx, h)  # the operator's word; a neighbour's heartbeat does not do this
         for h in retried:
             self.on_return(h)
             self.wake(h)
@@ -261,9 +262,10 @@ class Dispatcher:
         if not outbox.mark_final(tx, p.message_id, hop, state, f"{reason}: {detail}", now):
             return
         tx.on_commit(lambda: self.metrics.gave_up(reason))
+        seq = p.seq or outbox.seq_in(tx, p.message_id)  # ListSent's seq of the entry that changed
         tx.on_commit(lambda: self.events.emit(
             events.REJECTED if state == outbox.REJECTED else events.EXPIRED, message_id=p.message_id,
-            peer=hop, recipient=p.recipient, kind=p.kind, time_ms=now, reason=reason))
+            peer=hop, recipient=p.recipient, kind=p.kind, time_ms=now, reason=reason, seq=seq))
         if p.kind == pb.NOTICE:
             return
         notice = pb.Payload(notice=pb.Notice(ref_message_id=p.message_id, recipient=p.recipient, reason=reason,
@@ -284,8 +286,9 @@ class Dispatcher:
         self.maker.queue_in(tx, sealed, f"not delivered: {reason}", origin="relay")
         h = sealed.header
         if to_us:
+            notice_seq = inbox.seq_in(tx, h.message_id)
             tx.on_commit(lambda: self.events.emit(
                 events.ARRIVED, message_id=h.message_id, peer=h.sender, recipient=h.recipient, kind=h.kind,
-                time_ms=now, reason=reason, ref_message_id=h.ref_message_id))
+                time_ms=now, reason=reason, ref_message_id=h.ref_message_id, seq=notice_seq))
         else:
             tx.on_commit(lambda: self.wake(back))

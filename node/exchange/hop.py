@@ -83,6 +83,12 @@ def is_permanent(reason: str) -> bool:
     return known is not None and known.permanent
 
 
+# transient refusals about one envelope, not the link: those envelopes wait on a backoff of their own (their
+# attempts), the hop's other mail goes on, and the link's backoff is untouched (a relay's PARK_FULL for one
+# origin's junk once held a province's whole hop back, and every heartbeat from below undid the backoff)
+ENVELOPE_TRANSIENT = frozenset({Reason.PARK_FULL.wire})
+
+
 PEER_TEXT = 300  # characters of a peer's refusal kept in our outbox row, log and notice
 
 
@@ -230,6 +236,7 @@ class HopSender:
             return Outcome.BACKOFF
         bad_receipts: list[tuple[str, str]] = []
         retry_later: list[tuple[str, str]] = []
+        held_back: list[tuple[str, int]] = []
         delivered: list[tuple[outbox.Pending, pb.Receipt]] = []
         verifier = receipts.Verifier(self.trust)
         with self.db.transaction(durable=False) as tx:
@@ -245,6 +252,10 @@ class HopSender:
                 elif is_permanent(outcome.rejection.reason):
                     rej = outcome.rejection
                     self.give_up(tx, p, self.hop, outbox.REJECTED, bounded(rej.reason, 64), bounded(rej.message, PEER_TEXT))
+                elif outcome.rejection.reason in ENVELOPE_TRANSIENT:
+                    delay = self.policy.delay(p.attempts + 1, self.rng)
+                    held_back.append((p.message_id, now + int(delay * 1000)))
+                    outbox.hold_back(tx, held_back[-1:], _peer_text(outcome.rejection))
                 else:  # a refusal that may pass (or a reason we do not know): kept, and the hop backs off
                     retry_later.append((p.message_id, _peer_text(outcome.rejection)))
             outbox.mark_delivered(tx, [(p.message_id, r) for p, r in delivered], self.hop, now)
@@ -260,13 +271,20 @@ class HopSender:
                 tx.on_commit(lambda: self._count_delivered([p for p, _ in delivered]))
             for p, _ in delivered:
                 tx.on_commit(lambda p=p: self.events.emit(events.DELIVERED, message_id=p.message_id, peer=self.hop,
-                                                          recipient=p.recipient, kind=p.kind, time_ms=now))
+                                                          recipient=p.recipient, kind=p.kind, time_ms=now,
+                                                          seq=p.seq))
         if bad_receipts:
             log.warning("bad receipts from %s: %s", self.hop, bad_receipts[0][1],
                         extra=logs.fields(hop=self.hop, message_id=bad_receipts[0][0], reason=Reason.BAD_RECEIPT))
         if retry_later:
             log.warning("%s refused %d envelopes for now (kept for a retry): %s", self.hop, len(retry_later),
                         retry_later[0][1], extra=logs.fields(hop=self.hop, message_id=retry_later[0][0]))
+        if held_back:
+            first = min(when for _, when in held_back)
+            log.info("%s refused %d envelopes for now on their own account (PARK_FULL): each retried after its own "
+                     "backoff, the hop's other mail goes on", self.hop, len(held_back), extra=logs.fields(hop=self.hop))
+            if self.timer is not None:
+                self.timer.call_later(f"held-back:{self.hop}", max(0.0, (first - now) / 1000), self.wake)
         if failed:
             self._back_off(state.failures + 1, [], failed[0][1])
             return Outcome.BACKOFF

@@ -3,10 +3,14 @@
 Mail for a code the code rule places below us, whose child on the route has not registered (a
 relay restored into an empty registry, a commune not set up yet, or a made-up code), is taken
 and "parked": queued for that child, sent when it registers. A node cannot tell these cases
-apart, so parking is bounded: per handing peer (`limits.parked_per_peer`, `parked_bytes_per_peer`;
-beyond it PARK_FULL, transient, so the peer keeps the envelope) and in time (`limits.park_for`,
-then a non-delivery notice, node.exchange.dispatcher). An insider parking mail for invented codes
-fills only its own quota."""
+apart, so parking is bounded: per origin, the agency that signed the envelope
+(`limits.parked_per_origin`, `parked_bytes_per_origin`; beyond it PARK_FULL, transient, so the peer
+keeps the envelope and retries it alone) and in time (`limits.park_for`, then a non-delivery notice,
+node.exchange.dispatcher). An insider parking mail for invented codes fills only its own quota, not
+that of the relays that carried it (counted per relay, one stranger's junk blocked a province's mail).
+
+What a batch makes us verify is bounded before any signature is checked: its relay marks all
+together (`limits.marks_per_batch`, OVER_LIMIT) and the peer's signature budget (SIGNATURE_BUDGET)."""
 from __future__ import annotations
 
 import contextlib
@@ -21,9 +25,9 @@ from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
-from ..store import custody, outbox
+from ..store import custody, inbox, outbox
 from ..incidents import log_incident
-from ..limits import Limits, over
+from ..limits import Limits, SignatureBudget, over
 from ..store.database import Database
 from .outgoing import subject_of
 from ..events import EventSink, NoEvents
@@ -38,9 +42,11 @@ class Intake:
     def __init__(self, db: Database, signer: Signer, trust: TrustStore, router: Router, clock: Clock,
                  max_size: int, *, queues: Waker, local_mail: LocalMail = PLAIN_MAIL,
                  events_: EventSink = NoEvents(), limits: Limits = Limits(), metrics: Recorder = NO_METRICS,
-                 opener: env_mod.Opener | None = None, pins: CertificatePins = NO_PINS) -> None:
+                 opener: env_mod.Opener | None = None, pins: CertificatePins = NO_PINS,
+                 signatures: SignatureBudget | None = None) -> None:
         self.metrics = metrics
         self.pins = pins  # a registered child hands over and marks only with the certificate it registered
+        self.signatures = signatures or SignatureBudget(limits, clock.now)
         self.opener = opener  # our seal key: payloads sealed to us are opened here, before the lifecycle checks
         self.db, self.signer, self.trust, self.router = db, signer, trust, router
         self.clock, self.max_size, self.limits = clock, max_size, limits
@@ -63,6 +69,10 @@ class Intake:
             self.pins.check(peer, peer_cert, "the hand-over")
         if len(raws) > self.limits.envelopes_per_batch:
             raise over("envelopes in one batch", len(raws), self.limits.envelopes_per_batch, "envelopes")
+        marks = sum(_marks(raw) for raw in raws)
+        if marks > self.limits.marks_per_batch:  # refused whole, unread: no signature checked, no row recorded
+            raise over("relay marks in one batch", marks, self.limits.marks_per_batch, "envelopes")
+        self.signatures.charge(peer, len(raws) + marks, "envelopes and relay marks")
         results: list[pb.Receipt | Rejected | None] = [None] * len(raws)
         accepted: list[tuple[int, custody.Incoming]] = []
         refused: list[tuple[str, Rejected]] = []
@@ -98,6 +108,10 @@ class Intake:
             for (i, _), outcome in zip(accepted, stored):
                 results[i] = outcome
             self._count(results)  # before the events: a watcher that saw one reads metrics that count it
+            arrived = [item for item, outcome in zip((it for _, it in accepted), stored)
+                       if isinstance(outcome, pb.Receipt) and item.next_hop is None]
+            seqs = inbox.seqs_of(self.db, [it.header.message_id for it in arrived]) \
+                if arrived and self.events.wants(events.ARRIVED) else {}  # ListInbox's seq: resume after it
             for (i, item), outcome in zip(accepted, stored):
                 if not isinstance(outcome, pb.Receipt):
                     continue
@@ -107,7 +121,8 @@ class Intake:
                     h = item.header
                     code = item.payload.status.status_code if item.payload.WhichOneof("body") == "status" else ""
                     self.events.emit(events.ARRIVED, message_id=h.message_id, peer=h.sender, recipient=h.recipient,
-                                     kind=h.kind, time_ms=now, ref_message_id=h.ref_message_id, status_code=code)
+                                     kind=h.kind, time_ms=now, ref_message_id=h.ref_message_id, status_code=code,
+                                     seq=seqs.get(h.message_id, 0))
             for hop in hops:
                 self.queues.wake(hop)
         else:
@@ -116,7 +131,7 @@ class Intake:
 
     def _within_quota(self, accepted: list[tuple[int, custody.Incoming]], results: list,
                       refused: list[tuple[str, Rejected]]) -> list[tuple[int, custody.Incoming]]:
-        """The accepted items, less the parked ones over their peer's quota (refused PARK_FULL, kept by the peer).
+        """The accepted items, less the parked ones over their origin's quota (refused PARK_FULL, kept by the peer).
         A retry of an envelope parked before is answered with its receipt, not counted again."""
         lim = self.limits
         seen = custody.received_ids(self.db, [item.message_id for _, item in accepted if item.parked])
@@ -126,14 +141,14 @@ class Intake:
             if item.parked is None or item.message_id in seen:
                 kept.append((i, item))
                 continue
-            peer = item.parked.peer
-            used = usage.setdefault(peer, list(outbox.parked_usage(self.db, peer)))
-            if used[0] + 1 > lim.parked_per_peer or used[1] + len(item.raw) > lim.parked_bytes_per_peer:
+            origin = item.parked.peer
+            used = usage.setdefault(origin, list(outbox.parked_usage(self.db, origin)))
+            if used[0] + 1 > lim.parked_per_origin or used[1] + len(item.raw) > lim.parked_bytes_per_origin:
                 results[i] = r = Rejected(
-                    Reason.PARK_FULL, f"{peer} already has {used[0]} envelopes ({used[1]} bytes) waiting at "
-                    f"{self.signer.code} for agencies not registered yet (limits.parked_per_peer "
-                    f"{lim.parked_per_peer}, parked_bytes_per_peer {lim.parked_bytes_per_peer})",
-                    metadata={"limit": str(lim.parked_per_peer)})
+                    Reason.PARK_FULL, f"{origin} already has {used[0]} envelopes ({used[1]} bytes) waiting at "
+                    f"{self.signer.code} for agencies not registered yet (limits.parked_per_origin "
+                    f"{lim.parked_per_origin}, parked_bytes_per_origin {lim.parked_bytes_per_origin})",
+                    metadata={"limit": str(lim.parked_per_origin)})
                 refused.append((item.message_id, r))
                 continue
             used[0] += 1
@@ -171,8 +186,8 @@ class Intake:
             if awaited is None:
                 raise Rejected(Reason.UNKNOWN_RECIPIENT, str(e)) from None
             route = (awaited, None)  # custody now; queued until the child registers (within a quota and park_for)
-            parked = outbox.Park(peer or v.path[-1][0],
-                                 min(self.clock.now_ms() + int(self.limits.park_for * 1000), h.expires_ms))
+            # counted against the origin (the signed sender), not the relay that carried it
+            parked = outbox.Park(h.sender, min(self.clock.now_ms() + int(self.limits.park_for * 1000), h.expires_ms))
         next_hop = route[0] if route else None
         payload = None
         if next_hop is None:
@@ -204,6 +219,14 @@ def _without_content(r: Rejected) -> Rejected:
     if r.reason in (Reason.BAD_SEAL, Reason.NOT_SEALED_FOR_ME):
         return r
     return Rejected(r.reason, r.reason.public_message, field=r.field, metadata=r.metadata)
+
+
+def _marks(raw: bytes) -> int:
+    """Relay marks on an envelope, counted without checking anything (0 if it does not parse: refused later)."""
+    try:
+        return len(pb.Envelope.FromString(raw).trace)
+    except Exception:
+        return 0
 
 
 def _message_id(raw: bytes) -> str:

@@ -20,9 +20,11 @@ from typing import Any, Callable, Mapping, Protocol
 
 from .. import envelope as env_mod
 from ..clock import Clock
-from ..codes import is_identifier
+from .. import events
+from ..codes import is_identifier, is_qcvn
 from ..envelope import Signer
-from ..errors import Reason, Rejected, naming
+from ..events import EventSink, NoEvents
+from ..errors import Reason, Rejected, naming, too_large
 from ..identity import sealing
 from ..limits import Limits, check_document, over
 from ..pb import envelope_pb2 as pb
@@ -53,6 +55,7 @@ class Sealed:
     raw: bytes
     hop: str                       # next hop; "" when there is none
     refused: Rejected | None = None  # the tree says the recipient does not exist
+    waits: outbox.Waits | None = None  # the tree says the recipient has not registered (yet): where it waits
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Posted:
     doc_id: str
     envelopes: list[tuple[str, str]]            # (recipient, message id)
     hops: set[str] = field(default_factory=set)  # next hops woken once committed
+    waits: dict[str, outbox.Waits] = field(default_factory=dict)  # message id -> where it waits for a registration
 
 
 class EnvelopeMaker:
@@ -147,15 +151,18 @@ class EnvelopeMaker:
 
     def seal(self, payload: pb.Payload, recipient: str, hop: str, *, priority: int = 0,
              lifetime_s: float | None = None, ref_message_id: str = "", refused: Rejected | None = None,
-             seal_to: bytes = b"", content: sealing.Content | None = None, clear_ok: bool = False) -> Sealed:
+             seal_to: bytes = b"", content: sealing.Content | None = None, clear_ok: bool = False,
+             waits: outbox.Waits | None = None) -> Sealed:
         """Sign (and, with a seal key for the recipient, seal) one envelope; see `sealer` for when in clear."""
         sealer = self.sealer(payload, recipient, seal_to, content, clear_ok=clear_ok or refused is not None)
         header, raw = env_mod.seal(self.signer, recipient, payload, clock=self.clock, priority=priority,
                                    lifetime_s=lifetime_s or self.lifetime_s, ref_message_id=ref_message_id,
                                    sealer=sealer)
         if len(raw) > self.max_size:
-            raise Rejected(Reason.TOO_LARGE, f"envelope is {len(raw)} bytes, limit {self.max_size}")
-        return Sealed(header, raw, hop, refused)
+            raise too_large("envelope", len(raw), self.max_size)
+        if waits is not None:  # it cannot wait there past its own lifetime
+            waits = outbox.Waits(waits.at, min(waits.until_ms, header.expires_ms))
+        return Sealed(header, raw, hop, refused, waits)
 
     def next_hop(self, recipient: str) -> str:
         """Raises LookupError when the tree has no route."""
@@ -175,7 +182,7 @@ class EnvelopeMaker:
             if sealed.hop and self.router.awaited_child(h.recipient) == sealed.hop:  # a child not registered (yet)
                 parked = outbox.Park(self.code, min(now + int(self.limits.park_for * 1000), h.expires_ms))
             outbox.enqueue_in(tx, h, sealed.raw, sealed.hop or "-", subject, now, origin=origin,
-                              doc_id=doc_id, parked=parked)
+                              doc_id=doc_id, parked=parked, waits=sealed.waits)
 
 
 class Refuser(Protocol):
@@ -186,30 +193,33 @@ class Refuser(Protocol):
 class Outgoing:
     def __init__(self, db: Database, maker: EnvelopeMaker, queues: Waker, refuser: Refuser, *,
                  lookup: Callable[[str], object] | None = None,
-                 seal_key_of: Callable[[str], bytes] | None = None) -> None:
+                 seal_key_of: Callable[[str], bytes] | None = None, events_: EventSink = NoEvents()) -> None:
         self.db, self.maker, self.queues, self.refuser = db, maker, queues, refuser
+        self.events = events_  # a send whose recipient has not registered yet is told to watchers at once
         self.lookup = lookup  # raises Rejected(UNKNOWN_RECIPIENT) when nobody in the tree has the code
         self.seal_key_of = seal_key_of  # a recipient's published seal key, from its signed record (a lookup)
 
     def post(self, payload: pb.Payload, recipients: list[str], *, priority: int = 0,
              lifetime_s: float | None = None, ref_message_id: str | Mapping[str, str] = "",
-             ref_doc_id: str | None = None, within: Callable[[Transaction, Posted], Any] | None = None) -> Posted:
+             ref_doc_id: str | None = None, within: Callable[[Transaction, Posted], Any] | None = None,
+             require_registered: bool = False) -> Posted:
         """Queue one envelope per recipient in a single commit.
 
         `within(tx, posted)` runs inside that commit, after the envelopes are stored; what it raises
-        rolls the whole send back."""
-        sealed = [(payload, self._prepare(payload, recipients, priority, lifetime_s, ref_message_id))]
+        rolls the whole send back. `require_registered`: refuse the send unless the tree confirms every
+        recipient registered (instead of queueing it to wait for a registration)."""
+        sealed = [(payload, self._prepare(payload, recipients, priority, lifetime_s, ref_message_id,
+                                          require_registered))]
         return self._commit(sealed, ref_doc_id, within and (lambda tx, posted: within(tx, posted[0])))[0]
 
-    def post_many(self, items: list[tuple[pb.Payload, list[str], int, float | None]], *,
+    def post_many(self, items: list[tuple[pb.Payload, list[str], int, float | None, bool]], *,
                   within: Callable[[Transaction, list[Posted]], Any] | None = None) -> list[Posted]:
-        """(payload, recipients, priority, lifetime) each; every item checked and sealed, then one commit.
-
-        A refusal names the item (`documents[i]: ...`) and nothing is stored."""
+        """(payload, recipients, priority, lifetime, require_registered) each; every item checked and sealed,
+        then one commit. A refusal names the item (`documents[i]: ...`) and nothing is stored."""
         sealed = []
-        for i, (payload, recipients, priority, lifetime_s) in enumerate(items):
+        for i, (payload, recipients, priority, lifetime_s, required) in enumerate(items):
             with naming(f"documents[{i}]"):
-                sealed.append((payload, self._prepare(payload, recipients, priority, lifetime_s, "")))
+                sealed.append((payload, self._prepare(payload, recipients, priority, lifetime_s, "", required)))
         return self._commit(sealed, None, within)
 
     def post_in(self, tx: Transaction, payload: pb.Payload, recipient: str, *, priority: int = 0,
@@ -220,27 +230,32 @@ class Outgoing:
         recipient is someone who just wrote to us, so the tree has a route back, and `seal_to`
         is the seal key its envelope carried (signed by it), if it was sealed."""
         self.maker.check([recipient], priority, None)
-        hop, refused = self._route(recipient, lookup=False)
+        hop, refused, _ = self._route(recipient, lookup=False)
         sealed = [self.maker.seal(payload, recipient, hop, priority=priority, ref_message_id=ref_message_id,
                                   refused=refused, seal_to=seal_to, clear_ok=clear_ok)]
         return self._store(tx, payload, sealed, None)
 
     # ---- steps ----------------------------------------------------------------------
 
-    def _prepare(self, payload, recipients, priority, lifetime_s, ref_message_id) -> list[Sealed]:
+    def _prepare(self, payload, recipients, priority, lifetime_s, ref_message_id,
+                 require_registered: bool = False) -> list[Sealed]:
         """Checked, routed and sealed: everything that may refuse happens before the transaction."""
         self.maker.check(recipients, priority, lifetime_s)
         if payload.WhichOneof("body") == "document":
             check_document(payload.document, self.maker.limits)
-        routes = [(r, self._route(r, lookup=True)) for r in recipients]
+        routes = []
+        for i, r in enumerate(recipients):
+            with naming(f"recipients[{i}]"):
+                routes.append((r, self._route(r, lookup=True, required=require_registered)))
         content = self.maker.content(payload)  # encrypted once; each envelope wraps its key for its recipient
         made = []
-        for r, (hop, refused) in routes:
+        for r, (hop, refused, waits) in routes:
             seal_to = self._seal_to(r) if refused is None else b""
             made.append(self.maker.seal(payload, r, hop, priority=priority, lifetime_s=lifetime_s, refused=refused,
                                         ref_message_id=ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping)
                                         else ref_message_id,
-                                        seal_to=seal_to or b"", content=content, clear_ok=seal_to is None))
+                                        seal_to=seal_to or b"", content=content, clear_ok=seal_to is None,
+                                        waits=waits))
         return made
 
     def _seal_to(self, recipient: str) -> bytes | None:
@@ -275,22 +290,67 @@ class Outgoing:
             if s.refused is None:
                 self.maker.queue_in(tx, s, subject, doc_id=posted.doc_id)
                 posted.hops.add(s.hop)
+                if s.waits is not None:
+                    posted.waits[s.header.message_id] = s.waits
+                    self._tell_waiting(tx, s)
             else:  # nobody in the tree has this code: recorded as refused, with a notice to us
                 self.refuser.refuse(tx, s, subject, posted.doc_id)
         for hop in posted.hops:
             tx.on_commit(lambda hop=hop: self.queues.wake(hop))
         return posted
 
-    def _route(self, recipient: str, lookup: bool) -> tuple[str, Rejected | None]:
-        """(next hop, None), or (hop or "", why) when the tree says the recipient does not exist."""
+    def _tell_waiting(self, tx: Transaction, s: Sealed) -> None:
+        h, waits, now = s.header, s.waits, self.maker.clock.now_ms()
+        seq = outbox.seq_in(tx, h.message_id)
+        tx.on_commit(lambda: self.events.emit(
+            events.NOT_REGISTERED_YET, message_id=h.message_id, peer=waits.at, recipient=h.recipient, kind=h.kind,
+            time_ms=now, reason=Reason.NOT_REGISTERED_YET.wire, waits_until_ms=waits.until_ms, seq=seq))
+
+    def _route(self, recipient: str, lookup: bool,
+               required: bool = False) -> tuple[str, Rejected | None, outbox.Waits | None]:
+        """(next hop, None, None); (hop or "", why, None) when the tree says the recipient does not exist;
+        (hop, None, where it waits) when the tree places it under a node it has not registered with yet.
+
+        A code of no scheme the tree can place that nobody holds is a mistyped request, refused at once
+        (INVALID_REQUEST). `required` (Send's require_registered): anything but a record found is refused."""
+        waits = None
         if lookup and self.lookup is not None and recipient not in self.maker.router.peers:
             try:
                 self.lookup(recipient)
             except Rejected as r:
+                if r.reason is Reason.UNKNOWN_RECIPIENT and not is_qcvn(recipient):
+                    raise Rejected(Reason.INVALID_REQUEST, f"recipient {recipient!r} is not a QCVN 102 agency code "
+                                   "and no agency in the tree holds it", field="") from None
+                if required:
+                    raise _not_registered(recipient, r) from None
                 if r.reason is Reason.UNKNOWN_RECIPIENT:
-                    return "", r
-                # lookup could not finish (a hop is down): route by the tree and let relays decide
+                    return "", r, None
+                if r.reason is Reason.NOT_REGISTERED_YET:
+                    waits = self._waits(r)
+                # else the lookup could not finish (a hop is down): route by the tree and let relays decide
         try:
-            return self.maker.next_hop(recipient), None
+            return self.maker.next_hop(recipient), None, waits
         except LookupError as e:
-            return "", Rejected(Reason.UNKNOWN_RECIPIENT, str(e))
+            return "", Rejected(Reason.UNKNOWN_RECIPIENT, str(e)), None
+
+    def _waits(self, r: Rejected) -> outbox.Waits | None:
+        """Where the node that answered "not yet" keeps the mail, and until when (its limits.park_for)."""
+        at = r.metadata.get("waits_at", "")  # a peer's words: kept only if it is a code
+        park_for_s = r.metadata.get("park_for_s", "")
+        if not park_for_s.isdigit() or not 0 < int(park_for_s) <= MAX_LIFETIME_S:
+            park_for_s = self.maker.limits.park_for  # an older relay: ours is the default they share
+        return outbox.Waits(at if is_identifier(at) else "", self.maker.clock.now_ms() + int(float(park_for_s) * 1000))
+
+
+def _not_registered(recipient: str, r: Rejected) -> Rejected:
+    """require_registered: the send is refused now, saying what the tree answered."""
+    if r.reason is Reason.UNKNOWN_RECIPIENT:
+        return Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {recipient} is registered (require_registered)",
+                        field="")
+    if r.reason is Reason.NOT_REGISTERED_YET:
+        at = r.metadata.get("waits_at", "")
+        return Rejected(Reason.UNKNOWN_RECIPIENT, f"{recipient} has not registered"
+                        + (f" with {at}" if is_identifier(at) else "") + " (require_registered)",
+                        field="", metadata={"waits_at": at} if is_identifier(at) else None)
+    return Rejected(Reason.UNREACHABLE, f"whether {recipient} is registered cannot be checked now "
+                    f"({r.reason.wire}); retry, or send without require_registered to queue it", field="")

@@ -6,7 +6,8 @@ its only peer: the registry does the rest), starts every node as its own OS proc
 returns when every node answers gRPC health and every parent lists all its children as
 registered and reachable. The map of the running cluster (code → addresses, API token,
 pid, config) is written to ``cluster.json`` in the directory, so separate invocations
-(`scripts/cluster status`, `kill`, `restart`, `down`) work on the same cluster.
+(`scripts/cluster status`, `stop`, `kill`, `restart`, `down`) work on the same cluster; with
+`up --http` every node serves its HTTP/JSON face too, at the address cluster.json names `http`.
 
 Each node runs under a one-line ``sh`` supervisor that records the node's pid before the
 node starts and its exit status when it ends; the node is the process that gets
@@ -33,7 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 
@@ -78,6 +79,7 @@ class NodeInfo:
     dir: str
     pid: int | None = None          # the node process
     supervisor: int | None = None   # its sh supervisor (what exit is waited on)
+    http: str | None = None         # the HTTP/JSON face (api.http_listen), with `up --http`
 
     def client(self, timeout: float = 30.0) -> MailboxClient:
         return MailboxClient(self.api, self.token, timeout)
@@ -153,7 +155,7 @@ class Cluster:
         if state.exists():
             for code, info in json.loads(state.read_text()).items():
                 self.nodes[code] = NodeInfo(code=code, **{k: info.get(k) for k in (
-                    "name", "parent", "listen", "api", "token", "config", "dir", "pid", "supervisor")})
+                    "name", "parent", "listen", "api", "token", "config", "dir", "pid", "supervisor", "http")})
 
     # ---- state ----------------------------------------------------------------------
 
@@ -222,8 +224,9 @@ class Cluster:
         self.nodes.clear()
 
     def prepare(self, topology: Topology, extra: dict | None = None,
-                node_extra: dict[str, dict] | None = None) -> None:
-        """CA, keys, certificates and YAML for every node; ports allocated here and unique."""
+                node_extra: dict[str, dict] | None = None, http: bool = False) -> None:
+        """CA, keys, certificates and YAML for every node; ports allocated here and unique. `http`: every node
+        serves its HTTP/JSON face too (api.http_listen), its address in cluster.json as `http`."""
         self._prepare_dir()
         ca = nodes.make_ca(self.dir)
         used: set[int] = set()
@@ -235,15 +238,17 @@ class Cluster:
             return p
 
         addresses = {n.code: f"127.0.0.1:{port()}" for n in topology}
+        faces = {n.code: f"127.0.0.1:{port()}" for n in topology} if http else {}
         for n in topology:
+            own = _merge({"api": {"http_listen": faces[n.code]}} if http else {}, (node_extra or {}).get(n.code, {}))
             spec = nodes.NodeSpec(n.code, n.name, peers={n.parent: n.parent} if n.parent else {},
-                                  parent=n.parent, extra=_merge(extra or {}, (node_extra or {}).get(n.code, {})))
+                                  parent=n.parent, extra=_merge(extra or {}, own))
             h = nodes.prepare_node(self.dir, ca, spec, addresses)
             while int(h.api.rsplit(":", 1)[1]) in used:  # prepare_node picks the API port itself
                 h = nodes.prepare_node(self.dir, ca, spec, addresses)
             used.add(int(h.api.rsplit(":", 1)[1]))
             self.nodes[n.code] = NodeInfo(n.code, n.name, n.parent, h.listen, h.api, h.token,
-                                          str(h.config), str(h.dir))
+                                          str(h.config), str(h.dir), http=faces.get(n.code))
         self._save()
 
     # ---- processes ------------------------------------------------------------------
@@ -274,10 +279,12 @@ class Cluster:
         n.pid = int((Path(n.dir) / PID_FILE).read_text())
         self._save()
 
-    def start_all(self, order: list[str], parallel: int, timeout: float) -> None:
+    def start_all(self, order: list[str], parallel: int, timeout: float,
+                  healthy: Callable[[int], None] = lambda n: None) -> None:
         """Start nodes in `order` (parents first), at most `parallel` starting at once;
-        a node starts only once its parent (if any in the cluster) is healthy."""
+        a node starts only once its parent (if any in the cluster) is healthy. `healthy(n)`: n are."""
         done = {c: threading.Event() for c in order}
+        count, counting = [0], threading.Lock()
         failed: list[str] = []
         deadline = time.monotonic() + timeout
 
@@ -291,6 +298,9 @@ class Cluster:
                     return
                 self._spawn(code)
                 self._wait_healthy(code, max(1.0, deadline - time.monotonic()))
+                with counting:
+                    count[0] += 1
+                    healthy(count[0])
                 if self.children(code):  # subscribe before any child starts: no registration is missed
                     self._registrations[code] = EventWaiter(self.client(code), inbox=False, sent=False, registry=True)
             except BaseException:
@@ -313,27 +323,33 @@ class Cluster:
 
     def up(self, topology: Topology | str, extra: dict | None = None, node_extra: dict[str, dict] | None = None,
            parallel: int | None = None, timeout: float = 600.0, quiet: bool = False,
-           registered: bool = True, prepared=None) -> dict[str, dict]:
+           registered: bool = True, prepared=None, http: bool = False,
+           progress: Callable[[str], None] | None = None) -> dict[str, dict]:
         """Prepare, start every node, wait until all are healthy and registered; returns the map.
 
         `extra` is merged into every node's YAML (e.g. {"retry": {...}}), `node_extra` per code;
         `prepared(cluster)`, if given, runs after the CA, keys and configs exist and before any node
-        starts (e.g. to write a CRL a config names).
+        starts (e.g. to write a CRL a config names). `progress(line)`: told each step and each node healthy
+        (scripts/demo shows them while it waits).
         On any failure every node started so far is killed before the error propagates.
         """
         topo = topo_mod.load(topology) if isinstance(topology, (str, os.PathLike)) else topology
         say = (lambda m: None) if quiet else _log
+        tell = progress or (lambda m: None)
         t0 = time.monotonic()
-        self.prepare(topo, extra, node_extra)
+        self.prepare(topo, extra, node_extra, http=http)
+        tell(f"CA, {len(topo)} keys, certificates and configs made ({time.monotonic() - t0:.1f}s)")
         if prepared is not None:
             prepared(self)
         say(f"prepared {len(topo)} nodes of '{topo.name}' in {self.dir} ({time.monotonic() - t0:.1f}s)")
         parallel = parallel or max(2, 3 * (os.cpu_count() or 1))
         order = [n.code for n in sorted(topo.nodes, key=lambda n: n.depth)]  # stable: tree order per level
         try:
-            self.start_all(order, parallel, timeout)
+            self.start_all(order, parallel, timeout, lambda n: tell(f"{n}/{len(order)} nodes started and healthy "
+                                                                    f"({time.monotonic() - t0:.1f}s)"))
             say(f"{len(order)} nodes healthy ({time.monotonic() - t0:.1f}s)")
             if registered:
+                tell("waiting until every parent lists its children as reachable")
                 self.wait_registered(timeout=max(10.0, timeout - (time.monotonic() - t0)))
         except BaseException:
             self.kill_all()
@@ -425,6 +441,23 @@ class Cluster:
         self._save()
         return status
 
+    def stop(self, code: str, timeout: float = 30.0) -> int | str | None:
+        """Stop the node gracefully (SIGTERM), as systemd does; its exit status (0), "not running", or "killed"
+        when it did not stop within `timeout`."""
+        self.reload()
+        n = self.nodes[code]
+        if not self.alive(code):
+            self._reap(code)
+            return "not running"
+        os.kill(n.pid, signal.SIGTERM)
+        status = self._wait_stopped(code, timeout)
+        if status is None:
+            self._killpg(code)
+            status = "killed"
+        n.pid = None
+        self._save()
+        return status
+
     def start(self, code: str, timeout: float = 60.0) -> None:
         """Start a stopped node and wait until it is healthy (its pid recorded: down() stops it)."""
         if self.alive(code):
@@ -434,12 +467,13 @@ class Cluster:
         self._wait_healthy(code, timeout)
 
     def restart(self, code: str, timeout: float = 60.0) -> None:
-        """Start a stopped node again with the same config and ports; wait until it is healthy,
-        its parent has seen it register again, and its own children are listed as reachable."""
+        """Start the node again with its config (edited or not) and ports, stopping it first (SIGTERM) if it
+        runs; wait until it is healthy, its parent has seen it register again, and its own children are
+        listed as reachable."""
         self.reload()
         n = self.nodes[code]
-        if self.alive(code):
-            raise ClusterError(f"{code} is running (pid {n.pid}); kill or stop it first")
+        if self.alive(code) and self.stop(code) not in (0, "not running"):
+            raise ClusterError(f"{code} did not stop cleanly; see {n.dir}/node.log")
         self._reap(code)
         t_ms = int(time.time() * 1000)
         self._spawn(code)
@@ -633,13 +667,18 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start every node of a topology; prints the cluster map as JSON")
     up.add_argument("topology", help="a name in configs/topologies (small, binh-phuoc) or a YAML path")
     up.add_argument("--parallel", type=int, default=None, help="processes starting at once (default 3 x CPUs)")
-    up.add_argument("--timeout", type=float, default=600.0)
+    up.add_argument("--timeout", type=float, default=600.0, help="seconds for every node to be up and registered")
+    up.add_argument("--http", action="store_true",
+                    help="every node serves its HTTP/JSON face too; its address is `http` in cluster.json")
     for name, text in (("down", "stop every node (SIGTERM) and report exit statuses"),
                        ("status", "pid, health and registered children of every node"),
-                       ("kill", "kill -9 one node"), ("restart", "start a stopped node again and wait until it is back")):
+                       ("stop", "stop one node gracefully (SIGTERM), as systemd does"),
+                       ("kill", "kill -9 one node"),
+                       ("restart", "start one node again with its config (stopping it first if it runs; after an "
+                                   "edit of its node.yaml) and wait until it is back")):
         sp = sub.add_parser(name, help=text)
-        if name in ("kill", "restart"):
-            sp.add_argument("code")
+        if name in ("stop", "kill", "restart"):
+            sp.add_argument("code", help="the node's agency code")
         if name == "status":
             sp.add_argument("--json", action="store_true")
         sp.add_argument("--topology", help="find the cluster in var/cluster-<name>")
@@ -651,7 +690,8 @@ def main(argv: list[str] | None = None) -> int:
             topo = topo_mod.load(args.topology)
             d = Path(args.dir) if args.dir else default_dir(topo.name)
             cluster = Cluster(d)
-            print(json.dumps(cluster.up(topo, parallel=args.parallel, timeout=args.timeout), indent=2, ensure_ascii=False))
+            print(json.dumps(cluster.up(topo, parallel=args.parallel, timeout=args.timeout, http=args.http), indent=2,
+                             ensure_ascii=False))
             _log(f"cluster map: {d / STATE_FILE}; stop with: scripts/cluster down --dir {d}")
             return 0
         cluster = Cluster(_find_dir(args))
@@ -674,11 +714,15 @@ def main(argv: list[str] | None = None) -> int:
             status = cluster.kill(args.code)
             print(json.dumps({args.code: status}))
             return 0
+        if args.cmd == "stop":
+            status = cluster.stop(args.code)
+            print(json.dumps({args.code: status}))
+            return 0 if status in (0, "not running") else 1
         if args.cmd == "restart":
             t0 = time.monotonic()
             cluster.restart(args.code)
             n = cluster.nodes[args.code]
-            print(json.dumps({args.code: {"pid": n.pid, "api": n.api, "listen": n.listen,
+            print(json.dumps({args.code: {"pid": n.pid, "api": n.api, "listen": n.listen, "http": n.http,
                                           "seconds": round(time.monotonic() - t0, 2)}}))
             return 0
     except (ClusterError, topo_mod.TopologyError) as e:

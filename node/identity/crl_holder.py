@@ -21,7 +21,7 @@ from typing import Callable
 
 from .. import events
 from ..clock import Clock
-from ..errors import Reason, Rejected
+from ..errors import Reason, Rejected, too_large
 from ..events import EventSink, NoEvents
 from ..files import write_atomically
 from . import revocation
@@ -68,7 +68,7 @@ class CrlHolder:
         """Take `data` if it is a CRL an anchor signed with a higher number than ours: True if taken,
         False if it is the very list we hold; Rejected (nothing changed) otherwise."""
         if len(data) > revocation.MAX_CRL_BYTES:
-            raise Rejected(Reason.TOO_LARGE, f"CRL is over {revocation.MAX_CRL_BYTES} bytes")
+            raise too_large("CRL", len(data), revocation.MAX_CRL_BYTES)
         with self._lock:
             held = self.trust.revoked
             if held is not None and data == held.der:

@@ -8,7 +8,10 @@ SHA-256 (DER-encoded ECDSA).
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -48,9 +51,48 @@ def sign(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
     return key.sign(data, SIGNATURE_ALGORITHM)
 
 
+VERIFIED_LIMIT = 8192  # (key, digest, signature) triples remembered as verified
+
+
+class _Verified:
+    """Signatures already verified, so identical bytes are checked once: a heartbeat of 20,000 copies of one
+    signed row, or the same listing asked again, cost a signature check each. Bounded (oldest dropped);
+    only successes are kept, so a bad signature is never remembered as good."""
+
+    def __init__(self, limit: int = VERIFIED_LIMIT) -> None:
+        self.limit = limit
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(public_key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> bytes:
+        point = public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        return hashlib.sha256(b"%d:" % len(point) + point + b"%d:" % len(signature) + signature + data).digest()
+
+    def __contains__(self, key: bytes) -> bool:
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return True
+            return False
+
+    def add(self, key: bytes) -> None:
+        with self._lock:
+            self._seen[key] = None
+            if len(self._seen) > self.limit:
+                self._seen.popitem(last=False)
+
+
+VERIFIED = _Verified()
+
+
 def verify(public_key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> bool:
+    key = VERIFIED.key(public_key, signature, data)
+    if key in VERIFIED:
+        return True
     try:
         public_key.verify(signature, data, SIGNATURE_ALGORITHM)
-        return True
     except (InvalidSignature, ValueError):
         return False
+    VERIFIED.add(key)
+    return True

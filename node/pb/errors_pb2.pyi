@@ -58,6 +58,11 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HELD: _ClassVar[Reason]
     UNPRINTABLE: _ClassVar[Reason]
     NOT_QUEUED: _ClassVar[Reason]
+    METHOD_NOT_ALLOWED: _ClassVar[Reason]
+    PEER_BUSY: _ClassVar[Reason]
+    REGISTRY_BUSY: _ClassVar[Reason]
+    CHILD_BUSY: _ClassVar[Reason]
+    SIGNATURE_BUDGET: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -110,3 +115,8 @@ NOT_A_HOP: Reason
 HELD: Reason
 UNPRINTABLE: Reason
 NOT_QUEUED: Reason
+METHOD_NOT_ALLOWED: Reason
+PEER_BUSY: Reason
+REGISTRY_BUSY: Reason
+CHILD_BUSY: Reason
+SIGNATURE_BUDGET: Reason

@@ -32,6 +32,7 @@ class SendState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEND_STATE_DELIVERED: _ClassVar[SendState]
     SEND_STATE_REJECTED: _ClassVar[SendState]
     SEND_STATE_EXPIRED: _ClassVar[SendState]
+    SEND_STATE_NOT_REGISTERED_YET: _ClassVar[SendState]
 
 class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -46,6 +47,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_CHECKPOINT: _ClassVar[EventType]
     EVENT_TYPE_CHECKPOINT_KEPT: _ClassVar[EventType]
     EVENT_TYPE_CRL: _ClassVar[EventType]
+    EVENT_TYPE_NOT_REGISTERED_YET: _ClassVar[EventType]
 DOC_STATE_UNSPECIFIED: DocState
 DOC_STATE_ACTIVE: DocState
 DOC_STATE_REVOKED: DocState
@@ -62,6 +64,7 @@ SEND_STATE_PENDING: SendState
 SEND_STATE_DELIVERED: SendState
 SEND_STATE_REJECTED: SendState
 SEND_STATE_EXPIRED: SendState
+SEND_STATE_NOT_REGISTERED_YET: SendState
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_WATCHING: EventType
 EVENT_TYPE_ARRIVED: EventType
@@ -73,28 +76,35 @@ EVENT_TYPE_HEARTBEAT: EventType
 EVENT_TYPE_CHECKPOINT: EventType
 EVENT_TYPE_CHECKPOINT_KEPT: EventType
 EVENT_TYPE_CRL: EventType
+EVENT_TYPE_NOT_REGISTERED_YET: EventType
 
 class SendRequest(_message.Message):
-    __slots__ = ("document", "recipients", "priority", "lifetime_seconds", "client_key")
+    __slots__ = ("document", "recipients", "priority", "lifetime_seconds", "client_key", "require_registered")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_REGISTERED_FIELD_NUMBER: _ClassVar[int]
     document: _envelope_pb2.Document
     recipients: _containers.RepeatedScalarFieldContainer[str]
     priority: int
     lifetime_seconds: int
     client_key: str
-    def __init__(self, document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., recipients: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., lifetime_seconds: _Optional[int] = ..., client_key: _Optional[str] = ...) -> None: ...
+    require_registered: bool
+    def __init__(self, document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., recipients: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., lifetime_seconds: _Optional[int] = ..., client_key: _Optional[str] = ..., require_registered: _Optional[bool] = ...) -> None: ...
 
 class SentEnvelope(_message.Message):
-    __slots__ = ("recipient", "message_id")
+    __slots__ = ("recipient", "message_id", "waits_at", "waits_until_ms")
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    WAITS_AT_FIELD_NUMBER: _ClassVar[int]
+    WAITS_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
     recipient: str
     message_id: str
-    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
+    waits_at: str
+    waits_until_ms: int
+    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ..., waits_at: _Optional[str] = ..., waits_until_ms: _Optional[int] = ...) -> None: ...
 
 class SendResponse(_message.Message):
     __slots__ = ("envelopes", "doc_id")
@@ -235,7 +245,7 @@ class ListSentRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., after_seq: _Optional[int] = ..., state: _Optional[str] = ..., send_state: _Optional[_Union[SendState, str]] = ...) -> None: ...
 
 class SentEntry(_message.Message):
-    __slots__ = ("seq", "message_id", "recipient", "next_hop", "kind", "state", "attempts", "created_ms", "delivered_ms", "reason", "receipt", "subject", "latest_status", "latest_status_ms", "send_state")
+    __slots__ = ("seq", "message_id", "recipient", "next_hop", "kind", "state", "attempts", "created_ms", "delivered_ms", "reason", "receipt", "subject", "latest_status", "latest_status_ms", "send_state", "waits_at", "waits_until_ms")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +261,8 @@ class SentEntry(_message.Message):
     LATEST_STATUS_FIELD_NUMBER: _ClassVar[int]
     LATEST_STATUS_MS_FIELD_NUMBER: _ClassVar[int]
     SEND_STATE_FIELD_NUMBER: _ClassVar[int]
+    WAITS_AT_FIELD_NUMBER: _ClassVar[int]
+    WAITS_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     message_id: str
     recipient: str
@@ -266,7 +278,9 @@ class SentEntry(_message.Message):
     latest_status: str
     latest_status_ms: int
     send_state: SendState
-    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., created_ms: _Optional[int] = ..., delivered_ms: _Optional[int] = ..., reason: _Optional[str] = ..., receipt: _Optional[_Union[_envelope_pb2.Receipt, _Mapping]] = ..., subject: _Optional[str] = ..., latest_status: _Optional[str] = ..., latest_status_ms: _Optional[int] = ..., send_state: _Optional[_Union[SendState, str]] = ...) -> None: ...
+    waits_at: str
+    waits_until_ms: int
+    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., created_ms: _Optional[int] = ..., delivered_ms: _Optional[int] = ..., reason: _Optional[str] = ..., receipt: _Optional[_Union[_envelope_pb2.Receipt, _Mapping]] = ..., subject: _Optional[str] = ..., latest_status: _Optional[str] = ..., latest_status_ms: _Optional[int] = ..., send_state: _Optional[_Union[SendState, str]] = ..., waits_at: _Optional[str] = ..., waits_until_ms: _Optional[int] = ...) -> None: ...
 
 class ListSentResponse(_message.Message):
     __slots__ = ("entries", "has_more")
@@ -287,7 +301,7 @@ class WatchRequest(_message.Message):
     def __init__(self, inbox: _Optional[bool] = ..., sent: _Optional[bool] = ..., registry: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code", "seq", "crl_number", "event_type")
+    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code", "seq", "crl_number", "event_type", "waits_until_ms")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
@@ -301,6 +315,7 @@ class Event(_message.Message):
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CRL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WAITS_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
     type: str
     message_id: str
     peer: str
@@ -314,7 +329,8 @@ class Event(_message.Message):
     seq: int
     crl_number: int
     event_type: EventType
-    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., seq: _Optional[int] = ..., crl_number: _Optional[int] = ..., event_type: _Optional[_Union[EventType, str]] = ...) -> None: ...
+    waits_until_ms: int
+    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., seq: _Optional[int] = ..., crl_number: _Optional[int] = ..., event_type: _Optional[_Union[EventType, str]] = ..., waits_until_ms: _Optional[int] = ...) -> None: ...
 
 class DirectoryRequest(_message.Message):
     __slots__ = ("parent", "recursive", "level", "name_contains", "page_size", "page_token")
@@ -405,23 +421,25 @@ class ChangeRequest(_message.Message):
     def __init__(self, doc_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., take_back: _Optional[bool] = ..., reason: _Optional[str] = ..., document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class StatusView(_message.Message):
-    __slots__ = ("status_code", "time_ms", "staff_info", "description", "message_id", "received_ms")
+    __slots__ = ("status_code", "time_ms", "staff_info", "description", "message_id", "received_ms", "timestamp")
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     STAFF_INFO_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     status_code: str
     time_ms: int
     staff_info: _envelope_pb2.StaffInfo
     description: str
     message_id: str
     received_ms: int
-    def __init__(self, status_code: _Optional[str] = ..., time_ms: _Optional[int] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., message_id: _Optional[str] = ..., received_ms: _Optional[int] = ...) -> None: ...
+    timestamp: str
+    def __init__(self, status_code: _Optional[str] = ..., time_ms: _Optional[int] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., message_id: _Optional[str] = ..., received_ms: _Optional[int] = ..., timestamp: _Optional[str] = ...) -> None: ...
 
 class RecipientTrack(_message.Message):
-    __slots__ = ("recipient", "message_id", "state", "delivered_ms", "arrived_ms", "path", "statuses", "reason", "latest_status", "send_state")
+    __slots__ = ("recipient", "message_id", "state", "delivered_ms", "arrived_ms", "path", "statuses", "reason", "latest_status", "send_state", "waits_at", "waits_until_ms")
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -432,6 +450,8 @@ class RecipientTrack(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     LATEST_STATUS_FIELD_NUMBER: _ClassVar[int]
     SEND_STATE_FIELD_NUMBER: _ClassVar[int]
+    WAITS_AT_FIELD_NUMBER: _ClassVar[int]
+    WAITS_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
     recipient: str
     message_id: str
     state: str
@@ -442,7 +462,9 @@ class RecipientTrack(_message.Message):
     reason: str
     latest_status: str
     send_state: SendState
-    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ..., state: _Optional[str] = ..., delivered_ms: _Optional[int] = ..., arrived_ms: _Optional[int] = ..., path: _Optional[_Iterable[_Union[HopView, _Mapping]]] = ..., statuses: _Optional[_Iterable[_Union[StatusView, _Mapping]]] = ..., reason: _Optional[str] = ..., latest_status: _Optional[str] = ..., send_state: _Optional[_Union[SendState, str]] = ...) -> None: ...
+    waits_at: str
+    waits_until_ms: int
+    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ..., state: _Optional[str] = ..., delivered_ms: _Optional[int] = ..., arrived_ms: _Optional[int] = ..., path: _Optional[_Iterable[_Union[HopView, _Mapping]]] = ..., statuses: _Optional[_Iterable[_Union[StatusView, _Mapping]]] = ..., reason: _Optional[str] = ..., latest_status: _Optional[str] = ..., send_state: _Optional[_Union[SendState, str]] = ..., waits_at: _Optional[str] = ..., waits_until_ms: _Optional[int] = ...) -> None: ...
 
 class TrackRequest(_message.Message):
     __slots__ = ("doc_id",)

@@ -19,6 +19,7 @@ from ..clock import Clock
 from ..codes import ROOT, CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
 from ..errors import Reason, Rejected
+from ..limits import InFlight, Limits, over
 from ..identity.crl_holder import CrlHolder
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
@@ -41,7 +42,13 @@ class Directory:
                  transport: PeerTransport, heartbeat_s: float, stale_after_s: float,
                  cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None,
                  on_alive: Callable[[str, str], None] = lambda code, how: None, seal_key: bytes = b"",
-                 peer_addresses: dict[str, str] | None = None, crl: CrlHolder | None = None) -> None:
+                 peer_addresses: dict[str, str] | None = None, crl: CrlHolder | None = None,
+                 limits: Limits = Limits()) -> None:
+        self.limits = limits
+        self.park_for_s = limits.park_for  # how long mail for a child not registered waits here
+        # questions passed down to each child and not answered yet: a child that answers slowly (or an insider
+        # that never does) holds at most this many of our threads, whoever asks (CHILD_BUSY past it)
+        self._down = InFlight(limits.lookups_down_per_child)
         self.seal_key = seal_key  # our seal key's public half (SPKI DER), published in our record
         self.peer_addresses = dict(peer_addresses or {})  # configured peers: asked for their own record
         self.db, self.signer, self.trust, self.clock = db, signer, trust, clock
@@ -306,6 +313,8 @@ class Directory:
             if record.code != code:
                 raise Rejected(Reason.BAD_SIGNATURE, f"lookup for {code} answered with {record.code}")
         except Rejected as r:
+            if r.reason is Reason.CHILD_BUSY and cached:
+                return cached[0]  # the agency's own signed record, past its cache time: better than waiting
             if r.reason is Reason.UNKNOWN_RECIPIENT and authoritative:
                 with self._lock:
                     self._trim(now)
@@ -365,7 +374,7 @@ class Directory:
             return self._proven(code, self._ask(code, from_below, lambda peer, up: self.transport.children(
                 peer, rpb.ChildrenRequest(code=code, recursive=recursive, from_below=up))).entries)
         entries = [self.entry_of(c) for c in store.children(self.db)]
-        if recursive:
+        if recursive:  # each child's listing is bounded (entries_per_listing): the whole one by the tree's width
             for c in store.children(self.db):
                 try:
                     entries.extend(self._proven(c.code, self._call_down(c.code, lambda peer: self.transport.children(
@@ -400,7 +409,10 @@ class Directory:
     def _proven(self, under: str, entries) -> list[rpb.DirectoryEntry]:
         """What another node listed below `under`, but only agencies' own signed records, each below `under`
         where this node can place it: a child answering for its subtree may not make agencies up, nor
-        move one into it (a record that did not parse once failed the whole listing)."""
+        move one into it (a record that did not parse once failed the whole listing). A listing longer than
+        `limits.entries_per_listing` is refused unchecked: 20,000 records cost two seconds of CPU to check."""
+        if len(entries) > self.limits.entries_per_listing:
+            raise over(f"records listed below {under}", len(entries), self.limits.entries_per_listing, "entries")
         kept, dropped = [], []
         for entry in entries:
             try:
@@ -435,8 +447,13 @@ class Directory:
     def _call_down(self, child_code: str, call):
         child = store.get(self.db, child_code)
         if child is None:  # placed under us by the code rule, not registered: "not yet" (a restore, a new commune)
-            raise Rejected(Reason.NOT_REGISTERED_YET, f"{child_code} has not registered with {self.code} (yet)")
-        return self._call(child_code, child.endpoint, call)
+            # where mail for it waits (here: parked) and for how long at most, for the sender to show (issue 17)
+            raise Rejected(Reason.NOT_REGISTERED_YET, f"{child_code} has not registered with {self.code} (yet)",
+                           metadata={"waits_at": self.code, "park_for_s": str(int(self.park_for_s))})
+        with self._down.holding(child_code, lambda: Rejected(
+                Reason.CHILD_BUSY, f"{child_code} has {self._down.limit} questions from {self.code} outstanding "
+                f"(limits.lookups_down_per_child)", metadata={"child": child_code})):
+            return self._call(child_code, child.endpoint, call)
 
     def _call(self, code: str, address: str, call):
         """`call(Peer(code, address))` through the transport; what goes wrong as our own Rejected."""

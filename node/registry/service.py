@@ -1,6 +1,11 @@
 """The Registry gRPC servicer: what a node answers its children and neighbours.
 
-Refusals are raised as Rejected; node.interceptor turns them into statuses."""
+Every call is bounded before it costs anything: lookups and listings, and registrations,
+heartbeats and checkpoints, each at a rate per peer (RATE_LIMITED); counter rows per heartbeat
+(OVER_LIMIT) and the signatures they make us check (SIGNATURE_BUDGET, shared with the peer's
+deliveries); listings only for neighbours (NOT_A_NEIGHBOUR). How many calls run at once is
+bounded before they get here (node.peer_gate). Refusals are raised as Rejected;
+node.interceptor turns them into statuses."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -10,7 +15,8 @@ import grpc
 from ..codes import is_identifier
 from ..errors import Reason, Rejected
 from ..exchange.service import PeerIdentity
-from ..limits import Limits, RateLimiter
+from ..clock import SYSTEM, Clock
+from ..limits import Limits, RateLimiter, SignatureBudget, over
 from ..pb import registry_pb2 as rpb
 from ..pb import registry_pb2_grpc as rgrpc
 from .directory import Directory
@@ -21,18 +27,35 @@ if TYPE_CHECKING:
 
 class RegistryService(rgrpc.RegistryServicer):
     def __init__(self, directory: Directory, peers: PeerIdentity, limits: Limits = Limits(),
-                 checkpoints: "Keeper | None" = None) -> None:
+                 checkpoints: "Keeper | None" = None, clock: Clock = SYSTEM,
+                 signatures: SignatureBudget | None = None) -> None:
         self.directory = directory
         self.checkpoints = checkpoints
         self.peers = peers
-        self.lookups = RateLimiter(limits.lookups_per_second, limits.lookup_burst)  # per asking peer
+        self.limits = limits
+        self.lookups = RateLimiter(limits.lookups_per_second, limits.lookup_burst, clock.now)  # per asking peer
+        # per peer and kind: a registration, a heartbeat or a checkpoint each costs a signature check and a write
+        self.updates = {kind: RateLimiter(limits.registry_updates_per_second, limits.registry_update_burst, clock.now)
+                        for kind in ("registrations", "heartbeats", "checkpoints")}
+        self.signatures = signatures or SignatureBudget(limits, clock.now)
+
+    def _caller(self, context: grpc.ServicerContext, kind: str) -> str | None:
+        peer = self.peers.of(context)
+        self.updates[kind].check(peer or "plain-text peer", kind)
+        return peer
 
     def Register(self, request: rpb.SignedRecord, context: grpc.ServicerContext) -> rpb.RegisterResponse:
-        heartbeat_ms = self.directory.register(request, self.peers.of(context))
+        heartbeat_ms = self.directory.register(request, self._caller(context, "registrations"))
         return rpb.RegisterResponse(heartbeat_ms=heartbeat_ms, crl_der=self.directory.crl_der())
 
     def Heartbeat(self, request: rpb.HeartbeatRequest, context: grpc.ServicerContext) -> rpb.HeartbeatResponse:
-        crl = self.directory.heartbeat(request.code, self.peers.of(context), dict(request.odd_codes),
+        peer = self._caller(context, "heartbeats")
+        rows = len(request.signed_stats)
+        if rows > self.limits.stats_rows_per_heartbeat:  # refused unread: 20,000 rows cost two seconds of CPU
+            raise over("signed counter rows in one heartbeat", rows, self.limits.stats_rows_per_heartbeat,
+                       "signed_stats")
+        self.signatures.charge(peer, rows, "heartbeat counters")
+        crl = self.directory.heartbeat(request.code, peer, dict(request.odd_codes),
                                        request.signed_stats, request.crl_number)
         return rpb.HeartbeatResponse(crl_der=crl)
 
@@ -41,7 +64,7 @@ class RegistryService(rgrpc.RegistryServicer):
                                                                               self.peers.of(context)))
 
     def Checkpoint(self, request: rpb.SignedCheckpoint, context: grpc.ServicerContext) -> rpb.CheckpointResponse:
-        return self._keeper().take(request, self.peers.of(context))
+        return self._keeper().take(request, self._caller(context, "checkpoints"))
 
     def LatestCheckpoint(self, request: rpb.CheckpointRequest, context: grpc.ServicerContext) -> rpb.CheckpointResponse:
         return self._keeper().latest_for(request.code, self.peers.of(context), request.seq)
@@ -56,7 +79,13 @@ class RegistryService(rgrpc.RegistryServicer):
         return rpb.LookupResponse(entry=self.directory.lookup(request.code, from_below))
 
     def Children(self, request: rpb.ChildrenRequest, context: grpc.ServicerContext) -> rpb.ChildrenResponse:
+        """Listings only for our parent and registered children (the directory asks no one else): a listing
+        makes us ask a subtree and check every record in it, work no stranger may order."""
         from_below = self._asker(context, request.code, request.from_below)
+        peer = self.peers.of(context)
+        if peer is not None and peer != self.directory.parent and not self.directory.is_child(peer):
+            raise Rejected(Reason.NOT_A_NEIGHBOUR, f"{peer} is not the parent or a registered child of "
+                           f"{self.directory.code}: listings are answered to neighbours only")
         return rpb.ChildrenResponse(entries=self.directory.children(request.code, request.recursive, from_below))
 
     def _asker(self, context: grpc.ServicerContext, code: str, from_below: bool) -> bool:

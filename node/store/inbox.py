@@ -41,6 +41,22 @@ def get(db: Database, message_id: str) -> dict | None:
                         " ON e.message_id = inbox.message_id WHERE inbox.message_id = ?", (message_id,))
 
 
+def seq_in(conn, message_id: str) -> int:
+    """The entry's seq (what ListInbox pages by), inside a transaction; 0 if there is none."""
+    row = conn.execute("SELECT seq FROM inbox WHERE message_id = ?", (message_id,)).fetchone()
+    return row[0] if row else 0
+
+
+def seqs_of(db: Database, message_ids: list[str]) -> dict[str, int]:
+    """message id -> its entry's seq (what ListInbox pages by), for the ones in the mailbox."""
+    out: dict[str, int] = {}
+    for i in range(0, len(message_ids), 500):
+        chunk = message_ids[i:i + 500]
+        out.update((r["message_id"], r["seq"]) for r in db.query(
+            f"SELECT message_id, seq FROM inbox WHERE message_id IN ({','.join('?' * len(chunk))})", chunk))
+    return out
+
+
 def envelope(db: Database, message_id: str) -> bytes | None:
     row = db.query_one("SELECT raw FROM inbox_envelope WHERE message_id = ?", (message_id,))
     return row["raw"] if row else None

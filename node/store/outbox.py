@@ -13,6 +13,16 @@ from . import audit
 from .database import Database
 
 PENDING, DELIVERED, REJECTED, EXPIRED = "pending", "delivered", "rejected", "expired"
+# not stored: how a pending or delivered envelope of ours reads while its recipient has not registered (Waits)
+NOT_REGISTERED_YET = "not_registered_yet"
+_NOTICE = int(pb.NOTICE)
+# the state a client sees: NOT_REGISTERED_YET until the recipient's node answers (a status) or a relay gives up
+# (a non-delivery notice about it in our mailbox)
+SEND_STATE_SQL = (
+    "(CASE WHEN outbox.waits_at IS NOT NULL AND outbox.state IN ('pending', 'delivered')"
+    " AND NOT EXISTS (SELECT 1 FROM status_in s0 WHERE s0.doc_message_id = outbox.message_id)"
+    f" AND NOT EXISTS (SELECT 1 FROM inbox n0 WHERE n0.ref_message_id = outbox.message_id AND n0.kind = {_NOTICE})"
+    f" THEN '{NOT_REGISTERED_YET}' ELSE outbox.state END)")
 KIND_WORDS = {pb.STATUS: "status", pb.NOTICE: "notice"}  # an audit row says what it is about when not a document
 
 
@@ -28,16 +38,27 @@ class Pending:
     envelope: bytes
     ref_message_id: str = ""
     created_ms: int = 0
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Waits:
+    """An envelope of ours for an agency not registered yet: the node that keeps it meanwhile, and until when."""
+    at: str
+    until_ms: int
 
 
 def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
-               origin: str = "local", doc_id: str | None = None, parked: "Park | None" = None) -> None:
+               origin: str = "local", doc_id: str | None = None, parked: "Park | None" = None,
+               waits: Waits | None = None) -> None:
     conn.execute(
         "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
-        " created_ms, expires_ms, doc_id, ref_message_id, parked_by, park_until_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " created_ms, expires_ms, doc_id, ref_message_id, parked_by, park_until_ms, waits_at, waits_until_ms)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (header.message_id, header.sender, header.recipient, next_hop, header.kind, header.priority,
          subject, origin, header.created_ms, header.expires_ms, doc_id, header.ref_message_id,
-         parked.peer if parked else None, parked.until_ms if parked else None),
+         parked.peer if parked else None, parked.until_ms if parked else None,
+         waits.at if waits else None, waits.until_ms if waits else None),
     )
     conn.execute("INSERT INTO outbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
     kind = "" if header.kind == pb.DOCUMENT else f"{KIND_WORDS.get(header.kind, 'envelope')} "
@@ -46,7 +67,8 @@ def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject:
 
 @dataclass(frozen=True)
 class Park:
-    """Relayed mail for a node that has not registered yet: who handed it over, and how long it may wait."""
+    """Relayed mail for a node that has not registered yet: whose quota it counts against (its origin, the
+    envelope's signed sender; stored as `parked_by`), and how long it may wait."""
     peer: str
     until_ms: int
 
@@ -57,7 +79,7 @@ _STILL_PARKED = ("parked_by = ? AND state = 'pending' AND next_hop NOT IN"
 
 
 def parked_usage(db: Database, peer: str) -> tuple[int, int]:
-    """(envelopes, bytes) that `peer` handed us and that still wait for a node to register (its quota)."""
+    """(envelopes, bytes) parked for `peer` (an origin) that still wait for a node to register (its quota)."""
     r = db.query_one("SELECT count(*) AS n, coalesce(sum(length(raw)), 0) AS size"
                      " FROM outbox JOIN outbox_envelope USING (message_id) WHERE " + _STILL_PARKED, (peer,))
     return r["n"], r["size"]
@@ -86,11 +108,12 @@ def next_batch(db: Database, next_hop: str, limit: int, max_bytes: int, skip: se
     skipping = f" AND message_id NOT IN ({','.join('?' * len(skip))})" if skip else ""
     rows = db.query(
         "SELECT seq, message_id, sender, recipient, kind, priority, expires_ms, raw AS envelope, ref_message_id,"
-        " created_ms"
+        " created_ms, attempts"
         " FROM outbox JOIN outbox_envelope USING (message_id)"
         f" WHERE next_hop = ? AND state = 'pending' AND held = 0{skipping}"
-        " AND (not_before_ms IS NULL OR not_before_ms <= ?) ORDER BY priority DESC, seq LIMIT ?",
-        (next_hop, *skip, now_ms if now_ms is not None else 2**62, limit),
+        " AND (not_before_ms IS NULL OR not_before_ms <= ?) AND (retry_after_ms IS NULL OR retry_after_ms <= ?)"
+        " ORDER BY priority DESC, seq LIMIT ?",
+        (next_hop, *skip, *[now_ms if now_ms is not None else 2**62] * 2, limit),
     )
     batch, size = [], 0
     for r in rows:
@@ -149,6 +172,20 @@ def undefer(conn, next_hop: str) -> int:
                         " AND not_before_ms IS NOT NULL", (next_hop,)).rowcount
 
 
+def hold_back(conn, until: list[tuple[str, int]], error: str) -> None:
+    """Envelopes a next hop refused for now on their own account (PARK_FULL): not claimed before their time.
+    Kept apart from `defer`: `undefer` (the link came back) does not touch them."""
+    conn.executemany(
+        "UPDATE outbox SET attempts = attempts + 1, reason = ?, retry_after_ms = ? WHERE message_id = ?"
+        " AND state = 'pending'", [(error, when, m) for m, when in until])
+
+
+def release_held_back(conn, next_hop: str) -> int:
+    """Envelopes held back for `next_hop` (`hold_back`) may go at once: an operator's retry."""
+    return conn.execute("UPDATE outbox SET retry_after_ms = NULL WHERE next_hop = ? AND state = 'pending'"
+                        " AND retry_after_ms IS NOT NULL", (next_hop,)).rowcount
+
+
 def note_attempt(conn, message_ids: list[str], error: str) -> None:
     conn.executemany(
         "UPDATE outbox SET attempts = attempts + 1, reason = ? WHERE message_id = ? AND state = 'pending'",
@@ -171,14 +208,21 @@ def hops_with_pending(db: Database) -> list[str]:
 def list_sent(db: Database, *, after_seq: int = 0, limit: int = 100, state: str = "", origin: str = "local") -> list[dict]:
     latest = ("(SELECT {} FROM status_in s WHERE s.doc_message_id = outbox.message_id"
               " ORDER BY s.issued_ms DESC, s.status_code DESC, s.seq DESC LIMIT 1)")
-    sql = ("SELECT seq, message_id, recipient, next_hop, kind, state, attempts, created_ms, delivered_ms, reason,"
-           f" receipt, subject, {latest.format('status_code')} AS latest_status,"
-           f" {latest.format('issued_ms')} AS latest_status_ms FROM outbox WHERE seq > ? AND origin = ?")
+    sql = (f"SELECT seq, message_id, recipient, next_hop, kind, {SEND_STATE_SQL} AS state, attempts, created_ms,"
+           f" delivered_ms, reason, receipt, subject, {latest.format('status_code')} AS latest_status,"
+           f" {latest.format('issued_ms')} AS latest_status_ms, waits_at, waits_until_ms"
+           " FROM outbox WHERE seq > ? AND origin = ?")
     params: list = [after_seq, origin]
     if state:
-        sql += " AND state = ?"
+        sql += f" AND {SEND_STATE_SQL} = ?"
         params.append(state)
     return db.query(sql + " ORDER BY seq LIMIT ?", (*params, limit))
+
+
+def seq_in(conn, message_id: str) -> int:
+    """The entry's seq (what ListSent pages by), inside a transaction; 0 if there is none."""
+    row = conn.execute("SELECT seq FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
+    return row[0] if row else 0
 
 
 def get(db: Database, message_id: str) -> dict | None:
@@ -194,13 +238,15 @@ class DocEnvelope:
     state: str
     delivered_ms: int | None
     reason: str | None
+    waits_at: str | None = None
+    waits_until_ms: int | None = None
 
 
 def of_doc(db: Database, doc_id: str) -> list[DocEnvelope]:
     """The envelopes of one of our sends, in the order they were queued."""
     return [DocEnvelope(**r) for r in db.query(
-        "SELECT message_id, recipient, state, delivered_ms, reason FROM outbox WHERE doc_id = ? AND origin = 'local'"
-        " ORDER BY seq", (doc_id,))]
+        f"SELECT message_id, recipient, {SEND_STATE_SQL} AS state, delivered_ms, reason, waits_at, waits_until_ms"
+        " FROM outbox WHERE doc_id = ? AND origin = 'local' ORDER BY seq", (doc_id,))]
 
 
 def envelope(db: Database, message_id: str) -> bytes | None:
@@ -266,5 +312,6 @@ def set_held(conn, message_id: str, held: bool) -> bool:
 
 
 def due_now(conn, message_id: str) -> None:
-    """One pending envelope may go at the next attempt (its own wait forgotten)."""
-    conn.execute("UPDATE outbox SET not_before_ms = NULL WHERE message_id = ? AND state = 'pending'", (message_id,))
+    """One pending envelope may go at the next attempt (its own wait forgotten, a held-back one's too)."""
+    conn.execute("UPDATE outbox SET not_before_ms = NULL, retry_after_ms = NULL WHERE message_id = ?"
+                 " AND state = 'pending'", (message_id,))

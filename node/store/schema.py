@@ -333,3 +333,29 @@ def m0015_audit_restore(db) -> None:
             PRIMARY KEY (code, branch))""",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0016_waits_for_registration")
+def m0016_waits_for_registration(db) -> None:
+    # an envelope of ours whose recipient the tree places under a node it has not registered with (yet): where
+    # it waits (that node, which parks it) and until when at most, so the sender sees it at once (issue 17);
+    # the index finds a non-delivery notice about one of them without a scan of the mailbox (and the updates
+    # of a document a revocation revokes too)
+    for sql in (
+        "ALTER TABLE outbox ADD COLUMN waits_at TEXT",
+        "ALTER TABLE outbox ADD COLUMN waits_until_ms INTEGER",
+        "CREATE INDEX inbox_ref ON inbox(ref_message_id) WHERE ref_message_id != ''",
+        # recipient side: what a change still pending replaced, put back if the agency refuses it (16)
+        "ALTER TABLE doc_progress ADD COLUMN state_before TEXT",
+        "ALTER TABLE doc_progress ADD COLUMN changed_by_before TEXT",
+        "CREATE INDEX doc_progress_changed_by ON doc_progress(changed_by) WHERE changed_by IS NOT NULL",
+    ):
+        db.execute(sql)
+
+
+@MIGRATIONS(name="0017_envelope_retry")
+def m0017_envelope_retry(db) -> None:
+    # an envelope a next hop refused for now on its own account (PARK_FULL: its origin's quota there is full):
+    # not claimed before this time, on a backoff of its own, while the hop's other mail goes. Apart from
+    # not_before_ms because a neighbour coming back (a heartbeat) must not undo it: the refusal was not the link's
+    db.execute("ALTER TABLE outbox ADD COLUMN retry_after_ms INTEGER")

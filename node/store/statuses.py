@@ -37,11 +37,17 @@ def returned_on(db: Database, doc_message_id: str) -> list[ReturnedStatus]:
         "SELECT * FROM status_in WHERE doc_message_id = ? ORDER BY issued_ms, status_code, seq", (doc_message_id,))]
 
 
-def reported(db: Database, doc_message_id: str, code: str) -> str | None:
-    """Message id of the first status `code` this agency reported on a received document."""
+def reported(db: Database, doc_message_id: str, code: str, last: bool = False) -> str | None:
+    """Message id of the first (`last`: the latest) status `code` this agency reported on a received document."""
     row = db.query_one("SELECT status_message_id FROM status_out WHERE doc_message_id = ? AND status_code = ?"
-                       " ORDER BY seq LIMIT 1", (doc_message_id, code))
+                       f" ORDER BY seq {'DESC' if last else ''} LIMIT 1", (doc_message_id, code))
     return row["status_message_id"] if row else None
+
+
+def count_reported(db: Database, doc_message_id: str, code: str) -> int:
+    """How many statuses `code` this agency reported on a received document."""
+    return db.query_one("SELECT count(*) AS n FROM status_out WHERE doc_message_id = ? AND status_code = ?",
+                        (doc_message_id, code))["n"]
 
 
 def record_reported(conn, doc_message_id: str, code: str, status_message_id: str, issued_ms: int) -> None:

@@ -52,3 +52,21 @@ def test_every_reason_is_in_the_api_contract():
     missing = [r.wire for r in Reason if f"| `{r.wire}` |" not in reasons]
     assert not missing, f"docs/api.md, Reasons: no row for {missing}"
     assert "(reasons.md)" in reasons
+
+
+def test_status_03_is_labelled_as_qcvn_102_has_it():
+    """03 is "accepted and entered in the incoming register" (tiếp nhận), not assigned (04) nor processing."""
+    text = API_MD.read_text()
+    assert "`03` accepted and\n  entered in the incoming register" in text
+    for example in re.findall(r'"statusCode": "03", "description": "([^"]*)"', text):
+        assert "tiếp nhận" in example and "phân công" not in example, example
+
+
+def test_the_walk_through_uses_codes_of_the_tree_it_tells_you_to_start():
+    """`scripts/cluster up small --http`, then every code the steps name is a node of that tree."""
+    from node.harness import topology
+    text = API_MD.read_text()
+    steps = text[text.index("### A vendor's integration, step by step"):text.index("`scripts/bench-api` times")]
+    assert "scripts/cluster up small --http" in steps
+    named = set(re.findall(r"\b\d{3}\.\d{2}\.\d{2}\.[A-K]\d{2}\b", steps))
+    assert named and named <= {n.code for n in topology.load("small")}, named

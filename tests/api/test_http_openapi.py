@@ -82,6 +82,7 @@ def test_the_status_table_in_api_md_is_the_one_the_face_uses():
     for reason in Reason:
         assert reason.grpc_code.name in rows or http_status(reason) == 500, reason
     assert http_status(Reason.TOO_LARGE) == 413 and "413 for `TOO_LARGE`" in rows["RESOURCE_EXHAUSTED"]
+    assert http_status(Reason.METHOD_NOT_ALLOWED) == 405 and "405 for `METHOD_NOT_ALLOWED`" in rows["UNIMPLEMENTED"]
 
 
 def test_the_proto_comments_module_is_what_proto_generates(tmp_path):

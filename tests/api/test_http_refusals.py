@@ -196,7 +196,8 @@ def test_a_body_just_under_the_limit_is_read(node):
 def test_a_document_over_the_envelope_limit_is_413_too_large(node):
     body = good_send()
     body["document"]["attachments"].append({"name": "big.bin", "data": base64.b64encode(bytes(MAX_SIZE)).decode()})
-    refused(node, SEND, body, 413, "TOO_LARGE", None)
+    error = refused(node, SEND, body, 413, "TOO_LARGE", None)
+    assert error["metadata"]["limit"] == str(MAX_SIZE) and int(error["metadata"]["size"]) > MAX_SIZE
 
 
 def test_a_send_without_subject_names_the_field(node):
@@ -204,7 +205,7 @@ def test_a_send_without_subject_names_the_field(node):
 
 
 @pytest.mark.parametrize("recipients, field", [([], "recipients"), ([A], "recipients[0]"), ([B, B], "recipients"),
-                                               ([B, "not-a-code"], "recipients[1]")])
+                                               ([B, "not-a-code"], "recipients[1]"), (["abc"], "recipients[0]")])
 def test_a_send_to_bad_recipients_queues_nothing(node, recipients, field):
     refused(node, SEND, good_send(recipients=recipients), 400, "INVALID_REQUEST", field)
 
@@ -220,8 +221,15 @@ def test_an_unknown_route_and_a_wrong_method_answer_json(node):
     assert (status, answer["error"]["reason"]) == (404, "NOT_FOUND")
     status, headers, body = node.api.raw("GET", SEND, headers=node.api.headers())
     error = json.loads(body)["error"]
-    assert (status, error["code"], error["reason"]) == (405, 405, "INVALID_REQUEST")
-    assert headers["allow"] == "POST"  # RFC 9110 (found by schemathesis against docs/openapi.json)
+    assert (status, error["code"], error["status"], error["reason"]) == (405, 405, "UNIMPLEMENTED", "METHOD_NOT_ALLOWED")
+    assert headers["allow"] == "POST" == error["metadata"]["allowed"]  # RFC 9110 (found by schemathesis)
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/v1/mailbox/WhoAmI"), ("GET", "/v1/health"), ("GET", SEND),
+                                          ("POST", "/v1/mailbox/Sned"), ("GET", "/v1/openapi.json")])
+def test_no_answer_names_the_server_software_or_its_version(node, method, path):
+    _, headers, _ = node.api.raw(method, path, b"{}" if method == "POST" else None, node.api.headers())
+    assert headers["server"] == "lienthong", headers
 
 
 def test_watch_streams_over_the_cap_are_refused_and_a_closed_one_frees_its_place(node):

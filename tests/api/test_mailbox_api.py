@@ -204,6 +204,25 @@ def test_the_sender_keeps_no_copy_in_its_own_inbox(pair):
     assert mid not in [e.message_id for e in pair.ca.inbox_all()]
 
 
+def test_watch_events_carry_the_seq_to_resume_listing_after(pair):
+    """arrived: the entry's seq in ListInbox; delivered: its seq in ListSent (a client resumes with after_seq)."""
+    with EventWaiter(pair.cb, inbox=True, sent=False) as arrivals:
+        mid = send_and_wait_delivered(pair, document("Số thứ tự"))
+        [arrived] = [e for e in arrivals.wait(lambda evs: any(e.message_id == mid for e in evs), TIMEOUT)
+                     if e.message_id == mid]
+    [entry] = [e for e in pair.cb.inbox_all() if e.message_id == mid]
+    assert arrived.seq == entry.seq > 0
+    assert [e.message_id for e in pair.cb.inbox(after_seq=arrived.seq - 1)][:1] == [mid]
+    with EventWaiter(pair.ca, inbox=False) as outcomes:
+        resp = pair.ca.send(document("Số thứ tự 2"), [B])
+        [sent] = resp.envelopes
+        [delivered] = [e for e in outcomes.wait(lambda evs: any(e.type == DELIVERED and e.message_id == sent.message_id
+                                                                for e in evs), TIMEOUT)
+                       if e.type == DELIVERED and e.message_id == sent.message_id]
+    [row] = [e for e in pair.ca.sent_all() if e.message_id == sent.message_id]
+    assert delivered.seq == row.seq > 0
+
+
 # ---- refusals -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("call", ["fetch", "ack"])

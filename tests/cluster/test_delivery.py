@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from node import codes
-from node.grpc_errors import reason_of
+from node.grpc_errors import fields_of, metadata_of, reason_of
 from node.transport.grpc_peers import TlsMaterial, open_channel
 from node.harness.waiting import EventWaiter
 from node.identity import certs
@@ -90,25 +90,17 @@ def test_every_commune_reaches_every_commune_a_district_and_a_province_once_with
 @pytest.mark.parametrize("unknown", [
     "vxp.nobody.99",   # outside the QCVN form and placed nowhere: nobody in the tree has it
 ])
-def test_an_unknown_recipient_gets_a_notice_back_and_no_retries(cluster, unknown):
+def test_an_unknown_recipient_of_no_scheme_is_refused_at_once_and_nothing_is_queued(cluster, unknown):
+    """docs/api.md, Agency codes: a recipient that is not a QCVN 102 code and that nobody holds is a bad request
+    (issue 17, vendor 2), not a send that ends in a notice."""
     sender = "000.21.35.H53"
     client = cluster.client(sender)
     mark = last_seq(client.sent_all())
-    with EventWaiter(client) as events:
-        [sent] = client.send(document(sender, 99), [unknown]).envelopes
-        mid = sent.message_id
-        evs = events.wait(lambda evs: any(e.type == "rejected" and e.message_id == mid for e in evs)
-                          and any(e.type == "arrived" and e.kind == pb.NOTICE for e in evs), 30)
-    [rejected] = [e for e in evs if e.type == "rejected" and e.message_id == mid]
-    assert rejected.reason.startswith("UNKNOWN_RECIPIENT")
-    notices = [client.fetch(e.message_id) for e in client.inbox_all() if e.kind == pb.NOTICE]
-    [notice] = [n.payload.notice for n in notices if n.payload.notice.ref_message_id == mid]
-    assert notice.recipient == unknown and notice.reason == "UNKNOWN_RECIPIENT"
-    [entry] = [s for s in client.sent_all() if s.message_id == mid]
-    assert entry.state == "rejected" and entry.attempts <= 1
-    assert "UNKNOWN_RECIPIENT" in entry.reason
-    # nothing was left queued for retry anywhere on the way
-    assert not [s for s in client.sent_all(state="pending") if s.seq > mark]
+    with pytest.raises(grpc.RpcError) as e:
+        client.send(document(sender, 99), [unknown])
+    assert (e.value.code(), reason_of(e.value), fields_of(e.value)) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST", ["recipients[0]"])
+    assert not [s for s in client.sent_all() if s.seq > mark]
 
 
 def test_a_recipient_in_a_province_not_registered_yet_is_parked_not_refused(cluster):
@@ -119,13 +111,14 @@ def test_a_recipient_in_a_province_not_registered_yet_is_parked_not_refused(clus
     client = cluster.client(sender)
     with pytest.raises(grpc.RpcError) as e:
         client.lookup(unknown)
-    assert reason_of(e.value) == "NOT_REGISTERED_YET"
+    assert reason_of(e.value) == "UNKNOWN_RECIPIENT" and metadata_of(e.value)["waits_at"] == "VN"
     with EventWaiter(client) as events:
         [sent] = client.send(document(sender, 98), [unknown]).envelopes
         mid = sent.message_id
         events.wait(lambda evs: any(e.type == "delivered" and e.message_id == mid for e in evs), 30)
     [entry] = [s for s in client.sent_all() if s.message_id == mid]
-    assert entry.state == "delivered"  # custody passed to the first hop; nothing refused on the way
+    # custody passed to the first hop; nothing refused on the way; the sender sees where it waits
+    assert (entry.state, entry.waits_at) == ("not_registered_yet", "VN") and entry.delivered_ms
     assert not [e for e in events.events if e.message_id == mid and e.type in ("rejected", "expired")]
 
 
@@ -226,7 +219,7 @@ def test_the_tree_is_the_directory(cluster, small):
     assert (found.code, found.parent, found.endpoint) == ("000.22.32.H29", "000.00.32.H29", cluster.nodes["000.22.32.H29"].listen)
     with pytest.raises(grpc.RpcError) as e:  # placed under 000.00.38.H53 by the code rule, never registered
         cluster.lookup("000.23.38.H53", "000.99.38.H53")
-    assert e.value.code() == grpc.StatusCode.UNAVAILABLE and reason_of(e.value) == "NOT_REGISTERED_YET"
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND and reason_of(e.value) == "UNKNOWN_RECIPIENT"
     with pytest.raises(grpc.RpcError) as e:  # no place in the tree at all
         cluster.lookup("000.23.38.H53", "vxp.nobody.99")
     assert e.value.code() == grpc.StatusCode.NOT_FOUND

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from node.grpc_errors import fields_of
 from node.pb import mailbox_pb2 as mpb
 
 COMMUNE, PROVINCE = "000.21.35.H53", "000.00.00.H29"
@@ -46,8 +47,30 @@ def test_filters_apply_to_the_whole_tree_and_one_page_says_there_is_no_more(clus
     assert {a.code for a in own.agencies} == {"000.21.35.H53", "000.22.35.H53"} and not own.has_more
 
 
-def test_a_page_token_it_did_not_give_is_refused(cluster):
+@pytest.mark.parametrize("token", ["x" * 65, "zzz", "000.00.35.H53", "VN"])
+def test_a_page_token_it_did_not_give_is_refused_naming_it(cluster, token):
+    """Not read as "past the end" (an empty last page), which would end a client's listing early in silence."""
     c = cluster.client(COMMUNE)
     with pytest.raises(grpc.RpcError) as e:
-        c.stub.Directory(mpb.DirectoryRequest(page_token="x" * 65), metadata=c.metadata, timeout=10)
+        c.stub.Directory(mpb.DirectoryRequest(page_token=token), metadata=c.metadata, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields_of(e.value) == ["page_token"]
+
+
+def test_a_token_is_opaque_and_good_only_for_its_own_listing(cluster):
+    c = cluster.client(COMMUNE)
+    first = c.stub.Directory(mpb.DirectoryRequest(page_size=2), metadata=c.metadata, timeout=30)
+    token = first.next_page_token
+    assert first.has_more and first.agencies[-1].code not in token
+    for other in (dict(parent=PROVINCE), dict(page_token=token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))):
+        with pytest.raises(grpc.RpcError) as e:
+            c.stub.Directory(mpb.DirectoryRequest(**{"page_token": token, **other}), metadata=c.metadata, timeout=10)
+        assert fields_of(e.value) == ["page_token"]
+    nxt = c.stub.Directory(mpb.DirectoryRequest(page_size=2, page_token=token), metadata=c.metadata, timeout=30)
+    assert nxt.agencies[0].code > first.agencies[-1].code
+
+
+def test_name_search_folds_vietnamese_diacritics(cluster):
+    names = {a.name for a in cluster.client(COMMUNE).directory(name_contains="hoa")}
+    assert {"UBND thị xã Hòa Thành", "UBND xã Trường Hòa", "UBND tỉnh Hòa Bình", "UBND xã Hòa Sơn"} <= names
+    assert {a.name for a in cluster.client(COMMUNE).directory(name_contains="HÒA")} == names

@@ -75,3 +75,39 @@ def test_a_node_that_cannot_start_stops_up_and_nothing_is_left_running(tmp_path)
         if n.supervisor:
             assert not pid_alive(n.supervisor)
     assert os.listdir(tmp_path / "cluster" / "000.00.00.H53" / "data")  # the province had started
+
+
+def test_up_with_http_stop_gracefully_and_restart_after_an_edit(tmp_path):
+    """`up --http` names each node's HTTP/JSON face in cluster.json; `stop CODE` is a SIGTERM (exit 0);
+    `restart CODE` on a running node whose node.yaml was edited stops it and starts it with the edit."""
+    from node.harness.http_api import HttpApi
+    topo_file = tmp_path / "tiny.yaml"
+    topo_file.write_text(yaml.safe_dump(TREE, allow_unicode=True))
+    d = tmp_path / "cluster"
+    up = cli("up", str(topo_file), "--dir", str(d), "--http")
+    try:
+        assert up.returncode == 0, up.stderr
+        mapping = json.loads(up.stdout)
+        for code, n in mapping.items():
+            api = HttpApi(n["http"], n["token"], 10)
+            assert api.raw("GET", "/v1/health")[0] == 200
+            assert api.mailbox("WhoAmI")["code"] == code
+            api.close()
+        commune = mapping["000.21.35.H53"]
+        stopped = cli("stop", "000.21.35.H53", "--dir", str(d))
+        assert (stopped.returncode, json.loads(stopped.stdout)) == (0, {"000.21.35.H53": 0}), stopped.stderr
+        assert not pid_alive(commune["pid"])
+
+        district = mapping["000.00.35.H53"]
+        config = yaml.safe_load(Path(district["config"]).read_text())
+        config["node"]["name"] = "UBND thị xã Hòa Thành (đã sửa)"
+        Path(district["config"]).write_text(yaml.safe_dump(config, allow_unicode=True))
+        again = cli("restart", "000.00.35.H53", "--dir", str(d))
+        assert again.returncode == 0, again.stderr
+        back = json.loads(again.stdout)["000.00.35.H53"]
+        assert back["pid"] != district["pid"] and not pid_alive(district["pid"]) and back["http"] == district["http"]
+        assert HttpApi(back["http"], district["token"], 10).mailbox("WhoAmI")["name"] == config["node"]["name"]
+    finally:
+        down = cli("down", "--dir", str(d))
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout)["000.21.35.H53"] == "not running (last exit 0)"

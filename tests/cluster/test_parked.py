@@ -54,7 +54,8 @@ def test_a_restored_relay_parks_mail_for_a_child_not_registered_again_and_delive
             events.wait(lambda evs: any(e.type == "delivered" and e.message_id == mid for e in evs), 30)
             # D took custody (a receipt, not a refusal): the envelope waits there for C2
             [entry] = [s for s in sender.sent_all() if s.message_id == mid]
-            assert entry.state == "delivered" and pb.ReceiptBody.FromString(entry.receipt.body).receiver == D
+            assert pb.ReceiptBody.FromString(entry.receipt.body).receiver == D
+            assert (entry.state, entry.waits_at) == ("not_registered_yet", D)  # and the sender is told so
             c.restart(C2)
             # C2 registered again: D sends what it parked, and C2's automatic 01 comes back to C1
             events.wait(lambda evs: any(e.type == "arrived" and e.kind == pb.STATUS and e.ref_message_id == mid

@@ -68,11 +68,18 @@ def test_every_sample_survives_the_trip(tree):
     # the document (its To is an odd code: we address it to H41), then every status on it
     doc = round_trip(tree, G22, H41, "edoc_new.edxml", [H41])
     assert tree.client(H41).fetch(doc).payload.document.attachments[0].data  # byte-for-byte via equality above
-    # the SDK's software sends 01 itself; this node sent it when the document was stored: not sent twice
+    # the SDK's software sends 01 itself after the node's automatic one: its description, staff and time reach
+    # the sender (once; a second import of it is not sent again)
     resp = tree.client(H41).import_edxml(sample("status_inbox_01.edxml"))
-    assert "not sent again" in resp.warnings[-1] and not resp.sent.envelopes
-    [arrived] = wait_for_statuses(tree.client(G22), doc, {H41: ["01"]}).recipients[0].statuses
-    assert arrived.message_id == resp.status_message_id
+    assert not resp.sent.envelopes and resp.status_message_id
+    automatic, agency = wait_for_statuses(tree.client(G22), doc, {H41: ["01", "01"]}).recipients[0].statuses
+    packet = import_edxml(sample("status_inbox_01.edxml"), warnings=[])
+    assert agency.message_id == resp.status_message_id != automatic.message_id
+    assert (agency.description, agency.staff_info, agency.timestamp) == (
+        packet.description, packet.staff_info, packet.timestamp) and packet.description.startswith("Văn thư")
+    assert automatic.description == "" and automatic.timestamp
+    again = tree.client(H41).import_edxml(sample("status_inbox_01.edxml"))
+    assert "not sent again" in again.warnings[-1] and again.status_message_id == resp.status_message_id
     for name in ("status_acceptance_03.edxml", "status_assignment_04.edxml",
                  "status_processing_05.edxml", "status_finish_06.edxml"):
         round_trip(tree, H41, G22, name)
@@ -90,7 +97,33 @@ def test_every_sample_survives_the_trip(tree):
     round_trip(tree, H41, G22, "status_change-rejection_16.edxml", ref=second)
     # the sender's Track shows the whole story in order
     track = tree.client(G22).track(tree.client(G22).sent_all()[0].message_id)
-    assert [s.status_code for s in track.recipients[0].statuses] == ["01", "03", "04", "05", "06"]  # 01 once: the node sent it
+    assert [s.status_code for s in track.recipients[0].statuses] == ["01", "01", "03", "04", "05", "06"]  # node's, agency's
+
+
+NARROW = "000.00.00.G22,2026/12/07,1/THU-HEP"
+
+
+def test_a_status_whose_document_id_two_senders_used_is_narrowed_by_its_response_for_organ_id(tree):
+    """H41 holds one document numbered NARROW from G22 and one from VN: the 02 that answers G22 (its
+    ResponseFor/OrganId) goes to G22's, not AMBIGUOUS_DOCUMENT; one naming neither sender stays ambiguous."""
+    def numbered(name: str) -> bytes:
+        return sample(name).replace("000.00.00.G22,2015/09/30,7816/VPCP-TTĐT".encode(), NARROW.encode())
+    mids = {}
+    for sender, packet in ((G22, numbered("edoc_new.edxml")),
+                           ("VN", numbered("edoc_new.edxml").replace(f">{G22}</edXML:OrganId>".encode(), b">VN</edXML:OrganId>", 1))):
+        with EventWaiter(tree.client(H41), sent=False) as ev:
+            mid = tree.client(sender).import_edxml(packet, [H41]).sent.envelopes[0].message_id
+            ev.wait(lambda evs: mid in {e.message_id for e in evs}, timeout=30)
+        mids[sender] = mid
+    assert tree.client(H41).fetch(mids["VN"]).entry.sender == "VN"
+    stranger = numbered("status_rejection_02.edxml").replace(f">{G22}</edXML:OrganId>".encode(),
+                                                           b">000.00.00.H99</edXML:OrganId>")
+    with pytest.raises(grpc.RpcError) as e:
+        tree.client(H41).import_edxml(stranger)
+    assert reason_of(e.value) == "AMBIGUOUS_DOCUMENT"
+    resp = tree.client(H41).import_edxml(numbered("status_rejection_02.edxml"))
+    [returned] = wait_for_statuses(tree.client(G22), mids[G22], {H41: ["01", "02"]}).recipients
+    assert returned.statuses[-1].message_id == resp.status_message_id
 
 
 def test_a_status_out_of_order_is_refused_on_import(tree):

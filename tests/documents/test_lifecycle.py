@@ -152,3 +152,75 @@ def test_statuses_that_arrive_out_of_order_show_in_their_true_order(tree, sent):
           if r.recipient == R3]
     assert [s.status_code for s in r3.statuses][-2:] == ["04", "05"]
     assert [s.received_ms for s in r3.statuses][-2:] == [base + 3001, base + 3000]
+
+
+# ---- the change rules (issue 17, vendor 4; docs/api.md, Changes) ------------------------------
+
+def _arrive(tree, at: str, act):
+    """Run `act()` (returns a SendResponse) and wait until its envelope to `at` arrives there; its message id."""
+    with EventWaiter(tree.client(at), sent=False) as ev:
+        resp = act()
+        mid = next(e.message_id for e in resp.envelopes if e.recipient == at)
+        ev.wait(lambda evs: mid in {e.message_id for e in evs}, timeout=30)
+    return resp, mid
+
+
+def _entry(tree, at: str, mid: str):
+    [entry] = [e for e in tree.client(at).inbox_all() if e.message_id == mid]
+    return entry
+
+
+def test_an_update_takes_effect_on_arrival_a_16_puts_the_document_back_a_15_keeps_it(tree):
+    sender = tree.client(S)
+    sent, original = _arrive(tree, R1, lambda: sender.send(pb.Document(subject="Bản gốc"), [R1]))
+    _, update = _arrive(tree, R1, lambda: sender.change(sent.doc_id, 2, document=pb.Document(subject="Bản sửa 1")))
+    doc = _entry(tree, R1, original)
+    assert (doc.state, doc.changed_by, doc.pending_request) == ("updated", update, "2")
+    status = tree.client(R1).set_status(original, "16", "không đồng ý")  # a status on a change names the original
+    doc = _entry(tree, R1, original)
+    assert (doc.state, doc.changed_by, doc.pending_request) == ("active", "", "")
+    track = wait_for_statuses(sender, sent.doc_id, {R1: ["01", "16"]})
+    assert track.recipients[0].statuses[-1].message_id == status
+    # a second update, agreed: the document stays updated, by that one
+    _, update2 = _arrive(tree, R1, lambda: sender.change(sent.doc_id, 2, document=pb.Document(subject="Bản sửa 2")))
+    tree.client(R1).set_status(original, "15")
+    doc = _entry(tree, R1, original)
+    assert (doc.state, doc.changed_by, doc.pending_request) == ("updated", update2, "")
+
+
+def test_a_revocation_after_an_update_revokes_the_update_too_and_a_16_puts_both_back(tree):
+    sender = tree.client(S)
+    sent, original = _arrive(tree, R1, lambda: sender.send(pb.Document(subject="Bản gốc 2"), [R1]))
+    _, update = _arrive(tree, R1, lambda: sender.change(sent.doc_id, 2, document=pb.Document(subject="Bản sửa")))
+    tree.client(R1).set_status(original, "15")
+    _, revocation = _arrive(tree, R1, lambda: sender.change(sent.doc_id, 1, reason="thu hồi"))
+    assert (_entry(tree, R1, original).state, _entry(tree, R1, update).state) == ("revoked", "revoked")
+    assert _entry(tree, R1, update).changed_by == revocation
+    tree.client(R1).set_status(original, "16")
+    doc, upd = _entry(tree, R1, original), _entry(tree, R1, update)
+    assert (doc.state, doc.changed_by, upd.state, upd.changed_by) == ("updated", update, "active", "")
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda c, doc_id: c.change(doc_id, 2), "document"),
+    (lambda c, doc_id: c.change(doc_id, 7), "business_doc_type"),
+    (lambda c, doc_id: c.change(doc_id, 1, take_back=True), "business_doc_type"),
+    (lambda c, doc_id: c.change(""), "doc_id"),
+    (lambda c, doc_id: c.change("0" * 32, 1), "doc_id"),
+])
+def test_a_refused_change_names_the_field(tree, sent, call, field):
+    from node.grpc_errors import fields_of
+    doc_id, _ = sent
+    with pytest.raises(grpc.RpcError) as e:
+        call(tree.client(S), doc_id)
+    assert fields_of(e.value) == [field], e.value.details()
+
+
+def test_a_change_of_a_change_is_refused_naming_doc_id(tree):
+    from node.grpc_errors import fields_of
+    sender = tree.client(S)
+    sent, _ = _arrive(tree, R1, lambda: sender.send(pb.Document(subject="Bản gốc 3"), [R1]))
+    update = sender.change(sent.doc_id, 2, document=pb.Document(subject="Bản sửa"))
+    with pytest.raises(grpc.RpcError) as e:
+        sender.change(update.doc_id, 1)
+    assert (reason_of(e.value), fields_of(e.value)) == ("INVALID_REQUEST", ["doc_id"])

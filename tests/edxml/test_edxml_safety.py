@@ -132,13 +132,27 @@ def test_bom_is_skipped_silently_and_may_follow_or_precede_stray_bytes():
     assert len(warnings) == 2
 
 
-def test_no_xml_at_all_and_wide_encodings_are_refused():
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_with_its_byte_order_mark_is_read_as_the_national_library_reads_it(codec):
+    """Windows software saves XML as UTF-16 with a BOM, its declaration saying so; the same packet in UTF-8."""
+    text = STATUS.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    bom = {"utf-16": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}[codec]
+    warnings: list[str] = []
+    assert import_edxml(bom + text.encode(codec), warnings=warnings) == import_edxml(STATUS)
+    assert warnings == ["packet is UTF-16 (byte order mark): read as such"]
+
+
+def test_no_xml_at_all_and_other_wide_encodings_are_refused():
     with pytest.raises(EdxmlError, match="no XML found"):
         import_edxml(b"1212")
     with pytest.raises(EdxmlError, match="no XML found"):
         import_edxml(b"")
-    with pytest.raises(EdxmlError, match="UTF-16"):
-        import_edxml(STATUS.decode().encode("utf-16"))
+    with pytest.raises(EdxmlError, match="UTF-32"):
+        import_edxml(STATUS.decode().encode("utf-32"))
+    with pytest.raises(EdxmlError, match="UTF-16 byte order mark but is not UTF-16"):
+        import_edxml(b"\xff\xfe<\x00\x00\xd8a\x00")  # a lone surrogate
+    with pytest.raises(EdxmlError, match="encoding 'UTF-16' not supported"):  # says UTF-16, is not
+        import_edxml(STATUS.replace(b'encoding="UTF-8"', b'encoding="UTF-16"'))
     with pytest.raises(EdxmlError, match="encoding 'ISO-8859-1' not supported"):
         import_edxml(STATUS.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"'))
     with pytest.raises(TypeError):
@@ -368,3 +382,33 @@ def test_warnings_are_capped():
         import_edxml(f'<edXML xmlns="{NS}"><edXMLEnvelope>{unknown}</edXMLEnvelope></edXML>'.encode(),
                      warnings=warnings)
     assert len(warnings) == 51 and warnings[-1] == "more than 50 warnings; the rest are not listed"
+
+
+# ---- whitespace around codes, as the national EdXML102 library trims it ---------------------------
+
+
+def test_whitespace_around_a_status_code_and_organ_ids_is_trimmed_with_a_warning():
+    laid_out = (STATUS.replace(b"<edXML:StatusCode>01</edXML:StatusCode>",
+                               b"<edXML:StatusCode>\n\t\t\t01\n\t\t</edXML:StatusCode>")
+                .replace(b"<edXML:OrganId>000.00.00.G22</edXML:OrganId>",
+                         b"<edXML:OrganId>\n\t\t000.00.00.G22</edXML:OrganId>")
+                .replace(b"<edXML:OrganId>000.00.00.H41</edXML:OrganId>", b"<edXML:OrganId> 000.00.00.H41 </edXML:OrganId>"))
+    assert laid_out.count(b"\n\t\t\t01") == 1 and laid_out.count(b" 000.00.00.H41 ") == 1
+    warnings: list[str] = []
+    assert import_edxml(laid_out, warnings=warnings) == import_edxml(STATUS)
+    assert len(warnings) == 3 and all("whitespace around" in w for w in warnings), warnings
+    assert import_edxml(STATUS.replace(b">01<", b"> 03 <")).status_code == "03"
+
+
+def test_whitespace_around_from_and_to_organ_ids_of_a_document_is_trimmed_but_names_are_kept():
+    doc = raw("edoc_new.edxml")
+    first = import_edxml(doc)
+    to = first.to[0].organ_id
+    spaced = (doc.replace(f"<edXML:OrganId>{first.from_organ.organ_id}</".encode(),
+                          f"<edXML:OrganId>\n\t\t{first.from_organ.organ_id}</".encode(), 1)
+              .replace(f"<edXML:OrganId>{to}</".encode(), f"<edXML:OrganId>{to} </".encode(), 1)
+              .replace(f"<edXML:OrganName>{first.from_organ.organ_name}</".encode(),
+                       f"<edXML:OrganName> {first.from_organ.organ_name}</".encode(), 1))
+    again = import_edxml(spaced, warnings=[])
+    assert (again.from_organ.organ_id, again.to[0].organ_id) == (first.from_organ.organ_id, to)
+    assert again.from_organ.organ_name == " " + first.from_organ.organ_name  # prose is kept as sent

@@ -387,3 +387,30 @@ def test_an_envelope_delivered_after_the_expiry_sweep_read_it_is_left_delivered_
     assert state_of(side, mid)["state"] == "delivered"
     assert inbox.list_entries(side.db_a) == []
     assert not [r for r in audit.recent(side.db_a) if r["event"] == audit.EXPIRED]
+
+
+def test_a_refusal_about_one_envelope_holds_back_that_envelope_not_the_hop(side, clock):
+    """PARK_FULL (the relay's quota for the envelope's origin is full) is about that envelope: it waits on a
+    backoff of its own, the hop's other mail goes meanwhile, the hop's backoff is untouched, and the hop
+    coming back (a heartbeat) does not release it; an operator's retry does."""
+    junk, other = send(side, "junk"), None
+    side.wire.answer = lambda hop, address, envelopes: [
+        xpb.Outcome(rejection=xpb.Rejection(reason="PARK_FULL", message="full"))
+        if pb.Header.FromString(pb.Envelope.FromString(e).header).message_id == junk
+        else side.wire.receive(hop, address, [e])[0] for e in envelopes]
+    assert side.disp.attempt(B) == DELIVERED  # held back: progress, not a failure of the hop
+    assert peers.get(side.db_a, B).failures == 0 and state_of(side, junk)["attempts"] == 1
+    other = send(side, "honest")
+    assert side.disp.attempt(B) == DELIVERED and state_of(side, other)["state"] == "delivered"
+    assert side.disp.attempt(B) == IDLE  # junk is not claimed again before its own time
+    side.disp.wake = lambda hop: None  # no sender threads: this test drives every attempt
+    with side.db_a.transaction() as tx:  # the link failed meanwhile (a timeout), then B beats again:
+        peers.record_failure(tx, B, 1, clock.now_ms() + 1, "timeout")
+    assert side.disp.peer_returned(B, "heartbeat")  # its backoff and deferrals are forgotten ...
+    assert side.disp.attempt(B) == IDLE  # ... but not this: the link coming back is not the quota freeing up
+    clock.advance(POLICY.max_delay * 1.4)
+    assert side.disp.attempt(B) == DELIVERED and state_of(side, junk)["attempts"] == 2  # refused again, later
+    assert peers.get(side.db_a, B).failures == 0
+    side.disp.retry_now(B)  # the operator's word releases it at once
+    side.wire.answer = None
+    assert side.disp.attempt(B) == DELIVERED and state_of(side, junk)["state"] == "delivered"

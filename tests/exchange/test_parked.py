@@ -23,7 +23,7 @@ from node.store.database import Database
 
 D, C1, C2 = "000.00.35.H53", "000.21.35.H53", "000.22.35.H53"
 NOBODY, LATER = "000.29.35.H53", "000.30.35.H53"  # below D by the code rule; only LATER ever registers
-LIMITS = Limits(parked_per_peer=2, park_for=86400.0)
+LIMITS = Limits(parked_per_origin=2, park_for=86400.0)
 
 
 class Wakes:
@@ -68,7 +68,7 @@ def test_mail_for_a_child_not_registered_is_parked_within_the_peers_quota(relay,
     out = relay.intake.receive([raw for _, raw in batch], C1)
     assert [isinstance(o, pb.Receipt) for o in out] == [True, True, False]
     assert out[2].reason is Reason.PARK_FULL and not out[2].reason.permanent
-    assert "limits.parked_per_peer" in out[2].detail
+    assert "limits.parked_per_origin" in out[2].detail
     assert outbox.parked_usage(relay.db, C1)[0] == 2
     assert outbox.get(relay.db, batch[2][0].message_id) is None  # nothing kept of the refused one
     assert isinstance(relay.intake.receive([batch[0][1]], C1)[0], pb.Receipt)  # the same envelope again
@@ -111,13 +111,13 @@ def test_a_park_that_ends_without_a_registration_becomes_a_non_delivery_notice(r
 
 
 def test_the_bytes_quota_refuses_too(tmp_path, pki, clock):
-    """limits.parked_bytes_per_peer bounds the parked bytes as parked_per_peer bounds their number."""
+    """limits.parked_bytes_per_origin bounds the parked bytes as parked_per_origin bounds their number."""
     db = Database(tmp_path / "d.sqlite3")
     try:
         router = Router(D, {}, child_endpoint={C1: "127.0.0.1:1"}.get)
         one = mail(pki, clock, C1, NOBODY)[1]
         intake = Intake(db, pki.signer(D), pki.trust(clock), router, clock, 1 << 20, queues=Wakes(),
-                        limits=Limits(parked_per_peer=100, parked_bytes_per_peer=len(one) * 3))
+                        limits=Limits(parked_per_origin=100, parked_bytes_per_origin=len(one) * 3))
         out = intake.receive([mail(pki, clock, C1, NOBODY)[1] for _ in range(4)], C1)
         taken = [o for o in out if isinstance(o, pb.Receipt)]
         assert 1 <= len(taken) < 4 and out[-1].reason is Reason.PARK_FULL  # the relay's copy is a little larger

@@ -13,7 +13,7 @@ from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
 
 from .core import Observed, Scene, call, case, outcome
-from .world import (C1, C2, D, G, M, MAX_SIZE, P, PARKED_PER_PEER, R, TIMEOUT, X, poll, document, edited, expired_identity, foreign_identity, forged,
+from .world import (C1, C2, D, G, M, MAX_SIZE, P, PARKED_PER_ORIGIN, R, TIMEOUT, X, poll, document, edited, expired_identity, foreign_identity, forged,
                     relayed, seal, status, unknown_version)
 
 DELIVER = "Exchange.Deliver, M → D"
@@ -132,11 +132,11 @@ def _(s):
       "PARK_FULL", via=DELIVER)
 def _(s):
     """Below D by the code rule but never registered: D cannot tell them from communes not set up yet, so it
-    parks them (transient, not refused), but only PARKED_PER_PEER of M's; the next is refused for now (M
+    parks them (transient, not refused), but only PARKED_PER_ORIGIN of M's; the next is refused for now (M
     keeps it). A retry of one parked is answered with its receipt, and the quota is M's alone: an honest
     commune's mail for a code not registered yet is still parked."""
     m = s.w.signer(M)
-    parked = [seal(m, f"000.{29 + i}.35.H53", lifetime_s=10 * YEAR_MS / 1000) for i in range(PARKED_PER_PEER)]
+    parked = [seal(m, f"000.{29 + i}.35.H53", lifetime_s=10 * YEAR_MS / 1000) for i in range(PARKED_PER_ORIGIN)]
     for header, raw in parked:
         assert deliver(s, raw).status == "OK"
     refused = deliver(s, seal(m, "000.39.35.H53", lifetime_s=10 * YEAR_MS / 1000)[1])

@@ -126,6 +126,27 @@ def _(s):
     return send(s, pb.Document(subject="x"), [M], priority=7)
 
 
+@case("limits", "Send to a recipient that is no agency code and nobody holds (`abc`)", "INVALID_ARGUMENT",
+      "INVALID_REQUEST", via=SEND)
+def _(s):
+    o = send(s, pb.Document(subject="gõ nhầm"), [M, "abc"])
+    assert o.detail.startswith("recipients[1]:"), o.detail  # named, and nothing queued for M either
+    return o
+
+
+DIRECTORY = "Mailbox.Directory at D"
+
+
+for label, token in (("made up", "zzz"), ("a bare agency code, as tokens once were", "000.00.35.H53"),
+                     ("of 10,000 characters", "A" * 10_000), ("not base64", "!!.??")):
+    @case("limits", f"Directory with a page token {label}", "INVALID_ARGUMENT", "INVALID_REQUEST", via=DIRECTORY)
+    def _(s, token=token):
+        api = s.w.api(D)
+        o = call(api.stub.Directory, mpb.DirectoryRequest(page_token=token), metadata=api.metadata)
+        assert "page_token" in o.detail, o.detail  # refused, not read as the end of the listing
+        return o
+
+
 # ---- the CLI saves what a sender named ------------------------------------------------------------
 
 FETCH = "M → D, then `lienthong fetch --save-dir` at D"

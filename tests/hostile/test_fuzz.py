@@ -35,7 +35,11 @@ from node.pb import envelope_pb2 as pb
 from node.pb import registry_pb2 as rpb
 from node.pb import stats_pb2 as spb
 from node.registry import records
+from node.exchange.intake import Intake
+from node.exchange.service import PeerIdentity
+from node.limits import Limits
 from node.registry.directory import Directory
+from node.registry.service import RegistryService
 from node.runtime import Node
 from node.store.database import Database
 
@@ -389,6 +393,73 @@ def test_heartbeats_with_claims_and_statistics(fx, directory, data):
         only_rejected(stats.verify, row, fx.trust)
     only_rejected(directory.heartbeat, data.draw(st.sampled_from([A_CHILD, A_CHILD, C])),
                   data.draw(st.sampled_from([A_CHILD, None])), odd, rows)
+    directory.heartbeat(A_CHILD, A_CHILD, {})  # withdraw whatever was accepted, for the next example
+
+
+# ---- what one call makes a node verify: relay marks per batch, rows per heartbeat, a signature budget ------
+
+@examples(100)
+@given(data=st.data())
+def test_batches_around_the_marks_limit_and_the_signature_budget(fx, data):
+    """A batch's relay marks, all together, and the peer's signature budget are checked before any signature:
+    over either, the batch is refused whole (OVER_LIMIT, SIGNATURE_BUDGET); under both, each envelope gets
+    its own outcome."""
+    tried("Intake.receive (relay marks per batch, signature budget)")
+    intake = Intake(fx.node.db, fx.b, fx.trust, fx.node.router, SYSTEM, 1 << 20, queues=fx.node.dispatcher,
+                    limits=Limits(marks_per_batch=8, signatures_per_second=1, signature_burst=data.draw(
+                        st.sampled_from([5, 40]))))
+    batch = []
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw = data.draw(signed_envelopes(fx, A))
+        try:
+            env = pb.Envelope.FromString(raw)
+        except Exception:  # a mutation that no longer parses: no marks to count, refused on its own
+            batch.append(raw)
+            continue
+        for _ in range(data.draw(st.integers(0, 4))):
+            if data.draw(st.booleans()):
+                envelope.add_trace(env, fx.a)
+            else:
+                env.trace.add(body=data.draw(small_bytes), signature=data.draw(small_bytes),
+                              cert_der=data.draw(st.sampled_from([fx.a.cert_der, b"", b"\x30\x00"])))
+        batch.append(env.SerializeToString())
+    marks = sum(_marks(raw) for raw in batch)
+    results = only_rejected(intake.receive, batch, A)
+    if marks > 8:
+        assert isinstance(results, Rejected) and results.reason is Reason.OVER_LIMIT, results
+    if isinstance(results, Rejected):
+        assert results.reason in (Reason.OVER_LIMIT, Reason.SIGNATURE_BUDGET), results
+        reached("Intake.receive (marks, budget)", results)
+        return
+    assert len(results) == len(batch)
+    for r in results:
+        reached("Intake.receive (marks, budget)", r)
+
+
+def _marks(raw: bytes) -> int:
+    try:
+        return len(pb.Envelope.FromString(raw).trace)
+    except Exception:
+        return 0
+
+
+class _Context:
+    """What a servicer reads of a call in plain-text mode: nothing (PeerIdentity answers None)."""
+
+
+@FUZZ
+@given(data=st.data())
+def test_heartbeats_around_the_rows_limit(fx, directory, data):
+    tried("RegistryService.Heartbeat (rows per heartbeat)")
+    service = RegistryService(directory, PeerIdentity(fx.trust, insecure=True),
+                              Limits(stats_rows_per_heartbeat=3, registry_updates_per_second=1e6,
+                                     registry_update_burst=1_000_000))
+    rows = data.draw(st.lists(signed_stats(fx), max_size=5))
+    request = rpb.HeartbeatRequest(code=data.draw(st.sampled_from([A_CHILD, A_CHILD, C]) | text), signed_stats=rows)
+    result = only_rejected(service.Heartbeat, request, _Context())
+    if len(rows) > 3:
+        assert isinstance(result, Rejected) and result.reason is Reason.OVER_LIMIT, result
+    reached("RegistryService.Heartbeat", result)
     directory.heartbeat(A_CHILD, A_CHILD, {})  # withdraw whatever was accepted, for the next example
 
 

@@ -70,9 +70,16 @@ TOPOLOGY = topology.parse({"name": "hostile", "nodes": [
 
 EXTRA = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"},
          "registry": {"heartbeat": "1s", "stale_after": "30s"}}
-PARKED_PER_PEER = 2  # D's limits.parked_per_peer: mail for codes below D that nobody registered
+PARKED_PER_ORIGIN = 2  # D's limits.parked_per_origin: mail for codes below D that nobody registered
 NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED: C1},
-                  "limits": {"parked_per_peer": PARKED_PER_PEER}}}
+                  "limits": {"parked_per_origin": PARKED_PER_ORIGIN,
+                             # a slow refill, so the budget case runs out whatever the machine's speed; rows
+                             # per heartbeat well under D's message size (a row carries its certificate)
+                             "signatures_per_second": 100, "signature_burst": 4000,
+                             "stats_rows_per_heartbeat": 1000,
+                             # room for the catalogue's heartbeat cases (a burst of 40, honest children beat
+                             # every second); 200 calls in a row pass it unless they take over 80 s
+                             "registry_updates_per_second": 2, "registry_update_burst": 40}}}
 
 
 # ---- identities ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from node.clock import SYSTEM
 from node.codes import Hierarchy
-from node.grpc_errors import reason_of
+from node.grpc_errors import metadata_of, reason_of
 from node.transport.grpc_peers import TlsMaterial, open_channel
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
@@ -49,8 +49,10 @@ def test_lookup_walks_up_then_down(tree):
     assert (found.code, found.parent, found.level) == (C2, D2, 3)
     assert found.endpoint == tree[C2][1].listen
     with pytest.raises(grpc.RpcError) as e:
-        tree[C1][1].client().lookup("000.99.38.H53")  # placed under D2 by the code rule, not registered: not yet
-    assert e.value.code() == grpc.StatusCode.UNAVAILABLE and reason_of(e.value) == "NOT_REGISTERED_YET"
+        tree[C1][1].client().lookup("000.99.38.H53")  # placed under D2 by the code rule, not registered: nobody
+    # holds it today: NOT_FOUND naming where mail for it would wait (not a 503 a client retries for ever)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND and reason_of(e.value) == "UNKNOWN_RECIPIENT"
+    assert metadata_of(e.value)["waits_at"] == D2
     with pytest.raises(grpc.RpcError) as e:
         tree[C1][1].client().lookup("vxp.nobody.99")  # no place in the tree at all: nobody has it
     assert e.value.code() == grpc.StatusCode.NOT_FOUND and reason_of(e.value) == "UNKNOWN_RECIPIENT"
@@ -72,7 +74,7 @@ def test_commune_to_commune_is_relayed_with_its_full_verified_path(tree):
 def test_unknown_recipient_gets_a_notice_not_a_retry_storm(tree):
     sender = tree[C1][1].client()
     with EventWaiter(sender) as events:
-        [sent] = sender.send(pb.Document(subject="Không ai nhận"), ["vxp.nobody.99"]).envelopes
+        [sent] = sender.send(pb.Document(subject="Không ai nhận"), ["000.00.00.H99"]).envelopes  # no such province
         events.wait(lambda evs: any(e.type == "arrived" for e in evs), timeout=30)
     [entry] = [e for e in sender.sent_all() if e.message_id == sent.message_id]
     assert entry.state == "rejected" and entry.reason.startswith("UNKNOWN_RECIPIENT") and entry.attempts <= 1

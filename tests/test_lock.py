@@ -59,7 +59,8 @@ def test_every_pin_has_hashes():
 
 def test_every_range_in_pyproject_is_pinned_within_it():
     inputs = _lock_inputs().inputs(ROOT / "pyproject.toml")
-    wanted = [*inputs["dependencies"], *inputs["optional-dependencies"]["dev"], *inputs["build-system"]]
+    extras = inputs["optional-dependencies"]
+    wanted = [*inputs["dependencies"], *extras["dev"], *extras["harness"], *inputs["build-system"]]
     pins = _pins()
     for text in wanted:
         req = Requirement(text)

@@ -2,7 +2,8 @@
 
 `Cluster(directory).up(topology)` issues a test CA and every node's key and certificate,
 writes each node's YAML (its parent's code as ``node.parent`` and the parent's address as
-its only peer: the registry does the rest), starts every node as its own OS process, and
+its only peer: the registry does the rest; a parent of codes the topology places by an explicit
+``parent`` lists them in ``parents_of``, as it must to let them register), starts every node as its own OS process, and
 returns when every node answers gRPC health and every parent lists all its children as
 registered and reachable. The map of the running cluster (code → addresses, API token,
 pid, config) is written to ``cluster.json`` in the directory, so separate invocations
@@ -242,7 +243,7 @@ class Cluster:
         for n in topology:
             own = _merge({"api": {"http_listen": faces[n.code]}} if http else {}, (node_extra or {}).get(n.code, {}))
             spec = nodes.NodeSpec(n.code, n.name, peers={n.parent: n.parent} if n.parent else {},
-                                  parent=n.parent, extra=_merge(extra or {}, own))
+                                  parent=n.parent, extra=_merge(_merge(hosts(topology, n.code), extra or {}), own))
             h = nodes.prepare_node(self.dir, ca, spec, addresses)
             while int(h.api.rsplit(":", 1)[1]) in used:  # prepare_node picks the API port itself
                 h = nodes.prepare_node(self.dir, ca, spec, addresses)
@@ -623,6 +624,13 @@ class Cluster:
         return {c: round(rss_kb(n.pid) / 1024, 1) for c, n in self.nodes.items() if self.alive(c)}
 
 
+def hosts(topology: Topology, code: str) -> dict:
+    """`parents_of` for the children of `code` that the topology places by an explicit parent: a parent
+    registers a code outside the QCVN form only where its own configuration puts it (node.registry)."""
+    odd = {n.code: code for n in topology if n.parent == code and n.explicit_parent}
+    return {"parents_of": odd} if odd else {}
+
+
 def _merge(a: dict, b: dict) -> dict:
     out = dict(a)
     for k, v in b.items():
@@ -665,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/cluster", description="Run a tree of lienthong nodes on this machine.")
     sub = p.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start every node of a topology; prints the cluster map as JSON")
-    up.add_argument("topology", help="a name in configs/topologies (small, binh-phuoc) or a YAML path")
+    up.add_argument("topology", help="a name in configs/topologies (small, dong-nai, binh-phuoc) or a YAML path")
     up.add_argument("--parallel", type=int, default=None, help="processes starting at once (default 3 x CPUs)")
     up.add_argument("--timeout", type=float, default=600.0, help="seconds for every node to be up and registered")
     up.add_argument("--http", action="store_true",

@@ -20,7 +20,20 @@ def test_small_is_the_national_root_two_provinces_four_districts_eight_communes(
         assert codes.parent(code) == parent
 
 
-def test_binh_phuoc_is_one_province_eleven_districts_111_communes_without_a_root():
+def test_dong_nai_is_one_province_with_its_departments_and_95_communes_directly_below_it_without_a_root():
+    t = topology.load("dong-nai")
+    assert len(t) == 109
+    [province] = t.roots()
+    assert province == "000.00.00.H19" and t.node(province).parent is None
+    assert max(n.depth for n in t) == 1  # two tiers: no district between province and commune
+    below = t.children(province)
+    assert len(below) == 108 and len(t.leaves()) == 108
+    odd = [c for c in below if t.node(c).explicit_parent]
+    assert len(odd) == 16 and all(c.startswith("H19.") for c in odd)
+    assert len(set(t.codes)) == 109
+
+
+def test_binh_phuoc_before_the_merger_is_one_province_eleven_districts_111_communes_without_a_root():
     t = topology.load("binh-phuoc")
     assert len(t) == 123
     [province] = t.roots()
@@ -94,5 +107,5 @@ def test_load_by_name_or_path_and_unknown_names(tmp_path):
     p.write_text(yaml.safe_dump(_tree({"code": "000.00.35.H53", "name": "Huyện"}), allow_unicode=True))
     assert topology.load(p).codes == ["000.00.00.H53", "000.00.35.H53"]
     assert topology.resolve("small") == topology.TOPOLOGY_DIR / "small.yaml"
-    with pytest.raises(TopologyError, match="topology file not found .*binh-phuoc, small"):
+    with pytest.raises(TopologyError, match="topology file not found .*binh-phuoc, dong-nai, small"):
         topology.load("no-such-topology")

@@ -28,11 +28,17 @@ Threading model (what runs where):
   the registry keepalive (registration, heartbeats), the audit checkpoint (sign the chain head, hand it to
   the parent), and retry timers (`timers.py`),
   which only wake a hop's senders.
-- **SQLite**: one connection behind one re-entrant lock (`store.database.Database`).
-  Every read and write takes it; a transaction holds it from BEGIN to COMMIT, fsync
-  included. Nothing holds it across a network call (a send looks recipients up before
-  its transaction; a reply queued inside one does no lookup). Commit hooks
-  (`tx.on_commit`: events, wake-ups) run after it is released.
+- **SQLite**: one writer connection behind one re-entrant lock (`store.database.Database`).
+  Every transaction takes it for its own part; transactions queued for it meanwhile join
+  the open SQLite transaction, each in a savepoint, and the last of them commits for all
+  with one fsync (group commit, at most `store.database.MAX_GROUP`); each caller returns
+  after that commit. Reads outside a
+  transaction go to a pool of at most `store.database.READERS` read-only connections
+  (`store.readers`) and never wait for it: WAL shows them every commit finished before
+  they began; a read by the transaction's own thread stays on the writer (its own rows,
+  atomic with its writes). Nothing holds the lock across a network call (a send looks
+  recipients up before its transaction; a reply queued inside one does no lookup). Commit
+  hooks (`tx.on_commit`: events, wake-ups) run after it is released.
 - **gRPC's own threads** (C core) carry the channels to peers (`transport/grpc_peers.py`,
   one channel per peer, shared by every thread) and the servers' I/O. Every peer call goes
   through `self.transport` (node/transport/interface.py); a node on a `LocalNetwork`

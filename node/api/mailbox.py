@@ -109,7 +109,7 @@ class MailboxService(mgrpc.MailboxServicer):
             raise Rejected(Reason.INVALID_REQUEST, "documents: at least one is needed", field="documents")
         if len(request.documents) > MAX_BATCH:
             raise Rejected(Reason.INVALID_REQUEST, f"documents: at most {MAX_BATCH} per call, got {len(request.documents)}",
-                           field="documents")
+                           field="documents", metadata={"limit": str(MAX_BATCH), "count": str(len(request.documents))})
         for i, one in enumerate(request.documents):
             if one.client_key:
                 raise Rejected(Reason.INVALID_REQUEST, "a document in a batch has no client_key of its own; "
@@ -202,7 +202,7 @@ class MailboxService(mgrpc.MailboxServicer):
                  | ({DELIVERED, REJECTED, EXPIRED, NOT_REGISTERED_YET} if request.sent else set())
                  | ({REGISTERED, HEARTBEAT, CHECKPOINT, CHECKPOINT_KEPT, CRL} if request.registry else set()))
         if not types:
-            raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix")
+            raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix", field="inbox")
         if not self._watchers.acquire(blocking=False):
             raise Rejected(Reason.TOO_MANY_STREAMS,
                            f"{self.max_watchers} Watch streams are open already; close one or retry later")

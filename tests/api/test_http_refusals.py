@@ -12,6 +12,7 @@ import pytest
 
 from node.api.http_json import body_limit
 from node.api.http_routes import routes
+from node.api.mailbox import MAX_BATCH
 from node.harness import nodes
 from node.harness.http_api import HttpApi, SseWatch, WatchRefused
 from node.harness.nodes import NodeSpec
@@ -21,6 +22,7 @@ A, B = "000.00.01.H53", "000.00.02.H53"
 TIMEOUT = 20.0
 MAX_SIZE = 64 * 1024
 SEND = "/v1/mailbox/Send"
+MAX_RECIPIENTS, MAX_ATTACHMENTS = 3, 2
 
 
 class Solo:
@@ -31,6 +33,8 @@ class Solo:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     specs = [NodeSpec(code, f"Sở {code[-5]}", extra={"messages": {"max_size": MAX_SIZE},
+                                                     "limits": {"recipients_per_send": MAX_RECIPIENTS,
+                                                                "attachments_per_document": MAX_ATTACHMENTS},
                                                      "api": {"http_listen": f"127.0.0.1:{nodes.free_port()}"}})
              for code in (A, B)]
     ha, hb = nodes.pair(tmp_path_factory.mktemp("http-refusals"), *specs)
@@ -208,6 +212,25 @@ def test_a_send_without_subject_names_the_field(node):
                                                ([B, "not-a-code"], "recipients[1]"), (["abc"], "recipients[0]")])
 def test_a_send_to_bad_recipients_queues_nothing(node, recipients, field):
     refused(node, SEND, good_send(recipients=recipients), 400, "INVALID_REQUEST", field)
+
+
+def test_too_many_recipients_names_the_field_the_limit_and_the_count(node):
+    recipients = [B, "000.00.03.H53", "000.00.04.H53", "000.00.05.H53"]
+    error = refused(node, SEND, good_send(recipients=recipients), 400, "OVER_LIMIT", "recipients")
+    assert (error["metadata"]["limit"], error["metadata"]["count"]) == (str(MAX_RECIPIENTS), "4")
+
+
+def test_too_many_attachments_names_the_field_the_limit_and_the_count(node):
+    body = good_send()
+    body["document"]["attachments"] *= MAX_ATTACHMENTS + 1
+    error = refused(node, SEND, body, 400, "OVER_LIMIT", "document.attachments")
+    assert (error["metadata"]["limit"], error["metadata"]["count"]) == (str(MAX_ATTACHMENTS), str(MAX_ATTACHMENTS + 1))
+
+
+def test_an_oversized_batch_names_the_field_the_limit_and_the_count(node):
+    documents = [{"document": {"subject": "x"}, "recipients": [B]}] * (MAX_BATCH + 1)  # under the body limit
+    error = refused(node, "/v1/mailbox/SendBatch", {"documents": documents}, 400, "INVALID_REQUEST", "documents")
+    assert (error["metadata"]["limit"], error["metadata"]["count"]) == (str(MAX_BATCH), str(MAX_BATCH + 1))
 
 
 @pytest.mark.parametrize("method", ["Fetch", "Ack"])

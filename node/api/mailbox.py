@@ -295,6 +295,8 @@ class MailboxService(mgrpc.MailboxServicer):
         try:
             return replies.agency(self.directory.lookup(request.code))
         except Rejected as r:
+            if r.reason is Reason.UNKNOWN_RECIPIENT and not r.field:  # about the code asked for: name the field
+                raise Rejected(r.reason, r.detail, field="code", metadata=r.metadata) from None
             if r.reason is not Reason.NOT_REGISTERED_YET:
                 raise
             # the tree knows nobody holds the code today: NOT_FOUND, not a 503 a client would retry for ever
@@ -302,5 +304,5 @@ class MailboxService(mgrpc.MailboxServicer):
             at = at if is_identifier(at) else ""  # a peer's words: kept only if it is a code
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {request.code} is registered; the code rule "
                            f"places it below {at or 'a node'}, where mail for it waits for a registration",
-                           metadata={"waits_at": at} if at else None) from None
+                           field="code", metadata={"waits_at": at} if at else None) from None
 

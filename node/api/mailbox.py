@@ -11,7 +11,7 @@ from ..documents.edxml_bridge import EdxmlBridge
 from ..documents.lifecycle import Lifecycle
 from ..documents.origin import Origin
 from ..envelope import Verified
-from ..errors import Reason, Rejected, naming
+from ..errors import Reason, Rejected, blaming, naming
 from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, CRL, DELIVERED, EXPIRED, HEARTBEAT, NOT_REGISTERED_YET,
                       REGISTERED, REJECTED, WATCHING, EventBus)
 from ..exchange.outgoing import Outgoing
@@ -158,7 +158,7 @@ class MailboxService(mgrpc.MailboxServicer):
     def Fetch(self, request: mpb.FetchRequest, context) -> mpb.FetchResponse:
         row = inbox.get(self.db, request.message_id)
         if row is None:
-            raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox")
+            raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox", field="message_id")
         raw = row["envelope"]
         # re-verify from the stored bytes: what we show is what was signed
         verified = self.verify_stored(raw)
@@ -177,7 +177,7 @@ class MailboxService(mgrpc.MailboxServicer):
     def Ack(self, request: mpb.AckRequest, context) -> mpb.AckResponse:
         was_new = inbox.ack(self.db, request.message_id, self.clock.now_ms())
         if was_new is None:
-            raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox")
+            raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox", field="message_id")
         return mpb.AckResponse(was_new=was_new)
 
     def ListSent(self, request: mpb.ListSentRequest, context) -> mpb.ListSentResponse:
@@ -255,9 +255,10 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def SetStatus(self, request: mpb.SetStatusRequest, context) -> mpb.SetStatusResponse:
         def run(within):
-            mid = self.lifecycle.set_status(
-                request.message_id, request.status_code, request.staff_info, request.description,
-                within=within and (lambda tx, mid: within(tx, mpb.SetStatusResponse(message_id=mid))))
+            with blaming("message_id", Reason.NOT_FOUND):
+                mid = self.lifecycle.set_status(
+                    request.message_id, request.status_code, request.staff_info, request.description,
+                    within=within and (lambda tx, mid: within(tx, mpb.SetStatusResponse(message_id=mid))))
             return mpb.SetStatusResponse(message_id=mid)
         return self.keys.once("SetStatus", request, mpb.SetStatusResponse, run)
 
@@ -283,7 +284,8 @@ class MailboxService(mgrpc.MailboxServicer):
         return self.keys.once("ImportEdxml", request, mpb.ImportEdxmlResponse, run)
 
     def ExportEdxml(self, request: mpb.ExportEdxmlRequest, context) -> mpb.ExportEdxmlResponse:
-        out = self.bridge.export_packet(request.message_id, unwrap=request.unwrap_attachments)
+        with blaming("message_id", Reason.NOT_FOUND):
+            out = self.bridge.export_packet(request.message_id, unwrap=request.unwrap_attachments)
         return mpb.ExportEdxmlResponse(packet=out.packet, file_name=out.file_name, warnings=out.warnings)
 
     def Track(self, request: mpb.TrackRequest, context) -> mpb.TrackResponse:
@@ -293,10 +295,9 @@ class MailboxService(mgrpc.MailboxServicer):
         if not request.code:
             raise Rejected(Reason.INVALID_REQUEST, "code is required", field="code")
         try:
-            return replies.agency(self.directory.lookup(request.code))
+            with blaming("code", Reason.UNKNOWN_RECIPIENT):
+                return replies.agency(self.directory.lookup(request.code))
         except Rejected as r:
-            if r.reason is Reason.UNKNOWN_RECIPIENT and not r.field:  # about the code asked for: name the field
-                raise Rejected(r.reason, r.detail, field="code", metadata=r.metadata) from None
             if r.reason is not Reason.NOT_REGISTERED_YET:
                 raise
             # the tree knows nobody holds the code today: NOT_FOUND, not a 503 a client would retry for ever

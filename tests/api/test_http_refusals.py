@@ -233,9 +233,9 @@ def test_an_oversized_batch_names_the_field_the_limit_and_the_count(node):
     assert (error["metadata"]["limit"], error["metadata"]["count"]) == (str(MAX_BATCH), str(MAX_BATCH + 1))
 
 
-@pytest.mark.parametrize("method", ["Fetch", "Ack"])
-def test_an_unknown_message_is_404(node, method):
-    error = refused(node, f"/v1/mailbox/{method}", {"messageId": "0" * 32}, 404, "NOT_FOUND", None)
+@pytest.mark.parametrize("method", ["Fetch", "Ack", "SetStatus", "ExportEdxml"])
+def test_an_unknown_message_is_404_naming_the_field(node, method):
+    error = refused(node, f"/v1/mailbox/{method}", {"messageId": "0" * 32}, 404, "NOT_FOUND", "message_id")
     assert "0" * 32 in error["message"]
 
 

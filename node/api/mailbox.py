@@ -229,8 +229,9 @@ class MailboxService(mgrpc.MailboxServicer):
         whole = not request.parent and not request.recursive
         key = ("", False) if whole else (request.parent or self.directory.code, request.recursive)
         after = self._page_tokens.read(key, request.page_token)
-        agencies = self._listing(key, request.page_token == "", lambda: (
-            self.directory.whole_tree() if whole else self.directory.children(key[0], key[1])))
+        with blaming("parent", Reason.UNKNOWN_RECIPIENT):
+            agencies = self._listing(key, request.page_token == "", lambda: (
+                self.directory.whole_tree() if whole else self.directory.children(key[0], key[1])))
         needle = fold(request.name_contains)
         matching = [a for a in agencies if a.code > after
                     and (not request.level or a.level == request.level) and (not needle or needle in fold(a.name))]
@@ -278,9 +279,10 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def ImportEdxml(self, request: mpb.ImportEdxmlRequest, context) -> mpb.ImportEdxmlResponse:
         def run(within):
-            return _imported_response(self.bridge.import_packet(
-                request.packet, list(request.recipients), request.ref_message_id,
-                within=within and (lambda tx, imported: within(tx, _imported_response(imported)))))
+            with blaming("packet", Reason.MALFORMED):
+                return _imported_response(self.bridge.import_packet(
+                    request.packet, list(request.recipients), request.ref_message_id,
+                    within=within and (lambda tx, imported: within(tx, _imported_response(imported)))))
         return self.keys.once("ImportEdxml", request, mpb.ImportEdxmlResponse, run)
 
     def ExportEdxml(self, request: mpb.ExportEdxmlRequest, context) -> mpb.ExportEdxmlResponse:

@@ -274,3 +274,14 @@ def test_watch_streams_over_the_cap_are_refused_and_a_closed_one_frees_its_place
     finally:
         for w in watches:
             w.close()
+
+
+def test_an_edxml_packet_that_does_not_parse_names_the_packet(node):
+    body = {"packet": base64.b64encode(b"<edXMLEnvelope><unclosed>").decode(), "recipients": [B]}
+    error = refused(node, "/v1/mailbox/ImportEdxml", body, 400, "MALFORMED", "packet")
+    assert "edXML" in error["message"]
+
+
+def test_a_directory_under_a_code_nobody_holds_names_the_parent(node):
+    error = refused(node, "/v1/mailbox/Directory", {"parent": "000.00.99.H53"}, 404, "UNKNOWN_RECIPIENT", "parent")
+    assert "000.00.99.H53" in error["message"]

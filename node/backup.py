@@ -1,10 +1,13 @@
 """`lienthong backup` and `lienthong restore`: a node's mailbox as one file, taken while the node runs.
 
-A backup is a plain tar file (readable with `tar -xf`) of two members:
+A backup is a plain tar file (readable with `tar -xf`) of three members:
 
 - `manifest.json`: format, node code and name, when (UTC), the lienthong version, the schema
-  version (the last migration applied, and the whole list), rows per table, and the SHA-256
-  and size of the database member;
+  version (the last migration applied, and the whole list), rows per table, the SHA-256
+  and size of the database member, and the certificate of the key that signs it;
+- `manifest.sig`: the node's signature (tls.key) over the manifest. A digest alone proves
+  nothing against someone who edits the database and writes the new digest in; the signature
+  binds the digest, so the database, to the node's key;
 - `mailbox.sqlite3`: a consistent copy of the mailbox, taken with SQLite's online backup API
   from a read-only connection of its own (node/store/backup.py): the running node is not
   stopped, paused or locked out, and the copy holds every transaction committed before it
@@ -12,9 +15,13 @@ A backup is a plain tar file (readable with `tar -xf`) of two members:
 
 Restore goes only into an empty data directory (it never merges into or replaces a mailbox),
 for the node the backup was made of, from a backup whose schema this version knows; it checks
-the digest, SQLite's integrity check and the row counts before the mailbox is put in place,
+the manifest's signature with this node's key first (unsigned: BACKUP_UNSIGNED; signed by
+another key: BACKUP_FOREIGN_KEY; changed since: BACKUP_BAD_SIGNATURE), then the digest,
+SQLite's integrity check and the row counts, before the mailbox is put in place,
 and declares the restore in the audit chain under the node's key (node/audit/restore.py), so
-that the rows written after the backup read as lost with a restore, not as tampering.
+that the rows written after the backup read as lost with a restore, not as tampering. A backup
+made under another key (another node's, or this node's before a new key) is refused: taking
+over a predecessor's mailbox is not supported yet.
 
 What a restored node does with what the backup holds: envelopes it shows delivered are not
 sent again; envelopes it shows pending are sent again, and a next hop that already took them
@@ -25,6 +32,7 @@ in a mailbox backup).
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
@@ -36,16 +44,24 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .audit import restore as audit_restore
+from cryptography import x509
+
 from . import version as _version
+from .audit import restore as audit_restore
 from .config import ConfigError, Settings
 from .envelope import Signer
+from .errors import Reason, Rejected
+from .identity import certs, keys
 from .preflight import LOCK_FILE, MAILBOX_FILE, DataDir
 from .progress import MB, SILENT, Progress
 from .store import backup as store
 
-FORMAT = "lienthong-backup/1"
+FORMAT = "lienthong-backup/2"
+UNSIGNED_FORMATS = ("lienthong-backup/1",)  # made before backups were signed
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+SIGNED = b"lienthong backup manifest\0"  # in front of the manifest's bytes: this signature means nothing else
+MAX_MANIFEST = 1 << 20  # a manifest is a few KiB; a bigger member is not read into memory
 DATABASE = "mailbox.sqlite3"
 SUFFIX = ".tar"
 CHUNK = 1 << 20
@@ -67,6 +83,7 @@ class Manifest:
     rows: dict[str, int]  # per table
     sha256: str           # of the database member
     size: int
+    signer_cert: str      # base64 DER of the certificate whose key signs the manifest (manifest.sig)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1).encode()
@@ -75,6 +92,9 @@ class Manifest:
     def from_json(cls, data: bytes, where: str) -> "Manifest":
         try:
             raw = json.loads(data)
+            if raw.get("format") in UNSIGNED_FORMATS:
+                raise Rejected(Reason.BACKUP_UNSIGNED, f"{where} was made by lienthong {raw.get('lienthong')}, "
+                                                       "before backups were signed: its content cannot be trusted")
             if raw.get("format") != FORMAT:
                 raise BackupError(f"{where}: not a {FORMAT} backup (format {raw.get('format')!r})")
             return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
@@ -90,6 +110,42 @@ def _digest(path: Path, progress: Progress = SILENT) -> str:
             done += len(chunk)
             progress.amount("SHA-256 of the copy", done, total, unit="MB")
     return h.hexdigest()
+
+
+def node_signer(settings: Settings) -> Signer:
+    """The node's own signing identity (tls.key, tls.cert): what signs its backups and checks them on restore."""
+    try:
+        return Signer.from_files(Path(settings.tls.key), Path(settings.tls.cert))
+    except ValueError as e:
+        raise BackupError(f"the node's key cannot sign or check a backup: {e}") from None
+
+
+def sign_manifest(signer: Signer, data: bytes) -> bytes:
+    return signer.sign(SIGNED + data)
+
+
+def check_signature(signer: Signer, manifest: Manifest, data: bytes, signature: bytes | None, where: str) -> None:
+    """The manifest was signed by this node's key, as it is: else refused, with the reason that says why."""
+    if not signature:
+        raise Rejected(Reason.BACKUP_UNSIGNED, f"{where} has no {SIGNATURE}: its content cannot be trusted")
+    own = x509.load_der_x509_certificate(signer.cert_der).public_key()
+    if keys.verify(own, signature, SIGNED + data):
+        return
+    other = _signer_of(manifest)
+    if other is None or other.public_key().public_numbers() != own.public_numbers():
+        who = certs.agency_code(other) if other is not None else None
+        raise Rejected(Reason.BACKUP_FOREIGN_KEY,
+                       f"{where} is signed by another key than this node's (tls.key)"
+                       f"{f', the key of {who}' if who else ''}: a node restores only its own backups")
+    raise Rejected(Reason.BACKUP_BAD_SIGNATURE, f"{where}: the manifest's signature does not verify with this node's "
+                                                "key: the backup was changed after it was made; use another backup")
+
+
+def _signer_of(manifest: Manifest) -> x509.Certificate | None:
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode(manifest.signer_cert, validate=True))
+    except (ValueError, TypeError):
+        return None
 
 
 class _Reading:
@@ -135,6 +191,7 @@ def backup(settings: Settings, to: Path, keep: int | None = None,
         raise BackupError(f"{out} exists: a backup never overwrites one (give another file, or a directory)")
     if not out.parent.is_dir():
         raise BackupError(f"{out.parent} is not a directory: create it first (mode 0700)")
+    signer = node_signer(settings)
     work = Path(tempfile.mkdtemp(prefix=".lienthong-backup-", dir=out.parent))  # same disk: one rename at the end
     try:
         copy = work / DATABASE
@@ -143,15 +200,16 @@ def backup(settings: Settings, to: Path, keep: int | None = None,
         contents = store.snapshot(mailbox, copy)
         manifest = Manifest(FORMAT, settings.node.code, settings.node.name, now.isoformat(timespec="seconds"),
                             _version(), contents.schema_version, contents.migrations, contents.rows,
-                            _digest(copy, progress), copy.stat().st_size)
+                            _digest(copy, progress), copy.stat().st_size, base64.b64encode(signer.cert_der).decode())
         partial = work / (out.name + ".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 data = manifest.to_json()
-                info = tarfile.TarInfo(MANIFEST)
-                info.size, info.mode, info.mtime = len(data), 0o600, int(now.timestamp())
-                tar.addfile(info, io.BytesIO(data))
+                for name, member in ((MANIFEST, data), (SIGNATURE, sign_manifest(signer, data))):
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode, info.mtime = len(member), 0o600, int(now.timestamp())
+                    tar.addfile(info, io.BytesIO(member))
                 info = tarfile.TarInfo(DATABASE)
                 info.size, info.mode, info.mtime = manifest.size, 0o600, int(now.timestamp())
                 with open(copy, "rb") as db:
@@ -177,18 +235,30 @@ def prune(settings: Settings, directory: Path, keep: int) -> list[Path]:
     return old
 
 
-def read_manifest(path: Path) -> Manifest:
+def read_manifest(path: Path) -> tuple[Manifest, bytes, bytes | None]:
+    """The manifest, its bytes as signed, and its signature (None when the backup has none)."""
     try:
         with tarfile.open(path, mode="r:") as tar:
-            member = tar.getmember(MANIFEST)
-            f = tar.extractfile(member)
-            if f is None:
+            data = _member(tar, MANIFEST)
+            if data is None:
                 raise KeyError(MANIFEST)
-            return Manifest.from_json(f.read(), str(path))
+            manifest = Manifest.from_json(data, str(path))
+            return manifest, data, _member(tar, SIGNATURE)
     except FileNotFoundError:
         raise BackupError(f"{path}: no such file") from None
     except (tarfile.TarError, KeyError):
         raise BackupError(f"{path}: not a lienthong backup (no {MANIFEST} in a tar file)") from None
+
+
+def _member(tar: tarfile.TarFile, name: str) -> bytes | None:
+    try:
+        member = tar.getmember(name)
+    except KeyError:
+        return None
+    if not member.isfile() or member.size > MAX_MANIFEST:
+        raise BackupError(f"{tar.name}: {name} is not a file of at most {MAX_MANIFEST} bytes")
+    f = tar.extractfile(member)
+    return f.read() if f is not None else None
 
 
 @dataclass(frozen=True)
@@ -202,8 +272,11 @@ def restore(settings: Settings, source: Path, signer: Signer, now_ms: int,
             progress: Progress = SILENT) -> Restored:
     """Put the mailbox from backup `source` into the node's empty data directory, after every check, with the
     restore declared in its audit chain (a `restored` row and its restore checkpoint, signed by `signer`,
-    the node's key: node/audit/restore.py) before it is put in place."""
-    manifest = read_manifest(source)
+    the node's key: node/audit/restore.py) before it is put in place. Raises Rejected (BACKUP_*) for a backup
+    `signer` did not sign as it is, BackupError or ConfigError for the rest; in every case nothing is left in
+    the data directory."""
+    manifest, signed, signature = read_manifest(source)
+    check_signature(signer, manifest, signed, signature, str(source))
     src = str(settings.source) if settings.source else None
     if manifest.node != settings.node.code:
         raise ConfigError(f"{source} is a backup of {manifest.node}, but this config is for {settings.node.code}",

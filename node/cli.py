@@ -17,6 +17,7 @@ from .config import ConfigError, load_config
 from .config_location import CONFIG_ENV, DEFAULT_CONFIG, HELP as CONFIG_HELP, NoConfig, find_config
 from .progress import Progress
 from .envelope import is_message_id
+from .errors import Rejected
 from .pb import envelope_pb2 as pb
 from .terminal import shown, shown_json
 
@@ -206,9 +207,11 @@ def cmd_restore(args) -> int:
             r = backup.restore(settings, Path(args.source), signer, SYSTEM.now_ms(), progress=progress)
     except backup.BackupError as e:
         raise CliError(str(e)) from None
+    except Rejected as refused:  # BACKUP_*: the reason first, so a script can tell them apart
+        raise CliError(refused.public_text) from None
     m = r.manifest
-    print(f"restored {args.source} ({m.node}, {m.created}, schema {m.schema_version}, sha256 verified) into "
-          f"{settings.node.data_dir}\n"
+    print(f"restored {args.source} ({m.node}, {m.created}, schema {m.schema_version}, signature and sha256 "
+          f"verified) into {settings.node.data_dir}\n"
           f"audit: the backup holds the chain up to seq {r.backup_seq}; the restore is recorded at seq "
           f"{r.restore_seq}, signed by the node's key, and handed to the parent when the node starts "
           "(`lienthong audit verify` reports rows written after the backup as lost with the restore)\n"
@@ -575,11 +578,11 @@ def cmd_queues(args) -> int:
     if args.json:
         print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
         return 0
-    print(f"{'NEXT HOP':15}  {'DEPTH':>6}  {'PARKED':>6}  {'OLDEST':>6}  {'FAILS':>5}  {'NEXT TRY':>8}  {'HELD':4}  "
-          "LAST ERROR")
+    print(f"{'NEXT HOP':15}  {'DEPTH':>6}  {'PARKED':>6}  {'KEPT':>6}  {'OLDEST':>6}  {'FAILS':>5}  {'NEXT TRY':>8}  "
+          f"{'HELD':4}  LAST ERROR")
     for h in r.hops:
         due = "now" if h.next_attempt_ms <= r.now_ms else f"in {_ago(r.now_ms, h.next_attempt_ms)}"
-        print(f"{shown(h.hop):15}  {h.depth:6}  {h.parked:6}  {_ago(h.oldest_ms, r.now_ms):>6}  {h.failures:5}  {due:>8}  "
+        print(f"{shown(h.hop):15}  {h.depth:6}  {h.parked:6}  {h.kept_home:6}  {_ago(h.oldest_ms, r.now_ms):>6}  {h.failures:5}  {due:>8}  "
               f"{'yes' if h.held else 'no':4}  {shown(h.last_error)}")
     if not r.hops:
         print("(no queued mail)")
@@ -726,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     bk.add_argument("--keep", type=_at_least_one, metavar="N",
                     help="keep the N newest backups of the node in that directory, remove older ones (each named)")
     bk.set_defaults(func=cmd_backup)
-    rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (digest checked)")
+    rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (signature and digest checked)")
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
     rs.add_argument("--config", help=f"node YAML config (node.code, node.data_dir: empty or missing) {CONFIG_HELP}")
     rs.set_defaults(func=cmd_restore)

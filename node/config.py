@@ -459,40 +459,117 @@ class TlsSettings(_Section):
     insecure_plaintext: Bool = False
 
 
+def _resolve_token(self: Any, data: Any) -> bool:
+    """Exactly one of `token` / `token_file`; the file read into `token`; a strong token. False when the
+    settings were checked before (a dataclasses.replace() of loaded settings: the file was read then)."""
+    token, token_file = _given(data).get("token"), _given(data).get("token_file")
+    if isinstance(data, type(self)) or (isinstance(data, ArgsKwargs) and None not in (token, token_file)):
+        return False
+    if (token is None) == (token_file is None):
+        _fail("exactly one of token, token_file", None,
+              message=f"expected exactly one of token, token_file, got {'neither' if token is None else 'both'}")
+    if self.token_file is not None:
+        try:
+            text = self.token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            _fail("a UTF-8 file containing the token", str(token_file), str(e), key=("token_file",))
+        if not text:
+            hint = f"file is empty: {self.token_file}"
+            _fail("a file containing the token", str(token_file), hint, key=("token_file",))
+        object.__setattr__(self, "token", text)  # still being validated: nobody holds it yet
+    if token_bits(self.token) < TOKEN_BITS:
+        where = "token_file" if self.token_file is not None else "token"
+        _fail("a token of 32 random bytes or more", None, key=(where,),  # never echo the secret
+              message=f"the token is too weak (about {token_bits(self.token):.0f} bits, need {TOKEN_BITS}):"
+                      ' make one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`')
+    return True
+
+
+API_SCOPES = ("read", "send", "admin")  # node.api.clients says which calls each covers
+DEFAULT_CLIENT = "default"              # the client of api.token / api.token_file
+
+
+def _scopes(v: Any) -> Any:
+    v = _yaml_list(v)
+    for i, scope in enumerate(v):
+        if scope not in API_SCOPES:
+            _fail("one of " + ", ".join(API_SCOPES), scope, key=(i,))
+    if len(set(v)) != len(v):
+        _fail("scopes listed once each", v)
+    return tuple(v)
+
+
+ClientName = Annotated[str, Field(strict=True, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+                                  description='a name of 1-32 characters: a-z, 0-9, "-", "_" (not first)')]
+Scopes = Annotated[tuple[str, ...], BeforeValidator(_scopes),
+                   Field(min_length=1, description="a non-empty list of " + ", ".join(API_SCOPES))]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiClient(_Section):
+    """One client program of the local API: its name (in the audit log and its idempotency key space),
+    its own token, and what it may call (node/api/clients.py)."""
+
+    name: ClientName
+    token: Text | None = Field(default=None, repr=False)
+    token_file: FilePath | None = None
+    scopes: Scopes = ("read", "send")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_token(cls, data: Any, handler: Any) -> ApiClient:
+        self = handler(data)
+        _resolve_token(self, data)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _secret_stays_in_its_file(self, handler: Any) -> dict:
+        out = handler(self)
+        if self.token_file is not None:
+            out.pop("token", None)
+        return out
+
+
+def _distinct_clients(clients: tuple[ApiClient, ...]) -> tuple[ApiClient, ...]:
+    seen: dict[str, int] = {}
+    for i, c in enumerate(clients):
+        if c.name == DEFAULT_CLIENT:
+            _fail("a name other than default", c.name, key=(i, "name"),
+                  message="expected a name other than \"default\" (the client of api.token / api.token_file)")
+        if c.name in seen:
+            _fail("a name not already listed", c.name, key=(i, "name"), message=f"duplicate of {{at}}[{seen[c.name]}]")
+        seen[c.name] = i
+    return clients
+
+
 @dataclass(frozen=True, kw_only=True)
 class ApiSettings(_Section):
     """Local API for the agency's own software. ``token`` is always the
-    resolved secret (read from ``token_file`` when that is used)."""
+    resolved secret (read from ``token_file`` when that is used): the client "default", with every
+    scope. ``tokens``: one more client per program, each with its own token, name and scopes."""
 
     listen: LoopbackHostPort
     token: Text | None = Field(default=None, repr=False)
     token_file: FilePath | None = None
     http_listen: LoopbackHostPort | None = None  # the HTTP/JSON face of the same API; off unless set
+    tokens: Annotated[
+        tuple[ApiClient, ...],
+        BeforeValidator(_yaml_list),
+        AfterValidator(_distinct_clients),
+        Field(description="a list of {name, token or token_file, scopes}"),
+    ] = ()
 
     @model_validator(mode="wrap")
     @classmethod
     def _one_token(cls, data: Any, handler: Any) -> ApiSettings:
         self = handler(data)
-        token, token_file = _given(data).get("token"), _given(data).get("token_file")
-        if isinstance(data, cls) or (isinstance(data, ArgsKwargs) and None not in (token, token_file)):
-            return self  # checked before, or dataclasses.replace() of loaded settings: the file was read then
-        if (token is None) == (token_file is None):
-            _fail("exactly one of token, token_file", None,
-                  message=f"expected exactly one of token, token_file, got {'neither' if token is None else 'both'}")
-        if self.token_file is not None:
-            try:
-                text = self.token_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as e:
-                _fail("a UTF-8 file containing the token", str(token_file), str(e), key=("token_file",))
-            if not text:
-                hint = f"file is empty: {self.token_file}"
-                _fail("a file containing the token", str(token_file), hint, key=("token_file",))
-            object.__setattr__(self, "token", text)  # still being validated: nobody holds it yet
-        if token_bits(self.token) < TOKEN_BITS:
-            where = "token_file" if self.token_file is not None else "token"
-            _fail("a token of 32 random bytes or more", None, key=(where,),  # never echo the secret
-                  message=f"the token is too weak (about {token_bits(self.token):.0f} bits, need {TOKEN_BITS}):"
-                          ' make one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`')
+        if _resolve_token(self, data):
+            seen = {self.token: DEFAULT_CLIENT}
+            for i, c in enumerate(self.tokens):
+                if c.token in seen:  # a token names one client: never echo it
+                    _fail("a token of its own", None, key=("tokens", i, "token_file" if c.token_file else "token"),
+                          message=f"expected a token of its own, got the token of client {seen[c.token]!r}")
+                seen[c.token] = c.name
         return self
 
     @model_serializer(mode="wrap")
@@ -607,13 +684,13 @@ class AuditSettings(_Section):
 class SealingSettings(_Section):
     """Payloads sealed for their recipient (docs/sealing.md, node/identity/sealing.py).
 
-    ``preferred`` by default: seal whenever the recipient's signed record publishes a seal key, and
-    send in clear only to a node older than sealing, so a tree upgraded node by node keeps
-    delivering. ``required`` refuses to send anything in clear (SEAL_KEY_MISSING) once every node is
-    upgraded; ``off`` seals nothing (the benchmark's baseline). Received payloads are opened
-    whatever the mode."""
+    ``required`` by default: nothing in clear (SEAL_KEY_MISSING for a recipient publishing no seal key).
+    ``preferred`` seals whenever the recipient's signed record publishes a seal key and sends in clear
+    only to a node whose signed record publishes none (older than sealing), never on a relay's word
+    that there is no record (issue 18); ``off`` seals nothing (the benchmark's baseline). Received
+    payloads are opened whatever the mode."""
 
-    mode: SealMode = "preferred"
+    mode: SealMode = "required"
     key: MaybeFilePath | None = None  # None: seal.key next to tls.key
     # retired seal keys, kept to open what was sealed to them (mail in flight, our own sent copies), never published
     previous_keys: tuple[FilePath, ...] = ()

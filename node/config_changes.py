@@ -8,8 +8,8 @@ and where it keeps its state (`node.*`), what it listens on (`listen`, `api.*`),
 parts were built with (`messages`, `registry`, `audit`, `parents_of`, `tls.insecure_plaintext`).
 
 Keys are compared on `dump_config`'s plain form, flattened to dotted paths (`retry.first_delay`);
-a list or a map is one key (`peers`, `tls.trust_anchors`, `parents_of`). The API token is
-compared by digest, never shown (`api.token`)."""
+a list or a map is one key (`peers`, `tls.trust_anchors`, `parents_of`). The API tokens are
+compared by digest, never shown (`api.token`, and each client's in `api.tokens`)."""
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +39,16 @@ def flat(settings: Settings) -> dict[str, str]:
 
     walk("", dump_config(settings))
     if "api.token" in out:
-        out["api.token"] = json.dumps("sha256:" + hashlib.sha256(settings.api.token.encode()).hexdigest()[:16])
+        out["api.token"] = json.dumps(_digest(settings.api.token))
+    if "api.tokens" in out:
+        out["api.tokens"] = json.dumps([{"name": c.name, "scopes": list(c.scopes), "token": _digest(c.token),
+                                         **({"token_file": str(c.token_file)} if c.token_file else {})}
+                                        for c in settings.api.tokens], ensure_ascii=False, sort_keys=True)
     return out
+
+
+def _digest(token: str) -> str:
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 def changed(old: dict[str, str], new: dict[str, str]) -> list[str]:

@@ -96,9 +96,11 @@ def _files(s: Settings, r: Report) -> None:
     if src is not None and s.api.token_file is None and _mode(src) & 0o077:
         r.add(WARN, "config", f"{src} holds api.token and others may read it (mode {_mode(src):04o}): "
                               f"`chmod 600 {src}`, or move the token to api.token_file")
-    if s.api.token_file is not None and _mode(s.api.token_file) & 0o077:
-        r.add(PROBLEM, "api.token_file", f"{s.api.token_file} is readable by others (mode "
-                                         f"{_mode(s.api.token_file):04o}): `chmod 600 {s.api.token_file}`")
+    files = [("api.token_file", s.api.token_file)] + [(f"api.tokens[{i}].token_file", c.token_file)
+                                                      for i, c in enumerate(s.api.tokens)]
+    for key, path in files:
+        if path is not None and _mode(path) & 0o077:
+            r.add(PROBLEM, key, f"{path} is readable by others (mode {_mode(path):04o}): `chmod 600 {path}`")
     data = Path(s.node.data_dir)
     if not data.exists():
         r.add(WARN, "node.data_dir", f"{data} does not exist yet (the node makes it on its first start)")

@@ -101,6 +101,13 @@ class Reason(enum.Enum):
                   "the child on the way to that code has as many questions outstanding as it may")
     SIGNATURE_BUDGET = ("SIGNATURE_BUDGET", _C.RESOURCE_EXHAUSTED, False,
                         "this peer has had as many signatures checked as it may for now")
+    BACKUP_UNSIGNED = ("BACKUP_UNSIGNED", _C.FAILED_PRECONDITION, True,
+                       "the backup carries no signature of the node that made it")
+    BACKUP_BAD_SIGNATURE = ("BACKUP_BAD_SIGNATURE", _C.DATA_LOSS, True,
+                            "the backup's manifest signature does not verify: it was changed after it was made")
+    BACKUP_FOREIGN_KEY = ("BACKUP_FOREIGN_KEY", _C.PERMISSION_DENIED, True,
+                          "the backup was signed by another key than this node's")
+    NOT_PERMITTED = ("NOT_PERMITTED", _C.PERMISSION_DENIED, True, "this client's token does not allow that call")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

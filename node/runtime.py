@@ -60,6 +60,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from grpc_health.v1 import health_pb2_grpc
 
 from .api.auth import api_interceptors
+from .api.clients import Clients
 from .audit.checkpoints import Checkpointer, Keeper
 from .api.mailbox import MailboxService
 from .api.admin import AdminService
@@ -263,7 +264,7 @@ class Node:
         self._serve_peers(opts)
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
-                                      interceptors=api_interceptors(s.api.token), options=opts)
+                                      interceptors=api_interceptors(Clients.of(s.api)), options=opts)
         mailbox = MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
             directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS)
@@ -366,7 +367,7 @@ class Node:
         from .api.http_server import HttpFace
         from .api.openapi import document
         s = self.settings
-        self.http_face = HttpFace(s.api.http_listen, s.api.token, services, max_message_bytes=s.messages.max_size,
+        self.http_face = HttpFace(s.api.http_listen, Clients.of(s.api), services, max_message_bytes=s.messages.max_size,
                                   health_problem=lambda: self.health.problem, openapi=document)
         try:
             self.http_port = self.http_face.start()

@@ -4,6 +4,11 @@ The processes are shared by the module's tests (each leaves them running and reg
 from __future__ import annotations
 
 
+import contextlib
+import sqlite3
+import threading
+import time
+
 import grpc
 import pytest
 
@@ -106,27 +111,48 @@ def test_queued_documents_leave_as_soon_as_the_peer_registers_again(tree):
     assert f"link to {D} is back (registered)" in h[P].log_path.read_text()
 
 
-def test_a_relay_nobody_has_registered_with_yet_keeps_mail_for_its_children_until_they_do(tree):
-    """D has no child yet: mail for C, below D by the code rule, is "not yet", not "no such agency"."""
+def kept_home_row(client, hop: str, timeout: float = TIMEOUT):
+    """Paced reads of the admin's queues until `hop`'s row shows mail kept home (no event says so)."""
+    deadline, pace = time.monotonic() + timeout, threading.Event()
+    while True:
+        rows = [q for q in client.admin.queues().hops if q.hop == hop and q.kept_home]
+        if rows:
+            return rows[0]
+        assert time.monotonic() < deadline, f"nothing kept home for {hop} after {timeout}s"
+        pace.wait(0.1)
+
+
+def test_mail_for_a_commune_not_registered_yet_waits_at_its_sender_and_goes_sealed_once_it_is(tree, capsys):
+    """D has no child yet: mail for C, below D by the code rule, is "not yet", not "no such agency". No seal key
+    can be had for C, so P keeps it home (sealing.mode required, the default), which the admin sees; once C
+    has registered, `lienthong retry` sends it, sealed to C's key."""
     from node.pb import envelope_pb2 as pb
     _, _, h = tree
-    p, d = h[P].client(), h[D].client()
-    with EventWaiter(p, inbox=False) as ev:
-        [sent] = p.send(pb.Document(subject="Gửi xã chưa đăng ký"), [C]).envelopes
-        ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == sent.message_id for e in evs), TIMEOUT)
+    p, d, cfg = h[P].client(), h[D].client(), str(h[P].config)
+    [sent] = p.send(pb.Document(subject="Gửi xã chưa đăng ký"), [C]).envelopes
+    row = kept_home_row(p, D)
+    assert (row.depth, row.kept_home, row.parked) == (1, 1, 0)  # waits for C's registration, not for a link
     [entry] = [e for e in p.sent_all() if e.message_id == sent.message_id]
-    # D took custody (a receipt: no refusal, no non-delivery notice); the sender sees it waits there for C
-    assert (entry.state, entry.waits_at) == ("not_registered_yet", D) and entry.delivered_ms
+    # it waits for C's registration at P itself, handed to no relay (not delivered)
+    assert (entry.state, entry.delivered_ms) == ("not_registered_yet", 0) and "NOT_REGISTERED_YET" in entry.reason
     assert not [e for e in p.inbox_all() if e.kind == pb.NOTICE]
-    [row] = [q for q in d.admin.queues().hops if q.hop == C]
-    assert (row.depth, row.parked) == (1, 1)  # the admin sees it waits for C's registration, not a link
+    assert not [q for q in d.admin.queues().hops if q.hop == C]  # no relay holds it
+    capsys.readouterr()
+    assert main(["queues", "--config", cfg]) == 0
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(D)]
+    assert line.split()[1:4] == ["1", "0", "1"]  # depth, parked, kept
 
+    nodes.start_registered(h[D], h[C], TIMEOUT)
     with EventWaiter(d, inbox=False) as ev:
-        nodes.start(h[C])
+        assert main(["retry", "--config", cfg, D]) == 0
         ev.wait(lambda evs: any(e.type == "delivered" and e.message_id == sent.message_id and e.peer == C
                                 for e in evs), TIMEOUT)
-    nodes.wait_healthy([h[C]], TIMEOUT)
-    assert [e.message_id for e in h[C].client().inbox_all()] == [sent.message_id]
+    [got] = h[C].client().inbox_all()
+    assert got.message_id == sent.message_id and got.subject == "Gửi xã chưa đăng ký"
+    with contextlib.closing(sqlite3.connect(f"{(h[D].dir / 'data' / 'mailbox.sqlite3').resolve().as_uri()}?mode=ro",
+                                            uri=True)) as db:
+        [(raw,)] = db.execute("SELECT raw FROM outbox_envelope WHERE message_id = ?", (sent.message_id,)).fetchall()
+    assert pb.Header.FromString(pb.Envelope.FromString(raw).header).seal == pb.SEALED_P256_AES256GCM
 
 
 def test_an_admin_sees_holds_releases_retries_and_purges_a_queue(tree, capsys):
@@ -162,7 +188,7 @@ def test_an_admin_sees_holds_releases_retries_and_purges_a_queue(tree, capsys):
     db = Database(h[P].dir / "data" / "mailbox.sqlite3")
     try:
         [purged] = audit.recent(db, event=audit.PURGED)
-        assert (purged["message_id"], purged["detail"]) == (drop.message_id, "gửi nhầm nơi nhận")
+        assert (purged["message_id"], purged["detail"]) == (drop.message_id, "gửi nhầm nơi nhận (by client default)")
     finally:
         db.close()
     assert not [q for q in p.admin.queues().hops if q.hop == D and (q.depth or q.held)]
@@ -252,16 +278,33 @@ def test_one_message_is_held_listed_retried_only_once_released_and_sent(tree, ca
     assert "NOT_FOUND: no envelope" in capsys.readouterr().err
 
 
+def handed_over_in_clear(sender, relay, recipient: str, payload) -> str:
+    """An envelope `sender`'s key signs, unsealed, handed to `relay` over mutual TLS as `sender`; its id."""
+    from node import envelope
+    from node.envelope import Signer
+    from node.transport.grpc_peers import TlsMaterial, open_channel
+    from node.pb import exchange_pb2 as xpb
+    from node.pb import exchange_pb2_grpc as xgrpc
+    keys = sender.dir / "keys"
+    header, raw = envelope.seal(Signer.from_files(keys / "node.key", keys / "node.pem"), recipient, payload,
+                                lifetime_s=3600)
+    tls = TlsMaterial(*((keys / f).read_bytes() for f in ("node.key", "node.pem", "ca.pem")))
+    with contextlib.closing(open_channel(tls, relay.code, relay.listen, 1 << 20)) as channel:
+        answer = xgrpc.ExchangeStub(channel).DeliverBatch(xpb.DeliverBatchRequest(envelopes=[raw]), timeout=TIMEOUT)
+    assert answer.outcomes[0].WhichOneof("result") == "receipt", answer
+    return header.message_id
+
+
 def test_a_relay_lists_parked_mail_and_purges_it_by_id_with_a_notice_to_its_sender(tree, capsys):
     """D parks P's mail for a commune that never registers; its operator finds the id and purges it,
-    and P hears at once (PURGED), not after limits.park_for. A reason with a terminal escape is refused."""
+    and P hears at once (PURGED), not after limits.park_for. A reason with a terminal escape is refused.
+    The mail is handed over in clear as a node older than sealing would (P's key and certificate): P itself
+    would keep it home, as no seal key can be had for that commune (sealing.mode required)."""
     from node.pb import envelope_pb2 as pb
     _, _, h = tree
     nobody_yet = "000.24.35.H53"  # a commune under D by the code rule, never set up
     p, d, cfg = h[P].client(), h[D].client(), str(h[D].config)
-    with EventWaiter(p, inbox=False) as ev:
-        mid = p.send(pb.Document(subject="chờ xã"), [nobody_yet]).envelopes[0].message_id
-        ev.wait(lambda _: mid in ev.ids("delivered"), TIMEOUT)
+    mid = handed_over_in_clear(h[P], h[D], nobody_yet, pb.Payload(document=pb.Document(subject="chờ xã")))
     capsys.readouterr()
     assert main(["queue", "list", "--config", cfg, "--parked"]) == 0
     [line] = [ln for ln in capsys.readouterr().out.splitlines() if mid in ln]

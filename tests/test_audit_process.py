@@ -28,7 +28,7 @@ from node.identity.trust import TrustStore
 from node.pb import evidence_pb2 as epb
 from node.harness import nodes
 from node.harness.inproc import FAST_REGISTRY
-from node.harness.nodes import NodeSpec
+from node.harness.nodes import NodeSpec, audit_chain as _chain, mailbox_path as _mailbox
 from node.harness.waiting import EventWaiter
 from node.identity import certs, revocation
 from node.pb import envelope_pb2 as pb
@@ -39,17 +39,6 @@ P, D, C = "000.00.00.H53", "000.00.35.H53", "000.21.35.H53"
 TIMEOUT = 60.0
 EXTRA = {**FAST_REGISTRY, "audit": {"checkpoint_every": "300ms"}}
 
-
-def _mailbox(node_dir: Path) -> Path:
-    return node_dir / "data" / "mailbox.sqlite3"
-
-
-def _chain(node_dir: Path) -> list:
-    ro = audit.ReadOnly(_mailbox(node_dir))
-    try:
-        return list(ro.rows())
-    finally:
-        ro.close()
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +124,7 @@ def test_the_chain_records_each_custody_event_with_what_it_rests_on(tree):
     hc, mid = tree[4], tree[5]
     rows = _chain(hc.dir)
     assert [(r.event, r.message_id == mid) for r in rows[:2]] == [(audit.SENT, True), (audit.DELIVERED, True)]
-    assert rows[0].detail == f"to {P}" and rows[0].peer == D
+    assert rows[0].detail == f"to {P} by client default" and rows[0].peer == D  # sent through the API, by its client
     assert rows[1].detail.startswith("receipt sha256 ") and len(rows[1].detail) == len("receipt sha256 ") + 64
     assert [r.event for r in rows[2:]] == [audit.RECEIVED, audit.RECEIVED]
     assert all(r.detail.startswith(f"status from {P} sha256 ") for r in rows[2:])

@@ -6,8 +6,11 @@ before the backup began is in it; what it shows delivered is not sent again; wha
 pending is sent again and B, which took it after the backup, stores it nowhere twice."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
+import sqlite3
 import tarfile
 import threading
 from pathlib import Path
@@ -15,7 +18,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from node import backup
 from node.cli import main
+from node.envelope import Signer
 from node.harness import nodes
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
@@ -115,7 +120,7 @@ def test_a_backup_under_load_restores_to_a_node_that_delivers_exactly_once(pair,
     [file] = backups.glob(f"lienthong-{A}-*.tar")
     assert str(file) in out and (file.stat().st_mode & 0o077) == 0
     with tarfile.open(file) as tar:
-        assert tar.getnames() == ["manifest.json", "mailbox.sqlite3"]
+        assert tar.getnames() == ["manifest.json", "manifest.sig", "mailbox.sqlite3"]
         manifest = json.loads(tar.extractfile("manifest.json").read())
     assert manifest["node"] == A and manifest["schema_version"] == manifest["migrations"][-1]
     assert manifest["sha256"] in out and manifest["rows"]["outbox"] >= len(first) + len(before)
@@ -181,9 +186,9 @@ def test_restore_refuses_a_used_directory_another_node_and_a_damaged_file(pair, 
     err = capsys.readouterr().err
     assert "node.data_dir" in err and "not empty" in err
 
-    assert main(["restore", "--from", str(file), "--config", str(ha.config)]) == 2  # a backup of B is not A's
+    assert main(["restore", "--from", str(file), "--config", str(ha.config)]) == 1  # a backup of B is not A's
     err = capsys.readouterr().err
-    assert "node.code" in err and f"backup of {B}" in err
+    assert "BACKUP_FOREIGN_KEY" in err and f"the key of {B}" in err
 
     # the database member with one byte changed: the digest says so, and nothing is left in the directory
     damaged = tmp_path / "damaged.tar"
@@ -201,3 +206,77 @@ def test_restore_refuses_a_used_directory_another_node_and_a_damaged_file(pair, 
     assert not (tmp_path / "restored" / "mailbox.sqlite3").exists()
     assert main(["restore", "--from", str(file), "--config", str(fresh)]) == 0  # a failed restore can be retried
     assert "sha256 verified" in capsys.readouterr().out
+
+
+def rewritten(src: Path, dst: Path, *, database=None, manifest=None, drop: tuple[str, ...] = (),
+              signer: Path | None = None) -> Path:
+    """A copy of backup `src` with its database file edited by `database(path)` (then the manifest's SHA-256 and
+    size recomputed, as an attacker would), its manifest edited by `manifest(dict)`, members dropped, and signed
+    again with the node key in directory `signer` (as the holder of another node's key would)."""
+    work = dst.with_suffix(".work")
+    work.mkdir()
+    with tarfile.open(src) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    if database is not None:
+        db = work / "mailbox.sqlite3"
+        db.write_bytes(members["mailbox.sqlite3"])
+        database(db)
+        members["mailbox.sqlite3"] = db.read_bytes()
+        m = json.loads(members["manifest.json"])
+        m["sha256"], m["size"] = hashlib.sha256(members["mailbox.sqlite3"]).hexdigest(), len(members["mailbox.sqlite3"])
+        members["manifest.json"] = json.dumps(m, ensure_ascii=False, indent=1).encode()
+    if manifest is not None:
+        m = json.loads(members["manifest.json"])
+        manifest(m)
+        members["manifest.json"] = json.dumps(m, ensure_ascii=False, indent=1).encode()
+    if signer is not None:
+        other = Signer.from_files(signer / "node.key", signer / "node.pem")
+        m = json.loads(members["manifest.json"])
+        m["signer_cert"] = base64.b64encode(other.cert_der).decode()
+        members["manifest.json"] = json.dumps(m, ensure_ascii=False, indent=1).encode()
+        members["manifest.sig"] = backup.sign_manifest(other, members["manifest.json"])
+    with tarfile.open(dst, "w") as tar:
+        for name, data in members.items():
+            if name not in drop:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return dst
+
+
+def redirect_outbox(db: Path) -> None:
+    """Every envelope the backup shows pending now goes to the attacker's code, and its receipt
+    state says delivered: the same row counts, so only the signature can tell."""
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE outbox SET next_hop = '000.00.66.H53', recipient = '000.00.66.H53'")
+    conn.close()
+
+
+@pytest.mark.parametrize("name, edit, reason", [
+    ("edited, SHA-256 recomputed", dict(database=redirect_outbox), "BACKUP_BAD_SIGNATURE"),
+    ("manifest's rows edited", dict(manifest=lambda m: m["rows"].update(outbox=0)), "BACKUP_BAD_SIGNATURE"),
+    ("signature removed", dict(drop=("manifest.sig",)), "BACKUP_UNSIGNED"),
+    ("signature removed, format 1", dict(drop=("manifest.sig",), manifest=lambda m: m.update(
+        format="lienthong-backup/1")), "BACKUP_UNSIGNED"),
+    ("edited, signed again by another node's key", dict(database=redirect_outbox, signer=A), "BACKUP_FOREIGN_KEY"),
+])
+def test_restore_refuses_a_backup_this_node_did_not_sign_as_it_is_and_writes_nothing(pair, tmp_path, capsys, name,
+                                                                                     edit, reason):
+    root, ha, hb = pair
+    out = tmp_path / "backups"
+    out.mkdir()
+    assert main(["backup", "--config", str(hb.config), "--to", str(out)]) == 0
+    [file] = out.glob("*.tar")
+    if edit.get("signer") == A:
+        edit = {**edit, "signer": ha.dir / "keys"}
+    bad = rewritten(file, tmp_path / "bad.tar", **edit)
+    fresh = hb.dir / f"fresh-{abs(hash(name))}.yaml"
+    target = tmp_path / "restored"
+    fresh.write_text(hb.config.read_text().replace("data_dir: data", f"data_dir: {target}"))
+    capsys.readouterr()
+    assert main(["restore", "--from", str(bad), "--config", str(fresh)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lienthong: {reason}: ") and (reason != "BACKUP_FOREIGN_KEY" or f"the key of {A}" in err)
+    assert not target.exists() or [p.name for p in target.iterdir()] == []
+    assert main(["restore", "--from", str(file), "--config", str(fresh)]) == 0  # the backup as made restores

@@ -546,6 +546,9 @@ def _example_in(tmp_path: Path) -> Path:
     refs += [anchors] if isinstance(anchors, str) else anchors
     for ref in filter(None, refs):
         touch(tmp_path / ref, FILE_TOKEN + "\n")
+    for i, client in enumerate(data["api"].get("tokens") or ()):  # each client a token of its own
+        if client.get("token_file"):
+            touch(tmp_path / client["token_file"], f"{FILE_TOKEN}-{i}\n")
     return dst
 
 

@@ -176,3 +176,16 @@ def test_doctor_names_a_revoked_certificate_in_use_and_a_peer_refusing_us_as_rev
     assert "does it trust our certificate" not in out
     assert f"ok       node crl: in use: CRL number 1 (1 revoked, from {P})" in out
     assert "ok       tls.crl: on disk: CRL number 1 (1 revoked, from " in out
+
+
+def test_doctor_names_a_client_token_file_others_may_read(tree, capsys):
+    import secrets
+    root, ca, h = tree
+    token = h[D].dir / "qlvb.token"
+    token.write_text(secrets.token_urlsafe(32))
+    token.chmod(0o644)
+    cfg = variant(h[D], "client-token.yaml", lambda d: d["api"].update(tokens=[{"name": "qlvb",
+                                                                               "token_file": str(token)}]))
+    assert main(["doctor", "--config", cfg]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM  api.tokens[0].token_file:" in out and f"chmod 600 {token}" in out

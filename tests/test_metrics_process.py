@@ -33,10 +33,16 @@ def tree(tmp_path_factory):
     ca = nodes.make_ca(root)
     addresses = {code: f"127.0.0.1:{nodes.free_port()}" for code in (P, D)}
     crl = revocation.make_crl(ca)
+    # P seals nothing and publishes no seal key (sealing.mode off: as a node older than sealing), so its mail for
+    # a commune nobody set up yet goes to D to be parked, where D's metrics count it (a sealing sender keeps such
+    # mail home: tests/cluster/test_parked.py); D, `preferred`, answers such a node in clear
+    # (under `required` it would refuse: SEAL_KEY_MISSING)
     hp = nodes.prepare_node(root, ca, NodeSpec(P, "Tỉnh P", extra={**FAST_REGISTRY, **METRICS,
-                                                                   "tls": {"crl": str(crl)}}), addresses)
+                                                                   "tls": {"crl": str(crl)},
+                                                                   "sealing": {"mode": "off"}}), addresses)
     hd = nodes.prepare_node(root, ca, NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra={
-        **FAST_REGISTRY, **METRICS, "audit": {"checkpoint_every": "1s"}}), addresses)
+        **FAST_REGISTRY, **METRICS, "audit": {"checkpoint_every": "1s"}, "sealing": {"mode": "preferred"}}),
+                            addresses)
     try:
         nodes.start(hp)
         nodes.wait_healthy([hp], TIMEOUT)

@@ -103,3 +103,18 @@ def test_a_refusal_quoting_the_file_is_logged_on_one_printable_line(tmp_path, ca
         [line] = [r.getMessage() for r in caplog.records if "reload refused" in r.getMessage()]
         assert line.isprintable() and "\x1b" not in line and "retry.first?" in line
         assert na.last_reload.outcome.isprintable()
+
+
+def test_client_tokens_are_compared_by_digest_and_never_shown(pki, tmp_path):
+    """api.tokens (a client's token inline) is one key, its tokens as digests: Admin.Running and doctor show it."""
+    import secrets
+
+    from node.harness import nodes
+    token = secrets.token_urlsafe(32)
+    h = nodes.prepare_node(tmp_path, pki.ca, NodeSpec(A, "Sở A", extra={"api": {"tokens": [
+        {"name": "qlvb", "token": token}]}}), {A: "127.0.0.1:0"})
+    running = load_config(h.config)
+    flat = config_changes.flat(running)
+    assert token not in str(flat) and "sha256:" in flat["api.tokens"] and '"qlvb"' in flat["api.tokens"]
+    rewrite(h, lambda d: d["api"]["tokens"][0].update(token=secrets.token_urlsafe(32)))
+    assert config_changes.changed(flat, config_changes.flat(load_config(h.config))) == ["api.tokens"]

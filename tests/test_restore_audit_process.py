@@ -17,7 +17,7 @@ from node.audit.chain import entry_hash
 from node.cli import main
 from node.harness import nodes
 from node.harness.inproc import FAST_REGISTRY
-from node.harness.nodes import NodeSpec
+from node.harness.nodes import NodeSpec, audit_chain as _chain, mailbox_path as _mailbox
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
 from node.store import audit
@@ -26,17 +26,6 @@ P, D = "000.00.00.H53", "000.00.35.H53"
 TIMEOUT = 60.0
 EXTRA = {**FAST_REGISTRY, "audit": {"checkpoint_every": "300ms"}}
 
-
-def _mailbox(node_dir: Path) -> Path:
-    return node_dir / "data" / "mailbox.sqlite3"
-
-
-def _chain(node_dir: Path) -> list:
-    ro = audit.ReadOnly(_mailbox(node_dir))
-    try:
-        return list(ro.rows())
-    finally:
-        ro.close()
 
 
 def _send_and_checkpoint(hd, subject: str) -> int:

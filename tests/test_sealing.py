@@ -335,15 +335,35 @@ def test_relayed_and_already_sealed_envelopes_are_not_touched(tmp_path, sender, 
     assert [p.envelope for p in out.ready] == [theirs.raw, sealed.raw]
 
 
-@pytest.mark.parametrize("mode, goes", [("preferred", True), ("required", False)])
-def test_a_recipient_the_tree_has_no_record_of_yet_is_handed_over_to_be_parked_only_when_preferred(
-        tmp_path, sender, clock, keys_of, mode, goes):
-    """No key exists to wait for: `preferred` lets a relay park it (issue 12); `required` keeps it home."""
+@pytest.mark.parametrize("mode", ["preferred", "required"])
+@pytest.mark.parametrize("reason", [Reason.NOT_REGISTERED_YET, Reason.UNKNOWN_RECIPIENT])
+def test_a_recipient_the_tree_has_no_record_of_is_kept_home_in_every_mode(tmp_path, sender, clock, keys_of, mode,
+                                                                          reason):
+    """A relay's word that there is no record is no record without a seal key: under `preferred` too the
+    envelope waits here (issue 18: any relay on the way could otherwise read mail for agencies below it that
+    have not registered, by answering NOT_REGISTERED_YET)."""
     m = maker(sender, clock, keys_of[SENDER], mode)
+    s = m.seal(document(), RECEIVER, RELAY, clear_ok=True)
+
+    def no_record(code):
+        raise Rejected(reason, f"{code} has not registered (yet)")
+    out = LateSealer(Database(tmp_path / "a.sqlite3"), m, no_record)([_pending(s)])
+    assert not out.ready and not out.waiting and not out.refused
+    assert [d[0] for d in out.deferred] == [s.header.message_id]
+
+
+def test_mail_kept_home_for_a_recipient_that_never_registers_ends_in_a_notice_after_park_for(tmp_path, sender, clock,
+                                                                                              keys_of):
+    """Parking at the sender is bounded like parking at a relay (limits.park_for): then UNKNOWN_RECIPIENT."""
+    m = maker(sender, clock, keys_of[SENDER], "required")
     s = m.seal(document(), RECEIVER, RELAY, clear_ok=True)
 
     def not_yet(code):
         raise Rejected(Reason.NOT_REGISTERED_YET, f"{code} has not registered (yet)")
-    out = LateSealer(Database(tmp_path / "a.sqlite3"), m, not_yet)([_pending(s)])
-    assert [p.envelope for p in out.ready] == ([s.raw] if goes else [])
-    assert len(out.deferred) == (0 if goes else 1) and not out.waiting and not out.refused
+    sealer = LateSealer(Database(tmp_path / "a.sqlite3"), m, not_yet)
+    clock.advance(m.limits.park_for)
+    assert [d[0] for d in sealer([_pending(s)]).deferred] == [s.header.message_id]  # not past it yet
+    clock.advance(1)
+    out = sealer([_pending(s)])
+    assert not out.ready and not out.deferred
+    assert [(p.message_id, r.reason) for p, r in out.refused] == [(s.header.message_id, Reason.UNKNOWN_RECIPIENT)]

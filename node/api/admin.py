@@ -20,6 +20,7 @@ from ..pb import admin_pb2_grpc as agrpc
 from ..pb import envelope_pb2 as pb
 from ..store import outbox, peers
 from ..store.database import Database
+from . import clients
 
 MAX_REASON = 500
 MAX_MESSAGE_ID = 128
@@ -93,7 +94,8 @@ class AdminService(agrpc.AdminServicer):
             q, s = queued.get(hop, {}), states.get(hop, peers.PeerState(hop))
             out.hops.add(hop=hop, depth=q.get("depth", 0), oldest_ms=q.get("oldest_ms") or 0, failures=s.failures,
                          next_attempt_ms=s.next_attempt_ms, last_error=s.last_error or "", held=bool(s.held),
-                         last_success_ms=s.last_success_ms or 0, parked=q.get("parked", 0))
+                         last_success_ms=s.last_success_ms or 0, parked=q.get("parked", 0),
+                         kept_home=q.get("kept_home", 0))
         return out
 
     def Retry(self, request, context):
@@ -112,13 +114,13 @@ class AdminService(agrpc.AdminServicer):
 
     def _hold(self, request, held: bool):
         hop = self._hop(request.hop)
-        self.dispatcher.hold(hop, held)
+        self.dispatcher.hold(hop, held, by=clients.current())
         depth = outbox.queue_summary(self.db).get(hop, {}).get("depth", 0)
         return apb.HoldResponse(hop=hop, held=held, depth=depth)
 
     def Purge(self, request, context):
         reason = purge_reason(request.reason)
-        row = self.dispatcher.purge(_message_id(request.message_id), reason)
+        row = self.dispatcher.purge(_message_id(request.message_id), reason, by=clients.current())
         return apb.PurgeResponse(message_id=row["message_id"], sender=row["sender"], recipient=row["recipient"],
                                  next_hop=row["next_hop"])
 
@@ -155,7 +157,7 @@ class AdminService(agrpc.AdminServicer):
 
     def _hold_message(self, message_id: str, held: bool):
         row = self._pending(message_id)
-        if not self.dispatcher.hold_message(row["message_id"], held, row["next_hop"]):
+        if not self.dispatcher.hold_message(row["message_id"], held, row["next_hop"], by=clients.current()):
             now = outbox.queued_one(self.db, row["message_id"]) or {}  # the state it left the queue for
             raise Rejected(Reason.NOT_QUEUED, f"{message_id} left the queue meanwhile", field="message_id",
                            metadata={"state": now.get("state", "")})

@@ -1,44 +1,80 @@
-"""Token check for the local API: a bearer token in the `authorization` metadata."""
+"""Token check for the local API: a bearer token in the `authorization` metadata names the client
+(node/api/clients.py), whose scopes must cover the call, and the call runs as that client."""
 from __future__ import annotations
-
-import hmac
 
 import grpc
 
 from ..errors import Reason, Rejected
 from ..interceptor import SERVICE_PREFIX, ErrorInterceptor, with_behavior
+from .clients import Client, Clients, acting, authorize
 from .strict import StrictRequestInterceptor
 
 
 class TokenInterceptor(grpc.ServerInterceptor):
     """Guards every lienthong service; health and reflection stay open for generic tools.
 
-    A call without the token runs a stand-in that raises Rejected(UNAUTHENTICATED), so the
-    ErrorInterceptor ahead of this one answers it like any other refusal."""
+    A call without a known token runs a stand-in that raises Rejected(UNAUTHENTICATED), one outside the
+    client's scopes a stand-in that raises NOT_PERMITTED, so the ErrorInterceptor ahead of this one answers
+    them like any other refusal. A call let through runs with `acting(client)`."""
 
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
 
     def intercept_service(self, continuation, handler_call_details):
-        if not handler_call_details.method.startswith(SERVICE_PREFIX):
+        method = handler_call_details.method
+        if not method.startswith(SERVICE_PREFIX):
             return continuation(handler_call_details)
+        client = None
         for key, value in handler_call_details.invocation_metadata or ():
-            if key == "authorization" and hmac.compare_digest(value.encode(), self._expected):
-                return continuation(handler_call_details)
+            if key == "authorization":
+                client = self.clients.identify(value)
+                break
         handler = continuation(handler_call_details)  # for its kind: a stream is refused as a stream
+        if client is None:
+            refusal = Rejected(Reason.UNAUTHENTICATED)
+        else:
+            try:
+                authorize(client, method)
+                refusal = None
+            except Rejected as r:
+                refusal = r
         if handler is None:
-            return grpc.unary_unary_rpc_method_handler(_deny)
-        return with_behavior(handler, lambda behavior, streaming: _deny)
+            return grpc.unary_unary_rpc_method_handler(_refuse(refusal or Rejected(Reason.UNAUTHENTICATED)))
+        if refusal is not None:
+            return with_behavior(handler, lambda behavior, streaming: _refuse(refusal))
+        return with_behavior(handler, lambda behavior, streaming: _as(client, behavior, streaming))
 
 
-def _deny(request, context):
-    raise Rejected(Reason.UNAUTHENTICATED)
+def _refuse(refusal: Rejected):
+    def deny(request, context):
+        raise refusal
+    return deny
 
 
-def api_interceptors(token: str) -> list[grpc.ServerInterceptor]:
+def _as(client: Client, behavior, streaming: bool):
+    if streaming:
+        def stream(request, context):
+            with acting(client):
+                yield from behavior(request, context)
+        return stream
+
+    def unary(request, context):
+        with acting(client):
+            return behavior(request, context)
+    return unary
+
+
+def api_interceptors(clients: Clients | str) -> list[grpc.ServerInterceptor]:
     """The local API's interceptors, in the order that matters (errors first, then the token, then
-    the request's shape: an unauthenticated caller learns nothing about what the node knows)."""
-    return [ErrorInterceptor(), TokenInterceptor(token), StrictRequestInterceptor()]
+    the request's shape: an unauthenticated caller learns nothing about what the node knows). A bare
+    token: that one client, "default", with every scope."""
+    if isinstance(clients, str):
+        clients = Clients.single(clients)
+    return [ErrorInterceptor(), TokenInterceptor(clients), StrictRequestInterceptor()]
+
+
+def call_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
 
 
 def call_metadata(token: str) -> tuple[tuple[str, str], ...]:

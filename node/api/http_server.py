@@ -19,7 +19,6 @@ same MAX_WATCHERS cap (the servicer's own), so half of the workers stay free for
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import threading
 from concurrent import futures
@@ -31,6 +30,7 @@ from aiohttp import web
 from ..errors import Reason, Rejected
 from ..grpc_errors import CORRELATION_KEY, internal
 from ..incidents import log_incident
+from .clients import Client, Clients, acting, authorize
 from .http_json import body_limit, dumps, error_body, http_status, parse_request, to_json
 from .http_routes import HEALTH_PATH, OPENAPI_PATH, Route, routes
 
@@ -73,10 +73,10 @@ class CallContext:
 class HttpFace:
     """Serve `services` (proto full name -> servicer object) on `listen` until `stop`."""
 
-    def __init__(self, listen: str, token: str, services: dict[str, Any], *, max_message_bytes: int,
+    def __init__(self, listen: str, clients: Clients | str, services: dict[str, Any], *, max_message_bytes: int,
                  health_problem: Callable[[], str | None], openapi: Callable[[], dict]) -> None:
         self.listen = listen
-        self._expected = f"Bearer {token}".encode()
+        self.clients = Clients.single(clients) if isinstance(clients, str) else clients
         self.services = services
         self.limit = body_limit(max_message_bytes)
         self._health_problem = health_problem
@@ -196,26 +196,28 @@ class HttpFace:
 
     async def _handle(self, route: Route, request: web.Request) -> web.StreamResponse:
         try:
-            self._authorize(request)
+            client = self._authorize(request, route)
             message = parse_request(await self._body(request), route.request_class)
             if route.streaming:
                 return await self._stream(route, message, request)
             loop = asyncio.get_running_loop()
-            response = await loop.run_in_executor(self._pool, self._call, route, message)
+            response = await loop.run_in_executor(self._pool, self._call, route, message, client)
             return web.Response(body=dumps(to_json(response)), content_type="application/json", charset="utf-8")
         except Rejected as err:
             return _error(err)
         except Exception as e:  # noqa: BLE001 - a bug: the caller gets an id, the log the traceback
             return _error(internal(log_incident(route.path, e)))
 
-    def _authorize(self, request: web.Request) -> None:
-        given = request.headers.get("Authorization", "")
+    def _authorize(self, request: web.Request, route: Route) -> Client:
+        """The client the token names, if its scopes cover the call (the same check as gRPC's)."""
         try:
-            ok = hmac.compare_digest(given.encode("utf-8"), self._expected)
+            client = self.clients.identify(request.headers.get("Authorization", "").encode("utf-8"))
         except UnicodeEncodeError:
-            ok = False
-        if not ok:
+            client = None
+        if client is None:
             raise Rejected(Reason.UNAUTHENTICATED, "missing or wrong API token: send 'Authorization: Bearer <token>'")
+        authorize(client, f"/{route.service.full_name}/{route.method.name}")
+        return client
 
     async def _body(self, request: web.Request) -> bytes:
         """The body, refused as TOO_LARGE by its Content-Length before reading, or as soon as a chunked one
@@ -234,11 +236,12 @@ class HttpFace:
     def _behavior(self, route: Route) -> Callable:
         return getattr(self.services[route.service.full_name], route.method.name)
 
-    def _call(self, route: Route, message) -> Any:
-        """In a worker: the servicer's method, exactly as gRPC calls it."""
+    def _call(self, route: Route, message, client: Client) -> Any:
+        """In a worker: the servicer's method, exactly as gRPC calls it, as `client`."""
         ctx = CallContext()
         try:
-            return self._behavior(route)(message, ctx)
+            with acting(client):
+                return self._behavior(route)(message, ctx)
         except Rejected:
             raise
         except Exception as e:  # noqa: BLE001

@@ -7,7 +7,8 @@ so no transaction is held across their network lookups); the same key with the s
 with another request, or another method, it is refused (KEY_REUSED). Two calls racing with
 one key: the second to commit finds the first's row inside its own transaction, rolls back
 everything it did, and answers as a retry would. A call refused (Rejected) stores nothing:
-a retry is decided afresh.
+a retry is decided afresh. Each client program (api.tokens) has a key space of its own: the same key
+from another program is another request, never this one's answer (node/api/clients.py).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..clock import Clock
 from ..errors import Reason, Rejected
 from ..store import client_keys
 from ..store.database import Database, Transaction
+from . import clients
 
 MAX_KEY = 128
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % MAX_KEY)
@@ -62,17 +64,18 @@ class Keys:
         if not key:
             return run(None)
         check_key(key)
+        client = clients.current() or clients.DEFAULT
         digest = request_digest(method, request)
-        stored = self._stored(key, method, digest, response_type)
+        stored = self._stored(client, key, method, digest, response_type)
         if stored is not None:
             return stored
         recorded: list[bool] = []
 
         def within(tx: Transaction, response: Message) -> None:
             now = self.clock.now_ms()
-            if client_keys.get_in(tx, key, now) is not None:
+            if client_keys.get_in(tx, client, key, now) is not None:
                 raise _Replay()
-            client_keys.put_in(tx, key, method, digest, response.SerializeToString(), now,
+            client_keys.put_in(tx, client, key, method, digest, response.SerializeToString(), now,
                                now + max(self.keep_ms, keep_ms))
             recorded.append(True)
 
@@ -83,13 +86,13 @@ class Keys:
                     within(tx, response)
             return response
         except _Replay:
-            stored = self._stored(key, method, digest, response_type)
+            stored = self._stored(client, key, method, digest, response_type)
             if stored is None:  # expired in between: cannot happen with keys kept for the message lifetime
                 raise Rejected(Reason.INTERNAL, "the client key's answer vanished") from None
             return stored
 
-    def _stored(self, key: str, method: str, digest: bytes, response_type: type[R]) -> R | None:
-        found = client_keys.get(self.db, key, self.clock.now_ms())
+    def _stored(self, client: str, key: str, method: str, digest: bytes, response_type: type[R]) -> R | None:
+        found = client_keys.get(self.db, client, key, self.clock.now_ms())
         if found is None:
             return None
         if found.method != method or found.request_sha256 != digest:

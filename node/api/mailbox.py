@@ -22,7 +22,7 @@ from ..pb import mailbox_pb2_grpc as mgrpc
 from ..registry.directory import Directory
 from ..store import custody, inbox, outbox
 from ..store.database import Database
-from . import enums, replies
+from . import clients, enums, replies
 from .folding import fold
 from .page_tokens import PageTokens
 from .idempotency import Keys
@@ -147,7 +147,8 @@ class MailboxService(mgrpc.MailboxServicer):
         d, maker = self.directory, self.outgoing.maker
         return mpb.WhoAmIResponse(
             code=d.code, name=d.name, level=d.level(), parent=d.parent or "", version=_version(),
-            schema_version=self.db.schema_version(),
+            schema_version=self.db.schema_version(), client=clients.current() or clients.DEFAULT,
+            scopes=clients.current_scopes(),
             limits=mpb.ApiLimits(
                 max_envelope_bytes=maker.max_size, max_api_message_bytes=dict(grpc_options(maker.max_size))["grpc.max_receive_message_length"],
                 

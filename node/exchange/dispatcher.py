@@ -143,22 +143,25 @@ class Dispatcher:
             log.info("operator: retry now %s", ", ".join(retried))
         return retried, [h for h in hops if h in held]
 
-    def hold(self, hop: str, held: bool) -> None:
-        """Stop (or resume) sending to `hop`; kept in the database, so it outlives a restart."""
+    def hold(self, hop: str, held: bool, by: str | None = None) -> None:
+        """Stop (or resume) sending to `hop`; kept in the database, so it outlives a restart. `by`: the local
+        API client that asked, named in the audit log."""
         with self.db.transaction() as tx:
             peers.set_held(tx, hop, held)
-            audit.append(tx, self.clock.now_ms(), audit.HELD if held else audit.RELEASED, "", hop, "by the operator")
+            audit.append(tx, self.clock.now_ms(), audit.HELD if held else audit.RELEASED, "", hop,
+                         f"by client {by}" if by else "by the operator")
         log.warning("operator: %s next hop %s", "holding" if held else "released", hop, extra=logs.fields(hop=hop))
         if not held:
             self.wake(hop)
 
-    def hold_message(self, message_id: str, held: bool, next_hop: str) -> bool:
-        """Stop (or resume) sending one pending envelope; kept in the database. False: it is not pending."""
+    def hold_message(self, message_id: str, held: bool, next_hop: str, by: str | None = None) -> bool:
+        """Stop (or resume) sending one pending envelope; kept in the database. False: it is not pending. `by`:
+        the local API client that asked, named in the audit log."""
         with self.db.transaction() as tx:
             if not outbox.set_held(tx, message_id, held):
                 return False
             audit.append(tx, self.clock.now_ms(), audit.HELD if held else audit.RELEASED, message_id, next_hop,
-                         "the message, by the operator")
+                         f"the message, by client {by}" if by else "the message, by the operator")
         log.warning("operator: %s message %s (next hop %s)", "holding" if held else "released", message_id, next_hop)
         if not held:
             self.wake(next_hop)
@@ -173,8 +176,10 @@ class Dispatcher:
         self.on_return(next_hop)
         self.wake(next_hop)
 
-    def purge(self, message_id: str, reason: str) -> dict:
-        """Remove one queued envelope for good: audited, and its sender gets a non-delivery notice."""
+    def purge(self, message_id: str, reason: str, by: str | None = None) -> dict:
+        """Remove one queued envelope for good: audited (with `by`, the local API client that asked), and its
+        sender gets a non-delivery notice."""
+
         row = outbox.get(self.db, message_id)
         if row is None:
             raise Rejected(Reason.NOT_FOUND, f"no envelope {message_id} in the outbox", field="message_id")
@@ -184,7 +189,8 @@ class Dispatcher:
         p = outbox.Pending(row["seq"], message_id, row["sender"], row["recipient"], row["kind"], row["priority"],
                            row["expires_ms"], row["envelope"], row["ref_message_id"])
         with self.db.transaction() as tx:
-            audit.append(tx, self.clock.now_ms(), audit.PURGED, message_id, row["next_hop"], reason)
+            audit.append(tx, self.clock.now_ms(), audit.PURGED, message_id, row["next_hop"],
+                         f"{reason} (by client {by})" if by else reason)
             self.give_up(tx, p, row["next_hop"], outbox.REJECTED, Reason.PURGED.name, reason)
         log.warning("operator: purged %s (to %s via %s): %s", message_id, row["recipient"], row["next_hop"], reason,
                     extra=logs.fields(agency=row["sender"], hop=row["next_hop"], message_id=message_id,

@@ -7,8 +7,12 @@ handed over, this looks the key up again: found, the envelope is made again seal
 message id and times, and replaces the stored bytes; the record publishing no key (a node older
 than sealing) lets it go in clear under `preferred` and refuses a document under `required`; the
 tree not reachable keeps it here for a later attempt (the hop backs off: it is the same way up);
-the tree answering that the agency has not registered (yet) lets it go as made under `preferred`,
-for a relay to park, and keeps it here under `required`. Relays' envelopes are not ours to touch.
+the tree answering that the agency has not registered (yet) keeps it here in every mode ("parking
+at the sender"), asked for again every retry.max_delay, until `limits.park_for` after it was made:
+then its sender gets a non-delivery notice (UNKNOWN_RECIPIENT), as a relay parking it would send.
+Only a signed record without a seal key lets a document go in clear (`preferred`); a relay's word
+that there is no record never does, or any relay on the way could read mail for the agencies below
+it that have not registered, by saying so (issue 18). Relays' envelopes are not ours to touch.
 """
 from __future__ import annotations
 
@@ -25,9 +29,8 @@ from .outgoing import EnvelopeMaker
 
 log = logging.getLogger(__name__)
 
-# the tree answered, and has no record of the recipient (yet): there is no key to wait for on this side.
-# `preferred` hands it over as made (a relay parks it until the agency registers: issue 12), `required`
-# keeps it here until the agency registers and its key can be had.
+# the tree answered, and has no record of the recipient (yet): there is no key to seal to, so it stays here
+# until the agency registers and its key can be had (or limits.park_for has passed)
 NO_RECORD = (Reason.NOT_REGISTERED_YET, Reason.UNKNOWN_RECIPIENT)
 
 
@@ -54,10 +57,11 @@ class LateSealer:
                 why = f"kept until the seal key of {p.recipient} is known: {r.public_text}"
                 if r.reason not in NO_RECORD:
                     out.waiting.append((p.message_id, why))  # the tree cannot be asked: the link's trouble
-                elif self.maker.seal_mode == "preferred":
-                    out.ready.append(p)  # no key anywhere yet: goes as made, to be parked where it belongs
-                else:
-                    out.deferred.append((p.message_id, why))  # required: waits on its own for a registration
+                elif self._parked_too_long(p):
+                    out.refused.append((p, Rejected(Reason.UNKNOWN_RECIPIENT, f"{p.recipient} did not register "
+                                                    "within limits.park_for; no seal key to send it to")))
+                else:  # any mode: a relay's word is no record, so it waits on its own for a registration
+                    out.deferred.append((p.message_id, why))
                 continue
             if not key:
                 if self.maker.seal_mode == "required" and header.kind == pb.DOCUMENT:
@@ -75,3 +79,6 @@ class LateSealer:
                 outbox.replace_envelopes(tx, resealed)
             log.info("sealed %d envelope(s) at hand-over, their recipients' keys now known", len(resealed))
         return out
+
+    def _parked_too_long(self, p: outbox.Pending) -> bool:
+        return self.maker.clock.now_ms() - p.created_ms > self.maker.limits.park_for * 1000

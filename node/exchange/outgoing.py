@@ -29,6 +29,7 @@ from ..identity import sealing
 from ..limits import Limits, check_document, over
 from ..pb import envelope_pb2 as pb
 from ..store import documents, inbox, outbox
+from ..api import clients
 from ..store.database import Database, Transaction
 from .protocols import Waker
 from .routing import Router
@@ -69,7 +70,7 @@ class Posted:
 class EnvelopeMaker:
     def __init__(self, signer: Signer, router: Router, clock: Clock, *, lifetime_s: float, max_size: int,
                  limits: Limits = Limits(), seal_key: sealing.SealKey | None = None,
-                 seal_mode: str = "preferred", previous_seal_keys: list[sealing.SealKey] | None = None) -> None:
+                 seal_mode: str = "required", previous_seal_keys: list[sealing.SealKey] | None = None) -> None:
         self.signer, self.router, self.clock = signer, router, clock
         self.lifetime_s, self.max_size, self.limits = lifetime_s, max_size, limits
         self.seal_key = seal_key    # ours: each sealed envelope also wraps its content key for us
@@ -182,7 +183,8 @@ class EnvelopeMaker:
             if sealed.hop and self.router.awaited_child(h.recipient) == sealed.hop:  # a child not registered (yet)
                 parked = outbox.Park(self.code, min(now + int(self.limits.park_for * 1000), h.expires_ms))
             outbox.enqueue_in(tx, h, sealed.raw, sealed.hop or "-", subject, now, origin=origin,
-                              doc_id=doc_id, parked=parked, waits=sealed.waits)
+                              doc_id=doc_id, parked=parked, waits=sealed.waits,
+                              by=clients.current() if origin == "local" else None)
 
 
 class Refuser(Protocol):

@@ -189,3 +189,18 @@ def start_registered(parent: NodeHandle, child: NodeHandle, timeout: float = 30.
     with EventWaiter(parent.client(), inbox=False, sent=False, registry=True) as reg:
         start(child)
         reg.wait(lambda evs: any(e.type == "registered" and e.peer == child.code for e in evs), timeout)
+
+
+def mailbox_path(node_dir: Path) -> Path:
+    """Where a harness node's mailbox lives (node.data_dir is `data/` under its directory)."""
+    return node_dir / "data" / "mailbox.sqlite3"
+
+
+def audit_chain(node_dir: Path) -> list:
+    """A harness node's audit rows, read without touching the node (a read-only connection)."""
+    from ..store import audit
+    ro = audit.ReadOnly(mailbox_path(node_dir))
+    try:
+        return list(ro.rows())
+    finally:
+        ro.close()

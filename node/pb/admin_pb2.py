@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13node/pb/admin.proto\x12\x0clienthong.v1\"\x0f\n\rQueuesRequest\"\xaf\x01\n\x08HopQueue\x12\x0b\n\x03hop\x18\x01 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\x03\x12\x11\n\toldest_ms\x18\x03 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x04 \x01(\x05\x12\x17\n\x0fnext_attempt_ms\x18\x05 \x01(\x03\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x0c\n\x04held\x18\x07 \x01(\x08\x12\x17\n\x0flast_success_ms\x18\x08 \x01(\x03\x12\x0e\n\x06parked\x18\t \x01(\x03\"F\n\x0eQueuesResponse\x12$\n\x04hops\x18\x01 \x03(\x0b\x32\x16.lienthong.v1.HopQueue\x12\x0e\n\x06now_ms\x18\x02 \x01(\x03\"\x1b\n\x0cRetryRequest\x12\x0b\n\x03hop\x18\x01 \x01(\t\".\n\rRetryResponse\x12\x0f\n\x07retried\x18\x01 \x03(\t\x12\x0c\n\x04held\x18\x02 \x03(\t\"\x1a\n\x0bHoldRequest\x12\x0b\n\x03hop\x18\x01 \x01(\t\"8\n\x0cHoldResponse\x12\x0b\n\x03hop\x18\x01 \x01(\t\x12\x0c\n\x04held\x18\x02 \x01(\x08\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\x03\"2\n\x0cPurgeRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"X\n\rPurgeResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x10\n\x08next_hop\x18\x04 \x01(\t\"\x10\n\x0eRunningRequest\"p\n\x08\x43rlInUse\x12\x0c\n\x04held\x18\x01 \x01(\x08\x12\x0e\n\x06number\x18\x02 \x01(\x03\x12\x16\n\x0enext_update_ms\x18\x03 \x01(\x03\x12\x0f\n\x07revoked\x18\x04 \x01(\x05\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\r\n\x05stale\x18\x06 \x01(\x08\"U\n\x0eOwnCertificate\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x14\n\x0cnot_after_ms\x18\x03 \x01(\x03\x12\x0f\n\x07revoked\x18\x04 \x01(\x08\"\xba\x02\n\x0fRunningResponse\x12\x13\n\x0b\x63onfig_file\x18\x01 \x01(\t\x12\x39\n\x06\x63onfig\x18\x02 \x03(\x0b\x32).lienthong.v1.RunningResponse.ConfigEntry\x12#\n\x03\x63rl\x18\x03 \x01(\x0b\x32\x16.lienthong.v1.CrlInUse\x12\x31\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0b\x32\x1c.lienthong.v1.OwnCertificate\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x12\n\nstarted_ms\x18\x06 \x01(\x03\x12\x16\n\x0elast_reload_ms\x18\x07 \x01(\x03\x12\x13\n\x0blast_reload\x18\x08 \x01(\t\x1a-\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Q\n\x10ListQueueRequest\x12\x0b\n\x03hop\x18\x01 \x01(\t\x12\x0e\n\x06parked\x18\x02 \x01(\x08\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\r\n\x05limit\x18\x04 \x01(\x05\"\xbd\x02\n\rQueuedMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x10\n\x08next_hop\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0c\n\x04size\x18\x06 \x01(\x03\x12\x12\n\ncreated_ms\x18\x07 \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x0c\n\x04held\x18\n \x01(\x08\x12\x10\n\x08hop_held\x18\x0b \x01(\x08\x12\x0e\n\x06parked\x18\x0c \x01(\x08\x12\x15\n\rpark_until_ms\x18\r \x01(\x03\x12\x0e\n\x06origin\x18\x0e \x01(\t\x12\x12\n\nexpires_ms\x18\x0f \x01(\x03\x12\x15\n\rnot_before_ms\x18\x10 \x01(\x03\x12\x0b\n\x03seq\x18\x11 \x01(\x03\"j\n\x11ListQueueResponse\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.lienthong.v1.QueuedMessage\x12\x0e\n\x06now_ms\x18\x02 \x01(\x03\x12\x16\n\x0enext_after_seq\x18\x03 \x01(\x03\"$\n\x0eMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t2\xc9\x05\n\x05\x41\x64min\x12\x43\n\x06Queues\x12\x1b.lienthong.v1.QueuesRequest\x1a\x1c.lienthong.v1.QueuesResponse\x12@\n\x05Retry\x12\x1a.lienthong.v1.RetryRequest\x1a\x1b.lienthong.v1.RetryResponse\x12=\n\x04Hold\x12\x19.lienthong.v1.HoldRequest\x1a\x1a.lienthong.v1.HoldResponse\x12@\n\x07Release\x12\x19.lienthong.v1.HoldRequest\x1a\x1a.lienthong.v1.HoldResponse\x12@\n\x05Purge\x12\x1a.lienthong.v1.PurgeRequest\x1a\x1b.lienthong.v1.PurgeResponse\x12\x46\n\x07Running\x12\x1c.lienthong.v1.RunningRequest\x1a\x1d.lienthong.v1.RunningResponse\x12L\n\tListQueue\x12\x1e.lienthong.v1.ListQueueRequest\x1a\x1f.lienthong.v1.ListQueueResponse\x12H\n\x0bHoldMessage\x12\x1c.lienthong.v1.MessageRequest\x1a\x1b.lienthong.v1.QueuedMessage\x12K\n\x0eReleaseMessage\x12\x1c.lienthong.v1.MessageRequest\x1a\x1b.lienthong.v1.QueuedMessage\x12I\n\x0cRetryMessage\x12\x1c.lienthong.v1.MessageRequest\x1a\x1b.lienthong.v1.QueuedMessageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13node/pb/admin.proto\x12\x0clienthong.v1\"\x0f\n\rQueuesRequest\"\xc2\x01\n\x08HopQueue\x12\x0b\n\x03hop\x18\x01 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\x03\x12\x11\n\toldest_ms\x18\x03 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x04 \x01(\x05\x12\x17\n\x0fnext_attempt_ms\x18\x05 \x01(\x03\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x0c\n\x04held\x18\x07 \x01(\x08\x12\x17\n\x0flast_success_ms\x18\x08 \x01(\x03\x12\x0e\n\x06parked\x18\t \x01(\x03\x12\x11\n\tkept_home\x18n \x01(\x03\"F\n\x0eQueuesResponse\x12$\n\x04hops\x18\x01 \x03(\x0b\x32\x16.lienthong.v1.HopQueue\x12\x0e\n\x06now_ms\x18\x02 \x01(\x03\"\x1b\n\x0cRetryRequest\x12\x0b\n\x03hop\x18\x01 \x01(\t\".\n\rRetryResponse\x12\x0f\n\x07retried\x18\x01 \x03(\t\x12\x0c\n\x04held\x18\x02 \x03(\t\"\x1a\n\x0bHoldRequest\x12\x0b\n\x03hop\x18\x01 \x01(\t\"8\n\x0cHoldResponse\x12\x0b\n\x03hop\x18\x01 \x01(\t\x12\x0c\n\x04held\x18\x02 \x01(\x08\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\x03\"2\n\x0cPurgeRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"X\n\rPurgeResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x10\n\x08next_hop\x18\x04 \x01(\t\"\x10\n\x0eRunningRequest\"p\n\x08\x43rlInUse\x12\x0c\n\x04held\x18\x01 \x01(\x08\x12\x0e\n\x06number\x18\x02 \x01(\x03\x12\x16\n\x0enext_update_ms\x18\x03 \x01(\x03\x12\x0f\n\x07revoked\x18\x04 \x01(\x05\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\r\n\x05stale\x18\x06 \x01(\x08\"U\n\x0eOwnCertificate\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x14\n\x0cnot_after_ms\x18\x03 \x01(\x03\x12\x0f\n\x07revoked\x18\x04 \x01(\x08\"\xba\x02\n\x0fRunningResponse\x12\x13\n\x0b\x63onfig_file\x18\x01 \x01(\t\x12\x39\n\x06\x63onfig\x18\x02 \x03(\x0b\x32).lienthong.v1.RunningResponse.ConfigEntry\x12#\n\x03\x63rl\x18\x03 \x01(\x0b\x32\x16.lienthong.v1.CrlInUse\x12\x31\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0b\x32\x1c.lienthong.v1.OwnCertificate\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x12\n\nstarted_ms\x18\x06 \x01(\x03\x12\x16\n\x0elast_reload_ms\x18\x07 \x01(\x03\x12\x13\n\x0blast_reload\x18\x08 \x01(\t\x1a-\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Q\n\x10ListQueueRequest\x12\x0b\n\x03hop\x18\x01 \x01(\t\x12\x0e\n\x06parked\x18\x02 \x01(\x08\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\r\n\x05limit\x18\x04 \x01(\x05\"\xbd\x02\n\rQueuedMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x10\n\x08next_hop\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0c\n\x04size\x18\x06 \x01(\x03\x12\x12\n\ncreated_ms\x18\x07 \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x0c\n\x04held\x18\n \x01(\x08\x12\x10\n\x08hop_held\x18\x0b \x01(\x08\x12\x0e\n\x06parked\x18\x0c \x01(\x08\x12\x15\n\rpark_until_ms\x18\r \x01(\x03\x12\x0e\n\x06origin\x18\x0e \x01(\t\x12\x12\n\nexpires_ms\x18\x0f \x01(\x03\x12\x15\n\rnot_before_ms\x18\x10 \x01(\x03\x12\x0b\n\x03seq\x18\x11 \x01(\x03\"j\n\x11ListQueueResponse\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.lienthong.v1.QueuedMessage\x12\x0e\n\x06now_ms\x18\x02 \x01(\x03\x12\x16\n\x0enext_after_seq\x18\x03 \x01(\x03\"$\n\x0eMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t2\xc9\x05\n\x05\x41\x64min\x12\x43\n\x06Queues\x12\x1b.lienthong.v1.QueuesRequest\x1a\x1c.lienthong.v1.QueuesResponse\x12@\n\x05Retry\x12\x1a.lienthong.v1.RetryRequest\x1a\x1b.lienthong.v1.RetryResponse\x12=\n\x04Hold\x12\x19.lienthong.v1.HoldRequest\x1a\x1a.lienthong.v1.HoldResponse\x12@\n\x07Release\x12\x19.lienthong.v1.HoldRequest\x1a\x1a.lienthong.v1.HoldResponse\x12@\n\x05Purge\x12\x1a.lienthong.v1.PurgeRequest\x1a\x1b.lienthong.v1.PurgeResponse\x12\x46\n\x07Running\x12\x1c.lienthong.v1.RunningRequest\x1a\x1d.lienthong.v1.RunningResponse\x12L\n\tListQueue\x12\x1e.lienthong.v1.ListQueueRequest\x1a\x1f.lienthong.v1.ListQueueResponse\x12H\n\x0bHoldMessage\x12\x1c.lienthong.v1.MessageRequest\x1a\x1b.lienthong.v1.QueuedMessage\x12K\n\x0eReleaseMessage\x12\x1c.lienthong.v1.MessageRequest\x1a\x1b.lienthong.v1.QueuedMessage\x12I\n\x0cRetryMessage\x12\x1c.lienthong.v1.MessageRequest\x1a\x1b.lienthong.v1.QueuedMessageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,39 +36,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUEUESREQUEST']._serialized_start=37
   _globals['_QUEUESREQUEST']._serialized_end=52
   _globals['_HOPQUEUE']._serialized_start=55
-  _globals['_HOPQUEUE']._serialized_end=230
-  _globals['_QUEUESRESPONSE']._serialized_start=232
-  _globals['_QUEUESRESPONSE']._serialized_end=302
-  _globals['_RETRYREQUEST']._serialized_start=304
-  _globals['_RETRYREQUEST']._serialized_end=331
-  _globals['_RETRYRESPONSE']._serialized_start=333
-  _globals['_RETRYRESPONSE']._serialized_end=379
-  _globals['_HOLDREQUEST']._serialized_start=381
-  _globals['_HOLDREQUEST']._serialized_end=407
-  _globals['_HOLDRESPONSE']._serialized_start=409
-  _globals['_HOLDRESPONSE']._serialized_end=465
-  _globals['_PURGEREQUEST']._serialized_start=467
-  _globals['_PURGEREQUEST']._serialized_end=517
-  _globals['_PURGERESPONSE']._serialized_start=519
-  _globals['_PURGERESPONSE']._serialized_end=607
-  _globals['_RUNNINGREQUEST']._serialized_start=609
-  _globals['_RUNNINGREQUEST']._serialized_end=625
-  _globals['_CRLINUSE']._serialized_start=627
-  _globals['_CRLINUSE']._serialized_end=739
-  _globals['_OWNCERTIFICATE']._serialized_start=741
-  _globals['_OWNCERTIFICATE']._serialized_end=826
-  _globals['_RUNNINGRESPONSE']._serialized_start=829
-  _globals['_RUNNINGRESPONSE']._serialized_end=1143
-  _globals['_RUNNINGRESPONSE_CONFIGENTRY']._serialized_start=1098
-  _globals['_RUNNINGRESPONSE_CONFIGENTRY']._serialized_end=1143
-  _globals['_LISTQUEUEREQUEST']._serialized_start=1145
-  _globals['_LISTQUEUEREQUEST']._serialized_end=1226
-  _globals['_QUEUEDMESSAGE']._serialized_start=1229
-  _globals['_QUEUEDMESSAGE']._serialized_end=1546
-  _globals['_LISTQUEUERESPONSE']._serialized_start=1548
-  _globals['_LISTQUEUERESPONSE']._serialized_end=1654
-  _globals['_MESSAGEREQUEST']._serialized_start=1656
-  _globals['_MESSAGEREQUEST']._serialized_end=1692
-  _globals['_ADMIN']._serialized_start=1695
-  _globals['_ADMIN']._serialized_end=2408
+  _globals['_HOPQUEUE']._serialized_end=249
+  _globals['_QUEUESRESPONSE']._serialized_start=251
+  _globals['_QUEUESRESPONSE']._serialized_end=321
+  _globals['_RETRYREQUEST']._serialized_start=323
+  _globals['_RETRYREQUEST']._serialized_end=350
+  _globals['_RETRYRESPONSE']._serialized_start=352
+  _globals['_RETRYRESPONSE']._serialized_end=398
+  _globals['_HOLDREQUEST']._serialized_start=400
+  _globals['_HOLDREQUEST']._serialized_end=426
+  _globals['_HOLDRESPONSE']._serialized_start=428
+  _globals['_HOLDRESPONSE']._serialized_end=484
+  _globals['_PURGEREQUEST']._serialized_start=486
+  _globals['_PURGEREQUEST']._serialized_end=536
+  _globals['_PURGERESPONSE']._serialized_start=538
+  _globals['_PURGERESPONSE']._serialized_end=626
+  _globals['_RUNNINGREQUEST']._serialized_start=628
+  _globals['_RUNNINGREQUEST']._serialized_end=644
+  _globals['_CRLINUSE']._serialized_start=646
+  _globals['_CRLINUSE']._serialized_end=758
+  _globals['_OWNCERTIFICATE']._serialized_start=760
+  _globals['_OWNCERTIFICATE']._serialized_end=845
+  _globals['_RUNNINGRESPONSE']._serialized_start=848
+  _globals['_RUNNINGRESPONSE']._serialized_end=1162
+  _globals['_RUNNINGRESPONSE_CONFIGENTRY']._serialized_start=1117
+  _globals['_RUNNINGRESPONSE_CONFIGENTRY']._serialized_end=1162
+  _globals['_LISTQUEUEREQUEST']._serialized_start=1164
+  _globals['_LISTQUEUEREQUEST']._serialized_end=1245
+  _globals['_QUEUEDMESSAGE']._serialized_start=1248
+  _globals['_QUEUEDMESSAGE']._serialized_end=1565
+  _globals['_LISTQUEUERESPONSE']._serialized_start=1567
+  _globals['_LISTQUEUERESPONSE']._serialized_end=1673
+  _globals['_MESSAGEREQUEST']._serialized_start=1675
+  _globals['_MESSAGEREQUEST']._serialized_end=1711
+  _globals['_ADMIN']._serialized_start=1714
+  _globals['_ADMIN']._serialized_end=2427
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ class QueuesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HopQueue(_message.Message):
-    __slots__ = ("hop", "depth", "oldest_ms", "failures", "next_attempt_ms", "last_error", "held", "last_success_ms", "parked")
+    __slots__ = ("hop", "depth", "oldest_ms", "failures", "next_attempt_ms", "last_error", "held", "last_success_ms", "parked", "kept_home")
     HOP_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
     OLDEST_MS_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class HopQueue(_message.Message):
     HELD_FIELD_NUMBER: _ClassVar[int]
     LAST_SUCCESS_MS_FIELD_NUMBER: _ClassVar[int]
     PARKED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_HOME_FIELD_NUMBER: _ClassVar[int]
     hop: str
     depth: int
     oldest_ms: int
@@ -30,7 +31,8 @@ class HopQueue(_message.Message):
     held: bool
     last_success_ms: int
     parked: int
-    def __init__(self, hop: _Optional[str] = ..., depth: _Optional[int] = ..., oldest_ms: _Optional[int] = ..., failures: _Optional[int] = ..., next_attempt_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., held: _Optional[bool] = ..., last_success_ms: _Optional[int] = ..., parked: _Optional[int] = ...) -> None: ...
+    kept_home: int
+    def __init__(self, hop: _Optional[str] = ..., depth: _Optional[int] = ..., oldest_ms: _Optional[int] = ..., failures: _Optional[int] = ..., next_attempt_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., held: _Optional[bool] = ..., last_success_ms: _Optional[int] = ..., parked: _Optional[int] = ..., kept_home: _Optional[int] = ...) -> None: ...
 
 class QueuesResponse(_message.Message):
     __slots__ = ("hops", "now_ms")

@@ -63,6 +63,10 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REGISTRY_BUSY: _ClassVar[Reason]
     CHILD_BUSY: _ClassVar[Reason]
     SIGNATURE_BUDGET: _ClassVar[Reason]
+    BACKUP_UNSIGNED: _ClassVar[Reason]
+    BACKUP_BAD_SIGNATURE: _ClassVar[Reason]
+    BACKUP_FOREIGN_KEY: _ClassVar[Reason]
+    NOT_PERMITTED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -120,3 +124,7 @@ PEER_BUSY: Reason
 REGISTRY_BUSY: Reason
 CHILD_BUSY: Reason
 SIGNATURE_BUDGET: Reason
+BACKUP_UNSIGNED: Reason
+BACKUP_BAD_SIGNATURE: Reason
+BACKUP_FOREIGN_KEY: Reason
+NOT_PERMITTED: Reason

@@ -571,7 +571,7 @@ class ApiLimits(_message.Message):
     def __init__(self, max_envelope_bytes: _Optional[int] = ..., max_api_message_bytes: _Optional[int] = ..., recipients_per_send: _Optional[int] = ..., attachments_per_document: _Optional[int] = ..., documents_per_batch: _Optional[int] = ..., max_page: _Optional[int] = ..., message_lifetime_seconds: _Optional[int] = ...) -> None: ...
 
 class WhoAmIResponse(_message.Message):
-    __slots__ = ("code", "name", "level", "parent", "limits", "version", "schema_version")
+    __slots__ = ("code", "name", "level", "parent", "limits", "version", "schema_version", "client", "scopes")
     CODE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
@@ -579,6 +579,8 @@ class WhoAmIResponse(_message.Message):
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
     code: str
     name: str
     level: int
@@ -586,4 +588,6 @@ class WhoAmIResponse(_message.Message):
     limits: ApiLimits
     version: str
     schema_version: int
-    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., limits: _Optional[_Union[ApiLimits, _Mapping]] = ..., version: _Optional[str] = ..., schema_version: _Optional[int] = ...) -> None: ...
+    client: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., limits: _Optional[_Union[ApiLimits, _Mapping]] = ..., version: _Optional[str] = ..., schema_version: _Optional[int] = ..., client: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -3,7 +3,8 @@
 A row is written in the same transaction as what the call committed (an envelope queued, a
 status reported), so either both are stored or neither: a retry after a lost answer finds the
 row and gets the same answer back, and a call that failed left no row to find. Rows live until
-`expires_ms` (at least the message lifetime); the sweep prunes them after that.
+`expires_ms` (at least the message lifetime); the sweep prunes them after that. Keys are per
+client program (api.tokens, node/api/clients.py): each has a key space of its own.
 """
 from __future__ import annotations
 
@@ -25,25 +26,26 @@ def _answer(row) -> StoredAnswer | None:
     return None if row is None else StoredAnswer(row[0], bytes(row[1]), bytes(row[2]))
 
 
-def get(db: Database, key: str, now_ms: int) -> StoredAnswer | None:
-    row = db.query_one("SELECT method, request_sha256, response FROM client_keys WHERE client_key = ? AND expires_ms > ?",
-                       (key, now_ms))
+_GET = ("SELECT method, request_sha256, response FROM client_keys WHERE client = ? AND client_key = ?"
+        " AND expires_ms > ?")
+
+
+def get(db: Database, client: str, key: str, now_ms: int) -> StoredAnswer | None:
+    row = db.query_one(_GET, (client, key, now_ms))
     return None if row is None else _answer((row["method"], row["request_sha256"], row["response"]))
 
 
-def get_in(tx: Transaction, key: str, now_ms: int) -> StoredAnswer | None:
-    """The answer stored under `key`, unless it has expired (an expired key is free again)."""
-    return _answer(tx.execute(
-        "SELECT method, request_sha256, response FROM client_keys WHERE client_key = ? AND expires_ms > ?",
-        (key, now_ms)).fetchone())
+def get_in(tx: Transaction, client: str, key: str, now_ms: int) -> StoredAnswer | None:
+    """The answer stored under `client`'s `key`, unless it has expired (an expired key is free again)."""
+    return _answer(tx.execute(_GET, (client, key, now_ms)).fetchone())
 
 
-def put_in(tx: Transaction, key: str, method: str, request_sha256: bytes, response: bytes, now_ms: int,
+def put_in(tx: Transaction, client: str, key: str, method: str, request_sha256: bytes, response: bytes, now_ms: int,
            expires_ms: int) -> None:
     """Record the answer (replacing an expired row the sweep has not removed yet)."""
     tx.execute(
-        "INSERT OR REPLACE INTO client_keys (client_key, method, request_sha256, response, created_ms, expires_ms)"
-        " VALUES (?,?,?,?,?,?)", (key, method, request_sha256, response, now_ms, expires_ms))
+        "INSERT OR REPLACE INTO client_keys (client, client_key, method, request_sha256, response, created_ms,"
+        " expires_ms) VALUES (?,?,?,?,?,?,?)", (client, key, method, request_sha256, response, now_ms, expires_ms))
 
 
 def prune(db: Database, now_ms: int, limit: int = PRUNE_BATCH) -> int:

@@ -50,7 +50,8 @@ class Waits:
 
 def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject: str, now_ms: int,
                origin: str = "local", doc_id: str | None = None, parked: "Park | None" = None,
-               waits: Waits | None = None) -> None:
+               waits: Waits | None = None, by: str | None = None) -> None:
+    """`by`: the local API client that asked for it, named in the audit row."""
     conn.execute(
         "INSERT INTO outbox (message_id, sender, recipient, next_hop, kind, priority, subject, origin,"
         " created_ms, expires_ms, doc_id, ref_message_id, parked_by, park_until_ms, waits_at, waits_until_ms)"
@@ -62,7 +63,8 @@ def enqueue_in(conn, header: pb.Header, envelope: bytes, next_hop: str, subject:
     )
     conn.execute("INSERT INTO outbox_envelope (message_id, raw) VALUES (?,?)", (header.message_id, envelope))
     kind = "" if header.kind == pb.DOCUMENT else f"{KIND_WORDS.get(header.kind, 'envelope')} "
-    audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop, f"{kind}to {header.recipient}")
+    audit.append(conn, now_ms, audit.SENT, header.message_id, next_hop,
+                 f"{kind}to {header.recipient}" + (f" by client {by}" if by else ""))
 
 
 @dataclass(frozen=True)
@@ -263,9 +265,11 @@ def counts(db: Database) -> dict[str, int]:
 
 def queue_summary(db: Database) -> dict[str, dict]:
     """Per next hop with mail waiting: its depth, how many of them are parked (for an agency not registered
-    here yet), and when the oldest envelope was made."""
+    here yet), how many of ours are kept home (until their recipient's seal key can be had: node.exchange.
+    late_seal), and when the oldest envelope was made."""
     return {r["next_hop"]: r for r in db.query(
-        "SELECT next_hop, count(*) AS depth, count(parked_by) AS parked, min(created_ms) AS oldest_ms FROM outbox"
+        "SELECT next_hop, count(*) AS depth, count(parked_by) AS parked, count(not_before_ms) AS kept_home,"
+        " min(created_ms) AS oldest_ms FROM outbox"
         " WHERE state = 'pending' GROUP BY next_hop ORDER BY next_hop")}
 
 

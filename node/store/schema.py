@@ -289,6 +289,8 @@ def m0013_registry_previous_cert(db) -> None:
     # the certificate a child's registration renewed (node.registry.pins): its queued mail, signed and marked
     # before the renewal, still passes; NULL after a first registration or when the old one was revoked
     db.execute("ALTER TABLE registry ADD COLUMN previous_cert BLOB")
+
+
 @MIGRATIONS(name="0014_outbox_held")
 def m0014_outbox_held(db) -> None:
     # an operator may hold one message (lienthong queue hold): not sent until released, across restarts;
@@ -359,3 +361,27 @@ def m0017_envelope_retry(db) -> None:
     # not claimed before this time, on a backoff of its own, while the hop's other mail goes. Apart from
     # not_before_ms because a neighbour coming back (a heartbeat) must not undo it: the refusal was not the link's
     db.execute("ALTER TABLE outbox ADD COLUMN retry_after_ms INTEGER")
+
+
+@MIGRATIONS(name="0020_client_keys_per_client")
+def m0020_client_keys_per_client(db) -> None:
+    # one key space per client program of the local API (api.tokens): the same client_key from two programs
+    # names two requests, so one program can neither replay nor block another's. Keys stored before belong
+    # to the one client there was, "default" (api.token)
+    for sql in (
+        """CREATE TABLE client_keys_by_client (
+            client TEXT NOT NULL,
+            client_key TEXT NOT NULL,
+            method TEXT NOT NULL,
+            request_sha256 BLOB NOT NULL,
+            response BLOB NOT NULL,
+            created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL,
+            PRIMARY KEY (client, client_key))""",
+        "INSERT INTO client_keys_by_client SELECT 'default', client_key, method, request_sha256, response, created_ms,"
+        " expires_ms FROM client_keys",
+        "DROP TABLE client_keys",
+        "ALTER TABLE client_keys_by_client RENAME TO client_keys",
+        "CREATE INDEX client_keys_expires ON client_keys(expires_ms)",
+    ):
+        db.execute(sql)

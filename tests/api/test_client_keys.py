@@ -190,11 +190,11 @@ def test_a_key_survives_a_node_killed_after_the_commit(tmp_path):
 def test_expired_keys_are_free_and_pruned(tmp_path):
     db = Database(tmp_path / "db.sqlite")
     with db.transaction() as tx:
-        client_keys.put_in(tx, "old", "Send", b"h", b"r", 0, 1000)
-        client_keys.put_in(tx, "new", "Send", b"h", b"r", 0, 5000)
-    assert client_keys.get(db, "old", 2000) is None  # expired: as if never used
-    assert client_keys.get(db, "new", 2000).response == b"r"
+        client_keys.put_in(tx, "default", "old", "Send", b"h", b"r", 0, 1000)
+        client_keys.put_in(tx, "default", "new", "Send", b"h", b"r", 0, 5000)
+    assert client_keys.get(db, "default", "old", 2000) is None  # expired: as if never used
+    assert client_keys.get(db, "default", "new", 2000).response == b"r"
     assert client_keys.prune(db, 2000) == 1
-    assert client_keys.get(db, "new", 2000) is not None
+    assert client_keys.get(db, "default", "new", 2000) is not None
     assert client_keys.prune(db, 2000) == 0
     db.close()

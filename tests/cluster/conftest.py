@@ -16,6 +16,8 @@ Either way every node is stopped at the end and must exit 0.
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +68,15 @@ def own_cluster(tmp_path_factory, small) -> Iterator[Cluster]:
     """A cluster for one module that kills, restarts or reconfigures its nodes."""
     with running(tmp_path_factory.mktemp("own-cluster"), small) as c:
         yield c
+
+
+def sent_entry(client, mid: str, until, timeout: float = 60.0):
+    """Paced reads of a sender's sent list until `until(entry)` holds for `mid`'s entry (no event says that an
+    envelope is kept home: it is what the sent list shows, `reason` naming why)."""
+    deadline, pace = time.monotonic() + timeout, threading.Event()
+    while True:
+        [entry] = [s for s in client.sent_all() if s.message_id == mid]
+        if until(entry):
+            return entry
+        assert time.monotonic() < deadline, f"{mid}: {entry} after {timeout}s"
+        pace.wait(0.1)

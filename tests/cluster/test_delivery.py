@@ -21,6 +21,8 @@ from node.pb import envelope_pb2 as pb
 from node.pb import registry_pb2 as rpb
 from node.pb import registry_pb2_grpc as rgrpc
 
+from .conftest import sent_entry
+
 DISTRICT = "000.00.32.H29"   # every commune also sends to this district ...
 PROVINCE = "000.00.00.H53"   # ... and to this province
 
@@ -103,10 +105,11 @@ def test_an_unknown_recipient_of_no_scheme_is_refused_at_once_and_nothing_is_que
     assert not [s for s in client.sent_all() if s.seq > mark]
 
 
-def test_a_recipient_in_a_province_not_registered_yet_is_parked_not_refused(cluster):
+def test_a_recipient_in_a_province_not_registered_yet_is_kept_at_the_sender_not_refused(cluster):
     """The code rule places 000.21.35.H61 under a province that never registered with the root: "not yet"
-    (NOT_REGISTERED_YET), so the relays take custody and the root keeps it for that province, within the
-    sender's quota, instead of refusing it for good (issue 12)."""
+    (NOT_REGISTERED_YET), not refused for good (issue 12). Nobody publishes a seal key for it, so the sender
+    keeps it home (sealing.mode required, the default) rather than let a relay hold it in clear (issue 18);
+    it is asked for again every retry.max_delay."""
     sender, unknown = "000.21.35.H53", "000.21.35.H61"
     client = cluster.client(sender)
     with pytest.raises(grpc.RpcError) as e:
@@ -115,11 +118,11 @@ def test_a_recipient_in_a_province_not_registered_yet_is_parked_not_refused(clus
     with EventWaiter(client) as events:
         [sent] = client.send(document(sender, 98), [unknown]).envelopes
         mid = sent.message_id
-        events.wait(lambda evs: any(e.type == "delivered" and e.message_id == mid for e in evs), 30)
-    [entry] = [s for s in client.sent_all() if s.message_id == mid]
-    # custody passed to the first hop; nothing refused on the way; the sender sees where it waits
-    assert (entry.state, entry.waits_at) == ("not_registered_yet", "VN") and entry.delivered_ms
-    assert not [e for e in events.events if e.message_id == mid and e.type in ("rejected", "expired")]
+        entry = sent_entry(client, mid, lambda e: "NOT_REGISTERED_YET" in e.reason)
+    # it waits for a registration (where: the root's word), at the sender, not handed to any relay
+    assert (entry.state, entry.waits_at, entry.delivered_ms) == ("not_registered_yet", "VN", 0)
+    assert "seal key" in entry.reason
+    assert not [e for e in events.events if e.message_id == mid and e.type in ("delivered", "rejected", "expired")]
 
 
 # ---- the registry refuses children that are not who or where they say ----------------------

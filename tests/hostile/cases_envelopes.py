@@ -133,18 +133,25 @@ def _(s):
 def _(s):
     """Below D by the code rule but never registered: D cannot tell them from communes not set up yet, so it
     parks them (transient, not refused), but only PARKED_PER_ORIGIN of M's; the next is refused for now (M
-    keeps it). A retry of one parked is answered with its receipt, and the quota is M's alone: an honest
-    commune's mail for a code not registered yet is still parked."""
+    keeps it). A retry of one parked is answered with its receipt, and the quota is M's alone: what a
+    commune's node older than sealing hands D for a code not registered yet is still parked. An upgraded
+    commune's node keeps such mail home instead: there is no seal key to be had (sealing.mode required)."""
     m = s.w.signer(M)
     parked = [seal(m, f"000.{29 + i}.35.H53", lifetime_s=10 * YEAR_MS / 1000) for i in range(PARKED_PER_ORIGIN)]
     for header, raw in parked:
         assert deliver(s, raw).status == "OK"
     refused = deliver(s, seal(m, "000.39.35.H53", lifetime_s=10 * YEAR_MS / 1000)[1])
     assert deliver(s, parked[0][1]).status == "OK"  # the same envelope again: its stored receipt
-    sent = s.w.api(C1).send(pb.Document(subject="Gửi xã mới"), ["000.40.35.H53"]).envelopes[0].message_id
+    kept = s.w.api(C1).send(pb.Document(subject="Gửi xã mới"), ["000.40.35.H53"]).envelopes[0].message_id
+    poll("C1 keeps its own mail home", lambda: s.w.rows(C1, f"SELECT 1 FROM outbox WHERE message_id = '{kept}' "
+                                                            "AND state = 'pending' AND not_before_ms IS NOT NULL"))
+    old_node, raw = seal(s.w.signer(C1), "000.41.35.H53")
+    assert deliver(s, raw, who=C1).status == "OK"
+    sent = old_node.message_id
     poll("D parks C1's mail", lambda: s.w.rows(D, f"SELECT 1 FROM outbox WHERE message_id = '{sent}' "
                                                   f"AND parked_by = '{C1}' AND state = 'pending'"))
-    return refused.allowing(sent, *(h.message_id for h, _ in parked))
+    assert not s.w.rows(D, f"SELECT 1 FROM outbox WHERE message_id = '{kept}'")
+    return refused.allowing(sent, kept, *(h.message_id for h, _ in parked))
 
 
 @case("envelope", "envelope over the victim's size limit", "RESOURCE_EXHAUSTED", "TOO_LARGE", via=DELIVER)

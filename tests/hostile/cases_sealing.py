@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
+
 from node.identity import keys, sealing
 from node.pb import envelope_pb2 as pb
 
 from .cases_envelopes import DELIVER, deliver
-from .core import Scene, case
-from .world import C1, D, M, document, forged, seal
+from .core import Observed, Scene, case
+from .world import C1, D, G, M, document, forged, poll, seal
 
 SECRET = "Tài liệu mật: không được lộ"
 
@@ -80,3 +82,31 @@ def _(s):
 def _(s):
     return deliver(s, forged(seal(s.w.signer(M), D)[1], s.w.signer(M), lambda h: setattr(h, "seal", 7)))
 
+
+
+# ---- a relay's word is no record -------------------------------------------------------------------
+
+@case("sealing", "M answers that G below it has not registered yet, to read D's document for G in clear", "OK",
+      "kept home", via="Mailbox.Send at D to G, M answering the lookups")
+def _(s):
+    """A relay's bare NOT_REGISTERED_YET is no signed record without a seal key: D keeps its document home
+    (set aside, asked for again later) and never hands it to M, in clear or at all (issue 18). Then D's
+    operator purges it, so it does not wait in the world for the rest of the catalogue."""
+    w = s.w
+
+    def not_yet(request, context):
+        context.set_trailing_metadata([("lienthong-reason", "NOT_REGISTERED_YET")])
+        context.abort(grpc.StatusCode.UNAVAILABLE, f"{request.code} has not registered here yet")
+    w.fake.on_lookup = not_yet
+    api = w.api(D)
+    try:
+        mid = api.send(pb.Document(subject=SECRET), [G]).envelopes[0].message_id
+        poll("D keeps its document for G home", lambda: w.rows(D, f"SELECT 1 FROM outbox WHERE message_id = '{mid}'"
+                                                                  " AND state = 'pending' AND not_before_ms IS NOT NULL"))
+        [(reason,)] = w.rows(D, f"SELECT reason FROM outbox WHERE message_id = '{mid}'")
+        assert "NOT_REGISTERED_YET" in reason, reason
+    finally:
+        w.fake.reset()
+    assert mid not in w.fake.delivered_ids()
+    api.admin.purge(mid, "hostile case: done")
+    return Observed("OK", "kept home").allowing(mid)

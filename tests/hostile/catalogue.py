@@ -14,8 +14,9 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "hostile"
 
-from . import (cases_answers, cases_audit, cases_envelopes, cases_flood, cases_lifecycle,  # noqa: F401,E402
-               cases_local, cases_logs, cases_registry, cases_revocation, cases_sealing, cases_stats)
+from . import (cases_answers, cases_audit, cases_backup, cases_clients, cases_envelopes,  # noqa: F401,E402
+               cases_flood, cases_lifecycle, cases_local, cases_logs, cases_registry, cases_revocation,
+               cases_sealing, cases_stats)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -35,6 +36,8 @@ GROUPS = {
     "audit": "Audit checkpoints forged, borrowed, rewritten or restored from a history never held",
     "log injection": "Outside text forging log lines or driving a terminal",
     "flood": "Stalls, floods and amplification",
+    "backup": "Backups edited where they are kept",
+    "clients": "Another program on the node's machine, with a token of its own",
 }
 
 CATALOGUE: list[Case] = sorted(_DEFINED, key=lambda c: list(GROUPS).index(c.group))  # stable within a group

@@ -5,13 +5,15 @@ every time): envelope verification (random bytes, and validly signed envelopes w
 headers, payloads and relay marks, then mutated), a node's intake over a real SQLite file
 (batches of all of these; an INTERNAL outcome is an unexpected exception caught inside),
 receipts, agency records and registrations and heartbeats, signed statistics, and edXML import
-(random XML-ish input, mutations of the real samples) with export of whatever import accepted.
+(random XML-ish input, mutations of the real samples) with export of whatever import accepted, and
+the local API's client tokens (authorization headers against api.tokens, and the config of them).
 The property everywhere: the code under test returns, or raises `node.errors.Rejected`
 (`node.edxml.EdxmlError` for edXML). The number of inputs each target tried is printed at the
 end of the run (conftest.py) and kept in `hostile.fuzzing.TRIED`.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -24,7 +26,8 @@ from hypothesis import strategies as st
 
 from node import envelope, receipts, stats
 from node.clock import SYSTEM, FakeClock
-from node.config import load_config
+from node.api.clients import SCOPES, Clients, authorize
+from node.config import ConfigError, load_config, parse_config
 from node.edxml import EdxmlError, export_edxml, import_edxml
 from node.envelope import Signer
 from node.errors import Reason, Rejected
@@ -574,3 +577,83 @@ def test_edxml_export_of_any_message(data):
         return
     import_then_export(packet, "edXML export")
 
+
+
+# ---- client tokens (api.tokens) --------------------------------------------------------------------
+
+TOKENS = {n: hashlib.sha256(n.encode()).hexdigest() for n in ("default", "qlvb", "monitor")}  # fixed: reproducible
+CLIENTS = Clients([(n, t, SCOPES if n == "default" else ("read",) if n == "monitor" else ("read", "send"))
+                   for n, t in TOKENS.items()])
+METHODS = [f"/lienthong.v1.{s}/{m}" for s, m in (
+    ("Mailbox", "Send"), ("Mailbox", "ListInbox"), ("Admin", "Purge"), ("Stats", "Get"), ("Mailbox", "Watch"))]
+
+
+@st.composite
+def authorization_headers(draw) -> str:
+    """A client's header, mutated (a character changed, added or dropped, the case or the scheme changed, two
+    tokens run together, spaces, another alphabet), or anything."""
+    header = f"Bearer {TOKENS[draw(st.sampled_from(list(TOKENS)))]}"
+    how = draw(st.integers(0, 8))
+    i = draw(st.integers(0, len(header)))
+    if how == 0:
+        return draw(text)
+    if how == 1:
+        return header[:i] + draw(st.characters(exclude_categories=["Cs"])) + header[i + 1:]
+    if how == 2:
+        return header[:i] + header[i + 1:]
+    if how == 3:
+        return header[:i] + draw(st.characters(exclude_categories=["Cs"])) + header[i:]
+    if how == 4:
+        return header.swapcase() if draw(st.booleans()) else header.replace("Bearer", draw(
+            st.sampled_from(["bearer", "Basic", "Bearer ", "", "Bearer\t"])), 1)
+    if how == 5:
+        return header + draw(st.sampled_from([" ", "\n", "\x00", TOKENS["qlvb"], ","])) + draw(text)
+    if how == 6:
+        return draw(st.sampled_from([" ", "\t", ""])) + header
+    if how == 7:
+        return header  # the real one: the oracle must accept it
+    return f"Bearer {draw(st.sampled_from(list(TOKENS.values())))}"
+
+
+@examples(2000)
+@given(header=authorization_headers(), method=st.sampled_from(METHODS) | text)
+def test_a_client_is_known_only_by_its_exact_token_and_held_to_its_scopes(header, method):
+    """The local API's check, as its interceptor and the HTTP face run it: a header names a client only when
+    it is exactly `Bearer <that client's token>`; a known client's call is let through or NOT_PERMITTED."""
+    tried("api tokens (authorization headers)")
+    client = CLIENTS.identify(header)
+    owner = next((n for n, t in TOKENS.items() if header == f"Bearer {t}"), None)
+    assert (client.name if client else None) == owner, header
+    if client is None:
+        REACHED.setdefault("api tokens", {})
+        REACHED["api tokens"]["UNAUTHENTICATED"] = REACHED["api tokens"].get("UNAUTHENTICATED", 0) + 1
+        return
+    reached("api tokens", only_rejected(authorize, client, method))
+
+
+@examples(300)
+@given(entries=st.lists(st.fixed_dictionaries({}, optional={
+    "name": st.sampled_from(["qlvb", "default", "Q", "a" * 33, "-x", "ok_1"]) | text,
+    "token": st.sampled_from(list(TOKENS.values())) | text | st.integers(),
+    "token_file": st.sampled_from(["missing.token", ""]) | text,
+    "scopes": st.lists(st.sampled_from(["read", "send", "admin", "write", ""]) | text, max_size=4) | text}),
+    max_size=4))
+def test_api_tokens_config_loads_or_names_the_key(tmp_path_factory, entries):
+    """Any api.tokens: loaded, or a ConfigError naming a key under api.tokens (never another exception)."""
+    tried("config api.tokens")
+    base = tmp_path_factory.getbasetemp()
+    data = {"node": {"code": A, "name": "x", "data_dir": str(base / "d")}, "listen": "127.0.0.1:1",
+            "tls": {"key": __file__, "cert": __file__, "trust_anchors": [__file__]},
+            "api": {"listen": "127.0.0.1:2", "token": TOKENS["default"], "tokens": entries}}
+    try:
+        s = parse_config(data, base)
+    except ConfigError as e:
+        assert e.path.startswith("api.tokens"), (e.path, str(e))
+        what = "refused"
+    else:
+        names = [c.name for c in s.api.tokens]
+        assert len(set(names)) == len(names) and "default" not in names
+        assert len({c.token for c in s.api.tokens} | {s.api.token}) == len(names) + 1
+        what = "accepted"
+    REACHED.setdefault("config api.tokens", {})
+    REACHED["config api.tokens"][what] = REACHED["config api.tokens"].get(what, 0) + 1

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import secrets
 import sqlite3
 import threading
 import time
@@ -34,11 +35,12 @@ import grpc
 
 from node import envelope, receipts
 from node.edxml.common import NS as NS_EDXML  # noqa: F401 (for the cases)
+from node.client import MailboxClient
 from node.envelope import Signer
 from node.transport.grpc_peers import TlsMaterial, open_channel
 from node.harness import topology
 from node.harness.cluster import Cluster
-from node.identity import certs
+from node.identity import certs, keys, sealing
 from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
 from node.pb import exchange_pb2_grpc as xgrpc
@@ -71,7 +73,15 @@ TOPOLOGY = topology.parse({"name": "hostile", "nodes": [
 EXTRA = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"},
          "registry": {"heartbeat": "1s", "stale_after": "30s"}}
 PARKED_PER_ORIGIN = 2  # D's limits.parked_per_origin: mail for codes below D that nobody registered
+# D seals `preferred` (every other node: the default, `required`): the mode that still sends in clear to a
+# recipient whose signed record publishes no seal key, so the cases show that nothing less makes it do so
+# D's local API serves two more client programs than "default" (api.tokens), each with its own token
+CLIENTS = {"qlvb": ["read", "send"], "portal": ["read", "send"], "monitor": ["read"]}
+CLIENT_TOKENS = {name: secrets.token_urlsafe(32) for name in CLIENTS}
 NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED: C1},
+                  "sealing": {"mode": "preferred"},
+                  "api": {"tokens": [{"name": n, "token": CLIENT_TOKENS[n], "scopes": scopes}
+                                     for n, scopes in CLIENTS.items()]},
                   "limits": {"parked_per_origin": PARKED_PER_ORIGIN,
                              # a slow refill, so the budget case runs out whatever the machine's speed; rows
                              # per heartbeat well under D's message size (a row carries its certificate)
@@ -92,6 +102,9 @@ class Identity:
     signer: Signer
     key_pem: bytes
     cert_pem: bytes
+    # the seal key its registry record publishes: honest senders default to sealing.mode required, and
+    # hand nothing to an agency that publishes none (SEAL_KEY_MISSING)
+    seal_key: sealing.SealKey | None = None
 
     @property
     def cert_der(self) -> bytes:
@@ -103,7 +116,8 @@ class Identity:
 
 def issue(ca_dir: Path, where: Path, code: str, **validity) -> Identity:
     files = certs.init_node(where, code, f"agency {code}", ca_dir, force=True, **validity)
-    return Identity(code, Signer.from_files(files.key, files.cert), files.key.read_bytes(), files.cert.read_bytes())
+    return Identity(code, Signer.from_files(files.key, files.cert), files.key.read_bytes(), files.cert.read_bytes(),
+                    sealing.SealKey.of(keys.generate_key()))
 
 
 # ---- the fake node M serves --------------------------------------------------------------------
@@ -317,6 +331,7 @@ class World:
     cli_root: Path
     docs: dict[str, str] = field(default_factory=dict)  # names of the honest documents set up for the cases
     _channels: dict[tuple[str, str], grpc.Channel] = field(default_factory=dict)
+    _programs: dict[str, MailboxClient] = field(default_factory=dict)
 
     # ---- talking to nodes as an attacker -----------------------------------------------------
 
@@ -338,6 +353,13 @@ class World:
     def api(self, code: str):
         return self.cluster.client(code)
 
+    def program(self, name: str) -> MailboxClient:
+        """D's local API as client program `name` of api.tokens (its own token)."""
+        client = self._programs.get(name)
+        if client is None:
+            client = self._programs[name] = MailboxClient(self.cluster.nodes[D].api, CLIENT_TOKENS[name], TIMEOUT)
+        return client
+
     def signer(self, code: str) -> Signer:
         return self.ids[code].signer
 
@@ -358,7 +380,8 @@ class World:
         ident = who if isinstance(who, Identity) else self.ids[who]
         return records.make(ident.signer, name=f"agency {ident.code}", level=3, parent=parent,
                             endpoint=self.fake.address if endpoint is None else endpoint,
-                            now_ms=int(time.time() * 1000), previous=previous)
+                            now_ms=int(time.time() * 1000), previous=previous,
+                            seal_key=ident.seal_key.public_der if ident.seal_key else b"")
 
     # ---- nothing stored ----------------------------------------------------------------------
 
@@ -396,6 +419,9 @@ class World:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
+        for client in self._programs.values():
+            client.close()
+        self._programs.clear()
 
 
 def unchanged(before: Snapshot, after: Snapshot, allow_ids: Iterable[str] = (),
@@ -459,7 +485,8 @@ def hostile_world(root: Path):
         for code in NODES:
             kd = Path(cluster.nodes[code].dir) / "keys"
             ids[code] = Identity(code, Signer.from_files(kd / "node.key", kd / "node.pem"),
-                                 (kd / "node.key").read_bytes(), (kd / "node.pem").read_bytes())
+                                 (kd / "node.key").read_bytes(), (kd / "node.pem").read_bytes(),
+                                 sealing.load_or_create(kd / "seal.key", create=False)[0])
         fake = FakePeer(ids[M], anchors)
         cli_root = root / "cli"
         cli_root.mkdir()

@@ -29,6 +29,7 @@ __all__ = [
     "parse",
     "is_qcvn",
     "is_identifier",
+    "case_twin_of",
     "validate",
     "level",
     "parent",
@@ -173,6 +174,23 @@ def _identifier_problem(code: object) -> str | None:
             return f"has {ch!r} at position {i + 1}; only digits, letters and dots are allowed"
     if "" in code.split("."):
         return "has an empty group (leading, trailing or doubled dot)"
+    twin = case_twin_of(code)
+    if twin is not None:
+        return f'differs from the QCVN 102 code "{twin}" only by letter case'
+    return None
+
+
+def case_twin_of(code: object) -> str | None:
+    """The QCVN 102 code (or ROOT) that `code` differs from only by letter case, else None.
+
+    Codes are case-sensitive, so `000.21.35.h53` is not `000.21.35.H53`; but as an odd code it
+    would be a second address one mistyped letter away from a real agency's. No such twin is an
+    identifier: it is refused wherever a code comes in (registration, addressing, lookups)."""
+    if not isinstance(code, str) or len(code) > MAX_IDENTIFIER_LENGTH:
+        return None
+    upper = code.upper()
+    if upper != code and (upper == ROOT or _qcvn_problem(upper) is None):
+        return upper
     return None
 
 
@@ -250,6 +268,8 @@ class Hierarchy:
         if problem is None:
             return parse(code).parent
         ident_problem = _identifier_problem(code)
+        if ident_problem is not None and case_twin_of(code) is not None:
+            raise CodeError(code, f"is not of the QCVN 102 form ({problem}) and cannot be placed: it {ident_problem}")
         if ident_problem is not None:
             raise CodeError(code, f"is not a valid agency identifier: {ident_problem}")
         raise CodeError(

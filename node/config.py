@@ -40,6 +40,8 @@ from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import ArgsKwargs, PydanticCustomError
 
+from .codes import case_twin_of
+
 __all__ = [
     "ConfigError", "Settings", "NodeSettings", "TlsSettings", "ApiSettings", "Peer", "RetrySettings",
     "MessageSettings", "RegistrySettings", "LimitsSettings", "MetricsSettings", "FrozenMap", "load_config", "parse_config", "dump_config",
@@ -121,6 +123,22 @@ def _fmt_num(x: float) -> str:
 
 
 Text = Annotated[str, Field(strict=True, pattern=r"\S", description="a non-empty string")]
+
+NAME_LENGTH = 300  # characters of an agency name (the longest real ones are about 150); parents refuse longer
+
+
+def _agency_name(v: str) -> str:
+    """What the parent stores and hands to every lookup: bounded and printable (node/fields.py)."""
+    if len(v) > NAME_LENGTH:
+        _fail(f"a name of at most {NAME_LENGTH} characters", f"{v[:40]}…", f"{len(v)} characters")
+    bad = next((ch for ch in v if not ch.isprintable()), None)
+    if bad is not None:
+        _fail("a name without control characters", v[:80], f"U+{ord(bad):04X}")
+    return v
+
+
+AgencyName = Annotated[str, Field(strict=True, pattern=r"\S", description="a non-empty string"),
+                       AfterValidator(_agency_name)]
 Bool = Annotated[bool, Field(strict=True, description="true or false")]
 
 _CODE_RE = re.compile(r"[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*")
@@ -137,6 +155,9 @@ def is_agency_code(code: str) -> bool:
 def _code(v: Any) -> str:
     if not is_agency_code(v):
         _fail(_CODE, v)
+    twin = case_twin_of(v)
+    if twin is not None:
+        _fail(_CODE, v, f"it differs from the QCVN 102 code {twin} only by letter case; codes are case-sensitive")
     return v
 
 
@@ -434,7 +455,7 @@ class NodeSettings(_Section):
     """Who this node is and where it keeps its state."""
 
     code: AgencyCode
-    name: Text
+    name: AgencyName
     data_dir: DirPath
     parent: AgencyCode | None = None
     root: Bool = False             # the top of its tree: registers nowhere, whatever the code rule says

@@ -26,6 +26,7 @@ from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
 
 from .clock import SYSTEM, Clock
+from . import fields
 from .codes import is_identifier
 from .errors import Reason, Rejected, too_large
 from .limits import over
@@ -219,6 +220,7 @@ def verify(
             raise Rejected(Reason.MALFORMED, f"header.{name} is not a message id (1-128 of A-Z a-z 0-9 _ -)",
                            field=f"header.{name}")
     for name in ("sender", "recipient"):  # else a recipient no agency can have is relayed up to the root
+        fields.check_code(getattr(header, name), f"header.{name}")
         if not is_identifier(getattr(header, name)):
             raise Rejected(Reason.MALFORMED, f"header.{name} is not an agency code", field=f"header.{name}")
     if not env.signature:

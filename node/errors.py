@@ -108,6 +108,15 @@ class Reason(enum.Enum):
     BACKUP_FOREIGN_KEY = ("BACKUP_FOREIGN_KEY", _C.PERMISSION_DENIED, True,
                           "the backup was signed by another key than this node's")
     NOT_PERMITTED = ("NOT_PERMITTED", _C.PERMISSION_DENIED, True, "this client's token does not allow that call")
+    BAD_ENDPOINT = ("BAD_ENDPOINT", _C.INVALID_ARGUMENT, True,
+                    "an endpoint must be host:port (a DNS name or IP address, port 1-65535)")
+    CASE_TWIN = ("CASE_TWIN", _C.INVALID_ARGUMENT, True,
+                 "the code differs from a QCVN 102 code only by letter case")
+    NOTICE_OFF_ROUTE = ("NOTICE_OFF_ROUTE", _C.PERMISSION_DENIED, True,
+                        "a non-delivery notice from a node the message did not pass, or about a message "
+                        "that did not go that way")
+    TOO_MANY_CONNECTIONS = ("TOO_MANY_CONNECTIONS", _C.RESOURCE_EXHAUSTED, False,
+                            "too many connections are open to this server")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

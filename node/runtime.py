@@ -28,11 +28,17 @@ Threading model (what runs where):
   the registry keepalive (registration, heartbeats), the audit checkpoint (sign the chain head, hand it to
   the parent), and retry timers (`timers.py`),
   which only wake a hop's senders.
-- **SQLite**: one connection behind one re-entrant lock (`store.database.Database`).
-  Every read and write takes it; a transaction holds it from BEGIN to COMMIT, fsync
-  included. Nothing holds it across a network call (a send looks recipients up before
-  its transaction; a reply queued inside one does no lookup). Commit hooks
-  (`tx.on_commit`: events, wake-ups) run after it is released.
+- **SQLite**: one writer connection behind one re-entrant lock (`store.database.Database`).
+  Every transaction takes it for its own part; transactions queued for it meanwhile join
+  the open SQLite transaction, each in a savepoint, and the last of them commits for all
+  with one fsync (group commit, at most `store.database.MAX_GROUP`); each caller returns
+  after that commit. Reads outside a
+  transaction go to a pool of at most `store.database.READERS` read-only connections
+  (`store.readers`) and never wait for it: WAL shows them every commit finished before
+  they began; a read by the transaction's own thread stays on the writer (its own rows,
+  atomic with its writes). Nothing holds the lock across a network call (a send looks
+  recipients up before its transaction; a reply queued inside one does no lookup). Commit
+  hooks (`tx.on_commit`: events, wake-ups) run after it is released.
 - **gRPC's own threads** (C core) carry the channels to peers (`transport/grpc_peers.py`,
   one channel per peer, shared by every thread) and the servers' I/O. Every peer call goes
   through `self.transport` (node/transport/interface.py); a node on a `LocalNetwork`
@@ -46,6 +52,7 @@ Threading model (what runs where):
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -81,7 +88,7 @@ from .exchange.service import ExchangeService, PeerIdentity
 from .transport.grpc_peers import GrpcTransport, TlsMaterial, grpc_options, server_credentials
 from .transport.in_process import InProcessTransport, LocalNetwork, LocalServer
 from .transport.interface import Peer, PeerTransport
-from . import stats
+from . import descriptors, stats
 from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys, renewal
@@ -261,10 +268,14 @@ class Node:
     def start(self) -> None:
         s = self.settings
         opts = grpc_options(s.messages.max_size)
-        self._serve_peers(opts)
+        self.descriptors = descriptors.budget(descriptors.raise_limit())  # before anything binds or connects
+        log.info("open-files limit %d: connections taken at once: %d peers, %d local API, %d HTTP",
+                 *dataclasses.astuple(self.descriptors))
+        self._serve_peers(opts + descriptors.server_options(self.descriptors.peer))
 
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
-                                      interceptors=api_interceptors(Clients.of(s.api)), options=opts)
+                                      interceptors=api_interceptors(Clients.of(s.api)),
+                                      options=opts + descriptors.server_options(self.descriptors.api))
         mailbox = MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
             directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS)
@@ -368,7 +379,8 @@ class Node:
         from .api.openapi import document
         s = self.settings
         self.http_face = HttpFace(s.api.http_listen, Clients.of(s.api), services, max_message_bytes=s.messages.max_size,
-                                  health_problem=lambda: self.health.problem, openapi=document)
+                                  health_problem=lambda: self.health.problem, openapi=document,
+                                  max_connections=self.descriptors.http)
         try:
             self.http_port = self.http_face.start()
         except OSError as e:
@@ -379,7 +391,8 @@ class Node:
         log.info("HTTP/JSON API on http://%s:%d/v1/", s.api.http_listen.rsplit(":", 1)[0], self.http_port)
 
     def _start_metrics(self) -> None:
-        """The Prometheus endpoint (metrics.listen), on a thread of its own; gauges are read when scraped."""
+        """The Prometheus endpoint (metrics.listen), on a bounded server of its own (node/metrics_server.py);
+        gauges are read when scraped."""
         listen = self.settings.metrics.listen
         try:
             server = self.serve_metrics(listen)
@@ -391,13 +404,14 @@ class Node:
     def serve_metrics(self, listen: str):
         """Bind and serve the node's metrics at `listen` (at start, or a reload moving or turning them on);
         OSError if it cannot. The counters live as long as the node, wherever they are served."""
-        from prometheus_client import start_http_server
         from .metrics_prometheus import MailboxCollector, NodeMetrics
+        from .metrics_server import MetricsServer
         if self.metrics is None:
             self.metrics = NodeMetrics()
             self.metrics.collect_from(MailboxCollector(self.metrics_state))
         host, port = listen.rsplit(":", 1)
-        server, _ = start_http_server(int(port), host.strip("[]"), registry=self.metrics.registry)
+        server = MetricsServer(host.strip("[]"), int(port), self.metrics.registry)
+        server.start()
         return server
 
     def use_metrics(self, settings, server) -> None:
@@ -405,10 +419,9 @@ class Node:
         metrics.listen is unset); a server replaced is shut down."""
         if server is not None or not settings.listen:
             if self.metrics_server is not None:
-                self.metrics_server.shutdown()
-                self.metrics_server.server_close()
+                self.metrics_server.stop()
             self.metrics_server = server
-            self.metrics_port = server.server_port if server is not None else 0
+            self.metrics_port = server.port if server is not None else 0
         recorder = self.metrics if settings.listen and self.metrics is not None else NO_METRICS
         self.dispatcher.use(metrics=recorder)
         self.intake.metrics = recorder
@@ -556,8 +569,7 @@ class Node:
             e.wait(grace + 1)
         self.scheduler.shutdown(wait=False)
         if self.metrics_server is not None:
-            self.metrics_server.shutdown()
-            self.metrics_server.server_close()
+            self.metrics_server.stop()
         busy = self.dispatcher.stop(timeout=grace * 2)
         if busy:  # their batches are simply sent again after a restart (the peer dedups)
             log.warning("stopping with deliveries still in flight: %s", ", ".join(busy))

@@ -143,8 +143,19 @@ def test_odd_code_without_registered_parent():
 
 
 def test_malformed_qcvn_looking_code_without_parent_explains_the_group():
-    with pytest.raises(CodeError, match=r'group 4 "h53".*no registered parent'):
+    with pytest.raises(CodeError, match=r'group 4 "h53".*cannot be placed: it differs from .*"000.00.00.H53" only by'):
         Hierarchy().parent("000.00.00.h53")
+
+
+@pytest.mark.parametrize("twin, real", [("000.21.35.h53", "000.21.35.H53"), ("000.00.00.k01", "000.00.00.K01"),
+                                        ("vn", "VN"), ("Vn", "VN")])
+def test_a_case_twin_of_a_qcvn_code_is_no_identifier_and_cannot_be_registered(twin, real):
+    assert codes.case_twin_of(twin) == real
+    assert not codes.is_identifier(twin)
+    with pytest.raises(CodeError, match="only by letter case"):
+        Hierarchy({twin: "000.00.35.H53"})
+    assert codes.case_twin_of(real) is None and codes.case_twin_of("vxp.saas.03") is None
+    assert codes.case_twin_of("000.21.35.z53") is None  # Z is no level-1 letter: not a twin of anything
 
 
 @pytest.mark.parametrize("code, message", [

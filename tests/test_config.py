@@ -232,6 +232,10 @@ def test_wrong_type_names_expected_type(tmp_path):
         ("messages", "batch_size", True, "expected an integer, got true"),
         ("retry", "multiplier", 0.5, "expected a number >= 1, got 0.5"),
         ("node", "name", "  ", 'expected a non-empty string, got "  "'),
+        ("node", "name", "UBND\n2026 ERROR forged", 'expected a name without control characters, got '
+                                                   '"UBND\\n2026 ERROR forged" (U+000A)'),
+        ("node", "name", "x" * 301, None),
+        ("node", "code", "000.00.01.h53", None),
         ("node", "code", "000..01", None),
         ("node", "code", "X" * 36, None),
         ("node", "parent", 42, None),
@@ -245,6 +249,8 @@ def test_wrong_values(tmp_path, section, key, value, message):
     assert err.path == f"{section}.{key}"
     if message:
         assert err.message == message
+    elif key == "name":
+        assert err.message.startswith("expected a name of at most 300 characters")
     else:
         assert err.message.startswith("expected an agency code")
 

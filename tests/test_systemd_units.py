@@ -30,3 +30,9 @@ def test_the_node_unit_checks_the_config_in_its_main_process():
     assert not re.search(r"^ExecStartPre=", text, re.M)
     assert re.search(r"^ExecStart=\S+ run --config ", text, re.M)
     assert re.search(r"^RestartPreventExitStatus=2$", text, re.M) and re.search(r"^Type=notify$", text, re.M)
+
+
+def test_the_node_unit_raises_the_open_files_limit_well_above_systemds_default():
+    """At the default 1,024, idle connections to the peer port once took every descriptor, SQLite's too."""
+    found = re.search(r"^LimitNOFILE=(\d+)(?::(\d+))?$", (SCRIPTS / "lienthong.service").read_text(), re.M)
+    assert found and int(found.group(1)) >= 65536 and int(found.group(2) or found.group(1)) >= 65536

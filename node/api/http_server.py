@@ -12,6 +12,13 @@ else is logged under a correlation id and answered 500 with only that id, like t
 interceptor does. The order of checks is the token, then the body's declared size (before
 a byte of it is read), then its JSON, then the servicer: a bad request never reaches one.
 
+Connections are bounded: at most `max_connections` open at once (MAX_CONNECTIONS, fewer under a low
+open-files limit: node/descriptors.py; one past it is answered 503
+TOO_MANY_CONNECTIONS and closed), and one that has not sent a whole request within IDLE_TIMEOUT_S
+of opening, or of its last answer, is closed (aiohttp's keep-alive timer, which runs from the
+connection's start and which a trickle of header bytes does not reset); 120 slow-header
+connections once stayed open for an hour each.
+
 Threads: `http-loop` runs the event loop; `http-*` workers (HTTP_WORKERS) run the servicer
 calls. A Watch stream holds a worker while it is open, as on gRPC, and counts against the
 same MAX_WATCHERS cap (the servicer's own), so half of the workers stay free for the rest.
@@ -37,6 +44,9 @@ from .http_routes import HEALTH_PATH, OPENAPI_PATH, Route, routes
 log = logging.getLogger(__name__)
 
 HTTP_WORKERS = 16
+MAX_CONNECTIONS = 256   # at most; node/descriptors.py gives fewer under a low open-files limit
+IDLE_TIMEOUT_S = 10.0   # to send a whole request line and headers, on a new or a kept-alive connection
+REFUSED_LINGER_S = 2.0  # a connection past the cap: time to read its 503 before it is closed
 TICK_S = 1.0            # how often an idle event stream looks whether its client is still there
 KEEPALIVE_TICKS = 15    # an SSE comment every 15 s of silence: proxies and clients see the stream alive
 READ_CHUNK = 64 * 1024
@@ -74,7 +84,9 @@ class HttpFace:
     """Serve `services` (proto full name -> servicer object) on `listen` until `stop`."""
 
     def __init__(self, listen: str, clients: Clients | str, services: dict[str, Any], *, max_message_bytes: int,
-                 health_problem: Callable[[], str | None], openapi: Callable[[], dict]) -> None:
+                 health_problem: Callable[[], str | None], openapi: Callable[[], dict],
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        self.max_connections = max_connections
         self.listen = listen
         self.clients = Clients.single(clients) if isinstance(clients, str) else clients
         self.services = services
@@ -120,8 +132,10 @@ class HttpFace:
     async def _serve(self) -> int:
         host, port = self.listen.rsplit(":", 1)
         # handler_cancellation: a client that goes away cancels its handler at once, so a Watch frees its place
-        self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None, handler_cancellation=True,
+                                     keepalive_timeout=IDLE_TIMEOUT_S)
         await self._runner.setup()
+        _cap_connections(self._runner.server, self.max_connections)
         site = web.TCPSite(self._runner, host.strip("[]"), int(port))
         try:
             await site.start()
@@ -301,6 +315,47 @@ class HttpFace:
             ticks += 1
             if ticks % KEEPALIVE_TICKS == 0:
                 await response.write(b": keepalive\n\n")
+
+
+def _cap_connections(server: web.Server, limit: int) -> None:
+    """Past `limit` open connections, a new one is answered 503 TOO_MANY_CONNECTIONS and closed, its request
+    never read (the web.Server counts its connections; it is told of each new one here)."""
+    admit = server.connection_made
+    refusal = Rejected(Reason.TOO_MANY_CONNECTIONS, f"{limit} connections are open to this node's HTTP API; "
+                       "close idle ones or retry shortly")
+    body = dumps(error_body(refusal, 503))
+    answer = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
+
+    def connection_made(handler, transport) -> None:
+        if len(server.connections) >= limit:
+            _Refused(transport, answer)
+            return
+        admit(handler, transport)
+
+    server.connection_made = connection_made
+
+
+class _Refused(asyncio.Protocol):
+    """A connection past the cap, taken from its request handler: answered once, what it sends is discarded
+    (closing on unread bytes would reset the connection and lose the answer), closed when the client closes
+    or after REFUSED_LINGER_S."""
+
+    def __init__(self, transport: asyncio.Transport, answer: bytes) -> None:
+        self.transport = transport
+        transport.set_protocol(self)
+        transport.write(answer)
+        self._timer = asyncio.get_running_loop().call_later(REFUSED_LINGER_S, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        self.transport.close()
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._timer.cancel()
 
 
 async def _plain_server_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -27,7 +27,7 @@ from ..pb import envelope_pb2 as pb
 from ..store import documents, inbox, outbox, progress, statuses
 from ..store.custody import Incoming
 from ..store.database import Database, Transaction
-from . import rules
+from . import notices, rules
 from .origin import Origin
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,8 @@ class Lifecycle:
                 raise Rejected(Reason.NOT_RECIPIENT, f"{h.sender} did not receive document {h.ref_message_id} from us")
         elif body == "document" and payload.document.business.business_doc_type in CHANGE_STATE:
             self._require_sender_of_received(h.ref_message_id, h.sender, earlier)
+        elif body == "notice":
+            notices.authorize(self.db, self.signer.code, self.outgoing.maker.router.hierarchy, h, payload.notice)
 
     def _require_sender_of_received(self, message_id: str, sender: str,
                                     earlier: Mapping[str, str] | None = None) -> None:

@@ -179,16 +179,15 @@ class Dispatcher:
     def purge(self, message_id: str, reason: str, by: str | None = None) -> dict:
         """Remove one queued envelope for good: audited (with `by`, the local API client that asked), and its
         sender gets a non-delivery notice."""
-
-        row = outbox.get(self.db, message_id)
-        if row is None:
-            raise Rejected(Reason.NOT_FOUND, f"no envelope {message_id} in the outbox", field="message_id")
-        if row["state"] != outbox.PENDING:
-            raise Rejected(Reason.NOT_QUEUED, f"{message_id} is {row['state']}, not queued", field="message_id",
-                           metadata={"state": row["state"]})
-        p = outbox.Pending(row["seq"], message_id, row["sender"], row["recipient"], row["kind"], row["priority"],
-                           row["expires_ms"], row["envelope"], row["ref_message_id"])
-        with self.db.transaction() as tx:
+        with self.db.transaction() as tx:  # read in it: a delivery committing meanwhile is seen, not purged
+            row = outbox.get(self.db, message_id)
+            if row is None:
+                raise Rejected(Reason.NOT_FOUND, f"no envelope {message_id} in the outbox", field="message_id")
+            if row["state"] != outbox.PENDING:
+                raise Rejected(Reason.NOT_QUEUED, f"{message_id} is {row['state']}, not queued", field="message_id",
+                               metadata={"state": row["state"]})
+            p = outbox.Pending(row["seq"], message_id, row["sender"], row["recipient"], row["kind"], row["priority"],
+                               row["expires_ms"], row["envelope"], row["ref_message_id"])
             audit.append(tx, self.clock.now_ms(), audit.PURGED, message_id, row["next_hop"],
                          f"{reason} (by client {by})" if by else reason)
             self.give_up(tx, p, row["next_hop"], outbox.REJECTED, Reason.PURGED.name, reason)
@@ -260,9 +259,13 @@ class Dispatcher:
         return sealing.sender_key_of(raw)
 
     def give_up(self, tx: Transaction, p: outbox.Pending, hop: str, state: str, reason: str, detail: str) -> None:
-        """Final failure of one envelope: record it, and tell the original sender (never for a notice)."""
+        """Final failure of one envelope: record it, and tell the original sender (never for a notice).
+
+        Callers may have read `p` outside this transaction (expiry, parking): one delivered or settled
+        since is left as it is, and nobody is told of a failure that did not happen."""
         now = self.clock.now_ms()
-        outbox.mark_final(tx, p.message_id, hop, state, f"{reason}: {detail}", now)
+        if not outbox.mark_final(tx, p.message_id, hop, state, f"{reason}: {detail}", now):
+            return
         tx.on_commit(lambda: self.metrics.gave_up(reason))
         seq = p.seq or outbox.seq_in(tx, p.message_id)  # ListSent's seq of the entry that changed
         tx.on_commit(lambda: self.events.emit(

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from .. import envelope as env_mod
 from ..clock import Clock
-from .. import events
+from .. import events, fields
 from ..codes import is_identifier, is_qcvn
 from ..envelope import Signer
 from ..events import EventSink, NoEvents
@@ -147,6 +147,7 @@ class EnvelopeMaker:
         for i, r in enumerate(recipients):
             if r == self.signer.code:
                 raise Rejected(Reason.INVALID_REQUEST, "a node does not send to itself", field=f"recipients[{i}]")
+            fields.check_code(r, f"recipients[{i}]")
             if not is_identifier(r):
                 raise Rejected(Reason.INVALID_REQUEST, f"recipient {r!r} is not an agency code", field=f"recipients[{i}]")
 
@@ -336,7 +337,11 @@ class Outgoing:
             return "", Rejected(Reason.UNKNOWN_RECIPIENT, str(e)), None
 
     def _waits(self, r: Rejected) -> outbox.Waits | None:
-        """Where the node that answered "not yet" keeps the mail, and until when (its limits.park_for)."""
+        """Where the mail waits, and until when. Sealing on (the default): here, kept home until the recipient's
+        record and seal key can be had (late_seal), at most our limits.park_for; a relay's "not yet" never makes
+        it leave in clear. Sealing off: at the node that answered "not yet", which parks it (its park_for)."""
+        if self.maker.sealing:
+            return outbox.Waits(self.maker.code, self.maker.clock.now_ms() + int(self.maker.limits.park_for * 1000))
         at = r.metadata.get("waits_at", "")  # a peer's words: kept only if it is a code
         park_for_s = r.metadata.get("park_for_s", "")
         if not park_for_s.isdigit() or not 0 < int(park_for_s) <= MAX_LIFETIME_S:

@@ -103,13 +103,18 @@ def _needs_root(spec: NodeSpec) -> bool:
     return bool(parent) and parent != ROOT and parent not in spec.peers
 
 
-def start(handle: NodeHandle, python: str = sys.executable) -> None:
+def start(handle: NodeHandle, python: str = sys.executable, *, open_files: int | None = None) -> None:
+    """`open_files`: the node runs with this RLIMIT_NOFILE, soft and hard (as under a tight systemd unit)."""
     handle.log_path = handle.dir / "node.log"
     log = open(handle.log_path, "ab")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [python, "-m", "node", "run", "--config", str(handle.config)]
+    if open_files is not None:  # a launcher sets the limit, then execs the node in its place (same pid)
+        command = [python, "-c", "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, "
+                   f"({open_files}, {open_files})); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+                   *command[1:]]
     handle.process = subprocess.Popen(
-        [python, "-m", "node", "run", "--config", str(handle.config)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         cwd=str(Path(__file__).resolve().parents[2]), start_new_session=True,
     )
     log.close()

@@ -201,7 +201,7 @@ def init_node(directory: Path, code: str, name: str, ca_dir: Path | None = None,
 
 def sign_request_file(csr_path: Path, ca_dir: Path, out: Path, days: int = 825, force: bool = False) -> str:
     """`lienthong ca sign`: issue a certificate for a request file; returns the code it binds."""
-    from ..codes import CodeError, validate
+    from ..codes import CodeError, case_twin_of, validate
     for f in ("ca.key", "ca.pem"):
         if not (ca_dir / f).is_file():
             raise FileNotFoundError(f"{ca_dir / f}: no such file (is --ca a directory made by `lienthong ca init`?)")
@@ -218,6 +218,9 @@ def sign_request_file(csr_path: Path, ca_dir: Path, out: Path, days: int = 825, 
     except CodeError:
         if not code or not all(ch.isalnum() or ch == "." for ch in code):
             raise ValueError(f"{csr_path}: {code!r} is not an agency code") from None
+        if case_twin_of(code) is not None:
+            raise ValueError(f"{csr_path}: {code!r} differs from the QCVN 102 code {case_twin_of(code)} only by "
+                             "letter case: no agency has it") from None
     if not force:
         refuse_overwrite(out)
     cert = sign_csr(csr, keys.load_private_key(ca_dir / "ca.key"), load_cert(ca_dir / "ca.pem"), days=days)

@@ -13,6 +13,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ..codes import case_twin_of
 from ..clock import SYSTEM, Clock
 from ..errors import Reason, Rejected
 from . import certs, revocation
@@ -116,6 +117,10 @@ class TrustStore:
             key = cert.public_key()
             if code is None or not isinstance(key, ec.EllipticCurvePublicKey):
                 raise Rejected(Reason.UNTRUSTED_CERT, "certificate binds no agency code")
+            twin = case_twin_of(code)
+            if twin is not None:  # its TLS name (certs.tls_name, lower case) is the real agency's too
+                raise Rejected(Reason.CASE_TWIN, f"certificate binds {code[:40]!r}, which differs from {twin} "
+                               "only by letter case")
             return Identity(
                 code=code,
                 subject=cert.subject.rfc4514_string(),

@@ -67,6 +67,10 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BACKUP_BAD_SIGNATURE: _ClassVar[Reason]
     BACKUP_FOREIGN_KEY: _ClassVar[Reason]
     NOT_PERMITTED: _ClassVar[Reason]
+    BAD_ENDPOINT: _ClassVar[Reason]
+    CASE_TWIN: _ClassVar[Reason]
+    NOTICE_OFF_ROUTE: _ClassVar[Reason]
+    TOO_MANY_CONNECTIONS: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -128,3 +132,7 @@ BACKUP_UNSIGNED: Reason
 BACKUP_BAD_SIGNATURE: Reason
 BACKUP_FOREIGN_KEY: Reason
 NOT_PERMITTED: Reason
+BAD_ENDPOINT: Reason
+CASE_TWIN: Reason
+NOTICE_OFF_ROUTE: Reason
+TOO_MANY_CONNECTIONS: Reason

@@ -14,7 +14,7 @@ from typing import Callable
 
 import grpc
 
-from .. import events, logs, stats
+from .. import events, fields, logs, stats
 from ..clock import Clock
 from ..codes import ROOT, CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
@@ -137,6 +137,9 @@ class Directory:
         """Take a child's heartbeat; returns our CRL when it holds an older one (b"" otherwise)."""
         if peer is not None and peer != code:
             raise Rejected(Reason.SENDER_MISMATCH, f"connection is from {peer}, heartbeat is for {code}")
+        for odd, parent in odd_codes.items():
+            fields.check_code(odd, "odd_codes")
+            fields.check_code(parent, "odd_codes")
         holders = store.odd_code_holders(self.db)
         for odd, parent in odd_codes.items():
             problem = self._claim_problem(code, odd, parent, odd_codes, holders)
@@ -291,6 +294,7 @@ class Directory:
         child on the code's route, or our parent, said NOT_FOUND), for a few seconds and per
         asking side: a query from above that we may not pass up must not teach the senders
         below us that a code does not exist (the poisoned-cache attack)."""
+        fields.check_code(code)  # a twin of a QCVN code is nobody's: not asked for anywhere
         if code == self.code:
             return self.own_entry()
         child = store.get(self.db, code)
@@ -370,6 +374,7 @@ class Directory:
                     cache.clear()
 
     def children(self, code: str, recursive: bool, from_below: bool = True) -> list[rpb.DirectoryEntry]:
+        fields.check_code(code)
         if code != self.code:
             return self._proven(code, self._ask(code, from_below, lambda peer, up: self.transport.children(
                 peer, rpb.ChildrenRequest(code=code, recursive=recursive, from_below=up))).entries)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError
 
+from .. import fields
 from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..identity import keys, sealing
@@ -46,7 +47,9 @@ def check_renewal(signed: rpb.SignedRecord, record: rpb.AgencyRecord, registered
 
 
 def verify(signed: rpb.SignedRecord, trust: TrustStore) -> rpb.AgencyRecord:
-    """The record, if its certificate is trusted, binds the record's code, and signed it."""
+    """The record, if its fields are within their bounds (node/fields.py), its certificate is trusted,
+    binds the record's code, and signed it."""
+    fields.check_signed_record(signed)
     try:
         record = rpb.AgencyRecord.FromString(signed.record)
     except DecodeError:
@@ -54,6 +57,7 @@ def verify(signed: rpb.SignedRecord, trust: TrustStore) -> rpb.AgencyRecord:
     if not record.code or not record.endpoint:
         raise Rejected(Reason.MISSING_FIELD, "agency record needs a code and an endpoint",
                        field="record.code" if not record.code else "record.endpoint")
+    fields.check_record(record)  # bounds, characters, endpoint, code: before anything is kept, logged or passed on
     ident = trust.identify(record.cert_der)
     if ident.code != record.code:
         raise Rejected(Reason.SENDER_MISMATCH, f"record is for {record.code}, certificate for {ident.code}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from .. import fields
 from ..codes import is_identifier
 from ..errors import Reason, Rejected
 from ..exchange.service import PeerIdentity
@@ -95,6 +96,7 @@ class RegistryService(rgrpc.RegistryServicer):
         else's `from_below` is ignored, so no node can make us query the tree on its behalf."""
         peer = self.peers.of(context)
         self.lookups.check(peer or "plain-text peer", "registry lookups")
+        fields.check_code(code)
         if not is_identifier(code):
             raise Rejected(Reason.INVALID_REQUEST, f"{code[:40]!r} is not an agency code", field="code")
         return from_below and (peer is None or self.directory.is_child(peer))

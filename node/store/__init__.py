@@ -4,7 +4,8 @@ All SQL of the node lives in this package (a test enforces it); the layers above
 these functions and get typed rows back. Writes take the transaction they join
 (`Database.transaction`), reads take the `Database`.
 
-- `database`  the connection, its lock, transactions and their commit hooks
+- `database`  the writer connection, its lock, transactions (group commit) and their commit hooks; reads
+- `readers`   the bounded pool of read-only connections that reads outside a transaction use
 - `schema`    numbered migrations
 - `custody`   `received`: what this node took custody of, and the receipt it gave
 - `inbox`     `inbox`, `inbox_envelope`: mail addressed to this agency

@@ -144,12 +144,16 @@ def mark_delivered(conn, delivered: list[tuple[str, pb.Receipt]], peer: str, now
                               f"receipt sha256 {sha256(r.SerializeToString()).hexdigest()}") for m, r in delivered])
 
 
-def mark_final(conn, message_id: str, peer: str, state: str, reason: str, now_ms: int) -> None:
-    conn.execute(
+def mark_final(conn, message_id: str, peer: str, state: str, reason: str, now_ms: int) -> bool:
+    """Settle a pending envelope for good; False (and nothing written) if it is no longer pending: the
+    caller read it before another transaction delivered or settled it, and must tell nobody of a failure."""
+    settled = conn.execute(
         "UPDATE outbox SET state = ?, reason = ?, attempts = attempts + 1 WHERE message_id = ? AND state = 'pending'",
         (state, reason, message_id),
-    )
-    audit.append(conn, now_ms, audit.REJECTED_OUT if state == REJECTED else audit.EXPIRED, message_id, peer, reason)
+    ).rowcount > 0
+    if settled:
+        audit.append(conn, now_ms, audit.REJECTED_OUT if state == REJECTED else audit.EXPIRED, message_id, peer, reason)
+    return settled
 
 
 def replace_envelopes(conn, envelopes: list[tuple[str, bytes]]) -> None:
@@ -215,6 +219,20 @@ def list_sent(db: Database, *, after_seq: int = 0, limit: int = 100, state: str 
         sql += f" AND {SEND_STATE_SQL} = ?"
         params.append(state)
     return db.query(sql + " ORDER BY seq LIMIT ?", (*params, limit))
+
+
+@dataclass(frozen=True)
+class HandedOver:
+    """Where one envelope of ours went: who sent it, to whom, and the hop it was queued for."""
+    sender: str
+    recipient: str
+    next_hop: str
+    kind: int
+
+
+def handed_over(db: Database, message_id: str) -> HandedOver | None:
+    row = db.query_one("SELECT sender, recipient, next_hop, kind FROM outbox WHERE message_id = ?", (message_id,))
+    return HandedOver(row["sender"], row["recipient"], row["next_hop"], row["kind"]) if row else None
 
 
 def seq_in(conn, message_id: str) -> int:

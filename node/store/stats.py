@@ -50,7 +50,8 @@ def _reader(db: Database) -> Iterator[sqlite3.Connection]:
     """A read-only connection of its own, in one read transaction (a consistent snapshot).
 
     WAL lets it read while the node writes, so counting a large mailbox never holds the
-    database lock that delivery, intake and the API share.
+    writer's lock; it is not one of the pool's readers, so a long count never keeps
+    delivery and the API waiting for one.
     """
     conn = sqlite3.connect(f"{db.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
                            isolation_level=None, check_same_thread=False)

@@ -69,8 +69,15 @@ RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reco
 RETURN_WAIT_S = 5.0  # how long the first delivery to a peer that just answered waits for the connection
 
 
+def dial_target(address: str) -> str:
+    """A peer's host:port as a gRPC target that names a host: gRPC reads `unix:…`, `vsock:…` and the like
+    as other schemes, so an address is always handed to the DNS resolver (which takes IP literals too)."""
+    return address if address.startswith("dns:///") else f"dns:///{address}"
+
+
 def open_channel(tls: TlsMaterial, code: str, address: str, max_message: int) -> grpc.Channel:
     options = grpc_options(max_message) + RECONNECT_OPTIONS
+    address = dial_target(address)
     if tls.insecure:
         return grpc.insecure_channel(address, options=options)
     creds = grpc.ssl_channel_credentials(

@@ -21,7 +21,7 @@ from node.transport.interface import TransportError
 from node.errors import Reason, Rejected
 from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
-from node.store import inbox, outbox, peers
+from node.store import audit, inbox, outbox, peers
 from node.store.database import Database
 
 A, B, C = "000.00.01.H53", "000.00.02.H53", "000.00.03.H53"
@@ -341,6 +341,52 @@ def test_an_envelope_deferred_before_the_wire_holds_back_neither_its_hop_nor_the
     clock.advance(POLICY.max_delay)
     held_back.clear()
     assert disp.attempt(B) == DELIVERED and state_of(side, x)["state"] == "delivered"
+
+
+def test_workers_racing_on_one_hop_while_mail_is_posted_send_each_envelope_once(side):
+    """Claims read the queue off the writer's lock (a reader): a batch delivered and released by one worker
+    is never claimed again by another, and mail posted meanwhile is all delivered, once."""
+    first, later = 60, 20
+    mids = [send(side, f"d{i}") for i in range(first)]
+    hop = side.disp.hop(B)
+    start = threading.Barrier(3)
+    posted: list[str] = []
+
+    def work() -> None:
+        start.wait(20)
+        while hop.attempt() is not IDLE:
+            pass
+
+    def post() -> None:
+        start.wait(20)
+        posted.extend(send(side, f"later{i}") for i in range(later))
+
+    threads = [threading.Thread(target=work), threading.Thread(target=work), threading.Thread(target=post)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    while hop.attempt() is not IDLE:  # what was posted after both workers found the queue empty
+        pass
+    assert sum(side.wire.batches) == first + later  # no envelope handed over twice
+    assert {state_of(side, m)["state"] for m in mids + posted} == {"delivered"}
+    assert inbox.count(side.db_b) == first + later
+
+
+def test_an_envelope_delivered_after_the_expiry_sweep_read_it_is_left_delivered_and_nobody_is_told(
+        side, clock, monkeypatch):
+    """The sweep reads expired mail outside its transaction; a delivery committing in between wins, and
+    no non-delivery notice or audit row claims the envelope failed."""
+    mid = send(side, lifetime_s=30)
+    clock.advance(31)
+    stale = outbox.expired_pending(side.db_a, clock.now_ms())  # the sweep's read ...
+    with side.db_a.transaction() as tx:  # ... then a delivery commits before the sweep's transaction
+        outbox.mark_delivered(tx, [(mid, pb.Receipt())], B, clock.now_ms())
+    monkeypatch.setattr(outbox, "expired_pending", lambda db, now_ms, limit=500: stale)
+    side.disp.expire_due()
+    assert state_of(side, mid)["state"] == "delivered"
+    assert inbox.list_entries(side.db_a) == []
+    assert not [r for r in audit.recent(side.db_a) if r["event"] == audit.EXPIRED]
 
 
 def test_a_refusal_about_one_envelope_holds_back_that_envelope_not_the_hop(side, clock):

@@ -1,9 +1,10 @@
 """Outside text that would forge a log line or drive the reader's terminal.
 
-A child's name: whatever came from a peer or a client reaches the log escaped (node/escaping.py), so
-a newline cannot start a line of its own ("... AUDIT CHAIN BROKEN") and an ESC sequence clears
-nobody's screen. An admin's purge reason, which goes into the audit table and another agency's
-notice, is refused whole when it holds a control character (UNPRINTABLE). Each case reads the
+Whatever came from a peer or a client reaches the log escaped (node/escaping.py), so a newline
+cannot start a line of its own ("... AUDIT CHAIN BROKEN") and an ESC sequence clears nobody's
+screen. A child's name, which its parent stores and hands to every lookup, and an admin's purge
+reason, which goes into the audit table and another agency's notice, are refused whole when they
+hold a control character (UNPRINTABLE; node/fields.py for agency records). Each case reads the
 victim's real node.log, and the purge case the notice the sender reads.
 """
 from __future__ import annotations
@@ -16,11 +17,10 @@ from node.pb import envelope_pb2 as pb
 from node.registry import records
 
 from .core import LogTail, Observed, call, case
-from .world import C1, D, D2, M, P, TIMEOUT, poll
+from .world import C1, D, D2, M, P, poll
 
 FORGED_LINE = "2026-01-01T00:00:00.000+07:00 000.00.35.H53 ERROR lienthong.audit: AUDIT CHAIN BROKEN"
 CONTROLS = "\x1b[2J\x1b]0;owned\x07\u202e"
-ESCAPED_CONTROLS = "\\x1b[2J\\x1b]0;owned\\x07\\u202e"
 
 
 def log_of(s, code: str) -> LogTail:
@@ -33,21 +33,15 @@ def assert_nothing_forged(text: str, where: str) -> None:
                    for line in text.splitlines()), f"{where}: a forged line starts a line of its own"
 
 
-@case("log injection", "child registering a name that forges a log line and clears the screen", "OK",
-      "registered; its name escaped in the log", via="Registry.Register, M → D")
+@case("log injection", "child registering a name that forges a log line and clears the screen", "INVALID_ARGUMENT",
+      "UNPRINTABLE", via="Registry.Register, M → D")
 def _(s):
     tail = log_of(s, D)
     name = f"agency {M}\n{FORGED_LINE}{CONTROLS}"
-    s.w.registry(M).Register(records.make(s.w.signer(M), name=name, level=3, parent=D, endpoint=s.w.fake.address,
-                                          now_ms=int(time.time() * 1000)), timeout=TIMEOUT)
-    try:
-        said = poll("D logs the registration", lambda: [line for line in tail.text().splitlines()
-                                                        if f"registered {M} (" in line])
-        assert said[0].endswith(f"(agency {M}\\n{FORGED_LINE}{ESCAPED_CONTROLS}) at {s.w.fake.address}"), said
-        assert_nothing_forged(tail.text(), f"{D}'s node.log")
-    finally:
-        s.w.registry(M).Register(s.w.record(M), timeout=TIMEOUT)  # the name the other cases expect
-    return Observed("OK", "registered; its name escaped in the log").allowing(M)
+    o = call(s.w.registry(M).Register, records.make(s.w.signer(M), name=name, level=3, parent=D,
+                                                    endpoint=s.w.fake.address, now_ms=int(time.time() * 1000)))
+    assert_nothing_forged(tail.text(), f"{D}'s node.log")
+    return o
 
 
 @case("log injection", "purge reason that forges a log line and clears the screen", "INVALID_ARGUMENT",

@@ -14,9 +14,9 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "hostile"
 
-from . import (cases_answers, cases_audit, cases_backup, cases_clients, cases_envelopes,  # noqa: F401,E402
-               cases_flood, cases_lifecycle, cases_local, cases_logs, cases_registry, cases_revocation,
-               cases_sealing, cases_stats)
+from . import (cases_answers, cases_audit, cases_backup, cases_clients, cases_connections,  # noqa: F401,E402
+               cases_envelopes, cases_flood, cases_lifecycle, cases_local, cases_logs, cases_notices, cases_records,
+               cases_registry, cases_revocation, cases_sealing, cases_stats)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -38,6 +38,9 @@ GROUPS = {
     "flood": "Stalls, floods and amplification",
     "backup": "Backups edited where they are kept",
     "clients": "Another program on the node's machine, with a token of its own",
+    "connections": "Connections held open against the node's HTTP servers",
+    "notices": "Non-delivery notices forged by nodes the mail never passed",
+    "records": "Agency records and codes: fields out of bounds, control characters, endpoints, case twins",
 }
 
 CATALOGUE: list[Case] = sorted(_DEFINED, key=lambda c: list(GROUPS).index(c.group))  # stable within a group

@@ -24,7 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node import envelope, receipts, stats
+from node import envelope, fields, receipts, stats
+from node.codes import case_twin_of
 from node.clock import SYSTEM, FakeClock
 from node.api.clients import SCOPES, Clients, authorize
 from node.config import ConfigError, load_config, parse_config
@@ -304,6 +305,32 @@ def test_intake_gives_every_envelope_its_own_outcome(fx, data):
         reached("Intake.receive", r)
 
 
+# ---- non-delivery notices ---------------------------------------------------------------------------
+
+@examples(150)
+@given(data=st.data())
+def test_notices_are_taken_only_from_the_way_the_message_went(fx, data):
+    """B sent `sent_id` to A (its next hop, a peer). A notice about it is taken only from A, naming A."""
+    tried("Intake.receive (notices)")
+    maker = data.draw(st.sampled_from([fx.a, fx.a, fx.c, fx.a_child]))
+    ref = data.draw(st.sampled_from([fx.sent_id, fx.sent_id, "stored-in", "f" * 32]) | text)
+    recipient = data.draw(st.sampled_from([A, A, B, C, A_CHILD, ""]) | text)
+    notice = pb.Notice(ref_message_id=data.draw(st.sampled_from([ref, ref, ref, "other"])), recipient=recipient,
+                       reason=data.draw(st.sampled_from(["UNKNOWN_RECIPIENT", "EXPIRED", ""]) | text),
+                       detail=data.draw(text))
+    _, raw = envelope.seal(maker, B, pb.Payload(notice=notice), lifetime_s=3600, ref_message_id=ref,
+                           message_id=uuid.uuid4().hex)
+    peer = maker.code if maker.code in (A, C) else A  # A_CHILD's mail comes up through A
+    if maker.code == A_CHILD:
+        raw = envelope.add_trace(pb.Envelope.FromString(raw), fx.a).SerializeToString()
+    [result] = only_rejected(fx.node.intake.receive, [raw], peer)
+    reached("Intake.receive (notices)", result)
+    legitimate = maker.code == A and ref == fx.sent_id and notice.ref_message_id == ref and recipient == A
+    assert isinstance(result, pb.Receipt) == legitimate, (maker.code, ref, notice.ref_message_id, recipient, result)
+    if not legitimate:
+        assert result.reason in (Reason.NOTICE_OFF_ROUTE, Reason.MALFORMED, Reason.OFF_ROUTE), result
+
+
 # ---- receipts -------------------------------------------------------------------------------------
 
 @FUZZ
@@ -339,15 +366,25 @@ def test_receipts_verify(fx, data):
 
 # ---- agency records, registrations, heartbeats, signed statistics --------------------------------
 
+# what node/fields.py refuses in a record, next to what it takes
+WEIRD_NAMES = st.sampled_from(["x" * 300, "x" * 301, "y" * 100_000, "UBND\nAUDIT CHAIN BROKEN", "\x1b[2J", "xã \u202e",
+                               "\u2028", "tab\t", "Sở Nội vụ", ""])
+ENDPOINTS = st.sampled_from(["127.0.0.1:9", "", "unix:/tmp/x.sock", "unix:1234", "unix-abstract:x", "vsock:1:2",
+                             "dns:///h:1", "ipv4:127.0.0.1:1", "[::1]:9", "[::1", "h:0", "h:65535", "h:65536",
+                             "h:+1", "h:1/x", "a_b.c.:1", "1.2.3.999:1", "-h:1", "x" * 300 + ":1"])
+
+
 @st.composite
 def signed_records(draw, f: Fixture) -> rpb.SignedRecord:
     signer = draw(st.sampled_from([f.a_child, f.a, f.c, f.foreign]))
-    record = rpb.AgencyRecord(code=draw(st.sampled_from([signer.code, A_CHILD, A, "", "vxp.x"]) | text),
-                              name=draw(text), level=draw(st.integers(0, 2**32 - 1)),
-                              parent=draw(st.sampled_from([A, B, "", "VN"]) | text),
-                              endpoint=draw(st.sampled_from(["127.0.0.1:9", ""]) | text),
-                              cert_der=draw(st.sampled_from([signer.cert_der, f.a.cert_der, b"", b"\x30\x00"])),
-                              issued_ms=draw(big_int))
+    twin = A_CHILD.replace("H53", "h53")
+    record = rpb.AgencyRecord(code=draw(st.sampled_from([signer.code, A_CHILD, A, "", "vxp.x", twin]) | text),
+                              name=draw(WEIRD_NAMES | text), level=draw(st.integers(0, 2**32 - 1)),
+                              parent=draw(st.sampled_from([A, B, "", "VN", "vn", A.replace("H53", "h53")]) | text),
+                              endpoint=draw(ENDPOINTS | text),
+                              cert_der=draw(st.sampled_from([signer.cert_der, f.a.cert_der, b"", b"\x30\x00",
+                                                             b"c" * 9000])),
+                              issued_ms=draw(big_int), seal_key=draw(st.sampled_from([b"", b"k" * 300]) | small_bytes))
     raw = draw(st.one_of(st.just(record.SerializeToString()), small_bytes))
     return rpb.SignedRecord(record=raw, signature=draw(st.one_of(st.just(signer.sign(raw)), small_bytes)),
                             renewal_signature=draw(st.one_of(st.just(b""), st.just(signer.sign(raw)), small_bytes)))
@@ -381,7 +418,13 @@ def directory(fx, tmp_path_factory):
 def test_records_and_registrations(fx, directory, data):
     tried("records.verify + Directory.register")
     signed = data.draw(signed_records(fx))
-    only_rejected(records.verify, signed, fx.trust)
+    record = only_rejected(records.verify, signed, fx.trust)
+    reached("records.verify", record)
+    if not isinstance(record, Rejected):  # what is taken is within every bound of node/fields.py
+        assert len(record.name) <= fields.NAME_LENGTH and record.name.isprintable(), record.name[:80]
+        assert fields.endpoint_problem(record.endpoint) is None, record.endpoint
+        assert case_twin_of(record.code) is None and case_twin_of(record.parent) is None
+        assert len(signed.record) <= fields.RECORD_BYTES and len(record.seal_key) <= fields.SEAL_KEY_BYTES
     only_rejected(directory.register, signed, data.draw(st.sampled_from([A_CHILD, C, None])))
 
 

@@ -81,7 +81,8 @@ CLIENT_TOKENS = {name: secrets.token_urlsafe(32) for name in CLIENTS}
 NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED: C1},
                   "sealing": {"mode": "preferred"},
                   "api": {"tokens": [{"name": n, "token": CLIENT_TOKENS[n], "scopes": scopes}
-                                     for n, scopes in CLIENTS.items()]},
+                                     for n, scopes in CLIENTS.items()],
+                          "http_listen": "127.0.0.1:0"},  # for the connection cases (cases_connections.py)
                   "limits": {"parked_per_origin": PARKED_PER_ORIGIN,
                              # a slow refill, so the budget case runs out whatever the machine's speed; rows
                              # per heartbeat well under D's message size (a row carries its certificate)
@@ -89,7 +90,8 @@ NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED:
                              "stats_rows_per_heartbeat": 1000,
                              # room for the catalogue's heartbeat cases (a burst of 40, honest children beat
                              # every second); 200 calls in a row pass it unless they take over 80 s
-                             "registry_updates_per_second": 2, "registry_update_burst": 40}}}
+                             "registry_updates_per_second": 2, "registry_update_burst": 40},
+                  "metrics": {"listen": "127.0.0.1:0"}}}  # for the connection cases too
 
 
 # ---- identities ------------------------------------------------------------------------------

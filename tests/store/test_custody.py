@@ -121,3 +121,34 @@ def test_bookkeeping_commits_skip_the_fsync_and_custody_commits_keep_it(db):
         with db.transaction(durable=False):
             raise RuntimeError("boom")
     assert synchronous() == 2
+
+
+def test_the_same_envelopes_handed_over_on_many_threads_at_once_are_stored_once(db, pki, clock):
+    """The dedup check reads inside the custody transaction, on the writer: racing hand-overs of one batch
+    (a sender retrying while its first call is still being committed) store each envelope once, and every
+    caller gets the receipt that was stored."""
+    import threading
+
+    batch = [incoming(pki, clock, subject=f"s{i}") for i in range(6)]
+    n = 6
+    start = threading.Barrier(n)
+    answers: list[list] = []
+    lock = threading.Lock()
+
+    def hand_over(i: int) -> None:
+        start.wait(20)
+        got = custody.accept(db, batch[i % 2:] + batch[:i % 2], receipt_maker(pki, clock), clock.now_ms())
+        with lock:
+            answers.append(got)
+
+    workers = [threading.Thread(target=hand_over, args=(i,)) for i in range(n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(20)
+    assert len(answers) == n and inbox.count(db) == len(batch)
+    for item in batch:
+        stored = custody.stored_receipt(db, item.message_id).SerializeToString()
+        assert {r.SerializeToString() for got in answers for r in got if r.message_id == item.message_id} == {stored}
+    events = [r["event"] for r in audit.recent(db, limit=1000)]
+    assert events.count(audit.RECEIVED) == len(batch) and events.count(audit.DUPLICATE) == len(batch) * (n - 1)

@@ -134,6 +134,38 @@ def test_rebuild_without_changes_still_verifies(sealed, sender, trust, clock):
     envelope.verify(rebuild(sealed[1], sender, clock), trust, max_size=MAX, clock=clock)
 
 
+def test_a_relay_appends_its_mark_to_the_bytes_it_verified(sealed, relayed, receiver, trust, clock):
+    """append_trace: the relayed bytes are the received ones plus one trace record, and parse to exactly
+    what add_trace makes (same entry; the ECDSA signature alone differs, being randomised)."""
+    v = envelope.verify(relayed, trust, max_size=MAX, clock=clock)
+    clock.advance(10)
+    appended = envelope.append_trace(relayed, v.envelope, receiver, clock)
+    assert appended.startswith(relayed) and len(appended) > len(relayed)
+    expected = envelope.add_trace(pb.Envelope.FromString(relayed), receiver, clock)
+    got = pb.Envelope.FromString(appended)
+    assert len(got.trace) == 2 == len(expected.trace)
+    assert got.trace[0] == expected.trace[0]
+    assert (got.trace[1].body, got.trace[1].cert_der) == (expected.trace[1].body, expected.trace[1].cert_der)
+    assert got.SerializeToString() == appended  # what re-encoding would have given
+    got.trace[1].signature = expected.trace[1].signature
+    assert got.SerializeToString() == expected.SerializeToString()
+    assert len(v.envelope.trace) == 1  # the verified envelope is not changed
+    assert envelope.verify(appended, trust, max_size=MAX, clock=clock).path == [
+        (SENDER, T0_MS), (RELAY, T0_MS + 10_000), (RECEIVER, T0_MS + 20_000)]
+
+
+def test_a_relay_re_encodes_bytes_longer_than_their_encoding(sealed, relay, trust, clock):
+    """A field written twice parses as its last copy; the earlier one is bytes nobody signed, which a relay
+    must not hand on (as before append_trace, it re-encodes)."""
+    header, raw = sealed
+    junk = pb.Envelope(header=b"x" * 5000).SerializeToString()  # an earlier copy of the header field
+    padded = junk + raw
+    v = envelope.verify(padded, trust, max_size=MAX, clock=clock)
+    appended = envelope.append_trace(padded, v.envelope, relay, clock)
+    assert b"x" * 5000 not in appended
+    assert envelope.verify(appended, trust, max_size=MAX, clock=clock).path[-1][0] == RELAY
+
+
 def test_relay_trace_extends_path_in_order(sealed, relayed, trust, clock):
     v = envelope.verify(relayed, trust, max_size=MAX, clock=clock)
     assert v.path == [(SENDER, T0_MS), (RELAY, T0_MS + 10_000)]

@@ -202,7 +202,7 @@ class Intake:
             # digest of the sealed bytes (env_mod.verify) and hand on a copy with their own trace entry.
             # They do not judge Header.seal either: a scheme newer than this relay must still pass it,
             # and whatever does not open is refused by the recipient (BAD_SEAL) on the sender's signature
-            raw = env_mod.add_trace(v.envelope, self.signer, self.clock).SerializeToString()
+            raw = env_mod.append_trace(v.raw, v.envelope, self.signer, self.clock)
             subject = ""
         return custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
                                 payload=payload, path=v.path, parked=parked)

@@ -335,6 +335,24 @@ def verify_trace(env: pb.Envelope, trust: TrustStore, max_trace: int = MAX_TRACE
     return path
 
 
+def own_header(raw: bytes) -> pb.Header:
+    """The header of an envelope this node made (seal writes it first), read from that leading field
+    alone: deciding whether one of ours still needs sealing at each hand-over does not parse and copy
+    its payload. Bytes of another layout are parsed whole."""
+    if raw[:1] == b"\x0a":  # field 1 (header), length-delimited
+        size, shift, i = 0, 0, 1
+        while i < min(len(raw), 6):
+            byte = raw[i]
+            size |= (byte & 0x7F) << shift
+            i += 1
+            if not byte & 0x80:
+                if i + size <= len(raw):
+                    return pb.Header.FromString(raw[i:i + size])
+                break
+            shift += 7
+    return pb.Header.FromString(pb.Envelope.FromString(raw).header)
+
+
 def last_hop(raw: bytes) -> str:
     """Code of the last hop mark (last relay, else the sender), read without verification."""
     env = pb.Envelope.FromString(raw)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from google.protobuf.message import DecodeError
 
 from node import envelope
 from node.errors import Reason, Rejected
@@ -485,3 +486,14 @@ def test_unknown_fields_outside_the_signed_bytes_are_refused(sealed, relayed, se
     signed.header += extra
     signed.signature = sender.sign(signed.header)
     assert envelope.verify(signed.SerializeToString(), trust, max_size=MAX, clock=clock).header.message_id
+
+
+def test_own_header_reads_the_leading_field_and_parses_any_other_layout_whole(sealed):
+    header, raw = sealed
+    assert envelope.own_header(raw) == header
+    env = pb.Envelope.FromString(raw)
+    reordered = pb.Envelope(payload=env.payload).SerializeToString() + pb.Envelope(
+        header=env.header, signature=env.signature).SerializeToString()
+    assert envelope.own_header(reordered) == header
+    with pytest.raises(DecodeError):  # cut inside its header: not a header read short
+        envelope.own_header(raw[:40])

@@ -29,6 +29,7 @@ from .clock import SYSTEM, Clock
 from . import fields
 from .codes import is_identifier
 from .errors import Reason, Rejected, too_large
+from .limits import over
 from .identity import certs, keys
 from .identity.trust import Identity, TrustStore
 from .pb import envelope_pb2 as pb
@@ -205,7 +206,7 @@ class Verified:
             raise Rejected(Reason.MALFORMED, "payload does not parse") from None
         which = p.WhichOneof("body")
         if which is None or KIND_OF_PAYLOAD[which] != self.header.kind:
-            raise Rejected(Reason.MISSING_FIELD, "payload body does not match header kind")
+            raise Rejected(Reason.MISSING_FIELD, "payload body does not match header kind", field="payload")
         return p
 
 
@@ -241,8 +242,7 @@ def verify(
     except DecodeError:
         raise Rejected(Reason.MALFORMED, "envelope does not parse") from None
     if len(env.trace) > max_trace:  # before any signature is checked: too many marks cost nothing to refuse
-        raise Rejected(Reason.OVER_LIMIT, f"trace entries: {len(env.trace)}, limit {max_trace}",
-                       metadata={"limit": str(max_trace)})
+        raise over("trace entries", len(env.trace), max_trace, "trace")
     _no_unsigned_fields(env, "envelope")
     for name in REQUIRED_HEADER_FIELDS:
         if not getattr(header, name):
@@ -309,8 +309,7 @@ def _check_times(header: pb.Header, clock: Clock) -> None:
 def verify_trace(env: pb.Envelope, trust: TrustStore, max_trace: int = MAX_TRACE) -> list[tuple[str, int]]:
     """The relays' hop marks, each checked and chained back to the sender's signature."""
     if len(env.trace) > max_trace:
-        raise Rejected(Reason.OVER_LIMIT, f"trace entries: {len(env.trace)}, limit {max_trace}",
-                       metadata={"limit": str(max_trace)})
+        raise over("trace entries", len(env.trace), max_trace, "trace")
     header_digest = sha256(env.header)
     prev = sha256(env.signature)
     path = []

@@ -187,6 +187,18 @@ def bounded(text: str, limit: int = MAX_DETAIL) -> str:
 
 
 @contextlib.contextmanager
+def blaming(field: str, *reasons: Reason) -> Iterator[None]:
+    """Refusals of `reasons` inside that name no field get `field`, their text unchanged: a lower layer
+    knows the value it refused (a message id, a code), the servicer knows which request field held it."""
+    try:
+        yield
+    except Rejected as r:
+        if r.field or r.reason not in reasons:
+            raise
+        raise Rejected(r.reason, r.detail, field=field, metadata=r.metadata) from None
+
+
+@contextlib.contextmanager
 def naming(where: str) -> Iterator[None]:
     """Refusals inside get `where` in front of their detail (`documents[3]: ...`) and their field."""
     try:

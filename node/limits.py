@@ -20,8 +20,10 @@ Limits = LimitsSettings  # one definition, defaults and bounds: the config's `li
 
 
 def over(what: str, count: int, limit: int, field: str = "") -> Rejected:
+    """OVER_LIMIT with the limit and the count as metadata (as `errors.too_large` gives a size), so a
+    client splits its request by the numbers, not by reading the text."""
     return Rejected(Reason.OVER_LIMIT, f"{what}: {count}, limit {limit}", field=field or None,
-                    metadata={"limit": str(limit)})
+                    metadata={"limit": str(limit), "count": str(count)})
 
 
 def check_document(doc, limits: Limits, field: str = "document") -> None:

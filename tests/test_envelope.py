@@ -460,7 +460,7 @@ def test_a_trace_longer_than_the_limit_is_refused(relayed, receiver, trust, cloc
     envelope.verify(raw, trust, max_size=MAX, clock=clock, max_trace=4)
     with pytest.raises(Rejected) as exc:
         envelope.verify(raw, trust, max_size=MAX, clock=clock, max_trace=3)
-    assert exc.value.reason is Reason.OVER_LIMIT and exc.value.metadata == {"limit": "3"}
+    assert exc.value.reason is Reason.OVER_LIMIT and (exc.value.field, exc.value.metadata) == ("trace", {"limit": "3", "count": "4"})
 
 
 def test_a_relay_still_verifies_the_mark_of_the_neighbour_handing_over(two_relays, trust, clock):

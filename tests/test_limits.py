@@ -49,7 +49,7 @@ def test_too_many_recipients_are_refused_before_any_lookup_and_nothing_is_queued
     outgoing.lookup = asked.append
     recipients = [f"000.00.{n:02d}.H53" for n in range(2, 6)]
     r = refusal(outgoing.post, pb.Payload(document=pb.Document(subject="x")), recipients)
-    assert (r.reason, r.field, r.metadata) == (Reason.OVER_LIMIT, "recipients", {"limit": "3"})
+    assert (r.reason, r.field, r.metadata) == (Reason.OVER_LIMIT, "recipients", {"limit": "3", "count": "4"})
     assert asked == [] and outbox.counts(db) == {}
 
 
@@ -59,7 +59,8 @@ def test_too_many_recipients_are_refused_before_any_lookup_and_nothing_is_queued
 ])
 def test_attachments_over_the_limit_are_refused(outgoing, db, doc, field):
     r = refusal(outgoing.post, pb.Payload(document=doc), [B])
-    assert (r.reason, r.field) == (Reason.OVER_LIMIT, field)
+    assert (r.reason, r.field, r.metadata["limit"]) == (Reason.OVER_LIMIT, field, ("2", "10")[field.endswith("name")])
+    assert r.metadata["count"] == ("3", "11")[field.endswith("name")]
     assert outbox.counts(db) == {}
 
 
@@ -69,7 +70,7 @@ def test_a_batch_over_the_limit_is_refused_whole_before_anything_is_read(tmp_pat
         intake = Intake(d, pki.signer(B), pki.trust(clock), Router(B, {A: "127.0.0.1:1"}), clock, 1 << 20,
                         queues=Nobody(), limits=SMALL)
         r = refusal(intake.receive, [b"not even an envelope"] * 5, A)
-        assert (r.reason, r.metadata) == (Reason.OVER_LIMIT, {"limit": "4"})
+        assert (r.reason, r.metadata) == (Reason.OVER_LIMIT, {"limit": "4", "count": "5"})
         assert len(intake.receive([b"junk"] * 4, A)) == 4  # at the limit: each one gets its own outcome
     finally:
         d.close()
@@ -143,7 +144,7 @@ def test_relay_marks_are_bounded_per_batch_before_any_signature_is_checked(tmp_p
                         queues=Nobody(), limits=Limits(marks_per_batch=10))
         env = pb.Envelope(trace=[pb.TraceEntry(body=b"x", signature=b"x", cert_der=b"x")] * 4)
         r = refusal(intake.receive, [env.SerializeToString()] * 3, A)  # 12 marks, none checked
-        assert (r.reason, r.metadata) == (Reason.OVER_LIMIT, {"limit": "10"}) and "relay marks" in r.detail
+        assert (r.reason, r.metadata) == (Reason.OVER_LIMIT, {"limit": "10", "count": "12"}) and "relay marks" in r.detail
         assert len(intake.receive([env.SerializeToString()] * 2, A)) == 2  # 8: each its own outcome
     finally:
         d.close()

@@ -51,7 +51,8 @@ def purge_reason(text: str) -> str:
         raise Rejected(Reason.INVALID_REQUEST, "say why (the reason is audited and sent to the sender)",
                        field="reason")
     if len(reason) > MAX_REASON:
-        raise Rejected(Reason.INVALID_REQUEST, f"reason is over {MAX_REASON} characters", field="reason")
+        raise Rejected(Reason.INVALID_REQUEST, f"reason is over {MAX_REASON} characters", field="reason",
+                       metadata={"limit": str(MAX_REASON), "count": str(len(reason))})
     return reason
 
 
@@ -127,7 +128,8 @@ class AdminService(agrpc.AdminServicer):
 
     def ListQueue(self, request, context):
         if request.limit < 0 or request.limit > MAX_PAGE:
-            raise Rejected(Reason.INVALID_REQUEST, f"limit is 1-{MAX_PAGE} (0: {DEFAULT_PAGE})", field="limit")
+            raise Rejected(Reason.INVALID_REQUEST, f"limit is 1-{MAX_PAGE} (0: {DEFAULT_PAGE})", field="limit",
+                           metadata={"limit": str(MAX_PAGE)})
         if request.after_seq < 0:
             raise Rejected(Reason.INVALID_REQUEST, "after_seq is a seq from a page before, or 0", field="after_seq")
         limit = request.limit or DEFAULT_PAGE
@@ -156,7 +158,9 @@ class AdminService(agrpc.AdminServicer):
     def _hold_message(self, message_id: str, held: bool):
         row = self._pending(message_id)
         if not self.dispatcher.hold_message(row["message_id"], held, row["next_hop"], by=clients.current()):
-            raise Rejected(Reason.NOT_QUEUED, f"{message_id} left the queue meanwhile", field="message_id")
+            now = outbox.queued_one(self.db, row["message_id"]) or {}  # the state it left the queue for
+            raise Rejected(Reason.NOT_QUEUED, f"{message_id} left the queue meanwhile", field="message_id",
+                           metadata={"state": now.get("state", "")})
         return _queued(outbox.queued_one(self.db, row["message_id"]))
 
     def RetryMessage(self, request, context):

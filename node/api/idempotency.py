@@ -46,7 +46,7 @@ def check_key(key: str) -> None:
     if not KEY_PATTERN.fullmatch(key):
         raise Rejected(Reason.INVALID_REQUEST,
                        f"client_key must be 1..{MAX_KEY} characters of letters, digits, '-', '_', '.', ':'"
-                       f" (got {len(key)} characters)", field="client_key")
+                       f" (got {len(key)} characters)", field="client_key", metadata={"limit": str(MAX_KEY)})
 
 
 class Keys:

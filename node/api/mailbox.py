@@ -11,7 +11,7 @@ from ..documents.edxml_bridge import EdxmlBridge
 from ..documents.lifecycle import Lifecycle
 from ..documents.origin import Origin
 from ..envelope import Verified
-from ..errors import Reason, Rejected, naming
+from ..errors import Reason, Rejected, blaming, naming
 from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, CRL, DELIVERED, EXPIRED, HEARTBEAT, NOT_REGISTERED_YET,
                       REGISTERED, REJECTED, WATCHING, EventBus)
 from ..exchange.outgoing import Outgoing
@@ -109,7 +109,7 @@ class MailboxService(mgrpc.MailboxServicer):
             raise Rejected(Reason.INVALID_REQUEST, "documents: at least one is needed", field="documents")
         if len(request.documents) > MAX_BATCH:
             raise Rejected(Reason.INVALID_REQUEST, f"documents: at most {MAX_BATCH} per call, got {len(request.documents)}",
-                           field="documents")
+                           field="documents", metadata={"limit": str(MAX_BATCH), "count": str(len(request.documents))})
         for i, one in enumerate(request.documents):
             if one.client_key:
                 raise Rejected(Reason.INVALID_REQUEST, "a document in a batch has no client_key of its own; "
@@ -159,7 +159,7 @@ class MailboxService(mgrpc.MailboxServicer):
     def Fetch(self, request: mpb.FetchRequest, context) -> mpb.FetchResponse:
         row = inbox.get(self.db, request.message_id)
         if row is None:
-            raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox")
+            raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox", field="message_id")
         raw = row["envelope"]
         # re-verify from the stored bytes: what we show is what was signed
         verified = self.verify_stored(raw)
@@ -178,7 +178,7 @@ class MailboxService(mgrpc.MailboxServicer):
     def Ack(self, request: mpb.AckRequest, context) -> mpb.AckResponse:
         was_new = inbox.ack(self.db, request.message_id, self.clock.now_ms())
         if was_new is None:
-            raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox")
+            raise Rejected(Reason.NOT_FOUND, f"no message {request.message_id} in this mailbox", field="message_id")
         return mpb.AckResponse(was_new=was_new)
 
     def ListSent(self, request: mpb.ListSentRequest, context) -> mpb.ListSentResponse:
@@ -203,7 +203,7 @@ class MailboxService(mgrpc.MailboxServicer):
                  | ({DELIVERED, REJECTED, EXPIRED, NOT_REGISTERED_YET} if request.sent else set())
                  | ({REGISTERED, HEARTBEAT, CHECKPOINT, CHECKPOINT_KEPT, CRL} if request.registry else set()))
         if not types:
-            raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix")
+            raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix", field="inbox")
         if not self._watchers.acquire(blocking=False):
             raise Rejected(Reason.TOO_MANY_STREAMS,
                            f"{self.max_watchers} Watch streams are open already; close one or retry later")
@@ -230,8 +230,9 @@ class MailboxService(mgrpc.MailboxServicer):
         whole = not request.parent and not request.recursive
         key = ("", False) if whole else (request.parent or self.directory.code, request.recursive)
         after = self._page_tokens.read(key, request.page_token)
-        agencies = self._listing(key, request.page_token == "", lambda: (
-            self.directory.whole_tree() if whole else self.directory.children(key[0], key[1])))
+        with blaming("parent", Reason.UNKNOWN_RECIPIENT):
+            agencies = self._listing(key, request.page_token == "", lambda: (
+                self.directory.whole_tree() if whole else self.directory.children(key[0], key[1])))
         needle = fold(request.name_contains)
         matching = [a for a in agencies if a.code > after
                     and (not request.level or a.level == request.level) and (not needle or needle in fold(a.name))]
@@ -256,9 +257,10 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def SetStatus(self, request: mpb.SetStatusRequest, context) -> mpb.SetStatusResponse:
         def run(within):
-            mid = self.lifecycle.set_status(
-                request.message_id, request.status_code, request.staff_info, request.description,
-                within=within and (lambda tx, mid: within(tx, mpb.SetStatusResponse(message_id=mid))))
+            with blaming("message_id", Reason.NOT_FOUND):
+                mid = self.lifecycle.set_status(
+                    request.message_id, request.status_code, request.staff_info, request.description,
+                    within=within and (lambda tx, mid: within(tx, mpb.SetStatusResponse(message_id=mid))))
             return mpb.SetStatusResponse(message_id=mid)
         return self.keys.once("SetStatus", request, mpb.SetStatusResponse, run)
 
@@ -278,13 +280,15 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def ImportEdxml(self, request: mpb.ImportEdxmlRequest, context) -> mpb.ImportEdxmlResponse:
         def run(within):
-            return _imported_response(self.bridge.import_packet(
-                request.packet, list(request.recipients), request.ref_message_id,
-                within=within and (lambda tx, imported: within(tx, _imported_response(imported)))))
+            with blaming("packet", Reason.MALFORMED):
+                return _imported_response(self.bridge.import_packet(
+                    request.packet, list(request.recipients), request.ref_message_id,
+                    within=within and (lambda tx, imported: within(tx, _imported_response(imported)))))
         return self.keys.once("ImportEdxml", request, mpb.ImportEdxmlResponse, run)
 
     def ExportEdxml(self, request: mpb.ExportEdxmlRequest, context) -> mpb.ExportEdxmlResponse:
-        out = self.bridge.export_packet(request.message_id, unwrap=request.unwrap_attachments)
+        with blaming("message_id", Reason.NOT_FOUND):
+            out = self.bridge.export_packet(request.message_id, unwrap=request.unwrap_attachments)
         return mpb.ExportEdxmlResponse(packet=out.packet, file_name=out.file_name, warnings=out.warnings)
 
     def Track(self, request: mpb.TrackRequest, context) -> mpb.TrackResponse:
@@ -294,7 +298,8 @@ class MailboxService(mgrpc.MailboxServicer):
         if not request.code:
             raise Rejected(Reason.INVALID_REQUEST, "code is required", field="code")
         try:
-            return replies.agency(self.directory.lookup(request.code))
+            with blaming("code", Reason.UNKNOWN_RECIPIENT):
+                return replies.agency(self.directory.lookup(request.code))
         except Rejected as r:
             if r.reason is not Reason.NOT_REGISTERED_YET:
                 raise
@@ -303,5 +308,5 @@ class MailboxService(mgrpc.MailboxServicer):
             at = at if is_identifier(at) else ""  # a peer's words: kept only if it is a code
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {request.code} is registered; the code rule "
                            f"places it below {at or 'a node'}, where mail for it waits for a registration",
-                           metadata={"waits_at": at} if at else None) from None
+                           field="code", metadata={"waits_at": at} if at else None) from None
 

@@ -78,14 +78,17 @@ def verify(signed: rpb.SignedCheckpoint, trust: TrustStore, *, code: str, check_
     if body.code != code:
         raise Rejected(Reason.SENDER_MISMATCH, f"checkpoint body is for {body.code[:40]!r}, not {code}")
     if body.seq < 1 or len(body.head) != HASH_SIZE:
-        raise Rejected(Reason.INVALID_REQUEST, "checkpoint needs a seq >= 1 and a 32-byte head")
+        raise Rejected(Reason.INVALID_REQUEST, "checkpoint needs a seq >= 1 and a 32-byte head",
+                       field="body.seq" if body.seq < 1 else "body.head")
     if is_restore(body) or body.restored_from_seq or body.backup:
         if body.restored_from_seq + 1 != body.seq or len(body.restored_from_head) != HASH_SIZE:
             raise Rejected(Reason.INVALID_REQUEST, "a restore checkpoint covers the row right after the backup's "
-                                                   "last (seq = restored_from_seq + 1) and names its 32-byte hash")
+                                                   "last (seq = restored_from_seq + 1) and names its 32-byte hash",
+                           field="body.restored_from_seq")
         if len(body.backup) > MAX_BACKUP_NAME or not body.backup.isprintable():
             raise Rejected(Reason.INVALID_REQUEST, f"a restore checkpoint names its backup in at most "
-                                                   f"{MAX_BACKUP_NAME} printable characters", field="body.backup")
+                                                   f"{MAX_BACKUP_NAME} printable characters", field="body.backup",
+                           metadata={"limit": str(MAX_BACKUP_NAME)})
     return body
 
 
@@ -176,7 +179,9 @@ class Keeper:
             raise Rejected(Reason.CHECKPOINT_CONFLICT, f"{code}'s restore names seq {body.restored_from_seq} with "
                                                        "another head than the checkpoint kept at that seq")
         if outcome == "over":
-            raise Rejected(Reason.OVER_LIMIT, f"{code} declared {store.MAX_RESTORES_PER_CHILD} restores already")
+            raise Rejected(Reason.OVER_LIMIT, f"{code} declared {store.MAX_RESTORES_PER_CHILD} restores already",
+                           field="restored_from_seq", metadata={"limit": str(store.MAX_RESTORES_PER_CHILD),
+                                                              "count": str(store.MAX_RESTORES_PER_CHILD + 1)})
         if outcome == "taken":
             lost = (f"its checkpoint at seq {row['seq']} of the history before (kept) covers rows "
                     f"{body.restored_from_seq + 1}..{row['seq']} that the restore gave up"

@@ -98,7 +98,8 @@ class EdxmlBridge:
             return self.lifecycle.change(original, btype, False, "", doc, pb.StaffInfo(), within=within)
         targets = recipients or [t.organ_id for t in doc.to if t.organ_id]
         if not targets:
-            raise Rejected(Reason.INVALID_REQUEST, "the packet names no recipient (To) and none was given")
+            raise Rejected(Reason.INVALID_REQUEST, "the packet names no recipient (To) and none was given",
+                           field="recipients")
         return self.outgoing.post(pb.Payload(document=doc), targets, priority=min(doc.other_info.priority, 4),
                                   within=within)
 

@@ -70,17 +70,21 @@ class Lifecycle:
         body = payload.WhichOneof("body")
         if body == "status":
             if payload.status.status_code not in rules.ALL_CODES:
-                raise Rejected(Reason.INVALID_REQUEST, f"unknown status code {payload.status.status_code[:8]!r}")
+                raise Rejected(Reason.INVALID_REQUEST, f"unknown status code {payload.status.status_code[:8]!r}",
+                               field="payload.status.status_code")
             if not h.ref_message_id:
-                raise Rejected(Reason.MISSING_FIELD, "a status must refer to a document (header.ref_message_id)")
+                raise Rejected(Reason.MISSING_FIELD, "a status must refer to a document (header.ref_message_id)",
+                               field="header.ref_message_id")
         elif body == "document":
             check_document(payload.document, self.limits)
             btype = payload.document.business.business_doc_type
             if btype not in (0, *CHANGE_STATE):
-                raise Rejected(Reason.INVALID_REQUEST, f"business_doc_type must be 0..3, got {btype}")
+                raise Rejected(Reason.INVALID_REQUEST, f"business_doc_type must be 0..3, got {btype}",
+                               field="payload.document.business.business_doc_type")
             if btype and not h.ref_message_id:
                 raise Rejected(Reason.MISSING_FIELD,
-                               "a revoke/update/replace must refer to the document (header.ref_message_id)")
+                               "a revoke/update/replace must refer to the document (header.ref_message_id)",
+                               field="header.ref_message_id")
 
     def authorize(self, item: Incoming, earlier: Mapping[str, str]) -> None:
         """Refuse statuses and changes from anyone but the document's counterpart, by what is stored.

@@ -66,7 +66,8 @@ class LateSealer:
             if not key:
                 if self.maker.seal_mode == "required" and header.kind == pb.DOCUMENT:
                     out.refused.append((p, Rejected(Reason.SEAL_KEY_MISSING, f"{p.recipient} publishes no seal key "
-                                                                            "(sealing.mode: required)")))
+                                                                            "(sealing.mode: required)",
+                                                   metadata={"recipient": p.recipient})))
                 else:
                     out.ready.append(p)  # an older node (preferred), or a reply about mail that came in clear
                 continue

@@ -55,7 +55,8 @@ def verify(signed: rpb.SignedRecord, trust: TrustStore) -> rpb.AgencyRecord:
     except DecodeError:
         raise Rejected(Reason.MALFORMED, "agency record does not parse") from None
     if not record.code or not record.endpoint:
-        raise Rejected(Reason.MISSING_FIELD, "agency record needs a code and an endpoint")
+        raise Rejected(Reason.MISSING_FIELD, "agency record needs a code and an endpoint",
+                       field="record.code" if not record.code else "record.endpoint")
     fields.check_record(record)  # bounds, characters, endpoint, code: before anything is kept, logged or passed on
     ident = trust.identify(record.cert_der)
     if ident.code != record.code:

@@ -12,6 +12,7 @@ import pytest
 
 from node.api.http_json import body_limit
 from node.api.http_routes import routes
+from node.api.mailbox import MAX_BATCH
 from node.harness import nodes
 from node.harness.http_api import HttpApi, SseWatch, WatchRefused
 from node.harness.nodes import NodeSpec
@@ -21,6 +22,7 @@ A, B = "000.00.01.H53", "000.00.02.H53"
 TIMEOUT = 20.0
 MAX_SIZE = 64 * 1024
 SEND = "/v1/mailbox/Send"
+MAX_RECIPIENTS, MAX_ATTACHMENTS = 3, 2
 
 
 class Solo:
@@ -31,6 +33,8 @@ class Solo:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     specs = [NodeSpec(code, f"Sở {code[-5]}", extra={"messages": {"max_size": MAX_SIZE},
+                                                     "limits": {"recipients_per_send": MAX_RECIPIENTS,
+                                                                "attachments_per_document": MAX_ATTACHMENTS},
                                                      "api": {"http_listen": f"127.0.0.1:{nodes.free_port()}"}})
              for code in (A, B)]
     ha, hb = nodes.pair(tmp_path_factory.mktemp("http-refusals"), *specs)
@@ -210,9 +214,28 @@ def test_a_send_to_bad_recipients_queues_nothing(node, recipients, field):
     refused(node, SEND, good_send(recipients=recipients), 400, "INVALID_REQUEST", field)
 
 
-@pytest.mark.parametrize("method", ["Fetch", "Ack"])
-def test_an_unknown_message_is_404(node, method):
-    error = refused(node, f"/v1/mailbox/{method}", {"messageId": "0" * 32}, 404, "NOT_FOUND", None)
+def test_too_many_recipients_names_the_field_the_limit_and_the_count(node):
+    recipients = [B, "000.00.03.H53", "000.00.04.H53", "000.00.05.H53"]
+    error = refused(node, SEND, good_send(recipients=recipients), 400, "OVER_LIMIT", "recipients")
+    assert (error["metadata"]["limit"], error["metadata"]["count"]) == (str(MAX_RECIPIENTS), "4")
+
+
+def test_too_many_attachments_names_the_field_the_limit_and_the_count(node):
+    body = good_send()
+    body["document"]["attachments"] *= MAX_ATTACHMENTS + 1
+    error = refused(node, SEND, body, 400, "OVER_LIMIT", "document.attachments")
+    assert (error["metadata"]["limit"], error["metadata"]["count"]) == (str(MAX_ATTACHMENTS), str(MAX_ATTACHMENTS + 1))
+
+
+def test_an_oversized_batch_names_the_field_the_limit_and_the_count(node):
+    documents = [{"document": {"subject": "x"}, "recipients": [B]}] * (MAX_BATCH + 1)  # under the body limit
+    error = refused(node, "/v1/mailbox/SendBatch", {"documents": documents}, 400, "INVALID_REQUEST", "documents")
+    assert (error["metadata"]["limit"], error["metadata"]["count"]) == (str(MAX_BATCH), str(MAX_BATCH + 1))
+
+
+@pytest.mark.parametrize("method", ["Fetch", "Ack", "SetStatus", "ExportEdxml"])
+def test_an_unknown_message_is_404_naming_the_field(node, method):
+    error = refused(node, f"/v1/mailbox/{method}", {"messageId": "0" * 32}, 404, "NOT_FOUND", "message_id")
     assert "0" * 32 in error["message"]
 
 
@@ -251,3 +274,14 @@ def test_watch_streams_over_the_cap_are_refused_and_a_closed_one_frees_its_place
     finally:
         for w in watches:
             w.close()
+
+
+def test_an_edxml_packet_that_does_not_parse_names_the_packet(node):
+    body = {"packet": base64.b64encode(b"<edXMLEnvelope><unclosed>").decode(), "recipients": [B]}
+    error = refused(node, "/v1/mailbox/ImportEdxml", body, 400, "MALFORMED", "packet")
+    assert "edXML" in error["message"]
+
+
+def test_a_directory_under_a_code_nobody_holds_names_the_parent(node):
+    error = refused(node, "/v1/mailbox/Directory", {"parent": "000.00.99.H53"}, 404, "UNKNOWN_RECIPIENT", "parent")
+    assert "000.00.99.H53" in error["message"]

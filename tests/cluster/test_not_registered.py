@@ -82,5 +82,6 @@ def test_a_code_of_no_scheme_that_nobody_holds_is_a_bad_request(cluster):
 def test_lookup_of_a_code_nobody_holds_is_not_found_not_unavailable(cluster):
     with pytest.raises(grpc.RpcError) as e:
         cluster.client(SENDER).lookup(NOBODY)
-    assert (e.value.code(), reason_of(e.value)) == (grpc.StatusCode.NOT_FOUND, "UNKNOWN_RECIPIENT")
+    assert (e.value.code(), reason_of(e.value), fields_of(e.value)) == (
+        grpc.StatusCode.NOT_FOUND, "UNKNOWN_RECIPIENT", ["code"])
     assert metadata_of(e.value)["waits_at"] == RELAY

@@ -316,10 +316,7 @@ class Hierarchy:
 
     def route(self, src: str, dst: str) -> list[str]:
         """Codes an envelope passes from `src` to `dst` inclusive: up to the LCA, then down."""
-        up = self.ancestors(src)
-        down = self.ancestors(dst)
-        common = self.lca(src, dst)
-        return up[: up.index(common) + 1] + down[: down.index(common)][::-1]
+        return route_between(self.ancestors(src), self.ancestors(dst))
 
     def next_hop(self, here: str, dst: str) -> str:
         """The code after `here` on the route to `dst`. ValueError if already there."""
@@ -329,6 +326,14 @@ class Hierarchy:
 
     def __repr__(self) -> str:
         return f"Hierarchy({len(self._parents)} registered parents)"
+
+
+def route_between(up: list[str], down: list[str]) -> list[str]:
+    """Hierarchy.route from the two codes' ancestor chains (each from the code up to ROOT), for a caller
+    that already has them: up to their lowest common ancestor, then down."""
+    above_down = set(down)
+    common = next(x for x in up if x in above_down)
+    return up[: up.index(common) + 1] + down[: down.index(common)][::-1]
 
 
 DEFAULT = Hierarchy()

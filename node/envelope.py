@@ -128,12 +128,47 @@ def seal(
 
 def add_trace(env: pb.Envelope, signer: Signer, clock: Clock = SYSTEM) -> pb.Envelope:
     """Append this relay's signed hop mark, chained to the previous one."""
+    env.trace.append(_trace_entry(env, signer, clock))
+    return env
+
+
+# Envelope.trace is field 5, length-delimited: the tag every appended entry starts with
+_TRACE_TAG = bytes([(pb.Envelope.TRACE_FIELD_NUMBER << 3) | 2])
+
+
+def append_trace(raw: bytes, env: pb.Envelope, signer: Signer, clock: Clock = SYSTEM) -> bytes:
+    """`raw` (the verified bytes `env` was parsed from) with this relay's mark appended, as add_trace would.
+
+    Protobuf parses a repeated field's records appended to the encoded bytes as appended entries, and
+    trace is the last field, so the bytes equal what re-serializing after add_trace gives, without
+    re-encoding a whole envelope (up to max_envelope_size) at every relay. Bytes longer than their
+    encoding (a field written twice: the parser keeps the last, and the earlier copy is bytes nobody
+    signed) are re-encoded as before, so no relay hands on more than the envelope says. `env` is not changed."""
+    entry = _trace_entry(env, signer, clock)
+    if env.ByteSize() != len(raw):
+        relayed = pb.Envelope()
+        relayed.CopyFrom(env)
+        relayed.trace.append(entry)
+        return relayed.SerializeToString()
+    data = entry.SerializeToString()
+    return b"".join((raw, _TRACE_TAG, _varint(len(data)), data))
+
+
+def _trace_entry(env: pb.Envelope, signer: Signer, clock: Clock) -> pb.TraceEntry:
     prev = sha256(env.trace[-1].signature if env.trace else env.signature)
     body = pb.TraceBody(
         code=signer.code, time_ms=clock.now_ms(), header_sha256=sha256(env.header), prev_sha256=prev
     ).SerializeToString()
-    env.trace.append(pb.TraceEntry(body=body, signature=signer.sign(body), cert_der=signer.cert_der))
-    return env
+    return pb.TraceEntry(body=body, signature=signer.sign(body), cert_der=signer.cert_der)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 @dataclass
@@ -297,6 +332,24 @@ def verify_trace(env: pb.Envelope, trust: TrustStore, max_trace: int = MAX_TRACE
         prev = sha256(entry.signature)
         path.append((body.code, body.time_ms))
     return path
+
+
+def own_header(raw: bytes) -> pb.Header:
+    """The header of an envelope this node made (seal writes it first), read from that leading field
+    alone: deciding whether one of ours still needs sealing at each hand-over does not parse and copy
+    its payload. Bytes of another layout are parsed whole."""
+    if raw[:1] == b"\x0a":  # field 1 (header), length-delimited
+        size, shift, i = 0, 0, 1
+        while i < min(len(raw), 6):
+            byte = raw[i]
+            size |= (byte & 0x7F) << shift
+            i += 1
+            if not byte & 0x80:
+                if i + size <= len(raw):
+                    return pb.Header.FromString(raw[i:i + size])
+                break
+            shift += 7
+    return pb.Header.FromString(pb.Envelope.FromString(raw).header)
 
 
 def last_hop(raw: bytes) -> str:

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from google.protobuf.message import DecodeError
 
 from node import envelope
 from node.errors import Reason, Rejected
@@ -132,6 +133,38 @@ def test_header_kind_follows_payload(sender, trust, clock, payload, kind):
 def test_rebuild_without_changes_still_verifies(sealed, sender, trust, clock):
     """Control for the forgeries below: `rebuild` itself produces a valid envelope."""
     envelope.verify(rebuild(sealed[1], sender, clock), trust, max_size=MAX, clock=clock)
+
+
+def test_a_relay_appends_its_mark_to_the_bytes_it_verified(sealed, relayed, receiver, trust, clock):
+    """append_trace: the relayed bytes are the received ones plus one trace record, and parse to exactly
+    what add_trace makes (same entry; the ECDSA signature alone differs, being randomised)."""
+    v = envelope.verify(relayed, trust, max_size=MAX, clock=clock)
+    clock.advance(10)
+    appended = envelope.append_trace(relayed, v.envelope, receiver, clock)
+    assert appended.startswith(relayed) and len(appended) > len(relayed)
+    expected = envelope.add_trace(pb.Envelope.FromString(relayed), receiver, clock)
+    got = pb.Envelope.FromString(appended)
+    assert len(got.trace) == 2 == len(expected.trace)
+    assert got.trace[0] == expected.trace[0]
+    assert (got.trace[1].body, got.trace[1].cert_der) == (expected.trace[1].body, expected.trace[1].cert_der)
+    assert got.SerializeToString() == appended  # what re-encoding would have given
+    got.trace[1].signature = expected.trace[1].signature
+    assert got.SerializeToString() == expected.SerializeToString()
+    assert len(v.envelope.trace) == 1  # the verified envelope is not changed
+    assert envelope.verify(appended, trust, max_size=MAX, clock=clock).path == [
+        (SENDER, T0_MS), (RELAY, T0_MS + 10_000), (RECEIVER, T0_MS + 20_000)]
+
+
+def test_a_relay_re_encodes_bytes_longer_than_their_encoding(sealed, relay, trust, clock):
+    """A field written twice parses as its last copy; the earlier one is bytes nobody signed, which a relay
+    must not hand on (as before append_trace, it re-encodes)."""
+    header, raw = sealed
+    junk = pb.Envelope(header=b"x" * 5000).SerializeToString()  # an earlier copy of the header field
+    padded = junk + raw
+    v = envelope.verify(padded, trust, max_size=MAX, clock=clock)
+    appended = envelope.append_trace(padded, v.envelope, relay, clock)
+    assert b"x" * 5000 not in appended
+    assert envelope.verify(appended, trust, max_size=MAX, clock=clock).path[-1][0] == RELAY
 
 
 def test_relay_trace_extends_path_in_order(sealed, relayed, trust, clock):
@@ -453,3 +486,14 @@ def test_unknown_fields_outside_the_signed_bytes_are_refused(sealed, relayed, se
     signed.header += extra
     signed.signature = sender.sign(signed.header)
     assert envelope.verify(signed.SerializeToString(), trust, max_size=MAX, clock=clock).header.message_id
+
+
+def test_own_header_reads_the_leading_field_and_parses_any_other_layout_whole(sealed):
+    header, raw = sealed
+    assert envelope.own_header(raw) == header
+    env = pb.Envelope.FromString(raw)
+    reordered = pb.Envelope(payload=env.payload).SerializeToString() + pb.Envelope(
+        header=env.header, signature=env.signature).SerializeToString()
+    assert envelope.own_header(reordered) == header
+    with pytest.raises(DecodeError):  # cut inside its header: not a header read short
+        envelope.own_header(raw[:40])

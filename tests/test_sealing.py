@@ -335,6 +335,25 @@ def test_relayed_and_already_sealed_envelopes_are_not_touched(tmp_path, sender, 
     assert [p.envelope for p in out.ready] == [theirs.raw, sealed.raw]
 
 
+def test_our_sealed_envelopes_pass_on_their_header_alone(tmp_path, sender, clock, keys_of, monkeypatch):
+    """At each hand-over, an envelope of ours already sealed goes as it is, decided from its header (the
+    leading field): the envelope is parsed whole only to be made again. One made in clear still is."""
+    m = maker(sender, clock, keys_of[SENDER])
+    sealed = m.seal(document(), RECEIVER, RELAY, seal_to=keys_of[RECEIVER].public_der)
+    clear = m.seal(document(), RECEIVER, RELAY, clear_ok=True)
+    assert envelope.own_header(sealed.raw) == sealed.header
+    parsed = []
+    real = pb.Envelope.FromString
+    monkeypatch.setattr(pb.Envelope, "FromString", lambda raw: parsed.append(raw) or real(raw))
+    db = Database(tmp_path / "a.sqlite3")
+    with db.transaction() as tx:
+        outbox.enqueue_in(tx, clear.header, clear.raw, RELAY, "x", clock.now_ms())
+    out = LateSealer(db, m, lambda code: keys_of[code].public_der)([_pending(sealed), _pending(clear)])
+    assert out.ready[0].envelope == sealed.raw
+    assert pb.Header.FromString(real(out.ready[1].envelope).header).seal == pb.SEALED_P256_AES256GCM
+    assert parsed == [clear.raw]  # the sealed one was not parsed; the clear one once, to be made again
+
+
 @pytest.mark.parametrize("mode", ["preferred", "required"])
 @pytest.mark.parametrize("reason", [Reason.NOT_REGISTERED_YET, Reason.UNKNOWN_RECIPIENT])
 def test_a_recipient_the_tree_has_no_record_of_is_kept_home_in_every_mode(tmp_path, sender, clock, keys_of, mode,

@@ -174,13 +174,14 @@ class Intake:
         self._pinned_marks(v)
         if peer is not None and v.path[-1][0] != peer:
             raise Rejected(Reason.PEER_MISMATCH, f"connection is from {peer}, last trace entry is {v.path[-1][0]}")
-        if not self.router.serves(h.recipient, h.sender):
+        tree = self.router.chains()  # one view of the tree for the three questions, each chain looked up once
+        if not self.router.serves(h.recipient, h.sender, tree):
             raise Rejected(Reason.NOT_FOR_THIS_NODE, f"{self.signer.code} does not serve {h.recipient}")
-        if peer is not None and not self.router.passes_from(peer, h.sender, h.recipient):
+        if peer is not None and not self.router.passes_from(peer, h.sender, h.recipient, tree):
             raise Rejected(Reason.OFF_ROUTE, f"{h.sender} → {h.recipient} does not pass from {peer} to this node")
         parked = None
         try:
-            route = self.router.route(h.recipient)
+            route = self.router.route(h.recipient, tree)
         except LookupError as e:
             awaited = self.router.awaited_child(h.recipient)
             if awaited is None:
@@ -202,7 +203,7 @@ class Intake:
             # digest of the sealed bytes (env_mod.verify) and hand on a copy with their own trace entry.
             # They do not judge Header.seal either: a scheme newer than this relay must still pass it,
             # and whatever does not open is refused by the recipient (BAD_SEAL) on the sender's signature
-            raw = env_mod.add_trace(v.envelope, self.signer, self.clock).SerializeToString()
+            raw = env_mod.append_trace(v.raw, v.envelope, self.signer, self.clock)
             subject = ""
         return custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
                                 payload=payload, path=v.path, parked=parked)

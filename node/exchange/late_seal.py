@@ -20,6 +20,7 @@ import dataclasses
 import logging
 from typing import Callable
 
+from ..envelope import own_header
 from ..errors import Reason, Rejected
 from ..pb import envelope_pb2 as pb
 from ..store import outbox
@@ -46,8 +47,7 @@ class LateSealer:
             if p.sender != self.maker.code:  # relayed: not ours to touch, and not worth parsing on the hot path
                 out.ready.append(p)
                 continue
-            env = pb.Envelope.FromString(p.envelope)
-            header = pb.Header.FromString(env.header)
+            header = own_header(p.envelope)  # the whole envelope is parsed only to be made again
             if header.seal != pb.PLAIN:
                 out.ready.append(p)
                 continue
@@ -71,7 +71,7 @@ class LateSealer:
                 else:
                     out.ready.append(p)  # an older node (preferred), or a reply about mail that came in clear
                 continue
-            raw = self.maker.reseal(env, header, key)
+            raw = self.maker.reseal(pb.Envelope.FromString(p.envelope), header, key)
             resealed.append((p.message_id, raw))
             out.ready.append(dataclasses.replace(p, envelope=raw))
         if resealed:

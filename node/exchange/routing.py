@@ -4,12 +4,43 @@ Static peers from the config are direct routes. Everything else follows the tree
 to the lowest common ancestor, then down through registered children. A code this
 node cannot place (outside the QCVN form and unknown here) goes up, where an ancestor
 that knows it can take it down.
+
+An arriving envelope is judged three ways (may it come here at all, from this peer, and where does it
+go next); a `Chains` made once per envelope gives all three one snapshot of the tree and looks each
+code's chain up once, instead of each working the path out again.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from ..codes import CodeError, Hierarchy
+from ..codes import CodeError, Hierarchy, route_between
+
+
+class Chains:
+    """Ancestor chains from one snapshot of the tree, each code's looked up once (None: it cannot be placed)."""
+
+    def __init__(self, hierarchy: Hierarchy) -> None:
+        self.hierarchy = hierarchy
+        self._known: dict[str, list[str] | Exception] = {}
+
+    def error(self, code: str) -> Exception | None:
+        if code not in self._known:
+            try:
+                self._known[code] = self.hierarchy.ancestors(code)
+            except (CodeError, ValueError) as e:
+                self._known[code] = e
+        found = self._known[code]
+        return found if isinstance(found, Exception) else None
+
+    def __call__(self, code: str) -> list[str] | None:
+        return None if self.error(code) else self._known[code]  # type: ignore[return-value]
+
+    def is_under(self, code: str, ancestor: str) -> bool:
+        """Hierarchy.is_under, False where either code cannot be placed."""
+        if self(ancestor) is None:
+            return False
+        up = self(code)
+        return up is not None and ancestor in up[1:]
 
 
 class Router:
@@ -27,54 +58,51 @@ class Router:
     def hierarchy(self) -> Hierarchy:
         return self._hierarchy_of() if self._hierarchy_of else self._hierarchy
 
-    def next_hop(self, recipient: str) -> str | None:
+    def chains(self) -> Chains:
+        """One envelope's view of the tree, for serves, passes_from and route to share."""
+        return Chains(self.hierarchy)
+
+    def next_hop(self, recipient: str, chains: Chains | None = None) -> str | None:
         """None: it is for us. Raises LookupError when no route exists."""
         if recipient == self.code:
             return None
         if recipient in self.peers or self.child_endpoint(recipient):
             return recipient
-        try:
-            return self.hierarchy.next_hop(self.code, recipient)
-        except (CodeError, ValueError) as e:
+        c = chains or self.chains()
+        here, there = c(self.code), c(recipient)
+        if here is None or there is None:
             if self.parent:
                 return self.parent
-            raise LookupError(f"no route to {recipient}: {e}") from None
+            raise LookupError(f"no route to {recipient}: {c.error(self.code) or c.error(recipient)}") from None
+        return route_between(here, there)[1]
 
-    def serves(self, recipient: str, sender: str) -> bool:
+    def serves(self, recipient: str, sender: str, chains: Chains | None = None) -> bool:
         """Whether an envelope for `recipient` may be handed to this node at all."""
         if recipient == self.code or recipient in self.peers or self.child_endpoint(recipient):
             return True
-        h = self.hierarchy
-        for code, ancestor in ((recipient, self.code), (sender, self.code)):
-            try:
-                if h.is_under(code, ancestor):  # down into our subtree, or up out of it for someone below
-                    return True
-            except (CodeError, ValueError):
-                continue
-        return False
+        c = chains or self.chains()
+        # down into our subtree, or up out of it for someone below
+        return c.is_under(recipient, self.code) or c.is_under(sender, self.code)
 
     def is_neighbour(self, peer: str) -> bool:
         """Our parent, a registered child or a configured peer: the only nodes that may hand us envelopes."""
         return peer in self.peers or peer == self.parent or self.child_endpoint(peer) is not None
 
-    def passes_from(self, peer: str, sender: str, recipient: str) -> bool:
+    def passes_from(self, peer: str, sender: str, recipient: str, chains: Chains | None = None) -> bool:
         """Whether the route by the tree goes from `peer` to us (a configured peer may also hand over
         its own mail, which it sends us directly). Deny by default: a valid certificate proves who a
         node is, not that it may use us as a way round the tree."""
         if sender == peer and peer in self.peers:
             return True
-        h = self.hierarchy
-        try:
-            route = h.route(sender, recipient)
-        except (CodeError, ValueError):
+        c = chains or self.chains()
+        up, down = c(sender), c(recipient)
+        if up is None or down is None:
             # mail for us from our parent comes down; a recipient we cannot place goes up: only
             # from a child, for a sender in its subtree
             if recipient == self.code and peer == self.parent:
                 return True
-            try:
-                return self.child_endpoint(peer) is not None and (sender == peer or h.is_under(sender, peer))
-            except (CodeError, ValueError):
-                return False
+            return self.child_endpoint(peer) is not None and (sender == peer or c.is_under(sender, peer))
+        route = route_between(up, down)
         return self.code in route[1:] and route[route.index(self.code) - 1] == peer
 
     def awaited_child(self, recipient: str) -> str | None:
@@ -93,9 +121,9 @@ class Router:
             return self.peers[code]
         return self.child_endpoint(code)
 
-    def route(self, recipient: str) -> tuple[str, str] | None:
+    def route(self, recipient: str, chains: Chains | None = None) -> tuple[str, str] | None:
         """(next hop, its address), None for ourselves; LookupError if the hop is unknown here."""
-        hop = self.next_hop(recipient)
+        hop = self.next_hop(recipient, chains)
         if hop is None:
             return None
         address = self.address(hop)

@@ -124,3 +124,23 @@ def test_the_bytes_quota_refuses_too(tmp_path, pki, clock):
         assert outbox.parked_usage(db, C1)[1] <= len(one) * 3
     finally:
         db.close()
+
+
+def test_a_relay_hands_on_the_bytes_it_took_plus_its_mark(relay, pki, clock):
+    """A relay does not re-encode what it hands on: the queued bytes are the received ones with one trace
+    record appended (envelope.append_trace), which verifies with the relay as the last hop. The sender wrote
+    its fields in another order than protobuf's (allowed: the signature covers the header's bytes), so
+    re-encoding would show."""
+    header, canonical = mail(pki, clock, C1, C2)
+    env = pb.Envelope.FromString(canonical)
+    raw = b"".join(pb.Envelope(**{name: getattr(env, name)}).SerializeToString()
+                   for name in ("payload", "sender_cert", "signature", "header"))
+    assert raw != canonical and len(raw) == len(canonical)
+    assert isinstance(relay.intake.receive([raw], C1)[0], pb.Receipt)
+    [queued] = outbox.next_batch(relay.db, C2, 10, 1 << 20)
+    assert queued.envelope.startswith(raw) and len(queued.envelope) > len(raw)
+    tail = pb.Envelope.FromString(queued.envelope[len(raw):])  # the appended bytes alone: one trace entry
+    assert (tail.header, tail.payload, len(tail.trace)) == (b"", b"", 1)
+    assert pb.TraceBody.FromString(tail.trace[0].body).code == D
+    v = envelope.verify(queued.envelope, pki.trust(clock), max_size=1 << 20, clock=clock)
+    assert v.path == [(C1, header.created_ms), (D, clock.now_ms())]

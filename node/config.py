@@ -754,6 +754,7 @@ class LimitsSettings(_Section):
     registry_share: RegistryShare = 6
     lookups_down_per_child: Count = 2
     stats_rows_per_heartbeat: Count = 5000
+    odd_codes_per_heartbeat: Count = 1000
     entries_per_listing: Count = 5000
     marks_per_batch: Count = 4096
     signatures_per_second: Rate = 5000.0

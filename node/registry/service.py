@@ -55,6 +55,9 @@ class RegistryService(rgrpc.RegistryServicer):
         if rows > self.limits.stats_rows_per_heartbeat:  # refused unread: 20,000 rows cost two seconds of CPU
             raise over("signed counter rows in one heartbeat", rows, self.limits.stats_rows_per_heartbeat,
                        "signed_stats")
+        claims = len(request.odd_codes)
+        if claims > self.limits.odd_codes_per_heartbeat:  # refused unread: each claim is checked, stored, re-routed
+            raise over("odd codes claimed in one heartbeat", claims, self.limits.odd_codes_per_heartbeat, "odd_codes")
         self.signatures.charge(peer, rows, "heartbeat counters")
         crl = self.directory.heartbeat(request.code, peer, dict(request.odd_codes),
                                        request.signed_stats, request.crl_number)

@@ -107,6 +107,16 @@ def _(s):
     return Observed("OK")
 
 
+@case("flood", "a heartbeat claiming 1001 odd codes (the limit: 1000)", "INVALID_ARGUMENT", "OVER_LIMIT",
+      via="Registry.Heartbeat, M → D")
+def _(s):
+    try:  # each claim would be checked, stored and re-routed: refused before any is read
+        s.w.heartbeat(M, odd={f"odd.{i}.{M}": M for i in range(1001)})
+    except grpc.RpcError as e:
+        return refused(e)
+    return Observed("OK")
+
+
 @case("flood", "heartbeats of 1000 rows each, past the peer's signature budget", "RESOURCE_EXHAUSTED",
       "SIGNATURE_BUDGET", via="Registry.Heartbeat, M2 → D")
 def _(s):

@@ -656,6 +656,9 @@ def cmd_queue_message(args) -> int:
 
 # ---- wiring ---------------------------------------------------------------------
 
+PURGE_REASON_HELP = "why, on one line, at most 500 characters (audited, and sent to the sender in the notice)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lienthong", description="A node of the document interconnection axis.",
                                 epilog=f"Commands that read a node's config take --config FILE; without it, "
@@ -861,8 +864,7 @@ def build_parser() -> argparse.ArgumentParser:
         api_cmd(name, help, cmd_hold).add_argument("hop", help="next hop code")
     purge = api_cmd("purge", "remove a queued envelope for good; its sender gets a non-delivery notice", cmd_purge)
     purge.add_argument("message_id", help="the envelope's message id (lienthong queue list)")
-    purge.add_argument("--reason", required=True, help="why, on one line, at most 500 characters (audited, and sent "
-                                                       "to the sender in the notice)")
+    purge.add_argument("--reason", required=True, help=PURGE_REASON_HELP)
     for admin_cmd in (queues, retry, purge, sub.choices["hold"], sub.choices["release"]):
         admin_cmd.set_defaults(refused_exit=EXIT_REFUSED)
 
@@ -886,8 +888,7 @@ def build_parser() -> argparse.ArgumentParser:
         queue_cmd(name, help, cmd_queue_message).add_argument("message_id", help="the message id (queue list)")
     qp = queue_cmd("purge", "remove one queued message for good; its sender gets a non-delivery notice", cmd_purge)
     qp.add_argument("message_id", help="the message id (queue list)")
-    qp.add_argument("--reason", required=True, help="why, on one line, at most 500 characters (audited, and sent to "
-                                                    "the sender in the notice)")
+    qp.add_argument("--reason", required=True, help=PURGE_REASON_HELP)
 
     cli_stats.add_parser(sub)
     return p

@@ -534,6 +534,14 @@ Scopes = Annotated[tuple[str, ...], BeforeValidator(_scopes),
                    Field(min_length=1, description="a non-empty list of " + ", ".join(API_SCOPES))]
 
 
+def _token_stays_in_its_file(self: Any, handler: Any) -> dict:
+    """Serializer of a section with ``token``/``token_file``: a token read from a file is not written out."""
+    out = handler(self)
+    if self.token_file is not None:
+        out.pop("token", None)
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class ApiClient(_Section):
     """One client program of the local API: its name (in the audit log and its idempotency key space),
@@ -551,12 +559,7 @@ class ApiClient(_Section):
         _resolve_token(self, data)
         return self
 
-    @model_serializer(mode="wrap")
-    def _secret_stays_in_its_file(self, handler: Any) -> dict:
-        out = handler(self)
-        if self.token_file is not None:
-            out.pop("token", None)
-        return out
+    _secret_stays_in_its_file = model_serializer(mode="wrap")(_token_stays_in_its_file)
 
 
 def _distinct_clients(clients: tuple[ApiClient, ...]) -> tuple[ApiClient, ...]:
@@ -601,12 +604,7 @@ class ApiSettings(_Section):
                 seen[c.token] = c.name
         return self
 
-    @model_serializer(mode="wrap")
-    def _secret_stays_in_its_file(self, handler: Any) -> dict:
-        out = handler(self)
-        if self.token_file is not None:
-            out.pop("token", None)
-        return out
+    _secret_stays_in_its_file = model_serializer(mode="wrap")(_token_stays_in_its_file)
 
 
 @dataclass(frozen=True, kw_only=True)

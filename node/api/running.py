@@ -12,7 +12,7 @@ from cryptography import x509
 
 from .. import config_changes
 from ..pb import admin_pb2 as apb
-from .mailbox import _version
+from .. import version as _version
 
 if TYPE_CHECKING:
     from ..runtime import Node

@@ -78,7 +78,7 @@ class AdminService(agrpc.AdminServicer):
         """A next hop of this node: its parent, a registered child, a configured peer, or a code it has mail,
         a hold or a backoff for (a child not registered yet, parked mail; a peer removed from the config)."""
         code = _code(code)
-        if (self.dispatcher.router.is_neighbour(code) or outbox.has_pending(self.db, code)
+        if (self.dispatcher.router.is_neighbour(code) or outbox.pending_at_least(self.db, code, 1)
                 or peers.recorded(self.db, code)):
             return code
         raise Rejected(Reason.NOT_A_HOP, f"{code} is not a next hop of this node: not its parent, a registered "

@@ -202,7 +202,7 @@ class Keeper:
 
     def _response(self, code: str, seq: int) -> rpb.CheckpointResponse:
         out = rpb.CheckpointResponse()
-        for r in store.child_restores(self.db, code)[-MAX_RESTORES_SHOWN:]:
+        for r in store.child_restores(self.db, code, MAX_RESTORES_SHOWN):
             record = out.restores.add(received_ms=r["received_ms"])
             record.restore.ParseFromString(r["signed"])
             if r["superseded"] is not None:

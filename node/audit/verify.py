@@ -109,7 +109,7 @@ def verify(settings: Settings, mailbox: Path, trust: TrustStore, parent: tuple[s
         ro.close()
     res.rows, res.head_seq = w.count, w.head_seq
     res.problems.extend(w.problems)
-    declared = _held_against_restores(restores, w, res, anchors)
+    declared = _held_against_restores(restores, w, res, anchors, has_parent=parent is not None)
     anchors = [a for a in anchors if not _given_up(a, declared, res)]
     res.anchors = anchors
     for a in anchors:
@@ -126,7 +126,8 @@ def verify(settings: Settings, mailbox: Path, trust: TrustStore, parent: tuple[s
     return res
 
 
-def _held_against_restores(restores: list[Restore], w, res: Result, anchors: list[Anchor]) -> list[Restore]:
+def _held_against_restores(restores: list[Restore], w, res: Result, anchors: list[Anchor],
+                           has_parent: bool = True) -> list[Restore]:
     """The declared restores whose signed row is in the chain (each one named, with the latest checkpoint of
     the history it gave up, from the parent's record or from the anchors); one that is not is a problem."""
     out: dict[tuple[int, bytes], Restore] = {}
@@ -156,8 +157,7 @@ def _held_against_restores(restores: list[Restore], w, res: Result, anchors: lis
                 else "rows written after the backup, if any, were lost with it")
         res.restored.append(f"seq {r.seq}: restored {_when(r.time_ms)} from backup {r.backup}, which holds the chain "
                             f"up to seq {r.backup_seq}; {lost}")
-    if out and not any(r.source.startswith("parent") for r in restores) and not res.offline and \
-            not any("no parent" in n for n in res.notes):
+    if out and has_parent and not res.offline and not any(r.source.startswith("parent") for r in restores):
         res.notes.append("the parent has not taken the restore record yet (it is handed over when the node runs)")
     return list(out.values())
 

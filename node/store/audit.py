@@ -181,9 +181,10 @@ def keep_child_restore(db: Database, code: str, seq: int, head_hash: bytes, from
         return "taken", ({"seq": latest[0], "time_ms": latest[1]} if latest else None)
 
 
-def child_restores(db: Database, code: str) -> list[dict]:
-    """The restores a child declared here, oldest first (with the latest checkpoint each gave up)."""
-    return db.query("SELECT * FROM child_restore WHERE code = ? ORDER BY branch", (code,))
+def child_restores(db: Database, code: str, latest: int = MAX_RESTORES_PER_CHILD) -> list[dict]:
+    """The `latest` restores a child declared here, oldest first (with the latest checkpoint each gave up)."""
+    return db.query("SELECT * FROM (SELECT * FROM child_restore WHERE code = ? ORDER BY branch DESC LIMIT ?)"
+                    " ORDER BY branch", (code, latest))
 
 
 # ---- reading a mailbox file from outside the node (lienthong audit verify) ----------------

@@ -291,13 +291,7 @@ def queue_summary(db: Database) -> dict[str, dict]:
         " WHERE state = 'pending' GROUP BY next_hop ORDER BY next_hop")}
 
 
-
-
 # ---- one message at a time (the Admin API's queue tools) ------------------------------------
-
-def has_pending(db: Database, next_hop: str) -> bool:
-    return pending_at_least(db, next_hop, 1)
-
 
 _QUEUED = ("SELECT o.seq, o.message_id, o.sender, o.recipient, o.next_hop, o.kind, length(e.raw) AS size,"
            " o.created_ms, o.attempts, coalesce(o.reason, '') AS last_error, o.held,"

@@ -144,13 +144,11 @@ def append_trace(raw: bytes, env: pb.Envelope, signer: Signer, clock: Clock = SY
     re-encoding a whole envelope (up to max_envelope_size) at every relay. Bytes longer than their
     encoding (a field written twice: the parser keeps the last, and the earlier copy is bytes nobody
     signed) are re-encoded as before, so no relay hands on more than the envelope says. `env` is not changed."""
-    entry = _trace_entry(env, signer, clock)
     if env.ByteSize() != len(raw):
         relayed = pb.Envelope()
         relayed.CopyFrom(env)
-        relayed.trace.append(entry)
-        return relayed.SerializeToString()
-    data = entry.SerializeToString()
+        return add_trace(relayed, signer, clock).SerializeToString()
+    data = _trace_entry(env, signer, clock).SerializeToString()
     return b"".join((raw, _TRACE_TAG, _varint(len(data)), data))
 
 

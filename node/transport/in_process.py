@@ -239,8 +239,9 @@ class InProcessTransport(PeerTransport):
     def reload(self, tls: TlsMaterial) -> None:
         self._tls = tls
 
-    def _reach(self, peer: Peer) -> tuple[LocalServer, bytes | None]:
-        """The server at `peer.address`, once it proved to be `peer.code` (the handshake, client side)."""
+    def _reach(self, peer: Peer) -> tuple[LocalServer, Rejected | None]:
+        """The server at `peer.address`, once it proved to be `peer.code` (the handshake, client side), and
+        why its certificate is not trusted beyond the handshake (revoked), if it is not."""
         server = self.network.at(peer.address)
         if server is None:
             raise TransportError(f"UNAVAILABLE: nothing serves {peer.address} in this process",
@@ -249,6 +250,7 @@ class InProcessTransport(PeerTransport):
         if (der is None) != self._tls.insecure:
             raise TransportError("UNAVAILABLE: handshake failed: one side speaks TLS, the other not",
                                  grpc.StatusCode.UNAVAILABLE)
+        distrust = None
         if der is not None:
             try:
                 answered = self.trust.identify(der).code
@@ -257,10 +259,11 @@ class InProcessTransport(PeerTransport):
                     raise TransportError(f"UNAVAILABLE: handshake failed: {peer.address} answers with a certificate "
                                          f"we do not trust ({r.public_text})", grpc.StatusCode.UNAVAILABLE) from None
                 answered = certs.agency_code(x509.load_der_x509_certificate(der))  # revoked: a handshake passes
+                distrust = r
             if answered != peer.code:
                 raise TransportError(f"UNAVAILABLE: handshake failed: {peer.address} is {answered}, not {peer.code}",
                                      grpc.StatusCode.UNAVAILABLE)
-        return server, der
+        return server, distrust
 
     def call(self, peer: Peer, method: Method, request: Message, timeout: float) -> Message:
         server, _ = self._reach(peer)
@@ -293,11 +296,8 @@ class InProcessTransport(PeerTransport):
         return answers
 
     def deliver(self, peer: Peer, envelopes: list[bytes]):
-        _, der = self._reach(peer)
-        if der is not None:  # as peer_check.PeerCheck: nothing is handed to a revoked certificate
-            try:
-                self.trust.identify(der)
-            except Rejected as r:
-                raise TransportError(f"{peer.code} at {peer.address} answers with a certificate we do not trust "
-                                     f"({r.public_text}); nothing handed over") from None
+        _, distrust = self._reach(peer)
+        if distrust is not None:  # as peer_check.PeerCheck: nothing is handed to a revoked certificate
+            raise TransportError(f"{peer.code} at {peer.address} answers with a certificate we do not trust "
+                                 f"({distrust.public_text}); nothing handed over")
         return super().deliver(peer, envelopes)

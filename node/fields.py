@@ -97,12 +97,10 @@ def check_record(record: rpb.AgencyRecord) -> None:
     if not is_identifier(record.code):
         check_code(record.code, "code")
         raise Rejected(Reason.INVALID_REQUEST, f"code {record.code[:40]!r} is not an agency code", field="code")
-    check_code(record.code, "code")
-    if record.parent and record.parent != ROOT:
+    if record.parent and record.parent != ROOT and not is_identifier(record.parent):
         check_code(record.parent, "parent")
-        if not is_identifier(record.parent):
-            raise Rejected(Reason.INVALID_REQUEST, f"parent {record.parent[:40]!r} is not an agency code",
-                           field="parent")
+        raise Rejected(Reason.INVALID_REQUEST, f"parent {record.parent[:40]!r} is not an agency code",
+                       field="parent")
     check_text(record.name, "name", NAME_LENGTH)
     check_endpoint(record.endpoint)
     if record.level > MAX_LEVEL:

@@ -654,6 +654,42 @@ def cmd_queue_message(args) -> int:
     return 0
 
 
+def _effective_ms(text: str) -> int:
+    """--effective: `now`, or an ISO 8601 time with its zone (2025-07-01T00:00:00+07:00); 0 means now."""
+    if text == "now":
+        return 0
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected `now` or an ISO 8601 time with its zone, got {text!r}") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no zone: add one (+07:00 for Vietnam, Z for UTC)")
+    return int(when.timestamp() * 1000)
+
+
+def cmd_succession_issue(args) -> int:
+    old = [c.strip() for c in args.old.split(",") if c.strip()]
+    r = _client(args).admin.issue_succession(old, args.to, args.effective, args.reason)
+    s = r.succession
+    print(f"succession issued by {shown(s.issuer)} (list number {s.number}): {', '.join(map(shown, s.old_codes))} -> "
+          f"{shown(s.successor)} from {_when(s.effective_ms)} UTC; pushed down the tree; "
+          f"{r.rerouted} queued envelope(s) here re-addressed")
+    return 0
+
+
+def cmd_succession_list(args) -> int:
+    r = _client(args).admin.list_successions()
+    if args.json:
+        return _print_json_list(r.successions)
+    print(f"{'ISSUER':15}  {'NO':>4}  {'EFFECTIVE (UTC)':19}  {'SUCCESSOR':15}  OLD CODES  (REASON)")
+    for s in r.successions:
+        print(f"{shown(s.issuer):15}  {s.number:4}  {_when(s.effective_ms):19}  {shown(s.successor):15}  "
+              f"{', '.join(map(shown, s.old_codes))}  ({shown(s.reason)})")
+    if not r.successions:
+        print("(no successions)")
+    return 0
+
+
 # ---- wiring ---------------------------------------------------------------------
 
 PURGE_REASON_HELP = "why, on one line, at most 500 characters (audited, and sent to the sender in the notice)"
@@ -889,6 +925,26 @@ def build_parser() -> argparse.ArgumentParser:
     qp = queue_cmd("purge", "remove one queued message for good; its sender gets a non-delivery notice", cmd_purge)
     qp.add_argument("message_id", help="the message id (queue list)")
     qp.add_argument("--reason", required=True, help=PURGE_REASON_HELP)
+
+    succession = sub.add_parser("succession", help="agencies merged or re-coded: issue a succession, list those held "
+                                                   "(docs/restructuring.md)")
+    succession_sub = succession.add_subparsers(dest="succession_command", required=True)
+
+    def succession_cmd(name: str, help: str, func):
+        sp = succession_sub.add_parser(name, help=help)
+        sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
+        sp.set_defaults(func=func, refused_exit=EXIT_REFUSED)
+        return sp
+
+    si = succession_cmd("issue", "retire agencies directly below this node: their mail goes to the successor "
+                                 "(signed with this node's key, pushed down the tree)", cmd_succession_issue)
+    si.add_argument("--old", required=True, help="the retired code(s), comma-separated (at most 64)")
+    si.add_argument("--to", required=True, help="the successor's code (below this node)")
+    si.add_argument("--effective", type=_effective_ms, default=0,
+                    help="from when: `now` (default) or an ISO 8601 time with its zone")
+    si.add_argument("--reason", required=True, help="why, on one line, at most 500 characters (it travels with it)")
+    sl = succession_cmd("list", "every succession this node holds, from every issuer", cmd_succession_list)
+    sl.add_argument("--json", action="store_true", help="one JSON array")
 
     cli_stats.add_parser(sub)
     return p

@@ -193,6 +193,14 @@ class AdminCalls:
     def running(self) -> apb.RunningResponse:
         """What the node holds now: the config it runs on, the CRL in use, its certificate, the last SIGHUP."""
         return self._client._call(self.stub.Running, apb.RunningRequest())
+    def issue_succession(self, old_codes: list[str], successor: str, effective_ms: int,
+                         reason: str) -> apb.IssueSuccessionResponse:
+        return self._client._call(self.stub.IssueSuccession, apb.IssueSuccessionRequest(
+            old_codes=old_codes, successor=successor, effective_ms=effective_ms, reason=reason))
+
+    def list_successions(self) -> apb.ListSuccessionsResponse:
+        return self._client._call(self.stub.ListSuccessions, apb.ListSuccessionsRequest())
+
     def list_queue(self, hop: str = "", parked: bool = False, after_seq: int = 0,
                    limit: int = 0) -> apb.ListQueueResponse:
         return self._client._call(self.stub.ListQueue, apb.ListQueueRequest(hop=hop, parked=parked,

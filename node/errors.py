@@ -117,6 +117,16 @@ class Reason(enum.Enum):
                         "that did not go that way")
     TOO_MANY_CONNECTIONS = ("TOO_MANY_CONNECTIONS", _C.RESOURCE_EXHAUSTED, False,
                             "too many connections are open to this server")
+    SUCCESSION_NOT_COMPETENT = ("SUCCESSION_NOT_COMPETENT", _C.PERMISSION_DENIED, True,
+                                "a succession may be issued only by the parent of the codes it retires")
+    SUCCESSION_TOO_LARGE = ("SUCCESSION_TOO_LARGE", _C.INVALID_ARGUMENT, True,
+                            "a succession list is over its bounds (codes, records, reason, bytes)")
+    SUCCESSION_BAD_SIGNATURE = ("SUCCESSION_BAD_SIGNATURE", _C.PERMISSION_DENIED, True,
+                                "a succession list is not signed by its issuer's certified key")
+    SUCCESSION_CYCLE = ("SUCCESSION_CYCLE", _C.INVALID_ARGUMENT, True,
+                        "a succession would make a code succeed itself or retire a code twice")
+    SUCCESSION_STALE = ("SUCCESSION_STALE", _C.FAILED_PRECONDITION, True,
+                        "a succession list is not newer than the one this node holds from its issuer")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -19,6 +19,8 @@ HEARTBEAT = "heartbeat"    # peer: the child's code (its subtree's counters were
 CHECKPOINT = "checkpoint"            # peer: the parent, which took this node's audit checkpoint at `seq`
 CHECKPOINT_KEPT = "checkpoint_kept"  # peer: the child whose audit checkpoint at `seq` was kept here
 CRL = "crl"                # peer: where it came from (tls.crl or the parent); crl_number: the list now held
+SUCCESSION = "succession"  # peer: where it came from; recipient: the issuer; succession_number: the list now held
+READDRESSED = "readdressed"  # recipient: the successor an envelope of ours now goes to; successor_of: the retired code
 NOT_REGISTERED_YET = "not_registered_yet"  # peer: the node where a sent envelope waits; waits_until_ms: until when
 WATCHING = "watching"  # first event of every stream: the subscription is in place
 QUEUE_BOUND = 10_000
@@ -27,7 +29,8 @@ EVENT_TYPES = {WATCHING: mpb.EVENT_TYPE_WATCHING, ARRIVED: mpb.EVENT_TYPE_ARRIVE
                REJECTED: mpb.EVENT_TYPE_REJECTED, EXPIRED: mpb.EVENT_TYPE_EXPIRED,
                REGISTERED: mpb.EVENT_TYPE_REGISTERED, HEARTBEAT: mpb.EVENT_TYPE_HEARTBEAT,
                CHECKPOINT: mpb.EVENT_TYPE_CHECKPOINT, CHECKPOINT_KEPT: mpb.EVENT_TYPE_CHECKPOINT_KEPT, CRL: mpb.EVENT_TYPE_CRL,
-               NOT_REGISTERED_YET: mpb.EVENT_TYPE_NOT_REGISTERED_YET}
+               NOT_REGISTERED_YET: mpb.EVENT_TYPE_NOT_REGISTERED_YET, SUCCESSION: mpb.EVENT_TYPE_SUCCESSION,
+               READDRESSED: mpb.EVENT_TYPE_READDRESSED}
 
 
 class EventSink(Protocol):

@@ -93,6 +93,8 @@ from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys, renewal
 from .identity.crl_holder import CrlHolder
+from .registry.successions import Successions
+from .exchange.follow import MailFollows
 from .identity.trust import TrustStore
 from .transport.peer_check import PeerCheck
 from .limits import SignatureBudget
@@ -186,6 +188,10 @@ class Node:
             # it routes through this directory)
             on_alive=lambda code, how: self.dispatcher.peer_returned(code, how), seal_key=self.seal_key.public_der,
             peer_addresses={p.code: p.address for p in s.peers}, crl=self.crl, limits=s.limits)
+        # succession lists (docs/restructuring.md): kept, passed down, shown by lookups; mail follows them
+        self.successions = Successions(self.db, self.trust, clock, lambda: self.directory.hierarchy, events_=self.bus)
+        self.successions.load()
+        self.directory.successions = self.successions
         # what each peer may make us verify, over all its calls (envelopes, heartbeats, listings)
         self.signatures = SignatureBudget(s.limits, clock.now)
         if self.directory.previous is not None:
@@ -217,7 +223,11 @@ class Node:
             metrics=recorder, on_return=self.transport.expect, paused=lambda: self.crl.stale,
             prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of))
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
-                                 seal_key_of=self.directory.seal_key_of, events_=self.bus)
+                                 seal_key_of=self.directory.seal_key_of, events_=self.bus,
+                                 successor_of=self.directory.successor_of)
+        self.follows = MailFollows(self.db, self.maker, self.successions, self.dispatcher, clock,
+                                   successor_of=self.directory.successor_of, events_=self.bus)
+        self.successions.on_new.append(self._successions_taken)
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits,
                                    Origin(s.node.code, s.node.name, s.node.address or "", s.node.email or "",
@@ -283,7 +293,8 @@ class Node:
         stats_servicer = stats.StatsService(self.db, s.node.code, s.node.name, self.clock)
         stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, self.api_server)
         admin_pb2_grpc.add_AdminServicer_to_server(
-            AdminService(self.db, self.dispatcher, self.clock, lambda: running(self)), self.api_server)
+            AdminService(self.db, self.dispatcher, self.clock, lambda: running(self), successions=self.successions,
+                         issue=self._issue_succession), self.api_server)
         self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name,
                          stats.SERVICE_NAME, admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
@@ -509,7 +520,19 @@ class Node:
         self.directory.push_crl(crl.der)
         self.dispatcher.wake_all_due()
 
+    def _successions_taken(self, signed) -> None:
+        """A newer succession list is in use: pass it down, and send our mail for the codes it retires to their
+        successors."""
+        self.directory.push_successions([signed])
+        self.follows.reroute()
+
+    def _issue_succession(self, succession):
+        before = self.follows.rerouted
+        body = self.successions.issue(self.signer, succession)
+        return body, self.follows.rerouted - before
+
     def _sweep(self) -> None:
+        self.follows.due()  # a succession held came into effect since: our queued mail for it follows
         if not self.crl.stale:  # a stale CRL holds the queue: nothing is sent, nothing expired or dropped
             self.dispatcher.expire_due()
         self.dispatcher.wake_all_due()

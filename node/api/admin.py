@@ -18,8 +18,10 @@ from ..exchange.dispatcher import Dispatcher
 from ..pb import admin_pb2 as apb
 from ..pb import admin_pb2_grpc as agrpc
 from ..pb import envelope_pb2 as pb
+from ..pb import registry_pb2 as rpb
 from ..store import outbox, peers
 from ..store.database import Database
+from ..registry.successions import MAX_OLD_CODES, Successions
 from . import clients
 
 MAX_REASON = 500
@@ -65,11 +67,44 @@ def _queued(row: dict) -> apb.QueuedMessage:
         expires_ms=row["expires_ms"], not_before_ms=row["not_before_ms"], seq=row["seq"])
 
 
+def _succession_view(body: rpb.SuccessionList, s: rpb.Succession) -> apb.SuccessionView:
+    return apb.SuccessionView(issuer=body.issuer, number=body.number, old_codes=s.old_codes, successor=s.successor,
+                              effective_ms=s.effective_ms, reason=s.reason, issued_ms=body.issued_ms)
+
+
 class AdminService(agrpc.AdminServicer):
     def __init__(self, db: Database, dispatcher: Dispatcher, clock: Clock,
-                 running: Callable[[], apb.RunningResponse] = apb.RunningResponse) -> None:
+                 running: Callable[[], apb.RunningResponse] = apb.RunningResponse,
+                 successions: "Successions | None" = None,
+                 issue: Callable[[rpb.Succession], tuple[rpb.SuccessionList, int]] | None = None) -> None:
         self.db, self.dispatcher, self.clock = db, dispatcher, clock
         self.running = running  # what the node holds now (node/api/running.py)
+        self.successions = successions  # the lists held (node.registry.successions)
+        self.issue = issue  # sign a succession into our list, take it, push it: (the list, envelopes re-routed)
+
+    def IssueSuccession(self, request, context):
+        if self.issue is None:
+            raise Rejected(Reason.INVALID_REQUEST, "this node issues no successions")
+        if len(request.old_codes) > MAX_OLD_CODES:  # before anything is read
+            raise Rejected(Reason.SUCCESSION_TOO_LARGE, f"old codes: {len(request.old_codes)}, at most "
+                           f"{MAX_OLD_CODES}", field="old_codes", metadata={"limit": str(MAX_OLD_CODES)})
+        if request.effective_ms < 0:
+            raise Rejected(Reason.INVALID_REQUEST, "effective time before 1970", field="effective_ms")
+        succession = rpb.Succession(old_codes=request.old_codes, successor=request.successor,
+                                    effective_ms=request.effective_ms or self.clock.now_ms(),
+                                    reason=" ".join(request.reason.split()) if request.reason.isprintable()
+                                    else request.reason)
+        body, rerouted = self.issue(succession)
+        return apb.IssueSuccessionResponse(succession=_succession_view(body, succession), rerouted=rerouted)
+
+    def ListSuccessions(self, request, context):
+        out = apb.ListSuccessionsResponse()
+        if self.successions is None:
+            return out
+        for signed in self.successions.lists():
+            body = rpb.SuccessionList.FromString(signed.body)
+            out.successions.extend(_succession_view(body, s) for s in body.successions)
+        return out
 
     def Running(self, request, context):
         return self.running()

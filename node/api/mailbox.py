@@ -13,7 +13,7 @@ from ..documents.origin import Origin
 from ..envelope import Verified
 from ..errors import Reason, Rejected, blaming, naming
 from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, CRL, DELIVERED, EXPIRED, HEARTBEAT, NOT_REGISTERED_YET,
-                      REGISTERED, REJECTED, WATCHING, EventBus)
+                      READDRESSED, REGISTERED, REJECTED, SUCCESSION, WATCHING, EventBus)
 from ..exchange.outgoing import Outgoing
 from ..transport.grpc_peers import grpc_options
 from ..pb import envelope_pb2 as pb
@@ -200,8 +200,8 @@ class MailboxService(mgrpc.MailboxServicer):
 
     def Watch(self, request: mpb.WatchRequest, context):
         types = (({ARRIVED} if request.inbox else set())
-                 | ({DELIVERED, REJECTED, EXPIRED, NOT_REGISTERED_YET} if request.sent else set())
-                 | ({REGISTERED, HEARTBEAT, CHECKPOINT, CHECKPOINT_KEPT, CRL} if request.registry else set()))
+                 | ({DELIVERED, REJECTED, EXPIRED, NOT_REGISTERED_YET, READDRESSED} if request.sent else set())
+                 | ({REGISTERED, HEARTBEAT, CHECKPOINT, CHECKPOINT_KEPT, CRL, SUCCESSION} if request.registry else set()))
         if not types:
             raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix", field="inbox")
         if not self._watchers.acquire(blocking=False):
@@ -299,7 +299,9 @@ class MailboxService(mgrpc.MailboxServicer):
             raise Rejected(Reason.INVALID_REQUEST, "code is required", field="code")
         try:
             with blaming("code", Reason.UNKNOWN_RECIPIENT):
-                return replies.agency(self.directory.lookup(request.code))
+                entry = self.directory.lookup(request.code)
+                successor = self.directory.successor_of(request.code) if entry.HasField("succession") else ""
+                return replies.agency(entry, request.code, successor or "")
         except Rejected as r:
             if r.reason is not Reason.NOT_REGISTERED_YET:
                 raise

@@ -20,7 +20,8 @@ def sent_response(posted: Posted) -> mpb.SendResponse:
     def envelope(r: str, m: str) -> mpb.SentEnvelope:
         waits = posted.waits.get(m)
         return mpb.SentEnvelope(recipient=r, message_id=m, waits_at=waits.at if waits else "",
-                                waits_until_ms=waits.until_ms if waits else 0)
+                                waits_until_ms=waits.until_ms if waits else 0,
+                                successor_of=posted.successor_of.get(m, ""))
     return mpb.SendResponse(doc_id=posted.doc_id, envelopes=[envelope(r, m) for r, m in posted.envelopes])
 
 
@@ -45,10 +46,20 @@ def sent_entry(row: dict) -> mpb.SentEntry:
     return e
 
 
-def agency(entry: rpb.DirectoryEntry) -> mpb.Agency:
+def agency(entry: rpb.DirectoryEntry, code: str = "", successor: str = "") -> mpb.Agency:
+    """`code`: the code asked for (a retired agency's entry may carry no record of it); `successor`: who answers
+    for it now, its successions followed (default: the one its succession names)."""
     r = rpb.AgencyRecord.FromString(entry.record.record)
-    return mpb.Agency(code=r.code, name=r.name, level=r.level, parent=r.parent, endpoint=r.endpoint,
-                      reachable=entry.reachable, last_seen_ms=entry.last_seen_ms)
+    a = mpb.Agency(code=r.code or code, name=r.name, level=r.level, parent=r.parent, endpoint=r.endpoint,
+                   reachable=entry.reachable, last_seen_ms=entry.last_seen_ms)
+    if entry.HasField("succession"):
+        body = rpb.SuccessionList.FromString(entry.succession.body)
+        for s in body.successions:
+            if a.code in s.old_codes:
+                a.successor, a.retired_ms, a.retired_by, a.retired_reason = (
+                    successor or s.successor, s.effective_ms, body.issuer, s.reason)
+                break
+    return a
 
 
 def track_response(db: Database, doc: documents.SentDocument) -> mpb.TrackResponse:
@@ -61,7 +72,8 @@ def track_response(db: Database, doc: documents.SentDocument) -> mpb.TrackRespon
         t = resp.recipients.add(recipient=env.recipient, message_id=env.message_id, state=env.state,
                                 send_state=enums.send_state(env.state),
                                 delivered_ms=env.delivered_ms or 0, reason=env.reason or "",
-                                waits_at=env.waits_at or "", waits_until_ms=env.waits_until_ms or 0)
+                                waits_at=env.waits_at or "", waits_until_ms=env.waits_until_ms or 0,
+                                successor_of=env.successor_of or "")
         for s in statuses.returned_on(db, env.message_id):
             status = pb.Status.FromString(s.status)
             t.statuses.add(status_code=s.status_code, time_ms=s.issued_ms, staff_info=status.staff_info,

@@ -28,7 +28,7 @@ from ..errors import Reason, Rejected, naming, too_large
 from ..identity import sealing
 from ..limits import Limits, check_document, over
 from ..pb import envelope_pb2 as pb
-from ..store import documents, inbox, outbox
+from ..store import documents, inbox, outbox, successions
 from ..api import clients
 from ..store.database import Database, Transaction
 from .protocols import Waker
@@ -57,6 +57,7 @@ class Sealed:
     hop: str                       # next hop; "" when there is none
     refused: Rejected | None = None  # the tree says the recipient does not exist
     waits: outbox.Waits | None = None  # the tree says the recipient has not registered (yet): where it waits
+    successor_of: str = ""         # the code asked for, retired: the envelope is addressed to its successor
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Posted:
     envelopes: list[tuple[str, str]]            # (recipient, message id)
     hops: set[str] = field(default_factory=set)  # next hops woken once committed
     waits: dict[str, outbox.Waits] = field(default_factory=dict)  # message id -> where it waits for a registration
+    successor_of: dict[str, str] = field(default_factory=dict)  # message id -> the retired code asked for
 
 
 class EnvelopeMaker:
@@ -114,6 +116,19 @@ class EnvelopeMaker:
         own = self.seal_key
         return lambda header: sealing.seal(shared, header, seal_to, own)
 
+    def readdress(self, raw: bytes, recipient: str) -> bytes:
+        """An envelope of ours made again for another recipient (a retired agency's successor), with its first
+        message id, times and fields, in clear: kept here until the successor's seal key is had and sealed at
+        hand-over (late_seal), as any envelope of ours made while the tree could not be asked."""
+        env = pb.Envelope.FromString(raw)
+        header = pb.Header.FromString(env.header)
+        data = self.opener(env.payload, header) if header.seal != pb.PLAIN else env.payload
+        _, made = env_mod.seal(self.signer, recipient, pb.Payload.FromString(data), clock=self.clock,
+                               priority=header.priority, lifetime_s=self.lifetime_s,
+                               ref_message_id=header.ref_message_id, message_id=header.message_id,
+                               created_ms=header.created_ms, expires_ms=header.expires_ms)
+        return made
+
     def reseal(self, env: pb.Envelope, header: pb.Header, seal_to: bytes) -> bytes:
         """The envelope made again, sealed to `seal_to`, with its first message id, times and fields: one we
         made in clear because the recipient's key could not be looked up when it was sent (late_seal)."""
@@ -154,7 +169,7 @@ class EnvelopeMaker:
     def seal(self, payload: pb.Payload, recipient: str, hop: str, *, priority: int = 0,
              lifetime_s: float | None = None, ref_message_id: str = "", refused: Rejected | None = None,
              seal_to: bytes = b"", content: sealing.Content | None = None, clear_ok: bool = False,
-             waits: outbox.Waits | None = None) -> Sealed:
+             waits: outbox.Waits | None = None, successor_of: str = "") -> Sealed:
         """Sign (and, with a seal key for the recipient, seal) one envelope; see `sealer` for when in clear."""
         sealer = self.sealer(payload, recipient, seal_to, content, clear_ok=clear_ok or refused is not None)
         header, raw = env_mod.seal(self.signer, recipient, payload, clock=self.clock, priority=priority,
@@ -164,7 +179,7 @@ class EnvelopeMaker:
             raise too_large("envelope", len(raw), self.max_size)
         if waits is not None:  # it cannot wait there past its own lifetime
             waits = outbox.Waits(waits.at, min(waits.until_ms, header.expires_ms))
-        return Sealed(header, raw, hop, refused, waits)
+        return Sealed(header, raw, hop, refused, waits, successor_of)
 
     def next_hop(self, recipient: str) -> str:
         """Raises LookupError when the tree has no route."""
@@ -196,8 +211,11 @@ class Refuser(Protocol):
 class Outgoing:
     def __init__(self, db: Database, maker: EnvelopeMaker, queues: Waker, refuser: Refuser, *,
                  lookup: Callable[[str], object] | None = None,
-                 seal_key_of: Callable[[str], bytes] | None = None, events_: EventSink = NoEvents()) -> None:
+                 seal_key_of: Callable[[str], bytes] | None = None, events_: EventSink = NoEvents(),
+                 successor_of: Callable[[str], str | None] | None = None) -> None:
         self.db, self.maker, self.queues, self.refuser = db, maker, queues, refuser
+        # who answers now for a retired code (its successions followed, node.registry.directory), None if not retired
+        self.successor_of = successor_of
         self.events = events_  # a send whose recipient has not registered yet is told to watchers at once
         self.lookup = lookup  # raises Rejected(UNKNOWN_RECIPIENT) when nobody in the tree has the code
         self.seal_key_of = seal_key_of  # a recipient's published seal key, from its signed record (a lookup)
@@ -246,20 +264,43 @@ class Outgoing:
         self.maker.check(recipients, priority, lifetime_s)
         if payload.WhichOneof("body") == "document":
             check_document(payload.document, self.maker.limits)
+        addressed = self._follow(recipients)
         routes = []
         for i, r in enumerate(recipients):
+            if r not in addressed:
+                continue  # retired, and its successor is already a recipient of this send
             with naming(f"recipients[{i}]"):
-                routes.append((r, self._route(r, lookup=True, required=require_registered)))
+                routes.append((addressed[r], r, self._route(addressed[r], lookup=True, required=require_registered)))
         content = self.maker.content(payload)  # encrypted once; each envelope wraps its key for its recipient
         made = []
-        for r, (hop, refused, waits) in routes:
+        for r, asked, (hop, refused, waits) in routes:
             seal_to = self._seal_to(r) if refused is None else b""
             made.append(self.maker.seal(payload, r, hop, priority=priority, lifetime_s=lifetime_s, refused=refused,
                                         ref_message_id=ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping)
                                         else ref_message_id,
                                         seal_to=seal_to or b"", content=content, clear_ok=seal_to is None,
-                                        waits=waits))
+                                        waits=waits, successor_of="" if asked == r else asked))
         return made
+
+    def _follow(self, recipients: list[str]) -> dict[str, str]:
+        """code asked for -> code addressed: a retired agency's successor instead of it (one envelope per agency:
+        two retired codes merged into one, or a retired code and its successor, make one envelope)."""
+        out: dict[str, str] = {}
+        taken: set[str] = set()
+        for i, r in enumerate(recipients):
+            final = None
+            if self.successor_of is not None and r not in self.maker.router.peers:
+                with naming(f"recipients[{i}]"):
+                    final = self.successor_of(r)
+            if final == self.maker.code:
+                raise Rejected(Reason.INVALID_REQUEST, f"{r} is retired: this node's agency is its successor",
+                               field=f"recipients[{i}]")
+            addressed = final or r
+            if addressed in taken:
+                continue
+            taken.add(addressed)
+            out[r] = addressed
+        return out
 
     def _seal_to(self, recipient: str) -> bytes | None:
         """The recipient's seal key by its signed record (b"" if it publishes none); None when the lookup
@@ -293,6 +334,12 @@ class Outgoing:
             if s.refused is None:
                 self.maker.queue_in(tx, s, subject, doc_id=posted.doc_id)
                 posted.hops.add(s.hop)
+                if s.successor_of:
+                    successions.addressed_to_successor_in(tx, s.header.message_id, s.successor_of)
+                    posted.successor_of[s.header.message_id] = s.successor_of
+                    tx.on_commit(lambda h=s.header, asked=s.successor_of, hop=s.hop: self.events.emit(
+                        events.READDRESSED, message_id=h.message_id, recipient=h.recipient, successor_of=asked,
+                        peer=hop, kind=h.kind, time_ms=now))
                 if s.waits is not None:
                     posted.waits[s.header.message_id] = s.waits
                     self._tell_waiting(tx, s)

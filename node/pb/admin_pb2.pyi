@@ -6,6 +6,54 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class IssueSuccessionRequest(_message.Message):
+    __slots__ = ("old_codes", "successor", "effective_ms", "reason")
+    OLD_CODES_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSOR_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    old_codes: _containers.RepeatedScalarFieldContainer[str]
+    successor: str
+    effective_ms: int
+    reason: str
+    def __init__(self, old_codes: _Optional[_Iterable[str]] = ..., successor: _Optional[str] = ..., effective_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SuccessionView(_message.Message):
+    __slots__ = ("issuer", "number", "old_codes", "successor", "effective_ms", "reason", "issued_ms")
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    OLD_CODES_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSOR_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_MS_FIELD_NUMBER: _ClassVar[int]
+    issuer: str
+    number: int
+    old_codes: _containers.RepeatedScalarFieldContainer[str]
+    successor: str
+    effective_ms: int
+    reason: str
+    issued_ms: int
+    def __init__(self, issuer: _Optional[str] = ..., number: _Optional[int] = ..., old_codes: _Optional[_Iterable[str]] = ..., successor: _Optional[str] = ..., effective_ms: _Optional[int] = ..., reason: _Optional[str] = ..., issued_ms: _Optional[int] = ...) -> None: ...
+
+class IssueSuccessionResponse(_message.Message):
+    __slots__ = ("succession", "rerouted")
+    SUCCESSION_FIELD_NUMBER: _ClassVar[int]
+    REROUTED_FIELD_NUMBER: _ClassVar[int]
+    succession: SuccessionView
+    rerouted: int
+    def __init__(self, succession: _Optional[_Union[SuccessionView, _Mapping]] = ..., rerouted: _Optional[int] = ...) -> None: ...
+
+class ListSuccessionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSuccessionsResponse(_message.Message):
+    __slots__ = ("successions",)
+    SUCCESSIONS_FIELD_NUMBER: _ClassVar[int]
+    successions: _containers.RepeatedCompositeFieldContainer[SuccessionView]
+    def __init__(self, successions: _Optional[_Iterable[_Union[SuccessionView, _Mapping]]] = ...) -> None: ...
+
 class QueuesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

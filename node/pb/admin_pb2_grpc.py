@@ -84,6 +84,16 @@ class AdminStub:
                 request_serializer=node_dot_pb_dot_admin__pb2.MessageRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_admin__pb2.QueuedMessage.FromString,
                 _registered_method=True)
+        self.IssueSuccession = channel.unary_unary(
+                '/lienthong.v1.Admin/IssueSuccession',
+                request_serializer=node_dot_pb_dot_admin__pb2.IssueSuccessionRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.IssueSuccessionResponse.FromString,
+                _registered_method=True)
+        self.ListSuccessions = channel.unary_unary(
+                '/lienthong.v1.Admin/ListSuccessions',
+                request_serializer=node_dot_pb_dot_admin__pb2.ListSuccessionsRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.ListSuccessionsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -163,6 +173,23 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueSuccession(self, request, context):
+        """Issue a succession for agencies below this node (docs/restructuring.md): their parent, or the root for
+        provinces. Signed with this node's key into its succession list (the number one higher), taken here
+        (mail queued for the old codes re-routed) and pushed down the tree. SUCCESSION_NOT_COMPETENT for codes
+        not directly below this node, SUCCESSION_CYCLE, SUCCESSION_TOO_LARGE; INVALID_REQUEST naming the field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSuccessions(self, request, context):
+        """Every succession this node holds, from every issuer, ordered by issuer and old code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -215,6 +242,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RetryMessage,
                     request_deserializer=node_dot_pb_dot_admin__pb2.MessageRequest.FromString,
                     response_serializer=node_dot_pb_dot_admin__pb2.QueuedMessage.SerializeToString,
+            ),
+            'IssueSuccession': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueSuccession,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.IssueSuccessionRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.IssueSuccessionResponse.SerializeToString,
+            ),
+            'ListSuccessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSuccessions,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.ListSuccessionsRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.ListSuccessionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -487,6 +524,60 @@ class Admin:
             '/lienthong.v1.Admin/RetryMessage',
             node_dot_pb_dot_admin__pb2.MessageRequest.SerializeToString,
             node_dot_pb_dot_admin__pb2.QueuedMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueSuccession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/IssueSuccession',
+            node_dot_pb_dot_admin__pb2.IssueSuccessionRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.IssueSuccessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSuccessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/ListSuccessions',
+            node_dot_pb_dot_admin__pb2.ListSuccessionsRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.ListSuccessionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

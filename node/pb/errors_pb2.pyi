@@ -71,6 +71,11 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CASE_TWIN: _ClassVar[Reason]
     NOTICE_OFF_ROUTE: _ClassVar[Reason]
     TOO_MANY_CONNECTIONS: _ClassVar[Reason]
+    SUCCESSION_NOT_COMPETENT: _ClassVar[Reason]
+    SUCCESSION_TOO_LARGE: _ClassVar[Reason]
+    SUCCESSION_BAD_SIGNATURE: _ClassVar[Reason]
+    SUCCESSION_CYCLE: _ClassVar[Reason]
+    SUCCESSION_STALE: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -136,3 +141,8 @@ BAD_ENDPOINT: Reason
 CASE_TWIN: Reason
 NOTICE_OFF_ROUTE: Reason
 TOO_MANY_CONNECTIONS: Reason
+SUCCESSION_NOT_COMPETENT: Reason
+SUCCESSION_TOO_LARGE: Reason
+SUCCESSION_BAD_SIGNATURE: Reason
+SUCCESSION_CYCLE: Reason
+SUCCESSION_STALE: Reason

@@ -48,6 +48,8 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_CHECKPOINT_KEPT: _ClassVar[EventType]
     EVENT_TYPE_CRL: _ClassVar[EventType]
     EVENT_TYPE_NOT_REGISTERED_YET: _ClassVar[EventType]
+    EVENT_TYPE_SUCCESSION: _ClassVar[EventType]
+    EVENT_TYPE_READDRESSED: _ClassVar[EventType]
 DOC_STATE_UNSPECIFIED: DocState
 DOC_STATE_ACTIVE: DocState
 DOC_STATE_REVOKED: DocState
@@ -77,6 +79,8 @@ EVENT_TYPE_CHECKPOINT: EventType
 EVENT_TYPE_CHECKPOINT_KEPT: EventType
 EVENT_TYPE_CRL: EventType
 EVENT_TYPE_NOT_REGISTERED_YET: EventType
+EVENT_TYPE_SUCCESSION: EventType
+EVENT_TYPE_READDRESSED: EventType
 
 class SendRequest(_message.Message):
     __slots__ = ("document", "recipients", "priority", "lifetime_seconds", "client_key", "require_registered")
@@ -95,16 +99,18 @@ class SendRequest(_message.Message):
     def __init__(self, document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., recipients: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., lifetime_seconds: _Optional[int] = ..., client_key: _Optional[str] = ..., require_registered: _Optional[bool] = ...) -> None: ...
 
 class SentEnvelope(_message.Message):
-    __slots__ = ("recipient", "message_id", "waits_at", "waits_until_ms")
+    __slots__ = ("recipient", "message_id", "waits_at", "waits_until_ms", "successor_of")
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     WAITS_AT_FIELD_NUMBER: _ClassVar[int]
     WAITS_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSOR_OF_FIELD_NUMBER: _ClassVar[int]
     recipient: str
     message_id: str
     waits_at: str
     waits_until_ms: int
-    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ..., waits_at: _Optional[str] = ..., waits_until_ms: _Optional[int] = ...) -> None: ...
+    successor_of: str
+    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ..., waits_at: _Optional[str] = ..., waits_until_ms: _Optional[int] = ..., successor_of: _Optional[str] = ...) -> None: ...
 
 class SendResponse(_message.Message):
     __slots__ = ("envelopes", "doc_id")
@@ -301,7 +307,7 @@ class WatchRequest(_message.Message):
     def __init__(self, inbox: _Optional[bool] = ..., sent: _Optional[bool] = ..., registry: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code", "seq", "crl_number", "event_type", "waits_until_ms")
+    __slots__ = ("type", "message_id", "peer", "recipient", "kind", "time_ms", "reason", "time_us", "ref_message_id", "status_code", "seq", "crl_number", "event_type", "waits_until_ms", "succession_number", "successor_of")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
@@ -316,6 +322,8 @@ class Event(_message.Message):
     CRL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     WAITS_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSOR_OF_FIELD_NUMBER: _ClassVar[int]
     type: str
     message_id: str
     peer: str
@@ -330,7 +338,9 @@ class Event(_message.Message):
     crl_number: int
     event_type: EventType
     waits_until_ms: int
-    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., seq: _Optional[int] = ..., crl_number: _Optional[int] = ..., event_type: _Optional[_Union[EventType, str]] = ..., waits_until_ms: _Optional[int] = ...) -> None: ...
+    succession_number: int
+    successor_of: str
+    def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., peer: _Optional[str] = ..., recipient: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., time_us: _Optional[int] = ..., ref_message_id: _Optional[str] = ..., status_code: _Optional[str] = ..., seq: _Optional[int] = ..., crl_number: _Optional[int] = ..., event_type: _Optional[_Union[EventType, str]] = ..., waits_until_ms: _Optional[int] = ..., succession_number: _Optional[int] = ..., successor_of: _Optional[str] = ...) -> None: ...
 
 class DirectoryRequest(_message.Message):
     __slots__ = ("parent", "recursive", "level", "name_contains", "page_size", "page_token")
@@ -349,7 +359,7 @@ class DirectoryRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., recursive: _Optional[bool] = ..., level: _Optional[int] = ..., name_contains: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Agency(_message.Message):
-    __slots__ = ("code", "name", "level", "parent", "endpoint", "reachable", "last_seen_ms")
+    __slots__ = ("code", "name", "level", "parent", "endpoint", "reachable", "last_seen_ms", "successor", "retired_ms", "retired_by", "retired_reason")
     CODE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
@@ -357,6 +367,10 @@ class Agency(_message.Message):
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     REACHABLE_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_MS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSOR_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_MS_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_BY_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_REASON_FIELD_NUMBER: _ClassVar[int]
     code: str
     name: str
     level: int
@@ -364,7 +378,11 @@ class Agency(_message.Message):
     endpoint: str
     reachable: bool
     last_seen_ms: int
-    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., endpoint: _Optional[str] = ..., reachable: _Optional[bool] = ..., last_seen_ms: _Optional[int] = ...) -> None: ...
+    successor: str
+    retired_ms: int
+    retired_by: str
+    retired_reason: str
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., level: _Optional[int] = ..., parent: _Optional[str] = ..., endpoint: _Optional[str] = ..., reachable: _Optional[bool] = ..., last_seen_ms: _Optional[int] = ..., successor: _Optional[str] = ..., retired_ms: _Optional[int] = ..., retired_by: _Optional[str] = ..., retired_reason: _Optional[str] = ...) -> None: ...
 
 class DirectoryResponse(_message.Message):
     __slots__ = ("agencies", "has_more", "next_page_token")
@@ -439,7 +457,7 @@ class StatusView(_message.Message):
     def __init__(self, status_code: _Optional[str] = ..., time_ms: _Optional[int] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., message_id: _Optional[str] = ..., received_ms: _Optional[int] = ..., timestamp: _Optional[str] = ...) -> None: ...
 
 class RecipientTrack(_message.Message):
-    __slots__ = ("recipient", "message_id", "state", "delivered_ms", "arrived_ms", "path", "statuses", "reason", "latest_status", "send_state", "waits_at", "waits_until_ms")
+    __slots__ = ("recipient", "message_id", "state", "delivered_ms", "arrived_ms", "path", "statuses", "reason", "latest_status", "send_state", "waits_at", "waits_until_ms", "successor_of")
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -452,6 +470,7 @@ class RecipientTrack(_message.Message):
     SEND_STATE_FIELD_NUMBER: _ClassVar[int]
     WAITS_AT_FIELD_NUMBER: _ClassVar[int]
     WAITS_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSOR_OF_FIELD_NUMBER: _ClassVar[int]
     recipient: str
     message_id: str
     state: str
@@ -464,7 +483,8 @@ class RecipientTrack(_message.Message):
     send_state: SendState
     waits_at: str
     waits_until_ms: int
-    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ..., state: _Optional[str] = ..., delivered_ms: _Optional[int] = ..., arrived_ms: _Optional[int] = ..., path: _Optional[_Iterable[_Union[HopView, _Mapping]]] = ..., statuses: _Optional[_Iterable[_Union[StatusView, _Mapping]]] = ..., reason: _Optional[str] = ..., latest_status: _Optional[str] = ..., send_state: _Optional[_Union[SendState, str]] = ..., waits_at: _Optional[str] = ..., waits_until_ms: _Optional[int] = ...) -> None: ...
+    successor_of: str
+    def __init__(self, recipient: _Optional[str] = ..., message_id: _Optional[str] = ..., state: _Optional[str] = ..., delivered_ms: _Optional[int] = ..., arrived_ms: _Optional[int] = ..., path: _Optional[_Iterable[_Union[HopView, _Mapping]]] = ..., statuses: _Optional[_Iterable[_Union[StatusView, _Mapping]]] = ..., reason: _Optional[str] = ..., latest_status: _Optional[str] = ..., send_state: _Optional[_Union[SendState, str]] = ..., waits_at: _Optional[str] = ..., waits_until_ms: _Optional[int] = ..., successor_of: _Optional[str] = ...) -> None: ...
 
 class TrackRequest(_message.Message):
     __slots__ = ("doc_id",)

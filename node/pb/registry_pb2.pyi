@@ -38,15 +38,17 @@ class SignedRecord(_message.Message):
     def __init__(self, record: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., renewal_signature: _Optional[bytes] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("heartbeat_ms", "crl_der")
+    __slots__ = ("heartbeat_ms", "crl_der", "successions")
     HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
     CRL_DER_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSIONS_FIELD_NUMBER: _ClassVar[int]
     heartbeat_ms: int
     crl_der: bytes
-    def __init__(self, heartbeat_ms: _Optional[int] = ..., crl_der: _Optional[bytes] = ...) -> None: ...
+    successions: _containers.RepeatedCompositeFieldContainer[SignedSuccessionList]
+    def __init__(self, heartbeat_ms: _Optional[int] = ..., crl_der: _Optional[bytes] = ..., successions: _Optional[_Iterable[_Union[SignedSuccessionList, _Mapping]]] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("code", "time_ms", "odd_codes", "subtree_stats", "signed_stats", "crl_number")
+    __slots__ = ("code", "time_ms", "odd_codes", "subtree_stats", "signed_stats", "crl_number", "succession_numbers")
     class OddCodesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -54,25 +56,89 @@ class HeartbeatRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SuccessionNumbersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     CODE_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     ODD_CODES_FIELD_NUMBER: _ClassVar[int]
     SUBTREE_STATS_FIELD_NUMBER: _ClassVar[int]
     SIGNED_STATS_FIELD_NUMBER: _ClassVar[int]
     CRL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSION_NUMBERS_FIELD_NUMBER: _ClassVar[int]
     code: str
     time_ms: int
     odd_codes: _containers.ScalarMap[str, str]
     subtree_stats: _containers.RepeatedCompositeFieldContainer[_stats_pb2.AgencyStats]
     signed_stats: _containers.RepeatedCompositeFieldContainer[_stats_pb2.SignedStats]
     crl_number: int
-    def __init__(self, code: _Optional[str] = ..., time_ms: _Optional[int] = ..., odd_codes: _Optional[_Mapping[str, str]] = ..., subtree_stats: _Optional[_Iterable[_Union[_stats_pb2.AgencyStats, _Mapping]]] = ..., signed_stats: _Optional[_Iterable[_Union[_stats_pb2.SignedStats, _Mapping]]] = ..., crl_number: _Optional[int] = ...) -> None: ...
+    succession_numbers: _containers.ScalarMap[str, int]
+    def __init__(self, code: _Optional[str] = ..., time_ms: _Optional[int] = ..., odd_codes: _Optional[_Mapping[str, str]] = ..., subtree_stats: _Optional[_Iterable[_Union[_stats_pb2.AgencyStats, _Mapping]]] = ..., signed_stats: _Optional[_Iterable[_Union[_stats_pb2.SignedStats, _Mapping]]] = ..., crl_number: _Optional[int] = ..., succession_numbers: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("crl_der",)
+    __slots__ = ("crl_der", "successions")
     CRL_DER_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSIONS_FIELD_NUMBER: _ClassVar[int]
     crl_der: bytes
-    def __init__(self, crl_der: _Optional[bytes] = ...) -> None: ...
+    successions: _containers.RepeatedCompositeFieldContainer[SignedSuccessionList]
+    def __init__(self, crl_der: _Optional[bytes] = ..., successions: _Optional[_Iterable[_Union[SignedSuccessionList, _Mapping]]] = ...) -> None: ...
+
+class Succession(_message.Message):
+    __slots__ = ("old_codes", "successor", "effective_ms", "reason")
+    OLD_CODES_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSOR_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    old_codes: _containers.RepeatedScalarFieldContainer[str]
+    successor: str
+    effective_ms: int
+    reason: str
+    def __init__(self, old_codes: _Optional[_Iterable[str]] = ..., successor: _Optional[str] = ..., effective_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SuccessionList(_message.Message):
+    __slots__ = ("issuer", "number", "issued_ms", "successions")
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_MS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSIONS_FIELD_NUMBER: _ClassVar[int]
+    issuer: str
+    number: int
+    issued_ms: int
+    successions: _containers.RepeatedCompositeFieldContainer[Succession]
+    def __init__(self, issuer: _Optional[str] = ..., number: _Optional[int] = ..., issued_ms: _Optional[int] = ..., successions: _Optional[_Iterable[_Union[Succession, _Mapping]]] = ...) -> None: ...
+
+class SignedSuccessionList(_message.Message):
+    __slots__ = ("body", "signature", "cert_der")
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CERT_DER_FIELD_NUMBER: _ClassVar[int]
+    body: bytes
+    signature: bytes
+    cert_der: bytes
+    def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., cert_der: _Optional[bytes] = ...) -> None: ...
+
+class SuccessionPush(_message.Message):
+    __slots__ = ("lists",)
+    LISTS_FIELD_NUMBER: _ClassVar[int]
+    lists: _containers.RepeatedCompositeFieldContainer[SignedSuccessionList]
+    def __init__(self, lists: _Optional[_Iterable[_Union[SignedSuccessionList, _Mapping]]] = ...) -> None: ...
+
+class SuccessionPushResponse(_message.Message):
+    __slots__ = ("numbers",)
+    class NumbersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    numbers: _containers.ScalarMap[str, int]
+    def __init__(self, numbers: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class CrlPush(_message.Message):
     __slots__ = ("crl_der",)
@@ -87,14 +153,16 @@ class CrlPushResponse(_message.Message):
     def __init__(self, crl_number: _Optional[int] = ...) -> None: ...
 
 class DirectoryEntry(_message.Message):
-    __slots__ = ("record", "reachable", "last_seen_ms")
+    __slots__ = ("record", "reachable", "last_seen_ms", "succession")
     RECORD_FIELD_NUMBER: _ClassVar[int]
     REACHABLE_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_MS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSION_FIELD_NUMBER: _ClassVar[int]
     record: SignedRecord
     reachable: bool
     last_seen_ms: int
-    def __init__(self, record: _Optional[_Union[SignedRecord, _Mapping]] = ..., reachable: _Optional[bool] = ..., last_seen_ms: _Optional[int] = ...) -> None: ...
+    succession: SignedSuccessionList
+    def __init__(self, record: _Optional[_Union[SignedRecord, _Mapping]] = ..., reachable: _Optional[bool] = ..., last_seen_ms: _Optional[int] = ..., succession: _Optional[_Union[SignedSuccessionList, _Mapping]] = ...) -> None: ...
 
 class LookupRequest(_message.Message):
     __slots__ = ("code", "from_below")

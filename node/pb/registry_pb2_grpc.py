@@ -69,6 +69,11 @@ class RegistryStub:
                 request_serializer=node_dot_pb_dot_registry__pb2.CrlPush.SerializeToString,
                 response_deserializer=node_dot_pb_dot_registry__pb2.CrlPushResponse.FromString,
                 _registered_method=True)
+        self.PushSuccessions = channel.unary_unary(
+                '/lienthong.v1.Registry/PushSuccessions',
+                request_serializer=node_dot_pb_dot_registry__pb2.SuccessionPush.SerializeToString,
+                response_deserializer=node_dot_pb_dot_registry__pb2.SuccessionPushResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -128,6 +133,16 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PushSuccessions(self, request, context):
+        """A parent passes succession lists down (docs/restructuring.md): each signed by the authority that issued it
+        (the parent of the codes it retires; the root for provinces), so any node may relay them. The child checks
+        each (signature, competence, bounds, no cycle, newer than the one it holds from that issuer), keeps it and
+        passes it to its own children. Only the caller's parent may push.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +180,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.PushCrl,
                     request_deserializer=node_dot_pb_dot_registry__pb2.CrlPush.FromString,
                     response_serializer=node_dot_pb_dot_registry__pb2.CrlPushResponse.SerializeToString,
+            ),
+            'PushSuccessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushSuccessions,
+                    request_deserializer=node_dot_pb_dot_registry__pb2.SuccessionPush.FromString,
+                    response_serializer=node_dot_pb_dot_registry__pb2.SuccessionPushResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +376,33 @@ class Registry:
             '/lienthong.v1.Registry/PushCrl',
             node_dot_pb_dot_registry__pb2.CrlPush.SerializeToString,
             node_dot_pb_dot_registry__pb2.CrlPushResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushSuccessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Registry/PushSuccessions',
+            node_dot_pb_dot_registry__pb2.SuccessionPush.SerializeToString,
+            node_dot_pb_dot_registry__pb2.SuccessionPushResponse.FromString,
             options,
             channel_credentials,
             insecure,

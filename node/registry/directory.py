@@ -27,7 +27,7 @@ from ..store import registry as store
 from ..store.database import Database
 from ..transport.interface import CALL_TIMEOUT_S, Peer, PeerTransport, TransportError
 from ..events import EventSink, NoEvents
-from . import records
+from . import records, successions as succ
 from .pins import Pins
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,9 @@ class Directory:
                  cache_ttl_s: float, events_: EventSink = NoEvents(), previous: Signer | None = None,
                  on_alive: Callable[[str, str], None] = lambda code, how: None, seal_key: bytes = b"",
                  peer_addresses: dict[str, str] | None = None, crl: CrlHolder | None = None,
-                 limits: Limits = Limits()) -> None:
+                 limits: Limits = Limits(), successions: "succ.Successions | None" = None) -> None:
         self.limits = limits
+        self.successions = successions  # the succession lists we hold: passed down, caught up, shown by lookups
         self.park_for_s = limits.park_for  # how long mail for a child not registered waits here
         # questions passed down to each child and not answered yet: a child that answers slowly (or an insider
         # that never does) holds at most this many of our threads, whoever asks (CHILD_BUSY past it)
@@ -173,6 +174,111 @@ class Directory:
         self.crl.offer(der, self.parent or "parent")
         return self.crl.number
 
+    # ---- successions (node.registry.successions): travel as the CRL does -------------------
+
+    def succession_lists(self, numbers: dict[str, int] | None = None) -> list[rpb.SignedSuccessionList]:
+        """Every list we hold (a registration's answer), or those newer than a child's `numbers` (a heartbeat's)."""
+        if self.successions is None:
+            return []
+        return self.successions.lists() if numbers is None else self.successions.newer_than(numbers)
+
+    def take_pushed_successions(self, lists, peer: str | None) -> dict[str, int]:
+        """Lists our parent pushed: each checked and taken on its own; the first refusal is the answer."""
+        if self.successions is None:
+            raise Rejected(Reason.INVALID_REQUEST, "this node keeps no successions")
+        if peer is not None and (peer != self.parent or not self.parent_address):
+            raise Rejected(Reason.SUCCESSION_NOT_COMPETENT,
+                           f"{peer} is not the parent of {self.code}: only it passes successions down")
+        succ.check_count(lists)
+        refused = self.successions.offer_all(lists, self.parent or "parent")
+        if refused:
+            raise refused[0]
+        return self.successions.numbers()
+
+    def _successions_caught_up(self, lists) -> None:
+        if not lists or self.successions is None:
+            return
+        try:
+            succ.check_count(lists)
+            refused = self.successions.offer_all(lists, self.parent or "parent")
+        except Rejected as r:
+            refused = [r]
+        for r in refused:
+            log.warning("succession list from parent %s refused: %s", self.parent, r.public_text,
+                        extra=logs.fields(agency=self.parent, reason=r.reason))
+
+    def push_successions(self, lists: list[rpb.SignedSuccessionList]) -> None:
+        """Pass lists we just took to every registered child, in the background; a child that misses them
+        gets them with its next heartbeat's answer."""
+        children = store.children(self.db)
+        if not children or not lists:
+            return
+
+        def push() -> None:
+            answers = self.transport.push_successions([Peer(c.code, c.endpoint) for c in children], lists,
+                                                      CALL_TIMEOUT_S)
+            for code, answer in answers.items():
+                if isinstance(answer, TransportError):
+                    refused = answer.refused
+                    log.info("successions not pushed to %s (%s): it catches up with its next heartbeat",
+                             code, refused.public_text if refused is not None else answer.what)
+        threading.Thread(target=push, name="succession-push", daemon=True).start()
+
+    def retired_entry(self, code: str) -> rpb.DirectoryEntry | None:
+        """A lookup's answer for a code we hold as retired: the list retiring it, and its record if registered."""
+        if self.successions is None:
+            return None
+        r = self.successions.retired(code)
+        if r is None:
+            return None
+        child = store.get(self.db, code)
+        entry = self.entry_of(child) if child is not None else rpb.DirectoryEntry()
+        entry.succession.CopyFrom(self.successions.list_of(r.issuer))
+        return entry
+
+    def _checked_retirement(self, code: str, entry: rpb.DirectoryEntry) -> bool:
+        """Whether a peer's answer says `code` is retired, by a list we could check (Rejected if it is bad)."""
+        if not entry.HasField("succession"):
+            return False
+        body = succ.verify(entry.succession, self.trust, self.hierarchy)
+        now = self.clock.now_ms()
+        if not any(code in s.old_codes and s.effective_ms <= now for s in body.successions):
+            raise Rejected(Reason.SUCCESSION_NOT_COMPETENT, f"the succession list answered for {code} does not "
+                           "retire it")
+        return True
+
+    def successor_of(self, code: str) -> str | None:
+        """Who answers now for `code` if it is retired (its successions followed), else None. A lookup that
+        cannot finish says nothing here: routing then decides as for any code."""
+        try:
+            chain = self.successor_chain(code)
+        except Rejected as r:
+            if r.reason in (Reason.SUCCESSION_CYCLE, Reason.SUCCESSION_NOT_COMPETENT, Reason.SUCCESSION_BAD_SIGNATURE,
+                            Reason.SUCCESSION_TOO_LARGE):
+                raise
+            return None
+        return chain[-1][1].successor if chain else None
+
+    def successor_chain(self, code: str) -> list[tuple[str, rpb.Succession, str]]:
+        """The successions from `code` to the agency that answers for it now: (retired code, succession,
+        issuer) each, at most MAX_CHAIN; empty when `code` is not retired. Each step is a lookup."""
+        chain, seen = [], {code}
+        for _ in range(succ.MAX_CHAIN):
+            entry = self.lookup(code)
+            if not entry.HasField("succession"):
+                break
+            body = rpb.SuccessionList.FromString(entry.succession.body)
+            s = next(s for s in body.successions if code in s.old_codes)
+            chain.append((code, s, body.issuer))
+            code = s.successor
+            if code in seen:
+                raise Rejected(Reason.SUCCESSION_CYCLE, f"the successions from {chain[0][0]} lead back to {code}")
+            seen.add(code)
+        return chain
+
+    def _succession_numbers(self) -> dict[str, int]:
+        return self.successions.numbers() if self.successions is not None else {}
+
     def _caught_up(self, der: bytes) -> None:
         """The parent's CRL, from its answer to a registration or a heartbeat."""
         if not der or self.crl is None:
@@ -273,10 +379,14 @@ class Directory:
         return out
 
     def entry_of(self, child: store.Child) -> rpb.DirectoryEntry:
-        return rpb.DirectoryEntry(
+        entry = rpb.DirectoryEntry(
             record=rpb.SignedRecord(record=child.record, signature=child.signature),
             reachable=self.clock.now_ms() - child.last_seen_ms <= self.stale_after_ms,
             last_seen_ms=child.last_seen_ms)
+        retired = self.successions.retired(child.code) if self.successions is not None else None
+        if retired is not None:  # still registered, but retired: listings and lookups say who answers for it
+            entry.succession.CopyFrom(self.successions.list_of(retired.issuer))
+        return entry
 
     def is_child(self, code: str) -> bool:
         return code in self._endpoints
@@ -297,6 +407,9 @@ class Directory:
         fields.check_code(code)  # a twin of a QCVN code is nobody's: not asked for anywhere
         if code == self.code:
             return self.own_entry()
+        retired = self.retired_entry(code)
+        if retired is not None:
+            return retired
         child = store.get(self.db, code)
         if child is not None:
             return self.entry_of(child)
@@ -313,9 +426,10 @@ class Directory:
         try:
             entry = self._ask(code, from_below, lambda peer, up: self.transport.lookup(
                 peer, rpb.LookupRequest(code=code, from_below=up))).entry
-            record = records.verify(entry.record, self.trust)
-            if record.code != code:
-                raise Rejected(Reason.BAD_SIGNATURE, f"lookup for {code} answered with {record.code}")
+            if not self._checked_retirement(code, entry) or entry.HasField("record"):
+                record = records.verify(entry.record, self.trust)
+                if record.code != code:
+                    raise Rejected(Reason.BAD_SIGNATURE, f"lookup for {code} answered with {record.code}")
         except Rejected as r:
             if r.reason is Reason.CHILD_BUSY and cached:
                 return cached[0]  # the agency's own signed record, past its cache time: better than waiting
@@ -339,6 +453,11 @@ class Directory:
             if address is None:
                 raise
             entry = self._own_record_of_peer(code, address)
+        if not entry.HasField("record") and entry.HasField("succession"):
+            # retired, and its node no longer answers: no key to seal to; kept here until re-addressed to its
+            # successor (node.exchange.follow), never sent in clear
+            raise Rejected(Reason.NOT_REGISTERED_YET, f"{code} is retired and no longer registered",
+                           metadata={"waits_at": self.code})
         return rpb.AgencyRecord.FromString(entry.record.record).seal_key
 
     def _own_record_of_peer(self, code: str, address: str) -> rpb.DirectoryEntry:
@@ -508,17 +627,19 @@ class Directory:
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
                 self.on_alive(self.parent, "accepted our registration")
                 self._caught_up(resp.crl_der)
+                self._successions_caught_up(resp.successions)
             elif now - self._last_beat_ms >= self.heartbeat_ms:
                 odd = self.odd_codes_below()
                 counters = stats.heartbeat_payload(self.db, self.signer, self.name, self.clock)
                 held = self.crl.number if self.crl is not None else 0
                 resp = self._call(self.parent, self.parent_address, lambda peer: self.transport.heartbeat(
                     peer, rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, signed_stats=counters,
-                                               crl_number=held)))
+                                               crl_number=held, succession_numbers=self._succession_numbers())))
                 self._last_beat_ms = now
                 self.parent_ok_ms, self.parent_error = now, ""
                 self.on_alive(self.parent, "took our heartbeat")
                 self._caught_up(resp.crl_der)
+                self._successions_caught_up(resp.successions)
         except Rejected as r:
             # said once per change, not once per tick: a parent down for a day is one line, not 86,400
             repeated = r.public_text == self.parent_error

@@ -20,6 +20,7 @@ from ..clock import SYSTEM, Clock
 from ..limits import Limits, RateLimiter, SignatureBudget, over
 from ..pb import registry_pb2 as rpb
 from ..pb import registry_pb2_grpc as rgrpc
+from . import successions as succ
 from .directory import Directory
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class RegistryService(rgrpc.RegistryServicer):
         self.lookups = RateLimiter(limits.lookups_per_second, limits.lookup_burst, clock.now)  # per asking peer
         # per peer and kind: a registration, a heartbeat or a checkpoint each costs a signature check and a write
         self.updates = {kind: RateLimiter(limits.registry_updates_per_second, limits.registry_update_burst, clock.now)
-                        for kind in ("registrations", "heartbeats", "checkpoints")}
+                        for kind in ("registrations", "heartbeats", "checkpoints", "successions")}
         self.signatures = signatures or SignatureBudget(limits, clock.now)
 
     def _caller(self, context: grpc.ServicerContext, kind: str) -> str | None:
@@ -47,7 +48,8 @@ class RegistryService(rgrpc.RegistryServicer):
 
     def Register(self, request: rpb.SignedRecord, context: grpc.ServicerContext) -> rpb.RegisterResponse:
         heartbeat_ms = self.directory.register(request, self._caller(context, "registrations"))
-        return rpb.RegisterResponse(heartbeat_ms=heartbeat_ms, crl_der=self.directory.crl_der())
+        return rpb.RegisterResponse(heartbeat_ms=heartbeat_ms, crl_der=self.directory.crl_der(),
+                                    successions=self.directory.succession_lists())
 
     def Heartbeat(self, request: rpb.HeartbeatRequest, context: grpc.ServicerContext) -> rpb.HeartbeatResponse:
         peer = self._caller(context, "heartbeats")
@@ -58,10 +60,18 @@ class RegistryService(rgrpc.RegistryServicer):
         claims = len(request.odd_codes)
         if claims > self.limits.odd_codes_per_heartbeat:  # refused unread: each claim is checked, stored, re-routed
             raise over("odd codes claimed in one heartbeat", claims, self.limits.odd_codes_per_heartbeat, "odd_codes")
+        succ.check_count(request.succession_numbers, "succession issuers in one heartbeat")  # refused unread
         self.signatures.charge(peer, rows, "heartbeat counters")
         crl = self.directory.heartbeat(request.code, peer, dict(request.odd_codes),
                                        request.signed_stats, request.crl_number)
-        return rpb.HeartbeatResponse(crl_der=crl)
+        return rpb.HeartbeatResponse(crl_der=crl, successions=self.directory.succession_lists(
+            dict(request.succession_numbers)))
+
+    def PushSuccessions(self, request: rpb.SuccessionPush, context: grpc.ServicerContext) -> rpb.SuccessionPushResponse:
+        succ.check_count(request.lists)  # refused unread: each list costs a signature check
+        peer = self._caller(context, "successions")
+        self.signatures.charge(peer, len(request.lists), "succession lists")
+        return rpb.SuccessionPushResponse(numbers=self.directory.take_pushed_successions(list(request.lists), peer))
 
     def PushCrl(self, request: rpb.CrlPush, context: grpc.ServicerContext) -> rpb.CrlPushResponse:
         return rpb.CrlPushResponse(crl_number=self.directory.take_pushed_crl(request.crl_der,

@@ -256,13 +256,14 @@ class DocEnvelope:
     reason: str | None
     waits_at: str | None = None
     waits_until_ms: int | None = None
+    successor_of: str | None = None  # the retired code it was first addressed to (node.exchange.follow)
 
 
 def of_doc(db: Database, doc_id: str) -> list[DocEnvelope]:
     """The envelopes of one of our sends, in the order they were queued."""
     return [DocEnvelope(**r) for r in db.query(
-        f"SELECT message_id, recipient, {SEND_STATE_SQL} AS state, delivered_ms, reason, waits_at, waits_until_ms"
-        " FROM outbox WHERE doc_id = ? AND origin = 'local' ORDER BY seq", (doc_id,))]
+        f"SELECT message_id, recipient, {SEND_STATE_SQL} AS state, delivered_ms, reason, waits_at, waits_until_ms,"
+        " successor_of FROM outbox WHERE doc_id = ? AND origin = 'local' ORDER BY seq", (doc_id,))]
 
 
 def envelope(db: Database, message_id: str) -> bytes | None:

@@ -385,3 +385,19 @@ def m0020_client_keys_per_client(db) -> None:
         "CREATE INDEX client_keys_expires ON client_keys(expires_ms)",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0035_successions")
+def m0035_successions(db) -> None:
+    # the succession lists this node holds, one per issuer (the newest: node.registry.successions), kept so a
+    # restart neither forgets a retired code nor takes an older list back; and, on an envelope of ours
+    # re-addressed to a retired agency's successor, the code it was first addressed to (Track shows it)
+    for sql in (
+        """CREATE TABLE succession_lists (
+            issuer TEXT PRIMARY KEY,
+            number INTEGER NOT NULL,
+            signed BLOB NOT NULL,
+            taken_ms INTEGER NOT NULL)""",
+        "ALTER TABLE outbox ADD COLUMN successor_of TEXT",
+    ):
+        db.execute(sql)

@@ -80,6 +80,7 @@ CHILDREN = _method(rpb, "Registry", "Children", rpb.ChildrenResponse)
 CHECKPOINT = _method(rpb, "Registry", "Checkpoint", rpb.CheckpointResponse)
 LATEST_CHECKPOINT = _method(rpb, "Registry", "LatestCheckpoint", rpb.CheckpointResponse)
 PUSH_CRL = _method(rpb, "Registry", "PushCrl", rpb.CrlPushResponse)
+PUSH_SUCCESSIONS = _method(rpb, "Registry", "PushSuccessions", rpb.SuccessionPushResponse)
 HEALTH_CHECK = _method(health_pb2, "Health", "Check", health_pb2.HealthCheckResponse)
 
 
@@ -140,6 +141,10 @@ class PeerTransport(abc.ABC):
     def push_crl(self, peers: Sequence[Peer], der: bytes,
                  timeout: float = CALL_TIMEOUT_S) -> dict[str, rpb.CrlPushResponse | TransportError]:
         return self.call_each(peers, PUSH_CRL, rpb.CrlPush(crl_der=der), timeout)
+
+    def push_successions(self, peers: Sequence[Peer], lists: list[rpb.SignedSuccessionList],
+                         timeout: float = CALL_TIMEOUT_S) -> dict[str, rpb.SuccessionPushResponse | TransportError]:
+        return self.call_each(peers, PUSH_SUCCESSIONS, rpb.SuccessionPush(lists=lists), timeout)
 
     def probe(self, peers: Sequence[Peer], timeout: float) -> dict[str, bool | TransportError]:
         """Ask each peer's health (the agency we mean, over the peer surface): code -> SERVING or not."""

@@ -1,0 +1,114 @@
+"""Mail that follows a succession: our own envelopes queued for a retired code go to its successor.
+
+When this node takes a succession list (or one it holds comes into effect), every envelope of ours
+still waiting here for a code it retires (queued for a hop, parked, kept home for a seal key) is
+made again for the agency that answers for that code now, with its first message id, and
+re-addressed, all in one transaction (counted, audited, each row only if still pending then): the
+successor gets it once, its dedup by message id still holds, and Track shows the code it was first
+addressed to. It is made in clear and kept here until the successor's seal key is had
+(node.exchange.late_seal seals it at hand-over), as any envelope of ours made while the tree could
+not be asked. Relayed envelopes are not ours to make again (their sender signed the recipient; see
+docs/restructuring.md for what happens to those).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from .. import events
+from ..clock import Clock
+from ..events import EventSink, NoEvents
+from ..errors import Rejected
+from ..registry.successions import Successions
+from ..store import successions as store
+from ..store.database import Database
+from .outgoing import EnvelopeMaker
+from .protocols import Waker
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000  # envelopes re-addressed per transaction; a longer queue takes several
+ASK_EVERY_MS = 30_000  # how often the tree is asked about the recipients our mail waits for
+ASK_AT_ONCE = 50       # recipients asked about each time (lookups: cached, each bounded by the registry's limits)
+
+
+class MailFollows:
+    def __init__(self, db: Database, maker: EnvelopeMaker, held: Successions, queues: Waker, clock: Clock,
+                 successor_of: Callable[[str], str | None] | None = None, events_: EventSink = NoEvents()) -> None:
+        self.events = events_
+        self.db, self.maker, self.held, self.queues, self.clock = db, maker, held, queues, clock
+        # asked through the tree (lookups): for codes retired by a list this node does not hold (another branch)
+        self.successor_of = successor_of
+        self._asked_ms = 0
+        self._lock = threading.Lock()  # one re-routing at a time (a list taken while the sweep runs one)
+        self._applied: tuple[str, ...] = ()  # the retired codes in effect at the last run
+        self.rerouted = 0  # since start, for the log and the Admin answer
+
+    def due(self) -> int:
+        """The scheduler's sweep: re-route if the codes in effect here changed since the last run (a list taken,
+        an effective time passed), and, at most every ASK_EVERY_MS, ask the tree about the recipients our mail
+        waits for (kept home for a registration: retired in another branch, whose list this node does not hold)."""
+        n = 0
+        if tuple(self.held.effective_codes()) != self._applied:
+            n += self.reroute()
+        now = self.clock.now_ms()
+        if self.successor_of is not None and now - self._asked_ms >= ASK_EVERY_MS:
+            self._asked_ms = now
+            found = {}
+            for code in store.own_waiting_recipients(self.db, ASK_AT_ONCE):
+                try:
+                    successor = self.successor_of(code)
+                except Rejected as r:
+                    log.info("whether %s is retired cannot be told now: %s", code, r.public_text)
+                    continue
+                if successor:
+                    found[code] = successor
+            if found:
+                n += self._reroute(list(found), found.get)
+        return n
+
+    def reroute(self) -> int:
+        """Re-address our queued envelopes for the codes retired by the lists held; how many moved."""
+        codes = self.held.effective_codes()
+        n = self._reroute(codes, self.held.successor)
+        self._applied = tuple(codes)
+        return n
+
+    def _reroute(self, codes: list[str], successor_of: Callable[[str], str | None]) -> int:
+        with self._lock:
+            moved_total = 0
+            done: set[str] = set()
+            while True:
+                queued = [q for q in store.own_queued_for(self.db, codes, BATCH) if q.message_id not in done]
+                if not queued:
+                    break
+                moved, hops = [], set()
+                for q in queued:
+                    done.add(q.message_id)
+                    successor = successor_of(q.recipient)
+                    if not successor or successor == self.maker.code:
+                        continue  # mail of ours for our own predecessor: not re-addressed to ourselves
+                    try:
+                        hop = self.maker.next_hop(successor)
+                        raw = self.maker.readdress(q.envelope, successor)
+                    except (LookupError, Rejected) as e:
+                        log.warning("%s for %s not re-addressed to %s: %s", q.message_id, q.recipient, successor, e)
+                        continue
+                    moved.append(store.Readdressed(q.message_id, q.recipient, successor, hop, raw))
+                    hops.add(hop)
+                if moved:
+                    with self.db.transaction() as tx:
+                        n = store.readdress_in(tx, moved, self.clock.now_ms())
+                        for hop in hops:
+                            tx.on_commit(lambda hop=hop: self.queues.wake(hop))
+                        now = self.clock.now_ms()
+                        for m in moved:  # told once committed: the sender's notice, naming the successor
+                            tx.on_commit(lambda m=m: self.events.emit(
+                                events.READDRESSED, message_id=m.message_id, recipient=m.successor,
+                                successor_of=m.asked, peer=m.next_hop, time_ms=now))
+                    moved_total += n
+            if moved_total:
+                self.rerouted += moved_total
+                log.info("%d queued envelope(s) re-addressed to the successors of retired codes", moved_total)
+            return moved_total

@@ -1,0 +1,80 @@
+"""Succession lists held (one per issuer) and the re-addressing of our own mail to a successor."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import audit
+from .database import Database
+
+
+def lists(db: Database) -> list[tuple[str, int, bytes]]:
+    """(issuer, number, signed list bytes) of every list held."""
+    return [(r["issuer"], r["number"], r["signed"])
+            for r in db.query("SELECT issuer, number, signed FROM succession_lists ORDER BY issuer")]
+
+
+def put(db: Database, issuer: str, number: int, signed: bytes, now_ms: int) -> None:
+    """Durable: a restart must never go back to an older list (a retired code would take mail again)."""
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO succession_lists (issuer, number, signed, taken_ms) VALUES (?,?,?,?)"
+                     " ON CONFLICT(issuer) DO UPDATE SET number = excluded.number, signed = excluded.signed,"
+                     " taken_ms = excluded.taken_ms", (issuer, number, signed, now_ms))
+
+
+@dataclass(frozen=True)
+class Queued:
+    """An envelope of ours still waiting here, addressed to a code now retired."""
+    message_id: str
+    recipient: str
+    envelope: bytes
+
+
+def own_queued_for(db: Database, codes: list[str], limit: int = 1000) -> list[Queued]:
+    """Our own envelopes not handed over yet (pending, parked or kept home) addressed to one of `codes`."""
+    if not codes:
+        return []
+    marks = ",".join("?" * len(codes))
+    return [Queued(r["message_id"], r["recipient"], r["raw"]) for r in db.query(
+        "SELECT o.message_id, o.recipient, e.raw FROM outbox o JOIN outbox_envelope e USING (message_id)"
+        f" WHERE o.origin = 'local' AND o.state = 'pending' AND o.recipient IN ({marks}) ORDER BY o.seq LIMIT ?",
+        (*codes, limit))]
+
+
+@dataclass(frozen=True)
+class Readdressed:
+    message_id: str
+    asked: str          # the retired code it was addressed to
+    successor: str
+    next_hop: str
+    envelope: bytes     # made again for the successor, same message id
+
+
+def readdress_in(conn, moved: list[Readdressed], now_ms: int) -> int:
+    """Re-address envelopes of ours in one transaction (the caller's); those no longer pending are left alone.
+    Returns how many moved. Waiting for a registration or parked here no longer applies: the successor is
+    another agency, asked for afresh at hand-over (node.exchange.late_seal)."""
+    n = 0
+    for m in moved:
+        cur = conn.execute(
+            "UPDATE outbox SET recipient = ?, next_hop = ?, successor_of = COALESCE(successor_of, ?),"
+            " waits_at = NULL, waits_until_ms = NULL, parked_by = NULL, park_until_ms = NULL, not_before_ms = NULL"
+            " WHERE message_id = ? AND state = 'pending' AND recipient = ?",
+            (m.successor, m.next_hop, m.asked, m.message_id, m.asked))
+        if cur.rowcount:
+            conn.execute("UPDATE outbox_envelope SET raw = ? WHERE message_id = ?", (m.envelope, m.message_id))
+            audit.append(conn, now_ms, audit.SENT, m.message_id, m.next_hop,
+                         f"re-addressed from {m.asked} to its successor {m.successor}")
+            n += 1
+    return n
+
+
+def addressed_to_successor_in(conn, message_id: str, asked: str) -> None:
+    """A new envelope of ours addressed to the successor of the code `asked` for (Track shows both)."""
+    conn.execute("UPDATE outbox SET successor_of = ? WHERE message_id = ?", (asked, message_id))
+
+
+def own_waiting_recipients(db: Database, limit: int) -> list[str]:
+    """Recipients our pending envelopes wait for (kept home or parked for a registration), oldest first."""
+    return [r["recipient"] for r in db.query(
+        "SELECT recipient, min(seq) AS first FROM outbox WHERE origin = 'local' AND state = 'pending'"
+        " AND waits_at IS NOT NULL GROUP BY recipient ORDER BY first LIMIT ?", (limit,))]

@@ -1,0 +1,127 @@
+"""Successions on a province and its communes in one process (real gRPC over mutual TLS, real SQLite files,
+real keys): the province issues "communes X, Y -> Z"; mail kept at a sender for Y is re-addressed to Z; a new
+send to X reaches Z and tells the sender so; Lookup shows X retired with its successor; a restart keeps the
+lists; a commune that missed the push catches up with its next heartbeat (docs/restructuring.md)."""
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from node.config import load_config
+from node.errors import Reason, Rejected
+from node.events import ARRIVED, READDRESSED, SUCCESSION
+from node.grpc_errors import reason_of
+from node.harness.inproc import start_tree
+from node.harness.waiting import EventWaiter
+from node.pb import envelope_pb2 as pb
+from node.pb import mailbox_pb2 as mpb
+from node.runtime import Node
+
+P = "000.00.00.H53"                                      # the province: the parent of its communes
+X, Y, Z, S = "000.00.31.H53", "000.00.32.H53", "000.00.33.H53", "000.00.34.H53"  # communes; Y never registers
+TIMEOUT = 30.0
+REASON = "Nghị quyết sắp xếp đơn vị hành chính cấp xã"
+
+
+def doc(subject: str) -> pb.Document:
+    return pb.Document(subject=subject)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    t = start_tree(tmp_path, {P: None, X: P, Z: P, S: P})
+    try:
+        yield t
+    finally:
+        t.stop()
+
+
+def arrived_at(waiter: EventWaiter, message_ids: set[str]) -> None:
+    waiter.wait(lambda evs: {e.message_id for e in evs if e.type == ARRIVED} >= message_ids, TIMEOUT)
+
+
+def test_mail_follows_a_succession_and_the_sender_is_told(tree):
+    s, province = tree.client(S), tree.client(P)
+    queued = s.send(doc("gửi xã chưa đăng ký"), [Y]).envelopes[0]  # sealed: kept at S until Y registers
+    assert (queued.recipient, queued.waits_at) == (Y, S)
+
+    with EventWaiter(s, inbox=False, registry=True) as told, EventWaiter(tree.client(Z), sent=False) as at_z:
+        r = province.admin.issue_succession([X, Y], Z, 0, REASON)
+        assert (r.succession.issuer, r.succession.number, list(r.succession.old_codes), r.succession.successor) == (
+            P, 1, [X, Y], Z)
+        events = told.wait(lambda evs: any(e.type == READDRESSED and e.message_id == queued.message_id
+                                           for e in evs) and any(e.type == SUCCESSION for e in evs), TIMEOUT)
+        [took] = [e for e in events if e.type == SUCCESSION]
+        assert (took.event_type, took.recipient, took.succession_number, took.peer) == (
+            mpb.EVENT_TYPE_SUCCESSION, P, 1, P)
+        [moved] = [e for e in events if e.type == READDRESSED]
+        assert (moved.event_type, moved.recipient, moved.successor_of) == (mpb.EVENT_TYPE_READDRESSED, Z, Y)
+
+        fresh = s.send(doc("gửi xã đã sáp nhập"), [X])  # a new send to a retired code
+        [env] = fresh.envelopes
+        assert (env.recipient, env.successor_of) == (Z, X)
+        arrived_at(at_z, {queued.message_id, env.message_id})  # the same message ids, at the successor
+
+    [track] = s.track(fresh.doc_id).recipients
+    assert (track.recipient, track.successor_of) == (Z, X)
+    queued_doc = [e for e in s.sent_all() if e.message_id == queued.message_id]
+    assert [e.recipient for e in queued_doc] == [Z]
+    by_id = {e.message_id: e for e in tree.client(Z).inbox_all()}
+    assert by_id[queued.message_id].sender == S and by_id[env.message_id].sender == S
+    fetched = tree.client(Z).fetch(queued.message_id)  # made again for Z and sealed to its key: it opens it
+    assert fetched.signature_verified and fetched.payload.document.subject == "gửi xã chưa đăng ký"
+    assert pb.Envelope.FromString(fetched.envelope).header  # stored as it came
+    assert pb.Header.FromString(pb.Envelope.FromString(fetched.envelope).header).seal == pb.SEALED_P256_AES256GCM
+
+    a = s.lookup(X)
+    assert (a.code, a.successor, a.retired_by, a.retired_reason) == (X, Z, P, REASON)
+    assert s.lookup(Z).successor == ""
+    listed = {a.code: a for a in province.directory(parent=P)}
+    assert listed[X].successor == Z and listed[X].name  # still registered: its record, and who answers for it
+
+
+def test_one_envelope_when_a_retired_code_and_its_successor_are_both_named(tree):
+    tree.client(P).admin.issue_succession([X], Z, 0, REASON)
+    s = tree.client(S)
+    with EventWaiter(s, inbox=False, sent=False, registry=True) as ev:
+        ev.wait(lambda evs: any(e.type == SUCCESSION for e in evs) or bool(s.admin.list_successions().successions),
+                TIMEOUT)
+    resp = s.send(doc("hai lần"), [X, Z])
+    assert [(e.recipient, e.successor_of) for e in resp.envelopes] == [(Z, X)]
+
+
+def test_a_restart_keeps_the_successions_and_an_older_list_stays_refused(tree):
+    province = tree.client(P).admin
+    province.issue_succession([X], Z, 0, REASON)
+    node, handle = tree[P]
+    first = node.successions.list_of(P)
+    province.issue_succession([Y], Z, 0, REASON)
+    node.stop(grace=1)
+    again = Node(load_config(handle.config))
+    again.start()
+    tree[P] = (again, handle)  # the fixture stops it
+    c = handle.client()
+    try:
+        views = c.admin.list_successions().successions
+        assert [(v.issuer, v.number, list(v.old_codes), v.successor) for v in views] == [
+            (P, 2, [X], Z), (P, 2, [Y], Z)]
+        assert c.lookup(X).successor == Z and c.lookup(Y).successor == Z
+        with pytest.raises(Rejected) as e:  # list 1 replayed after list 2, across the restart
+            again.successions.offer(first, "replayed")
+        assert e.value.reason is Reason.SUCCESSION_STALE and e.value.metadata == {"held": "2"}
+        with pytest.raises(grpc.RpcError) as e:
+            c.admin.issue_succession([X], Y, 0, REASON)
+        assert reason_of(e.value) == "SUCCESSION_CYCLE"  # X is retired already
+    finally:
+        c.close()
+
+
+def test_a_child_that_missed_the_push_catches_up_on_its_heartbeat(tree):
+    province = tree.node(P)
+    province.directory.push_successions = lambda lists: None  # the push reaches nobody (down, unreachable, ...)
+    with EventWaiter(tree.client(S), inbox=False, sent=False, registry=True) as ev:
+        tree.client(P).admin.issue_succession([X, Y], Z, 0, REASON)
+        events = ev.wait(lambda evs: any(e.type == SUCCESSION for e in evs), TIMEOUT)
+    [took] = [e for e in events if e.type == SUCCESSION]
+    assert (took.recipient, took.succession_number, took.peer) == (P, 1, P)  # from its parent's heartbeat answer
+    assert tree.node(S).successions.successor(Y) == Z

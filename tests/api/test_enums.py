@@ -35,7 +35,8 @@ def test_every_stored_string_has_its_enum_value_and_every_value_its_string():
     assert set(enums.SEND_STATE.values()) == values(mpb.SendState)
     assert set(enums.EVENT_TYPE) == {events.WATCHING, events.ARRIVED, events.DELIVERED, events.REJECTED,
                                      events.EXPIRED, events.REGISTERED, events.HEARTBEAT, events.CHECKPOINT,
-                                     events.CHECKPOINT_KEPT, events.CRL, events.NOT_REGISTERED_YET}
+                                     events.CHECKPOINT_KEPT, events.CRL, events.NOT_REGISTERED_YET,
+                                     events.SUCCESSION, events.READDRESSED}
     assert set(enums.EVENT_TYPE.values()) == values(mpb.EventType)
     assert set(enums.PENDING.values()) - {mpb.PENDING_REQUEST_NONE} == values(mpb.PendingRequest)
     # a value a newer store might hold maps to UNSPECIFIED, never a failed reply

@@ -299,8 +299,7 @@ class Successions:
             try:
                 self.offer(signed, source)
             except Rejected as r:
-                if r.reason is not Reason.SUCCESSION_STALE:
-                    refused.append(r)
+                refused.append(r)
         return refused
 
     def _rebuild(self) -> None:

@@ -283,6 +283,7 @@ TABLES = {
     "status_out": "SELECT status_message_id, doc_message_id FROM status_out",
     "registry": "SELECT code, endpoint, hex(record), hex(signature) FROM registry",
     "odd_codes": "SELECT code, parent, via FROM odd_codes",
+    "succession_lists": "SELECT issuer, number FROM succession_lists",
     "subtree_stats": "SELECT via_child, code FROM subtree_stats",
     # the attackers' own: honest children hand theirs over on a schedule, in the background
     "child_checkpoint": f"SELECT code, seq, hex(head) FROM child_checkpoint WHERE code NOT IN {tuple(NODES)}",

@@ -127,6 +127,8 @@ class Reason(enum.Enum):
                         "a succession would make a code succeed itself or retire a code twice")
     SUCCESSION_STALE = ("SUCCESSION_STALE", _C.FAILED_PRECONDITION, True,
                         "a succession list is not newer than the one this node holds from its issuer")
+    RECIPIENT_RETIRED = ("RECIPIENT_RETIRED", _C.FAILED_PRECONDITION, True,
+                         "the recipient is retired: its successor answers for it (metadata: successor)")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

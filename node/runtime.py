@@ -199,7 +199,7 @@ class Node:
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
                              parent=parent if parent and s.peer_address(parent) else None,
                              child_endpoint=self.directory.child_endpoint,
-                             hierarchy_of=lambda: self.directory.hierarchy)
+                             hierarchy_of=lambda: self.directory.hierarchy, successor_of=self.successions.successor)
         # sending: one way to make an envelope; per-hop senders; the agency's sends on top of both
         self.limits = s.limits
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,

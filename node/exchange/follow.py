@@ -1,14 +1,21 @@
-"""Mail that follows a succession: our own envelopes queued for a retired code go to its successor.
+"""Mail that follows a succession: our own documents for a retired code go to its successor.
 
-When this node takes a succession list (or one it holds comes into effect), every envelope of ours
+When this node takes a succession list (or one it holds comes into effect), every document of ours
 still waiting here for a code it retires (queued for a hop, parked, kept home for a seal key) is
 made again for the agency that answers for that code now, with its first message id, and
 re-addressed, all in one transaction (counted, audited, each row only if still pending then): the
 successor gets it once, its dedup by message id still holds, and Track shows the code it was first
 addressed to. It is made in clear and kept here until the successor's seal key is had
 (node.exchange.late_seal seals it at hand-over), as any envelope of ours made while the tree could
-not be asked. Relayed envelopes are not ours to make again (their sender signed the recipient; see
-docs/restructuring.md for what happens to those).
+not be asked.
+
+Relayed documents are not a relay's to make again (their sender signed the recipient and sealed them
+to the retired agency's key): a node holding the succession refuses them for good
+(RECIPIENT_RETIRED, node.exchange.routing.Router.retired), the sender gets the non-delivery notice,
+and its own node sends the document again, under a new message id, to the successor the tree's signed
+succession names (follow_refused): one copy reaches the successor, the refused one reached nobody.
+Only new documents follow: changes and statuses about documents exchanged before the succession are
+the retired agency's history, whose handover is not built (docs/restructuring.md).
 """
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ from ..clock import Clock
 from ..events import EventSink, NoEvents
 from ..errors import Rejected
 from ..registry.successions import Successions
-from ..store import successions as store
+from ..store import outbox, successions as store
 from ..store.database import Database
 from .outgoing import EnvelopeMaker
 from .protocols import Waker
@@ -35,7 +42,8 @@ ASK_AT_ONCE = 50       # recipients asked about each time (lookups: cached, each
 
 class MailFollows:
     def __init__(self, db: Database, maker: EnvelopeMaker, held: Successions, queues: Waker, clock: Clock,
-                 successor_of: Callable[[str], str | None] | None = None, events_: EventSink = NoEvents()) -> None:
+                 successor_of: Callable[[str, bool], str | None] | None = None,
+                 events_: EventSink = NoEvents()) -> None:
         self.events = events_
         self.db, self.maker, self.held, self.queues, self.clock = db, maker, held, queues, clock
         # asked through the tree (lookups): for codes retired by a list this node does not hold (another branch)
@@ -47,8 +55,9 @@ class MailFollows:
 
     def due(self) -> int:
         """The scheduler's sweep: re-route if the codes in effect here changed since the last run (a list taken,
-        an effective time passed), and, at most every ASK_EVERY_MS, ask the tree about the recipients our mail
-        waits for (kept home for a registration: retired in another branch, whose list this node does not hold)."""
+        an effective time passed); at most every ASK_EVERY_MS, ask the tree about the recipients our mail
+        waits for (kept home for a registration: retired in another branch, whose list this node does not hold);
+        send again to their successors the documents a relay refused as retired (follow_refused)."""
         n = 0
         if tuple(self.held.effective_codes()) != self._applied:
             n += self.reroute()
@@ -66,7 +75,40 @@ class MailFollows:
                     found[code] = successor
             if found:
                 n += self._reroute(list(found), found.get)
-        return n
+        return n + self.follow_refused()
+
+    def follow_refused(self) -> int:
+        """Our documents a relay refused for good because their recipient is retired (RECIPIENT_RETIRED, in a
+        non-delivery notice): each sent again, under a new message id (the first was handed over: every hop on
+        the way keeps it), to the successor the tree's signed succession names, in the same send (Track shows
+        both). A relay's notice only makes us ask: the successor is what the issuer signed."""
+        sent = 0
+        for r in store.refused_as_retired(self.db, ASK_AT_ONCE):
+            try:
+                successor = self.successor_of(r.recipient, True) if self.successor_of is not None else None
+                if not successor:
+                    continue  # the tree does not say so (yet): asked again next time
+                hop = self.maker.next_hop(successor)
+                header, raw = self.maker.readdress(r.envelope, successor, new_id=True)
+            except (LookupError, Rejected) as e:
+                log.info("%s for %s not sent to a successor: %s", r.message_id, r.recipient, e)
+                with self.db.transaction() as tx:
+                    store.followed_in(tx, r.message_id, "-")  # told once; Track shows the notice
+                continue
+            now = self.clock.now_ms()
+            with self.db.transaction() as tx:
+                if not store.followed_in(tx, r.message_id, header.message_id):
+                    continue
+                outbox.enqueue_in(tx, header, raw, hop, r.subject, now, doc_id=r.doc_id)
+                store.addressed_to_successor_in(tx, header.message_id, r.recipient)
+                tx.on_commit(lambda: self.queues.wake(hop))
+                tx.on_commit(lambda h=header, asked=r.recipient: self.events.emit(
+                    events.READDRESSED, message_id=h.message_id, recipient=h.recipient, successor_of=asked,
+                    ref_message_id=r.message_id, peer=hop, kind=h.kind, time_ms=now))
+            sent += 1
+        if sent:
+            log.info("%d refused document(s) sent again to the successors of their retired recipients", sent)
+        return sent
 
     def reroute(self) -> int:
         """Re-address our queued envelopes for the codes retired by the lists held; how many moved."""
@@ -91,7 +133,7 @@ class MailFollows:
                         continue  # mail of ours for our own predecessor: not re-addressed to ourselves
                     try:
                         hop = self.maker.next_hop(successor)
-                        raw = self.maker.readdress(q.envelope, successor)
+                        _, raw = self.maker.readdress(q.envelope, successor)
                     except (LookupError, Rejected) as e:
                         log.warning("%s for %s not re-addressed to %s: %s", q.message_id, q.recipient, successor, e)
                         continue

@@ -179,6 +179,10 @@ class Intake:
             raise Rejected(Reason.NOT_FOR_THIS_NODE, f"{self.signer.code} does not serve {h.recipient}")
         if peer is not None and not self.router.passes_from(peer, h.sender, h.recipient, tree):
             raise Rejected(Reason.OFF_ROUTE, f"{h.sender} → {h.recipient} does not pass from {peer} to this node")
+        successor = self.router.retired(h.recipient, h.sender) if h.kind == pb.DOCUMENT else None
+        if successor:
+            raise Rejected(Reason.RECIPIENT_RETIRED, f"{h.recipient} is retired: its successor is {successor}",
+                           metadata={"successor": successor})
         parked = None
         try:
             route = self.router.route(h.recipient, tree)

@@ -116,18 +116,23 @@ class EnvelopeMaker:
         own = self.seal_key
         return lambda header: sealing.seal(shared, header, seal_to, own)
 
-    def readdress(self, raw: bytes, recipient: str) -> bytes:
-        """An envelope of ours made again for another recipient (a retired agency's successor), with its first
-        message id, times and fields, in clear: kept here until the successor's seal key is had and sealed at
-        hand-over (late_seal), as any envelope of ours made while the tree could not be asked."""
+    def readdress(self, raw: bytes, recipient: str, *, new_id: bool = False) -> tuple[pb.Header, bytes]:
+        """A new document of ours made again for another recipient (a retired agency's successor), in clear: kept
+        here until the successor's seal key is had and sealed at hand-over (late_seal), as any envelope of ours
+        made while the tree could not be asked. With its first message id and times, or (`new_id`: the first
+        was handed over and refused on the way) a new id, its expiry kept. LookupError for anything but a new
+        document: a change or status about one sent before the succession is the retired agency's history."""
         env = pb.Envelope.FromString(raw)
         header = pb.Header.FromString(env.header)
-        data = self.opener(env.payload, header) if header.seal != pb.PLAIN else env.payload
-        _, made = env_mod.seal(self.signer, recipient, pb.Payload.FromString(data), clock=self.clock,
-                               priority=header.priority, lifetime_s=self.lifetime_s,
-                               ref_message_id=header.ref_message_id, message_id=header.message_id,
-                               created_ms=header.created_ms, expires_ms=header.expires_ms)
-        return made
+        payload = pb.Payload.FromString(self.opener(env.payload, header) if header.seal != pb.PLAIN else env.payload)
+        if payload.WhichOneof("body") != "document" or payload.document.business.business_doc_type or \
+                header.ref_message_id:
+            raise LookupError("only a new document follows a succession (history handover is not built)")
+        if header.expires_ms <= self.clock.now_ms():
+            raise LookupError("past its lifetime")
+        return env_mod.seal(self.signer, recipient, payload, clock=self.clock, priority=header.priority,
+                            lifetime_s=self.lifetime_s, message_id=None if new_id else header.message_id,
+                            created_ms=None if new_id else header.created_ms, expires_ms=header.expires_ms)
 
     def reseal(self, env: pb.Envelope, header: pb.Header, seal_to: bytes) -> bytes:
         """The envelope made again, sealed to `seal_to`, with its first message id, times and fields: one we

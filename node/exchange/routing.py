@@ -46,8 +46,11 @@ class Chains:
 class Router:
     def __init__(self, code: str, peers: dict[str, str], hierarchy: Hierarchy | None = None, *,
                  parent: str | None = None, child_endpoint: Callable[[str], str | None] | None = None,
-                 hierarchy_of: Callable[[], Hierarchy] | None = None) -> None:
+                 hierarchy_of: Callable[[], Hierarchy] | None = None,
+                 successor_of: Callable[[str], str | None] = lambda code: None) -> None:
         self.code = code
+        # who answers for a retired code now (node.registry.successions: the lists this node holds), else None
+        self.successor_of = successor_of
         self.peers = dict(peers)
         self._hierarchy = hierarchy or Hierarchy()
         self._hierarchy_of = hierarchy_of
@@ -104,6 +107,13 @@ class Router:
             return self.child_endpoint(peer) is not None and (sender == peer or c.is_under(sender, peer))
         route = route_between(up, down)
         return self.code in route[1:] and route[route.index(self.code) - 1] == peer
+
+    def retired(self, recipient: str, sender: str) -> str | None:
+        """The successor a document for `recipient` must go to instead, when a succession this node holds retires
+        it and the document is not ours (ours are re-addressed before they leave: node.exchange.follow). A
+        relay cannot re-address it (the sender signed the recipient, and sealed it to the retired agency's
+        key): it refuses it for good, naming the successor, so the sender sends it again to the successor."""
+        return None if sender == self.code else self.successor_of(recipient)
 
     def awaited_child(self, recipient: str) -> str | None:
         """The child of ours the code rule routes `recipient` through, when that child has no endpoint (yet);

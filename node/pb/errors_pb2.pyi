@@ -76,6 +76,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SUCCESSION_BAD_SIGNATURE: _ClassVar[Reason]
     SUCCESSION_CYCLE: _ClassVar[Reason]
     SUCCESSION_STALE: _ClassVar[Reason]
+    RECIPIENT_RETIRED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -146,3 +147,4 @@ SUCCESSION_TOO_LARGE: Reason
 SUCCESSION_BAD_SIGNATURE: Reason
 SUCCESSION_CYCLE: Reason
 SUCCESSION_STALE: Reason
+RECIPIENT_RETIRED: Reason

@@ -165,12 +165,14 @@ class DirectoryEntry(_message.Message):
     def __init__(self, record: _Optional[_Union[SignedRecord, _Mapping]] = ..., reachable: _Optional[bool] = ..., last_seen_ms: _Optional[int] = ..., succession: _Optional[_Union[SignedSuccessionList, _Mapping]] = ...) -> None: ...
 
 class LookupRequest(_message.Message):
-    __slots__ = ("code", "from_below")
+    __slots__ = ("code", "from_below", "fresh")
     CODE_FIELD_NUMBER: _ClassVar[int]
     FROM_BELOW_FIELD_NUMBER: _ClassVar[int]
+    FRESH_FIELD_NUMBER: _ClassVar[int]
     code: str
     from_below: bool
-    def __init__(self, code: _Optional[str] = ..., from_below: _Optional[bool] = ...) -> None: ...
+    fresh: bool
+    def __init__(self, code: _Optional[str] = ..., from_below: _Optional[bool] = ..., fresh: _Optional[bool] = ...) -> None: ...
 
 class LookupResponse(_message.Message):
     __slots__ = ("entry",)

@@ -247,11 +247,12 @@ class Directory:
                            "retire it")
         return True
 
-    def successor_of(self, code: str) -> str | None:
+    def successor_of(self, code: str, fresh: bool = False) -> str | None:
         """Who answers now for `code` if it is retired (its successions followed), else None. A lookup that
-        cannot finish says nothing here: routing then decides as for any code."""
+        cannot finish says nothing here: routing then decides as for any code. `fresh`: not from the cache (a
+        relay refused our mail as retired: the record we cached may be from before the succession)."""
         try:
-            chain = self.successor_chain(code)
+            chain = self.successor_chain(code, fresh)
         except Rejected as r:
             if r.reason in (Reason.SUCCESSION_CYCLE, Reason.SUCCESSION_NOT_COMPETENT, Reason.SUCCESSION_BAD_SIGNATURE,
                             Reason.SUCCESSION_TOO_LARGE):
@@ -259,12 +260,12 @@ class Directory:
             return None
         return chain[-1][1].successor if chain else None
 
-    def successor_chain(self, code: str) -> list[tuple[str, rpb.Succession, str]]:
+    def successor_chain(self, code: str, fresh: bool = False) -> list[tuple[str, rpb.Succession, str]]:
         """The successions from `code` to the agency that answers for it now: (retired code, succession,
         issuer) each, at most MAX_CHAIN; empty when `code` is not retired. Each step is a lookup."""
         chain, seen = [], {code}
         for _ in range(succ.MAX_CHAIN):
-            entry = self.lookup(code)
+            entry = self.lookup(code, fresh=fresh)
             if not entry.HasField("succession"):
                 break
             body = rpb.SuccessionList.FromString(entry.succession.body)
@@ -396,7 +397,7 @@ class Directory:
 
     # ---- lookups -------------------------------------------------------------------
 
-    def lookup(self, code: str, from_below: bool = True) -> rpb.DirectoryEntry:
+    def lookup(self, code: str, from_below: bool = True, fresh: bool = False) -> rpb.DirectoryEntry:
         """The agency's signed record, from here, the cache, or one step towards it.
 
         Positive answers are signed by the agency itself, so anyone's may be cached and
@@ -418,14 +419,14 @@ class Directory:
         with self._lock:
             cached = self._cache.get(code)
             unknown_until = self._unknown.get(side, 0)
-        if cached and cached[1] > now:
+        if cached and cached[1] > now and not fresh:
             return cached[0]
-        if unknown_until > now:
+        if unknown_until > now and not fresh:
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
         authoritative = self._authoritative(code, from_below)
         try:
             entry = self._ask(code, from_below, lambda peer, up: self.transport.lookup(
-                peer, rpb.LookupRequest(code=code, from_below=up))).entry
+                peer, rpb.LookupRequest(code=code, from_below=up, fresh=fresh))).entry
             if not self._checked_retirement(code, entry) or entry.HasField("record"):
                 record = records.verify(entry.record, self.trust)
                 if record.code != code:

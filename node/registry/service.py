@@ -90,7 +90,7 @@ class RegistryService(rgrpc.RegistryServicer):
 
     def Lookup(self, request: rpb.LookupRequest, context: grpc.ServicerContext) -> rpb.LookupResponse:
         from_below = self._asker(context, request.code, request.from_below)
-        return rpb.LookupResponse(entry=self.directory.lookup(request.code, from_below))
+        return rpb.LookupResponse(entry=self.directory.lookup(request.code, from_below, request.fresh))
 
     def Children(self, request: rpb.ChildrenRequest, context: grpc.ServicerContext) -> rpb.ChildrenResponse:
         """Listings only for our parent and registered children (the directory asks no one else): a listing

@@ -399,5 +399,8 @@ def m0035_successions(db) -> None:
             signed BLOB NOT NULL,
             taken_ms INTEGER NOT NULL)""",
         "ALTER TABLE outbox ADD COLUMN successor_of TEXT",
+        # a document of ours a relay refused for good because its recipient is retired (RECIPIENT_RETIRED):
+        # the message id of the envelope that took it to the successor, so it is sent there once
+        "ALTER TABLE outbox ADD COLUMN followed_by TEXT",
     ):
         db.execute(sql)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..pb import envelope_pb2 as pb
 from . import audit
 from .database import Database
 
@@ -30,14 +31,14 @@ class Queued:
 
 
 def own_queued_for(db: Database, codes: list[str], limit: int = 1000) -> list[Queued]:
-    """Our own envelopes not handed over yet (pending, parked or kept home) addressed to one of `codes`."""
+    """Our own documents not handed over yet (pending, parked or kept home) addressed to one of `codes`."""
     if not codes:
         return []
     marks = ",".join("?" * len(codes))
     return [Queued(r["message_id"], r["recipient"], r["raw"]) for r in db.query(
         "SELECT o.message_id, o.recipient, e.raw FROM outbox o JOIN outbox_envelope e USING (message_id)"
-        f" WHERE o.origin = 'local' AND o.state = 'pending' AND o.recipient IN ({marks}) ORDER BY o.seq LIMIT ?",
-        (*codes, limit))]
+        f" WHERE o.origin = 'local' AND o.state = 'pending' AND o.kind = ? AND o.recipient IN ({marks})"
+        " ORDER BY o.seq LIMIT ?", (pb.DOCUMENT, *codes, limit))]
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,31 @@ def own_waiting_recipients(db: Database, limit: int) -> list[str]:
     return [r["recipient"] for r in db.query(
         "SELECT recipient, min(seq) AS first FROM outbox WHERE origin = 'local' AND state = 'pending'"
         " AND waits_at IS NOT NULL GROUP BY recipient ORDER BY first LIMIT ?", (limit,))]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A document of ours a relay refused because its recipient is retired, not sent to a successor yet."""
+    message_id: str
+    recipient: str
+    doc_id: str | None
+    subject: str
+    envelope: bytes
+
+
+RETIRED_NOTICE = "not delivered: RECIPIENT_RETIRED"  # the subject a non-delivery notice of that reason is stored with
+
+
+def refused_as_retired(db: Database, limit: int) -> list[Refused]:
+    """Our documents whose non-delivery notice says their recipient is retired, not yet followed."""
+    return [Refused(r["message_id"], r["recipient"], r["doc_id"], r["subject"], r["raw"]) for r in db.query(
+        "SELECT o.message_id, o.recipient, o.doc_id, o.subject, e.raw FROM inbox n"
+        " JOIN outbox o ON o.message_id = n.ref_message_id JOIN outbox_envelope e ON e.message_id = o.message_id"
+        " WHERE n.kind = ? AND n.subject = ? AND o.origin = 'local' AND o.kind = ? AND o.followed_by IS NULL"
+        " ORDER BY n.seq LIMIT ?", (pb.NOTICE, RETIRED_NOTICE, pb.DOCUMENT, limit))]
+
+
+def followed_in(conn, message_id: str, by: str) -> bool:
+    """Mark a refused document of ours as sent again to the successor (`by`); False if it was already."""
+    return conn.execute("UPDATE outbox SET followed_by = ? WHERE message_id = ? AND followed_by IS NULL",
+                        (by, message_id)).rowcount == 1

@@ -125,3 +125,37 @@ def test_a_child_that_missed_the_push_catches_up_on_its_heartbeat(tree):
     [took] = [e for e in events if e.type == SUCCESSION]
     assert (took.recipient, took.succession_number, took.peer) == (P, 1, P)  # from its parent's heartbeat answer
     assert tree.node(S).successions.successor(Y) == Z
+
+
+# two districts of one province: D1 retires its commune X1 into Z1; S2, in the other district, had a document for
+# X1 on its way (held at its own district D2) when the succession was issued
+T, D1, D2 = "000.00.00.H53", "000.00.35.H53", "000.00.38.H53"
+X1, Z1, S2 = "000.21.35.H53", "000.22.35.H53", "000.21.38.H53"
+
+
+def test_a_document_in_flight_for_a_retired_code_is_refused_by_the_relay_and_sent_again_to_the_successor(tmp_path):
+    t = start_tree(tmp_path, {T: None, D1: T, X1: D1, Z1: D1, D2: T, S2: D2})
+    try:
+        s2, d2 = t.client(S2), t.client(D2)
+        d2.admin.hold(T)  # what S2 sends waits at D2
+        with EventWaiter(s2, inbox=False) as handed:
+            first = s2.send(doc("gửi trước khi sáp nhập"), [X1]).envelopes[0]
+            handed.wait(lambda evs: any(e.type == "delivered" and e.message_id == first.message_id for e in evs),
+                        TIMEOUT)
+        assert first.recipient == X1 and not first.successor_of
+        t.client(D1).admin.issue_succession([X1], Z1, 0, REASON)
+        with EventWaiter(s2) as told, EventWaiter(t.client(Z1), sent=False) as at_z:
+            d2.admin.release(T)
+            events = told.wait(lambda evs: any(e.type == READDRESSED for e in evs), 60)
+            [again] = [e for e in events if e.type == READDRESSED]
+            assert (again.recipient, again.successor_of, again.ref_message_id) == (Z1, X1, first.message_id)
+            arrived_at(at_z, {again.message_id})
+        notices = [e for e in s2.inbox_all() if e.kind == pb.NOTICE and e.ref_message_id == first.message_id]
+        assert [n.subject for n in notices] == ["not delivered: RECIPIENT_RETIRED"]
+        assert first.message_id not in {e.message_id for e in t.client(X1).inbox_all()}  # reached nobody
+        assert [e.message_id for e in t.client(Z1).inbox_all() if e.sender == S2] == [again.message_id]  # once
+        tracked = {r.message_id: r for r in s2.track(first.message_id).recipients}  # one send: both envelopes
+        assert (tracked[first.message_id].recipient, tracked[first.message_id].successor_of) == (X1, "")
+        assert (tracked[again.message_id].recipient, tracked[again.message_id].successor_of) == (Z1, X1)
+    finally:
+        t.stop()

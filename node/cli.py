@@ -477,12 +477,17 @@ def cmd_directory(args) -> int:
     print(f"{'CODE':15}  {'LEVEL':5}  {'PARENT':15}  {'REACHABLE':9}  NAME")
     for a in agencies:
         print(f"{shown(a.code):15}  {a.level:5}  {shown(a.parent):15}  {'yes' if a.reachable else 'NO':9}  "
-              f"{shown(a.name)}")
+              f"{shown(a.name)}" + (f"  (retired: successor {shown(a.successor)})" if a.successor else ""))
     return 0
 
 
 def cmd_lookup(args) -> int:
     a = _client(args).lookup(args.code)
+    if a.successor:
+        print(f"{shown(a.code)}  RETIRED from {_when(a.retired_ms)} UTC: its successor is {shown(a.successor)} "
+              f"(issued by {shown(a.retired_by)}: {shown(a.retired_reason)})")
+        if not a.endpoint:
+            return 0
     print(f"{shown(a.code)}  {shown(a.name)}\nlevel {a.level}, parent {shown(a.parent)}, endpoint {shown(a.endpoint)}, "
           f"{'reachable' if a.reachable else 'NOT reachable'}")
     return 0

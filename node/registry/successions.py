@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 from .. import events, fields
 from ..events import EventSink, NoEvents
 from ..clock import Clock
-from ..codes import ROOT, CodeError, Hierarchy, is_identifier
+from ..codes import ROOT, CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
 from ..errors import Reason, Rejected
 from ..identity import keys
@@ -141,19 +141,24 @@ def verify(signed: rpb.SignedSuccessionList, trust: TrustStore, hierarchy: Hiera
 
 
 def competent(issuer: str, s: rpb.Succession, hierarchy: Hierarchy) -> None:
-    """Only the parent of the retired codes issues for them (the root for provinces), for a successor below it."""
+    """Only the parent of the retired codes issues for them (the root for provinces), for a successor below it.
+
+    A code this node cannot place (an identifier outside the QCVN form registered in another branch: only the
+    nodes above it learn where it hangs) is taken where the issuer's signed list puts it, as a listing takes
+    an odd code on its own record's signature (node.registry.directory._proven); every code this node can
+    place, the QCVN ones always, must be where the issuer's competence says."""
     for code in s.old_codes:
         try:
             parent = hierarchy.parent(code)
         except CodeError:
-            parent = None
+            continue
         if parent != issuer:
             raise Rejected(Reason.SUCCESSION_NOT_COMPETENT, f"{issuer} is not the parent of {code}"
                            + (f" ({parent} is)" if parent else "") + ": it cannot retire it")
     try:
         below = hierarchy.is_under(s.successor, issuer)
     except CodeError:
-        below = False
+        below = not is_qcvn(s.successor)
     if not below:
         raise Rejected(Reason.SUCCESSION_NOT_COMPETENT, f"successor {s.successor} is not below {issuer}")
 

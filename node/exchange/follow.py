@@ -26,7 +26,7 @@ from typing import Callable
 from .. import events
 from ..clock import Clock
 from ..events import EventSink, NoEvents
-from ..errors import Rejected
+from ..errors import Reason, Rejected
 from ..registry.successions import Successions
 from ..store import outbox, successions as store
 from ..store.database import Database
@@ -43,8 +43,10 @@ ASK_AT_ONCE = 50       # recipients asked about each time (lookups: cached, each
 class MailFollows:
     def __init__(self, db: Database, maker: EnvelopeMaker, held: Successions, queues: Waker, clock: Clock,
                  successor_of: Callable[[str, bool], str | None] | None = None,
-                 events_: EventSink = NoEvents()) -> None:
+                 events_: EventSink = NoEvents(), give_up: Callable | None = None) -> None:
         self.events = events_
+        # the dispatcher's final failure of one queued envelope, with a notice to its sender (relayed documents)
+        self.give_up = give_up
         self.db, self.maker, self.held, self.queues, self.clock = db, maker, held, queues, clock
         # asked through the tree (lookups): for codes retired by a list this node does not hold (another branch)
         self.successor_of = successor_of
@@ -113,8 +115,30 @@ class MailFollows:
     def reroute(self) -> int:
         """Re-address our queued envelopes for the codes retired by the lists held; how many moved."""
         codes = self.held.effective_codes()
-        n = self._reroute(codes, self.held.successor)
+        n = self._reroute(codes, self.held.successor) + self._refuse_relayed(codes)
         self._applied = tuple(codes)
+        return n
+
+    def _refuse_relayed(self, codes: list[str]) -> int:
+        """Documents relayed through us and still queued here (parked included) for a retired code: refused for
+        good as intake refuses them (RECIPIENT_RETIRED), their senders told, so each sends it to the successor."""
+        if self.give_up is None:
+            return 0
+        n, done = 0, set()
+        with self._lock:
+            while True:
+                rows = [(hop, p) for hop, p in store.relayed_queued_for(self.db, codes, BATCH)
+                        if p.message_id not in done]
+                if not rows:
+                    break  # each row once: one settled meanwhile (delivered, expired) is left as it is
+                with self.db.transaction() as tx:
+                    for hop, p in rows:
+                        done.add(p.message_id)
+                        self.give_up(tx, p, hop, outbox.REJECTED, Reason.RECIPIENT_RETIRED.name,
+                                     f"{p.recipient} is retired: its successor is {self.held.successor(p.recipient)}")
+                n += len(rows)
+        if n:
+            log.info("%d relayed document(s) for retired codes refused back to their senders", n)
         return n
 
     def _reroute(self, codes: list[str], successor_of: Callable[[str], str | None]) -> int:

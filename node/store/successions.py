@@ -107,3 +107,17 @@ def followed_in(conn, message_id: str, by: str) -> bool:
     """Mark a refused document of ours as sent again to the successor (`by`); False if it was already."""
     return conn.execute("UPDATE outbox SET followed_by = ? WHERE message_id = ? AND followed_by IS NULL",
                         (by, message_id)).rowcount == 1
+
+
+def relayed_queued_for(db: Database, codes: list[str], limit: int = 1000) -> list[tuple[str, "object"]]:
+    """Documents relayed through us, still queued here (parked included), for one of `codes`: (next hop, Pending)."""
+    from .outbox import Pending  # the outbox's own row type: what the dispatcher's give_up takes
+    if not codes:
+        return []
+    marks = ",".join("?" * len(codes))
+    return [(r["next_hop"], Pending(r["seq"], r["message_id"], r["sender"], r["recipient"], r["kind"], r["priority"],
+                                    r["expires_ms"], r["raw"], r["ref_message_id"] or "")) for r in db.query(
+        "SELECT o.seq, o.message_id, o.sender, o.recipient, o.kind, o.priority, o.expires_ms, o.ref_message_id,"
+        " o.next_hop, e.raw FROM outbox o JOIN outbox_envelope e USING (message_id)"
+        f" WHERE o.origin != 'local' AND o.state = 'pending' AND o.kind = ? AND o.recipient IN ({marks})"
+        " ORDER BY o.seq LIMIT ?", (pb.DOCUMENT, *codes, limit))]

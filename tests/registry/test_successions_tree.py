@@ -133,19 +133,26 @@ T, D1, D2 = "000.00.00.H53", "000.00.35.H53", "000.00.38.H53"
 X1, Z1, S2 = "000.21.35.H53", "000.22.35.H53", "000.21.38.H53"
 
 
-def test_a_document_in_flight_for_a_retired_code_is_refused_by_the_relay_and_sent_again_to_the_successor(tmp_path):
+@pytest.mark.parametrize("held_at", [D2, D1], ids=["on-its-way", "queued-at-the-issuer"])
+def test_a_document_in_flight_for_a_retired_code_is_refused_by_the_relay_and_sent_again_to_the_successor(
+        tmp_path, held_at):
+    """Held at S2's own district (it reaches the issuer D1 after the succession: refused on intake), or queued at
+    D1 for X1 when D1 issues it (refused from D1's queue): either way S2 is told and sends it to Z1."""
     t = start_tree(tmp_path, {T: None, D1: T, X1: D1, Z1: D1, D2: T, S2: D2})
     try:
-        s2, d2 = t.client(S2), t.client(D2)
-        d2.admin.hold(T)  # what S2 sends waits at D2
-        with EventWaiter(s2, inbox=False) as handed:
+        s2, holder = t.client(S2), t.client(held_at)
+        hop = T if held_at == D2 else X1
+        holder.admin.hold(hop)  # what S2 sends waits there
+        last = S2 if held_at == D2 else T  # the node whose hand-over puts it where it is held
+        with EventWaiter(t.client(last), inbox=False) as handed:
             first = s2.send(doc("gửi trước khi sáp nhập"), [X1]).envelopes[0]
             handed.wait(lambda evs: any(e.type == "delivered" and e.message_id == first.message_id for e in evs),
                         TIMEOUT)
         assert first.recipient == X1 and not first.successor_of
-        t.client(D1).admin.issue_succession([X1], Z1, 0, REASON)
+        assert first.message_id in {m.message_id for m in holder.admin.list_queue_all(hop)}
         with EventWaiter(s2) as told, EventWaiter(t.client(Z1), sent=False) as at_z:
-            d2.admin.release(T)
+            t.client(D1).admin.issue_succession([X1], Z1, 0, REASON)
+            holder.admin.release(hop)
             events = told.wait(lambda evs: any(e.type == READDRESSED for e in evs), 60)
             [again] = [e for e in events if e.type == READDRESSED]
             assert (again.recipient, again.successor_of, again.ref_message_id) == (Z1, X1, first.message_id)

@@ -551,6 +551,13 @@ class Directory:
             except Rejected as r:
                 dropped.append(r.public_text)
                 continue
+            if entry.HasField("succession"):  # "retired, successor ..." only on the issuer's checked signature
+                try:
+                    self._checked_retirement(record.code, entry)
+                except Rejected as r:
+                    dropped.append(f"{record.code}'s succession: {r.public_text}")
+                    entry = rpb.DirectoryEntry(record=entry.record, reachable=entry.reachable,
+                                               last_seen_ms=entry.last_seen_ms)
             kept.append(entry)
         if dropped:
             log.warning("listing below %s: %d entries dropped, first: %s", under, len(dropped), dropped[0])

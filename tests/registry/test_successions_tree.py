@@ -166,3 +166,27 @@ def test_a_document_in_flight_for_a_retired_code_is_refused_by_the_relay_and_sen
         assert (tracked[again.message_id].recipient, tracked[again.message_id].successor_of) == (Z1, X1)
     finally:
         t.stop()
+
+
+def test_the_root_merges_provinces_and_a_province_cannot(tmp_path):
+    """Bình Phước into Đồng Nai, as the national root issues it (illustrative codes); a province issuing for
+    its sibling is refused."""
+    root, bp, dn, other = "VN", "000.00.00.H10", "000.00.00.H31", "000.00.00.H53"
+    t = start_tree(tmp_path, {root: None, bp: root, dn: root, other: root})
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            t.client(dn).admin.issue_succession([bp], dn, 0, "Nghị quyết 202/2025/QH15")
+        assert reason_of(e.value) == "SUCCESSION_NOT_COMPETENT"
+        with EventWaiter(t.client(dn), sent=False) as at_dn:
+            t.client(root).admin.issue_succession([bp], dn, 0, "Nghị quyết 202/2025/QH15")
+            sent = t.client(other).send(doc("gửi tỉnh cũ"), [bp])
+            [env] = sent.envelopes
+            assert (env.recipient, env.successor_of) == (dn, bp)
+            arrived_at(at_dn, {env.message_id})
+        a = t.client(other).lookup(bp)
+        assert (a.successor, a.retired_by) == (dn, root)
+        with pytest.raises(grpc.RpcError) as e:  # the successor writing to its own predecessor
+            t.client(dn).send(doc("gửi chính mình"), [bp])
+        assert reason_of(e.value) == "INVALID_REQUEST"
+    finally:
+        t.stop()

@@ -269,13 +269,15 @@ class Outgoing:
         self.maker.check(recipients, priority, lifetime_s)
         if payload.WhichOneof("body") == "document":
             check_document(payload.document, self.maker.limits)
-        addressed = self._follow(recipients)
+        looked: dict[str, object] = {}  # recipient -> its lookup's answer or refusal: asked once per send
+        addressed = self._follow(recipients, looked)
         routes = []
         for i, r in enumerate(recipients):
             if r not in addressed:
                 continue  # retired, and its successor is already a recipient of this send
             with naming(f"recipients[{i}]"):
-                routes.append((addressed[r], r, self._route(addressed[r], lookup=True, required=require_registered)))
+                routes.append((addressed[r], r, self._route(addressed[r], lookup=True, required=require_registered,
+                                                            looked=looked)))
         content = self.maker.content(payload)  # encrypted once; each envelope wraps its key for its recipient
         made = []
         for r, asked, (hop, refused, waits) in routes:
@@ -287,16 +289,24 @@ class Outgoing:
                                         waits=waits, successor_of="" if asked == r else asked))
         return made
 
-    def _follow(self, recipients: list[str]) -> dict[str, str]:
+    def _follow(self, recipients: list[str], looked: dict[str, object]) -> dict[str, str]:
         """code asked for -> code addressed: a retired agency's successor instead of it (one envelope per agency:
-        two retired codes merged into one, or a retired code and its successor, make one envelope)."""
+        two retired codes merged into one, or a retired code and its successor, make one envelope). Each
+        recipient is looked up here, once (`looked` keeps the answer for _route); only an answer carrying a
+        succession makes it follow the chain."""
         out: dict[str, str] = {}
         taken: set[str] = set()
         for i, r in enumerate(recipients):
             final = None
-            if self.successor_of is not None and r not in self.maker.router.peers:
-                with naming(f"recipients[{i}]"):
-                    final = self.successor_of(r)
+            if self.successor_of is not None and self.lookup is not None and r not in self.maker.router.peers:
+                try:
+                    looked[r] = entry = self.lookup(r)
+                except Rejected as e:
+                    looked[r] = e
+                    entry = None
+                if entry is not None and entry.HasField("succession"):
+                    with naming(f"recipients[{i}]"):
+                        final = self.successor_of(r)
             if final == self.maker.code:
                 raise Rejected(Reason.INVALID_REQUEST, f"{r} is retired: this node's agency is its successor",
                                field=f"recipients[{i}]")
@@ -361,8 +371,8 @@ class Outgoing:
             events.NOT_REGISTERED_YET, message_id=h.message_id, peer=waits.at, recipient=h.recipient, kind=h.kind,
             time_ms=now, reason=Reason.NOT_REGISTERED_YET.wire, waits_until_ms=waits.until_ms, seq=seq))
 
-    def _route(self, recipient: str, lookup: bool,
-               required: bool = False) -> tuple[str, Rejected | None, outbox.Waits | None]:
+    def _route(self, recipient: str, lookup: bool, required: bool = False,
+               looked: Mapping[str, object] | None = None) -> tuple[str, Rejected | None, outbox.Waits | None]:
         """(next hop, None, None); (hop or "", why, None) when the tree says the recipient does not exist;
         (hop, None, where it waits) when the tree places it under a node it has not registered with yet.
 
@@ -371,7 +381,11 @@ class Outgoing:
         waits = None
         if lookup and self.lookup is not None and recipient not in self.maker.router.peers:
             try:
-                self.lookup(recipient)
+                known = (looked or {}).get(recipient)
+                if isinstance(known, Rejected):
+                    raise known
+                if known is None:
+                    self.lookup(recipient)
             except Rejected as r:
                 if r.reason is Reason.UNKNOWN_RECIPIENT and not is_qcvn(recipient):
                     raise Rejected(Reason.INVALID_REQUEST, f"recipient {recipient!r} is not a QCVN 102 agency code "

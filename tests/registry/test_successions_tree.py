@@ -11,6 +11,8 @@ from node.config import load_config
 from node.errors import Reason, Rejected
 from node.events import ARRIVED, READDRESSED, SUCCESSION
 from node.grpc_errors import reason_of
+from node.harness import nodes
+from node.harness.http_api import HttpApi
 from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
@@ -29,7 +31,8 @@ def doc(subject: str) -> pb.Document:
 
 @pytest.fixture
 def tree(tmp_path):
-    t = start_tree(tmp_path, {P: None, X: P, Z: P, S: P})
+    t = start_tree(tmp_path, {P: None, X: P, Z: P, S: P},
+                   per_node={S: {"api": {"http_listen": f"127.0.0.1:{nodes.free_port()}"}}})
     try:
         yield t
     finally:
@@ -75,6 +78,12 @@ def test_mail_follows_a_succession_and_the_sender_is_told(tree):
 
     a = s.lookup(X)
     assert (a.code, a.successor, a.retired_by, a.retired_reason) == (X, Z, P, REASON)
+    http = HttpApi(nodes.runtime_info(tree[S][1])["http"], tree[S][1].token, TIMEOUT)
+    try:  # the HTTP/JSON face answers the same
+        shown = http.mailbox("Lookup", {"code": Y})
+        assert (shown["code"], shown["successor"], shown["retiredBy"]) == (Y, Z, P)
+    finally:
+        http.close()
     assert s.lookup(Z).successor == ""
     listed = {a.code: a for a in province.directory(parent=P)}
     assert listed[X].successor == Z and listed[X].name  # still registered: its record, and who answers for it

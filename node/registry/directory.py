@@ -190,19 +190,39 @@ class Directory:
             raise Rejected(Reason.SUCCESSION_NOT_COMPETENT,
                            f"{peer} is not the parent of {self.code}: only it passes successions down")
         succ.check_count(lists)
-        refused = self.successions.offer_all(lists, self.parent or "parent")
+        refused: list[Rejected] = []
+        refused.extend(self.successions.offer_all(self._from_above(lists, refused), self.parent or "parent"))
         if refused:
             raise refused[0]
         return self.successions.numbers()
 
+    def _from_above(self, lists, refused: list[Rejected]) -> list[rpb.SignedSuccessionList]:
+        """The lists issued above us (what a parent passes down); any other is refused into `refused`: a node
+        holds only its ancestors' lists, so what it answers its own children stays within MAX_LISTS."""
+        above = set(self._ancestors()) - {self.code}
+        kept = []
+        for signed in lists:
+            try:
+                issuer = succ.parse(signed).issuer
+            except Rejected as r:
+                refused.append(r)
+                continue
+            if issuer in above:
+                kept.append(signed)
+            else:
+                refused.append(Rejected(Reason.SUCCESSION_NOT_COMPETENT, f"a succession list of {issuer}, which is "
+                                        f"not above {self.code}, passed down to it"))
+        return kept
+
     def _successions_caught_up(self, lists) -> None:
         if not lists or self.successions is None:
             return
+        refused: list[Rejected] = []
         try:
             succ.check_count(lists)
-            refused = self.successions.offer_all(lists, self.parent or "parent")
+            refused.extend(self.successions.offer_all(self._from_above(lists, refused), self.parent or "parent"))
         except Rejected as r:
-            refused = [r]
+            refused.append(r)
         for r in refused:
             log.warning("succession list from parent %s refused: %s", self.parent, r.public_text,
                         extra=logs.fields(agency=self.parent, reason=r.reason))

@@ -14,7 +14,7 @@ from node.pb import admin_pb2 as apb
 from node.pb import registry_pb2 as rpb
 
 from .core import call, case
-from .world import C1, C2, D, D2, M, P
+from .world import C1, C2, D, D2, M, P, R, X
 
 PUSH = "Registry.PushSuccessions"
 REASON = "sáp nhập"
@@ -60,6 +60,12 @@ def _(s):
       "SUCCESSION_NOT_COMPETENT", via=f"{PUSH}, D → C1")
 def _(s):
     return push(s, signed(s, D2, [([C1, C2], D2)]))  # D2 is D's sibling: C1 and C2 are not its to retire
+
+
+@case("succession", "a parent passing down another branch's genuine succession list", "PERMISSION_DENIED",
+      "SUCCESSION_NOT_COMPETENT", via=f"{PUSH}, D → C1")
+def _(s):
+    return push(s, signed(s, D2, [([X], R)]))  # D2 may retire its own communes, but its list is not C1's to hold
 
 
 @case("succession", "a parent retiring its communes into a successor outside its subtree", "PERMISSION_DENIED",

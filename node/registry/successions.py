@@ -141,7 +141,8 @@ def verify(signed: rpb.SignedSuccessionList, trust: TrustStore, hierarchy: Hiera
 
 
 def competent(issuer: str, s: rpb.Succession, hierarchy: Hierarchy) -> None:
-    """Only the parent of the retired codes issues for them (the root for provinces), for a successor below it.
+    """Only the parent of the retired codes issues for them (the root for provinces), for a successor below it or
+    itself (a level abolished: a district's mail goes to its province).
 
     A code this node cannot place (an identifier outside the QCVN form registered in another branch: only the
     nodes above it learn where it hangs) is taken where the issuer's signed list puts it, as a listing takes
@@ -156,11 +157,11 @@ def competent(issuer: str, s: rpb.Succession, hierarchy: Hierarchy) -> None:
             raise Rejected(Reason.SUCCESSION_NOT_COMPETENT, f"{issuer} is not the parent of {code}"
                            + (f" ({parent} is)" if parent else "") + ": it cannot retire it")
     try:
-        below = hierarchy.is_under(s.successor, issuer)
+        below = s.successor == issuer or hierarchy.is_under(s.successor, issuer)
     except CodeError:
         below = not is_qcvn(s.successor)
     if not below:
-        raise Rejected(Reason.SUCCESSION_NOT_COMPETENT, f"successor {s.successor} is not below {issuer}")
+        raise Rejected(Reason.SUCCESSION_NOT_COMPETENT, f"successor {s.successor} is neither {issuer} nor below it")
 
 
 def chains_problem(retired: Mapping[str, str]) -> str | None:

@@ -49,6 +49,11 @@ def test_only_the_competent_authority_and_a_successor_below_it(held, pki, clock)
     assert held.numbers() == {}
 
 
+def test_a_level_abolished_its_mail_goes_to_the_issuer(held, pki, clock):
+    assert offered(held, pki, clock, P, one([D], P))  # the district's mail to its province
+    assert held.successor(D) == P
+
+
 def test_an_identifier_this_node_cannot_place_is_taken_where_the_signed_list_puts_it(held, pki, clock):
     assert offered(held, pki, clock, D, one([ODD], C2))
     assert held.successor(ODD) == C2

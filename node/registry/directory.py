@@ -101,7 +101,7 @@ class Directory:
             rule_parent = self.configured.parent(record.code)
         except CodeError:
             rule_parent = None
-        if record.parent != self.code or rule_parent != self.code:
+        if record.parent != self.code or (rule_parent != self.code and not self._reparented(rule_parent)):
             raise Rejected(Reason.WRONG_PARENT, f"{self.code} is not the parent of {record.code}")
         registered = store.get(self.db, record.code)
         previous, moved = None, False
@@ -124,6 +124,14 @@ class Directory:
         self.events.emit(events.REGISTERED, peer=record.code, time_ms=now)
         self.on_alive(record.code, "registered")
         return self.heartbeat_ms
+
+    def _reparented(self, rule_parent: str | None) -> bool:
+        """Re-parenting: a code whose enclosing unit by the code rule (an abolished district) is retired, with this
+        node answering for it (a succession held here), registers directly under this node; routing then
+        follows the registration (_refresh_hierarchy), not the code rule."""
+        if rule_parent is None or self.successions is None:
+            return False
+        return self.successions.successor(rule_parent) == self.code
 
     def _still_trusted(self, cert_der: bytes) -> bytes | None:
         """A renewed registration's old certificate, kept so mail marked with it still passes; None if revoked."""
@@ -382,14 +390,21 @@ class Directory:
         self._endpoints = {c.code: c.endpoint for c in children}
         self.pins.load((c.code, c.record, c.previous_cert) for c in children)
         extra = dict(store.odd_codes(self.db))
-        extra.update({c.code: self.code for c in children if not is_qcvn(c.code)})
-        if not is_qcvn(self.code) and self.parent:  # an odd node knows its own place: under its parent
-            extra[self.code] = self.parent
+        extra.update({c.code: self.code for c in children if not is_qcvn(c.code) or self._rule_parent(c.code)
+                      != self.code})  # odd children, and children re-parented here (_reparented)
+        if self.parent and (not is_qcvn(self.code) or self._rule_parent(self.code) != self.parent):
+            extra[self.code] = self.parent  # an odd or re-parented node knows its own place: under its parent
         extra.update(self.configured_parents)
         try:
             self.hierarchy = Hierarchy(extra)
         except CodeError as e:
             log.warning("ignoring learned odd codes: %s", e)
+
+    def _rule_parent(self, code: str) -> str | None:
+        try:
+            return self.configured.parent(code)
+        except CodeError:
+            return None
 
     def odd_codes_below(self) -> dict[str, str]:
         """What we report up: odd codes in our subtree (our odd children and theirs)."""

@@ -199,3 +199,37 @@ def test_the_root_merges_provinces_and_a_province_cannot(tmp_path):
         assert reason_of(e.value) == "INVALID_REQUEST"
     finally:
         t.stop()
+
+
+def test_a_commune_of_an_abolished_district_registers_under_its_province_and_mail_follows_the_registration(
+        tmp_path):
+    """Re-parenting: the province abolishes the district D (its mail to the province); a commune whose code still
+    names D registers directly under the province, and mail both ways follows that registration."""
+    commune = "000.21.35.H53"  # by the code rule under the district 000.00.35.H53
+    t = start_tree(tmp_path, {P: None, "000.00.35.H53": P, S: P})
+    node = None
+    try:
+        spec = nodes.NodeSpec(commune, "xã Trường Hòa", peers={P: P}, parent=P)
+        handle = nodes.prepare_node(tmp_path, nodes.make_ca(tmp_path), spec,
+                                    {P: t[P][1].listen, commune: f"127.0.0.1:{nodes.free_port()}"})
+        province = t.client(P)
+        province.admin.issue_succession(["000.00.35.H53"], P, 0, "Bãi bỏ cấp huyện")
+        with EventWaiter(province, inbox=False, sent=False, registry=True) as ev:
+            node = Node(load_config(handle.config))
+            node.start()
+            ev.wait(lambda evs: any(e.type == "registered" and e.peer == commune for e in evs), TIMEOUT)
+        c = handle.client()
+        try:
+            with EventWaiter(c, sent=False) as at_c, EventWaiter(t.client(S), sent=False) as at_s:
+                down = t.client(S).send(doc("xuống xã"), [commune]).envelopes[0]
+                up = c.send(doc("lên xã bạn"), [S]).envelopes[0]
+                arrived_at(at_c, {down.message_id})
+                arrived_at(at_s, {up.message_id})
+            assert (down.recipient, down.successor_of) == (commune, "")
+            assert t.client(S).lookup(commune).parent == P
+        finally:
+            c.close()
+    finally:
+        if node is not None:
+            node.stop(grace=1)
+        t.stop()

@@ -84,6 +84,7 @@ from .exchange.intake import Intake
 from .exchange.late_seal import LateSealer
 from .exchange.outgoing import EnvelopeMaker, Outgoing
 from .exchange.routing import Router
+from .exchange.send_pool import SendPool
 from .exchange.service import ExchangeService, PeerIdentity
 from .transport.grpc_peers import GrpcTransport, TlsMaterial, grpc_options, server_credentials
 from .transport.in_process import InProcessTransport, LocalNetwork, LocalServer
@@ -135,9 +136,10 @@ def _source(s: Settings) -> str | None:
 
 class Node:
     """`network`: serve peers and call them in this process (tests; later, agencies of one host), not over
-    the network."""
+    the network. `send_pool`: the process's shared send pool (a host's); None: the node has its own."""
 
-    def __init__(self, settings: Settings, clock: Clock = SYSTEM, network: LocalNetwork | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM, network: LocalNetwork | None = None,
+                 send_pool: SendPool | None = None) -> None:
         self.settings = s = settings
         self.clock = clock
         # everything that can refuse start-up does so here, before anything is created or bound
@@ -215,7 +217,8 @@ class Node:
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus,
             metrics=recorder, on_return=self.transport.expect, paused=lambda: self.crl.stale,
-            prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of))
+            prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of),
+            pool=send_pool, owner=s.node.code, workers=s.messages.send_workers)  # None: a pool of its own
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
                                  seal_key_of=self.directory.seal_key_of, events_=self.bus)
         # receiving: the documents layer decides what our own mail may say and records it

@@ -139,8 +139,7 @@ class SendPool:
                 runs = 0
             if runs > 0:
                 self._enqueue(task, runs)
-        if owner._stopped or self._stopping:
-            self._finished.notify_all()
+        self._finished.notify_all()  # Owner.stop and settle wait for this
 
     def _serve(self) -> None:
         """A worker: after each run it picks again itself, so a share freed by its run is used at once."""
@@ -183,6 +182,11 @@ class Owner:
     def running(self) -> int:
         with self.pool._lock:
             return self._running
+
+    def settle(self, timeout: float) -> bool:
+        """Wait (at most `timeout`) until none of this owner's runs is queued or in flight; True if so."""
+        with self.pool._lock:
+            return self.pool._finished.wait_for(lambda: not self._running and not self._hops, timeout)
 
     def stop(self, timeout: float = 10.0) -> list[str]:
         """This agency stops: its queued runs are dropped, no wake queues one again; waits (at most

@@ -19,15 +19,19 @@ Threading model (what runs where):
 - **HTTP/JSON face** (only with `api.http_listen`; node/api/http_server.py): `http-loop` runs
   aiohttp's event loop, and `http-*` workers (HTTP_WORKERS) call the same Mailbox and Stats
   servicer objects as the gRPC API; its Watch streams count against the same MAX_WATCHERS.
-- **Per-hop senders** (`send-<hop>-<i>`, exchange/hop.py): WINDOW threads per next hop,
-  started when the hop is first woken and stopped with the node. They claim disjoint
-  batches under the hop's own lock, deliver over the network with no lock held, and
-  commit the outcome under the database lock.
+- **Send pool** (`send-<i>`, exchange/send_pool.py): at most `messages.send_workers`
+  threads (8), started as needed and shared by every next hop (a host passes one pool to
+  all its agencies: `send_pool`). A hop is a task, not threads: waking it queues it; a
+  worker runs one attempt (exchange/hop.py) and queues the hop again while it makes
+  progress, taking turns across agencies and their hops. A hop holds at most WINDOW workers
+  (one while failing), an agency at most half a shared pool. An attempt claims a batch
+  under the hop's own lock, delivers over the network with no lock held, and commits the
+  outcome under the database lock. Stopping waits for the attempts in flight.
 - **Scheduler** (APScheduler's BackgroundScheduler: one timing thread, a pool of 10
   for jobs): the sweep (expiry, and waking hops whose backoff is over), health checks,
   the registry keepalive (registration, heartbeats), the audit checkpoint (sign the chain head, hand it to
   the parent), and retry timers (`timers.py`),
-  which only wake a hop's senders.
+  which only wake a hop (queue it in the send pool).
 - **SQLite**: one writer connection behind one re-entrant lock (`store.database.Database`).
   Every transaction takes it for its own part; transactions queued for it meanwhile join
   the open SQLite transaction, each in a savepoint, and the last of them commits for all
@@ -196,7 +200,7 @@ class Node:
                              parent=parent if parent and s.peer_address(parent) else None,
                              child_endpoint=self.directory.child_endpoint,
                              hierarchy_of=lambda: self.directory.hierarchy)
-        # sending: one way to make an envelope; per-hop senders; the agency's sends on top of both
+        # sending: one way to make an envelope; per-hop senders (tasks on the send pool); the agency's sends on top
         self.limits = s.limits
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
                                    max_size=s.messages.max_size, limits=self.limits, seal_key=self.seal_key,

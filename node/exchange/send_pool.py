@@ -169,15 +169,12 @@ class Owner:
     def __init__(self, pool: SendPool, name: str) -> None:
         self.pool, self.name = pool, name
         self._hops: deque[Task] = deque()  # tasks with queued runs, each once
-        self._tasks: list[Task] = []
         self._running = 0
         self._stopped = False
 
     def task(self, name: str, run: Callable[[], Step]) -> Task:
-        t = Task(self, name, run)
-        with self.pool._lock:
-            self._tasks.append(t)
-        return t
+        """A next hop of this owner; it costs nothing until woken."""
+        return Task(self, name, run)
 
     def running(self) -> int:
         with self.pool._lock:
@@ -200,7 +197,7 @@ class Owner:
                 pool._queued -= self._drop()
             while self._running and (left := deadline - time.monotonic()) > 0:
                 pool._finished.wait(left)
-            return [t.name for t in self._tasks if t.running]
+            return sorted(t.name for t in pool._in_flight if t.owner is self)
 
     def _drop(self) -> int:
         dropped = sum(t.queued for t in self._hops)

@@ -309,3 +309,21 @@ def test_a_task_that_raises_does_not_cost_a_worker(pools):
     owner.task("fine", lambda: ran.set() or Step.DONE).wake()
     assert ran.wait(WAIT) and owner.settle(WAIT)
     assert pool.threads() == 1
+
+
+def test_mail_posted_while_a_batch_hangs_goes_when_it_answers(agencies, pools):
+    """Posting wakes the hop (as in a node): mail queued behind a batch on the wire is sent once that one is
+    answered, with no other wake."""
+    pool = pools(8)
+    [hop] = hops(1)
+    wire = Wire()
+    wire.hang.add(hop)
+    a = agencies("000.00.01.H53", [hop], wire, pool)
+    a.out = Outgoing(a.db, a.maker, a.disp, a.disp)
+    a.post([hop])
+    wire.await_calls(wire.entered, 1)
+    a.post([hop], n=2)
+    wire.hang.clear()
+    wire.gate.set()
+    assert a.settled()
+    assert outbox.hops_with_pending(a.db) == [] and wire.calls[hop] == 2

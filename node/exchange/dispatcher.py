@@ -36,6 +36,11 @@ from .routing import Router
 log = logging.getLogger(__name__)
 
 
+def shared_send_pool(workers: int = DEFAULT_WORKERS) -> SendPool:
+    """A host's one send pool, for every agency's dispatcher (`pool=`): each of them at most half of it."""
+    return SendPool(workers, window=WINDOW)
+
+
 class Dispatcher:
     def __init__(self, db: Database, maker: EnvelopeMaker, trust: TrustStore, router: Router, clock: Clock,
                  deliver: Deliver, policy: RetryPolicy, *, limits: SendLimits = SendLimits(),

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from node.exchange.dispatcher import Dispatcher
+from node.exchange.dispatcher import Dispatcher, shared_send_pool
 from node.exchange.hop import WINDOW, RetryPolicy, SendLimits
 from node.exchange.outgoing import EnvelopeMaker, Outgoing
 from node.exchange.routing import Router
@@ -116,7 +116,7 @@ def pools():
     made: list[SendPool] = []
 
     def make(workers: int, window: int = WINDOW) -> SendPool:
-        made.append(SendPool(workers, window=window))
+        made.append(shared_send_pool(workers) if window == WINDOW else SendPool(workers, window=window))
         return made[-1]
     yield make
     for p in made:

@@ -327,3 +327,25 @@ def test_mail_posted_while_a_batch_hangs_goes_when_it_answers(agencies, pools):
     wire.gate.set()
     assert a.settled()
     assert outbox.hops_with_pending(a.db) == [] and wire.calls[hop] == 2
+
+
+def test_posts_from_many_threads_while_the_hop_sends_are_all_delivered(agencies, pools):
+    """Wakes race with runs ending (a run that finds nothing must not swallow a wake that came meanwhile):
+    8 threads post 25 each, every post waking the hop; everything is delivered without any other wake."""
+    pool = pools(8)
+    [hop] = hops(1)
+    wire = Wire()
+    a = agencies("000.00.01.H53", [hop], wire, pool, batch_size=4)
+    a.out = Outgoing(a.db, a.maker, a.disp, a.disp)
+    start = threading.Barrier(8)
+
+    def poster():
+        start.wait(WAIT)
+        a.post([hop], n=25)
+    posters = [threading.Thread(target=poster) for _ in range(8)]
+    for t in posters:
+        t.start()
+    for t in posters:
+        t.join(WAIT)
+    assert a.settled()
+    assert outbox.hops_with_pending(a.db) == []

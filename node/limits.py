@@ -58,6 +58,11 @@ class RateLimiter:
             self._buckets[key] = (tokens - n, now)
             return True
 
+    def use(self, rate: float, burst: int) -> None:
+        """New bounds (a reload): each bucket keeps its tokens, capped at the new burst on its next take."""
+        with self._lock:
+            self.rate, self.burst = rate, burst
+
     def check(self, key: str, what: str) -> None:
         if not self.take(key):
             raise Rejected(Reason.RATE_LIMITED, f"{what}: more than {self.rate:g} per second from {key}",
@@ -71,6 +76,10 @@ class SignatureBudget:
 
     def __init__(self, limits: LimitsSettings, now=time.monotonic) -> None:
         self.bucket = RateLimiter(limits.signatures_per_second, limits.signature_burst, now)
+
+    def use_limits(self, limits: LimitsSettings) -> None:
+        """`limits.signatures_per_second` and `signature_burst` from a reload, from the next charge on."""
+        self.bucket.use(limits.signatures_per_second, limits.signature_burst)
 
     def charge(self, peer: str | None, count: int, what: str) -> None:
         if peer is None or count <= 0:  # plain-text test mode has no peer to charge

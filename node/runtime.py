@@ -246,6 +246,7 @@ class Node:
         self.api_port = 0
         self.http_face = None  # api.http_listen: node.api.http_server.HttpFace, started with the API
         self.registry_service: RegistryService | None = None  # made by start()
+        self.peer_gate: PeerGate | None = None  # made by start()
         self.started_ms = clock.now_ms()
         self.last_reload = LastReload()  # the outcome of the last SIGHUP (Admin.Running, doctor)
         self.http_port = 0
@@ -324,7 +325,8 @@ class Node:
         s = self.settings
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
-        interceptors = [PeerGate(peers, self.crl.stale_problem, self.limits), ErrorInterceptor()]
+        self.peer_gate = PeerGate(peers, self.crl.stale_problem, self.limits)
+        interceptors = [self.peer_gate, ErrorInterceptor()]
         exchange = ExchangeService(self.intake, peers)
         self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper,
                                                 self.clock, self.signatures)
@@ -536,12 +538,12 @@ class Node:
     def use_limits(self, limits) -> None:
         """limits.* from a reload: every holder reads the new ones from its next request on."""
         self.limits = limits
-        for holder in (self.maker, self.lifecycle, self.intake, self.bridge, self.registry_service):
-            if holder is not None:
-                holder.limits = limits
-        if self.registry_service is not None:
-            self.registry_service.lookups.rate = limits.lookups_per_second
-            self.registry_service.lookups.burst = limits.lookup_burst
+        for holder in (self.maker, self.lifecycle, self.intake, self.bridge):
+            holder.limits = limits
+        # those that hold counters and buckets sized by the limits (the budget is shared by intake and registry)
+        for keeper in (self.directory, self.signatures, self.registry_service, self.peer_gate):
+            if keeper is not None:
+                keeper.use_limits(limits)
 
     def register_again(self, what: str) -> None:
         """Give the parent our record again now (a new certificate or seal key after a reload)."""

@@ -3,6 +3,8 @@ config files rewritten, then Node.reload as the signal calls it), and the key cl
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent import futures
 
 import pytest
 import yaml
@@ -14,6 +16,8 @@ from node.harness.inproc import running_pair
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
+from node.pb import registry_pb2 as rpb
+from node.transport.interface import Peer, TransportError
 
 A, B = "000.00.01.H53", "000.00.02.H53"
 TIMEOUT = 20.0
@@ -81,6 +85,49 @@ def test_reload_takes_retry_limits_and_a_new_seal_key_and_mail_still_opens(tmp_p
         finally:
             client_a.close()
             client_b.close()
+
+
+def refusal(call) -> str | None:
+    """The reason a peer call was refused with, or None if it was answered."""
+    try:
+        call()
+    except TransportError as e:
+        return e.refused.reason.name if e.refused is not None else e.what
+    return None
+
+
+def test_reload_holds_the_next_peer_call_to_the_new_registry_and_signature_limits(tmp_path):
+    """limits.registry_calls_per_peer (the peer gate) and limits.signature_burst (the signature budget), lowered by
+    a reload, refuse B's very next call to A; with the old ones, the same calls were answered."""
+    with running_pair(tmp_path, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as (na, nb, ha, _):
+        at_a = Peer(A, ha.listen)
+        entered, release = threading.Event(), threading.Event()
+        lookup = na.directory.lookup
+
+        def slow_first(code, from_below):  # the first question waits, as one passed down to a slow child would
+            if not entered.is_set():
+                entered.set()
+                release.wait(TIMEOUT)
+            return lookup(code, from_below)
+
+        na.directory.lookup = slow_first
+        ask = lambda: nb.transport.lookup(at_a, rpb.LookupRequest(code=A), TIMEOUT)  # noqa: E731
+        junk = lambda: nb.transport.deliver(at_a, [b"", b"", b""])  # noqa: E731 - 3 signatures to charge
+        with futures.ThreadPoolExecutor(1) as pool:
+            held = pool.submit(refusal, ask)
+            try:
+                assert entered.wait(TIMEOUT)
+                assert refusal(ask) != "PEER_BUSY"  # 1 of B's 2 places is taken: the second is answered
+                assert refusal(junk) is None  # answered: each envelope refused on its own
+                rewrite(ha, lambda d: d.update(limits={"registry_calls_per_peer": 1, "signature_burst": 2,
+                                                       "signatures_per_second": 0.001, "park_for": "1h"}))
+                assert na.reload()
+                assert na.directory.park_for_s == 3600  # what mail parked from now on is told it may wait
+                assert refusal(ask) == "PEER_BUSY"
+                assert refusal(junk) == "SIGNATURE_BUDGET"
+            finally:
+                release.set()
+            assert held.result(TIMEOUT) != "PEER_BUSY"
 
 
 def test_a_bad_config_changes_nothing(tmp_path, caplog):

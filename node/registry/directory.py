@@ -78,6 +78,11 @@ class Directory:
 
     # ---- our own record -----------------------------------------------------------
 
+
+    def use_limits(self, limits: Limits) -> None:
+        """limits.* from a reload: listings, `park_for` and the questions passed down, from the next call on."""
+        self.limits, self.park_for_s = limits, limits.park_for
+        self._down.limit = limits.lookups_down_per_child
     def level(self, code: str | None = None) -> int:
         try:
             return self.hierarchy.level(code or self.code)

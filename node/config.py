@@ -995,9 +995,15 @@ def load_config(path: str | os.PathLike) -> Settings:
     except yaml.YAMLError as e:
         raise _yaml_error(e, name) from None
     abs_path = Path(os.path.abspath(p))
-    settings = parse_config(data, abs_path.parent, source=name)
-    object.__setattr__(settings, "source", abs_path)  # fresh object, not a key: outside validation
-    return settings
+    return located(parse_config(data, abs_path.parent, source=name), abs_path)
+
+
+def located(settings: Settings, source: Path | None) -> Settings:
+    """A copy of `settings` that names the file it came from: `source` is not a key (no YAML may set it), so it
+    is set on the new object here, the one place that does, before anyone holds it."""
+    copy = dataclasses.replace(settings)
+    object.__setattr__(copy, "source", source)
+    return copy
 
 
 def parse_config(data: Any, base_dir: str | os.PathLike, source: str = "<config>") -> Settings:

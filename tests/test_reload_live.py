@@ -54,6 +54,32 @@ def test_merged_takes_the_live_keys_and_keeps_the_fixed_ones(pki, tmp_path):
     assert "sha256:" in config_changes.flat(s)["api.token"] and running.api.token not in str(config_changes.flat(s))
 
 
+def test_merged_builds_new_settings_and_changes_none_after_it_is_made():
+    """Settings are frozen and shared by every part of a running node: `merged` once wrote the running `api` into
+    the object it had validated (object.__setattr__), outside validation. Now it builds a new one; the only
+    writes past a frozen dataclass left are `source` on a fresh copy (config.located) and a validator's own
+    object while it is made."""
+    import ast
+    from pathlib import Path
+    allowed = {("config.py", "located"), ("config.py", "_resolve_token"), ("topology.py", "__post_init__"),
+               ("topology.py", "load")}
+    found = set()
+
+    def visit(node, path: Path, where: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            where = node.name
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "object.__setattr__":
+            found.add((path.name, where))
+        for child in ast.iter_child_nodes(node):
+            visit(child, path, where)
+
+    for path in (Path(__file__).resolve().parents[1] / "node").rglob("*.py"):
+        text = path.read_text()
+        if "object.__setattr__" in text:
+            visit(ast.parse(text), path, "")
+    assert found <= allowed, sorted(found - allowed)
+
+
 def test_reload_takes_retry_limits_and_a_new_seal_key_and_mail_still_opens(tmp_path, caplog):
     with running_pair(tmp_path, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as (na, nb, ha, hb):
         hop = na.dispatcher.hop(B)  # a sender made before the reload follows the new policy too

@@ -739,6 +739,7 @@ class LimitsSettings(_Section):
     recipients_per_send: Count = 500
     attachments_per_document: Count = 100
     attachment_name_length: Count = 255
+    updates_per_document: Count = 100
     envelopes_per_batch: Count = 1000
     trace_length: Count = 16
     xml_depth: Count = 64

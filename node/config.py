@@ -681,6 +681,7 @@ class MetricsSettings(_Section):
 
     listen: HostPort | None = None
     allow_remote: Bool = False
+    cache_for: Duration = 2.0  # scrapes within it are answered what the first made (node/metrics_server.py)
 
     @model_validator(mode="wrap")
     @classmethod

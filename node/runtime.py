@@ -412,7 +412,8 @@ class Node:
             self.metrics = NodeMetrics()
             self.metrics.collect_from(MailboxCollector(self.metrics_state))
         host, port = listen.rsplit(":", 1)
-        server = MetricsServer(host.strip("[]"), int(port), self.metrics.registry)
+        server = MetricsServer(host.strip("[]"), int(port), self.metrics.registry,
+                               cache_for=lambda: self.settings.metrics.cache_for, now=self.clock.now)
         server.start()
         return server
 
@@ -458,6 +459,7 @@ class Node:
             "statuses": statuses_store.counts_by_code(self.db),
             "serving": self.health.problem is None,
             "version": version(),
+            "http_refused": self.http_face.refused_connections if self.http_face is not None else 0,
             "crl": None if crl is None else {"number": crl.number, "next_update_s": crl.next_update_ms / 1000,
                                              "age_s": max(0, now - crl.this_update_ms) / 1000},
             "checkpoint": None if checkpoint is None else {

@@ -17,7 +17,8 @@ open-files limit: node/descriptors.py; one past it is answered 503
 TOO_MANY_CONNECTIONS and closed at once, and counted: `refused_connections`, the metric
 lienthong_http_connections_refused_total), and one that has not sent a whole request within IDLE_TIMEOUT_S
 of opening, or of its last answer, is closed (aiohttp's keep-alive timer, which runs from the
-connection's start and which a trickle of header bytes does not reset); 120 slow-header
+connection's start since aiohttp 3.14.4, the floor in pyproject.toml, and which a trickle of header bytes
+does not reset); 120 slow-header
 connections once stayed open for an hour each.
 
 Threads: `http-loop` runs the event loop; `http-*` workers (HTTP_WORKERS) run the servicer

@@ -1001,11 +1001,10 @@ def load_config(path: str | os.PathLike) -> Settings:
 
 
 def located(settings: Settings, source: Path | None) -> Settings:
-    """A copy of `settings` that names the file it came from: `source` is not a key (no YAML may set it), so it
-    is set on the new object here, the one place that does, before anyone holds it."""
-    copy = dataclasses.replace(settings)
-    object.__setattr__(copy, "source", source)
-    return copy
+    """`settings`, just made and held by no one yet, naming the file it came from: `source` is not a key (no YAML
+    may set it), so it is set here, the one place that does, outside validation."""
+    object.__setattr__(settings, "source", source)
+    return settings
 
 
 def parse_config(data: Any, base_dir: str | os.PathLike, source: str = "<config>") -> Settings:

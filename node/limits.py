@@ -46,8 +46,9 @@ class RateLimiter:
 
     def __init__(self, rate: float, burst: int, now=time.monotonic, max_keys: int = 10_000) -> None:
         self.rate, self.burst, self._now, self._max_keys = rate, burst, now, max_keys
+        # key -> (tokens, when), the least recently used first
         self._buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
-        self._lock = threading.Lock()  # key -> (tokens, when), least recently used first
+        self._lock = threading.Lock()
 
     def take(self, key: str, n: int = 1) -> bool:
         """Take `n` tokens from `key`'s bucket, all or none."""

@@ -70,7 +70,6 @@ def _imported_response(imported) -> mpb.ImportEdxmlResponse:
     return resp
 
 
-
 class Listing(list):
     """The agencies of one Directory listing, ordered by code, with their names folded (node/api/folding.py) once
     for every page of it searched by name: folding each name again for each page cost a whole pass per page."""
@@ -81,6 +80,7 @@ class Listing(list):
         if self._folded is None:
             self._folded = [fold(a.name) for a in self]  # the same list if two pages race: either may be kept
         return self._folded
+
 
 class _Slot:
     """One Watch stream's place under the cap, given back once however the stream ends."""

@@ -46,13 +46,6 @@ def changes_of(db: Database, doc_id: str) -> list[str]:
     return [r["doc_id"] for r in db.query("SELECT doc_id FROM docs WHERE ref_doc_id = ? ORDER BY created_ms", (doc_id,))]
 
 
-def count_changes(db: Database, doc_id: str, business_doc_type: int, cap: int) -> int:
-    """How many changes of one type were sent for `doc_id`, counted up to `cap` + 1 at most."""
-    row = db.query_one("SELECT count(*) AS n FROM (SELECT 1 FROM docs WHERE ref_doc_id = ? AND business_doc_type = ?"
-                       " LIMIT ?)", (doc_id, business_doc_type, cap + 1))
-    return row["n"]
-
-
 def newest_original(db: Database, document_id: str) -> str | None:
     """Doc id of the newest original document sent with this edXML DocumentId."""
     row = db.query_one("SELECT doc_id FROM docs WHERE document_id = ? AND kind = ? AND business_doc_type = 0"

@@ -241,13 +241,13 @@ class MailboxService(mgrpc.MailboxServicer):
         """No arguments: the whole tree reachable from here; else children (or the subtree) of a code. Paged by
         code (the token names the last code of the page before, node/api/page_tokens.py); a listing is kept a few seconds for the pages
         after the first, so paging a large tree does not walk the tree again for every page."""
+        check_text(request.name_contains, "name_contains", NAME_LENGTH)  # no name is longer: nothing longer matches
         whole = not request.parent and not request.recursive
         key = ("", False) if whole else (request.parent or self.directory.code, request.recursive)
         after = self._page_tokens.read(key, request.page_token)
         with blaming("parent", Reason.UNKNOWN_RECIPIENT):
             agencies = self._listing(key, request.page_token == "", lambda: (
                 self.directory.whole_tree() if whole else self.directory.children(key[0], key[1])))
-        check_text(request.name_contains, "name_contains", NAME_LENGTH)  # no name is longer: nothing longer matches
         needle = fold(request.name_contains)
         names = agencies.folded_names() if needle else None
         matching = [a for i, a in enumerate(agencies) if a.code > after

@@ -152,7 +152,7 @@ for label, token in (("made up", "zzz"), ("a bare agency code, as tokens once we
 def _(s):
     api = s.w.api(D)
     o = call(api.stub.Directory, mpb.DirectoryRequest(name_contains="hoà " * 25_000), metadata=api.metadata)
-    assert "name_contains" in o.detail, o.detail  # refused before any name is folded or compared
+    assert "name_contains" in o.detail, o.detail  # refused before the listing is fetched, or a name folded
     return o
 
 

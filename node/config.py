@@ -683,6 +683,7 @@ class MetricsSettings(_Section):
 
     listen: HostPort | None = None
     allow_remote: Bool = False
+    cache_for: Duration = 2.0  # scrapes within it are answered what the first made (node/metrics_server.py)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -741,6 +742,7 @@ class LimitsSettings(_Section):
     recipients_per_send: Count = 500
     attachments_per_document: Count = 100
     attachment_name_length: Count = 255
+    updates_per_document: Count = 100
     envelopes_per_batch: Count = 1000
     trace_length: Count = 16
     xml_depth: Count = 64
@@ -997,8 +999,13 @@ def load_config(path: str | os.PathLike) -> Settings:
     except yaml.YAMLError as e:
         raise _yaml_error(e, name) from None
     abs_path = Path(os.path.abspath(p))
-    settings = parse_config(data, abs_path.parent, source=name)
-    object.__setattr__(settings, "source", abs_path)  # fresh object, not a key: outside validation
+    return located(parse_config(data, abs_path.parent, source=name), abs_path)
+
+
+def located(settings: Settings, source: Path | None) -> Settings:
+    """`settings`, just made and held by no one yet, naming the file it came from: `source` is not a key (no YAML
+    may set it), so it is set here, the one place that does, outside validation."""
+    object.__setattr__(settings, "source", source)
     return settings
 
 

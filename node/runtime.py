@@ -253,6 +253,7 @@ class Node:
         self.api_port = 0
         self.http_face = None  # api.http_listen: node.api.http_server.HttpFace, started with the API
         self.registry_service: RegistryService | None = None  # made by start()
+        self.peer_gate: PeerGate | None = None  # made by start()
         self.started_ms = clock.now_ms()
         self.last_reload = LastReload()  # the outcome of the last SIGHUP (Admin.Running, doctor)
         self.http_port = 0
@@ -331,7 +332,8 @@ class Node:
         s = self.settings
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
-        interceptors = [PeerGate(peers, self.crl.stale_problem, self.limits), ErrorInterceptor()]
+        self.peer_gate = PeerGate(peers, self.crl.stale_problem, self.limits)
+        interceptors = [self.peer_gate, ErrorInterceptor()]
         exchange = ExchangeService(self.intake, peers)
         self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper,
                                                 self.clock, self.signatures)
@@ -417,7 +419,8 @@ class Node:
             self.metrics = NodeMetrics()
             self.metrics.collect_from(MailboxCollector(self.metrics_state))
         host, port = listen.rsplit(":", 1)
-        server = MetricsServer(host.strip("[]"), int(port), self.metrics.registry)
+        server = MetricsServer(host.strip("[]"), int(port), self.metrics.registry,
+                               cache_for=lambda: self.settings.metrics.cache_for, now=self.clock.now)
         server.start()
         return server
 
@@ -463,6 +466,7 @@ class Node:
             "statuses": statuses_store.counts_by_code(self.db),
             "serving": self.health.problem is None,
             "version": version(),
+            "http_refused": self.http_face.refused_connections if self.http_face is not None else 0,
             "crl": None if crl is None else {"number": crl.number, "next_update_s": crl.next_update_ms / 1000,
                                              "age_s": max(0, now - crl.this_update_ms) / 1000},
             "checkpoint": None if checkpoint is None else {
@@ -543,12 +547,12 @@ class Node:
     def use_limits(self, limits) -> None:
         """limits.* from a reload: every holder reads the new ones from its next request on."""
         self.limits = limits
-        for holder in (self.maker, self.lifecycle, self.intake, self.bridge, self.registry_service):
-            if holder is not None:
-                holder.limits = limits
-        if self.registry_service is not None:
-            self.registry_service.lookups.rate = limits.lookups_per_second
-            self.registry_service.lookups.burst = limits.lookup_burst
+        for holder in (self.maker, self.lifecycle, self.intake, self.bridge):
+            holder.limits = limits
+        # those that hold counters and buckets sized by the limits (the budget is shared by intake and registry)
+        for keeper in (self.directory, self.signatures, self.registry_service, self.peer_gate):
+            if keeper is not None:
+                keeper.use_limits(limits)
 
     def register_again(self, what: str) -> None:
         """Give the parent our record again now (a new certificate or seal key after a reload)."""

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 import sqlite_utils
 
 from .readers import Readers
-from .schema import MIGRATIONS
+from .schema import migrate
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Database:
         self._gate = threading.Lock()  # guards _waiting
         self._waiting = 0  # callers queued for the writer: while any, a finished part hands over, not commits
         with self.lock:
-            MIGRATIONS.apply(self.db)
+            migrate(self.db)
         self.readers = Readers(self.path, readers)  # opened after the migrations: they see the whole schema
 
     @contextlib.contextmanager

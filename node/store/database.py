@@ -62,6 +62,7 @@ class Database:
         self._group: _Group | None = None  # the SQLite transaction open for callers' parts; the lock's holder's
         self._gate = threading.Lock()  # guards _waiting
         self._waiting = 0  # callers queued for the writer: while any, a finished part hands over, not commits
+        self.commits = 0  # commits so far, counted after each: what was read at count k is still true while it is k
         with self.lock:
             migrate(self.db)
             # the pages the migrations touched would stay in the writer's cache (~0.3 MB on a fresh mailbox, per
@@ -183,6 +184,7 @@ class Database:
             if group.broken is not None:
                 raise group.broken
             conn.execute("COMMIT")
+            self.commits += 1
         except BaseException as e:
             group.error = e
             try:

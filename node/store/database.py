@@ -208,6 +208,10 @@ class Database:
         with self.readers.connection() as conn:
             return _rows(conn.execute(sql, params))
 
+    def in_own_transaction(self) -> bool:
+        """This thread holds the open transaction (its reads see its own uncommitted rows)."""
+        return self._owner == threading.get_ident()
+
     def query_one(self, sql: str, params: Any = ()) -> dict | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from ..identity import certs
+from ..identity import certs, revocation
 
 PROVINCE = "000.00.00.H19"
 FIRST_COMMUNE = 26001  # identifiers H19.26001, H19.26002, ... (illustrative NSO-style numbers)
@@ -57,12 +57,14 @@ def address(i: int) -> str:
     return f"agency-{i}.inproc:1"
 
 
-def prepare(root: Path, n: int, tag: str) -> list[Path]:
+def prepare(root: Path, n: int, tag: str, crl_serials: int = 0) -> list[Path]:
     """Keys, certificates and a node.yaml per agency in root/<code>/ (keys kept if already there); `tag` names
-    this run's mailboxes (data-<tag>/), so each run starts from fresh ones."""
+    this run's mailboxes (data-<tag>/), so each run starts from fresh ones. `crl_serials`: every agency
+    loads a CRL (tls.crl) revoking that many serials, as the national CA's would."""
     ca = root / "ca"
     if not (ca / "ca.pem").exists():
         certs.init_ca(ca)
+    crl = _crl(root, ca, crl_serials) if crl_serials else None
     all_codes = codes(n)
     configs = []
     for i, code in enumerate(all_codes):
@@ -72,7 +74,8 @@ def prepare(root: Path, n: int, tag: str) -> list[Path]:
         config: dict = {
             "node": {"code": code, "name": f"agency {code}", "data_dir": f"data-{tag}"},
             "listen": address(i),
-            "tls": {"key": "keys/node.key", "cert": "keys/node.pem", "trust_anchors": ["keys/ca.pem"]},
+            "tls": {"key": "keys/node.key", "cert": "keys/node.pem", "trust_anchors": ["keys/ca.pem"],
+                    **({"crl": str(crl)} if crl else {})},
             "api": {"listen": "127.0.0.1:0", "token": secrets.token_urlsafe(32)},
             "log_level": "WARNING",
         }
@@ -85,6 +88,19 @@ def prepare(root: Path, n: int, tag: str) -> list[Path]:
         (d / f"node-{tag}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         configs.append(d / f"node-{tag}.yaml")
     return configs
+
+
+def _crl(root: Path, ca: Path, serials: int) -> Path:
+    """A CRL of the test CA revoking `serials` made-up serials (none of our agencies'), made once per count."""
+    path = root / f"crl-{serials}.pem"
+    if not path.exists():
+        when = "2026-01-01T00:00:00+00:00"
+        state = {"number": 0, "revoked": {format((1 << 100) + i, "x"): {"time": when, "reason": "superseded",
+                                                                         "subject": "CN=gone"}
+                                          for i in range(serials)}}
+        (ca / revocation.LIST_FILE).write_text(json.dumps(state))
+        path.write_bytes(revocation.make_crl(ca, days=365).read_bytes())
+    return path
 
 
 # ---- what the process holds ---------------------------------------------------------------
@@ -135,14 +151,14 @@ def _top(snap: tracemalloc.Snapshot, base: tracemalloc.Snapshot, n: int, limit: 
             for s in stats[:limit] if s.size_diff > 0]
 
 
-def measure(root: Path, n: int, idle_s: float, trace: bool, start_servers: bool = True) -> dict:
+def measure(root: Path, n: int, idle_s: float, trace: bool, start_servers: bool = True, crl_serials: int = 0) -> dict:
     """Build, then start, n agencies in this process; the figures of each phase."""
     from ..config import load_config
     from ..runtime import Node
     from ..transport.in_process import LocalNetwork
 
     logging.getLogger().setLevel(logging.WARNING)
-    configs = prepare(root, n, f"{n}-{os.getpid()}")
+    configs = prepare(root, n, f"{n}-{os.getpid()}", crl_serials)
     settings = [load_config(c) for c in configs]
     import gc
     gc.collect()
@@ -159,8 +175,8 @@ def measure(root: Path, n: int, idle_s: float, trace: bool, start_servers: bool 
         built_s = time.monotonic() - t0
         gc.collect()
         built = snapshot()
-        result: dict = {"agencies": n, "baseline": base, "built": {**built, "per_agency": _per(base, built, n),
-                                                                  "ms_per_agency": round(1000 * built_s / n, 2)}}
+        result: dict = {"agencies": n, "crl_serials": crl_serials, "baseline": base,
+                        "built": {**built, "per_agency": _per(base, built, n), "ms_per_agency": round(1000 * built_s / n, 2)}}
         if trace:
             result["built"]["tracemalloc_top"] = _top(tracemalloc.take_snapshot(), t_base, n)
             tracemalloc.stop()
@@ -221,28 +237,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agencies", type=int, nargs="+", default=[10, 100, 300], help="N for each run (default 10 100 300)")
     p.add_argument("--idle", type=float, default=30.0, help="seconds of idle CPU measured once started (default 30)")
     p.add_argument("--trace", action="store_true", help="also a tracemalloc run per N: top allocation sites per agency")
+    p.add_argument("--crl-serials", type=int, default=0,
+                   help="every agency loads a CRL revoking this many serials (tls.crl; default none)")
     p.add_argument("--dir", type=Path, default=None, help="where keys and mailboxes go (default: a temporary directory)")
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # the child process: one N, one JSON line
     p.add_argument("--built-only", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.one:
-        print(json.dumps(measure(a.dir, a.agencies[0], a.idle, a.trace, start_servers=not a.built_only)))
+        print(json.dumps(measure(a.dir, a.agencies[0], a.idle, a.trace, start_servers=not a.built_only,
+                                 crl_serials=a.crl_serials)))
         return 0
     with tempfile.TemporaryDirectory(prefix="footprint-") as tmp:
         root = a.dir or Path(tmp)
         runs = []
         for n in a.agencies:
-            runs.append(_child(root, n, a.idle, trace=False))
+            runs.append(_child(root, n, a.idle, trace=False, crl_serials=a.crl_serials))
             if a.trace:
-                runs[-1]["trace"] = _child(root, n, 0, trace=True, built_only=True)["built"]["tracemalloc_top"]
+                runs[-1]["trace"] = _child(root, n, 0, trace=True, built_only=True,
+                                           crl_serials=a.crl_serials)["built"]["tracemalloc_top"]
         print(json.dumps({"bench": "footprint", "python": sys.version.split()[0], "cpus": os.cpu_count(),
                           "runs": runs}, indent=1))
     return 0
 
 
-def _child(root: Path, n: int, idle: float, trace: bool, built_only: bool = False) -> dict:
+def _child(root: Path, n: int, idle: float, trace: bool, built_only: bool = False, crl_serials: int = 0) -> dict:
     cmd = [sys.executable, "-m", "node.harness.footprint", "--one", "--agencies", str(n), "--idle", str(idle),
-           "--dir", str(root)] + (["--trace"] if trace else []) + (["--built-only"] if built_only else [])
+           "--dir", str(root), "--crl-serials", str(crl_serials)]
+    cmd += (["--trace"] if trace else []) + (["--built-only"] if built_only else [])
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[2]))
     if out.returncode != 0:
         return {"agencies": n, "error": out.stderr[-2000:]}

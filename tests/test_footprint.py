@@ -15,6 +15,7 @@ def test_three_agencies_are_measured_registered_and_stopped(tmp_path):
     assert result["agencies"] == 3 and result["started"]["all_registered"]
     assert result["built"]["fds"] > result["baseline"]["fds"]  # each mailbox is open once built
     assert result["started"]["start_ms_per_agency"] > 0 and result["idle"]["seconds"] >= 0.2
+    assert isinstance(result["idle"]["jobs"], dict)
     assert set(result["started"]["servers_and_schedulers"]) == {"mb", "os_threads", "fds"}
     json.dumps(result)  # what the script prints
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2  # the nodes' mailboxes and ports are closed

@@ -182,6 +182,7 @@ def measure(root: Path, n: int, idle_s: float, trace: bool, start_servers: bool 
             tracemalloc.stop()
         if not start_servers:
             return result
+        jobs = _JobCosts(nodes)  # before start(): the scheduler is handed the wrapped jobs
         registered = _registrations(nodes[0], set(s.node.code for s in settings[1:]))
         t1 = time.monotonic()
         for node in nodes:
@@ -197,7 +198,9 @@ def measure(root: Path, n: int, idle_s: float, trace: bool, start_servers: bool 
                              "all_registered": all_in, "registered_after_s": round(up_s, 2),
                              "servers_and_schedulers": _per(built, started, n)}
         if idle_s > 0:
+            jobs.reset()
             result["idle"] = idle_cpu(idle_s)
+            result["idle"]["jobs"] = jobs.report(n, result["idle"]["seconds"])
             result["idle"]["percent_per_agency"] = round(result["idle"]["percent_of_one_core"] / n, 4)
             result["after_idle"] = snapshot()
         return result
@@ -208,6 +211,52 @@ def measure(root: Path, n: int, idle_s: float, trace: bool, start_servers: bool 
             else:
                 node.db.close()
                 node.data_dir.release()
+
+
+class _JobCosts:
+    """The CPU each periodic job of an agency takes (thread CPU time, summed over all agencies), apart from
+    the scheduler's and the servers' own threads: what stays per agency whichever scheduler runs them.
+    The jobs are the Node's attributes its start() schedules; one a later Node lacks is left out. In process a
+    call to the parent runs the parent's servicer in the caller's thread: a heartbeat's cost has both sides."""
+
+    JOBS = ("_sweep", "_probe_backing_off", "_keepalive")
+
+    def __init__(self, nodes: list) -> None:
+        self.cpu: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+        for node in nodes:
+            for name in self.JOBS:
+                if hasattr(node, name):
+                    setattr(node, name, self._timed(name, getattr(node, name)))
+            if hasattr(node, "health"):
+                node.health.check = self._timed("health", node.health.check)
+            if hasattr(node, "checkpointer"):
+                node.checkpointer.tick = self._timed("checkpoint", node.checkpointer.tick)
+
+    def _timed(self, name: str, job):
+        def timed(*args, **kwargs):
+            t0 = time.thread_time()
+            try:
+                return job(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.cpu[name] = self.cpu.get(name, 0.0) + time.thread_time() - t0
+                    self.calls[name] = self.calls.get(name, 0) + 1
+        return timed
+
+    def reset(self) -> None:
+        with self._lock:
+            self.cpu.clear()
+            self.calls.clear()
+
+    def report(self, n: int, seconds: float) -> dict:
+        """Per job: calls, ms per call, and its share of one core per agency (% of one core / n)."""
+        with self._lock:
+            return {name.lstrip("_"): {"calls": self.calls[name],
+                                       "ms_per_call": round(1000 * self.cpu[name] / self.calls[name], 3),
+                                       "percent_per_agency": round(100 * self.cpu[name] / seconds / n, 5)}
+                    for name in sorted(self.cpu)}
 
 
 def _registrations(province, expected: set[str]) -> threading.Event:

@@ -98,6 +98,7 @@ from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys, renewal
 from .identity.crl_holder import CrlHolder
+from .identity.on_disk import IdentityOnDisk
 from .identity.trust import TrustStore
 from .transport.peer_check import PeerCheck
 from .limits import SignatureBudget
@@ -242,6 +243,7 @@ class Node:
                                          events_=self.bus, parent=self.directory.parent or "")
         self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored, self.limits,
                                   s.messages.max_size)
+        self.identity_on_disk = IdentityOnDisk(lambda: self.settings, lambda: self.trust, clock)
         self.health = HealthMonitor(self.db, self.signer, self.trust, checks=[
             self._identity_files_problem,
             self._parent_problem], peer_checks=[self.crl.stale_problem])
@@ -373,14 +375,9 @@ class Node:
         return self.directory.parent_problem(int(self.settings.registry.unhealthy_after * 1000))
 
     def _identity_files_problem(self) -> str | None:
-        """The key and certificate files are what a restart would load (mode, match, code, chain, dates)."""
-        try:
-            preflight.load_identity(self.settings, self.trust, self.clock)
-        except ConfigError as e:
-            return f"{e.path}: {e.message}"
-        except OSError as e:
-            return f"tls files: {e.strerror or e}: {e.filename or ''}"
-        return None
+        """The key and certificate files are what a restart would load (mode, match, code, chain, dates);
+        read again only when they or the trust store changed (node/identity/on_disk.py)."""
+        return self.identity_on_disk.problem()
 
     def _start_http(self, services: dict) -> None:
         """The HTTP/JSON face (api.http_listen) on its own thread; aiohttp is loaded only here."""

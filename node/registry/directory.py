@@ -106,7 +106,7 @@ class Directory:
             rule_parent = self.configured.parent(record.code)
         except CodeError:
             rule_parent = None
-        if record.parent != self.code or (rule_parent != self.code and not self._reparented(rule_parent)):
+        if record.parent != self.code or (rule_parent != self.code and not self._reparented(record.code)):
             raise Rejected(Reason.WRONG_PARENT, f"{self.code} is not the parent of {record.code}")
         registered = store.get(self.db, record.code)
         previous, moved = None, False
@@ -130,13 +130,26 @@ class Directory:
         self.on_alive(record.code, "registered")
         return self.heartbeat_ms
 
-    def _reparented(self, rule_parent: str | None) -> bool:
-        """Re-parenting: a code whose enclosing unit by the code rule (an abolished district) is retired, with this
-        node answering for it (a succession held here), registers directly under this node; routing then
-        follows the registration (_refresh_hierarchy), not the code rule."""
-        if rule_parent is None or self.successions is None:
-            return False
-        return self.successions.successor(rule_parent) == self.code
+    def _reparented(self, code: str) -> bool:
+        """Re-parenting: a code one of whose enclosing units by the code rule (an abolished district, a merged
+        province) is retired, with this node answering for it (a succession held here), registers directly
+        under this node; routing then follows the registration (_refresh_hierarchy), not the code rule."""
+        return self._answering_for(code) == self.code
+
+    def _answering_for(self, code: str) -> str | None:
+        """The successor of the nearest retired unit enclosing `code` by the code rule (bounded: its chain, at most
+        MAX_CLIMB units, each successor chain at most successions.MAX_CHAIN); None if none is retired."""
+        if self.successions is None or not is_qcvn(code):
+            return None
+        try:
+            enclosing = self.configured.ancestors(code)[1:self.MAX_CLIMB + 1]
+        except CodeError:
+            return None
+        for unit in enclosing:
+            successor = self.successions.successor(unit)
+            if successor is not None:
+                return successor
+        return None
 
     def _still_trusted(self, cert_der: bytes) -> bytes | None:
         """A renewed registration's old certificate, kept so mail marked with it still passes; None if revoked."""
@@ -351,8 +364,9 @@ class Directory:
         node's configuration does not place elsewhere, and that no other child holds."""
         if not is_identifier(code) or not is_identifier(parent):
             return f"{code!r} under {parent!r} is not an agency code"
-        if is_qcvn(code):
-            return f"{code} is a QCVN 102 code: its place in the tree is fixed by the code rule"
+        if is_qcvn(code) and (parent != child or self._answering_for(code) != child):
+            return (f"{code} is a QCVN 102 code: its place in the tree is fixed by the code rule"
+                    " (or by a succession held here retiring a unit enclosing it into the node it moves under)")
         if code == child:  # an odd child names its own place: under us, where it registered
             return "" if parent == self.code else f"{code} is registered here, under {self.code}, not {parent}"
         if code == self.code or store.get(self.db, code) is not None:
@@ -405,6 +419,12 @@ class Directory:
         except CodeError as e:
             log.warning("ignoring learned odd codes: %s", e)
 
+    def _rule_chain(self, code: str) -> list[str]:
+        try:
+            return self.configured.ancestors(code)
+        except CodeError:
+            return []
+
     def _rule_parent(self, code: str) -> str | None:
         try:
             return self.configured.parent(code)
@@ -414,7 +434,8 @@ class Directory:
     def odd_codes_below(self) -> dict[str, str]:
         """What we report up: odd codes in our subtree (our odd children and theirs)."""
         out = dict(store.odd_codes(self.db))
-        out.update({c.code: self.code for c in store.children(self.db) if not is_qcvn(c.code)})
+        out.update({c.code: self.code for c in store.children(self.db) if not is_qcvn(c.code)
+                    or self.code not in self._rule_chain(c.code)})  # odd, or re-parented here from another branch
         if not is_qcvn(self.code) and self.parent:
             out[self.code] = self.parent
         return out

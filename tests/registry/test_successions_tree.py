@@ -233,3 +233,48 @@ def test_a_commune_of_an_abolished_district_registers_under_its_province_and_mai
         if node is not None:
             node.stop(grace=1)
         t.stop()
+
+
+def test_a_commune_of_a_merged_province_registers_under_the_successor_and_the_tree_learns_it(tmp_path):
+    """Re-parenting across a province merger: the national root retires Bình Phước (H10) into Đồng Nai (H19); a
+    commune whose code still names a district of H10 registers directly under H19 (refused WRONG_PARENT before the
+    succession), H19 tells the root in its heartbeat, and mail from another province reaches it, and back."""
+    old, new, other = "000.00.00.H10", "000.00.00.H19", "000.00.00.H53"
+    commune = "000.01.31.H10"  # by the code rule under the district 000.00.31.H10 of H10
+    t = start_tree(tmp_path, {"VN": None, old: "VN", new: "VN", other: "VN"})
+    node = None
+    try:
+        spec = nodes.NodeSpec(commune, "phường Tân Phú", peers={new: new}, parent=new,
+                              extra={"registry": {"heartbeat": "200ms", "stale_after": "1s"}})
+        handle = nodes.prepare_node(tmp_path, nodes.make_ca(tmp_path), spec,
+                                    {new: t[new][1].listen, commune: f"127.0.0.1:{nodes.free_port()}"})
+        built = Node(load_config(handle.config))
+        built.directory.endpoint = handle.listen  # set when it starts
+        with pytest.raises(Rejected) as e:  # what its registration says, before the merger
+            t.node(new).directory.register(built.directory.own_entry().record, commune)
+        assert e.value.reason is Reason.WRONG_PARENT
+
+        with EventWaiter(t.client(new), inbox=False, sent=False, registry=True) as at_new:
+            t.client("VN").admin.issue_succession([old], new, 0, "Nghị quyết 202/2025/QH15")
+            at_new.wait(lambda evs: any(e.type == SUCCESSION for e in evs), TIMEOUT)
+            with EventWaiter(t.client("VN"), inbox=False, sent=False, registry=True) as at_root:
+                node = built
+                node.start()
+                at_new.wait(lambda evs: any(e.type == "registered" and e.peer == commune for e in evs), TIMEOUT)
+                at_root.wait(lambda evs: commune in t.node("VN").directory.hierarchy.registered, TIMEOUT)
+        assert t.node("VN").directory.hierarchy.parent(commune) == new  # learned from H19's heartbeat
+        c = handle.client()
+        try:
+            with EventWaiter(c, sent=False) as at_c, EventWaiter(t.client(other), sent=False) as at_o:
+                down = t.client(other).send(doc("xuống phường"), [commune]).envelopes[0]
+                up = c.send(doc("lên tỉnh khác"), [other]).envelopes[0]
+                arrived_at(at_c, {down.message_id})
+                arrived_at(at_o, {up.message_id})
+            assert (down.recipient, down.successor_of) == (commune, "")
+            assert t.client(other).lookup(commune).parent == new
+        finally:
+            c.close()
+    finally:
+        if node is not None:
+            node.stop(grace=1)
+        t.stop()

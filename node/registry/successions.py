@@ -140,6 +140,9 @@ def verify(signed: rpb.SignedSuccessionList, trust: TrustStore, hierarchy: Hiera
     return body
 
 
+CODE_RULE = Hierarchy()  # the QCVN 102 rule alone
+
+
 def competent(issuer: str, s: rpb.Succession, hierarchy: Hierarchy) -> None:
     """Only the parent of the retired codes issues for them (the root for provinces), for a successor below it or
     itself (a level abolished: a district's mail goes to its province).
@@ -160,6 +163,11 @@ def competent(issuer: str, s: rpb.Succession, hierarchy: Hierarchy) -> None:
         below = s.successor == issuer or hierarchy.is_under(s.successor, issuer)
     except CodeError:
         below = not is_qcvn(s.successor)
+    if not below and is_qcvn(s.successor):  # or below it by the code rule: a successor since re-parented elsewhere
+        try:                                # (its district abolished) was the issuer's when it was named
+            below = CODE_RULE.is_under(s.successor, issuer)
+        except CodeError:
+            below = False
     if not below:
         raise Rejected(Reason.SUCCESSION_NOT_COMPETENT, f"successor {s.successor} is neither {issuer} nor below it")
 

@@ -113,3 +113,20 @@ def test_a_signature_over_other_bytes_is_refused(held, pki, clock):
         held.offer(rpb.SignedSuccessionList(body=body.SerializeToString(), signature=signed.signature,
                                             cert_der=signed.cert_der), "forged")
     assert e.value.reason is Reason.SUCCESSION_BAD_SIGNATURE
+
+
+def test_a_successor_re_parented_elsewhere_since_is_still_the_issuers_by_the_code_rule(tmp_path, pki, clock):
+    """The district merged C1 into C2, then C2 moved under another province (re-parenting, docs/restructuring.md):
+    a node that learned C2's new place still takes the district's list; a successor in another district does
+    not pass for that."""
+    moved = Hierarchy({C2: "000.00.00.H19"})
+    db = Database(tmp_path / "m.sqlite3")
+    try:
+        held = succ.Successions(db, pki.trust(clock), clock, lambda: moved)
+        assert offered(held, pki, clock, D, one([C1], C2))
+        assert held.successor(C1) == C2
+        with pytest.raises(Rejected) as e:
+            offered(held, pki, clock, D, one([C1], C2), one([C3], "000.21.38.H53"), number=2)
+        assert e.value.reason is Reason.SUCCESSION_NOT_COMPETENT
+    finally:
+        db.close()

@@ -206,7 +206,8 @@ class Node:
         self.router = Router(s.node.code, {p.code: p.address for p in s.peers},
                              parent=parent if parent and s.peer_address(parent) else None,
                              child_endpoint=self.directory.child_endpoint,
-                             hierarchy_of=lambda: self.directory.hierarchy, successor_of=self.successions.successor)
+                             hierarchy_of=lambda: self.directory.hierarchy, successor_of=self.successions.successor,
+                             moved_away=self.directory.moved_away)
         # sending: one way to make an envelope; per-hop senders (tasks on the send pool); the agency's sends on top
         self.limits = s.limits
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,

@@ -47,8 +47,12 @@ class Router:
     def __init__(self, code: str, peers: dict[str, str], hierarchy: Hierarchy | None = None, *,
                  parent: str | None = None, child_endpoint: Callable[[str], str | None] | None = None,
                  hierarchy_of: Callable[[], Hierarchy] | None = None,
-                 successor_of: Callable[[str], str | None] = lambda code: None) -> None:
+                 successor_of: Callable[[str], str | None] = lambda code: None,
+                 moved_away: Callable[[str], bool] = lambda code: False) -> None:
         self.code = code
+        # whether a unit enclosing the code by the code rule is retired into another node: the code may have
+        # re-parented there (node.registry.directory), so its mail may come down from our parent
+        self.moved_away = moved_away
         # who answers for a retired code now (node.registry.successions: the lists this node holds), else None
         self.successor_of = successor_of
         self.peers = dict(peers)
@@ -106,7 +110,11 @@ class Router:
                 return True
             return self.child_endpoint(peer) is not None and (sender == peer or c.is_under(sender, peer))
         route = route_between(up, down)
-        return self.code in route[1:] and route[route.index(self.code) - 1] == peer
+        if self.code in route[1:] and route[route.index(self.code) - 1] == peer:
+            return True
+        # a sender re-parented under the successor of its retired district or province (docs/restructuring.md)
+        # reaches the old subtree from above: its statuses to agencies still there, its mail to retired codes
+        return peer == self.parent and self.code in route[1:] and self.moved_away(sender)
 
     def retired(self, recipient: str, sender: str) -> str | None:
         """The successor a document for `recipient` must go to instead, when a succession this node holds retires

@@ -136,6 +136,12 @@ class Directory:
         under this node; routing then follows the registration (_refresh_hierarchy), not the code rule."""
         return self._answering_for(code) == self.code
 
+    def moved_away(self, code: str) -> bool:
+        """Whether a unit enclosing `code` by the code rule is retired into another node than this one (routing:
+        the code may have registered there, node.exchange.routing.Router.passes_from)."""
+        answer = self._answering_for(code)
+        return answer is not None and answer != self.code
+
     def _answering_for(self, code: str) -> str | None:
         """The successor of the nearest retired unit enclosing `code` by the code rule (bounded: its chain, at most
         MAX_CLIMB units, each successor chain at most successions.MAX_CHAIN); None if none is retired."""

@@ -238,10 +238,12 @@ def test_a_commune_of_an_abolished_district_registers_under_its_province_and_mai
 def test_a_commune_of_a_merged_province_registers_under_the_successor_and_the_tree_learns_it(tmp_path):
     """Re-parenting across a province merger: the national root retires Bình Phước (H10) into Đồng Nai (H19); a
     commune whose code still names a district of H10 registers directly under H19 (refused WRONG_PARENT before the
-    succession), H19 tells the root in its heartbeat, and mail from another province reaches it, and back."""
+    succession), H19 tells the root in its heartbeat, and mail from another province reaches it, and back; its mail
+    to a commune still in H10's old tree passes H10 coming down from the root (not from its old district)."""
     old, new, other = "000.00.00.H10", "000.00.00.H19", "000.00.00.H53"
     commune = "000.01.31.H10"  # by the code rule under the district 000.00.31.H10 of H10
-    t = start_tree(tmp_path, {"VN": None, old: "VN", new: "VN", other: "VN"})
+    district, stayed = "000.00.32.H10", "000.01.32.H10"  # a district of H10 still running, and its commune
+    t = start_tree(tmp_path, {"VN": None, old: "VN", new: "VN", other: "VN", district: old, stayed: district})
     node = None
     try:
         spec = nodes.NodeSpec(commune, "phường Tân Phú", peers={new: new}, parent=new,
@@ -265,11 +267,14 @@ def test_a_commune_of_a_merged_province_registers_under_the_successor_and_the_tr
         assert t.node("VN").directory.hierarchy.parent(commune) == new  # learned from H19's heartbeat
         c = handle.client()
         try:
-            with EventWaiter(c, sent=False) as at_c, EventWaiter(t.client(other), sent=False) as at_o:
+            with EventWaiter(c, sent=False) as at_c, EventWaiter(t.client(other), sent=False) as at_o, \
+                    EventWaiter(t.client(stayed), sent=False) as at_stayed:
                 down = t.client(other).send(doc("xuống phường"), [commune]).envelopes[0]
                 up = c.send(doc("lên tỉnh khác"), [other]).envelopes[0]
+                back = c.send(doc("về huyện cũ"), [stayed]).envelopes[0]
                 arrived_at(at_c, {down.message_id})
                 arrived_at(at_o, {up.message_id})
+                arrived_at(at_stayed, {back.message_id})
             assert (down.recipient, down.successor_of) == (commune, "")
             assert t.client(other).lookup(commune).parent == new
         finally:

@@ -133,11 +133,17 @@ def cmd_init(args) -> int:
 # ---- node -----------------------------------------------------------------------
 
 def cmd_run(args) -> int:
+    from .host.config import load_host
     from .logs import configure
-    from .runtime import run
-    settings = load_config(args.config)
-    configure(settings.node.code, settings.log_level, args.log_format)
-    return run(settings)
+    config = load_host(args.config)
+    if not config.several:  # today's node.yaml: the node is the whole process, as before
+        from .runtime import run
+        settings = config.agencies[0]
+        configure(settings.node.code, settings.log_level, args.log_format)
+        return run(settings)
+    from .host.host import run as run_host
+    configure("host", config.process.log_level, args.log_format)
+    return run_host(config)
 
 
 def cmd_check_config(args) -> int:

@@ -100,3 +100,19 @@ def start(host: HostHandle, python: str = sys.executable) -> None:
     for h in host.agencies.values():
         h.process = host.process
         h.log_path = host.log_path
+
+
+def wait_agency_status(host: HostHandle, code: str, status: str, timeout: float = 60.0) -> None:
+    """Block until the host's health names `code` with `status` (SERVING, or SERVICE_UNKNOWN once removed):
+    a Watch stream on the host's API, so it returns as soon as the host changes it (a SIGHUP done)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    want = health_pb2.HealthCheckResponse.ServingStatus.Value(status)
+    with grpc.insecure_channel(host.api) as channel:
+        stream = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=code),
+                                                           timeout=timeout)
+        for answer in stream:
+            if answer.status == want:
+                stream.cancel()
+                return
+    raise TimeoutError(f"{code} not {status} on host {host.name}")

@@ -91,6 +91,7 @@ class Host:
                 del self.agencies[code]
             self.network.detach(code)
             self._tokens = {d: w for d, w in self._tokens.items() if w[0] != code}
+        self.health.set(code, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)  # health Watch on it ends here
 
     def caller(self, header: str | bytes) -> tuple[str | None, object] | None:
         """(agency code, client) for an `authorization` header; (None, host admin); None: unknown."""

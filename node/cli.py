@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from . import cli_stats
 from . import version as _version
-from .config import ConfigError, load_config
+from .config import ConfigError
 from .config_location import CONFIG_ENV, DEFAULT_CONFIG, HELP as CONFIG_HELP, NoConfig, find_config
 from .progress import Progress
 from .envelope import is_message_id
@@ -39,9 +39,19 @@ def _print_json_list(messages) -> int:
     return 0
 
 
+AGENCY_HELP = ("on a host serving several agencies (docs/hosting.md): the agency whose settings (data "
+               "directory, token) the command uses; default: the only one")
+
+
+def _settings(args):
+    """The settings of the agency the command is about: the config's only one, or --agency's on a host."""
+    from .host.config import settings_for
+    return settings_for(args.config, getattr(args, "agency", None))
+
+
 def _client(args):
     from .client import MailboxClient
-    return MailboxClient.for_settings(load_config(args.config))
+    return MailboxClient.for_settings(_settings(args))
 
 
 # ---- identity -------------------------------------------------------------------
@@ -93,7 +103,7 @@ def cmd_ca_crl(args) -> int:
 
 def cmd_renew(args) -> int:
     from .identity import certs, renewal
-    settings = load_config(args.config)
+    settings = _settings(args)
     try:
         if not args.install:
             p = renewal.start(settings, force=args.force)
@@ -182,7 +192,7 @@ def _at_least_one(text: str) -> int:
 
 def cmd_backup(args) -> int:
     from . import backup
-    settings = load_config(args.config)
+    settings = _settings(args)
     try:
         with Progress("backup") as progress:
             out, m, removed = backup.backup(settings, Path(args.to), keep=args.keep, progress=progress)
@@ -205,7 +215,7 @@ def cmd_restore(args) -> int:
     from .clock import SYSTEM
     from .identity.trust import TrustStore
     from .preflight import load_identity
-    settings = load_config(args.config)
+    settings = _settings(args)
     # the node's key signs the restore into the audit chain: a missing or wrong key stops it before anything
     signer = load_identity(settings, TrustStore.from_files(list(settings.tls.trust_anchors)), SYSTEM)
     try:
@@ -228,7 +238,7 @@ def cmd_restore(args) -> int:
 
 def cmd_doctor(args) -> int:
     from .doctor import diagnose
-    report = diagnose(args.config)
+    report = diagnose(args.config, getattr(args, "agency", None))
     print(report.render())
     return 1 if report.problems else 0
 
@@ -245,7 +255,7 @@ def cmd_audit_verify(args) -> int:
     from .identity.trust import TrustStore
     from . import preflight
     from .runtime import Node
-    s = load_config(args.config)
+    s = _settings(args)
     mailbox = Path(s.node.data_dir) / preflight.MAILBOX_FILE
     if not mailbox.is_file():
         raise CliError(f"no mailbox at {mailbox}: nothing to verify")
@@ -279,7 +289,7 @@ def cmd_evidence(args) -> int:
     from .evidence import make
     from .identity import sealing
     from .identity.trust import TrustStore
-    s = load_config(args.config)
+    s = _settings(args)
     mailbox = Path(s.node.data_dir) / preflight.MAILBOX_FILE
     if not mailbox.is_file():
         raise CliError(f"no mailbox at {mailbox}")
@@ -708,6 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     renew = sub.add_parser("renew", help="renew the node's certificate: a new key and request for the same code")
     renew.add_argument("--config", help=f"node YAML config (tls.key, tls.cert, node.code) {CONFIG_HELP}")
+    renew.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
     renew.add_argument("--install", action="store_true", help="put the issued renew/node.pem and its key in place")
     renew.add_argument("--ca", help="CA directory: sign and install at once (test CA)")
     renew.add_argument("--force", action="store_true", help="start over, replacing a renewal under way")
@@ -729,10 +740,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check config, files, certificate, the running node and every peer "
                                            "(reachable, and the agency we expect); print what to fix")
     doctor.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
+    doctor.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
     doctor.set_defaults(func=cmd_doctor)
 
     bk = sub.add_parser("backup", help="back up a node's mailbox while it runs (consistent, with a manifest and SHA-256)")
     bk.add_argument("--config", help=f"node YAML config (node.data_dir) {CONFIG_HELP}")
+    bk.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
     bk.add_argument("--to", required=True,
                     help="file to write (never overwritten), or a directory for lienthong-<code>-<UTC time>.tar")
     bk.add_argument("--keep", type=_at_least_one, metavar="N",
@@ -741,6 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (signature and digest checked)")
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
     rs.add_argument("--config", help=f"node YAML config (node.code, node.data_dir: empty or missing) {CONFIG_HELP}")
+    rs.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
     rs.set_defaults(func=cmd_restore)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
@@ -749,6 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "checkpoint and its parent's copy; name every edited, deleted or "
                                              "reordered row (exit 0 intact, 3 broken)")
     av.add_argument("--config", help=f"node YAML config (node.data_dir, tls, the parent's address) {CONFIG_HELP}")
+    av.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
     av.add_argument("--offline", action="store_true", help="do not ask the parent (its copy is not checked)")
     av.set_defaults(func=cmd_audit_verify)
 
@@ -756,6 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(envelope, receipts, trace, statuses, certificates, CRL)")
     ev.add_argument("doc", help="message id (or a doc id / DocumentId naming exactly one message)")
     ev.add_argument("--config", help=f"node YAML config (node.data_dir, tls.key to sign the bundle) {CONFIG_HELP}")
+    ev.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
     ev.add_argument("--out", required=True, help="file to write (never overwritten)")
     ev.add_argument("--disclose", action="store_true",
                     help="also disclose the document's content key (a reader of the bundle sees the document); "
@@ -770,6 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)
         sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
+        sp.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
         sp.set_defaults(func=func)
         return sp
 
@@ -880,6 +897,7 @@ def build_parser() -> argparse.ArgumentParser:
     def queue_cmd(name: str, help: str, func):
         sp = queue_sub.add_parser(name, help=help)
         sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
+        sp.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
         sp.set_defaults(func=func, refused_exit=EXIT_REFUSED)
         return sp
 
@@ -937,7 +955,7 @@ def main(argv: list[str] | None = None) -> int:
 def _address_hint(args) -> str:
     try:
         from .client import api_address
-        return api_address(load_config(args.config))
+        return api_address(_settings(args))
     except Exception:
         return "the configured address"
 

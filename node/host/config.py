@@ -52,6 +52,15 @@ class HostConfig:
                           "one of the host's agency codes", str(self.source) if self.source else None)
 
 
+def settings_for(path: str | os.PathLike, agency: str | None = None) -> Settings:
+    """The settings a CLI command uses: the config's one agency, or `agency` (--agency) of a host's."""
+    if agency is None:
+        raw = read_document(path)
+        if not isinstance(raw, Mapping) or not any(raw.get(k) for k in HOST_ONLY):
+            return load_config(path)
+    return load_host(path).agency(agency)
+
+
 def load_host(path: str | os.PathLike) -> HostConfig:
     """Read the host file and every agency file it names; ConfigError for the first problem."""
     raw = read_document(path)

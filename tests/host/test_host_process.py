@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -25,6 +27,10 @@ from node.transport.peer_check import peer_certificate
 
 P, C1, C2, C3, X = "000.00.01.H53", "000.01.01.H53", "000.02.01.H53", "000.04.01.H53", "000.03.01.H53"
 TIMEOUT = 60.0
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "node", *args], capture_output=True, text=True, timeout=60)
 
 
 def registered(waiter: EventWaiter, code: str) -> None:
@@ -84,6 +90,11 @@ def test_host_process(world):
     sent = xh.client().send(pb.Document(subject="Gửi xã mới"), [C3])
     wait_for_statuses(xh.client(), sent.doc_id, {C3: ["01"]}, timeout=TIMEOUT)
     assert h.agencies[C3].client().inbox_all()
+    # the CLI on the host file picks the agency with --agency (its data directory and token)
+    inbox = cli("inbox", "--config", str(h.config), "--agency", C3, "--json")
+    assert sent.envelopes[0].message_id in inbox.stdout
+    unnamed = cli("inbox", "--config", str(h.config))
+    assert unnamed.returncode == 2 and "--agency" in unnamed.stderr
 
     # a commune removed: its certificate is no longer served, a call naming it is NOT_HOSTED, its data stays
     h.agency_file(C2).unlink()

@@ -33,6 +33,7 @@ class HostConfig:
     files: dict[str, str] = field(default_factory=dict)  # code -> the file it came from
     admin_token: str | None = None  # host.admin_token_file's token
     several: bool = False  # the host file names agencies (or a directory of them)
+    advertise: str | None = None  # the host file's registry.advertise: every agency's endpoint by default
 
     @property
     def process(self) -> Settings:
@@ -92,7 +93,10 @@ def load_host(path: str | os.PathLike) -> HostConfig:
                           "agencies", "at least one agency", str(path))
     _distinct(agencies, files)
     admin = _admin_token(raw.get("host"), base, str(path))
-    return HostConfig(host_file, tuple(agencies), files, admin, several=True)
+    registry = raw.get("registry")
+    advertise = registry.get("advertise") if isinstance(registry, Mapping) else None
+    return HostConfig(host_file, tuple(agencies), files, admin, several=True,
+                      advertise=advertise if isinstance(advertise, str) and advertise else None)
 
 
 def _agency_files(raw: Mapping, base: Path, host_file: str) -> list[Path]:

@@ -72,6 +72,9 @@ class Host:
         return HostedTransport(local, remote, self.network)
 
     def _endpoint(self) -> str:
+        """Where peers reach every agency of this host: the host file's registry.advertise, else listen."""
+        if self.config.advertise:
+            return self.config.advertise
         s = self.config.process
         host = s.listen.rsplit(":", 1)[0]
         if host in ("0.0.0.0", "[::]", "::"):

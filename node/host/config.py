@@ -79,7 +79,7 @@ def load_host(path: str | os.PathLike) -> HostConfig:
         files[own.node.code] = str(path)
     common = {k: v for k, v in host_raw.items() if k not in HOST_ONLY and k not in AGENCY_SECTIONS}
     for sub, keys in AGENCY_SUBKEYS.items():
-        if isinstance(common.get(sub), Mapping):
+        if sub != "registry" and isinstance(common.get(sub), Mapping):  # registry.advertise: a default for all
             common[sub] = {k: v for k, v in common[sub].items() if k not in keys}
     for file in _agency_files(raw, base, str(path)):
         s = _agency(file, common, str(path))

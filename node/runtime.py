@@ -211,7 +211,7 @@ class Node:
                                    seal_mode=s.sealing.mode, previous_seal_keys=previous_seal_keys)
         r = s.retry
         self.metrics = None  # metrics.listen null: no endpoint, nothing counted, prometheus_client never loaded
-        if s.metrics.listen and shared is None:  # a host's metrics: not served per agency yet
+        if s.metrics.listen:  # counted here; served by this node, or by its host with an agency label
             from .metrics_prometheus import MailboxCollector, NodeMetrics
             self.metrics = NodeMetrics()
             self.metrics.collect_from(MailboxCollector(self.metrics_state))  # gauges read when scraped

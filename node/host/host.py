@@ -56,7 +56,8 @@ class Host:
         self._lock = threading.Lock()  # agencies added or removed (SIGHUP) against each other
         self.peer_server: grpc.Server | None = None
         self.api_server: grpc.Server | None = None
-        self.peer_port = self.api_port = 0
+        self.peer_port = self.api_port = self.metrics_port = 0
+        self.metrics_server = None
         self.health = health.HealthServicer()
         self.shared = Shared(scheduler=self.scheduler, transport_for=self._transport_for, endpoint=self._endpoint,
                              ports=lambda: {"listen": self.peer_port, "api": self.api_port},
@@ -84,8 +85,11 @@ class Host:
     def _runtime(self) -> dict:
         s = self.config.process
         host = lambda addr: addr.rsplit(":", 1)[0]  # noqa: E731
-        return {"listen": f"{host(s.listen)}:{self.peer_port}", "api": f"{host(s.api.listen)}:{self.api_port}",
+        info = {"listen": f"{host(s.listen)}:{self.peer_port}", "api": f"{host(s.api.listen)}:{self.api_port}",
                 "host_pid": os.getpid()}
+        if self.metrics_server is not None:
+            info["metrics"] = f"{host(s.metrics.listen)}:{self.metrics_port}"
+        return info
 
     def _detach(self, node: Node) -> None:
         code = node.settings.node.code
@@ -157,8 +161,30 @@ class Host:
                                       options=opts + descriptors.server_options(self.descriptors.api))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.api_server)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
-        if s.api.http_listen or s.metrics.listen:
-            log.warning("api.http_listen and metrics.listen are not served yet by a host of several agencies")
+        if s.api.http_listen:
+            log.warning("api.http_listen is not served yet by a host of several agencies")
+        if s.metrics.listen:
+            self._serve_metrics(s.metrics.listen)
+
+    def _serve_metrics(self, listen: str) -> None:
+        """One endpoint for the host: every agency's series with its `agency` label (metrics_prometheus)."""
+        from prometheus_client import CollectorRegistry
+
+        from ..metrics_prometheus import HostCollector
+        from ..metrics_server import MetricsServer
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(HostCollector(lambda: [(c, n.metrics) for c, n in list(self.agencies.items())
+                                                 if n.metrics is not None]))
+        host, port = listen.rsplit(":", 1)
+        try:
+            self.metrics_server = MetricsServer(host.strip("[]"), int(port), registry)
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {listen} ({e.strerror or e})", path="metrics.listen",
+                              expected="a free host:port on this machine",
+                              file=str(self.config.source) if self.config.source else None) from None
+        self.metrics_server.start()
+        self.metrics_port = self.metrics_server.port
+        log.info("service metrics started on port %d", self.metrics_port)
 
     def _credentials(self) -> grpc.ServerCredentials:
         """Every hosted agency's key and certificate on the one port; each handshake asks whether the set
@@ -245,6 +271,8 @@ class Host:
             log.info("service agency %s stopped", code)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         log.info("host stopped in %.1fs", time.monotonic() - t0)
 
 

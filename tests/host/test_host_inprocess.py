@@ -27,7 +27,8 @@ def world(tmp_path):
     addresses = {P: listen, C1: listen, C2: listen, X: f"127.0.0.1:{nodes.free_port()}"}
     specs = [NodeSpec(P, "Tỉnh", extra={"node": {"root": True}}),
              NodeSpec(C1, "Xã 1", peers={P: P}, parent=P), NodeSpec(C2, "Xã 2", peers={P: P}, parent=P)]
-    h = hosts.prepare_host(tmp_path, ca, "host", specs, addresses, listen=listen, extra=FAST_REGISTRY)
+    h = hosts.prepare_host(tmp_path, ca, "host", specs, addresses, listen=listen,
+                           extra={**FAST_REGISTRY, "metrics": {"listen": "127.0.0.1:0"}})
     host = Host(load_host(h.config))
     host.start()
     xh = nodes.prepare_node(tmp_path, ca, NodeSpec(X, "Xã 3", peers={P: P}, parent=P,
@@ -72,3 +73,21 @@ def test_outside_peer_sees_the_called_agencys_certificate(world):
                                name=certs.tls_name(code))
         seen[code] = x.trust.identify(der).code
     assert seen == {C2: C2, C1: C1, P: P}
+
+
+def test_one_metrics_endpoint_with_an_agency_label(world):
+    """Every agency's counters and gauges on the host's one endpoint, told apart by `agency`."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+    host, h, x, xh = world
+    c1 = h.agencies[C1].client()
+    response = c1.send(pb.Document(subject="Đếm"), [C2])
+    wait_for_statuses(c1, response.doc_id, {C2: ["01"]}, timeout=TIMEOUT)
+    with urllib.request.urlopen(f"http://127.0.0.1:{host.metrics_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("lienthong_deliveries_total", (("agency", C1), ("hop", P)))] >= 1
+    assert samples[("lienthong_accepted_total", (("agency", C2),))] >= 1
+    assert {dict(k[1])["agency"] for k in samples if k[0] == "lienthong_health_serving"} == {P, C1, C2}

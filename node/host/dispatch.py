@@ -77,7 +77,7 @@ class PeerDispatch(grpc.GenericRpcHandler):
         node = None
         if len(named) == 1:
             node = agencies.get(named[0])
-        elif not named and len(agencies) == 1 and not self.host.config.several:
+        elif not named and len(agencies) == 1:  # peers older than hosting name nobody: the only one it is
             node = next(iter(agencies.values()))
         if node is None or node.local_peer is None:
             return _refusing(Rejected(Reason.NOT_HOSTED, "this host serves no agency by the code called "

@@ -10,9 +10,11 @@ Services start in order (agencies, then the servers, then the scheduler) and sto
 named in the log. Threads: PEER_WORKERS + API_WORKERS workers and the scheduler's, whatever the number
 of agencies; each agency's hop senders are still its own (branch hoppool moves them to a shared pool).
 
-What one idle agency costs the host: its SQLite connections (writer and readers, opened lazily),
-five periodic jobs on the shared scheduler (sweep and probe every 5 s, health every 5 s, registry
-keepalive, audit checkpoint), each first run at a random point of its interval.
+What one idle agency costs the host: its SQLite connections (the writer, readers opened as needed:
+three descriptors each, and its data directory's lock), three periodic jobs on the shared scheduler
+(`CODE/tick` every 5 s: sweep, health, probe; `CODE/registry`: keepalive and heartbeats; `CODE/checkpoint`),
+each first run at a random point of its interval. Measured (node/harness/host_bench.py), 100 idle
+agencies: see the commit that added this line.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from .. import descriptors, sdnotify
 from ..clock import SYSTEM, Clock
 from ..config import ConfigError
-from ..runtime import API_WORKERS, PEER_WORKERS, Node
+from ..runtime import API_WORKERS, MAX_WATCHERS, PEER_WORKERS, Node
 from ..transport.grpc_peers import GrpcTransport, grpc_options
 from ..transport.in_process import InProcessTransport
 from ..transport.peer_check import PeerCheck
@@ -61,7 +63,8 @@ class Host:
         self.health = health.HealthServicer()
         self.shared = Shared(scheduler=self.scheduler, transport_for=self._transport_for, endpoint=self._endpoint,
                              ports=lambda: {"listen": self.peer_port, "api": self.api_port},
-                             runtime=self._runtime, detach=self._detach)
+                             runtime=self._runtime, detach=self._detach,
+                             watchers=threading.BoundedSemaphore(MAX_WATCHERS))
 
     # ---- what agencies receive -------------------------------------------------
 

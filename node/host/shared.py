@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -14,6 +15,9 @@ class Shared:
     ports: Callable[[], dict]  # {"listen": peer port, "api": API port}
     runtime: Callable[[], dict]  # what runtime.json names ("listen", "api", "http", "metrics": host:port)
     detach: Callable  # (node) -> None: the host stops dispatching to it (stop, or removed by SIGHUP)
+    # Watch streams of every agency together (each holds one of the host's API workers): as on a node,
+    # at most half the workers, so Send, Fetch and the rest of every agency always find one free
+    watchers: threading.BoundedSemaphore | None = None
     send_pool: object = None  # the host's bounded pool of hop senders (branch hoppool): None, each hop its own
     rng: random.Random = field(default_factory=random.Random)
 

@@ -168,6 +168,9 @@ def cmd_check_config(args) -> int:
             print(f"lienthong: {len(checked.errors)} errors in {args.config}", file=sys.stderr)
         return 2
     s = checked.settings
+    if checked.agencies:  # a host file: each agency's files checked; --reach is per node.yaml
+        print(f"{args.config}: OK — a host of {len(checked.agencies)} agencies: {', '.join(checked.agencies)}")
+        return 0
     print(f"{args.config}: OK — node {checked.code} ({s.node.name}), data in {s.node.data_dir}")
     parent = parent_of(s)
     if not args.reach:

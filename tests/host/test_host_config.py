@@ -97,3 +97,12 @@ def test_a_node_yaml_is_a_host_of_one(tmp_path):
     config = load_host(handle.config)
     assert not config.several and [s.node.code for s in config.agencies] == [P]
     assert settings_for(handle.config) == config.agencies[0]
+
+
+def test_check_config_checks_every_agency_of_a_host(host):
+    from node.check_config import check
+    ok = check(str(host.config))
+    assert not ok.errors and ok.agencies == [P, C1, C2]
+    (host.dir / C2 / "keys" / "node.key").chmod(0o644)  # what run refuses: a key others can read
+    bad = check(str(host.config))
+    assert [(e.path, e.file) for e in bad.errors] == [("tls.key", str(host.agency_file(C2)))]

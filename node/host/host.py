@@ -145,11 +145,22 @@ class Host:
         with self._lock:
             self.agencies[code] = node
             self.network.attach(code, node.local_peer)
-            if self.config.admin_token:
-                self._tokens[digest(f"Bearer {self.config.admin_token}")] = (None, HOST_ADMIN)
-            for header, client in _clients(node).entries():
-                self._tokens[digest(header)] = (code, client)
+        self._index_tokens()
         log.info("service agency %s started", code)
+
+    def _index_tokens(self) -> None:
+        """Every token the API takes, by the SHA-256 of its `authorization` header: one dict lookup per call,
+        however many agencies (and their clients) the host serves."""
+        tokens: dict[bytes, tuple[str | None, object]] = {}
+        if self.config.admin_token:
+            tokens[digest(f"Bearer {self.config.admin_token}")] = (None, HOST_ADMIN)
+        with self._lock:
+            for code, node in self.agencies.items():
+                if node.local_peer is None:  # not started yet
+                    continue
+                for header, client in _clients(node).entries():
+                    tokens[digest(header)] = (code, client)
+            self._tokens = tokens
 
     def _serve(self) -> None:
         s = self.config.process
@@ -260,6 +271,7 @@ class Host:
             from ..logs import serving_as
             with serving_as(code):
                 ok = reload_agency(self.agencies[code], after[code]) and ok
+        self._index_tokens()  # the host admin token may have changed too
         self._health()
         return ok
 

@@ -397,8 +397,9 @@ class Node:
         s = self.settings
         mailbox = MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
-            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS,
-            watchers=self.shared.watchers if self.shared is not None else None)
+            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored,
+            max_watchers=self.shared.watchers_per_agency if self.shared is not None else MAX_WATCHERS,
+            watchers=self.shared.watch_places() if self.shared is not None else None)
         mailbox_pb2_grpc.add_MailboxServicer_to_server(mailbox, server)
         stats_servicer = stats.StatsService(self.db, s.node.code, s.node.name, self.clock)
         stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, server)

@@ -340,6 +340,8 @@ class Node:
             job = self.as_me(job)
             if first is None:
                 first = self.shared.first_run(seconds)
+            # a busy host runs a late job late (coalesced into one run), rather than skipping it with a warning
+            options.setdefault("misfire_grace_time", None)
         if first is not None:
             options["next_run_time"] = now + dt.timedelta(seconds=first)
         self.scheduler.add_job(job, "interval", seconds=seconds, id=self.job_id(name), coalesce=True, **options)

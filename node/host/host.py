@@ -13,8 +13,8 @@ of agencies; each agency's hop senders are still its own (branch hoppool moves t
 What one idle agency costs the host: its SQLite connections (the writer, readers opened as needed:
 three descriptors each, and its data directory's lock), three periodic jobs on the shared scheduler
 (`CODE/tick` every 5 s: sweep, health, probe; `CODE/registry`: keepalive and heartbeats; `CODE/checkpoint`),
-each first run at a random point of its interval. Measured (node/harness/host_bench.py), 100 idle
-agencies: see the commit that added this line.
+each first run at a random point of its interval. Measured (node/harness/host_bench.py, docs/hosting.md):
+100 idle agencies in 188 MiB, 21 threads, 714 descriptors.
 """
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from .. import descriptors, sdnotify
 from ..clock import SYSTEM, Clock
 from ..config import ConfigError
+from ..exchange.dispatcher import shared_send_pool
 from ..runtime import API_WORKERS, MAX_WATCHERS, PEER_WORKERS, Node
 from ..transport.grpc_peers import GrpcTransport, grpc_options
 from ..transport.in_process import InProcessTransport
@@ -65,7 +66,8 @@ class Host:
         self.shared = Shared(scheduler=self.scheduler, transport_for=self._transport_for, endpoint=self._endpoint,
                              ports=lambda: {"listen": self.peer_port, "api": self.api_port},
                              runtime=self._runtime, detach=self._detach,
-                             watchers=threading.BoundedSemaphore(MAX_WATCHERS))
+                             watchers=threading.BoundedSemaphore(MAX_WATCHERS),
+                             send_pool=shared_send_pool(config.process.messages.send_workers))
 
     # ---- what agencies receive -------------------------------------------------
 
@@ -287,6 +289,9 @@ class Host:
             for code, done in [(code, pool.submit(_stop_one, node, grace))
                                for code, node in reversed(list(self.agencies.items()))]:
                 done.result()
+        busy = self.shared.send_pool.stop(timeout=grace * 2)  # every agency's senders stopped their hops first
+        if busy:
+            log.warning("stopping with deliveries still in flight: %s", ", ".join(busy))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.metrics_server is not None:

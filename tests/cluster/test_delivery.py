@@ -13,7 +13,7 @@ import pytest
 
 from node import codes
 from node.grpc_errors import fields_of, metadata_of, reason_of
-from node.transport.grpc_peers import TlsMaterial, open_channel
+from node.transport.grpc_peers import CALLED, TlsMaterial, open_channel
 from node.harness.waiting import EventWaiter
 from node.identity import certs
 from node.envelope import Signer
@@ -158,7 +158,8 @@ def register(cluster, signed: rpb.SignedRecord, key_dir, *, as_code: str | None 
     tls = TlsMaterial(key_pem=(key_dir / "node.key").read_bytes(), cert_pem=(key_dir / "node.pem").read_bytes(),
                       anchors_pem=(cluster.dir / "ca" / "ca.pem").read_bytes())
     with open_channel(tls, TARGET, cluster.nodes[TARGET].listen, 1 << 20) as channel:
-        return rgrpc.RegistryStub(channel).Register(signed, timeout=10)
+        # naming the agency called, as every peer does: on a host of several it picks the agency
+        return rgrpc.RegistryStub(channel).Register(signed, timeout=10, metadata=((CALLED, TARGET),))
 
 
 def children_of_target(cluster) -> set[str]:

@@ -11,6 +11,9 @@ A topology file is a nested tree::
             name: UBND tỉnh Tây Ninh
             children: [...]
 
+A node may name the host process it runs on (``host: NAME``); `place` turns those keys, or a rule
+(``per-agency``, ``per-province``), into each agency's host for the cluster harness (docs/topologies.md).
+
 Every child's code must sit directly under its enclosing node by the QCVN 102 rule
 (:class:`node.codes.Hierarchy`); a code outside that form (``vxp.saas.03``) says so with
 an explicit ``parent`` key, which must name the enclosing node. A top-level node has no

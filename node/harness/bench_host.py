@@ -1,7 +1,8 @@
 """`scripts/bench-host`: what a host costs per agency, and what hosting does to exchange; prints JSON.
 
 footprint: for each N of `--agencies` (e.g. 1,100,1000), one host process serving a province and
-N-1 idle communes, all registered (node/harness/host_bench.py measures it): RSS, threads, open
+N-1 idle communes, all registered (node/harness/host_bench.py measures it; `registered` says how many
+had registered when it was measured, if not all within --start-timeout): RSS, threads, open
 descriptors, start time, idle CPU, per host and per agency, and whether the issue-19 goal (1,000
 idle agencies in <= 1 GiB, <= 100 threads, started in <= 60 s) is met at the N measured.
 exchange: in the same run, A -> B end to end (documents posted into A's local API until every one
@@ -25,14 +26,14 @@ from .nodes import NodeSpec
 GOAL = {"agencies": 1000, "rss_mib": 1024, "threads": 100, "start_s": 60}
 
 
-def footprint(n: int) -> dict:
+def footprint(n: int, timeout: float) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"lienthong-bench-host-{n}-") as d:
-        m = host_bench.measure(Path(d), n)
+        m = host_bench.measure(Path(d), n, timeout=timeout)
     per_agency = {"rss_mib": m["rss_mib_per_agency"], "fds": round(m["fds"] / n, 2),
                   "threads": round(m["threads"] / n, 3),
                   "idle_cpu_percent": round(m["idle_cpu_percent"] / n, 4)}
     host = {k: m[k] for k in ("rss_mib", "threads", "fds", "idle_cpu_percent", "start_to_healthy_s",
-                              "start_to_all_registered_s")}
+                              "start_to_all_registered_s", "registered")}
     return {"agencies": n, "host": host, "per_agency": per_agency, "prepare_s": m["prepare_s"],
             "idle_window_s": host_bench.IDLE_WINDOW_S}
 
@@ -44,7 +45,7 @@ def goal(runs: list[dict]) -> dict:
     top = max(runs, key=lambda r: r["agencies"])
     h = top["host"]
     checks = {"rss": h["rss_mib"] <= GOAL["rss_mib"], "threads": h["threads"] <= GOAL["threads"],
-              "start": h["start_to_all_registered_s"] <= GOAL["start_s"]}
+              "start": h["start_to_all_registered_s"] is not None and h["start_to_all_registered_s"] <= GOAL["start_s"]}
     return {"goal": GOAL, "at_agencies": top["agencies"], **checks,
             "met": top["agencies"] >= GOAL["agencies"] and all(checks.values())}
 
@@ -137,11 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--latency-documents", type=int, default=300)
     p.add_argument("--rate", type=float, default=50.0)
+    p.add_argument("--start-timeout", type=float, default=300.0,
+                   help="seconds for every agency of a host to register; past it the host is measured all the same, "
+                        "`registered` saying how many had")
     p.add_argument("--no-exchange", action="store_true", help="the footprint only")
     args = p.parse_args(argv)
     runs = []
     for n in args.agencies:
-        runs.append(footprint(n))
+        runs.append(footprint(n, args.start_timeout))
         print(json.dumps({"progress": runs[-1]}), file=sys.stderr, flush=True)
     result: dict = {"footprint": runs, "goal": goal(runs)}
     if not args.no_exchange:

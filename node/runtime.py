@@ -218,6 +218,9 @@ class Node:
         recorder = self.metrics or NO_METRICS
         self.metrics_server = None
         self.metrics_port = 0
+        # the host's bounded pool of hop senders (branch hoppool wires it into the Dispatcher); None: each next
+        # hop has its own sender threads, as a standalone node always had
+        self.send_pool = shared.send_pool if shared is not None else None
         self.dispatcher = Dispatcher(
             self.db, self.maker, self.trust, self.router, clock,
             lambda code, address, envelopes: self.transport.deliver(Peer(code, address), envelopes),

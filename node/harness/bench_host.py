@@ -33,7 +33,7 @@ def footprint(n: int, timeout: float) -> dict:
                   "threads": round(m["threads"] / n, 3),
                   "idle_cpu_percent": round(m["idle_cpu_percent"] / n, 4)}
     host = {k: m[k] for k in ("rss_mib", "threads", "fds", "idle_cpu_percent", "start_to_healthy_s",
-                              "start_to_all_registered_s", "registered")}
+                              "start_to_all_registered_s", "start_cpu_s", "registered")}
     return {"agencies": n, "host": host, "per_agency": per_agency, "prepare_s": m["prepare_s"],
             "idle_window_s": host_bench.IDLE_WINDOW_S}
 

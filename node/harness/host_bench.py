@@ -85,6 +85,7 @@ def measure(root: Path, n: int, timeout: float = 600.0) -> dict:
                 "start_to_all_registered_s": round(all_registered_s, 2) if all_registered_s is not None else None,
                 "registered": count + 1 if count >= n - 1 else registered(db) + 1,
                 "idle_cpu_percent": round(100 * (after["cpu_s"] - before["cpu_s"]) / IDLE_WINDOW_S, 2),
+                "start_cpu_s": round(before["cpu_s"], 2),  # the host's CPU until all registered: steadier under load
                 "prepare_s": round(prepared_s, 2)}
     finally:
         status = nodes.terminate(h.agencies[PROVINCE], timeout=120)

@@ -19,7 +19,7 @@ def test_every_commune_of_a_thousand_agencies_is_a_child_of_the_province():
     assert all(tree.parent(c) == host_bench.PROVINCE for c in communes)
 
 
-def run(n: int, rss: float, threads: int, start: float | None) -> dict:  # noqa: D103
+def run(n: int, rss: float, threads: int, start: float | None) -> dict:
     return {"agencies": n, "host": {"rss_mib": rss, "threads": threads, "start_to_all_registered_s": start}}
 
 

@@ -117,6 +117,10 @@ class Reason(enum.Enum):
                         "that did not go that way")
     TOO_MANY_CONNECTIONS = ("TOO_MANY_CONNECTIONS", _C.RESOURCE_EXHAUSTED, False,
                             "too many connections are open to this server")
+    NOT_HOSTED = ("NOT_HOSTED", _C.NOT_FOUND, False,
+                  "this host serves no agency by that code (or the call named none, or more than one)")
+    OTHER_AGENCY = ("OTHER_AGENCY", _C.PERMISSION_DENIED, True,
+                    "this token belongs to another agency of the host")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

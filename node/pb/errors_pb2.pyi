@@ -71,6 +71,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CASE_TWIN: _ClassVar[Reason]
     NOTICE_OFF_ROUTE: _ClassVar[Reason]
     TOO_MANY_CONNECTIONS: _ClassVar[Reason]
+    NOT_HOSTED: _ClassVar[Reason]
+    OTHER_AGENCY: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -136,3 +138,5 @@ BAD_ENDPOINT: Reason
 CASE_TWIN: Reason
 NOTICE_OFF_ROUTE: Reason
 TOO_MANY_CONNECTIONS: Reason
+NOT_HOSTED: Reason
+OTHER_AGENCY: Reason

@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     __package__ = "hostile"
 
 from . import (cases_answers, cases_audit, cases_backup, cases_clients, cases_connections,  # noqa: F401,E402
-               cases_envelopes, cases_flood, cases_lifecycle, cases_local, cases_logs, cases_notices, cases_records,
+               cases_envelopes, cases_flood, cases_hosting, cases_lifecycle, cases_local, cases_logs, cases_notices, cases_records,
                cases_registry, cases_revocation, cases_sealing, cases_stats)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
@@ -41,6 +41,7 @@ GROUPS = {
     "connections": "Connections held open against the node's HTTP servers",
     "notices": "Non-delivery notices forged by nodes the mail never passed",
     "records": "Agency records and codes: fields out of bounds, control characters, endpoints, case twins",
+    "hosting": "Agencies sharing one host: another agency's token, and peers naming agencies it does not serve",
 }
 
 CATALOGUE: list[Case] = sorted(_DEFINED, key=lambda c: list(GROUPS).index(c.group))  # stable within a group

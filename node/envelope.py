@@ -180,9 +180,14 @@ class Verified:
     path: list[tuple[str, int]] = field(default_factory=list)  # (code, time_ms): sender, then each relay
     opener: Opener | None = None  # this node's seal key, for payloads sealed to it
 
+    _digest: bytes | None = field(default=None, repr=False)
+
     @property
     def digest(self) -> bytes:
-        return sha256(self.raw)
+        """sha256 of the bytes received, computed once (the receipt, custody's dedup row and the audit row use it)."""
+        if self._digest is None:
+            self._digest = sha256(self.raw)
+        return self._digest
 
     @property
     def sealed(self) -> bool:
@@ -228,14 +233,19 @@ def verify(
     check_expiry: bool = True,
     max_trace: int = MAX_TRACE,
     opener: Opener | None = None,
+    parsed: pb.Envelope | None = None,
 ) -> Verified:
-    """Check an envelope's bytes: size, structure, sender certificate and signature, digest, every trace mark."""
+    """Check an envelope's bytes: size, structure, sender certificate and signature, digest, every trace mark.
+
+    `parsed`: `raw` already parsed by the caller (intake counts marks before any signature), so the
+    bytes are parsed once; every check still runs over them."""
     if len(raw) > max_size:
         raise too_large("envelope", len(raw), max_size)
-    env = pb.Envelope()
+    env = parsed if parsed is not None else pb.Envelope()
     header = pb.Header()
     try:
-        env.ParseFromString(raw)
+        if parsed is None:
+            env.ParseFromString(raw)
         header.ParseFromString(env.header)
     except DecodeError:
         raise Rejected(Reason.MALFORMED, "envelope does not parse") from None

@@ -232,10 +232,21 @@ class Outgoing:
         No directory lookup here (it would hold the transaction across the network): the
         recipient is someone who just wrote to us, so the tree has a route back, and `seal_to`
         is the seal key its envelope carried (signed by it), if it was sealed."""
+        return self.store_in(tx, payload, self.prepare_in(payload, recipient, priority=priority,
+                                                          ref_message_id=ref_message_id, seal_to=seal_to,
+                                                          clear_ok=clear_ok))
+
+    def prepare_in(self, payload: pb.Payload, recipient: str, *, priority: int = 0, ref_message_id: str = "",
+                   seal_to: bytes = b"", clear_ok: bool = False) -> list[Sealed]:
+        """`post_in`'s envelope checked, routed, signed and sealed, with no transaction open (an automatic 01 is
+        made before the custody transaction, node.exchange.custody_commit); `store_in` queues it."""
         self.maker.check([recipient], priority, None)
         hop, refused, _ = self._route(recipient, lookup=False)
-        sealed = [self.maker.seal(payload, recipient, hop, priority=priority, ref_message_id=ref_message_id,
-                                  refused=refused, seal_to=seal_to, clear_ok=clear_ok)]
+        return [self.maker.seal(payload, recipient, hop, priority=priority, ref_message_id=ref_message_id,
+                                refused=refused, seal_to=seal_to, clear_ok=clear_ok)]
+
+    def store_in(self, tx: Transaction, payload: pb.Payload, sealed: list[Sealed]) -> Posted:
+        """Queue envelopes made by `prepare_in` inside the caller's transaction; their hops are woken after it."""
         return self._store(tx, payload, sealed, None)
 
     # ---- steps ----------------------------------------------------------------------

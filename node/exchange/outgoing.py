@@ -57,6 +57,7 @@ class Sealed:
     hop: str                       # next hop; "" when there is none
     refused: Rejected | None = None  # the tree says the recipient does not exist
     waits: outbox.Waits | None = None  # the tree says the recipient has not registered (yet): where it waits
+    awaited: bool = False  # its hop is a child of ours that has not registered (yet): parked there (queue_in)
 
 
 @dataclass
@@ -164,7 +165,9 @@ class EnvelopeMaker:
             raise too_large("envelope", len(raw), self.max_size)
         if waits is not None:  # it cannot wait there past its own lifetime
             waits = outbox.Waits(waits.at, min(waits.until_ms, header.expires_ms))
-        return Sealed(header, raw, hop, refused, waits)
+        # asked of the tree here, not in the transaction that queues it (an automatic 01 is made before custody's)
+        awaited = bool(hop) and recipient != self.code and self.router.awaited_child(recipient) == hop
+        return Sealed(header, raw, hop, refused, waits, awaited)
 
     def next_hop(self, recipient: str) -> str:
         """Raises LookupError when the tree has no route."""
@@ -181,7 +184,7 @@ class EnvelopeMaker:
             inbox.add_in(tx, sealed.header, subject=subject, now_ms=now, envelope=sealed.raw)
         else:
             h, parked = sealed.header, None
-            if sealed.hop and self.router.awaited_child(h.recipient) == sealed.hop:  # a child not registered (yet)
+            if sealed.awaited:  # a child not registered (yet)
                 parked = outbox.Park(self.code, min(now + int(self.limits.park_for * 1000), h.expires_ms))
             outbox.enqueue_in(tx, h, sealed.raw, sealed.hop or "-", subject, now, origin=origin,
                               doc_id=doc_id, parked=parked, waits=sealed.waits,

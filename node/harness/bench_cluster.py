@@ -9,7 +9,8 @@ across districts of one province (5 nodes, 4 hops).
     receipting). `first_hop_s` is when the sender held receipts for all of them (its
     "delivered" only means its first hop took custody); `statuses_back_s`, when every
     automatic 01 status had come back to it. Each run (latency too) waits for those, so
-    the next one starts on a quiet tree.
+    the next one starts on a quiet tree. `cpu_ms_per_doc`: CPU time of each node on the
+    route (sender, relays, recipient) per document, its 01 on the way back included.
   latency: documents posted at --rate per second; from the wall-clock time just before
     the post call to the recipient's arrival event time (`Event.time_us`, stamped after
     its commit; same machine clock).
@@ -49,7 +50,7 @@ from pathlib import Path
 from .. import codes
 from ..pb import envelope_pb2 as pb
 from ..store import passage
-from .bench import paced
+from .bench import cpu_s, paced
 from . import nodes, topology
 from .cluster import Cluster, rss_kb
 from .waiting import EventWaiter
@@ -90,8 +91,10 @@ def throughput(cluster: Cluster, sender: str, recipient: str, n: int, size: int,
             with lock:
                 ids.extend(got)
 
+    route = codes.DEFAULT.route(sender, recipient)
     with EventWaiter(cluster.client(recipient), sent=False) as arrivals, \
             EventWaiter(cluster.client(sender)) as receipts:
+        cpu0 = {c: cpu_s(cluster.nodes[c].pid) for c in route}
         t0 = time.perf_counter()
         workers = [threading.Thread(target=post, args=(k,)) for k in range(threads)]
         for w in workers:
@@ -105,12 +108,15 @@ def throughput(cluster: Cluster, sender: str, recipient: str, n: int, size: int,
         elapsed = time.perf_counter() - t0
         receipts.wait(lambda evs: statuses_back(evs) >= n, timeout=900)  # the next run starts on a quiet tree
         back = time.perf_counter() - t0
+        cpu1 = {c: cpu_s(cluster.nodes[c].pid) for c in route}
         got = {e.message_id for e in arrivals.events if e.type == "arrived"}
     assert got == set(ids), "arrivals differ from what was sent"
     return {"documents": n, "doc_bytes": size, "client_threads": threads, "documents_per_call": per_call,
             "seconds": round(elapsed, 2),
             "docs_per_s": round(n / elapsed, 1), "mb_per_s": round(n * size / elapsed / 1e6, 2),
-            "posted_s": round(posted, 2), "first_hop_s": round(first_hop, 2), "statuses_back_s": round(back, 2)}
+            "posted_s": round(posted, 2), "first_hop_s": round(first_hop, 2), "statuses_back_s": round(back, 2),
+            # each node on the route, sender first: CPU per document, its 01 on the way back included
+            "cpu_ms_per_doc": {c: round((cpu1[c] - cpu0[c]) * 1000 / n, 3) for c in route}}
 
 
 def statuses_back(events) -> int:

@@ -6,8 +6,9 @@ for a notice to ourselves, in our own mailbox. `Outgoing` sends on behalf of the
 agency: it looks recipients up in the tree first (outside any transaction), records one
 that nobody has as refused with a notice, commits a whole send at once (a `docs` row
 grouping one envelope per recipient, for tracking and later changes) and wakes the next
-hops once the commit is done. `post_in` does the same inside a caller's transaction,
-so an automatic reply (status 01) commits together with what caused it. `within`, on
+hops once the commit is done. `prepare_in` makes one envelope with no transaction open
+and `store_in` queues it inside a caller's transaction, so an automatic reply (status 01),
+signed and sealed before custody's transaction, commits together with what caused it. `within`, on
 `post` and `post_many`, runs inside that one commit with what was posted (the local API
 records an idempotency key's answer there), never around the lookups before it.
 """
@@ -228,21 +229,13 @@ class Outgoing:
                 sealed.append((payload, self._prepare(payload, recipients, priority, lifetime_s, "", required)))
         return self._commit(sealed, None, within)
 
-    def post_in(self, tx: Transaction, payload: pb.Payload, recipient: str, *, priority: int = 0,
-                ref_message_id: str = "", seal_to: bytes = b"", clear_ok: bool = False) -> Posted:
-        """Queue one envelope inside the caller's transaction; its hop is woken after that commit.
-
-        No directory lookup here (it would hold the transaction across the network): the
-        recipient is someone who just wrote to us, so the tree has a route back, and `seal_to`
-        is the seal key its envelope carried (signed by it), if it was sealed."""
-        return self.store_in(tx, payload, self.prepare_in(payload, recipient, priority=priority,
-                                                          ref_message_id=ref_message_id, seal_to=seal_to,
-                                                          clear_ok=clear_ok))
-
     def prepare_in(self, payload: pb.Payload, recipient: str, *, priority: int = 0, ref_message_id: str = "",
                    seal_to: bytes = b"", clear_ok: bool = False) -> list[Sealed]:
-        """`post_in`'s envelope checked, routed, signed and sealed, with no transaction open (an automatic 01 is
-        made before the custody transaction, node.exchange.custody_commit); `store_in` queues it."""
+        """One envelope to `recipient` checked, routed, signed and sealed, with no transaction open (an automatic
+        01 is made before the custody transaction, node.exchange.custody_commit); `store_in` queues it.
+
+        No directory lookup here: the recipient is someone who just wrote to us, so the tree has a route
+        back, and `seal_to` is the seal key its envelope carried (signed by it), if it was sealed."""
         self.maker.check([recipient], priority, None)
         hop, refused, _ = self._route(recipient, lookup=False)
         return [self.maker.seal(payload, recipient, hop, priority=priority, ref_message_id=ref_message_id,

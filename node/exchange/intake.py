@@ -88,6 +88,7 @@ class Intake:
                 correlation_id = log_incident(f"checking an envelope from {peer}")
                 results[i] = r = Rejected(Reason.INTERNAL, f"could not be checked (correlation id {correlation_id})")
                 refused.append((_message_id(raw), r))
+        accepted = self._prepare_own(accepted, results, refused, peer)
         parking = any(item.parked for _, item in accepted)
         with self._parking if parking else _NO_LOCK:
             if parking:
@@ -206,11 +207,35 @@ class Intake:
             # and whatever does not open is refused by the recipient (BAD_SEAL) on the sender's signature
             raw = env_mod.append_trace(v.raw, v.envelope, self.signer, self.clock)
             subject = ""
-        item = custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
+        return custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
                                 payload=payload, path=v.path, parked=parked)
-        if next_hop is None:  # what storing it records, its automatic 01 signed and sealed: here, outside the lock
-            item.writes = self.local_mail.prepare(item)
-        return item
+
+    def _prepare_own(self, accepted: list[tuple[int, custody.Incoming]], results: list,
+                     refused: list[tuple[str, Rejected]], peer: str | None) -> list[tuple[int, custody.Incoming]]:
+        """What storing each envelope of ours records, its automatic 01 signed and sealed: here, before the
+        custody transaction takes the writer. Not for an id received before (read off the writer; `received`
+        rows are never deleted, so custody's dedup will answer it with its stored receipt): a retried batch
+        is not made to sign and seal its 01s again. One whose 01 cannot be made is refused alone."""
+        own = [item.message_id for _, item in accepted if item.next_hop is None]
+        if not own:
+            return accepted
+        known = custody.received_ids(self.db, own)
+        kept = []
+        for i, item in accepted:
+            if item.next_hop is None and item.message_id not in known:
+                try:
+                    item.writes = self.local_mail.prepare(item)
+                except Rejected as r:
+                    results[i] = r
+                    refused.append((item.message_id, r))
+                    continue
+                except Exception:
+                    correlation_id = log_incident(f"preparing {item.message_id} from {peer}")
+                    results[i] = r = Rejected(Reason.INTERNAL, f"could not be taken (correlation id {correlation_id})")
+                    refused.append((item.message_id, r))
+                    continue
+            kept.append((i, item))
+        return kept
 
 
 _NO_LOCK = contextlib.nullcontext()

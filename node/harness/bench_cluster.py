@@ -27,7 +27,8 @@ across districts of one province (5 nodes, 4 hops).
                               receipts (and at the recipient, the 01) signed, before its lock;
     and at_recipient_commit_ms: the recipient from taking custody to its arrival event (its
     lock wait, commit and fsync). The parts add up to the whole passage, with nothing counted
-    twice. The recipient signs no relay mark: its hop's "verified" is its custody time.
+    twice. The recipient signs no relay mark: its hop's "verified" is its custody time, so that
+    hop's sent_to_verified_ms also holds its routing and its automatic 01 made (signed, sealed).
 dong-nai (109 nodes, --topology dong-nai: the province since 2025, its 13 departments and
   95 communes directly below it, 16 of them with identifiers): time to start every node and
   have every parent list all its children as registered, the total resident memory (VmRSS),

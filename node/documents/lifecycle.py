@@ -126,10 +126,7 @@ class Lifecycle:
                 document_id=payload.document.document_id)]
             btype = payload.document.business.business_doc_type
             if btype == UPDATE:  # a revocation revokes every update with it, in one transaction: bounded here
-                updates = progress.updates_received(tx, h.ref_message_id, self.limits.updates_per_document)
-                if updates > self.limits.updates_per_document:
-                    raise over(f"updates of document {h.ref_message_id}", updates, self.limits.updates_per_document,
-                               "header.ref_message_id")
+                writes.append(functools.partial(self._within_updates, original=h.ref_message_id))
             if btype in CHANGE_STATE:
                 writes.append(functools.partial(progress.record_change, original=h.ref_message_id,
                                                 state=CHANGE_STATE[btype], change_message_id=h.message_id,
@@ -158,6 +155,14 @@ class Lifecycle:
                                       code=status.status_code, issued_ms=h.created_ms,
                                       status=status.SerializeToString(), received_ms=now),)
         return ()
+
+    def _within_updates(self, tx: Transaction, original: str) -> None:
+        """In the update's savepoint, once it is stored (those ahead in its batch too): refused past
+        limits.updates_per_document (OVER_LIMIT), alone."""
+        cap = self.limits.updates_per_document
+        updates = progress.updates_received(tx, original, cap)
+        if updates > cap:
+            raise over(f"updates of document {original}", updates, cap, "header.ref_message_id")
 
     # ---- recipient: reporting -----------------------------------------------------------
 

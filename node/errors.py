@@ -121,6 +121,8 @@ class Reason(enum.Enum):
                   "this host serves no agency by that code (or the call named none, or more than one)")
     OTHER_AGENCY = ("OTHER_AGENCY", _C.PERMISSION_DENIED, True,
                     "this token belongs to another agency of the host")
+    AGENCY_BUSY = ("AGENCY_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                   "this agency already has its share of the host's workers busy")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

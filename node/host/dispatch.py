@@ -15,7 +15,7 @@ names there, with every scope.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import grpc
 
@@ -26,6 +26,7 @@ from ..errors import Reason, Rejected
 from ..interceptor import SERVICE_PREFIX, ErrorInterceptor, refuse, with_behavior
 from ..logs import serving_as
 from ..transport.grpc_peers import CALLED
+from .shares import AgencyShares
 
 if TYPE_CHECKING:
     from .host import Host
@@ -42,21 +43,49 @@ def _named(details, key: str) -> list[str]:
     return [v for k, v in details.invocation_metadata or () if k == key]
 
 
-def as_agency(handler: grpc.RpcMethodHandler | None, code: str) -> grpc.RpcMethodHandler | None:
-    """`handler` run with `code` on its log lines (the host's worker threads serve every agency)."""
+def as_agency(handler: grpc.RpcMethodHandler | None, code: str, shares: AgencyShares | None = None,
+              serving: Callable[[], int] = lambda: 1,
+              stream_shares: AgencyShares | None = None) -> grpc.RpcMethodHandler | None:
+    """`handler` run with `code` on its log lines (the host's worker threads serve every agency), within
+    `code`'s share of the pool's workers, and a stream within its share of the streams too
+    (node/host/shares.py: AGENCY_BUSY past either, answered at once, holding nothing)."""
     if handler is None:
         return None
+
+    def admit(context, streaming: bool) -> list[AgencyShares]:
+        taken: list[AgencyShares] = []
+        for pool in (shares, stream_shares if streaming else None):
+            if pool is None:
+                continue
+            refusal = pool.enter(code, serving())
+            if refusal is not None:
+                done(taken)
+                refuse(context, refusal)
+            taken.append(pool)
+        return taken
+
+    def done(taken: list[AgencyShares]) -> None:
+        for pool in taken:
+            pool.leave(code)
 
     def wrap(behavior, streaming):
         if streaming:
             def stream(request, context):
-                with serving_as(code):
-                    yield from behavior(request, context)
+                taken = admit(context, True)
+                try:
+                    with serving_as(code):
+                        yield from behavior(request, context)
+                finally:
+                    done(taken)
             return stream
 
         def unary(request, context):
-            with serving_as(code):
-                return behavior(request, context)
+            taken = admit(context, False)
+            try:
+                with serving_as(code):
+                    return behavior(request, context)
+            finally:
+                done(taken)
         return unary
     return with_behavior(handler, wrap)
 
@@ -82,7 +111,8 @@ class PeerDispatch(grpc.GenericRpcHandler):
         if node is None or node.local_peer is None:
             return _refusing(Rejected(Reason.NOT_HOSTED, "this host serves no agency by the code called "
                                       f"({CALLED} metadata: exactly one hosted code)"))
-        return as_agency(node.local_peer.intercepted(details), node.settings.node.code)
+        return as_agency(node.local_peer.intercepted(details), node.settings.node.code, self.host.peer_shares,
+                         lambda: len(agencies))
 
 
 class ApiDispatch(grpc.GenericRpcHandler):
@@ -121,4 +151,7 @@ class ApiDispatch(grpc.GenericRpcHandler):
         if table is None:
             return _refusing(refusal or Rejected(Reason.NOT_HOSTED))
         handler = table.handler(details, [ErrorInterceptor(), CallerKnown(client, refusal), StrictRequestInterceptor()])
-        return as_agency(handler, node.settings.node.code) if node is not None else handler
+        if node is None:
+            return handler
+        return as_agency(handler, node.settings.node.code, self.host.api_shares, lambda: len(agencies),
+                         stream_shares=self.host.watch_shares)

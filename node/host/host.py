@@ -40,6 +40,7 @@ from ..transport.peer_check import PeerCheck
 from .config import HostConfig, load_host
 from .dispatch import HOST_ADMIN, ApiDispatch, PeerDispatch, digest
 from .shared import Shared
+from .shares import AgencyShares
 from .transport import HostedTransport, HostNetwork
 
 log = logging.getLogger("lienthong.host")
@@ -61,6 +62,9 @@ class Host:
         self.peer_port = self.api_port = self.metrics_port = 0
         self.metrics_server = None
         self.health = health.HealthServicer()
+        self.api_shares = AgencyShares(API_WORKERS, "API workers")  # each agency's calls: half the workers at most
+        self.peer_shares = AgencyShares(PEER_WORKERS, "peer workers")
+        self.watch_shares = AgencyShares(MAX_WATCHERS, "Watch streams")  # and half of the Watch streams
         self.shared = Shared(scheduler=self.scheduler, transport_for=self._transport_for, endpoint=self._endpoint,
                              ports=lambda: {"listen": self.peer_port, "api": self.api_port},
                              runtime=self._runtime, detach=self._detach,

@@ -73,6 +73,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TOO_MANY_CONNECTIONS: _ClassVar[Reason]
     NOT_HOSTED: _ClassVar[Reason]
     OTHER_AGENCY: _ClassVar[Reason]
+    AGENCY_BUSY: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -140,3 +141,4 @@ NOTICE_OFF_ROUTE: Reason
 TOO_MANY_CONNECTIONS: Reason
 NOT_HOSTED: Reason
 OTHER_AGENCY: Reason
+AGENCY_BUSY: Reason

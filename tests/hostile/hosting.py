@@ -28,6 +28,7 @@ TIMEOUT = 30.0
 class Hosting:
     handle: hosts.HostHandle
     doc_for_b: str  # the message id of HP's document in HB's inbox
+    doc_id: str = ""  # that document's doc id (HP's outbox)
 
     def client(self, code: str):
         return self.handle.agencies[code].client(TIMEOUT)
@@ -58,4 +59,4 @@ def start_hosting(root: Path, ca_dir: Path) -> Hosting:
         print(nodes.tail(h.agencies[HP], 40))
         nodes.terminate(h.agencies[HP])
         raise
-    return Hosting(h, sent.envelopes[0].message_id)
+    return Hosting(h, sent.envelopes[0].message_id, sent.doc_id)

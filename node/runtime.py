@@ -365,7 +365,7 @@ class Node:
         self._serve_peers(None)
         from .host.table import ServiceTable
         self.api_table = ServiceTable()
-        self._add_api(self.api_table)
+        self.api_services = self._add_api(self.api_table)  # the host's HTTP/JSON face calls these
         ports = self.shared.ports()
         self.peer_port, self.api_port = ports.get("listen", 0), ports.get("api", 0)
         self.directory.endpoint = s.registry.advertise or self.shared.endpoint()

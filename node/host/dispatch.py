@@ -115,38 +115,43 @@ class PeerDispatch(grpc.GenericRpcHandler):
                          lambda: len(agencies))
 
 
+def api_caller(host: "Host", header: str | bytes | None, named: list[str]):
+    """(the agency's node, the client, None) for a local API call (gRPC or HTTP), or (node or None, client or
+    None, the refusal): the token says who calls; `named` is what the call names in `lienthong-agency`."""
+    who = host.caller(header) if header is not None else None
+    agencies = host.agencies
+    node, client, refusal = None, None, None
+    if who is None:
+        return None, None, Rejected(Reason.UNAUTHENTICATED)
+    code, client = who
+    if len(named) > 1:
+        refusal = Rejected(Reason.NOT_HOSTED, f"name one agency in {AGENCY}, not {len(named)}")
+    elif code is not None:  # an agency's client: its own agency only
+        if named and named[0] != code:
+            refusal = Rejected(Reason.OTHER_AGENCY, f"this token is {code}'s: it acts on that agency only",
+                               metadata={"agency": code})
+        node = agencies.get(code)
+    elif named:  # the host admin, on the agency it names
+        node = agencies.get(named[0])
+    elif len(agencies) == 1:
+        node = next(iter(agencies.values()))
+    else:
+        refusal = Rejected(Reason.NOT_HOSTED, f"the host admin names the agency it acts on in {AGENCY}")
+    if node is None and refusal is None:
+        refusal = Rejected(Reason.NOT_HOSTED, "this host serves no such agency (any more)")
+    return node, client, refusal
+
+
 class ApiDispatch(grpc.GenericRpcHandler):
     def __init__(self, host: "Host") -> None:
         self.host = host
 
     def service(self, details):
-        method = details.method
-        if not method.startswith(SERVICE_PREFIX):
+        if not details.method.startswith(SERVICE_PREFIX):
             return None  # health is the host's own (registered on the server); nothing else is served
         header = next(iter(_named(details, "authorization")), None)
-        who = self.host.caller(header) if header is not None else None
-        named = _named(details, AGENCY)
+        node, client, refusal = api_caller(self.host, header, _named(details, AGENCY))
         agencies = self.host.agencies
-        node, client, refusal = None, None, None
-        if who is None:
-            refusal = Rejected(Reason.UNAUTHENTICATED)
-        else:
-            code, client = who
-            if len(named) > 1:
-                refusal = Rejected(Reason.NOT_HOSTED, f"name one agency in {AGENCY}, not {len(named)}")
-            elif code is not None:  # an agency's client: its own agency only
-                if named and named[0] != code:
-                    refusal = Rejected(Reason.OTHER_AGENCY, f"this token is {code}'s: it acts on that agency only",
-                                       metadata={"agency": code})
-                node = agencies.get(code)
-            elif named:  # the host admin, on the agency it names
-                node = agencies.get(named[0])
-            elif len(agencies) == 1:
-                node = next(iter(agencies.values()))
-            else:
-                refusal = Rejected(Reason.NOT_HOSTED, f"the host admin names the agency it acts on in {AGENCY}")
-            if node is None and refusal is None:
-                refusal = Rejected(Reason.NOT_HOSTED, "this host serves no such agency (any more)")
         table = node.api_table if node is not None else self.host.any_api_table()
         if table is None:
             return _refusing(refusal or Rejected(Reason.NOT_HOSTED))

@@ -61,6 +61,8 @@ class Host:
         self.api_server: grpc.Server | None = None
         self.peer_port = self.api_port = self.metrics_port = 0
         self.metrics_server = None
+        self.http_face = None  # api.http_listen: node/host/http.py
+        self.http_port = 0
         self.health = health.HealthServicer()
         self.api_shares = AgencyShares(API_WORKERS, "API workers")  # each agency's calls: half the workers at most
         self.peer_shares = AgencyShares(PEER_WORKERS, "peer workers")
@@ -94,6 +96,8 @@ class Host:
         host = lambda addr: addr.rsplit(":", 1)[0]  # noqa: E731
         info = {"listen": f"{host(s.listen)}:{self.peer_port}", "api": f"{host(s.api.listen)}:{self.api_port}",
                 "host_pid": os.getpid()}
+        if self.http_face is not None:
+            info["http"] = f"{host(s.api.http_listen)}:{self.http_port}"
         if self.metrics_server is not None:
             info["metrics"] = f"{host(s.metrics.listen)}:{self.metrics_port}"
         return info
@@ -169,9 +173,22 @@ class Host:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.api_server)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
         if s.api.http_listen:
-            log.warning("api.http_listen is not served yet by a host of several agencies")
+            self._serve_http(s)
         if s.metrics.listen:
             self._serve_metrics(s.metrics.listen)
+
+    def _serve_http(self, s) -> None:
+        """The HTTP/JSON face for every agency (node/host/http.py), bound now, serving once started."""
+        from .http import host_face
+        self.http_face = host_face(self, s.api.http_listen, s.messages.max_size, self.descriptors.http)
+        try:
+            self.http_port = self.http_face.start()
+        except OSError as e:
+            self.http_face = None
+            raise ConfigError(f"cannot listen on {s.api.http_listen} ({e.strerror or e})", path="api.http_listen",
+                              expected="a free host:port on this machine",
+                              file=str(self.config.source) if self.config.source else None) from None
+        log.info("service http started on port %d", self.http_port)
 
     def _serve_metrics(self, listen: str) -> None:
         """One endpoint for the host: every agency's series with its `agency` label (metrics_prometheus)."""
@@ -273,6 +290,9 @@ class Host:
             if server is not None:
                 server.stop(grace).wait(grace + 1)
                 log.info("service %s stopped", name)
+        if self.http_face is not None:
+            self.http_face.stop(grace)
+            log.info("service http stopped")
         for code, node in reversed(list(self.agencies.items())):
             node.stop(grace)
             log.info("service agency %s stopped", code)

@@ -12,12 +12,18 @@
 """
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+
 import grpc
 from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc as hgrpc
 
 from node import envelope
 from node.envelope import Signer
+from node.api.http_routes import routes
+from node.api.http_server import AGENCY_HEADER as HTTP_AGENCY
 from node.host.dispatch import AGENCY
 from node.identity import certs
 from node.pb import admin_pb2, mailbox_pb2, stats_pb2
@@ -223,3 +229,51 @@ def _answers(stub, code: str) -> bool:
         return True
     except grpc.RpcError:
         return False
+
+
+# ---- the HTTP/JSON face -------------------------------------------------------------------------
+
+def _post(url: str, token: str, body: dict, agency: str | None = None) -> Observed:
+    """A real HTTP call; its refusal as (gRPC status name, reason) from the JSON error body, or OK."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if agency is not None:
+        headers[HTTP_AGENCY] = agency
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:
+            resp.read(1)  # a Watch answers as an event stream: its first bytes are enough
+            return Observed("OK")
+    except urllib.error.HTTPError as e:
+        error = json.loads(e.read()).get("error", {})
+        return Observed(error.get("status", str(e.code)), error.get("reason", ""), detail=error.get("message", ""))
+
+
+@case("hosting", "HA's token naming HB on every route of the host's HTTP/JSON face", "PERMISSION_DENIED",
+      "OTHER_AGENCY", via="every POST /v1/... of the host's HTTP/JSON face, with HA's token")
+def _(s):
+    def attack(hosting):
+        token = hosting.handle.agencies[HA].token
+        odd, first = [], None
+        for route in routes():
+            o = _post(hosting.http + route.path, token, {}, agency=HB)
+            first = first or o
+            if (o.status, o.reason) != ("PERMISSION_DENIED", "OTHER_AGENCY"):
+                odd.append(f"{route.path}: {o.status} {o.reason}")
+        assert len(routes()) >= 17, "the table lost its routes"
+        return Observed("mixed", "; ".join(odd)) if odd else first
+    return _untouched(s, attack)
+
+
+@case("hosting", "HA's token reads and answers HB's document by its id over HTTP", "NOT_FOUND", "NOT_FOUND",
+      via="POST /v1/mailbox/Fetch, Ack, ExportEdxml, SetStatus of the host's HTTP/JSON face, with HA's token")
+def _(s):
+    def attack(hosting):
+        token, msg = hosting.handle.agencies[HA].token, hosting.doc_for_b
+        answers = [_post(f"{hosting.http}/v1/mailbox/{m}", token, {"message_id": msg, **extra}) for m, extra in
+                   (("Fetch", {}), ("Ack", {}), ("ExportEdxml", {}), ("SetStatus", {"status_code": "03"}))]
+        # and HB's own token, to show the face serves each agency its own mailbox
+        mine = _post(f"{hosting.http}/v1/mailbox/Fetch", hosting.handle.agencies[HB].token, {"message_id": msg})
+        assert mine.status == "OK", mine
+        odd = [f"{o.status} {o.reason}" for o in answers if (o.status, o.reason) != ("NOT_FOUND", "NOT_FOUND")]
+        return Observed("mixed", "; ".join(odd)) if odd else answers[0]
+    return _untouched(s, attack)

@@ -218,9 +218,12 @@ class Node:
         recorder = self.metrics or NO_METRICS
         self.metrics_server = None
         self.metrics_port = 0
+        # the host's bounded pool of hop senders (branch hoppool wires it into the Dispatcher); None: each next
+        # hop has its own sender threads, as a standalone node always had
+        self.send_pool = shared.send_pool if shared is not None else None
         self.dispatcher = Dispatcher(
             self.db, self.maker, self.trust, self.router, clock,
-            lambda code, address, envelopes: self.transport.deliver(Peer(code, address), envelopes),
+            self._deliver,
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler, self.job_id(""), self.as_me if shared is not None else None), events_=self.bus,
@@ -334,6 +337,14 @@ class Node:
         if first is not None:
             options["next_run_time"] = now + dt.timedelta(seconds=first)
         self.scheduler.add_job(job, "interval", seconds=seconds, id=self.job_id(name), coalesce=True, **options)
+
+    def _deliver(self, code: str, address: str, envelopes: list[bytes]):
+        """A hop sender's hand-over (on a host, its lines name this agency: sender threads serve one hop each)."""
+        if self.shared is None:
+            return self.transport.deliver(Peer(code, address), envelopes)
+        from .logs import serving_as
+        with serving_as(self.settings.node.code):
+            return self.transport.deliver(Peer(code, address), envelopes)
 
     def _tick(self) -> None:
         """A hosted agency's sweep, health check and probe (SWEEP_SECONDS = HEALTH_SECONDS = PROBE_SECONDS),

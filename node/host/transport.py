@@ -13,6 +13,7 @@ from typing import Sequence
 
 from google.protobuf.message import Message
 
+from ..logs import serving_as
 from ..transport.in_process import InProcessTransport, LocalServer
 from ..transport.interface import Method, Peer, PeerTransport, TransportError
 
@@ -46,7 +47,10 @@ class HostedTransport(PeerTransport):
         return self.local if self.network.serving(peer) is not None else self.remote
 
     def call(self, peer: Peer, method: Method, request: Message, timeout: float) -> Message:
-        return self._via(peer).call(peer, method, request, timeout)
+        if self.network.serving(peer) is not None:
+            with serving_as(peer.code):  # the called agency's servicers run in this thread: its lines are its own
+                return self.local.call(peer, method, request, timeout)
+        return self.remote.call(peer, method, request, timeout)
 
     def call_each(self, peers: Sequence[Peer], method: Method, request: Message,
                   timeout: float) -> dict[str, Message | TransportError]:
@@ -58,7 +62,10 @@ class HostedTransport(PeerTransport):
         return answers
 
     def deliver(self, peer: Peer, envelopes: list[bytes]):
-        return self._via(peer).deliver(peer, envelopes)
+        if self.network.serving(peer) is not None:
+            with serving_as(peer.code):
+                return self.local.deliver(peer, envelopes)
+        return self.remote.deliver(peer, envelopes)
 
     def expect(self, code: str) -> None:
         self.remote.expect(code)

@@ -301,13 +301,30 @@ EXIT_BROKEN = 3  # audit verify: the log was tampered with; verify-evidence: the
 
 
 def cmd_audit_verify(args) -> int:
+    if not getattr(args, "all", False):
+        return _audit_verify_one(args, _settings(args))
+    worst, lines = 0, []
+    for s in _every_agency(args):
+        print(f"== agency {s.node.code}")
+        try:
+            code = _audit_verify_one(args, s)
+        except CliError as e:
+            print(f"audit verify of {s.node.code}: {e}")
+            code = 1
+        lines.append(f"{s.node.code}: {'intact' if code == 0 else 'BROKEN' if code == EXIT_BROKEN else 'not verified'}")
+        worst = max(worst, code)
+    print(f"== host {args.config}: {len(lines)} agencies")
+    print("\n".join(lines))
+    return worst
+
+
+def _audit_verify_one(args, s) -> int:
     from .audit import verify
     from .transport.grpc_peers import GrpcTransport, TlsMaterial
     from .identity import keys
     from .identity.trust import TrustStore
     from . import preflight
     from .runtime import Node
-    s = _settings(args)
     mailbox = Path(s.node.data_dir) / preflight.MAILBOX_FILE
     if not mailbox.is_file():
         raise CliError(f"no mailbox at {mailbox}: nothing to verify")
@@ -820,6 +837,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "reordered row (exit 0 intact, 3 broken)")
     av.add_argument("--config", help=f"node YAML config (node.data_dir, tls, the parent's address) {CONFIG_HELP}")
     av.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
+    av.add_argument("--all", action="store_true",
+                    help="on a host: every agency's chain in turn, then a line each (exit: the worst of them)")
     av.add_argument("--offline", action="store_true", help="do not ask the parent (its copy is not checked)")
     av.set_defaults(func=cmd_audit_verify)
 

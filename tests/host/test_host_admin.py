@@ -105,7 +105,7 @@ def test_each_agency_signs_with_its_own_key_only(world):
     assert got.signature_verified and got.path[0].code == P
 
 
-def test_doctor_and_backup_of_every_agency(world, tmp_path, capsys):
+def test_doctor_backup_and_audit_verify_of_every_agency(world, tmp_path, capsys):
     host, h, sent = world
     code = cli.main(["doctor", "--config", str(h.config), "--all"])
     out = capsys.readouterr().out
@@ -121,6 +121,10 @@ def test_doctor_and_backup_of_every_agency(world, tmp_path, capsys):
     made = sorted(p.name for p in (tmp_path / "bk").iterdir())
     assert [any(c in name for name in made) for c in (P, C1, C2)] == [True] * 3 and len(made) == 3
     assert cli.main(["backup", "--config", str(h.config), "--all", "--agency", C1, "--to", str(tmp_path)]) == 1
+    capsys.readouterr()
+    assert cli.main(["audit", "verify", "--config", str(h.config), "--all", "--offline"]) == 0
+    summary = capsys.readouterr().out.split("== host")[1]
+    assert all(f"{c}: intact" in summary for c in (P, C1, C2)), summary
 
 
 def test_shares_only_on_a_host_of_several():

@@ -47,6 +47,12 @@ Threading model (what runs where):
 - **CRL push** (`crl-push`, registry/directory.py): one short-lived thread per newer CRL taken,
   passing it to every registered child at once (futures), so the call or reload that brought it
   returns at once; a child it misses catches up on its next heartbeat.
+- **On a host** (node/host/, several agencies in one process): the host owns the peer and API
+  servers (PEER_WORKERS and API_WORKERS threads for all agencies; a call runs on the agency it
+  names, `node.host.dispatch`), the one scheduler (each agency's jobs as `CODE/name`; a hosted
+  agency's sweep, health and probe are one `CODE/tick` job) and the signals; an agency builds
+  its servicers only (`start_hosted`). Calls between co-hosted agencies run in the caller's
+  thread, as on a LocalNetwork. Hop senders are still each agency's own.
 - **Event bus** (`events.py`): publishers (any thread, after their commit) put events on
   each watcher's bounded queue; a slow watcher loses events rather than blocking them.
 """
@@ -391,8 +397,9 @@ class Node:
         s = self.settings
         mailbox = MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
-            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS,
-            watchers=self.shared.watchers if self.shared is not None else None)
+            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored,
+            max_watchers=self.shared.watchers_per_agency if self.shared is not None else MAX_WATCHERS,
+            watchers=self.shared.watch_places() if self.shared is not None else None)
         mailbox_pb2_grpc.add_MailboxServicer_to_server(mailbox, server)
         stats_servicer = stats.StatsService(self.db, s.node.code, s.node.name, self.clock)
         stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, server)

@@ -125,7 +125,7 @@ class Host:
 
     def start(self) -> None:
         s = self.config.process
-        self.descriptors = descriptors.budget(descriptors.raise_limit())
+        self.descriptors = descriptors.budget(descriptors.raise_limit(), agencies=len(self.config.agencies))
         t0 = time.monotonic()
         try:
             for settings in self.config.agencies:

@@ -20,8 +20,35 @@ class Shared:
     watchers: threading.BoundedSemaphore | None = None
     send_pool: object = None  # the host's bounded pool of hop senders (branch hoppool): None, each hop its own
     rng: random.Random = field(default_factory=random.Random)
+    watchers_per_agency: int = 2  # of `watchers`: one agency's programs cannot hold every Watch place
+
+    def watch_places(self) -> "WatchPlaces | None":
+        """An agency's Watch places: its own few, each also one of the host's."""
+        if self.watchers is None:
+            return None
+        return WatchPlaces(threading.BoundedSemaphore(self.watchers_per_agency), self.watchers)
 
     def first_run(self, interval_s: float) -> float:
         """Seconds to a periodic job's first run: anywhere in its interval, so agencies started together
         spread their wake-ups instead of all running each job in the same second."""
         return self.rng.uniform(0, interval_s)
+
+
+class WatchPlaces:
+    """Two semaphores taken as one (an agency's, then the host's), as MailboxService takes one: a Watch
+    stream needs a place in both, and gives both back."""
+
+    def __init__(self, own: threading.BoundedSemaphore, host: threading.BoundedSemaphore) -> None:
+        self.own, self.host = own, host
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not self.own.acquire(blocking=False):
+            return False
+        if not self.host.acquire(blocking=False):
+            self.own.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        self.host.release()
+        self.own.release()

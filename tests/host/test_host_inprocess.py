@@ -91,3 +91,22 @@ def test_one_metrics_endpoint_with_an_agency_label(world):
     assert samples[("lienthong_deliveries_total", (("agency", C1), ("hop", P)))] >= 1
     assert samples[("lienthong_accepted_total", (("agency", C2),))] >= 1
     assert {dict(k[1])["agency"] for k in samples if k[0] == "lienthong_health_serving"} == {P, C1, C2}
+
+
+def test_one_agency_cannot_take_every_watch_place(world):
+    """Watch streams hold the host's shared API workers: each agency has a few places of its own (and the host
+    a cap over all), so one agency's programs watching cannot shut another's out."""
+    from node.errors import Reason
+    from node.grpc_errors import reason_of
+    host, h, x, xh = world
+    mine = [EventWaiter(h.agencies[C1].client(), registry=True) for _ in range(host.shared.watchers_per_agency)]
+    try:
+        extra = EventWaiter(h.agencies[C1].client(), registry=True)
+        extra.close()
+        assert extra.ended is not None and reason_of(extra.ended) == Reason.TOO_MANY_STREAMS.wire, extra.ended
+        other = EventWaiter(h.agencies[C2].client(), registry=True)  # another agency still watches
+        assert other.ended is None  # started (WATCHING came), not refused
+        other.close()
+    finally:
+        for w in mine:
+            w.close()

@@ -44,48 +44,39 @@ def _named(details, key: str) -> list[str]:
 
 
 def as_agency(handler: grpc.RpcMethodHandler | None, code: str, shares: AgencyShares | None = None,
-              serving: Callable[[], int] = lambda: 1,
-              stream_shares: AgencyShares | None = None) -> grpc.RpcMethodHandler | None:
+              serving: Callable[[], int] = lambda: 1) -> grpc.RpcMethodHandler | None:
     """`handler` run with `code` on its log lines (the host's worker threads serve every agency), within
-    `code`'s share of the pool's workers, and a stream within its share of the streams too
-    (node/host/shares.py: AGENCY_BUSY past either, answered at once, holding nothing)."""
+    `code`'s share of the pool's workers (node/host/shares.py: AGENCY_BUSY past it, answered at once,
+    holding nothing)."""
     if handler is None:
         return None
 
-    def admit(context, streaming: bool) -> list[AgencyShares]:
-        taken: list[AgencyShares] = []
-        for pool in (shares, stream_shares if streaming else None):
-            if pool is None:
-                continue
-            refusal = pool.enter(code, serving())
-            if refusal is not None:
-                done(taken)
-                refuse(context, refusal)
-            taken.append(pool)
-        return taken
+    def admit(context) -> None:
+        if shares is not None and (refusal := shares.enter(code, serving())) is not None:
+            refuse(context, refusal)
 
-    def done(taken: list[AgencyShares]) -> None:
-        for pool in taken:
-            pool.leave(code)
+    def done() -> None:
+        if shares is not None:
+            shares.leave(code)
 
     def wrap(behavior, streaming):
         if streaming:
             def stream(request, context):
-                taken = admit(context, True)
+                admit(context)
                 try:
                     with serving_as(code):
                         yield from behavior(request, context)
                 finally:
-                    done(taken)
+                    done()
             return stream
 
         def unary(request, context):
-            taken = admit(context, False)
+            admit(context)
             try:
                 with serving_as(code):
                     return behavior(request, context)
             finally:
-                done(taken)
+                done()
         return unary
     return with_behavior(handler, wrap)
 
@@ -158,5 +149,4 @@ class ApiDispatch(grpc.GenericRpcHandler):
         handler = table.handler(details, [ErrorInterceptor(), CallerKnown(client, refusal), StrictRequestInterceptor()])
         if node is None:
             return handler
-        return as_agency(handler, node.settings.node.code, self.host.api_shares, lambda: len(agencies),
-                         stream_shares=self.host.watch_shares)
+        return as_agency(handler, node.settings.node.code, self.host.api_shares, lambda: len(agencies))

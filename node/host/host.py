@@ -67,7 +67,6 @@ class Host:
         self.health = health.HealthServicer()
         self.api_shares = AgencyShares(API_WORKERS, "API workers")  # each agency's calls: half the workers at most
         self.peer_shares = AgencyShares(PEER_WORKERS, "peer workers")
-        self.watch_shares = AgencyShares(MAX_WATCHERS, "Watch streams")  # and half of the Watch streams
         self.shared = Shared(scheduler=self.scheduler, transport_for=self._transport_for, endpoint=self._endpoint,
                              ports=lambda: {"listen": self.peer_port, "api": self.api_port},
                              runtime=self._runtime, detach=self._detach,

@@ -177,16 +177,17 @@ def _hold(open_stream, most: int) -> tuple[list, Observed]:
 
 
 @case("hosting", "HA's token holds Watch streams on the host's API until refused; HB is served meanwhile",
-      "RESOURCE_EXHAUSTED", "AGENCY_BUSY", via="Mailbox.Watch on " + API)
+      "RESOURCE_EXHAUSTED", "TOO_MANY_STREAMS", via="Mailbox.Watch on " + API)
 def _(s):
-    """Each stream holds one of the host's API workers for as long as it is open. HA gets its share of the
-    Watch streams (half), then AGENCY_BUSY; HB's own Watch still starts and its calls are answered."""
+    """Each stream holds one of the host's API workers for as long as it is open. HA gets its own few Watch
+    places (node/host/shared.py, WatchPlaces), then TOO_MANY_STREAMS; HB's own Watch still starts and its
+    calls are answered. (The API workers' share, AGENCY_BUSY, bounds the rest of HA's calls.)"""
     def attack(hosting):
         a, b = hosting.client(HA), hosting.client(HB)
         held, refusal = _hold(lambda: a.stub.Watch(mpb.WatchRequest(inbox=True), metadata=a.metadata,
                                                    timeout=HELD_S), MAX_WATCHERS + 1)
         try:
-            assert len(held) == MAX_WATCHERS // 2, f"HA holds {len(held)} streams"
+            assert 0 < len(held) < MAX_WATCHERS // 2, f"HA holds {len(held)} streams"
             watch = b.stub.Watch(mpb.WatchRequest(inbox=True), metadata=b.metadata, timeout=TIMEOUT)
             assert next(watch).event_type == mpb.EVENT_TYPE_WATCHING
             watch.cancel()

@@ -13,7 +13,8 @@ from google.protobuf import json_format
 
 from . import cli_stats
 from . import version as _version
-from .config import ConfigError
+from .client import PagingStuck
+from .config import ConfigError, load_config
 from .config_location import CONFIG_ENV, DEFAULT_CONFIG, HELP as CONFIG_HELP, NoConfig, find_config
 from .progress import Progress
 from .envelope import is_message_id
@@ -708,14 +709,7 @@ def _flags(m) -> str:
 
 
 def cmd_queue_list(args) -> int:
-    admin = _client(args).admin
-    messages, after = [], 0
-    while True:
-        page = admin.list_queue(args.hop or "", args.parked, after, 1000)
-        messages.extend(page.messages)
-        now, after = page.now_ms, page.next_after_seq
-        if not after:
-            break
+    messages, now = _client(args).admin.queue_listing(args.hop or "", args.parked)
     if args.json:
         return _print_json_list(messages)
     print(f"{'MESSAGE ID':32}  {'KIND':8}  {'SENDER':15}  {'RECIPIENT':15}  {'NEXT HOP':15}  {'SIZE':>7}  {'AGE':>6}  "
@@ -1009,9 +1003,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"lienthong: config error: {e}", file=sys.stderr)
         return 2
-    except CliError as e:
+    except (CliError, PagingStuck) as e:
         print(f"lienthong: {e}", file=sys.stderr)
-        return e.status
+        return getattr(e, "status", 1)
     except OSError as e:
         print(f"lienthong: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1

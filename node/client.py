@@ -78,7 +78,7 @@ class MailboxClient:
         return self._call(self.stub.WhoAmI, mpb.WhoAmIRequest())
 
     def inbox_all(self, only_new: bool = False) -> list[mpb.InboxEntry]:
-        return _all_pages(lambda after: self.inbox(only_new=only_new, after_seq=after, limit=PAGE))
+        return _all_pages(lambda after: self.inbox(only_new=only_new, after_seq=after, limit=PAGE), "ListInbox")
 
     def fetch(self, message_id: str, keep_wrapped: bool = False) -> mpb.FetchResponse:
         return self._call(self.stub.Fetch, mpb.FetchRequest(message_id=message_id, keep_wrapped=keep_wrapped))
@@ -90,7 +90,7 @@ class MailboxClient:
         return list(self._call(self.stub.ListSent, mpb.ListSentRequest(state=state, after_seq=after_seq, limit=limit)).entries)
 
     def sent_all(self, state: str = "") -> list[mpb.SentEntry]:
-        return _all_pages(lambda after: self.sent(state=state, after_seq=after, limit=PAGE))
+        return _all_pages(lambda after: self.sent(state=state, after_seq=after, limit=PAGE), "ListSent")
 
     def watch(self, inbox: bool = True, sent: bool = True, registry: bool = False, timeout: float | None = None):
         """A stream of events; call .cancel() on it when done."""
@@ -108,6 +108,8 @@ class MailboxClient:
             out.extend(resp.agencies)
             if not resp.has_more:
                 return out
+            if not resp.next_page_token or resp.next_page_token == token:
+                raise PagingStuck("Directory: the node said there is more but gave no next page token")
             token = resp.next_page_token
 
     def lookup(self, code: str) -> mpb.Agency:
@@ -149,7 +151,18 @@ class MailboxClient:
 PAGE = 1000
 
 
-def _all_pages(page_after):
+class PagingStuck(Exception):
+    """The node answered a page that does not move on (its next page starts at or before this one): following
+    it would ask for the same page for ever."""
+
+
+def _moves_on(call: str, after: int, next_after: int) -> None:
+    if next_after <= after:
+        raise PagingStuck(f"{call}: the node answered the page after seq {after} with the next page after seq "
+                          f"{next_after}, which does not move on; stopped (a node bug: report it)")
+
+
+def _all_pages(page_after, call: str):
     """Follow `seq` paging until a short page."""
     out, after = [], 0
     while True:
@@ -157,6 +170,7 @@ def _all_pages(page_after):
         out.extend(page)
         if len(page) < PAGE:
             return out
+        _moves_on(call, after, page[-1].seq)
         after = page[-1].seq
 
 
@@ -200,12 +214,17 @@ class AdminCalls:
 
     def list_queue_all(self, hop: str = "", parked: bool = False) -> list[apb.QueuedMessage]:
         """Every page of ListQueue."""
+        return self.queue_listing(hop, parked)[0]
+
+    def queue_listing(self, hop: str = "", parked: bool = False) -> tuple[list[apb.QueuedMessage], int]:
+        """Every page of ListQueue, and the node's time (ms) at the last. PagingStuck if a page does not move on."""
         out, after = [], 0
         while True:
             page = self.list_queue(hop, parked, after, 1000)
             out.extend(page.messages)
             if not page.next_after_seq:
-                return out
+                return out, page.now_ms
+            _moves_on("ListQueue", after, page.next_after_seq)
             after = page.next_after_seq
 
     def hold_message(self, message_id: str) -> apb.QueuedMessage:

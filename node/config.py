@@ -233,6 +233,7 @@ def token_bits(token: str) -> float:
 
 # Plain numbers: pydantic's own checks; _config_error words its type errors.
 BatchSize = Annotated[int, Field(strict=True, ge=1, le=1000, description="an integer 1..1000")]
+SendWorkers = Annotated[int, Field(strict=True, ge=1, le=256, description="an integer 1..256")]
 Multiplier = Annotated[float, Field(strict=True, ge=1, allow_inf_nan=False, description="a number >= 1")]
 Factor = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False, description="a number > 0")]
 
@@ -653,6 +654,7 @@ class MessageSettings(_Section):
     lifetime: PositiveDuration = 7 * 86400.0
     max_size: PositiveSize = 16 << 20
     batch_size: BatchSize = 256  # measured: 64 → ~1,350, 128 → ~1,420, 256 → ~1,590 docs/s A→B
+    send_workers: SendWorkers = 8  # node.exchange.send_pool.DEFAULT_WORKERS: threads shared by all next hops
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -681,6 +683,7 @@ class MetricsSettings(_Section):
 
     listen: HostPort | None = None
     allow_remote: Bool = False
+    cache_for: Duration = 2.0  # scrapes within it are answered what the first made (node/metrics_server.py)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -739,6 +742,7 @@ class LimitsSettings(_Section):
     recipients_per_send: Count = 500
     attachments_per_document: Count = 100
     attachment_name_length: Count = 255
+    updates_per_document: Count = 100
     envelopes_per_batch: Count = 1000
     trace_length: Count = 16
     xml_depth: Count = 64
@@ -995,9 +999,7 @@ def load_config(path: str | os.PathLike) -> Settings:
     """Read, parse and validate a node config file. Raises ConfigError."""
     data = read_document(path)
     abs_path = Path(os.path.abspath(path))
-    settings = parse_config(data, abs_path.parent, source=os.fspath(path))
-    object.__setattr__(settings, "source", abs_path)  # fresh object, not a key: outside validation
-    return settings
+    return located(parse_config(data, abs_path.parent, source=os.fspath(path)), abs_path)
 
 
 def read_document(path: str | os.PathLike) -> Any:
@@ -1019,6 +1021,13 @@ def read_document(path: str | os.PathLike) -> Any:
     except yaml.YAMLError as e:
         raise _yaml_error(e, name) from None
     return data
+
+
+def located(settings: Settings, source: Path | None) -> Settings:
+    """`settings`, just made and held by no one yet, naming the file it came from: `source` is not a key (no YAML
+    may set it), so it is set here, the one place that does, outside validation."""
+    object.__setattr__(settings, "source", source)
+    return settings
 
 
 def parse_config(data: Any, base_dir: str | os.PathLike, source: str = "<config>") -> Settings:

@@ -12,11 +12,12 @@ a list or a map is one key (`peers`, `tls.trust_anchors`, `parents_of`). The API
 compared by digest, never shown (`api.token`, and each client's in `api.tokens`)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any
 
-from .config import Settings, dump_config, parse_config
+from .config import Settings, dump_config, located, parse_config
 
 LIVE = ("tls.cert", "tls.key", "tls.trust_anchors", "tls.crl", "tls.crl_grace", "peers", "limits", "retry",
         "log_level", "sealing", "metrics")
@@ -67,6 +68,5 @@ def merged(running: Settings, new: Settings) -> Settings:
     tls.update({k: v for k, v in take["tls"].items() if is_live(f"tls.{k}")})
     out["tls"] = tls
     settings = parse_config(out, "/", source=str(new.source or running.source or "<config>"))
-    object.__setattr__(settings, "api", running.api)  # the token in use, even if its token_file was rewritten
-    object.__setattr__(settings, "source", new.source or running.source)
-    return settings
+    # a new object, validated: the API as it runs (the token in use, even if its token_file was rewritten)
+    return located(dataclasses.replace(settings, api=running.api), new.source or running.source)

@@ -7,6 +7,7 @@ verify; PEER_BUSY and the like for calls in flight), before any work is done.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 import time
@@ -37,26 +38,35 @@ def check_document(doc, limits: Limits, field: str = "document") -> None:
 
 
 class RateLimiter:
-    """A token bucket per key (a peer's code): `rate` per second, up to `burst` at once."""
+    """A token bucket per key (a peer's code): `rate` per second, up to `burst` at once.
+
+    At most `max_keys` buckets are kept: a new key past that evicts the one used least recently (the one
+    most likely to have filled up again), never every bucket at once, so whoever fills the map with keys of
+    their own cannot empty it and hand the callers it holds back full buckets."""
 
     def __init__(self, rate: float, burst: int, now=time.monotonic, max_keys: int = 10_000) -> None:
         self.rate, self.burst, self._now, self._max_keys = rate, burst, now, max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when)
+        # key -> (tokens, when), the least recently used first
+        self._buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def take(self, key: str, n: int = 1) -> bool:
         """Take `n` tokens from `key`'s bucket, all or none."""
         now = self._now()
         with self._lock:
-            tokens, when = self._buckets.get(key, (float(self.burst), now))
+            held = self._buckets.pop(key, None)
+            tokens, when = held if held is not None else (float(self.burst), now)
             tokens = min(float(self.burst), tokens + max(0.0, now - when) * self.rate)
-            if tokens < n:
-                self._buckets[key] = (tokens, now)
-                return False
-            if len(self._buckets) >= self._max_keys and key not in self._buckets:
-                self._buckets.clear()
-            self._buckets[key] = (tokens - n, now)
-            return True
+            taken = tokens >= n
+            while len(self._buckets) >= self._max_keys:
+                self._buckets.popitem(last=False)
+            self._buckets[key] = (tokens - n if taken else tokens, now)  # last: the most recently used
+            return taken
+
+    def use(self, rate: float, burst: int) -> None:
+        """New bounds (a reload): each bucket keeps its tokens, capped at the new burst on its next take."""
+        with self._lock:
+            self.rate, self.burst = rate, burst
 
     def check(self, key: str, what: str) -> None:
         if not self.take(key):
@@ -71,6 +81,10 @@ class SignatureBudget:
 
     def __init__(self, limits: LimitsSettings, now=time.monotonic) -> None:
         self.bucket = RateLimiter(limits.signatures_per_second, limits.signature_burst, now)
+
+    def use_limits(self, limits: LimitsSettings) -> None:
+        """`limits.signatures_per_second` and `signature_burst` from a reload, from the next charge on."""
+        self.bucket.use(limits.signatures_per_second, limits.signature_burst)
 
     def charge(self, peer: str | None, count: int, what: str) -> None:
         if peer is None or count <= 0:  # plain-text test mode has no peer to charge

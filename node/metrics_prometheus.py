@@ -126,6 +126,10 @@ class MailboxCollector:
         health = GaugeMetricFamily("lienthong_health_serving", "1 while the node reports SERVING (health check)")
         health.add_metric([], 1 if st["serving"] else 0)
         yield health
+        refused = CounterMetricFamily("lienthong_http_connections_refused", "Connections to the HTTP/JSON API"
+                                      " answered TOO_MANY_CONNECTIONS and closed (its connection cap reached)")
+        refused.add_metric([], st["http_refused"])
+        yield refused
 
 
 def _crl(crl: dict | None) -> Iterable[Metric]:

@@ -45,6 +45,12 @@ class PeerGate(grpc.ServerInterceptor):
         self.per_peer = InFlight(limits.registry_calls_per_peer)
         self.share = InFlight(limits.registry_share)
 
+    def use_limits(self, limits: LimitsSettings) -> None:
+        """`limits.registry_share` and `registry_calls_per_peer` from a reload: the next call is held to them
+        (calls in progress keep their places; a lowered bound refuses until they are under it)."""
+        self.per_peer.limit = limits.registry_calls_per_peer
+        self.share.limit = limits.registry_share
+
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler is None:

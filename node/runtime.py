@@ -19,15 +19,19 @@ Threading model (what runs where):
 - **HTTP/JSON face** (only with `api.http_listen`; node/api/http_server.py): `http-loop` runs
   aiohttp's event loop, and `http-*` workers (HTTP_WORKERS) call the same Mailbox and Stats
   servicer objects as the gRPC API; its Watch streams count against the same MAX_WATCHERS.
-- **Per-hop senders** (`send-<hop>-<i>`, exchange/hop.py): WINDOW threads per next hop,
-  started when the hop is first woken and stopped with the node. They claim disjoint
-  batches under the hop's own lock, deliver over the network with no lock held, and
-  commit the outcome under the database lock.
+- **Send pool** (`send-<i>`, exchange/send_pool.py): at most `messages.send_workers`
+  threads (8), started as needed and shared by every next hop (a host passes one pool to
+  all its agencies: `send_pool`). A hop is a task, not threads: waking it queues it; a
+  worker runs one attempt (exchange/hop.py) and queues the hop again while it makes
+  progress, taking turns across agencies and their hops. A hop holds at most WINDOW workers
+  (one while failing), an agency at most half a shared pool. An attempt claims a batch
+  under the hop's own lock, delivers over the network with no lock held, and commits the
+  outcome under the database lock. Stopping waits for the attempts in flight.
 - **Scheduler** (APScheduler's BackgroundScheduler: one timing thread, a pool of 10
   for jobs): the sweep (expiry, and waking hops whose backoff is over), health checks,
   the registry keepalive (registration, heartbeats), the audit checkpoint (sign the chain head, hand it to
   the parent), and retry timers (`timers.py`),
-  which only wake a hop's senders.
+  which only wake a hop (queue it in the send pool).
 - **SQLite**: one writer connection behind one re-entrant lock (`store.database.Database`).
   Every transaction takes it for its own part; transactions queued for it meanwhile join
   the open SQLite transaction, each in a savepoint, and the last of them commits for all
@@ -90,6 +94,7 @@ from .exchange.intake import Intake
 from .exchange.late_seal import LateSealer
 from .exchange.outgoing import EnvelopeMaker, Outgoing
 from .exchange.routing import Router
+from .exchange.send_pool import SendPool
 from .exchange.service import ExchangeService, PeerIdentity
 from .transport.grpc_peers import GrpcTransport, TlsMaterial, grpc_options, server_credentials
 from .transport.in_process import InProcessTransport, LocalNetwork, LocalServer
@@ -99,6 +104,7 @@ from .events import EventBus
 from .health import HealthMonitor
 from .identity import keys, renewal
 from .identity.crl_holder import CrlHolder
+from .identity.on_disk import IdentityOnDisk
 from .identity.trust import TrustStore
 from .transport.peer_check import PeerCheck
 from .limits import SignatureBudget
@@ -147,10 +153,11 @@ class Node:
     over the network. `shared` (node/host/shared.py): a host serves several agencies in one process;
     the agency then builds its servicers only (the host's servers dispatch to them), runs its jobs on
     the host's scheduler under ids of its own, and reaches peers through the transport the host makes
-    for it."""
+    for it. `send_pool`: the process's shared send pool (a host's); None: the host's (`shared.send_pool`),
+    else the node has its own."""
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM, network: LocalNetwork | None = None,
-                 shared=None) -> None:
+                 shared=None, send_pool: SendPool | None = None) -> None:
         self.settings = s = settings
         self.clock = clock
         self.shared = shared  # node.host.shared.Shared, or None: this node is the whole process
@@ -210,7 +217,7 @@ class Node:
                              parent=parent if parent and s.peer_address(parent) else None,
                              child_endpoint=self.directory.child_endpoint,
                              hierarchy_of=lambda: self.directory.hierarchy)
-        # sending: one way to make an envelope; per-hop senders; the agency's sends on top of both
+        # sending: one way to make an envelope; per-hop senders (tasks on the send pool); the agency's sends on top
         self.limits = s.limits
         self.maker = EnvelopeMaker(self.signer, self.router, clock, lifetime_s=s.messages.lifetime,
                                    max_size=s.messages.max_size, limits=self.limits, seal_key=self.seal_key,
@@ -226,7 +233,7 @@ class Node:
         self.metrics_port = 0
         # the host's bounded pool of hop senders (branch hoppool wires it into the Dispatcher); None: each next
         # hop has its own sender threads, as a standalone node always had
-        self.send_pool = shared.send_pool if shared is not None else None
+        self.send_pool = send_pool if send_pool is not None else (shared.send_pool if shared is not None else None)
         self.dispatcher = Dispatcher(
             self.db, self.maker, self.trust, self.router, clock,
             self._deliver,
@@ -234,7 +241,8 @@ class Node:
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler, self.job_id(""), self.as_me if shared is not None else None), events_=self.bus,
             metrics=recorder, on_return=self.transport.expect, paused=lambda: self.crl.stale,
-            prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of))
+            prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of),
+            pool=self.send_pool, owner=s.node.code, workers=s.messages.send_workers)  # None: a pool of its own
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
                                  seal_key_of=self.directory.seal_key_of, events_=self.bus)
         # receiving: the documents layer decides what our own mail may say and records it
@@ -254,6 +262,7 @@ class Node:
                                          events_=self.bus, parent=self.directory.parent or "")
         self.bridge = EdxmlBridge(self.db, self.outgoing, self.lifecycle, self.verify_stored, self.limits,
                                   s.messages.max_size)
+        self.identity_on_disk = IdentityOnDisk(lambda: self.settings, lambda: self.trust, clock)
         self.health = HealthMonitor(self.db, self.signer, self.trust, checks=[
             self._identity_files_problem,
             self._parent_problem], peer_checks=[self.crl.stale_problem])
@@ -265,6 +274,7 @@ class Node:
         self.api_port = 0
         self.http_face = None  # api.http_listen: node.api.http_server.HttpFace, started with the API
         self.registry_service: RegistryService | None = None  # made by start()
+        self.peer_gate: PeerGate | None = None  # made by start()
         self.started_ms = clock.now_ms()
         self.last_reload = LastReload()  # the outcome of the last SIGHUP (Admin.Running, doctor)
         self.http_port = 0
@@ -414,7 +424,8 @@ class Node:
         s = self.settings
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
-        interceptors = [PeerGate(peers, self.crl.stale_problem, self.limits), ErrorInterceptor()]
+        self.peer_gate = PeerGate(peers, self.crl.stale_problem, self.limits)
+        interceptors = [self.peer_gate, ErrorInterceptor()]
         exchange = ExchangeService(self.intake, peers)
         self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper,
                                                 self.clock, self.signatures)
@@ -454,14 +465,9 @@ class Node:
         return self.directory.parent_problem(int(self.settings.registry.unhealthy_after * 1000))
 
     def _identity_files_problem(self) -> str | None:
-        """The key and certificate files are what a restart would load (mode, match, code, chain, dates)."""
-        try:
-            preflight.load_identity(self.settings, self.trust, self.clock)
-        except ConfigError as e:
-            return f"{e.path}: {e.message}"
-        except OSError as e:
-            return f"tls files: {e.strerror or e}: {e.filename or ''}"
-        return None
+        """The key and certificate files are what a restart would load (mode, match, code, chain, dates);
+        read again only when they or the trust store changed (node/identity/on_disk.py)."""
+        return self.identity_on_disk.problem()
 
     def _start_http(self, services: dict) -> None:
         """The HTTP/JSON face (api.http_listen) on its own thread; aiohttp is loaded only here."""
@@ -500,7 +506,8 @@ class Node:
             self.metrics = NodeMetrics()
             self.metrics.collect_from(MailboxCollector(self.metrics_state))
         host, port = listen.rsplit(":", 1)
-        server = MetricsServer(host.strip("[]"), int(port), self.metrics.registry)
+        server = MetricsServer(host.strip("[]"), int(port), self.metrics.registry,
+                               cache_for=lambda: self.settings.metrics.cache_for, now=self.clock.now)
         server.start()
         return server
 
@@ -546,6 +553,7 @@ class Node:
             "statuses": statuses_store.counts_by_code(self.db),
             "serving": self.health.problem is None,
             "version": version(),
+            "http_refused": self.http_face.refused_connections if self.http_face is not None else 0,
             "crl": None if crl is None else {"number": crl.number, "next_update_s": crl.next_update_ms / 1000,
                                              "age_s": max(0, now - crl.this_update_ms) / 1000},
             "checkpoint": None if checkpoint is None else {
@@ -630,12 +638,12 @@ class Node:
     def use_limits(self, limits) -> None:
         """limits.* from a reload: every holder reads the new ones from its next request on."""
         self.limits = limits
-        for holder in (self.maker, self.lifecycle, self.intake, self.bridge, self.registry_service):
-            if holder is not None:
-                holder.limits = limits
-        if self.registry_service is not None:
-            self.registry_service.lookups.rate = limits.lookups_per_second
-            self.registry_service.lookups.burst = limits.lookup_burst
+        for holder in (self.maker, self.lifecycle, self.intake, self.bridge):
+            holder.limits = limits
+        # those that hold counters and buckets sized by the limits (the budget is shared by intake and registry)
+        for keeper in (self.directory, self.signatures, self.registry_service, self.peer_gate):
+            if keeper is not None:
+                keeper.use_limits(limits)
 
     def register_again(self, what: str) -> None:
         """Give the parent our record again now (a new certificate or seal key after a reload)."""

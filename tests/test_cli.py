@@ -17,6 +17,8 @@ from node.harness import nodes
 from node.harness.inproc import running_pair
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
+from node.pb import admin_pb2 as apb
+from node.pb import admin_pb2_grpc as agrpc
 from node.pb import envelope_pb2 as pb
 
 A, B = "000.00.01.H53", "000.00.02.H53"
@@ -52,6 +54,42 @@ def edited_config(handle: nodes.NodeHandle, edit) -> Path:
     path = handle.dir / "edited.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     return path
+
+
+class StuckQueue(agrpc.AdminServicer):
+    """A node whose ListQueue always says the next page starts after seq 7: a bug, or a hostile node."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def ListQueue(self, request, context):
+        self.calls += 1
+        return apb.ListQueueResponse(messages=[apb.QueuedMessage(message_id=f"m{self.calls}")], next_after_seq=7,
+                                     now_ms=1)
+
+
+def test_queue_list_stops_with_an_error_when_a_page_does_not_move_on(capsys, idle_config):
+    """It once asked for the page after 7 for ever, gathering the same messages until memory ran out."""
+    from concurrent import futures
+
+    import grpc
+    stuck = StuckQueue()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    agrpc.add_AdminServicer_to_server(stuck, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        config = edited_config(idle_config, lambda d: d["api"].update(listen="127.0.0.1:0"))
+        from node.config import load_config
+        data_dir = Path(load_config(config).node.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "runtime.json").write_text(json.dumps({"api": f"127.0.0.1:{port}"}))
+        status, out, err = run(capsys, "queue", "list", "--config", str(config))
+    finally:
+        server.stop(None)
+    assert status == 1 and not out
+    assert "ListQueue" in one_line_error(err) and "does not move on" in err
+    assert stuck.calls == 2  # the first page, and the second that named the same next page
 
 
 @pytest.mark.parametrize("command", [["inbox"], ["sent"], ["fetch", "x"], ["ack", "x"],

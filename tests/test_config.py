@@ -230,6 +230,8 @@ def test_wrong_type_names_expected_type(tmp_path):
         ("messages", "batch_size", 0, "expected an integer 1..1000, got 0"),
         ("messages", "batch_size", 64.5, "expected an integer, got 64.5"),
         ("messages", "batch_size", True, "expected an integer, got true"),
+        ("messages", "send_workers", 0, "expected an integer 1..256, got 0"),
+        ("messages", "send_workers", 257, "expected an integer 1..256, got 257"),
         ("retry", "multiplier", 0.5, "expected a number >= 1, got 0.5"),
         ("node", "name", "  ", 'expected a non-empty string, got "  "'),
         ("node", "name", "UBND\n2026 ERROR forged", 'expected a name without control characters, got '
@@ -494,7 +496,7 @@ def test_dump_round_trip(tmp_path):
     data["node"]["parent"] = "000.00.00.H53"
     data["peers"] = [{"code": "000.00.02.H53", "address": "[::1]:7002"}]
     data["retry"] = {"first_delay": 0.1, "max_delay": "90m", "jitter": [0.9, 1.1], "multiplier": 1.5}
-    data["messages"] = {"lifetime": 1234.5, "max_size": 1001, "batch_size": 7}
+    data["messages"] = {"lifetime": 1234.5, "max_size": 1001, "batch_size": 7, "send_workers": 3}
     data["parents_of"] = {"vxp.saas.03": "000.00.00.H53"}
     s = load_config(write_yaml(tmp_path / "node.yaml", data))
 
@@ -506,7 +508,7 @@ def test_dump_round_trip(tmp_path):
     elsewhere.mkdir()
     assert parse_config(yaml.safe_load(text), elsewhere) == s  # absolute paths: base_dir irrelevant
     assert dumped["retry"]["max_delay"] == "90m"
-    assert dumped["messages"] == {"lifetime": "1234.5s", "max_size": 1001, "batch_size": 7}
+    assert dumped["messages"] == {"lifetime": "1234.5s", "max_size": 1001, "batch_size": 7, "send_workers": 3}
     assert dumped["retry"]["first_delay"] == "100ms"
     assert dumped["tls"]["trust_anchors"] == [str(tmp_path / "keys/ca.pem")]
 
@@ -514,7 +516,7 @@ def test_dump_round_trip(tmp_path):
     s2 = parse_config(minimal(tmp_path), tmp_path)
     d2 = dump_config(s2)
     assert d2["api"]["token"] == TOKEN
-    assert d2["messages"] == {"lifetime": "7d", "max_size": "16MiB", "batch_size": 256}
+    assert d2["messages"] == {"lifetime": "7d", "max_size": "16MiB", "batch_size": 256, "send_workers": 8}
     assert parse_config(copy.deepcopy(d2), tmp_path) == s2
 
 

@@ -87,6 +87,20 @@ def test_lookups_are_rate_limited_per_peer():
     assert r.reason is Reason.RATE_LIMITED and not r.reason.permanent
 
 
+def test_new_keys_past_the_cap_evict_the_least_recent_bucket_and_reset_no_one_elses():
+    """Keys past `max_keys` once emptied the whole map: a caller that ran its bucket dry could fill the map
+    with fresh keys and come back with a full bucket. Now only the least recently used bucket goes."""
+    now = [0.0]
+    limiter = RateLimiter(rate=0.001, burst=2, now=lambda: now[0], max_keys=3)
+    assert [limiter.take("x") for _ in range(3)] == [True, True, False]
+    assert limiter.take("k1") and limiter.take("k2")  # the map is full: x, k1, k2
+    assert not limiter.take("x")                       # still dry, and now the most recent
+    assert limiter.take("k3")                          # evicts k1, the least recent
+    assert not limiter.take("x")
+    assert limiter.take("k4") and limiter.take("k5") and limiter.take("k6")  # x, the least recent by now, goes
+    assert limiter.take("x")                           # a bucket not seen for three newer keys starts full
+
+
 def test_a_peers_signature_budget_is_charged_whole_before_any_check():
     from node.limits import SignatureBudget
     now = [0.0]

@@ -3,6 +3,8 @@ config files rewritten, then Node.reload as the signal calls it), and the key cl
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent import futures
 
 import pytest
 import yaml
@@ -14,6 +16,8 @@ from node.harness.inproc import running_pair
 from node.harness.nodes import NodeSpec
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
+from node.pb import registry_pb2 as rpb
+from node.transport.interface import Peer, TransportError
 
 A, B = "000.00.01.H53", "000.00.02.H53"
 TIMEOUT = 20.0
@@ -50,6 +54,32 @@ def test_merged_takes_the_live_keys_and_keeps_the_fixed_ones(pki, tmp_path):
     assert "sha256:" in config_changes.flat(s)["api.token"] and running.api.token not in str(config_changes.flat(s))
 
 
+def test_merged_builds_new_settings_and_changes_none_after_it_is_made():
+    """Settings are frozen and shared by every part of a running node: `merged` once wrote the running `api` into
+    the object it had validated (object.__setattr__), outside validation. Now it builds a new one; the only
+    writes past a frozen dataclass left are `source` on a fresh copy (config.located) and a validator's own
+    object while it is made."""
+    import ast
+    from pathlib import Path
+    allowed = {("config.py", "located"), ("config.py", "_resolve_token"), ("topology.py", "__post_init__"),
+               ("topology.py", "load")}
+    found = set()
+
+    def visit(node, path: Path, where: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            where = node.name
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "object.__setattr__":
+            found.add((path.name, where))
+        for child in ast.iter_child_nodes(node):
+            visit(child, path, where)
+
+    for path in (Path(__file__).resolve().parents[1] / "node").rglob("*.py"):
+        text = path.read_text()
+        if "object.__setattr__" in text:
+            visit(ast.parse(text), path, "")
+    assert found <= allowed, sorted(found - allowed)
+
+
 def test_reload_takes_retry_limits_and_a_new_seal_key_and_mail_still_opens(tmp_path, caplog):
     with running_pair(tmp_path, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as (na, nb, ha, hb):
         hop = na.dispatcher.hop(B)  # a sender made before the reload follows the new policy too
@@ -81,6 +111,49 @@ def test_reload_takes_retry_limits_and_a_new_seal_key_and_mail_still_opens(tmp_p
         finally:
             client_a.close()
             client_b.close()
+
+
+def refusal(call) -> str | None:
+    """The reason a peer call was refused with, or None if it was answered."""
+    try:
+        call()
+    except TransportError as e:
+        return e.refused.reason.name if e.refused is not None else e.what
+    return None
+
+
+def test_reload_holds_the_next_peer_call_to_the_new_registry_and_signature_limits(tmp_path):
+    """limits.registry_calls_per_peer (the peer gate) and limits.signature_burst (the signature budget), lowered by
+    a reload, refuse B's very next call to A; with the old ones, the same calls were answered."""
+    with running_pair(tmp_path, NodeSpec(A, "Sở A"), NodeSpec(B, "Sở B"), TIMEOUT) as (na, nb, ha, _):
+        at_a = Peer(A, ha.listen)
+        entered, release = threading.Event(), threading.Event()
+        lookup = na.directory.lookup
+
+        def slow_first(code, from_below):  # the first question waits, as one passed down to a slow child would
+            if not entered.is_set():
+                entered.set()
+                release.wait(TIMEOUT)
+            return lookup(code, from_below)
+
+        na.directory.lookup = slow_first
+        ask = lambda: nb.transport.lookup(at_a, rpb.LookupRequest(code=A), TIMEOUT)  # noqa: E731
+        junk = lambda: nb.transport.deliver(at_a, [b"", b"", b""])  # noqa: E731 - 3 signatures to charge
+        with futures.ThreadPoolExecutor(1) as pool:
+            held = pool.submit(refusal, ask)
+            try:
+                assert entered.wait(TIMEOUT)
+                assert refusal(ask) != "PEER_BUSY"  # 1 of B's 2 places is taken: the second is answered
+                assert refusal(junk) is None  # answered: each envelope refused on its own
+                rewrite(ha, lambda d: d.update(limits={"registry_calls_per_peer": 1, "signature_burst": 2,
+                                                       "signatures_per_second": 0.001, "park_for": "1h"}))
+                assert na.reload()
+                assert na.directory.park_for_s == 3600  # what mail parked from now on is told it may wait
+                assert refusal(ask) == "PEER_BUSY"
+                assert refusal(junk) == "SIGNATURE_BUDGET"
+            finally:
+                release.set()
+            assert held.result(TIMEOUT) != "PEER_BUSY"
 
 
 def test_a_bad_config_changes_nothing(tmp_path, caplog):

@@ -93,3 +93,23 @@ def test_a_crl_not_signed_by_a_trust_anchor_stops_start_up_naming_the_key(tmp_pa
     with pytest.raises(ConfigError) as e:
         Node(load_config(handle.config))
     assert e.value.path == "tls.crl"
+
+
+def test_agencies_of_one_process_share_one_parsed_crl_and_a_rogue_one_is_still_refused(tmp_path, ca):
+    """Every agency of a host loads the same CRL: the same bytes verified against the same anchors are parsed
+    once (one set of serials in memory, not one per agency); other anchors are checked afresh."""
+    _, pem = issued(tmp_path, ca, A)
+    revocation.revoke(ca, pem, "key_compromise")
+    data = revocation.make_crl(ca).read_bytes()
+    stores = [TrustStore.from_files([ca / "ca.pem"]) for _ in range(3)]
+    for trust in stores:
+        trust.use_crl(data)
+    assert stores[0].revoked is stores[1].revoked is stores[2].revoked
+    for trust in stores:
+        with pytest.raises(Rejected) as e:
+            trust.identify(certs.der(certs.load_cert(pem)))
+        assert e.value.reason is Reason.CERT_REVOKED
+    rogue = tmp_path / "rogue"
+    certs.init_ca(rogue, "rogue CA")
+    with pytest.raises(revocation.UntrustedCrl):  # the same bytes, other anchors: verified, and refused
+        revocation.load(data, certs.load_certs(rogue / "ca.pem"))

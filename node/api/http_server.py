@@ -14,9 +14,11 @@ a byte of it is read), then its JSON, then the servicer: a bad request never rea
 
 Connections are bounded: at most `max_connections` open at once (MAX_CONNECTIONS, fewer under a low
 open-files limit: node/descriptors.py; one past it is answered 503
-TOO_MANY_CONNECTIONS and closed), and one that has not sent a whole request within IDLE_TIMEOUT_S
+TOO_MANY_CONNECTIONS and closed at once, and counted: `refused_connections`, the metric
+lienthong_http_connections_refused_total), and one that has not sent a whole request within IDLE_TIMEOUT_S
 of opening, or of its last answer, is closed (aiohttp's keep-alive timer, which runs from the
-connection's start and which a trickle of header bytes does not reset); 120 slow-header
+connection's start since aiohttp 3.14.4, the floor in pyproject.toml, and which a trickle of header bytes
+does not reset); 120 slow-header
 connections once stayed open for an hour each.
 
 Threads: `http-loop` runs the event loop; `http-*` workers (HTTP_WORKERS) run the servicer
@@ -49,7 +51,6 @@ HTTP_WORKERS = 16
 AGENCY_HEADER = "Lienthong-Agency"  # on a host: the agency the host admin acts on (gRPC: lienthong-agency)
 MAX_CONNECTIONS = 256   # at most; node/descriptors.py gives fewer under a low open-files limit
 IDLE_TIMEOUT_S = 10.0   # to send a whole request line and headers, on a new or a kept-alive connection
-REFUSED_LINGER_S = 2.0  # a connection past the cap: time to read its 503 before it is closed
 TICK_S = 1.0            # how often an idle event stream looks whether its client is still there
 KEEPALIVE_TICKS = 15    # an SSE comment every 15 s of silence: proxies and clients see the stream alive
 READ_CHUNK = 64 * 1024
@@ -103,6 +104,7 @@ class HttpFace:
         self._pool = futures.ThreadPoolExecutor(max_workers=HTTP_WORKERS, thread_name_prefix="http")
         self._streams: set[CallContext] = set()
         self._stopping = False
+        self.refused_connections = 0  # answered TOO_MANY_CONNECTIONS since start (the metrics read it)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -141,7 +143,7 @@ class HttpFace:
         self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None, handler_cancellation=True,
                                      keepalive_timeout=IDLE_TIMEOUT_S)
         await self._runner.setup()
-        _cap_connections(self._runner.server, self.max_connections)
+        _cap_connections(self._runner.server, self.max_connections, self._refused_one)
         site = web.TCPSite(self._runner, host.strip("[]"), int(port))
         try:
             await site.start()
@@ -149,6 +151,9 @@ class HttpFace:
             await self._runner.cleanup()
             raise
         return self._runner.addresses[0][1]  # port 0: the one the kernel gave
+
+    def _refused_one(self) -> None:
+        self.refused_connections += 1  # on the event loop's thread only
 
     def problem(self) -> str | None:
         """A health check (node/health.py): the face's event loop has not died under a running node."""
@@ -336,9 +341,13 @@ class HttpFace:
                 await response.write(b": keepalive\n\n")
 
 
-def _cap_connections(server: web.Server, limit: int) -> None:
-    """Past `limit` open connections, a new one is answered 503 TOO_MANY_CONNECTIONS and closed, its request
-    never read (the web.Server counts its connections; it is told of each new one here)."""
+def _cap_connections(server: web.Server, limit: int, refused: Callable[[], None]) -> None:
+    """Past `limit` open connections, a new one is answered 503 TOO_MANY_CONNECTIONS and closed at once, its
+    request never read, and `refused()` counts it (the web.Server counts its connections; it is told of each
+    new one here). Closed at once: one lingering for its client to read the answer held a descriptor that no
+    cap counted, so a flood past the cap still cost one descriptor per connection for as long as it lingered.
+    The answer is written before the close, so a client that sent its request already still reads it (on
+    Linux what arrived before a reset is read first)."""
     admit = server.connection_made
     refusal = Rejected(Reason.TOO_MANY_CONNECTIONS, f"{limit} connections are open to this node's HTTP API; "
                        "close idle ones or retry shortly")
@@ -348,7 +357,11 @@ def _cap_connections(server: web.Server, limit: int) -> None:
 
     def connection_made(handler, transport) -> None:
         if len(server.connections) >= limit:
-            _Refused(transport, answer)
+            refused()
+            transport.set_protocol(_Refused())  # nothing it sends reaches a handler
+            transport.write(answer)
+            transport.write_eof()  # the answer and our end, then gone
+            transport.close()
             return
         admit(handler, transport)
 
@@ -356,25 +369,10 @@ def _cap_connections(server: web.Server, limit: int) -> None:
 
 
 class _Refused(asyncio.Protocol):
-    """A connection past the cap, taken from its request handler: answered once, what it sends is discarded
-    (closing on unread bytes would reset the connection and lose the answer), closed when the client closes
-    or after REFUSED_LINGER_S."""
-
-    def __init__(self, transport: asyncio.Transport, answer: bytes) -> None:
-        self.transport = transport
-        transport.set_protocol(self)
-        transport.write(answer)
-        self._timer = asyncio.get_running_loop().call_later(REFUSED_LINGER_S, transport.close)
+    """A connection past the cap, taken from its request handler while it is closed: what it sends is dropped."""
 
     def data_received(self, data: bytes) -> None:
         pass
-
-    def eof_received(self) -> bool:
-        self.transport.close()
-        return False
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._timer.cancel()
 
 
 async def _plain_server_header(request: web.Request, response: web.StreamResponse) -> None:

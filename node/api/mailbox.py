@@ -7,6 +7,7 @@ from typing import Callable
 from .. import version as _version
 from ..clock import Clock
 from ..codes import is_identifier
+from ..config import NAME_LENGTH
 from ..documents.edxml_bridge import EdxmlBridge
 from ..documents.lifecycle import Lifecycle
 from ..documents.origin import Origin
@@ -15,6 +16,7 @@ from ..errors import Reason, Rejected, blaming, naming
 from ..events import (ARRIVED, CHECKPOINT, CHECKPOINT_KEPT, CRL, DELIVERED, EXPIRED, HEARTBEAT, NOT_REGISTERED_YET,
                       REGISTERED, REJECTED, WATCHING, EventBus)
 from ..exchange.outgoing import Outgoing
+from ..fields import check_text
 from ..transport.grpc_peers import grpc_options
 from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
@@ -68,6 +70,18 @@ def _imported_response(imported) -> mpb.ImportEdxmlResponse:
     return resp
 
 
+class Listing(list):
+    """The agencies of one Directory listing, ordered by code, with their names folded (node/api/folding.py) once
+    for every page of it searched by name: folding each name again for each page cost a whole pass per page."""
+
+    _folded: list[str] | None = None
+
+    def folded_names(self) -> list[str]:
+        if self._folded is None:
+            self._folded = [fold(a.name) for a in self]  # the same list if two pages race: either may be kept
+        return self._folded
+
+
 class _Slot:
     """One Watch stream's place under the cap, given back once however the stream ends."""
 
@@ -93,7 +107,7 @@ class MailboxService(mgrpc.MailboxServicer):
         self.max_watchers = max_watchers
         # each stream holds an API worker; `watchers`: a host's, shared by all its agencies (one worker pool)
         self._watchers = watchers or threading.BoundedSemaphore(max_watchers)
-        self._listings: dict[tuple[str, bool], tuple[int, list[mpb.Agency]]] = {}  # Directory pages after the first
+        self._listings: dict[tuple[str, bool], tuple[int, Listing]] = {}  # Directory pages after the first
         self._listings_lock = threading.Lock()
         self._page_tokens = PageTokens()  # Directory's next_page_token: opaque, this process's own only
 
@@ -229,6 +243,7 @@ class MailboxService(mgrpc.MailboxServicer):
         """No arguments: the whole tree reachable from here; else children (or the subtree) of a code. Paged by
         code (the token names the last code of the page before, node/api/page_tokens.py); a listing is kept a few seconds for the pages
         after the first, so paging a large tree does not walk the tree again for every page."""
+        check_text(request.name_contains, "name_contains", NAME_LENGTH)  # no name is longer: nothing longer matches
         whole = not request.parent and not request.recursive
         key = ("", False) if whole else (request.parent or self.directory.code, request.recursive)
         after = self._page_tokens.read(key, request.page_token)
@@ -236,21 +251,22 @@ class MailboxService(mgrpc.MailboxServicer):
             agencies = self._listing(key, request.page_token == "", lambda: (
                 self.directory.whole_tree() if whole else self.directory.children(key[0], key[1])))
         needle = fold(request.name_contains)
-        matching = [a for a in agencies if a.code > after
-                    and (not request.level or a.level == request.level) and (not needle or needle in fold(a.name))]
+        names = agencies.folded_names() if needle else None
+        matching = [a for i, a in enumerate(agencies) if a.code > after
+                    and (not request.level or a.level == request.level) and (names is None or needle in names[i])]
         size = _limit(request.page_size)
         page, more = _page(matching, size)
         return mpb.DirectoryResponse(agencies=page, has_more=more,
                                      next_page_token=self._page_tokens.issue(key, page[-1].code) if more else "")
 
-    def _listing(self, key: tuple[str, bool], fresh: bool, fetch) -> list[mpb.Agency]:
+    def _listing(self, key: tuple[str, bool], fresh: bool, fetch) -> "Listing":
         """Agencies of one listing, ordered by code; a first page always fetches anew."""
         now = self.clock.now_ms()
         with self._listings_lock:
             held = self._listings.get(key)
         if held is not None and not fresh and now - held[0] <= LISTING_KEPT_MS:
             return held[1]
-        agencies = sorted({a.code: a for a in map(replies.agency, fetch())}.values(), key=lambda a: a.code)
+        agencies = Listing(sorted({a.code: a for a in map(replies.agency, fetch())}.values(), key=lambda a: a.code))
         with self._listings_lock:
             if len(self._listings) >= 16:
                 self._listings.clear()

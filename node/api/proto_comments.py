@@ -83,7 +83,7 @@ COMMENTS = {
     'lienthong.v1.DirectoryEntry.reachable': 'heartbeats are current',
     'lienthong.v1.DirectoryRequest': 'With no arguments (no parent, not recursive): the whole tree reachable from this node, its top included (the highest ancestor the node reaches through its parents). Filters apply to any listing. Paged by code: ask again with page_token = next_page_token until has_more is false.',
     'lienthong.v1.DirectoryRequest.level': 'only this level (0: any)',
-    'lienthong.v1.DirectoryRequest.name_contains': 'substring of the name, ignoring case, Vietnamese diacritics and đ',
+    'lienthong.v1.DirectoryRequest.name_contains': 'substring of the name, ignoring case, Vietnamese diacritics and đ; <= 300 chars',
     'lienthong.v1.DirectoryRequest.page_size': 'agencies per page: 0 means 100; at most WhoAmI.limits.max_page',
     'lienthong.v1.DirectoryRequest.page_token': 'empty: the first page; else the next_page_token of the previous page',
     'lienthong.v1.DirectoryRequest.parent': "whose children (this node's own: its code); empty: see above",

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 from ..clock import Clock
 from ..envelope import Signer
 from ..errors import Reason, Rejected
-from ..limits import Limits, check_document
+from ..limits import Limits, check_document, over
 from ..exchange.outgoing import Outgoing, Posted
 from ..identity import sealing
 from ..pb import envelope_pb2 as pb
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 VN_TIME = dt.timezone(dt.timedelta(hours=7))  # edXML timestamps are local (Indochina Time)
 CHANGE_STATE = {1: "revoked", 2: "updated", 3: "replaced"}
+UPDATE = 2  # business_doc_type of an update: a recipient takes limits.updates_per_document of them per document
 
 
 def edxml_time(ms: int) -> str:
@@ -120,6 +121,11 @@ class Lifecycle:
         if body == "document":
             progress.record_arrival(tx, h.message_id, h.sender, payload.document.document_id)
             btype = payload.document.business.business_doc_type
+            if btype == UPDATE:  # a revocation revokes every update with it, in one transaction: bounded here
+                updates = progress.updates_received(tx, h.ref_message_id, self.limits.updates_per_document)
+                if updates > self.limits.updates_per_document:
+                    raise over(f"updates of document {h.ref_message_id}", updates, self.limits.updates_per_document,
+                               "header.ref_message_id")
             if btype in CHANGE_STATE:
                 progress.record_change(tx, h.ref_message_id, CHANGE_STATE[btype], h.message_id, str(btype),
                                        with_updates=btype == 1)

@@ -1,7 +1,8 @@
 """Hand our envelopes to next hops: one `HopSender` per next hop, expiry, and giving up.
 
-The dispatcher owns the per-hop senders (node.exchange.hop), starts one when a hop is
-first woken, and stops them all. When an envelope fails for good (the next hop refused
+The dispatcher owns the per-hop senders (node.exchange.hop), made when a hop is first
+used; they run as tasks on a send pool (node.exchange.send_pool), the process's shared one
+or, for a standalone node, one of its own. Its stop waits for its attempts in flight. When an envelope fails for good (the next hop refused
 it, its lifetime ended, or the tree says its recipient does not exist) `give_up`
 records it and tells its original sender with a non-delivery notice, made like every
 other envelope (node.exchange.outgoing.EnvelopeMaker): into our own mailbox when we
@@ -24,7 +25,8 @@ from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
 from ..store import audit, inbox, outbox, peers
 from ..store.database import Database, Transaction
-from .hop import Deliver, HopSender, Outcome, Prepared, RetryPolicy, SendLimits
+from .hop import WINDOW, Deliver, HopSender, Outcome, Prepared, RetryPolicy, SendLimits
+from .send_pool import DEFAULT_WORKERS, SendPool
 from .outgoing import EnvelopeMaker, Sealed
 from ..events import EventSink, NoEvents
 from ..metrics import NO_METRICS, Recorder
@@ -34,6 +36,11 @@ from .routing import Router
 log = logging.getLogger(__name__)
 
 
+def shared_send_pool(workers: int = DEFAULT_WORKERS) -> SendPool:
+    """A host's one send pool, for every agency's dispatcher (`pool=`): each of them at most half of it."""
+    return SendPool(workers, window=WINDOW)
+
+
 class Dispatcher:
     def __init__(self, db: Database, maker: EnvelopeMaker, trust: TrustStore, router: Router, clock: Clock,
                  deliver: Deliver, policy: RetryPolicy, *, limits: SendLimits = SendLimits(),
@@ -41,8 +48,14 @@ class Dispatcher:
                  rng: random.Random | None = None, metrics: Recorder = NO_METRICS,
                  on_return: Callable[[str], None] = lambda code: None,
                  paused: Callable[[], bool] = lambda: False,
-                 prepare: Callable[[list[outbox.Pending]], Prepared] | None = None) -> None:
+                 prepare: Callable[[list[outbox.Pending]], Prepared] | None = None,
+                 pool: SendPool | None = None, owner: str = "", workers: int = DEFAULT_WORKERS) -> None:
+        """`pool`: the process's shared send pool, in which this agency is `owner`; None: a pool of this
+        dispatcher's own, `workers` threads at most (all of them free for its hops)."""
         self.metrics = metrics
+        self._own_pool = pool is None
+        self.pool = pool or SendPool(workers, window=WINDOW, per_owner=workers)
+        self._share = self.pool.owner(owner or maker.code)
         self.prepare = prepare  # each hop's last step before the wire (node.exchange.late_seal)
         self.paused = paused  # no hop sends while it holds (a stale CRL); nothing is failed or dropped for it
         self.db, self.maker, self.trust, self.router, self.clock = db, maker, trust, router, clock
@@ -58,13 +71,13 @@ class Dispatcher:
     # ---- the per-hop senders ----------------------------------------------------
 
     def hop(self, code: str) -> HopSender:
-        """The sender of one next hop (made on first use; its threads start when first woken)."""
+        """The sender of one next hop (made on first use; a task in the send pool)."""
         with self._lock:
             sender = self._hops.get(code)
             if sender is None:
                 sender = self._hops[code] = HopSender(
                     code, self.db, self.trust, self.router, self.clock, self.deliver, self.policy, self.limits,
-                    give_up=self.give_up, events_=self.events, timer=self.timer, rng=self.rng,
+                    give_up=self.give_up, events_=self.events, timer=self.timer, rng=self.rng, pool=self._share,
                     metrics=self.metrics, paused=self.paused, prepare=self.prepare)
             return sender
 
@@ -84,8 +97,8 @@ class Dispatcher:
 
     def wake(self, hop: str) -> None:
         """Let `hop`'s sender look at its queue. A hop with no address (a child that has not registered yet:
-        parked mail) is not woken: it would only back off, and a sender per invented code costs threads;
-        its registration wakes it (peer_returned)."""
+        parked mail) is not woken: it would only back off, and a sender per invented code costs memory;
+        its registration wakes it (peer_returned). Waking only queues the hop in the send pool."""
         if self._stopping or self.router.address(hop) is None:
             return
         sender = self.hop(hop)
@@ -197,16 +210,16 @@ class Dispatcher:
         return row
 
     def stop(self, timeout: float = 10.0) -> list[str]:
-        """Let batches in flight finish (their outcome is committed), then stop the workers.
-
-        `timeout` bounds the whole wait, not each worker's; returns the workers still busy."""
+        """Queue nothing more; let this agency's batches in flight finish (their outcome is committed); stop
+        the pool too if it is this dispatcher's own. `timeout` bounds the whole wait; returns the hops
+        still busy (their batches are sent again after a restart: the peer dedups)."""
         with self._lock:
             self._stopping = True
-            threads = [t for sender in self._hops.values() for t in sender.begin_stop()]
         deadline = time.monotonic() + timeout
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        return [t.name for t in threads if t.is_alive()]
+        busy = self._share.stop(timeout)
+        if self._own_pool:
+            self.pool.stop(max(0.0, deadline - time.monotonic()))
+        return busy
 
     # ---- giving up ------------------------------------------------------------
 

@@ -1,8 +1,9 @@
-"""One next hop's queue: its claims, its attempts, its backoff and its sender threads.
+"""One next hop's queue: its claims, its attempts, its backoff; its place in the send pool.
 
 As in Synapse's per-destination queue, each next hop is sent to on its own; unlike it,
-each hop has WINDOW workers taking disjoint batches, so the receiver verifies and commits
-one batch while the next is on the wire (per-id dedup makes any overlap harmless).
+up to WINDOW workers of the shared send pool (node.exchange.send_pool) take disjoint
+batches of one hop, so the receiver verifies and commits one batch while the next is on
+the wire (per-id dedup makes any overlap harmless).
 A second batch goes out only while at least half a batch is waiting: at moderate load,
 envelopes gather behind the one in flight instead of travelling in tiny batches, whose
 per-call gRPC cost (~1 ms of CPU here) would dominate. The peer may commit the two in
@@ -12,7 +13,8 @@ waits for the next batch.
 A failure pushes the hop's next attempt out by first_delay × multiplier^(n-1), capped,
 times a random jitter factor; the state is written to the database so a restart keeps
 it. A hop that answers again is drained at full speed. Retry timing reads the injected
-clock; the Timer only wakes workers, so tests drive `attempt()` with a fake clock.
+clock; the Timer only wakes the hop (queues it in the pool), so tests drive `attempt()` with
+a fake clock.
 """
 from __future__ import annotations
 
@@ -35,19 +37,24 @@ from ..events import EventSink
 from ..metrics import NO_METRICS, Recorder
 from .protocols import Timer
 from .routing import Router
+from .send_pool import Owner, Step
 from ..transport.interface import TransportError
 
 log = logging.getLogger(__name__)
 
-WINDOW = 2  # batches in flight per next hop, the second only when the queue is deep
+WINDOW = 2  # batches in flight per next hop (pool workers on it), the second only when the queue is deep
 
 
 class Outcome(enum.Enum):
-    """What one attempt did; a worker keeps going only after DELIVERED."""
+    """What one attempt did; the pool queues the hop again only after DELIVERED."""
     DELIVERED = "delivered"  # progress was made (a batch handed over, or expired ones settled): look again
     IDLE = "idle"            # nothing to send (or nothing this worker may take now)
     BACKOFF = "backoff"      # the hop failed; its next attempt is scheduled
     NOT_DUE = "not_due"      # the hop is still backing off
+
+
+_STEPS = {Outcome.DELIVERED: Step.AGAIN, Outcome.IDLE: Step.DONE, Outcome.NOT_DUE: Step.DONE,
+          Outcome.BACKOFF: Step.FAILED}
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,7 @@ def ready_as_is(batch: list[outbox.Pending]) -> Prepared:
 class HopSender:
     def __init__(self, hop: str, db: Database, trust: TrustStore, router: Router, clock: Clock, deliver: Deliver,
                  policy: RetryPolicy, limits: SendLimits, *, give_up: GiveUp, events_: EventSink,
-                 timer: Timer | None, rng: random.Random, metrics: Recorder = NO_METRICS,
+                 timer: Timer | None, rng: random.Random, pool: Owner, metrics: Recorder = NO_METRICS,
                  paused: Callable[[], bool] = lambda: False,
                  prepare: Callable[[list[outbox.Pending]], Prepared] | None = None) -> None:
         self.metrics = metrics
@@ -133,39 +140,22 @@ class HopSender:
         self.give_up, self.events, self.timer, self.rng = give_up, events_, timer, rng
         self._in_flight: set[str] = set()  # message ids on the wire
         self._claims = threading.Lock()
-        self._doorbell = threading.Event()
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._task = pool.task(hop, self._run)
 
-    # ---- threads ---------------------------------------------------------------
+    # ---- in the send pool ---------------------------------------------------------
 
     def wake(self) -> None:
-        if self._stopping.is_set():
-            return
-        if not self._threads:
-            self._threads = [threading.Thread(target=self._work, name=f"send-{self.hop}-{i}", daemon=True)
-                             for i in range(WINDOW)]
-            for t in self._threads:
-                t.start()
-        self._doorbell.set()
+        """Queue this hop in the pool (a no-op while WINDOW attempts of it are queued or running)."""
+        self._task.wake()
 
-    def _work(self) -> None:
-        while not self._stopping.is_set():
-            self._doorbell.wait()
-            self._doorbell.clear()
-            while not self._stopping.is_set():
-                try:
-                    outcome = self.attempt()
-                except Exception:
-                    log.exception("delivery to %s failed unexpectedly", self.hop, extra=logs.fields(hop=self.hop))
-                    outcome = Outcome.BACKOFF
-                if outcome is not Outcome.DELIVERED:
-                    break
-
-    def begin_stop(self) -> list[threading.Thread]:
-        self._stopping.set()
-        self._doorbell.set()
-        return list(self._threads)
+    def _run(self) -> Step:
+        """One attempt in a pool worker."""
+        try:
+            outcome = self.attempt()
+        except Exception:
+            log.exception("delivery to %s failed unexpectedly", self.hop, extra=logs.fields(hop=self.hop))
+            return Step.FAILED
+        return _STEPS[outcome]
 
     # ---- one attempt ------------------------------------------------------------
 

@@ -10,7 +10,10 @@ marks, receipts, registrations, counters), with reason CERT_REVOKED.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,9 +96,28 @@ class Revoked:
 
 def load(data: bytes, anchors: list[x509.Certificate]) -> Revoked:
     """A CRL, if one of `anchors` signed it; NotACrl or UntrustedCrl (both ValueError) otherwise: a CRL anyone
-    could write is worth nothing."""
+    could write is worth nothing.
+
+    The same bytes verified against the same anchors give the same (immutable) answer, so it is shared:
+    every agency of a host loads the national CA's CRL (up to MAX_CRL_BYTES: ~25,000 serials, a few MB
+    parsed), and keeps one copy, not one each. Kept only while some holder uses it (weak references)."""
     if len(data) > MAX_CRL_BYTES:
         raise NotACrl(f"CRL is {len(data)} bytes, over the limit of {MAX_CRL_BYTES}")
+    key = (hashlib.sha256(data).digest(), tuple(a.fingerprint(hashes.SHA256()) for a in anchors))
+    with _shared_lock:
+        known = _shared.get(key)
+    if known is not None:
+        return known
+    loaded = _load(data, anchors)
+    with _shared_lock:
+        return _shared.setdefault(key, loaded)
+
+
+_shared: "weakref.WeakValueDictionary[tuple, Revoked]" = weakref.WeakValueDictionary()  # CRLs verified, in use
+_shared_lock = threading.Lock()
+
+
+def _load(data: bytes, anchors: list[x509.Certificate]) -> Revoked:
     try:
         crl = x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_crl(data)
     except Exception:  # noqa: BLE001 - any parse failure means: not a CRL

@@ -40,6 +40,7 @@ class TrustStore:
         self._cache: dict[bytes, Identity] = {}
         self._lock = threading.Lock()
         self.revoked: revocation.Revoked | None = None
+        self.generation = 0  # counts changes of what is trusted (anchors, CRL): a check cached on it is redone
 
     @classmethod
     def from_files(cls, paths: list[Path], clock: Clock = SYSTEM, crl: Path | None = None) -> "TrustStore":
@@ -60,6 +61,7 @@ class TrustStore:
         with self._lock:
             if self.revoked is None or crl.number >= self.revoked.number:
                 self.revoked = crl
+                self.generation += 1
                 return True
             return False
 
@@ -70,6 +72,7 @@ class TrustStore:
             if other.revoked is not None and (self.revoked is None or other.revoked.number >= self.revoked.number):
                 self.revoked = other.revoked
             self._cache.clear()
+            self.generation += 1
 
     @property
     def anchors(self) -> list[x509.Certificate]:

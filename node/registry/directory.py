@@ -76,6 +76,11 @@ class Directory:
         self.pins = Pins(trust)  # the certificate each child registered: its hand-overs and marks are held to it
         self._refresh_hierarchy()
 
+    def use_limits(self, limits: Limits) -> None:
+        """limits.* from a reload: listings, `park_for` and the questions passed down, from the next call on."""
+        self.limits, self.park_for_s = limits, limits.park_for
+        self._down.limit = limits.lookups_down_per_child
+
     # ---- our own record -----------------------------------------------------------
 
     def level(self, code: str | None = None) -> int:

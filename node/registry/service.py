@@ -40,6 +40,14 @@ class RegistryService(rgrpc.RegistryServicer):
                         for kind in ("registrations", "heartbeats", "checkpoints")}
         self.signatures = signatures or SignatureBudget(limits, clock.now)
 
+    def use_limits(self, limits: Limits) -> None:
+        """limits.* from a reload: the rates, the caps and the signature budget, from the next call on."""
+        self.limits = limits
+        self.lookups.use(limits.lookups_per_second, limits.lookup_burst)
+        for bucket in self.updates.values():
+            bucket.use(limits.registry_updates_per_second, limits.registry_update_burst)
+        self.signatures.use_limits(limits)
+
     def _caller(self, context: grpc.ServicerContext, kind: str) -> str | None:
         peer = self.peers.of(context)
         self.updates[kind].check(peer or "plain-text peer", kind)

@@ -122,10 +122,17 @@ MAX_KEPT_PER_CHILD = 10_000  # a child that sends checkpoints in a loop fills no
 MAX_RESTORES_PER_CHILD = 1000  # nor one that declares restores in a loop
 
 
+PRUNE_BATCH = 100  # rows past MAX_KEPT_PER_CHILD deleted with one checkpoint taken: the work of one is bounded
+
+
 def _prune(tx, code: str) -> None:
-    tx.execute("DELETE FROM child_checkpoint WHERE code = ? AND (branch, seq) NOT IN"
-               " (SELECT branch, seq FROM child_checkpoint WHERE code = ? ORDER BY branch DESC, seq DESC LIMIT ?)",
-               (code, code, MAX_KEPT_PER_CHILD))
+    """The child's oldest checkpoints past MAX_KEPT_PER_CHILD go, PRUNE_BATCH at most with each one taken: a backlog
+    (a lower bound, rows kept by an older version) shrinks over the next checkpoints, never in one long write
+    under the database lock. Each take adds one row and removes up to PRUNE_BATCH, so the backlog only shrinks."""
+    over = tx.execute("SELECT count(*) FROM child_checkpoint WHERE code = ?", (code,)).fetchone()[0] - MAX_KEPT_PER_CHILD
+    if over > 0:
+        tx.execute("DELETE FROM child_checkpoint WHERE rowid IN (SELECT rowid FROM child_checkpoint WHERE code = ?"
+                   " ORDER BY branch, seq LIMIT ?)", (code, min(over, PRUNE_BATCH)))
 
 
 def keep_child_checkpoint(db: Database, code: str, seq: int, head_hash: bytes, time_ms: int, signed: bytes,

@@ -11,6 +11,7 @@ from hashlib import sha256
 from ..pb import envelope_pb2 as pb
 from . import audit
 from .database import Database
+from .quiet import no_pending_mail
 
 PENDING, DELIVERED, REJECTED, EXPIRED = "pending", "delivered", "rejected", "expired"
 # not stored: how a pending or delivered envelope of ours reads while its recipient has not registered (Waits)
@@ -89,6 +90,8 @@ def parked_usage(db: Database, peer: str) -> tuple[int, int]:
 
 def park_ended(db: Database, now_ms: int, limit: int = 500) -> list[dict]:
     """Parked envelopes whose wait is over, each with whether its next hop has registered since."""
+    if no_pending_mail(db):
+        return []
     return db.query(
         "SELECT seq, message_id, sender, recipient, next_hop, kind, priority, expires_ms, ref_message_id,"
         " park_until_ms, created_ms, EXISTS (SELECT 1 FROM registry r WHERE r.code = outbox.next_hop"
@@ -196,6 +199,8 @@ def note_attempt(conn, message_ids: list[str], error: str) -> None:
 
 
 def expired_pending(db: Database, now_ms: int, limit: int = 500) -> list[dict]:
+    if no_pending_mail(db):
+        return []
     return db.query(
         "SELECT message_id, sender, recipient, next_hop, kind, priority FROM outbox"
         " WHERE state = 'pending' AND expires_ms < ? LIMIT ?",
@@ -204,6 +209,8 @@ def expired_pending(db: Database, now_ms: int, limit: int = 500) -> list[dict]:
 
 
 def hops_with_pending(db: Database) -> list[str]:
+    if no_pending_mail(db):
+        return []
     return [r["next_hop"] for r in db.query("SELECT DISTINCT next_hop FROM outbox WHERE state = 'pending'")]
 
 

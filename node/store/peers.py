@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .database import Database
+from .quiet import no_pending_mail
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ def reset(conn, code: str) -> bool:
 
 def backing_off(db: Database) -> list[PeerState]:
     """Next hops that failed and still have mail waiting."""
+    if no_pending_mail(db):
+        return []
     return [PeerState(**r) for r in db.query(
         "SELECT * FROM peer_state WHERE failures > 0 AND code IN (SELECT DISTINCT next_hop FROM outbox WHERE state = 'pending')")]
 

@@ -54,6 +54,12 @@ def record_change(conn, original: str, state: str, change_message_id: str, reque
     conn.execute("UPDATE doc_progress SET pending_request = ? WHERE message_id = ?", (request, original))
 
 
+def updates_received(conn, original: str, cap: int) -> int:
+    """How many updates of `original` are stored here, counted up to `cap` + 1 at most (bounded work)."""
+    return conn.execute("SELECT count(*) FROM (SELECT 1 FROM inbox WHERE ref_message_id = ? AND business_doc_type = 2"
+                        " LIMIT ?)", (original, cap + 1)).fetchone()[0]
+
+
 def record_request(conn, message_id: str, request: str) -> None:
     conn.execute("UPDATE doc_progress SET pending_request = ? WHERE message_id = ?", (request, message_id))
 

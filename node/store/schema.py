@@ -1,9 +1,76 @@
 """Numbered schema migrations. Append new ones; never edit one that a released version applied."""
 from __future__ import annotations
 
+import datetime as dt
+import sqlite3
+
+import sqlite_utils
 from sqlite_utils import Migrations
 
 MIGRATIONS = Migrations("lienthong")
+MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite-utils' record of what was applied (its format, kept)
+
+
+def migrate(db: sqlite_utils.Database, *, stop_before: str | None = None) -> list[str]:
+    """Apply the pending migrations, all in one transaction, and record them as sqlite-utils does; the names
+    applied.
+
+    sqlite-utils commits each migration on its own (one fsync each, its record written through table
+    introspection), and every ALTER TABLE re-reads the whole schema: on a fresh mailbox that was most of
+    a node's build time, which a host starting a thousand agencies pays a thousand times. Here it is one
+    commit; a failing migration rolls back every pending one, so the mailbox stays at the version it had
+    (never half-way). A fresh mailbox after the first of this process gets the schema the first one's
+    replay produced, as one script (`_FreshSchema`): the same objects, without the replay.
+    `stop_before`: apply only the migrations before that name (tests of a migration over older rows)."""
+    with db.atomic():  # DDL is transactional in SQLite: all of it, or none
+        fresh = stop_before is None and _empty(db.conn)
+        if fresh and _FreshSchema.script is not None:
+            for sql in _FreshSchema.script:
+                db.conn.execute(sql)
+            done = [m.name for m in MIGRATIONS.pending(db)]
+        else:
+            MIGRATIONS.ensure_migrations_table(db)
+            done = []
+            for migration in MIGRATIONS.pending(db):
+                if migration.name == stop_before:
+                    break
+                migration.fn(db)
+                done.append(migration.name)
+            if fresh:
+                _FreshSchema.keep(db.conn)
+        now = str(dt.datetime.now(dt.timezone.utc))
+        db.conn.executemany(f"INSERT INTO {MIGRATIONS_TABLE} (migration_set, name, applied_at) VALUES (?, ?, ?)",
+                            [(MIGRATIONS.name, name, now) for name in done])
+    return done
+
+
+def schema_of(conn: sqlite3.Connection) -> list[str]:
+    """The statements that make this database's tables, indexes and triggers, in the order they were made
+    (SQLite's own objects and automatic indexes left out: they come with their tables)."""
+    return [r[0] for r in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid")]
+
+
+def _empty(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+
+
+class _FreshSchema:
+    """The schema a full replay of the migrations made on an empty mailbox, kept to make the next one.
+
+    Taken from this process's own replay (never from a file that could fall behind the migrations), and
+    only when the replay left every table empty: a migration that seeds rows is replayed each time."""
+
+    script: list[str] | None = None
+
+    @classmethod
+    def keep(cls, conn: sqlite3.Connection) -> None:
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != ?",
+            (MIGRATIONS_TABLE,))]
+        if any(conn.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables):
+            return
+        cls.script = schema_of(conn)
 
 
 @MIGRATIONS(name="0001_mailbox")

@@ -198,3 +198,32 @@ def test_expired_keys_are_free_and_pruned(tmp_path):
     assert client_keys.get(db, "default", "new", 2000) is not None
     assert client_keys.prune(db, 2000) == 0
     db.close()
+
+
+def test_a_prune_with_nothing_expired_does_not_wait_for_the_writer(tmp_path):
+    """Every sweep prunes: with nothing expired it only reads, so an idle mailbox's sweep takes no write
+    transaction (and one held open by a busy writer does not hold the sweep up)."""
+    db = Database(tmp_path / "db.sqlite")
+    with db.transaction() as tx:
+        client_keys.put_in(tx, "default", "k", "Send", b"h", b"r", 0, 5000)
+    inside, release = threading.Event(), threading.Event()
+
+    def busy_writer() -> None:
+        with db.transaction():
+            inside.set()
+            release.wait(20)
+    writer = threading.Thread(target=busy_writer)
+    writer.start()
+    try:
+        assert inside.wait(20)
+        pruned: list[int] = []
+        sweep = threading.Thread(target=lambda: pruned.append(client_keys.prune(db, 2000)))
+        sweep.start()
+        sweep.join(20)  # a bound for a broken build: the read answers at once
+        assert pruned == [0] and writer.is_alive()  # done while the writer still held the transaction
+    finally:
+        release.set()
+        writer.join(20)
+        sweep.join(20)
+    assert client_keys.prune(db, 6000) == 1  # once expired, the row goes as before
+    db.close()

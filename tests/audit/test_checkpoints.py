@@ -109,6 +109,24 @@ def test_a_child_sending_checkpoints_in_a_loop_fills_no_disk(keeper, clock, monk
     assert kept == [5, 6, 7]
 
 
+def test_a_backlog_past_the_cap_is_pruned_a_batch_per_checkpoint_never_all_at_once(keeper, clock, monkeypatch):  # noqa: F811
+    """Pruning deleted every row past the cap in one statement, under the database lock: a lowered cap (or rows an
+    older version kept) made one checkpoint delete thousands. Now each checkpoint taken deletes PRUNE_BATCH at most,
+    the oldest first, until the cap holds."""
+    k, child, db = keeper
+    monkeypatch.setattr(audit, "MAX_KEPT_PER_CHILD", 30)
+    for seq in range(1, 31):
+        k.take(checkpoints.make(child, seq, bytes([seq]) * 32, clock.now_ms()), CHILD)
+    monkeypatch.setattr(audit, "MAX_KEPT_PER_CHILD", 3)
+    monkeypatch.setattr(audit, "PRUNE_BATCH", 5)
+    kept = lambda last: [s for s in range(1, last + 1) if audit.child_checkpoint(db, CHILD, s) is not None]  # noqa: E731
+    k.take(checkpoints.make(child, 31, bytes([31]) * 32, clock.now_ms()), CHILD)
+    assert kept(31) == list(range(6, 32))  # 31 rows, the 5 oldest gone
+    for seq in range(32, 38):
+        k.take(checkpoints.make(child, seq, bytes([seq]) * 32, clock.now_ms()), CHILD)
+    assert kept(37) == [35, 36, 37]  # 5 a checkpoint until the cap holds, then one for one
+
+
 def _restore(child, seq, head, from_head, now):
     return checkpoints.make(child, seq, head, now, restored_from=(seq - 1, from_head), backup="b.tar sha256 ab")
 

@@ -254,3 +254,32 @@ def _(s):
     poll("the held-back envelope delivered", lambda: w.rows(D, f"SELECT 1 FROM outbox WHERE message_id = '{held}'"
                                                                " AND state = 'delivered'"), timeout=15)
     return Observed("RESOURCE_EXHAUSTED", "PARK_FULL").allowing(held, other)
+
+
+@case("flood", "M holds every hand-over from D (until its deadline) while D's agency sends to C1", "OK",
+      "C1's mail delivered during the stall", via="Exchange.DeliverBatch, D → M (M holds it)", prepares=True)
+def _(s):
+    """D's next hops share a few send workers (node/exchange/send_pool.py): a hop whose peer holds the call holds
+    at most WINDOW of them, never the pool, so D's other hops go on."""
+    w = s.w
+    released, held = threading.Event(), threading.Semaphore(0)
+
+    def hold(raws):
+        held.release()
+        released.wait(TIMEOUT)
+        return w.fake.receipts(raws)
+    w.fake.on_deliver = hold
+    d = w.api(D)
+    to_m = [d.send(pb.Document(subject=f"cho M {i}"), [M]).envelopes[0].message_id for i in range(3)]
+    s.begin()  # D's own sends are the setting, not the attack
+    try:
+        assert held.acquire(timeout=TIMEOUT), "D never handed its mail to M"
+        sent = d.send(pb.Document(subject="cho xã 21"), [C1]).envelopes[0].message_id
+        poll("C1 took D's mail while M holds D's", lambda: w.rows(C1, f"SELECT 1 FROM inbox WHERE message_id = '{sent}'"))
+    finally:
+        released.set()  # M answers now: nothing left in flight for the next case
+        w.fake.reset()
+    poll("D's mail to M delivered once M answered", lambda: len(w.rows(
+        D, "SELECT message_id FROM outbox WHERE state = 'delivered' AND message_id IN (%s)" % ",".join(f"'{m}'" for m in to_m)))
+        == len(to_m), timeout=45)
+    return Observed("OK", "C1's mail delivered during the stall").allowing(sent, *to_m)

@@ -11,7 +11,7 @@ from node.pb import exchange_pb2 as xpb
 
 from .cases_envelopes import DELIVER, deliver
 from .core import case, joined, outcome
-from .world import D, M, TIMEOUT, document, seal, status
+from .world import D, M, TIMEOUT, UPDATES_PER_DOCUMENT, document, seal, status
 
 BATCH = "Exchange.DeliverBatch, M → D (per-envelope outcomes)"
 
@@ -46,6 +46,20 @@ def _(s):
 @case("lifecycle", "status 05 on a document the victim received", "PERMISSION_DENIED", "NOT_RECIPIENT", via=DELIVER)
 def _(s):
     return deliver(s, seal(s.w.signer(M), D, status("05"), ref_message_id=s.w.docs["to_d"])[1])
+
+
+@case("lifecycle", f"a document and {UPDATES_PER_DOCUMENT + 1} updates of it in one batch, one past D's bound (a "
+      "revocation revokes every update with it, in one commit)", "INVALID_ARGUMENT", "OVER_LIMIT", via=BATCH)
+def _(s):
+    m = s.w.signer(M)
+    doc, raw = seal(m, D, document("gốc"))
+    updates = [seal(m, D, change(2), ref_message_id=doc.message_id) for _ in range(UPDATES_PER_DOCUMENT + 1)]
+    resp = s.w.exchange(M).DeliverBatch(xpb.DeliverBatchRequest(envelopes=[raw, *(r for _, r in updates)]),
+                                        timeout=TIMEOUT)
+    *taken, last = [outcome(o) for o in resp.outcomes]
+    assert [o.status for o in taken] == ["OK"] * (UPDATES_PER_DOCUMENT + 1), taken  # the document and its bound
+    assert "header.ref_message_id" in last.detail or "updates of document" in last.detail, last.detail
+    return last.allowing(doc.message_id, *(h.message_id for h, _ in updates[:-1]))
 
 
 def decoy_then(s, forgery: pb.Payload):

@@ -147,6 +147,15 @@ for label, token in (("made up", "zzz"), ("a bare agency code, as tokens once we
         return o
 
 
+@case("limits", "Directory searching names for 100,000 characters (no name is longer than 300)", "INVALID_ARGUMENT",
+      "OVER_LIMIT", via=DIRECTORY)
+def _(s):
+    api = s.w.api(D)
+    o = call(api.stub.Directory, mpb.DirectoryRequest(name_contains="hoà " * 25_000), metadata=api.metadata)
+    assert "name_contains" in o.detail, o.detail  # refused before the listing is fetched, or a name folded
+    return o
+
+
 # ---- the CLI saves what a sender named ------------------------------------------------------------
 
 FETCH = "M → D, then `lienthong fetch --save-dir` at D"

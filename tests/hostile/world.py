@@ -73,6 +73,7 @@ TOPOLOGY = topology.parse({"name": "hostile", "nodes": [
 EXTRA = {"retry": {"first_delay": "100ms", "multiplier": 2.0, "max_delay": "1s"},
          "registry": {"heartbeat": "1s", "stale_after": "30s"}}
 PARKED_PER_ORIGIN = 2  # D's limits.parked_per_origin: mail for codes below D that nobody registered
+UPDATES_PER_DOCUMENT = 3  # D's limits.updates_per_document: a revocation revokes them all in one commit
 # D seals `preferred` (every other node: the default, `required`): the mode that still sends in clear to a
 # recipient whose signed record publishes no seal key, so the cases show that nothing less makes it do so
 # D's local API serves two more client programs than "default" (api.tokens), each with its own token
@@ -83,7 +84,7 @@ NODE_EXTRA = {D: {"messages": {"max_size": MAX_SIZE}, "parents_of": {CONFIGURED:
                   "api": {"tokens": [{"name": n, "token": CLIENT_TOKENS[n], "scopes": scopes}
                                      for n, scopes in CLIENTS.items()],
                           "http_listen": "127.0.0.1:0"},  # for the connection cases (cases_connections.py)
-                  "limits": {"parked_per_origin": PARKED_PER_ORIGIN,
+                  "limits": {"parked_per_origin": PARKED_PER_ORIGIN, "updates_per_document": UPDATES_PER_DOCUMENT,
                              # a slow refill, so the budget case runs out whatever the machine's speed; rows
                              # per heartbeat well under D's message size (a row carries its certificate)
                              "signatures_per_second": 100, "signature_burst": 4000,

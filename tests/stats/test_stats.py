@@ -337,3 +337,21 @@ def test_odd_codes_are_vouched_through_the_hierarchy():
     h = Hierarchy({odd: C1})
     assert [r.code for r in stats.vouched(C1, [agency(odd), agency(C2)], h)] == [odd]
     assert stats.vouched(C1, [agency(odd)], Hierarchy()) == []
+
+
+def test_own_counters_are_counted_again_only_after_a_commit(db, monkeypatch):
+    """Every heartbeat asks for them: with nothing committed since the last count (an idle agency) no
+    connection is opened; the first commit after it is counted."""
+    add_inbox(db)
+    opened = []
+    real = store._reader
+
+    def counting(d):
+        opened.append(d)
+        return real(d)
+    monkeypatch.setattr(store, "_reader", counting)
+    assert store.own_counters(db, ME, ME_NAME, 1).docs_received == 1
+    again = store.own_counters(db, ME, ME_NAME, 2)
+    assert (again.docs_received, again.as_of_ms, len(opened)) == (1, 2, 1)
+    add_inbox(db)
+    assert store.own_counters(db, ME, ME_NAME, 3).docs_received == 2 and len(opened) == 2

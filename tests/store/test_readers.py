@@ -13,6 +13,7 @@ import pytest
 
 from node.store import StoreError, inbox
 from node.store.database import READERS, Database
+from node.store.readers import Readers
 from node.pb import envelope_pb2 as pb
 
 WAIT = 20  # seconds: a bound for a broken build, never a delay a passing run sits through
@@ -125,3 +126,37 @@ def test_one_ack_wins_when_many_threads_ack_at_once(db):
     for w in workers:
         w.join(WAIT)
     assert sorted(answers, key=str) == [False] * (n - 1) + [True]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_readers_idle_too_long_are_closed_and_reopened_when_needed(db):
+    """Connections unused for idle_s are closed (their schema copy, page cache and three descriptors go); a
+    later read reopens one transparently and sees every commit; a steady trickle keeps one warm."""
+    clock = _Clock()
+    pool = Readers(db.path, 4, idle_s=30, now=clock)
+    with pool.connection() as a, pool.connection() as b:  # a burst: two at once
+        assert a is not b
+    assert pool.open_count() == 2
+    clock.t += 20
+    for _ in range(3):  # a trickle within idle_s: the freshest connection, again and again
+        with pool.connection() as c:
+            c.execute("SELECT 1").fetchall()
+        clock.t += 20
+    assert pool.open_count() == 1 and pool.made == 2  # the other aged out; nothing new was opened
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO peer_state (code) VALUES ('later')")
+    with pool.connection() as c:  # the warm one (used 20 s ago), which sees the commit
+        assert c.execute("SELECT count(*) FROM peer_state").fetchone()[0] == 1
+    assert pool.made == 2
+    clock.t += 31
+    with pool.connection() as c:  # it too had aged out: closed on the way back, reopened now, transparently
+        assert c.execute("SELECT code FROM peer_state").fetchone()[0] == "later"
+    assert pool.made == 3 and pool.open_count() == 1
+    pool.close()

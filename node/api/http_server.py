@@ -222,10 +222,11 @@ class HttpFace:
     async def _handle(self, route: Route, request: web.Request) -> web.StreamResponse:
         try:
             client, services, code = self._authorize(request, route)
+            message = parse_request(await self._body(request), route.request_class)
+            # on a host, the agency's share of the workers (a body still arriving holds none)
             if code is not None and self.shares is not None and (busy := self.shares.enter(code)) is not None:
                 raise busy
             try:
-                message = parse_request(await self._body(request), route.request_class)
                 if route.streaming:
                     return await self._stream(route, message, request, services, code)
                 loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from . import cli_stats
 from . import version as _version
 from .client import PagingStuck
-from .config import ConfigError, load_config
+from .config import ConfigError
 from .config_location import CONFIG_ENV, DEFAULT_CONFIG, HELP as CONFIG_HELP, NoConfig, find_config
 from .progress import Progress
 from .envelope import is_message_id

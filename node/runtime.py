@@ -56,7 +56,7 @@ Threading model (what runs where):
   names, `node.host.dispatch`), the one scheduler (each agency's jobs as `CODE/name`; a hosted
   agency's sweep, health and probe are one `CODE/tick` job) and the signals; an agency builds
   its servicers only (`start_hosted`). Calls between co-hosted agencies run in the caller's
-  thread, as on a LocalNetwork. Hop senders are still each agency's own.
+  thread, as on a LocalNetwork. Every agency's hops are tasks on the host's one send pool.
 - **Event bus** (`events.py`): publishers (any thread, after their commit) put events on
   each watcher's bounded queue; a slow watcher loses events rather than blocking them.
 """
@@ -150,14 +150,14 @@ class Node:
 
     Alone (`shared` None) it is also the process: it owns its servers, scheduler and metrics, as
     `lienthong run` with one agency. `network`: serve peers and call them in this process (tests), not
-    over the network. `shared` (node/host/shared.py): a host serves several agencies in one process;
-    the agency then builds its servicers only (the host's servers dispatch to them), runs its jobs on
-    the host's scheduler under ids of its own, and reaches peers through the transport the host makes
-    for it. `send_pool`: the process's shared send pool (a host's); None: the host's (`shared.send_pool`),
-    else the node has its own."""
+    over the network. `send_pool`: the process's shared send pool (a host's); None: the node has its own.
+    `shared` (node/host/shared.py): a host serves several agencies in one process; the agency then
+    builds its servicers only (the host's servers dispatch to them), runs its jobs on the host's
+    scheduler under ids of its own, sends on the host's send pool, and reaches peers through the
+    transport the host makes for it."""
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM, network: LocalNetwork | None = None,
-                 shared=None, send_pool: SendPool | None = None) -> None:
+                 send_pool: SendPool | None = None, shared=None) -> None:
         self.settings = s = settings
         self.clock = clock
         self.shared = shared  # node.host.shared.Shared, or None: this node is the whole process
@@ -231,9 +231,8 @@ class Node:
         recorder = self.metrics or NO_METRICS
         self.metrics_server = None
         self.metrics_port = 0
-        # the host's bounded pool of hop senders (branch hoppool wires it into the Dispatcher); None: each next
-        # hop has its own sender threads, as a standalone node always had
-        self.send_pool = send_pool if send_pool is not None else (shared.send_pool if shared is not None else None)
+        if send_pool is None and shared is not None:  # the one place a hosted agency gets the host's send pool
+            send_pool = shared.send_pool
         self.dispatcher = Dispatcher(
             self.db, self.maker, self.trust, self.router, clock,
             self._deliver,
@@ -242,7 +241,7 @@ class Node:
             notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler, self.job_id(""), self.as_me if shared is not None else None), events_=self.bus,
             metrics=recorder, on_return=self.transport.expect, paused=lambda: self.crl.stale,
             prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of),
-            pool=self.send_pool, owner=s.node.code, workers=s.messages.send_workers)  # None: a pool of its own
+            pool=send_pool, owner=s.node.code, workers=s.messages.send_workers)  # None: a pool of its own
         self.outgoing = Outgoing(self.db, self.maker, self.dispatcher, self.dispatcher, lookup=self.directory.lookup,
                                  seal_key_of=self.directory.seal_key_of, events_=self.bus)
         # receiving: the documents layer decides what our own mail may say and records it
@@ -350,6 +349,8 @@ class Node:
             job = self.as_me(job)
             if first is None:
                 first = self.shared.first_run(seconds)
+            # a busy host runs a late job late (coalesced into one run), rather than skipping it with a warning
+            options.setdefault("misfire_grace_time", None)
         if first is not None:
             options["next_run_time"] = now + dt.timedelta(seconds=first)
         self.scheduler.add_job(job, "interval", seconds=seconds, id=self.job_id(name), coalesce=True, **options)

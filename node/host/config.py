@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, Settings, load_config, parse_config, read_document
+from ..config import ConfigError, Settings, load_config, located, parse_config, read_document
 
 HOST_ONLY = ("agencies", "agencies_dir", "host")
 # what an agency file may set: its identity, tokens, where its parent and peers are, its audit rhythm
@@ -140,8 +140,7 @@ def _agency(file: Path, common: dict, host_file: str) -> Settings:
         if top not in AGENCY_SECTIONS and e.path not in {f"{k}.{x}" for k, v in AGENCY_SUBKEYS.items() for x in v}:
             e.file = host_file
         raise
-    object.__setattr__(s, "source", file)
-    return s
+    return located(s, file)
 
 
 def _process_wide(key: str, file: Path, host_file: str) -> ConfigError:

@@ -18,7 +18,7 @@ class Shared:
     # Watch streams of every agency together (each holds one of the host's API workers): as on a node,
     # at most half the workers, so Send, Fetch and the rest of every agency always find one free
     watchers: threading.BoundedSemaphore | None = None
-    send_pool: object = None  # the host's bounded pool of hop senders (branch hoppool): None, each hop its own
+    send_pool: object = None  # the host's one SendPool (exchange/send_pool.py): every agency's hops are tasks on it
     rng: random.Random = field(default_factory=random.Random)
     watchers_per_agency: int = 2  # of `watchers`: one agency's programs cannot hold every Watch place
 

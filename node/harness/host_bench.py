@@ -1,6 +1,6 @@
 """What one host process costs with N idle agencies: RSS, threads, open descriptors, start time, idle CPU.
 
-The agencies are a province and N-1 of its communes, all on one host (node/host/), registered
+The agencies are provinces and their communes (99 at most each), all on one host (node/host/), registered
 and idle (heartbeats every registry.heartbeat). Read from /proc after every commune has registered.
 `python -m node.harness.host_bench 1 10 100` prints one JSON object per N (scripts/bench-host will
 wrap it). Measured, never asserted: a number here is for a human or a benchmark to compare.
@@ -24,9 +24,18 @@ IDLE_WINDOW_S = 10.0  # CPU is counted over this window once everything is regis
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def commune(i: int) -> str:
-    """The i-th commune code under PROVINCE (000.NN.MM.H53, unique for i < 9801)."""
-    return f"000.{1 + i % 99:02d}.{1 + i // 99:02d}.H53"
+def agencies(n: int) -> list[tuple[str, str | None]]:
+    """`n` agencies as (code, parent): provinces 000.00.PP.H53 (tops of their trees), each followed by up
+    to 99 of its communes 000.CC.PP.H53 (the code rule places a commune under the province of its last
+    group, so one province holds 99 at most)."""
+    out: list[tuple[str, str | None]] = []
+    p = 0
+    while len(out) < n:
+        p += 1
+        province = f"000.00.{p:02d}.H53"
+        out.append((province, None))
+        out += [(f"000.{c:02d}.{p:02d}.H53", province) for c in range(1, 100)][:n - len(out)]
+    return out
 
 
 def proc(pid: int) -> dict:
@@ -56,9 +65,11 @@ def measure(root: Path, n: int, timeout: float = 600.0) -> dict:
     """Start a host of `n` agencies in `root`, wait until every commune registered, measure, stop it."""
     ca = nodes.make_ca(root)
     listen = f"127.0.0.1:{nodes.free_port()}"
-    codes = [PROVINCE] + [commune(i) for i in range(n - 1)]
-    specs = [NodeSpec(PROVINCE, "UBND tỉnh", extra={"node": {"root": True}})] + [
-        NodeSpec(c, f"UBND xã {c}", peers={PROVINCE: PROVINCE}, parent=PROVINCE) for c in codes[1:]]
+    tree = agencies(n)
+    codes = [c for c, _ in tree]
+    specs = [NodeSpec(c, f"UBND tỉnh {c}", extra={"node": {"root": True}}) if parent is None else
+             NodeSpec(c, f"UBND xã {c}", peers={parent: parent}, parent=parent) for c, parent in tree]
+    provinces = [c for c, parent in tree if parent is None]
     t0 = time.monotonic()
     h = hosts.prepare_host(root, ca, f"host{n}", specs, {c: listen for c in codes}, listen=listen)
     prepared_s = time.monotonic() - t0
@@ -67,11 +78,11 @@ def measure(root: Path, n: int, timeout: float = 600.0) -> dict:
     try:
         nodes.wait_healthy([h.agencies[PROVINCE]], timeout=timeout)
         healthy_s = time.monotonic() - t0
-        db = nodes.mailbox_path(h.agencies[PROVINCE].dir)
+        dbs = [nodes.mailbox_path(h.agencies[p].dir) for p in provinces]
         pace = threading.Event()
-        while registered(db) < n - 1:
+        while (done := sum(registered(db) for db in dbs)) < n - len(provinces):
             if time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"{registered(db)} of {n - 1} communes registered after {timeout}s")
+                raise TimeoutError(f"{done} of {n - len(provinces)} communes registered after {timeout}s")
             pace.wait(0.2)
         all_registered_s = time.monotonic() - t0
         before = proc(h.process.pid)

@@ -1,6 +1,6 @@
 """What one host process costs with N idle agencies: RSS, threads, open descriptors, start time, idle CPU.
 
-The agencies are provinces and their communes (99 at most each), all on one host (node/host/), registered
+The agencies are a province and N-1 of its communes, all on one host (node/host/), registered
 and idle (heartbeats every registry.heartbeat). Read from /proc after every commune has registered.
 `python -m node.harness.host_bench 1 10 100` prints one JSON object per N (scripts/bench-host will
 wrap it). Measured, never asserted: a number here is for a human or a benchmark to compare.
@@ -24,18 +24,11 @@ IDLE_WINDOW_S = 10.0  # CPU is counted over this window once everything is regis
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def agencies(n: int) -> list[tuple[str, str | None]]:
-    """`n` agencies as (code, parent): provinces 000.00.PP.H53 (tops of their trees), each followed by up
-    to 99 of its communes 000.CC.PP.H53 (the code rule places a commune under the province of its last
-    group, so one province holds 99 at most)."""
-    out: list[tuple[str, str | None]] = []
-    p = 0
-    while len(out) < n:
-        p += 1
-        province = f"000.00.{p:02d}.H53"
-        out.append((province, None))
-        out += [(f"000.{c:02d}.{p:02d}.H53", province) for c in range(1, 100)][:n - len(out)]
-    return out
+def commune(i: int) -> str:
+    """The i-th commune code under PROVINCE: 000.NN.01.H53 for the first 99 (its level-3 codes), then
+    identifiers H53.NNNNN placed under it by its `parents_of` (as topologies code communes past the 79th;
+    000.NN.02.H53 would be under 000.00.02.H53 by the code rule, and refused WRONG_PARENT)."""
+    return f"000.{1 + i:02d}.01.H53" if i < 99 else f"H53.{i:05d}"
 
 
 def proc(pid: int) -> dict:
@@ -62,14 +55,14 @@ def registered(db: Path) -> int:
 
 
 def measure(root: Path, n: int, timeout: float = 600.0) -> dict:
-    """Start a host of `n` agencies in `root`, wait until every commune registered, measure, stop it."""
+    """Start a host of `n` agencies in `root`, wait until every commune registered, measure, stop it. Not all
+    registered within `timeout`: measured all the same, `registered` saying how many were."""
     ca = nodes.make_ca(root)
     listen = f"127.0.0.1:{nodes.free_port()}"
-    tree = agencies(n)
-    codes = [c for c, _ in tree]
-    specs = [NodeSpec(c, f"UBND tỉnh {c}", extra={"node": {"root": True}}) if parent is None else
-             NodeSpec(c, f"UBND xã {c}", peers={parent: parent}, parent=parent) for c, parent in tree]
-    provinces = [c for c, parent in tree if parent is None]
+    codes = [PROVINCE] + [commune(i) for i in range(n - 1)]
+    odd = {c: PROVINCE for c in codes[1:] if not c.startswith("000.")}
+    specs = [NodeSpec(PROVINCE, "UBND tỉnh", extra={"node": {"root": True}, **({"parents_of": odd} if odd else {})})] + [
+        NodeSpec(c, f"UBND xã {c}", peers={PROVINCE: PROVINCE}, parent=PROVINCE) for c in codes[1:]]
     t0 = time.monotonic()
     h = hosts.prepare_host(root, ca, f"host{n}", specs, {c: listen for c in codes}, listen=listen)
     prepared_s = time.monotonic() - t0
@@ -78,21 +71,21 @@ def measure(root: Path, n: int, timeout: float = 600.0) -> dict:
     try:
         nodes.wait_healthy([h.agencies[PROVINCE]], timeout=timeout)
         healthy_s = time.monotonic() - t0
-        dbs = [nodes.mailbox_path(h.agencies[p].dir) for p in provinces]
+        db = nodes.mailbox_path(h.agencies[PROVINCE].dir)
         pace = threading.Event()
-        while (done := sum(registered(db) for db in dbs)) < n - len(provinces):
-            if time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"{done} of {n - len(provinces)} communes registered after {timeout}s")
+        while (count := registered(db)) < n - 1 and time.monotonic() - t0 <= timeout:
             pace.wait(0.2)
-        all_registered_s = time.monotonic() - t0
+        all_registered_s = time.monotonic() - t0 if count >= n - 1 else None
         before = proc(h.process.pid)
         pace.wait(IDLE_WINDOW_S)
         after = proc(h.process.pid)
         return {"agencies": n, "rss_mib": round(after["rss_mib"], 1),
                 "rss_mib_per_agency": round(after["rss_mib"] / n, 2), "threads": after["threads"],
                 "fds": after["fds"], "start_to_healthy_s": round(healthy_s, 2),
-                "start_to_all_registered_s": round(all_registered_s, 2),
+                "start_to_all_registered_s": round(all_registered_s, 2) if all_registered_s is not None else None,
+                "registered": count + 1 if count >= n - 1 else registered(db) + 1,
                 "idle_cpu_percent": round(100 * (after["cpu_s"] - before["cpu_s"]) / IDLE_WINDOW_S, 2),
+                "start_cpu_s": round(before["cpu_s"], 2),  # the host's CPU until all registered: steadier under load
                 "prepare_s": round(prepared_s, 2)}
     finally:
         status = nodes.terminate(h.agencies[PROVINCE], timeout=120)

@@ -674,7 +674,7 @@ class Node:
             e.wait(grace + 1)
         if self.shared is None:
             self.scheduler.shutdown(wait=False)
-        else:  # the host's scheduler goes on for the others
+        elif self.scheduler.running:  # the host's scheduler goes on for the others (stopping: it is shut already)
             prefix = self.job_id("")
             for job in self.scheduler.get_jobs():
                 if job.id.startswith(prefix):

@@ -307,6 +307,8 @@ class Host:
         if self.http_face is not None:
             self.http_face.stop(grace)
             log.info("service http stopped")
+        if self.scheduler.running:  # first: no agency's periodic work competes with the stopping
+            self.scheduler.shutdown(wait=False)
         # the agencies side by side (a few at once): one by one, a thousand would take minutes to stop
         with futures.ThreadPoolExecutor(max_workers=STOPPING_AT_ONCE, thread_name_prefix="stop") as pool:
             for code, done in [(code, pool.submit(_stop_one, node, grace))
@@ -315,8 +317,6 @@ class Host:
         busy = self.shared.send_pool.stop(timeout=grace * 2)  # every agency's senders stopped their hops first
         if busy:
             log.warning("stopping with deliveries still in flight: %s", ", ".join(busy))
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
         if self.metrics_server is not None:
             self.metrics_server.stop()
         log.info("host stopped in %.1fs", time.monotonic() - t0)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from ..store import registry as registry_store
 from . import hosts, nodes
 from .nodes import NodeSpec
 
@@ -42,16 +42,7 @@ def proc(pid: int) -> dict:
 
 
 def registered(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-    except sqlite3.Error:
-        return 0
-    try:
-        return con.execute("SELECT count(*) FROM registry").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-    finally:
-        con.close()
+    return registry_store.count_in_file(db)
 
 
 def measure(root: Path, n: int, timeout: float = 600.0) -> dict:

@@ -230,3 +230,24 @@ def test_the_tree_is_the_directory(cluster, small):
     with pytest.raises(grpc.RpcError) as e:  # no place in the tree at all
         cluster.lookup("000.23.38.H53", "vxp.nobody.99")
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_bench_cluster_breaks_a_relayed_documents_time_down_hop_by_hop(cluster):
+    """scripts/bench-cluster's per_hop: for every hop of the route, read back from the mailboxes; the parts
+    add up to the document's whole passage (creation to the recipient's arrival event), none is negative."""
+    from node.harness import bench_cluster
+
+    sender, recipient = bench_cluster.CROSS_DISTRICT
+    got = bench_cluster.latency(cluster, sender, recipient, 6, 1_000, 20.0)
+    hops = got["per_hop"]
+    route = codes.DEFAULT.route(sender, recipient)
+    assert hops["documents"] == 6
+    assert [(h["from"], h["to"]) for h in hops["hops"]] == list(zip(route, route[1:]))
+    for h in hops["hops"]:
+        for part in ("custody_to_sent_ms", "sent_to_verified_ms", "verified_to_custody_ms"):
+            assert h[part]["p50"] is not None and 0 <= h[part]["p50"] <= h[part]["p90"], (part, h)
+    assert 0 <= hops["at_recipient_commit_ms"]["p50"]
+    # the hops' shares telescope to the whole passage, so no time is counted twice or left out
+    whole = sum(h[part]["p50"] for h in hops["hops"]
+                for part in ("custody_to_sent_ms", "sent_to_verified_ms", "verified_to_custody_ms"))
+    assert whole + hops["at_recipient_commit_ms"]["p50"] <= got["post_to_arrival"]["max_ms"] + len(route)

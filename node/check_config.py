@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .clock import SYSTEM
-from .config import ConfigError, Settings, load_config
+from .config import ConfigError, Settings
 from . import preflight
 
 REACH_TIMEOUT_S = 3.0  # the TLS handshake and the health check each (node/doctor.py CONNECT_TIMEOUT_S)
@@ -23,16 +23,28 @@ class Checked:
     settings: Settings | None = None
     errors: list[ConfigError] = field(default_factory=list)
     code: str = ""  # of the certificate, when it loads
+    agencies: list[str] = field(default_factory=list)  # a host file's agencies (empty: a node.yaml)
 
 
 def check(config: str) -> Checked:
-    """Load `config` and check the files it names; every error found, in the order to fix them."""
+    """Load `config` and check the files it names; every error found, in the order to fix them. A host
+    file (docs/hosting.md): the host file and every agency file, each agency's files checked in turn."""
+    from .host.config import load_host
     out = Checked()
     try:
-        s = out.settings = load_config(config)
+        host = load_host(config)
     except ConfigError as e:
         out.errors = [e, *e.more]
         return out
+    out.agencies = [a.node.code for a in host.agencies] if host.several else []
+    for s in host.agencies:
+        _check_agency(out, s)
+    out.settings = host.agencies[0]
+    return out
+
+
+def _check_agency(out: Checked, s: Settings) -> None:
+    out.settings = s
     source = str(s.source)
     trust = _step(out, lambda: _trust(s, source))
     if trust is not None:
@@ -43,7 +55,6 @@ def check(config: str) -> Checked:
     _step(out, lambda: preflight.load_previous_seal_keys(s))
     _step(out, lambda: preflight.check_parent(s))
     _step(out, lambda: _data_dir(s, source))
-    return out
 
 
 def _step(out: Checked, check_one):

@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from . import cli_stats
 from . import version as _version
 from .client import PagingStuck
-from .config import ConfigError, load_config
+from .config import ConfigError
 from .config_location import CONFIG_ENV, DEFAULT_CONFIG, HELP as CONFIG_HELP, NoConfig, find_config
 from .progress import Progress
 from .envelope import is_message_id
@@ -40,9 +40,19 @@ def _print_json_list(messages) -> int:
     return 0
 
 
+AGENCY_HELP = ("on a host serving several agencies (docs/hosting.md): the agency whose settings (data "
+               "directory, token) the command uses; default: the only one")
+
+
+def _settings(args):
+    """The settings of the agency the command is about: the config's only one, or --agency's on a host."""
+    from .host.config import settings_for
+    return settings_for(args.config, getattr(args, "agency", None))
+
+
 def _client(args):
     from .client import MailboxClient
-    return MailboxClient.for_settings(load_config(args.config))
+    return MailboxClient.for_settings(_settings(args))
 
 
 # ---- identity -------------------------------------------------------------------
@@ -94,7 +104,7 @@ def cmd_ca_crl(args) -> int:
 
 def cmd_renew(args) -> int:
     from .identity import certs, renewal
-    settings = load_config(args.config)
+    settings = _settings(args)
     try:
         if not args.install:
             p = renewal.start(settings, force=args.force)
@@ -134,11 +144,17 @@ def cmd_init(args) -> int:
 # ---- node -----------------------------------------------------------------------
 
 def cmd_run(args) -> int:
+    from .host.config import load_host
     from .logs import configure
-    from .runtime import run
-    settings = load_config(args.config)
-    configure(settings.node.code, settings.log_level, args.log_format)
-    return run(settings)
+    config = load_host(args.config)
+    if not config.several:  # today's node.yaml: the node is the whole process, as before
+        from .runtime import run
+        settings = config.agencies[0]
+        configure(settings.node.code, settings.log_level, args.log_format)
+        return run(settings)
+    from .host.host import run as run_host
+    configure("host", config.process.log_level, args.log_format)
+    return run_host(config)
 
 
 def cmd_check_config(args) -> int:
@@ -153,6 +169,9 @@ def cmd_check_config(args) -> int:
             print(f"lienthong: {len(checked.errors)} errors in {args.config}", file=sys.stderr)
         return 2
     s = checked.settings
+    if checked.agencies:  # a host file: each agency's files checked; --reach is per node.yaml
+        print(f"{args.config}: OK — a host of {len(checked.agencies)} agencies: {', '.join(checked.agencies)}")
+        return 0
     print(f"{args.config}: OK — node {checked.code} ({s.node.name}), data in {s.node.data_dir}")
     parent = parent_of(s)
     if not args.reach:
@@ -176,8 +195,31 @@ def _at_least_one(text: str) -> int:
 
 
 def cmd_backup(args) -> int:
+    if getattr(args, "all", False):
+        return _backup_all(args)
+    return _backup_one(args, _settings(args))
+
+
+def _backup_all(args) -> int:
+    """Every agency of the host into the directory --to (one file each); one failing does not stop the others."""
+    to = Path(args.to)
+    if not to.is_dir():
+        raise CliError(f"--all: --to must be an existing directory (one backup per agency goes there): {to}")
+    failed = []
+    for s in _every_agency(args):
+        print(f"== agency {s.node.code}")
+        try:
+            _backup_one(args, s)
+        except CliError as e:
+            print(f"backup of {s.node.code} failed: {e}")
+            failed.append(s.node.code)
+    if failed:
+        raise CliError(f"{len(failed)} of the host's agencies not backed up: {', '.join(failed)}")
+    return 0
+
+
+def _backup_one(args, settings) -> int:
     from . import backup
-    settings = load_config(args.config)
     try:
         with Progress("backup") as progress:
             out, m, removed = backup.backup(settings, Path(args.to), keep=args.keep, progress=progress)
@@ -200,7 +242,7 @@ def cmd_restore(args) -> int:
     from .clock import SYSTEM
     from .identity.trust import TrustStore
     from .preflight import load_identity
-    settings = load_config(args.config)
+    settings = _settings(args)
     # the node's key signs the restore into the audit chain: a missing or wrong key stops it before anything
     signer = load_identity(settings, TrustStore.from_files(list(settings.tls.trust_anchors)), SYSTEM)
     try:
@@ -223,9 +265,35 @@ def cmd_restore(args) -> int:
 
 def cmd_doctor(args) -> int:
     from .doctor import diagnose
-    report = diagnose(args.config)
+    if getattr(args, "all", False):
+        return _doctor_all(args)
+    report = diagnose(args.config, getattr(args, "agency", None))
     print(report.render())
     return 1 if report.problems else 0
+
+
+def _doctor_all(args) -> int:
+    """The host's health: every agency's report in turn, then one line per agency (exit 1 if any has a problem)."""
+    from .doctor import diagnose
+    summary = []
+    for s in _every_agency(args):
+        code = s.node.code
+        report = diagnose(args.config, code)
+        print(f"== agency {code} ({shown(s.node.name)})")
+        print(report.render())
+        summary.append((code, report.problems))
+    print(f"== host {args.config}: {len(summary)} agencies")
+    for code, problems in summary:
+        print(f"{code}: {'ok' if not problems else f'{problems} problem' + ('' if problems == 1 else 's')}")
+    return 1 if any(n for _, n in summary) else 0
+
+
+def _every_agency(args) -> list:
+    """--all: the settings of every agency the config's host serves (a node.yaml: its one agency)."""
+    from .host.config import load_host
+    if getattr(args, "agency", None):
+        raise CliError("give --agency CODE or --all, not both")
+    return list(load_host(args.config).agencies)
 
 
 # ---- audit and evidence ---------------------------------------------------------------
@@ -234,13 +302,30 @@ EXIT_BROKEN = 3  # audit verify: the log was tampered with; verify-evidence: the
 
 
 def cmd_audit_verify(args) -> int:
+    if not getattr(args, "all", False):
+        return _audit_verify_one(args, _settings(args))
+    worst, lines = 0, []
+    for s in _every_agency(args):
+        print(f"== agency {s.node.code}")
+        try:
+            code = _audit_verify_one(args, s)
+        except CliError as e:
+            print(f"audit verify of {s.node.code}: {e}")
+            code = 1
+        lines.append(f"{s.node.code}: {'intact' if code == 0 else 'BROKEN' if code == EXIT_BROKEN else 'not verified'}")
+        worst = max(worst, code)
+    print(f"== host {args.config}: {len(lines)} agencies")
+    print("\n".join(lines))
+    return worst
+
+
+def _audit_verify_one(args, s) -> int:
     from .audit import verify
     from .transport.grpc_peers import GrpcTransport, TlsMaterial
     from .identity import keys
     from .identity.trust import TrustStore
     from . import preflight
     from .runtime import Node
-    s = load_config(args.config)
     mailbox = Path(s.node.data_dir) / preflight.MAILBOX_FILE
     if not mailbox.is_file():
         raise CliError(f"no mailbox at {mailbox}: nothing to verify")
@@ -274,7 +359,7 @@ def cmd_evidence(args) -> int:
     from .evidence import make
     from .identity import sealing
     from .identity.trust import TrustStore
-    s = load_config(args.config)
+    s = _settings(args)
     mailbox = Path(s.node.data_dir) / preflight.MAILBOX_FILE
     if not mailbox.is_file():
         raise CliError(f"no mailbox at {mailbox}")
@@ -737,6 +822,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     renew = sub.add_parser("renew", help="renew the node's certificate: a new key and request for the same code")
     renew.add_argument("--config", help=f"node YAML config (tls.key, tls.cert, node.code) {CONFIG_HELP}")
+    renew.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
     renew.add_argument("--install", action="store_true", help="put the issued renew/node.pem and its key in place")
     renew.add_argument("--ca", help="CA directory: sign and install at once (test CA)")
     renew.add_argument("--force", action="store_true", help="start over, replacing a renewal under way")
@@ -758,10 +844,16 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check config, files, certificate, the running node and every peer "
                                            "(reachable, and the agency we expect); print what to fix")
     doctor.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
+    doctor.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
+    doctor.add_argument("--all", action="store_true",
+                        help="on a host: every agency's report, then one line per agency (exit 1 if any has a problem)")
     doctor.set_defaults(func=cmd_doctor)
 
     bk = sub.add_parser("backup", help="back up a node's mailbox while it runs (consistent, with a manifest and SHA-256)")
     bk.add_argument("--config", help=f"node YAML config (node.data_dir) {CONFIG_HELP}")
+    bk.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
+    bk.add_argument("--all", action="store_true",
+                    help="on a host: back up every agency, one file each in the directory --to")
     bk.add_argument("--to", required=True,
                     help="file to write (never overwritten), or a directory for lienthong-<code>-<UTC time>.tar")
     bk.add_argument("--keep", type=_at_least_one, metavar="N",
@@ -770,6 +862,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restore", help="restore a backup into the node's empty data directory (signature and digest checked)")
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
     rs.add_argument("--config", help=f"node YAML config (node.code, node.data_dir: empty or missing) {CONFIG_HELP}")
+    rs.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
     rs.set_defaults(func=cmd_restore)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
@@ -778,6 +871,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "checkpoint and its parent's copy; name every edited, deleted or "
                                              "reordered row (exit 0 intact, 3 broken)")
     av.add_argument("--config", help=f"node YAML config (node.data_dir, tls, the parent's address) {CONFIG_HELP}")
+    av.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
+    av.add_argument("--all", action="store_true",
+                    help="on a host: every agency's chain in turn, then a line each (exit: the worst of them)")
     av.add_argument("--offline", action="store_true", help="do not ask the parent (its copy is not checked)")
     av.set_defaults(func=cmd_audit_verify)
 
@@ -785,6 +881,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(envelope, receipts, trace, statuses, certificates, CRL)")
     ev.add_argument("doc", help="message id (or a doc id / DocumentId naming exactly one message)")
     ev.add_argument("--config", help=f"node YAML config (node.data_dir, tls.key to sign the bundle) {CONFIG_HELP}")
+    ev.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
     ev.add_argument("--out", required=True, help="file to write (never overwritten)")
     ev.add_argument("--disclose", action="store_true",
                     help="also disclose the document's content key (a reader of the bundle sees the document); "
@@ -799,6 +896,7 @@ def build_parser() -> argparse.ArgumentParser:
     def api_cmd(name: str, help: str, func):
         sp = sub.add_parser(name, help=help)
         sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
+        sp.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
         sp.set_defaults(func=func)
         return sp
 
@@ -909,6 +1007,7 @@ def build_parser() -> argparse.ArgumentParser:
     def queue_cmd(name: str, help: str, func):
         sp = queue_sub.add_parser(name, help=help)
         sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
+        sp.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
         sp.set_defaults(func=func, refused_exit=EXIT_REFUSED)
         return sp
 
@@ -986,7 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
 def _address_hint(args) -> str:
     try:
         from .client import api_address
-        return api_address(load_config(args.config))
+        return api_address(_settings(args))
     except Exception:
         return "the configured address"
 

@@ -20,10 +20,10 @@ NAME_WIDTH = 32
 def fetch(args) -> spb.StatsResponse:
     """Ask the node's local API (raises grpc.RpcError / ConfigError for `lienthong.cli.main` to report)."""
     from .client import MailboxClient
-    from .config import load_config
+    from .host.config import settings_for
     from .pb import stats_pb2_grpc as sgrpc
 
-    client = MailboxClient.for_settings(load_config(args.config))
+    client = MailboxClient.for_settings(settings_for(args.config, getattr(args, "agency", None)))
     args._address = client.address
     try:
         return sgrpc.StatsStub(client.channel).Get(spb.StatsRequest(subtree=args.subtree),
@@ -82,6 +82,8 @@ def cmd_stats(args) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sp = subparsers.add_parser("stats", help="documents sent and received, and statuses returned (with --subtree: every agency below)")
     sp.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
+    sp.add_argument("--agency", metavar="CODE", help="on a host serving several agencies (docs/hosting.md): the "
+                    "agency whose token the command uses; default: the only one")
     sp.add_argument("--subtree", action="store_true", help="this agency and every agency below it, as last reported")
     sp.add_argument("--json", action="store_true", help="print the StatsResponse as JSON")
     sp.set_defaults(func=cmd_stats)

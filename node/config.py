@@ -44,7 +44,7 @@ from .codes import case_twin_of
 
 __all__ = [
     "ConfigError", "Settings", "NodeSettings", "TlsSettings", "ApiSettings", "Peer", "RetrySettings",
-    "MessageSettings", "RegistrySettings", "LimitsSettings", "MetricsSettings", "FrozenMap", "load_config", "parse_config", "dump_config",
+    "MessageSettings", "RegistrySettings", "HostSettings", "LimitsSettings", "MetricsSettings", "FrozenMap", "load_config", "parse_config", "dump_config",
     "schema_keys", "KeyInfo", "is_agency_code", "LOG_LEVELS",
 ]
 
@@ -767,6 +767,13 @@ class LimitsSettings(_Section):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HostSettings(_Section):
+    """What only a host serving several agencies has (docs/hosting.md)."""
+
+    admin_token_file: FilePath | None = None  # the host admin: Admin (and the rest) on any agency it names
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings(_Section):
     """Everything a node needs, validated. ``source`` is the config file (None
     when built from a dict) and does not take part in equality."""
@@ -795,6 +802,14 @@ class Settings(_Section):
         Field(description="a mapping of agency code to parent agency code"),
     ] = FrozenMap()
     log_level: LogLevel = "INFO"
+    # a host serving several agencies (node/host/): more agency files, and a directory of them
+    agencies: Annotated[
+        tuple[FilePath, ...],
+        BeforeValidator(_yaml_list),
+        Field(description="a list of agency files (paths)"),
+    ] = ()
+    agencies_dir: DirPath | None = None
+    host: HostSettings = HostSettings()
     # Not a key: set by load_config.
     source: Path | None = dataclasses.field(default=None, init=False, compare=False)
 
@@ -982,6 +997,13 @@ def _yaml_error(err: yaml.YAMLError, file: str) -> ConfigError:
 
 def load_config(path: str | os.PathLike) -> Settings:
     """Read, parse and validate a node config file. Raises ConfigError."""
+    data = read_document(path)
+    abs_path = Path(os.path.abspath(path))
+    return located(parse_config(data, abs_path.parent, source=os.fspath(path)), abs_path)
+
+
+def read_document(path: str | os.PathLike) -> Any:
+    """A config file's YAML document, not yet validated (a repeated key is an error). Raises ConfigError."""
     name = os.fspath(path)
     p = Path(path)
     try:
@@ -998,8 +1020,7 @@ def load_config(path: str | os.PathLike) -> Settings:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as e:
         raise _yaml_error(e, name) from None
-    abs_path = Path(os.path.abspath(p))
-    return located(parse_config(data, abs_path.parent, source=name), abs_path)
+    return data
 
 
 def located(settings: Settings, source: Path | None) -> Settings:

@@ -48,9 +48,17 @@ def raise_limit() -> int:
     return CEILING if soft == resource.RLIM_INFINITY else soft
 
 
-def budget(limit: int) -> Budget:
-    """The connections each server may hold under `limit` descriptors, RESERVED kept aside."""
-    spare = max(limit - RESERVED, 64)
+PER_HOSTED_AGENCY = 16  # a host's agency: its mailbox's writer and readers (three each) and its lock file
+
+
+def budget(limit: int, agencies: int = 0) -> Budget:
+    """The connections each server may hold under `limit` descriptors, RESERVED kept aside (and, on a host,
+    PER_HOSTED_AGENCY for each of its `agencies`)."""
+    reserved = RESERVED + PER_HOSTED_AGENCY * agencies
+    if agencies and limit - reserved < 64:
+        log.warning("open-files limit %d leaves too little for %d agencies' mailboxes (%d kept for them): raise "
+                    "LimitNOFILE", limit, agencies, reserved)
+    spare = max(limit - reserved, 64)
     return Budget(limit, peer=min(MAX_PEER_CONNECTIONS, spare * 5 // 8),
                   api=max(8, min(MAX_API_CONNECTIONS, spare // 8)), http=max(8, min(MAX_API_CONNECTIONS, spare // 8)))
 

@@ -28,7 +28,7 @@ from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .clock import SYSTEM
-from .config import ConfigError, Settings, load_config
+from .config import ConfigError, Settings
 from .errors import Reason, Rejected
 from .identity import certs, keys
 from .identity.trust import TrustStore
@@ -73,10 +73,12 @@ def _days_left(cert: x509.Certificate) -> float:
     return (cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).total_seconds() / 86400
 
 
-def diagnose(config: str) -> Report:
+def diagnose(config: str, agency: str | None = None) -> Report:
+    """`agency`: on a host serving several, the one to diagnose (default: the only one)."""
     r = Report()
     try:
-        s = load_config(config)
+        from .host.config import settings_for
+        s = settings_for(config, agency)
     except ConfigError as e:
         r.add(PROBLEM, "config", f"{e} (expected {e.expected})" if e.expected else str(e))
         return r

@@ -8,6 +8,8 @@ terminal as a control sequence. A call site names what the line is about with `e
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import enum
 import json
@@ -19,6 +21,27 @@ from .escaping import escape
 
 FORMATS = ("text", "json")
 FIELDS = ("agency", "hop", "message_id", "reason", "key")  # what a line is about (key: a config key), as JSON keys
+
+
+# the hosted agency whose call or job this thread runs (node/host/): printed as the line's node code
+_SERVING: contextvars.ContextVar[str | None] = contextvars.ContextVar("lienthong_agency", default=None)
+
+
+def serving() -> str | None:
+    """The code of the hosted agency whose work this thread does now (None: the host's own, or one agency)."""
+    return _SERVING.get()
+
+
+@contextlib.contextmanager
+def serving_as(code: str):
+    """Lines logged in the block name `code` (set and put back, as api.clients.acting: a streamed call's
+    generator may be closed from another context)."""
+    before = _SERVING.get()
+    _SERVING.set(code)
+    try:
+        yield
+    finally:
+        _SERVING.set(before)
 
 
 def fields(**named: object) -> dict[str, str]:
@@ -45,7 +68,7 @@ class TextFormatter(logging.Formatter):
         self.code = code
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_time(record)} {self.code} {record.levelname} {record.name}: {escape(record.getMessage())}"
+        line = f"{_time(record)} {serving() or self.code} {record.levelname} {record.name}: {escape(record.getMessage())}"
         if record.exc_info:
             line += "\n" + _traceback(self, record)
         return line
@@ -57,7 +80,7 @@ class JsonFormatter(logging.Formatter):
         self.code = code
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {"time": _time(record), "node": self.code, "level": record.levelname, "logger": record.name,
+        out = {"time": _time(record), "node": serving() or self.code, "level": record.levelname, "logger": record.name,
                "message": escape(record.getMessage())}
         for name in FIELDS:
             value = getattr(record, name, None)

@@ -156,3 +156,27 @@ def _checkpoint(checkpoint: dict | None) -> Iterable[Metric]:
                               " checkpoint (not yet covered by a signature)")
     after.add_metric([], checkpoint["rows_after"])
     yield from (age, after)
+
+
+class HostCollector:
+    """A host's one endpoint: every hosted agency's series (its counters and its mailbox gauges), each with
+    an `agency` label; one family per metric name, as the exposition format requires. `agencies()` gives
+    (code, NodeMetrics) of the agencies served at the time of the scrape."""
+
+    def __init__(self, agencies: Callable[[], list]) -> None:
+        self.agencies = agencies
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        for code, metrics in self.agencies():
+            for family in metrics.registry.collect():
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "agency": code}, sample.value, sample.timestamp,
+                                      sample.exemplar)
+        yield from families.values()

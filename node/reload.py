@@ -56,11 +56,13 @@ class Checked:
     metrics_server: object = None  # a new metrics endpoint, already bound (None: no change to it)
 
 
-def reload(node: "Node") -> bool:
-    """Read the config again and take what can change live; False (nothing changed) when refused."""
-    sdnotify.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+def reload(node: "Node", settings: Settings | None = None) -> bool:
+    """Read the config again and take what can change live; False (nothing changed) when refused.
+    `settings`: the new config already read (a host reads its agencies' files itself; node/host/)."""
+    if node.shared is None:
+        sdnotify.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
     try:
-        checked = _check(node)
+        checked = _check(node, settings)
     except Refused as e:
         why = bounded(str(e), 2000)  # it may quote the file: one printable line, bounded
         log.error("reload refused, keeping the config, key, certificate and trust anchors in use: %s", why)
@@ -82,12 +84,16 @@ def reload(node: "Node") -> bool:
 def _done(node: "Node", outcome: str) -> None:
     """Kept for Admin.Running (doctor), and told to systemd, which waits for READY=1 after RELOADING=1."""
     node.last_reload = LastReload(node.clock.now_ms(), outcome)
+    if node.shared is not None:  # the host tells systemd once for all its agencies
+        return
     sdnotify.notify("READY=1", f"STATUS={outcome}"[:1000])
 
 
-def _check(node: "Node") -> Checked:
+def _check(node: "Node", given: Settings | None = None) -> Checked:
     running = node.settings
-    if running.source is None:  # built from a dict (in-process tests): the files it names are read again
+    if given is not None:
+        new = given
+    elif running.source is None:  # built from a dict (in-process tests): the files it names are read again
         new = running
     else:
         try:
@@ -124,7 +130,7 @@ def _check(node: "Node") -> Checked:
         raise Refused(f"{e.strerror or e}: {e.filename or ''}") from None
     checked = Checked(s, fixed, live, trust, file_crl, signer, seal_key, previous)
     listen = s.metrics.listen
-    if listen and (listen != running.metrics.listen or node.metrics_server is None):  # last: nothing can fail after
+    if node.shared is None and listen and (listen != running.metrics.listen or node.metrics_server is None):  # last: nothing can fail after
         try:
             checked.metrics_server = node.serve_metrics(listen)
         except OSError as e:
@@ -156,7 +162,7 @@ def _apply(node: "Node", c: Checked) -> None:
         node.directory.seal_key = seal_public
         log.info("reload (SIGHUP): seal key replaced (%s): it is published with our record", s.seal_key_path)
         reregister = True
-    if s.metrics != old.metrics or c.metrics_server is not None:
+    if node.shared is None and (s.metrics != old.metrics or c.metrics_server is not None):
         node.use_metrics(s.metrics, c.metrics_server)
     for key in c.live:
         log.info("reload (SIGHUP): %s taken", key)

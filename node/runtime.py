@@ -51,6 +51,12 @@ Threading model (what runs where):
 - **CRL push** (`crl-push`, registry/directory.py): one short-lived thread per newer CRL taken,
   passing it to every registered child at once (futures), so the call or reload that brought it
   returns at once; a child it misses catches up on its next heartbeat.
+- **On a host** (node/host/, several agencies in one process): the host owns the peer and API
+  servers (PEER_WORKERS and API_WORKERS threads for all agencies; a call runs on the agency it
+  names, `node.host.dispatch`), the one scheduler (each agency's jobs as `CODE/name`; a hosted
+  agency's sweep, health and probe are one `CODE/tick` job) and the signals; an agency builds
+  its servicers only (`start_hosted`). Calls between co-hosted agencies run in the caller's
+  thread, as on a LocalNetwork. Every agency's hops are tasks on the host's one send pool.
 - **Event bus** (`events.py`): publishers (any thread, after their commit) put events on
   each watcher's bounded queue; a slow watcher loses events rather than blocking them.
 """
@@ -142,13 +148,21 @@ def _source(s: Settings) -> str | None:
 
 
 class Node:
-    """`network`: serve peers and call them in this process (tests; later, agencies of one host), not over
-    the network. `send_pool`: the process's shared send pool (a host's); None: the node has its own."""
+    """One agency: its identity, mailbox, directory view, queues, lifecycle and audit chain.
+
+    Alone (`shared` None) it is also the process: it owns its servers, scheduler and metrics, as
+    `lienthong run` with one agency. `network`: serve peers and call them in this process (tests), not
+    over the network. `send_pool`: the process's shared send pool (a host's); None: the node has its own.
+    `shared` (node/host/shared.py): a host serves several agencies in one process; the agency then
+    builds its servicers only (the host's servers dispatch to them), runs its jobs on the host's
+    scheduler under ids of its own, sends on the host's send pool, and reaches peers through the
+    transport the host makes for it."""
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM, network: LocalNetwork | None = None,
-                 send_pool: SendPool | None = None) -> None:
+                 send_pool: SendPool | None = None, shared=None) -> None:
         self.settings = s = settings
         self.clock = clock
+        self.shared = shared  # node.host.shared.Shared, or None: this node is the whole process
         # everything that can refuse start-up does so here, before anything is created or bound
         try:
             self.trust = TrustStore.from_files(list(s.tls.trust_anchors), clock, crl=s.tls.crl)
@@ -177,13 +191,15 @@ class Node:
         self.crl.on_new.append(self._crl_taken)
         self.network = network
         self.transport: PeerTransport
-        if network is None:
+        if shared is not None:
+            self.transport = shared.transport_for(self)
+        elif network is None:
             self.transport = GrpcTransport(self.tls, s.messages.max_size, check_peer=PeerCheck(
                 self.trust, s.tls.cert, s.tls.key, lambda: self.crl.number))
         else:
             self.transport = InProcessTransport(network, self.tls, self.trust, s.messages.max_size, s.node.code)
         self.local_peer: LocalServer | None = None  # our peer surface on `network`, made by start()
-        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.scheduler = shared.scheduler if shared is not None else BackgroundScheduler(timezone="UTC")
         parent = self._parent_code(s)
         reg = s.registry
         self.directory = Directory(
@@ -215,19 +231,21 @@ class Node:
                                    seal_mode=s.sealing.mode, previous_seal_keys=previous_seal_keys)
         r = s.retry
         self.metrics = None  # metrics.listen null: no endpoint, nothing counted, prometheus_client never loaded
-        if s.metrics.listen:
+        if s.metrics.listen:  # counted here; served by this node, or by its host with an agency label
             from .metrics_prometheus import MailboxCollector, NodeMetrics
             self.metrics = NodeMetrics()
             self.metrics.collect_from(MailboxCollector(self.metrics_state))  # gauges read when scraped
         recorder = self.metrics or NO_METRICS
         self.metrics_server = None
         self.metrics_port = 0
+        if send_pool is None and shared is not None:  # the one place a hosted agency gets the host's send pool
+            send_pool = shared.send_pool
         self.dispatcher = Dispatcher(
             self.db, self.maker, self.trust, self.router, clock,
-            lambda code, address, envelopes: self.transport.deliver(Peer(code, address), envelopes),
+            self._deliver,
             RetryPolicy(r.first_delay, r.multiplier, r.max_delay, tuple(r.jitter)),
             limits=SendLimits(s.messages.batch_size, min(s.messages.max_size, 4 << 20)),
-            notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler), events_=self.bus,
+            notice_lifetime_s=s.messages.lifetime, timer=SchedulerTimer(self.scheduler, self.job_id(""), self.as_me if shared is not None else None), events_=self.bus,
             metrics=recorder, on_return=self.transport.expect, paused=lambda: self.crl.stale,
             prepare=LateSealer(self.db, self.maker, self.directory.seal_key_of),
             pool=send_pool, owner=s.node.code, workers=s.messages.send_workers)  # None: a pool of its own
@@ -298,21 +316,12 @@ class Node:
         self.api_server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="api"),
                                       interceptors=api_interceptors(Clients.of(s.api)),
                                       options=opts + descriptors.server_options(self.descriptors.api))
-        mailbox = MailboxService(
-            self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
-            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored, max_watchers=MAX_WATCHERS)
-        mailbox_pb2_grpc.add_MailboxServicer_to_server(mailbox, self.api_server)
-        stats_servicer = stats.StatsService(self.db, s.node.code, s.node.name, self.clock)
-        stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, self.api_server)
-        admin_pb2_grpc.add_AdminServicer_to_server(
-            AdminService(self.db, self.dispatcher, self.clock, lambda: running(self), successions=self.successions,
-                         issue=self._issue_succession), self.api_server)
+        services = self._add_api(self.api_server)
         self._add_common(self.api_server, mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name,
                          stats.SERVICE_NAME, admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
         if s.api.http_listen:  # the same servicer objects: one Watch cap, one set of client keys
-            self._start_http({mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name: mailbox,
-                              stats.SERVICE_NAME: stats_servicer})
+            self._start_http(services)
 
         if self.metrics is not None:
             self._start_metrics()
@@ -324,22 +333,104 @@ class Node:
         else:
             self.peer_server.start()
         self.api_server.start()
-        self.scheduler.add_job(self._sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", max_instances=1, coalesce=True)
-        self.scheduler.add_job(self.health.check, "interval", seconds=HEALTH_SECONDS, id="health", coalesce=True)
-        self.scheduler.add_job(self._probe_backing_off, "interval", seconds=PROBE_SECONDS, id="probe",
-                               max_instances=1, coalesce=True)
-        self.scheduler.add_job(self.checkpointer.tick, "interval", seconds=s.audit.checkpoint_every, id="checkpoint",
-                               max_instances=1, coalesce=True)
-        if self.directory.parent and self.directory.parent_address:  # the top of a tree registers nowhere
-            self.scheduler.add_job(self._keepalive, "interval",
-                                   seconds=min(REGISTRY_TICK_SECONDS, s.registry.heartbeat),
-                                   id="registry", max_instances=1, coalesce=True,
-                                   next_run_time=dt.datetime.now(dt.timezone.utc))
+        self._add_jobs()
         self.scheduler.start()
         self.dispatcher.wake_all_due()
         self._write_runtime()
         log.info("node %s serving peers on port %d, local API on port %d", s.node.code, self.peer_port, self.api_port)
         log.info("lienthong %s; %s", version(), self.crl.describe())
+
+    def _add_jobs(self) -> None:
+        """The periodic work. On a host, each first run is at a random point of its interval, so a thousand
+        agencies started together do not all wake in the same second (the registration starts at once)."""
+        s = self.settings
+        if self.shared is not None:  # one job where a node has three: a scheduler's run costs more than the work
+            self._every("tick", self._tick, SWEEP_SECONDS, max_instances=1)
+        else:
+            self._every("sweep", self._sweep, SWEEP_SECONDS, max_instances=1)
+            self._every("health", self.health.check, HEALTH_SECONDS)
+            self._every("probe", self._probe_backing_off, PROBE_SECONDS, max_instances=1)
+        self._every("checkpoint", self.checkpointer.tick, s.audit.checkpoint_every, max_instances=1)
+        if self.directory.parent and self.directory.parent_address:  # the top of a tree registers nowhere
+            self._every("registry", self._keepalive, min(REGISTRY_TICK_SECONDS, s.registry.heartbeat),
+                        max_instances=1, first=0.0)
+
+    def _every(self, name: str, job, seconds: float, first: float | None = None, **options) -> None:
+        now = dt.datetime.now(dt.timezone.utc)
+        if self.shared is not None:
+            job = self.as_me(job)
+            if first is None:
+                first = self.shared.first_run(seconds)
+            # a busy host runs a late job late (coalesced into one run), rather than skipping it with a warning
+            options.setdefault("misfire_grace_time", None)
+        if first is not None:
+            options["next_run_time"] = now + dt.timedelta(seconds=first)
+        self.scheduler.add_job(job, "interval", seconds=seconds, id=self.job_id(name), coalesce=True, **options)
+
+    def _deliver(self, code: str, address: str, envelopes: list[bytes]):
+        """A hop sender's hand-over (on a host, its lines name this agency: sender threads serve one hop each)."""
+        if self.shared is None:
+            return self.transport.deliver(Peer(code, address), envelopes)
+        from .logs import serving_as
+        with serving_as(self.settings.node.code):
+            return self.transport.deliver(Peer(code, address), envelopes)
+
+    def _tick(self) -> None:
+        """A hosted agency's sweep, health check and probe (SWEEP_SECONDS = HEALTH_SECONDS = PROBE_SECONDS),
+        each on its own: one failing does not skip the others."""
+        for work in (self._sweep, self.health.check, self._probe_backing_off):
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - as APScheduler would: logged, and the next tick runs
+                log.exception("periodic %s failed", getattr(work, "__name__", work))
+
+    def job_id(self, name: str) -> str:
+        """A scheduler job's id: on a host, prefixed by the agency's code (one scheduler for all of them)."""
+        return f"{self.settings.node.code}/{name}" if self.shared is not None else name
+
+    def as_me(self, job):
+        """`job` run with this agency's code on its log lines (a host's shared threads run every agency's)."""
+        from .logs import serving_as
+        code = self.settings.node.code
+
+        def run():
+            with serving_as(code):
+                return job()
+        return run
+
+    def start_hosted(self) -> None:
+        """Start as one agency of a host: servicers for the host's servers to dispatch to, jobs on its
+        scheduler; nothing bound, no thread of its own."""
+        s = self.settings
+        self._serve_peers(None)
+        from .host.table import ServiceTable
+        self.api_table = ServiceTable()
+        self.api_services = self._add_api(self.api_table)  # the host's HTTP/JSON face calls these
+        ports = self.shared.ports()
+        self.peer_port, self.api_port = ports.get("listen", 0), ports.get("api", 0)
+        self.directory.endpoint = s.registry.advertise or self.shared.endpoint()
+        self.health.check()
+        self._add_jobs()
+        self.dispatcher.wake_all_due()
+        self._write_runtime()
+        log.info("agency %s hosted: peers and local API on the host's ports", s.node.code)
+
+    def _add_api(self, server) -> dict:
+        """The local API's servicers (Mailbox, Stats, Admin) on `server` (a gRPC server, or a host's table)."""
+        s = self.settings
+        mailbox = MailboxService(
+            self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
+            directory=self.directory, bus=self.bus, verify_stored=self.verify_stored,
+            max_watchers=self.shared.watchers_per_agency if self.shared is not None else MAX_WATCHERS,
+            watchers=self.shared.watch_places() if self.shared is not None else None)
+        mailbox_pb2_grpc.add_MailboxServicer_to_server(mailbox, server)
+        stats_servicer = stats.StatsService(self.db, s.node.code, s.node.name, self.clock)
+        stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, server)
+        admin_pb2_grpc.add_AdminServicer_to_server(
+            AdminService(self.db, self.dispatcher, self.clock, lambda: running(self), successions=self.successions,
+                         issue=self._issue_succession), server)
+        return {mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name: mailbox,
+                stats.SERVICE_NAME: stats_servicer}
 
     def _serve_peers(self, opts) -> None:
         """The peer surface (Exchange, Registry, health behind PeerGate and the error interceptor): on the
@@ -358,7 +449,7 @@ class Node:
             registry_pb2_grpc.add_RegistryServicer_to_server(self.registry_service, server)
             health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
 
-        if self.network is not None:
+        if self.network is not None or self.shared is not None:
             self.local_peer = LocalServer(interceptors, lambda: self.tls, self.trust, s.messages.max_size)
             add_peer_services(self.local_peer)
         else:
@@ -498,11 +589,13 @@ class Node:
         if self.directory.registered != was:
             beat = self.settings.registry.heartbeat
             seconds = beat if self.directory.registered else min(REGISTRY_TICK_SECONDS, beat)
-            self.scheduler.reschedule_job("registry", trigger="interval", seconds=seconds)
+            self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval", seconds=seconds)
 
     def _advertised_endpoint(self) -> str:
         if self.settings.registry.advertise:
             return self.settings.registry.advertise
+        if self.shared is not None:
+            return self.shared.endpoint()
         if self.network is not None:
             return self.settings.listen  # the address our peers find us at in this process
         host = self.settings.listen.rsplit(":", 1)[0]
@@ -555,6 +648,8 @@ class Node:
             "listen": f"{host(self.settings.listen)}:{self.peer_port}",
             "api": f"{host(self.settings.api.listen)}:{self.api_port}",
         }
+        if self.shared is not None:  # the host's ports: every agency's CLI finds the one API there
+            info.update(self.shared.runtime())
         if self.http_face is not None:
             info["http"] = f"{host(self.settings.api.http_listen)}:{self.http_port}"
         if self.metrics_server is not None:
@@ -582,7 +677,7 @@ class Node:
             return
         self.directory.registered = False
         try:
-            self.scheduler.reschedule_job("registry", trigger="interval",
+            self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval",
                                           seconds=min(REGISTRY_TICK_SECONDS, self.settings.registry.heartbeat))
         except Exception:  # noqa: BLE001 - no registry job (top of a tree): nothing to hurry
             pass
@@ -593,14 +688,22 @@ class Node:
         """Stop accepting, let calls in flight finish their commits, then close the database."""
         t0 = time.monotonic()
         self.health.shutdown()
-        if self.local_peer is not None:  # peers in this process no longer find us
+        if self.shared is not None:  # the host's servers no longer dispatch to us, nor co-hosted agencies
+            self.shared.detach(self)
+        elif self.local_peer is not None:  # peers in this process no longer find us
             self.network.detach(self.local_peer)
         events = [srv.stop(grace) for srv in (self.peer_server, self.api_server) if srv is not None]
         if self.http_face is not None:  # meanwhile: stops accepting, ends its event streams, finishes its calls
             self.http_face.stop(grace)
         for e in events:
             e.wait(grace + 1)
-        self.scheduler.shutdown(wait=False)
+        if self.shared is None:
+            self.scheduler.shutdown(wait=False)
+        elif self.scheduler.running:  # the host's scheduler goes on for the others (stopping: it is shut already)
+            prefix = self.job_id("")
+            for job in self.scheduler.get_jobs():
+                if job.id.startswith(prefix):
+                    job.remove()
         if self.metrics_server is not None:
             self.metrics_server.stop()
         busy = self.dispatcher.stop(timeout=grace * 2)

@@ -117,3 +117,16 @@ def test_listing_subjects_are_kept_as_sent_and_escaped_where_shown():
     from node.pb import envelope_pb2 as pb
     assert subject_of(pb.Payload(document=pb.Document(subject="Công văn\n\x1b[2J"))) == "Công văn\n\x1b[2J"
     assert escape(subject_of(pb.Payload(notice=pb.Notice(reason="PURGED\x1b]0;x\x07")))) == "not delivered: PURGED\\x1b]0;x\\x07"
+
+
+def test_a_hosted_agencys_code_is_on_its_lines():
+    """On a host, the agency whose call or job a thread runs is named on each line (text and JSON)."""
+    import json as _json
+    import logging as _logging
+
+    from node.logs import formatter, serving_as
+    record = _logging.LogRecord("lienthong", _logging.INFO, "", 0, "%s", ("delivered",), None)
+    with serving_as("000.01.01.H53"):
+        text, js = formatter("host", "text").format(record), formatter("host", "json").format(record)
+    assert " 000.01.01.H53 INFO " in text and _json.loads(js)["node"] == "000.01.01.H53"
+    assert " host INFO " in formatter("host", "text").format(record)  # outside any agency's work

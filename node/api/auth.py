@@ -29,20 +29,37 @@ class TokenInterceptor(grpc.ServerInterceptor):
             if key == "authorization":
                 client = self.clients.identify(value)
                 break
-        handler = continuation(handler_call_details)  # for its kind: a stream is refused as a stream
-        if client is None:
-            refusal = Rejected(Reason.UNAUTHENTICATED)
-        else:
-            try:
-                authorize(client, method)
-                refusal = None
-            except Rejected as r:
-                refusal = r
-        if handler is None:
-            return grpc.unary_unary_rpc_method_handler(_refuse(refusal or Rejected(Reason.UNAUTHENTICATED)))
-        if refusal is not None:
-            return with_behavior(handler, lambda behavior, streaming: _refuse(refusal))
-        return with_behavior(handler, lambda behavior, streaming: _as(client, behavior, streaming))
+        return admitted(continuation(handler_call_details), client, method)
+
+
+class CallerKnown(grpc.ServerInterceptor):
+    """TokenInterceptor's part once the caller is known (a host found it, and its agency, by the token):
+    the scopes, then the call runs as `client`; None, or `refusal`: the call is refused with it."""
+
+    def __init__(self, client: Client | None, refusal: Rejected | None = None) -> None:
+        self.client, self.refusal = client, refusal
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        if not method.startswith(SERVICE_PREFIX):
+            return continuation(handler_call_details)
+        return admitted(continuation(handler_call_details), self.client, method, self.refusal)
+
+
+def admitted(handler, client: Client | None, method: str, refusal: Rejected | None = None):
+    """`handler` (for its kind: a stream is refused as a stream) run as `client`, or refusing the call."""
+    if refusal is None and client is None:
+        refusal = Rejected(Reason.UNAUTHENTICATED)
+    elif refusal is None:
+        try:
+            authorize(client, method)
+        except Rejected as r:
+            refusal = r
+    if handler is None:
+        return grpc.unary_unary_rpc_method_handler(_refuse(refusal or Rejected(Reason.UNAUTHENTICATED)))
+    if refusal is not None:
+        return with_behavior(handler, lambda behavior, streaming: _refuse(refusal))
+    return with_behavior(handler, lambda behavior, streaming: _as(client, behavior, streaming))
 
 
 def _refuse(refusal: Rejected):

@@ -77,6 +77,10 @@ class Clients:
                 found = client
         return found
 
+    def entries(self) -> list[tuple[bytes, Client]]:
+        """(the whole `authorization` header, its client) of every token (a host indexes them by digest)."""
+        return list(self._by_header)
+
     @property
     def names(self) -> list[str]:
         return [c.name for _, c in self._by_header]

@@ -98,13 +98,15 @@ class _Slot:
 class MailboxService(mgrpc.MailboxServicer):
     def __init__(self, db: Database, clock: Clock, *, outgoing: Outgoing, lifecycle: Lifecycle, bridge: EdxmlBridge,
                  directory: Directory, bus: EventBus, verify_stored: Callable[[bytes], Verified],
-                 max_watchers: int, keys: Keys | None = None) -> None:
+                 max_watchers: int, keys: Keys | None = None, watchers: threading.BoundedSemaphore | None = None
+                 ) -> None:
         self.db, self.clock = db, clock
         self.keys = keys or Keys(db, clock, keep_ms=int(outgoing.maker.lifetime_s * 1000))  # messages.lifetime
         self.outgoing, self.lifecycle, self.bridge, self.directory = outgoing, lifecycle, bridge, directory
         self.bus, self.verify_stored = bus, verify_stored
         self.max_watchers = max_watchers
-        self._watchers = threading.BoundedSemaphore(max_watchers)  # each stream holds an API worker
+        # each stream holds an API worker; `watchers`: a host's, shared by all its agencies (one worker pool)
+        self._watchers = watchers or threading.BoundedSemaphore(max_watchers)
         self._listings: dict[tuple[str, bool], tuple[int, Listing]] = {}  # Directory pages after the first
         self._listings_lock = threading.Lock()
         self._page_tokens = PageTokens()  # Directory's next_page_token: opaque, this process's own only

@@ -1,8 +1,10 @@
 """The gRPC transport between nodes: mutual TLS with node certificates, one channel per peer.
 
 The client pins the peer's agency code through the certificate's DNS SAN
-(ssl_target_name_override), so reaching an address proves nothing by itself: the
-peer must hold a certificate for the code we meant to reach. Before a delivery, the
+(ssl_target_name_override, which is also the SNI name sent, so a host serving several
+agencies answers with the called one's certificate), so reaching an address proves nothing
+by itself: the peer must hold a certificate for the code we meant to reach. Every call also
+names the code called in its metadata (`lienthong-to`), which such a host dispatches on. Before a delivery, the
 certificate the peer answers with is also checked against our CRL (peer_check.py).
 The peer server's side (its credentials) is here too: `server_credentials`.
 """
@@ -21,6 +23,7 @@ from .interface import DELIVER_TIMEOUT_S, Method, Peer, PeerTransport, Transport
 
 log = logging.getLogger(__name__)
 
+CALLED = "lienthong-to"  # call metadata: the code of the agency called (a host serving several finds it by this)
 RETIRE_AFTER_S = DELIVER_TIMEOUT_S + 5  # a channel replaced by a reload is closed once every call on it is past its deadline
 
 
@@ -127,7 +130,7 @@ class GrpcTransport(PeerTransport):
 
     def call(self, peer: Peer, method: Method, request: Message, timeout: float) -> Message:
         try:
-            return self._callable(peer, method)(request, timeout=timeout)
+            return self._callable(peer, method)(request, timeout=timeout, metadata=((CALLED, peer.code),))
         except grpc.RpcError as e:
             raise failure_of(e) from None
 
@@ -137,7 +140,8 @@ class GrpcTransport(PeerTransport):
         calls = []
         for peer in peers:
             try:
-                calls.append((peer.code, self._callable(peer, method).future(request, timeout=timeout)))
+                calls.append((peer.code, self._callable(peer, method).future(
+                    request, timeout=timeout, metadata=((CALLED, peer.code),))))
             except Exception as e:  # noqa: BLE001 - one bad endpoint must not stop the others
                 answers[peer.code] = TransportError(f"{peer.code} at {peer.address}: {e}")
         for code, call in calls:

@@ -171,7 +171,7 @@ class LocalServer:
         if len(request) > self.limit:
             raise LocalRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"Received message larger than max ({len(request)} vs. {self.limit})")
-        handler = self._intercepted(_CallDetails(path, ()))
+        handler = self.intercepted(_CallDetails(path, ()))
         if handler is None or handler.unary_unary is None:
             raise LocalRpcError(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
         try:
@@ -194,8 +194,9 @@ class LocalServer:
                                 f"Sent message larger than max ({len(answer)} vs. {self.limit})")
         return answer
 
-    def _intercepted(self, details: _CallDetails) -> grpc.RpcMethodHandler | None:
-        """The handler as grpc's server builds it: the first interceptor outermost."""
+    def intercepted(self, details) -> grpc.RpcMethodHandler | None:
+        """The handler as grpc's server builds it: the first interceptor outermost (`details`: a
+        grpc.HandlerCallDetails; a host's peer server dispatches a real call to it)."""
         def lookup(d):
             return self._handlers.get(d.method)
         continuation = lookup
@@ -226,6 +227,10 @@ class LocalNetwork:
         with self._lock:
             return self._servers.get(address)
 
+    def serving(self, peer: Peer) -> LocalServer | None:
+        """The server that answers a call meant for `peer` (here: found by its address)."""
+        return self.at(peer.address)
+
 
 class InProcessTransport(PeerTransport):
     """PeerTransport to the nodes of a LocalNetwork, presenting our certificate as a TLS client would."""
@@ -242,7 +247,7 @@ class InProcessTransport(PeerTransport):
     def _reach(self, peer: Peer) -> tuple[LocalServer, Rejected | None]:
         """The server at `peer.address`, once it proved to be `peer.code` (the handshake, client side), and
         why its certificate is not trusted beyond the handshake (revoked), if it is not."""
-        server = self.network.at(peer.address)
+        server = self.network.serving(peer)
         if server is None:
             raise TransportError(f"UNAVAILABLE: nothing serves {peer.address} in this process",
                                  grpc.StatusCode.UNAVAILABLE)

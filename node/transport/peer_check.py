@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import Rejected
+from ..identity import certs
 from ..identity.trust import TrustStore
 from .interface import TransportError
 
 CONNECT_TIMEOUT_S = 3.0
 
 
-def peer_certificate(cert: Path, key: Path, address: str, timeout: float = CONNECT_TIMEOUT_S) -> bytes:
-    """The certificate (DER) a peer answers a TLS handshake with, presenting our own."""
+def peer_certificate(cert: Path, key: Path, address: str, timeout: float = CONNECT_TIMEOUT_S,
+                     name: str | None = None) -> bytes:
+    """The certificate (DER) a peer answers a TLS handshake with, presenting our own; `name`: the SNI name
+    asked for (a host serving several agencies answers with that agency's certificate)."""
     host, port = address.rsplit(":", 1)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -37,7 +40,7 @@ def peer_certificate(cert: Path, key: Path, address: str, timeout: float = CONNE
     ctx.load_cert_chain(str(cert), str(key))
     ctx.set_alpn_protocols(["h2"])
     with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
-        with ctx.wrap_socket(sock, server_hostname=None) as tls:
+        with ctx.wrap_socket(sock, server_hostname=name) as tls:
             der = tls.getpeercert(binary_form=True)
     if not der:
         raise ssl.SSLError("the peer sent no certificate")
@@ -57,7 +60,7 @@ class PeerCheck:
             if self._good.get((code, address)) == number:
                 return
         try:
-            der = peer_certificate(self.cert, self.key, address)
+            der = peer_certificate(self.cert, self.key, address, name=certs.tls_name(code))
         except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
             raise TransportError(f"no TLS answer from {code} at {address}: {e}") from None
         try:

@@ -336,6 +336,14 @@ class World:
     docs: dict[str, str] = field(default_factory=dict)  # names of the honest documents set up for the cases
     _channels: dict[tuple[str, str], grpc.Channel] = field(default_factory=dict)
     _programs: dict[str, MailboxClient] = field(default_factory=dict)
+    _hosting: object = None  # hosting.Hosting, started by the first case that asks for it
+
+    def hosting(self):
+        """The host process of the hosting cases (tests/hostile/hosting.py), started on first use."""
+        if self._hosting is None:
+            from .hosting import start_hosting
+            self._hosting = start_hosting(self.root / "hosting", self.ca_dir)
+        return self._hosting
 
     # ---- talking to nodes as an attacker -----------------------------------------------------
 
@@ -420,6 +428,9 @@ class World:
         return read_rows(self.db_path(code), sql)
 
     def close(self) -> None:
+        if self._hosting is not None:
+            self._hosting.stop()
+            self._hosting = None
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()

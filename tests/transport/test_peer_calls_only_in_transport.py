@@ -19,6 +19,7 @@ ALLOWED = {
     "node/client.py": LOCAL,                  # the local API's client (Mailbox, Admin, its health)
     "node/doctor.py": {"HealthStub"},         # the running node's health, on that client's channel
     "node/harness/nodes.py": LOCAL,           # waiting for test nodes' local APIs
+    "node/harness/hosts.py": LOCAL,           # waiting on a test host's local API (its health, per agency)
     "node/harness/bare_hop.py": PEER | LOCAL,  # the bare-hop benchmark: gRPC and a signature, no node at all
 }
 

@@ -16,8 +16,9 @@ retired ones included. While they flow, every step of docs/restructuring.md is t
 Then traffic goes on ("after"), everything settles, and every inbox and every sender's Track are read: each
 document must have arrived exactly once, at the agency addressed or one its successions lead to (at the final
 successor when sent after the merger), and its automatic 01 status must be back at its sender. The retired
-nodes (merged communes, districts, the province) must end with nothing queued or parked; they are then
-stopped. Revoking their certificates (`lienthong retire`) is not built on this branch: `revoked` is null.
+nodes (merged communes, districts, the province) retire into their successors (Admin.Retire) and must end
+with nothing queued or parked; they are then stopped. Their certificates are not revoked here (the revoke command
+each prints is its parent operator's, with the CA): `revoked` is false.
 """
 from __future__ import annotations
 
@@ -294,7 +295,7 @@ def run(directory: Path, districts: int = 3, dn_communes: int = 3, rate: float =
         result.update({"successions_issued_s": round(issued_s, 2), "rerouted_all_s": round(rerouted_s, 2),
                        "reparent_pause_s": round(pause_s, 2), "final_settle_s": round(settle_s, 2),
                        "send_errors": r.errors[:10], "send_errors_total": len(r.errors)})
-        result["retired_nodes"] = retired_nodes(cluster, sorted(r.retired))
+        result["retired_nodes"] = retired_nodes(cluster, sorted(r.retired), {c: r.final(c) for c in r.retired})
     finally:
         watch.close()
         cluster.close()
@@ -333,13 +334,22 @@ def check(r: Run) -> dict:
     return {"phases": rows, "total": total}
 
 
-def retired_nodes(cluster: Cluster, codes: list[str]) -> dict:
-    """What each retired node still holds (queued, parked), then it is stopped."""
+def retired_nodes(cluster: Cluster, codes: list[str], successor: dict[str, str]) -> dict:
+    """Each retired node retires into its successor (Admin.Retire, `lienthong retire --to`): what it still holds
+    (queued, parked, documents its agency has not fetched), whether it is drained, the revoke command its parent's
+    operator runs then (not run here: `revoked` stays false); then it is stopped."""
     out = {}
     for code in codes:
-        hops = cluster.client(code).admin.queues().hops
-        out[code] = {"queued": sum(h.depth for h in hops), "parked": sum(h.parked for h in hops),
-                     "stopped": cluster.stop(code), "revoked": None}
+        admin = cluster.client(code).admin
+        try:
+            r = admin.retire(successor[code])
+        except grpc.RpcError as e:
+            out[code] = {"retire": f"{e.code().name}: {e.details()}"[:300], "stopped": cluster.stop(code)}
+            continue
+        hops = admin.queues().hops
+        out[code] = {"retiring_to": r.successor, "queued": r.queued, "parked": r.parked,
+                     "unfetched": r.unfetched, "drained": r.drained, "revoke_command": r.revoke_command,
+                     "queues_depth": sum(h.depth for h in hops), "revoked": False, "stopped": cluster.stop(code)}
     return out
 
 
@@ -351,7 +361,8 @@ def table(result: dict) -> str:
     lines.append(f"\nsuccessions issued in {result['successions_issued_s']} s; everything sent until then arrived "
                  f"(re-routed included), statuses back, {result['rerouted_all_s']} s later; Bình Phước's mail paused "
                  f"{result['reparent_pause_s']} s for re-parenting; retired nodes: "
-                 + ", ".join(f"{c} queued {v['queued']} parked {v['parked']}" for c, v in result["retired_nodes"].items()))
+                 + ", ".join(f"{c} queued {v.get('queued')} parked {v.get('parked')} drained {v.get('drained')}"
+                             for c, v in result["retired_nodes"].items()))
     return "\n".join(lines)
 
 

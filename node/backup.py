@@ -51,7 +51,7 @@ from .audit import restore as audit_restore
 from .config import ConfigError, Settings
 from .envelope import Signer
 from .errors import Reason, Rejected
-from .identity import certs, keys
+from .identity import certs, keys, signed
 from .preflight import LOCK_FILE, MAILBOX_FILE, DataDir
 from .progress import MB, SILENT, Progress
 from .store import backup as store
@@ -121,7 +121,7 @@ def node_signer(settings: Settings) -> Signer:
 
 
 def sign_manifest(signer: Signer, data: bytes) -> bytes:
-    return signer.sign(SIGNED + data)
+    return signed.sign(signer, SIGNED + data).signature
 
 
 def check_signature(signer: Signer, manifest: Manifest, data: bytes, signature: bytes | None, where: str) -> None:

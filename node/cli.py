@@ -195,8 +195,31 @@ def _at_least_one(text: str) -> int:
 
 
 def cmd_backup(args) -> int:
+    if getattr(args, "all", False):
+        return _backup_all(args)
+    return _backup_one(args, _settings(args))
+
+
+def _backup_all(args) -> int:
+    """Every agency of the host into the directory --to (one file each); one failing does not stop the others."""
+    to = Path(args.to)
+    if not to.is_dir():
+        raise CliError(f"--all: --to must be an existing directory (one backup per agency goes there): {to}")
+    failed = []
+    for s in _every_agency(args):
+        print(f"== agency {s.node.code}")
+        try:
+            _backup_one(args, s)
+        except CliError as e:
+            print(f"backup of {s.node.code} failed: {e}")
+            failed.append(s.node.code)
+    if failed:
+        raise CliError(f"{len(failed)} of the host's agencies not backed up: {', '.join(failed)}")
+    return 0
+
+
+def _backup_one(args, settings) -> int:
     from . import backup
-    settings = _settings(args)
     try:
         with Progress("backup") as progress:
             out, m, removed = backup.backup(settings, Path(args.to), keep=args.keep, progress=progress)
@@ -242,9 +265,35 @@ def cmd_restore(args) -> int:
 
 def cmd_doctor(args) -> int:
     from .doctor import diagnose
+    if getattr(args, "all", False):
+        return _doctor_all(args)
     report = diagnose(args.config, getattr(args, "agency", None))
     print(report.render())
     return 1 if report.problems else 0
+
+
+def _doctor_all(args) -> int:
+    """The host's health: every agency's report in turn, then one line per agency (exit 1 if any has a problem)."""
+    from .doctor import diagnose
+    summary = []
+    for s in _every_agency(args):
+        code = s.node.code
+        report = diagnose(args.config, code)
+        print(f"== agency {code} ({shown(s.node.name)})")
+        print(report.render())
+        summary.append((code, report.problems))
+    print(f"== host {args.config}: {len(summary)} agencies")
+    for code, problems in summary:
+        print(f"{code}: {'ok' if not problems else f'{problems} problem' + ('' if problems == 1 else 's')}")
+    return 1 if any(n for _, n in summary) else 0
+
+
+def _every_agency(args) -> list:
+    """--all: the settings of every agency the config's host serves (a node.yaml: its one agency)."""
+    from .host.config import load_host
+    if getattr(args, "agency", None):
+        raise CliError("give --agency CODE or --all, not both")
+    return list(load_host(args.config).agencies)
 
 
 # ---- audit and evidence ---------------------------------------------------------------
@@ -253,13 +302,30 @@ EXIT_BROKEN = 3  # audit verify: the log was tampered with; verify-evidence: the
 
 
 def cmd_audit_verify(args) -> int:
+    if not getattr(args, "all", False):
+        return _audit_verify_one(args, _settings(args))
+    worst, lines = 0, []
+    for s in _every_agency(args):
+        print(f"== agency {s.node.code}")
+        try:
+            code = _audit_verify_one(args, s)
+        except CliError as e:
+            print(f"audit verify of {s.node.code}: {e}")
+            code = 1
+        lines.append(f"{s.node.code}: {'intact' if code == 0 else 'BROKEN' if code == EXIT_BROKEN else 'not verified'}")
+        worst = max(worst, code)
+    print(f"== host {args.config}: {len(lines)} agencies")
+    print("\n".join(lines))
+    return worst
+
+
+def _audit_verify_one(args, s) -> int:
     from .audit import verify
     from .transport.grpc_peers import GrpcTransport, TlsMaterial
     from .identity import keys
     from .identity.trust import TrustStore
     from . import preflight
     from .runtime import Node
-    s = _settings(args)
     mailbox = Path(s.node.data_dir) / preflight.MAILBOX_FILE
     if not mailbox.is_file():
         raise CliError(f"no mailbox at {mailbox}: nothing to verify")
@@ -794,11 +860,15 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(reachable, and the agency we expect); print what to fix")
     doctor.add_argument("--config", help=f"node YAML config {CONFIG_HELP}")
     doctor.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
+    doctor.add_argument("--all", action="store_true",
+                        help="on a host: every agency's report, then one line per agency (exit 1 if any has a problem)")
     doctor.set_defaults(func=cmd_doctor)
 
     bk = sub.add_parser("backup", help="back up a node's mailbox while it runs (consistent, with a manifest and SHA-256)")
     bk.add_argument("--config", help=f"node YAML config (node.data_dir) {CONFIG_HELP}")
     bk.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
+    bk.add_argument("--all", action="store_true",
+                    help="on a host: back up every agency, one file each in the directory --to")
     bk.add_argument("--to", required=True,
                     help="file to write (never overwritten), or a directory for lienthong-<code>-<UTC time>.tar")
     bk.add_argument("--keep", type=_at_least_one, metavar="N",
@@ -817,6 +887,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "reordered row (exit 0 intact, 3 broken)")
     av.add_argument("--config", help=f"node YAML config (node.data_dir, tls, the parent's address) {CONFIG_HELP}")
     av.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
+    av.add_argument("--all", action="store_true",
+                    help="on a host: every agency's chain in turn, then a line each (exit: the worst of them)")
     av.add_argument("--offline", action="store_true", help="do not ask the parent (its copy is not checked)")
     av.set_defaults(func=cmd_audit_verify)
 

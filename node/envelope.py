@@ -30,7 +30,7 @@ from . import fields
 from .codes import is_identifier
 from .errors import Reason, Rejected, too_large
 from .limits import over
-from .identity import certs, keys
+from .identity import certs, keys, signed
 from .identity.trust import Identity, TrustStore
 from .pb import envelope_pb2 as pb
 
@@ -117,10 +117,11 @@ def seal(
     header.payload_sha256 = sha256(payload_bytes)
     header.payload_size = len(payload_bytes)
     header_bytes = header.SerializeToString()
+    mark = signed.sign(signer, header_bytes)
     env = pb.Envelope(
         header=header_bytes,
-        signature=signer.sign(header_bytes),
-        sender_cert=signer.cert_der,
+        signature=mark.signature,
+        sender_cert=mark.cert_der,
         payload=payload_bytes,
     )
     return header, env.SerializeToString()
@@ -157,7 +158,8 @@ def _trace_entry(env: pb.Envelope, signer: Signer, clock: Clock) -> pb.TraceEntr
     body = pb.TraceBody(
         code=signer.code, time_ms=clock.now_ms(), header_sha256=sha256(env.header), prev_sha256=prev
     ).SerializeToString()
-    return pb.TraceEntry(body=body, signature=signer.sign(body), cert_der=signer.cert_der)
+    mark = signed.sign(signer, body)
+    return pb.TraceEntry(body=body, signature=mark.signature, cert_der=mark.cert_der)
 
 
 def _varint(n: int) -> bytes:
@@ -180,9 +182,14 @@ class Verified:
     path: list[tuple[str, int]] = field(default_factory=list)  # (code, time_ms): sender, then each relay
     opener: Opener | None = None  # this node's seal key, for payloads sealed to it
 
+    _digest: bytes | None = field(default=None, repr=False)
+
     @property
     def digest(self) -> bytes:
-        return sha256(self.raw)
+        """sha256 of the bytes received, computed once (the receipt, custody's dedup row and the audit row use it)."""
+        if self._digest is None:
+            self._digest = sha256(self.raw)
+        return self._digest
 
     @property
     def sealed(self) -> bool:
@@ -228,14 +235,19 @@ def verify(
     check_expiry: bool = True,
     max_trace: int = MAX_TRACE,
     opener: Opener | None = None,
+    parsed: pb.Envelope | None = None,
 ) -> Verified:
-    """Check an envelope's bytes: size, structure, sender certificate and signature, digest, every trace mark."""
+    """Check an envelope's bytes: size, structure, sender certificate and signature, digest, every trace mark.
+
+    `parsed`: `raw` already parsed by the caller (intake counts marks before any signature), so the
+    bytes are parsed once; every check still runs over them."""
     if len(raw) > max_size:
         raise too_large("envelope", len(raw), max_size)
-    env = pb.Envelope()
+    env = parsed if parsed is not None else pb.Envelope()
     header = pb.Header()
     try:
-        env.ParseFromString(raw)
+        if parsed is None:
+            env.ParseFromString(raw)
         header.ParseFromString(env.header)
     except DecodeError:
         raise Rejected(Reason.MALFORMED, "envelope does not parse") from None
@@ -260,11 +272,11 @@ def verify(
         raise Rejected(Reason.BAD_SIGNATURE, "envelope is not signed")
     if not env.sender_cert:
         raise Rejected(Reason.UNKNOWN_SENDER, f"no certificate for sender {header.sender}")
-    sender = trust.identify(env.sender_cert)
-    if sender.code != header.sender:
-        raise Rejected(Reason.SENDER_MISMATCH, f"header says {header.sender}, certificate says {sender.code}")
-    if not keys.verify(sender.public_key, env.signature, env.header):
-        raise Rejected(Reason.BAD_SIGNATURE)
+    sender = signed.check(
+        trust, env.sender_cert, env.signature, env.header, signer=header.sender,
+        wrong_signer=lambda i: Rejected(Reason.SENDER_MISMATCH,
+                                        f"header says {header.sender}, certificate says {i.code}"),
+        bad_signature=lambda: Rejected(Reason.BAD_SIGNATURE))
     if sha256(env.payload) != header.payload_sha256 or len(env.payload) != header.payload_size:
         raise Rejected(Reason.DIGEST_MISMATCH)
     _check_times(header, clock)
@@ -318,18 +330,22 @@ def verify_trace(env: pb.Envelope, trust: TrustStore, max_trace: int = MAX_TRACE
             body.ParseFromString(entry.body)
         except DecodeError:
             raise Rejected(Reason.MALFORMED, f"trace[{i}] does not parse") from None
-        ident = trust.identify(entry.cert_der)
-        if ident.code != body.code:
-            raise Rejected(Reason.BAD_TRACE, f"trace[{i}] code {body.code} is not its certificate's")
-        if body.header_sha256 != header_digest or body.prev_sha256 != prev:
-            raise Rejected(Reason.BAD_TRACE, f"trace[{i}] is not chained to this envelope")
-        if not keys.verify(ident.public_key, entry.signature, entry.body):
-            raise Rejected(Reason.BAD_TRACE, f"trace[{i}] signature does not verify")
+        chained = body.header_sha256 == header_digest and body.prev_sha256 == prev
+        signed.check(trust, entry.cert_der, entry.signature, entry.body, signer=body.code,
+                     wrong_signer=lambda _, i=i, code=body.code: Rejected(
+                         Reason.BAD_TRACE, f"trace[{i}] code {code} is not its certificate's"),
+                     bad_signature=lambda i=i: Rejected(Reason.BAD_TRACE, f"trace[{i}] signature does not verify"),
+                     before_signature=None if chained else lambda _, i=i: _unchained(i))  # before the signature
         if not EARLIEST_MS <= body.time_ms <= LATEST_MS:
             raise Rejected(Reason.BAD_TIME, f"trace[{i}].time_ms {body.time_ms} is out of range")
         prev = sha256(entry.signature)
         path.append((body.code, body.time_ms))
     return path
+
+
+def _unchained(i: int) -> None:
+    """A relay mark that names another envelope or another previous mark (checked before its signature)."""
+    raise Rejected(Reason.BAD_TRACE, f"trace[{i}] is not chained to this envelope")
 
 
 def own_header(raw: bytes) -> pb.Header:

@@ -121,6 +121,8 @@ class Reason(enum.Enum):
                   "this host serves no agency by that code (or the call named none, or more than one)")
     OTHER_AGENCY = ("OTHER_AGENCY", _C.PERMISSION_DENIED, True,
                     "this token belongs to another agency of the host")
+    AGENCY_BUSY = ("AGENCY_BUSY", _C.RESOURCE_EXHAUSTED, False,
+                   "this agency already has its share of the host's workers busy")
     SUCCESSION_NOT_COMPETENT = ("SUCCESSION_NOT_COMPETENT", _C.PERMISSION_DENIED, True,
                                 "a succession may be issued only by the parent of the codes it retires")
     SUCCESSION_TOO_LARGE = ("SUCCESSION_TOO_LARGE", _C.INVALID_ARGUMENT, True,

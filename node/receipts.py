@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from .clock import SYSTEM, Clock
 from .envelope import Signer
 from .errors import Reason, Rejected
-from .identity import keys
+from .identity import signed
 from .identity.trust import TrustStore
 from .pb import envelope_pb2 as pb
 
@@ -57,8 +57,8 @@ def issue(signer: Signer, items: list[tuple[str, bytes]], clock: Clock = SYSTEM)
         return []
     root, proofs = _tree([leaf_hash(m, d) for m, d in items])
     body = pb.ReceiptBody(receiver=signer.code, received_ms=clock.now_ms(), root=root).SerializeToString()
-    signature = signer.sign(body)
-    return [pb.Receipt(body=body, signature=signature, receiver_cert=signer.cert_der, message_id=m,
+    mark = signed.sign(signer, body)
+    return [pb.Receipt(body=body, signature=mark.signature, receiver_cert=mark.cert_der, message_id=m,
                        envelope_sha256=d, proof=proof)
             for (m, d), proof in zip(items, proofs)]
 
@@ -90,11 +90,10 @@ class Verifier:
         body = self._good.get(key)
         if body is not None and body.receiver == expect_receiver:
             return body
-        ident = self.trust.identify(receipt.receiver_cert)
-        if ident.code != expect_receiver:
-            raise Rejected(Reason.BAD_RECEIPT, f"receipt signed by {ident.code}, expected {expect_receiver}")
-        if not keys.verify(ident.public_key, receipt.signature, receipt.body):
-            raise Rejected(Reason.BAD_RECEIPT, "receipt signature does not verify")
+        signed.check(self.trust, receipt.receiver_cert, receipt.signature, receipt.body, signer=expect_receiver,
+                     wrong_signer=lambda i: Rejected(Reason.BAD_RECEIPT,
+                                                     f"receipt signed by {i.code}, expected {expect_receiver}"),
+                     bad_signature=lambda: Rejected(Reason.BAD_RECEIPT, "receipt signature does not verify"))
         try:
             body = pb.ReceiptBody.FromString(receipt.body)
         except DecodeError:

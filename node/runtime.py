@@ -404,7 +404,7 @@ class Node:
         self._serve_peers(None)
         from .host.table import ServiceTable
         self.api_table = ServiceTable()
-        self._add_api(self.api_table)
+        self.api_services = self._add_api(self.api_table)  # the host's HTTP/JSON face calls these
         ports = self.shared.ports()
         self.peer_port, self.api_port = ports.get("listen", 0), ports.get("api", 0)
         self.directory.endpoint = s.registry.advertise or self.shared.endpoint()
@@ -698,7 +698,7 @@ class Node:
             e.wait(grace + 1)
         if self.shared is None:
             self.scheduler.shutdown(wait=False)
-        else:  # the host's scheduler goes on for the others
+        elif self.scheduler.running:  # the host's scheduler goes on for the others (stopping: it is shut already)
             prefix = self.job_id("")
             for job in self.scheduler.get_jobs():
                 if job.id.startswith(prefix):

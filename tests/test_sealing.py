@@ -253,8 +253,8 @@ def test_a_refusal_of_opened_content_does_not_quote_it_to_the_relay(tmp_path, se
         def authorize(self, item, earlier):
             pass
 
-        def on_store(self, tx, item):
-            pass
+        def prepare(self, item):
+            return ()
 
     try:
         intake = Intake(db, receiver, trust, Router(RECEIVER, {SENDER: "127.0.0.1:1"}), clock, MAX,

@@ -28,6 +28,7 @@ same MAX_WATCHERS cap (the servicer's own), so half of the workers stay free for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from concurrent import futures
@@ -39,6 +40,7 @@ from aiohttp import web
 from ..errors import Reason, Rejected
 from ..grpc_errors import CORRELATION_KEY, internal
 from ..incidents import log_incident
+from ..logs import serving_as
 from .clients import Client, Clients, acting, authorize
 from .http_json import body_limit, dumps, error_body, http_status, parse_request, to_json
 from .http_routes import HEALTH_PATH, OPENAPI_PATH, Route, routes
@@ -46,6 +48,7 @@ from .http_routes import HEALTH_PATH, OPENAPI_PATH, Route, routes
 log = logging.getLogger(__name__)
 
 HTTP_WORKERS = 16
+AGENCY_HEADER = "Lienthong-Agency"  # on a host: the agency the host admin acts on (gRPC: lienthong-agency)
 MAX_CONNECTIONS = 256   # at most; node/descriptors.py gives fewer under a low open-files limit
 IDLE_TIMEOUT_S = 10.0   # to send a whole request line and headers, on a new or a kept-alive connection
 TICK_S = 1.0            # how often an idle event stream looks whether its client is still there
@@ -86,8 +89,11 @@ class HttpFace:
 
     def __init__(self, listen: str, clients: Clients | str, services: dict[str, Any], *, max_message_bytes: int,
                  health_problem: Callable[[], str | None], openapi: Callable[[], dict],
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, caller: Callable | None = None, shares=None) -> None:
         self.max_connections = max_connections
+        # a host's: (authorization header, the Lienthong-Agency header) -> (client, that agency's servicers, its
+        # code), or Rejected (node/host/http.py); `shares`: its per-agency share of the workers (enter, leave)
+        self.caller, self.shares = caller, shares
         self.listen = listen
         self.clients = Clients.single(clients) if isinstance(clients, str) else clients
         self.services = services
@@ -215,28 +221,41 @@ class HttpFace:
 
     async def _handle(self, route: Route, request: web.Request) -> web.StreamResponse:
         try:
-            client = self._authorize(request, route)
+            client, services, code = self._authorize(request, route)
             message = parse_request(await self._body(request), route.request_class)
-            if route.streaming:
-                return await self._stream(route, message, request)
-            loop = asyncio.get_running_loop()
-            response = await loop.run_in_executor(self._pool, self._call, route, message, client)
+            # on a host, the agency's share of the workers (a body still arriving holds none)
+            if code is not None and self.shares is not None and (busy := self.shares.enter(code)) is not None:
+                raise busy
+            try:
+                if route.streaming:
+                    return await self._stream(route, message, request, services, code)
+                loop = asyncio.get_running_loop()
+                response = await loop.run_in_executor(self._pool, self._call, route, message, client, services, code)
+            finally:
+                if code is not None and self.shares is not None:
+                    self.shares.leave(code)
             return web.Response(body=dumps(to_json(response)), content_type="application/json", charset="utf-8")
         except Rejected as err:
             return _error(err)
         except Exception as e:  # noqa: BLE001 - a bug: the caller gets an id, the log the traceback
             return _error(internal(log_incident(route.path, e)))
 
-    def _authorize(self, request: web.Request, route: Route) -> Client:
-        """The client the token names, if its scopes cover the call (the same check as gRPC's)."""
+    def _authorize(self, request: web.Request, route: Route) -> tuple[Client, dict[str, Any], str | None]:
+        """The client the token names, if its scopes cover the call (the same check as gRPC's); the servicers
+        it calls, and on a host the agency they are."""
         try:
-            client = self.clients.identify(request.headers.get("Authorization", "").encode("utf-8"))
+            header = request.headers.get("Authorization", "").encode("utf-8")
         except UnicodeEncodeError:
-            client = None
+            header = None
+        services, code = self.services, None
+        if self.caller is not None:
+            client, services, code = self.caller(header, request.headers.getall(AGENCY_HEADER, []))
+        else:
+            client = self.clients.identify(header) if header is not None else None
         if client is None:
             raise Rejected(Reason.UNAUTHENTICATED, "missing or wrong API token: send 'Authorization: Bearer <token>'")
         authorize(client, f"/{route.service.full_name}/{route.method.name}")
-        return client
+        return client, services, code
 
     async def _body(self, request: web.Request) -> bytes:
         """The body, refused as TOO_LARGE by its Content-Length before reading, or as soon as a chunked one
@@ -252,15 +271,15 @@ class HttpFace:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _behavior(self, route: Route) -> Callable:
-        return getattr(self.services[route.service.full_name], route.method.name)
+    def _behavior(self, route: Route, services: dict[str, Any]) -> Callable:
+        return getattr(services[route.service.full_name], route.method.name)
 
-    def _call(self, route: Route, message, client: Client) -> Any:
-        """In a worker: the servicer's method, exactly as gRPC calls it, as `client`."""
+    def _call(self, route: Route, message, client: Client, services: dict[str, Any], code: str | None) -> Any:
+        """In a worker: the servicer's method, exactly as gRPC calls it, as `client` (on a host: as its agency)."""
         ctx = CallContext()
         try:
-            with acting(client):
-                return self._behavior(route)(message, ctx)
+            with acting(client), (serving_as(code) if code else contextlib.nullcontext()):
+                return self._behavior(route, services)(message, ctx)
         except Rejected:
             raise
         except Exception as e:  # noqa: BLE001
@@ -277,13 +296,14 @@ class HttpFace:
         except Exception as e:  # noqa: BLE001
             raise internal(log_incident(route.path, e)) from None
 
-    async def _stream(self, route: Route, message, request: web.Request) -> web.StreamResponse:
+    async def _stream(self, route: Route, message, request: web.Request, services: dict[str, Any],
+                      code: str | None) -> web.StreamResponse:
         """Server-sent events: `data: <message as JSON>` per message. A refusal before the first message
         (a bad request, too many streams) is an ordinary error response; one after it is an `error` event."""
         loop = asyncio.get_running_loop()
         ctx = CallContext()
         self._streams.add(ctx)
-        stream = self._behavior(route)(message, ctx)
+        stream = self._behavior(route, services)(message, ctx)
         response = None
         try:
             item = await loop.run_in_executor(self._pool, self._next, route, stream)

@@ -25,7 +25,7 @@ from ..codes import is_identifier
 from ..envelope import MAX_CLOCK_SKEW_MS, Signer
 from ..errors import Reason, Rejected, bounded, too_large
 from ..events import EventSink, NoEvents
-from ..identity import keys
+from ..identity import signed as signed_
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
 from ..store import audit as store
@@ -51,7 +51,8 @@ def make(signer: Signer, seq: int, head: bytes, now_ms: int, *, restored_from: t
         body.restored_from_seq, body.restored_from_head = restored_from
         body.backup = backup[:MAX_BACKUP_NAME]
     raw = body.SerializeToString()
-    return rpb.SignedCheckpoint(body=raw, signature=signer.sign(raw), cert_der=signer.cert_der)
+    mark = signed_.sign(signer, raw)
+    return rpb.SignedCheckpoint(body=raw, signature=mark.signature, cert_der=mark.cert_der)
 
 
 def is_restore(body: rpb.CheckpointBody) -> bool:
@@ -66,11 +67,9 @@ def verify(signed: rpb.SignedCheckpoint, trust: TrustStore, *, code: str, check_
         raise too_large("checkpoint", signed.ByteSize(), MAX_SIGNED)
     if cert_der is not None and signed.cert_der != cert_der:
         raise Rejected(Reason.BAD_SIGNATURE, f"checkpoint is not signed with the certificate {code} registered")
-    ident = trust.identify(signed.cert_der, check_validity=check_validity)
-    if ident.code != code:
-        raise Rejected(Reason.SENDER_MISMATCH, f"checkpoint for {code} signed by {ident.code}")
-    if not keys.verify(ident.public_key, signed.signature, signed.body):
-        raise Rejected(Reason.BAD_SIGNATURE, "checkpoint signature does not verify")
+    signed_.check(trust, signed.cert_der, signed.signature, signed.body, signer=code, check_validity=check_validity,
+                  wrong_signer=lambda i: Rejected(Reason.SENDER_MISMATCH, f"checkpoint for {code} signed by {i.code}"),
+                  bad_signature=lambda: Rejected(Reason.BAD_SIGNATURE, "checkpoint signature does not verify"))
     try:
         body = rpb.CheckpointBody.FromString(signed.body)
     except DecodeError:

@@ -114,37 +114,55 @@ class Lifecycle:
         if received is None or received.sender != sender:
             raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
 
-    def on_store(self, tx: Transaction, item: Incoming) -> None:
-        """Inside the custody transaction: record what arrived; queue the automatic 01."""
+    def prepare(self, item: Incoming) -> tuple[Callable[[Transaction], object], ...]:
+        """Before the custody transaction (intake, outside the writer's lock): the rows that record what
+        arrived, with the automatic 01 made, signed and sealed here; the transaction only writes them
+        (node.exchange.custody_commit), so the 01 still commits with the document, exactly once."""
         h, payload, now = item.header, item.payload, self.clock.now_ms()
         body = payload.WhichOneof("body")
         if body == "document":
-            progress.record_arrival(tx, h.message_id, h.sender, payload.document.document_id)
+            writes: list[Callable[[Transaction], object]] = [functools.partial(
+                progress.record_arrival, message_id=h.message_id, sender=h.sender,
+                document_id=payload.document.document_id)]
             btype = payload.document.business.business_doc_type
             if btype == UPDATE:  # a revocation revokes every update with it, in one transaction: bounded here
-                updates = progress.updates_received(tx, h.ref_message_id, self.limits.updates_per_document)
-                if updates > self.limits.updates_per_document:
-                    raise over(f"updates of document {h.ref_message_id}", updates, self.limits.updates_per_document,
-                               "header.ref_message_id")
+                writes.append(functools.partial(self._within_updates, original=h.ref_message_id))
             if btype in CHANGE_STATE:
-                progress.record_change(tx, h.ref_message_id, CHANGE_STATE[btype], h.message_id, str(btype),
-                                       with_updates=btype == 1)
+                writes.append(functools.partial(progress.record_change, original=h.ref_message_id,
+                                                state=CHANGE_STATE[btype], change_message_id=h.message_id,
+                                                request=str(btype), with_updates=btype == 1))
             trace = [pb.EdxmlTrace(organ_id=c, timestamp=edxml_time(t)) for c, t in (item.path or [])]
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
             try:
-                self._post_status(tx, h.message_id, h.sender, payload.document, h.priority, rules.ARRIVED,
-                                  pb.StaffInfo(), "", trace, seal_to=sealing.sender_key_of(item.raw),
-                                  clear_ok=item.header.seal == pb.PLAIN)
+                reply, sealed = self._status_reply(h.message_id, h.sender, payload.document, h.priority,
+                                                   rules.ARRIVED, pb.StaffInfo(), "", trace, now,
+                                                   seal_to=sealing.sender_key_of(item.raw),
+                                                   clear_ok=item.header.seal == pb.PLAIN)
             except Rejected as r:  # e.g. a document filled up to the size limit: its 01 (which copies its ids) is over it
                 raise Rejected(r.reason, f"its automatic status 01 cannot be sent: {r.public_detail}") from None
-            return
+            writes += [functools.partial(self.outgoing.store_in, payload=reply, sealed=sealed),
+                       functools.partial(statuses.record_reported, doc_message_id=h.message_id, code=rules.ARRIVED,
+                                         status_message_id=sealed[0].header.message_id, issued_ms=now),
+                       functools.partial(progress.record_status, message_id=h.message_id, code=rules.ARRIVED)]
+            return tuple(writes)
         if body == "status":
             status = payload.status
             if status.status_code == rules.TAKE_BACK:
-                progress.record_request(tx, h.ref_message_id, rules.TAKE_BACK)
-            else:
-                statuses.record_returned(tx, h.message_id, h.ref_message_id, h.sender, status.status_code,
-                                         h.created_ms, status.SerializeToString(), now)
+                return (functools.partial(progress.record_request, message_id=h.ref_message_id,
+                                          request=rules.TAKE_BACK),)
+            return (functools.partial(statuses.record_returned, status_message_id=h.message_id,
+                                      doc_message_id=h.ref_message_id, recipient=h.sender,
+                                      code=status.status_code, issued_ms=h.created_ms,
+                                      status=status.SerializeToString(), received_ms=now),)
+        return ()
+
+    def _within_updates(self, tx: Transaction, original: str) -> None:
+        """In the update's savepoint, once it is stored (those ahead in its batch too): refused past
+        limits.updates_per_document (OVER_LIMIT), alone."""
+        cap = self.limits.updates_per_document
+        updates = progress.updates_received(tx, original, cap)
+        if updates > cap:
+            raise over(f"updates of document {original}", updates, cap, "header.ref_message_id")
 
     # ---- recipient: reporting -----------------------------------------------------------
 
@@ -197,21 +215,12 @@ class Lifecycle:
 
     def _post_status(self, tx: Transaction, doc_message_id: str, to: str, doc: pb.Document, priority: int, code: str,
                      staff: pb.StaffInfo, description: str, trace: list[pb.EdxmlTrace],
-                     given: pb.Status | None = None, seal_to: bytes = b"", clear_ok: bool = False) -> Posted:
-        """`clear_ok`: the automatic 01 to a document that came in clear (from a node older than sealing)
-        goes in clear even under `sealing.mode: required`: it says nothing the relays did not see, and
-        refusing it would refuse the document. Statuses the agency reports are refused instead
-        (SEAL_KEY_MISSING), so its software knows."""
+                     given: pb.Status | None = None, seal_to: bytes = b"") -> Posted:
+        """A status the agency reports, queued and recorded in the caller's transaction."""
         now = self.clock.now_ms()
-        status = given or pb.Status(
-            from_organ=self.origin.organization(),
-            response_for=pb.ResponseFor(organ_id=doc.from_organ.organ_id or to, document_id=doc.document_id,
-                                        code="/".join(p for p in (doc.code.code_number, doc.code.code_notation) if p),
-                                        promulgation_date=doc.promulgation_info.promulgation_date),
-            staff_info=staff, status_code=code, description=description, timestamp=edxml_time(now), edxml_trace=trace)
-        # sealed back to the key the document's sender signed into its envelope (no lookup in a transaction)
-        posted = self.outgoing.post_in(tx, pb.Payload(status=status), to, ref_message_id=doc_message_id,
-                                       priority=priority, seal_to=seal_to, clear_ok=clear_ok)
+        reply, sealed = self._status_reply(doc_message_id, to, doc, priority, code, staff, description, trace, now,
+                                           given=given, seal_to=seal_to)
+        posted = self.outgoing.store_in(tx, reply, sealed)
         statuses.record_reported(tx, doc_message_id, code, posted.envelopes[0][1], now)
         if code in (rules.AGREE, rules.REFUSE):
             state = None
@@ -222,6 +231,27 @@ class Lifecycle:
         else:
             progress.record_status(tx, doc_message_id, code)
         return posted
+
+    def _status_reply(self, doc_message_id: str, to: str, doc: pb.Document, priority: int, code: str,
+                      staff: pb.StaffInfo, description: str, trace: list[pb.EdxmlTrace], now: int,
+                      given: pb.Status | None = None, seal_to: bytes = b"",
+                      clear_ok: bool = False) -> tuple[pb.Payload, list]:
+        """A status about `doc` back to its sender, signed and sealed (no transaction needed).
+
+        `clear_ok`: the automatic 01 to a document that came in clear (from a node older than sealing)
+        goes in clear even under `sealing.mode: required`: it says nothing the relays did not see, and
+        refusing it would refuse the document. Statuses the agency reports are refused instead
+        (SEAL_KEY_MISSING), so its software knows."""
+        status = given or pb.Status(
+            from_organ=self.origin.organization(),
+            response_for=pb.ResponseFor(organ_id=doc.from_organ.organ_id or to, document_id=doc.document_id,
+                                        code="/".join(p for p in (doc.code.code_number, doc.code.code_notation) if p),
+                                        promulgation_date=doc.promulgation_info.promulgation_date),
+            staff_info=staff, status_code=code, description=description, timestamp=edxml_time(now), edxml_trace=trace)
+        reply = pb.Payload(status=status)
+        # sealed back to the key the document's sender signed into its envelope (no lookup)
+        return reply, self.outgoing.prepare_in(reply, to, ref_message_id=doc_message_id, priority=priority,
+                                               seal_to=seal_to, clear_ok=clear_ok)
 
     # ---- sender: changing what was sent ----------------------------------------------------
 

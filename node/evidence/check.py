@@ -20,8 +20,8 @@ from google.protobuf.message import DecodeError
 from .. import envelope as env_mod
 from .. import receipts as receipts_mod
 from ..clock import SYSTEM, Clock
-from ..errors import Rejected
-from ..identity import keys, revocation, sealing
+from ..errors import Reason, Rejected
+from ..identity import revocation, sealing, signed
 from ..identity.trust import Identity, TrustStore
 from ..pb import envelope_pb2 as pb
 from ..pb import evidence_pb2 as epb
@@ -134,13 +134,16 @@ def check(data: bytes, ca_certs: list[x509.Certificate], clock: Clock = SYSTEM) 
         raise Refused("the bundle's body does not parse") from None
     trust = _ChainOnly(ca_certs, clock)
     claims: list[Claim] = []
+    changed = "the bundle was changed after it was made"
     try:
-        maker = trust.identify(body.made_by_cert)
+        maker = signed.check(trust, body.made_by_cert, bundle.signature, bundle.body, signer=None,
+                             wrong_signer=lambda i: Rejected(Reason.BAD_SIGNATURE),  # unused: any agency may make one
+                             bad_signature=lambda: Rejected(Reason.BAD_SIGNATURE, changed))
     except Rejected as r:
+        if r.reason is Reason.BAD_SIGNATURE:
+            who = trust.identify(body.made_by_cert).code
+            raise Refused(f"the bundle's signature by {who} does not verify: {changed}") from None
         raise Refused(f"the bundle's signer certificate: {r.public_text}") from None
-    if not keys.verify(maker.public_key, bundle.signature, bundle.body):
-        raise Refused(f"the bundle's signature by {maker.code} does not verify: the bundle was changed after it "
-                      "was made")
     if body.version != VERSION:
         raise Refused(f"bundle version {body.version}, this program reads {VERSION}")
     if body.made_by != maker.code:

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..clock import Clock
 from ..envelope import Signer
 from ..errors import Rejected
-from ..identity import sealing
+from ..identity import sealing, signed
 from ..identity.sealing import SealKey
 from ..pb import envelope_pb2 as pb
 from ..pb import evidence_pb2 as epb
@@ -83,4 +83,4 @@ def make(found: Found, signer: Signer, clock: Clock, crls: list[bytes], seal_key
     body = epb.EvidenceBody(version=VERSION, message_id=found.document.message_id, made_by=signer.code,
                             made_ms=clock.now_ms(), document=doc, statuses=statuses, certificates=certs,
                             crls=crls, made_by_cert=signer.cert_der).SerializeToString()
-    return epb.EvidenceBundle(body=body, signature=signer.sign(body)).SerializeToString()
+    return epb.EvidenceBundle(body=body, signature=signed.sign(signer, body).signature).SerializeToString()

@@ -29,6 +29,7 @@ from ..store import custody, inbox, outbox
 from ..incidents import log_incident
 from ..limits import Limits, SignatureBudget, over
 from ..store.database import Database
+from . import custody_commit
 from .outgoing import subject_of
 from ..events import EventSink, NoEvents
 from ..metrics import NO_METRICS, Recorder
@@ -69,7 +70,8 @@ class Intake:
             self.pins.check(peer, peer_cert, "the hand-over")
         if len(raws) > self.limits.envelopes_per_batch:
             raise over("envelopes in one batch", len(raws), self.limits.envelopes_per_batch, "envelopes")
-        marks = sum(_marks(raw) for raw in raws)
+        parsed = [_parsed(raw) for raw in raws]  # parsed once: counted here, verified from it in _check
+        marks = sum(len(env.trace) for env in parsed if env is not None)
         if marks > self.limits.marks_per_batch:  # refused whole, unread: no signature checked, no row recorded
             raise over("relay marks in one batch", marks, self.limits.marks_per_batch, "envelopes")
         self.signatures.charge(peer, len(raws) + marks, "envelopes and relay marks")
@@ -78,7 +80,7 @@ class Intake:
         refused: list[tuple[str, Rejected]] = []
         for i, raw in enumerate(raws):
             try:
-                accepted.append((i, self._check(raw, peer)))
+                accepted.append((i, self._check(raw, parsed[i], peer)))
             except Rejected as r:
                 results[i] = r
                 refused.append((_message_id(raw), r))
@@ -86,6 +88,7 @@ class Intake:
                 correlation_id = log_incident(f"checking an envelope from {peer}")
                 results[i] = r = Rejected(Reason.INTERNAL, f"could not be checked (correlation id {correlation_id})")
                 refused.append((_message_id(raw), r))
+        accepted = self._prepare_own(accepted, results, refused, peer)
         parking = any(item.parked for _, item in accepted)
         with self._parking if parking else _NO_LOCK:
             if parking:
@@ -95,12 +98,11 @@ class Intake:
                          refused[0][1].public_text, extra=logs.fields(agency=peer, message_id=refused[0][0],
                                                                       reason=refused[0][1].reason))
                 custody.record_rejections(self.db, self.clock.now_ms(), peer or "", refused)
-            stored = custody.accept(
+            stored = custody_commit.take(
                 self.db, [item for _, item in accepted],
                 lambda pairs: receipts.issue(self.signer, pairs, self.clock),
                 self.clock.now_ms(),
                 authorize=self.local_mail.authorize,
-                on_store=self.local_mail.on_store,
             ) if accepted else []
         if accepted:
             hops: set[str] = set()
@@ -167,9 +169,9 @@ class Intake:
         for i, entry in enumerate(v.envelope.trace):
             self.pins.check(v.path[i + 1][0], entry.cert_der, f"relay mark trace[{i}]")
 
-    def _check(self, raw: bytes, peer: str | None) -> custody.Incoming:
+    def _check(self, raw: bytes, parsed: pb.Envelope | None, peer: str | None) -> custody.Incoming:
         v = env_mod.verify(raw, self.trust, max_size=self.max_size, clock=self.clock,
-                           max_trace=self.limits.trace_length, opener=self.opener)
+                           max_trace=self.limits.trace_length, opener=self.opener, parsed=parsed)
         h = v.header
         self._pinned_marks(v)
         if peer is not None and v.path[-1][0] != peer:
@@ -212,6 +214,33 @@ class Intake:
         return custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
                                 payload=payload, path=v.path, parked=parked)
 
+    def _prepare_own(self, accepted: list[tuple[int, custody.Incoming]], results: list,
+                     refused: list[tuple[str, Rejected]], peer: str | None) -> list[tuple[int, custody.Incoming]]:
+        """What storing each envelope of ours records, its automatic 01 signed and sealed: here, before the
+        custody transaction takes the writer. Not for an id received before (read off the writer; `received`
+        rows are never deleted, so custody's dedup will answer it with its stored receipt): a retried batch
+        is not made to sign and seal its 01s again. One whose 01 cannot be made is refused alone."""
+        own = [item.message_id for _, item in accepted if item.next_hop is None]
+        if not own:
+            return accepted
+        known = custody.received_ids(self.db, own)
+        kept = []
+        for i, item in accepted:
+            if item.next_hop is None and item.message_id not in known:
+                try:
+                    item.writes = self.local_mail.prepare(item)
+                except Rejected as r:
+                    results[i] = r
+                    refused.append((item.message_id, r))
+                    continue
+                except Exception:
+                    correlation_id = log_incident(f"preparing {item.message_id} from {peer}")
+                    results[i] = r = Rejected(Reason.INTERNAL, f"could not be taken (correlation id {correlation_id})")
+                    refused.append((item.message_id, r))
+                    continue
+            kept.append((i, item))
+        return kept
+
 
 _NO_LOCK = contextlib.nullcontext()
 
@@ -226,12 +255,13 @@ def _without_content(r: Rejected) -> Rejected:
     return Rejected(r.reason, r.reason.public_message, field=r.field, metadata=r.metadata)
 
 
-def _marks(raw: bytes) -> int:
-    """Relay marks on an envelope, counted without checking anything (0 if it does not parse: refused later)."""
+def _parsed(raw: bytes) -> pb.Envelope | None:
+    """The envelope parsed without checking anything, to count its relay marks before any signature and
+    to be verified from (None if it does not parse: verify parses it again and refuses it MALFORMED)."""
     try:
-        return len(pb.Envelope.FromString(raw).trace)
+        return pb.Envelope.FromString(raw)
     except Exception:
-        return 0
+        return None
 
 
 def _message_id(raw: bytes) -> str:

@@ -6,8 +6,9 @@ for a notice to ourselves, in our own mailbox. `Outgoing` sends on behalf of the
 agency: it looks recipients up in the tree first (outside any transaction), records one
 that nobody has as refused with a notice, commits a whole send at once (a `docs` row
 grouping one envelope per recipient, for tracking and later changes) and wakes the next
-hops once the commit is done. `post_in` does the same inside a caller's transaction,
-so an automatic reply (status 01) commits together with what caused it. `within`, on
+hops once the commit is done. `prepare_in` makes one envelope with no transaction open
+and `store_in` queues it inside a caller's transaction, so an automatic reply (status 01),
+signed and sealed before custody's transaction, commits together with what caused it. `within`, on
 `post` and `post_many`, runs inside that one commit with what was posted (the local API
 records an idempotency key's answer there), never around the lookups before it.
 """
@@ -57,6 +58,7 @@ class Sealed:
     hop: str                       # next hop; "" when there is none
     refused: Rejected | None = None  # the tree says the recipient does not exist
     waits: outbox.Waits | None = None  # the tree says the recipient has not registered (yet): where it waits
+    awaited: bool = False  # its hop is a child of ours that has not registered (yet): parked there (queue_in)
     successor_of: str = ""         # the code asked for, retired: the envelope is addressed to its successor
 
 
@@ -184,7 +186,9 @@ class EnvelopeMaker:
             raise too_large("envelope", len(raw), self.max_size)
         if waits is not None:  # it cannot wait there past its own lifetime
             waits = outbox.Waits(waits.at, min(waits.until_ms, header.expires_ms))
-        return Sealed(header, raw, hop, refused, waits, successor_of)
+        # asked of the tree here, not in the transaction that queues it (an automatic 01 is made before custody's)
+        awaited = bool(hop) and recipient != self.code and self.router.awaited_child(recipient) == hop
+        return Sealed(header, raw, hop, refused, waits, awaited, successor_of)
 
     def next_hop(self, recipient: str) -> str:
         """Raises LookupError when the tree has no route."""
@@ -201,7 +205,7 @@ class EnvelopeMaker:
             inbox.add_in(tx, sealed.header, subject=subject, now_ms=now, envelope=sealed.raw)
         else:
             h, parked = sealed.header, None
-            if sealed.hop and self.router.awaited_child(h.recipient) == sealed.hop:  # a child not registered (yet)
+            if sealed.awaited:  # a child not registered (yet)
                 parked = outbox.Park(self.code, min(now + int(self.limits.park_for * 1000), h.expires_ms))
             outbox.enqueue_in(tx, h, sealed.raw, sealed.hop or "-", subject, now, origin=origin,
                               doc_id=doc_id, parked=parked, waits=sealed.waits,
@@ -258,17 +262,20 @@ class Outgoing:
             raise Rejected(Reason.NODE_RETIRING, f"this node is retiring into {retiring[0]}: send new documents "
                            f"from {retiring[0]}", metadata={"successor": retiring[0]})
 
-    def post_in(self, tx: Transaction, payload: pb.Payload, recipient: str, *, priority: int = 0,
-                ref_message_id: str = "", seal_to: bytes = b"", clear_ok: bool = False) -> Posted:
-        """Queue one envelope inside the caller's transaction; its hop is woken after that commit.
+    def prepare_in(self, payload: pb.Payload, recipient: str, *, priority: int = 0, ref_message_id: str = "",
+                   seal_to: bytes = b"", clear_ok: bool = False) -> list[Sealed]:
+        """One envelope to `recipient` checked, routed, signed and sealed, with no transaction open (an automatic
+        01 is made before the custody transaction, node.exchange.custody_commit); `store_in` queues it.
 
-        No directory lookup here (it would hold the transaction across the network): the
-        recipient is someone who just wrote to us, so the tree has a route back, and `seal_to`
-        is the seal key its envelope carried (signed by it), if it was sealed."""
+        No directory lookup here: the recipient is someone who just wrote to us, so the tree has a route
+        back, and `seal_to` is the seal key its envelope carried (signed by it), if it was sealed."""
         self.maker.check([recipient], priority, None)
         hop, refused, _ = self._route(recipient, lookup=False)
-        sealed = [self.maker.seal(payload, recipient, hop, priority=priority, ref_message_id=ref_message_id,
-                                  refused=refused, seal_to=seal_to, clear_ok=clear_ok)]
+        return [self.maker.seal(payload, recipient, hop, priority=priority, ref_message_id=ref_message_id,
+                                refused=refused, seal_to=seal_to, clear_ok=clear_ok)]
+
+    def store_in(self, tx: Transaction, payload: pb.Payload, sealed: list[Sealed]) -> Posted:
+        """Queue envelopes made by `prepare_in` inside the caller's transaction; their hops are woken after it."""
         return self._store(tx, payload, sealed, None)
 
     # ---- steps ----------------------------------------------------------------------

@@ -12,8 +12,9 @@ follows a call without knowing how the node was assembled:
 - `LocalMail`: the documents layer (`node.documents.lifecycle.Lifecycle`), called by
   intake for mail addressed to this node: it checks what its handlers will read before
   the custody transaction, refuses a status or change that its signer has no right to
-  send (by what is stored, once the batch's duplicates are settled), and records what
-  arrived in the custody transaction.
+  send (by what is stored, once the batch's duplicates are settled), and hands intake,
+  before the custody transaction, the rows recording what arrived (its automatic 01
+  already signed and sealed), which that transaction writes.
 - `CertificatePins`: the registry's pins (`node.registry.pins.Pins`): a registered child hands
   over and marks envelopes only with the certificate it registered.
 """
@@ -45,8 +46,10 @@ class LocalMail(Protocol):
         """In the custody transaction, duplicates settled: raise Rejected if the signer may not say this
         (`earlier`: new documents, id -> sender, ahead in the same batch)."""
 
-    def on_store(self, tx: "Transaction", item: "Incoming") -> None:
-        """Inside the custody transaction: record what arrived (and queue any automatic reply)."""
+    def prepare(self, item: "Incoming") -> tuple[Callable[["Transaction"], object], ...]:
+        """Before the custody transaction: the rows storing `item` records (any automatic reply made, signed
+        and sealed now), as writes called with the transaction in its savepoint; raise Rejected if it
+        cannot be taken (its reply cannot be made)."""
 
 
 class PlainMail:
@@ -59,8 +62,8 @@ class PlainMail:
     def authorize(self, item, earlier) -> None:
         pass
 
-    def on_store(self, tx, item) -> None:
-        pass
+    def prepare(self, item) -> tuple:
+        return ()
 
 
 PLAIN_MAIL = PlainMail()

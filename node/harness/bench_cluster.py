@@ -9,10 +9,26 @@ across districts of one province (5 nodes, 4 hops).
     receipting). `first_hop_s` is when the sender held receipts for all of them (its
     "delivered" only means its first hop took custody); `statuses_back_s`, when every
     automatic 01 status had come back to it. Each run (latency too) waits for those, so
-    the next one starts on a quiet tree.
+    the next one starts on a quiet tree. `cpu_ms_per_doc`: CPU time of each node on the
+    route (sender, relays, recipient) per document, its 01 on the way back included.
   latency: documents posted at --rate per second; from the wall-clock time just before
     the post call to the recipient's arrival event time (`Event.time_us`, stamped after
     its commit; same machine clock).
+  per_hop: where the milliseconds of those documents went, hop by hop (p50 and p90 over
+    them), read afterwards from each mailbox on the route (node.store.passage) and the
+    relay marks (same machine clock; whole milliseconds):
+      custody_to_sent_ms      from this node taking custody (the sender: making the envelope)
+                              to the attempt that sent it (its outbox `delivered_ms`): this
+                              node's lock wait, commit and fsync, the wake, the wait in its
+                              queue, the claim;
+      sent_to_verified_ms     from then to the next hop's relay mark, signed once the envelope
+                              verified there: the wire, parsing and every signature checked;
+      verified_to_custody_ms  the next hop from that mark to taking custody: routing, its
+                              receipts (and at the recipient, the 01) signed, before its lock;
+    and at_recipient_commit_ms: the recipient from taking custody to its arrival event (its
+    lock wait, commit and fsync). The parts add up to the whole passage, with nothing counted
+    twice. The recipient signs no relay mark: its hop's "verified" is its custody time, so that
+    hop's sent_to_verified_ms also holds its routing and its automatic 01 made (signed, sealed).
 dong-nai (109 nodes, --topology dong-nai: the province since 2025, its 13 departments and
   95 communes directly below it, 16 of them with identifiers): time to start every node and
   have every parent list all its children as registered, the total resident memory (VmRSS),
@@ -30,10 +46,13 @@ import threading
 import time
 from typing import Callable
 
+from pathlib import Path
+
 from .. import codes
 from ..pb import envelope_pb2 as pb
-from .bench import paced
-from . import topology
+from ..store import passage
+from .bench import cpu_s, paced
+from . import nodes, topology
 from .cluster import Cluster, rss_kb
 from .waiting import EventWaiter
 
@@ -73,8 +92,10 @@ def throughput(cluster: Cluster, sender: str, recipient: str, n: int, size: int,
             with lock:
                 ids.extend(got)
 
+    route = codes.DEFAULT.route(sender, recipient)
     with EventWaiter(cluster.client(recipient), sent=False) as arrivals, \
             EventWaiter(cluster.client(sender)) as receipts:
+        cpu0 = {c: cpu_s(cluster.nodes[c].pid) for c in route}
         t0 = time.perf_counter()
         workers = [threading.Thread(target=post, args=(k,)) for k in range(threads)]
         for w in workers:
@@ -88,12 +109,15 @@ def throughput(cluster: Cluster, sender: str, recipient: str, n: int, size: int,
         elapsed = time.perf_counter() - t0
         receipts.wait(lambda evs: statuses_back(evs) >= n, timeout=900)  # the next run starts on a quiet tree
         back = time.perf_counter() - t0
+        cpu1 = {c: cpu_s(cluster.nodes[c].pid) for c in route}
         got = {e.message_id for e in arrivals.events if e.type == "arrived"}
     assert got == set(ids), "arrivals differ from what was sent"
     return {"documents": n, "doc_bytes": size, "client_threads": threads, "documents_per_call": per_call,
             "seconds": round(elapsed, 2),
             "docs_per_s": round(n / elapsed, 1), "mb_per_s": round(n * size / elapsed / 1e6, 2),
-            "posted_s": round(posted, 2), "first_hop_s": round(first_hop, 2), "statuses_back_s": round(back, 2)}
+            "posted_s": round(posted, 2), "first_hop_s": round(first_hop, 2), "statuses_back_s": round(back, 2),
+            # each node on the route, sender first: CPU per document, its 01 on the way back included
+            "cpu_ms_per_doc": {c: round((cpu1[c] - cpu0[c]) * 1000 / n, 3) for c in route}}
 
 
 def statuses_back(events) -> int:
@@ -113,7 +137,46 @@ def latency(cluster: Cluster, sender: str, recipient: str, n: int, size: int, ra
         back.wait(lambda evs: statuses_back(evs) >= n, timeout=300)
     arrived_us = {e.message_id: e.time_us for e in evs if e.type == "arrived"}
     return {"offered_docs_per_s": rate, "documents": n, "doc_bytes": size,
-            "post_to_arrival": summary([(arrived_us[m] - t) / 1000 for m, t in posted_us.items()])}
+            "post_to_arrival": summary([(arrived_us[m] - t) / 1000 for m, t in posted_us.items()]),
+            "per_hop": per_hop(cluster, codes.DEFAULT.route(sender, recipient),
+                               {m: arrived_us[m] for m in posted_us})}
+
+
+def per_hop(cluster: Cluster, route: list[str], arrived_us: dict[str, float]) -> dict:
+    """Each hop's share of the documents' time (see the module docstring), from the mailboxes on `route`."""
+    ids = list(arrived_us)
+    seen = {code: passage.read(nodes.mailbox_path(Path(cluster.nodes[code].dir)), ids) for code in route}
+    hops = len(route) - 1
+    parts = [{"custody_to_sent_ms": [], "sent_to_verified_ms": [], "verified_to_custody_ms": []} for _ in range(hops)]
+    at_recipient: list[float] = []
+    for m in ids:
+        kept = seen[route[-1]][m].envelope
+        marks = [pb.TraceBody.FromString(t.body).time_ms for t in pb.Envelope.FromString(kept).trace] if kept else []
+        custody = [seen[route[0]][m].created_ms] + [_custody_ms(seen[c][m].custody_receipt) for c in route[1:]]
+        sent = [seen[c][m].delivered_ms for c in route[:-1]]  # stamped with the time of the attempt that sent it
+        if len(marks) != hops - 1 or None in custody or None in sent:
+            continue  # not every node on the route holds it as expected: left out rather than guessed
+        verified = marks + [custody[-1]]  # the recipient signs no relay mark: its checks end at its custody time
+        for i in range(hops):
+            parts[i]["custody_to_sent_ms"].append(sent[i] - custody[i])
+            parts[i]["sent_to_verified_ms"].append(verified[i] - sent[i])
+            parts[i]["verified_to_custody_ms"].append(custody[i + 1] - verified[i])
+        at_recipient.append(arrived_us[m] / 1000 - custody[-1])
+    return {"documents": len(at_recipient),
+            "hops": [{"from": route[i], "to": route[i + 1], **{k: _p50_p90(v) for k, v in parts[i].items()}}
+                     for i in range(hops)],
+            "at_recipient_commit_ms": _p50_p90(at_recipient)}
+
+
+def _custody_ms(receipt: bytes | None) -> int | None:
+    return pb.ReceiptBody.FromString(pb.Receipt.FromString(receipt).body).received_ms if receipt else None
+
+
+def _p50_p90(values: list[float]) -> dict:
+    if len(values) < 2:
+        return {"p50": values[0] if values else None, "p90": values[0] if values else None}
+    q = statistics.quantiles(sorted(values), n=10)
+    return {"p50": round(statistics.median(values), 1), "p90": round(q[8], 1)}
 
 
 def path_report(sender: str, recipient: str, hierarchy: codes.Hierarchy = codes.DEFAULT) -> dict:

@@ -10,6 +10,13 @@ pid, config) is written to ``cluster.json`` in the directory, so separate invoca
 (`scripts/cluster status`, `stop`, `kill`, `restart`, `down`) work on the same cluster; with
 `up --http` every node serves its HTTP/JSON face too, at the address cluster.json names `http`.
 
+With a placement (`up --hosts per-agency|per-province`, or `host:` keys in the topology file) the
+agencies run on hosts (docs/hosting.md) instead: one process per host, with a host file and one agency
+file per agency in its agencies directory (hosts/NAME/), each agency's keys and mailbox still under
+<dir>/<code>/. Every agency's entry in cluster.json then names its host (`host`: name, pid, ports, its
+agencies); the agency's own `pid`, `listen` and `api` are its host's. `stop`, `kill` and `restart` of a
+code act on its host, so on every agency placed there.
+
 Each node runs under a one-line ``sh`` supervisor that records the node's pid before the
 node starts and its exit status when it ends; the node is the process that gets
 signalled (SIGTERM to stop, SIGKILL to crash it), and the supervisor is what anyone, the
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -38,8 +46,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import grpc
+import yaml
 
 from ..client import MailboxClient
+from ..host.config import AGENCY_SECTIONS, AGENCY_SUBKEYS
+from ..identity import certs
 from ..pb import mailbox_pb2 as mpb
 from . import nodes, topology as topo_mod
 from .topology import Topology
@@ -81,9 +92,23 @@ class NodeInfo:
     pid: int | None = None          # the node process
     supervisor: int | None = None   # its sh supervisor (what exit is waited on)
     http: str | None = None         # the HTTP/JSON face (api.http_listen), with `up --http`
+    host: str | None = None         # the host it is placed on (None: a node process of its own)
 
     def client(self, timeout: float = 30.0) -> MailboxClient:
         return MailboxClient(self.api, self.token, timeout)
+
+
+@dataclass
+class HostInfo:
+    """One host process and the agencies placed on it; `dir` holds host.yaml, agencies/ and its log."""
+    name: str
+    listen: str
+    api: str
+    config: str
+    dir: str
+    agencies: list[str]
+    pid: int | None = None
+    supervisor: int | None = None
 
 
 def _log(msg: str) -> None:
@@ -148,15 +173,20 @@ class Cluster:
         self.dir = Path(directory).resolve()
         self.python = python
         self.nodes: dict[str, NodeInfo] = {}
-        self._procs: dict[str, subprocess.Popen] = {}   # supervisors this process started
+        self.hosts: dict[str, HostInfo] = {}
+        self._procs: dict[str, subprocess.Popen] = {}   # supervisors this process started, by unit
         self._registrations: dict[str, EventWaiter] = {}  # parent -> its registry events, from up()
         self._lock = threading.Lock()
         self._clients: dict[str, MailboxClient] = {}
         state = self.dir / STATE_FILE
         if state.exists():
             for code, info in json.loads(state.read_text()).items():
+                host = info.get("host")
                 self.nodes[code] = NodeInfo(code=code, **{k: info.get(k) for k in (
-                    "name", "parent", "listen", "api", "token", "config", "dir", "pid", "supervisor", "http")})
+                    "name", "parent", "listen", "api", "token", "config", "dir", "pid", "supervisor", "http")},
+                    host=host["name"] if host else None)
+                if host:
+                    self.hosts[host["name"]] = HostInfo(**host)
 
     # ---- state ----------------------------------------------------------------------
 
@@ -170,22 +200,55 @@ class Cluster:
             if n is None:
                 continue
             n.pid, n.supervisor = info.get("pid"), info.get("supervisor")
-            p = self._procs.get(code)
-            if p is not None and p.pid != n.supervisor:
+            if n.host and info.get("host"):
+                h = self.hosts[n.host]
+                h.pid, h.supervisor = info["host"].get("pid"), info["host"].get("supervisor")
+        for unit, p in list(self._procs.items()):
+            if p.pid != self._unit_info(unit).supervisor:
                 p.poll()  # ours, superseded: reap it if it has ended
                 if p.returncode is not None:
-                    del self._procs[code]
+                    del self._procs[unit]
 
     def _save(self) -> None:
         with self._lock:
-            data = {c: {k: v for k, v in asdict(n).items() if k != "code"} for c, n in self.nodes.items()}
+            data = self.map()
             tmp = self.dir / (STATE_FILE + ".tmp")
             tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
             os.replace(tmp, self.dir / STATE_FILE)
 
     def map(self) -> dict[str, dict]:
-        """code → {listen, api, token, pid, config, dir, parent} (what cluster.json holds)."""
-        return {c: {k: v for k, v in asdict(n).items() if k != "code"} for c, n in self.nodes.items()}
+        """code → {listen, api, token, pid, config, dir, parent, host} (what cluster.json holds); `host`: its host's
+        {name, pid, listen, api, config, dir, agencies}, or None for a node process of its own."""
+        out = {}
+        for c, n in self.nodes.items():
+            row = {k: v for k, v in asdict(n).items() if k != "code"}
+            if n.host:
+                row["host"] = asdict(self.hosts[n.host])
+            out[c] = row
+        return out
+
+    # ---- units: what runs as one process (a node, or a host and its agencies) ---------
+
+    def unit(self, code: str) -> str:
+        """The process serving `code`: its host's name, or the code itself for a node process of its own."""
+        return self.nodes[code].host or code
+
+    def _unit_info(self, unit: str) -> NodeInfo | HostInfo:
+        return self.hosts[unit] if unit in self.hosts else self.nodes[unit]
+
+    def _unit_codes(self, unit: str) -> list[str]:
+        return list(self.hosts[unit].agencies) if unit in self.hosts else [unit]
+
+    def _units(self) -> list[str]:
+        return list(self.hosts) if self.hosts else list(self.nodes)
+
+    def _set_pid(self, unit: str, pid: int | None, supervisor: int | None = None, keep_supervisor: bool = True) -> None:
+        """Record the unit's pid (and supervisor) on it and on every agency it serves."""
+        for info in [self._unit_info(unit)] + ([self.nodes[c] for c in self.hosts[unit].agencies]
+                                               if unit in self.hosts else []):
+            info.pid = pid
+            if not keep_supervisor:
+                info.supervisor = supervisor
 
     def children(self, code: str) -> list[str]:
         return [c for c, n in self.nodes.items() if n.parent == code]
@@ -200,13 +263,16 @@ class Cluster:
             return c
 
     def handle(self, code: str) -> nodes.NodeHandle:
-        n = self.nodes[code]
+        n, u = self.nodes[code], self._unit_info(self.unit(code))
         return nodes.NodeHandle(code, Path(n.dir), Path(n.config), n.listen, n.api, n.token,
-                                self._procs.get(code), Path(n.dir) / "node.log")
+                                self._procs.get(self.unit(code)), Path(u.dir) / "node.log")
 
     def alive(self, code: str) -> bool:
-        n = self.nodes[code]
-        return _is_node_process(n.pid, n.config)
+        return self._unit_alive(self.unit(code))
+
+    def _unit_alive(self, unit: str) -> bool:
+        u = self._unit_info(unit)
+        return _is_node_process(u.pid, u.config)
 
     # ---- set-up ---------------------------------------------------------------------
 
@@ -223,11 +289,19 @@ class Cluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / MARKER).write_text("made by node.harness.cluster; `up` may wipe this directory\n")
         self.nodes.clear()
+        self.hosts.clear()
 
     def prepare(self, topology: Topology, extra: dict | None = None,
-                node_extra: dict[str, dict] | None = None, http: bool = False) -> None:
+                node_extra: dict[str, dict] | None = None, http: bool = False,
+                placement: dict[str, str] | None = None) -> None:
         """CA, keys, certificates and YAML for every node; ports allocated here and unique. `http`: every node
-        serves its HTTP/JSON face too (api.http_listen), its address in cluster.json as `http`."""
+        serves its HTTP/JSON face too (api.http_listen), its address in cluster.json as `http`. `placement`:
+        code -> host name (topology.place): host files and agency files instead of one node.yaml each."""
+        if placement is not None:
+            if http:
+                raise ClusterError("--http is not served by a host of several agencies yet (docs/hosting.md); "
+                                   "start the cluster without --hosts")
+            return self._prepare_hosts(topology, placement, extra or {}, node_extra or {})
         self._prepare_dir()
         ca = nodes.make_ca(self.dir)
         used: set[int] = set()
@@ -252,38 +326,103 @@ class Cluster:
                                           str(h.config), str(h.dir), http=faces.get(n.code))
         self._save()
 
+    def _prepare_hosts(self, topology: Topology, placement: dict[str, str], extra: dict,
+                       node_extra: dict[str, dict]) -> None:
+        """One host file per host (process-wide keys of `extra` and of its agencies' `node_extra`) and one agency
+        file per agency in its agencies directory; keys and mailbox of each agency under <dir>/<code>/."""
+        missing = [n.code for n in topology if n.code not in placement]
+        if missing:
+            raise ClusterError(f"no host for {', '.join(missing)}")
+        self._prepare_dir()
+        ca = nodes.make_ca(self.dir)
+        used: set[int] = set()
+
+        def port() -> int:
+            while (p := nodes.free_port()) in used:
+                pass
+            used.add(p)
+            return p
+
+        names = list(dict.fromkeys(placement[n.code] for n in topology))  # tree order of each host's first agency
+        for name in names:
+            d = self.dir / "hosts" / name
+            self.hosts[name] = HostInfo(name, f"127.0.0.1:{port()}", f"127.0.0.1:{port()}", str(d / "host.yaml"),
+                                        str(d), [n.code for n in topology if placement[n.code] == name])
+        for name, h in self.hosts.items():
+            d = Path(h.dir)
+            (d / "agencies").mkdir(parents=True)
+            admin = secrets.token_urlsafe(32)
+            (d / "admin.token").write_text(admin)
+            os.chmod(d / "admin.token", 0o600)
+            process, _ = _split(extra)
+            for code in h.agencies:
+                process = _merge(process, _split(node_extra.get(code, {}))[0])
+            config = _merge({"listen": h.listen, "tls": {"trust_anchors": [str(ca / "ca.pem")]},
+                             "api": {"listen": h.api}, "agencies_dir": "agencies",
+                             "host": {"admin_token_file": "admin.token"}, "log_level": "INFO"}, process)
+            (d / "host.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+        for n in topology:
+            h = self.hosts[placement[n.code]]
+            d = self.dir / n.code
+            if not (d / "keys" / "node.pem").exists():
+                certs.init_node(d / "keys", n.code, n.name, ca)
+            token = secrets.token_urlsafe(32)
+            own = _merge(_merge(hosts(topology, n.code), _split(extra)[1]), _split(node_extra.get(n.code, {}))[1])
+            peers = {n.parent: self.hosts[placement[n.parent]].listen} if n.parent else {}
+            agency = _merge({"node": {"code": n.code, "name": n.name, "data_dir": str(d / "data")},
+                             "tls": {"key": str(d / "keys" / "node.key"), "cert": str(d / "keys" / "node.pem")},
+                             "api": {"token": token},
+                             "peers": [{"code": c, "address": a} for c, a in peers.items()]}, own)
+            if n.parent:
+                agency["node"]["parent"] = n.parent
+            elif nodes._needs_root(nodes.NodeSpec(n.code, n.name, extra=own)):
+                agency["node"]["root"] = True
+            (Path(h.dir) / "agencies" / f"{n.code}.yaml").write_text(
+                yaml.safe_dump(agency, allow_unicode=True, sort_keys=False))
+            self.nodes[n.code] = NodeInfo(n.code, n.name, n.parent, h.listen, h.api, token, h.config, str(d),
+                                          host=h.name)
+        self._save()
+
     # ---- processes ------------------------------------------------------------------
 
-    def _spawn(self, code: str) -> None:
-        n = self.nodes[code]
-        d = Path(n.dir)
+    def _spawn(self, unit: str) -> None:
+        u = self._unit_info(unit)
+        d = Path(u.dir)
         for f in (PID_FILE, EXIT_FILE):
             (d / f).unlink(missing_ok=True)
         with open(d / "node.log", "ab") as log:
             p = subprocess.Popen(
                 ["/bin/sh", "-c", SUPERVISOR, "lienthong-node", str(d),
-                 self.python, "-m", "node", "run", "--config", n.config],
+                 self.python, "-m", "node", "run", "--config", u.config],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=str(REPO), start_new_session=True)
-        self._procs[code] = p
-        n.supervisor, n.pid = p.pid, None
+        self._procs[unit] = p
+        self._set_pid(unit, None, p.pid, keep_supervisor=False)
         self._save()  # cluster.json always names every process we started
 
-    def _wait_healthy(self, code: str, timeout: float) -> None:
-        n = self.nodes[code]
-        handle = self.handle(code)
+    def _wait_healthy(self, unit: str, timeout: float) -> None:
+        u = self._unit_info(unit)
+        handle = nodes.NodeHandle(unit, Path(u.dir), Path(u.config), u.listen, u.api, "", self._procs.get(unit),
+                                  Path(u.dir) / "node.log")
         try:
-            nodes.wait_healthy([handle], timeout)
+            nodes.wait_healthy([handle], timeout)  # a host's "" health: SERVING when every agency is
         except (RuntimeError, TimeoutError) as e:
-            raise ClusterError(f"{code}: {e}\n--- {n.dir}/node.log ---\n{nodes.tail(handle)}") from None
+            raise ClusterError(f"{unit}: {e}\n--- {u.dir}/node.log ---\n{nodes.tail(handle)}") from None
         # The pid file was written before the node started, so it is there now.
-        n.pid = int((Path(n.dir) / PID_FILE).read_text())
+        self._set_pid(unit, int((Path(u.dir) / PID_FILE).read_text()))
         self._save()
+
+    def _unit_parent(self, unit: str) -> str | None:
+        """The unit serving the parent of the unit's first agency (None if that is the unit itself or none)."""
+        parent = self.nodes[self._unit_codes(unit)[0]].parent
+        if parent is None or parent not in self.nodes or self.unit(parent) == unit:
+            return None
+        return self.unit(parent)
 
     def start_all(self, order: list[str], parallel: int, timeout: float,
                   healthy: Callable[[int], None] = lambda n: None) -> None:
-        """Start nodes in `order` (parents first), at most `parallel` starting at once;
-        a node starts only once its parent (if any in the cluster) is healthy. `healthy(n)`: n are."""
+        """Start units (nodes or hosts) in `order` (parents first), at most `parallel` starting at once;
+        a unit starts only once its parent's (if any in the cluster) is healthy. `healthy(n)`: n are."""
         done = {c: threading.Event() for c in order}
         count, counting = [0], threading.Lock()
         failed: list[str] = []
@@ -291,7 +430,7 @@ class Cluster:
 
         def launch(code: str) -> None:
             try:
-                parent = self.nodes[code].parent
+                parent = self._unit_parent(code)
                 if parent in done:
                     if not done[parent].wait(max(0.0, deadline - time.monotonic())):
                         raise ClusterError(f"{code}: parent {parent} not healthy in time")
@@ -302,7 +441,7 @@ class Cluster:
                 with counting:
                     count[0] += 1
                     healthy(count[0])
-                if self.children(code):  # subscribe before any child starts: no registration is missed
+                if not self.hosts and self.children(code):  # subscribe before any child starts: none missed
                     self._registrations[code] = EventWaiter(self.client(code), inbox=False, sent=False, registry=True)
             except BaseException:
                 failed.append(code)
@@ -325,30 +464,33 @@ class Cluster:
     def up(self, topology: Topology | str, extra: dict | None = None, node_extra: dict[str, dict] | None = None,
            parallel: int | None = None, timeout: float = 600.0, quiet: bool = False,
            registered: bool = True, prepared=None, http: bool = False,
-           progress: Callable[[str], None] | None = None) -> dict[str, dict]:
+           progress: Callable[[str], None] | None = None, hosts: str | None = None) -> dict[str, dict]:
         """Prepare, start every node, wait until all are healthy and registered; returns the map.
 
         `extra` is merged into every node's YAML (e.g. {"retry": {...}}), `node_extra` per code;
         `prepared(cluster)`, if given, runs after the CA, keys and configs exist and before any node
         starts (e.g. to write a CRL a config names). `progress(line)`: told each step and each node healthy
-        (scripts/demo shows them while it waits).
+        (scripts/demo shows them while it waits). `hosts`: a placement rule (topology.PLACEMENTS) putting the
+        agencies on host processes; without it, the topology file's `host:` keys if it has any.
         On any failure every node started so far is killed before the error propagates.
         """
         topo = topo_mod.load(topology) if isinstance(topology, (str, os.PathLike)) else topology
         say = (lambda m: None) if quiet else _log
         tell = progress or (lambda m: None)
         t0 = time.monotonic()
-        self.prepare(topo, extra, node_extra, http=http)
+        self.prepare(topo, extra, node_extra, http=http, placement=topo_mod.place(topo, hosts))
         tell(f"CA, {len(topo)} keys, certificates and configs made ({time.monotonic() - t0:.1f}s)")
         if prepared is not None:
             prepared(self)
         say(f"prepared {len(topo)} nodes of '{topo.name}' in {self.dir} ({time.monotonic() - t0:.1f}s)")
         parallel = parallel or max(2, 3 * (os.cpu_count() or 1))
         order = [n.code for n in sorted(topo.nodes, key=lambda n: n.depth)]  # stable: tree order per level
+        if self.hosts:
+            order = list(dict.fromkeys(self.unit(c) for c in order))
         try:
             self.start_all(order, parallel, timeout, lambda n: tell(f"{n}/{len(order)} nodes started and healthy "
                                                                     f"({time.monotonic() - t0:.1f}s)"))
-            say(f"{len(order)} nodes healthy ({time.monotonic() - t0:.1f}s)")
+            say(f"{len(order)} {'hosts' if self.hosts else 'nodes'} healthy ({time.monotonic() - t0:.1f}s)")
             if registered:
                 tell("waiting until every parent lists its children as reachable")
                 self.wait_registered(timeout=max(10.0, timeout - (time.monotonic() - t0)))
@@ -431,82 +573,90 @@ class Cluster:
 
     # ---- operations -----------------------------------------------------------------
 
+    # Each takes an agency's code and acts on the process serving it: on a host, every agency placed there.
+
     def kill(self, code: str, timeout: float = 10.0) -> int | None:
-        """kill -9 the node; returns its exit status as the supervisor saw it (137)."""
+        """kill -9 the node (or its host); returns its exit status as the supervisor saw it (137)."""
         self.reload()
-        n = self.nodes[code]
-        if self.alive(code):
-            os.kill(n.pid, signal.SIGKILL)
-        status = self._wait_stopped(code, timeout)
-        n.pid = None
+        unit = self.unit(code)
+        u = self._unit_info(unit)
+        if self._unit_alive(unit):
+            os.kill(u.pid, signal.SIGKILL)
+        status = self._wait_stopped(unit, timeout)
+        self._set_pid(unit, None)
         self._save()
         return status
 
     def stop(self, code: str, timeout: float = 30.0) -> int | str | None:
-        """Stop the node gracefully (SIGTERM), as systemd does; its exit status (0), "not running", or "killed"
-        when it did not stop within `timeout`."""
+        """Stop the node (or its host) gracefully (SIGTERM), as systemd does; its exit status (0), "not running",
+        or "killed" when it did not stop within `timeout`."""
         self.reload()
-        n = self.nodes[code]
-        if not self.alive(code):
-            self._reap(code)
+        unit = self.unit(code)
+        u = self._unit_info(unit)
+        if not self._unit_alive(unit):
+            self._reap(unit)
             return "not running"
-        os.kill(n.pid, signal.SIGTERM)
-        status = self._wait_stopped(code, timeout)
+        os.kill(u.pid, signal.SIGTERM)
+        status = self._wait_stopped(unit, timeout)
         if status is None:
-            self._killpg(code)
+            self._killpg(unit)
             status = "killed"
-        n.pid = None
+        self._set_pid(unit, None)
         self._save()
         return status
 
     def start(self, code: str, timeout: float = 60.0) -> None:
-        """Start a stopped node and wait until it is healthy (its pid recorded: down() stops it)."""
-        if self.alive(code):
-            raise ClusterError(f"{code} is already running (pid {self.nodes[code].pid})")
-        self._reap(code)
-        self._spawn(code)
-        self._wait_healthy(code, timeout)
+        """Start a stopped node (or its host) and wait until it is healthy (its pid recorded: down() stops it)."""
+        unit = self.unit(code)
+        if self._unit_alive(unit):
+            raise ClusterError(f"{code} is already running (pid {self._unit_info(unit).pid})")
+        self._reap(unit)
+        self._spawn(unit)
+        self._wait_healthy(unit, timeout)
 
     def restart(self, code: str, timeout: float = 60.0) -> None:
-        """Start the node again with its config (edited or not) and ports, stopping it first (SIGTERM) if it
-        runs; wait until it is healthy, its parent has seen it register again, and its own children are
-        listed as reachable."""
+        """Start the node (or its host) again with its config (edited or not) and ports, stopping it first
+        (SIGTERM) if it runs; wait until it is healthy, each parent has seen its agencies register again, and
+        their own children are listed as reachable."""
         self.reload()
-        n = self.nodes[code]
-        if self.alive(code) and self.stop(code) not in (0, "not running"):
-            raise ClusterError(f"{code} did not stop cleanly; see {n.dir}/node.log")
-        self._reap(code)
+        unit = self.unit(code)
+        if self._unit_alive(unit) and self.stop(code) not in (0, "not running"):
+            raise ClusterError(f"{code} did not stop cleanly; see {self._unit_info(unit).dir}/node.log")
+        self._reap(unit)
         t_ms = int(time.time() * 1000)
-        self._spawn(code)
-        self._wait_healthy(code, timeout)
+        self._spawn(unit)
+        self._wait_healthy(unit, timeout)
         self._save()
-        if n.parent in self.nodes:
-            self.wait_registered([n.parent], timeout, since_ms={code: t_ms})
-        self.wait_registered([code], timeout)
+        served = self._unit_codes(unit)
+        for c in served:
+            parent = self.nodes[c].parent
+            if parent in self.nodes:
+                self.wait_registered([parent], timeout, since_ms={c: t_ms})
+        self.wait_registered(served, timeout)
 
-    def _reap(self, code: str) -> None:
-        p = self._procs.pop(code, None)
+    def _reap(self, unit: str) -> None:
+        p = self._procs.pop(unit, None)
         if p is not None:
             p.wait()
 
-    def _wait_stopped(self, code: str, timeout: float) -> int | None:
-        """Wait for the node's supervisor to finish; its recorded exit status, or None if it did not."""
-        n = self.nodes[code]
-        p = self._procs.get(code)
+    def _wait_stopped(self, unit: str, timeout: float) -> int | None:
+        """Wait for the unit's supervisor to finish; its recorded exit status, or None if it did not."""
+        u = self._unit_info(unit)
+        p = self._procs.get(unit)
         if p is not None:
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:
                 return None
-            self._procs.pop(code, None)
-        elif _is_supervisor(n.supervisor, n.dir):
-            if not _wait_pid_exit(n.supervisor, timeout):
+            self._procs.pop(unit, None)
+        elif _is_supervisor(u.supervisor, u.dir):
+            if not _wait_pid_exit(u.supervisor, timeout):
                 return None
-        elif _is_node_process(n.pid, n.config):  # supervisor gone (should not happen): wait on the node
-            if not _wait_pid_exit(n.pid, timeout):
+        elif _is_node_process(u.pid, u.config):  # supervisor gone (should not happen): wait on the node
+            if not _wait_pid_exit(u.pid, timeout):
                 return None
         try:
-            return int((Path(n.dir) / EXIT_FILE).read_text())
+            return int((Path(u.dir) / EXIT_FILE).read_text())
         except (OSError, ValueError):
             return None
 
@@ -516,35 +666,38 @@ class Cluster:
         A node still running after `timeout` is killed (status "killed"); one that was not
         running is reported as "not running" (or its last recorded status). The default
         timeout grows with the cluster: a hundred nodes stopping at once share two cores.
+        On hosts, each agency is given its host's status.
         """
         self.reload()
         statuses: dict[str, Any] = {}
         stopping = []
-        for code, n in self.nodes.items():
-            if self.alive(code):
-                os.kill(n.pid, signal.SIGTERM)
-                stopping.append(code)
+        for unit in self._units():
+            u = self._unit_info(unit)
+            if self._unit_alive(unit):
+                os.kill(u.pid, signal.SIGTERM)
+                stopping.append(unit)
             else:
                 try:
-                    statuses[code] = f"not running (last exit {int((Path(n.dir) / EXIT_FILE).read_text())})"
+                    st: Any = f"not running (last exit {int((Path(u.dir) / EXIT_FILE).read_text())})"
                 except (OSError, ValueError):
-                    statuses[code] = "not running"
-                self._reap(code)
-        timeout = timeout if timeout is not None else max(30.0, 1.0 * len(stopping))
+                    st = "not running"
+                statuses.update({c: st for c in self._unit_codes(unit)})
+                self._reap(unit)
+        timeout = timeout if timeout is not None else max(30.0, 1.0 * len(self.nodes))
         deadline = time.monotonic() + timeout
-        for code in stopping:
-            st = self._wait_stopped(code, max(0.0, deadline - time.monotonic()))
+        for unit in stopping:
+            st = self._wait_stopped(unit, max(0.0, deadline - time.monotonic()))
             if st is None:
-                self._killpg(code)
+                self._killpg(unit)
                 st = "killed"
-            statuses[code] = st
-            self.nodes[code].pid = None
+            statuses.update({c: st for c in self._unit_codes(unit)})
+            self._set_pid(unit, None)
         self._close_clients()
         self._save()
         return statuses
 
-    def _killpg(self, code: str) -> None:
-        n = self.nodes[code]
+    def _killpg(self, unit: str) -> None:
+        n = self._unit_info(unit)
         for pid in (n.supervisor, n.pid):
             if pid and (_is_supervisor(pid, n.dir) or _is_node_process(pid, n.config)):
                 try:
@@ -554,7 +707,7 @@ class Cluster:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-        p = self._procs.pop(code, None)
+        p = self._procs.pop(unit, None)
         if p is not None:
             p.kill()
             p.wait()
@@ -562,12 +715,12 @@ class Cluster:
     def kill_all(self) -> None:
         """Crash-stop everything this cluster runs (cleanup on failure)."""
         self.reload()
-        for code in list(self.nodes):
-            self._killpg(code)
-            n = self.nodes[code]
+        for unit in self._units():
+            self._killpg(unit)
+            n = self._unit_info(unit)
             if n.pid and _is_node_process(n.pid, n.config):
                 _wait_pid_exit(n.pid, 10)
-            n.pid = None
+            self._set_pid(unit, None)
         self._close_clients()
         if (self.dir / STATE_FILE).exists():
             self._save()
@@ -621,7 +774,8 @@ class Cluster:
         return out
 
     def rss_mb(self) -> dict[str, float]:
-        return {c: round(rss_kb(n.pid) / 1024, 1) for c, n in self.nodes.items() if self.alive(c)}
+        """Per running process: by code for nodes of their own, by host name for hosts."""
+        return {u: round(rss_kb(self._unit_info(u).pid) / 1024, 1) for u in self._units() if self._unit_alive(u)}
 
 
 def hosts(topology: Topology, code: str) -> dict:
@@ -629,6 +783,26 @@ def hosts(topology: Topology, code: str) -> dict:
     registers a code outside the QCVN form only where its own configuration puts it (node.registry)."""
     odd = {n.code: code for n in topology if n.parent == code and n.explicit_parent}
     return {"parents_of": odd} if odd else {}
+
+
+def _split(extra: dict) -> tuple[dict, dict]:
+    """(process-wide part, agency part) of settings meant for one node: what goes in a host file and what
+    in an agency file (node.host.config.AGENCY_SECTIONS / AGENCY_SUBKEYS)."""
+    process: dict = {}
+    agency: dict = {}
+    for k, v in extra.items():
+        if k in AGENCY_SECTIONS:
+            agency[k] = v
+        elif k in AGENCY_SUBKEYS and isinstance(v, dict):
+            own = {s: x for s, x in v.items() if s in AGENCY_SUBKEYS[k]}
+            rest = {s: x for s, x in v.items() if s not in AGENCY_SUBKEYS[k]}
+            if own:
+                agency[k] = own
+            if rest:
+                process[k] = rest
+        else:
+            process[k] = v
+    return process, agency
 
 
 def _merge(a: dict, b: dict) -> dict:
@@ -678,6 +852,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--timeout", type=float, default=600.0, help="seconds for every node to be up and registered")
     up.add_argument("--http", action="store_true",
                     help="every node serves its HTTP/JSON face too; its address is `http` in cluster.json")
+    up.add_argument("--hosts", choices=topo_mod.PLACEMENTS, default=None,
+                    help="run the agencies on hosts: one host each (per-agency) or one per province with the "
+                         "national root on its own (per-province); default: the topology's `host:` keys, if any")
     for name, text in (("down", "stop every node (SIGTERM) and report exit statuses"),
                        ("status", "pid, health and registered children of every node"),
                        ("stop", "stop one node gracefully (SIGTERM), as systemd does"),
@@ -698,8 +875,8 @@ def main(argv: list[str] | None = None) -> int:
             topo = topo_mod.load(args.topology)
             d = Path(args.dir) if args.dir else default_dir(topo.name)
             cluster = Cluster(d)
-            print(json.dumps(cluster.up(topo, parallel=args.parallel, timeout=args.timeout, http=args.http), indent=2,
-                             ensure_ascii=False))
+            print(json.dumps(cluster.up(topo, parallel=args.parallel, timeout=args.timeout, http=args.http,
+                                        hosts=args.hosts), indent=2, ensure_ascii=False))
             _log(f"cluster map: {d / STATE_FILE}; stop with: scripts/cluster down --dir {d}")
             return 0
         cluster = Cluster(_find_dir(args))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from ..store import registry as registry_store
 from . import hosts, nodes
 from .nodes import NodeSpec
 
@@ -25,8 +25,10 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def commune(i: int) -> str:
-    """The i-th commune code under PROVINCE (000.NN.MM.H53, unique for i < 9801)."""
-    return f"000.{1 + i % 99:02d}.{1 + i // 99:02d}.H53"
+    """The i-th commune code under PROVINCE: 000.NN.01.H53 for the first 99 (its level-3 codes), then
+    identifiers H53.NNNNN placed under it by its `parents_of` (as topologies code communes past the 79th;
+    000.NN.02.H53 would be under 000.00.02.H53 by the code rule, and refused WRONG_PARENT)."""
+    return f"000.{1 + i:02d}.01.H53" if i < 99 else f"H53.{i:05d}"
 
 
 def proc(pid: int) -> dict:
@@ -40,24 +42,17 @@ def proc(pid: int) -> dict:
 
 
 def registered(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-    except sqlite3.Error:
-        return 0
-    try:
-        return con.execute("SELECT count(*) FROM registry").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-    finally:
-        con.close()
+    return registry_store.count_in_file(db)
 
 
 def measure(root: Path, n: int, timeout: float = 600.0) -> dict:
-    """Start a host of `n` agencies in `root`, wait until every commune registered, measure, stop it."""
+    """Start a host of `n` agencies in `root`, wait until every commune registered, measure, stop it. Not all
+    registered within `timeout`: measured all the same, `registered` saying how many were."""
     ca = nodes.make_ca(root)
     listen = f"127.0.0.1:{nodes.free_port()}"
     codes = [PROVINCE] + [commune(i) for i in range(n - 1)]
-    specs = [NodeSpec(PROVINCE, "UBND tỉnh", extra={"node": {"root": True}})] + [
+    odd = {c: PROVINCE for c in codes[1:] if not c.startswith("000.")}
+    specs = [NodeSpec(PROVINCE, "UBND tỉnh", extra={"node": {"root": True}, **({"parents_of": odd} if odd else {})})] + [
         NodeSpec(c, f"UBND xã {c}", peers={PROVINCE: PROVINCE}, parent=PROVINCE) for c in codes[1:]]
     t0 = time.monotonic()
     h = hosts.prepare_host(root, ca, f"host{n}", specs, {c: listen for c in codes}, listen=listen)
@@ -69,19 +64,19 @@ def measure(root: Path, n: int, timeout: float = 600.0) -> dict:
         healthy_s = time.monotonic() - t0
         db = nodes.mailbox_path(h.agencies[PROVINCE].dir)
         pace = threading.Event()
-        while registered(db) < n - 1:
-            if time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"{registered(db)} of {n - 1} communes registered after {timeout}s")
+        while (count := registered(db)) < n - 1 and time.monotonic() - t0 <= timeout:
             pace.wait(0.2)
-        all_registered_s = time.monotonic() - t0
+        all_registered_s = time.monotonic() - t0 if count >= n - 1 else None
         before = proc(h.process.pid)
         pace.wait(IDLE_WINDOW_S)
         after = proc(h.process.pid)
         return {"agencies": n, "rss_mib": round(after["rss_mib"], 1),
                 "rss_mib_per_agency": round(after["rss_mib"] / n, 2), "threads": after["threads"],
                 "fds": after["fds"], "start_to_healthy_s": round(healthy_s, 2),
-                "start_to_all_registered_s": round(all_registered_s, 2),
+                "start_to_all_registered_s": round(all_registered_s, 2) if all_registered_s is not None else None,
+                "registered": count + 1 if count >= n - 1 else registered(db) + 1,
                 "idle_cpu_percent": round(100 * (after["cpu_s"] - before["cpu_s"]) / IDLE_WINDOW_S, 2),
+                "start_cpu_s": round(before["cpu_s"], 2),  # the host's CPU until all registered: steadier under load
                 "prepare_s": round(prepared_s, 2)}
     finally:
         status = nodes.terminate(h.agencies[PROVINCE], timeout=120)

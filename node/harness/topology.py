@@ -11,6 +11,9 @@ A topology file is a nested tree::
             name: UBND tỉnh Tây Ninh
             children: [...]
 
+A node may name the host process it runs on (``host: NAME``); `place` turns those keys, or a rule
+(``per-agency``, ``per-province``), into each agency's host for the cluster harness (docs/topologies.md).
+
 Every child's code must sit directly under its enclosing node by the QCVN 102 rule
 (:class:`node.codes.Hierarchy`); a code outside that form (``vxp.saas.03``) says so with
 an explicit ``parent`` key, which must name the enclosing node. A top-level node has no
@@ -21,6 +24,7 @@ province, the province itself. Errors name the key path (``nodes[0].children[1].
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +34,14 @@ import yaml
 
 from .. import codes
 
-__all__ = ["TopologyError", "TopologyNode", "Topology", "load", "parse", "resolve", "TOPOLOGY_DIR"]
+__all__ = ["TopologyError", "TopologyNode", "Topology", "load", "parse", "resolve", "place", "PLACEMENTS",
+           "TOPOLOGY_DIR"]
 
 TOPOLOGY_DIR = Path(__file__).resolve().parents[2] / "configs" / "topologies"
 
-_NODE_KEYS = ("code", "name", "parent", "children")
+_NODE_KEYS = ("code", "name", "parent", "host", "children")
+PLACEMENTS = ("per-agency", "per-province")  # the placement rules of `place` (scripts/cluster up --hosts)
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a directory name under the cluster's hosts/
 
 
 class TopologyError(ValueError):
@@ -55,6 +62,7 @@ class TopologyNode:
     parent: str | None          # None for a top-level node (no parent inside the cluster)
     depth: int                  # 0 for a top-level node
     explicit_parent: bool = False  # the file named the parent (code outside the QCVN form)
+    host: str | None = None     # the host process the file places it on (None: a process of its own)
 
 
 @dataclass(frozen=True)
@@ -180,6 +188,9 @@ def parse(data: Any, source: str | None = None) -> Topology:
                     fail(f"a top-level node has no parent in the cluster, got {par!r}", f"{p}.parent")
                 if par != enclosing:
                     fail(f"parent {par!r} is not the enclosing node {enclosing!r}", f"{p}.parent")
+            host = item.get("host")
+            if host is not None and not (isinstance(host, str) and _HOST_NAME.fullmatch(host)):
+                fail(f"expected a host name (letters, digits, '.', '_', '-'; at most 64), got {host!r}", f"{p}.host")
             raw.append((p, item, enclosing, depth))
             kids = item.get("children")
             if kids is None:
@@ -219,5 +230,29 @@ def parse(data: Any, source: str | None = None) -> Topology:
                          f"{p}.code")
         except codes.CodeError as e:
             fail(str(e), f"{p}.code")
-        out.append(TopologyNode(code, item["name"].strip(), enclosing, depth, item.get("parent") is not None))
+        out.append(TopologyNode(code, item["name"].strip(), enclosing, depth, item.get("parent") is not None,
+                                item.get("host")))
     return Topology(name.strip(), tuple(out), None)
+
+
+def place(topo: Topology, rule: str | None = None) -> dict[str, str] | None:
+    """Which host process serves each agency: code -> host name, or None for one node process each.
+
+    `per-agency`: a host of its own for every agency (named by its code). `per-province`: one host per
+    top unit below the national root (a province or ministry, with everything under it), the national
+    root on its own; a topology without the root (a province alone) is one host. No rule: the file's
+    `host:` keys, an agency without one on a host of its own; None if no node names a host.
+    """
+    if rule is None:
+        if not any(n.host for n in topo):
+            return None
+        return {n.code: n.host or n.code for n in topo}
+    if rule == "per-agency":
+        return {n.code: n.code for n in topo}
+    if rule == "per-province":
+        out: dict[str, str] = {}
+        for n in topo:  # tree order: a parent is placed before its children
+            top = n.parent is None or (n.parent == codes.ROOT and topo.node(n.parent).parent is None)
+            out[n.code] = n.code if top else out[n.parent]
+        return out
+    raise TopologyError(f"unknown placement {rule!r}; expected one of: {', '.join(PLACEMENTS)}", "hosts")

@@ -41,6 +41,7 @@ from ..transport.peer_check import PeerCheck
 from .config import HostConfig, load_host
 from .dispatch import HOST_ADMIN, ApiDispatch, PeerDispatch, digest
 from .shared import Shared
+from .shares import AgencyShares
 from .transport import HostedTransport, HostNetwork
 
 log = logging.getLogger("lienthong.host")
@@ -62,7 +63,11 @@ class Host:
         self.api_server: grpc.Server | None = None
         self.peer_port = self.api_port = self.metrics_port = 0
         self.metrics_server = None
+        self.http_face = None  # api.http_listen: node/host/http.py
+        self.http_port = 0
         self.health = health.HealthServicer()
+        self.api_shares = AgencyShares(API_WORKERS, "API workers")  # each agency's calls: half the workers at most
+        self.peer_shares = AgencyShares(PEER_WORKERS, "peer workers")
         self.shared = Shared(scheduler=self.scheduler, transport_for=self._transport_for, endpoint=self._endpoint,
                              ports=lambda: {"listen": self.peer_port, "api": self.api_port},
                              runtime=self._runtime, detach=self._detach,
@@ -93,6 +98,8 @@ class Host:
         host = lambda addr: addr.rsplit(":", 1)[0]  # noqa: E731
         info = {"listen": f"{host(s.listen)}:{self.peer_port}", "api": f"{host(s.api.listen)}:{self.api_port}",
                 "host_pid": os.getpid()}
+        if self.http_face is not None:
+            info["http"] = f"{host(s.api.http_listen)}:{self.http_port}"
         if self.metrics_server is not None:
             info["metrics"] = f"{host(s.metrics.listen)}:{self.metrics_port}"
         return info
@@ -179,9 +186,22 @@ class Host:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.api_server)
         self.api_port = self._bind("api.listen", s.api.listen, lambda: self.api_server.add_insecure_port(s.api.listen))
         if s.api.http_listen:
-            log.warning("api.http_listen is not served yet by a host of several agencies")
+            self._serve_http(s)
         if s.metrics.listen:
             self._serve_metrics(s.metrics.listen)
+
+    def _serve_http(self, s) -> None:
+        """The HTTP/JSON face for every agency (node/host/http.py), bound now, serving once started."""
+        from .http import host_face
+        self.http_face = host_face(self, s.api.http_listen, s.messages.max_size, self.descriptors.http)
+        try:
+            self.http_port = self.http_face.start()
+        except OSError as e:
+            self.http_face = None
+            raise ConfigError(f"cannot listen on {s.api.http_listen} ({e.strerror or e})", path="api.http_listen",
+                              expected="a free host:port on this machine",
+                              file=str(self.config.source) if self.config.source else None) from None
+        log.info("service http started on port %d", self.http_port)
 
     def _serve_metrics(self, listen: str) -> None:
         """One endpoint for the host: every agency's series with its `agency` label (metrics_prometheus)."""
@@ -284,6 +304,11 @@ class Host:
             if server is not None:
                 server.stop(grace).wait(grace + 1)
                 log.info("service %s stopped", name)
+        if self.http_face is not None:
+            self.http_face.stop(grace)
+            log.info("service http stopped")
+        if self.scheduler.running:  # first: no agency's periodic work competes with the stopping
+            self.scheduler.shutdown(wait=False)
         # the agencies side by side (a few at once): one by one, a thousand would take minutes to stop
         with futures.ThreadPoolExecutor(max_workers=STOPPING_AT_ONCE, thread_name_prefix="stop") as pool:
             for code, done in [(code, pool.submit(_stop_one, node, grace))
@@ -292,8 +317,6 @@ class Host:
         busy = self.shared.send_pool.stop(timeout=grace * 2)  # every agency's senders stopped their hops first
         if busy:
             log.warning("stopping with deliveries still in flight: %s", ", ".join(busy))
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
         if self.metrics_server is not None:
             self.metrics_server.stop()
         log.info("host stopped in %.1fs", time.monotonic() - t0)

@@ -73,6 +73,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TOO_MANY_CONNECTIONS: _ClassVar[Reason]
     NOT_HOSTED: _ClassVar[Reason]
     OTHER_AGENCY: _ClassVar[Reason]
+    AGENCY_BUSY: _ClassVar[Reason]
     SUCCESSION_NOT_COMPETENT: _ClassVar[Reason]
     SUCCESSION_TOO_LARGE: _ClassVar[Reason]
     SUCCESSION_BAD_SIGNATURE: _ClassVar[Reason]
@@ -149,6 +150,7 @@ NOTICE_OFF_ROUTE: Reason
 TOO_MANY_CONNECTIONS: Reason
 NOT_HOSTED: Reason
 OTHER_AGENCY: Reason
+AGENCY_BUSY: Reason
 SUCCESSION_NOT_COMPETENT: Reason
 SUCCESSION_TOO_LARGE: Reason
 SUCCESSION_BAD_SIGNATURE: Reason

@@ -6,7 +6,7 @@ from google.protobuf.message import DecodeError
 from .. import fields
 from ..envelope import Signer
 from ..errors import Reason, Rejected
-from ..identity import keys, sealing
+from ..identity import sealing, signed as signed_
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
 
@@ -20,8 +20,8 @@ def make(signer: Signer, *, name: str, level: int, parent: str, endpoint: str, n
     record and senders already cache it, and a new seal key needs a re-registration, not the CA."""
     record = rpb.AgencyRecord(code=signer.code, name=name, level=level, parent=parent, endpoint=endpoint,
                               cert_der=signer.cert_der, issued_ms=now_ms, seal_key=seal_key).SerializeToString()
-    return rpb.SignedRecord(record=record, signature=signer.sign(record),
-                            renewal_signature=previous.sign(record) if previous is not None else b"")
+    return rpb.SignedRecord(record=record, signature=signed_.sign(signer, record).signature,
+                            renewal_signature=signed_.sign(previous, record).signature if previous is not None else b"")
 
 
 def check_renewal(signed: rpb.SignedRecord, record: rpb.AgencyRecord, registered_cert_der: bytes,
@@ -39,11 +39,16 @@ def check_renewal(signed: rpb.SignedRecord, record: rpb.AgencyRecord, registered
             # place without its key (after a key compromise, whoever holds that key must not be needed)
             return
         old = None
-    if signed.renewal_signature:
-        if old is not None and old.code == record.code and keys.verify(old.public_key, signed.renewal_signature,
-                                                                        signed.record):
-            return
-    raise Rejected(Reason.CERT_IN_USE, f"{record.code} is registered with another certificate")
+    if not signed.renewal_signature or old is None:
+        raise _in_use(record.code)
+    # the registered certificate's key signed this record too (that certificate may have expired since)
+    signed_.check(trust, registered_cert_der, signed.renewal_signature, signed.record, signer=record.code,
+                  check_validity=False, wrong_signer=lambda _: _in_use(record.code),
+                  bad_signature=lambda: _in_use(record.code))
+
+
+def _in_use(code: str) -> Rejected:
+    return Rejected(Reason.CERT_IN_USE, f"{code} is registered with another certificate")
 
 
 def verify(signed: rpb.SignedRecord, trust: TrustStore) -> rpb.AgencyRecord:
@@ -58,11 +63,10 @@ def verify(signed: rpb.SignedRecord, trust: TrustStore) -> rpb.AgencyRecord:
         raise Rejected(Reason.MISSING_FIELD, "agency record needs a code and an endpoint",
                        field="record.code" if not record.code else "record.endpoint")
     fields.check_record(record)  # bounds, characters, endpoint, code: before anything is kept, logged or passed on
-    ident = trust.identify(record.cert_der)
-    if ident.code != record.code:
-        raise Rejected(Reason.SENDER_MISMATCH, f"record is for {record.code}, certificate for {ident.code}")
-    if not keys.verify(ident.public_key, signed.signature, signed.record):
-        raise Rejected(Reason.BAD_SIGNATURE, "agency record signature does not verify")
+    signed_.check(trust, record.cert_der, signed.signature, signed.record, signer=record.code,
+                  wrong_signer=lambda i: Rejected(Reason.SENDER_MISMATCH,
+                                                  f"record is for {record.code}, certificate for {i.code}"),
+                  bad_signature=lambda: Rejected(Reason.BAD_SIGNATURE, "agency record signature does not verify"))
     if record.seal_key:
         try:
             sealing.load_public(record.seal_key)

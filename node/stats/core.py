@@ -10,7 +10,7 @@ from ..clock import Clock
 from ..codes import CodeError, Hierarchy
 from ..envelope import Signer
 from ..errors import Reason, Rejected
-from ..identity import keys
+from ..identity import signed
 from ..identity.trust import TrustStore
 from ..pb import stats_pb2 as spb
 from ..store import registry
@@ -45,20 +45,20 @@ def _with_own(own: spb.AgencyStats, reported: Iterable[spb.AgencyStats]) -> list
 def sign(signer: Signer, stats: spb.AgencyStats) -> spb.SignedStats:
     """Counters signed where they are counted: no ancestor can invent or inflate them."""
     body = stats.SerializeToString(deterministic=True)
-    return spb.SignedStats(stats=body, signature=signer.sign(body), cert_der=signer.cert_der)
+    mark = signed.sign(signer, body)
+    return spb.SignedStats(stats=body, signature=mark.signature, cert_der=mark.cert_der)
 
 
-def verify(signed: spb.SignedStats, trust: TrustStore) -> spb.AgencyStats:
+def verify(row: spb.SignedStats, trust: TrustStore) -> spb.AgencyStats:
     """The counters, if the certificate is trusted, binds their code, and signed them; else Rejected."""
     try:
-        stats = spb.AgencyStats.FromString(signed.stats)
+        stats = spb.AgencyStats.FromString(row.stats)
     except DecodeError:
         raise Rejected(Reason.MALFORMED, "counters do not parse") from None
-    ident = trust.identify(signed.cert_der)
-    if ident.code != stats.code:
-        raise Rejected(Reason.SENDER_MISMATCH, f"counters are for {stats.code!r}, certificate for {ident.code}")
-    if not keys.verify(ident.public_key, signed.signature, signed.stats):
-        raise Rejected(Reason.BAD_SIGNATURE, f"counters of {stats.code} are not signed by it")
+    signed.check(trust, row.cert_der, row.signature, row.stats, signer=stats.code,
+                 wrong_signer=lambda i: Rejected(Reason.SENDER_MISMATCH,
+                                                 f"counters are for {stats.code!r}, certificate for {i.code}"),
+                 bad_signature=lambda: Rejected(Reason.BAD_SIGNATURE, f"counters of {stats.code} are not signed by it"))
     return stats
 
 

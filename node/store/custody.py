@@ -1,17 +1,18 @@
-"""Taking custody: record an accepted envelope and its receipt in one durable transaction.
+"""Custody's rows: an accepted envelope, its receipt, and the dedup that answers a repeat.
 
-A node answers "received" only after this commit returns. The `received` table is the
+A node answers "received" only after the commit holding these rows returns
+(node.exchange.custody_commit runs that transaction). The `received` table is the
 dedup key at every hop: a message id seen before gets the stored receipt back and is
-stored nowhere a second time.
+stored nowhere a second time. These functions only read and write rows they are handed:
+receipts and automatic replies are made (signed, sealed) before the transaction.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import Reason, Rejected
 from ..pb import envelope_pb2 as pb
-from ..incidents import log_incident
 from . import audit, inbox, outbox
 from .database import Database, Transaction
 
@@ -28,94 +29,65 @@ class Incoming:
     payload: pb.Payload | None = None  # parsed, for our own mail
     path: list | None = None           # verified (code, time_ms) hops, for our own mail
     parked: outbox.Park | None = None  # relayed to a child that has not registered yet (node.exchange.intake)
+    # what the documents layer records about our own mail, made before the transaction (its automatic 01
+    # signed and sealed already): each called with the transaction, in this envelope's savepoint
+    writes: tuple[Callable[[Transaction], object], ...] = ()
 
 
-def accept(
-    db: Database,
-    items: list[Incoming],
-    make_receipts: Callable[[list[tuple[str, bytes]]], list[pb.Receipt]],
-    now_ms: int,
-    authorize: Callable[[Incoming, Mapping[str, str]], None] | None = None,
-    on_store: Callable[[Transaction, Incoming], None] | None = None,
-) -> list[pb.Receipt | Rejected]:
-    """Store every new item, answer duplicates with their stored receipt; one commit for all.
+@dataclass
+class Settled:
+    """A batch's duplicates settled against what is stored, inside the custody transaction."""
 
-    Every item gets its own outcome. Duplicates are settled first; then, for our own
-    mail, `authorize(item, earlier)` decides against what is stored and the new
-    documents ahead in this batch (`earlier`: message id -> sender), so a decoy reusing
-    a stored message id cannot vouch for a forged revoke. `make_receipts` signs once for
-    every item still standing (see node.receipts). Each item is stored in a savepoint
-    with `on_store(tx, item)` (what it records, and any automatic reply it queues, commit
-    with it); an item that fails there is rolled back and refused alone: with the reason
-    `on_store` raised (a Rejected), else INTERNAL."""
-    results: list[pb.Receipt | Rejected | None] = [None] * len(items)
+    outcomes: list  # per item: a stored receipt, a refusal, or None (still standing)
+    fresh: list[int]  # indexes of the first occurrence of every id new here, in batch order
+    repeats: list[tuple[int, int]]  # (index, index of its first occurrence) within the batch
+    audit_rows: list[tuple] = field(default_factory=list)
+
+    def refuse(self, items: list[Incoming], i: int, why: Rejected, now_ms: int) -> None:
+        self.outcomes[i] = why
+        self.audit_rows.append((now_ms, audit.REJECTED_IN, items[i].message_id, items[i].from_peer, why.public_text))
+
+    def results(self) -> list:
+        for i, first in self.repeats:  # a repeat inside the batch gets the outcome of its first occurrence
+            self.outcomes[i] = self.outcomes[first]
+        return self.outcomes
+
+
+def settle(tx: Transaction, items: list[Incoming], now_ms: int) -> Settled:
+    """Duplicates first: an id received before with the same digest gets its stored receipt back, with
+    other content (or naming a message of ours) DUPLICATE_CONFLICT; a repeat inside the batch gets the
+    outcome of its first occurrence. What stands is `fresh`."""
+    done = Settled([None] * len(items), [], [])
     fresh: dict[str, int] = {}  # message id -> index of its first new occurrence in this batch
-    repeats: list[tuple[int, int]] = []  # (index, index of the first occurrence) within this batch
-    audit_rows: list[tuple] = []
-
-    def refuse(i: int, why: Rejected) -> None:
-        results[i] = why
-        audit_rows.append((now_ms, audit.REJECTED_IN, items[i].message_id, items[i].from_peer, why.public_text))
-
-    with db.transaction() as tx:
-        ids = {item.message_id for item in items}
-        seen = _already_received(tx, ids)
-        taken = _used_elsewhere(tx, ids - set(seen))
-        for i, item in enumerate(items):
-            first = fresh.get(item.message_id)
-            row = seen.get(item.message_id) if first is None else (items[first].digest, None)
-            if row is None:
-                if item.message_id in taken:
-                    refuse(i, Rejected(Reason.DUPLICATE_CONFLICT, f"message id {item.message_id} is in use here"))
-                    continue
-                fresh[item.message_id] = i
+    ids = {item.message_id for item in items}
+    seen = _already_received(tx, ids)
+    taken = _used_elsewhere(tx, ids - set(seen))
+    for i, item in enumerate(items):
+        first = fresh.get(item.message_id)
+        row = seen.get(item.message_id) if first is None else (items[first].digest, None)
+        if row is None:
+            if item.message_id in taken:
+                done.refuse(items, i, Rejected(Reason.DUPLICATE_CONFLICT, f"message id {item.message_id} is in use here"),
+                            now_ms)
                 continue
-            if row[0] != item.digest:
-                refuse(i, Rejected(Reason.DUPLICATE_CONFLICT, f"message {item.message_id} was received with other content"))
-                continue
-            audit_rows.append((now_ms, audit.DUPLICATE, item.message_id, item.from_peer, ""))
-            if first is None:
-                results[i] = pb.Receipt.FromString(row[1])
-            else:
-                repeats.append((i, first))
-        new: list[int] = []
-        earlier: dict[str, str] = {}  # new documents of ours ahead in this batch
-        for i in fresh.values():
-            item = items[i]
-            if item.next_hop is None and authorize is not None:
-                try:
-                    authorize(item, earlier)
-                except Rejected as r:
-                    refuse(i, r)
-                    continue
-                if item.header.kind == pb.DOCUMENT:
-                    earlier[item.message_id] = item.header.sender
-            new.append(i)
-        receipts = make_receipts([(items[i].message_id, items[i].digest) for i in new])
-        for i, receipt in zip(new, receipts):
-            item = items[i]
-            try:
-                with db.transaction():  # a savepoint: this item alone is undone if it fails
-                    _store(tx, item, receipt, now_ms, on_store)
-            except Rejected as r:  # refused while stored (its automatic reply cannot be made): a refusal, not a bug
-                refuse(i, r)
-                continue
-            except Exception:
-                correlation_id = log_incident(f"storing {item.message_id} from {item.from_peer}")
-                refuse(i, Rejected(Reason.INTERNAL, f"could not be stored (correlation id {correlation_id})"))
-                continue
-            results[i] = receipt
-            kind = "" if item.header.kind == pb.DOCUMENT else f"{outbox.KIND_WORDS.get(item.header.kind, 'envelope')} "
-            audit_rows.append((now_ms, audit.RECEIVED, item.message_id, item.from_peer,
-                               f"{kind}from {item.header.sender} sha256 {item.digest.hex()}"))
-        audit.append_many(tx, audit_rows)
-    for i, first in repeats:  # a repeat inside the batch gets the outcome of its first occurrence
-        results[i] = results[first]
-    return results  # type: ignore[return-value]
+            fresh[item.message_id] = i
+            continue
+        if row[0] != item.digest:
+            done.refuse(items, i, Rejected(Reason.DUPLICATE_CONFLICT,
+                                           f"message {item.message_id} was received with other content"), now_ms)
+            continue
+        done.audit_rows.append((now_ms, audit.DUPLICATE, item.message_id, item.from_peer, ""))
+        if first is None:
+            done.outcomes[i] = pb.Receipt.FromString(row[1])
+        else:
+            done.repeats.append((i, first))
+    done.fresh = list(fresh.values())
+    return done
 
 
-def _store(tx: Transaction, item: Incoming, receipt: pb.Receipt, now_ms: int,
-           on_store: Callable[[Transaction, Incoming], None] | None) -> None:
+def store(tx: Transaction, item: Incoming, receipt: pb.Receipt, now_ms: int) -> None:
+    """The envelope's rows: its `received` row (with the receipt made for it) and its mailbox or outbox entry.
+    What the documents layer records about it (`item.writes`) is written by the caller in the same savepoint."""
     h = item.header
     tx.execute("INSERT INTO received (message_id, envelope_sha256, receipt, from_peer, received_ms) VALUES (?,?,?,?,?)",
                (item.message_id, item.digest, receipt.SerializeToString(), item.from_peer, now_ms))
@@ -123,10 +95,20 @@ def _store(tx: Transaction, item: Incoming, receipt: pb.Receipt, now_ms: int,
         business = item.payload.document.business.business_doc_type if item.payload is not None \
             and item.payload.WhichOneof("body") == "document" else 0
         inbox.add_in(tx, h, subject=item.subject, now_ms=now_ms, envelope=item.raw, business_doc_type=business)
-        if on_store is not None:
-            on_store(tx, item)
     else:
         outbox.enqueue_in(tx, h, item.raw, item.next_hop, item.subject, now_ms, origin="relay", parked=item.parked)
+
+
+def replace_receipt(tx: Transaction, message_id: str, receipt: pb.Receipt) -> None:
+    """The receipt of an envelope stored in this transaction, signed again over the batch as it stood."""
+    tx.execute("UPDATE received SET receipt = ? WHERE message_id = ?", (receipt.SerializeToString(), message_id))
+
+
+def received_row(item: Incoming, now_ms: int) -> tuple:
+    """The audit row of an envelope stored."""
+    kind = "" if item.header.kind == pb.DOCUMENT else f"{outbox.KIND_WORDS.get(item.header.kind, 'envelope')} "
+    return (now_ms, audit.RECEIVED, item.message_id, item.from_peer,
+            f"{kind}from {item.header.sender} sha256 {item.digest.hex()}")
 
 
 def _used_elsewhere(tx: Transaction, message_ids: set[str]) -> set[str]:

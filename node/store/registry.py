@@ -1,7 +1,9 @@
 """Children registered with this node, and odd codes learned from their heartbeats."""
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 from .database import Database
 
@@ -72,3 +74,18 @@ def child_codes(db: Database) -> list[str]:
 
 def odd_codes(db: Database) -> dict[str, str]:
     return {r["code"]: r["parent"] for r in db.query("SELECT code, parent FROM odd_codes")}
+
+
+def count_in_file(mailbox: Path) -> int:
+    """How many children the mailbox at `mailbox` holds, read from outside the node that owns it (a harness
+    watching a running process, read-only); 0 while it cannot be read yet."""
+    try:
+        con = sqlite3.connect(f"file:{mailbox}?mode=ro", uri=True, timeout=1)
+    except sqlite3.Error:
+        return 0
+    try:
+        return con.execute("SELECT count(*) FROM registry").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+    finally:
+        con.close()

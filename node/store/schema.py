@@ -24,8 +24,9 @@ def migrate(db: sqlite_utils.Database, *, stop_before: str | None = None) -> lis
     `stop_before`: apply only the migrations before that name (tests of a migration over older rows)."""
     with db.atomic():  # DDL is transactional in SQLite: all of it, or none
         fresh = stop_before is None and _empty(db.conn)
-        if fresh and _FreshSchema.script is not None:
-            for sql in _FreshSchema.script:
+        script = _FreshSchema.script if _FreshSchema.names == _names() else None
+        if fresh and script is not None:
+            for sql in script:
                 db.conn.execute(sql)
             done = [m.name for m in MIGRATIONS.pending(db)]
         else:
@@ -62,6 +63,7 @@ class _FreshSchema:
     only when the replay left every table empty: a migration that seeds rows is replayed each time."""
 
     script: list[str] | None = None
+    names: tuple[str, ...] = ()  # the migrations the script stands for: used only while they are the list
 
     @classmethod
     def keep(cls, conn: sqlite3.Connection) -> None:
@@ -70,7 +72,11 @@ class _FreshSchema:
             (MIGRATIONS_TABLE,))]
         if any(conn.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables):
             return
-        cls.script = schema_of(conn)
+        cls.script, cls.names = schema_of(conn), _names()
+
+
+def _names() -> tuple[str, ...]:
+    return tuple(m.name for m in MIGRATIONS._migrations)
 
 
 @MIGRATIONS(name="0001_mailbox")

@@ -3,7 +3,10 @@
 Starting the 15 nodes takes about ten seconds, so there are two fixtures:
 
 - `cluster`: one cluster shared by every module here that only sends its own documents between
-  nodes and checks what became of them (test_delivery, test_lifecycle_cluster). It starts with
+  nodes and checks what became of them (test_delivery, test_lifecycle_cluster, test_directory_cluster,
+  test_not_registered, test_sealed_cluster), run twice: its agencies on hosts (docs/hosting.md), one
+  host per agency, then one host per province with the national root on its own (co-hosted
+  agencies exchange in process). It starts with
   the first test that asks for it and stops after the last test of this package. A module that
   uses it must leave every node running with its configuration, wait for what it sent to arrive,
   and assert only on its own messages: its own message ids, or the rows a node added while the
@@ -11,7 +14,8 @@ Starting the 15 nodes takes about ten seconds, so there are two fixtures:
 - `own_cluster`: a cluster of the module's own, for a module that kills, restarts or reconfigures
   nodes (test_crash), so what it breaks never reaches the shared one.
 
-Either way every node is stopped at the end and must exit 0.
+Either way every node is stopped at the end and must exit 0. Today's one node.yaml per process is what
+`own_cluster`, test_harness, test_revocation_cluster and test_parked run.
 """
 from __future__ import annotations
 
@@ -56,10 +60,12 @@ def small() -> Topology:
     return topology.load("small")
 
 
-@pytest.fixture(scope="package")
-def cluster(tmp_path_factory, small) -> Iterator[Cluster]:
-    """The cluster the read-only modules of this package share (see the module docstring)."""
-    with running(tmp_path_factory.mktemp("shared-cluster"), small) as c:
+@pytest.fixture(scope="package", params=["per-agency", "per-province"])
+def cluster(request, tmp_path_factory, small) -> Iterator[Cluster]:
+    """The cluster the read-only modules of this package share (see the module docstring), on hosts placed
+    by each rule of topology.PLACEMENTS in turn."""
+    with running(tmp_path_factory.mktemp(f"shared-cluster-{request.param}"), small, hosts=request.param) as c:
+        assert len(c.hosts) == {"per-agency": len(small), "per-province": 3}[request.param]
         yield c
 
 

@@ -111,3 +111,58 @@ def test_up_with_http_stop_gracefully_and_restart_after_an_edit(tmp_path):
         down = cli("down", "--dir", str(d))
     assert down.returncode == 0, down.stderr
     assert json.loads(down.stdout)["000.21.35.H53"] == "not running (last exit 0)"
+
+
+def test_up_on_hosts_names_each_agencys_host_and_kill_acts_on_the_host(tmp_path):
+    """`host:` keys in the topology: one host process per host, a host file and one agency file per agency;
+    cluster.json names each agency's host (pid, ports, its agencies); `kill CODE` kills its host, so every
+    agency placed there and no other; `down` stops them all (exit 0)."""
+    tree = {"name": "tiny", "nodes": [{"code": "000.00.00.H53", "name": "UBND tỉnh Tây Ninh", "host": "tinh",
+                                       "children": [{"code": "000.00.35.H53", "name": "UBND thị xã Hòa Thành",
+                                                     "host": "tinh", "children": [
+                                                         {"code": "000.21.35.H53", "name": "UBND xã Trường Hòa",
+                                                          "host": "xa"}]}]}]}
+    topo_file = tmp_path / "tiny.yaml"
+    topo_file.write_text(yaml.safe_dump(tree, allow_unicode=True))
+    d = tmp_path / "cluster"
+    up = cli("up", str(topo_file), "--dir", str(d))
+    try:
+        assert up.returncode == 0, up.stderr
+        mapping = json.loads(up.stdout)
+        assert mapping == json.loads((d / "cluster.json").read_text())
+        province, district, commune = (mapping[c] for c in ("000.00.00.H53", "000.00.35.H53", "000.21.35.H53"))
+        assert province["host"] == district["host"] != commune["host"]
+        tinh, xa = province["host"], commune["host"]
+        assert (tinh["name"], tinh["agencies"], xa["name"], xa["agencies"]) == (
+            "tinh", ["000.00.00.H53", "000.00.35.H53"], "xa", ["000.21.35.H53"])
+        for n in mapping.values():  # an agency's pid and ports are its host's
+            assert (n["pid"], n["listen"], n["api"], n["config"]) == (
+                n["host"]["pid"], n["host"]["listen"], n["host"]["api"], n["host"]["config"])
+            assert pid_alive(n["pid"])
+        assert tinh["pid"] != xa["pid"] and tinh["listen"] != xa["listen"]
+        assert sorted(p.name for p in (Path(tinh["dir"]) / "agencies").iterdir()) == [
+            "000.00.00.H53.yaml", "000.00.35.H53.yaml"]
+        agency = yaml.safe_load((Path(xa["dir"]) / "agencies" / "000.21.35.H53.yaml").read_text())
+        assert agency["peers"] == [{"code": "000.00.35.H53", "address": tinh["listen"]}]
+        assert agency["node"]["data_dir"] == str(Path(commune["dir"]) / "data")
+        assert os.listdir(Path(commune["dir"]) / "data")  # its own mailbox, outside the host's directory
+
+        killed = cli("kill", "000.00.35.H53", "--dir", str(d))
+        assert (killed.returncode, json.loads(killed.stdout)) == (0, {"000.00.35.H53": 137}), killed.stderr
+        rows = {r["code"]: r for r in json.loads(cli("status", "--json", "--dir", str(d)).stdout)}
+        assert [c for c, r in rows.items() if not r["alive"]] == ["000.00.00.H53", "000.00.35.H53"]
+        assert rows["000.21.35.H53"]["healthy"] and not pid_alive(tinh["pid"])
+        back = cli("restart", "000.00.00.H53", "--dir", str(d))
+        assert back.returncode == 0, back.stderr
+    finally:
+        down = cli("down", "--dir", str(d))
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout) == {code: 0 for code in mapping}
+
+
+def test_hosts_and_http_together_are_refused_naming_why(tmp_path):
+    topo_file = tmp_path / "tiny.yaml"
+    topo_file.write_text(yaml.safe_dump(TREE, allow_unicode=True))
+    up = cli("up", str(topo_file), "--dir", str(tmp_path / "cluster"), "--hosts", "per-province", "--http")
+    assert up.returncode == 1 and "--http is not served by a host of several agencies" in up.stderr
+    assert not (tmp_path / "cluster" / "cluster.json").exists()

@@ -12,7 +12,7 @@ import pytest
 from node import envelope
 from node.codes import Hierarchy
 from node.envelope import Signer
-from node.transport.grpc_peers import TlsMaterial, open_channel
+from node.transport.grpc_peers import CALLED, TlsMaterial, open_channel
 from node.harness.waiting import EventWaiter, wait_for_statuses
 from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
@@ -99,7 +99,8 @@ def test_a_status_forged_by_a_non_recipient_is_rejected(cluster, sent):
     # the relay's notice goes back to FORGER's node, which takes none about an envelope it never sent (this
     # one was signed outside it: NOTICE_OFF_ROUTE), so the refusal is read at the relay
     with EventWaiter(cluster.client(district), inbox=False) as ev:
-        xgrpc.ExchangeStub(channel).Deliver(xpb.DeliverRequest(envelope=raw), timeout=10)  # the relay takes custody
+        xgrpc.ExchangeStub(channel).Deliver(xpb.DeliverRequest(envelope=raw), timeout=10,
+                                            metadata=((CALLED, district),))  # the relay takes custody
         ev.wait(refused_on_forged, timeout=60)  # ...the sender refuses it
     channel.close()
     [refusal] = [e for e in ev.events if e.type == "rejected" and e.message_id == forged.message_id]

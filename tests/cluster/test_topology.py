@@ -109,3 +109,33 @@ def test_load_by_name_or_path_and_unknown_names(tmp_path):
     assert topology.resolve("small") == topology.TOPOLOGY_DIR / "small.yaml"
     with pytest.raises(TopologyError, match="topology file not found .*binh-phuoc, dong-nai, small"):
         topology.load("no-such-topology")
+
+
+def test_per_province_places_the_root_alone_and_each_province_with_everything_under_it():
+    t = topology.load("small")
+    placed = topology.place(t, "per-province")
+    assert set(placed) == set(t.codes) and placed["VN"] == "VN"
+    for province in t.children("VN"):
+        assert {c for c, h in placed.items() if h == province} == {province, *t.subtree(province)}
+    assert len(set(placed.values())) == 3
+    # a province alone (no national root) is one host
+    assert set(topology.place(topology.load("dong-nai"), "per-province").values()) == {"000.00.00.H19"}
+
+
+def test_per_agency_is_a_host_each_and_no_rule_reads_the_files_host_keys():
+    t = topology.load("small")
+    assert topology.place(t, "per-agency") == {c: c for c in t.codes}
+    assert topology.place(t) is None  # no `host:` key: one node process each, as before
+    keyed = topology.parse(_tree({"code": "000.00.35.H53", "name": "Huyện", "host": "huyen",
+                                  "children": [{"code": "000.21.35.H53", "name": "Xã", "host": "huyen"}]}))
+    assert topology.place(keyed) == {"000.00.00.H53": "000.00.00.H53", "000.00.35.H53": "huyen",
+                                     "000.21.35.H53": "huyen"}
+    with pytest.raises(TopologyError, match="unknown placement 'per-commune'"):
+        topology.place(t, "per-commune")
+
+
+@pytest.mark.parametrize("host", ["", "../etc", "a b", 7, "x" * 65])
+def test_a_host_name_that_is_no_directory_name_is_refused_naming_the_key(host):
+    with pytest.raises(TopologyError) as e:
+        topology.parse(_tree({"code": "000.00.35.H53", "name": "Huyện", "host": host}))
+    assert e.value.path == "nodes[0].children[0].host"

@@ -49,6 +49,26 @@ def test_arrival_status_01_comes_back_automatically_with_the_path(tree, sent):
     assert (entry.status, entry.state) == ("01", "active")
 
 
+def test_a_retried_document_is_answered_its_stored_receipt_without_making_its_01_again(tree, sent, monkeypatch):
+    """The automatic 01 is made (signed, sealed) before the custody transaction; a hand-over of a document
+    already taken (a sender retrying after a lost answer) gets its stored receipt back and makes no 01."""
+    from node import envelope
+    from node.store import custody, inbox
+
+    _, mids = sent
+    wait_for_statuses(tree.client(S), sent[0], {r: ["01"] for r in RECIPIENTS})
+    node = tree.node(R1)
+    raw = inbox.envelope(node.db, mids[R1])
+    before = statuses.count_reported(node.db, mids[R1], "01")
+    made = []
+    real = node.lifecycle.prepare
+    monkeypatch.setattr(node.lifecycle, "prepare", lambda item: made.append(item.message_id) or real(item))
+    [answer] = node.intake.receive([raw], envelope.last_hop(raw))
+    assert answer == custody.stored_receipt(node.db, mids[R1])
+    assert made == []
+    assert statuses.count_reported(node.db, mids[R1], "01") == before >= 1
+
+
 def test_processing_statuses_arrive_in_order_and_a_wrong_step_is_refused(tree, sent):
     doc_id, mids = sent
     r1, r2 = tree.client(R1), tree.client(R2)
@@ -224,3 +244,4 @@ def test_a_change_of_a_change_is_refused_naming_doc_id(tree):
     with pytest.raises(grpc.RpcError) as e:
         sender.change(update.doc_id, 1)
     assert (reason_of(e.value), fields_of(e.value)) == ("INVALID_REQUEST", ["doc_id"])
+

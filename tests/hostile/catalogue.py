@@ -15,8 +15,9 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
     __package__ = "hostile"
 
 from . import (cases_answers, cases_audit, cases_backup, cases_clients, cases_connections,  # noqa: F401,E402
-               cases_envelopes, cases_flood, cases_hosting, cases_lifecycle, cases_local, cases_logs, cases_notices,
-               cases_records, cases_registry, cases_revocation, cases_sealing, cases_stats, cases_successions)
+               cases_envelopes, cases_flood, cases_hosting, cases_hosting_isolation, cases_lifecycle, cases_local,
+               cases_logs, cases_notices, cases_records, cases_registry, cases_revocation, cases_sealing, cases_stats,
+               cases_successions)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {

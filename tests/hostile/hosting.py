@@ -28,6 +28,8 @@ TIMEOUT = 30.0
 class Hosting:
     handle: hosts.HostHandle
     doc_for_b: str  # the message id of HP's document in HB's inbox
+    doc_id: str = ""  # that document's doc id (HP's outbox)
+    http: str = ""  # the host's HTTP/JSON face, http://host:port
 
     def client(self, code: str):
         return self.handle.agencies[code].client(TIMEOUT)
@@ -44,7 +46,9 @@ class Hosting:
 
 def start_hosting(root: Path, ca_dir: Path) -> Hosting:
     listen = f"127.0.0.1:{nodes.free_port()}"
-    fast = {"registry": {"heartbeat": "1s", "stale_after": "30s"}, "limits": {"registry_updates_per_second": 20}}
+    http = f"127.0.0.1:{nodes.free_port()}"  # the host's HTTP/JSON face, for every agency
+    fast = {"registry": {"heartbeat": "1s", "stale_after": "30s"}, "limits": {"registry_updates_per_second": 20},
+            "api": {"http_listen": http}}
     specs = [NodeSpec(HP, "UBND tỉnh (host)", extra={"node": {"root": True}}),
              NodeSpec(HA, "UBND xã A (host)", peers={HP: HP}, parent=HP),
              NodeSpec(HB, "UBND xã B (host)", peers={HP: HP}, parent=HP)]
@@ -58,4 +62,4 @@ def start_hosting(root: Path, ca_dir: Path) -> Hosting:
         print(nodes.tail(h.agencies[HP], 40))
         nodes.terminate(h.agencies[HP])
         raise
-    return Hosting(h, sent.envelopes[0].message_id)
+    return Hosting(h, sent.envelopes[0].message_id, sent.doc_id, f"http://{http}")

@@ -1,7 +1,8 @@
 """What fuzzing and the hostile catalogue found, kept as tests.
 
-1. A refusal raised while an envelope is being stored. custody.accept stores each accepted envelope in a savepoint with its handler (the documents
-layer records it and queues the automatic 01). The handler could refuse there for a catalogue
+1. A refusal raised while an envelope is being stored. Custody stored each accepted envelope in a savepoint with its handler (the documents
+layer records it and queues the automatic 01; node.exchange.custody_commit now writes the rows that layer made
+before the transaction, and the 01 is made before it). The handler could refuse there for a catalogue
 reason, but the savepoint answered every failure INTERNAL: not final for the sender, which
 retried the envelope for its whole lifetime while its hop backed off (a link jammed by one
 envelope). Found by test_fuzz.py (Intake.receive) with a document a node signed to itself;

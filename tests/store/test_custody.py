@@ -8,6 +8,7 @@ import pytest
 from node import envelope, receipts
 from node.errors import Reason, Rejected
 from node.pb import envelope_pb2 as pb
+from node.exchange import custody_commit
 from node.store import audit, custody, inbox
 from node.store.database import Database
 
@@ -26,7 +27,7 @@ def receipt_maker(pki, clock):
 
 def test_new_envelope_lands_in_inbox_with_receipt(db, pki, clock):
     item = incoming(pki, clock)
-    [receipt] = custody.accept(db, [item], receipt_maker(pki, clock), clock.now_ms())
+    [receipt] = custody_commit.take(db, [item], receipt_maker(pki, clock), clock.now_ms())
     assert isinstance(receipt, pb.Receipt)
     assert [e["message_id"] for e in inbox.list_entries(db)] == [item.message_id]
     assert custody.stored_receipt(db, item.message_id) == receipt
@@ -34,9 +35,9 @@ def test_new_envelope_lands_in_inbox_with_receipt(db, pki, clock):
 
 def test_duplicate_gets_same_receipt_and_is_not_stored_twice(db, pki, clock):
     item = incoming(pki, clock)
-    [first] = custody.accept(db, [item], receipt_maker(pki, clock), clock.now_ms())
+    [first] = custody_commit.take(db, [item], receipt_maker(pki, clock), clock.now_ms())
     clock.advance(5)
-    [again] = custody.accept(db, [item], receipt_maker(pki, clock), clock.now_ms())
+    [again] = custody_commit.take(db, [item], receipt_maker(pki, clock), clock.now_ms())
     assert again.SerializeToString() == first.SerializeToString()
     assert inbox.count(db) == 1
     assert [r["event"] for r in audit.recent(db)] == [audit.DUPLICATE, audit.RECEIVED]
@@ -44,20 +45,20 @@ def test_duplicate_gets_same_receipt_and_is_not_stored_twice(db, pki, clock):
 
 def test_duplicate_within_one_batch_is_stored_once(db, pki, clock):
     item = incoming(pki, clock)
-    r1, r2 = custody.accept(db, [item, item], receipt_maker(pki, clock), clock.now_ms())
+    r1, r2 = custody_commit.take(db, [item, item], receipt_maker(pki, clock), clock.now_ms())
     assert r1.SerializeToString() == r2.SerializeToString()
     assert inbox.count(db) == 1
 
 
 def test_a_batch_is_receipted_under_one_signature_and_a_repeat_gets_its_own_proof_back(db, pki, clock):
     batch = [incoming(pki, clock, subject=f"s{i}") for i in range(5)]
-    first = custody.accept(db, batch, receipt_maker(pki, clock), clock.now_ms())
+    first = custody_commit.take(db, batch, receipt_maker(pki, clock), clock.now_ms())
     assert len({r.signature for r in first}) == 1
     for item, r in zip(batch, first):
         receipts.verify(r, pki.trust(clock), expect_receiver=B, message_id=item.message_id, envelope_digest=item.digest)
     # a retried batch with one new envelope: the old ones get their stored receipts, the new one a new signature
     extra = incoming(pki, clock, subject="new")
-    again = custody.accept(db, [batch[3], extra, batch[0]], receipt_maker(pki, clock), clock.now_ms())
+    again = custody_commit.take(db, [batch[3], extra, batch[0]], receipt_maker(pki, clock), clock.now_ms())
     assert again[0].SerializeToString() == first[3].SerializeToString()
     assert again[2].SerializeToString() == first[0].SerializeToString()
     assert again[1].signature != first[0].signature
@@ -67,14 +68,14 @@ def test_a_batch_is_receipted_under_one_signature_and_a_repeat_gets_its_own_proo
 def test_same_id_other_content_is_refused(db, pki, clock):
     item = incoming(pki, clock, message_id="m1")
     other = incoming(pki, clock, subject="different", message_id="m1")
-    custody.accept(db, [item], receipt_maker(pki, clock), clock.now_ms())
-    [result] = custody.accept(db, [other], receipt_maker(pki, clock), clock.now_ms())
+    custody_commit.take(db, [item], receipt_maker(pki, clock), clock.now_ms())
+    [result] = custody_commit.take(db, [other], receipt_maker(pki, clock), clock.now_ms())
     assert isinstance(result, Rejected) and result.reason is Reason.DUPLICATE_CONFLICT
     assert inbox.get(db, "m1")["subject"] == "x"
 
 
 def test_audit_log_refuses_update_and_delete(db, pki, clock):
-    custody.accept(db, [incoming(pki, clock)], receipt_maker(pki, clock), clock.now_ms())
+    custody_commit.take(db, [incoming(pki, clock)], receipt_maker(pki, clock), clock.now_ms())
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         with db.transaction() as conn:
             conn.execute("UPDATE audit SET detail = 'x'")
@@ -88,7 +89,7 @@ def test_committed_data_survives_reopen(tmp_path, pki, clock):
     path = tmp_path / "m.sqlite3"
     d = Database(path)
     item = incoming(pki, clock)
-    custody.accept(d, [item], receipt_maker(pki, clock), clock.now_ms())
+    custody_commit.take(d, [item], receipt_maker(pki, clock), clock.now_ms())
     d.close()
     d2 = Database(path)  # migrations are not re-applied, data is there
     assert inbox.get(d2, item.message_id)["sender"] == A
@@ -99,7 +100,7 @@ def test_committed_data_survives_reopen(tmp_path, pki, clock):
 
 def test_ack_marks_once(db, pki, clock):
     item = incoming(pki, clock)
-    custody.accept(db, [item], receipt_maker(pki, clock), clock.now_ms())
+    custody_commit.take(db, [item], receipt_maker(pki, clock), clock.now_ms())
     assert inbox.ack(db, item.message_id, clock.now_ms()) is True
     assert inbox.ack(db, item.message_id, clock.now_ms()) is False
     assert inbox.ack(db, "nope", clock.now_ms()) is None
@@ -137,7 +138,7 @@ def test_the_same_envelopes_handed_over_on_many_threads_at_once_are_stored_once(
 
     def hand_over(i: int) -> None:
         start.wait(20)
-        got = custody.accept(db, batch[i % 2:] + batch[:i % 2], receipt_maker(pki, clock), clock.now_ms())
+        got = custody_commit.take(db, batch[i % 2:] + batch[:i % 2], receipt_maker(pki, clock), clock.now_ms())
         with lock:
             answers.append(got)
 

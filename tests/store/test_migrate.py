@@ -85,3 +85,16 @@ def test_a_migration_that_seeds_rows_is_replayed_for_every_fresh_mailbox(tmp_pat
     db = Database(tmp_path / "b.sqlite3")
     assert db.query_one("SELECT code FROM peer_state")["code"] == "SEED"
     db.close()
+
+
+def test_a_kept_script_is_not_used_once_the_migrations_differ(tmp_path, monkeypatch, no_kept_schema):
+    Database(tmp_path / "a.sqlite3").close()  # keeps the script of today's migrations
+
+    def later(db):
+        db.execute("CREATE TABLE later (x)")
+    monkeypatch.setattr(MIGRATIONS, "_migrations", [*MIGRATIONS._migrations,
+                                                    MIGRATIONS._Migration("9999_later", later, True)])
+    db = Database(tmp_path / "b.sqlite3")  # replayed: the kept script knows nothing of 9999_later
+    assert db.schema_version() == len(MIGRATIONS._migrations)
+    assert db.query_one("SELECT count(*) AS n FROM later")["n"] == 0
+    db.close()

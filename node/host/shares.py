@@ -1,0 +1,49 @@
+"""Fair shares of a host's worker threads: one busy or hostile agency cannot take them all.
+
+A host has one pool of API workers and one of peer workers for every agency it serves. Without a
+share, one agency's document system sending as fast as it can, or its peers holding streams open
+(a health Watch holds a peer worker for as long as the caller listens), would leave every other
+agency's calls queued behind its own. So on a host of several agencies each agency may have at most
+half of a pool's workers busy with its calls (the API: calls by its tokens, or the host admin's on
+it; the peer port: calls to it); a call past that is refused at once with AGENCY_BUSY, holding
+nothing, and the other half stays free for the others. A host of one agency has nobody to share with:
+its calls may take every worker, as on a standalone node.
+"""
+from __future__ import annotations
+
+import threading
+
+from ..errors import Reason, Rejected
+
+
+class AgencyShares:
+    def __init__(self, workers: int, what: str) -> None:
+        self.workers, self.what = workers, what  # what: "API workers", "peer workers", "Watch streams"
+        self.share = max(1, workers // 2)
+        self._busy: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, code: str, serving: int) -> Rejected | None:
+        """Take a worker of the pool for one call of `code`'s (None), or the refusal; `leave` gives it back.
+        `serving`: how many agencies the host serves now (one: no limit)."""
+        limit = self.workers if serving <= 1 else self.share
+        with self._lock:
+            n = self._busy.get(code, 0)
+            if n >= limit:
+                return Rejected(Reason.AGENCY_BUSY, f"this agency already holds {n} of the host's {self.workers} "
+                                f"{self.what}, its share; retry when one of its calls has answered",
+                                metadata={"limit": str(limit)})
+            self._busy[code] = n + 1
+        return None
+
+    def leave(self, code: str) -> None:
+        with self._lock:
+            n = self._busy.get(code, 0) - 1
+            if n > 0:
+                self._busy[code] = n
+            else:
+                self._busy.pop(code, None)
+
+    def busy(self, code: str) -> int:
+        with self._lock:
+            return self._busy.get(code, 0)

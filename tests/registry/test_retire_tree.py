@@ -67,6 +67,8 @@ def test_a_retiring_node_takes_no_new_mail_sends_on_what_it_holds_and_ends_drain
     assert reason_of(e) == "NODE_RETIRING" and metadata_of(e).get("successor") == Z, e
     assert reason_of(refused(lambda: x.send_batch([(pb.Document(subject="mới"), [S])]))) == "NODE_RETIRING"
     assert x.admin.retire_status().queued == 2  # nothing stored by the refusals
+    to_x = s.send(pb.Document(subject="gửi mã cũ"), [X]).envelopes[0]  # others' new mail for X goes to Z
+    assert (to_x.recipient, to_x.successor_of) == (Z, X)
 
     with EventWaiter(s, sent=False) as at_s:
         x.admin.release(P)  # what it holds is sent on

@@ -774,6 +774,21 @@ def cmd_succession_list(args) -> int:
     return 0
 
 
+def cmd_retire(args) -> int:
+    if bool(args.to) == bool(args.status):
+        raise CliError("give --to CODE (begin retiring into the successor) or --status (what is left)", 2)
+    admin = _client(args).admin
+    r = admin.retire_status() if args.status else admin.retire(args.to)
+    if args.json:
+        print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
+        return 0
+    print(f"retiring into {shown(r.successor)} since {_when(r.started_ms)} UTC: new documents refused (NODE_RETIRING)")
+    print(f"left: {r.queued} envelope(s) queued ({r.parked} parked), {r.unfetched} document(s) not fetched")
+    if r.drained:
+        print(f"drained: nothing left. Revoke this node's certificate: {r.revoke_command}")
+    return 0
+
+
 # ---- wiring ---------------------------------------------------------------------
 
 PURGE_REASON_HELP = "why, on one line, at most 500 characters (audited, and sent to the sender in the notice)"
@@ -1043,6 +1058,14 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--reason", required=True, help="why, on one line, at most 500 characters (it travels with it)")
     sl = succession_cmd("list", "every succession this node holds, from every issuer", cmd_succession_list)
     sl.add_argument("--json", action="store_true", help="one JSON array")
+
+    retire = sub.add_parser("retire", help="retire this node into its successor: no new documents, what it holds "
+                                           "sent on, then revoke it (docs/restructuring.md)")
+    retire.add_argument("--to", help="the successor's code, as a succession this node holds names it")
+    retire.add_argument("--status", action="store_true", help="what is left before the node is drained")
+    retire.add_argument("--json", action="store_true", help="the answer as JSON")
+    retire.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
+    retire.set_defaults(func=cmd_retire, refused_exit=EXIT_REFUSED)
 
     cli_stats.add_parser(sub)
     return p

@@ -215,6 +215,12 @@ class AdminCalls:
     def list_successions(self) -> apb.ListSuccessionsResponse:
         return self._client._call(self.stub.ListSuccessions, apb.ListSuccessionsRequest())
 
+    def retire(self, to: str) -> apb.RetireResponse:
+        return self._client._call(self.stub.Retire, apb.RetireRequest(to=to))
+
+    def retire_status(self) -> apb.RetireResponse:
+        return self._client._call(self.stub.RetireStatus, apb.RetireStatusRequest())
+
     def list_queue(self, hop: str = "", parked: bool = False, after_seq: int = 0,
                    limit: int = 0) -> apb.ListQueueResponse:
         return self._client._call(self.stub.ListQueue, apb.ListQueueRequest(hop=hop, parked=parked,

@@ -135,6 +135,11 @@ class Reason(enum.Enum):
                         "a succession list is not newer than the one this node holds from its issuer")
     RECIPIENT_RETIRED = ("RECIPIENT_RETIRED", _C.FAILED_PRECONDITION, True,
                          "the recipient is retired: its successor answers for it (metadata: successor)")
+    RETIRE_NOT_SUCCESSOR = ("RETIRE_NOT_SUCCESSOR", _C.FAILED_PRECONDITION, True,
+                            "no succession this node holds retires its code into that agency")
+    NOT_RETIRING = ("NOT_RETIRING", _C.FAILED_PRECONDITION, True, "this node is not retiring")
+    NODE_RETIRING = ("NODE_RETIRING", _C.FAILED_PRECONDITION, True,
+                     "this node is retiring: send new documents from its successor (metadata: successor)")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

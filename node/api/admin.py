@@ -19,7 +19,7 @@ from ..pb import admin_pb2 as apb
 from ..pb import admin_pb2_grpc as agrpc
 from ..pb import envelope_pb2 as pb
 from ..pb import registry_pb2 as rpb
-from ..store import outbox, peers
+from ..store import outbox, peers, retirement
 from ..store.database import Database
 from ..registry.successions import MAX_OLD_CODES, Successions
 from . import clients
@@ -72,6 +72,12 @@ def _succession_view(body: rpb.SuccessionList, s: rpb.Succession) -> apb.Success
                               effective_ms=s.effective_ms, reason=s.reason, issued_ms=body.issued_ms)
 
 
+def revoke_command(own: str) -> str:
+    """What the CA's operator runs once the node is drained (docs/deploy.md, Revoking a certificate)."""
+    return (f"at the CA: lienthong ca revoke <certificate of {own}> --ca CA_DIR --reason cessation_of_operation; "
+            "lienthong ca crl --ca CA_DIR; install ca.crl at the root and reload it")
+
+
 class AdminService(agrpc.AdminServicer):
     def __init__(self, db: Database, dispatcher: Dispatcher, clock: Clock,
                  running: Callable[[], apb.RunningResponse] = apb.RunningResponse,
@@ -105,6 +111,33 @@ class AdminService(agrpc.AdminServicer):
             body = rpb.SuccessionList.FromString(signed.body)
             out.successions.extend(_succession_view(body, s) for s in body.successions)
         return out
+
+    def Retire(self, request, context):
+        """Begin retiring into `to` (or, already retiring into it, the progress): only into the successor a
+        succession this node holds names for its own code, so an operator's typo cannot stop the node's mail."""
+        to = request.to
+        if not is_identifier(to):
+            raise Rejected(Reason.INVALID_REQUEST, f"{to[:64]!r} is not an agency code", field="to")
+        own = self.dispatcher.router.code
+        named = self.successions.successor(own) if self.successions is not None else None
+        if named != to:
+            held = f"the successions held name {named}" if named else "no succession held retires it"
+            raise Rejected(Reason.RETIRE_NOT_SUCCESSOR, f"{to} is not the successor of {own}: {held}", field="to",
+                           metadata={"successor": named or ""})
+        retirement.start(self.db, to, self.clock.now_ms())
+        return self._retire_status(own)
+
+    def RetireStatus(self, request, context):
+        return self._retire_status(self.dispatcher.router.code)
+
+    def _retire_status(self, own: str) -> apb.RetireResponse:
+        retiring = retirement.successor(self.db)
+        if retiring is None:
+            raise Rejected(Reason.NOT_RETIRING, "this node is not retiring (lienthong retire --to CODE)")
+        left = retirement.left(self.db)
+        return apb.RetireResponse(successor=retiring[0], started_ms=retiring[1], queued=left.queued,
+                                  parked=left.parked, unfetched=left.unfetched, drained=left.drained,
+                                  revoke_command=revoke_command(own))
 
     def Running(self, request, context):
         return self.running()

@@ -29,7 +29,7 @@ from ..errors import Reason, Rejected, naming, too_large
 from ..identity import sealing
 from ..limits import Limits, check_document, over
 from ..pb import envelope_pb2 as pb
-from ..store import documents, inbox, outbox, successions
+from ..store import documents, inbox, outbox, retirement, successions
 from ..api import clients
 from ..store.database import Database, Transaction
 from .protocols import Waker
@@ -238,6 +238,8 @@ class Outgoing:
         `within(tx, posted)` runs inside that commit, after the envelopes are stored; what it raises
         rolls the whole send back. `require_registered`: refuse the send unless the tree confirms every
         recipient registered (instead of queueing it to wait for a registration)."""
+        if not ref_message_id:  # a change to a document sent before may still go (its history); a new one not
+            self._not_retiring()
         sealed = [(payload, self._prepare(payload, recipients, priority, lifetime_s, ref_message_id,
                                           require_registered))]
         return self._commit(sealed, ref_doc_id, within and (lambda tx, posted: within(tx, posted[0])))[0]
@@ -246,11 +248,19 @@ class Outgoing:
                   within: Callable[[Transaction, list[Posted]], Any] | None = None) -> list[Posted]:
         """(payload, recipients, priority, lifetime, require_registered) each; every item checked and sealed,
         then one commit. A refusal names the item (`documents[i]: ...`) and nothing is stored."""
+        self._not_retiring()
         sealed = []
         for i, (payload, recipients, priority, lifetime_s, required) in enumerate(items):
             with naming(f"documents[{i}]"):
                 sealed.append((payload, self._prepare(payload, recipients, priority, lifetime_s, "", required)))
         return self._commit(sealed, None, within)
+
+    def _not_retiring(self) -> None:
+        """A retiring node takes no new document to send: its agency sends from its successor now."""
+        retiring = retirement.successor(self.db)
+        if retiring is not None:
+            raise Rejected(Reason.NODE_RETIRING, f"this node is retiring into {retiring[0]}: send new documents "
+                           f"from {retiring[0]}", metadata={"successor": retiring[0]})
 
     def prepare_in(self, payload: pb.Payload, recipient: str, *, priority: int = 0, ref_message_id: str = "",
                    seal_to: bytes = b"", clear_ok: bool = False) -> list[Sealed]:

@@ -6,6 +6,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RetireRequest(_message.Message):
+    __slots__ = ("to",)
+    TO_FIELD_NUMBER: _ClassVar[int]
+    to: str
+    def __init__(self, to: _Optional[str] = ...) -> None: ...
+
+class RetireStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RetireResponse(_message.Message):
+    __slots__ = ("successor", "started_ms", "queued", "parked", "unfetched", "drained", "revoke_command")
+    SUCCESSOR_FIELD_NUMBER: _ClassVar[int]
+    STARTED_MS_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    PARKED_FIELD_NUMBER: _ClassVar[int]
+    UNFETCHED_FIELD_NUMBER: _ClassVar[int]
+    DRAINED_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_COMMAND_FIELD_NUMBER: _ClassVar[int]
+    successor: str
+    started_ms: int
+    queued: int
+    parked: int
+    unfetched: int
+    drained: bool
+    revoke_command: str
+    def __init__(self, successor: _Optional[str] = ..., started_ms: _Optional[int] = ..., queued: _Optional[int] = ..., parked: _Optional[int] = ..., unfetched: _Optional[int] = ..., drained: _Optional[bool] = ..., revoke_command: _Optional[str] = ...) -> None: ...
+
 class IssueSuccessionRequest(_message.Message):
     __slots__ = ("old_codes", "successor", "effective_ms", "reason")
     OLD_CODES_FIELD_NUMBER: _ClassVar[int]

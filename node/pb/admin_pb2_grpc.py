@@ -94,6 +94,16 @@ class AdminStub:
                 request_serializer=node_dot_pb_dot_admin__pb2.ListSuccessionsRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_admin__pb2.ListSuccessionsResponse.FromString,
                 _registered_method=True)
+        self.Retire = channel.unary_unary(
+                '/lienthong.v1.Admin/Retire',
+                request_serializer=node_dot_pb_dot_admin__pb2.RetireRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.RetireResponse.FromString,
+                _registered_method=True)
+        self.RetireStatus = channel.unary_unary(
+                '/lienthong.v1.Admin/RetireStatus',
+                request_serializer=node_dot_pb_dot_admin__pb2.RetireStatusRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.RetireResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -190,6 +200,22 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Retire(self, request, context):
+        """Retire this node into its successor (docs/restructuring.md): from then on it takes no new document to send
+        (NODE_RETIRING), sends on what it holds, and says what is left. `to` must be the successor a succession this
+        node holds names for its own code (RETIRE_NOT_SUCCESSOR). Again with the same `to`: the progress only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireStatus(self, request, context):
+        """What a retiring node still holds; NOT_RETIRING when it is not retiring.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -252,6 +278,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListSuccessions,
                     request_deserializer=node_dot_pb_dot_admin__pb2.ListSuccessionsRequest.FromString,
                     response_serializer=node_dot_pb_dot_admin__pb2.ListSuccessionsResponse.SerializeToString,
+            ),
+            'Retire': grpc.unary_unary_rpc_method_handler(
+                    servicer.Retire,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.RetireRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.RetireResponse.SerializeToString,
+            ),
+            'RetireStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireStatus,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.RetireStatusRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.RetireResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -578,6 +614,60 @@ class Admin:
             '/lienthong.v1.Admin/ListSuccessions',
             node_dot_pb_dot_admin__pb2.ListSuccessionsRequest.SerializeToString,
             node_dot_pb_dot_admin__pb2.ListSuccessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Retire(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/Retire',
+            node_dot_pb_dot_admin__pb2.RetireRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.RetireResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/RetireStatus',
+            node_dot_pb_dot_admin__pb2.RetireStatusRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.RetireResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -80,6 +80,9 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SUCCESSION_CYCLE: _ClassVar[Reason]
     SUCCESSION_STALE: _ClassVar[Reason]
     RECIPIENT_RETIRED: _ClassVar[Reason]
+    RETIRE_NOT_SUCCESSOR: _ClassVar[Reason]
+    NOT_RETIRING: _ClassVar[Reason]
+    NODE_RETIRING: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -154,3 +157,6 @@ SUCCESSION_BAD_SIGNATURE: Reason
 SUCCESSION_CYCLE: Reason
 SUCCESSION_STALE: Reason
 RECIPIENT_RETIRED: Reason
+RETIRE_NOT_SUCCESSOR: Reason
+NOT_RETIRING: Reason
+NODE_RETIRING: Reason

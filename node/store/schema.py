@@ -477,3 +477,13 @@ def m0035_successions(db) -> None:
         "ALTER TABLE outbox ADD COLUMN followed_by TEXT",
     ):
         db.execute(sql)
+
+
+@MIGRATIONS(name="0050_retirement")
+def m0050_retirement(db) -> None:
+    # this node is retiring into its successor (lienthong retire): at most one row, kept so a restart still
+    # refuses new documents to send (node.store.retirement)
+    db.execute("""CREATE TABLE retirement (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        successor TEXT NOT NULL,
+        started_ms INTEGER NOT NULL)""")

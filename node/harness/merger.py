@@ -335,12 +335,17 @@ def check(r: Run) -> dict:
 
 
 def retired_nodes(cluster: Cluster, codes: list[str], successor: dict[str, str]) -> dict:
-    """Each retired node retires into its successor (Admin.Retire, `lienthong retire --to`): what it still holds
+    """Each retired node's agency reads its last documents and the node retires into its successor (Admin.Retire,
+    `lienthong retire --to`): what it still holds
     (queued, parked, documents its agency has not fetched), whether it is drained, the revoke command its parent's
     operator runs then (not run here: `revoked` stays false); then it is stopped."""
     out = {}
     for code in codes:
-        admin = cluster.client(code).admin
+        client = cluster.client(code)
+        admin = client.admin
+        for e in client.inbox_all(only_new=True):  # the agency reads what it still has (its history stays)
+            if e.kind == pb.DOCUMENT:
+                client.fetch(e.message_id)
         try:
             r = admin.retire(successor[code])
         except grpc.RpcError as e:

@@ -18,5 +18,6 @@ def test_binh_phuoc_merges_into_dong_nai_while_mail_flows(tmp_path):
     assert result["phases"]["after"]["rerouted"] > 0 and total["notices"] == total["rerouted"], result
     retired = result["retired_nodes"]
     assert set(retired) == {"000.00.00.H10", "000.00.31.H10", "000.00.32.H10", "000.02.31.H10", "000.02.32.H10"}
-    assert all((v["queued"], v["parked"], v["queues_depth"], v["stopped"]) == (0, 0, 0, 0) for v in retired.values()), \
-        retired
+    assert all((v["queued"], v["parked"], v["unfetched"], v["drained"], v["queues_depth"], v["stopped"]) ==
+               (0, 0, 0, True, 0, 0) for v in retired.values()), retired
+    assert all("ca revoke" in v["revoke_command"] for v in retired.values()), retired

@@ -343,9 +343,10 @@ def retired_nodes(cluster: Cluster, codes: list[str], successor: dict[str, str])
     for code in codes:
         client = cluster.client(code)
         admin = client.admin
-        for e in client.inbox_all(only_new=True):  # the agency reads what it still has (its history stays)
+        for e in client.inbox_all(only_new=True):  # the agency reads and acknowledges what it still has (kept)
             if e.kind == pb.DOCUMENT:
                 client.fetch(e.message_id)
+                client.ack(e.message_id)
         try:
             r = admin.retire(successor[code])
         except grpc.RpcError as e:

@@ -254,7 +254,8 @@ class Node:
                                  successor_of=self.directory.successor_of)
         self.follows = MailFollows(self.db, self.maker, self.successions, self.dispatcher, clock,
                                    successor_of=self.directory.successor_of, events_=self.bus,
-                                   give_up=self.dispatcher.give_up)
+                                   give_up=self.dispatcher.give_up,
+                                   kept_from_claims=self.dispatcher.kept_from_claims)
         self.successions.on_new.append(self._successions_taken)
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits,

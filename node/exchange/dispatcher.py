@@ -10,11 +10,13 @@ sent it, else queued back towards the sender. A notice is never answered with an
 """
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import random
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from .. import events, logs
 from ..clock import Clock
@@ -80,6 +82,26 @@ class Dispatcher:
                     give_up=self.give_up, events_=self.events, timer=self.timer, rng=self.rng, pool=self._share,
                     metrics=self.metrics, paused=self.paused, prepare=self.prepare)
             return sender
+
+    @contextlib.contextmanager
+    def kept_from_claims(self, message_ids) -> Iterator[set[str]]:
+        """While re-addressing queued envelopes (node.exchange.follow): yields those of `message_ids` some hop has
+        on the wire now (leave them: their outcome settles them, delivered or pending again); no hop claims the
+        others until the block ends, so none is handed to its old next hop while it is given a new one."""
+        ids = set(message_ids)
+        with self._lock:
+            senders = list(self._hops.values())
+        busy: set[str] = set()
+        kept: list[tuple[HopSender, set[str]]] = []
+        try:
+            for sender in senders:  # each hop in turn: an id is either on its wire now or kept from its claims
+                on_wire = sender.keep_from_claims(ids)
+                busy |= on_wire
+                kept.append((sender, ids - on_wire))
+            yield busy
+        finally:
+            for sender, mine in kept:
+                sender.give_back(mine)
 
     def use(self, *, policy: RetryPolicy | None = None, metrics: Recorder | None = None) -> None:
         """A reload (SIGHUP): the next backoff of every hop follows `policy`; counts go to `metrics`."""

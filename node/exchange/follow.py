@@ -19,9 +19,10 @@ the retired agency's history, whose handover is not built (docs/restructuring.md
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 from .. import events
 from ..clock import Clock
@@ -43,8 +44,13 @@ ASK_AT_ONCE = 50       # recipients asked about each time (lookups: cached, each
 class MailFollows:
     def __init__(self, db: Database, maker: EnvelopeMaker, held: Successions, queues: Waker, clock: Clock,
                  successor_of: Callable[[str, bool], str | None] | None = None,
-                 events_: EventSink = NoEvents(), give_up: Callable | None = None) -> None:
+                 events_: EventSink = NoEvents(), give_up: Callable | None = None,
+                 kept_from_claims: Callable | None = None) -> None:
         self.events = events_
+        # the dispatcher's: envelopes on the wire now are left to their outcome, the rest kept from the hops'
+        # claims while they are re-addressed (else one could reach its old recipient and its successor both)
+        self.kept_from_claims = kept_from_claims or _nothing_on_the_wire
+        self._left: bool = False  # some were on the wire at the last run: the next sweep runs it again
         # the dispatcher's final failure of one queued envelope, with a notice to its sender (relayed documents)
         self.give_up = give_up
         self.db, self.maker, self.held, self.queues, self.clock = db, maker, held, queues, clock
@@ -115,8 +121,9 @@ class MailFollows:
     def reroute(self) -> int:
         """Re-address our queued envelopes for the codes retired by the lists held; how many moved."""
         codes = self.held.effective_codes()
+        self._left = False
         n = self._reroute(codes, self.held.successor) + self._refuse_relayed(codes)
-        self._applied = tuple(codes)
+        self._applied = tuple(codes) if not self._left else ()
         return n
 
     def _refuse_relayed(self, codes: list[str]) -> int:
@@ -131,11 +138,16 @@ class MailFollows:
                         if p.message_id not in done]
                 if not rows:
                     break  # each row once: one settled meanwhile (delivered, expired) is left as it is
-                with self.db.transaction() as tx:
-                    for hop, p in rows:
-                        done.add(p.message_id)
-                        self.give_up(tx, p, hop, outbox.REJECTED, Reason.RECIPIENT_RETIRED.name,
-                                     f"{p.recipient} is retired: its successor is {self.held.successor(p.recipient)}")
+                done.update(p.message_id for _, p in rows)
+                with self.kept_from_claims([p.message_id for _, p in rows]) as on_wire:
+                    rows = [(hop, p) for hop, p in rows if p.message_id not in on_wire]
+                    self._left |= bool(on_wire)
+                    if rows:
+                        with self.db.transaction() as tx:
+                            for hop, p in rows:
+                                self.give_up(tx, p, hop, outbox.REJECTED, Reason.RECIPIENT_RETIRED.name,
+                                             f"{p.recipient} is retired: its successor is "
+                                             f"{self.held.successor(p.recipient)}")
                 n += len(rows)
         if n:
             log.info("%d relayed document(s) for retired codes refused back to their senders", n)
@@ -163,18 +175,31 @@ class MailFollows:
                         continue
                     moved.append(store.Readdressed(q.message_id, q.recipient, successor, hop, raw))
                     hops.add(hop)
-                if moved:
-                    with self.db.transaction() as tx:
-                        n = store.readdress_in(tx, moved, self.clock.now_ms())
-                        for hop in hops:
-                            tx.on_commit(lambda hop=hop: self.queues.wake(hop))
-                        now = self.clock.now_ms()
-                        for m in moved:  # told once committed: the sender's notice, naming the successor
-                            tx.on_commit(lambda m=m: self.events.emit(
-                                events.READDRESSED, message_id=m.message_id, recipient=m.successor,
-                                successor_of=m.asked, peer=m.next_hop, time_ms=now))
-                    moved_total += n
+                with self.kept_from_claims([m.message_id for m in moved]) as on_wire:
+                    moved = [m for m in moved if m.message_id not in on_wire]
+                    self._left |= bool(on_wire)
+                    n = self._readdress(moved) if moved else 0
+                moved_total += n
+                for hop in hops if n else ():  # woken once no claim is kept from them any more
+                    self.queues.wake(hop)
             if moved_total:
                 self.rerouted += moved_total
                 log.info("%d queued envelope(s) re-addressed to the successors of retired codes", moved_total)
             return moved_total
+
+    def _readdress(self, moved: list) -> int:
+        """One transaction: the envelopes re-addressed (those still pending), their senders told once committed."""
+        with self.db.transaction() as tx:
+            n = store.readdress_in(tx, moved, self.clock.now_ms())
+            now = self.clock.now_ms()
+            for m in moved:  # told once committed: the sender's notice, naming the successor
+                tx.on_commit(lambda m=m: self.events.emit(
+                    events.READDRESSED, message_id=m.message_id, recipient=m.successor,
+                    successor_of=m.asked, peer=m.next_hop, time_ms=now))
+        return n
+
+
+@contextlib.contextmanager
+def _nothing_on_the_wire(message_ids) -> Iterator[set[str]]:
+    """No dispatcher (tests of the re-addressing alone): nothing is on the wire."""
+    yield set()

@@ -178,6 +178,18 @@ class HopSender:
                 self._in_flight.difference_update(ids)
         return Claim(rows, release)
 
+    def keep_from_claims(self, ids: set[str]) -> set[str]:
+        """Keep `ids` out of this hop's next claims (they are being re-addressed) and return those of them on the
+        wire now, which are left to their outcome; `give_back` ends it for the rest."""
+        with self._claims:
+            busy = ids & self._in_flight
+            self._in_flight.update(ids - busy)
+            return busy
+
+    def give_back(self, ids: set[str]) -> None:
+        with self._claims:
+            self._in_flight.difference_update(ids)
+
     def attempt(self) -> Outcome:
         now = self.clock.now_ms()
         state = peers.get(self.db, self.hop)

@@ -271,6 +271,21 @@ def test_claims_are_released_when_the_attempt_ends(side):
     assert [p.message_id for p in side.disp.hop(B).claim()] == [mid]
 
 
+def test_envelopes_being_readdressed_are_kept_from_claims_and_those_on_the_wire_named(side):
+    """A succession re-addresses queued envelopes (node.exchange.follow): one on the wire is left to its
+    outcome (named), the others no hop claims until the re-addressing ends, so none goes to its old next hop
+    while it is given a new one (the merger run saw a document reach a retired code and its successor)."""
+    on_wire = send(side, subject="on the wire")
+    first = side.disp.hop(B).claim()
+    assert [p.message_id for p in first] == [on_wire]
+    waiting = [send(side, subject=f"d{i}") for i in range(12)]
+    with side.disp.kept_from_claims([on_wire, *waiting]) as busy:
+        assert busy == {on_wire}
+        assert [p.message_id for p in side.disp.hop(B).claim()] == []
+    first.release()
+    assert sorted(p.message_id for p in side.disp.hop(B).claim()) == sorted([on_wire, *waiting[:9]])
+
+
 def test_stop_waits_a_bounded_time_and_names_deliveries_still_in_flight(side):
     entered, release = threading.Event(), threading.Event()
     def stuck(hop, address, envelopes):

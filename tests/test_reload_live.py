@@ -130,11 +130,11 @@ def test_reload_holds_the_next_peer_call_to_the_new_registry_and_signature_limit
         entered, release = threading.Event(), threading.Event()
         lookup = na.directory.lookup
 
-        def slow_first(code, from_below):  # the first question waits, as one passed down to a slow child would
+        def slow_first(code, *args, **kwargs):  # the first question waits, as one passed down to a slow child would
             if not entered.is_set():
                 entered.set()
                 release.wait(TIMEOUT)
-            return lookup(code, from_below)
+            return lookup(code, *args, **kwargs)
 
         na.directory.lookup = slow_first
         ask = lambda: nb.transport.lookup(at_a, rpb.LookupRequest(code=A), TIMEOUT)  # noqa: E731

@@ -30,7 +30,7 @@ from ..clock import Clock
 from ..codes import ROOT, CodeError, Hierarchy, is_identifier, is_qcvn
 from ..envelope import Signer
 from ..errors import Reason, Rejected
-from ..identity import keys
+from ..identity import signed
 from ..identity.trust import TrustStore
 from ..pb import registry_pb2 as rpb
 from ..store import successions as store
@@ -72,7 +72,8 @@ class Retired:
 def sign(signer: Signer, number: int, successions: list[rpb.Succession], now_ms: int) -> rpb.SignedSuccessionList:
     body = rpb.SuccessionList(issuer=signer.code, number=number, issued_ms=now_ms, successions=successions)
     data = body.SerializeToString()
-    return rpb.SignedSuccessionList(body=data, signature=signer.sign(data), cert_der=signer.cert_der)
+    made = signed.sign(signer, data)
+    return rpb.SignedSuccessionList(body=data, signature=made.signature, cert_der=made.cert_der)
 
 
 def check_succession(s: rpb.Succession, where: str = "") -> None:
@@ -116,20 +117,22 @@ def parse(signed: rpb.SignedSuccessionList) -> rpb.SuccessionList:
     return body
 
 
-def verify(signed: rpb.SignedSuccessionList, trust: TrustStore, hierarchy: Hierarchy) -> rpb.SuccessionList:
+def verify(signed_list: rpb.SignedSuccessionList, trust: TrustStore, hierarchy: Hierarchy) -> rpb.SuccessionList:
     """The list, if within bounds, signed by its issuer's trusted certificate, and the issuer is competent
     for every succession in it (see the module's docstring); Rejected with the reason otherwise."""
-    body = parse(signed)
+    body = parse(signed_list)
     try:
-        ident = trust.identify(signed.cert_der)
+        signed.check(trust, signed_list.cert_der, signed_list.signature, signed_list.body, signer=body.issuer,
+                     wrong_signer=lambda ident: Rejected(
+                         Reason.SUCCESSION_BAD_SIGNATURE,
+                         f"succession list is issued by {body.issuer}, its certificate is for {ident.code}"),
+                     bad_signature=lambda: Rejected(
+                         Reason.SUCCESSION_BAD_SIGNATURE,
+                         f"the signature of {body.issuer}'s succession list does not verify"))
     except Rejected as r:
+        if r.reason == Reason.SUCCESSION_BAD_SIGNATURE:
+            raise
         raise Rejected(Reason.SUCCESSION_BAD_SIGNATURE, f"succession list certificate: {r.public_text}") from None
-    if ident.code != body.issuer:
-        raise Rejected(Reason.SUCCESSION_BAD_SIGNATURE,
-                       f"succession list is issued by {body.issuer}, its certificate is for {ident.code}")
-    if not keys.verify(ident.public_key, signed.signature, signed.body):
-        raise Rejected(Reason.SUCCESSION_BAD_SIGNATURE, f"the signature of {body.issuer}'s succession list "
-                       "does not verify")
     retired: set[str] = set()
     for s in body.successions:
         competent(body.issuer, s, hierarchy)

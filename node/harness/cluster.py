@@ -75,6 +75,16 @@ exit $status
 '''
 
 
+
+def _port_picker(used: set[int]):
+    """Free ports, none of them twice in one cluster (`used` also holds those picked elsewhere)."""
+    def port() -> int:
+        while (p := nodes.free_port()) in used:
+            pass
+        used.add(p)
+        return p
+    return port
+
 class ClusterError(RuntimeError):
     pass
 
@@ -299,18 +309,13 @@ class Cluster:
         code -> host name (topology.place): host files and agency files instead of one node.yaml each."""
         if placement is not None:
             if http:
-                raise ClusterError("--http is not served by a host of several agencies yet (docs/hosting.md); "
-                                   "start the cluster without --hosts")
+                raise ClusterError("--http with --hosts is not built in the harness yet (a host serves one HTTP face for "
+                                   "all its agencies: docs/hosting.md); start the cluster without --hosts")
             return self._prepare_hosts(topology, placement, extra or {}, node_extra or {})
         self._prepare_dir()
         ca = nodes.make_ca(self.dir)
         used: set[int] = set()
-
-        def port() -> int:
-            while (p := nodes.free_port()) in used:
-                pass
-            used.add(p)
-            return p
+        port = _port_picker(used)
 
         addresses = {n.code: f"127.0.0.1:{port()}" for n in topology}
         faces = {n.code: f"127.0.0.1:{port()}" for n in topology} if http else {}
@@ -336,12 +341,7 @@ class Cluster:
         self._prepare_dir()
         ca = nodes.make_ca(self.dir)
         used: set[int] = set()
-
-        def port() -> int:
-            while (p := nodes.free_port()) in used:
-                pass
-            used.add(p)
-            return p
+        port = _port_picker(used)
 
         names = list(dict.fromkeys(placement[n.code] for n in topology))  # tree order of each host's first agency
         for name in names:

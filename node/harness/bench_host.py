@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated numbers of idle agencies, one host each (default 1,100,1000)")
     p.add_argument("--documents", type=int, default=1000, help="end-to-end run of each placement")
     p.add_argument("--size", type=int, default=10_000)
-    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--threads", type=int, default=4, help="sending threads; on a host of several agencies one agency's calls hold at most half its API workers (8; AGENCY_BUSY past it), and the bench's Watch holds one")
     p.add_argument("--latency-documents", type=int, default=300)
     p.add_argument("--rate", type=float, default=50.0)
     p.add_argument("--start-timeout", type=float, default=300.0,

@@ -29,7 +29,7 @@ from ..clock import Clock
 from ..events import EventSink, NoEvents
 from ..errors import Reason, Rejected
 from ..registry.successions import Successions
-from ..store import outbox, successions as store
+from ..store import outbox, quiet, successions as store
 from ..store.database import Database
 from .outgoing import EnvelopeMaker
 from .protocols import Waker
@@ -59,6 +59,9 @@ class MailFollows:
         self._asked_ms = 0
         self._lock = threading.Lock()  # one re-routing at a time (a list taken while the sweep runs one)
         self._applied: tuple[str, ...] = ()  # the retired codes in effect at the last run
+        # the commit as of which no refused document waited to follow: an idle mailbox's sweep asks nothing
+        # (node/store/quiet.py); only a commit can add one
+        self._none_refused_at: int | None = None
         self.rerouted = 0  # since start, for the log and the Admin answer
 
     def due(self) -> int:
@@ -70,7 +73,8 @@ class MailFollows:
         if tuple(self.held.effective_codes()) != self._applied:
             n += self.reroute()
         now = self.clock.now_ms()
-        if self.successor_of is not None and now - self._asked_ms >= ASK_EVERY_MS:
+        if (self.successor_of is not None and now - self._asked_ms >= ASK_EVERY_MS
+                and not quiet.no_pending_mail(self.db)):  # only pending mail waits for a recipient
             self._asked_ms = now
             found = {}
             for code in store.own_waiting_recipients(self.db, ASK_AT_ONCE):
@@ -91,7 +95,13 @@ class MailFollows:
         the way keeps it), to the successor the tree's signed succession names, in the same send (Track shows
         both). A relay's notice only makes us ask: the successor is what the issuer signed."""
         sent = 0
-        for r in store.refused_as_retired(self.db, ASK_AT_ONCE):
+        seen = self.db.commits  # read first: a commit after it makes the memo stale, never wrong
+        if self._none_refused_at == seen:
+            return 0
+        refused = store.refused_as_retired(self.db, ASK_AT_ONCE)
+        if not refused:
+            self._none_refused_at = seen
+        for r in refused:
             try:
                 successor = self.successor_of(r.recipient, True) if self.successor_of is not None else None
                 if not successor:

@@ -64,3 +64,28 @@ def test_a_transactions_own_uncommitted_mail_is_seen_inside_it(db):
         t.join(20)
         assert seen_elsewhere == [[]]  # another thread sees only what is committed
     assert outbox.hops_with_pending(db) == ["000.00.02.H53"]
+
+
+def test_mail_that_follows_successions_asks_an_idle_mailbox_nothing_until_a_commit(db, monkeypatch):
+    """The sweep's MailFollows.due (node/exchange/follow.py) ran a query every 5 s per agency even when idle."""
+    from node.clock import FakeClock
+    from node.exchange.follow import ASK_EVERY_MS, MailFollows
+
+    class Held:
+        def effective_codes(self):
+            return []
+    clock = FakeClock()  # far past ASK_EVERY_MS: the first run asks both
+    follows = MailFollows(db, None, Held(), None, clock, successor_of=lambda code, fresh=False: None)
+    reads = _count_reads(db, monkeypatch)
+    assert follows.due() == 0
+    first = len(reads)
+    assert first >= 1
+    for _ in range(3):  # time alone changes nothing
+        clock.advance(ASK_EVERY_MS / 1000)
+        assert follows.due() == 0
+    assert len(reads) == first
+    with db.transaction() as tx:
+        _queue(tx, "m1")
+    clock.advance(ASK_EVERY_MS / 1000)
+    assert follows.due() == 0
+    assert len(reads) > first  # a commit is seen at once

@@ -233,7 +233,7 @@ COMMENTS = {
     'lienthong.v1.ListSentRequest.send_state': 'only envelopes in this state (UNSPECIFIED: any); both set must agree',
     'lienthong.v1.ListSentRequest.state': 'deprecated: the filter as a string (pending, delivered, rejected, expired)',
     'lienthong.v1.ListSentResponse.has_more': 'more entries after the last one: ask again with after_seq = its seq',
-    'lienthong.v1.LookupRequest.fresh': 'not from a cache: every node on the way asks on (a relay refused mail as retired, RECIPIENT_RETIRED, and a record cached from before the succession would hide it); each hop is still bounded by its lookup rate',
+    'lienthong.v1.LookupRequest.fresh': 'not from a cache: every node on the way asks on (a relay refused mail as retired, RECIPIENT_RETIRED, and a record cached from before the succession would hide it); each hop is still bounded by its lookup rate, and answers from an answer less than a second old (one question up per code and second)',
     'lienthong.v1.LookupRequest.from_below': 'the asker is in our subtree: we may ask our parent',
     'lienthong.v1.Mailbox.Change': "The sender's side: revoke (1), update (2) or replace (3) a document sent earlier, or ask to take it back (status 13); each goes to every original recipient.",
     'lienthong.v1.Mailbox.CountPending': 'How many inbox entries are new (not yet acknowledged), by kind: what a badge shows.',

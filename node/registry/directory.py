@@ -33,6 +33,7 @@ from .pins import Pins
 log = logging.getLogger(__name__)
 
 NEGATIVE_TTL_MS = 5_000
+FRESH_WITHIN_MS = 1000  # a fresh lookup is answered from an answer this recent (LookupRequest.fresh)
 CACHE_LIMIT = 10_000
 
 
@@ -486,9 +487,12 @@ class Directory:
         with self._lock:
             cached = self._cache.get(code)
             unknown_until = self._unknown.get(side, 0)
-        if cached and cached[1] > now and not fresh:
+        # `fresh` (a caller who was told the record changed) skips only answers older than FRESH_WITHIN_MS: callers
+        # asking fresh again and again cost one question up the tree per code and second, not one each
+        recent = now - FRESH_WITHIN_MS
+        if cached and cached[1] > now and (not fresh or cached[1] - self.cache_ttl_ms > recent):
             return cached[0]
-        if unknown_until > now and not fresh:
+        if unknown_until > now and (not fresh or unknown_until - NEGATIVE_TTL_MS > recent):
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"no agency {code} is registered")
         authoritative = self._authoritative(code, from_below)
         try:

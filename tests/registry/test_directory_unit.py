@@ -136,6 +136,25 @@ def test_lookup_answers_are_cached_for_the_ttl_then_asked_again(directory, pki, 
     assert asked == [far, far]
 
 
+def test_fresh_lookups_skip_the_cache_at_most_once_a_second_per_code(directory, pki, clock):
+    """LookupRequest.fresh (a peer told the record changed) costs one question up the tree per code and
+    second, however many callers ask fresh: otherwise any child could make its node ask its parent on every
+    call, past the cache that absorbs them."""
+    far = "000.11.38.H53"
+    answer = rpb.LookupResponse(entry=rpb.DirectoryEntry(
+        record=records.make(pki.signer(far), name="xã xa", level=3, parent="000.00.38.H53",
+                            endpoint="127.0.0.1:9", now_ms=clock.now_ms()), reachable=True))
+    asked = []
+    directory._ask = lambda code, from_below, call: asked.append(code) or answer
+    directory.lookup(far)
+    for _ in range(20):
+        directory.lookup(far, fresh=True)
+    assert asked == [far]
+    clock.advance(1.001)
+    directory.lookup(far, fresh=True)  # older than a second: asked again
+    assert asked == [far, far]
+
+
 def test_a_forged_lookup_answer_is_not_believed(directory, pki, clock):
     far = "000.11.38.H53"
     forged = rpb.LookupResponse(entry=rpb.DirectoryEntry(

@@ -105,10 +105,11 @@ class InFlight:
         self._count: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def enter(self, key: str) -> bool:
+    def enter(self, key: str, limit: int | None = None) -> bool:
+        """`limit`: this call's bound instead of the usual one (a host of one agency shares with nobody)."""
         with self._lock:
             n = self._count.get(key, 0)
-            if n >= self.limit:
+            if n >= (self.limit if limit is None else limit):
                 return False
             self._count[key] = n + 1
             return True
@@ -120,6 +121,10 @@ class InFlight:
                 self._count[key] = n
             else:
                 self._count.pop(key, None)  # idle keys take no room: the map holds only calls in progress
+
+    def count(self, key: str) -> int:
+        with self._lock:
+            return self._count.get(key, 0)
 
     @contextlib.contextmanager
     def holding(self, key: str, refusal: Callable[[], Rejected]) -> Iterator[None]:

@@ -11,39 +11,30 @@ its calls may take every worker, as on a standalone node.
 """
 from __future__ import annotations
 
-import threading
-
 from ..errors import Reason, Rejected
+from ..limits import InFlight
 
 
 class AgencyShares:
+    """The calls in progress per agency (node.limits.InFlight, as the peer gate counts them per peer)."""
+
     def __init__(self, workers: int, what: str) -> None:
         self.workers, self.what = workers, what  # what: "API workers", "peer workers", "Watch streams"
         self.share = max(1, workers // 2)
-        self._busy: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._calls = InFlight(self.share)
 
     def enter(self, code: str, serving: int) -> Rejected | None:
         """Take a worker of the pool for one call of `code`'s (None), or the refusal; `leave` gives it back.
         `serving`: how many agencies the host serves now (one: no limit)."""
         limit = self.workers if serving <= 1 else self.share
-        with self._lock:
-            n = self._busy.get(code, 0)
-            if n >= limit:
-                return Rejected(Reason.AGENCY_BUSY, f"this agency already holds {n} of the host's {self.workers} "
-                                f"{self.what}, its share; retry when one of its calls has answered",
-                                metadata={"limit": str(limit)})
-            self._busy[code] = n + 1
-        return None
+        if self._calls.enter(code, limit):
+            return None
+        return Rejected(Reason.AGENCY_BUSY, f"this agency already holds {self._calls.count(code)} of the host's "
+                        f"{self.workers} {self.what}, its share; retry when one of its calls has answered",
+                        metadata={"limit": str(limit)})
 
     def leave(self, code: str) -> None:
-        with self._lock:
-            n = self._busy.get(code, 0) - 1
-            if n > 0:
-                self._busy[code] = n
-            else:
-                self._busy.pop(code, None)
+        self._calls.leave(code)
 
     def busy(self, code: str) -> int:
-        with self._lock:
-            return self._busy.get(code, 0)
+        return self._calls.count(code)

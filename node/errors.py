@@ -140,6 +140,12 @@ class Reason(enum.Enum):
     NOT_RETIRING = ("NOT_RETIRING", _C.FAILED_PRECONDITION, True, "this node is not retiring")
     NODE_RETIRING = ("NODE_RETIRING", _C.FAILED_PRECONDITION, True,
                      "this node is retiring: send new documents from its successor (metadata: successor)")
+    NOT_A_SUCCESSOR = ("NOT_A_SUCCESSOR", _C.PERMISSION_DENIED, True,
+                       "the document's counterpart is retired, and this agency is not its successor")
+    SUCCESSION_NOT_COVERING = ("SUCCESSION_NOT_COVERING", _C.PERMISSION_DENIED, True,
+                               "the succession list answered for a code does not retire it")
+    SUCCESSION_UNCERTAIN = ("SUCCESSION_UNCERTAIN", _C.UNAVAILABLE, False,
+                            "whether the document's counterpart is retired cannot be told now: retried")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -116,6 +116,7 @@ from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import registry_pb2, registry_pb2_grpc
 from .pb import admin_pb2, admin_pb2_grpc, stats_pb2_grpc
 from .documents.lifecycle import Lifecycle
+from .documents.successors import Successors
 from .documents.origin import Origin
 from .registry.directory import Directory
 from .registry.service import RegistryService
@@ -260,7 +261,9 @@ class Node:
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits,
                                    Origin(s.node.code, s.node.name, s.node.address or "", s.node.email or "",
-                                          s.node.phone or ""))
+                                          s.node.phone or ""),
+                                   successors=Successors(self.successions.successors, lambda code, fresh: [
+                                       step[1].successor for step in self.directory.successor_chain(code, fresh)]))
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
                              signatures=self.signatures,

@@ -375,6 +375,7 @@ COMMENTS = {
     'lienthong.v1.Status': 'An edXML status packet.',
     'lienthong.v1.Status.status_code': '"01".."06", "13", "15", "16"',
     'lienthong.v1.Status.timestamp': 'yyyy/MM/dd HH:mm:ss as in edXML',
+    'lienthong.v1.StatusView.answered_by': 'the recipient is retired: its successor, which sent this status for it',
     'lienthong.v1.StatusView.time_ms': "when the recipient's node issued it (signed)",
     'lienthong.v1.StatusView.timestamp': "the status's own edXML Timestamp as it says it (yyyy/MM/dd HH:mm:ss, Vietnam time)",
     'lienthong.v1.Succession': 'One succession: the agencies `old_codes` are retired and `successor` answers for them from `effective_ms`.',

@@ -78,7 +78,7 @@ def track_response(db: Database, doc: documents.SentDocument) -> mpb.TrackRespon
             status = pb.Status.FromString(s.status)
             t.statuses.add(status_code=s.status_code, time_ms=s.issued_ms, staff_info=status.staff_info,
                            description=status.description, message_id=s.status_message_id, received_ms=s.received_ms,
-                           timestamp=status.timestamp)
+                           timestamp=status.timestamp, answered_by=s.answered_by)
             if s.status_code == rules.ARRIVED and not t.arrived_ms:
                 t.arrived_ms = s.issued_ms
                 t.path.extend(mpb.HopView(code=h.organ_id, time_ms=parse_edxml_time(h.timestamp), verified=True)

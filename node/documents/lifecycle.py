@@ -29,6 +29,7 @@ from ..store.custody import Incoming
 from ..store.database import Database, Transaction
 from . import notices, rules
 from .origin import Origin
+from .successors import Successors
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,11 @@ class Lifecycle:
     sender's and recipient's operations on documents for the local API."""
 
     def __init__(self, db: Database, signer: Signer, name: str, outgoing: Outgoing, clock: Clock,
-                 limits: Limits = Limits(), origin: Origin | None = None) -> None:
+                 limits: Limits = Limits(), origin: Origin | None = None,
+                 successors: Successors | None = None) -> None:
         self.db, self.signer, self.name, self.outgoing, self.clock = db, signer, name, outgoing, clock
+        # whether an agency answers for a retired one (statuses and changes about its documents)
+        self.successors = successors or Successors(lambda code: [])
         self.limits = limits
         self.origin = origin or Origin(signer.code, name)  # the From of what we send, and which From we may sign
 
@@ -96,23 +100,46 @@ class Lifecycle:
         body = payload.WhichOneof("body")
         if body == "status":
             if payload.status.status_code == rules.TAKE_BACK:
-                self._require_sender_of_received(h.ref_message_id, h.sender, earlier)
-            elif outbox.recipient_of_document(self.db, h.ref_message_id) != h.sender:
+                self._require_sender_of_received(h.ref_message_id, h.sender, earlier, item.answering_for)
+            elif outbox.recipient_of_document(self.db, h.ref_message_id) not in (h.sender, item.answering_for or None):
                 raise Rejected(Reason.NOT_RECIPIENT, f"{h.sender} did not receive document {h.ref_message_id} from us")
         elif body == "document" and payload.document.business.business_doc_type in CHANGE_STATE:
-            self._require_sender_of_received(h.ref_message_id, h.sender, earlier)
+            self._require_sender_of_received(h.ref_message_id, h.sender, earlier, item.answering_for)
         elif body == "notice":
             notices.authorize(self.db, self.signer.code, self.outgoing.maker.router.hierarchy, h, payload.notice)
 
     def _require_sender_of_received(self, message_id: str, sender: str,
-                                    earlier: Mapping[str, str] | None = None) -> None:
+                                    earlier: Mapping[str, str] | None = None, answering_for: str = "") -> None:
+        """`answering_for`: the retired agency `sender` succeeds (checked in `prepare`), which may have sent it."""
+        senders = {sender, answering_for} - {""}
         if earlier and message_id in earlier:
-            if earlier[message_id] != sender:
+            if earlier[message_id] not in senders:
                 raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
             return
         received = progress.get(self.db, message_id)
-        if received is None or received.sender != sender:
+        if received is None or received.sender not in senders:
             raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
+
+    def _counterpart(self, h: pb.Header, payload: pb.Payload) -> str | None:
+        """The agency a status or change must come from, by what is stored (None: nothing stored to say, or not
+        a status or change): the recipient of our document; the sender of the document we received."""
+        body = payload.WhichOneof("body")
+        if body == "status" and payload.status.status_code != rules.TAKE_BACK:
+            return outbox.recipient_of_document(self.db, h.ref_message_id)
+        if body == "status" or (body == "document" and payload.document.business.business_doc_type in CHANGE_STATE):
+            received = progress.get(self.db, h.ref_message_id)
+            return received.sender if received is not None else None
+        return None
+
+    def _successor_answering(self, item: Incoming) -> None:
+        """A status or change from another agency than its document's counterpart: if the counterpart is retired
+        and the sender succeeds it (node.documents.successors: a held or looked-up succession, maybe a network
+        call, so here, before the custody transaction), `item.answering_for` names the counterpart; `authorize`
+        then takes it. Rejected if the counterpart is retired into another agency, or the tree cannot tell."""
+        counterpart = self._counterpart(item.header, item.payload)
+        if counterpart and counterpart != item.header.sender \
+                and self.successors.answers_for(item.header.sender, counterpart):
+            item.answering_for = counterpart
 
     def prepare(self, item: Incoming) -> tuple[Callable[[Transaction], object], ...]:
         """Before the custody transaction (intake, outside the writer's lock): the rows that record what
@@ -120,6 +147,7 @@ class Lifecycle:
         (node.exchange.custody_commit), so the 01 still commits with the document, exactly once."""
         h, payload, now = item.header, item.payload, self.clock.now_ms()
         body = payload.WhichOneof("body")
+        self._successor_answering(item)
         if body == "document":
             writes: list[Callable[[Transaction], object]] = [functools.partial(
                 progress.record_arrival, message_id=h.message_id, sender=h.sender,
@@ -150,10 +178,12 @@ class Lifecycle:
             if status.status_code == rules.TAKE_BACK:
                 return (functools.partial(progress.record_request, message_id=h.ref_message_id,
                                           request=rules.TAKE_BACK),)
+            # filed under the recipient it was sent to; its successor, when that answered, beside it
             return (functools.partial(statuses.record_returned, status_message_id=h.message_id,
-                                      doc_message_id=h.ref_message_id, recipient=h.sender,
+                                      doc_message_id=h.ref_message_id, recipient=item.answering_for or h.sender,
                                       code=status.status_code, issued_ms=h.created_ms,
-                                      status=status.SerializeToString(), received_ms=now),)
+                                      status=status.SerializeToString(), received_ms=now,
+                                      answered_by=h.sender if item.answering_for else ""),)
         return ()
 
     def _within_updates(self, tx: Transaction, original: str) -> None:

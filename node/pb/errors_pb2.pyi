@@ -83,6 +83,9 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RETIRE_NOT_SUCCESSOR: _ClassVar[Reason]
     NOT_RETIRING: _ClassVar[Reason]
     NODE_RETIRING: _ClassVar[Reason]
+    NOT_A_SUCCESSOR: _ClassVar[Reason]
+    SUCCESSION_NOT_COVERING: _ClassVar[Reason]
+    SUCCESSION_UNCERTAIN: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -160,3 +163,6 @@ RECIPIENT_RETIRED: Reason
 RETIRE_NOT_SUCCESSOR: Reason
 NOT_RETIRING: Reason
 NODE_RETIRING: Reason
+NOT_A_SUCCESSOR: Reason
+SUCCESSION_NOT_COVERING: Reason
+SUCCESSION_UNCERTAIN: Reason

@@ -439,7 +439,7 @@ class ChangeRequest(_message.Message):
     def __init__(self, doc_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., take_back: _Optional[bool] = ..., reason: _Optional[str] = ..., document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class StatusView(_message.Message):
-    __slots__ = ("status_code", "time_ms", "staff_info", "description", "message_id", "received_ms", "timestamp")
+    __slots__ = ("status_code", "time_ms", "staff_info", "description", "message_id", "received_ms", "timestamp", "answered_by")
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     STAFF_INFO_FIELD_NUMBER: _ClassVar[int]
@@ -447,6 +447,7 @@ class StatusView(_message.Message):
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_BY_FIELD_NUMBER: _ClassVar[int]
     status_code: str
     time_ms: int
     staff_info: _envelope_pb2.StaffInfo
@@ -454,7 +455,8 @@ class StatusView(_message.Message):
     message_id: str
     received_ms: int
     timestamp: str
-    def __init__(self, status_code: _Optional[str] = ..., time_ms: _Optional[int] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., message_id: _Optional[str] = ..., received_ms: _Optional[int] = ..., timestamp: _Optional[str] = ...) -> None: ...
+    answered_by: str
+    def __init__(self, status_code: _Optional[str] = ..., time_ms: _Optional[int] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., message_id: _Optional[str] = ..., received_ms: _Optional[int] = ..., timestamp: _Optional[str] = ..., answered_by: _Optional[str] = ...) -> None: ...
 
 class RecipientTrack(_message.Message):
     __slots__ = ("recipient", "message_id", "state", "delivered_ms", "arrived_ms", "path", "statuses", "reason", "latest_status", "send_state", "waits_at", "waits_until_ms", "successor_of")

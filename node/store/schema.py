@@ -487,3 +487,10 @@ def m0050_retirement(db) -> None:
         id INTEGER PRIMARY KEY CHECK (id = 1),
         successor TEXT NOT NULL,
         started_ms INTEGER NOT NULL)""")
+
+
+@MIGRATIONS(name="0055_answered_by")
+def m0055_answered_by(db) -> None:
+    # a status a retired recipient's successor sent about a document of ours (docs/restructuring.md, "History
+    # follows"): filed under the recipient it was sent to, with the successor that answered (Track shows it)
+    db.execute("ALTER TABLE status_in ADD COLUMN answered_by TEXT NOT NULL DEFAULT ''")

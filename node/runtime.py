@@ -126,6 +126,8 @@ from .store import peers as peers_store
 from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
+from .store import takeover as takeover_store
+from .takeover import Takeovers
 from .metrics import NO_METRICS
 from .reload import not_after_ms as _not_after_ms, reload as reload_config
 from . import preflight, reflection_v1, sdnotify, version
@@ -265,6 +267,10 @@ class Node:
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
                              signatures=self.signatures,
                              metrics=recorder, opener=self.maker.opener, pins=self.directory.pins)
+        # a retired predecessor's mailbox taken over (lienthong takeover): what was sealed to it opens with our key
+        self.takeovers = Takeovers(s.node.code, self.db, self.trust, clock, self.successions.successor,
+                                   lambda: self.maker.seal_key, s.messages.max_size, self.data_dir.path)
+        self.maker.held_wrap = lambda message_id: takeover_store.content_wrap(self.db, message_id)
         self.verify_stored = stored_verifier(self.trust, clock, opener=self.maker.opener)
         # the audit chain's signed checkpoints: ours, handed to our parent; our children's, kept here
         self.checkpoint_keeper = Keeper(self.db, self.trust, clock, self.bus)
@@ -429,7 +435,7 @@ class Node:
         stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminService(self.db, self.dispatcher, self.clock, lambda: running(self), successions=self.successions,
-                         issue=self._issue_succession), server)
+                         issue=self._issue_succession, takeovers=self.takeovers), server)
         return {mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name: mailbox,
                 stats.SERVICE_NAME: stats_servicer}
 

@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives import serialization
 from google.protobuf.message import DecodeError
@@ -49,7 +48,7 @@ from google.protobuf.message import DecodeError
 from . import backup
 from .clock import Clock
 from .errors import Reason, Rejected
-from .identity import keys, revocation, sealing
+from .identity import revocation, sealing, signed
 from .identity.sealing import SealKey
 from .identity.trust import TrustStore
 from .pb import envelope_pb2 as pb
@@ -122,16 +121,16 @@ class Takeovers:
         if cert is None:
             raise Rejected(Reason.UNTRUSTED_CERT, f"{source.name}: its manifest names no signing certificate",
                            field="backup")
-        der = cert.public_bytes(serialization.Encoding.DER)
-        chain = TrustStore(self.trust.anchors, self.clock)  # the chain only: revocation is judged below, by reason
-        ident = chain.identify(der, check_validity=False)  # a retired node's certificate may have expired since
-        if ident.code != manifest.node:
-            raise Rejected(Reason.BACKUP_FOREIGN_KEY, f"{source.name} says it is a backup of {manifest.node} but is "
-                           f"signed by the certificate of {ident.code}", field="backup")
-        if not keys.verify(ident.public_key, signature, backup.SIGNED + data):
-            raise Rejected(Reason.BACKUP_BAD_SIGNATURE, f"{source.name}: the manifest's signature does not verify "
-                           f"with {ident.code}'s certificate: the backup was changed after it was made",
-                           field="backup")
+        # the chain only: revocation is judged below, by its reason; a retired node's certificate may have expired
+        ident = signed.check(
+            TrustStore(self.trust.anchors, self.clock), cert.public_bytes(serialization.Encoding.DER), signature,
+            backup.SIGNED + data, signer=manifest.node, check_validity=False,
+            wrong_signer=lambda other: Rejected(
+                Reason.BACKUP_FOREIGN_KEY, f"{source.name} says it is a backup of {manifest.node} but is signed by "
+                f"the certificate of {other.code}", field="backup"),
+            bad_signature=lambda: Rejected(
+                Reason.BACKUP_BAD_SIGNATURE, f"{source.name}: the manifest's signature does not verify with "
+                f"{manifest.node}'s certificate: the backup was changed after it was made", field="backup"))
         crl = self.trust.revoked
         why = revocation.reason_of(crl, ident.serial) if crl is not None and ident.issuer == crl.issuer else None
         if why is not None and why not in ENDED:

@@ -297,8 +297,8 @@ def rewrap(data: bytes, header: pb.Header, key: bytes, own: SealKey) -> bytes:
     return self_wrap(Content(key, sealed.nonce, sealed.ciphertext), header, own).SerializeToString()
 
 
-def open_held(data: bytes, header: pb.Header, held_wrap: bytes, keys_: list[SealKey]) -> bytes:
-    """The content of a payload sealed to a predecessor, through the wrap `rewrap` made for one of `keys_`."""
+def held_content_key(data: bytes, header: pb.Header, held_wrap: bytes, keys_: list[SealKey]) -> bytes:
+    """The content key of a payload sealed to a predecessor, through the wrap `rewrap` made for one of `keys_`."""
     sealed = parse(data)
     try:
         wrap = pb.KeyWrap.FromString(held_wrap)
@@ -307,4 +307,9 @@ def open_held(data: bytes, header: pb.Header, held_wrap: bytes, keys_: list[Seal
     del sealed.wraps[:]
     sealed.wraps.append(wrap)
     mine = sealed.SerializeToString()
-    return open_payload(mine, header, key_for(mine, keys_))
+    return content_key(mine, header, key_for(mine, keys_))
+
+
+def open_held(data: bytes, header: pb.Header, held_wrap: bytes, keys_: list[SealKey]) -> bytes:
+    """The content of a payload sealed to a predecessor, through the wrap `rewrap` made for one of `keys_`."""
+    return open_with_key(data, header, held_content_key(data, header, held_wrap, keys_))

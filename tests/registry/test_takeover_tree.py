@@ -15,8 +15,11 @@ from node.events import DELIVERED, SUCCESSION
 from node.grpc_errors import metadata_of, reason_of
 from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter, wait_for_statuses
-from node.identity import revocation
+from node.identity import revocation, signed
 from node.pb import envelope_pb2 as pb
+from node.pb import evidence_pb2 as epb
+from node.pb import registry_pb2 as rpb
+from node.registry import successions
 from node.store import audit, takeover as takeover_store
 
 from tests.takeover_backups import backup_of, members, remade, write
@@ -125,6 +128,39 @@ def test_the_successor_takes_over_its_predecessors_mailbox_once_and_reads_it(tre
     again = z.admin.takeover(str(good), str(seal_key))  # a second takeover changes nothing
     assert (again.inbox, again.sent, again.already) == (0, 0, 4)
     assert len(takeover_store.takeovers(tree.node(Z).db)) == 1
+
+    # evidence made on Z for X's history verifies: X's receipts, X's statuses, the succession linking X to Z
+    for message_id in (to_x, r.message_id):
+        bundle = tmp_path / f"{message_id}.evidence"
+        assert main(["evidence", message_id, "--out", str(bundle), "--config", config]) == 0
+        capsys.readouterr()
+        assert main(["verify-evidence", str(bundle), "--ca", str(ca / "ca.pem")]) == 0
+        out = capsys.readouterr().out
+        assert f"held by {Z} for {X}, its predecessor" in out and f"{X} -> {Z} by {P}" in out, out
+    bundle = epb.EvidenceBundle.FromString((tmp_path / f"{to_x}.evidence").read_bytes())
+    body = epb.EvidenceBody.FromString(bundle.body)
+    assert "status 01 by " + X in main_out(capsys, ["verify-evidence", str(tmp_path / f"{to_x}.evidence"),
+                                                  "--ca", str(ca / "ca.pem")])
+    forged = rpb.SignedSuccessionList.FromString(body.successions[0])  # S, not X's parent, retiring X into Z
+    by_s = successions.sign(signer_of(tree, S), 1, list(rpb.SuccessionList.FromString(forged.body).successions), 1)
+    for name, successions_, why in (("missing", [], "the succession link is missing"),
+                                    ("forged", [by_s.SerializeToString()], f"{S} is not the parent of {X}")):
+        edited = epb.EvidenceBody()
+        edited.CopyFrom(body)
+        del edited.successions[:]
+        edited.successions.extend(successions_)
+        data = edited.SerializeToString()  # signed again by Z, the maker: only the link is wrong
+        out_file = tmp_path / f"{name}.evidence"
+        out_file.write_bytes(epb.EvidenceBundle(body=data, signature=signed.sign(signer_of(tree, Z), data).signature)
+                             .SerializeToString())
+        assert main(["verify-evidence", str(out_file), "--ca", str(ca / "ca.pem")]) == 3
+        out = capsys.readouterr().out
+        assert out.startswith("REFUSED") and why in out, out
+
+
+def main_out(capsys, argv) -> str:
+    assert main(argv) == 0
+    return capsys.readouterr().out
 
 
 def test_every_refusal_writes_nothing(tree, tmp_path, monkeypatch):

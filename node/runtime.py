@@ -693,6 +693,8 @@ class Node:
             self.shared.detach(self)
         elif self.local_peer is not None:  # peers in this process no longer find us
             self.network.detach(self.local_peer)
+        if self.local_peer is not None:  # calls already in (co-hosted agencies, the host's servers) finish first
+            self.local_peer.close(grace)
         events = [srv.stop(grace) for srv in (self.peer_server, self.api_server) if srv is not None]
         if self.http_face is not None:  # meanwhile: stops accepting, ends its event streams, finishes its calls
             self.http_face.stop(grace)

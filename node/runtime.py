@@ -572,6 +572,7 @@ class Node:
             "parent": self.directory.parent if self.directory.parent_address else None,
             "registered": self.directory.registered,
             "statuses": statuses_store.counts_by_code(self.db),
+            "taken_over": takeover_store.counts(self.db),
             "serving": self.health.problem is None,
             "version": version(),
             "http_refused": self.http_face.refused_connections if self.http_face is not None else 0,

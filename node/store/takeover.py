@@ -185,6 +185,12 @@ def takeovers(db: Database) -> list[Takeover]:
                                             " FROM takeovers ORDER BY seq")]
 
 
+def counts(db: Database) -> dict[str, dict[str, int]]:
+    """predecessor -> {"inbox": n, "sent": n}: envelopes taken over from it, over every takeover."""
+    return {r["predecessor"]: {"inbox": r["inbox"], "sent": r["sent"]} for r in db.query(
+        "SELECT predecessor, sum(inbox) AS inbox, sum(sent) AS sent FROM takeovers GROUP BY predecessor")}
+
+
 def held_receipt(db: Database, message_id: str) -> bytes | None:
     """The receipt the predecessor signed for a message of its inbox we hold for it."""
     row = db.query_one("SELECT receipt FROM held WHERE message_id = ?", (message_id,))

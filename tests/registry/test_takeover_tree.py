@@ -128,6 +128,7 @@ def test_the_successor_takes_over_its_predecessors_mailbox_once_and_reads_it(tre
     again = z.admin.takeover(str(good), str(seal_key))  # a second takeover changes nothing
     assert (again.inbox, again.sent, again.already) == (0, 0, 4)
     assert len(takeover_store.takeovers(tree.node(Z).db)) == 1
+    assert tree.node(Z).metrics_state()["taken_over"] == {X: {"inbox": 2, "sent": 2}}  # counted once
 
     # evidence made on Z for X's history verifies: X's receipts, X's statuses, the succession linking X to Z
     for message_id in (to_x, r.message_id):

@@ -113,6 +113,13 @@ class Predecessor:
         for row in cur:
             yield dict(zip(OUTBOX, row[:len(OUTBOX)])), row[len(OUTBOX)]
 
+    def envelopes(self) -> Iterator[Envelope]:
+        """Every envelope `received` and `sent` yield, in the same order, without their rows."""
+        for row, raw, _ in self.received():
+            yield Envelope("received", row["message_id"], raw)
+        for row, raw in self.sent():
+            yield Envelope("sent", row["message_id"], raw)
+
     def rows(self, table: str, columns: tuple[str, ...], order: str) -> Iterator[dict]:
         for row in self.conn.execute(f"SELECT {self._select(table, columns, 't')} FROM {table} t ORDER BY {order}"):
             yield dict(zip(columns, row))
@@ -130,7 +137,8 @@ def import_in(conn, predecessor: str, source: Predecessor, check: Callable[[Enve
     """Copy the predecessor's history into this mailbox, in the caller's transaction, every row marked
     `held_for` = `predecessor`. `check` is called on every envelope before it is written: it raises (and the
     caller's transaction rolls back: nothing is kept) or returns the content key wrapped for our seal key
-    (None: plain, or not ours to open). `backup` names the source in the audit row."""
+    (None: plain, or not ours to open); node.takeover checks them all before and hands the wraps in here. `backup`
+    names the source in the audit row."""
     inbox = sent = resealed = already = 0
     for row, raw, receipt in source.received():
         wrap = check(Envelope("received", row["message_id"], raw))

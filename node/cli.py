@@ -780,9 +780,19 @@ def cmd_succession_list(args) -> int:
 
 
 def cmd_retire(args) -> int:
-    if bool(args.to) == bool(args.status):
-        raise CliError("give --to CODE (begin retiring into the successor) or --status (what is left)", 2)
+    if sum(map(bool, (args.to, args.status, args.hand_over))) != 1:
+        raise CliError("give --to CODE (begin retiring into the successor), --status (what is left) or --hand-over "
+                       "(once drained: the mailbox to the successor)", 2)
     admin = _client(args).admin
+    if args.hand_over:
+        h = admin.hand_over()
+        if args.json:
+            print(shown_json(json_format.MessageToJson(h, ensure_ascii=False)))
+            return 0
+        print(f"handed this node's mailbox over to its successor: {h.inbox} received and {h.sent} sent envelope(s) "
+              f"new there, {h.already} held there already; {h.resealed} sealed one(s) readable there, "
+              f"{h.kept_sealed} kept sealed")
+        return 0
     r = admin.retire_status() if args.status else admin.retire(args.to)
     if args.json:
         print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
@@ -1083,6 +1093,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "sent on, then revoke it (docs/restructuring.md)")
     retire.add_argument("--to", help="the successor's code, as a succession this node holds names it")
     retire.add_argument("--status", action="store_true", help="what is left before the node is drained")
+    retire.add_argument("--hand-over", action="store_true", help="once drained: send this node's mailbox (its "
+                        "history) to the successor, which takes it over (as lienthong takeover)")
     retire.add_argument("--json", action="store_true", help="the answer as JSON")
     retire.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
     retire.set_defaults(func=cmd_retire, refused_exit=EXIT_REFUSED)

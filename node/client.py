@@ -221,6 +221,9 @@ class AdminCalls:
     def retire_status(self) -> apb.RetireResponse:
         return self._client._call(self.stub.RetireStatus, apb.RetireStatusRequest())
 
+    def hand_over(self) -> apb.TakeoverResponse:
+        return self._client._call(self.stub.HandOver, apb.HandOverRequest())
+
     def takeover(self, backup: str, seal_key: str = "") -> apb.TakeoverResponse:
         return self._client._call(self.stub.Takeover, apb.TakeoverRequest(backup=backup, seal_key=seal_key))
 

@@ -127,7 +127,7 @@ from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
 from .store import takeover as takeover_store
-from .takeover import Takeovers
+from .takeover import HandOvers, Takeovers, hand_over
 from .metrics import NO_METRICS
 from .reload import not_after_ms as _not_after_ms, reload as reload_config
 from . import preflight, reflection_v1, sdnotify, version
@@ -435,7 +435,10 @@ class Node:
         stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminService(self.db, self.dispatcher, self.clock, lambda: running(self), successions=self.successions,
-                         issue=self._issue_succession, takeovers=self.takeovers), server)
+                         issue=self._issue_succession, takeovers=self.takeovers,
+                         hand_over=lambda: hand_over(self.settings, self.db, self.data_dir.mailbox, self.directory,
+                                                     self.transport, self.maker.opening_keys, self.data_dir.path)),
+            server)
         return {mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name: mailbox,
                 stats.SERVICE_NAME: stats_servicer}
 
@@ -449,7 +452,9 @@ class Node:
         interceptors = [self.peer_gate, ErrorInterceptor()]
         exchange = ExchangeService(self.intake, peers)
         self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper,
-                                                self.clock, self.signatures)
+                                                self.clock, self.signatures, handovers=HandOvers(
+                                                    s.node.code, self.takeovers, self.successions.successor,
+                                                    self.data_dir.path))
 
         def add_peer_services(server) -> None:  # the same servicer objects, whichever way peers reach them
             exchange_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)

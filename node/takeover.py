@@ -33,9 +33,12 @@ in `takeovers`. A refusal anywhere, or a crash, leaves the mailbox as it was.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
+import shutil
 import tarfile
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +55,9 @@ from .identity import revocation, sealing, signed
 from .identity.sealing import SealKey
 from .identity.trust import TrustStore
 from .pb import envelope_pb2 as pb
+from .pb import registry_pb2 as rpb
 from .store import backup as backup_store
+from .store import retirement
 from .store import takeover as store
 from .store.database import Database
 
@@ -61,6 +66,8 @@ log = logging.getLogger(__name__)
 MAX_DATABASE_BYTES = 8 << 30   # a commune's years of mail are a few hundred MB; a province's a few GB
 MAX_ROWS = 2_000_000           # inbox rows, and sent envelopes, each
 MAX_SEAL_KEY_BYTES = 16 << 10  # a PEM P-256 key is ~250 bytes
+HELD_KEYS = "handover-keys.pb"  # beside a backup handed over: content keys wrapped for the successor (HeldKeys)
+MAX_HELD_KEYS_BYTES = 256 << 20  # ~1,300,000 keys of ~200 bytes
 ENDED = ("cessation_of_operation", "superseded")  # a retired node's certificate is revoked for these
 
 
@@ -103,9 +110,10 @@ class Takeovers:
         self.max_envelope, self.data_dir = max_envelope, data_dir
         self._lock = threading.Lock()
 
-    def take(self, source: Path, seal_key: Path | None = None) -> Result:
+    def take(self, source: Path, seal_key: Path | None = None, expect: str | None = None) -> Result:
+        """`expect`: the predecessor that handed the file over itself (its backup only)."""
         with self._lock:
-            return self._take(source, seal_key)
+            return self._take(source, seal_key, expect)
 
     # ---- the checks on the signed manifest --------------------------------------------------
 
@@ -157,10 +165,12 @@ class Takeovers:
 
     # ---- the copy ----------------------------------------------------------------------------
 
-    def _extract(self, source: Path, manifest: backup.Manifest, to: Path) -> None:
-        """The database member into `to`, no more than the manifest's size read, its digest checked."""
+    def _extract(self, source: Path, manifest: backup.Manifest, to: Path) -> dict[str, bytes]:
+        """The database member into `to`, no more than the manifest's size read, its digest checked; the content
+        keys handed over beside it (HELD_KEYS: message id -> a wrap for our seal key), if any."""
         h, done = hashlib.sha256(), 0
         with tarfile.open(source, mode="r:") as tar:
+            offered = _held_keys(tar, source)
             try:
                 member = tar.getmember(backup.DATABASE)
             except KeyError:
@@ -185,27 +195,32 @@ class Takeovers:
             raise Rejected(Reason.MALFORMED, f"{source.name}: the database "
                            + ("fails SQLite's integrity check" if check != "ok" else
                               "holds other row counts than its manifest"), field="backup")
+        return offered
 
-    def _take(self, source: Path, seal_key_path: Path | None) -> Result:
+    def _take(self, source: Path, seal_key_path: Path | None, expect: str | None) -> Result:
         manifest, _ = self._manifest(source)
+        if expect is not None and manifest.node != expect:
+            raise Rejected(Reason.TAKEOVER_NOT_PREDECESSOR, f"{expect} handed over a backup of {manifest.node}: a "
+                           "node hands over its own mailbox only", metadata={"successor": ""})
         theirs = load_seal_key(seal_key_path) if seal_key_path is not None else None
         copy = self.data_dir / f".takeover-{manifest.sha256[:16]}.sqlite3"
         copy.unlink(missing_ok=True)  # a crash's leftover: never read
         try:
-            self._extract(source, manifest, copy)
+            offered = self._extract(source, manifest, copy)
             try:
                 pred = store.Predecessor(copy)
             except store.NotAMailbox as e:
                 raise Rejected(Reason.MALFORMED, f"{source.name}: {e}", field="backup") from None
             try:
-                return self._import(pred, manifest, theirs)
+                return self._import(pred, manifest, theirs, offered)
             finally:
                 pred.close()
         finally:
             for leftover in (copy, Path(f"{copy}-journal")):
                 leftover.unlink(missing_ok=True)
 
-    def _import(self, pred: store.Predecessor, manifest: backup.Manifest, theirs: SealKey | None) -> Result:
+    def _import(self, pred: store.Predecessor, manifest: backup.Manifest, theirs: SealKey | None,
+                offered: dict[str, bytes]) -> Result:
         size = pred.size()
         if size.pending:
             raise Rejected(Reason.TAKEOVER_NOT_DRAINED, f"{manifest.node}'s backup still holds {size.pending} envelopes "
@@ -218,7 +233,7 @@ class Takeovers:
             raise _too_large("bytes of one envelope (messages.max_size)", size.largest, self.max_envelope)
         # every envelope checked and every content key opened before the writer is taken: the import's
         # transaction only writes rows, so the node's own mail waits for inserts, not for key agreements
-        check = _Check(manifest.node, self.code, self.successor_of, theirs, self.seal_key())
+        check = _Check(manifest.node, self.code, self.successor_of, theirs, self.seal_key(), offered)
         wraps: dict[str, bytes] = {}
         for e in pred.envelopes():
             wrap = check(e)
@@ -233,13 +248,31 @@ class Takeovers:
         return Result(manifest.node, imported, check.kept_sealed, manifest.sha256)
 
 
+def _held_keys(tar: tarfile.TarFile, source: Path) -> dict[str, bytes]:
+    try:
+        member = tar.getmember(HELD_KEYS)
+    except KeyError:
+        return {}
+    if not member.isfile():
+        raise Rejected(Reason.MALFORMED, f"{source.name}: {HELD_KEYS} is not a file", field="backup")
+    if member.size > MAX_HELD_KEYS_BYTES:
+        raise _too_large(f"bytes of {HELD_KEYS}", member.size, MAX_HELD_KEYS_BYTES)
+    f = tar.extractfile(member)
+    try:
+        held = rpb.HeldKeys.FromString(f.read(MAX_HELD_KEYS_BYTES + 1) if f is not None else b"")
+    except DecodeError:
+        raise Rejected(Reason.MALFORMED, f"{source.name}: {HELD_KEYS} does not parse", field="backup") from None
+    return {k.message_id: k.wrap for k in held.keys}
+
+
 class _Check:
     """Each envelope of the predecessor's history before it is written; its content key wrapped for us."""
 
     def __init__(self, predecessor: str, own: str, successor_of: Callable[[str], str | None],
-                 theirs: SealKey | None, ours: SealKey | None) -> None:
+                 theirs: SealKey | None, ours: SealKey | None, offered: dict[str, bytes]) -> None:
         self.predecessor, self.own, self.successor_of = predecessor, own, successor_of
         self.theirs, self.ours = theirs, ours
+        self.offered = offered  # content keys the predecessor wrapped for us itself (a hand-over)
         self.sealed_to_them = self.opened = self.kept_sealed = 0
         self.their_published: set[bytes] = set()  # the seal key its own sealed sends carry (signed by it)
 
@@ -269,6 +302,13 @@ class _Check:
         if e.role == "sent" and sealed.sender_key:
             self.their_published.add(sealed.sender_key)
         self.sealed_to_them += 1
+        handed = self.offered.get(e.message_id)
+        if handed is not None and self.ours is not None:
+            try:  # it opens the content its sender signed, or it is no key of this envelope's
+                sealing.held_content_key(env.payload, header, handed, [self.ours])
+                return handed
+            except Rejected:
+                pass
         if self.theirs is None or self.ours is None or \
                 self.theirs.key_id not in {w.key_id for w in sealed.wraps}:
             self.kept_sealed += 1
@@ -290,3 +330,163 @@ class _Check:
                            f"of the {self.sealed_to_them} envelopes sealed to it" if not published else
                            f"the seal key given is not the one {self.predecessor} published in its sealed sends",
                            field="seal_key")
+
+
+# ---- over the network: the retiring node hands its mailbox over (lienthong retire --hand-over) -------------
+
+CHUNK = 1 << 20                  # bytes of the file per HandOver call
+LAST_CHUNK_TIMEOUT_S = 600.0     # the last call waits for the successor's takeover (checks, keys, one transaction)
+CHUNK_TIMEOUT_S = 30.0
+
+
+def held_keys_for(mailbox: Path, opening: list[SealKey], successor_der: bytes) -> bytes:
+    """HeldKeys for our own history: each envelope sealed to us (or by us, for ourselves), its content key opened
+    with our keys and wrapped for the successor's published seal key. What we cannot open is left out (the
+    successor keeps it sealed)."""
+    pred = store.Predecessor(mailbox)
+    out = rpb.HeldKeys()
+    try:
+        for e in pred.envelopes():
+            env = pb.Envelope.FromString(e.raw)
+            header = pb.Header.FromString(env.header)
+            if header.seal != pb.SEALED_P256_AES256GCM:
+                continue
+            try:
+                key = sealing.content_key(env.payload, header, sealing.key_for(env.payload, opening))
+            except Rejected:
+                continue
+            out.keys.add(message_id=e.message_id, wrap=sealing.wrap_for(env.payload, header, key, successor_der))
+    finally:
+        pred.close()
+    return out.SerializeToString()
+
+
+def with_held_keys(path: Path, keys_pb: bytes) -> None:
+    """Add the content keys to a backup file, beside its signed members (a restore reads none of it)."""
+    with tarfile.open(path, mode="a", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(HELD_KEYS)
+        info.size, info.mode = len(keys_pb), 0o600
+        tar.addfile(info, io.BytesIO(keys_pb))
+
+
+def send(call: Callable[[rpb.HandOverChunk, float], rpb.HandOverResponse], path: Path) -> rpb.HandOverResponse:
+    """The file, chunk by chunk, in order, through `call` (one HandOver to the successor); the last answer."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    total, digest, offset = path.stat().st_size, h.hexdigest(), 0
+    answer = rpb.HandOverResponse()
+    with open(path, "rb") as f:
+        while offset < total or total == 0:
+            data = f.read(CHUNK)
+            last = offset + len(data) >= total
+            answer = call(rpb.HandOverChunk(backup_sha256=digest, offset=offset, data=data, total=total),
+                          LAST_CHUNK_TIMEOUT_S if last else CHUNK_TIMEOUT_S)
+            offset += len(data)
+            if answer.received != offset and not answer.done:
+                raise Rejected(Reason.INTERNAL, f"the successor holds {answer.received} bytes, {offset} were sent")
+            if last:
+                break
+    return answer
+
+
+class HandOvers:
+    """The successor's side: files handed over by predecessors, one transfer per predecessor at a time, kept in
+    the data directory until the last chunk, then taken over with the same checks as a backup file."""
+
+    def __init__(self, code: str, takeovers: Takeovers, successor_of: Callable[[str], str | None],
+                 data_dir: Path) -> None:
+        self.code, self.takeovers, self.successor_of, self.data_dir = code, takeovers, successor_of, data_dir
+        self._lock = threading.Lock()
+        self._open: dict[str, tuple[str, int, int]] = {}  # predecessor -> (sha256, total, received)
+
+    def _path(self, caller: str) -> Path:
+        return self.data_dir / f".handover-{hashlib.sha256(caller.encode()).hexdigest()[:16]}.tar"
+
+    def take(self, caller: str | None, chunk: rpb.HandOverChunk) -> rpb.HandOverResponse:
+        successor = self.successor_of(caller) if caller else None
+        if successor != self.code:  # before a byte is kept: only our predecessors hand anything over
+            raise Rejected(Reason.TAKEOVER_NOT_PREDECESSOR, f"{caller or 'a plain-text peer'} is not a predecessor of "
+                           f"{self.code}", metadata={"successor": successor or ""})
+        assert caller is not None
+        limit = MAX_DATABASE_BYTES + MAX_HELD_KEYS_BYTES + (4 << 20)
+        if chunk.total > limit:
+            raise _too_large("bytes handed over", chunk.total, limit)
+        if len(chunk.data) > CHUNK:
+            raise _too_large("bytes in one chunk", len(chunk.data), CHUNK)
+        if len(chunk.backup_sha256) != 64 or any(c not in "0123456789abcdef" for c in chunk.backup_sha256):
+            raise Rejected(Reason.INVALID_REQUEST, "a SHA-256 in lower-case hex", field="backup_sha256")
+        path = self._path(caller)
+        with self._lock:
+            held = self._open.get(caller)
+            if chunk.offset == 0:
+                held = (chunk.backup_sha256, chunk.total, 0)
+                path.unlink(missing_ok=True)
+            elif held is None or held[:2] != (chunk.backup_sha256, chunk.total) or held[2] != chunk.offset:
+                raise Rejected(Reason.INVALID_REQUEST, f"offset {chunk.offset}: this node holds "
+                               f"{held[2] if held else 0} bytes of that transfer; start again at 0", field="offset")
+            if held[2] + len(chunk.data) > chunk.total:
+                raise _too_large("bytes handed over", held[2] + len(chunk.data), chunk.total)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "ab") as f:
+                f.write(chunk.data)
+            received = held[2] + len(chunk.data)
+            self._open[caller] = (held[0], held[1], received)
+            if received < chunk.total:
+                return rpb.HandOverResponse(received=received)
+            del self._open[caller]
+        try:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                while data := f.read(backup.CHUNK):
+                    h.update(data)
+            if h.hexdigest() != chunk.backup_sha256:
+                raise Rejected(Reason.INVALID_REQUEST, "the file handed over is not the one its SHA-256 names: "
+                               "start again at 0", field="backup_sha256")
+            done = self.takeovers.take(path, None, expect=caller)
+        finally:
+            path.unlink(missing_ok=True)
+        i = done.imported
+        return rpb.HandOverResponse(received=chunk.total, done=True, inbox=i.inbox, sent=i.sent, resealed=i.resealed,
+                                    kept_sealed=done.kept_sealed, already=i.already)
+
+
+def hand_over(settings, db: Database, mailbox: Path, directory, transport, opening: list[SealKey],
+              work_dir: Path) -> tuple[str, rpb.HandOverResponse]:
+    """On a retiring, drained node: back its mailbox up, add the content keys wrapped for the successor's published
+    seal key, and send it to the successor (HandOver), which takes it over. (successor, its last answer)."""
+    from .transport.interface import Peer, TransportError  # the transport is this function's alone here
+    retiring = retirement.successor(db)
+    if retiring is None:
+        raise Rejected(Reason.NOT_RETIRING, "this node is not retiring (lienthong retire --to CODE): it hands its "
+                       "mailbox over to the successor it retires into")
+    left = retirement.left(db)
+    if left.queued:
+        raise Rejected(Reason.TAKEOVER_NOT_DRAINED, f"{left.queued} envelopes still wait to leave this node: hand "
+                       "its mailbox over once drained (lienthong retire --status)", metadata={"count": str(left.queued)})
+    successor = retiring[0]
+    entry = directory.lookup(successor)
+    record = rpb.AgencyRecord.FromString(entry.record.record) if entry.HasField("record") else None
+    if record is None or not record.endpoint:
+        raise Rejected(Reason.UNREACHABLE, f"{successor} publishes no endpoint to hand the mailbox over to")
+    work = Path(tempfile.mkdtemp(prefix=".handover-", dir=work_dir))
+    try:
+        path, _, _ = backup.backup(settings, work)
+        if record.seal_key:
+            with_held_keys(path, held_keys_for(mailbox, opening, record.seal_key))
+        peer = Peer(successor, record.endpoint)
+
+        def call(chunk: rpb.HandOverChunk, timeout: float) -> rpb.HandOverResponse:
+            try:
+                return transport.hand_over(peer, chunk, timeout)
+            except TransportError as e:
+                if e.refused is not None:
+                    raise e.refused from None
+                raise Rejected(Reason.UNREACHABLE, f"{successor} at {record.endpoint}: {e.what}") from None
+        answer = send(call, path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("handed this node's mailbox over to %s: %d received and %d sent envelopes new there", successor,
+             answer.inbox, answer.sent)
+    return successor, answer

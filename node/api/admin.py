@@ -107,12 +107,21 @@ class AdminService(agrpc.AdminServicer):
                  running: Callable[[], apb.RunningResponse] = apb.RunningResponse,
                  successions: "Successions | None" = None,
                  issue: Callable[[rpb.Succession], tuple[rpb.SuccessionList, int]] | None = None,
-                 takeovers: "Takeovers | None" = None) -> None:
+                 takeovers: "Takeovers | None" = None,
+                 hand_over: "Callable[[], tuple[str, rpb.HandOverResponse]] | None" = None) -> None:
         self.db, self.dispatcher, self.clock = db, dispatcher, clock
         self.running = running  # what the node holds now (node/api/running.py)
         self.successions = successions  # the lists held (node.registry.successions)
         self.issue = issue  # sign a succession into our list, take it, push it: (the list, envelopes re-routed)
         self.takeovers = takeovers  # a retired predecessor's mailbox taken over (node.takeover)
+        self.hand_over = hand_over  # this retiring node's mailbox handed over to its successor (node.takeover)
+
+    def HandOver(self, request, context):
+        if self.hand_over is None:
+            raise Rejected(Reason.NOT_RETIRING, "this node hands no mailbox over")
+        successor, a = self.hand_over()
+        return apb.TakeoverResponse(predecessor=self.dispatcher.router.code, inbox=a.inbox, sent=a.sent,
+                                    resealed=a.resealed, kept_sealed=a.kept_sealed, already=a.already)
 
     def Takeover(self, request, context):
         if self.takeovers is None:

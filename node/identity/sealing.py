@@ -297,6 +297,13 @@ def rewrap(data: bytes, header: pb.Header, key: bytes, own: SealKey) -> bytes:
     return self_wrap(Content(key, sealed.nonce, sealed.ciphertext), header, own).SerializeToString()
 
 
+def wrap_for(data: bytes, header: pb.Header, key: bytes, holder_der: bytes) -> bytes:
+    """A content key we opened, wrapped for another holder's published seal key (a successor taking our mailbox
+    over: node.takeover), bound to this header and ciphertext; a serialised KeyWrap."""
+    sealed = parse(data)
+    return wrap(Content(key, sealed.nonce, sealed.ciphertext), header, holder_der).SerializeToString()
+
+
 def held_content_key(data: bytes, header: pb.Header, held_wrap: bytes, keys_: list[SealKey]) -> bytes:
     """The content key of a payload sealed to a predecessor, through the wrap `rewrap` made for one of `keys_`."""
     sealed = parse(data)

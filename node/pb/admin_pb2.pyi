@@ -6,6 +6,10 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class HandOverRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class TakeoverRequest(_message.Message):
     __slots__ = ("backup", "seal_key")
     BACKUP_FIELD_NUMBER: _ClassVar[int]

@@ -109,6 +109,11 @@ class AdminStub:
                 request_serializer=node_dot_pb_dot_admin__pb2.TakeoverRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_admin__pb2.TakeoverResponse.FromString,
                 _registered_method=True)
+        self.HandOver = channel.unary_unary(
+                '/lienthong.v1.Admin/HandOver',
+                request_serializer=node_dot_pb_dot_admin__pb2.HandOverRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.TakeoverResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -232,6 +237,16 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HandOver(self, request, context):
+        """On a retiring node, once drained: hand its mailbox over to its successor over the network (`lienthong retire
+        --hand-over`): its backup, with the content keys of what was sealed to it wrapped for the successor's
+        published seal key, sent to the successor (Registry.HandOver), which takes it over with Takeover's checks;
+        the answer is the successor's. NOT_RETIRING, TAKEOVER_NOT_DRAINED, UNREACHABLE, and the successor's refusals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -308,6 +323,11 @@ def add_AdminServicer_to_server(servicer, server):
             'Takeover': grpc.unary_unary_rpc_method_handler(
                     servicer.Takeover,
                     request_deserializer=node_dot_pb_dot_admin__pb2.TakeoverRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.TakeoverResponse.SerializeToString,
+            ),
+            'HandOver': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandOver,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.HandOverRequest.FromString,
                     response_serializer=node_dot_pb_dot_admin__pb2.TakeoverResponse.SerializeToString,
             ),
     }
@@ -715,6 +735,33 @@ class Admin:
             target,
             '/lienthong.v1.Admin/Takeover',
             node_dot_pb_dot_admin__pb2.TakeoverRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.TakeoverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandOver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/HandOver',
+            node_dot_pb_dot_admin__pb2.HandOverRequest.SerializeToString,
             node_dot_pb_dot_admin__pb2.TakeoverResponse.FromString,
             options,
             channel_credentials,

@@ -21,6 +21,7 @@ from node.pb import evidence_pb2 as epb
 from node.pb import registry_pb2 as rpb
 from node.registry import successions
 from node.store import audit, takeover as takeover_store
+from node.transport.interface import Peer, TransportError
 
 from tests.takeover_backups import backup_of, members, remade, write
 
@@ -223,3 +224,38 @@ def test_a_backup_signed_by_a_compromised_key_is_refused(tree, tmp_path):
     e = refused(take(tree, Z, good))
     assert reason_of(e) == "TAKEOVER_REVOKED" and metadata_of(e).get("revocation") == "key_compromise", e
     assert state(tree, Z) == before
+
+
+def test_a_retiring_node_hands_its_mailbox_over_to_its_successor(tree, capsys):
+    to_x, x_doc = history(tree)
+    x = tree.client(X)
+    e = refused(x.admin.hand_over)  # not retiring: nothing to hand over, nobody to hand it to
+    assert reason_of(e) == "NOT_RETIRING", e
+    retire_x_into_z(tree)
+    x.admin.hold(P)  # something still waits to leave X: not drained
+    x.admin.retire(Z)
+    x.set_status(to_x, "03")
+    e = refused(x.admin.hand_over)
+    assert reason_of(e) == "TAKEOVER_NOT_DRAINED" and metadata_of(e).get("count") == "1", e
+    assert state(tree, Z)[3] == []
+    with EventWaiter(x, inbox=False) as x_sent:
+        x.admin.release(P)
+        x_sent.wait(lambda _: x.admin.retire_status().queued == 0, TIMEOUT)
+
+    config = str(tree[X][1].config)
+    assert main(["retire", "--hand-over", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "2 received and 3 sent envelope(s) new there" in out and "5 sealed one(s) readable there" in out, out
+    z = tree.client(Z)
+    [held] = [e for e in z.inbox_all() if e.message_id == to_x]
+    assert held.held_for == X and held.status == "03"  # where X's agency left it
+    assert z.fetch(to_x).payload.document.subject == "gửi xã cũ"  # X's keys were never sent: re-wrapped by X for Z
+    assert z.track(x_doc).held_for == X
+    again = x.admin.hand_over()  # again: the successor holds it all already
+    assert (again.inbox, again.sent, again.already) == (0, 0, 5)
+
+    stranger = tree.node(S).transport  # S is no predecessor of Z: refused before a byte is kept
+    with pytest.raises(TransportError) as e:
+        stranger.hand_over(Peer(Z, tree[Z][1].listen), rpb.HandOverChunk(backup_sha256="0" * 64, total=10,
+                                                                       data=b"x" * 10), 5)
+    assert e.value.refused.reason.wire == "TAKEOVER_NOT_PREDECESSOR", e.value

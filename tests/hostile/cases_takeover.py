@@ -1,8 +1,9 @@
 """Taking over a predecessor's mailbox (Admin.Takeover, `lienthong takeover`; docs/restructuring.md, "History
 follows") from backups an attacker made or edited: unsigned, signed by another agency's key or another CA,
 changed after signing, of an agency no succession retires into the victim, oversized, not drained, with another
-mailbox's envelopes smuggled in, a database that is no database, a device for a file, a seal key that is no key.
-The victim D holds one succession into itself (world set-up: the unused commune PRED retired into D), so the
+mailbox's envelopes smuggled in, a database that is no database, a device for a file, a seal key that is no key;
+and over the network (Registry.HandOver): from an agency that is no predecessor, oversized, out of order, another
+agency's backup. The victim D holds one succession into itself (world set-up: the unused commune PRED retired into D), so the
 checks past the predecessor's are reached; every refusal writes nothing (held, takeovers, inbox, outbox)."""
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 from node import backup, envelope
 from node.pb import admin_pb2 as apb
 from node.pb import envelope_pb2 as pb
+from node.pb import registry_pb2 as rpb
 from node.store import backup as backup_store
 from node.store import inbox, outbox
 from node.store.database import Database
@@ -156,3 +158,44 @@ def _(s):
     key.write_bytes(os.urandom(1 << 20))
     return takeover(s, made(s, "seal-key", PRED, predecessor(s).signer), str(key))
 
+
+
+# ---- handed over by a peer (Registry.HandOver: lienthong retire --hand-over) ------------------------------
+
+HAND_OVER = "Registry.HandOver, {} → D"
+
+
+def hand_over(s, who, **chunk):
+    chunk.setdefault("backup_sha256", "0" * 64)
+    return call(s.w.registry(who, at=D).HandOver, rpb.HandOverChunk(**chunk))
+
+
+@case("takeover", "the insider handing D a mailbox, though no succession retires it into D", "FAILED_PRECONDITION",
+      "TAKEOVER_NOT_PREDECESSOR", via=HAND_OVER.format("M"))
+def _(s):
+    return hand_over(s, M, total=10, data=b"x" * 10)
+
+
+@case("limits", "the retired commune announcing a 20 GB hand-over", "INVALID_ARGUMENT", "TAKEOVER_TOO_LARGE",
+      via=HAND_OVER.format("PRED"))
+def _(s):
+    return hand_over(s, predecessor(s), total=20 << 30, data=b"x")
+
+
+@case("limits", "the retired commune handing over a 2 MiB chunk", "INVALID_ARGUMENT", "TAKEOVER_TOO_LARGE",
+      via=HAND_OVER.format("PRED"))
+def _(s):
+    return hand_over(s, predecessor(s), total=4 << 20, data=b"x" * (2 << 20))
+
+
+@case("takeover", "a hand-over chunk at an offset of a transfer never started", "INVALID_ARGUMENT",
+      "INVALID_REQUEST", via=HAND_OVER.format("PRED"))
+def _(s):
+    return hand_over(s, predecessor(s), total=100, offset=50, data=b"x" * 50)
+
+
+@case("takeover", "the retired commune handing over the insider's genuine backup as its own", "FAILED_PRECONDITION",
+      "TAKEOVER_NOT_PREDECESSOR", via=HAND_OVER.format("PRED"))
+def _(s):
+    data = open(made(s, "handed-insider", M, s.w.ids[M].signer), "rb").read()
+    return hand_over(s, predecessor(s), backup_sha256=hashlib.sha256(data).hexdigest(), total=len(data), data=data)

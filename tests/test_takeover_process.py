@@ -1,6 +1,7 @@
 """History follows on real processes (docs/restructuring.md): commune X is merged into commune Z of province P; X's
-node is retired, drained, backed up and stopped; Z's node takes X's mailbox over from the backup with X's seal key
-(`lienthong takeover`). Z's inbox (gRPC and the HTTP face) shows what X received, "received by X", and opens it;
+node is retired, drained and backed up; Z's node takes X's mailbox over from the backup with X's seal key
+(`lienthong takeover`); X's node hands it over again over the network (`lienthong retire --hand-over`: nothing
+new) and is stopped. Z's inbox (gRPC and the HTTP face) shows what X received, "received by X", and opens it;
 Track of X's old document works on Z, with the status P returned to X; an evidence bundle made on Z verifies,
 the succession linking X to Z in it."""
 from __future__ import annotations
@@ -57,7 +58,6 @@ def test_a_retired_communes_history_is_taken_over_by_its_successor(cluster, tmp_
     backups.mkdir()
     assert main(["backup", "--config", cluster.nodes[X].config, "--to", str(backups)]) == 0
     [backup] = backups.glob("lienthong-*.tar")
-    assert cluster.stop(X) == 0  # the retired node is gone; its history lives on in the backup
     capsys.readouterr()
 
     seal_key = f"{cluster.nodes[X].dir}/keys/seal.key"
@@ -65,6 +65,11 @@ def test_a_retired_communes_history_is_taken_over_by_its_successor(cluster, tmp_
                  "--config", cluster.nodes[Z].config]) == 0
     took = json.loads(capsys.readouterr().out)
     assert took["predecessor"] == X and int(took["inbox"]) == 2 and int(took["sent"]) == 2, took
+    # the same history handed over by X's node itself, over the network: Z holds it all already
+    assert main(["retire", "--hand-over", "--json", "--config", cluster.nodes[X].config]) == 0
+    handed = json.loads(capsys.readouterr().out)
+    assert int(handed.get("inbox", 0)) == 0 and int(handed.get("sent", 0)) == 0 and int(handed["already"]) == 4
+    assert cluster.stop(X) == 0  # the retired node is gone; its history lives on at Z
 
     [held] = [e for e in z.inbox_all() if e.message_id == received]
     assert held.held_for == X and held.sender == P

@@ -7,7 +7,7 @@ from node import envelope, receipts
 from node.errors import Reason, Rejected
 from node.exchange import custody_commit
 from node.pb import envelope_pb2 as pb
-from node.store import audit, custody, inbox, outbox, takeover
+from node.store import audit, custody, inbox, outbox, successions, takeover
 from node.store.database import Database
 
 A, B, Z = "000.00.01.H53", "000.00.02.H53", "000.00.03.H53"  # B retired into Z
@@ -65,3 +65,17 @@ def test_a_refused_envelope_keeps_everything_out(tmp_path, pki, clock):
     with pytest.raises(Rejected):
         take(z, takeover.Predecessor(path), refuse_sent)
     assert inbox.count(z) == 0 and takeover.takeovers(z) == [] and takeover.held_for(z, received) is None
+
+
+def test_a_predecessors_document_refused_as_retired_is_not_sent_again_by_its_successor(tmp_path, pki, clock):
+    """X's node never followed a document of its a relay refused as RECIPIENT_RETIRED: history, not Z's to send."""
+    path, _, sent = predecessor_with_mail(tmp_path, pki, clock)
+    b = Database(path)
+    notice = pb.Header(message_id="n" * 32, sender=A, recipient=B, kind=pb.NOTICE, ref_message_id=sent)
+    with b.transaction() as tx:
+        inbox.add_in(tx, notice, subject=successions.RETIRED_NOTICE, now_ms=1, envelope=b"notice")
+    assert [r.message_id for r in successions.refused_as_retired(b, 10)] == [sent]  # X would have followed it
+    b.close()
+    z = Database(tmp_path / "z.sqlite3")
+    take(z, takeover.Predecessor(path))
+    assert successions.refused_as_retired(z, 10) == []

@@ -125,7 +125,7 @@ class Takeovers:
         if not signature:
             raise Rejected(Reason.BACKUP_UNSIGNED, f"{source.name} has no {backup.SIGNATURE}: its content cannot be "
                            "trusted", field="backup")
-        cert = backup._signer_of(manifest)
+        cert = backup.signer_of(manifest)
         if cert is None:
             raise Rejected(Reason.UNTRUSTED_CERT, f"{source.name}: its manifest names no signing certificate",
                            field="backup")
@@ -385,7 +385,8 @@ def send(call: Callable[[rpb.HandOverChunk, float], rpb.HandOverResponse], path:
                           LAST_CHUNK_TIMEOUT_S if last else CHUNK_TIMEOUT_S)
             offset += len(data)
             if answer.received != offset and not answer.done:
-                raise Rejected(Reason.INTERNAL, f"the successor holds {answer.received} bytes, {offset} were sent")
+                raise Rejected(Reason.UNREACHABLE, f"the successor holds {answer.received} bytes of the file, {offset} "
+                               "were sent: hand it over again")
             if last:
                 break
     return answer

@@ -96,7 +96,7 @@ from .exchange.outgoing import EnvelopeMaker, Outgoing
 from .exchange.routing import Router
 from .exchange.send_pool import SendPool
 from .exchange.service import ExchangeService, PeerIdentity
-from .transport.grpc_peers import GrpcTransport, TlsMaterial, grpc_options, server_credentials
+from .transport.grpc_peers import GrpcTransport, TlsMaterial, server_credentials, server_options
 from .transport.in_process import InProcessTransport, LocalNetwork, LocalServer
 from .transport.interface import Peer, PeerTransport
 from . import descriptors, stats
@@ -127,6 +127,8 @@ from .store import peers as peers_store
 from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
+from .store import takeover as takeover_store
+from .takeover import HandOvers, Takeovers, hand_over
 from .metrics import NO_METRICS
 from .reload import not_after_ms as _not_after_ms, reload as reload_config
 from . import preflight, reflection_v1, sdnotify, version
@@ -268,6 +270,10 @@ class Node:
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
                              signatures=self.signatures,
                              metrics=recorder, opener=self.maker.opener, pins=self.directory.pins)
+        # a retired predecessor's mailbox taken over (lienthong takeover): what was sealed to it opens with our key
+        self.takeovers = Takeovers(s.node.code, self.db, self.trust, clock, self.successions.successor,
+                                   lambda: self.maker.seal_key, s.messages.max_size, self.data_dir.path)
+        self.maker.held_wrap = lambda message_id: takeover_store.content_wrap(self.db, message_id)
         self.verify_stored = stored_verifier(self.trust, clock, opener=self.maker.opener)
         # the audit chain's signed checkpoints: ours, handed to our parent; our children's, kept here
         self.checkpoint_keeper = Keeper(self.db, self.trust, clock, self.bus)
@@ -311,7 +317,7 @@ class Node:
 
     def start(self) -> None:
         s = self.settings
-        opts = grpc_options(s.messages.max_size)
+        opts = server_options(s.messages.max_size)
         self.descriptors = descriptors.budget(descriptors.raise_limit())  # before anything binds or connects
         log.info("open-files limit %d: connections taken at once: %d peers, %d local API, %d HTTP",
                  *dataclasses.astuple(self.descriptors))
@@ -432,7 +438,10 @@ class Node:
         stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminService(self.db, self.dispatcher, self.clock, lambda: running(self), successions=self.successions,
-                         issue=self._issue_succession), server)
+                         issue=self._issue_succession, takeovers=self.takeovers,
+                         hand_over=lambda: hand_over(self.settings, self.db, self.data_dir.mailbox, self.directory,
+                                                     self.transport, self.maker.opening_keys, self.data_dir.path)),
+            server)
         return {mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name: mailbox,
                 stats.SERVICE_NAME: stats_servicer}
 
@@ -446,7 +455,9 @@ class Node:
         interceptors = [self.peer_gate, ErrorInterceptor()]
         exchange = ExchangeService(self.intake, peers)
         self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper,
-                                                self.clock, self.signatures)
+                                                self.clock, self.signatures, handovers=HandOvers(
+                                                    s.node.code, self.takeovers, self.successions.successor,
+                                                    self.data_dir.path))
 
         def add_peer_services(server) -> None:  # the same servicer objects, whichever way peers reach them
             exchange_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)
@@ -569,6 +580,7 @@ class Node:
             "parent": self.directory.parent if self.directory.parent_address else None,
             "registered": self.directory.registered,
             "statuses": statuses_store.counts_by_code(self.db),
+            "taken_over": takeover_store.counts(self.db),
             "serving": self.health.problem is None,
             "version": version(),
             "http_refused": self.http_face.refused_connections if self.http_face is not None else 0,
@@ -696,6 +708,8 @@ class Node:
             self.shared.detach(self)
         elif self.local_peer is not None:  # peers in this process no longer find us
             self.network.detach(self.local_peer)
+        if self.local_peer is not None:  # calls already in (co-hosted agencies, the host's servers) finish first
+            self.local_peer.close(grace)
         events = [srv.stop(grace) for srv in (self.peer_server, self.api_server) if srv is not None]
         if self.http_face is not None:  # meanwhile: stops accepting, ends its event streams, finishes its calls
             self.http_face.stop(grace)

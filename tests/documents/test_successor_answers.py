@@ -117,3 +117,33 @@ def test_the_successor_revokes_what_the_retired_agency_sent(tree, history, recip
     assert post(tree, Z, revoke(Z), recipient, mid)[0] == "taken"
     original = {e.message_id: e for e in tree.client(recipient).inbox_all()}[mid]
     assert original.state == "revoked" and original.sender == X
+
+
+def test_after_the_hand_over_the_successor_reports_and_revokes_for_its_predecessor(tmp_path):
+    """End to end with `lienthong retire --hand-over`: X's history is on Z's node; Z's agency reports a status on
+    the document S sent X, and revokes the one X sent S; S takes both, the status under recipient X answered by Z."""
+    p, x_code, z_code, s_code = "000.00.00.H53", "000.00.31.H53", "000.00.33.H53", "000.00.34.H53"
+    t = start_tree(tmp_path, {p: None, x_code: p, z_code: p, s_code: p})
+    try:
+        x, z, s = t.client(x_code), t.client(z_code), t.client(s_code)
+        to_x = s.send(pb.Document(subject="gửi xã cũ"), [x_code])
+        wait_for_statuses(s, to_x.doc_id, {x_code: ["01"]}, TIMEOUT)
+        from_x = x.send(pb.Document(subject="xã cũ gửi"), [s_code])
+        wait_for_statuses(x, from_x.doc_id, {s_code: ["01"]}, TIMEOUT)
+        with EventWaiter(x, inbox=False, sent=False, registry=True) as at_x:
+            t.client(p).admin.issue_succession([x_code], z_code, 0, "Nghị quyết sáp nhập xã")
+            at_x.wait(lambda evs: any(e.type == "succession" for e in evs), TIMEOUT)
+        with EventWaiter(x, inbox=False) as x_sent:
+            x.admin.retire(z_code)
+            x_sent.wait(lambda _: x.admin.retire_status().queued == 0, TIMEOUT)
+        x.admin.hand_over()
+        mid = to_x.envelopes[0].message_id
+        z.set_status(mid, "03", "tiếp nhận thay xã cũ")  # Z's agency, on the document X received
+        [t_x] = wait_for_statuses(s, to_x.doc_id, {x_code: ["01", "03"]}, TIMEOUT).recipients
+        assert (t_x.recipient, [st.answered_by for st in t_x.statuses]) == (x_code, ["", z_code])
+        x_mid = from_x.envelopes[0].message_id
+        with EventWaiter(s, sent=False) as at_s:
+            z.change(from_x.doc_id, 1, reason="thu hồi thay xã cũ")  # Z's agency revokes what X sent
+            at_s.wait(lambda _: {e.message_id: e for e in s.inbox_all()}[x_mid].state == "revoked", TIMEOUT)
+    finally:
+        t.stop()

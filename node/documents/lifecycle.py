@@ -204,6 +204,8 @@ class Lifecycle:
         `within(tx, status message id)` runs inside the commit that queues it."""
         if status is not None:
             self.origin.check(status.from_organ, "packet")
+        before = progress.get(self.db, message_id)
+        heir = self._successor_of(before.sender) if before is not None else None  # asked outside the transaction
         with self.db.transaction() as tx:
             received = progress.get(self.db, message_id)
             if received is None:
@@ -211,12 +213,29 @@ class Lifecycle:
             rules.check_step(received.status, received.pending_request, received.state, code)
             raw = inbox.envelope(self.db, message_id)
             env = pb.Envelope.FromString(raw)
-            posted = self._post_status(tx, message_id, received.sender, self._payload_of(env).document,
+            to, seal_to = heir if heir is not None else (received.sender, sealing.sender_key_of(raw))
+            posted = self._post_status(tx, message_id, to, self._payload_of(env).document,
                                        pb.Header.FromString(env.header).priority, code, staff, description, [],
-                                       given=status, seal_to=sealing.sender_key_of(raw))
+                                       given=status, seal_to=seal_to)
             if within is not None:
                 within(tx, posted.envelopes[0][1])
         return posted.envelopes[0][1]
+
+    def _successor_of(self, sender: str) -> tuple[str, bytes] | None:
+        """Where a status about a document `sender` sent us goes when `sender` is retired: the agency that answers
+        for it now, which holds its history (docs/restructuring.md), with the seal key its signed record publishes;
+        None (to `sender` itself, as before) if it is not retired, or the tree cannot say now (lookups: called
+        outside any transaction)."""
+        try:
+            chain = self.successors.held(sender) or (
+                self.successors.looked_up(sender, False) if self.successors.looked_up is not None else [])
+            if not chain or chain[-1] == self.signer.code:
+                return None
+            seal_to = self.outgoing.seal_key_of(chain[-1]) if self.outgoing.seal_key_of is not None else b""
+        except Rejected as r:
+            log.info("a status to %s goes to it: whether it is retired cannot be told now (%s)", sender, r.public_text)
+            return None
+        return chain[-1], seal_to
 
     def confirm_arrival(self, message_id: str, status: pb.Status,
                         within: Callable[[Transaction, str], Any] | None = None) -> tuple[str, str]:

@@ -310,8 +310,10 @@ class Outgoing:
         for r, asked, (hop, refused, waits) in routes:
             seal_to = self._seal_to(r) if refused is None else b""
             made.append(self.maker.seal(payload, r, hop, priority=priority, lifetime_s=lifetime_s, refused=refused,
-                                        ref_message_id=ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping)
-                                        else ref_message_id,
+                                        # keyed by the code asked for: a change to a retired recipient goes to its
+                                        # successor about the document first sent to the retired code
+                                        ref_message_id=ref_message_id.get(asked, ref_message_id.get(r, ""))
+                                        if isinstance(ref_message_id, Mapping) else ref_message_id,
                                         seal_to=seal_to or b"", content=content, clear_ok=seal_to is None,
                                         waits=waits, successor_of="" if asked == r else asked))
         return made

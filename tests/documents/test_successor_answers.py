@@ -121,7 +121,9 @@ def test_the_successor_revokes_what_the_retired_agency_sent(tree, history, recip
 
 def test_after_the_hand_over_the_successor_reports_and_revokes_for_its_predecessor(tmp_path):
     """End to end with `lienthong retire --hand-over`: X's history is on Z's node; Z's agency reports a status on
-    the document S sent X, and revokes the one X sent S; S takes both, the status under recipient X answered by Z."""
+    the document S sent X, and revokes the one X sent S; S takes both, the status under recipient X answered by Z.
+    The other way, S's status on X's document and S's revocation of the one it sent X go to Z, which takes them
+    under X's history."""
     p, x_code, z_code, s_code = "000.00.00.H53", "000.00.31.H53", "000.00.33.H53", "000.00.34.H53"
     t = start_tree(tmp_path, {p: None, x_code: p, z_code: p, s_code: p})
     try:
@@ -142,6 +144,15 @@ def test_after_the_hand_over_the_successor_reports_and_revokes_for_its_predecess
         [t_x] = wait_for_statuses(s, to_x.doc_id, {x_code: ["01", "03"]}, TIMEOUT).recipients
         assert (t_x.recipient, [st.answered_by for st in t_x.statuses]) == (x_code, ["", z_code])
         x_mid = from_x.envelopes[0].message_id
+        # the other direction: S's status on X's document, and S's revocation of what it sent X, go to Z, which
+        # files them under X's history
+        sent = s.set_status(x_mid, "03", "đã nhận")
+        assert [e.recipient for e in s.sent_all() if e.message_id == sent] == [z_code]
+        wait_for_statuses(z, from_x.doc_id, {s_code: ["01", "03"]}, TIMEOUT)
+        with EventWaiter(z, sent=False) as at_z:
+            change = s.change(to_x.doc_id, 1, reason="thu hồi văn bản gửi xã cũ")
+            assert [e.recipient for e in change.envelopes] == [z_code]
+            at_z.wait(lambda _: {e.message_id: e for e in z.inbox_all()}[mid].state == "revoked", TIMEOUT)
         with EventWaiter(s, sent=False) as at_s:
             z.change(from_x.doc_id, 1, reason="thu hồi thay xã cũ")  # Z's agency revokes what X sent
             at_s.wait(lambda _: {e.message_id: e for e in s.inbox_all()}[x_mid].state == "revoked", TIMEOUT)

@@ -50,9 +50,12 @@ def _settings(args):
     return settings_for(args.config, getattr(args, "agency", None))
 
 
-def _client(args):
+def _client(args, timeout: float = 30.0):
     from .client import MailboxClient
-    return MailboxClient.for_settings(_settings(args))
+    return MailboxClient.for_settings(_settings(args), timeout)
+
+
+LONG_CALL_S = 3600.0  # a takeover or a hand-over of a large mailbox: the node checks and imports it all in the call
 
 
 # ---- identity -------------------------------------------------------------------
@@ -783,7 +786,7 @@ def cmd_retire(args) -> int:
     if sum(map(bool, (args.to, args.status, args.hand_over))) != 1:
         raise CliError("give --to CODE (begin retiring into the successor), --status (what is left) or --hand-over "
                        "(once drained: the mailbox to the successor)", 2)
-    admin = _client(args).admin
+    admin = _client(args, LONG_CALL_S if args.hand_over else 30.0).admin
     if args.hand_over:
         h = admin.hand_over()
         if args.json:
@@ -807,7 +810,7 @@ def cmd_retire(args) -> int:
 def cmd_takeover(args) -> int:
     backup = Path(args.from_backup).resolve()  # the node reads it: a path on its machine, whatever our cwd
     seal_key = str(Path(args.seal_key).resolve()) if args.seal_key else ""
-    r = _client(args).admin.takeover(str(backup), seal_key)
+    r = _client(args, LONG_CALL_S).admin.takeover(str(backup), seal_key)
     if args.json:
         print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
         return 0

@@ -101,7 +101,7 @@ class Lifecycle:
         if body == "status":
             if payload.status.status_code == rules.TAKE_BACK:
                 self._require_sender_of_received(h.ref_message_id, h.sender, earlier, item.answering_for)
-            elif outbox.recipient_of_document(self.db, h.ref_message_id) not in (h.sender, item.answering_for or None):
+            elif outbox.recipient_of_document(self.db, h.ref_message_id) not in {h.sender, item.answering_for} - {""}:
                 raise Rejected(Reason.NOT_RECIPIENT, f"{h.sender} did not receive document {h.ref_message_id} from us")
         elif body == "document" and payload.document.business.business_doc_type in CHANGE_STATE:
             self._require_sender_of_received(h.ref_message_id, h.sender, earlier, item.answering_for)

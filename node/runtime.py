@@ -265,7 +265,8 @@ class Node:
                                    Origin(s.node.code, s.node.name, s.node.address or "", s.node.email or "",
                                           s.node.phone or ""),
                                    successors=Successors(self.successions.successors, lambda code, fresh: [
-                                       step[1].successor for step in self.directory.successor_chain(code, fresh)]))
+                                       step[1].successor for step in self.directory.successor_chain(code, fresh)],
+                                       clock.now_ms))
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
                              signatures=self.signatures,

@@ -12,24 +12,34 @@ retries). X not retired at all: the caller's refusal (NOT_RECIPIENT, NOT_ORIGINA
 
 Asked only when a status or change comes from another agency than the document's counterpart, from
 intake before the custody transaction (never under the writer): a held list first, then a cached
-lookup, then one past the cache (the directory answers those at most once a second per code).
+lookup, then one past the cache (the directory answers those at most once a second per code). While the
+tree cannot tell about a code, that answer is kept UNCERTAIN_FOR_MS: a batch of statuses about documents of one
+counterpart, the tree unreachable, waits for one lookup, not one each.
 """
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from ..errors import Reason, Rejected
 
 # a lookup refused for one of these: the list the tree answered with is bad, and says so for good
+UNCERTAIN_FOR_MS = 5_000   # "cannot be told now" answered again without asking, per code
+UNCERTAIN_CODES = 1_000    # codes remembered so at most (the oldest forgotten first)
+
 BAD_LIST = (Reason.SUCCESSION_NOT_COMPETENT, Reason.SUCCESSION_BAD_SIGNATURE, Reason.SUCCESSION_CYCLE,
             Reason.SUCCESSION_TOO_LARGE, Reason.SUCCESSION_NOT_COVERING)
 
 
 class Successors:
     def __init__(self, held: Callable[[str], list[str]],
-                 looked_up: Callable[[str, bool], list[str]] | None = None) -> None:
+                 looked_up: Callable[[str, bool], list[str]] | None = None,
+                 now_ms: Callable[[], int] = lambda: 0) -> None:
         self.held = held            # X's successors in order, by the lists this node holds (in effect now)
         self.looked_up = looked_up  # the same through the tree (lookups; `fresh`: past the cache)
+        self.now_ms = now_ms        # the node's clock
+        self._lock = threading.Lock()
+        self._uncertain: dict[str, tuple[int, Rejected]] = {}  # code -> (until, the answer), oldest first
 
     def answers_for(self, sender: str, counterpart: str) -> bool:
         """True if `sender` succeeds `counterpart` (on its chain); False if `counterpart` is not retired;
@@ -48,6 +58,11 @@ class Successors:
         return True
 
     def _ask(self, code: str, fresh: bool) -> list[str]:
+        now = self.now_ms()
+        with self._lock:
+            kept = self._uncertain.get(code)
+        if kept is not None and kept[0] > now:
+            raise kept[1]
         try:
             return self.looked_up(code, fresh)  # type: ignore[misc]
         except Rejected as r:
@@ -55,5 +70,11 @@ class Successors:
                 raise Rejected(r.reason, f"the succession the tree gave for {code}: {r.public_detail}") from None
             if r.reason is Reason.UNKNOWN_RECIPIENT:
                 return []  # nobody by that code, and no succession retiring it
-            raise Rejected(Reason.SUCCESSION_UNCERTAIN, f"whether {code} is retired cannot be told now: "
-                           f"{r.public_text}") from None
+            uncertain = Rejected(Reason.SUCCESSION_UNCERTAIN, f"whether {code} is retired cannot be told now: "
+                                 f"{r.public_text}")
+            with self._lock:
+                self._uncertain.pop(code, None)
+                self._uncertain[code] = (now + UNCERTAIN_FOR_MS, uncertain)
+                while len(self._uncertain) > UNCERTAIN_CODES:
+                    del self._uncertain[next(iter(self._uncertain))]
+            raise uncertain from None

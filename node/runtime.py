@@ -439,7 +439,8 @@ class Node:
         s = self.settings
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
-        self.peer_gate = PeerGate(peers, self.crl.stale_problem, self.limits)
+        self.peer_gate = PeerGate(peers, self.crl.stale_problem, self.limits,
+                                  watches=self.shared.health_watches if self.shared is not None else None)
         interceptors = [self.peer_gate, ErrorInterceptor()]
         exchange = ExchangeService(self.intake, peers)
         self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper,

@@ -21,6 +21,8 @@ class Shared:
     send_pool: object = None  # the host's one SendPool (exchange/send_pool.py): every agency's hops are tasks on it
     rng: random.Random = field(default_factory=random.Random)
     watchers_per_agency: int = 2  # of `watchers`: one agency's programs cannot hold every Watch place
+    # peers' health Watch streams on the host's peer port, every agency's together (node/peer_gate.py)
+    health_watches: object = None
 
     def watch_places(self) -> "WatchPlaces | None":
         """An agency's Watch places: its own few, each also one of the host's."""

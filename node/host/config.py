@@ -78,10 +78,7 @@ def load_host(path: str | os.PathLike) -> HostConfig:
         own = load_config(path)
         agencies.append(own)
         files[own.node.code] = str(path)
-    common = {k: v for k, v in host_raw.items() if k not in HOST_ONLY and k not in AGENCY_SECTIONS}
-    for sub, keys in AGENCY_SUBKEYS.items():
-        if sub != "registry" and isinstance(common.get(sub), Mapping):  # registry.advertise: a default for all
-            common[sub] = {k: v for k, v in common[sub].items() if k not in keys}
+    common = _common(host_raw)
     prefixes: dict[str, str] = {}  # code -> "agencies[i]." for an agency given inline in the host file
     for entry in _agency_entries(raw, base, str(path)):
         s = _agency(entry, common, str(path))
@@ -100,6 +97,27 @@ def load_host(path: str | os.PathLike) -> HostConfig:
     advertise = registry.get("advertise") if isinstance(registry, Mapping) else None
     return HostConfig(host_file, tuple(agencies), files, admin, several=True,
                       advertise=advertise if isinstance(advertise, str) and advertise else None)
+
+
+def _common(host_raw: Mapping) -> dict:
+    """What every agency takes from the host file: its process-wide keys (an agency's own keys dropped)."""
+    common = {k: v for k, v in host_raw.items() if k not in HOST_ONLY and k not in AGENCY_SECTIONS}
+    for sub, keys in AGENCY_SUBKEYS.items():
+        if sub != "registry" and isinstance(common.get(sub), Mapping):  # registry.advertise: a default for all
+            common[sub] = {k: v for k, v in common[sub].items() if k not in keys}
+    return common
+
+
+def agency_from_file(path: str | os.PathLike, agency_file: str | os.PathLike) -> Settings:
+    """The settings of an agency whose file is not served now (set aside: `restore --agency-file`), merged over
+    the host file `path` exactly as the host would merge it."""
+    raw = read_document(path)
+    if not isinstance(raw, Mapping) or not any(raw.get(k) for k in HOST_ONLY):
+        raise ConfigError("not a host file: --agency-file needs the host file as --config", "--agency-file",
+                          "a host file (with agencies or agencies_dir)", str(path))
+    host_file = Path(os.path.abspath(path))
+    return _agency(_file_entry(Path(os.path.abspath(agency_file))), _common(_absolute(dict(raw), host_file.parent)),
+                   str(path))
 
 
 @dataclass(frozen=True)

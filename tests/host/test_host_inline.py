@@ -117,3 +117,16 @@ def test_sighup_adds_and_removes_an_inline_agency(host):
         status = nodes.terminate(host.agencies[P])
         print(nodes.tail(host.agencies[P], 40))
     assert status == 0
+
+
+def test_an_agency_file_set_aside_reads_as_the_host_would_read_it(host, tmp_path):
+    """`restore --agency-file`: the settings of an agency the host does not serve now, merged as the host would."""
+    from node.host.config import agency_from_file
+    aside = tmp_path / "c1.yaml.off"
+    aside.write_text(host.agencies[C1].agency_yaml)
+    s = agency_from_file(host.config, aside)
+    assert s.node.code == C1 and s.limits.envelopes_per_batch == 77 and s.listen == host.listen
+    assert C1 not in [a.node.code for a in load_host(host.config).agencies]
+    with pytest.raises(ConfigError) as e:
+        agency_from_file(aside, aside)  # an agency file is no host file
+    assert e.value.path == "--agency-file"

@@ -35,11 +35,11 @@ from .config import LimitsSettings
 from .errors import Reason, Rejected
 from .exchange.service import PeerIdentity
 from .interceptor import Behavior, refuse, with_behavior
-from .limits import InFlight
+from .limits import ALL, InFlight
 
 EXCHANGE_PREFIX = "/lienthong.v1.Exchange/"
 REGISTRY_PREFIX = "/lienthong.v1.Registry/"
-ALL = "*"  # the registry's share, counted over every peer
+# ALL (node.limits): the registry's share, counted over every peer
 HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
 HEALTH_WATCHES_PER_PEER = 2  # health Watch streams one peer may hold open
 HEALTH_WATCHES = 4  # of every peer together (a quarter of the 16 peer workers; the registry's share is 6)
@@ -103,19 +103,18 @@ class PeerGate(grpc.ServerInterceptor):
 
     def _watch(self, peer: str) -> Rejected | None:
         """Take a place for a health Watch stream of `peer`'s (None), or the refusal; `_unwatch` gives it back."""
-        if not self.watches.enter(peer, HEALTH_WATCHES_PER_PEER):
+        refused = self.watches.enter_within(peer, HEALTH_WATCHES_PER_PEER, HEALTH_WATCHES)
+        if refused == "own":
             return Rejected(Reason.TOO_MANY_STREAMS, f"{peer} already holds {HEALTH_WATCHES_PER_PEER} health Watch "
                             "streams here; close one (or ask with Check)",
                             metadata={"limit": str(HEALTH_WATCHES_PER_PEER)})
-        if not self.watches.enter(ALL, HEALTH_WATCHES):
-            self.watches.leave(peer)
+        if refused == "total":
             return Rejected(Reason.TOO_MANY_STREAMS, f"{HEALTH_WATCHES} health Watch streams are open here; "
                             "ask with Check", metadata={"limit": str(HEALTH_WATCHES)})
         return None
 
     def _unwatch(self, peer: str) -> None:
-        self.watches.leave(ALL)
-        self.watches.leave(peer)
+        self.watches.leave_within(peer)
 
     def _gated(self, behavior: Behavior, streaming: bool, exchange: bool, registry: bool,
                watch: bool = False) -> Behavior:

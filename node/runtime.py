@@ -109,7 +109,7 @@ from .exchange.follow import MailFollows
 from .identity.on_disk import IdentityOnDisk
 from .identity.trust import TrustStore
 from .transport.peer_check import PeerCheck
-from .limits import SignatureBudget
+from .limits import InFlight, Places, SignatureBudget
 from .peer_gate import PeerGate
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
@@ -422,8 +422,8 @@ class Node:
         mailbox = MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
             directory=self.directory, bus=self.bus, verify_stored=self.verify_stored,
-            max_watchers=self.shared.watchers_per_agency if self.shared is not None else MAX_WATCHERS,
-            watchers=self.shared.watch_places() if self.shared is not None else None)
+            watchers=(self.shared.watch_places(s.node.code) if self.shared is not None else None)
+            or Places(InFlight(MAX_WATCHERS), s.node.code, MAX_WATCHERS, MAX_WATCHERS))
         mailbox_pb2_grpc.add_MailboxServicer_to_server(mailbox, server)
         stats_servicer = stats.StatsService(self.db, s.node.code, s.node.name, self.clock)
         stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, server)

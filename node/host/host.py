@@ -73,7 +73,7 @@ class Host:
         self.shared = Shared(scheduler=self.scheduler, transport_for=self._transport_for, endpoint=self._endpoint,
                              ports=lambda: {"listen": self.peer_port, "api": self.api_port},
                              runtime=self._runtime, detach=self._detach,
-                             watchers=threading.BoundedSemaphore(MAX_WATCHERS),
+                             watchers=InFlight(MAX_WATCHERS), watchers_total=MAX_WATCHERS,
                              send_pool=shared_send_pool(config.process.messages.send_workers),
                              health_watches=InFlight(HEALTH_WATCHES))
 

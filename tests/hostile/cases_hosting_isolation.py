@@ -182,7 +182,7 @@ def _hold(open_stream, most: int) -> tuple[list, Observed]:
       "RESOURCE_EXHAUSTED", "TOO_MANY_STREAMS", via="Mailbox.Watch on " + API)
 def _(s):
     """Each stream holds one of the host's API workers for as long as it is open. HA gets its own few Watch
-    places (node/host/shared.py, WatchPlaces), then TOO_MANY_STREAMS; HB's own Watch still starts and its
+    places (node/host/shared.py, node.limits.Places), then TOO_MANY_STREAMS; HB's own Watch still starts and its
     calls are answered. (The API workers' share, AGENCY_BUSY, bounds the rest of HA's calls.)"""
     def attack(hosting):
         a, b = hosting.client(HA), hosting.client(HB)

@@ -167,6 +167,15 @@ def test_each_command_per_agency_and_queues_for_the_host(world, tmp_path, capsys
         summary = capsys.readouterr().out.split("== host")[1]
         assert f"{P}: " in summary and "1 held" in summary and f"{C2}: " in summary
         assert cli.main(["queues", "--config", cfg, "--all", "--agency", P]) == 1
+        capsys.readouterr()
+        import yaml
+        no_admin = tmp_path / "no-admin.yaml"  # a host without a host admin: each agency asked with its own token
+        no_admin.write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(h.config.read_text()).items() if k != "host"}))
+        (tmp_path / "agencies").symlink_to(h.dir / "agencies")
+        assert cli.main(["queues", "--config", str(no_admin), "--all", "--json"]) == 0
+        held = lambda answers: {c: [q["hop"] for q in r.get("hops", []) if q.get("held")]  # noqa: E731
+                                for c, r in answers.items()}
+        assert held(json.loads(capsys.readouterr().out)) == held(every)
     finally:
         h.agencies[P].client(TIMEOUT).admin.release(C2)
 

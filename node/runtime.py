@@ -11,7 +11,9 @@ Threading model (what runs where):
 - **Peer server** (`peer-*`, PEER_WORKERS threads): Exchange.Deliver/DeliverBatch
   (intake verifies signatures outside the database lock, then commits custody under
   it) and Registry calls. A lookup or a recursive listing may call a parent or child
-  over the network from this thread, holding a worker but never the database lock.
+  over the network from this thread, holding a worker but never the database lock. A
+  peer's health Watch stream holds a worker while it is open: a few places per peer and
+  in all (node/peer_gate.py).
 - **Local API server** (`api-*`, API_WORKERS threads): Mailbox and Stats calls. A Watch
   stream holds its worker for as long as the client listens, so at most MAX_WATCHERS
   streams are served at once (the next gets RESOURCE_EXHAUSTED); the rest of the pool

@@ -101,6 +101,7 @@ class Database:
                     yield outer
             except BaseException:
                 del outer._hooks[mark:]  # what the rolled-back part queued goes with it
+                outer.audit_head = None  # and the audit rows it appended: the head is read again
                 raise
             return
         group, tx, savepoint = self._join(durable)
@@ -244,11 +245,14 @@ def _rows(cur: sqlite3.Cursor) -> list[dict]:
 class Transaction:
     """An open transaction: run statements on it, and queue what must wait for its commit."""
 
-    __slots__ = ("conn", "_hooks")
+    __slots__ = ("conn", "_hooks", "audit_head")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._hooks: list[Callable[[], None]] = []
+        # (seq, hash) of the audit chain's last row as this transaction left it (node.store.audit): read once,
+        # not once per append; None until read, and again after a savepoint of it is rolled back
+        self.audit_head: tuple[int, bytes] | None = None
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)

@@ -76,6 +76,7 @@ class Directory:
         self._unknown: dict[tuple[str, bool], int] = {}  # (code, asked from below) -> NOT_FOUND until
         self._lock = threading.Lock()
         self.pins = Pins(trust)  # the certificate each child registered: its hand-overs and marks are held to it
+        self._refreshing = threading.Lock()  # one _refresh_hierarchy at a time (see there)
         self._refresh_hierarchy()
 
     def use_limits(self, limits: Limits) -> None:
@@ -411,7 +412,17 @@ class Directory:
         return False
 
     def _refresh_hierarchy(self) -> None:
-        """Rebuild what routing reads on every envelope: the tree (with odd codes) and child endpoints."""
+        """Rebuild what routing reads on every envelope: the tree (with odd codes) and child endpoints.
+
+        One at a time, reading after the lock is taken: each caller has committed its change before calling,
+        so the last to run reads every change. Unserialized, two children registering at once could each
+        read the table (the first before the second's row was committed) and the first could publish its
+        older reading last: a registered child missing from the endpoints, its mail refused NOT_A_NEIGHBOUR
+        while its heartbeats (which change nothing routing reads) were taken."""
+        with self._refreshing:
+            self._rebuild_hierarchy()
+
+    def _rebuild_hierarchy(self) -> None:
         children = store.children(self.db)
         self._endpoints = {c.code: c.endpoint for c in children}
         self.pins.load((c.code, c.record, c.previous_cert) for c in children)

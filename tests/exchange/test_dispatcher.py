@@ -445,3 +445,14 @@ def test_receipts_are_verified_before_the_writer_is_taken(side, monkeypatch):
     assert side.disp.attempt(B) == DELIVERED
     assert checked == [False] * 3
     assert all(state_of(side, m)["state"] == "delivered" for m in mids)
+
+
+def test_the_delivered_row_names_the_receipt_stored_for_it(side):
+    """Each delivered envelope's audit row carries the SHA-256 of exactly the receipt its outbox row keeps
+    (the receipt is encoded once for both)."""
+    import hashlib
+    mids = [send(side, f"doc {i}") for i in range(3)]
+    assert side.disp.attempt(B) == DELIVERED
+    rows = {r["message_id"]: r["detail"] for r in audit.recent(side.db_a, event=audit.DELIVERED)}
+    for m in mids:
+        assert rows[m] == f"receipt sha256 {hashlib.sha256(state_of(side, m)['receipt']).hexdigest()}"

@@ -206,6 +206,11 @@ def test_every_refusal_writes_nothing(tree, tmp_path, monkeypatch):
     assert reason_of(e) == "TAKEOVER_TOO_LARGE" and metadata_of(e).get("limit") == "1", e
     assert state(tree, Z) == before
     monkeypatch.undo()
+    monkeypatch.setattr(tree.node(Z).takeovers, "max_envelope", 100)  # messages.max_size: an envelope over it
+    e = refused(take(tree, Z, good))
+    assert reason_of(e) == "TAKEOVER_TOO_LARGE" and metadata_of(e).get("limit") == "100", e
+    assert state(tree, Z) == before
+    monkeypatch.undo()
     assert tree.client(Z).admin.takeover(str(good), "").inbox >= 1  # the good one still goes in
     e = refused(lambda: tree.client(Z).admin.takeover("relative/path.tar", ""))
     assert reason_of(e) == "INVALID_REQUEST" and metadata_of(e).get("field") == "backup"

@@ -117,7 +117,7 @@ class Takeovers:
 
     # ---- the checks on the signed manifest --------------------------------------------------
 
-    def _manifest(self, source: Path) -> tuple[backup.Manifest, bytes]:
+    def _manifest(self, source: Path, expect: str | None = None) -> tuple[backup.Manifest, bytes]:
         try:
             manifest, data, signature = backup.read_manifest(source)
         except backup.BackupError as e:
@@ -139,6 +139,9 @@ class Takeovers:
             bad_signature=lambda: Rejected(
                 Reason.BACKUP_BAD_SIGNATURE, f"{source.name}: the manifest's signature does not verify with "
                 f"{manifest.node}'s certificate: the backup was changed after it was made", field="backup"))
+        if expect is not None and manifest.node != expect:
+            raise Rejected(Reason.TAKEOVER_NOT_PREDECESSOR, f"{expect} handed over a backup of {manifest.node}: a "
+                           "node hands over its own mailbox only", metadata={"successor": ""})
         crl = self.trust.revoked
         why = revocation.reason_of(crl, ident.serial) if crl is not None and ident.issuer == crl.issuer else None
         if why is not None and why not in ENDED:
@@ -198,10 +201,7 @@ class Takeovers:
         return offered
 
     def _take(self, source: Path, seal_key_path: Path | None, expect: str | None) -> Result:
-        manifest, _ = self._manifest(source)
-        if expect is not None and manifest.node != expect:
-            raise Rejected(Reason.TAKEOVER_NOT_PREDECESSOR, f"{expect} handed over a backup of {manifest.node}: a "
-                           "node hands over its own mailbox only", metadata={"successor": ""})
+        manifest, _ = self._manifest(source, expect)
         theirs = load_seal_key(seal_key_path) if seal_key_path is not None else None
         copy = self.data_dir / f".takeover-{manifest.sha256[:16]}.sqlite3"
         copy.unlink(missing_ok=True)  # a crash's leftover: never read

@@ -198,4 +198,6 @@ def _(s):
       "TAKEOVER_NOT_PREDECESSOR", via=HAND_OVER.format("PRED"))
 def _(s):
     data = open(made(s, "handed-insider", M, s.w.ids[M].signer), "rb").read()
-    return hand_over(s, predecessor(s), backup_sha256=hashlib.sha256(data).hexdigest(), total=len(data), data=data)
+    seen = hand_over(s, predecessor(s), backup_sha256=hashlib.sha256(data).hexdigest(), total=len(data), data=data)
+    assert f"{PRED} handed over a backup of {M}" in seen.detail, seen.detail  # refused as not its own, first
+    return seen

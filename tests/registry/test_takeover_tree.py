@@ -123,8 +123,10 @@ def test_the_successor_takes_over_its_predecessors_mailbox_once_and_reads_it(tre
     [r] = track.recipients
     assert r.recipient == S and [st.status_code for st in r.statuses] == ["01"] and sent[r.message_id].held_for == X
 
-    assert main(["inbox", "--config", config]) == 0
-    assert f"(received by {X}, held here)" in capsys.readouterr().out
+    for argv, shown in ((["inbox"], f"(received by {X}, held here)"), (["fetch", to_x], f"held for  {X}: received by it"),
+                        (["sent"], f"(sent by {X}, held here)"), (["track", x_doc], f"by {X}, held here")):
+        assert main([*argv, "--config", config]) == 0
+        assert shown in capsys.readouterr().out, argv
 
     again = z.admin.takeover(str(good), str(seal_key))  # a second takeover changes nothing
     assert (again.inbox, again.sent, again.already) == (0, 0, 4)
@@ -204,6 +206,11 @@ def test_every_refusal_writes_nothing(tree, tmp_path, monkeypatch):
     monkeypatch.setattr(takeover_mod, "MAX_ROWS", 1)
     e = refused(take(tree, Z, good))
     assert reason_of(e) == "TAKEOVER_TOO_LARGE" and metadata_of(e).get("limit") == "1", e
+    assert state(tree, Z) == before
+    monkeypatch.undo()
+    monkeypatch.setattr(tree.node(Z).takeovers, "max_envelope", 100)  # messages.max_size: an envelope over it
+    e = refused(take(tree, Z, good))
+    assert reason_of(e) == "TAKEOVER_TOO_LARGE" and metadata_of(e).get("limit") == "100", e
     assert state(tree, Z) == before
     monkeypatch.undo()
     assert tree.client(Z).admin.takeover(str(good), "").inbox >= 1  # the good one still goes in

@@ -16,14 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grpc
 import yaml
 from cryptography import x509
 
-from ..grpc_errors import reason_of
 from ..pb import registry_pb2 as rpb
-from ..pb import registry_pb2_grpc as rgrpc
-from ..transport.grpc_peers import TlsMaterial, open_channel
+from ..transport.grpc_peers import GrpcTransport, TlsMaterial
+from ..transport.interface import Peer, TransportError
 from .cluster import Cluster
 from .waiting import EventWaiter
 
@@ -89,13 +87,13 @@ def _install(cluster: Cluster, root: str, crl: Path) -> None:
 
 
 def _peer_call(tls: TlsMaterial, code: str, address: str) -> str:
-    """A registry lookup on `code`'s peer server with the retired node's certificate: the refusal's reason ("OK"
-    if it was answered)."""
-    channel = open_channel(tls, code, address, 1 << 20)
+    """A registry lookup on `code`'s peer server with the retired node's certificate, through the transport every
+    peer call takes: the refusal's reason ("OK" if it was answered)."""
+    transport = GrpcTransport(tls, 1 << 20)
     try:
-        rgrpc.RegistryStub(channel).Lookup(rpb.LookupRequest(code=code), timeout=CALL_TIMEOUT_S)
+        transport.lookup(Peer(code, address), rpb.LookupRequest(code=code), timeout=CALL_TIMEOUT_S)
         return "OK"
-    except grpc.RpcError as e:
-        return reason_of(e) or e.code().name
+    except TransportError as e:
+        return e.refused.reason.value if e.refused is not None else e.what
     finally:
-        channel.close()
+        transport.close()

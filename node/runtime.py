@@ -562,7 +562,7 @@ class Node:
         return {
             "queues": queues,
             "cert_days_left": (self.cert_not_after_ms - now) / 86_400_000,
-            "children": {c.code: now - c.last_seen_ms <= stale for c in registry_store.children(self.db)},
+            "children": {c.code: now - self.directory.last_seen(c) <= stale for c in registry_store.children(self.db)},
             "parent": self.directory.parent if self.directory.parent_address else None,
             "registered": self.directory.registered,
             "statuses": statuses_store.counts_by_code(self.db),
@@ -589,8 +589,16 @@ class Node:
             self.health.check()
         if self.directory.registered != was:
             beat = self.settings.registry.heartbeat
-            seconds = beat if self.directory.registered else min(REGISTRY_TICK_SECONDS, beat)
-            self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval", seconds=seconds)
+            if not self.directory.registered:
+                self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval",
+                                              seconds=min(REGISTRY_TICK_SECONDS, beat))
+                return
+            # on a host the first heartbeat comes anywhere within one interval (sooner, never later): a thousand
+            # agencies registered in the same few seconds would otherwise beat in those seconds forever after
+            early_ms = int(self.shared.first_run(beat) * 1000) if self.shared is not None else 0
+            self.directory.beat_early(early_ms)
+            first = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=beat - early_ms / 1000)
+            self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval", seconds=beat, start_date=first)
 
     def _advertised_endpoint(self) -> str:
         if self.settings.registry.advertise:

@@ -75,6 +75,7 @@ class Directory:
         # (our mailbox's commit count, when) as of the counters our parent last took: an idle agency's are the
         # same, signed again and checked again by the parent on every heartbeat for nothing
         self._counters_sent: tuple[int, int] | None = None
+        self._below: tuple[int, dict[str, str]] | None = None  # (commit count, odd_codes_below) last read
         self.parent_ok_ms = clock.now_ms()  # last time the parent took our registration or heartbeat (or start)
         self.parent_error = ""               # why the last call to the parent failed ("" after a success)
         self._cache: dict[str, tuple[rpb.DirectoryEntry, int]] = {}  # code -> (entry, until)
@@ -503,7 +504,16 @@ class Directory:
             return None
 
     def odd_codes_below(self) -> dict[str, str]:
-        """What we report up: odd codes in our subtree (our odd children and theirs)."""
+        """What we report up: odd codes in our subtree (our odd children and theirs). Read from the mailbox
+        once per commit (every heartbeat asks; only a registration or a stored claim changes it)."""
+        seen = self.db.commits  # read first: a commit after it makes the memo stale, never wrong
+        if self._below is not None and self._below[0] == seen:
+            return dict(self._below[1])
+        out = self._odd_codes_below()
+        self._below = (seen, out)
+        return dict(out)
+
+    def _odd_codes_below(self) -> dict[str, str]:
         out = dict(store.odd_codes(self.db))
         out.update({c.code: self.code for c in store.children(self.db) if not is_qcvn(c.code)
                     or self.code not in self._rule_chain(c.code)})  # odd, or re-parented here from another branch

@@ -196,3 +196,21 @@ def test_the_first_heartbeat_may_come_early_never_late(db, pki, clock):
     clock.advance(6)
     d.keepalive()
     assert len(parent.beats) == 1
+
+
+def test_an_idle_childs_heartbeat_reads_nothing_from_its_mailbox(db, pki, clock, monkeypatch):
+    """What it reports up (its odd codes below, its counters) is read once per commit, not once per beat."""
+    parent = Parent()
+    d = district(db, pki, clock, parent=P, parent_address="127.0.0.1:9", transport=parent)
+    d.endpoint = "127.0.0.1:8"
+    d.keepalive()
+    beat(d, clock)
+    reads = []
+    real = Database.query
+    monkeypatch.setattr(Database, "query", lambda self, *a, **k: reads.append(a[0]) or real(self, *a, **k))
+    beat(d, clock)
+    assert reads == [] and len(parent.beats) == 2
+    register(d, pki, clock, C1)  # a commit: read again, once
+    reads.clear()
+    beat(d, clock)
+    assert reads != []

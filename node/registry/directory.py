@@ -187,7 +187,9 @@ class Directory:
         for odd, parent in odd_codes.items():
             fields.check_code(odd, "odd_codes")
             fields.check_code(parent, "odd_codes")
-        holders = store.odd_code_holders(self.db, list(odd_codes)) if odd_codes else {}
+        # who holds each claimed code (an odd child's claim of its own code needs no holder: _claim_problem)
+        others = [c for c in odd_codes if c != code]
+        holders = store.odd_code_holders(self.db, others) if others else {}
         for odd, parent in odd_codes.items():
             problem = self._claim_problem(code, odd, parent, odd_codes, holders)
             if problem:

@@ -96,7 +96,7 @@ from .exchange.outgoing import EnvelopeMaker, Outgoing
 from .exchange.routing import Router
 from .exchange.send_pool import SendPool
 from .exchange.service import ExchangeService, PeerIdentity
-from .transport.grpc_peers import GrpcTransport, TlsMaterial, grpc_options, server_credentials
+from .transport.grpc_peers import GrpcTransport, TlsMaterial, server_credentials, server_options
 from .transport.in_process import InProcessTransport, LocalNetwork, LocalServer
 from .transport.interface import Peer, PeerTransport
 from . import descriptors, stats
@@ -308,7 +308,7 @@ class Node:
 
     def start(self) -> None:
         s = self.settings
-        opts = grpc_options(s.messages.max_size)
+        opts = server_options(s.messages.max_size)
         self.descriptors = descriptors.budget(descriptors.raise_limit())  # before anything binds or connects
         log.info("open-files limit %d: connections taken at once: %d peers, %d local API, %d HTTP",
                  *dataclasses.astuple(self.descriptors))
@@ -701,6 +701,8 @@ class Node:
             self.shared.detach(self)
         elif self.local_peer is not None:  # peers in this process no longer find us
             self.network.detach(self.local_peer)
+        if self.local_peer is not None:  # calls already in (co-hosted agencies, the host's servers) finish first
+            self.local_peer.close(grace)
         events = [srv.stop(grace) for srv in (self.peer_server, self.api_server) if srv is not None]
         if self.http_face is not None:  # meanwhile: stops accepting, ends its event streams, finishes its calls
             self.http_face.stop(grace)

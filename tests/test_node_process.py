@@ -7,6 +7,7 @@ import json
 import signal
 import socket
 import subprocess
+from concurrent import futures
 import sys
 from pathlib import Path
 
@@ -151,5 +152,26 @@ def test_address_in_use_is_one_line_naming_the_key(pki, tmp_path, key):
 
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("lienthong: ")]
+    assert len(ours) == 1 and key in ours[0] and address in ours[0], proc.stderr
+
+
+@pytest.mark.parametrize("key", ["listen", "api.listen"])
+def test_a_port_held_by_another_grpc_server_is_refused_not_shared(pki, tmp_path, key):
+    """gRPC binds with SO_REUSEPORT by default: without turning it off, a node started on the port of a
+    running gRPC server (another node, or any program) shared its connections instead of failing."""
+    taken = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # default options, as other programs bind
+    port = taken.add_insecure_port("127.0.0.1:0")
+    taken.start()
+    try:
+        address = f"127.0.0.1:{port}"
+        h = nodes.prepare_node(tmp_path, pki.ca, NodeSpec(A, "Sở A"), {A: "127.0.0.1:0"})
+        path = edited(h, lambda d: d["api"].update(listen=address) if key == "api.listen" else d.update(listen=address))
+
+        proc = run_config(path)
+    finally:
+        taken.stop(None)
+
+    assert proc.returncode != 0
     ours = [line for line in proc.stderr.splitlines() if line.startswith("lienthong: ")]
     assert len(ours) == 1 and key in ours[0] and address in ours[0], proc.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -23,8 +24,37 @@ from ..client import RUNTIME_FILE, MailboxClient, probe_health
 from ..identity import certs
 
 
+_PICK = random.SystemRandom()  # not the global generator: tests (hypothesis) seed it, and two runs would pick alike
+_PICKED_BELOW = 10000  # never below: well-known and registered services
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 49152, 65535  # IANA's dynamic range (BSD, macOS, Windows)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nobody holds now, for a node to bind later (the harness allocates ports so a restarted node
+    comes back on the address its peers know). Picked outside the kernel's ephemeral range: a port from it
+    (what binding port 0 returns) could be taken, before the node binds it, as the local end of any
+    outgoing connection, such as a child's first call to its parent during the cluster's start, and the
+    node then fails to start (address in use). Random, so concurrent harnesses rarely pick alike; checked
+    free by binding it."""
+    low, high = _ephemeral_range()
+    span = (_PICKED_BELOW, low) if low - _PICKED_BELOW >= 4096 else (high + 1, 65536)
+    if span[1] - span[0] >= 4096:
+        for _ in range(256):
+            port = _PICK.randrange(*span)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    with socket.socket() as s:  # no room outside the ephemeral range: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

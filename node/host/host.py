@@ -35,7 +35,7 @@ from ..clock import SYSTEM, Clock
 from ..config import ConfigError
 from ..exchange.dispatcher import shared_send_pool
 from ..runtime import API_WORKERS, MAX_WATCHERS, PEER_WORKERS, Node
-from ..transport.grpc_peers import GrpcTransport, grpc_options
+from ..transport.grpc_peers import GrpcTransport, server_options
 from ..transport.in_process import InProcessTransport
 from ..transport.peer_check import PeerCheck
 from .config import HostConfig, load_host
@@ -174,7 +174,7 @@ class Host:
 
     def _serve(self) -> None:
         s = self.config.process
-        opts = grpc_options(s.messages.max_size)
+        opts = server_options(s.messages.max_size)
         self.peer_server = grpc.server(futures.ThreadPoolExecutor(max_workers=PEER_WORKERS, thread_name_prefix="peer"),
                                        handlers=[PeerDispatch(self)],
                                        options=opts + descriptors.server_options(self.descriptors.peer))

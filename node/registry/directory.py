@@ -82,7 +82,7 @@ class Directory:
         self._unknown: dict[tuple[str, bool], int] = {}  # (code, asked from below) -> NOT_FOUND until
         self._lock = threading.Lock()
         self._routing = threading.RLock()  # one change at a time to what routing reads (tree, endpoints, pins)
-        # heartbeats (node.registry.heartbeats' rule): last heard in memory, written at most every stale_after / 2
+        # heartbeats (_heard): last heard in memory, written to the registry table at most every stale_after / 2
         self._seen: dict[str, int] = {}     # child -> its last registration or heartbeat taken (ms)
         self._written: dict[str, int] = {}  # child -> the last_seen_ms last written to the registry table
         self._claims: dict[str, dict[str, str]] = {}  # child -> the odd codes its last stored heartbeat vouched for
@@ -474,7 +474,13 @@ class Directory:
             return False
 
     def _refresh_hierarchy(self) -> None:
-        """Rebuild what routing reads on every envelope: the tree (with odd codes) and child endpoints."""
+        """Rebuild what routing reads on every envelope: the tree (with odd codes) and child endpoints.
+
+        One change at a time (with a registration's own, `_registered`), reading after the lock is taken: each
+        caller has committed its change before calling, so the last to run reads every change. Unserialized,
+        a rebuild could read the table before a child's registration was committed and publish that older
+        reading last: a registered child missing from the endpoints, its mail refused NOT_A_NEIGHBOUR while
+        its heartbeats (which change nothing routing reads) were taken."""
         with self._routing:
             self._rebuild()
 

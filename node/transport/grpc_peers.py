@@ -40,6 +40,14 @@ def grpc_options(max_message: int) -> list[tuple[str, int]]:
     return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
 
 
+def server_options(max_message: int) -> list[tuple[str, int]]:
+    """Options of every gRPC server a node or host runs. gRPC sets SO_REUSEPORT by default on Linux, so a
+    second process could bind a port a running node holds and silently take half its connections (a
+    second node started on the same `listen`, or two harness clusters picking one port); without it the
+    second bind fails and start-up names the key."""
+    return grpc_options(max_message) + [("grpc.so_reuseport", 0)]
+
+
 def server_credentials(tls: TlsMaterial | Callable[[], TlsMaterial]) -> grpc.ServerCredentials:
     """Mutual TLS for the peer server. Given a function, every new handshake asks it for the current
     material (SIGHUP reload): connections already up keep theirs, new ones get the new key, certificate

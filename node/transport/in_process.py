@@ -136,6 +136,36 @@ class LocalServer:
         self.tls, self.trust = tls, trust
         self.limit = dict(grpc_options(max_message))["grpc.max_receive_message_length"]
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self.stopping = threading.Event()  # set by close(): calls are refused from then on
+        self._calls = 0
+        self._idle = threading.Condition()
+
+    def close(self, grace: float) -> None:
+        """What a gRPC server's stop does for a node that has none of its own (in process, or on a host's
+        servers): refuse new calls UNAVAILABLE (retryable, as a stopped server's), then wait, at most `grace`,
+        for the unary calls in progress, so none finds its database closed under it (an INTERNAL to the peer)."""
+        with self._idle:
+            self.stopping.set()
+            self._idle.wait_for(lambda: self._calls == 0, grace)
+
+    def _tracked(self, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+        if handler is None or handler.unary_unary is None:
+            return handler  # streams (health Watch) end with the node's health, not here
+        inner = handler.unary_unary
+
+        def behaviour(request, context):
+            with self._idle:
+                if self.stopping.is_set():
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "the agency is stopping")
+                self._calls += 1
+            try:
+                return inner(request, context)
+            finally:
+                with self._idle:
+                    self._calls -= 1
+                    self._idle.notify_all()
+        return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=handler.request_deserializer,
+                                                   response_serializer=handler.response_serializer)
 
     # ---- what add_*Servicer_to_server calls ----------------------------------------
 
@@ -204,7 +234,7 @@ class LocalServer:
         continuation = lookup
         for interceptor in reversed(self._interceptors):
             continuation = (lambda i, nxt: lambda d: i.intercept_service(nxt, d))(interceptor, continuation)
-        return continuation(details)
+        return self._tracked(continuation(details))
 
 
 class LocalNetwork:

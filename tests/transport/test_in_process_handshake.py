@@ -56,3 +56,41 @@ def test_handshake_and_limit_refusals_are_the_same_in_process_as_over_grpc(tmp_p
                      "nothing there": grpc.StatusCode.UNAVAILABLE,
                      "over the limit": grpc.StatusCode.RESOURCE_EXHAUSTED}
     assert _statuses(tmp_path / "grpc", None) == local
+
+
+def test_a_stopping_server_finishes_the_calls_in_progress_and_refuses_new_ones_unavailable():
+    """A co-hosted agency stopping (host shutdown, SIGHUP removal) closed its mailbox under calls still in
+    progress from its neighbours: they ended INTERNAL ('Cannot operate on a closed database')."""
+    import threading
+
+    from node.transport.in_process import LocalRpcError, LocalServer
+
+    entered, release = threading.Event(), threading.Event()
+
+    def lookup(request, context):
+        if not entered.is_set():  # the first call waits to be released; any other answers at once
+            entered.set()
+            release.wait()
+        return rpb.LookupResponse()
+
+    server = LocalServer([], lambda: TlsMaterial(b"", b"", b"", insecure=True), None, 1 << 20)
+    server.add_registered_method_handlers("t.S", {"Lookup": grpc.unary_unary_rpc_method_handler(
+        lookup, request_deserializer=rpb.LookupRequest.FromString,
+        response_serializer=rpb.LookupResponse.SerializeToString)})
+    answers = []
+    call = threading.Thread(target=lambda: answers.append(
+        server.handle("/t.S/Lookup", rpb.LookupRequest(code=P).SerializeToString(), None, C1, 5)))
+    call.start()
+    entered.wait()
+    closing = threading.Thread(target=server.close, args=(60,))
+    closing.start()
+    server.stopping.wait()
+
+    with pytest.raises(LocalRpcError) as refused:
+        server.handle("/t.S/Lookup", rpb.LookupRequest(code=P).SerializeToString(), None, C1, 5)
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE and "stopping" in refused.value.details()
+    assert closing.is_alive()  # still waiting for the call in progress
+    release.set()
+    call.join()
+    closing.join()
+    assert answers == [b""]

@@ -242,7 +242,13 @@ def cmd_restore(args) -> int:
     from .clock import SYSTEM
     from .identity.trust import TrustStore
     from .preflight import load_identity
-    settings = _settings(args)
+    if getattr(args, "agency_file", None):
+        from .host.config import agency_from_file
+        if getattr(args, "agency", None):
+            raise CliError("give --agency CODE or --agency-file FILE, not both")
+        settings = agency_from_file(args.config, args.agency_file)
+    else:
+        settings = _settings(args)
     # the node's key signs the restore into the audit chain: a missing or wrong key stops it before anything
     signer = load_identity(settings, TrustStore.from_files(list(settings.tls.trust_anchors)), SYSTEM)
     try:
@@ -665,8 +671,55 @@ def _ago(ms: int, now_ms: int) -> str:
 
 
 def cmd_queues(args) -> int:
-    r = _client(args).admin.queues()
+    if getattr(args, "all", False):
+        return _queues_all(args)
+    return _show_queues(_client(args).admin.queues(), args.json)
+
+
+def _queues_all(args) -> int:
+    """Every agency's queues in turn (as the host admin when the host has one, each agency naming itself in
+    `lienthong-agency`; else with each agency's own token), then a line each; one failing does not stop the
+    others (exit 1)."""
+    from .client import MailboxClient
+    from .grpc_errors import reason_of
+    from .host.config import load_host
+    from .host.dispatch import AGENCY
+    if getattr(args, "agency", None):
+        raise CliError("give --agency CODE or --all, not both")
+    host = load_host(args.config)
+    summary, failed, answers = [], [], {}
+    for s in host.agencies:
+        code = s.node.code
+        client = MailboxClient.for_settings(s)
+        if host.admin_token:
+            client = MailboxClient(client.address, host.admin_token, client.timeout)
+            client.metadata = (*client.metadata, (AGENCY, code))
+        try:
+            r = client.admin.queues()
+        except grpc.RpcError as e:
+            failed.append(code)
+            summary.append(f"{code}: not answered ({e.code().name} {shown(reason_of(e) or '')})")
+            continue
+        finally:
+            client.close()
+        answers[code] = json_format.MessageToDict(r)
+        if not args.json:
+            print(f"== agency {code}")
+            _show_queues(r, False)
+        summary.append(f"{code}: {len(r.hops)} hops, {sum(h.depth for h in r.hops)} queued, "
+                       f"{sum(h.held for h in r.hops)} held")
     if args.json:
+        print(shown_json(json.dumps(answers, ensure_ascii=False)))
+    else:
+        print(f"== host {args.config}: {len(host.agencies)} agencies")
+        print("\n".join(summary))
+    if failed:
+        raise CliError(f"{len(failed)} of the host's agencies did not answer: {', '.join(failed)}")
+    return 0
+
+
+def _show_queues(r, as_json: bool) -> int:
+    if as_json:
         print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
         return 0
     print(f"{'NEXT HOP':15}  {'DEPTH':>6}  {'PARKED':>6}  {'KEPT':>6}  {'OLDEST':>6}  {'FAILS':>5}  {'NEXT TRY':>8}  "
@@ -878,6 +931,10 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--from", dest="source", required=True, help="backup file from `lienthong backup`")
     rs.add_argument("--config", help=f"node YAML config (node.code, node.data_dir: empty or missing) {CONFIG_HELP}")
     rs.add_argument("--agency", metavar="CODE", help=AGENCY_HELP)
+    rs.add_argument("--agency-file", metavar="FILE",
+                    help="on a host: the file of an agency set aside so that the host no longer serves it (e.g. "
+                         "renamed CODE.yaml.off, then SIGHUP), its data directory free: restore it, then put the "
+                         "file back and SIGHUP (docs/hosting.md)")
     rs.set_defaults(func=cmd_restore)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log")
@@ -1004,6 +1061,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--unwrap", action="store_true", help="write zip-wrapped attachments as their inner file")
 
     queues = api_cmd("queues", "per next hop: depth, oldest, failures, next attempt, held, last error", cmd_queues)
+    queues.add_argument("--all", action="store_true",
+                        help="on a host: every agency's queues in turn (as the host admin if the host has one), "
+                             "then a line each; --json: one object by agency code")
     queues.add_argument("--json", action="store_true", help="JSON, one object per next hop")
     retry = api_cmd("retry", "forget the backoff and send now (one hop, or every hop)", cmd_retry)
     retry.add_argument("hop", nargs="?", help="next hop code (default: every hop with mail queued)")

@@ -8,6 +8,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .api.auth import call_metadata
+from .client_retry import BusyRetry
 from .config import Settings
 from .pb import envelope_pb2 as pb
 from .pb import mailbox_pb2 as mpb
@@ -29,8 +30,11 @@ def api_address(settings: Settings) -> str:
 
 
 class MailboxClient:
-    def __init__(self, address: str, token: str, timeout: float = 30.0) -> None:
+    def __init__(self, address: str, token: str, timeout: float = 30.0, retry: BusyRetry | None = None) -> None:
+        """`retry`: how a call refused as busy (AGENCY_BUSY, ...) is made again (node/client_retry.py);
+        `client_retry.NO_RETRY` to see every refusal at once."""
         self.address = address
+        self.retry = retry if retry is not None else BusyRetry()
         self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
                                                                ("grpc.max_send_message_length", 64 << 20)])
         self.stub = mgrpc.MailboxStub(self.channel)
@@ -43,7 +47,7 @@ class MailboxClient:
         return cls(api_address(settings), settings.api.token, timeout)
 
     def _call(self, method, request):
-        return method(request, metadata=self.metadata, timeout=self.timeout)
+        return self.retry.call(lambda: method(request, metadata=self.metadata, timeout=self.timeout))
 
     def send(self, document: pb.Document, recipients: list[str], priority: int = 0, lifetime_seconds: int = 0,
              client_key: str = "", require_registered: bool = False) -> mpb.SendResponse:

@@ -96,6 +96,24 @@ class SignatureBudget:
                            metadata={"limit": f"{self.bucket.rate:g}/s"})
 
 
+ALL = "*"  # InFlight's key for every key's calls together
+
+
+class Places:
+    """One key's places for long-held streams in a shared InFlight: at most `own` of them, within `total` for
+    every key together (a node's own: one key, own == total)."""
+
+    def __init__(self, counter: "InFlight", key: str, own: int, total: int) -> None:
+        self.counter, self.key, self.own, self.total = counter, key, own, total
+
+    def take(self) -> str | None:
+        """A place (None; `release` gives it back), or the bound that refused: "own" or "total"."""
+        return self.counter.enter_within(self.key, self.own, self.total)
+
+    def release(self) -> None:
+        self.counter.leave_within(self.key)
+
+
 class InFlight:
     """How many calls each key (a peer, a child, or "*" for all) has in progress, each bounded: a call over
     its key's bound is refused at once, so a slow or hostile party holds at most that many of our workers."""
@@ -125,6 +143,23 @@ class InFlight:
     def count(self, key: str) -> int:
         with self._lock:
             return self._count.get(key, 0)
+
+    def enter_within(self, key: str, own: int, total: int) -> str | None:
+        """A place for `key` (at most `own` of its calls) that is also one of every key's (at most `total`,
+        counted under ALL), both taken or neither; None, or the bound that refused ("own" or "total").
+        `leave_within` gives both back."""
+        with self._lock:
+            if self._count.get(key, 0) >= own:
+                return "own"
+            if self._count.get(ALL, 0) >= total:
+                return "total"
+            self._count[key] = self._count.get(key, 0) + 1
+            self._count[ALL] = self._count.get(ALL, 0) + 1
+            return None
+
+    def leave_within(self, key: str) -> None:
+        self.leave(ALL)
+        self.leave(key)
 
     @contextlib.contextmanager
     def holding(self, key: str, refusal: Callable[[], Rejected]) -> Iterator[None]:

@@ -18,6 +18,12 @@ deadline: 100 of them took honest delivery from 0.06 s to 26 s), so Registry cal
 the peer workers (`limits.registry_share`, REGISTRY_BUSY past it) and each peer only a few of that
 share (`limits.registry_calls_per_peer`, PEER_BUSY past it); a refusal is answered at once, holding
 nothing. Exchange calls are not counted: the other workers are theirs.
+
+grpcio's health Watch holds a worker for as long as the caller listens, and a caller may open as many
+as it likes: a peer holding 16 would leave no worker for delivery. So health Watch streams have places
+of their own, a few per peer (HEALTH_WATCHES_PER_PEER) within a few for all (HEALTH_WATCHES, over every
+agency of a host: `watches` is the host's one counter), TOO_MANY_STREAMS past them, answered at once.
+Nodes ask each other's health with Check, which is not counted.
 """
 from __future__ import annotations
 
@@ -29,21 +35,26 @@ from .config import LimitsSettings
 from .errors import Reason, Rejected
 from .exchange.service import PeerIdentity
 from .interceptor import Behavior, refuse, with_behavior
-from .limits import InFlight
+from .limits import ALL, InFlight
 
 EXCHANGE_PREFIX = "/lienthong.v1.Exchange/"
 REGISTRY_PREFIX = "/lienthong.v1.Registry/"
-ALL = "*"  # the registry's share, counted over every peer
+# ALL (node.limits): the registry's share, counted over every peer
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
+HEALTH_WATCHES_PER_PEER = 2  # health Watch streams one peer may hold open
+HEALTH_WATCHES = 4  # of every peer together (a quarter of the 16 peer workers; the registry's share is 6)
 
 
 class PeerGate(grpc.ServerInterceptor):
     """Put it first in the peer server's interceptors: it answers its refusals itself."""
 
     def __init__(self, peers: PeerIdentity, stale: Callable[[], str | None] = lambda: None,
-                 limits: LimitsSettings = LimitsSettings()) -> None:
+                 limits: LimitsSettings = LimitsSettings(), watches: InFlight | None = None) -> None:
+        """`watches`: health Watch streams in progress, by peer and ALL (a host passes its one counter)."""
         self.peers, self.stale = peers, stale
         self.per_peer = InFlight(limits.registry_calls_per_peer)
         self.share = InFlight(limits.registry_share)
+        self.watches = watches if watches is not None else InFlight(HEALTH_WATCHES)
 
     def use_limits(self, limits: LimitsSettings) -> None:
         """`limits.registry_share` and `registry_calls_per_peer` from a reload: the next call is held to them
@@ -57,9 +68,11 @@ class PeerGate(grpc.ServerInterceptor):
             return handler
         method = handler_call_details.method
         exchange, registry = method.startswith(EXCHANGE_PREFIX), method.startswith(REGISTRY_PREFIX)
-        if self.peers.insecure and not registry:
+        watch = method == HEALTH_WATCH
+        if self.peers.insecure and not registry and not watch:
             return handler
-        return with_behavior(handler, lambda behavior, streaming: self._gated(behavior, streaming, exchange, registry))
+        return with_behavior(handler, lambda behavior, streaming: self._gated(behavior, streaming, exchange,
+                                                                              registry, watch))
 
     def _refusal(self, context: grpc.ServicerContext, exchange: bool) -> tuple[Rejected | None, str]:
         if self.peers.insecure:
@@ -88,11 +101,29 @@ class PeerGate(grpc.ServerInterceptor):
         self.share.leave(ALL)
         self.per_peer.leave(peer)
 
-    def _gated(self, behavior: Behavior, streaming: bool, exchange: bool, registry: bool) -> Behavior:
+    def _watch(self, peer: str) -> Rejected | None:
+        """Take a place for a health Watch stream of `peer`'s (None), or the refusal; `_unwatch` gives it back."""
+        refused = self.watches.enter_within(peer, HEALTH_WATCHES_PER_PEER, HEALTH_WATCHES)
+        if refused == "own":
+            return Rejected(Reason.TOO_MANY_STREAMS, f"{peer} already holds {HEALTH_WATCHES_PER_PEER} health Watch "
+                            "streams here; close one (or ask with Check)",
+                            metadata={"limit": str(HEALTH_WATCHES_PER_PEER)})
+        if refused == "total":
+            return Rejected(Reason.TOO_MANY_STREAMS, f"{HEALTH_WATCHES} health Watch streams are open here; "
+                            "ask with Check", metadata={"limit": str(HEALTH_WATCHES)})
+        return None
+
+    def _unwatch(self, peer: str) -> None:
+        self.watches.leave_within(peer)
+
+    def _gated(self, behavior: Behavior, streaming: bool, exchange: bool, registry: bool,
+               watch: bool = False) -> Behavior:
         def admitted(context) -> str:
             refused, peer = self._refusal(context, exchange)
             if refused is None and registry:
                 refused = self._enter(peer)
+            if refused is None and watch:
+                refused = self._watch(peer)
             if refused is not None:
                 refuse(context, refused)
             return peer
@@ -105,6 +136,8 @@ class PeerGate(grpc.ServerInterceptor):
                 finally:
                     if registry:
                         self._leave(peer)
+                    if watch:
+                        self._unwatch(peer)
             return gated_stream
 
         def gated(request, context):

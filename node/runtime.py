@@ -11,7 +11,9 @@ Threading model (what runs where):
 - **Peer server** (`peer-*`, PEER_WORKERS threads): Exchange.Deliver/DeliverBatch
   (intake verifies signatures outside the database lock, then commits custody under
   it) and Registry calls. A lookup or a recursive listing may call a parent or child
-  over the network from this thread, holding a worker but never the database lock.
+  over the network from this thread, holding a worker but never the database lock. A
+  peer's health Watch stream holds a worker while it is open: a few places per peer and
+  in all (node/peer_gate.py).
 - **Local API server** (`api-*`, API_WORKERS threads): Mailbox and Stats calls. A Watch
   stream holds its worker for as long as the client listens, so at most MAX_WATCHERS
   streams are served at once (the next gets RESOURCE_EXHAUSTED); the rest of the pool
@@ -109,7 +111,7 @@ from .exchange.follow import MailFollows
 from .identity.on_disk import IdentityOnDisk
 from .identity.trust import TrustStore
 from .transport.peer_check import PeerCheck
-from .limits import SignatureBudget
+from .limits import InFlight, Places, SignatureBudget
 from .peer_gate import PeerGate
 from .interceptor import ErrorInterceptor
 from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
@@ -422,8 +424,8 @@ class Node:
         mailbox = MailboxService(
             self.db, self.clock, outgoing=self.outgoing, lifecycle=self.lifecycle, bridge=self.bridge,
             directory=self.directory, bus=self.bus, verify_stored=self.verify_stored,
-            max_watchers=self.shared.watchers_per_agency if self.shared is not None else MAX_WATCHERS,
-            watchers=self.shared.watch_places() if self.shared is not None else None)
+            watchers=(self.shared.watch_places(s.node.code) if self.shared is not None else None)
+            or Places(InFlight(MAX_WATCHERS), s.node.code, MAX_WATCHERS, MAX_WATCHERS))
         mailbox_pb2_grpc.add_MailboxServicer_to_server(mailbox, server)
         stats_servicer = stats.StatsService(self.db, s.node.code, s.node.name, self.clock)
         stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, server)
@@ -439,7 +441,8 @@ class Node:
         s = self.settings
         peers = PeerIdentity(self.trust, s.tls.insecure_plaintext)
         # PeerGate first: a revoked caller is refused before any servicer runs (see node/peer_gate.py)
-        self.peer_gate = PeerGate(peers, self.crl.stale_problem, self.limits)
+        self.peer_gate = PeerGate(peers, self.crl.stale_problem, self.limits,
+                                  watches=self.shared.health_watches if self.shared is not None else None)
         interceptors = [self.peer_gate, ErrorInterceptor()]
         exchange = ExchangeService(self.intake, peers)
         self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper,

@@ -127,6 +127,22 @@ def test_calls_in_flight_are_bounded_per_key_and_given_back():
     assert not slots._count  # idle keys take no room
 
 
+def test_places_are_a_keys_few_within_every_keys_total():
+    """node.limits.Places: Watch streams (an agency's on a host, a peer's health Watch) counted in one InFlight;
+    both bounds taken together or neither, and given back together."""
+    from node.limits import InFlight, Places
+    counter = InFlight(0)  # its own bound is not used: each key brings its own
+    a, b = Places(counter, "a", 2, 3), Places(counter, "b", 2, 3)
+    assert [a.take(), a.take(), a.take()] == [None, None, "own"]
+    assert [b.take(), b.take()] == [None, "total"]
+    assert counter.count("b") == 1 and counter.count("*") == 3  # the refused take held nothing
+    a.release()
+    assert b.take() is None
+    for p in (a, b, b):
+        p.release()
+    assert not counter._count  # all given back
+
+
 def test_identical_signed_bytes_are_verified_once_and_a_bad_signature_never_counts(pki):
     from node.identity import keys
     signer = pki.signer(A)

@@ -130,3 +130,84 @@ def test_a_hosted_agencys_code_is_on_its_lines():
         text, js = formatter("host", "text").format(record), formatter("host", "json").format(record)
     assert " 000.01.01.H53 INFO " in text and _json.loads(js)["node"] == "000.01.01.H53"
     assert " host INFO " in formatter("host", "text").format(record)  # outside any agency's work
+
+
+class _Lines(logging.Handler):
+    """Every line formatted as the host formats it (text, its own code "host" when no agency is named)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logs.formatter("host", "text"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def lines():
+    handler = _Lines()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    before = root.level
+    root.setLevel(logging.INFO)
+    yield handler.lines
+    root.removeHandler(handler)
+    root.setLevel(before)
+
+
+def test_the_send_pools_lines_name_the_agency_whose_hop_it_runs(lines):
+    """A shared send pool runs every agency's hops: an attempt's own lines, and the pool's line for an attempt
+    that failed unexpectedly, name the agency that owns the hop."""
+    from node.exchange.send_pool import SendPool, Step
+    pool = SendPool(2, window=1)
+    owner = pool.owner("000.01.01.H53")
+
+    def attempt() -> Step:
+        logging.getLogger("lienthong.hop").warning("link to 000.00.01.H53 is down")
+        return Step.DONE
+
+    def broken() -> Step:
+        raise RuntimeError("bug")
+    owner.task("000.00.01.H53", attempt).wake()
+    owner.task("000.09.01.H53", broken).wake()
+    try:
+        assert owner.settle(10)
+    finally:
+        pool.stop(timeout=5)
+    mine = [line for line in lines if "link to" in line or "failed unexpectedly" in line]
+    assert len(mine) == 2 and all(" 000.01.01.H53 " in line for line in mine), mine
+
+
+def test_an_http_watch_streams_lines_name_the_agency(lines):
+    """On a host's HTTP/JSON face a Watch stream runs in the face's workers, message by message: the servicer's
+    lines and an incident's line name the agency whose stream it is, as a unary call's do."""
+    import urllib.request
+
+    from node.api.clients import SCOPES, Client
+    from node.api.http_server import HttpFace
+    from node.pb import mailbox_pb2 as mpb
+    from node.pb import mailbox_pb2_grpc as mgrpc
+
+    class Watching(mgrpc.MailboxServicer):
+        def Watch(self, request, context):
+            logging.getLogger("lienthong.api").warning("watch started")
+            yield mpb.Event(type="watching")
+            raise RuntimeError("bug in the stream")
+
+    name = mpb.DESCRIPTOR.services_by_name["Mailbox"].full_name
+    services = {name: Watching()}
+    face = HttpFace("127.0.0.1:0", "-", {name: None}, max_message_bytes=1 << 20, health_problem=lambda: None,
+                    openapi=dict, caller=lambda header, named: (Client("app", frozenset(SCOPES)), services,
+                                                                "000.02.01.H53"))
+    port = face.start()
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/mailbox/Watch", data=b'{"inbox": true}',
+                                         headers={"Authorization": "Bearer x", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            body = resp.read().decode()
+    finally:
+        face.stop(1)
+    assert "watching" in body and "event: error" in body
+    mine = [line for line in lines if "watch started" in line or "correlation id" in line]
+    assert len(mine) == 2 and all(" 000.02.01.H53 " in line for line in mine), mine

@@ -100,3 +100,45 @@ def test_one_peer_holds_at_most_its_few_registry_calls(gate_server):
     assert refusal(registry) == "PEER_BUSY"
     slow.released.set()
     [c.result() for c in calls]
+
+
+def test_health_watch_streams_have_a_few_places_of_their_own():
+    """grpcio's health Watch holds a worker while the caller listens: a peer gets HEALTH_WATCHES_PER_PEER of
+    them (TOO_MANY_STREAMS past that, at once), a place given back as its stream ends; Deliver still answered."""
+    from grpc_health.v1 import health, health_pb2
+    from grpc_health.v1 import health_pb2_grpc as hgrpc
+
+    from node.peer_gate import HEALTH_WATCHES_PER_PEER
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=HEALTH_WATCHES_PER_PEER + 1),
+                         interceptors=[PeerGate(PeerIdentity(None, insecure=True)), ErrorInterceptor()])
+    hgrpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    xgrpc.add_ExchangeServicer_to_server(Quick(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        stub = hgrpc.HealthStub(channel)
+        held = [stub.Watch(health_pb2.HealthCheckRequest(), timeout=WAIT) for _ in range(HEALTH_WATCHES_PER_PEER)]
+        for stream in held:
+            next(stream)  # its first answer: it holds a worker now
+        with pytest.raises(grpc.RpcError) as e:
+            next(stub.Watch(health_pb2.HealthCheckRequest(), timeout=WAIT))
+        assert reason_of(e.value) == "TOO_MANY_STREAMS"
+        assert xgrpc.ExchangeStub(channel).Deliver(xpb.DeliverRequest(), timeout=WAIT).message_id == "taken"
+        held.pop().cancel()
+        for _ in range(100):  # the place comes back once the server has seen the cancel
+            again = stub.Watch(health_pb2.HealthCheckRequest(), timeout=WAIT)
+            try:
+                next(again)
+                break
+            except grpc.RpcError as refused:
+                assert reason_of(refused) == "TOO_MANY_STREAMS"
+                threading.Event().wait(0.05)
+        else:
+            pytest.fail("the cancelled stream's place never came back")
+        held.append(again)
+        for stream in held:
+            stream.cancel()
+    finally:
+        channel.close()
+        server.stop(0)

@@ -228,7 +228,7 @@ class HttpFace:
                 raise busy
             try:
                 if route.streaming:
-                    return await self._stream(route, message, request, services, code)
+                    return await self._stream(route, message, request, client, services, code)
                 loop = asyncio.get_running_loop()
                 response = await loop.run_in_executor(self._pool, self._call, route, message, client, services, code)
             finally:
@@ -277,26 +277,28 @@ class HttpFace:
     def _call(self, route: Route, message, client: Client, services: dict[str, Any], code: str | None) -> Any:
         """In a worker: the servicer's method, exactly as gRPC calls it, as `client` (on a host: as its agency)."""
         ctx = CallContext()
-        try:
-            with acting(client), (serving_as(code) if code else contextlib.nullcontext()):
+        with acting(client), (serving_as(code) if code else contextlib.nullcontext()):  # its incident's line too
+            try:
                 return self._behavior(route, services)(message, ctx)
-        except Rejected:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise internal(log_incident(route.path, e)) from None
-        finally:
-            ctx.cancel()
+            except Rejected:
+                raise
+            except Exception as e:  # noqa: BLE001
+                raise internal(log_incident(route.path, e)) from None
+            finally:
+                ctx.cancel()
 
-    def _next(self, route: Route, stream) -> Any:
-        """In a worker: the stream's next message, or _END."""
-        try:
-            return next(stream, _END)
-        except Rejected:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise internal(log_incident(route.path, e)) from None
+    def _next(self, route: Route, stream, client: Client, code: str | None) -> Any:
+        """In a worker: the stream's next message, or _END, as `client` (on a host: as its agency, so the stream's
+        log lines name it, as a unary call's do)."""
+        with acting(client), (serving_as(code) if code else contextlib.nullcontext()):
+            try:
+                return next(stream, _END)
+            except Rejected:
+                raise
+            except Exception as e:  # noqa: BLE001
+                raise internal(log_incident(route.path, e)) from None
 
-    async def _stream(self, route: Route, message, request: web.Request, services: dict[str, Any],
+    async def _stream(self, route: Route, message, request: web.Request, client: Client, services: dict[str, Any],
                       code: str | None) -> web.StreamResponse:
         """Server-sent events: `data: <message as JSON>` per message. A refusal before the first message
         (a bad request, too many streams) is an ordinary error response; one after it is an `error` event."""
@@ -306,14 +308,14 @@ class HttpFace:
         stream = self._behavior(route, services)(message, ctx)
         response = None
         try:
-            item = await loop.run_in_executor(self._pool, self._next, route, stream)
+            item = await loop.run_in_executor(self._pool, self._next, route, stream, client, code)
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                                    "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
             await response.prepare(request)
             while item is not _END:
                 await response.write(b"data: " + dumps(to_json(item)) + b"\n\n")
                 item = await self._next_or_keepalive(
-                    loop.run_in_executor(self._pool, self._next, route, stream), response, request, ctx)
+                    loop.run_in_executor(self._pool, self._next, route, stream, client, code), response, request, ctx)
             return response
         except Rejected as err:
             if response is None:

@@ -85,28 +85,27 @@ class Listing(list):
 class _Slot:
     """One Watch stream's place under the cap, given back once however the stream ends."""
 
-    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
-        self._semaphore, self._held, self._lock = semaphore, True, threading.Lock()
+    def __init__(self, places: Places) -> None:
+        self._places, self._held, self._lock = places, True, threading.Lock()
 
     def release(self) -> None:
         with self._lock:
             if self._held:
                 self._held = False
-                self._semaphore.release()
+                self._places.release()
 
 
 class MailboxService(mgrpc.MailboxServicer):
     def __init__(self, db: Database, clock: Clock, *, outgoing: Outgoing, lifecycle: Lifecycle, bridge: EdxmlBridge,
                  directory: Directory, bus: EventBus, verify_stored: Callable[[bytes], Verified],
-                 max_watchers: int, keys: Keys | None = None, watchers: threading.BoundedSemaphore | None = None
-                 ) -> None:
+                 watchers: Places, keys: Keys | None = None) -> None:
         self.db, self.clock = db, clock
         self.keys = keys or Keys(db, clock, keep_ms=int(outgoing.maker.lifetime_s * 1000))  # messages.lifetime
         self.outgoing, self.lifecycle, self.bridge, self.directory = outgoing, lifecycle, bridge, directory
         self.bus, self.verify_stored = bus, verify_stored
-        self.max_watchers = max_watchers
-        # each stream holds an API worker; `watchers`: a host's, shared by all its agencies (one worker pool)
-        self._watchers = watchers or threading.BoundedSemaphore(max_watchers)
+        # each stream holds an API worker: this agency's places (node.limits.Places), on a host within the
+        # host's (one worker pool for every agency)
+        self._watchers = watchers
         self._listings: dict[tuple[str, bool], tuple[int, Listing]] = {}  # Directory pages after the first
         self._listings_lock = threading.Lock()
         self._page_tokens = PageTokens()  # Directory's next_page_token: opaque, this process's own only
@@ -220,9 +219,12 @@ class MailboxService(mgrpc.MailboxServicer):
                  | ({REGISTERED, HEARTBEAT, CHECKPOINT, CHECKPOINT_KEPT, CRL, SUCCESSION} if request.registry else set()))
         if not types:
             raise Rejected(Reason.INVALID_REQUEST, "watch inbox, sent, registry, or a mix", field="inbox")
-        if not self._watchers.acquire(blocking=False):
-            raise Rejected(Reason.TOO_MANY_STREAMS,
-                           f"{self.max_watchers} Watch streams are open already; close one or retry later")
+        refused = self._watchers.take()
+        if refused is not None:
+            n = self._watchers.own if refused == "own" else self._watchers.total
+            raise Rejected(Reason.TOO_MANY_STREAMS, f"{n} Watch streams are open already"
+                           f"{' on this host' if refused == 'total' else ''}; close one or retry later",
+                           metadata={"limit": str(n)})
         slot = _Slot(self._watchers)
         context.add_callback(slot.release)  # freed as soon as the client goes, not at the loop's next turn
         try:

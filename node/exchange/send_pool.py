@@ -24,6 +24,8 @@ import time
 from collections import deque
 from typing import Callable
 
+from ..logs import serving_as
+
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 8
@@ -55,7 +57,7 @@ class SendPool:
         self._stopping = False
 
     def owner(self, name: str) -> Owner:
-        """The share of one agency (each Dispatcher has its own)."""
+        """The share of one agency (each Dispatcher has its own); `name`: its code, which its attempts' log lines name."""
         return Owner(self, name)
 
     def threads(self) -> int:
@@ -154,10 +156,12 @@ class SendPool:
                 wakes = task.wakes
                 self._lock.release()
                 try:
-                    step = task.run()
-                except Exception:  # a task's own errors are its business; the worker serves the next one
-                    log.exception("send task %s of %s failed unexpectedly", task.name, task.owner.name)
-                    step = Step.FAILED
+                    with serving_as(task.owner.name):  # the agency's attempt: its lines name it, on a host too
+                        try:
+                            step = task.run()
+                        except Exception:  # a task's own errors are its business; the worker serves the next one
+                            log.exception("send task %s of %s failed unexpectedly", task.name, task.owner.name)
+                            step = Step.FAILED
                 finally:
                     self._lock.acquire()
                 self._finish(task, step, wakes)

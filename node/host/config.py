@@ -1,8 +1,9 @@
 """A host's config: the host file (process-wide keys) and one file per agency (its identity only).
 
 Today's one-agency `node.yaml` is a host with one agency and loads as before. A host file that names
-`agencies` (files) or `agencies_dir` (every `*.yaml` in it) serves those too; it may also hold an
-agency of its own (`node`, ...) or none. Each agency's full `Settings` is the host file deep-merged
+`agencies` (each a file, or an agency's keys inline: read exactly as a file, its errors named
+`agencies[i].KEY` in the host file) or `agencies_dir` (every `*.yaml` in it) serves those too; it may
+also hold an agency of its own (`node`, ...) or none. Each agency's full `Settings` is the host file deep-merged
 with its agency file, so everything below reads `Settings` as it always did; an agency file may set
 only the keys of AGENCY_KEYS (a process-wide key there is an error naming the file and key, since the
 host could not honour it for one agency). Relative paths resolve against the file that names them.
@@ -77,21 +78,20 @@ def load_host(path: str | os.PathLike) -> HostConfig:
         own = load_config(path)
         agencies.append(own)
         files[own.node.code] = str(path)
-    common = {k: v for k, v in host_raw.items() if k not in HOST_ONLY and k not in AGENCY_SECTIONS}
-    for sub, keys in AGENCY_SUBKEYS.items():
-        if sub != "registry" and isinstance(common.get(sub), Mapping):  # registry.advertise: a default for all
-            common[sub] = {k: v for k, v in common[sub].items() if k not in keys}
-    for file in _agency_files(raw, base, str(path)):
-        s = _agency(file, common, str(path))
+    common = _common(host_raw)
+    prefixes: dict[str, str] = {}  # code -> "agencies[i]." for an agency given inline in the host file
+    for entry in _agency_entries(raw, base, str(path)):
+        s = _agency(entry, common, str(path))
         if s.node.code in files:
-            raise ConfigError(f"agency {s.node.code} is also in {files[s.node.code]}", "node.code",
-                              "one file per agency code", str(file))
+            raise ConfigError(f"agency {s.node.code} is also in {files[s.node.code]}", entry.prefix + "node.code",
+                              "one entry per agency code", entry.file)
         agencies.append(s)
-        files[s.node.code] = str(file)
+        files[s.node.code] = entry.file
+        prefixes[s.node.code] = entry.prefix
     if not agencies:
         raise ConfigError("no agency: name agency files in agencies or agencies_dir (or give node.*)",
                           "agencies", "at least one agency", str(path))
-    _distinct(agencies, files)
+    _distinct(agencies, files, prefixes)
     admin = _admin_token(raw.get("host"), base, str(path))
     registry = raw.get("registry")
     advertise = registry.get("advertise") if isinstance(registry, Mapping) else None
@@ -99,11 +99,54 @@ def load_host(path: str | os.PathLike) -> HostConfig:
                       advertise=advertise if isinstance(advertise, str) and advertise else None)
 
 
-def _agency_files(raw: Mapping, base: Path, host_file: str) -> list[Path]:
+def _common(host_raw: Mapping) -> dict:
+    """What every agency takes from the host file: its process-wide keys (an agency's own keys dropped)."""
+    common = {k: v for k, v in host_raw.items() if k not in HOST_ONLY and k not in AGENCY_SECTIONS}
+    for sub, keys in AGENCY_SUBKEYS.items():
+        if sub != "registry" and isinstance(common.get(sub), Mapping):  # registry.advertise: a default for all
+            common[sub] = {k: v for k, v in common[sub].items() if k not in keys}
+    return common
+
+
+def agency_from_file(path: str | os.PathLike, agency_file: str | os.PathLike) -> Settings:
+    """The settings of an agency whose file is not served now (set aside: `restore --agency-file`), merged over
+    the host file `path` exactly as the host would merge it."""
+    raw = read_document(path)
+    if not isinstance(raw, Mapping) or not any(raw.get(k) for k in HOST_ONLY):
+        raise ConfigError("not a host file: --agency-file needs the host file as --config", "--agency-file",
+                          "a host file (with agencies or agencies_dir)", str(path))
+    host_file = Path(os.path.abspath(path))
+    return _agency(_file_entry(Path(os.path.abspath(agency_file))), _common(_absolute(dict(raw), host_file.parent)),
+                   str(path))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One agency as the host file names it: a file of its own, or a mapping inline in `agencies:`."""
+    file: str     # where it is written (an inline entry: the host file)
+    raw: Any      # its settings as read
+    base: Path    # what its relative paths are relative to
+    prefix: str   # its key paths' prefix in `file`: "" for a file of its own, "agencies[i]." inline
+
+
+def _agency_entries(raw: Mapping, base: Path, host_file: str) -> list[_Entry]:
+    """`agencies` (each a file path or an inline mapping), then every `*.yaml` of `agencies_dir`."""
     listed = raw.get("agencies") or []
-    if not isinstance(listed, list) or not all(isinstance(x, str) and x for x in listed):
-        raise ConfigError("expected a list of agency file paths", "agencies", "a list of file paths", host_file)
-    files = [Path(x) if os.path.isabs(x) else base / x for x in listed]
+    if not isinstance(listed, list):
+        raise ConfigError("expected a list of agency file paths or agency mappings", "agencies",
+                          "a list of file paths or mappings", host_file)
+    if len(listed) > MAX_AGENCIES:
+        raise ConfigError(f"{len(listed)} agencies, at most {MAX_AGENCIES} per host", "agencies",
+                          f"at most {MAX_AGENCIES} agencies", host_file)
+    named: list[Path | _Entry] = []  # in the order they are named: files read once all are counted
+    for i, x in enumerate(listed):
+        if isinstance(x, Mapping):
+            named.append(_Entry(host_file, x, base, f"agencies[{i}]."))
+        elif isinstance(x, str) and x:
+            named.append(Path(x) if os.path.isabs(x) else base / x)
+        else:
+            raise ConfigError("expected an agency file path or a mapping of agency settings", f"agencies[{i}]",
+                              "a file path or a mapping (node, tls.cert, tls.key, ...)", host_file)
     folder = raw.get("agencies_dir")
     if folder is not None:
         if not isinstance(folder, str) or not folder:
@@ -111,17 +154,21 @@ def _agency_files(raw: Mapping, base: Path, host_file: str) -> list[Path]:
         d = Path(folder) if os.path.isabs(folder) else base / folder
         if not d.is_dir():
             raise ConfigError(f"not a directory: {d}", "agencies_dir", "an existing directory", host_file)
-        files += sorted(p for p in d.glob("*.yaml") if p.is_file())
-    if len(files) > MAX_AGENCIES:
-        raise ConfigError(f"{len(files)} agencies, at most {MAX_AGENCIES} per host", "agencies",
+        named += sorted(p for p in d.glob("*.yaml") if p.is_file())
+    if len(named) > MAX_AGENCIES:
+        raise ConfigError(f"{len(named)} agencies, at most {MAX_AGENCIES} per host", "agencies",
                           f"at most {MAX_AGENCIES} agencies", host_file)
-    return files
+    return [x if isinstance(x, _Entry) else _file_entry(x) for x in named]
 
 
-def _agency(file: Path, common: dict, host_file: str) -> Settings:
-    raw = read_document(file)
+def _file_entry(file: Path) -> _Entry:
+    return _Entry(str(file), read_document(file), file.parent, "")
+
+
+def _agency(entry: _Entry, common: dict, host_file: str) -> Settings:
+    raw, file = entry.raw, entry.file
     if not isinstance(raw, Mapping):
-        raise ConfigError("expected a mapping of agency settings", "", "a mapping", str(file))
+        raise ConfigError("expected a mapping of agency settings", entry.prefix.rstrip("."), "a mapping", file)
     for key, value in raw.items():
         if key in AGENCY_SECTIONS:
             continue
@@ -129,24 +176,28 @@ def _agency(file: Path, common: dict, host_file: str) -> Settings:
         if allowed is not None and isinstance(value, Mapping):
             for sub in value:
                 if sub not in allowed:
-                    raise _process_wide(f"{key}.{sub}", file, host_file)
+                    raise _process_wide(f"{entry.prefix}{key}.{sub}", file, host_file)
             continue
-        raise _process_wide(str(key), file, host_file)
-    merged = _merge(common, _absolute(dict(raw), file.parent))
+        raise _process_wide(f"{entry.prefix}{key}", file, host_file)
+    merged = _merge(common, _absolute(dict(raw), entry.base))
     try:
-        s = parse_config(merged, file.parent, source=str(file))
+        s = parse_config(merged, entry.base, source=file)
     except ConfigError as e:  # a process-wide key that is wrong is the host file's
         top = e.path.split(".")[0].split("[")[0]
         if top not in AGENCY_SECTIONS and e.path not in {f"{k}.{x}" for k, v in AGENCY_SUBKEYS.items() for x in v}:
             e.file = host_file
+        else:  # the agency's own key: where it is written
+            for one in (e, *e.more):
+                one.path = entry.prefix + one.path
         raise
-    return located(s, file)
+    return located(s, Path(file))
 
 
-def _process_wide(key: str, file: Path, host_file: str) -> ConfigError:
-    return ConfigError(f"a process-wide key: set it in the host file {host_file}, not in an agency file", key,
+def _process_wide(key: str, file: str, host_file: str) -> ConfigError:
+    where = "an agency's entry" if file == host_file else "an agency file"
+    return ConfigError(f"a process-wide key: set it in the host file {host_file}, not in {where}", key,
                        "only node, tls.cert, tls.key, sealing, api.token/token_file/tokens, registry.advertise, "
-                       "peers, parents_of, audit", str(file))
+                       "peers, parents_of, audit", file)
 
 
 def _merge(base: Mapping, over: Mapping) -> dict:
@@ -182,21 +233,21 @@ def _absolute(raw: dict, base: Path) -> dict:
     return out
 
 
-def _distinct(agencies: list[Settings], files: dict[str, str]) -> None:
+def _distinct(agencies: list[Settings], files: dict[str, str], prefixes: dict[str, str]) -> None:
     """One data directory per agency, one agency per token: either shared would mix two agencies' mail."""
     dirs: dict[Path, str] = {}
     tokens: dict[bytes, str] = {}
     for s in agencies:
-        file = files[s.node.code]
+        file, prefix = files[s.node.code], prefixes.get(s.node.code, "")
         d = Path(s.node.data_dir).resolve()
         if d in dirs:
-            raise ConfigError(f"{d} is also the data directory of {dirs[d]}", "node.data_dir",
+            raise ConfigError(f"{d} is also the data directory of {dirs[d]}", prefix + "node.data_dir",
                               "a data directory of this agency's own", file)
         dirs[d] = s.node.code
         for key, token in [("api.token", s.api.token)] + [(f"api.tokens[{i}]", c.token) for i, c in enumerate(s.api.tokens)]:
             digest = hashlib.sha256(token.encode()).digest()
             if tokens.get(digest, s.node.code) != s.node.code:
-                raise ConfigError(f"the same token is also {tokens[digest]}'s", key,
+                raise ConfigError(f"the same token is also {tokens[digest]}'s", prefix + key,
                                   "a token of this agency's own", file)
             tokens[digest] = s.node.code
 

@@ -34,6 +34,8 @@ from .. import descriptors, sdnotify
 from ..clock import SYSTEM, Clock
 from ..config import ConfigError
 from ..exchange.dispatcher import shared_send_pool
+from ..limits import InFlight
+from ..peer_gate import HEALTH_WATCHES
 from ..runtime import API_WORKERS, MAX_WATCHERS, PEER_WORKERS, Node
 from ..transport.grpc_peers import GrpcTransport, server_options
 from ..transport.in_process import InProcessTransport
@@ -71,8 +73,9 @@ class Host:
         self.shared = Shared(scheduler=self.scheduler, transport_for=self._transport_for, endpoint=self._endpoint,
                              ports=lambda: {"listen": self.peer_port, "api": self.api_port},
                              runtime=self._runtime, detach=self._detach,
-                             watchers=threading.BoundedSemaphore(MAX_WATCHERS),
-                             send_pool=shared_send_pool(config.process.messages.send_workers))
+                             watchers=InFlight(MAX_WATCHERS), watchers_total=MAX_WATCHERS,
+                             send_pool=shared_send_pool(config.process.messages.send_workers),
+                             health_watches=InFlight(HEALTH_WATCHES))
 
     # ---- what agencies receive -------------------------------------------------
 

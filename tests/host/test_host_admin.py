@@ -139,3 +139,68 @@ def test_shares_only_on_a_host_of_several():
     assert shares.enter(C2, serving=3) is None  # another agency keeps the other half
     shares.leave(C1)
     assert shares.enter(C1, serving=3) is None and shares.busy(C1) == 8
+
+
+def test_each_command_per_agency_and_queues_for_the_host(world, tmp_path, capsys):
+    """doctor, queues, backup, restore, audit verify and evidence with --agency act on that agency alone (its
+    files, its token); `queues --all` shows every agency's, as the host admin."""
+    import json
+    host, h, sent = world
+    cfg = str(h.config)
+    message_id = sent.envelopes[0].message_id
+    assert cli.main(["doctor", "--config", cfg, "--agency", C1]) == 0
+    out = capsys.readouterr().out
+    assert out.count("health SERVING") == 1 and C1 in out
+
+    h.agencies[P].client(TIMEOUT).admin.hold(C2)  # P's own next hop, held: in P's queues only
+    try:
+        assert cli.main(["queues", "--config", cfg, "--agency", P, "--json"]) == 0
+        assert [q["hop"] for q in json.loads(capsys.readouterr().out)["hops"] if q.get("held")] == [C2]
+        assert cli.main(["queues", "--config", cfg, "--agency", C1, "--json"]) == 0
+        assert not [q for q in json.loads(capsys.readouterr().out).get("hops", []) if q.get("held")]
+        assert cli.main(["queues", "--config", cfg, "--all", "--json"]) == 0
+        every = json.loads(capsys.readouterr().out)
+        assert sorted(every) == sorted([P, C1, C2])
+        assert {c: [q["hop"] for q in r.get("hops", []) if q.get("held")] for c, r in every.items()} == \
+            {P: [C2], C1: [], C2: []}
+        assert cli.main(["queues", "--config", cfg, "--all"]) == 0
+        summary = capsys.readouterr().out.split("== host")[1]
+        assert f"{P}: " in summary and "1 held" in summary and f"{C2}: " in summary
+        assert cli.main(["queues", "--config", cfg, "--all", "--agency", P]) == 1
+        capsys.readouterr()
+        import yaml
+        no_admin = tmp_path / "no-admin.yaml"  # a host without a host admin: each agency asked with its own token
+        no_admin.write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(h.config.read_text()).items() if k != "host"}))
+        (tmp_path / "agencies").symlink_to(h.dir / "agencies")
+        assert cli.main(["queues", "--config", str(no_admin), "--all", "--json"]) == 0
+        held = lambda answers: {c: [q["hop"] for q in r.get("hops", []) if q.get("held")]  # noqa: E731
+                                for c, r in answers.items()}
+        assert held(json.loads(capsys.readouterr().out)) == held(every)
+    finally:
+        h.agencies[P].client(TIMEOUT).admin.release(C2)
+
+    assert cli.main(["audit", "verify", "--config", cfg, "--agency", C2, "--offline"]) == 0
+    capsys.readouterr()
+    bundle = tmp_path / "c2.evidence"
+    assert cli.main(["evidence", message_id, "--config", cfg, "--agency", C2, "--out", str(bundle)]) == 0
+    assert cli.main(["verify-evidence", str(bundle), "--ca", str(h.dir.parent / "ca" / "ca.pem")]) == 0
+    assert cli.main(["evidence", message_id, "--config", cfg, "--agency", C1,
+                     "--out", str(tmp_path / "c1.evidence")]) != 0  # not in C1's mailbox
+    assert not (tmp_path / "c1.evidence").exists()
+
+    (tmp_path / "bk").mkdir()
+    assert cli.main(["backup", "--config", cfg, "--agency", C2, "--to", str(tmp_path / "bk")]) == 0
+    [made] = list((tmp_path / "bk").iterdir())
+    assert C2 in made.name
+    # restore C2 alone: its file set aside and reloaded (the host stops serving it), its data directory moved
+    aside = h.agency_file(C2).with_suffix(".yaml.off")
+    h.agency_file(C2).rename(aside)
+    assert host.reload() and C2 not in host.agencies
+    (h.dir / C2 / "data").rename(h.dir / C2 / "data.before")
+    capsys.readouterr()
+    assert cli.main(["restore", "--config", cfg, "--agency-file", str(aside), "--from", str(made)]) == 0
+    assert C2 in capsys.readouterr().out
+    aside.rename(h.agency_file(C2))
+    assert host.reload() and C2 in host.agencies
+    nodes.wait_healthy([h.agencies[C2]], timeout=TIMEOUT)
+    assert [e.message_id for e in h.agencies[C2].client(TIMEOUT).inbox_all()] == [message_id]

@@ -283,3 +283,48 @@ def _(s):
         D, "SELECT message_id FROM outbox WHERE state = 'delivered' AND message_id IN (%s)" % ",".join(f"'{m}'" for m in to_m)))
         == len(to_m), timeout=45)
     return Observed("OK", "C1's mail delivered during the stall").allowing(sent, *to_m)
+
+
+def _watching(stub, most: int) -> tuple[list, Observed]:
+    """Open health Watch streams until one is refused (each counted once its first answer came: it holds one
+    of D's peer workers); (the streams held, the refusal, or OK if none was)."""
+    from grpc_health.v1 import health_pb2
+    held = []
+    for _ in range(most):
+        stream = stub.Watch(health_pb2.HealthCheckRequest(), timeout=4 * TIMEOUT)
+        try:
+            next(stream)
+        except grpc.RpcError as e:
+            return held, refused(e)
+        held.append(stream)
+    return held, Observed("OK", f"{len(held)} health Watch streams held, none refused")
+
+
+@case("flood", "peers hold health Watch streams on D's peer port until refused, while honest mail flows",
+      "RESOURCE_EXHAUSTED", "TOO_MANY_STREAMS", via="grpc.health.v1.Health.Watch → D, as M, X, R, G")
+def _(s):
+    """grpcio's health Watch holds one of D's 16 peer workers for as long as the caller listens. D gives them a
+    few places (node/peer_gate.py: HEALTH_WATCHES_PER_PEER per peer, HEALTH_WATCHES in all), refusing the next
+    at once; delivery keeps its workers: C1's mail reaches D while every place is held."""
+    from grpc_health.v1 import health_pb2_grpc as hgrpc
+
+    from node.peer_gate import HEALTH_WATCHES, HEALTH_WATCHES_PER_PEER
+    w = s.w
+    streams, seen = [], []
+    try:
+        held, first = _watching(hgrpc.HealthStub(w.channel(M, D)), HEALTH_WATCHES_PER_PEER + 1)
+        streams += held
+        seen.append(first)
+        for who in (X, R, G):  # more peers, each within its own few: the places of all run out
+            held, o = _watching(hgrpc.HealthStub(w.channel(who, D)), HEALTH_WATCHES_PER_PEER)
+            streams += held
+            seen.append(o)
+        assert len(streams) <= HEALTH_WATCHES, f"peers hold {len(streams)} health Watch streams at D"
+        assert any(o.reason == "TOO_MANY_STREAMS" for o in seen[1:]), seen  # all places taken: the next peer too
+        sent = w.api(C1).send(pb.Document(subject="Trong lúc bị giữ luồng"), [D]).envelopes[0].message_id
+        poll("D took C1's mail while peers hold its health Watch places",
+             lambda: w.rows(D, f"SELECT 1 FROM inbox WHERE message_id = '{sent}'"))
+    finally:
+        for stream in streams:
+            stream.cancel()
+    return first.allowing(sent)

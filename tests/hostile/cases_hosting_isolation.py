@@ -6,9 +6,10 @@
   levers on one message): not in HA's mailbox, NOT_FOUND each; HB's mailbox and audit unchanged.
 - Keys: HA holds only its own key, so an envelope it signs claiming HB (a co-hosted agency) as its
   sender is refused by HP, like any header whose sender is not the signing certificate's.
-- Fair shares (node/host/shares.py): HA holding Watch streams, and M holding health Watch streams on the
-  peer port to HB, each get their share and then AGENCY_BUSY; another agency is still served meanwhile
-  (observed by its answers: the first event of its stream, its health).
+- Fair shares (node/host/shares.py): HA holding Watch streams gets its places, then TOO_MANY_STREAMS, and
+  M holding health Watch streams on the peer port to HB gets a peer's few (node/peer_gate.py), then
+  TOO_MANY_STREAMS; another agency is still served meanwhile (observed by its answers: the first event
+  of its stream, its health).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
 from node.pb import exchange_pb2_grpc as xgrpc
 from node.pb import mailbox_pb2 as mpb
+from node.peer_gate import HEALTH_WATCHES_PER_PEER
 from node.runtime import MAX_WATCHERS, PEER_WORKERS
 from node.transport.grpc_peers import CALLED, grpc_options
 
@@ -180,7 +182,7 @@ def _hold(open_stream, most: int) -> tuple[list, Observed]:
       "RESOURCE_EXHAUSTED", "TOO_MANY_STREAMS", via="Mailbox.Watch on " + API)
 def _(s):
     """Each stream holds one of the host's API workers for as long as it is open. HA gets its own few Watch
-    places (node/host/shared.py, WatchPlaces), then TOO_MANY_STREAMS; HB's own Watch still starts and its
+    places (node/host/shared.py, node.limits.Places), then TOO_MANY_STREAMS; HB's own Watch still starts and its
     calls are answered. (The API workers' share, AGENCY_BUSY, bounds the rest of HA's calls.)"""
     def attack(hosting):
         a, b = hosting.client(HA), hosting.client(HB)
@@ -200,10 +202,11 @@ def _(s):
 
 
 @case("hosting", "M holds health Watch streams to HB on the host's peer port until refused; HA is served meanwhile",
-      "RESOURCE_EXHAUSTED", "AGENCY_BUSY", via="grpc.health.v1.Health.Watch at the host's peer port, as M")
+      "RESOURCE_EXHAUSTED", "TOO_MANY_STREAMS", via="grpc.health.v1.Health.Watch at the host's peer port, as M")
 def _(s):
-    """A health Watch holds a peer worker for as long as the caller listens. Calls to HB get half of the host's
-    peer workers, then AGENCY_BUSY; HA (another agency of the host) still answers at once."""
+    """A health Watch holds a peer worker for as long as the caller listens. A peer gets a few such streams of
+    the host's few (node/peer_gate.py, one count for every agency), then TOO_MANY_STREAMS, far within HB's
+    share of the peer workers; HA (another agency of the host) still answers at once."""
     def attack(hosting):
         ident = s.w.ids[M].tls(s.w.anchors_pem)
         with _peer_channel(hosting, ident.key_pem, ident.cert_pem, ident.anchors_pem, HB) as to_b, \
@@ -212,7 +215,7 @@ def _(s):
             held, refusal = _hold(lambda: health_b.Watch(health_pb2.HealthCheckRequest(), metadata=((CALLED, HB),),
                                                          timeout=HELD_S), PEER_WORKERS + 1)
             try:
-                assert len(held) == PEER_WORKERS // 2, f"M holds {len(held)} streams to HB"
+                assert len(held) == HEALTH_WATCHES_PER_PEER, f"M holds {len(held)} streams to HB"
                 answer = health_a.Check(health_pb2.HealthCheckRequest(), metadata=((CALLED, HA),), timeout=TIMEOUT)
                 assert answer.status == health_pb2.HealthCheckResponse.SERVING
             finally:

@@ -583,9 +583,19 @@ class Node:
         reflection_v1.enable((*service_names, "grpc.health.v1.Health"), server)  # v1 and v1alpha
 
     def _keepalive(self) -> None:
-        """Retry registration every second; once registered, wake only to send heartbeats."""
+        """Retry registration every second; once registered, wake only to send heartbeats. On a host, a few
+        agencies register with one parent at once (Shared.registering); one finding no place tries on its
+        next tick."""
         was = self.directory.registered
-        self.directory.keepalive()
+        places = self.shared.registering if self.shared is not None and not was else None
+        parent = self.directory.parent or ""
+        if places is not None and not places.enter(parent):
+            return
+        try:
+            self.directory.keepalive()
+        finally:
+            if places is not None:
+                places.leave(parent)
         broken = self._parent_problem() is not None
         if broken != self._parent_broken:  # health follows the parent link at once, not at the next check
             self._parent_broken = broken

@@ -341,7 +341,7 @@ class Directory:
         body = succ.verify(entry.succession, self.trust, self.hierarchy)
         now = self.clock.now_ms()
         if not any(code in s.old_codes and s.effective_ms <= now for s in body.successions):
-            raise Rejected(Reason.SUCCESSION_NOT_COMPETENT, f"the succession list answered for {code} does not "
+            raise Rejected(Reason.SUCCESSION_NOT_COVERING, f"the succession list answered for {code} does not "
                            "retire it")
         return True
 

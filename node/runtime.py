@@ -580,7 +580,7 @@ class Node:
         return {
             "queues": queues,
             "cert_days_left": (self.cert_not_after_ms - now) / 86_400_000,
-            "children": {c.code: now - c.last_seen_ms <= stale for c in registry_store.children(self.db)},
+            "children": {c.code: now - self.directory.last_seen(c) <= stale for c in registry_store.children(self.db)},
             "parent": self.directory.parent if self.directory.parent_address else None,
             "registered": self.directory.registered,
             "statuses": statuses_store.counts_by_code(self.db),
@@ -599,17 +599,35 @@ class Node:
         reflection_v1.enable((*service_names, "grpc.health.v1.Health"), server)  # v1 and v1alpha
 
     def _keepalive(self) -> None:
-        """Retry registration every second; once registered, wake only to send heartbeats."""
+        """Retry registration every second; once registered, wake only to send heartbeats. On a host, a few
+        agencies register with one parent at once (Shared.registering); one finding no place tries on its
+        next tick."""
         was = self.directory.registered
-        self.directory.keepalive()
+        places = self.shared.registering if self.shared is not None and not was else None
+        parent = self.directory.parent or ""
+        if places is not None and not places.enter(parent):
+            return
+        try:
+            self.directory.keepalive()
+        finally:
+            if places is not None:
+                places.leave(parent)
         broken = self._parent_problem() is not None
         if broken != self._parent_broken:  # health follows the parent link at once, not at the next check
             self._parent_broken = broken
             self.health.check()
         if self.directory.registered != was:
             beat = self.settings.registry.heartbeat
-            seconds = beat if self.directory.registered else min(REGISTRY_TICK_SECONDS, beat)
-            self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval", seconds=seconds)
+            if not self.directory.registered:
+                self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval",
+                                              seconds=min(REGISTRY_TICK_SECONDS, beat))
+                return
+            # on a host the first heartbeat comes anywhere within one interval (sooner, never later): a thousand
+            # agencies registered in the same few seconds would otherwise beat in those seconds forever after
+            early_ms = int(self.shared.first_run(beat) * 1000) if self.shared is not None else 0
+            self.directory.beat_early(early_ms)
+            first = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=beat - early_ms / 1000)
+            self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval", seconds=beat, start_date=first)
 
     def _advertised_endpoint(self) -> str:
         if self.settings.registry.advertise:

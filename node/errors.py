@@ -156,6 +156,8 @@ class Reason(enum.Enum):
                                "the succession list answered for a code does not retire it")
     SUCCESSION_UNCERTAIN = ("SUCCESSION_UNCERTAIN", _C.UNAVAILABLE, False,
                             "whether the document's counterpart is retired cannot be told now: retried")
+    HISTORY_NOT_TAKEN_OVER = ("HISTORY_NOT_TAKEN_OVER", _C.UNAVAILABLE, False,
+                              "a successor that does not hold its predecessors' history yet: retried")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

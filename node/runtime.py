@@ -268,7 +268,8 @@ class Node:
                                           s.node.phone or ""),
                                    successors=Successors(self.successions.successors, lambda code, fresh: [
                                        step[1].successor for step in self.directory.successor_chain(code, fresh)],
-                                       clock.now_ms))
+                                       clock.now_ms),
+                                   awaiting_history=self._awaiting_history)
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
                              signatures=self.signatures,
@@ -493,6 +494,13 @@ class Node:
         except RuntimeError:
             raise ConfigError(f"cannot listen on {address} (address in use or not available)", path=key,
                               expected="a free host:port on this machine", file=_source(self.settings)) from None
+
+    def _awaiting_history(self) -> list[str]:
+        """The retired agencies we answer for (the end of their chain of successors) whose mailboxes we have not
+        taken over yet: statuses and changes about their documents are refused for now, not for good."""
+        me = self.settings.node.code
+        ours = {r.code for r in self.successions.all_retired() if self.successions.successor(r.code) == me}
+        return sorted(ours - {t.predecessor for t in takeover_store.takeovers(self.db)}) if ours else []
 
     def _parent_problem(self) -> str | None:
         return self.directory.parent_problem(int(self.settings.registry.unhealthy_after * 1000))

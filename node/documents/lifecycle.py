@@ -61,8 +61,11 @@ class Lifecycle:
 
     def __init__(self, db: Database, signer: Signer, name: str, outgoing: Outgoing, clock: Clock,
                  limits: Limits = Limits(), origin: Origin | None = None,
-                 successors: Successors | None = None) -> None:
+                 successors: Successors | None = None,
+                 awaiting_history: Callable[[], list[str]] = lambda: []) -> None:
         self.db, self.signer, self.name, self.outgoing, self.clock = db, signer, name, outgoing, clock
+        # the retired agencies we answer for whose mailboxes we have not taken over yet (`lienthong takeover`)
+        self.awaiting_history = awaiting_history
         # whether an agency answers for a retired one (statuses and changes about its documents)
         self.successors = successors or Successors(lambda code: [])
         self.limits = limits
@@ -101,7 +104,10 @@ class Lifecycle:
         if body == "status":
             if payload.status.status_code == rules.TAKE_BACK:
                 self._require_sender_of_received(h.ref_message_id, h.sender, earlier, item.answering_for)
-            elif outbox.recipient_of_document(self.db, h.ref_message_id) not in {h.sender, item.answering_for} - {""}:
+            elif (recipient := outbox.recipient_of_document(self.db, h.ref_message_id)) not in \
+                    {h.sender, item.answering_for} - {""}:
+                if recipient is None:
+                    self._not_here_yet(h.ref_message_id)
                 raise Rejected(Reason.NOT_RECIPIENT, f"{h.sender} did not receive document {h.ref_message_id} from us")
         elif body == "document" and payload.document.business.business_doc_type in CHANGE_STATE:
             self._require_sender_of_received(h.ref_message_id, h.sender, earlier, item.answering_for)
@@ -117,8 +123,23 @@ class Lifecycle:
                 raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
             return
         received = progress.get(self.db, message_id)
+        if received is None:
+            self._not_here_yet(message_id)
         if received is None or received.sender not in senders:
             raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
+
+    def _not_here_yet(self, message_id: str) -> None:
+        """A status or change about a document we know nothing of (neither sent nor received), while we answer
+        for retired agencies whose history we do not hold yet: it may be about one of theirs (sent to us as their
+        successor), so it is refused for now (HISTORY_NOT_TAKEN_OVER: its node keeps it and sends it again),
+        not for good."""
+        if outbox.recipient_of_document(self.db, message_id) is not None or progress.get(self.db, message_id):
+            return
+        waiting = self.awaiting_history()
+        if waiting:
+            raise Rejected(Reason.HISTORY_NOT_TAKEN_OVER,
+                           f"{self.signer.code} answers for {', '.join(sorted(waiting)[:5])} but does not hold "
+                           f"their history yet: {message_id} may be theirs", metadata={"predecessors": str(len(waiting))})
 
     def _counterpart(self, h: pb.Header, payload: pb.Payload) -> str | None:
         """The agency a status or change must come from, by what is stored (None: nothing stored to say, or not

@@ -91,6 +91,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOT_A_SUCCESSOR: _ClassVar[Reason]
     SUCCESSION_NOT_COVERING: _ClassVar[Reason]
     SUCCESSION_UNCERTAIN: _ClassVar[Reason]
+    HISTORY_NOT_TAKEN_OVER: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -176,3 +177,4 @@ TAKEOVER_SEAL_KEY: Reason
 NOT_A_SUCCESSOR: Reason
 SUCCESSION_NOT_COVERING: Reason
 SUCCESSION_UNCERTAIN: Reason
+HISTORY_NOT_TAKEN_OVER: Reason

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from node.errors import Reason
 from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter, wait_for_statuses
 from node.pb import envelope_pb2 as pb
@@ -158,3 +159,16 @@ def test_after_the_hand_over_the_successor_reports_and_revokes_for_its_predecess
             at_s.wait(lambda _: {e.message_id: e for e in s.inbox_all()}[x_mid].state == "revoked", TIMEOUT)
     finally:
         t.stop()
+
+
+def test_before_the_takeover_the_successor_refuses_for_now_what_is_about_its_predecessors_documents(tree, history):
+    """A status sent to Z, X's successor, about a document X sent (S's status on it, re-addressed to Z): Z does
+    not hold X's history yet, so it refuses it for now (HISTORY_NOT_TAKEN_OVER: S's node keeps it and sends it
+    again), not for good as a status about a document it never sent; W, which answers for nobody, still does."""
+    to_x, from_x = history
+    x_mid, s_mid = from_x[S].envelopes[0].message_id, to_x[S].envelopes[0].message_id
+    for_now = handed(tree, S, status("03", S), Z, ref=x_mid)
+    assert for_now.reason is Reason.HISTORY_NOT_TAKEN_OVER and not for_now.reason.permanent
+    assert handed(tree, S, status("03", S), W, ref=x_mid).reason is Reason.NOT_RECIPIENT
+    assert handed(tree, S, revoke(S), Z, ref=s_mid).reason is Reason.HISTORY_NOT_TAKEN_OVER  # S revokes what it sent X
+    assert handed(tree, S, revoke(S), W, ref=s_mid).reason is Reason.NOT_ORIGINAL_SENDER

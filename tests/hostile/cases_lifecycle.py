@@ -33,7 +33,9 @@ def _(s):
     return deliver(s, seal(s.w.signer(M), D, status("13"), ref_message_id=s.w.docs["to_d"])[1])
 
 
-@case("lifecycle", "revoke of a document nobody sent", "PERMISSION_DENIED", "NOT_ORIGINAL_SENDER", via=DELIVER)
+@case("lifecycle", "revoke of a document nobody sent, to a successor that has not taken over its predecessor's "
+      "history (D answers for the retired 000.25.35.H53): refused for now, nothing stored", "UNAVAILABLE",
+      "HISTORY_NOT_TAKEN_OVER", via=DELIVER)
 def _(s):
     return deliver(s, seal(s.w.signer(M), D, change(1), ref_message_id="f" * 32)[1])
 

@@ -150,7 +150,7 @@ def append_trace(raw: bytes, env: pb.Envelope, signer: Signer, clock: Clock = SY
         relayed.CopyFrom(env)
         return add_trace(relayed, signer, clock).SerializeToString()
     data = _trace_entry(env, signer, clock).SerializeToString()
-    return b"".join((raw, _TRACE_TAG, _varint(len(data)), data))
+    return b"".join((raw, _TRACE_TAG, varint(len(data)), data))
 
 
 def _trace_entry(env: pb.Envelope, signer: Signer, clock: Clock) -> pb.TraceEntry:
@@ -162,7 +162,8 @@ def _trace_entry(env: pb.Envelope, signer: Signer, clock: Clock) -> pb.TraceEntr
     return pb.TraceEntry(body=body, signature=mark.signature, cert_der=mark.cert_der)
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """Protobuf's base-128 length prefix (records appended to encoded bytes: a relay's mark, a batch)."""
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)

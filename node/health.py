@@ -25,7 +25,9 @@ from typing import Callable, Iterable
 from grpc_health.v1 import health, health_pb2
 
 from .envelope import Signer
-from .errors import Rejected
+from .errors import Reason, Rejected
+from .interceptor import refuse
+from .limits import ALL, InFlight
 from .identity.trust import TrustStore
 from .store.database import Database
 
@@ -35,6 +37,36 @@ SERVICES = ("", "lienthong.v1.Exchange", "lienthong.v1.Mailbox")
 PEER_SERVICES = ("", "lienthong.v1.Exchange")  # what a peer asks about
 
 Check = Callable[[], "str | None"]  # a problem, or None
+WATCHES = 8  # health Watch streams open at once on one servicer, API and peer ports together (each holds a worker)
+
+
+class HealthServicer(health.HealthServicer):
+    """grpcio's health servicer in its blocking form, the only one every node and host uses.
+
+    In the non-blocking form (grpcio's default) `set` holds the servicer's lock while it waits for each
+    watcher's message to be sent, and the server's one event thread runs a cancelled Watch's close callback,
+    which takes that lock: a watcher that hangs up as a status change reaches it (a probe that stops at the
+    answer it waited for, or a hostile peer doing it on purpose) deadlocks the server's event thread and
+    every later `set` — the node's health job, the host's reload — for good. Blocking, a Watch holds a
+    worker while it streams (bounded: node.limits.Places) and `set` only queues the message.
+
+    Overriding Watch gives this class a function of its own: grpcio sets the flag on the class's function,
+    so a plain HealthServicer() made anywhere in the process would flip every instance back.
+
+    At most `watches` streams at once over every port it serves (peers are held to fewer before they reach
+    it: node.peer_gate), so local clients watching health cannot take every API worker either."""
+
+    def __init__(self, watches: int = WATCHES) -> None:
+        super().__init__(experimental_non_blocking=False)
+        self.streams = InFlight(watches)
+
+    def Watch(self, request, context, send_response_callback=None):  # noqa: N802 - grpc's name
+        if not self.streams.enter(ALL):
+            refuse(context, Rejected(Reason.TOO_MANY_STREAMS, f"{self.streams.limit} health Watch streams are "
+                                     "open here; ask with Check", metadata={"limit": str(self.streams.limit)}))
+        if not context.add_callback(lambda: self.streams.leave(ALL)):
+            self.streams.leave(ALL)  # in process: nothing holds a worker, nothing to count
+        return super().Watch(request, context, send_response_callback)
 
 
 class HealthMonitor:
@@ -43,7 +75,7 @@ class HealthMonitor:
         self.db, self.signer, self.trust = db, signer, trust
         self.checks = list(checks)
         self.peer_checks = list(peer_checks)
-        self.servicer = health.HealthServicer()
+        self.servicer = HealthServicer()
         self.problem: str | None = "not started"
         self.on_change: Callable[[str | None], None] = lambda problem: None  # after the status changed
 

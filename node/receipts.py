@@ -32,18 +32,19 @@ def _node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def _tree(leaves: list[bytes]) -> tuple[bytes, list[list[pb.ProofStep]]]:
-    """The root and each leaf's path to it; an odd node out is carried up unchanged."""
-    proofs: list[list[pb.ProofStep]] = [[] for _ in leaves]
+def _tree(leaves: list[bytes]) -> tuple[bytes, list[list[tuple[bytes, bool]]]]:
+    """The root and each leaf's path to it as (sibling, sibling is on the left) steps; an odd node out is
+    carried up unchanged."""
+    proofs: list[list[tuple[bytes, bool]]] = [[] for _ in leaves]
     level = [(h, [i]) for i, h in enumerate(leaves)]  # (hash, leaves below it)
     while len(level) > 1:
         up = []
         for j in range(0, len(level) - 1, 2):
             (lh, lbelow), (rh, rbelow) = level[j], level[j + 1]
             for i in lbelow:
-                proofs[i].append(pb.ProofStep(sibling=rh, sibling_left=False))
+                proofs[i].append((rh, False))
             for i in rbelow:
-                proofs[i].append(pb.ProofStep(sibling=lh, sibling_left=True))
+                proofs[i].append((lh, True))
             up.append((_node(lh, rh), lbelow + rbelow))
         if len(level) % 2:
             up.append(level[-1])
@@ -52,15 +53,23 @@ def _tree(leaves: list[bytes]) -> tuple[bytes, list[list[pb.ProofStep]]]:
 
 
 def issue(signer: Signer, items: list[tuple[str, bytes]], clock: Clock = SYSTEM) -> list[pb.Receipt]:
-    """Receipts for (message id, envelope digest) pairs committed together, in order; one signature."""
+    """Receipts for (message id, envelope digest) pairs committed together, in order; one signature.
+    Proof steps are added to each receipt in place (a ProofStep made apart is copied into it: a third of
+    the cost of a receipt)."""
     if not items:
         return []
     root, proofs = _tree([leaf_hash(m, d) for m, d in items])
     body = pb.ReceiptBody(receiver=signer.code, received_ms=clock.now_ms(), root=root).SerializeToString()
     mark = signed.sign(signer, body)
-    return [pb.Receipt(body=body, signature=mark.signature, receiver_cert=mark.cert_der, message_id=m,
-                       envelope_sha256=d, proof=proof)
-            for (m, d), proof in zip(items, proofs)]
+    out = []
+    for (m, d), steps in zip(items, proofs):
+        receipt = pb.Receipt(body=body, signature=mark.signature, receiver_cert=mark.cert_der, message_id=m,
+                             envelope_sha256=d)
+        add = receipt.proof.add
+        for sibling, left in steps:
+            add(sibling=sibling, sibling_left=left)
+        out.append(receipt)
+    return out
 
 
 class Verifier:

@@ -335,6 +335,30 @@ def test_relayed_and_already_sealed_envelopes_are_not_touched(tmp_path, sender, 
     assert [p.envelope for p in out.ready] == [theirs.raw, sealed.raw]
 
 
+def test_a_batch_asks_for_each_recipients_seal_key_once(tmp_path, sender, clock, keys_of, trust):
+    """A batch is mostly for one agency: its key is looked up once per batch (a directory read, or a wait
+    for the tree when it is down), not once per envelope; its refusal is kept for the batch too."""
+    m = maker(sender, clock, keys_of[SENDER])
+    clear = [m.seal(document(), RECEIVER, RELAY, clear_ok=True) for _ in range(5)]
+    db = Database(tmp_path / "a.sqlite3")
+    with db.transaction() as tx:
+        for s in clear:
+            outbox.enqueue_in(tx, s.header, s.raw, RELAY, "x", clock.now_ms())
+    asked = []
+    out = LateSealer(db, m, lambda code: asked.append(code) or keys_of[code].public_der)([_pending(s) for s in clear])
+    assert asked == [RECEIVER]
+    for p in out.ready:
+        v = envelope.verify(p.envelope, trust, max_size=MAX, clock=clock, opener=opener(keys_of[RECEIVER]))
+        assert v.header.seal == pb.SEALED_P256_AES256GCM and v.payload().document.subject == MARKER
+    asked.clear()
+
+    def down(code):
+        asked.append(code)
+        raise Rejected(Reason.UNREACHABLE, "parent did not answer")
+    out = LateSealer(db, m, down)([_pending(s) for s in clear])
+    assert asked == [RECEIVER] and len(out.waiting) == 5 and not out.ready
+
+
 def test_our_sealed_envelopes_pass_on_their_header_alone(tmp_path, sender, clock, keys_of, monkeypatch):
     """At each hand-over, an envelope of ours already sealed goes as it is, decided from its header (the
     leading field): the envelope is parsed whole only to be made again. One made in clear still is."""

@@ -13,6 +13,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from node import envelope, receipts
 from node.clock import FakeClock
@@ -93,3 +94,24 @@ def test_the_signer_named_must_be_the_certificates(pki, clock):
     with pytest.raises(ValueError, match="000.00.02.H53"):
         signed.check(pki.trust(clock), env.sender_cert, env.signature, env.header, signer="000.00.01.H53",
                      wrong_signer=lambda i: ValueError(i.code), bad_signature=lambda: ValueError("bad"))
+
+
+def test_a_keys_point_is_encoded_once_and_never_lent_to_another_key():
+    """The verified-signature cache keys on the signer's point: encoded once per key object (it was two
+    thirds of every check's cache key), and an id reused by a new key never gets the old key's point."""
+    class Key:
+        def __init__(self, point: bytes) -> None:
+            self.point, self.calls = point, 0
+
+        def public_bytes(self, *_):
+            self.calls += 1
+            return self.point
+
+    points = keys._Points()
+    one = Key(b"\x04one")
+    assert [points.of(one) for _ in range(3)] == [b"\x04one"] * 3 and one.calls == 1
+    for i in range(50):  # short-lived keys: CPython reuses their ids
+        assert points.of(Key(b"\x04k%d" % i)) == b"\x04k%d" % i
+    real = keys.generate_key().public_key()
+    assert keys.POINTS.of(real) == real.public_bytes(serialization.Encoding.X962,
+                                                     serialization.PublicFormat.UncompressedPoint)

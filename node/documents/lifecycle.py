@@ -133,11 +133,13 @@ class Lifecycle:
                                                 request=str(btype), with_updates=btype == 1))
             trace = [pb.EdxmlTrace(organ_id=c, timestamp=edxml_time(t)) for c, t in (item.path or [])]
             trace.append(pb.EdxmlTrace(organ_id=self.signer.code, timestamp=edxml_time(now)))
+            # the key its sender published, read off the envelope intake parsed (not parsed again)
+            reply_to = sealing.sender_key_in(item.envelope, h) if item.envelope is not None \
+                else sealing.sender_key_of(item.raw)
             try:
                 reply, sealed = self._status_reply(h.message_id, h.sender, payload.document, h.priority,
                                                    rules.ARRIVED, pb.StaffInfo(), "", trace, now,
-                                                   seal_to=sealing.sender_key_of(item.raw),
-                                                   clear_ok=item.header.seal == pb.PLAIN)
+                                                   seal_to=reply_to, clear_ok=item.header.seal == pb.PLAIN)
             except Rejected as r:  # e.g. a document filled up to the size limit: its 01 (which copies its ids) is over it
                 raise Rejected(r.reason, f"its automatic status 01 cannot be sent: {r.public_detail}") from None
             writes += [functools.partial(self.outgoing.store_in, payload=reply, sealed=sealed),

@@ -31,6 +31,7 @@ from ..clock import Clock
 from ..errors import Reason, Rejected, bounded
 from ..identity.trust import TrustStore
 from ..pb import envelope_pb2 as pb
+from ..pb import exchange_pb2 as xpb
 from ..store import outbox, peers
 from ..store.database import Database, Transaction
 from ..events import EventSink
@@ -240,26 +241,33 @@ class HopSender:
         retry_later: list[tuple[str, str]] = []
         held_back: list[tuple[str, int]] = []
         delivered: list[tuple[outbox.Pending, pb.Receipt]] = []
+        refusals: list[tuple[outbox.Pending, xpb.Rejection, int | None]] = []  # (envelope, why, held back until)
         verifier = receipts.Verifier(self.trust)
+        # every outcome judged, and every receipt verified (its envelope hashed, its batch's signature checked),
+        # before the writer is taken: the transaction below only writes
+        for p, outcome in zip(live, outcomes):
+            if outcome.WhichOneof("result") == "receipt":
+                try:
+                    verifier.verify(outcome.receipt, expect_receiver=self.hop, message_id=p.message_id,
+                                    envelope_digest=env_mod.sha256(p.envelope))
+                except Rejected as r:
+                    bad_receipts.append((p.message_id, r.public_text))
+                    continue
+                delivered.append((p, outcome.receipt))
+            elif is_permanent(outcome.rejection.reason):
+                refusals.append((p, outcome.rejection, None))
+            elif outcome.rejection.reason in ENVELOPE_TRANSIENT:
+                delay = self.policy.delay(p.attempts + 1, self.rng)
+                held_back.append((p.message_id, now + int(delay * 1000)))
+                refusals.append((p, outcome.rejection, held_back[-1][1]))
+            else:  # a refusal that may pass (or a reason we do not know): kept, and the hop backs off
+                retry_later.append((p.message_id, _peer_text(outcome.rejection)))
         with self.db.transaction(durable=False) as tx:
-            for p, outcome in zip(live, outcomes):
-                if outcome.WhichOneof("result") == "receipt":
-                    try:
-                        verifier.verify(outcome.receipt, expect_receiver=self.hop, message_id=p.message_id,
-                                        envelope_digest=env_mod.sha256(p.envelope))
-                    except Rejected as r:
-                        bad_receipts.append((p.message_id, r.public_text))
-                        continue
-                    delivered.append((p, outcome.receipt))
-                elif is_permanent(outcome.rejection.reason):
-                    rej = outcome.rejection
+            for p, rej, until in refusals:
+                if until is None:
                     self.give_up(tx, p, self.hop, outbox.REJECTED, bounded(rej.reason, 64), bounded(rej.message, PEER_TEXT))
-                elif outcome.rejection.reason in ENVELOPE_TRANSIENT:
-                    delay = self.policy.delay(p.attempts + 1, self.rng)
-                    held_back.append((p.message_id, now + int(delay * 1000)))
-                    outbox.hold_back(tx, held_back[-1:], _peer_text(outcome.rejection))
-                else:  # a refusal that may pass (or a reason we do not know): kept, and the hop backs off
-                    retry_later.append((p.message_id, _peer_text(outcome.rejection)))
+                else:
+                    outbox.hold_back(tx, [(p.message_id, until)], _peer_text(rej))
             outbox.mark_delivered(tx, [(p.message_id, r) for p, r in delivered], self.hop, now)
             failed = bad_receipts + retry_later
             if failed:

@@ -212,7 +212,8 @@ class Intake:
             raw = env_mod.append_trace(v.raw, v.envelope, self.signer, self.clock)
             subject = ""
         return custody.Incoming(h.message_id, v.digest, raw, h, peer or v.path[-1][0], subject, next_hop,
-                                payload=payload, path=v.path, parked=parked)
+                                payload=payload, path=v.path, parked=parked,
+                                envelope=v.envelope if next_hop is None else None)
 
     def _prepare_own(self, accepted: list[tuple[int, custody.Incoming]], results: list,
                      refused: list[tuple[str, Rejected]], peer: str | None) -> list[tuple[int, custody.Incoming]]:

@@ -43,6 +43,7 @@ class LateSealer:
         if not self.maker.sealing:
             return ready_as_is(batch)
         out, resealed = Prepared([]), []
+        keys: dict[str, bytes | Rejected] = {}  # recipient -> its key or why none: asked once per batch
         for p in batch:
             if p.sender != self.maker.code:  # relayed: not ours to touch, and not worth parsing on the hot path
                 out.ready.append(p)
@@ -52,7 +53,7 @@ class LateSealer:
                 out.ready.append(p)
                 continue
             try:
-                key = self.seal_key_of(p.recipient)
+                key = self._key(p.recipient, keys)
             except Rejected as r:
                 why = f"kept until the seal key of {p.recipient} is known: {r.public_text}"
                 if r.reason not in NO_RECORD:
@@ -79,6 +80,19 @@ class LateSealer:
                 outbox.replace_envelopes(tx, resealed)
             log.info("sealed %d envelope(s) at hand-over, their recipients' keys now known", len(resealed))
         return out
+
+    def _key(self, recipient: str, keys: dict[str, bytes | Rejected]) -> bytes:
+        """The recipient's seal key, looked up once per batch (a batch is mostly for one agency: each
+        lookup is a directory read, or a wait for the tree when it is down), its refusal kept as well."""
+        if recipient not in keys:
+            try:
+                keys[recipient] = self.seal_key_of(recipient)
+            except Rejected as r:
+                keys[recipient] = r
+        found = keys[recipient]
+        if isinstance(found, Rejected):
+            raise found
+        return found
 
     def _parked_too_long(self, p: outbox.Pending) -> bool:
         return self.maker.clock.now_ms() - p.created_ms > self.maker.limits.park_for * 1000

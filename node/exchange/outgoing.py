@@ -186,8 +186,11 @@ class EnvelopeMaker:
             raise too_large("envelope", len(raw), self.max_size)
         if waits is not None:  # it cannot wait there past its own lifetime
             waits = outbox.Waits(waits.at, min(waits.until_ms, header.expires_ms))
-        # asked of the tree here, not in the transaction that queues it (an automatic 01 is made before custody's)
-        awaited = bool(hop) and recipient != self.code and self.router.awaited_child(recipient) == hop
+        # asked of the tree here, not in the transaction that queues it (an automatic 01 is made before custody's);
+        # only for a hop with no address: awaited_child names a child without one, so a hop we can reach (a
+        # peer, our parent, a registered child: every 01 and most mail) is not worked out again from the codes
+        awaited = bool(hop) and recipient != self.code and self.router.address(hop) is None \
+            and self.router.awaited_child(recipient) == hop
         return Sealed(header, raw, hop, refused, waits, awaited, successor_of)
 
     def next_hop(self, recipient: str) -> str:

@@ -28,12 +28,13 @@ from concurrent import futures
 
 import grpc
 from apscheduler.schedulers.background import BackgroundScheduler
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .. import descriptors, sdnotify
 from ..clock import SYSTEM, Clock
 from ..config import ConfigError
 from ..exchange.dispatcher import shared_send_pool
+from ..health import HealthServicer
 from ..limits import InFlight
 from ..peer_gate import HEALTH_WATCHES
 from ..runtime import API_WORKERS, MAX_WATCHERS, PEER_WORKERS, Node
@@ -67,7 +68,7 @@ class Host:
         self.metrics_server = None
         self.http_face = None  # api.http_listen: node/host/http.py
         self.http_port = 0
-        self.health = health.HealthServicer()
+        self.health = HealthServicer()
         self.api_shares = AgencyShares(API_WORKERS, "API workers")  # each agency's calls: half the workers at most
         self.peer_shares = AgencyShares(PEER_WORKERS, "peer workers")
         self.shared = Shared(scheduler=self.scheduler, transport_for=self._transport_for, endpoint=self._endpoint,

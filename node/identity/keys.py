@@ -51,6 +51,29 @@ def sign(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
     return key.sign(data, SIGNATURE_ALGORITHM)
 
 
+class _Points:
+    """Each public key's encoded point, made once per key object (encoding it was two thirds of the cache key's
+    cost, at every signature checked). Keyed by the object's id with the object kept beside it, so an id
+    reused by another key after the first is gone can never match; bounded (cleared when full)."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[ec.EllipticCurvePublicKey, bytes]] = {}
+
+    def of(self, public_key: ec.EllipticCurvePublicKey) -> bytes:
+        hit = self._known.get(id(public_key))
+        if hit is not None and hit[0] is public_key:
+            return hit[1]
+        point = public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        if len(self._known) >= self.LIMIT:
+            self._known.clear()
+        self._known[id(public_key)] = (public_key, point)  # a dict's get and set are atomic: no lock needed
+        return point
+
+
+POINTS = _Points()
+
 VERIFIED_LIMIT = 8192  # (key, digest, signature) triples remembered as verified
 
 
@@ -66,7 +89,7 @@ class _Verified:
 
     @staticmethod
     def key(public_key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> bytes:
-        point = public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        point = POINTS.of(public_key)
         return hashlib.sha256(b"%d:" % len(point) + point + b"%d:" % len(signature) + signature + data).digest()
 
     def __contains__(self, key: bytes) -> bool:

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from ..audit.chain import GENESIS, Row, chain
 from ..escaping import escape
-from .database import Database, StoreError  # noqa: F401 - StoreError: what ReadOnly raises, for callers
+from .database import Database, StoreError, Transaction  # noqa: F401 - StoreError: what ReadOnly raises, for callers
 
 SENT = "sent"
 DELIVERED = "delivered"
@@ -57,9 +57,15 @@ def append_many(conn, rows: list[tuple[int, str, str, str, str]]) -> None:
     Call inside a transaction (every caller does): the head read and the insert must be one unit."""
     if not rows:
         return
-    seq, head = _head(conn)
-    conn.executemany(f"INSERT INTO audit ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-                     list(chain((_row(*r) for r in rows), seq, head)))
+    known = getattr(conn, "audit_head", None)  # a Transaction keeps the head it wrote (node.store.database)
+    seq, head = known if known is not None else _head(conn)
+    chained = list(chain((_row(*r) for r in rows), seq, head))
+    kept = isinstance(conn, Transaction)
+    if kept:
+        conn.audit_head = None  # until these rows are in: a statement failing part-way leaves it to be read again
+    conn.executemany(f"INSERT INTO audit ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", chained)
+    if kept:
+        conn.audit_head = (chained[-1][0], chained[-1][-1])
 
 
 def head(db: Database) -> tuple[int, bytes]:

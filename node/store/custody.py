@@ -29,6 +29,7 @@ class Incoming:
     payload: pb.Payload | None = None  # parsed, for our own mail
     path: list | None = None           # verified (code, time_ms) hops, for our own mail
     parked: outbox.Park | None = None  # relayed to a child that has not registered yet (node.exchange.intake)
+    envelope: pb.Envelope | None = None  # `raw` as intake parsed and verified it, for our own mail (read, not parsed again)
     # what the documents layer records about our own mail, made before the transaction (its automatic 01
     # signed and sealed already): each called with the transaction, in this envelope's savepoint
     writes: tuple[Callable[[Transaction], object], ...] = ()

@@ -96,12 +96,26 @@ class Database:
             outer = self._current
             assert outer is not None
             mark = len(outer._hooks)
+            conn = outer.conn
+            # a savepoint: an error inside rolls back this part only. Named by its depth, not at random (as
+            # sqlite_utils' atomic does): the same few statements, prepared once, for every part (one per
+            # envelope in custody's transaction); an inner savepoint of the same name is released first
+            outer.depth += 1
+            name = f"part{outer.depth}"
             try:
-                with self.db.atomic():  # a savepoint: an error inside rolls back this part only
+                conn.execute(f"SAVEPOINT {name}")
+                try:
                     yield outer
-            except BaseException:
-                del outer._hooks[mark:]  # what the rolled-back part queued goes with it
-                raise
+                except BaseException:
+                    del outer._hooks[mark:]  # what the rolled-back part queued goes with it
+                    outer.audit_head = None  # and the audit rows it appended: the head is read again
+                    if conn.in_transaction:  # an error (a RAISE(ROLLBACK) trigger) may have ended it all
+                        conn.execute(f"ROLLBACK TO {name}")
+                        conn.execute(f"RELEASE {name}")
+                    raise
+                conn.execute(f"RELEASE {name}")
+            finally:
+                outer.depth -= 1
             return
         group, tx, savepoint = self._join(durable)
         try:
@@ -244,11 +258,15 @@ def _rows(cur: sqlite3.Cursor) -> list[dict]:
 class Transaction:
     """An open transaction: run statements on it, and queue what must wait for its commit."""
 
-    __slots__ = ("conn", "_hooks")
+    __slots__ = ("conn", "_hooks", "audit_head", "depth")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._hooks: list[Callable[[], None]] = []
+        # (seq, hash) of the audit chain's last row as this transaction left it (node.store.audit): read once,
+        # not once per append; None until read, and again after a savepoint of it is rolled back
+        self.audit_head: tuple[int, bytes] | None = None
+        self.depth = 0  # savepoints of nested transactions open inside this one
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)

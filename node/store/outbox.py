@@ -137,14 +137,15 @@ def pending_at_least(db: Database, next_hop: str, n: int) -> bool:
 
 def mark_delivered(conn, delivered: list[tuple[str, pb.Receipt]], peer: str, now_ms: int) -> None:
     """(message id, receipt) pairs the next hop took custody of, in one statement each."""
+    stored = [(m, r.SerializeToString()) for m, r in delivered]  # encoded once, for the row and its audit line
     conn.executemany(
         "UPDATE outbox SET state = 'delivered', delivered_ms = ?, receipt = ?, attempts = attempts + 1,"
         " reason = NULL WHERE message_id = ? AND state = 'pending'",
-        [(now_ms, r.SerializeToString(), m) for m, r in delivered],
+        [(now_ms, raw, m) for m, raw in stored],
     )
     # the row names the receipt it was handed over on (its SHA-256): the chain then vouches for that receipt
-    audit.append_many(conn, [(now_ms, audit.DELIVERED, m, peer,
-                              f"receipt sha256 {sha256(r.SerializeToString()).hexdigest()}") for m, r in delivered])
+    audit.append_many(conn, [(now_ms, audit.DELIVERED, m, peer, f"receipt sha256 {sha256(raw).hexdigest()}")
+                             for m, raw in stored])
 
 
 def mark_final(conn, message_id: str, peer: str, state: str, reason: str, now_ms: int) -> bool:

@@ -104,3 +104,37 @@ def test_the_migration_chains_rows_written_before_it(tmp_path):
     with pytest.raises(sqlite3.IntegrityError):  # still append-only by trigger
         with db.transaction() as tx:
             tx.execute("DELETE FROM audit WHERE seq = 1")
+
+
+def _intact(db: Database) -> list:
+    rows = db.query(f"SELECT {audit.COLUMNS} FROM audit ORDER BY seq")
+    prev = GENESIS
+    for i, r in enumerate(rows, 1):
+        assert r["seq"] == i and r["prev_hash"] == prev
+        assert r["hash"] == entry_hash(i, r["time_ms"], r["event"], r["message_id"], r["peer"], r["detail"], prev)
+        prev = r["hash"]
+    return [r["message_id"] for r in rows]
+
+
+def test_a_transaction_reads_the_chains_head_once_and_again_after_a_savepoint_is_rolled_back(tmp_path):
+    """Appends in one transaction chain from the head it left (not a SELECT per append); a savepoint rolled
+    back takes its rows with it, so the rows after it chain from the head before it, not from a row undone."""
+    db = Database(tmp_path / "m.sqlite3")
+    try:
+        with db.transaction() as tx:
+            audit.append(tx, 1, audit.SENT, "before")
+        heads = []
+        db.db.conn.set_trace_callback(lambda sql: heads.append(sql) if "ORDER BY seq DESC" in sql else None)
+        with db.transaction() as tx:
+            for i in range(5):
+                audit.append(tx, 2, audit.SENT, f"a{i}")
+            with pytest.raises(RuntimeError):
+                with db.transaction():
+                    audit.append(tx, 3, audit.SENT, "undone")
+                    raise RuntimeError("this part fails")
+            audit.append(tx, 4, audit.SENT, "after")
+        db.db.conn.set_trace_callback(None)
+        assert len(heads) == 2  # once at the start, once after the rollback
+        assert _intact(db) == ["before", "a0", "a1", "a2", "a3", "a4", "after"]
+    finally:
+        db.close()

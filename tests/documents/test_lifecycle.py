@@ -245,3 +245,24 @@ def test_a_change_of_a_change_is_refused_naming_doc_id(tree):
         sender.change(update.doc_id, 1)
     assert (reason_of(e.value), fields_of(e.value)) == ("INVALID_REQUEST", ["doc_id"])
 
+
+
+def test_the_automatic_01_is_sealed_to_the_key_read_off_the_envelope_intake_parsed(tree, monkeypatch):
+    """The recipient reads the sender's seal key for its 01 off the envelope intake parsed and verified:
+    the 10 KB-class envelope is not parsed again for it, and the 01 still goes sealed to the sender."""
+    from node.identity import sealing
+    from node.store import inbox
+
+    reparsed = []
+    real = sealing.sender_key_of
+    monkeypatch.setattr(sealing, "sender_key_of", lambda raw: reparsed.append(raw) or real(raw))
+    doc = pb.Document(subject="Niêm phong 01", document_id=f"{S},2026/11/21,13/UBND")
+    resp = tree.client(S).send(doc, [R1])
+    [(_, mid)] = [(e.recipient, e.message_id) for e in resp.envelopes]
+    track = wait_for_statuses(tree.client(S), resp.doc_id, {R1: ["01"]})
+    status_id = track.recipients[0].statuses[0].message_id
+    assert inbox.envelope(tree.node(R1).db, mid) not in reparsed
+    status = pb.Envelope.FromString(inbox.envelope(tree.node(S).db, status_id))
+    assert pb.Header.FromString(status.header).seal == pb.SEALED_P256_AES256GCM
+    assert pb.Payload.FromString(tree.node(S).maker.opener(status.payload, pb.Header.FromString(status.header))
+                                 ).status.status_code == "01"  # sealed to S, and S opens it

@@ -429,3 +429,30 @@ def test_a_refusal_about_one_envelope_holds_back_that_envelope_not_the_hop(side,
     side.disp.retry_now(B)  # the operator's word releases it at once
     side.wire.answer = None
     assert side.disp.attempt(B) == DELIVERED and state_of(side, junk)["state"] == "delivered"
+
+
+def test_receipts_are_verified_before_the_writer_is_taken(side, monkeypatch):
+    """The hand-over's transaction only writes: each receipt (its envelope hashed, its batch's signature
+    checked) is verified before it, so commits, claims and API writes do not wait behind that work."""
+    mids = [send(side, f"doc {i}") for i in range(3)]
+    checked = []
+    real = receipts.Verifier.verify
+
+    def verify(self, *args, **kw):
+        checked.append(side.db_a.in_own_transaction())
+        return real(self, *args, **kw)
+    monkeypatch.setattr(receipts.Verifier, "verify", verify)
+    assert side.disp.attempt(B) == DELIVERED
+    assert checked == [False] * 3
+    assert all(state_of(side, m)["state"] == "delivered" for m in mids)
+
+
+def test_the_delivered_row_names_the_receipt_stored_for_it(side):
+    """Each delivered envelope's audit row carries the SHA-256 of exactly the receipt its outbox row keeps
+    (the receipt is encoded once for both)."""
+    import hashlib
+    mids = [send(side, f"doc {i}") for i in range(3)]
+    assert side.disp.attempt(B) == DELIVERED
+    rows = {r["message_id"]: r["detail"] for r in audit.recent(side.db_a, event=audit.DELIVERED)}
+    for m in mids:
+        assert rows[m] == f"receipt sha256 {hashlib.sha256(state_of(side, m)['receipt']).hexdigest()}"

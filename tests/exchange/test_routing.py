@@ -103,3 +103,18 @@ def test_an_envelope_relayed_up_reads_the_tree_once(tmp_path, pki, clock):
         assert len(outbox.next_batch(db, P, 10, 1 << 20)) == 3
     finally:
         db.close()
+
+
+def test_own_mail_asks_the_tree_whether_its_hop_is_awaited_only_when_the_hop_has_no_address(pki, clock):
+    """An envelope of ours (every automatic 01) to a hop we can reach (a peer, our parent, a registered child)
+    is not parked, and the tree is not read to say so; mail for a child not registered yet still is parked."""
+    from node.exchange.outgoing import EnvelopeMaker
+    counted = Counted()
+    maker = EnvelopeMaker(pki.signer(D), router(counted), clock, lifetime_s=3600, max_size=1 << 20)
+    status = pb.Payload(status=pb.Status(status_code="01"))
+    for recipient, hop in ((C1, C1), (OTHER, P), (P, P)):
+        assert not maker.seal(status, recipient, hop).awaited
+    assert counted.calls == 0
+    unregistered = "000.23.35.H53"  # a commune of D's that has not registered
+    assert maker.router.next_hop(unregistered) == unregistered
+    assert maker.seal(status, unregistered, unregistered).awaited

@@ -93,3 +93,32 @@ def test_a_refusal_in_a_rolled_back_send_publishes_no_event(db, pki, clock):
         published.append(e.message_id)
     assert published == [kept.header.message_id]
     assert outbox.get(db, lost.header.message_id) is None
+
+
+def test_parts_nested_in_parts_undo_only_themselves_with_the_same_few_savepoint_statements(db):
+    """A nested part is a savepoint named by its depth: a part inside a part, rolled back, undoes only
+    itself, and siblings reuse the same statements (random names made every part a new statement)."""
+    said = []
+    db.db.conn.set_trace_callback(lambda sql: said.append(sql) if sql.split()[0] in ("SAVEPOINT", "RELEASE", "ROLLBACK") else None)
+    with db.transaction() as tx:
+        for i in range(3):
+            with db.transaction():
+                tx.execute("INSERT INTO peer_state (code) VALUES (?)", (f"kept{i}",))
+                with pytest.raises(RuntimeError):
+                    with db.transaction():
+                        tx.execute("INSERT INTO peer_state (code) VALUES (?)", (f"undone{i}",))
+                        with db.transaction():  # released into its parent, undone with it
+                            tx.execute("INSERT INTO peer_state (code) VALUES (?)", (f"deeper{i}",))
+                        raise RuntimeError("this part fails")
+                with db.transaction():
+                    tx.execute("INSERT INTO peer_state (code) VALUES (?)", (f"sibling{i}",))
+        with pytest.raises(RuntimeError):
+            with db.transaction():
+                tx.execute("INSERT INTO peer_state (code) VALUES ('last')")
+                raise RuntimeError("fails too")
+    db.db.conn.set_trace_callback(None)
+    assert sorted(r["code"] for r in db.query("SELECT code FROM peer_state")) == sorted(
+        [f"kept{i}" for i in range(3)] + [f"sibling{i}" for i in range(3)])
+    nested = {s for s in said if "member" not in s}
+    assert nested == {"SAVEPOINT part1", "RELEASE part1", "SAVEPOINT part2", "RELEASE part2", "ROLLBACK TO part2",
+                      "SAVEPOINT part3", "RELEASE part3", "ROLLBACK TO part1"}

@@ -91,6 +91,42 @@ def test_a_receipt_never_covers_an_envelope_that_was_not_stored(tmp_path):
         db.close()
 
 
+def test_a_batch_is_stored_in_one_savepoint_and_one_failing_there_is_still_refused_alone(tmp_path):
+    """The common case costs two statements a batch, not two an envelope; when one envelope fails, the batch's
+    savepoint is undone and each is stored in its own: the others are kept, their after-commit actions run
+    once (the undone attempt's are dropped), and the failing one is refused with its reason."""
+    db = Database(tmp_path / "m.sqlite3")
+    signer, sender = _signer(B), _signer(A)
+    said, ran = [], []
+    db.db.conn.set_trace_callback(lambda sql: said.append(sql) if sql.startswith("SAVEPOINT part") else None)
+
+    def noted(name):
+        return lambda tx: tx.on_commit(lambda: ran.append(name))
+
+    def refuse(tx):
+        raise Rejected(Reason.INVALID_REQUEST, "refused while stored")
+
+    try:
+        batch = [_document(sender, f"m{i}") for i in range(5)]
+        for item in batch:
+            item.writes = (noted(item.message_id),)
+        assert all(isinstance(r, pb.Receipt) for r in custody_commit.take(db, batch, lambda p: receipts.issue(signer, p), 1))
+        assert said == ["SAVEPOINT part1"] and ran == [f"m{i}" for i in range(5)]
+        said.clear(), ran.clear()
+        batch = [_document(sender, f"n{i}") for i in range(3)]
+        for item in batch:
+            item.writes = (noted(item.message_id),)
+        batch[1].writes += (refuse,)
+        got = custody_commit.take(db, batch, lambda p: receipts.issue(signer, p), 2)
+        assert [type(r) for r in got] == [pb.Receipt, Rejected, pb.Receipt]
+        assert got[1].reason is Reason.INVALID_REQUEST
+        assert len(said) == 1 + 3 and ran == ["n0", "n2"]
+        assert inbox.get(db, "n1") is None and inbox.get(db, "n0") is not None and inbox.get(db, "n2") is not None
+    finally:
+        db.db.conn.set_trace_callback(None)
+        db.close()
+
+
 def test_a_duplicate_in_the_batch_is_not_under_the_new_receipts(tmp_path):
     db = Database(tmp_path / "m.sqlite3")
     signer, sender = _signer(B), _signer(A)

@@ -1,0 +1,80 @@
+"""The health servicer every node and host serves (node.health.HealthServicer), on a real gRPC server."""
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from node.errors import Reason
+from node.grpc_errors import reason_of
+from node.health import WATCHES, HealthServicer
+
+SERVING, UNKNOWN = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+
+def test_watchers_hanging_up_as_a_status_reaches_them_never_block_set():
+    """grpcio's default (non-blocking) servicer deadlocks here at the first round: `set` holds its lock while
+    waiting for a send that the server's event thread, stuck on that lock in a cancelled Watch's close
+    callback, never completes. Seen as a host whose health job and API hung after removing an agency, while
+    a probe stopped watching at SERVICE_UNKNOWN; a hostile peer could do it on purpose."""
+    health.HealthServicer()  # a default one made elsewhere in the process must not change ours
+    servicer = HealthServicer(watches=1000)  # the cap has its own test
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        for i in range(30):
+            name = f"agency-{i}"
+            servicer.set(name, SERVING)
+            streams = [stub.Watch(health_pb2.HealthCheckRequest(service=name)) for _ in range(4)]
+            for s in streams:
+                assert next(s).status == SERVING
+
+            def hang_up_on_unknown(stream):
+                for answer in stream:
+                    if answer.status == UNKNOWN:
+                        stream.cancel()
+                        return
+
+            readers = [threading.Thread(target=hang_up_on_unknown, args=(s,)) for s in streams]
+            for t in readers:
+                t.start()
+            setter = threading.Thread(target=servicer.set, args=(name, UNKNOWN), daemon=True)
+            setter.start()
+            setter.join(30)  # returns at once unless deadlocked (then for good: this bound only ends the test)
+            assert not setter.is_alive(), f"set() deadlocked at round {i}"
+            for t in readers:
+                t.join()
+    finally:  # not waited for: after a deadlock the server would never finish stopping
+        server.stop(0)
+
+
+def test_health_watch_streams_are_capped_with_their_own_reason():
+    """Blocking, each stream holds a server worker: a local client (or peers, before node.peer_gate's own
+    caps) opening Watch after Watch would take every worker of the API port."""
+    servicer = HealthServicer()
+    servicer.set("", SERVING)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=WATCHES + 4))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        held = [stub.Watch(health_pb2.HealthCheckRequest(service="")) for _ in range(WATCHES)]
+        assert all(next(s).status == SERVING for s in held)
+        with pytest.raises(grpc.RpcError) as refused:
+            next(stub.Watch(health_pb2.HealthCheckRequest(service="")))
+        assert reason_of(refused.value) == Reason.TOO_MANY_STREAMS.value
+        assert stub.Check(health_pb2.HealthCheckRequest(service="")).status == SERVING  # Check still answers
+        for s in held:
+            s.cancel()
+    finally:
+        channel.close()
+        server.stop(None)

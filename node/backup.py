@@ -20,8 +20,8 @@ another key: BACKUP_FOREIGN_KEY; changed since: BACKUP_BAD_SIGNATURE), then the 
 SQLite's integrity check and the row counts, before the mailbox is put in place,
 and declares the restore in the audit chain under the node's key (node/audit/restore.py), so
 that the rows written after the backup read as lost with a restore, not as tampering. A backup
-made under another key (another node's, or this node's before a new key) is refused: taking
-over a predecessor's mailbox is not supported yet.
+made under another key (another node's, or this node's before a new key) is refused: a successor
+takes a retired predecessor's mailbox over into its own (node/takeover.py, `lienthong takeover`).
 
 What a restored node does with what the backup holds: envelopes it shows delivered are not
 sent again; envelopes it shows pending are sent again, and a next hop that already took them
@@ -131,7 +131,7 @@ def check_signature(signer: Signer, manifest: Manifest, data: bytes, signature: 
     own = x509.load_der_x509_certificate(signer.cert_der).public_key()
     if keys.verify(own, signature, SIGNED + data):
         return
-    other = _signer_of(manifest)
+    other = signer_of(manifest)
     if other is None or other.public_key().public_numbers() != own.public_numbers():
         who = certs.agency_code(other) if other is not None else None
         raise Rejected(Reason.BACKUP_FOREIGN_KEY,
@@ -141,7 +141,8 @@ def check_signature(signer: Signer, manifest: Manifest, data: bytes, signature: 
                                                 "key: the backup was changed after it was made; use another backup")
 
 
-def _signer_of(manifest: Manifest) -> x509.Certificate | None:
+def signer_of(manifest: Manifest) -> x509.Certificate | None:
+    """The certificate the manifest names as its signer's (None when it names none that parses)."""
     try:
         return x509.load_der_x509_certificate(base64.b64decode(manifest.signer_cert, validate=True))
     except (ValueError, TypeError):

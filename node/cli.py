@@ -50,9 +50,12 @@ def _settings(args):
     return settings_for(args.config, getattr(args, "agency", None))
 
 
-def _client(args):
+def _client(args, timeout: float = 30.0):
     from .client import MailboxClient
-    return MailboxClient.for_settings(_settings(args))
+    return MailboxClient.for_settings(_settings(args), timeout)
+
+
+LONG_CALL_S = 3600.0  # a takeover or a hand-over of a large mailbox: the node checks and imports it all in the call
 
 
 # ---- identity -------------------------------------------------------------------
@@ -435,7 +438,8 @@ def cmd_inbox(args) -> int:
     print(f"{'MESSAGE ID':32}  {'KIND':8}  {'FROM':15}  {'RECEIVED (UTC)':19}  ACK  SUBJECT")
     for e in entries:
         print(f"{shown(e.message_id):32}  {KIND_NAMES.get(e.kind, '?'):8}  {shown(e.sender):15}  "
-              f"{_when(e.received_ms):19}  {'yes' if e.acked else 'no ':3}  {shown(e.subject)}")
+              f"{_when(e.received_ms):19}  {'yes' if e.acked else 'no ':3}  {shown(e.subject)}"
+              + (f"  (received by {shown(e.held_for)}, held here)" if e.held_for else ""))
     return 0
 
 
@@ -448,6 +452,8 @@ def cmd_fetch(args) -> int:
     print(f"from      {shown(r.entry.sender)}  signature {'verified' if r.signature_verified else 'NOT VERIFIED'} "
           f"({shown(r.signer_subject)})")
     print("path      " + " -> ".join(f"{shown(h.code)}@{_when(h.time_ms)}" for h in r.path))
+    if r.entry.held_for:
+        print(f"held for  {shown(r.entry.held_for)}: received by it, taken over here (lienthong takeover)")
     body = r.payload.WhichOneof("body")
     if body != "document":
         print(shown_json(json_format.MessageToJson(r.payload, ensure_ascii=False)))
@@ -557,7 +563,8 @@ def cmd_sent(args) -> int:
         reason = (f"waits at {e.waits_at or 'a relay'} until {_when(e.waits_until_ms)} UTC"
                   if e.state == "not_registered_yet" else e.reason)
         print(f"{shown(e.message_id):32}  {shown(e.recipient):15}  {shown(e.state):9}  {e.attempts:5}  "
-              f"{_when(e.delivered_ms):19}  {shown(reason)}")
+              f"{_when(e.delivered_ms):19}  {shown(reason)}"
+              + (f"  (sent by {shown(e.held_for)}, held here)" if e.held_for else ""))
     return 0
 
 
@@ -619,7 +626,8 @@ def cmd_track(args) -> int:
     if args.json:
         print(shown_json(json_format.MessageToJson(t, ensure_ascii=False)))
         return 0
-    print(f"document {shown(t.doc_id)}: {shown(t.subject)} {shown(t.document_id)} (sent {_when(t.created_ms)} UTC)")
+    print(f"document {shown(t.doc_id)}: {shown(t.subject)} {shown(t.document_id)} (sent {_when(t.created_ms)} UTC)"
+          + (f" by {shown(t.held_for)}, held here" if t.held_for else ""))
     for r in t.recipients:
         print(f"\n  {shown(r.recipient)}: {shown(r.state)}, handed over {_when(r.delivered_ms)}, "
               f"arrived {_when(r.arrived_ms)}" + (f" — {shown(r.reason)}" if r.reason else ""))
@@ -828,9 +836,19 @@ def cmd_succession_list(args) -> int:
 
 
 def cmd_retire(args) -> int:
-    if bool(args.to) == bool(args.status):
-        raise CliError("give --to CODE (begin retiring into the successor) or --status (what is left)", 2)
-    admin = _client(args).admin
+    if sum(map(bool, (args.to, args.status, args.hand_over))) != 1:
+        raise CliError("give --to CODE (begin retiring into the successor), --status (what is left) or --hand-over "
+                       "(once drained: the mailbox to the successor)", 2)
+    admin = _client(args, LONG_CALL_S if args.hand_over else 30.0).admin
+    if args.hand_over:
+        h = admin.hand_over()
+        if args.json:
+            print(shown_json(json_format.MessageToJson(h, ensure_ascii=False)))
+            return 0
+        print(f"handed this node's mailbox over to its successor: {h.inbox} received and {h.sent} sent envelope(s) "
+              f"new there, {h.already} held there already; {h.resealed} sealed one(s) readable there, "
+              f"{h.kept_sealed} kept sealed")
+        return 0
     r = admin.retire_status() if args.status else admin.retire(args.to)
     if args.json:
         print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
@@ -839,6 +857,21 @@ def cmd_retire(args) -> int:
     print(f"left: {r.queued} envelope(s) queued ({r.parked} parked), {r.unfetched} document(s) not fetched")
     if r.drained:
         print(f"drained: nothing left. Revoke this node's certificate: {r.revoke_command}")
+    return 0
+
+
+def cmd_takeover(args) -> int:
+    backup = Path(args.from_backup).resolve()  # the node reads it: a path on its machine, whatever our cwd
+    seal_key = str(Path(args.seal_key).resolve()) if args.seal_key else ""
+    r = _client(args, LONG_CALL_S).admin.takeover(str(backup), seal_key)
+    if args.json:
+        print(shown_json(json_format.MessageToJson(r, ensure_ascii=False)))
+        return 0
+    print(f"took over {shown(r.predecessor)}'s mailbox (backup sha256 {r.backup_sha256}): {r.inbox} received and "
+          f"{r.sent} sent envelope(s) new here, {r.already} held already")
+    if r.resealed or r.kept_sealed:
+        print(f"sealed to {shown(r.predecessor)}: {r.resealed} now open with this node's seal key, {r.kept_sealed} "
+              "kept sealed (cannot be opened here)")
     return 0
 
 
@@ -1123,9 +1156,21 @@ def build_parser() -> argparse.ArgumentParser:
                                            "sent on, then revoke it (docs/restructuring.md)")
     retire.add_argument("--to", help="the successor's code, as a succession this node holds names it")
     retire.add_argument("--status", action="store_true", help="what is left before the node is drained")
+    retire.add_argument("--hand-over", action="store_true", help="once drained: send this node's mailbox (its "
+                        "history) to the successor, which takes it over (as lienthong takeover)")
     retire.add_argument("--json", action="store_true", help="the answer as JSON")
     retire.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
     retire.set_defaults(func=cmd_retire, refused_exit=EXIT_REFUSED)
+
+    takeover = sub.add_parser("takeover", help="take over a retired predecessor's mailbox from its signed backup: its "
+                                               "history, kept under its code (docs/restructuring.md)")
+    takeover.add_argument("--from-backup", required=True, metavar="FILE",
+                          help="the predecessor's backup (lienthong backup), on this node's machine")
+    takeover.add_argument("--seal-key", metavar="FILE", help="the predecessor's seal.key (its keys directory): what "
+                          "was sealed to it is opened and kept for this node's key; without it, kept sealed")
+    takeover.add_argument("--json", action="store_true", help="the answer as JSON")
+    takeover.add_argument("--config", help=f"node YAML config (local API address and token) {CONFIG_HELP}")
+    takeover.set_defaults(func=cmd_takeover, refused_exit=EXIT_REFUSED)
 
     cli_stats.add_parser(sub)
     return p

@@ -225,6 +225,12 @@ class AdminCalls:
     def retire_status(self) -> apb.RetireResponse:
         return self._client._call(self.stub.RetireStatus, apb.RetireStatusRequest())
 
+    def hand_over(self) -> apb.TakeoverResponse:
+        return self._client._call(self.stub.HandOver, apb.HandOverRequest())
+
+    def takeover(self, backup: str, seal_key: str = "") -> apb.TakeoverResponse:
+        return self._client._call(self.stub.Takeover, apb.TakeoverRequest(backup=backup, seal_key=seal_key))
+
     def list_queue(self, hop: str = "", parked: bool = False, after_seq: int = 0,
                    limit: int = 0) -> apb.ListQueueResponse:
         return self._client._call(self.stub.ListQueue, apb.ListQueueRequest(hop=hop, parked=parked,

@@ -140,6 +140,22 @@ class Reason(enum.Enum):
     NOT_RETIRING = ("NOT_RETIRING", _C.FAILED_PRECONDITION, True, "this node is not retiring")
     NODE_RETIRING = ("NODE_RETIRING", _C.FAILED_PRECONDITION, True,
                      "this node is retiring: send new documents from its successor (metadata: successor)")
+    TAKEOVER_NOT_PREDECESSOR = ("TAKEOVER_NOT_PREDECESSOR", _C.FAILED_PRECONDITION, True,
+                                "no succession this node holds retires that agency into it")
+    TAKEOVER_TOO_LARGE = ("TAKEOVER_TOO_LARGE", _C.INVALID_ARGUMENT, True,
+                          "the mailbox to take over is over its bounds (rows, bytes, one envelope)")
+    TAKEOVER_NOT_DRAINED = ("TAKEOVER_NOT_DRAINED", _C.FAILED_PRECONDITION, True,
+                            "the predecessor's backup still holds envelopes waiting to leave it")
+    TAKEOVER_REVOKED = ("TAKEOVER_REVOKED", _C.PERMISSION_DENIED, True,
+                        "the predecessor's certificate was revoked for another reason than its retirement")
+    TAKEOVER_SEAL_KEY = ("TAKEOVER_SEAL_KEY", _C.INVALID_ARGUMENT, True,
+                         "the seal key given is not the one the predecessor's documents are sealed to")
+    NOT_A_SUCCESSOR = ("NOT_A_SUCCESSOR", _C.PERMISSION_DENIED, True,
+                       "the document's counterpart is retired, and this agency is not its successor")
+    SUCCESSION_NOT_COVERING = ("SUCCESSION_NOT_COVERING", _C.PERMISSION_DENIED, True,
+                               "the succession list answered for a code does not retire it")
+    SUCCESSION_UNCERTAIN = ("SUCCESSION_UNCERTAIN", _C.UNAVAILABLE, False,
+                            "whether the document's counterpart is retired cannot be told now: retried")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -123,6 +123,13 @@ class MailboxCollector:
             for code, n in sorted(st["statuses"][direction].items()):
                 statuses.add_metric([direction, code], n)
         yield statuses
+        taken = CounterMetricFamily("lienthong_taken_over_envelopes", "Envelopes of retired predecessors' mailboxes"
+                                    " this node took over (lienthong takeover), by predecessor and box",
+                                    labels=["predecessor", "box"])
+        for predecessor, boxes in sorted(st.get("taken_over", {}).items()):
+            for box in ("inbox", "sent"):
+                taken.add_metric([predecessor, box], boxes[box])
+        yield taken
         health = GaugeMetricFamily("lienthong_health_serving", "1 while the node reports SERVING (health check)")
         health.add_metric([], 1 if st["serving"] else 0)
         yield health

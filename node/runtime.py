@@ -118,6 +118,7 @@ from .pb import exchange_pb2, exchange_pb2_grpc, mailbox_pb2, mailbox_pb2_grpc
 from .pb import registry_pb2, registry_pb2_grpc
 from .pb import admin_pb2, admin_pb2_grpc, stats_pb2_grpc
 from .documents.lifecycle import Lifecycle
+from .documents.successors import Successors
 from .documents.origin import Origin
 from .registry.directory import Directory
 from .registry.service import RegistryService
@@ -128,6 +129,8 @@ from .store import peers as peers_store
 from .store import client_keys, outbox
 from .store import registry as registry_store
 from .store import statuses as statuses_store
+from .store import takeover as takeover_store
+from .takeover import HandOvers, Takeovers, hand_over
 from .metrics import NO_METRICS
 from .reload import not_after_ms as _not_after_ms, reload as reload_config
 from . import preflight, reflection_v1, sdnotify, version
@@ -262,11 +265,18 @@ class Node:
         # receiving: the documents layer decides what our own mail may say and records it
         self.lifecycle = Lifecycle(self.db, self.signer, s.node.name, self.outgoing, clock, self.limits,
                                    Origin(s.node.code, s.node.name, s.node.address or "", s.node.email or "",
-                                          s.node.phone or ""))
+                                          s.node.phone or ""),
+                                   successors=Successors(self.successions.successors, lambda code, fresh: [
+                                       step[1].successor for step in self.directory.successor_chain(code, fresh)],
+                                       clock.now_ms))
         self.intake = Intake(self.db, self.signer, self.trust, self.router, clock, s.messages.max_size,
                              queues=self.dispatcher, local_mail=self.lifecycle, events_=self.bus, limits=self.limits,
                              signatures=self.signatures,
                              metrics=recorder, opener=self.maker.opener, pins=self.directory.pins)
+        # a retired predecessor's mailbox taken over (lienthong takeover): what was sealed to it opens with our key
+        self.takeovers = Takeovers(s.node.code, self.db, self.trust, clock, self.successions.successor,
+                                   lambda: self.maker.seal_key, s.messages.max_size, self.data_dir.path)
+        self.maker.held_wrap = lambda message_id: takeover_store.content_wrap(self.db, message_id)
         self.verify_stored = stored_verifier(self.trust, clock, opener=self.maker.opener)
         # the audit chain's signed checkpoints: ours, handed to our parent; our children's, kept here
         self.checkpoint_keeper = Keeper(self.db, self.trust, clock, self.bus)
@@ -431,7 +441,10 @@ class Node:
         stats_pb2_grpc.add_StatsServicer_to_server(stats_servicer, server)
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminService(self.db, self.dispatcher, self.clock, lambda: running(self), successions=self.successions,
-                         issue=self._issue_succession), server)
+                         issue=self._issue_succession, takeovers=self.takeovers,
+                         hand_over=lambda: hand_over(self.settings, self.db, self.data_dir.mailbox, self.directory,
+                                                     self.transport, self.maker.opening_keys, self.data_dir.path)),
+            server)
         return {mailbox_pb2.DESCRIPTOR.services_by_name["Mailbox"].full_name: mailbox,
                 stats.SERVICE_NAME: stats_servicer}
 
@@ -446,7 +459,9 @@ class Node:
         interceptors = [self.peer_gate, ErrorInterceptor()]
         exchange = ExchangeService(self.intake, peers)
         self.registry_service = RegistryService(self.directory, peers, self.limits, self.checkpoint_keeper,
-                                                self.clock, self.signatures)
+                                                self.clock, self.signatures, handovers=HandOvers(
+                                                    s.node.code, self.takeovers, self.successions.successor,
+                                                    self.data_dir.path))
 
         def add_peer_services(server) -> None:  # the same servicer objects, whichever way peers reach them
             exchange_pb2_grpc.add_ExchangeServicer_to_server(exchange, server)
@@ -565,10 +580,11 @@ class Node:
         return {
             "queues": queues,
             "cert_days_left": (self.cert_not_after_ms - now) / 86_400_000,
-            "children": {c.code: now - c.last_seen_ms <= stale for c in registry_store.children(self.db)},
+            "children": {c.code: now - self.directory.last_seen(c) <= stale for c in registry_store.children(self.db)},
             "parent": self.directory.parent if self.directory.parent_address else None,
             "registered": self.directory.registered,
             "statuses": statuses_store.counts_by_code(self.db),
+            "taken_over": takeover_store.counts(self.db),
             "serving": self.health.problem is None,
             "version": version(),
             "http_refused": self.http_face.refused_connections if self.http_face is not None else 0,
@@ -583,17 +599,35 @@ class Node:
         reflection_v1.enable((*service_names, "grpc.health.v1.Health"), server)  # v1 and v1alpha
 
     def _keepalive(self) -> None:
-        """Retry registration every second; once registered, wake only to send heartbeats."""
+        """Retry registration every second; once registered, wake only to send heartbeats. On a host, a few
+        agencies register with one parent at once (Shared.registering); one finding no place tries on its
+        next tick."""
         was = self.directory.registered
-        self.directory.keepalive()
+        places = self.shared.registering if self.shared is not None and not was else None
+        parent = self.directory.parent or ""
+        if places is not None and not places.enter(parent):
+            return
+        try:
+            self.directory.keepalive()
+        finally:
+            if places is not None:
+                places.leave(parent)
         broken = self._parent_problem() is not None
         if broken != self._parent_broken:  # health follows the parent link at once, not at the next check
             self._parent_broken = broken
             self.health.check()
         if self.directory.registered != was:
             beat = self.settings.registry.heartbeat
-            seconds = beat if self.directory.registered else min(REGISTRY_TICK_SECONDS, beat)
-            self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval", seconds=seconds)
+            if not self.directory.registered:
+                self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval",
+                                              seconds=min(REGISTRY_TICK_SECONDS, beat))
+                return
+            # on a host the first heartbeat comes anywhere within one interval (sooner, never later): a thousand
+            # agencies registered in the same few seconds would otherwise beat in those seconds forever after
+            early_ms = int(self.shared.first_run(beat) * 1000) if self.shared is not None else 0
+            self.directory.beat_early(early_ms)
+            first = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=beat - early_ms / 1000)
+            self.scheduler.reschedule_job(self.job_id("registry"), trigger="interval", seconds=beat, start_date=first)
 
     def _advertised_endpoint(self) -> str:
         if self.settings.registry.advertise:

@@ -26,6 +26,7 @@ NO_FIELD = {
     ("INVALID_REQUEST", "the body does not fit"), ("INVALID_REQUEST", "a non-delivery notice has no edXML form"),
     ("INVALID_REQUEST", "cannot be written as edXML"), ("INVALID_REQUEST", "this node keeps no CRL"),
     ("INVALID_REQUEST", "this node issues no successions"), ("INVALID_REQUEST", "this node keeps no successions"),
+    ("INVALID_REQUEST", "this node takes over no mailboxes"),
 }
 
 

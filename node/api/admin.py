@@ -9,7 +9,10 @@ nor leave a hold, a peer_state row and a metric series for a code nobody routes 
 must be in the outbox (NOT_FOUND) and still queued (NOT_QUEUED)."""
 from __future__ import annotations
 
-from typing import Callable
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from ..clock import Clock
 from ..codes import is_identifier
@@ -23,6 +26,9 @@ from ..store import outbox, peers, retirement
 from ..store.database import Database
 from ..registry.successions import MAX_OLD_CODES, Successions
 from . import clients
+
+if TYPE_CHECKING:
+    from ..takeover import Takeovers
 
 MAX_REASON = 500
 MAX_MESSAGE_ID = 128
@@ -41,6 +47,24 @@ def _message_id(message_id: str) -> str:
         raise Rejected(Reason.INVALID_REQUEST, f"a message id is 1-{MAX_MESSAGE_ID} printable characters",
                        field="message_id")
     return message_id
+
+
+MAX_PATH = 4096
+
+
+def _file(path: str, field: str) -> Path:
+    """A file the operator names on the node's machine: an absolute path to a regular file (never a FIFO or a
+    device the node would block on or read for ever)."""
+    if not path or len(path) > MAX_PATH or not path.isprintable() or not os.path.isabs(path):
+        raise Rejected(Reason.INVALID_REQUEST, f"an absolute path of at most {MAX_PATH} printable characters",
+                       field=field)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        raise Rejected(Reason.NOT_FOUND, f"no file {path[:200]} on the node's machine", field=field) from None
+    if not stat.S_ISREG(mode):
+        raise Rejected(Reason.INVALID_REQUEST, f"{path[:200]} is not a regular file", field=field)
+    return Path(path)
 
 
 def purge_reason(text: str) -> str:
@@ -82,11 +106,32 @@ class AdminService(agrpc.AdminServicer):
     def __init__(self, db: Database, dispatcher: Dispatcher, clock: Clock,
                  running: Callable[[], apb.RunningResponse] = apb.RunningResponse,
                  successions: "Successions | None" = None,
-                 issue: Callable[[rpb.Succession], tuple[rpb.SuccessionList, int]] | None = None) -> None:
+                 issue: Callable[[rpb.Succession], tuple[rpb.SuccessionList, int]] | None = None,
+                 takeovers: "Takeovers | None" = None,
+                 hand_over: "Callable[[], tuple[str, rpb.HandOverResponse]] | None" = None) -> None:
         self.db, self.dispatcher, self.clock = db, dispatcher, clock
         self.running = running  # what the node holds now (node/api/running.py)
         self.successions = successions  # the lists held (node.registry.successions)
         self.issue = issue  # sign a succession into our list, take it, push it: (the list, envelopes re-routed)
+        self.takeovers = takeovers  # a retired predecessor's mailbox taken over (node.takeover)
+        self.hand_over = hand_over  # this retiring node's mailbox handed over to its successor (node.takeover)
+
+    def HandOver(self, request, context):
+        if self.hand_over is None:
+            raise Rejected(Reason.NOT_RETIRING, "this node hands no mailbox over")
+        successor, a = self.hand_over()
+        return apb.TakeoverResponse(predecessor=self.dispatcher.router.code, inbox=a.inbox, sent=a.sent,
+                                    resealed=a.resealed, kept_sealed=a.kept_sealed, already=a.already)
+
+    def Takeover(self, request, context):
+        if self.takeovers is None:
+            raise Rejected(Reason.INVALID_REQUEST, "this node takes over no mailboxes")
+        source = _file(request.backup, "backup")
+        seal_key = _file(request.seal_key, "seal_key") if request.seal_key else None
+        done = self.takeovers.take(source, seal_key)
+        i = done.imported
+        return apb.TakeoverResponse(predecessor=done.predecessor, inbox=i.inbox, sent=i.sent, resealed=i.resealed,
+                                    kept_sealed=done.kept_sealed, already=i.already, backup_sha256=done.backup_sha256)
 
     def IssueSuccession(self, request, context):
         if self.issue is None:

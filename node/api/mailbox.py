@@ -22,7 +22,7 @@ from ..pb import envelope_pb2 as pb
 from ..pb import mailbox_pb2 as mpb
 from ..pb import mailbox_pb2_grpc as mgrpc
 from ..registry.directory import Directory
-from ..store import custody, inbox, outbox
+from ..store import custody, inbox, outbox, takeover
 from ..store.database import Database
 from . import clients, enums, replies
 from .folding import fold
@@ -179,6 +179,9 @@ class MailboxService(mgrpc.MailboxServicer):
         # re-verify from the stored bytes: what we show is what was signed
         verified = self.verify_stored(raw)
         receipt = custody.stored_receipt(self.db, request.message_id)
+        if receipt is None and row["held_for"]:  # taken over: the receipt its first holder signed (node.takeover)
+            held = takeover.held_receipt(self.db, request.message_id)
+            receipt = pb.Receipt.FromString(held) if held else None
         payload = verified.payload()
         if not request.keep_wrapped:  # the national library's zip wrapping: the agency gets the inner file
             payload = self.bridge.unwrapped_payload(payload, len(raw))
@@ -186,7 +189,7 @@ class MailboxService(mgrpc.MailboxServicer):
             entry=replies.inbox_entry(row), payload=payload, signature_verified=True,
             signer_subject=verified.sender.subject,
             path=[mpb.HopView(code=c, time_ms=t, verified=True) for c, t in verified.path]
-            + [mpb.HopView(code=self.directory.code, time_ms=row["received_ms"], verified=True)],
+            + [mpb.HopView(code=row["held_for"] or self.directory.code, time_ms=row["received_ms"], verified=True)],
             envelope=raw, receipt=receipt,
         )
 

@@ -31,7 +31,8 @@ def inbox_entry(row: dict) -> mpb.InboxEntry:
                           priority=row["priority"], state=row["state"], changed_by=row["changed_by"],
                           status=row["status"], ref_message_id=row["ref_message_id"],
                           business_doc_type=row["business_doc_type"], pending_request=row["pending_request"],
-                          doc_state=enums.doc_state(row["state"]), pending=enums.pending(row["pending_request"]))
+                          doc_state=enums.doc_state(row["state"]), pending=enums.pending(row["pending_request"]),
+                          held_for=row.get("held_for") or "")
 
 
 def sent_entry(row: dict) -> mpb.SentEntry:
@@ -40,7 +41,8 @@ def sent_entry(row: dict) -> mpb.SentEntry:
                       created_ms=row["created_ms"], delivered_ms=row["delivered_ms"] or 0, reason=row["reason"] or "",
                       subject=row["subject"], latest_status=row.get("latest_status") or "",
                       latest_status_ms=row.get("latest_status_ms") or 0, send_state=enums.send_state(row["state"]),
-                      waits_at=row.get("waits_at") or "", waits_until_ms=row.get("waits_until_ms") or 0)
+                      waits_at=row.get("waits_at") or "", waits_until_ms=row.get("waits_until_ms") or 0,
+                      held_for=row.get("held_for") or "")
     if row["receipt"]:
         e.receipt.ParseFromString(row["receipt"])
     return e
@@ -66,7 +68,7 @@ def track_response(db: Database, doc: documents.SentDocument) -> mpb.TrackRespon
     """Per recipient: handed over when, the path its node verified (carried back in the 01), and every
     status in the order the recipient's node signed them."""
     resp = mpb.TrackResponse(doc_id=doc.doc_id, subject=doc.subject, document_id=doc.document_id,
-                             created_ms=doc.created_ms)
+                             created_ms=doc.created_ms, held_for=doc.held_for or "")
     resp.changes.extend(documents.changes_of(db, doc.doc_id))
     for env in outbox.of_doc(db, doc.doc_id):
         t = resp.recipients.add(recipient=env.recipient, message_id=env.message_id, state=env.state,
@@ -78,7 +80,7 @@ def track_response(db: Database, doc: documents.SentDocument) -> mpb.TrackRespon
             status = pb.Status.FromString(s.status)
             t.statuses.add(status_code=s.status_code, time_ms=s.issued_ms, staff_info=status.staff_info,
                            description=status.description, message_id=s.status_message_id, received_ms=s.received_ms,
-                           timestamp=status.timestamp)
+                           timestamp=status.timestamp, answered_by=s.answered_by)
             if s.status_code == rules.ARRIVED and not t.arrived_ms:
                 t.arrived_ms = s.issued_ms
                 t.path.extend(mpb.HopView(code=h.organ_id, time_ms=parse_edxml_time(h.timestamp), verified=True)

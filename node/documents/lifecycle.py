@@ -29,6 +29,7 @@ from ..store.custody import Incoming
 from ..store.database import Database, Transaction
 from . import notices, rules
 from .origin import Origin
+from .successors import Successors
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,11 @@ class Lifecycle:
     sender's and recipient's operations on documents for the local API."""
 
     def __init__(self, db: Database, signer: Signer, name: str, outgoing: Outgoing, clock: Clock,
-                 limits: Limits = Limits(), origin: Origin | None = None) -> None:
+                 limits: Limits = Limits(), origin: Origin | None = None,
+                 successors: Successors | None = None) -> None:
         self.db, self.signer, self.name, self.outgoing, self.clock = db, signer, name, outgoing, clock
+        # whether an agency answers for a retired one (statuses and changes about its documents)
+        self.successors = successors or Successors(lambda code: [])
         self.limits = limits
         self.origin = origin or Origin(signer.code, name)  # the From of what we send, and which From we may sign
 
@@ -96,23 +100,46 @@ class Lifecycle:
         body = payload.WhichOneof("body")
         if body == "status":
             if payload.status.status_code == rules.TAKE_BACK:
-                self._require_sender_of_received(h.ref_message_id, h.sender, earlier)
-            elif outbox.recipient_of_document(self.db, h.ref_message_id) != h.sender:
+                self._require_sender_of_received(h.ref_message_id, h.sender, earlier, item.answering_for)
+            elif outbox.recipient_of_document(self.db, h.ref_message_id) not in {h.sender, item.answering_for} - {""}:
                 raise Rejected(Reason.NOT_RECIPIENT, f"{h.sender} did not receive document {h.ref_message_id} from us")
         elif body == "document" and payload.document.business.business_doc_type in CHANGE_STATE:
-            self._require_sender_of_received(h.ref_message_id, h.sender, earlier)
+            self._require_sender_of_received(h.ref_message_id, h.sender, earlier, item.answering_for)
         elif body == "notice":
             notices.authorize(self.db, self.signer.code, self.outgoing.maker.router.hierarchy, h, payload.notice)
 
     def _require_sender_of_received(self, message_id: str, sender: str,
-                                    earlier: Mapping[str, str] | None = None) -> None:
+                                    earlier: Mapping[str, str] | None = None, answering_for: str = "") -> None:
+        """`answering_for`: the retired agency `sender` succeeds (checked in `prepare`), which may have sent it."""
+        senders = {sender, answering_for} - {""}
         if earlier and message_id in earlier:
-            if earlier[message_id] != sender:
+            if earlier[message_id] not in senders:
                 raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
             return
         received = progress.get(self.db, message_id)
-        if received is None or received.sender != sender:
+        if received is None or received.sender not in senders:
             raise Rejected(Reason.NOT_ORIGINAL_SENDER, f"{sender} did not send us document {message_id}")
+
+    def _counterpart(self, h: pb.Header, payload: pb.Payload) -> str | None:
+        """The agency a status or change must come from, by what is stored (None: nothing stored to say, or not
+        a status or change): the recipient of our document; the sender of the document we received."""
+        body = payload.WhichOneof("body")
+        if body == "status" and payload.status.status_code != rules.TAKE_BACK:
+            return outbox.recipient_of_document(self.db, h.ref_message_id)
+        if body == "status" or (body == "document" and payload.document.business.business_doc_type in CHANGE_STATE):
+            received = progress.get(self.db, h.ref_message_id)
+            return received.sender if received is not None else None
+        return None
+
+    def _successor_answering(self, item: Incoming) -> None:
+        """A status or change from another agency than its document's counterpart: if the counterpart is retired
+        and the sender succeeds it (node.documents.successors: a held or looked-up succession, maybe a network
+        call, so here, before the custody transaction), `item.answering_for` names the counterpart; `authorize`
+        then takes it. Rejected if the counterpart is retired into another agency, or the tree cannot tell."""
+        counterpart = self._counterpart(item.header, item.payload)
+        if counterpart and counterpart != item.header.sender \
+                and self.successors.answers_for(item.header.sender, counterpart):
+            item.answering_for = counterpart
 
     def prepare(self, item: Incoming) -> tuple[Callable[[Transaction], object], ...]:
         """Before the custody transaction (intake, outside the writer's lock): the rows that record what
@@ -120,6 +147,7 @@ class Lifecycle:
         (node.exchange.custody_commit), so the 01 still commits with the document, exactly once."""
         h, payload, now = item.header, item.payload, self.clock.now_ms()
         body = payload.WhichOneof("body")
+        self._successor_answering(item)
         if body == "document":
             writes: list[Callable[[Transaction], object]] = [functools.partial(
                 progress.record_arrival, message_id=h.message_id, sender=h.sender,
@@ -152,10 +180,12 @@ class Lifecycle:
             if status.status_code == rules.TAKE_BACK:
                 return (functools.partial(progress.record_request, message_id=h.ref_message_id,
                                           request=rules.TAKE_BACK),)
+            # filed under the recipient it was sent to; its successor, when that answered, beside it
             return (functools.partial(statuses.record_returned, status_message_id=h.message_id,
-                                      doc_message_id=h.ref_message_id, recipient=h.sender,
+                                      doc_message_id=h.ref_message_id, recipient=item.answering_for or h.sender,
                                       code=status.status_code, issued_ms=h.created_ms,
-                                      status=status.SerializeToString(), received_ms=now),)
+                                      status=status.SerializeToString(), received_ms=now,
+                                      answered_by=h.sender if item.answering_for else ""),)
         return ()
 
     def _within_updates(self, tx: Transaction, original: str) -> None:
@@ -176,6 +206,8 @@ class Lifecycle:
         `within(tx, status message id)` runs inside the commit that queues it."""
         if status is not None:
             self.origin.check(status.from_organ, "packet")
+        before = progress.get(self.db, message_id)
+        heir = self._successor_of(before.sender) if before is not None else None  # asked outside the transaction
         with self.db.transaction() as tx:
             received = progress.get(self.db, message_id)
             if received is None:
@@ -183,12 +215,29 @@ class Lifecycle:
             rules.check_step(received.status, received.pending_request, received.state, code)
             raw = inbox.envelope(self.db, message_id)
             env = pb.Envelope.FromString(raw)
-            posted = self._post_status(tx, message_id, received.sender, self._payload_of(env).document,
+            to, seal_to = heir if heir is not None else (received.sender, sealing.sender_key_of(raw))
+            posted = self._post_status(tx, message_id, to, self._payload_of(env).document,
                                        pb.Header.FromString(env.header).priority, code, staff, description, [],
-                                       given=status, seal_to=sealing.sender_key_of(raw))
+                                       given=status, seal_to=seal_to)
             if within is not None:
                 within(tx, posted.envelopes[0][1])
         return posted.envelopes[0][1]
+
+    def _successor_of(self, sender: str) -> tuple[str, bytes] | None:
+        """Where a status about a document `sender` sent us goes when `sender` is retired: the agency that answers
+        for it now, which holds its history (docs/restructuring.md), with the seal key its signed record publishes;
+        None (to `sender` itself, as before) if it is not retired, or the tree cannot say now (lookups: called
+        outside any transaction)."""
+        try:
+            chain = self.successors.held(sender) or (
+                self.successors.looked_up(sender, False) if self.successors.looked_up is not None else [])
+            if not chain or chain[-1] == self.signer.code:
+                return None
+            seal_to = self.outgoing.seal_key_of(chain[-1]) if self.outgoing.seal_key_of is not None else b""
+        except Rejected as r:
+            log.info("a status to %s goes to it: whether it is retired cannot be told now (%s)", sender, r.public_text)
+            return None
+        return chain[-1], seal_to
 
     def confirm_arrival(self, message_id: str, status: pb.Status,
                         within: Callable[[Transaction, str], Any] | None = None) -> tuple[str, str]:

@@ -8,6 +8,12 @@ could be re-encoded, a byte its parser ignores changed, and pass), and the bundl
 re-encoded to check its framing, so one changed byte anywhere is refused, naming what failed. What is proved comes from
 signed headers, payload digests, relay marks and receipts; a payload is read only to show a
 status's code when it is not sealed, and never counts as proof.
+
+The bundle's maker must be the message's sender or recipient, or hold it for one of them, a retired
+predecessor whose mailbox it took over (lienthong takeover): then the bundle names that predecessor and
+carries the signed succession lists retiring it into the maker, each checked as a node checks one (its
+issuer's certified key signed it, the issuer is competent by the code rule), in effect when the bundle was
+made. A missing or forged link refuses the bundle.
 """
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ from ..identity import revocation, sealing, signed
 from ..identity.trust import Identity, TrustStore
 from ..pb import envelope_pb2 as pb
 from ..pb import evidence_pb2 as epb
+from ..pb import registry_pb2 as rpb
+from ..registry import successions
 from ..terminal import shown
 from .make import VERSION
 
@@ -167,11 +175,53 @@ def check(data: bytes, ca_certs: list[x509.Certificate], clock: Clock = SYSTEM) 
         except Rejected as r:
             raise Refused(f"certificates[{i}]: {r.public_text}") from None
     proof = Proof(maker.code, body.made_ms, ca_certs[0].subject.rfc4514_string(), doc, statuses)
+    held = _holder(body, doc, trust, claims)
+    if held:
+        proof.notes.append(held)
     _revocation(body.crls, ca_certs, claims, proof)
     for c in claims:
         if not c.ident.not_before_ms <= c.time_ms <= c.ident.not_after_ms:
             raise Refused(f"{c.what}: the certificate of {c.ident.code} was not valid at {when(c.time_ms)}")
     return proof
+
+
+def _holder(body: epb.EvidenceBody, doc: Message, trust: TrustStore, claims: list[Claim]) -> str:
+    """"" when the maker sent or received the message; else, what shows it holds it for a predecessor."""
+    if body.made_by in (doc.sender, doc.recipient):
+        return ""
+    who = f"{doc.sender} -> {doc.recipient}"
+    if not body.held_for or body.held_for not in (doc.sender, doc.recipient):
+        raise Refused(f"the bundle is made by {body.made_by}, which neither sent nor received {doc.message_id} "
+                      f"({who}), and names no predecessor of its it holds the message for")
+    retired: dict[str, tuple[str, int, str]] = {}
+    for i, data in enumerate(body.successions):
+        try:
+            signed_list = rpb.SignedSuccessionList.FromString(data)
+            issuer = trust.identify(signed_list.cert_der)
+            listed = successions.verify(signed_list, trust, successions.CODE_RULE)
+        except DecodeError:
+            raise Refused(f"successions[{i}] does not parse") from None
+        except Rejected as r:
+            raise Refused(f"successions[{i}]: {r.public_text}") from None
+        claims.append(Claim(issuer, listed.issued_ms, f"successions[{i}]: {listed.issuer}'s signature"))
+        for s in listed.successions:
+            for code in s.old_codes:
+                retired[code] = (s.successor, s.effective_ms, listed.issuer)
+    code, steps = body.held_for, []
+    for _ in range(successions.MAX_CHAIN):
+        if code == body.made_by or code not in retired:
+            break
+        successor, effective_ms, issuer = retired[code]
+        if effective_ms > body.made_ms:
+            raise Refused(f"the succession of {code} by {issuer} takes effect at {when(effective_ms)}, after the "
+                          "bundle was made")
+        steps.append(f"{code} -> {successor} by {issuer} from {when(effective_ms)}")
+        code = successor
+    if code != body.made_by:
+        raise Refused(f"the bundle is made by {body.made_by} for {body.held_for}, but no signed succession in it "
+                      f"retires {body.held_for} into {body.made_by}: the succession link is missing")
+    return (f"held by {body.made_by} for {body.held_for}, its predecessor, which the message was "
+            f"{'sent by' if body.held_for == doc.sender else 'addressed to'} (signed succession: {'; '.join(steps)})")
 
 
 def _readable(item: epb.EvidenceItem, v: env_mod.Verified, name: str) -> pb.Payload | None:

@@ -43,6 +43,9 @@ def shared_send_pool(workers: int = DEFAULT_WORKERS) -> SendPool:
     return SendPool(workers, window=WINDOW)
 
 
+CALM_LIMIT = 10_000  # neighbours remembered as calm (peer_returned); past it, all forgotten
+
+
 class Dispatcher:
     def __init__(self, db: Database, maker: EnvelopeMaker, trust: TrustStore, router: Router, clock: Clock,
                  deliver: Deliver, policy: RetryPolicy, *, limits: SendLimits = SendLimits(),
@@ -69,6 +72,9 @@ class Dispatcher:
         self.on_return = on_return  # before a returned hop is woken (the transport's reconnect)
         self._lock = threading.Lock()
         self._stopping = False
+        # code -> the mailbox's commit count when `peer_returned` last found nothing to do for it: the answer
+        # reads only committed rows, so it holds until the next commit (every heartbeat asks, both ways)
+        self._calm: dict[str, int] = {}
 
     # ---- the per-hop senders ----------------------------------------------------
 
@@ -143,10 +149,18 @@ class Dispatcher:
     def peer_returned(self, code: str, how: str) -> bool:
         """`code` answered us (it registered, sent a heartbeat, took our registration or answered a health
         probe): forget its backoff and send its queue now, not when the backoff would have ended."""
+        seen = self.db.commits  # read first: a commit after it makes the memo stale, never wrong
+        own = self.db.in_own_transaction()  # the caller's rows are not committed: nothing remembered
+        if not own and self._calm.get(code) == seen:
+            return False
         state = peers.get(self.db, code)
         if not state.failures and not state.next_attempt_ms:
             if not state.held and outbox.pending_at_least(self.db, code, 1):
                 self.wake(code)  # mail parked for it while it had no address: it may go now
+            elif not own:
+                if len(self._calm) >= CALM_LIMIT:
+                    self._calm.clear()
+                self._calm[code] = seen
             return False
         with self.db.transaction(durable=False) as tx:
             if not peers.reset(tx, code):

@@ -81,6 +81,9 @@ class EnvelopeMaker:
         self.seal_mode = seal_mode  # sealing.mode (node.config.SealingSettings)
         # retired keys (sealing.previous_keys): they still open what was sealed to them, and seal nothing
         self.opening_keys = [k for k in (seal_key, *(previous_seal_keys or ())) if k is not None]
+        # message id -> the content key of a predecessor's envelope we hold, wrapped for us (node.takeover); None
+        # when this node took nothing over
+        self.held_wrap: Callable[[str], bytes | None] | None = None
 
     @property
     def sealing(self) -> bool:
@@ -95,7 +98,14 @@ class EnvelopeMaker:
         was sealed to: the current one, or a retired one (a rotation leaves mail in flight and sent copies)."""
         if not self.opening_keys:
             raise Rejected(Reason.NOT_SEALED_FOR_ME, "this node has no seal key")
-        return sealing.open_payload(data, header, sealing.key_for(data, self.opening_keys))
+        try:
+            return sealing.open_payload(data, header, sealing.key_for(data, self.opening_keys))
+        except Rejected as r:  # sealed to a predecessor whose mailbox we took over: its key, wrapped for us
+            held = self.held_wrap(header.message_id) if r.reason is Reason.NOT_SEALED_FOR_ME and self.held_wrap \
+                else None
+            if held is None:
+                raise
+            return sealing.open_held(data, header, held, self.opening_keys)
 
     def sealer(self, payload: pb.Payload, recipient: str, seal_to: bytes, content: sealing.Content | None,
                *, clear_ok: bool = False):
@@ -303,8 +313,10 @@ class Outgoing:
         for r, asked, (hop, refused, waits) in routes:
             seal_to = self._seal_to(r) if refused is None else b""
             made.append(self.maker.seal(payload, r, hop, priority=priority, lifetime_s=lifetime_s, refused=refused,
-                                        ref_message_id=ref_message_id.get(r, "") if isinstance(ref_message_id, Mapping)
-                                        else ref_message_id,
+                                        # keyed by the code asked for: a change to a retired recipient goes to its
+                                        # successor about the document first sent to the retired code
+                                        ref_message_id=ref_message_id.get(asked, ref_message_id.get(r, ""))
+                                        if isinstance(ref_message_id, Mapping) else ref_message_id,
                                         seal_to=seal_to or b"", content=content, clear_ok=seal_to is None,
                                         waits=waits, successor_of="" if asked == r else asked))
         return made

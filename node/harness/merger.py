@@ -17,8 +17,10 @@ Then traffic goes on ("after"), everything settles, and every inbox and every se
 document must have arrived exactly once, at the agency addressed or one its successions lead to (at the final
 successor when sent after the merger), and its automatic 01 status must be back at its sender. The retired
 nodes (merged communes, districts, the province) retire into their successors (Admin.Retire) and must end
-with nothing queued or parked; they are then stopped. Their certificates are not revoked here (the revoke command
-each prints is its parent operator's, with the CA): `revoked` is false.
+with nothing queued or parked; the harness, which made the CA, then revokes their certificates (`lienthong ca
+revoke ... --reason cessation_of_operation`, `ca crl`), installs the CRL at the root and reloads it, checks that
+it reached every node in service and that the retired nodes' peer calls are refused (CERT_REVOKED), and stops
+them (node.harness.revoke_retired).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ import grpc
 import yaml
 
 from ..pb import envelope_pb2 as pb
-from . import topology as topo_mod
+from . import revoke_retired, topology as topo_mod
 from .cluster import Cluster
 from .waiting import EventWaiter
 
@@ -295,7 +297,9 @@ def run(directory: Path, districts: int = 3, dn_communes: int = 3, rate: float =
         result.update({"successions_issued_s": round(issued_s, 2), "rerouted_all_s": round(rerouted_s, 2),
                        "reparent_pause_s": round(pause_s, 2), "final_settle_s": round(settle_s, 2),
                        "send_errors": r.errors[:10], "send_errors_total": len(r.errors)})
-        result["retired_nodes"] = retired_nodes(cluster, sorted(r.retired), {c: r.final(c) for c in r.retired})
+        ended = retired_nodes(cluster, sorted(r.retired), {c: r.final(c) for c in r.retired}, timeout)
+        result["retired_nodes"] = ended.pop("nodes")
+        result["revocation"] = ended
     finally:
         watch.close()
         cluster.close()
@@ -334,11 +338,11 @@ def check(r: Run) -> dict:
     return {"phases": rows, "total": total}
 
 
-def retired_nodes(cluster: Cluster, codes: list[str], successor: dict[str, str]) -> dict:
+def retired_nodes(cluster: Cluster, codes: list[str], successor: dict[str, str], timeout: float = 120.0) -> dict:
     """Each retired node's agency reads its last documents and the node retires into its successor (Admin.Retire,
-    `lienthong retire --to`): what it still holds
-    (queued, parked, documents its agency has not fetched), whether it is drained, the revoke command its parent's
-    operator runs then (not run here: `revoked` stays false); then it is stopped."""
+    `lienthong retire --to`): what it still holds (queued, parked, documents its agency has not fetched), whether
+    it is drained and the revoke command the CA's operator runs then. The harness holds the CA: the drained ones are
+    revoked, the CRL published at the root and checked (node.harness.revoke_retired); then they are stopped."""
     out = {}
     for code in codes:
         client = cluster.client(code)
@@ -350,13 +354,20 @@ def retired_nodes(cluster: Cluster, codes: list[str], successor: dict[str, str])
         try:
             r = admin.retire(successor[code])
         except grpc.RpcError as e:
-            out[code] = {"retire": f"{e.code().name}: {e.details()}"[:300], "stopped": cluster.stop(code)}
+            out[code] = {"retire": f"{e.code().name}: {e.details()}"[:300], "revoked": False}
             continue
         hops = admin.queues().hops
         out[code] = {"retiring_to": r.successor, "queued": r.queued, "parked": r.parked,
                      "unfetched": r.unfetched, "drained": r.drained, "revoke_command": r.revoke_command,
-                     "queues_depth": sum(h.depth for h in hops), "revoked": False, "stopped": cluster.stop(code)}
-    return out
+                     "queues_depth": sum(h.depth for h in hops), "revoked": False}
+    drained = [c for c in codes if out[c].get("drained")]
+    in_service = [c for c in cluster.nodes if c not in codes]
+    revoked = revoke_retired.revoke(cluster, VN, drained, successor, in_service, timeout)
+    for code, v in revoked.pop("codes").items():
+        out[code].update(v)
+    for code in codes:
+        out[code]["stopped"] = cluster.stop(code)
+    return {"nodes": out, **revoked}
 
 
 def table(result: dict) -> str:
@@ -367,8 +378,12 @@ def table(result: dict) -> str:
     lines.append(f"\nsuccessions issued in {result['successions_issued_s']} s; everything sent until then arrived "
                  f"(re-routed included), statuses back, {result['rerouted_all_s']} s later; Bình Phước's mail paused "
                  f"{result['reparent_pause_s']} s for re-parenting; retired nodes: "
-                 + ", ".join(f"{c} queued {v.get('queued')} parked {v.get('parked')} drained {v.get('drained')}"
-                             for c, v in result["retired_nodes"].items()))
+                 + ", ".join(f"{c} queued {v.get('queued')} parked {v.get('parked')} drained {v.get('drained')} "
+                             f"revoked {v.get('revoked')} (refused by the root: {v.get('refused_by_root')})"
+                             for c, v in result["retired_nodes"].items())
+                 + f"; CRL {result['revocation'].get('crl_number')} reached "
+                   f"{result['revocation'].get('crl_reached')} nodes in service, missing "
+                   f"{result['revocation'].get('crl_missing')}")
     return "\n".join(lines)
 
 

@@ -8,6 +8,9 @@ from typing import Callable
 from ..limits import InFlight, Places
 
 
+REGISTERING = 4  # registrations at once from one host to one parent: under its default limits.registry_share (6)
+
+
 @dataclass
 class Shared:
     scheduler: object  # the host's one BackgroundScheduler: the agency's jobs run there under "CODE/name" ids
@@ -25,6 +28,11 @@ class Shared:
     watchers_total: int = 8  # of every agency together (MAX_WATCHERS: half the host's API workers)
     # peers' health Watch streams on the host's peer port, every agency's together (node/peer_gate.py)
     health_watches: InFlight | None = None
+    # registrations in progress, by parent (node.limits.InFlight): a thousand agencies starting at once each
+    # tried every second, so most found their parent busy (REGISTRY_BUSY: its limits.registry_share) and the
+    # scheduler's workers behind (thousands of warnings). An agency finding no place tries on its next tick;
+    # a parent that does not answer holds the places of its own children only
+    registering: InFlight = field(default_factory=lambda: InFlight(REGISTERING))
 
     def watch_places(self, code: str) -> Places | None:
         """An agency's Watch places: its own few, each also one of the host's."""

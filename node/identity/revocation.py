@@ -94,6 +94,20 @@ class Revoked:
     this_update_ms: int = 0  # when the CA issued it (the metrics show its age)
 
 
+def reason_of(revoked: Revoked, serial: int) -> str | None:
+    """Why the CRL revokes `serial` (a name of REASONS; "unspecified" when it says none), None if it does not."""
+    if serial not in revoked.serials or not revoked.der:
+        return None
+    entry = x509.load_der_x509_crl(revoked.der).get_revoked_certificate_by_serial_number(serial)
+    if entry is None:
+        return None
+    try:
+        flag = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except x509.ExtensionNotFound:
+        return "unspecified"
+    return next((name for name, f in REASONS.items() if f == flag), flag.name)
+
+
 def load(data: bytes, anchors: list[x509.Certificate]) -> Revoked:
     """A CRL, if one of `anchors` signed it; NotACrl or UntrustedCrl (both ValueError) otherwise: a CRL anyone
     could write is worth nothing.

@@ -295,3 +295,37 @@ def sender_key_in(env: pb.Envelope, header: pb.Header) -> bytes:
         return der
     except (DecodeError, Rejected, ValueError):
         return b""
+
+
+# ---- held for a predecessor (node.takeover) --------------------------------------------
+
+def rewrap(data: bytes, header: pb.Header, key: bytes, own: SealKey) -> bytes:
+    """A content key opened with a predecessor's seal key, wrapped for ourselves (a serialised KeyWrap, bound to
+    this header and ciphertext like every wrap): the envelope keeps the bytes its sender signed, we keep this."""
+    sealed = parse(data)
+    return self_wrap(Content(key, sealed.nonce, sealed.ciphertext), header, own).SerializeToString()
+
+
+def wrap_for(data: bytes, header: pb.Header, key: bytes, holder_der: bytes) -> bytes:
+    """A content key we opened, wrapped for another holder's published seal key (a successor taking our mailbox
+    over: node.takeover), bound to this header and ciphertext; a serialised KeyWrap."""
+    sealed = parse(data)
+    return wrap(Content(key, sealed.nonce, sealed.ciphertext), header, holder_der).SerializeToString()
+
+
+def held_content_key(data: bytes, header: pb.Header, held_wrap: bytes, keys_: list[SealKey]) -> bytes:
+    """The content key of a payload sealed to a predecessor, through the wrap `rewrap` made for one of `keys_`."""
+    sealed = parse(data)
+    try:
+        wrap = pb.KeyWrap.FromString(held_wrap)
+    except DecodeError:
+        raise Rejected(Reason.BAD_SEAL, "held key wrap does not parse") from None
+    del sealed.wraps[:]
+    sealed.wraps.append(wrap)
+    mine = sealed.SerializeToString()
+    return content_key(mine, header, key_for(mine, keys_))
+
+
+def open_held(data: bytes, header: pb.Header, held_wrap: bytes, keys_: list[SealKey]) -> bytes:
+    """The content of a payload sealed to a predecessor, through the wrap `rewrap` made for one of `keys_`."""
+    return open_with_key(data, header, held_content_key(data, header, held_wrap, keys_))

@@ -6,6 +6,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class HandOverRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TakeoverRequest(_message.Message):
+    __slots__ = ("backup", "seal_key")
+    BACKUP_FIELD_NUMBER: _ClassVar[int]
+    SEAL_KEY_FIELD_NUMBER: _ClassVar[int]
+    backup: str
+    seal_key: str
+    def __init__(self, backup: _Optional[str] = ..., seal_key: _Optional[str] = ...) -> None: ...
+
+class TakeoverResponse(_message.Message):
+    __slots__ = ("predecessor", "inbox", "sent", "resealed", "kept_sealed", "already", "backup_sha256")
+    PREDECESSOR_FIELD_NUMBER: _ClassVar[int]
+    INBOX_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    RESEALED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_SEALED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_SHA256_FIELD_NUMBER: _ClassVar[int]
+    predecessor: str
+    inbox: int
+    sent: int
+    resealed: int
+    kept_sealed: int
+    already: int
+    backup_sha256: str
+    def __init__(self, predecessor: _Optional[str] = ..., inbox: _Optional[int] = ..., sent: _Optional[int] = ..., resealed: _Optional[int] = ..., kept_sealed: _Optional[int] = ..., already: _Optional[int] = ..., backup_sha256: _Optional[str] = ...) -> None: ...
+
 class RetireRequest(_message.Message):
     __slots__ = ("to",)
     TO_FIELD_NUMBER: _ClassVar[int]

@@ -104,6 +104,16 @@ class AdminStub:
                 request_serializer=node_dot_pb_dot_admin__pb2.RetireStatusRequest.SerializeToString,
                 response_deserializer=node_dot_pb_dot_admin__pb2.RetireResponse.FromString,
                 _registered_method=True)
+        self.Takeover = channel.unary_unary(
+                '/lienthong.v1.Admin/Takeover',
+                request_serializer=node_dot_pb_dot_admin__pb2.TakeoverRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.TakeoverResponse.FromString,
+                _registered_method=True)
+        self.HandOver = channel.unary_unary(
+                '/lienthong.v1.Admin/HandOver',
+                request_serializer=node_dot_pb_dot_admin__pb2.HandOverRequest.SerializeToString,
+                response_deserializer=node_dot_pb_dot_admin__pb2.TakeoverResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -216,6 +226,27 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Takeover(self, request, context):
+        """Take over a retired predecessor's mailbox from its signed backup (`lienthong takeover`; docs/restructuring.md,
+        "History follows"): its inbox and its own sends, kept marked with its code (`held_for`), in one transaction,
+        once per message id (again: nothing changes). Refused, nothing written: BACKUP_UNSIGNED, UNTRUSTED_CERT,
+        BACKUP_FOREIGN_KEY, BACKUP_BAD_SIGNATURE, TAKEOVER_REVOKED, TAKEOVER_NOT_PREDECESSOR, TAKEOVER_TOO_LARGE,
+        TAKEOVER_NOT_DRAINED, TAKEOVER_SEAL_KEY, MALFORMED (a damaged backup), NOT_FOUND / INVALID_REQUEST (the paths).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HandOver(self, request, context):
+        """On a retiring node, once drained: hand its mailbox over to its successor over the network (`lienthong retire
+        --hand-over`): its backup, with the content keys of what was sealed to it wrapped for the successor's
+        published seal key, sent to the successor (Registry.HandOver), which takes it over with Takeover's checks;
+        the answer is the successor's. NOT_RETIRING, TAKEOVER_NOT_DRAINED, UNREACHABLE, and the successor's refusals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -288,6 +319,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RetireStatus,
                     request_deserializer=node_dot_pb_dot_admin__pb2.RetireStatusRequest.FromString,
                     response_serializer=node_dot_pb_dot_admin__pb2.RetireResponse.SerializeToString,
+            ),
+            'Takeover': grpc.unary_unary_rpc_method_handler(
+                    servicer.Takeover,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.TakeoverRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.TakeoverResponse.SerializeToString,
+            ),
+            'HandOver': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandOver,
+                    request_deserializer=node_dot_pb_dot_admin__pb2.HandOverRequest.FromString,
+                    response_serializer=node_dot_pb_dot_admin__pb2.TakeoverResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -668,6 +709,60 @@ class Admin:
             '/lienthong.v1.Admin/RetireStatus',
             node_dot_pb_dot_admin__pb2.RetireStatusRequest.SerializeToString,
             node_dot_pb_dot_admin__pb2.RetireResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Takeover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/Takeover',
+            node_dot_pb_dot_admin__pb2.TakeoverRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.TakeoverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandOver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Admin/HandOver',
+            node_dot_pb_dot_admin__pb2.HandOverRequest.SerializeToString,
+            node_dot_pb_dot_admin__pb2.TakeoverResponse.FromString,
             options,
             channel_credentials,
             insecure,

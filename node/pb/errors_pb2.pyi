@@ -83,6 +83,14 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RETIRE_NOT_SUCCESSOR: _ClassVar[Reason]
     NOT_RETIRING: _ClassVar[Reason]
     NODE_RETIRING: _ClassVar[Reason]
+    TAKEOVER_NOT_PREDECESSOR: _ClassVar[Reason]
+    TAKEOVER_TOO_LARGE: _ClassVar[Reason]
+    TAKEOVER_NOT_DRAINED: _ClassVar[Reason]
+    TAKEOVER_REVOKED: _ClassVar[Reason]
+    TAKEOVER_SEAL_KEY: _ClassVar[Reason]
+    NOT_A_SUCCESSOR: _ClassVar[Reason]
+    SUCCESSION_NOT_COVERING: _ClassVar[Reason]
+    SUCCESSION_UNCERTAIN: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -160,3 +168,11 @@ RECIPIENT_RETIRED: Reason
 RETIRE_NOT_SUCCESSOR: Reason
 NOT_RETIRING: Reason
 NODE_RETIRING: Reason
+TAKEOVER_NOT_PREDECESSOR: Reason
+TAKEOVER_TOO_LARGE: Reason
+TAKEOVER_NOT_DRAINED: Reason
+TAKEOVER_REVOKED: Reason
+TAKEOVER_SEAL_KEY: Reason
+NOT_A_SUCCESSOR: Reason
+SUCCESSION_NOT_COVERING: Reason
+SUCCESSION_UNCERTAIN: Reason

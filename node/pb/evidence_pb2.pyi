@@ -26,7 +26,7 @@ class EvidenceItem(_message.Message):
     def __init__(self, envelope: _Optional[bytes] = ..., receipts: _Optional[_Iterable[_Union[_envelope_pb2.Receipt, _Mapping]]] = ..., content_key: _Optional[bytes] = ...) -> None: ...
 
 class EvidenceBody(_message.Message):
-    __slots__ = ("version", "message_id", "made_by", "made_ms", "document", "statuses", "certificates", "crls", "made_by_cert")
+    __slots__ = ("version", "message_id", "made_by", "made_ms", "document", "statuses", "certificates", "crls", "made_by_cert", "held_for", "successions")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     MADE_BY_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,8 @@ class EvidenceBody(_message.Message):
     CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     CRLS_FIELD_NUMBER: _ClassVar[int]
     MADE_BY_CERT_FIELD_NUMBER: _ClassVar[int]
+    HELD_FOR_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSIONS_FIELD_NUMBER: _ClassVar[int]
     version: int
     message_id: str
     made_by: str
@@ -45,4 +47,6 @@ class EvidenceBody(_message.Message):
     certificates: _containers.RepeatedScalarFieldContainer[bytes]
     crls: _containers.RepeatedScalarFieldContainer[bytes]
     made_by_cert: bytes
-    def __init__(self, version: _Optional[int] = ..., message_id: _Optional[str] = ..., made_by: _Optional[str] = ..., made_ms: _Optional[int] = ..., document: _Optional[_Union[EvidenceItem, _Mapping]] = ..., statuses: _Optional[_Iterable[_Union[EvidenceItem, _Mapping]]] = ..., certificates: _Optional[_Iterable[bytes]] = ..., crls: _Optional[_Iterable[bytes]] = ..., made_by_cert: _Optional[bytes] = ...) -> None: ...
+    held_for: str
+    successions: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, version: _Optional[int] = ..., message_id: _Optional[str] = ..., made_by: _Optional[str] = ..., made_ms: _Optional[int] = ..., document: _Optional[_Union[EvidenceItem, _Mapping]] = ..., statuses: _Optional[_Iterable[_Union[EvidenceItem, _Mapping]]] = ..., certificates: _Optional[_Iterable[bytes]] = ..., crls: _Optional[_Iterable[bytes]] = ..., made_by_cert: _Optional[bytes] = ..., held_for: _Optional[str] = ..., successions: _Optional[_Iterable[bytes]] = ...) -> None: ...

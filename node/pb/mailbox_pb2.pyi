@@ -147,7 +147,7 @@ class ListInboxRequest(_message.Message):
     def __init__(self, only_new: _Optional[bool] = ..., limit: _Optional[int] = ..., after_seq: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[_envelope_pb2.Kind, str]]] = ...) -> None: ...
 
 class InboxEntry(_message.Message):
-    __slots__ = ("seq", "message_id", "sender", "kind", "subject", "received_ms", "acked", "priority", "state", "changed_by", "status", "ref_message_id", "business_doc_type", "pending_request", "doc_state", "pending")
+    __slots__ = ("seq", "message_id", "sender", "kind", "subject", "received_ms", "acked", "priority", "state", "changed_by", "status", "ref_message_id", "business_doc_type", "pending_request", "doc_state", "pending", "held_for")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,7 @@ class InboxEntry(_message.Message):
     PENDING_REQUEST_FIELD_NUMBER: _ClassVar[int]
     DOC_STATE_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
+    HELD_FOR_FIELD_NUMBER: _ClassVar[int]
     seq: int
     message_id: str
     sender: str
@@ -180,7 +181,8 @@ class InboxEntry(_message.Message):
     pending_request: str
     doc_state: DocState
     pending: PendingRequest
-    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., sender: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., subject: _Optional[str] = ..., received_ms: _Optional[int] = ..., acked: _Optional[bool] = ..., priority: _Optional[int] = ..., state: _Optional[str] = ..., changed_by: _Optional[str] = ..., status: _Optional[str] = ..., ref_message_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., pending_request: _Optional[str] = ..., doc_state: _Optional[_Union[DocState, str]] = ..., pending: _Optional[_Union[PendingRequest, str]] = ...) -> None: ...
+    held_for: str
+    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., sender: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., subject: _Optional[str] = ..., received_ms: _Optional[int] = ..., acked: _Optional[bool] = ..., priority: _Optional[int] = ..., state: _Optional[str] = ..., changed_by: _Optional[str] = ..., status: _Optional[str] = ..., ref_message_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., pending_request: _Optional[str] = ..., doc_state: _Optional[_Union[DocState, str]] = ..., pending: _Optional[_Union[PendingRequest, str]] = ..., held_for: _Optional[str] = ...) -> None: ...
 
 class ListInboxResponse(_message.Message):
     __slots__ = ("entries", "has_more")
@@ -251,7 +253,7 @@ class ListSentRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., after_seq: _Optional[int] = ..., state: _Optional[str] = ..., send_state: _Optional[_Union[SendState, str]] = ...) -> None: ...
 
 class SentEntry(_message.Message):
-    __slots__ = ("seq", "message_id", "recipient", "next_hop", "kind", "state", "attempts", "created_ms", "delivered_ms", "reason", "receipt", "subject", "latest_status", "latest_status_ms", "send_state", "waits_at", "waits_until_ms")
+    __slots__ = ("seq", "message_id", "recipient", "next_hop", "kind", "state", "attempts", "created_ms", "delivered_ms", "reason", "receipt", "subject", "latest_status", "latest_status_ms", "send_state", "waits_at", "waits_until_ms", "held_for")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +271,7 @@ class SentEntry(_message.Message):
     SEND_STATE_FIELD_NUMBER: _ClassVar[int]
     WAITS_AT_FIELD_NUMBER: _ClassVar[int]
     WAITS_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    HELD_FOR_FIELD_NUMBER: _ClassVar[int]
     seq: int
     message_id: str
     recipient: str
@@ -286,7 +289,8 @@ class SentEntry(_message.Message):
     send_state: SendState
     waits_at: str
     waits_until_ms: int
-    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., created_ms: _Optional[int] = ..., delivered_ms: _Optional[int] = ..., reason: _Optional[str] = ..., receipt: _Optional[_Union[_envelope_pb2.Receipt, _Mapping]] = ..., subject: _Optional[str] = ..., latest_status: _Optional[str] = ..., latest_status_ms: _Optional[int] = ..., send_state: _Optional[_Union[SendState, str]] = ..., waits_at: _Optional[str] = ..., waits_until_ms: _Optional[int] = ...) -> None: ...
+    held_for: str
+    def __init__(self, seq: _Optional[int] = ..., message_id: _Optional[str] = ..., recipient: _Optional[str] = ..., next_hop: _Optional[str] = ..., kind: _Optional[_Union[_envelope_pb2.Kind, str]] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., created_ms: _Optional[int] = ..., delivered_ms: _Optional[int] = ..., reason: _Optional[str] = ..., receipt: _Optional[_Union[_envelope_pb2.Receipt, _Mapping]] = ..., subject: _Optional[str] = ..., latest_status: _Optional[str] = ..., latest_status_ms: _Optional[int] = ..., send_state: _Optional[_Union[SendState, str]] = ..., waits_at: _Optional[str] = ..., waits_until_ms: _Optional[int] = ..., held_for: _Optional[str] = ...) -> None: ...
 
 class ListSentResponse(_message.Message):
     __slots__ = ("entries", "has_more")
@@ -439,7 +443,7 @@ class ChangeRequest(_message.Message):
     def __init__(self, doc_id: _Optional[str] = ..., business_doc_type: _Optional[int] = ..., take_back: _Optional[bool] = ..., reason: _Optional[str] = ..., document: _Optional[_Union[_envelope_pb2.Document, _Mapping]] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class StatusView(_message.Message):
-    __slots__ = ("status_code", "time_ms", "staff_info", "description", "message_id", "received_ms", "timestamp")
+    __slots__ = ("status_code", "time_ms", "staff_info", "description", "message_id", "received_ms", "timestamp", "answered_by")
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     STAFF_INFO_FIELD_NUMBER: _ClassVar[int]
@@ -447,6 +451,7 @@ class StatusView(_message.Message):
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_BY_FIELD_NUMBER: _ClassVar[int]
     status_code: str
     time_ms: int
     staff_info: _envelope_pb2.StaffInfo
@@ -454,7 +459,8 @@ class StatusView(_message.Message):
     message_id: str
     received_ms: int
     timestamp: str
-    def __init__(self, status_code: _Optional[str] = ..., time_ms: _Optional[int] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., message_id: _Optional[str] = ..., received_ms: _Optional[int] = ..., timestamp: _Optional[str] = ...) -> None: ...
+    answered_by: str
+    def __init__(self, status_code: _Optional[str] = ..., time_ms: _Optional[int] = ..., staff_info: _Optional[_Union[_envelope_pb2.StaffInfo, _Mapping]] = ..., description: _Optional[str] = ..., message_id: _Optional[str] = ..., received_ms: _Optional[int] = ..., timestamp: _Optional[str] = ..., answered_by: _Optional[str] = ...) -> None: ...
 
 class RecipientTrack(_message.Message):
     __slots__ = ("recipient", "message_id", "state", "delivered_ms", "arrived_ms", "path", "statuses", "reason", "latest_status", "send_state", "waits_at", "waits_until_ms", "successor_of")
@@ -493,20 +499,22 @@ class TrackRequest(_message.Message):
     def __init__(self, doc_id: _Optional[str] = ...) -> None: ...
 
 class TrackResponse(_message.Message):
-    __slots__ = ("doc_id", "subject", "document_id", "created_ms", "recipients", "changes")
+    __slots__ = ("doc_id", "subject", "document_id", "created_ms", "recipients", "changes", "held_for")
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_MS_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    HELD_FOR_FIELD_NUMBER: _ClassVar[int]
     doc_id: str
     subject: str
     document_id: str
     created_ms: int
     recipients: _containers.RepeatedCompositeFieldContainer[RecipientTrack]
     changes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, doc_id: _Optional[str] = ..., subject: _Optional[str] = ..., document_id: _Optional[str] = ..., created_ms: _Optional[int] = ..., recipients: _Optional[_Iterable[_Union[RecipientTrack, _Mapping]]] = ..., changes: _Optional[_Iterable[str]] = ...) -> None: ...
+    held_for: str
+    def __init__(self, doc_id: _Optional[str] = ..., subject: _Optional[str] = ..., document_id: _Optional[str] = ..., created_ms: _Optional[int] = ..., recipients: _Optional[_Iterable[_Union[RecipientTrack, _Mapping]]] = ..., changes: _Optional[_Iterable[str]] = ..., held_for: _Optional[str] = ...) -> None: ...
 
 class ImportEdxmlRequest(_message.Message):
     __slots__ = ("packet", "recipients", "ref_message_id", "client_key")

@@ -7,6 +7,50 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class HandOverChunk(_message.Message):
+    __slots__ = ("backup_sha256", "offset", "data", "total")
+    BACKUP_SHA256_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    backup_sha256: str
+    offset: int
+    data: bytes
+    total: int
+    def __init__(self, backup_sha256: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., total: _Optional[int] = ...) -> None: ...
+
+class HandOverResponse(_message.Message):
+    __slots__ = ("received", "done", "inbox", "sent", "resealed", "kept_sealed", "already")
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    INBOX_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    RESEALED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_SEALED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_FIELD_NUMBER: _ClassVar[int]
+    received: int
+    done: bool
+    inbox: int
+    sent: int
+    resealed: int
+    kept_sealed: int
+    already: int
+    def __init__(self, received: _Optional[int] = ..., done: _Optional[bool] = ..., inbox: _Optional[int] = ..., sent: _Optional[int] = ..., resealed: _Optional[int] = ..., kept_sealed: _Optional[int] = ..., already: _Optional[int] = ...) -> None: ...
+
+class HeldKeys(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[HeldKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[HeldKey, _Mapping]]] = ...) -> None: ...
+
+class HeldKey(_message.Message):
+    __slots__ = ("message_id", "wrap")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    WRAP_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    wrap: bytes
+    def __init__(self, message_id: _Optional[str] = ..., wrap: _Optional[bytes] = ...) -> None: ...
+
 class AgencyRecord(_message.Message):
     __slots__ = ("code", "name", "level", "parent", "endpoint", "cert_der", "issued_ms", "seal_key")
     CODE_FIELD_NUMBER: _ClassVar[int]

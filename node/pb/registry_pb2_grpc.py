@@ -74,6 +74,11 @@ class RegistryStub:
                 request_serializer=node_dot_pb_dot_registry__pb2.SuccessionPush.SerializeToString,
                 response_deserializer=node_dot_pb_dot_registry__pb2.SuccessionPushResponse.FromString,
                 _registered_method=True)
+        self.HandOver = channel.unary_unary(
+                '/lienthong.v1.Registry/HandOver',
+                request_serializer=node_dot_pb_dot_registry__pb2.HandOverChunk.SerializeToString,
+                response_deserializer=node_dot_pb_dot_registry__pb2.HandOverResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -143,6 +148,17 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HandOver(self, request, context):
+        """A retiring node hands its mailbox over to its successor (lienthong retire --hand-over; docs/restructuring.md,
+        "History follows"): its signed backup, with the content keys of what was sealed to it wrapped for the
+        successor's published seal key, in chunks, in order. Only from an agency a succession the successor holds
+        retires into it (TAKEOVER_NOT_PREDECESSOR, before any byte is kept); bounded (TAKEOVER_TOO_LARGE); the last
+        chunk's answer is the takeover's, with the same checks as `lienthong takeover` (Admin.Takeover).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +201,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.PushSuccessions,
                     request_deserializer=node_dot_pb_dot_registry__pb2.SuccessionPush.FromString,
                     response_serializer=node_dot_pb_dot_registry__pb2.SuccessionPushResponse.SerializeToString,
+            ),
+            'HandOver': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandOver,
+                    request_deserializer=node_dot_pb_dot_registry__pb2.HandOverChunk.FromString,
+                    response_serializer=node_dot_pb_dot_registry__pb2.HandOverResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -403,6 +424,33 @@ class Registry:
             '/lienthong.v1.Registry/PushSuccessions',
             node_dot_pb_dot_registry__pb2.SuccessionPush.SerializeToString,
             node_dot_pb_dot_registry__pb2.SuccessionPushResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandOver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.v1.Registry/HandOver',
+            node_dot_pb_dot_registry__pb2.HandOverChunk.SerializeToString,
+            node_dot_pb_dot_registry__pb2.HandOverResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 NEGATIVE_TTL_MS = 5_000
 FRESH_WITHIN_MS = 1000  # a fresh lookup is answered from an answer this recent (LookupRequest.fresh)
 CACHE_LIMIT = 10_000
+# an idle agency's counters go up again at least this often (a parent that lost its copy has them back)
+STATS_RESEND_MS = 600_000
 
 
 class Directory:
@@ -70,13 +72,22 @@ class Directory:
         self.registered = False
         self.events = events_
         self._last_beat_ms = 0
+        # (our mailbox's commit count, when) as of the counters our parent last took: an idle agency's are the
+        # same, signed again and checked again by the parent on every heartbeat for nothing
+        self._counters_sent: tuple[int, int] | None = None
+        self._below: tuple[int, dict[str, str]] | None = None  # (commit count, odd_codes_below) last read
         self.parent_ok_ms = clock.now_ms()  # last time the parent took our registration or heartbeat (or start)
         self.parent_error = ""               # why the last call to the parent failed ("" after a success)
         self._cache: dict[str, tuple[rpb.DirectoryEntry, int]] = {}  # code -> (entry, until)
         self._unknown: dict[tuple[str, bool], int] = {}  # (code, asked from below) -> NOT_FOUND until
         self._lock = threading.Lock()
+        self._routing = threading.RLock()  # one change at a time to what routing reads (tree, endpoints, pins)
+        # heartbeats (_heard): last heard in memory, written to the registry table at most every stale_after / 2
+        self._seen: dict[str, int] = {}     # child -> its last registration or heartbeat taken (ms)
+        self._written: dict[str, int] = {}  # child -> the last_seen_ms last written to the registry table
+        self._claims: dict[str, dict[str, str]] = {}  # child -> the odd codes its last stored heartbeat vouched for
+        self._endpoints: dict[str, str] = {}
         self.pins = Pins(trust)  # the certificate each child registered: its hand-overs and marks are held to it
-        self._refreshing = threading.Lock()  # one _refresh_hierarchy at a time (see there)
         self._refresh_hierarchy()
 
     def use_limits(self, limits: Limits) -> None:
@@ -125,7 +136,8 @@ class Directory:
             self._cache.pop(record.code, None)
             self._unknown.pop((record.code, True), None)
             self._unknown.pop((record.code, False), None)
-        self._refresh_hierarchy()
+        self._registered(record.code, record.endpoint, signed.record, previous)
+        self._seen[record.code] = self._written[record.code] = now
         log.info("registered %s (%s) at %s", record.code, record.name, record.endpoint,
                  extra=logs.fields(agency=record.code))
         self.events.emit(events.REGISTERED, peer=record.code, time_ms=now)
@@ -175,7 +187,9 @@ class Directory:
         for odd, parent in odd_codes.items():
             fields.check_code(odd, "odd_codes")
             fields.check_code(parent, "odd_codes")
-        holders = store.odd_code_holders(self.db)
+        # who holds each claimed code (an odd child's claim of its own code needs no holder: _claim_problem)
+        others = [c for c in odd_codes if c != code]
+        holders = store.odd_code_holders(self.db, others) if others else {}
         for odd, parent in odd_codes.items():
             problem = self._claim_problem(code, odd, parent, odd_codes, holders)
             if problem:
@@ -183,15 +197,45 @@ class Directory:
                 log.warning("refused heartbeat from %s: %s", code, refused.detail,
                             extra=logs.fields(agency=code, reason=refused.reason))
                 raise refused
-        changed = store.touch(self.db, code, self.clock.now_ms(), dict(odd_codes))
-        if changed is None:
+        before = self._heard(code, dict(odd_codes))
+        if before is None:
             raise Rejected(Reason.UNKNOWN_RECIPIENT, f"{code} is not registered with {self.code}")
-        if changed:  # a claim added or withdrawn routes (or stops routing) at once
+        if self._reroutes(before, odd_codes):  # a claim added or withdrawn routes (or stops routing) at once
             self._refresh_hierarchy()
-        stats.record_heartbeat(self.db, code, signed_stats, self.hierarchy, self.trust, self.clock.now_ms())
+        if signed_stats:  # none: nothing new since the counters the child sent last (kept as they are)
+            stats.record_heartbeat(self.db, code, signed_stats, self.hierarchy, self.trust, self.clock.now_ms())
         self.events.emit(events.HEARTBEAT, peer=code, time_ms=self.clock.now_ms())
         self.on_alive(code, "heartbeat")
         return self.crl_der() if self.crl is not None and crl_number < self.crl.number else b""
+
+    def _heard(self, code: str, claims: dict[str, str]) -> dict[str, str] | None:
+        """Take a heartbeat from `code`: the odd codes it vouched for before (None: not registered here).
+
+        A heartbeat that changes nothing writes nothing: the time is kept in memory (`last_seen`) and
+        written at most every stale_after / 2, or with a change of its claims. After a restart the table
+        is at most stale_after / 2 behind, so a child that keeps beating is never taken for stale (each beat
+        comes within heartbeat <= stale_after / 2, or every beat is written), and one that stopped is seen
+        stale at most stale_after / 2 early, never late."""
+        now = self.clock.now_ms()
+        if (code in self._endpoints and self._claims.get(code) == claims
+                and now - self._written.get(code, 0) < self.stale_after_ms // 2):
+            self._seen[code] = max(now, self._seen.get(code, 0))
+            return claims
+        before = store.touch(self.db, code, now, claims)
+        if before is not None:
+            self._claims[code], self._written[code] = claims, now
+            self._seen[code] = max(now, self._seen.get(code, 0))
+        return before
+
+    def _reroutes(self, before: dict[str, str], after: dict[str, str]) -> bool:
+        """Whether a child's new claims change routing: one withdrawn, or one the tree does not already place
+        so (a child's own odd code is placed under us by its registration: its first claim moves nothing)."""
+        return (any(c not in after for c in before)
+                or any(before.get(c) != p and not self._places(c, p) for c, p in after.items()))
+
+    def last_seen(self, child: store.Child) -> int:
+        """When `child` was last heard from: its heartbeat in memory, or the time last written."""
+        return max(child.last_seen_ms, self._seen.get(child.code, 0))
 
     # ---- certificate revocation lists, down the tree ----------------------------------
 
@@ -297,7 +341,7 @@ class Directory:
         body = succ.verify(entry.succession, self.trust, self.hierarchy)
         now = self.clock.now_ms()
         if not any(code in s.old_codes and s.effective_ms <= now for s in body.successions):
-            raise Rejected(Reason.SUCCESSION_NOT_COMPETENT, f"the succession list answered for {code} does not "
+            raise Rejected(Reason.SUCCESSION_NOT_COVERING, f"the succession list answered for {code} does not "
                            "retire it")
         return True
 
@@ -411,18 +455,36 @@ class Directory:
                 return False
         return False
 
+    def _registered(self, code: str, endpoint: str, record: bytes, previous: bytes | None) -> None:
+        """What routing reads, after one child's registration: its endpoint and pin, and the tree only if the
+        child is not already placed under us in it (an odd or re-parented child new here). A full rebuild
+        reads every child's record: a thousand children registering made start-up quadratic."""
+        with self._routing:
+            self._endpoints[code] = endpoint
+            self.pins.pin(code, record, previous)
+            odd = not is_qcvn(code) or self._rule_parent(code) != self.code
+            if odd and not self._places(code, self.code):
+                self._refresh_hierarchy()
+
+    def _places(self, code: str, parent: str) -> bool:
+        """Whether the tree routing reads already puts `code` directly under `parent`."""
+        try:
+            return self.hierarchy.parent(code) == parent
+        except CodeError:
+            return False
+
     def _refresh_hierarchy(self) -> None:
         """Rebuild what routing reads on every envelope: the tree (with odd codes) and child endpoints.
 
-        One at a time, reading after the lock is taken: each caller has committed its change before calling,
-        so the last to run reads every change. Unserialized, two children registering at once could each
-        read the table (the first before the second's row was committed) and the first could publish its
-        older reading last: a registered child missing from the endpoints, its mail refused NOT_A_NEIGHBOUR
-        while its heartbeats (which change nothing routing reads) were taken."""
-        with self._refreshing:
-            self._rebuild_hierarchy()
+        One change at a time (with a registration's own, `_registered`), reading after the lock is taken: each
+        caller has committed its change before calling, so the last to run reads every change. Unserialized,
+        a rebuild could read the table before a child's registration was committed and publish that older
+        reading last: a registered child missing from the endpoints, its mail refused NOT_A_NEIGHBOUR while
+        its heartbeats (which change nothing routing reads) were taken."""
+        with self._routing:
+            self._rebuild()
 
-    def _rebuild_hierarchy(self) -> None:
+    def _rebuild(self) -> None:
         children = store.children(self.db)
         self._endpoints = {c.code: c.endpoint for c in children}
         self.pins.load((c.code, c.record, c.previous_cert) for c in children)
@@ -450,7 +512,16 @@ class Directory:
             return None
 
     def odd_codes_below(self) -> dict[str, str]:
-        """What we report up: odd codes in our subtree (our odd children and theirs)."""
+        """What we report up: odd codes in our subtree (our odd children and theirs). Read from the mailbox
+        once per commit (every heartbeat asks; only a registration or a stored claim changes it)."""
+        seen = self.db.commits  # read first: a commit after it makes the memo stale, never wrong
+        if self._below is not None and self._below[0] == seen:
+            return dict(self._below[1])
+        out = self._odd_codes_below()
+        self._below = (seen, out)
+        return dict(out)
+
+    def _odd_codes_below(self) -> dict[str, str]:
         out = dict(store.odd_codes(self.db))
         out.update({c.code: self.code for c in store.children(self.db) if not is_qcvn(c.code)
                     or self.code not in self._rule_chain(c.code)})  # odd, or re-parented here from another branch
@@ -461,8 +532,8 @@ class Directory:
     def entry_of(self, child: store.Child) -> rpb.DirectoryEntry:
         entry = rpb.DirectoryEntry(
             record=rpb.SignedRecord(record=child.record, signature=child.signature),
-            reachable=self.clock.now_ms() - child.last_seen_ms <= self.stale_after_ms,
-            last_seen_ms=child.last_seen_ms)
+            reachable=self.clock.now_ms() - self.last_seen(child) <= self.stale_after_ms,
+            last_seen_ms=self.last_seen(child))
         retired = self.successions.retired(child.code) if self.successions is not None else None
         if retired is not None:  # still registered, but retired: listings and lookups say who answers for it
             entry.succession.CopyFrom(self.successions.list_of(retired.issuer))
@@ -700,6 +771,11 @@ class Directory:
                 f"{unhealthy_after_ms // 1000}s (registry.unhealthy_after): {self.parent_error}; "
                 f"run `lienthong doctor` to check that peer")
 
+    def beat_early(self, ms: int) -> None:
+        """Let the next heartbeat go `ms` sooner than a whole interval after the last one (the scheduler's
+        jitter: node.runtime)."""
+        self._last_beat_ms -= ms
+
     def keepalive(self) -> None:
         """Register with the parent until it accepts us, then heartbeat.
 
@@ -712,7 +788,7 @@ class Directory:
             if not self.registered:
                 own = self.own_entry().record
                 resp = self._call(self.parent, self.parent_address, lambda peer: self.transport.register(peer, own))
-                self.registered, self._last_beat_ms = True, now
+                self.registered, self._last_beat_ms, self._counters_sent = True, now, None
                 self.parent_ok_ms, self.parent_error = now, ""
                 log.info("registered with parent %s (heartbeat every %d ms)", self.parent, resp.heartbeat_ms)
                 self.on_alive(self.parent, "accepted our registration")
@@ -720,12 +796,19 @@ class Directory:
                 self._successions_caught_up(resp.successions)
             elif now - self._last_beat_ms >= self.heartbeat_ms:
                 odd = self.odd_codes_below()
-                counters = stats.heartbeat_payload(self.db, self.signer, self.name, self.clock)
+                commits = self.db.commits  # read first: a commit after it makes the next beat send, never skip
+                sent = self._counters_sent
+                if sent is not None and sent[0] == commits and now - sent[1] < STATS_RESEND_MS:
+                    counters = []  # nothing committed since the parent took our counters: it keeps those
+                else:
+                    counters = stats.heartbeat_payload(self.db, self.signer, self.name, self.clock)
                 held = self.crl.number if self.crl is not None else 0
                 resp = self._call(self.parent, self.parent_address, lambda peer: self.transport.heartbeat(
                     peer, rpb.HeartbeatRequest(code=self.code, time_ms=now, odd_codes=odd, signed_stats=counters,
                                                crl_number=held, succession_numbers=self._succession_numbers())))
                 self._last_beat_ms = now
+                if counters:
+                    self._counters_sent = (commits, now)
                 self.parent_ok_ms, self.parent_error = now, ""
                 self.on_alive(self.parent, "took our heartbeat")
                 self._caught_up(resp.crl_der)

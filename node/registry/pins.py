@@ -47,6 +47,13 @@ class Pins:
         with self._lock:
             self._pins = pins
 
+    def pin(self, code: str, record: bytes, previous: bytes | None) -> None:
+        """One child's pin, from the registration just stored (a thousand registering children do not each
+        re-read every record: node.registry.directory)."""
+        current = rpb.AgencyRecord.FromString(record).cert_der
+        with self._lock:
+            self._pins[code] = (current, frozenset(_digest(c) for c in (current, previous) if c))
+
     def check(self, code: str, cert_der: bytes, what: str) -> None:
         with self._lock:
             pin = self._pins.get(code)

@@ -25,13 +25,15 @@ from .directory import Directory
 
 if TYPE_CHECKING:
     from ..audit.checkpoints import Keeper
+    from ..takeover import HandOvers
 
 
 class RegistryService(rgrpc.RegistryServicer):
     def __init__(self, directory: Directory, peers: PeerIdentity, limits: Limits = Limits(),
                  checkpoints: "Keeper | None" = None, clock: Clock = SYSTEM,
-                 signatures: SignatureBudget | None = None) -> None:
+                 signatures: SignatureBudget | None = None, handovers: "HandOvers | None" = None) -> None:
         self.directory = directory
+        self.handovers = handovers  # predecessors handing their mailboxes over (node.takeover)
         self.checkpoints = checkpoints
         self.peers = peers
         self.limits = limits
@@ -80,6 +82,11 @@ class RegistryService(rgrpc.RegistryServicer):
         peer = self._caller(context, "successions")
         self.signatures.charge(peer, len(request.lists), "succession lists")
         return rpb.SuccessionPushResponse(numbers=self.directory.take_pushed_successions(list(request.lists), peer))
+
+    def HandOver(self, request: rpb.HandOverChunk, context: grpc.ServicerContext) -> rpb.HandOverResponse:
+        if self.handovers is None:
+            raise Rejected(Reason.TAKEOVER_NOT_PREDECESSOR, "this node takes no mailbox over")
+        return self.handovers.take(self.peers.of(context), request)
 
     def PushCrl(self, request: rpb.CrlPush, context: grpc.ServicerContext) -> rpb.CrlPushResponse:
         return rpb.CrlPushResponse(crl_number=self.directory.take_pushed_crl(request.crl_der,

@@ -241,14 +241,20 @@ class Successions:
 
     def successor(self, code: str) -> str | None:
         """Who answers for `code` now: its successions followed (at most MAX_CHAIN); None if not retired."""
-        found, seen = None, {code}
+        chain = self.successors(code)
+        return chain[-1] if chain else None
+
+    def successors(self, code: str) -> list[str]:
+        """`code`'s successors in order, the last answering for it now (at most MAX_CHAIN); empty if not retired."""
+        chain, seen = [], {code}
         for _ in range(MAX_CHAIN):
             r = self.retired(code)
             if r is None or r.successor in seen:
                 break
-            found = code = r.successor
+            code = r.successor
+            chain.append(code)
             seen.add(code)
-        return found
+        return chain
 
     def effective_codes(self) -> list[str]:
         now = self.clock.now_ms()

@@ -29,6 +29,8 @@ RELEASED = "released"
 RESTORED = "restored"            # the mailbox was restored from a backup (detail: which, and the last row it
                                  # holds); a signed restore checkpoint at this row declares it (node/audit/restore.py)
 RETIRING = "retiring"            # the operator began retiring this node into its successor (peer: the successor)
+TAKEOVER = "takeover"            # this node took over a retired predecessor's mailbox (peer: the predecessor;
+                                 # detail: what it took, from which backup)
 
 
 MAX_ID, MAX_DETAIL = 128, 1000  # what a row keeps of a message id and a detail a peer chose (a refused

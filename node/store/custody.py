@@ -33,6 +33,9 @@ class Incoming:
     # what the documents layer records about our own mail, made before the transaction (its automatic 01
     # signed and sealed already): each called with the transaction, in this envelope's savepoint
     writes: tuple[Callable[[Transaction], object], ...] = ()
+    # a status or change from the successor of the document's retired counterpart: that counterpart, as checked
+    # against a succession before the transaction (node.documents.successors)
+    answering_for: str = ""
 
 
 @dataclass

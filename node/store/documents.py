@@ -20,6 +20,7 @@ class SentDocument:
     document_id: str          # the edXML DocumentId, "" for statuses
     business_doc_type: int    # 0 an original, 1 revoke, 2 update, 3 replace
     ref_doc_id: str | None    # the original a change refers to
+    held_for: str | None = None  # a predecessor's send this node took over (node.takeover): its code
 
     @property
     def is_original_document(self) -> bool:

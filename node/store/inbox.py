@@ -5,7 +5,8 @@ from .database import Database
 
 COLUMNS = ("inbox.seq, inbox.message_id, inbox.sender, kind, priority, subject, received_ms, acked_ms, ref_message_id,"
            " business_doc_type, coalesce(p.state, '') AS state, coalesce(p.changed_by, '') AS changed_by,"
-           " coalesce(p.status, '') AS status, coalesce(p.pending_request, '') AS pending_request")
+           " coalesce(p.status, '') AS status, coalesce(p.pending_request, '') AS pending_request,"
+           " coalesce(inbox.held_for, '') AS held_for")
 FROM = "inbox LEFT JOIN doc_progress p ON p.message_id = inbox.message_id"
 
 

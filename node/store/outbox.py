@@ -220,7 +220,7 @@ def list_sent(db: Database, *, after_seq: int = 0, limit: int = 100, state: str 
               " ORDER BY s.issued_ms DESC, s.status_code DESC, s.seq DESC LIMIT 1)")
     sql = (f"SELECT seq, message_id, recipient, next_hop, kind, {SEND_STATE_SQL} AS state, attempts, created_ms,"
            f" delivered_ms, reason, receipt, subject, {latest.format('status_code')} AS latest_status,"
-           f" {latest.format('issued_ms')} AS latest_status_ms, waits_at, waits_until_ms"
+           f" {latest.format('issued_ms')} AS latest_status_ms, waits_at, waits_until_ms, held_for"
            " FROM outbox WHERE seq > ? AND origin = ?")
     params: list = [after_seq, origin]
     if state:

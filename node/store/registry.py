@@ -36,27 +36,35 @@ def upsert(db: Database, child: Child, *, durable: bool = False) -> None:
         )
 
 
-def touch(db: Database, code: str, now_ms: int, odd_codes: dict[str, str]) -> bool | None:
+def touch(db: Database, code: str, now_ms: int, odd_codes: dict[str, str]) -> dict[str, str] | None:
     """Record a heartbeat and the odd codes it vouches for (replacing what it vouched for before).
 
-    None if the code is not registered here; else whether its odd codes changed (a claim
-    withdrawn or added), so routing can be rebuilt at once."""
+    None if the code is not registered here; else the odd codes it vouched for before (a claim
+    withdrawn or added changes routing at once)."""
     with db.transaction(durable=False) as conn:  # repaired by the next heartbeat
         cur = conn.execute("UPDATE registry SET last_seen_ms = ? WHERE code = ?", (now_ms, code))
         if cur.rowcount == 0:
             return None
         before = dict(conn.execute("SELECT code, parent FROM odd_codes WHERE via = ?", (code,)).fetchall())
-        if before == odd_codes:
-            return False
-        conn.execute("DELETE FROM odd_codes WHERE via = ?", (code,))
-        conn.executemany("INSERT INTO odd_codes (code, parent, via) VALUES (?,?,?)",
-                         [(c, p, code) for c, p in odd_codes.items()])
-        return True
+        if before != odd_codes:
+            conn.execute("DELETE FROM odd_codes WHERE via = ?", (code,))
+            conn.executemany("INSERT INTO odd_codes (code, parent, via) VALUES (?,?,?)",
+                             [(c, p, code) for c, p in odd_codes.items()])
+        return before
 
 
-def odd_code_holders(db: Database) -> dict[str, str]:
-    """odd code -> the child whose heartbeat vouches for it."""
-    return {r["code"]: r["via"] for r in db.query("SELECT code, via FROM odd_codes")}
+HOLDERS_PER_QUERY = 500  # bound the parameters of one query (a heartbeat may claim limits.odd_codes_per_heartbeat)
+
+
+def odd_code_holders(db: Database, codes: list[str]) -> dict[str, str]:
+    """odd code -> the child whose heartbeat vouches for it, for `codes` only (a heartbeat asks about what it
+    claims, not the whole table: a thousand odd children made each heartbeat read a thousand rows)."""
+    out: dict[str, str] = {}
+    for i in range(0, len(codes), HOLDERS_PER_QUERY):
+        part = codes[i:i + HOLDERS_PER_QUERY]
+        out.update({r["code"]: r["via"] for r in db.query(
+            f"SELECT code, via FROM odd_codes WHERE code IN ({','.join('?' * len(part))})", tuple(part))})
+    return out
 
 
 def get(db: Database, code: str) -> Child | None:

@@ -487,3 +487,38 @@ def m0050_retirement(db) -> None:
         id INTEGER PRIMARY KEY CHECK (id = 1),
         successor TEXT NOT NULL,
         started_ms INTEGER NOT NULL)""")
+
+
+@MIGRATIONS(name="0051_takeover")
+def m0051_takeover(db) -> None:
+    # the successor holds its predecessors' mailboxes (lienthong takeover: node.takeover): each imported row keeps
+    # the predecessor's code (`held_for`: the agency it was received by or sent for); per imported message, the
+    # receipt the predecessor signed when it took custody and, for one sealed to the predecessor, its content key
+    # wrapped for this node's seal key (the envelope's own bytes, signed by their sender, are kept unchanged);
+    # one row per takeover done (what it took, from which backup)
+    for sql in (
+        "ALTER TABLE inbox ADD COLUMN held_for TEXT",
+        "ALTER TABLE outbox ADD COLUMN held_for TEXT",
+        "ALTER TABLE docs ADD COLUMN held_for TEXT",
+        """CREATE TABLE held (
+            message_id TEXT PRIMARY KEY,
+            held_for TEXT NOT NULL,
+            receipt BLOB,
+            content_wrap BLOB)""",
+        """CREATE TABLE takeovers (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            predecessor TEXT NOT NULL,
+            backup_sha256 TEXT NOT NULL,
+            taken_ms INTEGER NOT NULL,
+            inbox INTEGER NOT NULL,
+            sent INTEGER NOT NULL,
+            resealed INTEGER NOT NULL)""",
+    ):
+        db.execute(sql)
+
+
+@MIGRATIONS(name="0055_answered_by")
+def m0055_answered_by(db) -> None:
+    # a status a retired recipient's successor sent about a document of ours (docs/restructuring.md, "History
+    # follows"): filed under the recipient it was sent to, with the successor that answered (Track shows it)
+    db.execute("ALTER TABLE status_in ADD COLUMN answered_by TEXT NOT NULL DEFAULT ''")

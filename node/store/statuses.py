@@ -21,14 +21,16 @@ class ReturnedStatus:
     issued_ms: int
     status: bytes     # the serialized pb.Status
     received_ms: int
+    answered_by: str = ""  # the retired recipient's successor, which sent it
+
 
 
 def record_returned(conn, status_message_id: str, doc_message_id: str, recipient: str, code: str, issued_ms: int,
-                    status: bytes, received_ms: int) -> None:
+                    status: bytes, received_ms: int, answered_by: str = "") -> None:
     conn.execute(
         "INSERT OR IGNORE INTO status_in (status_message_id, doc_message_id, recipient, status_code, issued_ms, status,"
-        " received_ms) VALUES (?,?,?,?,?,?,?)",
-        (status_message_id, doc_message_id, recipient, code, issued_ms, status, received_ms))
+        " received_ms, answered_by) VALUES (?,?,?,?,?,?,?,?)",
+        (status_message_id, doc_message_id, recipient, code, issued_ms, status, received_ms, answered_by))
 
 
 def returned_on(db: Database, doc_message_id: str) -> list[ReturnedStatus]:

@@ -95,11 +95,13 @@ RETIRED_NOTICE = "not delivered: RECIPIENT_RETIRED"  # the subject a non-deliver
 
 
 def refused_as_retired(db: Database, limit: int) -> list[Refused]:
-    """Our documents whose non-delivery notice says their recipient is retired, not yet followed."""
+    """Our documents whose non-delivery notice says their recipient is retired, not yet followed (not a predecessor's
+    we hold since a takeover: its history, not ours to send again)."""
     return [Refused(r["message_id"], r["recipient"], r["doc_id"], r["subject"], r["raw"]) for r in db.query(
         "SELECT o.message_id, o.recipient, o.doc_id, o.subject, e.raw FROM inbox n"
         " JOIN outbox o ON o.message_id = n.ref_message_id JOIN outbox_envelope e ON e.message_id = o.message_id"
         " WHERE n.kind = ? AND n.subject = ? AND o.origin = 'local' AND o.kind = ? AND o.followed_by IS NULL"
+        " AND o.held_for IS NULL"
         " ORDER BY n.seq LIMIT ?", (pb.NOTICE, RETIRED_NOTICE, pb.DOCUMENT, limit))]
 
 

@@ -22,6 +22,7 @@ a deadline is told to the servicer (`time_remaining`) but does not cut a call sh
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import Callable, NamedTuple, Sequence
@@ -120,6 +121,7 @@ class LocalContext:
         return None
 
 
+@functools.lru_cache(maxsize=4096)  # every call's handshake converts the caller's certificate: a few per agency
 def _der(pem: bytes) -> bytes:
     return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
 

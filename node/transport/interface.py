@@ -82,6 +82,7 @@ CHECKPOINT = _method(rpb, "Registry", "Checkpoint", rpb.CheckpointResponse)
 LATEST_CHECKPOINT = _method(rpb, "Registry", "LatestCheckpoint", rpb.CheckpointResponse)
 PUSH_CRL = _method(rpb, "Registry", "PushCrl", rpb.CrlPushResponse)
 PUSH_SUCCESSIONS = _method(rpb, "Registry", "PushSuccessions", rpb.SuccessionPushResponse)
+HAND_OVER = _method(rpb, "Registry", "HandOver", rpb.HandOverResponse)
 HEALTH_CHECK = _method(health_pb2, "Health", "Check", health_pb2.HealthCheckResponse)
 
 
@@ -168,6 +169,10 @@ class PeerTransport(abc.ABC):
     def push_successions(self, peers: Sequence[Peer], lists: list[rpb.SignedSuccessionList],
                          timeout: float = CALL_TIMEOUT_S) -> dict[str, rpb.SuccessionPushResponse | TransportError]:
         return self.call_each(peers, PUSH_SUCCESSIONS, rpb.SuccessionPush(lists=lists), timeout)
+
+    def hand_over(self, peer: Peer, chunk: rpb.HandOverChunk, timeout: float) -> rpb.HandOverResponse:
+        """One chunk of our mailbox to our successor (node.takeover.send)."""
+        return self.call(peer, HAND_OVER, chunk, timeout)
 
     def probe(self, peers: Sequence[Peer], timeout: float) -> dict[str, bool | TransportError]:
         """Ask each peer's health (the agency we mean, over the peer surface): code -> SERVING or not."""

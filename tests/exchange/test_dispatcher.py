@@ -431,6 +431,26 @@ def test_a_refusal_about_one_envelope_holds_back_that_envelope_not_the_hop(side,
     assert side.disp.attempt(B) == DELIVERED and state_of(side, junk)["state"] == "delivered"
 
 
+def test_a_calm_neighbour_beating_again_asks_the_mailbox_nothing_until_a_commit(side, clock, monkeypatch):
+    """Every heartbeat, both ways, tells the dispatcher its neighbour answered. With no backoff and no mail for
+    it the answer holds until the mailbox's next commit: asked once, not once per beat (a host of a thousand)."""
+    asked = []
+    real = peers.get
+    monkeypatch.setattr(peers, "get", lambda db, code: asked.append(code) or real(db, code))
+    woken = []
+    side.disp.wake = woken.append  # no sender threads: this test sees what would be sent
+    assert not side.disp.peer_returned(B, "heartbeat")
+    assert not side.disp.peer_returned(B, "heartbeat")
+    assert asked == [B] and woken == []
+    with side.db_a.transaction() as tx:  # a commit: the link failed meanwhile
+        peers.record_failure(tx, B, 1, clock.now_ms() + 1, "timeout")
+    assert side.disp.peer_returned(B, "heartbeat")  # its backoff is forgotten, its queue woken
+    assert asked == [B, B] and woken == [B]
+    send(side)  # mail for it (a commit): the next beat finds it and wakes the hop
+    woken.clear()
+    assert not side.disp.peer_returned(B, "heartbeat") and woken == [B]
+
+
 def test_receipts_are_verified_before_the_writer_is_taken(side, monkeypatch):
     """The hand-over's transaction only writes: each receipt (its envelope hashed, its batch's signature
     checked) is verified before it, so commits, claims and API writes do not wait behind that work."""

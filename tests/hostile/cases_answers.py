@@ -7,6 +7,8 @@ its refusals end an envelope only for a permanent catalogue reason, with its wor
 """
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from node import envelope, receipts
@@ -15,6 +17,7 @@ from node.pb import exchange_pb2 as xpb
 from node.pb import mailbox_pb2 as mpb
 from node.pb import registry_pb2 as rpb
 from node.registry import records
+from node.registry import successions as succ
 
 from .cases_registry import hand_made
 from .core import Observed, call, case, refused
@@ -335,3 +338,23 @@ def _(s):
     e = poll("D gave up", lambda: (x := sent_entry(s, mid)).state == "rejected" and x)
     assert e.reason.startswith("MALFORMED: ") and len(e.reason) <= 320 and e.reason.isprintable(), e.reason
     return Observed("OK", "MALFORMED (rejected, text bounded)").allowing(mid)  # and D's notice about it
+
+
+@case("poisoned answers", "subtree listing with G's genuine record and a succession list retiring it whose "
+      "signature fails (G listed, not as retired)", "OK", "(listed, no successor)", via=LISTING)
+def _(s):
+    genuine = succ.sign(s.w.signer(M), 1, [rpb.Succession(old_codes=[G], successor=M, reason="sáp nhập")],
+                        int(time.time() * 1000))
+    forged = rpb.SuccessionList.FromString(genuine.body)
+    forged.successions[0].successor = "002.23.35.H53"  # edited after M signed it
+    bad = rpb.SignedSuccessionList(body=forged.SerializeToString(), signature=genuine.signature,
+                                   cert_der=genuine.cert_der)
+    w = s.w
+    w.fake.on_children = lambda req, ctx: rpb.ChildrenResponse(entries=[
+        rpb.DirectoryEntry(record=records_make(s, G), reachable=True, succession=bad)])
+    try:
+        shown = {a.code: a for a in w.api(D).directory(recursive=True)}
+    finally:
+        w.fake.reset()
+    assert G in shown and (shown[G].successor, shown[G].retired_by) == ("", ""), shown.get(G)
+    return Observed("OK", "(listed, no successor)")

@@ -11,10 +11,12 @@ import time
 
 from node.registry import successions as succ
 from node.pb import admin_pb2 as apb
+from node.pb import envelope_pb2 as pb
 from node.pb import registry_pb2 as rpb
 
-from .core import call, case
-from .world import C1, C2, D, D2, M, P, R, X
+from .cases_envelopes import deliver
+from .core import Observed, call, case
+from .world import C1, C2, D, D2, G, M, P, R, X, document, issue, relayed, seal, status
 
 PUSH = "Registry.PushSuccessions"
 REASON = "sáp nhập"
@@ -134,3 +136,81 @@ def _(s):
     admin = s.w.api(D).admin
     return call(admin.stub.IssueSuccession, apb.IssueSuccessionRequest(old_codes=[D2], successor=C1, reason=REASON),
                 metadata=admin._client.metadata)
+
+
+# ---- a successor answering for a retired agency (docs/restructuring.md, "History follows") ------------------
+# D took a document from an agency below M (a fresh code per case, so no answer D cached before is reused),
+# relayed by M; then someone claims to answer for that agency, retired, and revokes or takes the document back.
+# D asks the tree (M answers lookups for the codes below it) whether that agency is retired and into whom.
+# Each refusal leaves the document as it was (doc_progress) and records nothing.
+
+HEIRS = "Exchange.Deliver, M → D, about a document an agency below M sent D"
+_heirs = iter(range(5, 100))
+
+
+def retired_sender(s, lists) -> tuple[str, str]:
+    """A fresh agency below M, its document taken by D (relayed by M); M answers lookups for it with
+    `lists(code)` (a SignedSuccessionList, or None: UNAVAILABLE) from now on. (code, the document's message id)"""
+    w = s.w
+    code = f"{next(_heirs):03d}.23.35.H53"
+    heir = issue(w.ca_dir, w.root / "heirs" / code, code)
+    header, raw = seal(heir.signer, D, document("gửi trước khi sáp nhập"))
+    assert deliver(s, relayed(raw, w.signer(M))).status == "OK"
+    answer = lists(code)
+    w.fake.on_lookup = (lambda req, ctx: rpb.LookupResponse(entry=rpb.DirectoryEntry(succession=answer))) \
+        if answer is not None else w.fake.unavailable
+    return code, header.message_id
+
+
+def answering_for(s, lists, who: str, change: pb.Payload, relay: bool) -> Observed:
+    _, ref = retired_sender(s, lists)
+    s.begin()
+    try:
+        raw = seal(s.w.signer(who), D, change, ref_message_id=ref)[1]
+        return deliver(s, relayed(raw, s.w.signer(M)) if relay else raw)
+    finally:
+        s.w.fake.reset()
+
+
+def retires(s, issuer: str, old: str, to: str = M) -> rpb.SignedSuccessionList:
+    return signed(s, issuer, [([old], to)])
+
+
+REVOKE = pb.Payload(document=pb.Document(subject="thu hồi", business=pb.Business(business_doc_type=1)))
+
+
+@case("succession", "a revocation of a retired agency's document by an agency that is not its successor",
+      "PERMISSION_DENIED", "NOT_A_SUCCESSOR", via=HEIRS, prepares=True)
+def _(s):
+    return answering_for(s, lambda code: retires(s, M, code), G, REVOKE, relay=True)  # M succeeds it, not G
+
+
+@case("succession", "a take-back (13) of a retired agency's document by a successor named by a level that may not "
+      "retire it", "PERMISSION_DENIED", "SUCCESSION_NOT_COMPETENT", via=HEIRS, prepares=True)
+def _(s):
+    return answering_for(s, lambda code: retires(s, R, code), M, status("13"), relay=False)  # R is not its parent
+
+
+@case("succession", "a revocation of a retired agency's document, the lookup answered with a succession that "
+      "retires another code", "PERMISSION_DENIED", "SUCCESSION_NOT_COVERING", via=HEIRS, prepares=True)
+def _(s):
+    return answering_for(s, lambda code: retires(s, M, G), M, REVOKE, relay=False)
+
+
+@case("succession", "a revocation of a retired agency's document whose succession is answered by a forged list",
+      "PERMISSION_DENIED", "SUCCESSION_BAD_SIGNATURE", via=HEIRS, prepares=True)
+def _(s):
+    def forged_list(code: str) -> rpb.SignedSuccessionList:
+        genuine = retires(s, M, G)
+        body = rpb.SuccessionList.FromString(genuine.body)
+        body.successions[0].old_codes[:] = [code]  # M's signature over another list
+        return rpb.SignedSuccessionList(body=body.SerializeToString(), signature=genuine.signature,
+                                        cert_der=genuine.cert_der)
+    return answering_for(s, forged_list, M, REVOKE, relay=False)
+
+
+@case("succession", "an update of another agency's document while the tree cannot say whether it is retired",
+      "UNAVAILABLE", "SUCCESSION_UNCERTAIN", via=HEIRS, prepares=True)
+def _(s):
+    update = pb.Payload(document=pb.Document(subject="đính chính", business=pb.Business(business_doc_type=2)))
+    return answering_for(s, lambda code: None, M, update, relay=False)

@@ -17,7 +17,7 @@ if __package__ in (None, ""):  # run as a script: make `hostile` importable
 from . import (cases_answers, cases_audit, cases_backup, cases_clients, cases_connections,  # noqa: F401,E402
                cases_envelopes, cases_flood, cases_hosting, cases_hosting_isolation, cases_lifecycle, cases_local,
                cases_logs, cases_notices, cases_records, cases_registry, cases_retire, cases_revocation, cases_sealing,
-               cases_stats, cases_successions)
+               cases_stats, cases_successions, cases_takeover)
 from .core import CATALOGUE as _DEFINED, Case  # noqa: E402
 
 GROUPS = {
@@ -45,6 +45,7 @@ GROUPS = {
     "hosting": "Agencies sharing one host: another agency's token, and peers naming agencies it does not serve",
     "succession": "Succession lists forged, issued by the wrong authority, cyclic or replayed",
     "retire": "Retiring a node into an agency that is not its successor",
+    "takeover": "Taking over a predecessor's mailbox from a backup forged, edited, foreign, oversized or not drained",
 }
 
 CATALOGUE: list[Case] = sorted(_DEFINED, key=lambda c: list(GROUPS).index(c.group))  # stable within a group

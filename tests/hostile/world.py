@@ -55,6 +55,7 @@ C1, C2 = "000.21.35.H53", "000.22.35.H53"
 M, M2 = "000.23.35.H53", "000.24.35.H53"
 X, R = "000.21.38.H53", "000.22.38.H53"
 G = "001.23.35.H53"
+PRED = "000.25.35.H53"    # a commune of D's nobody registered, retired into D by D itself (the takeover cases)
 HELD = "vxp.held.01"      # an odd code M2 vouches for
 CONFIGURED = "vxp.conf.01"  # an odd code D's own YAML places under C1
 
@@ -285,6 +286,8 @@ TABLES = {
     "registry": "SELECT code, endpoint, hex(record), hex(signature) FROM registry",
     "odd_codes": "SELECT code, parent, via FROM odd_codes",
     "succession_lists": "SELECT issuer, number FROM succession_lists",
+    "held": "SELECT message_id, held_for FROM held",
+    "takeovers": "SELECT predecessor, backup_sha256 FROM takeovers",
     "subtree_stats": "SELECT via_child, code FROM subtree_stats",
     # the attackers' own: honest children hand theirs over on a schedule, in the background
     "child_checkpoint": f"SELECT code, seq, hex(head) FROM child_checkpoint WHERE code NOT IN {tuple(NODES)}",
@@ -520,6 +523,9 @@ def hostile_world(root: Path):
 def _set_up(w: World) -> None:
     """The insiders register, report, and claim what they may; honest documents are exchanged; then
     the world waits until every node's custody tables stand still."""
+    # first (its pushes to C1 and C2 then weigh nothing on D's push allowance there when the cases begin): the
+    # takeover cases need a predecessor of D's, an unused commune code of D's retired into D itself
+    w.api(D).admin.issue_succession([PRED], D, 0, "Nghị quyết sắp xếp đơn vị hành chính cấp xã")
     w.registry(M).Register(w.record(M), timeout=TIMEOUT)
     w.registry(M2).Register(w.record(M2, endpoint="127.0.0.1:9"), timeout=TIMEOUT)
     w.heartbeat(M)
@@ -540,6 +546,8 @@ def _set_up(w: World) -> None:
     poll("P holds the district's report", lambda: {(D, D), (D, C1), (D, C2), (D, M), (D2, D2)}
          <= w.rows(P, TABLES["subtree_stats"]))
     poll("P knows M2's odd code", lambda: (HELD, M2, D) in w.rows(P, TABLES["odd_codes"]))
+    for code in (C1, C2):
+        poll(f"{code} holds D's succession list", lambda: (D, 1) in w.rows(code, TABLES["succession_lists"]))
 
 
 V3 = b"\xa0\x03\x02\x01\x02"  # TBSCertificate.version [0] EXPLICIT INTEGER 2 (X.509 v3)

@@ -277,18 +277,20 @@ def test_a_parent_that_stays_down_is_logged_once_per_change_not_once_per_tick(tm
 
 
 def test_two_children_registering_at_once_are_both_routed_to(directory, pki, clock, monkeypatch):
-    """The lost update behind NOT_A_NEIGHBOUR for a registered child (seen on a host of a province): C1's
-    registration reads the children before C2's row is committed; C2 registers meanwhile; C1 must not then
-    publish its older reading over C2's. Without the lock C2 finishes inside C1's read, and C1's reading,
+    """The lost update behind NOT_A_NEIGHBOUR for a registered child (seen on a host of a province): a rebuild of
+    what routing reads (here C1's heartbeat claiming an odd code; before hostload, C1's own registration) reads
+    the children before C2's row is committed; C2 registers meanwhile; the rebuild must not then publish its
+    older reading over C2's. Without the lock C2 finishes inside the rebuild's read, and the rebuild's reading,
     published last, leaves C2 out."""
     import threading
     from node.store import registry as registry_store
 
+    register(directory, pki, clock, C1)
     real_children, first, other = registry_store.children, threading.Event(), []
 
     def children(db):
         got = real_children(db)
-        if not first.is_set() and {c.code for c in got} == {C1}:  # C1's refresh, before C2 registered
+        if not first.is_set() and {c.code for c in got} == {C1}:  # the rebuild's read, before C2 registered
             first.set()
             t = threading.Thread(target=register, args=(directory, pki, clock, C2))
             t.start()
@@ -297,7 +299,7 @@ def test_two_children_registering_at_once_are_both_routed_to(directory, pki, clo
         return got
 
     monkeypatch.setattr(registry_store, "children", children)
-    register(directory, pki, clock, C1)
+    directory.heartbeat(C1, C1, {"vxp.saas.03": C1})  # a claim new to the tree: routing is rebuilt
     other[0].join()
     assert directory.is_child(C1) and directory.is_child(C2)
     assert directory.child_endpoint(C2) == "127.0.0.1:9"

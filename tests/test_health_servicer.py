@@ -1,6 +1,7 @@
 """The health servicer every node and host serves (node.health.HealthServicer), on a real gRPC server."""
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent import futures
 
@@ -15,6 +16,20 @@ from node.health import WATCHES, HealthServicer
 SERVING, UNKNOWN = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
 
+@contextlib.contextmanager
+def served(servicer: HealthServicer, workers: int = 8):
+    """A real gRPC server of `servicer` and a stub to it. The server is stopped without waiting: after a
+    deadlock it would never finish stopping."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    finally:
+        server.stop(0)
+
+
 def test_watchers_hanging_up_as_a_status_reaches_them_never_block_set():
     """grpcio's default (non-blocking) servicer deadlocks here at the first round: `set` holds its lock while
     waiting for a send that the server's event thread, stuck on that lock in a cancelled Watch's close
@@ -22,13 +37,7 @@ def test_watchers_hanging_up_as_a_status_reaches_them_never_block_set():
     a probe stopped watching at SERVICE_UNKNOWN; a hostile peer could do it on purpose."""
     health.HealthServicer()  # a default one made elsewhere in the process must not change ours
     servicer = HealthServicer(watches=1000)  # the cap has its own test
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    stub = health_pb2_grpc.HealthStub(channel)
-    try:
+    with served(servicer) as stub:
         for i in range(30):
             name = f"agency-{i}"
             servicer.set(name, SERVING)
@@ -51,8 +60,6 @@ def test_watchers_hanging_up_as_a_status_reaches_them_never_block_set():
             assert not setter.is_alive(), f"set() deadlocked at round {i}"
             for t in readers:
                 t.join()
-    finally:  # not waited for: after a deadlock the server would never finish stopping
-        server.stop(0)
 
 
 def test_health_watch_streams_are_capped_with_their_own_reason():
@@ -60,13 +67,7 @@ def test_health_watch_streams_are_capped_with_their_own_reason():
     caps) opening Watch after Watch would take every worker of the API port."""
     servicer = HealthServicer()
     servicer.set("", SERVING)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=WATCHES + 4))
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    stub = health_pb2_grpc.HealthStub(channel)
-    try:
+    with served(servicer, workers=WATCHES + 4) as stub:
         held = [stub.Watch(health_pb2.HealthCheckRequest(service="")) for _ in range(WATCHES)]
         assert all(next(s).status == SERVING for s in held)
         with pytest.raises(grpc.RpcError) as refused:
@@ -75,6 +76,3 @@ def test_health_watch_streams_are_capped_with_their_own_reason():
         assert stub.Check(health_pb2.HealthCheckRequest(service="")).status == SERVING  # Check still answers
         for s in held:
             s.cancel()
-    finally:
-        channel.close()
-        server.stop(None)

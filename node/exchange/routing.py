@@ -60,6 +60,17 @@ class Router:
         self._hierarchy_of = hierarchy_of
         self.parent = parent
         self.child_endpoint = child_endpoint or (lambda code: None)
+        try:  # the units enclosing us by the code rule: a retired one was our parent before a restructuring
+            self._enclosing = frozenset(Hierarchy().ancestors(code)[1:])
+        except (CodeError, ValueError):
+            self._enclosing = frozenset()
+
+    def former_parent(self, peer: str) -> bool:
+        """A retired unit enclosing us by the code rule (an abolished district, a merged province): we have
+        registered elsewhere since, but its node keeps our old registration and may still hand us what its
+        part of the old tree sends us (its notices and statuses, mail relayed through it) until it is
+        drained and revoked. Only mail for us is taken from it (passes_from), never mail to relay."""
+        return peer in self._enclosing and self.successor_of(peer) is not None
 
     @property
     def hierarchy(self) -> Hierarchy:
@@ -92,14 +103,18 @@ class Router:
         return c.is_under(recipient, self.code) or c.is_under(sender, self.code)
 
     def is_neighbour(self, peer: str) -> bool:
-        """Our parent, a registered child or a configured peer: the only nodes that may hand us envelopes."""
-        return peer in self.peers or peer == self.parent or self.child_endpoint(peer) is not None
+        """Our parent, a registered child or a configured peer: the only nodes that may hand us envelopes (and a
+        former parent, with mail for us only: former_parent)."""
+        return (peer in self.peers or peer == self.parent or self.child_endpoint(peer) is not None
+                or self.former_parent(peer))
 
     def passes_from(self, peer: str, sender: str, recipient: str, chains: Chains | None = None) -> bool:
         """Whether the route by the tree goes from `peer` to us (a configured peer may also hand over
         its own mail, which it sends us directly). Deny by default: a valid certificate proves who a
         node is, not that it may use us as a way round the tree."""
         if sender == peer and peer in self.peers:
+            return True
+        if recipient == self.code and self.former_parent(peer):
             return True
         c = chains or self.chains()
         up, down = c(sender), c(recipient)

@@ -118,3 +118,18 @@ def test_own_mail_asks_the_tree_whether_its_hop_is_awaited_only_when_the_hop_has
     unregistered = "000.23.35.H53"  # a commune of D's that has not registered
     assert maker.router.next_hop(unregistered) == unregistered
     assert maker.seal(status, unregistered, unregistered).awaited
+
+
+def test_a_former_parent_hands_over_mail_for_us_only():
+    """A commune re-registered under its province after its district was abolished: the district's node (retired)
+    may still hand it mail for itself, nothing to relay; an enclosing unit that is not retired, or a retired
+    node that never enclosed it, is no neighbour."""
+    commune, district, province, other = "000.21.35.H53", "000.00.35.H53", "000.00.00.H53", "000.00.36.H53"
+    retired = {district: province, other: province}
+    r = Router(commune, {province: "127.0.0.1:9"}, parent=province, successor_of=retired.get)
+    assert r.is_neighbour(district) and r.passes_from(district, district, commune)
+    assert r.passes_from(district, "000.22.35.H53", commune)  # relayed by it from the old subtree, for us
+    assert not r.passes_from(district, district, "000.22.35.H53")  # never through us
+    assert not r.is_neighbour(other)  # retired, but never ours
+    kept = Router(commune, {province: "127.0.0.1:9"}, parent=province, successor_of=lambda code: None)
+    assert not kept.is_neighbour(district)  # not retired: a district we no longer belong to

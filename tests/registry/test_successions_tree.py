@@ -283,3 +283,43 @@ def test_a_commune_of_a_merged_province_registers_under_the_successor_and_the_tr
         if node is not None:
             node.stop(grace=1)
         t.stop()
+
+
+def test_the_old_district_still_reaches_a_commune_that_registered_under_the_province(tmp_path):
+    """Mail from the old tree to a moved commune: the province abolishes the district D; its commune C, first
+    registered under D, registers under the province. D (still running until it is drained and revoked) keeps
+    C's old registration and hands C what it sends it, directly: C takes it from its former parent, for itself
+    only. It refused it NOT_A_NEIGHBOUR, for good, and D's mail was lost."""
+    import yaml
+    district, commune = "000.00.35.H53", "000.21.35.H53"
+    t = start_tree(tmp_path, {P: None, district: P, commune: district})
+    moved = None
+    try:
+        with EventWaiter(t.client(commune), inbox=False, sent=False, registry=True) as at_c:
+            t.client(P).admin.issue_succession([district], P, 0, "Bãi bỏ cấp huyện")
+            at_c.wait(lambda evs: any(e.type == SUCCESSION for e in evs), TIMEOUT)  # pushed down through D
+        old, handle = t[commune]
+        old.stop(grace=1)
+        config = yaml.safe_load(handle.config.read_text())
+        config["node"]["parent"] = P
+        config["peers"] = [{"code": P, "address": t[P][1].listen}]
+        handle.config.write_text(yaml.safe_dump(config, allow_unicode=True))
+        with EventWaiter(t.client(P), inbox=False, sent=False, registry=True) as at_p:
+            moved = Node(load_config(handle.config))
+            moved.start()
+            at_p.wait(lambda evs: any(e.type == "registered" and e.peer == commune for e in evs), TIMEOUT)
+        assert t.node(district).directory.child_endpoint(commune)  # the old registration is still there
+        c = handle.client()
+        try:
+            with EventWaiter(c, sent=False) as at_moved:
+                sent = t.client(district).send(doc("từ huyện cũ"), [commune]).envelopes[0]
+                arrived_at(at_moved, {sent.message_id})
+            [entry] = [e for e in c.inbox_all() if e.message_id == sent.message_id]
+            assert entry.sender == district
+        finally:
+            c.close()
+    finally:
+        if moved is not None:
+            moved.stop(grace=1)
+        del t[commune]
+        t.stop()

@@ -10,6 +10,7 @@ refusals end to end (tests/api/test_http_refusals.py)."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -40,8 +41,14 @@ def documented_metadata() -> dict[str, set[str]]:
     return out
 
 
-def call_sites():
-    """(where, reason, keys given, detail prefix or None when the keys cannot be read) per literal reason."""
+@functools.cache
+def call_sites() -> tuple[tuple[str, str, set[str], str], ...]:
+    """(where, reason, keys given, detail prefix or None when the keys cannot be read) per literal reason.
+    Parsed once per session: every reason's test reads the same node/ sources."""
+    return tuple(_scan())
+
+
+def _scan():
     for path in sorted((ROOT / "node").rglob("*.py")):
         if "pb" in path.relative_to(ROOT).parts:
             continue

@@ -26,6 +26,10 @@ from ..identity import certs
 
 _PICK = random.SystemRandom()  # not the global generator: tests (hypothesis) seed it, and two runs would pick alike
 _PICKED_BELOW = 10000  # never below: well-known and registered services
+# The readiness channel retries its connection within 50-200 ms: with gRPC's default backoff (1 s, then
+# x1.6) a node that binds just after a failed attempt was seen healthy up to seconds later, at every start.
+READY_CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
+                         ("grpc.max_reconnect_backoff_ms", 200)]
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -154,7 +158,7 @@ def wait_healthy(handles: list[NodeHandle], timeout: float = 60.0) -> None:
     """Block until every node's local API reports SERVING (gRPC health), or fail naming the laggards."""
     deadline = time.monotonic() + timeout
     pending = list(handles)
-    channels = {h.code: grpc.insecure_channel(h.api) for h in handles}
+    channels = {h.code: grpc.insecure_channel(h.api, options=READY_CHANNEL_OPTIONS) for h in handles}
     try:
         while pending:
             for h in list(pending):

@@ -50,7 +50,7 @@ def history(tree):
 def post(tree, by: str, payload: pb.Payload, to: str, ref: str) -> tuple[str, str]:
     """`by` sends a status or a change about `ref` to `to`, as its node makes any envelope; (state, reason) once
     `to` took it or refused it (a refusal comes back to `by` as a non-delivery notice)."""
-    with EventWaiter(tree.client(by), sent=False) as ev:
+    with EventWaiter(tree.client(by)) as ev:  # the receipt (sent) re-checks "taken", a notice (inbox) "rejected"
         posted = tree.node(by).outgoing.post(payload, [to], ref_message_id=ref)
         mid = posted.envelopes[0][1]
         ev.wait(lambda evs: _state(tree, by, mid)[0] == "rejected" or _taken(tree, to, mid), TIMEOUT)

@@ -517,27 +517,45 @@ PREFIXES = ["", "edXML:", "x:", "ds:"]
 NS_URIS = ["http://www.mic.gov.vn/TBT/QCVN_102_2016", "http://www.w3.org/2000/09/xmldsig#", "urn:other", ""]
 
 
+# Strategies built once, not at every draw: building and validating them again for each element was most of
+# these tests' time. Same draws in the same order, so the same inputs.
+_ELEMENT_ATTR_NAMES = st.sampled_from(["xmlns", "xmlns:edXML", "xmlns:x", "xmlns:ds", "version", "Id"])
+_ELEMENT_ATTR_VALUES = st.sampled_from(NS_URIS + ["1.0", "2.0"])
+_ELEMENT_LEAVES = st.one_of(text, st.sampled_from(["2015/09/30", "01", "4294967296", "-1", "&amp;", "&bogus;",
+                                                   "<![CDATA[x]]>", "QUJD", "!!", " 3 "]))
+_PACKET_HEADS = st.sampled_from(["", '<?xml version="1.0" encoding="UTF-8"?>', '<?xml version="1.0" encoding="latin-1"?>',
+                                 "\ufeff", "junk", "x" * 17])
+_PACKET_ROOTS = st.sampled_from(['<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016">', "<edXML>", "<other>"])
+
+
 @st.composite
-def xml_elements(draw, depth: int = 0) -> str:
+def _xml_elements(draw, depth: int) -> str:
     name = draw(st.sampled_from(PREFIXES)) + draw(st.sampled_from(NAMES)).decode()
     attrs = ""
     for _ in range(draw(st.integers(0, 2))):
-        prefix = draw(st.sampled_from(["xmlns", "xmlns:edXML", "xmlns:x", "xmlns:ds", "version", "Id"]))
-        attrs += f' {prefix}="{draw(st.sampled_from(NS_URIS + ["1.0", "2.0"]))}"'
+        prefix = draw(_ELEMENT_ATTR_NAMES)
+        attrs += f' {prefix}="{draw(_ELEMENT_ATTR_VALUES)}"'
     if depth >= 4 or draw(st.integers(0, 2)) == 0:
-        body = draw(st.one_of(text, st.sampled_from(["2015/09/30", "01", "4294967296", "-1", "&amp;", "&bogus;",
-                                                      "<![CDATA[x]]>", "QUJD", "!!", " 3 "])))
+        body = draw(_ELEMENT_LEAVES)
         body = body.replace("<", "&lt;") if "CDATA" not in body and "&" not in body else body
     else:
-        body = "".join(draw(st.lists(xml_elements(depth + 1), max_size=4)))
+        body = "".join(draw(_ELEMENT_LISTS[depth + 1]))
     return f"<{name}{attrs}>{body}</{name}>"
+
+
+_ELEMENTS = {depth: _xml_elements(depth) for depth in range(6)}
+_ELEMENT_LISTS = {depth: st.lists(_ELEMENTS[depth], max_size=4) for depth in range(6)}
+
+
+def xml_elements(depth: int = 0) -> st.SearchStrategy[str]:
+    """An XML element (and what it holds, down to depth 4) built from the samples' names."""
+    return _ELEMENTS[depth]
 
 
 @st.composite
 def xml_packets(draw) -> bytes:
-    head = draw(st.sampled_from(["", '<?xml version="1.0" encoding="UTF-8"?>', '<?xml version="1.0" encoding="latin-1"?>',
-                                 "\ufeff", "junk", "x" * 17]))
-    root = draw(st.sampled_from(['<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016">', "<edXML>", "<other>"]))
+    head = draw(_PACKET_HEADS)
+    root = draw(_PACKET_ROOTS)
     inner = "".join(draw(st.lists(xml_elements(1), max_size=3)))
     return (head + root + inner + ("</edXML>" if root.startswith("<edXML") else "</other>")).encode()
 

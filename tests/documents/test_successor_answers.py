@@ -9,6 +9,9 @@ status on S's or D2's document is taken under recipient X, "answered by Z" in Tr
 document is taken. W, not X's successor, is refused NOT_A_SUCCESSOR for both, nothing recorded."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from node.errors import Reason
@@ -42,15 +45,19 @@ def history(tree):
     tree.client(D2).admin.issue_succession([X], Z, 0, "Nghị quyết sáp nhập xã")
     # S, in another branch, asks the tree (a fresh lookup is answered from one less than a second old: S's own
     # lookups just now, for its send, may still be)
-    with EventWaiter(tree.client(S), sent=False, registry=True) as ev:  # re-asked on each of S's heartbeats
-        ev.wait(lambda _: tree.node(S).directory.successor_of(X, True) == Z, TIMEOUT)
+    # paced: no event says that S's next fresh lookup would see it (a fresh lookup is answered from one less
+    # than a second old), so it is asked again every 0.2 s until it does
+    deadline, pace = time.monotonic() + TIMEOUT, threading.Event()
+    while tree.node(S).directory.successor_of(X, True) != Z:
+        assert time.monotonic() < deadline, f"{S} did not learn that {X} is retired into {Z}"
+        pace.wait(0.2)
     return to_x, from_x
 
 
 def post(tree, by: str, payload: pb.Payload, to: str, ref: str) -> tuple[str, str]:
     """`by` sends a status or a change about `ref` to `to`, as its node makes any envelope; (state, reason) once
     `to` took it or refused it (a refusal comes back to `by` as a non-delivery notice)."""
-    with EventWaiter(tree.client(by)) as ev:  # the receipt (sent) re-checks "taken", a notice (inbox) "rejected"
+    with EventWaiter(tree.client(to), sent=False) as ev:  # its arrival at `to` (the refusal: at the deadline)
         posted = tree.node(by).outgoing.post(payload, [to], ref_message_id=ref)
         mid = posted.envelopes[0][1]
         ev.wait(lambda evs: _state(tree, by, mid)[0] == "rejected" or _taken(tree, to, mid), TIMEOUT)

@@ -12,6 +12,6 @@ def test_ports_are_picked_outside_the_ephemeral_range_and_are_free():
     low, high = nodes._ephemeral_range()
     picked = {nodes.free_port() for _ in range(50)}
     assert all(not low <= p <= high for p in picked), sorted(picked)
-    assert len(picked) > 40  # random: two harnesses starting at once rarely pick alike
+    assert len(picked) == 50  # never one port twice in a process (random picks repeated: a cluster start failed)
     with socket.socket() as s:
         s.bind(("127.0.0.1", picked.pop()))

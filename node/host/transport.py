@@ -43,9 +43,6 @@ class HostedTransport(PeerTransport):
     def __init__(self, local: InProcessTransport, remote: PeerTransport, network: HostNetwork) -> None:
         self.local, self.remote, self.network = local, remote, network
 
-    def _via(self, peer: Peer) -> PeerTransport:
-        return self.local if self.network.serving(peer) is not None else self.remote
-
     def call(self, peer: Peer, method: Method, request: Message, timeout: float) -> Message:
         if self.network.serving(peer) is not None:
             with serving_as(peer.code):  # the called agency's servicers run in this thread: its lines are its own
@@ -54,8 +51,9 @@ class HostedTransport(PeerTransport):
 
     def call_each(self, peers: Sequence[Peer], method: Method, request: Message,
                   timeout: float) -> dict[str, Message | TransportError]:
-        here = [p for p in peers if self.network.serving(p) is not None]
-        there = [p for p in peers if self.network.serving(p) is None]
+        here, there = [], []
+        for p in peers:  # one look-up each: the network's lock is every agency's
+            (here if self.network.serving(p) is not None else there).append(p)
         answers = self.local.call_each(here, method, request, timeout) if here else {}
         if there:
             answers.update(self.remote.call_each(there, method, request, timeout))

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from google.protobuf.message import DecodeError, Message
 
 from ..errors import Reason, Rejected
+from ..host.table import ServiceTable
 from ..identity import certs
 from ..identity.trust import TrustStore
 from .grpc_peers import TlsMaterial, grpc_options
@@ -126,16 +127,16 @@ def _der(pem: bytes) -> bytes:
     return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
 
 
-class LocalServer:
+class LocalServer(ServiceTable):
     """A node's peer surface in this process: the generated `add_*Servicer_to_server` functions register
-    on it as on a grpc.Server; `handle` runs one call through the same interceptors."""
+    on it as on a grpc.Server (its ServiceTable); `handle` runs one call through the same interceptors."""
 
     def __init__(self, interceptors: Sequence[grpc.ServerInterceptor], tls: Callable[[], TlsMaterial],
                  trust: TrustStore, max_message: int) -> None:
+        super().__init__()
         self._interceptors = list(interceptors)
         self.tls, self.trust = tls, trust
         self.limit = dict(grpc_options(max_message))["grpc.max_receive_message_length"]
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         self.stopping = threading.Event()  # set by close(): calls are refused from then on
         self._calls = 0
         self._idle = threading.Condition()
@@ -166,15 +167,6 @@ class LocalServer:
                     self._idle.notify_all()
         return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=handler.request_deserializer,
                                                    response_serializer=handler.response_serializer)
-
-    # ---- what add_*Servicer_to_server calls ----------------------------------------
-
-    def add_generic_rpc_handlers(self, handlers) -> None:
-        pass  # the same handlers come through add_registered_method_handlers
-
-    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
-        for name, handler in handlers.items():
-            self._handlers[f"/{service}/{name}"] = handler
 
     # ---- serving --------------------------------------------------------------------
 
@@ -229,12 +221,7 @@ class LocalServer:
     def intercepted(self, details) -> grpc.RpcMethodHandler | None:
         """The handler as grpc's server builds it: the first interceptor outermost (`details`: a
         grpc.HandlerCallDetails; a host's peer server dispatches a real call to it)."""
-        def lookup(d):
-            return self._handlers.get(d.method)
-        continuation = lookup
-        for interceptor in reversed(self._interceptors):
-            continuation = (lambda i, nxt: lambda d: i.intercept_service(nxt, d))(interceptor, continuation)
-        return self._tracked(continuation(details))
+        return self._tracked(self.handler(details, self._interceptors))
 
 
 class LocalNetwork:

@@ -139,6 +139,7 @@ class Host:
             self._serve()
             for node in list(self.agencies.values()):
                 self._start_agency(node)
+            self._index_tokens()  # once for all: per agency, a thousand agencies indexed half a million tokens
         except BaseException:
             self.stop(grace=0)
             raise
@@ -154,12 +155,12 @@ class Host:
                  len(self.agencies), self.peer_port, self.api_port, time.monotonic() - t0)
 
     def _start_agency(self, node: Node) -> None:
+        """Its servicers built and reachable by its peers; its tokens are indexed by the caller, once for all."""
         code = node.settings.node.code
         node.start_hosted()
         with self._lock:
             self.agencies[code] = node
             self.network.attach(code, node.local_peer)
-        self._index_tokens()
         log.info("service agency %s started", code)
 
     def _index_tokens(self) -> None:

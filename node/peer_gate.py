@@ -35,11 +35,10 @@ from .config import LimitsSettings
 from .errors import Reason, Rejected
 from .exchange.service import PeerIdentity
 from .interceptor import Behavior, refuse, with_behavior
-from .limits import ALL, InFlight
+from .limits import InFlight
 
 EXCHANGE_PREFIX = "/lienthong.v1.Exchange/"
 REGISTRY_PREFIX = "/lienthong.v1.Registry/"
-# ALL (node.limits): the registry's share, counted over every peer
 HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
 HEALTH_WATCHES_PER_PEER = 2  # health Watch streams one peer may hold open
 HEALTH_WATCHES = 4  # of every peer together (a quarter of the 16 peer workers; the registry's share is 6)
@@ -52,15 +51,14 @@ class PeerGate(grpc.ServerInterceptor):
                  limits: LimitsSettings = LimitsSettings(), watches: InFlight | None = None) -> None:
         """`watches`: health Watch streams in progress, by peer and ALL (a host passes its one counter)."""
         self.peers, self.stale = peers, stale
-        self.per_peer = InFlight(limits.registry_calls_per_peer)
-        self.share = InFlight(limits.registry_share)
+        self.limits = limits
+        self.registry = InFlight(limits.registry_share)  # Registry calls in progress, by peer and ALL
         self.watches = watches if watches is not None else InFlight(HEALTH_WATCHES)
 
     def use_limits(self, limits: LimitsSettings) -> None:
         """`limits.registry_share` and `registry_calls_per_peer` from a reload: the next call is held to them
         (calls in progress keep their places; a lowered bound refuses until they are under it)."""
-        self.per_peer.limit = limits.registry_calls_per_peer
-        self.share.limit = limits.registry_share
+        self.limits = limits
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -87,19 +85,18 @@ class PeerGate(grpc.ServerInterceptor):
 
     def _enter(self, peer: str) -> Rejected | None:
         """Take a place for a Registry call of `peer`'s (None), or the refusal; `_leave` gives it back."""
-        if not self.per_peer.enter(peer):
-            return Rejected(Reason.PEER_BUSY, f"{peer} already has {self.per_peer.limit} registry calls in "
-                            f"progress here (limits.registry_calls_per_peer)",
-                            metadata={"limit": str(self.per_peer.limit)})
-        if not self.share.enter(ALL):
-            self.per_peer.leave(peer)
-            return Rejected(Reason.REGISTRY_BUSY, f"{self.share.limit} registry calls in progress here "
-                            f"(limits.registry_share)", metadata={"limit": str(self.share.limit)})
+        own, total = self.limits.registry_calls_per_peer, self.limits.registry_share
+        refused = self.registry.enter_within(peer, own, total)
+        if refused == "own":
+            return Rejected(Reason.PEER_BUSY, f"{peer} already has {own} registry calls in "
+                            f"progress here (limits.registry_calls_per_peer)", metadata={"limit": str(own)})
+        if refused == "total":
+            return Rejected(Reason.REGISTRY_BUSY, f"{total} registry calls in progress here "
+                            f"(limits.registry_share)", metadata={"limit": str(total)})
         return None
 
     def _leave(self, peer: str) -> None:
-        self.share.leave(ALL)
-        self.per_peer.leave(peer)
+        self.registry.leave_within(peer)
 
     def _watch(self, peer: str) -> Rejected | None:
         """Take a place for a health Watch stream of `peer`'s (None), or the refusal; `_unwatch` gives it back."""

@@ -688,7 +688,8 @@ def _queues_all(args) -> int:
     """Every agency's queues in turn (as the host admin when the host has one, each agency naming itself in
     `lienthong-agency`; else with each agency's own token), then a line each; one failing does not stop the
     others (exit 1)."""
-    from .client import MailboxClient
+    from .api.auth import call_metadata
+    from .client import MailboxClient, api_address
     from .grpc_errors import reason_of
     from .host.config import load_host
     from .host.dispatch import AGENCY
@@ -696,12 +697,17 @@ def _queues_all(args) -> int:
         raise CliError("give --agency CODE or --all, not both")
     host = load_host(args.config)
     summary, failed, answers = [], [], {}
+    admins: dict[str, MailboxClient] = {}  # the host admin's: one channel per API address, not one per agency
     for s in host.agencies:
         code = s.node.code
-        client = MailboxClient.for_settings(s)
         if host.admin_token:
-            client = MailboxClient(client.address, host.admin_token, client.timeout)
-            client.metadata = (*client.metadata, (AGENCY, code))
+            address = api_address(s)
+            if address not in admins:
+                admins[address] = MailboxClient(address, host.admin_token)
+            client = admins[address]
+            client.metadata = (*call_metadata(host.admin_token), (AGENCY, code))
+        else:
+            client = MailboxClient.for_settings(s)
         try:
             r = client.admin.queues()
         except grpc.RpcError as e:
@@ -709,13 +715,16 @@ def _queues_all(args) -> int:
             summary.append(f"{code}: not answered ({e.code().name} {shown(reason_of(e) or '')})")
             continue
         finally:
-            client.close()
+            if not host.admin_token:
+                client.close()
         answers[code] = json_format.MessageToDict(r)
         if not args.json:
             print(f"== agency {code}")
             _show_queues(r, False)
         summary.append(f"{code}: {len(r.hops)} hops, {sum(h.depth for h in r.hops)} queued, "
                        f"{sum(h.held for h in r.hops)} held")
+    for client in admins.values():
+        client.close()
     if args.json:
         print(shown_json(json.dumps(answers, ensure_ascii=False)))
     else:

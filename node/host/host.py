@@ -36,6 +36,7 @@ from ..config import ConfigError
 from ..exchange.dispatcher import shared_send_pool
 from ..health import HealthServicer
 from ..limits import InFlight
+from ..logs import serving_as
 from ..peer_gate import HEALTH_WATCHES
 from ..runtime import API_WORKERS, MAX_WATCHERS, PEER_WORKERS, Node
 from ..transport.grpc_peers import GrpcTransport, server_options
@@ -258,14 +259,13 @@ class Host:
 
     def _health(self) -> None:
         """The API port's health: "" SERVING when every agency is; each agency by its code."""
-        problems = {}
+        serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+        ok = True
         for code, node in list(self.agencies.items()):
-            problems[code] = node.health.problem
-            self.health.set(code, health_pb2.HealthCheckResponse.SERVING if node.health.problem is None
-                            else health_pb2.HealthCheckResponse.NOT_SERVING)
-        ok = all(p is None for p in problems.values())
-        self.health.set("", health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING)
-        return None
+            up = node.health.problem is None  # read once: the agency's own job may change it meanwhile
+            ok = ok and up
+            self.health.set(code, serving if up else not_serving)
+        self.health.set("", serving if ok else not_serving)
 
     def reload(self) -> bool:
         """SIGHUP: read the host file and agency files again. A new agency starts (registers, takes mail),
@@ -296,7 +296,6 @@ class Host:
                 self.agencies.pop(code, None)
                 log.error("reload (SIGHUP): agency %s not started: %s", code, e)
         for code in sorted(before & set(after)):
-            from ..logs import serving_as
             with serving_as(code):
                 ok = reload_agency(self.agencies[code], after[code]) and ok
         self._index_tokens()  # the host admin token may have changed too
@@ -329,7 +328,6 @@ class Host:
 
 def _stop_one(node: Node, grace: float) -> None:
     code = node.settings.node.code
-    from ..logs import serving_as
     with serving_as(code):
         try:
             node.stop(grace)

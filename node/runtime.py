@@ -382,12 +382,9 @@ class Node:
         self.scheduler.add_job(job, "interval", seconds=seconds, id=self.job_id(name), coalesce=True, **options)
 
     def _deliver(self, code: str, address: str, envelopes: list[bytes]):
-        """A hop sender's hand-over (on a host, its lines name this agency: sender threads serve one hop each)."""
-        if self.shared is None:
-            return self.transport.deliver(Peer(code, address), envelopes)
-        from .logs import serving_as
-        with serving_as(self.settings.node.code):
-            return self.transport.deliver(Peer(code, address), envelopes)
+        """A hop sender's hand-over (on a host its lines name this agency: the send pool runs each attempt
+        as its owner, node/exchange/send_pool.py)."""
+        return self.transport.deliver(Peer(code, address), envelopes)
 
     def _tick(self) -> None:
         """A hosted agency's sweep, health check and probe (SWEEP_SECONDS = HEALTH_SECONDS = PROBE_SECONDS),

@@ -33,9 +33,12 @@ def serving() -> str | None:
 
 
 @contextlib.contextmanager
-def serving_as(code: str):
+def serving_as(code: str | None):
     """Lines logged in the block name `code` (set and put back, as api.clients.acting: a streamed call's
-    generator may be closed from another context)."""
+    generator may be closed from another context); None: left as it is (a node of its own)."""
+    if not code:
+        yield
+        return
     before = _SERVING.get()
     _SERVING.set(code)
     try:

@@ -28,7 +28,6 @@ same MAX_WATCHERS cap (the servicer's own), so half of the workers stay free for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from concurrent import futures
@@ -277,7 +276,7 @@ class HttpFace:
     def _call(self, route: Route, message, client: Client, services: dict[str, Any], code: str | None) -> Any:
         """In a worker: the servicer's method, exactly as gRPC calls it, as `client` (on a host: as its agency)."""
         ctx = CallContext()
-        with acting(client), (serving_as(code) if code else contextlib.nullcontext()):  # its incident's line too
+        with acting(client), serving_as(code):  # its incident's line too
             try:
                 return self._behavior(route, services)(message, ctx)
             except Rejected:
@@ -290,7 +289,7 @@ class HttpFace:
     def _next(self, route: Route, stream, client: Client, code: str | None) -> Any:
         """In a worker: the stream's next message, or _END, as `client` (on a host: as its agency, so the stream's
         log lines name it, as a unary call's do)."""
-        with acting(client), (serving_as(code) if code else contextlib.nullcontext()):
+        with acting(client), serving_as(code):
             try:
                 return next(stream, _END)
             except Rejected:

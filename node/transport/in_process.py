@@ -36,6 +36,7 @@ from ..errors import Reason, Rejected
 from ..host.table import ServiceTable
 from ..identity import certs
 from ..identity.trust import TrustStore
+from ..interceptor import refuse
 from .grpc_peers import TlsMaterial, grpc_options
 from .interface import Method, Peer, PeerTransport, TransportError, failure_of
 
@@ -157,7 +158,7 @@ class LocalServer(ServiceTable):
         def behaviour(request, context):
             with self._idle:
                 if self.stopping.is_set():
-                    context.abort(grpc.StatusCode.UNAVAILABLE, "the agency is stopping")
+                    refuse(context, Rejected(Reason.UNREACHABLE, "the agency is stopping"))
                 self._calls += 1
             try:
                 return inner(request, context)

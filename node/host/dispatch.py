@@ -15,7 +15,7 @@ names there, with every scope.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -43,8 +43,8 @@ def _named(details, key: str) -> list[str]:
     return [v for k, v in details.invocation_metadata or () if k == key]
 
 
-def as_agency(handler: grpc.RpcMethodHandler | None, code: str, shares: AgencyShares | None = None,
-              serving: Callable[[], int] = lambda: 1) -> grpc.RpcMethodHandler | None:
+def as_agency(handler: grpc.RpcMethodHandler | None, code: str,
+              shares: AgencyShares | None = None) -> grpc.RpcMethodHandler | None:
     """`handler` run with `code` on its log lines (the host's worker threads serve every agency), within
     `code`'s share of the pool's workers (node/host/shares.py: AGENCY_BUSY past it, answered at once,
     holding nothing)."""
@@ -52,7 +52,7 @@ def as_agency(handler: grpc.RpcMethodHandler | None, code: str, shares: AgencySh
         return None
 
     def admit(context) -> None:
-        if shares is not None and (refusal := shares.enter(code, serving())) is not None:
+        if shares is not None and (refusal := shares.enter(code)) is not None:
             refuse(context, refusal)
 
     def done() -> None:
@@ -102,8 +102,7 @@ class PeerDispatch(grpc.GenericRpcHandler):
         if node is None or node.local_peer is None:
             return _refusing(Rejected(Reason.NOT_HOSTED, "this host serves no agency by the code called "
                                       f"({CALLED} metadata: exactly one hosted code)"))
-        return as_agency(node.local_peer.intercepted(details), node.settings.node.code, self.host.peer_shares,
-                         lambda: len(agencies))
+        return as_agency(node.local_peer.intercepted(details), node.settings.node.code, self.host.peer_shares)
 
 
 def api_caller(host: "Host", header: str | bytes | None, named: list[str]):
@@ -142,11 +141,10 @@ class ApiDispatch(grpc.GenericRpcHandler):
             return None  # health is the host's own (registered on the server); nothing else is served
         header = next(iter(_named(details, "authorization")), None)
         node, client, refusal = api_caller(self.host, header, _named(details, AGENCY))
-        agencies = self.host.agencies
         table = node.api_table if node is not None else self.host.any_api_table()
         if table is None:
             return _refusing(refusal or Rejected(Reason.NOT_HOSTED))
         handler = table.handler(details, [ErrorInterceptor(), CallerKnown(client, refusal), StrictRequestInterceptor()])
         if node is None:
             return handler
-        return as_agency(handler, node.settings.node.code, self.host.api_shares, lambda: len(agencies))
+        return as_agency(handler, node.settings.node.code, self.host.api_shares)

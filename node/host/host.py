@@ -70,8 +70,9 @@ class Host:
         self.http_face = None  # api.http_listen: node/host/http.py
         self.http_port = 0
         self.health = HealthServicer()
-        self.api_shares = AgencyShares(API_WORKERS, "API workers")  # each agency's calls: half the workers at most
-        self.peer_shares = AgencyShares(PEER_WORKERS, "peer workers")
+        serving = lambda: len(self.agencies)  # noqa: E731 - one agency shares with nobody
+        self.api_shares = AgencyShares(API_WORKERS, "API workers", serving)  # each agency: half the workers at most
+        self.peer_shares = AgencyShares(PEER_WORKERS, "peer workers", serving)
         self.shared = Shared(scheduler=self.scheduler, transport_for=self._transport_for, endpoint=self._endpoint,
                              ports=lambda: {"listen": self.peer_port, "api": self.api_port},
                              runtime=self._runtime, detach=self._detach,

@@ -18,17 +18,6 @@ if TYPE_CHECKING:
     from .host import Host
 
 
-class _Shares:
-    def __init__(self, host: "Host", shares: AgencyShares) -> None:
-        self.host, self.shares = host, shares
-
-    def enter(self, code: str) -> Rejected | None:
-        return self.shares.enter(code, len(self.host.agencies))
-
-    def leave(self, code: str) -> None:
-        self.shares.leave(code)
-
-
 def host_face(host: "Host", listen: str, max_message_bytes: int, max_connections: int) -> "HttpFace":
     from ..api.http_server import HTTP_WORKERS, HttpFace
     from ..api.http_routes import SERVICES
@@ -51,4 +40,4 @@ def host_face(host: "Host", listen: str, max_message_bytes: int, max_connections
 
     return HttpFace(listen, "-", {s.full_name: None for s in SERVICES}, max_message_bytes=max_message_bytes,
                     health_problem=problem, openapi=document, max_connections=max_connections, caller=caller,
-                    shares=_Shares(host, AgencyShares(HTTP_WORKERS, "HTTP workers")))
+                    shares=AgencyShares(HTTP_WORKERS, "HTTP workers", lambda: len(host.agencies)))

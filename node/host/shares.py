@@ -11,6 +11,8 @@ its calls may take every worker, as on a standalone node.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from ..errors import Reason, Rejected
 from ..limits import InFlight
 
@@ -18,15 +20,16 @@ from ..limits import InFlight
 class AgencyShares:
     """The calls in progress per agency (node.limits.InFlight, as the peer gate counts them per peer)."""
 
-    def __init__(self, workers: int, what: str) -> None:
-        self.workers, self.what = workers, what  # what: "API workers", "peer workers", "Watch streams"
+    def __init__(self, workers: int, what: str, serving: Callable[[], int] = lambda: 1) -> None:
+        """`serving`: how many agencies the host serves now (the host's own count, read at each call)."""
+        self.workers, self.what, self.serving = workers, what, serving  # what: "API workers", "peer workers"
         self.share = max(1, workers // 2)
         self._calls = InFlight(self.share)
 
-    def enter(self, code: str, serving: int) -> Rejected | None:
+    def enter(self, code: str, serving: int | None = None) -> Rejected | None:
         """Take a worker of the pool for one call of `code`'s (None), or the refusal; `leave` gives it back.
-        `serving`: how many agencies the host serves now (one: no limit)."""
-        limit = self.workers if serving <= 1 else self.share
+        `serving`: how many agencies the host serves (default: asked of the host; one: no limit)."""
+        limit = self.workers if (self.serving() if serving is None else serving) <= 1 else self.share
         if self._calls.enter(code, limit):
             return None
         return Rejected(Reason.AGENCY_BUSY, f"this agency already holds {self._calls.count(code)} of the host's "

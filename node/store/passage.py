@@ -3,9 +3,10 @@ connection of its own; WAL lets a running node go on): what `scripts/bench-clust
 document's time down by, hop by hop."""
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from .database import open_read_only
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Passage:
 
 
 def read(mailbox: Path, message_ids: list[str]) -> dict[str, Passage]:
-    conn = sqlite3.connect(f"{Path(mailbox).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    conn = open_read_only(mailbox)
     try:
         out: dict[str, Passage] = {}
         for start in range(0, len(message_ids), 500):

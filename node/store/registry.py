@@ -5,7 +5,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from .database import Database
+from .database import Database, open_read_only
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def count_in_file(mailbox: Path) -> int:
     """How many children the mailbox at `mailbox` holds, read from outside the node that owns it (a harness
     watching a running process, read-only); 0 while it cannot be read yet."""
     try:
-        con = sqlite3.connect(f"file:{mailbox}?mode=ro", uri=True, timeout=1)
+        con = open_read_only(mailbox, timeout=1)
     except sqlite3.Error:
         return 0
     try:

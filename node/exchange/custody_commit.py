@@ -36,9 +36,10 @@ class Presigned:
     """Receipts signed before the transaction for a batch's distinct envelopes, in batch order."""
 
     def __init__(self, items: list[Incoming], make: MakeReceipts) -> None:
-        seen: set[str] = set()
-        self.pairs = [(it.message_id, it.digest) for it in items
-                      if it.message_id not in seen and not seen.add(it.message_id)]  # type: ignore[func-returns-value]
+        first: dict[str, bytes] = {}  # message id -> digest of its first occurrence (a dict keeps batch order)
+        for it in items:
+            first.setdefault(it.message_id, it.digest)
+        self.pairs = list(first.items())
         self.make = make
         self.receipts = make(self.pairs)
 

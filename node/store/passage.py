@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .database import open_read_only
+from .database import in_chunks, open_read_only
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,7 @@ def read(mailbox: Path, message_ids: list[str]) -> dict[str, Passage]:
     conn = open_read_only(mailbox)
     try:
         out: dict[str, Passage] = {}
-        for start in range(0, len(message_ids), 500):
-            chunk = message_ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(message_ids):
             received = dict(conn.execute(f"SELECT message_id, receipt FROM received WHERE message_id IN ({marks})",
                                          chunk).fetchall())
             sent = {m: (c, d, r) for m, c, d, r in conn.execute(

@@ -226,9 +226,12 @@ class Intake:
         known = custody.received_ids(self.db, own)
         kept = []
         for i, item in accepted:
+            # once per id: a later copy in this batch is settled by custody against the first (its outcome, or
+            # DUPLICATE_CONFLICT) and never stored, so a batch of one envelope repeated signs one 01, not one each
             if item.next_hop is None and item.message_id not in known:
                 try:
                     item.writes = self.local_mail.prepare(item)
+                    known.add(item.message_id)
                 except Rejected as r:
                     results[i] = r
                     refused.append((item.message_id, r))

@@ -534,10 +534,10 @@ class Directory:
         return out
 
     def entry_of(self, child: store.Child) -> rpb.DirectoryEntry:
+        seen = self.last_seen(child)
         entry = rpb.DirectoryEntry(
             record=rpb.SignedRecord(record=child.record, signature=child.signature),
-            reachable=self.clock.now_ms() - self.last_seen(child) <= self.stale_after_ms,
-            last_seen_ms=self.last_seen(child))
+            reachable=self.clock.now_ms() - seen <= self.stale_after_ms, last_seen_ms=seen)
         retired = self.successions.retired(child.code) if self.successions is not None else None
         if retired is not None:  # still registered, but retired: listings and lookups say who answers for it
             entry.succession.CopyFrom(self.successions.list_of(retired.issuer))

@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError, Message
 from ..errors import Reason, Rejected
 from ..identity import certs
 from ..identity.trust import TrustStore
+from ..interceptor import refuse
 from .grpc_peers import TlsMaterial, grpc_options
 from .interface import Method, Peer, PeerTransport, TransportError, failure_of
 
@@ -156,7 +157,7 @@ class LocalServer:
         def behaviour(request, context):
             with self._idle:
                 if self.stopping.is_set():
-                    context.abort(grpc.StatusCode.UNAVAILABLE, "the agency is stopping")
+                    refuse(context, Rejected(Reason.UNREACHABLE, "the agency is stopping"))
                 self._calls += 1
             try:
                 return inner(request, context)

@@ -250,8 +250,7 @@ class Lifecycle:
         None (to `sender` itself, as before) if it is not retired, or the tree cannot say now (lookups: called
         outside any transaction)."""
         try:
-            chain = self.successors.held(sender) or (
-                self.successors.looked_up(sender, False) if self.successors.looked_up is not None else [])
+            chain = self.successors.chain(sender)
             if not chain or chain[-1] == self.signer.code:
                 return None
             seal_to = self.outgoing.seal_key_of(chain[-1]) if self.outgoing.seal_key_of is not None else b""

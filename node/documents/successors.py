@@ -41,15 +41,22 @@ class Successors:
         self._lock = threading.Lock()
         self._uncertain: dict[str, tuple[int, Rejected]] = {}  # code -> (until, the answer), oldest first
 
+    def chain(self, code: str, fresh_too: bool = False) -> list[str]:
+        """`code`'s successors in order (empty: not retired): the held lists, else the tree (one cached lookup;
+        `fresh_too`: then one past the cache, as a cached record may be from before the succession). Rejected
+        as `_ask` says (a bad list for good; SUCCESSION_UNCERTAIN, kept UNCERTAIN_FOR_MS, while it cannot tell)."""
+        chain = self.held(code)
+        if not chain and self.looked_up is not None:
+            for fresh in ((False, True) if fresh_too else (False,)):
+                chain = self._ask(code, fresh)
+                if chain:
+                    break
+        return chain
+
     def answers_for(self, sender: str, counterpart: str) -> bool:
         """True if `sender` succeeds `counterpart` (on its chain); False if `counterpart` is not retired;
         Rejected otherwise (see the module's docstring)."""
-        chain = self.held(counterpart)
-        if not chain and self.looked_up is not None:
-            for fresh in (False, True):  # a cached record may be from before the succession
-                chain = self._ask(counterpart, fresh)
-                if chain:
-                    break
+        chain = self.chain(counterpart, fresh_too=True)
         if not chain:
             return False
         if sender not in chain:

@@ -36,18 +36,17 @@ class Presigned:
     """Receipts signed before the transaction for a batch's distinct envelopes, in batch order."""
 
     def __init__(self, items: list[Incoming], make: MakeReceipts) -> None:
-        seen: set[str] = set()
-        self.pairs = [(it.message_id, it.digest) for it in items
-                      if it.message_id not in seen and not seen.add(it.message_id)]  # type: ignore[func-returns-value]
+        first: dict[str, bytes] = {}  # message id -> digest of its first occurrence (a dict keeps batch order)
+        for it in items:
+            first.setdefault(it.message_id, it.digest)
+        self.pairs = list(first.items())
         self.make = make
         self.receipts = make(self.pairs)
-        self.resigned = False  # for tests: the receipts had to be signed again inside the transaction
 
     def covering(self, pairs: list[tuple[str, bytes]]) -> list[pb.Receipt]:
         """The receipts for exactly `pairs`: the ones signed ahead when they are the same set, else new ones."""
         if pairs == self.pairs:
             return self.receipts
-        self.resigned = bool(pairs)
         return self.make(pairs)
 
 
@@ -96,9 +95,7 @@ def _commit(db: Database, items: list[Incoming], signed: Presigned, now_ms: int,
             item = items[i]
             try:
                 with db.transaction():  # a savepoint: this item alone is undone if it fails
-                    custody.store(tx, item, receipt, now_ms)
-                    for write in item.writes:
-                        write(tx)
+                    _store(tx, item, receipt, now_ms)
             except Rejected as r:  # refused while stored: a refusal, not a bug
                 settled.refuse(items, i, r, now_ms)
                 continue
@@ -114,7 +111,6 @@ def _commit(db: Database, items: list[Incoming], signed: Presigned, now_ms: int,
             # one failed in its savepoint: its leaf is under the root the others carry; sign again for the
             # stored ones alone (their rows hold the receipts: rewritten in this same transaction)
             again = signed.make([(items[i].message_id, items[i].digest) for i in stored])
-            signed.resigned = True
             for i, receipt in zip(stored, again):
                 custody.replace_receipt(tx, items[i].message_id, receipt)
                 settled.outcomes[i] = receipt
@@ -131,9 +127,14 @@ def _stored_together(db: Database, tx, items: list[Incoming], new: list[int], re
     try:
         with db.transaction():
             for i, receipt in zip(new, receipts):
-                custody.store(tx, items[i], receipt, now_ms)
-                for write in items[i].writes:
-                    write(tx)
+                _store(tx, items[i], receipt, now_ms)
     except Exception:  # noqa: BLE001 - judged again item by item below, where each failure is named
         return False
     return True
+
+
+def _store(tx, item: Incoming, receipt: pb.Receipt, now_ms: int) -> None:
+    """One envelope's custody rows and what the documents layer records with it (`item.writes`)."""
+    custody.store(tx, item, receipt, now_ms)
+    for write in item.writes:
+        write(tx)

@@ -15,7 +15,8 @@ to the retired agency's key): a node holding the succession refuses them for goo
 and its own node sends the document again, under a new message id, to the successor the tree's signed
 succession names (follow_refused): one copy reaches the successor, the refused one reached nobody.
 Only new documents follow: changes and statuses about documents exchanged before the succession are
-the retired agency's history, whose handover is not built (docs/restructuring.md).
+the retired agency's history, which its successor takes over (node.takeover) and then answers for
+(node.documents.successors; docs/restructuring.md).
 """
 from __future__ import annotations
 

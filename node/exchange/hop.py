@@ -239,9 +239,9 @@ class HopSender:
             return Outcome.BACKOFF
         bad_receipts: list[tuple[str, str]] = []
         retry_later: list[tuple[str, str]] = []
-        held_back: list[tuple[str, int]] = []
+        held_back: list[tuple[str, int, str]] = []  # (message id, not claimed before, the peer's text)
         delivered: list[tuple[outbox.Pending, pb.Receipt]] = []
-        refusals: list[tuple[outbox.Pending, xpb.Rejection, int | None]] = []  # (envelope, why, held back until)
+        rejected: list[tuple[outbox.Pending, xpb.Rejection]] = []  # refused for good
         verifier = receipts.Verifier(self.trust)
         # every outcome judged, and every receipt verified (its envelope hashed, its batch's signature checked),
         # before the writer is taken: the transaction below only writes
@@ -255,19 +255,17 @@ class HopSender:
                     continue
                 delivered.append((p, outcome.receipt))
             elif is_permanent(outcome.rejection.reason):
-                refusals.append((p, outcome.rejection, None))
+                rejected.append((p, outcome.rejection))
             elif outcome.rejection.reason in ENVELOPE_TRANSIENT:
                 delay = self.policy.delay(p.attempts + 1, self.rng)
-                held_back.append((p.message_id, now + int(delay * 1000)))
-                refusals.append((p, outcome.rejection, held_back[-1][1]))
+                held_back.append((p.message_id, now + int(delay * 1000), _peer_text(outcome.rejection)))
             else:  # a refusal that may pass (or a reason we do not know): kept, and the hop backs off
                 retry_later.append((p.message_id, _peer_text(outcome.rejection)))
         with self.db.transaction(durable=False) as tx:
-            for p, rej, until in refusals:
-                if until is None:
-                    self.give_up(tx, p, self.hop, outbox.REJECTED, bounded(rej.reason, 64), bounded(rej.message, PEER_TEXT))
-                else:
-                    outbox.hold_back(tx, [(p.message_id, until)], _peer_text(rej))
+            for p, rej in rejected:
+                self.give_up(tx, p, self.hop, outbox.REJECTED, bounded(rej.reason, 64), bounded(rej.message, PEER_TEXT))
+            for message_id, until, text in held_back:
+                outbox.hold_back(tx, [(message_id, until)], text)
             outbox.mark_delivered(tx, [(p.message_id, r) for p, r in delivered], self.hop, now)
             failed = bad_receipts + retry_later
             if failed:
@@ -290,7 +288,7 @@ class HopSender:
             log.warning("%s refused %d envelopes for now (kept for a retry): %s", self.hop, len(retry_later),
                         retry_later[0][1], extra=logs.fields(hop=self.hop, message_id=retry_later[0][0]))
         if held_back:
-            first = min(when for _, when in held_back)
+            first = min(when for _, when, _ in held_back)
             log.info("%s refused %d envelopes for now on their own account (PARK_FULL): each retried after its own "
                      "backoff, the hop's other mail goes on", self.hop, len(held_back), extra=logs.fields(hop=self.hop))
             if self.timer is not None:

@@ -85,8 +85,7 @@ class Intake:
                 results[i] = r
                 refused.append((_message_id(raw), r))
             except Exception:
-                correlation_id = log_incident(f"checking an envelope from {peer}")
-                results[i] = r = Rejected(Reason.INTERNAL, f"could not be checked (correlation id {correlation_id})")
+                results[i] = r = _incident(f"checking an envelope from {peer}", "checked")
                 refused.append((_message_id(raw), r))
         accepted = self._prepare_own(accepted, results, refused, peer)
         parking = any(item.parked for _, item in accepted)
@@ -227,16 +226,18 @@ class Intake:
         known = custody.received_ids(self.db, own)
         kept = []
         for i, item in accepted:
+            # once per id: a later copy in this batch is settled by custody against the first (its outcome, or
+            # DUPLICATE_CONFLICT) and never stored, so a batch of one envelope repeated signs one 01, not one each
             if item.next_hop is None and item.message_id not in known:
                 try:
                     item.writes = self.local_mail.prepare(item)
+                    known.add(item.message_id)
                 except Rejected as r:
                     results[i] = r
                     refused.append((item.message_id, r))
                     continue
                 except Exception:
-                    correlation_id = log_incident(f"preparing {item.message_id} from {peer}")
-                    results[i] = r = Rejected(Reason.INTERNAL, f"could not be taken (correlation id {correlation_id})")
+                    results[i] = r = _incident(f"preparing {item.message_id} from {peer}", "taken")
                     refused.append((item.message_id, r))
                     continue
             kept.append((i, item))
@@ -244,6 +245,13 @@ class Intake:
 
 
 _NO_LOCK = contextlib.nullcontext()
+
+
+def _incident(what: str, step: str) -> Rejected:
+    """One envelope's unexpected failure (called while handling it): logged under a correlation id, which is
+    all the peer learns of it; the rest of the batch goes on."""
+    correlation_id = log_incident(what)
+    return Rejected(Reason.INTERNAL, f"could not be {step} (correlation id {correlation_id})")
 
 
 def _without_content(r: Rejected) -> Rejected:

@@ -267,12 +267,22 @@ class Directory:
         if peer is not None and (peer != self.parent or not self.parent_address):
             raise Rejected(Reason.SUCCESSION_NOT_COMPETENT,
                            f"{peer} is not the parent of {self.code}: only it passes successions down")
-        succ.check_count(lists)
-        refused: list[Rejected] = []
-        refused.extend(self.successions.offer_all(self._from_above(lists, refused), self.parent or "parent"))
+        refused = self._offer_from_above(lists)
         if refused:
             raise refused[0]
         return self.successions.numbers()
+
+    def _offer_from_above(self, lists) -> list[Rejected]:
+        """Lists from our parent (pushed, or in its answer), each offered on its own: the refusals (too many: that
+        alone, none offered)."""
+        assert self.successions is not None
+        try:
+            succ.check_count(lists)
+        except Rejected as r:
+            return [r]
+        refused: list[Rejected] = []
+        refused.extend(self.successions.offer_all(self._from_above(lists, refused), self.parent or "parent"))
+        return refused
 
     def _from_above(self, lists, refused: list[Rejected]) -> list[rpb.SignedSuccessionList]:
         """The lists issued above us (what a parent passes down); any other is refused into `refused`: a node
@@ -295,13 +305,7 @@ class Directory:
     def _successions_caught_up(self, lists) -> None:
         if not lists or self.successions is None:
             return
-        refused: list[Rejected] = []
-        try:
-            succ.check_count(lists)
-            refused.extend(self.successions.offer_all(self._from_above(lists, refused), self.parent or "parent"))
-        except Rejected as r:
-            refused.append(r)
-        for r in refused:
+        for r in self._offer_from_above(lists):
             log.warning("succession list from parent %s refused: %s", self.parent, r.public_text,
                         extra=logs.fields(agency=self.parent, reason=r.reason))
 
@@ -530,10 +534,10 @@ class Directory:
         return out
 
     def entry_of(self, child: store.Child) -> rpb.DirectoryEntry:
+        seen = self.last_seen(child)
         entry = rpb.DirectoryEntry(
             record=rpb.SignedRecord(record=child.record, signature=child.signature),
-            reachable=self.clock.now_ms() - self.last_seen(child) <= self.stale_after_ms,
-            last_seen_ms=self.last_seen(child))
+            reachable=self.clock.now_ms() - seen <= self.stale_after_ms, last_seen_ms=seen)
         retired = self.successions.retired(child.code) if self.successions is not None else None
         if retired is not None:  # still registered, but retired: listings and lookups say who answers for it
             entry.succession.CopyFrom(self.successions.list_of(retired.issuer))

@@ -59,10 +59,9 @@ def append_many(conn, rows: list[tuple[int, str, str, str, str]]) -> None:
     Call inside a transaction (every caller does): the head read and the insert must be one unit."""
     if not rows:
         return
-    known = getattr(conn, "audit_head", None)  # a Transaction keeps the head it wrote (node.store.database)
-    seq, head = known if known is not None else _head(conn)
+    kept = isinstance(conn, Transaction)  # a Transaction keeps the head it wrote (node.store.database)
+    seq, head = (conn.audit_head if kept else None) or _head(conn)
     chained = list(chain((_row(*r) for r in rows), seq, head))
-    kept = isinstance(conn, Transaction)
     if kept:
         conn.audit_head = None  # until these rows are in: a statement failing part-way leaves it to be read again
     conn.executemany(f"INSERT INTO audit ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", chained)

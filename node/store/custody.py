@@ -14,7 +14,7 @@ from typing import Callable
 from ..errors import Reason, Rejected
 from ..pb import envelope_pb2 as pb
 from . import audit, inbox, outbox
-from .database import Database, Transaction
+from .database import Database, Transaction, in_chunks
 
 
 @dataclass
@@ -118,11 +118,8 @@ def received_row(item: Incoming, now_ms: int) -> tuple:
 def _used_elsewhere(tx: Transaction, message_ids: set[str]) -> set[str]:
     """Ids not received before but already naming a message here (one we sent, or made for ourselves):
     storing them would collide, so such an envelope is refused instead of failing the batch."""
-    ids = list(message_ids)
     found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(list(message_ids)):
         found.update(m for (m,) in tx.execute(
             f"SELECT message_id FROM outbox WHERE message_id IN ({marks})"
             f" UNION SELECT message_id FROM inbox WHERE message_id IN ({marks})", chunk + chunk))
@@ -131,13 +128,10 @@ def _used_elsewhere(tx: Transaction, message_ids: set[str]) -> set[str]:
 
 def _already_received(conn, message_ids: set[str]) -> dict[str, tuple[bytes, bytes]]:
     """message id -> (envelope digest, stored receipt) for the ids taken into custody before."""
-    ids = list(message_ids)
     found: dict[str, tuple[bytes, bytes]] = {}
-    for start in range(0, len(ids), 500):  # well under SQLite's limit on bound parameters
-        chunk = ids[start:start + 500]
+    for chunk, marks in in_chunks(list(message_ids)):
         found.update((m, (d, r)) for m, d, r in conn.execute(
-            f"SELECT message_id, envelope_sha256, receipt FROM received WHERE message_id IN ({','.join('?' * len(chunk))})",
-            chunk))
+            f"SELECT message_id, envelope_sha256, receipt FROM received WHERE message_id IN ({marks})", chunk))
     return found
 
 
@@ -150,10 +144,9 @@ def record_rejections(db: Database, now_ms: int, peer: str, refused: list[tuple[
 def received_ids(db: Database, message_ids: list[str]) -> set[str]:
     """Which of these ids were taken into custody before (a retry of one is answered, not counted again)."""
     found: set[str] = set()
-    for start in range(0, len(message_ids), 500):
-        chunk = message_ids[start:start + 500]
+    for chunk, marks in in_chunks(message_ids):
         found.update(r["message_id"] for r in db.query(
-            f"SELECT message_id FROM received WHERE message_id IN ({','.join('?' * len(chunk))})", chunk))
+            f"SELECT message_id FROM received WHERE message_id IN ({marks})", chunk))
     return found
 
 

@@ -32,6 +32,22 @@ READERS = 4  # read-only connections at most: each holds three descriptors (the 
 MAX_GROUP = 32  # callers' transactions committed together at most: bounds how long a finished one waits
 
 
+IN_CHUNK = 500  # values bound in one `IN (...)`: well under SQLite's limit on bound parameters
+
+
+def in_chunks(values: list) -> Iterator[tuple[list, str]]:
+    """`values` in slices small enough to bind in one `IN (...)`, each with its placeholders ("?,?,...")."""
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = values[start:start + IN_CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
+
+
+def open_read_only(path: Path | str, timeout: float = 30) -> sqlite3.Connection:
+    """A read-only connection of its own to the mailbox at `path`, for a reader outside the node that owns it
+    (WAL lets that node go on); the path is made a proper file: URI, so `?`, `#` or `%` in it mean nothing."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+
+
 class _Group:
     """The callers' transactions sharing one SQLite transaction, and so one commit and one fsync."""
 

@@ -72,11 +72,11 @@ class Mailbox:
 
     def _held(self, found: Found) -> Found:
         """The wraps of a predecessor's envelopes, and what links it to us, when the message is held for one."""
-        for h in (found.document, *found.statuses):
+        row = self._all("SELECT held_for, content_wrap FROM held WHERE message_id = ?", (found.document.message_id,))
+        for h in found.statuses:
             h.content_wrap = self._wrap(h.message_id)
-        row = self._all("SELECT held_for FROM held WHERE message_id = ?", (found.document.message_id,))
         if row:
-            found.held_for = row[0][0]
+            found.held_for, found.document.content_wrap = row[0]
             found.succession_lists = [s for (s,) in self._all("SELECT signed FROM succession_lists ORDER BY issuer")]
         return found
 

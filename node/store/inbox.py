@@ -1,7 +1,7 @@
 """The mailbox of envelopes addressed to this node's agency."""
 from __future__ import annotations
 
-from .database import Database
+from .database import Database, in_chunks
 
 COLUMNS = ("inbox.seq, inbox.message_id, inbox.sender, kind, priority, subject, received_ms, acked_ms, ref_message_id,"
            " business_doc_type, coalesce(p.state, '') AS state, coalesce(p.changed_by, '') AS changed_by,"
@@ -51,10 +51,9 @@ def seq_in(conn, message_id: str) -> int:
 def seqs_of(db: Database, message_ids: list[str]) -> dict[str, int]:
     """message id -> its entry's seq (what ListInbox pages by), for the ones in the mailbox."""
     out: dict[str, int] = {}
-    for i in range(0, len(message_ids), 500):
-        chunk = message_ids[i:i + 500]
+    for chunk, marks in in_chunks(message_ids):
         out.update((r["message_id"], r["seq"]) for r in db.query(
-            f"SELECT message_id, seq FROM inbox WHERE message_id IN ({','.join('?' * len(chunk))})", chunk))
+            f"SELECT message_id, seq FROM inbox WHERE message_id IN ({marks})", chunk))
     return out
 
 

@@ -3,9 +3,10 @@ connection of its own; WAL lets a running node go on): what `scripts/bench-clust
 document's time down by, hop by hop."""
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from .database import in_chunks, open_read_only
 
 
 @dataclass(frozen=True)
@@ -19,12 +20,10 @@ class Passage:
 
 
 def read(mailbox: Path, message_ids: list[str]) -> dict[str, Passage]:
-    conn = sqlite3.connect(f"{Path(mailbox).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    conn = open_read_only(mailbox)
     try:
         out: dict[str, Passage] = {}
-        for start in range(0, len(message_ids), 500):
-            chunk = message_ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(message_ids):
             received = dict(conn.execute(f"SELECT message_id, receipt FROM received WHERE message_id IN ({marks})",
                                          chunk).fetchall())
             sent = {m: (c, d, r) for m, c, d, r in conn.execute(

@@ -5,7 +5,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from .database import Database
+from .database import Database, in_chunks, open_read_only
 
 
 @dataclass(frozen=True)
@@ -53,17 +53,13 @@ def touch(db: Database, code: str, now_ms: int, odd_codes: dict[str, str]) -> di
         return before
 
 
-HOLDERS_PER_QUERY = 500  # bound the parameters of one query (a heartbeat may claim limits.odd_codes_per_heartbeat)
-
-
 def odd_code_holders(db: Database, codes: list[str]) -> dict[str, str]:
     """odd code -> the child whose heartbeat vouches for it, for `codes` only (a heartbeat asks about what it
     claims, not the whole table: a thousand odd children made each heartbeat read a thousand rows)."""
     out: dict[str, str] = {}
-    for i in range(0, len(codes), HOLDERS_PER_QUERY):
-        part = codes[i:i + HOLDERS_PER_QUERY]
+    for part, marks in in_chunks(codes):  # a heartbeat may claim limits.odd_codes_per_heartbeat
         out.update({r["code"]: r["via"] for r in db.query(
-            f"SELECT code, via FROM odd_codes WHERE code IN ({','.join('?' * len(part))})", tuple(part))})
+            f"SELECT code, via FROM odd_codes WHERE code IN ({marks})", tuple(part))})
     return out
 
 
@@ -88,7 +84,7 @@ def count_in_file(mailbox: Path) -> int:
     """How many children the mailbox at `mailbox` holds, read from outside the node that owns it (a harness
     watching a running process, read-only); 0 while it cannot be read yet."""
     try:
-        con = sqlite3.connect(f"file:{mailbox}?mode=ro", uri=True, timeout=1)
+        con = open_read_only(mailbox, timeout=1)
     except sqlite3.Error:
         return 0
     try:

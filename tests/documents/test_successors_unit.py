@@ -59,3 +59,18 @@ def test_while_the_tree_cannot_tell_one_question_per_code_answers_a_batch():
     with pytest.raises(Rejected):
         s.answers_for(Z, X)
     assert tree.asked == [(X, False), (X, False)]  # asked again once the answer is old
+
+
+def test_where_a_status_goes_asks_the_cache_only_and_shares_the_uncertain_memo():
+    """Lifecycle.report asks `chain` where a status to a sender goes: held lists first, one cached lookup (no
+    question past the cache), and while the tree cannot tell, one question per code, not one per status."""
+    assert Successors(lambda code: [Y, Z] if code == X else []).chain(X) == [Y, Z]
+    tree = Tree([Z])
+    assert Successors(lambda code: [], tree).chain(X) == [Z] and tree.asked == [(X, False)]
+    down = Tree(Rejected(Reason.UNREACHABLE, "parent down"))
+    s = Successors(lambda code: [], down, lambda: 1_000_000)
+    for _ in range(10):
+        with pytest.raises(Rejected) as e:
+            s.chain(X)
+        assert e.value.reason is Reason.SUCCESSION_UNCERTAIN
+    assert down.asked == [(X, False)]

@@ -133,3 +133,19 @@ def test_one_bad_envelope_is_refused_alone_and_the_rest_of_its_batch_is_stored(p
     subjects = {e["subject"] for e in inbox.list_entries(b.db)}
     assert {"1", "ưu tiên lạ"} <= subjects and "trùng" not in subjects
     assert outbox.get(b.db, own_id)["subject"] == "của B"  # B's own message untouched
+
+
+def test_one_envelope_repeated_in_a_batch_has_its_automatic_01_made_once(pair):
+    a, b = pair
+    a.outgoing.post(pb.Payload(document=pb.Document(subject="Công văn", document_id=f"{A},9/UBND")), [B])
+    [doc_raw] = queued(a)
+    made = []
+    prepare = b.intake.local_mail.prepare
+    b.intake.local_mail.prepare = lambda item: made.append(item.message_id) or prepare(item)
+
+    results = b.intake.receive([doc_raw] * 5, A)
+
+    assert all(isinstance(r, pb.Receipt) for r in results), results
+    assert len({r.SerializeToString() for r in results}) == 1  # the copies answered with the first's receipt
+    assert len(made) == 1  # signed and sealed for the first copy alone: the others are never stored
+    assert len([p for p in outbox.next_batch(b.db, A, 100, 1 << 30)]) == 1  # one 01 back to A

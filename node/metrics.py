@@ -6,7 +6,8 @@ Two kinds, in one registry of the node's own (never the process-global one):
   dispatcher and intake, which call it after their commit): envelopes handed over with a
   verified receipt per next hop, refusals and failures by reason (`direction="out"`: ours,
   refused by a next hop, expired or purged; `direction="in"`: envelopes we refused), the
-  delivery latency (an envelope's creation to its next hop's receipt) and batch sizes;
+  delivery latency (an envelope's creation to its next hop's receipt), batch sizes, and how long
+  each stage of a batch took, sent or received (`stages`: where a document's time goes at this hop);
 - **what the mailbox says when scraped** (`MailboxCollector`): queue depth, age of the oldest
   envelope, parked envelopes, failures in a row and hold per next hop, days left on the node's
   certificate, the CRL in use, the latest audit checkpoint, the version (`lienthong_build_info`),
@@ -34,6 +35,12 @@ class Recorder(Protocol):
     def sent_batch(self, hop: str, size: int) -> None: ...
     def gave_up(self, reason: str) -> None: ...
     def received(self, size: int, refused_reasons: list[str]) -> None: ...
+    def stages(self, direction: str, seconds: dict[str, float]) -> None: ...
+
+
+# the stages of one batch, timed where they run (node.exchange.hop for "out", node.exchange.intake for "in")
+OUT_STAGES = ("claim", "deliver", "receipts", "record")
+IN_STAGES = ("check", "prepare", "custody")
 
 
 class NoMetrics:
@@ -47,6 +54,9 @@ class NoMetrics:
         pass
 
     def received(self, size: int, refused_reasons: list[str]) -> None:
+        pass
+
+    def stages(self, direction: str, seconds: dict[str, float]) -> None:
         pass
 
 

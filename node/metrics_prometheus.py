@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 
 class NodeMetrics:
@@ -31,6 +32,10 @@ class NodeMetrics:
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.batches = Histogram("lienthong_batch_size", "Envelopes per batch: direction=out sent, direction=in received",
                                  ["direction"], buckets=BATCH_BUCKETS, registry=r)
+        self.stage_seconds = Histogram(
+            "lienthong_batch_stage_seconds", "How long each stage of a batch took: direction=out claim, deliver,"
+            " receipts, record; direction=in check, prepare, custody", ["direction", "stage"],
+            buckets=STAGE_BUCKETS, registry=r)
 
     # ---- Recorder ----------------------------------------------------------------
 
@@ -52,6 +57,10 @@ class NodeMetrics:
             self.accepted.inc(size - len(refused_reasons))
         for reason in refused_reasons:
             self.rejections.labels("in", reason).inc()
+
+    def stages(self, direction: str, seconds: dict[str, float]) -> None:
+        for stage, s in seconds.items():
+            self.stage_seconds.labels(direction, stage).observe(max(0.0, s))
 
     def collect_from(self, collector: "MailboxCollector") -> None:
         self.registry.register(collector)

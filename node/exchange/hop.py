@@ -22,6 +22,7 @@ import enum
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -196,15 +197,18 @@ class HopSender:
         state = peers.get(self.db, self.hop)
         if state.next_attempt_ms > now or state.held or self.paused():
             return Outcome.NOT_DUE
+        started = time.perf_counter()
         batch = self.claim()
         if not batch:
             return Outcome.IDLE
         try:
-            return self._send(state, now, batch)
+            return self._send(state, now, batch, time.perf_counter() - started)
         finally:
             batch.release()
 
-    def _send(self, state: peers.PeerState, now: int, batch: list[outbox.Pending]) -> Outcome:
+    def _send(self, state: peers.PeerState, now: int, batch: list[outbox.Pending], claim_s: float = 0.0) -> Outcome:
+        """Hand `batch` over and record its outcome; `claim_s`, how long claiming it took, goes to the stage metric
+        with the hand-over's own stages (node.metrics.OUT_STAGES)."""
         live = [p for p in batch if p.expires_ms >= now]
         if len(live) < len(batch):
             with self.db.transaction() as tx:
@@ -233,7 +237,9 @@ class HopSender:
             if address is None:
                 raise TransportError(f"no address known for {self.hop}")
             self.metrics.sent_batch(self.hop, len(live))
+            handed = time.perf_counter()
             outcomes = self.deliver(self.hop, address, [p.envelope for p in live])
+            answered = time.perf_counter()
         except TransportError as e:
             self._back_off(state.failures + 1, [p.message_id for p in live], str(e))
             return Outcome.BACKOFF
@@ -261,6 +267,7 @@ class HopSender:
                 held_back.append((p.message_id, now + int(delay * 1000), _peer_text(outcome.rejection)))
             else:  # a refusal that may pass (or a reason we do not know): kept, and the hop backs off
                 retry_later.append((p.message_id, _peer_text(outcome.rejection)))
+        verified = time.perf_counter()
         with self.db.transaction(durable=False) as tx:
             for p, rej in rejected:
                 self.give_up(tx, p, self.hop, outbox.REJECTED, bounded(rej.reason, 64), bounded(rej.message, PEER_TEXT))
@@ -281,6 +288,8 @@ class HopSender:
                 tx.on_commit(lambda p=p: self.events.emit(events.DELIVERED, message_id=p.message_id, peer=self.hop,
                                                           recipient=p.recipient, kind=p.kind, time_ms=now,
                                                           seq=p.seq))
+        self.metrics.stages("out", {"claim": claim_s, "deliver": answered - handed, "receipts": verified - answered,
+                                    "record": time.perf_counter() - verified})
         if bad_receipts:
             log.warning("bad receipts from %s: %s", self.hop, bad_receipts[0][1],
                         extra=logs.fields(hop=self.hop, message_id=bad_receipts[0][0], reason=Reason.BAD_RECEIPT))

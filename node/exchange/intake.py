@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 
 from .. import envelope as env_mod
 from .. import events, logs
@@ -70,6 +71,7 @@ class Intake:
             self.pins.check(peer, peer_cert, "the hand-over")
         if len(raws) > self.limits.envelopes_per_batch:
             raise over("envelopes in one batch", len(raws), self.limits.envelopes_per_batch, "envelopes")
+        started = time.perf_counter()
         parsed = [_parsed(raw) for raw in raws]  # parsed once: counted here, verified from it in _check
         marks = sum(len(env.trace) for env in parsed if env is not None)
         if marks > self.limits.marks_per_batch:  # refused whole, unread: no signature checked, no row recorded
@@ -87,7 +89,9 @@ class Intake:
             except Exception:
                 results[i] = r = _incident(f"checking an envelope from {peer}", "checked")
                 refused.append((_message_id(raw), r))
+        checked = time.perf_counter()
         accepted = self._prepare_own(accepted, results, refused, peer)
+        prepared = time.perf_counter()
         parking = any(item.parked for _, item in accepted)
         with self._parking if parking else _NO_LOCK:
             if parking:
@@ -103,6 +107,8 @@ class Intake:
                 self.clock.now_ms(),
                 authorize=self.local_mail.authorize,
             ) if accepted else []
+        self.metrics.stages("in", {"check": checked - started, "prepare": prepared - checked,
+                                   "custody": time.perf_counter() - prepared})
         if accepted:
             hops: set[str] = set()
             now = self.clock.now_ms()

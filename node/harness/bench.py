@@ -2,7 +2,9 @@
 
 exchange: node-to-node throughput. A's queue is filled while B is down; B is started
 and the drain is timed from the first to the last signed receipt A holds (deliver,
-verify, fsync at B, receipt back, receipt verified, fsync at A).
+verify, fsync at B, receipt back, receipt verified, fsync at A). `stages_ms_per_batch`: the mean
+time of each stage of a batch over the drain, from each node's `lienthong_batch_stage_seconds`
+(docs/metrics.md): at A `out.*` for the documents and `in.*` for their 01s, at B the other way round.
 end_to_end: documents of 10 KB posted by several client threads into A's local API
 while B is up; timed from the first post to the last receipt (adds the local API).
 latency: documents posted at a fixed offered rate; time from the post call to the
@@ -25,9 +27,11 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from ..pb import envelope_pb2 as pb
 from . import bare_hop, nodes
@@ -87,13 +91,41 @@ def exchange(a, b, n: int, size: int, threads: int) -> dict:
         nodes.wait_healthy([b])
         ev.wait(lambda evs: len(evs) >= 1, timeout=60)
         t0, cpu0 = time.perf_counter(), (cpu_s(a.pid), cpu_s(b.pid))
+        stages0 = (stage_totals(a), stage_totals(b))
         first = len(ev.events)
         ev.wait(lambda evs: sum(e.type == "delivered" for e in evs) >= n, timeout=600)
         elapsed = time.perf_counter() - t0
         cpu1 = (cpu_s(a.pid), cpu_s(b.pid))
+        stages1 = (stage_totals(a), stage_totals(b))
     cpu = {k: round((y - x) / elapsed, 2) for k, x, y in zip(("node_a", "node_b"), cpu0, cpu1)}
     return {"documents": n - first, "doc_bytes": size, "seconds": round(elapsed, 3),
-            "docs_per_s": round((n - first) / elapsed, 1), "cpu_cores_busy": cpu}
+            "docs_per_s": round((n - first) / elapsed, 1), "cpu_cores_busy": cpu,
+            # A sends the documents (out) and takes their 01s (in); B the other way round
+            "stages_ms_per_batch": {k: stage_means(x, y) for k, x, y in zip(("node_a", "node_b"), stages0, stages1)}}
+
+
+def stage_totals(handle) -> dict[str, tuple[float, float]]:
+    """"direction.stage" -> (sum of seconds, batches) of lienthong_batch_stage_seconds, read from GET /metrics."""
+    address = nodes.runtime_info(handle)["metrics"]
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    totals: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in ("lienthong_batch_stage_seconds_sum", "lienthong_batch_stage_seconds_count"):
+                slot = totals.setdefault(f"{s.labels['direction']}.{s.labels['stage']}", [0.0, 0.0])
+                slot[s.name.endswith("_count")] = s.value
+    return {k: (v[0], v[1]) for k, v in totals.items()}
+
+
+def stage_means(before: dict, after: dict) -> dict[str, float]:
+    """Mean milliseconds per batch of each stage between two readings (what the drain alone added)."""
+    out = {}
+    for key, (total, count) in sorted(after.items()):
+        t0, c0 = before.get(key, (0.0, 0.0))
+        if count > c0:
+            out[key] = round((total - t0) * 1000 / (count - c0), 2)
+    return out
 
 
 def _post(a, n: int, size: int, threads: int) -> list[str]:
@@ -166,7 +198,9 @@ def latency(a, b, n: int, size: int, rate: float) -> dict:
 
 def run_pair(root: Path, mode: str, args) -> dict:
     """One pair of nodes with `sealing.mode: mode`, measured in full."""
-    spec = lambda code, name: nodes.NodeSpec(code, name, extra={"sealing": {"mode": mode}})  # noqa: E731
+    # metrics on (loopback, a port of its own): the stages of each batch are read from them
+    spec = lambda code, name: nodes.NodeSpec(code, name, extra={  # noqa: E731
+        "sealing": {"mode": mode}, "metrics": {"listen": "127.0.0.1:0"}})
     a, b = nodes.pair(root, spec(A, "Sở A"), spec(B, "Huyện B"))
     for h in (a, b):
         nodes.start(h)

@@ -476,3 +476,46 @@ def test_the_delivered_row_names_the_receipt_stored_for_it(side):
     rows = {r["message_id"]: r["detail"] for r in audit.recent(side.db_a, event=audit.DELIVERED)}
     for m in mids:
         assert rows[m] == f"receipt sha256 {hashlib.sha256(state_of(side, m)['receipt']).hexdigest()}"
+
+
+class StageRecorder:
+    """A Recorder that keeps each batch's stage timings (node.metrics.Recorder's other calls do nothing)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, float]]] = []
+
+    def delivered(self, hop, latencies_s):
+        pass
+
+    def sent_batch(self, hop, size):
+        pass
+
+    def gave_up(self, reason):
+        pass
+
+    def received(self, size, refused_reasons):
+        pass
+
+    def stages(self, direction, seconds):
+        self.seen.append((direction, dict(seconds)))
+
+
+def test_each_batch_reports_where_its_time_went_on_both_sides(side, pki, clock):
+    """One hand-over: the sender times claim, deliver, receipts and record, the receiver check, prepare and
+    custody, once per batch; a failed hand-over reports no stages (it has no outcome to time)."""
+    from node.metrics import IN_STAGES, OUT_STAGES
+    out_rec, in_rec = StageRecorder(), StageRecorder()
+    side.disp.metrics = out_rec  # before the hop's first attempt: its HopSender is made with it
+    side.wire.intake.metrics = in_rec
+    send(side)
+    send(side)
+    assert side.disp.attempt(B) == DELIVERED
+    assert [d for d, _ in out_rec.seen] == ["out"] and tuple(out_rec.seen[0][1]) == OUT_STAGES
+    assert [d for d, _ in in_rec.seen] == ["in"] and tuple(in_rec.seen[0][1]) == IN_STAGES
+    assert all(s >= 0 for _, stages in out_rec.seen + in_rec.seen for s in stages.values())
+    # the receiver's stages happened inside the sender's deliver stage
+    assert out_rec.seen[0][1]["deliver"] >= sum(in_rec.seen[0][1].values())
+    send(side)
+    side.wire.up = False
+    assert side.disp.attempt(B) == BACKOFF
+    assert len(out_rec.seen) == 1

@@ -39,7 +39,7 @@ class Recorder(Protocol):
 
 
 # the stages of one batch, timed where they run (node.exchange.hop for "out", node.exchange.intake for "in")
-OUT_STAGES = ("claim", "deliver", "receipts", "record")
+OUT_STAGES = ("claim", "seal", "deliver", "receipts", "record")
 IN_STAGES = ("check", "prepare", "custody")
 
 

@@ -33,8 +33,8 @@ class NodeMetrics:
         self.batches = Histogram("lienthong_batch_size", "Envelopes per batch: direction=out sent, direction=in received",
                                  ["direction"], buckets=BATCH_BUCKETS, registry=r)
         self.stage_seconds = Histogram(
-            "lienthong_batch_stage_seconds", "How long each stage of a batch took: direction=out claim, deliver,"
-            " receipts, record; direction=in check, prepare, custody", ["direction", "stage"],
+            "lienthong_batch_stage_seconds", "How long each stage of a batch took: direction=out claim, seal,"
+            " deliver, receipts, record; direction=in check, prepare, custody", ["direction", "stage"],
             buckets=STAGE_BUCKETS, registry=r)
 
     # ---- Recorder ----------------------------------------------------------------

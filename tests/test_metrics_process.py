@@ -94,7 +94,7 @@ def test_the_endpoint_counts_a_known_exchange(tree):
     assert m[("lienthong_batch_size_sum", (("direction", "out"),))] == 3
     assert m[("lienthong_rejections_total", (("direction", "out"), ("reason", "PURGED")))] == 1
     # where the time went, per stage of each batch: sent (the documents), received (the statuses back)
-    for stage in ("claim", "deliver", "receipts", "record"):
+    for stage in ("claim", "seal", "deliver", "receipts", "record"):
         assert m[("lienthong_batch_stage_seconds_count", (("direction", "out"), ("stage", stage)))] >= 1
     for stage in ("check", "prepare", "custody"):
         assert m[("lienthong_batch_stage_seconds_count", (("direction", "in"), ("stage", stage)))] >= 1

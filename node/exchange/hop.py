@@ -217,7 +217,9 @@ class HopSender:
                         self.give_up(tx, p, self.hop, outbox.EXPIRED, Reason.EXPIRED.name, "lifetime ended before delivery")
             if not live:
                 return Outcome.DELIVERED  # made progress; look again
+        sealing = time.perf_counter()
         prepared = self.prepare(live)
+        seal_s = time.perf_counter() - sealing
         live = prepared.ready
         if prepared.waiting or prepared.deferred or prepared.refused:
             with self.db.transaction() as tx:
@@ -288,7 +290,7 @@ class HopSender:
                 tx.on_commit(lambda p=p: self.events.emit(events.DELIVERED, message_id=p.message_id, peer=self.hop,
                                                           recipient=p.recipient, kind=p.kind, time_ms=now,
                                                           seq=p.seq))
-        self.metrics.stages("out", {"claim": claim_s, "deliver": answered - handed, "receipts": verified - answered,
+        self.metrics.stages("out", {"claim": claim_s, "seal": seal_s, "deliver": answered - handed, "receipts": verified - answered,
                                     "record": time.perf_counter() - verified})
         if bad_receipts:
             log.warning("bad receipts from %s: %s", self.hop, bad_receipts[0][1],

@@ -78,6 +78,9 @@ class HealthMonitor:
         self.servicer = HealthServicer()
         self.problem: str | None = "not started"
         self.on_change: Callable[[str | None], None] = lambda problem: None  # after the status changed
+        # what each service was last set to: set again only on a change, since grpcio's `set` sends every
+        # watcher a message each time (a Watch stream heard the same SERVING every check, every 5 s)
+        self._said: dict[str, int] = {}
 
     def _node_problem(self) -> str | None:
         if not self.db.healthy():
@@ -100,7 +103,10 @@ class HealthMonitor:
         serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
         for name in SERVICES:
             down = problem if name in PEER_SERVICES else node_problem
-            self.servicer.set(name, not_serving if down else serving)
+            status = not_serving if down else serving
+            if self._said.get(name) != status:
+                self.servicer.set(name, status)
+                self._said[name] = status
         if changed:
             self.on_change(problem)
         return problem is None

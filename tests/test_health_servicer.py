@@ -76,3 +76,30 @@ def test_health_watch_streams_are_capped_with_their_own_reason():
         assert stub.Check(health_pb2.HealthCheckRequest(service="")).status == SERVING  # Check still answers
         for s in held:
             s.cancel()
+
+
+def test_a_status_is_set_again_only_when_it_changes(tmp_path, pki, clock):
+    """grpcio's `set` sends every watcher a message each time it is called: the node's health job ran it for
+    every service on every check, so each Watch stream heard the same SERVING every 5 s. Now only a change
+    is set (and so sent)."""
+    from node.health import HealthMonitor, SERVICES
+    from node.store.database import Database
+
+    db = Database(tmp_path / "health.sqlite3")
+    problem: list[str | None] = [None]
+    monitor = HealthMonitor(db, pki.signer("000.00.01.H53"), pki.trust(clock), checks=[lambda: problem[0]])
+    said: list[tuple[str, int]] = []
+    real = monitor.servicer.set
+    monitor.servicer.set = lambda name, status: (said.append((name, status)), real(name, status))
+    try:
+        assert monitor.check() and said == [(name, SERVING) for name in SERVICES]
+        assert monitor.check() and monitor.check()
+        assert len(said) == len(SERVICES)  # the same status: nobody is told again
+        problem[0] = "the disk is full"
+        assert not monitor.check()
+        assert said[len(SERVICES):] == [(name, health_pb2.HealthCheckResponse.NOT_SERVING) for name in SERVICES]
+        assert not monitor.check() and len(said) == 2 * len(SERVICES)
+        problem[0] = None
+        assert monitor.check() and said[2 * len(SERVICES):] == [(name, SERVING) for name in SERVICES]
+    finally:
+        db.close()

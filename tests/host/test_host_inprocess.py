@@ -4,6 +4,7 @@ one peer port, a document and its automatic 01 between co-hosted agencies and to
 from __future__ import annotations
 
 import pytest
+from grpc_health.v1 import health_pb2
 
 from node.config import load_config
 from node.harness import hosts, nodes
@@ -110,3 +111,20 @@ def test_one_agency_cannot_take_every_watch_place(world):
     finally:
         for w in mine:
             w.close()
+
+
+def test_the_hosts_health_sets_a_status_again_only_when_it_changes(world):
+    """Every health tick set every agency's status, and grpcio's `set` sends every watcher a message each
+    time: a thousand agencies meant a thousand sets every tick. Now only a change is set (and sent); a
+    removed agency's SERVICE_UNKNOWN still follows any tick."""
+    host, _, _, _ = world
+    said: list[tuple[str, int]] = []
+    real = host.health.set
+    host.health.set = lambda name, status: (said.append((name, status)), real(name, status))
+    host._health()
+    host._health()
+    assert said == []  # started and SERVING already: nothing new to say
+    host.agencies[C2].stop(grace=1)  # as SIGHUP removing it does: the stopping agency detaches itself
+    assert said == [(C2, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)]
+    host._health()
+    assert said[1:] == []  # C2 is not served any more; the others and "" unchanged

@@ -17,32 +17,42 @@ from .database import Database
 
 DOCUMENT = pb.DOCUMENT
 
+# What this agency did: a predecessor's history it took over (rows `held_for` that predecessor, node.takeover)
+# stays counted under the predecessor's own code, as its node reported it, so it is left out here; the held
+# rows are counted on partial indexes (none without a takeover) and subtracted, so the totals keep their indexes.
 _TOTALS = """
 SELECT
-  (SELECT count(*) FROM docs WHERE kind = :doc)                          AS docs_sent,
-  (SELECT count(*) FROM outbox WHERE origin = 'local' AND kind = :doc)   AS envelopes_sent,
-  (SELECT count(*) FROM inbox WHERE kind = :doc)                         AS docs_received,
-  (SELECT count(*) FROM status_out)                                      AS statuses_sent,
-  (SELECT count(*) FROM status_in)                                       AS statuses_received
+  (SELECT count(*) FROM docs WHERE kind = :doc)
+    - (SELECT count(*) FROM docs WHERE held_for IS NOT NULL AND kind = :doc)                       AS docs_sent,
+  (SELECT count(*) FROM outbox WHERE origin = 'local' AND kind = :doc)
+    - (SELECT count(*) FROM outbox WHERE held_for IS NOT NULL AND origin = 'local' AND kind = :doc) AS envelopes_sent,
+  (SELECT count(*) FROM inbox WHERE kind = :doc)
+    - (SELECT count(*) FROM inbox WHERE held_for IS NOT NULL AND kind = :doc)                      AS docs_received,
+  (SELECT count(*) FROM status_out)
+    - (SELECT count(*) FROM status_out WHERE held_for IS NOT NULL)                                 AS statuses_sent,
+  (SELECT count(*) FROM status_in)
+    - (SELECT count(*) FROM status_in WHERE held_for IS NOT NULL)                                  AS statuses_received
 """
 
-# Distinct codes by skipping through the status_code index: one probe per distinct code.
+# Distinct codes by skipping through the status_code index: one probe per distinct code (and past the held rows
+# of that code, none without a takeover).
 _DISTINCT_CODES = """
 WITH RECURSIVE c(code) AS (
-  SELECT min(status_code) FROM status_out
+  SELECT min(status_code) FROM status_out WHERE held_for IS NULL
   UNION ALL
-  SELECT (SELECT min(status_code) FROM status_out WHERE status_code > c.code) FROM c WHERE c.code IS NOT NULL)
+  SELECT (SELECT min(status_code) FROM status_out WHERE status_code > c.code AND held_for IS NULL)
+  FROM c WHERE c.code IS NOT NULL)
 SELECT count(code) AS distinct_codes_returned FROM c
 """
 
 # Received documents by the number of distinct status codes returned on each: group over the
 # (doc_message_id, status_code) index, keep documents with 3 or more, then check they are
-# received documents.
+# received documents (by this agency: not held for a predecessor).
 _ANSWERED = """
 SELECT coalesce(sum(g.n >= 3), 0) AS docs_answered_3, coalesce(sum(g.n >= 5), 0) AS docs_answered_5
 FROM (SELECT doc_message_id, count(DISTINCT status_code) AS n FROM status_out INDEXED BY status_out_doc_code
       GROUP BY doc_message_id HAVING n >= 3) AS g
-JOIN inbox AS i ON i.message_id = g.doc_message_id AND i.kind = :doc
+JOIN inbox AS i ON i.message_id = g.doc_message_id AND i.kind = :doc AND i.held_for IS NULL
 """
 
 

@@ -22,6 +22,7 @@ class ReturnedStatus:
     status: bytes     # the serialized pb.Status
     received_ms: int
     answered_by: str = ""  # the retired recipient's successor, which sent it
+    held_for: str | None = None  # returned to a predecessor whose history this node took over (node.takeover)
 
 
 
@@ -58,10 +59,11 @@ def record_reported(conn, doc_message_id: str, code: str, status_message_id: str
 
 
 def counts_by_code(db: Database) -> dict[str, dict[str, int]]:
-    """Statuses per code: "returned" by this agency (status_out), "received" on its documents (status_in)."""
+    """Statuses per code: "returned" by this agency (status_out), "received" on its documents (status_in); a
+    predecessor's taken over with its history (held_for) are its own, counted under its code, not here."""
     return {
         "returned": {r["status_code"]: r["n"] for r in db.query(
-            "SELECT status_code, count(*) AS n FROM status_out GROUP BY status_code")},
+            "SELECT status_code, count(*) AS n FROM status_out WHERE held_for IS NULL GROUP BY status_code")},
         "received": {r["status_code"]: r["n"] for r in db.query(
-            "SELECT status_code, count(*) AS n FROM status_in GROUP BY status_code")},
+            "SELECT status_code, count(*) AS n FROM status_in WHERE held_for IS NULL GROUP BY status_code")},
     }

@@ -166,9 +166,9 @@ def import_in(conn, predecessor: str, source: Predecessor, check: Callable[[Enve
     for row in source.rows("doc_progress", PROGRESS, "message_id"):
         _insert(conn, "doc_progress", row)
     for row in source.rows("status_in", STATUS_IN, "seq"):
-        _insert(conn, "status_in", row)
+        _insert(conn, "status_in", {**row, "held_for": predecessor})
     for row in source.rows("status_out", STATUS_OUT, "seq"):
-        _insert(conn, "status_out", row)
+        _insert(conn, "status_out", {**row, "held_for": predecessor})
     conn.execute("INSERT INTO takeovers (predecessor, backup_sha256, taken_ms, inbox, sent, resealed)"
                  " VALUES (?,?,?,?,?,?)", (predecessor, backup, now_ms, inbox, sent, resealed))
     audit.append(conn, now_ms, audit.TAKEOVER, "", predecessor,

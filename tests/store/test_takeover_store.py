@@ -79,3 +79,87 @@ def test_a_predecessors_document_refused_as_retired_is_not_sent_again_by_its_suc
     z = Database(tmp_path / "z.sqlite3")
     take(z, takeover.Predecessor(path))
     assert successions.refused_as_retired(z, 10) == []
+
+
+def _with_statuses(path, pki, clock, received: str, sent: str) -> None:
+    """B's history gets a status each way: the 01 it returned on the document it received (its envelope in B's
+    outbox), a 03 A returned on the document B sent (its envelope in B's inbox), and the send's `docs` row."""
+    from node.store import documents, statuses
+    b = Database(path)
+    ours, _ = envelope.seal(pki.signer(B), A, pb.Payload(status=pb.Status(status_code="01")), clock=clock,
+                            lifetime_s=60, ref_message_id=received)
+    theirs, _ = envelope.seal(pki.signer(A), B, pb.Payload(status=pb.Status(status_code="03")), clock=clock,
+                              lifetime_s=60, ref_message_id=sent)
+    with b.transaction() as tx:
+        outbox.enqueue_in(tx, ours, b"01", A, "", clock.now_ms())
+        statuses.record_reported(tx, received, "01", ours.message_id, clock.now_ms())
+        inbox.add_in(tx, theirs, subject="", now_ms=clock.now_ms(), envelope=b"03")
+        statuses.record_returned(tx, theirs.message_id, sent, A, "03", clock.now_ms(), b"", clock.now_ms())
+        documents.add_in(tx, documents.SentDocument("doc-1", clock.now_ms(), pb.DOCUMENT, "from B", "", 0, None))
+    b.close()
+
+
+def test_the_successors_own_statistics_leave_out_the_history_it_took_over(tmp_path, pki, clock):
+    """What B did stays counted under B's code, as B's node reported it up the tree; Z's own counters count what
+    Z did, or every imported document and status would be counted twice above Z."""
+    from node.store import stats
+    path, received, sent = predecessor_with_mail(tmp_path, pki, clock)
+    _with_statuses(path, pki, clock, received, sent)
+    b = Database(path)
+    of_b = stats.own_counters(b, B, "B", 0)
+    b.close()
+    assert (of_b.docs_sent, of_b.envelopes_sent, of_b.docs_received, of_b.statuses_sent, of_b.statuses_received,
+            of_b.distinct_codes_returned) == (1, 1, 1, 1, 1, 1)
+    z = Database(tmp_path / "z.sqlite3")
+    header, raw = envelope.seal(pki.signer(A), Z, pb.Payload(document=pb.Document(subject="to Z")), clock=clock,
+                                lifetime_s=60)
+    custody_commit.take(z, [custody.Incoming(header.message_id, envelope.sha256(raw), raw, header, A, "to Z", None)],
+                        lambda pairs: receipts.issue(pki.signer(Z), pairs, clock), clock.now_ms())
+    before = stats.own_counters(z, Z, "Z", 0)
+    got = take(z, takeover.Predecessor(path))
+    assert (got.inbox, got.sent) == (2, 2)  # the document and the 03 received, the document and the 01 sent
+    assert stats.own_counters(z, Z, "Z", 0) == before
+    assert (before.docs_received, before.docs_sent, before.statuses_sent, before.statuses_received) == (1, 0, 0, 0)
+    from node.store import statuses
+    assert statuses.counts_by_code(z) == {"returned": {}, "received": {}}  # the metrics' counts alike
+    z.close()
+
+
+def test_statuses_taken_over_before_their_rows_were_marked_are_marked_when_the_mailbox_is_opened(tmp_path, pki,
+                                                                                                  clock):
+    """A mailbox that took a history over before its status rows carried `held_for` (migration 0056): a status
+    whose own envelope was imported is the predecessor's; the agency's own stay unmarked."""
+    import sqlite3
+
+    import sqlite_utils
+
+    from node.store import stats
+    from node.store.schema import migrate
+    path, received, sent = predecessor_with_mail(tmp_path, pki, clock)
+    _with_statuses(path, pki, clock, received, sent)
+    old = tmp_path / "z-old.sqlite3"
+    conn = sqlite3.connect(old)
+    assert migrate(sqlite_utils.Database(conn), stop_before="0056_held_statuses")[-1] == "0055_answered_by"
+    source = takeover.Predecessor(path)
+    with conn:  # the import as it was: status rows copied without held_for
+        for row, raw, _ in source.received():
+            conn.execute(f"INSERT INTO inbox ({', '.join(row)}, held_for) VALUES ({','.join('?' * len(row))}, ?)",
+                         [*row.values(), B])
+        for row, raw in source.sent():
+            conn.execute(f"INSERT INTO outbox ({', '.join(row)}, held_for) VALUES ({','.join('?' * len(row))}, ?)",
+                         [*row.values(), B])
+        for table, columns in (("status_in", takeover.STATUS_IN), ("status_out", takeover.STATUS_OUT)):
+            for row in source.rows(table, columns, "seq"):
+                conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({','.join('?' * len(row))})",
+                             list(row.values()))
+        conn.execute("INSERT INTO status_out (doc_message_id, status_code, status_message_id, issued_ms)"
+                     " VALUES ('own-doc', '02', 'own-02', 1)")  # one of Z's own
+    conn.close()
+    z = Database(old)
+    assert {r["status_message_id"]: r["held_for"] for r in z.query("SELECT * FROM status_out")} == {
+        next(iter(z.query("SELECT status_message_id FROM status_out WHERE status_code = '01'")))["status_message_id"]: B,
+        "own-02": None}
+    assert [r["held_for"] for r in z.query("SELECT held_for FROM status_in")] == [B]
+    counted = stats.own_counters(z, Z, "Z", 0)
+    assert (counted.statuses_sent, counted.statuses_received, counted.docs_received) == (1, 0, 0)
+    z.close()

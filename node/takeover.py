@@ -392,18 +392,48 @@ def send(call: Callable[[rpb.HandOverChunk, float], rpb.HandOverResponse], path:
     return answer
 
 
+HANDOVER_IDLE_S = 3600  # a transfer that has had no chunk for this long is dropped, its file removed
+
+
+@dataclass
+class _Transfer:
+    """One predecessor's transfer in progress: what it said it sends, what came, its digest so far."""
+    sha256: str
+    total: int
+    received: int
+    digest: "hashlib._Hash"  # of the bytes received: checked at the last chunk without reading the file again
+    last_ms: int
+
+
 class HandOvers:
     """The successor's side: files handed over by predecessors, one transfer per predecessor at a time, kept in
-    the data directory until the last chunk, then taken over with the same checks as a backup file."""
+    the data directory until the last chunk, then taken over with the same checks as a backup file.
+
+    A transfer lives in memory (a restart drops it: the predecessor starts again at offset 0), so a file left by an
+    earlier run is removed at start; one a predecessor abandoned is removed once it has been idle for
+    HANDOVER_IDLE_S, when any other chunk comes (only predecessors send any)."""
+
+    PATTERN = ".handover-*.tar"
 
     def __init__(self, code: str, takeovers: Takeovers, successor_of: Callable[[str], str | None],
                  data_dir: Path) -> None:
         self.code, self.takeovers, self.successor_of, self.data_dir = code, takeovers, successor_of, data_dir
         self._lock = threading.Lock()
-        self._open: dict[str, tuple[str, int, int]] = {}  # predecessor -> (sha256, total, received)
+        self._open: dict[str, _Transfer] = {}  # predecessor -> its transfer in progress
+        for left in Path(data_dir).glob(self.PATTERN):  # an earlier run's: no transfer holds it now
+            left.unlink(missing_ok=True)
 
     def _path(self, caller: str) -> Path:
         return self.data_dir / f".handover-{hashlib.sha256(caller.encode()).hexdigest()[:16]}.tar"
+
+    def _drop_idle(self, now_ms: int) -> None:
+        """Transfers abandoned by their predecessor: forgotten and their files removed (lock held)."""
+        for caller, t in list(self._open.items()):
+            if now_ms - t.last_ms > HANDOVER_IDLE_S * 1000:
+                del self._open[caller]
+                self._path(caller).unlink(missing_ok=True)
+                log.info("dropped %s's hand-over: no chunk for %d s (%d of %d bytes came)", caller,
+                         HANDOVER_IDLE_S, t.received, t.total)
 
     def take(self, caller: str | None, chunk: rpb.HandOverChunk) -> rpb.HandOverResponse:
         successor = self.successor_of(caller) if caller else None
@@ -419,30 +449,37 @@ class HandOvers:
         if len(chunk.backup_sha256) != 64 or any(c not in "0123456789abcdef" for c in chunk.backup_sha256):
             raise Rejected(Reason.INVALID_REQUEST, "a SHA-256 in lower-case hex", field="backup_sha256")
         path = self._path(caller)
+        now = self.takeovers.clock.now_ms()
         with self._lock:
+            self._drop_idle(now)
             held = self._open.get(caller)
             if chunk.offset == 0:
-                held = (chunk.backup_sha256, chunk.total, 0)
+                held = _Transfer(chunk.backup_sha256, chunk.total, 0, hashlib.sha256(), now)
                 path.unlink(missing_ok=True)
-            elif held is None or held[:2] != (chunk.backup_sha256, chunk.total) or held[2] != chunk.offset:
+            elif held is None or (held.sha256, held.total) != (chunk.backup_sha256, chunk.total) \
+                    or held.received != chunk.offset:
                 raise Rejected(Reason.INVALID_REQUEST, f"offset {chunk.offset}: this node holds "
-                               f"{held[2] if held else 0} bytes of that transfer; start again at 0", field="offset")
-            if held[2] + len(chunk.data) > chunk.total:
-                raise _too_large("bytes handed over", held[2] + len(chunk.data), chunk.total)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "ab") as f:
-                f.write(chunk.data)
-            received = held[2] + len(chunk.data)
-            self._open[caller] = (held[0], held[1], received)
-            if received < chunk.total:
-                return rpb.HandOverResponse(received=received)
+                               f"{held.received if held else 0} bytes of that transfer; start again at 0",
+                               field="offset")
+            if held.received + len(chunk.data) > chunk.total:
+                raise _too_large("bytes handed over", held.received + len(chunk.data), chunk.total)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                with os.fdopen(fd, "ab") as f:
+                    f.write(chunk.data)
+            except OSError:  # part of it may be in the file: the transfer starts again at 0
+                self._open.pop(caller, None)
+                path.unlink(missing_ok=True)
+                raise
+            held.digest.update(chunk.data)
+            held.received += len(chunk.data)
+            held.last_ms = now
+            self._open[caller] = held
+            if held.received < chunk.total:
+                return rpb.HandOverResponse(received=held.received)
             del self._open[caller]
         try:
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                while data := f.read(backup.CHUNK):
-                    h.update(data)
-            if h.hexdigest() != chunk.backup_sha256:
+            if held.digest.hexdigest() != chunk.backup_sha256:
                 raise Rejected(Reason.INVALID_REQUEST, "the file handed over is not the one its SHA-256 names: "
                                "start again at 0", field="backup_sha256")
             done = self.takeovers.take(path, None, expect=caller)

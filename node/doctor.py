@@ -17,10 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import socket
 import ssl
 import stat
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import grpc
@@ -41,11 +43,20 @@ CONNECT_TIMEOUT_S = 3.0
 OK, WARN, PROBLEM = "ok", "warning", "PROBLEM"
 
 
+_KEY = re.compile(r"[a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*")  # a config key path (node.data_dir, peers[0])
+
+
 @dataclass
 class Report:
     lines: list[tuple[str, str, str]] = field(default_factory=list)  # (level, what, detail / what to fix)
+    # how a config key is found in the file it is written in (`agencies[i].KEY` for an agency inline in the
+    # host file: node.host.config.HostConfig.key_name); applied to a line's first word when it is a key
+    key_name: Callable[[str], str] = lambda key: key
 
     def add(self, level: str, what: str, detail: str) -> None:
+        first, _, rest = what.partition(" ")
+        if _KEY.fullmatch(first):
+            what = self.key_name(first) + (f" {rest}" if rest else "")
         self.lines.append((level, what, detail))
 
     @property
@@ -77,11 +88,13 @@ def diagnose(config: str, agency: str | None = None) -> Report:
     """`agency`: on a host serving several, the one to diagnose (default: the only one)."""
     r = Report()
     try:
-        from .host.config import settings_for
-        s = settings_for(config, agency)
+        from .host.config import load_host
+        host = load_host(config)  # a plain node.yaml too: one agency (as settings_for reads it)
+        s = host.agency(agency)
     except ConfigError as e:
         r.add(PROBLEM, "config", f"{e} (expected {e.expected})" if e.expected else str(e))
         return r
+    r.key_name = lambda key: host.key_name(s.node.code, key)
     r.add(OK, "config", f"{config} loads: node {s.node.code} ({s.node.name})")
     _files(s, r)
     trust = _identity(s, r)
@@ -115,7 +128,7 @@ def _files(s: Settings, r: Report) -> None:
         if mailbox.exists() and _mode(mailbox) & 0o077:
             r.add(PROBLEM, "node.data_dir", f"{mailbox} is readable by others (mode {_mode(mailbox):04o}): "
                                             f"`chmod 600 {mailbox}`")
-        if not any(lv == PROBLEM and what == "node.data_dir" for lv, what, _ in r.lines):
+        if not any(lv == PROBLEM and what == r.key_name("node.data_dir") for lv, what, _ in r.lines):
             r.add(OK, "node.data_dir", f"{data} (mode {_mode(data):04o})")
 
 
@@ -285,7 +298,7 @@ def peer_certificate(s: Settings, address: str, timeout: float = CONNECT_TIMEOUT
 
 
 def _peer(s: Settings, r: Report, i: int, code: str, address: str) -> None:
-    check_peer(s, r, f"peers[{i}] {code}", code, address, fix=f"peers[{i}].address")
+    check_peer(s, r, f"peers[{i}] {code}", code, address, fix=r.key_name(f"peers[{i}].address"))
 
 
 def check_peer(s: Settings, r: Report, what: str, code: str, address: str, *, fix: str = "its address in peers",

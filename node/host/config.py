@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..config import ConfigError, Settings, load_config, located, parse_config, read_document
 
@@ -35,6 +36,20 @@ class HostConfig:
     admin_token: str | None = None  # host.admin_token_file's token
     several: bool = False  # the host file names agencies (or a directory of them)
     advertise: str | None = None  # the host file's registry.advertise: every agency's endpoint by default
+    # an agency given inline in the host file: code -> (its prefix "agencies[i].", the key paths its entry sets)
+    inline: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
+
+    def key_name(self, code: str, key: str) -> str:
+        """How `key` of agency `code`'s settings is found in the file it is written in: `agencies[i].KEY` when
+        that agency's inline entry sets it (an operator reading `node.data_dir` would look for it at the top
+        of the host file, where another agency's, or none, is), else KEY (its own file, or the host file's
+        common part)."""
+        prefix, owned = self.inline.get(code, ("", frozenset()))
+        if not prefix:
+            return key
+        parts = re.sub(r"\[\d+\]", "", key).split(".")
+        owns = any(".".join(parts[:n]) in owned for n in range(1, len(parts) + 1))
+        return prefix + key if owns else key
 
     @property
     def process(self) -> Settings:
@@ -80,8 +95,11 @@ def load_host(path: str | os.PathLike) -> HostConfig:
         files[own.node.code] = str(path)
     common = _common(host_raw)
     prefixes: dict[str, str] = {}  # code -> "agencies[i]." for an agency given inline in the host file
+    inline: dict[str, tuple[str, frozenset[str]]] = {}
     for entry in _agency_entries(raw, base, str(path)):
         s = _agency(entry, common, str(path))
+        if entry.prefix:
+            inline[s.node.code] = (entry.prefix, frozenset(_set_by(entry.raw)))
         if s.node.code in files:
             raise ConfigError(f"agency {s.node.code} is also in {files[s.node.code]}", entry.prefix + "node.code",
                               "one entry per agency code", entry.file)
@@ -96,7 +114,17 @@ def load_host(path: str | os.PathLike) -> HostConfig:
     registry = raw.get("registry")
     advertise = registry.get("advertise") if isinstance(registry, Mapping) else None
     return HostConfig(host_file, tuple(agencies), files, admin, several=True,
-                      advertise=advertise if isinstance(advertise, str) and advertise else None)
+                      advertise=advertise if isinstance(advertise, str) and advertise else None, inline=inline)
+
+
+def _set_by(raw: Mapping, at: str = "") -> Iterator[str]:
+    """The key paths a mapping sets: each leaf, and each list whole (what is under it is the entry's too)."""
+    for key, value in raw.items():
+        path = f"{at}{key}"
+        if isinstance(value, Mapping):
+            yield from _set_by(value, path + ".")
+        else:
+            yield path
 
 
 def _common(host_raw: Mapping) -> dict:

@@ -130,3 +130,28 @@ def test_an_agency_file_set_aside_reads_as_the_host_would_read_it(host, tmp_path
     with pytest.raises(ConfigError) as e:
         agency_from_file(aside, aside)  # an agency file is no host file
     assert e.value.path == "--agency-file"
+
+
+def test_doctor_names_an_inline_agencys_keys_by_their_place_in_the_host_file(host):
+    """An inline agency's key is found at `agencies[i].KEY` in the host file; one it takes from the host file's
+    common part keeps its own name, where the operator finds it; an agency of its own file, as written there."""
+    from node.doctor import OK, PROBLEM, diagnose
+    c2 = inline(host, C2)
+    c2["node"]["data_dir"] = "c2-data"
+    (host.dir / "c2-data").mkdir()
+    os.chmod(host.dir / "c2-data", 0o755)  # open to others: a problem doctor names by its key
+
+    def named(d):
+        del d["agencies_dir"]
+        d["agencies"] = [str(host.agency_file(P)), c2]
+    edit(host.config, named)
+    lines = [(lv, what) for lv, what, _ in diagnose(str(host.config), C2).lines]
+    assert (PROBLEM, "agencies[1].node.data_dir") in lines
+    assert (OK, "agencies[1].node.data_dir") not in lines  # a problem, not also fine
+    assert (OK, "agencies[1].tls.cert") in lines  # its own identity, set in its entry
+    [peer] = [(lv, what, fix) for lv, what, fix in diagnose(str(host.config), C2).lines if "peers[0]" in what]
+    assert peer[1] == f"agencies[1].peers[0] {P}" and "agencies[1].peers[0].address" in peer[2]
+    config = load_host(host.config)
+    assert config.key_name(C2, "limits.envelopes_per_batch") == "limits.envelopes_per_batch"  # the host file's
+    assert config.key_name(P, "node.data_dir") == "node.data_dir"  # in P's own file
+    assert "node.data_dir" in [what for _, what, _ in diagnose(str(host.config), P).lines]

@@ -5,35 +5,18 @@ retiring. Only into the successor a held succession names (docs/restructuring.md
 from __future__ import annotations
 
 import grpc
-import pytest
 
 from node.cli import EXIT_REFUSED, main
 from node.config import load_config
 from node.events import ARRIVED, SUCCESSION
 from node.grpc_errors import metadata_of, reason_of
-from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter
 from node.pb import envelope_pb2 as pb
 from node.runtime import Node
 
-P = "000.00.00.H53"
-X, Z, S = "000.00.31.H53", "000.00.33.H53", "000.00.34.H53"  # X is merged into Z; S writes to both
+from tests.merger_tree import P, S, X, Z, refused, tree  # noqa: F401 - tree: the fixture
+
 TIMEOUT = 30.0
-
-
-@pytest.fixture
-def tree(tmp_path):
-    t = start_tree(tmp_path, {P: None, X: P, Z: P, S: P})
-    try:
-        yield t
-    finally:
-        t.stop()
-
-
-def refused(call) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as e:
-        call()
-    return e.value
 
 
 def test_a_retiring_node_takes_no_new_mail_sends_on_what_it_holds_and_ends_drained(tree, capsys):

@@ -5,7 +5,6 @@ signed backup, marked with X's code, readable with Z's seal key; every refusal w
 (docs/restructuring.md, "History follows")."""
 from __future__ import annotations
 
-import grpc
 import pytest
 
 from node import takeover as takeover_mod
@@ -13,7 +12,6 @@ from node.cli import EXIT_REFUSED, main
 from node.envelope import Signer
 from node.events import DELIVERED, SUCCESSION
 from node.grpc_errors import metadata_of, reason_of
-from node.harness.inproc import start_tree
 from node.harness.waiting import EventWaiter, wait_for_statuses
 from node.identity import revocation, signed
 from node.pb import envelope_pb2 as pb
@@ -25,25 +23,10 @@ from node.transport.interface import Peer, TransportError
 
 from tests.takeover_backups import backup_of, members, remade, write
 
-P = "000.00.00.H53"
-X, Z, S = "000.00.31.H53", "000.00.33.H53", "000.00.34.H53"  # X is merged into Z; S writes to X
+from tests.merger_tree import P, S, X, Z, refused, tree  # noqa: F401 - tree: the fixture
+
 TIMEOUT = 30.0
 REASON = "Nghị quyết sắp xếp đơn vị hành chính cấp xã"
-
-
-@pytest.fixture
-def tree(tmp_path):
-    t = start_tree(tmp_path, {P: None, X: P, Z: P, S: P})
-    try:
-        yield t
-    finally:
-        t.stop()
-
-
-def refused(call) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as e:
-        call()
-    return e.value
 
 
 def keys_of(tree, code: str):

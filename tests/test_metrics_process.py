@@ -31,26 +31,18 @@ METRICS = {"metrics": {"listen": "127.0.0.1:0", "cache_for": "0s"}}  # each scra
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("metrics")
     ca = nodes.make_ca(root)
-    addresses = {code: f"127.0.0.1:{nodes.free_port()}" for code in (P, D)}
     crl = revocation.make_crl(ca)
     # P seals nothing and publishes no seal key (sealing.mode off: as a node older than sealing), so its mail for
     # a commune nobody set up yet goes to D to be parked, where D's metrics count it (a sealing sender keeps such
     # mail home: tests/cluster/test_parked.py); D, `preferred`, answers such a node in clear
     # (under `required` it would refuse: SEAL_KEY_MISSING)
-    hp = nodes.prepare_node(root, ca, NodeSpec(P, "Tỉnh P", extra={**FAST_REGISTRY, **METRICS,
-                                                                   "tls": {"crl": str(crl)},
-                                                                   "sealing": {"mode": "off"}}), addresses)
-    hd = nodes.prepare_node(root, ca, NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra={
-        **FAST_REGISTRY, **METRICS, "audit": {"checkpoint_every": "1s"}, "sealing": {"mode": "preferred"}}),
-                            addresses)
-    try:
-        nodes.start(hp)
-        nodes.wait_healthy([hp], TIMEOUT)
-        nodes.start_registered(hp, hd, TIMEOUT)
-        yield hp, hd
-    finally:
-        for h in (hp, hd):
-            nodes.terminate(h)
+    with nodes.parent_and_child(
+            root, ca, NodeSpec(P, "Tỉnh P", extra={**FAST_REGISTRY, **METRICS, "tls": {"crl": str(crl)},
+                                                   "sealing": {"mode": "off"}}),
+            NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra={
+                **FAST_REGISTRY, **METRICS, "audit": {"checkpoint_every": "1s"}, "sealing": {"mode": "preferred"}}),
+            TIMEOUT) as pair:
+        yield pair
 
 
 def families(handle) -> list:

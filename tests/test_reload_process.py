@@ -31,17 +31,9 @@ TIMEOUT = 30.0
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("reload")
     ca = nodes.make_ca(root)
-    addresses = {code: f"127.0.0.1:{nodes.free_port()}" for code in (P, D)}
-    hp = nodes.prepare_node(root, ca, NodeSpec(P, "Tỉnh P", extra=FAST_REGISTRY), addresses)
-    hd = nodes.prepare_node(root, ca, NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra=FAST_REGISTRY), addresses)
-    try:
-        nodes.start(hp)
-        nodes.wait_healthy([hp], TIMEOUT)
-        nodes.start_registered(hp, hd, TIMEOUT)
+    with nodes.parent_and_child(root, ca, NodeSpec(P, "Tỉnh P", extra=FAST_REGISTRY),
+                                NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra=FAST_REGISTRY), TIMEOUT) as (hp, hd):
         yield root, ca, hp, hd
-    finally:
-        for h in (hp, hd):
-            nodes.terminate(h)
 
 
 def test_sighup_puts_a_renewed_certificate_in_use_and_keeps_the_mail(tree, capsys):

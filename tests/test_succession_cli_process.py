@@ -26,18 +26,9 @@ REASON = "Nghị quyết 1234/NQ-UBTVQH15"
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("succession-cli")
-    ca = nodes.make_ca(root)
-    addresses = {code: f"127.0.0.1:{nodes.free_port()}" for code in (P, D)}
-    hp = nodes.prepare_node(root, ca, NodeSpec(P, "Tỉnh P", extra=FAST_REGISTRY), addresses)
-    hd = nodes.prepare_node(root, ca, NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra=FAST_REGISTRY), addresses)
-    try:
-        nodes.start(hp)
-        nodes.wait_healthy([hp], TIMEOUT)
-        nodes.start_registered(hp, hd, TIMEOUT)
-        yield hp, hd
-    finally:
-        for h in (hp, hd):
-            nodes.terminate(h)
+    with nodes.parent_and_child(root, nodes.make_ca(root), NodeSpec(P, "Tỉnh P", extra=FAST_REGISTRY),
+                                NodeSpec(D, "Huyện D", peers={P: P}, parent=P, extra=FAST_REGISTRY), TIMEOUT) as pair:
+        yield pair
 
 
 def lienthong(*argv: str) -> subprocess.CompletedProcess:

@@ -5,6 +5,7 @@ on the address its peers already know. Readiness is a gRPC health check, never a
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import grpc
 import yaml
@@ -236,6 +238,23 @@ def start_registered(parent: NodeHandle, child: NodeHandle, timeout: float = 30.
     with EventWaiter(parent.client(), inbox=False, sent=False, registry=True) as reg:
         start(child)
         reg.wait(lambda evs: any(e.type == "registered" and e.peer == child.code for e in evs), timeout)
+
+
+@contextlib.contextmanager
+def parent_and_child(root: Path, ca: Path, parent: NodeSpec, child: NodeSpec,
+                     timeout: float = 30.0) -> Iterator[tuple[NodeHandle, NodeHandle]]:
+    """Two node processes, `child` (whose parent is `parent`) registered under `parent`, each on a port of its
+    own; both stopped on exit. Yields (parent's handle, child's handle)."""
+    addresses = {code: f"127.0.0.1:{free_port()}" for code in (parent.code, child.code)}
+    handles = [prepare_node(root, ca, spec, addresses) for spec in (parent, child)]
+    try:
+        start(handles[0])
+        wait_healthy([handles[0]], timeout)
+        start_registered(handles[0], handles[1], timeout)
+        yield handles[0], handles[1]
+    finally:
+        for h in handles:
+            terminate(h)
 
 
 def mailbox_path(node_dir: Path) -> Path:

@@ -17,7 +17,7 @@ from node.pb import envelope_pb2 as pb
 from node.pb import exchange_pb2 as xpb
 from node.pb import registry_pb2 as rpb
 
-from .core import Observed, call, case, refused
+from .core import Observed, call, case, hold_streams, refused
 from .world import (C1, D, G, HELD, M, M2, P, R, TABLES, TIMEOUT, X, issue, message_id_of, poll, relayed,
                     seal)
 
@@ -286,18 +286,9 @@ def _(s):
 
 
 def _watching(stub, most: int) -> tuple[list, Observed]:
-    """Open health Watch streams until one is refused (each counted once its first answer came: it holds one
-    of D's peer workers); (the streams held, the refusal, or OK if none was)."""
+    """Health Watch streams on D's peer port until one is refused (each holds one of D's peer workers)."""
     from grpc_health.v1 import health_pb2
-    held = []
-    for _ in range(most):
-        stream = stub.Watch(health_pb2.HealthCheckRequest(), timeout=4 * TIMEOUT)
-        try:
-            next(stream)
-        except grpc.RpcError as e:
-            return held, refused(e)
-        held.append(stream)
-    return held, Observed("OK", f"{len(held)} health Watch streams held, none refused")
+    return hold_streams(lambda: stub.Watch(health_pb2.HealthCheckRequest(), timeout=4 * TIMEOUT), most)
 
 
 @case("flood", "peers hold health Watch streams on D's peer port until refused, while honest mail flows",

@@ -37,7 +37,7 @@ from node.peer_gate import HEALTH_WATCHES_PER_PEER
 from node.runtime import MAX_WATCHERS, PEER_WORKERS
 from node.transport.grpc_peers import CALLED, grpc_options
 
-from .core import Observed, call, case, refused
+from .core import Observed, call, case, hold_streams, refused
 from .hosting import HA, HB, HP
 from .world import M, TIMEOUT, document, poll, read_rows
 
@@ -164,20 +164,6 @@ def _(s):
 
 # ---- fair shares ----------------------------------------------------------------------------------
 
-def _hold(open_stream, most: int) -> tuple[list, Observed]:
-    """Open streams until one is refused (each counted once its first message came: it holds a worker);
-    (the streams held, the refusal). `most` bounds the attempts."""
-    held = []
-    for _ in range(most):
-        stream = open_stream()
-        try:
-            next(stream)
-        except grpc.RpcError as e:
-            return held, refused(e)
-        held.append(stream)
-    return held, Observed("OK", f"{len(held)} streams held, none refused")
-
-
 @case("hosting", "HA's token holds Watch streams on the host's API until refused; HB is served meanwhile",
       "RESOURCE_EXHAUSTED", "TOO_MANY_STREAMS", via="Mailbox.Watch on " + API)
 def _(s):
@@ -186,7 +172,7 @@ def _(s):
     calls are answered. (The API workers' share, AGENCY_BUSY, bounds the rest of HA's calls.)"""
     def attack(hosting):
         a, b = hosting.client(HA), hosting.client(HB)
-        held, refusal = _hold(lambda: a.stub.Watch(mpb.WatchRequest(inbox=True), metadata=a.metadata,
+        held, refusal = hold_streams(lambda: a.stub.Watch(mpb.WatchRequest(inbox=True), metadata=a.metadata,
                                                    timeout=HELD_S), MAX_WATCHERS + 1)
         try:
             assert 0 < len(held) < MAX_WATCHERS // 2, f"HA holds {len(held)} streams"
@@ -212,7 +198,7 @@ def _(s):
         with _peer_channel(hosting, ident.key_pem, ident.cert_pem, ident.anchors_pem, HB) as to_b, \
                 _peer_channel(hosting, ident.key_pem, ident.cert_pem, ident.anchors_pem, HA) as to_a:
             health_b, health_a = hgrpc.HealthStub(to_b), hgrpc.HealthStub(to_a)
-            held, refusal = _hold(lambda: health_b.Watch(health_pb2.HealthCheckRequest(), metadata=((CALLED, HB),),
+            held, refusal = hold_streams(lambda: health_b.Watch(health_pb2.HealthCheckRequest(), metadata=((CALLED, HB),),
                                                          timeout=HELD_S), PEER_WORKERS + 1)
             try:
                 assert len(held) == HEALTH_WATCHES_PER_PEER, f"M holds {len(held)} streams to HB"

@@ -90,6 +90,20 @@ def refused(e: grpc.RpcError) -> Observed:
     return Observed(e.code().name, reason, detail=detail)
 
 
+def hold_streams(open_stream, most: int) -> tuple[list, Observed]:
+    """Open streams until one is refused (each counted once its first message came: it then holds a worker);
+    (the streams held, the refusal, or OK if none was). `most` bounds the attempts."""
+    held = []
+    for _ in range(most):
+        stream = open_stream()
+        try:
+            next(stream)
+        except grpc.RpcError as e:
+            return held, refused(e)
+        held.append(stream)
+    return held, Observed("OK", f"{len(held)} streams held, none refused")
+
+
 def outcome(o: xpb.Outcome) -> Observed:
     """A per-envelope outcome of DeliverBatch, as the status its reason has in the catalogue."""
     if o.WhichOneof("result") == "receipt":

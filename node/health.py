@@ -20,6 +20,7 @@ what to fix), and once more when it is SERVING again; never on every check.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Callable, Iterable
 
 from grpc_health.v1 import health, health_pb2
@@ -54,11 +55,24 @@ class HealthServicer(health.HealthServicer):
     so a plain HealthServicer() made anywhere in the process would flip every instance back.
 
     At most `watches` streams at once over every port it serves (peers are held to fewer before they reach
-    it: node.peer_gate), so local clients watching health cannot take every API worker either."""
+    it: node.peer_gate), so local clients watching health cannot take every API worker either.
+
+    A status is set only when it changes: grpcio's `set` sends every watcher a message on each call, and the
+    node's health job and the host's set every service on every tick (a Watch stream heard the same SERVING
+    every 5 s; a host of a thousand agencies made a thousand sets a tick)."""
 
     def __init__(self, watches: int = WATCHES) -> None:
         super().__init__(experimental_non_blocking=False)
         self.streams = InFlight(watches)
+        self._said: dict[str, int] = {}  # each service's status as last set
+        self._said_lock = threading.Lock()  # held through grpcio's set: blocking, it only queues the messages
+
+    def set(self, service: str, status) -> None:
+        with self._said_lock:
+            if self._said.get(service) == status:
+                return
+            self._said[service] = status
+            super().set(service, status)
 
     def Watch(self, request, context, send_response_callback=None):  # noqa: N802 - grpc's name
         if not self.streams.enter(ALL):
@@ -78,9 +92,6 @@ class HealthMonitor:
         self.servicer = HealthServicer()
         self.problem: str | None = "not started"
         self.on_change: Callable[[str | None], None] = lambda problem: None  # after the status changed
-        # what each service was last set to: set again only on a change, since grpcio's `set` sends every
-        # watcher a message each time (a Watch stream heard the same SERVING every check, every 5 s)
-        self._said: dict[str, int] = {}
 
     def _node_problem(self) -> str | None:
         if not self.db.healthy():
@@ -103,10 +114,7 @@ class HealthMonitor:
         serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
         for name in SERVICES:
             down = problem if name in PEER_SERVICES else node_problem
-            status = not_serving if down else serving
-            if self._said.get(name) != status:
-                self.servicer.set(name, status)
-                self._said[name] = status
+            self.servicer.set(name, not_serving if down else serving)  # sent to watchers only when changed
         if changed:
             self.on_change(problem)
         return problem is None

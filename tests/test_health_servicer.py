@@ -78,7 +78,7 @@ def test_health_watch_streams_are_capped_with_their_own_reason():
             s.cancel()
 
 
-def test_a_status_is_set_again_only_when_it_changes(tmp_path, pki, clock):
+def test_a_status_is_set_again_only_when_it_changes(tmp_path, pki, clock, monkeypatch):
     """grpcio's `set` sends every watcher a message each time it is called: the node's health job ran it for
     every service on every check, so each Watch stream heard the same SERVING every 5 s. Now only a change
     is set (and so sent)."""
@@ -88,9 +88,10 @@ def test_a_status_is_set_again_only_when_it_changes(tmp_path, pki, clock):
     db = Database(tmp_path / "health.sqlite3")
     problem: list[str | None] = [None]
     monitor = HealthMonitor(db, pki.signer("000.00.01.H53"), pki.trust(clock), checks=[lambda: problem[0]])
-    said: list[tuple[str, int]] = []
-    real = monitor.servicer.set
-    monitor.servicer.set = lambda name, status: (said.append((name, status)), real(name, status))
+    said: list[tuple[str, int]] = []  # what reached grpcio's set, which sends every watcher a message
+    real = health.HealthServicer.set
+    monkeypatch.setattr(health.HealthServicer, "set",
+                        lambda self, name, status: (said.append((name, status)), real(self, name, status)))
     try:
         assert monitor.check() and said == [(name, SERVING) for name in SERVICES]
         assert monitor.check() and monitor.check()

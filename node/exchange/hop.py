@@ -290,8 +290,8 @@ class HopSender:
                 tx.on_commit(lambda p=p: self.events.emit(events.DELIVERED, message_id=p.message_id, peer=self.hop,
                                                           recipient=p.recipient, kind=p.kind, time_ms=now,
                                                           seq=p.seq))
-        self.metrics.stages("out", {"claim": claim_s, "seal": seal_s, "deliver": answered - handed, "receipts": verified - answered,
-                                    "record": time.perf_counter() - verified})
+        self.metrics.stages("out", {"claim": claim_s, "seal": seal_s, "deliver": answered - handed,
+                                    "receipts": verified - answered, "record": time.perf_counter() - verified})
         if bad_receipts:
             log.warning("bad receipts from %s: %s", self.hop, bad_receipts[0][1],
                         extra=logs.fields(hop=self.hop, message_id=bad_receipts[0][0], reason=Reason.BAD_RECEIPT))

@@ -70,10 +70,7 @@ class Host:
         self.http_face = None  # api.http_listen: node/host/http.py
         self.http_port = 0
         self.health = HealthServicer()
-        # what each service was last set to, under its lock: set again only on a change (grpcio's `set` sends
-        # every watcher a message each time); the lock orders a removal's SERVICE_UNKNOWN after a health tick
-        self._said: dict[str, int] = {}
-        self._said_lock = threading.Lock()
+        self._health_lock = threading.Lock()  # orders a removal's SERVICE_UNKNOWN after a health tick's statuses
         serving = lambda: len(self.agencies)  # noqa: E731 - one agency shares with nobody
         self.api_shares = AgencyShares(API_WORKERS, "API workers", serving)  # each agency: half the workers at most
         self.peer_shares = AgencyShares(PEER_WORKERS, "peer workers", serving)
@@ -121,9 +118,8 @@ class Host:
                 del self.agencies[code]
             self.network.detach(code)
             self._tokens = {d: w for d, w in self._tokens.items() if w[0] != code}
-        with self._said_lock:
+        with self._health_lock:
             self.health.set(code, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)  # health Watch on it ends here
-            self._said.pop(code, None)  # added again later: set again
 
     def caller(self, header: str | bytes) -> tuple[str | None, object] | None:
         """(agency code, client) for an `authorization` header; (None, host admin); None: unknown."""
@@ -268,18 +264,12 @@ class Host:
         """The API port's health: "" SERVING when every agency is; each agency by its code."""
         serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
         ok = True
-        with self._said_lock:
+        with self._health_lock:
             for code, node in list(self.agencies.items()):
                 up = node.health.problem is None  # read once: the agency's own job may change it meanwhile
                 ok = ok and up
-                self._say(code, serving if up else not_serving)
-            self._say("", serving if ok else not_serving)
-
-    def _say(self, service: str, status: int) -> None:
-        """Set `service`'s status when it changed (its lock held)."""
-        if self._said.get(service) != status:
-            self.health.set(service, status)
-            self._said[service] = status
+                self.health.set(code, serving if up else not_serving)  # sent to watchers only when changed
+            self.health.set("", serving if ok else not_serving)
 
     def reload(self) -> bool:
         """SIGHUP: read the host file and agency files again. A new agency starts (registers, takes mail),

@@ -534,8 +534,8 @@ def m0056_held_statuses(db) -> None:
     for sql in (
         "ALTER TABLE status_in ADD COLUMN held_for TEXT",
         "ALTER TABLE status_out ADD COLUMN held_for TEXT",
-        "UPDATE status_in SET held_for = (SELECT i.held_for FROM inbox i WHERE i.message_id = status_in.status_message_id)"
-        " WHERE status_message_id IN (SELECT message_id FROM inbox WHERE held_for IS NOT NULL)",
+        "UPDATE status_in SET held_for = (SELECT i.held_for FROM inbox i"
+        " WHERE i.message_id = status_in.status_message_id) WHERE status_message_id IN (SELECT message_id FROM inbox WHERE held_for IS NOT NULL)",
         "UPDATE status_out SET held_for = (SELECT o.held_for FROM outbox o"
         " WHERE o.message_id = status_out.status_message_id)"
         " WHERE status_message_id IN (SELECT message_id FROM outbox WHERE held_for IS NOT NULL)",

@@ -20,7 +20,6 @@ what to fix), and once more when it is SERVING again; never on every check.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Callable, Iterable
 
 from grpc_health.v1 import health, health_pb2
@@ -65,10 +64,11 @@ class HealthServicer(health.HealthServicer):
         super().__init__(experimental_non_blocking=False)
         self.streams = InFlight(watches)
         self._said: dict[str, int] = {}  # each service's status as last set
-        self._said_lock = threading.Lock()  # held through grpcio's set: blocking, it only queues the messages
 
     def set(self, service: str, status) -> None:
-        with self._said_lock:
+        # under grpcio's own lock (an RLock): its enter_graceful_shutdown calls set while holding it, so a lock
+        # of ours taken first here would be taken in the other order there
+        with self._lock:
             if self._said.get(service) == status:
                 return
             self._said[service] = status

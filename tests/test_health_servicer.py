@@ -104,3 +104,20 @@ def test_a_status_is_set_again_only_when_it_changes(tmp_path, pki, clock, monkey
         assert monitor.check() and said[2 * len(SERVICES):] == [(name, SERVING) for name in SERVICES]
     finally:
         db.close()
+
+
+def test_a_graceful_shutdown_still_turns_every_service_not_serving_and_holds():
+    """grpcio's enter_graceful_shutdown sets each service through our `set` while holding its own lock: ours
+    skips only what did not change, under that same lock, so shutdown goes through and nothing is set after."""
+    servicer = HealthServicer()
+    for name in ("", "lienthong.v1.Exchange"):
+        servicer.set(name, SERVING)
+    done = threading.Thread(target=servicer.enter_graceful_shutdown)
+    done.start()
+    done.join(10)
+    assert not done.is_alive()
+    servicer.set("", SERVING)
+    with served(servicer) as stub:
+        for name in ("", "lienthong.v1.Exchange"):
+            assert stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=10).status == \
+                health_pb2.HealthCheckResponse.NOT_SERVING

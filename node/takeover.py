@@ -36,6 +36,7 @@ import hashlib
 import io
 import logging
 import os
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -109,6 +110,8 @@ class Takeovers:
         self.seal_key = seal_key          # our own, current: what imported content keys are wrapped for
         self.max_envelope, self.data_dir = max_envelope, data_dir
         self._lock = threading.Lock()
+        for left in Path(data_dir).glob(".takeover-*.sqlite3*"):  # a crash's copy (and its journal): never read
+            left.unlink(missing_ok=True)
 
     def take(self, source: Path, seal_key: Path | None = None, expect: str | None = None) -> Result:
         """`expect`: the predecessor that handed the file over itself (its backup only)."""
@@ -216,7 +219,7 @@ class Takeovers:
             finally:
                 pred.close()
         finally:
-            for leftover in (copy, Path(f"{copy}-journal")):
+            for leftover in (copy, *(Path(f"{copy}-{end}") for end in ("journal", "wal", "shm"))):
                 leftover.unlink(missing_ok=True)
 
     def _import(self, pred: store.Predecessor, manifest: backup.Manifest, theirs: SealKey | None,
@@ -335,7 +338,8 @@ class _Check:
 # ---- over the network: the retiring node hands its mailbox over (lienthong retire --hand-over) -------------
 
 CHUNK = 1 << 20                  # bytes of the file per HandOver call
-LAST_CHUNK_TIMEOUT_S = 600.0     # the last call waits for the successor's takeover (checks, keys, one transaction)
+LAST_CHUNK_TIMEOUT_S = 3000.0    # the last call waits for the successor's takeover (checks, keys, one transaction),
+                                 # within the hour `lienthong retire --hand-over` waits (cli.LONG_CALL_S)
 CHUNK_TIMEOUT_S = 30.0
 
 
@@ -420,8 +424,11 @@ class HandOvers:
         self.code, self.takeovers, self.successor_of, self.data_dir = code, takeovers, successor_of, data_dir
         self._lock = threading.Lock()
         self._open: dict[str, _Transfer] = {}  # predecessor -> its transfer in progress
-        for left in Path(data_dir).glob(self.PATTERN):  # an earlier run's: no transfer holds it now
-            left.unlink(missing_ok=True)
+        for left in Path(data_dir).glob(".handover-*"):  # an earlier run's: no transfer holds it now
+            if left.is_dir():  # a retiring node's work directory (hand_over), left by a crash
+                shutil.rmtree(left, ignore_errors=True)
+            else:
+                left.unlink(missing_ok=True)
 
     def _path(self, caller: str) -> Path:
         return self.data_dir / f".handover-{hashlib.sha256(caller.encode()).hexdigest()[:16]}.tar"
@@ -478,13 +485,17 @@ class HandOvers:
             if held.received < chunk.total:
                 return rpb.HandOverResponse(received=held.received)
             del self._open[caller]
+            # the whole file, under a name of its own: the predecessor may start again at 0 while this is taken
+            # over (its last call timed out), and that must neither cut this file nor lose its own
+            whole = path.with_name(f"{path.stem}-{secrets.token_hex(4)}.tar")
+            path.rename(whole)
         try:
             if held.digest.hexdigest() != chunk.backup_sha256:
                 raise Rejected(Reason.INVALID_REQUEST, "the file handed over is not the one its SHA-256 names: "
                                "start again at 0", field="backup_sha256")
-            done = self.takeovers.take(path, None, expect=caller)
+            done = self.takeovers.take(whole, None, expect=caller)
         finally:
-            path.unlink(missing_ok=True)
+            whole.unlink(missing_ok=True)
         i = done.imported
         return rpb.HandOverResponse(received=chunk.total, done=True, inbox=i.inbox, sent=i.sent, resealed=i.resealed,
                                     kept_sealed=done.kept_sealed, already=i.already)

@@ -77,3 +77,48 @@ def test_the_last_chunk_is_judged_by_the_digest_of_what_came(tmp_path):
         h.take(X, chunk(b"c" * 64, whole, offset=64))  # other bytes than the SHA-256 names
     assert e.value.reason == Reason.INVALID_REQUEST and e.value.field == "backup_sha256"
     assert t.taken == [] and list(tmp_path.glob(HandOvers.PATTERN)) == []
+
+
+def test_a_transfer_started_again_while_the_last_one_is_taken_over_cuts_neither(tmp_path):
+    """The retiring node's last call may time out while its successor still imports (a large mailbox), and it
+    starts again at 0: the file being taken over is not cut or removed by the new transfer, nor is the new one's."""
+    import threading
+
+    class Slow(Takeovers):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.go_on = threading.Event(), threading.Event()
+
+        def take(self, path, seal_key, expect):
+            if not self.inside.is_set():
+                self.inside.set()
+                assert self.go_on.wait(10)
+            return super().take(path, seal_key, expect)
+
+    t = Slow()
+    h = handovers(tmp_path, t)
+    whole = b"w" * 100
+    answers = []
+    first = threading.Thread(target=lambda: answers.append(h.take(X, chunk(whole, whole))))
+    first.start()
+    assert t.inside.wait(10)  # the first transfer is being taken over
+    assert h.take(X, chunk(whole[:40], whole)).received == 40  # started again at 0
+    t.go_on.set()
+    first.join(10)
+    assert answers and answers[0].done and t.taken == [whole]  # the first took the whole file
+    assert h.take(X, chunk(whole[40:], whole, offset=40)).done and t.taken == [whole, whole]  # the second, whole too
+    assert list(tmp_path.glob(".handover-*")) == []
+
+
+def test_crash_leftovers_of_takeovers_and_hand_overs_are_removed_at_start(tmp_path):
+    from node.takeover import Takeovers as RealTakeovers
+    for name in (".takeover-0123456789abcdef.sqlite3", ".takeover-0123456789abcdef.sqlite3-wal",
+                 ".takeover-0123456789abcdef.sqlite3-journal"):
+        (tmp_path / name).write_bytes(b"x")
+    work = tmp_path / ".handover-abc123"  # a retiring node's work directory (hand_over), its backup inside
+    work.mkdir()
+    (work / "lienthong-backup.tar").write_bytes(b"x")
+    (tmp_path / "mailbox.sqlite3").write_bytes(b"kept")
+    RealTakeovers(Z, None, None, FakeClock(), lambda code: None, lambda: None, 1 << 20, tmp_path)
+    handovers(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mailbox.sqlite3"]

@@ -158,6 +158,8 @@ class Reason(enum.Enum):
                             "whether the document's counterpart is retired cannot be told now: retried")
     HISTORY_NOT_TAKEN_OVER = ("HISTORY_NOT_TAKEN_OVER", _C.UNAVAILABLE, False,
                               "a successor that does not hold its predecessors' history yet: retried")
+    HAND_OVER_IN_PROGRESS = ("HAND_OVER_IN_PROGRESS", _C.FAILED_PRECONDITION, False,
+                             "this node's mailbox is being handed over already: wait for that call's answer")
 
     def __new__(cls, wire: str, code: grpc.StatusCode, permanent: bool, public_message: str) -> "Reason":
         member = object.__new__(cls)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -115,11 +116,18 @@ class AdminService(agrpc.AdminServicer):
         self.issue = issue  # sign a succession into our list, take it, push it: (the list, envelopes re-routed)
         self.takeovers = takeovers  # a retired predecessor's mailbox taken over (node.takeover)
         self.hand_over = hand_over  # this retiring node's mailbox handed over to its successor (node.takeover)
+        self._handing_over = threading.Lock()  # one hand-over at a time
 
     def HandOver(self, request, context):
         if self.hand_over is None:
             raise Rejected(Reason.NOT_RETIRING, "this node hands no mailbox over")
-        successor, a = self.hand_over()
+        if not self._handing_over.acquire(blocking=False):  # each makes a full backup and restarts the transfer
+            raise Rejected(Reason.HAND_OVER_IN_PROGRESS, "this node's mailbox is being handed over already: wait for "
+                           "that call's answer")
+        try:
+            successor, a = self.hand_over()
+        finally:
+            self._handing_over.release()
         return apb.TakeoverResponse(predecessor=self.dispatcher.router.code, inbox=a.inbox, sent=a.sent,
                                     resealed=a.resealed, kept_sealed=a.kept_sealed, already=a.already)
 

@@ -92,6 +92,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SUCCESSION_NOT_COVERING: _ClassVar[Reason]
     SUCCESSION_UNCERTAIN: _ClassVar[Reason]
     HISTORY_NOT_TAKEN_OVER: _ClassVar[Reason]
+    HAND_OVER_IN_PROGRESS: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 MALFORMED: Reason
 MISSING_FIELD: Reason
@@ -178,3 +179,4 @@ NOT_A_SUCCESSOR: Reason
 SUCCESSION_NOT_COVERING: Reason
 SUCCESSION_UNCERTAIN: Reason
 HISTORY_NOT_TAKEN_OVER: Reason
+HAND_OVER_IN_PROGRESS: Reason

@@ -33,6 +33,7 @@ in a mailbox backup).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -43,6 +44,7 @@ import tarfile
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 from cryptography import x509
 
@@ -65,6 +67,24 @@ MAX_MANIFEST = 1 << 20  # a manifest is a few KiB; a bigger member is not read i
 DATABASE = "mailbox.sqlite3"
 SUFFIX = ".tar"
 CHUNK = 1 << 20
+
+
+MAX_MEMBERS = 8  # a backup holds a manifest, its signature, the database and the keys handed over
+
+
+@contextlib.contextmanager
+def open_backup(path: Path) -> Iterator[tarfile.TarFile]:
+    """The backup tar, its member headers read first, at most MAX_MEMBERS of them: tarfile reads every header
+    before finding one member, and a file of millions of empty members (a peer's hand-over can be 8 GiB) would
+    be that many objects in memory before any signature is checked."""
+    with tarfile.open(path, mode="r:") as tar:
+        for _ in range(MAX_MEMBERS):
+            if tar.next() is None:
+                break
+        else:
+            if tar.next() is not None:
+                raise BackupError(f"{path}: more than {MAX_MEMBERS} members: not a lienthong backup")
+        yield tar
 
 
 class BackupError(Exception):
@@ -239,7 +259,7 @@ def prune(settings: Settings, directory: Path, keep: int) -> list[Path]:
 def read_manifest(path: Path) -> tuple[Manifest, bytes, bytes | None]:
     """The manifest, its bytes as signed, and its signature (None when the backup has none)."""
     try:
-        with tarfile.open(path, mode="r:") as tar:
+        with open_backup(path) as tar:
             data = _member(tar, MANIFEST)
             if data is None:
                 raise KeyError(MANIFEST)
@@ -296,7 +316,7 @@ def restore(settings: Settings, source: Path, signer: Signer, now_ms: int,
     try:
         partial = data / (MAILBOX_FILE + ".restoring")
         h = hashlib.sha256()
-        with tarfile.open(source, mode="r:") as tar:
+        with open_backup(source) as tar:
             try:
                 member = tar.getmember(DATABASE)
             except KeyError:

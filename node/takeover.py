@@ -175,7 +175,7 @@ class Takeovers:
         """The database member into `to`, no more than the manifest's size read, its digest checked; the content
         keys handed over beside it (HELD_KEYS: message id -> a wrap for our seal key), if any."""
         h, done = hashlib.sha256(), 0
-        with tarfile.open(source, mode="r:") as tar:
+        with backup.open_backup(source) as tar:
             offered = _held_keys(tar, source)
             try:
                 member = tar.getmember(backup.DATABASE)

@@ -160,6 +160,20 @@ def _(s):
 
 
 
+@case("limits", "a predecessor's genuine signed backup padded with 2,000 empty members", "INVALID_ARGUMENT",
+      "MALFORMED", via=TAKEOVER)
+def _(s):
+    """tarfile reads every member's header before it finds one: millions of empty members (a hand-over may be
+    8 GiB of them) would be that many objects in memory before any signature is checked (backup.MAX_MEMBERS)."""
+    import io
+    import tarfile
+    path = made(s, "padded", PRED, predecessor(s).signer)
+    with tarfile.open(path, mode="a") as tar:
+        for i in range(2000):
+            tar.addfile(tarfile.TarInfo(f"pad-{i}"), io.BytesIO(b""))
+    return takeover(s, path)
+
+
 # ---- handed over by a peer (Registry.HandOver: lienthong retire --hand-over) ------------------------------
 
 HAND_OVER = "Registry.HandOver, {} → D"

@@ -7,13 +7,12 @@ admin with the file: the chain and the signed checkpoints (below) make an edit s
 """
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Iterator
 
 from ..audit.chain import GENESIS, Row, chain
 from ..escaping import escape
-from .database import Database, StoreError, Transaction  # noqa: F401 - StoreError: what ReadOnly raises, for callers
+from .database import Database, StoreError, Transaction, open_read_only  # noqa: F401 - StoreError: what ReadOnly raises, for callers
 
 SENT = "sent"
 DELIVERED = "delivered"
@@ -209,7 +208,7 @@ class ReadOnly:
     the whole walk is one read transaction, so it sees the log as of one commit."""
 
     def __init__(self, mailbox: Path) -> None:
-        self.conn = sqlite3.connect(f"{Path(mailbox).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        self.conn = open_read_only(mailbox)
         self.conn.execute("BEGIN")
 
     def has_chain(self) -> bool:

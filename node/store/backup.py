@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from .database import open_read_only
 from .schema import MIGRATIONS
 
 MIGRATIONS_TABLE = "_sqlite_migrations"
@@ -35,7 +36,7 @@ def known_migrations() -> list[str]:
 def snapshot(mailbox: Path, dest: Path) -> Contents:
     """Copy the mailbox at `mailbox` (a node may be running on it) into the new file `dest`, one file
     in rollback-journal mode (no -wal beside it), and say what it holds."""
-    src = sqlite3.connect(f"{mailbox.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    src = open_read_only(mailbox)
     try:
         dst = sqlite3.connect(str(dest))
         try:
@@ -51,7 +52,7 @@ def snapshot(mailbox: Path, dest: Path) -> Contents:
 
 def inspect(path: Path) -> tuple[Contents, str]:
     """What a copied mailbox holds, and SQLite's integrity check of it ("ok" when sound)."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn = open_read_only(path, timeout=5)
     try:
         check = conn.execute("PRAGMA integrity_check").fetchone()[0]
         return _contents(conn), check

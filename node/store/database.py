@@ -42,10 +42,11 @@ def in_chunks(values: list) -> Iterator[tuple[list, str]]:
         yield chunk, ",".join("?" * len(chunk))
 
 
-def open_read_only(path: Path | str, timeout: float = 30) -> sqlite3.Connection:
+def open_read_only(path: Path | str, timeout: float = 30, **options) -> sqlite3.Connection:
     """A read-only connection of its own to the mailbox at `path`, for a reader outside the node that owns it
-    (WAL lets that node go on); the path is made a proper file: URI, so `?`, `#` or `%` in it mean nothing."""
-    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+    (WAL lets that node go on); the path is made a proper file: URI, so `?`, `#` or `%` in it mean nothing.
+    `options`: sqlite3.connect's others (isolation_level, check_same_thread)."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=timeout, **options)
 
 
 class _Group:

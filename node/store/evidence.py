@@ -10,11 +10,11 @@ link the predecessor to it.
 """
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..pb import envelope_pb2 as pb
+from .database import open_read_only
 
 SENT, RECEIVED = "sent", "received"
 
@@ -39,7 +39,7 @@ class Found:
 
 class Mailbox:
     def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        self.conn = open_read_only(path)
         self.conn.execute("BEGIN")  # one read transaction: the bundle is the mailbox as of one commit
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from ..pb import envelope_pb2 as pb
 from ..pb import stats_pb2 as spb
-from .database import Database
+from .database import Database, open_read_only
 
 DOCUMENT = pb.DOCUMENT
 
@@ -64,8 +64,7 @@ def _reader(db: Database) -> Iterator[sqlite3.Connection]:
     writer's lock; it is not one of the pool's readers, so a long count never keeps
     delivery and the API waiting for one.
     """
-    conn = sqlite3.connect(f"{db.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
-                           isolation_level=None, check_same_thread=False)
+    conn = open_read_only(db.path, isolation_level=None, check_same_thread=False)
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("BEGIN")

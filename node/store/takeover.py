@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import audit
-from .database import Database
+from .database import Database, open_read_only
 
 INBOX = ("message_id", "sender", "kind", "priority", "subject", "received_ms", "acked_ms", "ref_message_id",
          "business_doc_type")
@@ -68,7 +68,7 @@ class Imported:
 class Predecessor:
     def __init__(self, path: Path) -> None:
         try:
-            self.conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+            self.conn = open_read_only(path, timeout=5)
             self.conn.execute("PRAGMA trusted_schema = OFF")
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as e:

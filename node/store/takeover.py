@@ -140,11 +140,17 @@ def import_in(conn, predecessor: str, source: Predecessor, check: Callable[[Enve
     (None: plain, or not ours to open); node.takeover checks them all before and hands the wraps in here. `backup`
     names the source in the audit row."""
     inbox = sent = resealed = already = 0
+    # what was imported here now: the rows beside the envelopes (documents sent, progress, statuses) are kept only
+    # for those, so a backup cannot put rows about this node's own mail, or about nothing, into its mailbox
+    received_ids: set[str] = set()
+    sent_ids: set[str] = set()
+    doc_ids: set[str] = set()
     for row, raw, receipt in source.received():
         wrap = check(Envelope("received", row["message_id"], raw))
         if not _insert(conn, "inbox", {**row, "held_for": predecessor}):
             already += 1
             continue
+        received_ids.add(row["message_id"])
         conn.execute("INSERT OR IGNORE INTO inbox_envelope (message_id, raw) VALUES (?,?)", (row["message_id"], raw))
         conn.execute("INSERT OR IGNORE INTO held (message_id, held_for, receipt, content_wrap) VALUES (?,?,?,?)",
                      (row["message_id"], predecessor, receipt, wrap))
@@ -154,6 +160,9 @@ def import_in(conn, predecessor: str, source: Predecessor, check: Callable[[Enve
         if not _insert(conn, "outbox", {**row, "held_for": predecessor}):
             already += 1
             continue
+        sent_ids.add(row["message_id"])
+        if row["doc_id"]:
+            doc_ids.add(row["doc_id"])
         conn.execute("INSERT OR IGNORE INTO outbox_envelope (message_id, raw) VALUES (?,?)",
                      (row["message_id"], raw))
         conn.execute("INSERT OR IGNORE INTO held (message_id, held_for, receipt, content_wrap) VALUES (?,?,?,?)",
@@ -162,13 +171,17 @@ def import_in(conn, predecessor: str, source: Predecessor, check: Callable[[Enve
     if not (inbox or sent):
         return Imported(0, 0, 0, already)
     for row in source.rows("docs", DOCS, "created_ms"):
-        _insert(conn, "docs", {**row, "held_for": predecessor})
+        if row["doc_id"] in doc_ids:
+            _insert(conn, "docs", {**row, "held_for": predecessor})
     for row in source.rows("doc_progress", PROGRESS, "message_id"):
-        _insert(conn, "doc_progress", row)
-    for row in source.rows("status_in", STATUS_IN, "seq"):
-        _insert(conn, "status_in", {**row, "held_for": predecessor})
-    for row in source.rows("status_out", STATUS_OUT, "seq"):
-        _insert(conn, "status_out", {**row, "held_for": predecessor})
+        if row["message_id"] in received_ids:
+            _insert(conn, "doc_progress", row)
+    for row in source.rows("status_in", STATUS_IN, "seq"):  # returned on a document it sent
+        if row["doc_message_id"] in sent_ids:
+            _insert(conn, "status_in", {**row, "held_for": predecessor})
+    for row in source.rows("status_out", STATUS_OUT, "seq"):  # it returned on a document it received
+        if row["doc_message_id"] in received_ids:
+            _insert(conn, "status_out", {**row, "held_for": predecessor})
     conn.execute("INSERT INTO takeovers (predecessor, backup_sha256, taken_ms, inbox, sent, resealed)"
                  " VALUES (?,?,?,?,?,?)", (predecessor, backup, now_ms, inbox, sent, resealed))
     audit.append(conn, now_ms, audit.TAKEOVER, "", predecessor,

@@ -163,3 +163,29 @@ def test_statuses_taken_over_before_their_rows_were_marked_are_marked_when_the_m
     counted = stats.own_counters(z, Z, "Z", 0)
     assert (counted.statuses_sent, counted.statuses_received, counted.docs_received) == (1, 0, 0)
     z.close()
+
+
+def test_rows_beside_the_envelopes_come_only_for_the_envelopes_imported(tmp_path, pki, clock):
+    """A backup is signed by its predecessor, whatever its operator put in it: a status about one of the
+    successor's own documents, progress of a document nobody sent, a sent document with no envelope are not
+    taken into the successor's mailbox; those about the imported envelopes are."""
+    from node.store import statuses
+    path, received, sent = predecessor_with_mail(tmp_path, pki, clock)
+    _with_statuses(path, pki, clock, received, sent)
+    z = Database(tmp_path / "z.sqlite3")
+    zs_own = "z" * 32  # a document Z sent itself
+    b = Database(path)
+    with b.transaction() as tx:
+        statuses.record_returned(tx, "forged-status", zs_own, A, "16", 1, b"", 1)  # about Z's own document
+        statuses.record_reported(tx, "no-such-document", "05", "forged-05", 1)
+        tx.execute("INSERT INTO doc_progress (message_id, sender) VALUES ('no-such-document', ?)", (A,))
+        tx.execute("INSERT INTO docs (doc_id, created_ms, kind, subject, document_id, business_doc_type)"
+                   " VALUES ('doc-without-envelope', 1, 1, 'x', '', 0)")
+    b.close()
+    take(z, takeover.Predecessor(path))
+    assert statuses.returned_on(z, zs_own) == []
+    assert [r.status_code for r in statuses.returned_on(z, sent)] == ["03"]
+    assert statuses.reported(z, "no-such-document", "05") is None and statuses.reported(z, received, "01")
+    assert z.query("SELECT doc_id FROM docs") == [{"doc_id": "doc-1"}]
+    assert z.query("SELECT message_id FROM doc_progress WHERE message_id = 'no-such-document'") == []
+    z.close()

@@ -24,7 +24,7 @@ from node.store.database import Database
 from takeover_backups import members, write
 
 from .core import call, case
-from .world import C1, D, M, PRED, Identity, foreign_identity, issue
+from .world import C1, D, M, P, PRED, Identity, foreign_identity, issue
 
 TAKEOVER = "Admin.Takeover at D"
 
@@ -171,6 +171,24 @@ def _(s):
     with tarfile.open(path, mode="a") as tar:
         for i in range(2000):
             tar.addfile(tarfile.TarInfo(f"pad-{i}"), io.BytesIO(b""))
+    return takeover(s, path)
+
+
+@case("takeover", "a predecessor's backup signed with a key its CA revoked as compromised", "PERMISSION_DENIED",
+      "TAKEOVER_REVOKED", via=TAKEOVER, prepares=True)
+def _(s):
+    """Whoever held a key revoked for key_compromise could have made the backup: only a retired node's
+    revocation (cessation_of_operation, superseded) lets its signature stand. A second certificate of the
+    retired commune, so that the other cases keep theirs."""
+    from node.identity import revocation
+    from node.pb import registry_pb2 as rpb
+    stolen = issue(s.w.ca_dir, s.w.root / "takeover-keys" / "stolen", PRED)
+    path = made(s, "stolen-key", PRED, stolen.signer)
+    revocation.revoke(s.w.ca_dir, s.w.root / "takeover-keys" / "stolen" / "node.pem", "key_compromise")
+    pushed = s.w.registry(P, at=D).PushCrl(rpb.CrlPush(crl_der=revocation.make_crl(s.w.ca_dir).read_bytes()),
+                                           timeout=10)
+    assert pushed.crl_number >= 1
+    s.begin()
     return takeover(s, path)
 
 

@@ -168,6 +168,7 @@ class Node:
         self.settings = s = settings
         self.clock = clock
         self.shared = shared  # node.host.shared.Shared, or None: this node is the whole process
+        self._awaiting: tuple | None = None  # (what it was for, the agencies awaiting their history): _awaiting_history
         # everything that can refuse start-up does so here, before anything is created or bound
         try:
             self.trust = TrustStore.from_files(list(s.tls.trust_anchors), clock, crl=s.tls.crl)
@@ -494,10 +495,20 @@ class Node:
 
     def _awaiting_history(self) -> list[str]:
         """The retired agencies we answer for (the end of their chain of successors) whose mailboxes we have not
-        taken over yet: statuses and changes about their documents are refused for now, not for good."""
+        taken over yet: statuses and changes about their documents are refused for now, not for good.
+
+        Asked for every status or change about a document we know nothing of, inside the custody transaction: a
+        peer's batch of them must not walk every succession list and read the takeovers once each. Kept while the
+        lists held, the mailbox's commits and the second stay the same (a succession comes into effect at its
+        time, a takeover commits)."""
+        key = (tuple(sorted(self.successions.numbers().items())), self.db.commits, self.clock.now_ms() // 1000)
+        if self._awaiting is not None and self._awaiting[0] == key:
+            return self._awaiting[1]
         me = self.settings.node.code
         ours = {r.code for r in self.successions.all_retired() if self.successions.successor(r.code) == me}
-        return sorted(ours - {t.predecessor for t in takeover_store.takeovers(self.db)}) if ours else []
+        waiting = sorted(ours - {t.predecessor for t in takeover_store.takeovers(self.db)}) if ours else []
+        self._awaiting = (key, waiting)
+        return waiting
 
     def _parent_problem(self) -> str | None:
         return self.directory.parent_problem(int(self.settings.registry.unhealthy_after * 1000))

@@ -168,6 +168,23 @@ def test_after_the_hand_over_the_successor_reports_and_revokes_for_its_predecess
         t.stop()
 
 
+def test_who_awaits_its_history_is_worked_out_once_while_nothing_changes(tree, history, monkeypatch):
+    """Asked for every status or change about a document the successor knows nothing of, inside the custody
+    transaction: a peer's batch of them walks the succession lists once, not once each; a commit (a takeover)
+    or a new list makes it ask again."""
+    z = tree.node(Z)
+    walks = []
+    real = z.successions.all_retired
+    monkeypatch.setattr(z.successions, "all_retired", lambda: (walks.append(1), real())[1])
+    with z.db.transaction():  # one custody transaction: no commit in between
+        answers = [z._awaiting_history() for _ in range(50)]
+    assert answers[0] == [X] and all(a == [X] for a in answers) and len(walks) <= 2  # <= 2: a second may turn
+    walks.clear()
+    with z.db.transaction() as tx:  # any commit
+        tx.execute("SELECT 1")
+    assert z._awaiting_history() == [X] and len(walks) == 1
+
+
 def test_before_the_takeover_the_successor_refuses_for_now_what_is_about_its_predecessors_documents(tree, history):
     """A status sent to Z, X's successor, about a document X sent (S's status on it, re-addressed to Z): Z does
     not hold X's history yet, so it refuses it for now (HISTORY_NOT_TAKEN_OVER: S's node keeps it and sends it
